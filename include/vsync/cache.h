@@ -1,0 +1,69 @@
+/*
+ * cache.h - the local content-addressed cache in --cache-dir.
+ *
+ * Layout:
+ *   <dir>/objects/<h0h1>/<64-hex>      verified content, named by SHA-256
+ *   <dir>/tmp/                         files being written (renamed in)
+ *   <dir>/projects/<uuid>/manifest     last manifest seen (vs_manifest format)
+ *   <dir>/projects/<uuid>/local/       local-only upper layer (node_modules ...)
+ *   <dir>/projects/<name> -> <uuid>    symlink, so a remount by name works offline
+ *
+ * Objects are immutable once renamed into place. Thread-safe: every call
+ * works on its own file descriptors.
+ */
+#ifndef VSYNC_CACHE_H
+#define VSYNC_CACHE_H
+
+#include <stddef.h>
+
+#include "vsync/hash.h"
+
+struct vs_cache {
+	char *dir; /* owned */
+	int dir_fd;
+};
+
+/* Create the layout under @dir if missing. 0 or -errno (the dir is
+ * unusable); on failure nothing is held. */
+int vs_cache_init(struct vs_cache *c, const char *dir);
+void vs_cache_release(struct vs_cache *c);
+
+/* "objects/ab/ab...." relative to the cache dir. Pure. */
+void vs_cache_object_name(char out[8 + 3 + VS_HASH_HEX_LEN + 1],
+			  const char *hash);
+
+/*
+ * Open object @hash read-only and check its bytes against the name.
+ * 0 and *fd_out on success; -ENOENT if absent; -EBADMSG if the bytes do not
+ * match (the bad object is removed and a warning logged); other -errno.
+ */
+int vs_cache_open(struct vs_cache *c, const char *hash, int *fd_out);
+
+/*
+ * Store @len bytes as object @hash after checking that they hash to it:
+ * -EBADMSG if not (nothing written). Written to tmp/ then renamed, so a
+ * reader never sees a partial object. 0 or -errno (-ENOSPC ...).
+ */
+int vs_cache_store(struct vs_cache *c, const char *hash, const void *buf,
+		   size_t len);
+
+/* Create (if missing) and open projects/<uuid>/<sub> as a directory;
+ * @sub may be "" for the project dir itself. 0 and *fd_out, or -errno. */
+int vs_cache_project_dir(struct vs_cache *c, const char *project_id,
+			 const char *sub, int *fd_out);
+
+/* Record the name -> uuid link (best effort) and resolve it back.
+ * resolve: 0 and @out, or -ENOENT. */
+int vs_cache_project_link(struct vs_cache *c, const char *name,
+			  const char *project_id);
+int vs_cache_project_resolve(struct vs_cache *c, const char *name,
+			     char out[37]);
+
+/* Atomically replace projects/<uuid>/<file> with @len bytes. */
+int vs_cache_project_write(struct vs_cache *c, const char *project_id,
+			   const char *file, const void *buf, size_t len);
+/* Read projects/<uuid>/<file> into a malloc'd buffer. -ENOENT if absent. */
+int vs_cache_project_read(struct vs_cache *c, const char *project_id,
+			  const char *file, char **buf, size_t *len);
+
+#endif

@@ -1,0 +1,53 @@
+/*
+ * fs.h - the FUSE file system (fuse/): what the mount program hands it.
+ *
+ * The file system serves the tree of a manifest (read-only for synced paths
+ * until write-back lands: EROFS) and passes local-only paths through to an
+ * upper directory. Content comes from a struct vs_content.
+ */
+#ifndef VSYNC_FS_H
+#define VSYNC_FS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "vsync/manifest.h"
+#include "vsync/path.h"
+
+struct vs_content;
+struct fuse_args;
+
+struct vs_fs_config {
+	const char *mountpoint;
+	struct vs_local_rules local; /* names of local-only paths */
+	int upper_fd;		     /* dir fd of the local upper layer (borrowed) */
+	struct vs_content *content;  /* borrowed */
+	double entry_timeout;	     /* seconds */
+	double attr_timeout;
+	bool foreground;
+	bool single_thread;
+	uid_t uid; /* owner shown for synced files */
+	gid_t gid;
+};
+
+struct vs_fs;
+
+/*
+ * Build the inode table from @m (entries need not be sorted; directories
+ * implied by paths are created; entries under local-only paths are skipped
+ * with a log line). 0 or -errno.
+ */
+int vs_fs_new(struct vs_fs **out, const struct vs_fs_config *cfg,
+	      const struct vs_manifest *m);
+void vs_fs_free(struct vs_fs *fs);
+
+/*
+ * Mount and serve until unmounted or signalled (SIGINT/SIGTERM/SIGHUP).
+ * @args: FUSE options (-o ...). @ready_cb is called once mounted (in the
+ * process that serves, after daemonising when not foreground).
+ * Returns 0 on a clean unmount, -errno if the mount failed (reason logged).
+ */
+int vs_fs_run(struct vs_fs *fs, struct fuse_args *args,
+	      void (*ready_cb)(void *arg), void *ready_arg);
+
+#endif

@@ -1,0 +1,103 @@
+/*
+ * pg.h - the PostgreSQL backend: one connection with deadlines.
+ *
+ * Every call has a deadline (the timeout given at open, per call): the
+ * connection is made with PQconnectStart/PQconnectPoll and queries are sent
+ * asynchronously and waited for with poll(2); on expiry the query is
+ * cancelled, the connection reset and -ETIMEDOUT returned. A struct vs_pg
+ * belongs to one thread at a time (callers serialise).
+ *
+ * Errors: 0 or -errno. PostgreSQL errors are turned into errno in exactly
+ * one place (vs_pg_errno()):
+ *   -ECONNREFUSED  server unreachable or not accepting connections
+ *   -EACCES        authentication or permission refused
+ *   -ETIMEDOUT     deadline passed (or SQLSTATE 57014, cancelled)
+ *   -ENOENT        unknown project, path or version (SQLSTATE P0002)
+ *   -EEXIST        target exists            (SQLSTATE 23505 / P0003)
+ *   -ESTALE        base version is not current: a conflict (SQLSTATE 40001/P0004)
+ *   -EINVAL        invalid path or argument  (SQLSTATE 22023)
+ *   -ENOTDIR, -EISDIR, -ENOTEMPTY           (SQLSTATE P0005, P0006, P0007)
+ *   -ENAMETOOLONG  path or name too long     (SQLSTATE P0008)
+ *   -EIO           anything else
+ * A connection lost inside a transaction loses it: every call then fails
+ * with -EIO until the caller calls vs_pg_rollback().
+ * The server's message for the last failure is kept: vs_pg_last_error().
+ */
+#ifndef VSYNC_PG_H
+#define VSYNC_PG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "vsync/manifest.h"
+
+struct vs_pg;
+
+/*
+ * Connect to @conninfo (a libpq URL or key=value string; NULL or "" means
+ * libpq's defaults / PG* environment). @timeout_ms bounds the connect and
+ * every later call. On failure *out is NULL and the reason is logged.
+ */
+int vs_pg_open(struct vs_pg **out, const char *conninfo, int timeout_ms);
+void vs_pg_free(struct vs_pg *pg);
+
+/* Like vs_pg_open() but without connecting: the first call (or
+ * vs_pg_ensure()) connects, and a failure to connect is left to the caller
+ * to report (vs_pg_last_error()), not logged. 0 or -ENOMEM. */
+int vs_pg_new(struct vs_pg **out, const char *conninfo, int timeout_ms);
+
+/* Last server or client error text (never NULL; "" if none). */
+const char *vs_pg_last_error(const struct vs_pg *pg);
+
+/* Reconnect if the connection was lost. 0 or -errno. */
+int vs_pg_ensure(struct vs_pg *pg);
+
+/*
+ * Run one statement with text parameters (NULL for SQL NULL) and optional
+ * binary parameters: @lengths/@formats as in PQexecParams (may be NULL).
+ * @binary_result asks for binary result columns. On success *res_out owns
+ * the result (PQclear it); returns 0 or -errno (then *res_out is NULL).
+ */
+int vs_pg_exec(struct vs_pg *pg, PGresult **res_out, const char *sql,
+	       int nparams, const char *const *values, const int *lengths,
+	       const int *formats, int binary_result);
+
+/* Simple statements without parameters or results (BEGIN, COMMIT ...);
+ * @sql may hold several statements (a migration file). 0 or the first
+ * error as -errno. */
+int vs_pg_cmd(struct vs_pg *pg, const char *sql);
+
+/* Transactions. @mode is appended to BEGIN ("ISOLATION LEVEL ...", or
+ * NULL). vs_pg_rollback() never fails: it rolls back what is open, drops
+ * the connection if even that fails, and clears a lost-transaction state. */
+int vs_pg_begin(struct vs_pg *pg, const char *mode);
+int vs_pg_commit(struct vs_pg *pg);
+void vs_pg_rollback(struct vs_pg *pg);
+
+/* The errno (positive) for a SQLSTATE or SQLSTATE class (table above);
+ * EIO for NULL or anything unknown. The one place errors are mapped. */
+int vs_pg_errno(const char *sqlstate);
+
+/* Resolve a project name or UUID to its UUID. -ENOENT if unknown. */
+int vs_pg_project_resolve(struct vs_pg *pg, const char *name_or_id,
+			  char id_out[37]);
+
+/*
+ * Load the current tree of project @id (one query, one snapshot) into @m
+ * (initialised, empty). Rows whose path fails validation are skipped with a
+ * warning naming the path. Sets m->seq to the change sequence the tree
+ * reflects. On failure @m is left empty.
+ */
+int vs_pg_manifest_load(struct vs_pg *pg, const char *id,
+			struct vs_manifest *m);
+
+/*
+ * Fetch the bytes of content @hash of project @id into a malloc'd buffer.
+ * Does not verify the hash (the caller does). -ENOENT if no such content.
+ */
+int vs_pg_blob_fetch(struct vs_pg *pg, const char *id, const char *hash,
+		     uint8_t **buf, size_t *len);
+
+#endif

@@ -1,0 +1,323 @@
+/*
+ * cache.c - the content-addressed local cache (cache.h).
+ *
+ * Objects are written to tmp/ under a unique name, fsync'd, and renamed to
+ * objects/<h0h1>/<hash>, so an object that exists is whole. Reads check
+ * the bytes against the name before handing out the fd; a mismatch removes
+ * the object so the next open fetches it again.
+ */
+#include "vsync/cache.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vsync/log.h"
+
+static int mkdirat_p(int dirfd, const char *name, mode_t mode)
+{
+	if (mkdirat(dirfd, name, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int vs_cache_init(struct vs_cache *c, const char *dir)
+{
+	int r;
+
+	c->dir = NULL;
+	c->dir_fd = -1;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		r = -errno;
+		vs_error("cannot create cache dir '%s': %s", dir, strerror(-r));
+		return r;
+	}
+	c->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (c->dir_fd < 0) {
+		r = -errno;
+		vs_error("cannot open cache dir '%s': %s", dir, strerror(-r));
+		return r;
+	}
+	if ((r = mkdirat_p(c->dir_fd, "objects", 0700)) < 0 ||
+	    (r = mkdirat_p(c->dir_fd, "tmp", 0700)) < 0 ||
+	    (r = mkdirat_p(c->dir_fd, "projects", 0700)) < 0) {
+		vs_error("cannot set up cache dir '%s': %s", dir, strerror(-r));
+		goto fail;
+	}
+	c->dir = strdup(dir);
+	if (!c->dir) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	return 0;
+fail:
+	close(c->dir_fd);
+	c->dir_fd = -1;
+	return r;
+}
+
+void vs_cache_release(struct vs_cache *c)
+{
+	if (c->dir_fd >= 0)
+		close(c->dir_fd);
+	c->dir_fd = -1;
+	free(c->dir);
+	c->dir = NULL;
+}
+
+void vs_cache_object_name(char out[8 + 3 + VS_HASH_HEX_LEN + 1],
+			  const char *hash)
+{
+	snprintf(out, 8 + 3 + VS_HASH_HEX_LEN + 1, "objects/%.2s/%.64s", hash,
+		 hash);
+}
+
+int vs_cache_open(struct vs_cache *c, const char *hash, int *fd_out)
+{
+	char name[8 + 3 + VS_HASH_HEX_LEN + 1];
+	char got[VS_HASH_HEX_LEN + 1];
+	int fd, r;
+
+	if (!vs_hash_hex_valid(hash))
+		return -EINVAL;
+	vs_cache_object_name(name, hash);
+	fd = openat(c->dir_fd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	r = vs_sha256_fd_hex(got, fd);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	if (strcmp(got, hash) != 0) {
+		vs_warn("cache object %s is corrupt (its bytes hash to %s): "
+			"removed, will fetch again",
+			hash, got);
+		unlinkat(c->dir_fd, name, 0);
+		close(fd);
+		return -EBADMSG;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Write @len bytes to a fresh file in tmp/ and rename it to @dest (relative
+ * to @destdir). The temp file is removed on failure. */
+static int atomic_write(struct vs_cache *c, int destdir, const char *dest,
+			const void *buf, size_t len)
+{
+	char tmp[64];
+	static unsigned counter;
+	int fd, r;
+
+	snprintf(tmp, sizeof(tmp), "tmp/%d.%u", (int)getpid(),
+		 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+	fd = openat(c->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		    0600);
+	if (fd < 0)
+		return -errno;
+	r = write_all(fd, buf, len);
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && renameat(c->dir_fd, tmp, destdir, dest) < 0)
+		r = -errno;
+	if (r < 0)
+		unlinkat(c->dir_fd, tmp, 0);
+	return r;
+}
+
+int vs_cache_store(struct vs_cache *c, const char *hash, const void *buf,
+		   size_t len)
+{
+	char name[8 + 3 + VS_HASH_HEX_LEN + 1];
+	char got[VS_HASH_HEX_LEN + 1];
+	int r;
+
+	if (!vs_hash_hex_valid(hash))
+		return -EINVAL;
+	r = vs_sha256_hex(got, buf, len);
+	if (r < 0)
+		return r;
+	if (strcmp(got, hash) != 0)
+		return -EBADMSG;
+	vs_cache_object_name(name, hash);
+	name[10] = '\0'; /* "objects/ab" */
+	r = mkdirat_p(c->dir_fd, name, 0700);
+	if (r < 0)
+		return r;
+	vs_cache_object_name(name, hash);
+	r = atomic_write(c, c->dir_fd, name, buf, len);
+	if (r < 0)
+		vs_warn("cannot store %s in the cache: %s", hash, strerror(-r));
+	return r;
+}
+
+/* "projects/<uuid>" or "projects/<uuid>/<sub>" */
+static int project_path(char *out, size_t size, const char *project_id,
+			const char *sub)
+{
+	int n;
+
+	if (strchr(project_id, '/') || project_id[0] == '.' || !project_id[0])
+		return -EINVAL;
+	n = snprintf(out, size, "projects/%s%s%s", project_id,
+		     sub && sub[0] ? "/" : "", sub ? sub : "");
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+int vs_cache_project_dir(struct vs_cache *c, const char *project_id,
+			 const char *sub, int *fd_out)
+{
+	char path[256];
+	int r, fd;
+
+	r = project_path(path, sizeof(path), project_id, NULL);
+	if (r < 0)
+		return r;
+	r = mkdirat_p(c->dir_fd, path, 0700);
+	if (r < 0)
+		return r;
+	r = project_path(path, sizeof(path), project_id, sub);
+	if (r < 0)
+		return r;
+	if (sub && sub[0] && (r = mkdirat_p(c->dir_fd, path, 0755)) < 0)
+		return r;
+	fd = openat(c->dir_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	*fd_out = fd;
+	return 0;
+}
+
+int vs_cache_project_link(struct vs_cache *c, const char *name,
+			  const char *project_id)
+{
+	char link[256], tmp[300];
+
+	if (project_path(link, sizeof(link), name, NULL) < 0 ||
+	    strcmp(name, project_id) == 0)
+		return 0;
+	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", link, (int)getpid());
+	unlinkat(c->dir_fd, tmp, 0);
+	if (symlinkat(project_id, c->dir_fd, tmp) < 0 ||
+	    renameat(c->dir_fd, tmp, c->dir_fd, link) < 0) {
+		int r = -errno;
+
+		unlinkat(c->dir_fd, tmp, 0);
+		return r;
+	}
+	return 0;
+}
+
+int vs_cache_project_resolve(struct vs_cache *c, const char *name,
+			     char out[37])
+{
+	char link[256], target[64];
+	ssize_t n;
+
+	if (project_path(link, sizeof(link), name, NULL) < 0)
+		return -ENOENT;
+	n = readlinkat(c->dir_fd, link, target, sizeof(target) - 1);
+	if (n < 0) {
+		struct stat st;
+
+		/* the argument may be the UUID itself */
+		if (fstatat(c->dir_fd, link, &st, 0) == 0 &&
+		    S_ISDIR(st.st_mode) && strlen(name) == 36) {
+			memcpy(out, name, 37);
+			return 0;
+		}
+		return -ENOENT;
+	}
+	if (n != 36)
+		return -ENOENT;
+	target[n] = '\0';
+	memcpy(out, target, 37);
+	return 0;
+}
+
+int vs_cache_project_write(struct vs_cache *c, const char *project_id,
+			   const char *file, const void *buf, size_t len)
+{
+	char path[256];
+	int r, fd;
+
+	r = vs_cache_project_dir(c, project_id, "", &fd);
+	if (r < 0)
+		return r;
+	close(fd);
+	r = project_path(path, sizeof(path), project_id, file);
+	if (r < 0)
+		return r;
+	return atomic_write(c, c->dir_fd, path, buf, len);
+}
+
+int vs_cache_project_read(struct vs_cache *c, const char *project_id,
+			  const char *file, char **buf, size_t *len)
+{
+	char path[256];
+	struct stat st;
+	char *p = NULL;
+	size_t got = 0;
+	int fd, r;
+
+	r = project_path(path, sizeof(path), project_id, file);
+	if (r < 0)
+		return r;
+	fd = openat(c->dir_fd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		goto out;
+	}
+	p = malloc((size_t)st.st_size + 1);
+	if (!p) {
+		r = -ENOMEM;
+		goto out;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, p + got, (size_t)st.st_size - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r = n < 0 ? -errno : -EIO;
+			goto out;
+		}
+		got += (size_t)n;
+	}
+	p[got] = '\0';
+	*buf = p;
+	*len = got;
+	p = NULL;
+	r = 0;
+out:
+	free(p);
+	close(fd);
+	return r;
+}
