@@ -1,0 +1,804 @@
+-- 002_functions.sql - the write path and the read functions of vsync.
+--
+-- Every writer (platform API, vsyncctl, the mount's write-back) changes a
+-- project only through the vsync_* write functions below, so the write
+-- semantics live here, whatever the writer's language:
+--
+--   * One change = one call = one seq. A write function first locks the
+--     project row (SELECT ... FOR UPDATE), then advances projects.change_seq.
+--     The row lock serialises the writers of a project until commit, so seq
+--     order is commit order and there is no gap (a rolled-back change takes
+--     its increment with it).
+--   * Idempotency: p_operation_id (NULL = a fresh one) is recorded in
+--     file_operations; calling again with an id already recorded returns the
+--     stored result and changes nothing.
+--   * Every change writes new project_files rows (never updates content in
+--     place), one file_operations row, and one NOTIFY on 'file_changes'.
+--     The rows a change produced are the project_files rows with its seq
+--     (a write that creates parent directories, a recursive delete and a
+--     directory rename produce several).
+--   * A path has one current row: its live version or its tombstone
+--     (is_deleted). Version numbers grow per path across deletes.
+--
+-- Errors (SQLSTATE, mapped to errno by sync/pg.c vs_pg_errno()):
+--   P0002 unknown project / no such path or version      ENOENT
+--   P0003 target exists                                  EEXIST
+--   P0004 conflict: base version is not current          ESTALE
+--   P0005 a parent is not a directory                    ENOTDIR
+--   P0006 is a directory                                 EISDIR
+--   P0007 directory not empty                            ENOTEMPTY
+--   P0008 path or name too long                          ENAMETOOLONG
+--   22023 invalid path or argument                       EINVAL
+--
+-- Idempotent (CREATE OR REPLACE): applied by `vsyncctl init`.
+
+-- ---------------------------------------------------------------------
+-- Internal helpers (vsync__*): not part of the protocol.
+-- ---------------------------------------------------------------------
+
+-- Raise 22023 / P0008 unless @p_path is a valid project path (see
+-- include/vsync/path.h; control characters are refused too).
+CREATE OR REPLACE FUNCTION vsync_check_path(p_path text)
+RETURNS void LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+	c text;
+	why text;
+	shown text;
+BEGIN
+	IF p_path IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'invalid path: NULL';
+	END IF;
+	shown := CASE WHEN length(p_path) > 80
+		 THEN left(p_path, 80) || '...' ELSE p_path END;
+	shown := regexp_replace(shown, '[\x01-\x1f\x7f]', '?', 'g');
+	IF octet_length(p_path) > 4096 THEN
+		RAISE EXCEPTION USING ERRCODE = 'P0008',
+			MESSAGE = format('path too long: ''%s'' (%s bytes, at most 4096)',
+					 shown, octet_length(p_path));
+	END IF;
+	IF p_path = '' THEN
+		why := 'empty';
+	ELSIF left(p_path, 1) = '/' THEN
+		why := 'absolute';
+	ELSIF right(p_path, 1) = '/' THEN
+		why := 'trailing ''/''';
+	ELSIF p_path ~ '[\x01-\x1f\x7f]' THEN
+		why := 'control character';
+	ELSE
+		FOREACH c IN ARRAY string_to_array(p_path, '/') LOOP
+			IF c = '' THEN
+				why := 'empty component';
+			ELSIF c = '.' OR c = '..' THEN
+				why := format('''%s'' component', c);
+			ELSIF octet_length(c) > 255 THEN
+				RAISE EXCEPTION USING ERRCODE = 'P0008',
+					MESSAGE = format('name too long in ''%s'' (%s bytes, at most 255)',
+							 shown, octet_length(c));
+			END IF;
+			EXIT WHEN why IS NOT NULL;
+		END LOOP;
+	END IF;
+	IF why IS NOT NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = format('invalid path ''%s'': %s', shown, why);
+	END IF;
+END $$;
+
+-- Whether @p_bytes can be stored as text: valid UTF-8 without NUL.
+-- Anything else is stored as base64.
+CREATE OR REPLACE FUNCTION vsync__is_utf8(p_bytes bytea)
+RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+	PERFORM convert_from(p_bytes, 'UTF8');
+	RETURN true;
+EXCEPTION WHEN character_not_in_repertoire OR untranslatable_character THEN
+	RETURN false;
+END $$;
+
+-- (content, encoding) -> bytes.
+-- STABLE like convert_to(), so that it is inlined into the caller's query
+-- (an IMMUTABLE wrapper around a STABLE function is not: it then costs a
+-- second copy of the content).
+CREATE OR REPLACE FUNCTION vsync__decode(p_content text, p_encoding text)
+RETURNS bytea LANGUAGE sql STABLE AS $$
+	SELECT CASE WHEN p_encoding = 'base64' THEN decode(p_content, 'base64')
+		    ELSE convert_to(p_content, 'UTF8') END
+$$;
+
+-- Lock project @p_project for this change and check the idempotency key.
+-- Returns the stored result if @p_op was already recorded (seq NULL then),
+-- else the new change seq.
+CREATE OR REPLACE FUNCTION vsync__begin_change(p_project uuid, p_op uuid,
+					       OUT new_seq bigint,
+					       OUT prior jsonb)
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM 1 FROM projects p WHERE p.id = p_project FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = 'P0002',
+			MESSAGE = format('unknown project: %s', p_project);
+	END IF;
+	SELECT o.result INTO prior FROM file_operations o
+	 WHERE o.operation_id = p_op;
+	IF FOUND THEN
+		IF NOT EXISTS (SELECT 1 FROM file_operations o
+				WHERE o.operation_id = p_op
+				  AND o.project_id = p_project) THEN
+			RAISE EXCEPTION USING ERRCODE = '22023',
+				MESSAGE = format('operation %s belongs to another project', p_op);
+		END IF;
+		RETURN;
+	END IF;
+	UPDATE projects p SET change_seq = p.change_seq + 1
+	 WHERE p.id = p_project RETURNING p.change_seq INTO new_seq;
+END $$;
+
+-- What the write functions handle of a row: everything but the content,
+-- which is never copied through PL/pgSQL variables (a 50 MB value copied
+-- once per column reference costs seconds).
+DO $$
+BEGIN
+	CREATE TYPE vsync_entry AS (id uuid, file_path text, version int,
+				    kind text, mode int, is_deleted boolean,
+				    content_hash text, file_size bigint);
+EXCEPTION WHEN duplicate_object THEN
+	NULL;
+END $$;
+
+-- The current row of a path (its live version or tombstone); NULL if the
+-- path never existed.
+CREATE OR REPLACE FUNCTION vsync__current(p_project uuid, p_path text)
+RETURNS vsync_entry LANGUAGE sql STABLE AS $$
+	SELECT ROW(f.id, f.file_path, f.version, f.kind, f.mode, f.is_deleted,
+		   f.content_hash, f.file_size)::vsync_entry
+	  FROM project_files f
+	 WHERE f.project_id = p_project AND f.file_path = p_path
+	   AND f.is_current
+$$;
+
+CREATE OR REPLACE FUNCTION vsync__live(r vsync_entry)
+RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
+	SELECT r.id IS NOT NULL AND NOT r.is_deleted
+$$;
+
+-- Raise P0004 unless the current row @cur of @p_path matches @p_base
+-- (NULL: anything; 0: must not exist; N: live at version N).
+CREATE OR REPLACE FUNCTION vsync__check_base(p_path text, cur vsync_entry,
+					     p_base int)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	IF p_base IS NULL THEN
+		RETURN;
+	END IF;
+	IF p_base < 0 THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = format('invalid base version %s', p_base);
+	END IF;
+	IF vsync__live(cur) THEN
+		IF cur.version <> p_base THEN
+			RAISE EXCEPTION USING ERRCODE = 'P0004',
+				MESSAGE = format('conflict: ''%s'' is at version %s, not %s',
+						 p_path, cur.version, p_base);
+		END IF;
+	ELSIF p_base <> 0 THEN
+		RAISE EXCEPTION USING ERRCODE = 'P0004',
+			MESSAGE = format('conflict: ''%s'' does not exist, not at version %s',
+					 p_path, p_base);
+	END IF;
+END $$;
+
+-- Make @prev (the current row of @p_path, or NULL) history and insert the
+-- next version, made by change @p_seq. Content comes from @p_bytes, or is
+-- copied from row @p_src (rename, rollback); dirs and tombstones have none.
+CREATE OR REPLACE FUNCTION vsync__put(p_project uuid, p_path text,
+				      prev vsync_entry, p_kind text,
+				      p_mode int, p_bytes bytea, p_src uuid,
+				      p_deleted boolean, p_seq bigint,
+				      p_author text)
+RETURNS vsync_entry LANGUAGE plpgsql AS $$
+DECLARE
+	r vsync_entry;
+	v_now timestamptz := clock_timestamp();
+	v_who text := coalesce(p_author, current_user);
+	v_utf8 boolean;
+BEGIN
+	IF prev.id IS NOT NULL THEN
+		UPDATE project_files f SET is_current = false, updated_at = v_now
+		 WHERE f.id = prev.id;
+	END IF;
+	-- created_at is the clock after the project lock, so the versions
+	-- of a project get increasing times in seq order (now() would be
+	-- the transaction start)
+	r := ROW(gen_random_uuid(), p_path, coalesce(prev.version, 0) + 1,
+		 p_kind, p_mode, p_deleted, NULL, 0)::vsync_entry;
+	IF p_deleted OR p_kind = 'dir' THEN
+		INSERT INTO project_files (id, project_id, file_path, content,
+			content_hash, file_size, encoding, version,
+			parent_version_id, created_by, created_at, updated_at,
+			kind, mode, is_deleted, seq)
+		VALUES (r.id, p_project, p_path, NULL, NULL, 0, 'utf8',
+			r.version, prev.id, v_who, v_now, v_now, p_kind, p_mode,
+			p_deleted, p_seq);
+	ELSIF p_src IS NOT NULL THEN
+		INSERT INTO project_files (id, project_id, file_path, content,
+			content_hash, file_size, mime_type, encoding, version,
+			parent_version_id, created_by, created_at, updated_at,
+			is_binary, kind, mode, is_deleted, seq)
+		SELECT r.id, p_project, p_path, s.content, s.content_hash,
+		       s.file_size, s.mime_type, s.encoding, r.version, prev.id,
+		       v_who, v_now, v_now, s.is_binary, p_kind, p_mode, false,
+		       p_seq
+		  FROM project_files s WHERE s.id = p_src;
+		SELECT s.content_hash, s.file_size INTO r.content_hash, r.file_size
+		  FROM project_files s WHERE s.id = p_src;
+	ELSE
+		v_utf8 := vsync__is_utf8(p_bytes);
+		r.content_hash := encode(sha256(p_bytes), 'hex');
+		r.file_size := octet_length(p_bytes);
+		INSERT INTO project_files (id, project_id, file_path, content,
+			content_hash, file_size, encoding, version,
+			parent_version_id, created_by, created_at, updated_at,
+			is_binary, kind, mode, is_deleted, seq)
+		VALUES (r.id, p_project, p_path,
+			CASE WHEN v_utf8 THEN convert_from(p_bytes, 'UTF8')
+			     ELSE encode(p_bytes, 'base64') END,
+			r.content_hash, r.file_size,
+			CASE WHEN v_utf8 THEN 'utf8' ELSE 'base64' END,
+			r.version, prev.id, v_who, v_now, v_now, NOT v_utf8,
+			p_kind, p_mode, false, p_seq);
+	END IF;
+	RETURN r;
+END $$;
+
+-- Create the missing parent directories of @p_path (mode 0755) as part of
+-- change @p_seq; P0005 if a parent is a file or symlink.
+CREATE OR REPLACE FUNCTION vsync__ensure_parents(p_project uuid, p_path text,
+						 p_seq bigint, p_author text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+	parts text[] := string_to_array(p_path, '/');
+	dir text;
+	cur vsync_entry;
+BEGIN
+	FOR i IN 1 .. coalesce(array_length(parts, 1), 0) - 1 LOOP
+		dir := array_to_string(parts[1:i], '/');
+		cur := vsync__current(p_project, dir);
+		IF vsync__live(cur) THEN
+			IF cur.kind <> 'dir' THEN
+				RAISE EXCEPTION USING ERRCODE = 'P0005',
+					MESSAGE = format('not a directory: ''%s''', dir);
+			END IF;
+			CONTINUE;
+		END IF;
+		PERFORM vsync__put(p_project, dir, cur, 'dir', 493, NULL, NULL,
+				   false, p_seq, p_author);
+	END LOOP;
+END $$;
+
+-- The live rows strictly under directory @p_dir, in path order.
+CREATE OR REPLACE FUNCTION vsync__children(p_project uuid, p_dir text)
+RETURNS SETOF vsync_entry LANGUAGE sql STABLE AS $$
+	SELECT f.id, f.file_path, f.version, f.kind, f.mode, f.is_deleted,
+	       f.content_hash::text, f.file_size
+	  FROM project_files f
+	 WHERE f.project_id = p_project AND f.is_current AND NOT f.is_deleted
+	   AND f.file_path >= p_dir || '/' AND f.file_path < p_dir || '0'
+	 ORDER BY f.file_path
+$$;
+
+-- Record change @p_seq in file_operations and announce it on
+-- 'file_changes'. The payload is the seed's event plus seq and old_path;
+-- it never exceeds NOTIFY's 8000-byte limit (long paths are left out and
+-- "truncated": true set; consumers read file_operations anyway).
+CREATE OR REPLACE FUNCTION vsync__record(p_project uuid, p_seq bigint,
+					 p_op uuid, p_type text, p_path text,
+					 p_old_path text, p_version int,
+					 p_checksum text, p_file_id uuid,
+					 p_author text, p_extra jsonb,
+					 p_result jsonb)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+	payload text;
+BEGIN
+	INSERT INTO file_operations (operation_id, project_id, file_id,
+				     operation_type, operation_data, user_id,
+				     seq, path, result, created_at)
+	VALUES (p_op, p_project, p_file_id, p_type,
+		jsonb_strip_nulls(jsonb_build_object(
+			'path', p_path, 'old_path', p_old_path,
+			'version', p_version, 'checksum', p_checksum))
+		|| coalesce(p_extra, '{}'::jsonb),
+		coalesce(p_author, current_user), p_seq, p_path,
+		p_result, clock_timestamp());
+	payload := json_build_object('operation', p_type,
+				     'project_id', p_project,
+				     'file_path', p_path,
+				     'version', p_version,
+				     'checksum', p_checksum,
+				     'timestamp', now(),
+				     'seq', p_seq,
+				     'old_path', p_old_path)::text;
+	IF octet_length(payload) > 7900 THEN
+		payload := json_build_object('operation', p_type,
+					     'project_id', p_project,
+					     'version', p_version,
+					     'checksum', p_checksum,
+					     'timestamp', now(),
+					     'seq', p_seq,
+					     'truncated', true)::text;
+	END IF;
+	PERFORM pg_notify('file_changes', payload);
+END $$;
+
+CREATE OR REPLACE FUNCTION vsync__check_mode(p_mode int)
+RETURNS void LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+	IF p_mode IS NOT NULL AND (p_mode < 0 OR p_mode > 4095) THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = format('invalid mode %s (permission bits 0..07777)',
+					 p_mode);
+	END IF;
+END $$;
+
+-- ---------------------------------------------------------------------
+-- Projects
+-- ---------------------------------------------------------------------
+
+-- Create project @p_name, or return the id it already has.
+CREATE OR REPLACE FUNCTION vsync_create_project(p_name text)
+RETURNS uuid LANGUAGE plpgsql AS $$
+DECLARE
+	v_id uuid;
+BEGIN
+	IF p_name IS NULL OR p_name !~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = format('invalid project name ''%s''', p_name),
+			HINT = 'a letter or digit, then up to 63 of [A-Za-z0-9._-]';
+	END IF;
+	INSERT INTO projects (name) VALUES (p_name)
+	ON CONFLICT (name) DO NOTHING RETURNING id INTO v_id;
+	IF v_id IS NULL THEN
+		SELECT p.id INTO v_id FROM projects p WHERE p.name = p_name;
+	END IF;
+	RETURN v_id;
+END $$;
+
+-- A project's id from its name or its id (text). P0002 if unknown.
+CREATE OR REPLACE FUNCTION vsync_project_id(p_name_or_id text)
+RETURNS uuid LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	v_id uuid;
+BEGIN
+	IF p_name_or_id ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
+		SELECT p.id INTO v_id FROM projects p
+		 WHERE p.id = p_name_or_id::uuid;
+	END IF;
+	IF v_id IS NULL THEN
+		SELECT p.id INTO v_id FROM projects p WHERE p.name = p_name_or_id;
+	END IF;
+	IF v_id IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'P0002',
+			MESSAGE = format('unknown project: %s', p_name_or_id);
+	END IF;
+	RETURN v_id;
+END $$;
+
+-- The last committed change of a project. P0002 if unknown.
+CREATE OR REPLACE FUNCTION vsync_project_seq(p_project uuid)
+RETURNS bigint LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	v_seq bigint;
+BEGIN
+	SELECT p.change_seq INTO v_seq FROM projects p WHERE p.id = p_project;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = 'P0002',
+			MESSAGE = format('unknown project: %s', p_project);
+	END IF;
+	RETURN v_seq;
+END $$;
+
+-- ---------------------------------------------------------------------
+-- Write functions
+-- ---------------------------------------------------------------------
+
+-- Write file or symlink @p_path with @p_content (a symlink's target).
+-- @p_mode NULL keeps the current mode (new: 0644, symlink 0777).
+-- @p_base_version: NULL unconditional, 0 create only, N must be at N.
+CREATE OR REPLACE FUNCTION vsync_write_file(p_project uuid, p_path text,
+					    p_content bytea, p_mode int,
+					    p_base_version int,
+					    p_operation_id uuid,
+					    p_author text,
+					    p_kind text DEFAULT 'file')
+RETURNS TABLE(seq bigint, version int, content_hash text)
+LANGUAGE plpgsql AS $$
+DECLARE
+	v_op uuid := coalesce(p_operation_id, gen_random_uuid());
+	b record;
+	cur vsync_entry;
+	r vsync_entry;
+	v_mode int;
+	v_type text;
+BEGIN
+	PERFORM vsync_check_path(p_path);
+	PERFORM vsync__check_mode(p_mode);
+	IF p_kind IS NULL OR p_kind NOT IN ('file', 'symlink') THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = format('invalid kind ''%s'' (file or symlink)', p_kind);
+	END IF;
+	IF p_content IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = format('no content for ''%s''', p_path);
+	END IF;
+	IF p_kind = 'symlink' AND (octet_length(p_content) NOT BETWEEN 1 AND 4095
+			       OR NOT vsync__is_utf8(p_content)) THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = format('invalid symlink target for ''%s'' (1..4095 bytes of UTF-8)',
+					 p_path);
+	END IF;
+	b := vsync__begin_change(p_project, v_op);
+	IF b.prior IS NOT NULL THEN
+		RETURN QUERY SELECT (b.prior->>'seq')::bigint,
+				    (b.prior->>'version')::int,
+				    b.prior->>'content_hash';
+		RETURN;
+	END IF;
+	cur := vsync__current(p_project, p_path);
+	IF vsync__live(cur) AND cur.kind = 'dir' THEN
+		RAISE EXCEPTION USING ERRCODE = 'P0006',
+			MESSAGE = format('is a directory: ''%s''', p_path);
+	END IF;
+	PERFORM vsync__check_base(p_path, cur, p_base_version);
+	PERFORM vsync__ensure_parents(p_project, p_path, b.new_seq, p_author);
+	v_mode := coalesce(p_mode,
+			   CASE WHEN vsync__live(cur) THEN cur.mode END,
+			   CASE WHEN p_kind = 'symlink' THEN 511 ELSE 420 END);
+	r := vsync__put(p_project, p_path, cur, p_kind, v_mode, p_content,
+			NULL, false, b.new_seq, p_author);
+	v_type := CASE WHEN vsync__live(cur) THEN 'update' ELSE 'create' END;
+	PERFORM vsync__record(p_project, b.new_seq, v_op, v_type, p_path, NULL,
+			      r.version, r.content_hash, r.id, p_author,
+			      jsonb_build_object('kind', p_kind, 'mode', v_mode,
+						 'size', r.file_size),
+			      jsonb_build_object('seq', b.new_seq,
+						 'version', r.version,
+						 'content_hash', r.content_hash));
+	RETURN QUERY SELECT b.new_seq, r.version, r.content_hash::text;
+END $$;
+
+-- Create directory @p_path (and missing parents). P0003 if it exists.
+CREATE OR REPLACE FUNCTION vsync_mkdir(p_project uuid, p_path text,
+				       p_mode int, p_operation_id uuid,
+				       p_author text)
+RETURNS TABLE(seq bigint, version int)
+LANGUAGE plpgsql AS $$
+DECLARE
+	v_op uuid := coalesce(p_operation_id, gen_random_uuid());
+	b record;
+	cur vsync_entry;
+	r vsync_entry;
+BEGIN
+	PERFORM vsync_check_path(p_path);
+	PERFORM vsync__check_mode(p_mode);
+	b := vsync__begin_change(p_project, v_op);
+	IF b.prior IS NOT NULL THEN
+		RETURN QUERY SELECT (b.prior->>'seq')::bigint,
+				    (b.prior->>'version')::int;
+		RETURN;
+	END IF;
+	cur := vsync__current(p_project, p_path);
+	IF vsync__live(cur) THEN
+		RAISE EXCEPTION USING ERRCODE = 'P0003',
+			MESSAGE = format('file exists: ''%s''', p_path);
+	END IF;
+	PERFORM vsync__ensure_parents(p_project, p_path, b.new_seq, p_author);
+	r := vsync__put(p_project, p_path, cur, 'dir', coalesce(p_mode, 493),
+			NULL, NULL, false, b.new_seq, p_author);
+	PERFORM vsync__record(p_project, b.new_seq, v_op, 'mkdir', p_path, NULL,
+			      r.version, NULL, r.id, p_author,
+			      jsonb_build_object('kind', 'dir', 'mode', r.mode),
+			      jsonb_build_object('seq', b.new_seq,
+						 'version', r.version));
+	RETURN QUERY SELECT b.new_seq, r.version;
+END $$;
+
+-- Delete @p_path (a tombstone version). P0002 if missing, P0007 for a
+-- non-empty directory unless @p_recursive.
+CREATE OR REPLACE FUNCTION vsync_delete(p_project uuid, p_path text,
+					p_base_version int,
+					p_operation_id uuid, p_author text,
+					p_recursive boolean DEFAULT false)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+	v_op uuid := coalesce(p_operation_id, gen_random_uuid());
+	b record;
+	cur vsync_entry;
+	ch vsync_entry;
+	r vsync_entry;
+	n int := 0;
+BEGIN
+	PERFORM vsync_check_path(p_path);
+	b := vsync__begin_change(p_project, v_op);
+	IF b.prior IS NOT NULL THEN
+		RETURN (b.prior->>'seq')::bigint;
+	END IF;
+	cur := vsync__current(p_project, p_path);
+	IF NOT vsync__live(cur) THEN
+		RAISE EXCEPTION USING ERRCODE = 'P0002',
+			MESSAGE = format('no such file or directory: ''%s''', p_path);
+	END IF;
+	PERFORM vsync__check_base(p_path, cur, p_base_version);
+	IF cur.kind = 'dir' THEN
+		FOR ch IN SELECT * FROM vsync__children(p_project, p_path) LOOP
+			IF NOT coalesce(p_recursive, false) THEN
+				RAISE EXCEPTION USING ERRCODE = 'P0007',
+					MESSAGE = format('directory not empty: ''%s''', p_path);
+			END IF;
+			PERFORM vsync__put(p_project, ch.file_path, ch, ch.kind,
+					   ch.mode, NULL, NULL,
+					   true, b.new_seq, p_author);
+			n := n + 1;
+		END LOOP;
+	END IF;
+	r := vsync__put(p_project, p_path, cur, cur.kind, cur.mode, NULL,
+			NULL, true, b.new_seq, p_author);
+	PERFORM vsync__record(p_project, b.new_seq, v_op, 'delete', p_path,
+			      NULL, r.version, NULL, r.id, p_author,
+			      jsonb_build_object('kind', cur.kind,
+						 'descendants', n),
+			      jsonb_build_object('seq', b.new_seq,
+						 'version', r.version));
+	RETURN b.new_seq;
+END $$;
+
+-- Rename file, symlink or directory @p_from to @p_to (a directory moves
+-- with its subtree in the same change). A file or symlink replaces a file
+-- or symlink at @p_to; any other existing target is P0003. Moving a
+-- directory into itself is 22023.
+CREATE OR REPLACE FUNCTION vsync_rename(p_project uuid, p_from text,
+					p_to text, p_base_version int,
+					p_operation_id uuid, p_author text)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+	v_op uuid := coalesce(p_operation_id, gen_random_uuid());
+	b record;
+	src vsync_entry;
+	dst vsync_entry;
+	ch vsync_entry;
+	dcur vsync_entry;
+	r vsync_entry;
+	v_new text;
+	n int := 0;
+BEGIN
+	PERFORM vsync_check_path(p_from);
+	PERFORM vsync_check_path(p_to);
+	IF p_from = p_to THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = format('invalid argument: ''%s'' renamed to itself', p_from);
+	END IF;
+	b := vsync__begin_change(p_project, v_op);
+	IF b.prior IS NOT NULL THEN
+		RETURN (b.prior->>'seq')::bigint;
+	END IF;
+	src := vsync__current(p_project, p_from);
+	IF NOT vsync__live(src) THEN
+		RAISE EXCEPTION USING ERRCODE = 'P0002',
+			MESSAGE = format('no such file or directory: ''%s''', p_from);
+	END IF;
+	PERFORM vsync__check_base(p_from, src, p_base_version);
+	IF src.kind = 'dir' AND left(p_to, length(p_from) + 1) = p_from || '/' THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = format('invalid argument: cannot move ''%s'' into itself',
+					 p_from);
+	END IF;
+	dst := vsync__current(p_project, p_to);
+	IF vsync__live(dst) AND (src.kind = 'dir' OR dst.kind = 'dir') THEN
+		RAISE EXCEPTION USING ERRCODE = 'P0003',
+			MESSAGE = format('file exists: ''%s''', p_to);
+	END IF;
+	PERFORM vsync__ensure_parents(p_project, p_to, b.new_seq, p_author);
+	r := vsync__put(p_project, p_to, dst, src.kind, src.mode, NULL, src.id,
+			false, b.new_seq, p_author);
+	IF src.kind = 'dir' THEN
+		FOR ch IN SELECT * FROM vsync__children(p_project, p_from) LOOP
+			v_new := p_to || substr(ch.file_path, length(p_from) + 1);
+			PERFORM vsync_check_path(v_new);
+			dcur := vsync__current(p_project, v_new);
+			IF vsync__live(dcur) THEN
+				RAISE EXCEPTION USING ERRCODE = 'P0003',
+					MESSAGE = format('file exists: ''%s''', v_new);
+			END IF;
+			PERFORM vsync__put(p_project, v_new, dcur, ch.kind,
+					   ch.mode, NULL, ch.id, false, b.new_seq,
+					   p_author);
+			PERFORM vsync__put(p_project, ch.file_path, ch, ch.kind,
+					   ch.mode, NULL, NULL,
+					   true, b.new_seq, p_author);
+			n := n + 1;
+		END LOOP;
+	END IF;
+	PERFORM vsync__put(p_project, p_from, src, src.kind, src.mode, NULL,
+			   NULL, true, b.new_seq, p_author);
+	PERFORM vsync__record(p_project, b.new_seq, v_op, 'rename', p_to,
+			      p_from, r.version, r.content_hash, r.id, p_author,
+			      jsonb_build_object('kind', src.kind,
+						 'replaced', vsync__live(dst),
+						 'descendants', n),
+			      jsonb_build_object('seq', b.new_seq,
+						 'version', r.version));
+	RETURN b.new_seq;
+END $$;
+
+-- Make version @p_version of @p_path current again, as a new version with
+-- its content, mode and kind.
+CREATE OR REPLACE FUNCTION vsync_rollback(p_project uuid, p_path text,
+					  p_version int, p_operation_id uuid,
+					  p_author text)
+RETURNS TABLE(seq bigint, version int, content_hash text)
+LANGUAGE plpgsql AS $$
+DECLARE
+	v_op uuid := coalesce(p_operation_id, gen_random_uuid());
+	b record;
+	old vsync_entry;
+	cur vsync_entry;
+	r vsync_entry;
+BEGIN
+	PERFORM vsync_check_path(p_path);
+	b := vsync__begin_change(p_project, v_op);
+	IF b.prior IS NOT NULL THEN
+		RETURN QUERY SELECT (b.prior->>'seq')::bigint,
+				    (b.prior->>'version')::int,
+				    b.prior->>'content_hash';
+		RETURN;
+	END IF;
+	SELECT f.id, f.file_path, f.version, f.kind, f.mode, f.is_deleted,
+	       f.content_hash, f.file_size
+	  INTO old FROM project_files f
+	 WHERE f.project_id = p_project AND f.file_path = p_path
+	   AND f.version = p_version;
+	IF old.id IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'P0002',
+			MESSAGE = format('no version %s of ''%s''', p_version, p_path);
+	END IF;
+	IF old.is_deleted OR old.kind = 'dir' THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = format('cannot roll back ''%s'' to version %s: it is %s',
+					 p_path, p_version,
+					 CASE WHEN old.is_deleted THEN 'a deletion'
+					      ELSE 'a directory' END);
+	END IF;
+	cur := vsync__current(p_project, p_path);
+	IF vsync__live(cur) AND cur.kind = 'dir' THEN
+		RAISE EXCEPTION USING ERRCODE = 'P0006',
+			MESSAGE = format('is a directory: ''%s''', p_path);
+	END IF;
+	PERFORM vsync__ensure_parents(p_project, p_path, b.new_seq, p_author);
+	r := vsync__put(p_project, p_path, cur, old.kind, old.mode, NULL, old.id,
+			false, b.new_seq, p_author);
+	PERFORM vsync__record(p_project, b.new_seq, v_op, 'rollback', p_path,
+			      NULL, r.version, r.content_hash, r.id, p_author,
+			      jsonb_build_object('kind', old.kind,
+						 'mode', old.mode,
+						 'size', r.file_size,
+						 'from_version', p_version),
+			      jsonb_build_object('seq', b.new_seq,
+						 'version', r.version,
+						 'content_hash', r.content_hash));
+	RETURN QUERY SELECT b.new_seq, r.version, r.content_hash::text;
+END $$;
+
+-- ---------------------------------------------------------------------
+-- Read functions
+-- ---------------------------------------------------------------------
+
+-- The live tree: files, dirs and symlinks in byte order of path. Dirs
+-- have content_hash NULL; link_target is a symlink's target.
+CREATE OR REPLACE FUNCTION vsync_manifest(p_project uuid)
+RETURNS TABLE(path text, kind text, mode int, size bigint,
+	      content_hash text, version int, mtime_ns bigint,
+	      link_target text)
+LANGUAGE sql STABLE AS $$
+	SELECT f.file_path, f.kind, f.mode, f.file_size, f.content_hash,
+	       f.version,
+	       (extract(epoch FROM f.created_at) * 1000000000)::bigint,
+	       CASE WHEN f.kind = 'symlink' THEN f.content END
+	  FROM project_files f
+	 WHERE f.project_id = p_project AND f.is_current AND NOT f.is_deleted
+	 ORDER BY f.file_path
+$$;
+
+-- The bytes of content @p_hash in project @p_project (any version), NULL
+-- if there is none.
+CREATE OR REPLACE FUNCTION vsync_blob(p_project uuid, p_hash text)
+RETURNS bytea LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN (SELECT vsync__decode(f.content, f.encoding)
+		  FROM project_files f
+		 WHERE f.project_id = p_project AND f.content_hash = p_hash
+		 LIMIT 1);
+END $$;
+
+-- The bytes of @p_path (current, or version @p_version). P0002 if the
+-- path or version does not exist or is deleted, P0006 for a directory.
+CREATE OR REPLACE FUNCTION vsync_read_file(p_project uuid, p_path text,
+					   p_version int DEFAULT NULL)
+RETURNS bytea LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	r vsync_entry;
+BEGIN
+	PERFORM vsync_check_path(p_path);
+	IF p_version IS NULL THEN
+		r := vsync__current(p_project, p_path);
+	ELSE
+		SELECT f.id, f.file_path, f.version, f.kind, f.mode,
+		       f.is_deleted, f.content_hash, f.file_size
+		  INTO r FROM project_files f
+		 WHERE f.project_id = p_project AND f.file_path = p_path
+		   AND f.version = p_version;
+	END IF;
+	IF NOT vsync__live(r) THEN
+		RAISE EXCEPTION USING ERRCODE = 'P0002',
+			MESSAGE = CASE WHEN p_version IS NULL
+				  THEN format('no such file: ''%s''', p_path)
+				  ELSE format('no version %s of ''%s''', p_version, p_path) END;
+	END IF;
+	IF r.kind = 'dir' THEN
+		RAISE EXCEPTION USING ERRCODE = 'P0006',
+			MESSAGE = format('is a directory: ''%s''', p_path);
+	END IF;
+	RETURN (SELECT vsync__decode(f.content, f.encoding)
+		  FROM project_files f WHERE f.id = r.id);
+END $$;
+
+-- Every version of @p_path, oldest first (empty if it never existed).
+CREATE OR REPLACE FUNCTION vsync_history(p_project uuid, p_path text)
+RETURNS TABLE(version int, kind text, size bigint, content_hash text,
+	      author text, created_at timestamptz, is_deleted boolean,
+	      seq bigint)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	PERFORM vsync_check_path(p_path);
+	RETURN QUERY
+	SELECT f.version, f.kind, f.file_size, f.content_hash::text,
+	       f.created_by, f.created_at, f.is_deleted, f.seq
+	  FROM project_files f
+	 WHERE f.project_id = p_project AND f.file_path = p_path
+	 ORDER BY f.version;
+END $$;
+
+-- The changes after seq @p_after, in seq order, at most @p_limit (NULL:
+-- all). The relay and catching-up agents read this.
+CREATE OR REPLACE FUNCTION vsync_changes(p_project uuid, p_after bigint,
+					 p_limit int)
+RETURNS TABLE(seq bigint, operation_id uuid, operation_type text,
+	      path text, old_path text, version int, content_hash text,
+	      author text, created_at timestamptz, operation_data jsonb)
+LANGUAGE sql STABLE AS $$
+	SELECT o.seq, o.operation_id, o.operation_type::text, o.path,
+	       o.operation_data->>'old_path',
+	       (o.operation_data->>'version')::int,
+	       o.operation_data->>'checksum',
+	       o.user_id, o.created_at, o.operation_data
+	  FROM file_operations o
+	 WHERE o.project_id = p_project AND o.seq > coalesce(p_after, 0)
+	 ORDER BY o.seq
+	 LIMIT p_limit
+$$;
+
+-- Summary of a project's live tree. P0002 if unknown.
+CREATE OR REPLACE FUNCTION vsync_project_status(p_project uuid)
+RETURNS TABLE(id uuid, name text, seq bigint, files bigint, dirs bigint,
+	      symlinks bigint, bytes bigint)
+LANGUAGE sql STABLE AS $$
+	SELECT p.id, p.name, vsync_project_seq(p.id),
+	       count(*) FILTER (WHERE f.kind = 'file'),
+	       count(*) FILTER (WHERE f.kind = 'dir'),
+	       count(*) FILTER (WHERE f.kind = 'symlink'),
+	       coalesce(sum(f.file_size) FILTER (WHERE f.kind = 'file'), 0)::bigint
+	  FROM projects p
+	  LEFT JOIN project_files f
+	    ON f.project_id = p.id AND f.is_current AND NOT f.is_deleted
+	 WHERE p.id = vsync_project_id(p_project::text)
+	 GROUP BY p.id, p.name
+$$;

@@ -1,0 +1,601 @@
+/*
+ * pg.c - the PostgreSQL backend: one libpq connection with deadlines
+ * (see include/vsync/pg.h).
+ *
+ * DESIGN
+ *
+ * libpq is only used in its non-blocking form: the connection is made with
+ * PQconnectStartParams/PQconnectPoll and every statement is sent with
+ * PQsendQuery[Params] and waited for with poll(2), so no call outlives its
+ * deadline (the timeout given at open, counted per call). When a deadline
+ * passes in the middle of a query the query is cancelled (PQcancel), the
+ * connection is dropped and -ETIMEDOUT returned; the next call reconnects.
+ *
+ * A connection dropped while a transaction was open loses that
+ * transaction. So that a caller cannot go on issuing the rest of its
+ * transaction in autocommit mode on the new connection, such a loss is
+ * remembered (txn_lost) and every call fails with -EIO until the caller
+ * acknowledges it with vs_pg_rollback().
+ *
+ * Server errors become errno in exactly one place, vs_pg_errno(). The
+ * primary message of the last failure is kept for vs_pg_last_error().
+ *
+ * Not thread-safe: a struct vs_pg belongs to one thread at a time.
+ */
+#include "vsync/pg.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "vsync/hash.h"
+#include "vsync/log.h"
+#include "vsync/path.h"
+
+struct vs_pg {
+	PGconn *conn;	/* NULL while disconnected */
+	char *conninfo; /* owned; NULL = libpq defaults */
+	int timeout_ms; /* per call */
+	bool in_txn;	/* server said a transaction is open */
+	bool txn_lost;	/* the connection died inside a transaction */
+	char err[512];	/* last failure, one line */
+};
+
+/* ---- errors ---------------------------------------------------------- */
+
+int vs_pg_errno(const char *sqlstate)
+{
+	static const struct {
+		const char *state; /* a full SQLSTATE, or a 2-char class */
+		int err;
+	} map[] = {
+	    {"P0002", ENOENT},	     {"P0003", EEXIST},
+	    {"23505", EEXIST},	     {"P0004", ESTALE},
+	    {"40001", ESTALE},	     {"40P01", ESTALE},
+	    {"22023", EINVAL},	     {"P0005", ENOTDIR},
+	    {"P0006", EISDIR},	     {"P0007", ENOTEMPTY},
+	    {"P0008", ENAMETOOLONG}, {"57014", ETIMEDOUT},
+	    {"42501", EACCES},	     {"28", EACCES},
+	    {"08", ECONNREFUSED},    {"57P", ECONNREFUSED},
+	    {"53", EAGAIN},
+	};
+	size_t i;
+
+	if (!sqlstate || !*sqlstate)
+		return EIO;
+	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (!strncmp(sqlstate, map[i].state, strlen(map[i].state)))
+			return map[i].err;
+	return EIO;
+}
+
+/* Keep @msg (first line only) as the last error. */
+static void pg_set_error(struct vs_pg *pg, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void pg_set_error(struct vs_pg *pg, const char *fmt, ...)
+{
+	va_list ap;
+	char *nl;
+
+	va_start(ap, fmt);
+	vsnprintf(pg->err, sizeof(pg->err), fmt, ap);
+	va_end(ap);
+	nl = strchr(pg->err, '\n');
+	if (nl)
+		*nl = '\0';
+}
+
+/* Record the failure of @res (NULL: a client-side failure on the
+ * connection) and return it as -errno. */
+static int pg_fail_result(struct vs_pg *pg, const PGresult *res)
+{
+	const char *state = NULL, *msg = NULL;
+
+	if (res) {
+		state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		if (!msg)
+			msg = PQresultErrorMessage(res);
+	}
+	if (!msg || !*msg)
+		msg = pg->conn ? PQerrorMessage(pg->conn) : "not connected";
+	pg_set_error(pg, "%s", msg);
+	if (!state && (!pg->conn || PQstatus(pg->conn) == CONNECTION_BAD))
+		state = "08006"; /* connection failure */
+	return -vs_pg_errno(state);
+}
+
+/* ---- deadlines --------------------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait until the socket is readable (and writable if @want_write) or the
+ * deadline passes. 0, -ETIMEDOUT or -errno. */
+static int pg_wait(PGconn *conn, bool want_read, bool want_write,
+		   int64_t deadline)
+{
+	struct pollfd p = {.fd = PQsocket(conn)};
+	int64_t left;
+	int r;
+
+	if (p.fd < 0)
+		return -EBADF;
+	p.events =
+	    (short)((want_read ? POLLIN : 0) | (want_write ? POLLOUT : 0));
+	for (;;) {
+		left = deadline - now_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		r = poll(&p, 1, left > 60000 ? 60000 : (int)left);
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/* ---- connection -------------------------------------------------------- */
+
+/* Close the connection; remember a transaction it takes with it. */
+static void pg_drop(struct vs_pg *pg)
+{
+	if (!pg->conn)
+		return;
+	if (pg->in_txn)
+		pg->txn_lost = true;
+	pg->in_txn = false;
+	PQfinish(pg->conn);
+	pg->conn = NULL;
+}
+
+/* Server notices ("relation already exists, skipping" ...) are debug
+ * lines, not stderr chatter. */
+static void pg_notice(void *arg, const char *msg)
+{
+	(void)arg;
+	vs_debug("postgres: %s", msg);
+}
+
+static int pg_connect(struct vs_pg *pg)
+{
+	/* application_name before dbname: a conninfo that names one wins */
+	const char *keys[] = {"application_name", "dbname", NULL};
+	const char *vals[] = {"vsync", pg->conninfo ? pg->conninfo : "", NULL};
+	int64_t deadline = now_ms() + pg->timeout_ms;
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	int r = 0;
+
+	pg->conn = PQconnectStartParams(keys, vals, 1);
+	if (!pg->conn) {
+		pg_set_error(pg, "out of memory");
+		return -ENOMEM;
+	}
+	if (PQstatus(pg->conn) == CONNECTION_BAD)
+		goto failed;
+	while (st != PGRES_POLLING_OK) {
+		if (st == PGRES_POLLING_FAILED)
+			goto failed;
+		r = pg_wait(pg->conn, st == PGRES_POLLING_READING,
+			    st == PGRES_POLLING_WRITING, deadline);
+		if (r == -ETIMEDOUT) {
+			pg_set_error(pg, "connect timed out after %d ms",
+				     pg->timeout_ms);
+			goto out;
+		}
+		if (r < 0) {
+			pg_set_error(pg, "poll: %s", strerror(-r));
+			goto out;
+		}
+		st = PQconnectPoll(pg->conn);
+	}
+	if (PQsetnonblocking(pg->conn, 1) != 0)
+		goto failed;
+	PQsetNoticeProcessor(pg->conn, pg_notice, NULL);
+	return 0;
+failed:
+	pg_set_error(pg, "%s", PQerrorMessage(pg->conn));
+	if (PQconnectionNeedsPassword(pg->conn) ||
+	    strstr(pg->err, "authentication failed"))
+		r = -vs_pg_errno("28000");
+	else
+		r = -vs_pg_errno("08001");
+out:
+	PQfinish(pg->conn);
+	pg->conn = NULL;
+	return r;
+}
+
+int vs_pg_new(struct vs_pg **out, const char *conninfo, int timeout_ms)
+{
+	struct vs_pg *pg;
+
+	*out = NULL;
+	pg = calloc(1, sizeof(*pg));
+	if (!pg)
+		return -ENOMEM;
+	pg->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
+	if (conninfo && *conninfo) {
+		pg->conninfo = strdup(conninfo);
+		if (!pg->conninfo) {
+			free(pg);
+			return -ENOMEM;
+		}
+	}
+	*out = pg;
+	return 0;
+}
+
+int vs_pg_open(struct vs_pg **out, const char *conninfo, int timeout_ms)
+{
+	struct vs_pg *pg;
+	int r;
+
+	r = vs_pg_new(&pg, conninfo, timeout_ms);
+	if (r < 0)
+		return r;
+	r = pg_connect(pg);
+	if (r < 0) {
+		vs_warn("cannot connect to PostgreSQL: %s", pg->err);
+		vs_pg_free(pg);
+		return r;
+	}
+	*out = pg;
+	return 0;
+}
+
+void vs_pg_free(struct vs_pg *pg)
+{
+	if (!pg)
+		return;
+	if (pg->conn)
+		PQfinish(pg->conn);
+	free(pg->conninfo);
+	free(pg);
+}
+
+const char *vs_pg_last_error(const struct vs_pg *pg)
+{
+	return pg ? pg->err : "";
+}
+
+int vs_pg_ensure(struct vs_pg *pg)
+{
+	if (pg->txn_lost) {
+		pg_set_error(pg,
+			     "the connection was lost inside a transaction");
+		return -EIO;
+	}
+	if (pg->conn && PQstatus(pg->conn) == CONNECTION_OK)
+		return 0;
+	pg_drop(pg);
+	return pg_connect(pg);
+}
+
+/* ---- queries ----------------------------------------------------------- */
+
+/* Cancel the running query (best effort) and drop the connection. */
+static void pg_abandon(struct vs_pg *pg)
+{
+	char buf[256];
+	PGcancel *c = PQgetCancel(pg->conn);
+
+	if (c) {
+		if (!PQcancel(c, buf, sizeof(buf)))
+			vs_debug("cannot cancel query: %s", buf);
+		PQfreeCancel(c);
+	}
+	pg_drop(pg);
+}
+
+/* Flush the query and wait until its results are all in. */
+static int pg_wait_results(struct vs_pg *pg, int64_t deadline)
+{
+	int r;
+
+	for (;;) {
+		r = PQflush(pg->conn);
+		if (r < 0)
+			return pg_fail_result(pg, NULL);
+		if (r == 0)
+			break;
+		r = pg_wait(pg->conn, true, true, deadline);
+		if (r < 0)
+			return r;
+		if (!PQconsumeInput(pg->conn))
+			return pg_fail_result(pg, NULL);
+	}
+	while (PQisBusy(pg->conn)) {
+		r = pg_wait(pg->conn, true, false, deadline);
+		if (r < 0)
+			return r;
+		if (!PQconsumeInput(pg->conn))
+			return pg_fail_result(pg, NULL);
+	}
+	return 0;
+}
+
+/*
+ * Collect the results of the statement(s) just sent. Keeps the last
+ * result in *res_out (if asked) and returns the first error as -errno.
+ */
+static int pg_collect(struct vs_pg *pg, PGresult **res_out, int64_t deadline)
+{
+	PGresult *res, *last = NULL;
+	int r = 0, err = 0;
+
+	for (;;) {
+		r = pg_wait_results(pg, deadline);
+		if (r < 0)
+			break;
+		res = PQgetResult(pg->conn);
+		if (!res)
+			break;
+		switch (PQresultStatus(res)) {
+		case PGRES_COMMAND_OK:
+		case PGRES_TUPLES_OK:
+		case PGRES_EMPTY_QUERY:
+			break;
+		default:
+			if (!err)
+				err = pg_fail_result(pg, res);
+		}
+		PQclear(last);
+		last = res;
+	}
+	if (r == -ETIMEDOUT) {
+		pg_set_error(pg, "timed out after %d ms", pg->timeout_ms);
+		pg_abandon(pg);
+	} else if (r < 0) {
+		pg_drop(pg);
+	} else {
+		pg->in_txn = PQtransactionStatus(pg->conn) != PQTRANS_IDLE;
+		if (PQstatus(pg->conn) == CONNECTION_BAD)
+			pg_drop(pg);
+	}
+	if (r < 0 || err) {
+		PQclear(last);
+		return r < 0 ? r : err;
+	}
+	if (res_out)
+		*res_out = last;
+	else
+		PQclear(last);
+	return 0;
+}
+
+int vs_pg_exec(struct vs_pg *pg, PGresult **res_out, const char *sql,
+	       int nparams, const char *const *values, const int *lengths,
+	       const int *formats, int binary_result)
+{
+	int64_t deadline = now_ms() + pg->timeout_ms;
+	int r;
+
+	if (res_out)
+		*res_out = NULL;
+	r = vs_pg_ensure(pg);
+	if (r < 0)
+		return r;
+	if (!PQsendQueryParams(pg->conn, sql, nparams, NULL, values, lengths,
+			       formats, binary_result)) {
+		r = pg_fail_result(pg, NULL);
+		if (PQstatus(pg->conn) == CONNECTION_BAD)
+			pg_drop(pg);
+		return r;
+	}
+	return pg_collect(pg, res_out, deadline);
+}
+
+int vs_pg_cmd(struct vs_pg *pg, const char *sql)
+{
+	int64_t deadline = now_ms() + pg->timeout_ms;
+	int r;
+
+	r = vs_pg_ensure(pg);
+	if (r < 0)
+		return r;
+	if (!PQsendQuery(pg->conn, sql)) {
+		r = pg_fail_result(pg, NULL);
+		if (PQstatus(pg->conn) == CONNECTION_BAD)
+			pg_drop(pg);
+		return r;
+	}
+	return pg_collect(pg, NULL, deadline);
+}
+
+int vs_pg_begin(struct vs_pg *pg, const char *mode)
+{
+	char sql[128];
+
+	snprintf(sql, sizeof(sql), "BEGIN%s%s", mode ? " " : "",
+		 mode ? mode : "");
+	return vs_pg_cmd(pg, sql);
+}
+
+int vs_pg_commit(struct vs_pg *pg)
+{
+	return vs_pg_cmd(pg, "COMMIT");
+}
+
+void vs_pg_rollback(struct vs_pg *pg)
+{
+	pg->txn_lost = false;
+	if (pg->conn && pg->in_txn && vs_pg_cmd(pg, "ROLLBACK") < 0)
+		pg_drop(pg);
+	pg->txn_lost = false;
+}
+
+/* ---- vsync functions --------------------------------------------------- */
+
+int vs_pg_project_resolve(struct vs_pg *pg, const char *name_or_id,
+			  char id_out[37])
+{
+	const char *v[1] = {name_or_id};
+	PGresult *res = NULL;
+	int r;
+
+	r = vs_pg_exec(pg, &res, "SELECT vsync_project_id($1)", 1, v, NULL,
+		       NULL, 0);
+	if (r < 0) {
+		if (r != -ENOENT)
+			vs_warn("cannot resolve project '%s': %s", name_or_id,
+				pg->err);
+		return r;
+	}
+	if (PQntuples(res) != 1 || PQgetlength(res, 0, 0) != 36) {
+		pg_set_error(pg, "unexpected answer to vsync_project_id");
+		r = -EIO;
+		goto out;
+	}
+	memcpy(id_out, PQgetvalue(res, 0, 0), 36);
+	id_out[36] = '\0';
+out:
+	PQclear(res);
+	return r;
+}
+
+/* Fill @e from row @i of a vsync_manifest() result (text format).
+ * 0, or -EINVAL for a row that must be skipped (a warning is logged). */
+static int manifest_row(struct vs_manifest_entry *e, PGresult *res, int i)
+{
+	const char *path = PQgetvalue(res, i, 0);
+	const char *hash = PQgetvalue(res, i, 4);
+	int plen = PQgetlength(res, i, 0);
+
+	memset(e, 0, sizeof(*e));
+	if (vs_path_check(path, (size_t)plen) < 0 || plen == 0) {
+		vs_warn("skipping manifest row with invalid path '%.200s'",
+			path);
+		return -EINVAL;
+	}
+	e->path = (char *)path;
+	if (vs_kind_parse(PQgetvalue(res, i, 1), &e->kind) < 0) {
+		vs_warn("skipping '%s': unknown kind '%s'", path,
+			PQgetvalue(res, i, 1));
+		return -EINVAL;
+	}
+	e->mode = (uint32_t)strtoul(PQgetvalue(res, i, 2), NULL, 10) & 07777;
+	e->size = strtoull(PQgetvalue(res, i, 3), NULL, 10);
+	e->version = strtoll(PQgetvalue(res, i, 5), NULL, 10);
+	e->mtime_ns = strtoll(PQgetvalue(res, i, 6), NULL, 10);
+	if (e->kind == VS_KIND_DIR)
+		return 0;
+	if (!vs_hash_hex_valid(hash)) {
+		vs_warn("skipping '%s': invalid content hash '%.80s'", path,
+			hash);
+		return -EINVAL;
+	}
+	memcpy(e->hash, hash, VS_HASH_HEX_LEN + 1);
+	if (e->kind == VS_KIND_SYMLINK) {
+		if (PQgetisnull(res, i, 7) || PQgetlength(res, i, 7) == 0) {
+			vs_warn("skipping symlink '%s': no target", path);
+			return -EINVAL;
+		}
+		e->target = PQgetvalue(res, i, 7);
+	}
+	return 0;
+}
+
+static int manifest_fill(struct vs_manifest *m, PGresult *res)
+{
+	struct vs_manifest_entry e;
+	int i, r;
+
+	if (PQnfields(res) != 8)
+		return -EPROTO;
+	for (i = 0; i < PQntuples(res); i++) {
+		if (manifest_row(&e, res, i) < 0)
+			continue;
+		r = vs_manifest_add(m, &e);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int vs_pg_manifest_load(struct vs_pg *pg, const char *id, struct vs_manifest *m)
+{
+	const char *v[1] = {id};
+	PGresult *res = NULL;
+	int r;
+
+	r = vs_pg_begin(pg, "ISOLATION LEVEL REPEATABLE READ READ ONLY");
+	if (r < 0)
+		goto out;
+	r = vs_pg_exec(pg, &res, "SELECT vsync_project_seq($1)", 1, v, NULL,
+		       NULL, 0);
+	if (r < 0)
+		goto out;
+	m->seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	res = NULL;
+	r = vs_pg_exec(pg, &res,
+		       "SELECT path, kind, mode, size, content_hash, version,"
+		       " mtime_ns, link_target FROM vsync_manifest($1)",
+		       1, v, NULL, NULL, 0);
+	if (r < 0)
+		goto out;
+	r = manifest_fill(m, res);
+	if (r == -EPROTO)
+		pg_set_error(pg, "unexpected columns from vsync_manifest");
+	if (r < 0)
+		goto out;
+	r = vs_pg_commit(pg);
+out:
+	PQclear(res);
+	if (r < 0) {
+		vs_warn("cannot load manifest of project '%s': %s", id,
+			r == -ENOMEM ? "out of memory" : pg->err);
+		vs_pg_rollback(pg);
+		vs_manifest_release(m);
+		vs_manifest_init(m);
+		return r;
+	}
+	snprintf(m->project_id, sizeof(m->project_id), "%s", id);
+	return 0;
+}
+
+int vs_pg_blob_fetch(struct vs_pg *pg, const char *id, const char *hash,
+		     uint8_t **buf, size_t *len)
+{
+	const char *v[2] = {id, hash};
+	PGresult *res = NULL;
+	size_t n;
+	int r;
+
+	*buf = NULL;
+	*len = 0;
+	r = vs_pg_exec(pg, &res, "SELECT vsync_blob($1, $2)", 2, v, NULL, NULL,
+		       1);
+	if (r < 0) {
+		vs_warn("cannot fetch content %.12s of project '%s': %s", hash,
+			id, pg->err);
+		return r;
+	}
+	if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+		pg_set_error(pg, "no content %s in project %s", hash, id);
+		r = -ENOENT;
+		goto out;
+	}
+	n = (size_t)PQgetlength(res, 0, 0);
+	*buf = malloc(n ? n : 1);
+	if (!*buf) {
+		r = -ENOMEM;
+		goto out;
+	}
+	memcpy(*buf, PQgetvalue(res, 0, 0), n);
+	*len = n;
+out:
+	PQclear(res);
+	return r;
+}
