@@ -1,0 +1,45 @@
+/*
+ * mount_opts.h - command line of vsync-mount. Pure parsing, no I/O, so the
+ * unit tests can drive it directly.
+ */
+#ifndef VSYNC_AGENT_MOUNT_OPTS_H
+#define VSYNC_AGENT_MOUNT_OPTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define VS_MOUNT_MAX_FUSE_OPTS 32
+#define VS_MOUNT_MAX_LOCAL 32
+
+struct vs_mount_opts {
+	const char *project;
+	const char *mountpoint;
+	const char *pg;	       /* --pg, else VSYNC_PG_URL */
+	const char *redis;     /* --redis, else VSYNC_REDIS_URL (later issues) */
+	const char *cache_dir; /* --cache-dir, else VSYNC_CACHE_DIR */
+	const char *log_file;  /* --log-file: where a daemon logs */
+	bool foreground;       /* -f */
+	bool single_thread;    /* -s */
+	bool debug;	       /* -d: FUSE debug + debug log level */
+	bool help, version;
+	int timeout_ms;	       /* --timeout: every backend call's deadline */
+	double cache_timeout;  /* --cache-timeout: kernel entry/attr seconds */
+	const char *fuse_opts[VS_MOUNT_MAX_FUSE_OPTS]; /* -o values */
+	size_t n_fuse_opts;
+	/* local-only names: defaults unless --no-default-local, plus --local */
+	const char *local[VS_MOUNT_MAX_LOCAL + 8];
+	size_t n_local;
+};
+
+/*
+ * Parse @argv (with @getenv_fn for the environment fallbacks; NULL means
+ * none). Strings point into argv or the environment. Returns 0, or -EINVAL
+ * with a one-line reason in @err.
+ */
+int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
+			const char *(*getenv_fn)(const char *name), char *err,
+			size_t errlen);
+
+extern const char vs_mount_usage[];
+
+#endif

@@ -1,0 +1,1670 @@
+/*
+ * vsyncctl.c - the operator CLI: set up the schema, import a directory as a
+ * project, put/rm/mv/mkdir/cat/ls a path, history, rollback, export, status.
+ *
+ * Every change goes through the SQL write functions of sql/ (see
+ * docs/protocol.md), so vsyncctl has the same semantics as any other
+ * writer: versions, idempotency keys (--op-id), conflicts (--base), the
+ * change sequence and NOTIFY. Content travels as binary bytea parameters
+ * and results, so any bytes round-trip exactly; what vsyncctl writes or
+ * exports is checked against its SHA-256.
+ *
+ * Errors are one line on stderr, "vsyncctl: <what went wrong>", and the
+ * exit status says what kind of failure it was (EXIT STATUS in --help).
+ * The library logger is kept at "error" (or "debug" with -v); library
+ * warnings would repeat what the one line says.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vsync/hash.h"
+#include "vsync/log.h"
+#include "vsync/manifest.h"
+#include "vsync/migrations.h"
+#include "vsync/path.h"
+#include "vsync/pg.h"
+
+#ifndef VSYNC_VERSION
+#define VSYNC_VERSION "unknown"
+#endif
+
+/* Exit statuses (documented in usage() and docs/protocol.md). */
+enum {
+	EXIT_OK = 0,
+	EXIT_ERR = 1,
+	EXIT_USAGE = 2,
+	EXIT_NOTFOUND = 3,
+	EXIT_CONFLICT = 4,
+	EXIT_BACKEND = 5,
+	EXIT_INVALID = 6,
+};
+
+/* Largest content accepted (PostgreSQL fields stop at 1 GiB; base64
+ * storage adds a third). */
+#define CTL_MAX_CONTENT (512u << 20)
+
+/* Lock id taken by `init` so concurrent inits apply migrations in turn. */
+#define CTL_MIGRATION_LOCK "7262817361"
+
+struct ctl {
+	const char *conninfo;
+	int timeout_ms;
+	const char *author;
+	const char *op_id; /* NULL: a fresh id per change */
+	bool quiet;
+	struct vs_pg *pg;
+	char project_id[37];
+};
+
+static const char *const default_excludes[] = {"node_modules", ".git", "dist",
+					       NULL};
+
+/* ---- errors ------------------------------------------------------------ */
+
+static int ctl_fail(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int ctl_fail(int code, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	char *p;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* one line, whatever a path or server message holds */
+	for (p = msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	fprintf(stderr, "vsyncctl: %s\n", msg);
+	return code;
+}
+
+/* The exit status for a -errno from the backend. */
+static int exit_for(int err)
+{
+	switch (-err) {
+	case 0:
+		return EXIT_OK;
+	case ENOENT:
+		return EXIT_NOTFOUND;
+	case ESTALE:
+	case EEXIST:
+		return EXIT_CONFLICT;
+	case ECONNREFUSED:
+	case ETIMEDOUT:
+	case EACCES:
+		return EXIT_BACKEND;
+	case EINVAL:
+	case ENAMETOOLONG:
+		return EXIT_INVALID;
+	default:
+		return EXIT_ERR;
+	}
+}
+
+/* Report backend failure @r (the server's own message) as one line. */
+static int pg_failed(struct ctl *c, int r)
+{
+	return ctl_fail(exit_for(r), "%s", vs_pg_last_error(c->pg));
+}
+
+/* ---- argument helpers ---------------------------------------------------- */
+
+static int check_path(const char *path)
+{
+	if (!*path || vs_path_check(path, strlen(path)) < 0)
+		return ctl_fail(EXIT_INVALID, "invalid path '%s'", path);
+	return 0;
+}
+
+/* Parse a decimal or octal number in [min, max]. 0 or -EINVAL. */
+static int parse_num(const char *s, int base, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, base);
+	if (errno || end == s || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static bool uuid_valid(const char *s)
+{
+	static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+	size_t i;
+
+	for (i = 0; i < sizeof(shape) - 1; i++) {
+		if (shape[i] == '-' && s[i] != '-')
+			return false;
+		if (shape[i] == 'x' && !isxdigit((unsigned char)s[i]))
+			return false;
+	}
+	return s[i] == '\0';
+}
+
+/* The SQL side also refuses control characters in paths (docs/protocol.md). */
+static bool has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
+static double mib(uint64_t bytes)
+{
+	return (double)bytes / (1024.0 * 1024.0);
+}
+
+/* Read all of @fd into a malloc'd buffer. 0 or -errno (-EFBIG over the
+ * content limit). */
+static int read_all(int fd, uint8_t **out, size_t *len)
+{
+	size_t n = 0, cap = 65536;
+	uint8_t *buf = malloc(cap), *nb;
+	ssize_t r;
+
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		if (n == cap) {
+			if (cap >= CTL_MAX_CONTENT) {
+				free(buf);
+				return -EFBIG;
+			}
+			cap *= 2;
+			nb = realloc(buf, cap);
+			if (!nb) {
+				free(buf);
+				return -ENOMEM;
+			}
+			buf = nb;
+		}
+		r = read(fd, buf + n, cap - n);
+		if (r == 0)
+			break;
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			free(buf);
+			return (int)r;
+		}
+		n += (size_t)r;
+	}
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+static int read_file(const char *path, uint8_t **out, size_t *len)
+{
+	int fd, r;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	r = read_all(fd, out, len);
+	close(fd);
+	return r;
+}
+
+static int write_all(int fd, const uint8_t *buf, size_t len)
+{
+	ssize_t r;
+
+	while (len) {
+		r = write(fd, buf, len);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		buf += r;
+		len -= (size_t)r;
+	}
+	return 0;
+}
+
+/* ---- connection and project --------------------------------------------- */
+
+static int ctl_connect(struct ctl *c)
+{
+	int r;
+
+	r = vs_pg_new(&c->pg, c->conninfo, c->timeout_ms);
+	if (r < 0)
+		return ctl_fail(EXIT_ERR, "out of memory");
+	r = vs_pg_ensure(c->pg);
+	if (r < 0)
+		return ctl_fail(exit_for(r) == EXIT_ERR ? EXIT_BACKEND
+							: exit_for(r),
+				"cannot connect to PostgreSQL: %s",
+				vs_pg_last_error(c->pg));
+	return 0;
+}
+
+/* Connect and resolve project @name into c->project_id. */
+static int ctl_project(struct ctl *c, const char *name)
+{
+	int r;
+
+	r = ctl_connect(c);
+	if (r)
+		return r;
+	r = vs_pg_project_resolve(c->pg, name, c->project_id);
+	if (r == -ENOENT)
+		return ctl_fail(EXIT_NOTFOUND, "unknown project '%s'", name);
+	if (r < 0)
+		return pg_failed(c, r);
+	return 0;
+}
+
+/* Run @sql with text parameters; *res owns the result on success. */
+static int ctl_query(struct ctl *c, PGresult **res, const char *sql, int n,
+		     const char *const *v)
+{
+	return vs_pg_exec(c->pg, res, sql, n, v, NULL, NULL, 0);
+}
+
+/* ---- init ------------------------------------------------------------- */
+
+/* Apply migration @m in its own transaction, under the migration lock.
+ * *applied says whether it ran (or was recorded already). */
+static int init_one(struct ctl *c, const struct vs_migration *m, bool reapply,
+		    bool *applied)
+{
+	const char *v[1] = {m->name};
+	PGresult *res = NULL;
+	int r;
+
+	*applied = false;
+	r = vs_pg_cmd(c->pg,
+		      "BEGIN; SET LOCAL client_min_messages = warning;"
+		      " SELECT pg_advisory_xact_lock(" CTL_MIGRATION_LOCK ");"
+		      " CREATE TABLE IF NOT EXISTS vsync_schema_migrations ("
+		      " name text PRIMARY KEY,"
+		      " applied_at timestamptz NOT NULL DEFAULT now())");
+	if (r < 0)
+		goto out;
+	r = ctl_query(c, &res,
+		      "SELECT 1 FROM vsync_schema_migrations WHERE name = $1",
+		      1, v);
+	if (r < 0)
+		goto out;
+	if (PQntuples(res) == 0 || reapply) {
+		r = vs_pg_cmd(c->pg, m->sql);
+		if (r < 0)
+			goto out;
+		PQclear(res);
+		res = NULL;
+		r = ctl_query(c, &res,
+			      "INSERT INTO vsync_schema_migrations (name)"
+			      " VALUES ($1) ON CONFLICT (name)"
+			      " DO UPDATE SET applied_at = now()",
+			      1, v);
+		if (r < 0)
+			goto out;
+		*applied = true;
+	}
+	r = vs_pg_commit(c->pg);
+out:
+	PQclear(res);
+	if (r < 0)
+		vs_pg_rollback(c->pg);
+	return r;
+}
+
+static int cmd_init(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"reapply", no_argument, NULL, 'R'}, {NULL, 0, NULL, 0}};
+	const struct vs_migration *m;
+	bool reapply = false, applied;
+	int o, r, n = 0;
+
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (o != 'R')
+			return EXIT_USAGE;
+		reapply = true;
+	}
+	if (optind != argc)
+		return ctl_fail(EXIT_USAGE, "usage: vsyncctl init [--reapply]");
+	r = ctl_connect(c);
+	if (r)
+		return r;
+	for (m = vs_migrations; m->name; m++) {
+		r = init_one(c, m, reapply, &applied);
+		if (r < 0)
+			return ctl_fail(exit_for(r), "cannot apply %s: %s",
+					m->name, vs_pg_last_error(c->pg));
+		if (applied) {
+			n++;
+			if (!c->quiet)
+				printf("applied %s\n", m->name);
+		}
+	}
+	if (!c->quiet)
+		printf("schema up to date (%d migration%s applied)\n", n,
+		       n == 1 ? "" : "s");
+	return EXIT_OK;
+}
+
+/* ---- writes ---------------------------------------------------------- */
+
+/*
+ * vsync_write_file(project, path, bytes, mode, base, op, author, kind).
+ * @mode/@base may be NULL (SQL NULL). On success the result row
+ * (seq, version, content_hash) is in *res.
+ */
+static int ctl_write(struct ctl *c, PGresult **res, const char *path,
+		     const uint8_t *buf, size_t len, const char *mode,
+		     const char *base, const char *kind)
+{
+	const char *v[8] = {c->project_id, path,     (const char *)buf, mode,
+			    base,	   c->op_id, c->author,		kind};
+	const int lens[8] = {0, 0, (int)len, 0, 0, 0, 0, 0};
+	const int fmts[8] = {0, 0, 1, 0, 0, 0, 0, 0};
+
+	return vs_pg_exec(c->pg, res,
+			  "SELECT seq, version, content_hash FROM"
+			  " vsync_write_file($1::uuid, $2, $3::bytea, $4::int,"
+			  " $5::int, $6::uuid, $7, $8)",
+			  8, v, lens, fmts, 0);
+}
+
+/* Check that the server stored what we sent: its hash is ours. A retry
+ * (--op-id) with other content gets the first call's result: a conflict. */
+static int check_stored(struct ctl *c, const char *path, PGresult *res,
+			const uint8_t *buf, size_t len)
+{
+	char hex[VS_HASH_HEX_LEN + 1];
+
+	if (vs_sha256_hex(hex, buf, len) < 0)
+		return ctl_fail(EXIT_ERR, "out of memory");
+	if (!strcmp(hex, PQgetvalue(res, 0, 2)))
+		return 0;
+	if (c->op_id)
+		return ctl_fail(EXIT_CONFLICT,
+				"operation %s was already applied to '%s' with"
+				" other content (version %s, sha256 %.12s)",
+				c->op_id, path, PQgetvalue(res, 0, 1),
+				PQgetvalue(res, 0, 2));
+	return ctl_fail(EXIT_ERR, "'%s': the server stored sha256 %s, not %s",
+			path, PQgetvalue(res, 0, 2), hex);
+}
+
+static int cmd_put(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"base", required_argument, NULL, 'b'},
+	    {"mode", required_argument, NULL, 'm'},
+	    {NULL, 0, NULL, 0}};
+	const char *base = NULL, *src = "-", *path;
+	char mode[16] = "", basebuf[16];
+	uint8_t *buf = NULL;
+	PGresult *res = NULL;
+	struct stat st;
+	size_t len = 0;
+	long v;
+	int o, r;
+
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (o == 'b') {
+			if (parse_num(optarg, 10, 0, INT_MAX, &v) < 0)
+				return ctl_fail(EXIT_INVALID,
+						"invalid --base '%s'", optarg);
+			snprintf(basebuf, sizeof(basebuf), "%ld", v);
+			base = basebuf;
+		} else if (o == 'm') {
+			if (parse_num(optarg, 8, 0, 07777, &v) < 0)
+				return ctl_fail(EXIT_INVALID,
+						"invalid --mode '%s'", optarg);
+			snprintf(mode, sizeof(mode), "%ld", v);
+		} else {
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind < 2 || argc - optind > 3)
+		return ctl_fail(EXIT_USAGE,
+				"usage: vsyncctl put PROJECT PATH [FILE|-] "
+				"[--base N] [--mode OCTAL]");
+	path = argv[optind + 1];
+	if (argc - optind == 3)
+		src = argv[optind + 2];
+	r = check_path(path);
+	if (r)
+		return r;
+	if (!strcmp(src, "-")) {
+		r = read_all(STDIN_FILENO, &buf, &len);
+	} else {
+		r = read_file(src, &buf, &len);
+		if (!r && !*mode && !stat(src, &st) && (st.st_mode & S_IXUSR))
+			snprintf(mode, sizeof(mode), "%d", 0755);
+	}
+	if (r < 0)
+		return ctl_fail(r == -EFBIG ? EXIT_INVALID : EXIT_ERR,
+				"cannot read '%s': %s", src, strerror(-r));
+	r = ctl_project(c, argv[optind]);
+	if (r)
+		goto out;
+	r = ctl_write(c, &res, path, buf, len, *mode ? mode : NULL, base,
+		      "file");
+	if (r < 0) {
+		r = pg_failed(c, r);
+		goto out;
+	}
+	r = check_stored(c, path, res, buf, len);
+	if (!r && !c->quiet)
+		printf("%s: version %s (seq %s) sha256 %.12s\n", path,
+		       PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 0),
+		       PQgetvalue(res, 0, 2));
+out:
+	PQclear(res);
+	free(buf);
+	return r;
+}
+
+/* Shared by rm, mv, mkdir, rollback: run a write function and print
+ * "<what> (seq N)". */
+static int ctl_change(struct ctl *c, const char *sql, int n,
+		      const char *const *v, const char *what)
+{
+	PGresult *res = NULL;
+	int r;
+
+	r = ctl_query(c, &res, sql, n, v);
+	if (r < 0)
+		return pg_failed(c, r);
+	if (!c->quiet)
+		printf("%s (seq %s)\n", what, PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return EXIT_OK;
+}
+
+static int cmd_rm(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"recursive", no_argument, NULL, 'r'},
+	    {"base", required_argument, NULL, 'b'},
+	    {NULL, 0, NULL, 0}};
+	const char *base = NULL, *rec = "false";
+	const char *v[6];
+	long n;
+	int o, r;
+
+	while ((o = getopt_long(argc, argv, "rR", opts, NULL)) != -1) {
+		if (o == 'r' || o == 'R') {
+			rec = "true";
+		} else if (o == 'b') {
+			if (parse_num(optarg, 10, 0, INT_MAX, &n) < 0)
+				return ctl_fail(EXIT_INVALID,
+						"invalid --base '%s'", optarg);
+			base = optarg;
+		} else {
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 2)
+		return ctl_fail(EXIT_USAGE,
+				"usage: vsyncctl rm [-r] PROJECT PATH");
+	r = check_path(argv[optind + 1]);
+	if (!r)
+		r = ctl_project(c, argv[optind]);
+	if (r)
+		return r;
+	v[0] = c->project_id;
+	v[1] = argv[optind + 1];
+	v[2] = base;
+	v[3] = c->op_id;
+	v[4] = c->author;
+	v[5] = rec;
+	return ctl_change(c,
+			  "SELECT vsync_delete($1::uuid, $2, $3::int, $4::uuid,"
+			  " $5, $6::boolean)",
+			  6, v, "removed");
+}
+
+static int cmd_mv(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"base", required_argument, NULL, 'b'}, {NULL, 0, NULL, 0}};
+	const char *base = NULL;
+	const char *v[6];
+	long n;
+	int o, r;
+
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (o != 'b' || parse_num(optarg, 10, 0, INT_MAX, &n) < 0)
+			return o == 'b'
+				   ? ctl_fail(EXIT_INVALID,
+					      "invalid --base '%s'", optarg)
+				   : EXIT_USAGE;
+		base = optarg;
+	}
+	if (argc - optind != 3)
+		return ctl_fail(EXIT_USAGE,
+				"usage: vsyncctl mv PROJECT FROM TO");
+	r = check_path(argv[optind + 1]);
+	if (!r)
+		r = check_path(argv[optind + 2]);
+	if (!r)
+		r = ctl_project(c, argv[optind]);
+	if (r)
+		return r;
+	v[0] = c->project_id;
+	v[1] = argv[optind + 1];
+	v[2] = argv[optind + 2];
+	v[3] = base;
+	v[4] = c->op_id;
+	v[5] = c->author;
+	return ctl_change(c,
+			  "SELECT vsync_rename($1::uuid, $2, $3, $4::int,"
+			  " $5::uuid, $6)",
+			  6, v, "renamed");
+}
+
+static int cmd_mkdir(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"mode", required_argument, NULL, 'm'}, {NULL, 0, NULL, 0}};
+	char mode[16] = "";
+	const char *v[5];
+	long n;
+	int o, r;
+
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (o != 'm')
+			return EXIT_USAGE;
+		if (parse_num(optarg, 8, 0, 07777, &n) < 0)
+			return ctl_fail(EXIT_INVALID, "invalid --mode '%s'",
+					optarg);
+		snprintf(mode, sizeof(mode), "%ld", n);
+	}
+	if (argc - optind != 2)
+		return ctl_fail(
+		    EXIT_USAGE,
+		    "usage: vsyncctl mkdir PROJECT PATH [--mode OCTAL]");
+	r = check_path(argv[optind + 1]);
+	if (!r)
+		r = ctl_project(c, argv[optind]);
+	if (r)
+		return r;
+	v[0] = c->project_id;
+	v[1] = argv[optind + 1];
+	v[2] = *mode ? mode : NULL;
+	v[3] = c->op_id;
+	v[4] = c->author;
+	return ctl_change(c,
+			  "SELECT seq FROM vsync_mkdir($1::uuid, $2, $3::int,"
+			  " $4::uuid, $5)",
+			  5, v, "created directory");
+}
+
+static int cmd_rollback(struct ctl *c, int argc, char **argv)
+{
+	const char *v[5];
+	PGresult *res = NULL;
+	long n;
+	int r;
+
+	if (argc != 4)
+		return ctl_fail(
+		    EXIT_USAGE,
+		    "usage: vsyncctl rollback PROJECT PATH VERSION");
+	if (parse_num(argv[3], 10, 1, INT_MAX, &n) < 0)
+		return ctl_fail(EXIT_INVALID, "invalid version '%s'", argv[3]);
+	r = check_path(argv[2]);
+	if (!r)
+		r = ctl_project(c, argv[1]);
+	if (r)
+		return r;
+	v[0] = c->project_id;
+	v[1] = argv[2];
+	v[2] = argv[3];
+	v[3] = c->op_id;
+	v[4] = c->author;
+	r = ctl_query(c, &res,
+		      "SELECT seq, version, content_hash FROM"
+		      " vsync_rollback($1::uuid, $2, $3::int, $4::uuid, $5)",
+		      5, v);
+	if (r < 0)
+		return pg_failed(c, r);
+	if (!c->quiet)
+		printf(
+		    "%s: version %s has the content of version %s (seq %s)\n",
+		    argv[2], PQgetvalue(res, 0, 1), argv[3],
+		    PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return EXIT_OK;
+}
+
+/* ---- import ----------------------------------------------------------- */
+
+struct imp_entry {
+	char *rel; /* project path */
+	enum vs_kind kind;
+	uint32_t mode;
+	uint64_t size;
+};
+
+struct imp {
+	const char *root;
+	const char **excludes; /* NULL-terminated */
+	struct imp_entry *v;
+	size_t n, alloc;
+	size_t nfiles, nexcluded, nskipped;
+	uint64_t total_bytes;
+};
+
+static bool imp_excluded(const struct imp *im, const char *name,
+			 const char *rel)
+{
+	const char **e;
+
+	for (e = im->excludes; *e; e++)
+		if (!strcmp(*e, name) || !strcmp(*e, rel))
+			return true;
+	return false;
+}
+
+static int imp_add(struct imp *im, char *rel, enum vs_kind kind, uint32_t mode,
+		   uint64_t size)
+{
+	struct imp_entry *nv;
+	size_t na;
+
+	if (im->n == im->alloc) {
+		na = im->alloc ? im->alloc * 2 : 256;
+		nv = realloc(im->v, na * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		im->v = nv;
+		im->alloc = na;
+	}
+	im->v[im->n++] = (struct imp_entry){rel, kind, mode, size};
+	if (kind != VS_KIND_DIR) {
+		im->nfiles++;
+		im->total_bytes += size;
+	}
+	return 0;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Read the names of directory @dir, sorted bytewise. */
+static int list_dir(const char *dir, char ***names_out, size_t *n_out)
+{
+	char **names = NULL, **nn;
+	size_t n = 0, alloc = 0;
+	struct dirent *de;
+	DIR *d;
+	int r = 0;
+
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	while ((errno = 0, de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (n == alloc) {
+			alloc = alloc ? alloc * 2 : 32;
+			nn = realloc(names, alloc * sizeof(*names));
+			if (!nn) {
+				r = -ENOMEM;
+				goto out;
+			}
+			names = nn;
+		}
+		names[n] = strdup(de->d_name);
+		if (!names[n]) {
+			r = -ENOMEM;
+			goto out;
+		}
+		n++;
+	}
+	if (errno)
+		r = -errno;
+out:
+	closedir(d);
+	if (r < 0) {
+		while (n)
+			free(names[--n]);
+		free(names);
+		return r;
+	}
+	if (n)
+		qsort(names, n, sizeof(*names), name_cmp);
+	*names_out = names;
+	*n_out = n;
+	return 0;
+}
+
+static char *path_join(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	char *p = malloc(la + lb + 2);
+
+	if (!p)
+		return NULL;
+	memcpy(p, a, la);
+	p[la] = '/';
+	memcpy(p + la + 1, b, lb + 1);
+	return la ? p : memmove(p, p + 1, lb + 1);
+}
+
+static int imp_walk(struct imp *im, const char *rel);
+
+static enum vs_kind imp_kind(mode_t m)
+{
+	return S_ISLNK(m) ? VS_KIND_SYMLINK : VS_KIND_FILE;
+}
+
+/* Files with their owner's exec bit become 0755, others 0644. */
+static uint32_t imp_mode(mode_t m)
+{
+	if (S_ISLNK(m))
+		return 0777;
+	return (m & S_IXUSR) ? 0755 : 0644;
+}
+
+/* Classify one directory entry @name of @rel and add it. */
+static int imp_entry(struct imp *im, const char *rel, const char *name)
+{
+	char *r_path = NULL, *full = NULL;
+	struct stat st;
+	int r = -ENOMEM;
+
+	r_path = path_join(rel, name);
+	full = r_path ? path_join(im->root, r_path) : NULL;
+	if (!full)
+		goto out;
+	if (imp_excluded(im, name, r_path)) {
+		im->nexcluded++;
+		r = 0;
+		goto out;
+	}
+	if (lstat(full, &st) < 0) {
+		r = -errno;
+		ctl_fail(EXIT_ERR, "cannot stat '%s': %s", full,
+			 strerror(errno));
+		goto out;
+	}
+	if (vs_path_check(r_path, strlen(r_path)) < 0 || has_control(r_path)) {
+		ctl_fail(0, "skipping '%s': invalid path", r_path);
+		im->nskipped++;
+		r = 0;
+		goto out;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		r = imp_add(im, r_path, VS_KIND_DIR, st.st_mode & 07777, 0);
+		if (!r) {
+			r_path = NULL; /* owned by the entry now */
+			r = imp_walk(im, im->v[im->n - 1].rel);
+		}
+	} else if (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) {
+		r = imp_add(im, r_path, imp_kind(st.st_mode),
+			    imp_mode(st.st_mode), (uint64_t)st.st_size);
+		if (!r)
+			r_path = NULL;
+	} else {
+		ctl_fail(0, "skipping '%s': not a file, directory or symlink",
+			 r_path);
+		im->nskipped++;
+		r = 0;
+	}
+out:
+	free(r_path);
+	free(full);
+	return r;
+}
+
+/* Add everything under project path @rel ("" = the root) in path order. */
+static int imp_walk(struct imp *im, const char *rel)
+{
+	char **names = NULL, *dir;
+	size_t n = 0, i;
+	int r;
+
+	dir = *rel ? path_join(im->root, rel) : strdup(im->root);
+	if (!dir)
+		return -ENOMEM;
+	r = list_dir(dir, &names, &n);
+	if (r < 0)
+		ctl_fail(EXIT_ERR, "cannot read directory '%s': %s", dir,
+			 strerror(-r));
+	for (i = 0; i < n && r == 0; i++)
+		r = imp_entry(im, rel, names[i]);
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	free(dir);
+	return r;
+}
+
+static void imp_release(struct imp *im)
+{
+	size_t i;
+
+	for (i = 0; i < im->n; i++)
+		free(im->v[i].rel);
+	free(im->v);
+}
+
+/* Row of @cur (vsync_manifest: path, kind, mode, content_hash) for
+ * @path, or -1. Rows are in bytewise path order. */
+static int cur_find(PGresult *cur, const char *path)
+{
+	int lo = 0, hi = PQntuples(cur) - 1, mid, d;
+
+	while (lo <= hi) {
+		mid = lo + (hi - lo) / 2;
+		d = strcmp(PQgetvalue(cur, mid, 0), path);
+		if (d == 0)
+			return mid;
+		if (d < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return -1;
+}
+
+struct imp_stats {
+	size_t files, dirs, links, unchanged, done;
+	uint64_t bytes, done_bytes;
+};
+
+static void imp_progress(const struct imp *im, const struct imp_stats *s,
+			 bool final)
+{
+	static bool tty = false, checked = false;
+
+	if (!checked) {
+		tty = isatty(STDERR_FILENO);
+		checked = true;
+	}
+	if (!tty)
+		return;
+	fprintf(stderr, "\rimported %zu/%zu files, %.1f MiB%s", s->done,
+		im->nfiles, mib(s->done_bytes), final ? "\n" : "");
+}
+
+static int imp_dir(struct ctl *c, const struct imp_entry *e, PGresult *cur,
+		   struct imp_stats *s)
+{
+	char mode[16];
+	const char *v[5] = {c->project_id, e->rel, mode, NULL, c->author};
+	PGresult *res = NULL;
+	int row = cur_find(cur, e->rel), r;
+
+	if (row >= 0 && !strcmp(PQgetvalue(cur, row, 1), "dir")) {
+		s->unchanged++;
+		return 0;
+	}
+	snprintf(mode, sizeof(mode), "%u", e->mode);
+	r = ctl_query(c, &res,
+		      "SELECT seq FROM vsync_mkdir($1::uuid, $2, $3::int,"
+		      " $4::uuid, $5)",
+		      5, v);
+	PQclear(res);
+	if (r < 0)
+		return r;
+	s->dirs++;
+	return 0;
+}
+
+/* Read file or symlink @e of the import; *buf owns its bytes. */
+static int imp_read(const struct imp *im, const struct imp_entry *e,
+		    uint8_t **buf, size_t *len)
+{
+	char *full = path_join(im->root, e->rel);
+	ssize_t n;
+	int r;
+
+	if (!full)
+		return -ENOMEM;
+	if (e->kind == VS_KIND_FILE) {
+		r = read_file(full, buf, len);
+	} else {
+		*buf = malloc(VS_PATH_MAX);
+		r = *buf ? 0 : -ENOMEM;
+		n = *buf ? readlink(full, (char *)*buf, VS_PATH_MAX) : 0;
+		if (!r && (n < 0 || n >= VS_PATH_MAX))
+			r = n < 0 ? -errno : -ENAMETOOLONG;
+		*len = n > 0 ? (size_t)n : 0;
+	}
+	if (r < 0) {
+		ctl_fail(0, "cannot read '%s': %s", full, strerror(-r));
+		free(*buf);
+		*buf = NULL;
+	}
+	free(full);
+	return r;
+}
+
+static int imp_file(struct ctl *c, const struct imp *im,
+		    const struct imp_entry *e, PGresult *cur,
+		    struct imp_stats *s)
+{
+	const char *kind = e->kind == VS_KIND_SYMLINK ? "symlink" : "file";
+	char hex[VS_HASH_HEX_LEN + 1], mode[16];
+	PGresult *res = NULL;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int row, r;
+
+	r = imp_read(im, e, &buf, &len);
+	if (r < 0)
+		return r == -ENOMEM ? r : -ECANCELED;
+	r = vs_sha256_hex(hex, buf, len);
+	if (r < 0)
+		goto out;
+	snprintf(mode, sizeof(mode), "%u", e->mode);
+	row = cur_find(cur, e->rel);
+	if (row >= 0 && !strcmp(PQgetvalue(cur, row, 1), kind) &&
+	    !strcmp(PQgetvalue(cur, row, 2), mode) &&
+	    !strcmp(PQgetvalue(cur, row, 3), hex)) {
+		s->unchanged++;
+		goto out;
+	}
+	r = ctl_write(c, &res, e->rel, buf, len, mode, NULL, kind);
+	if (r < 0)
+		goto out;
+	if (strcmp(PQgetvalue(res, 0, 2), hex)) {
+		ctl_fail(0, "'%s': the server stored sha256 %s, not %s", e->rel,
+			 PQgetvalue(res, 0, 2), hex);
+		r = -ECANCELED;
+		goto out;
+	}
+	if (e->kind == VS_KIND_SYMLINK)
+		s->links++;
+	else
+		s->files++;
+	s->bytes += len;
+out:
+	s->done++;
+	s->done_bytes += len;
+	PQclear(res);
+	free(buf);
+	return r;
+}
+
+/* Write every entry of @im into the project, inside the caller's
+ * transaction. -ECANCELED for a local failure (already reported), else
+ * the backend's -errno. */
+static int imp_apply(struct ctl *c, const struct imp *im, struct imp_stats *s)
+{
+	const char *v[1] = {c->project_id};
+	PGresult *cur = NULL;
+	size_t i;
+	int r;
+
+	r = ctl_query(c, &cur,
+		      "SELECT path, kind, mode, coalesce(content_hash, '')"
+		      " FROM vsync_manifest($1::uuid)",
+		      1, v);
+	if (r < 0)
+		return r;
+	for (i = 0; i < im->n && r == 0; i++) {
+		if (im->v[i].kind == VS_KIND_DIR)
+			r = imp_dir(c, &im->v[i], cur, s);
+		else
+			r = imp_file(c, im, &im->v[i], cur, s);
+		if (im->v[i].kind != VS_KIND_DIR && (s->done % 64 == 0))
+			imp_progress(im, s, false);
+	}
+	if (r == 0)
+		imp_progress(im, s, true);
+	PQclear(cur);
+	return r;
+}
+
+static int imp_create_project(struct ctl *c, const char *name)
+{
+	const char *v[1] = {name};
+	PGresult *res = NULL;
+	int r;
+
+	r = ctl_query(c, &res, "SELECT vsync_create_project($1)", 1, v);
+	if (r < 0)
+		return r;
+	snprintf(c->project_id, sizeof(c->project_id), "%s",
+		 PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return 0;
+}
+
+static int imp_run(struct ctl *c, const char *project, struct imp *im)
+{
+	struct imp_stats s = {0};
+	const char *v[1];
+	PGresult *res = NULL;
+	int r;
+
+	r = vs_pg_begin(c->pg, NULL);
+	if (!r)
+		r = imp_create_project(c, project);
+	if (!r)
+		r = imp_apply(c, im, &s);
+	if (!r) {
+		v[0] = c->project_id;
+		r = ctl_query(c, &res, "SELECT vsync_project_seq($1::uuid)", 1,
+			      v);
+	}
+	if (!r)
+		r = vs_pg_commit(c->pg);
+	if (r < 0) {
+		if (r == -ECANCELED || r == -ENOMEM)
+			r = ctl_fail(
+			    EXIT_ERR,
+			    "import into '%s' abandoned%s, nothing changed",
+			    project, r == -ENOMEM ? " (out of memory)" : "");
+		else
+			r = ctl_fail(exit_for(r), "import into '%s' failed: %s",
+				     project, vs_pg_last_error(c->pg));
+		vs_pg_rollback(c->pg);
+		goto out;
+	}
+	if (!c->quiet)
+		printf(
+		    "imported %zu files, %zu dirs, %zu symlinks (%.1f MiB) into"
+		    " '%s' at seq %s; %zu unchanged, %zu excluded, %zu "
+		    "skipped\n",
+		    s.files, s.dirs, s.links, mib(s.bytes), project,
+		    PQgetvalue(res, 0, 0), s.unchanged, im->nexcluded,
+		    im->nskipped);
+out:
+	PQclear(res);
+	return r;
+}
+
+static int cmd_import(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"exclude", required_argument, NULL, 'x'},
+	    {"no-default-excludes", no_argument, NULL, 'N'},
+	    {NULL, 0, NULL, 0}};
+	const char **excl = calloc((size_t)argc + 4, sizeof(*excl));
+	struct imp im = {0};
+	size_t ne = 0, i;
+	bool defaults = true;
+	struct stat st;
+	int o, r;
+
+	if (!excl)
+		return ctl_fail(EXIT_ERR, "out of memory");
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (o == 'x') {
+			excl[ne++] = optarg;
+		} else if (o == 'N') {
+			defaults = false;
+		} else {
+			r = EXIT_USAGE;
+			goto out;
+		}
+	}
+	for (i = 0; defaults && default_excludes[i]; i++)
+		excl[ne++] = default_excludes[i];
+	if (argc - optind != 2) {
+		r = ctl_fail(EXIT_USAGE,
+			     "usage: vsyncctl import PROJECT DIR [--exclude "
+			     "NAME]... [--no-default-excludes]");
+		goto out;
+	}
+	im.root = argv[optind + 1];
+	im.excludes = excl;
+	if (stat(im.root, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		r = ctl_fail(EXIT_NOTFOUND, "'%s' is not a directory", im.root);
+		goto out;
+	}
+	r = imp_walk(&im, "");
+	if (r < 0) {
+		r = r == -ENOMEM ? ctl_fail(EXIT_ERR, "out of memory")
+				 : EXIT_ERR;
+		goto out;
+	}
+	r = ctl_connect(c);
+	if (!r)
+		r = imp_run(c, argv[optind], &im);
+out:
+	imp_release(&im);
+	free(excl);
+	return r;
+}
+
+/* ---- reads ------------------------------------------------------------ */
+
+static int cmd_cat(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"version", required_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
+	const char *version = NULL, *v[3];
+	PGresult *res = NULL;
+	long n;
+	int o, r;
+
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (o != 'V')
+			return EXIT_USAGE;
+		if (parse_num(optarg, 10, 1, INT_MAX, &n) < 0)
+			return ctl_fail(EXIT_INVALID, "invalid version '%s'",
+					optarg);
+		version = optarg;
+	}
+	if (argc - optind != 2)
+		return ctl_fail(
+		    EXIT_USAGE,
+		    "usage: vsyncctl cat PROJECT PATH [--version N]");
+	r = check_path(argv[optind + 1]);
+	if (!r)
+		r = ctl_project(c, argv[optind]);
+	if (r)
+		return r;
+	v[0] = c->project_id;
+	v[1] = argv[optind + 1];
+	v[2] = version;
+	r = vs_pg_exec(c->pg, &res,
+		       "SELECT vsync_read_file($1::uuid, $2, $3::int)", 3, v,
+		       NULL, NULL, 1);
+	if (r < 0)
+		return pg_failed(c, r);
+	r = write_all(STDOUT_FILENO, (const uint8_t *)PQgetvalue(res, 0, 0),
+		      (size_t)PQgetlength(res, 0, 0));
+	PQclear(res);
+	if (r < 0)
+		return ctl_fail(EXIT_ERR, "cannot write to stdout: %s",
+				strerror(-r));
+	return EXIT_OK;
+}
+
+static bool under(const char *path, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	return !*prefix || (!strncmp(path, prefix, n) &&
+			    (path[n] == '\0' || path[n] == '/'));
+}
+
+static int cmd_ls(struct ctl *c, int argc, char **argv)
+{
+	const char *prefix = argc == 3 ? argv[2] : "";
+	struct vs_manifest m;
+	size_t i, shown = 0;
+	int r;
+
+	if (argc != 2 && argc != 3)
+		return ctl_fail(EXIT_USAGE,
+				"usage: vsyncctl ls PROJECT [PATH]");
+	if (*prefix && (r = check_path(prefix)))
+		return r;
+	r = ctl_project(c, argv[1]);
+	if (r)
+		return r;
+	vs_manifest_init(&m);
+	r = vs_pg_manifest_load(c->pg, c->project_id, &m);
+	if (r < 0)
+		return pg_failed(c, r);
+	for (i = 0; i < m.n; i++) {
+		const struct vs_manifest_entry *e = &m.entries[i];
+
+		if (!under(e->path, prefix))
+			continue;
+		printf("%-7s %04o %10" PRIu64 " v%-4" PRId64 " %s%s%s\n",
+		       vs_kind_name(e->kind), (unsigned)e->mode, e->size,
+		       e->version, e->path, e->target ? " -> " : "",
+		       e->target ? e->target : "");
+		shown++;
+	}
+	vs_manifest_release(&m);
+	if (*prefix && !shown)
+		return ctl_fail(EXIT_NOTFOUND, "no such path '%s'", prefix);
+	return EXIT_OK;
+}
+
+static int log_path(struct ctl *c, const char *path)
+{
+	const char *v[2] = {c->project_id, path};
+	PGresult *res = NULL;
+	int i, r;
+
+	r = ctl_query(c, &res,
+		      "SELECT version, author,"
+		      " to_char(created_at AT TIME ZONE 'UTC',"
+		      "  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+		      " size, coalesce(content_hash, ''), kind, is_deleted, seq"
+		      " FROM vsync_history($1::uuid, $2)",
+		      2, v);
+	if (r < 0)
+		return pg_failed(c, r);
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return ctl_fail(EXIT_NOTFOUND, "no history for '%s'", path);
+	}
+	for (i = 0; i < PQntuples(res); i++) {
+		const char *hash = PQgetvalue(res, i, 4);
+		const char *kind = PQgetvalue(res, i, 5);
+		bool deleted = !strcmp(PQgetvalue(res, i, 6), "t");
+
+		printf("v%-4s %-16s %s %10s %-12.12s seq %s%s%s%s\n",
+		       PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+		       PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
+		       *hash ? hash : "-", PQgetvalue(res, i, 7),
+		       strcmp(kind, "file") ? " " : "",
+		       strcmp(kind, "file") ? kind : "",
+		       deleted ? " (deleted)" : "");
+	}
+	PQclear(res);
+	return EXIT_OK;
+}
+
+static int log_project(struct ctl *c, const char *limit)
+{
+	const char *v[2] = {c->project_id, limit};
+	PGresult *res = NULL;
+	int i, r;
+
+	r = ctl_query(
+	    c, &res,
+	    "SELECT seq, operation_type, coalesce('v' || version, '-'),"
+	    " author, to_char(created_at AT TIME ZONE 'UTC',"
+	    "  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+	    " path, coalesce(old_path, '')"
+	    " FROM vsync_changes($1::uuid,"
+	    "  greatest(vsync_project_seq($1::uuid) - $2::int, 0),"
+	    "  $2::int)",
+	    2, v);
+	if (r < 0)
+		return pg_failed(c, r);
+	for (i = 0; i < PQntuples(res); i++)
+		printf("seq %-6s %-8s %-5s %-16s %s %s%s%s\n",
+		       PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+		       PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
+		       PQgetvalue(res, i, 4), PQgetvalue(res, i, 6),
+		       *PQgetvalue(res, i, 6) ? " -> " : "",
+		       PQgetvalue(res, i, 5));
+	PQclear(res);
+	return EXIT_OK;
+}
+
+static int cmd_log(struct ctl *c, int argc, char **argv)
+{
+	char limit[16] = "20";
+	long n;
+	int o, r;
+
+	while ((o = getopt_long(argc, argv, "n:", NULL, NULL)) != -1) {
+		if (o != 'n')
+			return EXIT_USAGE;
+		if (parse_num(optarg, 10, 1, 1000000, &n) < 0)
+			return ctl_fail(EXIT_INVALID, "invalid -n '%s'",
+					optarg);
+		snprintf(limit, sizeof(limit), "%ld", n);
+	}
+	if (argc - optind != 1 && argc - optind != 2)
+		return ctl_fail(EXIT_USAGE,
+				"usage: vsyncctl log [-n N] PROJECT [PATH]");
+	if (argc - optind == 2 && (r = check_path(argv[optind + 1])))
+		return r;
+	r = ctl_project(c, argv[optind]);
+	if (r)
+		return r;
+	if (argc - optind == 2)
+		return log_path(c, argv[optind + 1]);
+	return log_project(c, limit);
+}
+
+static int cmd_status(struct ctl *c, int argc, char **argv)
+{
+	const char *v[1];
+	PGresult *res = NULL;
+	int r;
+
+	if (argc != 2)
+		return ctl_fail(EXIT_USAGE, "usage: vsyncctl status PROJECT");
+	r = ctl_project(c, argv[1]);
+	if (r)
+		return r;
+	v[0] = c->project_id;
+	r = ctl_query(c, &res,
+		      "SELECT id, name, seq, files, dirs, symlinks, bytes"
+		      " FROM vsync_project_status($1::uuid)",
+		      1, v);
+	if (r < 0)
+		return pg_failed(c, r);
+	printf("project  %s\nid       %s\nseq      %s\nfiles    %s\n"
+	       "dirs     %s\nsymlinks %s\nbytes    %s\n",
+	       PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 0),
+	       PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3),
+	       PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 5),
+	       PQgetvalue(res, 0, 6));
+	PQclear(res);
+	return EXIT_OK;
+}
+
+/* ---- export ----------------------------------------------------------- */
+
+/* Write file @e under @dir_fd from the project's content, verified. */
+static int exp_file(struct ctl *c, int dir_fd,
+		    const struct vs_manifest_entry *e)
+{
+	char hex[VS_HASH_HEX_LEN + 1];
+	struct timespec ts[2];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int fd = -1, r;
+
+	r = vs_pg_blob_fetch(c->pg, c->project_id, e->hash, &buf, &len);
+	if (r < 0)
+		return ctl_fail(exit_for(r), "cannot fetch '%s': %s", e->path,
+				vs_pg_last_error(c->pg));
+	r = vs_sha256_hex(hex, buf, len);
+	if (r == 0 && strcmp(hex, e->hash)) {
+		r = ctl_fail(EXIT_ERR, "'%s': content does not match sha256 %s",
+			     e->path, e->hash);
+		goto out;
+	}
+	fd = openat(dir_fd, e->path,
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 || write_all(fd, buf, len) < 0 ||
+	    fchmod(fd, (mode_t)e->mode) < 0) {
+		r = ctl_fail(EXIT_ERR, "cannot write '%s': %s", e->path,
+			     strerror(errno));
+		goto out;
+	}
+	ts[0].tv_sec = ts[1].tv_sec = (time_t)(e->mtime_ns / 1000000000);
+	ts[0].tv_nsec = ts[1].tv_nsec = (long)(e->mtime_ns % 1000000000);
+	futimens(fd, ts);
+	r = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return r;
+}
+
+static int exp_entry(struct ctl *c, int dir_fd,
+		     const struct vs_manifest_entry *e)
+{
+	switch (e->kind) {
+	case VS_KIND_DIR:
+		if (mkdirat(dir_fd, e->path, 0700) < 0)
+			return ctl_fail(EXIT_ERR, "cannot create '%s': %s",
+					e->path, strerror(errno));
+		return 0;
+	case VS_KIND_SYMLINK:
+		if (symlinkat(e->target, dir_fd, e->path) < 0)
+			return ctl_fail(EXIT_ERR, "cannot create '%s': %s",
+					e->path, strerror(errno));
+		return 0;
+	case VS_KIND_FILE:
+		return exp_file(c, dir_fd, e);
+	}
+	vs_bug("unknown kind %d", (int)e->kind);
+}
+
+/* Open @dir for export: it must not exist, or be an empty directory. */
+static int exp_open_dir(const char *dir, int *fd_out)
+{
+	char **names = NULL;
+	size_t n = 0;
+	int r;
+
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return ctl_fail(EXIT_ERR, "cannot create '%s': %s", dir,
+				strerror(errno));
+	r = list_dir(dir, &names, &n);
+	if (r < 0)
+		return ctl_fail(EXIT_ERR, "cannot read '%s': %s", dir,
+				strerror(-r));
+	while (n)
+		free(names[--n]);
+	if (names) {
+		free(names);
+		return ctl_fail(EXIT_INVALID, "'%s' is not empty", dir);
+	}
+	*fd_out = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*fd_out < 0)
+		return ctl_fail(EXIT_ERR, "cannot open '%s': %s", dir,
+				strerror(errno));
+	return 0;
+}
+
+static int cmd_export(struct ctl *c, int argc, char **argv)
+{
+	struct vs_manifest m;
+	size_t i, nf = 0, nd = 0, nl = 0;
+	uint64_t bytes = 0;
+	int fd = -1, r;
+
+	if (argc != 3)
+		return ctl_fail(EXIT_USAGE,
+				"usage: vsyncctl export PROJECT DIR");
+	r = ctl_project(c, argv[1]);
+	if (r)
+		return r;
+	vs_manifest_init(&m);
+	r = vs_pg_manifest_load(c->pg, c->project_id, &m);
+	if (r < 0)
+		return pg_failed(c, r);
+	r = exp_open_dir(argv[2], &fd);
+	for (i = 0; i < m.n && !r; i++) {
+		r = exp_entry(c, fd, &m.entries[i]);
+		nf += m.entries[i].kind == VS_KIND_FILE;
+		nd += m.entries[i].kind == VS_KIND_DIR;
+		nl += m.entries[i].kind == VS_KIND_SYMLINK;
+		if (m.entries[i].kind == VS_KIND_FILE)
+			bytes += m.entries[i].size;
+	}
+	/* directory modes last: a read-only directory is filled first */
+	for (i = m.n; i-- > 0 && !r;)
+		if (m.entries[i].kind == VS_KIND_DIR &&
+		    fchmodat(fd, m.entries[i].path, (mode_t)m.entries[i].mode,
+			     0) < 0)
+			r = ctl_fail(EXIT_ERR, "cannot chmod '%s': %s",
+				     m.entries[i].path, strerror(errno));
+	if (!r && !c->quiet)
+		printf(
+		    "exported %zu files, %zu dirs, %zu symlinks (%.1f MiB) of"
+		    " '%s' at seq %" PRId64 " to %s\n",
+		    nf, nd, nl, mib(bytes), argv[1], m.seq, argv[2]);
+	if (fd >= 0)
+		close(fd);
+	vs_manifest_release(&m);
+	return r;
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fputs(
+	    "usage: vsyncctl [OPTIONS] COMMAND [ARGS]\n"
+	    "\n"
+	    "Operate on vsync projects stored in PostgreSQL.\n"
+	    "\n"
+	    "Options (before the command):\n"
+	    "  --pg CONNINFO    PostgreSQL URL or key=value string\n"
+	    "                   (default: $VSYNC_PG_URL, then libpq's PG* "
+	    "defaults)\n"
+	    "  --timeout MS     deadline of each database call (default "
+	    "10000)\n"
+	    "  --author NAME    author recorded with changes (default "
+	    "vsyncctl)\n"
+	    "  --op-id UUID     idempotency key of the change: a retry with "
+	    "the\n"
+	    "                   same id returns the first result, changes "
+	    "nothing\n"
+	    "  -q, --quiet      print nothing on success (except "
+	    "cat/ls/log/status)\n"
+	    "  -v, --verbose    log library messages (twice: debug)\n"
+	    "  --help, --version\n"
+	    "\n"
+	    "Commands:\n"
+	    "  init [--reapply]                  create or upgrade the schema\n"
+	    "  import PROJECT DIR [--exclude NAME]... [--no-default-excludes]\n"
+	    "                                    import a tree in one "
+	    "transaction\n"
+	    "                                    (creates PROJECT; excludes "
+	    "node_modules,\n"
+	    "                                    .git and dist unless told "
+	    "otherwise)\n"
+	    "  put PROJECT PATH [FILE|-] [--base N] [--mode OCTAL]\n"
+	    "                                    write a file (stdin by "
+	    "default);\n"
+	    "                                    --base 0: create only; N: "
+	    "only if at N\n"
+	    "  rm [-r] [--base N] PROJECT PATH   delete a file or directory\n"
+	    "  mv [--base N] PROJECT FROM TO     rename a file or directory\n"
+	    "  mkdir [--mode OCTAL] PROJECT PATH create a directory\n"
+	    "  cat [--version N] PROJECT PATH    print a file's bytes\n"
+	    "  ls PROJECT [PATH]                 kind, mode, size, version, "
+	    "path\n"
+	    "  log [-n N] PROJECT [PATH]         a path's versions, or the "
+	    "last N\n"
+	    "                                    changes of the project\n"
+	    "  rollback PROJECT PATH VERSION     make an old version current "
+	    "again\n"
+	    "  export PROJECT DIR                write the tree into an empty "
+	    "DIR\n"
+	    "  status PROJECT                    id, change seq, files, bytes\n"
+	    "\n"
+	    "Exit status:\n"
+	    "  0 ok, 1 other error, 2 usage, 3 not found (project or path),\n"
+	    "  4 conflict (stale --base, target exists), 5 backend unreachable "
+	    "or\n"
+	    "  timed out, 6 invalid path or argument\n",
+	    f);
+}
+
+struct command {
+	const char *name;
+	int (*run)(struct ctl *c, int argc, char **argv);
+};
+
+static const struct command commands[] = {{"init", cmd_init},
+					  {"import", cmd_import},
+					  {"put", cmd_put},
+					  {"rm", cmd_rm},
+					  {"mv", cmd_mv},
+					  {"mkdir", cmd_mkdir},
+					  {"cat", cmd_cat},
+					  {"ls", cmd_ls},
+					  {"log", cmd_log},
+					  {"rollback", cmd_rollback},
+					  {"export", cmd_export},
+					  {"status", cmd_status},
+					  {NULL, NULL}};
+
+/* Parse the global options; returns the index of the command, or a
+ * negative exit status to return. */
+static int parse_globals(struct ctl *c, int argc, char **argv, int *verbose)
+{
+	static const struct option opts[] = {
+	    {"pg", required_argument, NULL, 'p'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"author", required_argument, NULL, 'a'},
+	    {"op-id", required_argument, NULL, 'o'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0}};
+	long n;
+	int o;
+
+	while ((o = getopt_long(argc, argv, "+qvh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'p':
+			c->conninfo = optarg;
+			break;
+		case 't':
+			if (parse_num(optarg, 10, 1, INT_MAX, &n) < 0)
+				return -ctl_fail(EXIT_USAGE,
+						 "invalid --timeout '%s'",
+						 optarg);
+			c->timeout_ms = (int)n;
+			break;
+		case 'a':
+			c->author = optarg;
+			break;
+		case 'o':
+			if (!uuid_valid(optarg))
+				return -ctl_fail(
+				    EXIT_INVALID,
+				    "invalid --op-id '%s' (a UUID)", optarg);
+			c->op_id = optarg;
+			break;
+		case 'q':
+			c->quiet = true;
+			break;
+		case 'v':
+			(*verbose)++;
+			break;
+		case 'h':
+			usage(stdout);
+			return -EXIT_OK;
+		case 'V':
+			printf("vsyncctl %s\n", VSYNC_VERSION);
+			return -EXIT_OK;
+		default:
+			usage(stderr);
+			return -EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return -EXIT_USAGE;
+	}
+	return optind;
+}
+
+int main(int argc, char **argv)
+{
+	struct ctl c = {.timeout_ms = 10000, .author = "vsyncctl"};
+	const struct command *cmd;
+	int verbose = 0, i, r;
+
+	vs_log_set_prog("vsyncctl");
+	c.conninfo = getenv("VSYNC_PG_URL");
+	i = parse_globals(&c, argc, argv, &verbose);
+	if (i <= 0)
+		return -i;
+	vs_log_set_level(verbose >= 2 ? VS_LOG_DEBUG
+			 : verbose    ? VS_LOG_INFO
+				      : VS_LOG_ERROR);
+	for (cmd = commands; cmd->name; cmd++)
+		if (!strcmp(cmd->name, argv[i]))
+			break;
+	if (!cmd->name) {
+		ctl_fail(EXIT_USAGE, "unknown command '%s' (see --help)",
+			 argv[i]);
+		return EXIT_USAGE;
+	}
+	optind = 0; /* rescan: each command parses its own options */
+	r = cmd->run(&c, argc - i, argv + i);
+	vs_pg_free(c.pg);
+	if (fflush(stdout) != 0 && r == EXIT_OK)
+		r = ctl_fail(EXIT_ERR, "cannot write to stdout: %s",
+			     strerror(errno));
+	return r;
+}

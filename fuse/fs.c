@@ -1,0 +1,1099 @@
+/*
+ * fs.c - the FUSE low-level operations of vsync-mount (fs.h).
+ *
+ * DESIGN
+ * Synced paths are served from the in-memory inode table (inode_i.h) and
+ * the verified content cache; they are read-only here (EROFS) until
+ * write-back lands. Local-only paths (node_modules/, dist/ ...) are passed
+ * through to the upper directory with *at() calls on paths computed from
+ * the inode tree, so no fd is held per inode.
+ *
+ * Every handler replies exactly once. A handler never holds table->lock
+ * while waiting on the network: content is fetched under the inode's own
+ * fd_lock only. Kernel caching is long-lived (entry/attr timeouts,
+ * keep_cache, cached directory listings) because nothing changes a synced
+ * path behind the kernel's back without the mount invalidating it.
+ */
+#include "vsync/fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "inode_i.h"
+#include "vsync/content.h"
+#include "vsync/log.h"
+
+/* d_ino of a listed entry whose inode the kernel will look up itself */
+#define VS_UNKNOWN_INO 0xffffffffu
+
+struct vs_fs {
+	struct vs_fs_config cfg;
+	struct vs_inode_table table;
+};
+
+/* An open local directory (opendir on a local-only path). */
+struct local_dir {
+	DIR *dp;
+	off_t offset;
+	struct dirent *entry;
+};
+
+static struct vs_fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* Look @ino up under the lock; NULL if the kernel names an unknown inode. */
+static struct vs_inode *get_locked(struct vs_fs *fs, fuse_ino_t ino)
+{
+	return inode_table_get(&fs->table, ino);
+}
+
+static mode_t kind_type(enum vs_kind k)
+{
+	switch (k) {
+	case VS_KIND_DIR:
+		return S_IFDIR;
+	case VS_KIND_SYMLINK:
+		return S_IFLNK;
+	default:
+		return S_IFREG;
+	}
+}
+
+static enum vs_kind mode_kind(mode_t m)
+{
+	if (S_ISDIR(m))
+		return VS_KIND_DIR;
+	if (S_ISLNK(m))
+		return VS_KIND_SYMLINK;
+	return VS_KIND_FILE;
+}
+
+static void synced_stat(const struct vs_fs *fs, const struct vs_inode *in,
+			struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = in->ino;
+	st->st_mode = kind_type(in->kind) | (in->mode & 07777);
+	st->st_nlink = in->kind == VS_KIND_DIR ? 2 : 1;
+	st->st_uid = fs->cfg.uid;
+	st->st_gid = fs->cfg.gid;
+	st->st_size = (off_t)in->size;
+	st->st_blksize = 4096;
+	st->st_blocks = (blkcnt_t)((in->size + 511) / 512);
+	st->st_mtim.tv_sec = in->mtime_ns / 1000000000;
+	st->st_mtim.tv_nsec = in->mtime_ns % 1000000000;
+	st->st_atim = st->st_mtim;
+	st->st_ctim = st->st_mtim;
+}
+
+/*
+ * Path of @in (plus "/@name" if @name) relative to the upper layer, "."
+ * for the root. Takes the table lock. 0 or -ENAMETOOLONG.
+ */
+static int upper_path(struct vs_fs *fs, struct vs_inode *in, const char *name,
+		      char *buf, size_t size)
+{
+	size_t len;
+	int r;
+
+	pthread_mutex_lock(&fs->table.lock);
+	r = inode_path(in, buf, size);
+	pthread_mutex_unlock(&fs->table.lock);
+	if (r < 0)
+		return r;
+	len = strlen(buf);
+	if (name) {
+		int n = snprintf(buf + len, size - len, "%s%s", len ? "/" : "",
+				 name);
+
+		if (n < 0 || (size_t)n >= size - len)
+			return -ENAMETOOLONG;
+	} else if (len == 0) {
+		strcpy(buf, ".");
+	}
+	return 0;
+}
+
+/* Create the directories leading to upper path @path (mkdir -p of its
+ * parent), copying the synced directories' modes. */
+static int upper_mkdirs(struct vs_fs *fs, const char *path)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(path);
+
+	if (len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, len + 1);
+	for (char *p = strchr(buf, '/'); p; p = strchr(p + 1, '/')) {
+		*p = '\0';
+		if (mkdirat(fs->cfg.upper_fd, buf, 0755) < 0 &&
+		    errno != EEXIST) {
+			int r = -errno;
+
+			*p = '/';
+			return r;
+		}
+		*p = '/';
+	}
+	return 0;
+}
+
+/* Is the entry @name of @parent a local-only one? */
+static bool is_local_target(struct vs_fs *fs, struct vs_inode *parent,
+			    const char *name)
+{
+	return parent->local ||
+	       vs_name_is_local(&fs->cfg.local, name, strlen(name));
+}
+
+static void fill_entry(struct vs_fs *fs, struct fuse_entry_param *e,
+		       const struct stat *st, fuse_ino_t ino)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = ino;
+	e->attr = *st;
+	e->attr.st_ino = ino;
+	e->attr_timeout = fs->cfg.attr_timeout;
+	e->entry_timeout = fs->cfg.entry_timeout;
+}
+
+/* Look up (and count a lookup of) local entry @name of @parent, whose
+ * upper path is @path. Replies to nothing. */
+static int local_lookup(struct vs_fs *fs, struct vs_inode *parent,
+			const char *name, const char *path,
+			struct fuse_entry_param *e)
+{
+	struct vs_inode *in;
+	struct stat st;
+
+	if (fstatat(fs->cfg.upper_fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	pthread_mutex_lock(&fs->table.lock);
+	in = inode_local_get(&fs->table, parent, name, st.st_ino,
+			     mode_kind(st.st_mode));
+	if (in)
+		in->nlookup++;
+	pthread_mutex_unlock(&fs->table.lock);
+	if (!in)
+		return -ENOMEM;
+	fill_entry(fs, e, &st, in->ino);
+	return 0;
+}
+
+static void vs_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
+{
+	struct vs_fs *fs = fs_of(req);
+	struct fuse_entry_param e;
+	struct vs_inode *parent, *in;
+	char path[PATH_MAX];
+	int r;
+
+	if (strlen(name) > VS_NAME_MAX) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	pthread_mutex_lock(&fs->table.lock);
+	parent = get_locked(fs, parent_ino);
+	if (!parent || parent->kind != VS_KIND_DIR) {
+		pthread_mutex_unlock(&fs->table.lock);
+		fuse_reply_err(req, parent ? ENOTDIR : ESTALE);
+		return;
+	}
+	if (!is_local_target(fs, parent, name)) {
+		in = inode_child_find(parent, name);
+		if (!in) {
+			pthread_mutex_unlock(&fs->table.lock);
+			/* a negative entry, cached like a positive one */
+			memset(&e, 0, sizeof(e));
+			e.entry_timeout = fs->cfg.entry_timeout;
+			fuse_reply_entry(req, &e);
+			return;
+		}
+		in->nlookup++;
+		memset(&e, 0, sizeof(e));
+		synced_stat(fs, in, &e.attr);
+		pthread_mutex_unlock(&fs->table.lock);
+		e.ino = in->ino;
+		e.attr_timeout = fs->cfg.attr_timeout;
+		e.entry_timeout = fs->cfg.entry_timeout;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	pthread_mutex_unlock(&fs->table.lock);
+	r = upper_path(fs, parent, name, path, sizeof(path));
+	if (r == 0)
+		r = local_lookup(fs, parent, name, path, &e);
+	if (r == -ENOENT) {
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = fs->cfg.entry_timeout;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void vs_forget_one(struct vs_fs *fs, fuse_ino_t ino, uint64_t n)
+{
+	struct vs_inode *in = get_locked(fs, ino);
+
+	if (in)
+		inode_forget(&fs->table, in, n);
+	else
+		vs_warn("kernel forgot unknown inode %llu",
+			(unsigned long long)ino);
+}
+
+static void vs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct vs_fs *fs = fs_of(req);
+
+	pthread_mutex_lock(&fs->table.lock);
+	vs_forget_one(fs, ino, nlookup);
+	pthread_mutex_unlock(&fs->table.lock);
+	fuse_reply_none(req);
+}
+
+static void vs_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	struct vs_fs *fs = fs_of(req);
+
+	pthread_mutex_lock(&fs->table.lock);
+	for (size_t i = 0; i < count; i++)
+		vs_forget_one(fs, forgets[i].ino, forgets[i].nlookup);
+	pthread_mutex_unlock(&fs->table.lock);
+	fuse_reply_none(req);
+}
+
+/*
+ * Resolve @ino for a request: 0 and *in, with *local telling which layer.
+ * For a local inode @path receives its upper path.
+ */
+static int resolve(struct vs_fs *fs, fuse_ino_t ino, struct vs_inode **in_out,
+		   char *path, size_t size)
+{
+	struct vs_inode *in;
+
+	pthread_mutex_lock(&fs->table.lock);
+	in = get_locked(fs, ino);
+	pthread_mutex_unlock(&fs->table.lock);
+	if (!in)
+		return -ESTALE;
+	*in_out = in;
+	if (in->local && path)
+		return upper_path(fs, in, NULL, path, size);
+	return 0;
+}
+
+static int local_stat(struct vs_fs *fs, const char *path, fuse_ino_t ino,
+		      struct stat *st)
+{
+	if (fstatat(fs->cfg.upper_fd, path, st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	st->st_ino = ino;
+	return 0;
+}
+
+static void vs_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct vs_fs *fs = fs_of(req);
+	char path[PATH_MAX];
+	struct vs_inode *in;
+	struct stat st;
+	int r;
+
+	r = resolve(fs, ino, &in, path, sizeof(path));
+	if (r == 0 && in->local) {
+		if (fi && fi->fh && !S_ISDIR(kind_type(in->kind))) {
+			r = fstat((int)fi->fh, &st) < 0 ? -errno : 0;
+			st.st_ino = ino;
+		} else {
+			r = local_stat(fs, path, ino, &st);
+		}
+	} else if (r == 0) {
+		pthread_mutex_lock(&fs->table.lock);
+		synced_stat(fs, in, &st);
+		pthread_mutex_unlock(&fs->table.lock);
+	}
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_attr(req, &st, fs->cfg.attr_timeout);
+}
+
+static void vs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int valid, struct fuse_file_info *fi)
+{
+	struct vs_fs *fs = fs_of(req);
+	int ufd = fs->cfg.upper_fd;
+	char path[PATH_MAX];
+	struct vs_inode *in;
+	struct stat st;
+	int r;
+
+	r = resolve(fs, ino, &in, path, sizeof(path));
+	if (r < 0)
+		goto out;
+	if (!in->local) {
+		r = -EROFS;
+		goto out;
+	}
+	if ((valid & FUSE_SET_ATTR_MODE) &&
+	    fchmodat(ufd, path, attr->st_mode & 07777, 0) < 0)
+		goto fail;
+	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		uid_t uid = valid & FUSE_SET_ATTR_UID ? attr->st_uid
+						       : (uid_t)-1;
+		gid_t gid = valid & FUSE_SET_ATTR_GID ? attr->st_gid
+						       : (gid_t)-1;
+
+		if (fchownat(ufd, path, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+			goto fail;
+	}
+	if (valid & FUSE_SET_ATTR_SIZE) {
+		if (fi && fi->fh) {
+			if (ftruncate((int)fi->fh, attr->st_size) < 0)
+				goto fail;
+		} else {
+			int fd = openat(ufd, path, O_WRONLY | O_CLOEXEC);
+
+			if (fd < 0)
+				goto fail;
+			r = ftruncate(fd, attr->st_size) < 0 ? -errno : 0;
+			close(fd);
+			if (r < 0)
+				goto out;
+		}
+	}
+	if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+		struct timespec tv[2] = {{.tv_nsec = UTIME_OMIT},
+					 {.tv_nsec = UTIME_OMIT}};
+
+		if (valid & FUSE_SET_ATTR_ATIME_NOW)
+			tv[0].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_ATIME)
+			tv[0] = attr->st_atim;
+		if (valid & FUSE_SET_ATTR_MTIME_NOW)
+			tv[1].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_MTIME)
+			tv[1] = attr->st_mtim;
+		if (utimensat(ufd, path, tv, AT_SYMLINK_NOFOLLOW) < 0)
+			goto fail;
+	}
+	r = local_stat(fs, path, ino, &st);
+	goto out;
+fail:
+	r = -errno;
+out:
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_attr(req, &st, fs->cfg.attr_timeout);
+}
+
+static void vs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct vs_fs *fs = fs_of(req);
+	char path[PATH_MAX], target[PATH_MAX + 1];
+	struct vs_inode *in;
+	ssize_t n;
+	int r;
+
+	r = resolve(fs, ino, &in, path, sizeof(path));
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (in->kind != VS_KIND_SYMLINK) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (!in->local) {
+		pthread_mutex_lock(&fs->table.lock);
+		snprintf(target, sizeof(target), "%s", in->target);
+		pthread_mutex_unlock(&fs->table.lock);
+		fuse_reply_readlink(req, target);
+		return;
+	}
+	n = readlinkat(fs->cfg.upper_fd, path, target, sizeof(target) - 1);
+	if (n < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	target[n] = '\0';
+	fuse_reply_readlink(req, target);
+}
+
+/*
+ * Common start of the calls that create @name in @parent: refuse synced
+ * targets (EROFS until write-back lands), check the name, compute the upper
+ * path and create the directories leading to it.
+ */
+static int prepare_create(struct vs_fs *fs, fuse_ino_t parent_ino,
+			  const char *name, struct vs_inode **parent,
+			  char *path, size_t size)
+{
+	int r;
+
+	r = vs_name_check(name, strlen(name));
+	if (r < 0)
+		return r;
+	r = resolve(fs, parent_ino, parent, NULL, 0);
+	if (r < 0)
+		return r;
+	if ((*parent)->kind != VS_KIND_DIR)
+		return -ENOTDIR;
+	if (!is_local_target(fs, *parent, name)) {
+		bool exists;
+
+		pthread_mutex_lock(&fs->table.lock);
+		exists = inode_child_find(*parent, name) != NULL;
+		pthread_mutex_unlock(&fs->table.lock);
+		return exists ? -EEXIST : -EROFS;
+	}
+	r = upper_path(fs, *parent, name, path, size);
+	if (r < 0)
+		return r;
+	return (*parent)->local ? 0 : upper_mkdirs(fs, path);
+}
+
+static void reply_created(fuse_req_t req, struct vs_fs *fs,
+			  struct vs_inode *parent, const char *name,
+			  const char *path)
+{
+	struct fuse_entry_param e;
+	int r = local_lookup(fs, parent, name, path, &e);
+
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void vs_mknod(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	struct vs_fs *fs = fs_of(req);
+	struct vs_inode *parent;
+	char path[PATH_MAX];
+	int r;
+
+	r = prepare_create(fs, parent_ino, name, &parent, path, sizeof(path));
+	if (r == 0 && mknodat(fs->cfg.upper_fd, path, mode, rdev) < 0)
+		r = -errno;
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		reply_created(req, fs, parent, name, path);
+}
+
+static void vs_mkdir(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
+		     mode_t mode)
+{
+	struct vs_fs *fs = fs_of(req);
+	struct vs_inode *parent;
+	char path[PATH_MAX];
+	int r;
+
+	r = prepare_create(fs, parent_ino, name, &parent, path, sizeof(path));
+	if (r == 0 && mkdirat(fs->cfg.upper_fd, path, mode) < 0)
+		r = -errno;
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		reply_created(req, fs, parent, name, path);
+}
+
+static void vs_symlink(fuse_req_t req, const char *link,
+		       fuse_ino_t parent_ino, const char *name)
+{
+	struct vs_fs *fs = fs_of(req);
+	struct vs_inode *parent;
+	char path[PATH_MAX];
+	int r;
+
+	r = prepare_create(fs, parent_ino, name, &parent, path, sizeof(path));
+	if (r == 0 && symlinkat(link, fs->cfg.upper_fd, path) < 0)
+		r = -errno;
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		reply_created(req, fs, parent, name, path);
+}
+
+static void vs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent_ino,
+		    const char *name)
+{
+	struct vs_fs *fs = fs_of(req);
+	char path[PATH_MAX], from[PATH_MAX];
+	struct vs_inode *parent, *in;
+	int r;
+
+	r = resolve(fs, ino, &in, from, sizeof(from));
+	if (r == 0 && !in->local)
+		r = -EROFS;
+	if (r == 0)
+		r = prepare_create(fs, parent_ino, name, &parent, path,
+				   sizeof(path));
+	if (r == 0 && linkat(fs->cfg.upper_fd, from, fs->cfg.upper_fd, path,
+			     0) < 0)
+		r = -errno;
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		reply_created(req, fs, parent, name, path);
+}
+
+/* Unlink or rmdir @name of @parent (local entries only). */
+static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino,
+			 const char *name, int flags)
+{
+	struct vs_fs *fs = fs_of(req);
+	struct vs_inode *parent;
+	char path[PATH_MAX];
+	int r;
+
+	r = resolve(fs, parent_ino, &parent, NULL, 0);
+	if (r == 0 && !is_local_target(fs, parent, name)) {
+		bool exists;
+
+		pthread_mutex_lock(&fs->table.lock);
+		exists = inode_child_find(parent, name) != NULL;
+		pthread_mutex_unlock(&fs->table.lock);
+		r = exists ? -EROFS : -ENOENT;
+	}
+	if (r == 0)
+		r = upper_path(fs, parent, name, path, sizeof(path));
+	if (r == 0 && unlinkat(fs->cfg.upper_fd, path, flags) < 0)
+		r = -errno;
+	fuse_reply_err(req, -r);
+}
+
+static void vs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_entry(req, parent, name, 0);
+}
+
+static void vs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_entry(req, parent, name, AT_REMOVEDIR);
+}
+
+static void vs_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
+		      fuse_ino_t newparent_ino, const char *newname,
+		      unsigned int flags)
+{
+	struct vs_fs *fs = fs_of(req);
+	struct vs_inode *parent, *newparent, *in = NULL;
+	char from[PATH_MAX], to[PATH_MAX];
+	struct stat st;
+	int r;
+
+	r = resolve(fs, parent_ino, &parent, NULL, 0);
+	if (r == 0)
+		r = prepare_create(fs, newparent_ino, newname, &newparent, to,
+				   sizeof(to));
+	if (r == -EEXIST)
+		r = -EROFS; /* renaming over a synced entry */
+	if (r == 0 && !is_local_target(fs, parent, name))
+		r = -EROFS;
+	if (r == 0)
+		r = upper_path(fs, parent, name, from, sizeof(from));
+	if (r == 0 && renameat2(fs->cfg.upper_fd, from, fs->cfg.upper_fd, to,
+				flags) < 0)
+		r = -errno;
+	if (r == 0 &&
+	    fstatat(fs->cfg.upper_fd, to, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		/* keep a known inode's name in step with the upper layer */
+		pthread_mutex_lock(&fs->table.lock);
+		in = inode_local_get(&fs->table, newparent, newname, st.st_ino,
+				     mode_kind(st.st_mode));
+		if (in && in->nlookup == 0)
+			inode_forget(&fs->table, in, 0);
+		pthread_mutex_unlock(&fs->table.lock);
+	}
+	fuse_reply_err(req, -r);
+}
+
+static void vs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct vs_fs *fs = fs_of(req);
+	char path[PATH_MAX], spath[PATH_MAX];
+	struct vs_inode *in;
+	int r, fd;
+
+	r = resolve(fs, ino, &in, path, sizeof(path));
+	if (r < 0)
+		goto fail;
+	if (in->local) {
+		fd = openat(fs->cfg.upper_fd, path,
+			    (fi->flags & ~O_NOFOLLOW) | O_CLOEXEC);
+		if (fd < 0) {
+			r = -errno;
+			goto fail;
+		}
+		fi->fh = (uint64_t)fd;
+		fuse_reply_open(req, fi);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		r = -EROFS;
+		goto fail;
+	}
+	if (in->kind == VS_KIND_DIR) {
+		r = -EISDIR;
+		goto fail;
+	}
+	pthread_mutex_lock(&in->fd_lock);
+	if (in->fd < 0) {
+		pthread_mutex_lock(&fs->table.lock);
+		r = inode_path(in, spath, sizeof(spath));
+		pthread_mutex_unlock(&fs->table.lock);
+		if (r == 0)
+			r = vs_content_open(fs->cfg.content, in->hash,
+					    in->size, spath, &fd);
+		if (r == 0)
+			in->fd = fd;
+	}
+	pthread_mutex_unlock(&in->fd_lock);
+	if (r < 0)
+		goto fail;
+	fi->fh = 0;
+	fi->keep_cache = 1;
+	fuse_reply_open(req, fi);
+	return;
+fail:
+	fuse_reply_err(req, -r);
+}
+
+static void vs_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	struct vs_fs *fs = fs_of(req);
+	struct fuse_entry_param e;
+	struct vs_inode *parent;
+	char path[PATH_MAX];
+	int r, fd = -1;
+
+	r = prepare_create(fs, parent_ino, name, &parent, path, sizeof(path));
+	if (r == 0) {
+		fd = openat(fs->cfg.upper_fd, path,
+			    (fi->flags & ~O_NOFOLLOW) | O_CREAT | O_CLOEXEC,
+			    mode);
+		if (fd < 0)
+			r = -errno;
+	}
+	if (r == 0)
+		r = local_lookup(fs, parent, name, path, &e);
+	if (r < 0) {
+		if (fd >= 0)
+			close(fd);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uint64_t)fd;
+	fuse_reply_create(req, &e, fi);
+}
+
+static void vs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct vs_fs *fs = fs_of(req);
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	struct vs_inode *in;
+	int fd;
+
+	if (resolve(fs, ino, &in, NULL, 0) < 0) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	if (in->local) {
+		fd = (int)fi->fh;
+	} else {
+		pthread_mutex_lock(&in->fd_lock);
+		fd = in->fd;
+		pthread_mutex_unlock(&in->fd_lock);
+	}
+	if (fd < 0) {
+		fuse_reply_err(req, EIO);
+		return;
+	}
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = fd;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void vs_write_buf(fuse_req_t req, fuse_ino_t ino,
+			 struct fuse_bufvec *in_buf, off_t off,
+			 struct fuse_file_info *fi)
+{
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in_buf));
+	struct vs_fs *fs = fs_of(req);
+	struct vs_inode *in = NULL;
+	ssize_t n;
+
+	if (resolve(fs, ino, &in, NULL, 0) < 0 || !in->local) {
+		fuse_reply_err(req, in && !in->local ? EROFS : ESTALE);
+		return;
+	}
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	out.buf[0].fd = (int)fi->fh;
+	out.buf[0].pos = off;
+	n = fuse_buf_copy(&out, in_buf, 0);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+static void vs_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	if (fi->fh)
+		close((int)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void vs_flush(fuse_req_t req, fuse_ino_t ino,
+		     struct fuse_file_info *fi)
+{
+	/* nothing to do at close(); ENOSYS stops the kernel sending FLUSH */
+	fuse_reply_err(req, ENOSYS);
+}
+
+static void vs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	int r = 0;
+
+	if (fi->fh)
+		r = (datasync ? fdatasync((int)fi->fh) : fsync((int)fi->fh)) < 0
+			    ? errno
+			    : 0;
+	fuse_reply_err(req, r);
+}
+
+static void vs_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct vs_fs *fs = fs_of(req);
+	struct local_dir *d = NULL;
+	char path[PATH_MAX];
+	struct vs_inode *in;
+	int r, fd;
+
+	r = resolve(fs, ino, &in, path, sizeof(path));
+	if (r < 0)
+		goto fail;
+	if (in->kind != VS_KIND_DIR) {
+		r = -ENOTDIR;
+		goto fail;
+	}
+	if (!in->local) {
+		fi->fh = 0;
+		fi->keep_cache = 1;
+		fi->cache_readdir = 1;
+		fuse_reply_open(req, fi);
+		return;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	fd = openat(fs->cfg.upper_fd, path,
+		    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || !(d->dp = fdopendir(fd))) {
+		r = -errno;
+		if (fd >= 0)
+			close(fd);
+		free(d);
+		goto fail;
+	}
+	fi->fh = (uint64_t)(uintptr_t)d;
+	fuse_reply_open(req, fi);
+	return;
+fail:
+	fuse_reply_err(req, -r);
+}
+
+/* A reply buffer for readdir. */
+struct dirbuf {
+	char *p;
+	size_t size, len;
+};
+
+/* Add one entry; false when the buffer is full. */
+static bool dirbuf_add(fuse_req_t req, struct dirbuf *b, const char *name,
+		       fuse_ino_t ino, mode_t type, off_t next)
+{
+	struct stat st = {.st_ino = ino, .st_mode = type};
+	size_t n = fuse_add_direntry(req, b->p + b->len, b->size - b->len,
+				     name, &st, next);
+
+	if (n > b->size - b->len)
+		return false;
+	b->len += n;
+	return true;
+}
+
+/*
+ * Synced directory: ".", "..", the children in name order, then the
+ * local-only names present in the upper layer at the same path. The offset
+ * of an entry is its position plus one, stable while the tree is.
+ */
+static void readdir_synced(fuse_req_t req, struct vs_fs *fs,
+			   struct vs_inode *dir, struct dirbuf *b, off_t off)
+{
+	char path[PATH_MAX];
+	size_t n, k;
+	off_t pos;
+
+	pthread_mutex_lock(&fs->table.lock);
+	n = dir->nchildren;
+	for (pos = off; pos < (off_t)(2 + n); pos++) {
+		bool ok;
+
+		if (pos == 0)
+			ok = dirbuf_add(req, b, ".", dir->ino, S_IFDIR, 1);
+		else if (pos == 1)
+			ok = dirbuf_add(req, b, "..",
+					dir->parent ? dir->parent->ino
+						    : dir->ino,
+					S_IFDIR, 2);
+		else {
+			struct vs_inode *c = dir->children[pos - 2];
+
+			ok = dirbuf_add(req, b, c->name, c->ino,
+					kind_type(c->kind), pos + 1);
+		}
+		if (!ok) {
+			pthread_mutex_unlock(&fs->table.lock);
+			return;
+		}
+	}
+	pthread_mutex_unlock(&fs->table.lock);
+	for (k = (size_t)(pos - (off_t)(2 + n));
+	     fs->cfg.local.names && fs->cfg.local.names[k]; k++) {
+		const char *name = fs->cfg.local.names[k];
+		struct stat st;
+
+		if (upper_path(fs, dir, name, path, sizeof(path)) < 0 ||
+		    fstatat(fs->cfg.upper_fd, path, &st,
+			    AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		/* the kernel looks the entry up before using the inode */
+		if (!dirbuf_add(req, b, name, VS_UNKNOWN_INO,
+				st.st_mode & S_IFMT, (off_t)(2 + n + k + 1)))
+			return;
+	}
+}
+
+static void readdir_local(fuse_req_t req, struct local_dir *d,
+			  struct dirbuf *b, off_t off)
+{
+	if (off != d->offset) {
+		seekdir(d->dp, off);
+		d->entry = NULL;
+		d->offset = off;
+	}
+	for (;;) {
+		if (!d->entry) {
+			errno = 0;
+			d->entry = readdir(d->dp);
+			if (!d->entry)
+				return;
+		}
+		if (!dirbuf_add(req, b, d->entry->d_name, VS_UNKNOWN_INO,
+				(mode_t)DTTOIF(d->entry->d_type),
+				d->entry->d_off))
+			return;
+		d->offset = d->entry->d_off;
+		d->entry = NULL;
+	}
+}
+
+static void vs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct vs_fs *fs = fs_of(req);
+	struct dirbuf b = {.size = size};
+	struct vs_inode *in;
+
+	if (resolve(fs, ino, &in, NULL, 0) < 0) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	b.p = malloc(size);
+	if (!b.p) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (in->local)
+		readdir_local(req, (struct local_dir *)(uintptr_t)fi->fh, &b,
+			      off);
+	else
+		readdir_synced(req, fs, in, &b, off);
+	fuse_reply_buf(req, b.p, b.len);
+	free(b.p);
+}
+
+static void vs_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	struct local_dir *d = (struct local_dir *)(uintptr_t)fi->fh;
+
+	if (d) {
+		closedir(d->dp);
+		free(d);
+	}
+	fuse_reply_err(req, 0);
+}
+
+static void vs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct vs_fs *fs = fs_of(req);
+	struct statvfs sv;
+
+	if (fstatvfs(fs->cfg.upper_fd, &sv) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	sv.f_namemax = VS_NAME_MAX;
+	fuse_reply_statfs(req, &sv);
+}
+
+static void vs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	/* no xattrs: ENOSYS makes the kernel stop asking (one round trip
+	 * less per file for ls -l) */
+	fuse_reply_err(req, ENOSYS);
+}
+
+static void vs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	fuse_reply_err(req, ENOSYS);
+}
+
+static void vs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+}
+
+static const struct fuse_lowlevel_ops vs_ops = {
+	.init = vs_init,
+	.lookup = vs_lookup,
+	.forget = vs_forget,
+	.forget_multi = vs_forget_multi,
+	.getattr = vs_getattr,
+	.setattr = vs_setattr,
+	.readlink = vs_readlink,
+	.mknod = vs_mknod,
+	.mkdir = vs_mkdir,
+	.symlink = vs_symlink,
+	.link = vs_link,
+	.unlink = vs_unlink,
+	.rmdir = vs_rmdir,
+	.rename = vs_rename,
+	.open = vs_open,
+	.create = vs_create,
+	.read = vs_read,
+	.write_buf = vs_write_buf,
+	.flush = vs_flush,
+	.release = vs_release,
+	.fsync = vs_fsync,
+	.opendir = vs_opendir,
+	.readdir = vs_readdir,
+	.releasedir = vs_releasedir,
+	.statfs = vs_statfs,
+	.getxattr = vs_getxattr,
+	.listxattr = vs_listxattr,
+};
+
+int vs_fs_new(struct vs_fs **out, const struct vs_fs_config *cfg,
+	      const struct vs_manifest *m)
+{
+	struct vs_fs *fs = calloc(1, sizeof(*fs));
+	int r;
+
+	if (!fs)
+		return -ENOMEM;
+	fs->cfg = *cfg;
+	r = inode_table_init(&fs->table);
+	if (r < 0) {
+		free(fs);
+		return r;
+	}
+	r = inode_table_build(&fs->table, m, &cfg->local);
+	if (r < 0) {
+		vs_fs_free(fs);
+		return r;
+	}
+	*out = fs;
+	return 0;
+}
+
+void vs_fs_free(struct vs_fs *fs)
+{
+	if (!fs)
+		return;
+	inode_table_release(&fs->table);
+	free(fs);
+}
+
+int vs_fs_run(struct vs_fs *fs, struct fuse_args *args,
+	      void (*ready_cb)(void *arg), void *ready_arg)
+{
+	struct fuse_loop_config loop = {.clone_fd = 0, .max_idle_threads = 16};
+	struct fuse_session *se;
+	int r = -EIO;
+
+	se = fuse_session_new(args, &vs_ops, sizeof(vs_ops), fs);
+	if (!se) {
+		vs_error("cannot start FUSE session (bad -o option?)");
+		return -EINVAL;
+	}
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out_destroy;
+	if (fuse_session_mount(se, fs->cfg.mountpoint) != 0) {
+		vs_error("cannot mount on '%s'", fs->cfg.mountpoint);
+		goto out_signals;
+	}
+	if (fuse_daemonize(fs->cfg.foreground) != 0)
+		goto out_unmount;
+	if (ready_cb)
+		ready_cb(ready_arg);
+	if (fs->cfg.single_thread)
+		r = fuse_session_loop(se);
+	else
+		r = fuse_session_loop_mt(se, &loop);
+	r = r < 0 ? r : 0; /* a positive value is the signal that ended it */
+out_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_destroy:
+	fuse_session_destroy(se);
+	return r;
+}

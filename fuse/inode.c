@@ -1,0 +1,433 @@
+/*
+ * inode.c - the inode table (inode_i.h): hash by ino, the synced tree
+ * built from the manifest, local inodes created on lookup.
+ */
+#include "inode_i.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vsync/log.h"
+#include "vsync/path.h"
+
+#define HT_INITIAL 1024
+
+static size_t hash_u64(uint64_t v, size_t size)
+{
+	v ^= v >> 33;
+	v *= 0xff51afd7ed558ccdULL;
+	v ^= v >> 33;
+	return (size_t)(v & (size - 1));
+}
+
+static struct vs_inode *inode_new(struct vs_inode_table *t, const char *name,
+				  enum vs_kind kind)
+{
+	struct vs_inode *in = calloc(1, sizeof(*in));
+
+	if (!in)
+		return NULL;
+	in->name = strdup(name);
+	if (!in->name) {
+		free(in);
+		return NULL;
+	}
+	in->kind = kind;
+	in->fd = -1;
+	in->ino = t->next_ino++;
+	pthread_mutex_init(&in->fd_lock, NULL);
+	return in;
+}
+
+static void inode_free(struct vs_inode *in)
+{
+	if (in->fd >= 0)
+		close(in->fd);
+	pthread_mutex_destroy(&in->fd_lock);
+	free(in->children);
+	free(in->target);
+	free(in->name);
+	free(in);
+}
+
+static int ht_grow(struct vs_inode_table *t)
+{
+	size_t size = t->ht_size * 2;
+	struct vs_inode **ht = calloc(size, sizeof(*ht));
+
+	if (!ht)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->ht_size; i++) {
+		struct vs_inode *in = t->ht[i], *next;
+
+		for (; in; in = next) {
+			size_t h = hash_u64(in->ino, size);
+
+			next = in->hnext;
+			in->hnext = ht[h];
+			ht[h] = in;
+		}
+	}
+	free(t->ht);
+	t->ht = ht;
+	t->ht_size = size;
+	return 0;
+}
+
+static int ht_insert(struct vs_inode_table *t, struct vs_inode *in)
+{
+	size_t h;
+
+	if (t->count + 1 > t->ht_size && ht_grow(t) < 0)
+		return -ENOMEM;
+	h = hash_u64(in->ino, t->ht_size);
+	in->hnext = t->ht[h];
+	t->ht[h] = in;
+	t->count++;
+	return 0;
+}
+
+static void ht_remove(struct vs_inode_table *t, struct vs_inode *in)
+{
+	struct vs_inode **p = &t->ht[hash_u64(in->ino, t->ht_size)];
+
+	for (; *p; p = &(*p)->hnext) {
+		if (*p == in) {
+			*p = in->hnext;
+			t->count--;
+			return;
+		}
+	}
+	vs_bug("inode %llu missing from the table", (unsigned long long)in->ino);
+}
+
+int inode_table_init(struct vs_inode_table *t)
+{
+	memset(t, 0, sizeof(*t));
+	pthread_mutex_init(&t->lock, NULL);
+	t->next_ino = 1;
+	t->ht_size = HT_INITIAL;
+	t->lht_size = HT_INITIAL;
+	t->ht = calloc(t->ht_size, sizeof(*t->ht));
+	t->lht = calloc(t->lht_size, sizeof(*t->lht));
+	if (!t->ht || !t->lht)
+		goto nomem;
+	t->root = inode_new(t, "", VS_KIND_DIR);
+	if (!t->root)
+		goto nomem;
+	ht_insert(t, t->root); /* cannot fail: the table is empty */
+	t->root->mode = 0755;
+	t->root->nlookup = 1; /* the kernel holds the root forever */
+	return 0;
+nomem:
+	free(t->ht);
+	free(t->lht);
+	pthread_mutex_destroy(&t->lock);
+	return -ENOMEM;
+}
+
+void inode_table_release(struct vs_inode_table *t)
+{
+	for (size_t i = 0; i < t->ht_size; i++) {
+		struct vs_inode *in = t->ht[i], *next;
+
+		for (; in; in = next) {
+			next = in->hnext;
+			inode_free(in);
+		}
+	}
+	free(t->ht);
+	free(t->lht);
+	pthread_mutex_destroy(&t->lock);
+	memset(t, 0, sizeof(*t));
+}
+
+struct vs_inode *inode_table_get(struct vs_inode_table *t, uint64_t ino)
+{
+	struct vs_inode *in = t->ht[hash_u64(ino, t->ht_size)];
+
+	while (in && in->ino != ino)
+		in = in->hnext;
+	return in;
+}
+
+/* Binary search in the sorted children; *pos gets the insertion point. */
+static struct vs_inode *child_search(const struct vs_inode *dir,
+				     const char *name, size_t *pos)
+{
+	size_t lo = 0, hi = dir->nchildren;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(name, dir->children[mid]->name);
+
+		if (c == 0) {
+			if (pos)
+				*pos = mid;
+			return dir->children[mid];
+		}
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	if (pos)
+		*pos = lo;
+	return NULL;
+}
+
+struct vs_inode *inode_child_find(const struct vs_inode *dir,
+				  const char *name)
+{
+	return child_search(dir, name, NULL);
+}
+
+static int child_insert(struct vs_inode *dir, struct vs_inode *child,
+			size_t pos)
+{
+	if (dir->nchildren == dir->children_alloc) {
+		size_t alloc = dir->children_alloc ? dir->children_alloc * 2 : 4;
+		struct vs_inode **p =
+			realloc(dir->children, alloc * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		dir->children = p;
+		dir->children_alloc = alloc;
+	}
+	memmove(dir->children + pos + 1, dir->children + pos,
+		(dir->nchildren - pos) * sizeof(*dir->children));
+	dir->children[pos] = child;
+	dir->nchildren++;
+	child->parent = dir;
+	return 0;
+}
+
+/* Find or create the synced child @name of @dir, of @kind. */
+static int synced_child(struct vs_inode_table *t, struct vs_inode *dir,
+			const char *name, enum vs_kind kind,
+			struct vs_inode **out)
+{
+	struct vs_inode *in;
+	size_t pos;
+
+	in = child_search(dir, name, &pos);
+	if (in) {
+		*out = in;
+		return 0;
+	}
+	in = inode_new(t, name, kind);
+	if (!in)
+		return -ENOMEM;
+	in->mode = kind == VS_KIND_DIR ? 0755 : 0644;
+	if (ht_insert(t, in) < 0) {
+		inode_free(in);
+		return -ENOMEM;
+	}
+	if (child_insert(dir, in, pos) < 0) {
+		ht_remove(t, in); /* else the table keeps a freed inode */
+		inode_free(in);
+		return -ENOMEM;
+	}
+	*out = in;
+	return 0;
+}
+
+static int add_entry(struct vs_inode_table *t,
+		     const struct vs_manifest_entry *e)
+{
+	struct vs_inode *dir = t->root, *in = NULL;
+	char *path = strdup(e->path), *p, *slash;
+	int r = 0;
+
+	if (!path)
+		return -ENOMEM;
+	for (p = path; (slash = strchr(p, '/')); p = slash + 1) {
+		*slash = '\0';
+		r = synced_child(t, dir, p, VS_KIND_DIR, &dir);
+		if (r < 0)
+			goto out;
+		if (dir->kind != VS_KIND_DIR) {
+			vs_warn("skipping '%s': '%s' is not a directory",
+				e->path, p);
+			goto out;
+		}
+	}
+	r = synced_child(t, dir, p, e->kind, &in);
+	if (r < 0)
+		goto out;
+	if (in->kind != e->kind) {
+		vs_warn("skipping '%s': listed twice with different kinds",
+			e->path);
+		goto out;
+	}
+	in->mode = e->mode & 07777;
+	in->size = e->kind == VS_KIND_DIR ? 0 : e->size;
+	in->mtime_ns = e->mtime_ns;
+	in->version = e->version;
+	memcpy(in->hash, e->hash, sizeof(in->hash));
+	if (e->kind == VS_KIND_SYMLINK) {
+		free(in->target);
+		in->target = strdup(e->target ? e->target : "");
+		if (!in->target) {
+			r = -ENOMEM;
+			goto out;
+		}
+		in->size = strlen(in->target);
+	}
+out:
+	free(path);
+	return r;
+}
+
+int inode_table_build(struct vs_inode_table *t, const struct vs_manifest *m,
+		      const struct vs_local_rules *local)
+{
+	int64_t newest = 0;
+
+	for (size_t i = 0; i < m->n; i++) {
+		const struct vs_manifest_entry *e = &m->entries[i];
+		int r;
+
+		if (vs_path_check(e->path, strlen(e->path)) < 0 ||
+		    !e->path[0]) {
+			vs_warn("skipping invalid path '%s' from the manifest",
+				e->path);
+			continue;
+		}
+		if (vs_path_is_local(local, e->path)) {
+			vs_info("skipping '%s': local-only path, not synced",
+				e->path);
+			continue;
+		}
+		r = add_entry(t, e);
+		if (r < 0)
+			return r;
+		if (e->mtime_ns > newest)
+			newest = e->mtime_ns;
+	}
+	t->root->mtime_ns = newest;
+	return 0;
+}
+
+static size_t lhash(ino_t ino, size_t size)
+{
+	return hash_u64((uint64_t)ino, size);
+}
+
+struct vs_inode *inode_local_get(struct vs_inode_table *t,
+				 struct vs_inode *parent, const char *name,
+				 ino_t upper_ino, enum vs_kind kind)
+{
+	size_t h = lhash(upper_ino, t->lht_size);
+	struct vs_inode *in;
+
+	for (in = t->lht[h]; in; in = in->lhnext) {
+		if (in->upper_ino == upper_ino) {
+			if (inode_rename(t, in, parent, name) < 0)
+				return NULL;
+			in->kind = kind;
+			return in;
+		}
+	}
+	in = inode_new(t, name, kind);
+	if (!in)
+		return NULL;
+	in->local = true;
+	in->upper_ino = upper_ino;
+	if (ht_insert(t, in) < 0) {
+		inode_free(in);
+		return NULL;
+	}
+	in->lhnext = t->lht[h];
+	t->lht[h] = in;
+	inode_rename(t, in, parent, name); /* takes the parent reference */
+	return in;
+}
+
+void inode_forget(struct vs_inode_table *t, struct vs_inode *in, uint64_t n)
+{
+	while (in) {
+		struct vs_inode **p, *parent = in->parent;
+
+		if (n > in->nlookup)
+			vs_bug("forget %llu of inode %llu with only %llu "
+			       "lookups",
+			       (unsigned long long)n,
+			       (unsigned long long)in->ino,
+			       (unsigned long long)in->nlookup);
+		in->nlookup -= n;
+		if (in->nlookup > 0 || !in->local)
+			return;
+		for (p = &t->lht[lhash(in->upper_ino, t->lht_size)]; *p;
+		     p = &(*p)->lhnext) {
+			if (*p == in) {
+				*p = in->lhnext;
+				break;
+			}
+		}
+		ht_remove(t, in);
+		inode_free(in);
+		/* drop the reference this inode held on a local parent */
+		in = parent && parent->local ? parent : NULL;
+		n = 1;
+	}
+}
+
+/*
+ * A local inode holds one reference (counted in nlookup) on a local parent,
+ * so the parent outlives it even when the kernel forgets the parent first
+ * (an open file in a removed directory).
+ */
+int inode_rename(struct vs_inode_table *t, struct vs_inode *in,
+		 struct vs_inode *parent, const char *name)
+{
+	struct vs_inode *old = in->parent;
+
+	if (strcmp(in->name, name) != 0) {
+		char *copy = strdup(name);
+
+		if (!copy)
+			return -ENOMEM;
+		free(in->name);
+		in->name = copy;
+	}
+	if (old == parent)
+		return 0;
+	in->parent = parent;
+	if (in->local && parent && parent->local)
+		parent->nlookup++;
+	if (in->local && old && old->local)
+		inode_forget(t, old, 1);
+	return 0;
+}
+
+int inode_path(const struct vs_inode *in, char *buf, size_t size)
+{
+	const struct vs_inode *p;
+	size_t len = 0, pos;
+
+	for (p = in; p->parent; p = p->parent)
+		len += strlen(p->name) + 1;
+	if (len == 0) {
+		if (size < 1)
+			return -ENAMETOOLONG;
+		buf[0] = '\0';
+		return 0;
+	}
+	if (len > size) /* len counts one '/' too many: room for the NUL */
+		return -ENAMETOOLONG;
+	pos = len - 1;
+	buf[pos] = '\0';
+	for (p = in; p->parent; p = p->parent) {
+		size_t n = strlen(p->name);
+
+		pos -= n;
+		memcpy(buf + pos, p->name, n);
+		if (pos > 0)
+			buf[--pos] = '/';
+	}
+	return 0;
+}

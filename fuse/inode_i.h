@@ -1,0 +1,105 @@
+/*
+ * inode_i.h - the inode table of the FUSE layer (internal to fuse/).
+ *
+ * Two kinds of inodes:
+ *  - synced: built from the manifest at mount; metadata lives here and only
+ *    here, so lookup/getattr/readdir never touch the network. Permanent for
+ *    the life of the mount (until live updates remove them).
+ *  - local: a file or directory under a local-only path (node_modules ...),
+ *    backed by the upper directory. Created on lookup, keyed by the upper
+ *    file's st_ino, freed when the kernel forgets it (nlookup == 0).
+ *
+ * LOCKING. One mutex, table->lock, protects: the ino hash, the local-ino
+ * hash, every inode's parent/name/children/nlookup, and the synced
+ * metadata. Each inode's content fd has its own mutex (fd_lock) so a slow
+ * fetch of one file never blocks requests on others; lock order is
+ * fd_lock -> table->lock (never the reverse). No lock is held across a
+ * kernel notification.
+ */
+#ifndef VSYNC_FUSE_INODE_I_H
+#define VSYNC_FUSE_INODE_I_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "vsync/manifest.h"
+
+struct vs_inode {
+	uint64_t ino;
+	struct vs_inode *parent; /* NULL for the root */
+	char *name;		 /* "" for the root */
+	enum vs_kind kind;
+	bool local;		 /* lives in the upper layer */
+	uint64_t nlookup;	 /* kernel lookup count */
+
+	/* synced metadata */
+	uint32_t mode; /* permission bits */
+	uint64_t size;
+	int64_t mtime_ns;
+	int64_t version;
+	char hash[VS_HASH_HEX_LEN + 1];
+	char *target; /* symlink target */
+
+	/* synced directories: children sorted by name */
+	struct vs_inode **children;
+	size_t nchildren, children_alloc;
+
+	/* local: st_ino in the upper layer */
+	ino_t upper_ino;
+
+	/* synced files: verified content, opened on first open */
+	pthread_mutex_t fd_lock;
+	int fd; /* -1 until opened; protected by fd_lock */
+
+	struct vs_inode *hnext;	 /* ino hash chain */
+	struct vs_inode *lhnext; /* upper-ino hash chain (local only) */
+};
+
+struct vs_inode_table {
+	pthread_mutex_t lock;
+	struct vs_inode *root;
+	struct vs_inode **ht; /* by ino */
+	size_t ht_size, count;
+	struct vs_inode **lht; /* local inodes by upper_ino */
+	size_t lht_size;
+	uint64_t next_ino;
+};
+
+int inode_table_init(struct vs_inode_table *t);
+/* Frees every inode and closes their fds. */
+void inode_table_release(struct vs_inode_table *t);
+
+/*
+ * Build the synced tree from @m. Parent directories missing from the
+ * manifest are created with mode 0755; entries whose path is local-only
+ * under @local are skipped (logged). 0 or -ENOMEM.
+ */
+struct vs_local_rules;
+int inode_table_build(struct vs_inode_table *t, const struct vs_manifest *m,
+		      const struct vs_local_rules *local);
+
+/* The following require t->lock held. */
+struct vs_inode *inode_table_get(struct vs_inode_table *t, uint64_t ino);
+struct vs_inode *inode_child_find(const struct vs_inode *dir,
+				  const char *name);
+/* Find or create the local inode for upper file @upper_ino, setting its
+ * parent and name. NULL on ENOMEM. */
+struct vs_inode *inode_local_get(struct vs_inode_table *t,
+				 struct vs_inode *parent, const char *name,
+				 ino_t upper_ino, enum vs_kind kind);
+/* Drop @n lookups; frees a local inode that reaches 0. */
+void inode_forget(struct vs_inode_table *t, struct vs_inode *in, uint64_t n);
+/* Point a local inode at a new parent/name (after a rename or a lookup
+ * through another hard link), moving its reference on a local parent.
+ * 0 or -ENOMEM (then nothing changed). */
+int inode_rename(struct vs_inode_table *t, struct vs_inode *in,
+		 struct vs_inode *parent, const char *name);
+
+/* Write the project-relative path of @in into @buf ("" for the root).
+ * -ENAMETOOLONG if it does not fit. */
+int inode_path(const struct vs_inode *in, char *buf, size_t size);
+
+#endif
