@@ -1,0 +1,541 @@
+/*
+ * test_cache.c - unit tests of sync/cache.c (include/vsync/cache.h).
+ *
+ * Each case runs in a fresh temp dir (mkdtemp in /tmp) holding the cache
+ * dir "<tmp>/cache", which vs_cache_init creates; teardown releases the
+ * cache and removes the whole tree with nftw.
+ *
+ * Covers:
+ *  - vs_cache_object_name: "objects/<h0h1>/<64 hex>";
+ *  - vs_cache_init creating objects/, tmp/, projects/, reopening an
+ *    existing dir, and failing on a path under a regular file with
+ *    nothing held;
+ *  - store then open returns the stored bytes (also the empty object);
+ *    storing twice; nothing left in tmp/;
+ *  - store with bytes that do not match the hash -> -EBADMSG and nothing
+ *    written (no object, no objects/<h0h1>/ dir, nothing in tmp/); a
+ *    malformed hash -> -EINVAL for store and open;
+ *  - open of a missing object -> -ENOENT;
+ *  - a corrupted object on disk (one byte overwritten, or truncated) ->
+ *    -EBADMSG, the object is removed, the next open says -ENOENT and the
+ *    object can be stored again;
+ *  - vs_cache_project_dir creating projects/<uuid> and a sub dir, and
+ *    rejecting ids with '/', a leading '.', or empty;
+ *  - vs_cache_project_link / vs_cache_project_resolve by name, relinking
+ *    to another project, resolving a UUID that has a dir, unknown names;
+ *  - vs_cache_project_write / vs_cache_project_read round trip (binary
+ *    bytes with NULs, replace by shorter content, 1 MiB), missing file
+ *    -> -ENOENT.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#include "vsync/cache.h"
+#include "vsync/hash.h"
+
+#include "unit_check.h"
+
+#define PROJECT	 "0f8fad5b-d9cb-469f-a165-70867728950e"
+#define PROJECT2 "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+#define H_ABC	 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+#define H_EMPTY                                                                \
+	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+/* ------------------------------------------------------------ fixtures */
+
+struct fixture {
+	char tmp[64];	       /* the mkdtemp dir */
+	char dir[PATH_MAX];    /* <tmp>/cache */
+	struct vs_cache cache; /* initialised on dir */
+};
+
+static int fixture_setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	int r;
+
+	if (!f)
+		return -1;
+	strcpy(f->tmp, "/tmp/vsync-test-cache.XXXXXX");
+	if (!mkdtemp(f->tmp)) {
+		print_error("mkdtemp(%s): %s\n", f->tmp, strerror(errno));
+		free(f);
+		return -1;
+	}
+	snprintf(f->dir, sizeof(f->dir), "%s/cache", f->tmp);
+	r = vs_cache_init(&f->cache, f->dir);
+	if (r < 0) {
+		print_error("vs_cache_init(%s): %s\n", f->dir, strerror(-r));
+		rmdir(f->tmp);
+		free(f);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int type,
+		    struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if ((type == FTW_DP ? rmdir(path) : unlink(path)) < 0)
+		print_error("cannot remove %s: %s\n", path, strerror(errno));
+	return 0;
+}
+
+static int fixture_teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	vs_cache_release(&f->cache);
+	if (nftw(f->tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS) < 0)
+		print_error("nftw(%s): %s\n", f->tmp, strerror(errno));
+	free(f);
+	return 0;
+}
+
+/* ------------------------------------------------------------ helpers */
+
+/* lstat of "<cache dir>/<rel>": 0 or -errno */
+static int cache_lstat(struct fixture *f, const char *rel, struct stat *st)
+{
+	struct stat dummy;
+
+	if (fstatat(f->cache.dir_fd, rel, st ? st : &dummy,
+		    AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return 0;
+}
+
+static void check_is_dir(struct fixture *f, const char *rel)
+{
+	struct stat st;
+
+	check_ret(0, cache_lstat(f, rel, &st), "lstat of '%s'", rel);
+	check_bool(true, S_ISDIR(st.st_mode), "'%s' is a directory", rel);
+}
+
+static void check_absent(struct fixture *f, const char *rel)
+{
+	check_ret(-ENOENT, cache_lstat(f, rel, NULL), "lstat of '%s'", rel);
+}
+
+/* Entries of "<cache dir>/<rel>" besides "." and "..". */
+static int count_entries(struct fixture *f, const char *rel)
+{
+	int fd = openat(f->cache.dir_fd, rel, O_RDONLY | O_DIRECTORY);
+	DIR *d;
+	struct dirent *de;
+	int n = 0;
+
+	if (fd < 0)
+		fail_msg("cannot open '%s' in the cache: %s", rel,
+			 strerror(errno));
+	d = fdopendir(fd);
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* Read the whole of @fd from offset 0 into @buf (at most @size bytes). */
+static size_t read_fd(int fd, char *buf, size_t size)
+{
+	size_t got = 0;
+
+	for (;;) {
+		ssize_t n = pread(fd, buf + got, size - got, (off_t)got);
+
+		if (n < 0)
+			fail_msg("pread: %s", strerror(errno));
+		if (n == 0 || got + (size_t)n == size)
+			return got + (size_t)n;
+		got += (size_t)n;
+	}
+}
+
+static void check_object(struct fixture *f, const char *hash, const char *want,
+			 size_t want_len)
+{
+	char buf[4096];
+	int fd = -1;
+	size_t n;
+
+	check_ret(0, vs_cache_open(&f->cache, hash, &fd), "vs_cache_open(%.8s)",
+		  hash);
+	n = read_fd(fd, buf, sizeof(buf));
+	close(fd);
+	check_int(want_len, n, "size of object %.8s", hash);
+	if (memcmp(buf, want, want_len) != 0)
+		fail_msg("object %.8s: expected \"%.*s\", got \"%.*s\"", hash,
+			 (int)want_len, want, (int)n, buf);
+}
+
+/* ------------------------------------------------------------ layout */
+
+static void test_object_name(void **state)
+{
+	char name[8 + 3 + VS_HASH_HEX_LEN + 1];
+
+	(void)state;
+	vs_cache_object_name(name, H_ABC);
+	check_str("objects/ba/" H_ABC, name, "vs_cache_object_name(abc)");
+	vs_cache_object_name(name, H_EMPTY);
+	check_str("objects/e3/" H_EMPTY, name, "vs_cache_object_name(empty)");
+	check_int(sizeof(name) - 1, strlen(name), "object name length");
+}
+
+static void test_init_layout(void **state)
+{
+	struct fixture *f = *state;
+	struct vs_cache again;
+
+	check_str(f->dir, f->cache.dir, "cache dir kept by vs_cache_init");
+	check_is_dir(f, "objects");
+	check_is_dir(f, "tmp");
+	check_is_dir(f, "projects");
+	/* a second init on the existing layout works */
+	check_ret(0, vs_cache_init(&again, f->dir),
+		  "vs_cache_init on an existing cache dir");
+	vs_cache_release(&again);
+	check_int(-1, again.dir_fd, "dir_fd after release");
+	check_ptr(NULL, again.dir, "dir after release");
+}
+
+static void test_init_failure(void **state)
+{
+	struct fixture *f = *state;
+	struct vs_cache c;
+	char file[PATH_MAX + 16], under[PATH_MAX + 32];
+	int fd;
+
+	snprintf(file, sizeof(file), "%s/plain", f->tmp);
+	fd = open(file, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	if (fd < 0)
+		fail_msg("create %s: %s", file, strerror(errno));
+	close(fd);
+	snprintf(under, sizeof(under), "%s/sub", file);
+	check_ret(-ENOTDIR, vs_cache_init(&c, under),
+		  "vs_cache_init under a regular file");
+	check_int(-1, c.dir_fd, "dir_fd after a failed init");
+	check_ptr(NULL, c.dir, "dir after a failed init");
+	vs_cache_release(&c); /* harmless after a failed init */
+}
+
+/* ------------------------------------------------------------ objects */
+
+static void test_store_open(void **state)
+{
+	struct fixture *f = *state;
+
+	check_ret(0, vs_cache_store(&f->cache, H_ABC, "abc", 3),
+		  "vs_cache_store(abc)");
+	check_object(f, H_ABC, "abc", 3);
+	check_is_dir(f, "objects/ba");
+	check_ret(0, vs_cache_store(&f->cache, H_EMPTY, "", 0),
+		  "vs_cache_store(empty)");
+	check_object(f, H_EMPTY, "", 0);
+	/* storing an object again replaces it with the same bytes */
+	check_ret(0, vs_cache_store(&f->cache, H_ABC, "abc", 3),
+		  "vs_cache_store(abc) again");
+	check_object(f, H_ABC, "abc", 3);
+	check_int(0, count_entries(f, "tmp"), "files left in tmp/");
+	check_int(2, count_entries(f, "objects"), "fan-out dirs in objects/");
+}
+
+static void test_store_wrong_hash(void **state)
+{
+	struct fixture *f = *state;
+	int fd = -1;
+
+	check_ret(-EBADMSG, vs_cache_store(&f->cache, H_ABC, "abd", 3),
+		  "vs_cache_store of \"abd\" as sha256(abc)");
+	check_ret(-EBADMSG, vs_cache_store(&f->cache, H_EMPTY, "x", 1),
+		  "vs_cache_store of \"x\" as sha256(\"\")");
+	check_absent(f, "objects/ba/" H_ABC);
+	check_absent(f, "objects/ba");
+	check_absent(f, "objects/e3");
+	check_int(0, count_entries(f, "objects"), "entries in objects/");
+	check_int(0, count_entries(f, "tmp"), "files left in tmp/");
+	check_ret(-ENOENT, vs_cache_open(&f->cache, H_ABC, &fd),
+		  "vs_cache_open after a rejected store");
+}
+
+static void test_bad_hash_string(void **state)
+{
+	static const char *const bad[] = {
+	    "",
+	    "abc",
+	    "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD",
+	    "../../../../etc/passwd",
+	};
+	struct fixture *f = *state;
+	int fd = -1;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		check_ret(-EINVAL, vs_cache_store(&f->cache, bad[i], "abc", 3),
+			  "vs_cache_store(hash \"%s\")", bad[i]);
+		check_ret(-EINVAL, vs_cache_open(&f->cache, bad[i], &fd),
+			  "vs_cache_open(hash \"%s\")", bad[i]);
+	}
+	check_int(0, count_entries(f, "objects"), "entries in objects/");
+}
+
+static void test_open_missing(void **state)
+{
+	struct fixture *f = *state;
+	int fd = 12345;
+
+	check_ret(-ENOENT, vs_cache_open(&f->cache, H_ABC, &fd),
+		  "vs_cache_open of a missing object");
+	check_int(12345, fd, "fd_out after a failed open (untouched)");
+	/* the fan-out dir exists but not the object */
+	check_ret(0, vs_cache_store(&f->cache, H_ABC, "abc", 3),
+		  "vs_cache_store(abc)");
+	check_ret(-ENOENT,
+		  vs_cache_open(&f->cache,
+				"ba00000000000000000000000000000000000000000000"
+				"000000000000000000",
+				&fd),
+		  "vs_cache_open of a missing object in an existing fan-out "
+		  "dir");
+}
+
+/* Damage the stored object @hash: overwrite byte 1, or truncate it. */
+static void corrupt(struct fixture *f, const char *hash, bool truncate)
+{
+	char name[8 + 3 + VS_HASH_HEX_LEN + 1];
+	int fd;
+
+	vs_cache_object_name(name, hash);
+	fd = openat(f->cache.dir_fd, name, O_WRONLY);
+	if (fd < 0)
+		fail_msg("open '%s' for writing: %s", name, strerror(errno));
+	if (truncate ? ftruncate(fd, 1) : (pwrite(fd, "X", 1, 1) == 1 ? 0 : -1))
+		fail_msg("damage '%s': %s", name, strerror(errno));
+	close(fd);
+}
+
+static void test_corrupt_object(void **state)
+{
+	struct fixture *f = *state;
+	char name[8 + 3 + VS_HASH_HEX_LEN + 1];
+	int fd = -1;
+
+	vs_cache_object_name(name, H_ABC);
+	for (int truncate = 0; truncate <= 1; truncate++) {
+		const char *how = truncate ? "truncated" : "overwritten";
+
+		check_ret(0, vs_cache_store(&f->cache, H_ABC, "abc", 3),
+			  "vs_cache_store(abc)");
+		corrupt(f, H_ABC, truncate);
+		check_ret(-EBADMSG, vs_cache_open(&f->cache, H_ABC, &fd),
+			  "vs_cache_open of an object with a byte %s", how);
+		check_absent(f, name);
+		check_ret(-ENOENT, vs_cache_open(&f->cache, H_ABC, &fd),
+			  "vs_cache_open after a %s object was removed", how);
+	}
+	/* and it can be fetched again */
+	check_ret(0, vs_cache_store(&f->cache, H_ABC, "abc", 3),
+		  "vs_cache_store(abc) after removal");
+	check_object(f, H_ABC, "abc", 3);
+}
+
+/* ------------------------------------------------------------ projects */
+
+static void test_project_dir(void **state)
+{
+	static const char *const bad[] = {"",  "a/b", "../x",
+					  ".", "..",  ".hidden"};
+	struct fixture *f = *state;
+	struct stat st;
+	int fd = -1;
+
+	check_ret(0, vs_cache_project_dir(&f->cache, PROJECT, "", &fd),
+		  "vs_cache_project_dir(PROJECT, \"\")");
+	check_ret(0, fstat(fd, &st) < 0 ? -errno : 0,
+		  "fstat of the project fd");
+	check_bool(true, S_ISDIR(st.st_mode), "project fd is a directory");
+	close(fd);
+	check_is_dir(f, "projects/" PROJECT);
+
+	check_ret(0, vs_cache_project_dir(&f->cache, PROJECT, "local", &fd),
+		  "vs_cache_project_dir(PROJECT, \"local\")");
+	close(fd);
+	check_is_dir(f, "projects/" PROJECT "/local");
+
+	/* the sub dir may be created together with the project dir */
+	check_ret(0, vs_cache_project_dir(&f->cache, PROJECT2, "local", &fd),
+		  "vs_cache_project_dir(PROJECT2, \"local\")");
+	close(fd);
+	check_is_dir(f, "projects/" PROJECT2 "/local");
+
+	/* and again: they exist */
+	check_ret(0, vs_cache_project_dir(&f->cache, PROJECT, "local", &fd),
+		  "vs_cache_project_dir(PROJECT, \"local\") again");
+	close(fd);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		check_ret(-EINVAL,
+			  vs_cache_project_dir(&f->cache, bad[i], "", &fd),
+			  "vs_cache_project_dir(\"%s\")", bad[i]);
+	check_int(2, count_entries(f, "projects"), "entries in projects/");
+}
+
+static void test_project_link_resolve(void **state)
+{
+	struct fixture *f = *state;
+	char out[37], target[64];
+	ssize_t n;
+	int fd;
+
+	check_ret(-ENOENT, vs_cache_project_resolve(&f->cache, "myapp", out),
+		  "vs_cache_project_resolve(\"myapp\") before any link");
+
+	check_ret(0, vs_cache_project_link(&f->cache, "myapp", PROJECT),
+		  "vs_cache_project_link(\"myapp\", PROJECT)");
+	n = readlinkat(f->cache.dir_fd, "projects/myapp", target,
+		       sizeof(target) - 1);
+	check_int(36, n, "length of the projects/myapp link");
+	target[n < 0 ? 0 : n] = '\0';
+	check_str(PROJECT, target, "target of projects/myapp");
+	memset(out, 'X', sizeof(out));
+	check_ret(0, vs_cache_project_resolve(&f->cache, "myapp", out),
+		  "vs_cache_project_resolve(\"myapp\")");
+	check_str(PROJECT, out, "project resolved from \"myapp\"");
+
+	/* relinking the name points it at the new project */
+	check_ret(0, vs_cache_project_link(&f->cache, "myapp", PROJECT2),
+		  "vs_cache_project_link(\"myapp\", PROJECT2)");
+	check_ret(0, vs_cache_project_resolve(&f->cache, "myapp", out),
+		  "vs_cache_project_resolve(\"myapp\") after relink");
+	check_str(PROJECT2, out,
+		  "project resolved from \"myapp\" after relink");
+	check_int(0, count_entries(f, "tmp"), "files left in tmp/");
+	check_int(1, count_entries(f, "projects"), "entries in projects/");
+
+	/* a UUID resolves to itself once its dir exists */
+	check_ret(-ENOENT, vs_cache_project_resolve(&f->cache, PROJECT, out),
+		  "vs_cache_project_resolve(PROJECT) without its dir");
+	check_ret(0, vs_cache_project_dir(&f->cache, PROJECT, "", &fd),
+		  "vs_cache_project_dir(PROJECT)");
+	close(fd);
+	check_ret(0, vs_cache_project_resolve(&f->cache, PROJECT, out),
+		  "vs_cache_project_resolve(PROJECT) with its dir");
+	check_str(PROJECT, out, "project resolved from its own UUID");
+
+	/* linking a UUID to itself does nothing */
+	check_ret(0, vs_cache_project_link(&f->cache, PROJECT, PROJECT),
+		  "vs_cache_project_link(PROJECT, PROJECT)");
+	check_is_dir(f, "projects/" PROJECT);
+
+	/* names that cannot be a link are ignored (best effort) */
+	check_ret(0, vs_cache_project_link(&f->cache, "a/b", PROJECT),
+		  "vs_cache_project_link(\"a/b\")");
+	check_ret(0, vs_cache_project_link(&f->cache, "..", PROJECT),
+		  "vs_cache_project_link(\"..\")");
+	check_ret(-ENOENT, vs_cache_project_resolve(&f->cache, "a/b", out),
+		  "vs_cache_project_resolve(\"a/b\")");
+	check_ret(-ENOENT, vs_cache_project_resolve(&f->cache, "other", out),
+		  "vs_cache_project_resolve(\"other\")");
+	check_int(2, count_entries(f, "projects"), "entries in projects/");
+}
+
+static void check_read(struct fixture *f, const char *file, const char *want,
+		       size_t want_len)
+{
+	char *buf = NULL;
+	size_t len = 0;
+
+	check_ret(0,
+		  vs_cache_project_read(&f->cache, PROJECT, file, &buf, &len),
+		  "vs_cache_project_read(\"%s\")", file);
+	check_int(want_len, len, "length read back from \"%s\"", file);
+	if (memcmp(buf, want, want_len) != 0)
+		fail_msg("bytes read back from \"%s\" differ from those "
+			 "written (%zu bytes)",
+			 file, want_len);
+	check_int(0, buf[len], "NUL after the bytes read from \"%s\"", file);
+	free(buf);
+}
+
+static void test_project_write_read(void **state)
+{
+	static const char bin[] = "vsync-manifest 1\n\0\x01\xff\n";
+	struct fixture *f = *state;
+	char *big = malloc(1 << 20);
+	char *buf = NULL;
+	size_t len = 0;
+
+	assert_non_null(big);
+	for (size_t i = 0; i < 1 << 20; i++)
+		big[i] = (char)(i * 7 + i / 251);
+
+	check_ret(
+	    -ENOENT,
+	    vs_cache_project_read(&f->cache, PROJECT, "manifest", &buf, &len),
+	    "vs_cache_project_read of a missing file");
+	check_ptr(NULL, buf, "buffer after a failed read");
+
+	check_ret(0,
+		  vs_cache_project_write(&f->cache, PROJECT, "manifest", bin,
+					 sizeof(bin)),
+		  "vs_cache_project_write(\"manifest\", %zu bytes)",
+		  sizeof(bin));
+	check_read(f, "manifest", bin, sizeof(bin));
+
+	check_ret(
+	    0, vs_cache_project_write(&f->cache, PROJECT, "manifest", "ab", 2),
+	    "vs_cache_project_write(\"manifest\") with shorter content");
+	check_read(f, "manifest", "ab", 2);
+
+	check_ret(0, vs_cache_project_write(&f->cache, PROJECT, "empty", "", 0),
+		  "vs_cache_project_write(\"empty\")");
+	check_read(f, "empty", "", 0);
+
+	check_ret(
+	    0, vs_cache_project_write(&f->cache, PROJECT, "big", big, 1 << 20),
+	    "vs_cache_project_write(\"big\", 1 MiB)");
+	check_read(f, "big", big, 1 << 20);
+
+	check_int(0, count_entries(f, "tmp"), "files left in tmp/");
+	check_int(3, count_entries(f, "projects/" PROJECT),
+		  "files in the project dir");
+	check_ret(-EINVAL,
+		  vs_cache_project_write(&f->cache, "../x", "manifest", "a", 1),
+		  "vs_cache_project_write to project \"../x\"");
+	free(big);
+}
+
+#define T(fn)                                                                  \
+	cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_object_name),
+	    T(test_init_layout),
+	    T(test_init_failure),
+	    T(test_store_open),
+	    T(test_store_wrong_hash),
+	    T(test_bad_hash_string),
+	    T(test_open_missing),
+	    T(test_corrupt_object),
+	    T(test_project_dir),
+	    T(test_project_link_resolve),
+	    T(test_project_write_read),
+	};
+
+	return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
+}
