@@ -5,9 +5,11 @@
  * FUSE threads call vs_content_open() concurrently. The cache is safe to
  * use from any thread; the PostgreSQL connection is not, so fetches take
  * @lock (one at a time; the cache is checked again under the lock so two
- * readers of one file fetch it once). After a backend failure, connecting
+ * readers of one file fetch it once). After a failed connect, connecting
  * again is not tried for VS_CONTENT_RETRY_MS, so a dead database costs a
- * reader an immediate EIO, not a connect timeout each time.
+ * reader an immediate EIO, not a connect timeout each time; a failed query
+ * only drops the connection (the next fetch reconnects). The deadline of a
+ * fetch grows with the size of the file (VS_CONTENT_MIN_RATE).
  */
 #include "vsync/content.h"
 
@@ -25,6 +27,8 @@
 #include "vsync/pg.h"
 
 #define VS_CONTENT_RETRY_MS 1000
+/* the slowest transfer a fetch deadline allows for, bytes per second */
+#define VS_CONTENT_MIN_RATE (4 * 1024 * 1024)
 
 struct vs_content {
 	struct vs_cache *cache;
@@ -78,6 +82,18 @@ void vs_content_free(struct vs_content *c)
 	free(c);
 }
 
+/*
+ * The deadline of one blob fetch: the base deadline, plus what the bytes
+ * take at VS_CONTENT_MIN_RATE, so a 50 MB file is not cut off while a
+ * stalled backend still is.
+ */
+static int fetch_timeout_ms(const struct vs_content *c, uint64_t size)
+{
+	uint64_t extra = size / (VS_CONTENT_MIN_RATE / 1000);
+
+	return c->timeout_ms + (int)(extra > 600000 ? 600000 : extra);
+}
+
 /* Fetch @hash from PostgreSQL into the cache. Called with c->lock held. */
 static int fetch_locked(struct vs_content *c, const char *hash,
 			uint64_t size, const char *path)
@@ -93,22 +109,24 @@ static int fetch_locked(struct vs_content *c, const char *hash,
 			return -EIO;
 		r = vs_pg_open(&c->pg, c->conninfo, c->timeout_ms);
 		if (r < 0) {
+			/* unreachable: fail fast for a while, then retry */
 			c->retry_after_ms = now_ms() + VS_CONTENT_RETRY_MS;
 			vs_warn("cannot fetch '%s': PostgreSQL unavailable: %s",
 				path, strerror(-r));
 			return -EIO;
 		}
 	}
+	vs_pg_set_timeout(c->pg, fetch_timeout_ms(c, size));
 	r = vs_pg_blob_fetch(c->pg, c->project_id, hash, &buf, &len);
+	vs_pg_set_timeout(c->pg, c->timeout_ms);
 	if (r < 0) {
 		vs_warn("cannot fetch '%s' (%.12s): %s", path, hash,
 			vs_pg_last_error(c->pg)[0] ? vs_pg_last_error(c->pg)
 						   : strerror(-r));
 		if (r != -ENOENT) {
-			/* drop the connection; reconnect after a pause */
+			/* start over on a fresh connection next time */
 			vs_pg_free(c->pg);
 			c->pg = NULL;
-			c->retry_after_ms = now_ms() + VS_CONTENT_RETRY_MS;
 		}
 		return -EIO;
 	}

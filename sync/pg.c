@@ -264,6 +264,16 @@ void vs_pg_free(struct vs_pg *pg)
 	free(pg);
 }
 
+void vs_pg_set_timeout(struct vs_pg *pg, int timeout_ms)
+{
+	pg->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
+}
+
+int vs_pg_get_timeout(const struct vs_pg *pg)
+{
+	return pg->timeout_ms;
+}
+
 const char *vs_pg_last_error(const struct vs_pg *pg)
 {
 	return pg ? pg->err : "";

@@ -48,6 +48,10 @@ void vs_pg_free(struct vs_pg *pg);
  * to report (vs_pg_last_error()), not logged. 0 or -ENOMEM. */
 int vs_pg_new(struct vs_pg **out, const char *conninfo, int timeout_ms);
 
+/* Change the per-call deadline (e.g. longer for a large blob). */
+void vs_pg_set_timeout(struct vs_pg *pg, int timeout_ms);
+int vs_pg_get_timeout(const struct vs_pg *pg);
+
 /* Last server or client error text (never NULL; "" if none). */
 const char *vs_pg_last_error(const struct vs_pg *pg);
 

@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+#
+# test_vsyncctl.sh - vsyncctl and the SQL functions of sql/ against a
+# throwaway PostgreSQL (no FUSE, no Redis needed).
+#
+# Covers: init (twice, and concurrently), import of a tree with binary,
+# empty, Unicode-named, symlinked, executable files, an empty dir and
+# excluded dirs; export and diff -r; binary put/cat round trips (also 50 MB);
+# conflicts (--base), invalid paths, unknown projects, idempotent retries
+# (--op-id), rm, mv of a directory, rollback, log; the exit statuses; the
+# change sequence being gap-free; deadlines (a blocked call times out).
+#
+# Needs: $VSYNC_BUILD_DIR/agent/vsyncctl (ctest sets VSYNC_BUILD_DIR).
+set -u
+
+# shellcheck source=tests/lib/servers.sh
+. "$(dirname "$0")/../lib/servers.sh"
+
+CTL=$VSYNC_BUILD_DIR/agent/vsyncctl
+if [[ ! -x "$CTL" ]]; then
+	echo "test_vsyncctl: $CTL is missing (build the vsyncctl target first)" >&2
+	exit 1
+fi
+
+vs_deadline 300
+vs_servers_start pg || exit 1
+PSQL=$VS_PG_BIN/psql
+W=$VS_SERVERS_DIR/work
+mkdir -p "$W"
+
+ctl() {
+	"$CTL" "$@"
+}
+
+# expect_exit DESC STATUS CMD...: CMD must exit with STATUS.
+expect_exit() {
+	local desc=$1 want=$2 rc=0 out
+	shift 2
+	out=$("$@" 2>&1 </dev/null) || rc=$?
+	if ((rc == want)); then
+		vs_pass "$desc"
+	else
+		vs_fail "$desc: expected exit $want, saw $rc: $(head -n 3 <<<"$out")"
+	fi
+}
+
+sql() {
+	"$PSQL" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" -c "$1"
+}
+
+# ---------------------------------------------------------------- init
+
+vs_check "init creates the schema" ctl init
+out=$(ctl init 2>&1)
+vs_check_eq "second init applies nothing" \
+	"schema up to date (0 migrations applied)" "$out"
+pids=()
+for i in 1 2 3; do
+	ctl -q init --reapply >"$W/init.$i.log" 2>&1 &
+	pids+=($!)
+done
+rc=0
+for p in "${pids[@]}"; do wait "$p" || rc=1; done
+vs_check_eq "three concurrent init --reapply succeed" 0 "$rc"
+vs_check_eq "migrations recorded" "001_schema.sql,002_functions.sql" \
+	"$(sql "select string_agg(name, ',' order by name) from vsync_schema_migrations")"
+
+# ---------------------------------------------------------------- import
+
+SRC=$W/src
+mkdir -p "$SRC/src/components" "$SRC/empty-dir" "$SRC/node_modules/react" \
+	"$SRC/.git" "$SRC/public"
+# a real PNG header, NULs and bytes that are not UTF-8
+printf '\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\xff\xfe\x00' \
+	>"$SRC/public/logo.png"
+: >"$SRC/empty.txt"
+printf 'export const h = "héllo ✓";\n' >"$SRC/src/components/Ünïcödé ✓.tsx"
+printf '{"name":"demo"}\n' >"$SRC/package.json"
+printf '#!/bin/sh\necho run\n' >"$SRC/run.sh"
+chmod 0755 "$SRC/run.sh"
+ln -s public/logo.png "$SRC/logo-link"
+printf 'module.exports = 1;\n' >"$SRC/node_modules/react/index.js"
+printf 'ref: refs/heads/main\n' >"$SRC/.git/HEAD"
+
+out=$(ctl import demo "$SRC" 2>&1)
+rc=$?
+vs_check_eq "import exits 0" 0 "$rc"
+case $out in
+*"into 'demo'"*) vs_pass "import prints a summary" ;;
+*) vs_fail "import prints a summary: saw '$out'" ;;
+esac
+vs_check_eq "node_modules and .git are not imported" "" \
+	"$(ctl ls demo | grep -E 'node_modules|\.git')"
+vs_check_eq "empty dir imported" "dir 0755 empty-dir" \
+	"$(ctl ls demo empty-dir | awk '{print $1, $2, $5}')"
+vs_check_eq "exec file imported as 0755" "0755" \
+	"$(ctl ls demo run.sh | awk '{print $2}')"
+vs_check_eq "plain file imported as 0644" "0644" \
+	"$(ctl ls demo package.json | awk '{print $2}')"
+vs_check_eq "symlink imported as a symlink" "symlink logo-link -> public/logo.png" \
+	"$(ctl ls demo logo-link | awk '{print $1, $5, $6, $7}')"
+seq1=$(ctl status demo | awk '$1 == "seq" {print $2}')
+out=$(ctl import demo "$SRC" 2>&1)
+seq2=$(ctl status demo | awk '$1 == "seq" {print $2}')
+vs_check_eq "re-importing an unchanged tree changes nothing" "$seq1" "$seq2"
+
+# ---------------------------------------------------------------- export
+
+OUT=$W/out
+vs_check "export" ctl export demo "$OUT"
+vs_check "export equals the source (except excluded)" \
+	diff -r --no-dereference --exclude=node_modules --exclude=.git "$SRC" "$OUT"
+vs_check_eq "exported exec bit" "755" "$(stat -c %a "$OUT/run.sh")"
+vs_check_eq "exported symlink" "public/logo.png" "$(readlink "$OUT/logo-link")"
+vs_check "PNG byte-exact" cmp "$SRC/public/logo.png" "$OUT/public/logo.png"
+expect_exit "export into a non-empty dir refused" 6 ctl export demo "$OUT"
+
+# ---------------------------------------------------------------- put / cat
+
+head -c 200000 /dev/urandom >"$W/rand.bin"
+vs_check "put binary" ctl put demo assets/rand.bin "$W/rand.bin"
+ctl cat demo assets/rand.bin >"$W/rand.out"
+vs_check "cat binary round-trips" cmp "$W/rand.bin" "$W/rand.out"
+printf 'a\0b\xff' | ctl -q put demo nul.bin
+vs_check_eq "put from stdin with NUL" "610062ff" \
+	"$(ctl cat demo nul.bin | od -An -tx1 | tr -d ' \n')"
+head -c 50000000 /dev/urandom >"$W/big.bin"
+vs_check "put 50 MB" ctl --timeout 60000 put demo big.bin "$W/big.bin"
+ctl --timeout 60000 cat demo big.bin >"$W/big.out"
+vs_check "cat 50 MB byte-exact" cmp "$W/big.bin" "$W/big.out"
+rm -f "$W/big.bin" "$W/big.out"
+
+# ---------------------------------------------------------------- conflicts
+
+printf 'v1\n' | ctl -q put demo src/a.js
+printf 'v2\n' | ctl -q put demo src/a.js --base 1
+expect_exit "put with stale --base is a conflict" 4 \
+	sh -c "printf 'v3\n' | '$CTL' put demo src/a.js --base 1"
+out=$(printf 'v3\n' | ctl put demo src/a.js --base 1 2>&1)
+vs_check_eq "conflict message" \
+	"vsyncctl: conflict: 'src/a.js' is at version 2, not 1" "$out"
+expect_exit "--base 0 on an existing file is a conflict" 4 \
+	sh -c "printf x | '$CTL' put demo src/a.js --base 0"
+expect_exit "mkdir of an existing path is a conflict" 4 ctl mkdir demo src
+
+# ---------------------------------------------------------------- invalid / missing
+
+expect_exit "invalid path ../x" 6 ctl put demo ../x /dev/null
+out=$(ctl put demo ../x /dev/null 2>&1)
+vs_check_eq "invalid path message" "vsyncctl: invalid path '../x'" "$out"
+expect_exit "absolute path" 6 ctl put demo /etc/passwd /dev/null
+expect_exit "empty component" 6 ctl put demo a//b /dev/null
+expect_exit "control character (checked by SQL)" 6 \
+	ctl put demo "$(printf 'a\tb')" /dev/null
+expect_exit "name over 255 bytes" 6 ctl put demo "$(printf 'x%.0s' {1..256})" /dev/null
+expect_exit "invalid --op-id" 6 ctl --op-id nope put demo x /dev/null
+expect_exit "unknown project" 3 ctl cat nosuch a.js
+out=$(ctl cat nosuch a.js 2>&1)
+vs_check_eq "unknown project message" "vsyncctl: unknown project 'nosuch'" "$out"
+expect_exit "missing path" 3 ctl cat demo no/such.js
+expect_exit "usage error" 2 ctl put demo
+expect_exit "unknown command" 2 ctl frobnicate
+expect_exit "backend unreachable" 5 \
+	ctl --pg "host=$W/nowhere user=postgres" status demo
+
+# ---------------------------------------------------------------- retries
+
+op=6f9d2c3e-8a41-4b7e-9c55-0d1e2f3a4b5c
+printf 'retry\n' | ctl -q --op-id "$op" put demo retry.txt
+printf 'retry\n' | ctl -q --op-id "$op" put demo retry.txt
+rc=$?
+vs_check_eq "retry with the same --op-id succeeds" 0 "$rc"
+vs_check_eq "retry does not create a new version" 1 \
+	"$(ctl log demo retry.txt | wc -l)"
+seqa=$(ctl status demo | awk '$1 == "seq" {print $2}')
+expect_exit "the same --op-id with other content is a conflict" 4 \
+	ctl -q --op-id "$op" put demo retry.txt /dev/null
+seqb=$(ctl status demo | awk '$1 == "seq" {print $2}')
+vs_check_eq "a retry with other content changes nothing" "$seqa" "$seqb"
+
+# ---------------------------------------------------------------- rm / mv / rollback / log
+
+vs_check "rm a file" ctl rm demo empty.txt
+expect_exit "cat of a removed file" 3 ctl cat demo empty.txt
+expect_exit "rm of a missing path" 3 ctl rm demo empty.txt
+expect_exit "rm of a non-empty dir without -r" 1 ctl rm demo public
+vs_check "rollback to version 1" ctl rollback demo src/a.js 1
+vs_check_eq "rollback content" "v1" "$(ctl cat demo src/a.js)"
+vs_check_eq "cat --version 2" "v2" "$(ctl cat demo src/a.js --version 2)"
+vs_check_eq "log shows three versions" "v1 v2 v3" \
+	"$(ctl log demo src/a.js | awk '{print $1}' | xargs)"
+vs_check "mv a directory" ctl mv demo src lib
+vs_check_eq "the subtree moved" "v1" "$(ctl cat demo lib/a.js)"
+vs_check_eq "the Unicode file moved with it" "1" \
+	"$(ctl ls demo lib | grep -c 'Ünïcödé ✓.tsx')"
+expect_exit "old directory is gone" 3 ctl ls demo src
+vs_check_eq "old path's history ends in a deletion" "v4" \
+	"$(ctl log demo src/a.js | grep '(deleted)' | awk '{print $1}')"
+expect_exit "moving a dir into itself" 6 ctl mv demo lib lib/x
+expect_exit "moving a dir over a file" 4 ctl mv demo lib package.json
+vs_check "mv a file over a file replaces it" ctl mv demo run.sh package.json
+vs_check_eq "replaced content and mode" "0755" \
+	"$(ctl ls demo package.json | awk '{print $2}')"
+vs_check "rm -r a directory" ctl rm -r demo lib
+vs_check_eq "log marks the deletion" "1" \
+	"$(ctl log demo lib/a.js | grep -c '(deleted)')"
+printf 'again\n' | ctl -q put demo lib/a.js
+vs_check_eq "a re-created file continues the numbering" "v3" \
+	"$(ctl ls demo lib/a.js | awk '{print $4}')"
+vs_check_eq "project log lists recent operations" "5" \
+	"$(ctl log -n 5 demo | grep -c '^seq ')"
+
+# ---------------------------------------------------------------- invariants
+
+# concurrent writers of one project: every change gets its own seq
+pids=()
+for i in 1 2 3 4; do
+	(for j in 1 2 3 4 5 6 7 8; do
+		printf '%s %s\n' "$i" "$j" | ctl -q put demo "race/f$((j % 3))" || exit 1
+	done) &
+	pids+=($!)
+done
+rc=0
+for p in "${pids[@]}"; do wait "$p" || rc=1; done
+vs_check_eq "32 concurrent writes succeed" 0 "$rc"
+vs_check_eq "32 concurrent writes make 32 versions" 32 \
+	"$(sql "select count(*) from project_files where file_path like 'race/f_'")"
+
+vs_check_eq "change seq is gap-free and matches file_operations" "t" \
+	"$(sql "select count(*) = max(o.seq) and max(o.seq) = p.change_seq
+		  from file_operations o join projects p on p.id = o.project_id
+		 where p.name = 'demo' group by p.change_seq")"
+vs_check_eq "one current row per path" "0" \
+	"$(sql "select count(*) from (select file_path from project_files
+		 where is_current group by project_id, file_path having count(*) > 1) d")"
+
+# a call blocked by another session's lock hits its deadline
+"$PSQL" -X -q "$VSYNC_PG_URL" -c "begin; select 1 from projects
+	where name = 'demo' for update; select pg_sleep(3); commit" \
+	>/dev/null 2>&1 &
+locker=$!
+vs_on_exit "kill $locker 2>/dev/null; wait $locker 2>/dev/null; true"
+locker_waiting() {
+	[[ $(sql "select count(*) from pg_stat_activity
+		  where query like '%pg_sleep(3)%' and pid <> pg_backend_pid()") == 1 ]]
+}
+vs_poll 5 locker_waiting
+t0=$(vs_now_ms)
+expect_exit "a blocked write times out" 5 \
+	sh -c "printf x | '$CTL' --timeout 300 put demo blocked.txt"
+t1=$(vs_now_ms)
+if ((t1 - t0 < 2500)); then
+	vs_pass "timeout honoured ($((t1 - t0)) ms for a 300 ms deadline)"
+else
+	vs_fail "timeout honoured: expected < 2500 ms, saw $((t1 - t0)) ms"
+fi
+wait "$locker" 2>/dev/null
+expect_exit "the timed-out write was not committed" 3 ctl cat demo blocked.txt
+
+# a server that accepts but never answers: the connect deadline holds
+if command -v python3 >/dev/null 2>&1; then
+	python3 -c '
+import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(8)
+print(s.getsockname()[1], flush=True)
+time.sleep(30)
+' >"$W/mute.port" &
+	mute=$!
+	vs_on_exit "kill $mute 2>/dev/null; wait $mute 2>/dev/null; true"
+	vs_poll 5 test -s "$W/mute.port"
+	port=$(cat "$W/mute.port")
+	t0=$(vs_now_ms)
+	expect_exit "connecting to a mute server times out" 5 \
+		ctl --timeout 400 --pg "host=127.0.0.1 port=$port user=postgres sslmode=disable" status demo
+	t1=$(vs_now_ms)
+	if ((t1 - t0 < 2500)); then
+		vs_pass "connect deadline honoured ($((t1 - t0)) ms for 400 ms)"
+	else
+		vs_fail "connect deadline honoured: expected < 2500 ms, saw $((t1 - t0)) ms"
+	fi
+	kill "$mute" 2>/dev/null
+	wait "$mute" 2>/dev/null
+fi
+
+vs_summary

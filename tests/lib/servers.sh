@@ -1,0 +1,543 @@
+# shellcheck shell=bash
+#
+# servers.sh - throwaway servers and helpers for vsync's integration tests.
+#
+# Source it from a bash script (`. tests/lib/servers.sh`); it works with or
+# without `set -euo pipefail` in the caller: every function returns its
+# status instead of relying on errexit, and none of them exits the shell
+# except vs_need_fuse (exit 77 = skip) and the signal traps.
+#
+# Servers
+#   vs_servers_start pg|redis|all
+#       Makes a private directory (VS_SERVERS_DIR, mode 0711 so the postgres
+#       user can reach its socket sub-directory) and starts
+#       - PostgreSQL (Debian's /usr/lib/postgresql/*/bin, as user postgres via
+#         runuser when run as root), trust auth, listening only on a unix
+#         socket in $VS_SERVERS_DIR/pg-run, fsync off. Exports VSYNC_PG_URL
+#         ("host=... user=postgres dbname=postgres"), PGHOST, PGUSER,
+#         PGDATABASE, PGPORT, and VS_PG_BIN / VS_PG_DATA.
+#       - Redis on 127.0.0.1 and a free port in 20000-40000, no persistence.
+#         Exports VSYNC_REDIS_URL=redis://127.0.0.1:PORT, VS_REDIS_PORT and
+#         VS_REDIS_PID.
+#       Each one is polled until ready with a deadline (no fixed sleeps).
+#       Registers vs_servers_stop with vs_on_exit unless VS_KEEP_SERVERS=1
+#       (the demo keeps them and writes `vs_servers_env` to a file).
+#   vs_servers_stop      stop what was started and remove the directory;
+#                        driven only by the exported VS_* variables, so it
+#                        also works from another process that sourced them.
+#   vs_pg_stop           stop PostgreSQL only (pg_ctl stop -m fast); the
+#                        "backend is down" cases of the tests use it.
+#   vs_servers_env       print `export NAME=value` lines for the above.
+#
+# Test helpers
+#   vs_on_exit CMD...    run CMD at exit (LIFO). One argument is eval'd as a
+#                        shell string; several are quoted as one command.
+#                        An EXIT trap installed before is kept (runs last);
+#                        after sourcing, use vs_on_exit, not `trap ... EXIT`.
+#                        INT, TERM and HUP exit through the same cleanup.
+#   vs_deadline SECS     send SIGTERM to this script after SECS (a watchdog
+#                        so the exit cleanup runs before ctest's kill).
+#   vs_need_fuse         exit 77 with "SKIP: ..." if FUSE cannot be used.
+#   vs_poll SECS CMD...  re-run CMD until it succeeds; 1 on timeout.
+#   vs_now_ms            milliseconds since the epoch.
+#   vs_is_mounted DIR    DIR is a mount point per /proc/mounts (no stat(2),
+#                        so a hung FUSE daemon cannot hang the caller).
+#   vs_mount PROJECT MNT [ARGS...]
+#                        start $VSYNC_BUILD_DIR/agent/vsync-mount PROJECT MNT
+#                        -f ARGS in the background, log in $VS_LOG_DIR;
+#                        wait (10 s) until mounted. Sets VS_MOUNT_PID and
+#                        VS_MOUNT_LOG; cleanup at exit is registered.
+#   vs_umount MNT        fusermount3 -u, wait for the daemon to exit (then
+#                        TERM/KILL and -uz as fallbacks); 0 if nothing is
+#                        left mounted at MNT.
+#   vs_pass DESC / vs_fail MSG / vs_check DESC CMD... / vs_check_eq DESC
+#   EXPECTED SEEN        print "ok - DESC" or "not ok - DESC: expected ...
+#                        saw ..." and count. They return 0 either way, so a
+#                        failed check does not end a `set -e` script;
+#                        vs_last_ok tells whether the last one passed.
+#   vs_summary           print "N passed, M failed"; non-zero if M > 0.
+#
+# Binaries come from $VSYNC_BUILD_DIR (default: build/ under the repo root).
+
+if [[ -n "${VS_SERVERS_SH_LOADED:-}" ]]; then
+	return 0
+fi
+VS_SERVERS_SH_LOADED=1
+
+VS_REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+: "${VSYNC_BUILD_DIR:=$VS_REPO_ROOT/build}"
+export VSYNC_BUILD_DIR
+
+VS_PASSED=0
+VS_FAILED=0
+VS_LAST_OK=1
+VS_EXIT_CMDS=()
+VS_EXIT_TRAP_SET=
+declare -A VS_MOUNT_PIDS=()
+
+# ---------------------------------------------------------------- basics
+
+vs_log() {
+	printf '# %s\n' "$*" >&2
+}
+
+vs_now_ms() {
+	local t=${EPOCHREALTIME/./}
+	printf '%s\n' "$((t / 1000))"
+}
+
+# Run the registered cleanups, newest first. Failures are reported, not
+# fatal: every cleanup gets its chance.
+vs__run_exit() {
+	local rc=$? i
+	set +e
+	trap - EXIT
+	for ((i = ${#VS_EXIT_CMDS[@]} - 1; i >= 0; i--)); do
+		eval "${VS_EXIT_CMDS[i]}" || vs_log "cleanup failed: ${VS_EXIT_CMDS[i]}"
+	done
+	VS_EXIT_CMDS=()
+	exit "$rc"
+}
+
+vs_on_exit() {
+	local cmd prev
+	if (($# == 1)); then
+		cmd=$1
+	else
+		cmd=$(printf '%q ' "$@")
+	fi
+	if [[ -z "$VS_EXIT_TRAP_SET" ]]; then
+		# Keep a trap the caller installed before us: it runs last.
+		prev=$(trap -p EXIT)
+		if [[ -n "$prev" ]]; then
+			eval "set -- $prev"
+			VS_EXIT_CMDS+=("$3")
+		fi
+		trap vs__run_exit EXIT
+		trap 'exit 130' INT
+		trap 'exit 143' TERM
+		trap 'exit 129' HUP
+		VS_EXIT_TRAP_SET=1
+	fi
+	VS_EXIT_CMDS+=("$cmd")
+}
+
+vs_deadline() {
+	local secs=$1 me=$$
+	(
+		trap 'kill "$s" 2>/dev/null; exit 0' TERM
+		sleep "$secs" &
+		s=$!
+		if wait "$s" && kill -0 "$me" 2>/dev/null; then
+			echo "# deadline of ${secs}s passed: stopping the test" >&2
+			kill -TERM "$me"
+		fi
+	) </dev/null &
+	local wd=$!
+	vs_on_exit "kill $wd 2>/dev/null; wait $wd 2>/dev/null"
+}
+
+vs_poll() {
+	local timeout=$1 deadline
+	shift
+	deadline=$(($(vs_now_ms) + timeout * 1000))
+	while :; do
+		if "$@"; then
+			return 0
+		fi
+		if (($(vs_now_ms) >= deadline)); then
+			return 1
+		fi
+		sleep 0.02
+	done
+}
+
+# ---------------------------------------------------------------- results
+
+vs_pass() {
+	VS_PASSED=$((VS_PASSED + 1))
+	VS_LAST_OK=1
+	printf 'ok - %s\n' "$*"
+}
+
+vs_fail() {
+	VS_FAILED=$((VS_FAILED + 1))
+	VS_LAST_OK=0
+	printf 'not ok - %s\n' "$*"
+}
+
+vs_last_ok() {
+	((VS_LAST_OK == 1))
+}
+
+# vs_check DESC CMD...: CMD must exit 0; on failure show its exit status and
+# the first lines of its output.
+vs_check() {
+	local desc=$1 out rc
+	shift
+	rc=0
+	out=$("$@" 2>&1) || rc=$?
+	if ((rc == 0)); then
+		vs_pass "$desc"
+		return 0
+	fi
+	out=$(printf '%s\n' "$out" | head -n 5)
+	vs_fail "$desc: expected success of '$*', saw exit $rc${out:+: $out}"
+}
+
+vs_check_eq() {
+	local desc=$1 expected=$2 seen=$3
+	if [[ "$expected" == "$seen" ]]; then
+		vs_pass "$desc"
+		return 0
+	fi
+	vs_fail "$desc: expected '$expected', saw '$seen'"
+}
+
+vs_summary() {
+	printf '%d passed, %d failed\n' "$VS_PASSED" "$VS_FAILED"
+	((VS_FAILED == 0))
+}
+
+# ---------------------------------------------------------------- FUSE
+
+vs_need_fuse() {
+	if [[ ! -c /dev/fuse ]]; then
+		echo "SKIP: /dev/fuse not available"
+		exit 77
+	fi
+	if ! command -v fusermount3 >/dev/null 2>&1; then
+		echo "SKIP: /dev/fuse not available (fusermount3 is not installed)"
+		exit 77
+	fi
+}
+
+# /proc/mounts escapes space, tab, newline and backslash as octal.
+vs__mounts_escape() {
+	local s=$1
+	s=${s//\\/\\134}
+	s=${s// /\\040}
+	s=${s//$'\t'/\\011}
+	s=${s//$'\n'/\\012}
+	printf '%s' "$s"
+}
+
+vs_is_mounted() {
+	local want
+	want=$(vs__mounts_escape "$1")
+	awk -v m="$want" '$2 == m { found = 1 } END { exit !found }' /proc/mounts
+}
+
+vs__not_mounted() {
+	! vs_is_mounted "$1"
+}
+
+# Gone = no such process, or a zombie waiting for us to reap it.
+vs__pid_gone() {
+	local stat
+	kill -0 "$1" 2>/dev/null || return 0
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+	stat=${stat##*) }
+	[[ ${stat%% *} == Z ]]
+}
+
+# Absolute path without resolving through a (possibly hung) mount.
+vs__abspath() {
+	case $1 in
+	/*) printf '%s\n' "$1" ;;
+	*) printf '%s\n' "$PWD/$1" ;;
+	esac
+}
+
+vs__mount_ready() {
+	local mnt=$1 pid=$2
+	vs_is_mounted "$mnt" && return 0
+	if vs__pid_gone "$pid"; then
+		return 2
+	fi
+	return 1
+}
+
+vs_mount() {
+	local project=$1 mnt bin pid deadline st
+	mnt=$(vs__abspath "$2")
+	shift 2
+	bin=$VSYNC_BUILD_DIR/agent/vsync-mount
+	if [[ ! -x "$bin" ]]; then
+		echo "vs_mount: $bin is missing (build first)" >&2
+		return 1
+	fi
+	: "${VS_LOG_DIR:=${VS_SERVERS_DIR:-${TMPDIR:-/tmp}}}"
+	VS_MOUNT_SEQ=$((${VS_MOUNT_SEQ:-0} + 1))
+	VS_MOUNT_LOG=$VS_LOG_DIR/mount.$VS_MOUNT_SEQ.log
+	"$bin" "$project" "$mnt" -f "$@" >"$VS_MOUNT_LOG" 2>&1 </dev/null &
+	pid=$!
+	# shellcheck disable=SC2034 # for the caller
+	VS_MOUNT_PID=$pid
+	VS_MOUNT_PIDS[$mnt]=$pid
+	vs_on_exit "vs__cleanup_mount $(printf '%q' "$mnt") $pid"
+	deadline=$(($(vs_now_ms) + 10000))
+	while :; do
+		st=0
+		vs__mount_ready "$mnt" "$pid" || st=$?
+		((st == 0)) && return 0
+		if ((st == 2)); then
+			echo "vs_mount: vsync-mount exited before mounting $mnt; log:" >&2
+			sed 's/^/#   /' "$VS_MOUNT_LOG" | tail -n 20 >&2
+			wait "$pid" 2>/dev/null
+			return 1
+		fi
+		if (($(vs_now_ms) >= deadline)); then
+			echo "vs_mount: $mnt not mounted after 10 s; log:" >&2
+			sed 's/^/#   /' "$VS_MOUNT_LOG" | tail -n 20 >&2
+			vs__cleanup_mount "$mnt" "$pid"
+			return 1
+		fi
+		sleep 0.02
+	done
+}
+
+# Unmount MNT and make sure daemon PID (if any) is gone. Always returns 0
+# when nothing is left mounted and the daemon has exited.
+vs__cleanup_mount() {
+	local mnt=$1 pid=${2:-}
+	if vs_is_mounted "$mnt"; then
+		timeout -k 2 10 fusermount3 -u "$mnt" 2>/dev/null ||
+			timeout -k 2 10 fusermount3 -uz "$mnt" 2>/dev/null || true
+	fi
+	if [[ -n "$pid" ]] && ! vs__pid_gone "$pid"; then
+		if ! vs_poll 5 vs__pid_gone "$pid"; then
+			kill -TERM "$pid" 2>/dev/null
+			if ! vs_poll 5 vs__pid_gone "$pid"; then
+				kill -KILL "$pid" 2>/dev/null
+			fi
+		fi
+	fi
+	if [[ -n "$pid" ]]; then
+		wait "$pid" 2>/dev/null || true
+	fi
+	if vs_is_mounted "$mnt"; then
+		timeout -k 2 10 fusermount3 -uz "$mnt" 2>/dev/null || true
+	fi
+	! vs_is_mounted "$mnt"
+}
+
+vs_umount() {
+	local mnt pid
+	mnt=$(vs__abspath "$1")
+	pid=${VS_MOUNT_PIDS[$mnt]:-}
+	unset 'VS_MOUNT_PIDS[$mnt]'
+	vs__cleanup_mount "$mnt" "$pid"
+}
+
+# ---------------------------------------------------------------- servers
+
+vs__mkdir_private() {
+	local base=${VS_TMP:-/tmp} dir
+	dir=$(mktemp -d "$base/vsync-test.XXXXXX") || return 1
+	# Others (the postgres user) may traverse but not list it.
+	chmod 0711 "$dir" || return 1
+	printf '%s\n' "$dir"
+}
+
+vs__as_postgres() {
+	if ((EUID == 0)); then
+		(cd / && runuser -u postgres -- "$@")
+	else
+		(cd / && "$@")
+	fi
+}
+
+vs__pg_bin() {
+	local d
+	for d in /usr/lib/postgresql/*/bin; do
+		[[ -x "$d/initdb" ]] && VS_PG_BIN=$d
+	done
+	[[ -n "${VS_PG_BIN:-}" ]]
+}
+
+vs__pg_ready() {
+	"$VS_PG_BIN/pg_isready" -q -h "$VS_PG_SOCKDIR" -U postgres -d postgres \
+		-t 1 2>/dev/null
+}
+
+vs__pg_start() {
+	local dir=$VS_SERVERS_DIR data run log
+	if ! vs__pg_bin; then
+		echo "vs_servers_start: no PostgreSQL in /usr/lib/postgresql/*/bin (apt-get install postgresql)" >&2
+		return 1
+	fi
+	data=$dir/pg-data
+	run=$dir/pg-run
+	log=$dir/pg.log
+	mkdir -p "$data" "$run" || return 1
+	touch "$log" || return 1
+	if ((EUID == 0)); then
+		chown postgres: "$data" "$run" "$log" || return 1
+	fi
+	chmod 0700 "$data"
+	if ! vs__as_postgres "$VS_PG_BIN/initdb" -D "$data" -U postgres \
+		-A trust -E UTF8 --no-locale --no-sync >"$dir/initdb.log" 2>&1; then
+		echo "vs_servers_start: initdb failed:" >&2
+		tail -n 20 "$dir/initdb.log" >&2
+		return 1
+	fi
+	cat >>"$data/postgresql.conf" <<EOF || return 1
+# vsync tests: private, unix socket only, no durability.
+listen_addresses = ''
+unix_socket_directories = '$run'
+unix_socket_permissions = 0777
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_connections = 100
+EOF
+	VS_PG_DATA=$data
+	VS_PG_SOCKDIR=$run
+	export VS_PG_BIN VS_PG_DATA VS_PG_SOCKDIR
+	if ! vs__as_postgres "$VS_PG_BIN/pg_ctl" -D "$data" -l "$log" -W \
+		start >/dev/null 2>&1; then
+		echo "vs_servers_start: pg_ctl start failed:" >&2
+		tail -n 20 "$log" >&2
+		return 1
+	fi
+	if ! vs_poll 30 vs__pg_ready; then
+		echo "vs_servers_start: PostgreSQL not ready after 30 s:" >&2
+		tail -n 20 "$log" >&2
+		return 1
+	fi
+	export PGHOST=$run PGPORT=5432 PGUSER=postgres PGDATABASE=postgres
+	export VSYNC_PG_URL="host=$run port=5432 user=postgres dbname=postgres"
+	return 0
+}
+
+vs_pg_stop() {
+	[[ -n "${VS_PG_DATA:-}" && -d "$VS_PG_DATA" ]] || return 0
+	if [[ -f "$VS_PG_DATA/postmaster.pid" ]]; then
+		vs__as_postgres "$VS_PG_BIN/pg_ctl" -D "$VS_PG_DATA" -m fast \
+			-t 30 -w stop >/dev/null 2>&1 || {
+			# Last resort: the postmaster's pid is the first line.
+			local pid
+			pid=$(head -n 1 "$VS_PG_DATA/postmaster.pid" 2>/dev/null)
+			[[ -n "$pid" ]] && kill -KILL "$pid" 2>/dev/null
+			return 1
+		}
+	fi
+	return 0
+}
+
+vs__redis_ping() {
+	[[ "$(timeout 2 redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null)" == PONG ]]
+}
+
+vs__port_in_use() {
+	command -v ss >/dev/null 2>&1 || return 1
+	[[ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]]
+}
+
+vs__redis_start() {
+	local dir=$VS_SERVERS_DIR port pid st deadline
+	if ! command -v redis-server >/dev/null 2>&1; then
+		echo "vs_servers_start: redis-server not found (apt-get install redis-server)" >&2
+		return 1
+	fi
+	mkdir -p "$dir/redis" || return 1
+	for _ in 1 2 3 4 5 6 7 8; do
+		port=$((20000 + (RANDOM * 32768 + RANDOM) % 20001))
+		vs__port_in_use "$port" && continue
+		redis-server --bind 127.0.0.1 --port "$port" --save '' \
+			--appendonly no --daemonize no --dir "$dir/redis" \
+			--logfile "$dir/redis.log" </dev/null >/dev/null 2>&1 &
+		pid=$!
+		deadline=$(($(vs_now_ms) + 10000))
+		st=1
+		while (($(vs_now_ms) < deadline)); do
+			if vs__redis_ping "$port"; then
+				# The port might answer for someone else's server.
+				if ! vs__pid_gone "$pid"; then
+					st=0
+				fi
+				break
+			fi
+			if vs__pid_gone "$pid"; then
+				break # bind failed: try another port
+			fi
+			sleep 0.02
+		done
+		if ((st == 0)); then
+			VS_REDIS_PID=$pid
+			VS_REDIS_PORT=$port
+			export VS_REDIS_PID VS_REDIS_PORT
+			export VSYNC_REDIS_URL=redis://127.0.0.1:$port
+			return 0
+		fi
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	echo "vs_servers_start: redis-server did not start (tried 8 ports):" >&2
+	tail -n 10 "$dir/redis.log" >&2 2>/dev/null
+	return 1
+}
+
+vs__redis_stop() {
+	[[ -n "${VS_REDIS_PID:-}" ]] || return 0
+	if kill -TERM "$VS_REDIS_PID" 2>/dev/null; then
+		if ! vs_poll 10 vs__pid_gone "$VS_REDIS_PID"; then
+			kill -KILL "$VS_REDIS_PID" 2>/dev/null
+		fi
+	fi
+	wait "$VS_REDIS_PID" 2>/dev/null
+	VS_REDIS_PID=
+	return 0
+}
+
+vs_servers_start() {
+	local what=${1:-all}
+	case $what in
+	pg | redis | all) ;;
+	*)
+		echo "usage: vs_servers_start pg|redis|all" >&2
+		return 2
+		;;
+	esac
+	if [[ -z "${VS_SERVERS_DIR:-}" ]]; then
+		VS_SERVERS_DIR=$(vs__mkdir_private) || return 1
+		export VS_SERVERS_DIR
+		if [[ "${VS_KEEP_SERVERS:-0}" != 1 ]]; then
+			vs_on_exit vs_servers_stop
+		fi
+	fi
+	if [[ $what == pg || $what == all ]]; then
+		vs__pg_start || return 1
+	fi
+	if [[ $what == redis || $what == all ]]; then
+		vs__redis_start || return 1
+	fi
+	return 0
+}
+
+vs_servers_stop() {
+	local rc=0
+	vs__redis_stop || rc=1
+	vs_pg_stop || rc=1
+	if [[ -n "${VS_SERVERS_DIR:-}" && -d "$VS_SERVERS_DIR" ]]; then
+		if [[ "${VS_KEEP_LOGS:-0}" == 1 ]]; then
+			vs_log "logs kept in $VS_SERVERS_DIR"
+		else
+			rm -rf "$VS_SERVERS_DIR" || rc=1
+		fi
+	fi
+	VS_SERVERS_DIR=
+	return "$rc"
+}
+
+vs_servers_env() {
+	local v
+	for v in VS_SERVERS_DIR VS_PG_BIN VS_PG_DATA VS_PG_SOCKDIR PGHOST PGPORT \
+		PGUSER PGDATABASE VSYNC_PG_URL VS_REDIS_PID VS_REDIS_PORT \
+		VSYNC_REDIS_URL; do
+		if [[ -n "${!v:-}" ]]; then
+			printf 'export %s=%q\n' "$v" "${!v}"
+		fi
+	done
+}

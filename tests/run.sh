@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+#
+# run.sh - the test command: install what is missing (Debian 12, as root),
+# build a plain build (build/) and an ASan+UBSan build (build-asan/), and run
+# every unit and integration test in both with ctest. Exits non-zero if
+# anything fails. Integration tests start their own throwaway PostgreSQL and
+# Redis and skip (exit 77) where /dev/fuse is missing.
+#
+# usage: tests/run.sh [CTEST ARGS...]     e.g. tests/run.sh -L unit
+
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+# shellcheck source=tests/lib/build.sh
+. "$root/tests/lib/build.sh"
+
+step() {
+	printf '\n==== %s\n' "$*"
+}
+
+step "dependencies"
+vs_install_deps
+
+step "build: plain (build/)"
+vs_build build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVSYNC_SANITIZE=OFF
+
+step "build: ASan+UBSan (build-asan/)"
+vs_build build-asan -DCMAKE_BUILD_TYPE=Debug -DVSYNC_SANITIZE=ON
+
+status=0
+
+step "tests: plain build"
+(cd build && ctest --output-on-failure --timeout 600 "$@") || status=1
+
+step "tests: ASan+UBSan build"
+(
+	cd build-asan
+	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+	ctest --output-on-failure --timeout 600 "$@"
+) || status=1
+
+if ((status == 0)); then
+	step "all tests passed in both builds"
+else
+	step "FAILED: see the output above"
+fi
+exit "$status"
