@@ -12,33 +12,37 @@
 #include "vsync/path.h"
 
 const char vs_mount_usage[] =
-	"usage: vsync-mount [options] PROJECT MOUNTPOINT\n"
-	"\n"
-	"Show the vsync project PROJECT (name or UUID) as a directory.\n"
-	"\n"
-	"  --pg CONNINFO        PostgreSQL (libpq URL or key=value); default "
-	"$VSYNC_PG_URL\n"
-	"  --redis URL          Redis (used by later features); default "
-	"$VSYNC_REDIS_URL\n"
-	"  --cache-dir DIR      content cache and local-only files; default\n"
-	"                       $VSYNC_CACHE_DIR or /var/cache/vsync\n"
-	"  --local NAME         also keep paths with a component NAME local "
-	"(repeatable)\n"
-	"  --no-default-local   drop the default local-only names\n"
-	"                       (node_modules .vite .next dist build .cache)\n"
-	"  --timeout MS         deadline of every backend call (default 2000)\n"
-	"  --cache-timeout S    kernel entry/attribute cache seconds (default "
-	"86400)\n"
-	"  --log-file FILE      append log lines to FILE (daemon mode "
-	"otherwise loses them)\n"
-	"  -f                   stay in the foreground\n"
-	"  -s                   single-threaded\n"
-	"  -d                   FUSE debug output, debug log level (implies "
-	"-f)\n"
-	"  -o OPT[,OPT...]      FUSE mount options (allow_other, "
-	"default_permissions, ...)\n"
-	"  -h, --help           this text\n"
-	"  -V, --version        the version\n";
+    "usage: vsync-mount [options] PROJECT MOUNTPOINT\n"
+    "\n"
+    "Show the vsync project PROJECT (name or UUID) as a directory.\n"
+    "\n"
+    "  --pg CONNINFO        PostgreSQL (libpq URL or key=value); default "
+    "$VSYNC_PG_URL\n"
+    "  --redis URL          Redis: follow changes on its stream and read "
+    "content\n"
+    "                       from it; default $VSYNC_REDIS_URL (without "
+    "it, changes\n"
+    "                       are followed with PostgreSQL LISTEN)\n"
+    "  --no-follow          do not apply changes made after the mount\n"
+    "  --cache-dir DIR      content cache and local-only files; default\n"
+    "                       $VSYNC_CACHE_DIR or /var/cache/vsync\n"
+    "  --local NAME         also keep paths with a component NAME local "
+    "(repeatable)\n"
+    "  --no-default-local   drop the default local-only names\n"
+    "                       (node_modules .vite .next dist build .cache)\n"
+    "  --timeout MS         deadline of every backend call (default 2000)\n"
+    "  --cache-timeout S    kernel entry/attribute cache seconds (default "
+    "86400)\n"
+    "  --log-file FILE      append log lines to FILE (daemon mode "
+    "otherwise loses them)\n"
+    "  -f                   stay in the foreground\n"
+    "  -s                   single-threaded\n"
+    "  -d                   FUSE debug output, debug log level (implies "
+    "-f)\n"
+    "  -o OPT[,OPT...]      FUSE mount options (allow_other, "
+    "default_permissions, ...)\n"
+    "  -h, --help           this text\n"
+    "  -V, --version        the version\n";
 
 static int __attribute__((format(printf, 3, 4)))
 fail(char *err, size_t errlen, const char *fmt, ...)
@@ -83,9 +87,9 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 
 		/* options that take a value: "--opt VAL" or "--opt=VAL" */
 		static const char *const with_value[] = {
-			"--pg",	     "--redis",	  "--cache-dir",
-			"--local",   "--timeout", "--cache-timeout",
-			"--log-file", "-o",	  NULL};
+		    "--pg",	  "--redis",   "--cache-dir",
+		    "--local",	  "--timeout", "--cache-timeout",
+		    "--log-file", "-o",	       NULL};
 		const char *name = a;
 		char namebuf[32];
 
@@ -152,6 +156,8 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 			o->fuse_opts[o->n_fuse_opts++] = val;
 		} else if (strcmp(a, "--no-default-local") == 0)
 			default_local = false;
+		else if (strcmp(a, "--no-follow") == 0)
+			o->no_follow = true;
 		else if (strcmp(a, "-f") == 0)
 			o->foreground = true;
 		else if (strcmp(a, "-s") == 0)

@@ -22,6 +22,7 @@ struct vs_mount_opts {
 	bool single_thread;    /* -s */
 	bool debug;	       /* -d: FUSE debug + debug log level */
 	bool help, version;
+	bool no_follow; /* --no-follow: serve the manifest, apply no changes */
 	int timeout_ms;	       /* --timeout: every backend call's deadline */
 	double cache_timeout;  /* --cache-timeout: kernel entry/attr seconds */
 	const char *fuse_opts[VS_MOUNT_MAX_FUSE_OPTS]; /* -o values */

@@ -25,6 +25,7 @@
 #include "vsync/log.h"
 #include "vsync/manifest.h"
 #include "vsync/pg.h"
+#include "vsync/subscriber.h"
 
 static const char *env_get(const char *name)
 {
@@ -112,8 +113,8 @@ static int load_manifest(const struct vs_mount_opts *o, struct vs_cache *cache,
 	int r;
 
 	r = o->pg || env_get("PGHOST") || env_get("PGDATABASE")
-		    ? vs_pg_open(&pg, o->pg, o->timeout_ms)
-		    : -ECONNREFUSED;
+		? vs_pg_open(&pg, o->pg, o->timeout_ms)
+		: -ECONNREFUSED;
 	if (r == 0) {
 		r = vs_pg_project_resolve(pg, o->project, id);
 		if (r == -ENOENT) {
@@ -143,15 +144,16 @@ static int load_manifest(const struct vs_mount_opts *o, struct vs_cache *cache,
 	if (!backend_unreachable(r)) {
 		vs_error("cannot mount '%s': %s", o->project,
 			 pg && vs_pg_last_error(pg)[0] ? vs_pg_last_error(pg)
-							: strerror(-r));
+						       : strerror(-r));
 		goto out;
 	}
 	/* the database is unreachable: serve the last manifest we saw */
 	if (vs_cache_project_resolve(cache, o->project, id) < 0 ||
 	    vs_cache_project_read(cache, id, "manifest", &buf, &len) < 0) {
-		vs_error("cannot mount '%s': PostgreSQL unreachable (%s) and no "
-			 "cached manifest in '%s'",
-			 o->project, strerror(-r), o->cache_dir);
+		vs_error(
+		    "cannot mount '%s': PostgreSQL unreachable (%s) and no "
+		    "cached manifest in '%s'",
+		    o->project, strerror(-r), o->cache_dir);
 		goto out;
 	}
 	r = vs_manifest_parse(m, buf, len);
@@ -180,11 +182,66 @@ static void raise_fd_limit(void)
 	}
 }
 
+/* What the mount's callbacks need. */
+struct mount_ctx {
+	const struct vs_mount_opts *o;
+	int log_fd; /* --log-file, kept open: daemonising redirects stderr */
+	struct vs_fs *fs;
+	struct vs_sub *sub;
+	char id[37];
+	int64_t seq;
+};
+
+static int apply_change(void *arg, const struct vs_change *c)
+{
+	struct mount_ctx *ctx = arg;
+
+	return vs_fs_apply(ctx->fs, c);
+}
+
+/* Mounted (and daemonised): start following the project's changes. */
 static void on_ready(void *arg)
 {
-	const char *mnt = arg;
+	struct mount_ctx *ctx = arg;
+	struct vs_sub_config sc = {
+	    .pg = ctx->o->pg,
+	    .redis = ctx->o->redis,
+	    .project_id = ctx->id,
+	    .timeout_ms = ctx->o->timeout_ms,
+	    .start_seq = ctx->seq,
+	};
+	int r;
 
-	vs_info("mounted on '%s'", mnt);
+	if (ctx->log_fd >= 0)
+		dup2(ctx->log_fd, STDERR_FILENO);
+	vs_info("mounted on '%s'", ctx->o->mountpoint);
+	if (ctx->o->no_follow)
+		return;
+	if (ctx->o->single_thread) {
+		vs_warn("live updates need the multithreaded loop: not "
+			"following changes (-s)");
+		return;
+	}
+	if (!sc.pg && !sc.redis) {
+		vs_warn("neither --pg nor --redis: not following changes");
+		return;
+	}
+	r = vs_sub_start(&ctx->sub, &sc, apply_change, ctx);
+	if (r < 0)
+		vs_error("cannot follow changes: %s", strerror(-r));
+	else
+		vs_info("following changes after %lld via %s",
+			(long long)ctx->seq,
+			sc.redis ? "the Redis stream" : "PostgreSQL LISTEN");
+}
+
+/* The mount is gone: stop the updater before the session is destroyed. */
+static void on_stop(void *arg)
+{
+	struct mount_ctx *ctx = arg;
+
+	vs_sub_stop(ctx->sub);
+	ctx->sub = NULL;
 }
 
 int main(int argc, char **argv)
@@ -196,7 +253,8 @@ int main(int argc, char **argv)
 	struct vs_mount_opts o;
 	struct vs_manifest m;
 	struct vs_fs *fs = NULL;
-	char id[37] = "", err[256];
+	struct mount_ctx ctx = {.o = &o, .log_fd = -1};
+	char id[37] = "", err[256], *mountpoint = NULL;
 	int r, upper_fd = -1, status = 1;
 
 	vs_log_set_prog("vsync-mount");
@@ -216,17 +274,15 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (o.log_file) {
-		int fd = open(o.log_file, O_WRONLY | O_CREAT | O_APPEND |
-						  O_CLOEXEC,
-			      0644);
-
-		if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) {
-			fprintf(stderr, "vsync-mount: cannot open log file "
-					"'%s': %s\n",
+		ctx.log_fd =
+		    open(o.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+			 0644);
+		if (ctx.log_fd < 0 || dup2(ctx.log_fd, STDERR_FILENO) < 0) {
+			fprintf(stderr,
+				"vsync-mount: cannot open log file '%s': %s\n",
 				o.log_file, strerror(errno));
 			return 1;
 		}
-		close(fd);
 	}
 	if (o.debug)
 		vs_log_set_level(VS_LOG_DEBUG);
@@ -240,6 +296,15 @@ int main(int argc, char **argv)
 	}
 	if (check_mountpoint(o.mountpoint) < 0)
 		goto out;
+	/* the updater reaches files through the mountpoint by absolute path,
+	 * and a daemon changes its directory to / */
+	mountpoint = realpath(o.mountpoint, NULL);
+	if (!mountpoint) {
+		vs_error("cannot mount on '%s': %s", o.mountpoint,
+			 strerror(errno));
+		goto out;
+	}
+	o.mountpoint = mountpoint;
 	if (vs_cache_init(&cache, o.cache_dir) < 0)
 		goto out;
 	if (load_manifest(&o, &cache, &m, id) < 0)
@@ -250,7 +315,7 @@ int main(int argc, char **argv)
 			 o.project, o.cache_dir, strerror(-r));
 		goto out;
 	}
-	r = vs_content_new(&content, &cache, o.pg, id, o.timeout_ms);
+	r = vs_content_new(&content, &cache, o.pg, o.redis, id, o.timeout_ms);
 	if (r < 0)
 		goto out;
 
@@ -270,6 +335,9 @@ int main(int argc, char **argv)
 			 strerror(-r));
 		goto out;
 	}
+	ctx.fs = fs;
+	ctx.seq = m.seq;
+	memcpy(ctx.id, id, sizeof(ctx.id));
 	vs_manifest_release(&m); /* the inode table has what it needs */
 
 	if (fuse_opt_add_arg(&args, argv[0]) != 0 ||
@@ -282,7 +350,7 @@ int main(int argc, char **argv)
 			goto out;
 	if (o.debug && fuse_opt_add_arg(&args, "-d") != 0)
 		goto out;
-	r = vs_fs_run(fs, &args, on_ready, (void *)o.mountpoint);
+	r = vs_fs_run(fs, &args, on_ready, on_stop, &ctx);
 	status = r < 0 ? 1 : 0;
 	if (r == 0)
 		vs_info("unmounted '%s'", o.mountpoint);
@@ -294,5 +362,8 @@ out:
 		close(upper_fd);
 	vs_cache_release(&cache);
 	vs_manifest_release(&m);
+	if (ctx.log_fd >= 0)
+		close(ctx.log_fd);
+	free(mountpoint);
 	return status;
 }

@@ -28,17 +28,12 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "inode_i.h"
+#include "fs_i.h"
 #include "vsync/content.h"
 #include "vsync/log.h"
 
 /* d_ino of a listed entry whose inode the kernel will look up itself */
 #define VS_UNKNOWN_INO 0xffffffffu
-
-struct vs_fs {
-	struct vs_fs_config cfg;
-	struct vs_inode_table table;
-};
 
 /* An open local directory (opendir on a local-only path). */
 struct local_dir {
@@ -79,8 +74,8 @@ static enum vs_kind mode_kind(mode_t m)
 	return VS_KIND_FILE;
 }
 
-static void synced_stat(const struct vs_fs *fs, const struct vs_inode *in,
-			struct stat *st)
+void fs_synced_stat(const struct vs_fs *fs, const struct vs_inode *in,
+		    struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = in->ino;
@@ -191,6 +186,135 @@ static int local_lookup(struct vs_fs *fs, struct vs_inode *parent,
 	return 0;
 }
 
+bool fs_own_request(struct vs_fs *fs, fuse_req_t req)
+{
+	int tid = atomic_load(&fs->updater_tid);
+
+	return tid != 0 && fuse_req_ctx(req)->pid == tid;
+}
+
+/*
+ * The updater's mknod/mkdir/symlink of a remote creation: make the synced
+ * inode from fs->pending and reply with its entry.
+ */
+static void remote_create(fuse_req_t req, struct vs_fs *fs,
+			  fuse_ino_t parent_ino, const char *name,
+			  enum vs_kind kind)
+{
+	struct vs_pending *p = &fs->pending;
+	struct fuse_entry_param e;
+	struct vs_inode *dir, *in = NULL;
+	int r = -EIO;
+
+	pthread_mutex_lock(&fs->table.lock);
+	dir = get_locked(fs, parent_ino);
+	if (!p->active || p->parent_ino != parent_ino ||
+	    strcmp(p->name, name) != 0 || p->st.kind != kind || !dir) {
+		vs_error("internal error: updater created '%s' with no "
+			 "matching pending change",
+			 name);
+		goto out;
+	}
+	if (inode_child_find(dir, name)) {
+		r = -EEXIST;
+		goto out;
+	}
+	r = inode_synced_child(&fs->table, dir, name, kind, &in);
+	if (r < 0)
+		goto out;
+	in->mode = p->st.mode & 07777;
+	in->size = kind == VS_KIND_DIR ? 0 : p->st.size;
+	in->mtime_ns = p->st.mtime_ns;
+	in->version = p->st.version;
+	memcpy(in->hash, p->st.hash, sizeof(in->hash));
+	if (kind == VS_KIND_SYMLINK) {
+		in->target = strdup(p->target);
+		in->size = strlen(p->target);
+	}
+	in->fd = p->fd; /* no reader can hold fd_lock on a new inode */
+	p->fd = -1;
+	p->active = false;
+	in->nlookup++;
+	memset(&e, 0, sizeof(e));
+	fs_synced_stat(fs, in, &e.attr);
+	e.ino = in->ino;
+	e.attr_timeout = fs->cfg.attr_timeout;
+	e.entry_timeout = fs->cfg.entry_timeout;
+	r = 0;
+out:
+	pthread_mutex_unlock(&fs->table.lock);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+/* The updater's unlink/rmdir of a remote deletion. */
+static void remote_remove(fuse_req_t req, struct vs_fs *fs,
+			  fuse_ino_t parent_ino, const char *name, bool dir)
+{
+	struct vs_inode *parent, *in = NULL;
+	int r = 0;
+
+	pthread_mutex_lock(&fs->table.lock);
+	parent = get_locked(fs, parent_ino);
+	if (parent && !parent->local)
+		in = inode_child_find(parent, name);
+	if (!in)
+		r = -ENOENT;
+	else if (dir && in->kind != VS_KIND_DIR)
+		r = -ENOTDIR;
+	else if (!dir && in->kind == VS_KIND_DIR)
+		r = -EISDIR;
+	else if (in->nchildren)
+		r = -ENOTEMPTY;
+	else
+		inode_synced_remove(&fs->table, in);
+	pthread_mutex_unlock(&fs->table.lock);
+	fuse_reply_err(req, -r);
+}
+
+/* The updater's rename of a remote move (replacing a file at the target). */
+static void remote_rename(fuse_req_t req, struct vs_fs *fs,
+			  fuse_ino_t parent_ino, const char *name,
+			  fuse_ino_t newparent_ino, const char *newname)
+{
+	struct vs_inode *parent, *newparent, *in = NULL, *old;
+	int r = 0;
+
+	pthread_mutex_lock(&fs->table.lock);
+	parent = get_locked(fs, parent_ino);
+	newparent = get_locked(fs, newparent_ino);
+	if (parent && newparent && !parent->local && !newparent->local)
+		in = inode_child_find(parent, name);
+	if (!in) {
+		r = -ENOENT;
+		goto out;
+	}
+	old = inode_child_find(newparent, newname);
+	if (old == in)
+		goto out;
+	if (old && (old->kind == VS_KIND_DIR || in->kind == VS_KIND_DIR)) {
+		r = old->kind == VS_KIND_DIR && !old->nchildren &&
+			    in->kind == VS_KIND_DIR
+			? 0
+			: -EEXIST;
+		if (r < 0)
+			goto out;
+	}
+	for (struct vs_inode *p = newparent; p; p = p->parent)
+		if (p == in) {
+			r = -EINVAL; /* into itself */
+			goto out;
+		}
+	if (old)
+		inode_synced_remove(&fs->table, old);
+	r = inode_synced_move(in, newparent, newname);
+out:
+	pthread_mutex_unlock(&fs->table.lock);
+	fuse_reply_err(req, -r);
+}
+
 static void vs_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 {
 	struct vs_fs *fs = fs_of(req);
@@ -222,7 +346,7 @@ static void vs_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 		}
 		in->nlookup++;
 		memset(&e, 0, sizeof(e));
-		synced_stat(fs, in, &e.attr);
+		fs_synced_stat(fs, in, &e.attr);
 		pthread_mutex_unlock(&fs->table.lock);
 		e.ino = in->ino;
 		e.attr_timeout = fs->cfg.attr_timeout;
@@ -327,7 +451,7 @@ static void vs_getattr(fuse_req_t req, fuse_ino_t ino,
 		}
 	} else if (r == 0) {
 		pthread_mutex_lock(&fs->table.lock);
-		synced_stat(fs, in, &st);
+		fs_synced_stat(fs, in, &st);
 		pthread_mutex_unlock(&fs->table.lock);
 	}
 	if (r < 0)
@@ -349,6 +473,20 @@ static void vs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	r = resolve(fs, ino, &in, path, sizeof(path));
 	if (r < 0)
 		goto out;
+	if (!in->local && fs_own_request(fs, req)) {
+		/* the updater touching a changed file: apply, sync nothing */
+		pthread_mutex_lock(&fs->table.lock);
+		if (valid & FUSE_SET_ATTR_MODE)
+			in->mode = attr->st_mode & 07777;
+		if ((valid & FUSE_SET_ATTR_MTIME) &&
+		    !(valid & FUSE_SET_ATTR_MTIME_NOW))
+			in->mtime_ns =
+			    (int64_t)attr->st_mtim.tv_sec * 1000000000 +
+			    attr->st_mtim.tv_nsec;
+		fs_synced_stat(fs, in, &st);
+		pthread_mutex_unlock(&fs->table.lock);
+		goto out;
+	}
 	if (!in->local) {
 		r = -EROFS;
 		goto out;
@@ -357,10 +495,10 @@ static void vs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	    fchmodat(ufd, path, attr->st_mode & 07777, 0) < 0)
 		goto fail;
 	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
-		uid_t uid = valid & FUSE_SET_ATTR_UID ? attr->st_uid
-						       : (uid_t)-1;
-		gid_t gid = valid & FUSE_SET_ATTR_GID ? attr->st_gid
-						       : (gid_t)-1;
+		uid_t uid =
+		    valid & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
+		gid_t gid =
+		    valid & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1;
 
 		if (fchownat(ufd, path, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
 			goto fail;
@@ -493,6 +631,10 @@ static void vs_mknod(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 	char path[PATH_MAX];
 	int r;
 
+	if (fs_own_request(fs, req)) {
+		remote_create(req, fs, parent_ino, name, VS_KIND_FILE);
+		return;
+	}
 	r = prepare_create(fs, parent_ino, name, &parent, path, sizeof(path));
 	if (r == 0 && mknodat(fs->cfg.upper_fd, path, mode, rdev) < 0)
 		r = -errno;
@@ -510,6 +652,10 @@ static void vs_mkdir(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 	char path[PATH_MAX];
 	int r;
 
+	if (fs_own_request(fs, req)) {
+		remote_create(req, fs, parent_ino, name, VS_KIND_DIR);
+		return;
+	}
 	r = prepare_create(fs, parent_ino, name, &parent, path, sizeof(path));
 	if (r == 0 && mkdirat(fs->cfg.upper_fd, path, mode) < 0)
 		r = -errno;
@@ -519,14 +665,18 @@ static void vs_mkdir(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 		reply_created(req, fs, parent, name, path);
 }
 
-static void vs_symlink(fuse_req_t req, const char *link,
-		       fuse_ino_t parent_ino, const char *name)
+static void vs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent_ino,
+		       const char *name)
 {
 	struct vs_fs *fs = fs_of(req);
 	struct vs_inode *parent;
 	char path[PATH_MAX];
 	int r;
 
+	if (fs_own_request(fs, req)) {
+		remote_create(req, fs, parent_ino, name, VS_KIND_SYMLINK);
+		return;
+	}
 	r = prepare_create(fs, parent_ino, name, &parent, path, sizeof(path));
 	if (r == 0 && symlinkat(link, fs->cfg.upper_fd, path) < 0)
 		r = -errno;
@@ -550,8 +700,8 @@ static void vs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent_ino,
 	if (r == 0)
 		r = prepare_create(fs, parent_ino, name, &parent, path,
 				   sizeof(path));
-	if (r == 0 && linkat(fs->cfg.upper_fd, from, fs->cfg.upper_fd, path,
-			     0) < 0)
+	if (r == 0 &&
+	    linkat(fs->cfg.upper_fd, from, fs->cfg.upper_fd, path, 0) < 0)
 		r = -errno;
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -568,6 +718,10 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino,
 	char path[PATH_MAX];
 	int r;
 
+	if (fs_own_request(fs, req)) {
+		remote_remove(req, fs, parent_ino, name, flags & AT_REMOVEDIR);
+		return;
+	}
 	r = resolve(fs, parent_ino, &parent, NULL, 0);
 	if (r == 0 && !is_local_target(fs, parent, name)) {
 		bool exists;
@@ -604,6 +758,11 @@ static void vs_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 	struct stat st;
 	int r;
 
+	if (fs_own_request(fs, req)) {
+		remote_rename(req, fs, parent_ino, name, newparent_ino,
+			      newname);
+		return;
+	}
 	r = resolve(fs, parent_ino, &parent, NULL, 0);
 	if (r == 0)
 		r = prepare_create(fs, newparent_ino, newname, &newparent, to,
@@ -614,8 +773,8 @@ static void vs_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 		r = -EROFS;
 	if (r == 0)
 		r = upper_path(fs, parent, name, from, sizeof(from));
-	if (r == 0 && renameat2(fs->cfg.upper_fd, from, fs->cfg.upper_fd, to,
-				flags) < 0)
+	if (r == 0 &&
+	    renameat2(fs->cfg.upper_fd, from, fs->cfg.upper_fd, to, flags) < 0)
 		r = -errno;
 	if (r == 0 &&
 	    fstatat(fs->cfg.upper_fd, to, &st, AT_SYMLINK_NOFOLLOW) == 0) {
@@ -659,18 +818,18 @@ static void vs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		r = -EISDIR;
 		goto fail;
 	}
-	pthread_mutex_lock(&in->fd_lock);
+	pthread_rwlock_wrlock(&in->fd_lock);
 	if (in->fd < 0) {
 		pthread_mutex_lock(&fs->table.lock);
 		r = inode_path(in, spath, sizeof(spath));
 		pthread_mutex_unlock(&fs->table.lock);
 		if (r == 0)
-			r = vs_content_open(fs->cfg.content, in->hash,
-					    in->size, spath, &fd);
+			r = vs_content_open(fs->cfg.content, in->hash, in->size,
+					    spath, &fd);
 		if (r == 0)
 			in->fd = fd;
 	}
-	pthread_mutex_unlock(&in->fd_lock);
+	pthread_rwlock_unlock(&in->fd_lock);
 	if (r < 0)
 		goto fail;
 	fi->fh = 0;
@@ -716,27 +875,26 @@ static void vs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct vs_fs *fs = fs_of(req);
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 	struct vs_inode *in;
-	int fd;
 
 	if (resolve(fs, ino, &in, NULL, 0) < 0) {
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].pos = off;
 	if (in->local) {
-		fd = (int)fi->fh;
-	} else {
-		pthread_mutex_lock(&in->fd_lock);
-		fd = in->fd;
-		pthread_mutex_unlock(&in->fd_lock);
-	}
-	if (fd < 0) {
-		fuse_reply_err(req, EIO);
+		buf.buf[0].fd = (int)fi->fh;
+		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 		return;
 	}
-	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = fd;
-	buf.buf[0].pos = off;
-	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	/* shared: the updater cannot swap (and close) the fd under us */
+	pthread_rwlock_rdlock(&in->fd_lock);
+	buf.buf[0].fd = in->fd;
+	if (in->fd < 0)
+		fuse_reply_err(req, EIO);
+	else
+		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	pthread_rwlock_unlock(&in->fd_lock);
 }
 
 static void vs_write_buf(fuse_req_t req, fuse_ino_t ino,
@@ -770,8 +928,7 @@ static void vs_release(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, 0);
 }
 
-static void vs_flush(fuse_req_t req, fuse_ino_t ino,
-		     struct fuse_file_info *fi)
+static void vs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	/* nothing to do at close(); ENOSYS stops the kernel sending FLUSH */
 	fuse_reply_err(req, ENOSYS);
@@ -784,8 +941,8 @@ static void vs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 	if (fi->fh)
 		r = (datasync ? fdatasync((int)fi->fh) : fsync((int)fi->fh)) < 0
-			    ? errno
-			    : 0;
+			? errno
+			: 0;
 	fuse_reply_err(req, r);
 }
 
@@ -817,8 +974,7 @@ static void vs_opendir(fuse_req_t req, fuse_ino_t ino,
 		r = -ENOMEM;
 		goto fail;
 	}
-	fd = openat(fs->cfg.upper_fd, path,
-		    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = openat(fs->cfg.upper_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || !(d->dp = fdopendir(fd))) {
 		r = -errno;
 		if (fd >= 0)
@@ -844,8 +1000,8 @@ static bool dirbuf_add(fuse_req_t req, struct dirbuf *b, const char *name,
 		       fuse_ino_t ino, mode_t type, off_t next)
 {
 	struct stat st = {.st_ino = ino, .st_mode = type};
-	size_t n = fuse_add_direntry(req, b->p + b->len, b->size - b->len,
-				     name, &st, next);
+	size_t n = fuse_add_direntry(req, b->p + b->len, b->size - b->len, name,
+				     &st, next);
 
 	if (n > b->size - b->len)
 		return false;
@@ -895,8 +1051,8 @@ static void readdir_synced(fuse_req_t req, struct vs_fs *fs,
 		struct stat st;
 
 		if (upper_path(fs, dir, name, path, sizeof(path)) < 0 ||
-		    fstatat(fs->cfg.upper_fd, path, &st,
-			    AT_SYMLINK_NOFOLLOW) < 0)
+		    fstatat(fs->cfg.upper_fd, path, &st, AT_SYMLINK_NOFOLLOW) <
+			0)
 			continue;
 		/* the kernel looks the entry up before using the inode */
 		if (!dirbuf_add(req, b, name, VS_UNKNOWN_INO,
@@ -905,8 +1061,8 @@ static void readdir_synced(fuse_req_t req, struct vs_fs *fs,
 	}
 }
 
-static void readdir_local(fuse_req_t req, struct local_dir *d,
-			  struct dirbuf *b, off_t off)
+static void readdir_local(fuse_req_t req, struct local_dir *d, struct dirbuf *b,
+			  off_t off)
 {
 	if (off != d->offset) {
 		seekdir(d->dp, off);
@@ -1002,33 +1158,33 @@ static void vs_init(void *userdata, struct fuse_conn_info *conn)
 }
 
 static const struct fuse_lowlevel_ops vs_ops = {
-	.init = vs_init,
-	.lookup = vs_lookup,
-	.forget = vs_forget,
-	.forget_multi = vs_forget_multi,
-	.getattr = vs_getattr,
-	.setattr = vs_setattr,
-	.readlink = vs_readlink,
-	.mknod = vs_mknod,
-	.mkdir = vs_mkdir,
-	.symlink = vs_symlink,
-	.link = vs_link,
-	.unlink = vs_unlink,
-	.rmdir = vs_rmdir,
-	.rename = vs_rename,
-	.open = vs_open,
-	.create = vs_create,
-	.read = vs_read,
-	.write_buf = vs_write_buf,
-	.flush = vs_flush,
-	.release = vs_release,
-	.fsync = vs_fsync,
-	.opendir = vs_opendir,
-	.readdir = vs_readdir,
-	.releasedir = vs_releasedir,
-	.statfs = vs_statfs,
-	.getxattr = vs_getxattr,
-	.listxattr = vs_listxattr,
+    .init = vs_init,
+    .lookup = vs_lookup,
+    .forget = vs_forget,
+    .forget_multi = vs_forget_multi,
+    .getattr = vs_getattr,
+    .setattr = vs_setattr,
+    .readlink = vs_readlink,
+    .mknod = vs_mknod,
+    .mkdir = vs_mkdir,
+    .symlink = vs_symlink,
+    .link = vs_link,
+    .unlink = vs_unlink,
+    .rmdir = vs_rmdir,
+    .rename = vs_rename,
+    .open = vs_open,
+    .create = vs_create,
+    .read = vs_read,
+    .write_buf = vs_write_buf,
+    .flush = vs_flush,
+    .release = vs_release,
+    .fsync = vs_fsync,
+    .opendir = vs_opendir,
+    .readdir = vs_readdir,
+    .releasedir = vs_releasedir,
+    .statfs = vs_statfs,
+    .getxattr = vs_getxattr,
+    .listxattr = vs_listxattr,
 };
 
 int vs_fs_new(struct vs_fs **out, const struct vs_fs_config *cfg,
@@ -1040,6 +1196,7 @@ int vs_fs_new(struct vs_fs **out, const struct vs_fs_config *cfg,
 	if (!fs)
 		return -ENOMEM;
 	fs->cfg = *cfg;
+	fs->pending.fd = -1;
 	r = inode_table_init(&fs->table);
 	if (r < 0) {
 		free(fs);
@@ -1058,12 +1215,15 @@ void vs_fs_free(struct vs_fs *fs)
 {
 	if (!fs)
 		return;
+	if (fs->pending.fd >= 0)
+		close(fs->pending.fd);
 	inode_table_release(&fs->table);
 	free(fs);
 }
 
 int vs_fs_run(struct vs_fs *fs, struct fuse_args *args,
-	      void (*ready_cb)(void *arg), void *ready_arg)
+	      void (*ready_cb)(void *arg), void (*stop_cb)(void *arg),
+	      void *cb_arg)
 {
 	struct fuse_loop_config loop = {.clone_fd = 0, .max_idle_threads = 16};
 	struct fuse_session *se;
@@ -1074,6 +1234,7 @@ int vs_fs_run(struct vs_fs *fs, struct fuse_args *args,
 		vs_error("cannot start FUSE session (bad -o option?)");
 		return -EINVAL;
 	}
+	fs->se = se;
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out_destroy;
 	if (fuse_session_mount(se, fs->cfg.mountpoint) != 0) {
@@ -1083,17 +1244,21 @@ int vs_fs_run(struct vs_fs *fs, struct fuse_args *args,
 	if (fuse_daemonize(fs->cfg.foreground) != 0)
 		goto out_unmount;
 	if (ready_cb)
-		ready_cb(ready_arg);
+		ready_cb(cb_arg);
 	if (fs->cfg.single_thread)
 		r = fuse_session_loop(se);
 	else
 		r = fuse_session_loop_mt(se, &loop);
 	r = r < 0 ? r : 0; /* a positive value is the signal that ended it */
 out_unmount:
+	/* unmounting fails any call the updater still has on the mount */
 	fuse_session_unmount(se);
+	if (stop_cb)
+		stop_cb(cb_arg);
 out_signals:
 	fuse_remove_signal_handlers(se);
 out_destroy:
+	fs->se = NULL;
 	fuse_session_destroy(se);
 	return r;
 }

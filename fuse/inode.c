@@ -37,7 +37,7 @@ static struct vs_inode *inode_new(struct vs_inode_table *t, const char *name,
 	in->kind = kind;
 	in->fd = -1;
 	in->ino = t->next_ino++;
-	pthread_mutex_init(&in->fd_lock, NULL);
+	pthread_rwlock_init(&in->fd_lock, NULL);
 	return in;
 }
 
@@ -45,7 +45,7 @@ static void inode_free(struct vs_inode *in)
 {
 	if (in->fd >= 0)
 		close(in->fd);
-	pthread_mutex_destroy(&in->fd_lock);
+	pthread_rwlock_destroy(&in->fd_lock);
 	free(in->children);
 	free(in->target);
 	free(in->name);
@@ -100,7 +100,8 @@ static void ht_remove(struct vs_inode_table *t, struct vs_inode *in)
 			return;
 		}
 	}
-	vs_bug("inode %llu missing from the table", (unsigned long long)in->ino);
+	vs_bug("inode %llu missing from the table",
+	       (unsigned long long)in->ino);
 }
 
 int inode_table_init(struct vs_inode_table *t)
@@ -178,25 +179,33 @@ static struct vs_inode *child_search(const struct vs_inode *dir,
 	return NULL;
 }
 
-struct vs_inode *inode_child_find(const struct vs_inode *dir,
-				  const char *name)
+struct vs_inode *inode_child_find(const struct vs_inode *dir, const char *name)
 {
 	return child_search(dir, name, NULL);
 }
 
-static int child_insert(struct vs_inode *dir, struct vs_inode *child,
-			size_t pos)
+/* Make room for one more child of @dir. 0 or -ENOMEM. */
+static int child_reserve(struct vs_inode *dir)
 {
 	if (dir->nchildren == dir->children_alloc) {
-		size_t alloc = dir->children_alloc ? dir->children_alloc * 2 : 4;
+		size_t alloc =
+		    dir->children_alloc ? dir->children_alloc * 2 : 4;
 		struct vs_inode **p =
-			realloc(dir->children, alloc * sizeof(*p));
+		    realloc(dir->children, alloc * sizeof(*p));
 
 		if (!p)
 			return -ENOMEM;
 		dir->children = p;
 		dir->children_alloc = alloc;
 	}
+	return 0;
+}
+
+static int child_insert(struct vs_inode *dir, struct vs_inode *child,
+			size_t pos)
+{
+	if (child_reserve(dir) < 0)
+		return -ENOMEM;
 	memmove(dir->children + pos + 1, dir->children + pos,
 		(dir->nchildren - pos) * sizeof(*dir->children));
 	dir->children[pos] = child;
@@ -205,10 +214,9 @@ static int child_insert(struct vs_inode *dir, struct vs_inode *child,
 	return 0;
 }
 
-/* Find or create the synced child @name of @dir, of @kind. */
-static int synced_child(struct vs_inode_table *t, struct vs_inode *dir,
-			const char *name, enum vs_kind kind,
-			struct vs_inode **out)
+int inode_synced_child(struct vs_inode_table *t, struct vs_inode *dir,
+		       const char *name, enum vs_kind kind,
+		       struct vs_inode **out)
 {
 	struct vs_inode *in;
 	size_t pos;
@@ -246,7 +254,7 @@ static int add_entry(struct vs_inode_table *t,
 		return -ENOMEM;
 	for (p = path; (slash = strchr(p, '/')); p = slash + 1) {
 		*slash = '\0';
-		r = synced_child(t, dir, p, VS_KIND_DIR, &dir);
+		r = inode_synced_child(t, dir, p, VS_KIND_DIR, &dir);
 		if (r < 0)
 			goto out;
 		if (dir->kind != VS_KIND_DIR) {
@@ -255,7 +263,7 @@ static int add_entry(struct vs_inode_table *t,
 			goto out;
 		}
 	}
-	r = synced_child(t, dir, p, e->kind, &in);
+	r = inode_synced_child(t, dir, p, e->kind, &in);
 	if (r < 0)
 		goto out;
 	if (in->kind != e->kind) {
@@ -359,7 +367,7 @@ void inode_forget(struct vs_inode_table *t, struct vs_inode *in, uint64_t n)
 			       (unsigned long long)in->ino,
 			       (unsigned long long)in->nlookup);
 		in->nlookup -= n;
-		if (in->nlookup > 0 || !in->local)
+		if (in->nlookup > 0 || !(in->local || in->removed))
 			return;
 		for (p = &t->lht[lhash(in->upper_ino, t->lht_size)]; *p;
 		     p = &(*p)->lhnext) {
@@ -430,4 +438,67 @@ int inode_path(const struct vs_inode *in, char *buf, size_t size)
 			buf[--pos] = '/';
 	}
 	return 0;
+}
+
+/* Remove @in from its parent's sorted children. */
+static void child_detach(struct vs_inode *in)
+{
+	struct vs_inode *dir = in->parent;
+	size_t pos;
+
+	if (!dir || child_search(dir, in->name, &pos) != in)
+		vs_bug("inode %llu ('%s') missing from its directory",
+		       (unsigned long long)in->ino, in->name);
+	memmove(dir->children + pos, dir->children + pos + 1,
+		(dir->nchildren - pos - 1) * sizeof(*dir->children));
+	dir->nchildren--;
+	in->parent = NULL;
+}
+
+void inode_synced_remove(struct vs_inode_table *t, struct vs_inode *in)
+{
+	child_detach(in);
+	in->removed = true;
+	if (in->nlookup == 0) {
+		ht_remove(t, in);
+		inode_free(in);
+	}
+}
+
+int inode_synced_move(struct vs_inode *in, struct vs_inode *dir,
+		      const char *name)
+{
+	char *copy = strdup(name);
+	size_t pos;
+
+	if (!copy || child_reserve(dir) < 0) {
+		free(copy);
+		return -ENOMEM;
+	}
+	child_detach(in);
+	free(in->name);
+	in->name = copy;
+	if (child_search(dir, name, &pos))
+		vs_bug("moving '%s' over an existing entry", name);
+	child_insert(dir, in, pos); /* cannot fail: room was reserved */
+	return 0;
+}
+
+struct vs_inode *inode_lookup_path(struct vs_inode_table *t, const char *path)
+{
+	struct vs_inode *in = t->root;
+	char name[VS_NAME_MAX + 1];
+
+	while (in && *path) {
+		const char *slash = strchr(path, '/');
+		size_t len = slash ? (size_t)(slash - path) : strlen(path);
+
+		if (len > VS_NAME_MAX || in->kind != VS_KIND_DIR)
+			return NULL;
+		memcpy(name, path, len);
+		name[len] = '\0';
+		in = inode_child_find(in, name);
+		path += len + (slash ? 1 : 0);
+	}
+	return in;
 }

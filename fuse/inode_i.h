@@ -10,11 +10,14 @@
  *    file's st_ino, freed when the kernel forgets it (nlookup == 0).
  *
  * LOCKING. One mutex, table->lock, protects: the ino hash, the local-ino
- * hash, every inode's parent/name/children/nlookup, and the synced
- * metadata. Each inode's content fd has its own mutex (fd_lock) so a slow
- * fetch of one file never blocks requests on others; lock order is
- * fd_lock -> table->lock (never the reverse). No lock is held across a
- * kernel notification.
+ * hash, every inode's parent/name/children/nlookup/removed, and the synced
+ * metadata. Each inode's content fd has its own rwlock (fd_lock): readers
+ * hold it shared while they read from the fd, open holds it exclusive
+ * while it fetches (so a slow fetch of one file never blocks requests on
+ * others) and the updater holds it exclusive to swap in new content, so an
+ * fd is never closed under a reader. Lock order: fd_lock -> table->lock
+ * (never the reverse). No lock is held across a kernel notification or a
+ * call through the mountpoint.
  */
 #ifndef VSYNC_FUSE_INODE_I_H
 #define VSYNC_FUSE_INODE_I_H
@@ -32,8 +35,9 @@ struct vs_inode {
 	struct vs_inode *parent; /* NULL for the root */
 	char *name;		 /* "" for the root */
 	enum vs_kind kind;
-	bool local;		 /* lives in the upper layer */
-	uint64_t nlookup;	 /* kernel lookup count */
+	bool local;	  /* lives in the upper layer */
+	bool removed;	  /* synced, unlinked: freed at nlookup 0 */
+	uint64_t nlookup; /* kernel lookup count */
 
 	/* synced metadata */
 	uint32_t mode; /* permission bits */
@@ -51,7 +55,7 @@ struct vs_inode {
 	ino_t upper_ino;
 
 	/* synced files: verified content, opened on first open */
-	pthread_mutex_t fd_lock;
+	pthread_rwlock_t fd_lock;
 	int fd; /* -1 until opened; protected by fd_lock */
 
 	struct vs_inode *hnext;	 /* ino hash chain */
@@ -83,14 +87,27 @@ int inode_table_build(struct vs_inode_table *t, const struct vs_manifest *m,
 
 /* The following require t->lock held. */
 struct vs_inode *inode_table_get(struct vs_inode_table *t, uint64_t ino);
-struct vs_inode *inode_child_find(const struct vs_inode *dir,
-				  const char *name);
+struct vs_inode *inode_child_find(const struct vs_inode *dir, const char *name);
 /* Find or create the local inode for upper file @upper_ino, setting its
  * parent and name. NULL on ENOMEM. */
 struct vs_inode *inode_local_get(struct vs_inode_table *t,
 				 struct vs_inode *parent, const char *name,
 				 ino_t upper_ino, enum vs_kind kind);
-/* Drop @n lookups; frees a local inode that reaches 0. */
+/* Find or create the synced child @name of @dir (a new one has default
+ * metadata: the caller fills it in). 0 or -ENOMEM. */
+int inode_synced_child(struct vs_inode_table *t, struct vs_inode *dir,
+		       const char *name, enum vs_kind kind,
+		       struct vs_inode **out);
+/* Unlink synced @in from its directory; it is freed once the kernel has
+ * forgotten it (at once if it never knew it). */
+void inode_synced_remove(struct vs_inode_table *t, struct vs_inode *in);
+/* Move synced @in to @dir/@name (the caller removed any entry there).
+ * 0 or -ENOMEM (then nothing changed). */
+int inode_synced_move(struct vs_inode *in, struct vs_inode *dir,
+		      const char *name);
+/* The synced inode at project path @path ("" = root), or NULL. */
+struct vs_inode *inode_lookup_path(struct vs_inode_table *t, const char *path);
+/* Drop @n lookups; frees a local or removed inode that reaches 0. */
 void inode_forget(struct vs_inode_table *t, struct vs_inode *in, uint64_t n);
 /* Point a local inode at a new parent/name (after a rename or a lookup
  * through another hard link), moving its reference on a local parent.

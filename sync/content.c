@@ -1,15 +1,28 @@
 /*
- * content.c - file bytes: local cache, then PostgreSQL (content.h).
+ * content.c - file bytes: local cache, then Redis, then PostgreSQL
+ * (content.h).
  *
  * DESIGN
  * FUSE threads call vs_content_open() concurrently. The cache is safe to
- * use from any thread; the PostgreSQL connection is not, so fetches take
- * @lock (one at a time; the cache is checked again under the lock so two
- * readers of one file fetch it once). After a failed connect, connecting
- * again is not tried for VS_CONTENT_RETRY_MS, so a dead database costs a
- * reader an immediate EIO, not a connect timeout each time; a failed query
- * only drops the connection (the next fetch reconnects). The deadline of a
- * fetch grows with the size of the file (VS_CONTENT_MIN_RATE).
+ * use from any thread; the backend connections are not: PostgreSQL
+ * fetches take @lock (one at a time; the cache is checked again under the
+ * lock so two readers of one file fetch it once from PostgreSQL), Redis
+ * use takes @redis_lock. Redis reads happen before and outside @lock; the
+ * backfill after a PostgreSQL fetch takes redis_lock under lock, so the
+ * order is lock -> redis_lock.
+ *
+ * Sources in order: the local cache; Redis (blob:{id}:<hash>, decoded,
+ * checked against the hash like everything else); PostgreSQL, after which
+ * the bytes are put into Redis for the next container (best effort: a
+ * failure is a debug line). Redis is an optimisation only: any Redis
+ * failure (down, timeout, corrupt or mismatching blob) falls through to
+ * PostgreSQL, so it never fails a read PostgreSQL can serve. On a Redis
+ * connection error the connection is dropped and Redis is not tried again
+ * for VS_CONTENT_RETRY_MS; the same holds for PostgreSQL connects, so a
+ * dead backend costs a reader an immediate fallback or EIO, not a timeout
+ * each time. A failed query only drops the connection (the next fetch
+ * reconnects). The deadline of a fetch grows with the size of the file
+ * (VS_CONTENT_MIN_RATE).
  */
 #include "vsync/content.h"
 
@@ -25,10 +38,14 @@
 #include "vsync/hash.h"
 #include "vsync/log.h"
 #include "vsync/pg.h"
+#include "vsync/redis.h"
 
 #define VS_CONTENT_RETRY_MS 1000
 /* the slowest transfer a fetch deadline allows for, bytes per second */
 #define VS_CONTENT_MIN_RATE (4 * 1024 * 1024)
+/* content PostgreSQL served is put into Redis up to this size, this long */
+#define VS_CONTENT_BACKFILL_MAX	  (64u << 20)
+#define VS_CONTENT_BACKFILL_TTL_S 86400
 
 struct vs_content {
 	struct vs_cache *cache;
@@ -36,9 +53,15 @@ struct vs_content {
 	char project_id[37];
 	int timeout_ms;
 
-	pthread_mutex_t lock; /* protects everything below */
+	char *redis_url; /* NULL: no Redis tier */
+
+	pthread_mutex_t lock; /* protects pg, retry_after_ms */
 	struct vs_pg *pg;
 	int64_t retry_after_ms; /* monotonic; no connect attempt before it */
+
+	pthread_mutex_t redis_lock; /* protects redis, redis_retry_after_ms */
+	struct vs_redis *redis;
+	int64_t redis_retry_after_ms; /* monotonic; Redis not used before */
 };
 
 static int64_t now_ms(void)
@@ -50,11 +73,13 @@ static int64_t now_ms(void)
 }
 
 int vs_content_new(struct vs_content **out, struct vs_cache *cache,
-		   const char *pg_conninfo, const char *project_id,
-		   int timeout_ms)
+		   const char *pg_conninfo, const char *redis_url,
+		   const char *project_id, int timeout_ms)
 {
 	struct vs_content *c = calloc(1, sizeof(*c));
+	int r = -ENOMEM;
 
+	*out = NULL;
 	if (!c)
 		return -ENOMEM;
 	c->cache = cache;
@@ -62,14 +87,28 @@ int vs_content_new(struct vs_content **out, struct vs_cache *cache,
 	snprintf(c->project_id, sizeof(c->project_id), "%s", project_id);
 	if (pg_conninfo) {
 		c->conninfo = strdup(pg_conninfo);
-		if (!c->conninfo) {
-			free(c);
-			return -ENOMEM;
-		}
+		if (!c->conninfo)
+			goto fail;
+	}
+	if (redis_url && *redis_url) {
+		c->redis_url = strdup(redis_url);
+		if (!c->redis_url)
+			goto fail;
+		/* checks the URL now (a bad one is a start-up error);
+		 * connects on first use */
+		r = vs_redis_new(&c->redis, redis_url, timeout_ms);
+		if (r < 0)
+			goto fail;
 	}
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->redis_lock, NULL);
 	*out = c;
 	return 0;
+fail:
+	free(c->redis_url);
+	free(c->conninfo);
+	free(c);
+	return r;
 }
 
 void vs_content_free(struct vs_content *c)
@@ -77,7 +116,10 @@ void vs_content_free(struct vs_content *c)
 	if (!c)
 		return;
 	vs_pg_free(c->pg);
+	vs_redis_free(c->redis);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->redis_lock);
+	free(c->redis_url);
 	free(c->conninfo);
 	free(c);
 }
@@ -94,9 +136,83 @@ static int fetch_timeout_ms(const struct vs_content *c, uint64_t size)
 	return c->timeout_ms + (int)(extra > 600000 ? 600000 : extra);
 }
 
+/* A Redis failure @r: connection-level ones drop the connection and keep
+ * Redis out of the way for VS_CONTENT_RETRY_MS. Called with redis_lock. */
+static void redis_failed_locked(struct vs_content *c, int r, const char *what,
+				const char *path, const char *hash)
+{
+	if (r == -ENOENT)
+		return;
+	vs_warn("redis: cannot %s '%s' (%.12s): %s; using PostgreSQL", what,
+		path, hash,
+		vs_redis_last_error(c->redis)[0] ? vs_redis_last_error(c->redis)
+						 : strerror(-r));
+	if (r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EACCES ||
+	    r == -EAGAIN || r == -ENOMEM) {
+		vs_redis_disconnect(c->redis);
+		c->redis_retry_after_ms = now_ms() + VS_CONTENT_RETRY_MS;
+	}
+}
+
+/* Fetch @hash from Redis into the cache. 0, or -errno (the caller goes on
+ * to PostgreSQL whatever it is). Called without redis_lock. */
+static int fetch_redis(struct vs_content *c, const char *hash, uint64_t size,
+		       const char *path)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int r;
+
+	if (!c->redis)
+		return -ENOENT;
+	pthread_mutex_lock(&c->redis_lock);
+	if (now_ms() < c->redis_retry_after_ms) {
+		pthread_mutex_unlock(&c->redis_lock);
+		return -EAGAIN;
+	}
+	vs_redis_set_timeout(c->redis, fetch_timeout_ms(c, size));
+	r = vs_redis_blob_get(c->redis, c->project_id, hash,
+			      size > SIZE_MAX ? SIZE_MAX : (size_t)size, &buf,
+			      &len);
+	vs_redis_set_timeout(c->redis, c->timeout_ms);
+	if (r < 0)
+		redis_failed_locked(c, r, "read", path, hash);
+	pthread_mutex_unlock(&c->redis_lock);
+	if (r < 0)
+		return r;
+	r = vs_cache_store(c->cache, hash, buf, len);
+	if (r == -EBADMSG)
+		vs_error("refusing content of '%s' from Redis: its bytes do "
+			 "not match checksum %s; using PostgreSQL",
+			 path, hash);
+	free(buf);
+	return r;
+}
+
+/* Put @len bytes of @hash into Redis for the next reader (best effort).
+ * Called with c->lock held (lock order: lock -> redis_lock). */
+static void backfill_redis(struct vs_content *c, const char *hash,
+			   const uint8_t *buf, size_t len, const char *path)
+{
+	int r;
+
+	if (!c->redis || len > VS_CONTENT_BACKFILL_MAX)
+		return;
+	pthread_mutex_lock(&c->redis_lock);
+	if (now_ms() >= c->redis_retry_after_ms) {
+		vs_redis_set_timeout(c->redis, fetch_timeout_ms(c, len));
+		r = vs_redis_blob_put(c->redis, c->project_id, hash, buf, len,
+				      VS_CONTENT_BACKFILL_TTL_S);
+		vs_redis_set_timeout(c->redis, c->timeout_ms);
+		if (r < 0)
+			redis_failed_locked(c, r, "cache", path, hash);
+	}
+	pthread_mutex_unlock(&c->redis_lock);
+}
+
 /* Fetch @hash from PostgreSQL into the cache. Called with c->lock held. */
-static int fetch_locked(struct vs_content *c, const char *hash,
-			uint64_t size, const char *path)
+static int fetch_locked(struct vs_content *c, const char *hash, uint64_t size,
+			const char *path)
 {
 	uint8_t *buf = NULL;
 	size_t len = 0;
@@ -138,6 +254,8 @@ static int fetch_locked(struct vs_content *c, const char *hash,
 		vs_error("refusing content of '%s' from PostgreSQL: its bytes "
 			 "do not match checksum %s",
 			 path, hash);
+	else if (r == 0)
+		backfill_redis(c, hash, buf, len, path);
 	free(buf);
 	return r == -EBADMSG ? -EIO : r;
 }
@@ -149,6 +267,11 @@ int vs_content_open(struct vs_content *c, const char *hash, uint64_t size,
 
 	r = vs_cache_open(c->cache, hash, fd_out);
 	if (r == 0)
+		return 0;
+	/* Redis first, outside @lock: a PostgreSQL fetch of a big file
+	 * does not hold up Redis reads of others */
+	if (fetch_redis(c, hash, size, path) == 0 &&
+	    vs_cache_open(c->cache, hash, fd_out) == 0)
 		return 0;
 	pthread_mutex_lock(&c->lock);
 	r = vs_cache_open(c->cache, hash, fd_out);

@@ -447,6 +447,55 @@ void vs_pg_rollback(struct vs_pg *pg)
 
 /* ---- vsync functions --------------------------------------------------- */
 
+int vs_pg_listen(struct vs_pg *pg, const char *channel)
+{
+	char sql[128];
+
+	for (const char *c = channel; *c; c++)
+		if (!(*c == '_' || (*c >= 'a' && *c <= 'z') ||
+		      (*c >= '0' && *c <= '9')))
+			return -EINVAL;
+	snprintf(sql, sizeof(sql), "LISTEN %s", channel);
+	return vs_pg_cmd(pg, sql);
+}
+
+/* Drain the notifications libpq has read; return how many. */
+static int pg_drain_notifies(struct vs_pg *pg)
+{
+	PGnotify *n;
+	int count = 0;
+
+	while ((n = PQnotifies(pg->conn))) {
+		PQfreemem(n);
+		count++;
+	}
+	return count;
+}
+
+int vs_pg_wait_notify(struct vs_pg *pg, int timeout_ms)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	int count, r;
+
+	if (!pg->conn)
+		return -ECONNRESET;
+	count = pg_drain_notifies(pg);
+	while (count == 0) {
+		r = pg_wait(pg->conn, true, false, deadline);
+		if (r == -ETIMEDOUT)
+			return 0;
+		if (r < 0 || !PQconsumeInput(pg->conn) ||
+		    PQstatus(pg->conn) == CONNECTION_BAD) {
+			pg_set_error(pg, "connection lost: %s",
+				     PQerrorMessage(pg->conn));
+			pg_drop(pg);
+			return -ECONNRESET;
+		}
+		count = pg_drain_notifies(pg);
+	}
+	return count;
+}
+
 int vs_pg_project_resolve(struct vs_pg *pg, const char *name_or_id,
 			  char id_out[37])
 {

@@ -3,8 +3,9 @@
  * backends, always checked against their SHA-256 before they are served.
  *
  * Thread-safe: FUSE request threads call vs_content_open() concurrently.
- * Backend access is serialised inside (one PostgreSQL connection, guarded
- * by a mutex); a backend call never exceeds the configured deadline.
+ * Backend access is serialised inside (one PostgreSQL and one Redis
+ * connection, each guarded by a mutex); a backend call never exceeds the
+ * configured deadline.
  */
 #ifndef VSYNC_CONTENT_H
 #define VSYNC_CONTENT_H
@@ -16,17 +17,20 @@ struct vs_content;
 
 /*
  * @pg_conninfo: as for vs_pg_open (NULL = offline: cache only).
+ * @redis_url: as for vs_redis_new (NULL or "": no Redis tier); checked
+ * here (-EINVAL, logged), connected on first use.
  * @project_id: UUID text. The cache must outlive the content source.
  */
 int vs_content_new(struct vs_content **out, struct vs_cache *cache,
-		   const char *pg_conninfo, const char *project_id,
-		   int timeout_ms);
+		   const char *pg_conninfo, const char *redis_url,
+		   const char *project_id, int timeout_ms);
 void vs_content_free(struct vs_content *c);
 
 /*
  * Return a read-only fd on verified content @hash (@size bytes expected).
- * Local cache first; else fetched from PostgreSQL, verified, stored in the
- * cache, then opened. Errors: -EIO when the content cannot be had (backend
+ * Local cache first; else fetched from Redis, else from PostgreSQL (and
+ * then put into Redis, best effort), verified, stored in the cache, then
+ * opened. A Redis failure never fails the read: PostgreSQL is tried. Errors: -EIO when the content cannot be had (backend
  * down, timed out, or bytes that do not match: logged), -ENOMEM.
  * @path is only used in log lines.
  */

@@ -20,9 +20,9 @@ struct fuse_args;
 struct vs_fs_config {
 	const char *mountpoint;
 	struct vs_local_rules local; /* names of local-only paths */
-	int upper_fd;		     /* dir fd of the local upper layer (borrowed) */
-	struct vs_content *content;  /* borrowed */
-	double entry_timeout;	     /* seconds */
+	int upper_fd; /* dir fd of the local upper layer (borrowed) */
+	struct vs_content *content; /* borrowed */
+	double entry_timeout;	    /* seconds */
 	double attr_timeout;
 	bool foreground;
 	bool single_thread;
@@ -44,10 +44,25 @@ void vs_fs_free(struct vs_fs *fs);
 /*
  * Mount and serve until unmounted or signalled (SIGINT/SIGTERM/SIGHUP).
  * @args: FUSE options (-o ...). @ready_cb is called once mounted (in the
- * process that serves, after daemonising when not foreground).
+ * process that serves, after daemonising when not foreground: start
+ * threads there); @stop_cb once the mount is gone and before the session
+ * is destroyed (stop those threads there: vs_fs_apply must not run after).
  * Returns 0 on a clean unmount, -errno if the mount failed (reason logged).
  */
 int vs_fs_run(struct vs_fs *fs, struct fuse_args *args,
-	      void (*ready_cb)(void *arg), void *ready_arg);
+	      void (*ready_cb)(void *arg), void (*stop_cb)(void *arg),
+	      void *cb_arg);
+
+struct vs_change;
+/*
+ * Apply one remote change to the mounted tree so that readers and
+ * watchers see it as a local save (fuse/update.c). Call from one thread
+ * (the updater), only between @ready_cb and @stop_cb, never from a FUSE
+ * request. Content of a new or changed file is made local (and verified)
+ * first. Returns 0 when applied (or nothing to do), -EIO when content could
+ * not be had (retry later), -ESTALE when the change does not fit the tree
+ * (the caller should resync), other -errno on failure.
+ */
+int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c);
 
 #endif

@@ -84,6 +84,17 @@ void vs_pg_rollback(struct vs_pg *pg);
  * EIO for NULL or anything unknown. The one place errors are mapped. */
 int vs_pg_errno(const char *sqlstate);
 
+/*
+ * Notifications. vs_pg_listen() LISTENs on @channel (a plain identifier).
+ * A LISTEN does not survive a reconnect: vs_pg_wait_notify() returns
+ * -ECONNRESET when the connection was lost, and the caller listens again.
+ * vs_pg_wait_notify() waits up to @timeout_ms and returns the number of
+ * notifications drained (0 on timeout) or -errno; payloads are only hints
+ * and are not returned.
+ */
+int vs_pg_listen(struct vs_pg *pg, const char *channel);
+int vs_pg_wait_notify(struct vs_pg *pg, int timeout_ms);
+
 /* Resolve a project name or UUID to its UUID. -ENOENT if unknown. */
 int vs_pg_project_resolve(struct vs_pg *pg, const char *name_or_id,
 			  char id_out[37]);

@@ -62,7 +62,8 @@ done
 rc=0
 for p in "${pids[@]}"; do wait "$p" || rc=1; done
 vs_check_eq "three concurrent init --reapply succeed" 0 "$rc"
-vs_check_eq "migrations recorded" "001_schema.sql,002_functions.sql" \
+expected_migrations=$(cd "$VS_REPO_ROOT/sql" && ls [0-9][0-9][0-9]_*.sql | paste -sd, -)
+vs_check_eq "migrations recorded" "$expected_migrations" \
 	"$(sql "select string_agg(name, ',' order by name) from vsync_schema_migrations")"
 
 # ---------------------------------------------------------------- import

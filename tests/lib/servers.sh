@@ -541,3 +541,101 @@ vs_servers_env() {
 		fi
 	done
 }
+
+# ---------------------------------------------------------------- relay, Redis restarts
+#
+#   vs_relay_start [ARGS...]
+#       start $VSYNC_BUILD_DIR/agent/vsync-relay --pg $VSYNC_PG_URL
+#       --redis $VSYNC_REDIS_URL ARGS in the background (log in
+#       $VS_LOG_DIR/relay.N.log). Sets VS_RELAY_PID and VS_RELAY_LOG;
+#       several may run at once; each is stopped at exit. Returns 1 if the
+#       binary is missing or the relay exits at once (its log is shown).
+#   vs_relay_stop [PID [SIGNAL]]
+#       send SIGNAL (default TERM) to PID (default $VS_RELAY_PID), wait up
+#       to 10 s (then KILL) and reap it. 0 once it is gone.
+#   vs_redis_stop        stop Redis (SIGTERM, then KILL), keeping
+#                        VS_REDIS_PORT so vs_redis_start can reuse it.
+#   vs_redis_start       start Redis again on $VS_REDIS_PORT (the same
+#                        port, so clients reconnect to the same URL), or on
+#                        a free port as vs_servers_start does if none was
+#                        chosen yet. Polls until PONG (10 s).
+#   vs_redis_cli ARGS... redis-cli against the test's Redis (2 s deadline
+#                        to connect, 10 s overall).
+
+vs_relay_start() {
+	local bin pid
+	bin=$VSYNC_BUILD_DIR/agent/vsync-relay
+	if [[ ! -x "$bin" ]]; then
+		echo "vs_relay_start: $bin is missing (build first)" >&2
+		return 1
+	fi
+	: "${VS_LOG_DIR:=${VS_SERVERS_DIR:-${TMPDIR:-/tmp}}}"
+	VS_RELAY_SEQ=$((${VS_RELAY_SEQ:-0} + 1))
+	VS_RELAY_LOG=$VS_LOG_DIR/relay.$VS_RELAY_SEQ.log
+	"$bin" --pg "$VSYNC_PG_URL" --redis "$VSYNC_REDIS_URL" "$@" \
+		>"$VS_RELAY_LOG" 2>&1 </dev/null &
+	pid=$!
+	VS_RELAY_PID=$pid
+	vs_on_exit "vs_relay_stop $pid"
+	# An immediate failure (bad option, unreachable server at start) shows
+	# up as an exit within a moment; a running relay is not waited for.
+	local deadline=$(($(vs_now_ms) + 300))
+	while ! vs__pid_gone "$pid" && (($(vs_now_ms) < deadline)); do
+		sleep 0.02
+	done
+	if vs__pid_gone "$pid"; then
+		echo "vs_relay_start: vsync-relay exited at once; log:" >&2
+		sed 's/^/#   /' "$VS_RELAY_LOG" | tail -n 20 >&2
+		wait "$pid" 2>/dev/null
+		return 1
+	fi
+	return 0
+}
+
+vs_relay_stop() {
+	local pid=${1:-${VS_RELAY_PID:-}} sig=${2:-TERM}
+	[[ -n "$pid" ]] || return 0
+	if ! vs__pid_gone "$pid"; then
+		kill "-$sig" "$pid" 2>/dev/null
+		if ! vs_poll 10 vs__pid_gone "$pid"; then
+			kill -KILL "$pid" 2>/dev/null
+			vs_poll 5 vs__pid_gone "$pid"
+		fi
+	fi
+	wait "$pid" 2>/dev/null
+	vs__pid_gone "$pid"
+}
+
+vs_redis_stop() {
+	vs__redis_stop
+}
+
+vs_redis_start() {
+	local dir=$VS_SERVERS_DIR port=${VS_REDIS_PORT:-} pid
+	if [[ -z "$port" ]]; then
+		vs__redis_start
+		return
+	fi
+	if [[ -n "${VS_REDIS_PID:-}" ]] && ! vs__pid_gone "$VS_REDIS_PID"; then
+		return 0 # already running
+	fi
+	mkdir -p "$dir/redis" || return 1
+	redis-server --bind 127.0.0.1 --port "$port" --save '' \
+		--appendonly no --daemonize no --dir "$dir/redis" \
+		--logfile "$dir/redis.log" </dev/null >/dev/null 2>&1 &
+	pid=$!
+	if ! vs_poll 10 vs__redis_ping "$port" || vs__pid_gone "$pid"; then
+		echo "vs_redis_start: redis-server did not start on port $port:" >&2
+		tail -n 10 "$dir/redis.log" >&2 2>/dev/null
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		return 1
+	fi
+	VS_REDIS_PID=$pid
+	export VS_REDIS_PID
+	return 0
+}
+
+vs_redis_cli() {
+	timeout -k 2 10 redis-cli -h 127.0.0.1 -p "$VS_REDIS_PORT" "$@"
+}

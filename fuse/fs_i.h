@@ -1,0 +1,54 @@
+/*
+ * fs_i.h - state shared by the FUSE request handlers (fs.c) and the
+ * updater that applies remote changes (update.c). Internal to fuse/.
+ *
+ * A remote change is made visible the way a local save would be (see
+ * ../shared/notes/fuse-remote-changes.md): the updater thread makes the
+ * call through the mountpoint (mknod, mkdir, symlink, unlink, rmdir,
+ * rename, utimensat) and the handler, recognising the updater's own request
+ * by its thread id, applies it to the inode table instead of refusing it.
+ * Content is made local and verified before any of that, so a reader woken
+ * by the event reads the new bytes.
+ */
+#ifndef VSYNC_FUSE_FS_I_H
+#define VSYNC_FUSE_FS_I_H
+
+#include <fuse_lowlevel.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "inode_i.h"
+#include "vsync/fs.h"
+
+/*
+ * A creation the updater is making through the mountpoint: the handler of
+ * its mknod/mkdir/symlink takes the metadata (and content fd) from here.
+ * Protected by table.lock; only the updater thread fills it.
+ */
+struct vs_pending {
+	bool active;
+	uint64_t parent_ino;
+	char name[VS_NAME_MAX + 1];
+	struct vs_manifest_entry st; /* st.target points into @target */
+	char target[VS_PATH_MAX + 1];
+	int fd; /* verified content of a file, -1 otherwise; the handler
+		   takes it (sets -1) */
+};
+
+struct vs_fs {
+	struct vs_fs_config cfg;
+	struct vs_inode_table table;
+	struct fuse_session *se;   /* set while mounted */
+	atomic_int updater_tid;	   /* thread applying remote changes, 0: none */
+	struct vs_pending pending; /* protected by table.lock */
+};
+
+/* Is @req the updater's own call through the mountpoint? */
+bool fs_own_request(struct vs_fs *fs, fuse_req_t req);
+
+/* Attributes of synced inode @in. Caller holds table.lock. */
+void fs_synced_stat(const struct vs_fs *fs, const struct vs_inode *in,
+		    struct stat *st);
+
+#endif

@@ -1,0 +1,382 @@
+/*
+ * update.c - applying remote changes to the mounted tree (fs.h,
+ * vs_fs_apply).
+ *
+ * DESIGN
+ * Runs on the updater thread only (the subscriber's). Following
+ * ../shared/notes/fuse-remote-changes.md, a change becomes visible as a
+ * local save would:
+ *  - edit: fetch and verify the new content; swap it in under the inode's
+ *    fd_lock (exclusive) and the table lock; release both; invalidate the
+ *    kernel's pages and attributes (notify_inval_inode); then utimensat()
+ *    the path through the mountpoint, which the setattr handler recognises
+ *    as the updater's own and answers from the table: watchers get
+ *    IN_ATTRIB, and a reader woken by it reads the new bytes. Invalidate
+ *    before the touch, never after.
+ *  - create / mkdir / symlink: the metadata (and verified content fd) go
+ *    into fs->pending, then mknod/mkdir/symlink through the mountpoint; the
+ *    handler builds the inode from it (IN_CREATE, no stale negative dentry,
+ *    the parent's cached listing dropped by the kernel itself).
+ *  - delete / rename: unlink/rmdir (children first) and rename through the
+ *    mountpoint (IN_DELETE, IN_MOVED_FROM/IN_MOVED_TO).
+ * No lock is held across a notification or a call through the mountpoint:
+ * those are served by other FUSE threads (the loop is multithreaded).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs_i.h"
+#include "vsync/change.h"
+#include "vsync/content.h"
+#include "vsync/log.h"
+
+/* mountpoint + '/' + project path */
+#define VS_MNT_PATH_MAX (PATH_MAX + VS_PATH_MAX + 2)
+
+/*
+ * The absolute path of project path @path through the mountpoint. No fd on
+ * the mount is kept open: it would make `fusermount3 -u` fail with EBUSY.
+ * 0, or -ENAMETOOLONG if it does not fit in @size.
+ */
+static int mnt_path(struct vs_fs *fs, const char *path, char *out, size_t size)
+{
+	int n = snprintf(out, size, "%s/%s", fs->cfg.mountpoint, path);
+
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+/* What is at @path now: its kind, ino, or -ENOENT. */
+static int stat_path(struct vs_fs *fs, const char *path, enum vs_kind *kind,
+		     uint64_t *ino)
+{
+	struct vs_inode *in;
+
+	pthread_mutex_lock(&fs->table.lock);
+	in = inode_lookup_path(&fs->table, path);
+	if (in) {
+		*kind = in->kind;
+		*ino = in->ino;
+	}
+	pthread_mutex_unlock(&fs->table.lock);
+	return in ? 0 : -ENOENT;
+}
+
+/* Log a failed call through the mountpoint and return -errno. */
+static int through_failed(const char *call, const char *path)
+{
+	int r = -errno;
+
+	vs_warn("cannot apply change to '%s': %s: %s", path, call,
+		strerror(-r));
+	return r;
+}
+
+static int delete_path(struct vs_fs *fs, const char *path);
+
+/* Delete everything under directory @path (children first). */
+static int delete_children(struct vs_fs *fs, const char *path)
+{
+	for (;;) {
+		struct vs_inode *dir;
+		char *child = NULL;
+		bool empty;
+		int r;
+
+		pthread_mutex_lock(&fs->table.lock);
+		dir = inode_lookup_path(&fs->table, path);
+		empty = !dir || !dir->nchildren;
+		if (!empty) {
+			const char *name = dir->children[0]->name;
+			size_t n = strlen(path) + strlen(name) + 2;
+
+			child = malloc(n);
+			if (child)
+				snprintf(child, n, "%s/%s", path, name);
+		}
+		pthread_mutex_unlock(&fs->table.lock);
+		if (empty)
+			return 0;
+		if (!child)
+			return -ENOMEM;
+		r = delete_path(fs, child);
+		free(child);
+		if (r < 0)
+			return r;
+	}
+}
+
+/* Remove @path (a whole subtree for a directory) through the mountpoint. */
+static int delete_path(struct vs_fs *fs, const char *path)
+{
+	char full[VS_MNT_PATH_MAX];
+	enum vs_kind kind;
+	uint64_t ino;
+	int r;
+
+	if (stat_path(fs, path, &kind, &ino) < 0)
+		return 0; /* already gone */
+	if (kind == VS_KIND_DIR) {
+		r = delete_children(fs, path);
+		if (r < 0)
+			return r;
+	}
+	r = mnt_path(fs, path, full, sizeof(full));
+	if (r < 0)
+		return r;
+	if (kind == VS_KIND_DIR && rmdir(full) < 0)
+		return through_failed("rmdir", path);
+	if (kind != VS_KIND_DIR && unlink(full) < 0)
+		return through_failed("unlink", path);
+	return 0;
+}
+
+/*
+ * Create @path of state @st through the mountpoint, with content @fd
+ * (files; consumed in every case).
+ */
+static int create_path(struct vs_fs *fs, const char *path,
+		       const struct vs_manifest_entry *st, int fd)
+{
+	struct vs_pending *p = &fs->pending;
+	char full[VS_MNT_PATH_MAX];
+	size_t parent_len;
+	const char *name = vs_path_basename(path, &parent_len);
+	char parent[VS_PATH_MAX + 1];
+	enum vs_kind pkind;
+	uint64_t pino;
+	int r;
+
+	memcpy(parent, path, parent_len);
+	parent[parent_len] = '\0';
+	if (stat_path(fs, parent, &pkind, &pino) < 0 || pkind != VS_KIND_DIR) {
+		if (fd >= 0)
+			close(fd);
+		return -ESTALE;
+	}
+	pthread_mutex_lock(&fs->table.lock);
+	p->active = true;
+	p->parent_ino = pino;
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	p->st = *st;
+	p->st.path = NULL;
+	snprintf(p->target, sizeof(p->target), "%s",
+		 st->target ? st->target : "");
+	p->st.target = p->target;
+	p->fd = fd;
+	pthread_mutex_unlock(&fs->table.lock);
+
+	r = mnt_path(fs, path, full, sizeof(full));
+	if (r == 0) {
+		if (st->kind == VS_KIND_DIR)
+			r = mkdir(full, st->mode & 07777);
+		else if (st->kind == VS_KIND_SYMLINK)
+			r = symlink(p->target, full);
+		else
+			r = mknod(full, S_IFREG | (st->mode & 07777), 0);
+		if (r < 0)
+			r = through_failed("create", path);
+	}
+
+	pthread_mutex_lock(&fs->table.lock);
+	p->active = false;
+	fd = p->fd; /* left over if the handler did not take it */
+	p->fd = -1;
+	pthread_mutex_unlock(&fs->table.lock);
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+/* Make sure every directory leading to @path exists (mode 0755). */
+static int ensure_parents(struct vs_fs *fs, const char *path, int64_t mtime_ns)
+{
+	struct vs_manifest_entry dir = {.kind = VS_KIND_DIR,
+					.mode = 0755,
+					.version = 1,
+					.mtime_ns = mtime_ns};
+	char prefix[VS_PATH_MAX + 1];
+
+	for (const char *s = strchr(path, '/'); s; s = strchr(s + 1, '/')) {
+		enum vs_kind kind;
+		uint64_t ino;
+		int r;
+
+		memcpy(prefix, path, (size_t)(s - path));
+		prefix[s - path] = '\0';
+		r = stat_path(fs, prefix, &kind, &ino);
+		if (r == 0 && kind == VS_KIND_DIR)
+			continue;
+		if (r == 0 && (r = delete_path(fs, prefix)) < 0)
+			return r;
+		r = create_path(fs, prefix, &dir, -1);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Touch @path through the mountpoint so watchers see IN_ATTRIB. */
+static int touch_path(struct vs_fs *fs, const char *path, int64_t mtime_ns)
+{
+	char full[VS_MNT_PATH_MAX];
+	struct timespec tv[2];
+	int r = mnt_path(fs, path, full, sizeof(full));
+
+	if (r < 0)
+		return r;
+	tv[0].tv_sec = tv[1].tv_sec = mtime_ns / 1000000000;
+	tv[0].tv_nsec = tv[1].tv_nsec = mtime_ns % 1000000000;
+	if (utimensat(AT_FDCWD, full, tv, AT_SYMLINK_NOFOLLOW) < 0)
+		return through_failed("utimensat", path);
+	return 0;
+}
+
+/*
+ * Put state @st at @path: swap the content of an existing file or symlink
+ * in place, or create it (replacing something of another kind).
+ */
+static int put_path(struct vs_fs *fs, const char *path,
+		    const struct vs_manifest_entry *st)
+{
+	struct vs_inode *in;
+	bool same;
+	int r, fd = -1, old_fd;
+	uint64_t ino;
+
+	if (st->kind == VS_KIND_FILE) {
+		r = vs_content_open(fs->cfg.content, st->hash, st->size, path,
+				    &fd);
+		if (r < 0)
+			return r;
+	}
+	pthread_mutex_lock(&fs->table.lock);
+	in = inode_lookup_path(&fs->table, path);
+	if (in && in->kind != st->kind) {
+		pthread_mutex_unlock(&fs->table.lock);
+		r = delete_path(fs, path);
+		if (r < 0) {
+			if (fd >= 0)
+				close(fd);
+			return r;
+		}
+		return create_path(fs, path, st, fd);
+	}
+	pthread_mutex_unlock(&fs->table.lock);
+	if (!in)
+		return create_path(fs, path, st, fd);
+
+	/* an existing file or symlink: swap, invalidate, touch */
+	pthread_rwlock_wrlock(&in->fd_lock);
+	pthread_mutex_lock(&fs->table.lock);
+	same = strcmp(in->hash, st->hash) == 0 && in->mode == st->mode &&
+	       in->mtime_ns == st->mtime_ns;
+	ino = in->ino;
+	old_fd = in->fd;
+	if (!same) {
+		memcpy(in->hash, st->hash, sizeof(in->hash));
+		in->size = st->size;
+		in->mode = st->mode & 07777;
+		in->version = st->version;
+		in->mtime_ns = st->mtime_ns;
+		if (st->kind == VS_KIND_SYMLINK) {
+			char *t = strdup(st->target ? st->target : "");
+
+			if (t) {
+				free(in->target);
+				in->target = t;
+				in->size = strlen(t);
+			}
+		}
+		in->fd = fd;
+	}
+	pthread_mutex_unlock(&fs->table.lock);
+	pthread_rwlock_unlock(&in->fd_lock);
+	if (same) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	if (old_fd >= 0)
+		close(old_fd);
+	r = fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
+	if (r < 0 && r != -ENOENT)
+		vs_warn("cannot invalidate '%s' in the kernel: %s", path,
+			strerror(-r));
+	return touch_path(fs, path, st->mtime_ns);
+}
+
+static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
+{
+	char from[VS_MNT_PATH_MAX], to[VS_MNT_PATH_MAX];
+	enum vs_kind kind;
+	uint64_t ino;
+	int r;
+
+	if (stat_path(fs, c->old_path, &kind, &ino) < 0) {
+		/* we never had the source: a file can still be put in place,
+		 * a directory's subtree cannot be guessed */
+		if (c->state.kind == VS_KIND_DIR)
+			return -ESTALE;
+		return put_path(fs, c->path, &c->state);
+	}
+	if (strncmp(c->path, c->old_path, strlen(c->old_path)) == 0 &&
+	    c->path[strlen(c->old_path)] == '/')
+		return -ESTALE; /* into itself: the database refuses this */
+	r = ensure_parents(fs, c->path, c->state.mtime_ns);
+	if (r < 0)
+		return r;
+	if (stat_path(fs, c->path, &kind, &ino) == 0 &&
+	    (kind == VS_KIND_DIR || c->state.kind == VS_KIND_DIR) &&
+	    (r = delete_path(fs, c->path)) < 0)
+		return r;
+	if ((r = mnt_path(fs, c->old_path, from, sizeof(from))) < 0 ||
+	    (r = mnt_path(fs, c->path, to, sizeof(to))) < 0)
+		return r;
+	if (rename(from, to) < 0)
+		return through_failed("rename", c->path);
+	if (c->state.kind == VS_KIND_DIR)
+		return 0;
+	return put_path(fs, c->path, &c->state);
+}
+
+int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
+{
+	int r;
+
+	atomic_store(&fs->updater_tid, (int)gettid());
+	if (vs_path_is_local(&fs->cfg.local, c->path) ||
+	    (c->op == VS_OP_RENAME &&
+	     vs_path_is_local(&fs->cfg.local, c->old_path))) {
+		vs_info("change %lld to local-only path '%s' ignored",
+			(long long)c->seq, c->path);
+		return 0;
+	}
+	switch (c->op) {
+	case VS_OP_DELETE:
+		return delete_path(fs, c->path);
+	case VS_OP_RENAME:
+		return apply_rename(fs, c);
+	default:
+		r = ensure_parents(fs, c->path, c->state.mtime_ns);
+		if (r < 0)
+			return r;
+		if (c->state.kind == VS_KIND_DIR) {
+			enum vs_kind kind;
+			uint64_t ino;
+
+			if (stat_path(fs, c->path, &kind, &ino) == 0 &&
+			    kind == VS_KIND_DIR)
+				return 0;
+			if ((r = delete_path(fs, c->path)) < 0)
+				return r;
+			return create_path(fs, c->path, &c->state, -1);
+		}
+		return put_path(fs, c->path, &c->state);
+	}
+}

@@ -1,0 +1,91 @@
+/*
+ * redis.h - the Redis backend: one hiredis connection with deadlines, and
+ * the key layout (docs/protocol.md, "Redis").
+ *
+ * Keys carry the project UUID as a {hash tag}, so one project lives in one
+ * Redis Cluster slot:
+ *   manifest:{<id>}        hash: path -> manifest entry (see vs_redis_entry_*)
+ *   blob:{<id>}:<sha256>   content, vs_blob_encode()d (raw or lz4)
+ *   events:{<id>}          stream, one entry per change, id "<seq>-0",
+ *                          fields as in change.h
+ *   relay:{<id>}:cursor    the last seq the relay published (the manifest
+ *                          hash reflects exactly this change)
+ *   containers:{<id>}      (cold-start issue) registered agents
+ * Pub/sub channel: project.<id>.files (the seed's event, JSON).
+ *
+ * A struct vs_redis belongs to one thread at a time. Every call has a
+ * deadline (the timeout given at open, changeable per call for blocking
+ * reads); on a timeout or I/O error the connection is dropped and the next
+ * call reconnects. Errors: 0 or -errno (-ECONNREFUSED unreachable,
+ * -ETIMEDOUT, -EACCES auth refused, -EIO a Redis error reply or protocol
+ * error; the message is kept: vs_redis_last_error()).
+ */
+#ifndef VSYNC_REDIS_H
+#define VSYNC_REDIS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+struct vs_redis;
+
+/* @url: redis://[[user]:password@]host[:port][/db] (only loopback or the
+ * configured server; no TLS yet). Connects at once; on failure *out is
+ * NULL and the reason logged. */
+int vs_redis_open(struct vs_redis **out, const char *url, int timeout_ms);
+
+/* Like vs_redis_open() but without connecting: the URL is checked (-EINVAL
+ * and a log line naming what is wrong with it), the first command (or
+ * vs_redis_ensure()) connects, and a failure to connect is left to the
+ * caller to report (vs_redis_last_error()). 0, -EINVAL or -ENOMEM. */
+int vs_redis_new(struct vs_redis **out, const char *url, int timeout_ms);
+/* Connect (AUTH, SELECT) unless connected. 0 or -errno as above. */
+int vs_redis_ensure(struct vs_redis *r);
+/* Drop the connection (the next call reconnects). */
+void vs_redis_disconnect(struct vs_redis *r);
+/* "host:port/db" for log lines (never the password). */
+const char *vs_redis_describe(const struct vs_redis *r);
+
+/* A parsed redis:// URL. Pure; user/password are %XX-decoded. */
+struct vs_redis_url {
+	char host[256]; /* name or address; IPv6 without the brackets */
+	int port;	/* default 6379 */
+	int db;		/* default 0 */
+	char user[128]; /* "" = none (AUTH password) */
+	char password[512];
+	int has_password;
+};
+/* 0, or -EINVAL with the reason in @why. */
+int vs_redis_url_parse(struct vs_redis_url *u, const char *url, char *why,
+		       size_t whylen);
+void vs_redis_free(struct vs_redis *r);
+const char *vs_redis_last_error(const struct vs_redis *r);
+void vs_redis_set_timeout(struct vs_redis *r, int timeout_ms);
+int vs_redis_get_timeout(const struct vs_redis *r);
+
+/*
+ * Run one command (argv form, binary-safe). On success *reply owns the
+ * reply (freeReplyObject it); an error reply is returned as -EIO with its
+ * text in vs_redis_last_error() and *reply NULL.
+ */
+int vs_redis_command(struct vs_redis *r, redisReply **reply, int argc,
+		     const char **argv, const size_t *argvlen);
+
+/* Key names; @out must hold VS_REDIS_KEY_MAX bytes. */
+#define VS_REDIS_KEY_MAX 160
+void vs_redis_key_manifest(char *out, const char *id);
+void vs_redis_key_blob(char *out, const char *id, const char *hash);
+void vs_redis_key_events(char *out, const char *id);
+void vs_redis_key_cursor(char *out, const char *id);
+void vs_redis_key_containers(char *out, const char *id);
+
+/* Content: GET blob:{id}:<hash>, decoded (not verified: the caller checks
+ * the hash). -ENOENT when absent, -EBADMSG when it does not decode. */
+int vs_redis_blob_get(struct vs_redis *r, const char *id, const char *hash,
+		      size_t max_len, uint8_t **buf, size_t *len);
+/* SET blob:{id}:<hash> (encoded, lz4 above the threshold) with a TTL. */
+int vs_redis_blob_put(struct vs_redis *r, const char *id, const char *hash,
+		      const void *buf, size_t len, int ttl_s);
+
+#endif

@@ -1,0 +1,547 @@
+/*
+ * redis.c - the Redis backend (redis.h): one hiredis connection with
+ * deadlines, the key layout, and blob get/put.
+ *
+ * DESIGN
+ * hiredis 0.14 (Debian 12) is used in blocking mode: the connect is bounded
+ * by redisConnectWithTimeout() and every later read and write by the
+ * socket timeouts redisSetTimeout() sets (SO_RCVTIMEO/SO_SNDTIMEO), so no
+ * call outlives the deadline given at open (or set per call with
+ * vs_redis_set_timeout(), e.g. for a blocking XREAD or a large blob).
+ * hiredis retries a read interrupted by a signal, so a signal never cuts a
+ * reply in half.
+ *
+ * A hiredis context that saw an I/O error, EOF, a timeout or a protocol
+ * error is unusable: it is freed at once and the next call reconnects
+ * (AUTH, SELECT). An error *reply* leaves the connection as it is.
+ * Failures become errno in exactly one place, redis_errno(); the message
+ * is kept for vs_redis_last_error(). Passwords never reach a log line or
+ * the error text.
+ *
+ * Not thread-safe: a struct vs_redis belongs to one thread at a time.
+ */
+#include "vsync/redis.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "vsync/blob.h"
+#include "vsync/log.h"
+
+#define REDIS_DEFAULT_PORT 6379
+#define REDIS_MAX_DB	   1000000
+
+struct vs_redis {
+	redisContext *ctx; /* NULL while disconnected */
+	struct vs_redis_url url;
+	int timeout_ms;
+	char desc[300]; /* host:port/db */
+	char err[512];	/* last failure, one line */
+};
+
+/* ---- errors ------------------------------------------------------------ */
+
+/*
+ * The errno for a failure: a hiredis context error @ctx_err (REDIS_ERR_*,
+ * with the system errno @sys_err seen right after the call), or, when
+ * @ctx_err is 0, an error reply whose text is @reply. The one place Redis
+ * failures are mapped.
+ */
+static int redis_errno(int ctx_err, int sys_err, const char *reply)
+{
+	static const struct {
+		const char *prefix;
+		int err;
+	} replies[] = {
+	    {"NOAUTH", EACCES},	    {"WRONGPASS", EACCES}, {"NOPERM", EACCES},
+	    {"LOADING", EAGAIN},    {"BUSY", EAGAIN},	   {"TRYAGAIN", EAGAIN},
+	    {"MASTERDOWN", EAGAIN}, {"OOM", ENOMEM},
+	};
+	size_t i;
+
+	switch (ctx_err) {
+	case 0:
+		break;
+	case REDIS_ERR_IO:
+		if (sys_err == EAGAIN || sys_err == EWOULDBLOCK ||
+		    sys_err == ETIMEDOUT || sys_err == EINPROGRESS)
+			return ETIMEDOUT;
+		return ECONNREFUSED;
+	case REDIS_ERR_EOF:
+	case REDIS_ERR_OTHER: /* e.g. the name does not resolve */
+		return ECONNREFUSED;
+	case REDIS_ERR_OOM:
+		return ENOMEM;
+	default: /* REDIS_ERR_PROTOCOL */
+		return EIO;
+	}
+	for (i = 0; reply && i < sizeof(replies) / sizeof(replies[0]); i++)
+		if (!strncmp(reply, replies[i].prefix,
+			     strlen(replies[i].prefix)))
+			return replies[i].err;
+	return EIO;
+}
+
+static void redis_set_error(struct vs_redis *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void redis_set_error(struct vs_redis *r, const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+
+	va_start(ap, fmt);
+	vsnprintf(r->err, sizeof(r->err), fmt, ap);
+	va_end(ap);
+	for (p = r->err; *p; p++)
+		if ((unsigned char)*p < 0x20)
+			*p = ' ';
+}
+
+/* ---- URL --------------------------------------------------------------- */
+
+static int url_bad(char *why, size_t whylen, const char *what)
+{
+	snprintf(why, whylen, "%s", what);
+	return -EINVAL;
+}
+
+/* Copy @len bytes of @s into @out (size @size), %XX-decoded. */
+static int url_decode(char *out, size_t size, const char *s, size_t len)
+{
+	size_t i, n = 0;
+	unsigned int c;
+
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)s[i];
+		if (c == '%') {
+			if (i + 2 >= len)
+				return -EINVAL;
+			if (!isxdigit((unsigned char)s[i + 1]) ||
+			    !isxdigit((unsigned char)s[i + 2]))
+				return -EINVAL;
+			sscanf(s + i + 1, "%2x", &c);
+			i += 2;
+		}
+		if (c == 0 || n + 1 >= size)
+			return -EINVAL;
+		out[n++] = (char)c;
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+/* Strict decimal in [min, max] from @len bytes of @s. */
+static int url_number(const char *s, size_t len, long min, long max, int *out)
+{
+	long v = 0;
+	size_t i;
+
+	if (len == 0 || len > 9)
+		return -EINVAL;
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (v < min || v > max)
+		return -EINVAL;
+	*out = (int)v;
+	return 0;
+}
+
+int vs_redis_url_parse(struct vs_redis_url *u, const char *url, char *why,
+		       size_t whylen)
+{
+	const char *p, *at, *end, *colon, *slash, *host_end;
+	size_t i;
+
+	memset(u, 0, sizeof(*u));
+	u->port = REDIS_DEFAULT_PORT;
+	if (!url || !*url)
+		return url_bad(why, whylen, "empty URL");
+	if (!strncmp(url, "rediss://", 9))
+		return url_bad(why, whylen, "TLS (rediss://) is not supported");
+	if (strncmp(url, "redis://", 8) != 0)
+		return url_bad(why, whylen,
+			       "not a redis:// URL "
+			       "(redis://[[user]:password@]host[:port][/db])");
+	p = url + 8;
+	end = p + strlen(p);
+	if (strpbrk(p, "?#"))
+		return url_bad(why, whylen,
+			       "query or fragment in URL not supported");
+	for (i = 0; p[i]; i++)
+		if ((unsigned char)p[i] <= 0x20 || p[i] == 0x7f)
+			return url_bad(why, whylen,
+				       "space or control character in URL");
+	/* userinfo: up to the last '@' before the path */
+	slash = strchr(p, '/');
+	at = memrchr(p, '@', (size_t)((slash ? slash : end) - p));
+	if (at) {
+		colon = memchr(p, ':', (size_t)(at - p));
+		if (!colon)
+			return url_bad(why, whylen,
+				       "credentials without ':' (use "
+				       "redis://:password@host or "
+				       "redis://user:password@host)");
+		if (url_decode(u->user, sizeof(u->user), p,
+			       (size_t)(colon - p)) < 0 ||
+		    url_decode(u->password, sizeof(u->password), colon + 1,
+			       (size_t)(at - colon - 1)) < 0)
+			return url_bad(why, whylen,
+				       "bad %-escape or over-long user or "
+				       "password in URL");
+		u->has_password = 1;
+		p = at + 1;
+	}
+	/* host: [v6] or name/v4 */
+	if (*p == '[') {
+		host_end = strchr(p, ']');
+		if (!host_end || host_end == p + 1)
+			return url_bad(why, whylen, "bad [IPv6] host in URL");
+		if ((size_t)(host_end - p - 1) >= sizeof(u->host))
+			return url_bad(why, whylen, "host name too long");
+		memcpy(u->host, p + 1, (size_t)(host_end - p - 1));
+		for (i = 0; u->host[i]; i++)
+			if (!isxdigit((unsigned char)u->host[i]) &&
+			    u->host[i] != ':' && u->host[i] != '.')
+				return url_bad(why, whylen,
+					       "bad [IPv6] host in URL");
+		p = host_end + 1;
+		if (*p && *p != ':' && *p != '/')
+			return url_bad(why, whylen, "bad [IPv6] host in URL");
+	} else {
+		host_end = p + strcspn(p, ":/");
+		if (host_end == p)
+			return url_bad(why, whylen, "no host in URL");
+		if ((size_t)(host_end - p) >= sizeof(u->host))
+			return url_bad(why, whylen, "host name too long");
+		for (i = 0; p + i < host_end; i++)
+			if (!isalnum((unsigned char)p[i]) && p[i] != '.' &&
+			    p[i] != '-' && p[i] != '_')
+				return url_bad(why, whylen,
+					       "bad character in host name");
+		memcpy(u->host, p, (size_t)(host_end - p));
+		p = host_end;
+	}
+	if (*p == ':') {
+		slash = strchr(p, '/');
+		if (url_number(p + 1, (size_t)((slash ? slash : end) - p - 1),
+			       1, 65535, &u->port) < 0)
+			return url_bad(why, whylen,
+				       "bad port in URL (1..65535)");
+		p = slash ? slash : end;
+	}
+	if (*p == '/') {
+		p++;
+		if (*p && url_number(p, strlen(p), 0, REDIS_MAX_DB, &u->db) < 0)
+			return url_bad(why, whylen,
+				       "bad database number in URL");
+	}
+	return 0;
+}
+
+/* ---- connection -------------------------------------------------------- */
+
+static void reply_free(redisReply *rep)
+{
+	if (rep)
+		freeReplyObject(rep);
+}
+
+static struct timeval ms_to_tv(int ms)
+{
+	struct timeval tv = {.tv_sec = ms / 1000,
+			     .tv_usec = (ms % 1000) * 1000};
+
+	return tv;
+}
+
+void vs_redis_disconnect(struct vs_redis *r)
+{
+	if (r && r->ctx) {
+		redisFree(r->ctx);
+		r->ctx = NULL;
+	}
+}
+
+/* Run a command on the connected context; the reply or -errno. Drops the
+ * context on any connection-level failure. */
+static int redis_run(struct vs_redis *r, redisReply **reply, int argc,
+		     const char **argv, const size_t *argvlen)
+{
+	redisReply *rep;
+	int sys_err, e;
+
+	*reply = NULL;
+	errno = 0;
+	rep = redisCommandArgv(r->ctx, argc, argv, argvlen);
+	sys_err = errno;
+	if (!rep) {
+		e = redis_errno(r->ctx->err ? r->ctx->err : REDIS_ERR_IO,
+				sys_err, NULL);
+		if (e == ETIMEDOUT)
+			redis_set_error(r, "%s: timed out after %d ms", r->desc,
+					r->timeout_ms);
+		else
+			redis_set_error(r, "%s: %s", r->desc,
+					r->ctx->errstr[0] ? r->ctx->errstr
+							  : "connection lost");
+		vs_redis_disconnect(r);
+		return -e;
+	}
+	if (rep->type == REDIS_REPLY_ERROR) {
+		e = redis_errno(0, 0, rep->str);
+		redis_set_error(r, "%.*s", (int)rep->len, rep->str);
+		freeReplyObject(rep);
+		return -e;
+	}
+	*reply = rep;
+	return 0;
+}
+
+static int redis_connect(struct vs_redis *r)
+{
+	const char *argv[3];
+	redisReply *rep = NULL;
+	char db[16];
+	int sys_err, e, n = 0;
+
+	errno = 0;
+	r->ctx = redisConnectWithTimeout(r->url.host, r->url.port,
+					 ms_to_tv(r->timeout_ms));
+	sys_err = errno;
+	if (!r->ctx) {
+		redis_set_error(r, "%s: out of memory", r->desc);
+		return -ENOMEM;
+	}
+	if (r->ctx->err) {
+		e = redis_errno(r->ctx->err, sys_err, NULL);
+		redis_set_error(r, "%s: %s", r->desc,
+				e == ETIMEDOUT ? "connect timed out"
+					       : r->ctx->errstr);
+		vs_redis_disconnect(r);
+		return -e;
+	}
+	if (redisSetTimeout(r->ctx, ms_to_tv(r->timeout_ms)) != REDIS_OK) {
+		redis_set_error(r, "%s: cannot set timeout", r->desc);
+		vs_redis_disconnect(r);
+		return -EIO;
+	}
+	if (r->url.has_password) {
+		argv[n++] = "AUTH";
+		if (r->url.user[0])
+			argv[n++] = r->url.user;
+		argv[n++] = r->url.password;
+		e = redis_run(r, &rep, n, argv, NULL);
+		reply_free(rep);
+		rep = NULL;
+		if (e < 0) {
+			/* never echo the reply: it may quote the password */
+			redis_set_error(r, "%s: authentication refused",
+					r->desc);
+			vs_redis_disconnect(r);
+			return e == -EIO ? -EACCES : e;
+		}
+	}
+	if (r->url.db != 0) {
+		snprintf(db, sizeof(db), "%d", r->url.db);
+		argv[0] = "SELECT";
+		argv[1] = db;
+		e = redis_run(r, &rep, 2, argv, NULL);
+		reply_free(rep);
+		if (e < 0) {
+			vs_redis_disconnect(r);
+			return e;
+		}
+	}
+	r->err[0] = '\0';
+	return 0;
+}
+
+int vs_redis_ensure(struct vs_redis *r)
+{
+	if (r->ctx)
+		return 0;
+	return redis_connect(r);
+}
+
+int vs_redis_new(struct vs_redis **out, const char *url, int timeout_ms)
+{
+	struct vs_redis *r;
+	char why[160];
+	int e;
+
+	*out = NULL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	e = vs_redis_url_parse(&r->url, url, why, sizeof(why));
+	if (e < 0) {
+		vs_error("invalid Redis URL: %s", why);
+		free(r);
+		return e;
+	}
+	r->timeout_ms = timeout_ms > 0 ? timeout_ms : 2000;
+	snprintf(r->desc, sizeof(r->desc),
+		 strchr(r->url.host, ':') ? "redis [%s]:%d/%d"
+					  : "redis %s:%d/%d",
+		 r->url.host, r->url.port, r->url.db);
+	*out = r;
+	return 0;
+}
+
+int vs_redis_open(struct vs_redis **out, const char *url, int timeout_ms)
+{
+	struct vs_redis *r;
+	int e;
+
+	e = vs_redis_new(&r, url, timeout_ms);
+	if (e < 0)
+		return e;
+	e = redis_connect(r);
+	if (e < 0) {
+		vs_warn("cannot connect to Redis: %s", r->err);
+		vs_redis_free(r);
+		return e;
+	}
+	*out = r;
+	return 0;
+}
+
+void vs_redis_free(struct vs_redis *r)
+{
+	if (!r)
+		return;
+	vs_redis_disconnect(r);
+	/* the password lived here */
+	memset(&r->url, 0, sizeof(r->url));
+	free(r);
+}
+
+const char *vs_redis_last_error(const struct vs_redis *r)
+{
+	return r ? r->err : "";
+}
+
+const char *vs_redis_describe(const struct vs_redis *r)
+{
+	return r->desc;
+}
+
+void vs_redis_set_timeout(struct vs_redis *r, int timeout_ms)
+{
+	r->timeout_ms = timeout_ms > 0 ? timeout_ms : 2000;
+	if (r->ctx &&
+	    redisSetTimeout(r->ctx, ms_to_tv(r->timeout_ms)) != REDIS_OK)
+		vs_redis_disconnect(r);
+}
+
+int vs_redis_get_timeout(const struct vs_redis *r)
+{
+	return r->timeout_ms;
+}
+
+int vs_redis_command(struct vs_redis *r, redisReply **reply, int argc,
+		     const char **argv, const size_t *argvlen)
+{
+	int e;
+
+	*reply = NULL;
+	e = vs_redis_ensure(r);
+	if (e < 0)
+		return e;
+	return redis_run(r, reply, argc, argv, argvlen);
+}
+
+/* ---- keys -------------------------------------------------------------- */
+
+void vs_redis_key_manifest(char *out, const char *id)
+{
+	snprintf(out, VS_REDIS_KEY_MAX, "manifest:{%s}", id);
+}
+
+void vs_redis_key_blob(char *out, const char *id, const char *hash)
+{
+	snprintf(out, VS_REDIS_KEY_MAX, "blob:{%s}:%s", id, hash);
+}
+
+void vs_redis_key_events(char *out, const char *id)
+{
+	snprintf(out, VS_REDIS_KEY_MAX, "events:{%s}", id);
+}
+
+void vs_redis_key_cursor(char *out, const char *id)
+{
+	snprintf(out, VS_REDIS_KEY_MAX, "relay:{%s}:cursor", id);
+}
+
+void vs_redis_key_containers(char *out, const char *id)
+{
+	snprintf(out, VS_REDIS_KEY_MAX, "containers:{%s}", id);
+}
+
+/* ---- blobs ------------------------------------------------------------- */
+
+int vs_redis_blob_get(struct vs_redis *r, const char *id, const char *hash,
+		      size_t max_len, uint8_t **buf, size_t *len)
+{
+	char key[VS_REDIS_KEY_MAX];
+	const char *argv[2] = {"GET", key};
+	redisReply *rep = NULL;
+	int e;
+
+	*buf = NULL;
+	*len = 0;
+	vs_redis_key_blob(key, id, hash);
+	e = vs_redis_command(r, &rep, 2, argv, NULL);
+	if (e < 0)
+		return e;
+	if (rep->type == REDIS_REPLY_NIL) {
+		e = -ENOENT;
+	} else if (rep->type != REDIS_REPLY_STRING) {
+		redis_set_error(r, "unexpected reply type %d to GET %s",
+				rep->type, key);
+		e = -EIO;
+	} else {
+		e = vs_blob_decode(buf, len, rep->str, rep->len, max_len);
+		if (e == -EBADMSG)
+			redis_set_error(r, "%s does not decode", key);
+		else if (e == -EFBIG)
+			redis_set_error(r, "%s is larger than %zu bytes", key,
+					max_len);
+	}
+	freeReplyObject(rep);
+	return e;
+}
+
+int vs_redis_blob_put(struct vs_redis *r, const char *id, const char *hash,
+		      const void *buf, size_t len, int ttl_s)
+{
+	char key[VS_REDIS_KEY_MAX], ttl[16];
+	const char *argv[5] = {"SET", key, NULL, "EX", ttl};
+	size_t argvlen[5];
+	redisReply *rep = NULL;
+	uint8_t *enc = NULL;
+	size_t enc_len = 0;
+	int e, i;
+
+	e = vs_blob_encode(&enc, &enc_len, buf, len, VS_BLOB_LZ4_THRESHOLD);
+	if (e < 0)
+		return e;
+	vs_redis_key_blob(key, id, hash);
+	snprintf(ttl, sizeof(ttl), "%d", ttl_s);
+	argv[2] = (const char *)enc;
+	for (i = 0; i < 5; i++)
+		argvlen[i] = i == 2 ? enc_len : strlen(argv[i]);
+	e = vs_redis_command(r, &rep, ttl_s > 0 ? 5 : 3, argv, argvlen);
+	reply_free(rep);
+	free(enc);
+	return e;
+}

@@ -1,0 +1,1343 @@
+/*
+ * relay.c - vsync-relay's logic (relay.h): committed changes in PostgreSQL
+ * become Redis blobs, manifest updates, stream entries and pub/sub events.
+ *
+ * DESIGN
+ *
+ * One thread, three connections: a vs_pg for queries, a raw libpq
+ * connection that only LISTENs on 'file_changes' (its socket is what the
+ * relay sleeps on), and a vs_redis. NOTIFY payloads are hints ("project X
+ * changed"), never data: the relay reads vsync_change_feed() from the
+ * project's cursor, which lives in Redis (relay:{id}:cursor). Every
+ * project is scanned at start, after the LISTEN connection is (re)made
+ * (notifications may have been lost meanwhile) and every poll interval;
+ * a notification scans its project at once.
+ *
+ * Publishing change N of project P (publish_change()):
+ *  1. its content goes to blob:{P}:<hash> unless it is there (EXPIRE
+ *     answers that and refreshes the TTL in one round trip) or over
+ *     --blob-max; the bytes are checked against the hash first;
+ *  2. ONE Lua script (RELAY_SCRIPT) does, atomically:
+ *       XADD events:{P} MAXLEN ~ M N-0 <fields>
+ *     and if Redis refuses the id (not above the stream's last one:
+ *     another relay published N already, with the same script) it only
+ *     raises the cursor to N if it is lower, and returns 0. Otherwise it
+ *     applies the change's rows to manifest:{P} (HSET / HDEL), SETs the
+ *     cursor to N and PUBLISHes the JSON event on project.P.files.
+ *     Publishing inside the script means exactly the relay whose XADD
+ *     won announces the change, and a relay killed half-way leaves
+ *     nothing half-done.
+ *  Induction gives exactly-once, in-order, gap-free streams with any
+ *  number of relays: a relay starts at the cursor (everything up to it is
+ *  in the stream, as the script moves both together) and goes up one
+ *  change at a time; its XADD of N succeeds only if the stream ends
+ *  below N, i.e. at N-1.
+ *
+ * The manifest delta of a change is every project_files row stamped with
+ * its seq (vsync_change_rows()): live rows are HSET, tombstones HDEL. That
+ * covers what one path per change does not: parent directories created on
+ * the way, a recursive delete, a directory rename (the moved subtree's new
+ * rows and the old paths' tombstones). So manifest:{P} always reflects
+ * exactly the change in relay:{P}:cursor, with no snapshot rebuild and no
+ * window where a newer manifest sits under an older cursor.
+ *
+ * A change that fails validation (vs_change_parse(): bad path, kind, hash
+ * ...) is logged and skipped: the script is run without the XADD, so its
+ * valid manifest rows are applied and the cursor moves on (guarded by
+ * "cursor is below N"), and the stream has a gap at N which agents fill
+ * from PostgreSQL, where they validate again. One bad row never blocks a
+ * project's stream. Manifest rows with an invalid path are left out.
+ *
+ * Failures: any backend error ends the current round; the relay backs off
+ * (100 ms doubling to 5 s, with jitter) and starts over from the cursors
+ * in Redis, so nothing is lost or repeated. Each backend's state change
+ * is logged once ("redis unreachable: ...; retrying", "redis back").
+ *
+ * Signals: the caller keeps the stop signals blocked; they are unblocked
+ * only inside ppoll() (so a wait ends at once) and looked for with
+ * sigpending() between changes, so a change is always finished.
+ */
+#include "vsync/relay.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vsync/hash.h"
+#include "vsync/log.h"
+#include "vsync/path.h"
+#include "vsync/pg.h"
+#include "vsync/redis.h"
+
+#define RELAY_CHANNEL	     "file_changes"
+#define RELAY_PENDING_MAX    256 /* hinted projects kept; more: full scan */
+#define RELAY_BACKOFF_MIN_MS 100
+#define RELAY_BACKOFF_MAX_MS 5000
+/* the slowest blob transfer a deadline allows for, bytes per second */
+#define RELAY_MIN_RATE (4 * 1024 * 1024)
+
+/*
+ * KEYS: events, manifest, cursor.
+ * ARGV: seq, maxlen, channel, json, publish (1/0), nfields, fields...,
+ *       nops, then per op "S" path value | "D" path.
+ * Returns 1 (published), 0 (already published by another relay) or 2
+ * (skipped change applied to the manifest).
+ */
+static const char RELAY_SCRIPT[] =
+    "local seq = tonumber(ARGV[1])\n"
+    "local nf = tonumber(ARGV[6])\n"
+    "local cur = tonumber(redis.call('GET', KEYS[3]) or '0')\n"
+    "local ret = 2\n"
+    "if ARGV[5] == '1' then\n"
+    "  local x = {'XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], ARGV[1] .. '-0'}\n"
+    "  for i = 7, 6 + nf do x[#x + 1] = ARGV[i] end\n"
+    "  local r = redis.pcall(unpack(x))\n"
+    "  if type(r) == 'table' and r.err then\n"
+    "    if string.find(r.err, 'equal or smaller', 1, true) then\n"
+    "      if cur < seq then redis.call('SET', KEYS[3], ARGV[1]) end\n"
+    "      return 0\n"
+    "    end\n"
+    "    return r\n"
+    "  end\n"
+    "  ret = 1\n"
+    "elseif cur >= seq then\n"
+    "  return 0\n"
+    "end\n"
+    "local i = 7 + nf\n"
+    "local nops = tonumber(ARGV[i])\n"
+    "i = i + 1\n"
+    "for k = 1, nops do\n"
+    "  if ARGV[i] == 'S' then\n"
+    "    redis.call('HSET', KEYS[2], ARGV[i + 1], ARGV[i + 2])\n"
+    "    i = i + 3\n"
+    "  else\n"
+    "    redis.call('HDEL', KEYS[2], ARGV[i + 1])\n"
+    "    i = i + 2\n"
+    "  end\n"
+    "end\n"
+    "redis.call('SET', KEYS[3], ARGV[1])\n"
+    "if ret == 1 then redis.call('PUBLISH', ARGV[3], ARGV[4]) end\n"
+    "return ret\n";
+
+/* ---- pure helpers ------------------------------------------------------ */
+
+int vs_relay_entry_format(char *out, size_t size,
+			  const struct vs_manifest_entry *e)
+{
+	int n;
+
+	n = snprintf(out, size, "%s %o %" PRIu64 " %" PRId64 " %" PRId64 " %s",
+		     vs_kind_name(e->kind), (unsigned)(e->mode & 07777),
+		     e->size, e->version, e->mtime_ns,
+		     e->kind == VS_KIND_DIR || !e->hash[0] ? "-" : e->hash);
+	if (n < 0 || (size_t)n >= size)
+		return -ENOSPC;
+	if (e->kind == VS_KIND_SYMLINK && e->target) {
+		size_t tl = strlen(e->target);
+
+		if ((size_t)n + 1 + tl >= size)
+			return -ENOSPC;
+		out[n++] = ' ';
+		memcpy(out + n, e->target, tl + 1);
+		n += (int)tl;
+	}
+	return n;
+}
+
+/* Next space-separated token of [*p, end) as a NUL-terminated copy. */
+static int entry_token(char *tok, size_t size, const char **p, const char *end)
+{
+	const char *s = *p, *sp = memchr(s, ' ', (size_t)(end - s));
+	size_t n = (size_t)((sp ? sp : end) - s);
+
+	if (n == 0 || n >= size)
+		return -EBADMSG;
+	memcpy(tok, s, n);
+	tok[n] = '\0';
+	*p = sp ? sp + 1 : end;
+	return 0;
+}
+
+int vs_relay_entry_parse(struct vs_manifest_entry *e, const char *value,
+			 size_t len)
+{
+	const char *p = value, *end = value + len;
+	char tok[VS_HASH_HEX_LEN + 1], *stop;
+	unsigned long long u;
+	long long v;
+	int i;
+
+	e->target = NULL;
+	e->hash[0] = '\0';
+	for (i = 0; i < 6; i++) {
+		if (p >= end || entry_token(tok, sizeof(tok), &p, end) < 0)
+			return -EBADMSG;
+		errno = 0;
+		switch (i) {
+		case 0:
+			if (vs_kind_parse(tok, &e->kind) < 0)
+				return -EBADMSG;
+			break;
+		case 1:
+			u = strtoull(tok, &stop, 8);
+			if (*stop || u > 07777)
+				return -EBADMSG;
+			e->mode = (uint32_t)u;
+			break;
+		case 2:
+			u = strtoull(tok, &stop, 10);
+			if (*stop || errno || tok[0] == '-')
+				return -EBADMSG;
+			e->size = u;
+			break;
+		case 3:
+		case 4:
+			v = strtoll(tok, &stop, 10);
+			if (*stop || errno || v < 0)
+				return -EBADMSG;
+			if (i == 3)
+				e->version = v;
+			else
+				e->mtime_ns = v;
+			break;
+		case 5:
+			if (e->kind == VS_KIND_DIR) {
+				if (strcmp(tok, "-") != 0)
+					return -EBADMSG;
+			} else {
+				if (!vs_hash_hex_valid(tok))
+					return -EBADMSG;
+				memcpy(e->hash, tok, sizeof(e->hash));
+			}
+			break;
+		}
+	}
+	if (e->kind == VS_KIND_SYMLINK) {
+		/* the rest is the target: value is NUL-terminated by Redis
+		 * replies and by the formatter */
+		if (p >= end || p[-1] != ' ')
+			return -EBADMSG;
+		e->target = (char *)p;
+	} else if (p != end || end[-1] == ' ') {
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/* Append @s as a JSON string (quoted, escaped). */
+static int json_str(char *out, size_t size, size_t *n, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
+
+	if (*n + 2 >= size)
+		return -ENOSPC;
+	out[(*n)++] = '"';
+	for (; *p; p++) {
+		if (*n + 7 >= size)
+			return -ENOSPC;
+		if (*p == '"' || *p == '\\') {
+			out[(*n)++] = '\\';
+			out[(*n)++] = (char)*p;
+		} else if (*p < 0x20 || *p == 0x7f) {
+			memcpy(out + *n, "\\u00", 4);
+			out[*n + 4] = hex[*p >> 4];
+			out[*n + 5] = hex[*p & 15];
+			*n += 6;
+		} else {
+			out[(*n)++] = (char)*p;
+		}
+	}
+	out[(*n)++] = '"';
+	out[*n] = '\0';
+	return 0;
+}
+
+static int json_raw(char *out, size_t size, size_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int json_raw(char *out, size_t size, size_t *n, const char *fmt, ...)
+{
+	va_list ap;
+	int k;
+
+	va_start(ap, fmt);
+	k = vsnprintf(out + *n, size - *n, fmt, ap);
+	va_end(ap);
+	if (k < 0 || (size_t)k >= size - *n)
+		return -ENOSPC;
+	*n += (size_t)k;
+	return 0;
+}
+
+static const char *event_type(enum vs_change_op op)
+{
+	switch (op) {
+	case VS_OP_CREATE:
+	case VS_OP_MKDIR:
+		return "file.created";
+	case VS_OP_UPDATE:
+	case VS_OP_ROLLBACK:
+		return "file.updated";
+	case VS_OP_DELETE:
+		return "file.deleted";
+	case VS_OP_RENAME:
+		return "file.renamed";
+	}
+	return "file.updated";
+}
+
+int vs_relay_event_json(char *out, size_t size, const struct vs_change *c,
+			const char *project_id)
+{
+	time_t secs = (time_t)(c->state.mtime_ns / 1000000000);
+	long ms = (long)((c->state.mtime_ns % 1000000000) / 1000000);
+	struct tm tm;
+	char ts[64];
+	size_t n = 0;
+	int r = 0;
+
+	if (size < 2)
+		return -ENOSPC;
+	gmtime_r(&secs, &tm);
+	snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		 tm.tm_min, tm.tm_sec, ms);
+	r = r
+		?: json_raw(out, size, &n, "{\"type\":\"%s\",\"project_id\":",
+			    event_type(c->op));
+	r = r ?: json_str(out, size, &n, project_id);
+	r = r ?: json_raw(out, size, &n, ",\"path\":");
+	r = r ?: json_str(out, size, &n, c->path);
+	r = r ?: json_raw(out, size, &n, ",\"old_path\":");
+	if (c->op == VS_OP_RENAME)
+		r = r ?: json_str(out, size, &n, c->old_path);
+	else
+		r = r ?: json_raw(out, size, &n, "null");
+	r = r
+		?: json_raw(out, size, &n,
+			    ",\"kind\":\"%s\",\"version\":%" PRId64
+			    ",\"checksum\":",
+			    vs_kind_name(c->state.kind), c->state.version);
+	if (c->op != VS_OP_DELETE && c->state.hash[0])
+		r = r ?: json_str(out, size, &n, c->state.hash);
+	else
+		r = r ?: json_raw(out, size, &n, "null");
+	r = r ?: json_raw(out, size, &n, ",\"author\":");
+	r = r ?: json_str(out, size, &n, c->author);
+	r = r
+		?: json_raw(out, size, &n,
+			    ",\"timestamp\":\"%s\",\"seq\":%" PRId64 "}", ts,
+			    c->seq);
+	return r < 0 ? r : (int)n;
+}
+
+int vs_relay_backoff_ms(unsigned attempt, uint32_t rnd)
+{
+	int base = RELAY_BACKOFF_MIN_MS;
+
+	while (attempt-- > 0 && base < RELAY_BACKOFF_MAX_MS)
+		base *= 2;
+	if (base > RELAY_BACKOFF_MAX_MS)
+		base = RELAY_BACKOFF_MAX_MS;
+	return base / 2 + (int)(rnd % (uint32_t)(base / 2 + 1));
+}
+
+/* ---- state ------------------------------------------------------------- */
+
+struct relay {
+	const struct vs_relay_config *cfg;
+	struct vs_pg *pg; /* queries */
+	PGconn *listen;	  /* LISTEN only; NULL while down */
+	struct vs_redis *redis;
+	char script_sha[41]; /* "" until loaded */
+	bool pg_down, redis_down;
+	bool full_scan; /* scan every project next */
+	int64_t next_poll_ms;
+	char pending[RELAY_PENDING_MAX][37];
+	int npending;
+	sigset_t wait_mask; /* the caller's mask without the stop signals */
+	uint32_t rnd;
+	/* per change scratch, reused */
+	char *buf; /* manifest entry values */
+	size_t buf_len, buf_alloc;
+	struct relay_value {
+		size_t off, len; /* in buf */
+	} * vals;
+	size_t nvals, vals_alloc;
+	const char **argv; /* of the EVALSHA */
+	size_t *argvlen;
+	size_t argv_alloc;
+	char *json; /* VS_RELAY_EVENT_MAX */
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint32_t relay_rand(struct relay *rl)
+{
+	/* xorshift32: jitter only */
+	rl->rnd ^= rl->rnd << 13;
+	rl->rnd ^= rl->rnd >> 17;
+	rl->rnd ^= rl->rnd << 5;
+	return rl->rnd;
+}
+
+static bool relay_stopping(const struct relay *rl)
+{
+	sigset_t pend;
+	int s;
+
+	if (*rl->cfg->stop)
+		return true;
+	if (!rl->cfg->stop_signals || sigpending(&pend) < 0)
+		return false;
+	for (s = 1; s < NSIG; s++)
+		if (sigismember(rl->cfg->stop_signals, s) == 1 &&
+		    sigismember(&pend, s) == 1)
+			return true;
+	return false;
+}
+
+/* Sleep @ms, or less if a stop signal or (with @fd >= 0) input comes. */
+static void relay_wait(struct relay *rl, int fd, int64_t ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	struct timespec ts;
+
+	if (ms < 0)
+		ms = 0;
+	ts.tv_sec = (time_t)(ms / 1000);
+	ts.tv_nsec = (long)(ms % 1000) * 1000000;
+	ppoll(fd >= 0 ? &p : NULL, fd >= 0 ? 1 : 0, &ts, &rl->wait_mask);
+}
+
+/* Log a backend's state change once. */
+static void relay_backend_down(struct relay *rl, bool redis, const char *why)
+{
+	bool *down = redis ? &rl->redis_down : &rl->pg_down;
+
+	if (!*down)
+		vs_warn("%s unreachable: %s; retrying",
+			redis ? "redis" : "postgres", why);
+	*down = true;
+}
+
+static void relay_backend_up(struct relay *rl, bool redis)
+{
+	bool *down = redis ? &rl->redis_down : &rl->pg_down;
+
+	if (*down)
+		vs_info("%s back", redis ? "redis" : "postgres");
+	*down = false;
+}
+
+static bool conn_error(int r)
+{
+	return r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EACCES;
+}
+
+/* Report a Redis failure @r; a connection-level one marks Redis down. */
+static int redis_failed(struct relay *rl, int r, const char *what)
+{
+	if (conn_error(r))
+		relay_backend_down(rl, true, vs_redis_last_error(rl->redis));
+	else
+		vs_error("redis: %s: %s", what, vs_redis_last_error(rl->redis));
+	return r;
+}
+
+static int pg_failed(struct relay *rl, int r, const char *what)
+{
+	if (conn_error(r))
+		relay_backend_down(rl, false, vs_pg_last_error(rl->pg));
+	else
+		vs_error("postgres: %s: %s", what, vs_pg_last_error(rl->pg));
+	return r;
+}
+
+/* ---- LISTEN connection --------------------------------------------------- */
+
+/*
+ * libpq's notification API needs the connection's socket, which struct
+ * vs_pg does not expose, so the LISTEN connection is a bare PGconn made
+ * here with the same deadline discipline (non-blocking connect, poll).
+ */
+static int listen_wait(PGconn *c, bool wr, int64_t deadline)
+{
+	struct pollfd p = {.fd = PQsocket(c), .events = wr ? POLLOUT : POLLIN};
+	int64_t left = deadline - now_ms();
+
+	if (p.fd < 0)
+		return -EBADF;
+	if (left <= 0)
+		return -ETIMEDOUT;
+	if (poll(&p, 1, (int)left) == 0)
+		return -ETIMEDOUT;
+	return 0;
+}
+
+static void listen_drop(struct relay *rl)
+{
+	if (rl->listen) {
+		PQfinish(rl->listen);
+		rl->listen = NULL;
+	}
+}
+
+static int listen_connect(struct relay *rl)
+{
+	const char *keys[] = {"application_name", "dbname", NULL};
+	const char *vals[] = {"vsync-relay",
+			      rl->cfg->pg_conninfo ? rl->cfg->pg_conninfo : "",
+			      NULL};
+	int64_t deadline = now_ms() + rl->cfg->timeout_ms;
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	PGresult *res;
+	int r = -ECONNREFUSED;
+
+	rl->listen = PQconnectStartParams(keys, vals, 1);
+	if (!rl->listen)
+		return -ENOMEM;
+	if (PQstatus(rl->listen) == CONNECTION_BAD)
+		goto fail;
+	while (st != PGRES_POLLING_OK) {
+		if (st == PGRES_POLLING_FAILED)
+			goto fail;
+		r = listen_wait(rl->listen, st == PGRES_POLLING_WRITING,
+				deadline);
+		if (r < 0)
+			goto fail;
+		st = PQconnectPoll(rl->listen);
+	}
+	r = -ECONNREFUSED;
+	if (PQsetnonblocking(rl->listen, 1) != 0 ||
+	    !PQsendQuery(rl->listen, "LISTEN " RELAY_CHANNEL))
+		goto fail;
+	while ((r = PQflush(rl->listen)) > 0)
+		if ((r = listen_wait(rl->listen, true, deadline)) < 0)
+			goto fail;
+	if (r < 0) {
+		r = -ECONNREFUSED;
+		goto fail;
+	}
+	for (;;) {
+		while (PQisBusy(rl->listen)) {
+			r = listen_wait(rl->listen, false, deadline);
+			if (r < 0)
+				goto fail;
+			if (!PQconsumeInput(rl->listen)) {
+				r = -ECONNREFUSED;
+				goto fail;
+			}
+		}
+		res = PQgetResult(rl->listen);
+		if (!res)
+			break;
+		r = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -EIO;
+		PQclear(res);
+		if (r < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	relay_backend_down(rl, false,
+			   r == -ETIMEDOUT ? "LISTEN connection timed out"
+					   : PQerrorMessage(rl->listen));
+	listen_drop(rl);
+	return r < 0 ? r : -ECONNREFUSED;
+}
+
+static void pending_add(struct relay *rl, const char *id)
+{
+	int i;
+
+	for (i = 0; i < rl->npending; i++)
+		if (!strcmp(rl->pending[i], id))
+			return;
+	if (rl->npending == RELAY_PENDING_MAX) {
+		rl->full_scan = true;
+		return;
+	}
+	memcpy(rl->pending[rl->npending++], id, 37);
+}
+
+/* The project id of a NOTIFY payload (a hint), or false. */
+static bool hint_project(const char *payload, char id[37])
+{
+	const char *p = strstr(payload, "\"project_id\"");
+	int i;
+
+	if (!p)
+		return false;
+	p += strlen("\"project_id\"");
+	while (*p == ' ' || *p == ':')
+		p++;
+	if (*p++ != '"')
+		return false;
+	for (i = 0; i < 36; i++) {
+		char ch = p[i];
+
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
+		      ch == '-'))
+			return false;
+		id[i] = ch;
+	}
+	id[36] = '\0';
+	return p[36] == '"';
+}
+
+/* Read what arrived on the LISTEN connection. 0 or -ECONNREFUSED. */
+static int listen_drain(struct relay *rl)
+{
+	PGnotify *n;
+	char id[37];
+
+	if (!PQconsumeInput(rl->listen)) {
+		relay_backend_down(rl, false, PQerrorMessage(rl->listen));
+		listen_drop(rl);
+		return -ECONNREFUSED;
+	}
+	while ((n = PQnotifies(rl->listen))) {
+		if (hint_project(n->extra, id))
+			pending_add(rl, id);
+		else
+			rl->full_scan = true;
+		PQfreemem(n);
+	}
+	return 0;
+}
+
+/* ---- Redis helpers ------------------------------------------------------- */
+
+static int redis_cursor(struct relay *rl, const char *id, int64_t *cursor)
+{
+	char key[VS_REDIS_KEY_MAX], *end;
+	const char *argv[2] = {"GET", key};
+	redisReply *rep = NULL;
+	int r;
+
+	*cursor = 0;
+	vs_redis_key_cursor(key, id);
+	r = vs_redis_command(rl->redis, &rep, 2, argv, NULL);
+	if (r < 0)
+		return redis_failed(rl, r, "GET cursor");
+	if (rep->type == REDIS_REPLY_STRING) {
+		errno = 0;
+		*cursor = strtoll(rep->str, &end, 10);
+		if (errno || *end || *cursor < 0) {
+			vs_error("bad cursor '%.40s' in %s: starting from 0",
+				 rep->str, key);
+			*cursor = 0;
+		}
+	}
+	freeReplyObject(rep);
+	return 0;
+}
+
+static int script_load(struct relay *rl)
+{
+	const char *argv[3] = {"SCRIPT", "LOAD", RELAY_SCRIPT};
+	redisReply *rep = NULL;
+	int r;
+
+	r = vs_redis_command(rl->redis, &rep, 3, argv, NULL);
+	if (r < 0)
+		return redis_failed(rl, r, "SCRIPT LOAD");
+	if (rep->type != REDIS_REPLY_STRING || rep->len != 40) {
+		freeReplyObject(rep);
+		vs_error("redis: unexpected answer to SCRIPT LOAD");
+		return -EIO;
+	}
+	memcpy(rl->script_sha, rep->str, 40);
+	rl->script_sha[40] = '\0';
+	freeReplyObject(rep);
+	return 0;
+}
+
+/* Is blob @hash of @id in Redis? (EXPIRE refreshes its TTL too.) */
+static int blob_present(struct relay *rl, const char *id, const char *hash)
+{
+	char key[VS_REDIS_KEY_MAX], ttl[16];
+	const char *argv[3] = {"EXPIRE", key, ttl};
+	redisReply *rep = NULL;
+	int r;
+
+	vs_redis_key_blob(key, id, hash);
+	snprintf(ttl, sizeof(ttl), "%d", rl->cfg->blob_ttl_s);
+	r = vs_redis_command(rl->redis, &rep, 3, argv, NULL);
+	if (r < 0)
+		return redis_failed(rl, r, "EXPIRE blob");
+	r = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+	freeReplyObject(rep);
+	return r;
+}
+
+/* Put the content of change @c into Redis unless there or too big.
+ * Content PostgreSQL no longer has, or whose bytes do not match, is
+ * logged and left out (agents then read PostgreSQL). */
+static int blob_publish(struct relay *rl, const char *id,
+			const struct vs_change *c)
+{
+	char got[VS_HASH_HEX_LEN + 1];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int r, tmo;
+
+	if (c->op == VS_OP_DELETE || c->state.kind == VS_KIND_DIR ||
+	    !c->state.hash[0] || c->state.size > rl->cfg->blob_max)
+		return 0;
+	r = blob_present(rl, id, c->state.hash);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	tmo = vs_pg_get_timeout(rl->pg);
+	vs_pg_set_timeout(rl->pg,
+			  tmo + (int)(c->state.size / (RELAY_MIN_RATE / 1000)));
+	r = vs_pg_blob_fetch(rl->pg, id, c->state.hash, &buf, &len);
+	vs_pg_set_timeout(rl->pg, tmo);
+	if (r == -ENOENT) {
+		vs_warn("change %" PRId64 " of %s: no content %.12s in "
+			"PostgreSQL; not cached",
+			c->seq, id, c->state.hash);
+		return 0;
+	}
+	if (r < 0)
+		return pg_failed(rl, r, "fetch blob");
+	r = vs_sha256_hex(got, buf, len);
+	if (r < 0)
+		goto out;
+	if (strcmp(got, c->state.hash) != 0) {
+		vs_error("change %" PRId64 " of %s: content of '%s' does not "
+			 "match its checksum %s; not cached",
+			 c->seq, id, c->path, c->state.hash);
+		goto out;
+	}
+	vs_redis_set_timeout(rl->redis,
+			     rl->cfg->timeout_ms +
+				 (int)(len / (RELAY_MIN_RATE / 1000)));
+	r = vs_redis_blob_put(rl->redis, id, c->state.hash, buf, len,
+			      rl->cfg->blob_ttl_s);
+	vs_redis_set_timeout(rl->redis, rl->cfg->timeout_ms);
+	if (r < 0)
+		r = redis_failed(rl, r, "SET blob");
+out:
+	free(buf);
+	return r;
+}
+
+/* ---- one change ---------------------------------------------------------- */
+
+static int argv_reserve(struct relay *rl, size_t n)
+{
+	const char **a;
+	size_t *l, want = rl->argv_alloc ? rl->argv_alloc : 64;
+
+	if (n <= rl->argv_alloc)
+		return 0;
+	while (want < n)
+		want *= 2;
+	a = realloc(rl->argv, want * sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	rl->argv = a;
+	l = realloc(rl->argvlen, want * sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	rl->argvlen = l;
+	rl->argv_alloc = want;
+	return 0;
+}
+
+/* Append @len bytes (+NUL) to the value buffer; their offset or -ENOMEM. */
+static long buf_append(struct relay *rl, const char *s, size_t len)
+{
+	size_t want = rl->buf_alloc ? rl->buf_alloc : 65536;
+	char *b;
+	long off;
+
+	while (rl->buf_len + len + 1 > want)
+		want *= 2;
+	if (want != rl->buf_alloc) {
+		b = realloc(rl->buf, want);
+		if (!b)
+			return -ENOMEM;
+		rl->buf = b;
+		rl->buf_alloc = want;
+	}
+	off = (long)rl->buf_len;
+	memcpy(rl->buf + rl->buf_len, s, len);
+	rl->buf[rl->buf_len + len] = '\0';
+	rl->buf_len += len + 1;
+	return off;
+}
+
+/* Columns of vsync_change_feed() and vsync_change_rows(). */
+enum { FEED_SEQ, FEED_OP, FEED_NCOLS = 12 };
+static const char *const feed_names[FEED_NCOLS] = {
+    "seq",  "op",   "path",    "old_path", "kind",   "mode",
+    "size", "hash", "version", "mtime_ns", "target", "author",
+};
+enum {
+	ROW_SEQ,
+	ROW_PATH,
+	ROW_DELETED,
+	ROW_KIND,
+	ROW_MODE,
+	ROW_SIZE,
+	ROW_HASH,
+	ROW_VERSION,
+	ROW_MTIME,
+	ROW_TARGET,
+	ROW_NCOLS
+};
+
+/* Append one argument. @len is the byte count; for a manifest value
+ * (@s NULL) it is the index of the value in rl->vals, resolved to a
+ * pointer into rl->buf once the buffer no longer moves. */
+static int push(struct relay *rl, size_t *n, const char *s, size_t len)
+{
+	if (argv_reserve(rl, *n + 1) < 0)
+		return -ENOMEM;
+	rl->argv[*n] = s;
+	rl->argvlen[*n] = len;
+	(*n)++;
+	return 0;
+}
+
+/* Keep @len bytes of @s in rl->buf; the index of the value, or -ENOMEM. */
+static long value_add(struct relay *rl, const char *s, size_t len)
+{
+	struct relay_value *v;
+	size_t want;
+	long off;
+
+	if (rl->nvals == rl->vals_alloc) {
+		want = rl->vals_alloc ? rl->vals_alloc * 2 : 256;
+		v = realloc(rl->vals, want * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		rl->vals = v;
+		rl->vals_alloc = want;
+	}
+	off = buf_append(rl, s, len);
+	if (off < 0)
+		return off;
+	rl->vals[rl->nvals].off = (size_t)off;
+	rl->vals[rl->nvals].len = len;
+	return (long)rl->nvals++;
+}
+
+/* Fill @e from row @i of a vsync_change_rows() result (a live row).
+ * 0, or -EBADMSG for a row to leave out. */
+static int delta_entry(struct vs_manifest_entry *e, PGresult *rows, int i)
+{
+	const char *hash = PQgetvalue(rows, i, ROW_HASH);
+	const char *target = PQgetvalue(rows, i, ROW_TARGET);
+	int tlen = PQgetlength(rows, i, ROW_TARGET);
+
+	memset(e, 0, sizeof(*e));
+	if (vs_kind_parse(PQgetvalue(rows, i, ROW_KIND), &e->kind) < 0)
+		return -EBADMSG;
+	e->mode =
+	    (uint32_t)strtoul(PQgetvalue(rows, i, ROW_MODE), NULL, 10) & 07777;
+	e->size = strtoull(PQgetvalue(rows, i, ROW_SIZE), NULL, 10);
+	e->version = strtoll(PQgetvalue(rows, i, ROW_VERSION), NULL, 10);
+	e->mtime_ns = strtoll(PQgetvalue(rows, i, ROW_MTIME), NULL, 10);
+	if (e->kind == VS_KIND_DIR)
+		return 0;
+	if (!vs_hash_hex_valid(hash))
+		return -EBADMSG;
+	memcpy(e->hash, hash, VS_HASH_HEX_LEN + 1);
+	if (e->kind == VS_KIND_SYMLINK) {
+		if (PQgetisnull(rows, i, ROW_TARGET) || tlen == 0 ||
+		    tlen > VS_PATH_MAX || memchr(target, '\0', (size_t)tlen))
+			return -EBADMSG;
+		e->target = (char *)target;
+	}
+	return 0;
+}
+
+/*
+ * Turn the vsync_change_rows() rows [from, to) (all of one change) into
+ * manifest ops ("S" path value | "D" path) appended to the arguments.
+ * A row that does not validate is logged and left out. 0 or -ENOMEM.
+ */
+static int delta_ops(struct relay *rl, const char *id, PGresult *rows, int from,
+		     int to, size_t *n, size_t *nops)
+{
+	char val[VS_RELAY_ENTRY_MAX];
+	struct vs_manifest_entry e;
+	const char *path;
+	long v;
+	int i, len, plen, r;
+
+	for (i = from; i < to; i++) {
+		path = PQgetvalue(rows, i, ROW_PATH);
+		plen = PQgetlength(rows, i, ROW_PATH);
+		if (plen == 0 || vs_path_check(path, (size_t)plen) < 0) {
+			vs_error("project %s change %s: leaving out manifest "
+				 "row with invalid path '%.200s'",
+				 id, PQgetvalue(rows, i, ROW_SEQ), path);
+			continue;
+		}
+		if (PQgetvalue(rows, i, ROW_DELETED)[0] == 't') {
+			r = push(rl, n, "D", 1);
+			r = r ?: push(rl, n, path, (size_t)plen);
+			if (r < 0)
+				return r;
+			(*nops)++;
+			continue;
+		}
+		len = delta_entry(&e, rows, i) < 0
+			  ? -1
+			  : vs_relay_entry_format(val, sizeof(val), &e);
+		if (len < 0) {
+			vs_error("project %s change %s: leaving out manifest "
+				 "row of '%.200s': bad kind, hash or target",
+				 id, PQgetvalue(rows, i, ROW_SEQ), path);
+			continue;
+		}
+		v = value_add(rl, val, (size_t)len);
+		if (v < 0)
+			return -ENOMEM;
+		r = push(rl, n, "S", 1);
+		r = r ?: push(rl, n, path, (size_t)plen);
+		r = r ?: push(rl, n, NULL, (size_t)v);
+		if (r < 0)
+			return r;
+		(*nops)++;
+	}
+	return 0;
+}
+
+/*
+ * Publish change row @i of @feed (rows [from, to) of @rows are its
+ * manifest delta). 0 or -errno (the round ends; nothing half-done stays:
+ * the script is atomic and the cursor only moves with it).
+ */
+static int publish_change(struct relay *rl, const char *id, PGresult *feed,
+			  int i, PGresult *rows, int from, int to)
+{
+	char keys[3][VS_REDIS_KEY_MAX], seq[24], maxlen[24], nf[16], nops_s[24],
+	    channel[64], why[256], mode[8];
+	const char *names[FEED_NCOLS], *vals[FEED_NCOLS];
+	size_t lens[FEED_NCOLS], n, nops = 0, nops_at, k;
+	struct vs_change c;
+	redisReply *rep = NULL;
+	bool valid;
+	int r, f, nfields = 0, tries;
+
+	rl->buf_len = 0;
+	for (f = 0; f < FEED_NCOLS; f++) {
+		names[f] = feed_names[f];
+		vals[f] =
+		    PQgetisnull(feed, i, f) ? NULL : PQgetvalue(feed, i, f);
+		lens[f] = (size_t)PQgetlength(feed, i, f);
+	}
+	if (vals[5]) { /* mode: decimal from SQL, octal in the stream */
+		snprintf(mode, sizeof(mode), "%lo",
+			 strtoul(vals[5], NULL, 10) & 07777);
+		vals[5] = mode;
+		lens[5] = strlen(mode);
+	}
+	valid = vs_change_parse(&c, names, vals, lens, FEED_NCOLS, why,
+				sizeof(why)) == 0;
+	if (!valid) {
+		vs_error("project %s: skipping change %s: %s", id,
+			 PQgetvalue(feed, i, FEED_SEQ), why);
+		memset(&c, 0, sizeof(c));
+		c.seq = strtoll(PQgetvalue(feed, i, FEED_SEQ), NULL, 10);
+		if (c.seq <= 0)
+			return -EBADMSG; /* cannot even advance past it */
+	} else {
+		/* change.h keeps the author of deletes out; the event has it */
+		if (vals[11] && !c.author[0])
+			snprintf(c.author, sizeof(c.author), "%.*s",
+				 (int)lens[11], vals[11]);
+		r = blob_publish(rl, id, &c);
+		if (r < 0)
+			return r;
+		r = vs_relay_event_json(rl->json, VS_RELAY_EVENT_MAX, &c, id);
+		if (r < 0) {
+			vs_error("project %s change %" PRId64
+				 ": event too large; not announced",
+				 id, c.seq);
+			rl->json[0] = '\0';
+		}
+	}
+
+	vs_redis_key_events(keys[0], id);
+	vs_redis_key_manifest(keys[1], id);
+	vs_redis_key_cursor(keys[2], id);
+	snprintf(seq, sizeof(seq), "%" PRId64, c.seq);
+	snprintf(maxlen, sizeof(maxlen), "%ld", rl->cfg->stream_maxlen);
+	snprintf(channel, sizeof(channel), "project.%s.files", id);
+	for (f = 0; valid && f < FEED_NCOLS; f++)
+		nfields += vals[f] ? 2 : 0;
+	snprintf(nf, sizeof(nf), "%d", nfields);
+
+	rl->nvals = 0;
+	n = 0;
+	r = push(rl, &n, "EVALSHA", 7);
+	r = r ?: push(rl, &n, "", 0); /* the script's sha, set below */
+	r = r ?: push(rl, &n, "3", 1);
+	for (k = 0; k < 3; k++)
+		r = r ?: push(rl, &n, keys[k], strlen(keys[k]));
+	r = r ?: push(rl, &n, seq, strlen(seq));
+	r = r ?: push(rl, &n, maxlen, strlen(maxlen));
+	r = r ?: push(rl, &n, channel, strlen(channel));
+	r = r
+		?: push(rl, &n, valid ? rl->json : "",
+			valid ? strlen(rl->json) : 0);
+	r = r ?: push(rl, &n, valid ? "1" : "0", 1);
+	r = r ?: push(rl, &n, nf, strlen(nf));
+	for (f = 0; valid && f < FEED_NCOLS; f++) {
+		if (!vals[f])
+			continue;
+		r = r ?: push(rl, &n, names[f], strlen(names[f]));
+		r = r ?: push(rl, &n, vals[f], lens[f]);
+	}
+	nops_at = n;
+	r = r ?: push(rl, &n, "", 0); /* the op count, set below */
+	r = r ?: delta_ops(rl, id, rows, from, to, &n, &nops);
+	if (r < 0)
+		return r;
+	snprintf(nops_s, sizeof(nops_s), "%zu", nops);
+	rl->argv[nops_at] = nops_s;
+	rl->argvlen[nops_at] = strlen(nops_s);
+	for (k = nops_at + 1; k < n; k++) {
+		if (rl->argv[k])
+			continue;
+		rl->argv[k] = rl->buf + rl->vals[rl->argvlen[k]].off;
+		rl->argvlen[k] = rl->vals[rl->argvlen[k]].len;
+	}
+	for (tries = 0;; tries++) {
+		if (!rl->script_sha[0]) {
+			r = script_load(rl);
+			if (r < 0)
+				return r;
+		}
+		rl->argv[1] = rl->script_sha;
+		rl->argvlen[1] = 40;
+		r = vs_redis_command(rl->redis, &rep, (int)n, rl->argv,
+				     rl->argvlen);
+		if (r == -EIO && tries == 0 &&
+		    !strncmp(vs_redis_last_error(rl->redis), "NOSCRIPT", 8)) {
+			rl->script_sha[0] = '\0';
+			continue;
+		}
+		break;
+	}
+	if (r < 0) {
+		if (conn_error(r))
+			rl->script_sha[0] = '\0'; /* may be a new server */
+		return redis_failed(rl, r, "publish script");
+	}
+	if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 1)
+		vs_debug("project %s: published change %" PRId64 " (%s '%s')",
+			 id, c.seq, vs_change_op_name(c.op), c.path);
+	else if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 0)
+		vs_debug("project %s: change %" PRId64
+			 " already published by another relay",
+			 id, c.seq);
+	freeReplyObject(rep);
+	return 0;
+}
+
+/* ---- one project -----------------------------------------------------------
+ */
+
+/*
+ * Publish the changes of project @id after its cursor up to @change_seq
+ * (the project's last committed change when we looked). 0, or -errno.
+ */
+static int relay_project(struct relay *rl, const char *id, int64_t change_seq)
+{
+	char after[24], upto[24], limit[16];
+	const char *v[3] = {id, after, limit};
+	PGresult *feed = NULL, *rows = NULL;
+	int64_t cursor, last, s;
+	int r, i, j, from, nfeed, nrows;
+
+	r = redis_cursor(rl, id, &cursor);
+	if (r < 0)
+		return r;
+	snprintf(limit, sizeof(limit), "%d", rl->cfg->batch);
+	while (cursor < change_seq) {
+		if (relay_stopping(rl))
+			return 0;
+		snprintf(after, sizeof(after), "%" PRId64, cursor);
+		r = vs_pg_exec(
+		    rl->pg, &feed,
+		    "SELECT seq, op, path, old_path, kind, mode, size,"
+		    " hash, version, mtime_ns, target, author"
+		    " FROM vsync_change_feed($1, $2, $3)",
+		    3, v, NULL, NULL, 0);
+		if (r < 0)
+			return pg_failed(rl, r, "read change feed");
+		nfeed = PQntuples(feed);
+		if (nfeed == 0 || PQnfields(feed) != FEED_NCOLS) {
+			vs_error("project %s: change feed after %" PRId64
+				 " is empty, but the project is at %" PRId64,
+				 id, cursor, change_seq);
+			r = -EIO;
+			goto out;
+		}
+		last = strtoll(PQgetvalue(feed, nfeed - 1, FEED_SEQ), NULL, 10);
+		snprintf(upto, sizeof(upto), "%" PRId64, last);
+		{
+			const char *rv[3] = {id, after, upto};
+
+			r = vs_pg_exec(rl->pg, &rows,
+				       "SELECT seq, path, deleted, kind, mode,"
+				       " size, hash, version, mtime_ns, target"
+				       " FROM vsync_change_rows($1, $2, $3)",
+				       3, rv, NULL, NULL, 0);
+		}
+		if (r < 0) {
+			r = pg_failed(rl, r, "read change rows");
+			goto out;
+		}
+		nrows = PQntuples(rows);
+		if (PQnfields(rows) != ROW_NCOLS) {
+			vs_error("unexpected columns from vsync_change_rows");
+			r = -EIO;
+			goto out;
+		}
+		for (i = 0, j = 0; i < nfeed; i++) {
+			s = strtoll(PQgetvalue(feed, i, FEED_SEQ), NULL, 10);
+			if (s != cursor + 1) {
+				/* file_operations is gap-free: never */
+				vs_error("project %s: change feed jumps from "
+					 "%" PRId64 " to %" PRId64,
+					 id, cursor, s);
+				r = -EIO;
+				goto out;
+			}
+			while (j < nrows &&
+			       strtoll(PQgetvalue(rows, j, ROW_SEQ), NULL, 10) <
+				   s)
+				j++;
+			from = j;
+			while (j < nrows &&
+			       strtoll(PQgetvalue(rows, j, ROW_SEQ), NULL,
+				       10) == s)
+				j++;
+			r = publish_change(rl, id, feed, i, rows, from, j);
+			if (r < 0)
+				goto out;
+			relay_backend_up(rl, true);
+			cursor = s;
+			if (i + 1 < nfeed && relay_stopping(rl))
+				break;
+		}
+		PQclear(feed);
+		PQclear(rows);
+		feed = rows = NULL;
+	}
+	r = 0;
+out:
+	PQclear(feed);
+	PQclear(rows);
+	return r;
+}
+
+/* The project's last committed change; -ENOENT if it is gone. */
+static int project_seq(struct relay *rl, const char *id, int64_t *seq)
+{
+	const char *v[1] = {id};
+	PGresult *res = NULL;
+	int r;
+
+	r = vs_pg_exec(rl->pg, &res,
+		       "SELECT change_seq FROM projects WHERE id = $1", 1, v,
+		       NULL, NULL, 0);
+	if (r < 0)
+		return pg_failed(rl, r, "read project seq");
+	if (PQntuples(res) != 1)
+		r = -ENOENT;
+	else
+		*seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return r;
+}
+
+/* Every project. 0 or the first failure. */
+static int relay_scan_all(struct relay *rl)
+{
+	PGresult *res = NULL;
+	char id[37];
+	int r, i;
+
+	r = vs_pg_exec(rl->pg, &res,
+		       "SELECT id, change_seq FROM projects ORDER BY id", 0,
+		       NULL, NULL, NULL, 0);
+	if (r < 0)
+		return pg_failed(rl, r, "list projects");
+	relay_backend_up(rl, false);
+	for (i = 0; i < PQntuples(res) && !relay_stopping(rl); i++) {
+		snprintf(id, sizeof(id), "%s", PQgetvalue(res, i, 0));
+		r = relay_project(rl, id,
+				  strtoll(PQgetvalue(res, i, 1), NULL, 10));
+		if (r < 0)
+			break;
+	}
+	PQclear(res);
+	return r;
+}
+
+/* The hinted projects. 0 or the first failure (the rest stay pending). */
+static int relay_scan_pending(struct relay *rl)
+{
+	int64_t seq = 0;
+	int r;
+
+	while (rl->npending > 0 && !relay_stopping(rl)) {
+		const char *id = rl->pending[rl->npending - 1];
+
+		r = project_seq(rl, id, &seq);
+		if (r == 0)
+			r = relay_project(rl, id, seq);
+		if (r < 0 && r != -ENOENT)
+			return r;
+		rl->npending--;
+	}
+	return 0;
+}
+
+/* ---- the loop --------------------------------------------------------------
+ */
+
+static int relay_init(struct relay *rl, const struct vs_relay_config *cfg)
+{
+	struct timespec ts;
+	sigset_t cur;
+	int r, s;
+
+	memset(rl, 0, sizeof(*rl));
+	rl->cfg = cfg;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	rl->rnd = (uint32_t)ts.tv_nsec ^ (uint32_t)getpid() ^ 0x9e3779b9u;
+	if (!rl->rnd)
+		rl->rnd = 1;
+	sigprocmask(SIG_SETMASK, NULL, &cur);
+	rl->wait_mask = cur;
+	for (s = 1; cfg->stop_signals && s < NSIG; s++)
+		if (sigismember(cfg->stop_signals, s) == 1)
+			sigdelset(&rl->wait_mask, s);
+	rl->json = malloc(VS_RELAY_EVENT_MAX);
+	if (!rl->json)
+		return -ENOMEM;
+	r = vs_pg_new(&rl->pg, cfg->pg_conninfo, cfg->timeout_ms);
+	if (r < 0)
+		return r;
+	return vs_redis_new(&rl->redis, cfg->redis_url, cfg->timeout_ms);
+}
+
+static void relay_release(struct relay *rl)
+{
+	listen_drop(rl);
+	vs_pg_free(rl->pg);
+	vs_redis_free(rl->redis);
+	free(rl->json);
+	free(rl->buf);
+	free(rl->vals);
+	free(rl->argv);
+	free(rl->argvlen);
+}
+
+/* (Re)connect what is down. 0 or -errno (logged once per state change). */
+static int relay_connect(struct relay *rl)
+{
+	int r;
+
+	r = vs_redis_ensure(rl->redis);
+	if (r < 0) {
+		relay_backend_down(rl, true, vs_redis_last_error(rl->redis));
+		return r;
+	}
+	relay_backend_up(rl, true);
+	r = vs_pg_ensure(rl->pg);
+	if (r < 0) {
+		relay_backend_down(rl, false, vs_pg_last_error(rl->pg));
+		return r;
+	}
+	if (!rl->cfg->once && !rl->listen) {
+		r = listen_connect(rl);
+		if (r < 0)
+			return r;
+		/* whatever was notified while we were not listening */
+		rl->full_scan = true;
+	}
+	relay_backend_up(rl, false);
+	return 0;
+}
+
+int vs_relay_run(const struct vs_relay_config *cfg)
+{
+	struct relay rl;
+	unsigned failures = 0;
+	int64_t now;
+	int r;
+
+	r = relay_init(&rl, cfg);
+	if (r < 0)
+		goto out;
+	rl.full_scan = true;
+	vs_info("relay started: %s, poll every %d ms, batch %d",
+		vs_redis_describe(rl.redis), cfg->poll_interval_ms, cfg->batch);
+	while (!relay_stopping(&rl)) {
+		r = relay_connect(&rl);
+		if (r == 0 && rl.listen)
+			r = listen_drain(&rl);
+		now = now_ms();
+		if (r == 0 && (rl.full_scan || now >= rl.next_poll_ms)) {
+			rl.full_scan = false;
+			r = relay_scan_all(&rl);
+			if (r < 0)
+				rl.full_scan = true;
+			else
+				rl.next_poll_ms =
+				    now_ms() + cfg->poll_interval_ms;
+		}
+		if (r == 0)
+			r = relay_scan_pending(&rl);
+		if (r == 0 && cfg->once)
+			break;
+		if (r < 0) {
+			if (cfg->once)
+				goto out;
+			if (conn_error(r) || r == -EIO) {
+				/* start over on fresh connections */
+				vs_redis_disconnect(rl.redis);
+				listen_drop(&rl);
+			}
+			relay_wait(
+			    &rl, -1,
+			    vs_relay_backoff_ms(failures++, relay_rand(&rl)));
+			continue;
+		}
+		failures = 0;
+		if (rl.npending == 0 && !rl.full_scan)
+			relay_wait(&rl, rl.listen ? PQsocket(rl.listen) : -1,
+				   rl.next_poll_ms - now_ms());
+	}
+	r = 0;
+out:
+	if (r < 0 && cfg->once)
+		vs_error("relay stopped: %s", strerror(-r));
+	relay_release(&rl);
+	return r;
+}

@@ -1,0 +1,483 @@
+/*
+ * subscriber.c - the change follower (subscriber.h).
+ *
+ * DESIGN
+ * One thread owns its own PostgreSQL and Redis connections (never shared
+ * with the FUSE threads). Its state: @applied, the last change handed to
+ * apply() successfully; everything is read "after @applied", so a restart
+ * of any backend (or of this thread) resumes where it stopped and a change
+ * is never applied twice or skipped:
+ *  - Redis mode: XREAD COUNT 256 BLOCK 1000 from "<applied>-0". An entry
+ *    beyond applied+1 means a gap (trimmed stream, relay restarted, entry
+ *    rejected): the missing changes are read from PostgreSQL's change feed
+ *    first. An entry that fails validation is re-read from PostgreSQL; one
+ *    that PostgreSQL does not know (a forged id beyond the database's
+ *    sequence) is ignored, and the follower then polls the database for
+ *    new changes once a second until the stream moves past it.
+ *  - PostgreSQL mode: LISTEN file_changes; on each wake-up (or every
+ *    second) read the change feed after @applied. NOTIFY payloads are only
+ *    wake-ups: the feed is the data.
+ * A failing backend is retried with exponential backoff (100 ms .. 5 s)
+ * and jitter, so thousands of agents do not reconnect at once.
+ * @stop is checked at least once a second.
+ */
+#include "vsync/subscriber.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "vsync/change.h"
+#include "vsync/log.h"
+#include "vsync/pg.h"
+#include "vsync/redis.h"
+
+#define SUB_BLOCK_MS	   1000
+#define SUB_BATCH	   256
+#define SUB_BACKOFF_MIN_MS 100
+#define SUB_BACKOFF_MAX_MS 5000
+
+struct vs_sub {
+	char *pg_url, *redis_url;
+	char project_id[37];
+	int timeout_ms;
+	vs_sub_apply_fn apply;
+	void *arg;
+
+	pthread_t thread;
+	atomic_bool stop;
+	atomic_llong applied;
+
+	/* owned by the thread */
+	struct vs_pg *pg;
+	struct vs_redis *redis;
+	bool listening;
+	int64_t ignored_seq; /* last forged stream id logged */
+	unsigned rand_state;
+};
+
+static void sleep_ms(struct vs_sub *s, int ms)
+{
+	while (ms > 0 && !atomic_load(&s->stop)) {
+		int step = ms > 100 ? 100 : ms;
+		struct timespec ts = {0, step * 1000000L};
+
+		nanosleep(&ts, NULL);
+		ms -= step;
+	}
+}
+
+static int pg_ensure(struct vs_sub *s)
+{
+	int r;
+
+	if (!s->pg_url)
+		return -ENOTCONN;
+	if (s->pg)
+		return 0;
+	r = vs_pg_open(&s->pg, s->pg_url, s->timeout_ms);
+	s->listening = false;
+	return r;
+}
+
+static void pg_reset(struct vs_sub *s)
+{
+	vs_pg_free(s->pg);
+	s->pg = NULL;
+	s->listening = false;
+}
+
+/* Hand @c to apply(); on success it is the new @applied. */
+static int deliver(struct vs_sub *s, const struct vs_change *c)
+{
+	int r = s->apply(s->arg, c);
+
+	if (r == -ESTALE) {
+		vs_error("change %" PRId64 " (%s '%s') does not fit the tree: "
+			 "skipped",
+			 c->seq, vs_change_op_name(c->op), c->path);
+		r = 0;
+	}
+	if (r < 0) {
+		vs_warn("cannot apply change %" PRId64 " (%s '%s'): %s; will "
+			"retry",
+			c->seq, vs_change_op_name(c->op), c->path,
+			strerror(-r));
+		return r;
+	}
+	atomic_store(&s->applied, c->seq);
+	return 0;
+}
+
+/* One row of vsync_change_feed() -> @c. */
+static int row_to_change(PGresult *res, int row, struct vs_change *c, char *why,
+			 size_t whylen)
+{
+	const char *names[12];
+	const char *values[12];
+	size_t lengths[12];
+	char mode[16];
+	int n = PQnfields(res);
+
+	if (n > 12)
+		n = 12;
+	for (int i = 0; i < n; i++) {
+		names[i] = PQfname(res, i);
+		values[i] =
+		    PQgetisnull(res, row, i) ? NULL : PQgetvalue(res, row, i);
+		lengths[i] = (size_t)PQgetlength(res, row, i);
+		if (values[i] && strcmp(names[i], "mode") == 0) {
+			/* SQL gives decimal; the change format is octal */
+			snprintf(mode, sizeof(mode), "%lo",
+				 strtoul(values[i], NULL, 10));
+			values[i] = mode;
+			lengths[i] = strlen(mode);
+		}
+	}
+	return vs_change_parse(c, names, values, lengths, (size_t)n, why,
+			       whylen);
+}
+
+/*
+ * Apply the changes after @applied up to @upto (INT64_MAX: all) from
+ * PostgreSQL's change feed. 0 when done (even if the feed ended before
+ * @upto), -errno on a backend failure or a failed apply.
+ */
+static int feed_fill(struct vs_sub *s, int64_t upto)
+{
+	struct vs_change *c = malloc(sizeof(*c));
+	char why[256], after[24], limit[24];
+	PGresult *res = NULL;
+	int r = 0;
+
+	if (!c)
+		return -ENOMEM;
+	while (!atomic_load(&s->stop)) {
+		int64_t applied = atomic_load(&s->applied);
+		int64_t want = upto - applied;
+		const char *v[3] = {s->project_id, after, limit};
+		int rows;
+
+		if (want <= 0)
+			break;
+		snprintf(after, sizeof(after), "%" PRId64, applied);
+		snprintf(limit, sizeof(limit), "%" PRId64,
+			 want > SUB_BATCH ? (int64_t)SUB_BATCH : want);
+		r = pg_ensure(s);
+		if (r < 0)
+			break;
+		r = vs_pg_exec(s->pg, &res,
+			       "SELECT seq, op, path, old_path, kind, mode, "
+			       "size, hash, version, mtime_ns, target, author "
+			       "FROM vsync_change_feed($1, $2, $3)",
+			       3, v, NULL, NULL, 0);
+		if (r < 0) {
+			vs_warn("cannot read changes of project %s after "
+				"%s: %s",
+				s->project_id, after, vs_pg_last_error(s->pg));
+			pg_reset(s);
+			break;
+		}
+		rows = PQntuples(res);
+		for (int i = 0; i < rows && r == 0; i++) {
+			if (row_to_change(res, i, c, why, sizeof(why)) < 0) {
+				/* the database itself holds a bad change:
+				 * nothing better will come; skip it */
+				vs_error("skipping invalid change from "
+					 "PostgreSQL: %s",
+					 why);
+				atomic_store(&s->applied,
+					     atomic_load(&s->applied) + 1);
+				continue;
+			}
+			if (c->seq != atomic_load(&s->applied) + 1)
+				vs_warn(
+				    "change feed jumps from %lld to %" PRId64,
+				    (long long)atomic_load(&s->applied),
+				    c->seq);
+			r = deliver(s, c);
+		}
+		PQclear(res);
+		res = NULL;
+		if (r < 0 || rows < atoi(limit))
+			break;
+	}
+	free(c);
+	return r;
+}
+
+/* ---- Redis mode -------------------------------------------------------- */
+
+static void redis_reset(struct vs_sub *s)
+{
+	vs_redis_free(s->redis);
+	s->redis = NULL;
+}
+
+/* Handle one stream entry. Returns 0, or -errno to stop the batch. */
+static int stream_entry(struct vs_sub *s, const redisReply *e,
+			struct vs_change *c, bool *progress)
+{
+	const char *names[32], *values[32];
+	size_t lengths[32], n = 0;
+	const redisReply *f;
+	int64_t seq, applied = atomic_load(&s->applied);
+	char why[256];
+	int r;
+
+	if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+	    e->element[0]->type != REDIS_REPLY_STRING ||
+	    vs_change_parse_id(e->element[0]->str, &seq) < 0) {
+		vs_warn("ignoring stream entry with a malformed id in project "
+			"%s",
+			s->project_id);
+		return 0;
+	}
+	if (seq <= applied)
+		return 0;
+	if (seq > applied + 1) {
+		r = feed_fill(s, seq - 1);
+		if (r == -ENOTCONN) {
+			/* no database configured: nothing can fill it */
+			vs_warn("changes %" PRId64 "..%" PRId64
+				" are missing from the stream of project %s",
+				applied + 1, seq - 1, s->project_id);
+		} else if (r < 0) {
+			return r;
+		} else if (atomic_load(&s->applied) < seq - 1) {
+			if (s->ignored_seq != seq)
+				vs_warn("ignoring stream entry %" PRId64
+					": the database has no such change",
+					seq);
+			s->ignored_seq = seq;
+			return 0;
+		} else {
+			*progress = true;
+		}
+	}
+	f = e->element[1];
+	if (f->type == REDIS_REPLY_ARRAY) {
+		for (size_t i = 0; i + 1 < f->elements && n < 32; i += 2) {
+			if (f->element[i]->type != REDIS_REPLY_STRING ||
+			    f->element[i + 1]->type != REDIS_REPLY_STRING)
+				continue;
+			names[n] = f->element[i]->str;
+			values[n] = f->element[i + 1]->str;
+			lengths[n] = f->element[i + 1]->len;
+			n++;
+		}
+	}
+	r = vs_change_parse(c, names, values, lengths, n, why, sizeof(why));
+	if (r == 0 && c->seq != seq) {
+		snprintf(why, sizeof(why),
+			 "entry %" PRId64 " says seq %" PRId64, seq, c->seq);
+		r = -EBADMSG;
+	}
+	if (r < 0) {
+		vs_warn("rejected stream entry %" PRId64 " of project %s: %s; "
+			"reading it from PostgreSQL",
+			seq, s->project_id, why);
+		r = feed_fill(s, seq);
+		if (r == 0 && atomic_load(&s->applied) >= seq)
+			*progress = true;
+		return r;
+	}
+	r = deliver(s, c);
+	if (r == 0)
+		*progress = true;
+	return r;
+}
+
+static int redis_step(struct vs_sub *s)
+{
+	char key[VS_REDIS_KEY_MAX], from[32], count[16], block[16];
+	const char *argv[8];
+	redisReply *reply = NULL;
+	struct vs_change *c = NULL;
+	bool progress = false, any = false;
+	int r;
+
+	if (!s->redis) {
+		r = vs_redis_open(&s->redis, s->redis_url, s->timeout_ms);
+		if (r < 0)
+			return r;
+		/* whatever happened while we were away */
+		r = feed_fill(s, INT64_MAX);
+		if (r < 0 && s->pg_url)
+			vs_debug("catch-up from PostgreSQL failed: %s",
+				 strerror(-r));
+	}
+	vs_redis_key_events(key, s->project_id);
+	snprintf(from, sizeof(from), "%lld-0",
+		 (long long)atomic_load(&s->applied));
+	snprintf(count, sizeof(count), "%d", SUB_BATCH);
+	snprintf(block, sizeof(block), "%d", SUB_BLOCK_MS);
+	argv[0] = "XREAD";
+	argv[1] = "COUNT";
+	argv[2] = count;
+	argv[3] = "BLOCK";
+	argv[4] = block;
+	argv[5] = "STREAMS";
+	argv[6] = key;
+	argv[7] = from;
+	vs_redis_set_timeout(s->redis, SUB_BLOCK_MS + s->timeout_ms);
+	r = vs_redis_command(s->redis, &reply, 8, argv, NULL);
+	if (r < 0) {
+		vs_warn("cannot read events of project %s from Redis: %s",
+			s->project_id, vs_redis_last_error(s->redis));
+		redis_reset(s);
+		return r;
+	}
+	c = malloc(sizeof(*c));
+	if (!c) {
+		freeReplyObject(reply);
+		return -ENOMEM;
+	}
+	if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
+	    reply->element[0]->type == REDIS_REPLY_ARRAY &&
+	    reply->element[0]->elements == 2) {
+		const redisReply *entries = reply->element[0]->element[1];
+
+		for (size_t i = 0; entries->type == REDIS_REPLY_ARRAY &&
+				   i < entries->elements;
+		     i++) {
+			any = true;
+			r = stream_entry(s, entries->element[i], c, &progress);
+			if (r < 0)
+				break;
+		}
+	}
+	free(c);
+	freeReplyObject(reply);
+	if (r < 0)
+		return r;
+	if (any && !progress) {
+		/* only forged entries past our position: poll the database
+		 * (the source of truth) and do not spin on the stream */
+		r = feed_fill(s, INT64_MAX);
+		sleep_ms(s, 1000);
+		return r == -ENOTCONN ? 0 : r;
+	}
+	return 0;
+}
+
+/* ---- PostgreSQL mode --------------------------------------------------- */
+
+static int pg_step(struct vs_sub *s)
+{
+	int r;
+
+	r = pg_ensure(s);
+	if (r < 0)
+		return r;
+	if (!s->listening) {
+		r = vs_pg_listen(s->pg, "file_changes");
+		if (r < 0) {
+			pg_reset(s);
+			return r;
+		}
+		s->listening = true;
+	}
+	r = feed_fill(s, INT64_MAX);
+	if (r < 0)
+		return r;
+	if (!s->pg)
+		return -ECONNRESET;
+	r = vs_pg_wait_notify(s->pg, SUB_BLOCK_MS);
+	if (r < 0) {
+		pg_reset(s);
+		return r;
+	}
+	return 0;
+}
+
+static void *sub_main(void *arg)
+{
+	struct vs_sub *s = arg;
+	int backoff = SUB_BACKOFF_MIN_MS;
+	bool down = false;
+
+	while (!atomic_load(&s->stop)) {
+		int r = s->redis_url ? redis_step(s) : pg_step(s);
+
+		if (r == 0) {
+			if (down)
+				vs_info("following project %s again (at change "
+					"%lld)",
+					s->project_id,
+					(long long)atomic_load(&s->applied));
+			down = false;
+			backoff = SUB_BACKOFF_MIN_MS;
+			continue;
+		}
+		if (!down)
+			vs_warn("cannot follow project %s: %s; retrying with "
+				"backoff",
+				s->project_id, strerror(-r));
+		down = true;
+		/* full jitter: anywhere in [backoff/2, backoff] */
+		sleep_ms(s, backoff / 2 + (int)(rand_r(&s->rand_state) %
+						(unsigned)(backoff / 2 + 1)));
+		backoff = backoff * 2 > SUB_BACKOFF_MAX_MS ? SUB_BACKOFF_MAX_MS
+							   : backoff * 2;
+	}
+	vs_pg_free(s->pg);
+	s->pg = NULL;
+	redis_reset(s);
+	return NULL;
+}
+
+int vs_sub_start(struct vs_sub **out, const struct vs_sub_config *cfg,
+		 vs_sub_apply_fn apply, void *arg)
+{
+	struct vs_sub *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	s->pg_url = cfg->pg ? strdup(cfg->pg) : NULL;
+	s->redis_url = cfg->redis ? strdup(cfg->redis) : NULL;
+	if ((cfg->pg && !s->pg_url) || (cfg->redis && !s->redis_url)) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	snprintf(s->project_id, sizeof(s->project_id), "%s", cfg->project_id);
+	s->timeout_ms = cfg->timeout_ms;
+	s->apply = apply;
+	s->arg = arg;
+	s->rand_state = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)s;
+	atomic_init(&s->applied, cfg->start_seq);
+	atomic_init(&s->stop, false);
+	r = -pthread_create(&s->thread, NULL, sub_main, s);
+	if (r < 0)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	free(s->pg_url);
+	free(s->redis_url);
+	free(s);
+	return r;
+}
+
+void vs_sub_stop(struct vs_sub *s)
+{
+	if (!s)
+		return;
+	atomic_store(&s->stop, true);
+	pthread_join(s->thread, NULL);
+	free(s->pg_url);
+	free(s->redis_url);
+	free(s);
+}
+
+int64_t vs_sub_seq(struct vs_sub *s)
+{
+	return atomic_load(&s->applied);
+}

@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+#
+# test_relay.sh - vsync-relay against a throwaway PostgreSQL and Redis
+# (no FUSE needed).
+#
+# Covers: --once publishes every change of an imported tree: XLEN equals
+# the number of changes and the ids are exactly 1-0..N-0; the fields of a
+# create; manifest:{id} equals vsync_manifest() entry for entry (paths and
+# values); blobs are there, raw ('r') or lz4 ('z'), a small one byte for
+# byte. Two relays at once while 200 puts happen, one of them killed with
+# SIGKILL half-way and restarted: every seq exactly once, in order, no
+# gap, cursor = change_seq. Directory rename and recursive delete: the
+# manifest matches the tree again. PUBLISH: a subscriber sees the JSON
+# event with its seq. Redis frozen (SIGSTOP) then resumed: the relay logs
+# one "unreachable" and one "back" line and catches up. SIGTERM: exit 0.
+#
+# Needs: $VSYNC_BUILD_DIR/agent/{vsyncctl,vsync-relay} (ctest sets it).
+set -u
+
+# shellcheck source=tests/lib/servers.sh
+. "$(dirname "$0")/../lib/servers.sh"
+
+CTL=$VSYNC_BUILD_DIR/agent/vsyncctl
+RELAY=$VSYNC_BUILD_DIR/agent/vsync-relay
+for b in "$CTL" "$RELAY"; do
+	if [[ ! -x "$b" ]]; then
+		echo "test_relay: $b is missing (build first)" >&2
+		exit 1
+	fi
+done
+
+vs_deadline 450
+vs_servers_start all || exit 1
+PSQL=$VS_PG_BIN/psql
+W=$VS_SERVERS_DIR/work
+mkdir -p "$W"
+export VS_LOG_DIR=$VS_SERVERS_DIR
+
+ctl() { "$CTL" -q "$@"; }
+sql() { "$PSQL" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" -c "$1"; }
+rcli() { vs_redis_cli "$@"; }
+
+# The ids of events:{P}, space-separated.
+stream_ids() {
+	rcli EVAL "local o = {} for _, e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do o[#o + 1] = e[1] end return table.concat(o, ' ')" 1 "events:{$1}"
+}
+# "1-0 2-0 ... N-0"
+expected_ids() {
+	local i out=
+	for ((i = 1; i <= $1; i++)); do out+="${out:+ }$i-0"; done
+	printf '%s' "$out"
+}
+# manifest:{P} as sorted "path<TAB>value" lines.
+redis_manifest() {
+	rcli EVAL "local r = redis.call('HGETALL', KEYS[1]) local o = {} for i = 1, #r, 2 do o[#o + 1] = r[i] .. '\t' .. r[i + 1] end return table.concat(o, '\n')" 1 "manifest:{$1}" |
+		LC_ALL=C sort
+}
+# vsync_manifest() in the same format (docs/protocol.md, "Redis").
+pg_manifest() {
+	sql "SELECT path || E'\t' || kind || ' ' ||
+		coalesce(nullif(ltrim(((mode >> 9) & 7)::text || ((mode >> 6) & 7)::text ||
+		((mode >> 3) & 7)::text || (mode & 7)::text, '0'), ''), '0') || ' ' ||
+		size || ' ' || version || ' ' || mtime_ns || ' ' ||
+		coalesce(content_hash, '-') || coalesce(' ' || link_target, '')
+	     FROM vsync_manifest('$1')" | LC_ALL=C sort
+}
+project_seq() { sql "SELECT change_seq FROM projects WHERE id = '$1'"; }
+cursor() { rcli GET "relay:{$1}:cursor"; }
+caught_up() { [[ "$(cursor "$1")" == "$(project_seq "$1")" ]]; }
+
+# ---------------------------------------------------------------- --once
+
+vs_check "init" ctl init
+SRC=$W/src
+mkdir -p "$SRC/src/lib/deep" "$SRC/public" "$SRC/empty"
+printf 'console.log("hi");\n' >"$SRC/src/main.js"
+printf 'export const x = 1;\n' >"$SRC/src/lib/x.js"
+printf 'deep\n' >"$SRC/src/lib/deep/d.txt"
+for i in $(seq 1 400); do echo "line $i of a compressible file"; done >"$SRC/src/big.txt"
+head -c 3000 /dev/urandom >"$SRC/public/noise.bin"
+ln -s "src/main.js" "$SRC/link to main"
+vs_check "import" ctl import demo "$SRC"
+P=$(sql "SELECT id FROM projects WHERE name = 'demo'")
+N=$(project_seq "$P")
+
+vs_check "relay --once" "$RELAY" --once
+vs_check_eq "XLEN = number of changes ($N)" "$N" "$(rcli XLEN "events:{$P}")"
+vs_check_eq "stream ids are 1-0..$N-0" "$(expected_ids "$N")" "$(stream_ids "$P")"
+vs_check_eq "cursor = change_seq" "$N" "$(cursor "$P")"
+
+# the create of src/main.js
+seq_main=$(sql "SELECT seq FROM file_operations WHERE project_id = '$P' AND path = 'src/main.js'")
+entry=$(rcli XRANGE "events:{$P}" "$seq_main-0" "$seq_main-0" | tail -n +2 | paste -sd' ')
+hash_main=$(sha256sum <"$SRC/src/main.js" | cut -d' ' -f1)
+size_main=$(stat -c %s "$SRC/src/main.js")
+for want in "seq $seq_main" "op create" "path src/main.js" "kind file" \
+	"mode 644" "size $size_main" "hash $hash_main" "version 1" "author vsyncctl"; do
+	case " $entry " in
+	*" $want "*) vs_pass "create event has '$want'" ;;
+	*) vs_fail "create event has '$want': saw '$entry'" ;;
+	esac
+done
+case " $entry " in
+*" mtime_ns "[0-9]*) vs_pass "create event has mtime_ns" ;;
+*) vs_fail "create event has mtime_ns: saw '$entry'" ;;
+esac
+
+vs_check_eq "the manifest has the 11 live paths" 11 "$(redis_manifest "$P" | wc -l)"
+vs_check_eq "manifest:{id} = vsync_manifest()" "$(pg_manifest "$P")" "$(redis_manifest "$P")"
+vs_check_eq "a symlink's entry ends with its target" 1 \
+	"$(redis_manifest "$P" | grep -Ec $'^link to main\tsymlink 777 11 1 [0-9]+ [0-9a-f]{64} src/main.js$')"
+vs_check_eq "manifest paths = vsyncctl ls" \
+	"$(ctl ls demo | awk '{ $1 = $2 = $3 = $4 = ""; sub(/^ +/, ""); sub(/ -> .*/, ""); print }' | LC_ALL=C sort)" \
+	"$(rcli HKEYS "manifest:{$P}" | LC_ALL=C sort)"
+
+missing=0
+for h in $(sql "SELECT content_hash FROM vsync_manifest('$P') WHERE content_hash IS NOT NULL"); do
+	m=$(rcli GET "blob:{$P}:$h" | head -c 1)
+	[[ $m == r || $m == z ]] || missing=$((missing + 1))
+done
+vs_check_eq "every blob is in Redis, 'r' or 'z'" 0 "$missing"
+vs_check_eq "a small blob is 'r' + its bytes" "r$(cat "$SRC/src/main.js")" \
+	"$(rcli GET "blob:{$P}:$hash_main")"
+hash_big=$(sha256sum <"$SRC/src/big.txt" | cut -d' ' -f1)
+vs_check_eq "a compressible blob is lz4 ('z')" z \
+	"$(rcli GET "blob:{$P}:$hash_big" | head -c 1)"
+ttl=$(rcli TTL "blob:{$P}:$hash_main")
+if ((ttl > 0 && ttl <= 86400)); then vs_pass "blobs have a TTL ($ttl s)"; else vs_fail "blob TTL: saw $ttl"; fi
+
+vs_check "a second --once publishes nothing new" "$RELAY" --once
+vs_check_eq "still $N entries" "$N" "$(rcli XLEN "events:{$P}")"
+
+# ---------------------------------------------------------------- two relays, SIGKILL
+
+vs_relay_start --poll-interval 200 --timeout 2000
+R1=$VS_RELAY_PID
+vs_relay_start --poll-interval 200 --timeout 2000
+R2=$VS_RELAY_PID
+SUB_OUT=$W/sub.out
+timeout 240 redis-cli -h 127.0.0.1 -p "$VS_REDIS_PORT" SUBSCRIBE "project.$P.files" >"$SUB_OUT" 2>&1 &
+SUB=$!
+vs_on_exit "kill $SUB 2>/dev/null; wait $SUB 2>/dev/null; true"
+vs_poll 10 grep -q "project.$P.files" "$SUB_OUT" || vs_log "subscriber not ready"
+
+for i in $(seq 1 200); do
+	printf 'v%d\n' "$i" | ctl put demo "src/gen/f$((i % 17)).txt" - || vs_fail "put $i"
+	if ((i == 100)); then
+		kill -KILL "$R1" 2>/dev/null
+		wait "$R1" 2>/dev/null
+		vs_relay_start --poll-interval 200 --timeout 2000
+		R1=$VS_RELAY_PID
+	fi
+done
+N=$(project_seq "$P")
+if vs_poll 60 caught_up "$P"; then
+	vs_pass "two relays (one killed and restarted) catch up to $N"
+else
+	vs_fail "caught up: cursor $(cursor "$P"), change_seq $N"
+fi
+vs_check_eq "XLEN = $N after 200 puts" "$N" "$(rcli XLEN "events:{$P}")"
+vs_check_eq "every seq exactly once, in order" "$(expected_ids "$N")" "$(stream_ids "$P")"
+vs_check_eq "manifest = vsync_manifest() after the puts" "$(pg_manifest "$P")" "$(redis_manifest "$P")"
+if vs_poll 10 grep -q '"seq":'"$N"'}' "$SUB_OUT"; then
+	vs_pass "PUBLISH: a subscriber saw the event of seq $N"
+else
+	vs_fail "PUBLISH: no event with seq $N: $(tail -n 3 "$SUB_OUT")"
+fi
+ev=$(grep '"seq":'"$N"'}' "$SUB_OUT" | head -n 1)
+case $ev in
+'{"type":"file.'*'"project_id":"'"$P"'"'*'"path":"src/gen/'*'"checksum":"'*) vs_pass "event is the seed's JSON" ;;
+*) vs_fail "event is the seed's JSON: saw '$ev'" ;;
+esac
+dups=$(grep -c '"seq":'"$N"'}' "$SUB_OUT")
+vs_check_eq "the event was published once" 1 "$dups"
+
+# ---------------------------------------------------------------- directories
+
+vs_check "mv a directory" ctl mv demo src/lib src/moved
+vs_check "rm -r a directory" ctl rm -r demo src/gen
+vs_check "put into a new deep directory" sh -c "echo new | '$CTL' -q put demo a/b/c/new.txt -"
+N=$(project_seq "$P")
+vs_poll 30 caught_up "$P" || vs_fail "caught up after directory changes"
+vs_check_eq "manifest = vsync_manifest() after mv/rm -r/parents" "$(pg_manifest "$P")" "$(redis_manifest "$P")"
+vs_check_eq "manifest paths = vsyncctl ls after mv/rm -r" \
+	"$(ctl ls demo | awk '{ $1 = $2 = $3 = $4 = ""; sub(/^ +/, ""); sub(/ -> .*/, ""); print }' | LC_ALL=C sort)" \
+	"$(rcli HKEYS "manifest:{$P}" | LC_ALL=C sort)"
+vs_check_eq "rename event" "rename src/lib src/moved" \
+	"$(rcli XRANGE "events:{$P}" "$((N - 2))-0" "$((N - 2))-0" | tail -n +2 | paste -sd' ' | awk '{
+		for (i = 1; i < NF; i += 2) f[$i] = $(i + 1)
+		print f["op"], f["old_path"], f["path"] }')"
+
+# ---------------------------------------------------------------- Redis frozen
+
+kill -STOP "$VS_REDIS_PID"
+printf 'while frozen\n' | ctl put demo frozen.txt -
+sleep 3
+kill -CONT "$VS_REDIS_PID"
+N=$(project_seq "$P")
+vs_poll 30 caught_up "$P" || vs_fail "caught up after Redis froze"
+vs_check_eq "stream complete after Redis froze" "$(expected_ids "$N")" "$(stream_ids "$P")"
+logs="$VS_LOG_DIR"/relay.*.log
+down=$(cat $logs | grep -c 'redis unreachable')
+back=$(cat $logs | grep -c 'redis back')
+if ((down >= 1 && down <= 3 && back == down)); then
+	vs_pass "one 'unreachable' and one 'back' line per relay ($down, $back)"
+else
+	vs_fail "state-change log lines: $down unreachable, $back back"
+	grep -h 'redis' $logs | head -n 10
+fi
+
+# ---------------------------------------------------------------- SIGTERM
+
+kill -TERM "$R1" "$R2"
+rc1=0 rc2=0
+wait "$R1" || rc1=$?
+wait "$R2" || rc2=$?
+vs_check_eq "SIGTERM: both relays exit 0" "0 0" "$rc1 $rc2"
+
+# ---------------------------------------------------------------- the mount's Redis tier
+#
+# Needs FUSE; without it this part is skipped (the rest has run).
+
+mount_redis_tier() {
+	local mnt=$W/mnt cache=$W/cache h
+	mkdir -p "$mnt" "$cache"
+	vs_mount demo "$mnt" --cache-dir "$cache" --timeout 1000 \
+		--redis "$VSYNC_REDIS_URL" || {
+		vs_fail "mount with --redis"
+		return
+	}
+	h=$(sha256sum <"$SRC/src/main.js" | cut -d' ' -f1)
+	rcli DEL "blob:{$P}:$h" >/dev/null
+	vs_check "read of a file not in Redis (from PostgreSQL)" \
+		cmp "$mnt/src/main.js" "$SRC/src/main.js"
+	vs_check_eq "PostgreSQL's bytes were put back into Redis" 1 \
+		"$(rcli EXISTS "blob:{$P}:$h")"
+	kill -STOP "$VS_REDIS_PID"
+	vs_check "Redis frozen: a read is served by PostgreSQL" \
+		cmp "$mnt/src/big.txt" "$SRC/src/big.txt"
+	kill -CONT "$VS_REDIS_PID"
+	sleep 1.2 # Redis is left alone for 1 s after a failure
+	h=$(sha256sum <"$SRC/public/noise.bin" | cut -d' ' -f1)
+	vs_check_eq "noise.bin's blob is in Redis" 1 "$(rcli EXISTS "blob:{$P}:$h")"
+	vs_pg_stop
+	vs_check "PostgreSQL down: a read is served by Redis" \
+		cmp "$mnt/public/noise.bin" "$SRC/public/noise.bin"
+	vs_umount "$mnt" || vs_fail "unmount"
+}
+
+if [[ -c /dev/fuse ]] && command -v fusermount3 >/dev/null 2>&1; then
+	mount_redis_tier
+else
+	vs_log "no /dev/fuse: the mount's Redis tier is not tested here"
+fi
+
+vs_summary
