@@ -24,6 +24,18 @@ const char vs_mount_usage[] =
     "it, changes\n"
     "                       are followed with PostgreSQL LISTEN)\n"
     "  --no-follow          do not apply changes made after the mount\n"
+    "  --critical GLOB      also fetch files matching GLOB before ready "
+    "(repeatable)\n"
+    "  --ready-file PATH    create PATH once the critical files are local\n"
+    "  --notify-fd N        write \"READY=1\" to fd N once ready\n"
+    "  --control ADDR:PORT  serve /healthz /readyz /metrics (127.0.0.1 "
+    "when\n"
+    "                       only :PORT is given)\n"
+    "  --prefetch N         fetch the rest of the tree with N workers "
+    "(default 4;\n"
+    "                       0: other files only on first read)\n"
+    "  --learn-seconds S    record the order of first reads for S seconds "
+    "(default 10)\n"
     "  --cache-dir DIR      content cache and local-only files; default\n"
     "                       $VSYNC_CACHE_DIR or /var/cache/vsync\n"
     "  --local NAME         also keep paths with a component NAME local "
@@ -35,7 +47,8 @@ const char vs_mount_usage[] =
     "86400)\n"
     "  --log-file FILE      append log lines to FILE (daemon mode "
     "otherwise loses them)\n"
-    "  -f                   stay in the foreground\n"
+    "  -f                   stay in the foreground (without it, return once "
+    "ready)\n"
     "  -s                   single-threaded\n"
     "  -d                   FUSE debug output, debug log level (implies "
     "-f)\n"
@@ -80,6 +93,9 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 	memset(o, 0, sizeof(*o));
 	o->timeout_ms = 2000;
 	o->cache_timeout = 86400;
+	o->notify_fd = -1;
+	o->prefetch = 4;
+	o->learn_seconds = 10;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *val = NULL;
@@ -87,9 +103,10 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 
 		/* options that take a value: "--opt VAL" or "--opt=VAL" */
 		static const char *const with_value[] = {
-		    "--pg",	  "--redis",   "--cache-dir",
-		    "--local",	  "--timeout", "--cache-timeout",
-		    "--log-file", "-o",	       NULL};
+		    "--pg",	  "--redis",	     "--cache-dir", "--local",
+		    "--timeout",  "--cache-timeout", "--log-file",  "-o",
+		    "--critical", "--ready-file",    "--notify-fd", "--control",
+		    "--prefetch", "--learn-seconds", NULL};
 		const char *name = a;
 		char namebuf[32];
 
@@ -125,7 +142,37 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 			o->cache_dir = val;
 		else if (strcmp(name, "--log-file") == 0)
 			o->log_file = val;
-		else if (strcmp(name, "--local") == 0) {
+		else if (strcmp(name, "--ready-file") == 0)
+			o->ready_file = val;
+		else if (strcmp(name, "--control") == 0)
+			o->control = val;
+		else if (strcmp(name, "--critical") == 0) {
+			if (o->n_critical == VS_MOUNT_MAX_CRITICAL)
+				return fail(err, errlen,
+					    "too many --critical "
+					    "globs");
+			o->critical[o->n_critical++] = val;
+		} else if (strcmp(name, "--notify-fd") == 0) {
+			if (parse_int(val, 0, 65535, &v) < 0)
+				return fail(err, errlen,
+					    "--notify-fd needs a file "
+					    "descriptor, not '%s'",
+					    val);
+			o->notify_fd = (int)v;
+		} else if (strcmp(name, "--prefetch") == 0) {
+			if (parse_int(val, 0, 64, &v) < 0)
+				return fail(err, errlen,
+					    "--prefetch needs 0..64, not '%s'",
+					    val);
+			o->prefetch = (int)v;
+		} else if (strcmp(name, "--learn-seconds") == 0) {
+			if (parse_int(val, 0, 3600, &v) < 0)
+				return fail(err, errlen,
+					    "--learn-seconds needs 0..3600, "
+					    "not '%s'",
+					    val);
+			o->learn_seconds = (int)v;
+		} else if (strcmp(name, "--local") == 0) {
 			if (vs_name_check(val, strlen(val)) < 0)
 				return fail(err, errlen,
 					    "--local needs a file name, not "

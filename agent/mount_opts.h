@@ -9,13 +9,14 @@
 #include <stddef.h>
 
 #define VS_MOUNT_MAX_FUSE_OPTS 32
-#define VS_MOUNT_MAX_LOCAL 32
+#define VS_MOUNT_MAX_LOCAL     32
+#define VS_MOUNT_MAX_CRITICAL  32
 
 struct vs_mount_opts {
 	const char *project;
 	const char *mountpoint;
-	const char *pg;	       /* --pg, else VSYNC_PG_URL */
-	const char *redis;     /* --redis, else VSYNC_REDIS_URL (later issues) */
+	const char *pg;	   /* --pg, else VSYNC_PG_URL */
+	const char *redis; /* --redis, else VSYNC_REDIS_URL (later issues) */
 	const char *cache_dir; /* --cache-dir, else VSYNC_CACHE_DIR */
 	const char *log_file;  /* --log-file: where a daemon logs */
 	bool foreground;       /* -f */
@@ -23,8 +24,16 @@ struct vs_mount_opts {
 	bool debug;	       /* -d: FUSE debug + debug log level */
 	bool help, version;
 	bool no_follow; /* --no-follow: serve the manifest, apply no changes */
-	int timeout_ms;	       /* --timeout: every backend call's deadline */
-	double cache_timeout;  /* --cache-timeout: kernel entry/attr seconds */
+	const char *ready_file; /* --ready-file: created once ready */
+	int notify_fd; /* --notify-fd: "READY=1\n" written once ready */
+	const char
+	    *control;	   /* --control ADDR:PORT: /healthz /readyz /metrics */
+	int prefetch;	   /* --prefetch N: background fetchers (0: none) */
+	int learn_seconds; /* --learn-seconds: record first reads this long */
+	const char *critical[VS_MOUNT_MAX_CRITICAL + 1]; /* --critical GLOB */
+	size_t n_critical;
+	int timeout_ms;	      /* --timeout: every backend call's deadline */
+	double cache_timeout; /* --cache-timeout: kernel entry/attr seconds */
 	const char *fuse_opts[VS_MOUNT_MAX_FUSE_OPTS]; /* -o values */
 	size_t n_fuse_opts;
 	/* local-only names: defaults unless --no-default-local, plus --local */

@@ -9,6 +9,9 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <stdio.h>
@@ -26,6 +29,11 @@
 #include "vsync/manifest.h"
 #include "vsync/pg.h"
 #include "vsync/subscriber.h"
+#include "vsync/control.h"
+#include "vsync/metrics.h"
+#include "vsync/prefetch.h"
+#include "vsync/redis.h"
+#include "vsync/change.h"
 
 static const char *env_get(const char *name)
 {
@@ -99,10 +107,67 @@ static bool backend_unreachable(int r)
 	       r == -ECONNRESET || r == -EHOSTUNREACH;
 }
 
+/* Save @m in the cache dir so a mount works while the backends are down. */
+static void save_manifest(const struct vs_mount_opts *o, struct vs_cache *cache,
+			  const char *id, const struct vs_manifest *m)
+{
+	char *buf = NULL;
+	size_t len = 0;
+
+	vs_cache_project_link(cache, o->project, id);
+	if (vs_manifest_serialize(m, &buf, &len) == 0)
+		vs_cache_project_write(cache, id, "manifest", buf, len);
+	free(buf);
+}
+
+static bool is_uuid(const char *s)
+{
+	if (strlen(s) != 36)
+		return false;
+	for (int i = 0; i < 36; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+		if (dash ? s[i] != '-'
+			 : !((s[i] >= '0' && s[i] <= '9') ||
+			     (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	}
+	return true;
+}
+
 /*
- * Load the manifest of @project into @m and its UUID into @id: from
- * PostgreSQL (then saved to the cache), or from the cache when the database
- * is unreachable. 0 or -errno, with the reason logged.
+ * A cold start reads no database: when the project's UUID is known (given,
+ * or a name this cache dir has seen) and Redis has the relay's manifest,
+ * that is the tree. 0, or -errno (the caller goes on to PostgreSQL).
+ */
+static int load_manifest_redis(const struct vs_mount_opts *o,
+			       struct vs_cache *cache, struct vs_manifest *m,
+			       char id[37])
+{
+	struct vs_redis *rd = NULL;
+	int r;
+
+	if (!o->redis)
+		return -ENOENT;
+	if (is_uuid(o->project))
+		memcpy(id, o->project, 37);
+	else if (vs_cache_project_resolve(cache, o->project, id) < 0)
+		return -ENOENT;
+	r = vs_redis_open(&rd, o->redis, o->timeout_ms);
+	if (r == 0)
+		r = vs_redis_manifest_load(rd, id, m);
+	vs_redis_free(rd);
+	if (r == 0)
+		vs_info("project '%s' (%s): %zu entries at change %lld from "
+			"Redis",
+			o->project, id, m->n, (long long)m->seq);
+	return r;
+}
+
+/*
+ * Load the manifest of @project into @m and its UUID into @id: from Redis
+ * (a cold start), else PostgreSQL, else - when the database is unreachable
+ * - the copy saved in the cache dir. 0 or -errno, with the reason logged.
  */
 static int load_manifest(const struct vs_mount_opts *o, struct vs_cache *cache,
 			 struct vs_manifest *m, char id[37])
@@ -112,6 +177,10 @@ static int load_manifest(const struct vs_mount_opts *o, struct vs_cache *cache,
 	size_t len = 0;
 	int r;
 
+	if (load_manifest_redis(o, cache, m, id) == 0) {
+		save_manifest(o, cache, id, m);
+		return 0;
+	}
 	r = o->pg || env_get("PGHOST") || env_get("PGDATABASE")
 		? vs_pg_open(&pg, o->pg, o->timeout_ms)
 		: -ECONNREFUSED;
@@ -125,11 +194,7 @@ static int load_manifest(const struct vs_mount_opts *o, struct vs_cache *cache,
 		if (r == 0)
 			r = vs_pg_manifest_load(pg, id, m);
 		if (r == 0) {
-			vs_cache_project_link(cache, o->project, id);
-			if (vs_manifest_serialize(m, &buf, &len) == 0)
-				vs_cache_project_write(cache, id, "manifest",
-						       buf, len);
-			free(buf);
+			save_manifest(o, cache, id, m);
 			vs_info("project '%s' (%s): %zu entries at change %lld "
 				"from PostgreSQL",
 				o->project, id, m->n, (long long)m->seq);
@@ -172,6 +237,53 @@ out:
 	return r;
 }
 
+/*
+ * The learned list of the project: from Redis (what any container learned
+ * last), else the cache dir. Lines that are not valid paths are dropped.
+ * Returns a malloc'd array of malloc'd paths in *out (NULL, 0 if none).
+ */
+static void load_learned(const struct vs_mount_opts *o, struct vs_cache *cache,
+			 const char *id, char ***out, size_t *n)
+{
+	struct vs_redis *rd = NULL;
+	char *text = NULL, *line, *save = NULL;
+	size_t len = 0, cap = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (o->redis && vs_redis_open(&rd, o->redis, o->timeout_ms) == 0)
+		vs_redis_learned_get(rd, id, &text);
+	vs_redis_free(rd);
+	if (!text &&
+	    vs_cache_project_read(cache, id, "learned", &text, &len) < 0)
+		return;
+	for (line = strtok_r(text, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char **grown;
+
+		if (vs_path_check(line, strlen(line)) < 0 || !line[0])
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 64;
+			grown = realloc(*out, cap * sizeof(*grown));
+			if (!grown)
+				break;
+			*out = grown;
+		}
+		if (!((*out)[*n] = strdup(line)))
+			break;
+		(*n)++;
+	}
+	free(text);
+}
+
+static void free_strings(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
 static void raise_fd_limit(void)
 {
 	struct rlimit rl;
@@ -182,42 +294,227 @@ static void raise_fd_limit(void)
 	}
 }
 
-/* What the mount's callbacks need. */
+/* What the mount's callbacks and threads need. */
 struct mount_ctx {
 	const struct vs_mount_opts *o;
-	int log_fd; /* --log-file, kept open: daemonising redirects stderr */
+	int log_fd;	  /* --log-file, kept open */
+	int daemon_fd;	  /* write end of the pipe to the waiting parent */
+	int64_t start_ms; /* when main() started (monotonic) */
+	struct vs_cache *cache;
 	struct vs_fs *fs;
 	struct vs_sub *sub;
+	struct vs_prefetch *prefetch;
+	struct vs_prefetch_plan plan; /* moved into the prefetcher at start */
+	size_t ncritical;
+	struct vs_control *control;
 	char id[37];
 	int64_t seq;
+
+	/* housekeeping thread: saves the learned list, heartbeats the
+	 * container registration */
+	pthread_t keeper;
+	bool keeper_started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stopping; /* protected by lock */
 };
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static int apply_change(void *arg, const struct vs_change *c)
 {
 	struct mount_ctx *ctx = arg;
+	int r = vs_fs_apply(ctx->fs, c);
 
-	return vs_fs_apply(ctx->fs, c);
+	if (r == 0)
+		vs_metrics_change_applied(c->seq);
+	return r;
 }
 
-/* Mounted (and daemonised): start following the project's changes. */
+/*
+ * The critical files are local (called once, on the prefetch thread):
+ * tell whoever waits - the ready file, the notify fd, the parent of a
+ * daemon, /readyz.
+ */
+static void on_critical_ready(void *arg, size_t missing)
+{
+	struct mount_ctx *ctx = arg;
+	const struct vs_mount_opts *o = ctx->o;
+	int64_t ms = mono_ms() - ctx->start_ms;
+
+	vs_metrics_ready((uint64_t)ms);
+	vs_info("ready in %lld ms (%zu critical files local%s)", (long long)ms,
+		ctx->ncritical - missing, missing ? ", some missing" : "");
+	if (o->ready_file) {
+		int fd = open(o->ready_file,
+			      O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+		if (fd < 0)
+			vs_warn("cannot create ready file '%s': %s",
+				o->ready_file, strerror(errno));
+		else
+			close(fd);
+	}
+	if (o->notify_fd >= 0) {
+		if (write(o->notify_fd, "READY=1\n", 8) != 8)
+			vs_warn("cannot write to notify fd %d: %s",
+				o->notify_fd, strerror(errno));
+		close(o->notify_fd);
+	}
+	if (ctx->daemon_fd >= 0) {
+		/* the parent exits 0 now; the daemon lets go of the
+		 * terminal */
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		if (write(ctx->daemon_fd, "R", 1) != 1)
+			vs_warn("cannot signal readiness: %s", strerror(errno));
+		close(ctx->daemon_fd);
+		ctx->daemon_fd = -1;
+		if (null >= 0) {
+			dup2(null, STDIN_FILENO);
+			dup2(null, STDOUT_FILENO);
+			dup2(ctx->log_fd >= 0 ? ctx->log_fd : null,
+			     STDERR_FILENO);
+			close(null);
+		}
+	}
+}
+
+/* Save the learned list (cache dir and Redis, for the next cold mount). */
+static void save_learned(struct mount_ctx *ctx)
+{
+	struct vs_redis *rd = NULL;
+	char **paths = NULL, *text = NULL;
+	size_t n = 0, len = 0;
+
+	vs_fs_learned(ctx->fs, &paths, &n);
+	if (!n)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		len += strlen(paths[i]) + 1;
+	text = malloc(len + 1);
+	if (!text)
+		goto out;
+	len = 0;
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)sprintf(text + len, "%s\n", paths[i]);
+	vs_cache_project_write(ctx->cache, ctx->id, "learned", text, len);
+	if (ctx->o->redis &&
+	    vs_redis_open(&rd, ctx->o->redis, ctx->o->timeout_ms) == 0 &&
+	    vs_redis_learned_put(rd, ctx->id, text, len) < 0)
+		vs_warn("cannot store the learned list in Redis: %s",
+			vs_redis_last_error(rd));
+	vs_redis_free(rd);
+	vs_info("learned the first %zu files read", n);
+out:
+	free(text);
+	free_strings(paths, n);
+}
+
+/* Register this agent in containers:{id} (a sorted set scored by expiry). */
+static void presence(struct mount_ctx *ctx, struct vs_redis **rd, bool leave)
+{
+	char key[VS_REDIS_KEY_MAX], member[128], host[64] = "?", score[32];
+	const char *add[] = {"ZADD", key, score, member};
+	const char *rem[] = {"ZREM", key, member};
+	const char *expire[] = {"EXPIRE", key, "120"};
+	redisReply *rep = NULL;
+
+	if (!ctx->o->redis)
+		return;
+	if (!*rd && vs_redis_open(rd, ctx->o->redis, ctx->o->timeout_ms) < 0)
+		return;
+	gethostname(host, sizeof(host) - 1);
+	snprintf(member, sizeof(member), "%s:%d:%s", host, (int)getpid(),
+		 ctx->o->mountpoint);
+	snprintf(score, sizeof(score), "%lld", (long long)time(NULL) + 60);
+	vs_redis_key_containers(key, ctx->id);
+	if (vs_redis_command(*rd, &rep, leave ? 3 : 4, leave ? rem : add,
+			     NULL) == 0 &&
+	    !leave) {
+		freeReplyObject(rep);
+		rep = NULL;
+		vs_redis_command(*rd, &rep, 3, expire, NULL);
+	}
+	if (rep)
+		freeReplyObject(rep);
+}
+
+static void *keeper_main(void *arg)
+{
+	struct mount_ctx *ctx = arg;
+	int64_t learn_at = mono_ms() + (int64_t)ctx->o->learn_seconds * 1000;
+	bool learned = ctx->o->learn_seconds == 0;
+	struct vs_redis *rd = NULL;
+
+	pthread_mutex_lock(&ctx->lock);
+	while (!ctx->stopping) {
+		struct timespec ts;
+
+		pthread_mutex_unlock(&ctx->lock);
+		if (!learned && mono_ms() >= learn_at) {
+			save_learned(ctx);
+			learned = true;
+		}
+		presence(ctx, &rd, false);
+		pthread_mutex_lock(&ctx->lock);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += learned ? 20 : 1;
+		pthread_cond_timedwait(&ctx->cond, &ctx->lock, &ts);
+	}
+	pthread_mutex_unlock(&ctx->lock);
+	if (!learned)
+		save_learned(ctx);
+	presence(ctx, &rd, true);
+	vs_redis_free(rd);
+	return NULL;
+}
+
+/* Mounted: serve the control endpoint, fetch the critical files, follow
+ * the project's changes, learn what is read first. */
 static void on_ready(void *arg)
 {
 	struct mount_ctx *ctx = arg;
+	const struct vs_mount_opts *o = ctx->o;
 	struct vs_sub_config sc = {
-	    .pg = ctx->o->pg,
-	    .redis = ctx->o->redis,
+	    .pg = o->pg,
+	    .redis = o->redis,
 	    .project_id = ctx->id,
-	    .timeout_ms = ctx->o->timeout_ms,
+	    .timeout_ms = o->timeout_ms,
 	    .start_seq = ctx->seq,
+	};
+	struct vs_prefetch_config pc = {
+	    .cache = ctx->cache,
+	    .pg = o->pg,
+	    .redis = o->redis,
+	    .project_id = ctx->id,
+	    .timeout_ms = o->timeout_ms,
+	    .workers = o->prefetch,
+	    .ready = on_critical_ready,
+	    .arg = ctx,
 	};
 	int r;
 
-	if (ctx->log_fd >= 0)
-		dup2(ctx->log_fd, STDERR_FILENO);
-	vs_info("mounted on '%s'", ctx->o->mountpoint);
-	if (ctx->o->no_follow)
+	vs_info("mounted on '%s'", o->mountpoint);
+	if (o->control)
+		vs_control_start(&ctx->control, o->control); /* logs why not */
+	vs_fs_learn_start(ctx->fs, o->learn_seconds);
+	if (pthread_create(&ctx->keeper, NULL, keeper_main, ctx) == 0)
+		ctx->keeper_started = true;
+	r = vs_prefetch_start(&ctx->prefetch, &pc, &ctx->plan);
+	if (r < 0) {
+		vs_warn("cannot start fetching: %s", strerror(-r));
+		on_critical_ready(ctx, 0);
+	}
+	if (o->no_follow)
 		return;
-	if (ctx->o->single_thread) {
+	if (o->single_thread) {
 		vs_warn("live updates need the multithreaded loop: not "
 			"following changes (-s)");
 		return;
@@ -235,13 +532,60 @@ static void on_ready(void *arg)
 			sc.redis ? "the Redis stream" : "PostgreSQL LISTEN");
 }
 
-/* The mount is gone: stop the updater before the session is destroyed. */
+/* The mount is gone: stop every thread before the session is destroyed. */
 static void on_stop(void *arg)
 {
 	struct mount_ctx *ctx = arg;
 
 	vs_sub_stop(ctx->sub);
 	ctx->sub = NULL;
+	vs_prefetch_stop(ctx->prefetch);
+	ctx->prefetch = NULL;
+	if (ctx->keeper_started) {
+		pthread_mutex_lock(&ctx->lock);
+		ctx->stopping = true;
+		pthread_cond_signal(&ctx->cond);
+		pthread_mutex_unlock(&ctx->lock);
+		pthread_join(ctx->keeper, NULL);
+		ctx->keeper_started = false;
+	}
+	vs_control_stop(ctx->control);
+	ctx->control = NULL;
+}
+
+/*
+ * Without -f: fork now (before any thread or connection). The parent waits
+ * until the child is ready ("R" on the pipe: exit 0) or gone (its exit
+ * status), so `vsync-mount ... && npm run dev` starts the dev server only
+ * once the critical files are local. Returns in the child only, with the
+ * pipe's write end in *fd_out.
+ */
+static void daemonize(int *fd_out)
+{
+	int p[2], status;
+	pid_t pid;
+	char c;
+
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		perror("vsync-mount: pipe");
+		exit(1);
+	}
+	pid = fork();
+	if (pid < 0) {
+		perror("vsync-mount: fork");
+		exit(1);
+	}
+	if (pid > 0) {
+		close(p[1]);
+		if (read(p[0], &c, 1) == 1 && c == 'R')
+			_exit(0);
+		if (waitpid(pid, &status, 0) == pid && WIFEXITED(status))
+			_exit(WEXITSTATUS(status) ? WEXITSTATUS(status) : 1);
+		_exit(1);
+	}
+	close(p[0]);
+	setsid();
+	*fd_out = p[1];
 }
 
 int main(int argc, char **argv)
@@ -253,12 +597,16 @@ int main(int argc, char **argv)
 	struct vs_mount_opts o;
 	struct vs_manifest m;
 	struct vs_fs *fs = NULL;
-	struct mount_ctx ctx = {.o = &o, .log_fd = -1};
-	char id[37] = "", err[256], *mountpoint = NULL;
+	struct mount_ctx ctx = {.o = &o, .log_fd = -1, .daemon_fd = -1};
+	char id[37] = "", err[256], *mountpoint = NULL, **learned = NULL;
+	size_t nlearned = 0;
 	int r, upper_fd = -1, status = 1;
 
 	vs_log_set_prog("vsync-mount");
 	vs_manifest_init(&m);
+	ctx.start_ms = mono_ms();
+	pthread_mutex_init(&ctx.lock, NULL);
+	pthread_cond_init(&ctx.cond, NULL);
 	if (vs_mount_opts_parse(&o, argc, argv, env_get, err, sizeof(err)) <
 	    0) {
 		fprintf(stderr, "vsync-mount: %s\n%s", err, vs_mount_usage);
@@ -288,6 +636,8 @@ int main(int argc, char **argv)
 		vs_log_set_level(VS_LOG_DEBUG);
 	fuse_set_log_func(fuse_log_to_vs);
 	raise_fd_limit();
+	if (!o.foreground)
+		daemonize(&ctx.daemon_fd);
 
 	if (access("/dev/fuse", R_OK | W_OK) < 0) {
 		vs_error("cannot mount: /dev/fuse not available: %s",
@@ -325,7 +675,7 @@ int main(int argc, char **argv)
 	cfg.content = content;
 	cfg.entry_timeout = o.cache_timeout;
 	cfg.attr_timeout = o.cache_timeout;
-	cfg.foreground = o.foreground;
+	cfg.foreground = true; /* daemonize() did the forking */
 	cfg.single_thread = o.single_thread;
 	cfg.uid = getuid();
 	cfg.gid = getgid();
@@ -336,8 +686,17 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	ctx.fs = fs;
+	ctx.cache = &cache;
 	ctx.seq = m.seq;
 	memcpy(ctx.id, id, sizeof(ctx.id));
+	load_learned(&o, &cache, id, &learned, &nlearned);
+	r = vs_prefetch_plan_build(&ctx.plan, &m, o.critical,
+				   (const char *const *)learned, nlearned,
+				   &cfg.local);
+	free_strings(learned, nlearned);
+	if (r < 0)
+		goto out;
+	ctx.ncritical = ctx.plan.ncritical;
 	vs_manifest_release(&m); /* the inode table has what it needs */
 
 	if (fuse_opt_add_arg(&args, argv[0]) != 0 ||
@@ -362,8 +721,11 @@ out:
 		close(upper_fd);
 	vs_cache_release(&cache);
 	vs_manifest_release(&m);
+	vs_prefetch_plan_release(&ctx.plan);
 	if (ctx.log_fd >= 0)
 		close(ctx.log_fd);
+	if (ctx.daemon_fd >= 0)
+		close(ctx.daemon_fd); /* not ready: the parent exits non-zero */
 	free(mountpoint);
 	return status;
 }

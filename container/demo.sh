@@ -39,6 +39,10 @@ stop_all() {
 		fi
 		vs_poll 10 vs__not_mounted "$mnt" || say "warning: $mnt is still mounted"
 	fi
+	if [[ -n "${VS_DEMO_RELAY_PID:-}" ]] && kill "$VS_DEMO_RELAY_PID" 2>/dev/null; then
+		vs_poll 10 sh -c '! kill -0 "$1" 2>/dev/null' _ "$VS_DEMO_RELAY_PID" ||
+			say "warning: vsync-relay did not stop"
+	fi
 	vs_servers_stop || say "warning: a server did not stop cleanly"
 	rm -rf "$state"
 	rmdir "$mnt" 2>/dev/null || true
@@ -87,6 +91,12 @@ start() {
 	timeout 120 "$ctl" --pg "$VSYNC_PG_URL" import "$project" "$root/container/example" ||
 		die "vsyncctl import failed"
 
+	# the relay moves committed changes into Redis, where the mount
+	# follows them
+	"$root/build/agent/vsync-relay" --pg "$VSYNC_PG_URL" --redis "$VSYNC_REDIS_URL" \
+		>>"$state/relay.log" 2>&1 </dev/null &
+	printf 'export VS_DEMO_RELAY_PID=%q\n' "$!" >>"$state/env"
+
 	mkdir -p "$mnt" "$state/cache"
 	# Background mode: vsync-mount detaches once the mount is up.
 	timeout 30 "$mount_bin" "$project" "$mnt" --pg "$VSYNC_PG_URL" \
@@ -99,14 +109,14 @@ start() {
 vsync demo is running: project '$project' (from container/example) is mounted at ./mnt
   PostgreSQL: $VSYNC_PG_URL
   Redis:      $VSYNC_REDIS_URL
-  mount log:  .demo/mount.log      cache: .demo/cache/
+  mount log:  .demo/mount.log      relay log: .demo/relay.log      cache: .demo/cache/
 
 Look around:
   ls -la mnt mnt/src
   cat mnt/src/App.jsx
 
-Edit a file (a new version in PostgreSQL; the mount shows it once change
-push is in):
+Edit a file (a new version in PostgreSQL; the mount shows it within
+milliseconds, as if saved locally):
   source .demo/env        # sets VSYNC_PG_URL and VSYNC_REDIS_URL
   sed 's/Hello from a vsync mount/Edited through vsync/' mnt/src/App.jsx >/tmp/App.jsx
   build/agent/vsyncctl --pg "\$VSYNC_PG_URL" put example src/App.jsx /tmp/App.jsx

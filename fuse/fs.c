@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fs_i.h"
@@ -789,6 +790,60 @@ static void vs_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 	fuse_reply_err(req, -r);
 }
 
+#define VS_LEARN_MAX 4096
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* While learning, note the first open of synced file @in. */
+static void learn_record(struct vs_fs *fs, struct vs_inode *in)
+{
+	char path[PATH_MAX];
+	char *copy;
+
+	if (in->learned || !fs->learn_until_ms)
+		return;
+	pthread_mutex_lock(&fs->learn_lock);
+	if (!in->learned && fs->learn_until_ms &&
+	    mono_ms() < fs->learn_until_ms && fs->nlearned < VS_LEARN_MAX) {
+		in->learned = true;
+		pthread_mutex_lock(&fs->table.lock);
+		copy = inode_path(in, path, sizeof(path)) == 0 ? strdup(path)
+							       : NULL;
+		pthread_mutex_unlock(&fs->table.lock);
+		if (copy)
+			fs->learned[fs->nlearned++] = copy;
+	}
+	pthread_mutex_unlock(&fs->learn_lock);
+}
+
+void vs_fs_learn_start(struct vs_fs *fs, int seconds)
+{
+	pthread_mutex_lock(&fs->learn_lock);
+	if (!fs->learned)
+		fs->learned = calloc(VS_LEARN_MAX, sizeof(*fs->learned));
+	if (fs->learned && seconds > 0)
+		fs->learn_until_ms = mono_ms() + (int64_t)seconds * 1000;
+	pthread_mutex_unlock(&fs->learn_lock);
+}
+
+int vs_fs_learned(struct vs_fs *fs, char ***paths, size_t *n)
+{
+	pthread_mutex_lock(&fs->learn_lock);
+	*paths = fs->learned;
+	*n = fs->nlearned;
+	fs->learned = NULL;
+	fs->nlearned = 0;
+	fs->learn_until_ms = 0;
+	pthread_mutex_unlock(&fs->learn_lock);
+	return 0;
+}
+
 static void vs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct vs_fs *fs = fs_of(req);
@@ -832,6 +887,7 @@ static void vs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	pthread_rwlock_unlock(&in->fd_lock);
 	if (r < 0)
 		goto fail;
+	learn_record(fs, in);
 	fi->fh = 0;
 	fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
@@ -1197,6 +1253,7 @@ int vs_fs_new(struct vs_fs **out, const struct vs_fs_config *cfg,
 		return -ENOMEM;
 	fs->cfg = *cfg;
 	fs->pending.fd = -1;
+	pthread_mutex_init(&fs->learn_lock, NULL);
 	r = inode_table_init(&fs->table);
 	if (r < 0) {
 		free(fs);
@@ -1217,6 +1274,10 @@ void vs_fs_free(struct vs_fs *fs)
 		return;
 	if (fs->pending.fd >= 0)
 		close(fs->pending.fd);
+	for (size_t i = 0; i < fs->nlearned; i++)
+		free(fs->learned[i]);
+	free(fs->learned);
+	pthread_mutex_destroy(&fs->learn_lock);
 	inode_table_release(&fs->table);
 	free(fs);
 }

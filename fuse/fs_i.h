@@ -42,6 +42,13 @@ struct vs_fs {
 	struct fuse_session *se;   /* set while mounted */
 	atomic_int updater_tid;	   /* thread applying remote changes, 0: none */
 	struct vs_pending pending; /* protected by table.lock */
+
+	/* the learned list: synced files in the order of their first open
+	 * while learning; protected by learn_lock */
+	pthread_mutex_t learn_lock;
+	int64_t learn_until_ms; /* monotonic; 0: not learning */
+	char **learned;
+	size_t nlearned;
 };
 
 /* Is @req the updater's own call through the mountpoint? */

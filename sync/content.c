@@ -37,6 +37,8 @@
 #include "vsync/cache.h"
 #include "vsync/hash.h"
 #include "vsync/log.h"
+#include "vsync/metrics.h"
+#include "vsync/blob.h"
 #include "vsync/pg.h"
 #include "vsync/redis.h"
 
@@ -260,25 +262,43 @@ static int fetch_locked(struct vs_content *c, const char *hash, uint64_t size,
 	return r == -EBADMSG ? -EIO : r;
 }
 
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 int vs_content_open(struct vs_content *c, const char *hash, uint64_t size,
 		    const char *path, int *fd_out)
 {
+	uint64_t t0 = now_us();
 	int r;
 
 	r = vs_cache_open(c->cache, hash, fd_out);
-	if (r == 0)
+	vs_metrics_cache(r == 0);
+	if (r == 0) {
+		vs_metrics_fetch(VS_SRC_LOCAL, size, now_us() - t0);
 		return 0;
+	}
 	/* Redis first, outside @lock: a PostgreSQL fetch of a big file
 	 * does not hold up Redis reads of others */
 	if (fetch_redis(c, hash, size, path) == 0 &&
-	    vs_cache_open(c->cache, hash, fd_out) == 0)
+	    vs_cache_open(c->cache, hash, fd_out) == 0) {
+		vs_metrics_fetch(VS_SRC_REDIS, size, now_us() - t0);
 		return 0;
+	}
 	pthread_mutex_lock(&c->lock);
 	r = vs_cache_open(c->cache, hash, fd_out);
 	if (r < 0) {
 		r = fetch_locked(c, hash, size, path);
 		if (r == 0)
 			r = vs_cache_open(c->cache, hash, fd_out);
+		if (r == 0)
+			vs_metrics_fetch(VS_SRC_PG, size, now_us() - t0);
+		else
+			vs_metrics_backend_error(VS_BACKEND_PG);
 	}
 	pthread_mutex_unlock(&c->lock);
 	if (r < 0 && r != -EIO) {
@@ -286,4 +306,186 @@ int vs_content_open(struct vs_content *c, const char *hash, uint64_t size,
 		r = r == -ENOMEM ? r : -EIO;
 	}
 	return r;
+}
+
+/* Store what one MGET reply element holds for item @i. 0 if stored. */
+static int store_redis_value(struct vs_content *c, const redisReply *v,
+			     const char *hash, uint64_t size, const char *path)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int r;
+
+	if (v->type != REDIS_REPLY_STRING)
+		return -ENOENT;
+	r = vs_blob_decode(&buf, &len, v->str, v->len,
+			   size > SIZE_MAX ? SIZE_MAX : (size_t)size);
+	if (r < 0) {
+		vs_warn("redis: corrupt blob of '%s' (%.12s): %s; using "
+			"PostgreSQL",
+			path, hash, strerror(-r));
+		return r;
+	}
+	r = vs_cache_store(c->cache, hash, buf, len);
+	if (r == -EBADMSG)
+		vs_error("refusing content of '%s' from Redis: its bytes do "
+			 "not match checksum %s; using PostgreSQL",
+			 path, hash);
+	free(buf);
+	return r;
+}
+
+/* One MGET for the items of @todo (indices into the arrays); clears the
+ * entries it stored. */
+static void many_from_redis(struct vs_content *c, const char *const *hashes,
+			    const uint64_t *sizes, const char *const *paths,
+			    size_t *todo, size_t *ntodo)
+{
+	const char **argv = calloc(*ntodo + 1, sizeof(*argv));
+	char *keys = malloc(*ntodo * VS_REDIS_KEY_MAX);
+	redisReply *rep = NULL;
+	uint64_t t0 = now_us(), total = 0;
+	size_t kept = 0;
+	int r = -ENOMEM;
+
+	if (!argv || !keys)
+		goto out;
+	argv[0] = "MGET";
+	for (size_t i = 0; i < *ntodo; i++) {
+		vs_redis_key_blob(keys + i * VS_REDIS_KEY_MAX, c->project_id,
+				  hashes[todo[i]]);
+		argv[i + 1] = keys + i * VS_REDIS_KEY_MAX;
+		total += sizes[todo[i]];
+	}
+	pthread_mutex_lock(&c->redis_lock);
+	if (now_ms() < c->redis_retry_after_ms) {
+		pthread_mutex_unlock(&c->redis_lock);
+		goto out;
+	}
+	vs_redis_set_timeout(c->redis, fetch_timeout_ms(c, total));
+	r = vs_redis_command(c->redis, &rep, (int)*ntodo + 1, argv, NULL);
+	vs_redis_set_timeout(c->redis, c->timeout_ms);
+	if (r < 0) {
+		redis_failed_locked(c, r, "read", "(critical set)", "");
+		vs_metrics_backend_error(VS_BACKEND_REDIS);
+	}
+	pthread_mutex_unlock(&c->redis_lock);
+	if (r < 0 || rep->type != REDIS_REPLY_ARRAY || rep->elements != *ntodo)
+		goto out;
+	for (size_t i = 0; i < *ntodo; i++) {
+		size_t k = todo[i];
+
+		if (store_redis_value(c, rep->element[i], hashes[k], sizes[k],
+				      paths[k]) == 0)
+			vs_metrics_fetch(VS_SRC_REDIS, sizes[k],
+					 (now_us() - t0) / *ntodo);
+		else
+			todo[kept++] = k;
+	}
+	*ntodo = kept;
+out:
+	if (rep)
+		freeReplyObject(rep);
+	free(keys);
+	free(argv);
+}
+
+/* One query for the items of @todo; clears the entries it stored. Called
+ * with c->lock held. */
+static void many_from_pg(struct vs_content *c, const char *const *hashes,
+			 const uint64_t *sizes, const char *const *paths,
+			 size_t *todo, size_t *ntodo)
+{
+	char *arr = malloc(*ntodo * (VS_HASH_HEX_LEN + 1) + 3);
+	const char *v[2] = {c->project_id, arr};
+	PGresult *res = NULL;
+	uint64_t t0 = now_us(), total = 0;
+	size_t pos = 0, kept = 0;
+	int r;
+
+	if (!arr || !c->conninfo)
+		goto out;
+	arr[pos++] = '{';
+	for (size_t i = 0; i < *ntodo; i++) {
+		memcpy(arr + pos, hashes[todo[i]], VS_HASH_HEX_LEN);
+		pos += VS_HASH_HEX_LEN;
+		arr[pos++] = i + 1 < *ntodo ? ',' : '}';
+		total += sizes[todo[i]];
+	}
+	arr[pos] = '\0';
+	if (!c->pg) {
+		if (now_ms() < c->retry_after_ms ||
+		    vs_pg_open(&c->pg, c->conninfo, c->timeout_ms) < 0) {
+			c->retry_after_ms = now_ms() + VS_CONTENT_RETRY_MS;
+			goto out;
+		}
+	}
+	vs_pg_set_timeout(c->pg, fetch_timeout_ms(c, total));
+	r = vs_pg_exec(c->pg, &res,
+		       "SELECT h, vsync_blob($1, h) FROM unnest($2::text[]) h",
+		       2, v, NULL, NULL, 1);
+	vs_pg_set_timeout(c->pg, c->timeout_ms);
+	if (r < 0) {
+		vs_warn("cannot fetch %zu files from PostgreSQL: %s", *ntodo,
+			vs_pg_last_error(c->pg));
+		vs_metrics_backend_error(VS_BACKEND_PG);
+		vs_pg_free(c->pg);
+		c->pg = NULL;
+		goto out;
+	}
+	for (size_t i = 0; i < *ntodo; i++) {
+		size_t k = todo[i];
+		int row = -1;
+
+		for (int j = 0; j < PQntuples(res) && row < 0; j++)
+			if (PQgetlength(res, j, 0) == VS_HASH_HEX_LEN &&
+			    memcmp(PQgetvalue(res, j, 0), hashes[k],
+				   VS_HASH_HEX_LEN) == 0 &&
+			    !PQgetisnull(res, j, 1))
+				row = j;
+		if (row >= 0 &&
+		    vs_cache_store(c->cache, hashes[k], PQgetvalue(res, row, 1),
+				   (size_t)PQgetlength(res, row, 1)) == 0) {
+			backfill_redis(c, hashes[k],
+				       (const uint8_t *)PQgetvalue(res, row, 1),
+				       (size_t)PQgetlength(res, row, 1),
+				       paths[k]);
+			vs_metrics_fetch(VS_SRC_PG, sizes[k],
+					 (now_us() - t0) / *ntodo);
+			continue;
+		}
+		vs_warn("cannot fetch '%s' (%.12s) from PostgreSQL", paths[k],
+			hashes[k]);
+		todo[kept++] = k;
+	}
+	*ntodo = kept;
+out:
+	PQclear(res);
+	free(arr);
+}
+
+int vs_content_fetch_many(struct vs_content *c, const char *const *hashes,
+			  const uint64_t *sizes, const char *const *paths,
+			  size_t n)
+{
+	size_t *todo = malloc((n ? n : 1) * sizeof(*todo)), ntodo = 0;
+
+	if (!todo)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		bool has = vs_cache_has(c->cache, hashes[i]);
+
+		vs_metrics_cache(has);
+		if (!has)
+			todo[ntodo++] = i;
+	}
+	if (ntodo && c->redis)
+		many_from_redis(c, hashes, sizes, paths, todo, &ntodo);
+	if (ntodo) {
+		pthread_mutex_lock(&c->lock);
+		many_from_pg(c, hashes, sizes, paths, todo, &ntodo);
+		pthread_mutex_unlock(&c->lock);
+	}
+	free(todo);
+	return (int)ntodo;
 }

@@ -46,11 +46,11 @@ void vs_vlog(enum vs_log_level level, const char *fmt, va_list ap)
 		return;
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
-	r = snprintf(line, sizeof(line),
-		     "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ prog=%s level=%s msg=\"",
-		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		     tm.tm_min, tm.tm_sec, (long)(tv.tv_usec / 1000), log_prog,
-		     level_names[level]);
+	r = snprintf(
+	    line, sizeof(line),
+	    "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ prog=%s level=%s msg=\"",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+	    tm.tm_sec, (long)(tv.tv_usec / 1000), log_prog, level_names[level]);
 	if (r < 0)
 		return;
 	n = (size_t)r;

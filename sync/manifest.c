@@ -42,7 +42,7 @@ int vs_manifest_add(struct vs_manifest *m, const struct vs_manifest_entry *e)
 	if (m->n == m->alloc) {
 		size_t alloc = m->alloc ? m->alloc * 2 : 64;
 		struct vs_manifest_entry *p =
-			realloc(m->entries, alloc * sizeof(*p));
+		    realloc(m->entries, alloc * sizeof(*p));
 
 		if (!p)
 			return -ENOMEM;
@@ -113,7 +113,8 @@ int vs_manifest_serialize(const struct vs_manifest *m, char **out,
 	char line[256];
 	int n;
 
-	n = snprintf(line, sizeof(line), "vsync-manifest 1 %s %" PRId64 " %zu\n",
+	n = snprintf(line, sizeof(line),
+		     "vsync-manifest 1 %s %" PRId64 " %zu\n",
 		     m->project_id[0] ? m->project_id : "-", m->seq, m->n);
 	out_append(&o, line, (size_t)n);
 	for (size_t i = 0; i < m->n; i++) {
@@ -124,8 +125,8 @@ int vs_manifest_serialize(const struct vs_manifest *m, char **out,
 			     "%s %o %" PRIu64 " %" PRId64 " %" PRId64
 			     " %s %zu %zu\n",
 			     vs_kind_name(e->kind), e->mode, e->size,
-			     e->version, e->mtime_ns, e->hash[0] ? e->hash : "-",
-			     strlen(e->path), tlen);
+			     e->version, e->mtime_ns,
+			     e->hash[0] ? e->hash : "-", strlen(e->path), tlen);
 		out_append(&o, line, (size_t)n);
 		out_append(&o, e->path, strlen(e->path));
 		if (tlen)
@@ -143,8 +144,7 @@ int vs_manifest_serialize(const struct vs_manifest *m, char **out,
 
 /* Take the next '\n'-terminated line from [*pos, end); NUL-terminate into
  * @line (at most @size-1 bytes). -EBADMSG if none or too long. */
-static int take_line(const char **pos, const char *end, char *line,
-		     size_t size)
+static int take_line(const char **pos, const char *end, char *line, size_t size)
 {
 	const char *nl = memchr(*pos, '\n', (size_t)(end - *pos));
 	size_t n;
@@ -170,7 +170,8 @@ static int parse_entry(const char **pos, const char *end,
 
 	if (take_line(pos, end, line, sizeof(line)) < 0)
 		return -EBADMSG;
-	if (sscanf(line, "%15s %o %" SCNu64 " %" SCNd64 " %" SCNd64 " %65s %zu %zu%n",
+	if (sscanf(line,
+		   "%15s %o %" SCNu64 " %" SCNd64 " %" SCNd64 " %65s %zu %zu%n",
 		   kind, &mode, &e->size, &e->version, &e->mtime_ns, hash,
 		   &plen, &tlen, &used) != 8 ||
 	    line[used] != '\0')
@@ -189,7 +190,8 @@ static int parse_entry(const char **pos, const char *end,
 	if ((e->kind != VS_KIND_DIR && !e->hash[0]) ||
 	    (e->kind != VS_KIND_SYMLINK && tlen) || plen == 0 ||
 	    plen > VS_PATH_MAX || tlen > VS_PATH_MAX ||
-	    (size_t)(end - *pos) < plen + tlen + 1 || (*pos)[plen + tlen] != '\n')
+	    (size_t)(end - *pos) < plen + tlen + 1 ||
+	    (*pos)[plen + tlen] != '\n')
 		return -EBADMSG;
 	if (vs_path_check(*pos, plen) < 0 ||
 	    (tlen && memchr(*pos + plen, '\0', tlen)))

@@ -21,6 +21,8 @@
  * Not thread-safe: a struct vs_redis belongs to one thread at a time.
  */
 #include "vsync/redis.h"
+#include "vsync/path.h"
+#include "vsync/relay.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -543,5 +545,128 @@ int vs_redis_blob_put(struct vs_redis *r, const char *id, const char *hash,
 	e = vs_redis_command(r, &rep, ttl_s > 0 ? 5 : 3, argv, argvlen);
 	reply_free(rep);
 	free(enc);
+	return e;
+}
+
+/* ---- manifest and learned list ----------------------------------------- */
+
+void vs_redis_key_learned(char *out, const char *id)
+{
+	snprintf(out, VS_REDIS_KEY_MAX, "learned:{%s}", id);
+}
+
+/* Run a command whose reply does not matter beyond success. */
+static int command_discard(struct vs_redis *r, int argc, const char **argv)
+{
+	redisReply *rep = NULL;
+	int e = vs_redis_command(r, &rep, argc, argv, NULL);
+
+	reply_free(rep);
+	return e;
+}
+
+int vs_redis_manifest_load(struct vs_redis *r, const char *id,
+			   struct vs_manifest *m)
+{
+	char mkey[VS_REDIS_KEY_MAX], ckey[VS_REDIS_KEY_MAX];
+	const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
+	const char *hgetall[] = {"HGETALL", mkey}, *get[] = {"GET", ckey};
+	redisReply *rep = NULL, *fields, *cursor;
+	char *end;
+	int e;
+
+	vs_redis_key_manifest(mkey, id);
+	vs_redis_key_cursor(ckey, id);
+	if ((e = command_discard(r, 1, multi)) < 0)
+		return e;
+	if ((e = command_discard(r, 2, hgetall)) < 0 ||
+	    (e = command_discard(r, 2, get)) < 0 ||
+	    (e = vs_redis_command(r, &rep, 1, exec, NULL)) < 0) {
+		const char *discard[] = {"DISCARD"};
+
+		command_discard(r, 1, discard);
+		return e;
+	}
+	e = -EBADMSG;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2)
+		goto out;
+	fields = rep->element[0];
+	cursor = rep->element[1];
+	if (cursor->type == REDIS_REPLY_NIL ||
+	    fields->type != REDIS_REPLY_ARRAY || fields->elements == 0) {
+		e = -ENOENT;
+		goto out;
+	}
+	if (cursor->type != REDIS_REPLY_STRING)
+		goto out;
+	errno = 0;
+	m->seq = strtoll(cursor->str, &end, 10);
+	if (errno || *end || m->seq < 0)
+		goto out;
+	for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+		const redisReply *k = fields->element[i],
+				 *v = fields->element[i + 1];
+		struct vs_manifest_entry ent = {0};
+		char path[VS_PATH_MAX + 1];
+
+		if (k->type != REDIS_REPLY_STRING ||
+		    v->type != REDIS_REPLY_STRING || k->len > VS_PATH_MAX ||
+		    vs_path_check(k->str, k->len) < 0 || k->len == 0 ||
+		    vs_relay_entry_parse(&ent, v->str, v->len) < 0) {
+			vs_warn("redis: skipping invalid manifest entry '%.*s' "
+				"of project %s",
+				(int)(k->len > 200 ? 200 : k->len), k->str, id);
+			continue;
+		}
+		memcpy(path, k->str, k->len);
+		path[k->len] = '\0';
+		ent.path = path;
+		if ((e = vs_manifest_add(m, &ent)) < 0)
+			goto out;
+	}
+	snprintf(m->project_id, sizeof(m->project_id), "%s", id);
+	e = 0;
+out:
+	reply_free(rep);
+	if (e < 0 && e != -ENOENT)
+		vs_manifest_release(m);
+	if (e == -EBADMSG)
+		vs_warn("redis: the manifest of project %s is malformed", id);
+	return e;
+}
+
+int vs_redis_learned_get(struct vs_redis *r, const char *id, char **text)
+{
+	char key[VS_REDIS_KEY_MAX];
+	const char *argv[] = {"GET", key};
+	redisReply *rep = NULL;
+	int e;
+
+	vs_redis_key_learned(key, id);
+	e = vs_redis_command(r, &rep, 2, argv, NULL);
+	if (e < 0)
+		return e;
+	if (rep->type != REDIS_REPLY_STRING) {
+		reply_free(rep);
+		return -ENOENT;
+	}
+	*text = strndup(rep->str, rep->len);
+	reply_free(rep);
+	return *text ? 0 : -ENOMEM;
+}
+
+int vs_redis_learned_put(struct vs_redis *r, const char *id, const char *text,
+			 size_t len)
+{
+	char key[VS_REDIS_KEY_MAX];
+	const char *argv[] = {"SET", key, text};
+	size_t argvlen[] = {3, 0, len};
+	redisReply *rep = NULL;
+	int e;
+
+	vs_redis_key_learned(key, id);
+	argvlen[1] = strlen(key);
+	e = vs_redis_command(r, &rep, 3, argv, argvlen);
+	reply_free(rep);
 	return e;
 }

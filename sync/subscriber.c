@@ -304,14 +304,13 @@ static int redis_step(struct vs_sub *s)
 	int r;
 
 	if (!s->redis) {
+		/* no catch-up from PostgreSQL here: the stream holds what
+		 * happened while we were away, and 100,000 agents
+		 * reconnecting after a Redis restart must not all query the
+		 * database; gaps are filled entry by entry below */
 		r = vs_redis_open(&s->redis, s->redis_url, s->timeout_ms);
 		if (r < 0)
 			return r;
-		/* whatever happened while we were away */
-		r = feed_fill(s, INT64_MAX);
-		if (r < 0 && s->pg_url)
-			vs_debug("catch-up from PostgreSQL failed: %s",
-				 strerror(-r));
 	}
 	vs_redis_key_events(key, s->project_id);
 	snprintf(from, sizeof(from), "%lld-0",

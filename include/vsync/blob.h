@@ -15,8 +15,8 @@
 #define VS_BLOB_LZ4_THRESHOLD 1024
 
 /* Encode @len bytes into a malloc'd *out. 0 or -ENOMEM / -EFBIG. */
-int vs_blob_encode(uint8_t **out, size_t *out_len, const void *data,
-		   size_t len, size_t threshold);
+int vs_blob_encode(uint8_t **out, size_t *out_len, const void *data, size_t len,
+		   size_t threshold);
 /* Decode; -EBADMSG for an unknown method, a bad length or corrupt lz4 data,
  * -EFBIG if the original is over @max_len. 0 and a malloc'd *out. */
 int vs_blob_decode(uint8_t **out, size_t *out_len, const void *enc,

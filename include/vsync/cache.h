@@ -5,8 +5,9 @@
  *   <dir>/objects/<h0h1>/<64-hex>      verified content, named by SHA-256
  *   <dir>/tmp/                         files being written (renamed in)
  *   <dir>/projects/<uuid>/manifest     last manifest seen (vs_manifest format)
- *   <dir>/projects/<uuid>/local/       local-only upper layer (node_modules ...)
- *   <dir>/projects/<name> -> <uuid>    symlink, so a remount by name works offline
+ *   <dir>/projects/<uuid>/local/       local-only upper layer (node_modules
+ * ...) <dir>/projects/<name> -> <uuid>    symlink, so a remount by name works
+ * offline
  *
  * Objects are immutable once renamed into place. Thread-safe: every call
  * works on its own file descriptors.
@@ -14,6 +15,7 @@
 #ifndef VSYNC_CACHE_H
 #define VSYNC_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "vsync/hash.h"
@@ -38,6 +40,9 @@ void vs_cache_object_name(char out[8 + 3 + VS_HASH_HEX_LEN + 1],
  * match (the bad object is removed and a warning logged); other -errno.
  */
 int vs_cache_open(struct vs_cache *c, const char *hash, int *fd_out);
+
+/* Is object @hash present? (Not verified: vs_cache_open() does that.) */
+bool vs_cache_has(struct vs_cache *c, const char *hash);
 
 /*
  * Store @len bytes as object @hash after checking that they hash to it:

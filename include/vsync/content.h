@@ -10,6 +10,7 @@
 #ifndef VSYNC_CONTENT_H
 #define VSYNC_CONTENT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct vs_cache;
@@ -30,11 +31,22 @@ void vs_content_free(struct vs_content *c);
  * Return a read-only fd on verified content @hash (@size bytes expected).
  * Local cache first; else fetched from Redis, else from PostgreSQL (and
  * then put into Redis, best effort), verified, stored in the cache, then
- * opened. A Redis failure never fails the read: PostgreSQL is tried. Errors: -EIO when the content cannot be had (backend
- * down, timed out, or bytes that do not match: logged), -ENOMEM.
+ * opened. A Redis failure never fails the read: PostgreSQL is tried. Errors:
+ * -EIO when the content cannot be had (backend down, timed out, or bytes that
+ * do not match: logged), -ENOMEM.
  * @path is only used in log lines.
  */
 int vs_content_open(struct vs_content *c, const char *hash, uint64_t size,
 		    const char *path, int *fd_out);
+
+/*
+ * Make @n contents local in few round trips: what the cache lacks is read
+ * with one Redis MGET, and what Redis lacks with one PostgreSQL query;
+ * everything is verified before it is stored. Returns how many are still
+ * missing (0: all local), or -ENOMEM. @paths are for log lines.
+ */
+int vs_content_fetch_many(struct vs_content *c, const char *const *hashes,
+			  const uint64_t *sizes, const char *const *paths,
+			  size_t n);
 
 #endif

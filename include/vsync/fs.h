@@ -53,6 +53,15 @@ int vs_fs_run(struct vs_fs *fs, struct fuse_args *args,
 	      void (*ready_cb)(void *arg), void (*stop_cb)(void *arg),
 	      void *cb_arg);
 
+/*
+ * The learned list: record the synced files opened during the next
+ * @seconds, in the order of their first open (at most 4096). Then
+ * vs_fs_learned() hands over the paths (a malloc'd array of malloc'd
+ * strings; the caller frees) and stops recording.
+ */
+void vs_fs_learn_start(struct vs_fs *fs, int seconds);
+int vs_fs_learned(struct vs_fs *fs, char ***paths, size_t *n);
+
 struct vs_change;
 /*
  * Apply one remote change to the mounted tree so that readers and

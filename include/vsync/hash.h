@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VS_HASH_LEN 32
+#define VS_HASH_LEN	32
 #define VS_HASH_HEX_LEN 64
 
 struct vs_sha256 {

@@ -26,13 +26,13 @@ enum vs_log_level vs_log_get_level(void);
 void vs_log_set_prog(const char *prog);
 
 void vs_log(enum vs_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 void vs_vlog(enum vs_log_level level, const char *fmt, va_list ap)
-	__attribute__((format(printf, 2, 0)));
+    __attribute__((format(printf, 2, 0)));
 
 #define vs_error(...) vs_log(VS_LOG_ERROR, __VA_ARGS__)
-#define vs_warn(...) vs_log(VS_LOG_WARN, __VA_ARGS__)
-#define vs_info(...) vs_log(VS_LOG_INFO, __VA_ARGS__)
+#define vs_warn(...)  vs_log(VS_LOG_WARN, __VA_ARGS__)
+#define vs_info(...)  vs_log(VS_LOG_INFO, __VA_ARGS__)
 #define vs_debug(...)                                                          \
 	do {                                                                   \
 		if (vs_log_get_level() >= VS_LOG_DEBUG)                        \
@@ -40,6 +40,7 @@ void vs_vlog(enum vs_log_level level, const char *fmt, va_list ap)
 	} while (0)
 
 /* Log "internal error: ..." and abort(): for states that cannot happen. */
-void vs_bug(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void vs_bug(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
 
 #endif

@@ -26,7 +26,7 @@ struct vs_manifest_entry {
 	uint32_t mode; /* permission bits only (07777) */
 	uint64_t size;
 	int64_t version;
-	int64_t mtime_ns; /* ns since the epoch */
+	int64_t mtime_ns;		/* ns since the epoch */
 	char hash[VS_HASH_HEX_LEN + 1]; /* content SHA-256; "" for dirs */
 };
 
@@ -50,8 +50,8 @@ const char *vs_kind_name(enum vs_kind k);
 /*
  * Serialise to a malloc'd buffer (*out, *out_len) in the cache format:
  *   "vsync-manifest 1 <project> <seq> <n>\n" then per entry
- *   "<kind> <mode-octal> <size> <version> <mtime_ns> <hash|-> <pathlen> <targetlen>\n<path><target>\n"
- * Returns 0 or -ENOMEM.
+ *   "<kind> <mode-octal> <size> <version> <mtime_ns> <hash|-> <pathlen>
+ * <targetlen>\n<path><target>\n" Returns 0 or -ENOMEM.
  */
 int vs_manifest_serialize(const struct vs_manifest *m, char **out,
 			  size_t *out_len);

@@ -14,8 +14,8 @@
  *   -ETIMEDOUT     deadline passed (or SQLSTATE 57014, cancelled)
  *   -ENOENT        unknown project, path or version (SQLSTATE P0002)
  *   -EEXIST        target exists            (SQLSTATE 23505 / P0003)
- *   -ESTALE        base version is not current: a conflict (SQLSTATE 40001/P0004)
- *   -EINVAL        invalid path or argument  (SQLSTATE 22023)
+ *   -ESTALE        base version is not current: a conflict (SQLSTATE
+ * 40001/P0004) -EINVAL        invalid path or argument  (SQLSTATE 22023)
  *   -ENOTDIR, -EISDIR, -ENOTEMPTY           (SQLSTATE P0005, P0006, P0007)
  *   -ENAMETOOLONG  path or name too long     (SQLSTATE P0008)
  *   -EIO           anything else

@@ -28,6 +28,8 @@
 
 #include <hiredis/hiredis.h>
 
+#include "vsync/manifest.h"
+
 struct vs_redis;
 
 /* @url: redis://[[user]:password@]host[:port][/db] (only loopback or the
@@ -87,5 +89,22 @@ int vs_redis_blob_get(struct vs_redis *r, const char *id, const char *hash,
 /* SET blob:{id}:<hash> (encoded, lz4 above the threshold) with a TTL. */
 int vs_redis_blob_put(struct vs_redis *r, const char *id, const char *hash,
 		      const void *buf, size_t len, int ttl_s);
+
+/*
+ * The project's manifest as the relay keeps it (manifest:{id} read with
+ * relay:{id}:cursor in one MULTI, so the tree and its seq agree). Paths
+ * and values are validated like any input; -ENOENT when Redis has no
+ * manifest for the project (never relayed, or evicted); 0 with @m filled
+ * (m->seq the cursor) otherwise.
+ */
+int vs_redis_manifest_load(struct vs_redis *r, const char *id,
+			   struct vs_manifest *m);
+
+/* learned:{id}: the paths the last cold mount read first, newline-
+ * separated. get: malloc'd NUL-terminated text, -ENOENT if none. */
+void vs_redis_key_learned(char *out, const char *id);
+int vs_redis_learned_get(struct vs_redis *r, const char *id, char **text);
+int vs_redis_learned_put(struct vs_redis *r, const char *id, const char *text,
+			 size_t len);
 
 #endif

@@ -223,15 +223,22 @@ vs_check_eq "SIGTERM: both relays exit 0" "0 0" "$rc1 $rc2"
 mount_redis_tier() {
 	local mnt=$W/mnt cache=$W/cache h
 	mkdir -p "$mnt" "$cache"
+	# a file no relay has seen (they are stopped): its blob is not in Redis
+	printf 'written after the relays stopped\n' >"$W/later.txt"
+	ctl put demo notes/later.txt "$W/later.txt"
+	# --prefetch 0: files other than the critical ones (package.json,
+	# src/main.*, ...) are fetched only when read, so each read below
+	# goes to the backend it names
 	vs_mount demo "$mnt" --cache-dir "$cache" --timeout 1000 \
-		--redis "$VSYNC_REDIS_URL" || {
+		--prefetch 0 --redis "$VSYNC_REDIS_URL" || {
 		vs_fail "mount with --redis"
 		return
 	}
-	h=$(sha256sum <"$SRC/src/main.js" | cut -d' ' -f1)
-	rcli DEL "blob:{$P}:$h" >/dev/null
+	h=$(sha256sum <"$W/later.txt" | cut -d' ' -f1)
+	vs_check_eq "a blob no relay has seen is not in Redis" 0 \
+		"$(rcli EXISTS "blob:{$P}:$h")"
 	vs_check "read of a file not in Redis (from PostgreSQL)" \
-		cmp "$mnt/src/main.js" "$SRC/src/main.js"
+		cmp "$mnt/notes/later.txt" "$W/later.txt"
 	vs_check_eq "PostgreSQL's bytes were put back into Redis" 1 \
 		"$(rcli EXISTS "blob:{$P}:$h")"
 	kill -STOP "$VS_REDIS_PID"

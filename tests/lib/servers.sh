@@ -524,7 +524,7 @@ vs_servers_stop() {
 		if [[ "${VS_KEEP_LOGS:-0}" == 1 ]]; then
 			vs_log "logs kept in $VS_SERVERS_DIR"
 		else
-			rm -rf "$VS_SERVERS_DIR" || rc=1
+			rm -rf --one-file-system "$VS_SERVERS_DIR" || rc=1
 		fi
 	fi
 	VS_SERVERS_DIR=
@@ -586,7 +586,7 @@ vs_relay_start() {
 	if vs__pid_gone "$pid"; then
 		echo "vs_relay_start: vsync-relay exited at once; log:" >&2
 		sed 's/^/#   /' "$VS_RELAY_LOG" | tail -n 20 >&2
-		wait "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null || true
 		return 1
 	fi
 	return 0
@@ -595,14 +595,18 @@ vs_relay_start() {
 vs_relay_stop() {
 	local pid=${1:-${VS_RELAY_PID:-}} sig=${2:-TERM}
 	[[ -n "$pid" ]] || return 0
+	if [[ $sig == KILL || $sig == 9 ]] && kill -KILL "$pid" 2>/dev/null; then
+		# dies at once: reap it now, so that bash does not report "Killed"
+		wait "$pid" 2>/dev/null || true
+	fi
 	if ! vs__pid_gone "$pid"; then
-		kill "-$sig" "$pid" 2>/dev/null
+		kill "-$sig" "$pid" 2>/dev/null || true
 		if ! vs_poll 10 vs__pid_gone "$pid"; then
-			kill -KILL "$pid" 2>/dev/null
-			vs_poll 5 vs__pid_gone "$pid"
+			kill -KILL "$pid" 2>/dev/null || true
+			vs_poll 5 vs__pid_gone "$pid" || true
 		fi
 	fi
-	wait "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null || true
 	vs__pid_gone "$pid"
 }
 
@@ -627,8 +631,8 @@ vs_redis_start() {
 	if ! vs_poll 10 vs__redis_ping "$port" || vs__pid_gone "$pid"; then
 		echo "vs_redis_start: redis-server did not start on port $port:" >&2
 		tail -n 10 "$dir/redis.log" >&2 2>/dev/null
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
 		return 1
 	fi
 	VS_REDIS_PID=$pid

@@ -1,0 +1,475 @@
+/*
+ * control.c - the agent's control endpoint (include/vsync/control.h): a
+ * small HTTP server for health checks and Prometheus scrapes.
+ *
+ *   GET /healthz  200 "ok"            the process serves
+ *   GET /readyz   200 "ready" / 503   vs_metrics_is_ready()
+ *   GET /metrics  200 vs_metrics_render(), text/plain; version=0.0.4
+ *   GET other     404                 other methods: 405
+ *
+ * DESIGN
+ *
+ * Threads. vs_control_start() parses the address, checks with a plain
+ * bind(2) that it can be had, then creates the libwebsockets context and
+ * its one vhost in the caller's thread, so every start-up failure (bad
+ * address, port in use, lws refusing) is a return value and a log line,
+ * never a thread that died quietly. Only then does it start the service
+ * thread, which from that moment owns the context: it alone calls
+ * lws_service() and, on the way out, lws_context_destroy(). The only
+ * calls other threads make on the context are lws_cancel_service() (lws's
+ * one thread-safe entry point, made under `lock` so it never meets a
+ * context the thread is destroying) and reading the port saved at start.
+ *
+ * Stopping. vs_control_stop() sets the atomic flag `stop` and calls
+ * lws_cancel_service(), which wakes lws_service() through lws's event pipe
+ * (a wake-up sent before the thread reaches poll(2) is not lost: the pipe
+ * stays readable). The loop sees the flag, destroys the context (closing
+ * the listener and any client) and returns; stop joins it.
+ *
+ * Signals. The service thread is created with every signal blocked, so
+ * SIGTERM/SIGINT/SIGHUP reach the FUSE threads, whose blocking read(2) of
+ * /dev/fuse a signal must interrupt for the mount to exit.
+ *
+ * Requests. The protocol callback runs on the service thread only. On
+ * LWS_CALLBACK_HTTP it picks the status and body, writes the headers (with
+ * Content-Length, so HTTP/1.1 keep-alive works) and asks for a writable
+ * callback; LWS_CALLBACK_HTTP_WRITEABLE sends the body in chunks of at most
+ * CONTROL_CHUNK bytes, then completes the transaction. The body belongs to
+ * the connection's per-session data and is freed when sent or when the
+ * connection closes first.
+ *
+ * Logging. lws's own messages go through vs_log (errors and warnings as
+ * warnings, the rest as debug). lws 4.1 built with LWS_MAX_SMP 1 formats
+ * them in one static buffer, so only one thread of the process should run
+ * lws; this endpoint is that thread.
+ *
+ * Side effects of lws worth knowing: lws_create_context() sets SIGPIPE to
+ * SIG_IGN for the whole process. The context is capped at CONTROL_MAX_FDS
+ * descriptors, so it neither sizes its tables by `ulimit -n` nor cares how
+ * high the process's other fds go.
+ */
+#include "vsync/control.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <libwebsockets.h>
+
+#include "vsync/log.h"
+#include "vsync/metrics.h"
+
+/* Descriptors of the lws context: the listener, lws's event pipe and a
+ * few concurrent clients (probes and one scraper). */
+#define CONTROL_MAX_FDS 32
+/* Largest piece of a body written per writable callback. */
+#define CONTROL_CHUNK 4096
+/* Longest address accepted: "[" IPv6 "]:" port. */
+#define CONTROL_ADDR_MAX (INET6_ADDRSTRLEN + 8)
+
+struct vs_control {
+	/* Owned by the service thread once started, which destroys it and
+	 * sets it NULL under `lock`; vs_control_stop() cancels it under
+	 * `lock`, so it never wakes a destroyed context. */
+	struct lws_context *ctx;
+	pthread_mutex_t lock; /* protects ctx after start */
+	pthread_t thread;
+	atomic_bool stop; /* set by vs_control_stop() */
+	int port;	  /* the port listened on (0 resolved); read-only */
+	char where[CONTROL_ADDR_MAX + 8]; /* "ADDR:PORT", for log lines */
+};
+
+/* One HTTP connection's reply in progress (lws per-session data, zeroed by
+ * lws when the connection is bound to the protocol). */
+struct control_session {
+	char *body; /* malloc'd; NULL when there is nothing to send */
+	size_t len, off;
+};
+
+/* ------------------------------------------------------------ logging */
+
+static void control_lws_log(int level, const char *line)
+{
+	if (level & (LLL_ERR | LLL_WARN))
+		vs_warn("lws: %s", line);
+	else
+		vs_debug("lws: %s", line);
+}
+
+/* lws's log level and emitter are process-wide: set them once. Notices
+ * (context creation chatter) are wanted only at debug level. */
+static void control_log_init(void)
+{
+	int mask = LLL_ERR | LLL_WARN;
+
+	if (vs_log_get_level() >= VS_LOG_DEBUG)
+		mask |= LLL_NOTICE;
+	lws_set_log_level(mask, control_lws_log);
+}
+
+/* ------------------------------------------------------------ address */
+
+/*
+ * Parse "ADDR:PORT", ":PORT", "PORT" (127.0.0.1) or "[IPv6]:PORT" into a
+ * socket address and the numeric host text lws is given as its "iface".
+ * Only numeric addresses: a name would need a resolver, and an interface
+ * name is taken by lws as one. Port 0 asks the kernel for a free one.
+ * 0, or -EINVAL (nothing logged: the caller names the input).
+ */
+static int control_parse_addr(const char *s, struct sockaddr_storage *ss,
+			      socklen_t *sslen, char *host, size_t hostlen,
+			      int *port)
+{
+	const char *colon, *p;
+	size_t n;
+	long v = 0;
+
+	if (!s || !*s || strlen(s) > CONTROL_ADDR_MAX)
+		return -EINVAL;
+	if (s[0] == '[') {
+		const char *end = strchr(s, ']');
+
+		if (!end || end[1] != ':')
+			return -EINVAL;
+		n = (size_t)(end - s - 1);
+		p = end + 2;
+		if (n == 0 || n >= hostlen)
+			return -EINVAL;
+		memcpy(host, s + 1, n);
+		host[n] = '\0';
+	} else if ((colon = strrchr(s, ':'))) {
+		n = (size_t)(colon - s);
+		p = colon + 1;
+		if (n >= hostlen || memchr(s, ':', n)) /* bare IPv6 */
+			return -EINVAL;
+		memcpy(host, s, n);
+		host[n] = '\0';
+		if (n == 0)
+			snprintf(host, hostlen, "127.0.0.1");
+	} else {
+		p = s;
+		snprintf(host, hostlen, "127.0.0.1");
+	}
+
+	if (!*p)
+		return -EINVAL;
+	for (; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		v = v * 10 + (*p - '0');
+		if (v > 65535)
+			return -EINVAL;
+	}
+	*port = (int)v;
+
+	memset(ss, 0, sizeof(*ss));
+	if (s[0] == '[') {
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+
+		if (inet_pton(AF_INET6, host, &a6->sin6_addr) != 1)
+			return -EINVAL;
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)v);
+		*sslen = sizeof(*a6);
+	} else {
+		struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+
+		if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
+			return -EINVAL;
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)v);
+		*sslen = sizeof(*a4);
+	}
+	return 0;
+}
+
+/*
+ * Can @sa be bound? The same socket options as lws (SO_REUSEADDR, so a
+ * port in TIME_WAIT is usable, one being listened on is not). lws 4.1
+ * reports a failed bind only as a NULL vhost, so this is where the reason
+ * comes from. 0 or -errno.
+ */
+static int control_bind_check(const struct sockaddr_storage *sa,
+			      socklen_t salen)
+{
+	int fd, one = 1, r = 0;
+
+	fd = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (const struct sockaddr *)sa, salen) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+/* ------------------------------------------------------------ requests */
+
+static void control_session_release(struct control_session *ss)
+{
+	free(ss->body);
+	ss->body = NULL;
+	ss->len = ss->off = 0;
+}
+
+/* Give @ss the reply @text (copied) with @status: @status, or -ENOMEM. */
+static int control_reply(struct control_session *ss, int status,
+			 const char *text)
+{
+	ss->len = strlen(text);
+	ss->off = 0;
+	ss->body = strdup(text);
+	return ss->body ? status : -ENOMEM;
+}
+
+/*
+ * Route one request: sets the body of @ss and its content type (*ctype)
+ * and returns the status, or -ENOMEM when a body cannot be had (the
+ * caller then closes the connection).
+ */
+static int control_route(struct lws *wsi, const char *uri,
+			 struct control_session *ss, const char **ctype)
+{
+	int r;
+
+	*ctype = "text/plain; charset=utf-8";
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
+		return control_reply(ss, 405, "method not allowed\n");
+	if (!strcmp(uri, "/healthz"))
+		return control_reply(ss, 200, "ok\n");
+	if (!strcmp(uri, "/readyz")) {
+		if (vs_metrics_is_ready())
+			return control_reply(ss, 200, "ready\n");
+		return control_reply(ss, 503, "not ready\n");
+	}
+	if (!strcmp(uri, "/metrics")) {
+		*ctype = "text/plain; version=0.0.4; charset=utf-8";
+		ss->off = 0;
+		r = vs_metrics_render(&ss->body, &ss->len);
+		return r < 0 ? r : 200;
+	}
+	return control_reply(ss, 404, "not found\n");
+}
+
+/* lws calls this on the service thread for every event of a connection.
+ * Returning nonzero closes the connection. */
+static int control_callback(struct lws *wsi, enum lws_callback_reasons reason,
+			    void *user, void *in, size_t len)
+{
+	struct control_session *ss = user;
+	unsigned char buf[LWS_PRE + CONTROL_CHUNK];
+	unsigned char *start = buf + LWS_PRE, *p = start;
+	unsigned char *end = buf + sizeof(buf) - 1;
+	const char *ctype;
+	size_t n;
+	int status;
+
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		control_session_release(ss); /* a previous keep-alive reply */
+		status = control_route(wsi, in, ss, &ctype);
+		if (status < 0) {
+			vs_warn("control endpoint: cannot answer '%s': %s",
+				(const char *)in, strerror(-status));
+			control_session_release(ss);
+			return -1;
+		}
+		if (lws_add_http_common_headers(wsi, (unsigned)status, ctype,
+						ss->len, &p, end) ||
+		    lws_add_http_header_by_token(
+			wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+			(const unsigned char *)"no-store", 8, &p, end) ||
+		    lws_finalize_write_http_header(wsi, start, &p, end))
+			return 1;
+		lws_callback_on_writable(wsi);
+		return 0;
+
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (!ss->body)
+			return 0;
+		n = ss->len - ss->off;
+		if (n > CONTROL_CHUNK)
+			n = CONTROL_CHUNK;
+		memcpy(start, ss->body + ss->off, n);
+		ss->off += n;
+		if (lws_write(wsi, start, n,
+			      ss->off < ss->len
+				  ? LWS_WRITE_HTTP
+				  : LWS_WRITE_HTTP_FINAL) != (int)n)
+			return 1;
+		if (ss->off < ss->len) {
+			lws_callback_on_writable(wsi);
+			return 0;
+		}
+		control_session_release(ss);
+		/* nonzero: the client asked to close, or lws wants to */
+		if (lws_http_transaction_completed(wsi))
+			return -1;
+		return 0;
+
+	case LWS_CALLBACK_CLOSED_HTTP:
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+		if (ss)
+			control_session_release(ss);
+		return 0;
+
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}
+
+static const struct lws_protocols control_protocols[] = {
+    {
+	.name = "http",
+	.callback = control_callback,
+	.per_session_data_size = sizeof(struct control_session),
+    },
+    {0},
+};
+
+/* ------------------------------------------------------------ lifecycle */
+
+static void *control_thread(void *arg)
+{
+	struct vs_control *c = arg;
+
+	while (!atomic_load(&c->stop)) {
+		if (lws_service(c->ctx, 0) < 0) {
+			vs_warn("control endpoint on %s: service loop failed; "
+				"it no longer answers",
+				c->where);
+			break;
+		}
+	}
+	pthread_mutex_lock(&c->lock);
+	lws_context_destroy(c->ctx);
+	c->ctx = NULL;
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+int vs_control_start(struct vs_control **out, const char *addr)
+{
+	static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+	struct lws_context_creation_info info;
+	struct sockaddr_storage sa;
+	struct vs_control *c = NULL;
+	struct lws_vhost *vh;
+	sigset_t all, old;
+	char host[INET6_ADDRSTRLEN];
+	socklen_t salen = 0;
+	int port = 0, r;
+
+	*out = NULL;
+	if (control_parse_addr(addr, &sa, &salen, host, sizeof(host), &port)) {
+		vs_error("control endpoint: bad address '%s' (want ADDR:PORT, "
+			 ":PORT, PORT or [IPv6]:PORT, numeric)",
+			 addr ? addr : "(null)");
+		return -EINVAL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	pthread_mutex_init(&c->lock, NULL);
+	snprintf(c->where, sizeof(c->where),
+		 sa.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
+
+	r = control_bind_check(&sa, salen);
+	if (r < 0) {
+		vs_error("control endpoint: cannot listen on %s: %s%s",
+			 c->where, strerror(-r),
+			 r == -EADDRINUSE ? " (another listener holds it)"
+					  : "");
+		goto fail;
+	}
+
+	pthread_once(&log_once, control_log_init);
+	memset(&info, 0, sizeof(info));
+	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+		       LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+	/* lws 4.1 with IPv6 enabled reads an IPv4 "iface" into the wrong
+	 * field and listens on every address: keep IPv4 listeners IPv4. */
+	if (sa.ss_family == AF_INET)
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	info.fd_limit_per_thread = CONTROL_MAX_FDS;
+	info.gid = (gid_t)-1; /* never change user or group */
+	info.uid = (uid_t)-1;
+	info.protocols = control_protocols;
+	info.vhost_name = "vsync-control";
+	info.iface = host;
+	info.port = port;
+	info.server_string = "vsync";
+
+	c->ctx = lws_create_context(&info);
+	if (!c->ctx) {
+		vs_error("control endpoint: cannot create the HTTP context");
+		r = -ENOMEM;
+		goto fail;
+	}
+	vh = lws_create_vhost(c->ctx, &info);
+	if (!vh) {
+		/* lws does not say why: ask bind(2) again (someone may have
+		 * taken the port since the check) */
+		r = control_bind_check(&sa, salen);
+		if (r == 0)
+			r = -EIO;
+		vs_error("control endpoint: cannot listen on %s: %s", c->where,
+			 strerror(-r));
+		goto fail;
+	}
+	c->port = lws_get_vhost_listen_port(vh);
+	if (port == 0) /* say which port the kernel picked */
+		snprintf(c->where, sizeof(c->where),
+			 sa.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host,
+			 c->port);
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	r = -pthread_create(&c->thread, NULL, control_thread, c);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r < 0) {
+		vs_error("control endpoint: cannot start its thread: %s",
+			 strerror(-r));
+		goto fail;
+	}
+	vs_info("control endpoint listening on %s", c->where);
+	*out = c;
+	return 0;
+
+fail:
+	if (c->ctx)
+		lws_context_destroy(c->ctx);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+	return r;
+}
+
+int vs_control_port(const struct vs_control *c)
+{
+	return c->port;
+}
+
+void vs_control_stop(struct vs_control *c)
+{
+	if (!c)
+		return;
+	atomic_store(&c->stop, true);
+	pthread_mutex_lock(&c->lock);
+	if (c->ctx) /* NULL if the loop failed and already ended */
+		lws_cancel_service(c->ctx);
+	pthread_mutex_unlock(&c->lock);
+	pthread_join(c->thread, NULL);
+	pthread_mutex_destroy(&c->lock);
+	vs_debug("control endpoint on %s stopped", c->where);
+	free(c);
+}

@@ -1,0 +1,47 @@
+/*
+ * metrics.h - the agent's counters, for /metrics (Prometheus text format).
+ *
+ * One process-wide registry of lock-free atomics: any thread records, the
+ * control endpoint renders. Recording never fails and never blocks.
+ */
+#ifndef VSYNC_METRICS_H
+#define VSYNC_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum vs_source {
+	VS_SRC_LOCAL = 0, /* the content cache in --cache-dir */
+	VS_SRC_REDIS = 1,
+	VS_SRC_PG = 2,
+	VS_SRC_COUNT
+};
+
+enum vs_backend { VS_BACKEND_REDIS = 0, VS_BACKEND_PG = 1, VS_BACKEND_COUNT };
+
+/* A file's content was had from @src: @bytes long, in @usec microseconds
+ * (fetch latency histogram, per source). */
+void vs_metrics_fetch(enum vs_source src, uint64_t bytes, uint64_t usec);
+/* A content lookup in the local cache hit or missed. */
+void vs_metrics_cache(int hit);
+/* A backend call failed (timeout, unreachable, error reply). */
+void vs_metrics_backend_error(enum vs_backend b);
+/* The critical set is local: @ms since the mount started. Sets ready. */
+void vs_metrics_ready(uint64_t ms);
+int vs_metrics_is_ready(void);
+/* A remote change was applied; @seq is now the tree's change. */
+void vs_metrics_change_applied(int64_t seq);
+/* Files still queued for background prefetch. */
+void vs_metrics_prefetch_pending(int64_t n);
+
+/*
+ * Render every metric in Prometheus text exposition format into a
+ * malloc'd buffer (*out, *len). 0 or -ENOMEM. Metric names: see
+ * docs/operations.md.
+ */
+int vs_metrics_render(char **out, size_t *len);
+
+/* Reset everything (tests). */
+void vs_metrics_reset(void);
+
+#endif

@@ -1,0 +1,76 @@
+/*
+ * prefetch.h - critical files first, the rest of the tree behind them
+ * (sync/prefetch.c).
+ *
+ * The plan (pure): which files to fetch and in which order. Critical, in
+ * this order: the files first read by the last cold mount (the learned
+ * list), then those matching the default globs (the seed's: package.json,
+ * tsconfig*, index.*, app.*, main.*, plus vite/next configs, at the root
+ * and in src/) or a --critical glob. Then the rest: files in the
+ * directories of critical files first, then smaller before larger.
+ *
+ * The runner: one thread fetches the critical set in one batch (one Redis
+ * MGET, one PostgreSQL query for what Redis lacks), calls ready(), then N
+ * workers fetch the rest with their own backend connections, so a read
+ * through the mount (which uses the mount's own connections) never queues
+ * behind them.
+ */
+#ifndef VSYNC_PREFETCH_H
+#define VSYNC_PREFETCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vsync/hash.h"
+#include "vsync/manifest.h"
+#include "vsync/path.h"
+
+struct vs_cache;
+
+struct vs_prefetch_item {
+	char hash[VS_HASH_HEX_LEN + 1];
+	uint64_t size;
+	char *path; /* owned */
+};
+
+struct vs_prefetch_plan {
+	struct vs_prefetch_item *items; /* critical first, then the rest */
+	size_t n, ncritical;
+};
+
+/* The default critical globs (fnmatch, case-insensitive). */
+extern const char *const vs_critical_default_globs[];
+
+/*
+ * Build the plan from @m: files only, local-only paths skipped. @globs
+ * (NULL-terminated, may be NULL) add to the defaults; @learned lists paths
+ * in first-read order (unknown ones are ignored). 0 or -ENOMEM (then @p is
+ * empty).
+ */
+int vs_prefetch_plan_build(struct vs_prefetch_plan *p,
+			   const struct vs_manifest *m,
+			   const char *const *globs, const char *const *learned,
+			   size_t nlearned, const struct vs_local_rules *local);
+void vs_prefetch_plan_release(struct vs_prefetch_plan *p);
+
+struct vs_prefetch_config {
+	struct vs_cache *cache;
+	const char *pg, *redis, *project_id;
+	int timeout_ms;
+	int workers; /* background fetchers after ready; 0: none */
+	/* called once, on the prefetch thread, when the critical set is
+	 * local (@missing: how many critical files could not be had) */
+	void (*ready)(void *arg, size_t missing);
+	void *arg;
+};
+
+struct vs_prefetch;
+
+/* Take over @plan (left empty) and start. 0 or -errno. */
+int vs_prefetch_start(struct vs_prefetch **out,
+		      const struct vs_prefetch_config *cfg,
+		      struct vs_prefetch_plan *plan);
+/* Stop the workers (within one fetch) and free. NULL is fine. */
+void vs_prefetch_stop(struct vs_prefetch *p);
+
+#endif

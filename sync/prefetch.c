@@ -1,0 +1,341 @@
+/*
+ * prefetch.c - the critical-first plan and the background fetchers
+ * (prefetch.h).
+ *
+ * DESIGN
+ * vs_prefetch_start() starts one thread. It fetches the critical set in
+ * batches of PF_BATCH (one Redis MGET, then one PostgreSQL query for the
+ * rest: vs_content_fetch_many), calls cfg->ready, then starts the other
+ * workers; every worker takes the next batch of the plan from a shared
+ * atomic cursor. Each worker owns a struct vs_content (its own Redis and
+ * PostgreSQL connections), so reads through the mount never wait behind
+ * prefetching. Files already local are skipped without a round trip.
+ * @stop is checked between batches.
+ */
+#include "vsync/prefetch.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vsync/cache.h"
+#include "vsync/content.h"
+#include "vsync/log.h"
+#include "vsync/metrics.h"
+
+#define PF_BATCH       64
+#define PF_MAX_WORKERS 64
+
+const char *const vs_critical_default_globs[] = {
+    "package.json",
+    "tsconfig*",
+    "index.*",
+    "app.*",
+    "main.*",
+    "vite.config.*",
+    "next.config.*",
+    "src/package.json",
+    "src/tsconfig*",
+    "src/index.*",
+    "src/app.*",
+    "src/main.*",
+    NULL,
+};
+
+/* ---- the plan (pure) --------------------------------------------------- */
+
+static bool glob_match(const char *const *globs, const char *path)
+{
+	for (; globs && *globs; globs++)
+		if (fnmatch(*globs, path, FNM_PATHNAME | FNM_CASEFOLD) == 0)
+			return true;
+	return false;
+}
+
+struct ranked {
+	const struct vs_manifest_entry *e;
+	int tier;     /* 0 learned, 1 critical glob, 2 near, 3 rest */
+	size_t order; /* learned position */
+};
+
+static int ranked_cmp(const void *a, const void *b)
+{
+	const struct ranked *x = a, *y = b;
+
+	if (x->tier != y->tier)
+		return x->tier - y->tier;
+	if (x->tier == 0)
+		return x->order < y->order ? -1 : x->order > y->order;
+	if (x->e->size != y->e->size)
+		return x->e->size < y->e->size ? -1 : 1;
+	return strcmp(x->e->path, y->e->path);
+}
+
+/* Is @path in a directory that holds a critical file? */
+static bool near_critical(const struct ranked *r, size_t n, const char *path)
+{
+	size_t plen;
+
+	vs_path_basename(path, &plen);
+	for (size_t i = 0; i < n && r[i].tier <= 1; i++) {
+		size_t clen;
+
+		vs_path_basename(r[i].e->path, &clen);
+		if (clen == plen && strncmp(path, r[i].e->path, plen) == 0)
+			return true;
+	}
+	return false;
+}
+
+int vs_prefetch_plan_build(struct vs_prefetch_plan *p,
+			   const struct vs_manifest *m,
+			   const char *const *globs, const char *const *learned,
+			   size_t nlearned, const struct vs_local_rules *local)
+{
+	struct ranked *r = calloc(m->n ? m->n : 1, sizeof(*r));
+	size_t n = 0, ncrit = 0;
+
+	memset(p, 0, sizeof(*p));
+	if (!r)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->n; i++) {
+		const struct vs_manifest_entry *e = &m->entries[i];
+
+		if (e->kind != VS_KIND_FILE || vs_path_is_local(local, e->path))
+			continue;
+		r[n].e = e;
+		r[n].tier = 3;
+		for (size_t k = 0; k < nlearned; k++)
+			if (strcmp(learned[k], e->path) == 0) {
+				r[n].tier = 0;
+				r[n].order = k;
+				break;
+			}
+		if (r[n].tier == 3 &&
+		    (glob_match(vs_critical_default_globs, e->path) ||
+		     glob_match(globs, e->path)))
+			r[n].tier = 1;
+		n++;
+	}
+	/* critical first, so near_critical() can scan them */
+	qsort(r, n, sizeof(*r), ranked_cmp);
+	while (ncrit < n && r[ncrit].tier <= 1)
+		ncrit++;
+	for (size_t i = ncrit; i < n; i++)
+		if (near_critical(r, ncrit, r[i].e->path))
+			r[i].tier = 2;
+	qsort(r + ncrit, n - ncrit, sizeof(*r), ranked_cmp);
+
+	p->items = calloc(n ? n : 1, sizeof(*p->items));
+	if (!p->items) {
+		free(r);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct vs_prefetch_item *it = &p->items[i];
+
+		memcpy(it->hash, r[i].e->hash, sizeof(it->hash));
+		it->size = r[i].e->size;
+		it->path = strdup(r[i].e->path);
+		if (!it->path) {
+			p->n = i;
+			vs_prefetch_plan_release(p);
+			free(r);
+			return -ENOMEM;
+		}
+	}
+	p->n = n;
+	p->ncritical = ncrit;
+	free(r);
+	return 0;
+}
+
+void vs_prefetch_plan_release(struct vs_prefetch_plan *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		free(p->items[i].path);
+	free(p->items);
+	memset(p, 0, sizeof(*p));
+}
+
+/* ---- the runner -------------------------------------------------------- */
+
+struct vs_prefetch {
+	struct vs_prefetch_config cfg;
+	char *pg, *redis;
+	char project_id[37];
+	struct vs_prefetch_plan plan;
+
+	pthread_t lead;
+	pthread_t workers[PF_MAX_WORKERS];
+	int nworkers; /* started, besides the lead */
+	atomic_size_t next;
+	atomic_size_t done;
+	atomic_ullong bytes;
+	atomic_bool stop;
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Fetch items [from, to) of the plan; returns how many are still missing. */
+static int fetch_range(struct vs_prefetch *p, struct vs_content *c, size_t from,
+		       size_t to)
+{
+	const char *hashes[PF_BATCH], *paths[PF_BATCH];
+	uint64_t sizes[PF_BATCH];
+	size_t n = 0;
+	int missing = 0;
+
+	for (size_t i = from; i < to; i++) {
+		struct vs_prefetch_item *it = &p->plan.items[i];
+
+		hashes[n] = it->hash;
+		paths[n] = it->path;
+		sizes[n] = it->size;
+		atomic_fetch_add(&p->bytes, it->size);
+		if (++n == PF_BATCH || i + 1 == to) {
+			int r =
+			    vs_content_fetch_many(c, hashes, sizes, paths, n);
+
+			missing += r < 0 ? (int)n : r;
+			n = 0;
+		}
+	}
+	return missing;
+}
+
+static void progress(struct vs_prefetch *p, int64_t *last)
+{
+	int64_t now = mono_ms();
+	size_t done = atomic_load(&p->done), total = p->plan.n;
+
+	vs_metrics_prefetch_pending((int64_t)(total - done));
+	if (!isatty(STDERR_FILENO) || (now - *last < 250 && done < total))
+		return;
+	*last = now;
+	fprintf(stderr, "\rvsync: fetched %zu/%zu files, %.1f MiB%s", done,
+		total, (double)atomic_load(&p->bytes) / (1024 * 1024),
+		done == total ? "\n" : "");
+}
+
+static void *worker_main(void *arg)
+{
+	struct vs_prefetch *p = arg;
+	struct vs_content *c = NULL;
+	int64_t last = 0;
+
+	if (vs_content_new(&c, p->cfg.cache, p->pg, p->redis, p->project_id,
+			   p->cfg.timeout_ms) < 0)
+		return NULL;
+	while (!atomic_load(&p->stop)) {
+		size_t from = atomic_fetch_add(&p->next, PF_BATCH);
+		size_t to = from + PF_BATCH;
+
+		if (from >= p->plan.n)
+			break;
+		if (to > p->plan.n)
+			to = p->plan.n;
+		fetch_range(p, c, from, to);
+		atomic_fetch_add(&p->done, to - from);
+		progress(p, &last);
+	}
+	vs_content_free(c);
+	return NULL;
+}
+
+static void *lead_main(void *arg)
+{
+	struct vs_prefetch *p = arg;
+	struct vs_content *c = NULL;
+	int missing = 0, r;
+
+	r = vs_content_new(&c, p->cfg.cache, p->pg, p->redis, p->project_id,
+			   p->cfg.timeout_ms);
+	if (r == 0) {
+		missing = fetch_range(p, c, 0, p->plan.ncritical);
+		vs_content_free(c);
+	} else {
+		missing = (int)p->plan.ncritical;
+	}
+	atomic_store(&p->done, p->plan.ncritical);
+	if (missing)
+		vs_warn("%d of %zu critical files could not be fetched; they "
+			"will be fetched on first read",
+			missing, p->plan.ncritical);
+	p->cfg.ready(p->cfg.arg, (size_t)missing);
+	if (p->cfg.workers <= 0 || atomic_load(&p->stop)) {
+		vs_metrics_prefetch_pending(0);
+		return NULL;
+	}
+	for (int i = 1; i < p->cfg.workers && i < PF_MAX_WORKERS; i++) {
+		if (pthread_create(&p->workers[p->nworkers], NULL, worker_main,
+				   p) != 0)
+			break;
+		p->nworkers++;
+	}
+	worker_main(p);
+	return NULL;
+}
+
+int vs_prefetch_start(struct vs_prefetch **out,
+		      const struct vs_prefetch_config *cfg,
+		      struct vs_prefetch_plan *plan)
+{
+	struct vs_prefetch *p = calloc(1, sizeof(*p));
+	int r = -ENOMEM;
+
+	if (!p)
+		return -ENOMEM;
+	p->cfg = *cfg;
+	p->pg = cfg->pg ? strdup(cfg->pg) : NULL;
+	p->redis = cfg->redis ? strdup(cfg->redis) : NULL;
+	if ((cfg->pg && !p->pg) || (cfg->redis && !p->redis))
+		goto fail;
+	snprintf(p->project_id, sizeof(p->project_id), "%s", cfg->project_id);
+	p->plan = *plan;
+	memset(plan, 0, sizeof(*plan));
+	atomic_init(&p->next, p->plan.ncritical);
+	atomic_init(&p->done, 0);
+	atomic_init(&p->bytes, 0);
+	atomic_init(&p->stop, false);
+	vs_metrics_prefetch_pending((int64_t)p->plan.n);
+	r = -pthread_create(&p->lead, NULL, lead_main, p);
+	if (r < 0) {
+		*plan = p->plan;
+		goto fail;
+	}
+	*out = p;
+	return 0;
+fail:
+	free(p->pg);
+	free(p->redis);
+	free(p);
+	return r;
+}
+
+void vs_prefetch_stop(struct vs_prefetch *p)
+{
+	if (!p)
+		return;
+	atomic_store(&p->stop, true);
+	pthread_join(p->lead, NULL);
+	for (int i = 0; i < p->nworkers; i++)
+		pthread_join(p->workers[i], NULL);
+	vs_prefetch_plan_release(&p->plan);
+	free(p->pg);
+	free(p->redis);
+	free(p);
+}
