@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "mount_opts.h"
+#include "vsync/clock.h"
 #include "vsync/cache.h"
 #include "vsync/content.h"
 #include "vsync/fs.h"
@@ -319,14 +320,6 @@ struct mount_ctx {
 	bool stopping; /* protected by lock */
 };
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int apply_change(void *arg, const struct vs_change *c)
 {
 	struct mount_ctx *ctx = arg;
@@ -346,7 +339,7 @@ static void on_critical_ready(void *arg, size_t missing)
 {
 	struct mount_ctx *ctx = arg;
 	const struct vs_mount_opts *o = ctx->o;
-	int64_t ms = mono_ms() - ctx->start_ms;
+	int64_t ms = vs_mono_ms() - ctx->start_ms;
 
 	vs_metrics_ready((uint64_t)ms);
 	vs_info("ready in %lld ms (%zu critical files local%s)", (long long)ms,
@@ -449,7 +442,7 @@ static void presence(struct mount_ctx *ctx, struct vs_redis **rd, bool leave)
 static void *keeper_main(void *arg)
 {
 	struct mount_ctx *ctx = arg;
-	int64_t learn_at = mono_ms() + (int64_t)ctx->o->learn_seconds * 1000;
+	int64_t learn_at = vs_mono_ms() + (int64_t)ctx->o->learn_seconds * 1000;
 	bool learned = ctx->o->learn_seconds == 0;
 	struct vs_redis *rd = NULL;
 
@@ -458,7 +451,7 @@ static void *keeper_main(void *arg)
 		struct timespec ts;
 
 		pthread_mutex_unlock(&ctx->lock);
-		if (!learned && mono_ms() >= learn_at) {
+		if (!learned && vs_mono_ms() >= learn_at) {
 			save_learned(ctx);
 			learned = true;
 		}
@@ -604,7 +597,7 @@ int main(int argc, char **argv)
 
 	vs_log_set_prog("vsync-mount");
 	vs_manifest_init(&m);
-	ctx.start_ms = mono_ms();
+	ctx.start_ms = vs_mono_ms();
 	pthread_mutex_init(&ctx.lock, NULL);
 	pthread_cond_init(&ctx.cond, NULL);
 	if (vs_mount_opts_parse(&o, argc, argv, env_get, err, sizeof(err)) <

@@ -14,6 +14,7 @@
  * keep_cache, cached directory listings) because nothing changes a synced
  * path behind the kernel's back without the mount invalidating it.
  */
+#include "vsync/clock.h"
 #include "vsync/fs.h"
 
 #include <dirent.h>
@@ -792,14 +793,6 @@ static void vs_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 
 #define VS_LEARN_MAX 4096
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* While learning, note the first open of synced file @in. */
 static void learn_record(struct vs_fs *fs, struct vs_inode *in)
 {
@@ -810,7 +803,7 @@ static void learn_record(struct vs_fs *fs, struct vs_inode *in)
 		return;
 	pthread_mutex_lock(&fs->learn_lock);
 	if (!in->learned && fs->learn_until_ms &&
-	    mono_ms() < fs->learn_until_ms && fs->nlearned < VS_LEARN_MAX) {
+	    vs_mono_ms() < fs->learn_until_ms && fs->nlearned < VS_LEARN_MAX) {
 		in->learned = true;
 		pthread_mutex_lock(&fs->table.lock);
 		copy = inode_path(in, path, sizeof(path)) == 0 ? strdup(path)
@@ -828,7 +821,7 @@ void vs_fs_learn_start(struct vs_fs *fs, int seconds)
 	if (!fs->learned)
 		fs->learned = calloc(VS_LEARN_MAX, sizeof(*fs->learned));
 	if (fs->learned && seconds > 0)
-		fs->learn_until_ms = mono_ms() + (int64_t)seconds * 1000;
+		fs->learn_until_ms = vs_mono_ms() + (int64_t)seconds * 1000;
 	pthread_mutex_unlock(&fs->learn_lock);
 }
 

@@ -24,6 +24,7 @@
  * reconnects). The deadline of a fetch grows with the size of the file
  * (VS_CONTENT_MIN_RATE).
  */
+#include "vsync/clock.h"
 #include "vsync/content.h"
 
 #include <errno.h>
@@ -65,14 +66,6 @@ struct vs_content {
 	struct vs_redis *redis;
 	int64_t redis_retry_after_ms; /* monotonic; Redis not used before */
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int vs_content_new(struct vs_content **out, struct vs_cache *cache,
 		   const char *pg_conninfo, const char *redis_url,
@@ -152,7 +145,7 @@ static void redis_failed_locked(struct vs_content *c, int r, const char *what,
 	if (r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EACCES ||
 	    r == -EAGAIN || r == -ENOMEM) {
 		vs_redis_disconnect(c->redis);
-		c->redis_retry_after_ms = now_ms() + VS_CONTENT_RETRY_MS;
+		c->redis_retry_after_ms = vs_mono_ms() + VS_CONTENT_RETRY_MS;
 	}
 }
 
@@ -168,7 +161,7 @@ static int fetch_redis(struct vs_content *c, const char *hash, uint64_t size,
 	if (!c->redis)
 		return -ENOENT;
 	pthread_mutex_lock(&c->redis_lock);
-	if (now_ms() < c->redis_retry_after_ms) {
+	if (vs_mono_ms() < c->redis_retry_after_ms) {
 		pthread_mutex_unlock(&c->redis_lock);
 		return -EAGAIN;
 	}
@@ -201,7 +194,7 @@ static void backfill_redis(struct vs_content *c, const char *hash,
 	if (!c->redis || len > VS_CONTENT_BACKFILL_MAX)
 		return;
 	pthread_mutex_lock(&c->redis_lock);
-	if (now_ms() >= c->redis_retry_after_ms) {
+	if (vs_mono_ms() >= c->redis_retry_after_ms) {
 		vs_redis_set_timeout(c->redis, fetch_timeout_ms(c, len));
 		r = vs_redis_blob_put(c->redis, c->project_id, hash, buf, len,
 				      VS_CONTENT_BACKFILL_TTL_S);
@@ -223,12 +216,12 @@ static int fetch_locked(struct vs_content *c, const char *hash, uint64_t size,
 	if (!c->conninfo)
 		return -EIO;
 	if (!c->pg) {
-		if (now_ms() < c->retry_after_ms)
+		if (vs_mono_ms() < c->retry_after_ms)
 			return -EIO;
 		r = vs_pg_open(&c->pg, c->conninfo, c->timeout_ms);
 		if (r < 0) {
 			/* unreachable: fail fast for a while, then retry */
-			c->retry_after_ms = now_ms() + VS_CONTENT_RETRY_MS;
+			c->retry_after_ms = vs_mono_ms() + VS_CONTENT_RETRY_MS;
 			vs_warn("cannot fetch '%s': PostgreSQL unavailable: %s",
 				path, strerror(-r));
 			return -EIO;
@@ -262,31 +255,23 @@ static int fetch_locked(struct vs_content *c, const char *hash, uint64_t size,
 	return r == -EBADMSG ? -EIO : r;
 }
 
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 int vs_content_open(struct vs_content *c, const char *hash, uint64_t size,
 		    const char *path, int *fd_out)
 {
-	uint64_t t0 = now_us();
+	uint64_t t0 = vs_mono_us();
 	int r;
 
 	r = vs_cache_open(c->cache, hash, fd_out);
 	vs_metrics_cache(r == 0);
 	if (r == 0) {
-		vs_metrics_fetch(VS_SRC_LOCAL, size, now_us() - t0);
+		vs_metrics_fetch(VS_SRC_LOCAL, size, vs_mono_us() - t0);
 		return 0;
 	}
 	/* Redis first, outside @lock: a PostgreSQL fetch of a big file
 	 * does not hold up Redis reads of others */
 	if (fetch_redis(c, hash, size, path) == 0 &&
 	    vs_cache_open(c->cache, hash, fd_out) == 0) {
-		vs_metrics_fetch(VS_SRC_REDIS, size, now_us() - t0);
+		vs_metrics_fetch(VS_SRC_REDIS, size, vs_mono_us() - t0);
 		return 0;
 	}
 	pthread_mutex_lock(&c->lock);
@@ -296,7 +281,7 @@ int vs_content_open(struct vs_content *c, const char *hash, uint64_t size,
 		if (r == 0)
 			r = vs_cache_open(c->cache, hash, fd_out);
 		if (r == 0)
-			vs_metrics_fetch(VS_SRC_PG, size, now_us() - t0);
+			vs_metrics_fetch(VS_SRC_PG, size, vs_mono_us() - t0);
 		else
 			vs_metrics_backend_error(VS_BACKEND_PG);
 	}
@@ -344,7 +329,7 @@ static void many_from_redis(struct vs_content *c, const char *const *hashes,
 	const char **argv = calloc(*ntodo + 1, sizeof(*argv));
 	char *keys = malloc(*ntodo * VS_REDIS_KEY_MAX);
 	redisReply *rep = NULL;
-	uint64_t t0 = now_us(), total = 0;
+	uint64_t t0 = vs_mono_us(), total = 0;
 	size_t kept = 0;
 	int r = -ENOMEM;
 
@@ -358,7 +343,7 @@ static void many_from_redis(struct vs_content *c, const char *const *hashes,
 		total += sizes[todo[i]];
 	}
 	pthread_mutex_lock(&c->redis_lock);
-	if (now_ms() < c->redis_retry_after_ms) {
+	if (vs_mono_ms() < c->redis_retry_after_ms) {
 		pthread_mutex_unlock(&c->redis_lock);
 		goto out;
 	}
@@ -378,7 +363,7 @@ static void many_from_redis(struct vs_content *c, const char *const *hashes,
 		if (store_redis_value(c, rep->element[i], hashes[k], sizes[k],
 				      paths[k]) == 0)
 			vs_metrics_fetch(VS_SRC_REDIS, sizes[k],
-					 (now_us() - t0) / *ntodo);
+					 (vs_mono_us() - t0) / *ntodo);
 		else
 			todo[kept++] = k;
 	}
@@ -399,7 +384,7 @@ static void many_from_pg(struct vs_content *c, const char *const *hashes,
 	char *arr = malloc(*ntodo * (VS_HASH_HEX_LEN + 1) + 3);
 	const char *v[2] = {c->project_id, arr};
 	PGresult *res = NULL;
-	uint64_t t0 = now_us(), total = 0;
+	uint64_t t0 = vs_mono_us(), total = 0;
 	size_t pos = 0, kept = 0;
 	int r;
 
@@ -414,9 +399,9 @@ static void many_from_pg(struct vs_content *c, const char *const *hashes,
 	}
 	arr[pos] = '\0';
 	if (!c->pg) {
-		if (now_ms() < c->retry_after_ms ||
+		if (vs_mono_ms() < c->retry_after_ms ||
 		    vs_pg_open(&c->pg, c->conninfo, c->timeout_ms) < 0) {
-			c->retry_after_ms = now_ms() + VS_CONTENT_RETRY_MS;
+			c->retry_after_ms = vs_mono_ms() + VS_CONTENT_RETRY_MS;
 			goto out;
 		}
 	}
@@ -451,7 +436,7 @@ static void many_from_pg(struct vs_content *c, const char *const *hashes,
 				       (size_t)PQgetlength(res, row, 1),
 				       paths[k]);
 			vs_metrics_fetch(VS_SRC_PG, sizes[k],
-					 (now_us() - t0) / *ntodo);
+					 (vs_mono_us() - t0) / *ntodo);
 			continue;
 		}
 		vs_warn("cannot fetch '%s' (%.12s) from PostgreSQL", paths[k],

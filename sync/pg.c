@@ -22,6 +22,7 @@
  *
  * Not thread-safe: a struct vs_pg belongs to one thread at a time.
  */
+#include "vsync/clock.h"
 #include "vsync/pg.h"
 
 #include <errno.h>
@@ -112,14 +113,6 @@ static int pg_fail_result(struct vs_pg *pg, const PGresult *res)
 
 /* ---- deadlines --------------------------------------------------------- */
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait until the socket is readable (and writable if @want_write) or the
  * deadline passes. 0, -ETIMEDOUT or -errno. */
 static int pg_wait(PGconn *conn, bool want_read, bool want_write,
@@ -134,7 +127,7 @@ static int pg_wait(PGconn *conn, bool want_read, bool want_write,
 	p.events =
 	    (short)((want_read ? POLLIN : 0) | (want_write ? POLLOUT : 0));
 	for (;;) {
-		left = deadline - now_ms();
+		left = deadline - vs_mono_ms();
 		if (left <= 0)
 			return -ETIMEDOUT;
 		r = poll(&p, 1, left > 60000 ? 60000 : (int)left);
@@ -172,7 +165,7 @@ static int pg_connect(struct vs_pg *pg)
 	/* application_name before dbname: a conninfo that names one wins */
 	const char *keys[] = {"application_name", "dbname", NULL};
 	const char *vals[] = {"vsync", pg->conninfo ? pg->conninfo : "", NULL};
-	int64_t deadline = now_ms() + pg->timeout_ms;
+	int64_t deadline = vs_mono_ms() + pg->timeout_ms;
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
 	int r = 0;
 
@@ -388,7 +381,7 @@ int vs_pg_exec(struct vs_pg *pg, PGresult **res_out, const char *sql,
 	       int nparams, const char *const *values, const int *lengths,
 	       const int *formats, int binary_result)
 {
-	int64_t deadline = now_ms() + pg->timeout_ms;
+	int64_t deadline = vs_mono_ms() + pg->timeout_ms;
 	int r;
 
 	if (res_out)
@@ -408,7 +401,7 @@ int vs_pg_exec(struct vs_pg *pg, PGresult **res_out, const char *sql,
 
 int vs_pg_cmd(struct vs_pg *pg, const char *sql)
 {
-	int64_t deadline = now_ms() + pg->timeout_ms;
+	int64_t deadline = vs_mono_ms() + pg->timeout_ms;
 	int r;
 
 	r = vs_pg_ensure(pg);
@@ -474,7 +467,7 @@ static int pg_drain_notifies(struct vs_pg *pg)
 
 int vs_pg_wait_notify(struct vs_pg *pg, int timeout_ms)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = vs_mono_ms() + timeout_ms;
 	int count, r;
 
 	if (!pg->conn)

@@ -12,6 +12,7 @@
  * prefetching. Files already local are skipped without a round trip.
  * @stop is checked between batches.
  */
+#include "vsync/clock.h"
 #include "vsync/prefetch.h"
 
 #include <errno.h>
@@ -182,14 +183,6 @@ struct vs_prefetch {
 	atomic_bool stop;
 };
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Fetch items [from, to) of the plan; returns how many are still missing. */
 static int fetch_range(struct vs_prefetch *p, struct vs_content *c, size_t from,
 		       size_t to)
@@ -219,7 +212,7 @@ static int fetch_range(struct vs_prefetch *p, struct vs_content *c, size_t from,
 
 static void progress(struct vs_prefetch *p, int64_t *last)
 {
-	int64_t now = mono_ms();
+	int64_t now = vs_mono_ms();
 	size_t done = atomic_load(&p->done), total = p->plan.n;
 
 	vs_metrics_prefetch_pending((int64_t)(total - done));

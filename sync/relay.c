@@ -57,6 +57,7 @@
  * only inside ppoll() (so a wait ends at once) and looked for with
  * sigpending() between changes, so a change is always finished.
  */
+#include "vsync/clock.h"
 #include "vsync/relay.h"
 
 #include <errno.h>
@@ -88,8 +89,12 @@
  * KEYS: events, manifest, cursor.
  * ARGV: seq, maxlen, channel, json, publish (1/0), nfields, fields...,
  *       nops, then per op "S" path value | "D" path.
- * Returns 1 (published), 0 (already published by another relay) or 2
- * (skipped change applied to the manifest).
+ * Returns 1 (published), 0 (already published by another relay: the
+ * entry at <seq>-0 has exactly our fields), 2 (skipped change applied to
+ * the manifest) or 3 (published after removing forged entries: something
+ * other than a relay had put entries at or above <seq>-0; they are
+ * deleted and the stream's last id moved back, so one forged entry cannot
+ * block a project's stream).
  */
 static const char RELAY_SCRIPT[] =
     "local seq = tonumber(ARGV[1])\n"
@@ -101,13 +106,29 @@ static const char RELAY_SCRIPT[] =
     "  for i = 7, 6 + nf do x[#x + 1] = ARGV[i] end\n"
     "  local r = redis.pcall(unpack(x))\n"
     "  if type(r) == 'table' and r.err then\n"
-    "    if string.find(r.err, 'equal or smaller', 1, true) then\n"
+    "    if not string.find(r.err, 'equal or smaller', 1, true) then\n"
+    "      return r\n"
+    "    end\n"
+    "    local id = ARGV[1] .. '-0'\n"
+    "    local e = redis.call('XRANGE', KEYS[1], id, id)\n"
+    "    local same = #e == 1 and #e[1][2] == nf\n"
+    "    for k = 1, nf do\n"
+    "      if not same then break end\n"
+    "      same = e[1][2][k] == ARGV[6 + k]\n"
+    "    end\n"
+    "    if same then\n"
     "      if cur < seq then redis.call('SET', KEYS[3], ARGV[1]) end\n"
     "      return 0\n"
     "    end\n"
-    "    return r\n"
+    "    local bad = redis.call('XRANGE', KEYS[1], id, '+')\n"
+    "    for _, it in ipairs(bad) do redis.call('XDEL', KEYS[1], it[1]) end\n"
+    "    redis.pcall('XSETID', KEYS[1], (seq - 1) .. '-0')\n"
+    "    r = redis.pcall(unpack(x))\n"
+    "    if type(r) == 'table' and r.err then return r end\n"
+    "    ret = 3\n"
+    "  else\n"
+    "    ret = 1\n"
     "  end\n"
-    "  ret = 1\n"
     "elseif cur >= seq then\n"
     "  return 0\n"
     "end\n"
@@ -124,7 +145,7 @@ static const char RELAY_SCRIPT[] =
     "  end\n"
     "end\n"
     "redis.call('SET', KEYS[3], ARGV[1])\n"
-    "if ret == 1 then redis.call('PUBLISH', ARGV[3], ARGV[4]) end\n"
+    "if ret ~= 2 then redis.call('PUBLISH', ARGV[3], ARGV[4]) end\n"
     "return ret\n";
 
 /* ---- pure helpers ------------------------------------------------------ */
@@ -378,14 +399,6 @@ struct relay {
 	char *json; /* VS_RELAY_EVENT_MAX */
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static uint32_t relay_rand(struct relay *rl)
 {
 	/* xorshift32: jitter only */
@@ -478,7 +491,7 @@ static int pg_failed(struct relay *rl, int r, const char *what)
 static int listen_wait(PGconn *c, bool wr, int64_t deadline)
 {
 	struct pollfd p = {.fd = PQsocket(c), .events = wr ? POLLOUT : POLLIN};
-	int64_t left = deadline - now_ms();
+	int64_t left = deadline - vs_mono_ms();
 
 	if (p.fd < 0)
 		return -EBADF;
@@ -503,7 +516,7 @@ static int listen_connect(struct relay *rl)
 	const char *vals[] = {"vsync-relay",
 			      rl->cfg->pg_conninfo ? rl->cfg->pg_conninfo : "",
 			      NULL};
-	int64_t deadline = now_ms() + rl->cfg->timeout_ms;
+	int64_t deadline = vs_mono_ms() + rl->cfg->timeout_ms;
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
 	PGresult *res;
 	int r = -ECONNREFUSED;
@@ -1052,6 +1065,12 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 		vs_debug("project %s: change %" PRId64
 			 " already published by another relay",
 			 id, c.seq);
+	else if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 3)
+		vs_error(
+		    "project %s: the stream held entries at or above %" PRId64
+		    " that no relay wrote (forged?); removed them and "
+		    "published change %" PRId64,
+		    id, c.seq, c.seq);
 	freeReplyObject(rep);
 	return 0;
 }
@@ -1302,7 +1321,7 @@ int vs_relay_run(const struct vs_relay_config *cfg)
 		r = relay_connect(&rl);
 		if (r == 0 && rl.listen)
 			r = listen_drain(&rl);
-		now = now_ms();
+		now = vs_mono_ms();
 		if (r == 0 && (rl.full_scan || now >= rl.next_poll_ms)) {
 			rl.full_scan = false;
 			r = relay_scan_all(&rl);
@@ -1310,7 +1329,7 @@ int vs_relay_run(const struct vs_relay_config *cfg)
 				rl.full_scan = true;
 			else
 				rl.next_poll_ms =
-				    now_ms() + cfg->poll_interval_ms;
+				    vs_mono_ms() + cfg->poll_interval_ms;
 		}
 		if (r == 0)
 			r = relay_scan_pending(&rl);
@@ -1332,7 +1351,7 @@ int vs_relay_run(const struct vs_relay_config *cfg)
 		failures = 0;
 		if (rl.npending == 0 && !rl.full_scan)
 			relay_wait(&rl, rl.listen ? PQsocket(rl.listen) : -1,
-				   rl.next_poll_ms - now_ms());
+				   rl.next_poll_ms - vs_mono_ms());
 	}
 	r = 0;
 out:

@@ -1,0 +1,29 @@
+/*
+ * clock.h - the monotonic clock, for deadlines and durations. The one
+ * place every module reads it from.
+ */
+#ifndef VSYNC_CLOCK_H
+#define VSYNC_CLOCK_H
+
+#include <stdint.h>
+#include <time.h>
+
+/* Milliseconds on CLOCK_MONOTONIC (never jumps with the wall clock). */
+static inline int64_t vs_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Microseconds on CLOCK_MONOTONIC. */
+static inline uint64_t vs_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+#endif
