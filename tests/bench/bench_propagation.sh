@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+#
+# bench_propagation.sh - how long a change committed in PostgreSQL takes to
+# reach a watcher on a vsync mount, beside the same edits saved to a local
+# directory under the same watcher. Not part of ctest.
+#
+# usage: tests/bench/bench_propagation.sh [-n EDITS] [-w WARMUP]
+#
+# One run does, on throwaway PostgreSQL and Redis servers:
+#   local   EDITS in-place saves (fs.writeFileSync) to a local directory
+#   redis   EDITS commits (SELECT vsync_write_file, one psql session, one
+#           statement at a time) to a project mounted with --redis and fed
+#           by one vsync-relay
+#   pg      the same with the mount in PostgreSQL-only mode (LISTEN)
+# Each edit changes one of 50 files (round robin, sizes vary) in one
+# directory watched by Node's fs.watch (inotify); the driver (Node) waits
+# for that file's event before the next edit, and reads the file at once
+# to count reads that did not see the new bytes. Times are
+# performance.timeOrigin + performance.now() (ms, µs resolution):
+#   "from send"    statement written to psql / writeFileSync called → event
+#   "from commit"  psql printed the statement's result (the commit is done)
+#                  / writeFileSync returned → event
+# Prints median and p99 of each, the misses (no event within 5 s) and the
+# stale reads, and the mount/local ratio and difference of the medians.
+# The first WARMUP edits (default 20) of each run are not counted.
+# Environment: VSYNC_BUILD_DIR (default build/), VS_KEEP_LOGS=1.
+
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/lib/servers.sh
+. "$here/../lib/servers.sh"
+
+N=1000
+WARMUP=20
+while getopts 'n:w:h' opt; do
+	case $opt in
+	n) N=$OPTARG ;;
+	w) WARMUP=$OPTARG ;;
+	*)
+		echo "usage: $0 [-n EDITS] [-w WARMUP]" >&2
+		exit 2
+		;;
+	esac
+done
+[[ $N =~ ^[0-9]+$ && $WARMUP =~ ^[0-9]+$ ]] || {
+	echo "usage: $0 [-n EDITS] [-w WARMUP]" >&2
+	exit 2
+}
+
+vs_need_fuse
+command -v node >/dev/null 2>&1 || {
+	echo "bench_propagation: node is needed (apt-get install nodejs)" >&2
+	exit 1
+}
+for b in vsync-mount vsyncctl vsync-relay; do
+	[[ -x $VSYNC_BUILD_DIR/agent/$b ]] || {
+		echo "bench_propagation: $VSYNC_BUILD_DIR/agent/$b is missing (build first)" >&2
+		exit 1
+	}
+done
+vs_deadline 900
+
+vs_servers_start all >/dev/null
+W=$VS_SERVERS_DIR/work
+VS_LOG_DIR=$W/logs
+mkdir -p "$VS_LOG_DIR" "$W/tree/b" "$W/local/b"
+PSQL=$VS_PG_BIN/psql
+CTL() { timeout -k 5 60 "$VSYNC_BUILD_DIR/agent/vsyncctl" --pg "$VSYNC_PG_URL" -q "$@"; }
+
+for ((i = 0; i < 50; i++)); do
+	printf 'export const v%d = 0;\n' "$i" >"$W/tree/b/f$i.js"
+	cp "$W/tree/b/f$i.js" "$W/local/b/f$i.js"
+done
+CTL init
+CTL import bench "$W/tree"
+UUID=$("$PSQL" -X -At -q "$VSYNC_PG_URL" -c "SELECT vsync_project_id('bench')")
+
+cat >"$W/driver.js" <<'EOF'
+// driver.js LABEL DIR N WARMUP OUT [PSQL CONNINFO UUID]
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const { spawn } = require('child_process');
+const { performance } = require('perf_hooks');
+const [label, dir, nArg, warmArg, out, psqlBin, conninfo, uuid] = process.argv.slice(2);
+const N = Number(nArg), WARM = Number(warmArg);
+const now = () => performance.timeOrigin + performance.now();
+
+let pending = null; // { name, resolve }
+const watcher = fs.watch(dir, (type, name) => {
+	const t = now();
+	if (pending && name === pending.name) {
+		const p = pending;
+		pending = null;
+		p.resolve(t);
+	}
+});
+
+let psql = null, acks = [], buf = '';
+if (psqlBin) {
+	psql = spawn(psqlBin, ['-X', '-At', '-q', '-v', 'ON_ERROR_STOP=1', conninfo],
+		{ stdio: ['pipe', 'pipe', 'inherit'] });
+	psql.stdout.on('data', (d) => {
+		const t = now();
+		buf += d;
+		let i;
+		while ((i = buf.indexOf('\n')) >= 0) {
+			buf = buf.slice(i + 1);
+			const a = acks.shift();
+			if (a) a(t);
+		}
+	});
+	psql.on('exit', (c) => { if (c) { console.error(`psql exited ${c}`); process.exit(1); } });
+}
+
+function content(k) {
+	return `export const v = ${k}; // ${'x'.repeat((k * 7919) % 700)}\n`;
+}
+
+function waitEvent(name) {
+	return new Promise((resolve) => {
+		const timer = setTimeout(() => { pending = null; resolve(null); }, 5000);
+		pending = { name, resolve: (t) => { clearTimeout(timer); resolve(t); } };
+	});
+}
+
+async function main() {
+	const send = [], ack = [];
+	let missed = 0, stale = 0;
+	for (let k = 0; k < WARM + N; k++) {
+		const name = `f${k % 50}.js`, body = content(k);
+		const ev = waitEvent(name);
+		let tSend, tAck;
+		if (psql) {
+			const acked = new Promise((r) => acks.push(r));
+			tSend = now();
+			psql.stdin.write(`SELECT seq FROM vsync_write_file('${uuid}', 'b/${name}', ` +
+				`convert_to($c$${body}$c$, 'UTF8'), NULL, NULL, NULL, 'bench', 'file');\n`);
+			tAck = await acked;
+		} else {
+			tSend = now();
+			fs.writeFileSync(path.join(dir, name), body);
+			tAck = now();
+		}
+		const tEv = await ev;
+		if (tEv === null) {
+			if (k >= WARM) missed++;
+			continue;
+		}
+		let seen = '';
+		try { seen = fs.readFileSync(path.join(dir, name), 'utf8'); } catch (e) { seen = e.code; }
+		if (k < WARM) continue;
+		if (seen !== body) stale++;
+		send.push(tEv - tSend);
+		ack.push(tEv - tAck);
+	}
+	watcher.close();
+	if (psql) psql.stdin.end();
+	const pct = (a, p) => {
+		if (!a.length) return NaN;
+		const s = [...a].sort((x, y) => x - y);
+		return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+	};
+	const r = {
+		label, n: N, events: send.length, missed, stale,
+		send_p50: pct(send, 50), send_p99: pct(send, 99),
+		ack_p50: pct(ack, 50), ack_p99: pct(ack, 99),
+	};
+	fs.writeFileSync(out, JSON.stringify(r) + '\n');
+}
+main().catch((e) => { console.error(e); process.exit(1); });
+EOF
+
+# run LABEL DIR [remote]
+run() {
+	local label=$1 dir=$2
+	shift 2
+	if [[ $# -gt 0 ]]; then
+		timeout -k 5 600 node "$W/driver.js" "$label" "$dir" "$N" "$WARMUP" \
+			"$W/$label.json" "$PSQL" "$VSYNC_PG_URL" "$UUID"
+	else
+		timeout -k 5 600 node "$W/driver.js" "$label" "$dir" "$N" "$WARMUP" "$W/$label.json"
+	fi
+}
+
+echo "# $N edits per run (+$WARMUP warm-up), $(nproc) cores, kernel $(uname -r)" >&2
+run local "$W/local/b"
+
+mkdir -p "$W/mnt-redis" "$W/mnt-pg"
+# shellcheck disable=SC2119 # vs_relay_start with its default options
+vs_relay_start
+vs_mount bench "$W/mnt-redis" --pg "$VSYNC_PG_URL" --redis "$VSYNC_REDIS_URL" \
+	--cache-dir "$W/cache-redis" --log-file "$VS_LOG_DIR/agent-redis.log"
+run redis "$W/mnt-redis/b" remote
+vs_umount "$W/mnt-redis"
+
+redis_url=$VSYNC_REDIS_URL
+unset VSYNC_REDIS_URL # PostgreSQL only: the mount must not find Redis in its env
+vs_mount bench "$W/mnt-pg" --pg "$VSYNC_PG_URL" --cache-dir "$W/cache-pg" \
+	--log-file "$VS_LOG_DIR/agent-pg.log"
+export VSYNC_REDIS_URL=$redis_url
+run pg "$W/mnt-pg/b" remote
+vs_umount "$W/mnt-pg"
+
+node - "$W/local.json" "$W/redis.json" "$W/pg.json" <<'EOF'
+const fs = require('fs');
+const [l, r, p] = process.argv.slice(2).map((f) => JSON.parse(fs.readFileSync(f, 'utf8')));
+const num = (x) => (typeof x === 'number' ? x : NaN);
+const f = (x) => (Number.isFinite(x) ? x.toFixed(2) : '-').padStart(8);
+console.log(`propagation of ${l.n} edits to an fs.watch watcher (ms)`);
+console.log('');
+console.log('run      from send: p50      p99   from commit: p50      p99   events  missed  stale reads');
+for (const x of [l, r, p]) {
+	console.log(`${x.label.padEnd(8)}          ${f(x.send_p50)} ${f(x.send_p99)}              ${f(x.ack_p50)} ${f(x.ack_p99)}   ${String(x.events).padStart(6)}  ${String(x.missed).padStart(6)}  ${String(x.stale).padStart(11)}`);
+}
+console.log('');
+console.log('mount vs local (medians)        ratio from send  ratio from commit  difference from commit');
+for (const x of [r, p]) {
+	console.log(`${x.label.padEnd(8)}                        ${f(num(x.send_p50) / num(l.send_p50))}           ${f(num(x.ack_p50) / num(l.ack_p50))}            ${f(num(x.ack_p50) - num(l.ack_p50))} ms`);
+}
+console.log('');
+console.log('local: in-place fs.writeFileSync; "commit" = writeFileSync returned.');
+console.log('redis/pg: one psql session, SELECT vsync_write_file per edit; "commit" = psql printed its result.');
+EOF
