@@ -23,7 +23,7 @@ VS_DEB_PACKAGES=(
 	redis-server libhiredis-dev
 	libwebsockets-dev liblz4-dev libssl-dev
 	libcmocka-dev
-	inotify-tools perl util-linux
+	inotify-tools perl util-linux procps curl coreutils iproute2
 )
 
 vs__deb_installed() {
