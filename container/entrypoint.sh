@@ -1,0 +1,439 @@
+#!/usr/bin/env bash
+#
+# entrypoint.sh - a preview container's PID-1 child: mount the project with
+# vsync-mount, wait until its critical files are local, then run the dev
+# server inside the mount, and take both down in order on SIGTERM/SIGINT.
+#
+# usage: entrypoint.sh [DEV SERVER COMMAND [ARGS...]]   (default: npm run dev)
+#        entrypoint.sh --healthcheck    exit 0 iff the control endpoint's
+#                                       /readyz answers 200 (HEALTHCHECK)
+#
+# Environment
+#   VSYNC_PROJECT        project name or UUID (required)
+#   VSYNC_MOUNT          mountpoint (default /project)
+#   VSYNC_CACHE_DIR      vsync-mount's cache dir (default: vsync-mount's,
+#                        /var/cache/vsync); keep it on a volume so a restart
+#                        finds its content and local-only node_modules/
+#   VSYNC_PG_URL, VSYNC_REDIS_URL
+#                        read by vsync-mount from the environment (never put
+#                        on a command line, where ps would show them) and
+#                        removed from the dev server's environment
+#   VSYNC_CONTROL        control endpoint ADDR:PORT (default 127.0.0.1:9090):
+#                        /healthz, /readyz, /metrics
+#   VSYNC_BIN_DIR        where vsync-mount is (default: found on PATH)
+#   VSYNC_MOUNT_ARGS     more vsync-mount options, split on blanks
+#                        (e.g. "--critical src/** --prefetch 8 -o allow_other")
+#   VSYNC_READY_FILE     the file vsync-mount creates once ready (default
+#                        ${TMPDIR:-/tmp}/vsync-ready.PID); exported to the
+#                        dev server
+#   VSYNC_READY_TIMEOUT  seconds to wait for ready (default 120)
+#   VSYNC_STOP_GRACE     seconds between TERM and KILL when stopping the dev
+#                        server or vsync-mount (default 10)
+#   VSYNC_NPM_INSTALL    auto (default): `npm install --no-package-lock` when
+#                        package.json exists and node_modules/ does not;
+#                        never: skip it
+#   VSYNC_USER           when started as root: prepare the mountpoint and the
+#                        cache dir for this user, then run everything as it
+#                        (setpriv); empty: stay as the current user
+#
+# Order of events: check /dev/fuse; start `vsync-mount -f` (in its own
+# session, so a terminal's ^C reaches only this script); wait for the ready
+# file (failing at once if vsync-mount exits first, or after the timeout);
+# cd into the mount; install dependencies; start the dev server in its own
+# session (process group). Then supervise: on SIGTERM/SIGINT/SIGHUP stop
+# the dev server (TERM to its group, KILL after the grace period), unmount
+# (fusermount3 -u, else TERM to vsync-mount, then KILL and a lazy unmount),
+# exit 0. If the dev server or vsync-mount exits on its own, the other is
+# stopped the same way and the script exits non-zero (the dev server's
+# status, or 1): a restart policy then starts a fresh container.
+#
+# Exit status: 0 stopped by a signal; 2 bad configuration (VSYNC_PROJECT
+# unset, no /dev/fuse, no vsync-mount); 1 anything else.
+
+set -euo pipefail
+
+log() {
+	printf 'entrypoint: %s\n' "$*" >&2
+}
+
+# ---------------------------------------------------------------- healthcheck
+
+# A HEALTHCHECK without curl or wget: bash's /dev/tcp, one GET /readyz.
+healthcheck() {
+	local control=${VSYNC_CONTROL:-127.0.0.1:9090} host port status
+	host=127.0.0.1
+	port=$control
+	if [[ $control == *:* ]]; then
+		host=${control%:*}
+		port=${control##*:}
+	fi
+	case $host in
+	'' | 0.0.0.0) host=127.0.0.1 ;;
+	'[::]') host=::1 ;;
+	'['*']')
+		host=${host#"["}
+		host=${host%"]"}
+		;;
+	esac
+	# shellcheck disable=SC2016 # $1/$2 belong to the inner shell
+	status=$(timeout 3 bash -c '
+		exec 3<>"/dev/tcp/$1/$2" || exit 1
+		printf "GET /readyz HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" "$1" >&3
+		IFS= read -r line <&3 || exit 1
+		printf "%s\n" "$line"' _ "$host" "$port" 2>/dev/null) || return 1
+	[[ $status == HTTP/1.[01]\ 200* ]]
+}
+
+if [[ ${1:-} == --healthcheck ]]; then
+	healthcheck
+	exit
+fi
+
+# ---------------------------------------------------------------- settings
+
+if [[ -z ${VSYNC_PROJECT:-} ]]; then
+	log "error: VSYNC_PROJECT is not set (the name or UUID of the project to mount)"
+	exit 2
+fi
+project=$VSYNC_PROJECT
+mnt=${VSYNC_MOUNT:-/project}
+control=${VSYNC_CONTROL:-127.0.0.1:9090}
+ready_timeout=${VSYNC_READY_TIMEOUT:-120}
+grace=${VSYNC_STOP_GRACE:-10}
+npm_install=${VSYNC_NPM_INSTALL:-auto}
+for v in ready_timeout grace; do
+	if [[ ! ${!v} =~ ^[0-9]+$ ]]; then
+		log "error: ${v^^} must be a number of seconds, not '${!v}'"
+		exit 2
+	fi
+done
+case $mnt in
+/*) ;;
+*) mnt=$PWD/$mnt ;;
+esac
+if (($# == 0)); then
+	set -- npm run dev
+fi
+
+if [[ -n ${VSYNC_BIN_DIR:-} ]]; then
+	mount_bin=$VSYNC_BIN_DIR/vsync-mount
+else
+	mount_bin=$(command -v vsync-mount || true)
+fi
+if [[ -z $mount_bin || ! -x $mount_bin ]]; then
+	log "error: vsync-mount not found (${VSYNC_BIN_DIR:+in \$VSYNC_BIN_DIR=$VSYNC_BIN_DIR, }on PATH)"
+	exit 2
+fi
+
+if [[ ! -c /dev/fuse ]]; then
+	log "error: /dev/fuse is missing: run the container with" \
+		"'--device /dev/fuse --cap-add SYS_ADMIN' (docker) or on a Fly Machine"
+	exit 2
+fi
+if [[ ! -r /dev/fuse || ! -w /dev/fuse ]]; then
+	log "error: /dev/fuse is not readable and writable by uid $EUID"
+	exit 2
+fi
+
+# /proc/mounts escapes space, tab, newline and backslash in octal.
+is_mounted() {
+	local want=$1
+	want=${want//\\/\\134}
+	want=${want// /\\040}
+	want=${want//$'\t'/\\011}
+	want=${want//$'\n'/\\012}
+	awk -v m="$want" '$2 == m { found = 1 } END { exit !found }' /proc/mounts
+}
+
+# A mount left by a process that died (same mount namespace, e.g. the
+# script was restarted in place) makes every stat of it fail.
+if is_mounted "$mnt"; then
+	log "$mnt is still mounted from an earlier run: detaching it"
+	fusermount3 -uz "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
+fi
+
+# ---------------------------------------------------------------- privileges
+
+if ((EUID == 0)) && [[ -n ${VSYNC_USER:-} ]]; then
+	if ! id -u "$VSYNC_USER" >/dev/null 2>&1; then
+		log "error: VSYNC_USER '$VSYNC_USER' does not exist"
+		exit 2
+	fi
+	user=$VSYNC_USER
+	as_user() {
+		setpriv --reuid="$(id -u "$user")" --regid="$(id -g "$user")" \
+			--init-groups -- "$@"
+	}
+	# Distributions give /dev/fuse mode 0666 (udev); a bare devtmpfs (a
+	# VM's init without udev) may leave it 0600.
+	if ! as_user test -r /dev/fuse -a -w /dev/fuse; then
+		log "/dev/fuse is not usable by $user: setting mode 0666 (the usual one)"
+		chmod 0666 /dev/fuse || true
+	fi
+	if ! as_user test -r /dev/fuse -a -w /dev/fuse; then
+		log "warning: /dev/fuse is still not usable by $user: staying root"
+		user=
+	fi
+fi
+if ((EUID == 0)) && [[ -n ${user:-} ]]; then
+	# A volume is mounted root-owned: hand the cache dir and the
+	# mountpoint to the user, then run as it.
+	mkdir -p "$mnt"
+	chown "$user:" "$mnt"
+	mkdir -p "${VSYNC_CACHE_DIR:-/var/cache/vsync}"
+	chown "$user:" "${VSYNC_CACHE_DIR:-/var/cache/vsync}"
+	log "running as $user"
+	HOME=$(getent passwd "$user" | cut -d: -f6)
+	export HOME
+	VSYNC_USER='' exec setpriv --reuid="$(id -u "$user")" \
+		--regid="$(id -g "$user")" --init-groups -- "$0" "$@"
+fi
+
+if ! mkdir -p "$mnt" 2>/dev/null || [[ -n "$(ls -A "$mnt" 2>/dev/null)" ]]; then
+	log "error: mountpoint $mnt cannot be created or is not empty"
+	exit 1
+fi
+if [[ -n ${VSYNC_CACHE_DIR:-} ]] && ! mkdir -p "$VSYNC_CACHE_DIR"; then
+	log "error: cannot create VSYNC_CACHE_DIR $VSYNC_CACHE_DIR"
+	exit 1
+fi
+
+ready_file=${VSYNC_READY_FILE:-${TMPDIR:-/tmp}/vsync-ready.$$}
+export VSYNC_READY_FILE=$ready_file
+rm -f "$ready_file"
+
+# ---------------------------------------------------------------- processes
+
+mount_pid=
+dev_pid=
+stop_signal=
+trap 'stop_signal=TERM' TERM
+trap 'stop_signal=INT' INT
+trap 'stop_signal=HUP' HUP
+
+now_ms() {
+	local t=${EPOCHREALTIME/./}
+	printf '%s\n' "$((t / 1000))"
+}
+
+# gone PID: no such process, or a zombie not reaped yet.
+gone() {
+	local stat
+	[[ -n $1 ]] || return 0
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+	stat=${stat##*) }
+	[[ ${stat%% *} == Z ]]
+}
+
+# group_gone PGID: no process left in the process group.
+group_gone() {
+	! kill -0 -- "-$1" 2>/dev/null
+}
+
+# wait_until SECS CMD...: poll CMD every 50 ms; 1 on timeout.
+wait_until() {
+	local deadline=$(($(now_ms) + $1 * 1000))
+	shift
+	until "$@"; do
+		(($(now_ms) >= deadline)) && return 1
+		sleep 0.05
+	done
+}
+
+# status_of PID: reap PID and set status to its exit status (bash keeps
+# the status of a background job it reaped already).
+status=
+status_of() {
+	status=0
+	wait "$1" 2>/dev/null || status=$?
+}
+
+# tick [SECS]: sleep SECS (default 0.2) in a way a trapped signal
+# interrupts at once (a trap runs only once a foreground command has
+# finished, but `wait` returns).
+tick() {
+	local t
+	sleep "${1:-0.2}" &
+	t=$!
+	wait "$t" 2>/dev/null || kill "$t" 2>/dev/null || true
+}
+
+# stop_group PID NAME: TERM PID's process group (it leads one: setsid), KILL
+# what is left after the grace period, reap PID.
+stop_group() {
+	local pid=$1 name=$2
+	[[ -n $pid ]] || return 0
+	if ! group_gone "$pid"; then
+		log "stopping $name (pid $pid)"
+		kill -TERM -- "-$pid" 2>/dev/null || true
+		if ! wait_until "$grace" group_gone "$pid"; then
+			log "$name still running after ${grace}s: killing it"
+			kill -KILL -- "-$pid" 2>/dev/null || true
+			wait_until 5 group_gone "$pid" || true
+		fi
+	fi
+	wait "$pid" 2>/dev/null || true
+}
+
+# shellcheck disable=SC2317 # called through wait_until
+not_mounted() {
+	! is_mounted "$mnt"
+}
+
+# unmount: fusermount3 -u (vsync-mount then exits by itself); if the mount
+# is busy, TERM vsync-mount; KILL and detach as the last resort.
+unmount() {
+	if [[ -n $mount_pid ]] && ! gone "$mount_pid"; then
+		if is_mounted "$mnt"; then
+			log "unmounting $mnt"
+			if ! timeout -k 2 10 fusermount3 -u "$mnt" 2>/dev/null; then
+				log "fusermount3 -u $mnt failed (busy?): stopping vsync-mount instead"
+				kill -TERM "$mount_pid" 2>/dev/null || true
+			fi
+		fi
+		if ! wait_until "$grace" gone "$mount_pid"; then
+			kill -TERM "$mount_pid" 2>/dev/null || true
+			if ! wait_until "$grace" gone "$mount_pid"; then
+				log "vsync-mount still running after TERM: killing it"
+				kill -KILL "$mount_pid" 2>/dev/null || true
+				wait_until 5 gone "$mount_pid" || true
+			fi
+		fi
+		wait "$mount_pid" 2>/dev/null || true
+	fi
+	if is_mounted "$mnt"; then
+		timeout -k 2 10 fusermount3 -uz "$mnt" 2>/dev/null || true
+		wait_until 5 not_mounted || true
+	fi
+	! is_mounted "$mnt"
+}
+
+# finish STATUS: stop the dev server, then unmount; exit STATUS (1 if the
+# mount would not go away).
+finish() {
+	local rc=$1
+	trap '' TERM INT HUP # a second signal does not cut the shutdown short
+	cd /
+	stop_group "$dev_pid" "the dev server"
+	dev_pid=
+	if ! unmount; then
+		log "error: $mnt is still mounted"
+		rc=1
+	fi
+	rm -f "$ready_file"
+	log "stopped (exit $rc)"
+	exit "$rc"
+}
+
+# check_children: 0 while both children run; otherwise log which one
+# exited and set exit_rc.
+exit_rc=
+check_children() {
+	if [[ -n $mount_pid ]] && gone "$mount_pid"; then
+		status_of "$mount_pid"
+		mount_pid=
+		log "error: vsync-mount exited (status $status)${1:+ $1}"
+		exit_rc=1
+		return 1
+	fi
+	if [[ -n $dev_pid ]] && gone "$dev_pid"; then
+		status_of "$dev_pid"
+		dev_pid=
+		log "error: the dev server exited on its own (status $status)"
+		exit_rc=$status
+		((exit_rc != 0)) || exit_rc=1
+		return 1
+	fi
+	return 0
+}
+
+# ---------------------------------------------------------------- mount
+
+mount_args=(-f --ready-file "$ready_file" --control "$control")
+if [[ -n ${VSYNC_CACHE_DIR:-} ]]; then
+	mount_args+=(--cache-dir "$VSYNC_CACHE_DIR")
+fi
+if [[ -n ${VSYNC_MOUNT_ARGS:-} ]]; then
+	read -r -a extra <<<"$VSYNC_MOUNT_ARGS"
+	mount_args+=("${extra[@]}")
+fi
+
+log "mounting project '$project' at $mnt (control $control)"
+t0=$(now_ms)
+setsid "$mount_bin" "${mount_args[@]}" "$project" "$mnt" &
+mount_pid=$!
+
+ready() {
+	[[ -e $ready_file ]] || [[ -n $stop_signal ]] || gone "$mount_pid"
+}
+deadline=$(($(now_ms) + ready_timeout * 1000))
+until ready; do
+	if (($(now_ms) >= deadline)); then
+		log "error: project '$project' not ready after ${ready_timeout}s"
+		finish 1
+	fi
+	tick 0.05
+done
+if [[ -n $stop_signal ]]; then
+	log "SIG$stop_signal before the project was ready"
+	finish 0
+fi
+if ! check_children "before the project was ready"; then
+	finish "$exit_rc"
+fi
+log "project '$project' ready in $(($(now_ms) - t0)) ms"
+
+if ! cd "$mnt"; then
+	log "error: cannot enter $mnt"
+	finish 1
+fi
+
+# run_supervised NAME CMD...: run CMD in its own session and wait for it,
+# or for a signal, or for vsync-mount to exit. Sets child_rc.
+child_rc=
+run_supervised() {
+	local name=$1 pid
+	shift
+	setsid "$@" &
+	pid=$!
+	dev_pid=$pid
+	while [[ -z $stop_signal ]] && ! gone "$pid"; do
+		if [[ -n $mount_pid ]] && gone "$mount_pid"; then
+			check_children "during $name" || true
+			finish "$exit_rc"
+		fi
+		tick
+	done
+	if [[ -n $stop_signal ]]; then
+		log "SIG$stop_signal during $name"
+		finish 0
+	fi
+	status_of "$pid"
+	child_rc=$status
+	dev_pid=
+}
+
+if [[ $npm_install != never && -f package.json && ! -e node_modules ]]; then
+	log "installing dependencies: npm install --no-package-lock"
+	run_supervised "npm install" env -u VSYNC_PG_URL -u VSYNC_REDIS_URL \
+		npm install --no-package-lock
+	if ((child_rc != 0)); then
+		log "error: npm install failed (status $child_rc)"
+		finish 1
+	fi
+fi
+
+# ---------------------------------------------------------------- dev server
+
+log "starting the dev server in $mnt: $*"
+setsid env -u VSYNC_PG_URL -u VSYNC_REDIS_URL "$@" &
+dev_pid=$!
+
+while [[ -z $stop_signal ]] && check_children; do
+	tick
+done
+if [[ -n $stop_signal ]]; then
+	log "SIG$stop_signal: shutting down"
+	finish 0
+fi
+finish "$exit_rc"
