@@ -36,6 +36,14 @@ const char vs_mount_usage[] =
     "                       0: other files only on first read)\n"
     "  --learn-seconds S    record the order of first reads for S seconds "
     "(default 10)\n"
+    "  --writable           synced paths take writes: journaled locally, "
+    "committed\n"
+    "                       to PostgreSQL behind (else they are "
+    "read-only)\n"
+    "  --author NAME        author of local changes (default "
+    "container:<hostname>)\n"
+    "  --max-file-size N    largest synced file written here (default "
+    "64 MiB)\n"
     "  --cache-dir DIR      content cache and local-only files; default\n"
     "                       $VSYNC_CACHE_DIR or /var/cache/vsync\n"
     "  --local NAME         also keep paths with a component NAME local "
@@ -96,6 +104,7 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 	o->notify_fd = -1;
 	o->prefetch = 4;
 	o->learn_seconds = 10;
+	o->max_file_size = 64LL << 20;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *val = NULL;
@@ -103,10 +112,15 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 
 		/* options that take a value: "--opt VAL" or "--opt=VAL" */
 		static const char *const with_value[] = {
-		    "--pg",	  "--redis",	     "--cache-dir", "--local",
-		    "--timeout",  "--cache-timeout", "--log-file",  "-o",
-		    "--critical", "--ready-file",    "--notify-fd", "--control",
-		    "--prefetch", "--learn-seconds", NULL};
+		    "--pg",	   "--redis",
+		    "--cache-dir", "--local",
+		    "--timeout",   "--cache-timeout",
+		    "--log-file",  "-o",
+		    "--critical",  "--ready-file",
+		    "--notify-fd", "--control",
+		    "--prefetch",  "--learn-seconds",
+		    "--author",	   "--max-file-size",
+		    NULL};
 		const char *name = a;
 		char namebuf[32];
 
@@ -144,7 +158,16 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 			o->log_file = val;
 		else if (strcmp(name, "--ready-file") == 0)
 			o->ready_file = val;
-		else if (strcmp(name, "--control") == 0)
+		else if (strcmp(name, "--author") == 0)
+			o->author = val;
+		else if (strcmp(name, "--max-file-size") == 0) {
+			if (parse_int(val, 1, 1L << 40, &v) < 0)
+				return fail(err, errlen,
+					    "--max-file-size needs bytes, not "
+					    "'%s'",
+					    val);
+			o->max_file_size = v;
+		} else if (strcmp(name, "--control") == 0)
 			o->control = val;
 		else if (strcmp(name, "--critical") == 0) {
 			if (o->n_critical == VS_MOUNT_MAX_CRITICAL)
@@ -205,6 +228,8 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 			default_local = false;
 		else if (strcmp(a, "--no-follow") == 0)
 			o->no_follow = true;
+		else if (strcmp(a, "--writable") == 0)
+			o->writable = true;
 		else if (strcmp(a, "-f") == 0)
 			o->foreground = true;
 		else if (strcmp(a, "-s") == 0)

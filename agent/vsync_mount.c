@@ -30,6 +30,8 @@
 #include "vsync/manifest.h"
 #include "vsync/pg.h"
 #include "vsync/subscriber.h"
+#include "vsync/journal.h"
+#include "vsync/writeback.h"
 #include "vsync/control.h"
 #include "vsync/metrics.h"
 #include "vsync/prefetch.h"
@@ -308,6 +310,10 @@ struct mount_ctx {
 	struct vs_prefetch_plan plan; /* moved into the prefetcher at start */
 	size_t ncritical;
 	struct vs_control *control;
+	struct vs_journal *journal; /* --writable */
+	int journal_fd;		    /* its directory */
+	struct vs_writeback *wb;
+	char author[128];
 	char id[37];
 	int64_t seq;
 
@@ -319,6 +325,46 @@ struct mount_ctx {
 	pthread_cond_t cond;
 	bool stopping; /* protected by lock */
 };
+
+/*
+ * --writable: the journal (projects/<id>/journal) and the directory of
+ * working copies (projects/<id>/work) in the cache dir. 0 or -errno,
+ * logged.
+ */
+static int open_writable(const struct vs_mount_opts *o, struct vs_cache *cache,
+			 const char *id, struct mount_ctx *ctx,
+			 struct vs_fs_config *cfg)
+{
+	char host[64] = "unknown";
+	int jfd = -1, wfd = -1, r;
+
+	r = vs_cache_project_dir(cache, id, "journal", &jfd);
+	if (r == 0)
+		r = vs_cache_project_dir(cache, id, "work", &wfd);
+	if (r == 0)
+		r = vs_journal_open(&ctx->journal, jfd);
+	if (r < 0) {
+		if (jfd >= 0)
+			close(jfd);
+		if (wfd >= 0)
+			close(wfd);
+		vs_error("cannot open the journal of '%s' in '%s': %s",
+			 o->project, o->cache_dir, strerror(-r));
+		return r;
+	}
+	gethostname(host, sizeof(host) - 1);
+	snprintf(ctx->author, sizeof(ctx->author), "%s",
+		 o->author ? o->author : "");
+	if (!o->author)
+		snprintf(ctx->author, sizeof(ctx->author), "container:%s",
+			 host);
+	ctx->journal_fd = jfd; /* borrowed by the journal: kept open */
+	cfg->journal = ctx->journal;
+	cfg->cache = cache;
+	cfg->work_fd = wfd;
+	cfg->max_file_size = (uint64_t)o->max_file_size;
+	return 0;
+}
 
 static int apply_change(void *arg, const struct vs_change *c)
 {
@@ -469,6 +515,46 @@ static void *keeper_main(void *arg)
 	return NULL;
 }
 
+static void on_committed(void *arg, const struct vs_jentry *e,
+			 const struct vs_wb_result *res)
+{
+	struct mount_ctx *ctx = arg;
+
+	vs_fs_committed(ctx->fs, e, res);
+}
+
+/* --writable: start committing the journal (what is left from before a
+ * restart first). */
+static void start_writeback(struct mount_ctx *ctx)
+{
+	const struct vs_mount_opts *o = ctx->o;
+	struct vs_wb_config wc = {
+	    .pg = o->pg,
+	    .project_id = ctx->id,
+	    .author = ctx->author,
+	    .timeout_ms = o->timeout_ms,
+	    .cache = ctx->cache,
+	    .journal = ctx->journal,
+	    .committed = on_committed,
+	    .arg = ctx,
+	};
+	int r;
+
+	if (!ctx->journal)
+		return;
+	r = vs_wb_start(&ctx->wb, &wc);
+	if (r < 0) {
+		vs_error("cannot start the write-back: %s; local changes stay "
+			 "journaled",
+			 strerror(-r));
+		return;
+	}
+	vs_fs_set_writeback(ctx->fs, ctx->wb);
+	if (vs_journal_pending(ctx->journal))
+		vs_info("%zu journaled local changes will be committed",
+			vs_journal_pending(ctx->journal));
+}
+
 /* Mounted: serve the control endpoint, fetch the critical files, follow
  * the project's changes, learn what is read first. */
 static void on_ready(void *arg)
@@ -498,6 +584,7 @@ static void on_ready(void *arg)
 	if (o->control)
 		vs_control_start(&ctx->control, o->control); /* logs why not */
 	vs_fs_learn_start(ctx->fs, o->learn_seconds);
+	start_writeback(ctx);
 	if (pthread_create(&ctx->keeper, NULL, keeper_main, ctx) == 0)
 		ctx->keeper_started = true;
 	r = vs_prefetch_start(&ctx->prefetch, &pc, &ctx->plan);
@@ -532,6 +619,9 @@ static void on_stop(void *arg)
 
 	vs_sub_stop(ctx->sub);
 	ctx->sub = NULL;
+	vs_wb_stop(ctx->wb); /* what is not committed stays journaled */
+	ctx->wb = NULL;
+	vs_fs_set_writeback(ctx->fs, NULL);
 	vs_prefetch_stop(ctx->prefetch);
 	ctx->prefetch = NULL;
 	if (ctx->keeper_started) {
@@ -584,13 +674,14 @@ static void daemonize(int *fd_out)
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-	struct vs_fs_config cfg = {0};
+	struct vs_fs_config cfg = {.work_fd = -1, .upper_fd = -1};
 	struct vs_content *content = NULL;
 	struct vs_cache cache = {.dir_fd = -1};
 	struct vs_mount_opts o;
 	struct vs_manifest m;
 	struct vs_fs *fs = NULL;
-	struct mount_ctx ctx = {.o = &o, .log_fd = -1, .daemon_fd = -1};
+	struct mount_ctx ctx = {
+	    .o = &o, .log_fd = -1, .daemon_fd = -1, .journal_fd = -1};
 	char id[37] = "", err[256], *mountpoint = NULL, **learned = NULL;
 	size_t nlearned = 0;
 	int r, upper_fd = -1, status = 1;
@@ -672,6 +763,11 @@ int main(int argc, char **argv)
 	cfg.single_thread = o.single_thread;
 	cfg.uid = getuid();
 	cfg.gid = getgid();
+	if (o.writable) {
+		r = open_writable(&o, &cache, id, &ctx, &cfg);
+		if (r < 0)
+			goto out;
+	}
 	r = vs_fs_new(&fs, &cfg, &m);
 	if (r < 0) {
 		vs_error("cannot build the tree of '%s': %s", o.project,
@@ -715,6 +811,11 @@ out:
 	vs_cache_release(&cache);
 	vs_manifest_release(&m);
 	vs_prefetch_plan_release(&ctx.plan);
+	vs_journal_free(ctx.journal);
+	if (ctx.journal_fd >= 0)
+		close(ctx.journal_fd);
+	if (cfg.work_fd >= 0)
+		close(cfg.work_fd);
 	if (ctx.log_fd >= 0)
 		close(ctx.log_fd);
 	if (ctx.daemon_fd >= 0)

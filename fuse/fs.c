@@ -18,6 +18,7 @@
 #include "vsync/fs.h"
 
 #include <dirent.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
@@ -490,7 +491,12 @@ static void vs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		goto out;
 	}
 	if (!in->local) {
-		r = -EROFS;
+		r = fs->cfg.journal ? fsw_setattr(fs, in, attr, valid) : -EROFS;
+		if (r == 0) {
+			pthread_mutex_lock(&fs->table.lock);
+			fs_synced_stat(fs, in, &st);
+			pthread_mutex_unlock(&fs->table.lock);
+		}
 		goto out;
 	}
 	if ((valid & FUSE_SET_ATTR_MODE) &&
@@ -580,9 +586,10 @@ static void vs_readlink(fuse_req_t req, fuse_ino_t ino)
 }
 
 /*
- * Common start of the calls that create @name in @parent: refuse synced
- * targets (EROFS until write-back lands), check the name, compute the upper
- * path and create the directories leading to it.
+ * Common start of the calls that create @name in @parent: check the name;
+ * for a local-only target compute the upper path and create the
+ * directories leading to it (0); a synced target is 1 with --writable (the
+ * caller creates it with fsw_create) and EROFS without.
  */
 static int prepare_create(struct vs_fs *fs, fuse_ino_t parent_ino,
 			  const char *name, struct vs_inode **parent,
@@ -604,12 +611,47 @@ static int prepare_create(struct vs_fs *fs, fuse_ino_t parent_ino,
 		pthread_mutex_lock(&fs->table.lock);
 		exists = inode_child_find(*parent, name) != NULL;
 		pthread_mutex_unlock(&fs->table.lock);
-		return exists ? -EEXIST : -EROFS;
+		if (exists)
+			return -EEXIST;
+		return fs->cfg.journal ? 1 : -EROFS; /* 1: a synced creation */
 	}
 	r = upper_path(fs, *parent, name, path, size);
 	if (r < 0)
 		return r;
 	return (*parent)->local ? 0 : upper_mkdirs(fs, path);
+}
+
+/* Reply with the entry of synced inode @in (its lookup already counted). */
+static void reply_synced_entry(fuse_req_t req, struct vs_fs *fs,
+			       struct vs_inode *in)
+{
+	struct fuse_entry_param e;
+
+	memset(&e, 0, sizeof(e));
+	pthread_mutex_lock(&fs->table.lock);
+	fs_synced_stat(fs, in, &e.attr);
+	pthread_mutex_unlock(&fs->table.lock);
+	e.ino = in->ino;
+	e.attr_timeout = fs->cfg.attr_timeout;
+	e.entry_timeout = fs->cfg.entry_timeout;
+	fuse_reply_entry(req, &e);
+}
+
+/* Create @name in synced @parent (--writable) and reply. */
+static void synced_create(fuse_req_t req, struct vs_fs *fs,
+			  struct vs_inode *parent, const char *name,
+			  enum vs_kind kind, mode_t mode, const char *target)
+{
+	struct vs_inode *in = NULL;
+	int r = fsw_create(fs, parent, name, kind, mode, target, &in);
+
+	if (r == 0 && kind == VS_KIND_FILE)
+		r = fsw_flush(fs, in); /* mknod: no close will follow */
+	if (r < 0 && !in) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	reply_synced_entry(req, fs, in);
 }
 
 static void reply_created(fuse_req_t req, struct vs_fs *fs,
@@ -638,6 +680,14 @@ static void vs_mknod(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 		return;
 	}
 	r = prepare_create(fs, parent_ino, name, &parent, path, sizeof(path));
+	if (r == 1) {
+		if (!S_ISREG(mode)) {
+			fuse_reply_err(req, EPERM); /* no fifos or devices */
+			return;
+		}
+		synced_create(req, fs, parent, name, VS_KIND_FILE, mode, NULL);
+		return;
+	}
 	if (r == 0 && mknodat(fs->cfg.upper_fd, path, mode, rdev) < 0)
 		r = -errno;
 	if (r < 0)
@@ -659,6 +709,10 @@ static void vs_mkdir(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 		return;
 	}
 	r = prepare_create(fs, parent_ino, name, &parent, path, sizeof(path));
+	if (r == 1) {
+		synced_create(req, fs, parent, name, VS_KIND_DIR, mode, NULL);
+		return;
+	}
 	if (r == 0 && mkdirat(fs->cfg.upper_fd, path, mode) < 0)
 		r = -errno;
 	if (r < 0)
@@ -680,6 +734,15 @@ static void vs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent_ino,
 		return;
 	}
 	r = prepare_create(fs, parent_ino, name, &parent, path, sizeof(path));
+	if (r == 1) {
+		if (strlen(link) > VS_PATH_MAX) {
+			fuse_reply_err(req, ENAMETOOLONG);
+			return;
+		}
+		synced_create(req, fs, parent, name, VS_KIND_SYMLINK, 0777,
+			      link);
+		return;
+	}
 	if (r == 0 && symlinkat(link, fs->cfg.upper_fd, path) < 0)
 		r = -errno;
 	if (r < 0)
@@ -698,10 +761,12 @@ static void vs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent_ino,
 
 	r = resolve(fs, ino, &in, from, sizeof(from));
 	if (r == 0 && !in->local)
-		r = -EROFS;
+		r = fs->cfg.journal ? -EPERM : -EROFS; /* no synced links */
 	if (r == 0)
 		r = prepare_create(fs, parent_ino, name, &parent, path,
 				   sizeof(path));
+	if (r == 1)
+		r = -EXDEV; /* a local file linked into a synced directory */
 	if (r == 0 &&
 	    linkat(fs->cfg.upper_fd, from, fs->cfg.upper_fd, path, 0) < 0)
 		r = -errno;
@@ -728,6 +793,11 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino,
 	if (r == 0 && !is_local_target(fs, parent, name)) {
 		bool exists;
 
+		if (fs->cfg.journal) {
+			r = fsw_remove(fs, parent, name, flags & AT_REMOVEDIR);
+			fuse_reply_err(req, -r);
+			return;
+		}
 		pthread_mutex_lock(&fs->table.lock);
 		exists = inode_child_find(parent, name) != NULL;
 		pthread_mutex_unlock(&fs->table.lock);
@@ -766,11 +836,27 @@ static void vs_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 		return;
 	}
 	r = resolve(fs, parent_ino, &parent, NULL, 0);
+	if (r == 0 && fs->cfg.journal &&
+	    resolve(fs, newparent_ino, &newparent, NULL, 0) == 0) {
+		bool src_local = is_local_target(fs, parent, name);
+		bool dst_local = is_local_target(fs, newparent, newname);
+
+		if (!src_local && !dst_local) {
+			r = fsw_rename(fs, parent, name, newparent, newname,
+				       flags);
+			fuse_reply_err(req, -r);
+			return;
+		}
+		if (src_local != dst_local) {
+			fuse_reply_err(req, EXDEV); /* local-only <-> synced */
+			return;
+		}
+	}
 	if (r == 0)
 		r = prepare_create(fs, newparent_ino, newname, &newparent, to,
 				   sizeof(to));
-	if (r == -EEXIST)
-		r = -EROFS; /* renaming over a synced entry */
+	if (r == -EEXIST || r == 1)
+		r = -EROFS; /* renaming over or into a synced entry */
 	if (r == 0 && !is_local_target(fs, parent, name))
 		r = -EROFS;
 	if (r == 0)
@@ -789,6 +875,21 @@ static void vs_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 		pthread_mutex_unlock(&fs->table.lock);
 	}
 	fuse_reply_err(req, -r);
+}
+
+/*
+ * An open of a synced file for writing (--writable): fi->fh points to it.
+ * @wrote says the handle wrote since its last flush, so the flush of a
+ * dup'd descriptor closed before any write (a shell's `> file`) does not
+ * journal the empty, just-truncated file as a version.
+ */
+struct synced_handle {
+	atomic_bool wrote;
+};
+
+static struct synced_handle *synced_handle_of(struct fuse_file_info *fi)
+{
+	return (struct synced_handle *)(uintptr_t)fi->fh;
 }
 
 #define VS_LEARN_MAX 4096
@@ -858,16 +959,17 @@ static void vs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_open(req, fi);
 		return;
 	}
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-		r = -EROFS;
-		goto fail;
-	}
 	if (in->kind == VS_KIND_DIR) {
 		r = -EISDIR;
 		goto fail;
 	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		r = fs->cfg.journal ? fsw_open(fs, in, fi->flags) : -EROFS;
+		if (r < 0)
+			goto fail;
+	}
 	pthread_rwlock_wrlock(&in->fd_lock);
-	if (in->fd < 0) {
+	if (in->fd < 0 && in->wfd < 0 && in->hash[0]) {
 		pthread_mutex_lock(&fs->table.lock);
 		r = inode_path(in, spath, sizeof(spath));
 		pthread_mutex_unlock(&fs->table.lock);
@@ -882,6 +984,16 @@ static void vs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto fail;
 	learn_record(fs, in);
 	fi->fh = 0;
+	if (fs->cfg.journal &&
+	    ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))) {
+		struct synced_handle *h = calloc(1, sizeof(*h));
+
+		if (!h) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		fi->fh = (uint64_t)(uintptr_t)h;
+	}
 	fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
 	return;
@@ -899,6 +1011,27 @@ static void vs_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 	int r, fd = -1;
 
 	r = prepare_create(fs, parent_ino, name, &parent, path, sizeof(path));
+	if (r == 1) {
+		struct vs_inode *in = NULL;
+
+		r = fsw_create(fs, parent, name, VS_KIND_FILE, mode, NULL, &in);
+		if (r < 0) {
+			fuse_reply_err(req, -r);
+			return;
+		}
+		memset(&e, 0, sizeof(e));
+		pthread_mutex_lock(&fs->table.lock);
+		fs_synced_stat(fs, in, &e.attr);
+		pthread_mutex_unlock(&fs->table.lock);
+		e.ino = in->ino;
+		e.attr_timeout = fs->cfg.attr_timeout;
+		e.entry_timeout = fs->cfg.entry_timeout;
+		fi->fh = (uint64_t)(uintptr_t)calloc(
+		    1, sizeof(struct synced_handle));
+		fi->keep_cache = 1;
+		fuse_reply_create(req, &e, fi);
+		return;
+	}
 	if (r == 0) {
 		fd = openat(fs->cfg.upper_fd, path,
 			    (fi->flags & ~O_NOFOLLOW) | O_CREAT | O_CLOEXEC,
@@ -938,8 +1071,8 @@ static void vs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	/* shared: the updater cannot swap (and close) the fd under us */
 	pthread_rwlock_rdlock(&in->fd_lock);
-	buf.buf[0].fd = in->fd;
-	if (in->fd < 0)
+	buf.buf[0].fd = in->wfd >= 0 ? in->wfd : in->fd;
+	if (buf.buf[0].fd < 0)
 		fuse_reply_err(req, EIO);
 	else
 		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
@@ -955,8 +1088,23 @@ static void vs_write_buf(fuse_req_t req, fuse_ino_t ino,
 	struct vs_inode *in = NULL;
 	ssize_t n;
 
-	if (resolve(fs, ino, &in, NULL, 0) < 0 || !in->local) {
-		fuse_reply_err(req, in && !in->local ? EROFS : ESTALE);
+	if (resolve(fs, ino, &in, NULL, 0) < 0) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	if (!in->local) {
+		size_t written = 0;
+		int r = fs->cfg.journal
+			    ? fsw_write(fs, in, in_buf, off, &written)
+			    : -EROFS;
+
+		if (r == 0 && fi->fh)
+			atomic_store(&synced_handle_of(fi)->wrote, true);
+
+		if (r < 0)
+			fuse_reply_err(req, -r);
+		else
+			fuse_reply_write(req, written);
 		return;
 	}
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
@@ -972,21 +1120,63 @@ static void vs_write_buf(fuse_req_t req, fuse_ino_t ino,
 static void vs_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	if (fi->fh)
+	struct vs_fs *fs = fs_of(req);
+	struct vs_inode *in;
+	int r = 0;
+
+	if (!fi->fh || resolve(fs, ino, &in, NULL, 0) < 0) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	if (in->local) {
 		close((int)fi->fh);
-	fuse_reply_err(req, 0);
+	} else {
+		/* the last close of a written synced file: what a flush
+		 * skipped (a truncation without writes) is journaled now */
+		r = fsw_flush(fs, in);
+		free(synced_handle_of(fi));
+	}
+	fuse_reply_err(req, -r);
 }
 
 static void vs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	/* nothing to do at close(); ENOSYS stops the kernel sending FLUSH */
-	fuse_reply_err(req, ENOSYS);
+	struct vs_fs *fs = fs_of(req);
+	struct vs_inode *in;
+	int r = 0;
+
+	/* read-only synced paths: nothing to do at close(); ENOSYS stops
+	 * the kernel sending FLUSH for the life of the mount */
+	if (!fs->cfg.journal) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	/* writable: close() journals what was written (not PostgreSQL) */
+	if (fi->fh && resolve(fs, ino, &in, NULL, 0) == 0 && !in->local &&
+	    in->kind == VS_KIND_FILE &&
+	    atomic_exchange(&synced_handle_of(fi)->wrote, false))
+		r = fsw_flush(fs, in);
+	fuse_reply_err(req, -r);
 }
 
 static void vs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		     struct fuse_file_info *fi)
 {
+	struct vs_fs *fs = fs_of(req);
+	struct vs_inode *in;
 	int r = 0;
+
+	if (fs->cfg.journal && resolve(fs, ino, &in, NULL, 0) == 0 &&
+	    !in->local) {
+		/* returns once PostgreSQL has it (EIO if it cannot) */
+		r = in->kind == VS_KIND_FILE ? fsw_fsync(fs, in) : 0;
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (fi->fh && (resolve(fs, ino, &in, NULL, 0) < 0 || !in->local)) {
+		fuse_reply_err(req, 0);
+		return;
+	}
 
 	if (fi->fh)
 		r = (datasync ? fdatasync((int)fi->fh) : fsync((int)fi->fh)) < 0

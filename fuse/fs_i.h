@@ -38,6 +38,7 @@ struct vs_pending {
 
 struct vs_fs {
 	struct vs_fs_config cfg;
+	struct vs_writeback *wb; /* set once, after the fork */
 	struct vs_inode_table table;
 	struct fuse_session *se;   /* set while mounted */
 	atomic_int updater_tid;	   /* thread applying remote changes, 0: none */
@@ -57,5 +58,25 @@ bool fs_own_request(struct vs_fs *fs, fuse_req_t req);
 /* Attributes of synced inode @in. Caller holds table.lock. */
 void fs_synced_stat(const struct vs_fs *fs, const struct vs_inode *in,
 		    struct stat *st);
+
+/* ---- writes to synced paths (fuse/write.c); all return 0 or -errno and
+ * journal what they change. Callers hold no lock. ---- */
+int fsw_open(struct vs_fs *fs, struct vs_inode *in, int flags);
+int fsw_write(struct vs_fs *fs, struct vs_inode *in, struct fuse_bufvec *buf,
+	      off_t off, size_t *written);
+int fsw_setattr(struct vs_fs *fs, struct vs_inode *in, const struct stat *attr,
+		int valid);
+int fsw_flush(struct vs_fs *fs, struct vs_inode *in);
+int fsw_fsync(struct vs_fs *fs, struct vs_inode *in);
+/* Create @name in synced @parent: a file (opened: a working copy), a
+ * directory or a symlink. *out gets the inode with one lookup counted. */
+int fsw_create(struct vs_fs *fs, struct vs_inode *parent, const char *name,
+	       enum vs_kind kind, mode_t mode, const char *target,
+	       struct vs_inode **out);
+int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
+	       bool dir);
+int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
+	       struct vs_inode *newparent, const char *newname,
+	       unsigned int flags);
 
 #endif

@@ -59,6 +59,15 @@ struct vs_inode {
 	pthread_rwlock_t fd_lock;
 	int fd; /* -1 until opened; protected by fd_lock */
 
+	/* synced files written here (--writable), protected by fd_lock:
+	 * the working copy (an O_TMPFILE in the cache dir) while local
+	 * changes exist, its write generation, the generation last
+	 * journaled, and the journal operation not yet committed */
+	int wfd;
+	uint64_t wgen, jgen;
+	uint64_t pending_lseq;
+	char pending_op[37];
+
 	struct vs_inode *hnext;	 /* ino hash chain */
 	struct vs_inode *lhnext; /* upper-ino hash chain (local only) */
 };

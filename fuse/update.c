@@ -274,8 +274,21 @@ static int put_path(struct vs_fs *fs, const char *path,
 	/* an existing file or symlink: swap, invalidate, touch */
 	pthread_rwlock_wrlock(&in->fd_lock);
 	pthread_mutex_lock(&fs->table.lock);
-	same = strcmp(in->hash, st->hash) == 0 && in->mode == st->mode &&
-	       in->mtime_ns == st->mtime_ns;
+	/* the same bytes and mode (our own commit coming back, or a
+	 * rollback to what we have): take its version quietly, no event */
+	same = strcmp(in->hash, st->hash) == 0 && in->mode == st->mode;
+	if (same) {
+		in->version = st->version;
+		in->mtime_ns = st->mtime_ns;
+	}
+	if (!same && (in->wfd >= 0 || in->pending_op[0])) {
+		/* local changes not committed yet: they stay, and the
+		 * committer merges with this change when it commits them */
+		vs_info("'%s' changed remotely (v%lld) while it has local "
+			"changes: left to the write-back to merge",
+			path, (long long)st->version);
+		same = true;
+	}
 	ino = in->ino;
 	old_fd = in->fd;
 	if (!same) {

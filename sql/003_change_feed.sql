@@ -13,6 +13,9 @@
 --
 -- Idempotent (CREATE OR REPLACE): applied by `vsyncctl init`.
 
+-- 004_conflicts.sql adds a column (conflict), so the return type may
+-- differ on --reapply: drop it first (004 then makes its own again).
+DROP FUNCTION IF EXISTS vsync_change_feed(uuid, bigint, int);
 CREATE OR REPLACE FUNCTION vsync_change_feed(p_project uuid, p_after bigint,
 					     p_limit int)
 RETURNS TABLE(seq bigint, op text, path text, old_path text, kind text,

@@ -60,6 +60,17 @@ static bool parse_i64(const char *s, size_t len, int64_t min, int64_t max,
 	return true;
 }
 
+/* Canonical decimal in [0, INT32_MAX]: digits only, no leading zero. */
+static bool parse_version_num(const char *s, size_t len, int64_t *out)
+{
+	if (len == 0 || (len > 1 && s[0] == '0'))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return parse_i64(s, len, 0, INT32_MAX, out);
+}
+
 int vs_change_parse_id(const char *id, int64_t *seq)
 {
 	const char *dash = strchr(id, '-');
@@ -83,12 +94,13 @@ enum field {
 	F_MTIME,
 	F_TARGET,
 	F_AUTHOR,
+	F_CONFLICT,
 	F_COUNT
 };
 
 static const char *const field_names[F_COUNT] = {
-    "seq",  "op",   "path",    "old_path", "kind",   "mode",
-    "size", "hash", "version", "mtime_ns", "target", "author",
+    "seq",  "op",      "path",	   "old_path", "kind",	 "mode",     "size",
+    "hash", "version", "mtime_ns", "target",   "author", "conflict",
 };
 
 /* Copy a path field into @out after checking it. */
@@ -179,6 +191,14 @@ int vs_change_parse(struct vs_change *c, const char *const *names,
 					INT32_MAX, &c->state.version))
 		return bad(why, whylen, "change %" PRId64 ": bad version",
 			   c->seq);
+	/* an overwritten version is older than the one that replaced it */
+	if (v[F_CONFLICT] &&
+	    (!parse_version_num(v[F_CONFLICT], l[F_CONFLICT], &c->conflict) ||
+	     c->conflict >= c->state.version))
+		return bad(why, whylen,
+			   "change %" PRId64 ": bad conflict '%.*s'", c->seq,
+			   (int)(l[F_CONFLICT] > 24 ? 24 : l[F_CONFLICT]),
+			   v[F_CONFLICT]);
 	if (c->op == VS_OP_DELETE)
 		return 0;
 

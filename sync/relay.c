@@ -353,6 +353,10 @@ int vs_relay_event_json(char *out, size_t size, const struct vs_change *c,
 		r = r ?: json_raw(out, size, &n, "null");
 	r = r ?: json_raw(out, size, &n, ",\"author\":");
 	r = r ?: json_str(out, size, &n, c->author);
+	if (c->conflict > 0) /* only then; "seq" stays the last key */
+		r = r
+			?: json_raw(out, size, &n, ",\"conflict\":%" PRId64,
+				    c->conflict);
 	r = r
 		?: json_raw(out, size, &n,
 			    ",\"timestamp\":\"%s\",\"seq\":%" PRId64 "}", ts,
@@ -797,10 +801,10 @@ static long buf_append(struct relay *rl, const char *s, size_t len)
 }
 
 /* Columns of vsync_change_feed() and vsync_change_rows(). */
-enum { FEED_SEQ, FEED_OP, FEED_NCOLS = 12 };
+enum { FEED_SEQ, FEED_OP, FEED_NCOLS = 13 };
 static const char *const feed_names[FEED_NCOLS] = {
-    "seq",  "op",   "path",    "old_path", "kind",   "mode",
-    "size", "hash", "version", "mtime_ns", "target", "author",
+    "seq",  "op",      "path",	   "old_path", "kind",	 "mode",     "size",
+    "hash", "version", "mtime_ns", "target",   "author", "conflict",
 };
 enum {
 	ROW_SEQ,
@@ -1101,7 +1105,7 @@ static int relay_project(struct relay *rl, const char *id, int64_t change_seq)
 		r = vs_pg_exec(
 		    rl->pg, &feed,
 		    "SELECT seq, op, path, old_path, kind, mode, size,"
-		    " hash, version, mtime_ns, target, author"
+		    " hash, version, mtime_ns, target, author, conflict"
 		    " FROM vsync_change_feed($1, $2, $3)",
 		    3, v, NULL, NULL, 0);
 		if (r < 0)

@@ -111,6 +111,12 @@ static int deliver(struct vs_sub *s, const struct vs_change *c)
 			strerror(-r));
 		return r;
 	}
+	if (c->conflict)
+		vs_warn("conflict on '%s': change %" PRId64
+			" (by %s) overwrote "
+			"v%lld, which stays in history",
+			c->path, c->seq, c->author[0] ? c->author : "?",
+			(long long)c->conflict);
 	atomic_store(&s->applied, c->seq);
 	return 0;
 }
@@ -119,14 +125,14 @@ static int deliver(struct vs_sub *s, const struct vs_change *c)
 static int row_to_change(PGresult *res, int row, struct vs_change *c, char *why,
 			 size_t whylen)
 {
-	const char *names[12];
-	const char *values[12];
-	size_t lengths[12];
+	const char *names[13];
+	const char *values[13];
+	size_t lengths[13];
 	char mode[16];
 	int n = PQnfields(res);
 
-	if (n > 12)
-		n = 12;
+	if (n > 13)
+		n = 13;
 	for (int i = 0; i < n; i++) {
 		names[i] = PQfname(res, i);
 		values[i] =
@@ -174,7 +180,8 @@ static int feed_fill(struct vs_sub *s, int64_t upto)
 			break;
 		r = vs_pg_exec(s->pg, &res,
 			       "SELECT seq, op, path, old_path, kind, mode, "
-			       "size, hash, version, mtime_ns, target, author "
+			       "size, hash, version, mtime_ns, target, author, "
+			       "conflict "
 			       "FROM vsync_change_feed($1, $2, $3)",
 			       3, v, NULL, NULL, 0);
 		if (r < 0) {

@@ -28,6 +28,13 @@ struct vs_fs_config {
 	bool single_thread;
 	uid_t uid; /* owner shown for synced files */
 	gid_t gid;
+
+	/* --writable: synced paths take writes, journaled here and
+	 * committed by the write-back (NULL: synced paths are EROFS) */
+	struct vs_journal *journal; /* borrowed */
+	struct vs_cache *cache;	    /* borrowed: content objects */
+	int work_fd;		    /* dir for working copies (O_TMPFILE) */
+	uint64_t max_file_size;	    /* bigger synced files: EFBIG */
 };
 
 struct vs_fs;
@@ -61,6 +68,18 @@ int vs_fs_run(struct vs_fs *fs, struct fuse_args *args,
  */
 void vs_fs_learn_start(struct vs_fs *fs, int seconds);
 int vs_fs_learned(struct vs_fs *fs, char ***paths, size_t *n);
+
+struct vs_writeback;
+struct vs_jentry;
+struct vs_wb_result;
+/* The committer to wait on for fsync() and to kick after journaling
+ * (set once it runs, after the fork). */
+void vs_fs_set_writeback(struct vs_fs *fs, struct vs_writeback *wb);
+/* A journal entry was committed (or refused): called by the write-back on
+ * its thread. Updates the inode's version and, when the local copy has
+ * not changed since, serves the committed content again. */
+void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
+		     const struct vs_wb_result *res);
 
 struct vs_change;
 /*

@@ -9,6 +9,9 @@
  * "/abs", an empty path, a too-long component, rename without old_path,
  * bad mode, a hash of the wrong length or with uppercase, a NUL in a value,
  * a value over the field limit, mkdir of a file, update of a directory.
+ * The optional conflict field: absent or "0" is 0, "2" below version 3 is
+ * taken; a conflict not below the version, negative, signed, with a
+ * leading zero, not a number or over INT32_MAX is rejected.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -202,6 +205,46 @@ static void test_nul_in_value(void **state)
 	free(c);
 }
 
+static void test_conflict(void **state)
+{
+	static const char *const bad[] = {
+	    "3",
+	    "4",
+	    "-1",
+	    "-0",
+	    "+2",
+	    "02",
+	    "2x",
+	    "",
+	    " 2",
+	    "2147483648",
+	    "99999999999999999999",
+	};
+	struct vs_change *c = malloc(sizeof(*c));
+	struct fields f;
+
+	(void)state;
+	f = update_fields();
+	check_ret(0, parse(c, &f), "update without conflict");
+	check_int(0, c->conflict, "no conflict field: 0");
+	set(&f, "conflict", "0");
+	check_ret(0, parse(c, &f), "conflict \"0\"");
+	check_int(0, c->conflict, "conflict \"0\": 0");
+	set(&f, "conflict", "2");
+	check_ret(0, parse(c, &f), "conflict \"2\" at version 3");
+	check_int(2, c->conflict, "conflict 2");
+	set(&f, "conflict", NULL);
+	check_ret(0, parse(c, &f), "conflict NULL (absent)");
+	check_int(0, c->conflict, "conflict NULL: 0");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		f = update_fields();
+		set(&f, "conflict", bad[i]);
+		check_ret(-EBADMSG, parse(c, &f),
+			  "conflict \"%s\" at version 3", bad[i]);
+	}
+	free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -210,6 +253,7 @@ int main(void)
 	    cmocka_unit_test(test_stream_id),
 	    cmocka_unit_test(test_rejects),
 	    cmocka_unit_test(test_nul_in_value),
+	    cmocka_unit_test(test_conflict),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,566 @@
+/*
+ * write.c - writes to synced paths (--writable): local first, journaled,
+ * committed behind.
+ *
+ * DESIGN
+ * A synced file that is written gets a working copy (an O_TMPFILE in the
+ * cache dir, filled from its content on first write unless truncated):
+ * reads and writes go to it, the kernel sees it like any local file.
+ * Commit points: flush (every close(2) of a descriptor, synchronous), fsync
+ * and a chmod: the working copy is snapshotted - its bytes stored as a
+ * content object (fsync'd) and a WRITE entry appended to the journal
+ * (durable when it returns) - so close() never waits for PostgreSQL and
+ * what close() returned for survives a crash. fsync additionally waits
+ * until the committer has committed that entry (EIO if it cannot within
+ * the deadline). Saves of one path made before the previous one is
+ * committed are chained (after_op), so they never conflict with each
+ * other; at most one snapshot per close, however many writes.
+ *
+ * Directories, symlinks, deletions and renames change the inode table at
+ * once (the kernel sees the result immediately) and append one journal
+ * entry each, committed in order behind.
+ *
+ * Locks: fd_lock exclusive to create or snapshot the working copy and to
+ * swap content; shared for writes; the table lock for metadata; never a
+ * lock across journal I/O on the table (the snapshot copies the bytes
+ * first).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs_i.h"
+#include "vsync/cache.h"
+#include "vsync/content.h"
+#include "vsync/hash.h"
+#include "vsync/journal.h"
+#include "vsync/log.h"
+#include "vsync/writeback.h"
+
+/* fsync() waits this long for its commit before failing with EIO */
+#define FSW_FSYNC_TIMEOUT_MS 10000
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int path_of(struct vs_fs *fs, struct vs_inode *in, char *buf,
+		   size_t size)
+{
+	int r;
+
+	pthread_mutex_lock(&fs->table.lock);
+	r = in->removed ? -ENOENT : inode_path(in, buf, size);
+	pthread_mutex_unlock(&fs->table.lock);
+	return r;
+}
+
+/* Append @e to the journal and wake the committer. */
+static int journal(struct vs_fs *fs, struct vs_jentry *e)
+{
+	int r = vs_journal_append(fs->cfg.journal, e);
+
+	if (r < 0) {
+		vs_error("cannot journal %s of '%s': %s",
+			 e->op == VS_JOP_DELETE ? "delete" : "change", e->path,
+			 strerror(-r));
+		return r == -ENOSPC ? r : -EIO;
+	}
+	if (fs->wb)
+		vs_wb_kick(fs->wb);
+	return 0;
+}
+
+/* Make sure @in has its content fd (clean files). Called with fd_lock
+ * exclusive. */
+static int ensure_content(struct vs_fs *fs, struct vs_inode *in)
+{
+	char path[PATH_MAX];
+	int r, fd;
+
+	if (in->fd >= 0 || !in->hash[0])
+		return 0;
+	r = path_of(fs, in, path, sizeof(path));
+	if (r < 0)
+		snprintf(path, sizeof(path), "(ino %llu)",
+			 (unsigned long long)in->ino);
+	r = vs_content_open(fs->cfg.content, in->hash, in->size, path, &fd);
+	if (r == 0)
+		in->fd = fd;
+	return r;
+}
+
+/* Give @in a working copy (with its current bytes unless @empty). Called
+ * with fd_lock exclusive. */
+static int working_copy(struct vs_fs *fs, struct vs_inode *in, bool empty)
+{
+	int fd, r;
+
+	if (in->wfd >= 0)
+		return empty && ftruncate(in->wfd, 0) < 0 ? -errno : 0;
+	fd = openat(fs->cfg.work_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (!empty) {
+		loff_t in_off = 0, out_off = 0;
+
+		r = ensure_content(fs, in);
+		while (r == 0 && in->fd >= 0) {
+			ssize_t n = copy_file_range(in->fd, &in_off, fd,
+						    &out_off, 1 << 20, 0);
+
+			if (n < 0)
+				r = -errno;
+			if (n <= 0)
+				break;
+		}
+		if (r < 0) {
+			close(fd);
+			return r;
+		}
+	}
+	in->wfd = fd;
+	return 0;
+}
+
+int fsw_open(struct vs_fs *fs, struct vs_inode *in, int flags)
+{
+	int r;
+
+	if (in->kind == VS_KIND_DIR)
+		return -EISDIR;
+	if ((flags & O_ACCMODE) == O_RDONLY && !(flags & O_TRUNC))
+		return 0;
+	pthread_rwlock_wrlock(&in->fd_lock);
+	r = working_copy(fs, in, flags & O_TRUNC);
+	if (r == 0 && (flags & O_TRUNC)) {
+		pthread_mutex_lock(&fs->table.lock);
+		in->size = 0;
+		in->mtime_ns = now_ns();
+		pthread_mutex_unlock(&fs->table.lock);
+		in->wgen++;
+	}
+	pthread_rwlock_unlock(&in->fd_lock);
+	return r;
+}
+
+int fsw_write(struct vs_fs *fs, struct vs_inode *in, struct fuse_bufvec *buf,
+	      off_t off, size_t *written)
+{
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(buf));
+	ssize_t n;
+	int r = 0;
+
+	if (fs->cfg.max_file_size &&
+	    (uint64_t)off + fuse_buf_size(buf) > fs->cfg.max_file_size) {
+		vs_warn("refusing a write past the %llu-byte limit (inode "
+			"%llu)",
+			(unsigned long long)fs->cfg.max_file_size,
+			(unsigned long long)in->ino);
+		return -EFBIG;
+	}
+	pthread_rwlock_wrlock(&in->fd_lock);
+	if (in->wfd < 0)
+		r = working_copy(fs, in, false);
+	if (r == 0) {
+		out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		out.buf[0].fd = in->wfd;
+		out.buf[0].pos = off;
+		n = fuse_buf_copy(&out, buf, 0);
+		if (n < 0) {
+			r = (int)n;
+		} else {
+			*written = (size_t)n;
+			in->wgen++;
+			pthread_mutex_lock(&fs->table.lock);
+			if ((uint64_t)off + (uint64_t)n > in->size)
+				in->size = (uint64_t)off + (uint64_t)n;
+			in->mtime_ns = now_ns();
+			pthread_mutex_unlock(&fs->table.lock);
+		}
+	}
+	pthread_rwlock_unlock(&in->fd_lock);
+	return r;
+}
+
+/*
+ * Snapshot the working copy of @in and journal it as a WRITE (nothing to
+ * do if it has not changed since the last snapshot). *lseq gets the entry
+ * to wait for (0 if none is pending).
+ */
+static int snapshot(struct vs_fs *fs, struct vs_inode *in, bool force,
+		    uint64_t *lseq)
+{
+	struct vs_jentry *e = calloc(1, sizeof(*e));
+	char *buf = NULL;
+	uint64_t gen;
+	size_t len = 0;
+	int r = 0;
+
+	*lseq = 0;
+	if (!e)
+		return -ENOMEM;
+	pthread_rwlock_wrlock(&in->fd_lock);
+	*lseq = in->pending_lseq;
+	if ((in->wgen == in->jgen && !force) || in->kind != VS_KIND_FILE) {
+		pthread_rwlock_unlock(&in->fd_lock);
+		free(e);
+		return 0;
+	}
+	if (in->wfd < 0)
+		r = working_copy(fs, in, false); /* e.g. a chmod: same bytes */
+	if (r == 0) {
+		struct stat st;
+
+		if (fstat(in->wfd, &st) < 0)
+			r = -errno;
+		else if (fs->cfg.max_file_size &&
+			 (uint64_t)st.st_size > fs->cfg.max_file_size)
+			r = -EFBIG;
+		else if (!(buf = malloc((size_t)st.st_size + 1)))
+			r = -ENOMEM;
+		else if (pread(in->wfd, buf, (size_t)st.st_size, 0) !=
+			 st.st_size)
+			r = -EIO;
+		else
+			len = (size_t)st.st_size;
+	}
+	gen = in->wgen;
+	if (r == 0)
+		r = path_of(fs, in, e->path, sizeof(e->path));
+	if (r == 0) {
+		e->op = VS_JOP_WRITE;
+		e->mode = in->mode & 07777;
+		e->size = len;
+		if (in->pending_op[0])
+			memcpy(e->after_op, in->pending_op,
+			       sizeof(e->after_op));
+		e->base_version = in->version;
+	}
+	/* the journal names this object: it is made durable first */
+	if (r == 0)
+		r = vs_journal_put_content(fs->cfg.cache, buf, len, e->hash);
+	if (r == 0)
+		r = journal(fs, e);
+	if (r == 0) {
+		in->jgen = gen;
+		in->pending_lseq = e->lseq;
+		memcpy(in->pending_op, e->op_id, sizeof(in->pending_op));
+		*lseq = e->lseq;
+	}
+	pthread_rwlock_unlock(&in->fd_lock);
+	if (r < 0 && r != -ENOENT)
+		vs_warn("cannot save local changes of '%s': %s", e->path,
+			strerror(-r));
+	free(buf);
+	free(e);
+	return r == -ENOENT ? 0 : r; /* unlinked meanwhile: nothing to save */
+}
+
+int fsw_flush(struct vs_fs *fs, struct vs_inode *in)
+{
+	uint64_t lseq;
+
+	return snapshot(fs, in, false, &lseq);
+}
+
+int fsw_fsync(struct vs_fs *fs, struct vs_inode *in)
+{
+	uint64_t lseq;
+	int r = snapshot(fs, in, false, &lseq);
+
+	if (r < 0 || !lseq)
+		return r;
+	if (!fs->wb)
+		return -EIO;
+	r = vs_wb_wait(fs->wb, lseq, FSW_FSYNC_TIMEOUT_MS);
+	if (r < 0)
+		vs_warn("fsync: change not committed: %s", strerror(-r));
+	return r < 0 ? -EIO : 0;
+}
+
+int fsw_setattr(struct vs_fs *fs, struct vs_inode *in, const struct stat *attr,
+		int valid)
+{
+	uint64_t lseq;
+	int r = 0;
+
+	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+		return -EPERM; /* synced files have no owner to change */
+	if (valid & FUSE_SET_ATTR_SIZE) {
+		if (in->kind != VS_KIND_FILE)
+			return -EISDIR;
+		if (fs->cfg.max_file_size &&
+		    (uint64_t)attr->st_size > fs->cfg.max_file_size)
+			return -EFBIG;
+		pthread_rwlock_wrlock(&in->fd_lock);
+		r = working_copy(fs, in, attr->st_size == 0);
+		if (r == 0 && ftruncate(in->wfd, attr->st_size) < 0)
+			r = -errno;
+		if (r == 0) {
+			in->wgen++;
+			pthread_mutex_lock(&fs->table.lock);
+			in->size = (uint64_t)attr->st_size;
+			in->mtime_ns = now_ns();
+			pthread_mutex_unlock(&fs->table.lock);
+		}
+		pthread_rwlock_unlock(&in->fd_lock);
+		if (r < 0)
+			return r;
+	}
+	pthread_mutex_lock(&fs->table.lock);
+	if (valid & FUSE_SET_ATTR_MODE)
+		in->mode = attr->st_mode & 07777;
+	if (valid & FUSE_SET_ATTR_MTIME_NOW)
+		in->mtime_ns = now_ns();
+	else if (valid & FUSE_SET_ATTR_MTIME)
+		in->mtime_ns = (int64_t)attr->st_mtim.tv_sec * 1000000000 +
+			       attr->st_mtim.tv_nsec;
+	pthread_mutex_unlock(&fs->table.lock);
+	/* a new mode is a change to commit; times are local only */
+	if ((valid & FUSE_SET_ATTR_MODE) && in->kind == VS_KIND_FILE)
+		r = snapshot(fs, in, true, &lseq);
+	return r;
+}
+
+/* Journal an entry about @path (mkdir, symlink, delete, rename). */
+static int journal_path(struct vs_fs *fs, enum vs_jop op, const char *path,
+			const char *old_path, const char *target, uint32_t mode)
+{
+	struct vs_jentry *e = calloc(1, sizeof(*e));
+	int r;
+
+	if (!e)
+		return -ENOMEM;
+	e->op = op;
+	e->base_version = -1;
+	e->mode = mode & 07777;
+	snprintf(e->path, sizeof(e->path), "%s", path);
+	if (old_path)
+		snprintf(e->old_path, sizeof(e->old_path), "%s", old_path);
+	if (target)
+		snprintf(e->target, sizeof(e->target), "%s", target);
+	r = journal(fs, e);
+	free(e);
+	return r;
+}
+
+int fsw_create(struct vs_fs *fs, struct vs_inode *parent, const char *name,
+	       enum vs_kind kind, mode_t mode, const char *target,
+	       struct vs_inode **out)
+{
+	char path[PATH_MAX];
+	struct vs_inode *in = NULL;
+	int r, wfd = -1;
+
+	if (kind == VS_KIND_FILE) {
+		wfd = openat(fs->cfg.work_fd, ".",
+			     O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (wfd < 0)
+			return -errno;
+	}
+	pthread_mutex_lock(&fs->table.lock);
+	if (inode_child_find(parent, name)) {
+		r = -EEXIST;
+		goto out_locked;
+	}
+	r = inode_synced_child(&fs->table, parent, name, kind, &in);
+	if (r < 0)
+		goto out_locked;
+	in->mode = mode & 07777;
+	in->mtime_ns = now_ns();
+	in->version = 0; /* not in PostgreSQL yet */
+	in->wfd = wfd;
+	wfd = -1;
+	if (kind == VS_KIND_SYMLINK) {
+		in->target = strdup(target);
+		in->size = strlen(target);
+		in->mode = 0777;
+		/* what PostgreSQL will say, so the change coming back from
+		 * the stream is recognised as ours */
+		vs_sha256_hex(in->hash, target, strlen(target));
+	}
+	in->nlookup++;
+	r = inode_path(in, path, sizeof(path));
+out_locked:
+	pthread_mutex_unlock(&fs->table.lock);
+	if (wfd >= 0)
+		close(wfd);
+	if (r < 0)
+		return r;
+	if (kind == VS_KIND_DIR)
+		r = journal_path(fs, VS_JOP_MKDIR, path, NULL, NULL, mode);
+	else if (kind == VS_KIND_SYMLINK)
+		r = journal_path(fs, VS_JOP_SYMLINK, path, NULL, target, 0777);
+	else
+		in->wgen++; /* an empty file is a change too: flushed on close
+			     */
+	*out = in;
+	return r;
+}
+
+int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
+	       bool dir)
+{
+	char path[PATH_MAX];
+	struct vs_inode *in;
+	int r = 0;
+
+	pthread_mutex_lock(&fs->table.lock);
+	in = inode_child_find(parent, name);
+	if (!in)
+		r = -ENOENT;
+	else if (dir && in->kind != VS_KIND_DIR)
+		r = -ENOTDIR;
+	else if (!dir && in->kind == VS_KIND_DIR)
+		r = -EISDIR;
+	else if (in->nchildren)
+		r = -ENOTEMPTY;
+	else
+		r = inode_path(in, path, sizeof(path));
+	if (r == 0)
+		inode_synced_remove(&fs->table, in);
+	pthread_mutex_unlock(&fs->table.lock);
+	if (r < 0)
+		return r;
+	return journal_path(fs, VS_JOP_DELETE, path, NULL, NULL, 0);
+}
+
+int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
+	       struct vs_inode *newparent, const char *newname,
+	       unsigned int flags)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+	struct vs_inode *in, *old;
+	int r = 0;
+
+	if (flags & ~RENAME_NOREPLACE)
+		return -EINVAL; /* RENAME_EXCHANGE is not supported */
+	pthread_mutex_lock(&fs->table.lock);
+	in = inode_child_find(parent, name);
+	old = inode_child_find(newparent, newname);
+	if (!in) {
+		r = -ENOENT;
+		goto out;
+	}
+	if (old == in)
+		goto out;
+	if (old && (flags & RENAME_NOREPLACE))
+		r = -EEXIST;
+	else if (old && old->kind == VS_KIND_DIR && in->kind != VS_KIND_DIR)
+		r = -EISDIR;
+	else if (old && old->kind != VS_KIND_DIR && in->kind == VS_KIND_DIR)
+		r = -ENOTDIR;
+	else if (old && old->nchildren)
+		r = -ENOTEMPTY;
+	for (struct vs_inode *p = newparent; r == 0 && p; p = p->parent)
+		if (p == in)
+			r = -EINVAL;
+	if (r == 0)
+		r = inode_path(in, from, sizeof(from));
+	if (r < 0)
+		goto out;
+	if (old)
+		inode_synced_remove(&fs->table, old);
+	r = inode_synced_move(in, newparent, newname);
+	if (r == 0)
+		r = inode_path(in, to, sizeof(to));
+	if (r == 0 && in->kind == VS_KIND_FILE && in->pending_op[0]) {
+		/* its pending save was journaled under the old path: the
+		 * version it produces there is not this path's, so the next
+		 * save of this path is committed unconditionally */
+		in->pending_op[0] = '\0';
+		in->version = -1;
+	}
+out:
+	pthread_mutex_unlock(&fs->table.lock);
+	if (r < 0 || !in || old == in)
+		return r;
+	/* a file with unsaved changes: its WRITE (at flush) names the new
+	 * path; the rename goes first in the journal */
+	return journal_path(fs, VS_JOP_RENAME, to, from, NULL, 0);
+}
+
+void vs_fs_set_writeback(struct vs_fs *fs, struct vs_writeback *wb)
+{
+	fs->wb = wb;
+}
+
+void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
+		     const struct vs_wb_result *res)
+{
+	struct vs_inode *in;
+	int fd = -1, old_fd = -1, old_wfd = -1;
+	bool clean = false;
+
+	if (res->error) {
+		vs_error("local change to '%s' was refused by PostgreSQL: %s; "
+			 "it is not synced",
+			 e->path, strerror(-res->error));
+		return;
+	}
+	if (e->op != VS_JOP_WRITE)
+		return;
+	pthread_mutex_lock(&fs->table.lock);
+	in = inode_lookup_path(&fs->table, e->path);
+	if (in && in->kind == VS_KIND_FILE)
+		in->nlookup++; /* pinned: not freed while we use it */
+	else
+		in = NULL;
+	pthread_mutex_unlock(&fs->table.lock);
+	if (!in)
+		return;
+	/* the committed content, to serve once the working copy goes */
+	if (vs_cache_open(fs->cfg.cache, res->hash, &fd) < 0)
+		fd = -1;
+	pthread_rwlock_wrlock(&in->fd_lock);
+	pthread_mutex_lock(&fs->table.lock);
+	in->version = res->version;
+	if (strcmp(in->pending_op, e->op_id) == 0) {
+		in->pending_op[0] = '\0';
+		in->pending_lseq = 0;
+		/* nothing written since this snapshot: serve what PostgreSQL
+		 * now has (for a merge, that includes the other edit) */
+		struct stat st;
+
+		if (in->wgen == in->jgen && fd >= 0 && fstat(fd, &st) == 0) {
+			memcpy(in->hash, res->hash, sizeof(in->hash));
+			in->size = (uint64_t)st.st_size; /* a merge differs */
+			old_fd = in->fd;
+			old_wfd = in->wfd;
+			in->fd = fd;
+			in->wfd = -1;
+			fd = -1;
+			clean = true;
+		}
+	}
+	pthread_mutex_unlock(&fs->table.lock);
+	pthread_rwlock_unlock(&in->fd_lock);
+	if (fd >= 0)
+		close(fd);
+	if (old_fd >= 0)
+		close(old_fd);
+	if (old_wfd >= 0)
+		close(old_wfd);
+	if (clean && res->merged && fs->se) {
+		/* the bytes changed under the kernel: drop its pages */
+		int r = fuse_lowlevel_notify_inval_inode(fs->se, in->ino, 0, 0);
+
+		if (r < 0 && r != -ENOENT)
+			vs_warn("cannot invalidate '%s': %s", e->path,
+				strerror(-r));
+	}
+	pthread_mutex_lock(&fs->table.lock);
+	inode_forget(&fs->table, in, 1);
+	pthread_mutex_unlock(&fs->table.lock);
+}

@@ -1,0 +1,103 @@
+/*
+ * journal.h - local changes to synced paths not yet committed to
+ * PostgreSQL (sync/journal.c).
+ *
+ * A directory of one file per operation, named by a local sequence number,
+ * written to a temp name, fsync'd and renamed (then the directory fsync'd),
+ * so an operation is either wholly in the journal or not at all. File
+ * content is not in the journal entry: it is a cache object (by SHA-256),
+ * stored and fsync'd before the entry that names it. After a crash the
+ * entries are replayed in order with their original operation ids, so
+ * nothing is committed twice (the SQL functions are idempotent per id) and
+ * nothing journaled is lost.
+ *
+ * Thread-safe (one mutex).
+ */
+#ifndef VSYNC_JOURNAL_H
+#define VSYNC_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vsync/hash.h"
+#include "vsync/path.h"
+
+enum vs_jop {
+	VS_JOP_WRITE = 0,   /* put file content (hash, size, mode) at path */
+	VS_JOP_SYMLINK = 1, /* put a symlink (target) at path */
+	VS_JOP_MKDIR = 2,   /* mkdir path (mode) */
+	VS_JOP_DELETE = 3,  /* delete path (recursive for a directory) */
+	VS_JOP_RENAME = 4,  /* rename old_path -> path */
+};
+
+struct vs_jentry {
+	uint64_t lseq;			 /* set by vs_journal_append */
+	char op_id[37];			 /* UUID text, the idempotency key */
+	enum vs_jop op;
+	char path[VS_PATH_MAX + 1];
+	char old_path[VS_PATH_MAX + 1];	 /* rename */
+	char target[VS_PATH_MAX + 1];	 /* symlink */
+	uint32_t mode;
+	int64_t base_version;		 /* -1: none (unconditional) */
+	/* WRITE/SYMLINK: when not "", the base is the version that journal
+	 * operation @after_op produced (a chain of local saves of one path
+	 * journaled before the previous one was committed); look it up in
+	 * file_operations by operation id. Takes precedence over
+	 * base_version. */
+	char after_op[37];
+	char hash[VS_HASH_HEX_LEN + 1];	 /* write: content object */
+	uint64_t size;
+};
+
+/* Upper bound of a formatted entry (three paths at most plus the fields):
+ * a buffer of this size always holds vs_jentry_format()'s output. */
+#define VS_JENTRY_MAX (3 * (VS_PATH_MAX + 32) + 512)
+
+struct vs_journal;
+struct vs_cache;
+
+/* Open (creating) the journal in directory @dir_fd (borrowed). Scans what
+ * is there; a malformed entry is moved aside to <name>.bad with a log line.
+ * 0 or -errno. */
+int vs_journal_open(struct vs_journal **out, int dir_fd);
+void vs_journal_free(struct vs_journal *j);
+
+/* Append @e (a fresh op_id is made if e->op_id is empty); sets e->lseq.
+ * Durable when it returns 0. -EINVAL for an invalid entry, -errno (-ENOSPC
+ * ...) otherwise; on failure nothing is left on disk or pending, and
+ * nothing is logged (the caller says what it was doing). */
+int vs_journal_append(struct vs_journal *j, struct vs_jentry *e);
+/* The oldest pending entry into @e: 0, or -ENOENT if none. */
+int vs_journal_peek(struct vs_journal *j, struct vs_jentry *e);
+/* Remove entry @lseq (committed). 0 or -errno. */
+int vs_journal_done(struct vs_journal *j, uint64_t lseq);
+/* Pending entries. */
+size_t vs_journal_pending(struct vs_journal *j);
+/* The lseq of the oldest pending entry, or the lseq the next append will
+ * get if none is pending: every entry below it is done. */
+uint64_t vs_journal_low_water(struct vs_journal *j);
+
+/*
+ * For appenders: store @len bytes as a cache object (vs_cache_store) and
+ * make it durable (fsync of the object and of its directory), so a WRITE
+ * entry naming it may be appended. Sets @hash_out. 0 or -errno; on
+ * failure the object may exist but is not known to be durable.
+ */
+int vs_journal_put_content(struct vs_cache *c, const void *buf, size_t len,
+			   char hash_out[VS_HASH_HEX_LEN + 1]);
+
+/*
+ * Pure: serialise / parse one entry (the file format, see journal.c).
+ * format: the length written (a NUL follows it), -EINVAL if @e is not a
+ * valid entry (bad path, op, op_id, fields that do not belong to the op),
+ * -ENOBUFS if @size is too small (VS_JENTRY_MAX always suffices).
+ * parse: 0, or -EBADMSG for anything that is not exactly one valid entry
+ * (@e is then unspecified).
+ */
+int vs_jentry_format(char *out, size_t size, const struct vs_jentry *e);
+int vs_jentry_parse(struct vs_jentry *e, const char *buf, size_t len);
+
+/* A random UUID (OpenSSL RAND_bytes), as text. 0 or -EIO. */
+int vs_uuid_random(char out[37]);
+
+#endif

@@ -1,0 +1,701 @@
+/*
+ * journal.c - the write-back journal: local changes not yet committed to
+ * PostgreSQL, one small file per operation (journal.h).
+ *
+ * FORMAT
+ *
+ * An entry file is named by its lseq, zero-padded to 20 digits
+ * ("00000000000000000042"), and holds exactly these lines, in this order:
+ *
+ *   vsync-journal 1
+ *   lseq=42
+ *   op=write                  write symlink mkdir delete rename
+ *   op_id=0f8fad5b-d9cb-469f-a165-70867728950e
+ *   mode=0644                 4 octal digits
+ *   base=-1                   -1 (none) or 0..2147483647
+ *   after_op=<uuid>|(empty)   write/symlink: base on what that op made
+ *   size=123                  write: the content's length; else 0
+ *   hash=<64 hex>             write: the content object; else empty
+ *   path=10:src/a b.js        <length>:<bytes>, then '\n'
+ *   old_path=0:               rename: the source
+ *   target=0:                 symlink: the target
+ *
+ * Numbers are decimal without sign (base allows "-1"), without leading
+ * zeros, and bounded; strings are length-prefixed, so a path may hold
+ * spaces, newlines or any UTF-8. The parser accepts nothing else: a
+ * missing, extra or reordered line, trailing bytes, or a field that does
+ * not belong to the op (a hash on a mkdir, an old_path on a write) makes
+ * the file malformed. The lseq line must match the file name.
+ *
+ * DURABILITY
+ *
+ * An entry is written to "<name>.tmp" (O_EXCL), fsync'd, renamed to
+ * <name>, and the directory fsync'd: after a crash an entry is there whole
+ * or not at all. A leftover "*.tmp" is removed at open; a malformed entry
+ * is renamed to "<name>.bad" (kept for inspection, never replayed). Done
+ * entries are unlinked without an fsync of the directory: if the unlink is
+ * lost in a crash the entry is replayed, and its operation id makes the
+ * second commit a no-op.
+ *
+ * THREADS
+ *
+ * One mutex (lock) protects the list of pending lseqs and next_lseq; it is
+ * held across the file I/O of append, peek and done, so lseq order is the
+ * order entries became durable and peek always sees the oldest.
+ */
+#include "vsync/journal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "vsync/cache.h"
+#include "vsync/log.h"
+
+#define LSEQ_DIGITS 20
+#define HEADER	    "vsync-journal 1\n"
+
+struct vs_journal {
+	int dir_fd; /* borrowed */
+	pthread_mutex_t lock;
+	/* under lock: */
+	uint64_t *pending; /* sorted ascending */
+	size_t n, alloc;
+	uint64_t next_lseq;
+};
+
+static const char *const op_names[] = {"write", "symlink", "mkdir", "delete",
+				       "rename"};
+
+/* ------------------------------------------------------------ the format */
+
+static bool uuid_valid(const char *s)
+{
+	for (int i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return false;
+		} else if (!((s[i] >= '0' && s[i] <= '9') ||
+			     (s[i] >= 'a' && s[i] <= 'f'))) {
+			return false;
+		}
+	}
+	return s[36] == '\0';
+}
+
+/* A non-empty project path (the root cannot be written). */
+static bool path_valid(const char *p)
+{
+	size_t len = strnlen(p, VS_PATH_MAX + 1);
+
+	return len > 0 && len <= VS_PATH_MAX && vs_path_check(p, len) == 0;
+}
+
+/* The rules shared by format and parse. 0 or -EINVAL. */
+static int entry_check(const struct vs_jentry *e)
+{
+	bool write = e->op == VS_JOP_WRITE;
+
+	if ((unsigned)e->op > VS_JOP_RENAME || !uuid_valid(e->op_id) ||
+	    !path_valid(e->path) || e->mode > 07777 || e->base_version < -1 ||
+	    e->base_version > INT32_MAX || e->size > (uint64_t)INT64_MAX)
+		return -EINVAL;
+	if (write != (e->hash[0] != '\0') ||
+	    (write && !vs_hash_hex_valid(e->hash)) || (!write && e->size))
+		return -EINVAL;
+	if (e->op == VS_JOP_RENAME) {
+		if (!path_valid(e->old_path) || !strcmp(e->old_path, e->path))
+			return -EINVAL;
+	} else if (e->old_path[0]) {
+		return -EINVAL;
+	}
+	if (e->op == VS_JOP_SYMLINK) {
+		/* PostgreSQL takes 1..4095 bytes */
+		if (!e->target[0] ||
+		    strnlen(e->target, VS_PATH_MAX + 1) >= VS_PATH_MAX)
+			return -EINVAL;
+	} else if (e->target[0]) {
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int vs_jentry_format(char *out, size_t size, const struct vs_jentry *e)
+{
+	int n;
+
+	if (entry_check(e) < 0)
+		return -EINVAL;
+	n = snprintf(out, size,
+		     HEADER "lseq=%" PRIu64 "\nop=%s\nop_id=%s\nmode=%04o\n"
+			    "base=%" PRId64 "\nafter_op=%s\nsize=%" PRIu64
+			    "\nhash=%s\n"
+			    "path=%zu:%s\nold_path=%zu:%s\ntarget=%zu:%s\n",
+		     e->lseq, op_names[e->op], e->op_id, (unsigned)e->mode,
+		     e->base_version, e->after_op, e->size, e->hash,
+		     strlen(e->path), e->path, strlen(e->old_path), e->old_path,
+		     strlen(e->target), e->target);
+	if (n < 0)
+		return -EINVAL;
+	if ((size_t)n >= size)
+		return -ENOBUFS;
+	return n;
+}
+
+struct cursor {
+	const char *pos, *end;
+};
+
+/* Consume "@key=" at the cursor. */
+static bool take_key(struct cursor *c, const char *key)
+{
+	size_t k = strlen(key);
+
+	if ((size_t)(c->end - c->pos) < k + 1 || memcmp(c->pos, key, k) ||
+	    c->pos[k] != '=')
+		return false;
+	c->pos += k + 1;
+	return true;
+}
+
+/* Decimal digits up to @stop: no sign, no leading zero, <= @max. */
+static bool take_u64(struct cursor *c, char stop, uint64_t max, uint64_t *out)
+{
+	const char *p = c->pos;
+	uint64_t v = 0;
+
+	if (p == c->end || *p < '0' || *p > '9' ||
+	    (*p == '0' && p + 1 < c->end && p[1] != stop))
+		return false;
+	for (; p < c->end && *p >= '0' && *p <= '9'; p++) {
+		unsigned d = (unsigned)(*p - '0');
+
+		if (v > (max - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	if (p == c->end || *p != stop)
+		return false;
+	c->pos = p + 1;
+	*out = v;
+	return true;
+}
+
+/* "@key=<value>\n" with the value copied into @out (< @size bytes). */
+static bool take_line(struct cursor *c, const char *key, char *out, size_t size)
+{
+	const char *nl;
+	size_t n;
+
+	if (!take_key(c, key))
+		return false;
+	nl = memchr(c->pos, '\n', (size_t)(c->end - c->pos));
+	if (!nl)
+		return false;
+	n = (size_t)(nl - c->pos);
+	if (n >= size || memchr(c->pos, '\0', n))
+		return false;
+	memcpy(out, c->pos, n);
+	out[n] = '\0';
+	c->pos = nl + 1;
+	return true;
+}
+
+/* "@key=<len>:<bytes>\n" into @out (a path-sized buffer). */
+static bool take_string(struct cursor *c, const char *key, char *out)
+{
+	uint64_t len;
+
+	if (!take_key(c, key) || !take_u64(c, ':', VS_PATH_MAX, &len) ||
+	    (uint64_t)(c->end - c->pos) < len + 1 || c->pos[len] != '\n' ||
+	    memchr(c->pos, '\0', len))
+		return false;
+	memcpy(out, c->pos, len);
+	out[len] = '\0';
+	c->pos += len + 1;
+	return true;
+}
+
+int vs_jentry_parse(struct vs_jentry *e, const char *buf, size_t len)
+{
+	struct cursor c = {buf, buf + len};
+	char op[16], mode[8], base[24];
+	uint64_t v;
+	size_t i;
+
+	memset(e, 0, sizeof(*e));
+	if (len < sizeof(HEADER) - 1 || memcmp(buf, HEADER, sizeof(HEADER) - 1))
+		return -EBADMSG;
+	c.pos += sizeof(HEADER) - 1;
+	if (!take_key(&c, "lseq") ||
+	    !take_u64(&c, '\n', UINT64_MAX, &e->lseq) ||
+	    !take_line(&c, "op", op, sizeof(op)) ||
+	    !take_line(&c, "op_id", e->op_id, sizeof(e->op_id)) ||
+	    !take_line(&c, "mode", mode, sizeof(mode)) ||
+	    !take_line(&c, "base", base, sizeof(base)))
+		return -EBADMSG;
+	for (i = 0; i < sizeof(op_names) / sizeof(op_names[0]); i++)
+		if (!strcmp(op, op_names[i]))
+			break;
+	if (i == sizeof(op_names) / sizeof(op_names[0]))
+		return -EBADMSG;
+	e->op = (enum vs_jop)i;
+	if (strlen(mode) != 4 || strspn(mode, "01234567") != 4)
+		return -EBADMSG;
+	e->mode = (uint32_t)strtoul(mode, NULL, 8);
+	if (!strcmp(base, "-1")) {
+		e->base_version = -1;
+	} else {
+		struct cursor b = {base, base + strlen(base) + 1};
+
+		/* the copied value is NUL-terminated: parse up to the NUL */
+		if (!take_u64(&b, '\0', INT32_MAX, &v))
+			return -EBADMSG;
+		e->base_version = (int64_t)v;
+	}
+	if (!take_line(&c, "after_op", e->after_op, sizeof(e->after_op)) ||
+	    (e->after_op[0] && strlen(e->after_op) != 36) ||
+	    !take_key(&c, "size") || !take_u64(&c, '\n', INT64_MAX, &e->size) ||
+	    !take_line(&c, "hash", e->hash, sizeof(e->hash)) ||
+	    !take_string(&c, "path", e->path) ||
+	    !take_string(&c, "old_path", e->old_path) ||
+	    !take_string(&c, "target", e->target) || c.pos != c.end)
+		return -EBADMSG;
+	return entry_check(e) < 0 ? -EBADMSG : 0;
+}
+
+int vs_uuid_random(char out[37])
+{
+	unsigned char b[16];
+	char hex[33];
+
+	if (RAND_bytes(b, sizeof(b)) != 1)
+		return -EIO;
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	vs_hex_encode(hex, b, sizeof(b));
+	snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12,
+		 hex + 16, hex + 20);
+	return 0;
+}
+
+/* ------------------------------------------------------------ files */
+
+static void entry_name(char out[LSEQ_DIGITS + 5], uint64_t lseq,
+		       const char *suffix)
+{
+	snprintf(out, LSEQ_DIGITS + 5, "%020" PRIu64 "%s", lseq, suffix);
+}
+
+/* The lseq of a name that is 20 digits followed by @suffix, or 0. */
+static uint64_t name_lseq(const char *name, const char *suffix)
+{
+	uint64_t v = 0;
+
+	if (strspn(name, "0123456789") != LSEQ_DIGITS ||
+	    strcmp(name + LSEQ_DIGITS, suffix))
+		return 0;
+	for (int i = 0; i < LSEQ_DIGITS; i++) {
+		unsigned d = (unsigned)(name[i] - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
+			return 0;
+		v = v * 10 + d;
+	}
+	return v;
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Read entry file @name (at most VS_JENTRY_MAX bytes) and parse it.
+ * 0, -EBADMSG (malformed, too big, not a regular file) or -errno. */
+static int entry_read(int dir_fd, const char *name, struct vs_jentry *e)
+{
+	char *buf = NULL;
+	struct stat st;
+	size_t got = 0;
+	int fd, r = 0;
+
+	fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ELOOP ? -EBADMSG : -errno;
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > VS_JENTRY_MAX) {
+		r = -EBADMSG;
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		r = -ENOMEM;
+		goto out;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	r = vs_jentry_parse(e, buf, got);
+out:
+	free(buf);
+	close(fd);
+	return r;
+}
+
+/* Move a malformed entry aside to <name>.bad, with a log line. */
+static void entry_quarantine(int dir_fd, const char *name, const char *why)
+{
+	char bad[LSEQ_DIGITS + 5];
+
+	snprintf(bad, sizeof(bad), "%s.bad", name);
+	if (renameat(dir_fd, name, dir_fd, bad) < 0) {
+		vs_error("journal entry %s is %s and cannot be moved aside: %s",
+			 name, why, strerror(errno));
+		return;
+	}
+	vs_warn("journal entry %s is %s: moved to %s, not replayed", name, why,
+		bad);
+}
+
+static int pending_reserve(struct vs_journal *j, size_t n)
+{
+	uint64_t *p;
+	size_t alloc;
+
+	if (n <= j->alloc)
+		return 0;
+	alloc = j->alloc ? j->alloc : 64;
+	while (alloc < n)
+		alloc *= 2;
+	p = realloc(j->pending, alloc * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	j->pending = p;
+	j->alloc = alloc;
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Remove pending[i]. */
+static void pending_remove(struct vs_journal *j, size_t i)
+{
+	memmove(&j->pending[i], &j->pending[i + 1],
+		(j->n - i - 1) * sizeof(j->pending[0]));
+	j->n--;
+}
+
+/* ------------------------------------------------------------ the journal */
+
+/* Scan the directory: collect valid entries, remove leftovers, quarantine
+ * malformed ones, and find the highest lseq ever used. */
+static int journal_scan(struct vs_journal *j)
+{
+	struct vs_jentry *e = NULL;
+	struct dirent *d;
+	uint64_t max = 0, lseq;
+	DIR *dir = NULL;
+	int fd, r = 0;
+
+	e = malloc(sizeof(*e));
+	fd = dup(j->dir_fd);
+	if (!e || fd < 0) {
+		r = e ? -errno : -ENOMEM;
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	dir = fdopendir(fd);
+	if (!dir) {
+		r = -errno;
+		close(fd);
+		goto out;
+	}
+	rewinddir(dir);
+	while ((errno = 0, d = readdir(dir))) {
+		if ((lseq = name_lseq(d->d_name, ".tmp"))) {
+			/* a crash before the rename: never acknowledged */
+			unlinkat(j->dir_fd, d->d_name, 0);
+			continue;
+		}
+		if ((lseq = name_lseq(d->d_name, ".bad"))) {
+			max = lseq > max ? lseq : max;
+			continue;
+		}
+		lseq = name_lseq(d->d_name, "");
+		if (!lseq)
+			continue;
+		max = lseq > max ? lseq : max;
+		r = entry_read(j->dir_fd, d->d_name, e);
+		if (r == 0 && e->lseq != lseq)
+			r = -EBADMSG;
+		if (r == -EBADMSG) {
+			entry_quarantine(j->dir_fd, d->d_name, "malformed");
+			r = 0;
+			continue;
+		}
+		if (r < 0) {
+			vs_error("cannot read journal entry %s: %s", d->d_name,
+				 strerror(-r));
+			goto out;
+		}
+		r = pending_reserve(j, j->n + 1);
+		if (r < 0)
+			goto out;
+		j->pending[j->n++] = lseq;
+	}
+	if (errno) {
+		r = -errno;
+		goto out;
+	}
+	if (j->n > 1)
+		qsort(j->pending, j->n, sizeof(j->pending[0]), cmp_u64);
+	j->next_lseq = max + 1;
+out:
+	if (dir)
+		closedir(dir);
+	free(e);
+	return r;
+}
+
+int vs_journal_open(struct vs_journal **out, int dir_fd)
+{
+	struct vs_journal *j;
+	int r;
+
+	*out = NULL;
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->dir_fd = dir_fd;
+	r = pthread_mutex_init(&j->lock, NULL);
+	if (r) {
+		free(j);
+		return -r;
+	}
+	r = journal_scan(j);
+	if (r < 0) {
+		vs_journal_free(j);
+		return r;
+	}
+	if (j->n)
+		vs_info("journal: %zu entr%s to replay (lseq %" PRIu64
+			"..%" PRIu64 ")",
+			j->n, j->n == 1 ? "y" : "ies", j->pending[0],
+			j->pending[j->n - 1]);
+	*out = j;
+	return 0;
+}
+
+void vs_journal_free(struct vs_journal *j)
+{
+	if (!j)
+		return;
+	pthread_mutex_destroy(&j->lock);
+	free(j->pending);
+	free(j);
+}
+
+int vs_journal_append(struct vs_journal *j, struct vs_jentry *e)
+{
+	char name[LSEQ_DIGITS + 5], tmp[LSEQ_DIGITS + 5];
+	bool renamed = false;
+	char *buf = NULL;
+	int fd = -1, n, r;
+
+	if (!e->op_id[0] && (r = vs_uuid_random(e->op_id)) < 0)
+		return r;
+	buf = malloc(VS_JENTRY_MAX);
+	if (!buf)
+		return -ENOMEM;
+	pthread_mutex_lock(&j->lock);
+	e->lseq = j->next_lseq;
+	n = vs_jentry_format(buf, VS_JENTRY_MAX, e);
+	if (n < 0) {
+		r = n;
+		goto out;
+	}
+	/* room in the list first: once durable, the entry must be listed */
+	r = pending_reserve(j, j->n + 1);
+	if (r < 0)
+		goto out;
+	entry_name(name, e->lseq, "");
+	entry_name(tmp, e->lseq, ".tmp");
+	fd = openat(j->dir_fd, tmp,
+		    O_WRONLY | O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	r = write_all(fd, buf, (size_t)n);
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	fd = -1;
+	if (r == 0 && renameat(j->dir_fd, tmp, j->dir_fd, name) < 0)
+		r = -errno;
+	renamed = r == 0;
+	if (r == 0 && fsync(j->dir_fd) < 0)
+		r = -errno;
+	if (r < 0) {
+		/* not durable: take it back, so a failed append is not
+		 * replayed later behind the caller's back */
+		unlinkat(j->dir_fd, renamed ? name : tmp, 0);
+		goto out;
+	}
+	j->pending[j->n++] = e->lseq;
+	j->next_lseq++;
+out:
+	pthread_mutex_unlock(&j->lock);
+	free(buf);
+	return r;
+}
+
+int vs_journal_peek(struct vs_journal *j, struct vs_jentry *e)
+{
+	char name[LSEQ_DIGITS + 5];
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&j->lock);
+	while (j->n > 0) {
+		entry_name(name, j->pending[0], "");
+		r = entry_read(j->dir_fd, name, e);
+		if (r == 0 && e->lseq != j->pending[0])
+			r = -EBADMSG;
+		if (r == 0)
+			break;
+		if (r == -EBADMSG) {
+			entry_quarantine(j->dir_fd, name, "malformed");
+		} else if (r == -ENOENT) {
+			vs_warn("journal entry %s vanished", name);
+		} else {
+			vs_error("cannot read journal entry %s: %s", name,
+				 strerror(-r));
+			break;
+		}
+		pending_remove(j, 0);
+		r = -ENOENT;
+	}
+	pthread_mutex_unlock(&j->lock);
+	return r;
+}
+
+int vs_journal_done(struct vs_journal *j, uint64_t lseq)
+{
+	char name[LSEQ_DIGITS + 5];
+	size_t i;
+	int r = 0;
+
+	pthread_mutex_lock(&j->lock);
+	for (i = 0; i < j->n && j->pending[i] != lseq; i++)
+		;
+	if (i == j->n) {
+		r = -ENOENT;
+		goto out;
+	}
+	entry_name(name, lseq, "");
+	if (unlinkat(j->dir_fd, name, 0) < 0 && errno != ENOENT) {
+		r = -errno;
+		vs_error("cannot remove journal entry %s: %s", name,
+			 strerror(-r));
+		goto out;
+	}
+	pending_remove(j, i);
+out:
+	pthread_mutex_unlock(&j->lock);
+	return r;
+}
+
+size_t vs_journal_pending(struct vs_journal *j)
+{
+	size_t n;
+
+	pthread_mutex_lock(&j->lock);
+	n = j->n;
+	pthread_mutex_unlock(&j->lock);
+	return n;
+}
+
+uint64_t vs_journal_low_water(struct vs_journal *j)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&j->lock);
+	v = j->n ? j->pending[0] : j->next_lseq;
+	pthread_mutex_unlock(&j->lock);
+	return v;
+}
+
+int vs_journal_put_content(struct vs_cache *c, const void *buf, size_t len,
+			   char hash_out[VS_HASH_HEX_LEN + 1])
+{
+	char name[8 + 3 + VS_HASH_HEX_LEN + 1];
+	int fd, r;
+
+	r = vs_sha256_hex(hash_out, buf, len);
+	if (r < 0)
+		return r;
+	r = vs_cache_store(c, hash_out, buf, len);
+	if (r < 0)
+		return r;
+	/* the cache does not fsync its objects (a torn one is caught by
+	 * its hash and fetched again); one that only exists here must
+	 * survive a crash */
+	vs_cache_object_name(name, hash_out);
+	fd = openat(c->dir_fd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	if (r < 0)
+		return r;
+	name[10] = '\0'; /* "objects/ab" */
+	fd = openat(c->dir_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}

@@ -1,0 +1,983 @@
+/*
+ * writeback.c - the committer: journal entries to PostgreSQL, oldest first
+ * (writeback.h).
+ *
+ * DESIGN
+ *
+ * Threads. One committer thread per struct vs_writeback, started by
+ * vs_wb_start() and joined by vs_wb_stop(). It owns the PostgreSQL
+ * connection (made lazily by the first call, with the config's deadline
+ * per call) and is the only caller of vs_journal_peek/done on the journal;
+ * any thread may append to the journal and call vs_wb_kick/vs_wb_wait.
+ *
+ * Locks. One mutex (lock) protects stop, kicked, done_upto and the ring of
+ * recent refusals; two condition variables on the monotonic clock go with
+ * it: wake (the committer sleeps on it while idle or backing off; kick and
+ * stop signal it) and done (waiters sleep on it; the committer broadcasts
+ * after each entry). No lock is held across a PostgreSQL call, a journal
+ * call or the committed callback. The journal has its own mutex (never
+ * taken with ours held).
+ *
+ * Loop. Peek the oldest entry, commit it with its operation id (so a
+ * retry, or a replay after a crash, is a no-op returning the first
+ * result), then vs_journal_done(), then the committed callback, then
+ * advance done_upto (entries are finished in lseq order, so every lseq at
+ * or below it is finished) and wake the waiters.
+ *
+ * Failure. An error is either for good or for now:
+ *  - for good (invalid path, a parent that is a file, is a directory, name
+ *    too long, mkdir over a file, rename of a missing source, a content
+ *    object missing from the cache): logged, reported to the callback and
+ *    to vs_wb_wait() as -errno, and the entry dropped;
+ *  - for now (connection refused or lost, deadline passed, any other server
+ *    error, out of memory): the entry stays journaled and is retried after
+ *    a backoff that doubles from 100 ms to 5 s with jitter (the sleep ends
+ *    early only for vs_wb_stop). The first failure is logged once as a
+ *    warning, the return to service once as info.
+ *  A stale base on a write (SQLSTATE P0004) is not a failure: the three
+ *  versions are fetched and merged (merge.h); a clean merge is committed on
+ *  top of the current version, otherwise the local content is committed
+ *  over it with vsync_write_file_over (sql/004), which keeps the current
+ *  version in history and records the conflict. Both use the entry's
+ *  operation id, so the resolution itself is committed at most once.
+ *
+ * Stop. vs_wb_stop() lets the entry in flight finish (its PostgreSQL calls
+ * are bounded by the deadline), interrupts a backoff, joins the thread and
+ * leaves every unfinished entry in the journal.
+ */
+#include "vsync/writeback.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vsync/cache.h"
+#include "vsync/clock.h"
+#include "vsync/hash.h"
+#include "vsync/log.h"
+#include "vsync/merge.h"
+#include "vsync/pg.h"
+
+#define WB_BACKOFF_MIN_MS 100
+#define WB_BACKOFF_MAX_MS 5000
+#define WB_IDLE_MS	  1000 /* re-peek while idle, in case of no kick */
+#define WB_REFUSALS	  256  /* refusals remembered for vs_wb_wait() */
+#define WB_RESOLVE_TRIES  5    /* merge/conflict rounds before backing off */
+
+struct wb_refusal {
+	uint64_t lseq;
+	int error;
+};
+
+struct vs_writeback {
+	/* set at start, read-only after */
+	char *pg_conninfo, *project_id, *author;
+	int timeout_ms;
+	struct vs_cache *cache;
+	struct vs_journal *journal;
+	void (*committed)(void *arg, const struct vs_jentry *e,
+			  const struct vs_wb_result *res);
+	void *arg;
+	pthread_t thread;
+
+	/* committer thread only */
+	struct vs_pg *pg;
+	bool down;	    /* "cannot commit" logged, not yet recovered */
+	int backoff_ms;	    /* next backoff */
+	uint64_t rng;	    /* jitter */
+	struct vs_jentry e; /* the entry in flight (large: not on the stack) */
+
+	pthread_mutex_t lock;
+	pthread_cond_t wake; /* committer: kicked, stop */
+	pthread_cond_t done; /* waiters: done_upto moved */
+	/* under lock */
+	bool stop, kicked;
+	uint64_t done_upto; /* every lseq <= this is finished */
+	struct wb_refusal refused[WB_REFUSALS];
+	size_t nrefused; /* total recorded; ring index = n % WB_REFUSALS */
+};
+
+static const char *const op_verbs[] = {"write", "symlink", "mkdir", "delete",
+				       "rename"};
+
+/* ------------------------------------------------------------ helpers */
+
+/* For now (retry) or for good? */
+static bool err_transient(int r)
+{
+	switch (-r) {
+	case ECONNREFUSED:
+	case ECONNRESET:
+	case ETIMEDOUT:
+	case EIO:
+	case EAGAIN:
+	case EACCES:
+	case ENOMEM:
+	case EBADF:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void deadline_ts(struct timespec *ts, int64_t at_ms)
+{
+	ts->tv_sec = at_ms / 1000;
+	ts->tv_nsec = (at_ms % 1000) * 1000000;
+}
+
+static uint64_t wb_rand(struct vs_writeback *wb)
+{
+	/* xorshift64: jitter only */
+	wb->rng ^= wb->rng << 13;
+	wb->rng ^= wb->rng >> 7;
+	wb->rng ^= wb->rng << 17;
+	return wb->rng;
+}
+
+/*
+ * Every lseq up to @upto is finished: entry @self with @self_error (0:
+ * committed), any other lseq above the old watermark with @gap_error (an
+ * entry the journal dropped as malformed or vanished: never committed).
+ * Wakes the waiters.
+ */
+static void wb_advance(struct vs_writeback *wb, uint64_t upto, int gap_error,
+		       uint64_t self, int self_error)
+{
+	uint64_t l;
+
+	pthread_mutex_lock(&wb->lock);
+	l = wb->done_upto + 1;
+	if (upto >= WB_REFUSALS && l < upto - WB_REFUSALS + 1)
+		l = upto - WB_REFUSALS + 1;
+	for (; l <= upto && upto > wb->done_upto; l++) {
+		int err = l == self ? self_error : gap_error;
+
+		if (err)
+			wb->refused[wb->nrefused++ % WB_REFUSALS] =
+			    (struct wb_refusal){l, err};
+	}
+	if (upto > wb->done_upto)
+		wb->done_upto = upto;
+	pthread_cond_broadcast(&wb->done);
+	pthread_mutex_unlock(&wb->lock);
+}
+
+/* Read cache object @hash whole into a malloc'd buffer. */
+static int wb_read_object(struct vs_writeback *wb, const char *hash,
+			  uint8_t **buf, size_t *len)
+{
+	struct stat st;
+	uint8_t *p = NULL;
+	size_t got = 0;
+	int fd, r;
+
+	*buf = NULL;
+	*len = 0;
+	r = vs_cache_open(wb->cache, hash, &fd);
+	if (r < 0)
+		return r;
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		goto out;
+	}
+	p = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!p) {
+		r = -ENOMEM;
+		goto out;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n =
+		    pread(fd, p + got, (size_t)st.st_size - got, (off_t)got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r = n < 0 ? -errno : -EIO;
+			goto out;
+		}
+		got += (size_t)n;
+	}
+	*buf = p;
+	*len = got;
+	p = NULL;
+out:
+	free(p);
+	close(fd);
+	return r;
+}
+
+/* Deadline for a call that carries @len bytes: the configured one plus
+ * 100 ms per MiB. */
+static void wb_timeout_for(struct vs_writeback *wb, size_t len)
+{
+	int64_t t = wb->timeout_ms + (int64_t)(len >> 20) * 100;
+
+	vs_pg_set_timeout(wb->pg, t > 600000 ? 600000 : (int)t);
+}
+
+static void fmt_int(char *buf, size_t size, int64_t v, bool null_if_neg,
+		    const char **out)
+{
+	if (null_if_neg && v < 0) {
+		*out = NULL;
+		return;
+	}
+	snprintf(buf, size, "%" PRId64, v);
+	*out = buf;
+}
+
+/* ------------------------------------------------------------ SQL calls */
+
+/*
+ * vsync_write_file (@current < 0) or vsync_write_file_over (@current >= 0:
+ * the version the local content is committed over). Fills seq, version,
+ * hash of @res. 0 or -errno.
+ */
+static int wb_put(struct vs_writeback *wb, const struct vs_jentry *e,
+		  const uint8_t *buf, size_t len, int64_t base, int64_t current,
+		  struct vs_wb_result *res)
+{
+	char mode[16], basebuf[24], curbuf[24];
+	const char *kind = e->op == VS_JOP_SYMLINK ? "symlink" : "file";
+	const char *v[9];
+	int lens[9] = {0}, fmts[9] = {0};
+	PGresult *pr = NULL;
+	int n = 0, r;
+
+	v[n++] = wb->project_id;
+	v[n++] = e->path;
+	v[n] = (const char *)buf;
+	lens[n] = (int)len;
+	fmts[n++] = 1;
+	/* symlinks are 0777; mode 0 in a write entry keeps the current mode */
+	fmt_int(mode, sizeof(mode), e->op == VS_JOP_SYMLINK ? 0777 : e->mode,
+		false, &v[n]);
+	if (e->op == VS_JOP_WRITE && e->mode == 0)
+		v[n] = NULL;
+	n++;
+	fmt_int(basebuf, sizeof(basebuf), base, true, &v[n++]);
+	if (current >= 0)
+		fmt_int(curbuf, sizeof(curbuf), current, false, &v[n++]);
+	v[n++] = e->op_id;
+	v[n++] = wb->author;
+	v[n++] = kind;
+	if (len > INT32_MAX)
+		return -EFBIG;
+	wb_timeout_for(wb, len);
+	if (current < 0)
+		r = vs_pg_exec(wb->pg, &pr,
+			       "SELECT seq, version, content_hash FROM"
+			       " vsync_write_file($1::uuid, $2, $3::bytea,"
+			       " $4::int, $5::int, $6::uuid, $7, $8)",
+			       n, v, lens, fmts, 0);
+	else
+		r = vs_pg_exec(wb->pg, &pr,
+			       "SELECT seq, version, content_hash FROM"
+			       " vsync_write_file_over($1::uuid, $2, $3::bytea,"
+			       " $4::int, $5::int, $6::int, $7::uuid, $8, $9)",
+			       n, v, lens, fmts, 0);
+	vs_pg_set_timeout(wb->pg, wb->timeout_ms);
+	if (r < 0)
+		return r;
+	if (PQntuples(pr) != 1 || PQnfields(pr) != 3 ||
+	    !vs_hash_hex_valid(PQgetvalue(pr, 0, 2))) {
+		r = -EIO;
+		goto out;
+	}
+	res->seq = strtoll(PQgetvalue(pr, 0, 0), NULL, 10);
+	res->version = strtoll(PQgetvalue(pr, 0, 1), NULL, 10);
+	snprintf(res->hash, sizeof(res->hash), "%s", PQgetvalue(pr, 0, 2));
+out:
+	PQclear(pr);
+	return r;
+}
+
+struct wb_current {
+	int64_t version; /* 0: the path never existed */
+	bool live;	 /* not a tombstone */
+	char kind[16];
+	char hash[VS_HASH_HEX_LEN + 1]; /* "" for dirs and tombstones */
+	uint8_t *content;		/* with want_content, files/links */
+	size_t len;
+};
+
+/*
+ * The current row of @path and (if @want_content) its bytes, in one
+ * statement, so version and content agree. 0 or -errno.
+ */
+static int wb_current(struct vs_writeback *wb, const char *path,
+		      bool want_content, struct wb_current *cur)
+{
+	const char *v[3] = {wb->project_id, path, want_content ? "t" : "f"};
+	PGresult *pr = NULL;
+	uint32_t ver;
+	int r;
+
+	memset(cur, 0, sizeof(*cur));
+	/* binary results: int4 (network order), bool (1 byte), text, bytea */
+	r = vs_pg_exec(wb->pg, &pr,
+		       "SELECT h.version, h.is_deleted, h.kind,"
+		       " coalesce(h.content_hash, ''),"
+		       " CASE WHEN $3::boolean AND NOT h.is_deleted"
+		       " AND h.kind <> 'dir'"
+		       " THEN vsync_read_file($1::uuid, $2, h.version) END"
+		       " FROM vsync_history($1::uuid, $2) h"
+		       " ORDER BY h.version DESC LIMIT 1",
+		       3, v, NULL, NULL, 1);
+	if (r < 0)
+		return r;
+	if (PQntuples(pr) == 0)
+		goto out; /* never existed */
+	if (PQgetlength(pr, 0, 0) != 4 || PQgetlength(pr, 0, 1) != 1 ||
+	    PQgetlength(pr, 0, 2) >= (int)sizeof(cur->kind) ||
+	    PQgetlength(pr, 0, 3) > VS_HASH_HEX_LEN) {
+		r = -EIO;
+		goto out;
+	}
+	memcpy(&ver, PQgetvalue(pr, 0, 0), 4);
+	cur->version = ntohl(ver);
+	cur->live = !PQgetvalue(pr, 0, 1)[0];
+	memcpy(cur->kind, PQgetvalue(pr, 0, 2), (size_t)PQgetlength(pr, 0, 2));
+	memcpy(cur->hash, PQgetvalue(pr, 0, 3), (size_t)PQgetlength(pr, 0, 3));
+	if (want_content && !PQgetisnull(pr, 0, 4)) {
+		cur->len = (size_t)PQgetlength(pr, 0, 4);
+		cur->content = malloc(cur->len ? cur->len : 1);
+		if (!cur->content) {
+			r = -ENOMEM;
+			goto out;
+		}
+		memcpy(cur->content, PQgetvalue(pr, 0, 4), cur->len);
+	}
+out:
+	PQclear(pr);
+	return r;
+}
+
+/* The bytes of version @version of @path. 0 or -errno. */
+static int wb_read_version(struct vs_writeback *wb, const char *path,
+			   int64_t version, uint8_t **buf, size_t *len)
+{
+	char vbuf[24];
+	const char *v[3] = {wb->project_id, path, vbuf};
+	PGresult *pr = NULL;
+	int r;
+
+	*buf = NULL;
+	*len = 0;
+	snprintf(vbuf, sizeof(vbuf), "%" PRId64, version);
+	r = vs_pg_exec(wb->pg, &pr,
+		       "SELECT vsync_read_file($1::uuid, $2, $3::int)", 3, v,
+		       NULL, NULL, 1);
+	if (r < 0)
+		return r;
+	if (PQntuples(pr) != 1 || PQgetisnull(pr, 0, 0)) {
+		r = -ENOENT;
+		goto out;
+	}
+	*len = (size_t)PQgetlength(pr, 0, 0);
+	*buf = malloc(*len ? *len : 1);
+	if (!*buf)
+		r = -ENOMEM;
+	else
+		memcpy(*buf, PQgetvalue(pr, 0, 0), *len);
+out:
+	PQclear(pr);
+	return r;
+}
+
+/* Make content @hash (now current) local, so the mount can serve it:
+ * best effort, from PostgreSQL when the cache lacks it. */
+static void wb_cache_fill(struct vs_writeback *wb, const char *hash)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	if (vs_cache_has(wb->cache, hash))
+		return;
+	if (vs_pg_blob_fetch(wb->pg, wb->project_id, hash, &buf, &len) == 0)
+		vs_cache_store(wb->cache, hash, buf, len); /* checks the hash */
+	free(buf);
+}
+
+/* ------------------------------------------------------------ conflicts */
+
+/*
+ * A write of @e (content @ours) was refused as stale: its base is no
+ * longer current. Merge or commit over, as the DESIGN says. 0 with @res
+ * filled (res->error may be a refusal), or -errno to retry later.
+ */
+static int wb_resolve(struct vs_writeback *wb, const struct vs_jentry *e,
+		      const uint8_t *ours, size_t ours_len,
+		      struct vs_wb_result *res)
+{
+	struct wb_current cur = {0};
+	uint8_t *base = NULL;
+	char *merged = NULL;
+	size_t base_len = 0, merged_len = 0;
+	int r = -ESTALE, m;
+
+	for (int round = 0; round < WB_RESOLVE_TRIES && r == -ESTALE; round++) {
+		free(cur.content);
+		free(base);
+		free(merged);
+		base = NULL;
+		merged = NULL;
+		r = wb_current(wb, e->path, true, &cur);
+		if (r < 0)
+			goto out;
+		if ((cur.live && cur.version == e->base_version) ||
+		    (!cur.live && e->base_version == 0)) {
+			/* the base is current: the refusal was a
+			 * serialization failure, not a conflict */
+			r = -EAGAIN;
+			goto out;
+		}
+		if (cur.live && !strcmp(cur.kind, "dir")) {
+			r = 0;
+			res->error = -EISDIR;
+			vs_error(
+			    "conflict on '%s': local edit based on v%" PRId64
+			    " cannot be committed: it is a directory "
+			    "now (v%" PRId64 "); local edit dropped",
+			    e->path, e->base_version, cur.version);
+			goto out;
+		}
+		m = VS_MERGE_CONFLICT;
+		if (cur.live && e->op == VS_JOP_WRITE &&
+		    !strcmp(cur.kind, "file") && cur.content) {
+			if (e->base_version > 0)
+				r = wb_read_version(wb, e->path,
+						    e->base_version, &base,
+						    &base_len);
+			else
+				r = 0; /* created on both sides: base empty */
+			if (r < 0 && r != -ENOENT)
+				goto out;
+			if (r == 0)
+				m = vs_merge3(
+				    (const char *)(base ? base : ours),
+				    base_len, (const char *)ours, ours_len,
+				    (const char *)cur.content, cur.len, &merged,
+				    &merged_len);
+			if (m < 0) {
+				vs_warn("cannot merge '%s' (%s): committing "
+					"the local edit over v%" PRId64,
+					e->path, strerror(-m), cur.version);
+				m = VS_MERGE_CONFLICT;
+			}
+		}
+		if (!cur.live) {
+			/* deleted (or never there) on the other side: the
+			 * local edit re-creates it; the deletion stays in
+			 * history */
+			r = wb_put(wb, e, ours, ours_len, 0, -1, res);
+			if (r == 0) {
+				res->conflict = 1;
+				vs_warn("conflict on '%s': local edit based on "
+					"v%" PRId64
+					" re-created it as v%" PRId64
+					" over its deletion (v%" PRId64
+					", kept in history)",
+					e->path, e->base_version, res->version,
+					cur.version);
+			}
+		} else if (m == VS_MERGE_CLEAN) {
+			char hash[VS_HASH_HEX_LEN + 1];
+
+			r = vs_sha256_hex(hash, merged, merged_len);
+			if (r < 0)
+				goto out;
+			r = vs_cache_store(wb->cache, hash, merged, merged_len);
+			if (r < 0)
+				goto out;
+			r = wb_put(wb, e, (const uint8_t *)merged, merged_len,
+				   cur.version, -1, res);
+			if (r == 0) {
+				res->merged = 1;
+				vs_info("merged concurrent edits of '%s' "
+					"(v%" PRId64 " + local) as v%" PRId64,
+					e->path, cur.version, res->version);
+			}
+		} else {
+			r = wb_put(wb, e, ours, ours_len, e->base_version,
+				   cur.version, res);
+			if (r == 0) {
+				res->conflict = 1;
+				vs_warn("conflict on '%s': local edit based on "
+					"v%" PRId64 " committed over v%" PRId64
+					" (kept in history) as v%" PRId64,
+					e->path, e->base_version, cur.version,
+					res->version);
+			}
+		}
+	}
+	if (r == -ESTALE)
+		r = -EAGAIN; /* moving under us: back off, then again */
+out:
+	free(cur.content);
+	free(base);
+	free(merged);
+	return r;
+}
+
+/* ------------------------------------------------------------ ops */
+
+/*
+ * The version journal operation @op_id produced (a save of the same path
+ * journaled before this one): -ENOENT if it made none (refused, or not a
+ * write), else 0 or a backend -errno.
+ */
+static int wb_op_version(struct vs_writeback *wb, const char *op_id,
+			 int64_t *version)
+{
+	const char *v[1] = {op_id};
+	PGresult *pr = NULL;
+	int r;
+
+	r = vs_pg_exec(wb->pg, &pr,
+		       "SELECT (result->>'version')::int FROM file_operations"
+		       " WHERE operation_id = $1::uuid",
+		       1, v, NULL, NULL, 0);
+	if (r < 0)
+		return r;
+	r = -ENOENT;
+	if (PQntuples(pr) == 1 && !PQgetisnull(pr, 0, 0)) {
+		*version = strtoll(PQgetvalue(pr, 0, 0), NULL, 10);
+		r = 0;
+	}
+	PQclear(pr);
+	return r;
+}
+
+static int wb_commit_put(struct vs_writeback *wb, const struct vs_jentry *e,
+			 struct vs_wb_result *res)
+{
+	struct vs_jentry *chained = NULL;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int64_t after;
+	int r;
+
+	if (e->after_op[0]) {
+		/* a save made before the previous one was committed: its
+		 * base is what that one produced, not a conflict with it */
+		r = wb_op_version(wb, e->after_op, &after);
+		if (r < 0 && r != -ENOENT)
+			return r;
+		if (r == 0 && (chained = malloc(sizeof(*chained)))) {
+			*chained = *e;
+			chained->base_version = after;
+			e = chained;
+		}
+	}
+
+	if (e->op == VS_JOP_WRITE) {
+		r = wb_read_object(wb, e->hash, &buf, &len);
+		if (r < 0) {
+			vs_error("cannot commit '%s': its content %.12s is "
+				 "not readable in the cache (%s); local edit "
+				 "dropped",
+				 e->path, e->hash, strerror(-r));
+			res->error = -EIO;
+			free(chained);
+			return 0;
+		}
+	} else {
+		len = strlen(e->target);
+		buf = malloc(len);
+		if (!buf) {
+			free(chained);
+			return -ENOMEM;
+		}
+		memcpy(buf, e->target, len);
+	}
+	r = wb_put(wb, e, buf, len, e->base_version, -1, res);
+	if (r == -ESTALE && e->base_version >= 0)
+		r = wb_resolve(wb, e, buf, len, res);
+	else if (r == 0 && e->op == VS_JOP_WRITE &&
+		 strcmp(res->hash, e->hash)) {
+		/* the first call of this op id committed other bytes:
+		 * a merge, before a crash lost its result */
+		res->merged = 1;
+		wb_cache_fill(wb, res->hash);
+	}
+	free(buf);
+	free(chained);
+	return r;
+}
+
+static int wb_commit_mkdir(struct vs_writeback *wb, const struct vs_jentry *e,
+			   struct vs_wb_result *res)
+{
+	char mode[16];
+	const char *v[5] = {wb->project_id, e->path, NULL, e->op_id,
+			    wb->author};
+	struct wb_current cur;
+	PGresult *pr = NULL;
+	int r;
+
+	if (e->mode) {
+		snprintf(mode, sizeof(mode), "%u", (unsigned)e->mode);
+		v[2] = mode;
+	}
+	r = vs_pg_exec(wb->pg, &pr,
+		       "SELECT seq, version FROM vsync_mkdir($1::uuid, $2,"
+		       " $3::int, $4::uuid, $5)",
+		       5, v, NULL, NULL, 0);
+	if (r == 0) {
+		if (PQntuples(pr) == 1 && PQnfields(pr) == 2) {
+			res->seq = strtoll(PQgetvalue(pr, 0, 0), NULL, 10);
+			res->version = strtoll(PQgetvalue(pr, 0, 1), NULL, 10);
+		} else {
+			r = -EIO;
+		}
+		PQclear(pr);
+		return r;
+	}
+	if (r != -EEXIST)
+		return r;
+	r = wb_current(wb, e->path, false, &cur);
+	if (r < 0)
+		return r;
+	if (cur.live && !strcmp(cur.kind, "dir")) {
+		res->version = cur.version; /* already there: done */
+		return 0;
+	}
+	return -EEXIST;
+}
+
+static int wb_commit_delete(struct vs_writeback *wb, const struct vs_jentry *e,
+			    struct vs_wb_result *res)
+{
+	char base[24];
+	const char *v[5] = {wb->project_id, e->path, NULL, e->op_id,
+			    wb->author};
+	PGresult *pr = NULL;
+	int r;
+
+	fmt_int(base, sizeof(base), e->base_version, true, &v[2]);
+	r = vs_pg_exec(wb->pg, &pr,
+		       "SELECT vsync_delete($1::uuid, $2, $3::int, $4::uuid,"
+		       " $5, true)",
+		       5, v, NULL, NULL, 0);
+	if (r == -ENOENT)
+		return 0; /* already gone */
+	if (r < 0)
+		return r;
+	res->seq =
+	    PQntuples(pr) == 1 ? strtoll(PQgetvalue(pr, 0, 0), NULL, 10) : 0;
+	PQclear(pr);
+	return 0;
+}
+
+static int wb_commit_rename(struct vs_writeback *wb, const struct vs_jentry *e,
+			    struct vs_wb_result *res)
+{
+	const char *v[5] = {wb->project_id, e->old_path, e->path, e->op_id,
+			    wb->author};
+	struct wb_current cur;
+	PGresult *pr = NULL;
+	int r;
+
+	r = vs_pg_exec(wb->pg, &pr,
+		       "SELECT vsync_rename($1::uuid, $2, $3, NULL, $4::uuid,"
+		       " $5)",
+		       5, v, NULL, NULL, 0);
+	if (r < 0)
+		return r;
+	res->seq =
+	    PQntuples(pr) == 1 ? strtoll(PQgetvalue(pr, 0, 0), NULL, 10) : 0;
+	PQclear(pr);
+	/* what is at the target now (best effort: committed already) */
+	if (wb_current(wb, e->path, false, &cur) == 0 && cur.live) {
+		res->version = cur.version;
+		snprintf(res->hash, sizeof(res->hash), "%s", cur.hash);
+	}
+	return 0;
+}
+
+/*
+ * Commit @e. 0 when the entry is finished (res->error: 0 committed, or the
+ * refusal), -errno when it must be retried later.
+ */
+static int wb_commit(struct vs_writeback *wb, const struct vs_jentry *e,
+		     struct vs_wb_result *res)
+{
+	int r;
+
+	memset(res, 0, sizeof(*res));
+	res->lseq = e->lseq;
+	switch (e->op) {
+	case VS_JOP_WRITE:
+	case VS_JOP_SYMLINK:
+		r = wb_commit_put(wb, e, res);
+		break;
+	case VS_JOP_MKDIR:
+		r = wb_commit_mkdir(wb, e, res);
+		break;
+	case VS_JOP_DELETE:
+		r = wb_commit_delete(wb, e, res);
+		break;
+	case VS_JOP_RENAME:
+		r = wb_commit_rename(wb, e, res);
+		break;
+	default:
+		vs_bug("journal entry %" PRIu64 " has op %d", e->lseq, e->op);
+	}
+	if (r == -ESTALE && !(e->op == VS_JOP_DELETE && e->base_version >= 0))
+		r = -EAGAIN; /* serialization failure or deadlock: again */
+	if (r == 0 || err_transient(r))
+		return r;
+	/* refused for good (a delete based on a version that is no longer
+	 * current among them: the newer version is kept) */
+	res->error = r;
+	if (e->op == VS_JOP_RENAME)
+		vs_error("cannot commit rename of '%s' to '%s': %s; dropped",
+			 e->old_path, e->path, vs_pg_last_error(wb->pg));
+	else
+		vs_error("cannot commit %s of '%s': %s; dropped",
+			 op_verbs[e->op], e->path, vs_pg_last_error(wb->pg));
+	return 0;
+}
+
+/* ------------------------------------------------------------ the thread */
+
+/* Sleep until @until_ms (monotonic), or until stop; with @kick, a kick
+ * ends it too. */
+static void wb_sleep(struct vs_writeback *wb, int64_t until_ms, bool kick)
+{
+	struct timespec ts;
+
+	deadline_ts(&ts, until_ms);
+	pthread_mutex_lock(&wb->lock);
+	while (!wb->stop && !(kick && wb->kicked) && vs_mono_ms() < until_ms)
+		pthread_cond_timedwait(&wb->wake, &wb->lock, &ts);
+	if (kick)
+		wb->kicked = false;
+	pthread_mutex_unlock(&wb->lock);
+}
+
+static bool wb_stopping(struct vs_writeback *wb)
+{
+	bool stop;
+
+	pthread_mutex_lock(&wb->lock);
+	stop = wb->stop;
+	pthread_mutex_unlock(&wb->lock);
+	return stop;
+}
+
+static void wb_backoff(struct vs_writeback *wb)
+{
+	int d = wb->backoff_ms;
+
+	/* jitter: somewhere in [d/2, d] */
+	d = d / 2 + (int)(wb_rand(wb) % (uint64_t)(d / 2 + 1));
+	wb->backoff_ms = wb->backoff_ms * 2 > WB_BACKOFF_MAX_MS
+			     ? WB_BACKOFF_MAX_MS
+			     : wb->backoff_ms * 2;
+	wb_sleep(wb, vs_mono_ms() + d, false);
+}
+
+static void wb_failed(struct vs_writeback *wb, const struct vs_jentry *e, int r)
+{
+	if (!wb->down) {
+		size_t n = vs_journal_pending(wb->journal);
+
+		vs_warn("write-back: cannot commit %s of '%s' now: %s (%s); "
+			"%zu entr%s kept journaled, retrying",
+			op_verbs[e->op], e->path, strerror(-r),
+			vs_pg_last_error(wb->pg), n, n == 1 ? "y" : "ies");
+		wb->down = true;
+	} else {
+		vs_debug("write-back: retry of '%s' failed: %s", e->path,
+			 strerror(-r));
+	}
+}
+
+static void *wb_main(void *arg)
+{
+	struct vs_writeback *wb = arg;
+	struct vs_jentry *e = &wb->e;
+	struct vs_wb_result res;
+	int r;
+
+	while (!wb_stopping(wb)) {
+		r = vs_journal_peek(wb->journal, e);
+		if (r == -ENOENT) {
+			/* entries that vanished or were quarantined are
+			 * finished too (refused: their content is lost) */
+			wb_advance(wb, vs_journal_low_water(wb->journal) - 1,
+				   -EIO, 0, 0);
+			wb_sleep(wb, vs_mono_ms() + WB_IDLE_MS, true);
+			continue;
+		}
+		if (r < 0) {
+			vs_error("write-back: cannot read the journal: %s",
+				 strerror(-r));
+			wb_backoff(wb);
+			continue;
+		}
+		wb_advance(wb, e->lseq - 1, -EIO, 0, 0);
+		r = wb_commit(wb, e, &res);
+		if (r < 0) {
+			wb_failed(wb, e, r);
+			wb_backoff(wb);
+			continue;
+		}
+		r = vs_journal_done(wb->journal, e->lseq);
+		if (r < 0 && r != -ENOENT) {
+			/* committed but still journaled: the retry, with the
+			 * same op id, is a no-op that returns this result */
+			wb_backoff(wb);
+			continue;
+		}
+		if (wb->down) {
+			vs_info("write-back: committing again (%zu entr%s "
+				"journaled)",
+				vs_journal_pending(wb->journal),
+				vs_journal_pending(wb->journal) == 1 ? "y"
+								     : "ies");
+			wb->down = false;
+		}
+		wb->backoff_ms = WB_BACKOFF_MIN_MS;
+		if (res.error == 0)
+			vs_debug("write-back: committed %s of '%s' as seq "
+				 "%" PRId64 " v%" PRId64,
+				 op_verbs[e->op], e->path, res.seq,
+				 res.version);
+		if (wb->committed)
+			wb->committed(wb->arg, e, &res);
+		wb_advance(wb, e->lseq, -EIO, e->lseq, res.error);
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------ API */
+
+static void wb_free(struct vs_writeback *wb)
+{
+	vs_pg_free(wb->pg);
+	free(wb->pg_conninfo);
+	free(wb->project_id);
+	free(wb->author);
+	free(wb);
+}
+
+int vs_wb_start(struct vs_writeback **out, const struct vs_wb_config *cfg)
+{
+	struct vs_writeback *wb;
+	pthread_condattr_t ca;
+	int r;
+
+	*out = NULL;
+	if (!cfg->project_id || !cfg->cache || !cfg->journal)
+		return -EINVAL;
+	wb = calloc(1, sizeof(*wb));
+	if (!wb)
+		return -ENOMEM;
+	wb->pg_conninfo = cfg->pg ? strdup(cfg->pg) : NULL;
+	wb->project_id = strdup(cfg->project_id);
+	wb->author = cfg->author ? strdup(cfg->author) : NULL;
+	if ((cfg->pg && !wb->pg_conninfo) || !wb->project_id ||
+	    (cfg->author && !wb->author)) {
+		wb_free(wb);
+		return -ENOMEM;
+	}
+	wb->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 2000;
+	wb->cache = cfg->cache;
+	wb->journal = cfg->journal;
+	wb->committed = cfg->committed;
+	wb->arg = cfg->arg;
+	wb->backoff_ms = WB_BACKOFF_MIN_MS;
+	wb->rng = vs_mono_us() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)wb;
+	if (!wb->rng)
+		wb->rng = 1;
+	/* connects on the first call, so a backend that is down now does not
+	 * hold up the start */
+	r = vs_pg_new(&wb->pg, wb->pg_conninfo, wb->timeout_ms);
+	if (r < 0) {
+		wb_free(wb);
+		return r;
+	}
+	wb->done_upto = vs_journal_low_water(wb->journal) - 1;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_mutex_init(&wb->lock, NULL);
+	pthread_cond_init(&wb->wake, &ca);
+	pthread_cond_init(&wb->done, &ca);
+	pthread_condattr_destroy(&ca);
+	r = pthread_create(&wb->thread, NULL, wb_main, wb);
+	if (r) {
+		pthread_cond_destroy(&wb->wake);
+		pthread_cond_destroy(&wb->done);
+		pthread_mutex_destroy(&wb->lock);
+		wb_free(wb);
+		return -r;
+	}
+	*out = wb;
+	return 0;
+}
+
+void vs_wb_kick(struct vs_writeback *wb)
+{
+	pthread_mutex_lock(&wb->lock);
+	wb->kicked = true;
+	pthread_cond_signal(&wb->wake);
+	pthread_mutex_unlock(&wb->lock);
+}
+
+int vs_wb_wait(struct vs_writeback *wb, uint64_t lseq, int timeout_ms)
+{
+	int64_t until = vs_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	struct timespec ts;
+	int r = 0;
+
+	deadline_ts(&ts, until);
+	pthread_mutex_lock(&wb->lock);
+	while (lseq > wb->done_upto) {
+		if (vs_mono_ms() >= until) {
+			r = -ETIMEDOUT;
+			goto out;
+		}
+		pthread_cond_timedwait(&wb->done, &wb->lock, &ts);
+	}
+	/* the newest record for @lseq, if it was refused */
+	for (size_t i = wb->nrefused; i > 0 && wb->nrefused - i < WB_REFUSALS;
+	     i--) {
+		const struct wb_refusal *f =
+		    &wb->refused[(i - 1) % WB_REFUSALS];
+
+		if (f->lseq == lseq) {
+			r = f->error;
+			break;
+		}
+	}
+out:
+	pthread_mutex_unlock(&wb->lock);
+	return r;
+}
+
+void vs_wb_stop(struct vs_writeback *wb)
+{
+	if (!wb)
+		return;
+	pthread_mutex_lock(&wb->lock);
+	wb->stop = true;
+	pthread_cond_broadcast(&wb->wake);
+	pthread_mutex_unlock(&wb->lock);
+	pthread_join(wb->thread, NULL);
+	pthread_cond_destroy(&wb->wake);
+	pthread_cond_destroy(&wb->done);
+	pthread_mutex_destroy(&wb->lock);
+	wb_free(wb);
+}

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+#
+# test_writable.sh - writes inside the container become versions in
+# PostgreSQL (vsync-mount --writable).
+#
+# Covers: an editor's write (O_TRUNC + close) is committed with the
+# container as author; fsync returns only once PostgreSQL has the bytes;
+# create in a new nested directory, atomic save (temp file + rename over
+# the original), rename of a file and of a directory, unlink, rmdir of a
+# non-empty directory (ENOTEMPTY) and of an empty one, chmod, symlink,
+# truncate, a write at an offset, an unlinked file still readable through
+# its descriptor, hard links refused (EPERM), local-only paths still local;
+# the mount equals PostgreSQL afterwards. Concurrent edits: a remote edit
+# and a local edit of different lines merge; of the same line, the local
+# one becomes current, the other stays in history and the conflict is
+# recorded. SIGKILL of the agent during fsync'ed writes: after a restart
+# every acknowledged write is in PostgreSQL exactly once.
+#
+# Needs /dev/fuse (else exit 77), PostgreSQL (started here).
+set -u
+
+# shellcheck source=tests/lib/servers.sh
+. "$(dirname "$0")/../lib/servers.sh"
+
+vs_need_fuse
+CTL=$VSYNC_BUILD_DIR/agent/vsyncctl
+vs_deadline 400
+vs_servers_start pg || exit 1
+unset VSYNC_REDIS_URL
+export VS_LOG_DIR=$VS_SERVERS_DIR
+W=$VS_SERVERS_DIR/work
+mkdir -p "$W"
+PSQL=$VS_PG_BIN/psql
+sql() { "$PSQL" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" -c "$1"; }
+ctl() { "$CTL" -q "$@"; }
+pgcat() { "$CTL" cat w "$1" 2>/dev/null; }
+
+SRC=$W/src
+mkdir -p "$SRC/src/old" "$SRC/docs"
+printf 'line one\nline two\nline three\n' >"$SRC/src/three.txt"
+printf 'a\n' >"$SRC/src/a.js"
+printf 'old\n' >"$SRC/src/old/x.js"
+printf 'readme\n' >"$SRC/docs/README.md"
+printf '#!/bin/sh\necho hi\n' >"$SRC/run.sh"
+vs_check "init and import" sh -c '"$1" -q init && "$1" -q import w "$2"' _ "$CTL" "$SRC"
+ID=$(sql "SELECT vsync_project_id('w')")
+
+MNT=$W/mnt
+mkdir -p "$MNT"
+vs_mount w "$MNT" --cache-dir "$W/cache" --writable --author test-container || exit 1
+
+committed() { [[ "$(pgcat "$1")" == "$2" ]]; }
+
+# ---------------------------------------------------------------- edits
+printf 'edited in the container\n' >"$MNT/src/a.js"
+vs_check "an editor's write is committed" vs_poll 10 committed src/a.js 'edited in the container'
+vs_check_eq "with the container as author" test-container \
+	"$(sql "SELECT created_by FROM project_files WHERE project_id = '$ID' AND file_path = 'src/a.js' AND is_current")"
+vs_check_eq "the mount reads its own write" 'edited in the container' "$(cat "$MNT/src/a.js")"
+
+printf 'synced\n' >"$MNT/docs/README.md"
+sync "$MNT/docs/README.md"
+vs_check_eq "fsync returns only once PostgreSQL has it" synced "$(pgcat docs/README.md)"
+
+mkdir -p "$MNT/new/deep"
+printf 'fresh\n' >"$MNT/new/deep/file.txt"
+vs_check "a file in new nested directories is committed" vs_poll 10 committed new/deep/file.txt fresh
+
+printf 'atomic\n' >"$MNT/src/.three.txt.tmp"
+mv "$MNT/src/.three.txt.tmp" "$MNT/src/three.txt"
+vs_check "an atomic save (temp + rename over) is committed" vs_poll 10 committed src/three.txt atomic
+vs_check "the temp file is gone from PostgreSQL" vs_poll 10 sh -c '! "$1" cat w src/.three.txt.tmp >/dev/null 2>&1' _ "$CTL"
+
+mv "$MNT/src/a.js" "$MNT/src/b.js"
+vs_check "a rename is committed" vs_poll 10 committed src/b.js 'edited in the container'
+mv "$MNT/src/old" "$MNT/src/moved"
+vs_check "a directory rename is committed" vs_poll 10 committed src/moved/x.js old
+
+out=$(rmdir "$MNT/src/moved" 2>&1)
+vs_check "rmdir of a non-empty directory is ENOTEMPTY" grep -q "not empty" <<<"$out"
+rm "$MNT/src/moved/x.js"
+rmdir "$MNT/src/moved"
+gone() { ! "$CTL" cat w "$1" >/dev/null 2>&1; }
+vs_check "unlink is committed" vs_poll 10 gone src/moved/x.js
+vs_check "rmdir is committed" vs_poll 10 sh -c '! "$1" ls w src/moved >/dev/null 2>&1 || [ -z "$("$1" ls w src/moved 2>/dev/null)" ]' _ "$CTL"
+
+chmod 755 "$MNT/run.sh"
+vs_check "chmod is committed" vs_poll 10 sh -c '"$1" ls w run.sh | grep -q 755' _ "$CTL"
+ln -s ../docs/README.md "$MNT/src/readme.link"
+vs_check "a symlink is committed" vs_poll 10 committed src/readme.link ../docs/README.md
+
+printf '0123456789' >"$MNT/src/offsets.txt"
+printf 'XY' | dd of="$MNT/src/offsets.txt" bs=1 seek=4 conv=notrunc status=none
+vs_check "a write at an offset is committed" vs_poll 10 committed src/offsets.txt 0123XY6789
+truncate -s 4 "$MNT/src/offsets.txt"
+vs_check "truncate is committed" vs_poll 10 committed src/offsets.txt 0123
+
+printf 'still here\n' >"$MNT/src/open.txt"
+exec 3<"$MNT/src/open.txt"
+rm "$MNT/src/open.txt"
+vs_check_eq "an unlinked file stays readable through its descriptor" 'still here' "$(cat <&3)"
+exec 3<&-
+
+out=$(ln "$MNT/run.sh" "$MNT/hard" 2>&1)
+vs_check "hard links are refused" grep -q "not permitted" <<<"$out"
+mkdir -p "$MNT/node_modules/pkg"
+printf 'local\n' >"$MNT/node_modules/pkg/index.js"
+vs_check "local-only paths are still local (not in PostgreSQL)" gone node_modules/pkg/index.js
+
+# the mount equals PostgreSQL (every file's bytes)
+equal_tree() {
+	local p
+	while IFS= read -r p; do
+		[[ "$(pgcat "$p")" == "$(cat "$MNT/$p")" ]] || return 1
+	done < <(cd "$MNT" && find . -path ./node_modules -prune -o -type f -print | sed 's|^\./||')
+}
+vs_check "the mount equals PostgreSQL" vs_poll 15 equal_tree
+
+# ---------------------------------------------------------------- conflicts
+vs_umount "$MNT"
+printf 'l1\nl2\nl3\nl4\nl5\n' >"$W/five"
+ctl put w merge.txt "$W/five"
+ctl put w same.txt "$W/five"
+# the mount does not follow changes: its edits are based on old versions
+vs_mount w "$MNT" --cache-dir "$W/cache" --writable --no-follow --author test-container || exit 1
+cat "$MNT/merge.txt" "$MNT/same.txt" >/dev/null
+printf 'l1\nl2\nl3\nl4\nl5 remote\n' | "$CTL" -q put w merge.txt -
+printf 'l1\nl2 remote\nl3\nl4\nl5\n' | "$CTL" -q put w same.txt -
+printf 'l1 local\nl2\nl3\nl4\nl5\n' >"$MNT/merge.txt"
+printf 'l1\nl2 local\nl3\nl4\nl5\n' >"$MNT/same.txt"
+sync "$MNT/merge.txt" "$MNT/same.txt"
+vs_check_eq "edits of different lines merge" "$(printf 'l1 local\nl2\nl3\nl4\nl5 remote')" "$(pgcat merge.txt)"
+vs_check_eq "the mount serves the merge" "$(printf 'l1 local\nl2\nl3\nl4\nl5 remote')" "$(cat "$MNT/merge.txt")"
+vs_check_eq "edits of the same line: the local one is current" "$(printf 'l1\nl2 local\nl3\nl4\nl5')" "$(pgcat same.txt)"
+vs_check_eq "and the remote one stays in history" "$(printf 'l1\nl2 remote\nl3\nl4\nl5')" \
+	"$("$CTL" cat w same.txt --version 2 2>&1)"
+vs_check "the conflict is recorded" test "$(sql "SELECT count(*) FROM file_operations WHERE project_id = '$ID' AND path = 'same.txt' AND operation_data ? 'conflict'")" -ge 1
+vs_umount "$MNT"
+
+# ---------------------------------------------------------------- SIGKILL
+vs_mount w "$MNT" --cache-dir "$W/cache" --writable --author test-container || exit 1
+mkdir -p "$MNT/kill"
+acked=0
+for i in $(seq 1 60); do
+	printf 'write %d\n' "$i" >"$MNT/kill/f$i" || break
+	sync "$MNT/kill/f$i" || break
+	acked=$i
+	if ((i == 40)); then
+		kill -KILL "$VS_MOUNT_PID"
+		break
+	fi
+done
+vs_check "the agent died (SIGKILL) after $acked acknowledged writes" vs_poll 10 sh -c '! kill -0 "$1" 2>/dev/null' _ "$VS_MOUNT_PID"
+vs_umount "$MNT" >/dev/null 2>&1
+vs_mount w "$MNT" --cache-dir "$W/cache" --writable --author test-container || exit 1
+all_acked() {
+	local i
+	for ((i = 1; i <= acked; i++)); do
+		[[ "$(pgcat "kill/f$i")" == "write $i" ]] || return 1
+	done
+}
+vs_check "after a restart every fsync'ed write is in PostgreSQL" vs_poll 15 all_acked
+vs_check_eq "each exactly once" 0 \
+	"$(sql "SELECT count(*) FROM (SELECT path FROM file_operations WHERE project_id = '$ID' AND path LIKE 'kill/f%' AND operation_type IN ('create','update') GROUP BY path HAVING count(*) > 1) d")"
+vs_umount "$MNT"
+
+vs_summary

@@ -1,0 +1,250 @@
+#!/usr/bin/env bash
+#
+# test_writeback.sh - the write-back journal and committer (sync/journal.c,
+# sync/writeback.c) against a throwaway PostgreSQL, driven by
+# $VSYNC_BUILD_DIR/tests/wb_driver (no FUSE, no Redis needed).
+#
+# Covers:
+#   - a write with the current base commits a new version (cat equals the
+#     file, the reported hash is its SHA-256);
+#   - a stale base with edits on different lines is merged: both edits in
+#     the committed version, merged=1, the merged bytes in the cache;
+#   - edits of the same line: the local version committed over the other,
+#     conflict=1, both versions in `vsyncctl log`, the overwritten one
+#     readable with `cat --version`, the conflict in vsync_conflicts();
+#     (these two need sql/004_conflicts.sql; skipped with a line if the
+#     schema does not have it);
+#   - a crash before the commit (append-only) then replay commits it, and a
+#     replay of the same entry again (a crash after the commit, before the
+#     entry was removed) changes nothing: one file_operations row for the
+#     op id, one version;
+#   - PostgreSQL stopped: the entry stays journaled and the wait times out
+#     with ETIMEDOUT; PostgreSQL started again: replay commits it;
+#   - mkdir (twice: the second is done as is), mkdir over a file refused
+#     (EEXIST), delete (and of a missing path: done), rename, rename of a
+#     missing source refused (ENOENT), a path PostgreSQL refuses (a newline)
+#     dropped with EINVAL, a symlink.
+#
+# Prints "N passed, M failed".
+set -u
+
+# shellcheck source=tests/lib/servers.sh
+. "$(dirname "$0")/../lib/servers.sh"
+
+CTL=$VSYNC_BUILD_DIR/agent/vsyncctl
+WB=$VSYNC_BUILD_DIR/tests/wb_driver
+for b in "$CTL" "$WB"; do
+	if [[ ! -x "$b" ]]; then
+		echo "test_writeback: $b is missing (build it first)" >&2
+		exit 1
+	fi
+done
+
+vs_deadline 240
+vs_servers_start pg || exit 1
+PSQL=$VS_PG_BIN/psql
+W=$VS_SERVERS_DIR/work
+CACHE=$W/cache
+JOURNAL=$W/journal
+mkdir -p "$W"
+export WB_TIMEOUT_MS=1000
+
+ctl() { "$CTL" "$@"; }
+sql() { "$PSQL" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" -c "$1"; }
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# wb ARGS...: run the driver; its stdout in $OUT, exit status in $RC.
+wb() {
+	RC=0
+	OUT=$("$WB" "$CACHE" "$JOURNAL" "$PID" "$@" 2>>"$W/wb.log") || RC=$?
+	echo "wb_driver $*: rc=$RC $OUT" >>"$W/wb.log"
+}
+
+# field NAME: the value of NAME=... in $OUT.
+field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$OUT" | head -n 1; }
+
+journal_count() { find "$JOURNAL" -mindepth 1 -maxdepth 1 | wc -l; }
+
+pg_start_again() {
+	vs__as_postgres "$VS_PG_BIN/pg_ctl" -D "$VS_PG_DATA" \
+		-l "$VS_SERVERS_DIR/pg.log" -W start >/dev/null 2>&1 &&
+		vs_poll 30 vs__pg_ready
+}
+
+# lines N: a file of N numbered lines.
+lines() {
+	local i
+	for ((i = 1; i <= $1; i++)); do echo "line $i"; done
+}
+
+# ---------------------------------------------------------------- setup
+
+vs_check "init" ctl -q init
+HAVE_004=0
+if [[ "$(sql "select count(*) from vsync_schema_migrations where name = '004_conflicts.sql'")" == 1 ]]; then
+	HAVE_004=1
+fi
+
+SRC=$W/src
+mkdir -p "$SRC/src"
+lines 10 >"$SRC/src/a.js"
+echo "b" >"$SRC/src/b.js"
+echo "# readme" >"$SRC/README.md"
+vs_check "import" ctl -q import wbtest "$SRC"
+PID=$(sql "select id from projects where name = 'wbtest'")
+vs_check_eq "project id" 36 "${#PID}"
+
+# ---------------------------------------------------------------- write
+
+lines 10 | sed 's/^line 3$/line 3 local/' >"$W/a2"
+wb write src/a.js "$W/a2" 1
+vs_check_eq "write with base 1: exit" 0 "$RC"
+vs_check_eq "write with base 1: version 2, not merged" \
+	"version=2 merged=0 conflict=0" \
+	"$(grep -o 'version=.* conflict=[01]' <<<"$OUT")"
+vs_check_eq "write: hash reported" "$(sha "$W/a2")" "$(field hash)"
+vs_check_eq "write: cat is the local content" "$(cat "$W/a2")" \
+	"$(ctl cat wbtest src/a.js)"
+vs_check_eq "write: journal empty" 0 "$(journal_count)"
+
+# ---------------------------------------------------------------- merge
+
+# theirs: line 2 edited by someone else (v3); ours: line 9, based on v2
+sed 's/^line 2$/line 2 theirs/' "$W/a2" >"$W/a3"
+vs_check "put v3 (another writer)" ctl -q put wbtest src/a.js "$W/a3" --base 2
+sed 's/^line 9$/line 9 ours/' "$W/a2" >"$W/a4"
+if ((HAVE_004)); then
+	wb write src/a.js "$W/a4" 2
+	vs_check_eq "stale base, other lines: exit" 0 "$RC"
+	vs_check_eq "stale base, other lines: merged as v4" \
+		"version=4 merged=1 conflict=0" \
+		"$(grep -o 'version=.* conflict=[01]' <<<"$OUT")"
+	sed 's/^line 9$/line 9 ours/' "$W/a3" >"$W/merged"
+	vs_check_eq "merge: cat has both edits" "$(cat "$W/merged")" \
+		"$(ctl cat wbtest src/a.js)"
+	vs_check_eq "merge: hash of the merged bytes" "$(sha "$W/merged")" \
+		"$(field hash)"
+	h=$(field hash)
+	vs_check "merge: merged bytes in the cache" \
+		cmp -s "$W/merged" "$CACHE/objects/${h:0:2}/$h"
+	vs_check "merge: logged" grep -q \
+		"merged concurrent edits of 'src/a.js' (v3 + local) as v4" \
+		"$W/wb.log"
+else
+	vs_log "SKIP merge checks: sql/004_conflicts.sql is not in the schema (vsyncctl init did not apply it)"
+	ctl -q put wbtest src/a.js "$W/a4" >/dev/null
+fi
+
+# ---------------------------------------------------------------- conflict
+
+cur=$(ctl log wbtest src/a.js | tail -n 1 | sed 's/^v\([0-9]*\).*/\1/')
+ctl cat wbtest src/a.js | sed 's/^line 5$/line 5 theirs/' >"$W/t5"
+vs_check "put the other side's line 5" ctl -q put wbtest src/a.js "$W/t5" \
+	--base "$cur"
+ctl cat --version "$cur" wbtest src/a.js | sed 's/^line 5$/line 5 ours/' \
+	>"$W/o5"
+if ((HAVE_004)); then
+	wb write src/a.js "$W/o5" "$cur"
+	theirs=$((cur + 1))
+	ours=$((cur + 2))
+	vs_check_eq "same line: exit" 0 "$RC"
+	vs_check_eq "same line: conflict, local committed as v$ours" \
+		"version=$ours merged=0 conflict=1" \
+		"$(grep -o 'version=.* conflict=[01]' <<<"$OUT")"
+	vs_check_eq "conflict: cat is the local version" "$(cat "$W/o5")" \
+		"$(ctl cat wbtest src/a.js)"
+	vs_check_eq "conflict: the other version kept in history" \
+		"$(cat "$W/t5")" "$(ctl cat --version "$theirs" wbtest src/a.js)"
+	vs_check "conflict: both versions in vsyncctl log" \
+		bash -c "ctl() { \"$CTL\" \"\$@\"; }; out=\$(ctl log wbtest src/a.js); grep -q '^v$theirs ' <<<\"\$out\" && grep -q '^v$ours ' <<<\"\$out\""
+	vs_check_eq "conflict: recorded (based_on, overwrote)" "$cur|$theirs|$ours" \
+		"$(sql "select based_on || '|' || overwrote || '|' || version from vsync_conflicts('$PID', 'src/a.js')")"
+	vs_check "conflict: logged" grep -q \
+		"conflict on 'src/a.js': local edit based on v$cur committed over v$theirs (kept in history)" \
+		"$W/wb.log"
+else
+	vs_log "SKIP conflict checks: sql/004_conflicts.sql is not in the schema"
+fi
+
+# ---------------------------------------------------------------- crash and replay
+
+echo "c content" >"$W/c"
+wb append-only write src/c.js "$W/c"
+vs_check_eq "append-only: exit" 0 "$RC"
+op=$(field op_id)
+vs_check_eq "append-only: one entry journaled" 1 "$(journal_count)"
+vs_check_eq "append-only: nothing committed" 0 \
+	"$(sql "select count(*) from file_operations where operation_id = '$op'")"
+cp -p "$JOURNAL"/* "$W/entry.copy"
+entry=$(ls "$JOURNAL")
+wb replay
+vs_check_eq "replay: exit" 0 "$RC"
+vs_check "replay: committed src/c.js" grep -q "committed lseq=.* op=write path=src/c.js .*error=0" <<<"$OUT"
+vs_check_eq "replay: cat" "c content" "$(ctl cat wbtest src/c.js)"
+vs_check_eq "replay: journal empty" 0 "$(journal_count)"
+# a crash after the commit but before the entry was removed: replay again
+cp -p "$W/entry.copy" "$JOURNAL/$entry"
+wb replay
+vs_check_eq "second replay: exit" 0 "$RC"
+vs_check_eq "second replay: one file_operations row for the op id" 1 \
+	"$(sql "select count(*) from file_operations where operation_id = '$op'")"
+vs_check_eq "second replay: still one version" 1 \
+	"$(ctl log wbtest src/c.js | wc -l)"
+vs_check_eq "second replay: journal empty" 0 "$(journal_count)"
+
+# ---------------------------------------------------------------- backend down
+
+vs_check "stop PostgreSQL" vs_pg_stop
+echo "d content" >"$W/d"
+t0=$(vs_now_ms)
+WB_WAIT_MS=2500 wb write src/d.js "$W/d"
+t1=$(vs_now_ms)
+vs_check_eq "PostgreSQL down: wait times out (exit 5)" 5 "$RC"
+vs_check "PostgreSQL down: ETIMEDOUT" grep -q "error=-110 (ETIMEDOUT) pending=1" <<<"$OUT"
+vs_check "PostgreSQL down: returned after the wait (2.5 s), not hung" \
+	test $((t1 - t0)) -lt 8000
+vs_check_eq "PostgreSQL down: entry stays journaled" 1 "$(journal_count)"
+vs_check "PostgreSQL down: logged once" test \
+	"$(grep -c "cannot commit write of 'src/d.js' now" "$W/wb.log")" -eq 1
+vs_check "start PostgreSQL again" pg_start_again
+wb replay
+vs_check_eq "PostgreSQL back: replay exit" 0 "$RC"
+vs_check_eq "PostgreSQL back: committed" "d content" "$(ctl cat wbtest src/d.js)"
+vs_check_eq "PostgreSQL back: journal empty" 0 "$(journal_count)"
+
+# ---------------------------------------------------------------- other ops
+
+wb mkdir newdir
+vs_check_eq "mkdir: exit" 0 "$RC"
+vs_check "mkdir: a dir" grep -q '^dir ' <<<"$(ctl ls wbtest newdir 2>&1; ctl ls wbtest | grep newdir)"
+wb mkdir newdir
+vs_check_eq "mkdir of an existing dir: done" 0 "$RC"
+wb mkdir README.md
+vs_check_eq "mkdir over a file: refused" "1 error=-17 (EEXIST) pending=0" "$RC $OUT"
+wb delete src/b.js
+vs_check_eq "delete: exit" 0 "$RC"
+ctl cat wbtest src/b.js >/dev/null 2>&1
+vs_check_eq "delete: gone (cat exit 3)" 3 "$?"
+wb delete src/b.js
+vs_check_eq "delete of a missing path: done" 0 "$RC"
+wb rename src/c.js lib/c.js
+vs_check_eq "rename: exit" 0 "$RC"
+vs_check_eq "rename: at the new path" "c content" "$(ctl cat wbtest lib/c.js)"
+ctl cat wbtest src/c.js >/dev/null 2>&1
+vs_check_eq "rename: not at the old path" 3 "$?"
+wb rename src/nothere.js lib/x.js
+vs_check_eq "rename of a missing source: refused" "1 error=-2 (ENOENT) pending=0" \
+	"$RC $OUT"
+wb write $'bad\nname.js' "$W/d"
+vs_check_eq "a path PostgreSQL refuses: dropped" "1 error=-22 (EINVAL) pending=0" \
+	"$RC $OUT"
+vs_check_eq "refusals leave the journal empty" 0 "$(journal_count)"
+wb symlink link.js src/a.js
+vs_check_eq "symlink: exit" 0 "$RC"
+vs_check "symlink: listed as a symlink" grep -q 'symlink.*link.js' <<<"$(ctl ls wbtest)"
+
+if ((VS_FAILED > 0)); then
+	echo "--- wb_driver log (last 40 lines):"
+	tail -n 40 "$W/wb.log"
+fi
+vs_summary
