@@ -111,6 +111,15 @@ int inode_synced_child(struct vs_inode_table *t, struct vs_inode *dir,
 /* Unlink synced @in from its directory; it is freed once the kernel has
  * forgotten it (at once if it never knew it). */
 void inode_synced_remove(struct vs_inode_table *t, struct vs_inode *in);
+/*
+ * Put a new inode (a new ino, no content yet: the caller fills it in) in
+ * the place of synced file or symlink @old, which is unlinked like
+ * inode_synced_remove() - descriptors open on it keep its bytes. Used to
+ * swap in a new version atomically for readers. NULL on ENOMEM (nothing
+ * changed).
+ */
+struct vs_inode *inode_synced_replace(struct vs_inode_table *t,
+				      struct vs_inode *old);
 /* Move synced @in to @dir/@name (the caller removed any entry there).
  * 0 or -ENOMEM (then nothing changed). */
 int inode_synced_move(struct vs_inode *in, struct vs_inode *dir,

@@ -245,9 +245,11 @@ static int put_path(struct vs_fs *fs, const char *path,
 		    const struct vs_manifest_entry *st)
 {
 	struct vs_inode *in;
+	uint64_t parent_ino = 0;
+	const char *base;
+	size_t plen;
 	bool same;
-	int r, fd = -1, old_fd;
-	uint64_t ino;
+	int r, fd = -1;
 
 	if (st->kind == VS_KIND_FILE) {
 		r = vs_content_open(fs->cfg.content, st->hash, st->size, path,
@@ -267,11 +269,13 @@ static int put_path(struct vs_fs *fs, const char *path,
 		}
 		return create_path(fs, path, st, fd);
 	}
+	if (in)
+		in->nlookup++; /* pinned: not freed while we hold it */
 	pthread_mutex_unlock(&fs->table.lock);
 	if (!in)
 		return create_path(fs, path, st, fd);
 
-	/* an existing file or symlink: swap, invalidate, touch */
+	/* an existing file or symlink */
 	pthread_rwlock_wrlock(&in->fd_lock);
 	pthread_mutex_lock(&fs->table.lock);
 	/* the same bytes and mode (our own commit coming back, or a
@@ -289,35 +293,52 @@ static int put_path(struct vs_fs *fs, const char *path,
 			path, (long long)st->version);
 		same = true;
 	}
-	ino = in->ino;
-	old_fd = in->fd;
 	if (!same) {
-		memcpy(in->hash, st->hash, sizeof(in->hash));
-		in->size = st->size;
-		in->mode = st->mode & 07777;
-		in->version = st->version;
-		in->mtime_ns = st->mtime_ns;
-		if (st->kind == VS_KIND_SYMLINK) {
-			char *t = strdup(st->target ? st->target : "");
+		/*
+		 * The new version is a new inode in the old one's place, as
+		 * an editor's atomic save makes it: a reader that opened the
+		 * old one reads it whole (size and bytes agree), the next
+		 * open finds the new one. Swapping bytes in place could let a
+		 * reader that fetched the size just before the swap read the
+		 * new bytes cut to the old length.
+		 */
+		struct vs_inode *n = inode_synced_replace(&fs->table, in);
 
-			if (t) {
-				free(in->target);
-				in->target = t;
-				in->size = strlen(t);
+		if (n) {
+			memcpy(n->hash, st->hash, sizeof(n->hash));
+			n->size = st->size;
+			n->mode = st->mode & 07777;
+			n->version = st->version;
+			n->mtime_ns = st->mtime_ns;
+			if (st->kind == VS_KIND_SYMLINK) {
+				n->target =
+				    strdup(st->target ? st->target : "");
+				n->size = n->target ? strlen(n->target) : 0;
 			}
+			n->fd = fd; /* nobody can hold the new inode yet */
+			fd = -1;
+			parent_ino = n->parent->ino;
+		} else {
+			same = true; /* out of memory: leave it, logged below */
+			vs_error("cannot apply change to '%s': out of memory",
+				 path);
 		}
-		in->fd = fd;
 	}
 	pthread_mutex_unlock(&fs->table.lock);
 	pthread_rwlock_unlock(&in->fd_lock);
-	if (same) {
-		if (fd >= 0)
-			close(fd);
+	pthread_mutex_lock(&fs->table.lock);
+	inode_forget(&fs->table, in, 1); /* unpin (frees a replaced one) */
+	pthread_mutex_unlock(&fs->table.lock);
+	if (fd >= 0)
+		close(fd);
+	if (same)
 		return 0;
-	}
-	if (old_fd >= 0)
-		close(old_fd);
-	r = fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
+	/* drop the kernel's dentry (the next lookup finds the new inode)
+	 * and its cached listing of the directory, then touch the path so
+	 * watchers see the change (IN_ATTRIB) */
+	base = vs_path_basename(path, &plen);
+	r = fuse_lowlevel_notify_inval_entry(fs->se, parent_ino, base,
+					     strlen(base));
 	if (r < 0 && r != -ENOENT)
 		vs_warn("cannot invalidate '%s' in the kernel: %s", path,
 			strerror(-r));
