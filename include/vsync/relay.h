@@ -69,6 +69,7 @@ int vs_relay_entry_parse(struct vs_manifest_entry *e, const char *value,
  * The pub/sub event (JSON, one object) for change @c of @project_id:
  *   {"type":"file.updated","project_id":"…","path":"…","old_path":null,
  *    "kind":"file","version":3,"checksum":"…"|null,"author":"…",
+ *    ["conflict":M, only when the change overwrote version M],
  *    "timestamp":"2026-11-26T02:45:38.123Z","seq":42}
  * type: file.created (create, mkdir), file.updated (update, rollback),
  * file.deleted, file.renamed. Returns the length or -ENOSPC.
