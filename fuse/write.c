@@ -475,17 +475,24 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	r = inode_synced_move(in, newparent, newname);
 	if (r == 0)
 		r = inode_path(in, to, sizeof(to));
-	if (r == 0 && in->kind == VS_KIND_FILE && in->pending_op[0]) {
-		/* its pending save was journaled under the old path: the
-		 * version it produces there is not this path's, so the next
-		 * save of this path is committed unconditionally */
-		in->pending_op[0] = '\0';
-		in->version = -1;
-	}
 out:
 	pthread_mutex_unlock(&fs->table.lock);
 	if (r < 0 || !in || old == in)
 		return r;
+	if (in->kind == VS_KIND_FILE) {
+		/* (the kernel holds the inode for the length of the rename)
+		 * a save pending under the old path produces a version of
+		 * that path, not this one: the next save of this path is
+		 * committed unconditionally */
+		pthread_rwlock_wrlock(&in->fd_lock);
+		if (in->pending_op[0]) {
+			in->pending_op[0] = '\0';
+			pthread_mutex_lock(&fs->table.lock);
+			in->version = -1;
+			pthread_mutex_unlock(&fs->table.lock);
+		}
+		pthread_rwlock_unlock(&in->fd_lock);
+	}
 	/* a file with unsaved changes: its WRITE (at flush) names the new
 	 * path; the rename goes first in the journal */
 	return journal_path(fs, VS_JOP_RENAME, to, from, NULL, 0);
