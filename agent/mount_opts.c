@@ -49,7 +49,7 @@ const char vs_mount_usage[] =
     "  --local NAME         also keep paths with a component NAME local "
     "(repeatable)\n"
     "  --no-default-local   drop the default local-only names\n"
-    "                       (node_modules .vite .next dist build .cache)\n"
+    "                       (node_modules .vite .next dist build .cache .git)\n"
     "  --timeout MS         deadline of every backend call (default 2000)\n"
     "  --cache-timeout S    kernel entry/attribute cache seconds (default "
     "86400)\n"

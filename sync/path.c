@@ -8,7 +8,7 @@
 #include <string.h>
 
 const char *const vs_local_default_names[] = {
-    "node_modules", ".vite", ".next", "dist", "build", ".cache", NULL,
+    "node_modules", ".vite", ".next", "dist", "build", ".cache", ".git", NULL,
 };
 
 int vs_name_check(const char *name, size_t len)

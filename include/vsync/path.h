@@ -36,7 +36,7 @@ struct vs_local_rules {
 	const char **names; /* borrowed; NULL-terminated */
 };
 
-/* The default names: node_modules .vite .next dist build .cache */
+/* The default names: node_modules .vite .next dist build .cache .git */
 extern const char *const vs_local_default_names[];
 
 bool vs_name_is_local(const struct vs_local_rules *rules, const char *name,
