@@ -240,9 +240,12 @@ static int touch_path(struct vs_fs *fs, const char *path, int64_t mtime_ns)
 /*
  * Put state @st at @path: swap the content of an existing file or symlink
  * in place, or create it (replacing something of another kind).
+ * @delta_base (NULL or "": none) is the content the change's Redis delta
+ * applies to: if we have it, the new content is made from the delta
+ * (vs_content_prepare_delta()), else it is fetched in full.
  */
 static int put_path(struct vs_fs *fs, const char *path,
-		    const struct vs_manifest_entry *st)
+		    const struct vs_manifest_entry *st, const char *delta_base)
 {
 	struct vs_inode *in;
 	uint64_t parent_ino = 0;
@@ -252,6 +255,12 @@ static int put_path(struct vs_fs *fs, const char *path,
 	int r, fd = -1;
 
 	if (st->kind == VS_KIND_FILE) {
+		/* best effort: whatever it returns, vs_content_open() finds
+		 * the content in the cache or fetches it in full */
+		if (delta_base && delta_base[0])
+			(void)vs_content_prepare_delta(fs->cfg.content,
+						       delta_base, st->hash,
+						       st->size, path);
 		r = vs_content_open(fs->cfg.content, st->hash, st->size, path,
 				    &fd);
 		if (r < 0)
@@ -357,7 +366,7 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 		 * a directory's subtree cannot be guessed */
 		if (c->state.kind == VS_KIND_DIR)
 			return -ESTALE;
-		return put_path(fs, c->path, &c->state);
+		return put_path(fs, c->path, &c->state, NULL);
 	}
 	if (strncmp(c->path, c->old_path, strlen(c->old_path)) == 0 &&
 	    c->path[strlen(c->old_path)] == '/')
@@ -376,7 +385,7 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 		return through_failed("rename", c->path);
 	if (c->state.kind == VS_KIND_DIR)
 		return 0;
-	return put_path(fs, c->path, &c->state);
+	return put_path(fs, c->path, &c->state, NULL);
 }
 
 int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
@@ -411,6 +420,6 @@ int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 				return r;
 			return create_path(fs, c->path, &c->state, -1);
 		}
-		return put_path(fs, c->path, &c->state);
+		return put_path(fs, c->path, &c->state, c->delta_base);
 	}
 }

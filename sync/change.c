@@ -95,12 +95,14 @@ enum field {
 	F_TARGET,
 	F_AUTHOR,
 	F_CONFLICT,
+	F_DELTA_BASE,
 	F_COUNT
 };
 
 static const char *const field_names[F_COUNT] = {
-    "seq",  "op",      "path",	   "old_path", "kind",	 "mode",     "size",
-    "hash", "version", "mtime_ns", "target",   "author", "conflict",
+    "seq",    "op",	"path",	    "old_path",	  "kind",
+    "mode",   "size",	"hash",	    "version",	  "mtime_ns",
+    "target", "author", "conflict", "delta_base",
 };
 
 /* Copy a path field into @out after checking it. */
@@ -199,6 +201,19 @@ int vs_change_parse(struct vs_change *c, const char *const *names,
 			   "change %" PRId64 ": bad conflict '%.*s'", c->seq,
 			   (int)(l[F_CONFLICT] > 24 ? 24 : l[F_CONFLICT]),
 			   v[F_CONFLICT]);
+	/* a delta's base: the SHA-256 of the previous content */
+	if (v[F_DELTA_BASE]) {
+		if (l[F_DELTA_BASE] != VS_HASH_HEX_LEN)
+			return bad(why, whylen,
+				   "change %" PRId64 ": bad delta_base",
+				   c->seq);
+		memcpy(c->delta_base, v[F_DELTA_BASE], VS_HASH_HEX_LEN);
+		c->delta_base[VS_HASH_HEX_LEN] = '\0';
+		if (!vs_hash_hex_valid(c->delta_base))
+			return bad(why, whylen,
+				   "change %" PRId64 ": bad delta_base",
+				   c->seq);
+	}
 	if (c->op == VS_OP_DELETE)
 		return 0;
 

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "vsync/cache.h"
+#include "vsync/delta.h"
 #include "vsync/hash.h"
 #include "vsync/log.h"
 #include "vsync/metrics.h"
@@ -290,6 +291,64 @@ int vs_content_open(struct vs_content *c, const char *hash, uint64_t size,
 		vs_warn("cannot open content of '%s': %s", path, strerror(-r));
 		r = r == -ENOMEM ? r : -EIO;
 	}
+	return r;
+}
+
+int vs_content_prepare_delta(struct vs_content *c, const char *base_hash,
+			     const char *hash, uint64_t size, const char *path)
+{
+	uint64_t t0 = vs_mono_us();
+	uint8_t *delta = NULL, *out = NULL;
+	size_t dlen = 0, olen = 0, max;
+	int r, fd = -1;
+
+	if (vs_cache_has(c->cache, hash))
+		return 0;
+	if (!c->redis || !vs_hash_hex_valid(base_hash))
+		return -ENOENT;
+	r = vs_cache_open(c->cache, base_hash, &fd);
+	if (r < 0)
+		return -ENOENT;
+	max = size > SIZE_MAX ? SIZE_MAX : (size_t)size;
+	pthread_mutex_lock(&c->redis_lock);
+	if (vs_mono_ms() < c->redis_retry_after_ms) {
+		pthread_mutex_unlock(&c->redis_lock);
+		r = -ENOENT;
+		goto out;
+	}
+	vs_redis_set_timeout(c->redis, fetch_timeout_ms(c, size / 2));
+	/* a useful delta is under half the file (the relay's rule) */
+	r = vs_redis_delta_get(c->redis, c->project_id, base_hash, hash,
+			       max / 2 + 1, &delta, &dlen);
+	vs_redis_set_timeout(c->redis, c->timeout_ms);
+	if (r < 0 && r != -EFBIG)
+		redis_failed_locked(c, r, "read delta", path, hash);
+	pthread_mutex_unlock(&c->redis_lock);
+	if (r < 0)
+		goto out;
+	r = vs_delta_apply(fd, delta, dlen, max, &out, &olen);
+	if (r < 0) {
+		vs_warn("cannot apply the delta for '%s' (%.12s): %s; fetching "
+			"it in full",
+			path, hash, strerror(-r));
+		goto out;
+	}
+	r = vs_cache_store(c->cache, hash, out, olen);
+	if (r == -EBADMSG) {
+		vs_error("delta for '%s' gave content that does not match "
+			 "checksum %s; fetching it in full",
+			 path, hash);
+		goto out;
+	}
+	if (r < 0)
+		goto out;
+	vs_info("applied delta for '%s' (%zu bytes instead of %zu)", path, dlen,
+		olen);
+	vs_metrics_fetch(VS_SRC_REDIS, dlen, vs_mono_us() - t0);
+out:
+	close(fd);
+	free(delta);
+	free(out);
 	return r;
 }
 

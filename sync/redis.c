@@ -474,6 +474,12 @@ void vs_redis_key_blob(char *out, const char *id, const char *hash)
 	snprintf(out, VS_REDIS_KEY_MAX, "blob:{%s}:%s", id, hash);
 }
 
+void vs_redis_key_delta(char *out, const char *id, const char *base,
+			const char *hash)
+{
+	snprintf(out, VS_REDIS_KEY_MAX, "delta:{%s}:%s:%s", id, base, hash);
+}
+
 void vs_redis_key_events(char *out, const char *id)
 {
 	snprintf(out, VS_REDIS_KEY_MAX, "events:{%s}", id);
@@ -545,6 +551,63 @@ int vs_redis_blob_put(struct vs_redis *r, const char *id, const char *hash,
 	e = vs_redis_command(r, &rep, ttl_s > 0 ? 5 : 3, argv, argvlen);
 	reply_free(rep);
 	free(enc);
+	return e;
+}
+
+/* ---- deltas ------------------------------------------------------------ */
+
+int vs_redis_delta_get(struct vs_redis *r, const char *id, const char *base,
+		       const char *hash, size_t max_len, uint8_t **buf,
+		       size_t *len)
+{
+	char key[VS_REDIS_KEY_MAX];
+	const char *argv[2] = {"GET", key};
+	redisReply *rep = NULL;
+	int e;
+
+	*buf = NULL;
+	*len = 0;
+	vs_redis_key_delta(key, id, base, hash);
+	e = vs_redis_command(r, &rep, 2, argv, NULL);
+	if (e < 0)
+		return e;
+	if (rep->type == REDIS_REPLY_NIL) {
+		e = -ENOENT;
+	} else if (rep->type != REDIS_REPLY_STRING) {
+		redis_set_error(r, "unexpected reply type %d to GET %s",
+				rep->type, key);
+		e = -EIO;
+	} else if (rep->len > max_len) {
+		redis_set_error(r, "%s is larger than %zu bytes", key, max_len);
+		e = -EFBIG;
+	} else {
+		*buf = malloc(rep->len ? rep->len : 1);
+		if (!*buf) {
+			e = -ENOMEM;
+		} else {
+			memcpy(*buf, rep->str, rep->len);
+			*len = rep->len;
+		}
+	}
+	freeReplyObject(rep);
+	return e;
+}
+
+int vs_redis_delta_put(struct vs_redis *r, const char *id, const char *base,
+		       const char *hash, const void *buf, size_t len, int ttl_s)
+{
+	char key[VS_REDIS_KEY_MAX], ttl[16];
+	const char *argv[5] = {"SET", key, buf, "EX", ttl};
+	size_t argvlen[5];
+	redisReply *rep = NULL;
+	int e, i;
+
+	vs_redis_key_delta(key, id, base, hash);
+	snprintf(ttl, sizeof(ttl), "%d", ttl_s);
+	for (i = 0; i < 5; i++)
+		argvlen[i] = i == 2 ? len : strlen(argv[i]);
+	e = vs_redis_command(r, &rep, ttl_s > 0 ? 5 : 3, argv, argvlen);
+	reply_free(rep);
 	return e;
 }
 

@@ -72,6 +72,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vsync/delta.h"
 #include "vsync/hash.h"
 #include "vsync/log.h"
 #include "vsync/path.h"
@@ -82,6 +83,8 @@
 #define RELAY_PENDING_MAX    256 /* hinted projects kept; more: full scan */
 #define RELAY_BACKOFF_MIN_MS 100
 #define RELAY_BACKOFF_MAX_MS 5000
+/* files from this size on carry a delta against their previous version */
+#define RELAY_DELTA_MIN (64 * 1024)
 /* the slowest blob transfer a deadline allows for, bytes per second */
 #define RELAY_MIN_RATE (4 * 1024 * 1024)
 
@@ -90,13 +93,24 @@
  * ARGV: seq, maxlen, channel, json, publish (1/0), nfields, fields...,
  *       nops, then per op "S" path value | "D" path.
  * Returns 1 (published), 0 (already published by another relay: the
- * entry at <seq>-0 has exactly our fields), 2 (skipped change applied to
+ * entry at <seq>-0 has exactly our fields, not counting delta_base,
+ * which depends on what each relay could compute), 2 (skipped change applied to
  * the manifest) or 3 (published after removing forged entries: something
  * other than a relay had put entries at or above <seq>-0; they are
  * deleted and the stream's last id moved back, so one forged entry cannot
  * block a project's stream).
  */
 static const char RELAY_SCRIPT[] =
+    "local function core(t, from, to)\n"
+    "  local o = {}\n"
+    "  for k = from, to, 2 do\n"
+    "    if t[k] ~= 'delta_base' then\n"
+    "      o[#o + 1] = t[k]\n"
+    "      o[#o + 1] = t[k + 1]\n"
+    "    end\n"
+    "  end\n"
+    "  return o\n"
+    "end\n"
     "local seq = tonumber(ARGV[1])\n"
     "local nf = tonumber(ARGV[6])\n"
     "local cur = tonumber(redis.call('GET', KEYS[3]) or '0')\n"
@@ -111,10 +125,15 @@ static const char RELAY_SCRIPT[] =
     "    end\n"
     "    local id = ARGV[1] .. '-0'\n"
     "    local e = redis.call('XRANGE', KEYS[1], id, id)\n"
-    "    local same = #e == 1 and #e[1][2] == nf\n"
-    "    for k = 1, nf do\n"
-    "      if not same then break end\n"
-    "      same = e[1][2][k] == ARGV[6 + k]\n"
+    "    local same = #e == 1\n"
+    "    if same then\n"
+    "      local a = core(e[1][2], 1, #e[1][2])\n"
+    "      local b = core(ARGV, 7, 6 + nf)\n"
+    "      same = #a == #b\n"
+    "      for k = 1, #a do\n"
+    "        if not same then break end\n"
+    "        same = a[k] == b[k]\n"
+    "      end\n"
     "    end\n"
     "    if same then\n"
     "      if cur < seq then redis.call('SET', KEYS[3], ARGV[1]) end\n"
@@ -754,6 +773,107 @@ out:
 	return r;
 }
 
+/* Fetch content @hash of @id from PostgreSQL and check it. 0 or -errno. */
+static int delta_fetch(struct relay *rl, const char *id, const char *hash,
+		       uint64_t size, uint8_t **buf, size_t *len)
+{
+	char got[VS_HASH_HEX_LEN + 1];
+	int r, tmo = vs_pg_get_timeout(rl->pg);
+
+	vs_pg_set_timeout(rl->pg, tmo + (int)(size / (RELAY_MIN_RATE / 1000)));
+	r = vs_pg_blob_fetch(rl->pg, id, hash, buf, len);
+	vs_pg_set_timeout(rl->pg, tmo);
+	if (r < 0)
+		return r;
+	r = vs_sha256_hex(got, *buf, *len);
+	if (r == 0 && strcmp(got, hash) != 0)
+		r = -EBADMSG;
+	if (r < 0) {
+		free(*buf);
+		*buf = NULL;
+	}
+	return r;
+}
+
+/*
+ * "Small edits travel small": for a file of RELAY_DELTA_MIN bytes or more
+ * whose path had a live version with content just before this one, put
+ * delta:{P}:<base>:<hash> (a librsync delta from that content) and set
+ * c->delta_base, when the delta is under half the file. Best effort: any
+ * failure leaves c->delta_base empty (a debug line) and the change is
+ * published as usual; the full blob is there either way.
+ */
+static void delta_publish(struct relay *rl, const char *id, struct vs_change *c)
+{
+	char ver[24], base[VS_HASH_HEX_LEN + 1];
+	const char *v[3] = {id, c->path, ver};
+	uint8_t *old = NULL, *cur = NULL, *delta = NULL;
+	size_t olen = 0, clen = 0, dlen = 0;
+	PGresult *res = NULL;
+	const char *why = NULL;
+	int r;
+
+	c->delta_base[0] = '\0';
+	if ((c->op != VS_OP_CREATE && c->op != VS_OP_UPDATE &&
+	     c->op != VS_OP_ROLLBACK) ||
+	    c->state.kind != VS_KIND_FILE || c->state.size < RELAY_DELTA_MIN ||
+	    c->state.size > rl->cfg->blob_max || c->state.version < 2)
+		return;
+	snprintf(ver, sizeof(ver), "%" PRId64, c->state.version - 1);
+	r = vs_pg_exec(rl->pg, &res,
+		       "SELECT content_hash FROM project_files"
+		       " WHERE project_id = $1 AND file_path = $2"
+		       " AND version = $3 AND NOT is_deleted AND kind = 'file'"
+		       " AND content_hash IS NOT NULL LIMIT 1",
+		       3, v, NULL, NULL, 0);
+	if (r < 0) {
+		why = "cannot read the previous version";
+		goto out;
+	}
+	if (PQntuples(res) != 1 || PQgetlength(res, 0, 0) != VS_HASH_HEX_LEN) {
+		why = "no previous version with content";
+		goto out;
+	}
+	memcpy(base, PQgetvalue(res, 0, 0), sizeof(base));
+	if (!vs_hash_hex_valid(base) || !strcmp(base, c->state.hash)) {
+		why = "previous content is the same";
+		goto out;
+	}
+	r = delta_fetch(rl, id, base, c->state.size, &old, &olen);
+	r = r ?: delta_fetch(rl, id, c->state.hash, c->state.size, &cur, &clen);
+	if (r < 0) {
+		why = "cannot read the contents";
+		goto out;
+	}
+	r = vs_delta_make(old, olen, cur, clen, &delta, &dlen);
+	if (r < 0) {
+		why = "cannot compute the delta";
+		goto out;
+	}
+	if (dlen >= clen / 2) {
+		why = "delta not small enough";
+		goto out;
+	}
+	r = vs_redis_delta_put(rl->redis, id, base, c->state.hash, delta, dlen,
+			       rl->cfg->blob_ttl_s);
+	if (r < 0) {
+		why = "cannot SET the delta";
+		goto out;
+	}
+	memcpy(c->delta_base, base, sizeof(base));
+	vs_debug("project %s change %" PRId64 ": delta for '%s' is %zu bytes "
+		 "(file %zu)",
+		 id, c->seq, c->path, dlen, clen);
+out:
+	if (why)
+		vs_debug("project %s change %" PRId64 ": no delta for '%s': %s",
+			 id, c->seq, c->path, why);
+	PQclear(res);
+	free(old);
+	free(cur);
+	free(delta);
+}
+
 /* ---- one change ---------------------------------------------------------- */
 
 static int argv_reserve(struct relay *rl, size_t n)
@@ -986,6 +1106,7 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 		r = blob_publish(rl, id, &c);
 		if (r < 0)
 			return r;
+		delta_publish(rl, id, &c);
 		r = vs_relay_event_json(rl->json, VS_RELAY_EVENT_MAX, &c, id);
 		if (r < 0) {
 			vs_error("project %s change %" PRId64
@@ -1003,6 +1124,8 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 	snprintf(channel, sizeof(channel), "project.%s.files", id);
 	for (f = 0; valid && f < FEED_NCOLS; f++)
 		nfields += vals[f] ? 2 : 0;
+	if (valid && c.delta_base[0])
+		nfields += 2;
 	snprintf(nf, sizeof(nf), "%d", nfields);
 
 	rl->nvals = 0;
@@ -1025,6 +1148,10 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 			continue;
 		r = r ?: push(rl, &n, names[f], strlen(names[f]));
 		r = r ?: push(rl, &n, vals[f], lens[f]);
+	}
+	if (valid && c.delta_base[0]) {
+		r = r ?: push(rl, &n, "delta_base", 10);
+		r = r ?: push(rl, &n, c.delta_base, VS_HASH_HEX_LEN);
 	}
 	nops_at = n;
 	r = r ?: push(rl, &n, "", 0); /* the op count, set below */

@@ -21,6 +21,10 @@
  *             concurrent edit it did not merge with, which stays in
  *             history as the previous version (optional; "0" or absent:
  *             none; otherwise 1 .. version-1)
+ *   delta_base SHA-256 hex of the previous version's content: Redis
+ *             holds delta:{<project>}:<delta_base>:<hash>, a librsync
+ *             delta from it to this content (optional; absent: none;
+ *             an optimisation only: the full content stays available)
  *
  * Semantics for a consumer: create/update/rollback put the state at path
  * (creating missing parent directories with mode 0755); mkdir creates a
@@ -57,6 +61,7 @@ struct vs_change {
 	char target[VS_PATH_MAX + 1];
 	char author[128];
 	int64_t conflict; /* the version overwritten in a conflict, 0: none */
+	char delta_base[VS_HASH_HEX_LEN + 1]; /* "" unless a delta exists */
 };
 
 /* Size limit of a stream entry's field value (VS_PATH_MAX + some). */
@@ -67,8 +72,8 @@ struct vs_change {
  * row: names as listed above; a NULL value is an absent field). Unknown
  * fields are ignored. Returns 0, or -EBADMSG with a reason in @why (for
  * the log line) on a missing or malformed field, an unknown op or kind, an
- * invalid path, a bad hash, a conflict that is not a strict decimal below
- * the version, or a value over VS_CHANGE_FIELD_MAX.
+ * invalid path, a bad hash or delta_base, a conflict that is not a strict
+ * decimal below the version, or a value over VS_CHANGE_FIELD_MAX.
  */
 int vs_change_parse(struct vs_change *c, const char *const *names,
 		    const char *const *values, const size_t *lengths, size_t n,

@@ -40,6 +40,19 @@ int vs_content_open(struct vs_content *c, const char *hash, uint64_t size,
 		    const char *path, int *fd_out);
 
 /*
+ * Make content @hash (@size bytes) local from a delta against content
+ * @base_hash, when that is cheap: 0 if the cache has @hash already, or
+ * has @base_hash and Redis has delta:{id}:<base_hash>:<hash>, which is
+ * applied, checked against @hash and stored ("applied delta" logged,
+ * counted as a Redis fetch of the delta's bytes). Otherwise -ENOENT (no
+ * base, no delta, no Redis), -EBADMSG (corrupt delta or a result that does
+ * not match: logged), -ENOMEM or -EIO: the caller goes on with
+ * vs_content_open(), which fetches the full content. @path is for logs.
+ */
+int vs_content_prepare_delta(struct vs_content *c, const char *base_hash,
+			     const char *hash, uint64_t size, const char *path);
+
+/*
  * Make @n contents local in few round trips: what the cache lacks is read
  * with one Redis MGET, and what Redis lacks with one PostgreSQL query;
  * everything is verified before it is stored. Returns how many are still

@@ -75,9 +75,12 @@ int vs_redis_command(struct vs_redis *r, redisReply **reply, int argc,
 		     const char **argv, const size_t *argvlen);
 
 /* Key names; @out must hold VS_REDIS_KEY_MAX bytes. */
-#define VS_REDIS_KEY_MAX 160
+#define VS_REDIS_KEY_MAX 200
 void vs_redis_key_manifest(char *out, const char *id);
 void vs_redis_key_blob(char *out, const char *id, const char *hash);
+/* delta:{id}:<base>:<hash>: a librsync delta from content @base to @hash */
+void vs_redis_key_delta(char *out, const char *id, const char *base,
+			const char *hash);
 void vs_redis_key_events(char *out, const char *id);
 void vs_redis_key_cursor(char *out, const char *id);
 void vs_redis_key_containers(char *out, const char *id);
@@ -89,6 +92,16 @@ int vs_redis_blob_get(struct vs_redis *r, const char *id, const char *hash,
 /* SET blob:{id}:<hash> (encoded, lz4 above the threshold) with a TTL. */
 int vs_redis_blob_put(struct vs_redis *r, const char *id, const char *hash,
 		      const void *buf, size_t len, int ttl_s);
+
+/* A delta (raw bytes, see delta.h): GET delta:{id}:<base>:<hash>.
+ * -ENOENT when absent, -EFBIG when over @max_len bytes, -EIO. */
+int vs_redis_delta_get(struct vs_redis *r, const char *id, const char *base,
+		       const char *hash, size_t max_len, uint8_t **buf,
+		       size_t *len);
+/* SET delta:{id}:<base>:<hash> with a TTL (none if @ttl_s <= 0). */
+int vs_redis_delta_put(struct vs_redis *r, const char *id, const char *base,
+		       const char *hash, const void *buf, size_t len,
+		       int ttl_s);
 
 /*
  * The project's manifest as the relay keeps it (manifest:{id} read with

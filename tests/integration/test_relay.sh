@@ -13,6 +13,9 @@
 # manifest matches the tree again. PUBLISH: a subscriber sees the JSON
 # event with its seq. Redis frozen (SIGSTOP) then resumed: the relay logs
 # one "unreachable" and one "back" line and catches up. SIGTERM: exit 0.
+# Deltas: a one-line edit of a 200 KiB file has delta_base = the previous
+# content's hash and a small delta:{P}:<base>:<new> (with a TTL); a new
+# file and a small file's edit have no delta_base.
 #
 # Needs: $VSYNC_BUILD_DIR/agent/{vsyncctl,vsync-relay} (ctest sets it).
 set -u
@@ -129,6 +132,50 @@ if ((ttl > 0 && ttl <= 86400)); then vs_pass "blobs have a TTL ($ttl s)"; else v
 
 vs_check "a second --once publishes nothing new" "$RELAY" --once
 vs_check_eq "still $N entries" "$N" "$(rcli XLEN "events:{$P}")"
+
+# ---------------------------------------------------------------- deltas
+#
+# "small edits travel small": an edit of a file of 64 KiB or more carries
+# delta_base (the previous content's hash), and delta:{P}:<base>:<new>
+# holds a librsync delta much smaller than the file.
+
+# the field of entry $2 of project $1 named $3 ("" if absent)
+entry_field() {
+	rcli XRANGE "events:{$1}" "$2-0" "$2-0" | tail -n +2 | paste -sd' ' |
+		awk -v f="$3" '{ for (i = 1; i < NF; i += 2) if ($i == f) print $(i + 1) }'
+}
+for i in $(seq 1 5000); do printf 'export const value%d = %d; // a line of a large file\n' "$i" "$((i * 7))"; done |
+	head -c 204800 >"$W/large.js"
+ctl put demo src/large.js "$W/large.js" || vs_fail "put large.js"
+vs_check "relay --once (large.js v1)" "$RELAY" --once
+seq1=$(project_seq "$P")
+vs_check_eq "a new file's entry has no delta_base" "" "$(entry_field "$P" "$seq1" delta_base)"
+sed 's/^export const value1500 = .*/export const value1500 = 42; \/\/ edited/' "$W/large.js" >"$W/large2.js"
+ctl put demo src/large.js "$W/large2.js" || vs_fail "put large.js v2"
+vs_check "relay --once (large.js v2)" "$RELAY" --once
+seq2=$(project_seq "$P")
+base=$(sha256sum <"$W/large.js" | cut -d' ' -f1)
+new=$(sha256sum <"$W/large2.js" | cut -d' ' -f1)
+vs_check_eq "the edit's entry has delta_base = sha256 of v1" "$base" \
+	"$(entry_field "$P" "$seq2" delta_base)"
+vs_check_eq "delta:{P}:<base>:<new> exists" 1 "$(rcli EXISTS "delta:{$P}:$base:$new")"
+dlen=$(rcli STRLEN "delta:{$P}:$base:$new")
+if ((dlen > 0 && dlen * 20 < 204800)); then
+	vs_pass "the delta is much smaller than the file ($dlen bytes)"
+else
+	vs_fail "delta size: $dlen bytes for 204800"
+fi
+ttl=$(rcli TTL "delta:{$P}:$base:$new")
+if ((ttl > 0 && ttl <= 86400)); then vs_pass "deltas have a TTL ($ttl s)"; else vs_fail "delta TTL: saw $ttl"; fi
+vs_check_eq "the full blob is there too" 1 "$(rcli EXISTS "blob:{$P}:$new")"
+printf 'small\n' >"$W/small.txt"
+ctl put demo src/small.txt "$W/small.txt" && printf 'small 2\n' >"$W/small.txt" &&
+	ctl put demo src/small.txt "$W/small.txt" || vs_fail "put small.txt"
+vs_check "relay --once (small.txt)" "$RELAY" --once
+vs_check_eq "a small file's edit has no delta_base" "" \
+	"$(entry_field "$P" "$(project_seq "$P")" delta_base)"
+N=$(project_seq "$P")
+vs_check_eq "cursor = change_seq after the deltas" "$N" "$(cursor "$P")"
 
 # ---------------------------------------------------------------- two relays, SIGKILL
 

@@ -22,7 +22,7 @@ VS_DEB_PACKAGES=(
 	libpq-dev postgresql
 	redis-server libhiredis-dev
 	libwebsockets-dev liblz4-dev libssl-dev
-	libcmocka-dev libgit2-dev
+	libcmocka-dev libgit2-dev librsync-dev
 	inotify-tools perl util-linux procps curl coreutils iproute2
 )
 

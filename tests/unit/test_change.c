@@ -12,6 +12,8 @@
  * The optional conflict field: absent or "0" is 0, "2" below version 3 is
  * taken; a conflict not below the version, negative, signed, with a
  * leading zero, not a number or over INT32_MAX is rejected.
+ * The optional delta_base field: absent is "", 64 lowercase hex is taken;
+ * a wrong length, uppercase or a non-hex character is rejected.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -245,6 +247,33 @@ static void test_conflict(void **state)
 	free(c);
 }
 
+static void test_delta_base(void **state)
+{
+	static const char *const bad[] = {
+	    "",
+	    "0123",
+	    HASH "0",
+	    "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef",
+	    "0123456789abcdeg0123456789abcdef0123456789abcdef0123456789abcdef",
+	};
+	struct vs_change *c = malloc(sizeof(*c));
+	struct fields f;
+
+	(void)state;
+	f = update_fields();
+	check_ret(0, parse(c, &f), "update without delta_base");
+	check_str("", c->delta_base, "no delta_base field: \"\"");
+	set(&f, "delta_base", HASH);
+	check_ret(0, parse(c, &f), "delta_base of 64 hex");
+	check_str(HASH, c->delta_base, "delta_base taken");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		f = update_fields();
+		set(&f, "delta_base", bad[i]);
+		check_ret(-EBADMSG, parse(c, &f), "delta_base \"%s\"", bad[i]);
+	}
+	free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -254,6 +283,7 @@ int main(void)
 	    cmocka_unit_test(test_rejects),
 	    cmocka_unit_test(test_nul_in_value),
 	    cmocka_unit_test(test_conflict),
+	    cmocka_unit_test(test_delta_base),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
