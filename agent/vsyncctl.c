@@ -276,6 +276,17 @@ static int ctl_project(struct ctl *c, const char *name)
 	return 0;
 }
 
+/* The arguments "PROJECT PATH..." at @args: check the @npaths paths, then
+ * resolve the project. 0, or an exit code with the reason printed. */
+static int ctl_project_paths(struct ctl *c, char **args, int npaths)
+{
+	int r = 0;
+
+	for (int i = 1; i <= npaths && !r; i++)
+		r = check_path(args[i]);
+	return r ? r : ctl_project(c, args[0]);
+}
+
 /* Run @sql with text parameters; *res owns the result on success. */
 static int ctl_query(struct ctl *c, PGresult **res, const char *sql, int n,
 		     const char *const *v)
@@ -524,9 +535,7 @@ static int cmd_rm(struct ctl *c, int argc, char **argv)
 	if (argc - optind != 2)
 		return ctl_fail(EXIT_USAGE,
 				"usage: vsyncctl rm [-r] PROJECT PATH");
-	r = check_path(argv[optind + 1]);
-	if (!r)
-		r = ctl_project(c, argv[optind]);
+	r = ctl_project_paths(c, argv + optind, 1);
 	if (r)
 		return r;
 	v[0] = c->project_id;
@@ -561,11 +570,7 @@ static int cmd_mv(struct ctl *c, int argc, char **argv)
 	if (argc - optind != 3)
 		return ctl_fail(EXIT_USAGE,
 				"usage: vsyncctl mv PROJECT FROM TO");
-	r = check_path(argv[optind + 1]);
-	if (!r)
-		r = check_path(argv[optind + 2]);
-	if (!r)
-		r = ctl_project(c, argv[optind]);
+	r = ctl_project_paths(c, argv + optind, 2);
 	if (r)
 		return r;
 	v[0] = c->project_id;
@@ -601,9 +606,7 @@ static int cmd_mkdir(struct ctl *c, int argc, char **argv)
 		return ctl_fail(
 		    EXIT_USAGE,
 		    "usage: vsyncctl mkdir PROJECT PATH [--mode OCTAL]");
-	r = check_path(argv[optind + 1]);
-	if (!r)
-		r = ctl_project(c, argv[optind]);
+	r = ctl_project_paths(c, argv + optind, 1);
 	if (r)
 		return r;
 	v[0] = c->project_id;
@@ -1175,9 +1178,7 @@ static int cmd_cat(struct ctl *c, int argc, char **argv)
 		return ctl_fail(
 		    EXIT_USAGE,
 		    "usage: vsyncctl cat PROJECT PATH [--version N]");
-	r = check_path(argv[optind + 1]);
-	if (!r)
-		r = ctl_project(c, argv[optind]);
+	r = ctl_project_paths(c, argv + optind, 1);
 	if (r)
 		return r;
 	v[0] = c->project_id;

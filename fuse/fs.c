@@ -166,6 +166,27 @@ static void fill_entry(struct vs_fs *fs, struct fuse_entry_param *e,
 	e->entry_timeout = fs->cfg.entry_timeout;
 }
 
+/* The entry of synced inode @in. Caller holds table.lock. */
+static void synced_entry(struct vs_fs *fs, const struct vs_inode *in,
+			 struct fuse_entry_param *e)
+{
+	struct stat st;
+
+	fs_synced_stat(fs, in, &st);
+	fill_entry(fs, e, &st, in->ino);
+}
+
+/* A negative entry (ino 0), cached like a positive one: module resolution
+ * probes many names that do not exist. */
+static void reply_negative(fuse_req_t req, struct vs_fs *fs)
+{
+	struct fuse_entry_param e;
+
+	memset(&e, 0, sizeof(e));
+	e.entry_timeout = fs->cfg.entry_timeout;
+	fuse_reply_entry(req, &e);
+}
+
 /* Look up (and count a lookup of) local entry @name of @parent, whose
  * upper path is @path. Replies to nothing. */
 static int local_lookup(struct vs_fs *fs, struct vs_inode *parent,
@@ -238,11 +259,7 @@ static void remote_create(fuse_req_t req, struct vs_fs *fs,
 	p->fd = -1;
 	p->active = false;
 	in->nlookup++;
-	memset(&e, 0, sizeof(e));
-	fs_synced_stat(fs, in, &e.attr);
-	e.ino = in->ino;
-	e.attr_timeout = fs->cfg.attr_timeout;
-	e.entry_timeout = fs->cfg.entry_timeout;
+	synced_entry(fs, in, &e);
 	r = 0;
 out:
 	pthread_mutex_unlock(&fs->table.lock);
@@ -341,19 +358,12 @@ static void vs_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 		in = inode_child_find(parent, name);
 		if (!in) {
 			pthread_mutex_unlock(&fs->table.lock);
-			/* a negative entry, cached like a positive one */
-			memset(&e, 0, sizeof(e));
-			e.entry_timeout = fs->cfg.entry_timeout;
-			fuse_reply_entry(req, &e);
+			reply_negative(req, fs);
 			return;
 		}
 		in->nlookup++;
-		memset(&e, 0, sizeof(e));
-		fs_synced_stat(fs, in, &e.attr);
+		synced_entry(fs, in, &e);
 		pthread_mutex_unlock(&fs->table.lock);
-		e.ino = in->ino;
-		e.attr_timeout = fs->cfg.attr_timeout;
-		e.entry_timeout = fs->cfg.entry_timeout;
 		fuse_reply_entry(req, &e);
 		return;
 	}
@@ -362,9 +372,7 @@ static void vs_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 	if (r == 0)
 		r = local_lookup(fs, parent, name, path, &e);
 	if (r == -ENOENT) {
-		memset(&e, 0, sizeof(e));
-		e.entry_timeout = fs->cfg.entry_timeout;
-		fuse_reply_entry(req, &e);
+		reply_negative(req, fs);
 		return;
 	}
 	if (r < 0)
@@ -627,13 +635,9 @@ static void reply_synced_entry(fuse_req_t req, struct vs_fs *fs,
 {
 	struct fuse_entry_param e;
 
-	memset(&e, 0, sizeof(e));
 	pthread_mutex_lock(&fs->table.lock);
-	fs_synced_stat(fs, in, &e.attr);
+	synced_entry(fs, in, &e);
 	pthread_mutex_unlock(&fs->table.lock);
-	e.ino = in->ino;
-	e.attr_timeout = fs->cfg.attr_timeout;
-	e.entry_timeout = fs->cfg.entry_timeout;
 	fuse_reply_entry(req, &e);
 }
 
@@ -1012,22 +1016,22 @@ static void vs_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 
 	r = prepare_create(fs, parent_ino, name, &parent, path, sizeof(path));
 	if (r == 1) {
+		struct synced_handle *h = calloc(1, sizeof(*h));
 		struct vs_inode *in = NULL;
 
-		r = fsw_create(fs, parent, name, VS_KIND_FILE, mode, NULL, &in);
+		/* without a handle, close() could not journal the file */
+		r = h ? fsw_create(fs, parent, name, VS_KIND_FILE, mode, NULL,
+				   &in)
+		      : -ENOMEM;
 		if (r < 0) {
+			free(h);
 			fuse_reply_err(req, -r);
 			return;
 		}
-		memset(&e, 0, sizeof(e));
 		pthread_mutex_lock(&fs->table.lock);
-		fs_synced_stat(fs, in, &e.attr);
+		synced_entry(fs, in, &e);
 		pthread_mutex_unlock(&fs->table.lock);
-		e.ino = in->ino;
-		e.attr_timeout = fs->cfg.attr_timeout;
-		e.entry_timeout = fs->cfg.entry_timeout;
-		fi->fh = (uint64_t)(uintptr_t)calloc(
-		    1, sizeof(struct synced_handle));
+		fi->fh = (uint64_t)(uintptr_t)h;
 		fi->keep_cache = 1;
 		fuse_reply_create(req, &e, fi);
 		return;
