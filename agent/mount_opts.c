@@ -36,10 +36,11 @@ const char vs_mount_usage[] =
     "                       0: other files only on first read)\n"
     "  --learn-seconds S    record the order of first reads for S seconds "
     "(default 10)\n"
-    "  --writable           synced paths take writes: journaled locally, "
-    "committed\n"
-    "                       to PostgreSQL behind (else they are "
-    "read-only)\n"
+    "  --read-only          synced paths refuse writes (EROFS); by "
+    "default they\n"
+    "                       take them: journaled locally, committed to "
+    "PostgreSQL\n"
+    "                       behind (--writable says so explicitly)\n"
     "  --author NAME        author of local changes (default "
     "container:<hostname>)\n"
     "  --max-file-size N    largest synced file written here (default "
@@ -105,6 +106,7 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 	o->prefetch = 4;
 	o->learn_seconds = 10;
 	o->max_file_size = 64LL << 20;
+	o->writable = true;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *val = NULL;
@@ -230,6 +232,8 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 			o->no_follow = true;
 		else if (strcmp(a, "--writable") == 0)
 			o->writable = true;
+		else if (strcmp(a, "--read-only") == 0)
+			o->writable = false;
 		else if (strcmp(a, "-f") == 0)
 			o->foreground = true;
 		else if (strcmp(a, "-s") == 0)

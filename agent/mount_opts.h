@@ -30,7 +30,7 @@ struct vs_mount_opts {
 	    *control;	   /* --control ADDR:PORT: /healthz /readyz /metrics */
 	int prefetch;	   /* --prefetch N: background fetchers (0: none) */
 	int learn_seconds; /* --learn-seconds: record first reads this long */
-	bool writable;		/* --writable: synced paths take writes */
+	bool writable;		/* synced paths take writes (not --read-only) */
 	const char *author;	/* --author: recorded with local changes */
 	long long max_file_size; /* --max-file-size: bigger writes are EFBIG */
 	const char *critical[VS_MOUNT_MAX_CRITICAL + 1]; /* --critical GLOB */

@@ -122,8 +122,13 @@ milliseconds, as if saved locally):
   build/agent/vsyncctl --pg "\$VSYNC_PG_URL" put example src/App.jsx /tmp/App.jsx
   build/agent/vsyncctl --pg "\$VSYNC_PG_URL" log example src/App.jsx
 
+Edit inside the mount (saved as a new version, author container:<host>;
+sync waits until PostgreSQL has it):
+  echo '/* edited in the container */' >>mnt/src/main.jsx && sync mnt/src/main.jsx
+  build/agent/vsyncctl --pg "\$VSYNC_PG_URL" log example src/main.jsx
+
 Run the app on the mount (node_modules/ and dist/ stay local to this
-machine; --no-package-lock because synced paths are read-only for now):
+machine; --no-package-lock keeps npm from committing a lock file):
   cd mnt && npm install --no-package-lock && PORT=5173 npm run dev
 
 Stop everything (unmount, stop PostgreSQL and Redis, remove .demo/):

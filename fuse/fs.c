@@ -3,8 +3,9 @@
  *
  * DESIGN
  * Synced paths are served from the in-memory inode table (inode_i.h) and
- * the verified content cache; they are read-only here (EROFS) until
- * write-back lands. Local-only paths (node_modules/, dist/ ...) are passed
+ * the verified content cache; writes to them go through write.c (working
+ * copies, the journal, the write-back) or, with --read-only, are refused
+ * with EROFS. Local-only paths (node_modules/, dist/ ...) are passed
  * through to the upper directory with *at() calls on paths computed from
  * the inode tree, so no fd is held per inode.
  *

@@ -1,9 +1,10 @@
 /*
  * fs.h - the FUSE file system (fuse/): what the mount program hands it.
  *
- * The file system serves the tree of a manifest (read-only for synced paths
- * until write-back lands: EROFS) and passes local-only paths through to an
- * upper directory. Content comes from a struct vs_content.
+ * The file system serves the tree of a manifest (synced paths: writes are
+ * journaled and written back, or EROFS when mounted --read-only) and passes
+ * local-only paths through to an upper directory. Content comes from a struct
+ * vs_content.
  */
 #ifndef VSYNC_FS_H
 #define VSYNC_FS_H
@@ -29,8 +30,8 @@ struct vs_fs_config {
 	uid_t uid; /* owner shown for synced files */
 	gid_t gid;
 
-	/* --writable: synced paths take writes, journaled here and
-	 * committed by the write-back (NULL: synced paths are EROFS) */
+	/* synced paths take writes, journaled here and committed by the
+	 * write-back (NULL, --read-only: synced paths are EROFS) */
 	struct vs_journal *journal; /* borrowed */
 	struct vs_cache *cache;	    /* borrowed: content objects */
 	int work_fd;		    /* dir for working copies (O_TMPFILE) */

@@ -7,7 +7,8 @@
 #   - every file's bytes, mode and size, and every symlink's target, equal
 #     the source; node_modules/ and .git/ were not imported
 #   - a name longer than 255 bytes is ENAMETOOLONG
-#   - writes to synced paths are EROFS (write-back is not built yet)
+#   - with --read-only, writes to synced paths are EROFS (the default is
+#     writable: test_writable.sh)
 #   - the local-only node_modules/ takes a 2000-file tar -x (and an offline
 #     npm install when npm exists), reads back, and survives a remount
 #   - a remount with the same cache dir, then with PostgreSQL stopped: what
@@ -218,7 +219,7 @@ umount_main() {
 
 # ---------------------------------------------------------------- pass 1
 
-if ! mount_main "first mount"; then
+if ! mount_main "first mount (--read-only)" --read-only; then
 	vs_summary || true
 	exit 1
 fi

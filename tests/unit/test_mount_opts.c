@@ -16,7 +16,8 @@
  *    function means no environment);
  *  - --timeout / --cache-timeout values, invalid ones -> -EINVAL with a
  *    message naming the value;
- *  - -f, -s, -d (implies -f);
+ *  - -f, -s, -d (implies -f); writable by default, --read-only turns it
+ *    off, the last of --read-only/--writable wins;
  *  - missing PROJECT/MOUNTPOINT, an unexpected third positional, an
  *    option without its value, unknown options (also "--x=1" and
  *    "--no-default-local=1") -> -EINVAL with a message naming them;
@@ -176,6 +177,7 @@ static void test_positionals_and_defaults(void **state)
 	check_bool(false, p.o.debug, "debug");
 	check_bool(false, p.o.help, "help");
 	check_bool(false, p.o.version, "version");
+	check_bool(true, p.o.writable, "writable by default");
 	check_local(&p, DEFAULT_LOCAL);
 
 	/* positionals may come between and after options; "-" is one */
@@ -404,6 +406,13 @@ static void test_flags(void **state)
 	check_bool(true, p.o.debug, "debug with -d");
 	check_bool(true, p.o.foreground, "foreground implied by -d");
 	check_bool(false, p.o.single_thread, "single_thread with only -d");
+
+	PARSE(&p, "--read-only", "p", "m");
+	check_ok(&p);
+	check_bool(false, p.o.writable, "not writable with --read-only");
+	PARSE(&p, "--read-only", "--writable", "p", "m");
+	check_ok(&p);
+	check_bool(true, p.o.writable, "--writable after --read-only");
 }
 
 static void test_missing_positionals(void **state)
