@@ -1448,6 +1448,8 @@ int vs_fs_new(struct vs_fs **out, const struct vs_fs_config *cfg,
 		return r;
 	}
 	r = inode_table_build(&fs->table, m, &cfg->local);
+	if (r == 0 && cfg->journal)
+		r = fsw_overlay_journal(fs);
 	if (r < 0) {
 		vs_fs_free(fs);
 		return r;

@@ -78,5 +78,9 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	       struct vs_inode *newparent, const char *newname,
 	       unsigned int flags);
+/* At start: apply the journal's pending entries to the tree built from
+ * the manifest, so a restart shows what close() returned for before it is
+ * committed. 0 or -ENOMEM. */
+int fsw_overlay_journal(struct vs_fs *fs);
 
 #endif

@@ -246,34 +246,53 @@ int inode_synced_child(struct vs_inode_table *t, struct vs_inode *dir,
 	return 0;
 }
 
-static int add_entry(struct vs_inode_table *t,
-		     const struct vs_manifest_entry *e)
+int inode_synced_at(struct vs_inode_table *t, const char *path,
+		    enum vs_kind kind, struct vs_inode **out)
 {
 	struct vs_inode *dir = t->root, *in = NULL;
-	char *path = strdup(e->path), *p, *slash;
+	char *copy = strdup(path), *p, *slash;
 	int r = 0;
 
-	if (!path)
+	if (!copy)
 		return -ENOMEM;
-	for (p = path; (slash = strchr(p, '/')); p = slash + 1) {
+	for (p = copy; (slash = strchr(p, '/')); p = slash + 1) {
 		*slash = '\0';
 		r = inode_synced_child(t, dir, p, VS_KIND_DIR, &dir);
 		if (r < 0)
 			goto out;
 		if (dir->kind != VS_KIND_DIR) {
-			vs_warn("skipping '%s': '%s' is not a directory",
-				e->path, p);
+			r = -ENOTDIR;
 			goto out;
 		}
 	}
-	r = inode_synced_child(t, dir, p, e->kind, &in);
-	if (r < 0)
-		goto out;
-	if (in->kind != e->kind) {
+	r = inode_synced_child(t, dir, p, kind, &in);
+	if (r == 0) {
+		*out = in;
+		if (in->kind != kind)
+			r = -EEXIST;
+	}
+out:
+	free(copy);
+	return r;
+}
+
+static int add_entry(struct vs_inode_table *t,
+		     const struct vs_manifest_entry *e)
+{
+	struct vs_inode *in = NULL;
+	int r = inode_synced_at(t, e->path, e->kind, &in);
+
+	if (r == -ENOTDIR) {
+		vs_warn("skipping '%s': a parent is not a directory", e->path);
+		return 0;
+	}
+	if (r == -EEXIST) {
 		vs_warn("skipping '%s': listed twice with different kinds",
 			e->path);
-		goto out;
+		return 0;
 	}
+	if (r < 0)
+		return r;
 	in->mode = e->mode & 07777;
 	in->size = e->kind == VS_KIND_DIR ? 0 : e->size;
 	in->mtime_ns = e->mtime_ns;
@@ -282,15 +301,11 @@ static int add_entry(struct vs_inode_table *t,
 	if (e->kind == VS_KIND_SYMLINK) {
 		free(in->target);
 		in->target = strdup(e->target ? e->target : "");
-		if (!in->target) {
-			r = -ENOMEM;
-			goto out;
-		}
+		if (!in->target)
+			return -ENOMEM;
 		in->size = strlen(in->target);
 	}
-out:
-	free(path);
-	return r;
+	return 0;
 }
 
 int inode_table_build(struct vs_inode_table *t, const struct vs_manifest *m,

@@ -108,6 +108,12 @@ struct vs_inode *inode_local_get(struct vs_inode_table *t,
 int inode_synced_child(struct vs_inode_table *t, struct vs_inode *dir,
 		       const char *name, enum vs_kind kind,
 		       struct vs_inode **out);
+/* Find or create the synced inode at project path @path (not ""), creating
+ * missing parents as directories (0755); a new one has default metadata.
+ * 0, -ENOTDIR (a parent is not a directory), -EEXIST (*out is the entry
+ * there, of another kind) or -ENOMEM. */
+int inode_synced_at(struct vs_inode_table *t, const char *path,
+		    enum vs_kind kind, struct vs_inode **out);
 /* Unlink synced @in from its directory; it is freed once the kernel has
  * forgotten it (at once if it never knew it). */
 void inode_synced_remove(struct vs_inode_table *t, struct vs_inode *in);

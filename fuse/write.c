@@ -333,9 +333,11 @@ int fsw_setattr(struct vs_fs *fs, struct vs_inode *in, const struct stat *attr,
 	return r;
 }
 
-/* Journal an entry about @path (mkdir, symlink, delete, rename). */
+/* Journal an entry about @path (mkdir, symlink, delete, rename); its op id
+ * and lseq into @op_out and @lseq_out when not NULL. */
 static int journal_path(struct vs_fs *fs, enum vs_jop op, const char *path,
-			const char *old_path, const char *target, uint32_t mode)
+			const char *old_path, const char *target, uint32_t mode,
+			char op_out[37], uint64_t *lseq_out)
 {
 	struct vs_jentry *e = calloc(1, sizeof(*e));
 	int r;
@@ -351,6 +353,10 @@ static int journal_path(struct vs_fs *fs, enum vs_jop op, const char *path,
 	if (target)
 		snprintf(e->target, sizeof(e->target), "%s", target);
 	r = journal(fs, e);
+	if (r == 0 && op_out)
+		memcpy(op_out, e->op_id, sizeof(e->op_id));
+	if (r == 0 && lseq_out)
+		*lseq_out = e->lseq;
 	free(e);
 	return r;
 }
@@ -399,9 +405,11 @@ out_locked:
 	if (r < 0)
 		return r;
 	if (kind == VS_KIND_DIR)
-		r = journal_path(fs, VS_JOP_MKDIR, path, NULL, NULL, mode);
+		r = journal_path(fs, VS_JOP_MKDIR, path, NULL, NULL, mode, NULL,
+				 NULL);
 	else if (kind == VS_KIND_SYMLINK)
-		r = journal_path(fs, VS_JOP_SYMLINK, path, NULL, target, 0777);
+		r = journal_path(fs, VS_JOP_SYMLINK, path, NULL, target, 0777,
+				 NULL, NULL);
 	else
 		in->wgen++; /* an empty file is a change too: flushed on close
 			     */
@@ -433,24 +441,42 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	pthread_mutex_unlock(&fs->table.lock);
 	if (r < 0)
 		return r;
-	return journal_path(fs, VS_JOP_DELETE, path, NULL, NULL, 0);
+	return journal_path(fs, VS_JOP_DELETE, path, NULL, NULL, 0, NULL, NULL);
 }
 
 int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	       struct vs_inode *newparent, const char *newname,
 	       unsigned int flags)
 {
-	char from[PATH_MAX], to[PATH_MAX];
-	struct vs_inode *in, *old;
+	char from[PATH_MAX], to[PATH_MAX], op[37];
+	struct vs_inode *in, *old, *file = NULL;
+	uint64_t lseq;
 	int r = 0;
 
 	if (flags & ~RENAME_NOREPLACE)
 		return -EINVAL; /* RENAME_EXCHANGE is not supported */
+	/*
+	 * A file is renamed under its fd_lock (the kernel holds the inode
+	 * for the length of the rename), so that no snapshot of it comes
+	 * between the move and the RENAME entry: its WRITE would name the
+	 * new path ahead of the rename in the journal.
+	 */
+	pthread_mutex_lock(&fs->table.lock);
+	in = inode_child_find(parent, name);
+	if (in && in->kind != VS_KIND_DIR)
+		file = in;
+	pthread_mutex_unlock(&fs->table.lock);
+	if (file)
+		pthread_rwlock_wrlock(&file->fd_lock);
 	pthread_mutex_lock(&fs->table.lock);
 	in = inode_child_find(parent, name);
 	old = inode_child_find(newparent, newname);
 	if (!in) {
 		r = -ENOENT;
+		goto out;
+	}
+	if (in != file && (file || in->kind != VS_KIND_DIR)) {
+		r = -EAGAIN; /* changed between the two looks: cannot be */
 		goto out;
 	}
 	if (old == in)
@@ -477,25 +503,142 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 		r = inode_path(in, to, sizeof(to));
 out:
 	pthread_mutex_unlock(&fs->table.lock);
-	if (r < 0 || !in || old == in)
-		return r;
-	if (in->kind == VS_KIND_FILE) {
-		/* (the kernel holds the inode for the length of the rename)
-		 * a save pending under the old path produces a version of
-		 * that path, not this one: the next save of this path is
-		 * committed unconditionally */
-		pthread_rwlock_wrlock(&in->fd_lock);
-		if (in->pending_op[0]) {
-			in->pending_op[0] = '\0';
-			pthread_mutex_lock(&fs->table.lock);
-			in->version = -1;
-			pthread_mutex_unlock(&fs->table.lock);
-		}
-		pthread_rwlock_unlock(&in->fd_lock);
+	if (r == 0 && in && old != in)
+		r = journal_path(fs, VS_JOP_RENAME, to, from, NULL, 0, op,
+				 &lseq);
+	if (r == 0 && file && old != in) {
+		/* the next save of this file is based on the version the
+		 * rename makes at the new path (not on one of the old path,
+		 * nor unconditional): it names the rename as its after_op.
+		 * A save still pending under the old path is committed
+		 * there first, and the rename moves it. */
+		memcpy(file->pending_op, op, sizeof(file->pending_op));
+		file->pending_lseq = lseq;
 	}
-	/* a file with unsaved changes: its WRITE (at flush) names the new
-	 * path; the rename goes first in the journal */
-	return journal_path(fs, VS_JOP_RENAME, to, from, NULL, 0);
+	if (file)
+		pthread_rwlock_unlock(&file->fd_lock);
+	return r;
+}
+
+/* ---- a restart: what is journaled, over the tree of the manifest */
+
+/* Split @path into its parent directory (found or created) and last name. */
+static int overlay_parent(struct vs_inode_table *t, const char *path,
+			  struct vs_inode **dir, const char **name)
+{
+	char parent[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+
+	*name = slash ? slash + 1 : path;
+	*dir = t->root;
+	if (!slash)
+		return 0;
+	snprintf(parent, sizeof(parent), "%.*s", (int)(slash - path), path);
+	return inode_synced_at(t, parent, VS_KIND_DIR, dir);
+}
+
+/* Apply journal entry @e to the tree (table lock held). 0, 1 if it does
+ * not fit the tree (left to the committer and the change coming back),
+ * or -ENOMEM. */
+static int overlay_apply(struct vs_inode_table *t, const struct vs_jentry *e)
+{
+	struct vs_inode *in = NULL, *dir, *old;
+	const char *name;
+	int r;
+
+	switch (e->op) {
+	case VS_JOP_WRITE:
+	case VS_JOP_SYMLINK:
+		r = inode_synced_at(t, e->path,
+				    e->op == VS_JOP_WRITE ? VS_KIND_FILE
+							  : VS_KIND_SYMLINK,
+				    &in);
+		if (r < 0)
+			return r == -ENOMEM ? r : 1;
+		if (e->op == VS_JOP_SYMLINK) {
+			char *target = strdup(e->target);
+
+			if (!target)
+				return -ENOMEM;
+			free(in->target);
+			in->target = target;
+			in->size = strlen(target);
+			in->mode = 0777;
+			vs_sha256_hex(in->hash, target, in->size);
+			return 0;
+		}
+		memcpy(in->hash, e->hash, sizeof(in->hash));
+		in->size = e->size;
+		in->mode = e->mode & 07777;
+		in->mtime_ns = now_ns();
+		/* not committed: the next save chains after it, the updater
+		 * leaves the file alone, the commit makes it clean */
+		memcpy(in->pending_op, e->op_id, sizeof(in->pending_op));
+		in->pending_lseq = e->lseq;
+		return 0;
+	case VS_JOP_MKDIR:
+		r = inode_synced_at(t, e->path, VS_KIND_DIR, &in);
+		if (r == 0)
+			in->mode = e->mode & 07777;
+		return r == -ENOMEM ? r : r < 0;
+	case VS_JOP_DELETE:
+		in = inode_lookup_path(t, e->path);
+		if (!in || in == t->root || in->nchildren)
+			return !!in;
+		inode_synced_remove(t, in);
+		return 0;
+	case VS_JOP_RENAME:
+		in = inode_lookup_path(t, e->old_path);
+		if (!in || in == t->root)
+			return 1;
+		r = overlay_parent(t, e->path, &dir, &name);
+		if (r < 0)
+			return r == -ENOMEM ? r : 1;
+		for (struct vs_inode *p = dir; p; p = p->parent)
+			if (p == in)
+				return 1;
+		old = inode_child_find(dir, name);
+		if (old == in)
+			return 0;
+		if (old && (old->nchildren || (old->kind == VS_KIND_DIR) !=
+						  (in->kind == VS_KIND_DIR)))
+			return 1;
+		if (old)
+			inode_synced_remove(t, old);
+		r = inode_synced_move(in, dir, name);
+		if (r == 0 && in->kind != VS_KIND_DIR) {
+			memcpy(in->pending_op, e->op_id,
+			       sizeof(in->pending_op));
+			in->pending_lseq = e->lseq;
+		}
+		return r;
+	}
+	return 1;
+}
+
+static int overlay_entry(void *arg, const struct vs_jentry *e)
+{
+	struct vs_fs *fs = arg;
+	int r;
+
+	pthread_mutex_lock(&fs->table.lock);
+	r = overlay_apply(&fs->table, e);
+	pthread_mutex_unlock(&fs->table.lock);
+	if (r == 1)
+		vs_warn("journaled %s of '%s' does not fit the tree; it is "
+			"shown once committed",
+			e->op == VS_JOP_RENAME ? "rename" : "change", e->path);
+	return r < 0 ? r : 0;
+}
+
+int fsw_overlay_journal(struct vs_fs *fs)
+{
+	size_t n = vs_journal_pending(fs->cfg.journal);
+
+	if (!n)
+		return 0;
+	vs_info("showing %zu journaled local changes over the manifest", n);
+	return vs_journal_each(fs->cfg.journal, overlay_entry, fs);
 }
 
 void vs_fs_set_writeback(struct vs_fs *fs, struct vs_writeback *wb)
@@ -514,19 +657,36 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		vs_error("local change to '%s' was refused by PostgreSQL: %s; "
 			 "it is not synced",
 			 e->path, strerror(-res->error));
-		return;
+		/* (a WRITE or RENAME still clears the file's pending op
+		 * below: it is not waited for any more) */
 	}
-	if (e->op != VS_JOP_WRITE)
+	if (e->op != VS_JOP_WRITE && e->op != VS_JOP_RENAME)
 		return;
 	pthread_mutex_lock(&fs->table.lock);
 	in = inode_lookup_path(&fs->table, e->path);
-	if (in && in->kind == VS_KIND_FILE)
+	if (in && in->kind != VS_KIND_DIR)
 		in->nlookup++; /* pinned: not freed while we use it */
 	else
 		in = NULL;
 	pthread_mutex_unlock(&fs->table.lock);
 	if (!in)
 		return;
+	if (e->op == VS_JOP_RENAME || in->kind != VS_KIND_FILE || res->error) {
+		/* a renamed file: the version at its new path, and it is
+		 * clean again unless saved since (so is a file whose change
+		 * was refused: the updater may replace it again) */
+		pthread_rwlock_wrlock(&in->fd_lock);
+		pthread_mutex_lock(&fs->table.lock);
+		if (strcmp(in->pending_op, e->op_id) == 0) {
+			in->pending_op[0] = '\0';
+			in->pending_lseq = 0;
+			if (!res->error && res->version > 0)
+				in->version = res->version;
+		}
+		pthread_mutex_unlock(&fs->table.lock);
+		pthread_rwlock_unlock(&in->fd_lock);
+		goto out;
+	}
 	/* the committed content, to serve once the working copy goes */
 	if (vs_cache_open(fs->cfg.cache, res->hash, &fd) < 0)
 		fd = -1;
@@ -567,6 +727,7 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 			vs_warn("cannot invalidate '%s': %s", e->path,
 				strerror(-r));
 	}
+out:
 	pthread_mutex_lock(&fs->table.lock);
 	inode_forget(&fs->table, in, 1);
 	pthread_mutex_unlock(&fs->table.lock);

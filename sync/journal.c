@@ -646,6 +646,45 @@ out:
 	return r;
 }
 
+int vs_journal_each(struct vs_journal *j,
+		    int (*fn)(void *arg, const struct vs_jentry *e), void *arg)
+{
+	char name[LSEQ_DIGITS + 5];
+	struct vs_jentry *e = malloc(sizeof(*e));
+	uint64_t *lseqs = NULL;
+	size_t n;
+	int r = 0;
+
+	if (!e)
+		return -ENOMEM;
+	/* a copy of the list: @fn runs without the lock */
+	pthread_mutex_lock(&j->lock);
+	n = j->n;
+	if (n && !(lseqs = malloc(n * sizeof(*lseqs))))
+		r = -ENOMEM;
+	else if (n)
+		memcpy(lseqs, j->pending, n * sizeof(*lseqs));
+	pthread_mutex_unlock(&j->lock);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		int rr;
+
+		entry_name(name, lseqs[i], "");
+		rr = entry_read(j->dir_fd, name, e);
+		if (rr == 0 && e->lseq != lseqs[i])
+			rr = -EBADMSG;
+		if (rr < 0) {
+			/* vs_journal_peek() deals with it when it comes up */
+			vs_warn("skipping journal entry %s: %s", name,
+				strerror(-rr));
+			continue;
+		}
+		r = fn(arg, e);
+	}
+	free(lseqs);
+	free(e);
+	return r;
+}
+
 size_t vs_journal_pending(struct vs_journal *j)
 {
 	size_t n;

@@ -31,21 +31,21 @@ enum vs_jop {
 };
 
 struct vs_jentry {
-	uint64_t lseq;			 /* set by vs_journal_append */
-	char op_id[37];			 /* UUID text, the idempotency key */
+	uint64_t lseq;	/* set by vs_journal_append */
+	char op_id[37]; /* UUID text, the idempotency key */
 	enum vs_jop op;
 	char path[VS_PATH_MAX + 1];
-	char old_path[VS_PATH_MAX + 1];	 /* rename */
-	char target[VS_PATH_MAX + 1];	 /* symlink */
+	char old_path[VS_PATH_MAX + 1]; /* rename */
+	char target[VS_PATH_MAX + 1];	/* symlink */
 	uint32_t mode;
-	int64_t base_version;		 /* -1: none (unconditional) */
+	int64_t base_version; /* -1: none (unconditional) */
 	/* WRITE/SYMLINK: when not "", the base is the version that journal
 	 * operation @after_op produced (a chain of local saves of one path
 	 * journaled before the previous one was committed); look it up in
 	 * file_operations by operation id. Takes precedence over
 	 * base_version. */
 	char after_op[37];
-	char hash[VS_HASH_HEX_LEN + 1];	 /* write: content object */
+	char hash[VS_HASH_HEX_LEN + 1]; /* write: content object */
 	uint64_t size;
 };
 
@@ -71,6 +71,11 @@ int vs_journal_append(struct vs_journal *j, struct vs_jentry *e);
 int vs_journal_peek(struct vs_journal *j, struct vs_jentry *e);
 /* Remove entry @lseq (committed). 0 or -errno. */
 int vs_journal_done(struct vs_journal *j, uint64_t lseq);
+/* Call @fn on each pending entry, oldest first (unreadable ones are
+ * skipped with a log line); stops at the first non-zero return of @fn and
+ * returns it. 0 or -ENOMEM otherwise. */
+int vs_journal_each(struct vs_journal *j,
+		    int (*fn)(void *arg, const struct vs_jentry *e), void *arg);
 /* Pending entries. */
 size_t vs_journal_pending(struct vs_journal *j);
 /* The lseq of the oldest pending entry, or the lseq the next append will

@@ -14,7 +14,12 @@
 # and a local edit of different lines merge; of the same line, the local
 # one becomes current, the other stays in history and the conflict is
 # recorded. SIGKILL of the agent during fsync'ed writes: after a restart
-# every acknowledged write is in PostgreSQL exactly once.
+# every acknowledged write is in PostgreSQL exactly once. A save of a
+# renamed file is based on the version the rename made (a remote edit
+# after the rename is merged, not overwritten). Restart with uncommitted changes: PostgreSQL stopped, changes
+# made (closed, so journaled), the agent SIGKILLed and mounted again (by
+# default, without --writable) from its saved manifest: the mount shows
+# the changes at once; PostgreSQL started again: they are committed.
 #
 # Needs /dev/fuse (else exit 77), PostgreSQL (started here).
 set -u
@@ -162,6 +167,50 @@ all_acked() {
 vs_check "after a restart every fsync'ed write is in PostgreSQL" vs_poll 15 all_acked
 vs_check_eq "each exactly once" 0 \
 	"$(sql "SELECT count(*) FROM (SELECT path FROM file_operations WHERE project_id = '$ID' AND path LIKE 'kill/f%' AND operation_type IN ('create','update') GROUP BY path HAVING count(*) > 1) d")"
+vs_umount "$MNT"
+
+# ---------------------------------------------------------------- rename, then save
+# (--no-follow: the rename never comes back, so only the journal chain
+# tells the save which version of the new path it is based on)
+vs_mount w "$MNT" --cache-dir "$W/cache" --no-follow --author test-container || exit 1
+printf 'r1\nr2\nr3\nr4\n' >"$MNT/ren.txt"
+sync "$MNT/ren.txt"
+mv "$MNT/ren.txt" "$MNT/ren2.txt"
+sync "$MNT/ren2.txt"
+vs_check "the rename is committed" committed ren2.txt "$(printf 'r1\nr2\nr3\nr4')"
+printf 'r1\nr2\nr3\nr4 remote\n' | "$CTL" -q put w ren2.txt -
+printf 'r1 local\nr2\nr3\nr4\n' >"$MNT/ren2.txt"
+sync "$MNT/ren2.txt"
+vs_check_eq "a save of the renamed file merges with a remote edit made after the rename" \
+	"$(printf 'r1 local\nr2\nr3\nr4 remote')" "$(pgcat ren2.txt)"
+vs_umount "$MNT"
+
+# ---------------------------------------------------------------- restart with uncommitted changes
+vs_mount w "$MNT" --cache-dir "$W/cache" --author test-container || exit 1
+cat "$MNT/docs/README.md" "$MNT/run.sh" >/dev/null
+vs_check "PostgreSQL stopped" vs_pg_stop
+printf 'while down\n' >"$MNT/docs/README.md"
+mkdir "$MNT/down"
+printf 'new while down\n' >"$MNT/down/new.txt"
+mv "$MNT/run.sh" "$MNT/run2.sh"
+rm "$MNT/src/three.txt"
+kill -KILL "$VS_MOUNT_PID"
+vs_check "the agent died (SIGKILL) with changes not committed" vs_poll 10 sh -c '! kill -0 "$1" 2>/dev/null' _ "$VS_MOUNT_PID"
+vs_umount "$MNT" >/dev/null 2>&1
+vs_mount w "$MNT" --cache-dir "$W/cache" --author test-container || exit 1
+vs_check_eq "the remount (PostgreSQL down) shows a journaled edit" 'while down' "$(cat "$MNT/docs/README.md")"
+vs_check_eq "a journaled new file in a new directory" 'new while down' "$(cat "$MNT/down/new.txt" 2>&1)"
+vs_check "a journaled rename" sh -c '[ -x "$1/run2.sh" ] && [ ! -e "$1/run.sh" ]' _ "$MNT"
+vs_check "a journaled unlink" test ! -e "$MNT/src/three.txt"
+vs_check "PostgreSQL started again" vs_pg_start_again
+vs_check "the edit is committed" vs_poll 15 committed docs/README.md 'while down'
+vs_check "the new file is committed" vs_poll 15 committed down/new.txt 'new while down'
+vs_check "the rename is committed" vs_poll 15 sh -c '"$1" cat w run2.sh >/dev/null 2>&1 && ! "$1" cat w run.sh >/dev/null 2>&1' _ "$CTL"
+vs_check "the unlink is committed" vs_poll 15 gone src/three.txt
+vs_check "the mount equals PostgreSQL" vs_poll 15 equal_tree
+h=$(printf 'while down\n' | sha256sum | cut -d' ' -f1)
+vs_check_eq "the edit once" 1 \
+	"$(sql "SELECT count(*) FROM file_operations WHERE project_id = '$ID' AND path = 'docs/README.md' AND user_id = 'test-container' AND (operation_data::text || coalesce(result::text, '')) LIKE '%$h%'")"
 vs_umount "$MNT"
 
 vs_summary

@@ -65,12 +65,6 @@ field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$OUT" | head -n 1; }
 
 journal_count() { find "$JOURNAL" -mindepth 1 -maxdepth 1 | wc -l; }
 
-pg_start_again() {
-	vs__as_postgres "$VS_PG_BIN/pg_ctl" -D "$VS_PG_DATA" \
-		-l "$VS_SERVERS_DIR/pg.log" -W start >/dev/null 2>&1 &&
-		vs_poll 30 vs__pg_ready
-}
-
 # lines N: a file of N numbered lines.
 lines() {
 	local i
@@ -206,7 +200,7 @@ vs_check "PostgreSQL down: returned after the wait (2.5 s), not hung" \
 vs_check_eq "PostgreSQL down: entry stays journaled" 1 "$(journal_count)"
 vs_check "PostgreSQL down: logged once" test \
 	"$(grep -c "cannot commit write of 'src/d.js' now" "$W/wb.log")" -eq 1
-vs_check "start PostgreSQL again" pg_start_again
+vs_check "start PostgreSQL again" vs_pg_start_again
 wb replay
 vs_check_eq "PostgreSQL back: replay exit" 0 "$RC"
 vs_check_eq "PostgreSQL back: committed" "d content" "$(ctl cat wbtest src/d.js)"

@@ -27,6 +27,8 @@
 #                        also works from another process that sourced them.
 #   vs_pg_stop           stop PostgreSQL only (pg_ctl stop -m fast); the
 #                        "backend is down" cases of the tests use it.
+#   vs_pg_start_again    start it again after vs_pg_stop (same socket and
+#                        data); returns once it accepts connections (30 s).
 #   vs_servers_env       print `export NAME=value` lines for the above.
 #
 # Test helpers
@@ -424,6 +426,12 @@ vs_pg_stop() {
 		}
 	fi
 	return 0
+}
+
+vs_pg_start_again() {
+	vs__as_postgres "$VS_PG_BIN/pg_ctl" -D "$VS_PG_DATA" \
+		-l "$VS_SERVERS_DIR/pg.log" -W start >/dev/null 2>&1 &&
+		vs_poll 30 vs__pg_ready
 }
 
 vs__redis_ping() {
