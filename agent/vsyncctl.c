@@ -159,14 +159,6 @@ static bool uuid_valid(const char *s)
 }
 
 /* The SQL side also refuses control characters in paths (docs/protocol.md). */
-static bool has_control(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return true;
-	return false;
-}
-
 static double mib(uint64_t bytes)
 {
 	return (double)bytes / (1024.0 * 1024.0);
@@ -812,7 +804,8 @@ static int imp_entry(struct imp *im, const char *rel, const char *name)
 			 strerror(errno));
 		goto out;
 	}
-	if (vs_path_check(r_path, strlen(r_path)) < 0 || has_control(r_path)) {
+	if (vs_path_check(r_path, strlen(r_path)) < 0 ||
+	    vs_path_syncable(r_path, strlen(r_path)) < 0) {
 		ctl_fail(0, "skipping '%s': invalid path", r_path);
 		im->nskipped++;
 		r = 0;

@@ -594,6 +594,18 @@ static void vs_readlink(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_readlink(req, target);
 }
 
+/* Can @name be a synced path's component (PostgreSQL stores it as it is:
+ * UTF-8, no control characters)? Logs a refusal. */
+static bool synced_name_ok(const char *name)
+{
+	if (vs_path_syncable(name, strlen(name)) == 0)
+		return true;
+	vs_warn("refusing the name '%s' on a synced path: not UTF-8 or has "
+		"control characters (EINVAL)",
+		name);
+	return false;
+}
+
 /*
  * Common start of the calls that create @name in @parent: check the name;
  * for a local-only target compute the upper path and create the
@@ -622,7 +634,9 @@ static int prepare_create(struct vs_fs *fs, fuse_ino_t parent_ino,
 		pthread_mutex_unlock(&fs->table.lock);
 		if (exists)
 			return -EEXIST;
-		return fs->cfg.journal ? 1 : -EROFS; /* 1: a synced creation */
+		if (!fs->cfg.journal)
+			return -EROFS;
+		return synced_name_ok(name) ? 1 : -EINVAL; /* 1: synced */
 	}
 	r = upper_path(fs, *parent, name, path, size);
 	if (r < 0)
@@ -847,8 +861,10 @@ static void vs_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 		bool dst_local = is_local_target(fs, newparent, newname);
 
 		if (!src_local && !dst_local) {
-			r = fsw_rename(fs, parent, name, newparent, newname,
-				       flags);
+			r = synced_name_ok(newname)
+				? fsw_rename(fs, parent, name, newparent,
+					     newname, flags)
+				: -EINVAL;
 			fuse_reply_err(req, -r);
 			return;
 		}

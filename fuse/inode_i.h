@@ -64,6 +64,8 @@ struct vs_inode {
 	 * changes exist, its write generation, the generation last
 	 * journaled, and the journal operation not yet committed */
 	int wfd;
+	bool wfailed; /* a write failed (EFBIG, ENOSPC ...): not saved
+		       * until truncated or rewritten whole */
 	uint64_t wgen, jgen;
 	uint64_t pending_lseq;
 	char pending_op[37];

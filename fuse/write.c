@@ -144,6 +144,7 @@ int fsw_open(struct vs_fs *fs, struct vs_inode *in, int flags)
 	pthread_rwlock_wrlock(&in->fd_lock);
 	r = working_copy(fs, in, flags & O_TRUNC);
 	if (r == 0 && (flags & O_TRUNC)) {
+		in->wfailed = false; /* rewritten whole from here */
 		pthread_mutex_lock(&fs->table.lock);
 		in->size = 0;
 		in->mtime_ns = now_ns();
@@ -161,17 +162,17 @@ int fsw_write(struct vs_fs *fs, struct vs_inode *in, struct fuse_bufvec *buf,
 	ssize_t n;
 	int r = 0;
 
+	pthread_rwlock_wrlock(&in->fd_lock);
 	if (fs->cfg.max_file_size &&
 	    (uint64_t)off + fuse_buf_size(buf) > fs->cfg.max_file_size) {
 		vs_warn("refusing a write past the %llu-byte limit (inode "
 			"%llu)",
 			(unsigned long long)fs->cfg.max_file_size,
 			(unsigned long long)in->ino);
-		return -EFBIG;
-	}
-	pthread_rwlock_wrlock(&in->fd_lock);
-	if (in->wfd < 0)
+		r = -EFBIG;
+	} else if (in->wfd < 0) {
 		r = working_copy(fs, in, false);
+	}
 	if (r == 0) {
 		out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 		out.buf[0].fd = in->wfd;
@@ -188,6 +189,14 @@ int fsw_write(struct vs_fs *fs, struct vs_inode *in, struct fuse_bufvec *buf,
 			in->mtime_ns = now_ns();
 			pthread_mutex_unlock(&fs->table.lock);
 		}
+	}
+	if (r < 0 && !in->wfailed) {
+		/* what is in the working copy now is not what the writer
+		 * meant: it is not saved until rewritten */
+		in->wfailed = true;
+		vs_warn("a write failed (%s): inode %llu is not saved until "
+			"it is truncated or rewritten",
+			strerror(-r), (unsigned long long)in->ino);
 	}
 	pthread_rwlock_unlock(&in->fd_lock);
 	return r;
@@ -216,6 +225,12 @@ static int snapshot(struct vs_fs *fs, struct vs_inode *in, bool force,
 		pthread_rwlock_unlock(&in->fd_lock);
 		free(e);
 		return 0;
+	}
+	if (in->wfailed) {
+		/* nothing half-written is committed */
+		pthread_rwlock_unlock(&in->fd_lock);
+		free(e);
+		return -ECANCELED;
 	}
 	if (in->wfd < 0)
 		r = working_copy(fs, in, false); /* e.g. a chmod: same bytes */
@@ -270,8 +285,11 @@ static int snapshot(struct vs_fs *fs, struct vs_inode *in, bool force,
 int fsw_flush(struct vs_fs *fs, struct vs_inode *in)
 {
 	uint64_t lseq;
+	int r = snapshot(fs, in, false, &lseq);
 
-	return snapshot(fs, in, false, &lseq);
+	/* a failed write (not saved) was reported by write(2): close()
+	 * does not report it again */
+	return r == -ECANCELED ? 0 : r;
 }
 
 int fsw_fsync(struct vs_fs *fs, struct vs_inode *in)
@@ -279,6 +297,8 @@ int fsw_fsync(struct vs_fs *fs, struct vs_inode *in)
 	uint64_t lseq;
 	int r = snapshot(fs, in, false, &lseq);
 
+	if (r == -ECANCELED)
+		return -EIO; /* a failed write: not saved */
 	if (r < 0 || !lseq)
 		return r;
 	if (!fs->wb)
@@ -308,6 +328,7 @@ int fsw_setattr(struct vs_fs *fs, struct vs_inode *in, const struct stat *attr,
 		if (r == 0 && ftruncate(in->wfd, attr->st_size) < 0)
 			r = -errno;
 		if (r == 0) {
+			in->wfailed = false; /* the writer chose the bytes */
 			in->wgen++;
 			pthread_mutex_lock(&fs->table.lock);
 			in->size = (uint64_t)attr->st_size;
@@ -330,7 +351,7 @@ int fsw_setattr(struct vs_fs *fs, struct vs_inode *in, const struct stat *attr,
 	/* a new mode is a change to commit; times are local only */
 	if ((valid & FUSE_SET_ATTR_MODE) && in->kind == VS_KIND_FILE)
 		r = snapshot(fs, in, true, &lseq);
-	return r;
+	return r == -ECANCELED ? 0 : r; /* saved with the next good save */
 }
 
 /* Journal an entry about @path (mkdir, symlink, delete, rename); its op id
@@ -380,7 +401,12 @@ int fsw_create(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 		r = -EEXIST;
 		goto out_locked;
 	}
-	r = inode_synced_child(&fs->table, parent, name, kind, &in);
+	/* the path must fit before the inode exists */
+	r = inode_path(parent, path, sizeof(path));
+	if (r == 0 && strlen(path) + 1 + strlen(name) > VS_PATH_MAX)
+		r = -ENAMETOOLONG;
+	if (r == 0)
+		r = inode_synced_child(&fs->table, parent, name, kind, &in);
 	if (r < 0)
 		goto out_locked;
 	in->mode = mode & 07777;
@@ -494,6 +520,11 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 			r = -EINVAL;
 	if (r == 0)
 		r = inode_path(in, from, sizeof(from));
+	/* the new path must fit before anything moves */
+	if (r == 0)
+		r = inode_path(newparent, to, sizeof(to));
+	if (r == 0 && strlen(to) + 1 + strlen(newname) > VS_PATH_MAX)
+		r = -ENAMETOOLONG;
 	if (r < 0)
 		goto out;
 	if (old)

@@ -3,7 +3,9 @@
  *
  * Each event is formatted into a stack buffer and written with one write(2)
  * so lines from different threads never interleave. Over-long messages are
- * cut and end in "...".
+ * cut and end in "...". The message is one logfmt value: control
+ * characters in it (a file name from outside may hold a newline) become
+ * '?' and double quotes single ones, so a line is always one event.
  */
 #include "vsync/log.h"
 
@@ -39,7 +41,7 @@ void vs_vlog(enum vs_log_level level, const char *fmt, va_list ap)
 	char line[2048];
 	struct timeval tv;
 	struct tm tm;
-	size_t n;
+	size_t n, msg;
 	int r;
 
 	if ((int)level > log_level)
@@ -53,7 +55,7 @@ void vs_vlog(enum vs_log_level level, const char *fmt, va_list ap)
 	    tm.tm_sec, (long)(tv.tv_usec / 1000), log_prog, level_names[level]);
 	if (r < 0)
 		return;
-	n = (size_t)r;
+	n = msg = (size_t)r;
 	r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
 	if (r < 0)
 		return;
@@ -67,6 +69,16 @@ void vs_vlog(enum vs_log_level level, const char *fmt, va_list ap)
 	/* strip a trailing newline the caller may have put (libfuse does) */
 	while (n > 0 && line[n - 1] == '\n')
 		n--;
+	/* one line per message, whatever a path from outside holds: control
+	 * characters become '?', a double quote a single one */
+	for (size_t i = msg; i < n; i++) {
+		unsigned char c = (unsigned char)line[i];
+
+		if (c < 0x20 || c == 0x7f)
+			line[i] = '?';
+		else if (c == '"')
+			line[i] = '\'';
+	}
 	line[n++] = '"';
 	line[n++] = '\n';
 	if (write(STDERR_FILENO, line, n) < 0) {

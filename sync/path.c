@@ -47,6 +47,46 @@ int vs_path_check(const char *path, size_t len)
 	return 0;
 }
 
+int vs_path_syncable(const char *path, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)path;
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned c = p[i];
+		size_t n;
+		unsigned min, cp;
+
+		if (c < 0x20 || c == 0x7f)
+			return -EINVAL;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		/* a multi-byte sequence: its length, the smallest code point
+		 * it may encode (no overlong forms) */
+		if ((c & 0xe0) == 0xc0)
+			n = 2, min = 0x80, cp = c & 0x1f;
+		else if ((c & 0xf0) == 0xe0)
+			n = 3, min = 0x800, cp = c & 0x0f;
+		else if ((c & 0xf8) == 0xf0)
+			n = 4, min = 0x10000, cp = c & 0x07;
+		else
+			return -EINVAL;
+		if (len - i < n)
+			return -EINVAL;
+		for (size_t k = 1; k < n; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return -EINVAL;
+			cp = cp << 6 | (p[i + k] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return -EINVAL;
+		i += n;
+	}
+	return 0;
+}
+
 bool vs_name_is_local(const struct vs_local_rules *rules, const char *name,
 		      size_t len)
 {

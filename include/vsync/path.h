@@ -28,6 +28,14 @@ int vs_path_check(const char *path, size_t len);
 int vs_name_check(const char *name, size_t len);
 
 /*
+ * Whether @path (of @len bytes, valid for vs_path_check) can be stored in
+ * PostgreSQL as it is: valid UTF-8 without control characters (0x01-0x1f,
+ * 0x7f), as vsync_check_path() and the database's encoding demand. 0 or
+ * -EINVAL. A single name is a path too.
+ */
+int vs_path_syncable(const char *path, size_t len);
+
+/*
  * The set of local-only names (node_modules, dist, ...). A path is
  * local-only when any of its components equals one of the names: such
  * paths live in the container only and are never synced.

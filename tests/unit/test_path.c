@@ -14,7 +14,12 @@
  *  - vs_name_is_local / vs_path_is_local with the default names:
  *    node_modules at any depth, near misses ("node_modules2", "src/dist.js")
  *    not local, "a/dist/x" local, NULL rules and custom rules;
- *  - vs_path_basename on top-level and nested paths.
+ *  - vs_path_basename on top-level and nested paths;
+ *  - vs_path_syncable: ASCII, 2/3/4-byte UTF-8 (U+00E9, U+20AC, U+1F600)
+ *    accepted; control characters (newline, tab, 0x1f, DEL), a lone
+ *    continuation byte, a truncated sequence, overlong forms (C0 80,
+ *    E0 80 AF), UTF-16 surrogates (ED A0 80), code points over U+10FFFF
+ *    (F4 90 80 80) and 0xF8/0xFF lead bytes refused with -EINVAL.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -258,6 +263,33 @@ static void test_basename(void **state)
 	check_basename("", "", 0);
 }
 
+static void check_syncable(const char *path, int want, const char *what)
+{
+	check_ret(want, vs_path_syncable(path, strlen(path)),
+		  "vs_path_syncable(%s)", what);
+}
+
+static void test_syncable(void **state)
+{
+	(void)state;
+	check_syncable("src/app.js", 0, "ASCII");
+	check_syncable("caf\xc3\xa9/\xe2\x82\xac/\xf0\x9f\x98\x80", 0,
+		       "2-, 3- and 4-byte UTF-8");
+	check_syncable("a\nb", -EINVAL, "a newline");
+	check_syncable("a\tb", -EINVAL, "a tab");
+	check_syncable("a\x1f", -EINVAL, "0x1f");
+	check_syncable("a\x7f", -EINVAL, "DEL");
+	check_syncable("\x80", -EINVAL, "a lone continuation byte");
+	check_syncable("a\xc3", -EINVAL, "a truncated sequence");
+	check_syncable("\xe2\x82", -EINVAL, "a truncated 3-byte sequence");
+	check_syncable("\xc0\x80", -EINVAL, "overlong NUL");
+	check_syncable("\xe0\x80\xaf", -EINVAL, "overlong '/'");
+	check_syncable("\xed\xa0\x80", -EINVAL, "a UTF-16 surrogate");
+	check_syncable("\xf4\x90\x80\x80", -EINVAL, "over U+10FFFF");
+	check_syncable("\xf8\x88\x80\x80\x80", -EINVAL, "a 5-byte form");
+	check_syncable("\xff", -EINVAL, "0xff");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -270,6 +302,7 @@ int main(void)
 	    cmocka_unit_test(test_default_local_paths),
 	    cmocka_unit_test(test_name_is_local),
 	    cmocka_unit_test(test_basename),
+	    cmocka_unit_test(test_syncable),
 	};
 
 	return cmocka_run_group_tests_name("path", tests, NULL, NULL);

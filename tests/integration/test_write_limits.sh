@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+#
+# test_write_limits.sh - limits and hostile input on the synced paths of a
+# (writable by default) mount: a clear errno and a log line, nothing
+# half-written committed.
+#
+# Covers:
+#   - --max-file-size: a write past the limit (sequential, and one write at
+#     a far offset) is EFBIG; truncate past it is EFBIG; a file whose write
+#     failed is not committed (not even its first part), fsync on it is
+#     EIO; rewritten whole it is committed again;
+#   - a full cache dir (a 8 MiB tmpfs): a large write is ENOSPC, nothing of
+#     it reaches PostgreSQL; once space is freed, writes are committed
+#     again;
+#   - names PostgreSQL cannot store (a newline, a tab, invalid UTF-8) are
+#     EINVAL on synced paths, by create, mkdir, symlink and rename, with a
+#     log line; the same names are fine in local-only node_modules/;
+#   - a path over 4096 bytes (directories of 250-byte names) is
+#     ENAMETOOLONG and leaves no entry behind;
+#   - PostgreSQL equals the mount afterwards.
+#
+# Needs /dev/fuse (else exit 77), root (tmpfs), PostgreSQL (started here).
+set -u
+
+# shellcheck source=tests/lib/servers.sh
+. "$(dirname "$0")/../lib/servers.sh"
+
+vs_need_fuse
+if ((EUID != 0)); then
+	echo "test_write_limits: needs root to mount a small tmpfs; skipped" >&2
+	exit 77
+fi
+CTL=$VSYNC_BUILD_DIR/agent/vsyncctl
+vs_deadline 300
+vs_servers_start pg || exit 1
+unset VSYNC_REDIS_URL
+export VS_LOG_DIR=$VS_SERVERS_DIR
+W=$VS_SERVERS_DIR/work
+mkdir -p "$W"
+PSQL=$VS_PG_BIN/psql
+sql() { "$PSQL" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" -c "$1"; }
+pgcat() { "$CTL" cat l "$1" 2>/dev/null; }
+gone() { ! "$CTL" cat l "$1" >/dev/null 2>&1; }
+committed() { [[ "$(pgcat "$1")" == "$2" ]]; }
+
+# expect_errno DESC MESSAGE CMD...: CMD fails and says MESSAGE.
+expect_errno() {
+	local desc=$1 want=$2 out
+	shift 2
+	if out=$("$@" 2>&1); then
+		vs_fail "$desc: expected '$want', saw success"
+	elif [[ $out == *"$want"* ]]; then
+		vs_pass "$desc"
+	else
+		vs_fail "$desc: expected '$want', saw '$out'"
+	fi
+}
+
+SRC=$W/src
+mkdir -p "$SRC/src"
+printf 'keep\n' >"$SRC/src/keep.txt"
+vs_check "init and import" sh -c '"$1" -q init && "$1" -q import l "$2"' _ "$CTL" "$SRC"
+ID=$(sql "SELECT vsync_project_id('l')")
+
+# The cache dir on its own small file system.
+SMALL=$W/small
+mkdir -p "$SMALL"
+if ! mount -t tmpfs -o size=8m,mode=0700 vsync-test-small "$SMALL"; then
+	echo "test_write_limits: cannot mount a tmpfs; skipped" >&2
+	exit 77
+fi
+vs_on_exit "umount $(printf '%q' "$SMALL")"
+
+MNT=$W/mnt
+mkdir -p "$MNT"
+vs_mount l "$MNT" --cache-dir "$SMALL/cache" --max-file-size 1048576 \
+	--author limits || exit 1
+
+# ---------------------------------------------------------------- EFBIG
+expect_errno "a write past --max-file-size is EFBIG" "File too large" \
+	sh -c 'head -c 2097152 /dev/zero >"$1"' _ "$MNT/big.bin"
+expect_errno "fsync of the file whose write failed is EIO" "Input/output error" \
+	sync "$MNT/big.bin"
+expect_errno "one write at a far offset is EFBIG" "File too large" \
+	dd if=/dev/zero of="$MNT/far.bin" bs=1 count=1 seek=4M status=none
+expect_errno "truncate past the limit is EFBIG" "File too large" \
+	truncate -s 2M "$MNT/src/keep.txt"
+printf 'small now\n' >"$MNT/small.txt"
+sync "$MNT/small.txt"
+vs_check "a later file is committed (the committer is not stuck)" committed small.txt 'small now'
+vs_check "nothing of the failed writes is committed" sh -c \
+	'! "$1" cat l big.bin >/dev/null 2>&1 && ! "$1" cat l far.bin >/dev/null 2>&1' _ "$CTL"
+vs_check_eq "the truncated file is unchanged" keep "$(pgcat src/keep.txt)"
+printf 'rewritten\n' >"$MNT/big.bin"
+sync "$MNT/big.bin"
+vs_check_eq "rewritten whole, it is committed" rewritten "$(pgcat big.bin)"
+vs_check "the refusal is logged" grep -q "past the 1048576-byte limit" "$VS_MOUNT_LOG"
+
+# ---------------------------------------------------------------- ENOSPC
+mkdir "$MNT/full"
+expect_errno "a write that fills the cache dir is ENOSPC" "No space left on device" \
+	sh -c 'head -c 900000 /dev/urandom >"$1/a.bin" && head -c 900000 /dev/urandom >"$1/b.bin" &&
+	       head -c 900000 /dev/urandom >"$1/c.bin" && head -c 900000 /dev/urandom >"$1/d.bin" &&
+	       head -c 900000 /dev/urandom >"$1/e.bin" && head -c 900000 /dev/urandom >"$1/f.bin" &&
+	       head -c 900000 /dev/urandom >"$1/g.bin" && head -c 900000 /dev/urandom >"$1/h.bin" &&
+	       head -c 900000 /dev/urandom >"$1/i.bin" && head -c 900000 /dev/urandom >"$1/j.bin"' _ "$MNT/full"
+vs_log "ENOSPC after $(find "$MNT/full" -type f 2>/dev/null | wc -l) files"
+rm -rf "$MNT/full"
+printf 'after\n' >"$MNT/after.txt"
+sync "$MNT/after.txt"
+vs_check "once space is freed, writes are committed again" committed after.txt after
+# every version of a file of full/ in PostgreSQL, if any, is whole
+partial() {
+	sql "SELECT file_path || ' v' || version || ': ' || file_size FROM project_files WHERE project_id = '$ID' AND file_path LIKE 'full/%' AND kind = 'file' AND NOT is_deleted AND file_size <> 900000"
+}
+vs_check_eq "no half-written file reached PostgreSQL" "" "$(partial)"
+
+# ---------------------------------------------------------------- EINVAL
+expect_errno "a name with a newline is EINVAL" "Invalid argument" touch "$MNT/src/bad"$'\n'"name"
+expect_errno "a name with a tab is EINVAL (mkdir)" "Invalid argument" mkdir "$MNT/src/bad"$'\t'"dir"
+expect_errno "a name that is not UTF-8 is EINVAL" "Invalid argument" touch "$MNT/src/"$'\xff'".js"
+expect_errno "a symlink with such a name is EINVAL" "Invalid argument" ln -s keep.txt "$MNT/src/l"$'\n'
+# (perl: mv reads rename's EINVAL as "a subdirectory of itself")
+expect_errno "a rename to such a name is EINVAL" "Invalid argument" \
+	perl -e 'rename($ARGV[0], $ARGV[1]) or die "$!\n"' "$MNT/src/keep.txt" "$MNT/src/k"$'\x01'
+vs_check "the renamed file is still there" test -f "$MNT/src/keep.txt"
+vs_check "the refusal is logged" grep -q "refusing the name" "$VS_MOUNT_LOG"
+vs_check "such names are fine in local-only node_modules/" sh -c \
+	'mkdir -p "$1/node_modules" && touch "$1/node_modules/a"$(printf "\\t")"b" "$1/node_modules/"$(printf "\\377")' _ "$MNT"
+
+# ---------------------------------------------------------------- ENAMETOOLONG
+long=$(printf 'd%.0s' {1..250})
+depth=$(
+	cd "$MNT" || exit 1
+	for i in $(seq 1 20); do
+		mkdir "$long" 2>"$W/deep.err" && cd "$long" || break
+	done
+	echo "$((i - 1))"
+)
+vs_check_eq "directories deeper than 4096 bytes of path: refused at depth 17" 16 "$depth"
+vs_check "with ENAMETOOLONG" grep -q "File name too long" "$W/deep.err"
+vs_check_eq "and no entry left behind" "" "$(cd "$MNT" && for i in $(seq 1 16); do cd "$long" || exit 1; done && ls -A)"
+
+# ---------------------------------------------------------------- the end
+equal_tree() {
+	local p
+	while IFS= read -r p; do
+		[[ "$(pgcat "$p")" == "$(cat "$MNT/$p")" ]] || return 1
+	done < <(cd "$MNT" && find . -path ./node_modules -prune -o -type f -print | sed 's|^\./||')
+}
+vs_check "the mount equals PostgreSQL" vs_poll 15 equal_tree
+vs_umount "$MNT"
+vs_summary
