@@ -41,6 +41,14 @@
  *  version in history and records the conflict. Both use the entry's
  *  operation id, so the resolution itself is committed at most once.
  *
+ * Bursts. When the oldest entry is a save of a file and the entries right
+ * behind it are saves of the same path, each chained after the one before
+ * (an editor saving repeatedly while the committer was behind, or while
+ * PostgreSQL was down), only the newest is committed, based on what the
+ * first one was based on (its base version or after_op). The older entries are finished with it (their
+ * fsync waiters see its result); a crash before they are removed replays
+ * the same burst, and the newest's operation id makes that a no-op.
+ *
  * Stop. vs_wb_stop() lets the entry in flight finish (its PostgreSQL calls
  * are bounded by the deadline), interrupts a backoff, joins the thread and
  * leaves every unfinished entry in the journal.
@@ -71,6 +79,7 @@
 #define WB_IDLE_MS	  1000 /* re-peek while idle, in case of no kick */
 #define WB_REFUSALS	  256  /* refusals remembered for vs_wb_wait() */
 #define WB_RESOLVE_TRIES  5    /* merge/conflict rounds before backing off */
+#define WB_BURST_MAX	  64   /* saves of one file committed as one */
 
 struct wb_refusal {
 	uint64_t lseq;
@@ -94,6 +103,8 @@ struct vs_writeback {
 	int backoff_ms;	    /* next backoff */
 	uint64_t rng;	    /* jitter */
 	struct vs_jentry e; /* the entry in flight (large: not on the stack) */
+	struct vs_jentry last; /* the newest save of a burst (wb_burst) */
+	uint64_t burst[WB_BURST_MAX]; /* the lseqs of that burst */
 
 	pthread_mutex_t lock;
 	pthread_cond_t wake; /* committer: kicked, stop */
@@ -804,11 +815,52 @@ static void wb_failed(struct vs_writeback *wb, const struct vs_jentry *e, int r)
 	}
 }
 
+struct wb_burst_ctx {
+	struct vs_writeback *wb;
+	const struct vs_jentry *first;
+	const char *prev_op; /* op id the next save must be chained after */
+	size_t n;	     /* entries in wb->burst */
+};
+
+static int wb_burst_next(void *arg, const struct vs_jentry *e)
+{
+	struct wb_burst_ctx *c = arg;
+	struct vs_writeback *wb = c->wb;
+
+	if (e->lseq == c->first->lseq)
+		return 0; /* the oldest: where the burst starts */
+	if (c->n == WB_BURST_MAX || e->op != VS_JOP_WRITE ||
+	    strcmp(e->path, c->first->path) || strcmp(e->after_op, c->prev_op))
+		return 1;
+	wb->last = *e;
+	wb->burst[c->n++] = e->lseq;
+	c->prev_op = wb->last.op_id;
+	return 0;
+}
+
+/*
+ * The saves of @e's path chained right behind @e (see Bursts): their
+ * number (0: none), the lseqs from @e's on in wb->burst, the newest in
+ * wb->last.
+ */
+static size_t wb_burst(struct vs_writeback *wb, const struct vs_jentry *e)
+{
+	struct wb_burst_ctx c = {wb, e, e->op_id, 1};
+
+	if (e->op != VS_JOP_WRITE)
+		return 0;
+	wb->burst[0] = e->lseq;
+	if (vs_journal_each(wb->journal, wb_burst_next, &c) < 0)
+		return 0;
+	return c.n - 1;
+}
+
 static void *wb_main(void *arg)
 {
 	struct vs_writeback *wb = arg;
 	struct vs_jentry *e = &wb->e;
 	struct vs_wb_result res;
+	size_t nburst;
 	int r;
 
 	while (!wb_stopping(wb)) {
@@ -828,13 +880,31 @@ static void *wb_main(void *arg)
 			continue;
 		}
 		wb_advance(wb, e->lseq - 1, -EIO, 0, 0);
+		nburst = wb_burst(wb, e);
+		if (nburst) {
+			vs_debug("write-back: %zu saves of '%s' committed as "
+				 "one",
+				 nburst + 1, e->path);
+			/* based on what the first one was based on */
+			memcpy(wb->last.after_op, e->after_op,
+			       sizeof(e->after_op));
+			wb->last.base_version = e->base_version;
+			*e = wb->last;
+		}
 		r = wb_commit(wb, e, &res);
 		if (r < 0) {
 			wb_failed(wb, e, r);
 			wb_backoff(wb);
 			continue;
 		}
-		r = vs_journal_done(wb->journal, e->lseq);
+		for (size_t i = 0; i < nburst; i++) {
+			r = vs_journal_done(wb->journal, wb->burst[i]);
+			if (r < 0 && r != -ENOENT)
+				break;
+			r = 0;
+		}
+		if (r == 0)
+			r = vs_journal_done(wb->journal, e->lseq);
 		if (r < 0 && r != -ENOENT) {
 			/* committed but still journaled: the retry, with the
 			 * same op id, is a no-op that returns this result */
@@ -857,6 +927,9 @@ static void *wb_main(void *arg)
 				 res.version);
 		if (wb->committed)
 			wb->committed(wb->arg, e, &res);
+		for (size_t i = 0; i < nburst; i++)
+			wb_advance(wb, wb->burst[i], -EIO, wb->burst[i],
+				   res.error);
 		wb_advance(wb, e->lseq, -EIO, e->lseq, res.error);
 	}
 	return NULL;

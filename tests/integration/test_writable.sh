@@ -20,6 +20,8 @@
 # made (closed, so journaled), the agent SIGKILLed and mounted again (by
 # default, without --writable) from its saved manifest: the mount shows
 # the changes at once; PostgreSQL started again: they are committed.
+# 20 saves of one file while PostgreSQL is down are committed as one
+# version.
 #
 # Needs /dev/fuse (else exit 77), PostgreSQL (started here).
 set -u
@@ -211,6 +213,18 @@ vs_check "the mount equals PostgreSQL" vs_poll 15 equal_tree
 h=$(printf 'while down\n' | sha256sum | cut -d' ' -f1)
 vs_check_eq "the edit once" 1 \
 	"$(sql "SELECT count(*) FROM file_operations WHERE project_id = '$ID' AND path = 'docs/README.md' AND user_id = 'test-container' AND (operation_data::text || coalesce(result::text, '')) LIKE '%$h%'")"
+vs_umount "$MNT"
+
+# ---------------------------------------------------------------- a burst of saves
+vs_mount w "$MNT" --cache-dir "$W/cache" --author test-container || exit 1
+printf 'save 0\n' >"$MNT/burst.txt"
+sync "$MNT/burst.txt"
+vs_check "PostgreSQL stopped" vs_pg_stop
+for i in $(seq 1 20); do printf 'save %d\n' "$i" >"$MNT/burst.txt"; done
+vs_check "PostgreSQL started again" vs_pg_start_again
+vs_check "the last of 20 saves made while PostgreSQL was down is committed" vs_poll 15 committed burst.txt 'save 20'
+vs_check_eq "as one version (the saves are coalesced)" 2 \
+	"$(sql "SELECT count(*) FROM project_files WHERE project_id = '$ID' AND file_path = 'burst.txt'")"
 vs_umount "$MNT"
 
 vs_summary
