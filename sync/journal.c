@@ -61,6 +61,7 @@
 
 #include "vsync/cache.h"
 #include "vsync/log.h"
+#include "vsync/metrics.h"
 
 #define LSEQ_DIGITS 20
 #define HEADER	    "vsync-journal 1\n"
@@ -422,6 +423,7 @@ static void pending_remove(struct vs_journal *j, size_t i)
 	memmove(&j->pending[i], &j->pending[i + 1],
 		(j->n - i - 1) * sizeof(j->pending[0]));
 	j->n--;
+	vs_metrics_journal_pending((int64_t)j->n);
 }
 
 /* ------------------------------------------------------------ the journal */
@@ -490,6 +492,7 @@ static int journal_scan(struct vs_journal *j)
 	if (j->n > 1)
 		qsort(j->pending, j->n, sizeof(j->pending[0]), cmp_u64);
 	j->next_lseq = max + 1;
+	vs_metrics_journal_pending((int64_t)j->n);
 out:
 	if (dir)
 		closedir(dir);
@@ -584,6 +587,7 @@ int vs_journal_append(struct vs_journal *j, struct vs_jentry *e)
 		goto out;
 	}
 	j->pending[j->n++] = e->lseq;
+	vs_metrics_journal_pending((int64_t)j->n);
 	j->next_lseq++;
 out:
 	pthread_mutex_unlock(&j->lock);

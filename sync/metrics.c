@@ -57,6 +57,12 @@ static const char *const source_names[VS_SRC_COUNT] = {
     [VS_SRC_PG] = "postgres",
 };
 
+static const char *const outcome_names[VS_WB_OUTCOME_COUNT] = {
+    [VS_WB_COMMITTED] = "committed", [VS_WB_MERGED] = "merged",
+    [VS_WB_CONFLICT] = "conflict",   [VS_WB_REFUSED] = "refused",
+    [VS_WB_COALESCED] = "coalesced",
+};
+
 static const char *const backend_names[VS_BACKEND_COUNT] = {
     [VS_BACKEND_REDIS] = "redis",
     [VS_BACKEND_PG] = "postgres",
@@ -82,6 +88,8 @@ static struct {
 	atomic_uint_least64_t changes_applied;
 	atomic_int_least64_t applied_seq;
 	atomic_int_least64_t prefetch_pending;
+	atomic_uint_least64_t writeback[VS_WB_OUTCOME_COUNT];
+	atomic_int_least64_t journal_pending;
 } reg;
 
 #define ADD(obj, n) atomic_fetch_add_explicit(&(obj), (n), memory_order_relaxed)
@@ -149,6 +157,17 @@ void vs_metrics_prefetch_pending(int64_t n)
 	SET(reg.prefetch_pending, n);
 }
 
+void vs_metrics_writeback(enum vs_wb_outcome outcome)
+{
+	if ((unsigned)outcome < VS_WB_OUTCOME_COUNT)
+		ADD(reg.writeback[outcome], 1);
+}
+
+void vs_metrics_journal_pending(int64_t n)
+{
+	SET(reg.journal_pending, n);
+}
+
 void vs_metrics_reset(void)
 {
 	SET(reg.ready, 0);
@@ -170,6 +189,9 @@ void vs_metrics_reset(void)
 	SET(reg.changes_applied, 0);
 	SET(reg.applied_seq, 0);
 	SET(reg.prefetch_pending, 0);
+	for (int o = 0; o < VS_WB_OUTCOME_COUNT; o++)
+		SET(reg.writeback[o], 0);
+	SET(reg.journal_pending, 0);
 }
 
 /* ------------------------------------------------------------ rendering */
@@ -338,6 +360,17 @@ int vs_metrics_render(char **out, size_t *len)
 		   "Files still queued for background prefetch.");
 	mbuf_printf(&m, "vsync_prefetch_pending %" PRId64 "\n",
 		    (int64_t)GET(reg.prefetch_pending));
+
+	put_header(&m, "vsync_writeback_total", "counter",
+		   "Journal entries of local changes finished, by outcome.");
+	for (int o = 0; o < VS_WB_OUTCOME_COUNT; o++)
+		mbuf_printf(
+		    &m, "vsync_writeback_total{outcome=\"%s\"} %" PRIu64 "\n",
+		    outcome_names[o], (uint64_t)GET(reg.writeback[o]));
+	put_header(&m, "vsync_journal_pending", "gauge",
+		   "Local changes journaled and not yet committed.");
+	mbuf_printf(&m, "vsync_journal_pending %" PRId64 "\n",
+		    (int64_t)GET(reg.journal_pending));
 
 	if (m.err) {
 		free(m.p);

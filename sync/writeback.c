@@ -45,9 +45,10 @@
  * behind it are saves of the same path, each chained after the one before
  * (an editor saving repeatedly while the committer was behind, or while
  * PostgreSQL was down), only the newest is committed, based on what the
- * first one was based on (its base version or after_op). The older entries are finished with it (their
- * fsync waiters see its result); a crash before they are removed replays
- * the same burst, and the newest's operation id makes that a no-op.
+ * first one was based on (its base version or after_op). The older entries are
+ * finished with it (their fsync waiters see its result); a crash before they
+ * are removed replays the same burst, and the newest's operation id makes that
+ * a no-op.
  *
  * Stop. vs_wb_stop() lets the entry in flight finish (its PostgreSQL calls
  * are bounded by the deadline), interrupts a backoff, joins the thread and
@@ -72,6 +73,7 @@
 #include "vsync/hash.h"
 #include "vsync/log.h"
 #include "vsync/merge.h"
+#include "vsync/metrics.h"
 #include "vsync/pg.h"
 
 #define WB_BACKOFF_MIN_MS 100
@@ -927,9 +929,15 @@ static void *wb_main(void *arg)
 				 res.version);
 		if (wb->committed)
 			wb->committed(wb->arg, e, &res);
-		for (size_t i = 0; i < nburst; i++)
+		for (size_t i = 0; i < nburst; i++) {
+			vs_metrics_writeback(VS_WB_COALESCED);
 			wb_advance(wb, wb->burst[i], -EIO, wb->burst[i],
 				   res.error);
+		}
+		vs_metrics_writeback(res.error	    ? VS_WB_REFUSED
+				     : res.conflict ? VS_WB_CONFLICT
+				     : res.merged   ? VS_WB_MERGED
+						    : VS_WB_COMMITTED);
 		wb_advance(wb, e->lseq, -EIO, e->lseq, res.error);
 	}
 	return NULL;

@@ -34,6 +34,20 @@ void vs_metrics_change_applied(int64_t seq);
 /* Files still queued for background prefetch. */
 void vs_metrics_prefetch_pending(int64_t n);
 
+/* How a journal entry of local changes ended (write-back). */
+enum vs_wb_outcome {
+	VS_WB_COMMITTED = 0, /* as it was */
+	VS_WB_MERGED = 1,    /* merged three-way with a concurrent edit */
+	VS_WB_CONFLICT = 2,  /* committed over a concurrent edit (recorded) */
+	VS_WB_REFUSED = 3,   /* refused for good by PostgreSQL (logged) */
+	VS_WB_COALESCED = 4, /* a save superseded by a newer one of a burst */
+	VS_WB_OUTCOME_COUNT
+};
+/* A journal entry ended with @outcome. */
+void vs_metrics_writeback(enum vs_wb_outcome outcome);
+/* Local changes journaled and not yet committed. */
+void vs_metrics_journal_pending(int64_t n);
+
 /*
  * Render every metric in Prometheus text exposition format into a
  * malloc'd buffer (*out, *len). 0 or -ENOMEM. Metric names: see

@@ -17,7 +17,8 @@
 #     the first's echo does not overwrite the second; the mount and
 #     PostgreSQL end with the second;
 #   - a file's inode number does not change when its own edit comes back
-#     (the updater replaces inodes only for remote edits).
+#     (the updater replaces inodes only for remote edits);
+#   - /metrics counts the commits and shows nothing left journaled.
 # Events are flushed before they are read: a file touched in node_modules/
 # (local-only on the mount) is the last event, so every earlier one has
 # been written.
@@ -113,6 +114,9 @@ run_mode() {
 	}
 	vs_check "$mode: the seven changes are committed" vs_poll 15 committed_all
 	vs_check "$mode: the agent has applied them as they came back" vs_poll 15 applied "$id" "$port"
+	vs_check "$mode: /metrics: commits counted, nothing left journaled" vs_poll 10 sh -c \
+		'curl -s --max-time 2 "http://127.0.0.1:$1/metrics" | grep -q "^vsync_writeback_total{outcome=\"committed\"} [1-9]" &&
+		 curl -s --max-time 2 "http://127.0.0.1:$1/metrics" | grep -qx "vsync_journal_pending 0"' _ "$port"
 	touch "$mnt/node_modules/mark2"
 	vs_check "$mode: events flushed" vs_poll 10 grep -q "mark2" "$ino"
 	after=$(grep -v "/node_modules" "$ino" | sed "s|$mnt/||" | uniq)

@@ -13,7 +13,8 @@
  *    bucket, one microsecond more is in the next, above 10 s only in
  *    +Inf); buckets cumulative and +Inf equal to _count;
  *  - cache hits/misses, backend errors by backend, changes applied with
- *    the last seq, prefetch pending (set, not added);
+ *    the last seq, prefetch pending (set, not added), write-back outcomes
+ *    by label (an unknown outcome ignored), journal pending (set);
  *  - vs_metrics_ready: is_ready, the first call's time wins, rendered in
  *    seconds with milliseconds;
  *  - vs_metrics_reset zeroes everything, ready included;
@@ -132,6 +133,8 @@ static const struct {
     {"vsync_changes_applied_total", "counter"},
     {"vsync_applied_seq", "gauge"},
     {"vsync_prefetch_pending", "gauge"},
+    {"vsync_writeback_total", "counter"},
+    {"vsync_journal_pending", "gauge"},
 };
 #define N_FAMILIES (sizeof(families) / sizeof(families[0]))
 
@@ -295,6 +298,13 @@ static void test_counters_and_gauges(void **state)
 	vs_metrics_change_applied(42);
 	vs_metrics_prefetch_pending(900);
 	vs_metrics_prefetch_pending(12); /* a gauge: set, not added */
+	vs_metrics_writeback(VS_WB_COMMITTED);
+	vs_metrics_writeback(VS_WB_COMMITTED);
+	vs_metrics_writeback(VS_WB_CONFLICT);
+	vs_metrics_writeback(VS_WB_COALESCED);
+	vs_metrics_writeback(VS_WB_OUTCOME_COUNT); /* ignored */
+	vs_metrics_journal_pending(7);
+	vs_metrics_journal_pending(3);
 	out = render_or_fail();
 	check_sample(out, "vsync_cache_hits_total", "2");
 	check_sample(out, "vsync_cache_misses_total", "1");
@@ -305,6 +315,15 @@ static void test_counters_and_gauges(void **state)
 	check_sample(out, "vsync_changes_applied_total", "2");
 	check_sample(out, "vsync_applied_seq", "42");
 	check_sample(out, "vsync_prefetch_pending", "12");
+	check_labelled(out, "vsync_writeback_total", "outcome", "committed",
+		       "2");
+	check_labelled(out, "vsync_writeback_total", "outcome", "conflict",
+		       "1");
+	check_labelled(out, "vsync_writeback_total", "outcome", "coalesced",
+		       "1");
+	check_labelled(out, "vsync_writeback_total", "outcome", "merged", "0");
+	check_labelled(out, "vsync_writeback_total", "outcome", "refused", "0");
+	check_sample(out, "vsync_journal_pending", "3");
 	free(out);
 }
 
