@@ -83,7 +83,8 @@ void fs_synced_stat(const struct vs_fs *fs, const struct vs_inode *in,
 	memset(st, 0, sizeof(*st));
 	st->st_ino = in->ino;
 	st->st_mode = kind_type(in->kind) | (in->mode & 07777);
-	st->st_nlink = in->kind == VS_KIND_DIR ? 2 : 1;
+	/* an unlinked file still open somewhere has no links left */
+	st->st_nlink = in->removed ? 0 : in->kind == VS_KIND_DIR ? 2 : 1;
 	st->st_uid = fs->cfg.uid;
 	st->st_gid = fs->cfg.gid;
 	st->st_size = (off_t)in->size;
