@@ -93,6 +93,10 @@ void fs_synced_stat(const struct vs_fs *fs, const struct vs_inode *in,
 	st->st_mtim.tv_sec = in->mtime_ns / 1000000000;
 	st->st_mtim.tv_nsec = in->mtime_ns % 1000000000;
 	st->st_atim = st->st_mtim;
+	if (in->atime_set) {
+		st->st_atim.tv_sec = in->atime_ns / 1000000000;
+		st->st_atim.tv_nsec = in->atime_ns % 1000000000;
+	}
 	st->st_ctim = st->st_mtim;
 }
 
@@ -495,6 +499,7 @@ static void vs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			in->mtime_ns =
 			    (int64_t)attr->st_mtim.tv_sec * 1000000000 +
 			    attr->st_mtim.tv_nsec;
+		in->atime_set = false; /* a new version: atime follows */
 		fs_synced_stat(fs, in, &st);
 		pthread_mutex_unlock(&fs->table.lock);
 		goto out;

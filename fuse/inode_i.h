@@ -44,6 +44,8 @@ struct vs_inode {
 	uint32_t mode; /* permission bits */
 	uint64_t size;
 	int64_t mtime_ns;
+	int64_t atime_ns; /* set by utimensat (local only); else mtime */
+	bool atime_set;
 	int64_t version;
 	char hash[VS_HASH_HEX_LEN + 1];
 	char *target; /* symlink target */

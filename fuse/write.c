@@ -326,6 +326,14 @@ int fsw_setattr(struct vs_fs *fs, struct vs_inode *in, const struct stat *attr,
 	else if (valid & FUSE_SET_ATTR_MTIME)
 		in->mtime_ns = (int64_t)attr->st_mtim.tv_sec * 1000000000 +
 			       attr->st_mtim.tv_nsec;
+	if (valid & FUSE_SET_ATTR_ATIME_NOW) {
+		in->atime_ns = now_ns();
+		in->atime_set = true;
+	} else if (valid & FUSE_SET_ATTR_ATIME) {
+		in->atime_ns = (int64_t)attr->st_atim.tv_sec * 1000000000 +
+			       attr->st_atim.tv_nsec;
+		in->atime_set = true;
+	}
 	pthread_mutex_unlock(&fs->table.lock);
 	/* a new mode is a change to commit; times are local only */
 	if ((valid & FUSE_SET_ATTR_MODE) && in->kind == VS_KIND_FILE)
