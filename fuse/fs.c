@@ -506,6 +506,10 @@ static void vs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	}
 	if (!in->local) {
 		r = fs->cfg.journal ? fsw_setattr(fs, in, attr, valid) : -EROFS;
+		/* truncate(2) of a path: no close follows to journal it (an
+		 * open's O_TRUNC comes with the open, atomic_o_trunc) */
+		if (r == 0 && (valid & FUSE_SET_ATTR_SIZE) && !(fi && fi->fh))
+			r = fsw_flush(fs, in);
 		if (r == 0) {
 			pthread_mutex_lock(&fs->table.lock);
 			fs_synced_stat(fs, in, &st);
@@ -1399,6 +1403,10 @@ static void vs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void vs_init(void *userdata, struct fuse_conn_info *conn)
 {
+	/* O_TRUNC comes with the open (fsw_open), not as a setattr without
+	 * a handle, which would be journaled as a truncate(2) */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
