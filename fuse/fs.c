@@ -1455,6 +1455,7 @@ int vs_fs_new(struct vs_fs **out, const struct vs_fs_config *cfg,
 	fs->cfg = *cfg;
 	fs->pending.fd = -1;
 	pthread_mutex_init(&fs->learn_lock, NULL);
+	pthread_mutex_init(&fs->own_lock, NULL);
 	r = inode_table_init(&fs->table);
 	if (r < 0) {
 		free(fs);
@@ -1479,6 +1480,7 @@ void vs_fs_free(struct vs_fs *fs)
 		free(fs->learned[i]);
 	free(fs->learned);
 	pthread_mutex_destroy(&fs->learn_lock);
+	pthread_mutex_destroy(&fs->own_lock);
 	inode_table_release(&fs->table);
 	free(fs);
 }

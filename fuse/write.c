@@ -37,6 +37,7 @@
 
 #include "fs_i.h"
 #include "vsync/cache.h"
+#include "vsync/clock.h"
 #include "vsync/content.h"
 #include "vsync/hash.h"
 #include "vsync/journal.h"
@@ -45,6 +46,9 @@
 
 /* fsync() waits this long for its commit before failing with EIO */
 #define FSW_FSYNC_TIMEOUT_MS 10000
+/* the updater waits at most this long for the committer to report the
+ * entries in flight before deciding whether a change is ours */
+#define FSW_OWN_WAIT_MS 2000
 
 static int64_t now_ns(void)
 {
@@ -76,6 +80,15 @@ static int journal(struct vs_fs *fs, struct vs_jentry *e)
 			 strerror(-r));
 		return r == -ENOSPC ? r : -EIO;
 	}
+	/* the range of entries this process appended (fs_i.h) */
+	for (uint64_t first = atomic_load(&fs->first_lseq);
+	     (!first || e->lseq < first) &&
+	     !atomic_compare_exchange_weak(&fs->first_lseq, &first, e->lseq);)
+		;
+	for (uint64_t last = atomic_load(&fs->last_lseq);
+	     e->lseq > last &&
+	     !atomic_compare_exchange_weak(&fs->last_lseq, &last, e->lseq);)
+		;
 	if (fs->wb)
 		vs_wb_kick(fs->wb);
 	return 0;
@@ -341,9 +354,11 @@ int fsw_setattr(struct vs_fs *fs, struct vs_inode *in, const struct stat *attr,
 	return r;
 }
 
-/* Journal an entry about @path (mkdir, symlink, delete, rename). */
+/* Journal an entry about @path (mkdir, symlink, delete, rename); its
+ * op_id and lseq into @op_id and @lseq unless NULL. */
 static int journal_path(struct vs_fs *fs, enum vs_jop op, const char *path,
-			const char *old_path, const char *target, uint32_t mode)
+			const char *old_path, const char *target, uint32_t mode,
+			char *op_id, uint64_t *lseq)
 {
 	struct vs_jentry *e = calloc(1, sizeof(*e));
 	int r;
@@ -359,6 +374,10 @@ static int journal_path(struct vs_fs *fs, enum vs_jop op, const char *path,
 	if (target)
 		snprintf(e->target, sizeof(e->target), "%s", target);
 	r = journal(fs, e);
+	if (r == 0 && op_id)
+		memcpy(op_id, e->op_id, sizeof(e->op_id));
+	if (r == 0 && lseq)
+		*lseq = e->lseq;
 	free(e);
 	return r;
 }
@@ -407,9 +426,11 @@ out_locked:
 	if (r < 0)
 		return r;
 	if (kind == VS_KIND_DIR)
-		r = journal_path(fs, VS_JOP_MKDIR, path, NULL, NULL, mode);
+		r = journal_path(fs, VS_JOP_MKDIR, path, NULL, NULL, mode, NULL,
+				 NULL);
 	else if (kind == VS_KIND_SYMLINK)
-		r = journal_path(fs, VS_JOP_SYMLINK, path, NULL, target, 0777);
+		r = journal_path(fs, VS_JOP_SYMLINK, path, NULL, target, 0777,
+				 NULL, NULL);
 	else
 		in->wgen++; /* an empty file is a change too: flushed on close
 			     */
@@ -441,7 +462,7 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	pthread_mutex_unlock(&fs->table.lock);
 	if (r < 0)
 		return r;
-	return journal_path(fs, VS_JOP_DELETE, path, NULL, NULL, 0);
+	return journal_path(fs, VS_JOP_DELETE, path, NULL, NULL, 0, NULL, NULL);
 }
 
 int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
@@ -487,23 +508,75 @@ out:
 	pthread_mutex_unlock(&fs->table.lock);
 	if (r < 0 || !in || old == in)
 		return r;
-	if (in->kind == VS_KIND_FILE) {
-		/* (the kernel holds the inode for the length of the rename)
-		 * a save pending under the old path produces a version of
-		 * that path, not this one: the next save of this path is
-		 * committed unconditionally */
-		pthread_rwlock_wrlock(&in->fd_lock);
-		if (in->pending_op[0]) {
-			in->pending_op[0] = '\0';
-			pthread_mutex_lock(&fs->table.lock);
-			in->version = -1;
-			pthread_mutex_unlock(&fs->table.lock);
-		}
-		pthread_rwlock_unlock(&in->fd_lock);
+	if (in->kind != VS_KIND_FILE)
+		return journal_path(fs, VS_JOP_RENAME, to, from, NULL, 0, NULL,
+				    NULL);
+	/*
+	 * (the kernel holds the inode for the length of the rename) the next
+	 * save of the file is based on the version the rename gives it at
+	 * its new path, not on one of the old path: it is chained after the
+	 * rename (after_op), and vs_fs_committed() takes that version. A
+	 * file with unsaved changes: its WRITE (at flush) names the new path;
+	 * the rename goes first in the journal.
+	 */
+	pthread_rwlock_wrlock(&in->fd_lock);
+	r = journal_path(fs, VS_JOP_RENAME, to, from, NULL, 0, in->pending_op,
+			 &in->pending_lseq);
+	pthread_rwlock_unlock(&in->fd_lock);
+	return r;
+}
+
+/* Remember change @seq as ours (the committer's thread). */
+static void own_push(struct vs_fs *fs, int64_t seq)
+{
+	pthread_mutex_lock(&fs->own_lock);
+	if (fs->own_count == VS_OWN_MAX) {
+		fs->own_head = (fs->own_head + 1) % VS_OWN_MAX;
+		fs->own_count--;
 	}
-	/* a file with unsaved changes: its WRITE (at flush) names the new
-	 * path; the rename goes first in the journal */
-	return journal_path(fs, VS_JOP_RENAME, to, from, NULL, 0);
+	fs->own_seqs[(fs->own_head + fs->own_count) % VS_OWN_MAX] = seq;
+	fs->own_count++;
+	if (seq > fs->own_newest)
+		fs->own_newest = seq;
+	pthread_mutex_unlock(&fs->own_lock);
+}
+
+bool fsw_own_change(struct vs_fs *fs, int64_t seq)
+{
+	int64_t until = vs_mono_ms() + FSW_OWN_WAIT_MS;
+	bool own = false;
+
+	if (!fs->cfg.journal || !atomic_load(&fs->first_lseq))
+		return false;
+	/*
+	 * PostgreSQL announces a change before the committer reports it:
+	 * wait until the committer has reported a later change of ours (so
+	 * any of ours up to @seq is known), or has nothing in flight.
+	 */
+	for (;;) {
+		uint64_t last = atomic_load(&fs->last_lseq);
+		int64_t now = vs_mono_ms();
+		int64_t newest;
+		int slice;
+
+		pthread_mutex_lock(&fs->own_lock);
+		newest = fs->own_newest;
+		pthread_mutex_unlock(&fs->own_lock);
+		if (newest >= seq || !fs->wb || now >= until)
+			break;
+		slice = until - now < 20 ? (int)(until - now) : 20;
+		if (vs_wb_wait(fs->wb, last, slice) != -ETIMEDOUT)
+			break; /* nothing in flight */
+	}
+	pthread_mutex_lock(&fs->own_lock);
+	while (fs->own_count && fs->own_seqs[fs->own_head] <= seq && !own) {
+		/* older ones never came back (or came before we knew them) */
+		own = fs->own_seqs[fs->own_head] == seq;
+		fs->own_head = (fs->own_head + 1) % VS_OWN_MAX;
+		fs->own_count--;
+	}
+	pthread_mutex_unlock(&fs->own_lock);
+	return own;
 }
 
 void vs_fs_set_writeback(struct vs_fs *fs, struct vs_writeback *wb)
@@ -524,7 +597,11 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 			 e->path, strerror(-res->error));
 		return;
 	}
-	if (e->op != VS_JOP_WRITE)
+	/* made by this process: the tree has it (replayed ones come back) */
+	if (res->seq > 0 && atomic_load(&fs->first_lseq) &&
+	    e->lseq >= atomic_load(&fs->first_lseq))
+		own_push(fs, res->seq);
+	if (e->op != VS_JOP_WRITE && e->op != VS_JOP_RENAME)
 		return;
 	pthread_mutex_lock(&fs->table.lock);
 	in = inode_lookup_path(&fs->table, e->path);
@@ -536,19 +613,23 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 	if (!in)
 		return;
 	/* the committed content, to serve once the working copy goes */
-	if (vs_cache_open(fs->cfg.cache, res->hash, &fd) < 0)
+	if (e->op == VS_JOP_WRITE &&
+	    vs_cache_open(fs->cfg.cache, res->hash, &fd) < 0)
 		fd = -1;
 	pthread_rwlock_wrlock(&in->fd_lock);
 	pthread_mutex_lock(&fs->table.lock);
-	in->version = res->version;
+	/* only the file whose save (or rename) this was: the path may name
+	 * another one by now (vim: renamed to a backup, a new file made) */
 	if (strcmp(in->pending_op, e->op_id) == 0) {
 		in->pending_op[0] = '\0';
 		in->pending_lseq = 0;
+		in->version = res->version;
 		/* nothing written since this snapshot: serve what PostgreSQL
 		 * now has (for a merge, that includes the other edit) */
 		struct stat st;
 
-		if (in->wgen == in->jgen && fd >= 0 && fstat(fd, &st) == 0) {
+		if (e->op == VS_JOP_WRITE && in->wgen == in->jgen && fd >= 0 &&
+		    fstat(fd, &st) == 0) {
 			memcpy(in->hash, res->hash, sizeof(in->hash));
 			in->size = (uint64_t)st.st_size; /* a merge differs */
 			old_fd = in->fd;
