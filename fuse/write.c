@@ -471,6 +471,7 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 {
 	char from[PATH_MAX], to[PATH_MAX];
 	struct vs_inode *in, *old;
+	bool over_dir = false;
 	int r = 0;
 
 	if (flags & ~RENAME_NOREPLACE)
@@ -499,14 +500,23 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 		r = inode_path(in, from, sizeof(from));
 	if (r < 0)
 		goto out;
-	if (old)
+	if (old) {
+		over_dir = old->kind == VS_KIND_DIR;
 		inode_synced_remove(&fs->table, old);
+	}
 	r = inode_synced_move(in, newparent, newname);
 	if (r == 0)
 		r = inode_path(in, to, sizeof(to));
 out:
 	pthread_mutex_unlock(&fs->table.lock);
 	if (r < 0 || !in || old == in)
+		return r;
+	/* PostgreSQL moves a directory only to a free path: the empty one
+	 * replaced goes first */
+	if (over_dir)
+		r = journal_path(fs, VS_JOP_DELETE, to, NULL, NULL, 0, NULL,
+				 NULL);
+	if (r < 0)
 		return r;
 	if (in->kind != VS_KIND_FILE)
 		return journal_path(fs, VS_JOP_RENAME, to, from, NULL, 0, NULL,
