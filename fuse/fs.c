@@ -427,25 +427,84 @@ static int resolve(struct vs_fs *fs, fuse_ino_t ino, struct vs_inode **in_out,
 		   char *path, size_t size)
 {
 	struct vs_inode *in;
+	int detached = -1;
 
 	pthread_mutex_lock(&fs->table.lock);
 	in = get_locked(fs, ino);
+	if (in && in->local)
+		detached = in->fd;
 	pthread_mutex_unlock(&fs->table.lock);
 	if (!in)
 		return -ESTALE;
 	*in_out = in;
+	if (in->local && path && detached >= 0) {
+		snprintf(path, size, "/proc/self/fd/%d", detached);
+		return 0;
+	}
 	if (in->local && path)
 		return upper_path(fs, in, NULL, path, size);
 	return 0;
 }
 
+/*
+ * The *at() flag for a local path from resolve(): an upper path is not
+ * followed; the /proc path of a detached file (absolute, so upper_fd is
+ * ignored) must be, and following it reaches the file itself (only
+ * regular files are detached).
+ */
+static int nofollow(const char *path)
+{
+	return path[0] == '/' ? 0 : AT_SYMLINK_NOFOLLOW;
+}
+
 static int local_stat(struct vs_fs *fs, const char *path, fuse_ino_t ino,
 		      struct stat *st)
 {
-	if (fstatat(fs->cfg.upper_fd, path, st, AT_SYMLINK_NOFOLLOW) < 0)
+	if (fstatat(fs->cfg.upper_fd, path, st, nofollow(path)) < 0)
 		return -errno;
 	st->st_ino = ino;
 	return 0;
+}
+
+/*
+ * Local regular file @path (@name in @parent) is about to lose that name
+ * (unlink, or a rename over it). If it is the name its inode is known by,
+ * the kernel may still use that inode - through an open descriptor, or
+ * through another hard link's dentry - so the inode keeps an O_PATH fd on
+ * the file (in->fd, otherwise unused by local inodes; closed when the
+ * inode is freed) and resolve() reaches it through that from now on.
+ * Best effort: without the fd, such requests fail with ENOENT as before.
+ */
+static void local_detach(struct vs_fs *fs, struct vs_inode *parent,
+			 const char *name, const char *path)
+{
+	struct vs_inode *in;
+	struct stat st;
+	int fd;
+
+	if (fstatat(fs->cfg.upper_fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISREG(st.st_mode))
+		return;
+	pthread_mutex_lock(&fs->table.lock);
+	in = inode_local_find(&fs->table, st.st_ino);
+	if (in && (in->fd >= 0 || in->parent != parent ||
+		   strcmp(in->name, name) != 0))
+		in = NULL;
+	if (in)
+		in->nlookup++; /* pinned while we open */
+	pthread_mutex_unlock(&fs->table.lock);
+	if (!in)
+		return;
+	fd = openat(fs->cfg.upper_fd, path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	pthread_mutex_lock(&fs->table.lock);
+	if (fd >= 0 && in->fd < 0) {
+		in->fd = fd;
+		fd = -1;
+	}
+	inode_forget(&fs->table, in, 1);
+	pthread_mutex_unlock(&fs->table.lock);
+	if (fd >= 0)
+		close(fd);
 }
 
 static void vs_getattr(fuse_req_t req, fuse_ino_t ino,
@@ -526,7 +585,7 @@ static void vs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		gid_t gid =
 		    valid & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1;
 
-		if (fchownat(ufd, path, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+		if (fchownat(ufd, path, uid, gid, nofollow(path)) < 0)
 			goto fail;
 	}
 	if (valid & FUSE_SET_ATTR_SIZE) {
@@ -556,7 +615,7 @@ static void vs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			tv[1].tv_nsec = UTIME_NOW;
 		else if (valid & FUSE_SET_ATTR_MTIME)
 			tv[1] = attr->st_mtim;
-		if (utimensat(ufd, path, tv, AT_SYMLINK_NOFOLLOW) < 0)
+		if (utimensat(ufd, path, tv, nofollow(path)) < 0)
 			goto fail;
 	}
 	r = local_stat(fs, path, ino, &st);
@@ -781,8 +840,8 @@ static void vs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent_ino,
 				   sizeof(path));
 	if (r == 1)
 		r = -EXDEV; /* a local file linked into a synced directory */
-	if (r == 0 &&
-	    linkat(fs->cfg.upper_fd, from, fs->cfg.upper_fd, path, 0) < 0)
+	if (r == 0 && linkat(fs->cfg.upper_fd, from, fs->cfg.upper_fd, path,
+			     nofollow(from) ? 0 : AT_SYMLINK_FOLLOW) < 0)
 		r = -errno;
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -819,6 +878,8 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino,
 	}
 	if (r == 0)
 		r = upper_path(fs, parent, name, path, sizeof(path));
+	if (r == 0 && !(flags & AT_REMOVEDIR))
+		local_detach(fs, parent, name, path);
 	if (r == 0 && unlinkat(fs->cfg.upper_fd, path, flags) < 0)
 		r = -errno;
 	fuse_reply_err(req, -r);
@@ -875,6 +936,8 @@ static void vs_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 		r = -EROFS;
 	if (r == 0)
 		r = upper_path(fs, parent, name, from, sizeof(from));
+	if (r == 0 && !(flags & RENAME_EXCHANGE))
+		local_detach(fs, newparent, newname, to);
 	if (r == 0 &&
 	    renameat2(fs->cfg.upper_fd, from, fs->cfg.upper_fd, to, flags) < 0)
 		r = -errno;

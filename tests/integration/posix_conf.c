@@ -584,6 +584,7 @@ static int c_rmdir(void)
 /* rename of a file: to a new name, over an existing file, across dirs */
 static int c_rename_file(void)
 {
+	struct stat st;
 	int fd;
 
 	OK(put("a", "A"));
@@ -597,6 +598,8 @@ static int c_rename_file(void)
 	ABSENT("b");
 	CONTENT("c", "A", 1);
 	FD_CONTENT(fd, "C", 1);
+	OK(fstat(fd, &st));
+	EQ("st_nlink of the replaced file", 0, st.st_nlink);
 	OK(close(fd));
 	/* across directories, onto a new and an existing name */
 	OK(mkdir("d1", 0755));
