@@ -31,9 +31,14 @@
 # local file systems (/tmp and /dev/shm) for the same reason as above.
 # Afterwards PostgreSQL equals the mount for everything the cases left in
 # the synced directory (kinds, file bytes and modes, symlink targets), and
-# nothing of the local-only run reached PostgreSQL.
+# nothing of the local-only run reached PostgreSQL, and no save of the
+# cases was committed as a conflict (each is based on the version before);
+# a change made elsewhere afterwards still reaches the mount.
 #
 # Needs /dev/fuse (else exit 77), PostgreSQL (started here).
+
+# The sh -c snippets take their arguments as $1...: single quotes are meant.
+# shellcheck disable=SC2016
 set -u
 
 # shellcheck source=tests/lib/servers.sh
@@ -52,6 +57,7 @@ unset VSYNC_REDIS_URL
 export VS_LOG_DIR=$VS_SERVERS_DIR
 W=$VS_SERVERS_DIR/work
 mkdir -p "$W"
+sql() { "$VS_PG_BIN/psql" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" -c "$1"; }
 
 # Run posix_conf with ARGS; each of its lines becomes a check named
 # "LABEL: CASE". Fails (1) if it exited non-zero.
@@ -119,9 +125,18 @@ pg_equals_mount() {
 if vs_poll 20 pg_equals_mount; then
 	vs_pass "PostgreSQL equals the mount for what the cases left"
 else
-	vs_fail "PostgreSQL equals the mount for what the cases left: diff (< mount, > PostgreSQL): $(diff <(listing "$MNT/conf") <(listing "$EXP/conf") | head -n 20)"
+	vs_fail "PostgreSQL equals the mount for what the cases left: diff (< mount, > PostgreSQL): $(diff <(listing "$MNT/conf" && listing "$MNT/cross") <(listing "$EXP/conf" && listing "$EXP/cross") 2>&1 | head -n 20)"
 fi
 vs_check "nothing of node_modules/ reached PostgreSQL" test ! -e "$EXP/node_modules"
+# saves chained after renames are based on the right versions
+vs_check_eq "no change of the cases was committed as a conflict" 0 \
+	"$(sql "SELECT count(*) FROM file_operations WHERE project_id = vsync_project_id('w') AND operation_data ? 'conflict'")"
+
+# a change made elsewhere still reaches the mount (only our own are
+# skipped when they come back)
+printf 'from elsewhere\n' | "$CTL" -q --author elsewhere put w conf/remote.txt -
+vs_check "a change made elsewhere reaches the mount" \
+	vs_poll 10 grep -qx 'from elsewhere' "$MNT/conf/remote.txt"
 
 vs_umount "$MNT"
 vs_summary
