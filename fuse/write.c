@@ -255,7 +255,9 @@ static int snapshot(struct vs_fs *fs, struct vs_inode *in, bool force,
 		e->op = VS_JOP_WRITE;
 		e->mode = in->mode & 07777;
 		e->size = len;
-		if (in->pending_op[0])
+		/* version -1: unknown here (moved with its directory); a
+		 * save still pending was one of the old path */
+		if (in->pending_op[0] && in->version >= 0)
 			memcpy(e->after_op, in->pending_op,
 			       sizeof(e->after_op));
 		e->base_version = in->version;
@@ -465,6 +467,25 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	return journal_path(fs, VS_JOP_DELETE, path, NULL, NULL, 0, NULL, NULL);
 }
 
+/*
+ * Files under directory @dir, just moved, have new versions at their new
+ * paths in PostgreSQL (1, or one above a deleted file's there), unknown
+ * here: their next saves are committed unconditionally (version -1)
+ * rather than refused as based on a version the path never had. Caller
+ * holds table.lock.
+ */
+static void forget_versions(struct vs_inode *dir)
+{
+	for (size_t i = 0; i < dir->nchildren; i++) {
+		struct vs_inode *c = dir->children[i];
+
+		if (c->kind == VS_KIND_DIR)
+			forget_versions(c);
+		else
+			c->version = -1;
+	}
+}
+
 int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	       struct vs_inode *newparent, const char *newname,
 	       unsigned int flags)
@@ -507,6 +528,8 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	r = inode_synced_move(in, newparent, newname);
 	if (r == 0)
 		r = inode_path(in, to, sizeof(to));
+	if (r == 0 && in->kind == VS_KIND_DIR)
+		forget_versions(in);
 out:
 	pthread_mutex_unlock(&fs->table.lock);
 	if (r < 0 || !in || old == in)

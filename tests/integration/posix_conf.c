@@ -259,6 +259,22 @@ static int put(const char *path, const char *s)
 	return r;
 }
 
+/* put(), with an fsync(2) before the close. */
+static int put_fsync(const char *path, const char *s)
+{
+	size_t len = strlen(s);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	int r = 0;
+
+	if (fd < 0)
+		return -1;
+	if (write(fd, s, len) != (ssize_t)len || fsync(fd) < 0)
+		r = -1;
+	if (close(fd) < 0)
+		r = -1;
+	return r;
+}
+
 /* open(2) then close: 0, or -1 with errno. */
 static int open_close(const char *path, int flags)
 {
@@ -626,19 +642,23 @@ static int c_rename_dir(void)
 {
 	OK(mkdir("d", 0755));
 	OK(mkdir("d/sub", 0755));
-	OK(put("d/sub/f", "deep"));
+	OK(put_fsync("d/sub/f", "first"));
+	OK(put_fsync("d/sub/f", "deep"));
 	OK(rename("d", "e"));
 	ABSENT("d");
 	CONTENT("e/sub/f", "deep", 4);
+	/* a file moved with its directory takes new saves */
+	OK(put_fsync("e/sub/f", "deeper"));
+	CONTENT("e/sub/f", "deeper", 6);
 	/* across directories */
 	OK(mkdir("other", 0755));
 	OK(rename("e/sub", "other/sub2"));
 	ABSENT("e/sub");
-	CONTENT("other/sub2/f", "deep", 4);
+	CONTENT("other/sub2/f", "deeper", 6);
 	/* over an empty directory */
 	OK(mkdir("empty", 0755));
 	OK(rename("other/sub2", "empty"));
-	CONTENT("empty/f", "deep", 4);
+	CONTENT("empty/f", "deeper", 6);
 	ABSENT("other/sub2");
 	/* the renamed directory takes new entries */
 	OK(put("empty/g", "new"));
