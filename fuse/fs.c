@@ -6,7 +6,8 @@
  * the verified content cache; they are read-only here (EROFS) until
  * write-back lands. Local-only paths (node_modules/, dist/ ...) are passed
  * through to the upper directory with *at() calls on paths computed from
- * the inode tree, so no fd is held per inode.
+ * the inode tree, so no fd is held per inode (but for a file whose name
+ * went while the kernel still used it: local_detach).
  *
  * Every handler replies exactly once. A handler never holds table->lock
  * while waiting on the network: content is fetched under the inode's own

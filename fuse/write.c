@@ -6,10 +6,10 @@
  * A synced file that is written gets a working copy (an O_TMPFILE in the
  * cache dir, filled from its content on first write unless truncated):
  * reads and writes go to it, the kernel sees it like any local file.
- * Commit points: flush (every close(2) of a descriptor, synchronous), fsync
- * and a chmod: the working copy is snapshotted - its bytes stored as a
- * content object (fsync'd) and a WRITE entry appended to the journal
- * (durable when it returns) - so close() never waits for PostgreSQL and
+ * Commit points: flush (every close(2) of a descriptor, synchronous), fsync,
+ * a chmod and a truncate(2) of a path: the working copy is snapshotted - its
+ * bytes stored as a content object (fsync'd) and a WRITE entry appended to the
+ * journal (durable when it returns) - so close() never waits for PostgreSQL and
  * what close() returned for survives a crash. fsync additionally waits
  * until the committer has committed that entry (EIO if it cannot within
  * the deadline). Saves of one path made before the previous one is
@@ -18,7 +18,12 @@
  *
  * Directories, symlinks, deletions and renames change the inode table at
  * once (the kernel sees the result immediately) and append one journal
- * entry each, committed in order behind.
+ * entry each, committed in order behind. A renamed file's next save is
+ * chained after the rename.
+ *
+ * Our own changes come back through the change stream once committed; the
+ * tree has them already, so the updater skips them (fsw_own_change): the
+ * committer's callback records the change seq of each of our entries.
  *
  * Locks: fd_lock exclusive to create or snapshot the working copy and to
  * swap content; shared for writes; the table lock for metadata; never a
