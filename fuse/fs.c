@@ -7,7 +7,8 @@
  * copies, the journal, the write-back) or, with --read-only, are refused
  * with EROFS. Local-only paths (node_modules/, dist/ ...) are passed
  * through to the upper directory with *at() calls on paths computed from
- * the inode tree, so no fd is held per inode.
+ * the inode tree, so no fd is held per inode (but for a file whose name
+ * went while the kernel still used it: local_detach).
  *
  * Every handler replies exactly once. A handler never holds table->lock
  * while waiting on the network: content is fetched under the inode's own
@@ -84,7 +85,8 @@ void fs_synced_stat(const struct vs_fs *fs, const struct vs_inode *in,
 	memset(st, 0, sizeof(*st));
 	st->st_ino = in->ino;
 	st->st_mode = kind_type(in->kind) | (in->mode & 07777);
-	st->st_nlink = in->kind == VS_KIND_DIR ? 2 : 1;
+	/* an unlinked file still open somewhere has no links left */
+	st->st_nlink = in->removed ? 0 : in->kind == VS_KIND_DIR ? 2 : 1;
 	st->st_uid = fs->cfg.uid;
 	st->st_gid = fs->cfg.gid;
 	st->st_size = (off_t)in->size;
@@ -93,6 +95,10 @@ void fs_synced_stat(const struct vs_fs *fs, const struct vs_inode *in,
 	st->st_mtim.tv_sec = in->mtime_ns / 1000000000;
 	st->st_mtim.tv_nsec = in->mtime_ns % 1000000000;
 	st->st_atim = st->st_mtim;
+	if (in->atime_set) {
+		st->st_atim.tv_sec = in->atime_ns / 1000000000;
+		st->st_atim.tv_nsec = in->atime_ns % 1000000000;
+	}
 	st->st_ctim = st->st_mtim;
 }
 
@@ -423,25 +429,84 @@ static int resolve(struct vs_fs *fs, fuse_ino_t ino, struct vs_inode **in_out,
 		   char *path, size_t size)
 {
 	struct vs_inode *in;
+	int detached = -1;
 
 	pthread_mutex_lock(&fs->table.lock);
 	in = get_locked(fs, ino);
+	if (in && in->local)
+		detached = in->fd;
 	pthread_mutex_unlock(&fs->table.lock);
 	if (!in)
 		return -ESTALE;
 	*in_out = in;
+	if (in->local && path && detached >= 0) {
+		snprintf(path, size, "/proc/self/fd/%d", detached);
+		return 0;
+	}
 	if (in->local && path)
 		return upper_path(fs, in, NULL, path, size);
 	return 0;
 }
 
+/*
+ * The *at() flag for a local path from resolve(): an upper path is not
+ * followed; the /proc path of a detached file (absolute, so upper_fd is
+ * ignored) must be, and following it reaches the file itself (only
+ * regular files are detached).
+ */
+static int nofollow(const char *path)
+{
+	return path[0] == '/' ? 0 : AT_SYMLINK_NOFOLLOW;
+}
+
 static int local_stat(struct vs_fs *fs, const char *path, fuse_ino_t ino,
 		      struct stat *st)
 {
-	if (fstatat(fs->cfg.upper_fd, path, st, AT_SYMLINK_NOFOLLOW) < 0)
+	if (fstatat(fs->cfg.upper_fd, path, st, nofollow(path)) < 0)
 		return -errno;
 	st->st_ino = ino;
 	return 0;
+}
+
+/*
+ * Local regular file @path (@name in @parent) is about to lose that name
+ * (unlink, or a rename over it). If it is the name its inode is known by,
+ * the kernel may still use that inode - through an open descriptor, or
+ * through another hard link's dentry - so the inode keeps an O_PATH fd on
+ * the file (in->fd, otherwise unused by local inodes; closed when the
+ * inode is freed) and resolve() reaches it through that from now on.
+ * Best effort: without the fd, such requests fail with ENOENT as before.
+ */
+static void local_detach(struct vs_fs *fs, struct vs_inode *parent,
+			 const char *name, const char *path)
+{
+	struct vs_inode *in;
+	struct stat st;
+	int fd;
+
+	if (fstatat(fs->cfg.upper_fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISREG(st.st_mode))
+		return;
+	pthread_mutex_lock(&fs->table.lock);
+	in = inode_local_find(&fs->table, st.st_ino);
+	if (in && (in->fd >= 0 || in->parent != parent ||
+		   strcmp(in->name, name) != 0))
+		in = NULL;
+	if (in)
+		in->nlookup++; /* pinned while we open */
+	pthread_mutex_unlock(&fs->table.lock);
+	if (!in)
+		return;
+	fd = openat(fs->cfg.upper_fd, path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	pthread_mutex_lock(&fs->table.lock);
+	if (fd >= 0 && in->fd < 0) {
+		in->fd = fd;
+		fd = -1;
+	}
+	inode_forget(&fs->table, in, 1);
+	pthread_mutex_unlock(&fs->table.lock);
+	if (fd >= 0)
+		close(fd);
 }
 
 static void vs_getattr(fuse_req_t req, fuse_ino_t ino,
@@ -495,12 +560,17 @@ static void vs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			in->mtime_ns =
 			    (int64_t)attr->st_mtim.tv_sec * 1000000000 +
 			    attr->st_mtim.tv_nsec;
+		in->atime_set = false; /* a new version: atime follows */
 		fs_synced_stat(fs, in, &st);
 		pthread_mutex_unlock(&fs->table.lock);
 		goto out;
 	}
 	if (!in->local) {
 		r = fs->cfg.journal ? fsw_setattr(fs, in, attr, valid) : -EROFS;
+		/* truncate(2) of a path: no close follows to journal it (an
+		 * open's O_TRUNC comes with the open, atomic_o_trunc) */
+		if (r == 0 && (valid & FUSE_SET_ATTR_SIZE) && !(fi && fi->fh))
+			r = fsw_flush(fs, in);
 		if (r == 0) {
 			pthread_mutex_lock(&fs->table.lock);
 			fs_synced_stat(fs, in, &st);
@@ -517,7 +587,7 @@ static void vs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		gid_t gid =
 		    valid & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1;
 
-		if (fchownat(ufd, path, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+		if (fchownat(ufd, path, uid, gid, nofollow(path)) < 0)
 			goto fail;
 	}
 	if (valid & FUSE_SET_ATTR_SIZE) {
@@ -547,7 +617,7 @@ static void vs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			tv[1].tv_nsec = UTIME_NOW;
 		else if (valid & FUSE_SET_ATTR_MTIME)
 			tv[1] = attr->st_mtim;
-		if (utimensat(ufd, path, tv, AT_SYMLINK_NOFOLLOW) < 0)
+		if (utimensat(ufd, path, tv, nofollow(path)) < 0)
 			goto fail;
 	}
 	r = local_stat(fs, path, ino, &st);
@@ -786,8 +856,8 @@ static void vs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent_ino,
 				   sizeof(path));
 	if (r == 1)
 		r = -EXDEV; /* a local file linked into a synced directory */
-	if (r == 0 &&
-	    linkat(fs->cfg.upper_fd, from, fs->cfg.upper_fd, path, 0) < 0)
+	if (r == 0 && linkat(fs->cfg.upper_fd, from, fs->cfg.upper_fd, path,
+			     nofollow(from) ? 0 : AT_SYMLINK_FOLLOW) < 0)
 		r = -errno;
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -824,6 +894,8 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino,
 	}
 	if (r == 0)
 		r = upper_path(fs, parent, name, path, sizeof(path));
+	if (r == 0 && !(flags & AT_REMOVEDIR))
+		local_detach(fs, parent, name, path);
 	if (r == 0 && unlinkat(fs->cfg.upper_fd, path, flags) < 0)
 		r = -errno;
 	fuse_reply_err(req, -r);
@@ -882,6 +954,8 @@ static void vs_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 		r = -EROFS;
 	if (r == 0)
 		r = upper_path(fs, parent, name, from, sizeof(from));
+	if (r == 0 && !(flags & RENAME_EXCHANGE))
+		local_detach(fs, newparent, newname, to);
 	if (r == 0 &&
 	    renameat2(fs->cfg.upper_fd, from, fs->cfg.upper_fd, to, flags) < 0)
 		r = -errno;
@@ -1410,6 +1484,10 @@ static void vs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void vs_init(void *userdata, struct fuse_conn_info *conn)
 {
+	/* O_TRUNC comes with the open (fsw_open), not as a setattr without
+	 * a handle, which would be journaled as a truncate(2) */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
@@ -1458,6 +1536,7 @@ int vs_fs_new(struct vs_fs **out, const struct vs_fs_config *cfg,
 	fs->cfg = *cfg;
 	fs->pending.fd = -1;
 	pthread_mutex_init(&fs->learn_lock, NULL);
+	pthread_mutex_init(&fs->own_lock, NULL);
 	r = inode_table_init(&fs->table);
 	if (r < 0) {
 		free(fs);
@@ -1484,6 +1563,7 @@ void vs_fs_free(struct vs_fs *fs)
 		free(fs->learned[i]);
 	free(fs->learned);
 	pthread_mutex_destroy(&fs->learn_lock);
+	pthread_mutex_destroy(&fs->own_lock);
 	inode_table_release(&fs->table);
 	free(fs);
 }

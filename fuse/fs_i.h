@@ -36,6 +36,9 @@ struct vs_pending {
 		   takes it (sets -1) */
 };
 
+/* own changes remembered until they come back (fsw_own_change) */
+#define VS_OWN_MAX 4096
+
 struct vs_fs {
 	struct vs_fs_config cfg;
 	struct vs_writeback *wb; /* set once, after the fork */
@@ -43,6 +46,24 @@ struct vs_fs {
 	struct fuse_session *se;   /* set while mounted */
 	atomic_int updater_tid;	   /* thread applying remote changes, 0: none */
 	struct vs_pending pending; /* protected by table.lock */
+
+	/*
+	 * --writable: this process's own changes, to skip when the change
+	 * stream brings them back (the tree has them already, and may have
+	 * moved on since: applying a rename or a delete again would undo a
+	 * later save). first_lseq and last_lseq bound the journal entries
+	 * appended by this process (0: none yet); entries replayed from an
+	 * earlier run are not ours to skip (the tree loaded at start does not
+	 * have them). own_seqs is a FIFO of the change seqs the committer
+	 * made of our entries, ascending (when full, the oldest is dropped
+	 * and its change applied like a remote one); own_newest is the last
+	 * one pushed. Both under own_lock.
+	 */
+	_Atomic uint64_t first_lseq, last_lseq;
+	pthread_mutex_t own_lock;
+	int64_t own_seqs[VS_OWN_MAX];
+	size_t own_head, own_count;
+	int64_t own_newest;
 
 	/* the learned list: synced files in the order of their first open
 	 * while learning; protected by learn_lock */
@@ -82,5 +103,11 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
  * the manifest, so a restart shows what close() returned for before it is
  * committed. 0 or -ENOMEM. */
 int fsw_overlay_journal(struct vs_fs *fs);
+/*
+ * Is change @seq one this process committed (so already in the tree)? For
+ * the updater, before it applies the change: waits (bounded) until the
+ * committer has reported what may have become @seq.
+ */
+bool fsw_own_change(struct vs_fs *fs, int64_t seq);
 
 #endif

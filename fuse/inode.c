@@ -343,6 +343,15 @@ static size_t lhash(ino_t ino, size_t size)
 	return hash_u64((uint64_t)ino, size);
 }
 
+struct vs_inode *inode_local_find(struct vs_inode_table *t, ino_t upper_ino)
+{
+	struct vs_inode *in = t->lht[lhash(upper_ino, t->lht_size)];
+
+	while (in && in->upper_ino != upper_ino)
+		in = in->lhnext;
+	return in;
+}
+
 struct vs_inode *inode_local_get(struct vs_inode_table *t,
 				 struct vs_inode *parent, const char *name,
 				 ino_t upper_ino, enum vs_kind kind)

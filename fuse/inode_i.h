@@ -44,6 +44,8 @@ struct vs_inode {
 	uint32_t mode; /* permission bits */
 	uint64_t size;
 	int64_t mtime_ns;
+	int64_t atime_ns; /* set by utimensat (local only); else mtime */
+	bool atime_set;
 	int64_t version;
 	char hash[VS_HASH_HEX_LEN + 1];
 	char *target; /* symlink target */
@@ -52,12 +54,16 @@ struct vs_inode {
 	struct vs_inode **children;
 	size_t nchildren, children_alloc;
 
-	/* local: st_ino in the upper layer */
+	/* local: st_ino in the upper layer; a local file whose name went
+	 * while the kernel still knew it is reached through an O_PATH fd
+	 * kept in @fd ("detached", see fs.c local_detach), set once under
+	 * the table lock */
 	ino_t upper_ino;
 
 	/* synced files: verified content, opened on first open */
 	pthread_rwlock_t fd_lock;
-	int fd; /* -1 until opened; protected by fd_lock */
+	int fd; /* -1 until opened; protected by fd_lock (local inodes:
+		   the detached fd, see upper_ino) */
 
 	/* synced files written here (--writable), protected by fd_lock:
 	 * the working copy (an O_TMPFILE in the cache dir) while local
@@ -100,6 +106,8 @@ int inode_table_build(struct vs_inode_table *t, const struct vs_manifest *m,
 /* The following require t->lock held. */
 struct vs_inode *inode_table_get(struct vs_inode_table *t, uint64_t ino);
 struct vs_inode *inode_child_find(const struct vs_inode *dir, const char *name);
+/* The local inode for upper file @upper_ino, or NULL. */
+struct vs_inode *inode_local_find(struct vs_inode_table *t, ino_t upper_ino);
 /* Find or create the local inode for upper file @upper_ino, setting its
  * parent and name. NULL on ENOMEM. */
 struct vs_inode *inode_local_get(struct vs_inode_table *t,

@@ -393,6 +393,11 @@ int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 	int r;
 
 	atomic_store(&fs->updater_tid, (int)gettid());
+	if (fsw_own_change(fs, c->seq)) {
+		vs_debug("change %lld (%s '%s') is our own: the tree has it",
+			 (long long)c->seq, vs_change_op_name(c->op), c->path);
+		return 0;
+	}
 	if (vs_path_is_local(&fs->cfg.local, c->path) ||
 	    (c->op == VS_OP_RENAME &&
 	     vs_path_is_local(&fs->cfg.local, c->old_path))) {

@@ -6,10 +6,10 @@
  * A synced file that is written gets a working copy (an O_TMPFILE in the
  * cache dir, filled from its content on first write unless truncated):
  * reads and writes go to it, the kernel sees it like any local file.
- * Commit points: flush (every close(2) of a descriptor, synchronous), fsync
- * and a chmod: the working copy is snapshotted - its bytes stored as a
- * content object (fsync'd) and a WRITE entry appended to the journal
- * (durable when it returns) - so close() never waits for PostgreSQL and
+ * Commit points: flush (every close(2) of a descriptor, synchronous), fsync,
+ * a chmod and a truncate(2) of a path: the working copy is snapshotted - its
+ * bytes stored as a content object (fsync'd) and a WRITE entry appended to the
+ * journal (durable when it returns) - so close() never waits for PostgreSQL and
  * what close() returned for survives a crash. fsync additionally waits
  * until the committer has committed that entry (EIO if it cannot within
  * the deadline). Saves of one path made before the previous one is
@@ -18,7 +18,12 @@
  *
  * Directories, symlinks, deletions and renames change the inode table at
  * once (the kernel sees the result immediately) and append one journal
- * entry each, committed in order behind.
+ * entry each, committed in order behind. A renamed file's next save is
+ * chained after the rename.
+ *
+ * Our own changes come back through the change stream once committed; the
+ * tree has them already, so the updater skips them (fsw_own_change): the
+ * committer's callback records the change seq of each of our entries.
  *
  * Locks: fd_lock exclusive to create or snapshot the working copy and to
  * swap content; shared for writes; the table lock for metadata; never a
@@ -37,6 +42,7 @@
 
 #include "fs_i.h"
 #include "vsync/cache.h"
+#include "vsync/clock.h"
 #include "vsync/content.h"
 #include "vsync/hash.h"
 #include "vsync/journal.h"
@@ -45,6 +51,9 @@
 
 /* fsync() waits this long for its commit before failing with EIO */
 #define FSW_FSYNC_TIMEOUT_MS 10000
+/* the updater waits at most this long for the committer to report the
+ * entries in flight before deciding whether a change is ours */
+#define FSW_OWN_WAIT_MS 2000
 
 static int64_t now_ns(void)
 {
@@ -76,6 +85,15 @@ static int journal(struct vs_fs *fs, struct vs_jentry *e)
 			 strerror(-r));
 		return r == -ENOSPC ? r : -EIO;
 	}
+	/* the range of entries this process appended (fs_i.h) */
+	for (uint64_t first = atomic_load(&fs->first_lseq);
+	     (!first || e->lseq < first) &&
+	     !atomic_compare_exchange_weak(&fs->first_lseq, &first, e->lseq);)
+		;
+	for (uint64_t last = atomic_load(&fs->last_lseq);
+	     e->lseq > last &&
+	     !atomic_compare_exchange_weak(&fs->last_lseq, &last, e->lseq);)
+		;
 	if (fs->wb)
 		vs_wb_kick(fs->wb);
 	return 0;
@@ -257,7 +275,9 @@ static int snapshot(struct vs_fs *fs, struct vs_inode *in, bool force,
 		e->op = VS_JOP_WRITE;
 		e->mode = in->mode & 07777;
 		e->size = len;
-		if (in->pending_op[0])
+		/* version -1: unknown here (moved with its directory); a
+		 * save still pending was one of the old path */
+		if (in->pending_op[0] && in->version >= 0)
 			memcpy(e->after_op, in->pending_op,
 			       sizeof(e->after_op));
 		e->base_version = in->version;
@@ -347,6 +367,14 @@ int fsw_setattr(struct vs_fs *fs, struct vs_inode *in, const struct stat *attr,
 	else if (valid & FUSE_SET_ATTR_MTIME)
 		in->mtime_ns = (int64_t)attr->st_mtim.tv_sec * 1000000000 +
 			       attr->st_mtim.tv_nsec;
+	if (valid & FUSE_SET_ATTR_ATIME_NOW) {
+		in->atime_ns = now_ns();
+		in->atime_set = true;
+	} else if (valid & FUSE_SET_ATTR_ATIME) {
+		in->atime_ns = (int64_t)attr->st_atim.tv_sec * 1000000000 +
+			       attr->st_atim.tv_nsec;
+		in->atime_set = true;
+	}
 	pthread_mutex_unlock(&fs->table.lock);
 	/* a new mode is a change to commit; times are local only */
 	if ((valid & FUSE_SET_ATTR_MODE) && in->kind == VS_KIND_FILE)
@@ -470,12 +498,32 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	return journal_path(fs, VS_JOP_DELETE, path, NULL, NULL, 0, NULL, NULL);
 }
 
+/*
+ * Files under directory @dir, just moved, have new versions at their new
+ * paths in PostgreSQL (1, or one above a deleted file's there), unknown
+ * here: their next saves are committed unconditionally (version -1)
+ * rather than refused as based on a version the path never had. Caller
+ * holds table.lock.
+ */
+static void forget_versions(struct vs_inode *dir)
+{
+	for (size_t i = 0; i < dir->nchildren; i++) {
+		struct vs_inode *c = dir->children[i];
+
+		if (c->kind == VS_KIND_DIR)
+			forget_versions(c);
+		else
+			c->version = -1;
+	}
+}
+
 int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	       struct vs_inode *newparent, const char *newname,
 	       unsigned int flags)
 {
 	char from[PATH_MAX], to[PATH_MAX], op[37];
 	struct vs_inode *in, *old, *file = NULL;
+	bool over_dir = false;
 	uint64_t lseq;
 	int r = 0;
 
@@ -527,25 +575,38 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 		r = -ENAMETOOLONG;
 	if (r < 0)
 		goto out;
-	if (old)
+	if (old) {
+		over_dir = old->kind == VS_KIND_DIR;
 		inode_synced_remove(&fs->table, old);
+	}
 	r = inode_synced_move(in, newparent, newname);
 	if (r == 0)
 		r = inode_path(in, to, sizeof(to));
+	if (r == 0 && in->kind == VS_KIND_DIR)
+		forget_versions(in);
 out:
 	pthread_mutex_unlock(&fs->table.lock);
-	if (r == 0 && in && old != in)
+	if (r < 0 || !in || old == in)
+		goto unlock;
+	/* PostgreSQL moves a directory only to a free path: the empty one
+	 * replaced goes first */
+	if (over_dir)
+		r = journal_path(fs, VS_JOP_DELETE, to, NULL, NULL, 0, NULL,
+				 NULL);
+	if (r == 0)
 		r = journal_path(fs, VS_JOP_RENAME, to, from, NULL, 0, op,
 				 &lseq);
-	if (r == 0 && file && old != in) {
+	if (r == 0 && file) {
 		/* the next save of this file is based on the version the
 		 * rename makes at the new path (not on one of the old path,
-		 * nor unconditional): it names the rename as its after_op.
-		 * A save still pending under the old path is committed
-		 * there first, and the rename moves it. */
+		 * nor unconditional): it names the rename as its after_op,
+		 * and vs_fs_committed() takes that version. A save still
+		 * pending under the old path is committed there first, and
+		 * the rename moves it. */
 		memcpy(file->pending_op, op, sizeof(file->pending_op));
 		file->pending_lseq = lseq;
 	}
+unlock:
 	if (file)
 		pthread_rwlock_unlock(&file->fd_lock);
 	return r;
@@ -647,29 +708,102 @@ static int overlay_apply(struct vs_inode_table *t, const struct vs_jentry *e)
 	return 1;
 }
 
+struct overlay_ctx {
+	struct vs_fs *fs;
+	uint64_t first, last; /* lseqs applied */
+	bool misfit;	      /* one did not fit the tree */
+};
+
 static int overlay_entry(void *arg, const struct vs_jentry *e)
 {
-	struct vs_fs *fs = arg;
+	struct overlay_ctx *c = arg;
 	int r;
 
-	pthread_mutex_lock(&fs->table.lock);
-	r = overlay_apply(&fs->table, e);
-	pthread_mutex_unlock(&fs->table.lock);
-	if (r == 1)
+	pthread_mutex_lock(&c->fs->table.lock);
+	r = overlay_apply(&c->fs->table, e);
+	pthread_mutex_unlock(&c->fs->table.lock);
+	if (r == 1) {
 		vs_warn("journaled %s of '%s' does not fit the tree; it is "
 			"shown once committed",
 			e->op == VS_JOP_RENAME ? "rename" : "change", e->path);
+		c->misfit = true;
+	}
+	if (!c->first)
+		c->first = e->lseq;
+	c->last = e->lseq;
 	return r < 0 ? r : 0;
 }
 
 int fsw_overlay_journal(struct vs_fs *fs)
 {
+	struct overlay_ctx c = {.fs = fs};
 	size_t n = vs_journal_pending(fs->cfg.journal);
+	int r;
 
 	if (!n)
 		return 0;
 	vs_info("showing %zu journaled local changes over the manifest", n);
-	return vs_journal_each(fs->cfg.journal, overlay_entry, fs);
+	r = vs_journal_each(fs->cfg.journal, overlay_entry, &c);
+	if (r == 0 && c.first && !c.misfit) {
+		/* the tree has them: when they come back they are our own
+		 * (fsw_own_change), like the ones this process makes */
+		atomic_store(&fs->first_lseq, c.first);
+		atomic_store(&fs->last_lseq, c.last);
+	}
+	return r;
+}
+
+/* Remember change @seq as ours (the committer's thread). */
+static void own_push(struct vs_fs *fs, int64_t seq)
+{
+	pthread_mutex_lock(&fs->own_lock);
+	if (fs->own_count == VS_OWN_MAX) {
+		fs->own_head = (fs->own_head + 1) % VS_OWN_MAX;
+		fs->own_count--;
+	}
+	fs->own_seqs[(fs->own_head + fs->own_count) % VS_OWN_MAX] = seq;
+	fs->own_count++;
+	if (seq > fs->own_newest)
+		fs->own_newest = seq;
+	pthread_mutex_unlock(&fs->own_lock);
+}
+
+bool fsw_own_change(struct vs_fs *fs, int64_t seq)
+{
+	int64_t until = vs_mono_ms() + FSW_OWN_WAIT_MS;
+	bool own = false;
+
+	if (!fs->cfg.journal || !atomic_load(&fs->first_lseq))
+		return false;
+	/*
+	 * PostgreSQL announces a change before the committer reports it:
+	 * wait until the committer has reported a later change of ours (so
+	 * any of ours up to @seq is known), or has nothing in flight.
+	 */
+	for (;;) {
+		uint64_t last = atomic_load(&fs->last_lseq);
+		int64_t now = vs_mono_ms();
+		int64_t newest;
+		int slice;
+
+		pthread_mutex_lock(&fs->own_lock);
+		newest = fs->own_newest;
+		pthread_mutex_unlock(&fs->own_lock);
+		if (newest >= seq || !fs->wb || now >= until)
+			break;
+		slice = until - now < 20 ? (int)(until - now) : 20;
+		if (vs_wb_wait(fs->wb, last, slice) != -ETIMEDOUT)
+			break; /* nothing in flight */
+	}
+	pthread_mutex_lock(&fs->own_lock);
+	while (fs->own_count && fs->own_seqs[fs->own_head] <= seq && !own) {
+		/* older ones never came back (or came before we knew them) */
+		own = fs->own_seqs[fs->own_head] == seq;
+		fs->own_head = (fs->own_head + 1) % VS_OWN_MAX;
+		fs->own_count--;
+	}
+	pthread_mutex_unlock(&fs->own_lock);
+	return own;
 }
 
 void vs_fs_set_writeback(struct vs_fs *fs, struct vs_writeback *wb)
@@ -691,6 +825,10 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		/* (a WRITE or RENAME still clears the file's pending op
 		 * below: it is not waited for any more) */
 	}
+	/* made by this process: the tree has it (replayed ones come back) */
+	if (res->seq > 0 && atomic_load(&fs->first_lseq) &&
+	    e->lseq >= atomic_load(&fs->first_lseq))
+		own_push(fs, res->seq);
 	if (e->op != VS_JOP_WRITE && e->op != VS_JOP_RENAME)
 		return;
 	pthread_mutex_lock(&fs->table.lock);
@@ -719,19 +857,23 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		goto out;
 	}
 	/* the committed content, to serve once the working copy goes */
-	if (vs_cache_open(fs->cfg.cache, res->hash, &fd) < 0)
+	if (e->op == VS_JOP_WRITE &&
+	    vs_cache_open(fs->cfg.cache, res->hash, &fd) < 0)
 		fd = -1;
 	pthread_rwlock_wrlock(&in->fd_lock);
 	pthread_mutex_lock(&fs->table.lock);
-	in->version = res->version;
+	/* only the file whose save (or rename) this was: the path may name
+	 * another one by now (vim: renamed to a backup, a new file made) */
 	if (strcmp(in->pending_op, e->op_id) == 0) {
 		in->pending_op[0] = '\0';
 		in->pending_lseq = 0;
+		in->version = res->version;
 		/* nothing written since this snapshot: serve what PostgreSQL
 		 * now has (for a merge, that includes the other edit) */
 		struct stat st;
 
-		if (in->wgen == in->jgen && fd >= 0 && fstat(fd, &st) == 0) {
+		if (e->op == VS_JOP_WRITE && in->wgen == in->jgen && fd >= 0 &&
+		    fstat(fd, &st) == 0) {
 			memcpy(in->hash, res->hash, sizeof(in->hash));
 			in->size = (uint64_t)st.st_size; /* a merge differs */
 			old_fd = in->fd;

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+#
+# test_posix.sh - POSIX conformance of a --writable mount: the cases of
+# posix_conf.c, run first on a plain local directory (they must pass there:
+# the expectations are POSIX, not vsync's), then on a synced directory and
+# on a local-only one (node_modules/) of the mount.
+#
+# Covers: create (mode minus umask, O_CREAT on an existing file), O_EXCL on
+# an existing name (EEXIST), writes at any offset, pwrite past EOF (a hole
+# of zeros), O_APPEND from two descriptors, truncate and ftruncate (shrink,
+# grow, EISDIR/ENOENT/EINVAL/ENOTDIR, EINVAL or EBADF on a read-only fd),
+# unlink (ENOENT, EISDIR, ENOTDIR) and unlink of an open file (readable and
+# writable through its descriptor, st_nlink 0), mkdir (EEXIST, ENOTDIR
+# under a file, ENOENT), rmdir (ENOTEMPTY, ENOENT, ENOTDIR, EINVAL), rename
+# of files and directories (to a new name, over an existing file while a
+# descriptor holds it, across directories, a directory over an empty one,
+# to itself) and its refusals (a directory over a non-empty one ENOTEMPTY,
+# a file over a directory EISDIR, a directory over a file ENOTDIR, into
+# itself EINVAL, ENOENT), chmod and fchmod, utimensat with both times, each
+# alone, UTIME_NOW, UTIME_OMIT, NULL and futimens, a write and a truncate
+# moving mtime, symlink and readlink (EEXIST, EINVAL), fsync and fdatasync
+# (also of a read-only fd and of a directory), statvfs, hard links (POSIX
+# semantics in node_modules/, refused with EPERM on synced paths), 256-byte
+# names (ENAMETOOLONG; 255 bytes work), ENOTDIR through a file and EISDIR
+# for a directory opened for writing, readdir (exact entries and d_type),
+# and three editors' saves: temp + fsync + rename over, vim's backup~
+# rename + new file + unlink, and write in place with O_TRUNC.
+# The cross cases: renames (files, directories, over an existing file) and
+# hard links between a synced and a local-only directory are EXDEV (a link
+# may be EPERM) and leave both sides intact - checked first between two
+# local file systems (/tmp and /dev/shm) for the same reason as above.
+# Afterwards PostgreSQL equals the mount for everything the cases left in
+# the synced directory (kinds, file bytes and modes, symlink targets), and
+# nothing of the local-only run reached PostgreSQL, and no save of the
+# cases was committed as a conflict (each is based on the version before);
+# a change made elsewhere afterwards still reaches the mount.
+#
+# Needs /dev/fuse (else exit 77), PostgreSQL (started here).
+
+# The sh -c snippets take their arguments as $1...: single quotes are meant.
+# shellcheck disable=SC2016
+set -u
+
+# shellcheck source=tests/lib/servers.sh
+. "$(dirname "$0")/../lib/servers.sh"
+
+vs_need_fuse
+CTL=$VSYNC_BUILD_DIR/agent/vsyncctl
+CONF=$VSYNC_BUILD_DIR/tests/posix_conf
+if [[ ! -x "$CONF" ]]; then
+	echo "test_posix: $CONF is missing (build first)" >&2
+	exit 1
+fi
+vs_deadline 300
+vs_servers_start pg || exit 1
+unset VSYNC_REDIS_URL
+export VS_LOG_DIR=$VS_SERVERS_DIR
+W=$VS_SERVERS_DIR/work
+mkdir -p "$W"
+sql() { "$VS_PG_BIN/psql" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" -c "$1"; }
+
+# Run posix_conf with ARGS; each of its lines becomes a check named
+# "LABEL: CASE". Fails (1) if it exited non-zero.
+conf() {
+	local label=$1 line out rc=0
+	shift
+	out=$("$CONF" "$@" 2>&1) || rc=$?
+	while IFS= read -r line; do
+		case $line in
+		"ok "*) vs_pass "$label: ${line#ok }" ;;
+		"FAIL "*) vs_fail "$label: ${line#FAIL }" ;;
+		?*) vs_fail "$label: unexpected output: $line" ;;
+		esac
+	done <<<"$out"
+	((rc == 0)) || vs_fail "$label: posix_conf exited $rc"
+	CONF_OUT=$out
+	return "$rc"
+}
+
+# ---------------------------------------------------------------- local
+# The same cases on plain directories: the expectations are POSIX.
+mkdir -p "$W/local" "$W/cross"
+conf "local dir" "$W/local"
+SHM=$(mktemp -d /dev/shm/vsync-posix.XXXXXX) && vs_on_exit rm -rf "$SHM"
+if [[ -n "$SHM" ]]; then
+	conf "local /tmp <-> /dev/shm" -x "$W/cross" "$SHM"
+fi
+
+# ---------------------------------------------------------------- mount
+SRC=$W/src
+mkdir -p "$SRC/src"
+printf 'readme\n' >"$SRC/README.md"
+printf 'a\n' >"$SRC/src/a.js"
+vs_check "init and import" sh -c '"$1" -q init && "$1" -q import w "$2"' _ "$CTL" "$SRC"
+MNT=$W/mnt
+mkdir -p "$MNT"
+vs_mount w "$MNT" --cache-dir "$W/cache" --writable --author posix || exit 1
+
+mkdir "$MNT/conf" "$MNT/cross" && mkdir -p "$MNT/node_modules/conf" "$MNT/node_modules/cross"
+conf "synced dir" "$MNT/conf"
+vs_check "synced dir: hard links are refused with EPERM" grep -qx 'ok link (refused: EPERM)' <<<"$CONF_OUT"
+conf "local-only dir" "$MNT/node_modules/conf"
+vs_check "local-only dir: hard links work" grep -qx 'ok link' <<<"$CONF_OUT"
+conf "synced <-> local-only" -x "$MNT/cross" "$MNT/node_modules/cross"
+
+# ---------------------------------------------------------------- PostgreSQL
+# One line per entry under DIR: kind and path; a file's mode and sha256; a
+# symlink's target. Directory modes and times are local only.
+listing() {
+	(
+		cd "$1" || exit 1
+		find . -mindepth 1 \( -type d -printf 'd %P\n' \) -o \
+			\( -type l -printf 'l %P -> %l\n' \) -o \
+			\( -type f -printf 'f %P %m\n' \)
+		find . -type f -print0 | xargs -0r sha256sum
+	) | LC_ALL=C sort
+}
+EXP=$W/export
+pg_equals_mount() {
+	rm -rf "$EXP" && mkdir "$EXP" &&
+		"$CTL" -q export w "$EXP" >/dev/null 2>&1 &&
+		[[ "$(listing "$MNT/conf")" == "$(listing "$EXP/conf")" ]] &&
+		[[ "$(listing "$MNT/cross")" == "$(listing "$EXP/cross")" ]]
+}
+if vs_poll 20 pg_equals_mount; then
+	vs_pass "PostgreSQL equals the mount for what the cases left"
+else
+	vs_fail "PostgreSQL equals the mount for what the cases left: diff (< mount, > PostgreSQL): $(diff <(listing "$MNT/conf" && listing "$MNT/cross") <(listing "$EXP/conf" && listing "$EXP/cross") 2>&1 | head -n 20)"
+fi
+vs_check "nothing of node_modules/ reached PostgreSQL" test ! -e "$EXP/node_modules"
+# saves chained after renames are based on the right versions
+vs_check_eq "no change of the cases was committed as a conflict" 0 \
+	"$(sql "SELECT count(*) FROM file_operations WHERE project_id = vsync_project_id('w') AND operation_data ? 'conflict'")"
+
+# a change made elsewhere still reaches the mount (only our own are
+# skipped when they come back)
+printf 'from elsewhere\n' | "$CTL" -q --author elsewhere put w conf/remote.txt -
+vs_check "a change made elsewhere reaches the mount" \
+	vs_poll 10 grep -qx 'from elsewhere' "$MNT/conf/remote.txt"
+
+vs_umount "$MNT"
+vs_summary
