@@ -973,19 +973,11 @@ static void vs_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 }
 
 /*
- * An open of a synced file for writing (--writable): fi->fh points to it.
- * @wrote says the handle wrote since its last flush, so the flush of a
- * dup'd descriptor closed before any write (a shell's `> file`) does not
- * journal the empty, just-truncated file as a version.
+ * fi->fh of an open of a synced file that may write (not --read-only):
+ * its RELEASE, the last close, is a commit point. Other opens of synced
+ * files have fh 0.
  */
-struct synced_handle {
-	atomic_bool wrote;
-};
-
-static struct synced_handle *synced_handle_of(struct fuse_file_info *fi)
-{
-	return (struct synced_handle *)(uintptr_t)fi->fh;
-}
+#define SYNCED_WRITER 1
 
 #define VS_LEARN_MAX 4096
 
@@ -1080,15 +1072,8 @@ static void vs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	learn_record(fs, in);
 	fi->fh = 0;
 	if (fs->cfg.journal &&
-	    ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))) {
-		struct synced_handle *h = calloc(1, sizeof(*h));
-
-		if (!h) {
-			r = -ENOMEM;
-			goto fail;
-		}
-		fi->fh = (uint64_t)(uintptr_t)h;
-	}
+	    ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)))
+		fi->fh = SYNCED_WRITER;
 	fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
 	return;
@@ -1107,22 +1092,17 @@ static void vs_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 
 	r = prepare_create(fs, parent_ino, name, &parent, path, sizeof(path));
 	if (r == 1) {
-		struct synced_handle *h = calloc(1, sizeof(*h));
 		struct vs_inode *in = NULL;
 
-		/* without a handle, close() could not journal the file */
-		r = h ? fsw_create(fs, parent, name, VS_KIND_FILE, mode, NULL,
-				   &in)
-		      : -ENOMEM;
+		r = fsw_create(fs, parent, name, VS_KIND_FILE, mode, NULL, &in);
 		if (r < 0) {
-			free(h);
 			fuse_reply_err(req, -r);
 			return;
 		}
 		pthread_mutex_lock(&fs->table.lock);
 		synced_entry(fs, in, &e);
 		pthread_mutex_unlock(&fs->table.lock);
-		fi->fh = (uint64_t)(uintptr_t)h;
+		fi->fh = SYNCED_WRITER;
 		fi->keep_cache = 1;
 		fuse_reply_create(req, &e, fi);
 		return;
@@ -1193,9 +1173,6 @@ static void vs_write_buf(fuse_req_t req, fuse_ino_t ino,
 			    ? fsw_write(fs, in, in_buf, off, &written)
 			    : -EROFS;
 
-		if (r == 0 && fi->fh)
-			atomic_store(&synced_handle_of(fi)->wrote, true);
-
 		if (r < 0)
 			fuse_reply_err(req, -r);
 		else
@@ -1226,32 +1203,24 @@ static void vs_release(fuse_req_t req, fuse_ino_t ino,
 	if (in->local) {
 		close((int)fi->fh);
 	} else {
-		/* the last close of a written synced file: what a flush
-		 * skipped (a truncation without writes) is journaled now */
+		/* the last close of a synced file opened for writing: a
+		 * commit point (journaled; committed behind) */
 		r = fsw_flush(fs, in);
-		free(synced_handle_of(fi));
 	}
 	fuse_reply_err(req, -r);
 }
 
 static void vs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct vs_fs *fs = fs_of(req);
-	struct vs_inode *in;
-	int r = 0;
-
-	/* read-only synced paths: nothing to do at close(); ENOSYS stops
-	 * the kernel sending FLUSH for the life of the mount */
-	if (!fs->cfg.journal) {
-		fuse_reply_err(req, ENOSYS);
-		return;
-	}
-	/* writable: close() journals what was written (not PostgreSQL) */
-	if (fi->fh && resolve(fs, ino, &in, NULL, 0) == 0 && !in->local &&
-	    in->kind == VS_KIND_FILE &&
-	    atomic_exchange(&synced_handle_of(fi)->wrote, false))
-		r = fsw_flush(fs, in);
-	fuse_reply_err(req, -r);
+	(void)ino;
+	(void)fi;
+	/*
+	 * ENOSYS stops the kernel sending FLUSH for the life of the mount:
+	 * one round trip less in every close(). The commit points of synced
+	 * files are RELEASE (the last close, which close() does not wait
+	 * for), rename, fsync and chmod (write.c).
+	 */
+	fuse_reply_err(req, ENOSYS);
 }
 
 static void vs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
@@ -1537,6 +1506,7 @@ int vs_fs_new(struct vs_fs **out, const struct vs_fs_config *cfg,
 	fs->pending.fd = -1;
 	pthread_mutex_init(&fs->learn_lock, NULL);
 	pthread_mutex_init(&fs->own_lock, NULL);
+	pthread_mutex_init(&fs->ns_lock, NULL);
 	r = inode_table_init(&fs->table);
 	if (r < 0) {
 		free(fs);
@@ -1564,6 +1534,7 @@ void vs_fs_free(struct vs_fs *fs)
 	free(fs->learned);
 	pthread_mutex_destroy(&fs->learn_lock);
 	pthread_mutex_destroy(&fs->own_lock);
+	pthread_mutex_destroy(&fs->ns_lock);
 	inode_table_release(&fs->table);
 	free(fs);
 }

@@ -60,6 +60,16 @@ struct vs_fs {
 	 * one pushed. Both under own_lock.
 	 */
 	_Atomic uint64_t first_lseq, last_lseq;
+	/*
+	 * Orders the journal with the tree: held across a change of the
+	 * synced tree and its journal entry (mkdir, symlink, unlink, rename),
+	 * and across a snapshot's reading of its path and its WRITE entry, so
+	 * the journal's order is the order the tree changed in (a save
+	 * released just as its file or a parent is renamed or unlinked is
+	 * journaled wholly before or after). Order: fd_lock, ns_lock,
+	 * table.lock.
+	 */
+	pthread_mutex_t ns_lock;
 	pthread_mutex_t own_lock;
 	int64_t own_seqs[VS_OWN_MAX];
 	size_t own_head, own_count;

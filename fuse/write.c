@@ -6,15 +6,18 @@
  * A synced file that is written gets a working copy (an O_TMPFILE in the
  * cache dir, filled from its content on first write unless truncated):
  * reads and writes go to it, the kernel sees it like any local file.
- * Commit points: flush (every close(2) of a descriptor, synchronous), fsync,
- * a chmod and a truncate(2) of a path: the working copy is snapshotted - its
- * bytes stored as a content object (fsync'd) and a WRITE entry appended to the
- * journal (durable when it returns) - so close() never waits for PostgreSQL and
- * what close() returned for survives a crash. fsync additionally waits
- * until the committer has committed that entry (EIO if it cannot within
- * the deadline). Saves of one path made before the previous one is
+ * Commit points: the release of a descriptor that may have written (the
+ * last close(2) of an open file; close() does not wait for it), a rename
+ * of the file, fsync, a chmod and a truncate(2) of a path: the working
+ * copy is snapshotted - its bytes stored as a content object (fsync'd)
+ * and a WRITE entry appended to the journal (durable when it returns) -
+ * so close() never waits for PostgreSQL, nor for the local disk. fsync
+ * snapshots and then waits until the committer has committed that entry
+ * (EIO if it cannot within the deadline): what fsync returned for
+ * survives a crash. FLUSH is not used (fs.c answers ENOSYS: one round
+ * trip less per close). Saves of one path made before the previous one is
  * committed are chained (after_op), so they never conflict with each
- * other; at most one snapshot per close, however many writes.
+ * other; at most one snapshot per open file, however many writes.
  *
  * Directories, symlinks, deletions and renames change the inode table at
  * once (the kernel sees the result immediately) and append one journal
@@ -223,33 +226,25 @@ int fsw_write(struct vs_fs *fs, struct vs_inode *in, struct fuse_bufvec *buf,
 /*
  * Snapshot the working copy of @in and journal it as a WRITE (nothing to
  * do if it has not changed since the last snapshot). *lseq gets the entry
- * to wait for (0 if none is pending).
+ * to wait for (0 if none is pending). Called with in->fd_lock exclusive.
  */
-static int snapshot(struct vs_fs *fs, struct vs_inode *in, bool force,
-		    uint64_t *lseq)
+static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
+			   uint64_t *lseq)
 {
-	struct vs_jentry *e = calloc(1, sizeof(*e));
+	struct vs_jentry *e;
 	char *buf = NULL;
 	uint64_t gen;
 	size_t len = 0;
 	int r = 0;
 
-	*lseq = 0;
+	*lseq = in->pending_lseq;
+	if ((in->wgen == in->jgen && !force) || in->kind != VS_KIND_FILE)
+		return 0;
+	if (in->wfailed)
+		return -ECANCELED; /* nothing half-written is committed */
+	e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
-	pthread_rwlock_wrlock(&in->fd_lock);
-	*lseq = in->pending_lseq;
-	if ((in->wgen == in->jgen && !force) || in->kind != VS_KIND_FILE) {
-		pthread_rwlock_unlock(&in->fd_lock);
-		free(e);
-		return 0;
-	}
-	if (in->wfailed) {
-		/* nothing half-written is committed */
-		pthread_rwlock_unlock(&in->fd_lock);
-		free(e);
-		return -ECANCELED;
-	}
 	if (in->wfd < 0)
 		r = working_copy(fs, in, false); /* e.g. a chmod: same bytes */
 	if (r == 0) {
@@ -269,8 +264,6 @@ static int snapshot(struct vs_fs *fs, struct vs_inode *in, bool force,
 			len = (size_t)st.st_size;
 	}
 	gen = in->wgen;
-	if (r == 0)
-		r = path_of(fs, in, e->path, sizeof(e->path));
 	if (r == 0) {
 		e->op = VS_JOP_WRITE;
 		e->mode = in->mode & 07777;
@@ -285,21 +278,37 @@ static int snapshot(struct vs_fs *fs, struct vs_inode *in, bool force,
 	/* the journal names this object: it is made durable first */
 	if (r == 0)
 		r = vs_journal_put_content(fs->cfg.cache, buf, len, e->hash);
-	if (r == 0)
-		r = journal(fs, e);
+	if (r == 0) {
+		/* the path it has now, journaled before the tree moves on */
+		pthread_mutex_lock(&fs->ns_lock);
+		r = path_of(fs, in, e->path, sizeof(e->path));
+		if (r == 0)
+			r = journal(fs, e);
+		pthread_mutex_unlock(&fs->ns_lock);
+	}
 	if (r == 0) {
 		in->jgen = gen;
 		in->pending_lseq = e->lseq;
 		memcpy(in->pending_op, e->op_id, sizeof(in->pending_op));
 		*lseq = e->lseq;
 	}
-	pthread_rwlock_unlock(&in->fd_lock);
 	if (r < 0 && r != -ENOENT)
 		vs_warn("cannot save local changes of '%s': %s", e->path,
 			strerror(-r));
 	free(buf);
 	free(e);
 	return r == -ENOENT ? 0 : r; /* unlinked meanwhile: nothing to save */
+}
+
+static int snapshot(struct vs_fs *fs, struct vs_inode *in, bool force,
+		    uint64_t *lseq)
+{
+	int r;
+
+	pthread_rwlock_wrlock(&in->fd_lock);
+	r = snapshot_locked(fs, in, force, lseq);
+	pthread_rwlock_unlock(&in->fd_lock);
+	return r;
 }
 
 int fsw_flush(struct vs_fs *fs, struct vs_inode *in)
@@ -424,6 +433,7 @@ int fsw_create(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 		if (wfd < 0)
 			return -errno;
 	}
+	pthread_mutex_lock(&fs->ns_lock);
 	pthread_mutex_lock(&fs->table.lock);
 	if (inode_child_find(parent, name)) {
 		r = -EEXIST;
@@ -456,18 +466,18 @@ out_locked:
 	pthread_mutex_unlock(&fs->table.lock);
 	if (wfd >= 0)
 		close(wfd);
-	if (r < 0)
-		return r;
-	if (kind == VS_KIND_DIR)
+	if (r == 0 && kind == VS_KIND_DIR)
 		r = journal_path(fs, VS_JOP_MKDIR, path, NULL, NULL, mode, NULL,
 				 NULL);
-	else if (kind == VS_KIND_SYMLINK)
+	else if (r == 0 && kind == VS_KIND_SYMLINK)
 		r = journal_path(fs, VS_JOP_SYMLINK, path, NULL, target, 0777,
 				 NULL, NULL);
-	else
-		in->wgen++; /* an empty file is a change too: flushed on close
-			     */
-	*out = in;
+	else if (r == 0)
+		in->wgen++; /* an empty file is a change too: saved at its
+			     * release */
+	pthread_mutex_unlock(&fs->ns_lock);
+	if (r == 0 || in)
+		*out = in;
 	return r;
 }
 
@@ -478,6 +488,9 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	struct vs_inode *in;
 	int r = 0;
 
+	/* journaled first: if that fails (ENOSPC), nothing changed (the
+	 * kernel holds the directory for the length of the unlink) */
+	pthread_mutex_lock(&fs->ns_lock);
 	pthread_mutex_lock(&fs->table.lock);
 	in = inode_child_find(parent, name);
 	if (!in)
@@ -490,12 +503,18 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 		r = -ENOTEMPTY;
 	else
 		r = inode_path(in, path, sizeof(path));
-	if (r == 0)
-		inode_synced_remove(&fs->table, in);
 	pthread_mutex_unlock(&fs->table.lock);
-	if (r < 0)
-		return r;
-	return journal_path(fs, VS_JOP_DELETE, path, NULL, NULL, 0, NULL, NULL);
+	if (r == 0)
+		r = journal_path(fs, VS_JOP_DELETE, path, NULL, NULL, 0, NULL,
+				 NULL);
+	if (r == 0) {
+		pthread_mutex_lock(&fs->table.lock);
+		if (inode_child_find(parent, name) == in)
+			inode_synced_remove(&fs->table, in);
+		pthread_mutex_unlock(&fs->table.lock);
+	}
+	pthread_mutex_unlock(&fs->ns_lock);
+	return r;
 }
 
 /*
@@ -540,8 +559,24 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	if (in && in->kind != VS_KIND_DIR)
 		file = in;
 	pthread_mutex_unlock(&fs->table.lock);
-	if (file)
+	if (file) {
 		pthread_rwlock_wrlock(&file->fd_lock);
+		/* a rename is a commit point: what was written under the old
+		 * name is saved there first (an editor's temp file renamed
+		 * over the original right after close(), whose RELEASE may
+		 * come later) */
+		r = snapshot_locked(fs, file, false, &lseq);
+		if (r == -ECANCELED)
+			r = 0; /* a failed write: still not saved */
+		if (r < 0) {
+			pthread_rwlock_unlock(&file->fd_lock);
+			return r;
+		}
+	}
+	/* journaled first, then the tree changes: if journaling fails
+	 * (ENOSPC), nothing moved (the kernel holds both directories for
+	 * the length of the rename) */
+	pthread_mutex_lock(&fs->ns_lock);
 	pthread_mutex_lock(&fs->table.lock);
 	in = inode_child_find(parent, name);
 	old = inode_child_find(newparent, newname);
@@ -571,19 +606,15 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	/* the new path must fit before anything moves */
 	if (r == 0)
 		r = inode_path(newparent, to, sizeof(to));
-	if (r == 0 && strlen(to) + 1 + strlen(newname) > VS_PATH_MAX)
+	if (r == 0 && (strlen(to) + 1 + strlen(newname) > VS_PATH_MAX ||
+		       strlen(to) + 1 + strlen(newname) >= sizeof(to)))
 		r = -ENAMETOOLONG;
-	if (r < 0)
-		goto out;
-	if (old) {
-		over_dir = old->kind == VS_KIND_DIR;
-		inode_synced_remove(&fs->table, old);
-	}
-	r = inode_synced_move(in, newparent, newname);
+	if (r == 0 && newparent != fs->table.root)
+		strcat(to, "/");
 	if (r == 0)
-		r = inode_path(in, to, sizeof(to));
-	if (r == 0 && in->kind == VS_KIND_DIR)
-		forget_versions(in);
+		strcat(to, newname);
+	if (r == 0 && old)
+		over_dir = old->kind == VS_KIND_DIR;
 out:
 	pthread_mutex_unlock(&fs->table.lock);
 	if (r < 0 || !in || old == in)
@@ -596,7 +627,23 @@ out:
 	if (r == 0)
 		r = journal_path(fs, VS_JOP_RENAME, to, from, NULL, 0, op,
 				 &lseq);
-	if (r == 0 && file) {
+	if (r < 0)
+		goto unlock;
+	pthread_mutex_lock(&fs->table.lock);
+	old = inode_child_find(newparent, newname);
+	if (old && old != in)
+		inode_synced_remove(&fs->table, old);
+	r = inode_synced_move(in, newparent, newname);
+	if (r == 0 && in->kind == VS_KIND_DIR)
+		forget_versions(in);
+	pthread_mutex_unlock(&fs->table.lock);
+	if (r < 0) {
+		vs_error("rename of '%s' to '%s' is journaled but the tree "
+			 "could not follow: %s",
+			 from, to, strerror(-r));
+		goto unlock;
+	}
+	if (file) {
 		/* the next save of this file is based on the version the
 		 * rename makes at the new path (not on one of the old path,
 		 * nor unconditional): it names the rename as its after_op,
@@ -607,6 +654,7 @@ out:
 		file->pending_lseq = lseq;
 	}
 unlock:
+	pthread_mutex_unlock(&fs->ns_lock);
 	if (file)
 		pthread_rwlock_unlock(&file->fd_lock);
 	return r;

@@ -73,7 +73,14 @@ struct vs_journal {
 	uint64_t *pending; /* sorted ascending */
 	size_t n, alloc;
 	uint64_t next_lseq;
+	bool reserved; /* JOURNAL_RESERVE_NAME holds room for entries */
 };
+
+/* Room kept for entries when the disk fills: a metadata change (unlink,
+ * rename, mkdir) can still be journaled - and so free space - when the
+ * cache dir's file system is full. Not an entry name: scans skip it. */
+#define JOURNAL_RESERVE_NAME "reserve"
+#define JOURNAL_RESERVE_SIZE (256 * 1024)
 
 static const char *const op_names[] = {"write", "symlink", "mkdir", "delete",
 				       "rename"};
@@ -500,6 +507,25 @@ out:
 	return r;
 }
 
+/* Make the reserve if it is not there (best effort). Called with the lock
+ * held, or before the journal is shared. */
+static void reserve_make(struct vs_journal *j)
+{
+	int fd;
+
+	if (j->reserved)
+		return;
+	fd = openat(j->dir_fd, JOURNAL_RESERVE_NAME,
+		    O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	if (posix_fallocate(fd, 0, JOURNAL_RESERVE_SIZE) == 0)
+		j->reserved = true;
+	close(fd);
+	if (!j->reserved)
+		unlinkat(j->dir_fd, JOURNAL_RESERVE_NAME, 0);
+}
+
 int vs_journal_open(struct vs_journal **out, int dir_fd)
 {
 	struct vs_journal *j;
@@ -520,6 +546,7 @@ int vs_journal_open(struct vs_journal **out, int dir_fd)
 		vs_journal_free(j);
 		return r;
 	}
+	reserve_make(j);
 	if (j->n)
 		vs_info("journal: %zu entr%s to replay (lseq %" PRIu64
 			"..%" PRIu64 ")",
@@ -563,10 +590,18 @@ int vs_journal_append(struct vs_journal *j, struct vs_jentry *e)
 		goto out;
 	entry_name(name, e->lseq, "");
 	entry_name(tmp, e->lseq, ".tmp");
+again:
 	fd = openat(j->dir_fd, tmp,
 		    O_WRONLY | O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		r = -errno;
+		if (r == -ENOSPC && j->reserved) {
+			unlinkat(j->dir_fd, JOURNAL_RESERVE_NAME, 0);
+			j->reserved = false;
+			vs_warn("journal: the cache dir's disk is full; using "
+				"the room reserved for the journal");
+			goto again;
+		}
 		goto out;
 	}
 	r = write_all(fd, buf, (size_t)n);
@@ -584,6 +619,15 @@ int vs_journal_append(struct vs_journal *j, struct vs_jentry *e)
 		/* not durable: take it back, so a failed append is not
 		 * replayed later behind the caller's back */
 		unlinkat(j->dir_fd, renamed ? name : tmp, 0);
+		if (r == -ENOSPC && j->reserved && !renamed) {
+			/* the disk is full: the reserve makes room */
+			unlinkat(j->dir_fd, JOURNAL_RESERVE_NAME, 0);
+			j->reserved = false;
+			vs_warn("journal: the cache dir's disk is full; using "
+				"the room reserved for the journal");
+			r = 0;
+			goto again;
+		}
 		goto out;
 	}
 	j->pending[j->n++] = e->lseq;
@@ -645,6 +689,7 @@ int vs_journal_done(struct vs_journal *j, uint64_t lseq)
 		goto out;
 	}
 	pending_remove(j, i);
+	reserve_make(j); /* taken when the disk was full: again if room */
 out:
 	pthread_mutex_unlock(&j->lock);
 	return r;

@@ -4,12 +4,14 @@
 # local directory, as ratios mount/local. Not part of ctest.
 #
 # usage: tests/bench/bench_warm.sh [-n FILES] [-M MODULES] [-r ROUNDS] [-V]
+#                                  [-m MOUNT-OPTION]...
 #
 #   -n FILES    generated project files (default 5000; the size mix of
 #               bench_coldstart.sh, which generates it)
 #   -M MODULES  CommonJS modules under lib/ for the node case (default 2000)
 #   -r ROUNDS   timed rounds (default 7)
 #   -V          leave out the Vite build
+#   -m OPT      pass OPT to vsync-mount (repeatable), e.g. -m --read-only
 #
 # One run, on a throwaway PostgreSQL: the tree is imported and mounted
 # (vsync-mount -f, PostgreSQL only: warm work never reaches a backend) and
@@ -45,12 +47,14 @@ FILES=5000
 MODULES=2000
 ROUNDS=7
 VITE=1
+MOUNT_OPTS=()
 usage() {
-	echo "usage: $0 [-n FILES] [-M MODULES] [-r ROUNDS] [-V]" >&2
+	echo "usage: $0 [-n FILES] [-M MODULES] [-r ROUNDS] [-V] [-m MOUNT-OPTION]..." >&2
 	exit 2
 }
-while getopts 'n:M:r:Vh' opt; do
+while getopts 'n:M:r:Vm:h' opt; do
 	case $opt in
+	m) MOUNT_OPTS+=("$OPTARG") ;;
 	n) FILES=$OPTARG ;;
 	M) MODULES=$OPTARG ;;
 	r) ROUNDS=$OPTARG ;;
@@ -132,12 +136,12 @@ log "imported in $(($(vs_now_ms) - t0)) ms"
 cp -a "$W/tree" "$W/local"
 MNT=$W/mnt
 mkdir -p "$MNT" "$W/cache"
-vs_mount warm "$MNT" --pg "$VSYNC_PG_URL" --cache-dir "$W/cache" || exit 1
+vs_mount warm "$MNT" --pg "$VSYNC_PG_URL" --cache-dir "$W/cache" ${MOUNT_OPTS[@]+"${MOUNT_OPTS[@]}"} || exit 1
 
 if ((VITE)); then
 	CTL import example "$VS_REPO_ROOT/container/example"
 	mkdir -p "$W/mnt-ex" "$W/cache-ex"
-	vs_mount example "$W/mnt-ex" --pg "$VSYNC_PG_URL" --cache-dir "$W/cache-ex" || exit 1
+	vs_mount example "$W/mnt-ex" --pg "$VSYNC_PG_URL" --cache-dir "$W/cache-ex" ${MOUNT_OPTS[@]+"${MOUNT_OPTS[@]}"} || exit 1
 	(cd "$VS_REPO_ROOT/container/example" && tar --exclude=node_modules --exclude=dist -cf - .) |
 		(mkdir -p "$W/local-ex" && cd "$W/local-ex" && tar -xf -)
 	for d in "$W/mnt-ex" "$W/local-ex"; do
@@ -212,7 +216,7 @@ done
 median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.2f", m }'; }
 echo
 echo "warm workloads: $nfiles files ($FILES generated + $MODULES modules), $ROUNDS rounds interleaved, medians"
-echo "mount: vsync-mount -f (PostgreSQL only), $("$VSYNC_BUILD_DIR/agent/vsync-mount" --version 2>&1 | head -n 1)"
+echo "mount: vsync-mount -f ${MOUNT_OPTS[*]+${MOUNT_OPTS[*]} }(PostgreSQL only), $("$VSYNC_BUILD_DIR/agent/vsync-mount" --version 2>&1 | head -n 1)"
 echo "local: a copy on $(df -T "$W" | awk 'NR == 2 { print $2 }') under $W"
 printf '%-34s%12s%12s%14s  %s\n' workload "mount ms" "local ms" "mount/local" target
 for name in "${names[@]}"; do

@@ -63,7 +63,7 @@ wb() {
 # field NAME: the value of NAME=... in $OUT.
 field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$OUT" | head -n 1; }
 
-journal_count() { find "$JOURNAL" -mindepth 1 -maxdepth 1 | wc -l; }
+journal_count() { find "$JOURNAL" -mindepth 1 -maxdepth 1 ! -name reserve | wc -l; }
 
 # lines N: a file of N numbered lines.
 lines() {

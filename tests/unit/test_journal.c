@@ -26,7 +26,9 @@
  *    directory removed under the journal, a file size limit hit mid-write
  *    (RLIMIT_FSIZE, as ENOSPC would), a read-only directory (not as
  *    root); the next append then gets the same lseq;
- *  - vs_journal_low_water, vs_journal_put_content, vs_uuid_random (v4).
+ *  - vs_journal_low_water, vs_journal_put_content, vs_uuid_random (v4);
+ *  - the "reserve" file (room for entries when the disk is full; used by
+ *    test_write_limits.sh) is made at open and is not an entry.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -178,7 +180,8 @@ static int count_files(struct fixture *f, const char *suffix)
 
 		if (de->d_name[0] == '.')
 			continue;
-		if (!*suffix ? !strchr(de->d_name, '.')
+		/* "": entries (all digits; not the "reserve") */
+		if (!*suffix ? strspn(de->d_name, "0123456789") == l
 			     : (l > sl && !strcmp(de->d_name + l - sl, suffix)))
 			n++;
 	}
@@ -489,6 +492,8 @@ static void test_append_peek_done(void **state)
 	check_bool(0 != strcmp(opid, f->e.op_id), true, "op_ids differ");
 	check_int(3, vs_journal_pending(f->j), "pending");
 	check_int(3, count_files(f, ""), "entry files");
+	check_int(0, faccessat(f->dir_fd, "reserve", F_OK, 0),
+		  "the room reserved for a full disk exists");
 	check_int(0, count_files(f, ".tmp"), "temp files");
 
 	check_peek(f, 1, "a");
@@ -611,6 +616,7 @@ static void test_failed_append_leaves_nothing(void **state)
 		fd = open(gone, O_RDONLY | O_DIRECTORY);
 		assert_true(fd >= 0);
 		check_ret(0, vs_journal_open(&j, fd), "open on 'gone'");
+		assert_int_equal(0, unlinkat(fd, "reserve", 0));
 		assert_int_equal(0, rmdir(gone));
 		make_write(&f->e, "x", -1);
 		check_ret(-ENOENT, vs_journal_append(j, &f->e),
