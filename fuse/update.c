@@ -290,7 +290,16 @@ static int put_path(struct vs_fs *fs, const char *path,
 	/* the same bytes and mode (our own commit coming back, or a
 	 * rollback to what we have): take its version quietly, no event */
 	same = strcmp(in->hash, st->hash) == 0 && in->mode == st->mode;
-	if (same) {
+	if (in->version > 0 && st->version <= in->version) {
+		/* not newer than what we hold (versions of a path only
+		 * grow): one of our own saves coming back after a later one
+		 * was committed. Applying it would put old bytes back and
+		 * orphan the writers' open inode. */
+		vs_debug("'%s': change v%lld is not newer than v%lld: "
+			 "ignored",
+			 path, (long long)st->version, (long long)in->version);
+		same = true;
+	} else if (same) {
 		in->version = st->version;
 		in->mtime_ns = st->mtime_ns;
 	}
