@@ -23,7 +23,7 @@ VS_DEB_PACKAGES=(
 	redis-server libhiredis-dev
 	libwebsockets-dev liblz4-dev libssl-dev
 	libcmocka-dev libgit2-dev librsync-dev
-	inotify-tools perl util-linux procps curl coreutils iproute2
+	inotify-tools perl util-linux procps curl coreutils iproute2 git
 )
 
 vs__deb_installed() {
