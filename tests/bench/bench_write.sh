@@ -11,7 +11,7 @@
 #   -n FILES   files of the npm-install-like tree (default 1000)
 #   -r ROUNDS  timed rounds of the file workloads (default 3)
 #   -m EDITS   edits timed per mode for the mount-to-mount latency
-#              (default 500)
+#              (default 300)
 #   -w WARMUP  uncounted warm-up edits per mode (default 20)
 #   -N         leave out the real `npm install`
 #   -P         leave out the PostgreSQL LISTEN mode of the latency part
@@ -59,8 +59,9 @@
 #    with both mounts on Redis (fed by the relay), once in PostgreSQL-only
 #    mode (LISTEN; the relay stopped). The local reference writes and
 #    watches one local directory. Also shown: how long the write (open to
-#    close) took, misses (no such event within 5 s) and events that came
-#    before the new bytes were readable.
+#    close) took, misses (no such event within 5 s), events that came
+#    before the new bytes were readable, and writes that failed (counted
+#    and shown on stderr; the run goes on).
 #
 # It prints medians (and p99 for the latencies) and the ratios
 # mount/local. Environment: VSYNC_BUILD_DIR (default build/),
@@ -74,7 +75,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 FILES=1000
 ROUNDS=3
-EDITS=500
+EDITS=300
 WARMUP=20
 NPM=1
 PGMODE=1
@@ -113,6 +114,9 @@ for b in vsync-mount vsyncctl vsync-relay; do
 done
 vs_deadline 1200
 log() { printf '# %s\n' "$*" >&2; }
+# Commands run under `timeout --foreground`: plain timeout puts its command
+# in a process group of its own, which a Ctrl-C at the terminal misses (the
+# script would wait for it before cleaning up).
 
 if ((NPM)); then
 	export npm_config_cache=${VS_NPM_CACHE:-$HOME/.npm}
@@ -120,7 +124,7 @@ if ((NPM)); then
 	if ! command -v npm >/dev/null 2>&1; then
 		log "no npm: npm install is left out"
 		NPM=0
-	elif ! timeout -k 2 20 npm ping >/dev/null 2>&1; then
+	elif ! timeout --foreground -k 2 20 npm ping >/dev/null 2>&1; then
 		log "the npm registry does not answer: npm install is left out"
 		NPM=0
 	fi
@@ -131,8 +135,8 @@ W=$VS_SERVERS_DIR/work
 VS_LOG_DIR=$W/logs
 mkdir -p "$VS_LOG_DIR" "$W/src" "$W/local"
 PSQL=$VS_PG_BIN/psql
-CTL() { timeout -k 5 120 "$VSYNC_BUILD_DIR/agent/vsyncctl" --pg "$VSYNC_PG_URL" -q "$@"; }
-sql() { timeout -k 5 60 "$PSQL" -X -At -q -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" -c "$1"; }
+CTL() { timeout --foreground -k 5 120 "$VSYNC_BUILD_DIR/agent/vsyncctl" --pg "$VSYNC_PG_URL" -q "$@"; }
+sql() { timeout --foreground -k 5 60 "$PSQL" -X -At -q -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" -c "$1"; }
 # µs since the epoch
 now_us() { echo "${EPOCHREALTIME/./}"; }
 ms_since() { awk -v a="$1" -v b="$(now_us)" 'BEGIN { printf "%.1f\n", (b - a) / 1000 }'; }
@@ -276,7 +280,7 @@ work() {
 	npm)
 		mkdir "$dir"
 		cp "$VS_REPO_ROOT/container/example/package.json" "$dir/"
-		(cd "$dir" && timeout -k 5 600 npm install --no-package-lock --prefer-offline) \
+		(cd "$dir" && timeout --foreground -k 5 600 npm install --no-package-lock --prefer-offline) \
 			>>"$VS_LOG_DIR/npm.log" 2>&1 || {
 			echo "bench_write: npm install in $dir failed (see $VS_LOG_DIR/npm.log)" >&2
 			return 1
@@ -417,7 +421,7 @@ main().catch((e) => { console.error(e); process.exit(1); });
 EOF
 
 edits() {
-	timeout -k 5 600 node "$W/edit.js" "$@"
+	timeout --foreground -k 5 600 node "$W/edit.js" "$@"
 }
 
 log "part 2: $EDITS edits per mode (+$WARMUP warm-up)"
@@ -468,14 +472,17 @@ done
 echo "target: local-only <= 1.2 x local"
 echo
 echo "synced path: close -> committed to PostgreSQL (medians; times from the start of the work)"
-printf '%-34s%14s%16s%16s%18s\n' workload "closed ms" "committed ms" "files/s" "current/versions"
+printf '%-34s%11s%13s%15s%14s  %s\n' workload "closed ms" "ms/file" "committed ms" "files/s" "rounds x current/versions in PostgreSQL"
 for name in create tar; do
 	c=$(median <<<"${CL[$name]}")
 	m=$(median <<<"${CM[$name]}")
-	printf '%-34s%14s%16s%16s%18s\n' "${label[$name]}" "$c" "$m" \
+	printf '%-34s%11s%13s%15s%14s  %s\n' "${label[$name]}" "$c" \
+		"$(awk -v n="$FILES" -v c="$c" 'BEGIN { printf "%.2f", c / n }')" "$m" \
 		"$(awk -v n="$FILES" -v m="$m" 'BEGIN { printf "%.0f", n * 1000 / m }')" \
-		"$(tr ' ' '\n' <<<"${VER[$name]}" | { grep . || true; } | sort | uniq -c | awk '{ printf "%s%s(x%d)", s, $2, $1; s = " " }')"
+		"$(tr ' ' '\n' <<<"${VER[$name]}" | { grep . || true; } | sort | uniq -c | awk '{ printf "%s%d x %s", s, $1, $2; s = ", " }')"
 done
+echo "closed: the work returned (every close(2) done, every change journaled); committed: the journal"
+echo "was empty (every change in PostgreSQL); files/s = files / committed time."
 
 echo
 echo "edit in one mount -> fs.watch event with the new bytes in another (ms; from close() returning)"
