@@ -27,11 +27,11 @@ struct vs_mount_opts {
 	const char *ready_file; /* --ready-file: created once ready */
 	int notify_fd; /* --notify-fd: "READY=1\n" written once ready */
 	const char
-	    *control;	   /* --control ADDR:PORT: /healthz /readyz /metrics */
-	int prefetch;	   /* --prefetch N: background fetchers (0: none) */
-	int learn_seconds; /* --learn-seconds: record first reads this long */
-	bool writable;		/* synced paths take writes (not --read-only) */
-	const char *author;	/* --author: recorded with local changes */
+	    *control;	    /* --control ADDR:PORT: /healthz /readyz /metrics */
+	int prefetch;	    /* --prefetch N: background fetchers (0: none) */
+	int learn_seconds;  /* --learn-seconds: record first reads this long */
+	bool writable;	    /* synced paths take writes (not --read-only) */
+	const char *author; /* --author: recorded with local changes */
 	long long max_file_size; /* --max-file-size: bigger writes are EFBIG */
 	const char *critical[VS_MOUNT_MAX_CRITICAL + 1]; /* --critical GLOB */
 	size_t n_critical;
