@@ -43,13 +43,7 @@ done
 : "${FSX_FSYNC:=100}"
 : "${FSX_SEED:=$(((RANDOM << 15) | RANDOM))}"
 vs_deadline 240
-vs_servers_start pg || exit 1
-unset VSYNC_REDIS_URL
-export VS_LOG_DIR=$VS_SERVERS_DIR
-W=$VS_SERVERS_DIR/work
-mkdir -p "$W"
-PSQL=$VS_PG_BIN/psql
-sql() { "$PSQL" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" -c "$1"; }
+vs_pg_fixture || exit 1
 vs_log "fsx seed $FSX_SEED (FSX_SEED=$FSX_SEED repeats this run)"
 
 # fsx_check DESC NAME FILE CHECK [FSX ARGS...]: run fsx on FILE (default
@@ -82,7 +76,7 @@ mkdir -p "$SRC/fsx"
 printf 'readme\n' >"$SRC/README.md"
 head -c 5000 /dev/urandom >"$SRC/fsx/data.bin"
 vs_check "init and import" sh -c '"$1" -q init && "$1" -q import w "$2"' _ "$CTL" "$SRC"
-ID=$(sql "SELECT vsync_project_id('w')")
+ID=$(vs_sql "SELECT vsync_project_id('w')")
 MNT=$W/mnt
 mkdir -p "$MNT"
 vs_mount w "$MNT" --cache-dir "$W/cache" --writable --author fsx || exit 1
@@ -109,7 +103,7 @@ for f in data small; do
 		vs_poll 15 pg_is "fsx/$f.bin" "$good"
 	vs_check_eq "the size PostgreSQL records for fsx/$f.bin is the model's" \
 		"$(stat -c %s "$good")" \
-		"$(sql "SELECT file_size FROM project_files WHERE project_id = '$ID' AND file_path = 'fsx/$f.bin' AND is_current")"
+		"$(vs_sql "SELECT file_size FROM project_files WHERE project_id = '$ID' AND file_path = 'fsx/$f.bin' AND is_current")"
 done
 
 # ---------------------------------------------------------------- local-only
@@ -120,7 +114,7 @@ fsx_check "fsx on a local-only path of the mount (node_modules/x)" \
 vs_check "the local-only file is not in PostgreSQL" \
 	sh -c '! "$1" cat w node_modules/x/data.bin >/dev/null 2>&1' _ "$CTL"
 vs_check_eq "no node_modules path in project_files" 0 \
-	"$(sql "SELECT count(*) FROM project_files WHERE project_id = '$ID' AND file_path LIKE 'node_modules%'")"
+	"$(vs_sql "SELECT count(*) FROM project_files WHERE project_id = '$ID' AND file_path LIKE 'node_modules%'")"
 
 # ---------------------------------------------------------------- remount
 vs_umount "$MNT"

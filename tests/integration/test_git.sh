@@ -27,13 +27,7 @@ if ! command -v git >/dev/null 2>&1; then
 fi
 CTL=$VSYNC_BUILD_DIR/agent/vsyncctl
 vs_deadline 180
-vs_servers_start pg || exit 1
-unset VSYNC_REDIS_URL
-export VS_LOG_DIR=$VS_SERVERS_DIR
-W=$VS_SERVERS_DIR/work
-mkdir -p "$W"
-PSQL=$VS_PG_BIN/psql
-sql() { "$PSQL" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" -c "$1"; }
+vs_pg_fixture || exit 1
 umask 022
 
 # git without the user's or the system's configuration, no background
@@ -56,7 +50,7 @@ printf '# project\n\nsome words\n' >"$SRC/README.md"
 printf '#!/bin/sh\necho run\n' >"$SRC/tools/run.sh"
 chmod 755 "$SRC/tools/run.sh"
 vs_check "init and import" sh -c '"$1" -q init && "$1" -q import w "$2"' _ "$CTL" "$SRC"
-ID=$(sql "SELECT vsync_project_id('w')")
+ID=$(vs_sql "SELECT vsync_project_id('w')")
 MNT=$W/mnt
 mkdir -p "$MNT"
 vs_mount w "$MNT" --cache-dir "$W/cache" --writable --author git-test || exit 1
@@ -66,12 +60,12 @@ g() { git -C "$MNT" "$@"; }
 # What PostgreSQL has: "mode hash path" for each live file (mode in
 # decimal), and the live directories.
 pg_files() {
-	sql "SELECT mode || ' ' || content_hash || ' ' || file_path FROM project_files
+	vs_sql "SELECT mode || ' ' || content_hash || ' ' || file_path FROM project_files
 	     WHERE project_id = '$ID' AND is_current AND NOT is_deleted
 	       AND kind = 'file' ORDER BY file_path"
 }
 pg_dirs() {
-	sql "SELECT file_path FROM project_files WHERE project_id = '$ID'
+	vs_sql "SELECT file_path FROM project_files WHERE project_id = '$ID'
 	     AND is_current AND NOT is_deleted AND kind = 'dir'
 	     ORDER BY file_path"
 }
@@ -120,7 +114,7 @@ $(pg_dirs)"
 
 no_git_in_pg() {
 	local n
-	n=$(sql "SELECT (SELECT count(*) FROM project_files
+	n=$(vs_sql "SELECT (SELECT count(*) FROM project_files
 	                 WHERE project_id = '$ID' AND (file_path = '.git'
 	                   OR file_path LIKE '.git/%' OR file_path LIKE '%/.git'
 	                   OR file_path LIKE '%/.git/%'))
@@ -161,7 +155,7 @@ initial" "$(g log --format=%s)"
 printf 'export const c = 30;\n' >"$MNT/src/c.js"
 c_edit=$(sha256sum <"$MNT/src/c.js" | cut -d' ' -f1)
 pg_c_is() {
-	[[ "$(sql "SELECT content_hash FROM project_files WHERE project_id = '$ID'
+	[[ "$(vs_sql "SELECT content_hash FROM project_files WHERE project_id = '$ID'
 	           AND file_path = 'src/c.js' AND is_current")" == "$1" ]]
 }
 vs_check "the edit to stash reaches PostgreSQL" vs_poll 20 pg_c_is "$c_edit"

@@ -52,12 +52,7 @@ if [[ ! -x "$CONF" ]]; then
 	exit 1
 fi
 vs_deadline 300
-vs_servers_start pg || exit 1
-unset VSYNC_REDIS_URL
-export VS_LOG_DIR=$VS_SERVERS_DIR
-W=$VS_SERVERS_DIR/work
-mkdir -p "$W"
-sql() { "$VS_PG_BIN/psql" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" -c "$1"; }
+vs_pg_fixture || exit 1
 
 # Run posix_conf with ARGS; each of its lines becomes a check named
 # "LABEL: CASE". Fails (1) if it exited non-zero.
@@ -130,7 +125,7 @@ fi
 vs_check "nothing of node_modules/ reached PostgreSQL" test ! -e "$EXP/node_modules"
 # saves chained after renames are based on the right versions
 vs_check_eq "no change of the cases was committed as a conflict" 0 \
-	"$(sql "SELECT count(*) FROM file_operations WHERE project_id = vsync_project_id('w') AND operation_data ? 'conflict'")"
+	"$(vs_sql "SELECT count(*) FROM file_operations WHERE project_id = vsync_project_id('w') AND operation_data ? 'conflict'")"
 
 # a change made elsewhere still reaches the mount (only our own are
 # skipped when they come back)

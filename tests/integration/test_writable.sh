@@ -33,13 +33,7 @@ set -u
 vs_need_fuse
 CTL=$VSYNC_BUILD_DIR/agent/vsyncctl
 vs_deadline 400
-vs_servers_start pg || exit 1
-unset VSYNC_REDIS_URL
-export VS_LOG_DIR=$VS_SERVERS_DIR
-W=$VS_SERVERS_DIR/work
-mkdir -p "$W"
-PSQL=$VS_PG_BIN/psql
-sql() { "$PSQL" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" -c "$1"; }
+vs_pg_fixture || exit 1
 ctl() { "$CTL" -q "$@"; }
 pgcat() { "$CTL" cat w "$1" 2>/dev/null; }
 
@@ -51,7 +45,7 @@ printf 'old\n' >"$SRC/src/old/x.js"
 printf 'readme\n' >"$SRC/docs/README.md"
 printf '#!/bin/sh\necho hi\n' >"$SRC/run.sh"
 vs_check "init and import" sh -c '"$1" -q init && "$1" -q import w "$2"' _ "$CTL" "$SRC"
-ID=$(sql "SELECT vsync_project_id('w')")
+ID=$(vs_sql "SELECT vsync_project_id('w')")
 
 MNT=$W/mnt
 mkdir -p "$MNT"
@@ -63,7 +57,7 @@ committed() { [[ "$(pgcat "$1")" == "$2" ]]; }
 printf 'edited in the container\n' >"$MNT/src/a.js"
 vs_check "an editor's write is committed" vs_poll 10 committed src/a.js 'edited in the container'
 vs_check_eq "with the container as author" test-container \
-	"$(sql "SELECT created_by FROM project_files WHERE project_id = '$ID' AND file_path = 'src/a.js' AND is_current")"
+	"$(vs_sql "SELECT created_by FROM project_files WHERE project_id = '$ID' AND file_path = 'src/a.js' AND is_current")"
 vs_check_eq "the mount reads its own write" 'edited in the container' "$(cat "$MNT/src/a.js")"
 
 printf 'synced\n' >"$MNT/docs/README.md"
@@ -142,7 +136,7 @@ vs_check_eq "the mount serves the merge" "$(printf 'l1 local\nl2\nl3\nl4\nl5 rem
 vs_check_eq "edits of the same line: the local one is current" "$(printf 'l1\nl2 local\nl3\nl4\nl5')" "$(pgcat same.txt)"
 vs_check_eq "and the remote one stays in history" "$(printf 'l1\nl2 remote\nl3\nl4\nl5')" \
 	"$("$CTL" cat w same.txt --version 2 2>&1)"
-vs_check "the conflict is recorded" test "$(sql "SELECT count(*) FROM file_operations WHERE project_id = '$ID' AND path = 'same.txt' AND operation_data ? 'conflict'")" -ge 1
+vs_check "the conflict is recorded" test "$(vs_sql "SELECT count(*) FROM file_operations WHERE project_id = '$ID' AND path = 'same.txt' AND operation_data ? 'conflict'")" -ge 1
 vs_umount "$MNT"
 
 # ---------------------------------------------------------------- SIGKILL
@@ -177,13 +171,13 @@ pairs=$(while read -r i; do
 	printf "('kill/f%d','%s')," $((i % 100)) "$(printf 'write %d\n' "$i" | sha256sum | cut -d' ' -f1)"
 done <"$W/acked")
 not_once() {
-	sql "SELECT count(*) FROM (VALUES ${pairs%,}) v(p, h) WHERE (SELECT count(*) FROM project_files f WHERE f.project_id = '$ID' AND f.file_path = v.p AND f.content_hash = v.h) <> 1"
+	vs_sql "SELECT count(*) FROM (VALUES ${pairs%,}) v(p, h) WHERE (SELECT count(*) FROM project_files f WHERE f.project_id = '$ID' AND f.file_path = v.p AND f.content_hash = v.h) <> 1"
 }
 once_all() { [[ "$(not_once)" == 0 ]]; }
 vs_check "after a restart each of the $acked fsync'ed writes is in PostgreSQL exactly once" \
 	vs_poll 20 once_all
 vs_check_eq "every version of these files is one whole write" 0 \
-	"$(sql "SELECT count(*) FROM project_files WHERE project_id = '$ID' AND file_path LIKE 'kill/f%' AND kind = 'file' AND NOT is_deleted AND content !~ '^write [0-9]+\n$'")"
+	"$(vs_sql "SELECT count(*) FROM project_files WHERE project_id = '$ID' AND file_path LIKE 'kill/f%' AND kind = 'file' AND NOT is_deleted AND content !~ '^write [0-9]+\n$'")"
 vs_umount "$MNT"
 
 # ---------------------------------------------------------------- rename, then save
@@ -234,7 +228,7 @@ vs_check "the unlink is committed" vs_poll 15 gone src/three.txt
 vs_check "the mount equals PostgreSQL" vs_poll 15 equal_tree
 h=$(printf 'while down\n' | sha256sum | cut -d' ' -f1)
 vs_check_eq "the edit once" 1 \
-	"$(sql "SELECT count(*) FROM file_operations WHERE project_id = '$ID' AND path = 'docs/README.md' AND user_id = 'test-container' AND (operation_data::text || coalesce(result::text, '')) LIKE '%$h%'")"
+	"$(vs_sql "SELECT count(*) FROM file_operations WHERE project_id = '$ID' AND path = 'docs/README.md' AND user_id = 'test-container' AND (operation_data::text || coalesce(result::text, '')) LIKE '%$h%'")"
 vs_umount "$MNT"
 
 # ---------------------------------------------------------------- a burst of saves
@@ -246,7 +240,7 @@ for i in $(seq 1 20); do printf 'save %d\n' "$i" >"$MNT/burst.txt"; done
 vs_check "PostgreSQL started again" vs_pg_start_again
 vs_check "the last of 20 saves made while PostgreSQL was down is committed" vs_poll 15 committed burst.txt 'save 20'
 vs_check_eq "as one version (the saves are coalesced)" 2 \
-	"$(sql "SELECT count(*) FROM project_files WHERE project_id = '$ID' AND file_path = 'burst.txt'")"
+	"$(vs_sql "SELECT count(*) FROM project_files WHERE project_id = '$ID' AND file_path = 'burst.txt'")"
 vs_umount "$MNT"
 
 vs_summary

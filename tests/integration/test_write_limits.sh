@@ -32,13 +32,7 @@ if ((EUID != 0)); then
 fi
 CTL=$VSYNC_BUILD_DIR/agent/vsyncctl
 vs_deadline 300
-vs_servers_start pg || exit 1
-unset VSYNC_REDIS_URL
-export VS_LOG_DIR=$VS_SERVERS_DIR
-W=$VS_SERVERS_DIR/work
-mkdir -p "$W"
-PSQL=$VS_PG_BIN/psql
-sql() { "$PSQL" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" -c "$1"; }
+vs_pg_fixture || exit 1
 pgcat() { "$CTL" cat l "$1" 2>/dev/null; }
 gone() { ! "$CTL" cat l "$1" >/dev/null 2>&1; }
 committed() { [[ "$(pgcat "$1")" == "$2" ]]; }
@@ -60,7 +54,7 @@ SRC=$W/src
 mkdir -p "$SRC/src"
 printf 'keep\n' >"$SRC/src/keep.txt"
 vs_check "init and import" sh -c '"$1" -q init && "$1" -q import l "$2"' _ "$CTL" "$SRC"
-ID=$(sql "SELECT vsync_project_id('l')")
+ID=$(vs_sql "SELECT vsync_project_id('l')")
 
 # The cache dir on its own small file system.
 SMALL=$W/small
@@ -111,7 +105,7 @@ sync "$MNT/after.txt"
 vs_check "once space is freed, writes are committed again" committed after.txt after
 # every version of a file of full/ in PostgreSQL, if any, is whole
 partial() {
-	sql "SELECT file_path || ' v' || version || ': ' || file_size FROM project_files WHERE project_id = '$ID' AND file_path LIKE 'full/%' AND kind = 'file' AND NOT is_deleted AND file_size <> 900000"
+	vs_sql "SELECT file_path || ' v' || version || ': ' || file_size FROM project_files WHERE project_id = '$ID' AND file_path LIKE 'full/%' AND kind = 'file' AND NOT is_deleted AND file_size <> 900000"
 }
 vs_check_eq "no half-written file reached PostgreSQL" "" "$(partial)"
 

@@ -29,6 +29,13 @@
 #                        "backend is down" cases of the tests use it.
 #   vs_pg_start_again    start it again after vs_pg_stop (same socket and
 #                        data); returns once it accepts connections (30 s).
+#   vs_pg_fixture        the start of a test that needs PostgreSQL only:
+#                        vs_servers_start pg, no Redis URL (mounts follow
+#                        changes with LISTEN), mount logs in the servers
+#                        dir, a work directory $W. 0, or 1 if PostgreSQL
+#                        did not start.
+#   vs_sql SQL           one statement on the test's PostgreSQL: rows
+#                        unaligned, fields separated by '|'.
 #   vs_servers_env       print `export NAME=value` lines for the above.
 #
 # Test helpers
@@ -426,6 +433,18 @@ vs_pg_stop() {
 		}
 	fi
 	return 0
+}
+
+vs_pg_fixture() {
+	vs_servers_start pg || return 1
+	unset VSYNC_REDIS_URL
+	export VS_LOG_DIR=$VS_SERVERS_DIR
+	W=$VS_SERVERS_DIR/work
+	mkdir -p "$W"
+}
+
+vs_sql() {
+	"$VS_PG_BIN/psql" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" -c "$1"
 }
 
 vs_pg_start_again() {
