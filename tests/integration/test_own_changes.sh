@@ -43,8 +43,6 @@ vs_servers_start all || exit 1
 export VS_LOG_DIR=$VS_SERVERS_DIR
 W=$VS_SERVERS_DIR/work
 mkdir -p "$W"
-PSQL=$VS_PG_BIN/psql
-sql() { "$PSQL" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" -c "$1"; }
 vs_check "vsyncctl init" "$CTL" -q --pg "$VSYNC_PG_URL" init
 vs_relay_start || exit 1
 
@@ -64,7 +62,7 @@ metric() {
 # applied ID PORT: the agent has applied every change of project ID.
 applied() {
 	local seq have
-	seq=$(sql "SELECT vsync_project_seq('$1')")
+	seq=$(vs_sql "SELECT vsync_project_seq('$1')")
 	have=$(metric vsync_applied_seq "$2")
 	[[ -n "$have" && "${have%.*}" -ge "$seq" ]]
 }
@@ -77,7 +75,7 @@ run_mode() {
 	ino=$W/inotify.$mode.log
 	mkdir -p "$mnt" "$cache"
 	vs_check "$mode: import" "$CTL" -q --pg "$VSYNC_PG_URL" import "$p" "$SRC"
-	id=$(sql "SELECT vsync_project_id('$p')")
+	id=$(vs_sql "SELECT vsync_project_id('$p')")
 	port=$((30000 + RANDOM % 20000))
 	args=(--pg "$VSYNC_PG_URL" --cache-dir "$cache" --control "127.0.0.1:$port" --author own-test)
 	if [[ $mode == redis ]]; then
@@ -136,7 +134,7 @@ run_mode() {
 	vs_check_eq "$mode: PostgreSQL has the second" "quick 2" \
 		"$("$CTL" -q --pg "$VSYNC_PG_URL" cat "$p" src/quick.txt)"
 	vs_check_eq "$mode: no conflict recorded" 0 \
-		"$(sql "SELECT count(*) FROM file_operations WHERE project_id = '$id' AND operation_data ? 'conflict'")"
+		"$(vs_sql "SELECT count(*) FROM file_operations WHERE project_id = '$id' AND operation_data ? 'conflict'")"
 
 	kill "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null

@@ -110,12 +110,7 @@ printf 'local\n' >"$MNT/node_modules/pkg/index.js"
 vs_check "local-only paths are still local (not in PostgreSQL)" gone node_modules/pkg/index.js
 
 # the mount equals PostgreSQL (every file's bytes)
-equal_tree() {
-	local p
-	while IFS= read -r p; do
-		[[ "$(pgcat "$p")" == "$(cat "$MNT/$p")" ]] || return 1
-	done < <(cd "$MNT" && find . -path ./node_modules -prune -o -type f -print | sed 's|^\./||')
-}
+equal_tree() { vs_mount_equals_pg w "$MNT"; }
 vs_check "the mount equals PostgreSQL" vs_poll 15 equal_tree
 
 # ---------------------------------------------------------------- conflicts

@@ -136,12 +136,7 @@ vs_check "with ENAMETOOLONG" grep -q "File name too long" "$W/deep.err"
 vs_check_eq "and no entry left behind" "" "$(cd "$MNT" && for i in $(seq 1 16); do cd "$long" || exit 1; done && ls -A)"
 
 # ---------------------------------------------------------------- the end
-equal_tree() {
-	local p
-	while IFS= read -r p; do
-		[[ "$(pgcat "$p")" == "$(cat "$MNT/$p")" ]] || return 1
-	done < <(cd "$MNT" && find . -path ./node_modules -prune -o -type f -print | sed 's|^\./||')
-}
+equal_tree() { vs_mount_equals_pg l "$MNT"; }
 vs_check "the mount equals PostgreSQL" vs_poll 15 equal_tree
 vs_umount "$MNT"
 vs_summary

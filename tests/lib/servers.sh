@@ -36,6 +36,9 @@
 #                        did not start.
 #   vs_sql SQL           one statement on the test's PostgreSQL: rows
 #                        unaligned, fields separated by '|'.
+#   vs_mount_equals_pg PROJECT MNT
+#                        every regular file under MNT (node_modules/ left
+#                        out) has the bytes `vsyncctl cat PROJECT` gives.
 #   vs_servers_env       print `export NAME=value` lines for the above.
 #
 # Test helpers
@@ -445,6 +448,14 @@ vs_pg_fixture() {
 
 vs_sql() {
 	"$VS_PG_BIN/psql" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" -c "$1"
+}
+
+vs_mount_equals_pg() {
+	local project=$1 mnt=$2 p
+	while IFS= read -r p; do
+		[[ "$("$VSYNC_BUILD_DIR/agent/vsyncctl" cat "$project" "$p" 2>/dev/null)" == "$(cat "$mnt/$p")" ]] ||
+			return 1
+	done < <(cd "$mnt" && find . -path ./node_modules -prune -o -type f -print | sed 's|^\./||')
 }
 
 vs_pg_start_again() {
