@@ -1050,6 +1050,16 @@ static void vs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		r = -EISDIR;
 		goto fail;
 	}
+	pthread_mutex_lock(&fs->table.lock);
+	r = in->replaced ? -ESTALE : 0;
+	pthread_mutex_unlock(&fs->table.lock);
+	if (r < 0) {
+		/* the kernel's dentry still names an inode a remote edit has
+		 * just replaced (the entry is invalidated right after):
+		 * ESTALE makes it look the name up again and open the new
+		 * one - writes to the old one would be saved nowhere */
+		goto fail;
+	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		r = fs->cfg.journal ? fsw_open(fs, in, fi->flags) : -EROFS;
 		if (r < 0)

@@ -550,6 +550,7 @@ struct vs_inode *inode_synced_replace(struct vs_inode_table *t,
 	dir->children[pos] = in;
 	old->parent = NULL;
 	old->removed = true;
+	old->replaced = true;
 	if (old->nlookup == 0) {
 		ht_remove(t, old);
 		inode_free(old);

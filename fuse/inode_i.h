@@ -37,6 +37,7 @@ struct vs_inode {
 	enum vs_kind kind;
 	bool local;	  /* lives in the upper layer */
 	bool removed;	  /* synced, unlinked: freed at nlookup 0 */
+	bool replaced;	  /* removed: a new inode took its name */
 	bool learned;	  /* first open recorded (fs learn_lock) */
 	uint64_t nlookup; /* kernel lookup count */
 
