@@ -1050,17 +1050,9 @@ static void vs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		r = -EISDIR;
 		goto fail;
 	}
-	pthread_mutex_lock(&fs->table.lock);
-	r = in->replaced ? -ESTALE : 0;
-	pthread_mutex_unlock(&fs->table.lock);
-	if (r < 0) {
-		/* the kernel's dentry still names an inode a remote edit has
-		 * just replaced (the entry is invalidated right after):
-		 * ESTALE makes it look the name up again and open the new
-		 * one - writes to the old one would be saved nowhere */
-		goto fail;
-	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		/* (fsw_open: ESTALE for an inode a remote edit has just
+		 * replaced; a reader reads the old version whole) */
 		r = fs->cfg.journal ? fsw_open(fs, in, fi->flags) : -EROFS;
 		if (r < 0)
 			goto fail;
@@ -1082,8 +1074,9 @@ static void vs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	learn_record(fs, in);
 	fi->fh = 0;
 	if (fs->cfg.journal &&
-	    ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)))
+	    ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))) {
 		fi->fh = SYNCED_WRITER;
+	}
 	fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
 	return;

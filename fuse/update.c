@@ -303,9 +303,10 @@ static int put_path(struct vs_fs *fs, const char *path,
 		in->version = st->version;
 		in->mtime_ns = st->mtime_ns;
 	}
-	if (!same && (in->wfd >= 0 || in->pending_op[0])) {
+	if (!same && (in->wgen != in->jgen || in->pending_op[0])) {
 		/* local changes not committed yet: they stay, and the
-		 * committer merges with this change when it commits them */
+		 * committer merges with this change when it commits them (a
+		 * working copy whose bytes are committed is no obstacle) */
 		vs_info("'%s' changed remotely (v%lld) while it has local "
 			"changes: left to the write-back to merge",
 			path, (long long)st->version);

@@ -163,7 +163,15 @@ int fsw_open(struct vs_fs *fs, struct vs_inode *in, int flags)
 	if ((flags & O_ACCMODE) == O_RDONLY && !(flags & O_TRUNC))
 		return 0;
 	pthread_rwlock_wrlock(&in->fd_lock);
-	r = working_copy(fs, in, flags & O_TRUNC);
+	pthread_mutex_lock(&fs->table.lock);
+	/* the kernel's dentry still names an inode a remote edit has just
+	 * replaced (the entry is invalidated right after): ESTALE makes it
+	 * look the name up again and open the new one - writes to the old
+	 * one would be saved nowhere */
+	r = in->replaced ? -ESTALE : 0;
+	pthread_mutex_unlock(&fs->table.lock);
+	if (r == 0)
+		r = working_copy(fs, in, flags & O_TRUNC);
 	if (r == 0 && (flags & O_TRUNC)) {
 		in->wfailed = false; /* rewritten whole from here */
 		pthread_mutex_lock(&fs->table.lock);
@@ -295,6 +303,11 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 	if (r < 0 && r != -ENOENT)
 		vs_warn("cannot save local changes of '%s': %s", e->path,
 			strerror(-r));
+	if (r == -ENOENT && in->replaced)
+		vs_error("writes made through a descriptor opened before a "
+			 "remote edit replaced the file (inode %llu) are not "
+			 "saved",
+			 (unsigned long long)in->ino);
 	free(buf);
 	free(e);
 	return r == -ENOENT ? 0 : r; /* unlinked meanwhile: nothing to save */
@@ -475,9 +488,17 @@ out_locked:
 	else if (r == 0)
 		in->wgen++; /* an empty file is a change too: saved at its
 			     * release */
+	if (r < 0 && in) {
+		/* not journaled: it must not exist here either */
+		pthread_mutex_lock(&fs->table.lock);
+		if (inode_child_find(parent, name) == in)
+			inode_synced_remove(&fs->table, in);
+		inode_forget(&fs->table, in, 1);
+		pthread_mutex_unlock(&fs->table.lock);
+		in = NULL;
+	}
 	pthread_mutex_unlock(&fs->ns_lock);
-	if (r == 0 || in)
-		*out = in;
+	*out = in;
 	return r;
 }
 
@@ -508,9 +529,14 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 		r = journal_path(fs, VS_JOP_DELETE, path, NULL, NULL, 0, NULL,
 				 NULL);
 	if (r == 0) {
+		/* what is there now: a remote edit may have put a new inode
+		 * in its place meanwhile (the DELETE covers it too) */
+		struct vs_inode *cur;
+
 		pthread_mutex_lock(&fs->table.lock);
-		if (inode_child_find(parent, name) == in)
-			inode_synced_remove(&fs->table, in);
+		cur = inode_child_find(parent, name);
+		if (cur && cur->kind == in->kind && !cur->nchildren)
+			inode_synced_remove(&fs->table, cur);
 		pthread_mutex_unlock(&fs->table.lock);
 	}
 	pthread_mutex_unlock(&fs->ns_lock);

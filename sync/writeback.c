@@ -42,13 +42,15 @@
  *  operation id, so the resolution itself is committed at most once.
  *
  * Bursts. When the oldest entry is a save of a file and the entries right
- * behind it are saves of the same path, each chained after the one before
- * (an editor saving repeatedly while the committer was behind, or while
- * PostgreSQL was down), only the newest is committed, based on what the
- * first one was based on (its base version or after_op). The older entries are
- * finished with it (their fsync waiters see its result); a crash before they
- * are removed replays the same burst, and the newest's operation id makes that
- * a no-op.
+ * behind it (consecutive lseqs) are saves of the same path, each chained
+ * after the one before (an editor saving repeatedly while the committer
+ * was behind, or while PostgreSQL was down), only the newest is committed,
+ * based on what the first one was based on (its base version or
+ * after_op). The older entries are finished with it (their fsync waiters
+ * see its result). If any op of the burst is in PostgreSQL already (a
+ * crash after a commit, before its entry left the journal), the entries
+ * are committed one by one instead: the newest on the first one's base
+ * would undo what the committed ones changed.
  *
  * Stop. vs_wb_stop() lets the entry in flight finish (its PostgreSQL calls
  * are bounded by the deadline), interrupts a backoff, joins the thread and
@@ -106,7 +108,8 @@ struct vs_writeback {
 	uint64_t rng;	    /* jitter */
 	struct vs_jentry e; /* the entry in flight (large: not on the stack) */
 	struct vs_jentry last; /* the newest save of a burst (wb_burst) */
-	uint64_t burst[WB_BURST_MAX]; /* the lseqs of that burst */
+	uint64_t burst[WB_BURST_MAX];	  /* the lseqs of that burst */
+	char burst_ops[WB_BURST_MAX][37]; /* and their op ids */
 
 	pthread_mutex_t lock;
 	pthread_cond_t wake; /* committer: kicked, stop */
@@ -831,13 +834,45 @@ static int wb_burst_next(void *arg, const struct vs_jentry *e)
 
 	if (e->lseq == c->first->lseq)
 		return 0; /* the oldest: where the burst starts */
-	if (c->n == WB_BURST_MAX || e->op != VS_JOP_WRITE ||
-	    strcmp(e->path, c->first->path) || strcmp(e->after_op, c->prev_op))
+	/* the very next entry (a gap is one the journal could not read),
+	 * a save of the same path chained after the one before */
+	if (c->n == WB_BURST_MAX || e->lseq != wb->burst[c->n - 1] + 1 ||
+	    e->op != VS_JOP_WRITE || strcmp(e->path, c->first->path) ||
+	    strcmp(e->after_op, c->prev_op))
 		return 1;
 	wb->last = *e;
+	memcpy(wb->burst_ops[c->n], e->op_id, sizeof(wb->burst_ops[0]));
 	wb->burst[c->n++] = e->lseq;
 	c->prev_op = wb->last.op_id;
 	return 0;
+}
+
+/* Is any op of the burst (wb->burst_ops[0..n)) in PostgreSQL already (a
+ * crash after a commit, before its entry left the journal)? 1, 0, or
+ * -errno. */
+static int wb_burst_recorded(struct vs_writeback *wb, size_t n)
+{
+	char ids[WB_BURST_MAX * 37 + 3], *p = ids;
+	const char *v[1] = {ids};
+	PGresult *pr = NULL;
+	int r;
+
+	*p++ = '{';
+	for (size_t i = 0; i < n; i++) {
+		memcpy(p, wb->burst_ops[i], 36);
+		p += 36;
+		*p++ = i + 1 < n ? ',' : '}';
+	}
+	*p = '\0';
+	r = vs_pg_exec(wb->pg, &pr,
+		       "SELECT count(*) FROM file_operations"
+		       " WHERE operation_id = ANY($1::uuid[])",
+		       1, v, NULL, NULL, 0);
+	if (r < 0)
+		return r;
+	r = PQntuples(pr) == 1 && strtoll(PQgetvalue(pr, 0, 0), NULL, 10) > 0;
+	PQclear(pr);
+	return r;
 }
 
 /*
@@ -852,7 +887,12 @@ static size_t wb_burst(struct vs_writeback *wb, const struct vs_jentry *e)
 	if (e->op != VS_JOP_WRITE)
 		return 0;
 	wb->burst[0] = e->lseq;
-	if (vs_journal_each(wb->journal, wb_burst_next, &c) < 0)
+	memcpy(wb->burst_ops[0], e->op_id, sizeof(wb->burst_ops[0]));
+	if (vs_journal_each(wb->journal, wb_burst_next, &c) < 0 || c.n < 2)
+		return 0;
+	/* one of them committed already: one by one, as journaled (the
+	 * newest on the first one's base would undo what it changed) */
+	if (wb_burst_recorded(wb, c.n) != 0)
 		return 0;
 	return c.n - 1;
 }
