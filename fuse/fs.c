@@ -1571,6 +1571,8 @@ int vs_fs_run(struct vs_fs *fs, struct fuse_args *args,
 	else
 		r = fuse_session_loop_mt(se, &loop);
 	r = r < 0 ? r : 0; /* a positive value is the signal that ended it */
+	/* no RELEASE comes for what is still open: save it now */
+	fsw_save_all(fs);
 out_unmount:
 	/* unmounting fails any call the updater still has on the mount */
 	fuse_session_unmount(se);

@@ -113,6 +113,9 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
  * the manifest, so a restart shows what close() returned for before it is
  * committed. 0 or -ENOMEM. */
 int fsw_overlay_journal(struct vs_fs *fs);
+/* At the stop: save (journal) every file with unsaved writes, such as one
+ * still open for writing, whose release will not come. 0 or -ENOMEM. */
+int fsw_save_all(struct vs_fs *fs);
 /*
  * Is change @seq one this process committed (so already in the tree)? For
  * the updater, before it applies the change: waits (bounded) until the

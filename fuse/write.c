@@ -880,6 +880,60 @@ bool fsw_own_change(struct vs_fs *fs, int64_t seq)
 	return own;
 }
 
+int fsw_save_all(struct vs_fs *fs)
+{
+	struct vs_inode **list = NULL;
+	size_t n = 0, cap = 0, saved = 0;
+	int r = 0;
+
+	if (!fs->cfg.journal)
+		return 0;
+	/* files with a working copy (a hint, read without their fd_lock:
+	 * snapshot() decides), pinned while they are saved */
+	pthread_mutex_lock(&fs->table.lock);
+	for (size_t b = 0; b < fs->table.ht_size && r == 0; b++) {
+		for (struct vs_inode *in = fs->table.ht[b]; in;
+		     in = in->hnext) {
+			if (in->local || in->removed ||
+			    in->kind != VS_KIND_FILE || in->wfd < 0)
+				continue;
+			if (n == cap) {
+				size_t c = cap ? 2 * cap : 64;
+				struct vs_inode **l =
+				    realloc(list, c * sizeof(*l));
+
+				if (!l) {
+					r = -ENOMEM;
+					break;
+				}
+				list = l;
+				cap = c;
+			}
+			in->nlookup++;
+			list[n++] = in;
+		}
+	}
+	pthread_mutex_unlock(&fs->table.lock);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t lseq;
+		uint64_t before = list[i]->jgen;
+
+		if (snapshot(fs, list[i], false, &lseq) == 0 &&
+		    list[i]->jgen != before)
+			saved++;
+	}
+	pthread_mutex_lock(&fs->table.lock);
+	for (size_t i = 0; i < n; i++)
+		inode_forget(&fs->table, list[i], 1);
+	pthread_mutex_unlock(&fs->table.lock);
+	free(list);
+	if (saved)
+		vs_info("saved %zu files still open for writing at the stop "
+			"(journaled; committed now or by the next mount)",
+			saved);
+	return r;
+}
+
 void vs_fs_set_writeback(struct vs_fs *fs, struct vs_writeback *wb)
 {
 	fs->wb = wb;

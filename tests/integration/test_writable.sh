@@ -22,7 +22,8 @@
 # default, without --writable) from its saved manifest: the mount shows
 # the changes at once; PostgreSQL started again: they are committed.
 # 20 saves of one file while PostgreSQL is down are committed as one
-# version.
+# version. A file still open for writing when the agent gets SIGTERM is
+# saved.
 #
 # Needs /dev/fuse (else exit 77), PostgreSQL (started here).
 set -u
@@ -232,10 +233,28 @@ printf 'save 0\n' >"$MNT/burst.txt"
 sync "$MNT/burst.txt"
 vs_check "PostgreSQL stopped" vs_pg_stop
 for i in $(seq 1 20); do printf 'save %d\n' "$i" >"$MNT/burst.txt"; done
+# each save is journaled at its release, just after its close
+journaled20() {
+	[ "$(find "$W/cache/projects/$ID/journal" -regextype posix-extended -regex '.*/[0-9]{20}' | wc -l)" -ge 20 ]
+}
+vs_check "the 20 saves are journaled" vs_poll 10 journaled20
 vs_check "PostgreSQL started again" vs_pg_start_again
 vs_check "the last of 20 saves made while PostgreSQL was down is committed" vs_poll 15 committed burst.txt 'save 20'
 vs_check_eq "as one version (the saves are coalesced)" 2 \
 	"$(vs_sql "SELECT count(*) FROM project_files WHERE project_id = '$ID' AND file_path = 'burst.txt'")"
+vs_umount "$MNT"
+
+# ---------------------------------------------------------------- open at the stop
+# no release comes for a file still open for writing when the agent stops
+vs_mount w "$MNT" --cache-dir "$W/cache" --author test-container || exit 1
+exec 3>"$MNT/open-at-stop.txt"
+printf 'kept open\n' >&3
+kill -TERM "$VS_MOUNT_PID"
+vs_check "the agent stops on SIGTERM with a file open for writing" vs_poll 15 sh -c '! kill -0 "$1" 2>/dev/null' _ "$VS_MOUNT_PID"
+exec 3>&-
+vs_umount "$MNT" >/dev/null 2>&1
+vs_mount w "$MNT" --cache-dir "$W/cache" --author test-container || exit 1
+vs_check "what it wrote is saved (committed at the stop or by the next mount)" vs_poll 15 committed open-at-stop.txt 'kept open'
 vs_umount "$MNT"
 
 vs_summary
