@@ -28,10 +28,12 @@
  * tree has them already, so the updater skips them (fsw_own_change): the
  * committer's callback records the change seq of each of our entries.
  *
- * Locks: fd_lock exclusive to create or snapshot the working copy and to
- * swap content; shared for writes; the table lock for metadata; never a
- * lock across journal I/O on the table (the snapshot copies the bytes
- * first).
+ * Locks, in this order: fd_lock exclusive to create or snapshot the
+ * working copy and to swap content; ns_lock across a change of the synced
+ * tree and its journal entry, and across a snapshot's path and its WRITE
+ * entry (fs_i.h), so the journal's order is the tree's; the table lock for
+ * metadata only, never across journal I/O (the snapshot copies the bytes
+ * first and stores them before taking ns_lock).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -301,8 +303,9 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 		*lseq = e->lseq;
 	}
 	if (r < 0 && r != -ENOENT)
-		vs_warn("cannot save local changes of '%s': %s", e->path,
-			strerror(-r));
+		vs_warn("cannot save local changes of inode %llu%s%s%s: %s",
+			(unsigned long long)in->ino, e->path[0] ? " ('" : "",
+			e->path, e->path[0] ? "')" : "", strerror(-r));
 	if (r == -ENOENT && in->replaced)
 		vs_error("writes made through a descriptor opened before a "
 			 "remote edit replaced the file (inode %llu) are not "
