@@ -289,12 +289,15 @@ static int ctl_query(struct ctl *c, PGresult **res, const char *sql, int n,
 /* ---- init ------------------------------------------------------------- */
 
 /* Apply migration @m in its own transaction, under the migration lock.
- * *applied says whether it ran (or was recorded already). */
+ * *applied says whether it ran (or was recorded already); @reapply runs
+ * it even if recorded. functions.sql is applied every time and never
+ * recorded. */
 static int init_one(struct ctl *c, const struct vs_migration *m, bool reapply,
 		    bool *applied)
 {
 	const char *v[1] = {m->name};
 	PGresult *res = NULL;
+	bool functions = m == &vs_sql_functions;
 	int r;
 
 	*applied = false;
@@ -311,12 +314,15 @@ static int init_one(struct ctl *c, const struct vs_migration *m, bool reapply,
 		      1, v);
 	if (r < 0)
 		goto out;
-	if (PQntuples(res) == 0 || reapply) {
+	*applied = PQntuples(res) == 0 || reapply || functions;
+	PQclear(res);
+	res = NULL;
+	if (*applied) {
 		r = vs_pg_cmd(c->pg, m->sql);
 		if (r < 0)
 			goto out;
-		PQclear(res);
-		res = NULL;
+	}
+	if (*applied && !functions) {
 		r = ctl_query(c, &res,
 			      "INSERT INTO vsync_schema_migrations (name)"
 			      " VALUES ($1) ON CONFLICT (name)"
@@ -324,7 +330,6 @@ static int init_one(struct ctl *c, const struct vs_migration *m, bool reapply,
 			      1, v);
 		if (r < 0)
 			goto out;
-		*applied = true;
 	}
 	r = vs_pg_commit(c->pg);
 out:
@@ -363,9 +368,15 @@ static int cmd_init(struct ctl *c, int argc, char **argv)
 				printf("applied %s\n", m->name);
 		}
 	}
+	/* the functions, every time: a function is changed in place */
+	r = init_one(c, &vs_sql_functions, true, &applied);
+	if (r < 0)
+		return ctl_fail(exit_for(r), "cannot apply %s: %s",
+				vs_sql_functions.name, vs_pg_last_error(c->pg));
 	if (!c->quiet)
-		printf("schema up to date (%d migration%s applied)\n", n,
-		       n == 1 ? "" : "s");
+		printf("schema up to date (%d migration%s applied, "
+		       "functions.sql applied)\n",
+		       n, n == 1 ? "" : "s");
 	return EXIT_OK;
 }
 

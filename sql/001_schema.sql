@@ -73,15 +73,12 @@ CREATE TABLE IF NOT EXISTS project_files (
 		AND (content IS NULL) = (content_hash IS NULL))
 );
 
--- one current row per path: the live version or its tombstone
-CREATE UNIQUE INDEX IF NOT EXISTS project_files_current_path
-	ON project_files (project_id, file_path) WHERE is_current;
+-- The path indexes (one current row per path; a path's history; the rows
+-- under a directory) are on expressions of file_path: 004_path_index.sql.
 CREATE INDEX IF NOT EXISTS project_files_project_current
 	ON project_files (project_id) WHERE is_current;
 CREATE INDEX IF NOT EXISTS project_files_content_hash
 	ON project_files (project_id, content_hash);
-CREATE INDEX IF NOT EXISTS project_files_history
-	ON project_files (project_id, file_path, version);
 CREATE INDEX IF NOT EXISTS project_files_seq
 	ON project_files (project_id, seq);
 CREATE INDEX IF NOT EXISTS project_files_hot

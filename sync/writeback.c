@@ -37,7 +37,7 @@
  *  A stale base on a write (SQLSTATE P0004) is not a failure: the three
  *  versions are fetched and merged (merge.h); a clean merge is committed on
  *  top of the current version, otherwise the local content is committed
- *  over it with vsync_write_file_over (sql/004), which keeps the current
+ *  over it with vsync_write_file_over (sql/functions.sql), which keeps the current
  *  version in history and records the conflict. Both use the entry's
  *  operation id, so the resolution itself is committed at most once.
  *

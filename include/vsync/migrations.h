@@ -1,7 +1,10 @@
 /*
- * migrations.h - the SQL migrations of sql/, embedded at build time.
- * Applied in order by `vsyncctl init`; each is idempotent and recorded in
- * vsync_schema_migrations.
+ * migrations.h - the SQL of sql/, embedded at build time.
+ *
+ * `vsyncctl init` applies the numbered migrations (tables, types, indexes,
+ * data) in order, each once, recorded in vsync_schema_migrations; each is
+ * idempotent. Then it applies vs_sql_functions (sql/functions.sql, every
+ * vsync_* function, CREATE OR REPLACE) again, every time.
  */
 #ifndef VSYNC_MIGRATIONS_H
 #define VSYNC_MIGRATIONS_H
@@ -13,5 +16,7 @@ struct vs_migration {
 
 /* Terminated by an entry with name == NULL. */
 extern const struct vs_migration vs_migrations[];
+/* sql/functions.sql */
+extern const struct vs_migration vs_sql_functions;
 
 #endif

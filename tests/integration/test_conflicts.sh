@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 #
-# test_conflicts.sh - recorded conflicts (sql/004_conflicts.sql) against a
+# test_conflicts.sh - recorded conflicts (sql/functions.sql) against a
 # throwaway PostgreSQL and Redis (no FUSE needed).
 #
 # Covers: `vsyncctl init` applies 004. vsync_write_file_over() commits a
@@ -73,8 +73,8 @@ OP1=11111111-1111-4111-8111-111111111111
 # ---------------------------------------------------------------- setup
 
 vs_check "vsyncctl init" ctl init
-vs_check_eq "004_conflicts.sql is recorded" 1 \
-	"$(sql "SELECT count(*) FROM vsync_schema_migrations WHERE name = '004_conflicts.sql'")"
+vs_check_eq "vsync_write_file_over and vsync_conflicts exist" 2 \
+	"$(sql "SELECT count(*) FROM pg_proc WHERE proname IN ('vsync_write_file_over', 'vsync_conflicts')")"
 P=$(sql "SELECT vsync_create_project('conf')")
 printf 'line 1\nline 2\nline 3\n' >"$W/v1"
 vs_check "v1 by alice (vsyncctl put)" ctl --author alice put conf src/a.js "$W/v1"

@@ -12,7 +12,7 @@
 #   - edits of the same line: the local version committed over the other,
 #     conflict=1, both versions in `vsyncctl log`, the overwritten one
 #     readable with `cat --version`, the conflict in vsync_conflicts();
-#     (these two need sql/004_conflicts.sql; skipped with a line if the
+#     (these two need vsync_write_file_over; skipped with a line if the
 #     schema does not have it);
 #   - a crash before the commit (append-only) then replay commits it, and a
 #     replay of the same entry again (a crash after the commit, before the
@@ -75,7 +75,7 @@ lines() {
 
 vs_check "init" ctl -q init
 HAVE_004=0
-if [[ "$(sql "select count(*) from vsync_schema_migrations where name = '004_conflicts.sql'")" == 1 ]]; then
+if [[ "$(sql "select count(*) from pg_proc where proname = 'vsync_write_file_over'")" == 1 ]]; then
 	HAVE_004=1
 fi
 
@@ -125,7 +125,7 @@ if ((HAVE_004)); then
 		"merged concurrent edits of 'src/a.js' (v3 + local) as v4" \
 		"$W/wb.log"
 else
-	vs_log "SKIP merge checks: sql/004_conflicts.sql is not in the schema (vsyncctl init did not apply it)"
+	vs_log "SKIP merge checks: vsync_write_file_over is not in the schema (vsyncctl init did not apply it)"
 	ctl -q put wbtest src/a.js "$W/a4" >/dev/null
 fi
 
@@ -157,7 +157,7 @@ if ((HAVE_004)); then
 		"conflict on 'src/a.js': local edit based on v$cur committed over v$theirs (kept in history)" \
 		"$W/wb.log"
 else
-	vs_log "SKIP conflict checks: sql/004_conflicts.sql is not in the schema"
+	vs_log "SKIP conflict checks: vsync_write_file_over is not in the schema"
 fi
 
 # ---------------------------------------------------------------- crash and replay

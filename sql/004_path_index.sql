@@ -1,0 +1,44 @@
+-- 004_path_index.sql - every path the mount accepts can be stored.
+--
+-- A B-tree index entry holds at most about 2.7 KB (a third of a page).
+-- Paths may be 4096 bytes (include/vsync/path.h), so an index on
+-- file_path itself refuses a long path with SQLSTATE 54000 ("index row
+-- size exceeds maximum"): the write fails, for good, after everything
+-- before it was accepted. The path indexes therefore hold
+--   * vsync_path_key(file_path): the SHA-256 of the path, 32 bytes, for
+--     equality (one current row per path; a path's history); and
+--   * vsync_path_prefix(file_path): the path's first 600 characters (at
+--     most 2,400 bytes of UTF-8), for range scans (the rows under a
+--     directory). Truncation keeps byte order: if a <= b then
+--     prefix(a) <= prefix(b), so a range on the prefix, with the exact
+--     range on file_path beside it, finds exactly the rows of the range.
+-- A query uses them by naming the expression: functions.sql looks a path
+-- up with `vsync_path_key(f.file_path) = vsync_path_key($path) AND
+-- f.file_path = $path` (the second condition makes a hash collision
+-- harmless to correctness).
+--
+-- Idempotent: applied once by `vsyncctl init` (again with --reapply).
+
+CREATE OR REPLACE FUNCTION vsync_path_key(p text)
+RETURNS bytea LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+	-- immutable: a database's encoding never changes
+	SELECT sha256(convert_to(p, 'UTF8'))
+$$;
+
+CREATE OR REPLACE FUNCTION vsync_path_prefix(p text)
+RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+	SELECT left(p, 600)
+$$;
+
+-- one current row per path: the live version or its tombstone
+CREATE UNIQUE INDEX IF NOT EXISTS project_files_current_key
+	ON project_files (project_id, vsync_path_key(file_path))
+	WHERE is_current;
+CREATE INDEX IF NOT EXISTS project_files_current_prefix
+	ON project_files (project_id, vsync_path_prefix(file_path))
+	WHERE is_current;
+CREATE INDEX IF NOT EXISTS project_files_history_key
+	ON project_files (project_id, vsync_path_key(file_path), version);
+
+DROP INDEX IF EXISTS project_files_current_path;
+DROP INDEX IF EXISTS project_files_history;
