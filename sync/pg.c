@@ -45,6 +45,7 @@ struct vs_pg {
 	bool in_txn;	/* server said a transaction is open */
 	bool txn_lost;	/* the connection died inside a transaction */
 	char err[512];	/* last failure, one line */
+	char state[6];	/* its SQLSTATE; "" for a client-side failure */
 };
 
 /* ---- errors ---------------------------------------------------------- */
@@ -55,15 +56,13 @@ int vs_pg_errno(const char *sqlstate)
 		const char *state; /* a full SQLSTATE, or a 2-char class */
 		int err;
 	} map[] = {
-	    {"P0002", ENOENT},	     {"P0003", EEXIST},
-	    {"23505", EEXIST},	     {"P0004", ESTALE},
-	    {"40001", ESTALE},	     {"40P01", ESTALE},
-	    {"22023", EINVAL},	     {"P0005", ENOTDIR},
-	    {"P0006", EISDIR},	     {"P0007", ENOTEMPTY},
-	    {"P0008", ENAMETOOLONG}, {"57014", ETIMEDOUT},
-	    {"42501", EACCES},	     {"28", EACCES},
-	    {"08", ECONNREFUSED},    {"57P", ECONNREFUSED},
-	    {"53", EAGAIN},
+	    {"P0002", ENOENT},	  {"P0003", EEXIST},	   {"23505", EEXIST},
+	    {"P0004", ESTALE},	  {"40", EAGAIN},	   {"22", EINVAL},
+	    {"23", EINVAL},	  {"P0005", ENOTDIR},	   {"P0006", EISDIR},
+	    {"P0007", ENOTEMPTY}, {"P0008", ENAMETOOLONG}, {"54", E2BIG},
+	    {"57014", ETIMEDOUT}, {"42501", EACCES},	   {"28", EACCES},
+	    {"08", ECONNREFUSED}, {"57P", ECONNREFUSED},   {"53", EAGAIN},
+	    {"55P03", EAGAIN},
 	};
 	size_t i;
 
@@ -73,6 +72,25 @@ int vs_pg_errno(const char *sqlstate)
 		if (!strncmp(sqlstate, map[i].state, strlen(map[i].state)))
 			return map[i].err;
 	return EIO;
+}
+
+enum vs_pg_verdict vs_pg_verdict(const char *sqlstate)
+{
+	/* classes whose errors depend only on what was sent */
+	static const char *const refused[] = {"21", "22", "23", "2F",
+					      "0A", "54", "P0"};
+	size_t i;
+
+	if (!sqlstate || !*sqlstate)
+		return VS_PG_RETRY; /* no answer: connection, deadline */
+	if (!strcmp(sqlstate, "P0004"))
+		return VS_PG_CONFLICT;
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		if (!strncmp(sqlstate, refused[i], 2))
+			return VS_PG_REFUSED;
+	/* the server, the connection, the credentials, the schema (08, 28,
+	 * 40, 42, 53, 55, 57, 58, XX ...): may work later, unchanged */
+	return VS_PG_RETRY;
 }
 
 /* Keep @msg (first line only) as the last error. */
@@ -86,6 +104,7 @@ static void pg_set_error(struct vs_pg *pg, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(pg->err, sizeof(pg->err), fmt, ap);
 	va_end(ap);
+	pg->state[0] = '\0';
 	nl = strchr(pg->err, '\n');
 	if (nl)
 		*nl = '\0';
@@ -108,6 +127,8 @@ static int pg_fail_result(struct vs_pg *pg, const PGresult *res)
 	pg_set_error(pg, "%s", msg);
 	if (!state && (!pg->conn || PQstatus(pg->conn) == CONNECTION_BAD))
 		state = "08006"; /* connection failure */
+	if (state)
+		snprintf(pg->state, sizeof(pg->state), "%s", state);
 	return -vs_pg_errno(state);
 }
 
@@ -272,6 +293,11 @@ const char *vs_pg_last_error(const struct vs_pg *pg)
 	return pg ? pg->err : "";
 }
 
+const char *vs_pg_last_state(const struct vs_pg *pg)
+{
+	return pg ? pg->state : "";
+}
+
 int vs_pg_ensure(struct vs_pg *pg)
 {
 	if (pg->txn_lost) {
@@ -386,6 +412,7 @@ int vs_pg_exec(struct vs_pg *pg, PGresult **res_out, const char *sql,
 
 	if (res_out)
 		*res_out = NULL;
+	pg->state[0] = '\0';
 	r = vs_pg_ensure(pg);
 	if (r < 0)
 		return r;
@@ -404,6 +431,7 @@ int vs_pg_cmd(struct vs_pg *pg, const char *sql)
 	int64_t deadline = vs_mono_ms() + pg->timeout_ms;
 	int r;
 
+	pg->state[0] = '\0';
 	r = vs_pg_ensure(pg);
 	if (r < 0)
 		return r;

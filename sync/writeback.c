@@ -24,21 +24,28 @@
  * advance done_upto (entries are finished in lseq order, so every lseq at
  * or below it is finished) and wake the waiters.
  *
- * Failure. An error is either for good or for now:
- *  - for good (invalid path, a parent that is a file, is a directory, name
- *    too long, mkdir over a file, rename of a missing source, a content
- *    object missing from the cache): logged, reported to the callback and
- *    to vs_wb_wait() as -errno, and the entry dropped;
- *  - for now (connection refused or lost, deadline passed, any other server
- *    error, out of memory): the entry stays journaled and is retried after
- *    a backoff that doubles from 100 ms to 5 s with jitter (the sleep ends
- *    early only for vs_wb_stop). The first failure is logged once as a
- *    warning, the return to service once as info.
+ * Failure. An error is either for good or for now, and only the second
+ * is retried (wb_retry): an answer of PostgreSQL's is judged by its
+ * SQLSTATE (vs_pg_verdict), never by the errno it maps to.
+ *  - for good (SQLSTATE classes 21, 22, 23, 54, P0 and the like: invalid
+ *    path, a parent that is a file, is a directory, name too long, a server
+ *    limit, mkdir over a file, rename of a missing source; or a content
+ *    object missing from the cache): logged with the reason and SQLSTATE
+ *    before the path, counted (vsync_writeback_total{outcome="refused"}),
+ *    reported to the callback and to vs_wb_wait() as -errno, and that
+ *    entry dropped; the entries behind it go on;
+ *  - for now (no answer: connection refused or lost, deadline passed; the
+ *    server's own state: serialization failure, deadlock, resources,
+ *    credentials, a schema not initialised; out of memory): the entry
+ *    stays journaled and is retried after a backoff that doubles from
+ *    100 ms to 5 s with jitter (the sleep ends early only for vs_wb_stop).
+ *    The first failure is logged once as a warning, the return to service
+ *    once as info.
  *  A stale base on a write (SQLSTATE P0004) is not a failure: the three
  *  versions are fetched and merged (merge.h); a clean merge is committed on
  *  top of the current version, otherwise the local content is committed
- *  over it with vsync_write_file_over (sql/functions.sql), which keeps the current
- *  version in history and records the conflict. Both use the entry's
+ *  over it with vsync_write_file_over (sql/functions.sql), which keeps the
+ * current version in history and records the conflict. Both use the entry's
  *  operation id, so the resolution itself is committed at most once.
  *
  * Bursts. When the oldest entry is a save of a file and the entries right
@@ -126,9 +133,18 @@ static const char *const op_verbs[] = {"write", "symlink", "mkdir", "delete",
 
 /* ------------------------------------------------------------ helpers */
 
-/* For now (retry) or for good? */
-static bool err_transient(int r)
+/*
+ * Is failure @r of the entry in flight for now (retry) or for good? An
+ * answer of PostgreSQL's is judged by its SQLSTATE (vs_pg_verdict); with
+ * no answer (a connection refused or lost, a deadline) it is for now, and
+ * so is a lack of memory here. Any other local failure is for good.
+ */
+static bool wb_retry(struct vs_writeback *wb, int r)
 {
+	const char *state = vs_pg_last_state(wb->pg);
+
+	if (*state)
+		return vs_pg_verdict(state) == VS_PG_RETRY;
 	switch (-r) {
 	case ECONNREFUSED:
 	case ECONNRESET:
@@ -137,7 +153,6 @@ static bool err_transient(int r)
 	case EAGAIN:
 	case EACCES:
 	case ENOMEM:
-	case EBADF:
 		return true;
 	default:
 		return false;
@@ -450,13 +465,6 @@ static int wb_resolve(struct vs_writeback *wb, const struct vs_jentry *e,
 		r = wb_current(wb, e->path, true, &cur);
 		if (r < 0)
 			goto out;
-		if ((cur.live && cur.version == e->base_version) ||
-		    (!cur.live && e->base_version == 0)) {
-			/* the base is current: the refusal was a
-			 * serialization failure, not a conflict */
-			r = -EAGAIN;
-			goto out;
-		}
 		if (cur.live && !strcmp(cur.kind, "dir")) {
 			r = 0;
 			res->error = -EISDIR;
@@ -749,19 +757,27 @@ static int wb_commit(struct vs_writeback *wb, const struct vs_jentry *e,
 	default:
 		vs_bug("journal entry %" PRIu64 " has op %d", e->lseq, e->op);
 	}
-	if (r == -ESTALE && !(e->op == VS_JOP_DELETE && e->base_version >= 0))
-		r = -EAGAIN; /* serialization failure or deadlock: again */
-	if (r == 0 || err_transient(r))
+	if (r == 0 || wb_retry(wb, r))
 		return r;
-	/* refused for good (a delete based on a version that is no longer
-	 * current among them: the newer version is kept) */
+	/* refused for good, this entry only (a delete based on a version
+	 * that is no longer current among them: the newer version is
+	 * kept). The reason comes before the path, which may be 4 KB. */
 	res->error = r;
 	if (e->op == VS_JOP_RENAME)
-		vs_error("cannot commit rename of '%s' to '%s': %s; dropped",
-			 e->old_path, e->path, vs_pg_last_error(wb->pg));
+		vs_error("write-back: rename refused for good: %s (%s%s); "
+			 "dropped, the entries after it go on: '%s' -> '%s'",
+			 *vs_pg_last_error(wb->pg) ? vs_pg_last_error(wb->pg)
+						   : strerror(-r),
+			 *vs_pg_last_state(wb->pg) ? "SQLSTATE " : "",
+			 vs_pg_last_state(wb->pg), e->old_path, e->path);
 	else
-		vs_error("cannot commit %s of '%s': %s; dropped",
-			 op_verbs[e->op], e->path, vs_pg_last_error(wb->pg));
+		vs_error("write-back: %s refused for good: %s (%s%s); "
+			 "dropped, the entries after it go on: '%s'",
+			 op_verbs[e->op],
+			 *vs_pg_last_error(wb->pg) ? vs_pg_last_error(wb->pg)
+						   : strerror(-r),
+			 *vs_pg_last_state(wb->pg) ? "SQLSTATE " : "",
+			 vs_pg_last_state(wb->pg), e->path);
 	return 0;
 }
 
@@ -809,10 +825,12 @@ static void wb_failed(struct vs_writeback *wb, const struct vs_jentry *e, int r)
 	if (!wb->down) {
 		size_t n = vs_journal_pending(wb->journal);
 
-		vs_warn("write-back: cannot commit %s of '%s' now: %s (%s); "
-			"%zu entr%s kept journaled, retrying",
-			op_verbs[e->op], e->path, strerror(-r),
-			vs_pg_last_error(wb->pg), n, n == 1 ? "y" : "ies");
+		vs_warn("write-back: cannot commit %s now: %s (%s%s%s); "
+			"%zu entr%s kept journaled, retrying: '%s'",
+			op_verbs[e->op], strerror(-r), vs_pg_last_error(wb->pg),
+			*vs_pg_last_state(wb->pg) ? ", SQLSTATE " : "",
+			vs_pg_last_state(wb->pg), n, n == 1 ? "y" : "ies",
+			e->path);
 		wb->down = true;
 	} else {
 		vs_debug("write-back: retry of '%s' failed: %s", e->path,

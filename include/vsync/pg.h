@@ -10,15 +10,22 @@
  * Errors: 0 or -errno. PostgreSQL errors are turned into errno in exactly
  * one place (vs_pg_errno()):
  *   -ECONNREFUSED  server unreachable or not accepting connections
- *   -EACCES        authentication or permission refused
+ *   -EACCES        authentication or permission refused (28, 42501)
  *   -ETIMEDOUT     deadline passed (or SQLSTATE 57014, cancelled)
+ *   -EAGAIN        serialization failure, deadlock (class 40), out of
+ *                  resources (53), lock not available (55P03)
  *   -ENOENT        unknown project, path or version (SQLSTATE P0002)
  *   -EEXIST        target exists            (SQLSTATE 23505 / P0003)
- *   -ESTALE        base version is not current: a conflict (SQLSTATE
- * 40001/P0004) -EINVAL        invalid path or argument  (SQLSTATE 22023)
+ *   -ESTALE        base version is not current: a conflict (P0004 only)
+ *   -EINVAL        invalid path or argument (22023; classes 22 and 23)
  *   -ENOTDIR, -EISDIR, -ENOTEMPTY           (SQLSTATE P0005, P0006, P0007)
  *   -ENAMETOOLONG  path or name too long     (SQLSTATE P0008)
+ *   -E2BIG         a server limit exceeded   (class 54)
  *   -EIO           anything else
+ * What the caller should do about a failure is not guessed from the errno:
+ * the SQLSTATE of the last call is kept (vs_pg_last_state(), "" when the
+ * server did not answer) and vs_pg_verdict() judges it: retry later,
+ * refused for good, or a conflict to resolve.
  * A connection lost inside a transaction loses it: every call then fails
  * with -EIO until the caller calls vs_pg_rollback().
  * The server's message for the last failure is kept: vs_pg_last_error().
@@ -83,6 +90,25 @@ void vs_pg_rollback(struct vs_pg *pg);
 /* The errno (positive) for a SQLSTATE or SQLSTATE class (table above);
  * EIO for NULL or anything unknown. The one place errors are mapped. */
 int vs_pg_errno(const char *sqlstate);
+
+/* What a failed call means for its caller. */
+enum vs_pg_verdict {
+	/* may succeed later, sent again unchanged: no answer (connection,
+	 * deadline), the server's state or resources, a serialization
+	 * failure or deadlock, credentials, a schema not initialised */
+	VS_PG_RETRY = 1,
+	/* never succeeds as sent: invalid data, a constraint, a server
+	 * limit, a refusal of vsync's own functions (classes 21, 22, 23, 2F,
+	 * 0A, 54, P0 but P0004) */
+	VS_PG_REFUSED,
+	/* a write's base version is not current (P0004): resolve */
+	VS_PG_CONFLICT,
+};
+/* The verdict on @sqlstate (NULL or "": no answer, so VS_PG_RETRY). */
+enum vs_pg_verdict vs_pg_verdict(const char *sqlstate);
+/* The SQLSTATE of the last call, if it failed with an answer from the
+ * server; "" otherwise (success, or no answer). Never NULL. */
+const char *vs_pg_last_state(const struct vs_pg *pg);
 
 /*
  * Notifications. vs_pg_listen() LISTENs on @channel (a plain identifier).

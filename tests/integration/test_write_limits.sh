@@ -17,6 +17,9 @@
 #     log line; the same names are fine in local-only node_modules/;
 #   - a path over 4096 bytes (directories of 250-byte names) is
 #     ENAMETOOLONG and leaves no entry behind;
+#   - a 3,903-byte path of random hex names is stored in PostgreSQL, and a
+#     write and fsync after it are committed at once (an index on the bare
+#     path once refused it and held back all write-back behind it);
 #   - PostgreSQL equals the mount afterwards.
 #
 # Needs /dev/fuse (else exit 77), root (tmpfs), PostgreSQL (started here).
@@ -134,6 +137,25 @@ depth=$(
 vs_check_eq "directories deeper than 4096 bytes of path: refused at depth 17" 16 "$depth"
 vs_check "with ENAMETOOLONG" grep -q "File name too long" "$W/deep.err"
 vs_check_eq "and no entry left behind" "" "$(cd "$MNT" && for i in $(seq 1 16); do cd "$long" || exit 1; done && ls -A)"
+
+# ---------------------------------------------------------------- long paths are stored
+# 16 levels of 243-byte random hex names (3,903 bytes of path, which no
+# index entry on the bare path could hold), a file at the bottom, then a
+# write and fsync of another file: everything is committed, nothing waits.
+hexname() { { echo "a$1" | sha512sum; echo "b$1" | sha512sum; } | tr -dc 0-9a-f | head -c 243; }
+deep=src
+for ((i = 0; i < 16; i++)); do deep+=/$(hexname "$i"); done
+vs_check "16 levels of 243-byte hex names: mkdir -p" mkdir -p "$MNT/$deep"
+vs_check "a file at the bottom" sh -c 'echo bottom >"$1"' _ "$MNT/$deep/f.txt"
+echo after >"$MNT/src/after.txt"
+t0=$(vs_now_ms)
+vs_check "fsync of another file afterwards (sync FILE)" sync "$MNT/src/after.txt"
+t1=$(vs_now_ms)
+vs_check "that fsync did not wait for a deadline ($((t1 - t0)) ms)" test $((t1 - t0)) -lt 5000
+vs_check "the file after the long path is committed" vs_poll 10 committed src/after.txt after
+vs_check "the file at the bottom of the long path is committed" \
+	vs_poll 10 committed "$deep/f.txt" bottom
+vs_check "no refusal logged" sh -c '! grep -q "refused for good" "$1"' _ "$VS_MOUNT_LOG"
 
 # ---------------------------------------------------------------- the end
 equal_tree() { vs_mount_equals_pg l "$MNT"; }

@@ -23,7 +23,11 @@
 #   - mkdir (twice: the second is done as is), mkdir over a file refused
 #     (EEXIST), delete (and of a missing path: done), rename, rename of a
 #     missing source refused (ENOENT), a path PostgreSQL refuses (a newline)
-#     dropped with EINVAL, a symlink.
+#     dropped with EINVAL, a symlink;
+#   - poison entries (refused for good by PostgreSQL with SQLSTATEs the C
+#     code cannot foresee: 54000 from an index, 23514 from a CHECK), each
+#     followed by good ones: the poison is dropped, logged with its reason,
+#     and everything behind it committed at once; a 2.9 KB path is stored.
 #
 # Prints "N passed, M failed".
 set -u
@@ -199,7 +203,7 @@ vs_check "PostgreSQL down: returned after the wait (2.5 s), not hung" \
 	test $((t1 - t0)) -lt 8000
 vs_check_eq "PostgreSQL down: entry stays journaled" 1 "$(journal_count)"
 vs_check "PostgreSQL down: logged once" test \
-	"$(grep -c "cannot commit write of 'src/d.js' now" "$W/wb.log")" -eq 1
+	"$(grep -c "cannot commit write now: .*retrying: 'src/d.js'" "$W/wb.log")" -eq 1
 vs_check "start PostgreSQL again" vs_pg_start_again
 wb replay
 vs_check_eq "PostgreSQL back: replay exit" 0 "$RC"
@@ -236,6 +240,60 @@ vs_check_eq "refusals leave the journal empty" 0 "$(journal_count)"
 wb symlink link.js src/a.js
 vs_check_eq "symlink: exit" 0 "$RC"
 vs_check "symlink: listed as a symlink" grep -q 'symlink.*link.js' <<<"$(ctl ls wbtest)"
+
+# ---------------------------------------------------------------- poison entries
+
+# Entries PostgreSQL refuses for good, each followed by good ones: each is
+# dropped with its reason, and the ones behind it are committed. The
+# refusals come from what the C code cannot foresee: an index on the bare
+# path (as the schema had before 004_path_index.sql) refuses a 3 KB path
+# with SQLSTATE 54000, a CHECK constraint refuses a name with 23514.
+sql "CREATE INDEX poison_path ON project_files (project_id, file_path)"
+sql "ALTER TABLE project_files ADD CONSTRAINT poison_name
+	CHECK (file_path NOT LIKE '%poison%') NOT VALID"
+# hex names: random, so PostgreSQL cannot compress the index entry
+hexname() { { echo "a$1" | sha512sum; echo "b$1" | sha512sum; } | tr -dc 0-9a-f | head -c 243; }
+long=p
+for ((i = 0; i < 12; i++)); do long+=/$(hexname "$i"); done
+echo "g1" >"$W/g1"
+echo "g2" >"$W/g2"
+echo "poison" >"$W/pz"
+for args in "mkdir $long" "write src/g1.js $W/g1" "write src/poison.js $W/pz" \
+	"mkdir gdir" "write gdir/g2.js $W/g2"; do
+	# shellcheck disable=SC2086 # words on purpose
+	wb append-only $args
+	vs_check_eq "poison: journaled: ${args:0:40}" 0 "$RC"
+done
+t0=$(vs_now_ms)
+wb replay
+t1=$(vs_now_ms)
+vs_check_eq "poison: replay empties the journal" "0 pending=0" "$RC $(tail -n 1 <<<"$OUT")"
+vs_check "poison: the long mkdir refused (error -7, E2BIG)" \
+	grep -q "op=mkdir path=p/.* error=-7\$" <<<"$OUT"
+vs_check "poison: the CHECK refusal reported (EINVAL)" \
+	grep -q "op=write path=src/poison.js .* error=-22\$" <<<"$OUT"
+vs_check_eq "poison: the good entries behind them committed" "g1 g2" \
+	"$(ctl cat wbtest src/g1.js) $(ctl cat wbtest gdir/g2.js)"
+vs_check_eq "poison: nothing of the refused entries in PostgreSQL" 0 \
+	"$(sql "SELECT count(*) FROM project_files WHERE file_path LIKE 'p/%' OR file_path LIKE '%poison%'")"
+vs_check "poison: no backoff, no retry (replay took $((t1 - t0)) ms)" \
+	test $((t1 - t0)) -lt 5000
+vs_check "poison: logged with the reason and SQLSTATE 54000" grep -q \
+	"mkdir refused for good: .*SQLSTATE 54000); dropped, the entries after it go on: 'p/" \
+	"$W/wb.log"
+vs_check "poison: logged with SQLSTATE 23514" grep -q \
+	"write refused for good: .*SQLSTATE 23514); dropped, the entries after it go on: 'src/poison.js'" \
+	"$W/wb.log"
+sql "DROP INDEX poison_path"
+sql "ALTER TABLE project_files DROP CONSTRAINT poison_name"
+
+# Without the poison, the same 12 levels of 243-byte names (a 2,929-byte
+# path) are stored: every path the mount accepts is one PostgreSQL takes.
+wb mkdir "$long"
+vs_check_eq "long path: mkdir committed" 0 "$RC"
+wb write "$long/f.txt" "$W/g1"
+vs_check_eq "long path: a file under it committed" 0 "$RC"
+vs_check_eq "long path: read back" "g1" "$(ctl cat wbtest "$long/f.txt")"
 
 if ((VS_FAILED > 0)); then
 	echo "--- wb_driver log (last 40 lines):"

@@ -8,9 +8,9 @@
  *     symlink PATH TARGET [BASE]       a SYMLINK entry, committed
  *     mkdir PATH | delete PATH         MKDIR / DELETE entry, committed
  *     rename OLD NEW                   RENAME entry, committed
- *     append-only write PATH FILE [BASE]
- *                                      journal only (a crash before the
- *                                      commit); prints "lseq=N op_id=..."
+ *     append-only COMMAND ...          any of the above, journaled only
+ *                                      (a crash before the commit);
+ *                                      prints "lseq=N op_id=..."
  *     replay                           commit what the journal holds and
  *                                      wait until it is empty
  *
@@ -48,7 +48,7 @@ static int usage(void)
 		"usage: wb_driver CACHE_DIR JOURNAL_DIR PROJECT_UUID COMMAND\n"
 		"  write PATH FILE [BASE] | symlink PATH TARGET [BASE] |\n"
 		"  mkdir PATH | delete PATH | rename OLD NEW |\n"
-		"  append-only write PATH FILE [BASE] | replay\n");
+		"  append-only COMMAND ... | replay\n");
 	return 2;
 }
 
@@ -200,7 +200,7 @@ int main(int argc, char **argv)
 		append_only = true;
 		memmove(&argv[4], &argv[5], (size_t)(argc - 4) * sizeof(*argv));
 		argc--;
-		if (argc < 5 || strcmp(argv[4], "write"))
+		if (argc < 5 || !strcmp(argv[4], "replay"))
 			return usage();
 	}
 	replay = !strcmp(argv[4], "replay");
