@@ -665,6 +665,28 @@ END $$;
 
 -- The changes after seq @p_after, in seq order, at most @p_limit (NULL:
 -- all). The relay and catching-up agents read this.
+-- The changes of @p_project made by the operation ids @p_ops (an idempotency
+-- key not recorded in this project is simply absent): each one's seq and
+-- the result a retry of it returns ({"seq", "version", "content_hash"} for
+-- a write). The write-back asks which of its journaled operations are
+-- committed already.
+CREATE OR REPLACE FUNCTION vsync_operations(p_project uuid, p_ops uuid[])
+RETURNS TABLE(operation_id uuid, seq bigint, result jsonb)
+LANGUAGE sql STABLE AS $$
+	SELECT o.operation_id, o.seq, o.result
+	  FROM file_operations o
+	 WHERE o.operation_id = ANY(p_ops) AND o.project_id = p_project
+	 ORDER BY o.seq
+$$;
+
+-- Every project and its last committed change, in id order: what
+-- vsync-relay scans at start and after losing notifications.
+CREATE OR REPLACE FUNCTION vsync_projects()
+RETURNS TABLE(id uuid, change_seq bigint)
+LANGUAGE sql STABLE AS $$
+	SELECT p.id, p.change_seq FROM projects p ORDER BY p.id
+$$;
+
 CREATE OR REPLACE FUNCTION vsync_changes(p_project uuid, p_after bigint,
 					 p_limit int)
 RETURNS TABLE(seq bigint, operation_id uuid, operation_type text,

@@ -821,10 +821,9 @@ static void delta_publish(struct relay *rl, const char *id, struct vs_change *c)
 		return;
 	snprintf(ver, sizeof(ver), "%" PRId64, c->state.version - 1);
 	r = vs_pg_exec(rl->pg, &res,
-		       "SELECT content_hash FROM project_files"
-		       " WHERE project_id = $1 AND file_path = $2"
-		       " AND version = $3 AND NOT is_deleted AND kind = 'file'"
-		       " AND content_hash IS NOT NULL LIMIT 1",
+		       "SELECT h.content_hash FROM vsync_history($1, $2) h"
+		       " WHERE h.version = $3 AND NOT h.is_deleted"
+		       " AND h.kind = 'file' AND h.content_hash IS NOT NULL",
 		       3, v, NULL, NULL, 0);
 	if (r < 0) {
 		why = "cannot read the previous version";
@@ -1311,9 +1310,10 @@ static int project_seq(struct relay *rl, const char *id, int64_t *seq)
 	PGresult *res = NULL;
 	int r;
 
-	r = vs_pg_exec(rl->pg, &res,
-		       "SELECT change_seq FROM projects WHERE id = $1", 1, v,
-		       NULL, NULL, 0);
+	r = vs_pg_exec(rl->pg, &res, "SELECT vsync_project_seq($1)", 1, v, NULL,
+		       NULL, 0);
+	if (r == -ENOENT)
+		return r; /* deleted since it was hinted */
 	if (r < 0)
 		return pg_failed(rl, r, "read project seq");
 	if (PQntuples(res) != 1)
@@ -1332,8 +1332,8 @@ static int relay_scan_all(struct relay *rl)
 	int r, i;
 
 	r = vs_pg_exec(rl->pg, &res,
-		       "SELECT id, change_seq FROM projects ORDER BY id", 0,
-		       NULL, NULL, NULL, 0);
+		       "SELECT id, change_seq FROM vsync_projects()", 0, NULL,
+		       NULL, NULL, 0);
 	if (r < 0)
 		return pg_failed(rl, r, "list projects");
 	relay_backend_up(rl, false);

@@ -563,14 +563,14 @@ out:
 static int wb_op_version(struct vs_writeback *wb, const char *op_id,
 			 int64_t *version)
 {
-	const char *v[1] = {op_id};
+	const char *v[2] = {wb->project_id, op_id};
 	PGresult *pr = NULL;
 	int r;
 
 	r = vs_pg_exec(wb->pg, &pr,
-		       "SELECT (result->>'version')::int FROM file_operations"
-		       " WHERE operation_id = $1::uuid",
-		       1, v, NULL, NULL, 0);
+		       "SELECT (o.result->>'version')::int"
+		       " FROM vsync_operations($1::uuid, ARRAY[$2::uuid]) o",
+		       2, v, NULL, NULL, 0);
 	if (r < 0)
 		return r;
 	r = -ENOENT;
@@ -871,7 +871,7 @@ static int wb_burst_next(void *arg, const struct vs_jentry *e)
 static int wb_burst_recorded(struct vs_writeback *wb, size_t n)
 {
 	char ids[WB_BURST_MAX * 37 + 3], *p = ids;
-	const char *v[1] = {ids};
+	const char *v[2] = {wb->project_id, ids};
 	PGresult *pr = NULL;
 	int r;
 
@@ -883,9 +883,9 @@ static int wb_burst_recorded(struct vs_writeback *wb, size_t n)
 	}
 	*p = '\0';
 	r = vs_pg_exec(wb->pg, &pr,
-		       "SELECT count(*) FROM file_operations"
-		       " WHERE operation_id = ANY($1::uuid[])",
-		       1, v, NULL, NULL, 0);
+		       "SELECT count(*) FROM vsync_operations($1::uuid,"
+		       " $2::uuid[])",
+		       2, v, NULL, NULL, 0);
 	if (r < 0)
 		return r;
 	r = PQntuples(pr) == 1 && strtoll(PQgetvalue(pr, 0, 0), NULL, 10) > 0;
