@@ -31,8 +31,10 @@
 --   P0008 path or name too long                          ENAMETOOLONG
 --   22023 invalid path or argument                       EINVAL
 --
--- This file holds functions only; tables, types and indexes are numbered
--- migrations (0NN_*.sql), applied once each. `vsyncctl init` applies the
+-- This file holds functions only; tables, types, indexes and policies are
+-- numbered migrations (0NN_*.sql), applied once each, with the functions
+-- they depend on (vsync_path_key and vsync_path_prefix in
+-- 004_path_index.sql, vsync__privileged in 005_access.sql). `vsyncctl init` applies the
 -- migrations first, then this whole file again, every time, in one
 -- transaction: a function is changed here, in place, never in a
 -- migration. A function whose return type changes is dropped first
@@ -122,6 +124,13 @@ LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM 1 FROM projects p WHERE p.id = p_project FOR UPDATE;
 	IF NOT FOUND THEN
+		-- row-level security hides the projects not granted: say so
+		-- to a container that names one (it knows the id already)
+		IF NOT vsync__privileged() THEN
+			RAISE EXCEPTION USING ERRCODE = '42501',
+				MESSAGE = format('permission denied: role %s may not change project %s',
+						 session_user, p_project);
+		END IF;
 		RAISE EXCEPTION USING ERRCODE = 'P0002',
 			MESSAGE = format('unknown project: %s', p_project);
 	END IF;
@@ -138,6 +147,24 @@ BEGIN
 	END IF;
 	UPDATE projects p SET change_seq = p.change_seq + 1
 	 WHERE p.id = p_project RETURNING p.change_seq INTO new_seq;
+END $$;
+
+-- True if the session may read project @p_project: it is the service's,
+-- or the project is granted to it (and visible through row-level
+-- security). Otherwise 42501, whether the project exists or not, so a
+-- container learns nothing of the others. Called once per statement (a
+-- one-time filter) by the read functions, which would otherwise return
+-- nothing at all for a project not granted.
+CREATE OR REPLACE FUNCTION vsync__access(p_project uuid)
+RETURNS boolean LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	IF vsync__privileged()
+	   OR EXISTS (SELECT 1 FROM projects p WHERE p.id = p_project) THEN
+		RETURN true;
+	END IF;
+	RAISE EXCEPTION USING ERRCODE = '42501',
+		MESSAGE = format('permission denied: role %s may not read project %s',
+				 session_user, p_project);
 END $$;
 
 -- The current row of a path (its live version or tombstone); NULL if the
@@ -196,7 +223,7 @@ RETURNS vsync_entry LANGUAGE plpgsql AS $$
 DECLARE
 	r vsync_entry;
 	v_now timestamptz := clock_timestamp();
-	v_who text := coalesce(p_author, current_user);
+	v_who text := coalesce(p_author, session_user);
 	v_utf8 boolean;
 BEGIN
 	IF prev.id IS NOT NULL THEN
@@ -347,6 +374,7 @@ DECLARE
 BEGIN
 	SELECT p.change_seq INTO v_seq FROM projects p WHERE p.id = p_project;
 	IF NOT FOUND THEN
+		PERFORM vsync__access(p_project);
 		RAISE EXCEPTION USING ERRCODE = 'P0002',
 			MESSAGE = format('unknown project: %s', p_project);
 	END IF;
@@ -596,7 +624,8 @@ LANGUAGE sql STABLE AS $$
 	       (extract(epoch FROM f.created_at) * 1000000000)::bigint,
 	       CASE WHEN f.kind = 'symlink' THEN f.content END
 	  FROM project_files f
-	 WHERE f.project_id = p_project AND f.is_current AND NOT f.is_deleted
+	 WHERE f.project_id = p_project AND vsync__access(p_project)
+	   AND f.is_current AND NOT f.is_deleted
 	 ORDER BY f.file_path
 $$;
 
@@ -605,6 +634,7 @@ $$;
 CREATE OR REPLACE FUNCTION vsync_blob(p_project uuid, p_hash text)
 RETURNS bytea LANGUAGE plpgsql STABLE AS $$
 BEGIN
+	PERFORM vsync__access(p_project);
 	RETURN (SELECT vsync__decode(f.content, f.encoding)
 		  FROM project_files f
 		 WHERE f.project_id = p_project AND f.content_hash = p_hash
@@ -619,6 +649,7 @@ RETURNS bytea LANGUAGE plpgsql STABLE AS $$
 DECLARE
 	r vsync_entry;
 BEGIN
+	PERFORM vsync__access(p_project);
 	PERFORM vsync_check_path(p_path);
 	IF p_version IS NULL THEN
 		r := vsync__current(p_project, p_path);
@@ -652,6 +683,7 @@ RETURNS TABLE(version int, kind text, size bigint, content_hash text,
 	      seq bigint)
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
+	PERFORM vsync__access(p_project);
 	PERFORM vsync_check_path(p_path);
 	RETURN QUERY
 	SELECT f.version, f.kind, f.file_size, f.content_hash::text,
@@ -676,6 +708,7 @@ LANGUAGE sql STABLE AS $$
 	SELECT o.operation_id, o.seq, o.result
 	  FROM file_operations o
 	 WHERE o.operation_id = ANY(p_ops) AND o.project_id = p_project
+	   AND vsync__access(p_project)
 	 ORDER BY o.seq
 $$;
 
@@ -699,7 +732,7 @@ LANGUAGE sql STABLE AS $$
 	       o.operation_data->>'checksum',
 	       o.user_id, o.created_at, o.operation_data
 	  FROM file_operations o
-	 WHERE o.project_id = p_project AND o.seq > coalesce(p_after, 0)
+	 WHERE o.project_id = p_project AND vsync__access(p_project) AND o.seq > coalesce(p_after, 0)
 	 ORDER BY o.seq
 	 LIMIT p_limit
 $$;
@@ -748,7 +781,7 @@ LANGUAGE sql STABLE AS $$
 	       CASE WHEN f.kind = 'symlink' AND NOT f.is_deleted
 		    THEN f.content END
 	  FROM project_files f
-	 WHERE f.project_id = p_project AND f.seq > coalesce(p_after, 0)
+	 WHERE f.project_id = p_project AND vsync__access(p_project) AND f.seq > coalesce(p_after, 0)
 	   AND f.seq <= p_upto
 	 ORDER BY f.seq, f.file_path
 $$;
@@ -773,13 +806,11 @@ $$;
 -- Internal helpers
 -- ---------------------------------------------------------------------
 
--- Record change @p_seq in file_operations and announce it on
--- 'file_changes'. The payload is the seed's event plus seq and old_path;
--- it never exceeds NOTIFY's 8000-byte limit (long paths are left out and
--- "truncated": true set; consumers read file_operations anyway). A change
--- whose @p_extra has a "conflict" object announces the version it
--- overwrote as "conflict" (the last key of the payload, present only
--- then).
+-- Record change @p_seq in file_operations (@p_extra, e.g. a "conflict"
+-- object, merged into operation_data) and announce it on 'file_changes'
+-- with {"project_id", "seq"} only: PostgreSQL lets any role LISTEN, so
+-- the seed's full event (path, version, checksum, conflict) goes out
+-- through vsync-relay on each project's own Redis channel instead.
 CREATE OR REPLACE FUNCTION vsync__record(p_project uuid, p_seq bigint,
 					 p_op uuid, p_type text, p_path text,
 					 p_old_path text, p_version int,
@@ -787,9 +818,6 @@ CREATE OR REPLACE FUNCTION vsync__record(p_project uuid, p_seq bigint,
 					 p_author text, p_extra jsonb,
 					 p_result jsonb)
 RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-	payload text;
-	v_conflict int := (p_extra->'conflict'->>'overwrote')::int;
 BEGIN
 	INSERT INTO file_operations (operation_id, project_id, file_id,
 				     operation_type, operation_data, user_id,
@@ -799,31 +827,13 @@ BEGIN
 			'path', p_path, 'old_path', p_old_path,
 			'version', p_version, 'checksum', p_checksum))
 		|| coalesce(p_extra, '{}'::jsonb),
-		coalesce(p_author, current_user), p_seq, p_path,
+		coalesce(p_author, session_user), p_seq, p_path,
 		p_result, clock_timestamp());
-	payload := json_build_object('operation', p_type,
-				     'project_id', p_project,
-				     'file_path', p_path,
-				     'version', p_version,
-				     'checksum', p_checksum,
-				     'timestamp', now(),
-				     'seq', p_seq,
-				     'old_path', p_old_path)::text;
-	IF octet_length(payload) > 7900 THEN
-		payload := json_build_object('operation', p_type,
-					     'project_id', p_project,
-					     'version', p_version,
-					     'checksum', p_checksum,
-					     'timestamp', now(),
-					     'seq', p_seq,
-					     'truncated', true)::text;
-	END IF;
-	IF v_conflict IS NOT NULL THEN
-		-- json_build_object's text always ends with its closing brace
-		payload := left(payload, -1) || ', "conflict" : ' || v_conflict
-			   || '}';
-	END IF;
-	PERFORM pg_notify('file_changes', payload);
+	-- a wake-up, not the data: any role may LISTEN, so the payload says
+	-- nothing a container of another project may not know
+	PERFORM pg_notify('file_changes',
+			  json_build_object('project_id', p_project,
+					    'seq', p_seq)::text);
 END $$;
 
 -- The body of vsync_write_file, with @p_conflict: NULL, or the
@@ -974,6 +984,7 @@ RETURNS TABLE(seq bigint, path text, based_on int, overwrote int,
 	      version int, author text, created_at timestamptz)
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
+	PERFORM vsync__access(p_project);
 	IF p_path IS NOT NULL THEN
 		PERFORM vsync_check_path(p_path);
 	END IF;
@@ -1041,7 +1052,134 @@ LANGUAGE sql STABLE AS $$
 		   AND r.seq < o.seq AND NOT r.is_deleted
 		 ORDER BY r.version DESC
 		 LIMIT 1) prev ON true
-	 WHERE o.project_id = p_project AND o.seq > coalesce(p_after, 0)
+	 WHERE o.project_id = p_project AND vsync__access(p_project)
+	   AND o.seq > coalesce(p_after, 0)
 	 ORDER BY o.seq
 	 LIMIT p_limit
 $$;
+
+-- ---------------------------------------------------------------------
+-- Grants: the credentials of a project's containers (vsyncctl grant and
+-- revoke). They create and drop roles, so they run as their caller
+-- (SECURITY INVOKER), who must be allowed to: a superuser, or a role with
+-- CREATEROLE that is a member of vsync_service.
+-- ---------------------------------------------------------------------
+
+-- Create, or rotate, the login role of @p_project's containers: role
+-- vsync_c_<project id without dashes>, member of vsync_container, with
+-- password @p_password, valid for @p_ttl (NULL: until revoked); record it
+-- in vsync_grants. A rotation changes the password and the expiry; the
+-- sessions already open stay (revoke ends them). P0002 if the project is
+-- unknown.
+CREATE OR REPLACE FUNCTION vsync_grant(p_project uuid, p_password text,
+				       p_ttl interval)
+RETURNS TABLE(role name, expires_at timestamptz)
+LANGUAGE plpgsql SECURITY INVOKER AS $$
+DECLARE
+	v_role name := 'vsync_c_' || replace(p_project::text, '-', '');
+	v_until timestamptz := CASE WHEN p_ttl IS NULL THEN NULL
+				    ELSE now() + p_ttl END;
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM projects p WHERE p.id = p_project) THEN
+		RAISE EXCEPTION USING ERRCODE = 'P0002',
+			MESSAGE = format('unknown project: %s', p_project);
+	END IF;
+	IF p_password IS NULL OR length(p_password) < 16 THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'a grant needs a password of 16 characters or more';
+	END IF;
+	IF p_ttl IS NOT NULL AND p_ttl <= interval '0' THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = format('invalid time to live: %s', p_ttl);
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = v_role) THEN
+		EXECUTE format('CREATE ROLE %I LOGIN IN ROLE vsync_container',
+			       v_role);
+	END IF;
+	EXECUTE format('ALTER ROLE %I LOGIN INHERIT PASSWORD %L VALID UNTIL %L',
+		       v_role, p_password,
+		       coalesce(v_until::text, 'infinity'));
+	-- its privileges are vsync_container's, and nothing else
+	IF NOT pg_has_role(v_role, 'vsync_container', 'MEMBER') THEN
+		EXECUTE format('GRANT vsync_container TO %I', v_role);
+	END IF;
+	INSERT INTO vsync_grants AS g (role, project_id, expires_at)
+	VALUES (v_role, p_project, v_until)
+	ON CONFLICT ON CONSTRAINT vsync_grants_pkey
+	DO UPDATE SET project_id = EXCLUDED.project_id,
+		      expires_at = EXCLUDED.expires_at, created_at = now();
+	RETURN QUERY SELECT v_role, v_until;
+END $$;
+
+-- End the credentials of @p_project's containers: their sessions are
+-- terminated, their roles dropped, their grants deleted. The number of
+-- roles dropped (0: there were none).
+CREATE OR REPLACE FUNCTION vsync_revoke(p_project uuid)
+RETURNS int LANGUAGE plpgsql SECURITY INVOKER AS $$
+DECLARE
+	g record;
+	n int := 0;
+BEGIN
+	FOR g IN SELECT x.role FROM vsync_grants x
+		  WHERE x.project_id = p_project LOOP
+		DELETE FROM vsync_grants x WHERE x.role = g.role;
+		IF EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = g.role) THEN
+			EXECUTE format('ALTER ROLE %I NOLOGIN', g.role);
+			PERFORM pg_terminate_backend(a.pid)
+			   FROM pg_stat_activity a WHERE a.usename = g.role;
+			EXECUTE format('DROP ROLE %I', g.role);
+			n := n + 1;
+		END IF;
+	END LOOP;
+	RETURN n;
+END $$;
+
+-- ---------------------------------------------------------------------
+-- Access (005_access.sql, docs/security.md)
+--
+-- Every function belongs to vsync_owner, and nobody but the roles below
+-- may call one. The entry points run as their owner (SECURITY DEFINER,
+-- with a fixed search_path), so a caller needs no privilege on any table;
+-- row-level security, FORCEd on the tables, still limits what they see
+-- and change to the caller's projects. vsync_service may call every entry
+-- point; vsync_container those a mount needs, on its own project.
+-- ---------------------------------------------------------------------
+
+DO $$
+DECLARE
+	f record;
+	container text[] := ARRAY[
+		'vsync_check_path', 'vsync_project_id', 'vsync_project_seq',
+		'vsync_write_file', 'vsync_write_file_over', 'vsync_mkdir',
+		'vsync_delete', 'vsync_rename', 'vsync_rollback',
+		'vsync_manifest', 'vsync_blob', 'vsync_read_file',
+		'vsync_history', 'vsync_operations', 'vsync_changes',
+		'vsync_project_status', 'vsync_change_rows',
+		'vsync_change_feed', 'vsync_conflicts', 'vsync_path_key',
+		'vsync_path_prefix'];
+BEGIN
+	FOR f IN SELECT p.oid::regprocedure AS sig, p.proname AS name
+		   FROM pg_proc p
+		   JOIN pg_namespace n ON n.oid = p.pronamespace
+		  WHERE n.nspname = current_schema()
+		    AND p.proname LIKE 'vsync%' LOOP
+		EXECUTE format('ALTER FUNCTION %s OWNER TO vsync_owner', f.sig);
+		EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f.sig);
+		-- (the path keys are pure, and in indexes: left as they are)
+		IF f.name NOT LIKE 'vsync\_\_%'
+		   AND f.name NOT IN ('vsync_path_key', 'vsync_path_prefix',
+				      'vsync_grant', 'vsync_revoke') THEN
+			EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER'
+				       ' SET search_path = %I, pg_temp',
+				       f.sig, current_schema());
+		END IF;
+		IF f.name NOT LIKE 'vsync\_\_%' THEN
+			EXECUTE format('GRANT EXECUTE ON FUNCTION %s'
+				       ' TO vsync_service', f.sig);
+		END IF;
+		IF f.name = ANY(container) THEN
+			EXECUTE format('GRANT EXECUTE ON FUNCTION %s'
+				       ' TO vsync_container', f.sig);
+		END IF;
+	END LOOP;
+END $$;
