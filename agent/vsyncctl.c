@@ -35,6 +35,7 @@
 #include "vsync/migrations.h"
 #include "vsync/path.h"
 #include "vsync/pg.h"
+#include "vsync/util.h"
 
 #ifndef VSYNC_VERSION
 #define VSYNC_VERSION "unknown"
@@ -168,41 +169,12 @@ static double mib(uint64_t bytes)
  * content limit). */
 static int read_all(int fd, uint8_t **out, size_t *len)
 {
-	size_t n = 0, cap = 65536;
-	uint8_t *buf = malloc(cap), *nb;
-	ssize_t r;
+	char *p = NULL;
+	int r;
 
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		if (n == cap) {
-			if (cap >= CTL_MAX_CONTENT) {
-				free(buf);
-				return -EFBIG;
-			}
-			cap *= 2;
-			nb = realloc(buf, cap);
-			if (!nb) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = nb;
-		}
-		r = read(fd, buf + n, cap - n);
-		if (r == 0)
-			break;
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			r = -errno;
-			free(buf);
-			return (int)r;
-		}
-		n += (size_t)r;
-	}
-	*out = buf;
-	*len = n;
-	return 0;
+	r = vs_read_fd_whole(&p, len, fd, CTL_MAX_CONTENT);
+	*out = (uint8_t *)p;
+	return r;
 }
 
 static int read_file(const char *path, uint8_t **out, size_t *len)
@@ -215,23 +187,6 @@ static int read_file(const char *path, uint8_t **out, size_t *len)
 	r = read_all(fd, out, len);
 	close(fd);
 	return r;
-}
-
-static int write_all(int fd, const uint8_t *buf, size_t len)
-{
-	ssize_t r;
-
-	while (len) {
-		r = write(fd, buf, len);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		buf += r;
-		len -= (size_t)r;
-	}
-	return 0;
 }
 
 /* ---- connection and project --------------------------------------------- */
@@ -1182,8 +1137,9 @@ static int cmd_cat(struct ctl *c, int argc, char **argv)
 		       NULL, NULL, 1);
 	if (r < 0)
 		return pg_failed(c, r);
-	r = write_all(STDOUT_FILENO, (const uint8_t *)PQgetvalue(res, 0, 0),
-		      (size_t)PQgetlength(res, 0, 0));
+	r = vs_write_in_full(STDOUT_FILENO,
+			     (const uint8_t *)PQgetvalue(res, 0, 0),
+			     (size_t)PQgetlength(res, 0, 0));
 	PQclear(res);
 	if (r < 0)
 		return ctl_fail(EXIT_ERR, "cannot write to stdout: %s",
@@ -1379,7 +1335,7 @@ static int exp_file(struct ctl *c, int dir_fd,
 	}
 	fd = openat(dir_fd, e->path,
 		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 || write_all(fd, buf, len) < 0 ||
+	if (fd < 0 || vs_write_in_full(fd, buf, len) < 0 ||
 	    fchmod(fd, (mode_t)e->mode) < 0) {
 		r = ctl_fail(EXIT_ERR, "cannot write '%s': %s", e->path,
 			     strerror(errno));

@@ -52,6 +52,7 @@
 #include "vsync/hash.h"
 #include "vsync/journal.h"
 #include "vsync/log.h"
+#include "vsync/util.h"
 #include "vsync/writeback.h"
 
 /* fsync() waits this long for its commit before failing with EIO */
@@ -258,20 +259,11 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 	if (in->wfd < 0)
 		r = working_copy(fs, in, false); /* e.g. a chmod: same bytes */
 	if (r == 0) {
-		struct stat st;
+		uint64_t max = fs->cfg.max_file_size;
 
-		if (fstat(in->wfd, &st) < 0)
-			r = -errno;
-		else if (fs->cfg.max_file_size &&
-			 (uint64_t)st.st_size > fs->cfg.max_file_size)
-			r = -EFBIG;
-		else if (!(buf = malloc((size_t)st.st_size + 1)))
-			r = -ENOMEM;
-		else if (pread(in->wfd, buf, (size_t)st.st_size, 0) !=
-			 st.st_size)
-			r = -EIO;
-		else
-			len = (size_t)st.st_size;
+		r = vs_pread_fd_whole(&buf, &len, in->wfd,
+				      max && max < SIZE_MAX ? (size_t)max
+							    : SIZE_MAX);
 	}
 	gen = in->wgen;
 	if (r == 0) {

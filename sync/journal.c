@@ -62,6 +62,7 @@
 #include "vsync/cache.h"
 #include "vsync/log.h"
 #include "vsync/metrics.h"
+#include "vsync/util.h"
 
 #define LSEQ_DIGITS 20
 #define HEADER	    "vsync-journal 1\n"
@@ -323,22 +324,6 @@ static uint64_t name_lseq(const char *name, const char *suffix)
 	return v;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Read entry file @name (at most VS_JENTRY_MAX bytes) and parse it.
  * 0, -EBADMSG (malformed, too big, not a regular file) or -errno. */
 static int entry_read(int dir_fd, const char *name, struct vs_jentry *e)
@@ -346,7 +331,7 @@ static int entry_read(int dir_fd, const char *name, struct vs_jentry *e)
 	char *buf = NULL;
 	struct stat st;
 	size_t got = 0;
-	int fd, r = 0;
+	int fd, r;
 
 	fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
@@ -359,24 +344,11 @@ static int entry_read(int dir_fd, const char *name, struct vs_jentry *e)
 		r = -EBADMSG;
 		goto out;
 	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		r = -ENOMEM;
+	r = vs_read_fd_whole(&buf, &got, fd, VS_JENTRY_MAX);
+	if (r == -EFBIG)
+		r = -EBADMSG; /* grew since the fstat */
+	if (r < 0)
 		goto out;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			goto out;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
 	r = vs_jentry_parse(e, buf, got);
 out:
 	free(buf);
@@ -604,7 +576,7 @@ again:
 		}
 		goto out;
 	}
-	r = write_all(fd, buf, (size_t)n);
+	r = vs_write_in_full(fd, buf, (size_t)n);
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
 	if (close(fd) < 0 && r == 0)

@@ -77,6 +77,7 @@
 #include "vsync/merge.h"
 #include "vsync/metrics.h"
 #include "vsync/pg.h"
+#include "vsync/util.h"
 
 #define WB_BACKOFF_MIN_MS 100
 #define WB_BACKOFF_MAX_MS 5000
@@ -191,9 +192,7 @@ static void wb_advance(struct vs_writeback *wb, uint64_t upto, int gap_error,
 static int wb_read_object(struct vs_writeback *wb, const char *hash,
 			  uint8_t **buf, size_t *len)
 {
-	struct stat st;
-	uint8_t *p = NULL;
-	size_t got = 0;
+	char *p = NULL;
 	int fd, r;
 
 	*buf = NULL;
@@ -201,33 +200,10 @@ static int wb_read_object(struct vs_writeback *wb, const char *hash,
 	r = vs_cache_open(wb->cache, hash, &fd);
 	if (r < 0)
 		return r;
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		goto out;
-	}
-	p = malloc(st.st_size ? (size_t)st.st_size : 1);
-	if (!p) {
-		r = -ENOMEM;
-		goto out;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n =
-		    pread(fd, p + got, (size_t)st.st_size - got, (off_t)got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			r = n < 0 ? -errno : -EIO;
-			goto out;
-		}
-		got += (size_t)n;
-	}
-	*buf = p;
-	*len = got;
-	p = NULL;
-out:
-	free(p);
+	/* 1 GiB: PostgreSQL's largest field */
+	r = vs_pread_fd_whole(&p, len, fd, (size_t)1 << 30);
 	close(fd);
+	*buf = (uint8_t *)p;
 	return r;
 }
 
