@@ -78,6 +78,7 @@
 #include "vsync/path.h"
 #include "vsync/pg.h"
 #include "vsync/redis.h"
+#include "vsync/util.h"
 
 #define RELAY_CHANNEL	     "file_changes"
 #define RELAY_PENDING_MAX    256 /* hinted projects kept; more: full scan */
@@ -383,17 +384,6 @@ int vs_relay_event_json(char *out, size_t size, const struct vs_change *c,
 	return r < 0 ? r : (int)n;
 }
 
-int vs_relay_backoff_ms(unsigned attempt, uint32_t rnd)
-{
-	int base = RELAY_BACKOFF_MIN_MS;
-
-	while (attempt-- > 0 && base < RELAY_BACKOFF_MAX_MS)
-		base *= 2;
-	if (base > RELAY_BACKOFF_MAX_MS)
-		base = RELAY_BACKOFF_MAX_MS;
-	return base / 2 + (int)(rnd % (uint32_t)(base / 2 + 1));
-}
-
 /* ---- state ------------------------------------------------------------- */
 
 struct relay {
@@ -408,7 +398,7 @@ struct relay {
 	char pending[RELAY_PENDING_MAX][37];
 	int npending;
 	sigset_t wait_mask; /* the caller's mask without the stop signals */
-	uint32_t rnd;
+	struct vs_backoff backoff; /* between failed rounds */
 	/* per change scratch, reused */
 	char *buf; /* manifest entry values */
 	size_t buf_len, buf_alloc;
@@ -421,15 +411,6 @@ struct relay {
 	size_t argv_alloc;
 	char *json; /* VS_RELAY_EVENT_MAX */
 };
-
-static uint32_t relay_rand(struct relay *rl)
-{
-	/* xorshift32: jitter only */
-	rl->rnd ^= rl->rnd << 13;
-	rl->rnd ^= rl->rnd >> 17;
-	rl->rnd ^= rl->rnd << 5;
-	return rl->rnd;
-}
 
 static bool relay_stopping(const struct relay *rl)
 {
@@ -1372,16 +1353,13 @@ static int relay_scan_pending(struct relay *rl)
 
 static int relay_init(struct relay *rl, const struct vs_relay_config *cfg)
 {
-	struct timespec ts;
 	sigset_t cur;
 	int r, s;
 
 	memset(rl, 0, sizeof(*rl));
 	rl->cfg = cfg;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	rl->rnd = (uint32_t)ts.tv_nsec ^ (uint32_t)getpid() ^ 0x9e3779b9u;
-	if (!rl->rnd)
-		rl->rnd = 1;
+	vs_backoff_init(&rl->backoff, RELAY_BACKOFF_MIN_MS,
+			RELAY_BACKOFF_MAX_MS);
 	sigprocmask(SIG_SETMASK, NULL, &cur);
 	rl->wait_mask = cur;
 	for (s = 1; cfg->stop_signals && s < NSIG; s++)
@@ -1438,7 +1416,6 @@ static int relay_connect(struct relay *rl)
 int vs_relay_run(const struct vs_relay_config *cfg)
 {
 	struct relay rl;
-	unsigned failures = 0;
 	int64_t now;
 	int r;
 
@@ -1474,12 +1451,10 @@ int vs_relay_run(const struct vs_relay_config *cfg)
 				vs_redis_disconnect(rl.redis);
 				listen_drop(&rl);
 			}
-			relay_wait(
-			    &rl, -1,
-			    vs_relay_backoff_ms(failures++, relay_rand(&rl)));
+			relay_wait(&rl, -1, vs_backoff_next(&rl.backoff));
 			continue;
 		}
-		failures = 0;
+		vs_backoff_reset(&rl.backoff);
 		if (rl.npending == 0 && !rl.full_scan)
 			relay_wait(&rl, rl.listen ? PQsocket(rl.listen) : -1,
 				   rl.next_poll_ms - vs_mono_ms());

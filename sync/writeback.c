@@ -104,9 +104,8 @@ struct vs_writeback {
 
 	/* committer thread only */
 	struct vs_pg *pg;
-	bool down;	    /* "cannot commit" logged, not yet recovered */
-	int backoff_ms;	    /* next backoff */
-	uint64_t rng;	    /* jitter */
+	bool down; /* "cannot commit" logged, not yet recovered */
+	struct vs_backoff backoff;
 	struct vs_jentry e; /* the entry in flight (large: not on the stack) */
 	struct vs_jentry last; /* the newest save of a burst (wb_burst) */
 	uint64_t burst[WB_BURST_MAX];	  /* the lseqs of that burst */
@@ -149,15 +148,6 @@ static void deadline_ts(struct timespec *ts, int64_t at_ms)
 {
 	ts->tv_sec = at_ms / 1000;
 	ts->tv_nsec = (at_ms % 1000) * 1000000;
-}
-
-static uint64_t wb_rand(struct vs_writeback *wb)
-{
-	/* xorshift64: jitter only */
-	wb->rng ^= wb->rng << 13;
-	wb->rng ^= wb->rng >> 7;
-	wb->rng ^= wb->rng << 17;
-	return wb->rng;
 }
 
 /*
@@ -770,14 +760,7 @@ static bool wb_stopping(struct vs_writeback *wb)
 
 static void wb_backoff(struct vs_writeback *wb)
 {
-	int d = wb->backoff_ms;
-
-	/* jitter: somewhere in [d/2, d] */
-	d = d / 2 + (int)(wb_rand(wb) % (uint64_t)(d / 2 + 1));
-	wb->backoff_ms = wb->backoff_ms * 2 > WB_BACKOFF_MAX_MS
-			     ? WB_BACKOFF_MAX_MS
-			     : wb->backoff_ms * 2;
-	wb_sleep(wb, vs_mono_ms() + d, false);
+	wb_sleep(wb, vs_mono_ms() + vs_backoff_next(&wb->backoff), false);
 }
 
 static void wb_failed(struct vs_writeback *wb, const struct vs_jentry *e, int r)
@@ -937,7 +920,7 @@ static void *wb_main(void *arg)
 								     : "ies");
 			wb->down = false;
 		}
-		wb->backoff_ms = WB_BACKOFF_MIN_MS;
+		vs_backoff_reset(&wb->backoff);
 		if (res.error == 0)
 			vs_debug("write-back: committed %s of '%s' as seq "
 				 "%" PRId64 " v%" PRId64,
@@ -995,10 +978,7 @@ int vs_wb_start(struct vs_writeback **out, const struct vs_wb_config *cfg)
 	wb->journal = cfg->journal;
 	wb->committed = cfg->committed;
 	wb->arg = cfg->arg;
-	wb->backoff_ms = WB_BACKOFF_MIN_MS;
-	wb->rng = vs_mono_us() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)wb;
-	if (!wb->rng)
-		wb->rng = 1;
+	vs_backoff_init(&wb->backoff, WB_BACKOFF_MIN_MS, WB_BACKOFF_MAX_MS);
 	/* connects on the first call, so a backend that is down now does not
 	 * hold up the start */
 	r = vs_pg_new(&wb->pg, wb->pg_conninfo, wb->timeout_ms);
