@@ -131,20 +131,6 @@ static int check_path(const char *path)
 	return 0;
 }
 
-/* Parse a decimal or octal number in [min, max]. 0 or -EINVAL. */
-static int parse_num(const char *s, int base, long min, long max, long *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, base);
-	if (errno || end == s || *end || v < min || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 static bool uuid_valid(const char *s)
 {
 	static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
@@ -385,13 +371,13 @@ static int cmd_put(struct ctl *c, int argc, char **argv)
 
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (o == 'b') {
-			if (parse_num(optarg, 10, 0, INT_MAX, &v) < 0)
+			if (vs_parse_long(&v, optarg, 10, 0, INT_MAX) < 0)
 				return ctl_fail(EXIT_INVALID,
 						"invalid --base '%s'", optarg);
 			snprintf(basebuf, sizeof(basebuf), "%ld", v);
 			base = basebuf;
 		} else if (o == 'm') {
-			if (parse_num(optarg, 8, 0, 07777, &v) < 0)
+			if (vs_parse_long(&v, optarg, 8, 0, 07777) < 0)
 				return ctl_fail(EXIT_INVALID,
 						"invalid --mode '%s'", optarg);
 			snprintf(mode, sizeof(mode), "%ld", v);
@@ -471,7 +457,7 @@ static int cmd_rm(struct ctl *c, int argc, char **argv)
 		if (o == 'r' || o == 'R') {
 			rec = "true";
 		} else if (o == 'b') {
-			if (parse_num(optarg, 10, 0, INT_MAX, &n) < 0)
+			if (vs_parse_long(&n, optarg, 10, 0, INT_MAX) < 0)
 				return ctl_fail(EXIT_INVALID,
 						"invalid --base '%s'", optarg);
 			base = optarg;
@@ -507,7 +493,7 @@ static int cmd_mv(struct ctl *c, int argc, char **argv)
 	int o, r;
 
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (o != 'b' || parse_num(optarg, 10, 0, INT_MAX, &n) < 0)
+		if (o != 'b' || vs_parse_long(&n, optarg, 10, 0, INT_MAX) < 0)
 			return o == 'b'
 				   ? ctl_fail(EXIT_INVALID,
 					      "invalid --base '%s'", optarg)
@@ -544,7 +530,7 @@ static int cmd_mkdir(struct ctl *c, int argc, char **argv)
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (o != 'm')
 			return EXIT_USAGE;
-		if (parse_num(optarg, 8, 0, 07777, &n) < 0)
+		if (vs_parse_long(&n, optarg, 8, 0, 07777) < 0)
 			return ctl_fail(EXIT_INVALID, "invalid --mode '%s'",
 					optarg);
 		snprintf(mode, sizeof(mode), "%ld", n);
@@ -578,7 +564,7 @@ static int cmd_rollback(struct ctl *c, int argc, char **argv)
 		return ctl_fail(
 		    EXIT_USAGE,
 		    "usage: vsyncctl rollback PROJECT PATH VERSION");
-	if (parse_num(argv[3], 10, 1, INT_MAX, &n) < 0)
+	if (vs_parse_long(&n, argv[3], 10, 1, INT_MAX) < 0)
 		return ctl_fail(EXIT_INVALID, "invalid version '%s'", argv[3]);
 	r = check_path(argv[2]);
 	if (!r)
@@ -1117,7 +1103,7 @@ static int cmd_cat(struct ctl *c, int argc, char **argv)
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (o != 'V')
 			return EXIT_USAGE;
-		if (parse_num(optarg, 10, 1, INT_MAX, &n) < 0)
+		if (vs_parse_long(&n, optarg, 10, 1, INT_MAX) < 0)
 			return ctl_fail(EXIT_INVALID, "invalid version '%s'",
 					optarg);
 		version = optarg;
@@ -1265,7 +1251,7 @@ static int cmd_log(struct ctl *c, int argc, char **argv)
 	while ((o = getopt_long(argc, argv, "n:", NULL, NULL)) != -1) {
 		if (o != 'n')
 			return EXIT_USAGE;
-		if (parse_num(optarg, 10, 1, 1000000, &n) < 0)
+		if (vs_parse_long(&n, optarg, 10, 1, 1000000) < 0)
 			return ctl_fail(EXIT_INVALID, "invalid -n '%s'",
 					optarg);
 		snprintf(limit, sizeof(limit), "%ld", n);
@@ -1548,7 +1534,7 @@ static int parse_globals(struct ctl *c, int argc, char **argv, int *verbose)
 			c->conninfo = optarg;
 			break;
 		case 't':
-			if (parse_num(optarg, 10, 1, INT_MAX, &n) < 0)
+			if (vs_parse_long(&n, optarg, 10, 1, INT_MAX) < 0)
 				return -ctl_fail(EXIT_USAGE,
 						 "invalid --timeout '%s'",
 						 optarg);

@@ -211,9 +211,9 @@ int vs_relay_entry_parse(struct vs_manifest_entry *e, const char *value,
 			 size_t len)
 {
 	const char *p = value, *end = value + len;
-	char tok[VS_HASH_HEX_LEN + 1], *stop;
-	unsigned long long u;
-	long long v;
+	char tok[VS_HASH_HEX_LEN + 1];
+	uint64_t u;
+	int64_t v;
 	int i;
 
 	e->target = NULL;
@@ -221,28 +221,24 @@ int vs_relay_entry_parse(struct vs_manifest_entry *e, const char *value,
 	for (i = 0; i < 6; i++) {
 		if (p >= end || entry_token(tok, sizeof(tok), &p, end) < 0)
 			return -EBADMSG;
-		errno = 0;
 		switch (i) {
 		case 0:
 			if (vs_kind_parse(tok, &e->kind) < 0)
 				return -EBADMSG;
 			break;
 		case 1:
-			u = strtoull(tok, &stop, 8);
-			if (*stop || u > 07777)
+			if (vs_parse_u64(&u, tok, 8, 0, 07777) < 0)
 				return -EBADMSG;
 			e->mode = (uint32_t)u;
 			break;
 		case 2:
-			u = strtoull(tok, &stop, 10);
-			if (*stop || errno || tok[0] == '-')
+			if (vs_parse_u64(&u, tok, 10, 0, UINT64_MAX) < 0)
 				return -EBADMSG;
 			e->size = u;
 			break;
 		case 3:
 		case 4:
-			v = strtoll(tok, &stop, 10);
-			if (*stop || errno || v < 0)
+			if (vs_parse_i64(&v, tok, 10, 0, INT64_MAX) < 0)
 				return -EBADMSG;
 			if (i == 3)
 				e->version = v;
