@@ -486,7 +486,7 @@ static int pg_failed(struct relay *rl, int r, const char *what)
 /*
  * libpq's notification API needs the connection's socket, which struct
  * vs_pg does not expose, so the LISTEN connection is a bare PGconn made
- * here with the same deadline discipline (non-blocking connect, poll).
+ * by vs_pg_connect_conn() (pg.c's connect: non-blocking, with a deadline).
  */
 static int listen_wait(PGconn *c, bool wr, int64_t deadline)
 {
@@ -512,32 +512,23 @@ static void listen_drop(struct relay *rl)
 
 static int listen_connect(struct relay *rl)
 {
-	const char *keys[] = {"application_name", "dbname", NULL};
-	const char *vals[] = {"vsync-relay",
-			      rl->cfg->pg_conninfo ? rl->cfg->pg_conninfo : "",
-			      NULL};
 	int64_t deadline = vs_mono_ms() + rl->cfg->timeout_ms;
-	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	char err[512];
 	PGresult *res;
-	int r = -ECONNREFUSED;
+	int r;
 
-	rl->listen = PQconnectStartParams(keys, vals, 1);
-	if (!rl->listen)
-		return -ENOMEM;
-	if (PQstatus(rl->listen) == CONNECTION_BAD)
-		goto fail;
-	while (st != PGRES_POLLING_OK) {
-		if (st == PGRES_POLLING_FAILED)
-			goto fail;
-		r = listen_wait(rl->listen, st == PGRES_POLLING_WRITING,
-				deadline);
-		if (r < 0)
-			goto fail;
-		st = PQconnectPoll(rl->listen);
+	r = vs_pg_connect_conn(&rl->listen, rl->cfg->pg_conninfo, "vsync-relay",
+			       rl->cfg->timeout_ms, err, sizeof(err));
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		relay_backend_down(
+		    rl, false,
+		    r == -ETIMEDOUT ? "LISTEN connection timed out" : err);
+		return r == -ETIMEDOUT ? r : -ECONNREFUSED;
 	}
 	r = -ECONNREFUSED;
-	if (PQsetnonblocking(rl->listen, 1) != 0 ||
-	    !PQsendQuery(rl->listen, "LISTEN " RELAY_CHANNEL))
+	if (!PQsendQuery(rl->listen, "LISTEN " RELAY_CHANNEL))
 		goto fail;
 	while ((r = PQflush(rl->listen)) > 0)
 		if ((r = listen_wait(rl->listen, true, deadline)) < 0)
