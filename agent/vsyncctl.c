@@ -66,7 +66,7 @@ struct ctl {
 	const char *op_id; /* NULL: a fresh id per change */
 	bool quiet;
 	struct vs_pg *pg;
-	char project_id[37];
+	char project_id[VS_UUID_BUFSZ];
 };
 
 static const char *const default_excludes[] = {"node_modules", ".git", "dist",

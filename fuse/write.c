@@ -403,7 +403,7 @@ int fsw_setattr(struct vs_fs *fs, struct vs_inode *in, const struct stat *attr,
  * and lseq into @op_out and @lseq_out when not NULL. */
 static int journal_path(struct vs_fs *fs, enum vs_jop op, const char *path,
 			const char *old_path, const char *target, uint32_t mode,
-			char op_out[37], uint64_t *lseq_out)
+			char op_out[VS_UUID_BUFSZ], uint64_t *lseq_out)
 {
 	struct vs_jentry *e = calloc(1, sizeof(*e));
 	int r;
@@ -561,7 +561,7 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	       struct vs_inode *newparent, const char *newname,
 	       unsigned int flags)
 {
-	char from[PATH_MAX], to[PATH_MAX], op[37];
+	char from[PATH_MAX], to[PATH_MAX], op[VS_UUID_BUFSZ];
 	struct vs_inode *in, *old, *file = NULL;
 	bool over_dir = false;
 	uint64_t lseq;

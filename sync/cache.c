@@ -233,7 +233,8 @@ int vs_cache_project_link(struct vs_cache *c, const char *name,
 	return 0;
 }
 
-int vs_cache_project_resolve(struct vs_cache *c, const char *name, char out[37])
+int vs_cache_project_resolve(struct vs_cache *c, const char *name,
+			     char out[VS_UUID_BUFSZ])
 {
 	char link[256], target[64];
 	ssize_t n;
@@ -246,16 +247,16 @@ int vs_cache_project_resolve(struct vs_cache *c, const char *name, char out[37])
 
 		/* the argument may be the UUID itself */
 		if (fstatat(c->dir_fd, link, &st, 0) == 0 &&
-		    S_ISDIR(st.st_mode) && strlen(name) == 36) {
-			memcpy(out, name, 37);
+		    S_ISDIR(st.st_mode) && strlen(name) == VS_UUID_LEN) {
+			memcpy(out, name, VS_UUID_BUFSZ);
 			return 0;
 		}
 		return -ENOENT;
 	}
-	if (n != 36)
+	if (n != VS_UUID_LEN)
 		return -ENOENT;
 	target[n] = '\0';
-	memcpy(out, target, 37);
+	memcpy(out, target, VS_UUID_BUFSZ);
 	return 0;
 }
 

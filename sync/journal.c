@@ -88,20 +88,6 @@ static const char *const op_names[] = {"write", "symlink", "mkdir", "delete",
 
 /* ------------------------------------------------------------ the format */
 
-static bool uuid_valid(const char *s)
-{
-	for (int i = 0; i < 36; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return false;
-		} else if (!((s[i] >= '0' && s[i] <= '9') ||
-			     (s[i] >= 'a' && s[i] <= 'f'))) {
-			return false;
-		}
-	}
-	return s[36] == '\0';
-}
-
 /* A non-empty project path (the root cannot be written). */
 static bool path_valid(const char *p)
 {
@@ -115,7 +101,7 @@ static int entry_check(const struct vs_jentry *e)
 {
 	bool write = e->op == VS_JOP_WRITE;
 
-	if ((unsigned)e->op > VS_JOP_RENAME || !uuid_valid(e->op_id) ||
+	if ((unsigned)e->op > VS_JOP_RENAME || !vs_uuid_valid(e->op_id) ||
 	    !path_valid(e->path) || e->mode > 07777 || e->base_version < -1 ||
 	    e->base_version > INT32_MAX || e->size > (uint64_t)INT64_MAX)
 		return -EINVAL;
@@ -273,7 +259,7 @@ int vs_jentry_parse(struct vs_jentry *e, const char *buf, size_t len)
 		e->base_version = (int64_t)v;
 	}
 	if (!take_line(&c, "after_op", e->after_op, sizeof(e->after_op)) ||
-	    (e->after_op[0] && strlen(e->after_op) != 36) ||
+	    (e->after_op[0] && strlen(e->after_op) != VS_UUID_LEN) ||
 	    !take_key(&c, "size") || !take_u64(&c, '\n', INT64_MAX, &e->size) ||
 	    !take_line(&c, "hash", e->hash, sizeof(e->hash)) ||
 	    !take_string(&c, "path", e->path) ||
@@ -283,7 +269,7 @@ int vs_jentry_parse(struct vs_jentry *e, const char *buf, size_t len)
 	return entry_check(e) < 0 ? -EBADMSG : 0;
 }
 
-int vs_uuid_random(char out[37])
+int vs_uuid_random(char out[VS_UUID_BUFSZ])
 {
 	unsigned char b[16];
 	char hex[33];
@@ -293,8 +279,8 @@ int vs_uuid_random(char out[37])
 	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
 	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 	vs_hex_encode(hex, b, sizeof(b));
-	snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12,
-		 hex + 16, hex + 20);
+	snprintf(out, VS_UUID_BUFSZ, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8,
+		 hex + 12, hex + 16, hex + 20);
 	return 0;
 }
 

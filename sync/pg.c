@@ -523,7 +523,7 @@ int vs_pg_wait_notify(struct vs_pg *pg, int timeout_ms)
 }
 
 int vs_pg_project_resolve(struct vs_pg *pg, const char *name_or_id,
-			  char id_out[37])
+			  char id_out[VS_UUID_BUFSZ])
 {
 	const char *v[1] = {name_or_id};
 	PGresult *res = NULL;
@@ -537,13 +537,13 @@ int vs_pg_project_resolve(struct vs_pg *pg, const char *name_or_id,
 				pg->err);
 		return r;
 	}
-	if (PQntuples(res) != 1 || PQgetlength(res, 0, 0) != 36) {
+	if (PQntuples(res) != 1 || PQgetlength(res, 0, 0) != VS_UUID_LEN) {
 		pg_set_error(pg, "unexpected answer to vsync_project_id");
 		r = -EIO;
 		goto out;
 	}
-	memcpy(id_out, PQgetvalue(res, 0, 0), 36);
-	id_out[36] = '\0';
+	memcpy(id_out, PQgetvalue(res, 0, 0), VS_UUID_LEN);
+	id_out[VS_UUID_LEN] = '\0';
 out:
 	PQclear(res);
 	return r;

@@ -391,7 +391,7 @@ struct relay {
 	bool pg_down, redis_down;
 	bool full_scan; /* scan every project next */
 	int64_t next_poll_ms;
-	char pending[RELAY_PENDING_MAX][37];
+	char pending[RELAY_PENDING_MAX][VS_UUID_BUFSZ];
 	int npending;
 	sigset_t wait_mask; /* the caller's mask without the stop signals */
 	struct vs_backoff backoff; /* between failed rounds */
@@ -575,11 +575,11 @@ static void pending_add(struct relay *rl, const char *id)
 		rl->full_scan = true;
 		return;
 	}
-	memcpy(rl->pending[rl->npending++], id, 37);
+	memcpy(rl->pending[rl->npending++], id, VS_UUID_BUFSZ);
 }
 
 /* The project id of a NOTIFY payload (a hint), or false. */
-static bool hint_project(const char *payload, char id[37])
+static bool hint_project(const char *payload, char id[VS_UUID_BUFSZ])
 {
 	const char *p = strstr(payload, "\"project_id\"");
 	int i;
@@ -591,7 +591,7 @@ static bool hint_project(const char *payload, char id[37])
 		p++;
 	if (*p++ != '"')
 		return false;
-	for (i = 0; i < 36; i++) {
+	for (i = 0; i < VS_UUID_LEN; i++) {
 		char ch = p[i];
 
 		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
@@ -599,15 +599,15 @@ static bool hint_project(const char *payload, char id[37])
 			return false;
 		id[i] = ch;
 	}
-	id[36] = '\0';
-	return p[36] == '"';
+	id[VS_UUID_LEN] = '\0';
+	return p[VS_UUID_LEN] == '"';
 }
 
 /* Read what arrived on the LISTEN connection. 0 or -ECONNREFUSED. */
 static int listen_drain(struct relay *rl)
 {
 	PGnotify *n;
-	char id[37];
+	char id[VS_UUID_BUFSZ];
 
 	if (!PQconsumeInput(rl->listen)) {
 		relay_backend_down(rl, false, PQerrorMessage(rl->listen));
@@ -1296,7 +1296,7 @@ static int project_seq(struct relay *rl, const char *id, int64_t *seq)
 static int relay_scan_all(struct relay *rl)
 {
 	PGresult *res = NULL;
-	char id[37];
+	char id[VS_UUID_BUFSZ];
 	int r, i;
 
 	r = vs_pg_exec(rl->pg, &res,

@@ -46,7 +46,7 @@
 
 struct vs_sub {
 	char *pg_url, *redis_url;
-	char project_id[37];
+	char project_id[VS_UUID_BUFSZ];
 	int timeout_ms;
 	vs_sub_apply_fn apply;
 	void *arg;

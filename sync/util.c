@@ -17,6 +17,20 @@
 
 #include "vsync/clock.h"
 
+bool vs_uuid_valid(const char *s)
+{
+	for (int i = 0; i < VS_UUID_LEN; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return false;
+		} else if (!((s[i] >= '0' && s[i] <= '9') ||
+			     (s[i] >= 'a' && s[i] <= 'f'))) {
+			return false;
+		}
+	}
+	return s[VS_UUID_LEN] == '\0';
+}
+
 /* ---- full reads and writes ---------------------------------------------- */
 
 /* One loop for read and pread: @off < 0 means read(2). */

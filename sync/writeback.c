@@ -108,8 +108,8 @@ struct vs_writeback {
 	struct vs_backoff backoff;
 	struct vs_jentry e; /* the entry in flight (large: not on the stack) */
 	struct vs_jentry last; /* the newest save of a burst (wb_burst) */
-	uint64_t burst[WB_BURST_MAX];	  /* the lseqs of that burst */
-	char burst_ops[WB_BURST_MAX][37]; /* and their op ids */
+	uint64_t burst[WB_BURST_MAX]; /* the lseqs of that burst */
+	char burst_ops[WB_BURST_MAX][VS_UUID_BUFSZ]; /* and their op ids */
 
 	pthread_mutex_t lock;
 	pthread_cond_t wake; /* committer: kicked, stop */
@@ -811,15 +811,15 @@ static int wb_burst_next(void *arg, const struct vs_jentry *e)
  * -errno. */
 static int wb_burst_recorded(struct vs_writeback *wb, size_t n)
 {
-	char ids[WB_BURST_MAX * 37 + 3], *p = ids;
+	char ids[WB_BURST_MAX * VS_UUID_BUFSZ + 3], *p = ids;
 	const char *v[1] = {ids};
 	PGresult *pr = NULL;
 	int r;
 
 	*p++ = '{';
 	for (size_t i = 0; i < n; i++) {
-		memcpy(p, wb->burst_ops[i], 36);
-		p += 36;
+		memcpy(p, wb->burst_ops[i], VS_UUID_LEN);
+		p += VS_UUID_LEN;
 		*p++ = i + 1 < n ? ',' : '}';
 	}
 	*p = '\0';

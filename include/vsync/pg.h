@@ -32,6 +32,7 @@
 #include <libpq-fe.h>
 
 #include "vsync/manifest.h"
+#include "vsync/util.h"
 
 struct vs_pg;
 
@@ -110,7 +111,7 @@ int vs_pg_wait_notify(struct vs_pg *pg, int timeout_ms);
 
 /* Resolve a project name or UUID to its UUID. -ENOENT if unknown. */
 int vs_pg_project_resolve(struct vs_pg *pg, const char *name_or_id,
-			  char id_out[37]);
+			  char id_out[VS_UUID_BUFSZ]);
 
 /*
  * Load the current tree of project @id (one query, one snapshot) into @m

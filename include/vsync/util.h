@@ -12,6 +12,7 @@
 #ifndef VSYNC_UTIL_H
 #define VSYNC_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -20,6 +21,10 @@
  * characters and the NUL. The size of every buffer that holds one. */
 #define VS_UUID_LEN   36
 #define VS_UUID_BUFSZ (VS_UUID_LEN + 1)
+
+/* Whether @s is exactly a UUID's canonical text in lowercase (the form
+ * PostgreSQL prints and vsync writes). */
+bool vs_uuid_valid(const char *s);
 
 /* ---- full reads and writes ---------------------------------------------- */
 

@@ -2,6 +2,8 @@
  * test_util.c - unit tests of sync/util.c (include/vsync/util.h).
  *
  * Covers:
+ *  - VS_UUID_BUFSZ; vs_uuid_valid on a good UUID, uppercase, one character
+ *    more or less, a missing dash, the empty string;
  *  - vs_parse_u64/i64/int/long and the _n forms: plain and octal/hex
  *    numbers, the type's limits, one past them (-ERANGE), bounds
  *    (-ERANGE), empty strings, signs, white space, trailing junk and bad
@@ -30,6 +32,28 @@
 #include "vsync/util.h"
 
 #include "unit_check.h"
+
+/* ------------------------------------------------------------ uuid */
+
+static void test_uuid(void **state)
+{
+	char buf[VS_UUID_BUFSZ];
+
+	(void)state;
+	check_int(37, (long long)sizeof(buf), "VS_UUID_BUFSZ");
+	check_bool(true, vs_uuid_valid("0123abcd-ef01-4567-89ab-cdef01234567"),
+		   "a lowercase uuid");
+	check_bool(false, vs_uuid_valid("0123ABCD-ef01-4567-89ab-cdef01234567"),
+		   "uppercase");
+	check_bool(false,
+		   vs_uuid_valid("0123abcd-ef01-4567-89ab-cdef012345678"),
+		   "37 characters");
+	check_bool(false, vs_uuid_valid("0123abcd-ef01-4567-89ab-cdef0123456"),
+		   "35 characters");
+	check_bool(false, vs_uuid_valid("0123abcdef01-4567-89ab-cdef012345678"),
+		   "a dash missing");
+	check_bool(false, vs_uuid_valid(""), "empty");
+}
 
 /* ------------------------------------------------------------ parsing */
 
@@ -296,6 +320,7 @@ static void test_file_whole(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_uuid),
 	    cmocka_unit_test(test_parse_u64),
 	    cmocka_unit_test(test_parse_i64),
 	    cmocka_unit_test(test_parse_int_long),
