@@ -260,17 +260,6 @@ int vs_parse_long(long *out, const char *s, int base, long min, long max)
 	return r;
 }
 
-int vs_parse_int(int *out, const char *s, int base, int min, int max)
-{
-	int64_t v;
-	int r;
-
-	r = vs_parse_i64(&v, s, base, min, max);
-	if (r == 0)
-		*out = (int)v;
-	return r;
-}
-
 /* ---- retry back-off ----------------------------------------------------- */
 
 uint64_t vs_jitter_rand(uint64_t *state)

@@ -83,7 +83,6 @@ int vs_parse_u64(uint64_t *out, const char *s, int base, uint64_t min,
 		 uint64_t max);
 int vs_parse_i64(int64_t *out, const char *s, int base, int64_t min,
 		 int64_t max);
-int vs_parse_int(int *out, const char *s, int base, int min, int max);
 int vs_parse_long(long *out, const char *s, int base, long min, long max);
 
 /* ---- retry back-off ----------------------------------------------------- */
