@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "vsync/path.h"
+#include "vsync/util.h"
 
 const char vs_mount_usage[] =
     "usage: vsync-mount [options] PROJECT MOUNTPOINT\n"
@@ -75,19 +76,6 @@ fail(char *err, size_t errlen, const char *fmt, ...)
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 	return -EINVAL;
-}
-
-static int parse_int(const char *s, long min, long max, long *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < min || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
 }
 
 int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
@@ -163,7 +151,7 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 		else if (strcmp(name, "--author") == 0)
 			o->author = val;
 		else if (strcmp(name, "--max-file-size") == 0) {
-			if (parse_int(val, 1, 1L << 40, &v) < 0)
+			if (vs_parse_long(&v, val, 10, 1, 1L << 40) < 0)
 				return fail(err, errlen,
 					    "--max-file-size needs bytes, not "
 					    "'%s'",
@@ -178,20 +166,20 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 					    "globs");
 			o->critical[o->n_critical++] = val;
 		} else if (strcmp(name, "--notify-fd") == 0) {
-			if (parse_int(val, 0, 65535, &v) < 0)
+			if (vs_parse_long(&v, val, 10, 0, 65535) < 0)
 				return fail(err, errlen,
 					    "--notify-fd needs a file "
 					    "descriptor, not '%s'",
 					    val);
 			o->notify_fd = (int)v;
 		} else if (strcmp(name, "--prefetch") == 0) {
-			if (parse_int(val, 0, 64, &v) < 0)
+			if (vs_parse_long(&v, val, 10, 0, 64) < 0)
 				return fail(err, errlen,
 					    "--prefetch needs 0..64, not '%s'",
 					    val);
 			o->prefetch = (int)v;
 		} else if (strcmp(name, "--learn-seconds") == 0) {
-			if (parse_int(val, 0, 3600, &v) < 0)
+			if (vs_parse_long(&v, val, 10, 0, 3600) < 0)
 				return fail(err, errlen,
 					    "--learn-seconds needs 0..3600, "
 					    "not '%s'",
@@ -208,14 +196,14 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 					    "names");
 			extra[n_extra++] = val;
 		} else if (strcmp(name, "--timeout") == 0) {
-			if (parse_int(val, 1, 3600000, &v) < 0)
+			if (vs_parse_long(&v, val, 10, 1, 3600000) < 0)
 				return fail(err, errlen,
 					    "--timeout needs milliseconds, "
 					    "not '%s'",
 					    val);
 			o->timeout_ms = (int)v;
 		} else if (strcmp(name, "--cache-timeout") == 0) {
-			if (parse_int(val, 0, 31536000, &v) < 0)
+			if (vs_parse_long(&v, val, 10, 0, 31536000) < 0)
 				return fail(err, errlen,
 					    "--cache-timeout needs seconds, "
 					    "not '%s'",

@@ -123,21 +123,6 @@ static void save_manifest(const struct vs_mount_opts *o, struct vs_cache *cache,
 	free(buf);
 }
 
-static bool is_uuid(const char *s)
-{
-	if (strlen(s) != 36)
-		return false;
-	for (int i = 0; i < 36; i++) {
-		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-
-		if (dash ? s[i] != '-'
-			 : !((s[i] >= '0' && s[i] <= '9') ||
-			     (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	}
-	return true;
-}
-
 /*
  * A cold start reads no database: when the project's UUID is known (given,
  * or a name this cache dir has seen) and Redis has the relay's manifest,
@@ -145,15 +130,15 @@ static bool is_uuid(const char *s)
  */
 static int load_manifest_redis(const struct vs_mount_opts *o,
 			       struct vs_cache *cache, struct vs_manifest *m,
-			       char id[37])
+			       char id[VS_UUID_BUFSZ])
 {
 	struct vs_redis *rd = NULL;
 	int r;
 
 	if (!o->redis)
 		return -ENOENT;
-	if (is_uuid(o->project))
-		memcpy(id, o->project, 37);
+	if (vs_uuid_valid(o->project))
+		memcpy(id, o->project, VS_UUID_BUFSZ);
 	else if (vs_cache_project_resolve(cache, o->project, id) < 0)
 		return -ENOENT;
 	r = vs_redis_open(&rd, o->redis, o->timeout_ms);
@@ -173,7 +158,7 @@ static int load_manifest_redis(const struct vs_mount_opts *o,
  * - the copy saved in the cache dir. 0 or -errno, with the reason logged.
  */
 static int load_manifest(const struct vs_mount_opts *o, struct vs_cache *cache,
-			 struct vs_manifest *m, char id[37])
+			 struct vs_manifest *m, char id[VS_UUID_BUFSZ])
 {
 	struct vs_pg *pg = NULL;
 	char *buf = NULL;
@@ -314,7 +299,7 @@ struct mount_ctx {
 	int journal_fd;		    /* its directory */
 	struct vs_writeback *wb;
 	char author[128];
-	char id[37];
+	char id[VS_UUID_BUFSZ];
 	int64_t seq;
 
 	/* housekeeping thread: saves the learned list, heartbeats the
@@ -682,7 +667,8 @@ int main(int argc, char **argv)
 	struct vs_fs *fs = NULL;
 	struct mount_ctx ctx = {
 	    .o = &o, .log_fd = -1, .daemon_fd = -1, .journal_fd = -1};
-	char id[37] = "", err[256], *mountpoint = NULL, **learned = NULL;
+	char id[VS_UUID_BUFSZ] = "", err[256], *mountpoint = NULL,
+	     **learned = NULL;
 	size_t nlearned = 0;
 	int r, upper_fd = -1, status = 1;
 

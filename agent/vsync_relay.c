@@ -20,6 +20,7 @@
 
 #include "vsync/log.h"
 #include "vsync/relay.h"
+#include "vsync/util.h"
 
 #ifndef VSYNC_VERSION
 #define VSYNC_VERSION "unknown"
@@ -82,12 +83,9 @@ static void usage(FILE *f)
 static int parse_num(const char *name, const char *s, unsigned long long min,
 		     unsigned long long max, unsigned long long *out)
 {
-	unsigned long long v;
-	char *end;
+	uint64_t v;
 
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || s[0] == '-' || v < min || v > max) {
+	if (vs_parse_u64(&v, s, 10, min, max) < 0) {
 		fprintf(stderr, "vsync-relay: invalid %s '%s' (%llu..%llu)\n",
 			name, s, min, max);
 		return -EINVAL;

@@ -35,6 +35,7 @@
 #include "vsync/migrations.h"
 #include "vsync/path.h"
 #include "vsync/pg.h"
+#include "vsync/util.h"
 
 #ifndef VSYNC_VERSION
 #define VSYNC_VERSION "unknown"
@@ -65,7 +66,7 @@ struct ctl {
 	const char *op_id; /* NULL: a fresh id per change */
 	bool quiet;
 	struct vs_pg *pg;
-	char project_id[37];
+	char project_id[VS_UUID_BUFSZ];
 };
 
 static const char *const default_excludes[] = {"node_modules", ".git", "dist",
@@ -130,20 +131,6 @@ static int check_path(const char *path)
 	return 0;
 }
 
-/* Parse a decimal or octal number in [min, max]. 0 or -EINVAL. */
-static int parse_num(const char *s, int base, long min, long max, long *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, base);
-	if (errno || end == s || *end || v < min || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 static bool uuid_valid(const char *s)
 {
 	static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
@@ -168,41 +155,12 @@ static double mib(uint64_t bytes)
  * content limit). */
 static int read_all(int fd, uint8_t **out, size_t *len)
 {
-	size_t n = 0, cap = 65536;
-	uint8_t *buf = malloc(cap), *nb;
-	ssize_t r;
+	char *p = NULL;
+	int r;
 
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		if (n == cap) {
-			if (cap >= CTL_MAX_CONTENT) {
-				free(buf);
-				return -EFBIG;
-			}
-			cap *= 2;
-			nb = realloc(buf, cap);
-			if (!nb) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = nb;
-		}
-		r = read(fd, buf + n, cap - n);
-		if (r == 0)
-			break;
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			r = -errno;
-			free(buf);
-			return (int)r;
-		}
-		n += (size_t)r;
-	}
-	*out = buf;
-	*len = n;
-	return 0;
+	r = vs_read_fd_whole(&p, len, fd, CTL_MAX_CONTENT);
+	*out = (uint8_t *)p;
+	return r;
 }
 
 static int read_file(const char *path, uint8_t **out, size_t *len)
@@ -215,23 +173,6 @@ static int read_file(const char *path, uint8_t **out, size_t *len)
 	r = read_all(fd, out, len);
 	close(fd);
 	return r;
-}
-
-static int write_all(int fd, const uint8_t *buf, size_t len)
-{
-	ssize_t r;
-
-	while (len) {
-		r = write(fd, buf, len);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		buf += r;
-		len -= (size_t)r;
-	}
-	return 0;
 }
 
 /* ---- connection and project --------------------------------------------- */
@@ -441,13 +382,13 @@ static int cmd_put(struct ctl *c, int argc, char **argv)
 
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (o == 'b') {
-			if (parse_num(optarg, 10, 0, INT_MAX, &v) < 0)
+			if (vs_parse_long(&v, optarg, 10, 0, INT_MAX) < 0)
 				return ctl_fail(EXIT_INVALID,
 						"invalid --base '%s'", optarg);
 			snprintf(basebuf, sizeof(basebuf), "%ld", v);
 			base = basebuf;
 		} else if (o == 'm') {
-			if (parse_num(optarg, 8, 0, 07777, &v) < 0)
+			if (vs_parse_long(&v, optarg, 8, 0, 07777) < 0)
 				return ctl_fail(EXIT_INVALID,
 						"invalid --mode '%s'", optarg);
 			snprintf(mode, sizeof(mode), "%ld", v);
@@ -527,7 +468,7 @@ static int cmd_rm(struct ctl *c, int argc, char **argv)
 		if (o == 'r' || o == 'R') {
 			rec = "true";
 		} else if (o == 'b') {
-			if (parse_num(optarg, 10, 0, INT_MAX, &n) < 0)
+			if (vs_parse_long(&n, optarg, 10, 0, INT_MAX) < 0)
 				return ctl_fail(EXIT_INVALID,
 						"invalid --base '%s'", optarg);
 			base = optarg;
@@ -563,7 +504,7 @@ static int cmd_mv(struct ctl *c, int argc, char **argv)
 	int o, r;
 
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (o != 'b' || parse_num(optarg, 10, 0, INT_MAX, &n) < 0)
+		if (o != 'b' || vs_parse_long(&n, optarg, 10, 0, INT_MAX) < 0)
 			return o == 'b'
 				   ? ctl_fail(EXIT_INVALID,
 					      "invalid --base '%s'", optarg)
@@ -600,7 +541,7 @@ static int cmd_mkdir(struct ctl *c, int argc, char **argv)
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (o != 'm')
 			return EXIT_USAGE;
-		if (parse_num(optarg, 8, 0, 07777, &n) < 0)
+		if (vs_parse_long(&n, optarg, 8, 0, 07777) < 0)
 			return ctl_fail(EXIT_INVALID, "invalid --mode '%s'",
 					optarg);
 		snprintf(mode, sizeof(mode), "%ld", n);
@@ -634,7 +575,7 @@ static int cmd_rollback(struct ctl *c, int argc, char **argv)
 		return ctl_fail(
 		    EXIT_USAGE,
 		    "usage: vsyncctl rollback PROJECT PATH VERSION");
-	if (parse_num(argv[3], 10, 1, INT_MAX, &n) < 0)
+	if (vs_parse_long(&n, argv[3], 10, 1, INT_MAX) < 0)
 		return ctl_fail(EXIT_INVALID, "invalid version '%s'", argv[3]);
 	r = check_path(argv[2]);
 	if (!r)
@@ -1173,7 +1114,7 @@ static int cmd_cat(struct ctl *c, int argc, char **argv)
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (o != 'V')
 			return EXIT_USAGE;
-		if (parse_num(optarg, 10, 1, INT_MAX, &n) < 0)
+		if (vs_parse_long(&n, optarg, 10, 1, INT_MAX) < 0)
 			return ctl_fail(EXIT_INVALID, "invalid version '%s'",
 					optarg);
 		version = optarg;
@@ -1193,8 +1134,9 @@ static int cmd_cat(struct ctl *c, int argc, char **argv)
 		       NULL, NULL, 1);
 	if (r < 0)
 		return pg_failed(c, r);
-	r = write_all(STDOUT_FILENO, (const uint8_t *)PQgetvalue(res, 0, 0),
-		      (size_t)PQgetlength(res, 0, 0));
+	r = vs_write_in_full(STDOUT_FILENO,
+			     (const uint8_t *)PQgetvalue(res, 0, 0),
+			     (size_t)PQgetlength(res, 0, 0));
 	PQclear(res);
 	if (r < 0)
 		return ctl_fail(EXIT_ERR, "cannot write to stdout: %s",
@@ -1320,7 +1262,7 @@ static int cmd_log(struct ctl *c, int argc, char **argv)
 	while ((o = getopt_long(argc, argv, "n:", NULL, NULL)) != -1) {
 		if (o != 'n')
 			return EXIT_USAGE;
-		if (parse_num(optarg, 10, 1, 1000000, &n) < 0)
+		if (vs_parse_long(&n, optarg, 10, 1, 1000000) < 0)
 			return ctl_fail(EXIT_INVALID, "invalid -n '%s'",
 					optarg);
 		snprintf(limit, sizeof(limit), "%ld", n);
@@ -1390,7 +1332,7 @@ static int exp_file(struct ctl *c, int dir_fd,
 	}
 	fd = openat(dir_fd, e->path,
 		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 || write_all(fd, buf, len) < 0 ||
+	if (fd < 0 || vs_write_in_full(fd, buf, len) < 0 ||
 	    fchmod(fd, (mode_t)e->mode) < 0) {
 		r = ctl_fail(EXIT_ERR, "cannot write '%s': %s", e->path,
 			     strerror(errno));
@@ -1603,7 +1545,7 @@ static int parse_globals(struct ctl *c, int argc, char **argv, int *verbose)
 			c->conninfo = optarg;
 			break;
 		case 't':
-			if (parse_num(optarg, 10, 1, INT_MAX, &n) < 0)
+			if (vs_parse_long(&n, optarg, 10, 1, INT_MAX) < 0)
 				return -ctl_fail(EXIT_USAGE,
 						 "invalid --timeout '%s'",
 						 optarg);

@@ -75,7 +75,7 @@ struct vs_inode {
 		       * until truncated or rewritten whole */
 	uint64_t wgen, jgen;
 	uint64_t pending_lseq;
-	char pending_op[37];
+	char pending_op[VS_UUID_BUFSZ];
 
 	struct vs_inode *hnext;	 /* ino hash chain */
 	struct vs_inode *lhnext; /* upper-ino hash chain (local only) */

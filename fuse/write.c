@@ -52,6 +52,7 @@
 #include "vsync/hash.h"
 #include "vsync/journal.h"
 #include "vsync/log.h"
+#include "vsync/util.h"
 #include "vsync/writeback.h"
 
 /* fsync() waits this long for its commit before failing with EIO */
@@ -258,20 +259,11 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 	if (in->wfd < 0)
 		r = working_copy(fs, in, false); /* e.g. a chmod: same bytes */
 	if (r == 0) {
-		struct stat st;
+		uint64_t max = fs->cfg.max_file_size;
 
-		if (fstat(in->wfd, &st) < 0)
-			r = -errno;
-		else if (fs->cfg.max_file_size &&
-			 (uint64_t)st.st_size > fs->cfg.max_file_size)
-			r = -EFBIG;
-		else if (!(buf = malloc((size_t)st.st_size + 1)))
-			r = -ENOMEM;
-		else if (pread(in->wfd, buf, (size_t)st.st_size, 0) !=
-			 st.st_size)
-			r = -EIO;
-		else
-			len = (size_t)st.st_size;
+		r = vs_pread_fd_whole(&buf, &len, in->wfd,
+				      max && max < SIZE_MAX ? (size_t)max
+							    : SIZE_MAX);
 	}
 	gen = in->wgen;
 	if (r == 0) {
@@ -411,7 +403,7 @@ int fsw_setattr(struct vs_fs *fs, struct vs_inode *in, const struct stat *attr,
  * and lseq into @op_out and @lseq_out when not NULL. */
 static int journal_path(struct vs_fs *fs, enum vs_jop op, const char *path,
 			const char *old_path, const char *target, uint32_t mode,
-			char op_out[37], uint64_t *lseq_out)
+			char op_out[VS_UUID_BUFSZ], uint64_t *lseq_out)
 {
 	struct vs_jentry *e = calloc(1, sizeof(*e));
 	int r;
@@ -569,7 +561,7 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	       struct vs_inode *newparent, const char *newname,
 	       unsigned int flags)
 {
-	char from[PATH_MAX], to[PATH_MAX], op[37];
+	char from[PATH_MAX], to[PATH_MAX], op[VS_UUID_BUFSZ];
 	struct vs_inode *in, *old, *file = NULL;
 	bool over_dir = false;
 	uint64_t lseq;

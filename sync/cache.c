@@ -18,6 +18,11 @@
 #include <unistd.h>
 
 #include "vsync/log.h"
+#include "vsync/util.h"
+
+/* The largest per-project file (manifest, learned list) read back: a
+ * bound for the buffer, far above any real manifest. */
+#define CACHE_PROJECT_FILE_MAX ((size_t)1 << 30)
 
 static int mkdirat_p(int dirfd, const char *name, mode_t mode)
 {
@@ -116,24 +121,6 @@ bool vs_cache_has(struct vs_cache *c, const char *hash)
 	return faccessat(c->dir_fd, name, F_OK, 0) == 0;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Write @len bytes to a fresh file in tmp/ and rename it to @dest (relative
  * to @destdir). The temp file is removed on failure. */
 static int atomic_write(struct vs_cache *c, int destdir, const char *dest,
@@ -153,7 +140,7 @@ static int atomic_write(struct vs_cache *c, int destdir, const char *dest,
 	 * and the manifest is validated when parsed, so a file torn by a
 	 * crash is detected and fetched again; an fsync per object would
 	 * cost milliseconds on every first read */
-	r = write_all(fd, buf, len);
+	r = vs_write_in_full(fd, buf, len);
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
 	if (r == 0 && renameat(c->dir_fd, tmp, destdir, dest) < 0)
@@ -246,7 +233,8 @@ int vs_cache_project_link(struct vs_cache *c, const char *name,
 	return 0;
 }
 
-int vs_cache_project_resolve(struct vs_cache *c, const char *name, char out[37])
+int vs_cache_project_resolve(struct vs_cache *c, const char *name,
+			     char out[VS_UUID_BUFSZ])
 {
 	char link[256], target[64];
 	ssize_t n;
@@ -259,16 +247,16 @@ int vs_cache_project_resolve(struct vs_cache *c, const char *name, char out[37])
 
 		/* the argument may be the UUID itself */
 		if (fstatat(c->dir_fd, link, &st, 0) == 0 &&
-		    S_ISDIR(st.st_mode) && strlen(name) == 36) {
-			memcpy(out, name, 37);
+		    S_ISDIR(st.st_mode) && strlen(name) == VS_UUID_LEN) {
+			memcpy(out, name, VS_UUID_BUFSZ);
 			return 0;
 		}
 		return -ENOENT;
 	}
-	if (n != 36)
+	if (n != VS_UUID_LEN)
 		return -ENOENT;
 	target[n] = '\0';
-	memcpy(out, target, 37);
+	memcpy(out, target, VS_UUID_BUFSZ);
 	return 0;
 }
 
@@ -292,9 +280,6 @@ int vs_cache_project_read(struct vs_cache *c, const char *project_id,
 			  const char *file, char **buf, size_t *len)
 {
 	char path[256];
-	struct stat st;
-	char *p = NULL;
-	size_t got = 0;
 	int fd, r;
 
 	r = project_path(path, sizeof(path), project_id, file);
@@ -303,33 +288,7 @@ int vs_cache_project_read(struct vs_cache *c, const char *project_id,
 	fd = openat(c->dir_fd, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		goto out;
-	}
-	p = malloc((size_t)st.st_size + 1);
-	if (!p) {
-		r = -ENOMEM;
-		goto out;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, p + got, (size_t)st.st_size - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			r = n < 0 ? -errno : -EIO;
-			goto out;
-		}
-		got += (size_t)n;
-	}
-	p[got] = '\0';
-	*buf = p;
-	*len = got;
-	p = NULL;
-	r = 0;
-out:
-	free(p);
+	r = vs_read_fd_whole(buf, len, fd, CACHE_PROJECT_FILE_MAX);
 	close(fd);
 	return r;
 }

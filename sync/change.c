@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vsync/util.h"
+
 static const char *const op_names[] = {
     [VS_OP_CREATE] = "create",	   [VS_OP_UPDATE] = "update",
     [VS_OP_ROLLBACK] = "rollback", [VS_OP_MKDIR] = "mkdir",
@@ -38,28 +40,6 @@ bad(char *why, size_t whylen, const char *fmt, ...)
 	return -EBADMSG;
 }
 
-/* Strict decimal int64 in [min, max]. */
-static bool parse_i64(const char *s, size_t len, int64_t min, int64_t max,
-		      int64_t *out)
-{
-	char buf[24];
-	char *end;
-	long long v;
-
-	if (len == 0 || len >= sizeof(buf))
-		return false;
-	memcpy(buf, s, len);
-	buf[len] = '\0';
-	if (!(buf[0] == '-' || (buf[0] >= '0' && buf[0] <= '9')))
-		return false;
-	errno = 0;
-	v = strtoll(buf, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
-}
-
 /* Canonical decimal in [0, INT32_MAX]: digits only, no leading zero. */
 static bool parse_version_num(const char *s, size_t len, int64_t *out)
 {
@@ -68,7 +48,7 @@ static bool parse_version_num(const char *s, size_t len, int64_t *out)
 	for (size_t i = 0; i < len; i++)
 		if (s[i] < '0' || s[i] > '9')
 			return false;
-	return parse_i64(s, len, 0, INT32_MAX, out);
+	return vs_parse_i64_n(out, s, len, 10, 0, INT32_MAX) == 0;
 }
 
 int vs_change_parse_id(const char *id, int64_t *seq)
@@ -76,7 +56,7 @@ int vs_change_parse_id(const char *id, int64_t *seq)
 	const char *dash = strchr(id, '-');
 
 	if (!dash || strcmp(dash, "-0") != 0 ||
-	    !parse_i64(id, (size_t)(dash - id), 1, INT64_MAX, seq))
+	    vs_parse_i64_n(seq, id, (size_t)(dash - id), 10, 1, INT64_MAX) < 0)
 		return -EBADMSG;
 	return 0;
 }
@@ -147,7 +127,8 @@ int vs_change_parse(struct vs_change *c, const char *const *names,
 			l[f] = lengths[i];
 		}
 	}
-	if (!v[F_SEQ] || !parse_i64(v[F_SEQ], l[F_SEQ], 1, INT64_MAX, &c->seq))
+	if (!v[F_SEQ] ||
+	    vs_parse_i64_n(&c->seq, v[F_SEQ], l[F_SEQ], 10, 1, INT64_MAX) < 0)
 		return bad(why, whylen, "missing or bad seq");
 	if (!v[F_OP])
 		return bad(why, whylen, "change %" PRId64 ": no op", c->seq);
@@ -189,8 +170,8 @@ int vs_change_parse(struct vs_change *c, const char *const *names,
 				   "change %" PRId64 ": unknown kind '%s'",
 				   c->seq, kind);
 	}
-	if (!v[F_VERSION] || !parse_i64(v[F_VERSION], l[F_VERSION], 1,
-					INT32_MAX, &c->state.version))
+	if (!v[F_VERSION] || vs_parse_i64_n(&c->state.version, v[F_VERSION],
+					    l[F_VERSION], 10, 1, INT32_MAX) < 0)
 		return bad(why, whylen, "change %" PRId64 ": bad version",
 			   c->seq);
 	/* an overwritten version is older than the one that replaced it */
@@ -220,20 +201,19 @@ int vs_change_parse(struct vs_change *c, const char *const *names,
 	if (!v[F_MODE] || l[F_MODE] > 5)
 		return bad(why, whylen, "change %" PRId64 ": bad mode", c->seq);
 	{
-		char mode[8], *end;
-		unsigned long m;
+		char mode[8];
+		uint64_t m;
 
 		memcpy(mode, v[F_MODE], l[F_MODE]);
 		mode[l[F_MODE]] = '\0';
-		m = strtoul(mode, &end, 8);
-		if (!l[F_MODE] || *end || m > 07777 || mode[0] == '-')
+		if (vs_parse_u64_n(&m, v[F_MODE], l[F_MODE], 8, 0, 07777) < 0)
 			return bad(why, whylen,
 				   "change %" PRId64 ": bad mode '%s'", c->seq,
 				   mode);
 		c->state.mode = (uint32_t)m;
 	}
-	if (!v[F_MTIME] || !parse_i64(v[F_MTIME], l[F_MTIME], 0, INT64_MAX,
-				      &c->state.mtime_ns))
+	if (!v[F_MTIME] || vs_parse_i64_n(&c->state.mtime_ns, v[F_MTIME],
+					  l[F_MTIME], 10, 0, INT64_MAX) < 0)
 		return bad(why, whylen, "change %" PRId64 ": bad mtime_ns",
 			   c->seq);
 	if (c->state.kind == VS_KIND_DIR) {
@@ -246,7 +226,8 @@ int vs_change_parse(struct vs_change *c, const char *const *names,
 	if (c->op == VS_OP_MKDIR)
 		return bad(why, whylen, "change %" PRId64 ": mkdir of a %s",
 			   c->seq, vs_kind_name(c->state.kind));
-	if (!v[F_SIZE] || !parse_i64(v[F_SIZE], l[F_SIZE], 0, INT64_MAX, &num))
+	if (!v[F_SIZE] ||
+	    vs_parse_i64_n(&num, v[F_SIZE], l[F_SIZE], 10, 0, INT64_MAX) < 0)
 		return bad(why, whylen, "change %" PRId64 ": bad size", c->seq);
 	c->state.size = (uint64_t)num;
 	if (!v[F_HASH] || l[F_HASH] != VS_HASH_HEX_LEN)

@@ -54,7 +54,7 @@
 struct vs_content {
 	struct vs_cache *cache;
 	char *conninfo; /* NULL: offline */
-	char project_id[37];
+	char project_id[VS_UUID_BUFSZ];
 	int timeout_ms;
 
 	char *redis_url; /* NULL: no Redis tier */

@@ -62,6 +62,7 @@
 #include "vsync/cache.h"
 #include "vsync/log.h"
 #include "vsync/metrics.h"
+#include "vsync/util.h"
 
 #define LSEQ_DIGITS 20
 #define HEADER	    "vsync-journal 1\n"
@@ -87,20 +88,6 @@ static const char *const op_names[] = {"write", "symlink", "mkdir", "delete",
 
 /* ------------------------------------------------------------ the format */
 
-static bool uuid_valid(const char *s)
-{
-	for (int i = 0; i < 36; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return false;
-		} else if (!((s[i] >= '0' && s[i] <= '9') ||
-			     (s[i] >= 'a' && s[i] <= 'f'))) {
-			return false;
-		}
-	}
-	return s[36] == '\0';
-}
-
 /* A non-empty project path (the root cannot be written). */
 static bool path_valid(const char *p)
 {
@@ -114,7 +101,7 @@ static int entry_check(const struct vs_jentry *e)
 {
 	bool write = e->op == VS_JOP_WRITE;
 
-	if ((unsigned)e->op > VS_JOP_RENAME || !uuid_valid(e->op_id) ||
+	if ((unsigned)e->op > VS_JOP_RENAME || !vs_uuid_valid(e->op_id) ||
 	    !path_valid(e->path) || e->mode > 07777 || e->base_version < -1 ||
 	    e->base_version > INT32_MAX || e->size > (uint64_t)INT64_MAX)
 		return -EINVAL;
@@ -272,7 +259,7 @@ int vs_jentry_parse(struct vs_jentry *e, const char *buf, size_t len)
 		e->base_version = (int64_t)v;
 	}
 	if (!take_line(&c, "after_op", e->after_op, sizeof(e->after_op)) ||
-	    (e->after_op[0] && strlen(e->after_op) != 36) ||
+	    (e->after_op[0] && strlen(e->after_op) != VS_UUID_LEN) ||
 	    !take_key(&c, "size") || !take_u64(&c, '\n', INT64_MAX, &e->size) ||
 	    !take_line(&c, "hash", e->hash, sizeof(e->hash)) ||
 	    !take_string(&c, "path", e->path) ||
@@ -282,7 +269,7 @@ int vs_jentry_parse(struct vs_jentry *e, const char *buf, size_t len)
 	return entry_check(e) < 0 ? -EBADMSG : 0;
 }
 
-int vs_uuid_random(char out[37])
+int vs_uuid_random(char out[VS_UUID_BUFSZ])
 {
 	unsigned char b[16];
 	char hex[33];
@@ -292,8 +279,8 @@ int vs_uuid_random(char out[37])
 	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
 	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 	vs_hex_encode(hex, b, sizeof(b));
-	snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12,
-		 hex + 16, hex + 20);
+	snprintf(out, VS_UUID_BUFSZ, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8,
+		 hex + 12, hex + 16, hex + 20);
 	return 0;
 }
 
@@ -323,22 +310,6 @@ static uint64_t name_lseq(const char *name, const char *suffix)
 	return v;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Read entry file @name (at most VS_JENTRY_MAX bytes) and parse it.
  * 0, -EBADMSG (malformed, too big, not a regular file) or -errno. */
 static int entry_read(int dir_fd, const char *name, struct vs_jentry *e)
@@ -346,7 +317,7 @@ static int entry_read(int dir_fd, const char *name, struct vs_jentry *e)
 	char *buf = NULL;
 	struct stat st;
 	size_t got = 0;
-	int fd, r = 0;
+	int fd, r;
 
 	fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
@@ -359,24 +330,11 @@ static int entry_read(int dir_fd, const char *name, struct vs_jentry *e)
 		r = -EBADMSG;
 		goto out;
 	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		r = -ENOMEM;
+	r = vs_read_fd_whole(&buf, &got, fd, VS_JENTRY_MAX);
+	if (r == -EFBIG)
+		r = -EBADMSG; /* grew since the fstat */
+	if (r < 0)
 		goto out;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			goto out;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
 	r = vs_jentry_parse(e, buf, got);
 out:
 	free(buf);
@@ -604,7 +562,7 @@ again:
 		}
 		goto out;
 	}
-	r = write_all(fd, buf, (size_t)n);
+	r = vs_write_in_full(fd, buf, (size_t)n);
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
 	if (close(fd) < 0 && r == 0)

@@ -214,7 +214,7 @@ int vs_manifest_parse(struct vs_manifest *m, const char *buf, size_t len)
 	if (take_line(&pos, end, line, sizeof(line)) < 0 ||
 	    sscanf(line, "vsync-manifest 1 %63s %" SCNd64 " %zu%n", project,
 		   &m->seq, &count, &used) != 3 ||
-	    line[used] != '\0' || strlen(project) > 36)
+	    line[used] != '\0' || strlen(project) > VS_UUID_LEN)
 		return -EBADMSG;
 	strcpy(m->project_id, strcmp(project, "-") ? project : "");
 	for (size_t i = 0; i < count; i++) {

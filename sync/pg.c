@@ -93,21 +93,41 @@ enum vs_pg_verdict vs_pg_verdict(const char *sqlstate)
 	return VS_PG_RETRY;
 }
 
-/* Keep @msg (first line only) as the last error. */
+/* Format an error into @err (@size bytes), first line only. */
+static void err_set(char *err, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void err_vset(char *err, size_t size, const char *fmt, va_list ap)
+{
+	char *nl;
+
+	if (!size)
+		return;
+	vsnprintf(err, size, fmt, ap);
+	nl = strchr(err, '\n');
+	if (nl)
+		*nl = '\0';
+}
+
+static void err_set(char *err, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	err_vset(err, size, fmt, ap);
+	va_end(ap);
+}
+
+/* Keep @msg (first line only) as the last error, a client-side one. */
 static void pg_set_error(struct vs_pg *pg, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void pg_set_error(struct vs_pg *pg, const char *fmt, ...)
 {
 	va_list ap;
-	char *nl;
 
 	va_start(ap, fmt);
-	vsnprintf(pg->err, sizeof(pg->err), fmt, ap);
+	err_vset(pg->err, sizeof(pg->err), fmt, ap);
 	va_end(ap);
 	pg->state[0] = '\0';
-	nl = strchr(pg->err, '\n');
-	if (nl)
-		*nl = '\0';
 }
 
 /* Record the failure of @res (NULL: a client-side failure on the
@@ -181,52 +201,65 @@ static void pg_notice(void *arg, const char *msg)
 	vs_debug("postgres: %s", msg);
 }
 
-static int pg_connect(struct vs_pg *pg)
+int vs_pg_connect_conn(PGconn **out, const char *conninfo, const char *app_name,
+		       int timeout_ms, char *err, size_t errlen)
 {
 	/* application_name before dbname: a conninfo that names one wins */
 	const char *keys[] = {"application_name", "dbname", NULL};
-	const char *vals[] = {"vsync", pg->conninfo ? pg->conninfo : "", NULL};
-	int64_t deadline = vs_mono_ms() + pg->timeout_ms;
+	const char *vals[] = {app_name, conninfo ? conninfo : "", NULL};
+	int64_t deadline = vs_mono_ms() + timeout_ms;
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	PGconn *conn;
 	int r = 0;
 
-	pg->conn = PQconnectStartParams(keys, vals, 1);
-	if (!pg->conn) {
-		pg_set_error(pg, "out of memory");
+	*out = NULL;
+	conn = PQconnectStartParams(keys, vals, 1);
+	if (!conn) {
+		err_set(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	if (PQstatus(pg->conn) == CONNECTION_BAD)
+	if (PQstatus(conn) == CONNECTION_BAD)
 		goto failed;
 	while (st != PGRES_POLLING_OK) {
 		if (st == PGRES_POLLING_FAILED)
 			goto failed;
-		r = pg_wait(pg->conn, st == PGRES_POLLING_READING,
+		r = pg_wait(conn, st == PGRES_POLLING_READING,
 			    st == PGRES_POLLING_WRITING, deadline);
 		if (r == -ETIMEDOUT) {
-			pg_set_error(pg, "connect timed out after %d ms",
-				     pg->timeout_ms);
+			err_set(err, errlen, "connect timed out after %d ms",
+				timeout_ms);
 			goto out;
 		}
 		if (r < 0) {
-			pg_set_error(pg, "poll: %s", strerror(-r));
+			err_set(err, errlen, "poll: %s", strerror(-r));
 			goto out;
 		}
-		st = PQconnectPoll(pg->conn);
+		st = PQconnectPoll(conn);
 	}
-	if (PQsetnonblocking(pg->conn, 1) != 0)
+	if (PQsetnonblocking(conn, 1) != 0)
 		goto failed;
-	PQsetNoticeProcessor(pg->conn, pg_notice, NULL);
+	*out = conn;
 	return 0;
 failed:
-	pg_set_error(pg, "%s", PQerrorMessage(pg->conn));
-	if (PQconnectionNeedsPassword(pg->conn) ||
-	    strstr(pg->err, "authentication failed"))
+	err_set(err, errlen, "%s", PQerrorMessage(conn));
+	if (PQconnectionNeedsPassword(conn) ||
+	    strstr(PQerrorMessage(conn), "authentication failed"))
 		r = -vs_pg_errno("28000");
 	else
 		r = -vs_pg_errno("08001");
 out:
-	PQfinish(pg->conn);
-	pg->conn = NULL;
+	PQfinish(conn);
+	return r;
+}
+
+static int pg_connect(struct vs_pg *pg)
+{
+	int r;
+
+	r = vs_pg_connect_conn(&pg->conn, pg->conninfo, "vsync", pg->timeout_ms,
+			       pg->err, sizeof(pg->err));
+	if (r == 0)
+		PQsetNoticeProcessor(pg->conn, pg_notice, NULL);
 	return r;
 }
 
@@ -518,7 +551,7 @@ int vs_pg_wait_notify(struct vs_pg *pg, int timeout_ms)
 }
 
 int vs_pg_project_resolve(struct vs_pg *pg, const char *name_or_id,
-			  char id_out[37])
+			  char id_out[VS_UUID_BUFSZ])
 {
 	const char *v[1] = {name_or_id};
 	PGresult *res = NULL;
@@ -532,13 +565,13 @@ int vs_pg_project_resolve(struct vs_pg *pg, const char *name_or_id,
 				pg->err);
 		return r;
 	}
-	if (PQntuples(res) != 1 || PQgetlength(res, 0, 0) != 36) {
+	if (PQntuples(res) != 1 || PQgetlength(res, 0, 0) != VS_UUID_LEN) {
 		pg_set_error(pg, "unexpected answer to vsync_project_id");
 		r = -EIO;
 		goto out;
 	}
-	memcpy(id_out, PQgetvalue(res, 0, 0), 36);
-	id_out[36] = '\0';
+	memcpy(id_out, PQgetvalue(res, 0, 0), VS_UUID_LEN);
+	id_out[VS_UUID_LEN] = '\0';
 out:
 	PQclear(res);
 	return r;

@@ -171,7 +171,7 @@ void vs_prefetch_plan_release(struct vs_prefetch_plan *p)
 struct vs_prefetch {
 	struct vs_prefetch_config cfg;
 	char *pg, *redis;
-	char project_id[37];
+	char project_id[VS_UUID_BUFSZ];
 	struct vs_prefetch_plan plan;
 
 	pthread_t lead;

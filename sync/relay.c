@@ -78,6 +78,7 @@
 #include "vsync/path.h"
 #include "vsync/pg.h"
 #include "vsync/redis.h"
+#include "vsync/util.h"
 
 #define RELAY_CHANNEL	     "file_changes"
 #define RELAY_PENDING_MAX    256 /* hinted projects kept; more: full scan */
@@ -210,9 +211,9 @@ int vs_relay_entry_parse(struct vs_manifest_entry *e, const char *value,
 			 size_t len)
 {
 	const char *p = value, *end = value + len;
-	char tok[VS_HASH_HEX_LEN + 1], *stop;
-	unsigned long long u;
-	long long v;
+	char tok[VS_HASH_HEX_LEN + 1];
+	uint64_t u;
+	int64_t v;
 	int i;
 
 	e->target = NULL;
@@ -220,28 +221,24 @@ int vs_relay_entry_parse(struct vs_manifest_entry *e, const char *value,
 	for (i = 0; i < 6; i++) {
 		if (p >= end || entry_token(tok, sizeof(tok), &p, end) < 0)
 			return -EBADMSG;
-		errno = 0;
 		switch (i) {
 		case 0:
 			if (vs_kind_parse(tok, &e->kind) < 0)
 				return -EBADMSG;
 			break;
 		case 1:
-			u = strtoull(tok, &stop, 8);
-			if (*stop || u > 07777)
+			if (vs_parse_u64(&u, tok, 8, 0, 07777) < 0)
 				return -EBADMSG;
 			e->mode = (uint32_t)u;
 			break;
 		case 2:
-			u = strtoull(tok, &stop, 10);
-			if (*stop || errno || tok[0] == '-')
+			if (vs_parse_u64(&u, tok, 10, 0, UINT64_MAX) < 0)
 				return -EBADMSG;
 			e->size = u;
 			break;
 		case 3:
 		case 4:
-			v = strtoll(tok, &stop, 10);
-			if (*stop || errno || v < 0)
+			if (vs_parse_i64(&v, tok, 10, 0, INT64_MAX) < 0)
 				return -EBADMSG;
 			if (i == 3)
 				e->version = v;
@@ -383,17 +380,6 @@ int vs_relay_event_json(char *out, size_t size, const struct vs_change *c,
 	return r < 0 ? r : (int)n;
 }
 
-int vs_relay_backoff_ms(unsigned attempt, uint32_t rnd)
-{
-	int base = RELAY_BACKOFF_MIN_MS;
-
-	while (attempt-- > 0 && base < RELAY_BACKOFF_MAX_MS)
-		base *= 2;
-	if (base > RELAY_BACKOFF_MAX_MS)
-		base = RELAY_BACKOFF_MAX_MS;
-	return base / 2 + (int)(rnd % (uint32_t)(base / 2 + 1));
-}
-
 /* ---- state ------------------------------------------------------------- */
 
 struct relay {
@@ -405,10 +391,10 @@ struct relay {
 	bool pg_down, redis_down;
 	bool full_scan; /* scan every project next */
 	int64_t next_poll_ms;
-	char pending[RELAY_PENDING_MAX][37];
+	char pending[RELAY_PENDING_MAX][VS_UUID_BUFSZ];
 	int npending;
 	sigset_t wait_mask; /* the caller's mask without the stop signals */
-	uint32_t rnd;
+	struct vs_backoff backoff; /* between failed rounds */
 	/* per change scratch, reused */
 	char *buf; /* manifest entry values */
 	size_t buf_len, buf_alloc;
@@ -421,15 +407,6 @@ struct relay {
 	size_t argv_alloc;
 	char *json; /* VS_RELAY_EVENT_MAX */
 };
-
-static uint32_t relay_rand(struct relay *rl)
-{
-	/* xorshift32: jitter only */
-	rl->rnd ^= rl->rnd << 13;
-	rl->rnd ^= rl->rnd >> 17;
-	rl->rnd ^= rl->rnd << 5;
-	return rl->rnd;
-}
 
 static bool relay_stopping(const struct relay *rl)
 {
@@ -509,7 +486,7 @@ static int pg_failed(struct relay *rl, int r, const char *what)
 /*
  * libpq's notification API needs the connection's socket, which struct
  * vs_pg does not expose, so the LISTEN connection is a bare PGconn made
- * here with the same deadline discipline (non-blocking connect, poll).
+ * by vs_pg_connect_conn() (pg.c's connect: non-blocking, with a deadline).
  */
 static int listen_wait(PGconn *c, bool wr, int64_t deadline)
 {
@@ -535,32 +512,23 @@ static void listen_drop(struct relay *rl)
 
 static int listen_connect(struct relay *rl)
 {
-	const char *keys[] = {"application_name", "dbname", NULL};
-	const char *vals[] = {"vsync-relay",
-			      rl->cfg->pg_conninfo ? rl->cfg->pg_conninfo : "",
-			      NULL};
 	int64_t deadline = vs_mono_ms() + rl->cfg->timeout_ms;
-	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	char err[512];
 	PGresult *res;
-	int r = -ECONNREFUSED;
+	int r;
 
-	rl->listen = PQconnectStartParams(keys, vals, 1);
-	if (!rl->listen)
-		return -ENOMEM;
-	if (PQstatus(rl->listen) == CONNECTION_BAD)
-		goto fail;
-	while (st != PGRES_POLLING_OK) {
-		if (st == PGRES_POLLING_FAILED)
-			goto fail;
-		r = listen_wait(rl->listen, st == PGRES_POLLING_WRITING,
-				deadline);
-		if (r < 0)
-			goto fail;
-		st = PQconnectPoll(rl->listen);
+	r = vs_pg_connect_conn(&rl->listen, rl->cfg->pg_conninfo, "vsync-relay",
+			       rl->cfg->timeout_ms, err, sizeof(err));
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		relay_backend_down(
+		    rl, false,
+		    r == -ETIMEDOUT ? "LISTEN connection timed out" : err);
+		return r == -ETIMEDOUT ? r : -ECONNREFUSED;
 	}
 	r = -ECONNREFUSED;
-	if (PQsetnonblocking(rl->listen, 1) != 0 ||
-	    !PQsendQuery(rl->listen, "LISTEN " RELAY_CHANNEL))
+	if (!PQsendQuery(rl->listen, "LISTEN " RELAY_CHANNEL))
 		goto fail;
 	while ((r = PQflush(rl->listen)) > 0)
 		if ((r = listen_wait(rl->listen, true, deadline)) < 0)
@@ -607,11 +575,11 @@ static void pending_add(struct relay *rl, const char *id)
 		rl->full_scan = true;
 		return;
 	}
-	memcpy(rl->pending[rl->npending++], id, 37);
+	memcpy(rl->pending[rl->npending++], id, VS_UUID_BUFSZ);
 }
 
 /* The project id of a NOTIFY payload (a hint), or false. */
-static bool hint_project(const char *payload, char id[37])
+static bool hint_project(const char *payload, char id[VS_UUID_BUFSZ])
 {
 	const char *p = strstr(payload, "\"project_id\"");
 	int i;
@@ -623,7 +591,7 @@ static bool hint_project(const char *payload, char id[37])
 		p++;
 	if (*p++ != '"')
 		return false;
-	for (i = 0; i < 36; i++) {
+	for (i = 0; i < VS_UUID_LEN; i++) {
 		char ch = p[i];
 
 		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
@@ -631,15 +599,15 @@ static bool hint_project(const char *payload, char id[37])
 			return false;
 		id[i] = ch;
 	}
-	id[36] = '\0';
-	return p[36] == '"';
+	id[VS_UUID_LEN] = '\0';
+	return p[VS_UUID_LEN] == '"';
 }
 
 /* Read what arrived on the LISTEN connection. 0 or -ECONNREFUSED. */
 static int listen_drain(struct relay *rl)
 {
 	PGnotify *n;
-	char id[37];
+	char id[VS_UUID_BUFSZ];
 
 	if (!PQconsumeInput(rl->listen)) {
 		relay_backend_down(rl, false, PQerrorMessage(rl->listen));
@@ -1328,7 +1296,7 @@ static int project_seq(struct relay *rl, const char *id, int64_t *seq)
 static int relay_scan_all(struct relay *rl)
 {
 	PGresult *res = NULL;
-	char id[37];
+	char id[VS_UUID_BUFSZ];
 	int r, i;
 
 	r = vs_pg_exec(rl->pg, &res,
@@ -1372,16 +1340,13 @@ static int relay_scan_pending(struct relay *rl)
 
 static int relay_init(struct relay *rl, const struct vs_relay_config *cfg)
 {
-	struct timespec ts;
 	sigset_t cur;
 	int r, s;
 
 	memset(rl, 0, sizeof(*rl));
 	rl->cfg = cfg;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	rl->rnd = (uint32_t)ts.tv_nsec ^ (uint32_t)getpid() ^ 0x9e3779b9u;
-	if (!rl->rnd)
-		rl->rnd = 1;
+	vs_backoff_init(&rl->backoff, RELAY_BACKOFF_MIN_MS,
+			RELAY_BACKOFF_MAX_MS);
 	sigprocmask(SIG_SETMASK, NULL, &cur);
 	rl->wait_mask = cur;
 	for (s = 1; cfg->stop_signals && s < NSIG; s++)
@@ -1438,7 +1403,6 @@ static int relay_connect(struct relay *rl)
 int vs_relay_run(const struct vs_relay_config *cfg)
 {
 	struct relay rl;
-	unsigned failures = 0;
 	int64_t now;
 	int r;
 
@@ -1474,12 +1438,10 @@ int vs_relay_run(const struct vs_relay_config *cfg)
 				vs_redis_disconnect(rl.redis);
 				listen_drop(&rl);
 			}
-			relay_wait(
-			    &rl, -1,
-			    vs_relay_backoff_ms(failures++, relay_rand(&rl)));
+			relay_wait(&rl, -1, vs_backoff_next(&rl.backoff));
 			continue;
 		}
-		failures = 0;
+		vs_backoff_reset(&rl.backoff);
 		if (rl.npending == 0 && !rl.full_scan)
 			relay_wait(&rl, rl.listen ? PQsocket(rl.listen) : -1,
 				   rl.next_poll_ms - vs_mono_ms());

@@ -37,6 +37,7 @@
 #include "vsync/log.h"
 #include "vsync/pg.h"
 #include "vsync/redis.h"
+#include "vsync/util.h"
 
 #define SUB_BLOCK_MS	   1000
 #define SUB_BATCH	   256
@@ -45,7 +46,7 @@
 
 struct vs_sub {
 	char *pg_url, *redis_url;
-	char project_id[37];
+	char project_id[VS_UUID_BUFSZ];
 	int timeout_ms;
 	vs_sub_apply_fn apply;
 	void *arg;
@@ -59,7 +60,6 @@ struct vs_sub {
 	struct vs_redis *redis;
 	bool listening;
 	int64_t ignored_seq; /* last forged stream id logged */
-	unsigned rand_state;
 };
 
 static void sleep_ms(struct vs_sub *s, int ms)
@@ -406,8 +406,10 @@ static int pg_step(struct vs_sub *s)
 static void *sub_main(void *arg)
 {
 	struct vs_sub *s = arg;
-	int backoff = SUB_BACKOFF_MIN_MS;
+	struct vs_backoff backoff;
 	bool down = false;
+
+	vs_backoff_init(&backoff, SUB_BACKOFF_MIN_MS, SUB_BACKOFF_MAX_MS);
 
 	while (!atomic_load(&s->stop)) {
 		int r = s->redis_url ? redis_step(s) : pg_step(s);
@@ -419,7 +421,7 @@ static void *sub_main(void *arg)
 					s->project_id,
 					(long long)atomic_load(&s->applied));
 			down = false;
-			backoff = SUB_BACKOFF_MIN_MS;
+			vs_backoff_reset(&backoff);
 			continue;
 		}
 		if (!down)
@@ -427,11 +429,7 @@ static void *sub_main(void *arg)
 				"backoff",
 				s->project_id, strerror(-r));
 		down = true;
-		/* full jitter: anywhere in [backoff/2, backoff] */
-		sleep_ms(s, backoff / 2 + (int)(rand_r(&s->rand_state) %
-						(unsigned)(backoff / 2 + 1)));
-		backoff = backoff * 2 > SUB_BACKOFF_MAX_MS ? SUB_BACKOFF_MAX_MS
-							   : backoff * 2;
+		sleep_ms(s, vs_backoff_next(&backoff));
 	}
 	vs_pg_free(s->pg);
 	s->pg = NULL;
@@ -457,7 +455,6 @@ int vs_sub_start(struct vs_sub **out, const struct vs_sub_config *cfg,
 	s->timeout_ms = cfg->timeout_ms;
 	s->apply = apply;
 	s->arg = arg;
-	s->rand_state = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)s;
 	atomic_init(&s->applied, cfg->start_seq);
 	atomic_init(&s->stop, false);
 	r = -pthread_create(&s->thread, NULL, sub_main, s);

@@ -84,6 +84,7 @@
 #include "vsync/merge.h"
 #include "vsync/metrics.h"
 #include "vsync/pg.h"
+#include "vsync/util.h"
 
 #define WB_BACKOFF_MIN_MS 100
 #define WB_BACKOFF_MAX_MS 5000
@@ -110,13 +111,12 @@ struct vs_writeback {
 
 	/* committer thread only */
 	struct vs_pg *pg;
-	bool down;	    /* "cannot commit" logged, not yet recovered */
-	int backoff_ms;	    /* next backoff */
-	uint64_t rng;	    /* jitter */
+	bool down; /* "cannot commit" logged, not yet recovered */
+	struct vs_backoff backoff;
 	struct vs_jentry e; /* the entry in flight (large: not on the stack) */
 	struct vs_jentry last; /* the newest save of a burst (wb_burst) */
-	uint64_t burst[WB_BURST_MAX];	  /* the lseqs of that burst */
-	char burst_ops[WB_BURST_MAX][37]; /* and their op ids */
+	uint64_t burst[WB_BURST_MAX]; /* the lseqs of that burst */
+	char burst_ops[WB_BURST_MAX][VS_UUID_BUFSZ]; /* and their op ids */
 
 	pthread_mutex_t lock;
 	pthread_cond_t wake; /* committer: kicked, stop */
@@ -165,15 +165,6 @@ static void deadline_ts(struct timespec *ts, int64_t at_ms)
 	ts->tv_nsec = (at_ms % 1000) * 1000000;
 }
 
-static uint64_t wb_rand(struct vs_writeback *wb)
-{
-	/* xorshift64: jitter only */
-	wb->rng ^= wb->rng << 13;
-	wb->rng ^= wb->rng >> 7;
-	wb->rng ^= wb->rng << 17;
-	return wb->rng;
-}
-
 /*
  * Every lseq up to @upto is finished: entry @self with @self_error (0:
  * committed), any other lseq above the old watermark with @gap_error (an
@@ -206,9 +197,7 @@ static void wb_advance(struct vs_writeback *wb, uint64_t upto, int gap_error,
 static int wb_read_object(struct vs_writeback *wb, const char *hash,
 			  uint8_t **buf, size_t *len)
 {
-	struct stat st;
-	uint8_t *p = NULL;
-	size_t got = 0;
+	char *p = NULL;
 	int fd, r;
 
 	*buf = NULL;
@@ -216,33 +205,10 @@ static int wb_read_object(struct vs_writeback *wb, const char *hash,
 	r = vs_cache_open(wb->cache, hash, &fd);
 	if (r < 0)
 		return r;
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		goto out;
-	}
-	p = malloc(st.st_size ? (size_t)st.st_size : 1);
-	if (!p) {
-		r = -ENOMEM;
-		goto out;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n =
-		    pread(fd, p + got, (size_t)st.st_size - got, (off_t)got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			r = n < 0 ? -errno : -EIO;
-			goto out;
-		}
-		got += (size_t)n;
-	}
-	*buf = p;
-	*len = got;
-	p = NULL;
-out:
-	free(p);
+	/* 1 GiB: PostgreSQL's largest field */
+	r = vs_pread_fd_whole(&p, len, fd, (size_t)1 << 30);
 	close(fd);
+	*buf = (uint8_t *)p;
 	return r;
 }
 
@@ -810,14 +776,7 @@ static bool wb_stopping(struct vs_writeback *wb)
 
 static void wb_backoff(struct vs_writeback *wb)
 {
-	int d = wb->backoff_ms;
-
-	/* jitter: somewhere in [d/2, d] */
-	d = d / 2 + (int)(wb_rand(wb) % (uint64_t)(d / 2 + 1));
-	wb->backoff_ms = wb->backoff_ms * 2 > WB_BACKOFF_MAX_MS
-			     ? WB_BACKOFF_MAX_MS
-			     : wb->backoff_ms * 2;
-	wb_sleep(wb, vs_mono_ms() + d, false);
+	wb_sleep(wb, vs_mono_ms() + vs_backoff_next(&wb->backoff), false);
 }
 
 static void wb_failed(struct vs_writeback *wb, const struct vs_jentry *e, int r)
@@ -870,15 +829,15 @@ static int wb_burst_next(void *arg, const struct vs_jentry *e)
  * -errno. */
 static int wb_burst_recorded(struct vs_writeback *wb, size_t n)
 {
-	char ids[WB_BURST_MAX * 37 + 3], *p = ids;
+	char ids[WB_BURST_MAX * VS_UUID_BUFSZ + 3], *p = ids;
 	const char *v[2] = {wb->project_id, ids};
 	PGresult *pr = NULL;
 	int r;
 
 	*p++ = '{';
 	for (size_t i = 0; i < n; i++) {
-		memcpy(p, wb->burst_ops[i], 36);
-		p += 36;
+		memcpy(p, wb->burst_ops[i], VS_UUID_LEN);
+		p += VS_UUID_LEN;
 		*p++ = i + 1 < n ? ',' : '}';
 	}
 	*p = '\0';
@@ -979,7 +938,7 @@ static void *wb_main(void *arg)
 								     : "ies");
 			wb->down = false;
 		}
-		wb->backoff_ms = WB_BACKOFF_MIN_MS;
+		vs_backoff_reset(&wb->backoff);
 		if (res.error == 0)
 			vs_debug("write-back: committed %s of '%s' as seq "
 				 "%" PRId64 " v%" PRId64,
@@ -1037,10 +996,7 @@ int vs_wb_start(struct vs_writeback **out, const struct vs_wb_config *cfg)
 	wb->journal = cfg->journal;
 	wb->committed = cfg->committed;
 	wb->arg = cfg->arg;
-	wb->backoff_ms = WB_BACKOFF_MIN_MS;
-	wb->rng = vs_mono_us() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)wb;
-	if (!wb->rng)
-		wb->rng = 1;
+	vs_backoff_init(&wb->backoff, WB_BACKOFF_MIN_MS, WB_BACKOFF_MAX_MS);
 	/* connects on the first call, so a backend that is down now does not
 	 * hold up the start */
 	r = vs_pg_new(&wb->pg, wb->pg_conninfo, wb->timeout_ms);

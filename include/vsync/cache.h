@@ -19,6 +19,7 @@
 #include <stddef.h>
 
 #include "vsync/hash.h"
+#include "vsync/util.h"
 
 struct vs_cache {
 	char *dir; /* owned */
@@ -62,7 +63,7 @@ int vs_cache_project_dir(struct vs_cache *c, const char *project_id,
 int vs_cache_project_link(struct vs_cache *c, const char *name,
 			  const char *project_id);
 int vs_cache_project_resolve(struct vs_cache *c, const char *name,
-			     char out[37]);
+			     char out[VS_UUID_BUFSZ]);
 
 /* Atomically replace projects/<uuid>/<file> with @len bytes. */
 int vs_cache_project_write(struct vs_cache *c, const char *project_id,

@@ -21,6 +21,7 @@
 
 #include "vsync/hash.h"
 #include "vsync/path.h"
+#include "vsync/util.h"
 
 enum vs_jop {
 	VS_JOP_WRITE = 0,   /* put file content (hash, size, mode) at path */
@@ -31,8 +32,8 @@ enum vs_jop {
 };
 
 struct vs_jentry {
-	uint64_t lseq;	/* set by vs_journal_append */
-	char op_id[37]; /* UUID text, the idempotency key */
+	uint64_t lseq;		   /* set by vs_journal_append */
+	char op_id[VS_UUID_BUFSZ]; /* UUID text, the idempotency key */
 	enum vs_jop op;
 	char path[VS_PATH_MAX + 1];
 	char old_path[VS_PATH_MAX + 1]; /* rename */
@@ -44,7 +45,7 @@ struct vs_jentry {
 	 * journaled before the previous one was committed); look it up in
 	 * file_operations by operation id. Takes precedence over
 	 * base_version. */
-	char after_op[37];
+	char after_op[VS_UUID_BUFSZ];
 	char hash[VS_HASH_HEX_LEN + 1]; /* write: content object */
 	uint64_t size;
 };
@@ -103,6 +104,6 @@ int vs_jentry_format(char *out, size_t size, const struct vs_jentry *e);
 int vs_jentry_parse(struct vs_jentry *e, const char *buf, size_t len);
 
 /* A random UUID (OpenSSL RAND_bytes), as text. 0 or -EIO. */
-int vs_uuid_random(char out[37]);
+int vs_uuid_random(char out[VS_UUID_BUFSZ]);
 
 #endif

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "vsync/hash.h"
+#include "vsync/util.h"
 
 enum vs_kind {
 	VS_KIND_FILE = 0,
@@ -31,8 +32,8 @@ struct vs_manifest_entry {
 };
 
 struct vs_manifest {
-	char project_id[37]; /* UUID text */
-	int64_t seq;	     /* the change sequence this manifest reflects */
+	char project_id[VS_UUID_BUFSZ]; /* UUID text */
+	int64_t seq; /* the change sequence this manifest reflects */
 	struct vs_manifest_entry *entries;
 	size_t n, alloc;
 };

@@ -39,6 +39,7 @@
 #include <libpq-fe.h>
 
 #include "vsync/manifest.h"
+#include "vsync/util.h"
 
 struct vs_pg;
 
@@ -54,6 +55,19 @@ void vs_pg_free(struct vs_pg *pg);
  * vs_pg_ensure()) connects, and a failure to connect is left to the caller
  * to report (vs_pg_last_error()), not logged. 0 or -ENOMEM. */
 int vs_pg_new(struct vs_pg **out, const char *conninfo, int timeout_ms);
+
+/*
+ * The connect under vs_pg_open(), for a caller that needs a bare PGconn
+ * (e.g. a LISTEN connection, whose socket struct vs_pg does not expose):
+ * connect to @conninfo (as in vs_pg_open()) as application @app_name
+ * within @timeout_ms, without blocking past it, and make the connection
+ * non-blocking. On success *out is the caller's (PQfinish()). On failure
+ * *out is NULL, @err (@errlen bytes, one line) says why, and the result is
+ * -ENOMEM, -ETIMEDOUT, -errno of poll(2), or the vs_pg_errno() of SQLSTATE
+ * 28000 (authentication refused) or 08001 (cannot connect).
+ */
+int vs_pg_connect_conn(PGconn **out, const char *conninfo, const char *app_name,
+		       int timeout_ms, char *err, size_t errlen);
 
 /* Change the per-call deadline (e.g. longer for a large blob). */
 void vs_pg_set_timeout(struct vs_pg *pg, int timeout_ms);
@@ -123,7 +137,7 @@ int vs_pg_wait_notify(struct vs_pg *pg, int timeout_ms);
 
 /* Resolve a project name or UUID to its UUID. -ENOENT if unknown. */
 int vs_pg_project_resolve(struct vs_pg *pg, const char *name_or_id,
-			  char id_out[37]);
+			  char id_out[VS_UUID_BUFSZ]);
 
 /*
  * Load the current tree of project @id (one query, one snapshot) into @m

@@ -78,8 +78,4 @@ int vs_relay_entry_parse(struct vs_manifest_entry *e, const char *value,
 int vs_relay_event_json(char *out, size_t size, const struct vs_change *c,
 			const char *project_id);
 
-/* Backoff before retry number @attempt (0-based): 100 ms doubling up to
- * 5 s, with "equal jitter" from @rnd (half fixed, half random). */
-int vs_relay_backoff_ms(unsigned attempt, uint32_t rnd);
-
 #endif

@@ -37,6 +37,7 @@
 #include "vsync/clock.h"
 #include "vsync/journal.h"
 #include "vsync/log.h"
+#include "vsync/util.h"
 #include "vsync/writeback.h"
 
 static const char *const op_names[] = {"write", "symlink", "mkdir", "delete",
@@ -90,33 +91,13 @@ static void on_committed_keep(void *arg, const struct vs_jentry *e,
 
 static int read_file(const char *file, char **buf, size_t *len)
 {
-	struct stat st;
-	size_t got = 0;
-	int fd, r = 0;
+	int fd, r;
 
 	fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		r = -errno;
-		goto out;
-	}
-	*buf = malloc((size_t)st.st_size + 1);
-	if (!*buf) {
-		r = -ENOMEM;
-		goto out;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, *buf + got, (size_t)st.st_size - got);
-
-		if (n <= 0) {
-			r = n < 0 ? -errno : -EIO;
-			goto out;
-		}
-		got += (size_t)n;
-	}
-	*len = got;
-out:
-	if (fd >= 0)
-		close(fd);
+	if (fd < 0)
+		return -errno;
+	r = vs_read_fd_whole(buf, len, fd, SIZE_MAX);
+	close(fd);
 	return r;
 }
 

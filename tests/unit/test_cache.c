@@ -396,7 +396,7 @@ static void test_project_dir(void **state)
 static void test_project_link_resolve(void **state)
 {
 	struct fixture *f = *state;
-	char out[37], target[64];
+	char out[VS_UUID_BUFSZ], target[64];
 	ssize_t n;
 	int fd;
 

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "vsync/hash.h"
+#include "vsync/util.h"
 
 #include "unit_check.h"
 
@@ -72,17 +73,11 @@ static int tmpfile_teardown(void **state)
 
 static void write_all_or_fail(int fd, const void *buf, size_t len)
 {
-	const char *p = buf;
+	int r = vs_write_in_full(fd, buf, len);
 
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0)
-			fail_msg("write of %zu bytes to the temp file: %s", len,
-				 strerror(errno));
-		p += n;
-		len -= (size_t)n;
-	}
+	if (r < 0)
+		fail_msg("write of %zu bytes to the temp file: %s", len,
+			 strerror(-r));
 }
 
 static char *million_a(void)

@@ -480,7 +480,7 @@ static void check_peek(struct fixture *f, uint64_t lseq, const char *path)
 static void test_append_peek_done(void **state)
 {
 	struct fixture *f = *state;
-	char opid[37];
+	char opid[VS_UUID_BUFSZ];
 
 	check_ret(-ENOENT, vs_journal_peek(f->j, &f->got), "peek of empty");
 	check_int(1, vs_journal_low_water(f->j), "low water of empty");
@@ -647,7 +647,7 @@ static void test_put_content(void **state)
 
 static void test_uuid(void **state)
 {
-	char a[37], b[37];
+	char a[VS_UUID_BUFSZ], b[VS_UUID_BUFSZ];
 
 	(void)state;
 	check_ret(0, vs_uuid_random(a), "vs_uuid_random");

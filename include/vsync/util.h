@@ -1,0 +1,126 @@
+/*
+ * util.h - small helpers every module needs, kept in one place
+ * (sync/util.c), in the manner of git's wrapper.c: full reads and writes
+ * that survive EINTR and short counts, reading a whole file with a size
+ * limit, strict integer parsing, a retry back-off with jitter, and the
+ * fixed size of a UUID's text.
+ *
+ * Nothing here knows a vsync struct; nothing logs. Every function returns
+ * 0 (or a count) on success and -errno on failure, and leaves its
+ * out-parameters untouched on failure unless it says otherwise.
+ */
+#ifndef VSYNC_UTIL_H
+#define VSYNC_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* A UUID's canonical text, "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx": 36
+ * characters and the NUL. The size of every buffer that holds one. */
+#define VS_UUID_LEN   36
+#define VS_UUID_BUFSZ (VS_UUID_LEN + 1)
+
+/* Whether @s is exactly a UUID's canonical text in lowercase (the form
+ * PostgreSQL prints and vsync writes). */
+bool vs_uuid_valid(const char *s);
+
+/* ---- full reads and writes ---------------------------------------------- */
+
+/*
+ * Read up to @count bytes from @fd into @buf, retrying on EINTR and short
+ * reads until @count bytes or end of file. Returns the number read
+ * (less than @count only at end of file) or -errno; on -errno some bytes
+ * may have been read and the file offset moved.
+ */
+ssize_t vs_read_in_full(int fd, void *buf, size_t count);
+
+/* Like vs_read_in_full() but with pread(2) from offset @off; the file
+ * offset does not move. */
+ssize_t vs_pread_in_full(int fd, void *buf, size_t count, off_t off);
+
+/*
+ * Write all @count bytes of @buf to @fd, retrying on EINTR and short
+ * writes. 0 or -errno (then an unknown prefix may have been written).
+ */
+int vs_write_in_full(int fd, const void *buf, size_t count);
+
+/*
+ * Read @fd from its current offset to end of file into a malloc'd buffer
+ * (works on pipes). The buffer has a NUL after the last byte, so text can
+ * be parsed in place; *len does not count it. More than @max bytes is
+ * -EFBIG. On success the caller owns *buf (free()); on failure *buf is
+ * NULL, *len 0, and nothing is left allocated. The fd is not closed.
+ * 0, -EFBIG, -ENOMEM or -errno of read(2).
+ */
+int vs_read_fd_whole(char **buf, size_t *len, int fd, size_t max);
+
+/* Like vs_read_fd_whole() but reads from offset 0 with pread(2), leaving
+ * the file offset alone (for a file someone else may have read or
+ * written through the same fd). Not for pipes (-ESPIPE). */
+int vs_pread_fd_whole(char **buf, size_t *len, int fd, size_t max);
+
+/* ---- integer parsing ---------------------------------------------------- */
+
+/*
+ * Parse the whole of @s (or of its first @len bytes for the _n forms, no
+ * NUL needed) as an integer in @base (2..16, no "0x" prefix) within
+ * [@min, @max]. Strict: no leading or trailing white space, no '+', a '-'
+ * only for the signed forms; leading zeros are allowed.
+ *
+ *   0        *out set
+ *   -EINVAL  empty, a character that is not a digit of @base, or a bad base
+ *   -ERANGE  a number that overflows the type or is outside [@min, @max]
+ *
+ * *out is untouched on failure.
+ */
+int vs_parse_u64_n(uint64_t *out, const char *s, size_t len, int base,
+		   uint64_t min, uint64_t max);
+int vs_parse_i64_n(int64_t *out, const char *s, size_t len, int base,
+		   int64_t min, int64_t max);
+int vs_parse_u64(uint64_t *out, const char *s, int base, uint64_t min,
+		 uint64_t max);
+int vs_parse_i64(int64_t *out, const char *s, int base, int64_t min,
+		 int64_t max);
+int vs_parse_long(long *out, const char *s, int base, long min, long max);
+
+/* ---- retry back-off ----------------------------------------------------- */
+
+/*
+ * A retry delay that doubles from min_ms to max_ms, each delay drawn at
+ * random from [d/2, d] so that many clients failing together do not retry
+ * together.
+ *
+ * The jitter generator is per object (xorshift64*, not for secrets),
+ * seeded by vs_backoff_init() from getrandom(2), or, if that fails, from
+ * the clock, the pid and the object's address. A struct vs_backoff is not
+ * thread-safe: it belongs to the one thread that retries (or to the lock
+ * that guards its owner).
+ */
+struct vs_backoff {
+	int min_ms, max_ms;
+	int next_ms;  /* the upper bound of the next delay */
+	uint64_t rng; /* jitter state, never 0 */
+};
+
+/* Set @b to start at @min_ms (> 0) and stop doubling at @max_ms (>= min).
+ * Cannot fail. */
+void vs_backoff_init(struct vs_backoff *b, int min_ms, int max_ms);
+
+/* After a success: the next delay starts over at min_ms. */
+void vs_backoff_reset(struct vs_backoff *b);
+
+/* The delay to wait before the next retry, in [d/2, d] where d is the
+ * current bound; then doubles the bound (up to max_ms). */
+int vs_backoff_next(struct vs_backoff *b);
+
+/* The jitter of one step, pure: @bound_ms / 2 plus @rnd modulo
+ * (@bound_ms / 2 + 1), so in [bound/2, bound]. */
+int vs_backoff_jitter(int bound_ms, uint64_t rnd);
+
+/* The next number of the xorshift64* generator at *@state (never 0). For
+ * jitter only. */
+uint64_t vs_jitter_rand(uint64_t *state);
+
+#endif
