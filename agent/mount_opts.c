@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "vsync/path.h"
+#include "vsync/banned.h"
 
 const char vs_mount_usage[] =
     "usage: vsync-mount [options] PROJECT MOUNTPOINT\n"

@@ -20,6 +20,7 @@
 
 #include "vsync/log.h"
 #include "vsync/relay.h"
+#include "vsync/banned.h"
 
 #ifndef VSYNC_VERSION
 #define VSYNC_VERSION "unknown"

@@ -35,6 +35,7 @@
 #include "vsync/migrations.h"
 #include "vsync/path.h"
 #include "vsync/pg.h"
+#include "vsync/banned.h"
 
 #ifndef VSYNC_VERSION
 #define VSYNC_VERSION "unknown"

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "vsync/log.h"
+#include "vsync/banned.h"
 
 static int mkdirat_p(int dirfd, const char *name, mode_t mode)
 {

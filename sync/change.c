@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "vsync/banned.h"
 
 static const char *const op_names[] = {
     [VS_OP_CREATE] = "create",	   [VS_OP_UPDATE] = "update",

@@ -62,6 +62,7 @@
 #include "vsync/cache.h"
 #include "vsync/log.h"
 #include "vsync/metrics.h"
+#include "vsync/banned.h"
 
 #define LSEQ_DIGITS 20
 #define HEADER	    "vsync-journal 1\n"

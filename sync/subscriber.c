@@ -37,6 +37,7 @@
 #include "vsync/log.h"
 #include "vsync/pg.h"
 #include "vsync/redis.h"
+#include "vsync/banned.h"
 
 #define SUB_BLOCK_MS	   1000
 #define SUB_BATCH	   256

@@ -77,6 +77,7 @@
 #include "vsync/merge.h"
 #include "vsync/metrics.h"
 #include "vsync/pg.h"
+#include "vsync/banned.h"
 
 #define WB_BACKOFF_MIN_MS 100
 #define WB_BACKOFF_MAX_MS 5000
