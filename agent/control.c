@@ -67,6 +67,7 @@
 
 #include "vsync/log.h"
 #include "vsync/metrics.h"
+#include "vsync/banned.h"
 
 /* Descriptors of the lws context: the listener, lws's event pipe and a
  * few concurrent clients (probes and one scraper). */

@@ -1,9 +1,12 @@
 /*
- * mount_opts.c - vsync-mount's command line (mount_opts.h).
+ * mount_opts.c - vsync-mount's command line (mount_opts.h), read with
+ * getopt_long like vsyncctl and vsync-relay; the messages are ours (opterr
+ * is 0), so each names the option and the value it did not take.
  */
 #include "mount_opts.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +14,7 @@
 
 #include "vsync/path.h"
 #include "vsync/util.h"
+#include "vsync/banned.h"
 
 const char vs_mount_usage[] =
     "usage: vsync-mount [options] PROJECT MOUNTPOINT\n"
@@ -65,7 +69,10 @@ const char vs_mount_usage[] =
     "  -o OPT[,OPT...]      FUSE mount options (allow_other, "
     "default_permissions, ...)\n"
     "  -h, --help           this text\n"
-    "  -V, --version        the version\n";
+    "  -V, --version        the version\n"
+    "\n"
+    "Short options may be bundled (-fs); long ones abbreviated while unique\n"
+    "(--no-f); \"--\" ends the options.\n";
 
 static int __attribute__((format(printf, 3, 4)))
 fail(char *err, size_t errlen, const char *fmt, ...)
@@ -78,6 +85,114 @@ fail(char *err, size_t errlen, const char *fmt, ...)
 	return -EINVAL;
 }
 
+/* Long-only options: values past any character. */
+enum {
+	OPT_PG = 256,
+	OPT_REDIS,
+	OPT_CACHE_DIR,
+	OPT_LOG_FILE,
+	OPT_READY_FILE,
+	OPT_NOTIFY_FD,
+	OPT_CONTROL,
+	OPT_PREFETCH,
+	OPT_LEARN_SECONDS,
+	OPT_AUTHOR,
+	OPT_MAX_FILE_SIZE,
+	OPT_CRITICAL,
+	OPT_LOCAL,
+	OPT_NO_DEFAULT_LOCAL,
+	OPT_TIMEOUT,
+	OPT_CACHE_TIMEOUT,
+	OPT_NO_FOLLOW,
+	OPT_WRITABLE,
+	OPT_READ_ONLY,
+};
+
+static const struct option long_opts[] = {
+    {"pg", required_argument, NULL, OPT_PG},
+    {"redis", required_argument, NULL, OPT_REDIS},
+    {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
+    {"log-file", required_argument, NULL, OPT_LOG_FILE},
+    {"ready-file", required_argument, NULL, OPT_READY_FILE},
+    {"notify-fd", required_argument, NULL, OPT_NOTIFY_FD},
+    {"control", required_argument, NULL, OPT_CONTROL},
+    {"prefetch", required_argument, NULL, OPT_PREFETCH},
+    {"learn-seconds", required_argument, NULL, OPT_LEARN_SECONDS},
+    {"author", required_argument, NULL, OPT_AUTHOR},
+    {"max-file-size", required_argument, NULL, OPT_MAX_FILE_SIZE},
+    {"critical", required_argument, NULL, OPT_CRITICAL},
+    {"local", required_argument, NULL, OPT_LOCAL},
+    {"no-default-local", no_argument, NULL, OPT_NO_DEFAULT_LOCAL},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"cache-timeout", required_argument, NULL, OPT_CACHE_TIMEOUT},
+    {"no-follow", no_argument, NULL, OPT_NO_FOLLOW},
+    {"writable", no_argument, NULL, OPT_WRITABLE},
+    {"read-only", no_argument, NULL, OPT_READ_ONLY},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+/*
+ * "-": hand back positionals in order (as 1), so an unexpected third one
+ * is reported where it stands and POSIXLY_CORRECT changes nothing;
+ * ":": no messages from getopt itself, ':' for a missing value.
+ */
+static const char short_opts[] = "-:fsdhVo:";
+
+/* How many long options start with the name in @arg ("--name[=value]"). */
+static int long_matches(const char *arg, bool *exact)
+{
+	size_t n = strcspn(arg + 2, "=");
+	int count = 0;
+
+	*exact = false;
+	if (!n)
+		return 0;
+	for (const struct option *l = long_opts; l->name; l++) {
+		if (strncmp(l->name, arg + 2, n) != 0)
+			continue;
+		if (!l->name[n]) {
+			*exact = true;
+			return 1;
+		}
+		count++;
+	}
+	return count;
+}
+
+/*
+ * The message for getopt's '?' on the element @arg: an unknown or
+ * ambiguous long option, a value given to a long flag, or an unknown short
+ * option @opt (possibly inside a bundle such as "-fx").
+ */
+static int fail_unknown(char *err, size_t errlen, const char *arg, int opt)
+{
+	bool exact;
+	int n;
+
+	if (arg[0] != '-' || arg[1] != '-')
+		return fail(err, errlen, "unknown option '-%c'", opt);
+	n = long_matches(arg, &exact);
+	if (exact)
+		return fail(err, errlen,
+			    "unknown option '%s' (--%.*s takes no value)", arg,
+			    (int)strcspn(arg + 2, "="), arg + 2);
+	if (n > 1)
+		return fail(err, errlen, "ambiguous option '%s'", arg);
+	return fail(err, errlen, "unknown option '%s'", arg);
+}
+
+/* The name of an option that needs a value, for getopt's ':'. */
+static int fail_no_value(char *err, size_t errlen, int opt)
+{
+	for (const struct option *l = long_opts; l->name; l++)
+		if (l->val == opt)
+			return fail(err, errlen, "option '--%s' needs a value",
+				    l->name);
+	return fail(err, errlen, "option '-%c' needs a value", opt);
+}
+
 int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 			const char *(*getenv_fn)(const char *name), char *err,
 			size_t errlen)
@@ -85,7 +200,7 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 	bool default_local = true;
 	const char *extra[VS_MOUNT_MAX_LOCAL];
 	size_t n_extra = 0;
-	int npos = 0;
+	int npos = 0, c;
 
 	memset(o, 0, sizeof(*o));
 	o->timeout_ms = 2000;
@@ -95,97 +210,78 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 	o->learn_seconds = 10;
 	o->max_file_size = 64LL << 20;
 	o->writable = true;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char *val = NULL;
+	opterr = 0;
+	optind = 0; /* glibc: start over (each call may see another argv) */
+	for (;;) {
+		/* the element getopt looks at (optind 0 means 1) */
+		int at = optind ? optind : 1;
+		const char *val;
 		long v;
 
-		/* options that take a value: "--opt VAL" or "--opt=VAL" */
-		static const char *const with_value[] = {
-		    "--pg",	   "--redis",
-		    "--cache-dir", "--local",
-		    "--timeout",   "--cache-timeout",
-		    "--log-file",  "-o",
-		    "--critical",  "--ready-file",
-		    "--notify-fd", "--control",
-		    "--prefetch",  "--learn-seconds",
-		    "--author",	   "--max-file-size",
-		    NULL};
-		const char *name = a;
-		char namebuf[32];
-
-		if (a[0] == '-' && a[1] == '-' && strchr(a, '=')) {
-			size_t n = (size_t)(strchr(a, '=') - a);
-
-			if (n >= sizeof(namebuf))
-				return fail(err, errlen, "unknown option '%s'",
-					    a);
-			memcpy(namebuf, a, n);
-			namebuf[n] = '\0';
-			name = namebuf;
-			val = a + n + 1;
-		}
-		for (const char *const *w = with_value; *w; w++) {
-			if (strcmp(name, *w) == 0 && !val) {
-				if (i + 1 >= argc)
-					return fail(err, errlen,
-						    "option '%s' needs a value",
-						    a);
-				val = argv[++i];
-			}
-		}
-		if (strncmp(a, "-o", 2) == 0 && a[2]) {
-			name = "-o";
-			val = a + 2;
-		}
-		if (strcmp(name, "--pg") == 0)
+		c = getopt_long(argc, argv, short_opts, long_opts, NULL);
+		if (c == -1)
+			break;
+		val = optarg;
+		switch (c) {
+		case OPT_PG:
 			o->pg = val;
-		else if (strcmp(name, "--redis") == 0)
+			break;
+		case OPT_REDIS:
 			o->redis = val;
-		else if (strcmp(name, "--cache-dir") == 0)
+			break;
+		case OPT_CACHE_DIR:
 			o->cache_dir = val;
-		else if (strcmp(name, "--log-file") == 0)
+			break;
+		case OPT_LOG_FILE:
 			o->log_file = val;
-		else if (strcmp(name, "--ready-file") == 0)
+			break;
+		case OPT_READY_FILE:
 			o->ready_file = val;
-		else if (strcmp(name, "--author") == 0)
+			break;
+		case OPT_AUTHOR:
 			o->author = val;
-		else if (strcmp(name, "--max-file-size") == 0) {
+			break;
+		case OPT_CONTROL:
+			o->control = val;
+			break;
+		case OPT_MAX_FILE_SIZE:
 			if (vs_parse_long(&v, val, 10, 1, 1L << 40) < 0)
 				return fail(err, errlen,
 					    "--max-file-size needs bytes, not "
 					    "'%s'",
 					    val);
 			o->max_file_size = v;
-		} else if (strcmp(name, "--control") == 0)
-			o->control = val;
-		else if (strcmp(name, "--critical") == 0) {
+			break;
+		case OPT_CRITICAL:
 			if (o->n_critical == VS_MOUNT_MAX_CRITICAL)
 				return fail(err, errlen,
-					    "too many --critical "
-					    "globs");
+					    "too many --critical %s", "globs");
 			o->critical[o->n_critical++] = val;
-		} else if (strcmp(name, "--notify-fd") == 0) {
+			break;
+		case OPT_NOTIFY_FD:
 			if (vs_parse_long(&v, val, 10, 0, 65535) < 0)
 				return fail(err, errlen,
 					    "--notify-fd needs a file "
 					    "descriptor, not '%s'",
 					    val);
 			o->notify_fd = (int)v;
-		} else if (strcmp(name, "--prefetch") == 0) {
+			break;
+		case OPT_PREFETCH:
 			if (vs_parse_long(&v, val, 10, 0, 64) < 0)
 				return fail(err, errlen,
 					    "--prefetch needs 0..64, not '%s'",
 					    val);
 			o->prefetch = (int)v;
-		} else if (strcmp(name, "--learn-seconds") == 0) {
+			break;
+		case OPT_LEARN_SECONDS:
 			if (vs_parse_long(&v, val, 10, 0, 3600) < 0)
 				return fail(err, errlen,
 					    "--learn-seconds needs 0..3600, "
 					    "not '%s'",
 					    val);
 			o->learn_seconds = (int)v;
-		} else if (strcmp(name, "--local") == 0) {
+			break;
+		case OPT_LOCAL:
 			if (vs_name_check(val, strlen(val)) < 0)
 				return fail(err, errlen,
 					    "--local needs a file name, not "
@@ -195,51 +291,81 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 				return fail(err, errlen, "too many --local %s",
 					    "names");
 			extra[n_extra++] = val;
-		} else if (strcmp(name, "--timeout") == 0) {
+			break;
+		case OPT_TIMEOUT:
 			if (vs_parse_long(&v, val, 10, 1, 3600000) < 0)
 				return fail(err, errlen,
 					    "--timeout needs milliseconds, "
 					    "not '%s'",
 					    val);
 			o->timeout_ms = (int)v;
-		} else if (strcmp(name, "--cache-timeout") == 0) {
+			break;
+		case OPT_CACHE_TIMEOUT:
 			if (vs_parse_long(&v, val, 10, 0, 31536000) < 0)
 				return fail(err, errlen,
 					    "--cache-timeout needs seconds, "
 					    "not '%s'",
 					    val);
 			o->cache_timeout = (double)v;
-		} else if (strcmp(name, "-o") == 0) {
+			break;
+		case 'o':
 			if (o->n_fuse_opts == VS_MOUNT_MAX_FUSE_OPTS)
 				return fail(err, errlen, "too many -o %s",
 					    "options");
 			o->fuse_opts[o->n_fuse_opts++] = val;
-		} else if (strcmp(a, "--no-default-local") == 0)
+			break;
+		case OPT_NO_DEFAULT_LOCAL:
 			default_local = false;
-		else if (strcmp(a, "--no-follow") == 0)
+			break;
+		case OPT_NO_FOLLOW:
 			o->no_follow = true;
-		else if (strcmp(a, "--writable") == 0)
+			break;
+		case OPT_WRITABLE:
 			o->writable = true;
-		else if (strcmp(a, "--read-only") == 0)
+			break;
+		case OPT_READ_ONLY:
 			o->writable = false;
-		else if (strcmp(a, "-f") == 0)
+			break;
+		case 'f':
 			o->foreground = true;
-		else if (strcmp(a, "-s") == 0)
+			break;
+		case 's':
 			o->single_thread = true;
-		else if (strcmp(a, "-d") == 0)
+			break;
+		case 'd':
 			o->debug = o->foreground = true;
-		else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
+			break;
+		case 'h':
 			o->help = true;
-		else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0)
+			break;
+		case 'V':
 			o->version = true;
-		else if (a[0] == '-' && a[1])
-			return fail(err, errlen, "unknown option '%s'", a);
-		else if (npos == 0 && ++npos)
-			o->project = a;
-		else if (npos == 1 && ++npos)
-			o->mountpoint = a;
+			break;
+		case 1: /* a positional, in order */
+			if (npos == 0)
+				o->project = val;
+			else if (npos == 1)
+				o->mountpoint = val;
+			else
+				return fail(err, errlen,
+					    "unexpected argument '%s'", val);
+			npos++;
+			break;
+		case ':':
+			return fail_no_value(err, errlen, optopt);
+		default: /* '?' */
+			return fail_unknown(err, errlen, argv[at], optopt);
+		}
+	}
+	/* after "--", the rest are positionals */
+	for (; optind < argc; optind++, npos++) {
+		if (npos == 0)
+			o->project = argv[optind];
+		else if (npos == 1)
+			o->mountpoint = argv[optind];
 		else
-			return fail(err, errlen, "unexpected argument '%s'", a);
+			return fail(err, errlen, "unexpected argument '%s'",
+				    argv[optind]);
 	}
 	if (o->help || o->version)
 		return 0;

@@ -46,8 +46,11 @@ struct vs_mount_opts {
 
 /*
  * Parse @argv (with @getenv_fn for the environment fallbacks; NULL means
- * none). Strings point into argv or the environment. Returns 0, or -EINVAL
- * with a one-line reason in @err.
+ * none). Strings point into argv or the environment; argv is not reordered.
+ * Returns 0, or -EINVAL with a one-line reason in @err (then @o holds what
+ * was parsed so far and nothing to free). Uses getopt_long, so it resets
+ * and leaves getopt's globals (optind, optarg, opterr): call it from one
+ * thread, not while another getopt loop is under way.
  */
 int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 			const char *(*getenv_fn)(const char *name), char *err,

@@ -37,6 +37,7 @@
 #include "vsync/prefetch.h"
 #include "vsync/redis.h"
 #include "vsync/change.h"
+#include "vsync/banned.h"
 
 static const char *env_get(const char *name)
 {
@@ -415,19 +416,21 @@ static void save_learned(struct mount_ctx *ctx)
 {
 	struct vs_redis *rd = NULL;
 	char **paths = NULL, *text = NULL;
-	size_t n = 0, len = 0;
+	size_t n = 0, len = 0, size;
 
 	vs_fs_learned(ctx->fs, &paths, &n);
 	if (!n)
 		goto out;
 	for (size_t i = 0; i < n; i++)
 		len += strlen(paths[i]) + 1;
-	text = malloc(len + 1);
+	size = len + 1;
+	text = malloc(size);
 	if (!text)
 		goto out;
 	len = 0;
 	for (size_t i = 0; i < n; i++)
-		len += (size_t)sprintf(text + len, "%s\n", paths[i]);
+		len +=
+		    (size_t)snprintf(text + len, size - len, "%s\n", paths[i]);
 	vs_cache_project_write(ctx->cache, ctx->id, "learned", text, len);
 	if (ctx->o->redis &&
 	    vs_redis_open(&rd, ctx->o->redis, ctx->o->timeout_ms) == 0 &&

@@ -21,6 +21,7 @@
 #include "vsync/log.h"
 #include "vsync/relay.h"
 #include "vsync/util.h"
+#include "vsync/banned.h"
 
 #ifndef VSYNC_VERSION
 #define VSYNC_VERSION "unknown"

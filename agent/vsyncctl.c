@@ -36,6 +36,7 @@
 #include "vsync/path.h"
 #include "vsync/pg.h"
 #include "vsync/util.h"
+#include "vsync/banned.h"
 
 #ifndef VSYNC_VERSION
 #define VSYNC_VERSION "unknown"

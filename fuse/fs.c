@@ -36,6 +36,7 @@
 #include "fs_i.h"
 #include "vsync/content.h"
 #include "vsync/log.h"
+#include "vsync/banned.h"
 
 /* d_ino of a listed entry whose inode the kernel will look up itself */
 #define VS_UNKNOWN_INO 0xffffffffu
@@ -125,7 +126,7 @@ static int upper_path(struct vs_fs *fs, struct vs_inode *in, const char *name,
 		if (n < 0 || (size_t)n >= size - len)
 			return -ENAMETOOLONG;
 	} else if (len == 0) {
-		strcpy(buf, ".");
+		snprintf(buf, size, ".");
 	}
 	return 0;
 }

@@ -11,6 +11,7 @@
 
 #include "vsync/log.h"
 #include "vsync/path.h"
+#include "vsync/banned.h"
 
 #define HT_INITIAL 1024
 

@@ -35,6 +35,7 @@
 #include "vsync/change.h"
 #include "vsync/content.h"
 #include "vsync/log.h"
+#include "vsync/banned.h"
 
 /* mountpoint + '/' + project path */
 #define VS_MNT_PATH_MAX (PATH_MAX + VS_PATH_MAX + 2)

@@ -54,6 +54,7 @@
 #include "vsync/log.h"
 #include "vsync/util.h"
 #include "vsync/writeback.h"
+#include "vsync/banned.h"
 
 /* fsync() waits this long for its commit before failing with EIO */
 #define FSW_FSYNC_TIMEOUT_MS 10000
@@ -630,10 +631,12 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	if (r == 0 && (strlen(to) + 1 + strlen(newname) > VS_PATH_MAX ||
 		       strlen(to) + 1 + strlen(newname) >= sizeof(to)))
 		r = -ENAMETOOLONG;
-	if (r == 0 && newparent != fs->table.root)
-		strcat(to, "/");
-	if (r == 0)
-		strcat(to, newname);
+	if (r == 0) {
+		size_t len = strlen(to);
+
+		snprintf(to + len, sizeof(to) - len, "%s%s",
+			 newparent != fs->table.root ? "/" : "", newname);
+	}
 	if (r == 0 && old)
 		over_dir = old->kind == VS_KIND_DIR;
 out:

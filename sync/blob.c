@@ -21,6 +21,7 @@
 #include <lz4.h>
 #include <stdlib.h>
 #include <string.h>
+#include "vsync/banned.h"
 
 #define BLOB_RAW     'r'
 #define BLOB_LZ4     'z'

@@ -19,6 +19,7 @@
 
 #include "vsync/log.h"
 #include "vsync/util.h"
+#include "vsync/banned.h"
 
 /* The largest per-project file (manifest, learned list) read back: a
  * bound for the buffer, far above any real manifest. */

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "vsync/util.h"
+#include "vsync/banned.h"
 
 static const char *const op_names[] = {
     [VS_OP_CREATE] = "create",	   [VS_OP_UPDATE] = "update",

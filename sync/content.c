@@ -43,6 +43,7 @@
 #include "vsync/blob.h"
 #include "vsync/pg.h"
 #include "vsync/redis.h"
+#include "vsync/banned.h"
 
 #define VS_CONTENT_RETRY_MS 1000
 /* the slowest transfer a fetch deadline allows for, bytes per second */

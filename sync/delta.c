@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/types.h>
 #include <unistd.h>
+#include "vsync/banned.h"
 
 /* A read stream on @len bytes at @buf. */
 static FILE *mem_in(const void *buf, size_t len)

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include "vsync/banned.h"
 
 int vs_sha256_init(struct vs_sha256 *s)
 {

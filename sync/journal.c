@@ -63,6 +63,7 @@
 #include "vsync/log.h"
 #include "vsync/metrics.h"
 #include "vsync/util.h"
+#include "vsync/banned.h"
 
 #define LSEQ_DIGITS 20
 #define HEADER	    "vsync-journal 1\n"

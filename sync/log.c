@@ -15,6 +15,7 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#include "vsync/banned.h"
 
 static volatile int log_level = VS_LOG_INFO;
 static const char *log_prog = "vsync";

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "vsync/path.h"
+#include "vsync/banned.h"
 
 static const char *const kind_names[] = {"file", "dir", "symlink"};
 
@@ -216,7 +217,10 @@ int vs_manifest_parse(struct vs_manifest *m, const char *buf, size_t len)
 		   &m->seq, &count, &used) != 3 ||
 	    line[used] != '\0' || strlen(project) > VS_UUID_LEN)
 		return -EBADMSG;
-	strcpy(m->project_id, strcmp(project, "-") ? project : "");
+	/* at most 36 bytes and its NUL, checked above */
+	memcpy(m->project_id, project, strlen(project) + 1);
+	if (strcmp(project, "-") == 0)
+		m->project_id[0] = '\0';
 	for (size_t i = 0; i < count; i++) {
 		struct vs_manifest_entry e = {0};
 		char *path = NULL, *target = NULL;

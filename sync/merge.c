@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include <git2.h>
+#include "vsync/banned.h"
 
 static pthread_once_t git_once = PTHREAD_ONCE_INIT;
 static int git_init_result;

@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "vsync/log.h"
+#include "vsync/banned.h"
 
 /* Upper bounds of vsync_fetch_duration_seconds, in microseconds and as
  * rendered in the "le" label; the +Inf bucket follows them. */

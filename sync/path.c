@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include "vsync/banned.h"
 
 const char *const vs_local_default_names[] = {
     "node_modules", ".vite", ".next", "dist", "build", ".cache", ".git", NULL,

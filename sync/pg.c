@@ -37,6 +37,7 @@
 #include "vsync/hash.h"
 #include "vsync/log.h"
 #include "vsync/path.h"
+#include "vsync/banned.h"
 
 struct vs_pg {
 	PGconn *conn;	/* NULL while disconnected */

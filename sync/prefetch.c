@@ -30,6 +30,7 @@
 #include "vsync/content.h"
 #include "vsync/log.h"
 #include "vsync/metrics.h"
+#include "vsync/banned.h"
 
 #define PF_BATCH       64
 #define PF_MAX_WORKERS 64

@@ -35,6 +35,7 @@
 
 #include "vsync/blob.h"
 #include "vsync/log.h"
+#include "vsync/banned.h"
 
 #define REDIS_DEFAULT_PORT 6379
 #define REDIS_MAX_DB	   1000000

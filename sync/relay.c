@@ -79,6 +79,7 @@
 #include "vsync/pg.h"
 #include "vsync/redis.h"
 #include "vsync/util.h"
+#include "vsync/banned.h"
 
 #define RELAY_CHANNEL	     "file_changes"
 #define RELAY_PENDING_MAX    256 /* hinted projects kept; more: full scan */

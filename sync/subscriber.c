@@ -38,6 +38,7 @@
 #include "vsync/pg.h"
 #include "vsync/redis.h"
 #include "vsync/util.h"
+#include "vsync/banned.h"
 
 #define SUB_BLOCK_MS	   1000
 #define SUB_BATCH	   256

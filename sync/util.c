@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "vsync/clock.h"
+#include "vsync/banned.h"
 
 bool vs_uuid_valid(const char *s)
 {

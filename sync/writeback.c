@@ -85,6 +85,7 @@
 #include "vsync/metrics.h"
 #include "vsync/pg.h"
 #include "vsync/util.h"
+#include "vsync/banned.h"
 
 #define WB_BACKOFF_MIN_MS 100
 #define WB_BACKOFF_MAX_MS 5000

@@ -2,7 +2,8 @@
 #
 # run.sh - the test command: install what is missing (Debian 12, as root),
 # build a plain build (build/) and an ASan+UBSan build (build-asan/), and run
-# every unit and integration test in both with ctest. Exits non-zero if
+# every unit and integration test in both with ctest, after the source checks
+# of tests/lint/lint.sh (clang-format, banned.h). Exits non-zero if
 # anything fails. Integration tests start their own throwaway PostgreSQL and
 # Redis and skip (exit 77) where /dev/fuse is missing.
 #
@@ -29,6 +30,9 @@ step "build: ASan+UBSan (build-asan/)"
 vs_build build-asan -DCMAKE_BUILD_TYPE=Debug -DVSYNC_SANITIZE=ON
 
 status=0
+
+step "lint: clang-format, banned.h (tests/lint/lint.sh)"
+"$root/tests/lint/lint.sh" || status=1
 
 step "tests: plain build"
 (cd build && ctest --output-on-failure --timeout 600 "$@") || status=1

@@ -25,12 +25,13 @@ struct vs_writeback;
 
 struct vs_wb_result {
 	uint64_t lseq;
-	int error;	   /* 0 committed; -errno refused for good */
-	int64_t seq;	   /* the change it became (0 if none) */
-	int64_t version;   /* the path's new version */
-	char hash[VS_HASH_HEX_LEN + 1]; /* what is now current (merges!) */
-	int merged;	   /* 1: a three-way merge was committed */
-	int conflict;	   /* 1: committed over a concurrent edit */
+	int error;	 /* 0 committed; -errno refused for good */
+	int64_t seq;	 /* the change it became (0 if none) */
+	int64_t version; /* the path's new version */
+	/* what is now current (merges!) */
+	char hash[VS_HASH_HEX_LEN + 1];
+	int merged;   /* 1: a three-way merge was committed */
+	int conflict; /* 1: committed over a concurrent edit */
 };
 
 struct vs_wb_config {

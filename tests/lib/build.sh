@@ -24,6 +24,7 @@ VS_DEB_PACKAGES=(
 	libwebsockets-dev liblz4-dev libssl-dev
 	libcmocka-dev libgit2-dev librsync-dev
 	inotify-tools perl util-linux procps curl coreutils iproute2 git
+	clang-format
 )
 
 vs__deb_installed() {

@@ -22,6 +22,12 @@
  *    option without its value, unknown options (also "--x=1" and
  *    "--no-default-local=1") -> -EINVAL with a message naming them;
  *  - -h/--help and -V/--version accepted without positionals;
+ *  - getopt_long forms: bundled short flags ("-fs", "-fo VAL"), unique
+ *    abbreviations of long options ("--no-f"), "--" ending the options,
+ *    POSIXLY_CORRECT changing nothing;
+ *  - the values of --critical (and its limit), --ready-file, --notify-fd,
+ *    --control, --prefetch, --learn-seconds, --author, --max-file-size,
+ *    --no-follow, and their invalid values;
  *  - a short error buffer stays NUL-terminated.
  */
 #include <errno.h>
@@ -415,6 +421,122 @@ static void test_flags(void **state)
 	check_bool(true, p.o.writable, "--writable after --read-only");
 }
 
+static void test_getopt_forms(void **state)
+{
+	struct parsed p;
+
+	(void)state;
+	PARSE(&p, "-fs", "p", "m");
+	check_ok(&p);
+	check_bool(true, p.o.foreground, "foreground with -fs");
+	check_bool(true, p.o.single_thread, "single_thread with -fs");
+
+	PARSE(&p, "-fo", "allow_other", "p", "m", "-sdoro");
+	check_ok(&p);
+	check_int(2, p.o.n_fuse_opts, "number of -o options in bundles");
+	check_str("allow_other", p.o.fuse_opts[0], "-fo VAL");
+	check_str("ro", p.o.fuse_opts[1], "-sdoro");
+	check_bool(true, p.o.debug, "debug with -sdoro");
+
+	PARSE(&p, "p", "m", "-fo");
+	check_fails(&p, "option '-o' needs a value");
+	PARSE(&p, "p", "m", "--time");
+	check_fails(&p, "option '--timeout' needs a value");
+
+	/* unique abbreviations, as in vsyncctl */
+	PARSE(&p, "--no-f", "--time=7", "--read-o", "p", "m");
+	check_ok(&p);
+	check_bool(true, p.o.no_follow, "no_follow with --no-f");
+	check_int(7, p.o.timeout_ms, "--time=7");
+	check_bool(false, p.o.writable, "writable with --read-o");
+
+	/* "--" ends the options */
+	PARSE(&p, "-f", "--", "-p", "--m");
+	check_ok(&p);
+	check_str("-p", p.o.project, "project after --");
+	check_str("--m", p.o.mountpoint, "mountpoint after --");
+	PARSE(&p, "p", "--", "m", "x");
+	check_fails(&p, "unexpected argument 'x'");
+	PARSE(&p, "p", "--");
+	check_fails(&p, "need PROJECT and MOUNTPOINT");
+
+	/* options after the positionals even under POSIXLY_CORRECT */
+	setenv("POSIXLY_CORRECT", "1", 1);
+	PARSE(&p, "p", "m", "-f");
+	unsetenv("POSIXLY_CORRECT");
+	check_ok(&p);
+	check_bool(true, p.o.foreground,
+		   "-f after positionals, POSIXLY_CORRECT");
+}
+
+static void test_other_values(void **state)
+{
+	struct parsed p;
+	const char *args[VS_MOUNT_MAX_CRITICAL * 2 + 8];
+	size_t n = 0;
+
+	(void)state;
+	PARSE_NOENV(&p, "p", "m");
+	check_ok(&p);
+	check_bool(false, p.o.no_follow, "no_follow by default");
+	check_int(0, p.o.n_critical, "no --critical by default");
+	check_ptr(NULL, p.o.ready_file, "no --ready-file by default");
+	check_int(-1, p.o.notify_fd, "no --notify-fd by default");
+	check_ptr(NULL, p.o.control, "no --control by default");
+	check_int(4, p.o.prefetch, "default --prefetch");
+	check_int(10, p.o.learn_seconds, "default --learn-seconds");
+	check_ptr(NULL, p.o.author, "no --author by default");
+	check_int(64LL << 20, p.o.max_file_size, "default --max-file-size");
+
+	PARSE(&p, "--no-follow", "--critical", "src/*.ts", "--critical=*.json",
+	      "--ready-file", "/run/ready", "--notify-fd=3", "--control",
+	      ":9100", "--prefetch", "0", "--learn-seconds=3600", "--author",
+	      "me", "--max-file-size", "1", "p", "m");
+	check_ok(&p);
+	check_bool(true, p.o.no_follow, "--no-follow");
+	check_int(2, p.o.n_critical, "number of --critical");
+	check_str("src/*.ts", p.o.critical[0], "first --critical");
+	check_str("*.json", p.o.critical[1], "second --critical");
+	check_str("/run/ready", p.o.ready_file, "--ready-file");
+	check_int(3, p.o.notify_fd, "--notify-fd=3");
+	check_str(":9100", p.o.control, "--control");
+	check_int(0, p.o.prefetch, "--prefetch 0");
+	check_int(3600, p.o.learn_seconds, "--learn-seconds=3600");
+	check_str("me", p.o.author, "--author");
+	check_int(1, p.o.max_file_size, "--max-file-size 1");
+
+	PARSE(&p, "--notify-fd", "x", "p", "m");
+	check_fails(&p, "--notify-fd needs a file descriptor, not 'x'");
+	PARSE(&p, "--notify-fd=65536", "p", "m");
+	check_fails(&p, "--notify-fd needs a file descriptor, not '65536'");
+	PARSE(&p, "--prefetch", "65", "p", "m");
+	check_fails(&p, "--prefetch needs 0..64, not '65'");
+	PARSE(&p, "--learn-seconds=-1", "p", "m");
+	check_fails(&p, "--learn-seconds needs 0..3600, not '-1'");
+	PARSE(&p, "--max-file-size", "0", "p", "m");
+	check_fails(&p, "--max-file-size needs bytes, not '0'");
+	PARSE(&p, "--max-file-size=1099511627777", "p", "m");
+	check_fails(&p, "--max-file-size needs bytes, not '1099511627777'");
+	PARSE(&p, "p", "m", "--critical");
+	check_fails(&p, "option '--critical' needs a value");
+
+	for (int i = 0; i < VS_MOUNT_MAX_CRITICAL; i++) {
+		args[n++] = "--critical";
+		args[n++] = "*";
+	}
+	args[n++] = "p";
+	args[n++] = "m";
+	args[n] = NULL;
+	parse_with(&p, NULL, args);
+	check_ok(&p);
+	check_int(VS_MOUNT_MAX_CRITICAL, p.o.n_critical,
+		  "number of --critical at the limit");
+	args[n++] = "--critical=*";
+	args[n] = NULL;
+	parse_with(&p, NULL, args);
+	check_fails(&p, "too many --critical globs");
+}
+
 static void test_missing_positionals(void **state)
 {
 	struct parsed p;
@@ -442,7 +564,12 @@ static void test_unknown_options(void **state)
 	    {"--help=yes", "unknown option '--help=yes'"},
 	    {"--a-very-long-option-name-past-the-buffer=1",
 	     "unknown option '--a-very-long-option-name-past-the-buffer=1'"},
-	    {"-fs", "unknown option '-fs'"},
+	    {"-fx", "unknown option '-x'"},
+	    {"--help=yes", "(--help takes no value)"},
+	    {"--read", "ambiguous option '--read'"},
+	    {"--cache=/c", "ambiguous option '--cache=/c'"},
+	    {"--=1", "unknown option '--=1'"},
+	    {"---pg", "unknown option '---pg'"},
 	};
 	struct parsed p;
 
@@ -503,6 +630,8 @@ int main(void)
 	    T(test_env_fallbacks),
 	    T(test_timeouts),
 	    T(test_flags),
+	    T(test_getopt_forms),
+	    T(test_other_values),
 	    T(test_missing_positionals),
 	    T(test_unknown_options),
 	    T(test_help_version),
