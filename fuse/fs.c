@@ -985,14 +985,20 @@ static void vs_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 static void learn_record(struct vs_fs *fs, struct vs_inode *in)
 {
 	char path[PATH_MAX];
+	int64_t until;
 	char *copy;
 
-	if (in->learned || !fs->learn_until_ms)
+	/* unlocked first looks, so that an open after the learning takes no
+	 * lock; both are decided again under learn_lock */
+	if (atomic_load_explicit(&in->learned, memory_order_relaxed) ||
+	    atomic_load_explicit(&fs->learn_until_ms, memory_order_relaxed) ==
+		0)
 		return;
 	pthread_mutex_lock(&fs->learn_lock);
-	if (!in->learned && fs->learn_until_ms &&
-	    vs_mono_ms() < fs->learn_until_ms && fs->nlearned < VS_LEARN_MAX) {
-		in->learned = true;
+	until = atomic_load(&fs->learn_until_ms);
+	if (!atomic_load(&in->learned) && until && vs_mono_ms() < until &&
+	    fs->nlearned < VS_LEARN_MAX) {
+		atomic_store(&in->learned, true);
 		pthread_mutex_lock(&fs->table.lock);
 		copy = inode_path(in, path, sizeof(path)) == 0 ? strdup(path)
 							       : NULL;
@@ -1009,7 +1015,8 @@ void vs_fs_learn_start(struct vs_fs *fs, int seconds)
 	if (!fs->learned)
 		fs->learned = calloc(VS_LEARN_MAX, sizeof(*fs->learned));
 	if (fs->learned && seconds > 0)
-		fs->learn_until_ms = vs_mono_ms() + (int64_t)seconds * 1000;
+		atomic_store(&fs->learn_until_ms,
+			     vs_mono_ms() + (int64_t)seconds * 1000);
 	pthread_mutex_unlock(&fs->learn_lock);
 }
 
@@ -1020,7 +1027,7 @@ int vs_fs_learned(struct vs_fs *fs, char ***paths, size_t *n)
 	*n = fs->nlearned;
 	fs->learned = NULL;
 	fs->nlearned = 0;
-	fs->learn_until_ms = 0;
+	atomic_store(&fs->learn_until_ms, 0);
 	pthread_mutex_unlock(&fs->learn_lock);
 	return 0;
 }

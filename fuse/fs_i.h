@@ -76,9 +76,10 @@ struct vs_fs {
 	int64_t own_newest;
 
 	/* the learned list: synced files in the order of their first open
-	 * while learning; protected by learn_lock */
+	 * while learning; protected by learn_lock. learn_until_ms is written
+	 * under it and atomic for the unlocked first look of every open. */
 	pthread_mutex_t learn_lock;
-	int64_t learn_until_ms; /* monotonic; 0: not learning */
+	_Atomic int64_t learn_until_ms; /* monotonic; 0: not learning */
 	char **learned;
 	size_t nlearned;
 };
