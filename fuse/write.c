@@ -638,10 +638,13 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	if (r == 0 && (strlen(to) + 1 + strlen(newname) > VS_PATH_MAX ||
 		       strlen(to) + 1 + strlen(newname) >= sizeof(to)))
 		r = -ENAMETOOLONG;
-	if (r == 0 && newparent != fs->table.root)
-		strcat(to, "/");
-	if (r == 0)
-		strcat(to, newname);
+	if (r == 0) {
+		size_t len = strlen(to);
+
+		if (newparent != fs->table.root)
+			to[len++] = '/';
+		memcpy(to + len, newname, strlen(newname) + 1);
+	}
 	if (r == 0 && old)
 		over_dir = old->kind == VS_KIND_DIR;
 out:
