@@ -1,6 +1,7 @@
 /*
- * fs_i.h - state shared by the FUSE request handlers (fs.c) and the
- * updater that applies remote changes (update.c). Internal to fuse/.
+ * fs_i.h - state shared by the FUSE request handlers (fs.c, local.c,
+ * synced.c, write.c) and the updater that applies remote changes
+ * (update.c). Internal to fuse/.
  *
  * A remote change is made visible the way a local save would be (see
  * ../shared/notes/fuse-remote-changes.md): the updater thread makes the

@@ -59,7 +59,7 @@ struct vs_inode {
 
 	/* local: st_ino in the upper layer; a local file whose name went
 	 * while the kernel still knew it is reached through an O_PATH fd
-	 * kept in @fd ("detached", see fs.c local_detach), set once under
+	 * kept in @fd ("detached", see local.c local_detach), set once under
 	 * the table lock */
 	ino_t upper_ino;
 
