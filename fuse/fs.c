@@ -6,7 +6,7 @@
  * A request is for one of three kinds of path, each served by its own
  * file; the handlers here only resolve the inode(s) and dispatch:
  *  - the updater's own call through the mountpoint (fs_own_request: a
- *    remote change being made visible) goes to update.c (remote_*), which
+ *    remote change being made visible) goes to update.c (update_*), which
  *    applies it to the inode table;
  *  - a local-only path (node_modules/, dist/ ...: a local inode, or a name
  *    that vs_name_is_local() says is local in a synced directory) goes to
@@ -253,7 +253,7 @@ static void vs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	else if (in->local)
 		local_setattr(req, fs, in, path, attr, valid, fi);
 	else if (fs_own_request(fs, req))
-		remote_setattr(req, fs, in, attr, valid);
+		update_setattr(req, fs, in, attr, valid);
 	else
 		synced_setattr(req, fs, in, attr, valid, fi);
 }
@@ -285,7 +285,7 @@ static void vs_mknod(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 	int r;
 
 	if (fs_own_request(fs, req)) {
-		remote_create(req, fs, parent_ino, name, VS_KIND_FILE);
+		update_create(req, fs, parent_ino, name, VS_KIND_FILE);
 		return;
 	}
 	r = resolve_new(fs, parent_ino, name, &parent, &local);
@@ -306,7 +306,7 @@ static void vs_mkdir(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 	int r;
 
 	if (fs_own_request(fs, req)) {
-		remote_create(req, fs, parent_ino, name, VS_KIND_DIR);
+		update_create(req, fs, parent_ino, name, VS_KIND_DIR);
 		return;
 	}
 	r = resolve_new(fs, parent_ino, name, &parent, &local);
@@ -327,7 +327,7 @@ static void vs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent_ino,
 	int r;
 
 	if (fs_own_request(fs, req)) {
-		remote_create(req, fs, parent_ino, name, VS_KIND_SYMLINK);
+		update_create(req, fs, parent_ino, name, VS_KIND_SYMLINK);
 		return;
 	}
 	r = resolve_new(fs, parent_ino, name, &parent, &local);
@@ -370,7 +370,7 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino,
 	int r;
 
 	if (fs_own_request(fs, req)) {
-		remote_remove(req, fs, parent_ino, name, flags & AT_REMOVEDIR);
+		update_remove(req, fs, parent_ino, name, flags & AT_REMOVEDIR);
 		return;
 	}
 	r = resolve(fs, parent_ino, &parent, NULL, 0);
@@ -402,7 +402,7 @@ static void vs_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 	int r;
 
 	if (fs_own_request(fs, req)) {
-		remote_rename(req, fs, parent_ino, name, newparent_ino,
+		update_rename(req, fs, parent_ino, name, newparent_ino,
 			      newname);
 		return;
 	}

@@ -127,17 +127,17 @@ bool fs_dirbuf_add(fuse_req_t req, struct fs_dirbuf *b, const char *name,
  * hands them over once fs_own_request() says so; each replies. ---- */
 
 /* mknod/mkdir/symlink of a remote creation: the inode from fs->pending */
-void remote_create(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
+void update_create(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
 		   const char *name, enum vs_kind kind);
 /* unlink/rmdir of a remote deletion */
-void remote_remove(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
+void update_remove(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
 		   const char *name, bool dir);
 /* rename of a remote move (replacing a file at the target) */
-void remote_rename(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
+void update_rename(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
 		   const char *name, fuse_ino_t newparent_ino,
 		   const char *newname);
 /* utimensat/chmod of synced @in after a remote edit: applied, not synced */
-void remote_setattr(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
+void update_setattr(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 		    const struct stat *attr, int valid);
 
 /* ---- writes to synced paths (fuse/write.c); all return 0 or -errno and

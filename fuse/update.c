@@ -23,7 +23,7 @@
  * those are served by other FUSE threads (the loop is multithreaded).
  *
  * vs_fs_apply runs on the updater thread only; the handlers of its calls
- * through the mountpoint (remote_*, at the end) run on the FUSE threads
+ * through the mountpoint (update_*, at the end) run on the FUSE threads
  * that serve them, and take the table lock only.
  */
 #include <errno.h>
@@ -452,7 +452,7 @@ int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
  * or journaling it: it is in PostgreSQL already.
  */
 
-void remote_create(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
+void update_create(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
 		   const char *name, enum vs_kind kind)
 {
 	struct vs_pending *p = &fs->pending;
@@ -499,7 +499,7 @@ out:
 		fuse_reply_entry(req, &e);
 }
 
-void remote_remove(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
+void update_remove(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
 		   const char *name, bool dir)
 {
 	struct vs_inode *parent, *in = NULL;
@@ -523,7 +523,7 @@ void remote_remove(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
 	fuse_reply_err(req, -r);
 }
 
-void remote_rename(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
+void update_rename(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
 		   const char *name, fuse_ino_t newparent_ino,
 		   const char *newname)
 {
@@ -563,7 +563,7 @@ out:
 	fuse_reply_err(req, -r);
 }
 
-void remote_setattr(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
+void update_setattr(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 		    const struct stat *attr, int valid)
 {
 	struct stat st;
