@@ -1,6 +1,7 @@
 /*
- * fs_i.h - state shared by the FUSE request handlers (fs.c) and the
- * updater that applies remote changes (update.c). Internal to fuse/.
+ * fs_i.h - state shared by the FUSE request handlers (fs.c, local.c,
+ * synced.c, write.c) and the updater that applies remote changes
+ * (update.c). Internal to fuse/.
  *
  * A remote change is made visible the way a local save would be (see
  * ../shared/notes/fuse-remote-changes.md): the updater thread makes the
@@ -9,6 +10,11 @@
  * by its thread id, applies it to the inode table instead of refusing it.
  * Content is made local and verified before any of that, so a reader woken
  * by the event reads the new bytes.
+ *
+ * The handlers are split by the kind of request (fs.c dispatches): the
+ * updater's own (update.c, below), local-only paths (local.c, local_i.h)
+ * and synced paths (synced.c, synced_i.h; their writes go through write.c,
+ * below).
  */
 #ifndef VSYNC_FUSE_FS_I_H
 #define VSYNC_FUSE_FS_I_H
@@ -76,19 +82,63 @@ struct vs_fs {
 	int64_t own_newest;
 
 	/* the learned list: synced files in the order of their first open
-	 * while learning; protected by learn_lock */
+	 * while learning; protected by learn_lock. learn_until_ms is written
+	 * under it and atomic for the unlocked first look of every open. */
 	pthread_mutex_t learn_lock;
-	int64_t learn_until_ms; /* monotonic; 0: not learning */
+	_Atomic int64_t learn_until_ms; /* monotonic; 0: not learning */
 	char **learned;
 	size_t nlearned;
 };
 
+/* ---- shared by the handlers (fs.c) ---- */
+
+/* d_ino of a listed entry whose inode the kernel will look up itself */
+#define VS_UNKNOWN_INO 0xffffffffu
+
 /* Is @req the updater's own call through the mountpoint? */
 bool fs_own_request(struct vs_fs *fs, fuse_req_t req);
 
-/* Attributes of synced inode @in. Caller holds table.lock. */
-void fs_synced_stat(const struct vs_fs *fs, const struct vs_inode *in,
-		    struct stat *st);
+/*
+ * Path of @in (plus "/@name" if @name) relative to the upper layer, "."
+ * for the root. Takes the table lock. 0 or -ENAMETOOLONG.
+ */
+int fs_upper_path(struct vs_fs *fs, struct vs_inode *in, const char *name,
+		  char *buf, size_t size);
+
+/* An entry of inode @ino with attributes @st and the mount's timeouts. */
+void fs_fill_entry(struct vs_fs *fs, struct fuse_entry_param *e,
+		   const struct stat *st, fuse_ino_t ino);
+
+/* Reply with a negative entry (ino 0), cached like a positive one: module
+ * resolution probes many names that do not exist. */
+void fs_reply_negative(fuse_req_t req, struct vs_fs *fs);
+
+/* A reply buffer for readdir. */
+struct fs_dirbuf {
+	char *p;
+	size_t size, len;
+};
+
+/* Add one entry; false when the buffer is full. */
+bool fs_dirbuf_add(fuse_req_t req, struct fs_dirbuf *b, const char *name,
+		   fuse_ino_t ino, mode_t type, off_t next);
+
+/* ---- the updater's own calls through the mountpoint (update.c): fs.c
+ * hands them over once fs_own_request() says so; each replies. ---- */
+
+/* mknod/mkdir/symlink of a remote creation: the inode from fs->pending */
+void update_create(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
+		   const char *name, enum vs_kind kind);
+/* unlink/rmdir of a remote deletion */
+void update_remove(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
+		   const char *name, bool dir);
+/* rename of a remote move (replacing a file at the target) */
+void update_rename(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
+		   const char *name, fuse_ino_t newparent_ino,
+		   const char *newname);
+/* utimensat/chmod of synced @in after a remote edit: applied, not synced */
+void update_setattr(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
+		    const struct stat *attr, int valid);
 
 /* ---- writes to synced paths (fuse/write.c); all return 0 or -errno and
  * journal what they change. Callers hold no lock. ---- */

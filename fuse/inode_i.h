@@ -23,6 +23,7 @@
 #define VSYNC_FUSE_INODE_I_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,11 +36,12 @@ struct vs_inode {
 	struct vs_inode *parent; /* NULL for the root */
 	char *name;		 /* "" for the root */
 	enum vs_kind kind;
-	bool local;	  /* lives in the upper layer */
-	bool removed;	  /* synced, unlinked: freed at nlookup 0 */
-	bool replaced;	  /* removed: a new inode took its name */
-	bool learned;	  /* first open recorded (fs learn_lock) */
-	uint64_t nlookup; /* kernel lookup count */
+	bool local;	     /* lives in the upper layer */
+	bool removed;	     /* synced, unlinked: freed at nlookup 0 */
+	bool replaced;	     /* removed: a new inode took its name */
+	atomic_bool learned; /* first open recorded (set under fs
+				learn_lock; read unlocked first) */
+	uint64_t nlookup;    /* kernel lookup count */
 
 	/* synced metadata */
 	uint32_t mode; /* permission bits */
@@ -57,7 +59,7 @@ struct vs_inode {
 
 	/* local: st_ino in the upper layer; a local file whose name went
 	 * while the kernel still knew it is reached through an O_PATH fd
-	 * kept in @fd ("detached", see fs.c local_detach), set once under
+	 * kept in @fd ("detached", see local.c local_detach), set once under
 	 * the table lock */
 	ino_t upper_ino;
 

@@ -21,6 +21,10 @@
  *    mountpoint (IN_DELETE, IN_MOVED_FROM/IN_MOVED_TO).
  * No lock is held across a notification or a call through the mountpoint:
  * those are served by other FUSE threads (the loop is multithreaded).
+ *
+ * vs_fs_apply runs on the updater thread only; the handlers of its calls
+ * through the mountpoint (update_*, at the end) run on the FUSE threads
+ * that serve them, and take the table lock only.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +36,7 @@
 #include <unistd.h>
 
 #include "fs_i.h"
+#include "synced_i.h"
 #include "vsync/change.h"
 #include "vsync/content.h"
 #include "vsync/log.h"
@@ -438,4 +443,141 @@ int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 		}
 		return put_path(fs, c->path, &c->state, c->delta_base);
 	}
+}
+
+/* ---- the handlers of the updater's own calls through the mountpoint ----
+ *
+ * They run on the FUSE threads, while the updater waits in its call: fs.c
+ * hands a request over here when fs_own_request() says it is the
+ * updater's. They apply the change to the inode table instead of refusing
+ * or journaling it: it is in PostgreSQL already.
+ */
+
+void update_create(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
+		   const char *name, enum vs_kind kind)
+{
+	struct vs_pending *p = &fs->pending;
+	struct fuse_entry_param e;
+	struct vs_inode *dir, *in = NULL;
+	int r = -EIO;
+
+	pthread_mutex_lock(&fs->table.lock);
+	dir = inode_table_get(&fs->table, parent_ino);
+	if (!p->active || p->parent_ino != parent_ino ||
+	    strcmp(p->name, name) != 0 || p->st.kind != kind || !dir) {
+		vs_error("internal error: updater created '%s' with no "
+			 "matching pending change",
+			 name);
+		goto out;
+	}
+	if (inode_child_find(dir, name)) {
+		r = -EEXIST;
+		goto out;
+	}
+	r = inode_synced_child(&fs->table, dir, name, kind, &in);
+	if (r < 0)
+		goto out;
+	in->mode = p->st.mode & 07777;
+	in->size = kind == VS_KIND_DIR ? 0 : p->st.size;
+	in->mtime_ns = p->st.mtime_ns;
+	in->version = p->st.version;
+	memcpy(in->hash, p->st.hash, sizeof(in->hash));
+	if (kind == VS_KIND_SYMLINK) {
+		in->target = strdup(p->target);
+		in->size = strlen(p->target);
+	}
+	in->fd = p->fd; /* no reader can hold fd_lock on a new inode */
+	p->fd = -1;
+	p->active = false;
+	in->nlookup++;
+	synced_entry(fs, in, &e);
+	r = 0;
+out:
+	pthread_mutex_unlock(&fs->table.lock);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+void update_remove(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
+		   const char *name, bool dir)
+{
+	struct vs_inode *parent, *in = NULL;
+	int r = 0;
+
+	pthread_mutex_lock(&fs->table.lock);
+	parent = inode_table_get(&fs->table, parent_ino);
+	if (parent && !parent->local)
+		in = inode_child_find(parent, name);
+	if (!in)
+		r = -ENOENT;
+	else if (dir && in->kind != VS_KIND_DIR)
+		r = -ENOTDIR;
+	else if (!dir && in->kind == VS_KIND_DIR)
+		r = -EISDIR;
+	else if (in->nchildren)
+		r = -ENOTEMPTY;
+	else
+		inode_synced_remove(&fs->table, in);
+	pthread_mutex_unlock(&fs->table.lock);
+	fuse_reply_err(req, -r);
+}
+
+void update_rename(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
+		   const char *name, fuse_ino_t newparent_ino,
+		   const char *newname)
+{
+	struct vs_inode *parent, *newparent, *in = NULL, *old;
+	int r = 0;
+
+	pthread_mutex_lock(&fs->table.lock);
+	parent = inode_table_get(&fs->table, parent_ino);
+	newparent = inode_table_get(&fs->table, newparent_ino);
+	if (parent && newparent && !parent->local && !newparent->local)
+		in = inode_child_find(parent, name);
+	if (!in) {
+		r = -ENOENT;
+		goto out;
+	}
+	old = inode_child_find(newparent, newname);
+	if (old == in)
+		goto out;
+	if (old && (old->kind == VS_KIND_DIR || in->kind == VS_KIND_DIR)) {
+		r = old->kind == VS_KIND_DIR && !old->nchildren &&
+			    in->kind == VS_KIND_DIR
+			? 0
+			: -EEXIST;
+		if (r < 0)
+			goto out;
+	}
+	for (struct vs_inode *p = newparent; p; p = p->parent)
+		if (p == in) {
+			r = -EINVAL; /* into itself */
+			goto out;
+		}
+	if (old)
+		inode_synced_remove(&fs->table, old);
+	r = inode_synced_move(in, newparent, newname);
+out:
+	pthread_mutex_unlock(&fs->table.lock);
+	fuse_reply_err(req, -r);
+}
+
+void update_setattr(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
+		    const struct stat *attr, int valid)
+{
+	struct stat st;
+
+	/* the updater touching a changed file: apply, sync nothing */
+	pthread_mutex_lock(&fs->table.lock);
+	if (valid & FUSE_SET_ATTR_MODE)
+		in->mode = attr->st_mode & 07777;
+	if ((valid & FUSE_SET_ATTR_MTIME) && !(valid & FUSE_SET_ATTR_MTIME_NOW))
+		in->mtime_ns = (int64_t)attr->st_mtim.tv_sec * 1000000000 +
+			       attr->st_mtim.tv_nsec;
+	in->atime_set = false; /* a new version: atime follows */
+	synced_stat(fs, in, &st);
+	pthread_mutex_unlock(&fs->table.lock);
+	fuse_reply_attr(req, &st, fs->cfg.attr_timeout);
 }

@@ -1,0 +1,509 @@
+/*
+ * synced.c - the FUSE handlers of synced paths (synced_i.h), and the
+ * learned list (fs.h, vs_fs_learn_start).
+ *
+ * DESIGN
+ * Synced paths are served from the in-memory inode table (inode_i.h) and
+ * the verified content cache; writes to them go through write.c (working
+ * copies, the journal, the write-back) or, with --read-only, are refused
+ * with EROFS. What is here answers the kernel: metadata from the table,
+ * content from the cache (opened on first open), listings from the table
+ * plus the local-only names present in the upper layer at the same path;
+ * write.c changes the tree and journals, and replies to no one.
+ *
+ * Runs on the FUSE threads. A handler never holds table->lock while
+ * waiting on the network: content is fetched under the inode's own
+ * fd_lock only (the lock order is fs_i.h's and write.c's). Kernel caching
+ * is long-lived (entry/attr timeouts, keep_cache, cached directory
+ * listings) because nothing changes a synced path behind the kernel's
+ * back without the mount invalidating it (update.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "synced_i.h"
+#include "vsync/clock.h"
+#include "vsync/content.h"
+#include "vsync/log.h"
+#include "vsync/banned.h"
+
+/*
+ * fi->fh of an open of a synced file that may write (not --read-only):
+ * its RELEASE, the last close, is a commit point. Other opens of synced
+ * files have fh 0.
+ */
+#define SYNCED_WRITER 1
+
+#define VS_LEARN_MAX 4096
+
+static mode_t kind_type(enum vs_kind k)
+{
+	switch (k) {
+	case VS_KIND_DIR:
+		return S_IFDIR;
+	case VS_KIND_SYMLINK:
+		return S_IFLNK;
+	default:
+		return S_IFREG;
+	}
+}
+
+void synced_stat(const struct vs_fs *fs, const struct vs_inode *in,
+		 struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = in->ino;
+	st->st_mode = kind_type(in->kind) | (in->mode & 07777);
+	/* an unlinked file still open somewhere has no links left */
+	st->st_nlink = in->removed ? 0 : in->kind == VS_KIND_DIR ? 2 : 1;
+	st->st_uid = fs->cfg.uid;
+	st->st_gid = fs->cfg.gid;
+	st->st_size = (off_t)in->size;
+	st->st_blksize = 4096;
+	st->st_blocks = (blkcnt_t)((in->size + 511) / 512);
+	st->st_mtim.tv_sec = in->mtime_ns / 1000000000;
+	st->st_mtim.tv_nsec = in->mtime_ns % 1000000000;
+	st->st_atim = st->st_mtim;
+	if (in->atime_set) {
+		st->st_atim.tv_sec = in->atime_ns / 1000000000;
+		st->st_atim.tv_nsec = in->atime_ns % 1000000000;
+	}
+	st->st_ctim = st->st_mtim;
+}
+
+void synced_entry(struct vs_fs *fs, const struct vs_inode *in,
+		  struct fuse_entry_param *e)
+{
+	struct stat st;
+
+	synced_stat(fs, in, &st);
+	fs_fill_entry(fs, e, &st, in->ino);
+}
+
+/* Reply with the attributes of @in. */
+static void reply_attr(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in)
+{
+	struct stat st;
+
+	pthread_mutex_lock(&fs->table.lock);
+	synced_stat(fs, in, &st);
+	pthread_mutex_unlock(&fs->table.lock);
+	fuse_reply_attr(req, &st, fs->cfg.attr_timeout);
+}
+
+/* Reply with the entry of @in (its lookup already counted). */
+static void reply_entry(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in)
+{
+	struct fuse_entry_param e;
+
+	pthread_mutex_lock(&fs->table.lock);
+	synced_entry(fs, in, &e);
+	pthread_mutex_unlock(&fs->table.lock);
+	fuse_reply_entry(req, &e);
+}
+
+void synced_lookup(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
+		   const char *name)
+{
+	struct fuse_entry_param e;
+	struct vs_inode *in;
+
+	pthread_mutex_lock(&fs->table.lock);
+	in = inode_child_find(parent, name);
+	if (!in) {
+		pthread_mutex_unlock(&fs->table.lock);
+		fs_reply_negative(req, fs);
+		return;
+	}
+	in->nlookup++;
+	synced_entry(fs, in, &e);
+	pthread_mutex_unlock(&fs->table.lock);
+	fuse_reply_entry(req, &e);
+}
+
+void synced_getattr(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in)
+{
+	reply_attr(req, fs, in);
+}
+
+void synced_setattr(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
+		    const struct stat *attr, int valid,
+		    struct fuse_file_info *fi)
+{
+	int r = fs->cfg.journal ? fsw_setattr(fs, in, attr, valid) : -EROFS;
+
+	/* truncate(2) of a path: no close follows to journal it (an open's
+	 * O_TRUNC comes with the open, atomic_o_trunc) */
+	if (r == 0 && (valid & FUSE_SET_ATTR_SIZE) && !(fi && fi->fh))
+		r = fsw_flush(fs, in);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		reply_attr(req, fs, in);
+}
+
+void synced_readlink(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in)
+{
+	char target[PATH_MAX + 1];
+
+	pthread_mutex_lock(&fs->table.lock);
+	snprintf(target, sizeof(target), "%s", in->target);
+	pthread_mutex_unlock(&fs->table.lock);
+	fuse_reply_readlink(req, target);
+}
+
+/* Can @name be a synced path's component (PostgreSQL stores it as it is:
+ * UTF-8, no control characters)? Logs a refusal. */
+static bool synced_name_ok(const char *name)
+{
+	if (vs_path_syncable(name, strlen(name)) == 0)
+		return true;
+	vs_warn("refusing the name '%s' on a synced path: not UTF-8 or has "
+		"control characters (EINVAL)",
+		name);
+	return false;
+}
+
+/*
+ * Common start of the calls that create @name in synced @parent: 0 with
+ * --writable (the caller creates it with fsw_create), EROFS without.
+ */
+static int may_create(struct vs_fs *fs, struct vs_inode *parent,
+		      const char *name)
+{
+	bool exists;
+
+	pthread_mutex_lock(&fs->table.lock);
+	exists = inode_child_find(parent, name) != NULL;
+	pthread_mutex_unlock(&fs->table.lock);
+	if (exists)
+		return -EEXIST;
+	if (!fs->cfg.journal)
+		return -EROFS;
+	return synced_name_ok(name) ? 0 : -EINVAL;
+}
+
+/* Create @name in @parent (--writable, may_create said so) and reply. */
+static void create_reply(fuse_req_t req, struct vs_fs *fs,
+			 struct vs_inode *parent, const char *name,
+			 enum vs_kind kind, mode_t mode, const char *target)
+{
+	struct vs_inode *in = NULL;
+	int r = fsw_create(fs, parent, name, kind, mode, target, &in);
+
+	if (r == 0 && kind == VS_KIND_FILE)
+		r = fsw_flush(fs, in); /* mknod: no close will follow */
+	if (r < 0 && !in) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	reply_entry(req, fs, in);
+}
+
+void synced_mknod(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
+		  const char *name, mode_t mode)
+{
+	int r = may_create(fs, parent, name);
+
+	if (r == 0 && !S_ISREG(mode))
+		r = -EPERM; /* no fifos or devices */
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		create_reply(req, fs, parent, name, VS_KIND_FILE, mode, NULL);
+}
+
+void synced_mkdir(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
+		  const char *name, mode_t mode)
+{
+	int r = may_create(fs, parent, name);
+
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		create_reply(req, fs, parent, name, VS_KIND_DIR, mode, NULL);
+}
+
+void synced_symlink(fuse_req_t req, struct vs_fs *fs, const char *link,
+		    struct vs_inode *parent, const char *name)
+{
+	int r = may_create(fs, parent, name);
+
+	if (r == 0 && strlen(link) > VS_PATH_MAX)
+		r = -ENAMETOOLONG;
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		create_reply(req, fs, parent, name, VS_KIND_SYMLINK, 0777,
+			     link);
+}
+
+void synced_link(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
+		 const char *name)
+{
+	int r = may_create(fs, parent, name);
+
+	/* a local file linked into a synced directory */
+	fuse_reply_err(req, r < 0 ? -r : EXDEV);
+}
+
+void synced_create(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
+		   const char *name, mode_t mode, struct fuse_file_info *fi)
+{
+	struct fuse_entry_param e;
+	struct vs_inode *in = NULL;
+	int r;
+
+	r = may_create(fs, parent, name);
+	if (r == 0)
+		r = fsw_create(fs, parent, name, VS_KIND_FILE, mode, NULL, &in);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	pthread_mutex_lock(&fs->table.lock);
+	synced_entry(fs, in, &e);
+	pthread_mutex_unlock(&fs->table.lock);
+	fi->fh = SYNCED_WRITER;
+	fi->keep_cache = 1;
+	fuse_reply_create(req, &e, fi);
+}
+
+void synced_remove(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
+		   const char *name, bool dir)
+{
+	bool exists;
+	int r;
+
+	if (fs->cfg.journal) {
+		r = fsw_remove(fs, parent, name, dir);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	pthread_mutex_lock(&fs->table.lock);
+	exists = inode_child_find(parent, name) != NULL;
+	pthread_mutex_unlock(&fs->table.lock);
+	fuse_reply_err(req, exists ? EROFS : ENOENT);
+}
+
+void synced_rename(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
+		   const char *name, struct vs_inode *newparent,
+		   const char *newname, unsigned int flags)
+{
+	int r = synced_name_ok(newname)
+		    ? fsw_rename(fs, parent, name, newparent, newname, flags)
+		    : -EINVAL;
+
+	fuse_reply_err(req, -r);
+}
+
+/* While learning, note the first open of synced file @in. */
+static void learn_record(struct vs_fs *fs, struct vs_inode *in)
+{
+	char path[PATH_MAX];
+	int64_t until;
+	char *copy;
+
+	/* unlocked first looks, so that an open after the learning takes no
+	 * lock; both are decided again under learn_lock */
+	if (atomic_load_explicit(&in->learned, memory_order_relaxed) ||
+	    atomic_load_explicit(&fs->learn_until_ms, memory_order_relaxed) ==
+		0)
+		return;
+	pthread_mutex_lock(&fs->learn_lock);
+	until = atomic_load(&fs->learn_until_ms);
+	if (!atomic_load(&in->learned) && until && vs_mono_ms() < until &&
+	    fs->nlearned < VS_LEARN_MAX) {
+		atomic_store(&in->learned, true);
+		pthread_mutex_lock(&fs->table.lock);
+		copy = inode_path(in, path, sizeof(path)) == 0 ? strdup(path)
+							       : NULL;
+		pthread_mutex_unlock(&fs->table.lock);
+		if (copy)
+			fs->learned[fs->nlearned++] = copy;
+	}
+	pthread_mutex_unlock(&fs->learn_lock);
+}
+
+void vs_fs_learn_start(struct vs_fs *fs, int seconds)
+{
+	pthread_mutex_lock(&fs->learn_lock);
+	if (!fs->learned)
+		fs->learned = calloc(VS_LEARN_MAX, sizeof(*fs->learned));
+	if (fs->learned && seconds > 0)
+		atomic_store(&fs->learn_until_ms,
+			     vs_mono_ms() + (int64_t)seconds * 1000);
+	pthread_mutex_unlock(&fs->learn_lock);
+}
+
+int vs_fs_learned(struct vs_fs *fs, char ***paths, size_t *n)
+{
+	pthread_mutex_lock(&fs->learn_lock);
+	*paths = fs->learned;
+	*n = fs->nlearned;
+	fs->learned = NULL;
+	fs->nlearned = 0;
+	atomic_store(&fs->learn_until_ms, 0);
+	pthread_mutex_unlock(&fs->learn_lock);
+	return 0;
+}
+
+void synced_open(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
+		 struct fuse_file_info *fi)
+{
+	char spath[PATH_MAX];
+	int r = 0, fd;
+
+	if (in->kind == VS_KIND_DIR) {
+		r = -EISDIR;
+		goto fail;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		/* (fsw_open: ESTALE for an inode a remote edit has just
+		 * replaced; a reader reads the old version whole) */
+		r = fs->cfg.journal ? fsw_open(fs, in, fi->flags) : -EROFS;
+		if (r < 0)
+			goto fail;
+	}
+	pthread_rwlock_wrlock(&in->fd_lock);
+	if (in->fd < 0 && in->wfd < 0 && in->hash[0]) {
+		pthread_mutex_lock(&fs->table.lock);
+		r = inode_path(in, spath, sizeof(spath));
+		pthread_mutex_unlock(&fs->table.lock);
+		if (r == 0)
+			r = vs_content_open(fs->cfg.content, in->hash, in->size,
+					    spath, &fd);
+		if (r == 0)
+			in->fd = fd;
+	}
+	pthread_rwlock_unlock(&in->fd_lock);
+	if (r < 0)
+		goto fail;
+	learn_record(fs, in);
+	fi->fh = 0;
+	if (fs->cfg.journal &&
+	    ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))) {
+		fi->fh = SYNCED_WRITER;
+	}
+	fi->keep_cache = 1;
+	fuse_reply_open(req, fi);
+	return;
+fail:
+	fuse_reply_err(req, -r);
+}
+
+void synced_read(fuse_req_t req, struct vs_inode *in, size_t size, off_t off)
+{
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].pos = off;
+	/* shared: the updater cannot swap (and close) the fd under us */
+	pthread_rwlock_rdlock(&in->fd_lock);
+	buf.buf[0].fd = in->wfd >= 0 ? in->wfd : in->fd;
+	if (buf.buf[0].fd < 0)
+		fuse_reply_err(req, EIO);
+	else
+		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	pthread_rwlock_unlock(&in->fd_lock);
+}
+
+void synced_write_buf(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
+		      struct fuse_bufvec *in_buf, off_t off)
+{
+	size_t written = 0;
+	int r =
+	    fs->cfg.journal ? fsw_write(fs, in, in_buf, off, &written) : -EROFS;
+
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_write(req, written);
+}
+
+void synced_release(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in)
+{
+	/* the last close of a synced file opened for writing: a commit point
+	 * (journaled; committed behind) */
+	int r = fsw_flush(fs, in);
+
+	fuse_reply_err(req, -r);
+}
+
+void synced_fsync(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in)
+{
+	int r = 0;
+
+	/* returns once PostgreSQL has it (EIO if it cannot) */
+	if (fs->cfg.journal && in->kind == VS_KIND_FILE)
+		r = fsw_fsync(fs, in);
+	fuse_reply_err(req, -r);
+}
+
+void synced_opendir(fuse_req_t req, struct fuse_file_info *fi)
+{
+	fi->fh = 0;
+	fi->keep_cache = 1;
+	fi->cache_readdir = 1;
+	fuse_reply_open(req, fi);
+}
+
+/*
+ * ".", "..", the children in name order, then the local-only names present
+ * in the upper layer at the same path. The offset of an entry is its
+ * position plus one, stable while the tree is.
+ */
+void synced_readdir(fuse_req_t req, struct vs_fs *fs, struct vs_inode *dir,
+		    struct fs_dirbuf *b, off_t off)
+{
+	char path[PATH_MAX];
+	size_t n, k;
+	off_t pos;
+
+	pthread_mutex_lock(&fs->table.lock);
+	n = dir->nchildren;
+	for (pos = off; pos < (off_t)(2 + n); pos++) {
+		bool ok;
+
+		if (pos == 0)
+			ok = fs_dirbuf_add(req, b, ".", dir->ino, S_IFDIR, 1);
+		else if (pos == 1)
+			ok = fs_dirbuf_add(req, b, "..",
+					   dir->parent ? dir->parent->ino
+						       : dir->ino,
+					   S_IFDIR, 2);
+		else {
+			struct vs_inode *c = dir->children[pos - 2];
+
+			ok = fs_dirbuf_add(req, b, c->name, c->ino,
+					   kind_type(c->kind), pos + 1);
+		}
+		if (!ok) {
+			pthread_mutex_unlock(&fs->table.lock);
+			return;
+		}
+	}
+	pthread_mutex_unlock(&fs->table.lock);
+	for (k = (size_t)(pos - (off_t)(2 + n));
+	     fs->cfg.local.names && fs->cfg.local.names[k]; k++) {
+		const char *name = fs->cfg.local.names[k];
+		struct stat st;
+
+		if (fs_upper_path(fs, dir, name, path, sizeof(path)) < 0 ||
+		    fstatat(fs->cfg.upper_fd, path, &st, AT_SYMLINK_NOFOLLOW) <
+			0)
+			continue;
+		/* the kernel looks the entry up before using the inode */
+		if (!fs_dirbuf_add(req, b, name, VS_UNKNOWN_INO,
+				   st.st_mode & S_IFMT, (off_t)(2 + n + k + 1)))
+			return;
+	}
+}
