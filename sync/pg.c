@@ -160,6 +160,20 @@ static void pg_notice(void *arg, const char *msg)
 	vs_debug("postgres: %s", msg);
 }
 
+/*
+ * libpq could not trust the server (sslmode=verify-ca/verify-full: an
+ * unknown CA, another host name, no root certificate; or TLS required and
+ * not offered): a configuration error, refused like bad credentials, not
+ * "unreachable" (a mount must not fall back to its cached manifest).
+ */
+static bool pg_tls_refused(const char *err)
+{
+	return strstr(err, "certificate verify failed") ||
+	       strstr(err, "does not match host name") ||
+	       strstr(err, "root certificate file") ||
+	       strstr(err, "server does not support SSL");
+}
+
 static int pg_connect(struct vs_pg *pg)
 {
 	/* application_name before dbname: a conninfo that names one wins */
@@ -199,7 +213,7 @@ static int pg_connect(struct vs_pg *pg)
 failed:
 	pg_set_error(pg, "%s", PQerrorMessage(pg->conn));
 	if (PQconnectionNeedsPassword(pg->conn) ||
-	    strstr(pg->err, "authentication failed"))
+	    strstr(pg->err, "authentication failed") || pg_tls_refused(pg->err))
 		r = -vs_pg_errno("28000");
 	else
 		r = -vs_pg_errno("08001");
