@@ -19,13 +19,16 @@
 #   - vsync-mount and vsync-relay refuse a rediss:// URL at once, pointing at
 #     the stunnel client and docs/operations.md
 #   - the relay through a stunnel client (verifyChain, checkHost) publishes;
-#     container/entrypoint.sh given VSYNC_REDIS_URL=rediss://... and
-#     VSYNC_REDIS_CA starts its own stunnel client, the mount follows the
-#     Redis stream and a remote edit arrives; stunnel killed under it: the
-#     entrypoint says so and restarts it, and the next edit arrives too;
-#     SIGTERM: exit 0, nothing mounted, no stunnel left
-#   - the wrong CA: the entrypoint exits 2 within 30 s naming the refused
-#     certificate, nothing mounted, no dev server, no stunnel left
+#     container/entrypoint.sh given VSYNC_REDIS_URL=rediss://:PASSWORD@
+#     localhost:PORT/0 (checkHost, SNI; requirepass) and VSYNC_REDIS_CA
+#     starts its own stunnel client (its files hold no password), the
+#     mount follows the Redis stream and a remote edit arrives; stunnel
+#     killed under it: the entrypoint says so and restarts it (in /, so the
+#     unmount is not kept busy), and the next edit arrives too; SIGTERM:
+#     exit 0, nothing mounted, no stunnel left
+#   - the wrong CA (rediss://127.0.0.1:PORT: checkIP): the entrypoint exits
+#     2 within 30 s naming the refused certificate, nothing mounted, no dev
+#     server, no stunnel left
 #
 # Needs /dev/fuse (else exit 77), openssl and stunnel (stunnel4).
 # Environment: VSYNC_BUILD_DIR (default build/), VS_KEEP_LOGS=1.
@@ -178,12 +181,13 @@ wrong_ca_mount "the cache dir holds the manifest" "$W/cache1"
 
 # ---------------------------------------------------------------- Redis
 
+RPASS=tls-$RANDOM$RANDOM
 redis_tls() {
-	timeout -k 2 10 redis-cli --tls --cacert "$T/ca.crt" -h 127.0.0.1 \
-		-p "$VS_REDIS_TLS_PORT" "$@"
+	REDISCLI_AUTH=$RPASS timeout -k 2 10 redis-cli --tls \
+		--cacert "$T/ca.crt" -h 127.0.0.1 -p "$VS_REDIS_TLS_PORT" "$@"
 }
 
-if ! vs_redis_tls_start "$T/server.crt" "$T/server.key" "$T/ca.crt"; then
+if ! vs_redis_tls_start "$T/server.crt" "$T/server.key" "$T/ca.crt" "$RPASS"; then
 	vs_fail "setup: expected redis-server with tls-port, saw a failure"
 	vs_summary
 	exit 1
@@ -216,7 +220,7 @@ vs_check "vsync-relay --redis rediss://: the message points at stunnel and the d
 # way outside the container image).
 RELAY_PORT=$(vs_free_port)
 if vs_stunnel_client relay-stunnel "$RELAY_PORT" "$VS_REDIS_TLS_PORT" "$T/ca.crt" &&
-	VSYNC_PG_URL=$PG_TLS VSYNC_REDIS_URL=redis://127.0.0.1:$RELAY_PORT \
+	VSYNC_PG_URL=$PG_TLS VSYNC_REDIS_URL=redis://:$RPASS@127.0.0.1:$RELAY_PORT \
 		vs_relay_start --poll-interval 200; then
 	vs_pass "vsync-relay runs through a stunnel client"
 else
@@ -326,10 +330,15 @@ remote_edit() {
 		vs_poll 20 mount_has "$MNT/src/a.js" "export const a = $1;"
 }
 
-start_entry VSYNC_REDIS_CA="$T/ca.crt"
+# A host name (checkHost, SNI) and a password (through the tunnel; the
+# PING before the mount gets -NOAUTH, which proves TLS works).
+start_entry VSYNC_REDIS_CA="$T/ca.crt" \
+	VSYNC_REDIS_URL="rediss://:$RPASS@localhost:$VS_REDIS_TLS_PORT/0"
 vs_poll 60 dev_started_or_entry_gone || true
 if [[ -s $DEV_OUT ]]; then
-	vs_pass "entrypoint with rediss:// and VSYNC_REDIS_CA: the dev server started"
+	vs_pass "entrypoint with rediss://:PASSWORD@localhost and VSYNC_REDIS_CA: the dev server started"
+	vs_check "entrypoint: the password is not in stunnel's files" \
+		test -z "$(grep -rl -- "$RPASS" "$W/tmp" 2>/dev/null)"
 	vs_check "entrypoint: stunnel runs" entry_stunnel_runs
 	vs_check "entrypoint: the mount follows the Redis stream" \
 		grep -q 'following changes .* via the Redis stream' "$ENTRY_LOG"

@@ -54,11 +54,12 @@
 #                        VSYNC_PG_URL and vs_sql keep working; PGPORT and
 #                        VSYNC_PG_URL are exported again with the new port.
 #                        Exports VS_PG_TLS_PORT.
-#   vs_redis_tls_start CERT KEY CA
+#   vs_redis_tls_start CERT KEY CA [PASSWORD]
 #                        a second redis-server that listens only with TLS
 #                        (port 0, tls-port on 127.0.0.1, clients need no
-#                        certificate). Exports VS_REDIS_TLS_PORT and
-#                        VS_REDIS_TLS_PID; vs_servers_stop stops it.
+#                        certificate), with requirepass PASSWORD if given.
+#                        Exports VS_REDIS_TLS_PORT and VS_REDIS_TLS_PID;
+#                        vs_servers_stop stops it.
 #   vs_stunnel_client NAME ACCEPT_PORT CONNECT_PORT CAFILE
 #                        stunnel in client mode (verifyChain, checkHost
 #                        localhost) from 127.0.0.1:ACCEPT_PORT to
@@ -800,22 +801,25 @@ EOF
 }
 
 vs__redis_tls_ping() {
-	[[ "$(timeout 2 redis-cli --tls --cacert "$2" -h 127.0.0.1 -p "$1" ping 2>/dev/null)" == PONG ]]
+	[[ "$(REDISCLI_AUTH=$3 timeout 2 redis-cli --tls --cacert "$2" -h 127.0.0.1 -p "$1" ping 2>/dev/null)" == PONG ]]
 }
 
 vs_redis_tls_start() {
-	local cert=$1 key=$2 ca=$3 dir=$VS_SERVERS_DIR port pid
+	local cert=$1 key=$2 ca=$3 pass=${4:-} dir=$VS_SERVERS_DIR port pid
+	local auth=()
+	[[ -n $pass ]] && auth=(--requirepass "$pass")
 	mkdir -p "$dir/redis-tls" || return 1
 	for _ in 1 2 3 4 5; do
 		port=$(vs_free_port) || return 1
-		redis-server --bind 127.0.0.1 --port 0 --tls-port "$port" \
+		redis-server "${auth[@]}" --bind 127.0.0.1 --port 0 --tls-port "$port" \
 			--tls-cert-file "$cert" --tls-key-file "$key" \
 			--tls-ca-cert-file "$ca" --tls-auth-clients no \
 			--save '' --appendonly no --daemonize no \
 			--dir "$dir/redis-tls" --logfile "$dir/redis-tls.log" \
 			</dev/null >/dev/null 2>&1 &
 		pid=$!
-		if vs_poll 10 vs__redis_tls_ping "$port" "$ca" && ! vs__pid_gone "$pid"; then
+		if vs_poll 10 vs__redis_tls_ping "$port" "$ca" "$pass" &&
+			! vs__pid_gone "$pid"; then
 			VS_REDIS_TLS_PID=$pid
 			VS_REDIS_TLS_PORT=$port
 			export VS_REDIS_TLS_PID VS_REDIS_TLS_PORT
