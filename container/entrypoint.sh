@@ -484,7 +484,8 @@ tunnel_listening() {
 
 # tunnel_start: start stunnel (its own session, in /: a restart happens
 # after the cd into the mount, which it must not keep busy) and wait until
-# it listens. 0, or 1 with the reason logged.
+# it listens. 0 (also when it is still not listening after 10 s: a warning),
+# or 1 if it exited (status in $status).
 tunnel_start() {
 	(cd / && exec setsid stunnel "$tunnel_conf") </dev/null &
 	tunnel_pid=$!
@@ -496,8 +497,7 @@ tunnel_start() {
 		return 1
 	fi
 	if ! tunnel_listening; then
-		log "error: stunnel does not listen on 127.0.0.1:$tunnel_port after 10 s"
-		return 1
+		log "warning: stunnel does not listen on 127.0.0.1:$tunnel_port after 10 s"
 	fi
 	return 0
 }
@@ -530,25 +530,28 @@ tunnel_probe() {
 	return 0
 }
 
-# tunnel_check: restart stunnel if it exited. 1 once it has exited five
-# times within 60 s, or cannot be started again.
+# tunnel_check: restart stunnel if it exited (and again if the restart
+# exits at once). 1 once it has exited five times within 60 s.
 tunnel_check() {
-	local now t recent=()
+	local now t recent
 	[[ -n $tunnel_pid ]] || return 0
 	gone "$tunnel_pid" || return 0
 	status_of "$tunnel_pid"
 	tunnel_pid=
-	now=$(now_ms)
-	for t in "${tunnel_exits[@]}"; do
-		((now - t < 60000)) && recent+=("$t")
+	while :; do
+		now=$(now_ms)
+		recent=()
+		for t in "${tunnel_exits[@]}"; do
+			((now - t < 60000)) && recent+=("$t")
+		done
+		tunnel_exits=("${recent[@]}" "$now")
+		if ((${#tunnel_exits[@]} >= 5)); then
+			log "error: stunnel exited (status $status), the 5th time within 60 s: giving up"
+			return 1
+		fi
+		log "stunnel exited (status $status): restarting it"
+		tunnel_start && return 0
 	done
-	tunnel_exits=("${recent[@]}" "$now")
-	if ((${#tunnel_exits[@]} >= 5)); then
-		log "error: stunnel exited (status $status), the 5th time within 60 s: giving up"
-		return 1
-	fi
-	log "stunnel exited (status $status): restarting it"
-	tunnel_start
 }
 
 tunnel_stop() {

@@ -25,7 +25,8 @@
 #     mount follows the Redis stream and a remote edit arrives; stunnel
 #     killed under it: the entrypoint says so and restarts it (in /, so the
 #     unmount is not kept busy), and the next edit arrives too; SIGTERM:
-#     exit 0, nothing mounted, no stunnel left
+#     exit 0, nothing mounted, no stunnel left; stunnel killed five times
+#     within 60 s: the entrypoint gives up (exit 1), nothing left
 #   - the wrong CA (rediss://127.0.0.1:PORT: checkIP): the entrypoint exits
 #     2 within 30 s naming the refused certificate, nothing mounted, no dev
 #     server, no stunnel left
@@ -363,6 +364,26 @@ if [[ -s $DEV_OUT ]]; then
 	vs_check "SIGTERM: no stunnel left" vs_poll 5 no_entry_stunnel
 else
 	vs_fail "entrypoint with rediss://: expected the dev server to start, saw $(tail -n 5 "$ENTRY_LOG")"
+fi
+
+# stunnel that keeps dying: the fifth exit within 60 s stops everything.
+start_entry VSYNC_REDIS_CA="$T/ca.crt" \
+	VSYNC_REDIS_URL="rediss://:$RPASS@localhost:$VS_REDIS_TLS_PORT"
+vs_poll 60 dev_started_or_entry_gone || true
+if [[ -s $DEV_OUT ]]; then
+	for i in 1 2 3 4 5; do
+		vs_poll 20 entry_stunnel_runs || break
+		kill -KILL "$(entry_stunnel)" 2>/dev/null || true
+		vs_poll 20 eval "((\$(grep -c 'stunnel exited' '$ENTRY_LOG') >= $i))" || break
+	done
+	entry_exit 30
+	vs_check_eq "stunnel killed 5 times within 60 s: the entrypoint exits 1" 1 "$ENTRY_RC"
+	vs_check "stunnel killed 5 times: the log says it gave up" \
+		grep -q 'stunnel exited .*giving up' "$ENTRY_LOG"
+	vs_check "stunnel killed 5 times: nothing is mounted" vs__not_mounted "$MNT"
+	vs_check "stunnel killed 5 times: no stunnel left" vs_poll 5 no_entry_stunnel
+else
+	vs_fail "entrypoint (second run): expected the dev server to start, saw $(tail -n 5 "$ENTRY_LOG")"
 fi
 
 start_entry VSYNC_REDIS_CA="$T/wrong/ca.crt"
