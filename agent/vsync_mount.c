@@ -124,6 +124,20 @@ static void save_manifest(const struct vs_mount_opts *o, struct vs_cache *cache,
 	free(buf);
 }
 
+/* A bad Redis URL (rediss:// among them) is a start-up error, not a
+ * Redis that is down: say why and exit before mounting. */
+static int check_redis_url(const char *url)
+{
+	struct vs_redis_url u;
+	char why[256];
+
+	if (vs_redis_url_parse(&u, url, why, sizeof(why)) < 0) {
+		fprintf(stderr, "vsync-mount: invalid Redis URL: %s\n", why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /*
  * A cold start reads no database: when the project's UUID is known (given,
  * or a name this cache dir has seen) and Redis has the relay's manifest,
@@ -170,9 +184,13 @@ static int load_manifest(const struct vs_mount_opts *o, struct vs_cache *cache,
 		save_manifest(o, cache, id, m);
 		return 0;
 	}
+	/* not vs_pg_open(): the handle keeps libpq's reason for the errors
+	 * below (a refused certificate, a wrong password) */
 	r = o->pg || env_get("PGHOST") || env_get("PGDATABASE")
-		? vs_pg_open(&pg, o->pg, o->timeout_ms)
+		? vs_pg_new(&pg, o->pg, o->timeout_ms)
 		: -ECONNREFUSED;
+	if (r == 0)
+		r = vs_pg_ensure(pg);
 	if (r == 0) {
 		r = vs_pg_project_resolve(pg, o->project, id);
 		if (r == -ENOENT) {
@@ -192,7 +210,9 @@ static int load_manifest(const struct vs_mount_opts *o, struct vs_cache *cache,
 	}
 	if (r == -EACCES) {
 		vs_error("cannot mount: PostgreSQL refused the connection: %s",
-			 pg ? vs_pg_last_error(pg) : "authentication failed");
+			 pg && vs_pg_last_error(pg)[0]
+			     ? vs_pg_last_error(pg)
+			     : "authentication failed");
 		goto out;
 	}
 	if (!backend_unreachable(r)) {
@@ -207,7 +227,10 @@ static int load_manifest(const struct vs_mount_opts *o, struct vs_cache *cache,
 		vs_error(
 		    "cannot mount '%s': PostgreSQL unreachable (%s) and no "
 		    "cached manifest in '%s'",
-		    o->project, strerror(-r), o->cache_dir);
+		    o->project,
+		    pg && vs_pg_last_error(pg)[0] ? vs_pg_last_error(pg)
+						  : strerror(-r),
+		    o->cache_dir);
 		goto out;
 	}
 	r = vs_manifest_parse(m, buf, len);
@@ -218,8 +241,10 @@ static int load_manifest(const struct vs_mount_opts *o, struct vs_cache *cache,
 			 o->project);
 		goto out;
 	}
-	vs_warn("PostgreSQL unreachable: mounting '%s' from the cached "
+	vs_warn("PostgreSQL unreachable (%s): mounting '%s' from the cached "
 		"manifest (change %lld); files not cached will fail with EIO",
+		pg && vs_pg_last_error(pg)[0] ? vs_pg_last_error(pg)
+					      : strerror(-r),
 		o->project, (long long)m->seq);
 out:
 	vs_pg_free(pg);
@@ -694,6 +719,8 @@ int main(int argc, char **argv)
 		       fuse_pkgversion());
 		return 0;
 	}
+	if (o.redis && check_redis_url(o.redis) < 0)
+		return 2;
 	if (o.log_file) {
 		ctx.log_fd =
 		    open(o.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,

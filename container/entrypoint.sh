@@ -17,7 +17,20 @@
 #   VSYNC_PG_URL, VSYNC_REDIS_URL
 #                        read by vsync-mount from the environment (never put
 #                        on a command line, where ps would show them) and
-#                        removed from the dev server's environment
+#                        removed from the dev server's environment. For TLS
+#                        to PostgreSQL, put sslmode=verify-full and
+#                        sslrootcert=FILE in VSYNC_PG_URL (libpq does it).
+#                        A rediss:// VSYNC_REDIS_URL is carried by a stunnel
+#                        client this script starts and supervises (below)
+#   VSYNC_REDIS_CA       with rediss://: the CA file that verifies the Redis
+#                        server's certificate (default: the system CAs,
+#                        /etc/ssl/certs/ca-certificates.crt)
+#   VSYNC_REDIS_CERT, VSYNC_REDIS_KEY
+#                        with rediss://: a client certificate and key, for a
+#                        server that asks for one (tls-auth-clients yes)
+#   VSYNC_REDIS_TUNNEL_PORT
+#                        with rediss://: stunnel's loopback port (default
+#                        16379); vsync-mount is given redis://127.0.0.1:PORT
 #   VSYNC_CONTROL        control endpoint ADDR:PORT (default 127.0.0.1:9090):
 #                        /healthz, /readyz, /metrics
 #   VSYNC_BIN_DIR        where vsync-mount is (default: found on PATH)
@@ -47,8 +60,21 @@
 # stopped the same way and the script exits non-zero (the dev server's
 # status, or 1): a restart policy then starts a fresh container.
 #
+# Redis over TLS: hiredis 0.14 (Debian 12) has no TLS and vsync-mount
+# refuses rediss://. Given one, the script starts `stunnel` in client mode
+# on 127.0.0.1:VSYNC_REDIS_TUNNEL_PORT (verifyChain against VSYNC_REDIS_CA,
+# checkHost/checkIP against the URL's host, TLS 1.2 or later), sends one
+# PING through it, and mounts with redis://[user:password@]127.0.0.1:PORT
+# (the password stays in vsync-mount's environment, never in stunnel's
+# files). A certificate stunnel refuses ends the script (exit 2, with
+# stunnel's reason); a server that is only unreachable is left to
+# vsync-mount's retries. If stunnel exits later it is restarted and the
+# log says so; five exits within 60 s stop everything (exit 1). stunnel is
+# stopped after the unmount.
+#
 # Exit status: 0 stopped by a signal; 2 bad configuration (VSYNC_PROJECT
-# unset, no /dev/fuse, no vsync-mount); 1 anything else.
+# unset, no /dev/fuse, no vsync-mount, a bad rediss:// setting or a refused
+# Redis certificate); 1 anything else.
 
 set -euo pipefail
 
@@ -320,6 +346,7 @@ finish() {
 		log "error: $mnt is still mounted"
 		rc=1
 	fi
+	tunnel_stop
 	rm -f "$ready_file"
 	log "stopped (exit $rc)"
 	exit "$rc"
@@ -329,6 +356,10 @@ finish() {
 # exited and set exit_rc.
 exit_rc=
 check_children() {
+	if ! tunnel_check; then
+		exit_rc=1
+		return 1
+	fi
 	if [[ -n $mount_pid ]] && gone "$mount_pid"; then
 		status_of "$mount_pid"
 		mount_pid=
@@ -346,6 +377,195 @@ check_children() {
 	fi
 	return 0
 }
+
+# ---------------------------------------------------------------- Redis over TLS
+
+tunnel_pid=
+tunnel_dir=
+tunnel_conf=
+tunnel_log=
+tunnel_port=
+tunnel_target=
+tunnel_exits=() # when (ms) stunnel exited lately
+
+# tunnel_setup: check the rediss:// URL and the files, write stunnel's
+# configuration, point VSYNC_REDIS_URL at the loopback end. Exits 2 on a
+# bad setting (nothing is running yet).
+tunnel_setup() {
+	local url=${VSYNC_REDIS_URL#rediss://} auth='' rest='' hostport host port
+	local ca=${VSYNC_REDIS_CA:-/etc/ssl/certs/ca-certificates.crt} f check
+	if ! command -v stunnel >/dev/null 2>&1; then
+		log "error: VSYNC_REDIS_URL is rediss:// but stunnel is not installed (Debian: stunnel4)"
+		exit 2
+	fi
+	if [[ $url == *@* ]]; then
+		auth=${url%@*}@
+		url=${url##*@}
+	fi
+	if [[ $url == */* ]]; then
+		rest=/${url#*/}
+		url=${url%%/*}
+	fi
+	hostport=$url
+	if [[ $hostport == \[*\]* ]]; then
+		host=${hostport%%]*}
+		host=${host#[}
+		port=${hostport#*]}
+		port=${port#:}
+	else
+		host=${hostport%%:*}
+		port=
+		[[ $hostport == *:* ]] && port=${hostport#*:}
+	fi
+	port=${port:-6379}
+	tunnel_port=${VSYNC_REDIS_TUNNEL_PORT:-16379}
+	if [[ ! $host =~ ^[A-Za-z0-9._-]+$ && ! $host =~ ^[0-9A-Fa-f:.]+$ ]] ||
+		[[ ! $port =~ ^[0-9]+$ ]] || ((port < 1 || port > 65535)); then
+		log "error: VSYNC_REDIS_URL: expected rediss://[[user]:password@]host[:port][/db], saw a bad host or port"
+		exit 2
+	fi
+	if [[ ! $tunnel_port =~ ^[0-9]+$ ]] || ((tunnel_port < 1 || tunnel_port > 65535)); then
+		log "error: VSYNC_REDIS_TUNNEL_PORT must be a port number, not '$tunnel_port'"
+		exit 2
+	fi
+	for f in "$ca" ${VSYNC_REDIS_CERT:+"$VSYNC_REDIS_CERT"} ${VSYNC_REDIS_KEY:+"$VSYNC_REDIS_KEY"}; do
+		if [[ $f == *$'\n'* || ! -r $f ]]; then
+			log "error: Redis over TLS: cannot read '$f' (VSYNC_REDIS_CA, VSYNC_REDIS_CERT, VSYNC_REDIS_KEY)"
+			exit 2
+		fi
+	done
+	if [[ -n ${VSYNC_REDIS_CERT:-} && -z ${VSYNC_REDIS_KEY:-} ]] ||
+		[[ -z ${VSYNC_REDIS_CERT:-} && -n ${VSYNC_REDIS_KEY:-} ]]; then
+		log "error: Redis over TLS: set both VSYNC_REDIS_CERT and VSYNC_REDIS_KEY, or neither"
+		exit 2
+	fi
+	# an address is checked against the certificate's IP SAN, a name
+	# against its DNS names (and sent as SNI)
+	if [[ $host =~ ^[0-9.]+$ || $host == *:* ]]; then
+		check="checkIP = $host"
+	else
+		check="checkHost = $host"$'\n'"sni = $host"
+	fi
+	tunnel_target=$host:$port
+	[[ $host == *:* ]] && tunnel_target=[$host]:$port
+	tunnel_dir=$(mktemp -d "${TMPDIR:-/tmp}/vsync-stunnel.XXXXXX")
+	tunnel_conf=$tunnel_dir/stunnel.conf
+	tunnel_log=$tunnel_dir/stunnel.log
+	cat >"$tunnel_conf" <<EOF
+; written by entrypoint.sh: Redis over TLS for vsync-mount
+foreground = yes
+pid =
+debug = warning
+output = $tunnel_log
+[redis]
+client = yes
+accept = 127.0.0.1:$tunnel_port
+connect = $host:$port
+delay = yes
+CAfile = $ca
+verifyChain = yes
+$check
+sslVersionMin = TLSv1.2
+${VSYNC_REDIS_CERT:+cert = $VSYNC_REDIS_CERT}
+${VSYNC_REDIS_KEY:+key = $VSYNC_REDIS_KEY}
+EOF
+	export VSYNC_REDIS_URL="redis://${auth}127.0.0.1:$tunnel_port$rest"
+}
+
+# tunnel_listening: stunnel's port is in LISTEN state (/proc/net/tcp; no
+# connection is made), or stunnel is gone.
+tunnel_listening() {
+	local hex
+	gone "$tunnel_pid" && return 0
+	hex=$(printf '%04X' "$tunnel_port")
+	awk -v p=":$hex" '$2 ~ p "$" && $4 == "0A" { f = 1 } END { exit !f }' \
+		/proc/net/tcp
+}
+
+# tunnel_start: start stunnel (its own session, in /: a restart happens
+# after the cd into the mount, which it must not keep busy) and wait until
+# it listens. 0 (also when it is still not listening after 10 s: a warning),
+# or 1 if it exited (status in $status).
+tunnel_start() {
+	(cd / && exec setsid stunnel "$tunnel_conf") </dev/null &
+	tunnel_pid=$!
+	wait_until 10 tunnel_listening || true
+	if gone "$tunnel_pid"; then
+		status_of "$tunnel_pid"
+		tunnel_pid=
+		log "error: stunnel exited at start (status $status); is 127.0.0.1:$tunnel_port free (VSYNC_REDIS_TUNNEL_PORT)?"
+		return 1
+	fi
+	if ! tunnel_listening; then
+		log "warning: stunnel does not listen on 127.0.0.1:$tunnel_port after 10 s"
+	fi
+	return 0
+}
+
+# tunnel_probe: one PING through stunnel. Any Redis reply (+PONG, or
+# -NOAUTH before vsync-mount's AUTH) means TLS works. A certificate stunnel
+# refused ends the script (exit 2); an unreachable server only warns:
+# vsync-mount retries, and reads PostgreSQL meanwhile.
+tunnel_probe() {
+	local reply why
+	# shellcheck disable=SC2016 # $1 belongs to the inner shell
+	reply=$(timeout 10 bash -c '
+		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+		printf "PING\r\n" >&3
+		IFS= read -r line <&3 || exit 1
+		printf "%s\n" "$line"' _ "$tunnel_port" 2>/dev/null) || reply=
+	case $reply in
+	+* | -*)
+		log "Redis over TLS: $tunnel_target verified; vsync-mount uses 127.0.0.1:$tunnel_port (stunnel)"
+		return 0
+		;;
+	esac
+	why=$(grep -E 'CERT|certificate|[Vv]erif' "$tunnel_log" 2>/dev/null |
+		sed 's/^[0-9. :]*LOG[0-9]\[[^]]*\]: //' | head -n 3 | paste -sd ';' -)
+	if [[ -n $why ]]; then
+		log "error: Redis over TLS: stunnel refused the certificate of $tunnel_target (CA ${VSYNC_REDIS_CA:-the system CAs}): $why"
+		finish 2
+	fi
+	log "warning: Redis at $tunnel_target does not answer through stunnel now: vsync-mount will retry"
+	return 0
+}
+
+# tunnel_check: restart stunnel if it exited (and again if the restart
+# exits at once). 1 once it has exited five times within 60 s.
+tunnel_check() {
+	local now t recent
+	[[ -n $tunnel_pid ]] || return 0
+	gone "$tunnel_pid" || return 0
+	status_of "$tunnel_pid"
+	tunnel_pid=
+	while :; do
+		now=$(now_ms)
+		recent=()
+		for t in "${tunnel_exits[@]}"; do
+			((now - t < 60000)) && recent+=("$t")
+		done
+		tunnel_exits=("${recent[@]}" "$now")
+		if ((${#tunnel_exits[@]} >= 5)); then
+			log "error: stunnel exited (status $status), the 5th time within 60 s: giving up"
+			return 1
+		fi
+		log "stunnel exited (status $status): restarting it"
+		tunnel_start && return 0
+	done
+}
+
+tunnel_stop() {
+	stop_group "$tunnel_pid" stunnel
+	tunnel_pid=
+	[[ -n $tunnel_dir ]] && rm -rf "$tunnel_dir"
+	tunnel_dir=
+}
+
+if [[ ${VSYNC_REDIS_URL:-} == rediss://* ]]; then
+	tunnel_setup
+	tunnel_start || finish 1
+	tunnel_probe
+fi
 
 # ---------------------------------------------------------------- mount
 
@@ -372,6 +592,7 @@ until ready; do
 		log "error: project '$project' not ready after ${ready_timeout}s"
 		finish 1
 	fi
+	tunnel_check || finish 1
 	tick 0.05
 done
 if [[ -n $stop_signal ]]; then
@@ -402,6 +623,7 @@ run_supervised() {
 			check_children "during $name" || true
 			finish "$exit_rc"
 		fi
+		tunnel_check || finish 1
 		tick
 	done
 	if [[ -n $stop_signal ]]; then

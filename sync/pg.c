@@ -202,6 +202,20 @@ static void pg_notice(void *arg, const char *msg)
 	vs_debug("postgres: %s", msg);
 }
 
+/*
+ * libpq could not trust the server (sslmode=verify-ca/verify-full: an
+ * unknown CA, another host name, no root certificate; or TLS required and
+ * not offered): a configuration error, refused like bad credentials, not
+ * "unreachable" (a mount must not fall back to its cached manifest).
+ */
+static bool pg_tls_refused(const char *err)
+{
+	return strstr(err, "certificate verify failed") ||
+	       strstr(err, "does not match host name") ||
+	       strstr(err, "root certificate file") ||
+	       strstr(err, "server does not support SSL");
+}
+
 int vs_pg_connect_conn(PGconn **out, const char *conninfo, const char *app_name,
 		       int timeout_ms, char *err, size_t errlen)
 {
@@ -244,7 +258,8 @@ int vs_pg_connect_conn(PGconn **out, const char *conninfo, const char *app_name,
 failed:
 	err_set(err, errlen, "%s", PQerrorMessage(conn));
 	if (PQconnectionNeedsPassword(conn) ||
-	    strstr(PQerrorMessage(conn), "authentication failed"))
+	    strstr(PQerrorMessage(conn), "authentication failed") ||
+	    pg_tls_refused(PQerrorMessage(conn)))
 		r = -vs_pg_errno("28000");
 	else
 		r = -vs_pg_errno("08001");

@@ -169,7 +169,12 @@ int vs_redis_url_parse(struct vs_redis_url *u, const char *url, char *why,
 	if (!url || !*url)
 		return url_bad(why, whylen, "empty URL");
 	if (!strncmp(url, "rediss://", 9))
-		return url_bad(why, whylen, "TLS (rediss://) is not supported");
+		return url_bad(
+		    why, whylen,
+		    "rediss:// is not supported (hiredis 0.14 has no "
+		    "TLS): run a stunnel client on loopback and use "
+		    "redis://127.0.0.1:PORT (docs/operations.md, "
+		    "Redis over TLS)");
 	if (strncmp(url, "redis://", 8) != 0)
 		return url_bad(why, whylen,
 			       "not a redis:// URL "
@@ -378,7 +383,7 @@ int vs_redis_ensure(struct vs_redis *r)
 int vs_redis_new(struct vs_redis **out, const char *url, int timeout_ms)
 {
 	struct vs_redis *r;
-	char why[160];
+	char why[256];
 	int e;
 
 	*out = NULL;

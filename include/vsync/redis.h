@@ -33,7 +33,8 @@
 struct vs_redis;
 
 /* @url: redis://[[user]:password@]host[:port][/db] (only loopback or the
- * configured server; no TLS yet). Connects at once; on failure *out is
+ * configured server; rediss:// is refused: no TLS in hiredis 0.14, see
+ * docs/operations.md). Connects at once; on failure *out is
  * NULL and the reason logged. */
 int vs_redis_open(struct vs_redis **out, const char *url, int timeout_ms);
 

@@ -20,7 +20,7 @@ VS_DEB_PACKAGES=(
 	cmake make gcc libc6-dev pkg-config
 	libfuse3-dev fuse3
 	libpq-dev postgresql
-	redis-server libhiredis-dev
+	redis-server libhiredis-dev stunnel4 openssl
 	libwebsockets-dev liblz4-dev libssl-dev
 	libcmocka-dev libgit2-dev librsync-dev
 	inotify-tools perl util-linux procps curl coreutils iproute2 git

@@ -41,6 +41,32 @@
 #                        out) has the bytes `vsyncctl cat PROJECT` gives.
 #   vs_servers_env       print `export NAME=value` lines for the above.
 #
+# TLS (tests/integration/test_tls.sh; the default servers above stay plain)
+#   vs_tls_ca DIR        a throwaway CA: DIR/ca.crt and DIR/ca.key (openssl).
+#   vs_tls_cert CADIR NAME
+#                        a server certificate for CN localhost with SAN
+#                        DNS:localhost and IP:127.0.0.1, signed by CADIR's
+#                        CA: CADIR/NAME.crt and CADIR/NAME.key.
+#   vs_pg_tls CERT KEY   restart the running PostgreSQL with ssl = on and
+#                        also listening on 127.0.0.1 TCP (a free port),
+#                        where only TLS is accepted (pg_hba: hostnossl
+#                        reject). The unix socket stays (trust), so
+#                        VSYNC_PG_URL and vs_sql keep working; PGPORT and
+#                        VSYNC_PG_URL are exported again with the new port.
+#                        Exports VS_PG_TLS_PORT.
+#   vs_redis_tls_start CERT KEY CA [PASSWORD]
+#                        a second redis-server that listens only with TLS
+#                        (port 0, tls-port on 127.0.0.1, clients need no
+#                        certificate), with requirepass PASSWORD if given.
+#                        Exports VS_REDIS_TLS_PORT and VS_REDIS_TLS_PID;
+#                        vs_servers_stop stops it.
+#   vs_stunnel_client NAME ACCEPT_PORT CONNECT_PORT CAFILE
+#                        stunnel in client mode (verifyChain, checkHost
+#                        localhost) from 127.0.0.1:ACCEPT_PORT to
+#                        127.0.0.1:CONNECT_PORT; stopped at exit. Sets
+#                        VS_STUNNEL_PID; the log is $VS_SERVERS_DIR/NAME.log.
+#   vs_free_port         print a port in 20000-40000 nothing listens on.
+#
 # Test helpers
 #   vs_on_exit CMD...    run CMD at exit (LIFO). One argument is eval'd as a
 #                        shell string; several are quoted as one command.
@@ -557,6 +583,7 @@ vs_servers_start() {
 vs_servers_stop() {
 	local rc=0
 	vs__redis_stop || rc=1
+	vs__redis_tls_stop || rc=1
 	vs_pg_stop || rc=1
 	if [[ -n "${VS_SERVERS_DIR:-}" && -d "$VS_SERVERS_DIR" ]]; then
 		if [[ "${VS_KEEP_LOGS:-0}" == 1 ]]; then
@@ -680,4 +707,172 @@ vs_redis_start() {
 
 vs_redis_cli() {
 	timeout -k 2 10 redis-cli -h 127.0.0.1 -p "$VS_REDIS_PORT" "$@"
+}
+
+# ---------------------------------------------------------------- TLS
+
+vs_free_port() {
+	local p
+	for _ in 1 2 3 4 5 6 7 8; do
+		p=$((20000 + (RANDOM * 32768 + RANDOM) % 20001))
+		if ! vs__port_in_use "$p"; then
+			printf '%s\n' "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+vs_tls_ca() {
+	local dir=$1
+	mkdir -p "$dir" || return 1
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 \
+		-keyout "$dir/ca.key" -out "$dir/ca.crt" \
+		-subj "/CN=vsync test CA $RANDOM" \
+		-addext "basicConstraints=critical,CA:TRUE" \
+		-addext "keyUsage=critical,keyCertSign,cRLSign" \
+		>"$dir/openssl.log" 2>&1 || {
+		echo "vs_tls_ca: openssl failed:" >&2
+		tail -n 5 "$dir/openssl.log" >&2
+		return 1
+	}
+}
+
+vs_tls_cert() {
+	local dir=$1 name=$2
+	printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+		"basicConstraints=CA:FALSE" \
+		"keyUsage=critical,digitalSignature,keyEncipherment" \
+		"extendedKeyUsage=serverAuth" >"$dir/$name.ext" || return 1
+	if ! openssl req -newkey rsa:2048 -nodes -keyout "$dir/$name.key" \
+		-out "$dir/$name.csr" -subj "/CN=localhost" \
+		>>"$dir/openssl.log" 2>&1 ||
+		! openssl x509 -req -in "$dir/$name.csr" -CA "$dir/ca.crt" \
+			-CAkey "$dir/ca.key" -CAcreateserial -days 2 \
+			-extfile "$dir/$name.ext" -out "$dir/$name.crt" \
+			>>"$dir/openssl.log" 2>&1; then
+		echo "vs_tls_cert: openssl failed:" >&2
+		tail -n 5 "$dir/openssl.log" >&2
+		return 1
+	fi
+}
+
+vs_pg_tls() {
+	local cert=$1 key=$2 tls=$VS_SERVERS_DIR/pg-tls port hba
+	[[ -n "${VS_PG_DATA:-}" ]] || {
+		echo "vs_pg_tls: start PostgreSQL first (vs_servers_start pg)" >&2
+		return 1
+	}
+	mkdir -p "$tls" || return 1
+	cp "$cert" "$tls/server.crt" && cp "$key" "$tls/server.key" || return 1
+	chmod 0600 "$tls/server.key"
+	if ((EUID == 0)); then
+		chown -R postgres: "$tls" || return 1
+	fi
+	vs_pg_stop || return 1
+	# Only TLS on TCP; the unix socket keeps the trust line initdb wrote.
+	hba=$VS_PG_DATA/pg_hba.conf
+	{
+		echo "hostnossl all all 0.0.0.0/0 reject"
+		echo "hostnossl all all ::/0 reject"
+		cat "$hba"
+	} >"$hba.new" && cat "$hba.new" >"$hba" && rm -f "$hba.new" || return 1
+	for _ in 1 2 3 4 5; do
+		port=$(vs_free_port) || return 1
+		cat >>"$VS_PG_DATA/postgresql.conf" <<EOF || return 1
+# vs_pg_tls: TLS on 127.0.0.1 (the last setting of a name wins)
+ssl = on
+ssl_cert_file = '$tls/server.crt'
+ssl_key_file = '$tls/server.key'
+listen_addresses = '127.0.0.1'
+port = $port
+EOF
+		export PGPORT=$port
+		export VSYNC_PG_URL="host=$VS_PG_SOCKDIR port=$port user=postgres dbname=postgres"
+		if vs_pg_start_again; then
+			export VS_PG_TLS_PORT=$port
+			return 0
+		fi
+		vs_pg_stop
+	done
+	echo "vs_pg_tls: PostgreSQL did not start with TLS:" >&2
+	tail -n 10 "$VS_SERVERS_DIR/pg.log" >&2
+	return 1
+}
+
+vs__redis_tls_ping() {
+	[[ "$(REDISCLI_AUTH=$3 timeout 2 redis-cli --tls --cacert "$2" -h 127.0.0.1 -p "$1" ping 2>/dev/null)" == PONG ]]
+}
+
+vs_redis_tls_start() {
+	local cert=$1 key=$2 ca=$3 pass=${4:-} dir=$VS_SERVERS_DIR port pid
+	local auth=()
+	[[ -n $pass ]] && auth=(--requirepass "$pass")
+	mkdir -p "$dir/redis-tls" || return 1
+	for _ in 1 2 3 4 5; do
+		port=$(vs_free_port) || return 1
+		redis-server "${auth[@]}" --bind 127.0.0.1 --port 0 --tls-port "$port" \
+			--tls-cert-file "$cert" --tls-key-file "$key" \
+			--tls-ca-cert-file "$ca" --tls-auth-clients no \
+			--save '' --appendonly no --daemonize no \
+			--dir "$dir/redis-tls" --logfile "$dir/redis-tls.log" \
+			</dev/null >/dev/null 2>&1 &
+		pid=$!
+		if vs_poll 10 vs__redis_tls_ping "$port" "$ca" "$pass" &&
+			! vs__pid_gone "$pid"; then
+			VS_REDIS_TLS_PID=$pid
+			VS_REDIS_TLS_PORT=$port
+			export VS_REDIS_TLS_PID VS_REDIS_TLS_PORT
+			return 0
+		fi
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	echo "vs_redis_tls_start: redis-server did not start with TLS:" >&2
+	tail -n 10 "$dir/redis-tls.log" >&2 2>/dev/null
+	return 1
+}
+
+vs__redis_tls_stop() {
+	[[ -n "${VS_REDIS_TLS_PID:-}" ]] || return 0
+	if kill -TERM "$VS_REDIS_TLS_PID" 2>/dev/null; then
+		if ! vs_poll 10 vs__pid_gone "$VS_REDIS_TLS_PID"; then
+			kill -KILL "$VS_REDIS_TLS_PID" 2>/dev/null
+		fi
+	fi
+	wait "$VS_REDIS_TLS_PID" 2>/dev/null
+	VS_REDIS_TLS_PID=
+	return 0
+}
+
+vs__port_listening() {
+	vs__port_in_use "$1"
+}
+
+vs_stunnel_client() {
+	local name=$1 accept=$2 connect=$3 ca=$4 conf pid
+	conf=$VS_SERVERS_DIR/$name.conf
+	cat >"$conf" <<EOF || return 1
+foreground = yes
+pid =
+debug = notice
+output = $VS_SERVERS_DIR/$name.log
+[redis]
+client = yes
+accept = 127.0.0.1:$accept
+connect = 127.0.0.1:$connect
+CAfile = $ca
+verifyChain = yes
+checkHost = localhost
+EOF
+	stunnel "$conf" </dev/null >/dev/null 2>&1 &
+	pid=$!
+	export VS_STUNNEL_PID=$pid
+	vs_on_exit "vs_relay_stop $pid"
+	if ! vs_poll 10 vs__port_listening "$accept" || vs__pid_gone "$pid"; then
+		echo "vs_stunnel_client: stunnel is not listening on $accept:" >&2
+		tail -n 10 "$VS_SERVERS_DIR/$name.log" >&2 2>/dev/null
+		return 1
+	fi
+	return 0
 }
