@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,6 +36,7 @@
 #include "vsync/migrations.h"
 #include "vsync/path.h"
 #include "vsync/pg.h"
+#include "vsync/redis.h"
 #include "vsync/util.h"
 #include "vsync/banned.h"
 
@@ -62,6 +64,7 @@ enum {
 
 struct ctl {
 	const char *conninfo;
+	const char *redis_url; /* --redis / $VSYNC_REDIS_URL: grant, revoke */
 	int timeout_ms;
 	const char *author;
 	const char *op_id; /* NULL: a fresh id per change */
@@ -1454,6 +1457,9 @@ static void usage(FILE *f)
 	    "  --pg CONNINFO    PostgreSQL URL or key=value string\n"
 	    "                   (default: $VSYNC_PG_URL, then libpq's PG* "
 	    "defaults)\n"
+	    "  --redis URL      Redis as its administrator, for grant and "
+	    "revoke\n"
+	    "                   (default: $VSYNC_REDIS_URL)\n"
 	    "  --timeout MS     deadline of each database call (default "
 	    "10000)\n"
 	    "  --author NAME    author recorded with changes (default "
@@ -1495,6 +1501,16 @@ static void usage(FILE *f)
 	    "  export PROJECT DIR                write the tree into an empty "
 	    "DIR\n"
 	    "  status PROJECT                    id, change seq, files, bytes\n"
+	    "  grant PROJECT [--ttl DURATION]    make or rotate the "
+	    "credentials of\n"
+	    "                                    PROJECT's containers; prints\n"
+	    "                                    VSYNC_PG_URL=..., and with "
+	    "--redis\n"
+	    "                                    VSYNC_REDIS_URL=..., as shell "
+	    "lines\n"
+	    "  revoke PROJECT                    end them (roles, sessions, "
+	    "Redis\n"
+	    "                                    user)\n"
 	    "\n"
 	    "Exit status:\n"
 	    "  0 ok, 1 other error, 2 usage, 3 not found (project or path),\n"
@@ -1502,6 +1518,265 @@ static void usage(FILE *f)
 	    "or\n"
 	    "  timed out, 6 invalid path or argument\n",
 	    f);
+}
+
+/* ---- grants ------------------------------------------------------------ */
+
+/* "90", "90s", "15m", "24h", "7d" into seconds (1 s .. 10 years). */
+static int parse_duration(const char *s, long *secs)
+{
+	static const struct {
+		char unit;
+		long mult;
+	} units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+	size_t len = strlen(s);
+	long mult = 1, v;
+	int64_t n;
+
+	if (len > 1 && !isdigit((unsigned char)s[len - 1])) {
+		mult = 0;
+		for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+			if (s[len - 1] == units[i].unit)
+				mult = units[i].mult;
+		if (!mult)
+			return -EINVAL;
+		len--;
+	}
+	if (vs_parse_i64_n(&n, s, len, 10, 1, 10L * 365 * 86400) < 0)
+		return -EINVAL;
+	v = (long)n * mult;
+	if (v > 10L * 365 * 86400)
+		return -ERANGE;
+	*secs = v;
+	return 0;
+}
+
+/* Print NAME='VALUE' for a POSIX shell (a ' inside as '\''). */
+static void print_shell_var(const char *name, const char *value)
+{
+	printf("%s='", name);
+	for (const char *p = value; *p; p++) {
+		if (*p == '\'')
+			fputs("'\\''", stdout);
+		else
+			putchar(*p);
+	}
+	fputs("'\n", stdout);
+}
+
+/* The ACL user of @id's containers in Redis. */
+static void redis_container_user(char *out, size_t size, const char *id)
+{
+	snprintf(out, size, "vsync-c-%s", id);
+}
+
+/*
+ * Make (or rotate) @id's container user in the Redis of @admin_url with
+ * @password, and write its URL to @url. It may read every key of the
+ * project and its channels, and write only what a mount writes: content
+ * and deltas it backfills, the learned order, its containers: entry. The
+ * stream, the manifest and the relay's cursor are the relay's alone.
+ * 0, or an exit code with the reason printed.
+ */
+static int grant_redis(const char *admin_url, int timeout_ms, const char *id,
+		       const char *password, char *url, size_t urlsize)
+{
+	char user[64], pass[80], why[256], keys[6][VS_REDIS_KEY_MAX + 8];
+	char chan[VS_REDIS_KEY_MAX];
+	struct vs_redis *r = NULL;
+	struct vs_redis_url u;
+	redisReply *reply = NULL;
+	const char *argv[40];
+	int n = 0, rc;
+
+	if (vs_redis_url_parse(&u, admin_url, why, sizeof(why)) < 0)
+		return ctl_fail(EXIT_USAGE, "invalid Redis URL: %s", why);
+	redis_container_user(user, sizeof(user), id);
+	snprintf(pass, sizeof(pass), ">%s", password);
+	snprintf(keys[0], sizeof(keys[0]), "%%R~*{%s}*", id);
+	snprintf(keys[1], sizeof(keys[1]), "~blob:{%s}:*", id);
+	snprintf(keys[2], sizeof(keys[2]), "~delta:{%s}:*", id);
+	snprintf(keys[3], sizeof(keys[3]), "~learned:{%s}", id);
+	snprintf(keys[4], sizeof(keys[4]), "~containers:{%s}", id);
+	snprintf(chan, sizeof(chan), "&project.%s.*", id);
+	argv[n++] = "ACL";
+	argv[n++] = "SETUSER";
+	argv[n++] = user;
+	argv[n++] = "reset";
+	argv[n++] = "on";
+	argv[n++] = pass;
+	argv[n++] = "resetchannels";
+	argv[n++] = chan;
+	/* what vsync-mount sends, nothing more (no KEYS or SCAN: they list
+	 * every project's keys whatever the key patterns say) */
+	static const char *const cmds[] = {
+	    "+auth",	"+hello", "+ping",    "+select", "+quit",     "+get",
+	    "+mget",	"+set",	  "+hgetall", "+xread",	 "+multi",    "+exec",
+	    "+discard", "+zadd",  "+zrem",    "+expire", "+subscribe"};
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		argv[n++] = cmds[i];
+	for (int i = 0; i < 5; i++)
+		argv[n++] = keys[i];
+	rc = vs_redis_open(&r, admin_url, timeout_ms);
+	if (rc < 0)
+		return ctl_fail(EXIT_BACKEND, "cannot connect to Redis: %s",
+				r ? vs_redis_last_error(r) : strerror(-rc));
+	rc = vs_redis_command(r, &reply, n, argv, NULL);
+	if (rc < 0) {
+		rc = ctl_fail(EXIT_BACKEND, "cannot make Redis user %s: %s",
+			      user, vs_redis_last_error(r));
+		goto out;
+	}
+	if (strchr(u.host, ':'))
+		snprintf(url, urlsize, "redis://%s:%s@[%s]:%d/%d", user,
+			 password, u.host, u.port, u.db);
+	else
+		snprintf(url, urlsize, "redis://%s:%s@%s:%d/%d", user, password,
+			 u.host, u.port, u.db);
+	rc = 0;
+out:
+	if (reply)
+		freeReplyObject(reply);
+	vs_redis_free(r);
+	return rc;
+}
+
+/* Drop @id's container user from the Redis of @admin_url and end its
+ * connections. 0, or an exit code with the reason printed. */
+static int revoke_redis(const char *admin_url, int timeout_ms, const char *id)
+{
+	char user[64];
+	const char *del[] = {"ACL", "DELUSER", user};
+	const char *kill[] = {"CLIENT", "KILL", "USER", user};
+	struct vs_redis *r = NULL;
+	redisReply *reply = NULL;
+	int rc;
+
+	redis_container_user(user, sizeof(user), id);
+	rc = vs_redis_open(&r, admin_url, timeout_ms);
+	if (rc < 0)
+		return ctl_fail(EXIT_BACKEND, "cannot connect to Redis: %s",
+				r ? vs_redis_last_error(r) : strerror(-rc));
+	rc = vs_redis_command(r, &reply, 3, del, NULL);
+	if (reply)
+		freeReplyObject(reply);
+	reply = NULL;
+	if (rc == 0)
+		vs_redis_command(r, &reply, 4, kill, NULL); /* none: fine */
+	if (reply)
+		freeReplyObject(reply);
+	if (rc < 0)
+		rc = ctl_fail(EXIT_BACKEND, "cannot drop Redis user %s: %s",
+			      user, vs_redis_last_error(r));
+	vs_redis_free(r);
+	return rc;
+}
+
+static int cmd_grant(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"ttl", required_argument, NULL, 't'}, {NULL, 0, NULL, 0}};
+	char ttl[32], password[65], redis_url[1024] = "";
+	const char *v[3] = {NULL, password, NULL};
+	uint8_t rnd[32];
+	char *conninfo = NULL;
+	PGresult *res = NULL;
+	long secs = 0;
+	int o, r;
+
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (o != 't' || parse_duration(optarg, &secs) < 0)
+			return ctl_fail(EXIT_USAGE,
+					"usage: vsyncctl grant PROJECT "
+					"[--ttl DURATION] (DURATION: 90s, "
+					"15m, 24h, 7d)");
+	}
+	if (optind + 1 != argc)
+		return ctl_fail(EXIT_USAGE, "usage: vsyncctl grant PROJECT "
+					    "[--ttl DURATION]");
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return ctl_fail(EXIT_ERR, "cannot make a password: %s",
+				strerror(errno));
+	vs_hex_encode(password, rnd, sizeof(rnd));
+	r = ctl_project(c, argv[optind]);
+	if (r)
+		return r;
+	v[0] = c->project_id;
+	if (secs) {
+		snprintf(ttl, sizeof(ttl), "%ld seconds", secs);
+		v[2] = ttl;
+	}
+	r = ctl_query(c, &res,
+		      "SELECT role, coalesce(expires_at::text, '') FROM"
+		      " vsync_grant($1::uuid, $2, $3::interval)",
+		      3, v);
+	if (r < 0)
+		return pg_failed(c, r);
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return ctl_fail(EXIT_ERR, "unexpected answer to vsync_grant");
+	}
+	r = vs_pg_conninfo_as(c->pg, PQgetvalue(res, 0, 0), password,
+			      &conninfo);
+	if (r < 0) {
+		PQclear(res);
+		return ctl_fail(EXIT_ERR, "cannot write the conninfo: %s",
+				strerror(-r));
+	}
+	if (c->redis_url && *c->redis_url) {
+		r = grant_redis(c->redis_url, c->timeout_ms, c->project_id,
+				password, redis_url, sizeof(redis_url));
+		if (r) {
+			PQclear(res);
+			free(conninfo);
+			return r;
+		}
+	}
+	print_shell_var("VSYNC_PROJECT", c->project_id);
+	print_shell_var("VSYNC_PG_URL", conninfo);
+	if (redis_url[0])
+		print_shell_var("VSYNC_REDIS_URL", redis_url);
+	if (getenv("VSYNC_VERIFY_KEY"))
+		print_shell_var("VSYNC_VERIFY_KEY", getenv("VSYNC_VERIFY_KEY"));
+	print_shell_var("VSYNC_GRANT_EXPIRES", PQgetvalue(res, 0, 1));
+	if (!redis_url[0] && !c->quiet)
+		fprintf(stderr, "vsyncctl: no Redis given (--redis or "
+				"$VSYNC_REDIS_URL): PostgreSQL credentials "
+				"only\n");
+	PQclear(res);
+	free(conninfo);
+	return EXIT_OK;
+}
+
+static int cmd_revoke(struct ctl *c, int argc, char **argv)
+{
+	const char *v[1];
+	PGresult *res = NULL;
+	int r, n;
+
+	if (argc != 2)
+		return ctl_fail(EXIT_USAGE, "usage: vsyncctl revoke PROJECT");
+	r = ctl_project(c, argv[1]);
+	if (r)
+		return r;
+	v[0] = c->project_id;
+	r = ctl_query(c, &res, "SELECT vsync_revoke($1::uuid)", 1, v);
+	if (r < 0)
+		return pg_failed(c, r);
+	n = PQntuples(res) == 1 ? atoi(PQgetvalue(res, 0, 0)) : 0;
+	PQclear(res);
+	if (c->redis_url && *c->redis_url) {
+		r = revoke_redis(c->redis_url, c->timeout_ms, c->project_id);
+		if (r)
+			return r;
+	}
+	if (!c->quiet)
+		printf("revoked %d PostgreSQL role%s%s of %s\n", n,
+		       n == 1 ? "" : "s",
+		       c->redis_url && *c->redis_url ? " and the Redis user"
+						     : "",
+		       c->project_id);
+	return EXIT_OK;
 }
 
 struct command {
@@ -1521,6 +1796,8 @@ static const struct command commands[] = {{"init", cmd_init},
 					  {"rollback", cmd_rollback},
 					  {"export", cmd_export},
 					  {"status", cmd_status},
+					  {"grant", cmd_grant},
+					  {"revoke", cmd_revoke},
 					  {NULL, NULL}};
 
 /* Parse the global options; returns the index of the command, or a
@@ -1529,6 +1806,7 @@ static int parse_globals(struct ctl *c, int argc, char **argv, int *verbose)
 {
 	static const struct option opts[] = {
 	    {"pg", required_argument, NULL, 'p'},
+	    {"redis", required_argument, NULL, 'r'},
 	    {"timeout", required_argument, NULL, 't'},
 	    {"author", required_argument, NULL, 'a'},
 	    {"op-id", required_argument, NULL, 'o'},
@@ -1544,6 +1822,9 @@ static int parse_globals(struct ctl *c, int argc, char **argv, int *verbose)
 		switch (o) {
 		case 'p':
 			c->conninfo = optarg;
+			break;
+		case 'r':
+			c->redis_url = optarg;
 			break;
 		case 't':
 			if (vs_parse_long(&n, optarg, 10, 1, INT_MAX) < 0)
@@ -1594,6 +1875,7 @@ int main(int argc, char **argv)
 
 	vs_log_set_prog("vsyncctl");
 	c.conninfo = getenv("VSYNC_PG_URL");
+	c.redis_url = getenv("VSYNC_REDIS_URL");
 	i = parse_globals(&c, argc, argv, &verbose);
 	if (i <= 0)
 		return -i;

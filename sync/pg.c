@@ -566,6 +566,86 @@ int vs_pg_wait_notify(struct vs_pg *pg, int timeout_ms)
 	return count;
 }
 
+/* Append " key='value'" to @s (size @size, used @len) with ' and \
+ * escaped. -ENOMEM when it does not fit. */
+static int conninfo_add(char *s, size_t size, size_t *len, const char *key,
+			const char *value)
+{
+	size_t n = *len;
+	int w = snprintf(s + n, size - n, "%s%s='", n ? " " : "", key);
+
+	if (w < 0 || (size_t)w >= size - n)
+		return -ENOMEM;
+	n += (size_t)w;
+	for (const char *p = value; *p; p++) {
+		if (n + 3 >= size)
+			return -ENOMEM;
+		if (*p == '\'' || *p == '\\')
+			s[n++] = '\\';
+		s[n++] = *p;
+	}
+	if (n + 2 > size)
+		return -ENOMEM;
+	s[n++] = '\'';
+	s[n] = '\0';
+	*len = n;
+	return 0;
+}
+
+int vs_pg_conninfo_as(struct vs_pg *pg, const char *user, const char *password,
+		      char **out)
+{
+	/* where the server is and how it is trusted; not who we are */
+	static const char *const keep[] = {"host",
+					   "hostaddr",
+					   "port",
+					   "dbname",
+					   "sslmode",
+					   "sslrootcert",
+					   "sslcrl",
+					   "sslcrldir",
+					   "sslsni",
+					   "requirepeer",
+					   "ssl_min_protocol_version",
+					   "gssencmode",
+					   "target_session_attrs"};
+	PQconninfoOption *opts = NULL;
+	size_t size = 4096, len = 0;
+	char *s = NULL;
+	int r = 0;
+
+	*out = NULL;
+	if (!pg->conn)
+		return -ENOTCONN;
+	opts = PQconninfo(pg->conn);
+	s = malloc(size);
+	if (!opts || !s) {
+		r = -ENOMEM;
+		goto out;
+	}
+	s[0] = '\0';
+	for (PQconninfoOption *o = opts; o->keyword && r == 0; o++) {
+		/* a value that is the default need not be said */
+		if (!o->val || !*o->val ||
+		    (o->compiled && !strcmp(o->val, o->compiled)))
+			continue;
+		for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+			if (!strcmp(o->keyword, keep[i]))
+				r = conninfo_add(s, size, &len, o->keyword,
+						 o->val);
+	}
+	r = r ?: conninfo_add(s, size, &len, "user", user);
+	r = r ?: conninfo_add(s, size, &len, "password", password);
+	if (r == 0) {
+		*out = s;
+		s = NULL;
+	}
+out:
+	PQconninfoFree(opts);
+	free(s);
+	return r;
+}
+
 int vs_pg_project_resolve(struct vs_pg *pg, const char *name_or_id,
 			  char id_out[VS_UUID_BUFSZ])
 {

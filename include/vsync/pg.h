@@ -136,6 +136,17 @@ int vs_pg_listen(struct vs_pg *pg, const char *channel);
 int vs_pg_wait_notify(struct vs_pg *pg, int timeout_ms);
 
 /* Resolve a project name or UUID to its UUID. -ENOENT if unknown. */
+/*
+ * A conninfo (key='value' pairs) that reaches the same server and database
+ * as @pg's open connection, with the same TLS settings, as @user with
+ * @password: what a container is given (vsyncctl grant). The client
+ * certificate and key, the passfile and the service file of @pg's own
+ * login are left out. On success *out is malloc'd (the caller frees it).
+ * 0, -ENOTCONN, or -ENOMEM.
+ */
+int vs_pg_conninfo_as(struct vs_pg *pg, const char *user, const char *password,
+		      char **out);
+
 int vs_pg_project_resolve(struct vs_pg *pg, const char *name_or_id,
 			  char id_out[VS_UUID_BUFSZ]);
 

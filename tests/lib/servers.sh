@@ -29,6 +29,9 @@
 #                        "backend is down" cases of the tests use it.
 #   vs_pg_start_again    start it again after vs_pg_stop (same socket and
 #                        data); returns once it accepts connections (30 s).
+#   vs_pg_require_passwords
+#                        every role but postgres must give its password
+#                        (SCRAM) from now on, as on a real server.
 #   vs_pg_fixture        the start of a test that needs PostgreSQL only:
 #                        vs_servers_start pg, no Redis URL (mounts follow
 #                        changes with LISTEN), mount logs in the servers
@@ -447,6 +450,27 @@ EOF
 	export PGHOST=$run PGPORT=5432 PGUSER=postgres PGDATABASE=postgres
 	export VSYNC_PG_URL="host=$run port=5432 user=postgres dbname=postgres"
 	return 0
+}
+
+# Make PostgreSQL ask every role but postgres for its password (SCRAM), as
+# a real server does: the isolation tests log in with granted credentials.
+vs_pg_require_passwords() {
+	local hba=$VS_PG_DATA/pg_hba.conf
+	{
+		echo "local all postgres trust"
+		echo "local all all scram-sha-256"
+		echo "host all all 127.0.0.1/32 scram-sha-256"
+		grep -v '^\s*#' "$hba" | grep -v '^\s*$'
+	} >"$hba.new" && mv "$hba.new" "$hba" || return 1
+	[[ $EUID -eq 0 ]] && chown postgres: "$hba"
+	vs__as_postgres "$VS_PG_BIN/pg_ctl" -D "$VS_PG_DATA" reload >/dev/null 2>&1 || return 1
+	vs_poll 10 vs__pg_asks_password
+}
+
+# A login as another role is asked for a password (the reload took).
+vs__pg_asks_password() {
+	"$VS_PG_BIN/psql" -X -w -h "$VS_PG_SOCKDIR" -U vsync_nobody -d postgres \
+		-c 'SELECT 1' 2>&1 | grep -q 'password'
 }
 
 vs_pg_stop() {

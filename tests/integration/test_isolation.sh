@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+#
+# test_isolation.sh - a container's credentials reach its own project and
+# nothing else (docs/security.md).
+#
+# Two projects, A and B; `vsyncctl grant` makes the credentials of A's
+# containers (a PostgreSQL role that must give its password, a Redis ACL
+# user), and B's. With A's:
+#   - PostgreSQL: B's tree, files, history, changes and seq are refused
+#     with 42501 through every function; writes to B (put, mkdir, delete,
+#     rename) are 42501; tables are not readable at all (not even A's
+#     rows); the admin functions (create project, list projects, grant)
+#     are refused; B's name does not resolve; nothing of B changed;
+#   - Redis: B's keys are neither read nor written; A's stream, manifest
+#     and relay cursor cannot be written, nor can KEYS list anything;
+#   - vsync-mount of B with A's credentials fails with a clear error;
+#   - A's own mount works end to end with A's credentials only: mount,
+#     read, a remote edit arrives, a local save is committed;
+#   - a wrong password is refused; after `vsyncctl revoke A` the
+#     credentials no longer log in (PostgreSQL, Redis), B's still do;
+#   - a grant with --ttl expires: the role's VALID UNTIL is set.
+#
+# Needs /dev/fuse (else exit 77); starts PostgreSQL, Redis and vsync-relay.
+set -u
+
+# shellcheck source=tests/lib/servers.sh
+. "$(dirname "$0")/../lib/servers.sh"
+
+vs_need_fuse
+CTL=$VSYNC_BUILD_DIR/agent/vsyncctl
+vs_deadline 300
+vs_servers_start all || exit 1
+export VS_LOG_DIR=$VS_SERVERS_DIR
+W=$VS_SERVERS_DIR/work
+mkdir -p "$W"
+PSQL=$VS_PG_BIN/psql
+ADMIN_PG=$VSYNC_PG_URL
+ADMIN_REDIS=$VSYNC_REDIS_URL
+
+ctl() { "$CTL" --pg "$ADMIN_PG" --redis "$ADMIN_REDIS" "$@"; }
+# as CREDS-FILE SQL: one statement with the granted PostgreSQL role;
+# prints rows, or the error's first line
+as() {
+	(
+		# shellcheck disable=SC1090
+		. "$1"
+		"$PSQL" -X -At -w "$VSYNC_PG_URL" -c "$2" 2>&1 | head -n 1
+	)
+}
+# redis_as CREDS-FILE ARGS...: redis-cli with the granted Redis user
+redis_as() {
+	(
+		# shellcheck disable=SC1090
+		. "$1"
+		local userpass=${VSYNC_REDIS_URL#redis://}
+		userpass=${userpass%%@*}
+		REDISCLI_AUTH=${userpass#*:} timeout -k 2 10 redis-cli --no-auth-warning \
+			--user "vsync-c-$VSYNC_PROJECT" \
+			-p "$VS_REDIS_PORT" -h 127.0.0.1 "${@:2}" 2>&1
+	)
+}
+denied() { [[ $1 == *"permission denied"* ]]; }
+
+for p in A B; do
+	mkdir -p "$W/src$p/src"
+	echo "secret of $p" >"$W/src$p/src/secret.txt"
+	echo "export const x = 1;" >"$W/src$p/src/app.js"
+done
+vs_check "init" ctl -q init
+vs_check "import A and B" sh -c '"$1" --pg "$2" -q import proja "$3" && "$1" --pg "$2" -q import projb "$4"' \
+	_ "$CTL" "$ADMIN_PG" "$W/srcA" "$W/srcB"
+vs_relay_start || exit 1
+A=$(vs_sql "SELECT vsync_project_id('proja')")
+B=$(vs_sql "SELECT vsync_project_id('projb')")
+vs_check "PostgreSQL asks other roles for a password" vs_pg_require_passwords
+
+vs_check "grant A" sh -c '"$1" --pg "$2" --redis "$3" grant proja >"$4"' \
+	_ "$CTL" "$ADMIN_PG" "$ADMIN_REDIS" "$W/a.env"
+vs_check "grant B (--ttl 2h)" sh -c '"$1" --pg "$2" --redis "$3" grant projb --ttl 2h >"$4"' \
+	_ "$CTL" "$ADMIN_PG" "$ADMIN_REDIS" "$W/b.env"
+vs_check "the grant prints shell lines" grep -q "^VSYNC_PG_URL='" "$W/a.env"
+vs_check "with a Redis URL of its own" grep -q "^VSYNC_REDIS_URL='redis://vsync-c-$A:" "$W/a.env"
+vs_check "and no admin credentials" sh -c '! grep -q "user=.postgres" "$1"' _ "$W/a.env"
+vs_check_eq "--ttl sets VALID UNTIL (about 2 h)" t \
+	"$(vs_sql "SELECT rolvaliduntil BETWEEN now() + interval '119 minutes' AND now() + interval '121 minutes' FROM pg_roles WHERE rolname = 'vsync_c_${B//-/}'")"
+
+seqB=$(vs_sql "SELECT vsync_project_seq('$B')")
+
+# ---------------------------------------------------------------- PostgreSQL
+vs_check_eq "A reads its own tree" 3 "$(as "$W/a.env" "SELECT count(*) FROM vsync_manifest('$A')")"
+for f in "vsync_manifest('$B')" "vsync_read_file('$B', 'src/secret.txt', NULL)" \
+	"vsync_history('$B', 'src/secret.txt')" "vsync_changes('$B', 0, NULL)" \
+	"vsync_change_feed('$B', 0, NULL)" "vsync_change_rows('$B', 0, 100)" \
+	"vsync_project_seq('$B')" "vsync_blob('$B', repeat('0', 64))" \
+	"vsync_conflicts('$B')"; do
+	out=$(as "$W/a.env" "SELECT * FROM $f")
+	vs_check "A reading B: $f is refused ($out)" denied "$out"
+done
+for f in "vsync_write_file('$B', 'src/evil.js', '\\x41'::bytea, NULL, NULL, NULL, 'evil')" \
+	"vsync_mkdir('$B', 'evil', NULL, NULL, 'evil')" \
+	"vsync_delete('$B', 'src/secret.txt', NULL, NULL, 'evil', true)" \
+	"vsync_rename('$B', 'src/secret.txt', 'src/x.txt', NULL, NULL, 'evil')"; do
+	out=$(as "$W/a.env" "SELECT * FROM $f")
+	vs_check "A writing B: ${f%%(*} is refused ($out)" denied "$out"
+done
+for t in projects project_files file_operations vsync_grants; do
+	out=$(as "$W/a.env" "SELECT count(*) FROM $t")
+	vs_check "table $t is not readable ($out)" denied "$out"
+done
+for f in "vsync_create_project('evil')" "vsync_projects()" "vsync_grant('$A', 'xxxxxxxxxxxxxxxxxxxx', NULL)" "vsync_revoke('$B')"; do
+	out=$(as "$W/a.env" "SELECT * FROM $f")
+	vs_check "admin function ${f%%(*} is refused ($out)" denied "$out"
+done
+out=$(as "$W/a.env" "SELECT vsync_project_id('projb')")
+vs_check "B's name does not resolve for A ($out)" grep -q "unknown project" <<<"$out"
+vs_check_eq "nothing of B changed (seq)" "$seqB" "$(vs_sql "SELECT vsync_project_seq('$B')")"
+vs_check_eq "nothing of B changed (files)" "src/app.js src/secret.txt" \
+	"$(vs_sql "SELECT string_agg(path, ' ' ORDER BY path) FROM vsync_manifest('$B') WHERE kind = 'file'")"
+out=$(
+	sed "s/[0-9a-f]\{64\}/$(printf 'f%.0s' {1..64})/g" "$W/a.env" >"$W/wrong.env"
+	as "$W/wrong.env" "SELECT 1"
+)
+vs_check "a wrong password is refused ($out)" grep -q "password authentication failed" <<<"$out"
+
+# ---------------------------------------------------------------- Redis
+vs_check "the relay filled B's manifest" vs_poll 10 sh -c '[ "$(timeout 5 redis-cli -p "$1" hlen "manifest:{$2}")" -gt 0 ]' _ "$VS_REDIS_PORT" "$B"
+hashB=$(vs_sql "SELECT content_hash FROM vsync_manifest('$B') WHERE path = 'src/secret.txt'")
+out=$(redis_as "$W/a.env" GET "blob:{$B}:$hashB")
+vs_check "A reading B's blob is refused ($out)" grep -q NOPERM <<<"$out"
+out=$(redis_as "$W/a.env" HGETALL "manifest:{$B}")
+vs_check "A reading B's manifest is refused ($out)" grep -q NOPERM <<<"$out"
+out=$(redis_as "$W/a.env" SET "blob:{$B}:$hashB" forged)
+vs_check "A writing B's blob is refused ($out)" grep -q NOPERM <<<"$out"
+out=$(redis_as "$W/a.env" XADD "events:{$B}" '*' op create path src/evil.js)
+vs_check "A appending to B's stream is refused ($out)" grep -q NOPERM <<<"$out"
+out=$(redis_as "$W/a.env" XADD "events:{$A}" '*' op create path src/evil.js)
+vs_check "A appending to its own stream is refused ($out)" grep -q NOPERM <<<"$out"
+out=$(redis_as "$W/a.env" HSET "manifest:{$A}" src/evil.js x)
+vs_check "A writing its own manifest is refused ($out)" grep -q NOPERM <<<"$out"
+out=$(redis_as "$W/a.env" SET "relay:{$A}:cursor" 999)
+vs_check "A moving the relay's cursor is refused ($out)" grep -q NOPERM <<<"$out"
+out=$(redis_as "$W/a.env" KEYS '*')
+vs_check "A listing keys is refused ($out)" grep -q NOPERM <<<"$out"
+hashA=$(vs_sql "SELECT content_hash FROM vsync_manifest('$A') WHERE path = 'src/secret.txt'")
+out=$(redis_as "$W/a.env" HGETALL "manifest:{$A}")
+vs_check "A reads its own manifest" grep -q "src/secret.txt" <<<"$out"
+vs_check_eq "B's blob unchanged" 0 "$(timeout 5 redis-cli -p "$VS_REDIS_PORT" exists "blob:{$B}:forged")"
+
+# ---------------------------------------------------------------- mounts
+MA=$W/mnt-a
+MB=$W/mnt-b
+mkdir -p "$MA" "$MB"
+(
+	# shellcheck disable=SC1090
+	. "$W/a.env"
+	"$VSYNC_BUILD_DIR/agent/vsync-mount" projb "$MB" -f --pg "$VSYNC_PG_URL" \
+		--redis "$VSYNC_REDIS_URL" --cache-dir "$W/cache-b" \
+		>"$W/mount-b.log" 2>&1 </dev/null
+)
+rc=$?
+vs_check "mounting B with A's credentials fails (exit $rc)" test "$rc" -ne 0
+vs_check "with a clear error" grep -q "unknown project" "$W/mount-b.log"
+vs_check "and nothing mounted" sh -c '! grep -q " $1 " /proc/mounts' _ "$MB"
+
+# shellcheck disable=SC1090
+(. "$W/a.env" && export VSYNC_PG_URL VSYNC_REDIS_URL && vs_mount proja "$MA" --cache-dir "$W/cache-a" \
+	&& echo "$VS_MOUNT_PID" >"$W/mount-a.pid") || vs_fail "mount A with A's credentials"
+if [[ -s $W/mount-a.pid ]]; then
+	vs_on_exit "vs__cleanup_mount $(printf '%q' "$MA") $(cat "$W/mount-a.pid")"
+	vs_check_eq "A's mount reads A's file" "secret of A" "$(cat "$MA/src/secret.txt")"
+	echo "remote edit" >"$W/edit"
+	vs_check "a remote edit is committed" ctl -q put proja src/app.js "$W/edit"
+	vs_check "and arrives in A's mount" vs_poll 10 grep -q "remote edit" "$MA/src/app.js"
+	echo "saved in the container" >"$MA/src/local.js"
+	vs_check "a local save: fsync returns" sync "$MA/src/local.js"
+	vs_check_eq "and is committed" "saved in the container" \
+		"$("$CTL" --pg "$ADMIN_PG" cat proja src/local.js)"
+	vs_check "A's mount logged no permission error" sh -c '! grep -qi "permission denied\|NOPERM" "$1"' _ "$VS_LOG_DIR/mount.1.log"
+	vs_umount "$MA"
+fi
+
+# ---------------------------------------------------------------- revoke
+vs_check "revoke A" ctl -q revoke proja
+out=$(as "$W/a.env" "SELECT 1")
+vs_check "A's PostgreSQL role no longer logs in ($out)" grep -q "password authentication failed" <<<"$out"
+out=$(redis_as "$W/a.env" PING)
+vs_check "A's Redis user no longer logs in ($out)" grep -qi "WRONGPASS\|invalid\|NOAUTH" <<<"$out"
+vs_check_eq "B's credentials still work" 3 "$(as "$W/b.env" "SELECT count(*) FROM vsync_manifest('$B')")"
+
+vs_summary
