@@ -66,8 +66,8 @@ const char vs_mount_usage[] =
     "  -s                   single-threaded\n"
     "  -d                   FUSE debug output, debug log level (implies "
     "-f)\n"
-    "  -o OPT[,OPT...]      FUSE mount options (allow_other, "
-    "default_permissions, ...)\n"
+    "  -o OPT[,OPT...]      FUSE mount options (allow_other, ro, ...);\n"
+    "                       allow_other adds default_permissions\n"
     "  -h, --help           this text\n"
     "  -V, --version        the version\n"
     "\n"
@@ -191,6 +191,23 @@ static int fail_no_value(char *err, size_t errlen, int opt)
 			return fail(err, errlen, "option '--%s' needs a value",
 				    l->name);
 	return fail(err, errlen, "option '-%c' needs a value", opt);
+}
+
+/* Is FUSE option @name among the -o values (each a comma list)? */
+static bool fuse_opt_given(const struct vs_mount_opts *o, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (size_t i = 0; i < o->n_fuse_opts; i++)
+		for (const char *p = o->fuse_opts[i]; p;) {
+			const char *comma = strchr(p, ',');
+			size_t n = comma ? (size_t)(comma - p) : strlen(p);
+
+			if (n == len && !memcmp(p, name, len))
+				return true;
+			p = comma ? comma + 1 : NULL;
+		}
+	return false;
 }
 
 int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
@@ -381,6 +398,14 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 	}
 	if (!o->cache_dir)
 		o->cache_dir = "/var/cache/vsync";
+	/* other users reach the mount: the kernel checks their permissions
+	 * as a local disk would (else every request acts as the daemon) */
+	if (fuse_opt_given(o, "allow_other") &&
+	    !fuse_opt_given(o, "default_permissions")) {
+		if (o->n_fuse_opts == VS_MOUNT_MAX_FUSE_OPTS)
+			return fail(err, errlen, "too many -o %s", "options");
+		o->fuse_opts[o->n_fuse_opts++] = "default_permissions";
+	}
 	if (default_local)
 		for (const char *const *n = vs_local_default_names; *n; n++)
 			o->local[o->n_local++] = *n;

@@ -37,7 +37,8 @@ struct vs_mount_opts {
 	size_t n_critical;
 	int timeout_ms;	      /* --timeout: every backend call's deadline */
 	double cache_timeout; /* --cache-timeout: kernel entry/attr seconds */
-	const char *fuse_opts[VS_MOUNT_MAX_FUSE_OPTS]; /* -o values */
+	/* -o values; with allow_other, default_permissions is added */
+	const char *fuse_opts[VS_MOUNT_MAX_FUSE_OPTS];
 	size_t n_fuse_opts;
 	/* local-only names: defaults unless --no-default-local, plus --local */
 	const char *local[VS_MOUNT_MAX_LOCAL + 8];

@@ -281,12 +281,57 @@ static int create_path(struct vs_fs *fs, struct vs_inode *parent,
 	return parent->local ? 0 : upper_mkdirs(fs, path);
 }
 
+/*
+ * Give upper path @path, just created for @req, to its caller, as a local
+ * disk does: the daemon runs as root and would own everything. The group
+ * is the caller's, or the directory's where that is setgid (and a
+ * directory made there is setgid too, as mkdir(2) does). Nothing to do
+ * when the daemon is not root (it cannot give files away, and a caller
+ * other than it only reaches the mount with allow_other). 0 or -errno;
+ * on failure the caller removes what it created.
+ */
+static int own_by_caller(fuse_req_t req, struct vs_fs *fs, const char *path)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+	gid_t gid = ctx->gid;
+
+	if (geteuid() != 0 || (ctx->uid == 0 && ctx->gid == 0))
+		return 0;
+	if (slash && (size_t)(slash - path) < sizeof(dir)) {
+		memcpy(dir, path, (size_t)(slash - path));
+		dir[slash - path] = '\0';
+	} else {
+		snprintf(dir, sizeof(dir), "%s", ".");
+	}
+	if (fstatat(fs->cfg.upper_fd, dir, &st, 0) == 0 &&
+	    (st.st_mode & S_ISGID))
+		gid = st.st_gid;
+	if (fchownat(fs->cfg.upper_fd, path, ctx->uid, gid,
+		     AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Undo the creation of @path (@dir: it is a directory). */
+static void unmake(struct vs_fs *fs, const char *path, bool dir)
+{
+	unlinkat(fs->cfg.upper_fd, path, dir ? AT_REMOVEDIR : 0);
+}
+
 static void reply_created(fuse_req_t req, struct vs_fs *fs,
 			  struct vs_inode *parent, const char *name,
-			  const char *path)
+			  const char *path, bool dir)
 {
 	struct fuse_entry_param e;
-	int r = local_entry(fs, parent, name, path, &e);
+	int r = own_by_caller(req, fs, path);
+
+	if (r < 0)
+		unmake(fs, path, dir);
+	else
+		r = local_entry(fs, parent, name, path, &e);
 
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -306,7 +351,7 @@ void local_mknod(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
-		reply_created(req, fs, parent, name, path);
+		reply_created(req, fs, parent, name, path, false);
 }
 
 void local_mkdir(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
@@ -321,7 +366,7 @@ void local_mkdir(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
-		reply_created(req, fs, parent, name, path);
+		reply_created(req, fs, parent, name, path, true);
 }
 
 void local_symlink(fuse_req_t req, struct vs_fs *fs, const char *link,
@@ -336,7 +381,7 @@ void local_symlink(fuse_req_t req, struct vs_fs *fs, const char *link,
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
-		reply_created(req, fs, parent, name, path);
+		reply_created(req, fs, parent, name, path, false);
 }
 
 void local_link(fuse_req_t req, struct vs_fs *fs, const char *from,
@@ -349,10 +394,18 @@ void local_link(fuse_req_t req, struct vs_fs *fs, const char *from,
 	if (r == 0 && linkat(fs->cfg.upper_fd, from, fs->cfg.upper_fd, path,
 			     nofollow(from) ? 0 : AT_SYMLINK_FOLLOW) < 0)
 		r = -errno;
-	if (r < 0)
+	if (r < 0) {
 		fuse_reply_err(req, -r);
-	else
-		reply_created(req, fs, parent, name, path);
+	} else {
+		/* a new name of an inode: its owner stays */
+		struct fuse_entry_param e;
+
+		r = local_entry(fs, parent, name, path, &e);
+		if (r < 0)
+			fuse_reply_err(req, -r);
+		else
+			fuse_reply_entry(req, &e);
+	}
 }
 
 void local_create(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
@@ -360,15 +413,32 @@ void local_create(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 {
 	struct fuse_entry_param e;
 	char path[PATH_MAX];
+	bool created = false;
 	int r, fd = -1;
 
 	r = create_path(fs, parent, name, path, sizeof(path));
 	if (r == 0) {
+		/* exclusively first: only a file made here is given to the
+		 * caller, never one that was there already */
 		fd = openat(fs->cfg.upper_fd, path,
-			    (fi->flags & ~O_NOFOLLOW) | O_CREAT | O_CLOEXEC,
+			    (fi->flags & ~O_NOFOLLOW) | O_CREAT | O_EXCL |
+				O_CLOEXEC,
 			    mode);
+		created = fd >= 0;
+		if (fd < 0 && errno == EEXIST && !(fi->flags & O_EXCL))
+			fd = openat(fs->cfg.upper_fd, path,
+				    (fi->flags & ~(O_NOFOLLOW | O_CREAT)) |
+					O_CLOEXEC);
 		if (fd < 0)
 			r = -errno;
+	}
+	if (r == 0 && created) {
+		r = own_by_caller(req, fs, path);
+		if (r < 0) {
+			close(fd);
+			fd = -1;
+			unmake(fs, path, false);
+		}
 	}
 	if (r == 0)
 		r = local_entry(fs, parent, name, path, &e);

@@ -246,9 +246,21 @@ static void test_fuse_opts(void **state)
 
 	PARSE(&p, "-oallow_other", "p", "m", "-o", "ro");
 	check_ok(&p);
-	check_int(2, p.o.n_fuse_opts, "number of -o options with -oX");
+	check_int(3, p.o.n_fuse_opts, "number of -o options with -oX");
 	check_str("allow_other", p.o.fuse_opts[0], "glued -oallow_other");
 	check_str("ro", p.o.fuse_opts[1], "-o after -oX");
+	check_str("default_permissions", p.o.fuse_opts[2],
+		  "allow_other brings default_permissions");
+
+	PARSE(&p, "-o", "ro,allow_other,noatime", "p", "m");
+	check_ok(&p);
+	check_int(2, p.o.n_fuse_opts, "allow_other inside a comma list");
+	check_str("default_permissions", p.o.fuse_opts[1],
+		  "default_permissions added for it");
+
+	PARSE(&p, "-o", "allow_other_x,xallow_other", "p", "m");
+	check_ok(&p);
+	check_int(1, p.o.n_fuse_opts, "no allow_other: nothing added");
 
 	PARSE(&p, "p", "m", "-o");
 	check_fails(&p, "option '-o' needs a value");
@@ -433,7 +445,8 @@ static void test_getopt_forms(void **state)
 
 	PARSE(&p, "-fo", "allow_other", "p", "m", "-sdoro");
 	check_ok(&p);
-	check_int(2, p.o.n_fuse_opts, "number of -o options in bundles");
+	check_int(3, p.o.n_fuse_opts,
+		  "number of -o options in bundles (+ default_permissions)");
 	check_str("allow_other", p.o.fuse_opts[0], "-fo VAL");
 	check_str("ro", p.o.fuse_opts[1], "-sdoro");
 	check_bool(true, p.o.debug, "debug with -sdoro");
