@@ -1508,6 +1508,9 @@ static void usage(FILE *f)
 	    "--redis\n"
 	    "                                    VSYNC_REDIS_URL=..., as shell "
 	    "lines\n"
+	    "  grant --relay                     the same for vsync-relay "
+	    "(every\n"
+	    "                                    project)\n"
 	    "  revoke PROJECT                    end them (roles, sessions, "
 	    "Redis\n"
 	    "                                    user)\n"
@@ -1564,10 +1567,13 @@ static void print_shell_var(const char *name, const char *value)
 	fputs("'\n", stdout);
 }
 
-/* The ACL user of @id's containers in Redis. */
+/* The ACL user of @id's containers in Redis (@id NULL: vsync-relay's). */
 static void redis_container_user(char *out, size_t size, const char *id)
 {
-	snprintf(out, size, "vsync-c-%s", id);
+	if (id)
+		snprintf(out, size, "vsync-c-%s", id);
+	else
+		snprintf(out, size, "%s", "vsync-relay");
 }
 
 /*
@@ -1576,6 +1582,8 @@ static void redis_container_user(char *out, size_t size, const char *id)
  * project and its channels, and write only what a mount writes: content
  * and deltas it backfills, the learned order, its containers: entry. The
  * stream, the manifest and the relay's cursor are the relay's alone.
+ * @id NULL: the relay's user instead, every key and channel, every
+ * command but the dangerous ones (KEYS, FLUSHALL, CONFIG, ...).
  * 0, or an exit code with the reason printed.
  */
 static int grant_redis(const char *admin_url, int timeout_ms, const char *id,
@@ -1592,6 +1600,8 @@ static int grant_redis(const char *admin_url, int timeout_ms, const char *id,
 	if (vs_redis_url_parse(&u, admin_url, why, sizeof(why)) < 0)
 		return ctl_fail(EXIT_USAGE, "invalid Redis URL: %s", why);
 	redis_container_user(user, sizeof(user), id);
+	if (!id)
+		id = ""; /* the relay's: the patterns below are not used */
 	snprintf(pass, sizeof(pass), ">%s", password);
 	snprintf(keys[0], sizeof(keys[0]), "%%R~*{%s}*", id);
 	snprintf(keys[1], sizeof(keys[1]), "~blob:{%s}:*", id);
@@ -1606,17 +1616,26 @@ static int grant_redis(const char *admin_url, int timeout_ms, const char *id,
 	argv[n++] = "on";
 	argv[n++] = pass;
 	argv[n++] = "resetchannels";
-	argv[n++] = chan;
-	/* what vsync-mount sends, nothing more (no KEYS or SCAN: they list
-	 * every project's keys whatever the key patterns say) */
-	static const char *const cmds[] = {
-	    "+auth",	"+hello", "+ping",    "+select", "+quit",     "+get",
-	    "+mget",	"+set",	  "+hgetall", "+xread",	 "+multi",    "+exec",
-	    "+discard", "+zadd",  "+zrem",    "+expire", "+subscribe"};
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		argv[n++] = cmds[i];
-	for (int i = 0; i < 5; i++)
-		argv[n++] = keys[i];
+	if (!*id) {
+		argv[n++] = "&*";
+		argv[n++] = "~*";
+		argv[n++] = "+@all";
+		argv[n++] = "-@dangerous";
+	} else {
+		/* what vsync-mount sends, nothing more (no KEYS or SCAN: they
+		 * list every project's keys whatever the key patterns say) */
+		static const char *const cmds[] = {
+		    "+auth",   "+hello",    "+ping",	"+select",  "+quit",
+		    "+get",    "+mget",	    "+set",	"+hgetall", "+xread",
+		    "+multi",  "+exec",	    "+discard", "+zadd",    "+zrem",
+		    "+expire", "+subscribe"};
+
+		argv[n++] = chan;
+		for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+			argv[n++] = cmds[i];
+		for (int i = 0; i < 5; i++)
+			argv[n++] = keys[i];
+	}
 	rc = vs_redis_open(&r, admin_url, timeout_ms);
 	if (rc < 0)
 		return ctl_fail(EXIT_BACKEND, "cannot connect to Redis: %s",
@@ -1672,32 +1691,91 @@ static int revoke_redis(const char *admin_url, int timeout_ms, const char *id)
 	return rc;
 }
 
+/* Print the shell lines of a grant to @user with @password (Redis: the
+ * URL made, or "" for none). 0 or an exit code. */
+static int grant_print(struct ctl *c, const char *project, const char *user,
+		       const char *password, const char *redis_url,
+		       const char *expires)
+{
+	char *conninfo = NULL;
+	int r = vs_pg_conninfo_as(c->pg, user, password, &conninfo);
+
+	if (r < 0)
+		return ctl_fail(EXIT_ERR, "cannot write the conninfo: %s",
+				strerror(-r));
+	if (project)
+		print_shell_var("VSYNC_PROJECT", project);
+	print_shell_var("VSYNC_PG_URL", conninfo);
+	if (redis_url[0])
+		print_shell_var("VSYNC_REDIS_URL", redis_url);
+	if (project && getenv("VSYNC_VERIFY_KEY"))
+		print_shell_var("VSYNC_VERIFY_KEY", getenv("VSYNC_VERIFY_KEY"));
+	if (expires)
+		print_shell_var("VSYNC_GRANT_EXPIRES", expires);
+	if (!redis_url[0] && !c->quiet)
+		fprintf(stderr, "vsyncctl: no Redis given (--redis or "
+				"$VSYNC_REDIS_URL): PostgreSQL credentials "
+				"only\n");
+	free(conninfo);
+	return EXIT_OK;
+}
+
+/* grant --relay: the login role and Redis user of vsync-relay. */
+static int grant_relay(struct ctl *c, const char *password)
+{
+	char redis_url[1024] = "";
+	const char *v[1] = {password};
+	PGresult *res = NULL;
+	int r;
+
+	r = ctl_connect(c);
+	if (r)
+		return r;
+	r = ctl_query(c, &res, "SELECT vsync_grant_relay($1)", 1, v);
+	if (r < 0)
+		return pg_failed(c, r);
+	PQclear(res);
+	if (c->redis_url && *c->redis_url) {
+		r = grant_redis(c->redis_url, c->timeout_ms, NULL, password,
+				redis_url, sizeof(redis_url));
+		if (r)
+			return r;
+	}
+	return grant_print(c, NULL, "vsync_relay", password, redis_url, NULL);
+}
+
 static int cmd_grant(struct ctl *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"ttl", required_argument, NULL, 't'}, {NULL, 0, NULL, 0}};
+	    {"ttl", required_argument, NULL, 't'},
+	    {"relay", no_argument, NULL, 'r'},
+	    {NULL, 0, NULL, 0}};
 	char ttl[32], password[65], redis_url[1024] = "";
+	bool relay = false;
 	const char *v[3] = {NULL, password, NULL};
 	uint8_t rnd[32];
-	char *conninfo = NULL;
 	PGresult *res = NULL;
 	long secs = 0;
 	int o, r;
 
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (o != 't' || parse_duration(optarg, &secs) < 0)
+		if (o == 'r')
+			relay = true;
+		else if (o != 't' || parse_duration(optarg, &secs) < 0)
 			return ctl_fail(EXIT_USAGE,
 					"usage: vsyncctl grant PROJECT "
 					"[--ttl DURATION] (DURATION: 90s, "
-					"15m, 24h, 7d)");
+					"15m, 24h, 7d) | grant --relay");
 	}
-	if (optind + 1 != argc)
+	if (relay ? optind != argc || secs : optind + 1 != argc)
 		return ctl_fail(EXIT_USAGE, "usage: vsyncctl grant PROJECT "
-					    "[--ttl DURATION]");
+					    "[--ttl DURATION] | grant --relay");
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		return ctl_fail(EXIT_ERR, "cannot make a password: %s",
 				strerror(errno));
 	vs_hex_encode(password, rnd, sizeof(rnd));
+	if (relay)
+		return grant_relay(c, password);
 	r = ctl_project(c, argv[optind]);
 	if (r)
 		return r;
@@ -1716,36 +1794,18 @@ static int cmd_grant(struct ctl *c, int argc, char **argv)
 		PQclear(res);
 		return ctl_fail(EXIT_ERR, "unexpected answer to vsync_grant");
 	}
-	r = vs_pg_conninfo_as(c->pg, PQgetvalue(res, 0, 0), password,
-			      &conninfo);
-	if (r < 0) {
-		PQclear(res);
-		return ctl_fail(EXIT_ERR, "cannot write the conninfo: %s",
-				strerror(-r));
-	}
 	if (c->redis_url && *c->redis_url) {
 		r = grant_redis(c->redis_url, c->timeout_ms, c->project_id,
 				password, redis_url, sizeof(redis_url));
 		if (r) {
 			PQclear(res);
-			free(conninfo);
 			return r;
 		}
 	}
-	print_shell_var("VSYNC_PROJECT", c->project_id);
-	print_shell_var("VSYNC_PG_URL", conninfo);
-	if (redis_url[0])
-		print_shell_var("VSYNC_REDIS_URL", redis_url);
-	if (getenv("VSYNC_VERIFY_KEY"))
-		print_shell_var("VSYNC_VERIFY_KEY", getenv("VSYNC_VERIFY_KEY"));
-	print_shell_var("VSYNC_GRANT_EXPIRES", PQgetvalue(res, 0, 1));
-	if (!redis_url[0] && !c->quiet)
-		fprintf(stderr, "vsyncctl: no Redis given (--redis or "
-				"$VSYNC_REDIS_URL): PostgreSQL credentials "
-				"only\n");
+	r = grant_print(c, c->project_id, PQgetvalue(res, 0, 0), password,
+			redis_url, PQgetvalue(res, 0, 1));
 	PQclear(res);
-	free(conninfo);
-	return EXIT_OK;
+	return r;
 }
 
 static int cmd_revoke(struct ctl *c, int argc, char **argv)

@@ -91,24 +91,44 @@ start() {
 	timeout 120 "$ctl" --pg "$VSYNC_PG_URL" import "$project" "$root/container/example" ||
 		die "vsyncctl import failed"
 
+	# credentials of their own for the relay and for the container (the
+	# admin's above stay with vsyncctl): docs/security.md
+	timeout 30 "$ctl" --pg "$VSYNC_PG_URL" --redis "$VSYNC_REDIS_URL" grant --relay \
+		>"$state/relay.env" || die "vsyncctl grant --relay failed"
+	timeout 30 "$ctl" --pg "$VSYNC_PG_URL" --redis "$VSYNC_REDIS_URL" grant "$project" \
+		>"$state/container.env" || die "vsyncctl grant $project failed"
+	chmod 0600 "$state/relay.env" "$state/container.env"
+
 	# the relay moves committed changes into Redis, where the mount
 	# follows them
-	"$root/build/agent/vsync-relay" --pg "$VSYNC_PG_URL" --redis "$VSYNC_REDIS_URL" \
-		>>"$state/relay.log" 2>&1 </dev/null &
+	(
+		# shellcheck disable=SC1091
+		. "$state/relay.env"
+		exec "$root/build/agent/vsync-relay" --pg "$VSYNC_PG_URL" \
+			--redis "$VSYNC_REDIS_URL" >>"$state/relay.log" 2>&1 </dev/null
+	) &
 	printf 'export VS_DEMO_RELAY_PID=%q\n' "$!" >>"$state/env"
 
 	mkdir -p "$mnt" "$state/cache"
-	# Background mode: vsync-mount detaches once the mount is up.
-	timeout 30 "$mount_bin" "$project" "$mnt" --pg "$VSYNC_PG_URL" \
-		--redis "$VSYNC_REDIS_URL" --cache-dir "$state/cache" \
-		--log-file "$state/mount.log" || die "vsync-mount failed (see $state/mount.log)"
+	# Background mode: vsync-mount detaches once the mount is up. It has
+	# the container's granted credentials (this project only), from its
+	# environment, so they are not on its command line.
+	(
+		# shellcheck disable=SC1091
+		. "$state/container.env"
+		export VSYNC_PG_URL VSYNC_REDIS_URL
+		timeout 30 "$mount_bin" "$project" "$mnt" --cache-dir "$state/cache" \
+			--log-file "$state/mount.log"
+	) || die "vsync-mount failed (see $state/mount.log)"
 	vs_poll 10 vs_is_mounted "$mnt" || die "$mnt is not mounted after 10 s (see $state/mount.log)"
 
 	cat <<EOF
 
 vsync demo is running: project '$project' (from container/example) is mounted at ./mnt
-  PostgreSQL: $VSYNC_PG_URL
+  PostgreSQL: $VSYNC_PG_URL (the administrator's, for vsyncctl)
   Redis:      $VSYNC_REDIS_URL
+  the mount and the relay run with credentials of their own:
+  .demo/container.env (project '$project' only) and .demo/relay.env
   mount log:  .demo/mount.log      relay log: .demo/relay.log      cache: .demo/cache/
 
 Look around:

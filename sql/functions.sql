@@ -1059,10 +1059,10 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- ---------------------------------------------------------------------
--- Grants: the credentials of a project's containers (vsyncctl grant and
--- revoke). They create and drop roles, so they run as their caller
--- (SECURITY INVOKER), who must be allowed to: a superuser, or a role with
--- CREATEROLE that is a member of vsync_service.
+-- Grants: the credentials of a project's containers and of vsync-relay
+-- (vsyncctl grant and revoke). They create and drop roles, so they run as
+-- their caller (SECURITY INVOKER), and nobody is granted EXECUTE on them:
+-- a superuser calls them.
 -- ---------------------------------------------------------------------
 
 -- Create, or rotate, the login role of @p_project's containers: role
@@ -1109,6 +1109,26 @@ BEGIN
 	DO UPDATE SET project_id = EXCLUDED.project_id,
 		      expires_at = EXCLUDED.expires_at, created_at = now();
 	RETURN QUERY SELECT v_role, v_until;
+END $$;
+
+-- Create, or rotate, the login role of vsync-relay: vsync_relay, member of
+-- vsync_service (every project), with password @p_password.
+CREATE OR REPLACE FUNCTION vsync_grant_relay(p_password text)
+RETURNS name LANGUAGE plpgsql SECURITY INVOKER AS $$
+BEGIN
+	IF p_password IS NULL OR length(p_password) < 16 THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'a grant needs a password of 16 characters or more';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = 'vsync_relay') THEN
+		CREATE ROLE vsync_relay LOGIN IN ROLE vsync_service;
+	END IF;
+	EXECUTE format('ALTER ROLE vsync_relay LOGIN INHERIT PASSWORD %L',
+		       p_password);
+	IF NOT pg_has_role('vsync_relay', 'vsync_service', 'MEMBER') THEN
+		GRANT vsync_service TO vsync_relay;
+	END IF;
+	RETURN 'vsync_relay'::name;
 END $$;
 
 -- End the credentials of @p_project's containers: their sessions are
@@ -1168,12 +1188,16 @@ BEGIN
 		-- (the path keys are pure, and in indexes: left as they are)
 		IF f.name NOT LIKE 'vsync\_\_%'
 		   AND f.name NOT IN ('vsync_path_key', 'vsync_path_prefix',
-				      'vsync_grant', 'vsync_revoke') THEN
+				      'vsync_grant', 'vsync_grant_relay',
+				      'vsync_revoke') THEN
 			EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER'
 				       ' SET search_path = %I, pg_temp',
 				       f.sig, current_schema());
 		END IF;
-		IF f.name NOT LIKE 'vsync\_\_%' THEN
+		-- (grants make roles: a superuser's, nobody else's)
+		IF f.name NOT LIKE 'vsync\_\_%'
+		   AND f.name NOT IN ('vsync_grant', 'vsync_grant_relay',
+				      'vsync_revoke') THEN
 			EXECUTE format('GRANT EXECUTE ON FUNCTION %s'
 				       ' TO vsync_service', f.sig);
 		END IF;

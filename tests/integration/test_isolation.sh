@@ -18,7 +18,8 @@
 #     read, a remote edit arrives, a local save is committed;
 #   - a wrong password is refused; after `vsyncctl revoke A` the
 #     credentials no longer log in (PostgreSQL, Redis), B's still do;
-#   - a grant with --ttl expires: the role's VALID UNTIL is set.
+#   - a grant with --ttl expires: the role's VALID UNTIL is set;
+#   - vsync-relay runs with its own credentials (`vsyncctl grant --relay`).
 #
 # Needs /dev/fuse (else exit 77); starts PostgreSQL, Redis and vsync-relay.
 set -u
@@ -69,10 +70,17 @@ done
 vs_check "init" ctl -q init
 vs_check "import A and B" sh -c '"$1" --pg "$2" -q import proja "$3" && "$1" --pg "$2" -q import projb "$4"' \
 	_ "$CTL" "$ADMIN_PG" "$W/srcA" "$W/srcB"
-vs_relay_start || exit 1
 A=$(vs_sql "SELECT vsync_project_id('proja')")
 B=$(vs_sql "SELECT vsync_project_id('projb')")
 vs_check "PostgreSQL asks other roles for a password" vs_pg_require_passwords
+
+# the relay with its own credentials
+vs_check "grant --relay" sh -c '"$1" --pg "$2" --redis "$3" grant --relay >"$4"' \
+	_ "$CTL" "$ADMIN_PG" "$ADMIN_REDIS" "$W/relay.env"
+RELAY_PG=$(. "$W/relay.env" && echo "$VSYNC_PG_URL")
+RELAY_REDIS=$(. "$W/relay.env" && echo "$VSYNC_REDIS_URL")
+vs_check "the relay's Redis user is its own" grep -q "^redis://vsync-relay:" <<<"$RELAY_REDIS"
+VSYNC_PG_URL=$RELAY_PG VSYNC_REDIS_URL=$RELAY_REDIS vs_relay_start || exit 1
 
 vs_check "grant A" sh -c '"$1" --pg "$2" --redis "$3" grant proja >"$4"' \
 	_ "$CTL" "$ADMIN_PG" "$ADMIN_REDIS" "$W/a.env"
