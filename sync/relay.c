@@ -263,7 +263,9 @@ int vs_relay_entry_parse(struct vs_manifest_entry *e, const char *value,
 	if (e->kind == VS_KIND_SYMLINK) {
 		/* the rest is the target: value is NUL-terminated by Redis
 		 * replies and by the formatter */
-		if (p >= end || p[-1] != ' ')
+		if (p >= end || p[-1] != ' ' ||
+		    (size_t)(end - p) > VS_PATH_MAX ||
+		    memchr(p, '\0', (size_t)(end - p)))
 			return -EBADMSG;
 		e->target = (char *)p;
 	} else if (p != end || end[-1] == ' ') {
