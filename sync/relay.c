@@ -234,7 +234,9 @@ int vs_relay_entry_parse(struct vs_manifest_entry *e, const char *value,
 			break;
 		case 2:
 			u = strtoull(tok, &stop, 10);
-			if (*stop || errno || tok[0] == '-')
+			/* as manifest.c: a size must fit in an off_t */
+			if (*stop || errno || tok[0] == '-' ||
+			    u > (uint64_t)INT64_MAX)
 				return -EBADMSG;
 			e->size = u;
 			break;

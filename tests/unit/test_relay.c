@@ -9,7 +9,8 @@
  *    whose target holds spaces;
  *  - parse rejecting what the cache format would not take back: a symlink
  *    target with a NUL, or longer than VS_PATH_MAX (found by
- *    tests/fuzz/fuzz_relay_entry).
+ *    tests/fuzz/fuzz_relay_entry), or a size over INT64_MAX (an off_t),
+ *    also behind leading white space.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -84,6 +85,11 @@ static int parse(const char *value, size_t len)
 	return r;
 }
 
+static int parse_str(const char *value)
+{
+	return parse(value, strlen(value));
+}
+
 static void test_symlink_target(void **state)
 {
 	static const char nul[] = "symlink 777 6 2 0 " HASH " ../a\0b";
@@ -105,11 +111,26 @@ static void test_symlink_target(void **state)
 	free(buf);
 }
 
+static void test_size(void **state)
+{
+	(void)state;
+	check_ret(0, parse_str("file 644 9223372036854775807 3 1 " HASH),
+		  "parse of size INT64_MAX");
+	check_ret(-EBADMSG, parse_str("file 644 9223372036854775808 3 1 " HASH),
+		  "parse of size INT64_MAX + 1");
+	check_ret(-EBADMSG,
+		  parse_str("file 644 18446744073709551615 3 1 " HASH),
+		  "parse of size UINT64_MAX");
+	check_ret(-EBADMSG, parse_str("file 644 \t-1 3 1 " HASH),
+		  "parse of size '\\t-1'");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_round_trip),
 	    cmocka_unit_test(test_symlink_target),
+	    cmocka_unit_test(test_size),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
