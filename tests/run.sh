@@ -2,11 +2,15 @@
 #
 # run.sh - the test command: install what is missing (Debian 12, as root),
 # build a plain build (build/) and an ASan+UBSan build (build-asan/), and run
-# every unit and integration test in both with ctest. Exits non-zero if
-# anything fails. Integration tests start their own throwaway PostgreSQL and
-# Redis and skip (exit 77) where /dev/fuse is missing.
+# every unit and integration test in both with ctest, then the fuzz step:
+# each libFuzzer target of tests/fuzz/ for a bounded time (tests/fuzz/run.sh;
+# clang, its own build-fuzz/). Exits non-zero if anything fails.
+# Integration tests start their own throwaway PostgreSQL and Redis and skip
+# (exit 77) where /dev/fuse is missing; the fuzz step is skipped, with a
+# message, where clang or its fuzzer runtime is missing.
 #
 # usage: tests/run.sh [CTEST ARGS...]     e.g. tests/run.sh -L unit
+#   VSYNC_FUZZ_SECONDS=N  time per fuzz target (default 30; 0 skips the step)
 
 set -euo pipefail
 
@@ -41,8 +45,17 @@ step "tests: ASan+UBSan build"
 	ctest --output-on-failure --timeout 600 "$@"
 ) || status=1
 
+step "fuzz: libFuzzer targets (build-fuzz/, ${VSYNC_FUZZ_SECONDS:-30}s each)"
+if [[ ${VSYNC_FUZZ_SECONDS:-30} == 0 ]]; then
+	echo "fuzz: SKIPPED: VSYNC_FUZZ_SECONDS=0"
+else
+	rc=0
+	"$root/tests/fuzz/run.sh" || rc=$?
+	((rc == 0 || rc == 77)) || status=1
+fi
+
 if ((status == 0)); then
-	step "all tests passed in both builds"
+	step "all tests passed in both builds, fuzz targets clean"
 else
 	step "FAILED: see the output above"
 fi

@@ -6,7 +6,8 @@
 # temporary copy of its seed corpus (tests/fuzz/corpus/<target>/ is never
 # written to). A crash, leak, sanitizer report or broken property fails
 # the step; the input that caused it is kept in
-# build-fuzz/crashes/<target>/ and the log in build-fuzz/logs/<target>.log.
+# build-fuzz/crashes/<target>/ (emptied when the target starts) and the log
+# in build-fuzz/logs/<target>.log.
 #
 # usage: tests/fuzz/run.sh [TARGET...]      e.g. tests/fuzz/run.sh fuzz_blob
 #   VSYNC_FUZZ_SECONDS  time per target (default 30)
@@ -26,6 +27,7 @@ build=$root/build-fuzz
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vsync-fuzz.XXXXXX") || exit 1
 pids=()
+# shellcheck disable=SC2317 # run by the trap
 cleanup() {
 	local p
 	for p in "${pids[@]}"; do
@@ -67,36 +69,39 @@ mkdir -p "$build/logs"
 export ASAN_OPTIONS=abort_on_error=1:detect_leaks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-# run_one TARGET: exit 0 clean, 1 failed (the log says why)
+# run_one TARGET (in a subshell: it becomes the fuzzer): exit 0 clean,
+# non-zero failed (the log says why)
 run_one() {
 	local t=$1 corpus=$tmp/corpus/$1 crashes=$build/crashes/$1
+	rm -rf "$crashes"
 	mkdir -p "$corpus" "$crashes"
 	if [[ -d $root/tests/fuzz/corpus/$t ]]; then
 		cp -R "$root/tests/fuzz/corpus/$t/." "$corpus/"
 	fi
-	"$build/tests/fuzz/$t" -max_total_time="$seconds" -timeout=10 \
+	exec "$build/tests/fuzz/$t" -max_total_time="$seconds" -timeout=10 \
 		-rss_limit_mb=1024 -print_final_stats=1 \
 		-artifact_prefix="$crashes/" "$corpus" >"$build/logs/$t.log" 2>&1
 }
 
 # summary TARGET RC: one line per target
 summary() {
-	local t=$1 rc=$2 log=$build/logs/$1.log done execs cov ft
-	done=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1)
+	local t=$1 rc=$2 log=$build/logs/$1.log last execs cov ft input
+	last=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1)
 	execs=$(grep -E '^stat::number_of_executed_units:' "$log" | awk '{print $2}')
-	cov=$(sed -nE 's/.* cov: ([0-9]+).*/\1/p' <<<"$done")
-	ft=$(sed -nE 's/.* ft: ([0-9]+).*/\1/p' <<<"$done")
+	cov=$(sed -nE 's/.* cov: ([0-9]+).*/\1/p' <<<"$last")
+	ft=$(sed -nE 's/.* ft: ([0-9]+).*/\1/p' <<<"$last")
 	if ((rc == 0)); then
 		printf 'fuzz: %-18s ok      %ss, %s runs, %s exec/s, cov %s, ft %s\n' \
 			"$t" "$seconds" "${execs:-?}" \
-			"$(sed -nE 's/.*exec\/s: ([0-9]+).*/\1/p' <<<"$done")" \
+			"$(sed -nE 's/.*exec\/s: ([0-9]+).*/\1/p' <<<"$last")" \
 			"${cov:-?}" "${ft:-?}"
 	else
 		printf 'fuzz: %-18s FAILED (exit %s); log: %s\n' "$t" "$rc" "$log"
 		grep -E 'ERROR: |property failed|SUMMARY: |Test unit written to' "$log" |
 			head -8 | sed 's/^/    /'
-		echo "    the failing input is kept in $build/crashes/$t/;" \
-			"replay it with: $build/tests/fuzz/$t $build/crashes/$t/<file>"
+		input=$(find "$build/crashes/$t" -type f 2>/dev/null | head -1)
+		echo "    the failing input is kept in ${input:-$build/crashes/$t/ (none written)}"
+		echo "    replay it with: $build/tests/fuzz/$t ${input:-<input>}"
 	fi
 }
 
