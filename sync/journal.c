@@ -103,6 +103,7 @@ static int entry_check(const struct vs_jentry *e)
 	bool write = e->op == VS_JOP_WRITE;
 
 	if ((unsigned)e->op > VS_JOP_RENAME || !vs_uuid_valid(e->op_id) ||
+	    (e->after_op[0] && !vs_uuid_valid(e->after_op)) ||
 	    !path_valid(e->path) || e->mode > 07777 || e->base_version < -1 ||
 	    e->base_version > INT32_MAX || e->size > (uint64_t)INT64_MAX)
 		return -EINVAL;
@@ -260,7 +261,6 @@ int vs_jentry_parse(struct vs_jentry *e, const char *buf, size_t len)
 		e->base_version = (int64_t)v;
 	}
 	if (!take_line(&c, "after_op", e->after_op, sizeof(e->after_op)) ||
-	    (e->after_op[0] && strlen(e->after_op) != VS_UUID_LEN) ||
 	    !take_key(&c, "size") || !take_u64(&c, '\n', INT64_MAX, &e->size) ||
 	    !take_line(&c, "hash", e->hash, sizeof(e->hash)) ||
 	    !take_string(&c, "path", e->path) ||

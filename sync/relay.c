@@ -233,7 +233,9 @@ int vs_relay_entry_parse(struct vs_manifest_entry *e, const char *value,
 			e->mode = (uint32_t)u;
 			break;
 		case 2:
-			if (vs_parse_u64(&u, tok, 10, 0, UINT64_MAX) < 0)
+			/* as manifest.c: a size must fit in an off_t */
+			if (vs_parse_u64(&u, tok, 10, 0, (uint64_t)INT64_MAX) <
+			    0)
 				return -EBADMSG;
 			e->size = u;
 			break;
@@ -261,7 +263,9 @@ int vs_relay_entry_parse(struct vs_manifest_entry *e, const char *value,
 	if (e->kind == VS_KIND_SYMLINK) {
 		/* the rest is the target: value is NUL-terminated by Redis
 		 * replies and by the formatter */
-		if (p >= end || p[-1] != ' ')
+		if (p >= end || p[-1] != ' ' ||
+		    (size_t)(end - p) > VS_PATH_MAX ||
+		    memchr(p, '\0', (size_t)(end - p)))
 			return -EBADMSG;
 		e->target = (char *)p;
 	} else if (p != end || end[-1] == ' ') {

@@ -3,11 +3,15 @@
 # run.sh - the test command: install what is missing (Debian 12, as root),
 # build a plain build (build/) and an ASan+UBSan build (build-asan/), and run
 # every unit and integration test in both with ctest, after the source checks
-# of tests/lint/lint.sh (clang-format, banned.h). Exits non-zero if
-# anything fails. Integration tests start their own throwaway PostgreSQL and
-# Redis and skip (exit 77) where /dev/fuse is missing.
+# of tests/lint/lint.sh (clang-format, banned.h), then the fuzz step: each
+# libFuzzer target of tests/fuzz/ for a bounded time (tests/fuzz/run.sh;
+# clang, its own build-fuzz/). Exits non-zero if anything fails.
+# Integration tests start their own throwaway PostgreSQL and Redis and skip
+# (exit 77) where /dev/fuse is missing; the fuzz step is skipped, with a
+# message, where clang or its fuzzer runtime is missing.
 #
 # usage: tests/run.sh [CTEST ARGS...]     e.g. tests/run.sh -L unit
+#   VSYNC_FUZZ_SECONDS=N  time per fuzz target (default 20; 0 skips the step)
 
 set -euo pipefail
 
@@ -45,8 +49,19 @@ step "tests: ASan+UBSan build"
 	ctest --output-on-failure --timeout 600 "$@"
 ) || status=1
 
+step "fuzz: libFuzzer targets (build-fuzz/, ${VSYNC_FUZZ_SECONDS:-20}s each)"
+fuzz="fuzz step skipped"
+if [[ ${VSYNC_FUZZ_SECONDS:-20} == 0 ]]; then
+	echo "fuzz: SKIPPED: VSYNC_FUZZ_SECONDS=0"
+else
+	rc=0
+	"$root/tests/fuzz/run.sh" || rc=$?
+	((rc == 0)) && fuzz="fuzz targets clean"
+	((rc == 0 || rc == 77)) || status=1
+fi
+
 if ((status == 0)); then
-	step "all tests passed in both builds"
+	step "all tests passed in both builds; $fuzz"
 else
 	step "FAILED: see the output above"
 fi

@@ -15,9 +15,12 @@ VS_REPO_ROOT=${VS_REPO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 # What building and testing vsync needs on Debian 12. make and libc6-dev
 # are listed because --no-install-recommends would leave them out (cmake
-# and gcc only recommend them).
+# and gcc only recommend them). clang and libclang-rt-14-dev (libFuzzer and
+# the sanitizer runtimes for clang 14, Debian 12's clang) build the fuzz
+# targets of tests/fuzz/.
 VS_DEB_PACKAGES=(
 	cmake make gcc libc6-dev pkg-config
+	clang libclang-rt-14-dev
 	libfuse3-dev fuse3
 	libpq-dev postgresql
 	redis-server libhiredis-dev stunnel4 openssl

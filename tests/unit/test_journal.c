@@ -15,7 +15,8 @@
  *    (-ENOBUFS);
  *  - the parser's strictness: a missing, extra, reordered or duplicated
  *    line, trailing bytes, a length that does not match, leading zeros,
- *    signs, overflow, a bad hash or UUID, a NUL in a path, a ".." path;
+ *    signs, overflow, a bad hash or UUID (op_id or after_op), a NUL in a
+ *    path, a ".." path;
  *    every truncation of a valid entry;
  *  - append / peek / done in order, across a reopen (a simulated restart:
  *    lseqs continue after the highest one on disk, also after a ".bad");
@@ -314,6 +315,11 @@ static void test_format_rejects(void **state)
 	REJECT("an empty op_id", e->op_id[0] = '\0');
 	REJECT("an upper-case op_id", e->op_id[0] = 'F');
 	REJECT("a malformed op_id", e->op_id[8] = 'x');
+	/* found by tests/fuzz/fuzz_journal: any 36 bytes were taken */
+	REJECT("a malformed after_op",
+	       set_str(e->after_op, "0f8fad5b-d9cb-469?-a165-70867728950e"));
+	REJECT("an upper-case after_op",
+	       set_str(e->after_op, "0F8FAD5B-D9CB-469F-A165-70867728950E"));
 	REJECT("an empty path", e->path[0] = '\0');
 	REJECT("a '..' path", set_str(e->path, "a/../b"));
 	REJECT("an absolute path", set_str(e->path, "/etc/passwd"));
@@ -388,6 +394,11 @@ static void test_parse_rejects(void **state)
 	     "reordered lines"},
 	    {"op_id=0f8fad5b", "op_id=0F8FAD5B", "an upper-case UUID"},
 	    {"op_id=0f8fad5b-", "op_id=0f8fad5b_", "a malformed UUID"},
+	    /* found by tests/fuzz/fuzz_journal: any 36 bytes were taken, and
+	       the committer's "$1::uuid" then failed on every retry */
+	    {"after_op=\n", "after_op=0f8fad5b-d9cb-469?-a165-70867728950e\n",
+	     "a malformed after_op"},
+	    {"after_op=\n", "after_op=" OPID "x\n", "a long after_op"},
 	    {"mode=0644\n", "mode=644\n", "a 3-digit mode"},
 	    {"mode=0644\n", "mode=0648\n", "a non-octal mode"},
 	    {"mode=0644\n", "mode=10644\n", "a 5-digit mode"},
