@@ -23,6 +23,13 @@ const char vs_mount_usage[] =
     "                       from it; default $VSYNC_REDIS_URL (without "
     "it, changes\n"
     "                       are followed with PostgreSQL LISTEN)\n"
+    "  --verify-key KEY     the relay's Ed25519 public key (PEM file or "
+    "base64,\n"
+    "                       `vsyncctl keygen`); default $VSYNC_VERIFY_KEY. "
+    "With it\n"
+    "                       only signed stream entries and manifests "
+    "from Redis\n"
+    "                       are used, the rest is read from PostgreSQL\n"
     "  --no-follow          do not apply changes made after the mount\n"
     "  --critical GLOB      also fetch files matching GLOB before ready "
     "(repeatable)\n"
@@ -114,15 +121,15 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 
 		/* options that take a value: "--opt VAL" or "--opt=VAL" */
 		static const char *const with_value[] = {
-		    "--pg",	   "--redis",
-		    "--cache-dir", "--local",
-		    "--timeout",   "--cache-timeout",
-		    "--log-file",  "-o",
-		    "--critical",  "--ready-file",
-		    "--notify-fd", "--control",
-		    "--prefetch",  "--learn-seconds",
-		    "--author",	   "--max-file-size",
-		    NULL};
+		    "--pg",	    "--redis",
+		    "--cache-dir",  "--local",
+		    "--timeout",    "--cache-timeout",
+		    "--log-file",   "-o",
+		    "--critical",   "--ready-file",
+		    "--notify-fd",  "--control",
+		    "--prefetch",   "--learn-seconds",
+		    "--author",	    "--max-file-size",
+		    "--verify-key", NULL};
 		const char *name = a;
 		char namebuf[32];
 
@@ -154,6 +161,8 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 			o->pg = val;
 		else if (strcmp(name, "--redis") == 0)
 			o->redis = val;
+		else if (strcmp(name, "--verify-key") == 0)
+			o->verify_key = val;
 		else if (strcmp(name, "--cache-dir") == 0)
 			o->cache_dir = val;
 		else if (strcmp(name, "--log-file") == 0)
@@ -262,6 +271,8 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 			o->pg = getenv_fn("VSYNC_PG_URL");
 		if (!o->redis)
 			o->redis = getenv_fn("VSYNC_REDIS_URL");
+		if (!o->verify_key)
+			o->verify_key = getenv_fn("VSYNC_VERIFY_KEY");
 		if (!o->cache_dir)
 			o->cache_dir = getenv_fn("VSYNC_CACHE_DIR");
 	}
