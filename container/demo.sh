@@ -91,16 +91,24 @@ start() {
 	timeout 120 "$ctl" --pg "$VSYNC_PG_URL" import "$project" "$root/container/example" ||
 		die "vsyncctl import failed"
 
+	# the relay signs what it puts in Redis with a key of its own; the
+	# mount is given the public half and believes only signed data
+	local verify_key
+	rm -f "$state/relay.key"
+	verify_key=$(timeout 30 "$ctl" keygen "$state/relay.key") || die "vsyncctl keygen failed"
+	verify_key=${verify_key#VSYNC_VERIFY_KEY=}
+	printf 'export VSYNC_VERIFY_KEY=%q\n' "$verify_key" >>"$state/env"
+
 	# the relay moves committed changes into Redis, where the mount
 	# follows them
 	"$root/build/agent/vsync-relay" --pg "$VSYNC_PG_URL" --redis "$VSYNC_REDIS_URL" \
-		>>"$state/relay.log" 2>&1 </dev/null &
+		--sign-key "$state/relay.key" >>"$state/relay.log" 2>&1 </dev/null &
 	printf 'export VS_DEMO_RELAY_PID=%q\n' "$!" >>"$state/env"
 
 	mkdir -p "$mnt" "$state/cache"
 	# Background mode: vsync-mount detaches once the mount is up.
 	timeout 30 "$mount_bin" "$project" "$mnt" --pg "$VSYNC_PG_URL" \
-		--redis "$VSYNC_REDIS_URL" --cache-dir "$state/cache" \
+		--redis "$VSYNC_REDIS_URL" --verify-key "$verify_key" --cache-dir "$state/cache" \
 		--log-file "$state/mount.log" || die "vsync-mount failed (see $state/mount.log)"
 	vs_poll 10 vs_is_mounted "$mnt" || die "$mnt is not mounted after 10 s (see $state/mount.log)"
 

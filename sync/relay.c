@@ -33,6 +33,12 @@
  *  change at a time; its XADD of N succeeds only if the stream ends
  *  below N, i.e. at N-1.
  *
+ * With a signing key (cfg->sign_key, sign.h) the entry carries a "sig"
+ * field and each manifest value a "sig1:<base64> " prefix. Ed25519 is
+ * deterministic, so relays sharing the key write identical entries and
+ * the "already published" comparison still holds; an entry that differs
+ * only in its signature (an unsigned relay's, a forged one) is replaced.
+ *
  * The manifest delta of a change is every project_files row stamped with
  * its seq (vsync_change_rows()): live rows are HSET, tombstones HDEL. That
  * covers what one path per change does not: parent directories created on
