@@ -68,8 +68,9 @@ struct vs_sub {
 	struct vs_pg *pg;
 	struct vs_redis *redis;
 	bool listening;
-	int64_t ignored_seq;	/* last forged stream id logged */
-	int64_t unverified_seq; /* last unverified stream id logged */
+	int64_t ignored_seq; /* last forged stream id logged */
+	/* the last unverified stream id logged and counted */
+	int64_t unverified_seq;
 	unsigned rand_state;
 };
 
