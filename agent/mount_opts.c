@@ -28,6 +28,13 @@ const char vs_mount_usage[] =
     "                       from it; default $VSYNC_REDIS_URL (without "
     "it, changes\n"
     "                       are followed with PostgreSQL LISTEN)\n"
+    "  --verify-key KEY     the relay's Ed25519 public key (PEM file or "
+    "base64,\n"
+    "                       `vsyncctl keygen`); default $VSYNC_VERIFY_KEY. "
+    "With it\n"
+    "                       only signed stream entries and manifests "
+    "from Redis\n"
+    "                       are used, the rest is read from PostgreSQL\n"
     "  --no-follow          do not apply changes made after the mount\n"
     "  --critical GLOB      also fetch files matching GLOB before ready "
     "(repeatable)\n"
@@ -88,6 +95,7 @@ fail(char *err, size_t errlen, const char *fmt, ...)
 /* Long-only options: values past any character. */
 enum {
 	OPT_PG = 256,
+	OPT_VERIFY_KEY,
 	OPT_REDIS,
 	OPT_CACHE_DIR,
 	OPT_LOG_FILE,
@@ -110,6 +118,7 @@ enum {
 
 static const struct option long_opts[] = {
     {"pg", required_argument, NULL, OPT_PG},
+    {"verify-key", required_argument, NULL, OPT_VERIFY_KEY},
     {"redis", required_argument, NULL, OPT_REDIS},
     {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
     {"log-file", required_argument, NULL, OPT_LOG_FILE},
@@ -245,6 +254,9 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 			break;
 		case OPT_REDIS:
 			o->redis = val;
+			break;
+		case OPT_VERIFY_KEY:
+			o->verify_key = val;
 			break;
 		case OPT_CACHE_DIR:
 			o->cache_dir = val;
@@ -393,6 +405,8 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 			o->pg = getenv_fn("VSYNC_PG_URL");
 		if (!o->redis)
 			o->redis = getenv_fn("VSYNC_REDIS_URL");
+		if (!o->verify_key)
+			o->verify_key = getenv_fn("VSYNC_VERIFY_KEY");
 		if (!o->cache_dir)
 			o->cache_dir = getenv_fn("VSYNC_CACHE_DIR");
 	}

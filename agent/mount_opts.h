@@ -32,6 +32,7 @@ struct vs_mount_opts {
 	int learn_seconds;  /* --learn-seconds: record first reads this long */
 	bool writable;	    /* synced paths take writes (not --read-only) */
 	const char *author; /* --author: recorded with local changes */
+	const char *verify_key;	 /* --verify-key, else VSYNC_VERIFY_KEY */
 	long long max_file_size; /* --max-file-size: bigger writes are EFBIG */
 	const char *critical[VS_MOUNT_MAX_CRITICAL + 1]; /* --critical GLOB */
 	size_t n_critical;

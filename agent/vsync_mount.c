@@ -37,6 +37,7 @@
 #include "vsync/prefetch.h"
 #include "vsync/redis.h"
 #include "vsync/change.h"
+#include "vsync/sign.h"
 #include "vsync/banned.h"
 
 static const char *env_get(const char *name)
@@ -144,8 +145,9 @@ static int check_redis_url(const char *url)
  * that is the tree. 0, or -errno (the caller goes on to PostgreSQL).
  */
 static int load_manifest_redis(const struct vs_mount_opts *o,
-			       struct vs_cache *cache, struct vs_manifest *m,
-			       char id[VS_UUID_BUFSZ])
+			       struct vs_cache *cache,
+			       const struct vs_sign_key *verify,
+			       struct vs_manifest *m, char id[VS_UUID_BUFSZ])
 {
 	struct vs_redis *rd = NULL;
 	int r;
@@ -158,7 +160,7 @@ static int load_manifest_redis(const struct vs_mount_opts *o,
 		return -ENOENT;
 	r = vs_redis_open(&rd, o->redis, o->timeout_ms);
 	if (r == 0)
-		r = vs_redis_manifest_load(rd, id, m);
+		r = vs_redis_manifest_load(rd, id, verify, m);
 	vs_redis_free(rd);
 	if (r == 0)
 		vs_info("project '%s' (%s): %zu entries at change %lld from "
@@ -173,6 +175,7 @@ static int load_manifest_redis(const struct vs_mount_opts *o,
  * - the copy saved in the cache dir. 0 or -errno, with the reason logged.
  */
 static int load_manifest(const struct vs_mount_opts *o, struct vs_cache *cache,
+			 const struct vs_sign_key *verify,
 			 struct vs_manifest *m, char id[VS_UUID_BUFSZ])
 {
 	struct vs_pg *pg = NULL;
@@ -180,7 +183,7 @@ static int load_manifest(const struct vs_mount_opts *o, struct vs_cache *cache,
 	size_t len = 0;
 	int r;
 
-	if (load_manifest_redis(o, cache, m, id) == 0) {
+	if (load_manifest_redis(o, cache, verify, m, id) == 0) {
 		save_manifest(o, cache, id, m);
 		return 0;
 	}
@@ -324,6 +327,7 @@ struct mount_ctx {
 	struct vs_journal *journal; /* --writable */
 	int journal_fd;		    /* its directory */
 	struct vs_writeback *wb;
+	struct vs_sign_key *verify; /* --verify-key; NULL: Redis trusted */
 	char author[128];
 	char id[VS_UUID_BUFSZ];
 	int64_t seq;
@@ -580,6 +584,7 @@ static void on_ready(void *arg)
 	    .project_id = ctx->id,
 	    .timeout_ms = o->timeout_ms,
 	    .start_seq = ctx->seq,
+	    .verify = ctx->verify,
 	};
 	struct vs_prefetch_config pc = {
 	    .cache = ctx->cache,
@@ -757,7 +762,15 @@ int main(int argc, char **argv)
 	o.mountpoint = mountpoint;
 	if (vs_cache_init(&cache, o.cache_dir) < 0)
 		goto out;
-	if (load_manifest(&o, &cache, &m, id) < 0)
+	if (o.verify_key && *o.verify_key) {
+		if (vs_sign_key_load_public(&ctx.verify, o.verify_key) < 0)
+			goto out; /* logged */
+	} else if (o.redis) {
+		vs_warn("no --verify-key: stream entries and manifests read "
+			"from Redis are not verified (anyone who can write "
+			"the project's Redis keys can change this tree)");
+	}
+	if (load_manifest(&o, &cache, ctx.verify, &m, id) < 0)
 		goto out;
 	r = vs_cache_project_dir(&cache, id, "local", &upper_fd);
 	if (r < 0) {
@@ -828,6 +841,7 @@ out:
 	vs_manifest_release(&m);
 	vs_prefetch_plan_release(&ctx.plan);
 	vs_journal_free(ctx.journal);
+	vs_sign_key_free(ctx.verify);
 	if (ctx.journal_fd >= 0)
 		close(ctx.journal_fd);
 	if (cfg.work_fd >= 0)

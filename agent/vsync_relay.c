@@ -21,6 +21,7 @@
 #include "vsync/log.h"
 #include "vsync/relay.h"
 #include "vsync/util.h"
+#include "vsync/sign.h"
 #include "vsync/banned.h"
 
 #ifndef VSYNC_VERSION
@@ -69,6 +70,12 @@ static void usage(FILE *f)
 	    "                       to (XADD MAXLEN ~; default 100000)\n"
 	    "  --timeout MS         deadline of each backend call (default "
 	    "10000)\n"
+	    "  --sign-key FILE      sign stream entries and manifest values "
+	    "with this\n"
+	    "                       Ed25519 private key (PEM; `vsyncctl "
+	    "keygen`)\n"
+	    "                       (default: $VSYNC_SIGN_KEY; none: "
+	    "unsigned)\n"
 	    "  --once               publish what is pending for every "
 	    "project, exit\n"
 	    "  -v, --verbose        debug log lines\n"
@@ -107,6 +114,7 @@ int main(int argc, char **argv)
 		O_MAXLEN,
 		O_TIMEOUT,
 		O_ONCE,
+		O_SIGN_KEY,
 		O_HELP,
 		O_VERSION,
 	};
@@ -120,6 +128,7 @@ int main(int argc, char **argv)
 	    {"stream-maxlen", required_argument, NULL, O_MAXLEN},
 	    {"timeout", required_argument, NULL, O_TIMEOUT},
 	    {"once", no_argument, NULL, O_ONCE},
+	    {"sign-key", required_argument, NULL, O_SIGN_KEY},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, O_HELP},
 	    {"version", no_argument, NULL, O_VERSION},
@@ -136,6 +145,8 @@ int main(int argc, char **argv)
 	};
 	struct sigaction sa;
 	sigset_t stop_set;
+	const char *sign_key = getenv("VSYNC_SIGN_KEY");
+	struct vs_sign_key *key = NULL;
 	unsigned long long v;
 	int o, r;
 
@@ -181,6 +192,9 @@ int main(int argc, char **argv)
 		case O_ONCE:
 			cfg.once = 1;
 			break;
+		case O_SIGN_KEY:
+			sign_key = optarg;
+			break;
 		case 'v':
 			vs_log_set_level(VS_LOG_DEBUG);
 			break;
@@ -210,6 +224,16 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	if (sign_key && *sign_key) {
+		if (vs_sign_key_load_private(&key, sign_key) < 0)
+			return 1;
+		cfg.sign_key = key;
+	} else {
+		vs_warn("no --sign-key: stream entries and manifests are "
+			"published unsigned; mounts given a verify key will "
+			"ignore them and read PostgreSQL");
+	}
+
 	/* Stop signals stay blocked except while the relay waits, so a
 	 * change being published is always finished (relay.h). */
 	sigemptyset(&stop_set);
@@ -228,5 +252,6 @@ int main(int argc, char **argv)
 	r = vs_relay_run(&cfg);
 	if (r == 0 && stop_requested)
 		vs_info("relay stopped");
+	vs_sign_key_free(key);
 	return r < 0 ? 1 : 0;
 }

@@ -38,6 +38,7 @@
 #include "vsync/pg.h"
 #include "vsync/redis.h"
 #include "vsync/util.h"
+#include "vsync/sign.h"
 #include "vsync/banned.h"
 
 #ifndef VSYNC_VERSION
@@ -1284,6 +1285,47 @@ static int cmd_log(struct ctl *c, int argc, char **argv)
 	return log_project(c, limit);
 }
 
+/*
+ * keygen FILE: a new Ed25519 key pair for the relay's signatures
+ * (sign.h). The private key goes to FILE (PEM, mode 0600, never over an
+ * existing file: that would strand every mount given the old public
+ * key); the public key is printed as "VSYNC_VERIFY_KEY=<base64>", a line
+ * a shell or an env file takes as it is.
+ */
+static int cmd_keygen(struct ctl *c, int argc, char **argv)
+{
+	char *pem = NULL, pub[45];
+	size_t len;
+	int fd, r;
+
+	(void)c;
+	if (argc != 2)
+		return ctl_fail(EXIT_USAGE, "usage: keygen FILE");
+	r = vs_sign_keygen(&pem, pub);
+	if (r < 0)
+		return ctl_fail(EXIT_ERR, "cannot make a key: %s",
+				strerror(-r));
+	fd = open(argv[1], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = errno;
+		free(pem);
+		return ctl_fail(r == EEXIST ? EXIT_CONFLICT : EXIT_ERR,
+				"cannot create '%s': %s", argv[1], strerror(r));
+	}
+	len = strlen(pem);
+	r = write(fd, pem, len) == (ssize_t)len && fsync(fd) == 0 ? 0 : errno;
+	free(pem);
+	if (close(fd) != 0 && !r)
+		r = errno;
+	if (r) {
+		unlink(argv[1]);
+		return ctl_fail(EXIT_ERR, "cannot write '%s': %s", argv[1],
+				strerror(r));
+	}
+	printf("VSYNC_VERIFY_KEY=%s\n", pub);
+	return EXIT_OK;
+}
+
 static int cmd_status(struct ctl *c, int argc, char **argv)
 {
 	const char *v[1];
@@ -1514,6 +1556,13 @@ static void usage(FILE *f)
 	    "  revoke PROJECT                    end them (roles, sessions, "
 	    "Redis\n"
 	    "                                    user)\n"
+	    "  keygen FILE                       a new signing key pair: the "
+	    "private\n"
+	    "                                    key to FILE (for vsync-relay "
+	    "--sign-key),\n"
+	    "                                    prints "
+	    "VSYNC_VERIFY_KEY=<public "
+	    "key>\n"
 	    "\n"
 	    "Exit status:\n"
 	    "  0 ok, 1 other error, 2 usage, 3 not found (project or path),\n"
@@ -1844,21 +1893,15 @@ struct command {
 	int (*run)(struct ctl *c, int argc, char **argv);
 };
 
-static const struct command commands[] = {{"init", cmd_init},
-					  {"import", cmd_import},
-					  {"put", cmd_put},
-					  {"rm", cmd_rm},
-					  {"mv", cmd_mv},
-					  {"mkdir", cmd_mkdir},
-					  {"cat", cmd_cat},
-					  {"ls", cmd_ls},
-					  {"log", cmd_log},
-					  {"rollback", cmd_rollback},
-					  {"export", cmd_export},
-					  {"status", cmd_status},
-					  {"grant", cmd_grant},
-					  {"revoke", cmd_revoke},
-					  {NULL, NULL}};
+static const struct command commands[] = {
+    {"init", cmd_init},	    {"import", cmd_import},
+    {"put", cmd_put},	    {"rm", cmd_rm},
+    {"mv", cmd_mv},	    {"mkdir", cmd_mkdir},
+    {"cat", cmd_cat},	    {"ls", cmd_ls},
+    {"log", cmd_log},	    {"rollback", cmd_rollback},
+    {"export", cmd_export}, {"status", cmd_status},
+    {"grant", cmd_grant},   {"revoke", cmd_revoke},
+    {"keygen", cmd_keygen}, {NULL, NULL}};
 
 /* Parse the global options; returns the index of the command, or a
  * negative exit status to return. */

@@ -91,11 +91,20 @@ start() {
 	timeout 120 "$ctl" --pg "$VSYNC_PG_URL" import "$project" "$root/container/example" ||
 		die "vsyncctl import failed"
 
+	# the relay signs what it puts in Redis with a key of its own; the
+	# mount is given the public half and believes only signed data
+	local verify_key
+	rm -f "$state/relay.key"
+	verify_key=$(timeout 30 "$ctl" keygen "$state/relay.key") || die "vsyncctl keygen failed"
+	verify_key=${verify_key#VSYNC_VERIFY_KEY=}
+	printf 'export VSYNC_VERIFY_KEY=%q\n' "$verify_key" >>"$state/env"
+
 	# credentials of their own for the relay and for the container (the
 	# admin's above stay with vsyncctl): docs/security.md
 	timeout 30 "$ctl" --pg "$VSYNC_PG_URL" --redis "$VSYNC_REDIS_URL" grant --relay \
 		>"$state/relay.env" || die "vsyncctl grant --relay failed"
-	timeout 30 "$ctl" --pg "$VSYNC_PG_URL" --redis "$VSYNC_REDIS_URL" grant "$project" \
+	VSYNC_VERIFY_KEY=$verify_key timeout 30 "$ctl" --pg "$VSYNC_PG_URL" \
+		--redis "$VSYNC_REDIS_URL" grant "$project" \
 		>"$state/container.env" || die "vsyncctl grant $project failed"
 	chmod 0600 "$state/relay.env" "$state/container.env"
 
@@ -105,18 +114,20 @@ start() {
 		# shellcheck disable=SC1091
 		. "$state/relay.env"
 		exec "$root/build/agent/vsync-relay" --pg "$VSYNC_PG_URL" \
-			--redis "$VSYNC_REDIS_URL" >>"$state/relay.log" 2>&1 </dev/null
+			--redis "$VSYNC_REDIS_URL" --sign-key "$state/relay.key" \
+			>>"$state/relay.log" 2>&1 </dev/null
 	) &
 	printf 'export VS_DEMO_RELAY_PID=%q\n' "$!" >>"$state/env"
 
 	mkdir -p "$mnt" "$state/cache"
 	# Background mode: vsync-mount detaches once the mount is up. It has
-	# the container's granted credentials (this project only), from its
-	# environment, so they are not on its command line.
+	# the container's granted credentials (this project only) and the
+	# relay's public key, from its environment, so they are not on its
+	# command line.
 	(
 		# shellcheck disable=SC1091
 		. "$state/container.env"
-		export VSYNC_PG_URL VSYNC_REDIS_URL
+		export VSYNC_PG_URL VSYNC_REDIS_URL VSYNC_VERIFY_KEY
 		timeout 30 "$mount_bin" "$project" "$mnt" --cache-dir "$state/cache" \
 			--log-file "$state/mount.log"
 	) || die "vsync-mount failed (see $state/mount.log)"

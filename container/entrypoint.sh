@@ -31,6 +31,13 @@
 #   VSYNC_REDIS_TUNNEL_PORT
 #                        with rediss://: stunnel's loopback port (default
 #                        16379); vsync-mount is given redis://127.0.0.1:PORT
+#   VSYNC_VERIFY_KEY     the relay's public key (`vsyncctl keygen` prints
+#                        it), read by vsync-mount from the environment:
+#                        with it, stream entries and manifests from Redis
+#                        count only when the relay signed them (anything
+#                        else is read from PostgreSQL). Without it the
+#                        mount trusts Redis and logs a warning; set it
+#                        wherever the relay runs with --sign-key
 #   VSYNC_CONTROL        control endpoint ADDR:PORT (default 127.0.0.1:9090):
 #                        /healthz, /readyz, /metrics
 #   VSYNC_BIN_DIR        where vsync-mount is (default: found on PATH)

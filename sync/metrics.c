@@ -86,6 +86,7 @@ static struct {
 	atomic_uint_least64_t cache_hits;
 	atomic_uint_least64_t cache_misses;
 	atomic_uint_least64_t backend_errors[VS_BACKEND_COUNT];
+	atomic_uint_least64_t redis_unverified;
 	atomic_uint_least64_t changes_applied;
 	atomic_int_least64_t applied_seq;
 	atomic_int_least64_t prefetch_pending;
@@ -121,6 +122,11 @@ void vs_metrics_cache(int hit)
 		ADD(reg.cache_hits, 1);
 	else
 		ADD(reg.cache_misses, 1);
+}
+
+void vs_metrics_redis_unverified(void)
+{
+	ADD(reg.redis_unverified, 1);
 }
 
 void vs_metrics_backend_error(enum vs_backend b)
@@ -187,6 +193,7 @@ void vs_metrics_reset(void)
 	SET(reg.cache_misses, 0);
 	for (int b = 0; b < VS_BACKEND_COUNT; b++)
 		SET(reg.backend_errors[b], 0);
+	SET(reg.redis_unverified, 0);
 	SET(reg.changes_applied, 0);
 	SET(reg.applied_seq, 0);
 	SET(reg.prefetch_pending, 0);
@@ -348,6 +355,13 @@ int vs_metrics_render(char **out, size_t *len)
 		    &m,
 		    "vsync_backend_errors_total{backend=\"%s\"} %" PRIu64 "\n",
 		    backend_names[b], (uint64_t)GET(reg.backend_errors[b]));
+
+	put_header(&m, "vsync_redis_unverified_total", "counter",
+		   "Stream entries and manifest snapshots read from Redis "
+		   "without a valid relay signature (ignored; read from "
+		   "PostgreSQL instead).");
+	mbuf_printf(&m, "vsync_redis_unverified_total %" PRIu64 "\n",
+		    (uint64_t)GET(reg.redis_unverified));
 
 	put_header(&m, "vsync_changes_applied_total", "counter",
 		   "Remote changes applied to the mounted tree.");

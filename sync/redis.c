@@ -35,6 +35,8 @@
 
 #include "vsync/blob.h"
 #include "vsync/log.h"
+#include "vsync/metrics.h"
+#include "vsync/sign.h"
 #include "vsync/banned.h"
 
 #define REDIS_DEFAULT_PORT 6379
@@ -634,22 +636,76 @@ static int command_discard(struct vs_redis *r, int argc, const char **argv)
 	return e;
 }
 
+/*
+ * Check the stream entry @last (XREVRANGE's reply: the stream's last
+ * entry) against the manifest's cursor @seq: it must be entry <seq>-0,
+ * valid and signed by @key. This is what authenticates the snapshot's
+ * seq: a forged cursor would make a mount skip or replay changes.
+ */
+static int manifest_anchor_check(const redisReply *last, const char *id,
+				 int64_t seq, const struct vs_sign_key *key)
+{
+	const char *names[32], *values[32], *sig;
+	size_t lengths[32], n = 0, siglen;
+	const redisReply *e, *f;
+	struct vs_change *c;
+	char why[256];
+	int64_t id_seq;
+	int r;
+
+	if (last->type != REDIS_REPLY_ARRAY || last->elements != 1)
+		return -EBADMSG;
+	e = last->element[0];
+	if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+	    e->element[0]->type != REDIS_REPLY_STRING ||
+	    vs_change_parse_id(e->element[0]->str, &id_seq) < 0 ||
+	    id_seq != seq || e->element[1]->type != REDIS_REPLY_ARRAY)
+		return -EBADMSG;
+	f = e->element[1];
+	for (size_t i = 0; i + 1 < f->elements && n < 32; i += 2) {
+		if (f->element[i]->type != REDIS_REPLY_STRING ||
+		    f->element[i + 1]->type != REDIS_REPLY_STRING)
+			return -EBADMSG;
+		names[n] = f->element[i]->str;
+		values[n] = f->element[i + 1]->str;
+		lengths[n] = f->element[i + 1]->len;
+		n++;
+	}
+	c = malloc(sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	sig = vs_sign_field(names, values, lengths, n, &siglen);
+	r = vs_change_parse(c, names, values, lengths, n, why, sizeof(why));
+	if (r == 0 && c->seq != seq)
+		r = -EBADMSG;
+	if (r == 0)
+		r = vs_sign_change_verify(key, id, c, sig, siglen);
+	free(c);
+	return r < 0 ? -EBADMSG : 0;
+}
+
 int vs_redis_manifest_load(struct vs_redis *r, const char *id,
+			   const struct vs_sign_key *verify,
 			   struct vs_manifest *m)
 {
-	char mkey[VS_REDIS_KEY_MAX], ckey[VS_REDIS_KEY_MAX];
+	char mkey[VS_REDIS_KEY_MAX], ckey[VS_REDIS_KEY_MAX],
+	    ekey[VS_REDIS_KEY_MAX];
 	const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
 	const char *hgetall[] = {"HGETALL", mkey}, *get[] = {"GET", ckey};
+	const char *last[] = {"XREVRANGE", ekey, "+", "-", "COUNT", "1"};
 	redisReply *rep = NULL, *fields, *cursor;
+	const char *why = NULL;
 	char *end;
 	int e;
 
 	vs_redis_key_manifest(mkey, id);
 	vs_redis_key_cursor(ckey, id);
+	vs_redis_key_events(ekey, id);
 	if ((e = command_discard(r, 1, multi)) < 0)
 		return e;
 	if ((e = command_discard(r, 2, hgetall)) < 0 ||
 	    (e = command_discard(r, 2, get)) < 0 ||
+	    (verify && (e = command_discard(r, 6, last)) < 0) ||
 	    (e = vs_redis_command(r, &rep, 1, exec, NULL)) < 0) {
 		const char *discard[] = {"DISCARD"};
 
@@ -657,7 +713,7 @@ int vs_redis_manifest_load(struct vs_redis *r, const char *id,
 		return e;
 	}
 	e = -EBADMSG;
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2)
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != (verify ? 3 : 2))
 		goto out;
 	fields = rep->element[0];
 	cursor = rep->element[1];
@@ -672,16 +728,30 @@ int vs_redis_manifest_load(struct vs_redis *r, const char *id,
 	m->seq = strtoll(cursor->str, &end, 10);
 	if (errno || *end || m->seq < 0)
 		goto out;
+	if (verify &&
+	    manifest_anchor_check(rep->element[2], id, m->seq, verify) < 0) {
+		why = "the stream's last entry is not a signed entry at the "
+		      "cursor";
+		goto out;
+	}
 	for (size_t i = 0; i + 1 < fields->elements; i += 2) {
 		const redisReply *k = fields->element[i],
 				 *v = fields->element[i + 1];
 		struct vs_manifest_entry ent = {0};
 		char path[VS_PATH_MAX + 1];
+		const char *sig = NULL, *plain = NULL;
+		size_t plain_len = 0;
 
 		if (k->type != REDIS_REPLY_STRING ||
 		    v->type != REDIS_REPLY_STRING || k->len > VS_PATH_MAX ||
 		    vs_path_check(k->str, k->len) < 0 || k->len == 0 ||
-		    vs_relay_entry_parse(&ent, v->str, v->len) < 0) {
+		    vs_sign_value_split(v->str, v->len, &sig, &plain,
+					&plain_len) < 0 ||
+		    vs_relay_entry_parse(&ent, plain, plain_len) < 0) {
+			if (verify) {
+				why = "an invalid entry";
+				goto out;
+			}
 			vs_warn("redis: skipping invalid manifest entry '%.*s' "
 				"of project %s",
 				(int)(k->len > 200 ? 200 : k->len), k->str, id);
@@ -690,6 +760,16 @@ int vs_redis_manifest_load(struct vs_redis *r, const char *id,
 		memcpy(path, k->str, k->len);
 		path[k->len] = '\0';
 		ent.path = path;
+		if (verify &&
+		    vs_sign_manifest_verify(verify, id, &ent, sig,
+					    sig ? VS_SIGN_B64_LEN : 0) < 0) {
+			vs_warn("redis: manifest entry '%.*s' of project %s is "
+				"%s",
+				(int)(k->len > 200 ? 200 : k->len), k->str, id,
+				sig ? "badly signed" : "unsigned");
+			why = "an entry without a valid signature";
+			goto out;
+		}
 		if ((e = vs_manifest_add(m, &ent)) < 0)
 			goto out;
 	}
@@ -699,8 +779,15 @@ out:
 	reply_free(rep);
 	if (e < 0 && e != -ENOENT)
 		vs_manifest_release(m);
-	if (e == -EBADMSG)
+	if (why) {
+		vs_metrics_redis_unverified();
+		vs_warn("redis: not using the manifest of project %s: %s "
+			"(reading PostgreSQL instead)",
+			id, why);
+		e = -EKEYREJECTED;
+	} else if (e == -EBADMSG) {
 		vs_warn("redis: the manifest of project %s is malformed", id);
+	}
 	return e;
 }
 

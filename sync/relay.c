@@ -33,6 +33,12 @@
  *  change at a time; its XADD of N succeeds only if the stream ends
  *  below N, i.e. at N-1.
  *
+ * With a signing key (cfg->sign_key, sign.h) the entry carries a "sig"
+ * field and each manifest value a "sig1:<base64> " prefix. Ed25519 is
+ * deterministic, so relays sharing the key write identical entries and
+ * the "already published" comparison still holds; an entry that differs
+ * only in its signature (an unsigned relay's, a forged one) is replaced.
+ *
  * The manifest delta of a change is every project_files row stamped with
  * its seq (vsync_change_rows()): live rows are HSET, tombstones HDEL. That
  * covers what one path per change does not: parent directories created on
@@ -79,6 +85,7 @@
 #include "vsync/pg.h"
 #include "vsync/redis.h"
 #include "vsync/util.h"
+#include "vsync/sign.h"
 #include "vsync/banned.h"
 
 #define RELAY_CHANNEL	     "file_changes"
@@ -979,6 +986,30 @@ static int delta_entry(struct vs_manifest_entry *e, PGresult *rows, int i)
 }
 
 /*
+ * Prefix the manifest value @val (@len bytes, of entry @e at @path) with
+ * its signature (sign.h): "sig1:<base64> <value>". The new length, or
+ * -ENOSPC / -EIO (the row is then left out, as a row that does not
+ * validate).
+ */
+static int entry_sign(struct relay *rl, const char *id, const char *path,
+		      struct vs_manifest_entry *e, char *val, size_t size,
+		      int len)
+{
+	char sig[VS_SIGN_B64_LEN + 1];
+	size_t head = VS_SIGN_PREFIX_LEN + VS_SIGN_B64_LEN + 1;
+
+	e->path = (char *)path;
+	if ((size_t)len + head >= size ||
+	    vs_sign_manifest(rl->cfg->sign_key, id, e, sig) < 0)
+		return -EIO;
+	memmove(val + head, val, (size_t)len + 1);
+	memcpy(val, VS_SIGN_PREFIX, VS_SIGN_PREFIX_LEN);
+	memcpy(val + VS_SIGN_PREFIX_LEN, sig, VS_SIGN_B64_LEN);
+	val[head - 1] = ' ';
+	return len + (int)head;
+}
+
+/*
  * Turn the vsync_change_rows() rows [from, to) (all of one change) into
  * manifest ops ("S" path value | "D" path) appended to the arguments.
  * A row that does not validate is logged and left out. 0 or -ENOMEM.
@@ -986,7 +1017,7 @@ static int delta_entry(struct vs_manifest_entry *e, PGresult *rows, int i)
 static int delta_ops(struct relay *rl, const char *id, PGresult *rows, int from,
 		     int to, size_t *n, size_t *nops)
 {
-	char val[VS_RELAY_ENTRY_MAX];
+	char val[VS_RELAY_ENTRY_MAX + VS_SIGN_PREFIX_LEN + VS_SIGN_B64_LEN + 1];
 	struct vs_manifest_entry e;
 	const char *path;
 	long v;
@@ -1012,6 +1043,9 @@ static int delta_ops(struct relay *rl, const char *id, PGresult *rows, int from,
 		len = delta_entry(&e, rows, i) < 0
 			  ? -1
 			  : vs_relay_entry_format(val, sizeof(val), &e);
+		if (len >= 0 && rl->cfg->sign_key)
+			len =
+			    entry_sign(rl, id, path, &e, val, sizeof(val), len);
 		if (len < 0) {
 			vs_error("project %s change %s: leaving out manifest "
 				 "row of '%.200s': bad kind, hash or target",
@@ -1040,7 +1074,7 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 			  int i, PGresult *rows, int from, int to)
 {
 	char keys[3][VS_REDIS_KEY_MAX], seq[24], maxlen[24], nf[16], nops_s[24],
-	    channel[64], why[256], mode[8];
+	    channel[64], why[256], mode[8], sig[VS_SIGN_B64_LEN + 1];
 	const char *names[FEED_NCOLS], *vals[FEED_NCOLS];
 	size_t lens[FEED_NCOLS], n, nops = 0, nops_at, k;
 	struct vs_change c;
@@ -1071,14 +1105,24 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 		if (c.seq <= 0)
 			return -EBADMSG; /* cannot even advance past it */
 	} else {
-		/* change.h keeps the author of deletes out; the event has it */
-		if (vals[11] && !c.author[0])
-			snprintf(c.author, sizeof(c.author), "%.*s",
-				 (int)lens[11], vals[11]);
 		r = blob_publish(rl, id, &c);
 		if (r < 0)
 			return r;
 		delta_publish(rl, id, &c);
+		/* signed as a mount parses the entry: with delta_base, and
+		 * before the author fix below, which the entry does not
+		 * carry */
+		if (rl->cfg->sign_key &&
+		    vs_sign_change(rl->cfg->sign_key, id, &c, sig) < 0) {
+			vs_error("project %s change %" PRId64
+				 ": cannot sign it",
+				 id, c.seq);
+			return -EIO;
+		}
+		/* change.h keeps the author of deletes out; the event has it */
+		if (vals[11] && !c.author[0])
+			snprintf(c.author, sizeof(c.author), "%.*s",
+				 (int)lens[11], vals[11]);
 		r = vs_relay_event_json(rl->json, VS_RELAY_EVENT_MAX, &c, id);
 		if (r < 0) {
 			vs_error("project %s change %" PRId64
@@ -1097,6 +1141,8 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 	for (f = 0; valid && f < FEED_NCOLS; f++)
 		nfields += vals[f] ? 2 : 0;
 	if (valid && c.delta_base[0])
+		nfields += 2;
+	if (valid && rl->cfg->sign_key)
 		nfields += 2;
 	snprintf(nf, sizeof(nf), "%d", nfields);
 
@@ -1124,6 +1170,10 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 	if (valid && c.delta_base[0]) {
 		r = r ?: push(rl, &n, "delta_base", 10);
 		r = r ?: push(rl, &n, c.delta_base, VS_HASH_HEX_LEN);
+	}
+	if (valid && rl->cfg->sign_key) {
+		r = r ?: push(rl, &n, VS_SIGN_FIELD, strlen(VS_SIGN_FIELD));
+		r = r ?: push(rl, &n, sig, VS_SIGN_B64_LEN);
 	}
 	nops_at = n;
 	r = r ?: push(rl, &n, "", 0); /* the op count, set below */

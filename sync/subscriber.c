@@ -14,6 +14,13 @@
  *    that PostgreSQL does not know (a forged id beyond the database's
  *    sequence) is ignored, and the follower then polls the database for
  *    new changes once a second until the stream moves past it.
+ *    With a verify key (cfg->verify, sign.h) every entry, the one at
+ *    applied+1 included, must carry the relay's valid signature; one that
+ *    does not is treated as absent: that change is read from PostgreSQL,
+ *    and while PostgreSQL does not have it (a forged entry ahead of the
+ *    database) @applied stays where it is, so the real change that later
+ *    takes that seq is applied (from the feed, or from the stream once
+ *    the relay has replaced the forged entry).
  *  - PostgreSQL mode: LISTEN file_changes; on each wake-up (or every
  *    second) read the change feed after @applied. NOTIFY payloads are only
  *    wake-ups: the feed is the data.
@@ -35,9 +42,11 @@
 
 #include "vsync/change.h"
 #include "vsync/log.h"
+#include "vsync/metrics.h"
 #include "vsync/pg.h"
 #include "vsync/redis.h"
 #include "vsync/util.h"
+#include "vsync/sign.h"
 #include "vsync/banned.h"
 
 #define SUB_BLOCK_MS	   1000
@@ -51,6 +60,7 @@ struct vs_sub {
 	int timeout_ms;
 	vs_sub_apply_fn apply;
 	void *arg;
+	const struct vs_sign_key *verify; /* NULL: entries are trusted */
 
 	pthread_t thread;
 	atomic_bool stop;
@@ -61,6 +71,8 @@ struct vs_sub {
 	struct vs_redis *redis;
 	bool listening;
 	int64_t ignored_seq; /* last forged stream id logged */
+	/* the last unverified stream id logged and counted */
+	int64_t unverified_seq;
 };
 
 static void sleep_ms(struct vs_sub *s, int ms)
@@ -287,6 +299,31 @@ static int stream_entry(struct vs_sub *s, const redisReply *e,
 			 "entry %" PRId64 " says seq %" PRId64, seq, c->seq);
 		r = -EBADMSG;
 	}
+	if (r == 0 && s->verify) {
+		size_t siglen;
+		const char *sig =
+		    vs_sign_field(names, values, lengths, n, &siglen);
+
+		if (vs_sign_change_verify(s->verify, s->project_id, c, sig,
+					  siglen) < 0) {
+			if (s->unverified_seq != seq) {
+				vs_metrics_redis_unverified();
+				vs_warn("unverified stream entry %" PRId64
+					" of project %s (%s '%.200s'): %s; "
+					"reading change %" PRId64
+					" from PostgreSQL",
+					seq, s->project_id,
+					vs_change_op_name(c->op), c->path,
+					sig ? "bad signature" : "unsigned",
+					seq);
+			}
+			s->unverified_seq = seq;
+			r = feed_fill(s, seq);
+			if (r == 0 && atomic_load(&s->applied) >= seq)
+				*progress = true;
+			return r == -ENOTCONN ? 0 : r;
+		}
+	}
 	if (r < 0) {
 		vs_warn("rejected stream entry %" PRId64 " of project %s: %s; "
 			"reading it from PostgreSQL",
@@ -456,6 +493,7 @@ int vs_sub_start(struct vs_sub **out, const struct vs_sub_config *cfg,
 	s->timeout_ms = cfg->timeout_ms;
 	s->apply = apply;
 	s->arg = arg;
+	s->verify = cfg->verify;
 	atomic_init(&s->applied, cfg->start_seq);
 	atomic_init(&s->stop, false);
 	r = -pthread_create(&s->thread, NULL, sub_main, s);

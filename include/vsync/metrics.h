@@ -26,6 +26,9 @@ void vs_metrics_fetch(enum vs_source src, uint64_t bytes, uint64_t usec);
 void vs_metrics_cache(int hit);
 /* A backend call failed (timeout, unreachable, error reply). */
 void vs_metrics_backend_error(enum vs_backend b);
+/* A stream entry or a manifest snapshot from Redis failed the relay's
+ * signature check (sign.h) and was ignored. */
+void vs_metrics_redis_unverified(void);
 /* The critical set is local: @ms since the mount started. Sets ready. */
 void vs_metrics_ready(uint64_t ms);
 int vs_metrics_is_ready(void);

@@ -110,8 +110,19 @@ int vs_redis_delta_put(struct vs_redis *r, const char *id, const char *base,
  * and values are validated like any input; -ENOENT when Redis has no
  * manifest for the project (never relayed, or evicted); 0 with @m filled
  * (m->seq the cursor) otherwise.
+ *
+ * With @verify (the relay's public key, sign.h) the snapshot is used only
+ * if every value carries a valid signature bound to the project and its
+ * path, and the stream's last entry, read in the same MULTI, is a validly
+ * signed entry at the cursor's seq (which authenticates the seq). Else
+ * -EKEYREJECTED (logged, counted in vsync_redis_unverified_total; the
+ * caller reads PostgreSQL): an extra, altered, unsigned or malformed
+ * field rejects the whole snapshot. Without @verify, signatures are
+ * ignored and invalid entries skipped (the unverified mode).
  */
+struct vs_sign_key;
 int vs_redis_manifest_load(struct vs_redis *r, const char *id,
+			   const struct vs_sign_key *verify,
 			   struct vs_manifest *m);
 
 /* learned:{id}: the paths the last cold mount read first, newline-

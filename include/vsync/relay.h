@@ -23,6 +23,8 @@
 #include "vsync/change.h"
 #include "vsync/manifest.h"
 
+struct vs_sign_key;
+
 struct vs_relay_config {
 	const char *pg_conninfo; /* NULL: libpq defaults */
 	const char *redis_url;	 /* required */
@@ -33,6 +35,8 @@ struct vs_relay_config {
 	int blob_ttl_s;		 /* TTL of blob:{id}:<hash> keys */
 	long stream_maxlen;	 /* XADD MAXLEN ~ */
 	int once;		 /* publish what is pending, then return */
+	/* sign stream entries and manifest values (sign.h); NULL: unsigned */
+	const struct vs_sign_key *sign_key;
 	/*
 	 * Stop request: the caller's signal handler sets *stop. The caller
 	 * keeps @stop_signals blocked while vs_relay_run() runs; the relay

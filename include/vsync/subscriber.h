@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 struct vs_change;
+struct vs_sign_key;
 struct vs_sub;
 
 struct vs_sub_config {
@@ -23,6 +24,10 @@ struct vs_sub_config {
 	const char *project_id;
 	int timeout_ms;	   /* deadline of each backend call */
 	int64_t start_seq; /* the change the tree already reflects */
+	/* the relay's public key (sign.h): stream entries without its valid
+	 * signature are ignored and read from PostgreSQL; NULL: trusted.
+	 * Not copied: it must outlive the follower. */
+	const struct vs_sign_key *verify;
 };
 
 /*

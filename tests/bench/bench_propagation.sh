@@ -23,6 +23,9 @@
 # Prints median and p99 of each, the misses (no event within 5 s) and the
 # stale reads, and the mount/local ratio and difference of the medians.
 # The first WARMUP edits (default 20) of each run are not counted.
+# The redis run signs and verifies (vsync-relay --sign-key, vsync-mount
+# --verify-key, docs/protocol.md "Signatures") when the build has
+# `vsyncctl keygen`; VS_BENCH_SIGN=0 runs it unsigned.
 # Environment: VSYNC_BUILD_DIR (default build/), VS_KEEP_LOGS=1.
 
 set -euo pipefail
@@ -188,10 +191,17 @@ echo "# $N edits per run (+$WARMUP warm-up), $(nproc) cores, kernel $(uname -r)"
 run local "$W/local/b"
 
 mkdir -p "$W/mnt-redis" "$W/mnt-pg"
-# shellcheck disable=SC2119 # vs_relay_start with its default options
-vs_relay_start
+sign_args=() verify_args=()
+if [[ ${VS_BENCH_SIGN:-1} != 0 ]] && key=$(CTL keygen "$W/relay.key" 2>/dev/null); then
+	sign_args=(--sign-key "$W/relay.key")
+	verify_args=(--verify-key "${key#VSYNC_VERIFY_KEY=}")
+	echo "# redis run: the relay signs, the mount verifies" >&2
+else
+	echo "# redis run: unsigned" >&2
+fi
+vs_relay_start "${sign_args[@]}"
 vs_mount bench "$W/mnt-redis" --pg "$VSYNC_PG_URL" --redis "$VSYNC_REDIS_URL" \
-	--cache-dir "$W/cache-redis" --log-file "$VS_LOG_DIR/agent-redis.log"
+	"${verify_args[@]}" --cache-dir "$W/cache-redis" --log-file "$VS_LOG_DIR/agent-redis.log"
 run redis "$W/mnt-redis/b" remote
 vs_umount "$W/mnt-redis"
 

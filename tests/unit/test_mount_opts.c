@@ -11,7 +11,8 @@
  *  - -o given twice, "-oX" glued, and more than VS_MOUNT_MAX_FUSE_OPTS;
  *  - --local (separate and "="), --no-default-local, a --local value that
  *    is not a file name, more than VS_MOUNT_MAX_LOCAL names;
- *  - environment fallbacks VSYNC_PG_URL, VSYNC_REDIS_URL, VSYNC_CACHE_DIR
+ *  - environment fallbacks VSYNC_PG_URL, VSYNC_REDIS_URL, VSYNC_CACHE_DIR,
+ *    VSYNC_VERIFY_KEY
  *    through a fake getenv function (options beat the environment; a NULL
  *    function means no environment);
  *  - --timeout / --cache-timeout values, invalid ones -> -EINVAL with a
@@ -43,6 +44,7 @@
 
 struct fake_env {
 	const char *pg, *redis, *cache_dir;
+	const char *verify_key;
 	int calls;
 };
 
@@ -67,6 +69,8 @@ static const char *fake_getenv(const char *name)
 		return env.redis;
 	if (strcmp(name, "VSYNC_CACHE_DIR") == 0)
 		return env.cache_dir;
+	if (strcmp(name, "VSYNC_VERIFY_KEY") == 0)
+		return env.verify_key;
 	return NULL;
 }
 
@@ -335,19 +339,23 @@ static void test_env_fallbacks(void **state)
 	env.pg = "postgres://env/db";
 	env.redis = "redis://env";
 	env.cache_dir = "/env/cache";
+	env.verify_key = "/env/key.pub";
 	PARSE(&p, "p", "m");
 	check_ok(&p);
+	check_str("/env/key.pub", p.o.verify_key,
+		  "verify key from VSYNC_VERIFY_KEY");
 	check_str("postgres://env/db", p.o.pg, "pg from VSYNC_PG_URL");
 	check_str("redis://env", p.o.redis, "redis from VSYNC_REDIS_URL");
 	check_str("/env/cache", p.o.cache_dir,
 		  "cache dir from VSYNC_CACHE_DIR");
-	check_int(3, env.calls, "getenv calls");
+	check_int(4, env.calls, "getenv calls");
 
 	/* options beat the environment */
 	env.calls = 0;
-	PARSE(&p, "--pg", "cli", "--redis=cli-r", "--cache-dir", "/cli", "p",
-	      "m");
+	PARSE(&p, "--pg", "cli", "--redis=cli-r", "--cache-dir", "/cli",
+	      "--verify-key", "cli-k", "p", "m");
 	check_ok(&p);
+	check_str("cli-k", p.o.verify_key, "--verify-key over the env");
 	check_str("cli", p.o.pg, "--pg over VSYNC_PG_URL");
 	check_str("cli-r", p.o.redis, "--redis over VSYNC_REDIS_URL");
 	check_str("/cli", p.o.cache_dir, "--cache-dir over VSYNC_CACHE_DIR");

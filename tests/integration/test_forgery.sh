@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+#
+# test_forgery.sh - with the relay signing (vsync-relay --sign-key) and the
+# mounts verifying (vsync-mount --verify-key), forged Redis data is
+# treated as absent and PostgreSQL is believed instead (docs/protocol.md,
+# "Signatures"; issue 10, item 4):
+#
+#   1. Keys: `vsyncctl keygen` writes a private key (mode 0600) and prints
+#      VSYNC_VERIFY_KEY=<base64>; a mount given it loads the relay's
+#      signed manifest from Redis, and a relay change arrives signed.
+#   2. Stream: a well-formed entry XADDed at exactly applied+1 (the seq
+#      PostgreSQL will give the next change), with a matching blob, is
+#      ignored: the forged file never appears, the mount counts it in
+#      vsync_redis_unverified_total, and the real change committed
+#      afterwards with that seq arrives.
+#   3. Manifest: forged manifest:{id} fields - an extra file (with a
+#      matching blob), a 99 TB st_size, a symlink retargeted to
+#      /etc/shadow, a name with a newline - are not shown by a new mount
+#      (empty cache): it falls back to PostgreSQL and shows PostgreSQL's
+#      tree.
+#
+# Every wait polls with a deadline; every process and mount is stopped at
+# exit. Needs /dev/fuse (else exit 77).
+# Environment: VSYNC_BUILD_DIR (default build/), VS_KEEP_LOGS=1 keeps logs.
+
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/lib/servers.sh
+. "$here/../lib/servers.sh"
+
+vs_need_fuse
+vs_deadline 150
+
+CTL_BIN=$VSYNC_BUILD_DIR/agent/vsyncctl
+vs_servers_start all
+W=$VS_SERVERS_DIR/work
+VS_LOG_DIR=$W/logs
+mkdir -p "$VS_LOG_DIR" "$W/tree/src" "$W/m1" "$W/m2" "$W/c1" "$W/c2"
+PSQL=$VS_PG_BIN/psql
+P=forgery
+
+vs_on_exit dump_logs_on_failure
+dump_logs_on_failure() {
+	local f
+	((VS_FAILED > 0)) || return 0
+	for f in "$VS_LOG_DIR"/*.log; do
+		[[ -f "$f" ]] || continue
+		echo "# ---- last lines of ${f##*/}"
+		tail -n 15 "$f" | sed 's/^/#   /'
+	done
+}
+
+ctl() { timeout -k 5 60 "$CTL_BIN" --pg "$VSYNC_PG_URL" -q "$@"; }
+sql() { timeout -k 2 30 "$PSQL" -X -At -q -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" -c "$1"; }
+free_port() {
+	local p
+	for p in $(shuf -i 20000-40000 -n 20); do
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return
+		fi
+	done
+}
+metric() { curl -s --max-time 2 "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+
+# pg_state / mnt_state: "f MODE SIZE PATH SHA" / "d MODE PATH" /
+# "l PATH TARGET", sorted (paths here have no blanks).
+pg_state() {
+	sql "SELECT kind, mode, size, path, coalesce(content_hash, ''), coalesce(link_target, '')
+	       FROM vsync_manifest('$UUID'::uuid)" |
+		awk -F'|' '
+			$1 == "file" { printf "f %o %s %s %s\n", $2, $3, $4, $5; next }
+			$1 == "dir" { printf "d %o %s\n", $2, $4; next }
+			$1 == "symlink" { printf "l %s %s\n", $4, $6; next }
+			{ print "? " $0 }' | LC_ALL=C sort
+}
+mnt_state() {
+	local mnt=$1
+	(
+		cd "$mnt" || exit 1
+		timeout -k 2 30 find . -mindepth 1 \( -type d -printf 'd %m %P\n' \) -o \
+			\( -type l -printf 'l %P %l\n' \) -o \( -type f -printf 'f %m %s %P\n' \) |
+			while read -r k a b c; do
+				if [[ $k == f ]]; then
+					echo "f $a $b $c $(sha256sum <"$c" | cut -d' ' -f1)"
+				else
+					echo "$k $a${b:+ $b}${c:+ $c}"
+				fi
+			done
+	) | LC_ALL=C sort
+}
+
+# ---------------------------------------------------------------- 1. keys
+
+for i in 1 2 3; do printf 'file %d\n' "$i" >"$W/tree/src/f$i.txt"; done
+printf 'a big file, as imported\n' >"$W/tree/big.txt"
+ln -s src/f1.txt "$W/tree/lnk"
+vs_check "vsyncctl init" ctl init
+vs_check "vsyncctl import $P" ctl import "$P" "$W/tree"
+UUID=$(sql "SELECT vsync_project_id('$P')")
+
+out=$("$CTL_BIN" keygen "$W/relay.key" 2>&1) || true
+VERIFY=${out#VSYNC_VERIFY_KEY=}
+vs_check "keygen prints VSYNC_VERIFY_KEY=<44 base64 chars> (saw '${out:0:80}')" \
+	test "${#VERIFY}" -eq 44 -a "$out" = "VSYNC_VERIFY_KEY=$VERIFY"
+vs_check_eq "keygen: the private key file is mode 600" 600 "$(stat -c %a "$W/relay.key" 2>&1)"
+vs_check "keygen refuses to overwrite a key" sh -c '! "$1" keygen "$2" >/dev/null 2>&1' _ "$CTL_BIN" "$W/relay.key"
+if ! vs_relay_start --sign-key "$W/relay.key"; then
+	vs_fail "relay: expected vsync-relay --sign-key running, saw it exit"
+	vs_summary || true
+	exit 1
+fi
+SEQ=$(sql "SELECT vsync_project_seq('$UUID')")
+published() { [[ "$(vs_redis_cli GET "relay:{$UUID}:cursor")" == "$1" ]]; }
+vs_check "the relay published change $SEQ" vs_poll 20 published "$SEQ"
+val=$(vs_redis_cli HGET "manifest:{$UUID}" src/f1.txt)
+vs_check_eq "the relay's manifest values are signed ('${val:0:40}...')" "sig1:" "${val:0:5}"
+
+PORT=$(free_port)
+if ! vs_mount "$UUID" "$W/m1" --pg "$VSYNC_PG_URL" --redis "$VSYNC_REDIS_URL" \
+	--verify-key "$VERIFY" --cache-dir "$W/c1" --control "127.0.0.1:$PORT" \
+	--log-file "$VS_LOG_DIR/m1.log"; then
+	vs_fail "mount with --verify-key: expected $W/m1 mounted, saw none"
+	vs_summary || true
+	exit 1
+fi
+vs_check "mount 1 loaded the signed manifest from Redis" \
+	grep -q "entries at change $SEQ from Redis" "$VS_LOG_DIR/m1.log"
+printf 'signed change\n' >"$W/real0"
+vs_check "a real change (vsyncctl put src/f2.txt)" ctl put "$P" src/f2.txt "$W/real0"
+arrived() { cmp -s "$W/m1/$1" "$2"; }
+vs_check "the relay's signed entry arrives" vs_poll 10 arrived src/f2.txt "$W/real0"
+vs_check_eq "no entry counted as unverified so far" 0 "$(metric vsync_redis_unverified_total)"
+
+# ---------------------------------------------------------------- 2. a forged stream entry at applied+1
+
+SEQ=$(sql "SELECT vsync_project_seq('$UUID')")
+vs_poll 10 published "$SEQ" || true
+N=$((SEQ + 1))
+printf 'forged content\n' >"$W/forged"
+H=$(sha256sum <"$W/forged" | cut -d' ' -f1)
+mt=$(($(date +%s) * 1000000000))
+{ printf r; cat "$W/forged"; } | vs_redis_cli -x SET "blob:{$UUID}:$H" >/dev/null
+vs_check_eq "XADD a forged entry at applied+1" "$N-0" \
+	"$(vs_redis_cli XADD "events:{$UUID}" "$N-0" seq "$N" op create \
+		path src/forged.txt kind file mode 644 size 15 hash "$H" \
+		version 1 mtime_ns "$mt" author mallory 2>&1)"
+unverified() { [[ "$(metric vsync_redis_unverified_total)" -ge 1 ]]; }
+vs_check "the mount counts the forged entry in vsync_redis_unverified_total" vs_poll 10 unverified
+vs_check "the mount logs the unverified entry" \
+	grep -q "unverified stream entry $N " "$VS_LOG_DIR/m1.log"
+vs_check "the forged file does not appear" test ! -e "$W/m1/src/forged.txt"
+vs_check_eq "the mount is still at change $SEQ" "$SEQ" "$(metric vsync_applied_seq)"
+
+printf 'the real change %d\n' "$N" >"$W/real1"
+vs_check "the real change that takes seq $N (vsyncctl put src/real.txt)" ctl put "$P" src/real.txt "$W/real1"
+vs_check_eq "PostgreSQL gave it seq $N" "$N" "$(sql "SELECT vsync_project_seq('$UUID')")"
+vs_check "the real change $N arrives" vs_poll 10 arrived src/real.txt "$W/real1"
+vs_check "the forged file still does not appear" test ! -e "$W/m1/src/forged.txt"
+printf 'and one more\n' >"$W/real2"
+vs_check "a later change (vsyncctl put src/f3.txt)" ctl put "$P" src/f3.txt "$W/real2"
+vs_check "the later change arrives" vs_poll 10 arrived src/f3.txt "$W/real2"
+pg_state >"$W/pg.state"
+mnt_state "$W/m1" >"$W/m1.state"
+vs_check "mount 1 equals PostgreSQL ($(wc -l <"$W/pg.state") entries)" cmp -s "$W/pg.state" "$W/m1.state"
+
+# ---------------------------------------------------------------- 3. forged manifest fields
+
+SEQ=$(sql "SELECT vsync_project_seq('$UUID')")
+vs_check "the relay published change $SEQ" vs_poll 20 published "$SEQ"
+MK="manifest:{$UUID}"
+LEN=$(vs_redis_cli HLEN "$MK")
+vs_redis_cli HSET "$MK" src/extra.txt "file 644 15 1 $mt $H" >/dev/null
+vs_redis_cli HSET "$MK" big.txt "file 644 108851651149824 1 $mt $H" >/dev/null
+vs_redis_cli HSET "$MK" lnk "symlink 777 11 1 $mt $H /etc/shadow" >/dev/null
+printf 'file 644 15 1 %s %s' "$mt" "$H" | vs_redis_cli -x HSET "$MK" "$(printf 'src/evil\nname')" >/dev/null
+vs_check_eq "forged: two more fields in $MK" $((LEN + 2)) "$(vs_redis_cli HLEN "$MK")"
+vs_check_eq "forged: big.txt says 99 TB" "file 644 108851651149824 1 $mt $H" "$(vs_redis_cli HGET "$MK" big.txt)"
+
+if ! vs_mount "$UUID" "$W/m2" --pg "$VSYNC_PG_URL" --redis "$VSYNC_REDIS_URL" \
+	--verify-key "$VERIFY" --cache-dir "$W/c2" --no-follow \
+	--log-file "$VS_LOG_DIR/m2.log"; then
+	vs_fail "mount 2: expected $W/m2 mounted, saw none"
+	vs_summary || true
+	exit 1
+fi
+vs_check "mount 2 refused the forged manifest" \
+	grep -q "not using the manifest of project $UUID" "$VS_LOG_DIR/m2.log"
+vs_check "mount 2 loaded PostgreSQL's tree" \
+	grep -q "entries at change $SEQ from PostgreSQL" "$VS_LOG_DIR/m2.log"
+vs_check "no extra file" test ! -e "$W/m2/src/extra.txt"
+vs_check_eq "big.txt has PostgreSQL's size, not 99 TB" \
+	"$(sql "SELECT size FROM vsync_manifest('$UUID') WHERE path = 'big.txt'")" \
+	"$(stat -c %s "$W/m2/big.txt" 2>&1)"
+vs_check_eq "lnk points where PostgreSQL says" src/f1.txt "$(readlink "$W/m2/lnk" 2>&1)"
+vs_check "no name with a newline" sh -c '! ls -A "$1/src" | grep -q evil' _ "$W/m2"
+pg_state >"$W/pg.state"
+mnt_state "$W/m2" >"$W/m2.state"
+vs_check "mount 2 equals PostgreSQL ($(wc -l <"$W/pg.state") entries)" cmp -s "$W/pg.state" "$W/m2.state"
+
+for m in m1 m2; do
+	if vs_umount "$W/$m"; then
+		vs_pass "unmounted $m"
+	else
+		vs_fail "unmount: expected no mount at $W/$m, saw one left"
+	fi
+done
+vs_summary
