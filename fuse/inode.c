@@ -493,6 +493,39 @@ void inode_synced_remove(struct vs_inode_table *t, struct vs_inode *in)
 	}
 }
 
+int inode_remove_check(const struct vs_inode *in, bool dir)
+{
+	if (!in)
+		return -ENOENT;
+	if (dir && in->kind != VS_KIND_DIR)
+		return -ENOTDIR;
+	if (!dir && in->kind == VS_KIND_DIR)
+		return -EISDIR;
+	if (in->nchildren)
+		return -ENOTEMPTY;
+	return 0;
+}
+
+int inode_rename_check(const struct vs_inode *in,
+		       const struct vs_inode *newparent,
+		       const struct vs_inode *old, bool noreplace)
+{
+	if (!in)
+		return -ENOENT;
+	if (old && noreplace)
+		return -EEXIST;
+	if (old && old->kind == VS_KIND_DIR && in->kind != VS_KIND_DIR)
+		return -EISDIR;
+	if (old && old->kind != VS_KIND_DIR && in->kind == VS_KIND_DIR)
+		return -ENOTDIR;
+	if (old && old->nchildren)
+		return -ENOTEMPTY;
+	for (const struct vs_inode *p = newparent; p; p = p->parent)
+		if (p == in)
+			return -EINVAL;
+	return 0;
+}
+
 int inode_synced_move(struct vs_inode *in, struct vs_inode *dir,
 		      const char *name)
 {

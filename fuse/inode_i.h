@@ -139,6 +139,26 @@ void inode_synced_remove(struct vs_inode_table *t, struct vs_inode *in);
  */
 struct vs_inode *inode_synced_replace(struct vs_inode_table *t,
 				      struct vs_inode *old);
+/*
+ * The rules of unlink(2)/rmdir(2) and rename(2) on the tree, in the one
+ * place the three writers of the tree use (a local write, a remote change
+ * applied by the updater, a journal entry replayed at start). Pure: they
+ * look, change nothing; table lock held.
+ *
+ * inode_remove_check: may @in (NULL: not there) be removed by rmdir
+ * (@dir) or unlink? 0, -ENOENT, -ENOTDIR, -EISDIR or -ENOTEMPTY.
+ *
+ * inode_rename_check: may @in move into @newparent over @old (NULL: the
+ * name is free; the caller handles @old == @in, a no-op)? With
+ * @noreplace an existing @old is -EEXIST; a directory over a file is
+ * -ENOTDIR, a file over a directory -EISDIR, over a non-empty directory
+ * -ENOTEMPTY; into itself or a descendant -EINVAL. 0 otherwise.
+ */
+int inode_remove_check(const struct vs_inode *in, bool dir);
+int inode_rename_check(const struct vs_inode *in,
+		       const struct vs_inode *newparent,
+		       const struct vs_inode *old, bool noreplace);
+
 /* Move synced @in to @dir/@name (the caller removed any entry there).
  * 0 or -ENOMEM (then nothing changed). */
 int inode_synced_move(struct vs_inode *in, struct vs_inode *dir,

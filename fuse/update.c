@@ -510,15 +510,8 @@ void update_remove(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
 	parent = inode_table_get(&fs->table, parent_ino);
 	if (parent && !parent->local)
 		in = inode_child_find(parent, name);
-	if (!in)
-		r = -ENOENT;
-	else if (dir && in->kind != VS_KIND_DIR)
-		r = -ENOTDIR;
-	else if (!dir && in->kind == VS_KIND_DIR)
-		r = -EISDIR;
-	else if (in->nchildren)
-		r = -ENOTEMPTY;
-	else
+	r = inode_remove_check(in, dir);
+	if (r == 0)
 		inode_synced_remove(&fs->table, in);
 	pthread_mutex_unlock(&fs->table.lock);
 	fuse_reply_err(req, -r);
@@ -543,19 +536,9 @@ void update_rename(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
 	old = inode_child_find(newparent, newname);
 	if (old == in)
 		goto out;
-	if (old && (old->kind == VS_KIND_DIR || in->kind == VS_KIND_DIR)) {
-		r = old->kind == VS_KIND_DIR && !old->nchildren &&
-			    in->kind == VS_KIND_DIR
-			? 0
-			: -EEXIST;
-		if (r < 0)
-			goto out;
-	}
-	for (struct vs_inode *p = newparent; p; p = p->parent)
-		if (p == in) {
-			r = -EINVAL; /* into itself */
-			goto out;
-		}
+	r = inode_rename_check(in, newparent, old, false);
+	if (r < 0)
+		goto out;
 	if (old)
 		inode_synced_remove(&fs->table, old);
 	r = inode_synced_move(in, newparent, newname);

@@ -510,15 +510,8 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	pthread_mutex_lock(&fs->ns_lock);
 	pthread_mutex_lock(&fs->table.lock);
 	in = inode_child_find(parent, name);
-	if (!in)
-		r = -ENOENT;
-	else if (dir && in->kind != VS_KIND_DIR)
-		r = -ENOTDIR;
-	else if (!dir && in->kind == VS_KIND_DIR)
-		r = -EISDIR;
-	else if (in->nchildren)
-		r = -ENOTEMPTY;
-	else
+	r = inode_remove_check(in, dir);
+	if (r == 0)
 		r = inode_path(in, path, sizeof(path));
 	pthread_mutex_unlock(&fs->table.lock);
 	if (r == 0)
@@ -612,17 +605,7 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	}
 	if (old == in)
 		goto out;
-	if (old && (flags & RENAME_NOREPLACE))
-		r = -EEXIST;
-	else if (old && old->kind == VS_KIND_DIR && in->kind != VS_KIND_DIR)
-		r = -EISDIR;
-	else if (old && old->kind != VS_KIND_DIR && in->kind == VS_KIND_DIR)
-		r = -ENOTDIR;
-	else if (old && old->nchildren)
-		r = -ENOTEMPTY;
-	for (struct vs_inode *p = newparent; r == 0 && p; p = p->parent)
-		if (p == in)
-			r = -EINVAL;
+	r = inode_rename_check(in, newparent, old, flags & RENAME_NOREPLACE);
 	if (r == 0)
 		r = inode_path(in, from, sizeof(from));
 	/* the new path must fit before anything moves */
@@ -747,8 +730,10 @@ static int overlay_apply(struct vs_inode_table *t, const struct vs_jentry *e)
 		return r == -ENOMEM ? r : r < 0;
 	case VS_JOP_DELETE:
 		in = inode_lookup_path(t, e->path);
-		if (!in || in == t->root || in->nchildren)
+		if (!in || in == t->root)
 			return !!in;
+		if (inode_remove_check(in, in->kind == VS_KIND_DIR) < 0)
+			return 1;
 		inode_synced_remove(t, in);
 		return 0;
 	case VS_JOP_RENAME:
@@ -758,14 +743,10 @@ static int overlay_apply(struct vs_inode_table *t, const struct vs_jentry *e)
 		r = overlay_parent(t, e->path, &dir, &name);
 		if (r < 0)
 			return r == -ENOMEM ? r : 1;
-		for (struct vs_inode *p = dir; p; p = p->parent)
-			if (p == in)
-				return 1;
 		old = inode_child_find(dir, name);
 		if (old == in)
 			return 0;
-		if (old && (old->nchildren || (old->kind == VS_KIND_DIR) !=
-						  (in->kind == VS_KIND_DIR)))
+		if (inode_rename_check(in, dir, old, false) < 0)
 			return 1;
 		if (old)
 			inode_synced_remove(t, old);

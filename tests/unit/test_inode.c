@@ -640,6 +640,53 @@ static void test_rename(void **state)
 	check_path_of(x, "src/moved.js");
 }
 
+/* The remove and rename rules every writer of the tree uses. */
+static void test_remove_and_rename_rules(void **state)
+{
+	struct fixture *f = *state;
+	struct vs_inode *file, *dir, *empty, *sub, *other;
+
+	add(f, VS_KIND_FILE, "dir/file.js", 0644, 1, NULL);
+	add(f, VS_KIND_FILE, "dir/sub/deep.js", 0644, 1, NULL);
+	add(f, VS_KIND_DIR, "empty", 0755, 1, NULL);
+	add(f, VS_KIND_FILE, "other.js", 0644, 1, NULL);
+	build(f, NULL);
+	file = must_walk(f, "dir/file.js");
+	dir = must_walk(f, "dir");
+	sub = must_walk(f, "dir/sub");
+	empty = must_walk(f, "empty");
+	other = must_walk(f, "other.js");
+
+	check_ret(0, inode_remove_check(file, false), "unlink a file");
+	check_ret(-EISDIR, inode_remove_check(empty, false), "unlink a dir");
+	check_ret(-ENOTDIR, inode_remove_check(file, true), "rmdir a file");
+	check_ret(0, inode_remove_check(empty, true), "rmdir an empty dir");
+	check_ret(-ENOTEMPTY, inode_remove_check(dir, true),
+		  "rmdir a non-empty dir");
+	check_ret(-ENOENT, inode_remove_check(NULL, false), "unlink nothing");
+
+	check_ret(0, inode_rename_check(file, f->t.root, NULL, false),
+		  "file to a free name");
+	check_ret(0, inode_rename_check(file, f->t.root, other, false),
+		  "file over a file");
+	check_ret(-EEXIST, inode_rename_check(file, f->t.root, other, true),
+		  "file over a file, RENAME_NOREPLACE");
+	check_ret(-EISDIR, inode_rename_check(file, f->t.root, empty, false),
+		  "file over a dir");
+	check_ret(-ENOTDIR, inode_rename_check(sub, f->t.root, other, false),
+		  "dir over a file");
+	check_ret(0, inode_rename_check(sub, f->t.root, empty, false),
+		  "dir over an empty dir");
+	check_ret(-ENOTEMPTY, inode_rename_check(empty, f->t.root, dir, false),
+		  "dir over a non-empty dir");
+	check_ret(-EINVAL, inode_rename_check(dir, sub, NULL, false),
+		  "dir into its own subdir");
+	check_ret(-EINVAL, inode_rename_check(dir, dir, NULL, false),
+		  "dir into itself");
+	check_ret(-ENOENT, inode_rename_check(NULL, dir, NULL, false),
+		  "nothing to move");
+}
+
 #define T(fn)                                                                  \
 	cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
 
@@ -660,6 +707,7 @@ int main(void)
 	    T(test_forget_stops_at_referenced_parent),
 	    T(test_forget_synced_kept),
 	    T(test_rename),
+	    T(test_remove_and_rename_rules),
 	};
 
 	/* the build logs one line per skipped entry: keep the output short */
