@@ -19,7 +19,8 @@
 #   - a wrong password is refused; after `vsyncctl revoke A` the
 #     credentials no longer log in (PostgreSQL, Redis), B's still do;
 #   - a grant with --ttl expires: the role's VALID UNTIL is set;
-#   - vsync-relay runs with its own credentials (`vsyncctl grant --relay`).
+#   - vsync-relay runs with its own credentials (`vsyncctl grant --relay`)
+#     and signs; A's mount verifies with the key its grant carries.
 #
 # Needs /dev/fuse (else exit 77); starts PostgreSQL, Redis and vsync-relay.
 set -u
@@ -74,19 +75,25 @@ A=$(vs_sql "SELECT vsync_project_id('proja')")
 B=$(vs_sql "SELECT vsync_project_id('projb')")
 vs_check "PostgreSQL asks other roles for a password" vs_pg_require_passwords
 
+# the relay signs; the containers' grants carry its public key
+VERIFY=$("$CTL" keygen "$W/relay.key")
+export VSYNC_VERIFY_KEY=${VERIFY#VSYNC_VERIFY_KEY=}
+
 # the relay with its own credentials
 vs_check "grant --relay" sh -c '"$1" --pg "$2" --redis "$3" grant --relay >"$4"' \
 	_ "$CTL" "$ADMIN_PG" "$ADMIN_REDIS" "$W/relay.env"
 RELAY_PG=$(. "$W/relay.env" && echo "$VSYNC_PG_URL")
 RELAY_REDIS=$(. "$W/relay.env" && echo "$VSYNC_REDIS_URL")
 vs_check "the relay's Redis user is its own" grep -q "^redis://vsync-relay:" <<<"$RELAY_REDIS"
-VSYNC_PG_URL=$RELAY_PG VSYNC_REDIS_URL=$RELAY_REDIS vs_relay_start || exit 1
+VSYNC_PG_URL=$RELAY_PG VSYNC_REDIS_URL=$RELAY_REDIS vs_relay_start \
+	--sign-key "$W/relay.key" || exit 1
 
 vs_check "grant A" sh -c '"$1" --pg "$2" --redis "$3" grant proja >"$4"' \
 	_ "$CTL" "$ADMIN_PG" "$ADMIN_REDIS" "$W/a.env"
 vs_check "grant B (--ttl 2h)" sh -c '"$1" --pg "$2" --redis "$3" grant projb --ttl 2h >"$4"' \
 	_ "$CTL" "$ADMIN_PG" "$ADMIN_REDIS" "$W/b.env"
 vs_check "the grant prints shell lines" grep -q "^VSYNC_PG_URL='" "$W/a.env"
+vs_check "with the relay's public key" grep -q "^VSYNC_VERIFY_KEY='$VSYNC_VERIFY_KEY'" "$W/a.env"
 vs_check "with a Redis URL of its own" grep -q "^VSYNC_REDIS_URL='redis://vsync-c-$A:" "$W/a.env"
 vs_check "and no admin credentials" sh -c '! grep -q "user=.postgres" "$1"' _ "$W/a.env"
 vs_check_eq "--ttl sets VALID UNTIL (about 2 h)" t \
@@ -171,7 +178,8 @@ vs_check "with a clear error" grep -q "unknown project" "$W/mount-b.log"
 vs_check "and nothing mounted" sh -c '! grep -q " $1 " /proc/mounts' _ "$MB"
 
 # shellcheck disable=SC1090
-(. "$W/a.env" && export VSYNC_PG_URL VSYNC_REDIS_URL && vs_mount proja "$MA" --cache-dir "$W/cache-a" \
+(. "$W/a.env" && export VSYNC_PG_URL VSYNC_REDIS_URL VSYNC_VERIFY_KEY &&
+	vs_mount proja "$MA" --cache-dir "$W/cache-a" \
 	&& echo "$VS_MOUNT_PID" >"$W/mount-a.pid") || vs_fail "mount A with A's credentials"
 if [[ -s $W/mount-a.pid ]]; then
 	vs_on_exit "vs__cleanup_mount $(printf '%q' "$MA") $(cat "$W/mount-a.pid")"
@@ -184,6 +192,8 @@ if [[ -s $W/mount-a.pid ]]; then
 	vs_check_eq "and is committed" "saved in the container" \
 		"$("$CTL" --pg "$ADMIN_PG" cat proja src/local.js)"
 	vs_check "A's mount logged no permission error" sh -c '! grep -qi "permission denied\|NOPERM" "$1"' _ "$VS_LOG_DIR/mount.1.log"
+	vs_check "and verified what it read from Redis (no unverified data)" \
+		sh -c '! grep -qi "unverified\|not signed\|bad signature" "$1"' _ "$VS_LOG_DIR/mount.1.log"
 	vs_umount "$MA"
 fi
 
