@@ -53,11 +53,10 @@ REVOKE ALL ON projects, project_files, file_operations, vsync_grants
 -- Is the session's user one of the service's (every project)? The session
 -- user, not the current one: inside the functions the current user is
 -- vsync_owner.
+-- (pg_has_role counts a superuser as a member of every role)
 CREATE OR REPLACE FUNCTION vsync__privileged()
 RETURNS boolean LANGUAGE sql STABLE AS $$
-	SELECT coalesce((SELECT r.rolsuper FROM pg_roles r
-			  WHERE r.rolname = session_user), false)
-	       OR pg_has_role(session_user, 'vsync_service', 'MEMBER')
+	SELECT pg_has_role(session_user, 'vsync_service', 'MEMBER')
 $$;
 
 ALTER TABLE projects ENABLE ROW LEVEL SECURITY;

@@ -98,6 +98,8 @@ enum vs_pg_verdict vs_pg_verdict(const char *sqlstate)
 static void err_set(char *err, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void err_vset(char *err, size_t size, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static void err_vset(char *err, size_t size, const char *fmt, va_list ap)
 {
 	char *nl;
 
