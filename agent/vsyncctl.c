@@ -112,9 +112,11 @@ static int exit_for(int err)
 	case ECONNREFUSED:
 	case ETIMEDOUT:
 	case EACCES:
+	case EAGAIN: /* serialization failure, deadlock, resources: again */
 		return EXIT_BACKEND;
 	case EINVAL:
 	case ENAMETOOLONG:
+	case E2BIG: /* a server limit */
 		return EXIT_INVALID;
 	default:
 		return EXIT_ERR;
