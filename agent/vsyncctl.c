@@ -1568,9 +1568,10 @@ static void usage(FILE *f)
 	    "\n"
 	    "Exit status:\n"
 	    "  0 ok, 1 other error, 2 usage, 3 not found (project or path),\n"
-	    "  4 conflict (stale --base, target exists), 5 backend unreachable "
-	    "or\n"
-	    "  timed out, 6 invalid path or argument\n",
+	    "  4 conflict (stale --base, target exists), 5 backend "
+	    "unreachable,\n"
+	    "  refused, timed out or busy (try again), 6 invalid path or "
+	    "argument\n",
 	    f);
 }
 
