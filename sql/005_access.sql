@@ -68,30 +68,39 @@ ALTER TABLE file_operations FORCE ROW LEVEL SECURITY;
 ALTER TABLE vsync_grants ENABLE ROW LEVEL SECURITY;
 ALTER TABLE vsync_grants FORCE ROW LEVEL SECURITY;
 
+-- The project granted to the session's role (a container role has one),
+-- if the grant has not expired; NULL otherwise. PL/pgSQL, so its query is
+-- planned once per session.
+CREATE OR REPLACE FUNCTION vsync__granted_project()
+RETURNS uuid LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	v uuid;
+BEGIN
+	SELECT g.project_id INTO v FROM vsync_grants g
+	 WHERE g.role = session_user
+	   AND (g.expires_at IS NULL OR g.expires_at > now());
+	RETURN v;
+END $$;
+
 -- A row is visible and writable when the session is the service's, or
--- its project is granted to the session's role and the grant has not
--- expired. Written so that PostgreSQL evaluates the test once per query
--- (an InitPlan and a hashed SubPlan), not once per row.
+-- its project is the one granted to the session's role. Both tests are
+-- scalar subqueries without outer references, so PostgreSQL evaluates
+-- each once per query (an InitPlan), and planning them is cheap: the SQL
+-- functions of the write path are planned again at each call, and a
+-- policy with a subquery over another table with a policy made that
+-- planning cost more than the write itself.
 DROP POLICY IF EXISTS vsync_project ON projects;
 CREATE POLICY vsync_project ON projects
 	USING ((SELECT vsync__privileged())
-	       OR id IN (SELECT g.project_id FROM vsync_grants g
-			  WHERE g.role = session_user
-			    AND (g.expires_at IS NULL OR g.expires_at > now())));
+	       OR id = (SELECT vsync__granted_project()));
 DROP POLICY IF EXISTS vsync_project ON project_files;
 CREATE POLICY vsync_project ON project_files
 	USING ((SELECT vsync__privileged())
-	       OR project_id IN (SELECT g.project_id FROM vsync_grants g
-				  WHERE g.role = session_user
-				    AND (g.expires_at IS NULL
-					 OR g.expires_at > now())));
+	       OR project_id = (SELECT vsync__granted_project()));
 DROP POLICY IF EXISTS vsync_project ON file_operations;
 CREATE POLICY vsync_project ON file_operations
 	USING ((SELECT vsync__privileged())
-	       OR project_id IN (SELECT g.project_id FROM vsync_grants g
-				  WHERE g.role = session_user
-				    AND (g.expires_at IS NULL
-					 OR g.expires_at > now())));
+	       OR project_id = (SELECT vsync__granted_project()));
 -- a container sees its own grant only; only the service changes grants
 DROP POLICY IF EXISTS vsync_own_grant ON vsync_grants;
 CREATE POLICY vsync_own_grant ON vsync_grants

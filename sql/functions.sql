@@ -168,17 +168,24 @@ BEGIN
 END $$;
 
 -- The current row of a path (its live version or tombstone); NULL if the
--- path never existed.
+-- path never existed. PL/pgSQL, not SQL: its query is planned once per
+-- session, where a SQL function is planned again at every call (twice per
+-- write), and planning a query under row-level security is not free.
 CREATE OR REPLACE FUNCTION vsync__current(p_project uuid, p_path text)
-RETURNS vsync_entry LANGUAGE sql STABLE AS $$
-	SELECT ROW(f.id, f.file_path, f.version, f.kind, f.mode, f.is_deleted,
-		   f.content_hash, f.file_size)::vsync_entry
+RETURNS vsync_entry LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	r vsync_entry;
+BEGIN
+	SELECT f.id, f.file_path, f.version, f.kind, f.mode, f.is_deleted,
+	       f.content_hash, f.file_size
+	  INTO r
 	  FROM project_files f
 	 WHERE f.project_id = p_project
 	   AND vsync_path_key(f.file_path) = vsync_path_key(p_path)
 	   AND f.file_path = p_path
-	   AND f.is_current
-$$;
+	   AND f.is_current;
+	RETURN r;
+END $$;
 
 CREATE OR REPLACE FUNCTION vsync__live(r vsync_entry)
 RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
