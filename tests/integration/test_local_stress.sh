@@ -8,15 +8,16 @@
 # processes of LS_OPS (2,000) random create, write, truncate, link, unlink,
 # mkdir, rmdir and rename (across directories, over existing entries) on a
 # shared set of names, first on a plain directory (the control: the same
-# checks must pass there), then in node_modules/stress/ of a --writable
-# mount. No call may fail with an errno a local disk does not give. Then,
-# with nothing running:
+# checks must pass there), then LS_ROUNDS (3) times, each with the next
+# seed, in a fresh node_modules/stressN/ of a --writable mount (one round
+# does not always hit a race). No call may fail with an errno a local disk
+# does not give. Then, with nothing running:
 #   - two `find` walks give the same entries (kind, size, link count);
 #   - the walk equals the one of the upper directory below the mount;
 #   - `find -exec stat`, `tar -c` (reading every file) and `du` report no
 #     error;
 #   - `rm -rf` of the tree succeeds and leaves nothing, above or below.
-# Each run prints the seed (LS_SEED=N repeats the choices) and its counts.
+# Each run prints its seed (LS_SEED=N repeats the choices) and its counts.
 #
 # Needs /dev/fuse (else exit 77), PostgreSQL (started here).
 # shellcheck disable=SC2016
@@ -36,6 +37,7 @@ for b in "$CTL" "$LS"; do
 done
 : "${LS_PROCS:=4}"
 : "${LS_OPS:=2000}"
+: "${LS_ROUNDS:=3}"
 : "${LS_SEED:=$(((RANDOM << 15) | RANDOM))}"
 vs_deadline 120
 vs_pg_fixture || exit 1
@@ -48,12 +50,12 @@ walk() {
 		-o -printf '%y %P\n') | LC_ALL=C sort
 }
 
-# stress LABEL DIR [UPPER]: run local_stress in DIR, then the idle checks
-# (against UPPER, the same tree below the mount, if given)
+# stress LABEL SEED DIR [UPPER]: run local_stress in DIR, then the idle
+# checks (against UPPER, the same tree below the mount, if given)
 stress() {
-	local label=$1 dir=$2 upper=${3:-} rc=0 w1 w2 err
+	local label=$1 seed=$2 dir=$3 upper=${4:-} rc=0 w1 w2 err
 	mkdir -p "$dir"
-	"$LS" -p "$LS_PROCS" -n "$LS_OPS" -S "$LS_SEED" "$dir" \
+	"$LS" -p "$LS_PROCS" -n "$LS_OPS" -S "$seed" "$dir" \
 		>"$W/$label.log" 2>&1 || rc=$?
 	grep -E '^local_stress: [0-9]+ ops' "$W/$label.log" | sed "s/^/# $label: /" >&2
 	vs_check_eq "$label: no unexpected errno in $((LS_PROCS * LS_OPS)) ops" \
@@ -93,7 +95,7 @@ stress() {
 }
 
 # ---------------------------------------------------------------- control
-stress "plain directory" "$W/plain"
+stress "plain directory" "$LS_SEED" "$W/plain"
 
 # ---------------------------------------------------------------- mount
 SRC=$W/src
@@ -103,12 +105,14 @@ vs_check "init and import" sh -c '"$1" -q init && "$1" -q import w "$2"' _ "$CTL
 MNT=$W/mnt
 mkdir -p "$MNT"
 vs_mount w "$MNT" --cache-dir "$W/cache" --writable --author stress || exit 1
-mkdir -p "$MNT/node_modules/stress"
-# the upper directory: the one "local" directory of the cache dir holding
-# node_modules/stress
-UPPER=$(find "$W/cache" -type d -path '*/local/node_modules/stress' -print -quit)
-vs_check "node_modules/stress is in the upper directory" test -n "$UPPER"
-stress "node_modules" "$MNT/node_modules/stress" "$UPPER"
+for ((round = 1; round <= LS_ROUNDS; round++)); do
+	mkdir -p "$MNT/node_modules/stress$round"
+	# the upper directory: where the cache dir keeps node_modules/stressN
+	UPPER=$(find "$W/cache" -type d -path "*/local/node_modules/stress$round" -print -quit)
+	vs_check "node_modules/stress$round is in the upper directory" test -n "$UPPER"
+	stress "node_modules round $round" $((LS_SEED + round)) \
+		"$MNT/node_modules/stress$round" "$UPPER"
+done
 vs_check "the mount is still mounted" vs_is_mounted "$MNT"
 
 vs_umount "$MNT"
