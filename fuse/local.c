@@ -32,6 +32,7 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,7 @@
 #include <unistd.h>
 
 #include "local_i.h"
+#include "vsync/log.h"
 #include "vsync/banned.h"
 
 /* An open local directory (fi->fh of an opendir). */
@@ -164,6 +166,20 @@ static int entry_of_fd(struct vs_fs *fs, int *fd, struct fuse_entry_param *e)
 	return 0;
 }
 
+/* Note a failure to take an inode's fd: out of fds (EMFILE, ENFILE) is
+ * logged the first time. Returns @r. */
+static int fd_failed(int r, const char *name)
+{
+	static atomic_bool told;
+
+	if ((r == -EMFILE || r == -ENFILE) && !atomic_exchange(&told, true))
+		vs_warn("cannot hold an fd for local-only '%s': %s: every "
+			"local inode the kernel keeps holds one; raise the "
+			"hard RLIMIT_NOFILE (logged once)",
+			name, strerror(-r));
+	return r;
+}
+
 /* The entry of @at (one lookup counted). 0 or -errno. */
 static int lookup_at(struct vs_fs *fs, const struct local_at *at,
 		     struct fuse_entry_param *e)
@@ -172,7 +188,7 @@ static int lookup_at(struct vs_fs *fs, const struct local_at *at,
 	int r;
 
 	if (fd < 0)
-		return -errno;
+		return fd_failed(-errno, at->name);
 	r = entry_of_fd(fs, &fd, e);
 	if (fd >= 0)
 		close(fd);
@@ -336,18 +352,15 @@ static void reply_made(fuse_req_t req, struct vs_fs *fs,
 	int r, fd;
 
 	fd = openat(at->dirfd, at->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		r = -errno;
-		goto out;
-	}
-	r = own_by_caller(req, fs, parent, fd);
+	r = fd < 0 ? fd_failed(-errno, at->name) : 0;
+	if (r == 0)
+		r = own_by_caller(req, fs, parent, fd);
+	if (r == 0)
+		r = entry_of_fd(fs, &fd, &e);
 	if (r < 0)
 		unlinkat(at->dirfd, at->name, dir ? AT_REMOVEDIR : 0);
-	else
-		r = entry_of_fd(fs, &fd, &e);
 	if (fd >= 0)
 		close(fd);
-out:
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
@@ -455,14 +468,13 @@ void local_create(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 	/* the inode's O_PATH fd: on the file opened, whatever its name
 	 * became since */
 	if (r == 0 && (pfd = open(proc_fd(proc, fd), O_PATH | O_CLOEXEC)) < 0)
-		r = -errno;
-	if (r == 0 && created) {
+		r = fd_failed(-errno, at.name);
+	if (r == 0 && created)
 		r = own_by_caller(req, fs, parent, pfd);
-		if (r < 0)
-			unlinkat(at.dirfd, at.name, 0);
-	}
 	if (r == 0)
 		r = entry_of_fd(fs, &pfd, &e);
+	if (r < 0 && created)
+		unlinkat(at.dirfd, at.name, 0);
 	if (pfd >= 0)
 		close(pfd);
 	if (r < 0) {
