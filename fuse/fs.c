@@ -110,32 +110,18 @@ bool fs_own_request(struct vs_fs *fs, fuse_req_t req)
 
 /* ---- dispatch ---- */
 
-/*
- * Resolve @ino for a request: 0 and *in_out (in->local tells which kind
- * of path it is), or -ESTALE. For a local inode @path (if not NULL)
- * receives its path for local.c: relative to the upper directory, or the
- * /proc path of the O_PATH fd of a file whose name went (local_detach).
- */
-static int resolve(struct vs_fs *fs, fuse_ino_t ino, struct vs_inode **in_out,
-		   char *path, size_t size)
+/* Resolve @ino for a request: 0 and *in_out (in->local tells which kind
+ * of path it is), or -ESTALE. */
+static int resolve(struct vs_fs *fs, fuse_ino_t ino, struct vs_inode **in_out)
 {
 	struct vs_inode *in;
-	int detached = -1;
 
 	pthread_mutex_lock(&fs->table.lock);
 	in = inode_table_get(&fs->table, ino);
-	if (in && in->local)
-		detached = in->fd;
 	pthread_mutex_unlock(&fs->table.lock);
 	if (!in)
 		return -ESTALE;
 	*in_out = in;
-	if (in->local && path && detached >= 0) {
-		snprintf(path, size, "/proc/self/fd/%d", detached);
-		return 0;
-	}
-	if (in->local && path)
-		return fs_upper_path(fs, in, NULL, path, size);
 	return 0;
 }
 
@@ -160,7 +146,7 @@ static int resolve_new(struct vs_fs *fs, fuse_ino_t parent_ino,
 	r = vs_name_check(name, strlen(name));
 	if (r < 0)
 		return r;
-	r = resolve(fs, parent_ino, parent, NULL, 0);
+	r = resolve(fs, parent_ino, parent);
 	if (r < 0)
 		return r;
 	if ((*parent)->kind != VS_KIND_DIR)
@@ -179,7 +165,7 @@ static void vs_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 		fuse_reply_err(req, ENAMETOOLONG);
 		return;
 	}
-	r = resolve(fs, parent_ino, &parent, NULL, 0);
+	r = resolve(fs, parent_ino, &parent);
 	if (r == 0 && parent->kind != VS_KIND_DIR)
 		r = -ENOTDIR;
 	if (r < 0)
@@ -227,15 +213,14 @@ static void vs_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct vs_fs *fs = fs_of(req);
-	char path[PATH_MAX];
 	struct vs_inode *in;
 	int r;
 
-	r = resolve(fs, ino, &in, path, sizeof(path));
+	r = resolve(fs, ino, &in);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else if (in->local)
-		local_getattr(req, fs, in, path, fi);
+		local_getattr(req, fs, in, fi);
 	else
 		synced_getattr(req, fs, in);
 }
@@ -244,15 +229,14 @@ static void vs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		       int valid, struct fuse_file_info *fi)
 {
 	struct vs_fs *fs = fs_of(req);
-	char path[PATH_MAX];
 	struct vs_inode *in;
 	int r;
 
-	r = resolve(fs, ino, &in, path, sizeof(path));
+	r = resolve(fs, ino, &in);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else if (in->local)
-		local_setattr(req, fs, in, path, attr, valid, fi);
+		local_setattr(req, fs, in, attr, valid, fi);
 	else if (fs_own_request(fs, req))
 		update_setattr(req, fs, in, attr, valid);
 	else
@@ -262,17 +246,16 @@ static void vs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 static void vs_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct vs_fs *fs = fs_of(req);
-	char path[PATH_MAX];
 	struct vs_inode *in;
 	int r;
 
-	r = resolve(fs, ino, &in, path, sizeof(path));
+	r = resolve(fs, ino, &in);
 	if (r == 0 && in->kind != VS_KIND_SYMLINK)
 		r = -EINVAL;
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else if (in->local)
-		local_readlink(req, fs, path);
+		local_readlink(req, in);
 	else
 		synced_readlink(req, fs, in);
 }
@@ -345,11 +328,10 @@ static void vs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent_ino,
 {
 	struct vs_fs *fs = fs_of(req);
 	struct vs_inode *parent, *in;
-	char from[PATH_MAX];
 	bool local;
 	int r;
 
-	r = resolve(fs, ino, &in, from, sizeof(from));
+	r = resolve(fs, ino, &in);
 	if (r == 0 && !in->local)
 		r = fs->cfg.journal ? -EPERM : -EROFS; /* no synced links */
 	if (r == 0)
@@ -357,7 +339,7 @@ static void vs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent_ino,
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else if (local)
-		local_link(req, fs, from, parent, name);
+		local_link(req, fs, in, parent, name);
 	else
 		synced_link(req, fs, parent, name); /* refused */
 }
@@ -374,7 +356,7 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino,
 		update_remove(req, fs, parent_ino, name, flags & AT_REMOVEDIR);
 		return;
 	}
-	r = resolve(fs, parent_ino, &parent, NULL, 0);
+	r = resolve(fs, parent_ino, &parent);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else if (is_local_target(fs, parent, name))
@@ -407,9 +389,9 @@ static void vs_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 			      newname);
 		return;
 	}
-	r = resolve(fs, parent_ino, &parent, NULL, 0);
+	r = resolve(fs, parent_ino, &parent);
 	if (r == 0 && fs->cfg.journal &&
-	    resolve(fs, newparent_ino, &newparent, NULL, 0) == 0) {
+	    resolve(fs, newparent_ino, &newparent) == 0) {
 		src_local = is_local_target(fs, parent, name);
 		dst_local = is_local_target(fs, newparent, newname);
 		if (!src_local && !dst_local) {
@@ -437,15 +419,14 @@ static void vs_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 static void vs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct vs_fs *fs = fs_of(req);
-	char path[PATH_MAX];
 	struct vs_inode *in;
 	int r;
 
-	r = resolve(fs, ino, &in, path, sizeof(path));
+	r = resolve(fs, ino, &in);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else if (in->local)
-		local_open(req, fs, path, fi);
+		local_open(req, in, fi);
 	else
 		synced_open(req, fs, in, fi);
 }
@@ -474,7 +455,7 @@ static void vs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct vs_fs *fs = fs_of(req);
 	struct vs_inode *in;
 
-	if (resolve(fs, ino, &in, NULL, 0) < 0)
+	if (resolve(fs, ino, &in) < 0)
 		fuse_reply_err(req, ESTALE);
 	else if (in->local)
 		local_read(req, size, off, fi);
@@ -489,7 +470,7 @@ static void vs_write_buf(fuse_req_t req, fuse_ino_t ino,
 	struct vs_fs *fs = fs_of(req);
 	struct vs_inode *in;
 
-	if (resolve(fs, ino, &in, NULL, 0) < 0)
+	if (resolve(fs, ino, &in) < 0)
 		fuse_reply_err(req, ESTALE);
 	else if (in->local)
 		local_write_buf(req, in_buf, off, fi);
@@ -504,7 +485,7 @@ static void vs_release(fuse_req_t req, fuse_ino_t ino,
 	struct vs_inode *in;
 
 	/* fh 0: an open of a synced file that could not write */
-	if (!fi->fh || resolve(fs, ino, &in, NULL, 0) < 0)
+	if (!fi->fh || resolve(fs, ino, &in) < 0)
 		fuse_reply_err(req, 0);
 	else if (in->local)
 		local_release(req, fi);
@@ -531,7 +512,7 @@ static void vs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	struct vs_fs *fs = fs_of(req);
 	struct vs_inode *in;
 
-	if (resolve(fs, ino, &in, NULL, 0) < 0)
+	if (resolve(fs, ino, &in) < 0)
 		fuse_reply_err(req, 0);
 	else if (in->local)
 		local_fsync(req, datasync, fi);
@@ -543,17 +524,16 @@ static void vs_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct vs_fs *fs = fs_of(req);
-	char path[PATH_MAX];
 	struct vs_inode *in;
 	int r;
 
-	r = resolve(fs, ino, &in, path, sizeof(path));
+	r = resolve(fs, ino, &in);
 	if (r == 0 && in->kind != VS_KIND_DIR)
 		r = -ENOTDIR;
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else if (in->local)
-		local_opendir(req, fs, path, fi);
+		local_opendir(req, in, fi);
 	else
 		synced_opendir(req, fi);
 }
@@ -565,7 +545,7 @@ static void vs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fs_dirbuf b = {.size = size};
 	struct vs_inode *in;
 
-	if (resolve(fs, ino, &in, NULL, 0) < 0) {
+	if (resolve(fs, ino, &in) < 0) {
 		fuse_reply_err(req, ESTALE);
 		return;
 	}

@@ -1,6 +1,7 @@
 /*
  * inode.c - the inode table (inode_i.h): hash by ino, the synced tree
- * built from the manifest, local inodes created on lookup.
+ * built from the manifest, local inodes created on lookup (keyed by their
+ * upper file's dev/ino, each holding an O_PATH fd on it).
  */
 #include "inode_i.h"
 
@@ -339,105 +340,104 @@ int inode_table_build(struct vs_inode_table *t, const struct vs_manifest *m,
 	return 0;
 }
 
-static size_t lhash(ino_t ino, size_t size)
+static size_t lhash(dev_t dev, ino_t ino, size_t size)
 {
-	return hash_u64((uint64_t)ino, size);
+	return hash_u64((uint64_t)ino ^ ((uint64_t)dev << 32 | dev >> 32),
+			size);
 }
 
-struct vs_inode *inode_local_find(struct vs_inode_table *t, ino_t upper_ino)
+struct vs_inode *inode_local_find(struct vs_inode_table *t, dev_t dev,
+				  ino_t ino)
 {
-	struct vs_inode *in = t->lht[lhash(upper_ino, t->lht_size)];
+	struct vs_inode *in = t->lht[lhash(dev, ino, t->lht_size)];
 
-	while (in && in->upper_ino != upper_ino)
+	while (in && (in->upper_ino != ino || in->upper_dev != dev))
 		in = in->lhnext;
 	return in;
 }
 
-struct vs_inode *inode_local_get(struct vs_inode_table *t,
-				 struct vs_inode *parent, const char *name,
-				 ino_t upper_ino, enum vs_kind kind)
+/* Double the local hash when it holds more inodes than buckets; on
+ * ENOMEM it stays as it is (longer chains, still correct). */
+static void lht_grow(struct vs_inode_table *t)
 {
-	size_t h = lhash(upper_ino, t->lht_size);
-	struct vs_inode *in;
+	size_t size = t->lht_size * 2;
+	struct vs_inode **lht;
 
-	for (in = t->lht[h]; in; in = in->lhnext) {
-		if (in->upper_ino == upper_ino) {
-			if (inode_rename(t, in, parent, name) < 0)
-				return NULL;
-			in->kind = kind;
-			return in;
+	if (t->lcount < t->lht_size)
+		return;
+	lht = calloc(size, sizeof(*lht));
+	if (!lht)
+		return;
+	for (size_t i = 0; i < t->lht_size; i++) {
+		struct vs_inode *in = t->lht[i], *next;
+
+		for (; in; in = next) {
+			size_t h = lhash(in->upper_dev, in->upper_ino, size);
+
+			next = in->lhnext;
+			in->lhnext = lht[h];
+			lht[h] = in;
 		}
 	}
-	in = inode_new(t, name, kind);
+	free(t->lht);
+	t->lht = lht;
+	t->lht_size = size;
+}
+
+struct vs_inode *inode_local_get(struct vs_inode_table *t, dev_t dev, ino_t ino,
+				 enum vs_kind kind, int *fd)
+{
+	struct vs_inode *in = inode_local_find(t, dev, ino);
+	size_t h;
+
+	if (in) {
+		in->nlookup++;
+		return in;
+	}
+	lht_grow(t);
+	h = lhash(dev, ino, t->lht_size);
+	in = inode_new(t, "", kind);
 	if (!in)
 		return NULL;
 	in->local = true;
-	in->upper_ino = upper_ino;
+	in->upper_dev = dev;
+	in->upper_ino = ino;
 	if (ht_insert(t, in) < 0) {
 		inode_free(in);
 		return NULL;
 	}
+	in->fd = *fd;
+	*fd = -1;
+	in->nlookup = 1;
 	in->lhnext = t->lht[h];
 	t->lht[h] = in;
-	inode_rename(t, in, parent, name); /* takes the parent reference */
+	t->lcount++;
 	return in;
 }
 
 void inode_forget(struct vs_inode_table *t, struct vs_inode *in, uint64_t n)
 {
-	while (in) {
-		struct vs_inode **p, *parent = in->parent;
+	struct vs_inode **p;
 
-		if (n > in->nlookup)
-			vs_bug("forget %llu of inode %llu with only %llu "
-			       "lookups",
-			       (unsigned long long)n,
-			       (unsigned long long)in->ino,
-			       (unsigned long long)in->nlookup);
-		in->nlookup -= n;
-		if (in->nlookup > 0 || !(in->local || in->removed))
-			return;
-		for (p = &t->lht[lhash(in->upper_ino, t->lht_size)]; *p;
-		     p = &(*p)->lhnext) {
-			if (*p == in) {
-				*p = in->lhnext;
-				break;
-			}
-		}
-		ht_remove(t, in);
-		inode_free(in);
-		/* drop the reference this inode held on a local parent */
-		in = parent && parent->local ? parent : NULL;
-		n = 1;
+	if (n > in->nlookup)
+		vs_bug("forget %llu of inode %llu with only %llu lookups",
+		       (unsigned long long)n, (unsigned long long)in->ino,
+		       (unsigned long long)in->nlookup);
+	in->nlookup -= n;
+	if (in->nlookup > 0 || !(in->local || in->removed))
+		return;
+	if (in->local) {
+		p = &t->lht[lhash(in->upper_dev, in->upper_ino, t->lht_size)];
+		while (*p && *p != in)
+			p = &(*p)->lhnext;
+		if (!*p)
+			vs_bug("local inode %llu missing from the table",
+			       (unsigned long long)in->ino);
+		*p = in->lhnext;
+		t->lcount--;
 	}
-}
-
-/*
- * A local inode holds one reference (counted in nlookup) on a local parent,
- * so the parent outlives it even when the kernel forgets the parent first
- * (an open file in a removed directory).
- */
-int inode_rename(struct vs_inode_table *t, struct vs_inode *in,
-		 struct vs_inode *parent, const char *name)
-{
-	struct vs_inode *old = in->parent;
-
-	if (strcmp(in->name, name) != 0) {
-		char *copy = strdup(name);
-
-		if (!copy)
-			return -ENOMEM;
-		free(in->name);
-		in->name = copy;
-	}
-	if (old == parent)
-		return 0;
-	in->parent = parent;
-	if (in->local && parent && parent->local)
-		parent->nlookup++;
-	if (in->local && old && old->local)
-		inode_forget(t, old, 1);
-	return 0;
+	ht_remove(t, in);
+	inode_free(in); /* closes a local inode's O_PATH fd */
 }
 
 int inode_path(const struct vs_inode *in, char *buf, size_t size)

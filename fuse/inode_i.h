@@ -5,16 +5,25 @@
  *  - synced: built from the manifest at mount; metadata lives here and only
  *    here, so lookup/getattr/readdir never touch the network. Permanent for
  *    the life of the mount (until live updates remove them).
- *  - local: a file or directory under a local-only path (node_modules ...),
- *    backed by the upper directory. Created on lookup, keyed by the upper
- *    file's st_ino, freed when the kernel forgets it (nlookup == 0).
+ *  - local: a file, directory or special file under a local-only path
+ *    (node_modules ...), backed by the upper directory. It holds an O_PATH
+ *    fd on its upper file (@fd), so local.c reaches it with *at() calls
+ *    whatever renames happened since, and it is keyed by that file's
+ *    st_dev/st_ino, so a lookup by any name or hard link finds the inode
+ *    the kernel already knows. Its nlookup is the kernel's lookup count
+ *    and nothing else; it is freed, and its fd closed, when the kernel
+ *    forgets it (nlookup == 0). It has no parent or name here: the kernel
+ *    keeps the names.
  *
  * LOCKING. One mutex, table->lock, protects: the ino hash, the local-ino
  * hash, every inode's parent/name/children/nlookup/removed, and the synced
- * metadata. Each inode's content fd has its own rwlock (fd_lock): readers
- * hold it shared while they read from the fd, open holds it exclusive
- * while it fetches (so a slow fetch of one file never blocks requests on
- * others) and the updater holds it exclusive to swap in new content, so an
+ * metadata. A local inode's fd, upper_dev and upper_ino are set before it
+ * is published in the hashes and never change: they are read without the
+ * lock while the kernel holds the inode (it sends no FORGET while a
+ * request on it is running). Each inode's content fd has its own rwlock
+ * (fd_lock): readers hold it shared while they read from the fd, open holds it
+ * exclusive while it fetches (so a slow fetch of one file never blocks requests
+ * on others) and the updater holds it exclusive to swap in new content, so an
  * fd is never closed under a reader. Lock order: fd_lock -> table->lock
  * (never the reverse). No lock is held across a kernel notification or a
  * call through the mountpoint.
@@ -33,8 +42,8 @@
 
 struct vs_inode {
 	uint64_t ino;
-	struct vs_inode *parent; /* NULL for the root */
-	char *name;		 /* "" for the root */
+	struct vs_inode *parent; /* NULL for the root and local inodes */
+	char *name;		 /* "" for the root and local inodes */
 	enum vs_kind kind;
 	bool local;	     /* lives in the upper layer */
 	bool removed;	     /* synced, unlinked: freed at nlookup 0 */
@@ -57,16 +66,14 @@ struct vs_inode {
 	struct vs_inode **children;
 	size_t nchildren, children_alloc;
 
-	/* local: st_ino in the upper layer; a local file whose name went
-	 * while the kernel still knew it is reached through an O_PATH fd
-	 * kept in @fd ("detached", see local.c local_detach), set once under
-	 * the table lock */
+	/* local: the upper file's st_dev and st_ino (its O_PATH fd is @fd) */
+	dev_t upper_dev;
 	ino_t upper_ino;
 
 	/* synced files: verified content, opened on first open */
 	pthread_rwlock_t fd_lock;
 	int fd; /* -1 until opened; protected by fd_lock (local inodes:
-		   the detached fd, see upper_ino) */
+		   the O_PATH fd on the upper file, see the top) */
 
 	/* synced files written here (--writable), protected by fd_lock:
 	 * the working copy (an O_TMPFILE in the cache dir) while local
@@ -88,8 +95,8 @@ struct vs_inode_table {
 	struct vs_inode *root;
 	struct vs_inode **ht; /* by ino */
 	size_t ht_size, count;
-	struct vs_inode **lht; /* local inodes by upper_ino */
-	size_t lht_size;
+	struct vs_inode **lht; /* local inodes by upper_dev/upper_ino */
+	size_t lht_size, lcount;
 	uint64_t next_ino;
 };
 
@@ -109,13 +116,17 @@ int inode_table_build(struct vs_inode_table *t, const struct vs_manifest *m,
 /* The following require t->lock held. */
 struct vs_inode *inode_table_get(struct vs_inode_table *t, uint64_t ino);
 struct vs_inode *inode_child_find(const struct vs_inode *dir, const char *name);
-/* The local inode for upper file @upper_ino, or NULL. */
-struct vs_inode *inode_local_find(struct vs_inode_table *t, ino_t upper_ino);
-/* Find or create the local inode for upper file @upper_ino, setting its
- * parent and name. NULL on ENOMEM. */
-struct vs_inode *inode_local_get(struct vs_inode_table *t,
-				 struct vs_inode *parent, const char *name,
-				 ino_t upper_ino, enum vs_kind kind);
+/* The local inode of upper file @dev/@ino, or NULL. */
+struct vs_inode *inode_local_find(struct vs_inode_table *t, dev_t dev,
+				  ino_t ino);
+/*
+ * A kernel lookup of upper file @dev/@ino, of kind @kind, whose O_PATH fd
+ * is *@fd: count one lookup on its local inode, creating it if there is
+ * none. A new inode takes the fd (*@fd becomes -1); otherwise the caller
+ * still owns (and closes) it. NULL on ENOMEM (nothing changed).
+ */
+struct vs_inode *inode_local_get(struct vs_inode_table *t, dev_t dev, ino_t ino,
+				 enum vs_kind kind, int *fd);
 /* Find or create the synced child @name of @dir (a new one has default
  * metadata: the caller fills it in). 0 or -ENOMEM. */
 int inode_synced_child(struct vs_inode_table *t, struct vs_inode *dir,
@@ -165,13 +176,9 @@ int inode_synced_move(struct vs_inode *in, struct vs_inode *dir,
 		      const char *name);
 /* The synced inode at project path @path ("" = root), or NULL. */
 struct vs_inode *inode_lookup_path(struct vs_inode_table *t, const char *path);
-/* Drop @n lookups; frees a local or removed inode that reaches 0. */
+/* Drop @n lookups; frees a local or removed inode that reaches 0 (a
+ * local inode's O_PATH fd is closed). */
 void inode_forget(struct vs_inode_table *t, struct vs_inode *in, uint64_t n);
-/* Point a local inode at a new parent/name (after a rename or a lookup
- * through another hard link), moving its reference on a local parent.
- * 0 or -ENOMEM (then nothing changed). */
-int inode_rename(struct vs_inode_table *t, struct vs_inode *in,
-		 struct vs_inode *parent, const char *name);
 
 /* Write the project-relative path of @in into @buf ("" for the root).
  * -ENAMETOOLONG if it does not fit. */

@@ -3,22 +3,36 @@
  *
  * DESIGN
  * Local-only paths (node_modules/, .git/, dist/ ...) are never synced:
- * they are passed through to the upper directory (the cache dir's, upper_fd)
- * with *at() calls on paths computed from the inode tree (fs_upper_path),
- * so no fd is held per inode, but for a file whose name went while the
- * kernel still used it (local_detach). A local inode is keyed by the upper
- * file's st_ino and lives while the kernel knows it (inode_i.h). Local
- * names in a synced directory get the directories leading to them created
- * in the upper layer on their first creation.
+ * they are passed through to the upper directory (the cache dir's,
+ * upper_fd), as libfuse's passthrough_ll does. Every local inode holds an
+ * O_PATH fd on its upper file (inode_i.h), taken at its first lookup and
+ * closed when the kernel forgets it; every call goes through it: on the
+ * inode itself with AT_EMPTY_PATH, or with "/proc/self/fd/N" for the few
+ * calls that take no fd that way (open, chmod, truncate, utimensat,
+ * link), and on an entry with *at() relative to its parent's fd. No path
+ * is computed from the inode tree, so nothing goes stale when a parent is
+ * renamed or a name is removed while the kernel still uses the inode (the
+ * fd keeps the upper inode, open or not), and paths of any length work
+ * as on the disk below. The one exception is a local name in a synced
+ * directory (node_modules in the project's root): its parent has no fd,
+ * and is reached by its path from the upper directory, whose missing
+ * directories are created on the first creation there.
  *
- * Runs on the FUSE threads. Locks: the table lock only, for the inode
- * tree, never across a call on the upper layer.
+ * Lookup counts are the kernel's: a reply with an entry counts one (a new
+ * inode, or the one already known for the upper file's dev/ino: another
+ * hard link, or a name it was renamed to), FORGET drops them.
+ *
+ * Runs on the FUSE threads. Locks: the table lock only, around the
+ * inode table (finding or creating an inode, counting a lookup), never
+ * across a call on the upper layer but the close() of a freed inode's
+ * O_PATH fd (inode_forget), which does no I/O.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +41,7 @@
 #include <unistd.h>
 
 #include "local_i.h"
+#include "vsync/log.h"
 #include "vsync/banned.h"
 
 /* An open local directory (fi->fh of an opendir). */
@@ -36,214 +51,33 @@ struct local_dir {
 	struct dirent *entry;
 };
 
+/* Where an entry is in the upper layer, for *at() calls (at_entry). */
+struct local_at {
+	int dirfd;
+	const char *name;
+	char buf[PATH_MAX]; /* a synced parent: the entry's upper path */
+};
+
+/* "/proc/self/fd/N": the path of fd N, for calls that need a path */
+#define PROC_FD_SIZE 32
+
+static const char *proc_fd(char buf[PROC_FD_SIZE], int fd)
+{
+	snprintf(buf, PROC_FD_SIZE, "/proc/self/fd/%d", fd);
+	return buf;
+}
+
 static enum vs_kind mode_kind(mode_t m)
 {
 	if (S_ISDIR(m))
 		return VS_KIND_DIR;
 	if (S_ISLNK(m))
 		return VS_KIND_SYMLINK;
-	return VS_KIND_FILE;
-}
-
-/*
- * The *at() flag for a local path from resolve(): an upper path is not
- * followed; the /proc path of a detached file (absolute, so upper_fd is
- * ignored) must be, and following it reaches the file itself (only
- * regular files are detached).
- */
-static int nofollow(const char *path)
-{
-	return path[0] == '/' ? 0 : AT_SYMLINK_NOFOLLOW;
-}
-
-static int local_stat(struct vs_fs *fs, const char *path, fuse_ino_t ino,
-		      struct stat *st)
-{
-	if (fstatat(fs->cfg.upper_fd, path, st, nofollow(path)) < 0)
-		return -errno;
-	st->st_ino = ino;
-	return 0;
-}
-
-/* Look up (and count a lookup of) local entry @name of @parent, whose
- * upper path is @path. Replies to nothing. */
-static int local_entry(struct vs_fs *fs, struct vs_inode *parent,
-		       const char *name, const char *path,
-		       struct fuse_entry_param *e)
-{
-	struct vs_inode *in;
-	struct stat st;
-
-	if (fstatat(fs->cfg.upper_fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
-	pthread_mutex_lock(&fs->table.lock);
-	in = inode_local_get(&fs->table, parent, name, st.st_ino,
-			     mode_kind(st.st_mode));
-	if (in)
-		in->nlookup++;
-	pthread_mutex_unlock(&fs->table.lock);
-	if (!in)
-		return -ENOMEM;
-	fs_fill_entry(fs, e, &st, in->ino);
-	return 0;
-}
-
-/*
- * Local regular file @path (@name in @parent) is about to lose that name
- * (unlink, or a rename over it). If it is the name its inode is known by,
- * the kernel may still use that inode - through an open descriptor, or
- * through another hard link's dentry - so the inode keeps an O_PATH fd on
- * the file (in->fd, otherwise unused by local inodes; closed when the
- * inode is freed) and resolve() reaches it through that from now on.
- * Best effort: without the fd, such requests fail with ENOENT as before.
- */
-static void local_detach(struct vs_fs *fs, struct vs_inode *parent,
-			 const char *name, const char *path)
-{
-	struct vs_inode *in;
-	struct stat st;
-	int fd;
-
-	if (fstatat(fs->cfg.upper_fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    !S_ISREG(st.st_mode))
-		return;
-	pthread_mutex_lock(&fs->table.lock);
-	in = inode_local_find(&fs->table, st.st_ino);
-	if (in && (in->fd >= 0 || in->parent != parent ||
-		   strcmp(in->name, name) != 0))
-		in = NULL;
-	if (in)
-		in->nlookup++; /* pinned while we open */
-	pthread_mutex_unlock(&fs->table.lock);
-	if (!in)
-		return;
-	fd = openat(fs->cfg.upper_fd, path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	pthread_mutex_lock(&fs->table.lock);
-	if (fd >= 0 && in->fd < 0) {
-		in->fd = fd;
-		fd = -1;
-	}
-	inode_forget(&fs->table, in, 1);
-	pthread_mutex_unlock(&fs->table.lock);
-	if (fd >= 0)
-		close(fd);
-}
-
-void local_lookup(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
-		  const char *name)
-{
-	struct fuse_entry_param e;
-	char path[PATH_MAX];
-	int r;
-
-	r = fs_upper_path(fs, parent, name, path, sizeof(path));
-	if (r == 0)
-		r = local_entry(fs, parent, name, path, &e);
-	if (r == -ENOENT) {
-		fs_reply_negative(req, fs);
-		return;
-	}
-	if (r < 0)
-		fuse_reply_err(req, -r);
-	else
-		fuse_reply_entry(req, &e);
-}
-
-void local_getattr(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
-		   const char *path, struct fuse_file_info *fi)
-{
-	struct stat st;
-	int r;
-
-	if (fi && fi->fh && in->kind != VS_KIND_DIR) {
-		r = fstat((int)fi->fh, &st) < 0 ? -errno : 0;
-		st.st_ino = in->ino;
-	} else {
-		r = local_stat(fs, path, in->ino, &st);
-	}
-	if (r < 0)
-		fuse_reply_err(req, -r);
-	else
-		fuse_reply_attr(req, &st, fs->cfg.attr_timeout);
-}
-
-void local_setattr(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
-		   const char *path, const struct stat *attr, int valid,
-		   struct fuse_file_info *fi)
-{
-	int ufd = fs->cfg.upper_fd;
-	struct stat st;
-	int r;
-
-	if ((valid & FUSE_SET_ATTR_MODE) &&
-	    fchmodat(ufd, path, attr->st_mode & 07777, 0) < 0)
-		goto fail;
-	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
-		uid_t uid =
-		    valid & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
-		gid_t gid =
-		    valid & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1;
-
-		if (fchownat(ufd, path, uid, gid, nofollow(path)) < 0)
-			goto fail;
-	}
-	if (valid & FUSE_SET_ATTR_SIZE) {
-		if (fi && fi->fh) {
-			if (ftruncate((int)fi->fh, attr->st_size) < 0)
-				goto fail;
-		} else {
-			int fd = openat(ufd, path, O_WRONLY | O_CLOEXEC);
-
-			if (fd < 0)
-				goto fail;
-			r = ftruncate(fd, attr->st_size) < 0 ? -errno : 0;
-			close(fd);
-			if (r < 0)
-				goto out;
-		}
-	}
-	if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
-		struct timespec tv[2] = {{.tv_nsec = UTIME_OMIT},
-					 {.tv_nsec = UTIME_OMIT}};
-
-		if (valid & FUSE_SET_ATTR_ATIME_NOW)
-			tv[0].tv_nsec = UTIME_NOW;
-		else if (valid & FUSE_SET_ATTR_ATIME)
-			tv[0] = attr->st_atim;
-		if (valid & FUSE_SET_ATTR_MTIME_NOW)
-			tv[1].tv_nsec = UTIME_NOW;
-		else if (valid & FUSE_SET_ATTR_MTIME)
-			tv[1] = attr->st_mtim;
-		if (utimensat(ufd, path, tv, nofollow(path)) < 0)
-			goto fail;
-	}
-	r = local_stat(fs, path, in->ino, &st);
-	goto out;
-fail:
-	r = -errno;
-out:
-	if (r < 0)
-		fuse_reply_err(req, -r);
-	else
-		fuse_reply_attr(req, &st, fs->cfg.attr_timeout);
-}
-
-void local_readlink(fuse_req_t req, struct vs_fs *fs, const char *path)
-{
-	char target[PATH_MAX + 1];
-	ssize_t n;
-
-	n = readlinkat(fs->cfg.upper_fd, path, target, sizeof(target) - 1);
-	if (n < 0) {
-		fuse_reply_err(req, errno);
-		return;
-	}
-	target[n] = '\0';
-	fuse_reply_readlink(req, target);
+	return VS_KIND_FILE; /* and FIFOs, sockets, devices */
 }
 
 /* Create the directories leading to upper path @path (mkdir -p of its
- * parent), copying the synced directories' modes. */
+ * parent). 0 or -errno. */
 static int upper_mkdirs(struct vs_fs *fs, const char *path)
 {
 	char buf[PATH_MAX];
@@ -267,72 +101,266 @@ static int upper_mkdirs(struct vs_fs *fs, const char *path)
 }
 
 /*
- * Common start of the calls that create @name in @parent: compute its
- * upper path and, in a synced directory, create the directories leading
- * to it.
+ * Where entry @name of @parent is in the upper layer: a local parent's fd
+ * and @name; for a synced parent the upper directory and @name's path
+ * there, whose leading directories are created first if @mkdirs (for a
+ * creation). 0 or -errno (-ENAMETOOLONG: a synced path too long).
  */
-static int create_path(struct vs_fs *fs, struct vs_inode *parent,
-		       const char *name, char *path, size_t size)
+static int at_entry(struct vs_fs *fs, struct vs_inode *parent, const char *name,
+		    bool mkdirs, struct local_at *at)
 {
-	int r = fs_upper_path(fs, parent, name, path, size);
+	int r;
 
+	if (parent->local) {
+		at->dirfd = parent->fd;
+		at->name = name;
+		return 0;
+	}
+	at->dirfd = fs->cfg.upper_fd;
+	at->name = at->buf;
+	r = fs_upper_path(fs, parent, name, at->buf, sizeof(at->buf));
+	if (r == 0 && mkdirs)
+		r = upper_mkdirs(fs, at->buf);
+	return r;
+}
+
+/* The attributes of local @in: of its open file if @fi has one. */
+static int local_stat(struct vs_inode *in, struct fuse_file_info *fi,
+		      struct stat *st)
+{
+	int r;
+
+	if (fi && fi->fh && in->kind != VS_KIND_DIR)
+		r = fstat((int)fi->fh, st);
+	else
+		r = fstatat(in->fd, "", st,
+			    AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
 	if (r < 0)
-		return r;
-	return parent->local ? 0 : upper_mkdirs(fs, path);
+		return -errno;
+	st->st_ino = in->ino;
+	return 0;
 }
 
 /*
- * Give upper path @path, just created for @req, to its caller, as a local
- * disk does: the daemon runs as root and would own everything. The group
- * is the caller's, or the directory's where that is setgid (and a
- * directory made there is setgid too, as mkdir(2) does). Nothing to do
- * when the daemon is not root (it cannot give files away, and a caller
- * other than it only reaches the mount with allow_other). 0 or -errno;
- * on failure the caller removes what it created.
+ * The entry of the upper file that O_PATH fd *@fd is on, with one kernel
+ * lookup counted on its inode; a new inode takes the fd (*@fd becomes
+ * -1), else the caller still closes it. 0 or -errno.
  */
-static int own_by_caller(fuse_req_t req, struct vs_fs *fs, const char *path)
+static int entry_of_fd(struct vs_fs *fs, int *fd, struct fuse_entry_param *e)
+{
+	struct vs_inode *in;
+	struct stat st;
+	uint64_t ino = 0;
+
+	if (fstatat(*fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	pthread_mutex_lock(&fs->table.lock);
+	in = inode_local_get(&fs->table, st.st_dev, st.st_ino,
+			     mode_kind(st.st_mode), fd);
+	if (in)
+		ino = in->ino;
+	pthread_mutex_unlock(&fs->table.lock);
+	if (!in)
+		return -ENOMEM;
+	fs_fill_entry(fs, e, &st, ino);
+	return 0;
+}
+
+/* Note a failure to take an inode's fd: out of fds (EMFILE, ENFILE) is
+ * logged the first time. Returns @r. */
+static int fd_failed(int r, const char *name)
+{
+	static atomic_bool told;
+
+	if ((r == -EMFILE || r == -ENFILE) && !atomic_exchange(&told, true))
+		vs_warn("cannot hold an fd for local-only '%s': %s: every "
+			"local inode the kernel keeps holds one; raise the "
+			"hard RLIMIT_NOFILE (logged once)",
+			name, strerror(-r));
+	return r;
+}
+
+/* The entry of @at (one lookup counted). 0 or -errno. */
+static int lookup_at(struct vs_fs *fs, const struct local_at *at,
+		     struct fuse_entry_param *e)
+{
+	int fd = openat(at->dirfd, at->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int r;
+
+	if (fd < 0)
+		return fd_failed(-errno, at->name);
+	r = entry_of_fd(fs, &fd, e);
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+void local_lookup(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
+		  const char *name)
+{
+	struct fuse_entry_param e;
+	struct local_at at;
+	int r;
+
+	r = at_entry(fs, parent, name, false, &at);
+	if (r == 0)
+		r = lookup_at(fs, &at, &e);
+	if (r == -ENOENT) {
+		fs_reply_negative(req, fs);
+		return;
+	}
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+void local_getattr(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
+		   struct fuse_file_info *fi)
+{
+	struct stat st;
+	int r = local_stat(in, fi, &st);
+
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_attr(req, &st, fs->cfg.attr_timeout);
+}
+
+void local_setattr(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
+		   const struct stat *attr, int valid,
+		   struct fuse_file_info *fi)
+{
+	bool has_fd = fi && fi->fh && in->kind != VS_KIND_DIR;
+	char proc[PROC_FD_SIZE];
+	struct stat st;
+	int r;
+
+	proc_fd(proc, in->fd);
+	if (valid & FUSE_SET_ATTR_MODE) {
+		mode_t mode = attr->st_mode & 07777;
+
+		if ((has_fd ? fchmod((int)fi->fh, mode)
+			    : fchmodat(AT_FDCWD, proc, mode, 0)) < 0)
+			goto fail;
+	}
+	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		uid_t uid =
+		    valid & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
+		gid_t gid =
+		    valid & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1;
+
+		if (fchownat(in->fd, "", uid, gid,
+			     AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+			goto fail;
+	}
+	if ((valid & FUSE_SET_ATTR_SIZE) &&
+	    (has_fd ? ftruncate((int)fi->fh, attr->st_size)
+		    : truncate(proc, attr->st_size)) < 0)
+		goto fail;
+	if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+		struct timespec tv[2] = {{.tv_nsec = UTIME_OMIT},
+					 {.tv_nsec = UTIME_OMIT}};
+
+		if (valid & FUSE_SET_ATTR_ATIME_NOW)
+			tv[0].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_ATIME)
+			tv[0] = attr->st_atim;
+		if (valid & FUSE_SET_ATTR_MTIME_NOW)
+			tv[1].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_MTIME)
+			tv[1] = attr->st_mtim;
+		/* following the /proc link reaches the inode itself, also a
+		 * symlink's (never what it points to) */
+		if (utimensat(AT_FDCWD, proc, tv, 0) < 0)
+			goto fail;
+	}
+	r = local_stat(in, fi, &st);
+	goto out;
+fail:
+	r = -errno;
+out:
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_attr(req, &st, fs->cfg.attr_timeout);
+}
+
+void local_readlink(fuse_req_t req, struct vs_inode *in)
+{
+	char target[PATH_MAX + 1];
+	ssize_t n;
+
+	n = readlinkat(in->fd, "", target, sizeof(target));
+	if (n < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	if ((size_t)n >= sizeof(target)) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	target[n] = '\0';
+	fuse_reply_readlink(req, target);
+}
+
+/*
+ * Give the upper file that @fd (O_PATH or open) is on, just created in
+ * @parent for @req, to its caller, as a local disk does: the daemon runs
+ * as root and would own everything. The group is the caller's, or the
+ * directory's where that is setgid (the upper file system made a new
+ * directory there setgid already). Nothing to do when the daemon is not
+ * root (it cannot give files away, and a caller other than it only
+ * reaches the mount with allow_other). 0 or -errno; on failure the
+ * caller removes what it created.
+ */
+static int own_by_caller(fuse_req_t req, struct vs_fs *fs,
+			 struct vs_inode *parent, int fd)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
 	struct stat st;
 	gid_t gid = ctx->gid;
+	int r;
 
 	if (geteuid() != 0 || (ctx->uid == 0 && ctx->gid == 0))
 		return 0;
-	if (slash && (size_t)(slash - path) < sizeof(dir)) {
-		memcpy(dir, path, (size_t)(slash - path));
-		dir[slash - path] = '\0';
-	} else {
-		snprintf(dir, sizeof(dir), "%s", ".");
-	}
-	if (fstatat(fs->cfg.upper_fd, dir, &st, 0) == 0 &&
-	    (st.st_mode & S_ISGID))
+	if (parent->local)
+		r = fstatat(parent->fd, "", &st, AT_EMPTY_PATH);
+	else if (fs_upper_path(fs, parent, NULL, dir, sizeof(dir)) < 0)
+		r = -1;
+	else
+		r = fstatat(fs->cfg.upper_fd, dir, &st, 0);
+	if (r == 0 && (st.st_mode & S_ISGID))
 		gid = st.st_gid;
-	if (fchownat(fs->cfg.upper_fd, path, ctx->uid, gid,
-		     AT_SYMLINK_NOFOLLOW) < 0)
+	if (fchownat(fd, "", ctx->uid, gid,
+		     AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
 	return 0;
 }
 
-/* Undo the creation of @path (@dir: it is a directory). */
-static void unmake(struct vs_fs *fs, const char *path, bool dir)
-{
-	unlinkat(fs->cfg.upper_fd, path, dir ? AT_REMOVEDIR : 0);
-}
-
-static void reply_created(fuse_req_t req, struct vs_fs *fs,
-			  struct vs_inode *parent, const char *name,
-			  const char *path, bool dir)
+/*
+ * Reply to the creation of @at in @parent (made by mknodat, mkdirat or
+ * symlinkat; a directory if @dir): give it to the caller and reply with
+ * its entry, or remove it again and reply with the error.
+ */
+static void reply_made(fuse_req_t req, struct vs_fs *fs,
+		       struct vs_inode *parent, const struct local_at *at,
+		       bool dir)
 {
 	struct fuse_entry_param e;
-	int r = own_by_caller(req, fs, path);
+	int r, fd;
 
+	fd = openat(at->dirfd, at->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	r = fd < 0 ? fd_failed(-errno, at->name) : 0;
+	if (r == 0)
+		r = own_by_caller(req, fs, parent, fd);
+	if (r == 0)
+		r = entry_of_fd(fs, &fd, &e);
 	if (r < 0)
-		unmake(fs, path, dir);
-	else
-		r = local_entry(fs, parent, name, path, &e);
-
+		unlinkat(at->dirfd, at->name, dir ? AT_REMOVEDIR : 0);
+	if (fd >= 0)
+		close(fd);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
@@ -342,106 +370,113 @@ static void reply_created(fuse_req_t req, struct vs_fs *fs,
 void local_mknod(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		 const char *name, mode_t mode, dev_t rdev)
 {
-	char path[PATH_MAX];
+	struct local_at at;
 	int r;
 
-	r = create_path(fs, parent, name, path, sizeof(path));
-	if (r == 0 && mknodat(fs->cfg.upper_fd, path, mode, rdev) < 0)
+	r = at_entry(fs, parent, name, true, &at);
+	if (r == 0 && mknodat(at.dirfd, at.name, mode, rdev) < 0)
 		r = -errno;
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
-		reply_created(req, fs, parent, name, path, false);
+		reply_made(req, fs, parent, &at, false);
 }
 
 void local_mkdir(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		 const char *name, mode_t mode)
 {
-	char path[PATH_MAX];
+	struct local_at at;
 	int r;
 
-	r = create_path(fs, parent, name, path, sizeof(path));
-	if (r == 0 && mkdirat(fs->cfg.upper_fd, path, mode) < 0)
+	r = at_entry(fs, parent, name, true, &at);
+	if (r == 0 && mkdirat(at.dirfd, at.name, mode) < 0)
 		r = -errno;
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
-		reply_created(req, fs, parent, name, path, true);
+		reply_made(req, fs, parent, &at, true);
 }
 
 void local_symlink(fuse_req_t req, struct vs_fs *fs, const char *link,
 		   struct vs_inode *parent, const char *name)
 {
-	char path[PATH_MAX];
+	struct local_at at;
 	int r;
 
-	r = create_path(fs, parent, name, path, sizeof(path));
-	if (r == 0 && symlinkat(link, fs->cfg.upper_fd, path) < 0)
+	r = at_entry(fs, parent, name, true, &at);
+	if (r == 0 && symlinkat(link, at.dirfd, at.name) < 0)
 		r = -errno;
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
-		reply_created(req, fs, parent, name, path, false);
+		reply_made(req, fs, parent, &at, false);
 }
 
-void local_link(fuse_req_t req, struct vs_fs *fs, const char *from,
+void local_link(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 		struct vs_inode *parent, const char *name)
 {
-	char path[PATH_MAX];
+	char proc[PROC_FD_SIZE];
+	struct fuse_entry_param e;
+	struct local_at at;
+	struct stat st;
 	int r;
 
-	r = create_path(fs, parent, name, path, sizeof(path));
-	if (r == 0 && linkat(fs->cfg.upper_fd, from, fs->cfg.upper_fd, path,
-			     nofollow(from) ? 0 : AT_SYMLINK_FOLLOW) < 0)
+	/* following the /proc link reaches the inode itself, also a
+	 * symlink's; a new name of it: its owner stays */
+	r = at_entry(fs, parent, name, true, &at);
+	if (r == 0 && linkat(AT_FDCWD, proc_fd(proc, in->fd), at.dirfd, at.name,
+			     AT_SYMLINK_FOLLOW) < 0)
 		r = -errno;
+	if (r == 0)
+		r = local_stat(in, NULL, &st);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
-	} else {
-		/* a new name of an inode: its owner stays */
-		struct fuse_entry_param e;
-
-		r = local_entry(fs, parent, name, path, &e);
-		if (r < 0)
-			fuse_reply_err(req, -r);
-		else
-			fuse_reply_entry(req, &e);
+		return;
 	}
+	pthread_mutex_lock(&fs->table.lock);
+	in->nlookup++;
+	pthread_mutex_unlock(&fs->table.lock);
+	fs_fill_entry(fs, &e, &st, in->ino);
+	fuse_reply_entry(req, &e);
 }
 
 void local_create(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		  const char *name, mode_t mode, struct fuse_file_info *fi)
 {
+	char proc[PROC_FD_SIZE];
 	struct fuse_entry_param e;
-	char path[PATH_MAX];
+	struct local_at at;
 	bool created = false;
-	int r, fd = -1;
+	int r, fd = -1, pfd = -1;
 
-	r = create_path(fs, parent, name, path, sizeof(path));
+	r = at_entry(fs, parent, name, true, &at);
 	if (r == 0) {
 		/* exclusively first: only a file made here is given to the
 		 * caller, never one that was there already */
-		fd = openat(fs->cfg.upper_fd, path,
+		fd = openat(at.dirfd, at.name,
 			    (fi->flags & ~O_NOFOLLOW) | O_CREAT | O_EXCL |
 				O_CLOEXEC,
 			    mode);
 		created = fd >= 0;
 		if (fd < 0 && errno == EEXIST && !(fi->flags & O_EXCL))
-			fd = openat(fs->cfg.upper_fd, path,
+			fd = openat(at.dirfd, at.name,
 				    (fi->flags & ~(O_NOFOLLOW | O_CREAT)) |
 					O_CLOEXEC);
 		if (fd < 0)
 			r = -errno;
 	}
-	if (r == 0 && created) {
-		r = own_by_caller(req, fs, path);
-		if (r < 0) {
-			close(fd);
-			fd = -1;
-			unmake(fs, path, false);
-		}
-	}
+	/* the inode's O_PATH fd: on the file opened, whatever its name
+	 * became since */
+	if (r == 0 && (pfd = open(proc_fd(proc, fd), O_PATH | O_CLOEXEC)) < 0)
+		r = fd_failed(-errno, at.name);
+	if (r == 0 && created)
+		r = own_by_caller(req, fs, parent, pfd);
 	if (r == 0)
-		r = local_entry(fs, parent, name, path, &e);
+		r = entry_of_fd(fs, &pfd, &e);
+	if (r < 0 && created)
+		unlinkat(at.dirfd, at.name, 0);
+	if (pfd >= 0)
+		close(pfd);
 	if (r < 0) {
 		if (fd >= 0)
 			close(fd);
@@ -455,13 +490,12 @@ void local_create(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 void local_remove(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		  const char *name, int flags)
 {
-	char path[PATH_MAX];
+	struct local_at at;
 	int r;
 
-	r = fs_upper_path(fs, parent, name, path, sizeof(path));
-	if (r == 0 && !(flags & AT_REMOVEDIR))
-		local_detach(fs, parent, name, path);
-	if (r == 0 && unlinkat(fs->cfg.upper_fd, path, flags) < 0)
+	/* an inode the kernel still uses keeps its upper file by its fd */
+	r = at_entry(fs, parent, name, false, &at);
+	if (r == 0 && unlinkat(at.dirfd, at.name, flags) < 0)
 		r = -errno;
 	fuse_reply_err(req, -r);
 }
@@ -470,39 +504,25 @@ void local_rename(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		  const char *name, struct vs_inode *newparent,
 		  const char *newname, unsigned int flags)
 {
-	char from[PATH_MAX], to[PATH_MAX];
-	struct vs_inode *in;
-	struct stat st;
+	struct local_at from, to;
 	int r;
 
-	r = create_path(fs, newparent, newname, to, sizeof(to));
+	r = at_entry(fs, newparent, newname, true, &to);
 	if (r == 0)
-		r = fs_upper_path(fs, parent, name, from, sizeof(from));
-	if (r == 0 && !(flags & RENAME_EXCHANGE))
-		local_detach(fs, newparent, newname, to);
+		r = at_entry(fs, parent, name, false, &from);
+	/* inodes are reached by their fds: nothing to update */
 	if (r == 0 &&
-	    renameat2(fs->cfg.upper_fd, from, fs->cfg.upper_fd, to, flags) < 0)
+	    renameat2(from.dirfd, from.name, to.dirfd, to.name, flags) < 0)
 		r = -errno;
-	if (r == 0 &&
-	    fstatat(fs->cfg.upper_fd, to, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-		/* keep a known inode's name in step with the upper layer */
-		pthread_mutex_lock(&fs->table.lock);
-		in = inode_local_get(&fs->table, newparent, newname, st.st_ino,
-				     mode_kind(st.st_mode));
-		if (in && in->nlookup == 0)
-			inode_forget(&fs->table, in, 0);
-		pthread_mutex_unlock(&fs->table.lock);
-	}
 	fuse_reply_err(req, -r);
 }
 
-void local_open(fuse_req_t req, struct vs_fs *fs, const char *path,
-		struct fuse_file_info *fi)
+void local_open(fuse_req_t req, struct vs_inode *in, struct fuse_file_info *fi)
 {
+	char proc[PROC_FD_SIZE];
 	int fd;
 
-	fd = openat(fs->cfg.upper_fd, path,
-		    (fi->flags & ~O_NOFOLLOW) | O_CLOEXEC);
+	fd = open(proc_fd(proc, in->fd), (fi->flags & ~O_NOFOLLOW) | O_CLOEXEC);
 	if (fd < 0) {
 		fuse_reply_err(req, errno);
 		return;
@@ -555,7 +575,7 @@ void local_fsync(fuse_req_t req, int datasync, struct fuse_file_info *fi)
 	fuse_reply_err(req, r);
 }
 
-void local_opendir(fuse_req_t req, struct vs_fs *fs, const char *path,
+void local_opendir(fuse_req_t req, struct vs_inode *in,
 		   struct fuse_file_info *fi)
 {
 	struct local_dir *d;
@@ -566,7 +586,7 @@ void local_opendir(fuse_req_t req, struct vs_fs *fs, const char *path,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	fd = openat(fs->cfg.upper_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = openat(in->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || !(d->dp = fdopendir(fd))) {
 		r = errno;
 		if (fd >= 0)

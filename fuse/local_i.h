@@ -6,9 +6,9 @@
  * fs.c calls them once it knows that a request is for a local inode, or
  * for a local-only name (vs_name_is_local, or any name in a local
  * directory) in a directory; each replies to @req exactly once, but for
- * local_readdir and local_releasedir, whose caller replies. @path is the
- * inode's path from fs.c's resolve(): relative to the upper directory, or
- * /proc/self/fd/N for a file whose name went (local.c, local_detach).
+ * local_readdir and local_releasedir, whose caller replies. A local inode
+ * is reached through its O_PATH fd (inode_i.h), an entry through its
+ * parent's (local.c).
  */
 #ifndef VSYNC_FUSE_LOCAL_I_H
 #define VSYNC_FUSE_LOCAL_I_H
@@ -18,11 +18,11 @@
 void local_lookup(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		  const char *name);
 void local_getattr(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
-		   const char *path, struct fuse_file_info *fi);
-void local_setattr(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
-		   const char *path, const struct stat *attr, int valid,
 		   struct fuse_file_info *fi);
-void local_readlink(fuse_req_t req, struct vs_fs *fs, const char *path);
+void local_setattr(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
+		   const struct stat *attr, int valid,
+		   struct fuse_file_info *fi);
+void local_readlink(fuse_req_t req, struct vs_inode *in);
 
 /* Creations of @name in directory @parent (checked by fs.c) */
 void local_mknod(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
@@ -31,8 +31,8 @@ void local_mkdir(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		 const char *name, mode_t mode);
 void local_symlink(fuse_req_t req, struct vs_fs *fs, const char *link,
 		   struct vs_inode *parent, const char *name);
-/* link local file @from (its resolve() path) as @name in @parent */
-void local_link(fuse_req_t req, struct vs_fs *fs, const char *from,
+/* link local inode @in as @name in @parent */
+void local_link(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 		struct vs_inode *parent, const char *name);
 void local_create(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		  const char *name, mode_t mode, struct fuse_file_info *fi);
@@ -46,8 +46,7 @@ void local_rename(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		  const char *newname, unsigned int flags);
 
 /* Open files: fi->fh is the upper file's descriptor */
-void local_open(fuse_req_t req, struct vs_fs *fs, const char *path,
-		struct fuse_file_info *fi);
+void local_open(fuse_req_t req, struct vs_inode *in, struct fuse_file_info *fi);
 void local_read(fuse_req_t req, size_t size, off_t off,
 		struct fuse_file_info *fi);
 void local_write_buf(fuse_req_t req, struct fuse_bufvec *in_buf, off_t off,
@@ -56,7 +55,7 @@ void local_release(fuse_req_t req, struct fuse_file_info *fi);
 void local_fsync(fuse_req_t req, int datasync, struct fuse_file_info *fi);
 
 /* Open directories: fi->fh is a struct local_dir (local.c) */
-void local_opendir(fuse_req_t req, struct vs_fs *fs, const char *path,
+void local_opendir(fuse_req_t req, struct vs_inode *in,
 		   struct fuse_file_info *fi);
 /* Fill @b with the entries from @off on; the caller replies. */
 void local_readdir(fuse_req_t req, struct fuse_file_info *fi,

@@ -34,8 +34,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -91,6 +94,8 @@ static const char *errname(int e)
 		return "ESTALE";
 	case EOPNOTSUPP:
 		return "EOPNOTSUPP";
+	case EADDRINUSE:
+		return "EADDRINUSE";
 	default:
 		snprintf(other, sizeof(other), "errno %d", e);
 		return other;
@@ -1117,6 +1122,291 @@ static int c_save_inplace(void)
 	return 0;
 }
 
+/* ------------------------------------------------------- named only */
+
+/*
+ * The cases below run only when named (test_posix.sh runs them on the
+ * plain and the local-only directories; synced paths do not take long
+ * paths and special files yet).
+ */
+
+#define LP_LEVELS 15 /* 255-byte names: 15 levels are 3,840 bytes */
+
+/* The relative path of @levels 255-byte directory names (each one "L" and
+ * its level in hex, then 'l's), then "/@leaf" if @leaf; in @buf. */
+static const char *long_path(char *buf, size_t size, char top, int levels,
+			     const char *leaf)
+{
+	size_t o = 0;
+
+	for (int i = 0; i < levels && o + 257 < size; i++) {
+		if (i)
+			buf[o++] = '/';
+		memset(buf + o, 'l', 255);
+		buf[o] = i ? 'L' : top;
+		buf[o + 1] = "0123456789abcdef"[i & 15];
+		o += 255;
+	}
+	buf[o] = '\0';
+	if (leaf)
+		snprintf(buf + o, size - o, "%s%s", o ? "/" : "", leaf);
+	return buf;
+}
+
+/* @dir/@leaf in @buf (PATH_MAX bytes; "" if longer) */
+static const char *join(char *buf, const char *dir, const char *leaf)
+{
+	size_t d = strlen(dir), l = strlen(leaf);
+
+	buf[0] = '\0';
+	if (d + 1 + l < PATH_MAX) {
+		memcpy(buf, dir, d);
+		buf[d] = '/';
+		memcpy(buf + d + 1, leaf, l + 1);
+	}
+	return buf;
+}
+
+/*
+ * 255-byte names at every level and a path of about 4,000 bytes: made,
+ * written, read, listed, linked and renamed through the whole path; the
+ * top directory renamed (every path below it changes); then below that,
+ * past PATH_MAX, with *at() calls from a descriptor, as on a disk. All
+ * removed at the end.
+ */
+static int c_long_path(void)
+{
+	static char p[PATH_MAX], q[PATH_MAX], top[PATH_MAX];
+	char name[256], shortname[121];
+	struct dirent *de;
+	struct stat st;
+	int dfd, fd, deep = -1, found = 0;
+	DIR *dir;
+
+	memset(name, 'n', 255);
+	name[255] = '\0';
+	memset(shortname, 's', 120);
+	shortname[120] = '\0';
+	for (int i = 1; i <= LP_LEVELS; i++)
+		OK(mkdir(long_path(p, sizeof(p), 'A', i, NULL), 0755));
+	/* one more level of 120 bytes: 3,960 bytes, and the file's 3,962 */
+	OK(mkdir(long_path(p, sizeof(p), 'A', LP_LEVELS, shortname), 0755));
+	join(q, p, "f");
+	EQ("length of the deep file's path", 3962, strlen(q));
+	OK(put(q, "deep"));
+	CONTENT(q, "deep", 4);
+	OK(lstat(q, &st));
+	EQ("size of the deep file", 4, st.st_size);
+	join(q, long_path(top, sizeof(top), 'A', 2, NULL), name);
+	OK(put(q, "a 255-byte name"));
+	CONTENT(q, "a 255-byte name", 15);
+	OK(unlink(q));
+
+	/* rename, link, symlink and readdir at the bottom */
+	join(q, p, "f");
+	join(top, p, "g");
+	OK(rename(q, top));
+	ABSENT(q);
+	CONTENT(top, "deep", 4);
+	OK(link(top, q));
+	join(top, p, "link");
+	OK(symlink("g", top));
+	CONTENT(top, "deep", 4);
+	if (!(dir = opendir(p)))
+		FAIL("expected success got %s (opendir of the deep dir",
+		     errname(errno));
+	while ((de = readdir(dir)))
+		found += !strcmp(de->d_name, "f") || !strcmp(de->d_name, "g") ||
+			 !strcmp(de->d_name, "link");
+	closedir(dir);
+	EQ("entries f, g and link listed in the deep dir", 3, found);
+
+	/* the top renamed: every path below changes */
+	OK(rename(long_path(q, sizeof(q), 'A', 1, NULL),
+		  long_path(top, sizeof(top), 'B', 1, NULL)));
+	p[0] = 'B';
+	join(q, p, "g");
+	CONTENT(q, "deep", 4);
+	p[0] = 'A';
+	join(q, p, "g");
+	ABSENT(q);
+	p[0] = 'B';
+
+	/* past PATH_MAX: 8 more levels from a descriptor (about 6,000
+	 * bytes from here) */
+	OK(deep = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	dfd = dup(deep);
+	for (int i = 0; i < 8; i++) {
+		int next;
+
+		OK(mkdirat(dfd, name, 0755));
+		OK(next =
+		       openat(dfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+		close(dfd);
+		dfd = next;
+	}
+	OK(fd = openat(dfd, "far", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		       0644));
+	OK(write_str(fd, "far away"));
+	OK(close(fd));
+	OK(fstatat(dfd, "far", &st, AT_SYMLINK_NOFOLLOW));
+	EQ("size of the far file", 8, st.st_size);
+	OK(fd = openat(dfd, "far", O_RDONLY | O_CLOEXEC));
+	FD_CONTENT(fd, "far away", 8);
+	OK(close(fd));
+	OK(renameat(dfd, "far", dfd, "far2"));
+	OK(unlinkat(dfd, "far2", 0));
+	close(dfd);
+	/* remove the 8 levels from the bottom up */
+	for (int i = 8; i > 0; i--) {
+		OK(dfd = dup(deep));
+		for (int k = 0; k < i - 1; k++) {
+			int next;
+
+			OK(next = openat(dfd, name,
+					 O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+			close(dfd);
+			dfd = next;
+		}
+		OK(unlinkat(dfd, name, AT_REMOVEDIR));
+		close(dfd);
+	}
+	close(deep);
+
+	/* and the rest, bottom up through the whole paths */
+	join(q, p, "g");
+	OK(unlink(q));
+	join(q, p, "f");
+	OK(unlink(q));
+	join(q, p, "link");
+	OK(unlink(q));
+	OK(rmdir(p));
+	for (int i = LP_LEVELS; i >= 1; i--)
+		OK(rmdir(long_path(p, sizeof(p), 'B', i, NULL)));
+	ABSENT(long_path(p, sizeof(p), 'B', 1, NULL));
+	return 0;
+}
+
+/* FIFOs made by mkfifo and mknod: kind, mode, data through them, rename
+ * and unlink */
+static int c_fifo(void)
+{
+	char buf[16];
+	int rfd, wfd;
+
+	OK(mkfifo("p", 0640));
+	KIND("p", S_IFIFO);
+	MODE("p", 0640);
+	ERR(EEXIST, mkfifo("p", 0640));
+	OK(rfd = open("p", O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+	OK(wfd = open("p", O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+	OK(write_str(wfd, "through"));
+	EQ("bytes read from the FIFO", 7, read(rfd, buf, sizeof(buf)));
+	if (memcmp(buf, "through", 7) != 0)
+		FAIL("expected \"through\" got %s (read of the FIFO",
+		     shown(0, buf, 7));
+	OK(close(wfd));
+	OK(close(rfd));
+	OK(mknod("q", S_IFIFO | 0600, 0));
+	KIND("q", S_IFIFO);
+	MODE("q", 0600);
+	OK(rename("p", "p2"));
+	ABSENT("p");
+	KIND("p2", S_IFIFO);
+	OK(unlink("p2"));
+	OK(unlink("q"));
+	ABSENT("q");
+	return 0;
+}
+
+/* bind/listen/connect: 0 or -1 with errno */
+static int sock_at(const char *path, bool listening, int *out)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), r, e;
+
+	if (fd < 0)
+		return -1;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (listening)
+		r = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+			    listen(fd, 4) < 0
+			? -1
+			: 0;
+	else
+		r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	if (r < 0) {
+		e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	*out = fd;
+	return 0;
+}
+
+/* a unix socket bound here: kind, connect and talk, EADDRINUSE, connect
+ * after a rename of the socket file, ENOENT once unlinked */
+static int c_socket(void)
+{
+	int lfd, cfd, afd, other;
+	char buf[8];
+
+	OK(sock_at("sock", true, &lfd));
+	KIND("sock", S_IFSOCK);
+	ERR(EADDRINUSE, sock_at("sock", true, &other));
+	OK(sock_at("sock", false, &cfd));
+	OK(afd = accept(lfd, NULL, NULL));
+	OK(write_str(cfd, "ping"));
+	EQ("bytes received", 4, read(afd, buf, sizeof(buf)));
+	OK(close(afd));
+	OK(close(cfd));
+	/* the socket file renamed: connecting through its new name */
+	OK(rename("sock", "sock2"));
+	OK(sock_at("sock2", false, &cfd));
+	OK(afd = accept(lfd, NULL, NULL));
+	OK(close(afd));
+	OK(close(cfd));
+	OK(unlink("sock2"));
+	ERR(ENOENT, sock_at("sock2", false, &cfd));
+	OK(close(lfd));
+	return 0;
+}
+
+/* a character device (mknod as root; else skipped): kind, rdev; opened
+ * unless the file system is mounted nodev (then EACCES, as any nodev
+ * mount gives) */
+static int c_mknod_dev(void)
+{
+	struct statvfs sv;
+	struct stat st;
+	int fd;
+
+	if (mknod("null", S_IFCHR | 0666, makedev(1, 3)) < 0) {
+		if (errno == EPERM && geteuid() != 0) {
+			pc_note = "skipped: not root";
+			return 0;
+		}
+		FAIL("expected success got %s (mknod null", errname(errno));
+	}
+	OK(lstat("null", &st));
+	KIND("null", S_IFCHR);
+	EQ("st_rdev of null", makedev(1, 3), st.st_rdev);
+	OK(statvfs(".", &sv));
+	if (sv.f_flag & ST_NODEV) {
+		ERR(EACCES, open_close("null", O_WRONLY));
+		pc_note = "nodev: open refused";
+	} else {
+		OK(fd = open("null", O_WRONLY | O_CLOEXEC));
+		OK(write_str(fd, "gone"));
+		OK(close(fd));
+	}
+	OK(rename("null", "null2"));
+	KIND("null2", S_IFCHR);
+	OK(unlink("null2"));
+	return 0;
+}
+
 struct pc_case {
 	const char *name;
 	int (*run)(void);
@@ -1152,7 +1442,16 @@ static const struct pc_case pc_cases[] = {
     {"save_inplace", c_save_inplace},
 };
 
+/* run only when named (see above c_long_path) */
+static const struct pc_case pc_named_cases[] = {
+    {"long_path", c_long_path},
+    {"fifo", c_fifo},
+    {"socket", c_socket},
+    {"mknod_dev", c_mknod_dev},
+};
+
 #define PC_NCASES (sizeof(pc_cases) / sizeof(pc_cases[0]))
+#define PC_NNAMED (sizeof(pc_named_cases) / sizeof(pc_named_cases[0]))
 
 /* ---------------------------------------------------------------- cross */
 
@@ -1294,6 +1593,9 @@ int main(int argc, char **argv)
 	if (argc == 2 && strcmp(argv[1], "-l") == 0) {
 		for (size_t i = 0; i < PC_NCASES; i++)
 			printf("%s\n", pc_cases[i].name);
+		for (size_t i = 0; i < PC_NNAMED; i++)
+			printf("%s (only when named)\n",
+			       pc_named_cases[i].name);
 		return 0;
 	}
 	if (argc == 4 && strcmp(argv[1], "-x") == 0)
@@ -1320,10 +1622,17 @@ int main(int argc, char **argv)
 		for (i = 0; i < PC_NCASES; i++)
 			if (strcmp(argv[k], pc_cases[i].name) == 0)
 				break;
-		if (i == PC_NCASES) {
-			fprintf(stderr, "posix_conf: no case '%s'\n", argv[k]);
-			failed = 1;
+		if (i < PC_NCASES)
+			continue;
+		for (i = 0; i < PC_NNAMED; i++)
+			if (strcmp(argv[k], pc_named_cases[i].name) == 0)
+				break;
+		if (i < PC_NNAMED) {
+			failed |= run_case(rootfd, &pc_named_cases[i]) < 0;
+			continue;
 		}
+		fprintf(stderr, "posix_conf: no case '%s'\n", argv[k]);
+		failed = 1;
 	}
 	close(rootfd);
 	return failed ? 1 : 0;

@@ -25,6 +25,12 @@
 # for a directory opened for writing, readdir (exact entries and d_type),
 # and three editors' saves: temp + fsync + rename over, vim's backup~
 # rename + new file + unlink, and write in place with O_TRUNC.
+# The cases run only when named - 255-byte names at every level of a path
+# of about 4,000 bytes (and past PATH_MAX with *at() calls), the top of it
+# renamed; FIFOs (mkfifo, mknod), a unix socket bound, connected to and
+# renamed; a character device (mknod as root; opened unless the file
+# system is nodev) - run on the plain directory and on the local-only one
+# (synced paths take neither yet).
 # The cross cases: renames (files, directories, over an existing file) and
 # hard links between a synced and a local-only directory are EXDEV (a link
 # may be EPERM) and leave both sides intact - checked first between two
@@ -76,6 +82,8 @@ conf() {
 # The same cases on plain directories: the expectations are POSIX.
 mkdir -p "$W/local" "$W/cross"
 conf "local dir" "$W/local"
+NAMED=(long_path fifo socket mknod_dev)
+conf "local dir" "$W/local" "${NAMED[@]}"
 SHM=$(mktemp -d /dev/shm/vsync-posix.XXXXXX) && vs_on_exit rm -rf "$SHM"
 if [[ -n "$SHM" ]]; then
 	conf "local /tmp <-> /dev/shm" -x "$W/cross" "$SHM"
@@ -96,6 +104,7 @@ conf "synced dir" "$MNT/conf"
 vs_check "synced dir: hard links are refused with EPERM" grep -qx 'ok link (refused: EPERM)' <<<"$CONF_OUT"
 conf "local-only dir" "$MNT/node_modules/conf"
 vs_check "local-only dir: hard links work" grep -qx 'ok link' <<<"$CONF_OUT"
+conf "local-only dir" "$MNT/node_modules/conf" "${NAMED[@]}"
 conf "synced <-> local-only" -x "$MNT/cross" "$MNT/node_modules/cross"
 
 # ---------------------------------------------------------------- PostgreSQL

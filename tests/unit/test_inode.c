@@ -22,22 +22,24 @@
  *  - invalid paths ("../x", "/abs", "a//b", "a/", "", ".") skipped;
  *  - a path listed under a file ("a.txt/b") skipped, and a file listed
  *    where an implied dir already is skipped;
- *  - inode_local_get creating a local inode and reusing it by upper ino
- *    (also from another parent/name: a hard link or a rename seen by
- *    lookup), each local child holding one reference on a local parent;
- *  - inode_forget: a local inode freed at 0 and the parent reference
- *    chain released up to the first inode still referenced; synced
- *    inodes never freed;
- *  - inode_rename within a dir, across local dirs (the reference moves,
- *    a parent left with none is freed) and to a synced dir.
+ *  - inode_local_get creating a local inode (it takes the O_PATH fd given)
+ *    and finding it again by upper dev/ino (the fd given then stays the
+ *    caller's), one lookup counted each time; the same ino on another
+ *    device is another inode; the local hash growing past its initial
+ *    size with every inode still found;
+ *  - inode_forget: a local inode freed at 0 with its fd closed, nothing
+ *    else freed; the upper file looked up again gets a fresh inode;
+ *    synced inodes never freed.
  *
  * Each case gets a fresh table and manifest from setup (teardown releases
  * both).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "inode_i.h"
 #include "vsync/log.h"
@@ -192,18 +194,34 @@ static void check_sorted(const struct vs_inode *dir)
 	}
 }
 
-/* A "kernel lookup" reply: the handler bumps nlookup. */
-static struct vs_inode *local_lookup(struct fixture *f, struct vs_inode *parent,
-				     const char *name, ino_t upper,
+/* A descriptor standing for a local inode's O_PATH fd */
+static int some_fd(void)
+{
+	int fd = open("/dev/null", O_PATH | O_CLOEXEC);
+
+	if (fd < 0)
+		fail_msg("open /dev/null: %s", strerror(errno));
+	return fd;
+}
+
+static bool fd_open(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0;
+}
+
+/* A "kernel lookup" of upper file @dev/@ino: the inode, one lookup more */
+static struct vs_inode *local_lookup(struct fixture *f, dev_t dev, ino_t ino,
 				     enum vs_kind kind)
 {
-	struct vs_inode *in = inode_local_get(&f->t, parent, name, upper, kind);
+	int fd = some_fd();
+	struct vs_inode *in = inode_local_get(&f->t, dev, ino, kind, &fd);
 
 	if (!in)
-		fail_msg("inode_local_get('%s', upper %lu): expected an "
-			 "inode, got NULL",
-			 name, (unsigned long)upper);
-	in->nlookup++;
+		fail_msg("inode_local_get(upper %lu): expected an inode, got "
+			 "NULL",
+			 (unsigned long)ino);
+	if (fd >= 0)
+		close(fd);
 	return in;
 }
 
@@ -460,116 +478,100 @@ static void test_path_under_file_skipped(void **state)
 static void test_local_get_reuse(void **state)
 {
 	struct fixture *f = *state;
-	struct vs_inode *nm, *react, *idx, *again;
-	uint64_t root_lookups = f->t.root->nlookup;
+	struct vs_inode *nm, *again, *other;
 	size_t count = f->t.count;
+	int fd = some_fd(), fd2 = some_fd();
 
-	nm = local_lookup(f, f->t.root, "node_modules", 100, VS_KIND_DIR);
-	check_bool(true, nm->local, "node_modules is local");
-	check_int(100, nm->upper_ino, "upper ino of node_modules");
-	check_ptr(f->t.root, nm->parent, "parent of node_modules");
-	check_int(1, nm->nlookup, "lookups of node_modules");
-	check_int(root_lookups, f->t.root->nlookup,
-		  "root lookups (a synced parent is not referenced)");
-	check_ptr(nm, inode_table_get(&f->t, nm->ino),
-		  "inode_table_get(node_modules)");
+	nm = inode_local_get(&f->t, 5, 100, VS_KIND_DIR, &fd);
+	check_bool(true, nm != NULL, "inode_local_get of a new upper file");
+	check_bool(true, nm->local, "a local inode");
+	check_int(-1, fd, "the fd given, taken by the new inode");
+	check_bool(true, nm->fd >= 0 && fd_open(nm->fd),
+		   "the inode holds an open fd (%d)", nm->fd);
+	check_int(5, nm->upper_dev, "upper dev");
+	check_int(100, nm->upper_ino, "upper ino");
+	check_ptr(NULL, nm->parent, "a local inode has no parent");
+	check_int(1, nm->nlookup, "lookups of a new inode");
+	check_ptr(nm, inode_table_get(&f->t, nm->ino), "inode_table_get");
+	check_ptr(nm, inode_local_find(&f->t, 5, 100), "inode_local_find");
+	check_int(count + 1, f->t.count, "inodes after one local lookup");
 
-	react = local_lookup(f, nm, "react", 101, VS_KIND_DIR);
-	check_int(2, nm->nlookup,
-		  "lookups of node_modules (1 kernel + 1 from react)");
-	idx = local_lookup(f, react, "index.js", 102, VS_KIND_FILE);
-	check_int(2, react->nlookup, "lookups of react (1 kernel + 1 child)");
-	check_int(1, idx->nlookup, "lookups of index.js");
-	check_path_of(idx, "node_modules/react/index.js");
-	check_int(count + 3, f->t.count, "inodes after three local lookups");
+	/* the same upper file again (another name, a hard link, after a
+	 * rename): the same inode, one lookup more, the fd stays ours */
+	again = inode_local_get(&f->t, 5, 100, VS_KIND_DIR, &fd2);
+	check_ptr(nm, again, "inode_local_get of upper 5/100 again");
+	check_bool(true, fd2 >= 0 && fd_open(fd2),
+		   "the fd given stays the caller's");
+	check_int(2, nm->nlookup, "lookups after a repeat lookup");
+	check_int(count + 1, f->t.count, "inodes after a repeat lookup");
 
-	/* the same upper file again: the same inode, no new reference */
-	again = inode_local_get(&f->t, react, "index.js", 102, VS_KIND_FILE);
-	check_ptr(idx, again, "inode_local_get of upper ino 102 again");
-	check_int(2, react->nlookup, "lookups of react after a repeat lookup");
-	check_int(count + 3, f->t.count, "inodes after a repeat lookup");
-
-	/* the same upper file by another name in another dir (hard link):
-	 * the inode moves and the reference moves with it */
-	again = inode_local_get(&f->t, nm, "index-link.js", 102, VS_KIND_FILE);
-	check_ptr(idx, again, "inode_local_get of upper ino 102 elsewhere");
-	check_ptr(nm, idx->parent, "parent after the hard-link lookup");
-	check_str("index-link.js", idx->name,
-		  "name after the hard-link lookup");
-	check_int(1, react->nlookup, "lookups of react after its child left");
-	check_int(3, nm->nlookup,
-		  "lookups of node_modules (kernel, react, index-link.js)");
-	check_path_of(idx, "node_modules/index-link.js");
-
-	/* a different upper ino is a different inode */
-	again = local_lookup(f, react, "other.js", 103, VS_KIND_FILE);
-	check_bool(true, again != idx, "upper ino 103 gets its own inode");
-	check_bool(true, again->ino != idx->ino, "distinct ino numbers");
+	/* the same ino on another device, another ino: other inodes */
+	other = inode_local_get(&f->t, 6, 100, VS_KIND_FILE, &fd2);
+	check_bool(true, other && other != nm, "upper 6/100: its own inode");
+	check_int(-1, fd2, "the fd given, taken by the new inode");
+	other = local_lookup(f, 5, 101, VS_KIND_FILE);
+	check_bool(true, other != nm && other->ino != nm->ino,
+		   "upper 5/101: its own inode and ino");
+	check_ptr(NULL, inode_local_find(&f->t, 5, 102),
+		  "inode_local_find of an upper file never looked up");
 }
 
-static void test_forget_chain(void **state)
+static void test_local_hash_grows(void **state)
 {
 	struct fixture *f = *state;
-	struct vs_inode *nm, *react, *idx;
-	uint64_t nm_ino, react_ino, idx_ino;
+	size_t count = f->t.count, n = 3000;
+	struct vs_inode **ins = calloc(n, sizeof(*ins));
+
+	check_bool(true, ins != NULL, "memory for the test");
+	for (size_t i = 0; i < n; i++)
+		ins[i] = local_lookup(f, 1, (ino_t)(1000 + i), VS_KIND_FILE);
+	check_int(count + n, f->t.count, "inodes after %zu lookups", n);
+	for (size_t i = 0; i < n; i++)
+		check_ptr(ins[i], inode_local_find(&f->t, 1, (ino_t)(1000 + i)),
+			  "inode_local_find of upper ino %zu", 1000 + i);
+	for (size_t i = 0; i < n; i++)
+		inode_forget(&f->t, ins[i], 1);
+	check_int(count, f->t.count, "inodes after every one was forgotten");
+	check_ptr(NULL, inode_local_find(&f->t, 1, 1000),
+		  "inode_local_find after the forget");
+	free(ins);
+}
+
+static void test_forget_local(void **state)
+{
+	struct fixture *f = *state;
+	struct vs_inode *dir, *file;
+	uint64_t file_ino;
 	size_t count = f->t.count;
+	int fd;
 
-	nm = local_lookup(f, f->t.root, "node_modules", 100, VS_KIND_DIR);
-	react = local_lookup(f, nm, "react", 101, VS_KIND_DIR);
-	idx = local_lookup(f, react, "index.js", 102, VS_KIND_FILE);
-	idx->nlookup += 2; /* three kernel lookups in all */
-	nm_ino = nm->ino;
-	react_ino = react->ino;
-	idx_ino = idx->ino;
+	dir = local_lookup(f, 1, 100, VS_KIND_DIR);
+	file = local_lookup(f, 1, 101, VS_KIND_FILE);
+	local_lookup(f, 1, 101, VS_KIND_FILE); /* two kernel lookups */
+	file_ino = file->ino;
+	fd = file->fd;
 
-	/* the kernel forgets the dirs first: their children keep them */
-	inode_forget(&f->t, nm, 1);
-	inode_forget(&f->t, react, 1);
-	check_ptr(nm, inode_table_get(&f->t, nm_ino),
-		  "node_modules after its kernel lookups were forgotten");
-	check_ptr(react, inode_table_get(&f->t, react_ino),
-		  "react after its kernel lookups were forgotten");
-	check_int(1, nm->nlookup, "node_modules references (react)");
-	check_int(1, react->nlookup, "react references (index.js)");
+	/* the kernel forgets the directory first: the file is unaffected */
+	inode_forget(&f->t, dir, 1);
+	check_ptr(NULL, inode_local_find(&f->t, 1, 100), "the dir freed");
+	check_ptr(file, inode_table_get(&f->t, file_ino), "the file kept");
+	check_bool(true, fd_open(fd), "the file's fd still open");
 
-	inode_forget(&f->t, idx, 2);
-	check_ptr(idx, inode_table_get(&f->t, idx_ino),
-		  "index.js with one lookup left");
-	check_int(1, idx->nlookup, "lookups of index.js");
+	inode_forget(&f->t, file, 1);
+	check_ptr(file, inode_table_get(&f->t, file_ino),
+		  "the file with one lookup left");
+	check_int(1, file->nlookup, "lookups of the file");
+	inode_forget(&f->t, file, 1);
+	check_ptr(NULL, inode_table_get(&f->t, file_ino), "the file freed");
+	check_bool(false, fd_open(fd), "the file's fd closed");
+	check_int(count, f->t.count, "inodes after both were forgotten");
 
-	/* the last forget frees the whole chain */
-	inode_forget(&f->t, idx, 1);
-	check_ptr(NULL, inode_table_get(&f->t, idx_ino), "index.js freed");
-	check_ptr(NULL, inode_table_get(&f->t, react_ino), "react freed");
-	check_ptr(NULL, inode_table_get(&f->t, nm_ino), "node_modules freed");
-	check_int(count, f->t.count, "inodes after the chain was freed");
-
-	/* the upper ino can be looked up again: a fresh inode */
-	nm = local_lookup(f, f->t.root, "node_modules", 100, VS_KIND_DIR);
-	check_bool(true, nm->ino != nm_ino,
+	/* the upper file looked up again: a fresh inode */
+	file = local_lookup(f, 1, 101, VS_KIND_FILE);
+	check_bool(true, file->ino != file_ino,
 		   "a new ino after the old one was freed (got %llu twice)",
-		   (unsigned long long)nm_ino);
-	check_int(1, nm->nlookup, "lookups of the new node_modules");
-}
-
-static void test_forget_stops_at_referenced_parent(void **state)
-{
-	struct fixture *f = *state;
-	struct vs_inode *nm, *a, *b;
-	uint64_t a_ino;
-
-	nm = local_lookup(f, f->t.root, "node_modules", 100, VS_KIND_DIR);
-	a = local_lookup(f, nm, "a", 101, VS_KIND_FILE);
-	b = local_lookup(f, nm, "b", 102, VS_KIND_FILE);
-	a_ino = a->ino;
-	check_int(3, nm->nlookup, "node_modules references (kernel, a, b)");
-	inode_forget(&f->t, a, 1);
-	check_ptr(NULL, inode_table_get(&f->t, a_ino), "a freed");
-	check_int(2, nm->nlookup, "node_modules references (kernel, b)");
-	inode_forget(&f->t, nm, 1);
-	check_int(1, nm->nlookup, "node_modules references (b)");
-	check_ptr(b, inode_table_get(&f->t, b->ino), "b still there");
-	check_ptr(nm, b->parent, "parent of b");
+		   (unsigned long long)file_ino);
+	check_int(1, file->nlookup, "lookups of the new inode");
 }
 
 static void test_forget_synced_kept(void **state)
@@ -586,58 +588,6 @@ static void test_forget_synced_kept(void **state)
 		  "synced inode after its lookups were forgotten");
 	check_int(0, in->nlookup, "lookups of the synced inode");
 	check_ptr(in, must_walk(f, "src/a.c"), "synced inode still in its dir");
-}
-
-static void test_rename(void **state)
-{
-	struct fixture *f = *state;
-	struct vs_inode *nm, *a, *b, *x;
-	uint64_t a_ino;
-
-	add(f, VS_KIND_DIR, "src", 0755, 1, NULL);
-	build(f, NULL);
-	nm = local_lookup(f, f->t.root, "node_modules", 100, VS_KIND_DIR);
-	a = local_lookup(f, nm, "a", 101, VS_KIND_DIR);
-	b = local_lookup(f, nm, "b", 102, VS_KIND_DIR);
-	x = local_lookup(f, a, "x.js", 103, VS_KIND_FILE);
-	a_ino = a->ino;
-	check_int(2, a->nlookup, "a references (kernel, x.js)");
-
-	/* same dir, new name: no reference moves */
-	check_ret(0, inode_rename(&f->t, x, a, "y.js"),
-		  "inode_rename(x.js -> a/y.js)");
-	check_str("y.js", x->name, "name after the rename");
-	check_int(2, a->nlookup, "a references after a rename within a");
-	check_path_of(x, "node_modules/a/y.js");
-
-	/* to another local dir: the reference moves from a to b */
-	check_ret(0, inode_rename(&f->t, x, b, "z.js"),
-		  "inode_rename(a/y.js -> b/z.js)");
-	check_ptr(b, x->parent, "parent after the rename to b");
-	check_int(1, a->nlookup, "a references after its child left");
-	check_int(2, b->nlookup, "b references after the rename (kernel, x)");
-	check_path_of(x, "node_modules/b/z.js");
-
-	/* a parent whose last reference was the renamed child is freed */
-	check_ret(0, inode_rename(&f->t, x, a, "back.js"),
-		  "inode_rename(b/z.js -> a/back.js)");
-	inode_forget(&f->t, a, 1); /* the kernel forgets a: x keeps it */
-	check_ptr(a, inode_table_get(&f->t, a_ino), "a held by x");
-	check_ret(0, inode_rename(&f->t, x, b, "z.js"),
-		  "inode_rename(a/back.js -> b/z.js)");
-	check_ptr(NULL, inode_table_get(&f->t, a_ino),
-		  "a freed once its last child left");
-	check_int(2, nm->nlookup,
-		  "node_modules references (kernel, b; a is gone)");
-
-	/* to a synced dir: the local parent's reference is dropped and the
-	 * synced dir takes none */
-	check_ret(0, inode_rename(&f->t, x, must_walk(f, "src"), "moved.js"),
-		  "inode_rename(b/z.js -> src/moved.js)");
-	check_int(1, b->nlookup, "b references after x moved to src");
-	check_int(0, must_walk(f, "src")->nlookup,
-		  "references on the synced src");
-	check_path_of(x, "src/moved.js");
 }
 
 /* The remove and rename rules every writer of the tree uses. */
@@ -703,10 +653,9 @@ int main(void)
 	    T(test_invalid_paths_skipped),
 	    T(test_path_under_file_skipped),
 	    T(test_local_get_reuse),
-	    T(test_forget_chain),
-	    T(test_forget_stops_at_referenced_parent),
+	    T(test_local_hash_grows),
+	    T(test_forget_local),
 	    T(test_forget_synced_kept),
-	    T(test_rename),
 	    T(test_remove_and_rename_rules),
 	};
 
