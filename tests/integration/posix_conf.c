@@ -1135,12 +1135,15 @@ static void mmap_expected(char *buf, int stage)
 	if (stage > 1)
 		memset(buf + 5000, 'C', 100); /* through a mapping whose fd
 						 was closed */
+	if (stage > 2)
+		memset(buf + 200, 'U', 50); /* unmapped without msync */
 }
 
 /* Shared writable mmap: stores through MAP_SHARED, msync and fsync reach
  * the file as write(2) does - also in the part grown by ftruncate, across
- * a page boundary, through a mapping that outlives its descriptor, and as
- * seen by read(2) and by a fresh mapping after close and reopen. (On a
+ * a page boundary, through a mapping that outlives its descriptor, and
+ * (without msync) unmapped and closed, then fsync'd through a new
+ * descriptor; as seen by read(2) and by a fresh mapping after reopen. (On a
  * synced path fsync returns once PostgreSQL has the bytes:
  * test_posix.sh reads them back with vsyncctl cat right after.) */
 static int c_mmap_shared(void)
@@ -1205,6 +1208,22 @@ static int c_mmap_shared(void)
 	OK(fd = open("mapped.bin", O_RDONLY | O_CLOEXEC));
 	OK(fsync(fd));
 	mmap_expected(want, 2);
+	FD_CONTENT(fd, want, MAP_LEN);
+	OK(close(fd));
+
+	/* no msync: munmap and close, then fsync on a new descriptor
+	 * writes the dirty pages (fsync covers a file's mapped stores) */
+	OK(fd = open("mapped.bin", O_RDWR | O_CLOEXEC));
+	p = mmap(NULL, MAP_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		FAIL("expected a mapping got %s (mmap, third round",
+		     errname(errno));
+	memset(p + 200, 'U', 50);
+	OK(munmap(p, MAP_LEN));
+	OK(close(fd));
+	OK(fd = open("mapped.bin", O_RDONLY | O_CLOEXEC));
+	OK(fsync(fd));
+	mmap_expected(want, 3);
 	FD_CONTENT(fd, want, MAP_LEN);
 	OK(close(fd));
 	EQ("size of mapped.bin", MAP_LEN, size_of("mapped.bin"));
