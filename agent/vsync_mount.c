@@ -104,6 +104,26 @@ static int check_mountpoint(const char *mnt)
 	return 0;
 }
 
+/* One mount per cache dir: two would clobber each other's journal
+ * entries and local-only files. 0, or -errno with the reason logged. */
+static int lock_cache_dir(struct vs_cache *cache, int *fd_out)
+{
+	pid_t holder;
+	int r = vs_cache_lock(cache, fd_out, &holder);
+
+	if (r == -EWOULDBLOCK && holder > 0)
+		vs_error("cache dir '%s' is in use by another vsync-mount "
+			 "(pid %d)",
+			 cache->dir, (int)holder);
+	else if (r == -EWOULDBLOCK)
+		vs_error("cache dir '%s' is in use by another vsync-mount",
+			 cache->dir);
+	else if (r < 0)
+		vs_error("cannot lock cache dir '%s': %s", cache->dir,
+			 strerror(-r));
+	return r;
+}
+
 /* Is this error one where the saved manifest may stand in for the
  * database? */
 static bool backend_unreachable(int r)
@@ -703,7 +723,7 @@ int main(int argc, char **argv)
 	char id[VS_UUID_BUFSZ] = "", err[256], *mountpoint = NULL,
 	     **learned = NULL;
 	size_t nlearned = 0;
-	int r, upper_fd = -1, status = 1;
+	int r, upper_fd = -1, lock_fd = -1, status = 1;
 
 	vs_log_set_prog("vsync-mount");
 	vs_manifest_init(&m);
@@ -761,6 +781,8 @@ int main(int argc, char **argv)
 	}
 	o.mountpoint = mountpoint;
 	if (vs_cache_init(&cache, o.cache_dir) < 0)
+		goto out;
+	if (lock_cache_dir(&cache, &lock_fd) < 0)
 		goto out;
 	if (o.verify_key && *o.verify_key) {
 		if (vs_sign_key_load_public(&ctx.verify, o.verify_key) < 0)
@@ -838,6 +860,8 @@ out:
 	if (upper_fd >= 0)
 		close(upper_fd);
 	vs_cache_release(&cache);
+	if (lock_fd >= 0)
+		close(lock_fd); /* after everything that used the cache dir */
 	vs_manifest_release(&m);
 	vs_prefetch_plan_release(&ctx.plan);
 	vs_journal_free(ctx.journal);

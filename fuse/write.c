@@ -269,7 +269,10 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 	gen = in->wgen;
 	if (r == 0) {
 		e->op = VS_JOP_WRITE;
+		/* a chmod changes mode under the table lock alone */
+		pthread_mutex_lock(&fs->table.lock);
 		e->mode = in->mode & 07777;
+		pthread_mutex_unlock(&fs->table.lock);
 		e->size = len;
 		/* version -1: unknown here (moved with its directory); a
 		 * save still pending was one of the old path */

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -74,6 +75,40 @@ void vs_cache_release(struct vs_cache *c)
 	c->dir_fd = -1;
 	free(c->dir);
 	c->dir = NULL;
+}
+
+int vs_cache_lock(struct vs_cache *c, int *fd_out, pid_t *holder)
+{
+	char buf[24];
+	ssize_t n;
+	int fd, r, len;
+
+	*fd_out = -1;
+	*holder = 0;
+	fd = openat(c->dir_fd, "lock",
+		    O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		r = errno == EWOULDBLOCK ? -EWOULDBLOCK : -errno;
+		if (r == -EWOULDBLOCK &&
+		    (n = pread(fd, buf, sizeof(buf) - 1, 0)) > 0) {
+			buf[n] = '\0';
+			*holder = (pid_t)strtol(buf, NULL, 10);
+		}
+		close(fd);
+		return r;
+	}
+	/* who holds it, for the error of the next one that tries */
+	len = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	errno = 0;
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)len, 0) != len) {
+		r = errno ? -errno : -EIO;
+		close(fd);
+		return r;
+	}
+	*fd_out = fd;
+	return 0;
 }
 
 void vs_cache_object_name(char out[8 + 3 + VS_HASH_HEX_LEN + 1],

@@ -30,9 +30,11 @@
  * DURABILITY
  *
  * An entry is written to "<name>.tmp" (O_EXCL), fsync'd, renamed to
- * <name>, and the directory fsync'd: after a crash an entry is there whole
- * or not at all. A leftover "*.tmp" is removed at open; a malformed entry
- * is renamed to "<name>.bad" (kept for inspection, never replayed). Done
+ * <name> (RENAME_NOREPLACE: an existing entry is never overwritten; if the
+ * name is taken, by another handle on the same directory, the entry takes
+ * the next lseq), and the directory fsync'd: after a crash an entry is
+ * there whole or not at all. A leftover "*.tmp" is removed at open; a malformed
+ * entry is renamed to "<name>.bad" (kept for inspection, never replayed). Done
  * entries are unlinked without an fsync of the directory: if the unlink is
  * lost in a crash the entry is replayed, and its operation id makes the
  * second commit a no-op.
@@ -343,6 +345,22 @@ out:
 	return r;
 }
 
+/* Rename @tmp to @name, never over an existing entry (another journal
+ * handle on this directory may have taken the lseq): 0, -EEXIST if @name
+ * exists (@tmp is left), or -errno. A file system without
+ * RENAME_NOREPLACE gets a hard link and an unlink instead. */
+static int entry_publish(int dir_fd, const char *tmp, const char *name)
+{
+	if (renameat2(dir_fd, tmp, dir_fd, name, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -errno;
+	if (linkat(dir_fd, tmp, dir_fd, name, 0) < 0)
+		return -errno;
+	unlinkat(dir_fd, tmp, 0);
+	return 0;
+}
+
 /* Move a malformed entry aside to <name>.bad, with a log line. */
 static void entry_quarantine(int dir_fd, const char *name, const char *why)
 {
@@ -537,16 +555,17 @@ int vs_journal_append(struct vs_journal *j, struct vs_jentry *e)
 	if (!buf)
 		return -ENOMEM;
 	pthread_mutex_lock(&j->lock);
+	/* room in the list first: once durable, the entry must be listed */
+	r = pending_reserve(j, j->n + 1);
+	if (r < 0)
+		goto out;
+next_lseq:
 	e->lseq = j->next_lseq;
 	n = vs_jentry_format(buf, VS_JENTRY_MAX, e);
 	if (n < 0) {
 		r = n;
 		goto out;
 	}
-	/* room in the list first: once durable, the entry must be listed */
-	r = pending_reserve(j, j->n + 1);
-	if (r < 0)
-		goto out;
 	entry_name(name, e->lseq, "");
 	entry_name(tmp, e->lseq, ".tmp");
 again:
@@ -554,6 +573,11 @@ again:
 		    O_WRONLY | O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		r = -errno;
+		if (r == -EEXIST) {
+			/* another handle on this directory writes it */
+			j->next_lseq++;
+			goto next_lseq;
+		}
 		if (r == -ENOSPC && j->reserved) {
 			unlinkat(j->dir_fd, JOURNAL_RESERVE_NAME, 0);
 			j->reserved = false;
@@ -569,8 +593,15 @@ again:
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
 	fd = -1;
-	if (r == 0 && renameat(j->dir_fd, tmp, j->dir_fd, name) < 0)
-		r = -errno;
+	if (r == 0)
+		r = entry_publish(j->dir_fd, tmp, name);
+	if (r == -EEXIST) {
+		/* the lseq was taken behind this handle's back: never
+		 * overwrite an entry, take the next one */
+		unlinkat(j->dir_fd, tmp, 0);
+		j->next_lseq++;
+		goto next_lseq;
+	}
 	renamed = r == 0;
 	if (r == 0 && fsync(j->dir_fd) < 0)
 		r = -errno;

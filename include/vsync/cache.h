@@ -2,6 +2,8 @@
  * cache.h - the local content-addressed cache in --cache-dir.
  *
  * Layout:
+ *   <dir>/lock                         flock'd by the process using the
+ *                                      dir; holds its pid
  *   <dir>/objects/<h0h1>/<64-hex>      verified content, named by SHA-256
  *   <dir>/tmp/                         files being written (renamed in)
  *   <dir>/projects/<uuid>/manifest     last manifest seen (vs_manifest format)
@@ -17,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "vsync/hash.h"
 #include "vsync/util.h"
@@ -30,6 +33,17 @@ struct vs_cache {
  * unusable); on failure nothing is held. */
 int vs_cache_init(struct vs_cache *c, const char *dir);
 void vs_cache_release(struct vs_cache *c);
+
+/*
+ * Take the cache dir's lock: an exclusive flock(2) on <dir>/lock, a file
+ * that then holds the taker's pid. One process at a time owns a cache dir
+ * (two agents sharing one would clobber each other's journal and local
+ * files). 0 and *fd_out, to keep open while the dir is in use (closing it,
+ * or exiting, releases the lock); -EWOULDBLOCK if another process holds
+ * it, with its pid in *holder (0 if it cannot be read); other -errno.
+ * Nothing is logged; on failure nothing is held.
+ */
+int vs_cache_lock(struct vs_cache *c, int *fd_out, pid_t *holder);
 
 /* "objects/ab/ab...." relative to the cache dir. Pure. */
 void vs_cache_object_name(char out[8 + 3 + VS_HASH_HEX_LEN + 1],

@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -1407,6 +1408,118 @@ static int c_mknod_dev(void)
 	return 0;
 }
 
+/* The bytes of c_mmap_shared's file (10000 of them), built the way the
+ * case writes them, so the expectation is computed, not read back. */
+#define MAP_LEN	 10000
+#define MAP_OLD	 6000 /* written with write(2) first */
+#define MAP_PAGE 4096
+
+static void mmap_expected(char *buf, int stage)
+{
+	for (size_t i = 0; i < MAP_LEN; i++)
+		buf[i] = i < MAP_OLD ? (char)('a' + i % 26) : '\0';
+	memset(buf + 100, 'M', 100);		/* inside the first page */
+	memset(buf + MAP_PAGE - 10, 'X', 20);	/* across a page boundary */
+	for (size_t i = 9000; i < MAP_LEN; i++) /* in the grown part */
+		buf[i] = (char)('0' + i % 10);
+	if (stage > 1)
+		memset(buf + 5000, 'C', 100); /* through a mapping whose fd
+						 was closed */
+	if (stage > 2)
+		memset(buf + 200, 'U', 50); /* unmapped without msync */
+}
+
+/* Shared writable mmap: stores through MAP_SHARED, msync and fsync reach
+ * the file as write(2) does - also in the part grown by ftruncate, across
+ * a page boundary, through a mapping that outlives its descriptor, and
+ * (without msync) unmapped and closed, then fsync'd through a new
+ * descriptor; as seen by read(2) and by a fresh mapping after reopen. (On a
+ * synced path fsync returns once PostgreSQL has the bytes:
+ * test_posix.sh reads them back with vsyncctl cat right after.) */
+static int c_mmap_shared(void)
+{
+	static char want[MAP_LEN], old[MAP_OLD];
+	char *p;
+	int fd;
+
+	for (size_t i = 0; i < MAP_OLD; i++)
+		old[i] = (char)('a' + i % 26);
+	OK(fd = open("mapped.bin", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
+		     0644));
+	EQ("write of the first 6000 bytes", MAP_OLD, write(fd, old, MAP_OLD));
+	OK(ftruncate(fd, MAP_LEN));
+	p = mmap(NULL, MAP_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		FAIL("expected a mapping got %s (mmap MAP_SHARED",
+		     errname(errno));
+	if (memcmp(p, old, MAP_OLD) != 0) {
+		munmap(p, MAP_LEN);
+		FAIL("expected the written bytes got others (the mapping");
+	}
+	memset(p + 100, 'M', 100);
+	memset(p + MAP_PAGE - 10, 'X', 20);
+	for (size_t i = 9000; i < MAP_LEN; i++)
+		p[i] = (char)('0' + i % 10);
+	if (msync(p, MAP_LEN, MS_SYNC) < 0) {
+		int e = errno;
+
+		munmap(p, MAP_LEN);
+		FAIL("expected success got %s (msync MS_SYNC", errname(e));
+	}
+	OK(munmap(p, MAP_LEN));
+	OK(fsync(fd));
+	mmap_expected(want, 1);
+	FD_CONTENT(fd, want, MAP_LEN); /* read(2) on the same descriptor */
+	OK(close(fd));
+	CONTENT("mapped.bin", want, MAP_LEN);
+
+	/* a mapping kept after its descriptor is closed, then fsync'd
+	 * through a new one */
+	OK(fd = open("mapped.bin", O_RDWR | O_CLOEXEC));
+	p = mmap(NULL, MAP_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		FAIL("expected a mapping got %s (mmap after reopen",
+		     errname(errno));
+	OK(close(fd));
+	if (memcmp(p, want, MAP_LEN) != 0) {
+		munmap(p, MAP_LEN);
+		FAIL("expected the first round's bytes got others (a fresh "
+		     "mapping after reopen");
+	}
+	memset(p + 5000, 'C', 100);
+	if (msync(p, MAP_LEN, MS_SYNC) < 0) {
+		int e = errno;
+
+		munmap(p, MAP_LEN);
+		FAIL("expected success got %s (msync with the fd closed",
+		     errname(e));
+	}
+	OK(munmap(p, MAP_LEN));
+	OK(fd = open("mapped.bin", O_RDONLY | O_CLOEXEC));
+	OK(fsync(fd));
+	mmap_expected(want, 2);
+	FD_CONTENT(fd, want, MAP_LEN);
+	OK(close(fd));
+
+	/* no msync: munmap and close, then fsync on a new descriptor
+	 * writes the dirty pages (fsync covers a file's mapped stores) */
+	OK(fd = open("mapped.bin", O_RDWR | O_CLOEXEC));
+	p = mmap(NULL, MAP_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		FAIL("expected a mapping got %s (mmap, third round",
+		     errname(errno));
+	memset(p + 200, 'U', 50);
+	OK(munmap(p, MAP_LEN));
+	OK(close(fd));
+	OK(fd = open("mapped.bin", O_RDONLY | O_CLOEXEC));
+	OK(fsync(fd));
+	mmap_expected(want, 3);
+	FD_CONTENT(fd, want, MAP_LEN);
+	OK(close(fd));
+	EQ("size of mapped.bin", MAP_LEN, size_of("mapped.bin"));
+	return 0;
+}
+
 struct pc_case {
 	const char *name;
 	int (*run)(void);
@@ -1440,6 +1553,7 @@ static const struct pc_case pc_cases[] = {
     {"save_atomic", c_save_atomic},
     {"save_vim", c_save_vim},
     {"save_inplace", c_save_inplace},
+    {"mmap_shared", c_mmap_shared},
 };
 
 /* run only when named (see above c_long_path) */

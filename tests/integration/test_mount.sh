@@ -16,8 +16,9 @@
 #     never read fails with EIO within 2 s (Never hang)
 #   - SIGTERM to vsync-mount and fusermount3 -u both leave no mount
 #   - a failed start (mountpoint not empty, unknown project, PostgreSQL
-#     unreachable with no cached manifest) exits non-zero with a reason and
-#     leaves no mount
+#     unreachable with no cached manifest, the cache dir in use by the
+#     running mount: exit 1 naming its pid, and the running mount unharmed)
+#     exits non-zero with a reason and leaves no mount
 #
 # Every step has a deadline; everything mounted or started is unmounted and
 # killed at exit (tests/lib/servers.sh). Needs /dev/fuse (else exit 77).
@@ -157,6 +158,7 @@ expect_start_failure() {
 	out=$(timeout -k 5 30 "$MOUNT_BIN" "$@" 2>&1 </dev/null) || rc=$?
 	ms=$(($(vs_now_ms) - t0))
 	printf '%s\n' "$out" >"$VS_LOG_DIR/start-failure.$RANDOM.log"
+	START_RC=$rc
 	if ((rc == 124 || rc == 137)); then
 		vs_fail "$desc: expected a failed start within 30 s, saw it still running"
 	elif ((rc == 0)); then
@@ -354,6 +356,18 @@ expect_start_failure "start of an unknown project fails (foreground)" \
 expect_start_failure "start of an unknown project fails (background mode)" \
 	"no-such-project|unknown|not found" "$W/mnt-unknown" \
 	no-such-project "$W/mnt-unknown" --pg "$VSYNC_PG_URL" --cache-dir "$W/cache-fail2"
+
+# A second agent on the cache dir of the running mount: refused before it
+# mounts (it would clobber the first one's journal), the first one intact.
+mkdir -p "$W/mnt-second"
+expect_start_failure "a second mount on the same cache dir fails" \
+	"cache dir '$CACHE' is in use by another vsync-mount \(pid $VS_MOUNT_PID\)" \
+	"$W/mnt-second" "$PROJECT" "$W/mnt-second" -f --pg "$VSYNC_PG_URL" --cache-dir "$CACHE"
+vs_check_eq "a second mount on the same cache dir: exit status" 1 "$START_RC"
+vs_check "the first mount still serves after the refused second one" \
+	cmp "$MNT/docs/README.md" "$TREE/docs/README.md"
+vs_check "the first mount still writes node_modules/ after the refused second one" \
+	sh -c 'echo again >"$1/node_modules/second.txt" && [ "$(cat "$1/node_modules/second.txt")" = again ]' _ "$MNT"
 
 mkdir -p "$W/mnt-nopg"
 expect_start_failure "start with PostgreSQL unreachable and no cached manifest fails" \

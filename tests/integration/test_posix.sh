@@ -23,8 +23,12 @@
 # semantics in node_modules/, refused with EPERM on synced paths), 256-byte
 # names (ENAMETOOLONG; 255 bytes work), ENOTDIR through a file and EISDIR
 # for a directory opened for writing, readdir (exact entries and d_type),
-# and three editors' saves: temp + fsync + rename over, vim's backup~
-# rename + new file + unlink, and write in place with O_TRUNC.
+# three editors' saves: temp + fsync + rename over, vim's backup~
+# rename + new file + unlink, and write in place with O_TRUNC; and shared
+# writable mmap (stores through MAP_SHARED, in a part grown by ftruncate
+# and through a mapping that outlives its descriptor, then msync and
+# fsync: read(2) and a fresh mapping see them, and on a synced path
+# `vsyncctl cat` has them right after the fsync).
 # The cases run only when named - 255-byte names at every level of a path
 # of about 4,000 bytes (and past PATH_MAX with *at() calls), the top of it
 # renamed; FIFOs (mkfifo, mknod), a unix socket bound, connected to and
@@ -102,6 +106,13 @@ vs_mount w "$MNT" --cache-dir "$W/cache" --writable --author posix || exit 1
 mkdir "$MNT/conf" "$MNT/cross" && mkdir -p "$MNT/node_modules/conf" "$MNT/node_modules/cross"
 conf "synced dir" "$MNT/conf"
 vs_check "synced dir: hard links are refused with EPERM" grep -qx 'ok link (refused: EPERM)' <<<"$CONF_OUT"
+# Shared writable mmap on a synced path: the case's fsync returned, so
+# PostgreSQL has what was stored through the mappings at once (no poll),
+# byte for byte what the same case left on the plain directory.
+mkdir "$MNT/mmap"
+conf "synced dir, mmap alone" "$MNT/mmap" mmap_shared
+vs_check "mmap_shared: PostgreSQL has the mapped writes right after fsync (vsyncctl cat)" \
+	sh -c '"$1" cat w mmap/mmap_shared/mapped.bin | cmp - "$2"' _ "$CTL" "$W/local/mmap_shared/mapped.bin"
 conf "local-only dir" "$MNT/node_modules/conf"
 vs_check "local-only dir: hard links work" grep -qx 'ok link' <<<"$CONF_OUT"
 conf "local-only dir" "$MNT/node_modules/conf" "${NAMED[@]}"

@@ -10,6 +10,8 @@
  *  - vs_cache_init creating objects/, tmp/, projects/, reopening an
  *    existing dir, and failing on a path under a regular file with
  *    nothing held;
+ *  - vs_cache_lock: a second lock refused with -EWOULDBLOCK naming the
+ *    holder's pid, taken again once the first fd is closed;
  *  - store then open returns the stored bytes (also the empty object);
  *    storing twice; nothing left in tmp/;
  *  - store with bytes that do not match the hash -> -EBADMSG and nothing
@@ -231,6 +233,26 @@ static void test_init_failure(void **state)
 	check_int(-1, c.dir_fd, "dir_fd after a failed init");
 	check_ptr(NULL, c.dir, "dir after a failed init");
 	vs_cache_release(&c); /* harmless after a failed init */
+}
+
+/* One holder at a time: a second open file description (another process,
+ * or the same one) is refused with the holder's pid; released on close. */
+static void test_lock(void **state)
+{
+	struct fixture *f = *state;
+	int fd = -1, fd2 = -1;
+	pid_t holder = -1;
+
+	check_ret(0, vs_cache_lock(&f->cache, &fd, &holder), "first lock");
+	check_bool(true, fd >= 0, "lock fd");
+	check_ret(-EWOULDBLOCK, vs_cache_lock(&f->cache, &fd2, &holder),
+		  "second lock while held");
+	check_int(-1, fd2, "no fd from a refused lock");
+	check_int(getpid(), holder, "holder named");
+	close(fd);
+	check_ret(0, vs_cache_lock(&f->cache, &fd2, &holder),
+		  "lock after the holder closed it");
+	close(fd2);
 }
 
 /* ------------------------------------------------------------ objects */
@@ -527,6 +549,7 @@ int main(void)
 	    cmocka_unit_test(test_object_name),
 	    T(test_init_layout),
 	    T(test_init_failure),
+	    T(test_lock),
 	    T(test_store_open),
 	    T(test_store_wrong_hash),
 	    T(test_bad_hash_string),

@@ -27,6 +27,9 @@
  *    directory removed under the journal, a file size limit hit mid-write
  *    (RLIMIT_FSIZE, as ENOSPC would), a read-only directory (not as
  *    root); the next append then gets the same lseq;
+ *  - two handles on one directory: an entry is never renamed over
+ *    another, a taken lseq (entry or temp file) moves to the next, and
+ *    a reopen finds every entry of both;
  *  - vs_journal_low_water, vs_journal_put_content, vs_uuid_random (v4);
  *  - the "reserve" file (room for entries when the disk is full; used by
  *    test_write_limits.sh) is made at open and is not an entry.
@@ -575,6 +578,60 @@ static void test_malformed_moved_aside(void **state)
 	append_write(f, "d", 8);
 }
 
+struct collected {
+	char paths[8][16];
+	uint64_t lseqs[8];
+	size_t n;
+};
+
+static int collect(void *arg, const struct vs_jentry *e)
+{
+	struct collected *c = arg;
+
+	if (c->n == 8)
+		return -E2BIG;
+	snprintf(c->paths[c->n], sizeof(c->paths[0]), "%.15s", e->path);
+	c->lseqs[c->n++] = e->lseq;
+	return 0;
+}
+
+/* Two handles on one directory (two agents sharing a cache dir, which
+ * vsync-mount's lock prevents): both start at lseq 1, and neither may
+ * rename over the other's entries; a taken lseq moves to the next. */
+static void test_two_handles_lose_nothing(void **state)
+{
+	static const char *const want[] = {"a1", "b1", "a2", "b2", "a3"};
+	struct fixture *f = *state;
+	struct vs_journal *j2 = NULL;
+	struct collected c = {0};
+
+	check_ret(0, vs_journal_open(&j2, f->dir_fd), "open a second handle");
+	append_write(f, "a1", 1);
+	make_write(&f->e, "b1", -1);
+	check_ret(0, vs_journal_append(j2, &f->e), "append 'b1' to handle 2");
+	check_int(2, f->e.lseq, "lseq of 'b1' (1 was taken)");
+	append_write(f, "a2", 3);
+	make_write(&f->e, "b2", -1);
+	check_ret(0, vs_journal_append(j2, &f->e), "append 'b2' to handle 2");
+	check_int(4, f->e.lseq, "lseq of 'b2'");
+	/* a temp file of the other handle's lseq in flight is skipped too */
+	write_raw(f, "00000000000000000005.tmp", "in flight");
+	append_write(f, "a3", 6);
+	assert_int_equal(0, unlinkat(f->dir_fd, "00000000000000000005.tmp", 0));
+	check_int(3, vs_journal_pending(f->j), "pending in handle 1");
+	check_int(2, vs_journal_pending(j2), "pending in handle 2");
+	vs_journal_free(j2);
+	check_int(5, count_files(f, ""), "entry files");
+	reopen(f);
+	check_ret(0, vs_journal_each(f->j, collect, &c), "each");
+	check_int(5, c.n, "entries after a reopen");
+	for (size_t i = 0; i < 5 && i < c.n; i++) {
+		check_str(want[i], c.paths[i], "entry %zu", i);
+		check_int(i + 1 + (i == 4), c.lseqs[i], "lseq of '%s'",
+			  want[i]);
+	}
+}
+
 /* Nothing but the previous entries in the dir, the pending count and the
  * next lseq unchanged. */
 static void check_unchanged(struct fixture *f, const char *what)
@@ -691,6 +748,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_malformed_moved_aside,
 					    fixture_setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_append_leaves_nothing,
+					    fixture_setup, fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_two_handles_lose_nothing,
 					    fixture_setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_put_content, fixture_setup,
 					    fixture_teardown),
