@@ -323,12 +323,12 @@ void synced_rename(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		   const char *newname, unsigned int flags)
 {
 	char from[PATH_MAX], to[PATH_MAX];
+	bool upper;
 	int r = synced_name_ok(newname) ? 0 : -EINVAL;
 
-	if (r == 0)
-		r = fs_upper_path(fs, parent, name, from, sizeof(from));
-	if (r == 0)
-		r = fs_upper_path(fs, newparent, newname, to, sizeof(to));
+	/* (no upper path: too long for the upper layer to hold anything) */
+	upper = fs_upper_path(fs, parent, name, from, sizeof(from)) == 0 &&
+		fs_upper_path(fs, newparent, newname, to, sizeof(to)) == 0;
 	/* over a directory holding local entries: not empty */
 	if (r == 0 && !(flags & RENAME_NOREPLACE) &&
 	    special_dir_busy(fs, newparent, newname))
@@ -337,7 +337,8 @@ void synced_rename(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		r = fsw_rename(fs, parent, name, newparent, newname, flags);
 	if (r == 0) {
 		/* a directory's local entries go with it */
-		special_dir_moved(fs, from, to);
+		if (upper)
+			special_dir_moved(fs, from, to);
 		owner_changed(fs);
 	}
 	fuse_reply_err(req, -r);
@@ -346,7 +347,7 @@ void synced_rename(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 /* While learning, note the first open of synced file @in. */
 static void learn_record(struct vs_fs *fs, struct vs_inode *in)
 {
-	char path[PATH_MAX];
+	char path[VS_PATH_MAX + 1];
 	int64_t until;
 	char *copy;
 
@@ -397,7 +398,7 @@ int vs_fs_learned(struct vs_fs *fs, char ***paths, size_t *n)
 void synced_open(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 		 struct fuse_file_info *fi)
 {
-	char spath[PATH_MAX];
+	char spath[VS_PATH_MAX + 1];
 	int r = 0, fd;
 
 	if (in->kind == VS_KIND_DIR) {

@@ -1247,6 +1247,76 @@ static int c_long_path(void)
 	return 0;
 }
 
+/*
+ * The longest absolute path: directories made one at a time (relative to
+ * a descriptor) until a file's absolute path is exactly 4,095 bytes; it
+ * opens by that path, one byte more is ENAMETOOLONG, and a walk by
+ * descriptors goes on below it. Leaves the files for test_posix.sh to
+ * compare with PostgreSQL.
+ */
+static int c_path_max(void)
+{
+	static char abs[PATH_MAX + 16];
+	char name[256];
+	size_t len, left;
+	int dfd, nfd, fd;
+
+	if (!getcwd(abs, sizeof(abs)))
+		FAIL("expected success got %s (getcwd", errname(errno));
+	len = strlen(abs);
+	OK(dfd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	for (int level = 0; (left = PATH_MAX - 1 - len - 1) > 255; level++) {
+		memset(name, 'a' + level % 26, 200);
+		name[200] = '\0';
+		if (mkdirat(dfd, name, 0755) < 0 ||
+		    (nfd = openat(dfd, name,
+				  O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+			close(dfd);
+			FAIL("expected success got %s (mkdirat at %zu bytes",
+			     errname(errno), len);
+		}
+		close(dfd);
+		dfd = nfd;
+		len +=
+		    (size_t)snprintf(abs + len, sizeof(abs) - len, "/%s", name);
+	}
+	memset(name, 'z', left);
+	name[left] = '\0';
+	snprintf(abs + len, sizeof(abs) - len, "/%s", name);
+	fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0 || write_str(fd, "max") < 0 || fsync(fd) < 0) {
+		int e = errno;
+
+		close(dfd);
+		FAIL("expected success got %s (create of a %zu-byte name at "
+		     "%zu bytes",
+		     errname(e), left, len);
+	}
+	close(fd);
+	EQ("length of the absolute path", PATH_MAX - 1, strlen(abs));
+	CONTENT(abs, "max", 3);
+	snprintf(abs + strlen(abs), sizeof(abs) - strlen(abs), "x");
+	ERR(ENAMETOOLONG, open_close(abs, O_RDONLY));
+	/* deeper, by descriptors */
+	if (mkdirat(dfd, "deeper", 0755) < 0 ||
+	    (nfd = openat(dfd, "deeper", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) <
+		0) {
+		close(dfd);
+		FAIL("expected success got %s (mkdirat deeper", errname(errno));
+	}
+	close(dfd);
+	fd = openat(nfd, "z", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0 || write_str(fd, "past PATH_MAX") < 0 || fsync(fd) < 0) {
+		int e = errno;
+
+		close(nfd);
+		FAIL("expected success got %s (openat deeper/z", errname(e));
+	}
+	close(fd);
+	close(nfd);
+	return 0;
+}
+
 /* paths through a file, and a directory opened for writing */
 static int c_notdir_isdir(void)
 {
@@ -1421,6 +1491,7 @@ static const struct pc_case pc_cases[] = {
     {"link", c_link},
     {"name_max", c_name_max},
     {"long_path", c_long_path},
+    {"path_max", c_path_max},
     {"chown", c_chown},
     {"special", c_special},
     {"notdir_isdir", c_notdir_isdir},
