@@ -360,8 +360,9 @@ static void vs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent_ino,
 		r = resolve_new(fs, parent_ino, name, &parent, &local);
 	if (r < 0)
 		fuse_reply_err(req, -r);
-	else if (local)
-		local_link(req, fs, from, parent, name);
+	else if (local || special_at(fs, from))
+		local_link(req, fs, from, parent, name); /* a special node's
+							  * link stays local */
 	else
 		synced_link(req, fs, parent, name); /* refused */
 }

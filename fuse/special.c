@@ -32,7 +32,6 @@ bool special_mode(mode_t mode)
 bool special_is(struct vs_fs *fs, struct vs_inode *parent, const char *name)
 {
 	char path[PATH_MAX];
-	struct stat st;
 	bool synced;
 
 	if (parent->local)
@@ -42,7 +41,14 @@ bool special_is(struct vs_fs *fs, struct vs_inode *parent, const char *name)
 	pthread_mutex_unlock(&fs->table.lock);
 	return !synced &&
 	       fs_upper_path(fs, parent, name, path, sizeof(path)) == 0 &&
-	       fstatat(fs->cfg.upper_fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       special_at(fs, path);
+}
+
+bool special_at(struct vs_fs *fs, const char *path)
+{
+	struct stat st;
+
+	return fstatat(fs->cfg.upper_fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 	       special_mode(st.st_mode);
 }
 

@@ -22,6 +22,9 @@ bool special_mode(mode_t mode);
  * (and no synced entry)? */
 bool special_is(struct vs_fs *fs, struct vs_inode *parent, const char *name);
 
+/* Is upper path @path (fs.c's resolve()) a special node? */
+bool special_at(struct vs_fs *fs, const char *path);
+
 /* Does synced directory @name of @parent hold local entries (special
  * nodes or local-only names) in the upper layer? Then rmdir is
  * ENOTEMPTY. */

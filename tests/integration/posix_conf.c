@@ -1109,9 +1109,9 @@ static bool listed(const char *name, unsigned char type)
  * FIFOs, unix sockets and device nodes as on a local disk (vsync keeps
  * them local to the mount on synced paths): made, listed, used, renamed
  * (also over a file, and a file over them), counted by rmdir, moved with
- * their directory, removed. Leaves the FIFO "keep" and the regular file
- * "p2" (test_posix.sh checks both after a remount, and that PostgreSQL
- * has only the file).
+ * their directory, hard-linked, removed. Leaves the FIFO "keep" and the regular
+ * file "p2" (test_posix.sh checks both after a remount, and that PostgreSQL has
+ * only the file).
  */
 static int c_special(void)
 {
@@ -1195,6 +1195,16 @@ static int c_special(void)
 	OK(rmdir("d2"));
 	OK(rmdir("e"));
 	OK(mkfifo("keep", 0600));
+	/* a hard link of a FIFO (kept local with it) */
+	OK(link("keep", "keep2"));
+	KIND("keep2", S_IFIFO);
+	{
+		struct stat st;
+
+		OK(lstat("keep", &st));
+		EQ("st_nlink of a linked FIFO", 2, st.st_nlink);
+	}
+	OK(unlink("keep2"));
 	return 0;
 }
 
