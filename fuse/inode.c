@@ -548,6 +548,7 @@ struct vs_inode *inode_synced_replace(struct vs_inode_table *t,
 	}
 	in->mode = old->mode;
 	in->owned = old->owned;
+	in->dir_mode_local = old->dir_mode_local;
 	in->uid = old->uid;
 	in->gid = old->gid;
 	in->parent = dir;

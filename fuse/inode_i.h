@@ -56,6 +56,8 @@ struct vs_inode {
 	 * mount's owner */
 	bool owned;
 	uint32_t uid, gid;
+	bool dir_mode_local; /* a directory's chmod, kept there too (the
+				mode of a directory is not synced) */
 
 	/* synced directories: children sorted by name */
 	struct vs_inode **children;

@@ -8,9 +8,13 @@
  * so a rename moves it and a removal drops it with the entry; a remote
  * change that replaces a file keeps it (inode_synced_replace).
  *
+ * A directory's mode is not synced either (PostgreSQL keeps the mode of
+ * files), so a chmod of a synced directory is recorded the same way.
+ *
  * The records are saved as one text file in the mount's meta directory
- * (cfg.meta_fd): a header line, then "UID GID PATH" per record (a synced
- * path has no control characters, so no newline). It is written whole to
+ * (cfg.meta_fd): a header line, then "UID GID MODE PATH" per record, "-"
+ * for a field not recorded (a synced path has no control characters, so
+ * no newline). It is written whole to
  * a temporary file and renamed over the old one, so a crash leaves the old
  * or the new snapshot, never a mix. To keep chown -R of a big tree linear,
  * a save within OWNER_FLUSH_MS of the last one is left pending and done
@@ -43,6 +47,29 @@
 /* the snapshot's size: a line per synced entry, each under a path's size */
 #define OWNER_FILE_MAX ((size_t)256 << 20)
 
+/*
+ * Parse "UID GID MODE PATH" (each of the three "-" when not recorded:
+ * @set says which are) into @v; the path, or NULL for a bad line.
+ */
+static char *parse_fields(char *line, uint64_t v[3], bool set[3])
+{
+	static const uint64_t max[3] = {UINT32_MAX - 1, UINT32_MAX - 1, 07777};
+	char *p = line;
+
+	for (int i = 0; i < 3; i++) {
+		char *sp = strchr(p, ' ');
+
+		if (!sp)
+			return NULL;
+		set[i] = !(sp - p == 1 && *p == '-');
+		if (set[i] && vs_parse_u64_n(&v[i], p, (size_t)(sp - p),
+					     i == 2 ? 8 : 10, 0, max[i]) < 0)
+			return NULL;
+		p = sp + 1;
+	}
+	return *p ? p : NULL;
+}
+
 int owner_load(struct vs_fs *fs)
 {
 	char *buf = NULL, *line, *next;
@@ -70,29 +97,31 @@ int owner_load(struct vs_fs *fs)
 	}
 	pthread_mutex_lock(&fs->table.lock);
 	for (line = buf + hl; *line; line = next) {
-		char *sp1, *sp2, *nl = strchr(line, '\n');
-		uint64_t uid, gid;
+		char *nl = strchr(line, '\n'), *path;
+		uint64_t v[3];
+		bool set[3];
 		struct vs_inode *in;
 
 		next = nl ? nl + 1 : line + strlen(line);
 		if (nl)
 			*nl = '\0';
-		sp1 = strchr(line, ' ');
-		sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-		if (!sp2 ||
-		    vs_parse_u64_n(&uid, line, (size_t)(sp1 - line), 10, 0,
-				   UINT32_MAX - 1) < 0 ||
-		    vs_parse_u64_n(&gid, sp1 + 1, (size_t)(sp2 - sp1 - 1), 10,
-				   0, UINT32_MAX - 1) < 0) {
+		path = parse_fields(line, v, set);
+		if (!path) {
 			vs_warn("ignoring a bad line in the owners file");
 			continue;
 		}
-		in = inode_lookup_path(&fs->table, sp2 + 1);
+		in = inode_lookup_path(&fs->table, path);
 		if (!in || in->local)
 			continue; /* gone while unmounted */
-		in->owned = true;
-		in->uid = (uint32_t)uid;
-		in->gid = (uint32_t)gid;
+		if (set[0] && set[1]) {
+			in->owned = true;
+			in->uid = (uint32_t)v[0];
+			in->gid = (uint32_t)v[1];
+		}
+		if (set[2] && in->kind == VS_KIND_DIR) {
+			in->mode = (uint32_t)v[2];
+			in->dir_mode_local = true;
+		}
 		atomic_store(&fs->owner_any, true);
 	}
 	pthread_mutex_unlock(&fs->table.lock);
@@ -104,9 +133,17 @@ int owner_load(struct vs_fs *fs)
  * 0 or -ENOMEM. */
 static int owner_dump(struct vs_inode *in, char *path, FILE *out)
 {
-	if (in->owned && !in->local && !in->removed && in->parent &&
-	    inode_path(in, path, VS_PATH_MAX + 1) == 0)
-		fprintf(out, "%u %u %s\n", in->uid, in->gid, path);
+	if ((in->owned || in->dir_mode_local) && !in->local && !in->removed &&
+	    in->parent && inode_path(in, path, VS_PATH_MAX + 1) == 0) {
+		if (in->owned)
+			fprintf(out, "%u %u ", in->uid, in->gid);
+		else
+			fputs("- - ", out);
+		if (in->dir_mode_local)
+			fprintf(out, "%o %s\n", in->mode & 07777, path);
+		else
+			fprintf(out, "- %s\n", path);
+	}
 	for (size_t i = 0; i < in->nchildren; i++)
 		owner_dump(in->children[i], path, out);
 	return ferror(out) ? -ENOMEM : 0;
@@ -251,6 +288,17 @@ void owner_created(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in)
 	in->owned = true;
 	in->uid = ctx->uid;
 	in->gid = gid;
+	pthread_mutex_unlock(&fs->table.lock);
+	atomic_store(&fs->owner_any, true);
+	owner_touch(fs, false);
+}
+
+void owner_dir_chmod(struct vs_fs *fs, struct vs_inode *in)
+{
+	if (in->kind != VS_KIND_DIR)
+		return;
+	pthread_mutex_lock(&fs->table.lock);
+	in->dir_mode_local = true;
 	pthread_mutex_unlock(&fs->table.lock);
 	atomic_store(&fs->owner_any, true);
 	owner_touch(fs, false);

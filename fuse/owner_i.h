@@ -1,7 +1,8 @@
 /*
  * owner_i.h - owners of synced paths (owner.c): uid and gid kept per
  * mount in the cache directory, never synced (PostgreSQL stores no
- * owner). Internal to fuse/.
+ * owner), and the modes of synced directories (not synced either).
+ * Internal to fuse/.
  *
  * An inode with no record shows the mount's owner (cfg.uid/gid). The
  * records live on the inodes (in->owned, uid, gid, under table.lock), so
@@ -32,6 +33,10 @@ int owner_chown(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 /* chmod(2) of synced @in by @req's caller: EPERM unless root or the
  * owner (the kernel checks this itself with default_permissions). */
 int owner_may_chmod(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in);
+
+/* chmod of synced @in done: a directory's mode is kept here (files'
+ * modes are synced). */
+void owner_dir_chmod(struct vs_fs *fs, struct vs_inode *in);
 
 /* A new synced entry @in made by @req's caller: owned by the caller
  * where that is not the mount's owner (only with allow_other). */

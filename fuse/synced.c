@@ -151,6 +151,8 @@ void synced_setattr(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 	valid &= ~(FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID);
 	if (r == 0 && valid)
 		r = fsw_setattr(fs, in, attr, valid);
+	if (r == 0 && (valid & FUSE_SET_ATTR_MODE))
+		owner_dir_chmod(fs, in);
 	/* truncate(2) of a path: no close follows to journal it (an open's
 	 * O_TRUNC comes with the open, atomic_o_trunc) */
 	if (r == 0 && (valid & FUSE_SET_ATTR_SIZE) && !(fi && fi->fh))

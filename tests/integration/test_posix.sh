@@ -39,7 +39,7 @@
 # FIFOs, unix sockets and device nodes (kept local on synced paths: never
 # in PostgreSQL), 15 levels of 243-byte names with a 255-byte file (a
 # 3,915-byte path, compared with PostgreSQL); after a remount the owners,
-# the FIFO and the deep file are still there.
+# a directory's mode, the FIFO and the deep file are still there.
 #
 # Needs /dev/fuse (else exit 77), PostgreSQL (started here).
 
@@ -165,6 +165,8 @@ vs_check_eq "after a remount: the owner of an lchown'd symlink" 2345:6789 \
 	"$(stat -c '%u:%g' "$MNT/conf/chown/l")"
 vs_check_eq "after a remount: a file root kept" 0:0 \
 	"$(stat -c '%u:%g' "$MNT/conf/chown/h")"
+vs_check_eq "after a remount: the mode of a chmod'd directory (kept locally)" 700 \
+	"$(stat -c '%a' "$MNT/conf/chmod/d")"
 vs_check "after a remount: the FIFO is still there" test -p "$MNT/conf/special/keep"
 vs_check "after a remount: listed" sh -c 'ls "$1" | grep -qx keep' _ "$MNT/conf/special"
 vs_check "after a remount: removed" rm "$MNT/conf/special/keep"
