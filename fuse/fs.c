@@ -354,10 +354,12 @@ static void vs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent_ino,
 	int r;
 
 	r = resolve(fs, ino, &in, from, sizeof(from));
-	if (r == 0 && !in->local)
-		r = fs->cfg.journal ? -EPERM : -EROFS; /* no synced links */
 	if (r == 0)
 		r = resolve_new(fs, parent_ino, name, &parent, &local);
+	/* no links of synced files (one row per path): EPERM, or EXDEV into
+	 * a local-only directory, as between two file systems */
+	if (r == 0 && !in->local)
+		r = local ? -EXDEV : fs->cfg.journal ? -EPERM : -EROFS;
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else if (local || special_at(fs, from))

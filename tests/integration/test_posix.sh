@@ -26,8 +26,8 @@
 # and three editors' saves: temp + fsync + rename over, vim's backup~
 # rename + new file + unlink, and write in place with O_TRUNC.
 # The cross cases: renames (files, directories, over an existing file) and
-# hard links between a synced and a local-only directory are EXDEV (a link
-# may be EPERM) and leave both sides intact - checked first between two
+# hard links between a synced and a local-only directory are EXDEV and
+# leave both sides intact - checked first between two
 # local file systems (/tmp and /dev/shm) for the same reason as above.
 # Afterwards PostgreSQL equals the mount for everything the cases left in
 # the synced directory (kinds, file bytes and modes, symlink targets), and
