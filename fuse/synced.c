@@ -297,6 +297,21 @@ void synced_create(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 	fuse_reply_create(req, &e, fi);
 }
 
+/* Is @name of @parent a synced directory whose upper directory holds
+ * local entries (listed by readdir, so not empty)? */
+static bool dir_busy(struct vs_fs *fs, struct vs_inode *parent,
+		     const char *name)
+{
+	struct vs_inode *in;
+	bool dir;
+
+	pthread_mutex_lock(&fs->table.lock);
+	in = inode_child_find(parent, name);
+	dir = in && in->kind == VS_KIND_DIR;
+	pthread_mutex_unlock(&fs->table.lock);
+	return dir && special_dir_busy(fs, parent, name);
+}
+
 void synced_remove(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		   const char *name, bool dir)
 {
@@ -306,7 +321,7 @@ void synced_remove(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 	if (fs->cfg.journal) {
 		/* a directory with local entries in the upper layer is not
 		 * empty (they are listed) */
-		r = dir && special_dir_busy(fs, parent, name) ? -ENOTEMPTY : 0;
+		r = dir && dir_busy(fs, parent, name) ? -ENOTEMPTY : 0;
 		if (r == 0)
 			r = fsw_remove(fs, parent, name, dir);
 		if (r == 0)
@@ -333,7 +348,7 @@ void synced_rename(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		fs_upper_path(fs, newparent, newname, to, sizeof(to)) == 0;
 	/* over a directory holding local entries: not empty */
 	if (r == 0 && !(flags & RENAME_NOREPLACE) &&
-	    special_dir_busy(fs, newparent, newname))
+	    dir_busy(fs, newparent, newname))
 		r = -ENOTEMPTY;
 	if (r == 0)
 		r = fsw_rename(fs, parent, name, newparent, newname, flags);
