@@ -251,10 +251,8 @@ int owner_chown(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 	in->uid = new_uid;
 	in->gid = new_gid;
 	in->owned = new_uid != fs->cfg.uid || new_gid != fs->cfg.gid;
-	/* as on disk, a chown by anyone but root clears set-id bits (the
-	 * kernel asks for that with a mode change of its own) */
-	if (ctx->uid != 0 && in->kind != VS_KIND_DIR)
-		in->mode &= ~(mode_t)(S_ISUID | S_ISGID);
+	/* (the set-id bits a chown clears come as a mode change in the
+	 * same request, from the kernel: synced like any chmod) */
 	pthread_mutex_unlock(&fs->table.lock);
 	atomic_store(&fs->owner_any, true);
 	owner_touch(fs, false);

@@ -1047,6 +1047,12 @@ static int c_chown(void)
 	OWNER("g", 1234, 42);
 	OK(put("g", "saved in place"));
 	OWNER("g", 1234, 42);
+	/* a chown clears a file's set-user-ID bit, even root's */
+	OK(put("s", "#!/bin/sh\n"));
+	OK(chmod("s", 04755));
+	OK(chown("s", 1234, (gid_t)-1));
+	MODE("s", 0755);
+	OWNER("s", 1234, 0);
 	OK(put("h", "root's"));
 	OWNER("h", 0, 0);
 	OK(chmod(".", 0755));
