@@ -244,7 +244,15 @@ void synced_mkdir(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		  const char *name, mode_t mode)
 {
 	int r = may_create(fs, parent, name);
+	bool setgid;
 
+	/* as mkdir(2): a directory made in a setgid one is setgid too (and
+	 * has its group: owner_created) */
+	pthread_mutex_lock(&fs->table.lock);
+	setgid = parent->mode & S_ISGID;
+	pthread_mutex_unlock(&fs->table.lock);
+	if (setgid)
+		mode |= S_ISGID;
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else

@@ -1034,6 +1034,15 @@ static int c_chown(void)
 	OWNER("f", 1234, 5678);
 	OK(chown("d", 3456, 3456));
 	OWNER("d", 3456, 3456);
+	/* a setgid directory gives its group, and to a directory its bit */
+	OK(chmod("d", 02755));
+	OK(mkdir("d/sub", 0755));
+	OK(put("d/f", "x"));
+	OWNER("d/sub", 0, 3456);
+	MODE("d/sub", 02755);
+	OWNER("d/f", 0, 3456);
+	MODE("d/f", 0644);
+	OK(chmod("d", 0755));
 	OK(fd = open("f", O_RDONLY | O_CLOEXEC));
 	OK(fchown(fd, (uid_t)-1, 42));
 	OK(close(fd));
