@@ -712,7 +712,8 @@ static void daemonize(int *fd_out)
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-	struct vs_fs_config cfg = {.work_fd = -1, .upper_fd = -1};
+	struct vs_fs_config cfg = {
+	    .work_fd = -1, .upper_fd = -1, .meta_fd = -1};
 	struct vs_content *content = NULL;
 	struct vs_cache cache = {.dir_fd = -1};
 	struct vs_mount_opts o;
@@ -814,6 +815,11 @@ int main(int argc, char **argv)
 	cfg.single_thread = o.single_thread;
 	cfg.uid = getuid();
 	cfg.gid = getgid();
+	/* owners of synced paths: local metadata, never synced */
+	if (vs_cache_project_dir(&cache, id, "meta", &cfg.meta_fd) < 0)
+		vs_warn("no meta directory in '%s': chown of synced paths "
+			"will not be kept across remounts",
+			o.cache_dir);
 	if (o.writable) {
 		r = open_writable(&o, &cache, id, &ctx, &cfg);
 		if (r < 0)
@@ -870,6 +876,8 @@ out:
 		close(ctx.journal_fd);
 	if (cfg.work_fd >= 0)
 		close(cfg.work_fd);
+	if (cfg.meta_fd >= 0)
+		close(cfg.meta_fd);
 	if (ctx.log_fd >= 0)
 		close(ctx.log_fd);
 	if (ctx.daemon_fd >= 0)

@@ -35,6 +35,8 @@
 
 #include "fs_i.h"
 #include "local_i.h"
+#include "owner_i.h"
+#include "special_i.h"
 #include "synced_i.h"
 #include "vsync/log.h"
 #include "vsync/banned.h"
@@ -125,12 +127,14 @@ static int resolve(struct vs_fs *fs, fuse_ino_t ino, struct vs_inode **in_out)
 	return 0;
 }
 
-/* Is the entry @name of @parent on a local-only path? */
+/* Is the entry @name of @parent on a local-only path, or a special node
+ * kept local in a synced directory (special_i.h)? */
 static bool is_local_target(struct vs_fs *fs, struct vs_inode *parent,
 			    const char *name)
 {
 	return parent->local ||
-	       vs_name_is_local(&fs->cfg.local, name, strlen(name));
+	       vs_name_is_local(&fs->cfg.local, name, strlen(name)) ||
+	       special_is(fs, parent, name);
 }
 
 /*
@@ -278,7 +282,7 @@ static void vs_mknod(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 	else if (local)
 		local_mknod(req, fs, parent, name, mode, rdev);
 	else
-		synced_mknod(req, fs, parent, name, mode);
+		synced_mknod(req, fs, parent, name, mode, rdev);
 }
 
 static void vs_mkdir(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
@@ -332,14 +336,17 @@ static void vs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent_ino,
 	int r;
 
 	r = resolve(fs, ino, &in);
-	if (r == 0 && !in->local)
-		r = fs->cfg.journal ? -EPERM : -EROFS; /* no synced links */
 	if (r == 0)
 		r = resolve_new(fs, parent_ino, name, &parent, &local);
+	/* no links of synced files (one row per path): EPERM, or EXDEV into
+	 * a local-only directory, as between two file systems */
+	if (r == 0 && !in->local)
+		r = local ? -EXDEV : fs->cfg.journal ? -EPERM : -EROFS;
 	if (r < 0)
 		fuse_reply_err(req, -r);
-	else if (local)
-		local_link(req, fs, in, parent, name);
+	else if (local || special_inode(in))
+		local_link(req, fs, in, parent, name); /* a special node's
+							* link stays local */
 	else
 		synced_link(req, fs, parent, name); /* refused */
 }
@@ -394,6 +401,13 @@ static void vs_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 	    resolve(fs, newparent_ino, &newparent) == 0) {
 		src_local = is_local_target(fs, parent, name);
 		dst_local = is_local_target(fs, newparent, newname);
+		if (!parent->local && !newparent->local &&
+		    (special_is(fs, parent, name) ||
+		     special_is(fs, newparent, newname))) {
+			special_rename(req, fs, parent, name, newparent,
+				       newname, flags);
+			return;
+		}
 		if (!src_local && !dst_local) {
 			synced_rename(req, fs, parent, name, newparent, newname,
 				      flags);
@@ -675,6 +689,7 @@ int vs_fs_new(struct vs_fs **out, const struct vs_fs_config *cfg,
 	pthread_mutex_init(&fs->learn_lock, NULL);
 	pthread_mutex_init(&fs->own_lock, NULL);
 	pthread_mutex_init(&fs->ns_lock, NULL);
+	pthread_mutex_init(&fs->owner_lock, NULL);
 	r = inode_table_init(&fs->table);
 	if (r < 0) {
 		free(fs);
@@ -683,6 +698,8 @@ int vs_fs_new(struct vs_fs **out, const struct vs_fs_config *cfg,
 	r = inode_table_build(&fs->table, m, &cfg->local);
 	if (r == 0 && cfg->journal)
 		r = fsw_overlay_journal(fs);
+	if (r == 0)
+		r = owner_load(fs);
 	if (r < 0) {
 		vs_fs_free(fs);
 		return r;
@@ -703,6 +720,7 @@ void vs_fs_free(struct vs_fs *fs)
 	pthread_mutex_destroy(&fs->learn_lock);
 	pthread_mutex_destroy(&fs->own_lock);
 	pthread_mutex_destroy(&fs->ns_lock);
+	pthread_mutex_destroy(&fs->owner_lock);
 	inode_table_release(&fs->table);
 	free(fs);
 }
@@ -738,6 +756,7 @@ int vs_fs_run(struct vs_fs *fs, struct fuse_args *args,
 	r = r < 0 ? r : 0; /* a positive value is the signal that ended it */
 	/* no RELEASE comes for what is still open: save it now */
 	fsw_save_all(fs);
+	owner_flush(fs);
 out_unmount:
 	/* unmounting fails any call the updater still has on the mount */
 	fuse_session_unmount(se);

@@ -88,6 +88,13 @@ struct vs_fs {
 	_Atomic int64_t learn_until_ms; /* monotonic; 0: not learning */
 	char **learned;
 	size_t nlearned;
+
+	/* owners of synced paths (owner.c): owner_dirty and owner_saved_ms
+	 * under owner_lock; owner_any is set once any record exists */
+	pthread_mutex_t owner_lock;
+	bool owner_dirty;
+	int64_t owner_saved_ms;
+	atomic_bool owner_any;
 };
 
 /* ---- shared by the handlers (fs.c) ---- */

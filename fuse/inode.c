@@ -580,6 +580,10 @@ struct vs_inode *inode_synced_replace(struct vs_inode_table *t,
 		return NULL;
 	}
 	in->mode = old->mode;
+	in->owned = old->owned;
+	in->dir_mode_local = old->dir_mode_local;
+	in->uid = old->uid;
+	in->gid = old->gid;
 	in->parent = dir;
 	dir->children[pos] = in;
 	old->parent = NULL;

@@ -61,6 +61,12 @@ struct vs_inode {
 	int64_t version;
 	char hash[VS_HASH_HEX_LEN + 1];
 	char *target; /* symlink target */
+	/* owner kept per mount, never synced (owner.c); !owned: the
+	 * mount's owner */
+	bool owned;
+	uint32_t uid, gid;
+	bool dir_mode_local; /* a directory's chmod, kept there too (the
+				mode of a directory is not synced) */
 
 	/* synced directories: children sorted by name */
 	struct vs_inode **children;

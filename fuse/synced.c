@@ -29,6 +29,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "local_i.h"
+#include "owner_i.h"
+#include "special_i.h"
 #include "synced_i.h"
 #include "vsync/clock.h"
 #include "vsync/content.h"
@@ -64,8 +67,8 @@ void synced_stat(const struct vs_fs *fs, const struct vs_inode *in,
 	st->st_mode = kind_type(in->kind) | (in->mode & 07777);
 	/* an unlinked file still open somewhere has no links left */
 	st->st_nlink = in->removed ? 0 : in->kind == VS_KIND_DIR ? 2 : 1;
-	st->st_uid = fs->cfg.uid;
-	st->st_gid = fs->cfg.gid;
+	st->st_uid = in->owned ? in->uid : fs->cfg.uid;
+	st->st_gid = in->owned ? in->gid : fs->cfg.gid;
 	st->st_size = (off_t)in->size;
 	st->st_blksize = 4096;
 	st->st_blocks = (blkcnt_t)((in->size + 511) / 512);
@@ -138,8 +141,18 @@ void synced_setattr(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 		    const struct stat *attr, int valid,
 		    struct fuse_file_info *fi)
 {
-	int r = fs->cfg.journal ? fsw_setattr(fs, in, attr, valid) : -EROFS;
+	int r = fs->cfg.journal ? 0 : -EROFS;
 
+	/* the owner is local metadata (owner.c); the rest goes to write.c */
+	if (r == 0 && (valid & FUSE_SET_ATTR_MODE))
+		r = owner_may_chmod(req, fs, in);
+	if (r == 0 && (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
+		r = owner_chown(req, fs, in, attr, valid);
+	valid &= ~(FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID);
+	if (r == 0 && valid)
+		r = fsw_setattr(fs, in, attr, valid);
+	if (r == 0 && (valid & FUSE_SET_ATTR_MODE))
+		owner_dir_chmod(fs, in);
 	/* truncate(2) of a path: no close follows to journal it (an open's
 	 * O_TRUNC comes with the open, atomic_o_trunc) */
 	if (r == 0 && (valid & FUSE_SET_ATTR_SIZE) && !(fi && fi->fh))
@@ -184,7 +197,7 @@ static int may_create(struct vs_fs *fs, struct vs_inode *parent,
 	pthread_mutex_lock(&fs->table.lock);
 	exists = inode_child_find(parent, name) != NULL;
 	pthread_mutex_unlock(&fs->table.lock);
-	if (exists)
+	if (exists || special_is(fs, parent, name))
 		return -EEXIST;
 	if (!fs->cfg.journal)
 		return -EROFS;
@@ -205,16 +218,22 @@ static void create_reply(fuse_req_t req, struct vs_fs *fs,
 		fuse_reply_err(req, -r);
 		return;
 	}
+	owner_created(req, fs, in);
 	reply_entry(req, fs, in);
 }
 
 void synced_mknod(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
-		  const char *name, mode_t mode)
+		  const char *name, mode_t mode, dev_t rdev)
 {
 	int r = may_create(fs, parent, name);
 
+	if (r == 0 && special_mode(mode)) {
+		/* kept local to the mount, never synced (special_i.h) */
+		local_mknod(req, fs, parent, name, mode, rdev);
+		return;
+	}
 	if (r == 0 && !S_ISREG(mode))
-		r = -EPERM; /* no fifos or devices */
+		r = -EINVAL;
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
@@ -225,7 +244,15 @@ void synced_mkdir(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		  const char *name, mode_t mode)
 {
 	int r = may_create(fs, parent, name);
+	bool setgid;
 
+	/* as mkdir(2): a directory made in a setgid one is setgid too (and
+	 * has its group: owner_created) */
+	pthread_mutex_lock(&fs->table.lock);
+	setgid = parent->mode & S_ISGID;
+	pthread_mutex_unlock(&fs->table.lock);
+	if (setgid)
+		mode |= S_ISGID;
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
@@ -269,12 +296,28 @@ void synced_create(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		fuse_reply_err(req, -r);
 		return;
 	}
+	owner_created(req, fs, in);
 	pthread_mutex_lock(&fs->table.lock);
 	synced_entry(fs, in, &e);
 	pthread_mutex_unlock(&fs->table.lock);
 	fi->fh = SYNCED_WRITER;
 	fi->keep_cache = 1;
 	fuse_reply_create(req, &e, fi);
+}
+
+/* Is @name of @parent a synced directory whose upper directory holds
+ * local entries (listed by readdir, so not empty)? */
+static bool dir_busy(struct vs_fs *fs, struct vs_inode *parent,
+		     const char *name)
+{
+	struct vs_inode *in;
+	bool dir;
+
+	pthread_mutex_lock(&fs->table.lock);
+	in = inode_child_find(parent, name);
+	dir = in && in->kind == VS_KIND_DIR;
+	pthread_mutex_unlock(&fs->table.lock);
+	return dir && special_dir_busy(fs, parent, name);
 }
 
 void synced_remove(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
@@ -284,7 +327,13 @@ void synced_remove(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 	int r;
 
 	if (fs->cfg.journal) {
-		r = fsw_remove(fs, parent, name, dir);
+		/* a directory with local entries in the upper layer is not
+		 * empty (they are listed) */
+		r = dir && dir_busy(fs, parent, name) ? -ENOTEMPTY : 0;
+		if (r == 0)
+			r = fsw_remove(fs, parent, name, dir);
+		if (r == 0)
+			owner_changed(fs);
 		fuse_reply_err(req, -r);
 		return;
 	}
@@ -298,17 +347,32 @@ void synced_rename(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		   const char *name, struct vs_inode *newparent,
 		   const char *newname, unsigned int flags)
 {
-	int r = synced_name_ok(newname)
-		    ? fsw_rename(fs, parent, name, newparent, newname, flags)
-		    : -EINVAL;
+	char from[PATH_MAX], to[PATH_MAX];
+	bool upper;
+	int r = synced_name_ok(newname) ? 0 : -EINVAL;
 
+	/* (no upper path: too long for the upper layer to hold anything) */
+	upper = fs_upper_path(fs, parent, name, from, sizeof(from)) == 0 &&
+		fs_upper_path(fs, newparent, newname, to, sizeof(to)) == 0;
+	/* over a directory holding local entries: not empty */
+	if (r == 0 && !(flags & RENAME_NOREPLACE) &&
+	    dir_busy(fs, newparent, newname))
+		r = -ENOTEMPTY;
+	if (r == 0)
+		r = fsw_rename(fs, parent, name, newparent, newname, flags);
+	if (r == 0) {
+		/* a directory's local entries go with it */
+		if (upper)
+			special_dir_moved(fs, from, to);
+		owner_changed(fs);
+	}
 	fuse_reply_err(req, -r);
 }
 
 /* While learning, note the first open of synced file @in. */
 static void learn_record(struct vs_fs *fs, struct vs_inode *in)
 {
-	char path[PATH_MAX];
+	char path[VS_PATH_MAX + 1];
 	int64_t until;
 	char *copy;
 
@@ -359,7 +423,7 @@ int vs_fs_learned(struct vs_fs *fs, char ***paths, size_t *n)
 void synced_open(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 		 struct fuse_file_info *fi)
 {
-	char spath[PATH_MAX];
+	char spath[VS_PATH_MAX + 1];
 	int r = 0, fd;
 
 	if (in->kind == VS_KIND_DIR) {
@@ -465,7 +529,7 @@ void synced_readdir(fuse_req_t req, struct vs_fs *fs, struct vs_inode *dir,
 		    struct fs_dirbuf *b, off_t off)
 {
 	char path[PATH_MAX];
-	size_t n, k;
+	size_t n, k, nlocal = 0;
 	off_t pos;
 
 	pthread_mutex_lock(&fs->table.lock);
@@ -492,8 +556,9 @@ void synced_readdir(fuse_req_t req, struct vs_fs *fs, struct vs_inode *dir,
 		}
 	}
 	pthread_mutex_unlock(&fs->table.lock);
-	for (k = (size_t)(pos - (off_t)(2 + n));
-	     fs->cfg.local.names && fs->cfg.local.names[k]; k++) {
+	while (fs->cfg.local.names && fs->cfg.local.names[nlocal])
+		nlocal++;
+	for (k = (size_t)(pos - (off_t)(2 + n)); k < nlocal; k++) {
 		const char *name = fs->cfg.local.names[k];
 		struct stat st;
 
@@ -506,4 +571,6 @@ void synced_readdir(fuse_req_t req, struct vs_fs *fs, struct vs_inode *dir,
 				   st.st_mode & S_IFMT, (off_t)(2 + n + k + 1)))
 			return;
 	}
+	/* then FIFOs, sockets and devices kept local (special_i.h) */
+	special_readdir(req, fs, dir, b, (off_t)(2 + n + nlocal), off);
 }

@@ -30,8 +30,9 @@ void synced_setattr(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 void synced_readlink(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in);
 
 /* Creations of @name in directory @parent (checked by fs.c) */
+/* a FIFO, socket or device is made local (special_i.h) */
 void synced_mknod(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
-		  const char *name, mode_t mode);
+		  const char *name, mode_t mode, dev_t rdev);
 void synced_mkdir(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		  const char *name, mode_t mode);
 void synced_symlink(fuse_req_t req, struct vs_fs *fs, const char *link,

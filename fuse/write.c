@@ -110,7 +110,7 @@ static int journal(struct vs_fs *fs, struct vs_jentry *e)
  * exclusive. */
 static int ensure_content(struct vs_fs *fs, struct vs_inode *in)
 {
-	char path[PATH_MAX];
+	char path[VS_PATH_MAX + 1];
 	int r, fd;
 
 	if (in->fd >= 0 || !in->hash[0])
@@ -435,7 +435,7 @@ int fsw_create(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	       enum vs_kind kind, mode_t mode, const char *target,
 	       struct vs_inode **out)
 {
-	char path[PATH_MAX];
+	char path[VS_PATH_MAX + 1];
 	struct vs_inode *in = NULL;
 	int r, wfd = -1;
 
@@ -504,7 +504,7 @@ out_locked:
 int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	       bool dir)
 {
-	char path[PATH_MAX];
+	char path[VS_PATH_MAX + 1];
 	struct vs_inode *in;
 	int r = 0;
 
@@ -554,11 +554,27 @@ static void forget_versions(struct vs_inode *dir)
 	}
 }
 
+/* The length of the longest path under @in, relative to it with a
+ * leading '/' ("/a/b": 4), 0 for a leaf. Table locked. */
+static size_t subtree_len(const struct vs_inode *in)
+{
+	size_t max = 0;
+
+	for (size_t i = 0; i < in->nchildren; i++) {
+		const struct vs_inode *c = in->children[i];
+		size_t len = 1 + strlen(c->name) + subtree_len(c);
+
+		if (len > max)
+			max = len;
+	}
+	return max;
+}
+
 int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	       struct vs_inode *newparent, const char *newname,
 	       unsigned int flags)
 {
-	char from[PATH_MAX], to[PATH_MAX], op[VS_UUID_BUFSZ];
+	char from[VS_PATH_MAX + 1], to[VS_PATH_MAX + 1], op[VS_UUID_BUFSZ];
 	struct vs_inode *in, *old, *file = NULL;
 	bool over_dir = false;
 	uint64_t lseq;
@@ -623,6 +639,10 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 		snprintf(to + len, sizeof(to) - len, "%s%s",
 			 newparent != fs->table.root ? "/" : "", newname);
 	}
+	/* and every path under a directory: PostgreSQL would refuse the
+	 * move for good (a limit a local disk does not have) */
+	if (r == 0 && strlen(to) + subtree_len(in) > VS_PATH_MAX)
+		r = -ENAMETOOLONG;
 	if (r == 0 && old)
 		over_dir = old->kind == VS_KIND_DIR;
 out:
@@ -676,7 +696,7 @@ unlock:
 static int overlay_parent(struct vs_inode_table *t, const char *path,
 			  struct vs_inode **dir, const char **name)
 {
-	char parent[PATH_MAX];
+	char parent[VS_PATH_MAX + 1];
 	const char *slash = strrchr(path, '/');
 
 	*name = slash ? slash + 1 : path;

@@ -27,8 +27,10 @@ struct vs_fs_config {
 	double attr_timeout;
 	bool foreground;
 	bool single_thread;
-	uid_t uid; /* owner shown for synced files */
+	uid_t uid; /* owner shown for synced files without a chown */
 	gid_t gid;
+	int meta_fd; /* dir of local metadata never synced (the owners of
+			synced paths); -1: none, chown is not kept */
 
 	/* synced paths take writes, journaled here and committed by the
 	 * write-back (NULL, --read-only: synced paths are EROFS) */

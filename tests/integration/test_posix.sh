@@ -36,14 +36,20 @@
 # system is nodev) - run on the plain directory and on the local-only one
 # (synced paths take neither yet).
 # The cross cases: renames (files, directories, over an existing file) and
-# hard links between a synced and a local-only directory are EXDEV (a link
-# may be EPERM) and leave both sides intact - checked first between two
+# hard links between a synced and a local-only directory are EXDEV and
+# leave both sides intact - checked first between two
 # local file systems (/tmp and /dev/shm) for the same reason as above.
 # Afterwards PostgreSQL equals the mount for everything the cases left in
 # the synced directory (kinds, file bytes and modes, symlink targets), and
 # nothing of the local-only run reached PostgreSQL, and no save of the
 # cases was committed as a conflict (each is based on the version before);
 # a change made elsewhere afterwards still reaches the mount.
+# Ownership (chown, lchown, fchown; a non-root owner's chmod and chgrp;
+# EPERM for the rest, as another user on a remount with allow_other),
+# FIFOs, unix sockets and device nodes (kept local on synced paths: never
+# in PostgreSQL), 15 levels of 243-byte names with a 255-byte file (a
+# 3,915-byte path, compared with PostgreSQL); after a remount the owners,
+# a directory's mode, the FIFO and the deep file are still there.
 #
 # Needs /dev/fuse (else exit 77), PostgreSQL (started here).
 
@@ -86,7 +92,7 @@ conf() {
 # The same cases on plain directories: the expectations are POSIX.
 mkdir -p "$W/local" "$W/cross"
 conf "local dir" "$W/local"
-NAMED=(long_path fifo socket mknod_dev)
+NAMED=(long_path_at fifo socket mknod_dev)
 conf "local dir" "$W/local" "${NAMED[@]}"
 SHM=$(mktemp -d /dev/shm/vsync-posix.XXXXXX) && vs_on_exit rm -rf "$SHM"
 if [[ -n "$SHM" ]]; then
@@ -152,6 +158,45 @@ vs_check_eq "no change of the cases was committed as a conflict" 0 \
 printf 'from elsewhere\n' | "$CTL" -q --author elsewhere put w conf/remote.txt -
 vs_check "a change made elsewhere reaches the mount" \
 	vs_poll 10 grep -qx 'from elsewhere' "$MNT/conf/remote.txt"
+
+# special nodes stay local: PostgreSQL has the file the case left, not
+# the FIFO, nor the file a FIFO was renamed over
+pgcat() { "$CTL" cat w "$1" 2>/dev/null; }
+vs_check_eq "special: the file renamed over a FIFO is in PostgreSQL" regular \
+	"$(pgcat conf/special/p2)"
+vs_check "special: no FIFO reached PostgreSQL" sh -c '! "$1" cat w conf/special/keep >/dev/null 2>&1' _ "$CTL"
+vs_check "special: a file a FIFO replaced left PostgreSQL" \
+	vs_poll 10 sh -c '! "$1" cat w conf/special/f >/dev/null 2>&1' _ "$CTL"
+DEEP=$(cd "$MNT/conf/long_path" && find . -type f -printf '%P\n')
+vs_check_eq "long_path: the 3,915-byte path is in PostgreSQL" deeper \
+	"$(pgcat "conf/long_path/$DEEP")"
+
+# ---------------------------------------------------------------- remount
+# Owners (local metadata in the cache dir) and special nodes (in the upper
+# layer) are kept across a remount; this time with -o allow_other, so that
+# another user reaches the mount and the owner checks are the kernel's.
+vs_umount "$MNT"
+vs_mount w "$MNT" --cache-dir "$W/cache" --writable --author posix -o allow_other || exit 1
+vs_check_eq "after a remount: the owner and mode of a chown'd file" "1234:42 640" \
+	"$(stat -c '%u:%g %a' "$MNT/conf/chown/g")"
+vs_check_eq "after a remount: the owner of a chown'd directory" 3456:3456 \
+	"$(stat -c '%u:%g' "$MNT/conf/chown/d")"
+vs_check_eq "after a remount: the owner of an lchown'd symlink" 2345:6789 \
+	"$(stat -c '%u:%g' "$MNT/conf/chown/l")"
+vs_check_eq "after a remount: a file root kept" 0:0 \
+	"$(stat -c '%u:%g' "$MNT/conf/chown/h")"
+vs_check_eq "after a remount: the mode of a chmod'd directory (kept locally)" 700 \
+	"$(stat -c '%a' "$MNT/conf/chmod/d")"
+vs_check "after a remount: the FIFO is still there" test -p "$MNT/conf/special/keep"
+vs_check "after a remount: listed" sh -c 'ls "$1" | grep -qx keep' _ "$MNT/conf/special"
+vs_check "after a remount: removed" rm "$MNT/conf/special/keep"
+vs_check_eq "after a remount: the deep file" deeper \
+	"$(cat "$MNT/conf/long_path/$DEEP")"
+mkdir "$MNT/other"
+conf "synced dir, allow_other" "$MNT/other" chown special
+vs_check "synced dir, allow_other: another user was checked" grep -qx 'ok chown' <<<"$CONF_OUT"
+mkdir -p "$MNT/node_modules/other"
+conf "local-only dir, allow_other" "$MNT/node_modules/other" chown special
 
 vs_umount "$MNT"
 vs_summary

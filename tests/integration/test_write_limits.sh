@@ -20,6 +20,9 @@
 #   - a 3,903-byte path of random hex names is stored in PostgreSQL, and a
 #     write and fsync after it are committed at once (an index on the bare
 #     path once refused it and held back all write-back behind it);
+#   - a path of exactly 4096 bytes is stored, one more byte is
+#     ENAMETOOLONG, and so is a move of a directory that would put a path
+#     under it past 4096 bytes;
 #   - PostgreSQL equals the mount afterwards.
 #
 # Needs /dev/fuse (else exit 77), root (tmpfs), PostgreSQL (started here).
@@ -156,6 +159,30 @@ vs_check "the file after the long path is committed" vs_poll 10 committed src/af
 vs_check "the file at the bottom of the long path is committed" \
 	vs_poll 10 committed "$deep/f.txt" bottom
 vs_check "no refusal logged" sh -c '! grep -q "refused for good" "$1"' _ "$VS_MOUNT_LOG"
+
+# ---------------------------------------------------------------- exactly 4096
+# A path of exactly 4096 bytes (PostgreSQL's limit) is made and stored; one
+# byte more is ENAMETOOLONG. Moving a directory so that a path under it
+# would pass 4096 bytes is ENAMETOOLONG too (PostgreSQL would refuse the
+# move for good), and moves nothing.
+# ("src", 16 levels of 250 bytes: 4019; then a 76-byte name)
+edge=src
+for ((i = 0; i < 15; i++)); do edge+=/$long; done
+edge+=/$(printf 'e%.0s' {1..250})
+vs_check_eq "the directory for the 4096-byte paths: 4019 bytes" 4019 "${#edge}"
+last76=$(printf 'x%.0s' {1..76})
+vs_check "mkdir -p of it" sh -c 'cd "$1" && for c in $(echo "$2" | tr / " "); do mkdir -p "$c" && cd "$c" || exit 1; done' _ "$MNT" "$edge"
+vs_check "a file at exactly 4096 bytes of path" sh -c 'cd "$1" && for c in $(echo "$2" | tr / " "); do cd "$c" || exit 1; done && echo edge >"$3"' _ "$MNT" "$edge" "$last76"
+expect_errno "one byte more is ENAMETOOLONG" "File name too long" \
+	sh -c 'cd "$1" && for c in $(echo "$2" | tr / " "); do cd "$c" || exit 1; done && echo edge >"$3"' _ "$MNT" "$edge" "${last76}y"
+vs_check "the 4096-byte path is committed" vs_poll 10 committed "$edge/$last76" edge
+mkdir -p "$MNT/src/mv/$long" && echo x >"$MNT/src/mv/$long/f"
+expect_errno "moving a directory so a path under it passes 4096 bytes is ENAMETOOLONG" \
+	"File name too long" sh -c 'cd "$1" && for c in $(echo "$2" | tr / " "); do cd "$c" || exit 1; done && mv -T "$3" mv' _ "$MNT" "$edge" "$MNT/src/mv"
+vs_check "and moves nothing" test -f "$MNT/src/mv/$long/f"
+# (the tools comparing the tree with PostgreSQL take absolute paths)
+vs_check "rm -rf of the tree with the 4096-byte path" rm -rf "$MNT/src/$long"
+vs_check "its removal is committed" vs_poll 10 gone "$edge/$last76"
 
 # ---------------------------------------------------------------- the end
 equal_tree() { vs_mount_equals_pg l "$MNT"; }

@@ -1,0 +1,228 @@
+/*
+ * special.c - FIFOs, sockets and device nodes on synced paths
+ * (special_i.h): where they are in the upper layer.
+ *
+ * Runs on the FUSE threads, with no lock of its own: it reads the upper
+ * layer, and takes table.lock only to compute paths (fs_upper_path).
+ */
+#include "special_i.h"
+
+#include "local_i.h"
+#include "synced_i.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vsync/log.h"
+#include "vsync/banned.h"
+
+bool special_mode(mode_t mode)
+{
+	return S_ISFIFO(mode) || S_ISSOCK(mode) || S_ISCHR(mode) ||
+	       S_ISBLK(mode);
+}
+
+bool special_is(struct vs_fs *fs, struct vs_inode *parent, const char *name)
+{
+	char path[PATH_MAX];
+	bool synced;
+
+	if (parent->local)
+		return false;
+	pthread_mutex_lock(&fs->table.lock);
+	synced = inode_child_find(parent, name) != NULL;
+	pthread_mutex_unlock(&fs->table.lock);
+	return !synced &&
+	       fs_upper_path(fs, parent, name, path, sizeof(path)) == 0 &&
+	       special_at(fs, path);
+}
+
+bool special_inode(struct vs_inode *in)
+{
+	struct stat st;
+
+	return in->local && in->fd >= 0 &&
+	       fstatat(in->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) ==
+		   0 &&
+	       special_mode(st.st_mode);
+}
+
+bool special_at(struct vs_fs *fs, const char *path)
+{
+	struct stat st;
+
+	return fstatat(fs->cfg.upper_fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       special_mode(st.st_mode);
+}
+
+/* Open the upper directory at synced @dir (plus "/@name"), or -1. */
+static DIR *upper_dir(struct vs_fs *fs, struct vs_inode *dir, const char *name)
+{
+	char path[PATH_MAX];
+	DIR *d;
+	int fd;
+
+	if (fs_upper_path(fs, dir, name, path, sizeof(path)) < 0)
+		return NULL;
+	fd = openat(fs->cfg.upper_fd, path,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	d = fdopendir(fd);
+	if (!d)
+		close(fd);
+	return d;
+}
+
+static bool special_type(unsigned char t)
+{
+	return t == DT_FIFO || t == DT_SOCK || t == DT_CHR || t == DT_BLK;
+}
+
+bool special_dir_busy(struct vs_fs *fs, struct vs_inode *parent,
+		      const char *name)
+{
+	DIR *d = upper_dir(fs, parent, name);
+	struct dirent *de;
+	bool busy = false;
+
+	if (!d)
+		return false;
+	while (!busy && (de = readdir(d))) {
+		busy = special_type(de->d_type) ||
+		       (strcmp(de->d_name, ".") != 0 &&
+			strcmp(de->d_name, "..") != 0 &&
+			vs_name_is_local(&fs->cfg.local, de->d_name,
+					 strlen(de->d_name)));
+	}
+	closedir(d);
+	return busy;
+}
+
+/* mkdir -p of the parent of upper path @path */
+static int upper_parents(struct vs_fs *fs, const char *path)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(path);
+
+	if (len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, len + 1);
+	for (char *p = strchr(buf, '/'); p; p = strchr(p + 1, '/')) {
+		*p = '\0';
+		if (mkdirat(fs->cfg.upper_fd, buf, 0755) < 0 &&
+		    errno != EEXIST) {
+			*p = '/';
+			return -errno;
+		}
+		*p = '/';
+	}
+	return 0;
+}
+
+void special_dir_moved(struct vs_fs *fs, const char *from, const char *to)
+{
+	struct stat st;
+	int r;
+
+	if (fstatat(fs->cfg.upper_fd, from, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISDIR(st.st_mode))
+		return;
+	/* an empty leftover at @to (directories leading to a local entry
+	 * that went) is replaced */
+	r = upper_parents(fs, to);
+	if (r == 0 &&
+	    renameat(fs->cfg.upper_fd, from, fs->cfg.upper_fd, to) < 0)
+		r = -errno;
+	if (r < 0)
+		vs_warn("cannot move the local entries of '%s' to '%s': %s",
+			from, to, strerror(-r));
+}
+
+bool special_readdir(fuse_req_t req, struct vs_fs *fs, struct vs_inode *dir,
+		     struct fs_dirbuf *b, off_t base, off_t off)
+{
+	DIR *d = upper_dir(fs, dir, NULL);
+	struct dirent *de;
+	off_t i = 0;
+	bool ok = true;
+
+	if (!d)
+		return true;
+	while (ok && (de = readdir(d))) {
+		if (!special_type(de->d_type) ||
+		    vs_name_is_local(&fs->cfg.local, de->d_name,
+				     strlen(de->d_name)))
+			continue; /* listed with the local-only names */
+		if (base + i >= off)
+			ok = fs_dirbuf_add(req, b, de->d_name, VS_UNKNOWN_INO,
+					   (mode_t)DTTOIF(de->d_type),
+					   base + i + 1);
+		i++;
+	}
+	closedir(d);
+	return ok;
+}
+
+void special_rename(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
+		    const char *name, struct vs_inode *newparent,
+		    const char *newname, unsigned int flags)
+{
+	struct vs_inode *src, *dst;
+	enum vs_kind src_kind = VS_KIND_FILE, dst_kind = VS_KIND_FILE;
+	char path[PATH_MAX];
+	int r = 0;
+
+	pthread_mutex_lock(&fs->table.lock);
+	src = inode_child_find(parent, name);
+	dst = inode_child_find(newparent, newname);
+	if (src)
+		src_kind = src->kind;
+	if (dst)
+		dst_kind = dst->kind;
+	pthread_mutex_unlock(&fs->table.lock);
+	if (!src) {
+		/* a special node moves in the upper layer, over a synced
+		 * file as rename(2) would */
+		if (dst && (flags & RENAME_NOREPLACE))
+			r = -EEXIST;
+		else if (dst && (flags & RENAME_EXCHANGE))
+			r = -EXDEV;
+		else if (dst && dst_kind == VS_KIND_DIR)
+			r = -EISDIR;
+		else if (dst && !fs->cfg.journal)
+			r = -EROFS;
+		else if (dst)
+			r = fsw_remove(fs, newparent, newname, false);
+		if (r < 0)
+			fuse_reply_err(req, -r);
+		else
+			local_rename(req, fs, parent, name, newparent, newname,
+				     flags);
+		return;
+	}
+	/* a synced entry over a special node */
+	if (flags & RENAME_NOREPLACE)
+		r = -EEXIST;
+	else if (flags & RENAME_EXCHANGE)
+		r = -EXDEV;
+	else if (src_kind == VS_KIND_DIR)
+		r = -ENOTDIR;
+	else if (!fs->cfg.journal)
+		r = -EROFS;
+	else
+		r = fs_upper_path(fs, newparent, newname, path, sizeof(path));
+	if (r == 0 && unlinkat(fs->cfg.upper_fd, path, 0) < 0)
+		r = -errno;
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		synced_rename(req, fs, parent, name, newparent, newname, flags);
+}
