@@ -76,9 +76,7 @@ static enum vs_kind mode_kind(mode_t m)
 	return VS_KIND_FILE; /* and FIFOs, sockets, devices */
 }
 
-/* Create the directories leading to upper path @path (mkdir -p of its
- * parent). 0 or -errno. */
-static int upper_mkdirs(struct vs_fs *fs, const char *path)
+int local_upper_mkdirs(struct vs_fs *fs, const char *path)
 {
 	char buf[PATH_MAX];
 	size_t len = strlen(path);
@@ -120,7 +118,7 @@ static int at_entry(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	at->name = at->buf;
 	r = fs_upper_path(fs, parent, name, at->buf, sizeof(at->buf));
 	if (r == 0 && mkdirs)
-		r = upper_mkdirs(fs, at->buf);
+		r = local_upper_mkdirs(fs, at->buf);
 	return r;
 }
 

@@ -15,6 +15,10 @@
 
 #include "fs_i.h"
 
+/* Create the directories leading to upper path @path (mkdir -p of its
+ * parent, mode 0755) in the cache dir's upper layer. 0 or -errno. */
+int local_upper_mkdirs(struct vs_fs *fs, const char *path);
+
 void local_lookup(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		  const char *name);
 void local_getattr(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,

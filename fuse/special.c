@@ -106,27 +106,6 @@ bool special_dir_busy(struct vs_fs *fs, struct vs_inode *parent,
 	return busy;
 }
 
-/* mkdir -p of the parent of upper path @path */
-static int upper_parents(struct vs_fs *fs, const char *path)
-{
-	char buf[PATH_MAX];
-	size_t len = strlen(path);
-
-	if (len >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, len + 1);
-	for (char *p = strchr(buf, '/'); p; p = strchr(p + 1, '/')) {
-		*p = '\0';
-		if (mkdirat(fs->cfg.upper_fd, buf, 0755) < 0 &&
-		    errno != EEXIST) {
-			*p = '/';
-			return -errno;
-		}
-		*p = '/';
-	}
-	return 0;
-}
-
 void special_dir_moved(struct vs_fs *fs, const char *from, const char *to)
 {
 	struct stat st;
@@ -137,7 +116,7 @@ void special_dir_moved(struct vs_fs *fs, const char *from, const char *to)
 		return;
 	/* an empty leftover at @to (directories leading to a local entry
 	 * that went) is replaced */
-	r = upper_parents(fs, to);
+	r = local_upper_mkdirs(fs, to);
 	if (r == 0 &&
 	    renameat(fs->cfg.upper_fd, from, fs->cfg.upper_fd, to) < 0)
 		r = -errno;

@@ -322,65 +322,72 @@ int vs_sign_verify(const struct vs_sign_key *k, const uint8_t *msg, size_t len,
 	return r;
 }
 
+/*
+ * The message of change @c or manifest entry @e (exactly one of them) of
+ * @project_id in a malloc'd buffer *buf (the caller frees it): its length,
+ * -ENOMEM, or what the encoder refused with.
+ */
+static long sign_msg(uint8_t **buf, const char *project_id,
+		     const struct vs_change *c,
+		     const struct vs_manifest_entry *e)
+{
+	long n;
+
+	*buf = malloc(VS_SIGN_MSG_MAX);
+	if (!*buf)
+		return -ENOMEM;
+	n = c ? vs_sign_change_msg(*buf, VS_SIGN_MSG_MAX, project_id, c)
+	      : vs_sign_manifest_msg(*buf, VS_SIGN_MSG_MAX, project_id, e);
+	return n;
+}
+
+/* Sign the message of @c or @e into @out, or (@out NULL) verify it
+ * against @sig of @siglen bytes. A message that cannot be encoded does not
+ * verify (-EBADMSG). */
+static int sign_or_verify(const struct vs_sign_key *k, const char *project_id,
+			  const struct vs_change *c,
+			  const struct vs_manifest_entry *e, char *out,
+			  const char *sig, size_t siglen)
+{
+	uint8_t *buf = NULL;
+	long n = sign_msg(&buf, project_id, c, e);
+	int r;
+
+	if (n == -ENOMEM)
+		r = -ENOMEM;
+	else if (n < 0)
+		r = out ? (int)n : -EBADMSG;
+	else if (out)
+		r = vs_sign(k, buf, (size_t)n, out);
+	else
+		r = vs_sign_verify(k, buf, (size_t)n, sig, siglen);
+	free(buf);
+	return r;
+}
+
 int vs_sign_change(const struct vs_sign_key *k, const char *project_id,
 		   const struct vs_change *c, char sig[VS_SIGN_B64_LEN + 1])
 {
-	uint8_t *buf = malloc(VS_SIGN_MSG_MAX);
-	long n;
-	int r;
-
-	if (!buf)
-		return -ENOMEM;
-	n = vs_sign_change_msg(buf, VS_SIGN_MSG_MAX, project_id, c);
-	r = n < 0 ? (int)n : vs_sign(k, buf, (size_t)n, sig);
-	free(buf);
-	return r;
+	return sign_or_verify(k, project_id, c, NULL, sig, NULL, 0);
 }
 
 int vs_sign_change_verify(const struct vs_sign_key *k, const char *project_id,
 			  const struct vs_change *c, const char *sig,
 			  size_t siglen)
 {
-	uint8_t *buf = malloc(VS_SIGN_MSG_MAX);
-	long n;
-	int r;
-
-	if (!buf)
-		return -ENOMEM;
-	n = vs_sign_change_msg(buf, VS_SIGN_MSG_MAX, project_id, c);
-	r = n < 0 ? -EBADMSG : vs_sign_verify(k, buf, (size_t)n, sig, siglen);
-	free(buf);
-	return r;
+	return sign_or_verify(k, project_id, c, NULL, NULL, sig, siglen);
 }
 
 int vs_sign_manifest(const struct vs_sign_key *k, const char *project_id,
 		     const struct vs_manifest_entry *e,
 		     char sig[VS_SIGN_B64_LEN + 1])
 {
-	uint8_t *buf = malloc(VS_SIGN_MSG_MAX);
-	long n;
-	int r;
-
-	if (!buf)
-		return -ENOMEM;
-	n = vs_sign_manifest_msg(buf, VS_SIGN_MSG_MAX, project_id, e);
-	r = n < 0 ? (int)n : vs_sign(k, buf, (size_t)n, sig);
-	free(buf);
-	return r;
+	return sign_or_verify(k, project_id, NULL, e, sig, NULL, 0);
 }
 
 int vs_sign_manifest_verify(const struct vs_sign_key *k, const char *project_id,
 			    const struct vs_manifest_entry *e, const char *sig,
 			    size_t siglen)
 {
-	uint8_t *buf = malloc(VS_SIGN_MSG_MAX);
-	long n;
-	int r;
-
-	if (!buf)
-		return -ENOMEM;
-	n = vs_sign_manifest_msg(buf, VS_SIGN_MSG_MAX, project_id, e);
-	r = n < 0 ? -EBADMSG : vs_sign_verify(k, buf, (size_t)n, sig, siglen);
-	free(buf);
-	return r;
+	return sign_or_verify(k, project_id, NULL, e, NULL, sig, siglen);
 }
