@@ -10,8 +10,9 @@
  * last close(2) of an open file; close() does not wait for it), a rename
  * of the file, fsync, a chmod and a truncate(2) of a path: the working
  * copy is snapshotted - its bytes stored as a content object (fsync'd)
- * and a WRITE entry appended to the journal (durable when it returns) -
- * so close() never waits for PostgreSQL, nor for the local disk. fsync
+ * and a WRITE entry appended to the journal (made durable by
+ * journal_sync() before the snapshot returns) - so close() never waits
+ * for PostgreSQL, nor for the local disk. fsync
  * snapshots and then waits until the committer has committed that entry
  * (EIO if it cannot within the deadline): what fsync returned for
  * survives a crash. FLUSH is not used (fs.c answers ENOSYS: one round
@@ -33,7 +34,10 @@
  * tree and its journal entry, and across a snapshot's path and its WRITE
  * entry (fs_i.h), so the journal's order is the tree's; the table lock for
  * metadata only, never across journal I/O (the snapshot copies the bytes
- * first and stores them before taking ns_lock).
+ * first and stores them before taking ns_lock). The journal's directory
+ * fsync (journal_sync) comes after ns_lock is released, so appenders that
+ * wait for it at the same time share one (vs_journal_sync): an operation
+ * returns once its entry is durable, as before.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -104,6 +108,13 @@ static int journal(struct vs_fs *fs, struct vs_jentry *e)
 	if (fs->wb)
 		vs_wb_kick(fs->wb);
 	return 0;
+}
+
+/* Make entries up to @lseq durable (after ns_lock is released). 0 or -EIO
+ * (logged by the journal; the entries stay journaled). */
+static int journal_sync(struct vs_fs *fs, uint64_t lseq)
+{
+	return vs_journal_sync(fs->cfg.journal, lseq) < 0 ? -EIO : 0;
 }
 
 /* Make sure @in has its content fd (clean files). Called with fd_lock
@@ -290,10 +301,13 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 		pthread_mutex_unlock(&fs->ns_lock);
 	}
 	if (r == 0) {
+		/* journaled: the next save is chained after it, even if the
+		 * sync below fails (it stays journaled) */
 		in->jgen = gen;
 		in->pending_lseq = e->lseq;
 		memcpy(in->pending_op, e->op_id, sizeof(in->pending_op));
 		*lseq = e->lseq;
+		r = journal_sync(fs, e->lseq);
 	}
 	if (r < 0 && r != -ENOENT)
 		vs_warn("cannot save local changes of inode %llu%s%s%s: %s",
@@ -434,6 +448,7 @@ int fsw_create(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 {
 	char path[PATH_MAX];
 	struct vs_inode *in = NULL;
+	uint64_t lseq = 0;
 	int r, wfd = -1;
 
 	if (kind == VS_KIND_FILE) {
@@ -477,10 +492,10 @@ out_locked:
 		close(wfd);
 	if (r == 0 && kind == VS_KIND_DIR)
 		r = journal_path(fs, VS_JOP_MKDIR, path, NULL, NULL, mode, NULL,
-				 NULL);
+				 &lseq);
 	else if (r == 0 && kind == VS_KIND_SYMLINK)
 		r = journal_path(fs, VS_JOP_SYMLINK, path, NULL, target, 0777,
-				 NULL, NULL);
+				 NULL, &lseq);
 	else if (r == 0)
 		in->wgen++; /* an empty file is a change too: saved at its
 			     * release */
@@ -494,6 +509,15 @@ out_locked:
 		in = NULL;
 	}
 	pthread_mutex_unlock(&fs->ns_lock);
+	if (r == 0 && lseq && journal_sync(fs, lseq) < 0) {
+		/* journaled, not known durable: it stays, the caller gets
+		 * EIO and no entry */
+		pthread_mutex_lock(&fs->table.lock);
+		inode_forget(&fs->table, in, 1);
+		pthread_mutex_unlock(&fs->table.lock);
+		in = NULL;
+		r = -EIO;
+	}
 	*out = in;
 	return r;
 }
@@ -503,6 +527,7 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 {
 	char path[PATH_MAX];
 	struct vs_inode *in;
+	uint64_t lseq = 0;
 	int r = 0;
 
 	/* journaled first: if that fails (ENOSPC), nothing changed (the
@@ -523,7 +548,7 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	pthread_mutex_unlock(&fs->table.lock);
 	if (r == 0)
 		r = journal_path(fs, VS_JOP_DELETE, path, NULL, NULL, 0, NULL,
-				 NULL);
+				 &lseq);
 	if (r == 0) {
 		/* what is there now: a remote edit may have put a new inode
 		 * in its place meanwhile (the DELETE covers it too) */
@@ -536,6 +561,8 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 		pthread_mutex_unlock(&fs->table.lock);
 	}
 	pthread_mutex_unlock(&fs->ns_lock);
+	if (r == 0)
+		r = journal_sync(fs, lseq);
 	return r;
 }
 
@@ -564,7 +591,7 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 {
 	char from[PATH_MAX], to[PATH_MAX], op[VS_UUID_BUFSZ];
 	struct vs_inode *in, *old, *file = NULL;
-	bool over_dir = false;
+	bool over_dir = false, journaled = false;
 	uint64_t lseq;
 	int r = 0;
 
@@ -653,6 +680,7 @@ out:
 				 &lseq);
 	if (r < 0)
 		goto unlock;
+	journaled = true;
 	pthread_mutex_lock(&fs->table.lock);
 	old = inode_child_find(newparent, newname);
 	if (old && old != in)
@@ -679,6 +707,8 @@ out:
 	}
 unlock:
 	pthread_mutex_unlock(&fs->ns_lock);
+	if (r == 0 && journaled)
+		r = journal_sync(fs, lseq);
 	if (file)
 		pthread_rwlock_unlock(&file->fd_lock);
 	return r;

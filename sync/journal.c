@@ -29,19 +29,29 @@
  *
  * DURABILITY
  *
- * An entry is written to "<name>.tmp" (O_EXCL), fsync'd, renamed to
- * <name>, and the directory fsync'd: after a crash an entry is there whole
- * or not at all. A leftover "*.tmp" is removed at open; a malformed entry
- * is renamed to "<name>.bad" (kept for inspection, never replayed). Done
- * entries are unlinked without an fsync of the directory: if the unlink is
- * lost in a crash the entry is replayed, and its operation id makes the
- * second commit a no-op.
+ * An entry is written to "<name>.tmp" (O_EXCL), fsync'd and renamed to
+ * <name> by vs_journal_append(); the directory is fsync'd by
+ * vs_journal_sync(), once for every entry renamed before it started (a
+ * group commit: appenders that sync at the same time share one fsync, and
+ * the one who runs it does not hold the lock meanwhile). After a crash an
+ * entry is there whole or not at all, and the entries there are a prefix
+ * in lseq order of those appended (each was fsync'd before its rename, the
+ * renames are made in lseq order under the lock). A leftover "*.tmp" is removed
+ * at open; a malformed entry is renamed to "<name>.bad" (kept for inspection,
+ * never replayed). Done entries are unlinked without an fsync of the directory:
+ * if the unlink is lost in a crash the entry is replayed, and its operation id
+ * makes the second commit a no-op.
  *
  * THREADS
  *
- * One mutex (lock) protects the list of pending lseqs and next_lseq; it is
- * held across the file I/O of append, peek and done, so lseq order is the
- * order entries became durable and peek always sees the oldest.
+ * One mutex (lock) protects the list of pending lseqs, next_lseq and the
+ * sync state; it is held across the file I/O of append, peek and done, so
+ * lseq order is the order entries were renamed and peek always sees the
+ * oldest. It is not held across the directory fsync of vs_journal_sync():
+ * one thread at a time runs it (syncing), the others wait on cond synced
+ * and find their entry covered, or run the next one. vs_journal_peek()
+ * syncs before it returns an entry not yet covered, so the committer never
+ * commits an entry that is not durable.
  */
 #include "vsync/journal.h"
 
@@ -75,7 +85,10 @@ struct vs_journal {
 	uint64_t *pending; /* sorted ascending */
 	size_t n, alloc;
 	uint64_t next_lseq;
-	bool reserved; /* JOURNAL_RESERVE_NAME holds room for entries */
+	bool reserved;	       /* JOURNAL_RESERVE_NAME holds room for entries */
+	uint64_t synced_upto;  /* every entry <= this is durable */
+	bool syncing;	       /* a directory fsync is running */
+	pthread_cond_t synced; /* syncing ended */
 };
 
 /* Room kept for entries when the disk fills: a metadata change (unlink,
@@ -500,11 +513,24 @@ int vs_journal_open(struct vs_journal **out, int dir_fd)
 		free(j);
 		return -r;
 	}
+	r = pthread_cond_init(&j->synced, NULL);
+	if (r) {
+		pthread_mutex_destroy(&j->lock);
+		free(j);
+		return -r;
+	}
 	r = journal_scan(j);
 	if (r < 0) {
 		vs_journal_free(j);
 		return r;
 	}
+	/* what a crash left renamed but not synced is made durable now */
+	if (fsync(j->dir_fd) < 0) {
+		r = -errno;
+		vs_journal_free(j);
+		return r;
+	}
+	j->synced_upto = j->next_lseq - 1;
 	reserve_make(j);
 	if (j->n)
 		vs_info("journal: %zu entr%s to replay (lseq %" PRIu64
@@ -519,6 +545,7 @@ void vs_journal_free(struct vs_journal *j)
 {
 	if (!j)
 		return;
+	pthread_cond_destroy(&j->synced);
 	pthread_mutex_destroy(&j->lock);
 	free(j->pending);
 	free(j);
@@ -572,8 +599,6 @@ again:
 	if (r == 0 && renameat(j->dir_fd, tmp, j->dir_fd, name) < 0)
 		r = -errno;
 	renamed = r == 0;
-	if (r == 0 && fsync(j->dir_fd) < 0)
-		r = -errno;
 	if (r < 0) {
 		/* not durable: take it back, so a failed append is not
 		 * replayed later behind the caller's back */
@@ -598,6 +623,54 @@ out:
 	return r;
 }
 
+/*
+ * Make every entry up to @lseq durable: fsync the directory unless a sync
+ * that started after its rename has ended (see THREADS). Called with the
+ * lock held; drops it across the fsync. 0 or -errno (nothing is undone:
+ * the entries stay listed, and the next sync tries again).
+ */
+static int sync_locked(struct vs_journal *j, uint64_t lseq)
+{
+	uint64_t target;
+	int r = 0;
+
+	while (j->synced_upto < lseq) {
+		if (j->syncing) {
+			pthread_cond_wait(&j->synced, &j->lock);
+			continue;
+		}
+		/* every entry renamed so far: they are below next_lseq */
+		target = j->next_lseq - 1;
+		j->syncing = true;
+		pthread_mutex_unlock(&j->lock);
+		if (fsync(j->dir_fd) < 0)
+			r = -errno;
+		pthread_mutex_lock(&j->lock);
+		j->syncing = false;
+		if (r == 0 && target > j->synced_upto)
+			j->synced_upto = target;
+		pthread_cond_broadcast(&j->synced);
+		if (r < 0)
+			break;
+	}
+	return r;
+}
+
+int vs_journal_sync(struct vs_journal *j, uint64_t lseq)
+{
+	int r;
+
+	pthread_mutex_lock(&j->lock);
+	if (!lseq || lseq >= j->next_lseq)
+		lseq = j->next_lseq - 1;
+	r = sync_locked(j, lseq);
+	pthread_mutex_unlock(&j->lock);
+	if (r < 0)
+		vs_error("journal: cannot fsync the journal directory: %s",
+			 strerror(-r));
+	return r;
+}
+
 int vs_journal_peek(struct vs_journal *j, struct vs_jentry *e)
 {
 	char name[LSEQ_DIGITS + 5];
@@ -605,6 +678,20 @@ int vs_journal_peek(struct vs_journal *j, struct vs_jentry *e)
 
 	pthread_mutex_lock(&j->lock);
 	while (j->n > 0) {
+		if (j->pending[0] > j->synced_upto) {
+			/* renamed but not durable yet: sync first (the lock
+			 * is dropped meanwhile; only appends, at the end,
+			 * can come in between) */
+			r = sync_locked(j, j->pending[0]);
+			if (r < 0) {
+				vs_error("journal: cannot fsync the journal "
+					 "directory: %s",
+					 strerror(-r));
+				break;
+			}
+			r = -ENOENT;
+			continue;
+		}
 		entry_name(name, j->pending[0], "");
 		r = entry_read(j->dir_fd, name, e);
 		if (r == 0 && e->lseq != j->pending[0])
