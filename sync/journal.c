@@ -671,6 +671,16 @@ int vs_journal_sync(struct vs_journal *j, uint64_t lseq)
 	return r;
 }
 
+uint64_t vs_journal_synced(struct vs_journal *j)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&j->lock);
+	v = j->synced_upto;
+	pthread_mutex_unlock(&j->lock);
+	return v;
+}
+
 int vs_journal_peek(struct vs_journal *j, struct vs_jentry *e)
 {
 	char name[LSEQ_DIGITS + 5];

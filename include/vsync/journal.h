@@ -77,6 +77,9 @@ int vs_journal_append(struct vs_journal *j, struct vs_jentry *e);
  * time. 0, or -errno with a log line; the entries stay pending then (a
  * later sync may still make them durable). */
 int vs_journal_sync(struct vs_journal *j, uint64_t lseq);
+/* Every entry up to this lseq is durable (vs_journal_each() also visits
+ * entries that are not yet). */
+uint64_t vs_journal_synced(struct vs_journal *j);
 /* The oldest pending entry into @e, durable (it syncs first if need be):
  * 0, -ENOENT if none, or -errno. */
 int vs_journal_peek(struct vs_journal *j, struct vs_jentry *e);
