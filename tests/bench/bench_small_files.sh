@@ -20,7 +20,8 @@
 #            bench then polls (10 ms) until the mount's journal holds no
 #            entry and the FILES files are current in PostgreSQL
 #            ("committed", from the start of the tar), and counts their
-#            versions (one each);
+#            versions (one each) and the transactions that wrote them
+#            (distinct xmin of their rows);
 #   fsync    perl writes FILES files with open, write, fsync, close system
 #            calls (an editor's or a package manager's careful save; on the
 #            mount every fsync waits for its commit to PostgreSQL).
@@ -160,11 +161,11 @@ journal_empty() {
 	[[ -z $e ]]
 }
 
-# check_synced PREFIX: the files under PREFIX/ current in PostgreSQL and
-# all their versions.
+# check_synced PREFIX: the files under PREFIX/ current in PostgreSQL, all
+# their versions, and the transactions that wrote them (distinct xmin).
 check_synced() {
 	sql "SELECT count(*) FILTER (WHERE is_current AND NOT is_deleted),
-	            count(*)
+	            count(*), count(DISTINCT xmin::text)
 	     FROM project_files
 	     WHERE project_id = '$FILES_ID' AND kind = 'file'
 	       AND file_path LIKE '$1/%'" | tr '|' ' '
@@ -207,7 +208,7 @@ work() {
 	esac
 	if [[ $place == synced ]]; then
 		c=$(wait_committed "$t0" "$name$r")
-		echo "$t $c $(check_synced "$name$r" | tr ' ' /)"
+		echo "$t $c $(check_synced "$name$r" | awk '{ print $1 "/" $2, $3 }')"
 	else
 		echo "$t"
 	fi
@@ -215,19 +216,20 @@ work() {
 
 # ---------------------------------------------------------------- runs
 
-declare -A T=() CM=() VER=()
+declare -A T=() CM=() VER=() TX=()
 log "$FILES files, $ROUNDS rounds"
 for ((r = 1; r <= ROUNDS; r++)); do
 	if ((r % 2)); then places=(synced local); else places=(local synced); fi
 	for name in tar fsync; do
 		for place in "${places[@]}"; do
 			out=$(work "$name" "$place" "$r")
-			read -r t c v <<<"$out"
+			read -r t c v x <<<"$out"
 			T[$name.$place]+="$t "
 			if [[ $place == synced ]]; then
 				CM[$name]+="$c "
 				VER[$name]+="$v "
-				log "round $r $name synced: $t ms, committed $c ms, current/versions $v"
+				TX[$name]+="$x "
+				log "round $r $name synced: $t ms, committed $c ms, current/versions $v, transactions $x"
 			else
 				log "round $r $name local: $t ms"
 			fi
@@ -245,7 +247,7 @@ echo
 echo "small files: $FILES files (1-4 KiB, 20 a directory), $ROUNDS rounds interleaved, medians"
 echo "mount: vsync-mount --writable (PostgreSQL only), $("$VSYNC_BUILD_DIR/agent/vsync-mount" --version 2>&1 | head -n 1)"
 echo "local: a directory on $(df -T "$W" | awk 'NR == 2 { print $2 }') under $W (the cache dir's file system); $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-30s%11s%10s%14s%15s%14s  %s\n' workload "synced ms" "local ms" "synced/local" "committed ms" "committed/s" "current/versions"
+printf '%-30s%11s%10s%14s%15s%14s%8s  %s\n' workload "synced ms" "local ms" "synced/local" "committed ms" "committed/s" "txns" "current/versions"
 for name in tar fsync; do
 	s=$(median <<<"${T[$name.synced]}")
 	l=$(median <<<"${T[$name.local]}")
@@ -254,10 +256,12 @@ for name in tar fsync; do
 	tar) label="tar -x $FILES files" ;;
 	fsync) label="create+fsync $FILES files" ;;
 	esac
-	printf '%-30s%11s%10s%14s%15s%14s  %s\n' "$label" "$s" "$l" "$(ratio "$s" "$l")" "$c" \
+	printf '%-30s%11s%10s%14s%15s%14s%8s  %s\n' "$label" "$s" "$l" "$(ratio "$s" "$l")" "$c" \
 		"$(awk -v n="$FILES" -v m="$c" 'BEGIN { printf "%.0f", n * 1000 / m }')" \
+		"$(median <<<"${TX[$name]}" | cut -d. -f1)" \
 		"$(tr ' ' '\n' <<<"${VER[$name]}" | { grep . || true; } | sort | uniq -c | awk '{ printf "%s%d x %s", s, $1, $2; s = ", " }')"
 done
 echo "target: tar -x synced <= 3 x local, every file one version."
 echo "committed: from the start of the work until the journal was empty and"
-echo "every file current in PostgreSQL."
+echo "every file current in PostgreSQL; txns: PostgreSQL transactions that"
+echo "wrote the files' rows (distinct xmin), median."
