@@ -37,7 +37,12 @@
  * first and stores them before taking ns_lock). The journal's directory
  * fsync (journal_sync) comes after ns_lock is released, so appenders that
  * wait for it at the same time share one (vs_journal_sync): an operation
- * returns once its entry is durable, as before.
+ * returns once its entry is durable, as before. A snapshot only reserves
+ * its entry's place under ns_lock (vs_journal_reserve: the journal's order
+ * is still the tree's) and writes and fsyncs the entry after it; changes
+ * of the tree append under ns_lock (they undo the change if that fails).
+ * An entry is renamed in its turn, so one appended under ns_lock may wait
+ * for a snapshot's entry reserved before it, which needs no lock of ours.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -85,10 +90,12 @@ static int path_of(struct vs_fs *fs, struct vs_inode *in, char *buf,
 	return r;
 }
 
-/* Append @e to the journal and wake the committer. */
+/* Append @e to the journal (reserved already if e->lseq is set) and wake
+ * the committer. */
 static int journal(struct vs_fs *fs, struct vs_jentry *e)
 {
-	int r = vs_journal_append(fs->cfg.journal, e);
+	int r = e->lseq ? vs_journal_append_reserved(fs->cfg.journal, e)
+			: vs_journal_append(fs->cfg.journal, e);
 
 	if (r < 0) {
 		vs_error("cannot journal %s of '%s': %s",
@@ -297,8 +304,11 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 		pthread_mutex_lock(&fs->ns_lock);
 		r = path_of(fs, in, e->path, sizeof(e->path));
 		if (r == 0)
-			r = journal(fs, e);
+			r = vs_journal_reserve(fs->cfg.journal, e);
 		pthread_mutex_unlock(&fs->ns_lock);
+		/* its place is taken: written outside ns_lock */
+		if (r == 0)
+			r = journal(fs, e);
 	}
 	if (r == 0) {
 		/* journaled: the next save is chained after it, even if the

@@ -72,6 +72,14 @@ void vs_journal_free(struct vs_journal *j);
  * nothing is left on disk or pending, and nothing is logged (the caller
  * says what it was doing). */
 int vs_journal_append(struct vs_journal *j, struct vs_jentry *e);
+/* vs_journal_append() in two steps, so that the slow one runs outside the
+ * caller's lock: reserve gives @e its lseq (its place in the journal's
+ * order; cheap, -ENOMEM only), append_reserved writes, fsyncs and renames
+ * it, waiting for the entries reserved before it to be renamed or given
+ * up. Every reservation must be followed by one append_reserved (which
+ * gives it up when it fails). The same results as vs_journal_append(). */
+int vs_journal_reserve(struct vs_journal *j, struct vs_jentry *e);
+int vs_journal_append_reserved(struct vs_journal *j, struct vs_jentry *e);
 /* Make every entry up to @lseq durable (0: every entry appended so far):
  * one fsync of the directory shared by the threads that sync at the same
  * time. 0, or -errno with a log line; the entries stay pending then (a
