@@ -661,11 +661,12 @@ again:
 	fd = -1;
 	pthread_mutex_lock(&j->lock);
 	locked = true;
-	/* room in the list first: once renamed, the entry must be listed */
-	if (r == 0)
-		r = pending_reserve(j, j->n + 1);
 	while (r == 0 && j->res[0] != e->lseq)
 		pthread_cond_wait(&j->turn, &j->lock);
+	/* room in the list first (after the wait, which drops the lock):
+	 * once renamed, the entry must be listed */
+	if (r == 0)
+		r = pending_reserve(j, j->n + 1);
 	if (r == 0 && renameat(j->dir_fd, tmp, j->dir_fd, name) < 0)
 		r = -errno;
 	renamed = r == 0;

@@ -1131,8 +1131,14 @@ int vs_wb_start(struct vs_writeback **out, const struct vs_wb_config *cfg)
 	/* without room for a batch, every entry is committed alone */
 	wb->batch = malloc(WB_BATCH_MAX * sizeof(*wb->batch));
 	wb->batch_res = malloc(WB_BATCH_MAX * sizeof(*wb->batch_res));
+	if (!wb->batch || !wb->batch_res) {
+		free(wb->batch);
+		free(wb->batch_res);
+		wb->batch = NULL;
+		wb->batch_res = NULL;
+	}
 	if ((cfg->pg && !wb->pg_conninfo) || !wb->project_id ||
-	    (cfg->author && !wb->author) || !wb->batch_res) {
+	    (cfg->author && !wb->author)) {
 		wb_free(wb);
 		return -ENOMEM;
 	}
