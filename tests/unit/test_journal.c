@@ -29,6 +29,8 @@
  *    root); the next append then gets the same lseq;
  *  - the group commit: vs_journal_sync covers every entry renamed before
  *    it, peek syncs an entry first, four threads appending and syncing;
+ *  - reservations: a rename waits for the entries reserved before it, an
+ *    append that gives up leaves a gap and lets the next one go on;
  *  - vs_journal_low_water, vs_journal_put_content, vs_uuid_random (v4);
  *  - the "reserve" file (room for entries when the disk is full; used by
  *    test_write_limits.sh) is made at open and is not an entry.
@@ -566,6 +568,53 @@ static void test_group_sync(void **state)
 		  "synced after reopen");
 }
 
+struct reserved_arg {
+	struct vs_journal *j;
+	struct vs_jentry *e;
+	int r;
+};
+
+static void *append_reserved_thread(void *p)
+{
+	struct reserved_arg *a = p;
+
+	a->r = vs_journal_append_reserved(a->j, a->e);
+	return NULL;
+}
+
+/* Renames wait for their turn: an entry reserved later is renamed only
+ * once the earlier one is renamed or given up (a gap then). */
+static void test_reserved_turn(void **state)
+{
+	struct fixture *f = *state;
+	struct vs_jentry *b = calloc(1, sizeof(*b));
+	struct reserved_arg arg = {f->j, b, 1};
+	pthread_t th;
+
+	assert_non_null(b);
+	make_write(&f->e, "a", -1);
+	make_write(b, "b", -1);
+	check_ret(0, vs_journal_reserve(f->j, &f->e), "reserve a");
+	check_ret(0, vs_journal_reserve(f->j, b), "reserve b");
+	check_int(1, f->e.lseq, "lseq of a");
+	check_int(2, b->lseq, "lseq of b");
+	check_int(1, vs_journal_low_water(f->j), "low water: a in flight");
+	check_int(0, pthread_create(&th, NULL, append_reserved_thread, &arg),
+		  "pthread_create");
+	/* b waits for a; a fails (an invalid entry): b goes on */
+	f->e.path[0] = '\0';
+	check_ret(-EINVAL, vs_journal_append_reserved(f->j, &f->e),
+		  "append of an invalid a");
+	pthread_join(th, NULL);
+	check_ret(0, arg.r, "append of b after a gave up");
+	check_int(1, vs_journal_pending(f->j), "pending");
+	check_int(2, vs_journal_low_water(f->j), "low water: the gap");
+	check_peek(f, 2, "b");
+	append_write(f, "c", 3); /* 2 is taken: no reuse */
+	check_int(0, count_files(f, ".tmp"), "temp files");
+	free(b);
+}
+
 static void test_append_peek_done(void **state)
 {
 	struct fixture *f = *state;
@@ -765,6 +814,8 @@ int main(void)
 					    fixture_teardown),
 	    cmocka_unit_test(test_parse_rejects),
 	    cmocka_unit_test_setup_teardown(test_group_sync, fixture_setup,
+					    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_reserved_turn, fixture_setup,
 					    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_append_peek_done,
 					    fixture_setup, fixture_teardown),
