@@ -69,11 +69,13 @@ struct vs_fs {
 	/*
 	 * Orders the journal with the tree: held across a change of the
 	 * synced tree and its journal entry (mkdir, symlink, unlink, rename),
-	 * and across a snapshot's reading of its path and its WRITE entry, so
-	 * the journal's order is the order the tree changed in (a save
-	 * released just as its file or a parent is renamed or unlinked is
-	 * journaled wholly before or after). Order: fd_lock, ns_lock,
-	 * table.lock.
+	 * and across a snapshot's reading of its path and the reservation of
+	 * its WRITE entry's lseq (the entry is written after, renamed in lseq
+	 * order), so the journal's order is the order the tree changed in (a
+	 * save released just as its file or a parent is renamed or unlinked
+	 * is journaled wholly before or after). The journal's directory fsync
+	 * comes after it is released. Order: fd_lock, ns_lock, table.lock
+	 * (the journal's own mutex is taken inside all of them).
 	 */
 	pthread_mutex_t ns_lock;
 	pthread_mutex_t own_lock;

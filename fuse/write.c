@@ -10,8 +10,9 @@
  * last close(2) of an open file; close() does not wait for it), a rename
  * of the file, fsync, a chmod and a truncate(2) of a path: the working
  * copy is snapshotted - its bytes stored as a content object (fsync'd)
- * and a WRITE entry appended to the journal (durable when it returns) -
- * so close() never waits for PostgreSQL, nor for the local disk. fsync
+ * and a WRITE entry appended to the journal (made durable by
+ * journal_sync() before the snapshot returns) - so close() never waits
+ * for PostgreSQL, nor for the local disk. fsync
  * snapshots and then waits until the committer has committed that entry
  * (EIO if it cannot within the deadline): what fsync returned for
  * survives a crash. FLUSH is not used (fs.c answers ENOSYS: one round
@@ -33,7 +34,15 @@
  * tree and its journal entry, and across a snapshot's path and its WRITE
  * entry (fs_i.h), so the journal's order is the tree's; the table lock for
  * metadata only, never across journal I/O (the snapshot copies the bytes
- * first and stores them before taking ns_lock).
+ * first and stores them before taking ns_lock). The journal's directory
+ * fsync (journal_sync) comes after ns_lock is released, so appenders that
+ * wait for it at the same time share one (vs_journal_sync): an operation
+ * returns once its entry is durable, as before. A snapshot only reserves
+ * its entry's place under ns_lock (vs_journal_reserve: the journal's order
+ * is still the tree's) and writes and fsyncs the entry after it; changes
+ * of the tree append under ns_lock (they undo the change if that fails).
+ * An entry is renamed in its turn, so one appended under ns_lock may wait
+ * for a snapshot's entry reserved before it, which needs no lock of ours.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -81,10 +90,12 @@ static int path_of(struct vs_fs *fs, struct vs_inode *in, char *buf,
 	return r;
 }
 
-/* Append @e to the journal and wake the committer. */
+/* Append @e to the journal (reserved already if e->lseq is set) and wake
+ * the committer. */
 static int journal(struct vs_fs *fs, struct vs_jentry *e)
 {
-	int r = vs_journal_append(fs->cfg.journal, e);
+	int r = e->lseq ? vs_journal_append_reserved(fs->cfg.journal, e)
+			: vs_journal_append(fs->cfg.journal, e);
 
 	if (r < 0) {
 		vs_error("cannot journal %s of '%s': %s",
@@ -104,6 +115,13 @@ static int journal(struct vs_fs *fs, struct vs_jentry *e)
 	if (fs->wb)
 		vs_wb_kick(fs->wb);
 	return 0;
+}
+
+/* Make entries up to @lseq durable (after ns_lock is released). 0 or -EIO
+ * (logged by the journal; the entries stay journaled). */
+static int journal_sync(struct vs_fs *fs, uint64_t lseq)
+{
+	return vs_journal_sync(fs->cfg.journal, lseq) < 0 ? -EIO : 0;
 }
 
 /* Make sure @in has its content fd (clean files). Called with fd_lock
@@ -289,14 +307,20 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 		pthread_mutex_lock(&fs->ns_lock);
 		r = path_of(fs, in, e->path, sizeof(e->path));
 		if (r == 0)
-			r = journal(fs, e);
+			r = vs_journal_reserve(fs->cfg.journal, e);
 		pthread_mutex_unlock(&fs->ns_lock);
+		/* its place is taken: written outside ns_lock */
+		if (r == 0)
+			r = journal(fs, e);
 	}
 	if (r == 0) {
+		/* journaled: the next save is chained after it, even if the
+		 * sync below fails (it stays journaled) */
 		in->jgen = gen;
 		in->pending_lseq = e->lseq;
 		memcpy(in->pending_op, e->op_id, sizeof(in->pending_op));
 		*lseq = e->lseq;
+		r = journal_sync(fs, e->lseq);
 	}
 	if (r < 0 && r != -ENOENT)
 		vs_warn("cannot save local changes of inode %llu%s%s%s: %s",
@@ -437,6 +461,7 @@ int fsw_create(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 {
 	char path[VS_PATH_MAX + 1];
 	struct vs_inode *in = NULL;
+	uint64_t lseq = 0;
 	int r, wfd = -1;
 
 	if (kind == VS_KIND_FILE) {
@@ -480,10 +505,10 @@ out_locked:
 		close(wfd);
 	if (r == 0 && kind == VS_KIND_DIR)
 		r = journal_path(fs, VS_JOP_MKDIR, path, NULL, NULL, mode, NULL,
-				 NULL);
+				 &lseq);
 	else if (r == 0 && kind == VS_KIND_SYMLINK)
 		r = journal_path(fs, VS_JOP_SYMLINK, path, NULL, target, 0777,
-				 NULL, NULL);
+				 NULL, &lseq);
 	else if (r == 0)
 		in->wgen++; /* an empty file is a change too: saved at its
 			     * release */
@@ -497,6 +522,15 @@ out_locked:
 		in = NULL;
 	}
 	pthread_mutex_unlock(&fs->ns_lock);
+	if (r == 0 && lseq && journal_sync(fs, lseq) < 0) {
+		/* journaled, not known durable: it stays, the caller gets
+		 * EIO and no entry */
+		pthread_mutex_lock(&fs->table.lock);
+		inode_forget(&fs->table, in, 1);
+		pthread_mutex_unlock(&fs->table.lock);
+		in = NULL;
+		r = -EIO;
+	}
 	*out = in;
 	return r;
 }
@@ -506,6 +540,7 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 {
 	char path[VS_PATH_MAX + 1];
 	struct vs_inode *in;
+	uint64_t lseq = 0;
 	int r = 0;
 
 	/* journaled first: if that fails (ENOSPC), nothing changed (the
@@ -519,7 +554,7 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	pthread_mutex_unlock(&fs->table.lock);
 	if (r == 0)
 		r = journal_path(fs, VS_JOP_DELETE, path, NULL, NULL, 0, NULL,
-				 NULL);
+				 &lseq);
 	if (r == 0) {
 		/* what is there now: a remote edit may have put a new inode
 		 * in its place meanwhile (the DELETE covers it too) */
@@ -532,6 +567,8 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 		pthread_mutex_unlock(&fs->table.lock);
 	}
 	pthread_mutex_unlock(&fs->ns_lock);
+	if (r == 0)
+		r = journal_sync(fs, lseq);
 	return r;
 }
 
@@ -576,7 +613,7 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 {
 	char from[VS_PATH_MAX + 1], to[VS_PATH_MAX + 1], op[VS_UUID_BUFSZ];
 	struct vs_inode *in, *old, *file = NULL;
-	bool over_dir = false;
+	bool over_dir = false, journaled = false;
 	uint64_t lseq;
 	int r = 0;
 
@@ -659,6 +696,7 @@ out:
 				 &lseq);
 	if (r < 0)
 		goto unlock;
+	journaled = true;
 	pthread_mutex_lock(&fs->table.lock);
 	old = inode_child_find(newparent, newname);
 	if (old && old != in)
@@ -685,6 +723,8 @@ out:
 	}
 unlock:
 	pthread_mutex_unlock(&fs->ns_lock);
+	if (r == 0 && journaled)
+		r = journal_sync(fs, lseq);
 	if (file)
 		pthread_rwlock_unlock(&file->fd_lock);
 	return r;

@@ -29,21 +29,36 @@
  *
  * DURABILITY
  *
- * An entry is written to "<name>.tmp" (O_EXCL), fsync'd, renamed to
- * <name> (RENAME_NOREPLACE: an existing entry is never overwritten; if the
- * name is taken, by another handle on the same directory, the entry takes
- * the next lseq), and the directory fsync'd: after a crash an entry is
- * there whole or not at all. A leftover "*.tmp" is removed at open; a malformed
- * entry is renamed to "<name>.bad" (kept for inspection, never replayed). Done
- * entries are unlinked without an fsync of the directory: if the unlink is
- * lost in a crash the entry is replayed, and its operation id makes the
- * second commit a no-op.
+ * An entry gets its lseq (vs_journal_reserve), is written to "<name>.tmp"
+ * (O_EXCL) and fsync'd without the lock, and renamed to <name> under it
+ * (RENAME_NOREPLACE: an existing entry is never overwritten; a reservation
+ * skips an lseq whose entry or temp file is there already, made by another
+ * handle on the same directory, which vsync-mount's cache-dir lock rules
+ * out) once every entry reserved before it is renamed or given up (its turn:
+ * cond turn) by vs_journal_append[_reserved](); the directory is fsync'd by
+ * vs_journal_sync(), once for every entry renamed before it started (a
+ * group commit: appenders that sync at the same time share one fsync, and
+ * the one who runs it does not hold the lock meanwhile). After a crash an
+ * entry is there whole or not at all, and the entries there are a prefix
+ * in lseq order of those appended (each was fsync'd before its rename, the
+ * renames are made in lseq order under the lock). An append that fails
+ * leaves a gap in the lseqs (or none, if it was the newest reservation). A
+ * leftover "*.tmp" is removed at open; a malformed entry is renamed to
+ * "<name>.bad" (kept for inspection, never replayed). Done entries are unlinked
+ * without an fsync of the directory: if the unlink is lost in a crash the entry
+ * is replayed, and its operation id makes the second commit a no-op.
  *
  * THREADS
  *
- * One mutex (lock) protects the list of pending lseqs and next_lseq; it is
- * held across the file I/O of append, peek and done, so lseq order is the
- * order entries became durable and peek always sees the oldest.
+ * One mutex (lock) protects the list of pending lseqs, next_lseq and the
+ * reservations and the sync state; it is held across the file I/O of
+ * peek and done and the rename of append (not across an entry's write and
+ * fsync), so lseq order is the order entries were renamed and peek always
+ * sees the oldest. It is not held across the directory fsync of
+ * vs_journal_sync(): one thread at a time runs it (syncing), the others wait on
+ * cond synced and find their entry covered, or run the next one.
+ * vs_journal_peek() syncs before it returns an entry not yet covered, so the
+ * committer never commits an entry that is not durable.
  */
 #include "vsync/journal.h"
 
@@ -78,6 +93,13 @@ struct vs_journal {
 	size_t n, alloc;
 	uint64_t next_lseq;
 	bool reserved; /* JOURNAL_RESERVE_NAME holds room for entries */
+	uint64_t *res; /* reserved lseqs not yet renamed, ascending */
+	size_t nres, ares;
+	pthread_cond_t turn;   /* res[0] changed */
+	uint64_t renamed_upto; /* the newest entry renamed */
+	uint64_t synced_upto;  /* every entry <= this is durable */
+	bool syncing;	       /* a directory fsync is running */
+	pthread_cond_t synced; /* syncing ended */
 };
 
 /* Room kept for entries when the disk fills: a metadata change (unlink,
@@ -518,11 +540,26 @@ int vs_journal_open(struct vs_journal **out, int dir_fd)
 		free(j);
 		return -r;
 	}
+	r = pthread_cond_init(&j->synced, NULL);
+	if (r == 0 && (r = pthread_cond_init(&j->turn, NULL)))
+		pthread_cond_destroy(&j->synced);
+	if (r) {
+		pthread_mutex_destroy(&j->lock);
+		free(j);
+		return -r;
+	}
 	r = journal_scan(j);
 	if (r < 0) {
 		vs_journal_free(j);
 		return r;
 	}
+	/* what a crash left renamed but not synced is made durable now */
+	if (fsync(j->dir_fd) < 0) {
+		r = -errno;
+		vs_journal_free(j);
+		return r;
+	}
+	j->synced_upto = j->renamed_upto = j->next_lseq - 1;
 	reserve_make(j);
 	if (j->n)
 		vs_info("journal: %zu entr%s to replay (lseq %" PRIu64
@@ -537,30 +574,93 @@ void vs_journal_free(struct vs_journal *j)
 {
 	if (!j)
 		return;
+	pthread_cond_destroy(&j->synced);
+	pthread_cond_destroy(&j->turn);
 	pthread_mutex_destroy(&j->lock);
 	free(j->pending);
+	free(j->res);
 	free(j);
+}
+
+/* Remove reservation @lseq and pass the turn on. Called with the lock. */
+static void reservation_end(struct vs_journal *j, uint64_t lseq, bool renamed)
+{
+	size_t i;
+
+	for (i = 0; i < j->nres && j->res[i] != lseq; i++)
+		;
+	if (i == j->nres)
+		return;
+	memmove(&j->res[i], &j->res[i + 1],
+		(j->nres - i - 1) * sizeof(*j->res));
+	j->nres--;
+	if (renamed)
+		j->renamed_upto = lseq;
+	else if (lseq == j->next_lseq - 1)
+		j->next_lseq--; /* the last one: the next append takes it */
+	pthread_cond_broadcast(&j->turn);
+}
+
+/* Is @lseq's entry or temp file in the directory already (made by another
+ * handle on it)? Lock held. */
+static bool lseq_taken(struct vs_journal *j, uint64_t lseq)
+{
+	char name[LSEQ_DIGITS + 5];
+
+	entry_name(name, lseq, "");
+	if (faccessat(j->dir_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		return true;
+	entry_name(name, lseq, ".tmp");
+	return faccessat(j->dir_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+int vs_journal_reserve(struct vs_journal *j, struct vs_jentry *e)
+{
+	uint64_t *p;
+	int r = 0;
+
+	pthread_mutex_lock(&j->lock);
+	if (j->nres == j->ares) {
+		size_t a = j->ares ? 2 * j->ares : 16;
+
+		p = realloc(j->res, a * sizeof(*p));
+		if (!p) {
+			r = -ENOMEM;
+			goto out;
+		}
+		j->res = p;
+		j->ares = a;
+	}
+	while (lseq_taken(j, j->next_lseq))
+		j->next_lseq++;
+	e->lseq = j->next_lseq++;
+	j->res[j->nres++] = e->lseq;
+out:
+	pthread_mutex_unlock(&j->lock);
+	return r;
 }
 
 int vs_journal_append(struct vs_journal *j, struct vs_jentry *e)
 {
+	int r = vs_journal_reserve(j, e);
+
+	return r < 0 ? r : vs_journal_append_reserved(j, e);
+}
+
+int vs_journal_append_reserved(struct vs_journal *j, struct vs_jentry *e)
+{
 	char name[LSEQ_DIGITS + 5], tmp[LSEQ_DIGITS + 5];
-	bool renamed = false;
+	bool renamed = false, locked = false;
 	char *buf = NULL;
 	int fd = -1, n, r;
 
 	if (!e->op_id[0] && (r = vs_uuid_random(e->op_id)) < 0)
-		return r;
-	buf = malloc(VS_JENTRY_MAX);
-	if (!buf)
-		return -ENOMEM;
-	pthread_mutex_lock(&j->lock);
-	/* room in the list first: once durable, the entry must be listed */
-	r = pending_reserve(j, j->n + 1);
-	if (r < 0)
 		goto out;
-next_lseq:
-	e->lseq = j->next_lseq;
+	buf = malloc(VS_JENTRY_MAX);
+	if (!buf) {
+		r = -ENOMEM;
+		goto out;
+	}
 	n = vs_jentry_format(buf, VS_JENTRY_MAX, e);
 	if (n < 0) {
 		r = n;
@@ -568,23 +668,23 @@ next_lseq:
 	}
 	entry_name(name, e->lseq, "");
 	entry_name(tmp, e->lseq, ".tmp");
+	/* written and fsync'd without the lock, by appenders at the same
+	 * time; the rename waits for its turn (lseq order) */
 again:
 	fd = openat(j->dir_fd, tmp,
 		    O_WRONLY | O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		r = -errno;
-		if (r == -EEXIST) {
-			/* another handle on this directory writes it */
-			j->next_lseq++;
-			goto next_lseq;
-		}
+		pthread_mutex_lock(&j->lock);
 		if (r == -ENOSPC && j->reserved) {
 			unlinkat(j->dir_fd, JOURNAL_RESERVE_NAME, 0);
 			j->reserved = false;
 			vs_warn("journal: the cache dir's disk is full; using "
 				"the room reserved for the journal");
+			pthread_mutex_unlock(&j->lock);
 			goto again;
 		}
+		locked = true;
 		goto out;
 	}
 	r = vs_write_in_full(fd, buf, (size_t)n);
@@ -593,18 +693,17 @@ again:
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
 	fd = -1;
+	pthread_mutex_lock(&j->lock);
+	locked = true;
+	while (r == 0 && j->res[0] != e->lseq)
+		pthread_cond_wait(&j->turn, &j->lock);
+	/* room in the list first (after the wait, which drops the lock):
+	 * once renamed, the entry must be listed */
+	if (r == 0)
+		r = pending_reserve(j, j->n + 1);
 	if (r == 0)
 		r = entry_publish(j->dir_fd, tmp, name);
-	if (r == -EEXIST) {
-		/* the lseq was taken behind this handle's back: never
-		 * overwrite an entry, take the next one */
-		unlinkat(j->dir_fd, tmp, 0);
-		j->next_lseq++;
-		goto next_lseq;
-	}
 	renamed = r == 0;
-	if (r == 0 && fsync(j->dir_fd) < 0)
-		r = -errno;
 	if (r < 0) {
 		/* not durable: take it back, so a failed append is not
 		 * replayed later behind the caller's back */
@@ -616,17 +715,78 @@ again:
 			vs_warn("journal: the cache dir's disk is full; using "
 				"the room reserved for the journal");
 			r = 0;
+			pthread_mutex_unlock(&j->lock);
+			locked = false;
 			goto again;
 		}
 		goto out;
 	}
 	j->pending[j->n++] = e->lseq;
 	vs_metrics_journal_pending((int64_t)j->n);
-	j->next_lseq++;
 out:
+	if (!locked)
+		pthread_mutex_lock(&j->lock);
+	reservation_end(j, e->lseq, renamed);
 	pthread_mutex_unlock(&j->lock);
 	free(buf);
 	return r;
+}
+
+/*
+ * Make every entry up to @lseq durable: fsync the directory unless a sync
+ * that started after its rename has ended (see THREADS). Called with the
+ * lock held; drops it across the fsync. 0 or -errno (nothing is undone:
+ * the entries stay listed, and the next sync tries again).
+ */
+static int sync_locked(struct vs_journal *j, uint64_t lseq)
+{
+	uint64_t target;
+	int r = 0;
+
+	while (j->synced_upto < lseq) {
+		if (j->syncing) {
+			pthread_cond_wait(&j->synced, &j->lock);
+			continue;
+		}
+		target = j->renamed_upto; /* every entry renamed so far */
+		j->syncing = true;
+		pthread_mutex_unlock(&j->lock);
+		if (fsync(j->dir_fd) < 0)
+			r = -errno;
+		pthread_mutex_lock(&j->lock);
+		j->syncing = false;
+		if (r == 0 && target > j->synced_upto)
+			j->synced_upto = target;
+		pthread_cond_broadcast(&j->synced);
+		if (r < 0)
+			break;
+	}
+	return r;
+}
+
+int vs_journal_sync(struct vs_journal *j, uint64_t lseq)
+{
+	int r;
+
+	pthread_mutex_lock(&j->lock);
+	if (!lseq || lseq > j->renamed_upto)
+		lseq = j->renamed_upto; /* one still being written: not yet */
+	r = sync_locked(j, lseq);
+	pthread_mutex_unlock(&j->lock);
+	if (r < 0)
+		vs_error("journal: cannot fsync the journal directory: %s",
+			 strerror(-r));
+	return r;
+}
+
+uint64_t vs_journal_synced(struct vs_journal *j)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&j->lock);
+	v = j->synced_upto;
+	pthread_mutex_unlock(&j->lock);
+	return v;
 }
 
 int vs_journal_peek(struct vs_journal *j, struct vs_jentry *e)
@@ -636,6 +796,20 @@ int vs_journal_peek(struct vs_journal *j, struct vs_jentry *e)
 
 	pthread_mutex_lock(&j->lock);
 	while (j->n > 0) {
+		if (j->pending[0] > j->synced_upto) {
+			/* renamed but not durable yet: sync first (the lock
+			 * is dropped meanwhile; only appends, at the end,
+			 * can come in between) */
+			r = sync_locked(j, j->pending[0]);
+			if (r < 0) {
+				vs_error("journal: cannot fsync the journal "
+					 "directory: %s",
+					 strerror(-r));
+				break;
+			}
+			r = -ENOENT;
+			continue;
+		}
 		entry_name(name, j->pending[0], "");
 		r = entry_read(j->dir_fd, name, e);
 		if (r == 0 && e->lseq != j->pending[0])
@@ -739,7 +913,8 @@ uint64_t vs_journal_low_water(struct vs_journal *j)
 	uint64_t v;
 
 	pthread_mutex_lock(&j->lock);
-	v = j->n ? j->pending[0] : j->next_lseq;
+	/* renamed entries are below reserved ones (renames are in turn) */
+	v = j->n ? j->pending[0] : j->nres ? j->res[0] : j->next_lseq;
 	pthread_mutex_unlock(&j->lock);
 	return v;
 }

@@ -517,6 +517,12 @@ void vs_pg_rollback(struct vs_pg *pg)
 	pg->txn_lost = false;
 }
 
+bool vs_pg_txn_failed(const struct vs_pg *pg)
+{
+	return !pg->conn || pg->txn_lost ||
+	       PQtransactionStatus(pg->conn) != PQTRANS_INTRANS;
+}
+
 /* ---- vsync functions --------------------------------------------------- */
 
 int vs_pg_listen(struct vs_pg *pg, const char *channel)

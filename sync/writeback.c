@@ -59,6 +59,19 @@
  * are committed one by one instead: the newest on the first one's base
  * would undo what the committed ones changed.
  *
+ * Batches. When the oldest entry is not the start of a burst, it and up
+ * to WB_BATCH_MAX - 1 entries right behind it (consecutive lseqs) that
+ * touch paths none of the others touch (path, and old_path of a rename)
+ * are committed in one transaction: each with its own operation id and
+ * its own statement, in lseq order, so a replay is a no-op as before. A
+ * batch takes only what commits plainly: the first statement that is
+ * refused, stale (a merge to resolve), finds a directory there already or
+ * a path gone, or leaves the transaction failed, rolls the whole batch
+ * back, and those entries are then committed one by one (wb->solo), where
+ * the failure is judged as above (retry or for good) and the others are
+ * not lost. Only after COMMIT are the entries done, reported to the
+ * callback and their waiters woken, in lseq order.
+ *
  * Stop. vs_wb_stop() lets the entry in flight finish (its PostgreSQL calls
  * are bounded by the deadline), interrupts a backoff, joins the thread and
  * leaves every unfinished entry in the journal.
@@ -93,6 +106,7 @@
 #define WB_REFUSALS	  256  /* refusals remembered for vs_wb_wait() */
 #define WB_RESOLVE_TRIES  5    /* merge/conflict rounds before backing off */
 #define WB_BURST_MAX	  64   /* saves of one file committed as one */
+#define WB_BATCH_MAX	  64   /* entries committed in one transaction */
 
 struct wb_refusal {
 	uint64_t lseq;
@@ -118,6 +132,10 @@ struct vs_writeback {
 	struct vs_jentry last; /* the newest save of a burst (wb_burst) */
 	uint64_t burst[WB_BURST_MAX]; /* the lseqs of that burst */
 	char burst_ops[WB_BURST_MAX][VS_UUID_BUFSZ]; /* and their op ids */
+	struct vs_jentry *batch; /* WB_BATCH_MAX entries (wb_batch) */
+	struct vs_wb_result *batch_res;
+	bool in_batch; /* committing a batch: no resolution, no logging */
+	size_t solo;   /* entries to commit one by one (a batch failed) */
 
 	pthread_mutex_t lock;
 	pthread_cond_t wake; /* committer: kicked, stop */
@@ -592,7 +610,7 @@ static int wb_commit_put(struct vs_writeback *wb, const struct vs_jentry *e,
 		memcpy(buf, e->target, len);
 	}
 	r = wb_put(wb, e, buf, len, e->base_version, -1, res);
-	if (r == -ESTALE && e->base_version >= 0)
+	if (r == -ESTALE && e->base_version >= 0 && !wb->in_batch)
 		r = wb_resolve(wb, e, buf, len, res);
 	else if (r == 0 && e->op == VS_JOP_WRITE &&
 		 strcmp(res->hash, e->hash)) {
@@ -634,7 +652,7 @@ static int wb_commit_mkdir(struct vs_writeback *wb, const struct vs_jentry *e,
 		PQclear(pr);
 		return r;
 	}
-	if (r != -EEXIST)
+	if (r != -EEXIST || wb->in_batch)
 		return r;
 	r = wb_current(wb, e->path, false, &cur);
 	if (r < 0)
@@ -660,7 +678,7 @@ static int wb_commit_delete(struct vs_writeback *wb, const struct vs_jentry *e,
 		       "SELECT vsync_delete($1::uuid, $2, $3::int, $4::uuid,"
 		       " $5, true)",
 		       5, v, NULL, NULL, 0);
-	if (r == -ENOENT)
+	if (r == -ENOENT && !wb->in_batch)
 		return 0; /* already gone */
 	if (r < 0)
 		return r;
@@ -724,8 +742,8 @@ static int wb_commit(struct vs_writeback *wb, const struct vs_jentry *e,
 	default:
 		vs_bug("journal entry %" PRIu64 " has op %d", e->lseq, e->op);
 	}
-	if (r == 0 || wb_retry(wb, r))
-		return r;
+	if (r == 0 || wb_retry(wb, r) || wb->in_batch)
+		return r; /* a batch's failure is judged one by one */
 	/* refused for good, this entry only (a delete based on a version
 	 * that is no longer current among them: the newer version is
 	 * kept). The reason comes before the path, which may be 4 KB. */
@@ -803,6 +821,7 @@ struct wb_burst_ctx {
 	const struct vs_jentry *first;
 	const char *prev_op; /* op id the next save must be chained after */
 	size_t n;	     /* entries in wb->burst */
+	uint64_t synced;     /* entries above it are not durable yet */
 };
 
 static int wb_burst_next(void *arg, const struct vs_jentry *e)
@@ -815,8 +834,8 @@ static int wb_burst_next(void *arg, const struct vs_jentry *e)
 	/* the very next entry (a gap is one the journal could not read),
 	 * a save of the same path chained after the one before */
 	if (c->n == WB_BURST_MAX || e->lseq != wb->burst[c->n - 1] + 1 ||
-	    e->op != VS_JOP_WRITE || strcmp(e->path, c->first->path) ||
-	    strcmp(e->after_op, c->prev_op))
+	    e->lseq > c->synced || e->op != VS_JOP_WRITE ||
+	    strcmp(e->path, c->first->path) || strcmp(e->after_op, c->prev_op))
 		return 1;
 	wb->last = *e;
 	memcpy(wb->burst_ops[c->n], e->op_id, sizeof(wb->burst_ops[0]));
@@ -860,7 +879,8 @@ static int wb_burst_recorded(struct vs_writeback *wb, size_t n)
  */
 static size_t wb_burst(struct vs_writeback *wb, const struct vs_jentry *e)
 {
-	struct wb_burst_ctx c = {wb, e, e->op_id, 1};
+	struct wb_burst_ctx c = {wb, e, e->op_id, 1,
+				 vs_journal_synced(wb->journal)};
 
 	if (e->op != VS_JOP_WRITE)
 		return 0;
@@ -873,6 +893,110 @@ static size_t wb_burst(struct vs_writeback *wb, const struct vs_jentry *e)
 	if (wb_burst_recorded(wb, c.n) != 0)
 		return 0;
 	return c.n - 1;
+}
+
+struct wb_batch_ctx {
+	struct vs_writeback *wb;
+	size_t n;	 /* entries in wb->batch */
+	uint64_t synced; /* entries above it are not durable yet */
+};
+
+/* Does @e touch a path that an entry of the batch touches? */
+static bool wb_batch_clash(const struct wb_batch_ctx *c,
+			   const struct vs_jentry *e)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		const struct vs_jentry *b = &c->wb->batch[i];
+
+		if (!strcmp(e->path, b->path) ||
+		    (b->old_path[0] && !strcmp(e->path, b->old_path)) ||
+		    (e->old_path[0] &&
+		     (!strcmp(e->old_path, b->path) ||
+		      (b->old_path[0] && !strcmp(e->old_path, b->old_path)))))
+			return true;
+	}
+	return false;
+}
+
+static int wb_batch_next(void *arg, const struct vs_jentry *e)
+{
+	struct wb_batch_ctx *c = arg;
+
+	if (e->lseq < c->wb->batch[0].lseq)
+		return 0;
+	if (e->lseq == c->wb->batch[0].lseq)
+		return c->n == 1 ? 0 : 1;
+	/* the very next entry (a gap is one the journal could not read) */
+	if (c->n == WB_BATCH_MAX || e->lseq > c->synced ||
+	    e->lseq != c->wb->batch[c->n - 1].lseq + 1 || wb_batch_clash(c, e))
+		return 1;
+	c->wb->batch[c->n++] = *e;
+	return 0;
+}
+
+/*
+ * Commit @e and the independent entries right behind it in one
+ * transaction (see Batches). Their number (>= 2) with wb->batch and
+ * wb->batch_res filled, all committed; 0 when there is no batch to make
+ * (nothing was committed: go on one by one); -errno when it failed and
+ * was rolled back (wb->solo is set: one by one now).
+ */
+static int wb_batch(struct vs_writeback *wb, const struct vs_jentry *e)
+{
+	struct wb_batch_ctx c = {wb, 1, vs_journal_synced(wb->journal)};
+	size_t i;
+	int r;
+
+	if (!wb->batch || wb->solo)
+		return 0;
+	wb->batch[0] = *e;
+	if (vs_journal_each(wb->journal, wb_batch_next, &c) < 0 || c.n < 2)
+		return 0;
+	r = vs_pg_begin(wb->pg, NULL);
+	wb->in_batch = true;
+	for (i = 0; r == 0 && i < c.n; i++) {
+		r = wb_commit(wb, &wb->batch[i], &wb->batch_res[i]);
+		if (r == 0 &&
+		    (wb->batch_res[i].error || vs_pg_txn_failed(wb->pg)))
+			r = wb->batch_res[i].error ? wb->batch_res[i].error
+						   : -EIO;
+	}
+	wb->in_batch = false;
+	if (r == 0)
+		r = vs_pg_commit(wb->pg);
+	if (r == 0)
+		return (int)c.n;
+	vs_pg_rollback(wb->pg);
+	vs_debug("write-back: a batch of %zu entries failed at '%s' (%s); "
+		 "committing them one by one",
+		 c.n, wb->batch[i ? i - 1 : 0].path, strerror(-r));
+	wb->solo = c.n;
+	return r;
+}
+
+/* Finish the committed batch of @n entries: done, callback, waiters, in
+ * lseq order. 0, or -errno when an entry could not leave the journal (the
+ * rest stay journaled: their retry is a no-op by op id). */
+static int wb_batch_finish(struct vs_writeback *wb, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct vs_jentry *b = &wb->batch[i];
+		const struct vs_wb_result *res = &wb->batch_res[i];
+		int r = vs_journal_done(wb->journal, b->lseq);
+
+		if (r < 0 && r != -ENOENT)
+			return r;
+		vs_debug("write-back: committed %s of '%s' as seq %" PRId64
+			 " v%" PRId64 " (batch)",
+			 op_verbs[b->op], b->path, res->seq, res->version);
+		if (wb->committed)
+			wb->committed(wb->arg, b, res);
+		vs_metrics_writeback(res->conflict ? VS_WB_CONFLICT
+				     : res->merged ? VS_WB_MERGED
+						   : VS_WB_COMMITTED);
+		wb_advance(wb, b->lseq, -EIO, b->lseq, 0);
+	}
+	return 0;
 }
 
 static void *wb_main(void *arg)
@@ -901,6 +1025,19 @@ static void *wb_main(void *arg)
 		}
 		wb_advance(wb, e->lseq - 1, -EIO, 0, 0);
 		nburst = wb_burst(wb, e);
+		if (!nburst && (r = wb_batch(wb, e)) > 0) {
+			r = wb_batch_finish(wb, (size_t)r);
+			if (r < 0) {
+				wb_backoff(wb);
+				continue;
+			}
+			if (wb->down) {
+				vs_info("write-back: committing again");
+				wb->down = false;
+			}
+			vs_backoff_reset(&wb->backoff);
+			continue;
+		}
 		if (nburst) {
 			vs_debug("write-back: %zu saves of '%s' committed as "
 				 "one",
@@ -925,6 +1062,8 @@ static void *wb_main(void *arg)
 		}
 		if (r == 0)
 			r = vs_journal_done(wb->journal, e->lseq);
+		if (wb->solo)
+			wb->solo -= wb->solo > nburst ? nburst + 1 : wb->solo;
 		if (r < 0 && r != -ENOENT) {
 			/* committed but still journaled: the retry, with the
 			 * same op id, is a no-op that returns this result */
@@ -966,6 +1105,8 @@ static void *wb_main(void *arg)
 static void wb_free(struct vs_writeback *wb)
 {
 	vs_pg_free(wb->pg);
+	free(wb->batch);
+	free(wb->batch_res);
 	free(wb->pg_conninfo);
 	free(wb->project_id);
 	free(wb->author);
@@ -987,6 +1128,15 @@ int vs_wb_start(struct vs_writeback **out, const struct vs_wb_config *cfg)
 	wb->pg_conninfo = cfg->pg ? strdup(cfg->pg) : NULL;
 	wb->project_id = strdup(cfg->project_id);
 	wb->author = cfg->author ? strdup(cfg->author) : NULL;
+	/* without room for a batch, every entry is committed alone */
+	wb->batch = malloc(WB_BATCH_MAX * sizeof(*wb->batch));
+	wb->batch_res = malloc(WB_BATCH_MAX * sizeof(*wb->batch_res));
+	if (!wb->batch || !wb->batch_res) {
+		free(wb->batch);
+		free(wb->batch_res);
+		wb->batch = NULL;
+		wb->batch_res = NULL;
+	}
 	if ((cfg->pg && !wb->pg_conninfo) || !wb->project_id ||
 	    (cfg->author && !wb->author)) {
 		wb_free(wb);

@@ -3,8 +3,9 @@
  * PostgreSQL (sync/journal.c).
  *
  * A directory of one file per operation, named by a local sequence number,
- * written to a temp name, fsync'd and renamed (then the directory fsync'd),
- * so an operation is either wholly in the journal or not at all. File
+ * written to a temp name, fsync'd and renamed (then the directory fsync'd,
+ * once for a group of entries: vs_journal_sync), so an operation is either
+ * wholly in the journal or not at all. File
  * content is not in the journal entry: it is a cache object (by SHA-256),
  * stored and fsync'd before the entry that names it. After a crash the
  * entries are replayed in order with their original operation ids, so
@@ -64,11 +65,31 @@ int vs_journal_open(struct vs_journal **out, int dir_fd);
 void vs_journal_free(struct vs_journal *j);
 
 /* Append @e (a fresh op_id is made if e->op_id is empty); sets e->lseq.
- * Durable when it returns 0. -EINVAL for an invalid entry, -errno (-ENOSPC
- * ...) otherwise; on failure nothing is left on disk or pending, and
- * nothing is logged (the caller says what it was doing). */
+ * When it returns 0 the entry is written, fsync'd and renamed, in lseq
+ * order, but durable only once vs_journal_sync() covers it (call it
+ * without holding a lock other appenders need: that is the group commit).
+ * -EINVAL for an invalid entry, -errno (-ENOSPC ...) otherwise; on failure
+ * nothing is left on disk or pending, and nothing is logged (the caller
+ * says what it was doing). */
 int vs_journal_append(struct vs_journal *j, struct vs_jentry *e);
-/* The oldest pending entry into @e: 0, or -ENOENT if none. */
+/* vs_journal_append() in two steps, so that the slow one runs outside the
+ * caller's lock: reserve gives @e its lseq (its place in the journal's
+ * order; cheap, -ENOMEM only), append_reserved writes, fsyncs and renames
+ * it, waiting for the entries reserved before it to be renamed or given
+ * up. Every reservation must be followed by one append_reserved (which
+ * gives it up when it fails). The same results as vs_journal_append(). */
+int vs_journal_reserve(struct vs_journal *j, struct vs_jentry *e);
+int vs_journal_append_reserved(struct vs_journal *j, struct vs_jentry *e);
+/* Make every entry up to @lseq durable (0: every entry appended so far):
+ * one fsync of the directory shared by the threads that sync at the same
+ * time. 0, or -errno with a log line; the entries stay pending then (a
+ * later sync may still make them durable). */
+int vs_journal_sync(struct vs_journal *j, uint64_t lseq);
+/* Every entry up to this lseq is durable (vs_journal_each() also visits
+ * entries that are not yet). */
+uint64_t vs_journal_synced(struct vs_journal *j);
+/* The oldest pending entry into @e, durable (it syncs first if need be):
+ * 0, -ENOENT if none, or -errno. */
 int vs_journal_peek(struct vs_journal *j, struct vs_jentry *e);
 /* Remove entry @lseq (committed). 0 or -errno. */
 int vs_journal_done(struct vs_journal *j, uint64_t lseq);

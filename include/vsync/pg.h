@@ -33,6 +33,7 @@
 #ifndef VSYNC_PG_H
 #define VSYNC_PG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -100,6 +101,9 @@ int vs_pg_cmd(struct vs_pg *pg, const char *sql);
 int vs_pg_begin(struct vs_pg *pg, const char *mode);
 int vs_pg_commit(struct vs_pg *pg);
 void vs_pg_rollback(struct vs_pg *pg);
+/* The open transaction has failed (a statement in it was refused, even one
+ * whose error the caller chose to ignore): COMMIT would roll it back. */
+bool vs_pg_txn_failed(const struct vs_pg *pg);
 
 /* The errno (positive) for a SQLSTATE or SQLSTATE class (table above);
  * EIO for NULL or anything unknown. The one place errors are mapped. */

@@ -211,6 +211,8 @@ int main(int argc, char **argv)
 		}
 		if (r == 0)
 			r = vs_journal_append(journal, e);
+		if (r == 0)
+			r = vs_journal_sync(journal, e->lseq);
 		if (r < 0) {
 			printf("error=%d (%s)\n", r, errname(r));
 			goto out;

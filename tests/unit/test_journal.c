@@ -30,6 +30,10 @@
  *  - two handles on one directory: an entry is never renamed over
  *    another, a taken lseq (entry or temp file) moves to the next, and
  *    a reopen finds every entry of both;
+ *  - the group commit: vs_journal_sync covers every entry renamed before
+ *    it, peek syncs an entry first, four threads appending and syncing;
+ *  - reservations: a rename waits for the entries reserved before it, an
+ *    append that gives up leaves a gap and lets the next one go on;
  *  - vs_journal_low_water, vs_journal_put_content, vs_uuid_random (v4);
  *  - the "reserve" file (room for entries when the disk is full; used by
  *    test_write_limits.sh) is made at open and is not an entry.
@@ -39,6 +43,7 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -491,6 +496,128 @@ static void check_peek(struct fixture *f, uint64_t lseq, const char *path)
 	check_str(path, f->got.path, "peeked path");
 }
 
+#define SYNC_THREADS 4
+#define SYNC_EACH    50
+
+struct sync_arg {
+	struct vs_journal *j;
+	int t, failed;
+};
+
+/* Append and sync SYNC_EACH entries; every sync must cover its entry. */
+static void *sync_thread(void *p)
+{
+	struct sync_arg *a = p;
+	struct vs_jentry *e = calloc(1, sizeof(*e));
+
+	for (int i = 0; e && i < SYNC_EACH && !a->failed; i++) {
+		char path[32];
+
+		memset(e, 0, sizeof(*e));
+		snprintf(path, sizeof(path), "t%d/f%d", a->t, i);
+		make_write(e, path, -1);
+		if (vs_journal_append(a->j, e) < 0 ||
+		    vs_journal_sync(a->j, e->lseq) < 0 ||
+		    vs_journal_synced(a->j) < e->lseq)
+			a->failed = 1;
+	}
+	if (!e)
+		a->failed = 1;
+	free(e);
+	return NULL;
+}
+
+/* The directory fsync is a group commit: appended entries are durable
+ * once a sync covers them; peek syncs first; concurrent appenders. */
+static void test_group_sync(void **state)
+{
+	struct fixture *f = *state;
+	struct sync_arg args[SYNC_THREADS];
+	pthread_t th[SYNC_THREADS];
+
+	check_int(0, vs_journal_synced(f->j), "synced of empty");
+	check_ret(0, vs_journal_sync(f->j, 0), "sync of nothing");
+	append_write(f, "a", 1);
+	append_write(f, "b", 2);
+	check_int(0, vs_journal_synced(f->j), "appended, not synced");
+	check_ret(0, vs_journal_sync(f->j, 1), "sync 1");
+	check_int(2, vs_journal_synced(f->j), "one fsync covers both");
+	append_write(f, "c", 3);
+	check_ret(0, vs_journal_done(f->j, 1), "done 1");
+	check_ret(0, vs_journal_done(f->j, 2), "done 2");
+	check_peek(f, 3, "c"); /* not synced: peek syncs it first */
+	check_int(3, vs_journal_synced(f->j), "synced by peek");
+	check_ret(0, vs_journal_done(f->j, 3), "done 3");
+
+	for (int t = 0; t < SYNC_THREADS; t++) {
+		args[t] = (struct sync_arg){f->j, t, 0};
+		check_int(0,
+			  pthread_create(&th[t], NULL, sync_thread, &args[t]),
+			  "pthread_create");
+	}
+	for (int t = 0; t < SYNC_THREADS; t++) {
+		pthread_join(th[t], NULL);
+		check_int(0, args[t].failed, "thread %d: append and sync", t);
+	}
+	check_int(SYNC_THREADS * SYNC_EACH, vs_journal_pending(f->j),
+		  "pending after the threads");
+	check_int(3 + SYNC_THREADS * SYNC_EACH, vs_journal_synced(f->j),
+		  "every entry synced");
+	check_int(0, count_files(f, ".tmp"), "temp files");
+	reopen(f);
+	check_int(SYNC_THREADS * SYNC_EACH, vs_journal_pending(f->j),
+		  "pending after reopen");
+	check_int(3 + SYNC_THREADS * SYNC_EACH, vs_journal_synced(f->j),
+		  "synced after reopen");
+}
+
+struct reserved_arg {
+	struct vs_journal *j;
+	struct vs_jentry *e;
+	int r;
+};
+
+static void *append_reserved_thread(void *p)
+{
+	struct reserved_arg *a = p;
+
+	a->r = vs_journal_append_reserved(a->j, a->e);
+	return NULL;
+}
+
+/* Renames wait for their turn: an entry reserved later is renamed only
+ * once the earlier one is renamed or given up (a gap then). */
+static void test_reserved_turn(void **state)
+{
+	struct fixture *f = *state;
+	struct vs_jentry *b = calloc(1, sizeof(*b));
+	struct reserved_arg arg = {f->j, b, 1};
+	pthread_t th;
+
+	assert_non_null(b);
+	make_write(&f->e, "a", -1);
+	make_write(b, "b", -1);
+	check_ret(0, vs_journal_reserve(f->j, &f->e), "reserve a");
+	check_ret(0, vs_journal_reserve(f->j, b), "reserve b");
+	check_int(1, f->e.lseq, "lseq of a");
+	check_int(2, b->lseq, "lseq of b");
+	check_int(1, vs_journal_low_water(f->j), "low water: a in flight");
+	check_int(0, pthread_create(&th, NULL, append_reserved_thread, &arg),
+		  "pthread_create");
+	/* b waits for a; a fails (an invalid entry): b goes on */
+	f->e.path[0] = '\0';
+	check_ret(-EINVAL, vs_journal_append_reserved(f->j, &f->e),
+		  "append of an invalid a");
+	pthread_join(th, NULL);
+	check_ret(0, arg.r, "append of b after a gave up");
+	check_int(1, vs_journal_pending(f->j), "pending");
+	check_int(2, vs_journal_low_water(f->j), "low water: the gap");
+	check_peek(f, 2, "b");
+	append_write(f, "c", 3); /* 2 is taken: no reuse */
+	check_int(0, count_files(f, ".tmp"), "temp files");
+	free(b);
+}
+
 static void test_append_peek_done(void **state)
 {
 	struct fixture *f = *state;
@@ -743,6 +870,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_format_rejects, fixture_setup,
 					    fixture_teardown),
 	    cmocka_unit_test(test_parse_rejects),
+	    cmocka_unit_test_setup_teardown(test_group_sync, fixture_setup,
+					    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_reserved_turn, fixture_setup,
+					    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_append_peek_done,
 					    fixture_setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_malformed_moved_aside,
