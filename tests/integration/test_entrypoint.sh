@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 #
 # test_entrypoint.sh - container/entrypoint.sh run directly (no docker)
-# against container/example imported with vsyncctl, with a fake dev server
+# against container/example imported with vsyncctl and the project's
+# credentials from `vsyncctl grant`, with a fake dev server
 # (a bash script) and a fake npm on PATH, so no registry is needed:
 #
 #   - the dev server starts only once vsync-mount's --ready-file exists, in
@@ -177,7 +178,8 @@ start_entry() {
 	ENTRY_SEQ=$((ENTRY_SEQ + 1))
 	ENTRY_LOG=$VS_LOG_DIR/entry.$ENTRY_SEQ.log
 	rm -f "$DEV_OUT" "$DEV_OUT".*
-	env PATH="$W/bin:$PATH" VSYNC_PROJECT=example VSYNC_MOUNT="$MNT" \
+	env PATH="$W/bin:$PATH" VSYNC_PG_URL="$GRANT_PG" \
+		VSYNC_PROJECT=example VSYNC_MOUNT="$MNT" \
 		VSYNC_CACHE_DIR="$CACHE" VSYNC_BIN_DIR="$VSYNC_BUILD_DIR/agent" \
 		VSYNC_CONTROL="127.0.0.1:$PORT" VSYNC_READY_FILE="$READY" \
 		VSYNC_STOP_GRACE=5 VSYNC_READY_TIMEOUT=60 \
@@ -224,6 +226,12 @@ if ! vs_last_ok; then
 	vs_summary || true
 	exit 1
 fi
+# the container runs with the project's granted credentials, not the
+# administrator's (docs/security.md)
+vs_check "vsyncctl grant example" sh -c '"$1" --pg "$2" grant example >"$3" 2>/dev/null' \
+	_ "$CTL_BIN" "$VSYNC_PG_URL" "$W/grant.env"
+GRANT_PG=$(. "$W/grant.env" && echo "$VSYNC_PG_URL")
+vs_check "the grant is a role of its own" grep -q "user='vsync_c_" <<<"$GRANT_PG"
 mkdir -p "$MNT" "$CACHE"
 PORT=$(free_port)
 
