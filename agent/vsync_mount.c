@@ -855,6 +855,11 @@ int main(int argc, char **argv)
 			goto out;
 	if (o.debug && fuse_opt_add_arg(&args, "-d") != 0)
 		goto out;
+	/* The kernel has applied the caller's umask to every mode it sends;
+	 * the daemon's own must not take more bits away from what it creates
+	 * for callers (a local-only file made 0666 would be 0644). Its own
+	 * files are all created with explicit modes (0600, 0644, 0700). */
+	umask(0);
 	r = vs_fs_run(fs, &args, on_ready, on_stop, &ctx);
 	status = r < 0 ? 1 : 0;
 	if (r == 0)

@@ -12,7 +12,8 @@
 # node_modules/, chmod of root's file, removing root's file in a sticky
 # directory; reading is allowed. In a world-writable local-only directory
 # nobody's new file, directory, symlink and FIFO belong to nobody
-# (uid and gid), as on the disk.
+# (uid and gid), as on the disk; new modes follow the caller's umask only
+# (0 and 027), not the daemon's.
 #
 # Needs /dev/fuse and root (else exit 77); starts PostgreSQL.
 set -u
@@ -97,6 +98,14 @@ for n in f d l p; do
 		"$(find "$W/cache" -path "*/node_modules/shared/$n" -printf '%U:%G\n' | head -n 1)"
 done
 same "nobody removes its own file" 'rm "$D/node_modules/shared/f"'
+# modes follow the caller's umask only, not the daemon's
+same "umask 0: a new file is 0666, a new dir 0777" \
+	'umask 0; touch "$D/node_modules/shared/u0" && mkdir "$D/node_modules/shared/d0" && stat -c %a "$D/node_modules/shared/u0" "$D/node_modules/shared/d0"'
+same "umask 027: 0640 and 0750" \
+	'umask 027; touch "$D/node_modules/shared/u1" && mkdir "$D/node_modules/shared/d1" && stat -c %a "$D/node_modules/shared/u1" "$D/node_modules/shared/d1"'
+vs_check_eq "as root, umask 0: a synced file is 0666 as on the disk" \
+	"$(umask 0 && touch "$REF/src/u2.js" && stat -c %a "$REF/src/u2.js")" \
+	"$(umask 0 && touch "$MNT/src/u2.js" && stat -c %a "$MNT/src/u2.js")"
 vs_check_eq "root's synced file is unchanged" "export const x = 1;" "$(cat "$MNT/src/app.js")"
 vs_check_eq "and PostgreSQL has no change" "export const x = 1;" "$("$CTL" cat perm src/app.js)"
 vs_umount "$MNT"
