@@ -493,6 +493,12 @@ void inode_synced_remove(struct vs_inode_table *t, struct vs_inode *in)
 	}
 }
 
+void inode_dir_changed(struct vs_inode *dir, int64_t now)
+{
+	if (dir && now > dir->mtime_ns)
+		dir->mtime_ns = now;
+}
+
 int inode_remove_check(const struct vs_inode *in, bool dir)
 {
 	if (!in)

@@ -56,6 +56,7 @@ struct vs_inode {
 	uint32_t mode; /* permission bits */
 	uint64_t size;
 	int64_t mtime_ns;
+	int64_t ctime_ns; /* synced: status change, if after mtime_ns */
 	int64_t atime_ns; /* set by utimensat (local only); else mtime */
 	bool atime_set;
 	int64_t version;
@@ -172,6 +173,9 @@ struct vs_inode *inode_synced_replace(struct vs_inode_table *t,
  * -ENOTEMPTY; into itself or a descendant -EINVAL. 0 otherwise.
  */
 int inode_remove_check(const struct vs_inode *in, bool dir);
+/* A local change of its entries (a name made, removed or moved) at @now:
+ * directory @dir's mtime and ctime, as a disk's. Table lock held. */
+void inode_dir_changed(struct vs_inode *dir, int64_t now);
 int inode_rename_check(const struct vs_inode *in,
 		       const struct vs_inode *newparent,
 		       const struct vs_inode *old, bool noreplace);

@@ -80,6 +80,10 @@ void synced_stat(const struct vs_fs *fs, const struct vs_inode *in,
 		st->st_atim.tv_nsec = in->atime_ns % 1000000000;
 	}
 	st->st_ctim = st->st_mtim;
+	if (in->ctime_ns > in->mtime_ns) {
+		st->st_ctim.tv_sec = in->ctime_ns / 1000000000;
+		st->st_ctim.tv_nsec = in->ctime_ns % 1000000000;
+	}
 }
 
 void synced_entry(struct vs_fs *fs, const struct vs_inode *in,
@@ -157,6 +161,15 @@ void synced_setattr(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 	 * O_TRUNC comes with the open, atomic_o_trunc) */
 	if (r == 0 && (valid & FUSE_SET_ATTR_SIZE) && !(fi && fi->fh))
 		r = fsw_flush(fs, in);
+	if (r == 0) {
+		/* any change of the inode's attributes is a status change */
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		pthread_mutex_lock(&fs->table.lock);
+		in->ctime_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+		pthread_mutex_unlock(&fs->table.lock);
+	}
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else

@@ -486,6 +486,7 @@ int fsw_create(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 		goto out_locked;
 	in->mode = mode & 07777;
 	in->mtime_ns = now_ns();
+	inode_dir_changed(parent, in->mtime_ns);
 	in->version = 0; /* not in PostgreSQL yet */
 	in->wfd = wfd;
 	wfd = -1;
@@ -564,6 +565,7 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 		cur = inode_child_find(parent, name);
 		if (cur && cur->kind == in->kind && !cur->nchildren)
 			inode_synced_remove(&fs->table, cur);
+		inode_dir_changed(parent, now_ns());
 		pthread_mutex_unlock(&fs->table.lock);
 	}
 	pthread_mutex_unlock(&fs->ns_lock);
@@ -702,6 +704,13 @@ out:
 	if (old && old != in)
 		inode_synced_remove(&fs->table, old);
 	r = inode_synced_move(in, newparent, newname);
+	if (r == 0) {
+		int64_t now = now_ns();
+
+		inode_dir_changed(parent, now);
+		inode_dir_changed(newparent, now);
+		in->ctime_ns = now; /* a rename changes the inode's status */
+	}
 	if (r == 0 && in->kind == VS_KIND_DIR)
 		forget_versions(in);
 	pthread_mutex_unlock(&fs->table.lock);
