@@ -355,8 +355,19 @@ static void reply_made(fuse_req_t req, struct vs_fs *fs,
 		r = own_by_caller(req, fs, parent, fd);
 	if (r == 0)
 		r = entry_of_fd(fs, &fd, &e);
-	if (r < 0)
+	if (r < 0) {
 		unlinkat(at->dirfd, at->name, dir ? AT_REMOVEDIR : 0);
+	} else if (!parent->local) {
+		/* a special node or a local-only name made in a synced
+		 * directory changes its entries, as a disk's mtime says */
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		pthread_mutex_lock(&fs->table.lock);
+		inode_dir_changed(parent,
+				  (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+		pthread_mutex_unlock(&fs->table.lock);
+	}
 	if (fd >= 0)
 		close(fd);
 	if (r < 0)

@@ -259,15 +259,25 @@ int owner_chown(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 	return 0;
 }
 
-int owner_may_chmod(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in)
+int owner_may_chmod(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
+		    mode_t mode)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	uint32_t cur, drop = S_ISUID | S_ISGID;
 	uid_t uid;
 
 	pthread_mutex_lock(&fs->table.lock);
 	uid = in->owned ? in->uid : fs->cfg.uid;
+	cur = in->mode & 07777;
 	pthread_mutex_unlock(&fs->table.lock);
-	return ctx->uid == 0 || ctx->uid == uid ? 0 : -EPERM;
+	if (ctx->uid == 0 || ctx->uid == uid)
+		return 0;
+	/* only set-id bits dropped: what the kernel asks when anyone who may
+	 * write the file writes it (it checked the write permission) */
+	mode &= 07777;
+	return mode != cur && (mode | drop) == (cur | drop) && !(mode & ~cur)
+		   ? 0
+		   : -EPERM;
 }
 
 void owner_created(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in)

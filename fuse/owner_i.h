@@ -30,9 +30,12 @@ int owner_load(struct vs_fs *fs);
 int owner_chown(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 		const struct stat *attr, int valid);
 
-/* chmod(2) of synced @in by @req's caller: EPERM unless root or the
- * owner (the kernel checks this itself with default_permissions). */
-int owner_may_chmod(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in);
+/* chmod(2) of synced @in to @mode by @req's caller: EPERM unless root or
+ * the owner (the kernel checks this itself with default_permissions), or
+ * unless @mode only drops set-id bits, which the kernel asks for when
+ * anyone who may write the file writes it. */
+int owner_may_chmod(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
+		    mode_t mode);
 
 /* chmod of synced @in done: a directory's mode is kept here (files'
  * modes are synced). */

@@ -65,8 +65,12 @@ void synced_stat(const struct vs_fs *fs, const struct vs_inode *in,
 	memset(st, 0, sizeof(*st));
 	st->st_ino = in->ino;
 	st->st_mode = kind_type(in->kind) | (in->mode & 07777);
-	/* an unlinked file still open somewhere has no links left */
+	/* an unlinked file still open somewhere has no links left; a
+	 * directory has its own, its "." and each subdirectory's ".." */
 	st->st_nlink = in->removed ? 0 : in->kind == VS_KIND_DIR ? 2 : 1;
+	if (!in->removed && in->kind == VS_KIND_DIR)
+		for (size_t i = 0; i < in->nchildren; i++)
+			st->st_nlink += in->children[i]->kind == VS_KIND_DIR;
 	st->st_uid = in->owned ? in->uid : fs->cfg.uid;
 	st->st_gid = in->owned ? in->gid : fs->cfg.gid;
 	st->st_size = (off_t)in->size;
@@ -149,7 +153,7 @@ void synced_setattr(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 
 	/* the owner is local metadata (owner.c); the rest goes to write.c */
 	if (r == 0 && (valid & FUSE_SET_ATTR_MODE))
-		r = owner_may_chmod(req, fs, in);
+		r = owner_may_chmod(req, fs, in, attr->st_mode);
 	if (r == 0 && (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
 		r = owner_chown(req, fs, in, attr, valid);
 	valid &= ~(FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID);
