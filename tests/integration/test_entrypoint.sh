@@ -130,34 +130,9 @@ free_port() {
 	return 1
 }
 
-# pids_of NEEDLE: pids whose command line contains NEEDLE (observation only).
-# cmdline PID: its arguments joined by spaces, into CMDLINE (no fork).
-cmdline() {
-	local args=()
-	CMDLINE=
-	{ mapfile -d '' args <"/proc/$1/cmdline"; } 2>/dev/null || return 1
-	CMDLINE="${args[*]}"
-}
-
-# pids_of NEEDLE...: pids whose command line contains every NEEDLE
-# (observation only).
-pids_of() {
-	local f pid n
-	for f in /proc/[0-9]*; do
-		pid=${f#/proc/}
-		[[ $pid != "$$" && $pid != "$BASHPID" ]] || continue
-		cmdline "$pid" || continue
-		for n in "$@"; do
-			[[ $CMDLINE == *"$n"* ]] || continue 2
-		done
-		echo "$pid"
-	done
-	return 0
-}
-
 mount_pid() {
 	local p
-	p=$(pids_of "$MNT" vsync-mount | head -n 1)
+	p=$(vs_pids_of "$MNT" vsync-mount | head -n 1)
 	[[ -n $p ]] && echo "$p"
 }
 
@@ -197,7 +172,7 @@ stop_entry() {
 	fi
 	wait "$1" 2>/dev/null
 	local p
-	for p in $(pids_of "$W/bin/fake-dev") $(mount_pid); do
+	for p in $(vs_pids_of "$W/bin/fake-dev") $(mount_pid); do
 		kill -KILL "$p" 2>/dev/null
 	done
 	vs__cleanup_mount "$MNT"

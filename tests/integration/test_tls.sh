@@ -246,29 +246,8 @@ EOF
 chmod +x "$W/bin/fake-dev"
 DEV_OUT=$W/dev.out
 
-# cmdline PID: its arguments joined by spaces, into CMDLINE (no fork).
-cmdline() {
-	local args=()
-	CMDLINE=
-	{ mapfile -d '' args <"/proc/$1/cmdline"; } 2>/dev/null || return 1
-	CMDLINE="${args[*]}"
-}
-# pids_of NEEDLE...: pids whose command line contains every NEEDLE.
-pids_of() {
-	local f pid n
-	for f in /proc/[0-9]*; do
-		pid=${f#/proc/}
-		[[ $pid != "$$" && $pid != "$BASHPID" ]] || continue
-		cmdline "$pid" || continue
-		for n in "$@"; do
-			[[ $CMDLINE == *"$n"* ]] || continue 2
-		done
-		echo "$pid"
-	done
-	return 0
-}
 entry_stunnel() {
-	pids_of stunnel "$W/tmp/" | head -n 1
+	vs_pids_of stunnel "$W/tmp/" | head -n 1
 }
 no_entry_stunnel() {
 	[[ -z "$(entry_stunnel)" ]]
@@ -307,7 +286,7 @@ stop_entry() {
 		vs_poll 20 vs__pid_gone "$1" || kill -KILL "$1" 2>/dev/null
 	fi
 	wait "$1" 2>/dev/null
-	for p in $(pids_of "$W/bin/fake-dev") $(pids_of vsync-mount "$MNT") \
+	for p in $(vs_pids_of "$W/bin/fake-dev") $(vs_pids_of vsync-mount "$MNT") \
 		$(entry_stunnel); do
 		kill -KILL "$p" 2>/dev/null
 	done

@@ -69,6 +69,7 @@
 #                        127.0.0.1:CONNECT_PORT; stopped at exit. Sets
 #                        VS_STUNNEL_PID; the log is $VS_SERVERS_DIR/NAME.log.
 #   vs_free_port         print a port in 20000-40000 nothing listens on.
+#   vs_pids_of NEEDLE... pids whose command line contains every NEEDLE.
 #
 # Test helpers
 #   vs_on_exit CMD...    run CMD at exit (LIFO). One argument is eval'd as a
@@ -734,6 +735,24 @@ vs_redis_cli() {
 }
 
 # ---------------------------------------------------------------- TLS
+
+# vs_pids_of NEEDLE...: pids whose command line contains every NEEDLE
+# (observation only; the caller's own shell is left out).
+vs_pids_of() {
+	local f pid n args line
+	for f in /proc/[0-9]*; do
+		pid=${f#/proc/}
+		[[ $pid != "$$" && $pid != "$BASHPID" ]] || continue
+		args=()
+		{ mapfile -d '' args <"/proc/$pid/cmdline"; } 2>/dev/null || continue
+		line="${args[*]}"
+		for n in "$@"; do
+			[[ $line == *"$n"* ]] || continue 2
+		done
+		echo "$pid"
+	done
+	return 0
+}
 
 vs_free_port() {
 	local p
