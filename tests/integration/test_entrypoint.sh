@@ -118,18 +118,6 @@ mkdir -p node_modules/fake-dep && echo 'module.exports = 1;' >node_modules/fake-
 EOF
 chmod +x "$W/bin/fake-dev" "$W/bin/npm"
 
-free_port() {
-	local p
-	for _ in 1 2 3 4 5 6 7 8; do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 20001))
-		vs__port_in_use "$p" || {
-			echo "$p"
-			return 0
-		}
-	done
-	return 1
-}
-
 mount_pid() {
 	local p
 	p=$(vs_pids_of "$MNT" vsync-mount | head -n 1)
@@ -182,15 +170,8 @@ stop_entry() {
 # entry_exit SECS: wait up to SECS for the entrypoint to exit; sets ENTRY_RC
 # (124 on timeout) and ENTRY_MS (time taken).
 entry_exit() {
-	local t0
-	t0=$(vs_now_ms)
-	ENTRY_RC=0
-	if vs_poll "$1" vs__pid_gone "$ENTRY_PID"; then
-		wait "$ENTRY_PID" || ENTRY_RC=$?
-	else
-		ENTRY_RC=124
-	fi
-	ENTRY_MS=$(($(vs_now_ms) - t0))
+	vs_wait_exit "$ENTRY_PID" "$1"
+	ENTRY_RC=$VS_EXIT_RC ENTRY_MS=$VS_EXIT_MS
 }
 
 # ---------------------------------------------------------------- setup
@@ -208,7 +189,7 @@ vs_check "vsyncctl grant example" sh -c '"$1" --pg "$2" grant example >"$3" 2>/d
 GRANT_PG=$(. "$W/grant.env" && echo "$VSYNC_PG_URL")
 vs_check "the grant is a role of its own" grep -q "user='vsync_c_" <<<"$GRANT_PG"
 mkdir -p "$MNT" "$CACHE"
-PORT=$(free_port)
+PORT=$(vs_free_port)
 
 # ---------------------------------------------------------------- main case
 

@@ -294,15 +294,8 @@ stop_entry() {
 	return 0
 }
 entry_exit() {
-	local t0
-	t0=$(vs_now_ms)
-	ENTRY_RC=0
-	if vs_poll "$1" vs__pid_gone "$ENTRY_PID"; then
-		wait "$ENTRY_PID" || ENTRY_RC=$?
-	else
-		ENTRY_RC=124
-	fi
-	ENTRY_MS=$(($(vs_now_ms) - t0))
+	vs_wait_exit "$ENTRY_PID" "$1"
+	ENTRY_RC=$VS_EXIT_RC ENTRY_MS=$VS_EXIT_MS
 }
 # remote_edit N: vsyncctl put src/a.js, then poll the mount for it.
 remote_edit() {

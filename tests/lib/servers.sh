@@ -70,6 +70,8 @@
 #                        VS_STUNNEL_PID; the log is $VS_SERVERS_DIR/NAME.log.
 #   vs_free_port         print a port in 20000-40000 nothing listens on.
 #   vs_pids_of NEEDLE... pids whose command line contains every NEEDLE.
+#   vs_wait_exit PID SECS  wait for child PID to exit; VS_EXIT_RC (124 on
+#                        timeout) and VS_EXIT_MS.
 #
 # Test helpers
 #   vs_on_exit CMD...    run CMD at exit (LIFO). One argument is eval'd as a
@@ -735,6 +737,20 @@ vs_redis_cli() {
 }
 
 # ---------------------------------------------------------------- TLS
+
+# vs_wait_exit PID SECS: wait up to SECS for child PID to exit; sets
+# VS_EXIT_RC (its status, 124 on timeout) and VS_EXIT_MS (time taken).
+vs_wait_exit() {
+	local t0
+	t0=$(vs_now_ms)
+	VS_EXIT_RC=0
+	if vs_poll "$2" vs__pid_gone "$1"; then
+		wait "$1" || VS_EXIT_RC=$?
+	else
+		VS_EXIT_RC=124
+	fi
+	VS_EXIT_MS=$(($(vs_now_ms) - t0))
+}
 
 # vs_pids_of NEEDLE...: pids whose command line contains every NEEDLE
 # (observation only; the caller's own shell is left out).
