@@ -570,16 +570,19 @@ vs__redis_start() {
 	return 1
 }
 
-vs__redis_stop() {
-	[[ -n "${VS_REDIS_PID:-}" ]] || return 0
-	if kill -TERM "$VS_REDIS_PID" 2>/dev/null; then
-		if ! vs_poll 10 vs__pid_gone "$VS_REDIS_PID"; then
-			kill -KILL "$VS_REDIS_PID" 2>/dev/null
-		fi
+# Stop child PID (may be empty): TERM, 10 s, then KILL; reaped.
+vs__stop_pid() {
+	[[ -n "${1:-}" ]] || return 0
+	if kill -TERM "$1" 2>/dev/null; then
+		vs_poll 10 vs__pid_gone "$1" || kill -KILL "$1" 2>/dev/null
 	fi
-	wait "$VS_REDIS_PID" 2>/dev/null
-	VS_REDIS_PID=
+	wait "$1" 2>/dev/null
 	return 0
+}
+
+vs__redis_stop() {
+	vs__stop_pid "${VS_REDIS_PID:-}"
+	VS_REDIS_PID=
 }
 
 vs_servers_start() {
@@ -893,19 +896,8 @@ vs_redis_tls_start() {
 }
 
 vs__redis_tls_stop() {
-	[[ -n "${VS_REDIS_TLS_PID:-}" ]] || return 0
-	if kill -TERM "$VS_REDIS_TLS_PID" 2>/dev/null; then
-		if ! vs_poll 10 vs__pid_gone "$VS_REDIS_TLS_PID"; then
-			kill -KILL "$VS_REDIS_TLS_PID" 2>/dev/null
-		fi
-	fi
-	wait "$VS_REDIS_TLS_PID" 2>/dev/null
+	vs__stop_pid "${VS_REDIS_TLS_PID:-}"
 	VS_REDIS_TLS_PID=
-	return 0
-}
-
-vs__port_listening() {
-	vs__port_in_use "$1"
 }
 
 vs_stunnel_client() {
@@ -928,7 +920,7 @@ EOF
 	pid=$!
 	export VS_STUNNEL_PID=$pid
 	vs_on_exit "vs_relay_stop $pid"
-	if ! vs_poll 10 vs__port_listening "$accept" || vs__pid_gone "$pid"; then
+	if ! vs_poll 10 vs__port_in_use "$accept" || vs__pid_gone "$pid"; then
 		echo "vs_stunnel_client: stunnel is not listening on $accept:" >&2
 		tail -n 10 "$VS_SERVERS_DIR/$name.log" >&2 2>/dev/null
 		return 1
