@@ -106,6 +106,49 @@ bool special_dir_busy(struct vs_fs *fs, struct vs_inode *parent,
 	return busy;
 }
 
+/* Remove entry @name of directory @dirfd, and all it holds if it is a
+ * directory (not following symlinks). 0 or -errno. */
+static int remove_tree_at(int dirfd, const char *name)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd, r = 0;
+
+	if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT)
+		return 0;
+	if (errno != EISDIR)
+		return -errno;
+	fd = openat(dirfd, name,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	while (r == 0 && (de = readdir(d))) {
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0)
+			r = remove_tree_at(fd, de->d_name);
+	}
+	closedir(d);
+	if (r == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0 &&
+	    errno != ENOENT)
+		r = -errno;
+	return r;
+}
+
+void special_dir_clear(struct vs_fs *fs, const char *path)
+{
+	int r = remove_tree_at(fs->cfg.upper_fd, path);
+
+	if (r < 0)
+		vs_warn("cannot remove the local entries at '%s': %s", path,
+			strerror(-r));
+}
+
 void special_dir_moved(struct vs_fs *fs, const char *from, const char *to)
 {
 	struct stat st;
@@ -114,8 +157,7 @@ void special_dir_moved(struct vs_fs *fs, const char *from, const char *to)
 	if (fstatat(fs->cfg.upper_fd, from, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 	    !S_ISDIR(st.st_mode))
 		return;
-	/* an empty leftover at @to (directories leading to a local entry
-	 * that went) is replaced */
+	special_dir_clear(fs, to); /* a leftover at @to */
 	r = local_upper_mkdirs(fs, to);
 	if (r == 0 &&
 	    renameat(fs->cfg.upper_fd, from, fs->cfg.upper_fd, to) < 0)

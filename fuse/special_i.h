@@ -34,8 +34,20 @@ bool special_dir_busy(struct vs_fs *fs, struct vs_inode *parent,
 		      const char *name);
 
 /* After synced directory @from (an upper path) was renamed to @to: move
- * what the upper layer has there along. Best effort, logged. */
+ * what the upper layer has there along, in place of anything left at @to.
+ * Best effort, logged. */
 void special_dir_moved(struct vs_fs *fs, const char *from, const char *to);
+
+/*
+ * Remove what the upper layer holds at synced directory @path (an upper
+ * path): its local-only names and special nodes, with all they hold. Done
+ * when the directory is removed by a remote change (as rm -r would on a
+ * disk), and before a synced directory is made at @path (by mkdir, a
+ * remote change or a rename), so that leftovers of an earlier directory of
+ * that name (removed while unmounted, say) never turn up in the new one.
+ * Best effort, logged.
+ */
+void special_dir_clear(struct vs_fs *fs, const char *path);
 
 /*
  * List the special nodes in the upper layer at synced directory @dir,

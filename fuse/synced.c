@@ -261,6 +261,7 @@ void synced_mkdir(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		  const char *name, mode_t mode)
 {
 	int r = may_create(fs, parent, name);
+	char path[PATH_MAX];
 	bool setgid;
 
 	/* as mkdir(2): a directory made in a setgid one is setgid too (and
@@ -270,6 +271,8 @@ void synced_mkdir(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 	pthread_mutex_unlock(&fs->table.lock);
 	if (setgid)
 		mode |= S_ISGID;
+	if (r == 0 && fs_upper_path(fs, parent, name, path, sizeof(path)) == 0)
+		special_dir_clear(fs, path); /* leftovers of an earlier one */
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else

@@ -18,7 +18,10 @@
  *    handler builds the inode from it (IN_CREATE, no stale negative dentry,
  *    the parent's cached listing dropped by the kernel itself).
  *  - delete / rename: unlink/rmdir (children first) and rename through the
- *    mountpoint (IN_DELETE, IN_MOVED_FROM/IN_MOVED_TO).
+ *    mountpoint (IN_DELETE, IN_MOVED_FROM/IN_MOVED_TO). What the upper
+ *    layer holds under a removed or renamed synced directory (local-only
+ *    names such as node_modules, FIFOs, sockets) is removed or moved with
+ *    it (special.c), as rm -r or mv would do on a disk.
  * No lock is held across a notification or a call through the mountpoint:
  * those are served by other FUSE threads (the loop is multithreaded).
  *
@@ -36,6 +39,7 @@
 #include <unistd.h>
 
 #include "fs_i.h"
+#include "special_i.h"
 #include "synced_i.h"
 #include "vsync/change.h"
 #include "vsync/content.h"
@@ -135,8 +139,13 @@ static int delete_path(struct vs_fs *fs, const char *path)
 	r = mnt_path(fs, path, full, sizeof(full));
 	if (r < 0)
 		return r;
-	if (kind == VS_KIND_DIR && rmdir(full) < 0)
-		return through_failed("rmdir", path);
+	if (kind == VS_KIND_DIR) {
+		if (rmdir(full) < 0)
+			return through_failed("rmdir", path);
+		/* its local entries go with it */
+		special_dir_clear(fs, path);
+		return 0;
+	}
 	if (kind != VS_KIND_DIR && unlink(full) < 0)
 		return through_failed("unlink", path);
 	return 0;
@@ -179,12 +188,14 @@ static int create_path(struct vs_fs *fs, const char *path,
 
 	r = mnt_path(fs, path, full, sizeof(full));
 	if (r == 0) {
-		if (st->kind == VS_KIND_DIR)
+		if (st->kind == VS_KIND_DIR) {
+			special_dir_clear(fs, path); /* leftovers */
 			r = mkdir(full, st->mode & 07777);
-		else if (st->kind == VS_KIND_SYMLINK)
+		} else if (st->kind == VS_KIND_SYMLINK) {
 			r = symlink(p->target, full);
-		else
+		} else {
 			r = mknod(full, S_IFREG | (st->mode & 07777), 0);
+		}
 		if (r < 0)
 			r = through_failed("create", path);
 	}
@@ -399,8 +410,11 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 		return r;
 	if (rename(from, to) < 0)
 		return through_failed("rename", c->path);
-	if (c->state.kind == VS_KIND_DIR)
+	if (c->state.kind == VS_KIND_DIR) {
+		/* its local entries go with it, as with a local rename */
+		special_dir_moved(fs, c->old_path, c->path);
 		return 0;
+	}
 	return put_path(fs, c->path, &c->state, NULL);
 }
 
