@@ -40,6 +40,11 @@ struct vs_pending {
 	char target[VS_PATH_MAX + 1];
 	int fd; /* verified content of a file, -1 otherwise; the handler
 		   takes it (sets -1) */
+	/* a remote edit saved as a rename over the file (update.c,
+	 * replace_path): the inode it replaces and the edit's version; 0
+	 * when no such rename is under way */
+	uint64_t replace_ino;
+	int64_t replace_version;
 };
 
 /* own changes remembered until they come back (fsw_own_change) */

@@ -569,35 +569,3 @@ struct vs_inode *inode_lookup_path(struct vs_inode_table *t, const char *path)
 	}
 	return in;
 }
-
-struct vs_inode *inode_synced_replace(struct vs_inode_table *t,
-				      struct vs_inode *old)
-{
-	struct vs_inode *dir = old->parent, *in;
-	size_t pos;
-
-	if (!dir || child_search(dir, old->name, &pos) != old)
-		return NULL;
-	in = inode_new(t, old->name, old->kind);
-	if (!in)
-		return NULL;
-	if (ht_insert(t, in) < 0) {
-		inode_free(in);
-		return NULL;
-	}
-	in->mode = old->mode;
-	in->owned = old->owned;
-	in->dir_mode_local = old->dir_mode_local;
-	in->uid = old->uid;
-	in->gid = old->gid;
-	in->parent = dir;
-	dir->children[pos] = in;
-	old->parent = NULL;
-	old->removed = true;
-	old->replaced = true;
-	if (old->nlookup == 0) {
-		ht_remove(t, old);
-		inode_free(old);
-	}
-	return in;
-}

@@ -149,15 +149,6 @@ int inode_synced_at(struct vs_inode_table *t, const char *path,
  * forgotten it (at once if it never knew it). */
 void inode_synced_remove(struct vs_inode_table *t, struct vs_inode *in);
 /*
- * Put a new inode (a new ino, no content yet: the caller fills it in) in
- * the place of synced file or symlink @old, which is unlinked like
- * inode_synced_remove() - descriptors open on it keep its bytes. Used to
- * swap in a new version atomically for readers. NULL on ENOMEM (nothing
- * changed).
- */
-struct vs_inode *inode_synced_replace(struct vs_inode_table *t,
-				      struct vs_inode *old);
-/*
  * The rules of unlink(2)/rmdir(2) and rename(2) on the tree, in the one
  * place the three writers of the tree use (a local write, a remote change
  * applied by the updater, a journal entry replayed at start). Pure: they

@@ -6,7 +6,7 @@
  * machine. chown(2) of a synced entry is kept here, per mount, as local
  * metadata that is never synced. The record is on the inode (table.lock),
  * so a rename moves it and a removal drops it with the entry; a remote
- * change that replaces a file keeps it (inode_synced_replace).
+ * edit that replaces a file keeps it (update.c, update_rename).
  *
  * A directory's mode is not synced either (PostgreSQL keeps the mode of
  * files), so a chmod of a synced directory is recorded the same way.

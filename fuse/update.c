@@ -6,13 +6,18 @@
  * Runs on the updater thread only (the subscriber's). Following
  * ../shared/notes/fuse-remote-changes.md, a change becomes visible as a
  * local save would:
- *  - edit: fetch and verify the new content; swap it in under the inode's
- *    fd_lock (exclusive) and the table lock; release both; invalidate the
- *    kernel's pages and attributes (notify_inval_inode); then utimensat()
- *    the path through the mountpoint, which the setattr handler recognises
- *    as the updater's own and answers from the table: watchers get
- *    IN_ATTRIB, and a reader woken by it reads the new bytes. Invalidate
- *    before the touch, never after.
+ *  - edit: fetch and verify the new content, then save it as an editor's
+ *    atomic save does (replace_path): create it under a temporary name
+ *    beside the file through the mountpoint, then rename it over the file
+ *    through the mountpoint. Watchers get IN_CREATE of the temporary name
+ *    and IN_MOVED_FROM/IN_MOVED_TO of the file (what chokidar, and so
+ *    Vite, takes for a save with no delay); readers have the old inode or
+ *    the new one, each whole: never a mix of old and new bytes, nor an
+ *    empty file. The rename's handler takes the old inode's fd_lock and
+ *    replaces it only if it has no local changes and is older than the
+ *    edit; else the temporary name goes again and the write-back merges.
+ *    A change of mode alone is a chmod through the mountpoint
+ *    (IN_ATTRIB).
  *  - create / mkdir / symlink: the metadata (and verified content fd) go
  *    into fs->pending, then mknod/mkdir/symlink through the mountpoint; the
  *    handler builds the inode from it (IN_CREATE, no stale negative dentry,
@@ -27,7 +32,8 @@
  *
  * vs_fs_apply runs on the updater thread only; the handlers of its calls
  * through the mountpoint (update_*, at the end) run on the FUSE threads
- * that serve them, and take the table lock only.
+ * that serve them, and take the table lock only (and, for an edit's
+ * rename, the replaced inode's fd_lock before it).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -238,19 +244,95 @@ static int ensure_parents(struct vs_fs *fs, const char *path, int64_t mtime_ns)
 	return 0;
 }
 
-/* Touch @path through the mountpoint so watchers see IN_ATTRIB. */
-static int touch_path(struct vs_fs *fs, const char *path, int64_t mtime_ns)
+/* Has synced file @in local changes not committed yet? (table lock) A
+ * working copy whose bytes are committed is none. */
+static bool local_changes(const struct vs_inode *in)
+{
+	return in->wgen != in->jgen || in->pending_op[0];
+}
+
+/*
+ * Put the new version @st (content @fd, consumed) of the file or symlink
+ * at @path, inode @old_ino now, in place as an editor's atomic save does:
+ * made under a temporary name beside it, then renamed over it, both
+ * through the mountpoint. Watchers see IN_CREATE of the temporary name,
+ * then IN_MOVED_FROM and IN_MOVED_TO of @path (what Vite's watcher and
+ * the others take for a save at once); a reader has the old inode or the
+ * new one, each whole, never a mix or an empty file. The rename's handler
+ * (update_rename) replaces @old_ino only if it still is at @path, with no
+ * local changes and older than @st; else the temporary name is removed
+ * again and the change left to the write-back to merge.
+ */
+static int replace_path(struct vs_fs *fs, const char *path,
+			const struct vs_manifest_entry *st, int fd,
+			uint64_t old_ino)
+{
+	struct vs_pending *p = &fs->pending;
+	char tmp[VS_PATH_MAX + 1], from[VS_MNT_PATH_MAX], to[VS_MNT_PATH_MAX];
+	size_t plen;
+	enum vs_kind kind;
+	uint64_t ino;
+	int r, n = -1;
+
+	(void)vs_path_basename(path, &plen);
+	for (unsigned int i = 0; i < 32 && n < 0; i++) {
+		/* beside it; in the top directory if that is too long (the
+		 * rename then moves it across directories, still one event
+		 * on @path's) */
+		if (i == 16)
+			plen = 0;
+		n = snprintf(tmp, sizeof(tmp), "%.*s%s.vsync-save-%llx-%u",
+			     (int)plen, path, plen ? "/" : "",
+			     (unsigned long long)old_ino, i % 16);
+		if (n < 0 || (size_t)n >= sizeof(tmp) ||
+		    vs_path_is_local(&fs->cfg.local, tmp) ||
+		    stat_path(fs, tmp, &kind, &ino) == 0 ||
+		    mnt_path(fs, tmp, from, sizeof(from)) < 0)
+			n = -1;
+	}
+	r = n < 0 ? -EEXIST : mnt_path(fs, path, to, sizeof(to));
+	if (r < 0) {
+		if (fd >= 0)
+			close(fd);
+		vs_warn("cannot apply change to '%s': no temporary name: %s",
+			path, strerror(-r));
+		return r;
+	}
+	r = create_path(fs, tmp, st, fd);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&fs->table.lock);
+	p->replace_ino = old_ino;
+	p->replace_version = st->version;
+	pthread_mutex_unlock(&fs->table.lock);
+	r = rename(from, to) < 0 ? -errno : 0;
+	pthread_mutex_lock(&fs->table.lock);
+	p->replace_ino = 0;
+	pthread_mutex_unlock(&fs->table.lock);
+	if (r == 0)
+		return 0;
+	if (unlink(from) < 0)
+		(void)through_failed("unlink", tmp);
+	if (r == -EBUSY || r == -ESTALE) {
+		vs_info("'%s' changed remotely (v%lld) while it has local "
+			"changes: left to the write-back to merge",
+			path, (long long)st->version);
+		return 0;
+	}
+	errno = -r;
+	return through_failed("rename", path);
+}
+
+/* chmod @path through the mountpoint so watchers see IN_ATTRIB. */
+static int chmod_path(struct vs_fs *fs, const char *path, mode_t mode)
 {
 	char full[VS_MNT_PATH_MAX];
-	struct timespec tv[2];
 	int r = mnt_path(fs, path, full, sizeof(full));
 
 	if (r < 0)
 		return r;
-	tv[0].tv_sec = tv[1].tv_sec = mtime_ns / 1000000000;
-	tv[0].tv_nsec = tv[1].tv_nsec = mtime_ns % 1000000000;
-	if (utimensat(AT_FDCWD, full, tv, AT_SYMLINK_NOFOLLOW) < 0)
-		return through_failed("utimensat", path);
+	if (chmod(full, mode & 07777) < 0)
+		return through_failed("chmod", path);
 	return 0;
 }
 
@@ -264,11 +346,10 @@ static int touch_path(struct vs_fs *fs, const char *path, int64_t mtime_ns)
 static int put_path(struct vs_fs *fs, const char *path,
 		    const struct vs_manifest_entry *st, const char *delta_base)
 {
+	enum { APPLY_NONE, APPLY_MODE, APPLY_SAVE } act = APPLY_SAVE;
 	struct vs_inode *in;
-	uint64_t parent_ino = 0;
-	const char *base;
-	size_t plen;
-	bool same;
+	uint64_t old_ino;
+	bool same_bytes;
 	int r, fd = -1;
 
 	if (st->kind == VS_KIND_FILE) {
@@ -295,18 +376,13 @@ static int put_path(struct vs_fs *fs, const char *path,
 		}
 		return create_path(fs, path, st, fd);
 	}
-	if (in)
-		in->nlookup++; /* pinned: not freed while we hold it */
-	pthread_mutex_unlock(&fs->table.lock);
-	if (!in)
+	if (!in) {
+		pthread_mutex_unlock(&fs->table.lock);
 		return create_path(fs, path, st, fd);
+	}
 
 	/* an existing file or symlink */
-	pthread_rwlock_wrlock(&in->fd_lock);
-	pthread_mutex_lock(&fs->table.lock);
-	/* the same bytes and mode (our own commit coming back, or a
-	 * rollback to what we have): take its version quietly, no event */
-	same = strcmp(in->hash, st->hash) == 0 && in->mode == st->mode;
+	same_bytes = strcmp(in->hash, st->hash) == 0;
 	if (in->version > 0 && st->version <= in->version) {
 		/* not newer than what we hold (versions of a path only
 		 * grow): one of our own saves coming back after a later one
@@ -315,70 +391,38 @@ static int put_path(struct vs_fs *fs, const char *path,
 		vs_debug("'%s': change v%lld is not newer than v%lld: "
 			 "ignored",
 			 path, (long long)st->version, (long long)in->version);
-		same = true;
-	} else if (same) {
+		act = APPLY_NONE;
+	} else if (same_bytes) {
+		/* the same bytes (our own commit coming back, a rollback to
+		 * what we have, or a chmod): take its version quietly, and
+		 * its mode as chmod(2) would */
 		in->version = st->version;
 		in->mtime_ns = st->mtime_ns;
-	}
-	if (!same && (in->wgen != in->jgen || in->pending_op[0])) {
+		act = in->mode == (st->mode & 07777) ? APPLY_NONE : APPLY_MODE;
+	} else if (local_changes(in)) {
 		/* local changes not committed yet: they stay, and the
-		 * committer merges with this change when it commits them (a
-		 * working copy whose bytes are committed is no obstacle) */
+		 * committer merges with this change when it commits them */
 		vs_info("'%s' changed remotely (v%lld) while it has local "
 			"changes: left to the write-back to merge",
 			path, (long long)st->version);
-		same = true;
+		act = APPLY_NONE;
 	}
-	if (!same) {
-		/*
-		 * The new version is a new inode in the old one's place, as
-		 * an editor's atomic save makes it: a reader that opened the
-		 * old one reads it whole (size and bytes agree), the next
-		 * open finds the new one. Swapping bytes in place could let a
-		 * reader that fetched the size just before the swap read the
-		 * new bytes cut to the old length.
-		 */
-		struct vs_inode *n = inode_synced_replace(&fs->table, in);
-
-		if (n) {
-			memcpy(n->hash, st->hash, sizeof(n->hash));
-			n->size = st->size;
-			n->mode = st->mode & 07777;
-			n->version = st->version;
-			n->mtime_ns = st->mtime_ns;
-			if (st->kind == VS_KIND_SYMLINK) {
-				n->target =
-				    strdup(st->target ? st->target : "");
-				n->size = n->target ? strlen(n->target) : 0;
-			}
-			n->fd = fd; /* nobody can hold the new inode yet */
-			fd = -1;
-			parent_ino = n->parent->ino;
-		} else {
-			same = true; /* out of memory: leave it, logged below */
-			vs_error("cannot apply change to '%s': out of memory",
-				 path);
-		}
-	}
+	old_ino = in->ino;
 	pthread_mutex_unlock(&fs->table.lock);
-	pthread_rwlock_unlock(&in->fd_lock);
-	pthread_mutex_lock(&fs->table.lock);
-	inode_forget(&fs->table, in, 1); /* unpin (frees a replaced one) */
-	pthread_mutex_unlock(&fs->table.lock);
-	if (fd >= 0)
+	if (act != APPLY_SAVE && fd >= 0)
 		close(fd);
-	if (same)
+	if (act == APPLY_MODE)
+		return chmod_path(fs, path, st->mode);
+	if (act == APPLY_NONE)
 		return 0;
-	/* drop the kernel's dentry (the next lookup finds the new inode)
-	 * and its cached listing of the directory, then touch the path so
-	 * watchers see the change (IN_ATTRIB) */
-	base = vs_path_basename(path, &plen);
-	r = fuse_lowlevel_notify_inval_entry(fs->se, parent_ino, base,
-					     strlen(base));
-	if (r < 0 && r != -ENOENT)
-		vs_warn("cannot invalidate '%s' in the kernel: %s", path,
-			strerror(-r));
-	return touch_path(fs, path, st->mtime_ns);
+	/*
+	 * The new version is a new inode in the old one's place, as an
+	 * editor's atomic save makes it: a reader that opened the old one
+	 * reads it whole (size and bytes agree), the next open finds the new
+	 * one. Swapping bytes in place could let a reader that fetched the
+	 * size just before the swap read the new bytes cut to the old length.
+	 */
+	return replace_path(fs, path, st, fd, old_ino);
 }
 
 static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
@@ -535,8 +579,21 @@ void update_rename(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
 		   const char *name, fuse_ino_t newparent_ino,
 		   const char *newname)
 {
-	struct vs_inode *parent, *newparent, *in = NULL, *old;
+	struct vs_inode *parent, *newparent, *in = NULL, *old, *saved = NULL;
 	int r = 0;
+
+	/* a remote edit's atomic save (replace_path): the inode it replaces
+	 * is pinned and its fd_lock taken (before the table lock, as
+	 * everywhere), so no local write is under way while it is judged */
+	pthread_mutex_lock(&fs->table.lock);
+	if (fs->pending.replace_ino) {
+		saved = inode_table_get(&fs->table, fs->pending.replace_ino);
+		if (saved)
+			saved->nlookup++;
+	}
+	pthread_mutex_unlock(&fs->table.lock);
+	if (saved)
+		pthread_rwlock_wrlock(&saved->fd_lock);
 
 	pthread_mutex_lock(&fs->table.lock);
 	parent = inode_table_get(&fs->table, parent_ino);
@@ -550,14 +607,38 @@ void update_rename(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
 	old = inode_child_find(newparent, newname);
 	if (old == in)
 		goto out;
+	if (fs->pending.replace_ino) {
+		if (!saved || old != saved || saved->removed)
+			r = -ESTALE; /* the name has moved on meanwhile */
+		else if (local_changes(old) ||
+			 (old->version > 0 &&
+			  fs->pending.replace_version <= old->version))
+			r = -EBUSY; /* local changes, or a newer commit */
+		if (r < 0)
+			goto out;
+	}
 	r = inode_rename_check(in, newparent, old, false);
 	if (r < 0)
 		goto out;
+	if (fs->pending.replace_ino) {
+		/* the new version keeps what is local to the mount; writes
+		 * through a descriptor of the old one are saved nowhere */
+		in->owned = old->owned;
+		in->uid = old->uid;
+		in->gid = old->gid;
+		old->replaced = true;
+	}
 	if (old)
 		inode_synced_remove(&fs->table, old);
 	r = inode_synced_move(in, newparent, newname);
 out:
 	pthread_mutex_unlock(&fs->table.lock);
+	if (saved) {
+		pthread_rwlock_unlock(&saved->fd_lock);
+		pthread_mutex_lock(&fs->table.lock);
+		inode_forget(&fs->table, saved, 1); /* unpin */
+		pthread_mutex_unlock(&fs->table.lock);
+	}
 	fuse_reply_err(req, -r);
 }
 
