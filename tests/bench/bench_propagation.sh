@@ -21,7 +21,10 @@
 #   "from commit"  psql printed the statement's result (the commit is done)
 #                  / writeFileSync returned → event
 # Prints median and p99 of each, the misses (no event within 5 s) and the
-# stale reads, and the mount/local ratio and difference of the medians.
+# stale reads, and the mount/local ratio and difference of the medians;
+# then the CPU time the agent (and the relay) spent per applied change
+# (utime + stime of the process over the run, all its threads: applying
+# the change and serving the watcher's read of it).
 # The first WARMUP edits (default 20) of each run are not counted.
 # The redis run signs and verifies (vsync-relay --sign-key, vsync-mount
 # --verify-key, docs/protocol.md "Signatures") when the build has
@@ -175,6 +178,15 @@ async function main() {
 main().catch((e) => { console.error(e); process.exit(1); });
 EOF
 
+# cpu_ms PID: CPU time (user + system, all threads, ms) of process PID
+# so far, from /proc/PID/stat (clock ticks)
+cpu_ms() {
+	local f
+	read -ra f <"/proc/$1/stat"
+	# fields 14 and 15 (utime, stime); comm (field 2) has no spaces here
+	echo $(((f[13] + f[14]) * 1000 / $(getconf CLK_TCK)))
+}
+
 # run LABEL DIR [remote]
 run() {
 	local label=$1 dir=$2
@@ -202,7 +214,10 @@ fi
 vs_relay_start "${sign_args[@]}"
 vs_mount bench "$W/mnt-redis" --pg "$VSYNC_PG_URL" --redis "$VSYNC_REDIS_URL" \
 	"${verify_args[@]}" --cache-dir "$W/cache-redis" --log-file "$VS_LOG_DIR/agent-redis.log"
+c0=$(cpu_ms "$VS_MOUNT_PID") r0=$(cpu_ms "$VS_RELAY_PID")
 run redis "$W/mnt-redis/b" remote
+c1=$(cpu_ms "$VS_MOUNT_PID") r1=$(cpu_ms "$VS_RELAY_PID")
+echo "{\"agent_ms\": $((c1 - c0)), \"relay_ms\": $((r1 - r0))}" >"$W/redis.cpu"
 vs_umount "$W/mnt-redis"
 
 redis_url=$VSYNC_REDIS_URL
@@ -210,12 +225,15 @@ unset VSYNC_REDIS_URL # PostgreSQL only: the mount must not find Redis in its en
 vs_mount bench "$W/mnt-pg" --pg "$VSYNC_PG_URL" --cache-dir "$W/cache-pg" \
 	--log-file "$VS_LOG_DIR/agent-pg.log"
 export VSYNC_REDIS_URL=$redis_url
+c0=$(cpu_ms "$VS_MOUNT_PID")
 run pg "$W/mnt-pg/b" remote
+c1=$(cpu_ms "$VS_MOUNT_PID")
+echo "{\"agent_ms\": $((c1 - c0))}" >"$W/pg.cpu"
 vs_umount "$W/mnt-pg"
 
-node - "$W/local.json" "$W/redis.json" "$W/pg.json" <<'EOF'
+WARMUP=$WARMUP node - "$W/local.json" "$W/redis.json" "$W/pg.json" "$W/redis.cpu" "$W/pg.cpu" <<'EOF'
 const fs = require('fs');
-const [l, r, p] = process.argv.slice(2).map((f) => JSON.parse(fs.readFileSync(f, 'utf8')));
+const [l, r, p, rc, pc] = process.argv.slice(2).map((f) => JSON.parse(fs.readFileSync(f, 'utf8')));
 const num = (x) => (typeof x === 'number' ? x : NaN);
 const f = (x) => (Number.isFinite(x) ? x.toFixed(2) : '-').padStart(8);
 console.log(`propagation of ${l.n} edits to an fs.watch watcher (ms)`);
@@ -229,6 +247,11 @@ console.log('mount vs local (medians)        ratio from send  ratio from commit 
 for (const x of [r, p]) {
 	console.log(`${x.label.padEnd(8)}                        ${f(num(x.send_p50) / num(l.send_p50))}           ${f(num(x.ack_p50) / num(l.ack_p50))}            ${f(num(x.ack_p50) - num(l.ack_p50))} ms`);
 }
+console.log('');
+const per = (ms) => (ms / (l.n + Number(process.env.WARMUP))).toFixed(3);
+console.log(`CPU per applied change (ms, all threads, over ${l.n} + warm-up edits; target for the agent: <= 0.1)`);
+console.log(`redis    agent ${per(rc.agent_ms)}  relay ${per(rc.relay_ms)}`);
+console.log(`pg       agent ${per(pc.agent_ms)}`);
 console.log('');
 console.log('local: in-place fs.writeFileSync; "commit" = writeFileSync returned.');
 console.log('redis/pg: one psql session, SELECT vsync_write_file per edit; "commit" = psql printed its result.');
