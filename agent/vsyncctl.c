@@ -1287,6 +1287,99 @@ static int cmd_log(struct ctl *c, int argc, char **argv)
 	return log_project(c, limit);
 }
 
+/* Counts of what vsyncctl diff found, by enum vs_diff. */
+struct diff_counts {
+	size_t n[3];
+};
+
+static int diff_print(void *arg, enum vs_diff what,
+		      const struct vs_manifest_entry *old,
+		      const struct vs_manifest_entry *new)
+{
+	struct diff_counts *dc = arg;
+	const struct vs_manifest_entry *e = new ? new : old;
+
+	dc->n[what]++;
+	if (what == VS_DIFF_ADDED || what == VS_DIFF_DELETED) {
+		printf("%c %s (%s", what == VS_DIFF_ADDED ? 'A' : 'D', e->path,
+		       vs_kind_name(e->kind));
+		if (e->kind == VS_KIND_FILE)
+			printf(", %" PRIu64 " bytes", e->size);
+		if (e->target)
+			printf(" -> %s", e->target);
+		printf(")\n");
+		return 0;
+	}
+	printf("M %s (", e->path);
+	if (old->kind != new->kind)
+		printf("%s -> %s", vs_kind_name(old->kind),
+		       vs_kind_name(new->kind));
+	else if (strcmp(old->hash, new->hash) != 0 && !new->target)
+		printf("v%" PRId64 " -> v%" PRId64 ", %" PRIu64 " -> %" PRIu64
+		       " bytes",
+		       old->version, new->version, old->size, new->size);
+	else if (new->target)
+		printf("-> %s => -> %s", old->target ? old->target : "",
+		       new->target);
+	if (old->kind == new->kind && old->mode != new->mode)
+		printf("%smode %04o -> %04o",
+		       strcmp(old->hash, new->hash) ? ", " : "",
+		       (unsigned)old->mode, (unsigned)new->mode);
+	printf(")\n");
+	return 0;
+}
+
+/*
+ * diff PROJECT FROM TO: what changed in the tree between two changes,
+ * each a seq or a time (vs_pg_seq_at), one line per path in path order:
+ * "A path (kind...)", "D path (kind...)", "M path (what changed)".
+ */
+static int cmd_diff(struct ctl *c, int argc, char **argv)
+{
+	struct vs_manifest a, b;
+	struct diff_counts dc = {{0}};
+	int64_t from, to;
+	int r;
+
+	if (argc != 4)
+		return ctl_fail(EXIT_USAGE, "usage: vsyncctl diff PROJECT "
+					    "FROM TO (each a seq or a time)");
+	r = ctl_project(c, argv[1]);
+	if (r)
+		return r;
+	if ((r = vs_pg_seq_at(c->pg, c->project_id, argv[2], &from)) < 0 ||
+	    (r = vs_pg_seq_at(c->pg, c->project_id, argv[3], &to)) < 0)
+		return r == -ERANGE ? ctl_fail(EXIT_NOTFOUND, "%s",
+					       vs_pg_last_error(c->pg))
+				    : pg_failed(c, r);
+	vs_manifest_init(&a);
+	vs_manifest_init(&b);
+	r = vs_pg_manifest_load_at(c->pg, c->project_id, from, &a);
+	if (r == 0)
+		r = vs_pg_manifest_load_at(c->pg, c->project_id, to, &b);
+	if (r < 0) {
+		r = pg_failed(c, r);
+		goto out;
+	}
+	if (!c->quiet)
+		fprintf(stderr, "%s: seq %" PRId64 " -> seq %" PRId64 "\n",
+			argv[1], from, to);
+	r = vs_manifest_diff(&a, &b, diff_print, &dc);
+	if (r < 0) {
+		r = ctl_fail(EXIT_ERR, "the trees are not in path order");
+		goto out;
+	}
+	if (!c->quiet)
+		fprintf(stderr, "%zu added, %zu deleted, %zu changed\n",
+			dc.n[VS_DIFF_ADDED], dc.n[VS_DIFF_DELETED],
+			dc.n[VS_DIFF_CHANGED]);
+	r = EXIT_OK;
+out:
+	vs_manifest_release(&a);
+	vs_manifest_release(&b);
+	return r;
+}
+
 /*
  * keygen FILE: a new Ed25519 key pair for the relay's signatures
  * (sign.h). The private key goes to FILE (PEM, mode 0600, never over an
@@ -1513,7 +1606,7 @@ static void usage(FILE *f)
 	    "                   same id returns the first result, changes "
 	    "nothing\n"
 	    "  -q, --quiet      print nothing on success (except "
-	    "cat/ls/log/status)\n"
+	    "cat/ls/log/diff/status)\n"
 	    "  -v, --verbose    log library messages (twice: debug)\n"
 	    "  --help, --version\n"
 	    "\n"
@@ -1540,6 +1633,10 @@ static void usage(FILE *f)
 	    "  log [-n N] PROJECT [PATH]         a path's versions, or the "
 	    "last N\n"
 	    "                                    changes of the project\n"
+	    "  diff PROJECT FROM TO              what changed between two "
+	    "changes,\n"
+	    "                                    each a seq or a time (A/D/M "
+	    "per path)\n"
 	    "  rollback PROJECT PATH VERSION     make an old version current "
 	    "again\n"
 	    "  export PROJECT DIR                write the tree into an empty "
@@ -1896,15 +1993,23 @@ struct command {
 	int (*run)(struct ctl *c, int argc, char **argv);
 };
 
-static const struct command commands[] = {
-    {"init", cmd_init},	    {"import", cmd_import},
-    {"put", cmd_put},	    {"rm", cmd_rm},
-    {"mv", cmd_mv},	    {"mkdir", cmd_mkdir},
-    {"cat", cmd_cat},	    {"ls", cmd_ls},
-    {"log", cmd_log},	    {"rollback", cmd_rollback},
-    {"export", cmd_export}, {"status", cmd_status},
-    {"grant", cmd_grant},   {"revoke", cmd_revoke},
-    {"keygen", cmd_keygen}, {NULL, NULL}};
+static const struct command commands[] = {{"init", cmd_init},
+					  {"import", cmd_import},
+					  {"put", cmd_put},
+					  {"rm", cmd_rm},
+					  {"mv", cmd_mv},
+					  {"mkdir", cmd_mkdir},
+					  {"cat", cmd_cat},
+					  {"ls", cmd_ls},
+					  {"log", cmd_log},
+					  {"rollback", cmd_rollback},
+					  {"export", cmd_export},
+					  {"status", cmd_status},
+					  {"grant", cmd_grant},
+					  {"revoke", cmd_revoke},
+					  {"keygen", cmd_keygen},
+					  {"diff", cmd_diff},
+					  {NULL, NULL}};
 
 /* Parse the global options; returns the index of the command, or a
  * negative exit status to return. */

@@ -636,6 +636,45 @@ LANGUAGE sql STABLE AS $$
 	 ORDER BY f.file_path
 $$;
 
+-- The tree as it was right after change @p_seq (0: before the first), in
+-- the columns and order of vsync_manifest: for each path, its last row
+-- stamped at or before @p_seq, if that row is live (every change stamps a
+-- row for each path whose state it changes: vsync_change_rows). Callers
+-- check @p_seq against vsync_project_seq: past it, this is the live tree.
+CREATE OR REPLACE FUNCTION vsync_manifest_at(p_project uuid, p_seq bigint)
+RETURNS TABLE(path text, kind text, mode int, size bigint,
+	      content_hash text, version int, mtime_ns bigint,
+	      link_target text)
+LANGUAGE sql STABLE AS $$
+	SELECT s.file_path, s.kind, s.mode, s.file_size, s.content_hash,
+	       s.version, s.mtime, s.target
+	  FROM (SELECT DISTINCT ON (f.file_path)
+		       f.file_path, f.kind, f.mode, f.file_size,
+		       f.content_hash::text AS content_hash, f.version,
+		       (extract(epoch FROM f.created_at)
+			* 1000000000)::bigint AS mtime,
+		       CASE WHEN f.kind = 'symlink' THEN f.content END
+			   AS target,
+		       f.is_deleted
+		  FROM project_files f
+		 WHERE f.project_id = p_project AND vsync__access(p_project)
+		   AND f.seq <= p_seq
+		 ORDER BY f.file_path, f.seq DESC, f.version DESC) s
+	 WHERE NOT s.is_deleted
+	 ORDER BY s.file_path
+$$;
+
+-- The last change of @p_project stamped at or before @p_time (0: none):
+-- what "the project at that time" means for vsync-mount --at and
+-- vsyncctl diff.
+CREATE OR REPLACE FUNCTION vsync_seq_at(p_project uuid, p_time timestamptz)
+RETURNS bigint LANGUAGE sql STABLE AS $$
+	SELECT coalesce(max(o.seq), 0)
+	  FROM file_operations o
+	 WHERE o.project_id = p_project AND vsync__access(p_project)
+	   AND o.created_at <= p_time
+$$;
+
 -- The bytes of content @p_hash in project @p_project (any version), NULL
 -- if there is none.
 CREATE OR REPLACE FUNCTION vsync_blob(p_project uuid, p_hash text)
@@ -1179,7 +1218,8 @@ DECLARE
 		'vsync_check_path', 'vsync_project_id', 'vsync_project_seq',
 		'vsync_write_file', 'vsync_write_file_over', 'vsync_mkdir',
 		'vsync_delete', 'vsync_rename', 'vsync_rollback',
-		'vsync_manifest', 'vsync_blob', 'vsync_read_file',
+		'vsync_manifest', 'vsync_manifest_at', 'vsync_seq_at',
+		'vsync_blob', 'vsync_read_file',
 		'vsync_history', 'vsync_operations', 'vsync_changes',
 		'vsync_project_status', 'vsync_change_rows',
 		'vsync_change_feed', 'vsync_conflicts', 'vsync_path_key',

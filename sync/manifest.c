@@ -242,3 +242,49 @@ int vs_manifest_parse(struct vs_manifest *m, const char *buf, size_t len)
 		vs_manifest_release(m);
 	return r;
 }
+
+/* Are @x and @y the same entry, but for version and mtime? */
+static bool entry_same(const struct vs_manifest_entry *x,
+		       const struct vs_manifest_entry *y)
+{
+	return x->kind == y->kind && x->mode == y->mode &&
+	       strcmp(x->hash, y->hash) == 0 &&
+	       strcmp(x->target ? x->target : "", y->target ? y->target : "") ==
+		   0;
+}
+
+static bool sorted_at(const struct vs_manifest *m, size_t i)
+{
+	return i == 0 || strcmp(m->entries[i - 1].path, m->entries[i].path) < 0;
+}
+
+int vs_manifest_diff(const struct vs_manifest *a, const struct vs_manifest *b,
+		     vs_diff_fn fn, void *arg)
+{
+	size_t i = 0, j = 0;
+	int r = 0;
+
+	while (r == 0 && (i < a->n || j < b->n)) {
+		const struct vs_manifest_entry *x =
+		    i < a->n ? &a->entries[i] : NULL;
+		const struct vs_manifest_entry *y =
+		    j < b->n ? &b->entries[j] : NULL;
+		int c = !x ? 1 : !y ? -1 : strcmp(x->path, y->path);
+
+		if ((x && !sorted_at(a, i)) || (y && !sorted_at(b, j)))
+			return -EINVAL;
+		if (c < 0) {
+			r = fn(arg, VS_DIFF_DELETED, x, NULL);
+			i++;
+		} else if (c > 0) {
+			r = fn(arg, VS_DIFF_ADDED, NULL, y);
+			j++;
+		} else {
+			if (!entry_same(x, y))
+				r = fn(arg, VS_DIFF_CHANGED, x, y);
+			i++;
+			j++;
+		}
+	}
+	return r;
+}

@@ -26,6 +26,7 @@
 #include "vsync/pg.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -37,6 +38,7 @@
 #include "vsync/hash.h"
 #include "vsync/log.h"
 #include "vsync/path.h"
+#include "vsync/util.h"
 #include "vsync/banned.h"
 
 struct vs_pg {
@@ -740,12 +742,17 @@ static int manifest_fill(struct vs_manifest *m, PGresult *res)
 	return 0;
 }
 
-int vs_pg_manifest_load(struct vs_pg *pg, const char *id, struct vs_manifest *m)
+/* vs_pg_manifest_load() (@seq < 0: the live tree) and _at(). */
+static int manifest_load(struct vs_pg *pg, const char *id, int64_t seq,
+			 struct vs_manifest *m)
 {
-	const char *v[1] = {id};
+	char seqs[24];
+	const char *v[2] = {id, seqs};
 	PGresult *res = NULL;
+	int64_t head;
 	int r;
 
+	snprintf(seqs, sizeof(seqs), "%" PRId64, seq);
 	r = vs_pg_begin(pg, "ISOLATION LEVEL REPEATABLE READ READ ONLY");
 	if (r < 0)
 		goto out;
@@ -753,13 +760,29 @@ int vs_pg_manifest_load(struct vs_pg *pg, const char *id, struct vs_manifest *m)
 		       NULL, 0);
 	if (r < 0)
 		goto out;
-	m->seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	head = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
 	res = NULL;
-	r = vs_pg_exec(pg, &res,
-		       "SELECT path, kind, mode, size, content_hash, version,"
-		       " mtime_ns, link_target FROM vsync_manifest($1)",
-		       1, v, NULL, NULL, 0);
+	if (seq > head) {
+		pg_set_error(
+		    pg, "no change %" PRId64 " yet (the last is %" PRId64 ")",
+		    seq, head);
+		r = -ERANGE;
+		goto out;
+	}
+	m->seq = seq < 0 ? head : seq;
+	if (seq < 0)
+		r = vs_pg_exec(pg, &res,
+			       "SELECT path, kind, mode, size, content_hash,"
+			       " version, mtime_ns, link_target"
+			       " FROM vsync_manifest($1)",
+			       1, v, NULL, NULL, 0);
+	else
+		r = vs_pg_exec(pg, &res,
+			       "SELECT path, kind, mode, size, content_hash,"
+			       " version, mtime_ns, link_target"
+			       " FROM vsync_manifest_at($1, $2::bigint)",
+			       2, v, NULL, NULL, 0);
 	if (r < 0)
 		goto out;
 	r = manifest_fill(m, res);
@@ -779,6 +802,51 @@ out:
 		return r;
 	}
 	snprintf(m->project_id, sizeof(m->project_id), "%s", id);
+	return 0;
+}
+
+int vs_pg_manifest_load(struct vs_pg *pg, const char *id, struct vs_manifest *m)
+{
+	return manifest_load(pg, id, -1, m);
+}
+
+int vs_pg_manifest_load_at(struct vs_pg *pg, const char *id, int64_t seq,
+			   struct vs_manifest *m)
+{
+	return manifest_load(pg, id, seq < 0 ? 0 : seq, m);
+}
+
+int vs_pg_seq_at(struct vs_pg *pg, const char *id, const char *when,
+		 int64_t *seq)
+{
+	const char *v[2] = {id, when};
+	PGresult *res = NULL;
+	int64_t n;
+	int r;
+
+	if (vs_parse_i64(&n, when, 10, 0, INT64_MAX) == 0) {
+		r = vs_pg_exec(pg, &res, "SELECT vsync_project_seq($1)", 1, v,
+			       NULL, NULL, 0);
+		if (r < 0)
+			return r;
+		*seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		PQclear(res);
+		if (n > *seq) {
+			pg_set_error(pg,
+				     "no change %" PRId64
+				     " yet (the last is %" PRId64 ")",
+				     n, *seq);
+			return -ERANGE;
+		}
+		*seq = n;
+		return 0;
+	}
+	r = vs_pg_exec(pg, &res, "SELECT vsync_seq_at($1, $2::timestamptz)", 2,
+		       v, NULL, NULL, 0);
+	if (r < 0) /* 22007, 22008: not a time */
+		return strncmp(vs_pg_last_state(pg), "22", 2) ? r : -EINVAL;
+	*seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
 	return 0;
 }
 

@@ -65,4 +65,26 @@ int vs_manifest_serialize(const struct vs_manifest *m, char **out,
  */
 int vs_manifest_parse(struct vs_manifest *m, const char *buf, size_t len);
 
+/* What differs at one path between two trees (vs_manifest_diff). */
+enum vs_diff {
+	VS_DIFF_ADDED,	 /* only in the second */
+	VS_DIFF_DELETED, /* only in the first */
+	VS_DIFF_CHANGED, /* in both: kind, content, target or mode differ */
+};
+
+/*
+ * Walk trees @a and @b, both sorted by path in strcmp() order (as
+ * vs_pg_manifest_load() gives them), and call @fn for each path that
+ * differs, in path order: @old is @a's entry (NULL when added), @new @b's
+ * (NULL when deleted). A path whose kind, hash, target and mode are the
+ * same in both is not reported, whatever its version or mtime (a rollback
+ * to the same bytes changes nothing). Stops at the first non-zero return
+ * of @fn and returns it; -EINVAL if a tree is not sorted; else 0.
+ */
+typedef int (*vs_diff_fn)(void *arg, enum vs_diff what,
+			  const struct vs_manifest_entry *old,
+			  const struct vs_manifest_entry *new);
+int vs_manifest_diff(const struct vs_manifest *a, const struct vs_manifest *b,
+		     vs_diff_fn fn, void *arg);
+
 #endif

@@ -164,6 +164,24 @@ int vs_pg_manifest_load(struct vs_pg *pg, const char *id,
 			struct vs_manifest *m);
 
 /*
+ * The tree of project @id as it was right after change @seq, into @m as
+ * vs_pg_manifest_load() does; m->seq is @seq. -ERANGE (and the reason in
+ * vs_pg_error) if the project has no change @seq yet.
+ */
+int vs_pg_manifest_load_at(struct vs_pg *pg, const char *id, int64_t seq,
+			   struct vs_manifest *m);
+
+/*
+ * The change of project @id that "@when" names into *@seq: a seq (digits),
+ * or a time PostgreSQL reads as timestamptz (ISO 8601, "2026-12-03
+ * 10:00:00+00", "yesterday") for the last change stamped at or before it
+ * (0: none yet). -ERANGE for a seq past the project's last change, -EINVAL
+ * for a time PostgreSQL cannot read (the reason in vs_pg_error).
+ */
+int vs_pg_seq_at(struct vs_pg *pg, const char *id, const char *when,
+		 int64_t *seq);
+
+/*
  * Fetch the bytes of content @hash of project @id into a malloc'd buffer.
  * Does not verify the hash (the caller does). -ENOENT if no such content.
  */

@@ -17,7 +17,11 @@
  *    not match the entries, an unknown kind, a mode above 07777, a
  *    negative size or one above INT64_MAX (sscanf would wrap "-1"), a
  *    path length that does not match the bytes;
- *  - vs_kind_parse / vs_kind_name.
+ *  - vs_kind_parse / vs_kind_name;
+ *  - vs_manifest_diff: added, deleted, and changed (content, kind,
+ *    symlink target, mode) paths in path order, a version or mtime alone
+ *    not reported, both directions, a tree against itself, the callback
+ *    stopping the walk, an unsorted tree refused.
  *
  * Each case gets a fresh manifest from setup (released in teardown).
  */
@@ -469,6 +473,86 @@ static void test_kinds(void **state)
 	check_str("?", vs_kind_name((enum vs_kind) - 1), "vs_kind_name(-1)");
 }
 
+/* ------------------------------------------------------------ diff */
+
+#define H_B "3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d"
+
+struct seen {
+	char lines[16][96];
+	int n, stop_at;
+};
+
+static int record(void *arg, enum vs_diff what,
+		  const struct vs_manifest_entry *old,
+		  const struct vs_manifest_entry *new)
+{
+	static const char letter[] = {'A', 'D', 'M'};
+	struct seen *s = arg;
+
+	assert_true(s->n < 16);
+	assert_true(what == VS_DIFF_ADDED     ? !old && new
+		    : what == VS_DIFF_DELETED ? old && !new
+					      : old &&new);
+	snprintf(s->lines[s->n++], sizeof(s->lines[0]), "%c %s", letter[what],
+		 (old ? old : new)->path);
+	return s->n == s->stop_at ? 7 : 0;
+}
+
+static void test_diff(void **state)
+{
+	struct fixture *f = *state;
+	struct vs_manifest *a = &f->in, *b = &f->out;
+	struct seen s = {.n = 0};
+	static const char *const want[] = {
+	    "D gone.js",  "M kind",	  "M link", "M mode.sh",
+	    "M src/a.js", "A src/new.js", "A zz"};
+
+	/* the same in both but for version and mtime: not reported */
+	add(a, VS_KIND_DIR, "dir", NULL, 0755, 0, 1, 1, "");
+	add(b, VS_KIND_DIR, "dir", NULL, 0755, 0, 2, 2, "");
+	add(a, VS_KIND_FILE, "gone.js", NULL, 0644, 3, 1, 1, H_ABC);
+	add(a, VS_KIND_FILE, "kind", NULL, 0644, 3, 1, 1, H_ABC);
+	add(b, VS_KIND_DIR, "kind", NULL, 0644, 0, 2, 1, "");
+	add(a, VS_KIND_SYMLINK, "link", "a", 0777, 1, 1, 1, H_ABC);
+	add(b, VS_KIND_SYMLINK, "link", "b", 0777, 1, 2, 1, H_ABC);
+	add(a, VS_KIND_FILE, "mode.sh", NULL, 0644, 3, 1, 1, H_ABC);
+	add(b, VS_KIND_FILE, "mode.sh", NULL, 0755, 3, 2, 1, H_ABC);
+	add(a, VS_KIND_FILE, "same.js", NULL, 0644, 3, 1, 1, H_ABC);
+	add(b, VS_KIND_FILE, "same.js", NULL, 0644, 3, 9, 9, H_ABC);
+	add(a, VS_KIND_FILE, "src/a.js", NULL, 0644, 3, 1, 1, H_ABC);
+	add(b, VS_KIND_FILE, "src/a.js", NULL, 0644, 3, 2, 1, H_B);
+	add(b, VS_KIND_FILE, "src/new.js", NULL, 0644, 3, 1, 1, H_B);
+	add(b, VS_KIND_FILE, "zz", NULL, 0644, 3, 1, 1, H_B);
+	check_ret(0, vs_manifest_diff(a, b, record, &s), "vs_manifest_diff");
+	check_int(7, s.n, "differences");
+	for (int i = 0; i < s.n && i < 7; i++)
+		check_str(want[i], s.lines[i], "difference %d", i);
+
+	/* the other way round: added and deleted swap */
+	s.n = 0;
+	check_ret(0, vs_manifest_diff(b, a, record, &s), "reversed diff");
+	check_str("A gone.js", s.lines[0], "reversed: first");
+	check_str("D zz", s.lines[6], "reversed: last");
+
+	/* a tree against itself: nothing */
+	s.n = 0;
+	check_ret(0, vs_manifest_diff(a, a, record, &s), "diff with itself");
+	check_int(0, s.n, "differences with itself");
+
+	/* the callback's non-zero return stops the walk */
+	s.n = 0;
+	s.stop_at = 2;
+	check_ret(7, vs_manifest_diff(a, b, record, &s), "stopped diff");
+	check_int(2, s.n, "calls before the stop");
+
+	/* an unsorted tree is refused */
+	s.n = 0;
+	s.stop_at = 0;
+	add(b, VS_KIND_FILE, "aaa", NULL, 0644, 3, 1, 1, H_B);
+	check_ret(-EINVAL, vs_manifest_diff(a, b, record, &s),
+		  "diff of an unsorted tree");
+}
+
 #define T(fn)                                                                  \
 	cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
 
@@ -489,6 +573,7 @@ int main(void)
 	    T(test_reject_fields),
 	    T(test_reject_trailing_and_count),
 	    cmocka_unit_test(test_kinds),
+	    T(test_diff),
 	};
 
 	return cmocka_run_group_tests_name("manifest", tests, NULL, NULL);
