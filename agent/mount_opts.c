@@ -36,6 +36,11 @@ const char vs_mount_usage[] =
     "from Redis\n"
     "                       are used, the rest is read from PostgreSQL\n"
     "  --no-follow          do not apply changes made after the mount\n"
+    "  --at SEQ|TIME        the project as it was right after change SEQ, or "
+    "at\n"
+    "                       TIME (a timestamp PostgreSQL reads: ISO 8601,\n"
+    "                       'yesterday'); read-only, follows nothing, and may\n"
+    "                       share the cache dir with a live mount\n"
     "  --critical GLOB      also fetch files matching GLOB before ready "
     "(repeatable)\n"
     "  --ready-file PATH    create PATH once the critical files are local\n"
@@ -115,6 +120,7 @@ enum {
 	OPT_NO_FOLLOW,
 	OPT_WRITABLE,
 	OPT_READ_ONLY,
+	OPT_AT,
 };
 
 static const struct option long_opts[] = {
@@ -138,6 +144,7 @@ static const struct option long_opts[] = {
     {"no-follow", no_argument, NULL, OPT_NO_FOLLOW},
     {"writable", no_argument, NULL, OPT_WRITABLE},
     {"read-only", no_argument, NULL, OPT_READ_ONLY},
+    {"at", required_argument, NULL, OPT_AT},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -224,7 +231,7 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 			const char *(*getenv_fn)(const char *name), char *err,
 			size_t errlen)
 {
-	bool default_local = true;
+	bool default_local = true, writable_given = false;
 	const char *extra[VS_MOUNT_MAX_LOCAL];
 	size_t n_extra = 0;
 	int npos = 0, c;
@@ -352,6 +359,13 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 			break;
 		case OPT_WRITABLE:
 			o->writable = true;
+			writable_given = true;
+			break;
+		case OPT_AT:
+			if (!*val)
+				return fail(err, errlen, "%s",
+					    "--at needs a seq or a time");
+			o->at = val;
 			break;
 		case OPT_READ_ONLY:
 			o->writable = false;
@@ -401,6 +415,20 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 		return 0;
 	if (!o->project || !o->mountpoint)
 		return fail(err, errlen, "%s", "need PROJECT and MOUNTPOINT");
+	if (o->at) {
+		/* a past version: nothing to write, nothing to follow, and
+		 * nothing learned for the live project */
+		if (writable_given)
+			return fail(err, errlen, "%s",
+				    "--at mounts are read-only (--writable "
+				    "given)");
+		if (o->n_fuse_opts == VS_MOUNT_MAX_FUSE_OPTS)
+			return fail(err, errlen, "too many -o %s", "options");
+		o->fuse_opts[o->n_fuse_opts++] = "ro";
+		o->writable = false;
+		o->no_follow = true;
+		o->learn_seconds = 0;
+	}
 	if (getenv_fn) {
 		if (!o->pg)
 			o->pg = getenv_fn("VSYNC_PG_URL");

@@ -24,6 +24,7 @@ struct vs_mount_opts {
 	bool debug;	       /* -d: FUSE debug + debug log level */
 	bool help, version;
 	bool no_follow; /* --no-follow: serve the manifest, apply no changes */
+	const char *at; /* --at SEQ|TIME: the project as it was, read-only */
 	const char *ready_file; /* --ready-file: created once ready */
 	int notify_fd; /* --notify-fd: "READY=1\n" written once ready */
 	const char

@@ -105,11 +105,13 @@ static int check_mountpoint(const char *mnt)
 }
 
 /* One mount per cache dir: two would clobber each other's journal
- * entries and local-only files. 0, or -errno with the reason logged. */
-static int lock_cache_dir(struct vs_cache *cache, int *fd_out)
+ * entries and local-only files (@file "lock"). A mount --at locks its own
+ * state dir's instead (@file "projects/<key>/lock"). 0, or -errno with
+ * the reason logged. */
+static int lock_cache_dir(struct vs_cache *cache, const char *file, int *fd_out)
 {
 	pid_t holder;
-	int r = vs_cache_lock(cache, fd_out, &holder);
+	int r = vs_cache_lock(cache, file, fd_out, &holder);
 
 	if (r == -EWOULDBLOCK && holder > 0)
 		vs_error("cache dir '%s' is in use by another vsync-mount "
@@ -269,6 +271,52 @@ static int load_manifest(const struct vs_mount_opts *o, struct vs_cache *cache,
 		pg && vs_pg_last_error(pg)[0] ? vs_pg_last_error(pg)
 					      : strerror(-r),
 		o->project, (long long)m->seq);
+out:
+	vs_pg_free(pg);
+	return r;
+}
+
+/*
+ * --at: the tree of @project right after the change o->at names (a seq, or
+ * the last change at or before a time), from PostgreSQL (Redis keeps no
+ * history); m->seq is that change. 0 or -errno, with the reason logged.
+ */
+static int load_manifest_at(const struct vs_mount_opts *o,
+			    struct vs_manifest *m, char id[VS_UUID_BUFSZ])
+{
+	struct vs_pg *pg = NULL;
+	int64_t seq = 0;
+	int r;
+
+	r = vs_pg_new(&pg, o->pg, o->timeout_ms);
+	if (r == 0)
+		r = vs_pg_ensure(pg);
+	if (r == 0) {
+		r = vs_pg_project_resolve(pg, o->project, id);
+		if (r == -ENOENT) {
+			vs_error("cannot mount: unknown project '%s'",
+				 o->project);
+			goto out;
+		}
+	}
+	if (r == 0)
+		r = vs_pg_seq_at(pg, id, o->at, &seq);
+	if (r == -EINVAL) {
+		vs_error("cannot mount '%s' --at '%s': neither a change seq "
+			 "nor a time",
+			 o->project, o->at);
+		goto out;
+	}
+	if (r == 0)
+		r = vs_pg_manifest_load_at(pg, id, seq, m);
+	if (r == 0)
+		vs_info("project '%s' (%s) as at change %lld: %zu entries, "
+			"read-only",
+			o->project, id, (long long)seq, m->n);
+	else
+		vs_error("cannot mount '%s' --at '%s': %s", o->project, o->at,
+			 pg && vs_pg_last_error(pg)[0] ? vs_pg_last_error(pg)
+						       : strerror(-r));
 out:
 	vs_pg_free(pg);
 	return r;
@@ -502,7 +550,7 @@ static void presence(struct mount_ctx *ctx, struct vs_redis **rd, bool leave)
 	const char *expire[] = {"EXPIRE", key, "120"};
 	redisReply *rep = NULL;
 
-	if (!ctx->o->redis)
+	if (!ctx->o->redis || ctx->o->at) /* --at follows nothing */
 		return;
 	if (!*rd && vs_redis_open(rd, ctx->o->redis, ctx->o->timeout_ms) < 0)
 		return;
@@ -722,7 +770,8 @@ int main(int argc, char **argv)
 	struct mount_ctx ctx = {
 	    .o = &o, .log_fd = -1, .daemon_fd = -1, .journal_fd = -1};
 	char id[VS_UUID_BUFSZ] = "", err[256], *mountpoint = NULL,
-	     **learned = NULL;
+	     **learned = NULL, key[VS_UUID_BUFSZ + 24],
+	     lock[VS_UUID_BUFSZ + 40];
 	size_t nlearned = 0;
 	int r, upper_fd = -1, lock_fd = -1, status = 1;
 
@@ -783,7 +832,7 @@ int main(int argc, char **argv)
 	o.mountpoint = mountpoint;
 	if (vs_cache_init(&cache, o.cache_dir) < 0)
 		goto out;
-	if (lock_cache_dir(&cache, &lock_fd) < 0)
+	if (!o.at && lock_cache_dir(&cache, "lock", &lock_fd) < 0)
 		goto out;
 	if (o.verify_key && *o.verify_key) {
 		if (vs_sign_key_load_public(&ctx.verify, o.verify_key) < 0)
@@ -793,9 +842,28 @@ int main(int argc, char **argv)
 			"from Redis are not verified (anyone who can write "
 			"the project's Redis keys can change this tree)");
 	}
-	if (load_manifest(&o, &cache, ctx.verify, &m, id) < 0)
+	if (o.at ? load_manifest_at(&o, &m, id) < 0
+		 : load_manifest(&o, &cache, ctx.verify, &m, id) < 0)
 		goto out;
-	r = vs_cache_project_dir(&cache, id, "local", &upper_fd);
+	/* local state (the local-only layer, owners) is keyed by version: a
+	 * mount --at has its own, apart from the live mount's */
+	snprintf(key, sizeof(key), "%s", id);
+	if (o.at) {
+		snprintf(key, sizeof(key), "%s@%lld", id, (long long)m.seq);
+		snprintf(lock, sizeof(lock), "projects/%s/lock", key);
+		r = vs_cache_project_dir(&cache, key, "", &upper_fd);
+		if (r < 0) {
+			vs_error("cannot make the state dir of '%s' in '%s': "
+				 "%s",
+				 key, o.cache_dir, strerror(-r));
+			goto out;
+		}
+		close(upper_fd);
+		upper_fd = -1;
+		if (lock_cache_dir(&cache, lock, &lock_fd) < 0)
+			goto out;
+	}
+	r = vs_cache_project_dir(&cache, key, "local", &upper_fd);
 	if (r < 0) {
 		vs_error("cannot open local layer of '%s' in '%s': %s",
 			 o.project, o.cache_dir, strerror(-r));
@@ -816,7 +884,7 @@ int main(int argc, char **argv)
 	cfg.uid = getuid();
 	cfg.gid = getgid();
 	/* owners of synced paths: local metadata, never synced */
-	if (vs_cache_project_dir(&cache, id, "meta", &cfg.meta_fd) < 0)
+	if (vs_cache_project_dir(&cache, key, "meta", &cfg.meta_fd) < 0)
 		vs_warn("no meta directory in '%s': chown of synced paths "
 			"will not be kept across remounts",
 			o.cache_dir);

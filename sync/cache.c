@@ -77,7 +77,8 @@ void vs_cache_release(struct vs_cache *c)
 	c->dir = NULL;
 }
 
-int vs_cache_lock(struct vs_cache *c, int *fd_out, pid_t *holder)
+int vs_cache_lock(struct vs_cache *c, const char *file, int *fd_out,
+		  pid_t *holder)
 {
 	char buf[24];
 	ssize_t n;
@@ -85,8 +86,8 @@ int vs_cache_lock(struct vs_cache *c, int *fd_out, pid_t *holder)
 
 	*fd_out = -1;
 	*holder = 0;
-	fd = openat(c->dir_fd, "lock",
-		    O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	fd = openat(c->dir_fd, file, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+		    0600);
 	if (fd < 0)
 		return -errno;
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {

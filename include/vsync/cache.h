@@ -35,15 +35,20 @@ int vs_cache_init(struct vs_cache *c, const char *dir);
 void vs_cache_release(struct vs_cache *c);
 
 /*
- * Take the cache dir's lock: an exclusive flock(2) on <dir>/lock, a file
- * that then holds the taker's pid. One process at a time owns a cache dir
- * (two agents sharing one would clobber each other's journal and local
- * files). 0 and *fd_out, to keep open while the dir is in use (closing it,
- * or exiting, releases the lock); -EWOULDBLOCK if another process holds
- * it, with its pid in *holder (0 if it cannot be read); other -errno.
- * Nothing is logged; on failure nothing is held.
+ * Take a lock of the cache dir: an exclusive flock(2) on @file (relative to
+ * the cache dir; its directory must exist), a file that then holds the
+ * taker's pid. A mount that follows its project takes "lock": one such
+ * process at a time owns a cache dir (two agents sharing one would clobber
+ * each other's journal and local files). A read-only mount of a past
+ * version (vsync-mount --at) takes the lock of its own state directory
+ * instead: it shares only the content objects, which are immutable and
+ * written atomically. 0 and *fd_out, to keep open while the dir is in use
+ * (closing it, or exiting, releases the lock); -EWOULDBLOCK if another
+ * process holds it, with its pid in *holder (0 if it cannot be read);
+ * other -errno. Nothing is logged; on failure nothing is held.
  */
-int vs_cache_lock(struct vs_cache *c, int *fd_out, pid_t *holder);
+int vs_cache_lock(struct vs_cache *c, const char *file, int *fd_out,
+		  pid_t *holder);
 
 /* "objects/ab/ab...." relative to the cache dir. Pure. */
 void vs_cache_object_name(char out[8 + 3 + VS_HASH_HEX_LEN + 1],

@@ -18,16 +18,26 @@
 #    they fall after; a time before the first change is seq 0 (everything
 #    added);
 #  - a seq past the last change exits 3 with a clear message, a time
-#    PostgreSQL cannot read exits 6.
+#    PostgreSQL cannot read exits 6;
+#  - vsync-mount --at SEQ and --at TIME beside a live mount of the same
+#    project, all on one cache dir: the --at mounts show the old tree and
+#    bytes while the live one shows the new (and follows a later edit the
+#    --at mounts do not see); --at is read-only (EROFS, on synced and
+#    local-only paths); each has its own state dir and lock (a second
+#    --at of the same version is refused, naming the holder); the live
+#    mount's cached manifest is untouched; a bad --at fails the mount
+#    with a clear error; --at with --writable is refused.
 #
-# Starts PostgreSQL; no FUSE.
+# Needs /dev/fuse (else exit 77); starts PostgreSQL.
 set -u
 
 # shellcheck source=tests/lib/servers.sh
 . "$(dirname "$0")/../lib/servers.sh"
 
+vs_need_fuse
 CTL=$VSYNC_BUILD_DIR/agent/vsyncctl
-vs_deadline 120
+MOUNT=$VSYNC_BUILD_DIR/agent/vsync-mount
+vs_deadline 180
 vs_pg_fixture || exit 1
 
 SRC=$W/src
@@ -112,4 +122,45 @@ vs_check "and says so" grep -q "no change 999 yet (the last is $(head_seq))" <<<
 out=$("$CTL" diff tt 1 "not a time" 2>&1)
 vs_check_eq "a time PostgreSQL cannot read exits 6" 6 "$?"
 vs_check_eq "usage" 2 "$("$CTL" diff tt 1 >/dev/null 2>&1; echo $?)"
+
+# --- vsync-mount --at beside a live mount, one cache dir
+LIVE=$W/live AT=$W/at ATT=$W/att AT2=$W/at2
+mkdir -p "$LIVE" "$AT" "$ATT" "$AT2"
+S_LIVE=$(head_seq)
+vs_mount tt "$LIVE" --cache-dir "$W/cache" || vs_fail "live mount"
+vs_mount tt "$AT" --cache-dir "$W/cache" --at "$S1" || vs_fail "mount --at $S1 beside it"
+vs_mount tt "$ATT" --cache-dir "$W/cache" --at "$T3" || vs_fail "mount --at TIME beside them"
+vs_check_eq "--at: the old bytes of src/a.js" "export const a = 1;" "$(cat "$AT/src/a.js")"
+vs_check "the live mount: src/a.js is a directory now" test -d "$LIVE/src/a.js"
+vs_check "--at: src/gone.js and src/lib are there, src/util is not" \
+	test -f "$AT/src/gone.js" -a -f "$AT/src/lib/l.js" -a ! -e "$AT/src/util"
+vs_check_eq "--at: the old mode of bin/run.sh" 644 "$(stat -c %a "$AT/bin/run.sh")"
+vs_check_eq "--at TIME (after the chmod): the new mode, the edit, no docs/ yet" "755 export const a = 2; // longer no" \
+	"$(stat -c %a "$ATT/bin/run.sh") $(cat "$ATT/src/a.js") $([[ -e $ATT/docs ]] && echo yes || echo no)"
+out=$(echo x 2>&1 >"$AT/src/a.js")
+vs_check "--at is read-only on a synced path" grep -q "Read-only file system" <<<"$out"
+out=$(mkdir "$AT/node_modules" 2>&1)
+vs_check "and on a local-only path" grep -q "Read-only file system" <<<"$out"
+out=$("$MOUNT" tt "$AT2" --cache-dir "$W/cache" --at "$S1" -f 2>&1)
+vs_check "a second --at of the same version on the cache dir is refused" \
+	grep -qF "is in use by another vsync-mount (pid ${VS_MOUNT_PIDS[$AT]})" <<<"$out"
+echo "export const l = 3;" >"$W/l3"
+vs_check "an edit after the mounts" "$CTL" -q put tt src/util/l.js "$W/l3"
+vs_check "the live mount follows it" vs_poll 10 grep -q "l = 3" "$LIVE/src/util/l.js"
+vs_check_eq "the --at mount does not" "export const l = 1;" "$(cat "$AT/src/lib/l.js")"
+vs_check "each --at has its own state dir" test -d "$W/cache/projects/$ID@$S1" -a -d "$W/cache/projects/$ID@$S3"
+vs_umount "$AT"
+vs_umount "$ATT"
+vs_check_eq "the live mount's cached manifest is still its own" "$S_LIVE" \
+	"$(head -n 1 "$W/cache/projects/$ID/manifest" | awk '{print $4}')"
+vs_umount "$LIVE"
+out=$("$MOUNT" tt "$AT2" --cache-dir "$W/cache" --at 99999 -f 2>&1)
+vs_check_eq "--at a seq past the last change: the mount fails" 1 "$?"
+vs_check "saying why" grep -q "no change 99999 yet" <<<"$out"
+out=$("$MOUNT" tt "$AT2" --cache-dir "$W/cache" --at "not a time" -f 2>&1)
+vs_check "--at a bad time: neither a change seq nor a time" grep -q "neither a change seq nor a time" <<<"$out"
+out=$("$MOUNT" tt "$AT2" --cache-dir "$W/cache" --at 1 --writable -f 2>&1)
+vs_check_eq "--at with --writable: usage error" 2 "$?"
+vs_check "naming it" grep -q "read-only" <<<"$out"
+vs_check "nothing is left mounted" sh -c '! grep -q " $1 " /proc/mounts' _ "$AT2"
 vs_summary

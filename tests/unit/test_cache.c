@@ -243,14 +243,15 @@ static void test_lock(void **state)
 	int fd = -1, fd2 = -1;
 	pid_t holder = -1;
 
-	check_ret(0, vs_cache_lock(&f->cache, &fd, &holder), "first lock");
+	check_ret(0, vs_cache_lock(&f->cache, "lock", &fd, &holder),
+		  "first lock");
 	check_bool(true, fd >= 0, "lock fd");
-	check_ret(-EWOULDBLOCK, vs_cache_lock(&f->cache, &fd2, &holder),
+	check_ret(-EWOULDBLOCK, vs_cache_lock(&f->cache, "lock", &fd2, &holder),
 		  "second lock while held");
 	check_int(-1, fd2, "no fd from a refused lock");
 	check_int(getpid(), holder, "holder named");
 	close(fd);
-	check_ret(0, vs_cache_lock(&f->cache, &fd2, &holder),
+	check_ret(0, vs_cache_lock(&f->cache, "lock", &fd2, &holder),
 		  "lock after the holder closed it");
 	close(fd2);
 }

@@ -441,6 +441,33 @@ static void test_flags(void **state)
 	check_bool(true, p.o.writable, "--writable after --read-only");
 }
 
+/* --at: read-only (also for the kernel: -o ro), follows nothing, learns
+ * nothing; --writable with it is refused, an empty value too. */
+static void test_at(void **state)
+{
+	struct parsed p;
+
+	(void)state;
+	PARSE(&p, "--at", "42", "p", "m");
+	check_ok(&p);
+	check_str("42", p.o.at, "--at value");
+	check_bool(false, p.o.writable, "--at is not writable");
+	check_bool(true, p.o.no_follow, "--at follows nothing");
+	check_int(0, p.o.learn_seconds, "--at learns nothing");
+	check_int(1, (int)p.o.n_fuse_opts, "one -o with --at");
+	check_str("ro", p.o.fuse_opts[0], "--at mounts ro");
+	PARSE(&p, "--read-only", "--at=2026-12-03 10:00:00+00", "p", "m");
+	check_ok(&p);
+	check_str("2026-12-03 10:00:00+00", p.o.at, "--at TIME");
+	PARSE(&p, "--at", "1", "--writable", "p", "m");
+	check_fails(&p, "--at mounts are read-only");
+	PARSE(&p, "--at=", "p", "m");
+	check_fails(&p, "--at needs a seq or a time");
+	PARSE(&p, "p", "m");
+	check_ok(&p);
+	check_ptr(NULL, p.o.at, "no --at by default");
+}
+
 static void test_getopt_forms(void **state)
 {
 	struct parsed p;
@@ -651,6 +678,7 @@ int main(void)
 	    T(test_env_fallbacks),
 	    T(test_timeouts),
 	    T(test_flags),
+	    T(test_at),
 	    T(test_getopt_forms),
 	    T(test_other_values),
 	    T(test_missing_positionals),
