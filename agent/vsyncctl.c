@@ -1943,13 +1943,17 @@ static void redis_container_user(char *out, size_t size, const char *id)
  * @password, and write its URL to @url. It may read every key of the
  * project and its channels, and write only what a mount writes: content
  * and deltas it backfills, the learned order, its containers: entry. The
- * stream, the manifest and the relay's cursor are the relay's alone.
+ * stream, the manifest and the relay's cursor are the relay's alone. It
+ * may also read name:{<@name>}, the relay's mapping of the project's name
+ * to its id (and no other project's), so a mount by name needs no
+ * database.
  * @id NULL: the relay's user instead, every key and channel, every
  * command but the dangerous ones (KEYS, FLUSHALL, CONFIG, ...).
  * 0, or an exit code with the reason printed.
  */
 static int grant_redis(const char *admin_url, int timeout_ms, const char *id,
-		       const char *password, char *url, size_t urlsize)
+		       const char *name, const char *password, char *url,
+		       size_t urlsize)
 {
 	char user[64], pass[80], why[256], keys[6][VS_REDIS_KEY_MAX + 8];
 	char chan[VS_REDIS_KEY_MAX];
@@ -1970,6 +1974,10 @@ static int grant_redis(const char *admin_url, int timeout_ms, const char *id,
 	snprintf(keys[2], sizeof(keys[2]), "~delta:{%s}:*", id);
 	snprintf(keys[3], sizeof(keys[3]), "~learned:{%s}", id);
 	snprintf(keys[4], sizeof(keys[4]), "~containers:{%s}", id);
+	/* a name is [A-Za-z0-9._-]: nothing a key pattern would expand */
+	if (name && !vs_redis_project_name_valid(name))
+		return ctl_fail(EXIT_ERR, "invalid project name '%s'", name);
+	snprintf(keys[5], sizeof(keys[5]), "%%R~name:{%s}", name ? name : "");
 	snprintf(chan, sizeof(chan), "&project.%s.*", id);
 	argv[n++] = "ACL";
 	argv[n++] = "SETUSER";
@@ -1995,7 +2003,7 @@ static int grant_redis(const char *admin_url, int timeout_ms, const char *id,
 		argv[n++] = chan;
 		for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 			argv[n++] = cmds[i];
-		for (int i = 0; i < 5; i++)
+		for (int i = 0; i < 6; i++)
 			argv[n++] = keys[i];
 	}
 	rc = vs_redis_open(&r, admin_url, timeout_ms);
@@ -2098,8 +2106,8 @@ static int grant_relay(struct ctl *c, const char *password)
 		return pg_failed(c, r);
 	PQclear(res);
 	if (c->redis_url && *c->redis_url) {
-		r = grant_redis(c->redis_url, c->timeout_ms, NULL, password,
-				redis_url, sizeof(redis_url));
+		r = grant_redis(c->redis_url, c->timeout_ms, NULL, NULL,
+				password, redis_url, sizeof(redis_url));
 		if (r)
 			return r;
 	}
@@ -2116,7 +2124,7 @@ static int cmd_grant(struct ctl *c, int argc, char **argv)
 	bool relay = false;
 	const char *v[3] = {NULL, password, NULL};
 	uint8_t rnd[32];
-	PGresult *res = NULL;
+	PGresult *res = NULL, *names = NULL;
 	long secs = 0;
 	int o, r;
 
@@ -2157,8 +2165,20 @@ static int cmd_grant(struct ctl *c, int argc, char **argv)
 		return ctl_fail(EXIT_ERR, "unexpected answer to vsync_grant");
 	}
 	if (c->redis_url && *c->redis_url) {
-		r = grant_redis(c->redis_url, c->timeout_ms, c->project_id,
-				password, redis_url, sizeof(redis_url));
+		r = ctl_query(c, &names,
+			      "SELECT name FROM vsync_projects($1::uuid)", 1,
+			      v);
+		if (r < 0) {
+			PQclear(res);
+			return pg_failed(c, r);
+		}
+		r = PQntuples(names) != 1
+			? ctl_fail(EXIT_NOTFOUND, "unknown project '%s'",
+				   argv[optind])
+			: grant_redis(c->redis_url, c->timeout_ms,
+				      c->project_id, PQgetvalue(names, 0, 0),
+				      password, redis_url, sizeof(redis_url));
+		PQclear(names);
 		if (r) {
 			PQclear(res);
 			return r;

@@ -752,10 +752,13 @@ $$;
 
 -- Every project and its last committed change, in id order: what
 -- vsync-relay scans at start and after losing notifications.
-CREATE OR REPLACE FUNCTION vsync_projects()
-RETURNS TABLE(id uuid, change_seq bigint)
+DROP FUNCTION IF EXISTS vsync_projects();
+CREATE OR REPLACE FUNCTION vsync_projects(p_project uuid DEFAULT NULL)
+RETURNS TABLE(id uuid, change_seq bigint, name text)
 LANGUAGE sql STABLE AS $$
-	SELECT p.id, p.change_seq FROM projects p ORDER BY p.id
+	SELECT p.id, p.change_seq, p.name FROM projects p
+	 WHERE p_project IS NULL OR p.id = p_project
+	 ORDER BY p.id
 $$;
 
 CREATE OR REPLACE FUNCTION vsync_changes(p_project uuid, p_after bigint,

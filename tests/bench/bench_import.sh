@@ -19,7 +19,9 @@
 # vsyncctl export of it into an empty directory, compared with the tree
 # (diff -r). Prints one table, the ratios to cp -a, and the target
 # (import <= 3 x cp -a + COPY).
-# Environment: VSYNC_BUILD_DIR (default build/), VS_KEEP_LOGS=1.
+# Environment: VSYNC_BUILD_DIR (default build/), VSYNC_CTL (the vsyncctl
+# to time, default the build's: e.g. an older build for a before/after),
+# VS_KEEP_LOGS=1.
 
 set -euo pipefail
 
@@ -44,7 +46,7 @@ while getopts 'n:d:t:h' opt; do
 done
 [[ $NFILES =~ ^[0-9]+$ ]] && ((NFILES >= 10)) || usage
 [[ -z $TREE || -d $TREE ]] || usage
-CTL_BIN=$VSYNC_BUILD_DIR/agent/vsyncctl
+CTL_BIN=${VSYNC_CTL:-$VSYNC_BUILD_DIR/agent/vsyncctl}
 [[ -x $CTL_BIN ]] || {
 	echo "bench_import: $CTL_BIN is missing (build first)" >&2
 	exit 1
@@ -118,10 +120,14 @@ if ((rc != 0)); then
 	SAME="-"
 else
 	t0=$(now_us)
-	CTL export bench "$W/export"
+	erc=0
+	CTL export bench "$W/export" || erc=$?
 	t1=$(now_us)
 	T_EXP=$(secs "$t0" "$t1")
-	if diff -r --no-dereference "$TREE" "$W/export" >/dev/null; then
+	if ((erc != 0)); then
+		log "export failed (exit $erc)"
+		SAME=NO
+	elif diff -r --no-dereference "$TREE" "$W/export" >/dev/null; then
 		SAME=yes
 	else
 		SAME=NO
