@@ -966,6 +966,15 @@ static void pgarr_finish(struct pgarr *a)
 #define IMP_BATCH_BYTES	  (32u << 20)
 #define IMP_BYTES_PER_SEC (4u << 20)
 
+/* The deadline of a call that moves @bytes of content, in ms. */
+static int batch_timeout(const struct ctl *c, uint64_t bytes)
+{
+	uint64_t ms =
+	    (uint64_t)c->timeout_ms + bytes / IMP_BYTES_PER_SEC * 1000;
+
+	return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
 struct imp_batch {
 	struct pgarr paths, kinds, modes, contents;
 	/* per element: the entry of the import and, for a file or symlink,
@@ -1066,8 +1075,7 @@ static int imp_batch_flush(struct ctl *c, struct imp_batch *b,
 		v[i + 2] = (const char *)arr[i]->buf;
 		lens[i + 2] = (int)arr[i]->len;
 	}
-	vs_pg_set_timeout(
-	    c->pg, c->timeout_ms + (int)(b->bytes / IMP_BYTES_PER_SEC) * 1000);
+	vs_pg_set_timeout(c->pg, batch_timeout(c, b->bytes));
 	r = vs_pg_exec(c->pg, &res,
 		       "SELECT idx, seq, version, coalesce(content_hash, '')"
 		       " FROM vsync_import_batch($1::uuid, $2, $3::text[],"
@@ -1657,8 +1665,7 @@ static int exp_files(struct ctl *c, int dir_fd,
 	pv[0] = c->project_id;
 	pv[1] = (const char *)hashes.buf;
 	lens[1] = (int)hashes.len;
-	vs_pg_set_timeout(c->pg, c->timeout_ms +
-				     (int)(bytes / IMP_BYTES_PER_SEC) * 1000);
+	vs_pg_set_timeout(c->pg, batch_timeout(c, bytes));
 	r = vs_pg_exec(c->pg, &res,
 		       "SELECT content_hash, content"
 		       " FROM vsync_blobs($1::uuid, $2::text[])",

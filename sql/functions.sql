@@ -1164,55 +1164,59 @@ BEGIN
 	-- the versions, in seq order (created_at increases with seq), and
 	-- one file_operations row each, as vsync__put and vsync__record
 	-- write them
-	WITH e AS (
-		SELECT u.*, gen_random_uuid() AS id,
-		       CASE WHEN u.kind <> 'dir'
-			    THEN vsync__is_utf8(u.content) END AS utf8,
-		       CASE WHEN u.kind <> 'dir'
-			    THEN encode(sha256(u.content), 'hex') END AS hash,
-		       coalesce(octet_length(u.content), 0) AS size,
-		       clock_timestamp() AS ts
-		  FROM unnest(p_paths, p_kinds, p_modes, p_contents, v_seq,
-			      v_prev, v_ver, v_type)
-		       u(path, kind, mode, content, seq, prev, ver, typ)
-		 WHERE u.seq IS NOT NULL
-		 ORDER BY u.seq
-	), ins AS (
-		INSERT INTO project_files (id, project_id, file_path, content,
-			content_hash, file_size, encoding, version,
+	-- (the arrays are in seq order, and so is the scan: no sort, and
+	-- the content is read once, by the INSERT)
+	WITH ins AS (
+		INSERT INTO project_files AS f (id, project_id, file_path,
+			content, content_hash, file_size, encoding, version,
 			parent_version_id, created_by, created_at, updated_at,
 			is_binary, kind, mode, is_deleted, seq)
-		SELECT e.id, p_project, e.path,
-		       CASE WHEN e.kind = 'dir' THEN NULL
-			    WHEN e.utf8 THEN convert_from(e.content, 'UTF8')
-			    ELSE encode(e.content, 'base64') END,
-		       e.hash, e.size,
-		       CASE WHEN e.kind = 'dir' OR e.utf8 THEN 'utf8'
+		SELECT gen_random_uuid(), p_project, u.path,
+		       CASE WHEN u.kind = 'dir' THEN NULL
+			    WHEN x.utf8 THEN convert_from(u.content, 'UTF8')
+			    ELSE encode(u.content, 'base64') END,
+		       CASE WHEN u.kind <> 'dir'
+			    THEN encode(sha256(u.content), 'hex') END,
+		       coalesce(octet_length(u.content), 0),
+		       CASE WHEN u.kind = 'dir' OR x.utf8 THEN 'utf8'
 			    ELSE 'base64' END,
-		       e.ver, e.prev, v_who, e.ts, e.ts,
-		       e.kind <> 'dir' AND NOT e.utf8, e.kind, e.mode, false,
-		       e.seq
-		  FROM e
-		RETURNING 1
+		       u.ver, u.prev, v_who, x.ts, x.ts,
+		       u.kind <> 'dir' AND NOT x.utf8, u.kind, u.mode, false,
+		       u.seq
+		  FROM unnest(p_paths, p_kinds, p_modes, p_contents, v_seq,
+			      v_prev, v_ver)
+		       u(path, kind, mode, content, seq, prev, ver)
+		 -- once per row (OFFSET 0: not pulled up and repeated)
+		 CROSS JOIN LATERAL (SELECT CASE WHEN u.kind <> 'dir'
+					    THEN vsync__is_utf8(u.content)
+					    END AS utf8,
+					    clock_timestamp() AS ts
+				     OFFSET 0) x
+		 WHERE u.seq IS NOT NULL
+		RETURNING f.id, f.file_path, f.version, f.kind, f.mode,
+			  f.content_hash, f.file_size, f.seq, f.created_at
 	)
 	INSERT INTO file_operations (operation_id, project_id, file_id,
 				     operation_type, operation_data, user_id,
 				     seq, path, result, created_at)
-	SELECT gen_random_uuid(), p_project, e.id, e.typ,
-	       CASE WHEN e.kind = 'dir'
-		    THEN jsonb_build_object('path', e.path, 'version', e.ver,
-					    'kind', 'dir', 'mode', e.mode)
-		    ELSE jsonb_build_object('path', e.path, 'version', e.ver,
-					    'checksum', e.hash,
-					    'kind', e.kind, 'mode', e.mode,
-					    'size', e.size) END,
-	       v_who, e.seq, e.path,
-	       CASE WHEN e.kind = 'dir'
-		    THEN jsonb_build_object('seq', e.seq, 'version', e.ver)
-		    ELSE jsonb_build_object('seq', e.seq, 'version', e.ver,
-					    'content_hash', e.hash) END,
-	       e.ts
-	  FROM e;
+	SELECT gen_random_uuid(), p_project, i.id, t.typ,
+	       CASE WHEN i.kind = 'dir'
+		    THEN jsonb_build_object('path', i.file_path,
+					    'version', i.version,
+					    'kind', 'dir', 'mode', i.mode)
+		    ELSE jsonb_build_object('path', i.file_path,
+					    'version', i.version,
+					    'checksum', i.content_hash,
+					    'kind', i.kind, 'mode', i.mode,
+					    'size', i.file_size) END,
+	       v_who, i.seq, i.file_path,
+	       CASE WHEN i.kind = 'dir'
+		    THEN jsonb_build_object('seq', i.seq, 'version', i.version)
+		    ELSE jsonb_build_object('seq', i.seq, 'version', i.version,
+					    'content_hash', i.content_hash) END,
+	       i.created_at
+	  FROM ins i
+	  JOIN unnest(v_seq, v_type) t(seq, typ) ON t.seq = i.seq;
 	PERFORM pg_notify('file_changes',
 			  json_build_object('project_id', p_project,
 					    'seq', s)::text)
