@@ -1036,8 +1036,14 @@ LANGUAGE plpgsql
 -- the joins of a batch with itself and with the current rows are hash
 -- joins: the planner sees an unnest() of unknown selectivity and, inside
 -- the import's transaction, statistics that know none of its rows, and
--- its nested loops were quadratic in the batch
+-- its nested loops were quadratic in the batch. No JIT: the cost of a
+-- nested loop it must still use (a LATERAL) counts as "disabled", far
+-- above jit_above_cost, and compiling each statement took longer than
+-- running it. An unnest() in FROM is materialised: with the default
+-- work_mem a batch's content went through a temporary file.
 SET enable_nestloop = off
+SET jit = off
+SET work_mem = '128MB'
 AS $$
 DECLARE
 	v_who text := coalesce(p_author, session_user);
