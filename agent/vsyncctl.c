@@ -1006,13 +1006,6 @@ static void imp_batch_release(struct imp_batch *b)
 	imp_batch_init(b);
 }
 
-static const char *imp_kind_name(enum vs_kind k)
-{
-	return k == VS_KIND_DIR	      ? "dir"
-	       : k == VS_KIND_SYMLINK ? "symlink"
-				      : "file";
-}
-
 /* Add entry @e with content @buf (@len bytes; NULL for a dir) whose hash
  * is @hex. 0 or -ENOMEM / -E2BIG. */
 static int imp_batch_add(struct imp_batch *b, const struct imp_entry *e,
@@ -1037,7 +1030,7 @@ static int imp_batch_add(struct imp_batch *b, const struct imp_entry *e,
 	}
 	r = pgarr_add_str(&b->paths, e->rel);
 	if (!r)
-		r = pgarr_add_str(&b->kinds, imp_kind_name(e->kind));
+		r = pgarr_add_str(&b->kinds, vs_kind_name(e->kind));
 	if (!r)
 		r = pgarr_add_int(&b->modes, e->mode);
 	if (!r)
@@ -1173,7 +1166,7 @@ static int imp_file(const struct imp *im, const struct imp_entry *e,
 	snprintf(mode, sizeof(mode), "%u", e->mode);
 	row = cur_find(cur, e->rel);
 	if (row >= 0 &&
-	    !strcmp(PQgetvalue(cur, row, 1), imp_kind_name(e->kind)) &&
+	    !strcmp(PQgetvalue(cur, row, 1), vs_kind_name(e->kind)) &&
 	    !strcmp(PQgetvalue(cur, row, 2), mode) &&
 	    !strcmp(PQgetvalue(cur, row, 3), hex)) {
 		s->unchanged++;
