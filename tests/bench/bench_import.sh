@@ -44,7 +44,9 @@ while getopts 'n:d:t:h' opt; do
 	*) usage ;;
 	esac
 done
-[[ $NFILES =~ ^[0-9]+$ ]] && ((NFILES >= 10)) || usage
+if [[ ! $NFILES =~ ^[0-9]+$ ]] || ((NFILES < 10)); then
+	usage
+fi
 [[ -z $TREE || -d $TREE ]] || usage
 CTL_BIN=${VSYNC_CTL:-$VSYNC_BUILD_DIR/agent/vsyncctl}
 [[ -x $CTL_BIN ]] || {
@@ -139,6 +141,7 @@ printf '%-44s %10s %8s\n' "($FILES files, $((BYTES / 1048576)) MiB)" seconds "/c
 printf '%-44s %10s %8s\n' "cp -a of the tree" "$T_CP" 1.00
 printf '%-44s %10s %8s\n' "PostgreSQL COPY of the bytes" "$T_COPY" "$(ratio "$T_COPY" "$T_CP")"
 printf '%-44s %10s %8s\n' "vsyncctl import (exit $rc)" "$T_IMP" "$(ratio "$T_IMP" "$T_CP")"
-printf '%-44s %10s %8s\n' "vsyncctl export (tree equal: $SAME)" "$T_EXP" \
-	"$([[ $T_EXP == - ]] && echo - || ratio "$T_EXP" "$T_CP")"
+R_EXP=-
+[[ $T_EXP == - ]] || R_EXP=$(ratio "$T_EXP" "$T_CP")
+printf '%-44s %10s %8s\n' "vsyncctl export (tree equal: $SAME)" "$T_EXP" "$R_EXP"
 printf '%-44s %10s %8s\n' "target for import: 3 x cp -a + COPY" "$TARGET" "$(ratio "$TARGET" "$T_CP")"
