@@ -162,9 +162,11 @@ static int check_redis_url(const char *url)
 }
 
 /*
- * A cold start reads no database: when the project's UUID is known (given,
- * or a name this cache dir has seen) and Redis has the relay's manifest,
- * that is the tree. 0, or -errno (the caller goes on to PostgreSQL).
+ * A cold start reads no database: when the project's UUID is known (given;
+ * for a name, the relay's name:{<name>} in Redis, verified like the
+ * manifest, else what this cache dir has seen) and Redis has the relay's
+ * manifest, that is the tree. 0, or -errno (the caller goes on to
+ * PostgreSQL).
  */
 static int load_manifest_redis(const struct vs_mount_opts *o,
 			       struct vs_cache *cache,
@@ -176,11 +178,12 @@ static int load_manifest_redis(const struct vs_mount_opts *o,
 
 	if (!o->redis)
 		return -ENOENT;
-	if (vs_uuid_valid(o->project))
-		memcpy(id, o->project, VS_UUID_BUFSZ);
-	else if (vs_cache_project_resolve(cache, o->project, id) < 0)
-		return -ENOENT;
 	r = vs_redis_open(&rd, o->redis, o->timeout_ms);
+	if (r == 0 && vs_uuid_valid(o->project))
+		memcpy(id, o->project, VS_UUID_BUFSZ);
+	else if (r == 0 && vs_redis_name_get(rd, o->project, verify, id) < 0 &&
+		 vs_cache_project_resolve(cache, o->project, id) < 0)
+		r = -ENOENT;
 	if (r == 0)
 		r = vs_redis_manifest_load(rd, id, verify, m);
 	vs_redis_free(rd);

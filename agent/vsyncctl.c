@@ -864,28 +864,258 @@ static void imp_progress(const struct imp *im, const struct imp_stats *s,
 		im->nfiles, mib(s->done_bytes), final ? "\n" : "");
 }
 
-static int imp_dir(struct ctl *c, const struct imp_entry *e, PGresult *cur,
-		   struct imp_stats *s)
+/*
+ * A PostgreSQL array in binary format (what array_recv reads), built for
+ * one binary parameter: one dimension of elements of type @oid, each an
+ * int32 length (-1: NULL) and its bytes. The header is written by
+ * pgarr_finish().
+ */
+#define PGARR_HEADER 20
+#define PGOID_BYTEA  17
+#define PGOID_INT4   23
+#define PGOID_TEXT   25
+
+struct pgarr {
+	uint8_t *buf;
+	size_t len, alloc;
+	uint32_t oid, n;
+	bool nulls;
+};
+
+static void pgarr_init(struct pgarr *a, uint32_t oid)
 {
-	char mode[16];
-	const char *v[5] = {c->project_id, e->rel, mode, NULL, c->author};
+	*a = (struct pgarr){.oid = oid, .len = PGARR_HEADER};
+}
+
+static void pgarr_release(struct pgarr *a)
+{
+	free(a->buf);
+	pgarr_init(a, a->oid);
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+/* Append element @p (@len bytes; NULL: SQL NULL). 0 or -ENOMEM, -E2BIG
+ * past PostgreSQL's 1 GiB field limit. */
+static int pgarr_add(struct pgarr *a, const void *p, size_t len)
+{
+	size_t need = a->len + 4 + (p ? len : 0), na;
+	uint8_t *nb;
+
+	if (need >= (1u << 30))
+		return -E2BIG;
+	if (need > a->alloc) {
+		na = a->alloc ? a->alloc : 4096;
+		while (na < need)
+			na *= 2;
+		nb = realloc(a->buf, na);
+		if (!nb)
+			return -ENOMEM;
+		a->buf = nb;
+		a->alloc = na;
+	}
+	put_be32(a->buf + a->len, p ? (uint32_t)len : UINT32_MAX);
+	if (p && len)
+		memcpy(a->buf + a->len + 4, p, len);
+	a->len = need;
+	a->nulls |= !p;
+	a->n++;
+	return 0;
+}
+
+static int pgarr_add_str(struct pgarr *a, const char *s)
+{
+	return pgarr_add(a, s, strlen(s));
+}
+
+static int pgarr_add_int(struct pgarr *a, uint32_t v)
+{
+	uint8_t b[4];
+
+	put_be32(b, v);
+	return pgarr_add(a, b, sizeof(b));
+}
+
+/* Write the header; the array is then a->buf, a->len bytes. */
+static void pgarr_finish(struct pgarr *a)
+{
+	if (!a->buf && pgarr_add(a, NULL, 0) < 0)
+		vs_bug("cannot finish an empty array");
+	put_be32(a->buf, 1);
+	put_be32(a->buf + 4, a->nulls);
+	put_be32(a->buf + 8, a->oid);
+	put_be32(a->buf + 12, a->n);
+	put_be32(a->buf + 16, 1);
+}
+
+/*
+ * The import goes in batches: up to IMP_BATCH_FILES entries or
+ * IMP_BATCH_BYTES of content (a larger file alone), one
+ * vsync_import_batch() call each, all in the import's one transaction.
+ * Each call has the --timeout deadline plus one second per
+ * IMP_BYTES_PER_SEC of its content, so a deadline is sized to its batch,
+ * not to the whole import.
+ */
+#define IMP_BATCH_FILES	  2000
+#define IMP_BATCH_BYTES	  (32u << 20)
+#define IMP_BYTES_PER_SEC (4u << 20)
+
+/* The deadline of a call that moves @bytes of content, in ms. */
+static int batch_timeout(const struct ctl *c, uint64_t bytes)
+{
+	uint64_t ms =
+	    (uint64_t)c->timeout_ms + bytes / IMP_BYTES_PER_SEC * 1000;
+
+	return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+struct imp_batch {
+	struct pgarr paths, kinds, modes, contents;
+	/* per element: the entry of the import and, for a file or symlink,
+	 * the SHA-256 the server must have stored */
+	const struct imp_entry **entry;
+	char (*hash)[VS_HASH_HEX_LEN + 1];
+	size_t n, alloc;
+	uint64_t bytes;
+};
+
+static void imp_batch_init(struct imp_batch *b)
+{
+	memset(b, 0, sizeof(*b));
+	pgarr_init(&b->paths, PGOID_TEXT);
+	pgarr_init(&b->kinds, PGOID_TEXT);
+	pgarr_init(&b->modes, PGOID_INT4);
+	pgarr_init(&b->contents, PGOID_BYTEA);
+}
+
+/* Empty @b for the next batch (keeps nothing). */
+static void imp_batch_release(struct imp_batch *b)
+{
+	pgarr_release(&b->paths);
+	pgarr_release(&b->kinds);
+	pgarr_release(&b->modes);
+	pgarr_release(&b->contents);
+	free(b->entry);
+	free(b->hash);
+	imp_batch_init(b);
+}
+
+/* Add entry @e with content @buf (@len bytes; NULL for a dir) whose hash
+ * is @hex. 0 or -ENOMEM / -E2BIG. */
+static int imp_batch_add(struct imp_batch *b, const struct imp_entry *e,
+			 const uint8_t *buf, size_t len, const char *hex)
+{
+	const struct imp_entry **ne;
+	char(*nh)[VS_HASH_HEX_LEN + 1];
+	size_t na;
+	int r;
+
+	if (b->n == b->alloc) {
+		na = b->alloc ? b->alloc * 2 : 256;
+		ne = realloc(b->entry, na * sizeof(*ne));
+		if (!ne)
+			return -ENOMEM;
+		b->entry = ne;
+		nh = realloc(b->hash, na * sizeof(*nh));
+		if (!nh)
+			return -ENOMEM;
+		b->hash = nh;
+		b->alloc = na;
+	}
+	r = pgarr_add_str(&b->paths, e->rel);
+	if (!r)
+		r = pgarr_add_str(&b->kinds, vs_kind_name(e->kind));
+	if (!r)
+		r = pgarr_add_int(&b->modes, e->mode);
+	if (!r)
+		r = pgarr_add(&b->contents, e->kind == VS_KIND_DIR ? NULL : buf,
+			      len);
+	if (r < 0)
+		return r;
+	b->entry[b->n] = e;
+	snprintf(b->hash[b->n], sizeof(b->hash[b->n]), "%s", hex ? hex : "");
+	b->n++;
+	b->bytes += len;
+	return 0;
+}
+
+/* Send batch @b as one vsync_import_batch() call and check what the
+ * server stored; @b is empty afterwards. -ECANCELED for a content the
+ * server hashed otherwise (reported), else 0 or the backend's -errno. */
+static int imp_batch_flush(struct ctl *c, struct imp_batch *b,
+			   struct imp_stats *s)
+{
+	const char *v[6];
+	int lens[6] = {0}, fmts[6] = {0, 0, 1, 1, 1, 1};
+	struct pgarr *arr[4] = {&b->paths, &b->kinds, &b->modes, &b->contents};
+	const struct imp_entry *e;
 	PGresult *res = NULL;
-	int row = cur_find(cur, e->rel), r;
+	long idx;
+	int i, r;
+
+	if (!b->n)
+		return 0;
+	v[0] = c->project_id;
+	v[1] = c->author;
+	for (i = 0; i < 4; i++) {
+		pgarr_finish(arr[i]);
+		v[i + 2] = (const char *)arr[i]->buf;
+		lens[i + 2] = (int)arr[i]->len;
+	}
+	vs_pg_set_timeout(c->pg, batch_timeout(c, b->bytes));
+	r = vs_pg_exec(c->pg, &res,
+		       "SELECT idx, seq, version, coalesce(content_hash, '')"
+		       " FROM vsync_import_batch($1::uuid, $2, $3::text[],"
+		       " $4::text[], $5::int[], $6::bytea[])",
+		       6, v, lens, fmts, 0);
+	vs_pg_set_timeout(c->pg, c->timeout_ms);
+	for (i = 0; r == 0 && i < PQntuples(res); i++) {
+		if (vs_parse_long(&idx, PQgetvalue(res, i, 0), 10, 1,
+				  (long)b->n) < 0)
+			vs_bug("vsync_import_batch returned index '%s'",
+			       PQgetvalue(res, i, 0));
+		e = b->entry[idx - 1];
+		if (e->kind == VS_KIND_DIR) {
+			s->dirs++;
+			continue;
+		}
+		if (strcmp(PQgetvalue(res, i, 3), b->hash[idx - 1])) {
+			ctl_fail(0, "'%s': the server stored sha256 %s, not %s",
+				 e->rel, PQgetvalue(res, i, 3),
+				 b->hash[idx - 1]);
+			r = -ECANCELED;
+			break;
+		}
+		if (e->kind == VS_KIND_SYMLINK)
+			s->links++;
+		else
+			s->files++;
+		s->bytes += e->size;
+	}
+	if (r == 0)
+		s->unchanged += b->n - (size_t)PQntuples(res);
+	PQclear(res);
+	imp_batch_release(b);
+	return r;
+}
+
+/* Add directory @e to @b unless the project has it already. */
+static int imp_dir(const struct imp_entry *e, PGresult *cur,
+		   struct imp_batch *b, struct imp_stats *s)
+{
+	int row = cur_find(cur, e->rel);
 
 	if (row >= 0 && !strcmp(PQgetvalue(cur, row, 1), "dir")) {
 		s->unchanged++;
 		return 0;
 	}
-	snprintf(mode, sizeof(mode), "%u", e->mode);
-	r = ctl_query(c, &res,
-		      "SELECT seq FROM vsync_mkdir($1::uuid, $2, $3::int,"
-		      " $4::uuid, $5)",
-		      5, v);
-	PQclear(res);
-	if (r < 0)
-		return r;
-	s->dirs++;
-	return 0;
+	return imp_batch_add(b, e, NULL, 0, NULL);
 }
 
 /* Read file or symlink @e of the import; *buf owns its bytes. */
@@ -917,13 +1147,12 @@ static int imp_read(const struct imp *im, const struct imp_entry *e,
 	return r;
 }
 
-static int imp_file(struct ctl *c, const struct imp *im,
-		    const struct imp_entry *e, PGresult *cur,
-		    struct imp_stats *s)
+/* Read file or symlink @e and add it to @b unless the project has it
+ * already, with the same kind, mode and content. */
+static int imp_file(const struct imp *im, const struct imp_entry *e,
+		    PGresult *cur, struct imp_batch *b, struct imp_stats *s)
 {
-	const char *kind = e->kind == VS_KIND_SYMLINK ? "symlink" : "file";
 	char hex[VS_HASH_HEX_LEN + 1], mode[16];
-	PGresult *res = NULL;
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	int row, r;
@@ -936,44 +1165,33 @@ static int imp_file(struct ctl *c, const struct imp *im,
 		goto out;
 	snprintf(mode, sizeof(mode), "%u", e->mode);
 	row = cur_find(cur, e->rel);
-	if (row >= 0 && !strcmp(PQgetvalue(cur, row, 1), kind) &&
+	if (row >= 0 &&
+	    !strcmp(PQgetvalue(cur, row, 1), vs_kind_name(e->kind)) &&
 	    !strcmp(PQgetvalue(cur, row, 2), mode) &&
 	    !strcmp(PQgetvalue(cur, row, 3), hex)) {
 		s->unchanged++;
 		goto out;
 	}
-	r = ctl_write(c, &res, e->rel, buf, len, mode, NULL, kind);
-	if (r < 0)
-		goto out;
-	if (strcmp(PQgetvalue(res, 0, 2), hex)) {
-		ctl_fail(0, "'%s': the server stored sha256 %s, not %s", e->rel,
-			 PQgetvalue(res, 0, 2), hex);
-		r = -ECANCELED;
-		goto out;
-	}
-	if (e->kind == VS_KIND_SYMLINK)
-		s->links++;
-	else
-		s->files++;
-	s->bytes += len;
+	r = imp_batch_add(b, e, buf, len, hex);
 out:
 	s->done++;
 	s->done_bytes += len;
-	PQclear(res);
 	free(buf);
 	return r;
 }
 
 /* Write every entry of @im into the project, inside the caller's
- * transaction. -ECANCELED for a local failure (already reported), else
- * the backend's -errno. */
+ * transaction, batch by batch. -ECANCELED for a local failure (already
+ * reported), else the backend's -errno. */
 static int imp_apply(struct ctl *c, const struct imp *im, struct imp_stats *s)
 {
 	const char *v[1] = {c->project_id};
+	struct imp_batch b;
 	PGresult *cur = NULL;
 	size_t i;
 	int r;
 
+	imp_batch_init(&b);
 	r = ctl_query(c, &cur,
 		      "SELECT path, kind, mode, coalesce(content_hash, '')"
 		      " FROM vsync_manifest($1::uuid)",
@@ -982,14 +1200,18 @@ static int imp_apply(struct ctl *c, const struct imp *im, struct imp_stats *s)
 		return r;
 	for (i = 0; i < im->n && r == 0; i++) {
 		if (im->v[i].kind == VS_KIND_DIR)
-			r = imp_dir(c, &im->v[i], cur, s);
+			r = imp_dir(&im->v[i], cur, &b, s);
 		else
-			r = imp_file(c, im, &im->v[i], cur, s);
+			r = imp_file(im, &im->v[i], cur, &b, s);
+		if (r == 0 && (b.n >= IMP_BATCH_FILES ||
+			       b.bytes >= IMP_BATCH_BYTES || i + 1 == im->n))
+			r = imp_batch_flush(c, &b, s);
 		if (im->v[i].kind != VS_KIND_DIR && (s->done % 64 == 0))
 			imp_progress(im, s, false);
 	}
 	if (r == 0)
 		imp_progress(im, s, true);
+	imp_batch_release(&b);
 	PQclear(cur);
 	return r;
 }
@@ -1451,26 +1673,20 @@ static int cmd_status(struct ctl *c, int argc, char **argv)
 
 /* ---- export ----------------------------------------------------------- */
 
-/* Write file @e under @dir_fd from the project's content, verified. */
-static int exp_file(struct ctl *c, int dir_fd,
-		    const struct vs_manifest_entry *e)
+/* Write file @e under @dir_fd with content @buf (@len bytes), verified
+ * against its hash. 0 or an exit code (reported). */
+static int exp_file(int dir_fd, const struct vs_manifest_entry *e,
+		    const uint8_t *buf, size_t len)
 {
 	char hex[VS_HASH_HEX_LEN + 1];
 	struct timespec ts[2];
-	uint8_t *buf = NULL;
-	size_t len = 0;
 	int fd = -1, r;
 
-	r = vs_pg_blob_fetch(c->pg, c->project_id, e->hash, &buf, &len);
-	if (r < 0)
-		return ctl_fail(exit_for(r), "cannot fetch '%s': %s", e->path,
-				vs_pg_last_error(c->pg));
 	r = vs_sha256_hex(hex, buf, len);
-	if (r == 0 && strcmp(hex, e->hash)) {
-		r = ctl_fail(EXIT_ERR, "'%s': content does not match sha256 %s",
-			     e->path, e->hash);
-		goto out;
-	}
+	if (r == 0 && strcmp(hex, e->hash))
+		return ctl_fail(EXIT_ERR,
+				"'%s': content does not match sha256 %s",
+				e->path, e->hash);
 	fd = openat(dir_fd, e->path,
 		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0 || vs_write_in_full(fd, buf, len) < 0 ||
@@ -1486,12 +1702,86 @@ static int exp_file(struct ctl *c, int dir_fd,
 out:
 	if (fd >= 0)
 		close(fd);
-	free(buf);
 	return r;
 }
 
-static int exp_entry(struct ctl *c, int dir_fd,
-		     const struct vs_manifest_entry *e)
+/* Row of @res (content_hash, content; in byte order of hash) for @hash,
+ * or -1. */
+static int blob_find(PGresult *res, const char *hash)
+{
+	int lo = 0, hi = PQntuples(res) - 1, mid, d;
+
+	while (lo <= hi) {
+		mid = lo + (hi - lo) / 2;
+		d = strcmp(PQgetvalue(res, mid, 0), hash);
+		if (d == 0)
+			return mid;
+		if (d < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return -1;
+}
+
+/* Fetch the contents of the @n files @v (one vsync_blobs() call, with a
+ * deadline sized to their bytes as the import's) and write them. 0 or an
+ * exit code (reported). */
+static int exp_files(struct ctl *c, int dir_fd,
+		     const struct vs_manifest_entry *const *v, size_t n,
+		     uint64_t bytes)
+{
+	const char *pv[2];
+	int lens[2] = {0, 0}, fmts[2] = {0, 1};
+	struct pgarr hashes;
+	PGresult *res = NULL;
+	size_t i;
+	int row, r = 0;
+
+	if (!n)
+		return 0;
+	pgarr_init(&hashes, PGOID_TEXT);
+	for (i = 0; i < n && !r; i++)
+		r = pgarr_add_str(&hashes, v[i]->hash);
+	if (r < 0) {
+		r = ctl_fail(EXIT_ERR, "out of memory");
+		goto out;
+	}
+	pgarr_finish(&hashes);
+	pv[0] = c->project_id;
+	pv[1] = (const char *)hashes.buf;
+	lens[1] = (int)hashes.len;
+	vs_pg_set_timeout(c->pg, batch_timeout(c, bytes));
+	r = vs_pg_exec(c->pg, &res,
+		       "SELECT content_hash, content"
+		       " FROM vsync_blobs($1::uuid, $2::text[])",
+		       2, pv, lens, fmts, 1);
+	vs_pg_set_timeout(c->pg, c->timeout_ms);
+	if (r < 0) {
+		r = ctl_fail(exit_for(r), "cannot fetch contents: %s",
+			     vs_pg_last_error(c->pg));
+		goto out;
+	}
+	for (i = 0; i < n && !r; i++) {
+		row = blob_find(res, v[i]->hash);
+		if (row < 0 || PQgetisnull(res, row, 1)) {
+			r = ctl_fail(EXIT_ERR,
+				     "cannot fetch '%s': no content %s",
+				     v[i]->path, v[i]->hash);
+			break;
+		}
+		r = exp_file(dir_fd, v[i],
+			     (const uint8_t *)PQgetvalue(res, row, 1),
+			     (size_t)PQgetlength(res, row, 1));
+	}
+out:
+	PQclear(res);
+	pgarr_release(&hashes);
+	return r;
+}
+
+/* Create dir or symlink @e under @dir_fd (files go in batches). */
+static int exp_entry(int dir_fd, const struct vs_manifest_entry *e)
 {
 	switch (e->kind) {
 	case VS_KIND_DIR:
@@ -1505,7 +1795,7 @@ static int exp_entry(struct ctl *c, int dir_fd,
 					e->path, strerror(errno));
 		return 0;
 	case VS_KIND_FILE:
-		return exp_file(c, dir_fd, e);
+		vs_bug("file '%s' outside a batch", e->path);
 	}
 	vs_bug("unknown kind %d", (int)e->kind);
 }
@@ -1539,9 +1829,10 @@ static int exp_open_dir(const char *dir, int *fd_out)
 
 static int cmd_export(struct ctl *c, int argc, char **argv)
 {
+	const struct vs_manifest_entry **batch = NULL, *e;
 	struct vs_manifest m;
-	size_t i, nf = 0, nd = 0, nl = 0;
-	uint64_t bytes = 0;
+	size_t i, nf = 0, nd = 0, nl = 0, nb = 0;
+	uint64_t bytes = 0, bbytes = 0;
 	int fd = -1, r;
 
 	if (argc != 3)
@@ -1555,14 +1846,33 @@ static int cmd_export(struct ctl *c, int argc, char **argv)
 	if (r < 0)
 		return pg_failed(c, r);
 	r = exp_open_dir(argv[2], &fd);
+	batch = r ? NULL : calloc(IMP_BATCH_FILES, sizeof(*batch));
+	if (!r && !batch)
+		r = ctl_fail(EXIT_ERR, "out of memory");
+	/* in path order, a dir comes before what it holds: dirs and
+	 * symlinks at once, files in batches (written before the next dir
+	 * could be needed: never, a file holds nothing) */
 	for (i = 0; i < m.n && !r; i++) {
-		r = exp_entry(c, fd, &m.entries[i]);
-		nf += m.entries[i].kind == VS_KIND_FILE;
-		nd += m.entries[i].kind == VS_KIND_DIR;
-		nl += m.entries[i].kind == VS_KIND_SYMLINK;
-		if (m.entries[i].kind == VS_KIND_FILE)
-			bytes += m.entries[i].size;
+		e = &m.entries[i];
+		nf += e->kind == VS_KIND_FILE;
+		nd += e->kind == VS_KIND_DIR;
+		nl += e->kind == VS_KIND_SYMLINK;
+		if (e->kind != VS_KIND_FILE) {
+			r = exp_entry(fd, e);
+			continue;
+		}
+		batch[nb++] = e;
+		bbytes += e->size;
+		bytes += e->size;
+		if (nb == IMP_BATCH_FILES || bbytes >= IMP_BATCH_BYTES) {
+			r = exp_files(c, fd, batch, nb, bbytes);
+			nb = 0;
+			bbytes = 0;
+		}
 	}
+	if (!r)
+		r = exp_files(c, fd, batch, nb, bbytes);
+	free(batch);
 	/* directory modes last: a read-only directory is filled first */
 	for (i = m.n; i-- > 0 && !r;)
 		if (m.entries[i].kind == VS_KIND_DIR &&
@@ -1730,13 +2040,17 @@ static void redis_container_user(char *out, size_t size, const char *id)
  * @password, and write its URL to @url. It may read every key of the
  * project and its channels, and write only what a mount writes: content
  * and deltas it backfills, the learned order, its containers: entry. The
- * stream, the manifest and the relay's cursor are the relay's alone.
+ * stream, the manifest and the relay's cursor are the relay's alone. It
+ * may also read name:{<@name>}, the relay's mapping of the project's name
+ * to its id (and no other project's), so a mount by name needs no
+ * database.
  * @id NULL: the relay's user instead, every key and channel, every
  * command but the dangerous ones (KEYS, FLUSHALL, CONFIG, ...).
  * 0, or an exit code with the reason printed.
  */
 static int grant_redis(const char *admin_url, int timeout_ms, const char *id,
-		       const char *password, char *url, size_t urlsize)
+		       const char *name, const char *password, char *url,
+		       size_t urlsize)
 {
 	char user[64], pass[80], why[256], keys[6][VS_REDIS_KEY_MAX + 8];
 	char chan[VS_REDIS_KEY_MAX];
@@ -1757,6 +2071,10 @@ static int grant_redis(const char *admin_url, int timeout_ms, const char *id,
 	snprintf(keys[2], sizeof(keys[2]), "~delta:{%s}:*", id);
 	snprintf(keys[3], sizeof(keys[3]), "~learned:{%s}", id);
 	snprintf(keys[4], sizeof(keys[4]), "~containers:{%s}", id);
+	/* a name is [A-Za-z0-9._-]: nothing a key pattern would expand */
+	if (name && !vs_redis_project_name_valid(name))
+		return ctl_fail(EXIT_ERR, "invalid project name '%s'", name);
+	snprintf(keys[5], sizeof(keys[5]), "%%R~name:{%s}", name ? name : "");
 	snprintf(chan, sizeof(chan), "&project.%s.*", id);
 	argv[n++] = "ACL";
 	argv[n++] = "SETUSER";
@@ -1782,7 +2100,7 @@ static int grant_redis(const char *admin_url, int timeout_ms, const char *id,
 		argv[n++] = chan;
 		for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 			argv[n++] = cmds[i];
-		for (int i = 0; i < 5; i++)
+		for (int i = 0; i < 6; i++)
 			argv[n++] = keys[i];
 	}
 	rc = vs_redis_open(&r, admin_url, timeout_ms);
@@ -1885,8 +2203,8 @@ static int grant_relay(struct ctl *c, const char *password)
 		return pg_failed(c, r);
 	PQclear(res);
 	if (c->redis_url && *c->redis_url) {
-		r = grant_redis(c->redis_url, c->timeout_ms, NULL, password,
-				redis_url, sizeof(redis_url));
+		r = grant_redis(c->redis_url, c->timeout_ms, NULL, NULL,
+				password, redis_url, sizeof(redis_url));
 		if (r)
 			return r;
 	}
@@ -1903,7 +2221,7 @@ static int cmd_grant(struct ctl *c, int argc, char **argv)
 	bool relay = false;
 	const char *v[3] = {NULL, password, NULL};
 	uint8_t rnd[32];
-	PGresult *res = NULL;
+	PGresult *res = NULL, *names = NULL;
 	long secs = 0;
 	int o, r;
 
@@ -1944,8 +2262,20 @@ static int cmd_grant(struct ctl *c, int argc, char **argv)
 		return ctl_fail(EXIT_ERR, "unexpected answer to vsync_grant");
 	}
 	if (c->redis_url && *c->redis_url) {
-		r = grant_redis(c->redis_url, c->timeout_ms, c->project_id,
-				password, redis_url, sizeof(redis_url));
+		r = ctl_query(c, &names,
+			      "SELECT name FROM vsync_projects($1::uuid)", 1,
+			      v);
+		if (r < 0) {
+			PQclear(res);
+			return pg_failed(c, r);
+		}
+		r = PQntuples(names) != 1
+			? ctl_fail(EXIT_NOTFOUND, "unknown project '%s'",
+				   argv[optind])
+			: grant_redis(c->redis_url, c->timeout_ms,
+				      c->project_id, PQgetvalue(names, 0, 0),
+				      password, redis_url, sizeof(redis_url));
+		PQclear(names);
 		if (r) {
 			PQclear(res);
 			return r;

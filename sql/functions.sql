@@ -114,15 +114,16 @@ RETURNS bytea LANGUAGE sql STABLE AS $$
 		    ELSE convert_to(p_content, 'UTF8') END
 $$;
 
--- Lock project @p_project for this change and check the idempotency key.
--- Returns the stored result if @p_op was already recorded (seq NULL then),
--- else the new change seq.
-CREATE OR REPLACE FUNCTION vsync__begin_change(p_project uuid, p_op uuid,
-					       OUT new_seq bigint,
-					       OUT prior jsonb)
-LANGUAGE plpgsql AS $$
+-- Lock project @p_project for a change (until commit) and return its
+-- last change seq. 42501 for a project the session may not change, P0002
+-- for an unknown one.
+CREATE OR REPLACE FUNCTION vsync__lock_project(p_project uuid)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+	v_seq bigint;
 BEGIN
-	PERFORM 1 FROM projects p WHERE p.id = p_project FOR UPDATE;
+	SELECT p.change_seq INTO v_seq FROM projects p
+	 WHERE p.id = p_project FOR UPDATE;
 	IF NOT FOUND THEN
 		-- row-level security hides the projects not granted: say so
 		-- to a container that names one (it knows the id already)
@@ -134,6 +135,18 @@ BEGIN
 		RAISE EXCEPTION USING ERRCODE = 'P0002',
 			MESSAGE = format('unknown project: %s', p_project);
 	END IF;
+	RETURN v_seq;
+END $$;
+
+-- Lock project @p_project for this change and check the idempotency key.
+-- Returns the stored result if @p_op was already recorded (seq NULL then),
+-- else the new change seq.
+CREATE OR REPLACE FUNCTION vsync__begin_change(p_project uuid, p_op uuid,
+					       OUT new_seq bigint,
+					       OUT prior jsonb)
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM vsync__lock_project(p_project);
 	SELECT o.result INTO prior FROM file_operations o
 	 WHERE o.operation_id = p_op;
 	IF FOUND THEN
@@ -687,6 +700,24 @@ BEGIN
 		 LIMIT 1);
 END $$;
 
+-- The bytes of each content of @p_hashes in project @p_project (any
+-- version), one row per distinct hash in byte order; content NULL for a
+-- hash the project has no content for. (vsyncctl export: one call a
+-- batch.)
+CREATE OR REPLACE FUNCTION vsync_blobs(p_project uuid, p_hashes text[])
+RETURNS TABLE(content_hash text, content bytea)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	PERFORM vsync__access(p_project);
+	RETURN QUERY
+	SELECT h.h, (SELECT vsync__decode(f.content, f.encoding)
+		       FROM project_files f
+		      WHERE f.project_id = p_project AND f.content_hash = h.h
+		      LIMIT 1)
+	  FROM (SELECT DISTINCT x AS h FROM unnest(p_hashes) x) h
+	 ORDER BY h.h COLLATE "C";
+END $$;
+
 -- The bytes of @p_path (current, or version @p_version). P0002 if the
 -- path or version does not exist or is deleted, P0006 for a directory.
 CREATE OR REPLACE FUNCTION vsync_read_file(p_project uuid, p_path text,
@@ -760,10 +791,13 @@ $$;
 
 -- Every project and its last committed change, in id order: what
 -- vsync-relay scans at start and after losing notifications.
-CREATE OR REPLACE FUNCTION vsync_projects()
-RETURNS TABLE(id uuid, change_seq bigint)
+DROP FUNCTION IF EXISTS vsync_projects();
+CREATE OR REPLACE FUNCTION vsync_projects(p_project uuid DEFAULT NULL)
+RETURNS TABLE(id uuid, change_seq bigint, name text)
 LANGUAGE sql STABLE AS $$
-	SELECT p.id, p.change_seq FROM projects p ORDER BY p.id
+	SELECT p.id, p.change_seq, p.name FROM projects p
+	 WHERE p_project IS NULL OR p.id = p_project
+	 ORDER BY p.id
 $$;
 
 CREATE OR REPLACE FUNCTION vsync_changes(p_project uuid, p_after bigint,
@@ -1014,6 +1048,229 @@ BEGIN
 				 jsonb_build_object('based_on', p_base_version,
 						    'overwrote',
 						    p_current_version)) w;
+END $$;
+
+-- Import a batch of entries (vsyncctl import; a platform's bulk upload):
+-- path @p_paths[i] becomes a @p_kinds[i] ('file', 'symlink' or 'dir')
+-- with mode @p_modes[i] and, for files and symlinks, bytes
+-- @p_contents[i] (NULL for a dir). Exactly what one vsync_mkdir or
+-- vsync_write_file call per entry, in array order, would do (without a
+-- base version, with fresh operation ids): one change (seq, a
+-- project_files version, a file_operations row, a NOTIFY) per entry, but
+-- set-based, in one statement per step. A dir that is already a live dir
+-- is left alone (no change). Differences: every parent of a path must be
+-- a live dir already or a dir earlier in the batch (22023 otherwise; the
+-- single-path functions would create it), and the whole batch is refused
+-- if one entry is. Errors as the single-path functions: 22023 / P0008
+-- invalid path, mode, kind or content, or a path twice; P0003 a dir over a
+-- live file; P0006 a file over a live dir; P0005 a parent is not a dir.
+-- Returns one row per change: the entry's index in the arrays (1-based),
+-- its seq, version and content hash (NULL for a dir).
+CREATE OR REPLACE FUNCTION vsync_import_batch(p_project uuid, p_author text,
+					      p_paths text[], p_kinds text[],
+					      p_modes int[],
+					      p_contents bytea[])
+RETURNS TABLE(idx int, seq bigint, version int, content_hash text)
+LANGUAGE plpgsql
+-- the joins of a batch with itself and with the current rows are hash
+-- joins: the planner sees an unnest() of unknown selectivity and, inside
+-- the import's transaction, statistics that know none of its rows, and
+-- its nested loops were quadratic in the batch. No JIT: the cost of a
+-- nested loop it must still use (a LATERAL) counts as "disabled", far
+-- above jit_above_cost, and compiling each statement took longer than
+-- running it. An unnest() in FROM is materialised: with the default
+-- work_mem a batch's content went through a temporary file.
+SET enable_nestloop = off
+SET jit = off
+SET work_mem = '128MB'
+AS $$
+DECLARE
+	v_who text := coalesce(p_author, session_user);
+	v_n int := coalesce(cardinality(p_paths), 0);
+	v_seq0 bigint;
+	v_seq bigint[];
+	v_prev uuid[];
+	v_ver int[];
+	v_type text[];
+	v_last bigint;
+	bad record;
+BEGIN
+	IF coalesce(cardinality(p_kinds), 0) <> v_n
+	   OR coalesce(cardinality(p_modes), 0) <> v_n
+	   OR coalesce(cardinality(p_contents), 0) <> v_n THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = 'import batch: paths, kinds, modes and contents differ in length';
+	END IF;
+	IF v_n = 0 THEN
+		RETURN;
+	END IF;
+	PERFORM vsync_check_path(u.path), vsync__check_mode(u.mode)
+	   FROM unnest(p_paths, p_modes) u(path, mode);
+	SELECT u.path, u.kind INTO bad
+	  FROM unnest(p_paths, p_kinds, p_modes, p_contents)
+	       u(path, kind, mode, content)
+	 WHERE u.kind IS NULL OR u.kind NOT IN ('file', 'symlink', 'dir')
+	    OR u.mode IS NULL OR (u.kind = 'dir') <> (u.content IS NULL)
+	    OR (u.kind = 'symlink'
+		AND (octet_length(u.content) NOT BETWEEN 1 AND 4095
+		     OR NOT vsync__is_utf8(u.content)))
+	 LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = format('invalid import entry ''%s'' (kind %s: a file or symlink with content, a dir without; a mode; a symlink target of 1..4095 bytes of UTF-8)',
+					 bad.path, coalesce(bad.kind, 'NULL'));
+	END IF;
+	SELECT u.path INTO bad FROM unnest(p_paths) u(path)
+	 GROUP BY u.path HAVING count(*) > 1 LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = format('''%s'' twice in one import batch', bad.path);
+	END IF;
+	v_seq0 := vsync__lock_project(p_project);
+
+	-- each entry beside the current row of its path and of its parent
+	SELECT u.path, u.kind, c.kind AS cur_kind, pc.kind AS parent_kind,
+	       pr.parent, d.i AS parent_idx, u.i
+	  INTO bad
+	  FROM unnest(p_paths, p_kinds) WITH ORDINALITY u(path, kind, i)
+	  CROSS JOIN LATERAL (SELECT CASE WHEN strpos(u.path, '/') > 0
+				     THEN regexp_replace(u.path, '/[^/]*$', '')
+				     END AS parent) pr
+	  LEFT JOIN project_files c
+		 ON c.project_id = p_project AND c.is_current
+		AND NOT c.is_deleted
+		AND vsync_path_key(c.file_path) = vsync_path_key(u.path)
+		AND c.file_path = u.path
+	  LEFT JOIN project_files pc
+		 ON pc.project_id = p_project AND pc.is_current
+		AND NOT pc.is_deleted
+		AND vsync_path_key(pc.file_path) = vsync_path_key(pr.parent)
+		AND pc.file_path = pr.parent
+	  LEFT JOIN unnest(p_paths, p_kinds) WITH ORDINALITY d(path, kind, i)
+		 ON d.path = pr.parent AND d.kind = 'dir'
+	 WHERE (u.kind = 'dir' AND c.kind IN ('file', 'symlink'))
+	    OR (u.kind <> 'dir' AND c.kind = 'dir')
+	    OR (pr.parent IS NOT NULL
+		AND coalesce(pc.kind, '') <> 'dir'
+		AND (d.i IS NULL OR d.i > u.i))
+	 ORDER BY u.i
+	 LIMIT 1;
+	IF FOUND THEN
+		IF bad.kind = 'dir' AND bad.cur_kind IN ('file', 'symlink') THEN
+			RAISE EXCEPTION USING ERRCODE = 'P0003',
+				MESSAGE = format('file exists: ''%s''', bad.path);
+		ELSIF bad.kind <> 'dir' AND bad.cur_kind = 'dir' THEN
+			RAISE EXCEPTION USING ERRCODE = 'P0006',
+				MESSAGE = format('is a directory: ''%s''', bad.path);
+		ELSIF bad.parent_kind IS NOT NULL THEN
+			RAISE EXCEPTION USING ERRCODE = 'P0005',
+				MESSAGE = format('not a directory: ''%s''', bad.parent);
+		END IF;
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = format('import of ''%s'': its parent ''%s'' is neither a directory nor a directory earlier in the batch',
+					 bad.path, bad.parent);
+	END IF;
+
+	-- per entry: its seq (NULL: a dir that is one already), the row it
+	-- replaces, its version and operation type
+	SELECT array_agg(CASE WHEN x.skip THEN NULL
+			      ELSE v_seq0 + x.rank END ORDER BY x.i),
+	       array_agg(x.prev ORDER BY x.i),
+	       array_agg(x.ver ORDER BY x.i),
+	       array_agg(x.typ ORDER BY x.i)
+	  INTO v_seq, v_prev, v_ver, v_type
+	  FROM (SELECT u.i, s.skip,
+		       count(*) FILTER (WHERE NOT s.skip)
+			   OVER (ORDER BY u.i) AS rank,
+		       c.id AS prev, coalesce(c.version, 0) + 1 AS ver,
+		       CASE WHEN u.kind = 'dir' THEN 'mkdir'
+			    WHEN c.id IS NOT NULL AND NOT c.is_deleted
+			    THEN 'update' ELSE 'create' END AS typ
+		  FROM unnest(p_paths, p_kinds) WITH ORDINALITY u(path, kind, i)
+		  LEFT JOIN project_files c
+			 ON c.project_id = p_project AND c.is_current
+			AND vsync_path_key(c.file_path) = vsync_path_key(u.path)
+			AND c.file_path = u.path
+		 CROSS JOIN LATERAL (SELECT coalesce(u.kind = 'dir'
+						     AND c.kind = 'dir'
+						     AND NOT c.is_deleted,
+						     false) AS skip) s) x;
+	SELECT max(s) INTO v_last FROM unnest(v_seq) s;
+	IF v_last IS NULL THEN
+		RETURN;
+	END IF;
+
+	UPDATE projects p SET change_seq = v_last WHERE p.id = p_project;
+	UPDATE project_files f SET is_current = false,
+				   updated_at = clock_timestamp()
+	  FROM unnest(v_prev, v_seq) x(prev, seq)
+	 WHERE f.id = x.prev AND x.seq IS NOT NULL;
+
+	-- the versions, in seq order (created_at increases with seq), and
+	-- one file_operations row each, as vsync__put and vsync__record
+	-- write them
+	-- (the arrays are in seq order, and so is the scan: no sort, and
+	-- the content is read once, by the INSERT)
+	WITH ins AS (
+		INSERT INTO project_files AS f (id, project_id, file_path,
+			content, content_hash, file_size, encoding, version,
+			parent_version_id, created_by, created_at, updated_at,
+			is_binary, kind, mode, is_deleted, seq)
+		SELECT gen_random_uuid(), p_project, u.path,
+		       CASE WHEN u.kind = 'dir' THEN NULL
+			    WHEN x.utf8 THEN convert_from(u.content, 'UTF8')
+			    ELSE encode(u.content, 'base64') END,
+		       CASE WHEN u.kind <> 'dir'
+			    THEN encode(sha256(u.content), 'hex') END,
+		       coalesce(octet_length(u.content), 0),
+		       CASE WHEN u.kind = 'dir' OR x.utf8 THEN 'utf8'
+			    ELSE 'base64' END,
+		       u.ver, u.prev, v_who, x.ts, x.ts,
+		       u.kind <> 'dir' AND NOT x.utf8, u.kind, u.mode, false,
+		       u.seq
+		  FROM unnest(p_paths, p_kinds, p_modes, p_contents, v_seq,
+			      v_prev, v_ver)
+		       u(path, kind, mode, content, seq, prev, ver)
+		 -- once per row (OFFSET 0: not pulled up and repeated)
+		 CROSS JOIN LATERAL (SELECT CASE WHEN u.kind <> 'dir'
+					    THEN vsync__is_utf8(u.content)
+					    END AS utf8,
+					    clock_timestamp() AS ts
+				     OFFSET 0) x
+		 WHERE u.seq IS NOT NULL
+		RETURNING f.id, f.file_path, f.version, f.kind, f.mode,
+			  f.content_hash, f.file_size, f.seq, f.created_at
+	)
+	INSERT INTO file_operations (operation_id, project_id, file_id,
+				     operation_type, operation_data, user_id,
+				     seq, path, result, created_at)
+	SELECT gen_random_uuid(), p_project, i.id, t.typ,
+	       CASE WHEN i.kind = 'dir'
+		    THEN jsonb_build_object('path', i.file_path,
+					    'version', i.version,
+					    'kind', 'dir', 'mode', i.mode)
+		    ELSE jsonb_build_object('path', i.file_path,
+					    'version', i.version,
+					    'checksum', i.content_hash,
+					    'kind', i.kind, 'mode', i.mode,
+					    'size', i.file_size) END,
+	       v_who, i.seq, i.file_path,
+	       CASE WHEN i.kind = 'dir'
+		    THEN jsonb_build_object('seq', i.seq, 'version', i.version)
+		    ELSE jsonb_build_object('seq', i.seq, 'version', i.version,
+					    'content_hash', i.content_hash) END,
+	       i.created_at
+	  FROM ins i
+	  JOIN unnest(v_seq, v_type) t(seq, typ) ON t.seq = i.seq;
+	PERFORM pg_notify('file_changes',
+			  json_build_object('project_id', p_project,
+					    'seq', s)::text)
+	   FROM unnest(v_seq) s WHERE s IS NOT NULL;
+	RETURN QUERY
+	SELECT x.i::int, x.seq, x.ver, f.content_hash::text
+	  FROM unnest(v_seq, v_ver) WITH ORDINALITY x(seq, ver, i)
+	  JOIN project_files f ON f.project_id = p_project AND f.seq = x.seq
+	 ORDER BY x.i;
 END $$;
 
 -- ---------------------------------------------------------------------

@@ -505,6 +505,25 @@ void vs_redis_key_containers(char *out, const char *id)
 
 /* ---- blobs ------------------------------------------------------------- */
 
+void vs_redis_key_name(char *out, const char *name)
+{
+	snprintf(out, VS_REDIS_KEY_MAX, "name:{%s}", name);
+}
+
+bool vs_redis_project_name_valid(const char *name)
+{
+	size_t i;
+
+	if (!isalnum((unsigned char)name[0]))
+		return false;
+	for (i = 1; name[i]; i++)
+		if (i >= 64 ||
+		    !(isalnum((unsigned char)name[i]) || name[i] == '.' ||
+		      name[i] == '_' || name[i] == '-'))
+			return false;
+	return true;
+}
+
 int vs_redis_blob_get(struct vs_redis *r, const char *id, const char *hash,
 		      size_t max_len, uint8_t **buf, size_t *len)
 {
@@ -823,6 +842,78 @@ int vs_redis_learned_put(struct vs_redis *r, const char *id, const char *text,
 	vs_redis_key_learned(key, id);
 	argvlen[1] = strlen(key);
 	e = vs_redis_command(r, &rep, 3, argv, argvlen);
+	reply_free(rep);
+	return e;
+}
+
+int vs_redis_name_put(struct vs_redis *r, const char *name, const char *id,
+		      const struct vs_sign_key *sign)
+{
+	char key[VS_REDIS_KEY_MAX], sig[VS_SIGN_B64_LEN + 1];
+	char val[VS_SIGN_PREFIX_LEN + VS_SIGN_B64_LEN + 1 + VS_UUID_BUFSZ];
+	const char *argv[] = {"SET", key, val};
+	redisReply *rep = NULL;
+	int e;
+
+	if (!vs_redis_project_name_valid(name) || !vs_uuid_valid(id))
+		return -EINVAL;
+	if (sign) {
+		e = vs_sign_name(sign, name, id, sig);
+		if (e < 0)
+			return e;
+		snprintf(val, sizeof(val), "%s%s %s", VS_SIGN_PREFIX, sig, id);
+	} else {
+		snprintf(val, sizeof(val), "%s", id);
+	}
+	vs_redis_key_name(key, name);
+	e = vs_redis_command(r, &rep, 3, argv, NULL);
+	reply_free(rep);
+	return e;
+}
+
+int vs_redis_name_get(struct vs_redis *r, const char *name,
+		      const struct vs_sign_key *verify, char id[VS_UUID_BUFSZ])
+{
+	char key[VS_REDIS_KEY_MAX];
+	const char *argv[] = {"GET", key}, *sig = NULL, *plain = NULL;
+	redisReply *rep = NULL;
+	size_t plen = 0;
+	int e;
+
+	if (!vs_redis_project_name_valid(name))
+		return -EINVAL;
+	vs_redis_key_name(key, name);
+	e = vs_redis_command(r, &rep, 2, argv, NULL);
+	if (e < 0)
+		return e;
+	if (rep->type != REDIS_REPLY_STRING) {
+		e = -ENOENT;
+		goto out;
+	}
+	e = vs_sign_value_split(rep->str, rep->len, &sig, &plain, &plen);
+	if (e < 0 || plen != VS_UUID_LEN) {
+		vs_warn("redis: the id of project '%s' is malformed", name);
+		e = -EBADMSG;
+		goto out;
+	}
+	memcpy(id, plain, VS_UUID_LEN);
+	id[VS_UUID_LEN] = '\0';
+	if (!vs_uuid_valid(id)) {
+		vs_warn("redis: the id of project '%s' is malformed", name);
+		e = -EBADMSG;
+		goto out;
+	}
+	if (verify && vs_sign_name_verify(verify, name, id, sig,
+					  sig ? VS_SIGN_B64_LEN : 0) < 0) {
+		vs_metrics_redis_unverified();
+		vs_warn("redis: not using the id of project '%s': %s "
+			"(reading PostgreSQL instead)",
+			name, sig ? "badly signed" : "unsigned");
+		e = -EKEYREJECTED;
+		goto out;
+	}
+	e = 0;
+out:
 	reply_free(rep);
 	return e;
 }

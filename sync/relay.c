@@ -59,6 +59,11 @@
  * in Redis, so nothing is lost or repeated. Each backend's state change
  * is logged once ("redis unreachable: ...; retrying", "redis back").
  *
+ * Names: after relaying a project (every project on a full scan, a
+ * hinted one after its changes) the relay SETs name:{<name>} to the
+ * project's id, signed like the rest ("vsync-name-v1", sign.h), so a
+ * mount by name finds the id in Redis (docs/protocol.md, "Redis").
+ *
  * Signals: the caller keeps the stop signals blocked; they are unblocked
  * only inside ppoll() (so a wait ends at once) and looked for with
  * sigpending() between changes, so a change is always finished.
@@ -1326,23 +1331,44 @@ out:
 	return r;
 }
 
-/* The project's last committed change; -ENOENT if it is gone. */
-static int project_seq(struct relay *rl, const char *id, int64_t *seq)
+/*
+ * Publish name:{<name>} -> @id (signed with the relay's key, if any), so
+ * that a mount by name needs no database. An invalid name (none passes
+ * the schema's CHECK) is logged and skipped. 0 or the Redis failure.
+ */
+static int name_publish(struct relay *rl, const char *id, const char *name)
+{
+	int r = vs_redis_name_put(rl->redis, name, id, rl->cfg->sign_key);
+
+	if (r == -EINVAL) {
+		vs_warn("project %s: name '%.64s' not published: not a "
+			"project name",
+			id, name);
+		return 0;
+	}
+	return r < 0 ? redis_failed(rl, r, "publish project name") : 0;
+}
+
+/* The project's last committed change and its name (@name holds 65
+ * bytes); -ENOENT if it is gone. */
+static int project_seq(struct relay *rl, const char *id, int64_t *seq,
+		       char *name)
 {
 	const char *v[1] = {id};
 	PGresult *res = NULL;
 	int r;
 
-	r = vs_pg_exec(rl->pg, &res, "SELECT vsync_project_seq($1)", 1, v, NULL,
-		       NULL, 0);
-	if (r == -ENOENT)
-		return r; /* deleted since it was hinted */
+	r = vs_pg_exec(rl->pg, &res,
+		       "SELECT change_seq, name FROM vsync_projects($1::uuid)",
+		       1, v, NULL, NULL, 0);
 	if (r < 0)
 		return pg_failed(rl, r, "read project seq");
-	if (PQntuples(res) != 1)
-		r = -ENOENT;
-	else
+	if (PQntuples(res) != 1) {
+		r = -ENOENT; /* deleted since it was hinted */
+	} else {
 		*seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		snprintf(name, 65, "%s", PQgetvalue(res, 0, 1));
+	}
 	PQclear(res);
 	return r;
 }
@@ -1355,8 +1381,8 @@ static int relay_scan_all(struct relay *rl)
 	int r, i;
 
 	r = vs_pg_exec(rl->pg, &res,
-		       "SELECT id, change_seq FROM vsync_projects()", 0, NULL,
-		       NULL, NULL, 0);
+		       "SELECT id, change_seq, name FROM vsync_projects()", 0,
+		       NULL, NULL, NULL, 0);
 	if (r < 0)
 		return pg_failed(rl, r, "list projects");
 	relay_backend_up(rl, false);
@@ -1364,6 +1390,8 @@ static int relay_scan_all(struct relay *rl)
 		snprintf(id, sizeof(id), "%s", PQgetvalue(res, i, 0));
 		r = relay_project(rl, id,
 				  strtoll(PQgetvalue(res, i, 1), NULL, 10));
+		if (r == 0)
+			r = name_publish(rl, id, PQgetvalue(res, i, 2));
 		if (r < 0)
 			break;
 	}
@@ -1374,15 +1402,18 @@ static int relay_scan_all(struct relay *rl)
 /* The hinted projects. 0 or the first failure (the rest stay pending). */
 static int relay_scan_pending(struct relay *rl)
 {
+	char name[65];
 	int64_t seq = 0;
 	int r;
 
 	while (rl->npending > 0 && !relay_stopping(rl)) {
 		const char *id = rl->pending[rl->npending - 1];
 
-		r = project_seq(rl, id, &seq);
+		r = project_seq(rl, id, &seq, name);
 		if (r == 0)
 			r = relay_project(rl, id, seq);
+		if (r == 0)
+			r = name_publish(rl, id, name);
 		if (r < 0 && r != -ENOENT)
 			return r;
 		rl->npending--;

@@ -119,6 +119,17 @@ long vs_sign_manifest_msg(uint8_t *out, size_t size, const char *project_id,
 	return msg_end(&m);
 }
 
+long vs_sign_name_msg(uint8_t *out, size_t size, const char *name,
+		      const char *project_id)
+{
+	struct msg m = {out, size, 0, 0};
+
+	put_str(&m, "vsync-name-v1");
+	put_str(&m, name);
+	put_str(&m, project_id);
+	return msg_end(&m);
+}
+
 int vs_sign_value_split(const char *value, size_t len, const char **sig,
 			const char **plain, size_t *plain_len)
 {
@@ -390,4 +401,24 @@ int vs_sign_manifest_verify(const struct vs_sign_key *k, const char *project_id,
 			    size_t siglen)
 {
 	return sign_or_verify(k, project_id, NULL, e, NULL, sig, siglen);
+}
+
+/* The name message is short (a name is at most 64 bytes): on the stack. */
+int vs_sign_name(const struct vs_sign_key *k, const char *name,
+		 const char *project_id, char sig[VS_SIGN_B64_LEN + 1])
+{
+	uint8_t buf[256];
+	long n = vs_sign_name_msg(buf, sizeof(buf), name, project_id);
+
+	return n < 0 ? (int)n : vs_sign(k, buf, (size_t)n, sig);
+}
+
+int vs_sign_name_verify(const struct vs_sign_key *k, const char *name,
+			const char *project_id, const char *sig, size_t siglen)
+{
+	uint8_t buf[256];
+	long n = vs_sign_name_msg(buf, sizeof(buf), name, project_id);
+
+	return n < 0 ? -EBADMSG
+		     : vs_sign_verify(k, buf, (size_t)n, sig, siglen);
 }

@@ -11,6 +11,9 @@
  *   relay:{<id>}:cursor    the last seq the relay published (the manifest
  *                          hash reflects exactly this change)
  *   containers:{<id>}      (cold-start issue) registered agents
+ *   name:{<name>}          the id of project <name>: "[sig1:<sig> ]<id>"
+ *                          (the one key without the id as its tag: a
+ *                          mount reads it to learn the id)
  * Pub/sub channel: project.<id>.files (the seed's event, JSON).
  *
  * A struct vs_redis belongs to one thread at a time. Every call has a
@@ -23,12 +26,14 @@
 #ifndef VSYNC_REDIS_H
 #define VSYNC_REDIS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <hiredis/hiredis.h>
 
 #include "vsync/manifest.h"
+#include "vsync/util.h"
 
 struct vs_redis;
 
@@ -124,6 +129,24 @@ struct vs_sign_key;
 int vs_redis_manifest_load(struct vs_redis *r, const char *id,
 			   const struct vs_sign_key *verify,
 			   struct vs_manifest *m);
+
+/*
+ * name:{<name>}, the relay's mapping of a project name to its id, which a
+ * mount by name reads instead of asking PostgreSQL. put: SET it, signed
+ * with @sign (sign.h, "vsync-name-v1") unless NULL. get: the id into @id;
+ * -ENOENT when absent, -EINVAL for a name that is not a project name,
+ * -EBADMSG when malformed, and with @verify -EKEYREJECTED (logged, counted
+ * in vsync_redis_unverified_total) unless validly signed for exactly this
+ * name and id.
+ */
+void vs_redis_key_name(char *out, const char *name);
+int vs_redis_name_put(struct vs_redis *r, const char *name, const char *id,
+		      const struct vs_sign_key *sign);
+int vs_redis_name_get(struct vs_redis *r, const char *name,
+		      const struct vs_sign_key *verify, char id[VS_UUID_BUFSZ]);
+/* A project name as sql/001_schema.sql allows: [A-Za-z0-9][A-Za-z0-9._-]
+ * up to 64 characters (so safe in a key and in an ACL key pattern). */
+bool vs_redis_project_name_valid(const char *name);
 
 /* learned:{id}: the paths the last cold mount read first, newline-
  * separated. get: malloc'd NUL-terminated text, -ENOENT if none. */

@@ -16,6 +16,8 @@
  *                  target, author, conflict, delta_base
  *   manifest value: "vsync-manifest-v1", project id, path, kind, mode,
  *                  size, version, mtime_ns, hash, target
+ *   name value:    "vsync-name-v1", project name, project id
+ *                  (name:{<name>}, what a mount resolves a name with)
  *
  * Numbers are decimal text (mode octal), names as in change.h, absent
  * fields empty. The length prefixes make the encoding injective (no two
@@ -60,6 +62,11 @@ long vs_sign_change_msg(uint8_t *out, size_t size, const char *project_id,
 long vs_sign_manifest_msg(uint8_t *out, size_t size, const char *project_id,
 			  const struct vs_manifest_entry *e);
 
+/* A name message is at most 3 * 4 + 13 + 64 + 36 bytes (a name is at
+ * most 64 characters); -ENOSPC past @size. */
+long vs_sign_name_msg(uint8_t *out, size_t size, const char *name,
+		      const char *project_id);
+
 /*
  * Load a private key (PEM, PKCS#8, as `vsyncctl keygen` writes) from
  * @file, or a public key from @spec: a PEM file's path, or the raw 32-byte
@@ -98,6 +105,13 @@ int vs_sign_manifest(const struct vs_sign_key *k, const char *project_id,
 int vs_sign_manifest_verify(const struct vs_sign_key *k, const char *project_id,
 			    const struct vs_manifest_entry *e, const char *sig,
 			    size_t siglen);
+
+/* The same for the name -> id mapping of project @name (-ENOSPC, from
+ * signing, for a name over 200 bytes; -EBADMSG, from verifying). */
+int vs_sign_name(const struct vs_sign_key *k, const char *name,
+		 const char *project_id, char sig[VS_SIGN_B64_LEN + 1]);
+int vs_sign_name_verify(const struct vs_sign_key *k, const char *name,
+			const char *project_id, const char *sig, size_t siglen);
 
 /* The value of the VS_SIGN_FIELD field among @n stream fields (as given
  * to vs_change_parse()), its length in *len; NULL when absent. Pure. */

@@ -19,6 +19,8 @@
 #   - a wrong password is refused; after `vsyncctl revoke A` the
 #     credentials no longer log in (PostgreSQL, Redis), B's still do;
 #   - a grant with --ttl expires: the role's VALID UNTIL is set;
+#   - A's Redis user reads the relay's name:{proja} (to mount by name
+#     without PostgreSQL), not name:{projb}, and writes neither;
 #   - vsync-relay runs with its own credentials (`vsyncctl grant --relay`)
 #     and signs; A's mount verifies with the key its grant carries.
 #
@@ -160,6 +162,13 @@ hashA=$(vs_sql "SELECT content_hash FROM vsync_manifest('$A') WHERE path = 'src/
 out=$(redis_as "$W/a.env" HGETALL "manifest:{$A}")
 vs_check "A reads its own manifest" grep -q "src/secret.txt" <<<"$out"
 vs_check_eq "B's blob unchanged" 0 "$(timeout 5 redis-cli -p "$VS_REDIS_PORT" exists "blob:{$B}:forged")"
+vs_check "the relay published A's name" vs_poll 10 sh -c '[ -n "$(timeout 5 redis-cli -p "$1" get "name:{proja}")" ]' _ "$VS_REDIS_PORT"
+out=$(redis_as "$W/a.env" GET "name:{proja}")
+vs_check "A reads its own name's id" grep -q "$A" <<<"$out"
+out=$(redis_as "$W/a.env" GET "name:{projb}")
+vs_check "A reading B's name is refused ($out)" grep -q NOPERM <<<"$out"
+out=$(redis_as "$W/a.env" SET "name:{proja}" "$B")
+vs_check "A writing its own name is refused ($out)" grep -q NOPERM <<<"$out"
 
 # ---------------------------------------------------------------- mounts
 MA=$W/mnt-a

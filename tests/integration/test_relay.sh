@@ -273,6 +273,10 @@ mount_redis_tier() {
 	# a file no relay has seen (they are stopped): its blob is not in Redis
 	printf 'written after the relays stopped\n' >"$W/later.txt"
 	ctl put demo notes/later.txt "$W/later.txt"
+	# the tree from PostgreSQL (Redis's is one change behind, the relays
+	# being stopped): without the relay's name -> id mapping, a mount by
+	# name with a fresh cache dir asks PostgreSQL
+	rcli DEL "name:{demo}" >/dev/null
 	# --prefetch 0: files other than the critical ones (package.json,
 	# src/main.*, ...) are fetched only when read, so each read below
 	# goes to the backend it names

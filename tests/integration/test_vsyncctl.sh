@@ -5,7 +5,8 @@
 #
 # Covers: init (twice, and concurrently), import of a tree with binary,
 # empty, Unicode-named, symlinked, executable files, an empty dir and
-# excluded dirs; export and diff -r; binary put/cat round trips (also 50 MB);
+# excluded dirs; export and diff -r; a bulk import of a few thousand
+# files at the default deadline, recorded as the per-file path would; binary put/cat round trips (also 50 MB);
 # conflicts (--base), invalid paths, unknown projects, idempotent retries
 # (--op-id), rm, mv of a directory, rollback, log; the exit statuses; the
 # change sequence being gap-free; deadlines (a blocked call times out).
@@ -115,6 +116,50 @@ vs_check_eq "exported exec bit" "755" "$(stat -c %a "$OUT/run.sh")"
 vs_check_eq "exported symlink" "public/logo.png" "$(readlink "$OUT/logo-link")"
 vs_check "PNG byte-exact" cmp "$SRC/public/logo.png" "$OUT/public/logo.png"
 expect_exit "export into a non-empty dir refused" 6 ctl export demo "$OUT"
+
+# ---------------------------------------------------------------- bulk import
+
+# a few thousand files in batches, at the default deadline: the tree in
+# PostgreSQL equals the source, one change per entry, as the per-file
+# path records them
+BULK=$W/bulk
+"$VS_REPO_ROOT/tests/integration/gen_tree.sh" -n 3000 -b 2 "$BULK" >/dev/null
+nbulk=$(cd "$BULK" && find . -mindepth 1 \( -name node_modules -o -name .git \) -prune -o -print | wc -l)
+out=$(ctl import bulk "$BULK" 2>&1)
+rc=$?
+vs_check_eq "import of $nbulk entries at the default timeout exits 0" 0 "$rc"
+vs_check "export of the bulk project" ctl export bulk "$W/bulk.out"
+vs_check "bulk export equals the source (except excluded)" \
+	diff -r --no-dereference --exclude=node_modules --exclude=.git "$BULK" "$W/bulk.out"
+vs_check_eq "one change per imported entry" "$nbulk $nbulk $nbulk" \
+	"$(sql "select p.change_seq, count(distinct o.seq), count(distinct f.seq)
+		  from projects p join file_operations o on o.project_id = p.id
+		  join project_files f on f.project_id = p.id and f.seq = o.seq
+		 where p.name = 'bulk' group by p.change_seq" | tr '|' ' ')"
+vs_check_eq "each change's row matches its file_operations row" "0" \
+	"$(sql "select count(*) from file_operations o
+		  join project_files f on f.id = o.file_id
+		 where o.project_id = (select id from projects where name = 'bulk')
+		   and (f.seq <> o.seq or f.file_path <> o.path
+			or (o.operation_data->>'version')::int <> f.version
+			or o.operation_data->>'checksum' is distinct from f.content_hash
+			or o.operation_type <> case f.kind when 'dir' then 'mkdir' else 'create' end)")"
+vs_check_eq "versions are created in seq order" "0" \
+	"$(sql "select count(*) from (select created_at, lag(created_at) over (order by seq) prev
+		  from project_files where project_id = (select id from projects where name = 'bulk')) x
+		 where created_at < prev")"
+printf 'changed\n' >>"$BULK/package.json"
+out=$(ctl import bulk "$BULK" 2>&1)
+vs_check_eq "re-import after one edit makes one update" \
+	"update 2" "$(sql "select o.operation_type, o.operation_data->>'version'
+		  from file_operations o join projects p on p.id = o.project_id
+		 where p.name = 'bulk' and o.seq = p.change_seq" | tr '|' ' ')"
+mkdir -p "$W/clash/package.json"
+seq1=$(ctl status bulk | awk '$1 == "seq" {print $2}')
+expect_exit "import of a dir over a file is a conflict" 4 ctl import bulk "$W/clash"
+vs_check_eq "the refused import changed nothing" "$seq1" \
+	"$(ctl status bulk | awk '$1 == "seq" {print $2}')"
+rm -rf "$BULK" "$W/bulk.out" "$W/clash"
 
 # ---------------------------------------------------------------- put / cat
 

@@ -9,7 +9,8 @@
  * the message; the project id is bound; a good signature verifies; a
  * tampered field (size 99 TB, a symlink target, a path, the seq), a wrong
  * key, a truncated, empty or garbled signature are refused; public keys
- * load from base64 and from a PEM file; a manifest value's signature
+ * load from base64 and from a PEM file; a name -> id mapping's message
+ * and signature are bound to the name and the id; a manifest value's signature
  * prefix is split, and a malformed prefix rejected.
  */
 #include <errno.h>
@@ -278,6 +279,39 @@ static void test_manifest_sign(void **state)
 	    -EBADMSG, "verify under another path");
 }
 
+/* The name -> id mapping: bound to the name and the id, and its own
+ * kind of message (a manifest's signature does not pass for it). */
+static void test_name_sign(void **state)
+{
+	static const uint8_t want[] = "\0\0\0\x0d"
+				      "vsync-name-v1"
+				      "\0\0\0\x03"
+				      "app"
+				      "\0\0\0\x24" PROJ;
+	struct keys *k = *state;
+	char sig[VS_SIGN_B64_LEN + 1];
+	uint8_t buf[256];
+
+	CHK(vs_sign_name_msg(buf, sizeof(buf), "app", PROJ),
+	    (long)sizeof(want) - 1, "name message length");
+	assert_memory_equal(buf, want, sizeof(want) - 1);
+	CHK(vs_sign_name_msg(buf, 10, "app", PROJ), -ENOSPC,
+	    "name message into 10 bytes");
+	CHK(vs_sign_name(k->priv, "app", PROJ, sig), 0, "sign a name");
+	CHK(vs_sign_name_verify(k->pub, "app", PROJ, sig, strlen(sig)), 0,
+	    "verify a good name");
+	CHK(vs_sign_name_verify(k->pub, "app2", PROJ, sig, strlen(sig)),
+	    -EBADMSG, "verify under another name");
+	CHK(vs_sign_name_verify(k->pub, "app",
+				"11111111-2222-3333-4444-555555555556", sig,
+				strlen(sig)),
+	    -EBADMSG, "verify with another id");
+	CHK(vs_sign_name_verify(k->other_pub, "app", PROJ, sig, strlen(sig)),
+	    -EBADMSG, "verify with another key");
+	CHK(vs_sign_name_verify(k->pub, "app", PROJ, NULL, 0), -EBADMSG,
+	    "verify without a signature");
+}
+
 static void test_public_pem(void **state)
 {
 	struct vs_sign_key *key = NULL;
@@ -331,6 +365,7 @@ int main(void)
 	    cmocka_unit_test(test_change_fields),
 	    cmocka_unit_test(test_change_sign),
 	    cmocka_unit_test(test_manifest_sign),
+	    cmocka_unit_test(test_name_sign),
 	    cmocka_unit_test(test_public_pem),
 	    cmocka_unit_test(test_split),
 	};
