@@ -3,8 +3,10 @@
  * small HTTP server for health checks and Prometheus scrapes.
  *
  *   GET /healthz  200 "ok"            the process serves
- *   GET /readyz   200 "ready" / 503   vs_metrics_is_ready()
+ *   GET /readyz   200 "ready" / 503   hooks->ready() (else
+ *                                     vs_metrics_is_ready())
  *   GET /metrics  200 vs_metrics_render(), text/plain; version=0.0.4
+ *   GET /status   200 hooks->status(), application/json
  *   GET other     404                 other methods: 405
  *
  * DESIGN
@@ -67,6 +69,7 @@
 
 #include "vsync/log.h"
 #include "vsync/metrics.h"
+#include "vsync/util.h"
 #include "vsync/banned.h"
 
 /* Descriptors of the lws context: the listener, lws's event pipe and a
@@ -86,6 +89,8 @@ struct vs_control {
 	pthread_t thread;
 	atomic_bool stop; /* set by vs_control_stop() */
 	int port;	  /* the port listened on (0 resolved); read-only */
+	struct vs_control_hooks hooks; /* read-only after start */
+	bool has_hooks;
 	char where[CONTROL_ADDR_MAX + 8]; /* "ADDR:PORT", for log lines */
 };
 
@@ -238,9 +243,10 @@ static int control_reply(struct control_session *ss, int status,
  * and returns the status, or -ENOMEM when a body cannot be had (the
  * caller then closes the connection).
  */
-static int control_route(struct lws *wsi, const char *uri,
+static int control_route(struct vs_control *c, struct lws *wsi, const char *uri,
 			 struct control_session *ss, const char **ctype)
 {
+	char why[256], text[300];
 	int r;
 
 	*ctype = "text/plain; charset=utf-8";
@@ -249,12 +255,33 @@ static int control_route(struct lws *wsi, const char *uri,
 	if (!strcmp(uri, "/healthz"))
 		return control_reply(ss, 200, "ok\n");
 	if (!strcmp(uri, "/readyz")) {
-		if (vs_metrics_is_ready())
+		if (!c->has_hooks)
+			return vs_metrics_is_ready()
+				   ? control_reply(ss, 200, "ready\n")
+				   : control_reply(ss, 503, "not ready\n");
+		why[0] = '\0';
+		if (c->hooks.ready(c->hooks.arg, why, sizeof(why)))
 			return control_reply(ss, 200, "ready\n");
-		return control_reply(ss, 503, "not ready\n");
+		snprintf(text, sizeof(text), "not ready: %s\n",
+			 why[0] ? why : "?");
+		return control_reply(ss, 503, text);
+	}
+	if (!strcmp(uri, "/status") && c->has_hooks) {
+		*ctype = "application/json";
+		ss->off = 0;
+		r = c->hooks.status(c->hooks.arg, &ss->body, &ss->len);
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0) {
+			snprintf(text, sizeof(text), "{\"error\":%d}", -r);
+			return control_reply(ss, 500, text);
+		}
+		return 200;
 	}
 	if (!strcmp(uri, "/metrics")) {
 		*ctype = "text/plain; version=0.0.4; charset=utf-8";
+		if (c->has_hooks && c->hooks.refresh)
+			c->hooks.refresh(c->hooks.arg);
 		ss->off = 0;
 		r = vs_metrics_render(&ss->body, &ss->len);
 		return r < 0 ? r : 200;
@@ -278,7 +305,8 @@ static int control_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
 		control_session_release(ss); /* a previous keep-alive reply */
-		status = control_route(wsi, in, ss, &ctype);
+		status = control_route(lws_context_user(lws_get_context(wsi)),
+				       wsi, in, ss, &ctype);
 		if (status < 0) {
 			vs_warn("control endpoint: cannot answer '%s': %s",
 				(const char *)in, strerror(-status));
@@ -361,6 +389,12 @@ static void *control_thread(void *arg)
 
 int vs_control_start(struct vs_control **out, const char *addr)
 {
+	return vs_control_start_with(out, addr, NULL);
+}
+
+int vs_control_start_with(struct vs_control **out, const char *addr,
+			  const struct vs_control_hooks *hooks)
+{
 	static pthread_once_t log_once = PTHREAD_ONCE_INIT;
 	struct lws_context_creation_info info;
 	struct sockaddr_storage sa;
@@ -382,6 +416,10 @@ int vs_control_start(struct vs_control **out, const char *addr)
 	if (!c)
 		return -ENOMEM;
 	pthread_mutex_init(&c->lock, NULL);
+	if (hooks && hooks->status && hooks->ready) {
+		c->hooks = *hooks;
+		c->has_hooks = true;
+	}
 	snprintf(c->where, sizeof(c->where),
 		 sa.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
 
@@ -410,6 +448,7 @@ int vs_control_start(struct vs_control **out, const char *addr)
 	info.iface = host;
 	info.port = port;
 	info.server_string = "vsync";
+	info.user = c; /* lws_context_user() in the callback */
 
 	c->ctx = lws_create_context(&info);
 	if (!c->ctx) {
@@ -452,6 +491,95 @@ fail:
 		lws_context_destroy(c->ctx);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
+	return r;
+}
+
+/* ------------------------------------------------------------ client */
+
+/* Largest answer vs_control_get() reads. */
+#define CONTROL_GET_MAX (1 << 20)
+
+int vs_control_get(const char *addr, const char *path, int timeout_ms,
+		   int *status, char **body, size_t *len)
+{
+	struct sockaddr_storage sa;
+	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+	char host[INET6_ADDRSTRLEN], req[512], *buf = NULL, *hdr_end;
+	socklen_t salen = 0;
+	size_t n = 0, cap = 8192;
+	int port, fd = -1, r, code;
+
+	*body = NULL;
+	*len = 0;
+	if (control_parse_addr(addr, &sa, &salen, host, sizeof(host), &port) ||
+	    strlen(path) > 256)
+		return -EINVAL;
+	fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* on Linux SO_SNDTIMEO bounds connect(2) too */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
+	    connect(fd, (const struct sockaddr *)&sa, salen) < 0) {
+		r = errno == EINPROGRESS ? -ETIMEDOUT : -errno;
+		goto out;
+	}
+	r = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n",
+		     path, host);
+	r = vs_write_in_full(fd, req, (size_t)r);
+	if (r < 0)
+		goto out;
+	buf = malloc(cap + 1);
+	if (!buf) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		ssize_t got;
+
+		if (n == cap) {
+			char *nb;
+
+			if (cap >= CONTROL_GET_MAX) {
+				r = -EFBIG;
+				goto out;
+			}
+			cap *= 2;
+			nb = realloc(buf, cap + 1);
+			if (!nb) {
+				r = -ENOMEM;
+				goto out;
+			}
+			buf = nb;
+		}
+		got = read(fd, buf + n, cap - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			r = errno == EAGAIN ? -ETIMEDOUT : -errno;
+			goto out;
+		}
+		if (got == 0)
+			break;
+		n += (size_t)got;
+	}
+	buf[n] = '\0';
+	hdr_end = strstr(buf, "\r\n\r\n");
+	if (!hdr_end || sscanf(buf, "HTTP/1.%*d %d", &code) != 1) {
+		r = -EBADMSG;
+		goto out;
+	}
+	hdr_end += 4;
+	*len = n - (size_t)(hdr_end - buf);
+	memmove(buf, hdr_end, *len + 1);
+	*body = buf;
+	*status = code;
+	buf = NULL;
+	r = 0;
+out:
+	free(buf);
+	if (fd >= 0)
+		close(fd);
 	return r;
 }
 

@@ -69,6 +69,10 @@ const char vs_mount_usage[] =
     "86400)\n"
     "  --log-file FILE      append log lines to FILE (daemon mode "
     "otherwise loses them)\n"
+    "  --log-format FMT     logfmt (default) or json: one object per line "
+    "with\n"
+    "                       ts prog pid level msg; default "
+    "$VSYNC_LOG_FORMAT\n"
     "  -f                   stay in the foreground (without it, return once "
     "ready)\n"
     "  -s                   single-threaded\n"
@@ -100,6 +104,7 @@ enum {
 	OPT_REDIS,
 	OPT_CACHE_DIR,
 	OPT_LOG_FILE,
+	OPT_LOG_FORMAT,
 	OPT_READY_FILE,
 	OPT_NOTIFY_FD,
 	OPT_CONTROL,
@@ -123,6 +128,7 @@ static const struct option long_opts[] = {
     {"redis", required_argument, NULL, OPT_REDIS},
     {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
     {"log-file", required_argument, NULL, OPT_LOG_FILE},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
     {"ready-file", required_argument, NULL, OPT_READY_FILE},
     {"notify-fd", required_argument, NULL, OPT_NOTIFY_FD},
     {"control", required_argument, NULL, OPT_CONTROL},
@@ -264,6 +270,9 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 			break;
 		case OPT_LOG_FILE:
 			o->log_file = val;
+			break;
+		case OPT_LOG_FORMAT:
+			o->log_format = val;
 			break;
 		case OPT_READY_FILE:
 			o->ready_file = val;
@@ -410,7 +419,14 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 			o->verify_key = getenv_fn("VSYNC_VERIFY_KEY");
 		if (!o->cache_dir)
 			o->cache_dir = getenv_fn("VSYNC_CACHE_DIR");
+		if (!o->log_format)
+			o->log_format = getenv_fn("VSYNC_LOG_FORMAT");
 	}
+	if (o->log_format && strcmp(o->log_format, "logfmt") &&
+	    strcmp(o->log_format, "json"))
+		return fail(err, errlen,
+			    "--log-format takes logfmt or json, not '%s'",
+			    o->log_format);
 	if (!o->cache_dir)
 		o->cache_dir = "/var/cache/vsync";
 	/* other users reach the mount: the kernel checks their permissions

@@ -40,6 +40,7 @@
 #include "vsync/change.h"
 #include "vsync/content.h"
 #include "vsync/log.h"
+#include "vsync/status.h"
 #include "vsync/banned.h"
 
 /* mountpoint + '/' + project path */
@@ -316,6 +317,7 @@ static int put_path(struct vs_fs *fs, const char *path,
 		vs_info("'%s' changed remotely (v%lld) while it has local "
 			"changes: left to the write-back to merge",
 			path, (long long)st->version);
+		vs_status_conflict(path); /* until the save is committed */
 		same = true;
 	}
 	if (!same) {
