@@ -7,6 +7,8 @@
  *                                     vs_metrics_is_ready())
  *   GET /metrics  200 vs_metrics_render(), text/plain; version=0.0.4
  *   GET /status   200 hooks->status(), application/json
+ *   GET /events   WebSocket: one JSON event per message (events.h), from
+ *                 ?after=ID, ?seq=N or now; 426 without the upgrade
  *   GET other     404                 other methods: 405
  *
  * DESIGN
@@ -31,6 +33,17 @@
  * Signals. The service thread is created with every signal blocked, so
  * SIGTERM/SIGINT/SIGHUP reach the FUSE threads, whose blocking read(2) of
  * /dev/fuse a signal must interrupt for the mount to exit.
+ *
+ * Events. /events is a WebSocket on the same protocol (lws binds an
+ * upgrade without a subprotocol to the first one). The handshake picks the
+ * client's cursor (an event id) from its query; a writable callback sends
+ * the one event after the cursor (lws allows one write per callback) and
+ * asks for another while more are there. Emitters on other threads add to
+ * the ring (sync/events.c), whose wake function is lws_cancel_service()
+ * under `lock`; the service thread then gets
+ * LWS_CALLBACK_EVENT_WAIT_CANCELLED and asks every connection of the
+ * protocol for a writable callback. A client slower than the ring (1024
+ * events) gets a "gap" event and goes on from the oldest kept.
  *
  * Requests. The protocol callback runs on the service thread only. On
  * LWS_CALLBACK_HTTP it picks the status and body, writes the headers (with
@@ -67,6 +80,8 @@
 
 #include <libwebsockets.h>
 
+#include "vsync/events.h"
+#include "vsync/json.h"
 #include "vsync/log.h"
 #include "vsync/metrics.h"
 #include "vsync/util.h"
@@ -99,6 +114,13 @@ struct vs_control {
 struct control_session {
 	char *body; /* malloc'd; NULL when there is nothing to send */
 	size_t len, off;
+	/* GET /events (WebSocket): the id of the last event sent, and a
+	 * gap to announce (events dropped from the ring before they were
+	 * sent: gap_to is the id to go on after) */
+	bool ws;
+	uint64_t cursor;
+	bool gap;
+	uint64_t gap_to;
 };
 
 /* ------------------------------------------------------------ logging */
@@ -266,6 +288,10 @@ static int control_route(struct vs_control *c, struct lws *wsi, const char *uri,
 			 why[0] ? why : "?");
 		return control_reply(ss, 503, text);
 	}
+	if (!strcmp(uri, "/events") && c->has_hooks)
+		return control_reply(ss, 426,
+				     "GET /events is a WebSocket: send "
+				     "Upgrade: websocket\n");
 	if (!strcmp(uri, "/status") && c->has_hooks) {
 		*ctype = "application/json";
 		ss->off = 0;
@@ -287,6 +313,118 @@ static int control_route(struct vs_control *c, struct lws *wsi, const char *uri,
 		return r < 0 ? r : 200;
 	}
 	return control_reply(ss, 404, "not found\n");
+}
+
+static const struct lws_protocols control_protocols[];
+
+/* ------------------------------------------------------------ /events */
+
+/* A WebSocket client asks for /events (its handshake, before the answer):
+ * where to start, from its query:
+ * ?after=ID (the last event id it saw), ?seq=N (the last change it has
+ * applied), else only events from now on. */
+static void events_open(struct lws *wsi, struct control_session *ss)
+{
+	char arg[64];
+	const char *val;
+	int64_t v;
+
+	memset(ss, 0, sizeof(*ss));
+	ss->ws = true;
+	ss->cursor = vs_events_last_id();
+	if ((val = lws_get_urlarg_by_name(wsi, "after=", arg, sizeof(arg))) &&
+	    vs_parse_i64(&v, val, 10, 0, INT64_MAX) == 0) {
+		ss->cursor = (uint64_t)v;
+		if (ss->cursor > vs_events_last_id()) {
+			/* an id of an earlier process of this mount: what
+			 * happened since is not known here, replay all */
+			ss->gap = true;
+			ss->gap_to = 0;
+			ss->cursor = 0;
+		}
+	} else if ((val = lws_get_urlarg_by_name(wsi, "seq=", arg,
+						 sizeof(arg))) &&
+		   vs_parse_i64(&v, val, 10, 0, INT64_MAX) == 0) {
+		uint64_t at;
+
+		if (vs_events_after_seq(v, &at) < 0)
+			ss->gap = true;
+		ss->cursor = at;
+		ss->gap_to = at;
+	}
+}
+
+/* Send one message of @len bytes at @text (copied behind LWS_PRE).
+ * 0, or -1 to close the connection. */
+static int events_send(struct lws *wsi, const char *text, size_t len)
+{
+	unsigned char *buf = malloc(LWS_PRE + len);
+	int r;
+
+	if (!buf)
+		return -1;
+	memcpy(buf + LWS_PRE, text, len);
+	r = lws_write(wsi, buf + LWS_PRE, len, LWS_WRITE_TEXT);
+	free(buf);
+	return r < (int)len ? -1 : 0;
+}
+
+/* Writable: one message per callback (lws's rule), then ask again while
+ * there is more. */
+static int events_writable(struct lws *wsi, struct control_session *ss)
+{
+	char *json = NULL;
+	size_t len = 0;
+	uint64_t id = 0;
+	int r;
+
+	if (ss->gap) {
+		json_t *o = json_pack("{s:s,s:I}", "type", "gap",
+				      "resume_after", (json_int_t)ss->gap_to);
+
+		ss->gap = false;
+		r = o ? vs_json_dump(o, &json, &len) : -ENOMEM;
+		json_decref(o);
+		if (r < 0 || events_send(wsi, json, len) < 0) {
+			free(json);
+			return -1;
+		}
+		free(json);
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
+	r = vs_events_next(ss->cursor, &json, &len, &id);
+	if (r == -EAGAIN)
+		return 0;
+	if (r == -ERANGE) { /* the client was too slow: say so, go on */
+		ss->gap = true;
+		ss->gap_to = id;
+		ss->cursor = id;
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
+	if (r < 0)
+		return -1;
+	r = events_send(wsi, json, len);
+	free(json);
+	if (r < 0)
+		return -1;
+	ss->cursor = id;
+	if (id < vs_events_last_id())
+		lws_callback_on_writable(wsi);
+	return 0;
+}
+
+/* An event was emitted (any thread): wake the service thread, which then
+ * asks every /events client for a writable callback. */
+static void events_wake(void *arg)
+{
+	struct vs_control *c = arg;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->ctx)
+		lws_cancel_service(c->ctx);
+	pthread_mutex_unlock(&c->lock);
 }
 
 /* lws calls this on the service thread for every event of a connection.
@@ -350,6 +488,35 @@ static int control_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 		if (ss)
 			control_session_release(ss);
+		return 0;
+
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+		/* a WebSocket upgrade: only GET /events, only in a mount */
+		struct vs_control *c = lws_context_user(lws_get_context(wsi));
+		char uri[64];
+
+		if (!c->has_hooks || !ss ||
+		    lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <
+			0 ||
+		    strcmp(uri, "/events"))
+			return 1;
+		events_open(wsi, ss); /* the query is still there */
+		return 0;
+	}
+
+	case LWS_CALLBACK_ESTABLISHED:
+		lws_callback_on_writable(wsi);
+		return 0;
+
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return ss && ss->ws ? events_writable(wsi, ss) : 0;
+
+	case LWS_CALLBACK_RECEIVE:
+		return 0; /* nothing is expected from a client */
+
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		lws_callback_on_writable_all_protocol(lws_get_context(wsi),
+						      &control_protocols[0]);
 		return 0;
 
 	default:
@@ -482,6 +649,8 @@ int vs_control_start_with(struct vs_control **out, const char *addr,
 			 strerror(-r));
 		goto fail;
 	}
+	if (c->has_hooks)
+		vs_events_set_wake(events_wake, c);
 	vs_info("control endpoint listening on %s", c->where);
 	*out = c;
 	return 0;
@@ -592,6 +761,8 @@ void vs_control_stop(struct vs_control *c)
 {
 	if (!c)
 		return;
+	if (c->has_hooks)
+		vs_events_set_wake(NULL, NULL); /* no wake after this */
 	atomic_store(&c->stop, true);
 	pthread_mutex_lock(&c->lock);
 	if (c->ctx) /* NULL if the loop failed and already ended */

@@ -39,6 +39,7 @@
 #include "vsync/change.h"
 #include "vsync/sign.h"
 #include "vsync/status.h"
+#include "vsync/events.h"
 #include "vsync/banned.h"
 
 static const char *env_get(const char *name)
@@ -423,10 +424,19 @@ static int apply_change(void *arg, const struct vs_change *c)
 	int r = vs_fs_apply(ctx->fs, c);
 
 	if (r == 0) {
+		int64_t now = vs_wall_ms(),
+			commit = c->state.mtime_ns / 1000000;
+
 		vs_metrics_change_applied(c->seq);
 		/* mtime_ns is the change's time in PostgreSQL (status.c) */
-		vs_status_applied(c->seq, c->state.mtime_ns / 1000000,
-				  vs_wall_ms());
+		vs_status_applied(c->seq, commit, now);
+		vs_events_change(c->seq, vs_change_op_name(c->op), c->path,
+				 c->op == VS_OP_RENAME ? c->old_path : NULL,
+				 commit <= 0	? -1
+				 : now > commit ? now - commit
+						: 0);
+		if (c->conflict)
+			vs_events_conflict(c->path, c->seq, c->conflict, false);
 		vs_status_remote(c->path,
 				 c->op == VS_OP_RENAME ? c->old_path : NULL);
 		beat_soon(ctx);
@@ -446,6 +456,7 @@ static void on_critical_ready(void *arg, size_t missing)
 	int64_t ms = vs_mono_ms() - ctx->start_ms;
 
 	vs_metrics_ready((uint64_t)ms);
+	vs_events_ready(ms);
 	vs_info("ready in %lld ms (%zu critical files local%s)", (long long)ms,
 		ctx->ncritical - missing, missing ? ", some missing" : "");
 	if (o->ready_file) {
@@ -817,12 +828,37 @@ static void *keeper_main(void *arg)
 	return NULL;
 }
 
+/* The op of a journal entry as the events name it. */
+static const char *jop_name(enum vs_jop op)
+{
+	switch (op) {
+	case VS_JOP_WRITE:
+		return "write";
+	case VS_JOP_SYMLINK:
+		return "symlink";
+	case VS_JOP_MKDIR:
+		return "mkdir";
+	case VS_JOP_DELETE:
+		return "delete";
+	case VS_JOP_RENAME:
+		return "rename";
+	}
+	return "?";
+}
+
 static void on_committed(void *arg, const struct vs_jentry *e,
 			 const struct vs_wb_result *res)
 {
 	struct mount_ctx *ctx = arg;
 
 	vs_fs_committed(ctx->fs, e, res);
+	if (res->error)
+		vs_events_refused(jop_name(e->op), e->path, res->error);
+	else if (res->seq > 0)
+		vs_events_saved(jop_name(e->op), e->path, res->seq,
+				res->version, res->merged);
+	if (!res->error && res->conflict)
+		vs_events_conflict(e->path, res->seq, res->version - 1, true);
 	vs_status_saved(e->path, e->op == VS_JOP_RENAME ? e->old_path : NULL,
 			res->error, e->op == VS_JOP_DELETE);
 	beat_soon(ctx);

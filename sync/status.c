@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "vsync/clock.h"
+#include "vsync/events.h"
 #include "vsync/journal.h"
 #include "vsync/json.h"
 #include "vsync/metrics.h"
@@ -253,11 +254,16 @@ void vs_status_saved(const char *path, const char *old_path, int error,
 	pthread_mutex_unlock(&st.lock);
 }
 
-void vs_status_following(bool on)
+void vs_status_following(bool on, const char *backend)
 {
+	int was;
+
 	pthread_mutex_lock(&st.lock);
+	was = st.following;
 	st.following = on;
 	pthread_mutex_unlock(&st.lock);
+	if (was != (int)on && (on || was == 1))
+		vs_events_backend(backend, on);
 }
 
 int vs_status_following_state(void)

@@ -357,7 +357,7 @@ static int redis_step(struct vs_sub *s)
 		r = vs_redis_open(&s->redis, s->redis_url, s->timeout_ms);
 		if (r < 0)
 			return r;
-		vs_status_following(true); /* before the first XREAD blocks */
+		vs_status_following(true, "redis"); /* before XREAD blocks */
 	}
 	vs_redis_key_events(key, s->project_id);
 	snprintf(from, sizeof(from), "%lld-0",
@@ -429,7 +429,7 @@ static int pg_step(struct vs_sub *s)
 			return r;
 		}
 		s->listening = true;
-		vs_status_following(true);
+		vs_status_following(true, "postgres");
 	}
 	r = feed_fill(s, INT64_MAX);
 	if (r < 0)
@@ -442,6 +442,12 @@ static int pg_step(struct vs_sub *s)
 		return r;
 	}
 	return 0;
+}
+
+/* What this follower reads changes from, for the sync state. */
+static const char *sub_backend(const struct vs_sub *s)
+{
+	return s->redis_url ? "redis" : "postgres";
 }
 
 static void *sub_main(void *arg)
@@ -457,7 +463,7 @@ static void *sub_main(void *arg)
 
 		if (r == 0) {
 			if (!up)
-				vs_status_following(true);
+				vs_status_following(true, sub_backend(s));
 			up = true;
 			if (down)
 				vs_info("following project %s again (at change "
@@ -473,12 +479,11 @@ static void *sub_main(void *arg)
 				"backoff",
 				s->project_id, strerror(-r));
 		if (up || !down)
-			vs_status_following(false);
+			vs_status_following(false, sub_backend(s));
 		down = true;
 		up = false;
 		sleep_ms(s, vs_backoff_next(&backoff));
 	}
-	vs_status_following(false);
 	vs_pg_free(s->pg);
 	s->pg = NULL;
 	redis_reset(s);

@@ -7,6 +7,7 @@
  *   GET /metrics  vs_metrics_render(), text/plain; version=0.0.4
  *                 (hooks->refresh() first)
  *   GET /status   hooks->status(): application/json (404 without hooks)
+ *   GET /events   with hooks: a WebSocket of the live events (events.h)
  *   anything else 404
  */
 #ifndef VSYNC_CONTROL_H

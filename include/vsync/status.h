@@ -118,8 +118,10 @@ void vs_status_conflict(const char *path);
  * -ENOENT or -EINVAL with @is_delete: both sides agree it is gone). */
 void vs_status_saved(const char *path, const char *old_path, int error,
 		     bool is_delete);
-/* The change follower connected (true) or lost its backends (false). */
-void vs_status_following(bool on);
+/* The change follower connected to @backend ("redis", "postgres") (true)
+ * or lost it (false); a change is also a backend.up/down event
+ * (events.h). */
+void vs_status_following(bool on, const char *backend);
 /* -1 before the follower said either (not started, or connecting), 0
  * down, 1 following. */
 int vs_status_following_state(void);

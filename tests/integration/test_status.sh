@@ -24,8 +24,15 @@
 #   - a malformed heartbeat in containers:{id} is ignored by vsyncctl
 #   - --log-format json: every line of the mount's log is one JSON object
 #     with the same keys
+#   - GET /events (WebSocket, a Node.js client: tests/integration/
+#     ws_events.js): a committed change arrives as change.applied with its
+#     seq, path, op and lag; a client resumes after an event id and after
+#     a change seq and gets exactly the changes it missed; replayed from
+#     the start, the ring holds ready, backend.up/down, save.committed and
+#     save.refused; a plain GET /events is 426
 #
-# Needs /dev/fuse (else exit 77), curl. Environment: VSYNC_BUILD_DIR.
+# Needs /dev/fuse (else exit 77), curl; node >= 20 for the /events checks
+# (left out without it). Environment: VSYNC_BUILD_DIR.
 set -u
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -221,6 +228,52 @@ else
 	vs_fail "vsyncctl status: expected both at seq $HEAD2 in_sync, saw: $F"
 fi
 
+# ---------------------------------------------------------------- /events
+
+WS_JS=$here/ws_events.js
+HAVE_WS=
+if command -v node >/dev/null 2>&1 &&
+	node --experimental-websocket -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)' 2>/dev/null; then
+	HAVE_WS=1
+else
+	vs_log "no node with a WebSocket client (node >= 20): the /events checks are left out"
+fi
+# events QUERY COUNT IDLE_MS: the events a client gets (one per line)
+events() {
+	timeout -k 2 30 node --experimental-websocket "$WS_JS" \
+		"ws://127.0.0.1:$PA/events$1" "$2" "$3"
+}
+if [[ -n "$HAVE_WS" ]]; then
+	rm -f "$W/opened"
+	timeout -k 2 30 node --experimental-websocket "$WS_JS" \
+		"ws://127.0.0.1:$PA/events" 1 0 "$W/opened" >"$W/ev1" 2>&1 &
+	evpid=$!
+	vs_check "/events: a client connects" vs_poll 10 test -e "$W/opened"
+	vs_check "put src/e.js" ctl put st src/e.js "$W/b.js"
+	SEQ_E=$(project_seq)
+	wait "$evpid"
+	rc=$?
+	ev=$(cat "$W/ev1")
+	case "$rc $ev" in
+	"0 {\"id\":"*",\"type\":\"change.applied\",\"seq\":$SEQ_E,\"op\":\"create\",\"path\":\"src/e.js\",\"lag_ms\":"[0-9]*",\"ts\":"*)
+		vs_pass "/events: change.applied with seq $SEQ_E, op, path and lag_ms" ;;
+	*) vs_fail "/events: expected change.applied of src/e.js at seq $SEQ_E, saw exit $rc: $ev" ;;
+	esac
+	ID_E=$(field "$ev" id)
+	vs_check "put src/f.js" ctl put st src/f.js "$W/b.js"
+	vs_check "put src/g.js" ctl put st src/g.js "$W/b.js"
+	vs_poll 30 in_sync "$PA" || true
+	paths_of() { grep -o '"type":"change.applied","seq":[0-9]*,"op":"[a-z]*","path":"[^"]*"' | sed 's/.*"path"://' | tr '\n' ' '; }
+	got=$(events "?after=$ID_E" 2 0 | paths_of)
+	vs_check_eq "/events?after=ID: the two changes missed, in order" \
+		'"src/f.js" "src/g.js" ' "$got"
+	got=$(events "?seq=$SEQ_E" 2 0 | paths_of)
+	vs_check_eq "/events?seq=N: the changes after seq $SEQ_E" \
+		'"src/f.js" "src/g.js" ' "$got"
+	vs_check_eq "plain GET /events: 426" 426 \
+		"$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$PA/events")"
+fi
+
 # a hostile container's entry in containers:{id} is skipped, not shown
 vs_redis_cli ZADD "containers:{$ID}" "$(($(date +%s) + 60))" '{"v":1,"host":"x\u0007y"}' >/dev/null
 vs_redis_cli ZADD "containers:{$ID}" "$(($(date +%s) + 60))" 'not json' >/dev/null
@@ -306,6 +359,17 @@ if vs_poll 30 ready; then
 	vs_pass "Redis back: /readyz 200"
 else
 	vs_fail "Redis back: expected /readyz 200, saw $(readyz "$PA")"
+fi
+
+if [[ -n "$HAVE_WS" ]]; then
+	all=$(events "?after=0" 100000 1500)
+	for t in ready backend.up backend.down change.applied save.committed save.refused; do
+		if grep -q "\"type\":\"$t\"" <<<"$all"; then
+			vs_pass "/events?after=0 replays a $t event"
+		else
+			vs_fail "/events?after=0: expected a $t event, saw: $(head -c 600 <<<"$all")"
+		fi
+	done
 fi
 
 # ---------------------------------------------------------------- JSON logs
