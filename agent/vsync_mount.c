@@ -684,7 +684,8 @@ static int mount_status(void *arg, char **body, size_t *len)
 			       mount_ready(ctx, why, sizeof(why)));
 	if (r < 0)
 		return r;
-	r = vs_status_json(&s, ctx->o->project, ctx->o->mountpoint, body, len);
+	r = vs_status_json(&s, ctx->o->project, ctx->id, ctx->o->mountpoint,
+			   body, len);
 	vs_status_snap_release(&s);
 	return r;
 }
@@ -734,7 +735,7 @@ static void presence(struct mount_ctx *ctx, struct vs_redis **rd, bool leave,
 	}
 	gethostname(b.host, sizeof(b.host) - 1);
 	snprintf(b.mount, sizeof(b.mount), "%s", ctx->o->mountpoint);
-	if (vs_status_snapshot(&s, ctx->journal, false) < 0)
+	if (vs_status_snapshot_quick(&s, ctx->journal, false) < 0)
 		return;
 	b.seq = s.applied_seq;
 	b.head = s.head_seq;

@@ -372,8 +372,23 @@ static int div_add(struct vs_status_snap *s, const char *path,
 	return 0;
 }
 
+static int snapshot(struct vs_status_snap *s, struct vs_journal *j, bool ready,
+		    bool list);
+
 int vs_status_snapshot(struct vs_status_snap *s, struct vs_journal *j,
 		       bool ready)
+{
+	return snapshot(s, j, ready, true);
+}
+
+int vs_status_snapshot_quick(struct vs_status_snap *s, struct vs_journal *j,
+			     bool ready)
+{
+	return snapshot(s, j, ready, false);
+}
+
+static int snapshot(struct vs_status_snap *s, struct vs_journal *j, bool ready,
+		    bool list)
 {
 	struct jpaths jp = {0};
 	struct mark *marks = NULL;
@@ -429,7 +444,7 @@ int vs_status_snapshot(struct vs_status_snap *s, struct vs_journal *j,
 			if (s->oldest_save_ms < 0)
 				s->oldest_save_ms = 0;
 		}
-		r = vs_journal_each(j, jpaths_each, &jp);
+		r = list ? vs_journal_each(j, jpaths_each, &jp) : 0;
 		if (r < 0)
 			goto out;
 		if (jp.n > 1)
@@ -451,6 +466,10 @@ int vs_status_snapshot(struct vs_status_snap *s, struct vs_journal *j,
 			marked = !strcmp(marks[k].path, jp.v[i]);
 		if (!marked)
 			r = div_add(s, jp.v[i], VS_DIV_UNSAVED, 0);
+	}
+	if (!list) { /* each pending entry counted as one file */
+		s->ndiverged += s->pending;
+		s->div_count[VS_DIV_UNSAVED] += s->pending;
 	}
 	s->ndiverged += s->untracked;
 	s->lag_ms = vs_status_lag_ms(s, &s->lag_estimated);
@@ -521,7 +540,8 @@ static json_t *int_or_null(int64_t v)
 }
 
 int vs_status_json(const struct vs_status_snap *s, const char *project,
-		   const char *mountpoint, char **out, size_t *len)
+		   const char *project_id, const char *mountpoint, char **out,
+		   size_t *len)
 {
 	json_t *o = json_object(), *div = json_array(), *counts = json_object();
 	int r = -ENOMEM;
@@ -548,6 +568,7 @@ int vs_status_json(const struct vs_status_snap *s, const char *project,
 			json_integer((json_int_t)s->div_count[k])))
 			goto out;
 	if (put(o, "project", vs_json_str(project)) ||
+	    put(o, "project_id", vs_json_str(project_id)) ||
 	    put(o, "mountpoint", vs_json_str(mountpoint)) ||
 	    put(o, "state", json_string(vs_sync_state_name(s->state))) ||
 	    put(o, "in_sync", json_boolean(vs_status_in_sync(s))) ||

@@ -139,6 +139,11 @@ void vs_status_reset(void);
  */
 int vs_status_snapshot(struct vs_status_snap *s, struct vs_journal *j,
 		       bool ready);
+/* The same without reading the journal's entries (the heartbeat, up to
+ * once a second): each pending entry counts as one unsaved file, none is
+ * listed, so files_diverged may count a file saved twice twice. */
+int vs_status_snapshot_quick(struct vs_status_snap *s, struct vs_journal *j,
+			     bool ready);
 
 /* ---- pure ------------------------------------------------------------- */
 
@@ -155,9 +160,11 @@ bool vs_status_in_sync(const struct vs_status_snap *s);
 int64_t vs_status_lag_ms(const struct vs_status_snap *s, bool *estimated);
 
 /* @s as the JSON object of GET /status (docs/operations.md), with
- * @project and @mountpoint; malloc'd into *out, *len. 0 or -ENOMEM. */
+ * @project (as the mount was given it), @project_id and @mountpoint;
+ * malloc'd into *out, *len. 0 or -ENOMEM. */
 int vs_status_json(const struct vs_status_snap *s, const char *project,
-		   const char *mountpoint, char **out, size_t *len);
+		   const char *project_id, const char *mountpoint, char **out,
+		   size_t *len);
 /*
  * One line for a person, from the JSON of GET /status (@json, @len):
  * "in sync at change 42" or "behind: change 40 of 42, lag 1.2 s; 1 save

@@ -195,7 +195,7 @@ static void line_of(const struct vs_status_snap *s, const char *want)
 	char *json = NULL, line[512];
 	size_t len = 0;
 
-	check_ret(0, vs_status_json(s, "p", "/mnt", &json, &len),
+	check_ret(0, vs_status_json(s, "p", "id", "/mnt", &json, &len),
 		  "vs_status_json");
 	check_int(strlen(json), len, "length");
 	check_ret(0, vs_status_line(json, len, line, sizeof(line)),
