@@ -19,6 +19,9 @@
 #     vsync_files_diverged; saved again once it is accepted, cleared
 #   - a save made while PostgreSQL is down is pending, with an age, and
 #     the file diverged "unsaved"; PostgreSQL back: in sync
+#   - a save pending while an edit of the same line arrives from elsewhere:
+#     the file is diverged, "conflict", until the save is committed (over
+#     the other edit, recorded, announced as a conflict event)
 #   - /readyz turns 503 while Redis is down (the change follower cannot
 #     follow) and 200 again once it is back
 #   - a malformed heartbeat in containers:{id} is ignored by vsyncctl
@@ -340,6 +343,64 @@ if vs_poll 60 in_sync "$PA"; then
 	vs_pass "PostgreSQL back: the save committed, in sync"
 else
 	vs_fail "PostgreSQL back: expected in_sync, saw $S"
+fi
+
+# ---------------------------------------------------------------- conflict
+#
+# Mount C reaches PostgreSQL through a proxy (tcp_proxy.js) the test can
+# stop: with it stopped, C's save of src/a.js stays pending while an edit
+# of the same line is committed elsewhere and reaches C through the
+# stream: src/a.js is diverged, "conflict". The proxy back, C's save is
+# committed over the other edit (recorded), and C is in sync again.
+
+if [[ -n "$HAVE_WS" ]]; then
+	PP=$(vs_free_port)
+	PC=$(vs_free_port)
+	# (not under vs_check: its $(...) would wait for the proxy's stdout)
+	proxy_start() {
+		node "$here/tcp_proxy.js" "$PP" "$VS_PG_SOCKDIR/.s.PGSQL.$PGPORT" \
+			</dev/null >>"$VS_LOG_DIR/proxy.log" 2>&1 &
+		PROXY_PID=$!
+		vs_on_exit "kill $PROXY_PID 2>/dev/null; wait $PROXY_PID 2>/dev/null"
+		if vs_poll 10 vs__port_in_use "$PP"; then
+			vs_pass "$1"
+		else
+			vs_fail "$1: expected the proxy listening on $PP, saw nothing"
+		fi
+	}
+	proxy_start "a proxy to PostgreSQL for mount C"
+	mkdir -p "$W/mc" "$W/cc"
+	vs_mount st "$W/mc" --pg "host=127.0.0.1 port=$PP user=$PGUSER dbname=$PGDATABASE sslmode=disable" \
+		--redis "$VSYNC_REDIS_URL" --cache-dir "$W/cc" --control "127.0.0.1:$PC" || exit 1
+	vs_check "mount C in sync" vs_poll 20 in_sync "$PC"
+	kill "$PROXY_PID" && wait "$PROXY_PID" 2>/dev/null
+	printf 'export const a = "C";\n' >"$W/mc/src/a.js"
+	saving() { state_is "$PC" saving; }
+	vs_check "mount C: its save pending while PostgreSQL is away" vs_poll 20 saving
+	printf 'export const a = "elsewhere";\n' >"$W/a.js"
+	vs_check "an edit of the same line committed elsewhere" ctl put st src/a.js "$W/a.js"
+	conflict() {
+		state_is "$PC" diverged &&
+			grep -q '"path":"src/a.js","reason":"conflict"' <<<"$S"
+	}
+	if vs_poll 30 conflict; then
+		vs_pass "mount C: src/a.js diverged, reason conflict"
+	else
+		vs_fail "mount C: expected src/a.js diverged for a conflict, saw $S"
+	fi
+	proxy_start "the proxy back"
+	if vs_poll 60 in_sync "$PC"; then
+		vs_pass "mount C: its save committed over the other edit: in sync"
+	else
+		vs_fail "mount C: expected in sync once PostgreSQL is back, saw $S"
+	fi
+	vs_check_eq "PostgreSQL has C's version" 'export const a = "C";' "$(ctl cat st src/a.js)"
+	vs_check_eq "the conflict recorded" 1 \
+		"$(sql "SELECT count(*) FROM vsync_conflicts((SELECT id FROM projects WHERE name = 'st'), 'src/a.js')")"
+	got=$(timeout -k 2 30 node --experimental-websocket "$WS_JS" \
+		"ws://127.0.0.1:$PC/events?after=0" 100000 1500 | grep -c '"type":"conflict","path":"src/a.js",.*"by":"this mount"')
+	vs_check_eq "mount C: a conflict event" 1 "$got"
+	vs_umount "$W/mc"
 fi
 
 # ---------------------------------------------------------------- /readyz
