@@ -315,7 +315,18 @@ static int control_route(struct vs_control *c, struct lws *wsi, const char *uri,
 	return control_reply(ss, 404, "not found\n");
 }
 
-static const struct lws_protocols control_protocols[];
+static int control_callback(struct lws *wsi, enum lws_callback_reasons reason,
+			    void *user, void *in, size_t len);
+
+/* One protocol for both the HTTP requests and the /events WebSocket. */
+static const struct lws_protocols control_protocols[] = {
+    {
+	.name = "http",
+	.callback = control_callback,
+	.per_session_data_size = sizeof(struct control_session),
+    },
+    {0},
+};
 
 /* ------------------------------------------------------------ /events */
 
@@ -523,15 +534,6 @@ static int control_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	}
 }
-
-static const struct lws_protocols control_protocols[] = {
-    {
-	.name = "http",
-	.callback = control_callback,
-	.per_session_data_size = sizeof(struct control_session),
-    },
-    {0},
-};
 
 /* ------------------------------------------------------------ lifecycle */
 

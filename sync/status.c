@@ -417,7 +417,7 @@ static int snapshot(struct vs_status_snap *s, struct vs_journal *j, bool ready,
 	s->last_lag_ms = st.last_lag_ms;
 	s->changes_applied = st.changes;
 	s->untracked = st.untracked;
-	s->following = st.following == 1;
+	s->following = st.following;
 	if (st.nmarks) {
 		marks = calloc(st.nmarks, sizeof(*marks));
 		for (size_t i = 0; marks && i < st.nmarks; i++) {
@@ -573,7 +573,8 @@ int vs_status_json(const struct vs_status_snap *s, const char *project,
 	    put(o, "state", json_string(vs_sync_state_name(s->state))) ||
 	    put(o, "in_sync", json_boolean(vs_status_in_sync(s))) ||
 	    put(o, "ready", json_boolean(s->ready)) ||
-	    put(o, "following", json_boolean(s->following)) ||
+	    put(o, "following",
+		s->following < 0 ? json_null() : json_boolean(s->following)) ||
 	    put(o, "applied_seq", json_integer(s->applied_seq)) ||
 	    put(o, "head_seq", int_or_null(s->head_seq)) ||
 	    put(o, "head_source",
@@ -699,7 +700,7 @@ int vs_status_line(const char *json, size_t len, char *out, size_t outlen)
 				ADDF(")");
 		}
 	}
-	if (!json_is_true(json_object_get(o, "following")))
+	if (json_is_false(json_object_get(o, "following")))
 		ADDF("; not following changes");
 #undef ADDF
 	r = 0;

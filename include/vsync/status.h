@@ -82,9 +82,10 @@ struct vs_status_snap {
 	size_t untracked;	   /* marks lost to ENOMEM */
 	struct vs_status_div *div; /* the first VS_STATUS_LIST_MAX */
 	size_t ndiv;		   /* entries in div */
-	bool following;		   /* the change follower is connected */
-	bool ready;		   /* /readyz's answer (see control.h) */
-	enum vs_sync_state state;  /* vs_status_state() */
+	int following; /* the change follower: 1 connected, 0 down, -1 not
+			  started (or --no-follow) or still connecting */
+	bool ready;    /* /readyz's answer (see control.h) */
+	enum vs_sync_state state; /* vs_status_state() */
 };
 
 /* Free what a snapshot holds (its div list). */

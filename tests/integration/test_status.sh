@@ -137,6 +137,7 @@ fi
 vs_check_eq "mount A: applied_seq = head = change_seq" "$HEAD $HEAD" \
 	"$(field "$S" applied_seq) $(field "$S" head_seq)"
 vs_check_eq "mount A: head read from PostgreSQL" '"postgres"' "$(field "$S" head_source)"
+vs_check "mount B: /status in_sync too" vs_poll 20 in_sync "$PB"
 out=$("$MOUNT_BIN" --status "$MA" --cache-dir "$W/ca" 2>&1)
 rc=$?
 vs_check_eq "vsync-mount --status MOUNTPOINT: one line, exit 0" \

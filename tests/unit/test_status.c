@@ -210,24 +210,26 @@ static void test_json_line(void **state)
 	char line[64];
 
 	(void)state;
-	s.following = true;
+	s.following = 1;
 	s.state = vs_status_state(&s);
 	line_of(&s, "in sync at change 7");
 	s = snap_of(5, 7, 0, 0);
-	s.following = true;
+	s.following = 1;
 	s.lag_ms = 1500;
 	s.state = vs_status_state(&s);
 	line_of(&s, "behind: change 5 of 7, lag 1.5 s");
 	s = snap_of(7, 7, 2, 1);
-	s.following = false;
+	s.following = 0;
 	s.oldest_save_ms = 3000;
 	s.state = vs_status_state(&s);
 	line_of(&s, "diverged: at change 7 (head); 2 saves pending (oldest "
 		    "3.0 s); 3 files diverged (2 unsaved, 1 refused); not "
 		    "following changes");
 	s = snap_of(7, -1, 0, 0);
-	s.following = true;
+	s.following = 1;
 	s.state = vs_status_state(&s);
+	line_of(&s, "unknown: at change 7, head unknown");
+	s.following = -1; /* connecting, or --no-follow: nothing said */
 	line_of(&s, "unknown: at change 7, head unknown");
 
 	check_ret(-EBADMSG, vs_status_line("[1]", 3, line, sizeof(line)),
