@@ -435,7 +435,10 @@ static int apply_change(void *arg, const struct vs_change *c)
 				 commit <= 0	? -1
 				 : now > commit ? now - commit
 						: 0);
-		if (c->conflict)
+		/* a conflict this mount made is announced when its save is
+		 * committed (on_committed), not again when it comes back */
+		if (c->conflict &&
+		    !(ctx->journal && !strcmp(c->author, ctx->author)))
 			vs_events_conflict(c->path, c->seq, c->conflict, false);
 		vs_status_remote(c->path,
 				 c->op == VS_OP_RENAME ? c->old_path : NULL);
@@ -551,11 +554,10 @@ static int head_from_pg(struct mount_ctx *ctx, struct head_reader *h, char *why,
 	char after[24];
 	const char *v[2] = {ctx->id, after};
 	PGresult *res = NULL;
-	int64_t head = 0, ns = 0;
+	int64_t head = 0, ns = 0, applied = vs_status_get_applied();
 	int r;
 
-	snprintf(after, sizeof(after), "%lld",
-		 (long long)vs_status_get_applied());
+	snprintf(after, sizeof(after), "%lld", (long long)applied);
 	if (!h->pg) {
 		r = vs_pg_open(&h->pg, ctx->o->pg, ctx->o->timeout_ms);
 		if (r < 0) {
@@ -582,7 +584,8 @@ static int head_from_pg(struct mount_ctx *ctx, struct head_reader *h, char *why,
 		vs_pg_free(h->pg);
 		h->pg = NULL;
 	} else {
-		vs_status_head(head, "postgres", ns / 1000000, vs_wall_ms());
+		vs_status_head(head, "postgres", applied + 1, ns / 1000000,
+			       vs_wall_ms());
 	}
 	if (res)
 		PQclear(res);
@@ -627,7 +630,7 @@ static int head_from_redis(struct mount_ctx *ctx, struct head_reader *h,
 		snprintf(why, whylen, "redis: the relay cursor is not a seq");
 		r = -EBADMSG;
 	} else {
-		vs_status_head(head, "redis", 0, vs_wall_ms());
+		vs_status_head(head, "redis", 0, 0, vs_wall_ms());
 	}
 	freeReplyObject(rep);
 	return r;

@@ -203,15 +203,15 @@ void vs_status_set_applied(int64_t seq)
 	pthread_mutex_unlock(&st.lock);
 }
 
-void vs_status_head(int64_t seq, const char *source, int64_t next_commit_ms,
-		    int64_t now_ms)
+void vs_status_head(int64_t seq, const char *source, int64_t next_seq,
+		    int64_t next_commit_ms, int64_t now_ms)
 {
 	pthread_mutex_lock(&st.lock);
 	st.head = seq > st.applied ? seq : st.applied;
 	st.head_source = source;
 	st.head_read_ms = now_ms;
 	st.head_error[0] = '\0';
-	st.next_commit_seq = next_commit_ms > 0 ? st.applied + 1 : 0;
+	st.next_commit_seq = next_commit_ms > 0 ? next_seq : 0;
 	st.next_commit_ms = next_commit_ms;
 	behind_update(now_ms);
 	pthread_mutex_unlock(&st.lock);

@@ -100,9 +100,10 @@ void vs_status_applied(int64_t seq, int64_t commit_ms, int64_t now_ms);
 /* The applied seq without a change (the mount's start). */
 void vs_status_set_applied(int64_t seq);
 /* The head was read: @seq from @source (static string), and the commit
- * time of change applied+1 when the reader had it (else 0). */
-void vs_status_head(int64_t seq, const char *source, int64_t next_commit_ms,
-		    int64_t now_ms);
+ * time of change @next_seq when the reader had it (else 0): used for the
+ * lag while @next_seq is the first change not applied. */
+void vs_status_head(int64_t seq, const char *source, int64_t next_seq,
+		    int64_t next_commit_ms, int64_t now_ms);
 /* Reading the head failed: @why (copied, cut to fit). */
 void vs_status_head_failed(const char *why);
 

@@ -121,7 +121,7 @@ static void test_registry(void **state)
 	check_int(-1, s.last_lag_ms, "no change applied yet");
 	vs_status_snap_release(&s);
 
-	vs_status_head(5, "postgres", vs_wall_ms() - 50, vs_wall_ms());
+	vs_status_head(5, "postgres", 4, vs_wall_ms() - 50, vs_wall_ms());
 	snapshot(&s);
 	check_int(VS_STATE_BEHIND, s.state, "head 5, applied 3");
 	check_bool(false, s.lag_estimated, "lag from the commit time");
