@@ -3,8 +3,12 @@
  * small HTTP server for health checks and Prometheus scrapes.
  *
  *   GET /healthz  200 "ok"            the process serves
- *   GET /readyz   200 "ready" / 503   vs_metrics_is_ready()
+ *   GET /readyz   200 "ready" / 503   hooks->ready() (else
+ *                                     vs_metrics_is_ready())
  *   GET /metrics  200 vs_metrics_render(), text/plain; version=0.0.4
+ *   GET /status   200 hooks->status(), application/json
+ *   GET /events   WebSocket: one JSON event per message (events.h), from
+ *                 ?after=ID, ?seq=N or now; 426 without the upgrade
  *   GET other     404                 other methods: 405
  *
  * DESIGN
@@ -29,6 +33,17 @@
  * Signals. The service thread is created with every signal blocked, so
  * SIGTERM/SIGINT/SIGHUP reach the FUSE threads, whose blocking read(2) of
  * /dev/fuse a signal must interrupt for the mount to exit.
+ *
+ * Events. /events is a WebSocket on the same protocol (lws binds an
+ * upgrade without a subprotocol to the first one). The handshake picks the
+ * client's cursor (an event id) from its query; a writable callback sends
+ * the one event after the cursor (lws allows one write per callback) and
+ * asks for another while more are there. Emitters on other threads add to
+ * the ring (sync/events.c), whose wake function is lws_cancel_service()
+ * under `lock`; the service thread then gets
+ * LWS_CALLBACK_EVENT_WAIT_CANCELLED and asks every connection of the
+ * protocol for a writable callback. A client slower than the ring (1024
+ * events) gets a "gap" event and goes on from the oldest kept.
  *
  * Requests. The protocol callback runs on the service thread only. On
  * LWS_CALLBACK_HTTP it picks the status and body, writes the headers (with
@@ -65,8 +80,11 @@
 
 #include <libwebsockets.h>
 
+#include "vsync/events.h"
+#include "vsync/json.h"
 #include "vsync/log.h"
 #include "vsync/metrics.h"
+#include "vsync/util.h"
 #include "vsync/banned.h"
 
 /* Descriptors of the lws context: the listener, lws's event pipe and a
@@ -86,6 +104,8 @@ struct vs_control {
 	pthread_t thread;
 	atomic_bool stop; /* set by vs_control_stop() */
 	int port;	  /* the port listened on (0 resolved); read-only */
+	struct vs_control_hooks hooks; /* read-only after start */
+	bool has_hooks;
 	char where[CONTROL_ADDR_MAX + 8]; /* "ADDR:PORT", for log lines */
 };
 
@@ -94,6 +114,13 @@ struct vs_control {
 struct control_session {
 	char *body; /* malloc'd; NULL when there is nothing to send */
 	size_t len, off;
+	/* GET /events (WebSocket): the id of the last event sent, and a
+	 * gap to announce (events dropped from the ring before they were
+	 * sent: gap_to is the id to go on after) */
+	bool ws;
+	uint64_t cursor;
+	bool gap;
+	uint64_t gap_to;
 };
 
 /* ------------------------------------------------------------ logging */
@@ -238,9 +265,10 @@ static int control_reply(struct control_session *ss, int status,
  * and returns the status, or -ENOMEM when a body cannot be had (the
  * caller then closes the connection).
  */
-static int control_route(struct lws *wsi, const char *uri,
+static int control_route(struct vs_control *c, struct lws *wsi, const char *uri,
 			 struct control_session *ss, const char **ctype)
 {
+	char why[256], text[300];
 	int r;
 
 	*ctype = "text/plain; charset=utf-8";
@@ -249,17 +277,165 @@ static int control_route(struct lws *wsi, const char *uri,
 	if (!strcmp(uri, "/healthz"))
 		return control_reply(ss, 200, "ok\n");
 	if (!strcmp(uri, "/readyz")) {
-		if (vs_metrics_is_ready())
+		if (!c->has_hooks)
+			return vs_metrics_is_ready()
+				   ? control_reply(ss, 200, "ready\n")
+				   : control_reply(ss, 503, "not ready\n");
+		why[0] = '\0';
+		if (c->hooks.ready(c->hooks.arg, why, sizeof(why)))
 			return control_reply(ss, 200, "ready\n");
-		return control_reply(ss, 503, "not ready\n");
+		snprintf(text, sizeof(text), "not ready: %s\n",
+			 why[0] ? why : "?");
+		return control_reply(ss, 503, text);
+	}
+	if (!strcmp(uri, "/events") && c->has_hooks)
+		return control_reply(ss, 426,
+				     "GET /events is a WebSocket: send "
+				     "Upgrade: websocket\n");
+	if (!strcmp(uri, "/status") && c->has_hooks) {
+		*ctype = "application/json";
+		ss->off = 0;
+		r = c->hooks.status(c->hooks.arg, &ss->body, &ss->len);
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0) {
+			snprintf(text, sizeof(text), "{\"error\":%d}", -r);
+			return control_reply(ss, 500, text);
+		}
+		return 200;
 	}
 	if (!strcmp(uri, "/metrics")) {
 		*ctype = "text/plain; version=0.0.4; charset=utf-8";
+		if (c->has_hooks && c->hooks.refresh)
+			c->hooks.refresh(c->hooks.arg);
 		ss->off = 0;
 		r = vs_metrics_render(&ss->body, &ss->len);
 		return r < 0 ? r : 200;
 	}
 	return control_reply(ss, 404, "not found\n");
+}
+
+static int control_callback(struct lws *wsi, enum lws_callback_reasons reason,
+			    void *user, void *in, size_t len);
+
+/* One protocol for both the HTTP requests and the /events WebSocket. */
+static const struct lws_protocols control_protocols[] = {
+    {
+	.name = "http",
+	.callback = control_callback,
+	.per_session_data_size = sizeof(struct control_session),
+    },
+    {0},
+};
+
+/* ------------------------------------------------------------ /events */
+
+/* A WebSocket client asks for /events (its handshake, before the answer):
+ * where to start, from its query:
+ * ?after=ID (the last event id it saw), ?seq=N (the last change it has
+ * applied), else only events from now on. */
+static void events_open(struct lws *wsi, struct control_session *ss)
+{
+	char arg[64];
+	const char *val;
+	int64_t v;
+
+	memset(ss, 0, sizeof(*ss));
+	ss->ws = true;
+	ss->cursor = vs_events_last_id();
+	if ((val = lws_get_urlarg_by_name(wsi, "after=", arg, sizeof(arg))) &&
+	    vs_parse_i64(&v, val, 10, 0, INT64_MAX) == 0) {
+		ss->cursor = (uint64_t)v;
+		if (ss->cursor > vs_events_last_id()) {
+			/* an id of an earlier process of this mount: what
+			 * happened since is not known here, replay all */
+			ss->gap = true;
+			ss->gap_to = 0;
+			ss->cursor = 0;
+		}
+	} else if ((val = lws_get_urlarg_by_name(wsi, "seq=", arg,
+						 sizeof(arg))) &&
+		   vs_parse_i64(&v, val, 10, 0, INT64_MAX) == 0) {
+		uint64_t at;
+
+		if (vs_events_after_seq(v, &at) < 0)
+			ss->gap = true;
+		ss->cursor = at;
+		ss->gap_to = at;
+	}
+}
+
+/* Send one message of @len bytes at @text (copied behind LWS_PRE).
+ * 0, or -1 to close the connection. */
+static int events_send(struct lws *wsi, const char *text, size_t len)
+{
+	unsigned char *buf = malloc(LWS_PRE + len);
+	int r;
+
+	if (!buf)
+		return -1;
+	memcpy(buf + LWS_PRE, text, len);
+	r = lws_write(wsi, buf + LWS_PRE, len, LWS_WRITE_TEXT);
+	free(buf);
+	return r < (int)len ? -1 : 0;
+}
+
+/* Writable: one message per callback (lws's rule), then ask again while
+ * there is more. */
+static int events_writable(struct lws *wsi, struct control_session *ss)
+{
+	char *json = NULL;
+	size_t len = 0;
+	uint64_t id = 0;
+	int r;
+
+	if (ss->gap) {
+		json_t *o = json_pack("{s:s,s:I}", "type", "gap",
+				      "resume_after", (json_int_t)ss->gap_to);
+
+		ss->gap = false;
+		r = o ? vs_json_dump(o, &json, &len) : -ENOMEM;
+		json_decref(o);
+		if (r < 0 || events_send(wsi, json, len) < 0) {
+			free(json);
+			return -1;
+		}
+		free(json);
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
+	r = vs_events_next(ss->cursor, &json, &len, &id);
+	if (r == -EAGAIN)
+		return 0;
+	if (r == -ERANGE) { /* the client was too slow: say so, go on */
+		ss->gap = true;
+		ss->gap_to = id;
+		ss->cursor = id;
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
+	if (r < 0)
+		return -1;
+	r = events_send(wsi, json, len);
+	free(json);
+	if (r < 0)
+		return -1;
+	ss->cursor = id;
+	if (id < vs_events_last_id())
+		lws_callback_on_writable(wsi);
+	return 0;
+}
+
+/* An event was emitted (any thread): wake the service thread, which then
+ * asks every /events client for a writable callback. */
+static void events_wake(void *arg)
+{
+	struct vs_control *c = arg;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->ctx)
+		lws_cancel_service(c->ctx);
+	pthread_mutex_unlock(&c->lock);
 }
 
 /* lws calls this on the service thread for every event of a connection.
@@ -278,7 +454,8 @@ static int control_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
 		control_session_release(ss); /* a previous keep-alive reply */
-		status = control_route(wsi, in, ss, &ctype);
+		status = control_route(lws_context_user(lws_get_context(wsi)),
+				       wsi, in, ss, &ctype);
 		if (status < 0) {
 			vs_warn("control endpoint: cannot answer '%s': %s",
 				(const char *)in, strerror(-status));
@@ -324,19 +501,39 @@ static int control_callback(struct lws *wsi, enum lws_callback_reasons reason,
 			control_session_release(ss);
 		return 0;
 
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+		/* a WebSocket upgrade: only GET /events, only in a mount */
+		struct vs_control *c = lws_context_user(lws_get_context(wsi));
+		char uri[64];
+
+		if (!c->has_hooks || !ss ||
+		    lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <
+			0 ||
+		    strcmp(uri, "/events"))
+			return 1;
+		events_open(wsi, ss); /* the query is still there */
+		return 0;
+	}
+
+	case LWS_CALLBACK_ESTABLISHED:
+		lws_callback_on_writable(wsi);
+		return 0;
+
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return ss && ss->ws ? events_writable(wsi, ss) : 0;
+
+	case LWS_CALLBACK_RECEIVE:
+		return 0; /* nothing is expected from a client */
+
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		lws_callback_on_writable_all_protocol(lws_get_context(wsi),
+						      &control_protocols[0]);
+		return 0;
+
 	default:
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	}
 }
-
-static const struct lws_protocols control_protocols[] = {
-    {
-	.name = "http",
-	.callback = control_callback,
-	.per_session_data_size = sizeof(struct control_session),
-    },
-    {0},
-};
 
 /* ------------------------------------------------------------ lifecycle */
 
@@ -361,6 +558,12 @@ static void *control_thread(void *arg)
 
 int vs_control_start(struct vs_control **out, const char *addr)
 {
+	return vs_control_start_with(out, addr, NULL);
+}
+
+int vs_control_start_with(struct vs_control **out, const char *addr,
+			  const struct vs_control_hooks *hooks)
+{
 	static pthread_once_t log_once = PTHREAD_ONCE_INIT;
 	struct lws_context_creation_info info;
 	struct sockaddr_storage sa;
@@ -382,6 +585,10 @@ int vs_control_start(struct vs_control **out, const char *addr)
 	if (!c)
 		return -ENOMEM;
 	pthread_mutex_init(&c->lock, NULL);
+	if (hooks && hooks->status && hooks->ready) {
+		c->hooks = *hooks;
+		c->has_hooks = true;
+	}
 	snprintf(c->where, sizeof(c->where),
 		 sa.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
 
@@ -410,6 +617,7 @@ int vs_control_start(struct vs_control **out, const char *addr)
 	info.iface = host;
 	info.port = port;
 	info.server_string = "vsync";
+	info.user = c; /* lws_context_user() in the callback */
 
 	c->ctx = lws_create_context(&info);
 	if (!c->ctx) {
@@ -443,6 +651,8 @@ int vs_control_start(struct vs_control **out, const char *addr)
 			 strerror(-r));
 		goto fail;
 	}
+	if (c->has_hooks)
+		vs_events_set_wake(events_wake, c);
 	vs_info("control endpoint listening on %s", c->where);
 	*out = c;
 	return 0;
@@ -455,6 +665,95 @@ fail:
 	return r;
 }
 
+/* ------------------------------------------------------------ client */
+
+/* Largest answer vs_control_get() reads. */
+#define CONTROL_GET_MAX (1 << 20)
+
+int vs_control_get(const char *addr, const char *path, int timeout_ms,
+		   int *status, char **body, size_t *len)
+{
+	struct sockaddr_storage sa;
+	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+	char host[INET6_ADDRSTRLEN], req[512], *buf = NULL, *hdr_end;
+	socklen_t salen = 0;
+	size_t n = 0, cap = 8192;
+	int port, fd = -1, r, code;
+
+	*body = NULL;
+	*len = 0;
+	if (control_parse_addr(addr, &sa, &salen, host, sizeof(host), &port) ||
+	    strlen(path) > 256)
+		return -EINVAL;
+	fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* on Linux SO_SNDTIMEO bounds connect(2) too */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
+	    connect(fd, (const struct sockaddr *)&sa, salen) < 0) {
+		r = errno == EINPROGRESS ? -ETIMEDOUT : -errno;
+		goto out;
+	}
+	r = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n",
+		     path, host);
+	r = vs_write_in_full(fd, req, (size_t)r);
+	if (r < 0)
+		goto out;
+	buf = malloc(cap + 1);
+	if (!buf) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		ssize_t got;
+
+		if (n == cap) {
+			char *nb;
+
+			if (cap >= CONTROL_GET_MAX) {
+				r = -EFBIG;
+				goto out;
+			}
+			cap *= 2;
+			nb = realloc(buf, cap + 1);
+			if (!nb) {
+				r = -ENOMEM;
+				goto out;
+			}
+			buf = nb;
+		}
+		got = read(fd, buf + n, cap - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			r = errno == EAGAIN ? -ETIMEDOUT : -errno;
+			goto out;
+		}
+		if (got == 0)
+			break;
+		n += (size_t)got;
+	}
+	buf[n] = '\0';
+	hdr_end = strstr(buf, "\r\n\r\n");
+	if (!hdr_end || sscanf(buf, "HTTP/1.%*d %d", &code) != 1) {
+		r = -EBADMSG;
+		goto out;
+	}
+	hdr_end += 4;
+	*len = n - (size_t)(hdr_end - buf);
+	memmove(buf, hdr_end, *len + 1);
+	*body = buf;
+	*status = code;
+	buf = NULL;
+	r = 0;
+out:
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
 int vs_control_port(const struct vs_control *c)
 {
 	return c->port;
@@ -464,6 +763,8 @@ void vs_control_stop(struct vs_control *c)
 {
 	if (!c)
 		return;
+	if (c->has_hooks)
+		vs_events_set_wake(NULL, NULL); /* no wake after this */
 	atomic_store(&c->stop, true);
 	pthread_mutex_lock(&c->lock);
 	if (c->ctx) /* NULL if the loop failed and already ended */

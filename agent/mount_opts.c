@@ -45,9 +45,9 @@ const char vs_mount_usage[] =
     "(repeatable)\n"
     "  --ready-file PATH    create PATH once the critical files are local\n"
     "  --notify-fd N        write \"READY=1\" to fd N once ready\n"
-    "  --control ADDR:PORT  serve /healthz /readyz /metrics (127.0.0.1 "
-    "when\n"
-    "                       only :PORT is given)\n"
+    "  --control ADDR:PORT  serve /healthz /readyz /metrics /status "
+    "/events\n"
+    "                       (127.0.0.1 when only :PORT is given)\n"
     "  --prefetch N         fetch the rest of the tree with N workers "
     "(default 4;\n"
     "                       0: other files only on first read)\n"
@@ -74,6 +74,10 @@ const char vs_mount_usage[] =
     "86400)\n"
     "  --log-file FILE      append log lines to FILE (daemon mode "
     "otherwise loses them)\n"
+    "  --log-format FMT     logfmt (default) or json: one object per line "
+    "with\n"
+    "                       ts prog pid level msg; default "
+    "$VSYNC_LOG_FORMAT\n"
     "  -f                   stay in the foreground (without it, return once "
     "ready)\n"
     "  -s                   single-threaded\n"
@@ -105,6 +109,7 @@ enum {
 	OPT_REDIS,
 	OPT_CACHE_DIR,
 	OPT_LOG_FILE,
+	OPT_LOG_FORMAT,
 	OPT_READY_FILE,
 	OPT_NOTIFY_FD,
 	OPT_CONTROL,
@@ -129,6 +134,7 @@ static const struct option long_opts[] = {
     {"redis", required_argument, NULL, OPT_REDIS},
     {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
     {"log-file", required_argument, NULL, OPT_LOG_FILE},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
     {"ready-file", required_argument, NULL, OPT_READY_FILE},
     {"notify-fd", required_argument, NULL, OPT_NOTIFY_FD},
     {"control", required_argument, NULL, OPT_CONTROL},
@@ -271,6 +277,9 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 			break;
 		case OPT_LOG_FILE:
 			o->log_file = val;
+			break;
+		case OPT_LOG_FORMAT:
+			o->log_format = val;
 			break;
 		case OPT_READY_FILE:
 			o->ready_file = val;
@@ -438,7 +447,14 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 			o->verify_key = getenv_fn("VSYNC_VERIFY_KEY");
 		if (!o->cache_dir)
 			o->cache_dir = getenv_fn("VSYNC_CACHE_DIR");
+		if (!o->log_format)
+			o->log_format = getenv_fn("VSYNC_LOG_FORMAT");
 	}
+	if (o->log_format && strcmp(o->log_format, "logfmt") &&
+	    strcmp(o->log_format, "json"))
+		return fail(err, errlen,
+			    "--log-format takes logfmt or json, not '%s'",
+			    o->log_format);
 	if (!o->cache_dir)
 		o->cache_dir = "/var/cache/vsync";
 	/* other users reach the mount: the kernel checks their permissions

@@ -17,11 +17,12 @@ struct vs_mount_opts {
 	const char *mountpoint;
 	const char *pg;	   /* --pg, else VSYNC_PG_URL */
 	const char *redis; /* --redis, else VSYNC_REDIS_URL (later issues) */
-	const char *cache_dir; /* --cache-dir, else VSYNC_CACHE_DIR */
-	const char *log_file;  /* --log-file: where a daemon logs */
-	bool foreground;       /* -f */
-	bool single_thread;    /* -s */
-	bool debug;	       /* -d: FUSE debug + debug log level */
+	const char *cache_dir;	/* --cache-dir, else VSYNC_CACHE_DIR */
+	const char *log_file;	/* --log-file: where a daemon logs */
+	const char *log_format; /* --log-format logfmt|json, VSYNC_LOG_FORMAT */
+	bool foreground;	/* -f */
+	bool single_thread;	/* -s */
+	bool debug;		/* -d: FUSE debug + debug log level */
 	bool help, version;
 	bool no_follow; /* --no-follow: serve the manifest, apply no changes */
 	const char *at; /* --at SEQ|TIME: the project as it was, read-only */

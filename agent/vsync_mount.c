@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <fuse_lowlevel.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,8 @@
 #include "vsync/redis.h"
 #include "vsync/change.h"
 #include "vsync/sign.h"
+#include "vsync/status.h"
+#include "vsync/events.h"
 #include "vsync/banned.h"
 
 static const char *env_get(const char *name)
@@ -402,14 +405,21 @@ struct mount_ctx {
 	char author[128];
 	char id[VS_UUID_BUFSZ];
 	int64_t seq;
+	/* the control file, relative to the cache dir: "control", or
+	 * "projects/<uuid>@<seq>/control" for a mount --at */
+	char control_file[VS_UUID_BUFSZ + 48];
 
-	/* housekeeping thread: saves the learned list, heartbeats the
-	 * container registration */
+	/* housekeeping thread: saves the learned list, reads the head and
+	 * heartbeats the container registration */
 	pthread_t keeper;
 	bool keeper_started;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool stopping; /* protected by lock */
+	bool stopping;	/* protected by lock */
+	bool beat_soon; /* protected by lock: a change was applied */
+	bool following; /* the follower was started (set before it is) */
+	/* the control endpoint's thread's own connections for /status */
+	struct head_reader *ctl_reader;
 };
 
 /*
@@ -452,13 +462,43 @@ static int open_writable(const struct vs_mount_opts *o, struct vs_cache *cache,
 	return 0;
 }
 
+/* Ask the keeper for a heartbeat soon (it sends at most one a second). */
+static void beat_soon(struct mount_ctx *ctx)
+{
+	pthread_mutex_lock(&ctx->lock);
+	if (!ctx->beat_soon) {
+		ctx->beat_soon = true;
+		pthread_cond_signal(&ctx->cond);
+	}
+	pthread_mutex_unlock(&ctx->lock);
+}
+
 static int apply_change(void *arg, const struct vs_change *c)
 {
 	struct mount_ctx *ctx = arg;
 	int r = vs_fs_apply(ctx->fs, c);
 
-	if (r == 0)
+	if (r == 0) {
+		int64_t now = vs_wall_ms(),
+			commit = c->state.mtime_ns / 1000000;
+
 		vs_metrics_change_applied(c->seq);
+		/* mtime_ns is the change's time in PostgreSQL (status.c) */
+		vs_status_applied(c->seq, commit, now);
+		vs_events_change(c->seq, vs_change_op_name(c->op), c->path,
+				 c->op == VS_OP_RENAME ? c->old_path : NULL,
+				 commit <= 0	? -1
+				 : now > commit ? now - commit
+						: 0);
+		/* a conflict this mount made is announced when its save is
+		 * committed (on_committed), not again when it comes back */
+		if (c->conflict &&
+		    !(ctx->journal && !strcmp(c->author, ctx->author)))
+			vs_events_conflict(c->path, c->seq, c->conflict, false);
+		vs_status_remote(c->path,
+				 c->op == VS_OP_RENAME ? c->old_path : NULL);
+		beat_soon(ctx);
+	}
 	return r;
 }
 
@@ -474,6 +514,7 @@ static void on_critical_ready(void *arg, size_t missing)
 	int64_t ms = vs_mono_ms() - ctx->start_ms;
 
 	vs_metrics_ready((uint64_t)ms);
+	vs_events_ready(ms);
 	vs_info("ready in %lld ms (%zu critical files local%s)", (long long)ms,
 		ctx->ncritical - missing, missing ? ", some missing" : "");
 	if (o->ready_file) {
@@ -544,63 +585,324 @@ out:
 	free_strings(paths, n);
 }
 
-/* Register this agent in containers:{id} (a sorted set scored by expiry). */
-static void presence(struct mount_ctx *ctx, struct vs_redis **rd, bool leave)
+/* ---- sync state (status.h) ------------------------------------------ */
+
+/* Connections one thread reads the head with (never shared). */
+struct head_reader {
+	struct vs_pg *pg;
+	struct vs_redis *rd;
+};
+
+static void head_reader_release(struct head_reader *h)
 {
-	char key[VS_REDIS_KEY_MAX], member[128], host[64] = "?", score[32];
+	vs_pg_free(h->pg);
+	vs_redis_free(h->rd);
+	h->pg = NULL;
+	h->rd = NULL;
+}
+
+/* The head from PostgreSQL, with the commit time of the first change not
+ * applied. 0 or -errno, with the reason in @why. */
+static int head_from_pg(struct mount_ctx *ctx, struct head_reader *h, char *why,
+			size_t whylen)
+{
+	char after[24];
+	const char *v[2] = {ctx->id, after};
+	PGresult *res = NULL;
+	int64_t head = 0, ns = 0, applied = vs_status_get_applied();
+	int r;
+
+	snprintf(after, sizeof(after), "%lld", (long long)applied);
+	if (!h->pg) {
+		r = vs_pg_open(&h->pg, ctx->o->pg, ctx->o->timeout_ms);
+		if (r < 0) {
+			snprintf(why, whylen, "postgres: %s", strerror(-r));
+			return r;
+		}
+	}
+	r = vs_pg_exec(h->pg, &res,
+		       "SELECT vsync_project_seq($1::uuid), "
+		       "(SELECT mtime_ns FROM vsync_change_feed($1::uuid, "
+		       "$2::bigint, 1))",
+		       2, v, NULL, NULL, 0);
+	if (r == 0 &&
+	    (PQntuples(res) != 1 ||
+	     vs_parse_i64(&head, PQgetvalue(res, 0, 0), 10, 0, INT64_MAX) < 0))
+		r = -EBADMSG;
+	if (r == 0 && !PQgetisnull(res, 0, 1) &&
+	    vs_parse_i64(&ns, PQgetvalue(res, 0, 1), 10, 0, INT64_MAX) < 0)
+		ns = 0;
+	if (r < 0) {
+		snprintf(why, whylen, "postgres: %s",
+			 vs_pg_last_error(h->pg)[0] ? vs_pg_last_error(h->pg)
+						    : strerror(-r));
+		vs_pg_free(h->pg);
+		h->pg = NULL;
+	} else {
+		vs_status_head(head, "postgres", applied + 1, ns / 1000000,
+			       vs_wall_ms());
+	}
+	if (res)
+		PQclear(res);
+	return r;
+}
+
+/* The head as the relay's cursor in Redis says (what the stream holds). */
+static int head_from_redis(struct mount_ctx *ctx, struct head_reader *h,
+			   char *why, size_t whylen)
+{
+	char key[VS_REDIS_KEY_MAX];
+	const char *argv[] = {"GET", key};
+	redisReply *rep = NULL;
+	int64_t head = 0;
+	int r;
+
+	if (!h->rd) {
+		r = vs_redis_open(&h->rd, ctx->o->redis, ctx->o->timeout_ms);
+		if (r < 0) {
+			snprintf(why, whylen, "redis: %s", strerror(-r));
+			vs_redis_free(h->rd);
+			h->rd = NULL;
+			return r;
+		}
+	}
+	vs_redis_key_cursor(key, ctx->id);
+	r = vs_redis_command(h->rd, &rep, 2, argv, NULL);
+	if (r < 0) {
+		snprintf(why, whylen, "redis: %s", vs_redis_last_error(h->rd));
+		vs_redis_free(h->rd);
+		h->rd = NULL;
+		return r;
+	}
+	if (rep->type == REDIS_REPLY_NIL) {
+		snprintf(why, whylen,
+			 "redis: no relay cursor (has a relay "
+			 "published this project?)");
+		r = -ENOENT;
+	} else if (rep->type != REDIS_REPLY_STRING ||
+		   vs_parse_i64_n(&head, rep->str, rep->len, 10, 0, INT64_MAX) <
+		       0) {
+		snprintf(why, whylen, "redis: the relay cursor is not a seq");
+		r = -EBADMSG;
+	} else {
+		vs_status_head(head, "redis", 0, 0, vs_wall_ms());
+	}
+	freeReplyObject(rep);
+	return r;
+}
+
+/*
+ * Read the project's head and record it (vs_status_head): from
+ * PostgreSQL when @use_pg and there is one (the truth), else - or when it
+ * fails - the relay's cursor in Redis. Why neither worked goes to
+ * vs_status_head_failed().
+ */
+static void read_head(struct mount_ctx *ctx, struct head_reader *h, bool use_pg)
+{
+	char why[160] = "", why2[160] = "";
+
+	if (use_pg && ctx->o->pg && head_from_pg(ctx, h, why, sizeof(why)) == 0)
+		return;
+	if (ctx->o->redis && head_from_redis(ctx, h, why2, sizeof(why2)) == 0)
+		return;
+	if (!ctx->o->pg && !ctx->o->redis)
+		snprintf(why, sizeof(why), "neither --pg nor --redis");
+	vs_status_head_failed(why[0] && why2[0] ? why : why[0] ? why : why2);
+}
+
+/* Is the mount ready to serve (/readyz)? The critical files are local and
+ * the change follower is not known to be down (or was not asked for). */
+static bool mount_ready(void *arg, char *why, size_t whylen)
+{
+	struct mount_ctx *ctx = arg;
+
+	if (!vs_metrics_is_ready()) {
+		snprintf(why, whylen, "critical files not local yet");
+		return false;
+	}
+	if (ctx->following && vs_status_following_state() == 0) {
+		snprintf(why, whylen,
+			 "not following changes (backends unreachable)");
+		return false;
+	}
+	return true;
+}
+
+/* GET /status, on the control endpoint's thread: read the head now
+ * (from PostgreSQL when there is one), then the snapshot. */
+static int mount_status(void *arg, char **body, size_t *len)
+{
+	struct mount_ctx *ctx = arg;
+	struct vs_status_snap s;
+	char why[128];
+	int r;
+
+	read_head(ctx, ctx->ctl_reader, true);
+	r = vs_status_snapshot(&s, ctx->journal,
+			       mount_ready(ctx, why, sizeof(why)));
+	if (r < 0)
+		return r;
+	r = vs_status_json(&s, ctx->o->project, ctx->id, ctx->o->mountpoint,
+			   body, len);
+	vs_status_snap_release(&s);
+	return r;
+}
+
+/* Before a scrape: the gauges of the sync state (no backend call). */
+static void mount_refresh(void *arg)
+{
+	struct mount_ctx *ctx = arg;
+	struct vs_status_snap s;
+
+	if (vs_status_snapshot(&s, ctx->journal, false) == 0)
+		vs_status_snap_release(&s);
+}
+
+/*
+ * Register this agent in containers:{id}: a sorted set scored by expiry,
+ * one member per agent, the JSON of vs_beat_format() (its applied seq and
+ * state). The member changes with the state, so the previous one (@last)
+ * is removed first; a reader keeps the newest member of each host:pid:mount
+ * (an agent that died leaves one until its score passes). Only ZADD, ZREM
+ * and EXPIRE on containers:{id}: what a container's Redis user may do
+ * (docs/security.md).
+ */
+static void presence(struct mount_ctx *ctx, struct vs_redis **rd, bool leave,
+		     char last[VS_BEAT_MAX + 1])
+{
+	char key[VS_REDIS_KEY_MAX], member[VS_BEAT_MAX + 1], score[32];
 	const char *add[] = {"ZADD", key, score, member};
-	const char *rem[] = {"ZREM", key, member};
+	const char *rem[] = {"ZREM", key, last};
 	const char *expire[] = {"EXPIRE", key, "120"};
+	struct vs_beat b = {.pid = (long)getpid()};
+	struct vs_status_snap s;
 	redisReply *rep = NULL;
 
 	if (!ctx->o->redis || ctx->o->at) /* --at follows nothing */
 		return;
-	if (!*rd && vs_redis_open(rd, ctx->o->redis, ctx->o->timeout_ms) < 0)
+	if (!*rd && vs_redis_open(rd, ctx->o->redis, ctx->o->timeout_ms) < 0) {
+		vs_redis_free(*rd);
+		*rd = NULL;
 		return;
-	gethostname(host, sizeof(host) - 1);
-	snprintf(member, sizeof(member), "%s:%d:%s", host, (int)getpid(),
-		 ctx->o->mountpoint);
-	snprintf(score, sizeof(score), "%lld", (long long)time(NULL) + 60);
-	vs_redis_key_containers(key, ctx->id);
-	if (vs_redis_command(*rd, &rep, leave ? 3 : 4, leave ? rem : add,
-			     NULL) == 0 &&
-	    !leave) {
-		freeReplyObject(rep);
-		rep = NULL;
-		vs_redis_command(*rd, &rep, 3, expire, NULL);
 	}
-	if (rep)
+	vs_redis_key_containers(key, ctx->id);
+	if (leave) {
+		if (last[0] && vs_redis_command(*rd, &rep, 3, rem, NULL) == 0)
+			freeReplyObject(rep);
+		return;
+	}
+	gethostname(b.host, sizeof(b.host) - 1);
+	snprintf(b.mount, sizeof(b.mount), "%s", ctx->o->mountpoint);
+	if (vs_status_snapshot_quick(&s, ctx->journal, false) < 0)
+		return;
+	b.seq = s.applied_seq;
+	b.head = s.head_seq;
+	b.state = s.state;
+	b.pending = (int64_t)s.pending;
+	b.diverged = (int64_t)s.ndiverged;
+	b.lag_ms = s.lag_ms;
+	vs_status_snap_release(&s);
+	if (vs_beat_format(&b, member, sizeof(member)) < 0)
+		return;
+	snprintf(score, sizeof(score), "%lld", (long long)time(NULL) + 60);
+	if (last[0] && strcmp(last, member)) {
+		if (vs_redis_command(*rd, &rep, 3, rem, NULL) < 0)
+			goto fail;
 		freeReplyObject(rep);
+	}
+	if (vs_redis_command(*rd, &rep, 4, add, NULL) < 0)
+		goto fail;
+	freeReplyObject(rep);
+	memcpy(last, member, strlen(member) + 1);
+	if (vs_redis_command(*rd, &rep, 3, expire, NULL) < 0)
+		goto fail;
+	freeReplyObject(rep);
+	return;
+fail:
+	vs_debug("cannot refresh this agent in %s: %s", key,
+		 vs_redis_last_error(*rd));
+	vs_redis_free(*rd);
+	*rd = NULL;
 }
+
+/* Heartbeats: every KEEPER_BEAT_MS, and KEEPER_BEAT_MIN_MS after a change
+ * was applied or committed (not more often). */
+#define KEEPER_BEAT_MS	   20000
+#define KEEPER_BEAT_MIN_MS 1000
 
 static void *keeper_main(void *arg)
 {
 	struct mount_ctx *ctx = arg;
 	int64_t learn_at = vs_mono_ms() + (int64_t)ctx->o->learn_seconds * 1000;
+	int64_t last_beat = 0;
 	bool learned = ctx->o->learn_seconds == 0;
+	struct head_reader hr = {0};
 	struct vs_redis *rd = NULL;
+	char *last = calloc(1, VS_BEAT_MAX + 1);
 
+	if (!last) {
+		vs_warn("no heartbeat: out of memory");
+		return NULL;
+	}
 	pthread_mutex_lock(&ctx->lock);
 	while (!ctx->stopping) {
+		int64_t now = vs_mono_ms(), due;
 		struct timespec ts;
 
+		due = last_beat +
+		      (ctx->beat_soon ? KEEPER_BEAT_MIN_MS : KEEPER_BEAT_MS);
+		if (!learned && learn_at < due)
+			due = learn_at;
+		if (last_beat && now < due) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += (due - now) / 1000;
+			ts.tv_nsec += (long)((due - now) % 1000) * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&ctx->cond, &ctx->lock, &ts);
+			continue;
+		}
+		ctx->beat_soon = false;
 		pthread_mutex_unlock(&ctx->lock);
 		if (!learned && vs_mono_ms() >= learn_at) {
 			save_learned(ctx);
 			learned = true;
 		}
-		presence(ctx, &rd, false);
+		/* the Redis cursor, or PostgreSQL in PostgreSQL-only mode
+		 * (where the agent holds a connection anyway) */
+		read_head(ctx, &hr, !ctx->o->redis);
+		presence(ctx, &rd, false, last);
+		last_beat = vs_mono_ms();
 		pthread_mutex_lock(&ctx->lock);
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += learned ? 20 : 1;
-		pthread_cond_timedwait(&ctx->cond, &ctx->lock, &ts);
 	}
 	pthread_mutex_unlock(&ctx->lock);
 	if (!learned)
 		save_learned(ctx);
-	presence(ctx, &rd, true);
+	presence(ctx, &rd, true, last);
 	vs_redis_free(rd);
+	head_reader_release(&hr);
+	free(last);
 	return NULL;
+}
+
+/* The op of a journal entry as the events name it. */
+static const char *jop_name(enum vs_jop op)
+{
+	switch (op) {
+	case VS_JOP_WRITE:
+		return "write";
+	case VS_JOP_SYMLINK:
+		return "symlink";
+	case VS_JOP_MKDIR:
+		return "mkdir";
+	case VS_JOP_DELETE:
+		return "delete";
+	case VS_JOP_RENAME:
+		return "rename";
+	}
+	return "?";
 }
 
 static void on_committed(void *arg, const struct vs_jentry *e,
@@ -609,6 +911,16 @@ static void on_committed(void *arg, const struct vs_jentry *e,
 	struct mount_ctx *ctx = arg;
 
 	vs_fs_committed(ctx->fs, e, res);
+	if (res->error)
+		vs_events_refused(jop_name(e->op), e->path, res->error);
+	else if (res->seq > 0)
+		vs_events_saved(jop_name(e->op), e->path, res->seq,
+				res->version, res->merged);
+	if (!res->error && res->conflict)
+		vs_events_conflict(e->path, res->seq, res->version - 1, true);
+	vs_status_saved(e->path, e->op == VS_JOP_RENAME ? e->old_path : NULL,
+			res->error, e->op == VS_JOP_DELETE);
+	beat_soon(ctx);
 }
 
 /* --writable: start committing the journal (what is left from before a
@@ -643,6 +955,50 @@ static void start_writeback(struct mount_ctx *ctx)
 			vs_journal_pending(ctx->journal));
 }
 
+/*
+ * "control" in the cache dir: where this mount's control endpoint listens
+ * and its mountpoint, one per line, for `vsync-mount --status MOUNTPOINT`
+ * (one mount per cache dir; a mount --at writes its own in its state dir,
+ * projects/<uuid>@<seq>/control). Removed at the stop; a stale one from a
+ * mount that died names a port nobody answers on, or another mountpoint.
+ */
+#define CONTROL_FILE "control"
+
+static void write_control_file(struct mount_ctx *ctx)
+{
+	const char *spec = ctx->o->control, *colon = strrchr(spec, ':');
+	char text[4096 + 128], host[80] = "127.0.0.1",
+			       tmp[sizeof(ctx->control_file) + 8];
+	int n, fd;
+
+	if (colon && colon > spec && (size_t)(colon - spec) < sizeof(host))
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - spec), spec);
+	if (!strcmp(host, "0.0.0.0"))
+		snprintf(host, sizeof(host), "127.0.0.1");
+	else if (!strcmp(host, "[::]"))
+		snprintf(host, sizeof(host), "[::1]");
+	n = snprintf(text, sizeof(text), "%s:%d\n%s\n", host,
+		     vs_control_port(ctx->control), ctx->o->mountpoint);
+	if (n < 0 || (size_t)n >= sizeof(text))
+		return;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", ctx->control_file);
+	fd = openat(ctx->cache->dir_fd, tmp,
+		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || vs_write_in_full(fd, text, (size_t)n) < 0 ||
+	    renameat(ctx->cache->dir_fd, tmp, ctx->cache->dir_fd,
+		     ctx->control_file) < 0)
+		vs_warn("cannot write '%s/%s' (vsync-mount --status will not "
+			"find this mount): %s",
+			ctx->cache->dir, ctx->control_file, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+static void remove_control_file(struct mount_ctx *ctx)
+{
+	unlinkat(ctx->cache->dir_fd, ctx->control_file, 0);
+}
+
 /* Mounted: serve the control endpoint, fetch the critical files, follow
  * the project's changes, learn what is read first. */
 static void on_ready(void *arg)
@@ -669,9 +1025,23 @@ static void on_ready(void *arg)
 	};
 	int r;
 
+	struct vs_control_hooks hooks = {
+	    .status = mount_status,
+	    .ready = mount_ready,
+	    .refresh = mount_refresh,
+	    .arg = ctx,
+	};
+
 	vs_info("mounted on '%s'", o->mountpoint);
-	if (o->control)
-		vs_control_start(&ctx->control, o->control); /* logs why not */
+	ctx->following =
+	    !o->no_follow && !o->single_thread && (sc.pg || sc.redis);
+	if (o->control) {
+		ctx->ctl_reader = calloc(1, sizeof(*ctx->ctl_reader));
+		if (ctx->ctl_reader &&
+		    vs_control_start_with(&ctx->control, o->control, &hooks) ==
+			0)
+			write_control_file(ctx);
+	}
 	vs_fs_learn_start(ctx->fs, o->learn_seconds);
 	start_writeback(ctx);
 	if (pthread_create(&ctx->keeper, NULL, keeper_main, ctx) == 0)
@@ -722,7 +1092,13 @@ static void on_stop(void *arg)
 		ctx->keeper_started = false;
 	}
 	vs_control_stop(ctx->control);
+	if (ctx->control)
+		remove_control_file(ctx);
 	ctx->control = NULL;
+	if (ctx->ctl_reader)
+		head_reader_release(ctx->ctl_reader);
+	free(ctx->ctl_reader);
+	ctx->ctl_reader = NULL;
 }
 
 /*
@@ -760,6 +1136,141 @@ static void daemonize(int *fd_out)
 	*fd_out = p[1];
 }
 
+/* ---- vsync-mount --status ---------------------------------------------- */
+
+static const char status_usage[] =
+    "usage: vsync-mount --status [--json] [--cache-dir DIR] [--timeout MS]\n"
+    "                   MOUNTPOINT | ADDR:PORT\n"
+    "\n"
+    "Ask a running mount how far it is in sync (GET /status on its control\n"
+    "endpoint: the mount needs --control). MOUNTPOINT is looked up in the\n"
+    "cache dir (--cache-dir, else $VSYNC_CACHE_DIR or /var/cache/vsync).\n"
+    "Prints one line (--json: the whole answer). Exit status: 0 in sync,\n"
+    "1 not in sync, 2 usage, 3 no answer.\n";
+
+/* Does control file @path name mountpoint @real? Its address into @addr. */
+static bool control_names(const char *path, const char *real, char *addr,
+			  size_t addrlen)
+{
+	char *text = NULL, *nl;
+	size_t len = 0;
+	bool found = false;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0 && vs_read_fd_whole(&text, &len, fd, 8192) == 0 &&
+	    (nl = strchr(text, '\n')) && (size_t)(nl - text) < addrlen) {
+		char *mp = nl + 1, *end = strchr(mp, '\n');
+
+		*nl = '\0';
+		if (end)
+			*end = '\0';
+		if (!strcmp(mp, real)) {
+			snprintf(addr, addrlen, "%s", text);
+			found = true;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	free(text);
+	return found;
+}
+
+/* The control address of the mount on @mnt, from @cache_dir's control
+ * file (or a mount --at's, in its state dir), into @addr. 0 or -ENOENT
+ * (logged on stderr). */
+static int status_lookup(const char *cache_dir, const char *mnt, char *addr,
+			 size_t addrlen)
+{
+	char path[4200], *real = realpath(mnt, NULL);
+	glob_t g = {0};
+	int r = -ENOENT;
+
+	snprintf(path, sizeof(path), "%s/" CONTROL_FILE, cache_dir);
+	if (real && control_names(path, real, addr, addrlen))
+		r = 0;
+	snprintf(path, sizeof(path), "%s/projects/*@*/" CONTROL_FILE,
+		 cache_dir);
+	if (r < 0 && real && glob(path, 0, NULL, &g) == 0) {
+		for (size_t i = 0; r < 0 && i < g.gl_pathc; i++)
+			if (control_names(g.gl_pathv[i], real, addr, addrlen))
+				r = 0;
+	}
+	globfree(&g);
+	if (r < 0)
+		fprintf(stderr,
+			"vsync-mount: no mount with a control endpoint on '%s' "
+			"in cache dir '%s' (mount with --control, or give "
+			"ADDR:PORT or --cache-dir)\n",
+			mnt, cache_dir);
+	free(real);
+	return r;
+}
+
+static int status_main(int argc, char **argv)
+{
+	const char *cache_dir = env_get("VSYNC_CACHE_DIR"), *target = NULL;
+	char addr[128], line[1024], *body = NULL;
+	struct stat st;
+	size_t len = 0;
+	long timeout = 5000;
+	bool json = false;
+	int code = 0, r, i;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			json = true;
+		} else if (!strcmp(argv[i], "--cache-dir") && i + 1 < argc) {
+			cache_dir = argv[++i];
+		} else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
+			if (vs_parse_long(&timeout, argv[++i], 10, 1, 600000) <
+			    0)
+				break;
+		} else if (!strcmp(argv[i], "-h") ||
+			   !strcmp(argv[i], "--help")) {
+			fputs(status_usage, stdout);
+			return 0;
+		} else if (argv[i][0] != '-' && !target) {
+			target = argv[i];
+		} else {
+			break;
+		}
+	}
+	if (i < argc || !target) {
+		fputs(status_usage, stderr);
+		return 2;
+	}
+	if (!cache_dir)
+		cache_dir = "/var/cache/vsync";
+	if (stat(target, &st) == 0 && S_ISDIR(st.st_mode)) {
+		if (status_lookup(cache_dir, target, addr, sizeof(addr)) < 0)
+			return 3;
+	} else {
+		snprintf(addr, sizeof(addr), "%s", target);
+	}
+	r = vs_control_get(addr, "/status", (int)timeout, &code, &body, &len);
+	if (r < 0 || code != 200) {
+		fprintf(stderr, "vsync-mount: no status from %s: %s\n", addr,
+			r < 0 ? strerror(-r) : "not a 200 answer");
+		free(body);
+		return 3;
+	}
+	if (vs_status_line(body, len, line, sizeof(line)) < 0) {
+		fprintf(stderr,
+			"vsync-mount: %s answered something that is "
+			"not a status\n",
+			addr);
+		free(body);
+		return 3;
+	}
+	if (json)
+		printf("%s\n", body);
+	else
+		printf("%s\n", line);
+	r = strncmp(line, "in sync", 7) == 0 ? 0 : 1;
+	free(body);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
@@ -779,6 +1290,8 @@ int main(int argc, char **argv)
 	int r, upper_fd = -1, lock_fd = -1, status = 1;
 
 	vs_log_set_prog("vsync-mount");
+	if (argc >= 2 && !strcmp(argv[1], "--status"))
+		return status_main(argc - 1, argv + 1);
 	vs_manifest_init(&m);
 	ctx.start_ms = vs_mono_ms();
 	pthread_mutex_init(&ctx.lock, NULL);
@@ -812,6 +1325,8 @@ int main(int argc, char **argv)
 	}
 	if (o.debug)
 		vs_log_set_level(VS_LOG_DEBUG);
+	if (o.log_format)
+		vs_log_set_format(vs_log_format_parse(o.log_format));
 	fuse_set_log_func(fuse_log_to_vs);
 	raise_fd_limit();
 	if (!o.foreground)
@@ -905,6 +1420,14 @@ int main(int argc, char **argv)
 	ctx.fs = fs;
 	ctx.cache = &cache;
 	ctx.seq = m.seq;
+	if (o.at)
+		snprintf(ctx.control_file, sizeof(ctx.control_file),
+			 "projects/%s/" CONTROL_FILE, key);
+	else
+		snprintf(ctx.control_file, sizeof(ctx.control_file),
+			 CONTROL_FILE);
+	vs_status_set_applied(m.seq);
+	vs_status_set_pinned(o.at != NULL);
 	memcpy(ctx.id, id, sizeof(ctx.id));
 	load_learned(&o, &cache, id, &learned, &nlearned);
 	r = vs_prefetch_plan_build(&ctx.plan, &m, o.critical,

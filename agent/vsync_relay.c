@@ -78,6 +78,9 @@ static void usage(FILE *f)
 	    "unsigned)\n"
 	    "  --once               publish what is pending for every "
 	    "project, exit\n"
+	    "  --log-format FMT     logfmt (default) or json: one object per "
+	    "line\n"
+	    "                       (default: $VSYNC_LOG_FORMAT)\n"
 	    "  -v, --verbose        debug log lines\n"
 	    "  --help, --version\n"
 	    "\n"
@@ -115,6 +118,7 @@ int main(int argc, char **argv)
 		O_TIMEOUT,
 		O_ONCE,
 		O_SIGN_KEY,
+		O_LOG_FORMAT,
 		O_HELP,
 		O_VERSION,
 	};
@@ -129,6 +133,7 @@ int main(int argc, char **argv)
 	    {"timeout", required_argument, NULL, O_TIMEOUT},
 	    {"once", no_argument, NULL, O_ONCE},
 	    {"sign-key", required_argument, NULL, O_SIGN_KEY},
+	    {"log-format", required_argument, NULL, O_LOG_FORMAT},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, O_HELP},
 	    {"version", no_argument, NULL, O_VERSION},
@@ -147,6 +152,7 @@ int main(int argc, char **argv)
 	sigset_t stop_set;
 	const char *sign_key = getenv("VSYNC_SIGN_KEY");
 	struct vs_sign_key *key = NULL;
+	const char *log_format = getenv("VSYNC_LOG_FORMAT");
 	unsigned long long v;
 	int o, r;
 
@@ -195,6 +201,9 @@ int main(int argc, char **argv)
 		case O_SIGN_KEY:
 			sign_key = optarg;
 			break;
+		case O_LOG_FORMAT:
+			log_format = optarg;
+			break;
 		case 'v':
 			vs_log_set_level(VS_LOG_DEBUG);
 			break;
@@ -210,6 +219,17 @@ int main(int argc, char **argv)
 		}
 		if (r < 0)
 			return 2;
+	}
+	if (log_format && *log_format) {
+		r = vs_log_format_parse(log_format);
+		if (r < 0) {
+			fprintf(stderr,
+				"vsync-relay: --log-format takes logfmt or "
+				"json, not '%s'\n",
+				log_format);
+			return 2;
+		}
+		vs_log_set_format((enum vs_log_format)r);
 	}
 	if (optind < argc) {
 		fprintf(stderr,

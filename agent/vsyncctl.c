@@ -37,6 +37,8 @@
 #include "vsync/path.h"
 #include "vsync/pg.h"
 #include "vsync/redis.h"
+#include "vsync/status.h"
+#include "vsync/clock.h"
 #include "vsync/util.h"
 #include "vsync/sign.h"
 #include "vsync/banned.h"
@@ -65,7 +67,8 @@ enum {
 
 struct ctl {
 	const char *conninfo;
-	const char *redis_url; /* --redis / $VSYNC_REDIS_URL: grant, revoke */
+	const char *redis_url; /* --redis / $VSYNC_REDIS_URL: grant, revoke,
+				  status */
 	int timeout_ms;
 	const char *author;
 	const char *op_id; /* NULL: a fresh id per change */
@@ -1643,10 +1646,150 @@ static int cmd_keygen(struct ctl *c, int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* At most this many members of containers:{id} are read. */
+#define CTL_CONTAINERS_MAX 1000
+
+struct ctl_beat {
+	struct vs_beat b;
+	int64_t expires; /* the member's score */
+};
+
+/* The commit time (ms) of change @after+1 of the project, or 0. */
+static int64_t ctl_commit_after(struct ctl *c, int64_t after)
+{
+	char a[24];
+	const char *v[2] = {c->project_id, a};
+	PGresult *res = NULL;
+	int64_t ns = 0;
+
+	snprintf(a, sizeof(a), "%lld", (long long)after);
+	if (ctl_query(c, &res,
+		      "SELECT mtime_ns FROM vsync_change_feed($1::uuid, "
+		      "$2::bigint, 1)",
+		      2, v) == 0 &&
+	    PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) &&
+	    vs_parse_i64(&ns, PQgetvalue(res, 0, 0), 10, 0, INT64_MAX) < 0)
+		ns = 0;
+	if (res)
+		PQclear(res);
+	return ns / 1000000;
+}
+
+/*
+ * The live containers of the project from containers:{id} (a sorted set
+ * of heartbeats scored by expiry, written by the agents - untrusted: each
+ * member is validated by vs_beat_parse(), the bad ones counted and
+ * skipped), newest member per agent, against @head from PostgreSQL.
+ */
+static int ctl_containers(struct ctl *c, int64_t head)
+{
+	char key[VS_REDIS_KEY_MAX], now_s[24];
+	const char *argv[] = {"ZRANGEBYSCORE", key,	now_s, "+inf",
+			      "WITHSCORES",    "LIMIT", "0",   "1000"};
+	struct ctl_beat *beats = NULL;
+	struct vs_redis *r = NULL;
+	redisReply *rep = NULL;
+	size_t n = 0, bad = 0, behind = 0;
+	int64_t now = (int64_t)time(NULL), now_ms = vs_wall_ms();
+	int rc;
+
+	rc = vs_redis_open(&r, c->redis_url, c->timeout_ms);
+	if (rc < 0) {
+		rc = ctl_fail(EXIT_BACKEND, "cannot connect to Redis: %s",
+			      r ? vs_redis_last_error(r) : strerror(-rc));
+		goto out;
+	}
+	vs_redis_key_containers(key, c->project_id);
+	snprintf(now_s, sizeof(now_s), "%lld", (long long)now);
+	rc = vs_redis_command(r, &rep, 8, argv, NULL);
+	if (rc < 0) {
+		rc = ctl_fail(EXIT_BACKEND, "cannot read %s: %s", key,
+			      vs_redis_last_error(r));
+		goto out;
+	}
+	if (rep->type != REDIS_REPLY_ARRAY) {
+		rc = ctl_fail(EXIT_ERR, "%s is not a sorted set", key);
+		goto out;
+	}
+	beats = calloc(rep->elements / 2 + 1, sizeof(*beats));
+	if (!beats) {
+		rc = ctl_fail(EXIT_ERR, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+		const redisReply *m = rep->element[i],
+				 *sc = rep->element[i + 1];
+		struct ctl_beat cb;
+		bool dup = false;
+
+		if (m->type != REDIS_REPLY_STRING ||
+		    sc->type != REDIS_REPLY_STRING ||
+		    vs_parse_i64_n(&cb.expires, sc->str, sc->len, 10, 0,
+				   INT64_MAX) < 0 ||
+		    vs_beat_parse(&cb.b, m->str, m->len) < 0) {
+			bad++;
+			continue;
+		}
+		/* one agent, one line: its newest member (scores grow) */
+		for (size_t k = 0; k < n && !dup; k++) {
+			struct ctl_beat *o = &beats[k];
+
+			if (o->b.pid == cb.b.pid &&
+			    !strcmp(o->b.host, cb.b.host) &&
+			    !strcmp(o->b.mount, cb.b.mount)) {
+				dup = true;
+				if (cb.expires >= o->expires)
+					*o = cb;
+			}
+		}
+		if (!dup)
+			beats[n++] = cb;
+	}
+	for (size_t k = 0; k < n; k++)
+		if (beats[k].b.seq < head)
+			behind++;
+	printf("containers %zu live, %zu behind\n", n, behind);
+	for (size_t k = 0; k < n; k++) {
+		const struct vs_beat *b = &beats[k].b;
+		int64_t lag = 0, seen = now - (beats[k].expires - 60);
+
+		if (b->seq < head) {
+			int64_t t = ctl_commit_after(c, b->seq);
+
+			lag = t > 0 && now_ms > t ? now_ms - t : 0;
+		}
+		printf("container %s:%ld:%s seq %lld behind %lld lag_ms %lld "
+		       "state %s pending %lld diverged %lld seen %llds ago%s\n",
+		       b->host, b->pid, b->mount, (long long)b->seq,
+		       (long long)(b->seq < head ? head - b->seq : 0),
+		       (long long)lag, vs_sync_state_name(b->state),
+		       (long long)b->pending, (long long)b->diverged,
+		       (long long)(seen > 0 ? seen : 0),
+		       b->seq < head ? " BEHIND" : "");
+	}
+	if (bad)
+		fprintf(stderr,
+			"vsyncctl: ignored %zu malformed entr%s in %s\n", bad,
+			bad == 1 ? "y" : "ies", key);
+	if (rep->elements / 2 >= CTL_CONTAINERS_MAX)
+		fprintf(stderr,
+			"vsyncctl: only the first %d entries of %s "
+			"were read\n",
+			CTL_CONTAINERS_MAX, key);
+	rc = EXIT_OK;
+out:
+	free(beats);
+	if (rep)
+		freeReplyObject(rep);
+	vs_redis_free(r);
+	return rc;
+}
+
 static int cmd_status(struct ctl *c, int argc, char **argv)
 {
 	const char *v[1];
 	PGresult *res = NULL;
+	int64_t head = 0;
 	int r;
 
 	if (argc != 2)
@@ -1667,7 +1810,11 @@ static int cmd_status(struct ctl *c, int argc, char **argv)
 	       PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3),
 	       PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 5),
 	       PQgetvalue(res, 0, 6));
+	if (vs_parse_i64(&head, PQgetvalue(res, 0, 2), 10, 0, INT64_MAX) < 0)
+		head = 0;
 	PQclear(res);
+	if (c->redis_url && *c->redis_url)
+		return ctl_containers(c, head);
 	return EXIT_OK;
 }
 
@@ -1904,8 +2051,9 @@ static void usage(FILE *f)
 	    "  --pg CONNINFO    PostgreSQL URL or key=value string\n"
 	    "                   (default: $VSYNC_PG_URL, then libpq's PG* "
 	    "defaults)\n"
-	    "  --redis URL      Redis as its administrator, for grant and "
-	    "revoke\n"
+	    "  --redis URL      Redis as its administrator, for grant, "
+	    "revoke and\n"
+	    "                   status\n"
 	    "                   (default: $VSYNC_REDIS_URL)\n"
 	    "  --timeout MS     deadline of each database call (default "
 	    "10000)\n"
@@ -1951,7 +2099,11 @@ static void usage(FILE *f)
 	    "again\n"
 	    "  export PROJECT DIR                write the tree into an empty "
 	    "DIR\n"
-	    "  status PROJECT                    id, change seq, files, bytes\n"
+	    "  status PROJECT                    id, change seq, files, "
+	    "bytes;\n"
+	    "                                    with --redis its live "
+	    "containers,\n"
+	    "                                    their seq, lag and state\n"
 	    "  grant PROJECT [--ttl DURATION]    make or rotate the "
 	    "credentials of\n"
 	    "                                    PROJECT's containers; prints\n"

@@ -50,6 +50,7 @@
 #include "vsync/change.h"
 #include "vsync/content.h"
 #include "vsync/log.h"
+#include "vsync/status.h"
 #include "vsync/banned.h"
 
 /* mountpoint + '/' + project path */
@@ -313,10 +314,16 @@ static int replace_path(struct vs_fs *fs, const char *path,
 		return 0;
 	if (unlink(from) < 0)
 		(void)through_failed("unlink", tmp);
-	if (r == -EBUSY || r == -ESTALE) {
+	if (r == -EBUSY) {
 		vs_info("'%s' changed remotely (v%lld) while it has local "
 			"changes: left to the write-back to merge",
 			path, (long long)st->version);
+		vs_status_conflict(path); /* until the save is committed */
+		return 0;
+	}
+	if (r == -ESTALE) {
+		vs_debug("'%s': change v%lld overtaken while applied: left",
+			 path, (long long)st->version);
 		return 0;
 	}
 	errno = -r;
@@ -405,6 +412,7 @@ static int put_path(struct vs_fs *fs, const char *path,
 		vs_info("'%s' changed remotely (v%lld) while it has local "
 			"changes: left to the write-back to merge",
 			path, (long long)st->version);
+		vs_status_conflict(path); /* until the save is committed */
 		act = APPLY_NONE;
 	}
 	old_ino = in->ino;
@@ -608,12 +616,12 @@ void update_rename(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
 	if (old == in)
 		goto out;
 	if (fs->pending.replace_ino) {
-		if (!saved || old != saved || saved->removed)
-			r = -ESTALE; /* the name has moved on meanwhile */
-		else if (local_changes(old) ||
-			 (old->version > 0 &&
-			  fs->pending.replace_version <= old->version))
-			r = -EBUSY; /* local changes, or a newer commit */
+		if (!saved || old != saved || saved->removed ||
+		    (old->version > 0 &&
+		     fs->pending.replace_version <= old->version))
+			r = -ESTALE; /* moved on meanwhile: a newer commit */
+		else if (local_changes(old))
+			r = -EBUSY; /* local changes: the write-back merges */
 		if (r < 0)
 			goto out;
 	}

@@ -919,6 +919,24 @@ uint64_t vs_journal_low_water(struct vs_journal *j)
 	return v;
 }
 
+int vs_journal_oldest_ms(struct vs_journal *j, int64_t *ms)
+{
+	char name[LSEQ_DIGITS + 5];
+	struct stat st;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&j->lock);
+	if (j->n) {
+		entry_name(name, j->pending[0], "");
+		r = fstatat(j->dir_fd, name, &st, 0) < 0 ? -errno : 0;
+	}
+	pthread_mutex_unlock(&j->lock);
+	if (r == 0)
+		*ms = (int64_t)st.st_mtim.tv_sec * 1000 +
+		      st.st_mtim.tv_nsec / 1000000;
+	return r;
+}
+
 int vs_journal_put_content(struct vs_cache *c, const void *buf, size_t len,
 			   char hash_out[VS_HASH_HEX_LEN + 1])
 {

@@ -52,6 +52,21 @@ static const struct {
 #define N_BOUNDS  (sizeof(fetch_buckets) / sizeof(fetch_buckets[0]))
 #define N_BUCKETS (N_BOUNDS + 1) /* the last one is (10 s, +Inf) */
 
+/* Upper bounds of vsync_sync_lag_seconds (commit -> applied): from the
+ * 2 ms target up to the minutes of a relay that is down. */
+static const struct {
+	uint64_t usec;
+	const char *le;
+} lag_buckets[] = {
+    {1000, "0.001"},  {2000, "0.002"},	{5000, "0.005"},  {10000, "0.01"},
+    {25000, "0.025"}, {50000, "0.05"},	{100000, "0.1"},  {250000, "0.25"},
+    {500000, "0.5"},  {1000000, "1"},	{2500000, "2.5"}, {5000000, "5"},
+    {10000000, "10"}, {30000000, "30"}, {60000000, "60"}, {300000000, "300"},
+};
+
+#define N_LAG_BOUNDS  (sizeof(lag_buckets) / sizeof(lag_buckets[0]))
+#define N_LAG_BUCKETS (N_LAG_BOUNDS + 1)
+
 static const char *const source_names[VS_SRC_COUNT] = {
     [VS_SRC_LOCAL] = "local",
     [VS_SRC_REDIS] = "redis",
@@ -92,7 +107,12 @@ static struct {
 	atomic_int_least64_t prefetch_pending;
 	atomic_uint_least64_t writeback[VS_WB_OUTCOME_COUNT];
 	atomic_int_least64_t journal_pending;
-} reg;
+	atomic_uint_least64_t lag_usec_sum;
+	atomic_uint_least64_t lag_bucket[N_LAG_BUCKETS]; /* not cumulative */
+	atomic_int_least64_t head_seq;
+	atomic_int_least64_t files_diverged;
+	atomic_int_least64_t save_age_ms;
+} reg = {.head_seq = -1};
 
 #define ADD(obj, n) atomic_fetch_add_explicit(&(obj), (n), memory_order_relaxed)
 #define SET(obj, v) atomic_store_explicit(&(obj), (v), memory_order_relaxed)
@@ -175,6 +195,24 @@ void vs_metrics_journal_pending(int64_t n)
 	SET(reg.journal_pending, n);
 }
 
+void vs_metrics_sync_lag(uint64_t usec)
+{
+	size_t b = 0;
+
+	while (b < N_LAG_BOUNDS && usec > lag_buckets[b].usec)
+		b++;
+	ADD(reg.lag_usec_sum, usec);
+	ADD(reg.lag_bucket[b], 1);
+}
+
+void vs_metrics_sync_state(int64_t head_seq, int64_t diverged,
+			   int64_t save_age_ms)
+{
+	SET(reg.head_seq, head_seq);
+	SET(reg.files_diverged, diverged);
+	SET(reg.save_age_ms, save_age_ms);
+}
+
 void vs_metrics_reset(void)
 {
 	SET(reg.ready, 0);
@@ -200,6 +238,12 @@ void vs_metrics_reset(void)
 	for (int o = 0; o < VS_WB_OUTCOME_COUNT; o++)
 		SET(reg.writeback[o], 0);
 	SET(reg.journal_pending, 0);
+	SET(reg.lag_usec_sum, 0);
+	for (size_t b = 0; b < N_LAG_BUCKETS; b++)
+		SET(reg.lag_bucket[b], 0);
+	SET(reg.head_seq, -1);
+	SET(reg.files_diverged, 0);
+	SET(reg.save_age_ms, 0);
 }
 
 /* ------------------------------------------------------------ rendering */
@@ -308,6 +352,40 @@ static void render_fetch(struct mbuf *m)
 	}
 }
 
+static void render_sync(struct mbuf *m)
+{
+	uint64_t cum = 0;
+	int64_t age = GET(reg.save_age_ms);
+
+	put_header(m, "vsync_head_seq", "gauge",
+		   "The project's last committed change as last read "
+		   "(PostgreSQL or the Redis cursor); -1 until read.");
+	mbuf_printf(m, "vsync_head_seq %" PRId64 "\n",
+		    (int64_t)GET(reg.head_seq));
+	put_header(m, "vsync_files_diverged", "gauge",
+		   "Files that differ from PostgreSQL: unsaved local edits, "
+		   "conflicts pending, refused saves.");
+	mbuf_printf(m, "vsync_files_diverged %" PRId64 "\n",
+		    (int64_t)GET(reg.files_diverged));
+	put_header(m, "vsync_save_age_seconds", "gauge",
+		   "Age of the oldest local save not yet committed; 0 when "
+		   "none is pending.");
+	mbuf_printf(m, "vsync_save_age_seconds %" PRId64 ".%03" PRId64 "\n",
+		    age / 1000, age % 1000);
+	put_header(m, "vsync_sync_lag_seconds", "histogram",
+		   "Time from a change's commit in PostgreSQL to its being "
+		   "applied to the mount.");
+	for (size_t b = 0; b < N_LAG_BUCKETS; b++) {
+		cum += GET(reg.lag_bucket[b]);
+		mbuf_printf(
+		    m, "vsync_sync_lag_seconds_bucket{le=\"%s\"} %" PRIu64 "\n",
+		    b < N_LAG_BOUNDS ? lag_buckets[b].le : "+Inf", cum);
+	}
+	mbuf_printf(m, "vsync_sync_lag_seconds_sum ");
+	put_usec(m, GET(reg.lag_usec_sum));
+	mbuf_printf(m, "\nvsync_sync_lag_seconds_count %" PRIu64 "\n", cum);
+}
+
 int vs_metrics_render(char **out, size_t *len)
 {
 	struct mbuf m = {.cap = RENDER_INITIAL};
@@ -386,6 +464,8 @@ int vs_metrics_render(char **out, size_t *len)
 		   "Local changes journaled and not yet committed.");
 	mbuf_printf(&m, "vsync_journal_pending %" PRId64 "\n",
 		    (int64_t)GET(reg.journal_pending));
+
+	render_sync(&m);
 
 	if (m.err) {
 		free(m.p);

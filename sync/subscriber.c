@@ -47,6 +47,7 @@
 #include "vsync/redis.h"
 #include "vsync/util.h"
 #include "vsync/sign.h"
+#include "vsync/status.h"
 #include "vsync/banned.h"
 
 #define SUB_BLOCK_MS	   1000
@@ -356,6 +357,7 @@ static int redis_step(struct vs_sub *s)
 		r = vs_redis_open(&s->redis, s->redis_url, s->timeout_ms);
 		if (r < 0)
 			return r;
+		vs_status_following(true, "redis"); /* before XREAD blocks */
 	}
 	vs_redis_key_events(key, s->project_id);
 	snprintf(from, sizeof(from), "%lld-0",
@@ -427,6 +429,7 @@ static int pg_step(struct vs_sub *s)
 			return r;
 		}
 		s->listening = true;
+		vs_status_following(true, "postgres");
 	}
 	r = feed_fill(s, INT64_MAX);
 	if (r < 0)
@@ -441,11 +444,17 @@ static int pg_step(struct vs_sub *s)
 	return 0;
 }
 
+/* What this follower reads changes from, for the sync state. */
+static const char *sub_backend(const struct vs_sub *s)
+{
+	return s->redis_url ? "redis" : "postgres";
+}
+
 static void *sub_main(void *arg)
 {
 	struct vs_sub *s = arg;
 	struct vs_backoff backoff;
-	bool down = false;
+	bool down = false, up = false;
 
 	vs_backoff_init(&backoff, SUB_BACKOFF_MIN_MS, SUB_BACKOFF_MAX_MS);
 
@@ -453,6 +462,9 @@ static void *sub_main(void *arg)
 		int r = s->redis_url ? redis_step(s) : pg_step(s);
 
 		if (r == 0) {
+			if (!up)
+				vs_status_following(true, sub_backend(s));
+			up = true;
 			if (down)
 				vs_info("following project %s again (at change "
 					"%lld)",
@@ -466,7 +478,10 @@ static void *sub_main(void *arg)
 			vs_warn("cannot follow project %s: %s; retrying with "
 				"backoff",
 				s->project_id, strerror(-r));
+		if (up || !down)
+			vs_status_following(false, sub_backend(s));
 		down = true;
+		up = false;
 		sleep_ms(s, vs_backoff_next(&backoff));
 	}
 	vs_pg_free(s->pg);

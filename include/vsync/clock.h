@@ -1,6 +1,7 @@
 /*
- * clock.h - the monotonic clock, for deadlines and durations. The one
- * place every module reads it from.
+ * clock.h - the monotonic clock, for deadlines and durations, and the
+ * wall clock, for comparing with times from elsewhere (a change's commit
+ * time). The one place every module reads them from.
  */
 #ifndef VSYNC_CLOCK_H
 #define VSYNC_CLOCK_H
@@ -24,6 +25,16 @@ static inline uint64_t vs_mono_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Milliseconds since the epoch on CLOCK_REALTIME (jumps with the wall
+ * clock: only for comparing with other machines' timestamps). */
+static inline int64_t vs_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 #endif

@@ -103,6 +103,10 @@ size_t vs_journal_pending(struct vs_journal *j);
 /* The lseq of the oldest pending entry, or the lseq the next append will
  * get if none is pending: every entry below it is done. */
 uint64_t vs_journal_low_water(struct vs_journal *j);
+/* When the oldest pending entry was journaled (its file's mtime, wall
+ * clock ms, so it survives a restart) into *@ms: 0, -ENOENT if none is
+ * pending, or -errno. */
+int vs_journal_oldest_ms(struct vs_journal *j, int64_t *ms);
 
 /*
  * For appenders: store @len bytes as a cache object (vs_cache_store) and

@@ -2,7 +2,11 @@
  * log.h - the one logger of every vsync program.
  *
  * One event per line on stderr (or syslog-less journald capture), in
- * key=value form:  "ts=2026-11-26T02:45:38.123Z level=warn msg=..." .
+ * key=value form:  "ts=2026-11-26T02:45:38.123Z level=warn msg=..." ,
+ * or with VS_LOG_JSON one JSON object per line with the same keys in every
+ * line, in this order:
+ *   {"ts":"2026-11-26T02:45:38.123Z","prog":"vsync-mount","pid":42,
+ *    "level":"warn","msg":"..."}
  * Thread-safe: each line is written with a single write(2).
  * Installed into libfuse with fuse_set_log_func() by the mount program so
  * libfuse's own messages go through it too.
@@ -24,6 +28,14 @@ void vs_log_set_level(enum vs_log_level level);
 enum vs_log_level vs_log_get_level(void);
 /* Program name written as "prog=" on every line (pointer kept, not copied). */
 void vs_log_set_prog(const char *prog);
+
+enum vs_log_format {
+	VS_LOG_LOGFMT = 0, /* key=value (the default) */
+	VS_LOG_JSON = 1,   /* one JSON object per line (jansson) */
+};
+void vs_log_set_format(enum vs_log_format f);
+/* "logfmt" or "json" (--log-format): the format, or -EINVAL. */
+int vs_log_format_parse(const char *name);
 
 void vs_log(enum vs_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

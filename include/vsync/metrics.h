@@ -34,6 +34,13 @@ void vs_metrics_ready(uint64_t ms);
 int vs_metrics_is_ready(void);
 /* A remote change was applied; @seq is now the tree's change. */
 void vs_metrics_change_applied(int64_t seq);
+/* A change was applied @usec after its commit (vsync_sync_lag_seconds). */
+void vs_metrics_sync_lag(uint64_t usec);
+/* The gauges of the sync state (status.h sets them on each snapshot):
+ * the head seq (-1: not known), the files diverged and the age of the
+ * oldest pending save in ms (0: none). */
+void vs_metrics_sync_state(int64_t head_seq, int64_t diverged,
+			   int64_t save_age_ms);
 /* Files still queued for background prefetch. */
 void vs_metrics_prefetch_pending(int64_t n);
 

@@ -23,7 +23,9 @@
 #    project, all on one cache dir: the --at mounts show the old tree and
 #    bytes while the live one shows the new (and follows a later edit the
 #    --at mounts do not see); --at is read-only (EROFS, on synced and
-#    local-only paths); each has its own state dir and lock (a second
+#    local-only paths); its /status says "pinned" (vsync-mount --status
+#    finds it, and still finds the live mount, during and after); each
+#    has its own state dir and lock (a second
 #    --at of the same version is refused, naming the holder); the live
 #    mount's cached manifest is untouched; a bad --at fails the mount
 #    with a clear error; --at with --writable is refused.
@@ -127,8 +129,10 @@ vs_check_eq "usage" 2 "$("$CTL" diff tt 1 >/dev/null 2>&1; echo $?)"
 LIVE=$W/live AT=$W/at ATT=$W/att AT2=$W/at2
 mkdir -p "$LIVE" "$AT" "$ATT" "$AT2"
 S_LIVE=$(head_seq)
-vs_mount tt "$LIVE" --cache-dir "$W/cache" || vs_fail "live mount"
-vs_mount tt "$AT" --cache-dir "$W/cache" --at "$S1" || vs_fail "mount --at $S1 beside it"
+P_LIVE=$(vs_free_port)
+vs_mount tt "$LIVE" --cache-dir "$W/cache" --control "127.0.0.1:$P_LIVE" || vs_fail "live mount"
+P_AT=$(vs_free_port)
+vs_mount tt "$AT" --cache-dir "$W/cache" --at "$S1" --control "127.0.0.1:$P_AT" || vs_fail "mount --at $S1 beside it"
 vs_mount tt "$ATT" --cache-dir "$W/cache" --at "$T3" || vs_fail "mount --at TIME beside them"
 vs_check_eq "--at: the old bytes of src/a.js" "export const a = 1;" "$(cat "$AT/src/a.js")"
 vs_check "the live mount: src/a.js is a directory now" test -d "$LIVE/src/a.js"
@@ -149,7 +153,14 @@ vs_check "an edit after the mounts" "$CTL" -q put tt src/util/l.js "$W/l3"
 vs_check "the live mount follows it" vs_poll 10 grep -q "l = 3" "$LIVE/src/util/l.js"
 vs_check_eq "the --at mount does not" "export const l = 1;" "$(cat "$AT/src/lib/l.js")"
 vs_check "each --at has its own state dir" test -d "$W/cache/projects/$ID@$S1" -a -d "$W/cache/projects/$ID@$S3"
+out=$("$MOUNT" --status --cache-dir "$W/cache" "$AT" 2>&1)
+vs_check_eq "--status of the --at mount: not in sync (exit 1)" 1 "$?"
+vs_check "and says pinned" grep -q "pinned" <<<"$out"
+out=$("$MOUNT" --status --cache-dir "$W/cache" "$LIVE" 2>&1)
+vs_check "--status of the live mount still finds it" grep -qv "no mount with a control endpoint" <<<"$out"
 vs_umount "$AT"
+out=$("$MOUNT" --status --cache-dir "$W/cache" "$LIVE" 2>&1)
+vs_check "and after the --at mount stopped" grep -qv "no mount with a control endpoint" <<<"$out"
 vs_umount "$ATT"
 vs_check_eq "the live mount's cached manifest is still its own" "$S_LIVE" \
 	"$(head -n 1 "$W/cache/projects/$ID/manifest" | awk '{print $4}')"

@@ -24,7 +24,7 @@ VS_DEB_PACKAGES=(
 	libfuse3-dev fuse3
 	libpq-dev postgresql
 	redis-server libhiredis-dev stunnel4 openssl
-	libwebsockets-dev liblz4-dev libssl-dev
+	libwebsockets-dev liblz4-dev libssl-dev libjansson-dev
 	libcmocka-dev libgit2-dev librsync-dev
 	inotify-tools perl util-linux procps curl coreutils iproute2 git
 	clang-format

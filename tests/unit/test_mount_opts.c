@@ -45,6 +45,7 @@
 struct fake_env {
 	const char *pg, *redis, *cache_dir;
 	const char *verify_key;
+	const char *log_format;
 	int calls;
 };
 
@@ -71,6 +72,8 @@ static const char *fake_getenv(const char *name)
 		return env.cache_dir;
 	if (strcmp(name, "VSYNC_VERIFY_KEY") == 0)
 		return env.verify_key;
+	if (strcmp(name, "VSYNC_LOG_FORMAT") == 0)
+		return env.log_format;
 	return NULL;
 }
 
@@ -340,26 +343,37 @@ static void test_env_fallbacks(void **state)
 	env.redis = "redis://env";
 	env.cache_dir = "/env/cache";
 	env.verify_key = "/env/key.pub";
+	env.log_format = "json";
 	PARSE(&p, "p", "m");
 	check_ok(&p);
+	check_str("json", p.o.log_format, "log format from VSYNC_LOG_FORMAT");
 	check_str("/env/key.pub", p.o.verify_key,
 		  "verify key from VSYNC_VERIFY_KEY");
 	check_str("postgres://env/db", p.o.pg, "pg from VSYNC_PG_URL");
 	check_str("redis://env", p.o.redis, "redis from VSYNC_REDIS_URL");
 	check_str("/env/cache", p.o.cache_dir,
 		  "cache dir from VSYNC_CACHE_DIR");
-	check_int(4, env.calls, "getenv calls");
+	check_int(5, env.calls, "getenv calls");
 
 	/* options beat the environment */
 	env.calls = 0;
 	PARSE(&p, "--pg", "cli", "--redis=cli-r", "--cache-dir", "/cli",
-	      "--verify-key", "cli-k", "p", "m");
+	      "--verify-key", "cli-k", "--log-format", "logfmt", "p", "m");
 	check_ok(&p);
+	check_str("logfmt", p.o.log_format, "--log-format over the env");
 	check_str("cli-k", p.o.verify_key, "--verify-key over the env");
 	check_str("cli", p.o.pg, "--pg over VSYNC_PG_URL");
 	check_str("cli-r", p.o.redis, "--redis over VSYNC_REDIS_URL");
 	check_str("/cli", p.o.cache_dir, "--cache-dir over VSYNC_CACHE_DIR");
 	check_int(0, env.calls, "getenv calls when every option is given");
+
+	/* a format that is neither */
+	PARSE(&p, "--log-format", "xml", "p", "m");
+	check_fails(&p, "--log-format takes logfmt or json, not 'xml'");
+	env.log_format = "yaml";
+	PARSE(&p, "p", "m");
+	check_fails(&p, "--log-format takes logfmt or json, not 'yaml'");
+	env.log_format = NULL;
 
 	/* only the cache dir unset in the environment: the default */
 	env.cache_dir = NULL;
