@@ -73,8 +73,9 @@ struct vs_fs {
 	 * its WRITE entry's lseq (the entry is written after, renamed in lseq
 	 * order), so the journal's order is the order the tree changed in (a
 	 * save released just as its file or a parent is renamed or unlinked
-	 * is journaled wholly before or after). The journal's directory fsync
-	 * comes after it is released. Order: fd_lock, ns_lock, table.lock
+	 * is journaled wholly before or after). No fsync is made under it
+	 * (nor in a save at all: the committer syncs the journal). Order:
+	 * fd_lock, ns_lock, table.lock
 	 * (the journal's own mutex is taken inside all of them).
 	 */
 	pthread_mutex_t ns_lock;

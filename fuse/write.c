@@ -9,21 +9,28 @@
  * Commit points: the release of a descriptor that may have written (the
  * last close(2) of an open file; close() does not wait for it), a rename
  * of the file, fsync, a chmod and a truncate(2) of a path: the working
- * copy is snapshotted - its bytes stored as a content object (fsync'd)
- * and a WRITE entry appended to the journal (made durable by
- * journal_sync() before the snapshot returns) - so close() never waits
- * for PostgreSQL, nor for the local disk. fsync
- * snapshots and then waits until the committer has committed that entry
- * (EIO if it cannot within the deadline): what fsync returned for
- * survives a crash. FLUSH is not used (fs.c answers ENOSYS: one round
- * trip less per close). Saves of one path made before the previous one is
- * committed are chained (after_op), so they never conflict with each
- * other; at most one snapshot per open file, however many writes.
+ * copy is snapshotted - it becomes a content object (linked into the
+ * cache as it is, then frozen: the next write copies it to a new working
+ * copy; or its bytes stored when it cannot be linked) and a WRITE entry
+ * is appended to the journal. Neither is fsync'd there: a save costs no
+ * disk wait, so close() waits neither for PostgreSQL nor for the disk,
+ * and the saves of many files do not queue behind each other's fsyncs.
+ * Durability is owed to fsync(2) only (and to the stop, fsw_save_all):
+ * fsync snapshots and then waits until the committer has committed that
+ * entry (EIO if it cannot within the deadline); the committer makes a
+ * group of entries durable, with their objects, before it commits them
+ * (vs_journal_peek: the journal's group commit), so what fsync returned
+ * for is in PostgreSQL and what was journaled before a crash is replayed
+ * if it was synced (journal.c, DURABILITY). FLUSH is not used (fs.c
+ * answers ENOSYS: one round trip less per close). Saves of one path made
+ * before the previous one is committed are chained (after_op), so they
+ * never conflict with each other; at most one snapshot per open file,
+ * however many writes.
  *
  * Directories, symlinks, deletions and renames change the inode table at
  * once (the kernel sees the result immediately) and append one journal
- * entry each, committed in order behind. A renamed file's next save is
- * chained after the rename.
+ * entry each (not fsync'd either), committed in order behind. A renamed
+ * file's next save is chained after the rename.
  *
  * Our own changes come back through the change stream once committed; the
  * tree has them already, so the updater skips them (fsw_own_change): the
@@ -34,15 +41,12 @@
  * tree and its journal entry, and across a snapshot's path and its WRITE
  * entry (fs_i.h), so the journal's order is the tree's; the table lock for
  * metadata only, never across journal I/O (the snapshot copies the bytes
- * first and stores them before taking ns_lock). The journal's directory
- * fsync (journal_sync) comes after ns_lock is released, so appenders that
- * wait for it at the same time share one (vs_journal_sync): an operation
- * returns once its entry is durable, as before. A snapshot only reserves
+ * first and stores them before taking ns_lock). A snapshot only reserves
  * its entry's place under ns_lock (vs_journal_reserve: the journal's order
- * is still the tree's) and writes and fsyncs the entry after it; changes
- * of the tree append under ns_lock (they undo the change if that fails).
- * An entry is renamed in its turn, so one appended under ns_lock may wait
- * for a snapshot's entry reserved before it, which needs no lock of ours.
+ * is still the tree's) and writes the entry after it; changes of the tree
+ * append under ns_lock (they undo the change if that fails). An entry is
+ * renamed in its turn, so one appended under ns_lock may wait for a
+ * snapshot's entry reserved before it, which needs no lock of ours.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -117,13 +121,6 @@ static int journal(struct vs_fs *fs, struct vs_jentry *e)
 	return 0;
 }
 
-/* Make entries up to @lseq durable (after ns_lock is released). 0 or -EIO
- * (logged by the journal; the entries stay journaled). */
-static int journal_sync(struct vs_fs *fs, uint64_t lseq)
-{
-	return vs_journal_sync(fs->cfg.journal, lseq) < 0 ? -EIO : 0;
-}
-
 /* Make sure @in has its content fd (clean files). Called with fd_lock
  * exclusive. */
 static int ensure_content(struct vs_fs *fs, struct vs_inode *in)
@@ -143,13 +140,14 @@ static int ensure_content(struct vs_fs *fs, struct vs_inode *in)
 	return r;
 }
 
-/* Give @in a working copy (with its current bytes unless @empty). Called
+/* Give @in a working copy that may be written (with its current bytes
+ * unless @empty): a frozen one (a cache object now) is copied. Called
  * with fd_lock exclusive. */
 static int working_copy(struct vs_fs *fs, struct vs_inode *in, bool empty)
 {
-	int fd, r;
+	int fd, r = 0, src;
 
-	if (in->wfd >= 0)
+	if (in->wfd >= 0 && !in->wfrozen)
 		return empty && ftruncate(in->wfd, 0) < 0 ? -errno : 0;
 	fd = openat(fs->cfg.work_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -157,10 +155,12 @@ static int working_copy(struct vs_fs *fs, struct vs_inode *in, bool empty)
 	if (!empty) {
 		loff_t in_off = 0, out_off = 0;
 
-		r = ensure_content(fs, in);
-		while (r == 0 && in->fd >= 0) {
-			ssize_t n = copy_file_range(in->fd, &in_off, fd,
-						    &out_off, 1 << 20, 0);
+		if (in->wfd < 0)
+			r = ensure_content(fs, in);
+		src = in->wfd >= 0 ? in->wfd : in->fd;
+		while (r == 0 && src >= 0) {
+			ssize_t n = copy_file_range(src, &in_off, fd, &out_off,
+						    1 << 20, 0);
 
 			if (n < 0)
 				r = -errno;
@@ -172,7 +172,10 @@ static int working_copy(struct vs_fs *fs, struct vs_inode *in, bool empty)
 			return r;
 		}
 	}
+	if (in->wfd >= 0)
+		close(in->wfd); /* the frozen one: the object stays */
 	in->wfd = fd;
+	in->wfrozen = false;
 	return 0;
 }
 
@@ -192,7 +195,8 @@ int fsw_open(struct vs_fs *fs, struct vs_inode *in, int flags)
 	 * one would be saved nowhere */
 	r = in->replaced ? -ESTALE : 0;
 	pthread_mutex_unlock(&fs->table.lock);
-	if (r == 0)
+	/* (a frozen working copy is copied at the first write) */
+	if (r == 0 && ((flags & O_TRUNC) || in->wfd < 0))
 		r = working_copy(fs, in, flags & O_TRUNC);
 	if (r == 0 && (flags & O_TRUNC)) {
 		in->wfailed = false; /* rewritten whole from here */
@@ -221,7 +225,7 @@ int fsw_write(struct vs_fs *fs, struct vs_inode *in, struct fuse_bufvec *buf,
 			(unsigned long long)fs->cfg.max_file_size,
 			(unsigned long long)in->ino);
 		r = -EFBIG;
-	} else if (in->wfd < 0) {
+	} else if (in->wfd < 0 || in->wfrozen) {
 		r = working_copy(fs, in, false);
 	}
 	if (r == 0) {
@@ -299,9 +303,17 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 			       sizeof(e->after_op));
 		e->base_version = in->version;
 	}
-	/* the journal names this object: it is made durable first */
-	if (r == 0)
-		r = vs_journal_put_content(fs->cfg.cache, buf, len, e->hash);
+	/* the object the entry names (made durable with it by the journal's
+	 * sync): the working copy itself when it can be linked into the
+	 * cache - no copy, no new inode; it is frozen then (the next write
+	 * makes a new one) */
+	if (r == 0) {
+		r = vs_journal_put_content(fs->cfg.cache, buf, len,
+					   in->wfrozen ? -1 : in->wfd, e->hash);
+		if (r == 1)
+			in->wfrozen = true;
+		r = r < 0 ? r : 0;
+	}
 	if (r == 0) {
 		/* the path it has now, journaled before the tree moves on */
 		pthread_mutex_lock(&fs->ns_lock);
@@ -314,13 +326,12 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 			r = journal(fs, e);
 	}
 	if (r == 0) {
-		/* journaled: the next save is chained after it, even if the
-		 * sync below fails (it stays journaled) */
+		/* journaled (durable with the committer's next sync, or
+		 * fsync's): the next save is chained after it */
 		in->jgen = gen;
 		in->pending_lseq = e->lseq;
 		memcpy(in->pending_op, e->op_id, sizeof(in->pending_op));
 		*lseq = e->lseq;
-		r = journal_sync(fs, e->lseq);
 	}
 	if (r < 0 && r != -ENOENT)
 		vs_warn("cannot save local changes of inode %llu%s%s%s: %s",
@@ -461,7 +472,6 @@ int fsw_create(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 {
 	char path[VS_PATH_MAX + 1];
 	struct vs_inode *in = NULL;
-	uint64_t lseq = 0;
 	int r, wfd = -1;
 
 	if (kind == VS_KIND_FILE) {
@@ -506,10 +516,10 @@ out_locked:
 		close(wfd);
 	if (r == 0 && kind == VS_KIND_DIR)
 		r = journal_path(fs, VS_JOP_MKDIR, path, NULL, NULL, mode, NULL,
-				 &lseq);
+				 NULL);
 	else if (r == 0 && kind == VS_KIND_SYMLINK)
 		r = journal_path(fs, VS_JOP_SYMLINK, path, NULL, target, 0777,
-				 NULL, &lseq);
+				 NULL, NULL);
 	else if (r == 0)
 		in->wgen++; /* an empty file is a change too: saved at its
 			     * release */
@@ -523,15 +533,6 @@ out_locked:
 		in = NULL;
 	}
 	pthread_mutex_unlock(&fs->ns_lock);
-	if (r == 0 && lseq && journal_sync(fs, lseq) < 0) {
-		/* journaled, not known durable: it stays, the caller gets
-		 * EIO and no entry */
-		pthread_mutex_lock(&fs->table.lock);
-		inode_forget(&fs->table, in, 1);
-		pthread_mutex_unlock(&fs->table.lock);
-		in = NULL;
-		r = -EIO;
-	}
 	*out = in;
 	return r;
 }
@@ -541,7 +542,6 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 {
 	char path[VS_PATH_MAX + 1];
 	struct vs_inode *in;
-	uint64_t lseq = 0;
 	int r = 0;
 
 	/* journaled first: if that fails (ENOSPC), nothing changed (the
@@ -555,7 +555,7 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	pthread_mutex_unlock(&fs->table.lock);
 	if (r == 0)
 		r = journal_path(fs, VS_JOP_DELETE, path, NULL, NULL, 0, NULL,
-				 &lseq);
+				 NULL);
 	if (r == 0) {
 		/* what is there now: a remote edit may have put a new inode
 		 * in its place meanwhile (the DELETE covers it too) */
@@ -569,8 +569,6 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 		pthread_mutex_unlock(&fs->table.lock);
 	}
 	pthread_mutex_unlock(&fs->ns_lock);
-	if (r == 0)
-		r = journal_sync(fs, lseq);
 	return r;
 }
 
@@ -615,7 +613,7 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 {
 	char from[VS_PATH_MAX + 1], to[VS_PATH_MAX + 1], op[VS_UUID_BUFSZ];
 	struct vs_inode *in, *old, *file = NULL;
-	bool over_dir = false, journaled = false;
+	bool over_dir = false;
 	uint64_t lseq;
 	int r = 0;
 
@@ -698,7 +696,6 @@ out:
 				 &lseq);
 	if (r < 0)
 		goto unlock;
-	journaled = true;
 	pthread_mutex_lock(&fs->table.lock);
 	old = inode_child_find(newparent, newname);
 	if (old && old != in)
@@ -732,8 +729,6 @@ out:
 	}
 unlock:
 	pthread_mutex_unlock(&fs->ns_lock);
-	if (r == 0 && journaled)
-		r = journal_sync(fs, lseq);
 	if (file)
 		pthread_rwlock_unlock(&file->fd_lock);
 	return r;
@@ -982,6 +977,10 @@ int fsw_save_all(struct vs_fs *fs)
 		vs_info("saved %zu files still open for writing at the stop "
 			"(journaled; committed now or by the next mount)",
 			saved);
+	/* the stop owes durability to what is journaled (the saves made at
+	 * close(2) were not synced one by one) */
+	if (vs_journal_sync(fs->cfg.journal, 0) < 0 && r == 0)
+		r = -EIO;
 	return r;
 }
 
@@ -1059,6 +1058,7 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 			old_wfd = in->wfd;
 			in->fd = fd;
 			in->wfd = -1;
+			in->wfrozen = false;
 			fd = -1;
 			clean = true;
 		}
