@@ -54,6 +54,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,6 +71,9 @@
 #include "vsync/writeback.h"
 #include "vsync/banned.h"
 
+/* a working copy in memory (memfd) moves to the cache dir's disk when it
+ * grows past this */
+#define FSW_WMEM_MAX ((off_t)1 << 20)
 /* fsync() waits this long for its commit before failing with EIO */
 #define FSW_FSYNC_TIMEOUT_MS 10000
 /* the updater waits at most this long for the committer to report the
@@ -140,6 +145,54 @@ static int ensure_content(struct vs_fs *fs, struct vs_inode *in)
 	return r;
 }
 
+/* A new, empty working copy: in memory (a memfd: making one costs no
+ * inode on the cache dir's file system, whose allocator can take a
+ * millisecond per file) or, failing that, an O_TMPFILE. *wmem tells
+ * which. An fd or -errno. */
+static int working_copy_new(struct vs_fs *fs, bool *wmem)
+{
+	int fd = memfd_create("vsync-wc", MFD_CLOEXEC);
+
+	*wmem = fd >= 0;
+	if (fd < 0)
+		fd = openat(fs->cfg.work_fd, ".",
+			    O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Move @in's working copy from memory to an O_TMPFILE in the cache dir
+ * (it grows large). Called with fd_lock exclusive. 0 or -errno. */
+static int working_copy_to_disk(struct vs_fs *fs, struct vs_inode *in)
+{
+	struct stat st;
+	off_t off = 0;
+	int fd, r = 0;
+
+	fd = openat(fs->cfg.work_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (fstat(in->wfd, &st) < 0)
+		r = -errno;
+	while (r == 0 && off < st.st_size) {
+		ssize_t n = sendfile(fd, in->wfd, &off, 1 << 20);
+
+		if (n < 0)
+			r = -errno;
+		else if (n == 0)
+			break;
+	}
+	if (r == 0 && ftruncate(fd, st.st_size) < 0)
+		r = -errno;
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	close(in->wfd);
+	in->wfd = fd;
+	in->wmem = false;
+	return 0;
+}
+
 /* Give @in a working copy that may be written (with its current bytes
  * unless @empty): a frozen one (a cache object now) is copied. Called
  * with fd_lock exclusive. */
@@ -147,11 +200,17 @@ static int working_copy(struct vs_fs *fs, struct vs_inode *in, bool empty)
 {
 	int fd, r = 0, src;
 
+	bool wmem = false;
+
 	if (in->wfd >= 0 && !in->wfrozen)
 		return empty && ftruncate(in->wfd, 0) < 0 ? -errno : 0;
-	fd = openat(fs->cfg.work_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (empty)
+		fd = working_copy_new(fs, &wmem);
+	else
+		fd = openat(fs->cfg.work_fd, ".",
+			    O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return -errno;
+		return empty ? fd : -errno;
 	if (!empty) {
 		loff_t in_off = 0, out_off = 0;
 
@@ -176,6 +235,7 @@ static int working_copy(struct vs_fs *fs, struct vs_inode *in, bool empty)
 		close(in->wfd); /* the frozen one: the object stays */
 	in->wfd = fd;
 	in->wfrozen = false;
+	in->wmem = wmem;
 	return 0;
 }
 
@@ -228,6 +288,9 @@ int fsw_write(struct vs_fs *fs, struct vs_inode *in, struct fuse_bufvec *buf,
 	} else if (in->wfd < 0 || in->wfrozen) {
 		r = working_copy(fs, in, false);
 	}
+	if (r == 0 && in->wmem &&
+	    off + (off_t)fuse_buf_size(buf) > FSW_WMEM_MAX)
+		r = working_copy_to_disk(fs, in);
 	if (r == 0) {
 		out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 		out.buf[0].fd = in->wfd;
@@ -308,11 +371,27 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 	 * cache - no copy, no new inode; it is frozen then (the next write
 	 * makes a new one) */
 	if (r == 0) {
-		r = vs_journal_put_content(fs->cfg.cache, buf, len,
-					   in->wfrozen ? -1 : in->wfd, e->hash);
+		r = vs_journal_put_content(
+		    fs->cfg.cache, buf, len,
+		    in->wfrozen || in->wmem ? -1 : in->wfd, e->hash);
 		if (r == 1)
 			in->wfrozen = true;
 		r = r < 0 ? r : 0;
+	}
+	if (r == 0 && in->wmem) {
+		/* stored: the object replaces the copy in memory (frozen,
+		 * read-only: the next write copies it) */
+		char name[8 + 3 + VS_HASH_HEX_LEN + 1];
+		int fd;
+
+		vs_cache_object_name(name, e->hash);
+		fd = openat(fs->cfg.cache->dir_fd, name, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			close(in->wfd);
+			in->wfd = fd;
+			in->wmem = false;
+			in->wfrozen = true;
+		}
 	}
 	if (r == 0) {
 		/* the path it has now, journaled before the tree moves on */
@@ -401,6 +480,8 @@ int fsw_setattr(struct vs_fs *fs, struct vs_inode *in, const struct stat *attr,
 			return -EFBIG;
 		pthread_rwlock_wrlock(&in->fd_lock);
 		r = working_copy(fs, in, attr->st_size == 0);
+		if (r == 0 && in->wmem && attr->st_size > FSW_WMEM_MAX)
+			r = working_copy_to_disk(fs, in);
 		if (r == 0 && ftruncate(in->wfd, attr->st_size) < 0)
 			r = -errno;
 		if (r == 0) {
@@ -472,13 +553,13 @@ int fsw_create(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 {
 	char path[VS_PATH_MAX + 1];
 	struct vs_inode *in = NULL;
+	bool wmem = false;
 	int r, wfd = -1;
 
 	if (kind == VS_KIND_FILE) {
-		wfd = openat(fs->cfg.work_fd, ".",
-			     O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		wfd = working_copy_new(fs, &wmem);
 		if (wfd < 0)
-			return -errno;
+			return wfd;
 	}
 	pthread_mutex_lock(&fs->ns_lock);
 	pthread_mutex_lock(&fs->table.lock);
@@ -499,6 +580,7 @@ int fsw_create(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	inode_dir_changed(parent, in->mtime_ns);
 	in->version = 0; /* not in PostgreSQL yet */
 	in->wfd = wfd;
+	in->wmem = wmem;
 	wfd = -1;
 	if (kind == VS_KIND_SYMLINK) {
 		in->target = strdup(target);
@@ -837,8 +919,23 @@ struct overlay_ctx {
 static int overlay_entry(void *arg, const struct vs_jentry *e)
 {
 	struct overlay_ctx *c = arg;
-	int r;
+	int r, fd;
 
+	/* a save journaled after the last sync before a crash may name an
+	 * object that did not survive it whole (journal.c, DURABILITY): not
+	 * shown, and the committer refuses it (the same check) */
+	if (e->op == VS_JOP_WRITE) {
+		r = vs_cache_open(c->fs->cfg.cache, e->hash, &fd);
+		if (r < 0) {
+			vs_warn("journaled save of '%s' has lost its content "
+				"%.12s (%s; a crash before it was synced): not "
+				"shown",
+				e->path, e->hash, strerror(-r));
+			c->misfit = true;
+			return r == -ENOMEM ? r : 0;
+		}
+		close(fd);
+	}
 	pthread_mutex_lock(&c->fs->table.lock);
 	r = overlay_apply(&c->fs->table, e);
 	pthread_mutex_unlock(&c->fs->table.lock);
@@ -1059,6 +1156,7 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 			in->fd = fd;
 			in->wfd = -1;
 			in->wfrozen = false;
+			in->wmem = false;
 			fd = -1;
 			clean = true;
 		}
