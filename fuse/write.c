@@ -57,6 +57,7 @@
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -74,6 +75,9 @@
 /* a working copy in memory (memfd) moves to the cache dir's disk when it
  * grows past this */
 #define FSW_WMEM_MAX ((off_t)1 << 20)
+/* ... or as soon as the cache dir's file system has less room than this
+ * (so that a write that cannot be saved fails with ENOSPC, as on disk) */
+#define FSW_WMEM_MIN_FREE ((uint64_t)256 << 20)
 /* fsync() waits this long for its commit before failing with EIO */
 #define FSW_FSYNC_TIMEOUT_MS 10000
 /* the updater waits at most this long for the committer to report the
@@ -145,13 +149,22 @@ static int ensure_content(struct vs_fs *fs, struct vs_inode *in)
 	return r;
 }
 
+/* Room for working copies in memory (see FSW_WMEM_MIN_FREE)? */
+static bool wmem_room(struct vs_fs *fs)
+{
+	struct statvfs sv;
+
+	return fstatvfs(fs->cfg.work_fd, &sv) == 0 &&
+	       (uint64_t)sv.f_bavail * sv.f_frsize >= FSW_WMEM_MIN_FREE;
+}
+
 /* A new, empty working copy: in memory (a memfd: making one costs no
  * inode on the cache dir's file system, whose allocator can take a
  * millisecond per file) or, failing that, an O_TMPFILE. *wmem tells
  * which. An fd or -errno. */
 static int working_copy_new(struct vs_fs *fs, bool *wmem)
 {
-	int fd = memfd_create("vsync-wc", MFD_CLOEXEC);
+	int fd = wmem_room(fs) ? memfd_create("vsync-wc", MFD_CLOEXEC) : -1;
 
 	*wmem = fd >= 0;
 	if (fd < 0)
@@ -289,7 +302,7 @@ int fsw_write(struct vs_fs *fs, struct vs_inode *in, struct fuse_bufvec *buf,
 		r = working_copy(fs, in, false);
 	}
 	if (r == 0 && in->wmem &&
-	    off + (off_t)fuse_buf_size(buf) > FSW_WMEM_MAX)
+	    (off + (off_t)fuse_buf_size(buf) > FSW_WMEM_MAX || !wmem_room(fs)))
 		r = working_copy_to_disk(fs, in);
 	if (r == 0) {
 		out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
