@@ -29,8 +29,10 @@
  *
  * DURABILITY
  *
- * An entry gets its lseq (vs_journal_reserve), is written to "<name>.tmp"
- * (O_EXCL) without the lock and without an fsync, and renamed to <name>
+ * An entry gets its lseq (vs_journal_reserve), is written without the
+ * lock and without an fsync to a file kept from a done entry
+ * ("free.<k>", see the pool below) or a new "<name>.tmp" (O_EXCL), and
+ * renamed to <name>
  * under it (RENAME_NOREPLACE: an existing entry is never overwritten; a
  * reservation skips an lseq whose entry or temp file is there already,
  * made by another handle on the same directory, which vsync-mount's
@@ -45,11 +47,14 @@
  * objects' fan-out directories, the entries, then the journal directory -
  * objects before the entries that name them, so an entry made durable
  * never names an object that is not. Appenders that sync at the same time
- * share one, and the one who runs it does not hold the lock meanwhile;
- * the committer syncs before it commits (vs_journal_peek), and fsync(2)
- * on the mount waits for that commit. At open, the entries found are
- * taken as not durable (a stop by SIGKILL leaves them in the page cache
- * only) and the first sync covers them.
+ * share one, and the one who runs it does not hold the lock meanwhile.
+ * The committer commits entries to PostgreSQL without waiting for their
+ * local fsync (a committed entry is durable there, and its replay after a
+ * crash is a no-op by its operation id); it syncs the journal when an
+ * entry has to wait (PostgreSQL unreachable) and at least once a second
+ * while it works, and fsync(2) on the mount waits for the commit. At
+ * open, the entries found are taken as not durable (a stop by SIGKILL
+ * leaves them in the page cache only) and the first sync covers them.
  *
  * After a crash, the synced entries are there whole, with their objects.
  * Entries appended after the last sync may be there or not, whole or torn
@@ -60,9 +65,18 @@
  * object is checked against its hash) and not shown by the mount
  * (fsw_overlay_journal). An append that fails leaves a gap in the lseqs
  * (or none, if it was the newest reservation). A leftover "*.tmp" is
- * removed at open. Done entries are unlinked without an fsync of the
- * directory: if the unlink is lost in a crash the entry is replayed, and
- * its operation id makes the second commit a no-op.
+ * removed at open. An entry committed before it was synced may be lost,
+ * torn or replayed after a crash: it is in PostgreSQL already, and a
+ * replay is a no-op by its operation id (if its object was torn, the
+ * replay is refused with a log line instead, harmlessly).
+ *
+ * The pool: a done entry's file is renamed to "free.<k>" (up to POOL_MAX,
+ * else unlinked) and reused by the next append, so that a save neither
+ * frees nor allocates an inode (on a journal-less ext4 an allocation
+ * skips every recently freed inode of its group: up to a millisecond
+ * each). Neither is fsync'd: if the rename is lost in a crash the entry
+ * is replayed, a no-op. "free.*" files are never entries; those found at
+ * open are pooled again.
  *
  * THREADS
  *
@@ -73,9 +87,7 @@
  * renamed and peek always sees the oldest. It is not held across the
  * fsyncs of vs_journal_sync(): one thread at a time runs them (syncing),
  * the others wait on cond synced and find their entry covered, or run the
- * next one.
- * vs_journal_peek() syncs before it returns an entry not yet covered, so the
- * committer never commits an entry that is not durable.
+ * next one. vs_journal_peek() does not sync (see DURABILITY).
  */
 #include "vsync/journal.h"
 
@@ -1027,29 +1039,13 @@ uint64_t vs_journal_synced(struct vs_journal *j)
 int vs_journal_peek(struct vs_journal *j, struct vs_jentry *e)
 {
 	char name[LSEQ_DIGITS + 5];
-	bool synced = false;
 	int r = -ENOENT;
 
+	/* durable or not: an entry committed to PostgreSQL needs no local
+	 * fsync (its replay is a no-op); one that waits is synced by
+	 * vs_journal_sync() */
 	pthread_mutex_lock(&j->lock);
 	while (j->n > 0) {
-		if (j->pending[0] > j->synced_upto ||
-		    (!synced && j->synced_upto < j->renamed_upto)) {
-			/* renamed but not durable yet: sync first, every entry
-			 * renamed so far (the committer's group commit: the
-			 * batch and burst behind this one are synced too). The
-			 * lock is dropped meanwhile; only appends, at the
-			 * end, can come in between. */
-			r = sync_locked(j, j->renamed_upto);
-			if (r < 0) {
-				vs_error("journal: cannot make entries "
-					 "durable: %s",
-					 strerror(-r));
-				break;
-			}
-			synced = true;
-			r = -ENOENT;
-			continue;
-		}
 		entry_name(name, j->pending[0], "");
 		r = entry_read(j->dir_fd, name, e);
 		if (r == 0 && e->lseq != j->pending[0])

@@ -7,12 +7,13 @@
  * the journal or not at all. An append does not fsync: vs_journal_sync()
  * makes a group of entries durable at once (their content objects first,
  * then the entries, then the directory), off the path of a save at
- * close(2). File content is not in the journal entry: it is a cache
- * object (by SHA-256), stored before the entry that names it. After a
- * crash the entries are replayed in order with their original operation
- * ids, so nothing is committed twice (the SQL functions are idempotent per
- * id) and nothing synced is lost; an entry appended after the last sync
- * may be lost or torn (a torn one is set aside, see journal.c).
+ * close(2); the committer may commit an entry to PostgreSQL before it is
+ * durable here (its replay is a no-op). File content is not in the journal
+ * entry: it is a cache object (by SHA-256), stored before the entry that names
+ * it. After a crash the entries are replayed in order with their original
+ * operation ids, so nothing is committed twice (the SQL functions are
+ * idempotent per id) and nothing synced is lost; an entry appended after the
+ * last sync may be lost or torn (a torn one is set aside, see journal.c).
  *
  * Thread-safe (one mutex).
  */
@@ -95,8 +96,9 @@ int vs_journal_sync(struct vs_journal *j, uint64_t lseq);
 /* Every entry up to this lseq is durable (vs_journal_each() also visits
  * entries that are not yet). */
 uint64_t vs_journal_synced(struct vs_journal *j);
-/* The oldest pending entry into @e, durable (it syncs first if need be):
- * 0, -ENOENT if none, or -errno. */
+/* The oldest pending entry into @e, durable or not (the committer may
+ * commit it first: a replay is a no-op; vs_journal_sync() makes what has
+ * to wait durable): 0, -ENOENT if none, or -errno. */
 int vs_journal_peek(struct vs_journal *j, struct vs_jentry *e);
 /* Remove entry @lseq (committed). 0 or -errno. */
 int vs_journal_done(struct vs_journal *j, uint64_t lseq);
