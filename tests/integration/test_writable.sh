@@ -98,6 +98,26 @@ vs_check "a write at an offset is committed" vs_poll 10 committed src/offsets.tx
 truncate -s 4 "$MNT/src/offsets.txt"
 vs_check "truncate is committed" vs_poll 10 committed src/offsets.txt 0123
 
+# a new file's working copy is in memory until it grows past 1 MiB, then
+# on disk; once saved it is the content object itself (frozen), and the
+# next write copies it
+head -c 3145728 /dev/urandom >"$W/big"
+dd if="$W/big" of="$MNT/src/big.bin" bs=65536 status=none
+pgsha() { "$CTL" cat w "$1" 2>/dev/null | sha256sum | cut -d' ' -f1; }
+sha_is() { [[ "$(pgsha "$1")" == "$2" ]]; }
+vs_check "a new file grown past 1 MiB is committed whole" \
+	vs_poll 15 sha_is src/big.bin "$(sha256sum <"$W/big" | cut -d' ' -f1)"
+vs_check "and reads back whole" cmp -s "$W/big" "$MNT/src/big.bin"
+printf 'tail\n' >>"$W/big"
+printf 'tail\n' >>"$MNT/src/big.bin"
+vs_check "a write after its save is committed too" \
+	vs_poll 15 sha_is src/big.bin "$(sha256sum <"$W/big" | cut -d' ' -f1)"
+vs_check "and reads back" cmp -s "$W/big" "$MNT/src/big.bin"
+printf 'small\n' >"$MNT/src/small.txt"
+vs_check "a small new file is committed" vs_poll 10 committed src/small.txt small
+printf 'more\n' >>"$MNT/src/small.txt"
+vs_check "and a write after its save" vs_poll 10 committed src/small.txt "$(printf 'small\nmore')"
+
 printf 'still here\n' >"$MNT/src/open.txt"
 exec 3<"$MNT/src/open.txt"
 rm "$MNT/src/open.txt"
