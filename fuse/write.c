@@ -17,12 +17,11 @@
  * and the saves of many files do not queue behind each other's fsyncs.
  * Durability is owed to fsync(2) only (and to the stop, fsw_save_all):
  * fsync snapshots and then waits until the committer has committed that
- * entry (EIO if it cannot within the deadline); the committer makes a
- * group of entries durable, with their objects, before it commits them
- * (vs_journal_peek: the journal's group commit), so what fsync returned
- * for is in PostgreSQL and what was journaled before a crash is replayed
- * if it was synced (journal.c, DURABILITY). FLUSH is not used (fs.c
- * answers ENOSYS: one round trip less per close). Saves of one path made
+ * entry (EIO if it cannot within the deadline), so what fsync returned
+ * for is in PostgreSQL; the committer syncs the journal in groups, with
+ * the objects, for what waits (writeback.c, Durability), and what was
+ * synced before a crash is replayed (journal.c, DURABILITY). FLUSH is not used
+ * (fs.c answers ENOSYS: one round trip less per close). Saves of one path made
  * before the previous one is committed are chained (after_op), so they
  * never conflict with each other; at most one snapshot per open file,
  * however many writes.
