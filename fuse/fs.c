@@ -534,6 +534,23 @@ static void vs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		synced_fsync(req, fs, in);
 }
 
+static void vs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			struct fuse_file_info *fi)
+{
+	struct vs_fs *fs = fs_of(req);
+	struct vs_inode *in;
+
+	/* never ENOSYS: the kernel would stop asking for every directory */
+	if (resolve(fs, ino, &in) < 0)
+		fuse_reply_err(req, 0);
+	else if (in->local && fi->fh)
+		local_fsyncdir(req, datasync, fi);
+	else if (in->local)
+		fuse_reply_err(req, 0);
+	else
+		synced_fsyncdir(req, fs);
+}
+
 static void vs_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
@@ -684,6 +701,7 @@ static const struct fuse_lowlevel_ops vs_ops = {
     .opendir = vs_opendir,
     .readdir = vs_readdir,
     .releasedir = vs_releasedir,
+    .fsyncdir = vs_fsyncdir,
     .statfs = vs_statfs,
     .getxattr = vs_getxattr,
     .listxattr = vs_listxattr,

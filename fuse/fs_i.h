@@ -159,6 +159,9 @@ int fsw_setattr(struct vs_fs *fs, struct vs_inode *in, const struct stat *attr,
 		int valid);
 int fsw_flush(struct vs_fs *fs, struct vs_inode *in);
 int fsw_fsync(struct vs_fs *fs, struct vs_inode *in);
+/* Wait until every journal entry this process appended is committed: 0,
+ * or -EIO (not within the deadline, or refused). */
+int fsw_fsyncdir(struct vs_fs *fs);
 /* Create @name in synced @parent: a file (opened: a working copy), a
  * directory or a symlink. *out gets the inode with one lookup counted. */
 int fsw_create(struct vs_fs *fs, struct vs_inode *parent, const char *name,

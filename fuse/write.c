@@ -476,6 +476,25 @@ int fsw_fsync(struct vs_fs *fs, struct vs_inode *in)
 	return r < 0 ? -EIO : 0;
 }
 
+int fsw_fsyncdir(struct vs_fs *fs)
+{
+	/* the names made, removed and moved (mkdir, unlink, rename ...)
+	 * are journal entries like saves: committed in order, so waiting
+	 * for the newest covers them all */
+	uint64_t lseq = atomic_load(&fs->last_lseq);
+	int r;
+
+	if (!lseq)
+		return 0;
+	if (!fs->wb)
+		return -EIO;
+	r = vs_wb_wait(fs->wb, lseq, FSW_FSYNC_TIMEOUT_MS);
+	if (r < 0)
+		vs_warn("fsync of a directory: changes not committed: %s",
+			strerror(-r));
+	return r < 0 ? -EIO : 0;
+}
+
 int fsw_setattr(struct vs_fs *fs, struct vs_inode *in, const struct stat *attr,
 		int valid)
 {
