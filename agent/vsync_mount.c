@@ -438,7 +438,7 @@ static int open_writable(const struct vs_mount_opts *o, struct vs_cache *cache,
 	if (r == 0)
 		r = vs_cache_project_dir(cache, id, "work", &wfd);
 	if (r == 0)
-		r = vs_journal_open(&ctx->journal, jfd);
+		r = vs_journal_open(&ctx->journal, jfd, cache);
 	if (r < 0) {
 		if (jfd >= 0)
 			close(jfd);

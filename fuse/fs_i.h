@@ -78,8 +78,9 @@ struct vs_fs {
 	 * its WRITE entry's lseq (the entry is written after, renamed in lseq
 	 * order), so the journal's order is the order the tree changed in (a
 	 * save released just as its file or a parent is renamed or unlinked
-	 * is journaled wholly before or after). The journal's directory fsync
-	 * comes after it is released. Order: fd_lock, ns_lock, table.lock
+	 * is journaled wholly before or after). No fsync is made under it
+	 * (nor in a save at all: the committer syncs the journal). Order:
+	 * fd_lock, ns_lock, table.lock
 	 * (the journal's own mutex is taken inside all of them).
 	 */
 	pthread_mutex_t ns_lock;
@@ -163,6 +164,9 @@ int fsw_setattr(struct vs_fs *fs, struct vs_inode *in, const struct stat *attr,
 		int valid);
 int fsw_flush(struct vs_fs *fs, struct vs_inode *in);
 int fsw_fsync(struct vs_fs *fs, struct vs_inode *in);
+/* Wait until every journal entry this process appended is committed: 0,
+ * or -EIO (not within the deadline, or refused). */
+int fsw_fsyncdir(struct vs_fs *fs);
 /* Create @name in synced @parent: a file (opened: a working copy), a
  * directory or a symlink. *out gets the inode with one lookup counted. */
 int fsw_create(struct vs_fs *fs, struct vs_inode *parent, const char *name,

@@ -87,6 +87,10 @@ struct vs_inode {
 	 * changes exist, its write generation, the generation last
 	 * journaled, and the journal operation not yet committed */
 	int wfd;
+	bool wfrozen; /* wfd is a cache object (a save made it one):
+		       * copied to a new working copy before a write */
+	bool wmem;    /* wfd is a memfd (a new or truncated file, small so
+		       * far): no inode on the cache dir's disk until saved */
 	bool wfailed; /* a write failed (EFBIG, ENOSPC ...): not saved
 		       * until truncated or rewritten whole */
 	uint64_t wgen, jgen;

@@ -634,6 +634,15 @@ void local_readdir(fuse_req_t req, struct fuse_file_info *fi,
 	}
 }
 
+void local_fsyncdir(fuse_req_t req, int datasync, struct fuse_file_info *fi)
+{
+	struct local_dir *d = (struct local_dir *)(uintptr_t)fi->fh;
+	int fd = dirfd(d->dp);
+
+	fuse_reply_err(req,
+		       (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? errno : 0);
+}
+
 void local_releasedir(struct fuse_file_info *fi)
 {
 	struct local_dir *d = (struct local_dir *)(uintptr_t)fi->fh;

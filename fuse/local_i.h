@@ -66,5 +66,7 @@ void local_readdir(fuse_req_t req, struct fuse_file_info *fi,
 		   struct fs_dirbuf *b, off_t off);
 /* Close fi->fh; the caller replies. */
 void local_releasedir(struct fuse_file_info *fi);
+/* fsync(2) of an open local-only directory: fsync of the upper one */
+void local_fsyncdir(fuse_req_t req, int datasync, struct fuse_file_info *fi);
 
 #endif

@@ -532,6 +532,11 @@ void synced_fsync(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in)
 	fuse_reply_err(req, -r);
 }
 
+void synced_fsyncdir(fuse_req_t req, struct vs_fs *fs)
+{
+	fuse_reply_err(req, fs->cfg.journal ? -fsw_fsyncdir(fs) : 0);
+}
+
 void synced_opendir(fuse_req_t req, struct fuse_file_info *fi)
 {
 	fi->fh = 0;

@@ -60,6 +60,9 @@ void synced_write_buf(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 /* the last close of an open that may have written (fi->fh set) */
 void synced_release(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in);
 void synced_fsync(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in);
+/* fsync(2) of a synced directory: returns once every change journaled
+ * before it is committed (EIO if it cannot be) */
+void synced_fsyncdir(fuse_req_t req, struct vs_fs *fs);
 
 /* Open directories: fi->fh is 0, the listing comes from the table */
 void synced_opendir(fuse_req_t req, struct fuse_file_info *fi);

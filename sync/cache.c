@@ -56,6 +56,17 @@ int vs_cache_init(struct vs_cache *c, const char *dir)
 		vs_error("cannot set up cache dir '%s': %s", dir, strerror(-r));
 		goto fail;
 	}
+	/* the 256 fan-out directories, once: a store does not ask again */
+	for (unsigned i = 0; i < 256; i++) {
+		char sub[12];
+
+		snprintf(sub, sizeof(sub), "objects/%02x", i);
+		if ((r = mkdirat_p(c->dir_fd, sub, 0700)) < 0) {
+			vs_error("cannot set up cache dir '%s': %s", dir,
+				 strerror(-r));
+			goto fail;
+		}
+	}
 	c->dir = strdup(dir);
 	if (!c->dir) {
 		r = -ENOMEM;
@@ -202,14 +213,44 @@ int vs_cache_store(struct vs_cache *c, const char *hash, const void *buf,
 	if (strcmp(got, hash) != 0)
 		return -EBADMSG;
 	vs_cache_object_name(name, hash);
-	name[10] = '\0'; /* "objects/ab" */
-	r = mkdirat_p(c->dir_fd, name, 0700);
-	if (r < 0)
-		return r;
-	vs_cache_object_name(name, hash);
 	r = atomic_write(c, c->dir_fd, name, buf, len);
+	if (r == -ENOENT) {
+		/* a fan-out directory removed since the init */
+		name[10] = '\0'; /* "objects/ab" */
+		r = mkdirat_p(c->dir_fd, name, 0700);
+		vs_cache_object_name(name, hash);
+		if (r == 0)
+			r = atomic_write(c, c->dir_fd, name, buf, len);
+	}
 	if (r < 0)
 		vs_warn("cannot store %s in the cache: %s", hash, strerror(-r));
+	return r;
+}
+
+int vs_cache_link(struct vs_cache *c, const char *hash, int fd)
+{
+	char name[8 + 3 + VS_HASH_HEX_LEN + 1], proc[40];
+	int r;
+
+	if (!vs_hash_hex_valid(hash))
+		return -EINVAL;
+	vs_cache_object_name(name, hash);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	/* the name appears with every byte in place: no temp name needed */
+	for (int tries = 0; tries < 2; tries++) {
+		if (linkat(AT_FDCWD, proc, c->dir_fd, name,
+			   AT_SYMLINK_FOLLOW) == 0)
+			return 0;
+		r = -errno;
+		if (r != -ENOENT || tries)
+			break;
+		/* a fan-out directory removed since the init */
+		name[10] = '\0';
+		r = mkdirat_p(c->dir_fd, name, 0700);
+		vs_cache_object_name(name, hash);
+		if (r < 0)
+			break;
+	}
 	return r;
 }
 

@@ -29,36 +29,65 @@
  *
  * DURABILITY
  *
- * An entry gets its lseq (vs_journal_reserve), is written to "<name>.tmp"
- * (O_EXCL) and fsync'd without the lock, and renamed to <name> under it
- * (RENAME_NOREPLACE: an existing entry is never overwritten; a reservation
- * skips an lseq whose entry or temp file is there already, made by another
- * handle on the same directory, which vsync-mount's cache-dir lock rules
- * out) once every entry reserved before it is renamed or given up (its turn:
- * cond turn) by vs_journal_append[_reserved](); the directory is fsync'd by
- * vs_journal_sync(), once for every entry renamed before it started (a
- * group commit: appenders that sync at the same time share one fsync, and
- * the one who runs it does not hold the lock meanwhile). After a crash an
- * entry is there whole or not at all, and the entries there are a prefix
- * in lseq order of those appended (each was fsync'd before its rename, the
- * renames are made in lseq order under the lock). An append that fails
- * leaves a gap in the lseqs (or none, if it was the newest reservation). A
- * leftover "*.tmp" is removed at open; a malformed entry is renamed to
- * "<name>.bad" (kept for inspection, never replayed). Done entries are unlinked
- * without an fsync of the directory: if the unlink is lost in a crash the entry
- * is replayed, and its operation id makes the second commit a no-op.
+ * An entry gets its lseq (vs_journal_reserve), is written without the
+ * lock and without an fsync to a file kept from a done entry
+ * ("free.<k>", see the pool below) or a new "<name>.tmp" (O_EXCL), and
+ * renamed to <name>
+ * under it (RENAME_NOREPLACE: an existing entry is never overwritten; a
+ * reservation skips an lseq whose entry or temp file is there already,
+ * made by another handle on the same directory, which vsync-mount's
+ * cache-dir lock rules out) once every entry reserved before it is renamed
+ * or given up (its turn: cond turn) by vs_journal_append[_reserved](). So
+ * an append costs no disk wait: a save at close(2) returns at page-cache
+ * speed (POSIX promises nothing of a file not fsync'd).
+ *
+ * Durability is vs_journal_sync()'s (a group commit), for every entry
+ * renamed before it started: it starts the write-back of their content
+ * objects and entry files (sync_file_range), fsyncs the objects, the
+ * objects' fan-out directories, the entries, then the journal directory -
+ * objects before the entries that name them, so an entry made durable
+ * never names an object that is not. Appenders that sync at the same time
+ * share one, and the one who runs it does not hold the lock meanwhile.
+ * The committer commits entries to PostgreSQL without waiting for their
+ * local fsync (a committed entry is durable there, and its replay after a
+ * crash is a no-op by its operation id); it syncs the journal when an
+ * entry has to wait (PostgreSQL unreachable) and at least once a second
+ * while it works, and fsync(2) on the mount waits for the commit. At
+ * open, the entries found are taken as not durable (a stop by SIGKILL
+ * leaves them in the page cache only) and the first sync covers them.
+ *
+ * After a crash, the synced entries are there whole, with their objects.
+ * Entries appended after the last sync may be there or not, whole or torn
+ * (not necessarily a prefix: the file system may have committed some of
+ * their names and not their bytes): a torn entry fails to parse and is
+ * renamed to "<name>.bad" (kept for inspection, never replayed), and an
+ * entry whose object did not survive is refused by the committer (the
+ * object is checked against its hash) and not shown by the mount
+ * (fsw_overlay_journal). An append that fails leaves a gap in the lseqs
+ * (or none, if it was the newest reservation). A leftover "*.tmp" is
+ * removed at open. An entry committed before it was synced may be lost,
+ * torn or replayed after a crash: it is in PostgreSQL already, and a
+ * replay is a no-op by its operation id (if its object was torn, the
+ * replay is refused with a log line instead, harmlessly).
+ *
+ * The pool: a done entry's file is renamed to "free.<k>" (up to POOL_MAX,
+ * else unlinked) and reused by the next append, so that a save neither
+ * frees nor allocates an inode (on a journal-less ext4 an allocation
+ * skips every recently freed inode of its group: up to a millisecond
+ * each). Neither is fsync'd: if the rename is lost in a crash the entry
+ * is replayed, a no-op. "free.*" files are never entries; those found at
+ * open are pooled again.
  *
  * THREADS
  *
  * One mutex (lock) protects the list of pending lseqs, next_lseq and the
- * reservations and the sync state; it is held across the file I/O of
- * peek and done and the rename of append (not across an entry's write and
- * fsync), so lseq order is the order entries were renamed and peek always
- * sees the oldest. It is not held across the directory fsync of
- * vs_journal_sync(): one thread at a time runs it (syncing), the others wait on
- * cond synced and find their entry covered, or run the next one.
- * vs_journal_peek() syncs before it returns an entry not yet covered, so the
- * committer never commits an entry that is not durable.
+ * reservations and the sync state (the unsynced list, synced_upto); it is
+ * held across the file I/O of peek and done and the rename of append (not
+ * across an entry's write), so lseq order is the order entries were
+ * renamed and peek always sees the oldest. It is not held across the
+ * fsyncs of vs_journal_sync(): one thread at a time runs them (syncing),
+ * the others wait on cond synced and find their entry covered, or run the
+ * next one. vs_journal_peek() does not sync (see DURABILITY).
  */
 #include "vsync/journal.h"
 
@@ -66,6 +95,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -100,7 +130,27 @@ struct vs_journal {
 	uint64_t synced_upto;  /* every entry <= this is durable */
 	bool syncing;	       /* a directory fsync is running */
 	pthread_cond_t synced; /* syncing ended */
+	/* renamed entries not yet made durable, in lseq order (above
+	 * synced_upto), with the content object each names */
+	struct unsynced *uns;
+	size_t nuns, auns;
+	struct vs_cache *cache; /* where the objects are */
+	/* done entries' files kept for reuse ("free.<k>"; see FILES) */
+	unsigned *pool;
+	size_t npool;
+	unsigned next_free;
 };
+
+struct unsynced {
+	uint64_t lseq;
+	char hash[VS_HASH_HEX_LEN + 1]; /* "" if it names no object */
+};
+
+/* Files synced at once by sync_files() (two per entry at most). */
+#define SYNC_CHUNK 128
+/* Done entries' files kept for reuse at most. */
+#define POOL_MAX    1024
+#define POOL_PREFIX "free."
 
 /* Room kept for entries when the disk fills: a metadata change (unlink,
  * rename, mkdir) can still be journaled - and so free space - when the
@@ -432,6 +482,162 @@ static void pending_remove(struct vs_journal *j, size_t i)
 	vs_metrics_journal_pending((int64_t)j->n);
 }
 
+/* Room for one more unsynced entry. */
+static int unsynced_reserve(struct vs_journal *j)
+{
+	struct unsynced *p;
+	size_t a;
+
+	if (j->nuns < j->auns)
+		return 0;
+	a = j->auns ? 2 * j->auns : 64;
+	p = realloc(j->uns, a * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	j->uns = p;
+	j->auns = a;
+	return 0;
+}
+
+/* Remember renamed entry @e as not durable yet (room reserved). */
+static void unsynced_add(struct vs_journal *j, const struct vs_jentry *e)
+{
+	struct unsynced *u = &j->uns[j->nuns++];
+
+	u->lseq = e->lseq;
+	memcpy(u->hash, e->op == VS_JOP_WRITE ? e->hash : "",
+	       e->op == VS_JOP_WRITE ? sizeof(u->hash) : 1);
+}
+
+/* Start writing back the bytes of the file at @name (relative to
+ * @dir_fd): its fd into fds[*n], or nothing if it is gone (an entry done
+ * since, an object a check removed). 0 or -errno. */
+static int sync_open(int dir_fd, const char *name, int flags, int *fds,
+		     size_t *n)
+{
+	int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | flags);
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	/* all of a group's data first, so that the fsyncs below find it
+	 * written and share the file system's commits */
+	sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	fds[(*n)++] = fd;
+	return 0;
+}
+
+/*
+ * Make @k renamed entries durable (see DURABILITY): their content
+ * objects, the objects' directories, the entries, then the journal
+ * directory. Called without the lock by the one thread syncing. 0 or
+ * -errno.
+ */
+static int sync_files(int dir_fd, struct vs_cache *c,
+		      const struct unsynced *items, size_t k)
+{
+	char name[8 + 3 + VS_HASH_HEX_LEN + 1];
+	int fds[2 * SYNC_CHUNK];
+	int r = 0;
+
+	for (size_t at = 0; at < k && r == 0; at += SYNC_CHUNK) {
+		size_t m = k - at < SYNC_CHUNK ? k - at : SYNC_CHUNK;
+		size_t nf = 0, nobj;
+		bool fanout[256] = {false};
+
+		for (size_t i = at; i < at + m && r == 0 && c; i++) {
+			if (!items[i].hash[0])
+				continue;
+			vs_cache_object_name(name, items[i].hash);
+			r = sync_open(c->dir_fd, name, 0, fds, &nf);
+			fanout[strtoul((char[3]){name[8], name[9], '\0'}, NULL,
+				       16)] = true;
+		}
+		nobj = nf;
+		for (size_t i = at; i < at + m && r == 0; i++) {
+			entry_name(name, items[i].lseq, "");
+			r = sync_open(dir_fd, name, O_NOFOLLOW, fds, &nf);
+		}
+		for (size_t i = 0; i < nobj && r == 0; i++)
+			if (fsync(fds[i]) < 0)
+				r = -errno;
+		for (unsigned d = 0; d < 256 && r == 0 && c; d++) {
+			int fd;
+
+			if (!fanout[d])
+				continue;
+			snprintf(name, sizeof(name), "objects/%02x", d);
+			fd = openat(c->dir_fd, name,
+				    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (fd < 0 || fsync(fd) < 0)
+				r = -errno;
+			if (fd >= 0)
+				close(fd);
+		}
+		for (size_t i = nobj; i < nf && r == 0; i++)
+			if (fsync(fds[i]) < 0)
+				r = -errno;
+		for (size_t i = 0; i < nf; i++)
+			close(fds[i]);
+	}
+	if (r == 0 && fsync(dir_fd) < 0)
+		r = -errno;
+	return r;
+}
+
+/* A file "free.<k>" found at open: kept for reuse, or removed. */
+static void pool_found(struct vs_journal *j, const char *name)
+{
+	const char *k = name + strlen(POOL_PREFIX);
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(k, &end, 10);
+	if (*k < '0' || *k > '9' || *end || errno || v >= UINT_MAX ||
+	    j->npool == POOL_MAX) {
+		unlinkat(j->dir_fd, name, 0);
+		return;
+	}
+	j->pool[j->npool++] = (unsigned)v;
+	if (v >= j->next_free)
+		j->next_free = (unsigned)v + 1;
+}
+
+/* A pooled file's name into @out (LSEQ_DIGITS + 5 bytes), taken out of
+ * the pool: false if the pool is empty. */
+static bool pool_take(struct vs_journal *j, char *out)
+{
+	bool got;
+
+	pthread_mutex_lock(&j->lock);
+	got = j->npool > 0;
+	if (got)
+		snprintf(out, LSEQ_DIGITS + 5, POOL_PREFIX "%u",
+			 j->pool[--j->npool]);
+	pthread_mutex_unlock(&j->lock);
+	return got;
+}
+
+/* Open the file an entry is written to before its rename: a pooled one
+ * (truncated) when there is one, else a new "<name>.tmp" (@tmp gets the
+ * name used). An fd or -errno. */
+static int entry_create(struct vs_journal *j, uint64_t lseq, char *tmp)
+{
+	int fd;
+
+	if (pool_take(j, tmp)) {
+		fd = openat(j->dir_fd, tmp,
+			    O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0)
+			return fd;
+		unlinkat(j->dir_fd, tmp, 0);
+	}
+	entry_name(tmp, lseq, ".tmp");
+	fd = openat(j->dir_fd, tmp,
+		    O_WRONLY | O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC, 0600);
+	return fd < 0 ? -errno : fd;
+}
+
 /* ------------------------------------------------------------ the journal */
 
 /* Scan the directory: collect valid entries, remove leftovers, quarantine
@@ -469,6 +675,10 @@ static int journal_scan(struct vs_journal *j)
 			max = lseq > max ? lseq : max;
 			continue;
 		}
+		if (!strncmp(d->d_name, POOL_PREFIX, strlen(POOL_PREFIX))) {
+			pool_found(j, d->d_name);
+			continue;
+		}
 		lseq = name_lseq(d->d_name, "");
 		if (!lseq)
 			continue;
@@ -487,16 +697,22 @@ static int journal_scan(struct vs_journal *j)
 			goto out;
 		}
 		r = pending_reserve(j, j->n + 1);
+		if (r == 0)
+			r = unsynced_reserve(j);
 		if (r < 0)
 			goto out;
 		j->pending[j->n++] = lseq;
+		unsynced_add(j, e);
 	}
 	if (errno) {
 		r = -errno;
 		goto out;
 	}
-	if (j->n > 1)
+	if (j->n > 1) {
 		qsort(j->pending, j->n, sizeof(j->pending[0]), cmp_u64);
+		/* by lseq, their first member */
+		qsort(j->uns, j->nuns, sizeof(j->uns[0]), cmp_u64);
+	}
 	j->next_lseq = max + 1;
 	vs_metrics_journal_pending((int64_t)j->n);
 out:
@@ -525,7 +741,7 @@ static void reserve_make(struct vs_journal *j)
 		unlinkat(j->dir_fd, JOURNAL_RESERVE_NAME, 0);
 }
 
-int vs_journal_open(struct vs_journal **out, int dir_fd)
+int vs_journal_open(struct vs_journal **out, int dir_fd, struct vs_cache *cache)
 {
 	struct vs_journal *j;
 	int r;
@@ -535,8 +751,15 @@ int vs_journal_open(struct vs_journal **out, int dir_fd)
 	if (!j)
 		return -ENOMEM;
 	j->dir_fd = dir_fd;
+	j->cache = cache;
+	j->pool = malloc(POOL_MAX * sizeof(*j->pool));
+	if (!j->pool) {
+		free(j);
+		return -ENOMEM;
+	}
 	r = pthread_mutex_init(&j->lock, NULL);
 	if (r) {
+		free(j->pool);
 		free(j);
 		return -r;
 	}
@@ -545,6 +768,7 @@ int vs_journal_open(struct vs_journal **out, int dir_fd)
 		pthread_cond_destroy(&j->synced);
 	if (r) {
 		pthread_mutex_destroy(&j->lock);
+		free(j->pool);
 		free(j);
 		return -r;
 	}
@@ -553,13 +777,17 @@ int vs_journal_open(struct vs_journal **out, int dir_fd)
 		vs_journal_free(j);
 		return r;
 	}
-	/* what a crash left renamed but not synced is made durable now */
+	/* the names a crash left renamed but not synced are made durable
+	 * now; their bytes (and objects) by the first sync, which covers
+	 * every entry found (a stop by SIGKILL leaves them in the page
+	 * cache only) */
 	if (fsync(j->dir_fd) < 0) {
 		r = -errno;
 		vs_journal_free(j);
 		return r;
 	}
-	j->synced_upto = j->renamed_upto = j->next_lseq - 1;
+	j->renamed_upto = j->next_lseq - 1;
+	j->synced_upto = j->n ? j->pending[0] - 1 : j->renamed_upto;
 	reserve_make(j);
 	if (j->n)
 		vs_info("journal: %zu entr%s to replay (lseq %" PRIu64
@@ -579,6 +807,8 @@ void vs_journal_free(struct vs_journal *j)
 	pthread_mutex_destroy(&j->lock);
 	free(j->pending);
 	free(j->res);
+	free(j->uns);
+	free(j->pool);
 	free(j);
 }
 
@@ -667,14 +897,13 @@ int vs_journal_append_reserved(struct vs_journal *j, struct vs_jentry *e)
 		goto out;
 	}
 	entry_name(name, e->lseq, "");
-	entry_name(tmp, e->lseq, ".tmp");
-	/* written and fsync'd without the lock, by appenders at the same
-	 * time; the rename waits for its turn (lseq order) */
+	/* written without the lock, by appenders at the same time, and not
+	 * fsync'd (vs_journal_sync does that, for a group); the rename waits
+	 * for its turn (lseq order) */
 again:
-	fd = openat(j->dir_fd, tmp,
-		    O_WRONLY | O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC, 0600);
+	fd = entry_create(j, e->lseq, tmp);
 	if (fd < 0) {
-		r = -errno;
+		r = fd;
 		pthread_mutex_lock(&j->lock);
 		if (r == -ENOSPC && j->reserved) {
 			unlinkat(j->dir_fd, JOURNAL_RESERVE_NAME, 0);
@@ -688,8 +917,6 @@ again:
 		goto out;
 	}
 	r = vs_write_in_full(fd, buf, (size_t)n);
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
 	fd = -1;
@@ -697,10 +924,12 @@ again:
 	locked = true;
 	while (r == 0 && j->res[0] != e->lseq)
 		pthread_cond_wait(&j->turn, &j->lock);
-	/* room in the list first (after the wait, which drops the lock):
+	/* room in the lists first (after the wait, which drops the lock):
 	 * once renamed, the entry must be listed */
 	if (r == 0)
 		r = pending_reserve(j, j->n + 1);
+	if (r == 0)
+		r = unsynced_reserve(j);
 	if (r == 0)
 		r = entry_publish(j->dir_fd, tmp, name);
 	renamed = r == 0;
@@ -722,6 +951,7 @@ again:
 		goto out;
 	}
 	j->pending[j->n++] = e->lseq;
+	unsynced_add(j, e);
 	vs_metrics_journal_pending((int64_t)j->n);
 out:
 	if (!locked)
@@ -733,14 +963,17 @@ out:
 }
 
 /*
- * Make every entry up to @lseq durable: fsync the directory unless a sync
- * that started after its rename has ended (see THREADS). Called with the
- * lock held; drops it across the fsync. 0 or -errno (nothing is undone:
- * the entries stay listed, and the next sync tries again).
+ * Make every entry up to @lseq durable: sync the entries renamed so far
+ * (sync_files) unless a sync that started after its rename has ended (see
+ * THREADS). Called with the lock held; drops it across the I/O. 0 or
+ * -errno (nothing is undone: the entries stay listed and unsynced, and
+ * the next sync tries again).
  */
 static int sync_locked(struct vs_journal *j, uint64_t lseq)
 {
+	struct unsynced *items;
 	uint64_t target;
+	size_t k;
 	int r = 0;
 
 	while (j->synced_upto < lseq) {
@@ -749,14 +982,28 @@ static int sync_locked(struct vs_journal *j, uint64_t lseq)
 			continue;
 		}
 		target = j->renamed_upto; /* every entry renamed so far */
+		k = j->nuns;		  /* those of them not synced yet */
+		items = k ? malloc(k * sizeof(*items)) : NULL;
+		if (k && !items) {
+			r = -ENOMEM;
+			break;
+		}
+		if (k)
+			memcpy(items, j->uns, k * sizeof(*items));
 		j->syncing = true;
 		pthread_mutex_unlock(&j->lock);
-		if (fsync(j->dir_fd) < 0)
-			r = -errno;
+		r = sync_files(j->dir_fd, j->cache, items, k);
+		free(items);
 		pthread_mutex_lock(&j->lock);
 		j->syncing = false;
-		if (r == 0 && target > j->synced_upto)
-			j->synced_upto = target;
+		if (r == 0) {
+			/* appends came only at the end meanwhile */
+			memmove(j->uns, j->uns + k,
+				(j->nuns - k) * sizeof(*j->uns));
+			j->nuns -= k;
+			if (target > j->synced_upto)
+				j->synced_upto = target;
+		}
 		pthread_cond_broadcast(&j->synced);
 		if (r < 0)
 			break;
@@ -774,7 +1021,7 @@ int vs_journal_sync(struct vs_journal *j, uint64_t lseq)
 	r = sync_locked(j, lseq);
 	pthread_mutex_unlock(&j->lock);
 	if (r < 0)
-		vs_error("journal: cannot fsync the journal directory: %s",
+		vs_error("journal: cannot make entries durable: %s",
 			 strerror(-r));
 	return r;
 }
@@ -794,22 +1041,11 @@ int vs_journal_peek(struct vs_journal *j, struct vs_jentry *e)
 	char name[LSEQ_DIGITS + 5];
 	int r = -ENOENT;
 
+	/* durable or not: an entry committed to PostgreSQL needs no local
+	 * fsync (its replay is a no-op); one that waits is synced by
+	 * vs_journal_sync() */
 	pthread_mutex_lock(&j->lock);
 	while (j->n > 0) {
-		if (j->pending[0] > j->synced_upto) {
-			/* renamed but not durable yet: sync first (the lock
-			 * is dropped meanwhile; only appends, at the end,
-			 * can come in between) */
-			r = sync_locked(j, j->pending[0]);
-			if (r < 0) {
-				vs_error("journal: cannot fsync the journal "
-					 "directory: %s",
-					 strerror(-r));
-				break;
-			}
-			r = -ENOENT;
-			continue;
-		}
 		entry_name(name, j->pending[0], "");
 		r = entry_read(j->dir_fd, name, e);
 		if (r == 0 && e->lseq != j->pending[0])
@@ -846,12 +1082,24 @@ int vs_journal_done(struct vs_journal *j, uint64_t lseq)
 		goto out;
 	}
 	entry_name(name, lseq, "");
+	if (j->npool < POOL_MAX) {
+		/* kept for the next append: no inode freed and made again */
+		char free_name[LSEQ_DIGITS + 5];
+
+		snprintf(free_name, sizeof(free_name), POOL_PREFIX "%u",
+			 j->next_free);
+		if (renameat(j->dir_fd, name, j->dir_fd, free_name) == 0) {
+			j->pool[j->npool++] = j->next_free++;
+			goto removed;
+		}
+	}
 	if (unlinkat(j->dir_fd, name, 0) < 0 && errno != ENOENT) {
 		r = -errno;
 		vs_error("cannot remove journal entry %s: %s", name,
 			 strerror(-r));
 		goto out;
 	}
+removed:
 	pending_remove(j, i);
 	reserve_make(j); /* taken when the disk was full: again if room */
 out:
@@ -938,35 +1186,18 @@ int vs_journal_oldest_ms(struct vs_journal *j, int64_t *ms)
 }
 
 int vs_journal_put_content(struct vs_cache *c, const void *buf, size_t len,
-			   char hash_out[VS_HASH_HEX_LEN + 1])
+			   int fd, char hash_out[VS_HASH_HEX_LEN + 1])
 {
-	char name[8 + 3 + VS_HASH_HEX_LEN + 1];
-	int fd, r;
+	int r = vs_sha256_hex(hash_out, buf, len);
 
-	r = vs_sha256_hex(hash_out, buf, len);
-	if (r < 0)
-		return r;
-	r = vs_cache_store(c, hash_out, buf, len);
-	if (r < 0)
-		return r;
-	/* the cache does not fsync its objects (a torn one is caught by
-	 * its hash and fetched again); one that only exists here must
-	 * survive a crash */
-	vs_cache_object_name(name, hash_out);
-	fd = openat(c->dir_fd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		r = -errno;
-	close(fd);
-	if (r < 0)
-		return r;
-	name[10] = '\0'; /* "objects/ab" */
-	fd = openat(c->dir_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		r = -errno;
-	close(fd);
-	return r;
+	/* not fsync'd here: vs_journal_sync() makes it durable before the
+	 * entry that names it (the journal knows the cache) */
+	if (r == 0 && fd >= 0) {
+		r = vs_cache_link(c, hash_out, fd);
+		if (r == 0)
+			return 1;
+		if (r == -EEXIST)
+			return 0; /* the same bytes are there */
+	}
+	return vs_cache_store(c, hash_out, buf, len);
 }

@@ -24,6 +24,16 @@
  * advance done_upto (entries are finished in lseq order, so every lseq at
  * or below it is finished) and wake the waiters.
  *
+ * Durability. An entry is committed whether or not the journal has made
+ * it durable yet (journal.h): once committed it is durable in
+ * PostgreSQL, and a replay after a crash is a no-op by its operation id.
+ * So a commit - and fsync(2) on the mount, which waits for it - costs no
+ * local fsync. What waits is made durable: the journal is synced before
+ * every backoff (PostgreSQL unreachable, a failed batch) and at least
+ * every WB_SYNC_MS while entries keep coming (a backlog behind a
+ * `tar -x`), so what a crash of the machine can lose is about a second of
+ * saves nobody fsync'd.
+ *
  * Failure. An error is either for good or for now, and only the second
  * is retried (wb_retry): an answer of PostgreSQL's is judged by its
  * SQLSTATE (vs_pg_verdict), never by the errno it maps to.
@@ -107,6 +117,7 @@
 #define WB_RESOLVE_TRIES  5    /* merge/conflict rounds before backing off */
 #define WB_BURST_MAX	  64   /* saves of one file committed as one */
 #define WB_BATCH_MAX	  64   /* entries committed in one transaction */
+#define WB_SYNC_MS	  1000 /* the journal synced at least this often */
 
 struct wb_refusal {
 	uint64_t lseq;
@@ -128,6 +139,7 @@ struct vs_writeback {
 	struct vs_pg *pg;
 	bool down; /* "cannot commit" logged, not yet recovered */
 	struct vs_backoff backoff;
+	int64_t synced_ms;  /* when the journal was last synced */
 	struct vs_jentry e; /* the entry in flight (large: not on the stack) */
 	struct vs_jentry last; /* the newest save of a burst (wb_burst) */
 	uint64_t burst[WB_BURST_MAX]; /* the lseqs of that burst */
@@ -793,8 +805,17 @@ static bool wb_stopping(struct vs_writeback *wb)
 	return stop;
 }
 
+/* Make what is journaled durable (see Durability). */
+static void wb_sync(struct vs_writeback *wb)
+{
+	vs_journal_sync(wb->journal, 0); /* logged by the journal */
+	wb->synced_ms = vs_mono_ms();
+}
+
 static void wb_backoff(struct vs_writeback *wb)
 {
+	/* the entries wait: durable first */
+	wb_sync(wb);
 	wb_sleep(wb, vs_mono_ms() + vs_backoff_next(&wb->backoff), false);
 }
 
@@ -821,7 +842,6 @@ struct wb_burst_ctx {
 	const struct vs_jentry *first;
 	const char *prev_op; /* op id the next save must be chained after */
 	size_t n;	     /* entries in wb->burst */
-	uint64_t synced;     /* entries above it are not durable yet */
 };
 
 static int wb_burst_next(void *arg, const struct vs_jentry *e)
@@ -834,8 +854,8 @@ static int wb_burst_next(void *arg, const struct vs_jentry *e)
 	/* the very next entry (a gap is one the journal could not read),
 	 * a save of the same path chained after the one before */
 	if (c->n == WB_BURST_MAX || e->lseq != wb->burst[c->n - 1] + 1 ||
-	    e->lseq > c->synced || e->op != VS_JOP_WRITE ||
-	    strcmp(e->path, c->first->path) || strcmp(e->after_op, c->prev_op))
+	    e->op != VS_JOP_WRITE || strcmp(e->path, c->first->path) ||
+	    strcmp(e->after_op, c->prev_op))
 		return 1;
 	wb->last = *e;
 	memcpy(wb->burst_ops[c->n], e->op_id, sizeof(wb->burst_ops[0]));
@@ -879,8 +899,7 @@ static int wb_burst_recorded(struct vs_writeback *wb, size_t n)
  */
 static size_t wb_burst(struct vs_writeback *wb, const struct vs_jentry *e)
 {
-	struct wb_burst_ctx c = {wb, e, e->op_id, 1,
-				 vs_journal_synced(wb->journal)};
+	struct wb_burst_ctx c = {wb, e, e->op_id, 1};
 
 	if (e->op != VS_JOP_WRITE)
 		return 0;
@@ -897,8 +916,7 @@ static size_t wb_burst(struct vs_writeback *wb, const struct vs_jentry *e)
 
 struct wb_batch_ctx {
 	struct vs_writeback *wb;
-	size_t n;	 /* entries in wb->batch */
-	uint64_t synced; /* entries above it are not durable yet */
+	size_t n; /* entries in wb->batch */
 };
 
 /* Does @e touch a path that an entry of the batch touches? */
@@ -927,7 +945,7 @@ static int wb_batch_next(void *arg, const struct vs_jentry *e)
 	if (e->lseq == c->wb->batch[0].lseq)
 		return c->n == 1 ? 0 : 1;
 	/* the very next entry (a gap is one the journal could not read) */
-	if (c->n == WB_BATCH_MAX || e->lseq > c->synced ||
+	if (c->n == WB_BATCH_MAX ||
 	    e->lseq != c->wb->batch[c->n - 1].lseq + 1 || wb_batch_clash(c, e))
 		return 1;
 	c->wb->batch[c->n++] = *e;
@@ -943,7 +961,7 @@ static int wb_batch_next(void *arg, const struct vs_jentry *e)
  */
 static int wb_batch(struct vs_writeback *wb, const struct vs_jentry *e)
 {
-	struct wb_batch_ctx c = {wb, 1, vs_journal_synced(wb->journal)};
+	struct wb_batch_ctx c = {wb, 1};
 	size_t i;
 	int r;
 
@@ -1024,6 +1042,8 @@ static void *wb_main(void *arg)
 			continue;
 		}
 		wb_advance(wb, e->lseq - 1, -EIO, 0, 0);
+		if (vs_mono_ms() - wb->synced_ms >= WB_SYNC_MS)
+			wb_sync(wb); /* a backlog: durable behind the commits */
 		nburst = wb_burst(wb, e);
 		if (!nburst && (r = wb_batch(wb, e)) > 0) {
 			r = wb_batch_finish(wb, (size_t)r);

@@ -5,6 +5,7 @@
  *   <dir>/lock                         flock'd by the process using the
  *                                      dir; holds its pid
  *   <dir>/objects/<h0h1>/<64-hex>      verified content, named by SHA-256
+ *                                      (the 256 <h0h1> made at init)
  *   <dir>/tmp/                         files being written (renamed in)
  *   <dir>/projects/<uuid>/manifest     last manifest seen (vs_manifest format)
  *   <dir>/projects/<uuid>/local/       local-only upper layer (node_modules
@@ -71,6 +72,15 @@ bool vs_cache_has(struct vs_cache *c, const char *hash);
  */
 int vs_cache_store(struct vs_cache *c, const char *hash, const void *buf,
 		   size_t len);
+
+/*
+ * Make open file @fd (an O_TMPFILE on the cache dir's file system, not
+ * made with O_EXCL) object @hash by linking it into place: no copy. The
+ * caller vouches that its bytes hash to @hash (not checked) and must not
+ * write @fd again. 0; -EEXIST if the object is there already (@fd is
+ * untouched); other -errno (EXDEV, no /proc ...): store a copy instead.
+ */
+int vs_cache_link(struct vs_cache *c, const char *hash, int fd);
 
 /* Create (if missing) and open projects/<uuid>/<sub> as a directory;
  * @sub may be "" for the project dir itself. 0 and *fd_out, or -errno. */

@@ -3,14 +3,17 @@
  * PostgreSQL (sync/journal.c).
  *
  * A directory of one file per operation, named by a local sequence number,
- * written to a temp name, fsync'd and renamed (then the directory fsync'd,
- * once for a group of entries: vs_journal_sync), so an operation is either
- * wholly in the journal or not at all. File
- * content is not in the journal entry: it is a cache object (by SHA-256),
- * stored and fsync'd before the entry that names it. After a crash the
- * entries are replayed in order with their original operation ids, so
- * nothing is committed twice (the SQL functions are idempotent per id) and
- * nothing journaled is lost.
+ * written to a temp name and renamed, so an operation is either wholly in
+ * the journal or not at all. An append does not fsync: vs_journal_sync()
+ * makes a group of entries durable at once (their content objects first,
+ * then the entries, then the directory), off the path of a save at
+ * close(2); the committer may commit an entry to PostgreSQL before it is
+ * durable here (its replay is a no-op). File content is not in the journal
+ * entry: it is a cache object (by SHA-256), stored before the entry that names
+ * it. After a crash the entries are replayed in order with their original
+ * operation ids, so nothing is committed twice (the SQL functions are
+ * idempotent per id) and nothing synced is lost; an entry appended after the
+ * last sync may be lost or torn (a torn one is set aside, see journal.c).
  *
  * Thread-safe (one mutex).
  */
@@ -60,36 +63,42 @@ struct vs_cache;
 
 /* Open (creating) the journal in directory @dir_fd (borrowed). Scans what
  * is there; a malformed entry is moved aside to <name>.bad with a log line.
- * 0 or -errno. */
-int vs_journal_open(struct vs_journal **out, int dir_fd);
+ * @cache (borrowed, may be NULL if no entry names an object) holds the
+ * content objects of WRITE entries: vs_journal_sync() fsyncs them. 0 or
+ * -errno. */
+int vs_journal_open(struct vs_journal **out, int dir_fd,
+		    struct vs_cache *cache);
 void vs_journal_free(struct vs_journal *j);
 
 /* Append @e (a fresh op_id is made if e->op_id is empty); sets e->lseq.
- * When it returns 0 the entry is written, fsync'd and renamed, in lseq
- * order, but durable only once vs_journal_sync() covers it (call it
- * without holding a lock other appenders need: that is the group commit).
+ * When it returns 0 the entry is written and renamed, in lseq order (a
+ * reader or a process started after a SIGKILL sees it), but durable only
+ * once vs_journal_sync() covers it (call it without holding a lock other
+ * appenders need: that is the group commit).
  * -EINVAL for an invalid entry, -errno (-ENOSPC ...) otherwise; on failure
  * nothing is left on disk or pending, and nothing is logged (the caller
  * says what it was doing). */
 int vs_journal_append(struct vs_journal *j, struct vs_jentry *e);
 /* vs_journal_append() in two steps, so that the slow one runs outside the
  * caller's lock: reserve gives @e its lseq (its place in the journal's
- * order; cheap, -ENOMEM only), append_reserved writes, fsyncs and renames
- * it, waiting for the entries reserved before it to be renamed or given
- * up. Every reservation must be followed by one append_reserved (which
- * gives it up when it fails). The same results as vs_journal_append(). */
+ * order; cheap, -ENOMEM only), append_reserved writes and renames it,
+ * waiting for the entries reserved before it to be renamed or given up. Every
+ * reservation must be followed by one append_reserved (which gives it up when
+ * it fails). The same results as vs_journal_append(). */
 int vs_journal_reserve(struct vs_journal *j, struct vs_jentry *e);
 int vs_journal_append_reserved(struct vs_journal *j, struct vs_jentry *e);
-/* Make every entry up to @lseq durable (0: every entry appended so far):
- * one fsync of the directory shared by the threads that sync at the same
- * time. 0, or -errno with a log line; the entries stay pending then (a
- * later sync may still make them durable). */
+/* Make every entry up to @lseq durable (0: every entry appended so far),
+ * with the content objects they name: fsyncs shared by the threads that
+ * sync at the same time (it covers every entry renamed before it
+ * started). 0, or -errno with a log line; the entries stay pending then
+ * (a later sync may still make them durable). */
 int vs_journal_sync(struct vs_journal *j, uint64_t lseq);
 /* Every entry up to this lseq is durable (vs_journal_each() also visits
  * entries that are not yet). */
 uint64_t vs_journal_synced(struct vs_journal *j);
-/* The oldest pending entry into @e, durable (it syncs first if need be):
- * 0, -ENOENT if none, or -errno. */
+/* The oldest pending entry into @e, durable or not (the committer may
+ * commit it first: a replay is a no-op; vs_journal_sync() makes what has
+ * to wait durable): 0, -ENOENT if none, or -errno. */
 int vs_journal_peek(struct vs_journal *j, struct vs_jentry *e);
 /* Remove entry @lseq (committed). 0 or -errno. */
 int vs_journal_done(struct vs_journal *j, uint64_t lseq);
@@ -109,13 +118,17 @@ uint64_t vs_journal_low_water(struct vs_journal *j);
 int vs_journal_oldest_ms(struct vs_journal *j, int64_t *ms);
 
 /*
- * For appenders: store @len bytes as a cache object (vs_cache_store) and
- * make it durable (fsync of the object and of its directory), so a WRITE
- * entry naming it may be appended. Sets @hash_out. 0 or -errno; on
- * failure the object may exist but is not known to be durable.
+ * For appenders: make @len bytes at @buf a cache object, so a WRITE entry
+ * naming it may be appended. When @fd >= 0 (a linkable O_TMPFILE holding
+ * exactly those bytes) it is linked into place (vs_cache_link: no copy,
+ * no new inode), else the bytes are stored (vs_cache_store). Not fsync'd:
+ * vs_journal_sync() makes it durable with the entry (the journal's @cache
+ * must be @c). Sets @hash_out. 1 if @fd became the object (the caller
+ * must not write it again), 0 if the object is there otherwise, or
+ * -errno.
  */
 int vs_journal_put_content(struct vs_cache *c, const void *buf, size_t len,
-			   char hash_out[VS_HASH_HEX_LEN + 1]);
+			   int fd, char hash_out[VS_HASH_HEX_LEN + 1]);
 
 /*
  * Pure: serialise / parse one entry (the file format, see journal.c).

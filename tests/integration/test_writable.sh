@@ -98,6 +98,39 @@ vs_check "a write at an offset is committed" vs_poll 10 committed src/offsets.tx
 truncate -s 4 "$MNT/src/offsets.txt"
 vs_check "truncate is committed" vs_poll 10 committed src/offsets.txt 0123
 
+# a new file's working copy is in memory until it grows past 1 MiB, then
+# on disk; once saved it is the content object itself (frozen), and the
+# next write copies it
+head -c 3145728 /dev/urandom >"$W/big"
+dd if="$W/big" of="$MNT/src/big.bin" bs=65536 status=none
+pgsha() { "$CTL" cat w "$1" 2>/dev/null | sha256sum | cut -d' ' -f1; }
+sha_is() { [[ "$(pgsha "$1")" == "$2" ]]; }
+vs_check "a new file grown past 1 MiB is committed whole" \
+	vs_poll 15 sha_is src/big.bin "$(sha256sum <"$W/big" | cut -d' ' -f1)"
+vs_check "and reads back whole" cmp -s "$W/big" "$MNT/src/big.bin"
+printf 'tail\n' >>"$W/big"
+printf 'tail\n' >>"$MNT/src/big.bin"
+vs_check "a write after its save is committed too" \
+	vs_poll 15 sha_is src/big.bin "$(sha256sum <"$W/big" | cut -d' ' -f1)"
+vs_check "and reads back" cmp -s "$W/big" "$MNT/src/big.bin"
+printf 'small\n' >"$MNT/src/small.txt"
+vs_check "a small new file is committed" vs_poll 10 committed src/small.txt small
+printf 'more\n' >>"$MNT/src/small.txt"
+vs_check "and a write after its save" vs_poll 10 committed src/small.txt "$(printf 'small\nmore')"
+
+# fsync(2) of a synced directory returns once the changes journaled
+# before it are committed (a careful save: write, fsync, rename, fsync
+# the directory)
+mkdir "$MNT/fsd"
+printf 'x\n' >"$MNT/fsd/a.txt"
+mv "$MNT/fsd/a.txt" "$MNT/fsd/b.txt"
+fsync_dir() { perl -MFcntl -MIO::Handle -e 'sysopen(my $h, $ARGV[0], O_RDONLY) or die "$!\n"; $h->sync or die "$!\n"' "$1"; }
+vs_check "fsync of a synced directory" fsync_dir "$MNT/fsd"
+vs_check "then the rename is in PostgreSQL (not polled)" sh -c \
+	'"$1" -q cat w fsd/b.txt >/dev/null 2>&1 && ! "$1" -q cat w fsd/a.txt >/dev/null 2>&1' _ "$CTL"
+mkdir -p "$MNT/node_modules/fsd"
+vs_check "fsync of a local-only directory" fsync_dir "$MNT/node_modules/fsd"
+
 printf 'still here\n' >"$MNT/src/open.txt"
 exec 3<"$MNT/src/open.txt"
 rm "$MNT/src/open.txt"
@@ -233,11 +266,14 @@ printf 'save 0\n' >"$MNT/burst.txt"
 sync "$MNT/burst.txt"
 vs_check "PostgreSQL stopped" vs_pg_stop
 for i in $(seq 1 20); do printf 'save %d\n' "$i" >"$MNT/burst.txt"; done
-# each save is journaled at its release, just after its close
-journaled20() {
-	[ "$(find "$W/cache/projects/$ID/journal" -regextype posix-extended -regex '.*/[0-9]{20}' | wc -l)" -ge 20 ]
+# each save is journaled at its release, after its close (a release that
+# comes after the next open and write journals that save's bytes: fewer
+# entries, the last one the last save's)
+last_save_journaled() {
+	grep -qs "^hash=$(printf 'save 20\n' | sha256sum | cut -d' ' -f1)\$" \
+		"$W/cache/projects/$ID/journal/"[0-9]*
 }
-vs_check "the 20 saves are journaled" vs_poll 10 journaled20
+vs_check "the 20 saves are journaled (the last one's bytes)" vs_poll 10 last_save_journaled
 vs_check "PostgreSQL started again" vs_pg_start_again
 vs_check "the last of 20 saves made while PostgreSQL was down is committed" vs_poll 15 committed burst.txt 'save 20'
 vs_check_eq "as one version (the saves are coalesced)" 2 \

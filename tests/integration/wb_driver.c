@@ -129,7 +129,8 @@ static int make_entry(struct vs_cache *cache, struct vs_jentry *e, int argc,
 			return -errno;
 		r = read_file(argv[2], &buf, &len);
 		if (r == 0)
-			r = vs_journal_put_content(cache, buf, len, e->hash);
+			r = vs_journal_put_content(cache, buf, len, -1,
+						   e->hash);
 		free(buf);
 		if (r < 0)
 			return r;
@@ -195,7 +196,7 @@ int main(int argc, char **argv)
 			strerror(errno));
 		goto out;
 	}
-	r = vs_journal_open(&journal, dir_fd);
+	r = vs_journal_open(&journal, dir_fd, &cache);
 	if (r < 0) {
 		fprintf(stderr, "wb_driver: journal: %s\n", strerror(-r));
 		goto out;

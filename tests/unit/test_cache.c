@@ -7,15 +7,18 @@
  *
  * Covers:
  *  - vs_cache_object_name: "objects/<h0h1>/<64 hex>";
- *  - vs_cache_init creating objects/, tmp/, projects/, reopening an
- *    existing dir, and failing on a path under a regular file with
- *    nothing held;
+ *  - vs_cache_init creating objects/ with its 256 fan-out dirs, tmp/,
+ *    projects/, reopening an existing dir, and failing on a path under a
+ *    regular file with nothing held;
  *  - vs_cache_lock: a second lock refused with -EWOULDBLOCK naming the
  *    holder's pid, taken again once the first fd is closed;
  *  - store then open returns the stored bytes (also the empty object);
- *    storing twice; nothing left in tmp/;
+ *    storing twice; nothing left in tmp/; a fan-out dir removed since the
+ *    init is made again;
+ *  - vs_cache_link: an O_TMPFILE linked as the object (the same inode),
+ *    -EEXIST when the object is there, a removed fan-out dir made again;
  *  - store with bytes that do not match the hash -> -EBADMSG and nothing
- *    written (no object, no objects/<h0h1>/ dir, nothing in tmp/); a
+ *    written (no object, nothing in tmp/); a
  *    malformed hash -> -EINVAL for store and open;
  *  - open of a missing object -> -ENOENT;
  *  - a corrupted object on disk (one byte overwritten, or truncated) ->
@@ -205,6 +208,9 @@ static void test_init_layout(void **state)
 
 	check_str(f->dir, f->cache.dir, "cache dir kept by vs_cache_init");
 	check_is_dir(f, "objects");
+	check_is_dir(f, "objects/00");
+	check_is_dir(f, "objects/ff");
+	check_int(256, count_entries(f, "objects"), "fan-out dirs");
 	check_is_dir(f, "tmp");
 	check_is_dir(f, "projects");
 	/* a second init on the existing layout works */
@@ -274,7 +280,57 @@ static void test_store_open(void **state)
 		  "vs_cache_store(abc) again");
 	check_object(f, H_ABC, "abc", 3);
 	check_int(0, count_entries(f, "tmp"), "files left in tmp/");
-	check_int(2, count_entries(f, "objects"), "fan-out dirs in objects/");
+	check_int(256, count_entries(f, "objects"), "fan-out dirs in objects/");
+	/* a fan-out dir removed since the init is made again */
+	check_int(0, unlinkat(f->cache.dir_fd, "objects/ba/" H_ABC, 0),
+		  "unlink the object");
+	check_int(0, unlinkat(f->cache.dir_fd, "objects/ba", AT_REMOVEDIR),
+		  "rmdir objects/ba");
+	check_ret(0, vs_cache_store(&f->cache, H_ABC, "abc", 3),
+		  "vs_cache_store(abc) without its fan-out dir");
+	check_object(f, H_ABC, "abc", 3);
+	check_int(0, count_entries(f, "tmp"), "files left in tmp/");
+}
+
+static void test_link(void **state)
+{
+	struct fixture *f = *state;
+	struct stat a, b;
+	int fd, fd2;
+
+	fd = openat(f->cache.dir_fd, "tmp", O_TMPFILE | O_RDWR | O_CLOEXEC,
+		    0600);
+	if (fd < 0)
+		skip(); /* a file system without O_TMPFILE */
+	check_int(3, write(fd, "abc", 3), "write abc");
+	check_ret(0, vs_cache_link(&f->cache, H_ABC, fd), "vs_cache_link");
+	check_object(f, H_ABC, "abc", 3);
+	check_int(0, fstat(fd, &a), "fstat");
+	check_ret(0, cache_lstat(f, "objects/ba/" H_ABC, &b), "lstat object");
+	check_bool(true, a.st_ino == b.st_ino, "the object is the file linked");
+	check_int(1, (int)b.st_nlink, "one link");
+	/* there already: -EEXIST, nothing changed */
+	fd2 = openat(f->cache.dir_fd, "tmp", O_TMPFILE | O_RDWR | O_CLOEXEC,
+		     0600);
+	check_bool(true, fd2 >= 0, "second O_TMPFILE");
+	check_int(3, write(fd2, "abc", 3), "write abc again");
+	check_ret(-EEXIST, vs_cache_link(&f->cache, H_ABC, fd2),
+		  "vs_cache_link of an object there already");
+	check_ret(0, cache_lstat(f, "objects/ba/" H_ABC, &b), "lstat object");
+	check_bool(true, a.st_ino == b.st_ino, "the first one stays");
+	check_ret(-EINVAL, vs_cache_link(&f->cache, "abc", fd2),
+		  "vs_cache_link with a malformed hash");
+	/* a fan-out dir removed since the init is made again */
+	check_int(0, unlinkat(f->cache.dir_fd, "objects/ba/" H_ABC, 0),
+		  "unlink the object");
+	check_int(0, unlinkat(f->cache.dir_fd, "objects/ba", AT_REMOVEDIR),
+		  "rmdir objects/ba");
+	check_ret(0, vs_cache_link(&f->cache, H_ABC, fd2),
+		  "vs_cache_link without its fan-out dir");
+	check_object(f, H_ABC, "abc", 3);
+	check_int(0, count_entries(f, "tmp"), "files left in tmp/");
+	close(fd);
+	close(fd2);
 }
 
 static void test_store_wrong_hash(void **state)
@@ -287,9 +343,8 @@ static void test_store_wrong_hash(void **state)
 	check_ret(-EBADMSG, vs_cache_store(&f->cache, H_EMPTY, "x", 1),
 		  "vs_cache_store of \"x\" as sha256(\"\")");
 	check_absent(f, "objects/ba/" H_ABC);
-	check_absent(f, "objects/ba");
-	check_absent(f, "objects/e3");
-	check_int(0, count_entries(f, "objects"), "entries in objects/");
+	check_int(0, count_entries(f, "objects/ba"), "entries in objects/ba");
+	check_int(0, count_entries(f, "objects/e3"), "entries in objects/e3");
 	check_int(0, count_entries(f, "tmp"), "files left in tmp/");
 	check_ret(-ENOENT, vs_cache_open(&f->cache, H_ABC, &fd),
 		  "vs_cache_open after a rejected store");
@@ -312,7 +367,8 @@ static void test_bad_hash_string(void **state)
 		check_ret(-EINVAL, vs_cache_open(&f->cache, bad[i], &fd),
 			  "vs_cache_open(hash \"%s\")", bad[i]);
 	}
-	check_int(0, count_entries(f, "objects"), "entries in objects/");
+	check_int(256, count_entries(f, "objects"),
+		  "entries in objects/ (the fan-out dirs)");
 }
 
 static void test_open_missing(void **state)
@@ -552,6 +608,7 @@ int main(void)
 	    T(test_init_failure),
 	    T(test_lock),
 	    T(test_store_open),
+	    T(test_link),
 	    T(test_store_wrong_hash),
 	    T(test_bad_hash_string),
 	    T(test_open_missing),

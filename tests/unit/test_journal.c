@@ -31,9 +31,16 @@
  *    another, a taken lseq (entry or temp file) moves to the next, and
  *    a reopen finds every entry of both;
  *  - the group commit: vs_journal_sync covers every entry renamed before
- *    it, peek syncs an entry first, four threads appending and syncing;
+ *    it, peek returns an entry not synced yet, four threads appending and
+ *    syncing;
  *  - reservations: a rename waits for the entries reserved before it, an
  *    append that gives up leaves a gap and lets the next one go on;
+ *  - a reopen counts the entries it finds as not durable until a sync;
+ *  - the pool: a done entry's file ("free.<k>") is reused by the next
+ *    append, survives a reopen, is never replayed;
+ *  - with a cache: put_content links an O_TMPFILE as the object (1) or
+ *    finds it there (0), the sync covers entries and objects and skips an
+ *    object gone;
  *  - vs_journal_low_water, vs_journal_put_content, vs_uuid_random (v4);
  *  - the "reserve" file (room for entries when the disk is full; used by
  *    test_write_limits.sh) is made at open and is not an entry.
@@ -93,7 +100,7 @@ static int fixture_setup(void **state)
 		free(f);
 		return -1;
 	}
-	r = vs_journal_open(&f->j, f->dir_fd);
+	r = vs_journal_open(&f->j, f->dir_fd, NULL);
 	if (r < 0) {
 		print_error("vs_journal_open(%s): %s\n", f->dir, strerror(-r));
 		return -1;
@@ -217,7 +224,8 @@ static void reopen(struct fixture *f)
 {
 	vs_journal_free(f->j);
 	f->j = NULL;
-	check_ret(0, vs_journal_open(&f->j, f->dir_fd), "vs_journal_open");
+	check_ret(0, vs_journal_open(&f->j, f->dir_fd, NULL),
+		  "vs_journal_open");
 }
 
 /* ------------------------------------------------------------ format */
@@ -527,8 +535,8 @@ static void *sync_thread(void *p)
 	return NULL;
 }
 
-/* The directory fsync is a group commit: appended entries are durable
- * once a sync covers them; peek syncs first; concurrent appenders. */
+/* The sync is a group commit: appended entries are durable
+ * once a sync covers them (peek does not sync); concurrent appenders. */
 static void test_group_sync(void **state)
 {
 	struct fixture *f = *state;
@@ -545,8 +553,10 @@ static void test_group_sync(void **state)
 	append_write(f, "c", 3);
 	check_ret(0, vs_journal_done(f->j, 1), "done 1");
 	check_ret(0, vs_journal_done(f->j, 2), "done 2");
-	check_peek(f, 3, "c"); /* not synced: peek syncs it first */
-	check_int(3, vs_journal_synced(f->j), "synced by peek");
+	check_peek(f, 3, "c"); /* not synced: peek does not wait for it */
+	check_int(2, vs_journal_synced(f->j), "not synced by peek");
+	check_ret(0, vs_journal_sync(f->j, 3), "sync 3");
+	check_int(3, vs_journal_synced(f->j), "synced");
 	check_ret(0, vs_journal_done(f->j, 3), "done 3");
 
 	for (int t = 0; t < SYNC_THREADS; t++) {
@@ -567,8 +577,108 @@ static void test_group_sync(void **state)
 	reopen(f);
 	check_int(SYNC_THREADS * SYNC_EACH, vs_journal_pending(f->j),
 		  "pending after reopen");
+	/* what a reopen finds may be in the page cache only (a SIGKILL):
+	 * not counted as durable until a sync covers it */
+	check_int(3, vs_journal_synced(f->j), "synced after reopen");
+	check_ret(0, vs_journal_sync(f->j, 0), "sync after reopen");
 	check_int(3 + SYNC_THREADS * SYNC_EACH, vs_journal_synced(f->j),
-		  "synced after reopen");
+		  "synced after reopen and sync");
+}
+
+/* Files "free.<k>" in the journal dir. */
+static int count_pooled(struct fixture *f)
+{
+	int fd = openat(f->dir_fd, ".", O_RDONLY | O_DIRECTORY);
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	assert_true(fd >= 0);
+	d = fdopendir(fd);
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		n += !strncmp(de->d_name, "free.", 5);
+	closedir(d);
+	return n;
+}
+
+/* A done entry's file is kept and reused by the next append (no inode
+ * freed and made again), truncated; the pool survives a reopen and is
+ * never replayed. */
+static void test_pool(void **state)
+{
+	struct fixture *f = *state;
+	static const char long_path[] = "a/very/long/path/name/that/is/long.js";
+
+	append_write(f, long_path, 1);
+	append_write(f, long_path, 2);
+	append_write(f, long_path, 3);
+	for (uint64_t l = 1; l <= 3; l++)
+		check_ret(0, vs_journal_done(f->j, l), "done %" PRIu64, l);
+	check_int(0, count_files(f, ""), "entries after done");
+	check_int(3, count_pooled(f), "files kept for reuse");
+	append_write(f, "b", 4);
+	append_write(f, "c", 5);
+	check_int(1, count_pooled(f), "pooled files left");
+	check_int(2, count_files(f, ""), "entries");
+	check_int(0, count_files(f, ".tmp"), "temp files");
+	reopen(f);
+	check_int(2, vs_journal_pending(f->j), "pending after reopen");
+	check_int(1, count_pooled(f), "pool after reopen");
+	check_peek(f, 4, "b"); /* shorter than what the file held */
+	check_ret(0, vs_journal_done(f->j, 4), "done 4");
+	check_peek(f, 5, "c");
+	check_ret(0, vs_journal_done(f->j, 5), "done 5");
+	append_write(f, "d", 6);
+	append_write(f, "e", 7);
+	append_write(f, "f", 8);
+	append_write(f, "g", 9);
+	check_int(0, count_pooled(f), "pool used up");
+	check_int(0, count_files(f, ".tmp"), "temp files");
+	check_int(4, count_files(f, ""), "entries");
+	check_int(0, count_files(f, ".bad"), "malformed");
+}
+
+/* With a cache: the content object is linked or stored without an fsync,
+ * and vs_journal_sync makes entries and objects durable (an object gone
+ * meanwhile is skipped: the committer refuses its entry). */
+static void test_sync_objects(void **state)
+{
+	struct fixture *f = *state;
+	char cdir[PATH_MAX], hash[VS_HASH_HEX_LEN + 1];
+	struct vs_cache c;
+	int fd;
+
+	snprintf(cdir, sizeof(cdir), "%s/cache", f->tmp);
+	check_ret(0, vs_cache_init(&c, cdir), "vs_cache_init");
+	vs_journal_free(f->j);
+	check_ret(0, vs_journal_open(&f->j, f->dir_fd, &c), "open with cache");
+	fd = openat(c.dir_fd, "tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		check_int(3, write(fd, "abc", 3), "write");
+		check_ret(1, vs_journal_put_content(&c, "abc", 3, fd, hash),
+			  "put_content links the file");
+		check_str(H_ABC, hash, "hash");
+		check_ret(0, vs_journal_put_content(&c, "abc", 3, fd, hash),
+			  "put_content of an object there already");
+		close(fd);
+	} else {
+		check_ret(0, vs_journal_put_content(&c, "abc", 3, -1, hash),
+			  "put_content stores");
+	}
+	append_write(f, "a", 1);
+	check_int(0, vs_journal_synced(f->j), "not synced by the append");
+	check_ret(0, vs_journal_sync(f->j, 0), "sync");
+	check_int(1, vs_journal_synced(f->j), "synced");
+	append_write(f, "b", 2);
+	check_int(0, unlinkat(c.dir_fd, "objects/ba/" H_ABC, 0),
+		  "remove the object");
+	check_ret(0, vs_journal_sync(f->j, 0), "sync with an object gone");
+	check_int(2, vs_journal_synced(f->j), "synced");
+	vs_journal_free(f->j);
+	f->j = NULL;
+	vs_cache_release(&c);
+	reopen(f);
 }
 
 struct reserved_arg {
@@ -686,7 +796,7 @@ static void test_malformed_moved_aside(void **state)
 	f->e.lseq = 3;
 	assert_true(vs_jentry_format(buf, sizeof(buf), &f->e) > 0);
 	write_raw(f, "00000000000000000007", buf); /* lseq line says 3 */
-	check_ret(0, vs_journal_open(&f->j, f->dir_fd), "open");
+	check_ret(0, vs_journal_open(&f->j, f->dir_fd, NULL), "open");
 	check_int(2, vs_journal_pending(f->j), "pending (1 and 3)");
 	check_int(2, count_files(f, ".bad"), ".bad files");
 	check_ret(0, faccessat(f->dir_fd, "00000000000000000002.bad", F_OK, 0),
@@ -732,7 +842,8 @@ static void test_two_handles_lose_nothing(void **state)
 	struct vs_journal *j2 = NULL;
 	struct collected c = {0};
 
-	check_ret(0, vs_journal_open(&j2, f->dir_fd), "open a second handle");
+	check_ret(0, vs_journal_open(&j2, f->dir_fd, NULL),
+		  "open a second handle");
 	append_write(f, "a1", 1);
 	make_write(&f->e, "b1", -1);
 	check_ret(0, vs_journal_append(j2, &f->e), "append 'b1' to handle 2");
@@ -810,7 +921,7 @@ static void test_failed_append_leaves_nothing(void **state)
 		assert_int_equal(0, mkdir(gone, 0700));
 		fd = open(gone, O_RDONLY | O_DIRECTORY);
 		assert_true(fd >= 0);
-		check_ret(0, vs_journal_open(&j, fd), "open on 'gone'");
+		check_ret(0, vs_journal_open(&j, fd, NULL), "open on 'gone'");
 		assert_int_equal(0, unlinkat(fd, "reserve", 0));
 		assert_int_equal(0, rmdir(gone));
 		make_write(&f->e, "x", -1);
@@ -833,8 +944,10 @@ static void test_put_content(void **state)
 
 	snprintf(cdir, sizeof(cdir), "%s/cache", f->tmp);
 	check_ret(0, vs_cache_init(&c, cdir), "vs_cache_init");
-	check_ret(0, vs_journal_put_content(&c, "abc", 3, hash),
+	check_ret(0, vs_journal_put_content(&c, "abc", 3, -1, hash),
 		  "vs_journal_put_content");
+	check_ret(0, vs_journal_put_content(&c, "abc", 3, -1, hash),
+		  "vs_journal_put_content again");
 	check_str(H_ABC, hash, "hash of abc");
 	check_bool(true, vs_cache_has(&c, H_ABC), "object stored");
 	vs_cache_release(&c);
@@ -883,6 +996,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_two_handles_lose_nothing,
 					    fixture_setup, fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_put_content, fixture_setup,
+					    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_pool, fixture_setup,
+					    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_sync_objects, fixture_setup,
 					    fixture_teardown),
 	    cmocka_unit_test(test_uuid),
 	};
