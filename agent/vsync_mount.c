@@ -1428,6 +1428,8 @@ int main(int argc, char **argv)
 			 CONTROL_FILE);
 	vs_status_set_applied(m.seq);
 	vs_status_set_pinned(o.at != NULL);
+	if (o.writable) /* files written, not saved yet: diverged */
+		vs_status_set_dirty_walk(vs_fs_dirty_walk, fs);
 	memcpy(ctx.id, id, sizeof(ctx.id));
 	load_learned(&o, &cache, id, &learned, &nlearned);
 	r = vs_prefetch_plan_build(&ctx.plan, &m, o.critical,
@@ -1460,6 +1462,7 @@ int main(int argc, char **argv)
 		vs_info("unmounted '%s'", o.mountpoint);
 out:
 	fuse_opt_free_args(&args);
+	vs_status_set_dirty_walk(NULL, NULL);
 	vs_fs_free(fs);
 	vs_content_free(content);
 	if (upper_fd >= 0)

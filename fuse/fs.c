@@ -707,6 +707,63 @@ static const struct fuse_lowlevel_ops vs_ops = {
     .listxattr = vs_listxattr,
 };
 
+int vs_fs_dirty_walk(void *arg,
+		     void (*cb)(void *ctx, const char *path, bool failed),
+		     void *ctx)
+{
+	struct vs_fs *fs = arg;
+	struct vs_inode_table *t = &fs->table;
+	char path[VS_PATH_MAX + 1], **paths = NULL;
+	bool *failed = NULL;
+	size_t n = 0, cap = 0;
+	int r = 0;
+
+	pthread_mutex_lock(&t->lock);
+	for (size_t i = 0; i < t->ht_size && r == 0; i++) {
+		for (struct vs_inode *in = t->ht[i]; in && r == 0;
+		     in = in->hnext) {
+			bool f = atomic_load(&in->wfailed);
+
+			if (in->local || in->removed ||
+			    in->kind != VS_KIND_FILE ||
+			    (!f && atomic_load(&in->wgen) ==
+				       atomic_load(&in->jgen)) ||
+			    inode_path(in, path, sizeof(path)) < 0)
+				continue;
+			if (n == cap) {
+				size_t c = cap ? cap * 2 : 16;
+				char **p = realloc(paths, c * sizeof(*p));
+				bool *b =
+				    p ? realloc(failed, c * sizeof(*b)) : NULL;
+
+				if (p)
+					paths = p;
+				if (b)
+					failed = b;
+				if (!p || !b) {
+					r = -ENOMEM;
+					break;
+				}
+				cap = c;
+			}
+			if (!(paths[n] = strdup(path))) {
+				r = -ENOMEM;
+				break;
+			}
+			failed[n++] = f;
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (r == 0)
+			cb(ctx, paths[i], failed[i]);
+		free(paths[i]);
+	}
+	free(paths);
+	free(failed);
+	return r;
+}
+
 int vs_fs_new(struct vs_fs **out, const struct vs_fs_config *cfg,
 	      const struct vs_manifest *m)
 {

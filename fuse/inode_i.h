@@ -91,9 +91,11 @@ struct vs_inode {
 		       * copied to a new working copy before a write */
 	bool wmem;    /* wfd is a memfd (a new or truncated file, small so
 		       * far): no inode on the cache dir's disk until saved */
-	bool wfailed; /* a write failed (EFBIG, ENOSPC ...): not saved
-		       * until truncated or rewritten whole */
-	uint64_t wgen, jgen;
+	/* (wfailed, wgen and jgen are atomic so that the sync state's
+	 * walk, vs_fs_dirty_walk, may read them under the table lock) */
+	atomic_bool wfailed; /* a write failed (EFBIG, ENOSPC ...): not
+			      * saved until truncated or rewritten whole */
+	_Atomic uint64_t wgen, jgen;
 	uint64_t pending_lseq;
 	char pending_op[VS_UUID_BUFSZ];
 

@@ -47,6 +47,7 @@ static const char *const reason_names[VS_DIV_COUNT] = {
     [VS_DIV_UNSAVED] = "unsaved",
     [VS_DIV_CONFLICT] = "conflict",
     [VS_DIV_REFUSED] = "refused",
+    [VS_DIV_FAILED] = "failed",
 };
 
 static const char *const state_names[VS_STATE_COUNT] = {
@@ -97,6 +98,8 @@ static struct {
 	size_t untracked;
 	int following; /* -1 not started or starting, 0 down, 1 up */
 	bool pinned;   /* vsync-mount --at: a past change, by choice */
+	vs_status_dirty_walk dirty_walk; /* vs_status_set_dirty_walk */
+	void *dirty_arg;
 } st = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .following = -1,
@@ -267,6 +270,14 @@ void vs_status_following(bool on, const char *backend)
 		vs_events_backend(backend, on);
 }
 
+void vs_status_set_dirty_walk(vs_status_dirty_walk walk, void *arg)
+{
+	pthread_mutex_lock(&st.lock);
+	st.dirty_walk = walk;
+	st.dirty_arg = arg;
+	pthread_mutex_unlock(&st.lock);
+}
+
 void vs_status_set_pinned(bool pinned)
 {
 	pthread_mutex_lock(&st.lock);
@@ -384,6 +395,43 @@ static int div_add(struct vs_status_snap *s, const char *path,
 static int snapshot(struct vs_status_snap *s, struct vs_journal *j, bool ready,
 		    bool list);
 
+/* What the dirty walk reported (vs_status_set_dirty_walk). */
+struct dirty {
+	char **path;
+	bool *failed;
+	size_t n, cap;
+	int err;
+};
+
+static void dirty_add(void *ctx, const char *path, bool failed)
+{
+	struct dirty *d = ctx;
+
+	if (d->err)
+		return;
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 16;
+		char **p = realloc(d->path, cap * sizeof(*p));
+		bool *f = p ? realloc(d->failed, cap * sizeof(*f)) : NULL;
+
+		if (p)
+			d->path = p;
+		if (f)
+			d->failed = f;
+		if (!p || !f) {
+			d->err = -ENOMEM;
+			return;
+		}
+		d->cap = cap;
+	}
+	d->path[d->n] = strdup(path);
+	if (!d->path[d->n]) {
+		d->err = -ENOMEM;
+		return;
+	}
+	d->failed[d->n++] = failed;
+}
+
 int vs_status_snapshot(struct vs_status_snap *s, struct vs_journal *j,
 		       bool ready)
 {
@@ -400,6 +448,9 @@ static int snapshot(struct vs_status_snap *s, struct vs_journal *j, bool ready,
 		    bool list)
 {
 	struct jpaths jp = {0};
+	struct dirty dirty = {0};
+	vs_status_dirty_walk walk;
+	void *walk_arg;
 	struct mark *marks = NULL;
 	size_t nmarks = 0;
 	int64_t oldest = 0;
@@ -428,6 +479,8 @@ static int snapshot(struct vs_status_snap *s, struct vs_journal *j, bool ready,
 	s->untracked = st.untracked;
 	s->following = st.following;
 	s->pinned = st.pinned;
+	walk = st.dirty_walk;
+	walk_arg = st.dirty_arg;
 	if (st.nmarks) {
 		marks = calloc(st.nmarks, sizeof(*marks));
 		for (size_t i = 0; marks && i < st.nmarks; i++) {
@@ -481,6 +534,31 @@ static int snapshot(struct vs_status_snap *s, struct vs_journal *j, bool ready,
 		s->ndiverged += s->pending;
 		s->div_count[VS_DIV_UNSAVED] += s->pending;
 	}
+	/* written and not saved yet, or a failed write: from the tree */
+	if (r == 0 && walk)
+		r = walk(walk_arg, dirty_add, &dirty);
+	if (r == 0)
+		r = dirty.err;
+	for (size_t i = 0; i < dirty.n && r == 0; i++) {
+		bool listed = false;
+
+		for (size_t k = 0; k < nmarks && !listed; k++)
+			listed = !strcmp(marks[k].path, dirty.path[i]);
+		for (size_t k = 0; k < jp.n && !listed; k++)
+			listed = !strcmp(jp.v[k], dirty.path[i]);
+		if (listed)
+			continue; /* counted above, with its telling reason */
+		if (list) {
+			r = div_add(s, dirty.path[i],
+				    dirty.failed[i] ? VS_DIV_FAILED
+						    : VS_DIV_UNSAVED,
+				    0);
+		} else {
+			s->ndiverged++;
+			s->div_count[dirty.failed[i] ? VS_DIV_FAILED
+						     : VS_DIV_UNSAVED]++;
+		}
+	}
 	s->ndiverged += s->untracked;
 	s->lag_ms = vs_status_lag_ms(s, &s->lag_estimated);
 	s->state = vs_status_state(s);
@@ -493,6 +571,10 @@ out:
 	for (size_t i = 0; i < jp.n; i++)
 		free(jp.v[i]);
 	free(jp.v);
+	for (size_t i = 0; i < dirty.n; i++)
+		free(dirty.path[i]);
+	free(dirty.path);
+	free(dirty.failed);
 	if (r < 0)
 		vs_status_snap_release(s);
 	return r;
@@ -505,7 +587,7 @@ enum vs_sync_state vs_status_state(const struct vs_status_snap *s)
 	if (s->pinned)
 		return VS_STATE_PINNED;
 	if (s->div_count[VS_DIV_CONFLICT] || s->div_count[VS_DIV_REFUSED] ||
-	    s->untracked)
+	    s->div_count[VS_DIV_FAILED] || s->untracked)
 		return VS_STATE_DIVERGED;
 	if (s->head_seq > s->applied_seq)
 		return VS_STATE_BEHIND;

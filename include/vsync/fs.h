@@ -84,6 +84,17 @@ void vs_fs_set_writeback(struct vs_fs *fs, struct vs_writeback *wb);
 void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		     const struct vs_wb_result *res);
 
+/*
+ * For the sync state (status.h, vs_status_set_dirty_walk, with @arg the
+ * vs_fs): call @cb(@ctx, path, failed) for every synced file written here
+ * since its last save (not in the journal yet) or whose last write failed.
+ * Paths are collected under the table lock, @cb is called after it. 0 or
+ * -ENOMEM.
+ */
+int vs_fs_dirty_walk(void *arg,
+		     void (*cb)(void *ctx, const char *path, bool failed),
+		     void *ctx);
+
 struct vs_change;
 /*
  * Apply one remote change to the mounted tree so that readers and

@@ -24,11 +24,14 @@ struct vs_journal;
 
 /* Why a file differs from PostgreSQL. */
 enum vs_div_reason {
-	VS_DIV_UNSAVED = 0,  /* a local edit journaled, not yet committed */
+	VS_DIV_UNSAVED = 0,  /* a local edit not yet committed: written and
+				not saved yet, or journaled */
 	VS_DIV_CONFLICT = 1, /* changed remotely while a local edit is
 				pending: the write-back merges or records a
 				conflict when it commits */
 	VS_DIV_REFUSED = 2,  /* a local save PostgreSQL refused for good */
+	VS_DIV_FAILED = 3,   /* a local write failed (ENOSPC, EFBIG ...): the
+				file is not saved until rewritten */
 	VS_DIV_COUNT
 };
 
@@ -100,6 +103,18 @@ void vs_status_snap_release(struct vs_status_snap *s);
  * applied at @now_ms: the applied seq, the lag of the last change and
  * the lag histogram (metrics.h). */
 void vs_status_applied(int64_t seq, int64_t commit_ms, int64_t now_ms);
+/*
+ * The files of the mount's tree with local changes that are in no journal
+ * entry yet (written, not saved), or whose last write failed: a walk the
+ * mount registers (fs.h, vs_fs_dirty_walk), called by every snapshot. It
+ * calls @cb(@ctx, path, failed) for each such file, holding no lock of
+ * the registry's, and returns 0 or -errno.
+ */
+typedef void (*vs_status_dirty_cb)(void *ctx, const char *path, bool failed);
+typedef int (*vs_status_dirty_walk)(void *arg, vs_status_dirty_cb cb,
+				    void *ctx);
+void vs_status_set_dirty_walk(vs_status_dirty_walk walk, void *arg);
+
 /* vsync-mount --at: the tree stays at a past change by choice; its state
  * is "pinned", never in sync. */
 void vs_status_set_pinned(bool pinned);

@@ -321,6 +321,32 @@ vs_check_eq "PostgreSQL has what the mount shows" second \
 	"$(ctl cat st src/refused.js)"
 vs_check_eq "vsync_files_diverged 0" 0 "$(metric "$PA" vsync_files_diverged)"
 
+# ------------------------------------------------------- written, not saved
+
+# A file written through a descriptor still open is a local edit nobody
+# has saved yet: diverged (unsaved) until its close saves it and the save
+# is committed.
+exec 7>"$MA/src/open.js"
+printf 'export const o = 1;\n' >&7
+open_unsaved() {
+	S=$(status "$PA")
+	state_is "$PA" saving &&
+		grep -q '"path":"src/open.js","reason":"unsaved"' <<<"$S"
+}
+if vs_poll 10 open_unsaved; then
+	vs_pass "a file written and still open: saving, src/open.js unsaved"
+else
+	vs_fail "a file written and still open: expected state saving with src/open.js unsaved, saw $S"
+fi
+vs_check_eq "and counted in vsync_files_diverged" 1 "$(metric "$PA" vsync_files_diverged)"
+exec 7>&-
+if vs_poll 30 in_sync "$PA"; then
+	vs_pass "closed: saved, committed, in sync"
+else
+	vs_fail "closed: expected in_sync, saw $S"
+fi
+vs_check_eq "PostgreSQL has it" "export const o = 1;" "$(ctl cat st src/open.js)"
+
 # ---------------------------------------------------------------- pending
 
 vs_pg_stop || exit 1
