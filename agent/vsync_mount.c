@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <fcntl.h>
@@ -399,6 +400,10 @@ struct mount_ctx {
 	int journal_fd;		    /* its directory */
 	struct vs_writeback *wb;
 	struct vs_sign_key *verify; /* --verify-key; NULL: Redis trusted */
+	struct vs_content *content;
+	/* the follower heartbeats on its own Redis connection (follower_tick):
+	 * the keeper no longer does */
+	atomic_bool follower_beats;
 	char author[128];
 	char id[VS_UUID_BUFSZ];
 	int64_t seq;
@@ -589,7 +594,12 @@ static void *keeper_main(void *arg)
 			save_learned(ctx);
 			learned = true;
 		}
-		presence(ctx, &rd, false);
+		if (!atomic_load(&ctx->follower_beats)) {
+			presence(ctx, &rd, false);
+		} else if (rd) {
+			vs_redis_free(rd); /* one connection per agent */
+			rd = NULL;
+		}
 		pthread_mutex_lock(&ctx->lock);
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += learned ? 20 : 1;
@@ -601,6 +611,17 @@ static void *keeper_main(void *arg)
 	presence(ctx, &rd, true);
 	vs_redis_free(rd);
 	return NULL;
+}
+
+/* Every heartbeat period, on the follower's thread and Redis connection
+ * (one connection per idle agent): the heartbeat, and the content source's
+ * connection closed unless in use. */
+static void follower_tick(void *arg, struct vs_redis *rd)
+{
+	struct mount_ctx *ctx = arg;
+
+	presence(ctx, &rd, false);
+	vs_content_redis_idle(ctx->content);
 }
 
 static void on_committed(void *arg, const struct vs_jentry *e,
@@ -656,6 +677,9 @@ static void on_ready(void *arg)
 	    .timeout_ms = o->timeout_ms,
 	    .start_seq = ctx->seq,
 	    .verify = ctx->verify,
+	    .tick = follower_tick,
+	    .tick_arg = ctx,
+	    .tick_ms = 20000, /* the keeper's heartbeat period */
 	};
 	struct vs_prefetch_config pc = {
 	    .cache = ctx->cache,
@@ -695,7 +719,9 @@ static void on_ready(void *arg)
 	r = vs_sub_start(&ctx->sub, &sc, apply_change, ctx);
 	if (r < 0)
 		vs_error("cannot follow changes: %s", strerror(-r));
-	else
+	else if (sc.redis)
+		atomic_store(&ctx->follower_beats, true);
+	if (r == 0)
 		vs_info("following changes after %lld via %s",
 			(long long)ctx->seq,
 			sc.redis ? "the Redis stream" : "PostgreSQL LISTEN");
@@ -708,6 +734,7 @@ static void on_stop(void *arg)
 
 	vs_sub_stop(ctx->sub);
 	ctx->sub = NULL;
+	atomic_store(&ctx->follower_beats, false);
 	vs_wb_stop(ctx->wb); /* what is not committed stays journaled */
 	ctx->wb = NULL;
 	vs_fs_set_writeback(ctx->fs, NULL);
@@ -904,6 +931,7 @@ int main(int argc, char **argv)
 	}
 	ctx.fs = fs;
 	ctx.cache = &cache;
+	ctx.content = content;
 	ctx.seq = m.seq;
 	memcpy(ctx.id, id, sizeof(ctx.id));
 	load_learned(&o, &cache, id, &learned, &nlearned);

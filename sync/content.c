@@ -121,6 +121,14 @@ void vs_content_free(struct vs_content *c)
 	free(c);
 }
 
+void vs_content_redis_idle(struct vs_content *c)
+{
+	if (!c || !c->redis || pthread_mutex_trylock(&c->redis_lock) != 0)
+		return;
+	vs_redis_disconnect(c->redis);
+	pthread_mutex_unlock(&c->redis_lock);
+}
+
 /*
  * The deadline of one blob fetch: the base deadline, plus what the bytes
  * take at VS_CONTENT_MIN_RATE, so a 50 MB file is not cut off while a

@@ -28,6 +28,13 @@ int vs_content_new(struct vs_content **out, struct vs_cache *cache,
 void vs_content_free(struct vs_content *c);
 
 /*
+ * Drop the Redis connection unless a fetch is using it (the next fetch
+ * reconnects): called now and then by the agent, so that an idle agent
+ * holds no connection for content it fetched minutes ago. NULL is fine.
+ */
+void vs_content_redis_idle(struct vs_content *c);
+
+/*
  * Return a read-only fd on verified content @hash (@size bytes expected).
  * Local cache first; else fetched from Redis, else from PostgreSQL (and
  * then put into Redis, best effort), verified, stored in the cache, then
