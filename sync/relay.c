@@ -423,6 +423,13 @@ struct relay {
 	size_t *argvlen;
 	size_t argv_alloc;
 	char *json; /* VS_RELAY_EVENT_MAX */
+	/* name:{<name>} written since Redis was last (re)connected: the
+	 * project id and a hash of the name, open addressing */
+	struct relay_name {
+		char id[VS_UUID_BUFSZ]; /* "": free slot */
+		uint64_t name_hash;
+	} * names;
+	size_t names_used, names_size; /* size: 0 or a power of two */
 };
 
 static bool relay_stopping(const struct relay *rl)
@@ -465,12 +472,23 @@ static void relay_backend_down(struct relay *rl, bool redis, const char *why)
 	*down = true;
 }
 
+/* Forget which names were published: a Redis that was away may have
+ * lost them (a restart without persistence, a failover). */
+static void names_forget(struct relay *rl)
+{
+	if (rl->names_used)
+		memset(rl->names, 0, rl->names_size * sizeof(*rl->names));
+	rl->names_used = 0;
+}
+
 static void relay_backend_up(struct relay *rl, bool redis)
 {
 	bool *down = redis ? &rl->redis_down : &rl->pg_down;
 
 	if (*down)
 		vs_info("%s back", redis ? "redis" : "postgres");
+	if (*down && redis)
+		names_forget(rl);
 	*down = false;
 }
 
@@ -1240,7 +1258,11 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
  * Publish the changes of project @id after its cursor up to @change_seq
  * (the project's last committed change when we looked). 0, or -errno.
  */
-static int relay_project(struct relay *rl, const char *id, int64_t change_seq)
+/* Publish the changes of project @id after its cursor up to @change_seq;
+ * *@fresh says whether Redis had nothing of it (no cursor: never relayed,
+ * or a Redis that lost its data). 0 or -errno. */
+static int relay_project(struct relay *rl, const char *id, int64_t change_seq,
+			 bool *fresh)
 {
 	char after[24], upto[24], limit[16];
 	const char *v[3] = {id, after, limit};
@@ -1248,9 +1270,11 @@ static int relay_project(struct relay *rl, const char *id, int64_t change_seq)
 	int64_t cursor, last, s;
 	int r, i, j, from, nfeed, nrows;
 
+	*fresh = false;
 	r = redis_cursor(rl, id, &cursor);
 	if (r < 0)
 		return r;
+	*fresh = cursor == 0 && change_seq > 0;
 	snprintf(limit, sizeof(limit), "%d", rl->cfg->batch);
 	while (cursor < change_seq) {
 		if (relay_stopping(rl))
@@ -1331,15 +1355,78 @@ out:
 	return r;
 }
 
+static uint64_t fnv1a(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 0x100000001b3ull;
+	return h;
+}
+
+/* The slot of @id in rl->names (its entry, or the free slot where it
+ * goes); the table must have one free slot at least. */
+static struct relay_name *names_slot(struct relay *rl, const char *id)
+{
+	size_t mask = rl->names_size - 1, i = fnv1a(id) & mask;
+
+	while (rl->names[i].id[0] && strcmp(rl->names[i].id, id) != 0)
+		i = (i + 1) & mask;
+	return &rl->names[i];
+}
+
+/* Remember that @id's name hashes to @h. Best effort: out of memory, the
+ * name is only written again next time. */
+static void names_remember(struct relay *rl, const char *id, uint64_t h)
+{
+	struct relay_name *e;
+
+	if ((rl->names_used + 1) * 2 > rl->names_size) {
+		size_t size = rl->names_size ? rl->names_size * 2 : 256;
+		struct relay_name *old = rl->names, *grown;
+		size_t old_size = rl->names_size;
+
+		grown = calloc(size, sizeof(*grown));
+		if (!grown)
+			return;
+		rl->names = grown;
+		rl->names_size = size;
+		for (size_t i = 0; i < old_size; i++)
+			if (old[i].id[0])
+				*names_slot(rl, old[i].id) = old[i];
+		free(old);
+	}
+	e = names_slot(rl, id);
+	if (!e->id[0]) {
+		snprintf(e->id, sizeof(e->id), "%s", id);
+		rl->names_used++;
+	}
+	e->name_hash = h;
+}
+
 /*
  * Publish name:{<name>} -> @id (signed with the relay's key, if any), so
- * that a mount by name needs no database. An invalid name (none passes
- * the schema's CHECK) is logged and skipped. 0 or the Redis failure.
+ * that a mount by name needs no database: only when it is news - the
+ * first time since Redis was (re)connected, a new name, or @force (Redis
+ * had nothing of the project: new, or a Redis that lost its data) - not
+ * once per project per poll. An invalid name (none passes the schema's
+ * CHECK) is logged and skipped. 0 or the Redis failure.
  */
-static int name_publish(struct relay *rl, const char *id, const char *name)
+static int name_publish(struct relay *rl, const char *id, const char *name,
+			bool force)
 {
-	int r = vs_redis_name_put(rl->redis, name, id, rl->cfg->sign_key);
+	uint64_t h = fnv1a(name);
+	int r;
 
+	if (!force && rl->names_size) {
+		const struct relay_name *e = names_slot(rl, id);
+
+		if (e->id[0] && e->name_hash == h)
+			return 0;
+	}
+	r = vs_redis_name_put(rl->redis, name, id, rl->cfg->sign_key);
+	if (r == 0)
+		names_remember(rl, id, h);
 	if (r == -EINVAL) {
 		vs_warn("project %s: name '%.64s' not published: not a "
 			"project name",
@@ -1378,6 +1465,7 @@ static int relay_scan_all(struct relay *rl)
 {
 	PGresult *res = NULL;
 	char id[VS_UUID_BUFSZ];
+	bool fresh = false;
 	int r, i;
 
 	r = vs_pg_exec(rl->pg, &res,
@@ -1388,10 +1476,10 @@ static int relay_scan_all(struct relay *rl)
 	relay_backend_up(rl, false);
 	for (i = 0; i < PQntuples(res) && !relay_stopping(rl); i++) {
 		snprintf(id, sizeof(id), "%s", PQgetvalue(res, i, 0));
-		r = relay_project(rl, id,
-				  strtoll(PQgetvalue(res, i, 1), NULL, 10));
+		r = relay_project(
+		    rl, id, strtoll(PQgetvalue(res, i, 1), NULL, 10), &fresh);
 		if (r == 0)
-			r = name_publish(rl, id, PQgetvalue(res, i, 2));
+			r = name_publish(rl, id, PQgetvalue(res, i, 2), fresh);
 		if (r < 0)
 			break;
 	}
@@ -1404,6 +1492,7 @@ static int relay_scan_pending(struct relay *rl)
 {
 	char name[65];
 	int64_t seq = 0;
+	bool fresh = false;
 	int r;
 
 	while (rl->npending > 0 && !relay_stopping(rl)) {
@@ -1411,9 +1500,9 @@ static int relay_scan_pending(struct relay *rl)
 
 		r = project_seq(rl, id, &seq, name);
 		if (r == 0)
-			r = relay_project(rl, id, seq);
+			r = relay_project(rl, id, seq, &fresh);
 		if (r == 0)
-			r = name_publish(rl, id, name);
+			r = name_publish(rl, id, name, fresh);
 		if (r < 0 && r != -ENOENT)
 			return r;
 		rl->npending--;
@@ -1453,6 +1542,7 @@ static void relay_release(struct relay *rl)
 	vs_pg_free(rl->pg);
 	vs_redis_free(rl->redis);
 	free(rl->json);
+	free(rl->names);
 	free(rl->buf);
 	free(rl->vals);
 	free(rl->argv);
@@ -1522,6 +1612,7 @@ int vs_relay_run(const struct vs_relay_config *cfg)
 			if (conn_error(r) || r == -EIO) {
 				/* start over on fresh connections */
 				vs_redis_disconnect(rl.redis);
+				names_forget(&rl);
 				listen_drop(&rl);
 			}
 			relay_wait(&rl, -1, vs_backoff_next(&rl.backoff));
