@@ -322,6 +322,12 @@ static int stream_entry(struct vs_sub *s, const redisReply *e,
 		}
 	}
 	r = vs_change_parse(c, names, values, lengths, n, why, sizeof(why));
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (strcmp(names[i], "data") == 0) {
+			c->data = (const uint8_t *)values[i];
+			c->data_len = lengths[i];
+		}
+	}
 	if (r == 0 && c->seq != seq) {
 		snprintf(why, sizeof(why),
 			 "entry %" PRId64 " says seq %" PRId64, seq, c->seq);
