@@ -413,6 +413,7 @@ struct relay {
 	bool full_scan; /* scan every project next */
 	int64_t next_poll_ms;
 	char pending[RELAY_PENDING_MAX][VS_UUID_BUFSZ];
+	int64_t pending_seq[RELAY_PENDING_MAX]; /* the highest seq hinted */
 	int npending;
 	sigset_t wait_mask; /* the caller's mask without the stop signals */
 	struct vs_backoff backoff; /* between failed rounds */
@@ -605,25 +606,44 @@ fail:
 	return r < 0 ? r : -ECONNREFUSED;
 }
 
-static void pending_add(struct relay *rl, const char *id)
+static void pending_add(struct relay *rl, const char *id, int64_t seq)
 {
 	int i;
 
-	for (i = 0; i < rl->npending; i++)
-		if (!strcmp(rl->pending[i], id))
+	for (i = 0; i < rl->npending; i++) {
+		if (!strcmp(rl->pending[i], id)) {
+			if (seq > rl->pending_seq[i])
+				rl->pending_seq[i] = seq;
 			return;
+		}
+	}
 	if (rl->npending == RELAY_PENDING_MAX) {
 		rl->full_scan = true;
 		return;
 	}
+	rl->pending_seq[rl->npending] = seq;
 	memcpy(rl->pending[rl->npending++], id, VS_UUID_BUFSZ);
 }
 
-/* The project id of a NOTIFY payload (a hint), or false. */
-static bool hint_project(const char *payload, char id[VS_UUID_BUFSZ])
+/* The project id of a NOTIFY payload (a hint), or false; *@seq its
+ * "seq" (0: none or malformed). */
+static bool hint_project(const char *payload, char id[VS_UUID_BUFSZ],
+			 int64_t *seq)
 {
-	const char *p = strstr(payload, "\"project_id\"");
+	const char *p = strstr(payload, "\"seq\"");
 	int i;
+
+	*seq = 0;
+	if (p) {
+		p += strlen("\"seq\"");
+		while (*p == ' ' || *p == ':')
+			p++;
+		for (i = 0; i < 18 && *p >= '0' && *p <= '9'; i++, p++)
+			*seq = *seq * 10 + (*p - '0');
+		if (i == 0 || i == 18 || (*p != ',' && *p != '}' && *p != ' '))
+			*seq = 0;
+	}
+	p = strstr(payload, "\"project_id\"");
 
 	if (!p)
 		return false;
@@ -649,6 +669,7 @@ static int listen_drain(struct relay *rl)
 {
 	PGnotify *n;
 	char id[VS_UUID_BUFSZ];
+	int64_t seq;
 
 	if (!PQconsumeInput(rl->listen)) {
 		relay_backend_down(rl, false, PQerrorMessage(rl->listen));
@@ -656,8 +677,8 @@ static int listen_drain(struct relay *rl)
 		return -ECONNREFUSED;
 	}
 	while ((n = PQnotifies(rl->listen))) {
-		if (hint_project(n->extra, id))
-			pending_add(rl, id);
+		if (hint_project(n->extra, id, &seq))
+			pending_add(rl, id, seq);
 		else
 			rl->full_scan = true;
 		PQfreemem(n);
@@ -1280,11 +1301,12 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
  * Publish the changes of project @id after its cursor up to @change_seq
  * (the project's last committed change when we looked). 0, or -errno.
  */
-/* Publish the changes of project @id after its cursor up to @change_seq;
+/* Publish the changes of project @id after its cursor up to @change_seq
+ * (with @hinted, a NOTIFY's word: the feed ending before it is no error);
  * *@fresh says whether Redis had nothing of it (no cursor: never relayed,
  * or a Redis that lost its data). 0 or -errno. */
 static int relay_project(struct relay *rl, const char *id, int64_t change_seq,
-			 bool *fresh)
+			 bool hinted, bool *fresh)
 {
 	char after[24], upto[24], limit[16];
 	const char *v[3] = {id, after, limit};
@@ -1311,6 +1333,10 @@ static int relay_project(struct relay *rl, const char *id, int64_t change_seq,
 		if (r < 0)
 			return pg_failed(rl, r, "read change feed");
 		nfeed = PQntuples(feed);
+		if (nfeed == 0 && hinted) {
+			r = 0;
+			goto out;
+		}
 		if (nfeed == 0 || PQnfields(feed) != FEED_NCOLS) {
 			vs_error("project %s: change feed after %" PRId64
 				 " is empty, but the project is at %" PRId64,
@@ -1395,6 +1421,12 @@ static struct relay_name *names_slot(struct relay *rl, const char *id)
 	while (rl->names[i].id[0] && strcmp(rl->names[i].id, id) != 0)
 		i = (i + 1) & mask;
 	return &rl->names[i];
+}
+
+/* Was a name of @id published since Redis was (re)connected? */
+static bool names_known(struct relay *rl, const char *id)
+{
+	return rl->names_size && names_slot(rl, id)->id[0];
 }
 
 /* Remember that @id's name hashes to @h. Best effort: out of memory, the
@@ -1498,8 +1530,9 @@ static int relay_scan_all(struct relay *rl)
 	relay_backend_up(rl, false);
 	for (i = 0; i < PQntuples(res) && !relay_stopping(rl); i++) {
 		snprintf(id, sizeof(id), "%s", PQgetvalue(res, i, 0));
-		r = relay_project(
-		    rl, id, strtoll(PQgetvalue(res, i, 1), NULL, 10), &fresh);
+		r = relay_project(rl, id,
+				  strtoll(PQgetvalue(res, i, 1), NULL, 10),
+				  false, &fresh);
 		if (r == 0)
 			r = name_publish(rl, id, PQgetvalue(res, i, 2), fresh);
 		if (r < 0)
@@ -1519,12 +1552,24 @@ static int relay_scan_pending(struct relay *rl)
 
 	while (rl->npending > 0 && !relay_stopping(rl)) {
 		const char *id = rl->pending[rl->npending - 1];
+		int64_t hint = rl->pending_seq[rl->npending - 1];
 
-		r = project_seq(rl, id, &seq, name);
-		if (r == 0)
-			r = relay_project(rl, id, seq, &fresh);
-		if (r == 0)
-			r = name_publish(rl, id, name, fresh);
+		/* the NOTIFY's seq spares a query per change; the name is
+		 * asked for only when it may be news */
+		if (hint > 0) {
+			r = relay_project(rl, id, hint, true, &fresh);
+			if (r == 0 && (fresh || !names_known(rl, id))) {
+				r = project_seq(rl, id, &seq, name);
+				if (r == 0)
+					r = name_publish(rl, id, name, fresh);
+			}
+		} else {
+			r = project_seq(rl, id, &seq, name);
+			if (r == 0)
+				r = relay_project(rl, id, seq, false, &fresh);
+			if (r == 0)
+				r = name_publish(rl, id, name, fresh);
+		}
 		if (r < 0 && r != -ENOENT)
 			return r;
 		rl->npending--;
