@@ -15,14 +15,14 @@
  *    the connection (which reconnects inside calls, so its descriptor
  *    may be reused at any time): it writes to @wake_fd, an eventfd that
  *    the XREAD's reply is awaited on together with the socket
- *    (vs_redis_command_wake()), and that the backoff sleeps wait on. An
- *    entry
- *    beyond applied+1 means a gap (trimmed stream, relay restarted, entry
- *    rejected): the missing changes are read from PostgreSQL's change feed
- *    first. An entry that fails validation is re-read from PostgreSQL; one
- *    that PostgreSQL does not know (a forged id beyond the database's
- *    sequence) is ignored, and the follower then polls the database for
- *    new changes once a second until the stream moves past it.
+ *    (vs_redis_command_wake()), and that the backoff sleeps wait on.
+ *    An entry beyond applied+1 means a gap (trimmed stream, relay
+ *    restarted, entry rejected): the missing changes are read from
+ *    PostgreSQL's change feed first. An entry that fails validation
+ *    is re-read from PostgreSQL; one that PostgreSQL does not know (a
+ *    forged id beyond the database's sequence) is ignored, and the
+ *    follower then polls the database for new changes once a second
+ *    until the stream moves past it.
  *    With a verify key (cfg->verify, sign.h) every entry, the one at
  *    applied+1 included, must carry the relay's valid signature; one that
  *    does not is treated as absent: that change is read from PostgreSQL,
@@ -579,10 +579,10 @@ fail:
 
 void vs_sub_stop(struct vs_sub *s)
 {
-	if (!s)
-		return;
 	uint64_t one = 1;
 
+	if (!s)
+		return;
 	atomic_store(&s->stop, true);
 	if (write(s->wake_fd, &one, sizeof(one)) != sizeof(one))
 		vs_warn("cannot wake the follower: %s", strerror(errno));
