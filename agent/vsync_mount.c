@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <fcntl.h>
@@ -402,6 +403,14 @@ struct mount_ctx {
 	int journal_fd;		    /* its directory */
 	struct vs_writeback *wb;
 	struct vs_sign_key *verify; /* --verify-key; NULL: Redis trusted */
+	struct vs_content *content;
+	/* the follower heartbeats on its own Redis connection (follower_tick):
+	 * the keeper no longer does */
+	atomic_bool follower_beats;
+	/* the last heartbeat member sent (presence), by the keeper or the
+	 * follower */
+	pthread_mutex_t beat_lock;
+	char beat_last[VS_BEAT_MAX + 1];
 	char author[128];
 	char id[VS_UUID_BUFSZ];
 	int64_t seq;
@@ -648,8 +657,10 @@ static int head_from_pg(struct mount_ctx *ctx, struct head_reader *h, char *why,
 }
 
 /* The head as the relay's cursor in Redis says (what the stream holds). */
+/* The head from the relay's cursor in Redis, on h->rd (opened if NULL;
+ * closed on a failure unless @borrowed: the follower's). */
 static int head_from_redis(struct mount_ctx *ctx, struct head_reader *h,
-			   char *why, size_t whylen)
+			   char *why, size_t whylen, bool borrowed)
 {
 	char key[VS_REDIS_KEY_MAX];
 	const char *argv[] = {"GET", key};
@@ -670,8 +681,10 @@ static int head_from_redis(struct mount_ctx *ctx, struct head_reader *h,
 	r = vs_redis_command(h->rd, &rep, 2, argv, NULL);
 	if (r < 0) {
 		snprintf(why, whylen, "redis: %s", vs_redis_last_error(h->rd));
-		vs_redis_free(h->rd);
-		h->rd = NULL;
+		if (!borrowed) {
+			vs_redis_free(h->rd);
+			h->rd = NULL;
+		}
 		return r;
 	}
 	if (rep->type == REDIS_REPLY_NIL) {
@@ -703,7 +716,8 @@ static void read_head(struct mount_ctx *ctx, struct head_reader *h, bool use_pg)
 
 	if (use_pg && ctx->o->pg && head_from_pg(ctx, h, why, sizeof(why)) == 0)
 		return;
-	if (ctx->o->redis && head_from_redis(ctx, h, why2, sizeof(why2)) == 0)
+	if (ctx->o->redis &&
+	    head_from_redis(ctx, h, why2, sizeof(why2), false) == 0)
 		return;
 	if (!ctx->o->pg && !ctx->o->redis)
 		snprintf(why, sizeof(why), "neither --pg nor --redis");
@@ -768,7 +782,7 @@ static void mount_refresh(void *arg)
  * (docs/security.md).
  */
 static void presence(struct mount_ctx *ctx, struct vs_redis **rd, bool leave,
-		     char last[VS_BEAT_MAX + 1])
+		     char last[VS_BEAT_MAX + 1], bool borrowed)
 {
 	char key[VS_REDIS_KEY_MAX], member[VS_BEAT_MAX + 1], score[32];
 	const char *add[] = {"ZADD", key, score, member};
@@ -780,7 +794,8 @@ static void presence(struct mount_ctx *ctx, struct vs_redis **rd, bool leave,
 
 	if (!ctx->o->redis || ctx->o->at) /* --at follows nothing */
 		return;
-	if (!*rd && vs_redis_open(rd, ctx->o->redis, ctx->o->timeout_ms) < 0) {
+	if (!*rd && (borrowed || vs_redis_open(rd, ctx->o->redis,
+					       ctx->o->timeout_ms) < 0)) {
 		vs_redis_free(*rd);
 		*rd = NULL;
 		return;
@@ -821,8 +836,27 @@ static void presence(struct mount_ctx *ctx, struct vs_redis **rd, bool leave,
 fail:
 	vs_debug("cannot refresh this agent in %s: %s", key,
 		 vs_redis_last_error(*rd));
-	vs_redis_free(*rd);
-	*rd = NULL;
+	if (!borrowed) {
+		vs_redis_free(*rd);
+		*rd = NULL;
+	}
+}
+
+/* The heartbeat on the keeper's own connection @rd (opened if NULL), or -
+ * while the follower runs - on its connection (beat_borrowed); the last
+ * member sent is shared, under beat_lock. */
+static void beat(struct mount_ctx *ctx, struct vs_redis **rd, bool leave)
+{
+	pthread_mutex_lock(&ctx->beat_lock);
+	presence(ctx, rd, leave, ctx->beat_last, false);
+	pthread_mutex_unlock(&ctx->beat_lock);
+}
+
+static void beat_borrowed(struct mount_ctx *ctx, struct vs_redis *rd)
+{
+	pthread_mutex_lock(&ctx->beat_lock);
+	presence(ctx, &rd, false, ctx->beat_last, true);
+	pthread_mutex_unlock(&ctx->beat_lock);
 }
 
 /* Heartbeats: every KEEPER_BEAT_MS, and KEEPER_BEAT_MIN_MS after a change
@@ -838,12 +872,7 @@ static void *keeper_main(void *arg)
 	bool learned = ctx->o->learn_seconds == 0;
 	struct head_reader hr = {0};
 	struct vs_redis *rd = NULL;
-	char *last = calloc(1, VS_BEAT_MAX + 1);
 
-	if (!last) {
-		vs_warn("no heartbeat: out of memory");
-		return NULL;
-	}
 	pthread_mutex_lock(&ctx->lock);
 	while (!ctx->stopping) {
 		int64_t now = vs_mono_ms(), due;
@@ -870,20 +899,28 @@ static void *keeper_main(void *arg)
 			save_learned(ctx);
 			learned = true;
 		}
-		/* the Redis cursor, or PostgreSQL in PostgreSQL-only mode
-		 * (where the agent holds a connection anyway) */
-		read_head(ctx, &hr, !ctx->o->redis);
-		presence(ctx, &rd, false, last);
+		if (!atomic_load(&ctx->follower_beats)) {
+			/* the Redis cursor, or PostgreSQL in PostgreSQL-only
+			 * mode (where the agent holds a connection anyway) */
+			read_head(ctx, &hr, !ctx->o->redis);
+			beat(ctx, &rd, false);
+		} else {
+			/* the follower reads the head and heartbeats on its
+			 * own connection (follower_tick): one per agent */
+			vs_redis_free(rd);
+			rd = NULL;
+			vs_redis_free(hr.rd);
+			hr.rd = NULL;
+		}
 		last_beat = vs_mono_ms();
 		pthread_mutex_lock(&ctx->lock);
 	}
 	pthread_mutex_unlock(&ctx->lock);
 	if (!learned)
 		save_learned(ctx);
-	presence(ctx, &rd, true, last);
+	beat(ctx, &rd, true);
 	vs_redis_free(rd);
 	head_reader_release(&hr);
-	free(last);
 	return NULL;
 }
 
@@ -903,6 +940,22 @@ static const char *jop_name(enum vs_jop op)
 		return "rename";
 	}
 	return "?";
+}
+
+/* Every heartbeat period, and soon after a change was applied, on the
+ * follower's thread and Redis connection (one connection per idle agent):
+ * the head (the relay's cursor), the heartbeat, and the content source's
+ * connection closed unless in use. */
+static void follower_tick(void *arg, struct vs_redis *rd)
+{
+	struct mount_ctx *ctx = arg;
+	struct head_reader hr = {.rd = rd};
+	char why[160] = "";
+
+	if (head_from_redis(ctx, &hr, why, sizeof(why), true) < 0)
+		vs_status_head_failed(why);
+	beat_borrowed(ctx, rd);
+	vs_content_redis_idle(ctx->content);
 }
 
 static void on_committed(void *arg, const struct vs_jentry *e,
@@ -1012,6 +1065,10 @@ static void on_ready(void *arg)
 	    .timeout_ms = o->timeout_ms,
 	    .start_seq = ctx->seq,
 	    .verify = ctx->verify,
+	    .tick = follower_tick,
+	    .tick_arg = ctx,
+	    .tick_ms = KEEPER_BEAT_MS,		/* the heartbeat period */
+	    .tick_soon_ms = KEEPER_BEAT_MIN_MS, /* and soon after a change */
 	};
 	struct vs_prefetch_config pc = {
 	    .cache = ctx->cache,
@@ -1065,7 +1122,9 @@ static void on_ready(void *arg)
 	r = vs_sub_start(&ctx->sub, &sc, apply_change, ctx);
 	if (r < 0)
 		vs_error("cannot follow changes: %s", strerror(-r));
-	else
+	else if (sc.redis)
+		atomic_store(&ctx->follower_beats, true);
+	if (r == 0)
 		vs_info("following changes after %lld via %s",
 			(long long)ctx->seq,
 			sc.redis ? "the Redis stream" : "PostgreSQL LISTEN");
@@ -1078,6 +1137,7 @@ static void on_stop(void *arg)
 
 	vs_sub_stop(ctx->sub);
 	ctx->sub = NULL;
+	atomic_store(&ctx->follower_beats, false);
 	vs_wb_stop(ctx->wb); /* what is not committed stays journaled */
 	ctx->wb = NULL;
 	vs_fs_set_writeback(ctx->fs, NULL);
@@ -1295,6 +1355,7 @@ int main(int argc, char **argv)
 	vs_manifest_init(&m);
 	ctx.start_ms = vs_mono_ms();
 	pthread_mutex_init(&ctx.lock, NULL);
+	pthread_mutex_init(&ctx.beat_lock, NULL);
 	pthread_cond_init(&ctx.cond, NULL);
 	if (vs_mount_opts_parse(&o, argc, argv, env_get, err, sizeof(err)) <
 	    0) {
@@ -1419,6 +1480,7 @@ int main(int argc, char **argv)
 	}
 	ctx.fs = fs;
 	ctx.cache = &cache;
+	ctx.content = content;
 	ctx.seq = m.seq;
 	if (o.at)
 		snprintf(ctx.control_file, sizeof(ctx.control_file),

@@ -507,6 +507,12 @@ int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 				return r;
 			return create_path(fs, c->path, &c->state, -1);
 		}
+		/* small content the entry carries: no round trip (best
+		 * effort; put_path() fetches what is still missing) */
+		if (c->data && c->state.kind == VS_KIND_FILE)
+			(void)vs_content_put(fs->cfg.content, c->state.hash,
+					     c->state.size, c->data,
+					     c->data_len, c->path);
 		return put_path(fs, c->path, &c->state, c->delta_base);
 	}
 }

@@ -121,6 +121,32 @@ void vs_content_free(struct vs_content *c)
 	free(c);
 }
 
+int vs_content_put(struct vs_content *c, const char *hash, uint64_t size,
+		   const void *buf, size_t len, const char *path)
+{
+	int r;
+
+	if (len != size)
+		r = -EBADMSG;
+	else if (vs_cache_has(c->cache, hash))
+		return 0;
+	else
+		r = vs_cache_store(c->cache, hash, buf, len);
+	if (r == -EBADMSG)
+		vs_warn("content of '%s' given with its change does not match "
+			"%s (%zu bytes): fetching it",
+			path, hash, len);
+	return r;
+}
+
+void vs_content_redis_idle(struct vs_content *c)
+{
+	if (!c || !c->redis || pthread_mutex_trylock(&c->redis_lock) != 0)
+		return;
+	vs_redis_disconnect(c->redis);
+	pthread_mutex_unlock(&c->redis_lock);
+}
+
 /*
  * The deadline of one blob fetch: the base deadline, plus what the bytes
  * take at VS_CONTENT_MIN_RATE, so a 50 MB file is not cut off while a

@@ -30,10 +30,12 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/time.h>
 
 #include "vsync/blob.h"
+#include "vsync/clock.h"
 #include "vsync/log.h"
 #include "vsync/metrics.h"
 #include "vsync/sign.h"
@@ -468,6 +470,92 @@ int vs_redis_command(struct vs_redis *r, redisReply **reply, int argc,
 	if (e < 0)
 		return e;
 	return redis_run(r, reply, argc, argv, argvlen);
+}
+
+/* Milliseconds left until @deadline (vs_mono_ms()), at least 0. */
+static int ms_left(int64_t deadline)
+{
+	int64_t left = deadline - vs_mono_ms();
+
+	return left <= 0 ? 0 : left > 0x7fffffff ? 0x7fffffff : (int)left;
+}
+
+/*
+ * Send one command and wait for its reply in poll(2) on the socket and
+ * @wake_fd together, so that a long blocking command (XREAD BLOCK) can be
+ * given up from another thread without touching this connection: that
+ * thread only makes @wake_fd readable. The socket is read only once
+ * poll() says it has data (hiredis' blocking read then returns at once),
+ * so the deadline is @wait_ms, not the socket timeout. A reply still
+ * owed when the wait ends leaves the connection out of step: it is
+ * dropped (the next call reconnects).
+ */
+int vs_redis_command_wake(struct vs_redis *r, redisReply **reply, int argc,
+			  const char **argv, const size_t *argvlen, int wake_fd,
+			  int wait_ms)
+{
+	int64_t deadline;
+	void *rep = NULL;
+	int done = 0, sys_err, e;
+
+	*reply = NULL;
+	e = vs_redis_ensure(r);
+	if (e < 0)
+		return e;
+	deadline = vs_mono_ms() + wait_ms;
+	if (redisAppendCommandArgv(r->ctx, argc, argv, argvlen) != REDIS_OK)
+		goto io_error;
+	while (!done) {
+		errno = 0;
+		if (redisBufferWrite(r->ctx, &done) != REDIS_OK)
+			goto io_error;
+	}
+	for (;;) {
+		struct pollfd pfd[2] = {{.fd = r->ctx->fd, .events = POLLIN},
+					{.fd = wake_fd, .events = POLLIN}};
+		int n;
+
+		if (redisGetReplyFromReader(r->ctx, &rep) != REDIS_OK)
+			goto io_error;
+		if (rep)
+			break;
+		n = poll(pfd, wake_fd >= 0 ? 2 : 1, ms_left(deadline));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			goto io_error;
+		if (wake_fd >= 0 && (pfd[1].revents & POLLIN)) {
+			redis_set_error(r, "%s: woken up", r->desc);
+			vs_redis_disconnect(r);
+			return -ECANCELED;
+		}
+		if (n == 0) {
+			redis_set_error(r, "%s: timed out after %d ms", r->desc,
+					wait_ms);
+			vs_redis_disconnect(r);
+			return -ETIMEDOUT;
+		}
+		errno = 0;
+		if (redisBufferRead(r->ctx) != REDIS_OK)
+			goto io_error;
+	}
+	*reply = rep;
+	if ((*reply)->type == REDIS_REPLY_ERROR) {
+		e = redis_errno(0, 0, (*reply)->str);
+		redis_set_error(r, "%.*s", (int)(*reply)->len, (*reply)->str);
+		freeReplyObject(*reply);
+		*reply = NULL;
+		return -e;
+	}
+	return 0;
+io_error:
+	sys_err = errno;
+	e = redis_errno(r->ctx->err ? r->ctx->err : REDIS_ERR_IO, sys_err,
+			NULL);
+	redis_set_error(r, "%s: %s", r->desc,
+			r->ctx->errstr[0] ? r->ctx->errstr : "connection lost");
+	vs_redis_disconnect(r);
+	return -e;
 }
 
 /* ---- keys -------------------------------------------------------------- */

@@ -97,6 +97,10 @@
 #define RELAY_PENDING_MAX    256 /* hinted projects kept; more: full scan */
 #define RELAY_BACKOFF_MIN_MS 100
 #define RELAY_BACKOFF_MAX_MS 5000
+/* content up to this size travels in the stream entry too (field "data"),
+ * so agents apply a small edit without a GET: one round trip less per
+ * agent and change, and one command less per agent for Redis */
+#define RELAY_INLINE_MAX 1024
 /* files from this size on carry a delta against their previous version */
 #define RELAY_DELTA_MIN (64 * 1024)
 /* the slowest blob transfer a deadline allows for, bytes per second */
@@ -107,10 +111,10 @@
  * ARGV: seq, maxlen, channel, json, publish (1/0), nfields, fields...,
  *       nops, then per op "S" path value | "D" path.
  * Returns 1 (published), 0 (already published by another relay: the
- * entry at <seq>-0 has exactly our fields, not counting delta_base,
- * which depends on what each relay could compute), 2 (skipped change applied to
- * the manifest) or 3 (published after removing forged entries: something
- * other than a relay had put entries at or above <seq>-0; they are
+ * entry at <seq>-0 has exactly our fields, not counting delta_base and
+ * data, which depend on what each relay could compute), 2 (skipped change
+ * applied to the manifest) or 3 (published after removing forged entries:
+ * something other than a relay had put entries at or above <seq>-0; they are
  * deleted and the stream's last id moved back, so one forged entry cannot
  * block a project's stream).
  */
@@ -118,7 +122,7 @@ static const char RELAY_SCRIPT[] =
     "local function core(t, from, to)\n"
     "  local o = {}\n"
     "  for k = from, to, 2 do\n"
-    "    if t[k] ~= 'delta_base' then\n"
+    "    if t[k] ~= 'delta_base' and t[k] ~= 'data' then\n"
     "      o[#o + 1] = t[k]\n"
     "      o[#o + 1] = t[k + 1]\n"
     "    end\n"
@@ -409,6 +413,7 @@ struct relay {
 	bool full_scan; /* scan every project next */
 	int64_t next_poll_ms;
 	char pending[RELAY_PENDING_MAX][VS_UUID_BUFSZ];
+	int64_t pending_seq[RELAY_PENDING_MAX]; /* the highest seq hinted */
 	int npending;
 	sigset_t wait_mask; /* the caller's mask without the stop signals */
 	struct vs_backoff backoff; /* between failed rounds */
@@ -422,7 +427,16 @@ struct relay {
 	const char **argv; /* of the EVALSHA */
 	size_t *argvlen;
 	size_t argv_alloc;
-	char *json; /* VS_RELAY_EVENT_MAX */
+	char *json;   /* VS_RELAY_EVENT_MAX */
+	uint8_t *inl; /* the change's content when small (field "data") */
+	size_t inl_len;
+	/* name:{<name>} written since Redis was last (re)connected: the
+	 * project id and a hash of the name, open addressing */
+	struct relay_name {
+		char id[VS_UUID_BUFSZ]; /* "": free slot */
+		uint64_t name_hash;
+	} * names;
+	size_t names_used, names_size; /* size: 0 or a power of two */
 };
 
 static bool relay_stopping(const struct relay *rl)
@@ -465,12 +479,23 @@ static void relay_backend_down(struct relay *rl, bool redis, const char *why)
 	*down = true;
 }
 
+/* Forget which names were published: a Redis that was away may have
+ * lost them (a restart without persistence, a failover). */
+static void names_forget(struct relay *rl)
+{
+	if (rl->names_used)
+		memset(rl->names, 0, rl->names_size * sizeof(*rl->names));
+	rl->names_used = 0;
+}
+
 static void relay_backend_up(struct relay *rl, bool redis)
 {
 	bool *down = redis ? &rl->redis_down : &rl->pg_down;
 
 	if (*down)
 		vs_info("%s back", redis ? "redis" : "postgres");
+	if (*down && redis)
+		names_forget(rl);
 	*down = false;
 }
 
@@ -581,25 +606,44 @@ fail:
 	return r < 0 ? r : -ECONNREFUSED;
 }
 
-static void pending_add(struct relay *rl, const char *id)
+static void pending_add(struct relay *rl, const char *id, int64_t seq)
 {
 	int i;
 
-	for (i = 0; i < rl->npending; i++)
-		if (!strcmp(rl->pending[i], id))
+	for (i = 0; i < rl->npending; i++) {
+		if (!strcmp(rl->pending[i], id)) {
+			if (seq > rl->pending_seq[i])
+				rl->pending_seq[i] = seq;
 			return;
+		}
+	}
 	if (rl->npending == RELAY_PENDING_MAX) {
 		rl->full_scan = true;
 		return;
 	}
+	rl->pending_seq[rl->npending] = seq;
 	memcpy(rl->pending[rl->npending++], id, VS_UUID_BUFSZ);
 }
 
-/* The project id of a NOTIFY payload (a hint), or false. */
-static bool hint_project(const char *payload, char id[VS_UUID_BUFSZ])
+/* The project id of a NOTIFY payload (a hint), or false; *@seq its
+ * "seq" (0: none or malformed). */
+static bool hint_project(const char *payload, char id[VS_UUID_BUFSZ],
+			 int64_t *seq)
 {
-	const char *p = strstr(payload, "\"project_id\"");
+	const char *p = strstr(payload, "\"seq\"");
 	int i;
+
+	*seq = 0;
+	if (p) {
+		p += strlen("\"seq\"");
+		while (*p == ' ' || *p == ':')
+			p++;
+		for (i = 0; i < 18 && *p >= '0' && *p <= '9'; i++, p++)
+			*seq = *seq * 10 + (*p - '0');
+		if (i == 0 || i == 18 || (*p != ',' && *p != '}' && *p != ' '))
+			*seq = 0;
+	}
+	p = strstr(payload, "\"project_id\"");
 
 	if (!p)
 		return false;
@@ -625,6 +669,7 @@ static int listen_drain(struct relay *rl)
 {
 	PGnotify *n;
 	char id[VS_UUID_BUFSZ];
+	int64_t seq;
 
 	if (!PQconsumeInput(rl->listen)) {
 		relay_backend_down(rl, false, PQerrorMessage(rl->listen));
@@ -632,8 +677,8 @@ static int listen_drain(struct relay *rl)
 		return -ECONNREFUSED;
 	}
 	while ((n = PQnotifies(rl->listen))) {
-		if (hint_project(n->extra, id))
-			pending_add(rl, id);
+		if (hint_project(n->extra, id, &seq))
+			pending_add(rl, id, seq);
 		else
 			rl->full_scan = true;
 		PQfreemem(n);
@@ -708,9 +753,12 @@ static int blob_present(struct relay *rl, const char *id, const char *hash)
 
 /* Put the content of change @c into Redis unless there or too big.
  * Content PostgreSQL no longer has, or whose bytes do not match, is
- * logged and left out (agents then read PostgreSQL). */
+ * logged and left out (agents then read PostgreSQL). Content put now of
+ * RELAY_INLINE_MAX bytes or less is handed to the caller in *@inl (free
+ * it), for the stream entry; else *@inl stays NULL. */
 static int blob_publish(struct relay *rl, const char *id,
-			const struct vs_change *c)
+			const struct vs_change *c, uint8_t **inl,
+			size_t *inl_len)
 {
 	char got[VS_HASH_HEX_LEN + 1];
 	uint8_t *buf = NULL;
@@ -753,6 +801,11 @@ static int blob_publish(struct relay *rl, const char *id,
 	vs_redis_set_timeout(rl->redis, rl->cfg->timeout_ms);
 	if (r < 0)
 		r = redis_failed(rl, r, "SET blob");
+	if (r == 0 && len <= RELAY_INLINE_MAX) {
+		*inl = buf;
+		*inl_len = len;
+		buf = NULL;
+	}
 out:
 	free(buf);
 	return r;
@@ -1088,6 +1141,8 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 	int r, f, nfields = 0, tries;
 
 	rl->buf_len = 0;
+	free(rl->inl);
+	rl->inl = NULL;
 	for (f = 0; f < FEED_NCOLS; f++) {
 		names[f] = feed_names[f];
 		vals[f] =
@@ -1110,7 +1165,7 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 		if (c.seq <= 0)
 			return -EBADMSG; /* cannot even advance past it */
 	} else {
-		r = blob_publish(rl, id, &c);
+		r = blob_publish(rl, id, &c, &rl->inl, &rl->inl_len);
 		if (r < 0)
 			return r;
 		delta_publish(rl, id, &c);
@@ -1147,6 +1202,8 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 		nfields += vals[f] ? 2 : 0;
 	if (valid && c.delta_base[0])
 		nfields += 2;
+	if (valid && rl->inl)
+		nfields += 2;
 	if (valid && rl->cfg->sign_key)
 		nfields += 2;
 	snprintf(nf, sizeof(nf), "%d", nfields);
@@ -1175,6 +1232,10 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 	if (valid && c.delta_base[0]) {
 		r = r ?: push(rl, &n, "delta_base", 10);
 		r = r ?: push(rl, &n, c.delta_base, VS_HASH_HEX_LEN);
+	}
+	if (valid && rl->inl) { /* not signed: checked against the hash */
+		r = r ?: push(rl, &n, "data", 4);
+		r = r ?: push(rl, &n, (const char *)rl->inl, rl->inl_len);
 	}
 	if (valid && rl->cfg->sign_key) {
 		r = r ?: push(rl, &n, VS_SIGN_FIELD, strlen(VS_SIGN_FIELD));
@@ -1240,7 +1301,12 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
  * Publish the changes of project @id after its cursor up to @change_seq
  * (the project's last committed change when we looked). 0, or -errno.
  */
-static int relay_project(struct relay *rl, const char *id, int64_t change_seq)
+/* Publish the changes of project @id after its cursor up to @change_seq
+ * (with @hinted, a NOTIFY's word: the feed ending before it is no error);
+ * *@fresh says whether Redis had nothing of it (no cursor: never relayed,
+ * or a Redis that lost its data). 0 or -errno. */
+static int relay_project(struct relay *rl, const char *id, int64_t change_seq,
+			 bool hinted, bool *fresh)
 {
 	char after[24], upto[24], limit[16];
 	const char *v[3] = {id, after, limit};
@@ -1248,9 +1314,11 @@ static int relay_project(struct relay *rl, const char *id, int64_t change_seq)
 	int64_t cursor, last, s;
 	int r, i, j, from, nfeed, nrows;
 
+	*fresh = false;
 	r = redis_cursor(rl, id, &cursor);
 	if (r < 0)
 		return r;
+	*fresh = cursor == 0 && change_seq > 0;
 	snprintf(limit, sizeof(limit), "%d", rl->cfg->batch);
 	while (cursor < change_seq) {
 		if (relay_stopping(rl))
@@ -1265,6 +1333,10 @@ static int relay_project(struct relay *rl, const char *id, int64_t change_seq)
 		if (r < 0)
 			return pg_failed(rl, r, "read change feed");
 		nfeed = PQntuples(feed);
+		if (nfeed == 0 && hinted) {
+			r = 0;
+			goto out;
+		}
 		if (nfeed == 0 || PQnfields(feed) != FEED_NCOLS) {
 			vs_error("project %s: change feed after %" PRId64
 				 " is empty, but the project is at %" PRId64,
@@ -1331,15 +1403,84 @@ out:
 	return r;
 }
 
+static uint64_t fnv1a(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 0x100000001b3ull;
+	return h;
+}
+
+/* The slot of @id in rl->names (its entry, or the free slot where it
+ * goes); the table must have one free slot at least. */
+static struct relay_name *names_slot(struct relay *rl, const char *id)
+{
+	size_t mask = rl->names_size - 1, i = fnv1a(id) & mask;
+
+	while (rl->names[i].id[0] && strcmp(rl->names[i].id, id) != 0)
+		i = (i + 1) & mask;
+	return &rl->names[i];
+}
+
+/* Was a name of @id published since Redis was (re)connected? */
+static bool names_known(struct relay *rl, const char *id)
+{
+	return rl->names_size && names_slot(rl, id)->id[0];
+}
+
+/* Remember that @id's name hashes to @h. Best effort: out of memory, the
+ * name is only written again next time. */
+static void names_remember(struct relay *rl, const char *id, uint64_t h)
+{
+	struct relay_name *e;
+
+	if ((rl->names_used + 1) * 2 > rl->names_size) {
+		size_t size = rl->names_size ? rl->names_size * 2 : 256;
+		struct relay_name *old = rl->names, *grown;
+		size_t old_size = rl->names_size;
+
+		grown = calloc(size, sizeof(*grown));
+		if (!grown)
+			return;
+		rl->names = grown;
+		rl->names_size = size;
+		for (size_t i = 0; i < old_size; i++)
+			if (old[i].id[0])
+				*names_slot(rl, old[i].id) = old[i];
+		free(old);
+	}
+	e = names_slot(rl, id);
+	if (!e->id[0]) {
+		snprintf(e->id, sizeof(e->id), "%s", id);
+		rl->names_used++;
+	}
+	e->name_hash = h;
+}
+
 /*
  * Publish name:{<name>} -> @id (signed with the relay's key, if any), so
- * that a mount by name needs no database. An invalid name (none passes
- * the schema's CHECK) is logged and skipped. 0 or the Redis failure.
+ * that a mount by name needs no database: only when it is news - the
+ * first time since Redis was (re)connected, a new name, or @force (Redis
+ * had nothing of the project: new, or a Redis that lost its data) - not
+ * once per project per poll. An invalid name (none passes the schema's
+ * CHECK) is logged and skipped. 0 or the Redis failure.
  */
-static int name_publish(struct relay *rl, const char *id, const char *name)
+static int name_publish(struct relay *rl, const char *id, const char *name,
+			bool force)
 {
-	int r = vs_redis_name_put(rl->redis, name, id, rl->cfg->sign_key);
+	uint64_t h = fnv1a(name);
+	int r;
 
+	if (!force && rl->names_size) {
+		const struct relay_name *e = names_slot(rl, id);
+
+		if (e->id[0] && e->name_hash == h)
+			return 0;
+	}
+	r = vs_redis_name_put(rl->redis, name, id, rl->cfg->sign_key);
+	if (r == 0)
+		names_remember(rl, id, h);
 	if (r == -EINVAL) {
 		vs_warn("project %s: name '%.64s' not published: not a "
 			"project name",
@@ -1378,6 +1519,7 @@ static int relay_scan_all(struct relay *rl)
 {
 	PGresult *res = NULL;
 	char id[VS_UUID_BUFSZ];
+	bool fresh = false;
 	int r, i;
 
 	r = vs_pg_exec(rl->pg, &res,
@@ -1389,9 +1531,10 @@ static int relay_scan_all(struct relay *rl)
 	for (i = 0; i < PQntuples(res) && !relay_stopping(rl); i++) {
 		snprintf(id, sizeof(id), "%s", PQgetvalue(res, i, 0));
 		r = relay_project(rl, id,
-				  strtoll(PQgetvalue(res, i, 1), NULL, 10));
+				  strtoll(PQgetvalue(res, i, 1), NULL, 10),
+				  false, &fresh);
 		if (r == 0)
-			r = name_publish(rl, id, PQgetvalue(res, i, 2));
+			r = name_publish(rl, id, PQgetvalue(res, i, 2), fresh);
 		if (r < 0)
 			break;
 	}
@@ -1404,16 +1547,29 @@ static int relay_scan_pending(struct relay *rl)
 {
 	char name[65];
 	int64_t seq = 0;
+	bool fresh = false;
 	int r;
 
 	while (rl->npending > 0 && !relay_stopping(rl)) {
 		const char *id = rl->pending[rl->npending - 1];
+		int64_t hint = rl->pending_seq[rl->npending - 1];
 
-		r = project_seq(rl, id, &seq, name);
-		if (r == 0)
-			r = relay_project(rl, id, seq);
-		if (r == 0)
-			r = name_publish(rl, id, name);
+		/* the NOTIFY's seq spares a query per change; the name is
+		 * asked for only when it may be news */
+		if (hint > 0) {
+			r = relay_project(rl, id, hint, true, &fresh);
+			if (r == 0 && (fresh || !names_known(rl, id))) {
+				r = project_seq(rl, id, &seq, name);
+				if (r == 0)
+					r = name_publish(rl, id, name, fresh);
+			}
+		} else {
+			r = project_seq(rl, id, &seq, name);
+			if (r == 0)
+				r = relay_project(rl, id, seq, false, &fresh);
+			if (r == 0)
+				r = name_publish(rl, id, name, fresh);
+		}
 		if (r < 0 && r != -ENOENT)
 			return r;
 		rl->npending--;
@@ -1453,6 +1609,8 @@ static void relay_release(struct relay *rl)
 	vs_pg_free(rl->pg);
 	vs_redis_free(rl->redis);
 	free(rl->json);
+	free(rl->inl);
+	free(rl->names);
 	free(rl->buf);
 	free(rl->vals);
 	free(rl->argv);
@@ -1522,6 +1680,7 @@ int vs_relay_run(const struct vs_relay_config *cfg)
 			if (conn_error(r) || r == -EIO) {
 				/* start over on fresh connections */
 				vs_redis_disconnect(rl.redis);
+				names_forget(&rl);
 				listen_drop(&rl);
 			}
 			relay_wait(&rl, -1, vs_backoff_next(&rl.backoff));

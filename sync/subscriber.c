@@ -7,13 +7,22 @@
  * apply() successfully; everything is read "after @applied", so a restart
  * of any backend (or of this thread) resumes where it stopped and a change
  * is never applied twice or skipped:
- *  - Redis mode: XREAD COUNT 256 BLOCK 1000 from "<applied>-0". An entry
- *    beyond applied+1 means a gap (trimmed stream, relay restarted, entry
- *    rejected): the missing changes are read from PostgreSQL's change feed
- *    first. An entry that fails validation is re-read from PostgreSQL; one
- *    that PostgreSQL does not know (a forged id beyond the database's
- *    sequence) is ignored, and the follower then polls the database for
- *    new changes once a second until the stream moves past it.
+ *  - Redis mode: one connection, XREAD COUNT 256 BLOCK <long> from
+ *    "<applied>-0": the block lasts until the next tick (cfg->tick_ms,
+ *    the agent's heartbeat, run on this connection between two XREADs),
+ *    at most SUB_BLOCK_MAX_MS, so an idle follower costs Redis one
+ *    command per tick, not one a second. vs_sub_stop() does not touch
+ *    the connection (which reconnects inside calls, so its descriptor
+ *    may be reused at any time): it writes to @wake_fd, an eventfd that
+ *    the XREAD's reply is awaited on together with the socket
+ *    (vs_redis_command_wake()), and that the backoff sleeps wait on.
+ *    An entry beyond applied+1 means a gap (trimmed stream, relay
+ *    restarted, entry rejected): the missing changes are read from
+ *    PostgreSQL's change feed first. An entry that fails validation
+ *    is re-read from PostgreSQL; one that PostgreSQL does not know (a
+ *    forged id beyond the database's sequence) is ignored, and the
+ *    follower then polls the database for new changes once a second
+ *    until the stream moves past it.
  *    With a verify key (cfg->verify, sign.h) every entry, the one at
  *    applied+1 included, must carry the relay's valid signature; one that
  *    does not is treated as absent: that change is read from PostgreSQL,
@@ -25,8 +34,11 @@
  *    second) read the change feed after @applied. NOTIFY payloads are only
  *    wake-ups: the feed is the data.
  * A failing backend is retried with exponential backoff (100 ms .. 5 s)
- * and jitter, so thousands of agents do not reconnect at once.
- * @stop is checked at least once a second.
+ * and jitter; a Redis connection that was up and dropped is retried
+ * after a random delay of 0..SUB_RECONNECT_SPREAD_MS first, so that
+ * thousands of agents losing one Redis server do not all reconnect in
+ * the same 100 ms. @stop is checked whenever @wake_fd is readable, and
+ * at least once a second in PostgreSQL mode.
  */
 #include "vsync/subscriber.h"
 
@@ -37,10 +49,14 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "vsync/change.h"
+#include "vsync/clock.h"
 #include "vsync/log.h"
 #include "vsync/metrics.h"
 #include "vsync/pg.h"
@@ -50,10 +66,14 @@
 #include "vsync/status.h"
 #include "vsync/banned.h"
 
-#define SUB_BLOCK_MS	   1000
-#define SUB_BATCH	   256
-#define SUB_BACKOFF_MIN_MS 100
-#define SUB_BACKOFF_MAX_MS 5000
+#define SUB_BLOCK_MS 1000 /* PostgreSQL mode: wait for a NOTIFY */
+/* Redis mode: the longest XREAD BLOCK (a dead peer that sent no RST is
+ * noticed after this plus the deadline) */
+#define SUB_BLOCK_MAX_MS	60000
+#define SUB_RECONNECT_SPREAD_MS 1000
+#define SUB_BATCH		256
+#define SUB_BACKOFF_MIN_MS	100
+#define SUB_BACKOFF_MAX_MS	5000
 
 struct vs_sub {
 	char *pg_url, *redis_url;
@@ -62,28 +82,36 @@ struct vs_sub {
 	vs_sub_apply_fn apply;
 	void *arg;
 	const struct vs_sign_key *verify; /* NULL: entries are trusted */
+	vs_sub_tick_fn tick;
+	void *tick_arg;
+	int tick_ms, tick_soon_ms;
 
 	pthread_t thread;
 	atomic_bool stop;
+	int wake_fd; /* eventfd: readable once vs_sub_stop() was called */
 	atomic_llong applied;
 
 	/* owned by the thread */
 	struct vs_pg *pg;
 	struct vs_redis *redis;
 	bool listening;
-	int64_t ignored_seq; /* last forged stream id logged */
+	int64_t next_tick_ms; /* vs_mono_ms() of the next tick */
+	int64_t ignored_seq;  /* last forged stream id logged */
 	/* the last unverified stream id logged and counted */
 	int64_t unverified_seq;
 };
 
+/* Sleep @ms, or until vs_sub_stop(). */
 static void sleep_ms(struct vs_sub *s, int ms)
 {
-	while (ms > 0 && !atomic_load(&s->stop)) {
-		int step = ms > 100 ? 100 : ms;
-		struct timespec ts = {0, step * 1000000L};
+	int64_t until = vs_mono_ms() + ms;
 
-		nanosleep(&ts, NULL);
-		ms -= step;
+	while (!atomic_load(&s->stop)) {
+		struct pollfd pfd = {.fd = s->wake_fd, .events = POLLIN};
+		int64_t left = until - vs_mono_ms();
+
+		if (left <= 0 || poll(&pfd, 1, (int)left) > 0)
+			break;
 	}
 }
 
@@ -117,6 +145,13 @@ static int deliver(struct vs_sub *s, const struct vs_change *c)
 			 "skipped",
 			 c->seq, vs_change_op_name(c->op), c->path);
 		r = 0;
+	}
+	if (r == 0 && s->tick && s->tick_soon_ms > 0) {
+		int64_t soon = vs_mono_ms() + s->tick_soon_ms;
+
+		if (soon < s->next_tick_ms)
+			s->next_tick_ms =
+			    soon; /* (the follower's own thread) */
 	}
 	if (r < 0) {
 		vs_warn("cannot apply change %" PRId64 " (%s '%s'): %s; will "
@@ -295,6 +330,12 @@ static int stream_entry(struct vs_sub *s, const redisReply *e,
 		}
 	}
 	r = vs_change_parse(c, names, values, lengths, n, why, sizeof(why));
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (strcmp(names[i], "data") == 0) {
+			c->data = (const uint8_t *)values[i];
+			c->data_len = lengths[i];
+		}
+	}
 	if (r == 0 && c->seq != seq) {
 		snprintf(why, sizeof(why),
 			 "entry %" PRId64 " says seq %" PRId64, seq, c->seq);
@@ -347,6 +388,7 @@ static int redis_step(struct vs_sub *s)
 	redisReply *reply = NULL;
 	struct vs_change *c = NULL;
 	bool progress = false, any = false;
+	int64_t block_ms = SUB_BLOCK_MAX_MS;
 	int r;
 
 	if (!s->redis) {
@@ -359,11 +401,24 @@ static int redis_step(struct vs_sub *s)
 			return r;
 		vs_status_following(true, "redis"); /* before XREAD blocks */
 	}
+	if (s->tick) {
+		int64_t now = vs_mono_ms();
+
+		if (now >= s->next_tick_ms) {
+			s->tick(s->tick_arg, s->redis);
+			s->next_tick_ms = now + s->tick_ms;
+		}
+		block_ms = s->next_tick_ms - now;
+		if (block_ms > SUB_BLOCK_MAX_MS)
+			block_ms = SUB_BLOCK_MAX_MS;
+		if (block_ms < 1)
+			block_ms = 1;
+	}
 	vs_redis_key_events(key, s->project_id);
 	snprintf(from, sizeof(from), "%lld-0",
 		 (long long)atomic_load(&s->applied));
 	snprintf(count, sizeof(count), "%d", SUB_BATCH);
-	snprintf(block, sizeof(block), "%d", SUB_BLOCK_MS);
+	snprintf(block, sizeof(block), "%lld", (long long)block_ms);
 	argv[0] = "XREAD";
 	argv[1] = "COUNT";
 	argv[2] = count;
@@ -372,8 +427,10 @@ static int redis_step(struct vs_sub *s)
 	argv[5] = "STREAMS";
 	argv[6] = key;
 	argv[7] = from;
-	vs_redis_set_timeout(s->redis, SUB_BLOCK_MS + s->timeout_ms);
-	r = vs_redis_command(s->redis, &reply, 8, argv, NULL);
+	r = vs_redis_command_wake(s->redis, &reply, 8, argv, NULL, s->wake_fd,
+				  (int)block_ms + s->timeout_ms);
+	if (r == -ECANCELED) /* vs_sub_stop() */
+		return 0;
 	if (r < 0) {
 		vs_warn("cannot read events of project %s from Redis: %s",
 			s->project_id, vs_redis_last_error(s->redis));
@@ -457,6 +514,7 @@ static void *sub_main(void *arg)
 	bool down = false, up = false;
 
 	vs_backoff_init(&backoff, SUB_BACKOFF_MIN_MS, SUB_BACKOFF_MAX_MS);
+	s->next_tick_ms = vs_mono_ms() + s->tick_ms;
 
 	while (!atomic_load(&s->stop)) {
 		int r = s->redis_url ? redis_step(s) : pg_step(s);
@@ -474,12 +532,19 @@ static void *sub_main(void *arg)
 			vs_backoff_reset(&backoff);
 			continue;
 		}
-		if (!down)
+		if (up || !down)
+			vs_status_following(false, sub_backend(s));
+		if (!down) {
 			vs_warn("cannot follow project %s: %s; retrying with "
 				"backoff",
 				s->project_id, strerror(-r));
-		if (up || !down)
-			vs_status_following(false, sub_backend(s));
+			/* spread the reconnects of every agent that lost
+			 * this server at the same moment */
+			if (s->redis_url)
+				sleep_ms(s,
+					 (int)(vs_jitter_rand(&backoff.rng) %
+					       (SUB_RECONNECT_SPREAD_MS + 1)));
+		}
 		down = true;
 		up = false;
 		sleep_ms(s, vs_backoff_next(&backoff));
@@ -498,6 +563,7 @@ int vs_sub_start(struct vs_sub **out, const struct vs_sub_config *cfg,
 
 	if (!s)
 		return -ENOMEM;
+	s->wake_fd = -1;
 	s->pg_url = cfg->pg ? strdup(cfg->pg) : NULL;
 	s->redis_url = cfg->redis ? strdup(cfg->redis) : NULL;
 	if ((cfg->pg && !s->pg_url) || (cfg->redis && !s->redis_url)) {
@@ -509,14 +575,25 @@ int vs_sub_start(struct vs_sub **out, const struct vs_sub_config *cfg,
 	s->apply = apply;
 	s->arg = arg;
 	s->verify = cfg->verify;
+	s->tick = cfg->tick_ms > 0 ? cfg->tick : NULL;
+	s->tick_arg = cfg->tick_arg;
+	s->tick_ms = cfg->tick_ms;
+	s->tick_soon_ms = cfg->tick_soon_ms;
 	atomic_init(&s->applied, cfg->start_seq);
 	atomic_init(&s->stop, false);
+	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->wake_fd < 0) {
+		r = -errno;
+		goto fail;
+	}
 	r = -pthread_create(&s->thread, NULL, sub_main, s);
 	if (r < 0)
 		goto fail;
 	*out = s;
 	return 0;
 fail:
+	if (s->wake_fd >= 0)
+		close(s->wake_fd);
 	free(s->pg_url);
 	free(s->redis_url);
 	free(s);
@@ -525,10 +602,15 @@ fail:
 
 void vs_sub_stop(struct vs_sub *s)
 {
+	uint64_t one = 1;
+
 	if (!s)
 		return;
 	atomic_store(&s->stop, true);
+	if (write(s->wake_fd, &one, sizeof(one)) != sizeof(one))
+		vs_warn("cannot wake the follower: %s", strerror(errno));
 	pthread_join(s->thread, NULL);
+	close(s->wake_fd);
 	free(s->pg_url);
 	free(s->redis_url);
 	free(s);

@@ -62,6 +62,12 @@ struct vs_change {
 	char author[128];
 	int64_t conflict; /* the version overwritten in a conflict, 0: none */
 	char delta_base[VS_HASH_HEX_LEN + 1]; /* "" unless a delta exists */
+	/* the content itself when the stream entry carries it (field
+	 * "data", small files): not validated nor signed - check it against
+	 * state.hash before use. Points into the entry it came from: valid
+	 * only while the change is being applied. NULL: absent. */
+	const uint8_t *data;
+	size_t data_len;
 };
 
 /* Size limit of a stream entry's field value (VS_PATH_MAX + some). */

@@ -28,6 +28,23 @@ int vs_content_new(struct vs_content **out, struct vs_cache *cache,
 void vs_content_free(struct vs_content *c);
 
 /*
+ * Store @len bytes that should be content @hash of @size bytes (a stream
+ * entry's inline "data") in the cache, after checking them against
+ * @hash: 0, or -EBADMSG (logged, nothing stored), -ENOSPC ...; the
+ * caller then goes on with vs_content_open(), which finds them or
+ * fetches the content. @path is for the log line.
+ */
+int vs_content_put(struct vs_content *c, const char *hash, uint64_t size,
+		   const void *buf, size_t len, const char *path);
+
+/*
+ * Drop the Redis connection unless a fetch is using it (the next fetch
+ * reconnects): called now and then by the agent, so that an idle agent
+ * holds no connection for content it fetched minutes ago. NULL is fine.
+ */
+void vs_content_redis_idle(struct vs_content *c);
+
+/*
  * Return a read-only fd on verified content @hash (@size bytes expected).
  * Local cache first; else fetched from Redis, else from PostgreSQL (and
  * then put into Redis, best effort), verified, stored in the cache, then

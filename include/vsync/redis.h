@@ -80,6 +80,18 @@ int vs_redis_get_timeout(const struct vs_redis *r);
 int vs_redis_command(struct vs_redis *r, redisReply **reply, int argc,
 		     const char **argv, const size_t *argvlen);
 
+/*
+ * Like vs_redis_command(), but the reply is awaited in poll(2) together
+ * with @wake_fd (-1: none) for at most @wait_ms (not the socket
+ * timeout): for a long blocking command (XREAD BLOCK) that another thread
+ * must be able to interrupt without touching the connection. -ECANCELED
+ * when @wake_fd became readable first, -ETIMEDOUT after @wait_ms; both
+ * drop the connection (a reply is still owed), as does any I/O error.
+ */
+int vs_redis_command_wake(struct vs_redis *r, redisReply **reply, int argc,
+			  const char **argv, const size_t *argvlen, int wake_fd,
+			  int wait_ms);
+
 /* Key names; @out must hold VS_REDIS_KEY_MAX bytes. */
 #define VS_REDIS_KEY_MAX 200
 void vs_redis_key_manifest(char *out, const char *id);

@@ -15,8 +15,17 @@
 #include <stdint.h>
 
 struct vs_change;
+struct vs_redis;
 struct vs_sign_key;
 struct vs_sub;
+
+/*
+ * Periodic work that needs Redis (the agent's heartbeat), run on the
+ * follower's own connection between two XREADs, so that an idle agent
+ * holds one Redis connection. Runs on the follower's thread; must not
+ * keep @rd, and must bound its own calls (the connection's deadline).
+ */
+typedef void (*vs_sub_tick_fn)(void *arg, struct vs_redis *rd);
 
 struct vs_sub_config {
 	const char *pg;	   /* conninfo; NULL: no PostgreSQL (stream only) */
@@ -28,6 +37,15 @@ struct vs_sub_config {
 	 * signature are ignored and read from PostgreSQL; NULL: trusted.
 	 * Not copied: it must outlive the follower. */
 	const struct vs_sign_key *verify;
+	/* Redis mode: run tick(tick_arg, connection) every tick_ms (first
+	 * after tick_ms); an idle XREAD blocks until the next tick. 0: no
+	 * tick (XREAD blocks SUB_BLOCK_MAX_MS, a minute). */
+	vs_sub_tick_fn tick;
+	void *tick_arg;
+	int tick_ms;
+	/* and within tick_soon_ms after a change was applied, if that is
+	 * sooner (0: only every tick_ms) */
+	int tick_soon_ms;
 };
 
 /*
@@ -41,7 +59,8 @@ typedef int (*vs_sub_apply_fn)(void *arg, const struct vs_change *c);
  * @cfg are copied. */
 int vs_sub_start(struct vs_sub **out, const struct vs_sub_config *cfg,
 		 vs_sub_apply_fn apply, void *arg);
-/* Stop and join the thread (within about a second plus one backend
+/* Stop and join the thread (at once in Redis mode, within about a second
+ * in PostgreSQL mode, plus a change being applied or one backend
  * deadline), then free. NULL is fine. */
 void vs_sub_stop(struct vs_sub *s);
 /* The last change applied. */

@@ -20,6 +20,10 @@
 #   "from send"    statement written to psql / writeFileSync called → event
 #   "from commit"  psql printed the statement's result (the commit is done)
 #                  / writeFileSync returned → event
+# In the redis run a Redis client of the driver's own, blocked in XREAD on
+# the project's stream, notes when each change's entry reaches it, which
+# splits the path in two hops: send → entry read (PostgreSQL, the relay,
+# XADD) and entry read → event (the mount reading, applying, the kernel).
 # Prints median and p99 of each, the misses (no event within 5 s) and the
 # stale reads, and the mount/local ratio and difference of the medians;
 # then the CPU time the agent (and the relay) spent per applied change
@@ -29,7 +33,9 @@
 # The redis run signs and verifies (vsync-relay --sign-key, vsync-mount
 # --verify-key, docs/protocol.md "Signatures") when the build has
 # `vsyncctl keygen`; VS_BENCH_SIGN=0 runs it unsigned.
-# Environment: VSYNC_BUILD_DIR (default build/), VS_KEEP_LOGS=1.
+# Environment: VSYNC_BUILD_DIR (default build/), VS_KEEP_LOGS=1,
+# VS_BENCH_PERF=DIR: perf record -g the agent during the redis run into
+# DIR/agent.data.
 
 set -euo pipefail
 
@@ -83,13 +89,14 @@ CTL import bench "$W/tree"
 UUID=$("$PSQL" -X -At -q "$VSYNC_PG_URL" -c "SELECT vsync_project_id('bench')")
 
 cat >"$W/driver.js" <<'EOF'
-// driver.js LABEL DIR N WARMUP OUT [PSQL CONNINFO UUID]
+// driver.js LABEL DIR N WARMUP OUT [PSQL CONNINFO UUID [REDIS_PORT]]
 'use strict';
 const fs = require('fs');
+const net = require('net');
 const path = require('path');
 const { spawn } = require('child_process');
 const { performance } = require('perf_hooks');
-const [label, dir, nArg, warmArg, out, psqlBin, conninfo, uuid] = process.argv.slice(2);
+const [label, dir, nArg, warmArg, out, psqlBin, conninfo, uuid, redisPort] = process.argv.slice(2);
 const N = Number(nArg), WARM = Number(warmArg);
 const now = () => performance.timeOrigin + performance.now();
 
@@ -103,6 +110,43 @@ const watcher = fs.watch(dir, (type, name) => {
 	}
 });
 
+// The hop in Redis: a client of its own blocked in XREAD on the project's
+// stream, which notes when each entry (id <seq>-0) reaches it.
+const inRedis = new Map(); // seq -> time the entry was read
+let redisWait = null; // { seq, resolve }
+if (redisPort) {
+	let last = '$', rbuf = '';
+	const key = `events:{${uuid}}`;
+	const sock = net.connect(Number(redisPort), '127.0.0.1');
+	const xread = () => sock.write(`XREAD COUNT 1000 BLOCK 0 STREAMS ${key} ${last}\r\n`);
+	sock.setNoDelay(true);
+	sock.on('connect', xread);
+	sock.on('data', (d) => {
+		const t = now();
+		rbuf += d;
+		// a reply is complete when it ends a line; entry ids are the
+		// bulk strings "<seq>-0" (no field value of the bench looks so)
+		if (!rbuf.endsWith('\r\n')) return;
+		let got = false;
+		for (const line of rbuf.split('\r\n')) {
+			const m = /^(\d+)-0$/.exec(line);
+			if (!m) continue;
+			got = true;
+			last = line;
+			const seq = Number(m[1]);
+			if (!inRedis.has(seq)) inRedis.set(seq, t);
+			if (redisWait && redisWait.seq === seq) {
+				const w = redisWait;
+				redisWait = null;
+				w.resolve(t);
+			}
+		}
+		rbuf = '';
+		if (got) xread();
+	});
+	sock.on('error', (e) => { console.error(`redis: ${e.message}`); process.exit(1); });
+}
+
 let psql = null, acks = [], buf = '';
 if (psqlBin) {
 	psql = spawn(psqlBin, ['-X', '-At', '-q', '-v', 'ON_ERROR_STOP=1', conninfo],
@@ -112,9 +156,10 @@ if (psqlBin) {
 		buf += d;
 		let i;
 		while ((i = buf.indexOf('\n')) >= 0) {
+			const line = buf.slice(0, i);
 			buf = buf.slice(i + 1);
 			const a = acks.shift();
-			if (a) a(t);
+			if (a) a({ t, seq: Number(line) });
 		}
 	});
 	psql.on('exit', (c) => { if (c) { console.error(`psql exited ${c}`); process.exit(1); } });
@@ -132,24 +177,32 @@ function waitEvent(name) {
 }
 
 async function main() {
-	const send = [], ack = [];
+	const send = [], ack = [], toRedis = [], commitRedis = [], fromRedis = [];
 	let missed = 0, stale = 0;
 	for (let k = 0; k < WARM + N; k++) {
 		const name = `f${k % 50}.js`, body = content(k);
 		const ev = waitEvent(name);
-		let tSend, tAck;
+		let tSend, tAck, seq = 0;
 		if (psql) {
 			const acked = new Promise((r) => acks.push(r));
 			tSend = now();
 			psql.stdin.write(`SELECT seq FROM vsync_write_file('${uuid}', 'b/${name}', ` +
 				`convert_to($c$${body}$c$, 'UTF8'), NULL, NULL, NULL, 'bench', 'file');\n`);
-			tAck = await acked;
+			({ t: tAck, seq } = await acked);
 		} else {
 			tSend = now();
 			fs.writeFileSync(path.join(dir, name), body);
 			tAck = now();
 		}
 		const tEv = await ev;
+		let tRedis = null;
+		if (redisPort && tEv !== null) {
+			tRedis = inRedis.get(seq) ?? await new Promise((resolve) => {
+				const timer = setTimeout(() => { redisWait = null; resolve(null); }, 5000);
+				redisWait = { seq, resolve: (t) => { clearTimeout(timer); resolve(t); } };
+			});
+			inRedis.delete(seq);
+		}
 		if (tEv === null) {
 			if (k >= WARM) missed++;
 			continue;
@@ -160,9 +213,15 @@ async function main() {
 		if (seen !== body) stale++;
 		send.push(tEv - tSend);
 		ack.push(tEv - tAck);
+		if (tRedis !== null) {
+			toRedis.push(tRedis - tSend);
+			commitRedis.push(tRedis - tAck);
+			fromRedis.push(tEv - tRedis);
+		}
 	}
 	watcher.close();
 	if (psql) psql.stdin.end();
+
 	const pct = (a, p) => {
 		if (!a.length) return NaN;
 		const s = [...a].sort((x, y) => x - y);
@@ -172,8 +231,12 @@ async function main() {
 		label, n: N, events: send.length, missed, stale,
 		send_p50: pct(send, 50), send_p99: pct(send, 99),
 		ack_p50: pct(ack, 50), ack_p99: pct(ack, 99),
+		to_redis_p50: pct(toRedis, 50), to_redis_p99: pct(toRedis, 99),
+		commit_redis_p50: pct(commitRedis, 50), commit_redis_p99: pct(commitRedis, 99),
+		from_redis_p50: pct(fromRedis, 50), from_redis_p99: pct(fromRedis, 99),
 	};
 	fs.writeFileSync(out, JSON.stringify(r) + '\n');
+	process.exit(0); // the Redis client would keep the loop alive
 }
 main().catch((e) => { console.error(e); process.exit(1); });
 EOF
@@ -187,13 +250,15 @@ cpu_ms() {
 	echo $(((f[13] + f[14]) * 1000 / $(getconf CLK_TCK)))
 }
 
-# run LABEL DIR [remote]
+# run LABEL DIR [remote [REDIS_PORT]]: with REDIS_PORT the driver also
+# notes when each change's stream entry reaches a client of its own
 run() {
 	local label=$1 dir=$2
 	shift 2
 	if [[ $# -gt 0 ]]; then
+		shift # "remote"; then the Redis port, if any
 		timeout -k 5 600 node "$W/driver.js" "$label" "$dir" "$N" "$WARMUP" \
-			"$W/$label.json" "$PSQL" "$VSYNC_PG_URL" "$UUID"
+			"$W/$label.json" "$PSQL" "$VSYNC_PG_URL" "$UUID" "$@"
 	else
 		timeout -k 5 600 node "$W/driver.js" "$label" "$dir" "$N" "$WARMUP" "$W/$label.json"
 	fi
@@ -214,9 +279,21 @@ fi
 vs_relay_start "${sign_args[@]}"
 vs_mount bench "$W/mnt-redis" --pg "$VSYNC_PG_URL" --redis "$VSYNC_REDIS_URL" \
 	"${verify_args[@]}" --cache-dir "$W/cache-redis" --log-file "$VS_LOG_DIR/agent-redis.log"
+perf_pid=
+if [[ -n ${VS_BENCH_PERF:-} ]]; then
+	# where the agent's CPU goes: perf report -i $VS_BENCH_PERF/agent.data
+	mkdir -p "$VS_BENCH_PERF"
+	perf record -q -g -p "$VS_MOUNT_PID" -o "$VS_BENCH_PERF/agent.data" \
+		>/dev/null 2>&1 &
+	perf_pid=$!
+fi
 c0=$(cpu_ms "$VS_MOUNT_PID") r0=$(cpu_ms "$VS_RELAY_PID")
-run redis "$W/mnt-redis/b" remote
+run redis "$W/mnt-redis/b" remote "$VS_REDIS_PORT"
 c1=$(cpu_ms "$VS_MOUNT_PID") r1=$(cpu_ms "$VS_RELAY_PID")
+if [[ -n $perf_pid ]]; then
+	kill -INT "$perf_pid"
+	wait "$perf_pid" || true
+fi
 echo "{\"agent_ms\": $((c1 - c0)), \"relay_ms\": $((r1 - r0))}" >"$W/redis.cpu"
 vs_umount "$W/mnt-redis"
 
@@ -247,6 +324,11 @@ console.log('mount vs local (medians)        ratio from send  ratio from commit 
 for (const x of [r, p]) {
 	console.log(`${x.label.padEnd(8)}                        ${f(num(x.send_p50) / num(l.send_p50))}           ${f(num(x.ack_p50) / num(l.ack_p50))}            ${f(num(x.ack_p50) - num(l.ack_p50))} ms`);
 }
+console.log('');
+console.log('hop by hop, redis run (ms)                      p50      p99');
+console.log(`send -> stream entry read by a client      ${f(r.to_redis_p50)} ${f(r.to_redis_p99)}`);
+console.log(`commit -> stream entry read by a client    ${f(r.commit_redis_p50)} ${f(r.commit_redis_p99)}`);
+console.log(`stream entry read -> event on the mount    ${f(r.from_redis_p50)} ${f(r.from_redis_p99)}`);
 console.log('');
 const per = (ms) => (ms / (l.n + Number(process.env.WARMUP))).toFixed(3);
 console.log(`CPU per applied change (ms, all threads, over ${l.n} + warm-up edits; target for the agent: <= 0.1)`);

@@ -13,6 +13,9 @@
 #      ignored: the forged file never appears, the mount counts it in
 #      vsync_redis_unverified_total, and the real change committed
 #      afterwards with that seq arrives.
+#   2b. Inline content: an entry whose data field (not signed) was
+#      changed puts nothing wrong in the file: the bytes are checked
+#      against the signed hash, the mismatch logged, the blob fetched.
 #   3. Manifest: forged manifest:{id} fields - an extra file (with a
 #      matching blob), a 99 TB st_size, a symlink retargeted to
 #      /etc/shadow, a name with a newline - are not shown by a new mount
@@ -125,6 +128,7 @@ if ! vs_mount "$UUID" "$W/m1" --pg "$VSYNC_PG_URL" --redis "$VSYNC_REDIS_URL" \
 	vs_summary || true
 	exit 1
 fi
+M1_PID=$VS_MOUNT_PID
 vs_check "mount 1 loaded the signed manifest from Redis" \
 	grep -q "entries at change $SEQ from Redis" "$VS_LOG_DIR/m1.log"
 printf 'signed change\n' >"$W/real0"
@@ -164,6 +168,34 @@ vs_check "the later change arrives" vs_poll 10 arrived src/f3.txt "$W/real2"
 pg_state >"$W/pg.state"
 mnt_state "$W/m1" >"$W/m1.state"
 vs_check "mount 1 equals PostgreSQL ($(wc -l <"$W/pg.state") entries)" cmp -s "$W/pg.state" "$W/m1.state"
+
+# ---------------------------------------------------------------- 2b. tampered inline content
+
+# The relay's entry of a small file carries its bytes (data), which are
+# not signed: the mount checks them against the signed hash. An entry
+# whose data was changed (signature still valid) must not put those bytes
+# in the file: the mount logs it and fetches the real content.
+# (the mount is frozen and its blocked XREAD killed first: a blocked
+# XREAD would be sent the relay's entry the moment it is added)
+kill -STOP "$M1_PID"
+for xid in $(vs_redis_cli CLIENT LIST | tr ' ' '\n' | awk -F= '$1 == "id" { id = $2 } $1 == "cmd" && $2 == "xread" { print id }'); do
+	vs_redis_cli CLIENT KILL ID "$xid" >/dev/null
+done
+printf 'genuine' >"$W/genuine"
+if ctl put "$P" src/tamper.txt "$W/genuine"; then
+	T=$(sql "SELECT vsync_project_seq('$UUID')")
+	vs_check "the relay published change $T" vs_poll 20 published "$T"
+	vs_check_eq "its entry carries the bytes (data)" genuine \
+		"$(vs_redis_cli EVAL "for _, e in ipairs(redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])) do for i = 1, #e[2], 2 do if e[2][i] == 'data' then return e[2][i + 1] end end end return ''" 1 "events:{$UUID}" "$T-0")"
+	vs_check_eq "the entry is replaced by one with other data" "$T-0" \
+		"$(vs_redis_cli EVAL "local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])[1][2] for i = 1, #e, 2 do if e[i] == 'data' then e[i + 1] = ARGV[3] end end redis.call('XDEL', KEYS[1], ARGV[1]) redis.call('XSETID', KEYS[1], ARGV[2]) return redis.call('XADD', KEYS[1], ARGV[1], unpack(e))" 1 "events:{$UUID}" "$T-0" "$((T - 1))-0" forgedX)"
+else
+	vs_fail "put src/tamper.txt"
+fi
+kill -CONT "$M1_PID"
+vs_check "the real bytes arrive, not the tampered ones" vs_poll 10 arrived src/tamper.txt "$W/genuine"
+vs_check "the mount logs the mismatch" \
+	grep -q "content of 'src/tamper.txt' given with its change does not match" "$VS_LOG_DIR/m1.log"
 
 # ---------------------------------------------------------------- 3. forged manifest fields
 

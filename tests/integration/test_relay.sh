@@ -13,6 +13,8 @@
 # manifest matches the tree again. PUBLISH: a subscriber sees the JSON
 # event with its seq. Redis frozen (SIGSTOP) then resumed: the relay logs
 # one "unreachable" and one "back" line and catches up. SIGTERM: exit 0.
+# Inline content: the entry of a 4-byte file carries it (data), a 200 KiB
+# file's does not.
 # Deltas: a one-line edit of a 200 KiB file has delta_base = the previous
 # content's hash and a small delta:{P}:<base>:<new> (with a TTL); a new
 # file and a small file's edit have no delta_base.
@@ -174,6 +176,13 @@ ctl put demo src/small.txt "$W/small.txt" && printf 'small 2\n' >"$W/small.txt" 
 vs_check "relay --once (small.txt)" "$RELAY" --once
 vs_check_eq "a small file's edit has no delta_base" "" \
 	"$(entry_field "$P" "$(project_seq "$P")" delta_base)"
+# content up to 1 KiB travels in the entry (field data); larger does not
+printf 'tiny' >"$W/tiny.txt"
+ctl put demo src/tiny.txt "$W/tiny.txt" || vs_fail "put tiny.txt"
+vs_check "relay --once (tiny.txt)" "$RELAY" --once
+vs_check_eq "a small file's entry carries its content (data)" "tiny" \
+	"$(entry_field "$P" "$(project_seq "$P")" data)"
+vs_check_eq "a large file's entry does not" "" "$(entry_field "$P" "$seq2" data)"
 N=$(project_seq "$P")
 vs_check_eq "cursor = change_seq after the deltas" "$N" "$(cursor "$P")"
 
