@@ -351,6 +351,12 @@ void vs_cache_watch(struct vs_cache *c, uint64_t limit, void (*over)(void *arg),
 	c->over = over;
 }
 
+bool vs_cache_nearly_full(struct vs_cache *c)
+{
+	return c->over &&
+	       atomic_load(&c->bytes) >= c->over_at / 10 * 9 + c->over_at % 10;
+}
+
 uint64_t vs_cache_bytes(struct vs_cache *c)
 {
 	return atomic_load(&c->bytes);

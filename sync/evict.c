@@ -14,7 +14,8 @@
  * pass that could not get under the max (too much kept or young) is
  * repeated after the grace period while it makes progress, then after
  * twice as long each time (up to rescan_ms), or as soon as the estimate
- * grew by a tenth of the max.
+ * grew by a tenth of the max; staying over for a minute is logged once
+ * (a burst of saves stays over for a second or so: not worth a line).
  *
  * A pass: fstatat every object (st_blocks, st_atim), then take the
  * cache's pins (saves between making their object and journaling it,
@@ -323,59 +324,80 @@ static void evict_kick(void *arg)
 	pthread_mutex_unlock(&ev->lock);
 }
 
+/* Warn when a pass has stayed over the max this long. */
+#define EVICT_STUCK_WARN_MS 60000
+
+/* What the thread keeps between passes. */
+struct evict_state {
+	int64_t next_scan;   /* monotonic ms: measure then at the latest */
+	uint64_t stuck_at;   /* bytes left by a pass that stayed over, or 0 */
+	int64_t stuck_since; /* monotonic ms */
+	int64_t stuck_wait;  /* ms until the next try while stuck */
+	bool warned;	     /* the stuck warning was logged */
+};
+
+/* One pass and what follows from it. Called without ev->lock. */
+static void evict_pass(struct vs_evict *ev, struct evict_state *s)
+{
+	struct vs_evict_stats st;
+	int64_t now;
+	int r;
+
+	r = vs_evict_run(ev->cfg.cache, ev->cfg.max, ev->low, ev->cfg.grace_ms,
+			 &st); /* logged */
+	now = vs_mono_ms();
+	if (r == 0) {
+		vs_metrics_cache_evicted(st.evicted);
+		vs_metrics_cache_bytes(st.after);
+	}
+	if (r == 0 && st.after <= ev->cfg.max) {
+		if (s->warned)
+			vs_info("cache: objects/ back under --cache-max (%llu "
+				"bytes)",
+				(unsigned long long)st.after);
+		memset(s, 0, sizeof(*s));
+		s->next_scan = now + ev->cfg.rescan_ms;
+		return;
+	}
+	/* stuck (or failed): again once the young ones are old while that
+	 * frees something, then less and less often */
+	if (!s->stuck_at)
+		s->stuck_since = now;
+	s->stuck_at = r == 0 ? st.after : ev->cfg.max + 1;
+	s->stuck_wait =
+	    s->stuck_wait && !st.evicted ? 2 * s->stuck_wait : ev->cfg.grace_ms;
+	if (s->stuck_wait > ev->cfg.rescan_ms)
+		s->stuck_wait = ev->cfg.rescan_ms;
+	s->next_scan = now + s->stuck_wait;
+	if (r == 0 && !s->warned &&
+	    now - s->stuck_since >= EVICT_STUCK_WARN_MS) {
+		vs_warn("cache: objects/ stays over --cache-max (%llu > %llu "
+			"bytes): %zu objects are named by unsaved changes "
+			"(PostgreSQL unreachable?) or being saved",
+			(unsigned long long)st.after,
+			(unsigned long long)ev->cfg.max, st.kept);
+		s->warned = true;
+	}
+}
+
 static void *evict_main(void *arg)
 {
 	struct vs_evict *ev = arg;
-	struct vs_cache *c = ev->cfg.cache;
-	int64_t next_scan = 0, stuck_wait = 0;
-	uint64_t stuck_at = 0; /* estimate after a pass that stayed over */
-	bool warned = false;
+	struct evict_state s = {0};
 
 	pthread_mutex_lock(&ev->lock);
 	while (!ev->stopping) {
 		int64_t now = vs_mono_ms();
-		uint64_t est = vs_cache_bytes(c);
-		struct vs_evict_stats st;
+		uint64_t est = vs_cache_bytes(ev->cfg.cache);
 		struct timespec ts;
 
 		vs_metrics_cache_bytes(est);
 		ev->kicked = false;
-		if (now >= next_scan ||
+		if (now >= s.next_scan ||
 		    (est > ev->cfg.max &&
-		     (!stuck_at || est > stuck_at + ev->cfg.max / 10))) {
+		     (!s.stuck_at || est > s.stuck_at + ev->cfg.max / 10))) {
 			pthread_mutex_unlock(&ev->lock);
-			if (vs_evict_run(c, ev->cfg.max, ev->low,
-					 ev->cfg.grace_ms, &st) == 0) {
-				vs_metrics_cache_evicted(st.evicted);
-				vs_metrics_cache_bytes(st.after);
-				stuck_at =
-				    st.after > ev->cfg.max ? st.after : 0;
-				if (stuck_at && !warned)
-					vs_warn(
-					    "cache: objects/ stays over "
-					    "--cache-max (%llu > %llu "
-					    "bytes): %zu objects named by "
-					    "unsaved changes, the rest used "
-					    "in the last %d ms",
-					    (unsigned long long)st.after,
-					    (unsigned long long)ev->cfg.max,
-					    st.kept, ev->cfg.grace_ms);
-				warned = stuck_at != 0;
-			}
-			if (stuck_at) {
-				/* again once the young ones are old, then
-				 * less and less often */
-				stuck_wait = stuck_wait && !st.evicted
-						 ? 2 * stuck_wait
-						 : ev->cfg.grace_ms;
-				if (stuck_wait > ev->cfg.rescan_ms)
-					stuck_wait = ev->cfg.rescan_ms;
-			} else {
-				stuck_wait = 0;
-			}
-			next_scan =
-			    vs_mono_ms() +
-			    (stuck_wait ? stuck_wait : ev->cfg.rescan_ms);
+			evict_pass(ev, &s);
 			pthread_mutex_lock(&ev->lock);
 			continue;
 		}

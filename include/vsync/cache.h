@@ -121,6 +121,11 @@ void vs_cache_bytes_set(struct vs_cache *c, uint64_t bytes);
  */
 void vs_cache_watch(struct vs_cache *c, uint64_t limit, void (*over)(void *arg),
 		    void *arg);
+/* Is the estimate at 90% of the watch's limit or more (what an eviction
+ * pass brings it down to)? false without a watch. For work that only
+ * fills the cache ahead of need (the prefetcher): past it, it would evict
+ * what was fetched before it. */
+bool vs_cache_nearly_full(struct vs_cache *c);
 
 /*
  * Remove object @hash unless it is pinned or has been touched since

@@ -13,6 +13,9 @@
  *    -EBUSY when it was used since (vs_cache_open touched it), -ENOENT
  *    when gone; the estimate goes down by what was freed;
  *  - vs_cache_link of an object there already touches it (-EEXIST);
+ *  - vs_cache_watch: called once by the store that takes the estimate
+ *    over the limit, not by the next one (already over);
+ *    vs_cache_nearly_full false without a watch and under 90%, true over;
  *  - pins: vs_journal_put_content pins its object, a pinned object is
  *    not evicted (-EBUSY) and pins count (two pins, two unpins), an
  *    unpin of what is not pinned does nothing;
@@ -291,6 +294,34 @@ static void test_pins(void **state)
 	check_bool(false, present(f, 0), "gone");
 }
 
+static void count_call(void *arg)
+{
+	(*(int *)arg)++;
+}
+
+static void test_watch(void **state)
+{
+	struct fixture *f = *state;
+	int calls = 0;
+
+	check_bool(false, vs_cache_nearly_full(&f->cache), "no watch");
+	vs_cache_watch(&f->cache, OBJ_SIZE + OBJ_SIZE / 2, count_call, &calls);
+	check_bool(false, vs_cache_nearly_full(&f->cache), "empty");
+	put_object(f, 0, 0);
+	check_int(0, calls, "under the limit");
+	check_bool(false, vs_cache_nearly_full(&f->cache), "2/3 full");
+	put_object(f, 1, 0);
+	check_int(1, calls, "the store that crossed it");
+	check_bool(true, vs_cache_nearly_full(&f->cache), "over");
+	put_object(f, 2, 0);
+	check_int(1, calls, "already over: not again");
+	vs_cache_bytes_set(&f->cache, 0);
+	put_object(f, 3, 0);
+	put_object(f, 4, 0);
+	check_int(2, calls, "crossed again after a measure");
+	vs_cache_watch(&f->cache, 0, NULL, NULL);
+}
+
 /* A journal in projects/<project>/journal with a WRITE naming @hash. */
 static void journal_write(struct fixture *f, const char *project,
 			  const char *hash)
@@ -394,6 +425,7 @@ int main(void)
 	    T(test_evict_object),
 	    T(test_link_touches),
 	    T(test_pins),
+	    T(test_watch),
 	    T(test_run),
 	};
 
