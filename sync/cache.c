@@ -61,6 +61,8 @@ int vs_cache_init(struct vs_cache *c, const char *dir)
 	c->pins = NULL;
 	c->npins = c->apins = 0;
 	c->over = NULL;
+	c->limit = 0;
+	atomic_init(&c->over_at, 0);
 	atomic_init(&c->bytes, 0);
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		r = -errno;
@@ -209,7 +211,9 @@ static void bytes_add(struct vs_cache *c, uint64_t n)
 {
 	uint64_t now = atomic_fetch_add(&c->bytes, n) + n;
 
-	if (c->over && now > c->over_at && now - n <= c->over_at)
+	uint64_t at = atomic_load(&c->over_at);
+
+	if (c->over && now > at && now - n <= at)
 		c->over(c->over_arg);
 }
 
@@ -346,7 +350,8 @@ int vs_cache_link(struct vs_cache *c, const char *hash, int fd)
 void vs_cache_watch(struct vs_cache *c, uint64_t limit, void (*over)(void *arg),
 		    void *arg)
 {
-	c->over_at = limit;
+	c->limit = limit;
+	atomic_store(&c->over_at, limit);
 	c->over_arg = arg;
 	c->over = over;
 }
@@ -354,7 +359,12 @@ void vs_cache_watch(struct vs_cache *c, uint64_t limit, void (*over)(void *arg),
 bool vs_cache_nearly_full(struct vs_cache *c)
 {
 	return c->over &&
-	       atomic_load(&c->bytes) >= c->over_at / 10 * 9 + c->over_at % 10;
+	       atomic_load(&c->bytes) >= c->limit / 10 * 9 + c->limit % 10;
+}
+
+void vs_cache_watch_at(struct vs_cache *c, uint64_t at)
+{
+	atomic_store(&c->over_at, at);
 }
 
 uint64_t vs_cache_bytes(struct vs_cache *c)
@@ -421,6 +431,16 @@ int vs_cache_pins_each(struct vs_cache *c,
 		r = fn(arg, c->pins[i]);
 	pthread_mutex_unlock(&c->evict_lock);
 	return r;
+}
+
+void vs_cache_bytes_measured(struct vs_cache *c, uint64_t seen,
+			     uint64_t measured)
+{
+	uint64_t cur = atomic_load(&c->bytes);
+
+	while (!atomic_compare_exchange_weak(
+	    &c->bytes, &cur, measured + (cur > seen ? cur - seen : 0)))
+		;
 }
 
 int vs_cache_evict_object(struct vs_cache *c, const char *hash,

@@ -12,9 +12,10 @@
  * and measures objects/ every rescan_ms (other processes sharing the
  * cache dir, a mount --at, store objects the estimate does not see). A
  * pass that could not get under the max (too much kept or young) is
- * repeated after the grace period while it makes progress, then after
+ * repeated after EVICT_RETRY_MS while it makes progress, then after
  * twice as long each time (up to rescan_ms), or as soon as the estimate
- * grew by a tenth of the max; staying over for a minute is logged once
+ * grew by a tenth of the max (the watch is moved there, so that store
+ * kicks the thread); staying over for a minute is logged once
  * (a burst of saves stays over for a second or so: not worth a line).
  *
  * A pass: fstatat every object (st_blocks, st_atim), then take the
@@ -237,10 +238,12 @@ int vs_evict_run(struct vs_cache *c, uint64_t max, uint64_t low, int grace_ms,
 {
 	struct scan s = {0};
 	struct timespec now;
+	uint64_t seen;
 	int64_t young_ns;
 	int r = 0;
 
 	memset(st, 0, sizeof(*st));
+	seen = vs_cache_bytes(c);
 	for (unsigned i = 0; i < 256 && r == 0; i++)
 		r = scan_dir(c, i, &s);
 	if (r < 0) {
@@ -248,7 +251,8 @@ int vs_evict_run(struct vs_cache *c, uint64_t max, uint64_t low, int grace_ms,
 			strerror(-r));
 		goto out;
 	}
-	vs_cache_bytes_set(c, s.total);
+	/* stores during the scan stay counted: the next pass is kicked */
+	vs_cache_bytes_measured(c, seen, s.total);
 	st->before = st->after = s.total;
 	st->objects = s.n;
 	if (!max || s.total <= max)
@@ -324,6 +328,10 @@ static void evict_kick(void *arg)
 	pthread_mutex_unlock(&ev->lock);
 }
 
+/* A pass that stayed over the max is tried again after this (then after
+ * twice as long each time it frees nothing): a scan of a big cache costs
+ * CPU, and a tenth of the max stored meanwhile kicks one sooner. */
+#define EVICT_RETRY_MS 1000
 /* Warn when a pass has stayed over the max this long. */
 #define EVICT_STUCK_WARN_MS 60000
 
@@ -357,6 +365,7 @@ static void evict_pass(struct vs_evict *ev, struct evict_state *s)
 				(unsigned long long)st.after);
 		memset(s, 0, sizeof(*s));
 		s->next_scan = now + ev->cfg.rescan_ms;
+		vs_cache_watch_at(ev->cfg.cache, ev->cfg.max);
 		return;
 	}
 	/* stuck (or failed): again once the young ones are old while that
@@ -364,8 +373,10 @@ static void evict_pass(struct vs_evict *ev, struct evict_state *s)
 	if (!s->stuck_at)
 		s->stuck_since = now;
 	s->stuck_at = r == 0 ? st.after : ev->cfg.max + 1;
+	/* kicked again once a tenth of the max more is stored */
+	vs_cache_watch_at(ev->cfg.cache, s->stuck_at + ev->cfg.max / 10);
 	s->stuck_wait =
-	    s->stuck_wait && !st.evicted ? 2 * s->stuck_wait : ev->cfg.grace_ms;
+	    s->stuck_wait && !st.evicted ? 2 * s->stuck_wait : EVICT_RETRY_MS;
 	if (s->stuck_wait > ev->cfg.rescan_ms)
 		s->stuck_wait = ev->cfg.rescan_ms;
 	s->next_scan = now + s->stuck_wait;

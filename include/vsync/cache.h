@@ -51,7 +51,8 @@ struct vs_cache {
 	/* vs_cache_watch: set before other threads use the cache */
 	void (*over)(void *arg);
 	void *over_arg;
-	uint64_t over_at;
+	uint64_t limit;
+	atomic_uint_least64_t over_at; /* vs_cache_watch_at */
 	/* under evict_lock: objects pinned by vs_cache_pin (a multiset) */
 	char (*pins)[VS_HASH_HEX_LEN + 1];
 	size_t npins, apins;
@@ -113,6 +114,11 @@ int vs_cache_link(struct vs_cache *c, const char *hash, int fd);
 uint64_t vs_cache_bytes(struct vs_cache *c);
 /* Set it (the evictor, after measuring). */
 void vs_cache_bytes_set(struct vs_cache *c, uint64_t bytes);
+/* The same for a measure that found @measured and began when the estimate
+ * was @seen: what was added since (stores during the measure, which it
+ * may or may not have seen) stays added. */
+void vs_cache_bytes_measured(struct vs_cache *c, uint64_t seen,
+			     uint64_t measured);
 /*
  * Call @over(@arg) on the thread of a store or link that takes the
  * estimate over @limit (from at or below it): the evictor's kick, which
@@ -126,6 +132,10 @@ void vs_cache_watch(struct vs_cache *c, uint64_t limit, void (*over)(void *arg),
  * fills the cache ahead of need (the prefetcher): past it, it would evict
  * what was fetched before it. */
 bool vs_cache_nearly_full(struct vs_cache *c);
+/* Move the point whose crossing calls the watch (initially its limit):
+ * the evictor raises it while it cannot get under the limit, so that it
+ * is called again once that much more is stored. Any thread. */
+void vs_cache_watch_at(struct vs_cache *c, uint64_t at);
 
 /*
  * Remove object @hash unless it is pinned or has been touched since

@@ -77,7 +77,7 @@ struct vs_evict_config {
 
 /* Used objects are kept at least this long (journaled ones and those a
  * save has pinned, whatever their age). */
-#define VS_EVICT_GRACE_MS 1000
+#define VS_EVICT_GRACE_MS 250
 
 struct vs_evict;
 

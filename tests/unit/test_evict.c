@@ -14,7 +14,8 @@
  *    when gone; the estimate goes down by what was freed;
  *  - vs_cache_link of an object there already touches it (-EEXIST);
  *  - vs_cache_watch: called once by the store that takes the estimate
- *    over the limit, not by the next one (already over);
+ *    over the limit, not by the next one (already over), again past a
+ *    point moved up by vs_cache_watch_at;
  *    vs_cache_nearly_full false without a watch and under 90%, true over;
  *  - pins: vs_journal_put_content pins its object, a pinned object is
  *    not evicted (-EBUSY) and pins count (two pins, two unpins), an
@@ -316,9 +317,21 @@ static void test_watch(void **state)
 	put_object(f, 2, 0);
 	check_int(1, calls, "already over: not again");
 	vs_cache_bytes_set(&f->cache, 0);
+	vs_cache_bytes_measured(&f->cache, 0, 0);
+	check_int(0, vs_cache_bytes(&f->cache), "measured 0");
 	put_object(f, 3, 0);
 	put_object(f, 4, 0);
 	check_int(2, calls, "crossed again after a measure");
+	vs_cache_watch_at(&f->cache, vs_cache_bytes(&f->cache) + OBJ_SIZE);
+	put_object(f, 5, 0);
+	check_int(2, calls, "the point moved up: not yet");
+	put_object(f, 6, 0);
+	check_int(3, calls, "crossed the moved point");
+	/* a measure that began at 2 objects: the 2 stored since stay */
+	vs_cache_bytes_measured(&f->cache,
+				vs_cache_bytes(&f->cache) - 2 * OBJ_SIZE, 100);
+	check_int(100 + 2 * OBJ_SIZE, vs_cache_bytes(&f->cache),
+		  "stores during a measure stay counted");
 	vs_cache_watch(&f->cache, 0, NULL, NULL);
 }
 
