@@ -35,7 +35,10 @@
  * Removing a name is all eviction does: an fd open on an object (an
  * inode's content, a frozen working copy) keeps its bytes and stays
  * valid, and the next vs_content_open of an evicted object fetches it
- * again. Threads: the evictor's own state is under @lock (stopping).
+ * again. Threads: the evictor's own state is under @lock (stopping,
+ * kicked), a leaf: the kick takes it on a storing thread after the
+ * cache's evict_lock is released, and the thread never holds it across a
+ * pass.
  */
 #include "vsync/evict.h"
 
@@ -295,9 +298,10 @@ int vs_evict_run(struct vs_cache *c, uint64_t max, uint64_t low, int grace_ms,
 		st->after -= freed < st->after ? freed : st->after;
 	}
 	if (st->evicted)
-		vs_info("cache: evicted %zu objects (%llu bytes, least "
+		vs_info("cache: evicted %zu object%s (%llu bytes, least "
 			"recently used): objects/ %llu -> %llu bytes, max %llu",
-			st->evicted, (unsigned long long)st->evicted_bytes,
+			st->evicted, st->evicted == 1 ? "" : "s",
+			(unsigned long long)st->evicted_bytes,
 			(unsigned long long)st->before,
 			(unsigned long long)st->after, (unsigned long long)max);
 out:
