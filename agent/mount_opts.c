@@ -65,6 +65,13 @@ const char vs_mount_usage[] =
     "  --cache-dir DIR      content cache and local-only files; default\n"
     "                       $VSYNC_CACHE_DIR or /var/cache/vsync; one running\n"
     "                       mount per cache dir (a second one exits 1)\n"
+    "  --cache-max SIZE     keep the cached content under SIZE (K M G "
+    "suffixes),\n"
+    "                       least recently used evicted first; default 2G, "
+    "or a\n"
+    "                       quarter of the cache dir's file system if "
+    "smaller;\n"
+    "                       0: unbounded. Unsaved changes are never evicted\n"
     "  --local NAME         also keep paths with a component NAME local "
     "(repeatable)\n"
     "  --no-default-local   drop the default local-only names\n"
@@ -126,6 +133,7 @@ enum {
 	OPT_WRITABLE,
 	OPT_READ_ONLY,
 	OPT_AT,
+	OPT_CACHE_MAX,
 };
 
 static const struct option long_opts[] = {
@@ -133,6 +141,7 @@ static const struct option long_opts[] = {
     {"verify-key", required_argument, NULL, OPT_VERIFY_KEY},
     {"redis", required_argument, NULL, OPT_REDIS},
     {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
+    {"cache-max", required_argument, NULL, OPT_CACHE_MAX},
     {"log-file", required_argument, NULL, OPT_LOG_FILE},
     {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
     {"ready-file", required_argument, NULL, OPT_READY_FILE},
@@ -249,6 +258,7 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 	o->prefetch = 4;
 	o->learn_seconds = 10;
 	o->max_file_size = 64LL << 20;
+	o->cache_max = -1;
 	o->writable = true;
 	opterr = 0;
 	optind = 0; /* glibc: start over (each call may see another argv) */
@@ -298,6 +308,17 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 					    val);
 			o->max_file_size = v;
 			break;
+		case OPT_CACHE_MAX: {
+			uint64_t size;
+
+			if (vs_parse_size(&size, val, (uint64_t)1 << 60) < 0)
+				return fail(err, errlen,
+					    "--cache-max needs a size (bytes, "
+					    "or with K M G T), not '%s'",
+					    val);
+			o->cache_max = (long long)size;
+			break;
+		}
 		case OPT_CRITICAL:
 			if (o->n_critical == VS_MOUNT_MAX_CRITICAL)
 				return fail(err, errlen,

@@ -11,6 +11,9 @@
 #define VS_MOUNT_MAX_FUSE_OPTS 32
 #define VS_MOUNT_MAX_LOCAL     32
 #define VS_MOUNT_MAX_CRITICAL  32
+/* --cache-max when not given, unless the cache dir's file system is
+ * smaller than four times this */
+#define VS_MOUNT_CACHE_MAX_DEFAULT (2LL << 30)
 
 struct vs_mount_opts {
 	const char *project;
@@ -36,6 +39,10 @@ struct vs_mount_opts {
 	const char *author; /* --author: recorded with local changes */
 	const char *verify_key;	 /* --verify-key, else VSYNC_VERIFY_KEY */
 	long long max_file_size; /* --max-file-size: bigger writes are EFBIG */
+	/* --cache-max: bytes of content objects kept in the cache dir; -1
+	 * when not given (the agent picks: VS_MOUNT_CACHE_MAX_DEFAULT or a
+	 * quarter of the cache dir's file system), 0 unbounded */
+	long long cache_max;
 	const char *critical[VS_MOUNT_MAX_CRITICAL + 1]; /* --critical GLOB */
 	size_t n_critical;
 	int timeout_ms;	      /* --timeout: every backend call's deadline */

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "mount_opts.h"
@@ -42,6 +43,7 @@
 #include "vsync/sign.h"
 #include "vsync/status.h"
 #include "vsync/events.h"
+#include "vsync/evict.h"
 #include "vsync/banned.h"
 
 static const char *env_get(const char *name)
@@ -469,6 +471,42 @@ static int open_writable(const struct vs_mount_opts *o, struct vs_cache *cache,
 	cfg->work_fd = wfd;
 	cfg->max_file_size = (uint64_t)o->max_file_size;
 	return 0;
+}
+
+/*
+ * The cache bound (evict.h): --cache-max, or by default
+ * VS_MOUNT_CACHE_MAX_DEFAULT, lowered to a quarter of the cache dir's file
+ * system when that is smaller (the rest is for working copies, the
+ * journal, local-only files and whatever else shares the volume). Only
+ * the mount that holds the cache dir's lock evicts (not a mount --at).
+ * Logged; a failure leaves the cache unbounded.
+ */
+static void start_evictor(const struct vs_mount_opts *o, struct vs_cache *cache,
+			  struct vs_evict **out)
+{
+	struct vs_evict_config ec = {.cache = cache};
+	struct statvfs sv;
+	int r;
+
+	if (o->cache_max == 0) {
+		vs_info("cache: unbounded (--cache-max 0)");
+		return;
+	}
+	ec.max = o->cache_max > 0 ? (uint64_t)o->cache_max
+				  : (uint64_t)VS_MOUNT_CACHE_MAX_DEFAULT;
+	if (o->cache_max < 0 && fstatvfs(cache->dir_fd, &sv) == 0 &&
+	    (uint64_t)sv.f_blocks * sv.f_frsize / 4 < ec.max)
+		ec.max = (uint64_t)sv.f_blocks * sv.f_frsize / 4;
+	if (ec.max == 0)
+		ec.max = 1;
+	r = vs_evict_start(out, &ec);
+	if (r < 0)
+		vs_error("cannot start the cache evictor: %s; the cache is "
+			 "unbounded",
+			 strerror(-r));
+	else
+		vs_info("cache: content objects kept under %llu bytes",
+			(unsigned long long)ec.max);
 }
 
 /* Ask the keeper for a heartbeat soon (it sends at most one a second). */
@@ -1338,6 +1376,7 @@ int main(int argc, char **argv)
 	    .work_fd = -1, .upper_fd = -1, .meta_fd = -1};
 	struct vs_content *content = NULL;
 	struct vs_cache cache = {.dir_fd = -1};
+	struct vs_evict *evict = NULL;
 	struct vs_mount_opts o;
 	struct vs_manifest m;
 	struct vs_fs *fs = NULL;
@@ -1413,6 +1452,8 @@ int main(int argc, char **argv)
 		goto out;
 	if (!o.at && lock_cache_dir(&cache, "lock", &lock_fd) < 0)
 		goto out;
+	if (!o.at)
+		start_evictor(&o, &cache, &evict);
 	if (o.verify_key && *o.verify_key) {
 		if (vs_sign_key_load_public(&ctx.verify, o.verify_key) < 0)
 			goto out; /* logged */
@@ -1529,6 +1570,7 @@ out:
 	vs_content_free(content);
 	if (upper_fd >= 0)
 		close(upper_fd);
+	vs_evict_stop(evict);
 	vs_cache_release(&cache);
 	if (lock_fd >= 0)
 		close(lock_fd); /* after everything that used the cache dir */

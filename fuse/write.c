@@ -344,6 +344,7 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 	char *buf = NULL;
 	uint64_t gen;
 	size_t len = 0;
+	bool pinned = false;
 	int r = 0;
 
 	*lseq = in->pending_lseq;
@@ -388,6 +389,7 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 		    in->wfrozen || in->wmem ? -1 : in->wfd, e->hash);
 		if (r == 1)
 			in->wfrozen = true;
+		pinned = r >= 0; /* kept from the evictor until journaled */
 		r = r < 0 ? r : 0;
 	}
 	if (r == 0 && in->wmem) {
@@ -416,6 +418,8 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 		if (r == 0)
 			r = journal(fs, e);
 	}
+	if (pinned) /* journaled (the journal keeps it now) or given up */
+		vs_cache_unpin(fs->cfg.cache, e->hash);
 	if (r == 0) {
 		/* journaled (durable with the committer's next sync, or
 		 * fsync's): the next save is chained after it */

@@ -6,6 +6,12 @@
  * crash one may be torn: the hash check on open catches it). Reads check
  * the bytes against the name before handing out the fd; a mismatch removes
  * the object so the next open fetches it again.
+ *
+ * Recency for the evictor (evict.c) is the atime: an open sets it when it
+ * is older than CACHE_TOUCH_S (not on every open: a touch dirties the
+ * inode), a store gives a fresh file, and a link or store that finds the
+ * object there sets it at once, under evict_lock, so that the save that
+ * is about to journal it does not lose it to an eviction already decided.
  */
 #include "vsync/cache.h"
 
@@ -16,6 +22,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vsync/log.h"
@@ -25,6 +32,18 @@
 /* The largest per-project file (manifest, learned list) read back: a
  * bound for the buffer, far above any real manifest. */
 #define CACHE_PROJECT_FILE_MAX ((size_t)1 << 30)
+/* An open moves an object's atime when it is older than this. */
+#define CACHE_TOUCH_S 60
+
+static const struct timespec touch_now[2] = {{.tv_nsec = UTIME_NOW},
+					     {.tv_nsec = UTIME_OMIT}};
+
+/* What an object of @len bytes is taken to allocate until a scan says
+ * (whole 4 KiB blocks). */
+static uint64_t est_bytes(uint64_t len)
+{
+	return (len + 4095) & ~(uint64_t)4095;
+}
 
 static int mkdirat_p(int dirfd, const char *name, mode_t mode)
 {
@@ -39,6 +58,12 @@ int vs_cache_init(struct vs_cache *c, const char *dir)
 
 	c->dir = NULL;
 	c->dir_fd = -1;
+	c->pins = NULL;
+	c->npins = c->apins = 0;
+	c->over = NULL;
+	c->limit = 0;
+	atomic_init(&c->over_at, 0);
+	atomic_init(&c->bytes, 0);
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		r = -errno;
 		vs_error("cannot create cache dir '%s': %s", dir, strerror(-r));
@@ -50,6 +75,7 @@ int vs_cache_init(struct vs_cache *c, const char *dir)
 		vs_error("cannot open cache dir '%s': %s", dir, strerror(-r));
 		return r;
 	}
+	pthread_mutex_init(&c->evict_lock, NULL);
 	if ((r = mkdirat_p(c->dir_fd, "objects", 0700)) < 0 ||
 	    (r = mkdirat_p(c->dir_fd, "tmp", 0700)) < 0 ||
 	    (r = mkdirat_p(c->dir_fd, "projects", 0700)) < 0) {
@@ -74,6 +100,7 @@ int vs_cache_init(struct vs_cache *c, const char *dir)
 	}
 	return 0;
 fail:
+	pthread_mutex_destroy(&c->evict_lock);
 	close(c->dir_fd);
 	c->dir_fd = -1;
 	return r;
@@ -81,6 +108,11 @@ fail:
 
 void vs_cache_release(struct vs_cache *c)
 {
+	if (c->dir) /* initialised */
+		pthread_mutex_destroy(&c->evict_lock);
+	free(c->pins);
+	c->pins = NULL;
+	c->npins = c->apins = 0;
 	if (c->dir_fd >= 0)
 		close(c->dir_fd);
 	c->dir_fd = -1;
@@ -134,6 +166,7 @@ int vs_cache_open(struct vs_cache *c, const char *hash, int *fd_out)
 {
 	char name[8 + 3 + VS_HASH_HEX_LEN + 1];
 	char got[VS_HASH_HEX_LEN + 1];
+	struct stat st;
 	int fd, r;
 
 	if (!vs_hash_hex_valid(hash))
@@ -155,6 +188,10 @@ int vs_cache_open(struct vs_cache *c, const char *hash, int *fd_out)
 		close(fd);
 		return -EBADMSG;
 	}
+	/* used now: the evictor takes the least recently used first */
+	if (fstat(fd, &st) == 0 &&
+	    st.st_atim.tv_sec + CACHE_TOUCH_S < time(NULL))
+		futimens(fd, touch_now);
 	*fd_out = fd;
 	return 0;
 }
@@ -169,16 +206,26 @@ bool vs_cache_has(struct vs_cache *c, const char *hash)
 	return faccessat(c->dir_fd, name, F_OK, 0) == 0;
 }
 
-/* Write @len bytes to a fresh file in tmp/ and rename it to @dest (relative
- * to @destdir). The temp file is removed on failure. */
-static int atomic_write(struct vs_cache *c, int destdir, const char *dest,
-			const void *buf, size_t len)
+/* Add @n to the estimate; crossing the watch's limit calls it. */
+static void bytes_add(struct vs_cache *c, uint64_t n)
 {
-	char tmp[64];
+	uint64_t now = atomic_fetch_add(&c->bytes, n) + n;
+
+	uint64_t at = atomic_load(&c->over_at);
+
+	if (c->over && now > at && now - n <= at)
+		c->over(c->over_arg);
+}
+
+/* Write @len bytes to a fresh file in tmp/, named into @tmp (64 bytes).
+ * The file is removed on failure. */
+static int tmp_write(struct vs_cache *c, char tmp[64], const void *buf,
+		     size_t len)
+{
 	static unsigned counter;
 	int fd, r;
 
-	snprintf(tmp, sizeof(tmp), "tmp/%d.%u", (int)getpid(),
+	snprintf(tmp, 64, "tmp/%d.%u", (int)getpid(),
 		 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
 	fd = openat(c->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 		    0600);
@@ -191,10 +238,39 @@ static int atomic_write(struct vs_cache *c, int destdir, const char *dest,
 	r = vs_write_in_full(fd, buf, len);
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
-	if (r == 0 && renameat(c->dir_fd, tmp, destdir, dest) < 0)
-		r = -errno;
 	if (r < 0)
 		unlinkat(c->dir_fd, tmp, 0);
+	return r;
+}
+
+/* Write @len bytes to a fresh file in tmp/ and rename it to @dest (relative
+ * to @destdir). The temp file is removed on failure. */
+static int atomic_write(struct vs_cache *c, int destdir, const char *dest,
+			const void *buf, size_t len)
+{
+	char tmp[64];
+	int r;
+
+	r = tmp_write(c, tmp, buf, len);
+	if (r == 0 && renameat(c->dir_fd, tmp, destdir, dest) < 0) {
+		r = -errno;
+		unlinkat(c->dir_fd, tmp, 0);
+	}
+	return r;
+}
+
+/* Rename temp file @tmp to object @name, under evict_lock. */
+static int object_rename(struct vs_cache *c, const char *tmp, const char *name,
+			 size_t len)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&c->evict_lock);
+	if (renameat(c->dir_fd, tmp, c->dir_fd, name) < 0)
+		r = -errno;
+	pthread_mutex_unlock(&c->evict_lock);
+	if (r == 0)
+		bytes_add(c, est_bytes(len));
 	return r;
 }
 
@@ -203,6 +279,7 @@ int vs_cache_store(struct vs_cache *c, const char *hash, const void *buf,
 {
 	char name[8 + 3 + VS_HASH_HEX_LEN + 1];
 	char got[VS_HASH_HEX_LEN + 1];
+	char tmp[64] = "";
 	int r;
 
 	if (!vs_hash_hex_valid(hash))
@@ -213,15 +290,19 @@ int vs_cache_store(struct vs_cache *c, const char *hash, const void *buf,
 	if (strcmp(got, hash) != 0)
 		return -EBADMSG;
 	vs_cache_object_name(name, hash);
-	r = atomic_write(c, c->dir_fd, name, buf, len);
+	r = tmp_write(c, tmp, buf, len);
+	if (r == 0)
+		r = object_rename(c, tmp, name, len);
 	if (r == -ENOENT) {
 		/* a fan-out directory removed since the init */
 		name[10] = '\0'; /* "objects/ab" */
 		r = mkdirat_p(c->dir_fd, name, 0700);
 		vs_cache_object_name(name, hash);
 		if (r == 0)
-			r = atomic_write(c, c->dir_fd, name, buf, len);
+			r = object_rename(c, tmp, name, len);
 	}
+	if (r < 0 && tmp[0])
+		unlinkat(c->dir_fd, tmp, 0);
 	if (r < 0)
 		vs_warn("cannot store %s in the cache: %s", hash, strerror(-r));
 	return r;
@@ -238,10 +319,22 @@ int vs_cache_link(struct vs_cache *c, const char *hash, int fd)
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	/* the name appears with every byte in place: no temp name needed */
 	for (int tries = 0; tries < 2; tries++) {
-		if (linkat(AT_FDCWD, proc, c->dir_fd, name,
-			   AT_SYMLINK_FOLLOW) == 0)
+		struct stat st;
+
+		pthread_mutex_lock(&c->evict_lock);
+		r = linkat(AT_FDCWD, proc, c->dir_fd, name,
+			   AT_SYMLINK_FOLLOW) == 0
+			? 0
+			: -errno;
+		/* there already: used now (the caller journals it next) */
+		if (r == -EEXIST)
+			utimensat(c->dir_fd, name, touch_now, 0);
+		pthread_mutex_unlock(&c->evict_lock);
+		if (r == 0) {
+			if (fstat(fd, &st) == 0)
+				bytes_add(c, (uint64_t)st.st_blocks * 512);
 			return 0;
-		r = -errno;
+		}
 		if (r != -ENOENT || tries)
 			break;
 		/* a fan-out directory removed since the init */
@@ -252,6 +345,137 @@ int vs_cache_link(struct vs_cache *c, const char *hash, int fd)
 			break;
 	}
 	return r;
+}
+
+void vs_cache_watch(struct vs_cache *c, uint64_t limit, void (*over)(void *arg),
+		    void *arg)
+{
+	c->limit = limit;
+	atomic_store(&c->over_at, limit);
+	c->over_arg = arg;
+	c->over = over;
+}
+
+bool vs_cache_nearly_full(struct vs_cache *c)
+{
+	return c->over &&
+	       atomic_load(&c->bytes) >= c->limit / 10 * 9 + c->limit % 10;
+}
+
+void vs_cache_watch_at(struct vs_cache *c, uint64_t at)
+{
+	atomic_store(&c->over_at, at);
+}
+
+uint64_t vs_cache_bytes(struct vs_cache *c)
+{
+	return atomic_load(&c->bytes);
+}
+
+void vs_cache_bytes_set(struct vs_cache *c, uint64_t bytes)
+{
+	atomic_store(&c->bytes, bytes);
+}
+
+/* The index of a pin of @hash, or -1. Called with evict_lock. */
+static ssize_t pin_find(struct vs_cache *c, const char *hash)
+{
+	for (size_t i = 0; i < c->npins; i++)
+		if (memcmp(c->pins[i], hash, VS_HASH_HEX_LEN) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+int vs_cache_pin(struct vs_cache *c, const char *hash)
+{
+	int r = 0;
+
+	if (!vs_hash_hex_valid(hash))
+		return -EINVAL;
+	pthread_mutex_lock(&c->evict_lock);
+	if (c->npins == c->apins) {
+		size_t na = c->apins ? 2 * c->apins : 16;
+		void *p = realloc(c->pins, na * sizeof(*c->pins));
+
+		if (p) {
+			c->pins = p;
+			c->apins = na;
+		} else {
+			r = -ENOMEM;
+		}
+	}
+	if (r == 0)
+		memcpy(c->pins[c->npins++], hash, VS_HASH_HEX_LEN + 1);
+	pthread_mutex_unlock(&c->evict_lock);
+	return r;
+}
+
+void vs_cache_unpin(struct vs_cache *c, const char *hash)
+{
+	ssize_t i;
+
+	pthread_mutex_lock(&c->evict_lock);
+	i = pin_find(c, hash);
+	if (i >= 0)
+		memcpy(c->pins[i], c->pins[--c->npins], VS_HASH_HEX_LEN + 1);
+	pthread_mutex_unlock(&c->evict_lock);
+}
+
+int vs_cache_pins_each(struct vs_cache *c,
+		       int (*fn)(void *arg, const char *hash), void *arg)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&c->evict_lock);
+	for (size_t i = 0; i < c->npins && r == 0; i++)
+		r = fn(arg, c->pins[i]);
+	pthread_mutex_unlock(&c->evict_lock);
+	return r;
+}
+
+void vs_cache_bytes_measured(struct vs_cache *c, uint64_t seen,
+			     uint64_t measured)
+{
+	uint64_t cur = atomic_load(&c->bytes);
+
+	while (!atomic_compare_exchange_weak(
+	    &c->bytes, &cur, measured + (cur > seen ? cur - seen : 0)))
+		;
+}
+
+int vs_cache_evict_object(struct vs_cache *c, const char *hash,
+			  int64_t atime_ns, uint64_t *freed)
+{
+	char name[8 + 3 + VS_HASH_HEX_LEN + 1];
+	struct stat st;
+	uint64_t cur;
+	int r = 0;
+
+	*freed = 0;
+	if (!vs_hash_hex_valid(hash))
+		return -EINVAL;
+	vs_cache_object_name(name, hash);
+	pthread_mutex_lock(&c->evict_lock);
+	if (pin_find(c, hash) >= 0)
+		r = -EBUSY; /* a save is journaling it */
+	else if (fstatat(c->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		r = -errno;
+	else if (!S_ISREG(st.st_mode) ||
+		 (int64_t)st.st_atim.tv_sec * 1000000000 + st.st_atim.tv_nsec !=
+		     atime_ns)
+		r = -EBUSY; /* used since the scan */
+	else if (unlinkat(c->dir_fd, name, 0) < 0)
+		r = -errno;
+	pthread_mutex_unlock(&c->evict_lock);
+	if (r < 0)
+		return r;
+	*freed = (uint64_t)st.st_blocks * 512;
+	/* take it off the estimate, never below 0 */
+	cur = atomic_load(&c->bytes);
+	while (!atomic_compare_exchange_weak(&c->bytes, &cur,
+					     cur > *freed ? cur - *freed : 0))
+		;
+	return 0;
 }
 
 /* "projects/<uuid>" or "projects/<uuid>/<sub>" */

@@ -1146,6 +1146,39 @@ int vs_journal_each(struct vs_journal *j,
 	return r;
 }
 
+int vs_journal_dir_hashes(int dir_fd, int (*fn)(void *arg, const char *hash),
+			  void *arg)
+{
+	struct vs_jentry *e = malloc(sizeof(*e));
+	struct dirent *d;
+	DIR *dir = NULL;
+	int fd, r = 0;
+
+	if (!e)
+		return -ENOMEM;
+	fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || !(dir = fdopendir(fd))) {
+		r = -errno;
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	while (r == 0 && (d = readdir(dir))) {
+		if (!name_lseq(d->d_name, "") && !name_lseq(d->d_name, ".tmp"))
+			continue;
+		int rr = entry_read(dir_fd, d->d_name, e);
+
+		if (rr == 0 && e->op == VS_JOP_WRITE)
+			r = fn(arg, e->hash);
+		else if (rr < 0 && rr != -ENOENT && rr != -EBADMSG)
+			r = rr; /* unread: it might name anything */
+	}
+	closedir(dir);
+out:
+	free(e);
+	return r;
+}
+
 size_t vs_journal_pending(struct vs_journal *j)
 {
 	size_t n;
@@ -1190,14 +1223,23 @@ int vs_journal_put_content(struct vs_cache *c, const void *buf, size_t len,
 {
 	int r = vs_sha256_hex(hash_out, buf, len);
 
+	/* pinned before it is there: the evictor cannot take it before the
+	 * entry that names it is in the journal (the caller unpins) */
+	if (r == 0)
+		r = vs_cache_pin(c, hash_out);
+	if (r < 0)
+		return r;
 	/* not fsync'd here: vs_journal_sync() makes it durable before the
 	 * entry that names it (the journal knows the cache) */
-	if (r == 0 && fd >= 0) {
+	if (fd >= 0) {
 		r = vs_cache_link(c, hash_out, fd);
 		if (r == 0)
 			return 1;
 		if (r == -EEXIST)
 			return 0; /* the same bytes are there */
 	}
-	return vs_cache_store(c, hash_out, buf, len);
+	r = vs_cache_store(c, hash_out, buf, len);
+	if (r < 0)
+		vs_cache_unpin(c, hash_out);
+	return r;
 }

@@ -100,6 +100,8 @@ static struct {
 	struct fetch_stats fetch[VS_SRC_COUNT];
 	atomic_uint_least64_t cache_hits;
 	atomic_uint_least64_t cache_misses;
+	atomic_uint_least64_t cache_bytes;
+	atomic_uint_least64_t cache_evictions;
 	atomic_uint_least64_t backend_errors[VS_BACKEND_COUNT];
 	atomic_uint_least64_t redis_unverified;
 	atomic_uint_least64_t changes_applied;
@@ -142,6 +144,16 @@ void vs_metrics_cache(int hit)
 		ADD(reg.cache_hits, 1);
 	else
 		ADD(reg.cache_misses, 1);
+}
+
+void vs_metrics_cache_bytes(uint64_t bytes)
+{
+	SET(reg.cache_bytes, bytes);
+}
+
+void vs_metrics_cache_evicted(uint64_t n)
+{
+	ADD(reg.cache_evictions, n);
 }
 
 void vs_metrics_redis_unverified(void)
@@ -229,6 +241,8 @@ void vs_metrics_reset(void)
 	}
 	SET(reg.cache_hits, 0);
 	SET(reg.cache_misses, 0);
+	SET(reg.cache_bytes, 0);
+	SET(reg.cache_evictions, 0);
 	for (int b = 0; b < VS_BACKEND_COUNT; b++)
 		SET(reg.backend_errors[b], 0);
 	SET(reg.redis_unverified, 0);
@@ -424,6 +438,17 @@ int vs_metrics_render(char **out, size_t *len)
 		   "Content lookups the local cache could not answer.");
 	mbuf_printf(&m, "vsync_cache_misses_total %" PRIu64 "\n",
 		    (uint64_t)GET(reg.cache_misses));
+	put_header(&m, "vsync_cache_bytes", "gauge",
+		   "Bytes allocated by the content objects of the cache dir "
+		   "(objects/), as the evictor last measured or estimated "
+		   "them; bounded by --cache-max.");
+	mbuf_printf(&m, "vsync_cache_bytes %" PRIu64 "\n",
+		    (uint64_t)GET(reg.cache_bytes));
+	put_header(&m, "vsync_cache_evictions_total", "counter",
+		   "Content objects removed from the cache to stay under "
+		   "--cache-max (least recently used first).");
+	mbuf_printf(&m, "vsync_cache_evictions_total %" PRIu64 "\n",
+		    (uint64_t)GET(reg.cache_evictions));
 
 	put_header(&m, "vsync_backend_errors_total", "counter",
 		   "Failed backend calls (timeout, unreachable, error reply), "

@@ -10,7 +10,10 @@
  * atomic cursor. Each worker owns a struct vs_content (its own Redis and
  * PostgreSQL connections), so reads through the mount never wait behind
  * prefetching. Files already local are skipped without a round trip.
- * @stop is checked between batches.
+ * @stop is checked between batches, and so is the cache: the workers stop
+ * (logged once) when it is nearly full (vs_cache_nearly_full), so that a
+ * tree bigger than --cache-max is not fetched only to be evicted; the
+ * critical set is always fetched.
  */
 #include "vsync/clock.h"
 #include "vsync/prefetch.h"
@@ -182,6 +185,7 @@ struct vs_prefetch {
 	atomic_size_t done;
 	atomic_ullong bytes;
 	atomic_bool stop;
+	atomic_bool full; /* stopped: the cache is nearly full (logged) */
 };
 
 /* Fetch items [from, to) of the plan; returns how many are still missing. */
@@ -242,6 +246,15 @@ static void *worker_main(void *arg)
 			break;
 		if (to > p->plan.n)
 			to = p->plan.n;
+		if (vs_cache_nearly_full(p->cfg.cache)) {
+			/* more would only evict what was fetched before */
+			if (!atomic_exchange(&p->full, true))
+				vs_info("prefetch stopped at %zu of %zu files: "
+					"the cache is at --cache-max; the rest "
+					"is fetched on first read",
+					from, p->plan.n);
+			break;
+		}
 		fetch_range(p, c, from, to);
 		atomic_fetch_add(&p->done, to - from);
 		progress(p, &last);
@@ -305,6 +318,7 @@ int vs_prefetch_start(struct vs_prefetch **out,
 	atomic_init(&p->done, 0);
 	atomic_init(&p->bytes, 0);
 	atomic_init(&p->stop, false);
+	atomic_init(&p->full, false);
 	vs_metrics_prefetch_pending((int64_t)p->plan.n);
 	r = -pthread_create(&p->lead, NULL, lead_main, p);
 	if (r < 0) {

@@ -261,6 +261,40 @@ int vs_parse_long(long *out, const char *s, int base, long min, long max)
 	return r;
 }
 
+int vs_parse_size(uint64_t *out, const char *s, uint64_t max)
+{
+	static const char units[] = "KMGT";
+	const char *u;
+	size_t n = 0;
+	uint64_t v;
+	unsigned shift = 0;
+	int r;
+
+	while (s[n] >= '0' && s[n] <= '9')
+		n++;
+	if (n == 0)
+		return -EINVAL;
+	if (s[n]) {
+		u = strchr(units, s[n] & ~0x20);
+		if (!u || !*u)
+			return -EINVAL;
+		shift = 10 * (unsigned)(u - units + 1);
+		if (s[n + 1] && strcmp(s + n + 1, "B") != 0 &&
+		    strcmp(s + n + 1, "iB") != 0)
+			return -EINVAL;
+	}
+	r = vs_parse_u64_n(&v, s, n, 10, 0, UINT64_MAX);
+	if (r < 0)
+		return r;
+	if (shift && v > (UINT64_MAX >> shift))
+		return -ERANGE;
+	v <<= shift;
+	if (v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
 /* ---- retry back-off ----------------------------------------------------- */
 
 uint64_t vs_jitter_rand(uint64_t *state)

@@ -14,12 +14,23 @@
  *
  * Objects are immutable once renamed into place. Thread-safe: every call
  * works on its own file descriptors.
+ *
+ * Objects may be evicted (evict.h) to keep objects/ under --cache-max:
+ * an object is then fetched again like on a cold start. So nothing may
+ * take "object present" for longer than the fd it opened: an fd keeps the
+ * bytes (the inode) whatever happens to the name. The recency the evictor
+ * goes by is an object's atime, set explicitly (not left to the mount's
+ * atime options) by vs_cache_open() and when a store or link finds the
+ * object there already.
  */
 #ifndef VSYNC_CACHE_H
 #define VSYNC_CACHE_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "vsync/hash.h"
@@ -28,6 +39,23 @@
 struct vs_cache {
 	char *dir; /* owned */
 	int dir_fd;
+	/* held across the rename or link that puts an object in place, the
+	 * touch of one found there, and the evictor's check-and-unlink of
+	 * one (vs_cache_evict_object): an object a save has just made or
+	 * found is never removed under it */
+	pthread_mutex_t evict_lock;
+	/* estimate of the bytes of objects/ (allocated, st_blocks): added
+	 * to by stores and links, taken from by evictions, set by the
+	 * evictor's scans; may drift (other processes sharing the dir) */
+	atomic_uint_least64_t bytes;
+	/* vs_cache_watch: set before other threads use the cache */
+	void (*over)(void *arg);
+	void *over_arg;
+	uint64_t limit;
+	atomic_uint_least64_t over_at; /* vs_cache_watch_at */
+	/* under evict_lock: objects pinned by vs_cache_pin (a multiset) */
+	char (*pins)[VS_HASH_HEX_LEN + 1];
+	size_t npins, apins;
 };
 
 /* Create the layout under @dir if missing. 0 or -errno (the dir is
@@ -81,6 +109,59 @@ int vs_cache_store(struct vs_cache *c, const char *hash, const void *buf,
  * untouched); other -errno (EXDEV, no /proc ...): store a copy instead.
  */
 int vs_cache_link(struct vs_cache *c, const char *hash, int fd);
+
+/* The estimate of the bytes under objects/ (see struct vs_cache). */
+uint64_t vs_cache_bytes(struct vs_cache *c);
+/* Set it (the evictor, after measuring). */
+void vs_cache_bytes_set(struct vs_cache *c, uint64_t bytes);
+/* The same for a measure that found @measured and began when the estimate
+ * was @seen: what was added since (stores during the measure, which it
+ * may or may not have seen) stays added. */
+void vs_cache_bytes_measured(struct vs_cache *c, uint64_t seen,
+			     uint64_t measured);
+/*
+ * Call @over(@arg) on the thread of a store or link that takes the
+ * estimate over @limit (from at or below it): the evictor's kick, which
+ * must be quick and must not call the cache. Set (or cleared, @over NULL)
+ * only while no other thread uses the cache.
+ */
+void vs_cache_watch(struct vs_cache *c, uint64_t limit, void (*over)(void *arg),
+		    void *arg);
+/* Is the estimate at 90% of the watch's limit or more (what an eviction
+ * pass brings it down to)? false without a watch. For work that only
+ * fills the cache ahead of need (the prefetcher): past it, it would evict
+ * what was fetched before it. */
+bool vs_cache_nearly_full(struct vs_cache *c);
+/* Move the point whose crossing calls the watch (initially its limit):
+ * the evictor raises it while it cannot get under the limit, so that it
+ * is called again once that much more is stored. Any thread. */
+void vs_cache_watch_at(struct vs_cache *c, uint64_t at);
+
+/*
+ * Remove object @hash unless it is pinned or has been touched since
+ * @atime_ns (its st_atim seen by the caller's scan, in ns): under
+ * evict_lock, so a store or link of the same object is either before
+ * (then the atime moved: -EBUSY, kept) or after (it makes the object
+ * again). 0 and *@freed (its allocated bytes, taken off the estimate);
+ * -EBUSY; -ENOENT; -errno.
+ */
+int vs_cache_evict_object(struct vs_cache *c, const char *hash,
+			  int64_t atime_ns, uint64_t *freed);
+
+/*
+ * Pin object @hash: the evictor keeps it (whether or not it exists yet)
+ * until as many vs_cache_unpin() calls. For a save, between making its
+ * object and appending the journal entry that names it (from then on the
+ * journal keeps it): vs_journal_put_content() pins, the appender unpins.
+ * 0 or -ENOMEM (nothing pinned). Unpinning what is not pinned does
+ * nothing.
+ */
+int vs_cache_pin(struct vs_cache *c, const char *hash);
+void vs_cache_unpin(struct vs_cache *c, const char *hash);
+/* Call @fn on each pinned hash, under evict_lock (@fn must not call the
+ * cache); stops at, and returns, its first non-zero return. */
+int vs_cache_pins_each(struct vs_cache *c,
+		       int (*fn)(void *arg, const char *hash), void *arg);
 
 /* Create (if missing) and open projects/<uuid>/<sub> as a directory;
  * @sub may be "" for the project dir itself. 0 and *fd_out, or -errno. */

@@ -107,6 +107,19 @@ int vs_journal_done(struct vs_journal *j, uint64_t lseq);
  * returns it. 0 or -ENOMEM otherwise. */
 int vs_journal_each(struct vs_journal *j,
 		    int (*fn)(void *arg, const struct vs_jentry *e), void *arg);
+/*
+ * Call @fn with the content object of each WRITE entry in journal
+ * directory @dir_fd (borrowed), whether or not a vs_journal has it open:
+ * the entry files and the ones being written ("<lseq>.tmp"), read from
+ * the directory as it is (an entry renamed meanwhile may be missed; the
+ * caller allows for that). For the cache's evictor, which keeps these
+ * objects, including those of other projects' journals in the same cache
+ * dir. Entries gone meanwhile (-ENOENT) or malformed (never replayed) are
+ * skipped. Stops at the first non-zero return of @fn and returns it; 0,
+ * or -errno if the directory or an entry cannot be read.
+ */
+int vs_journal_dir_hashes(int dir_fd, int (*fn)(void *arg, const char *hash),
+			  void *arg);
 /* Pending entries. */
 size_t vs_journal_pending(struct vs_journal *j);
 /* The lseq of the oldest pending entry, or the lseq the next append will
@@ -125,7 +138,9 @@ int vs_journal_oldest_ms(struct vs_journal *j, int64_t *ms);
  * vs_journal_sync() makes it durable with the entry (the journal's @cache
  * must be @c). Sets @hash_out. 1 if @fd became the object (the caller
  * must not write it again), 0 if the object is there otherwise, or
- * -errno.
+ * -errno. On success the object is pinned (vs_cache_pin: the cache's
+ * evictor keeps it): the caller unpins it (vs_cache_unpin) once the entry
+ * naming it is appended or given up; on failure nothing is pinned.
  */
 int vs_journal_put_content(struct vs_cache *c, const void *buf, size_t len,
 			   int fd, char hash_out[VS_HASH_HEX_LEN + 1]);

@@ -24,6 +24,10 @@ enum vs_backend { VS_BACKEND_REDIS = 0, VS_BACKEND_PG = 1, VS_BACKEND_COUNT };
 void vs_metrics_fetch(enum vs_source src, uint64_t bytes, uint64_t usec);
 /* A content lookup in the local cache hit or missed. */
 void vs_metrics_cache(int hit);
+/* The bytes of the cache's content objects (vsync_cache_bytes), and
+ * @n more objects evicted (vsync_cache_evictions_total). */
+void vs_metrics_cache_bytes(uint64_t bytes);
+void vs_metrics_cache_evicted(uint64_t n);
 /* A backend call failed (timeout, unreachable, error reply). */
 void vs_metrics_backend_error(enum vs_backend b);
 /* A stream entry or a manifest snapshot from Redis failed the relay's

@@ -84,6 +84,14 @@ int vs_parse_u64(uint64_t *out, const char *s, int base, uint64_t min,
 int vs_parse_i64(int64_t *out, const char *s, int base, int64_t min,
 		 int64_t max);
 int vs_parse_long(long *out, const char *s, int base, long min, long max);
+/*
+ * Parse a size: decimal digits and an optional binary suffix K, M, G or T
+ * (either case, optionally followed by "iB" or "B": "64K", "2GiB"), within
+ * [0, @max]. 0 and *out; -EINVAL for anything else (empty, a sign, space,
+ * an unknown suffix); -ERANGE past @max or on overflow. *out untouched on
+ * failure.
+ */
+int vs_parse_size(uint64_t *out, const char *s, uint64_t max);
 
 /* ---- retry back-off ----------------------------------------------------- */
 

@@ -212,6 +212,8 @@ int main(int argc, char **argv)
 		}
 		if (r == 0)
 			r = vs_journal_append(journal, e);
+		if (e->op == VS_JOP_WRITE) /* pinned by put_content */
+			vs_cache_unpin(&cache, e->hash);
 		if (r == 0)
 			r = vs_journal_sync(journal, e->lseq);
 		if (r < 0) {

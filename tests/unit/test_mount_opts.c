@@ -28,6 +28,7 @@
  *    POSIXLY_CORRECT changing nothing;
  *  - the values of --critical (and its limit), --ready-file, --notify-fd,
  *    --control, --prefetch, --learn-seconds, --author, --max-file-size,
+ *    --cache-max (default -1: the agent picks; suffixes; 0 unbounded),
  *    --no-follow, and their invalid values;
  *  - a short error buffer stays NUL-terminated.
  */
@@ -549,6 +550,7 @@ static void test_other_values(void **state)
 	check_int(10, p.o.learn_seconds, "default --learn-seconds");
 	check_ptr(NULL, p.o.author, "no --author by default");
 	check_int(64LL << 20, p.o.max_file_size, "default --max-file-size");
+	check_int(-1, p.o.cache_max, "default --cache-max: the agent picks");
 
 	PARSE(&p, "--no-follow", "--critical", "src/*.ts", "--critical=*.json",
 	      "--ready-file", "/run/ready", "--notify-fd=3", "--control",
@@ -566,6 +568,24 @@ static void test_other_values(void **state)
 	check_int(3600, p.o.learn_seconds, "--learn-seconds=3600");
 	check_str("me", p.o.author, "--author");
 	check_int(1, p.o.max_file_size, "--max-file-size 1");
+
+	PARSE(&p, "--cache-max", "2M", "p", "m");
+	check_ok(&p);
+	check_int(2LL << 20, p.o.cache_max, "--cache-max 2M");
+	PARSE(&p, "--cache-max=0", "p", "m");
+	check_ok(&p);
+	check_int(0, p.o.cache_max, "--cache-max=0: unbounded");
+	PARSE(&p, "--cache-max=3GiB", "p", "m");
+	check_ok(&p);
+	check_int(3LL << 30, p.o.cache_max, "--cache-max=3GiB");
+	PARSE(&p, "--cache-max", "lots", "p", "m");
+	check_fails(&p,
+		    "--cache-max needs a size (bytes, or with K M G T), not "
+		    "'lots'");
+	PARSE(&p, "--cache-max=-1", "p", "m");
+	check_fails(&p,
+		    "--cache-max needs a size (bytes, or with K M G T), not "
+		    "'-1'");
 
 	PARSE(&p, "--notify-fd", "x", "p", "m");
 	check_fails(&p, "--notify-fd needs a file descriptor, not 'x'");

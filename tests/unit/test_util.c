@@ -168,6 +168,45 @@ static void test_parse_long(void **state)
 	check_int(0755, l, "long octal value");
 }
 
+static void test_parse_size(void **state)
+{
+	uint64_t v = 7;
+
+	(void)state;
+	check_ret(0, vs_parse_size(&v, "0", UINT64_MAX), "size 0");
+	check_int(0, v, "size 0 value");
+	check_ret(0, vs_parse_size(&v, "123", UINT64_MAX), "size bytes");
+	check_int(123, v, "size bytes value");
+	check_ret(0, vs_parse_size(&v, "64K", UINT64_MAX), "size 64K");
+	check_int(64 << 10, v, "size 64K value");
+	check_ret(0, vs_parse_size(&v, "2m", UINT64_MAX), "size 2m");
+	check_int(2 << 20, v, "size 2m value");
+	check_ret(0, vs_parse_size(&v, "2GiB", UINT64_MAX), "size 2GiB");
+	check_bool(true, v == (uint64_t)2 << 30, "size 2GiB value");
+	check_ret(0, vs_parse_size(&v, "1TB", UINT64_MAX), "size 1TB");
+	check_bool(true, v == (uint64_t)1 << 40, "size 1TB value");
+	v = 7;
+	check_ret(-EINVAL, vs_parse_size(&v, "", UINT64_MAX), "empty");
+	check_ret(-EINVAL, vs_parse_size(&v, "K", UINT64_MAX), "no digits");
+	check_ret(-EINVAL, vs_parse_size(&v, "-1", UINT64_MAX), "a sign");
+	check_ret(-EINVAL, vs_parse_size(&v, " 1", UINT64_MAX), "space");
+	check_ret(-EINVAL, vs_parse_size(&v, "1 K", UINT64_MAX), "inner space");
+	check_ret(-EINVAL, vs_parse_size(&v, "1X", UINT64_MAX), "suffix X");
+	check_ret(-EINVAL, vs_parse_size(&v, "1KB2", UINT64_MAX), "trailing");
+	check_ret(-EINVAL, vs_parse_size(&v, "1Ki", UINT64_MAX), "half iB");
+	check_ret(-ERANGE, vs_parse_size(&v, "16777216T", UINT64_MAX),
+		  "overflow by the suffix");
+	check_ret(-ERANGE,
+		  vs_parse_size(&v, "99999999999999999999", UINT64_MAX),
+		  "overflow by the digits");
+	check_ret(-ERANGE, vs_parse_size(&v, "2K", 2047), "past max");
+	check_ret(0, vs_parse_size(&v, "2K", 2048), "at max");
+	check_int(2048, v, "at max value");
+	v = 7;
+	check_ret(-EINVAL, vs_parse_size(&v, "x", 10), "untouched");
+	check_int(7, v, "untouched on failure");
+}
+
 /* ------------------------------------------------------------ backoff */
 
 static void test_backoff_bounds(void **state)
@@ -321,6 +360,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_u64),
 	    cmocka_unit_test(test_parse_i64),
 	    cmocka_unit_test(test_parse_long),
+	    cmocka_unit_test(test_parse_size),
 	    cmocka_unit_test(test_backoff_bounds),
 	    cmocka_unit_test(test_backoff_jitter),
 	    cmocka_unit_test(test_pipe_whole),
