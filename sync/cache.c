@@ -82,17 +82,9 @@ int vs_cache_init(struct vs_cache *c, const char *dir)
 		vs_error("cannot set up cache dir '%s': %s", dir, strerror(-r));
 		goto fail;
 	}
-	/* the 256 fan-out directories, once: a store does not ask again */
-	for (unsigned i = 0; i < 256; i++) {
-		char sub[12];
-
-		snprintf(sub, sizeof(sub), "objects/%02x", i);
-		if ((r = mkdirat_p(c->dir_fd, sub, 0700)) < 0) {
-			vs_error("cannot set up cache dir '%s': %s", dir,
-				 strerror(-r));
-			goto fail;
-		}
-	}
+	/* the 256 fan-out directories are made by the first store into
+	 * each (its rename or link fails with ENOENT, once): a cold start
+	 * makes only those it needs, a save asks nothing more */
 	c->dir = strdup(dir);
 	if (!c->dir) {
 		r = -ENOMEM;
@@ -294,7 +286,7 @@ int vs_cache_store(struct vs_cache *c, const char *hash, const void *buf,
 	if (r == 0)
 		r = object_rename(c, tmp, name, len);
 	if (r == -ENOENT) {
-		/* a fan-out directory removed since the init */
+		/* its fan-out directory is not made yet (or was removed) */
 		name[10] = '\0'; /* "objects/ab" */
 		r = mkdirat_p(c->dir_fd, name, 0700);
 		vs_cache_object_name(name, hash);
@@ -337,7 +329,7 @@ int vs_cache_link(struct vs_cache *c, const char *hash, int fd)
 		}
 		if (r != -ENOENT || tries)
 			break;
-		/* a fan-out directory removed since the init */
+		/* its fan-out directory is not made yet (or was removed) */
 		name[10] = '\0';
 		r = mkdirat_p(c->dir_fd, name, 0700);
 		vs_cache_object_name(name, hash);

@@ -378,7 +378,9 @@ static void test_run(void **state)
 	journal_write(f, PROJECT, f->hashes[0]);
 	journal_write(f, PROJECT2, f->hashes[1]);
 	check_ret(0, vs_cache_pin(&f->cache, f->hashes[2]), "pin object 2");
-	/* not objects: never touched */
+	/* not objects: never touched (fan-out dirs come with the first
+	 * store into each: make this one) */
+	mkdirat(f->cache.dir_fd, "objects/00", 0700);
 	fd = openat(f->cache.dir_fd, "objects/00/stray",
 		    O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	check_bool(true, fd >= 0, "stray file");
