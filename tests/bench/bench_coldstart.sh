@@ -185,17 +185,6 @@ http_get() {
 	printf '%s\n' "${out#*$'\r\n\r\n'}"
 }
 
-free_port() {
-	local p
-	for _ in $(seq 20); do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 20001))
-		vs__port_in_use "$p" || {
-			echo "$p"
-			return 0
-		}
-	done
-	return 1
-}
 
 # daemon_pids MNT: vsync-mount processes serving MNT.
 daemon_pids() {
@@ -225,7 +214,7 @@ umount_wait() {
 	vs_poll 5 vs__not_mounted "$1"
 }
 
-CONTROL_PORT=$(free_port)
+CONTROL_PORT=$(vs_free_port)
 MOUNTS=()
 vs_on_exit cleanup_mounts
 cleanup_mounts() {

@@ -107,16 +107,9 @@ else
 fi
 
 # A free port.
-PORT=
-for _ in 1 2 3 4 5 6 7 8; do
-	p=$((20000 + (RANDOM * 32768 + RANDOM) % 20001))
-	if ! vs__port_in_use "$p"; then
-		PORT=$p
-		break
-	fi
-done
+PORT=$(vs_free_port) || PORT=
 [[ -n "$PORT" ]] || {
-	vs_fail "a free port for Vite: expected one in 20000-40000, saw none"
+	vs_fail "a free port for Vite: expected one, saw none"
 	stop
 }
 URL=http://127.0.0.1:$PORT

@@ -534,7 +534,7 @@ vs__redis_start() {
 	fi
 	mkdir -p "$dir/redis" || return 1
 	for _ in 1 2 3 4 5 6 7 8; do
-		port=$((20000 + (RANDOM * 32768 + RANDOM) % 20001))
+		port=$(vs__random_port)
 		vs__port_in_use "$port" && continue
 		redis-server --bind 127.0.0.1 --port "$port" --save '' \
 			--appendonly no --daemonize no --dir "$dir/redis" \
@@ -773,10 +773,21 @@ vs_pids_of() {
 	return 0
 }
 
+# vs__random_port: a loopback port between 20000 and the start of the
+# kernel's ephemeral range (ip_local_port_range, 32768 by default), so
+# that no outgoing connection of another process takes it between our
+# check and the bind.
+vs__random_port() {
+	local lo=32768 hi
+	read -r lo hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+	((lo > 21000)) || lo=32768
+	echo $((20000 + (RANDOM * 32768 + RANDOM) % (lo - 20000)))
+}
+
 vs_free_port() {
 	local p
 	for _ in 1 2 3 4 5 6 7 8; do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 20001))
+		p=$(vs__random_port)
 		if ! vs__port_in_use "$p"; then
 			printf '%s\n' "$p"
 			return 0
