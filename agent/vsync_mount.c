@@ -200,6 +200,29 @@ static int load_manifest_redis(const struct vs_mount_opts *o,
 	return r;
 }
 
+/* Connect to PostgreSQL (*@pg, kept for the caller's error message even
+ * on failure) and resolve o->project into @id. -ENOENT (logged) for an
+ * unknown project; other -errno from the connection. */
+static int pg_project(const struct vs_mount_opts *o, struct vs_pg **pg,
+		      char id[VS_UUID_BUFSZ])
+{
+	/* not vs_pg_open(): the handle keeps libpq's reason for the errors
+	 * (a refused certificate, a wrong password) */
+	int r = vs_pg_new(pg, o->pg, o->timeout_ms);
+
+	if (r == 0)
+		r = vs_pg_ensure(*pg);
+	if (r == -ENOENT) /* (a connection error, not the project) */
+		r = -ECONNREFUSED;
+	if (r == 0) {
+		r = vs_pg_project_resolve(*pg, o->project, id);
+		if (r == -ENOENT)
+			vs_error("cannot mount: unknown project '%s'",
+				 o->project);
+	}
+	return r;
+}
+
 /*
  * Load the manifest of @project into @m and its UUID into @id: from Redis
  * (a cold start), else PostgreSQL, else - when the database is unreachable
@@ -218,22 +241,13 @@ static int load_manifest(const struct vs_mount_opts *o, struct vs_cache *cache,
 		save_manifest(o, cache, id, m);
 		return 0;
 	}
-	/* not vs_pg_open(): the handle keeps libpq's reason for the errors
-	 * below (a refused certificate, a wrong password) */
 	r = o->pg || env_get("PGHOST") || env_get("PGDATABASE")
-		? vs_pg_new(&pg, o->pg, o->timeout_ms)
+		? pg_project(o, &pg, id)
 		: -ECONNREFUSED;
-	if (r == 0)
-		r = vs_pg_ensure(pg);
+	if (r == -ENOENT)
+		goto out; /* logged */
 	if (r == 0) {
-		r = vs_pg_project_resolve(pg, o->project, id);
-		if (r == -ENOENT) {
-			vs_error("cannot mount: unknown project '%s'",
-				 o->project);
-			goto out;
-		}
-		if (r == 0)
-			r = vs_pg_manifest_load(pg, id, m);
+		r = vs_pg_manifest_load(pg, id, m);
 		if (r == 0) {
 			save_manifest(o, cache, id, m);
 			vs_info("project '%s' (%s): %zu entries at change %lld "
@@ -297,17 +311,9 @@ static int load_manifest_at(const struct vs_mount_opts *o,
 	int64_t seq = 0;
 	int r;
 
-	r = vs_pg_new(&pg, o->pg, o->timeout_ms);
-	if (r == 0)
-		r = vs_pg_ensure(pg);
-	if (r == 0) {
-		r = vs_pg_project_resolve(pg, o->project, id);
-		if (r == -ENOENT) {
-			vs_error("cannot mount: unknown project '%s'",
-				 o->project);
-			goto out;
-		}
-	}
+	r = pg_project(o, &pg, id);
+	if (r == -ENOENT)
+		goto out; /* logged */
 	if (r == 0)
 		r = vs_pg_seq_at(pg, id, o->at, &seq);
 	if (r == -EINVAL) {

@@ -828,15 +828,16 @@ static void imp_release(struct imp *im)
 	free(im->v);
 }
 
-/* Row of @cur (vsync_manifest: path, kind, mode, content_hash) for
- * @path, or -1. Rows are in bytewise path order. */
-static int cur_find(PGresult *cur, const char *path)
+/* The row of @res whose first column is @key, or -1: the rows are in
+ * bytewise order of that column (vsync_manifest's paths, vsync_blobs's
+ * hashes). */
+static int row_find(PGresult *res, const char *key)
 {
-	int lo = 0, hi = PQntuples(cur) - 1, mid, d;
+	int lo = 0, hi = PQntuples(res) - 1, mid, d;
 
 	while (lo <= hi) {
 		mid = lo + (hi - lo) / 2;
-		d = strcmp(PQgetvalue(cur, mid, 0), path);
+		d = strcmp(PQgetvalue(res, mid, 0), key);
 		if (d == 0)
 			return mid;
 		if (d < 0)
@@ -1112,7 +1113,7 @@ static int imp_batch_flush(struct ctl *c, struct imp_batch *b,
 static int imp_dir(const struct imp_entry *e, PGresult *cur,
 		   struct imp_batch *b, struct imp_stats *s)
 {
-	int row = cur_find(cur, e->rel);
+	int row = row_find(cur, e->rel);
 
 	if (row >= 0 && !strcmp(PQgetvalue(cur, row, 1), "dir")) {
 		s->unchanged++;
@@ -1167,7 +1168,7 @@ static int imp_file(const struct imp *im, const struct imp_entry *e,
 	if (r < 0)
 		goto out;
 	snprintf(mode, sizeof(mode), "%u", e->mode);
-	row = cur_find(cur, e->rel);
+	row = row_find(cur, e->rel);
 	if (row >= 0 &&
 	    !strcmp(PQgetvalue(cur, row, 1), vs_kind_name(e->kind)) &&
 	    !strcmp(PQgetvalue(cur, row, 2), mode) &&
@@ -1852,25 +1853,6 @@ out:
 	return r;
 }
 
-/* Row of @res (content_hash, content; in byte order of hash) for @hash,
- * or -1. */
-static int blob_find(PGresult *res, const char *hash)
-{
-	int lo = 0, hi = PQntuples(res) - 1, mid, d;
-
-	while (lo <= hi) {
-		mid = lo + (hi - lo) / 2;
-		d = strcmp(PQgetvalue(res, mid, 0), hash);
-		if (d == 0)
-			return mid;
-		if (d < 0)
-			lo = mid + 1;
-		else
-			hi = mid - 1;
-	}
-	return -1;
-}
-
 /* Fetch the contents of the @n files @v (one vsync_blobs() call, with a
  * deadline sized to their bytes as the import's) and write them. 0 or an
  * exit code (reported). */
@@ -1910,7 +1892,7 @@ static int exp_files(struct ctl *c, int dir_fd,
 		goto out;
 	}
 	for (i = 0; i < n && !r; i++) {
-		row = blob_find(res, v[i]->hash);
+		row = row_find(res, v[i]->hash);
 		if (row < 0 || PQgetisnull(res, row, 1)) {
 			r = ctl_fail(EXIT_ERR,
 				     "cannot fetch '%s': no content %s",
