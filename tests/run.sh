@@ -2,7 +2,8 @@
 #
 # run.sh - the test command: install what is missing (Debian 12, as root),
 # build a plain build (build/) and an ASan+UBSan build (build-asan/), and run
-# every unit and integration test in both with ctest, after the source checks
+# every unit and integration test in both with ctest (the two suites side
+# by side; VSYNC_TEST_SERIAL=1 runs them in turn), after the source checks
 # of tests/lint/lint.sh (clang-format, banned.h), then the fuzz step: each
 # libFuzzer target of tests/fuzz/ for a bounded time (tests/fuzz/run.sh;
 # clang, its own build-fuzz/). Exits non-zero if anything fails.
@@ -38,16 +39,48 @@ status=0
 step "lint: clang-format, banned.h (tests/lint/lint.sh)"
 "$root/tests/lint/lint.sh" || status=1
 
+# The two builds' suites run side by side (each test of a suite after the
+# other, RUN_SERIAL): a test spends most of its time waiting on servers,
+# mounts and child processes, so two at once fill 2 cores without
+# starving either. Each suite's output is shown whole when both are done.
+# VSYNC_TEST_SERIAL=1 runs them one after the other, as on one core.
+suite() { # suite BUILD_DIR LOG [CTEST ARGS...]
+	local dir=$1 log=$2
+	shift 2
+	(
+		cd "$dir"
+		export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+		export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+		ctest --output-on-failure --timeout 600 "$@"
+	) >"$log" 2>&1
+}
+logs=$(mktemp -d "${TMPDIR:-/tmp}/vsync-suites.XXXXXX")
+pids=()
+# shellcheck disable=SC2317 # run by the trap
+end_suites() {
+	((${#pids[@]} == 0)) || kill "${pids[@]}" 2>/dev/null || true
+	rm -rf "$logs"
+}
+trap end_suites EXIT
+if [[ ${VSYNC_TEST_SERIAL:-0} == 1 ]] || (($(nproc) < 2)); then
+	suite build "$logs/plain" "$@" && rc_plain=0 || rc_plain=$?
+	suite build-asan "$logs/asan" "$@" && rc_asan=0 || rc_asan=$?
+else
+	suite build "$logs/plain" "$@" &
+	pid_plain=$!
+	suite build-asan "$logs/asan" "$@" &
+	pid_asan=$!
+	pids=("$pid_plain" "$pid_asan")
+	wait "$pid_plain" && rc_plain=0 || rc_plain=$?
+	wait "$pid_asan" && rc_asan=0 || rc_asan=$?
+	pids=()
+fi
 step "tests: plain build"
-(cd build && ctest --output-on-failure --timeout 600 "$@") || status=1
-
+cat "$logs/plain"
+((rc_plain == 0)) || status=1
 step "tests: ASan+UBSan build"
-(
-	cd build-asan
-	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
-	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-	ctest --output-on-failure --timeout 600 "$@"
-) || status=1
+cat "$logs/asan"
+((rc_asan == 0)) || status=1
 
 step "fuzz: libFuzzer targets (build-fuzz/, ${VSYNC_FUZZ_SECONDS:-20}s each)"
 fuzz="fuzz step skipped"
