@@ -333,10 +333,13 @@ static int cmd_init(struct ctl *c, int argc, char **argv)
 
 /* ---- writes ---------------------------------------------------------- */
 
+static int batch_timeout(const struct ctl *c, uint64_t bytes);
+
 /*
  * vsync_write_file(project, path, bytes, mode, base, op, author, kind).
  * @mode/@base may be NULL (SQL NULL). On success the result row
- * (seq, version, content_hash) is in *res.
+ * (seq, version, content_hash) is in *res. The deadline grows with @len
+ * (batch_timeout).
  */
 static int ctl_write(struct ctl *c, PGresult **res, const char *path,
 		     const uint8_t *buf, size_t len, const char *mode,
@@ -346,12 +349,16 @@ static int ctl_write(struct ctl *c, PGresult **res, const char *path,
 			    base,	   c->op_id, c->author,		kind};
 	const int lens[8] = {0, 0, (int)len, 0, 0, 0, 0, 0};
 	const int fmts[8] = {0, 0, 1, 0, 0, 0, 0, 0};
+	int r;
 
-	return vs_pg_exec(c->pg, res,
-			  "SELECT seq, version, content_hash FROM"
-			  " vsync_write_file($1::uuid, $2, $3::bytea, $4::int,"
-			  " $5::int, $6::uuid, $7, $8)",
-			  8, v, lens, fmts, 0);
+	vs_pg_set_timeout(c->pg, batch_timeout(c, len));
+	r = vs_pg_exec(c->pg, res,
+		       "SELECT seq, version, content_hash FROM"
+		       " vsync_write_file($1::uuid, $2, $3::bytea, $4::int,"
+		       " $5::int, $6::uuid, $7, $8)",
+		       8, v, lens, fmts, 0);
+	vs_pg_set_timeout(c->pg, c->timeout_ms);
+	return r;
 }
 
 /* Check that the server stored what we sent: its hash is ours. A retry
@@ -962,21 +969,17 @@ static void pgarr_finish(struct pgarr *a)
  * The import goes in batches: up to IMP_BATCH_FILES entries or
  * IMP_BATCH_BYTES of content (a larger file alone), one
  * vsync_import_batch() call each, all in the import's one transaction.
- * Each call has the --timeout deadline plus one second per
- * IMP_BYTES_PER_SEC of its content, so a deadline is sized to its batch,
+ * Each call has the --timeout deadline plus what its content takes at
+ * VS_MIN_RATE (vs_size_timeout_ms), so a deadline is sized to its batch,
  * not to the whole import.
  */
-#define IMP_BATCH_FILES	  2000
-#define IMP_BATCH_BYTES	  (32u << 20)
-#define IMP_BYTES_PER_SEC (4u << 20)
+#define IMP_BATCH_FILES 2000
+#define IMP_BATCH_BYTES (32u << 20)
 
 /* The deadline of a call that moves @bytes of content, in ms. */
 static int batch_timeout(const struct ctl *c, uint64_t bytes)
 {
-	uint64_t ms =
-	    (uint64_t)c->timeout_ms + bytes / IMP_BYTES_PER_SEC * 1000;
-
-	return ms > INT_MAX ? INT_MAX : (int)ms;
+	return vs_size_timeout_ms(c->timeout_ms, bytes);
 }
 
 struct imp_batch {
@@ -1341,6 +1344,7 @@ static int cmd_cat(struct ctl *c, int argc, char **argv)
 	    {"version", required_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
 	const char *version = NULL, *v[3];
 	PGresult *res = NULL;
+	uint64_t size;
 	long n;
 	int o, r;
 
@@ -1362,9 +1366,21 @@ static int cmd_cat(struct ctl *c, int argc, char **argv)
 	v[0] = c->project_id;
 	v[1] = argv[optind + 1];
 	v[2] = version;
+	/* the deadline of the read is sized to the file (its largest
+	 * version: one cheap query for the size first) */
+	r = vs_pg_exec(
+	    c->pg, &res,
+	    "SELECT coalesce(max(size), 0) FROM vsync_history($1::uuid, $2)", 2,
+	    v, NULL, NULL, 0);
+	if (r < 0)
+		return pg_failed(c, r);
+	r = vs_parse_u64(&size, PQgetvalue(res, 0, 0), 10, 0, UINT64_MAX);
+	PQclear(res);
+	vs_pg_set_timeout(c->pg, batch_timeout(c, r < 0 ? 0 : size));
 	r = vs_pg_exec(c->pg, &res,
 		       "SELECT vsync_read_file($1::uuid, $2, $3::int)", 3, v,
 		       NULL, NULL, 1);
+	vs_pg_set_timeout(c->pg, c->timeout_ms);
 	if (r < 0)
 		return pg_failed(c, r);
 	r = vs_write_in_full(STDOUT_FILENO,

@@ -77,7 +77,8 @@
 /* ... or as soon as the cache dir's file system has less room than this
  * (so that a write that cannot be saved fails with ENOSPC, as on disk) */
 #define FSW_WMEM_MIN_FREE ((uint64_t)256 << 20)
-/* fsync() waits this long for its commit before failing with EIO */
+/* fsync() waits this long for its commit before failing with EIO, plus
+ * what the file's bytes take at VS_MIN_RATE (vs_size_timeout_ms) */
 #define FSW_FSYNC_TIMEOUT_MS 10000
 /* the updater waits at most this long for the committer to report the
  * entries in flight before deciding whether a change is ours */
@@ -465,7 +466,7 @@ int fsw_flush(struct vs_fs *fs, struct vs_inode *in)
 
 int fsw_fsync(struct vs_fs *fs, struct vs_inode *in)
 {
-	uint64_t lseq;
+	uint64_t lseq, size;
 	int r = snapshot(fs, in, false, &lseq);
 
 	if (r == -ECANCELED)
@@ -474,7 +475,11 @@ int fsw_fsync(struct vs_fs *fs, struct vs_inode *in)
 		return r;
 	if (!fs->wb)
 		return -EIO;
-	r = vs_wb_wait(fs->wb, lseq, FSW_FSYNC_TIMEOUT_MS);
+	pthread_mutex_lock(&fs->table.lock);
+	size = in->size;
+	pthread_mutex_unlock(&fs->table.lock);
+	r = vs_wb_wait(fs->wb, lseq,
+		       vs_size_timeout_ms(FSW_FSYNC_TIMEOUT_MS, size));
 	if (r < 0)
 		vs_warn("fsync: change not committed: %s", strerror(-r));
 	return r < 0 ? -EIO : 0;

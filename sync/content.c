@@ -22,7 +22,7 @@
  * dead backend costs a reader an immediate fallback or EIO, not a timeout
  * each time. A failed query only drops the connection (the next fetch
  * reconnects). The deadline of a fetch grows with the size of the file
- * (VS_CONTENT_MIN_RATE).
+ * (vs_size_timeout_ms).
  */
 #include "vsync/clock.h"
 #include "vsync/content.h"
@@ -43,11 +43,10 @@
 #include "vsync/blob.h"
 #include "vsync/pg.h"
 #include "vsync/redis.h"
+#include "vsync/util.h"
 #include "vsync/banned.h"
 
 #define VS_CONTENT_RETRY_MS 1000
-/* the slowest transfer a fetch deadline allows for, bytes per second */
-#define VS_CONTENT_MIN_RATE (4 * 1024 * 1024)
 /* content PostgreSQL served is put into Redis up to this size, this long */
 #define VS_CONTENT_BACKFILL_MAX	  (64u << 20)
 #define VS_CONTENT_BACKFILL_TTL_S 86400
@@ -147,16 +146,10 @@ void vs_content_redis_idle(struct vs_content *c)
 	pthread_mutex_unlock(&c->redis_lock);
 }
 
-/*
- * The deadline of one blob fetch: the base deadline, plus what the bytes
- * take at VS_CONTENT_MIN_RATE, so a 50 MB file is not cut off while a
- * stalled backend still is.
- */
+/* The deadline of one blob fetch of @size bytes (vs_size_timeout_ms). */
 static int fetch_timeout_ms(const struct vs_content *c, uint64_t size)
 {
-	uint64_t extra = size / (VS_CONTENT_MIN_RATE / 1000);
-
-	return c->timeout_ms + (int)(extra > 600000 ? 600000 : extra);
+	return vs_size_timeout_ms(c->timeout_ms, size);
 }
 
 /* A Redis failure @r: connection-level ones drop the connection and keep

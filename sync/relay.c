@@ -103,8 +103,6 @@
 #define RELAY_INLINE_MAX 1024
 /* files from this size on carry a delta against their previous version */
 #define RELAY_DELTA_MIN (64 * 1024)
-/* the slowest blob transfer a deadline allows for, bytes per second */
-#define RELAY_MIN_RATE (4 * 1024 * 1024)
 
 /*
  * KEYS: events, manifest, cursor.
@@ -772,8 +770,7 @@ static int blob_publish(struct relay *rl, const char *id,
 	if (r != 0)
 		return r < 0 ? r : 0;
 	tmo = vs_pg_get_timeout(rl->pg);
-	vs_pg_set_timeout(rl->pg,
-			  tmo + (int)(c->state.size / (RELAY_MIN_RATE / 1000)));
+	vs_pg_set_timeout(rl->pg, vs_size_timeout_ms(tmo, c->state.size));
 	r = vs_pg_blob_fetch(rl->pg, id, c->state.hash, &buf, &len);
 	vs_pg_set_timeout(rl->pg, tmo);
 	if (r == -ENOENT) {
@@ -794,8 +791,7 @@ static int blob_publish(struct relay *rl, const char *id,
 		goto out;
 	}
 	vs_redis_set_timeout(rl->redis,
-			     rl->cfg->timeout_ms +
-				 (int)(len / (RELAY_MIN_RATE / 1000)));
+			     vs_size_timeout_ms(rl->cfg->timeout_ms, len));
 	r = vs_redis_blob_put(rl->redis, id, c->state.hash, buf, len,
 			      rl->cfg->blob_ttl_s);
 	vs_redis_set_timeout(rl->redis, rl->cfg->timeout_ms);
@@ -818,7 +814,7 @@ static int delta_fetch(struct relay *rl, const char *id, const char *hash,
 	char got[VS_HASH_HEX_LEN + 1];
 	int r, tmo = vs_pg_get_timeout(rl->pg);
 
-	vs_pg_set_timeout(rl->pg, tmo + (int)(size / (RELAY_MIN_RATE / 1000)));
+	vs_pg_set_timeout(rl->pg, vs_size_timeout_ms(tmo, size));
 	r = vs_pg_blob_fetch(rl->pg, id, hash, buf, len);
 	vs_pg_set_timeout(rl->pg, tmo);
 	if (r < 0)

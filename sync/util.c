@@ -8,6 +8,7 @@
 #include "vsync/util.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,6 +307,16 @@ uint64_t vs_jitter_rand(uint64_t *state)
 	x ^= x >> 27;
 	*state = x;
 	return x * 0x2545f4914f6cdd1dULL;
+}
+
+int vs_size_timeout_ms(int base_ms, uint64_t bytes)
+{
+	uint64_t ms = bytes / VS_MIN_RATE * 1000 +
+		      bytes % VS_MIN_RATE * 1000 / VS_MIN_RATE;
+
+	if (base_ms < 0)
+		base_ms = 0;
+	return ms > (uint64_t)(INT_MAX - base_ms) ? INT_MAX : base_ms + (int)ms;
 }
 
 int vs_backoff_jitter(int bound_ms, uint64_t rnd)

@@ -243,13 +243,10 @@ static int wb_read_object(struct vs_writeback *wb, const char *hash,
 	return r;
 }
 
-/* Deadline for a call that carries @len bytes: the configured one plus
- * 100 ms per MiB. */
+/* Deadline for a call that carries @len bytes (vs_size_timeout_ms). */
 static void wb_timeout_for(struct vs_writeback *wb, size_t len)
 {
-	int64_t t = wb->timeout_ms + (int64_t)(len >> 20) * 100;
-
-	vs_pg_set_timeout(wb->pg, t > 600000 ? 600000 : (int)t);
+	vs_pg_set_timeout(wb->pg, vs_size_timeout_ms(wb->timeout_ms, len));
 }
 
 static void fmt_int(char *buf, size_t size, int64_t v, bool null_if_neg,

@@ -127,6 +127,18 @@ int vs_backoff_next(struct vs_backoff *b);
  * (@bound_ms / 2 + 1), so in [bound/2, bound]. */
 int vs_backoff_jitter(int bound_ms, uint64_t rnd);
 
+/*
+ * Deadlines of calls that move content: a call that moves @bytes gets
+ * @base_ms plus the time the bytes take at VS_MIN_RATE, so a big file is
+ * not cut off on a slow or busy server while a stalled one still is.
+ * VS_MIN_RATE is the slowest transfer counted as healthy: 1 MiB/s (a
+ * 300 MiB import ran at 3.5 MB/s on a loaded 2-core VM).
+ */
+#define VS_MIN_RATE (1024 * 1024)
+
+/* @base_ms + @bytes at VS_MIN_RATE, in ms, at most INT_MAX. */
+int vs_size_timeout_ms(int base_ms, uint64_t bytes);
+
 /* The next number of the xorshift64* generator at *@state (never 0). For
  * jitter only. */
 uint64_t vs_jitter_rand(uint64_t *state);

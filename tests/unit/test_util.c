@@ -12,6 +12,8 @@
  *  - vs_backoff: every delay within [bound/2, bound] and never above
  *    max_ms, the bound doubling from min to max and staying there, reset;
  *    vs_backoff_jitter at its extremes; vs_jitter_rand never stuck at 0;
+ *  - vs_size_timeout_ms: the base alone for no bytes, one second per
+ *    VS_MIN_RATE bytes, a negative base as 0, INT_MAX at the top;
  *  - vs_write_in_full / vs_read_in_full / vs_pread_in_full on a pipe and
  *    a temp file; vs_read_fd_whole on a pipe (larger than the pipe buffer,
  *    from a writer thread) and a file (from the current offset, NUL
@@ -353,6 +355,24 @@ static void test_file_whole(void **state)
 	check_ret(-EBADF, vs_write_in_full(fd, "x", 1), "write closed fd");
 }
 
+/* ------------------------------------------------------------ deadlines */
+
+static void test_size_timeout(void **state)
+{
+	(void)state;
+	check_int(500, vs_size_timeout_ms(500, 0), "no bytes: the base");
+	check_int(1500, vs_size_timeout_ms(500, VS_MIN_RATE),
+		  "VS_MIN_RATE bytes: one second more");
+	check_int(300000 + 10000,
+		  vs_size_timeout_ms(10000, 300ULL * VS_MIN_RATE),
+		  "300 MiB at 1 MiB/s");
+	check_int(1000, vs_size_timeout_ms(-5, VS_MIN_RATE), "negative base");
+	check_int(INT_MAX, vs_size_timeout_ms(10000, UINT64_MAX),
+		  "capped at INT_MAX");
+	check_int(INT_MAX, vs_size_timeout_ms(INT_MAX, 1ULL << 40),
+		  "a base of INT_MAX stays there");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -363,6 +383,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_size),
 	    cmocka_unit_test(test_backoff_bounds),
 	    cmocka_unit_test(test_backoff_jitter),
+	    cmocka_unit_test(test_size_timeout),
 	    cmocka_unit_test(test_pipe_whole),
 	    cmocka_unit_test(test_file_whole),
 	};
