@@ -55,16 +55,7 @@ CACHE=$W/cache
 READY=$W/ready
 DEV_OUT=$W/dev.out
 
-vs_on_exit dump_logs_on_failure
-dump_logs_on_failure() {
-	local f
-	((VS_FAILED > 0)) || return 0
-	for f in "$VS_LOG_DIR"/*.log; do
-		[[ -f "$f" ]] || continue
-		echo "# ---- last lines of ${f##*/}"
-		tail -n 20 "$f" | sed 's/^/#   /'
-	done
-}
+vs_logs_on_failure "$VS_LOG_DIR/*.log"
 
 ctl() {
 	timeout -k 5 60 "$CTL_BIN" --pg "$VSYNC_PG_URL" -q "$@"

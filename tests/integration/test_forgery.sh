@@ -43,16 +43,7 @@ mkdir -p "$VS_LOG_DIR" "$W/tree/src" "$W/m1" "$W/m2" "$W/c1" "$W/c2"
 PSQL=$VS_PG_BIN/psql
 P=forgery
 
-vs_on_exit dump_logs_on_failure
-dump_logs_on_failure() {
-	local f
-	((VS_FAILED > 0)) || return 0
-	for f in "$VS_LOG_DIR"/*.log; do
-		[[ -f "$f" ]] || continue
-		echo "# ---- last lines of ${f##*/}"
-		tail -n 15 "$f" | sed 's/^/#   /'
-	done
-}
+vs_logs_on_failure "$VS_LOG_DIR/*.log"
 
 ctl() { timeout -k 5 60 "$CTL_BIN" --pg "$VSYNC_PG_URL" -q "$@"; }
 sql() { timeout -k 2 30 "$PSQL" -X -At -q -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" -c "$1"; }

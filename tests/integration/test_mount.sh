@@ -57,16 +57,7 @@ MNT=$W/mnt
 NEVER=late/never-read.txt
 PROJECT=proj
 
-vs_on_exit dump_logs_on_failure
-dump_logs_on_failure() {
-	local f
-	((VS_FAILED > 0)) || return 0
-	for f in "$VS_LOG_DIR"/mount.*.log; do
-		[[ -f "$f" ]] || continue
-		echo "# ---- last lines of ${f##*/}"
-		tail -n 15 "$f" | sed 's/^/#   /'
-	done
-}
+vs_logs_on_failure "$VS_LOG_DIR/mount.*.log"
 
 ctl() {
 	timeout -k 5 120 "$CTL_BIN" --pg "$VSYNC_PG_URL" "$@"

@@ -64,16 +64,7 @@ VS_LOG_DIR=$W/logs
 mkdir -p "$VS_LOG_DIR" "$W/tree/src" "$W/ca" "$W/cb" "$W/ma" "$W/mb"
 export VS_LOG_DIR
 
-vs_on_exit dump_logs_on_failure
-dump_logs_on_failure() {
-	local f
-	((VS_FAILED > 0)) || return 0
-	for f in "$VS_LOG_DIR"/mount.*.log "$VS_LOG_DIR"/relay.*.log; do
-		[[ -f "$f" ]] || continue
-		echo "# ---- last lines of ${f##*/}"
-		tail -n 20 "$f" | sed 's/^/#   /'
-	done
-}
+vs_logs_on_failure "$VS_LOG_DIR/mount.*.log" "$VS_LOG_DIR/relay.*.log"
 
 ctl() { timeout -k 5 60 "$CTL_BIN" --pg "$VSYNC_PG_URL" -q "$@"; }
 sql() {

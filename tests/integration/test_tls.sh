@@ -71,16 +71,7 @@ mkdir -p "$VS_LOG_DIR" "$W/bin" "$W/tree/src" "$W/tmp"
 MNT=$W/mnt
 mkdir -p "$MNT"
 
-vs_on_exit dump_logs_on_failure
-dump_logs_on_failure() {
-	local f
-	((VS_FAILED > 0)) || return 0
-	for f in "$VS_LOG_DIR"/*.log "$VS_SERVERS_DIR"/*.log; do
-		[[ -f "$f" ]] || continue
-		echo "# ---- last lines of ${f##*/}"
-		tail -n 15 "$f" | sed 's/^/#   /'
-	done
-}
+vs_logs_on_failure "$VS_LOG_DIR/*.log" "$VS_SERVERS_DIR/*.log"
 
 T=$W/tls
 if ! vs_tls_ca "$T" || ! vs_tls_cert "$T" server || ! vs_tls_ca "$T/wrong"; then

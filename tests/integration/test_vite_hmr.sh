@@ -60,16 +60,7 @@ P=example
 VITE_LOG=$VS_LOG_DIR/vite.log
 mkdir -p "$MNT" "$CACHE"
 
-vs_on_exit dump_logs_on_failure
-dump_logs_on_failure() {
-	local f
-	((VS_FAILED > 0)) || return 0
-	for f in "$VS_LOG_DIR"/agent.log "$VS_LOG_DIR"/relay.*.log "$VITE_LOG" "$VS_LOG_DIR"/npm.log; do
-		[[ -f "$f" ]] || continue
-		echo "# ---- last lines of ${f##*/}"
-		tail -n 15 "$f" | sed 's/^/#   /'
-	done
-}
+vs_logs_on_failure "$VS_LOG_DIR/agent.log" "$VS_LOG_DIR/relay.*.log" "$VITE_LOG" "$VS_LOG_DIR/npm.log"
 
 ctl() {
 	timeout -k 5 60 "$CTL_BIN" --pg "$VSYNC_PG_URL" -q "$@"

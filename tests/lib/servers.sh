@@ -166,6 +166,25 @@ vs_on_exit() {
 	VS_EXIT_CMDS+=("$cmd")
 }
 
+# vs_logs_on_failure PATTERN...: at exit, when a check has failed, print
+# the last 20 lines of every file matching a PATTERN (a glob, expanded at
+# exit, so that logs made later count: quote it), for the CI log.
+vs_logs_on_failure() {
+	vs_on_exit vs__dump_logs "$@"
+}
+
+vs__dump_logs() {
+	local pat f
+	((VS_FAILED > 0)) || return 0
+	for pat in "$@"; do
+		while IFS= read -r f; do
+			[[ -f "$f" ]] || continue
+			echo "# ---- last lines of ${f##*/}"
+			tail -n 20 "$f" | sed 's/^/#   /'
+		done < <(compgen -G "$pat")
+	done
+}
+
 vs_deadline() {
 	local secs=$1 me=$$
 	(
