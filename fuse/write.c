@@ -67,6 +67,7 @@
 #include "vsync/hash.h"
 #include "vsync/journal.h"
 #include "vsync/log.h"
+#include "vsync/metrics.h"
 #include "vsync/util.h"
 #include "vsync/writeback.h"
 #include "vsync/banned.h"
@@ -454,13 +455,95 @@ static int snapshot(struct vs_fs *fs, struct vs_inode *in, bool force,
 	return r;
 }
 
+/*
+ * A full disk. A write that failed (ENOSPC, EFBIG, EIO ...) left the
+ * working copy of @in with bytes the writer did not mean (wfailed), and
+ * the writer was told. Once the writer is done with the file (its last
+ * close), unless it rewrote it whole since (O_TRUNC, truncate(2) to 0),
+ * the file goes back to its last saved version: the working copy is
+ * dropped (which frees its space), the content of @in->hash is opened
+ * again (from the cache, else the backends) and the kernel's pages and
+ * attributes are invalidated. Nothing is journaled, so a half-written
+ * file never reaches PostgreSQL, and the file is clean again: remote
+ * edits of it apply as to any other (a remote version that came while
+ * it was diverged is not fetched again: the next one applies). A file
+ * never saved (made here, its first write failed) has no version to go
+ * back to: it stays as it is, not saved, until rewritten whole
+ * (-ECANCELED). If the saved version cannot be had now (backend down),
+ * the file stays diverged until its next save point. fd_lock exclusive;
+ * *@inval: the kernel's caches of @in must be dropped (after the lock).
+ */
+static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval)
+{
+	char path[VS_PATH_MAX + 1];
+	struct stat st;
+	int r, fd = in->fd, wfd = -1;
+
+	if (!in->wfailed)
+		return 0;
+	if (!in->hash[0])
+		return -ECANCELED;
+	if (path_of(fs, in, path, sizeof(path)) < 0)
+		snprintf(path, sizeof(path), "(ino %llu)",
+			 (unsigned long long)in->ino);
+	if (fd < 0) {
+		r = vs_content_open(fs->cfg.content, in->hash, in->size, path,
+				    &fd);
+		if (r < 0)
+			return r;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		if (fd != in->fd)
+			close(fd);
+		return r;
+	}
+	in->fd = fd;
+	wfd = in->wfd;
+	in->wfd = -1;
+	in->wfrozen = false;
+	in->wmem = false;
+	in->jgen = in->wgen; /* nothing to save */
+	in->wfailed = false;
+	pthread_mutex_lock(&fs->table.lock);
+	in->size = (uint64_t)st.st_size;
+	in->mtime_ns = now_ns();
+	pthread_mutex_unlock(&fs->table.lock);
+	if (wfd >= 0)
+		close(wfd);
+	*inval = true;
+	vs_metrics_writeback(VS_WB_REVERTED);
+	vs_warn("'%s': a write to it failed; its changes are dropped and it "
+		"is back to its last saved version",
+		path);
+	return 0;
+}
+
 int fsw_flush(struct vs_fs *fs, struct vs_inode *in)
 {
 	uint64_t lseq;
+	bool inval = false;
 	int r = snapshot(fs, in, false, &lseq);
 
-	/* a failed write (not saved) was reported by write(2): close()
-	 * does not report it again */
+	if (r == -ECANCELED) {
+		pthread_rwlock_wrlock(&in->fd_lock);
+		r = revert_locked(fs, in, &inval);
+		pthread_rwlock_unlock(&in->fd_lock);
+		if (r < 0 && r != -ECANCELED)
+			vs_warn(
+			    "cannot put inode %llu back to its saved "
+			    "version: %s; tried again at its next save point",
+			    (unsigned long long)in->ino, strerror(-r));
+	}
+	if (inval && fs->se) {
+		int e = fuse_lowlevel_notify_inval_inode(fs->se, in->ino, 0, 0);
+
+		if (e < 0 && e != -ENOENT)
+			vs_warn("cannot invalidate inode %llu: %s",
+				(unsigned long long)in->ino, strerror(-e));
+	}
+	/* a failed write was reported by write(2): close() does not report
+	 * it again */
 	return r == -ECANCELED ? 0 : r;
 }
 

@@ -76,7 +76,7 @@ static const char *const source_names[VS_SRC_COUNT] = {
 static const char *const outcome_names[VS_WB_OUTCOME_COUNT] = {
     [VS_WB_COMMITTED] = "committed", [VS_WB_MERGED] = "merged",
     [VS_WB_CONFLICT] = "conflict",   [VS_WB_REFUSED] = "refused",
-    [VS_WB_COALESCED] = "coalesced",
+    [VS_WB_COALESCED] = "coalesced", [VS_WB_REVERTED] = "reverted",
 };
 
 static const char *const backend_names[VS_BACKEND_COUNT] = {

@@ -55,6 +55,8 @@ enum vs_wb_outcome {
 	VS_WB_CONFLICT = 2,  /* committed over a concurrent edit (recorded) */
 	VS_WB_REFUSED = 3,   /* refused for good by PostgreSQL (logged) */
 	VS_WB_COALESCED = 4, /* a save superseded by a newer one of a burst */
+	VS_WB_REVERTED = 5,  /* a failed write's file put back to its saved
+				version, never journaled (write.c) */
 	VS_WB_OUTCOME_COUNT
 };
 /* A journal entry ended with @outcome. */

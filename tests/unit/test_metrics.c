@@ -302,6 +302,7 @@ static void test_counters_and_gauges(void **state)
 	vs_metrics_writeback(VS_WB_COMMITTED);
 	vs_metrics_writeback(VS_WB_CONFLICT);
 	vs_metrics_writeback(VS_WB_COALESCED);
+	vs_metrics_writeback(VS_WB_REVERTED);
 	vs_metrics_writeback(VS_WB_OUTCOME_COUNT); /* ignored */
 	vs_metrics_journal_pending(7);
 	vs_metrics_journal_pending(3);
@@ -323,6 +324,8 @@ static void test_counters_and_gauges(void **state)
 		       "1");
 	check_labelled(out, "vsync_writeback_total", "outcome", "merged", "0");
 	check_labelled(out, "vsync_writeback_total", "outcome", "refused", "0");
+	check_labelled(out, "vsync_writeback_total", "outcome", "reverted",
+		       "1");
 	check_sample(out, "vsync_journal_pending", "3");
 	free(out);
 }

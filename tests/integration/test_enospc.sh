@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+#
+# test_enospc.sh - a mount recovers from a full cache volume (issue 14).
+#
+# Covers: a --writable mount whose cache dir is on a small tmpfs of its
+# own. The volume is filled by a file outside vsync; then, on the mount,
+# a synced file is rewritten (open with O_TRUNC, then write: the write
+# fails with ENOSPC, as on a full disk). Once its writer has closed it,
+# even before space returns, the file is back to PostgreSQL's version
+# (the write failed and was reported: nothing half written is saved or
+# left on the mount), vsync_writeback_total{outcome="reverted"} counts it
+# and vsync_files_diverged is 0. Once the filler is removed (space
+# returns), within the deadline:
+#   - a file written whole is saved;
+#   - a remote edit of the rewritten file (vsyncctl put) is applied on the
+#     mount, as for any clean file;
+#   - the mount equals PostgreSQL (vs_mount_equals_pg).
+#
+# Needs /dev/fuse (else exit 77), mount(2) of a tmpfs (else exit 77),
+# PostgreSQL (started here).
+set -u
+
+# shellcheck source=tests/lib/servers.sh
+. "$(dirname "$0")/../lib/servers.sh"
+
+vs_need_fuse
+CTL=$VSYNC_BUILD_DIR/agent/vsyncctl
+vs_deadline 240
+
+VOL=$(mktemp -d "${TMPDIR:-/tmp}/vsync-enospc.XXXXXX")
+if ! mount -t tmpfs -o size=24m,mode=0700 vsync-enospc "$VOL" 2>/dev/null; then
+	rmdir "$VOL"
+	echo "SKIP: cannot mount a tmpfs for the cache volume (needs root and CAP_SYS_ADMIN)"
+	exit 77
+fi
+vs_on_exit sh -c 'umount -l "$1" 2>/dev/null; rmdir "$1"' _ "$VOL"
+
+vs_pg_fixture || exit 1
+
+SRC=$W/src
+mkdir -p "$SRC/src"
+printf 'original A\n' >"$SRC/src/a.txt"
+printf 'original B\n' >"$SRC/src/b.txt"
+vs_check "init and import" sh -c '"$1" -q init && "$1" -q import full "$2"' _ "$CTL" "$SRC"
+ctl() { timeout -k 5 60 "$CTL" -q "$@"; }
+
+CACHE=$VOL/cache
+MNT=$W/mnt
+PORT=$(vs_free_port)
+mkdir -p "$MNT"
+vs_mount full "$MNT" --cache-dir "$CACHE" --writable --cache-max 16M \
+	--control "127.0.0.1:$PORT" --log-file "$W/mount.log" || exit 1
+vs_logs_on_failure "$W/mount.log"
+
+metric() { curl -s --max-time 2 "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+# poll_check DESC SECONDS CMD...: CMD succeeds within SECONDS
+poll_check() {
+	local desc=$1 secs=$2
+	shift 2
+	if vs_poll "$secs" "$@"; then
+		vs_pass "$desc"
+	else
+		vs_fail "$desc: expected within $secs s, saw not (a.txt: '$(head -c 40 "$MNT/src/a.txt" | tr -c '[:print:]' '?')', diverged: '$(metric vsync_files_diverged)')"
+	fi
+}
+diverged_is() { [[ "$(metric vsync_files_diverged)" == "$1" ]]; }
+reads() { [[ "$(cat "$MNT/$1" 2>/dev/null)" == "$2" ]]; }
+
+vs_check_eq "a.txt reads PostgreSQL's bytes" "original A" "$(cat "$MNT/src/a.txt")"
+
+# ---------------------------------------------------------------- full
+# fill the volume: what is left for vsync is what a filler cannot take
+dd if=/dev/zero of="$VOL/filler" bs=64k status=none 2>/dev/null
+vs_check "the cache volume is full" sh -c '! dd if=/dev/zero of="$1/filler2" bs=4k count=1 status=none 2>/dev/null' _ "$VOL"
+rm -f "$VOL/filler2"
+
+# an editor's non-atomic save: O_TRUNC, then a write bigger than what is
+# left (64 KiB; memory working copies are not used on a nearly full disk)
+rewrite() { head -c 65536 /dev/urandom | dd of="$MNT/src/a.txt" bs=64k conv=fsync status=none; }
+if rewrite 2>"$W/rewrite.err"; then
+	vs_fail "a write on a full cache volume: expected ENOSPC, saw success"
+else
+	vs_check "a write on a full cache volume fails with ENOSPC" grep -q 'No space left on device' "$W/rewrite.err"
+fi
+poll_check "a.txt is back to PostgreSQL's version once its writer closed it" 30 reads src/a.txt "original A"
+vs_check_eq "a.txt's size is PostgreSQL's again" 11 "$(stat -c %s "$MNT/src/a.txt")"
+poll_check "vsync_files_diverged is 0 again" 30 diverged_is 0
+vs_check_eq "vsync_writeback_total{outcome=\"reverted\"} counts it" 1 \
+	"$(metric 'vsync_writeback_total{outcome="reverted"}')"
+
+# ---------------------------------------------------------------- space returns
+rm -f "$VOL/filler"
+
+vs_check "a file written whole after space returned is saved (fsync)" \
+	sh -c 'printf "written after\n" | dd of="$1" conv=fsync status=none' _ "$MNT/src/b.txt"
+vs_check_eq "PostgreSQL has b.txt's new bytes" "written after" "$(ctl cat full src/b.txt)"
+
+printf 'remote edit\n' >"$W/remote.txt"
+vs_check "a remote edit of a.txt is committed" ctl put full src/a.txt "$W/remote.txt"
+poll_check "the remote edit of a.txt is applied on the mount" 30 reads src/a.txt "remote edit"
+
+vs_check "the mount equals PostgreSQL after the recovery" vs_mount_equals_pg full "$MNT"
+vs_umount "$MNT"
+vs_summary
