@@ -180,6 +180,7 @@ static int load_manifest_redis(const struct vs_mount_opts *o,
 			       struct vs_manifest *m, char id[VS_UUID_BUFSZ])
 {
 	struct vs_redis *rd = NULL;
+	const char *what = "one signature per entry";
 	int r;
 
 	if (!o->redis)
@@ -190,13 +191,17 @@ static int load_manifest_redis(const struct vs_mount_opts *o,
 	else if (r == 0 && vs_redis_name_get(rd, o->project, verify, id) < 0 &&
 		 vs_cache_project_resolve(cache, o->project, id) < 0)
 		r = -ENOENT;
-	if (r == 0)
+	/* the tree snapshot (one value, one signature), else the
+	 * manifest hash (a signature per entry) */
+	if (r == 0 && vs_redis_tree_load(rd, id, verify, m, NULL, NULL) == 0)
+		what = "the tree: one signature";
+	else if (r == 0)
 		r = vs_redis_manifest_load(rd, id, verify, m);
 	vs_redis_free(rd);
 	if (r == 0)
 		vs_info("project '%s' (%s): %zu entries at change %lld from "
-			"Redis",
-			o->project, id, m->n, (long long)m->seq);
+			"Redis (%s)",
+			o->project, id, m->n, (long long)m->seq, what);
 	return r;
 }
 

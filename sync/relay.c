@@ -91,6 +91,7 @@
 #include "vsync/redis.h"
 #include "vsync/util.h"
 #include "vsync/sign.h"
+#include "vsync/tree.h"
 #include "vsync/banned.h"
 
 #define RELAY_CHANNEL	     "file_changes"
@@ -437,6 +438,15 @@ struct relay {
 		uint64_t name_hash;
 	} * names;
 	size_t names_used, names_size; /* size: 0 or a power of two */
+	/* tree:{id} of each project seen (tree_note), rebuilt behind the
+	 * changes (relay_trees) */
+	struct relay_tree {
+		char id[VS_UUID_BUFSZ];
+		int64_t built;	 /* seq of the tree in Redis; -1 unknown */
+		int64_t want;	 /* the cursor: build at this seq */
+		int64_t last_ms; /* when this relay last built it */
+	} * trees;
+	size_t ntrees, trees_alloc;
 };
 
 static bool relay_stopping(const struct relay *rl)
@@ -488,14 +498,23 @@ static void names_forget(struct relay *rl)
 	rl->names_used = 0;
 }
 
+/* Forget which trees are in Redis, for the same reason. */
+static void trees_forget(struct relay *rl)
+{
+	for (size_t i = 0; i < rl->ntrees; i++)
+		rl->trees[i].built = -1;
+}
+
 static void relay_backend_up(struct relay *rl, bool redis)
 {
 	bool *down = redis ? &rl->redis_down : &rl->pg_down;
 
 	if (*down)
 		vs_info("%s back", redis ? "redis" : "postgres");
-	if (*down && redis)
+	if (*down && redis) {
 		names_forget(rl);
+		trees_forget(rl);
+	}
 	*down = false;
 }
 
@@ -1297,6 +1316,144 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 /* ---- one project -----------------------------------------------------------
  */
 
+/* ---- tree snapshots ------------------------------------------------------ */
+
+/*
+ * tree:{id} (tree.h) holds the project's whole manifest at one seq,
+ * signed once, so a cold mount checks one signature instead of one per
+ * entry. It is rebuilt behind the changes: once a project's cursor moved,
+ * at most once per RELAY_TREE_MIN_MS (a burst of edits costs one rebuild,
+ * and mounts catch up from the stream meanwhile), from PostgreSQL's tree
+ * at exactly the cursor (vsync_manifest_at), so it agrees with the
+ * stream. With --once, at the end of the run.
+ */
+#define RELAY_TREE_MIN_MS 1000
+
+/* Note that project @id's stream is at @cursor. Best effort: out of
+ * memory, its tree is only not rebuilt. */
+static void tree_note(struct relay *rl, const char *id, int64_t cursor)
+{
+	struct relay_tree *t = NULL;
+
+	for (size_t i = 0; i < rl->ntrees && !t; i++)
+		if (!strcmp(rl->trees[i].id, id))
+			t = &rl->trees[i];
+	if (!t) {
+		if (rl->ntrees == rl->trees_alloc) {
+			size_t na = rl->trees_alloc ? 2 * rl->trees_alloc : 64;
+			struct relay_tree *g =
+			    realloc(rl->trees, na * sizeof(*g));
+
+			if (!g)
+				return;
+			rl->trees = g;
+			rl->trees_alloc = na;
+		}
+		t = &rl->trees[rl->ntrees++];
+		snprintf(t->id, sizeof(t->id), "%s", id);
+		t->built = -1;
+		t->want = 0;
+		t->last_ms = 0;
+	}
+	if (cursor > t->want)
+		t->want = cursor;
+}
+
+/* The seq of the tree in Redis (0 if none) into t->built. */
+static int tree_built(struct relay *rl, struct relay_tree *t)
+{
+	char key[VS_REDIS_KEY_MAX];
+	const char *argv[] = {"GETRANGE", key, "0", "40"};
+	redisReply *rep = NULL;
+	int64_t seq = 0;
+	int r;
+
+	vs_redis_key_tree(key, t->id);
+	r = vs_redis_command(rl->redis, &rep, 4, argv, NULL);
+	if (r < 0)
+		return redis_failed(rl, r, "read tree");
+	if (rep->type == REDIS_REPLY_STRING && rep->len > 13 &&
+	    !memcmp(rep->str, "vsync-tree 1 ", 13))
+		seq = strtoll(rep->str + 13, NULL, 10);
+	freeReplyObject(rep);
+	t->built = seq;
+	return 0;
+}
+
+/* Build and store the tree of @t at t->want. 0 or -errno (logged). */
+static int tree_build(struct relay *rl, struct relay_tree *t)
+{
+	struct vs_manifest m;
+	uint8_t *val = NULL;
+	size_t len = 0;
+	int r;
+
+	vs_manifest_init(&m);
+	r = vs_pg_manifest_load_at(rl->pg, t->id, t->want, &m);
+	if (r < 0) {
+		vs_manifest_release(&m);
+		return pg_failed(rl, r, "read tree");
+	}
+	snprintf(m.project_id, sizeof(m.project_id), "%s", t->id);
+	m.seq = t->want;
+	r = vs_tree_encode(&val, &len, t->id, &m, NULL, 0, rl->cfg->sign_key);
+	if (r < 0) {
+		vs_error("project %s: cannot encode its tree at %" PRId64
+			 ": %s",
+			 t->id, t->want, strerror(-r));
+	} else {
+		r = vs_redis_tree_put(rl->redis, t->id, t->want, val, len);
+		if (r < 0)
+			r = redis_failed(rl, r, "write tree");
+		else
+			vs_debug("project %s: tree at %" PRId64
+				 " (%zu entries, %zu bytes)%s",
+				 t->id, t->want, m.n, len,
+				 r ? "" : ": a newer one was there");
+	}
+	if (r >= 0) {
+		t->built = t->want;
+		t->last_ms = vs_mono_ms();
+		r = 0;
+	}
+	free(val);
+	vs_manifest_release(&m);
+	return r;
+}
+
+/*
+ * Rebuild the trees that are behind their cursor and due (all of them
+ * with @all). *next_ms: when the next one is due (INT64_MAX if none).
+ * 0 or the first backend failure (a failed encoding is only logged).
+ */
+static int relay_trees(struct relay *rl, bool all, int64_t *next_ms)
+{
+	int r = 0;
+
+	*next_ms = INT64_MAX;
+	for (size_t i = 0; i < rl->ntrees && r == 0; i++) {
+		struct relay_tree *t = &rl->trees[i];
+		int64_t due;
+
+		if (relay_stopping(rl))
+			break;
+		if (t->built < 0 && (r = tree_built(rl, t)) < 0)
+			break;
+		if (t->built >= t->want)
+			continue;
+		due = t->last_ms + RELAY_TREE_MIN_MS;
+		if (!all && vs_mono_ms() < due) {
+			if (due < *next_ms)
+				*next_ms = due;
+			continue;
+		}
+		r = tree_build(rl, t);
+		if (r < 0 && !conn_error(r) && r != -EIO)
+			r = 0; /* this project's tree only: logged */
+	}
+	return r;
+}
+
 /*
  * Publish the changes of project @id after its cursor up to @change_seq
  * (the project's last committed change when we looked). 0, or -errno.
@@ -1397,6 +1554,7 @@ static int relay_project(struct relay *rl, const char *id, int64_t change_seq,
 		feed = rows = NULL;
 	}
 	r = 0;
+	tree_note(rl, id, cursor);
 out:
 	PQclear(feed);
 	PQclear(rows);
@@ -1611,6 +1769,7 @@ static void relay_release(struct relay *rl)
 	free(rl->json);
 	free(rl->inl);
 	free(rl->names);
+	free(rl->trees);
 	free(rl->buf);
 	free(rl->vals);
 	free(rl->argv);
@@ -1647,7 +1806,7 @@ static int relay_connect(struct relay *rl)
 int vs_relay_run(const struct vs_relay_config *cfg)
 {
 	struct relay rl;
-	int64_t now;
+	int64_t now, tree_ms = INT64_MAX;
 	int r;
 
 	r = relay_init(&rl, cfg);
@@ -1672,6 +1831,8 @@ int vs_relay_run(const struct vs_relay_config *cfg)
 		}
 		if (r == 0)
 			r = relay_scan_pending(&rl);
+		if (r == 0)
+			r = relay_trees(&rl, cfg->once, &tree_ms);
 		if (r == 0 && cfg->once)
 			break;
 		if (r < 0) {
@@ -1681,6 +1842,7 @@ int vs_relay_run(const struct vs_relay_config *cfg)
 				/* start over on fresh connections */
 				vs_redis_disconnect(rl.redis);
 				names_forget(&rl);
+				trees_forget(&rl);
 				listen_drop(&rl);
 			}
 			relay_wait(&rl, -1, vs_backoff_next(&rl.backoff));
@@ -1689,7 +1851,10 @@ int vs_relay_run(const struct vs_relay_config *cfg)
 		vs_backoff_reset(&rl.backoff);
 		if (rl.npending == 0 && !rl.full_scan)
 			relay_wait(&rl, rl.listen ? PQsocket(rl.listen) : -1,
-				   rl.next_poll_ms - vs_mono_ms());
+				   (tree_ms < rl.next_poll_ms
+					? tree_ms
+					: rl.next_poll_ms) -
+				       vs_mono_ms());
 	}
 	r = 0;
 out:
