@@ -905,6 +905,11 @@ void vs_redis_key_tree(char *out, const char *id)
 	snprintf(out, VS_REDIS_KEY_MAX, "tree:{%s}", id);
 }
 
+void vs_redis_key_bundle(char *out, const char *id, const char *bundle)
+{
+	snprintf(out, VS_REDIS_KEY_MAX, "bundle:{%s}:%.64s", id, bundle);
+}
+
 int vs_redis_tree_load(struct vs_redis *r, const char *id,
 		       const struct vs_sign_key *verify, struct vs_manifest *m,
 		       char **index, size_t *index_len)

@@ -177,3 +177,110 @@ int vs_tree_decode(struct vs_manifest *m, char **index, size_t *index_len,
 	free(body);
 	return r;
 }
+
+/* ---- bundles ------------------------------------------------------------ */
+
+int vs_bundle_index_line(char *out, const struct vs_bundle_ref *b)
+{
+	return snprintf(out, VS_BUNDLE_LINE_MAX,
+			"bundle %s %s %" PRIu32 " %" PRIu64 "\n", b->id, b->sha,
+			b->files, b->raw_len);
+}
+
+int vs_bundle_record(char *out, const char *hash, size_t len)
+{
+	return snprintf(out, VS_BUNDLE_REC_MAX, "%.64s %zu\n", hash, len);
+}
+
+int vs_bundle_index_parse(struct vs_bundle_ref **out, size_t *n,
+			  const char *text, size_t len)
+{
+	struct vs_bundle_ref *b = NULL;
+	const char *p = text, *end = text + len;
+	size_t cnt = 0, alloc = 0;
+
+	*out = NULL;
+	*n = 0;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		char line[VS_BUNDLE_LINE_MAX + 1], *f[5], *save = NULL;
+		uint64_t files = 0, raw = 0;
+		size_t l = nl ? (size_t)(nl - p) : 0;
+		int i;
+
+		if (!nl || l >= sizeof(line) || cnt >= VS_BUNDLE_MAX_COUNT)
+			goto bad;
+		memcpy(line, p, l);
+		line[l] = '\0';
+		p = nl + 1;
+		for (i = 0; i < 5; i++)
+			if (!(f[i] = strtok_r(i ? NULL : line, " ", &save)))
+				goto bad;
+		if (strtok_r(NULL, " ", &save) || strcmp(f[0], "bundle") ||
+		    !vs_hash_hex_valid(f[1]) || !vs_hash_hex_valid(f[2]) ||
+		    vs_parse_u64(&files, f[3], 10, 1, VS_BUNDLE_RAW_MAX) < 0 ||
+		    vs_parse_u64(&raw, f[4], 10, 1, VS_BUNDLE_RAW_MAX) < 0)
+			goto bad;
+		if (cnt == alloc) {
+			size_t na = alloc ? 2 * alloc : 16;
+			struct vs_bundle_ref *g = realloc(b, na * sizeof(*g));
+
+			if (!g) {
+				free(b);
+				return -ENOMEM;
+			}
+			b = g;
+			alloc = na;
+		}
+		memcpy(b[cnt].id, f[1], VS_HASH_HEX_LEN + 1);
+		memcpy(b[cnt].sha, f[2], VS_HASH_HEX_LEN + 1);
+		b[cnt].files = (uint32_t)files;
+		b[cnt].raw_len = raw;
+		cnt++;
+	}
+	*out = b;
+	*n = cnt;
+	return 0;
+bad:
+	free(b);
+	return -EBADMSG;
+}
+
+int vs_bundle_each(const uint8_t *raw, size_t len,
+		   int (*fn)(void *arg, const char *hash, const uint8_t *data,
+			     size_t n),
+		   void *arg)
+{
+	size_t pos = 0;
+
+	while (pos < len) {
+		char hash[VS_HASH_HEX_LEN + 1];
+		uint64_t n = 0;
+		const uint8_t *nl;
+		size_t hl = VS_HASH_HEX_LEN + 1;
+		int r;
+
+		/* "<64 hex> <len>\n" */
+		nl = memchr(raw + pos, '\n',
+			    len - pos < VS_BUNDLE_REC_MAX ? len - pos
+							  : VS_BUNDLE_REC_MAX);
+		if (!nl || (size_t)(nl - (raw + pos)) <= hl ||
+		    raw[pos + VS_HASH_HEX_LEN] != ' ')
+			return -EBADMSG;
+		memcpy(hash, raw + pos, VS_HASH_HEX_LEN);
+		hash[VS_HASH_HEX_LEN] = '\0';
+		if (!vs_hash_hex_valid(hash) ||
+		    vs_parse_u64_n(&n, (const char *)raw + pos + hl,
+				   (size_t)(nl - (raw + pos)) - hl, 10, 0,
+				   len) < 0)
+			return -EBADMSG;
+		pos = (size_t)(nl - raw) + 1;
+		if (n > len - pos)
+			return -EBADMSG;
+		r = fn(arg, hash, raw + pos, (size_t)n);
+		if (r)
+			return r;
+		pos += (size_t)n;
+	}
+	return 0;
+}

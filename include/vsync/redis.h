@@ -153,6 +153,8 @@ int vs_redis_manifest_load(struct vs_redis *r, const char *id,
  * kept, or -errno.
  */
 void vs_redis_key_tree(char *out, const char *id);
+/* bundle:{id}:<bundle id>, a bundle of small files (tree.h) */
+void vs_redis_key_bundle(char *out, const char *id, const char *bundle);
 int vs_redis_tree_load(struct vs_redis *r, const char *id,
 		       const struct vs_sign_key *verify, struct vs_manifest *m,
 		       char **index, size_t *index_len);

@@ -6,7 +6,9 @@
  * unsigned one decodes without a key and is refused with one; a wrong
  * key, another project's id, a changed byte of the body, a changed seq
  * in the header and a truncated value are refused; an empty index gives
- * no index.
+ * no index. Bundles: index lines round-trip and malformed ones are
+ * refused; records are walked in order (an empty file among them) and a
+ * record that runs past the end, or a bad hash, is refused.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -203,12 +205,99 @@ static void test_tampered(void **state)
 	vs_manifest_release(&m);
 }
 
+static void test_bundle_index(void **state)
+{
+	struct vs_bundle_ref b = {.files = 3, .raw_len = 1234}, *got = NULL;
+	char text[2 * VS_BUNDLE_LINE_MAX + 1];
+	size_t n = 0, len;
+
+	(void)state;
+	memcpy(b.id, HASH, sizeof(b.id));
+	memcpy(b.sha, HASH, sizeof(b.sha));
+	b.sha[0] = 'f';
+	len = (size_t)vs_bundle_index_line(text, &b);
+	b.files = 1;
+	len += (size_t)vs_bundle_index_line(text + len, &b);
+	CHK(vs_bundle_index_parse(&got, &n, text, len), 0, "parse two lines");
+	assert_int_equal(n, 2);
+	assert_string_equal(got[0].id, HASH);
+	assert_int_equal(got[0].sha[0], 'f');
+	assert_int_equal(got[0].files, 3);
+	assert_int_equal(got[1].files, 1);
+	assert_int_equal(got[1].raw_len, 1234);
+	free(got);
+	CHK(vs_bundle_index_parse(&got, &n, "", 0), 0, "parse an empty index");
+	assert_int_equal(n, 0);
+	CHK(vs_bundle_index_parse(&got, &n, text, len - 1), -EBADMSG,
+	    "parse a line without its newline");
+	text[7] = 'X'; /* the id */
+	CHK(vs_bundle_index_parse(&got, &n, text, len), -EBADMSG,
+	    "parse a line with a bad id");
+	CHK(vs_bundle_index_parse(&got, &n, "bundle x\n", 9), -EBADMSG,
+	    "parse a short line");
+}
+
+struct walk {
+	size_t n;
+	char hashes[3][VS_HASH_HEX_LEN + 1];
+	size_t lens[3];
+};
+
+static int walk_one(void *arg, const char *hash, const uint8_t *data, size_t n)
+{
+	struct walk *w = arg;
+
+	(void)data;
+	if (w->n == 3)
+		return -E2BIG;
+	memcpy(w->hashes[w->n], hash, VS_HASH_HEX_LEN + 1);
+	w->lens[w->n++] = n;
+	return 0;
+}
+
+static void test_bundle_records(void **state)
+{
+	uint8_t raw[512];
+	size_t len = 0;
+	struct walk w = {0};
+	char rec[VS_BUNDLE_REC_MAX];
+	int n;
+
+	(void)state;
+	n = vs_bundle_record(rec, HASH, 5);
+	memcpy(raw + len, rec, (size_t)n);
+	memcpy(raw + len + n, "hello", 5);
+	len += (size_t)n + 5;
+	n = vs_bundle_record(rec, HASH, 0); /* an empty file */
+	memcpy(raw + len, rec, (size_t)n);
+	len += (size_t)n;
+	n = vs_bundle_record(rec, HASH, 2);
+	memcpy(raw + len, rec, (size_t)n);
+	memcpy(raw + len + n, "hi", 2);
+	len += (size_t)n + 2;
+	CHK(vs_bundle_each(raw, len, walk_one, &w), 0, "walk three records");
+	assert_int_equal(w.n, 3);
+	assert_int_equal(w.lens[0], 5);
+	assert_int_equal(w.lens[1], 0);
+	assert_int_equal(w.lens[2], 2);
+	assert_string_equal(w.hashes[2], HASH);
+	w.n = 0;
+	CHK(vs_bundle_each(raw, len - 1, walk_one, &w), -EBADMSG,
+	    "walk records whose last runs past the end");
+	raw[3] = 'g'; /* not hex */
+	w.n = 0;
+	CHK(vs_bundle_each(raw, len, walk_one, &w), -EBADMSG,
+	    "walk a record with a bad hash");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_roundtrip),
 	    cmocka_unit_test(test_unsigned),
 	    cmocka_unit_test(test_tampered),
+	    cmocka_unit_test(test_bundle_index),
+	    cmocka_unit_test(test_bundle_records),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
