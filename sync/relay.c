@@ -64,6 +64,11 @@
  * project's id, signed like the rest ("vsync-name-v1", sign.h), so a
  * mount by name finds the id in Redis (docs/protocol.md, "Redis").
  *
+ * Trees and bundles: after a project's changes the relay rebuilds its
+ * tree:{id} (the whole manifest, signed once) and the bundles of its
+ * small files behind them, at most once a second and every 10 s
+ * respectively (relay_trees(), "tree snapshots" and "bundles" below).
+ *
  * Signals: the caller keeps the stop signals blocked; they are unblocked
  * only inside ppoll() (so a wait ends at once) and looked for with
  * sigpending() between changes, so a change is always finished.
@@ -1337,16 +1342,28 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 
 static uint64_t fnv1a(const char *s);
 
-/* Note that project @id's stream is at @cursor. Best effort: out of
- * memory, its tree is only not rebuilt. */
+/* Note that project @id's stream is at @cursor. rl->trees is kept sorted
+ * by id (a binary search per change; an insertion per new project). Best
+ * effort: out of memory, its tree is only not rebuilt. */
 static void tree_note(struct relay *rl, const char *id, int64_t cursor)
 {
-	struct relay_tree *t = NULL;
+	size_t lo = 0, hi = rl->ntrees;
+	struct relay_tree *t;
 
-	for (size_t i = 0; i < rl->ntrees && !t; i++)
-		if (!strcmp(rl->trees[i].id, id))
-			t = &rl->trees[i];
-	if (!t) {
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(rl->trees[mid].id, id);
+
+		if (c == 0) {
+			lo = hi = mid;
+			break;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == rl->ntrees || strcmp(rl->trees[lo].id, id)) {
 		if (rl->ntrees == rl->trees_alloc) {
 			size_t na = rl->trees_alloc ? 2 * rl->trees_alloc : 64;
 			struct relay_tree *g =
@@ -1357,15 +1374,15 @@ static void tree_note(struct relay *rl, const char *id, int64_t cursor)
 			rl->trees = g;
 			rl->trees_alloc = na;
 		}
-		t = &rl->trees[rl->ntrees++];
+		memmove(&rl->trees[lo + 1], &rl->trees[lo],
+			(rl->ntrees - lo) * sizeof(*rl->trees));
+		rl->ntrees++;
+		t = &rl->trees[lo];
+		memset(t, 0, sizeof(*t));
 		snprintf(t->id, sizeof(t->id), "%s", id);
 		t->built = -1;
-		t->want = 0;
-		t->last_ms = 0;
-		t->index = NULL;
-		t->index_len = 0;
-		t->bundles_ms = 0;
 	}
+	t = &rl->trees[lo];
 	if (cursor > t->want)
 		t->want = cursor;
 }
@@ -1828,8 +1845,12 @@ static int relay_trees(struct relay *rl, bool all, int64_t *next_ms)
 			continue;
 		}
 		r = tree_build(rl, t);
-		if (r < 0 && !conn_error(r) && r != -EIO)
-			r = 0; /* this project's tree only: logged */
+		if (r < 0 && !conn_error(r) && r != -EIO) {
+			/* this project's tree only (logged): not again
+			 * before its next change */
+			t->built = t->want;
+			r = 0;
+		}
 	}
 	return r;
 }
