@@ -569,17 +569,23 @@ static int bundle_store(void *arg, const char *hash, const uint8_t *data,
 	struct vs_content *c = ((void **)arg)[0];
 	size_t *stored = ((void **)arg)[1];
 
+	int r;
+
 	if (vs_cache_has(c->cache, hash))
 		return 0;
-	if (vs_cache_store(c->cache, hash, data, n) == 0) {
+	r = vs_cache_store(c->cache, hash, data, n);
+	if (r == 0) {
 		(*stored)++;
 		vs_metrics_fetch(VS_SRC_REDIS, n, 0);
-	} else {
-		/* its file is fetched on its own (cache.c logged why) */
-		vs_warn("bundle: content %.12s does not match its name: "
-			"skipped",
-			hash);
+	} else if (r == -EBADMSG) {
+		/* (the relay checks what it packs: never from a relay) */
+		vs_metrics_redis_unverified();
+		vs_error("refusing content %.12s of a bundle of project %s: "
+			 "its bytes do not match their name",
+			 hash, c->project_id);
 	}
+	/* else cache.c logged why; either way its file is fetched on its
+	 * own by the plan */
 	return 0;
 }
 
