@@ -66,17 +66,21 @@ static void *lazy_sym(enum lazy_lib lib, const char *name)
 	return p;
 }
 
+/* In the body of @name: its address in @lib, looked up once, as f. */
+#define LAZY_RESOLVE(lib, name, fn_t)                                          \
+	static fn_t fn;                                                        \
+	fn_t f = __atomic_load_n(&fn, __ATOMIC_ACQUIRE);                       \
+                                                                               \
+	if (!f) {                                                              \
+		f = (fn_t)lazy_sym(lib, #name);                                \
+		__atomic_store_n(&fn, f, __ATOMIC_RELEASE);                    \
+	}
+
 #define LAZY_FN(lib, ret, name, params, args)                                  \
 	ret name params                                                        \
 	{                                                                      \
 		typedef ret(*fn_t) params;                                     \
-		static fn_t fn;                                                \
-		fn_t f = __atomic_load_n(&fn, __ATOMIC_ACQUIRE);               \
-                                                                               \
-		if (!f) {                                                      \
-			f = (fn_t)lazy_sym(lib, #name);                        \
-			__atomic_store_n(&fn, f, __ATOMIC_RELEASE);            \
-		}                                                              \
+		LAZY_RESOLVE(lib, name, fn_t)                                  \
 		return f args;                                                 \
 	}
 
@@ -84,13 +88,7 @@ static void *lazy_sym(enum lazy_lib lib, const char *name)
 	void name params                                                       \
 	{                                                                      \
 		typedef void(*fn_t) params;                                    \
-		static fn_t fn;                                                \
-		fn_t f = __atomic_load_n(&fn, __ATOMIC_ACQUIRE);               \
-                                                                               \
-		if (!f) {                                                      \
-			f = (fn_t)lazy_sym(lib, #name);                        \
-			__atomic_store_n(&fn, f, __ATOMIC_RELEASE);            \
-		}                                                              \
+		LAZY_RESOLVE(lib, name, fn_t)                                  \
 		f args;                                                        \
 	}
 

@@ -910,23 +910,35 @@ void vs_redis_key_bundle(char *out, const char *id, const char *bundle)
 	snprintf(out, VS_REDIS_KEY_MAX, "bundle:{%s}:%.64s", id, bundle);
 }
 
+/* GET @key: 0 with a string reply in *rep (the caller frees it), -ENOENT
+ * when the key holds none, or the command's error. */
+static int get_string(struct vs_redis *r, const char *key, redisReply **rep)
+{
+	const char *argv[] = {"GET", key};
+	int e;
+
+	*rep = NULL;
+	e = vs_redis_command(r, rep, 2, argv, NULL);
+	if (e == 0 && (*rep)->type != REDIS_REPLY_STRING) {
+		reply_free(*rep);
+		*rep = NULL;
+		e = -ENOENT;
+	}
+	return e;
+}
+
 int vs_redis_tree_load(struct vs_redis *r, const char *id,
 		       const struct vs_sign_key *verify, struct vs_manifest *m,
 		       char **index, size_t *index_len)
 {
 	char key[VS_REDIS_KEY_MAX];
-	const char *argv[] = {"GET", key};
 	redisReply *rep = NULL;
 	int e;
 
 	vs_redis_key_tree(key, id);
-	e = vs_redis_command(r, &rep, 2, argv, NULL);
+	e = get_string(r, key, &rep);
 	if (e < 0)
 		return e;
-	if (rep->type != REDIS_REPLY_STRING) {
-		reply_free(rep);
-		return -ENOENT;
-	}
 	e = vs_tree_decode(m, index, index_len, id, rep->str, rep->len, verify);
 	reply_free(rep);
 	if (e == -EKEYREJECTED) {
@@ -976,18 +988,13 @@ int vs_redis_tree_put(struct vs_redis *r, const char *id, int64_t seq,
 int vs_redis_learned_get(struct vs_redis *r, const char *id, char **text)
 {
 	char key[VS_REDIS_KEY_MAX];
-	const char *argv[] = {"GET", key};
 	redisReply *rep = NULL;
 	int e;
 
 	vs_redis_key_learned(key, id);
-	e = vs_redis_command(r, &rep, 2, argv, NULL);
+	e = get_string(r, key, &rep);
 	if (e < 0)
 		return e;
-	if (rep->type != REDIS_REPLY_STRING) {
-		reply_free(rep);
-		return -ENOENT;
-	}
 	*text = strndup(rep->str, rep->len);
 	reply_free(rep);
 	return *text ? 0 : -ENOMEM;
