@@ -42,6 +42,7 @@
 #include "vsync/change.h"
 #include "vsync/sign.h"
 #include "vsync/status.h"
+#include "vsync/tree.h"
 #include "vsync/events.h"
 #include "vsync/evict.h"
 #include "vsync/banned.h"
@@ -177,9 +178,11 @@ static int check_redis_url(const char *url)
 static int load_manifest_redis(const struct vs_mount_opts *o,
 			       struct vs_cache *cache,
 			       const struct vs_sign_key *verify,
-			       struct vs_manifest *m, char id[VS_UUID_BUFSZ])
+			       struct vs_manifest *m, char id[VS_UUID_BUFSZ],
+			       char **index, size_t *index_len)
 {
 	struct vs_redis *rd = NULL;
+	const char *what = "one signature per entry";
 	int r;
 
 	if (!o->redis)
@@ -190,13 +193,18 @@ static int load_manifest_redis(const struct vs_mount_opts *o,
 	else if (r == 0 && vs_redis_name_get(rd, o->project, verify, id) < 0 &&
 		 vs_cache_project_resolve(cache, o->project, id) < 0)
 		r = -ENOENT;
-	if (r == 0)
+	/* the tree snapshot (one value, one signature), else the
+	 * manifest hash (a signature per entry) */
+	if (r == 0 &&
+	    vs_redis_tree_load(rd, id, verify, m, index, index_len) == 0)
+		what = "the tree: one signature";
+	else if (r == 0)
 		r = vs_redis_manifest_load(rd, id, verify, m);
 	vs_redis_free(rd);
 	if (r == 0)
 		vs_info("project '%s' (%s): %zu entries at change %lld from "
-			"Redis",
-			o->project, id, m->n, (long long)m->seq);
+			"Redis (%s)",
+			o->project, id, m->n, (long long)m->seq, what);
 	return r;
 }
 
@@ -226,18 +234,22 @@ static int pg_project(const struct vs_mount_opts *o, struct vs_pg **pg,
 /*
  * Load the manifest of @project into @m and its UUID into @id: from Redis
  * (a cold start), else PostgreSQL, else - when the database is unreachable
- * - the copy saved in the cache dir. 0 or -errno, with the reason logged.
+ * - the copy saved in the cache dir. The bundle index of Redis's tree, if
+ * any, in *@index (malloc'd; NULL when none). 0 or -errno, with the
+ * reason logged.
  */
 static int load_manifest(const struct vs_mount_opts *o, struct vs_cache *cache,
 			 const struct vs_sign_key *verify,
-			 struct vs_manifest *m, char id[VS_UUID_BUFSZ])
+			 struct vs_manifest *m, char id[VS_UUID_BUFSZ],
+			 char **index, size_t *index_len)
 {
 	struct vs_pg *pg = NULL;
 	char *buf = NULL;
 	size_t len = 0;
 	int r;
 
-	if (load_manifest_redis(o, cache, verify, m, id) == 0) {
+	if (load_manifest_redis(o, cache, verify, m, id, index, index_len) ==
+	    0) {
 		save_manifest(o, cache, id, m);
 		return 0;
 	}
@@ -404,7 +416,9 @@ struct mount_ctx {
 	struct vs_fs *fs;
 	struct vs_sub *sub;
 	struct vs_prefetch *prefetch;
-	struct vs_prefetch_plan plan; /* moved into the prefetcher at start */
+	struct vs_prefetch_plan plan;  /* moved into the prefetcher at start */
+	struct vs_bundle_ref *bundles; /* the tree's (tree.h); copied by it */
+	size_t nbundles;
 	size_t ncritical;
 	struct vs_control *control;
 	struct vs_journal *journal; /* --writable */
@@ -1123,6 +1137,8 @@ static void on_ready(void *arg)
 	    .workers = o->prefetch,
 	    .ready = on_critical_ready,
 	    .arg = ctx,
+	    .bundles = ctx->bundles,
+	    .nbundles = ctx->nbundles,
 	};
 	int r;
 
@@ -1391,7 +1407,8 @@ int main(int argc, char **argv)
 	char id[VS_UUID_BUFSZ] = "", err[256], *mountpoint = NULL,
 	     **learned = NULL, key[VS_UUID_BUFSZ + 24],
 	     lock[VS_UUID_BUFSZ + 40];
-	size_t nlearned = 0;
+	char *index = NULL;
+	size_t nlearned = 0, index_len = 0;
 	int r, upper_fd = -1, lock_fd = -1, status = 1;
 
 	vs_log_set_prog("vsync-mount");
@@ -1469,8 +1486,16 @@ int main(int argc, char **argv)
 			"the project's Redis keys can change this tree)");
 	}
 	if (o.at ? load_manifest_at(&o, &m, id) < 0
-		 : load_manifest(&o, &cache, ctx.verify, &m, id) < 0)
+		 : load_manifest(&o, &cache, ctx.verify, &m, id, &index,
+				 &index_len) < 0)
 		goto out;
+	if (index && vs_bundle_index_parse(&ctx.bundles, &ctx.nbundles, index,
+					   index_len) < 0)
+		vs_warn("the bundle index of '%s' is malformed: fetching its "
+			"files one by one",
+			o.project);
+	free(index);
+	index = NULL;
 	/* local state (the local-only layer, owners) is keyed by version: a
 	 * mount --at has its own, apart from the live mount's */
 	snprintf(key, sizeof(key), "%s", id);
@@ -1582,6 +1607,7 @@ out:
 		close(lock_fd); /* after everything that used the cache dir */
 	vs_manifest_release(&m);
 	vs_prefetch_plan_release(&ctx.plan);
+	free(ctx.bundles);
 	vs_journal_free(ctx.journal);
 	vs_sign_key_free(ctx.verify);
 	if (ctx.journal_fd >= 0)

@@ -43,6 +43,7 @@
 #include "vsync/blob.h"
 #include "vsync/pg.h"
 #include "vsync/redis.h"
+#include "vsync/tree.h"
 #include "vsync/util.h"
 #include "vsync/banned.h"
 
@@ -552,4 +553,92 @@ int vs_content_fetch_many(struct vs_content *c, const char *const *hashes,
 	}
 	free(todo);
 	return (int)ntodo;
+}
+
+/* One record of a bundle: store it unless the cache has it. */
+static int bundle_store(void *arg, const char *hash, const uint8_t *data,
+			size_t n)
+{
+	struct vs_content *c = ((void **)arg)[0];
+	size_t *stored = ((void **)arg)[1];
+
+	int r;
+
+	if (vs_cache_has(c->cache, hash))
+		return 0;
+	r = vs_cache_store(c->cache, hash, data, n);
+	if (r == 0) {
+		(*stored)++;
+		vs_metrics_fetch(VS_SRC_REDIS, n, 0);
+	} else if (r == -EBADMSG) {
+		/* (the relay checks what it packs: never from a relay) */
+		vs_metrics_redis_unverified();
+		vs_error("refusing content %.12s of a bundle of project %s: "
+			 "its bytes do not match their name",
+			 hash, c->project_id);
+	}
+	/* else cache.c logged why; either way its file is fetched on its
+	 * own by the plan */
+	return 0;
+}
+
+int vs_content_fetch_bundle(struct vs_content *c, const struct vs_bundle_ref *b)
+{
+	char key[VS_REDIS_KEY_MAX], sha[VS_HASH_HEX_LEN + 1];
+	const char *argv[] = {"GET", key};
+	redisReply *rep = NULL;
+	uint8_t *raw = NULL;
+	size_t raw_len = 0, stored = 0;
+	void *arg[2] = {c, &stored};
+	int r;
+
+	if (!c->redis)
+		return -ENOENT;
+	vs_redis_key_bundle(key, c->project_id, b->id);
+	pthread_mutex_lock(&c->redis_lock);
+	if (vs_mono_ms() < c->redis_retry_after_ms) {
+		pthread_mutex_unlock(&c->redis_lock);
+		return -EIO;
+	}
+	vs_redis_set_timeout(c->redis, fetch_timeout_ms(c, b->raw_len));
+	r = vs_redis_command(c->redis, &rep, 2, argv, NULL);
+	vs_redis_set_timeout(c->redis, c->timeout_ms);
+	if (r < 0) {
+		redis_failed_locked(c, r, "read bundle", b->id, "");
+		vs_metrics_backend_error(VS_BACKEND_REDIS);
+	}
+	pthread_mutex_unlock(&c->redis_lock);
+	if (r < 0)
+		return -EIO;
+	if (rep->type != REDIS_REPLY_STRING) {
+		r = -ENOENT;
+		goto out;
+	}
+	r = vs_sha256_hex(sha, rep->str, rep->len);
+	if (r == 0 && strcmp(sha, b->sha) != 0) {
+		vs_metrics_redis_unverified();
+		vs_error("refusing bundle %.12s of project %s from Redis: its "
+			 "bytes do not match the signed index; fetching its %u "
+			 "files one by one",
+			 b->id, c->project_id, (unsigned)b->files);
+		r = -EKEYREJECTED;
+		goto out;
+	}
+	if (r == 0)
+		r = vs_blob_decode(&raw, &raw_len, rep->str, rep->len,
+				   (size_t)b->raw_len);
+	if (r == 0 && raw_len != b->raw_len)
+		r = -EBADMSG;
+	if (r == 0)
+		r = vs_bundle_each(raw, raw_len, bundle_store, arg);
+	if (r < 0) {
+		vs_warn("bundle %.12s of project %s is corrupt: %s; fetching "
+			"its files one by one",
+			b->id, c->project_id, strerror(-r));
+		r = r == -ENOMEM ? r : -EBADMSG;
+	}
+out:
+	freeReplyObject(rep);
+	free(raw);
+	return r < 0 ? r : (int)stored;
 }

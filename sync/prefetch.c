@@ -10,6 +10,11 @@
  * atomic cursor. Each worker owns a struct vs_content (its own Redis and
  * PostgreSQL connections), so reads through the mount never wait behind
  * prefetching. Files already local are skipped without a round trip.
+ * With bundles (the tree's index, tree.h), the workers first take one
+ * bundle each at a time (one GET for up to VS_BUNDLE_RAW_MAX bytes of
+ * small files), then the plan, where the files the bundles had are
+ * skipped by the cache check; a bundle that is gone, tampered or corrupt
+ * leaves its files to the plan (one MGET per batch, as without bundles).
  * @stop is checked between batches, and so is the cache: the workers stop
  * (logged once) when it is nearly full (vs_cache_nearly_full), so that a
  * tree bigger than --cache-max is not fetched only to be evicted; the
@@ -33,6 +38,7 @@
 #include "vsync/content.h"
 #include "vsync/log.h"
 #include "vsync/metrics.h"
+#include "vsync/tree.h"
 #include "vsync/banned.h"
 
 #define PF_BATCH       64
@@ -186,6 +192,12 @@ struct vs_prefetch {
 	atomic_ullong bytes;
 	atomic_bool stop;
 	atomic_bool full; /* stopped: the cache is nearly full (logged) */
+	struct vs_bundle_ref *bundles; /* owned copy of cfg's */
+	size_t nbundles;
+	atomic_size_t next_bundle;
+	atomic_size_t bundle_files; /* stored from bundles */
+	atomic_size_t bundles_used; /* bundles that were read */
+	atomic_size_t bundles_left; /* not finished yet */
 };
 
 /* Fetch items [from, to) of the plan; returns how many are still missing. */
@@ -229,6 +241,31 @@ static void progress(struct vs_prefetch *p, int64_t *last)
 		done == total ? "\n" : "");
 }
 
+/* Take the bundles one at a time until none is left; the last worker
+ * to finish one logs what they gave. */
+static void fetch_bundles(struct vs_prefetch *p, struct vs_content *c)
+{
+	for (;;) {
+		size_t i = atomic_fetch_add(&p->next_bundle, 1);
+		int r;
+
+		if (i >= p->nbundles)
+			return;
+		if (!atomic_load(&p->stop) &&
+		    !vs_cache_nearly_full(p->cfg.cache)) {
+			r = vs_content_fetch_bundle(c, &p->bundles[i]);
+			if (r >= 0) {
+				atomic_fetch_add(&p->bundle_files, (size_t)r);
+				atomic_fetch_add(&p->bundles_used, 1);
+			}
+		}
+		if (atomic_fetch_sub(&p->bundles_left, 1) == 1)
+			vs_info("prefetch: %zu files from %zu of %zu bundles",
+				atomic_load(&p->bundle_files),
+				atomic_load(&p->bundles_used), p->nbundles);
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct vs_prefetch *p = arg;
@@ -238,6 +275,7 @@ static void *worker_main(void *arg)
 	if (vs_content_new(&c, p->cfg.cache, p->pg, p->redis, p->project_id,
 			   p->cfg.timeout_ms) < 0)
 		return NULL;
+	fetch_bundles(p, c);
 	while (!atomic_load(&p->stop)) {
 		size_t from = atomic_fetch_add(&p->next, PF_BATCH);
 		size_t to = from + PF_BATCH;
@@ -312,6 +350,20 @@ int vs_prefetch_start(struct vs_prefetch **out,
 	if ((cfg->pg && !p->pg) || (cfg->redis && !p->redis))
 		goto fail;
 	snprintf(p->project_id, sizeof(p->project_id), "%s", cfg->project_id);
+	if (cfg->nbundles) {
+		p->bundles = malloc(cfg->nbundles * sizeof(*p->bundles));
+		if (!p->bundles)
+			goto fail;
+		memcpy(p->bundles, cfg->bundles,
+		       cfg->nbundles * sizeof(*p->bundles));
+		p->nbundles = cfg->nbundles;
+	}
+	p->cfg.bundles = NULL;
+	p->cfg.nbundles = 0;
+	atomic_init(&p->next_bundle, 0);
+	atomic_init(&p->bundle_files, 0);
+	atomic_init(&p->bundles_used, 0);
+	atomic_init(&p->bundles_left, p->nbundles);
 	p->plan = *plan;
 	memset(plan, 0, sizeof(*plan));
 	atomic_init(&p->next, p->plan.ncritical);
@@ -328,6 +380,7 @@ int vs_prefetch_start(struct vs_prefetch **out,
 	*out = p;
 	return 0;
 fail:
+	free(p->bundles);
 	free(p->pg);
 	free(p->redis);
 	free(p);
@@ -343,6 +396,7 @@ void vs_prefetch_stop(struct vs_prefetch *p)
 	for (int i = 0; i < p->nworkers; i++)
 		pthread_join(p->workers[i], NULL);
 	vs_prefetch_plan_release(&p->plan);
+	free(p->bundles);
 	free(p->pg);
 	free(p->redis);
 	free(p);

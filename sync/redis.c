@@ -26,6 +26,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -39,6 +40,7 @@
 #include "vsync/log.h"
 #include "vsync/metrics.h"
 #include "vsync/sign.h"
+#include "vsync/tree.h"
 #include "vsync/banned.h"
 
 #define REDIS_DEFAULT_PORT 6379
@@ -898,21 +900,101 @@ out:
 	return e;
 }
 
+void vs_redis_key_tree(char *out, const char *id)
+{
+	snprintf(out, VS_REDIS_KEY_MAX, "tree:{%s}", id);
+}
+
+void vs_redis_key_bundle(char *out, const char *id, const char *bundle)
+{
+	snprintf(out, VS_REDIS_KEY_MAX, "bundle:{%s}:%.64s", id, bundle);
+}
+
+/* GET @key: 0 with a string reply in *rep (the caller frees it), -ENOENT
+ * when the key holds none, or the command's error. */
+static int get_string(struct vs_redis *r, const char *key, redisReply **rep)
+{
+	const char *argv[] = {"GET", key};
+	int e;
+
+	*rep = NULL;
+	e = vs_redis_command(r, rep, 2, argv, NULL);
+	if (e == 0 && (*rep)->type != REDIS_REPLY_STRING) {
+		reply_free(*rep);
+		*rep = NULL;
+		e = -ENOENT;
+	}
+	return e;
+}
+
+int vs_redis_tree_load(struct vs_redis *r, const char *id,
+		       const struct vs_sign_key *verify, struct vs_manifest *m,
+		       char **index, size_t *index_len)
+{
+	char key[VS_REDIS_KEY_MAX];
+	redisReply *rep = NULL;
+	int e;
+
+	vs_redis_key_tree(key, id);
+	e = get_string(r, key, &rep);
+	if (e < 0)
+		return e;
+	e = vs_tree_decode(m, index, index_len, id, rep->str, rep->len, verify);
+	reply_free(rep);
+	if (e == -EKEYREJECTED) {
+		vs_metrics_redis_unverified();
+		vs_warn("redis: not using the tree of project %s: it is not "
+			"signed by the relay's key (reading the manifest "
+			"instead)",
+			id);
+	} else if (e == -EBADMSG) {
+		vs_warn("redis: the tree of project %s is malformed or "
+			"corrupt (reading the manifest instead)",
+			id);
+	}
+	return e;
+}
+
+/* KEYS: tree. ARGV: seq, value. The tree there is kept when it is at
+ * @seq or later: two relays racing never move it back. */
+#define TREE_PUT_SCRIPT                                                        \
+	"local h = redis.call('GETRANGE', KEYS[1], 0, 40) "                    \
+	"local s = tonumber(string.match(h, '^vsync%-tree 1 (%d+) ')) "        \
+	"if s and s >= tonumber(ARGV[1]) then return 0 end "                   \
+	"redis.call('SET', KEYS[1], ARGV[2]) return 1"
+
+int vs_redis_tree_put(struct vs_redis *r, const char *id, int64_t seq,
+		      const void *val, size_t len)
+{
+	char key[VS_REDIS_KEY_MAX], s[24];
+	const char *argv[] = {"EVAL", TREE_PUT_SCRIPT, "1", key, s, val};
+	size_t lens[6];
+	redisReply *rep = NULL;
+	int e;
+
+	vs_redis_key_tree(key, id);
+	snprintf(s, sizeof(s), "%" PRId64, seq);
+	for (int i = 0; i < 5; i++)
+		lens[i] = strlen(argv[i]);
+	lens[5] = len;
+	e = vs_redis_command(r, &rep, 6, argv, lens);
+	if (e == 0)
+		e = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer
+						     : -EBADMSG;
+	reply_free(rep);
+	return e;
+}
+
 int vs_redis_learned_get(struct vs_redis *r, const char *id, char **text)
 {
 	char key[VS_REDIS_KEY_MAX];
-	const char *argv[] = {"GET", key};
 	redisReply *rep = NULL;
 	int e;
 
 	vs_redis_key_learned(key, id);
-	e = vs_redis_command(r, &rep, 2, argv, NULL);
+	e = get_string(r, key, &rep);
 	if (e < 0)
 		return e;
-	if (rep->type != REDIS_REPLY_STRING) {
-		reply_free(rep);
-		return -ENOENT;
-	}
 	*text = strndup(rep->str, rep->len);
 	reply_free(rep);
 	return *text ? 0 : -ENOMEM;

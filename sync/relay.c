@@ -64,6 +64,11 @@
  * project's id, signed like the rest ("vsync-name-v1", sign.h), so a
  * mount by name finds the id in Redis (docs/protocol.md, "Redis").
  *
+ * Trees and bundles: after a project's changes the relay rebuilds its
+ * tree:{id} (the whole manifest, signed once) and the bundles of its
+ * small files behind them, at most once a second and every 10 s
+ * respectively (relay_trees(), "tree snapshots" and "bundles" below).
+ *
  * Signals: the caller keeps the stop signals blocked; they are unblocked
  * only inside ppoll() (so a wait ends at once) and looked for with
  * sigpending() between changes, so a change is always finished.
@@ -72,6 +77,7 @@
 #include "vsync/relay.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <poll.h>
@@ -83,14 +89,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vsync/blob.h"
 #include "vsync/delta.h"
 #include "vsync/hash.h"
 #include "vsync/log.h"
 #include "vsync/path.h"
 #include "vsync/pg.h"
+#include "vsync/prefetch.h"
 #include "vsync/redis.h"
 #include "vsync/util.h"
 #include "vsync/sign.h"
+#include "vsync/tree.h"
 #include "vsync/banned.h"
 
 #define RELAY_CHANNEL	     "file_changes"
@@ -435,6 +444,18 @@ struct relay {
 		uint64_t name_hash;
 	} * names;
 	size_t names_used, names_size; /* size: 0 or a power of two */
+	/* tree:{id} of each project seen (tree_note), rebuilt behind the
+	 * changes (relay_trees) */
+	struct relay_tree {
+		char id[VS_UUID_BUFSZ];
+		int64_t built;	 /* seq of the tree in Redis; -1 unknown */
+		int64_t want;	 /* the cursor: build at this seq */
+		int64_t last_ms; /* when this relay last built it */
+		char *index;	 /* its bundle index (tree.h), or NULL */
+		size_t index_len;
+		int64_t bundles_ms; /* when the bundles were last built */
+	} * trees;
+	size_t ntrees, trees_alloc;
 };
 
 static bool relay_stopping(const struct relay *rl)
@@ -486,14 +507,23 @@ static void names_forget(struct relay *rl)
 	rl->names_used = 0;
 }
 
+/* Forget which trees are in Redis, for the same reason. */
+static void trees_forget(struct relay *rl)
+{
+	for (size_t i = 0; i < rl->ntrees; i++)
+		rl->trees[i].built = -1;
+}
+
 static void relay_backend_up(struct relay *rl, bool redis)
 {
 	bool *down = redis ? &rl->redis_down : &rl->pg_down;
 
 	if (*down)
 		vs_info("%s back", redis ? "redis" : "postgres");
-	if (*down && redis)
+	if (*down && redis) {
 		names_forget(rl);
+		trees_forget(rl);
+	}
 	*down = false;
 }
 
@@ -1293,6 +1323,534 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 /* ---- one project -----------------------------------------------------------
  */
 
+/* ---- tree snapshots ------------------------------------------------------ */
+
+/*
+ * tree:{id} (tree.h) holds the project's whole manifest at one seq,
+ * signed once, so a cold mount checks one signature instead of one per
+ * entry. It is rebuilt behind the changes: once a project's cursor moved,
+ * at most once per RELAY_TREE_MIN_MS (a burst of edits costs one rebuild,
+ * and mounts catch up from the stream meanwhile), from PostgreSQL's tree
+ * at exactly the cursor (vsync_manifest_at), so it agrees with the
+ * stream. With --once, at the end of the run.
+ */
+#define RELAY_TREE_MIN_MS 1000
+
+static uint64_t fnv1a(const char *s);
+
+/* Note that project @id's stream is at @cursor. rl->trees is kept sorted
+ * by id (a binary search per change; an insertion per new project). Best
+ * effort: out of memory, its tree is only not rebuilt. */
+static void tree_note(struct relay *rl, const char *id, int64_t cursor)
+{
+	size_t lo = 0, hi = rl->ntrees;
+	struct relay_tree *t;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(rl->trees[mid].id, id);
+
+		if (c == 0) {
+			lo = hi = mid;
+			break;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == rl->ntrees || strcmp(rl->trees[lo].id, id)) {
+		if (rl->ntrees == rl->trees_alloc) {
+			size_t na = rl->trees_alloc ? 2 * rl->trees_alloc : 64;
+			struct relay_tree *g =
+			    realloc(rl->trees, na * sizeof(*g));
+
+			if (!g)
+				return;
+			rl->trees = g;
+			rl->trees_alloc = na;
+		}
+		memmove(&rl->trees[lo + 1], &rl->trees[lo],
+			(rl->ntrees - lo) * sizeof(*rl->trees));
+		rl->ntrees++;
+		t = &rl->trees[lo];
+		memset(t, 0, sizeof(*t));
+		snprintf(t->id, sizeof(t->id), "%s", id);
+		t->built = -1;
+	}
+	t = &rl->trees[lo];
+	if (cursor > t->want)
+		t->want = cursor;
+}
+
+/* The seq of the tree in Redis (0 if none) into t->built. */
+static int tree_built(struct relay *rl, struct relay_tree *t)
+{
+	char key[VS_REDIS_KEY_MAX];
+	const char *argv[] = {"GETRANGE", key, "0", "40"};
+	redisReply *rep = NULL;
+	int64_t seq = 0;
+	int r;
+
+	vs_redis_key_tree(key, t->id);
+	r = vs_redis_command(rl->redis, &rep, 4, argv, NULL);
+	if (r < 0)
+		return redis_failed(rl, r, "read tree");
+	if (rep->type == REDIS_REPLY_STRING && rep->len > 13 &&
+	    !memcmp(rep->str, "vsync-tree 1 ", 13))
+		seq = strtoll(rep->str + 13, NULL, 10);
+	freeReplyObject(rep);
+	t->built = seq;
+	return 0;
+}
+
+/* ---- bundles -------------------------------------------------------------
+ *
+ * The tree's small files (up to VS_BUNDLE_FILE_MAX) packed in a few values
+ * (tree.h), in the order a cold mount wants them: the learned list
+ * (learned:{id}) first, then the critical globs, each in bundles of their
+ * own, then the rest by path. A bundle ends at VS_BUNDLE_RAW_MAX, or after
+ * a path whose hash is 0 modulo RELAY_BUNDLE_CUT: cut points that depend
+ * on the paths, not on sizes, so an edit changes the one bundle that holds
+ * the file and the others keep their ids (bundle:{id}:<SHA-256 of the
+ * files' hashes>) and are only given a fresh TTL. Rebuilt with the tree,
+ * at most every RELAY_BUNDLE_MIN_MS (meanwhile the tree keeps the last
+ * index: a bundle with an older version of a file is harmless, the mount
+ * keeps only what its tree names and fetches the rest). Bundles the new
+ * index no longer names expire after RELAY_BUNDLE_GONE_S (a mount that
+ * read the old tree may still want them). Content comes from PostgreSQL
+ * and is checked against its hash before it is packed.
+ */
+#define RELAY_BUNDLE_CUT    512
+#define RELAY_BUNDLE_MIN_MS 10000
+#define RELAY_BUNDLE_GONE_S 120
+
+struct bcand {
+	const struct vs_manifest_entry *e;
+	int tier;     /* 0 learned, 1 critical glob, 2 the rest */
+	size_t order; /* position in the learned list */
+	size_t pos;   /* in the manifest (dedup keeps the first) */
+};
+
+static int bcand_cmp(const void *a, const void *b)
+{
+	const struct bcand *x = a, *y = b;
+
+	if (x->tier != y->tier)
+		return x->tier - y->tier;
+	if (x->tier == 0 && x->order != y->order)
+		return x->order < y->order ? -1 : 1;
+	return strcmp(x->e->path, y->e->path);
+}
+
+static int bcand_hash_cmp(const void *a, const void *b)
+{
+	const struct bcand *x = a, *y = b;
+	int c = strcmp(x->e->hash, y->e->hash);
+
+	if (c)
+		return c;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+static bool critical_glob(const char *path)
+{
+	for (const char *const *g = vs_critical_default_globs; *g; g++)
+		if (fnmatch(*g, path, FNM_PATHNAME | FNM_CASEFOLD) == 0)
+			return true;
+	return false;
+}
+
+/* The bundle candidates of @m in bundle order (*out, malloc'd), one per
+ * content. 0 or -ENOMEM. */
+static int bundle_order(struct relay *rl, const char *id,
+			const struct vs_manifest *m, struct bcand **out,
+			size_t *n)
+{
+	char *learned = NULL, **lines = NULL, *save = NULL, *l;
+	size_t nl = 0, al = 0, k = 0;
+	struct bcand *c;
+
+	*out = NULL;
+	*n = 0;
+	vs_redis_learned_get(rl->redis, id, &learned); /* none: fine */
+	for (l = learned ? strtok_r(learned, "\n", &save) : NULL; l;
+	     l = strtok_r(NULL, "\n", &save)) {
+		if (nl == al) {
+			char **g =
+			    realloc(lines, (al ? 2 * al : 64) * sizeof(*g));
+
+			if (!g)
+				break;
+			lines = g;
+			al = al ? 2 * al : 64;
+		}
+		lines[nl++] = l;
+	}
+	c = calloc(m->n ? m->n : 1, sizeof(*c));
+	if (!c) {
+		free(lines);
+		free(learned);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < m->n; i++) {
+		const struct vs_manifest_entry *e = &m->entries[i];
+
+		if (e->kind != VS_KIND_FILE || e->size > VS_BUNDLE_FILE_MAX ||
+		    !vs_hash_hex_valid(e->hash))
+			continue;
+		c[k] = (struct bcand){.e = e, .tier = 2, .pos = i};
+		for (size_t j = 0; j < nl; j++)
+			if (!strcmp(lines[j], e->path)) {
+				c[k].tier = 0;
+				c[k].order = j;
+				break;
+			}
+		if (c[k].tier == 2 && critical_glob(e->path))
+			c[k].tier = 1;
+		k++;
+	}
+	free(lines);
+	free(learned);
+	/* one per content: the first in bundle order */
+	qsort(c, k, sizeof(*c), bcand_cmp);
+	for (size_t i = 0; i < k; i++)
+		c[i].pos = i;
+	qsort(c, k, sizeof(*c), bcand_hash_cmp);
+	{
+		size_t w = 0;
+
+		for (size_t i = 0; i < k; i++)
+			if (!w || strcmp(c[w - 1].e->hash, c[i].e->hash))
+				c[w++] = c[i];
+		k = w;
+	}
+	qsort(c, k, sizeof(*c), bcand_cmp);
+	*out = c;
+	*n = k;
+	return 0;
+}
+
+/* The bundle id of candidates [from, to): SHA-256 of their hashes. */
+static void bundle_id(char out[VS_HASH_HEX_LEN + 1], const struct bcand *c,
+		      size_t from, size_t to)
+{
+	struct vs_sha256 h;
+
+	if (vs_sha256_init(&h) < 0) {
+		out[0] = '\0';
+		return;
+	}
+	for (size_t i = from; i < to; i++)
+		vs_sha256_update(&h, c[i].e->hash, VS_HASH_HEX_LEN);
+	vs_sha256_final_hex(&h, out);
+}
+
+/* Is bundle @bid in @old, and still in Redis (its TTL refreshed)? Its ref
+ * into @ref. */
+static bool bundle_reuse(struct relay *rl, const char *id,
+			 const struct vs_bundle_ref *old, size_t nold,
+			 const char *bid, struct vs_bundle_ref *ref)
+{
+	char key[VS_REDIS_KEY_MAX], ttl[16];
+	const char *argv[] = {"EXPIRE", key, ttl};
+	redisReply *rep = NULL;
+	bool ok = false;
+
+	for (size_t i = 0; i < nold && !ok; i++)
+		if (!strcmp(old[i].id, bid)) {
+			*ref = old[i];
+			ok = true;
+		}
+	if (!ok)
+		return false;
+	vs_redis_key_bundle(key, id, bid);
+	snprintf(ttl, sizeof(ttl), "%d", rl->cfg->blob_ttl_s);
+	ok = vs_redis_command(rl->redis, &rep, 3, argv, NULL) == 0 &&
+	     rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+	if (rep)
+		freeReplyObject(rep);
+	return ok;
+}
+
+/* Build and SET the bundle of candidates [from, to) into @ref: content
+ * from PostgreSQL, each checked against its hash (a missing or wrong one
+ * is left out). 0, 1 (nothing to bundle) or -errno. */
+static int bundle_make(struct relay *rl, const char *id, const struct bcand *c,
+		       size_t from, size_t to, struct vs_bundle_ref *ref)
+{
+	char *arr = malloc((to - from) * (VS_HASH_HEX_LEN + 1) + 3);
+	const char *v[2] = {id, arr};
+	char key[VS_REDIS_KEY_MAX], ttl[16], got[VS_HASH_HEX_LEN + 1];
+	const char *set[] = {"SET", key, NULL, "EX", ttl};
+	size_t lens[5], pos = 0, raw_len = 0, elen = 0, files = 0;
+	uint8_t *raw = NULL, *enc = NULL;
+	struct vs_sha256 h;
+	PGresult *res = NULL;
+	redisReply *rep = NULL;
+	int r;
+
+	if (!arr)
+		return -ENOMEM;
+	arr[pos++] = '{';
+	for (size_t i = from; i < to; i++) {
+		memcpy(arr + pos, c[i].e->hash, VS_HASH_HEX_LEN);
+		pos += VS_HASH_HEX_LEN;
+		arr[pos++] = i + 1 < to ? ',' : '}';
+	}
+	arr[pos] = '\0';
+	r = vs_pg_exec(rl->pg, &res,
+		       "SELECT h, vsync_blob($1, h) FROM unnest($2::text[]) h",
+		       2, v, NULL, NULL, 1);
+	if (r < 0) {
+		free(arr);
+		return pg_failed(rl, r, "read bundle content");
+	}
+	raw = malloc(VS_BUNDLE_RAW_MAX);
+	if (!raw || vs_sha256_init(&h) < 0) {
+		r = -ENOMEM;
+		goto out;
+	}
+	/* the rows in the order asked (unnest keeps it); each checked */
+	for (int j = 0; j < PQntuples(res); j++) {
+		const char *hash = PQgetvalue(res, j, 0), *data;
+		size_t n = (size_t)PQgetlength(res, j, 1);
+		char rec[VS_BUNDLE_REC_MAX];
+		int rl_;
+
+		if (PQgetlength(res, j, 0) != VS_HASH_HEX_LEN ||
+		    PQgetisnull(res, j, 1))
+			continue;
+		data = PQgetvalue(res, j, 1);
+		if (vs_sha256_hex(got, data, n) < 0 ||
+		    memcmp(got, hash, VS_HASH_HEX_LEN))
+			continue; /* never pack what does not match */
+		rl_ = vs_bundle_record(rec, got, n);
+		if (raw_len + (size_t)rl_ + n > VS_BUNDLE_RAW_MAX)
+			break; /* (the cut rule keeps under it) */
+		memcpy(raw + raw_len, rec, (size_t)rl_);
+		memcpy(raw + raw_len + rl_, data, n);
+		raw_len += (size_t)rl_ + n;
+		vs_sha256_update(&h, got, VS_HASH_HEX_LEN);
+		files++;
+	}
+	vs_sha256_final_hex(&h, ref->id);
+	if (!files)
+		r = 1;
+	if (r == 0)
+		r = vs_blob_encode(&enc, &elen, raw, raw_len,
+				   VS_BLOB_LZ4_THRESHOLD);
+	if (r == 0)
+		r = vs_sha256_hex(ref->sha, enc, elen);
+	if (r == 0) {
+		ref->files = (uint32_t)files;
+		ref->raw_len = raw_len;
+		vs_redis_key_bundle(key, id, ref->id);
+		snprintf(ttl, sizeof(ttl), "%d", rl->cfg->blob_ttl_s);
+		set[2] = (const char *)enc;
+		for (int i = 0; i < 5; i++)
+			lens[i] = i == 2 ? elen : strlen(set[i]);
+		r = vs_redis_command(rl->redis, &rep, 5, set, lens);
+		if (r < 0)
+			r = redis_failed(rl, r, "write bundle");
+	}
+out:
+	if (rep)
+		freeReplyObject(rep);
+	PQclear(res);
+	free(arr);
+	free(raw);
+	free(enc);
+	return r;
+}
+
+/* Let the bundles of @old that @ref does not name expire soon. */
+static void bundles_retire(struct relay *rl, const char *id,
+			   const struct vs_bundle_ref *old, size_t nold,
+			   const struct vs_bundle_ref *ref, size_t nref)
+{
+	char key[VS_REDIS_KEY_MAX], ttl[16];
+	const char *argv[] = {"EXPIRE", key, ttl};
+
+	snprintf(ttl, sizeof(ttl), "%d", RELAY_BUNDLE_GONE_S);
+	for (size_t i = 0; i < nold; i++) {
+		redisReply *rep = NULL;
+		bool kept = false;
+
+		for (size_t j = 0; j < nref && !kept; j++)
+			kept = !strcmp(old[i].id, ref[j].id);
+		if (kept)
+			continue;
+		vs_redis_key_bundle(key, id, old[i].id);
+		if (vs_redis_command(rl->redis, &rep, 3, argv, NULL) == 0)
+			freeReplyObject(rep);
+	}
+}
+
+/*
+ * The bundles of @t's tree @m: rebuilt into t->index when due (see
+ * above), else t->index is kept. 0, or a backend failure (-errno;
+ * t->index unchanged). What cannot be bundled is only left out.
+ */
+static int bundles_build(struct relay *rl, struct relay_tree *t,
+			 const struct vs_manifest *m)
+{
+	struct vs_bundle_ref *old = NULL, *ref = NULL;
+	struct bcand *c = NULL;
+	size_t nold = 0, nref = 0, nc = 0, from = 0, raw = 0, reused = 0;
+	char *index = NULL;
+	int r;
+
+	if (t->index && vs_mono_ms() - t->bundles_ms < RELAY_BUNDLE_MIN_MS)
+		return 0;
+	if (t->index)
+		vs_bundle_index_parse(&old, &nold, t->index, t->index_len);
+	r = bundle_order(rl, t->id, m, &c, &nc);
+	if (r == 0 && nc) {
+		ref = calloc(nc, sizeof(*ref)); /* at most one per file */
+		if (!ref)
+			r = -ENOMEM;
+	}
+	for (size_t i = 0; r == 0 && i < nc; i++) {
+		char bid[VS_HASH_HEX_LEN + 1];
+		size_t add = VS_BUNDLE_REC_MAX + c[i].e->size;
+		bool cut;
+
+		raw += add;
+		cut = i + 1 == nc || (c[i + 1].tier == 2) != (c[i].tier == 2) ||
+		      raw + VS_BUNDLE_REC_MAX + c[i + 1].e->size >
+			  VS_BUNDLE_RAW_MAX ||
+		      (c[i].tier == 2 &&
+		       fnv1a(c[i].e->path) % RELAY_BUNDLE_CUT == 0);
+		if (!cut)
+			continue;
+		bundle_id(bid, c, from, i + 1);
+		if (bundle_reuse(rl, t->id, old, nold, bid, &ref[nref])) {
+			nref++;
+			reused++;
+		} else {
+			r = bundle_make(rl, t->id, c, from, i + 1, &ref[nref]);
+			if (r == 0)
+				nref++;
+			if (r == 1)
+				r = 0;
+		}
+		from = i + 1;
+		raw = 0;
+	}
+	if (r == 0) {
+		size_t len = 0;
+
+		index = malloc(nref * VS_BUNDLE_LINE_MAX + 1);
+		if (!index && nref)
+			r = -ENOMEM;
+		for (size_t i = 0; r == 0 && i < nref; i++)
+			len +=
+			    (size_t)vs_bundle_index_line(index + len, &ref[i]);
+		if (r == 0) {
+			bundles_retire(rl, t->id, old, nold, ref, nref);
+			free(t->index);
+			t->index = nref ? index : NULL;
+			t->index_len = nref ? len : 0;
+			if (!nref)
+				free(index);
+			index = NULL;
+			t->bundles_ms = vs_mono_ms();
+			vs_debug("project %s: %zu bundles (%zu kept)", t->id,
+				 nref, reused);
+		}
+	}
+	free(index);
+	free(ref);
+	free(old);
+	free(c);
+	return r;
+}
+
+/* Build and store the tree of @t at t->want. 0 or -errno (logged). */
+static int tree_build(struct relay *rl, struct relay_tree *t)
+{
+	struct vs_manifest m;
+	uint8_t *val = NULL;
+	size_t len = 0;
+	int r;
+
+	vs_manifest_init(&m);
+	r = vs_pg_manifest_load_at(rl->pg, t->id, t->want, &m);
+	if (r < 0) {
+		vs_manifest_release(&m);
+		return pg_failed(rl, r, "read tree");
+	}
+	snprintf(m.project_id, sizeof(m.project_id), "%s", t->id);
+	m.seq = t->want;
+	r = bundles_build(rl, t, &m);
+	if (r < 0) {
+		vs_manifest_release(&m);
+		return r;
+	}
+	r = vs_tree_encode(&val, &len, t->id, &m, t->index, t->index_len,
+			   rl->cfg->sign_key);
+	if (r < 0) {
+		vs_error("project %s: cannot encode its tree at %" PRId64
+			 ": %s",
+			 t->id, t->want, strerror(-r));
+	} else {
+		r = vs_redis_tree_put(rl->redis, t->id, t->want, val, len);
+		if (r < 0)
+			r = redis_failed(rl, r, "write tree");
+		else
+			vs_debug("project %s: tree at %" PRId64
+				 " (%zu entries, %zu bytes)%s",
+				 t->id, t->want, m.n, len,
+				 r ? "" : ": a newer one was there");
+	}
+	if (r >= 0) {
+		t->built = t->want;
+		t->last_ms = vs_mono_ms();
+		r = 0;
+	}
+	free(val);
+	vs_manifest_release(&m);
+	return r;
+}
+
+/*
+ * Rebuild the trees that are behind their cursor and due (all of them
+ * with @all). *next_ms: when the next one is due (INT64_MAX if none).
+ * 0 or the first backend failure (a failed encoding is only logged).
+ */
+static int relay_trees(struct relay *rl, bool all, int64_t *next_ms)
+{
+	int r = 0;
+
+	*next_ms = INT64_MAX;
+	for (size_t i = 0; i < rl->ntrees && r == 0; i++) {
+		struct relay_tree *t = &rl->trees[i];
+		int64_t due;
+
+		if (relay_stopping(rl))
+			break;
+		if (t->built < 0 && (r = tree_built(rl, t)) < 0)
+			break;
+		if (t->built >= t->want)
+			continue;
+		due = t->last_ms + RELAY_TREE_MIN_MS;
+		if (!all && vs_mono_ms() < due) {
+			if (due < *next_ms)
+				*next_ms = due;
+			continue;
+		}
+		r = tree_build(rl, t);
+		if (r < 0 && !conn_error(r) && r != -EIO) {
+			/* this project's tree only (logged): not again
+			 * before its next change */
+			t->built = t->want;
+			r = 0;
+		}
+	}
+	return r;
+}
+
 /*
  * Publish the changes of project @id after its cursor up to @change_seq
  * (the project's last committed change when we looked). 0, or -errno.
@@ -1393,6 +1951,7 @@ static int relay_project(struct relay *rl, const char *id, int64_t change_seq,
 		feed = rows = NULL;
 	}
 	r = 0;
+	tree_note(rl, id, cursor);
 out:
 	PQclear(feed);
 	PQclear(rows);
@@ -1607,6 +2166,9 @@ static void relay_release(struct relay *rl)
 	free(rl->json);
 	free(rl->inl);
 	free(rl->names);
+	for (size_t i = 0; i < rl->ntrees; i++)
+		free(rl->trees[i].index);
+	free(rl->trees);
 	free(rl->buf);
 	free(rl->vals);
 	free(rl->argv);
@@ -1643,7 +2205,7 @@ static int relay_connect(struct relay *rl)
 int vs_relay_run(const struct vs_relay_config *cfg)
 {
 	struct relay rl;
-	int64_t now;
+	int64_t now, tree_ms = INT64_MAX;
 	int r;
 
 	r = relay_init(&rl, cfg);
@@ -1668,6 +2230,8 @@ int vs_relay_run(const struct vs_relay_config *cfg)
 		}
 		if (r == 0)
 			r = relay_scan_pending(&rl);
+		if (r == 0)
+			r = relay_trees(&rl, cfg->once, &tree_ms);
 		if (r == 0 && cfg->once)
 			break;
 		if (r < 0) {
@@ -1677,6 +2241,7 @@ int vs_relay_run(const struct vs_relay_config *cfg)
 				/* start over on fresh connections */
 				vs_redis_disconnect(rl.redis);
 				names_forget(&rl);
+				trees_forget(&rl);
 				listen_drop(&rl);
 			}
 			relay_wait(&rl, -1, vs_backoff_next(&rl.backoff));
@@ -1685,7 +2250,10 @@ int vs_relay_run(const struct vs_relay_config *cfg)
 		vs_backoff_reset(&rl.backoff);
 		if (rl.npending == 0 && !rl.full_scan)
 			relay_wait(&rl, rl.listen ? PQsocket(rl.listen) : -1,
-				   rl.next_poll_ms - vs_mono_ms());
+				   (tree_ms < rl.next_poll_ms
+					? tree_ms
+					: rl.next_poll_ms) -
+				       vs_mono_ms());
 	}
 	r = 0;
 out:

@@ -130,6 +130,21 @@ long vs_sign_name_msg(uint8_t *out, size_t size, const char *name,
 	return msg_end(&m);
 }
 
+long vs_sign_tree_msg(uint8_t *out, size_t size, const char *project_id,
+		      int64_t seq, uint64_t manifest_len, uint64_t index_len,
+		      const char *sha256_hex)
+{
+	struct msg m = {out, size, 0, 0};
+
+	put_str(&m, "vsync-tree-v1");
+	put_str(&m, project_id);
+	put_i64(&m, seq);
+	put_u64(&m, manifest_len);
+	put_u64(&m, index_len);
+	put_str(&m, sha256_hex);
+	return msg_end(&m);
+}
+
 int vs_sign_value_split(const char *value, size_t len, const char **sig,
 			const char **plain, size_t *plain_len)
 {
@@ -418,6 +433,30 @@ int vs_sign_name_verify(const struct vs_sign_key *k, const char *name,
 {
 	uint8_t buf[256];
 	long n = vs_sign_name_msg(buf, sizeof(buf), name, project_id);
+
+	return n < 0 ? -EBADMSG
+		     : vs_sign_verify(k, buf, (size_t)n, sig, siglen);
+}
+
+/* The tree message is short (ids, numbers, a hash): on the stack. */
+int vs_sign_tree(const struct vs_sign_key *k, const char *project_id,
+		 int64_t seq, uint64_t manifest_len, uint64_t index_len,
+		 const char *sha256_hex, char sig[VS_SIGN_B64_LEN + 1])
+{
+	uint8_t buf[256];
+	long n = vs_sign_tree_msg(buf, sizeof(buf), project_id, seq,
+				  manifest_len, index_len, sha256_hex);
+
+	return n < 0 ? (int)n : vs_sign(k, buf, (size_t)n, sig);
+}
+
+int vs_sign_tree_verify(const struct vs_sign_key *k, const char *project_id,
+			int64_t seq, uint64_t manifest_len, uint64_t index_len,
+			const char *sha256_hex, const char *sig, size_t siglen)
+{
+	uint8_t buf[256];
+	long n = vs_sign_tree_msg(buf, sizeof(buf), project_id, seq,
+				  manifest_len, index_len, sha256_hex);
 
 	return n < 0 ? -EBADMSG
 		     : vs_sign_verify(k, buf, (size_t)n, sig, siglen);

@@ -79,4 +79,17 @@ int vs_content_fetch_many(struct vs_content *c, const char *const *hashes,
 			  const uint64_t *sizes, const char *const *paths,
 			  size_t n);
 
+/*
+ * Make the files of bundle @b (tree.h) local in one GET: the value must
+ * hash to b->sha (the signed index's word) before it is decoded, and each
+ * file to its own name before it is stored. Files the cache has are
+ * skipped. Returns how many were stored, or -ENOENT (no Redis, or no such
+ * bundle: gone since the index was written), -EKEYREJECTED (tampered:
+ * logged, counted as unverified), -EBADMSG (corrupt), -EIO (Redis
+ * failed). On any error the caller fetches the files one by one.
+ */
+struct vs_bundle_ref;
+int vs_content_fetch_bundle(struct vs_content *c,
+			    const struct vs_bundle_ref *b);
+
 #endif

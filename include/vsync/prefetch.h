@@ -62,9 +62,14 @@ struct vs_prefetch_config {
 	 * local (@missing: how many critical files could not be had) */
 	void (*ready)(void *arg, size_t missing);
 	void *arg;
+	/* the tree's bundles (tree.h), copied: the workers take them first,
+	 * then the plan (what a bundle had is skipped) */
+	const struct vs_bundle_ref *bundles;
+	size_t nbundles;
 };
 
 struct vs_prefetch;
+struct vs_bundle_ref;
 
 /* Take over @plan (left empty) and start. 0 or -errno. */
 int vs_prefetch_start(struct vs_prefetch **out,

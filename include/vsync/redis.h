@@ -143,6 +143,25 @@ int vs_redis_manifest_load(struct vs_redis *r, const char *id,
 			   struct vs_manifest *m);
 
 /*
+ * tree:{id}, the tree snapshot (tree.h): the whole manifest at one seq,
+ * signed once, with the bundle index. load: GET and vs_tree_decode();
+ * -ENOENT when absent, -EBADMSG when malformed or corrupt (logged), and
+ * with @verify -EKEYREJECTED (logged, counted in
+ * vsync_redis_unverified_total); the caller goes on to the manifest:{id}
+ * path. @index as in vs_tree_decode(). put: SET @val (vs_tree_encode()'s)
+ * unless the tree there is at @seq or later (another relay's): 1 set, 0
+ * kept, or -errno.
+ */
+void vs_redis_key_tree(char *out, const char *id);
+/* bundle:{id}:<bundle id>, a bundle of small files (tree.h) */
+void vs_redis_key_bundle(char *out, const char *id, const char *bundle);
+int vs_redis_tree_load(struct vs_redis *r, const char *id,
+		       const struct vs_sign_key *verify, struct vs_manifest *m,
+		       char **index, size_t *index_len);
+int vs_redis_tree_put(struct vs_redis *r, const char *id, int64_t seq,
+		      const void *val, size_t len);
+
+/*
  * name:{<name>}, the relay's mapping of a project name to its id, which a
  * mount by name reads instead of asking PostgreSQL. put: SET it, signed
  * with @sign (sign.h, "vsync-name-v1") unless NULL. get: the id into @id;

@@ -18,6 +18,9 @@
  *                  size, version, mtime_ns, hash, target
  *   name value:    "vsync-name-v1", project name, project id
  *                  (name:{<name>}, what a mount resolves a name with)
+ *   tree:          "vsync-tree-v1", project id, seq, manifest length,
+ *                  index length, SHA-256 of manifest + index (tree:{id},
+ *                  the whole tree in one value: tree.h)
  *
  * Numbers are decimal text (mode octal), names as in change.h, absent
  * fields empty. The length prefixes make the encoding injective (no two
@@ -67,6 +70,12 @@ long vs_sign_manifest_msg(uint8_t *out, size_t size, const char *project_id,
 long vs_sign_name_msg(uint8_t *out, size_t size, const char *name,
 		      const char *project_id);
 
+/* The message of a tree snapshot (tree.h): at most 5 * 4 + 13 + 36 + 3 *
+ * 20 + 64 bytes; -ENOSPC past @size. */
+long vs_sign_tree_msg(uint8_t *out, size_t size, const char *project_id,
+		      int64_t seq, uint64_t manifest_len, uint64_t index_len,
+		      const char *sha256_hex);
+
 /*
  * Load a private key (PEM, PKCS#8, as `vsyncctl keygen` writes) from
  * @file, or a public key from @spec: a PEM file's path, or the raw 32-byte
@@ -112,6 +121,14 @@ int vs_sign_name(const struct vs_sign_key *k, const char *name,
 		 const char *project_id, char sig[VS_SIGN_B64_LEN + 1]);
 int vs_sign_name_verify(const struct vs_sign_key *k, const char *name,
 			const char *project_id, const char *sig, size_t siglen);
+
+/* The same for a tree snapshot (vs_sign_tree_msg()). */
+int vs_sign_tree(const struct vs_sign_key *k, const char *project_id,
+		 int64_t seq, uint64_t manifest_len, uint64_t index_len,
+		 const char *sha256_hex, char sig[VS_SIGN_B64_LEN + 1]);
+int vs_sign_tree_verify(const struct vs_sign_key *k, const char *project_id,
+			int64_t seq, uint64_t manifest_len, uint64_t index_len,
+			const char *sha256_hex, const char *sig, size_t siglen);
 
 /* The value of the VS_SIGN_FIELD field among @n stream fields (as given
  * to vs_change_parse()), its length in *len; NULL when absent. Pure. */

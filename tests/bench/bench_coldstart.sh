@@ -292,9 +292,17 @@ for n in "${SIZES[@]}"; do
 	CTL import "p$n" "$W/tree$n"
 	log "imported p$n in $(ms_since "$t0") ms"
 done
+# signed, as deployed (and as bench_fleet.sh runs), when the build has
+# `vsyncctl keygen`: the mounts verify what they read from Redis
+# (VS_BENCH_SIGN=0: unsigned)
+SIGN_ARGS=()
+if [[ ${VS_BENCH_SIGN:-1} != 0 ]] && key=$(CTL keygen "$W/relay.key" 2>/dev/null); then
+	SIGN_ARGS=(--sign-key "$W/relay.key")
+	EXTRA+=(--verify-key "${key#VSYNC_VERIFY_KEY=}")
+fi
 warm_redis() {
 	timeout -k 5 600 "$RELAY_BIN" --pg "$VSYNC_PG_URL" --redis "$VSYNC_REDIS_URL" \
-		--once >>"$VS_LOG_DIR/relay.log" 2>&1
+		"${SIGN_ARGS[@]}" --once >>"$VS_LOG_DIR/relay.log" 2>&1
 }
 t0=${EPOCHREALTIME/./}
 warm_redis

@@ -16,11 +16,11 @@
 #   2b. Inline content: an entry whose data field (not signed) was
 #      changed puts nothing wrong in the file: the bytes are checked
 #      against the signed hash, the mismatch logged, the blob fetched.
-#   3. Manifest: forged manifest:{id} fields - an extra file (with a
-#      matching blob), a 99 TB st_size, a symlink retargeted to
-#      /etc/shadow, a name with a newline - are not shown by a new mount
-#      (empty cache): it falls back to PostgreSQL and shows PostgreSQL's
-#      tree.
+#   3. Manifest: a tree:{id} snapshot with a changed byte is refused, and
+#      forged manifest:{id} fields - an extra file (with a matching
+#      blob), a 99 TB st_size, a symlink retargeted to /etc/shadow, a name
+#      with a newline - are not shown by a new mount (empty cache): it
+#      falls back to PostgreSQL and shows PostgreSQL's tree.
 #
 # Every wait polls with a deadline; every process and mount is stopped at
 # exit. Needs /dev/fuse (else exit 77).
@@ -192,6 +192,13 @@ vs_check "the mount logs the mismatch" \
 
 SEQ=$(sql "SELECT vsync_project_seq('$UUID')")
 vs_check "the relay published change $SEQ" vs_poll 20 published "$SEQ"
+# the relay's tree snapshot (one signature for the whole tree) is
+# rebuilt behind the changes: once it is at $SEQ, change one of its
+# bytes (past the header: the body, covered by its hash and signature)
+TK="tree:{$UUID}"
+tree_at() { [[ "$(vs_redis_cli GETRANGE "$TK" 0 40)" == "vsync-tree 1 $1 "* ]]; }
+vs_check "the relay rebuilt the tree at $SEQ" vs_poll 20 tree_at "$SEQ"
+vs_redis_cli SETRANGE "$TK" 200 XXXX >/dev/null
 MK="manifest:{$UUID}"
 LEN=$(vs_redis_cli HLEN "$MK")
 vs_redis_cli HSET "$MK" src/extra.txt "file 644 15 1 $mt $H" >/dev/null
@@ -208,6 +215,8 @@ if ! vs_mount "$UUID" "$W/m2" --pg "$VSYNC_PG_URL" --redis "$VSYNC_REDIS_URL" \
 	vs_summary || true
 	exit 1
 fi
+vs_check "mount 2 refused the tampered tree" \
+	grep -q "the tree of project $UUID is malformed or corrupt" "$VS_LOG_DIR/m2.log"
 vs_check "mount 2 refused the forged manifest" \
 	grep -q "not using the manifest of project $UUID" "$VS_LOG_DIR/m2.log"
 vs_check "mount 2 loaded PostgreSQL's tree" \
