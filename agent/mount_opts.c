@@ -62,6 +62,12 @@ const char vs_mount_usage[] =
     "container:<hostname>)\n"
     "  --max-file-size N    largest synced file written here (default "
     "64 MiB)\n"
+    "  --save-quiet-ms MS   save a written synced file once it has had no "
+    "write\n"
+    "                       for MS ms (default 50; fsync, rename, chmod "
+    "and its\n"
+    "                       last close when the kernel reports it save at "
+    "once)\n"
     "  --cache-dir DIR      content cache and local-only files; default\n"
     "                       $VSYNC_CACHE_DIR or /var/cache/vsync; one running\n"
     "                       mount per cache dir (a second one exits 1)\n"
@@ -134,6 +140,7 @@ enum {
 	OPT_READ_ONLY,
 	OPT_AT,
 	OPT_CACHE_MAX,
+	OPT_SAVE_QUIET_MS,
 };
 
 static const struct option long_opts[] = {
@@ -151,6 +158,7 @@ static const struct option long_opts[] = {
     {"learn-seconds", required_argument, NULL, OPT_LEARN_SECONDS},
     {"author", required_argument, NULL, OPT_AUTHOR},
     {"max-file-size", required_argument, NULL, OPT_MAX_FILE_SIZE},
+    {"save-quiet-ms", required_argument, NULL, OPT_SAVE_QUIET_MS},
     {"critical", required_argument, NULL, OPT_CRITICAL},
     {"local", required_argument, NULL, OPT_LOCAL},
     {"no-default-local", no_argument, NULL, OPT_NO_DEFAULT_LOCAL},
@@ -258,6 +266,7 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 	o->prefetch = 4;
 	o->learn_seconds = 10;
 	o->max_file_size = 64LL << 20;
+	o->save_quiet_ms = VS_MOUNT_SAVE_QUIET_MS_DEFAULT;
 	o->cache_max = -1;
 	o->writable = true;
 	opterr = 0;
@@ -307,6 +316,14 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 					    "'%s'",
 					    val);
 			o->max_file_size = v;
+			break;
+		case OPT_SAVE_QUIET_MS:
+			if (vs_parse_long(&v, val, 10, 1, 60000) < 0)
+				return fail(err, errlen,
+					    "--save-quiet-ms needs 1..60000 "
+					    "milliseconds, not '%s'",
+					    val);
+			o->save_quiet_ms = (int)v;
 			break;
 		case OPT_CACHE_MAX: {
 			uint64_t size;

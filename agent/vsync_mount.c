@@ -476,6 +476,7 @@ static int open_writable(const struct vs_mount_opts *o, struct vs_cache *cache,
 	cfg->cache = cache;
 	cfg->work_fd = wfd;
 	cfg->max_file_size = (uint64_t)o->max_file_size;
+	cfg->save_quiet_ms = o->save_quiet_ms;
 	return 0;
 }
 

@@ -472,9 +472,9 @@ static void vs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (resolve(fs, ino, &in) < 0)
 		fuse_reply_err(req, ESTALE);
 	else if (in->local)
-		local_read(req, size, off, fi);
+		local_read(req, in, size, off, fi);
 	else
-		synced_read(req, in, size, off);
+		synced_read(req, fs, in, size, off);
 }
 
 static void vs_write_buf(fuse_req_t req, fuse_ino_t ino,
@@ -487,7 +487,7 @@ static void vs_write_buf(fuse_req_t req, fuse_ino_t ino,
 	if (resolve(fs, ino, &in) < 0)
 		fuse_reply_err(req, ESTALE);
 	else if (in->local)
-		local_write_buf(req, in_buf, off, fi);
+		local_write_buf(req, in, in_buf, off, fi);
 	else
 		synced_write_buf(req, fs, in, in_buf, off);
 }
@@ -513,9 +513,9 @@ static void vs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	(void)fi;
 	/*
 	 * ENOSYS stops the kernel sending FLUSH for the life of the mount:
-	 * one round trip less in every close(). The commit points of synced
-	 * files are RELEASE (the last close, which close() does not wait
-	 * for), rename, fsync and chmod (write.c).
+	 * one round trip less in every close(). Synced files are saved by
+	 * the save policy of write.c (quiet period, fsync, rename, chmod,
+	 * RELEASE when it comes).
 	 */
 	fuse_reply_err(req, ENOSYS);
 }
@@ -529,7 +529,7 @@ static void vs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	if (resolve(fs, ino, &in) < 0)
 		fuse_reply_err(req, 0);
 	else if (in->local)
-		local_fsync(req, datasync, fi);
+		local_fsync(req, in, datasync, fi);
 	else
 		synced_fsync(req, fs, in);
 }
@@ -543,10 +543,8 @@ static void vs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 	/* never ENOSYS: the kernel would stop asking for every directory */
 	if (resolve(fs, ino, &in) < 0)
 		fuse_reply_err(req, 0);
-	else if (in->local && fi->fh)
-		local_fsyncdir(req, datasync, fi);
 	else if (in->local)
-		fuse_reply_err(req, 0);
+		local_fsyncdir(req, in, datasync, fi);
 	else
 		synced_fsyncdir(req, fs);
 }
@@ -586,7 +584,7 @@ static void vs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	if (in->local)
-		local_readdir(req, fi, &b, off);
+		local_readdir(req, in, fi, &b, off);
 	else
 		synced_readdir(req, fs, in, &b, off);
 	fuse_reply_buf(req, b.p, b.len);
@@ -645,8 +643,8 @@ static void vs_init(void *userdata, struct fuse_conn_info *conn)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
-	/* O_TRUNC comes with the open (fsw_open), not as a setattr without
-	 * a handle, which would be journaled as a truncate(2) */
+	/* O_TRUNC comes with the open (synced_open truncates), one round
+	 * trip less than a SETATTR after it */
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
@@ -778,6 +776,15 @@ int vs_fs_new(struct vs_fs **out, const struct vs_fs_config *cfg,
 	pthread_mutex_init(&fs->own_lock, NULL);
 	pthread_mutex_init(&fs->ns_lock, NULL);
 	pthread_mutex_init(&fs->owner_lock, NULL);
+	pthread_mutex_init(&fs->dirty_lock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&fs->dirty_cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	r = inode_table_init(&fs->table);
 	if (r < 0) {
 		free(fs);
@@ -809,6 +816,9 @@ void vs_fs_free(struct vs_fs *fs)
 	pthread_mutex_destroy(&fs->own_lock);
 	pthread_mutex_destroy(&fs->ns_lock);
 	pthread_mutex_destroy(&fs->owner_lock);
+	pthread_mutex_destroy(&fs->dirty_lock);
+	pthread_cond_destroy(&fs->dirty_cond);
+	free(fs->dirty);
 	inode_table_release(&fs->table);
 	free(fs);
 }
@@ -835,6 +845,8 @@ int vs_fs_run(struct vs_fs *fs, struct fuse_args *args,
 	}
 	if (fuse_daemonize(fs->cfg.foreground) != 0)
 		goto out_unmount;
+	if (fsw_saver_start(fs) < 0)
+		goto out_unmount;
 	if (ready_cb)
 		ready_cb(cb_arg);
 	if (fs->cfg.single_thread)
@@ -842,7 +854,9 @@ int vs_fs_run(struct vs_fs *fs, struct fuse_args *args,
 	else
 		r = fuse_session_loop_mt(se, &loop);
 	r = r < 0 ? r : 0; /* a positive value is the signal that ended it */
-	/* no RELEASE comes for what is still open: save it now */
+	/* no RELEASE comes for what is still open, and what is dirty may not
+	 * be quiet yet: save it all now */
+	fsw_saver_stop(fs);
 	fsw_save_all(fs);
 	owner_flush(fs);
 out_unmount:

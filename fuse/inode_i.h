@@ -76,6 +76,11 @@ struct vs_inode {
 	/* local: the upper file's st_dev and st_ino (its O_PATH fd is @fd) */
 	dev_t upper_dev;
 	ino_t upper_ino;
+	/* local files: the inode's own open fd on its upper file (O_RDWR,
+	 * or O_RDONLY where that is refused), opened at its first read or
+	 * write without a file handle (fh 0: no-open mode) and kept until
+	 * the inode is freed; -1 until then. Set once (compare-and-swap). */
+	_Atomic int iofd;
 
 	/* synced files: verified content, opened on first open */
 	pthread_rwlock_t fd_lock;
@@ -98,6 +103,10 @@ struct vs_inode {
 	_Atomic uint64_t wgen, jgen;
 	uint64_t pending_lseq;
 	char pending_op[VS_UUID_BUFSZ];
+	/* in the set of dirty files (fs_i.h, the save policy): the
+	 * monotonic ms of its last write, 0 when not in it; protected by
+	 * the fs's dirty_lock */
+	int64_t dirty_ms;
 
 	struct vs_inode *hnext;	 /* ino hash chain */
 	struct vs_inode *lhnext; /* upper-ino hash chain (local only) */

@@ -38,6 +38,10 @@ struct vs_fs_config {
 	struct vs_cache *cache;	    /* borrowed: content objects */
 	int work_fd;		    /* dir for working copies (O_TMPFILE) */
 	uint64_t max_file_size;	    /* bigger synced files: EFBIG */
+	/* a written file is saved once it has had no write for this long
+	 * (ms; --save-quiet-ms), or at once by fsync, rename, chmod, its
+	 * last close when the kernel reports it, and the stop */
+	int save_quiet_ms;
 };
 
 struct vs_fs;

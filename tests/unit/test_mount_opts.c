@@ -29,6 +29,7 @@
  *  - the values of --critical (and its limit), --ready-file, --notify-fd,
  *    --control, --prefetch, --learn-seconds, --author, --max-file-size,
  *    --cache-max (default -1: the agent picks; suffixes; 0 unbounded),
+ *    --save-quiet-ms (default, range),
  *    --no-follow, and their invalid values;
  *  - a short error buffer stays NUL-terminated.
  */
@@ -619,6 +620,32 @@ static void test_other_values(void **state)
 	check_fails(&p, "too many --critical globs");
 }
 
+static void test_save_policy(void **state)
+{
+	struct parsed p;
+
+	(void)state;
+	PARSE_NOENV(&p, "p", "m");
+	check_ok(&p);
+	check_int(VS_MOUNT_SAVE_QUIET_MS_DEFAULT, p.o.save_quiet_ms,
+		  "default --save-quiet-ms");
+	PARSE(&p, "--save-quiet-ms", "250", "p", "m");
+	check_ok(&p);
+	check_int(250, p.o.save_quiet_ms, "--save-quiet-ms 250");
+	PARSE(&p, "--save-quiet-ms=1", "p", "m");
+	check_ok(&p);
+	check_int(1, p.o.save_quiet_ms, "--save-quiet-ms=1");
+	PARSE(&p, "--save-quiet-ms", "0", "p", "m");
+	check_fails(&p, "--save-quiet-ms needs 1..60000 milliseconds, not "
+			"'0'");
+	PARSE(&p, "--save-quiet-ms=60001", "p", "m");
+	check_fails(&p, "--save-quiet-ms needs 1..60000 milliseconds, not "
+			"'60001'");
+	PARSE(&p, "--save-quiet-ms=soon", "p", "m");
+	check_fails(&p, "--save-quiet-ms needs 1..60000 milliseconds, not "
+			"'soon'");
+}
+
 static void test_missing_positionals(void **state)
 {
 	struct parsed p;
@@ -715,6 +742,7 @@ int main(void)
 	    T(test_at),
 	    T(test_getopt_forms),
 	    T(test_other_values),
+	    T(test_save_policy),
 	    T(test_missing_positionals),
 	    T(test_unknown_options),
 	    T(test_help_version),
