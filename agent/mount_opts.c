@@ -68,6 +68,15 @@ const char vs_mount_usage[] =
     "and its\n"
     "                       last close when the kernel reports it save at "
     "once)\n"
+    "  --open-mode MODE     kernel (default): the kernel sends OPEN and "
+    "RELEASE\n"
+    "                       of every file and directory; none: it sends "
+    "neither\n"
+    "                       and keeps pages and listings itself (warm "
+    "reads at\n"
+    "                       local speed; files saved when quiet); "
+    "default\n"
+    "                       $VSYNC_OPEN_MODE or kernel\n"
     "  --cache-dir DIR      content cache and local-only files; default\n"
     "                       $VSYNC_CACHE_DIR or /var/cache/vsync; one running\n"
     "                       mount per cache dir (a second one exits 1)\n"
@@ -141,6 +150,7 @@ enum {
 	OPT_AT,
 	OPT_CACHE_MAX,
 	OPT_SAVE_QUIET_MS,
+	OPT_OPEN_MODE,
 };
 
 static const struct option long_opts[] = {
@@ -159,6 +169,7 @@ static const struct option long_opts[] = {
     {"author", required_argument, NULL, OPT_AUTHOR},
     {"max-file-size", required_argument, NULL, OPT_MAX_FILE_SIZE},
     {"save-quiet-ms", required_argument, NULL, OPT_SAVE_QUIET_MS},
+    {"open-mode", required_argument, NULL, OPT_OPEN_MODE},
     {"critical", required_argument, NULL, OPT_CRITICAL},
     {"local", required_argument, NULL, OPT_LOCAL},
     {"no-default-local", no_argument, NULL, OPT_NO_DEFAULT_LOCAL},
@@ -255,6 +266,7 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 			size_t errlen)
 {
 	bool default_local = true, writable_given = false;
+	const char *open_mode = NULL;
 	const char *extra[VS_MOUNT_MAX_LOCAL];
 	size_t n_extra = 0;
 	int npos = 0, c;
@@ -324,6 +336,9 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 					    "milliseconds, not '%s'",
 					    val);
 			o->save_quiet_ms = (int)v;
+			break;
+		case OPT_OPEN_MODE:
+			open_mode = val;
 			break;
 		case OPT_CACHE_MAX: {
 			uint64_t size;
@@ -487,7 +502,15 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 			o->cache_dir = getenv_fn("VSYNC_CACHE_DIR");
 		if (!o->log_format)
 			o->log_format = getenv_fn("VSYNC_LOG_FORMAT");
+		if (!open_mode)
+			open_mode = getenv_fn("VSYNC_OPEN_MODE");
 	}
+	if (open_mode && strcmp(open_mode, "none") &&
+	    strcmp(open_mode, "kernel"))
+		return fail(err, errlen,
+			    "--open-mode needs none or kernel, not '%s'",
+			    open_mode);
+	o->no_open = open_mode && strcmp(open_mode, "none") == 0;
 	if (o->log_format && strcmp(o->log_format, "logfmt") &&
 	    strcmp(o->log_format, "json"))
 		return fail(err, errlen,

@@ -44,6 +44,9 @@ struct vs_mount_opts {
 	/* --save-quiet-ms: a written synced file is saved once it has had no
 	 * write for this long (fsync, rename, chmod, close save at once) */
 	int save_quiet_ms;
+	/* --open-mode none|kernel: none answers OPEN/OPENDIR with ENOSYS
+	 * (no-open mode, vsync/fs.h) */
+	bool no_open;
 	/* --cache-max: bytes of content objects kept in the cache dir; -1
 	 * when not given (the agent picks: VS_MOUNT_CACHE_MAX_DEFAULT or a
 	 * quarter of the cache dir's file system), 0 unbounded */

@@ -1508,6 +1508,7 @@ int main(int argc, char **argv)
 	cfg.attr_timeout = o.cache_timeout;
 	cfg.foreground = true; /* daemonize() did the forking */
 	cfg.single_thread = o.single_thread;
+	cfg.no_open = o.no_open;
 	cfg.uid = getuid();
 	cfg.gid = getgid();
 	/* owners of synced paths: local metadata, never synced */

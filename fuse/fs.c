@@ -94,8 +94,27 @@ bool fs_dirbuf_add(fuse_req_t req, struct fs_dirbuf *b, const char *name,
 		   fuse_ino_t ino, mode_t type, off_t next)
 {
 	struct stat st = {.st_ino = ino, .st_mode = type};
-	size_t n = fuse_add_direntry(req, b->p + b->len, b->size - b->len, name,
-				     &st, next);
+	size_t n;
+
+	if (b->plus) {
+		/* ino 0: no attributes, no lookup counted */
+		struct fuse_entry_param e = {.attr = st};
+
+		return fs_dirbuf_add_plus(req, b, name, &e, next);
+	}
+	n = fuse_add_direntry(req, b->p + b->len, b->size - b->len, name, &st,
+			      next);
+	if (n > b->size - b->len)
+		return false;
+	b->len += n;
+	return true;
+}
+
+bool fs_dirbuf_add_plus(fuse_req_t req, struct fs_dirbuf *b, const char *name,
+			const struct fuse_entry_param *e, off_t next)
+{
+	size_t n = fuse_add_direntry_plus(req, b->p + b->len, b->size - b->len,
+					  name, e, next);
 
 	if (n > b->size - b->len)
 		return false;
@@ -436,6 +455,12 @@ static void vs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct vs_inode *in;
 	int r;
 
+	/* no-open mode: the kernel stops sending OPEN and RELEASE for the
+	 * life of the mount (fs.h) */
+	if (fs_no_open_files(fs)) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	r = resolve(fs, ino, &in);
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -556,6 +581,12 @@ static void vs_opendir(fuse_req_t req, fuse_ino_t ino,
 	struct vs_inode *in;
 	int r;
 
+	/* no-open mode: OPENDIR and RELEASEDIR stop too (libfuse would
+	 * answer success without this handler) */
+	if (fs->cfg.no_open) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	r = resolve(fs, ino, &in);
 	if (r == 0 && in->kind != VS_KIND_DIR)
 		r = -ENOTDIR;
@@ -567,11 +598,14 @@ static void vs_opendir(fuse_req_t req, fuse_ino_t ino,
 		synced_opendir(req, fi);
 }
 
-static void vs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
+/* readdir, or readdirplus (@plus): synced entries come with their
+ * attributes, so a cold listing costs one round trip, not one LOOKUP per
+ * entry besides */
+static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi, bool plus)
 {
 	struct vs_fs *fs = fs_of(req);
-	struct fs_dirbuf b = {.size = size};
+	struct fs_dirbuf b = {.size = size, .plus = plus};
 	struct vs_inode *in;
 
 	if (resolve(fs, ino, &in) < 0) {
@@ -589,6 +623,18 @@ static void vs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		synced_readdir(req, fs, in, &b, off);
 	fuse_reply_buf(req, b.p, b.len);
 	free(b.p);
+}
+
+static void vs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	readdir_common(req, ino, size, off, fi, false);
+}
+
+static void vs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	readdir_common(req, ino, size, off, fi, true);
 }
 
 static void vs_releasedir(fuse_req_t req, fuse_ino_t ino,
@@ -641,11 +687,16 @@ static void vs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void vs_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct vs_fs *fs = userdata;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
 	/* O_TRUNC comes with the open (synced_open truncates), one round
-	 * trip less than a SETATTR after it */
-	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+	 * trip less than a SETATTR after it; but with no OPEN it would not
+	 * come at all (open(O_TRUNC) would not truncate): then it comes as
+	 * a SETATTR of the size */
+	if (fs_no_open_files(fs))
+		conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+	else if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
@@ -698,6 +749,7 @@ static const struct fuse_lowlevel_ops vs_ops = {
     .fsync = vs_fsync,
     .opendir = vs_opendir,
     .readdir = vs_readdir,
+    .readdirplus = vs_readdirplus,
     .releasedir = vs_releasedir,
     .fsyncdir = vs_fsyncdir,
     .statfs = vs_statfs,

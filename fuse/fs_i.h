@@ -126,6 +126,12 @@ struct vs_fs {
 
 /* ---- shared by the handlers (fs.c) ---- */
 
+/* Are files served without OPEN (no-open mode, and writable: fs.h)? */
+static inline bool fs_no_open_files(const struct vs_fs *fs)
+{
+	return fs->cfg.no_open && fs->cfg.journal;
+}
+
 /* d_ino of a listed entry whose inode the kernel will look up itself */
 #define VS_UNKNOWN_INO 0xffffffffu
 
@@ -147,15 +153,21 @@ void fs_fill_entry(struct vs_fs *fs, struct fuse_entry_param *e,
  * resolution probes many names that do not exist. */
 void fs_reply_negative(fuse_req_t req, struct vs_fs *fs);
 
-/* A reply buffer for readdir. */
+/* A reply buffer for readdir, or readdirplus (@plus). */
 struct fs_dirbuf {
 	char *p;
 	size_t size, len;
+	bool plus;
 };
 
-/* Add one entry; false when the buffer is full. */
+/* Add one entry, with no attributes (readdirplus: none, so the kernel
+ * looks it up itself if it needs it); false when the buffer is full. */
 bool fs_dirbuf_add(fuse_req_t req, struct fs_dirbuf *b, const char *name,
 		   fuse_ino_t ino, mode_t type, off_t next);
+/* readdirplus: add one entry with its attributes; the kernel counts a
+ * lookup of e->ino when it is added (true). False when full. */
+bool fs_dirbuf_add_plus(fuse_req_t req, struct fs_dirbuf *b, const char *name,
+			const struct fuse_entry_param *e, off_t next);
 
 /* ---- the updater's own calls through the mountpoint (update.c): fs.c
  * hands them over once fs_own_request() says so; each replies. ---- */

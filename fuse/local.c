@@ -492,7 +492,24 @@ void local_create(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		fuse_reply_err(req, -r);
 		return;
 	}
-	fi->fh = (uint64_t)fd;
+	if (fs_no_open_files(fs)) {
+		/* no RELEASE comes for this handle once the kernel knows
+		 * OPEN is not implemented: its fd serves as the inode's own
+		 * when it can read and write, and is closed otherwise */
+		struct vs_inode *in;
+		int none = -1;
+
+		pthread_mutex_lock(&fs->table.lock);
+		in = inode_table_get(&fs->table, e.ino);
+		pthread_mutex_unlock(&fs->table.lock);
+		if (!in || (fi->flags & O_ACCMODE) != O_RDWR ||
+		    (fi->flags & O_APPEND) ||
+		    !atomic_compare_exchange_strong(&in->iofd, &none, fd))
+			close(fd);
+		fi->fh = 0;
+	} else {
+		fi->fh = (uint64_t)fd;
+	}
 	fuse_reply_create(req, &e, fi);
 }
 

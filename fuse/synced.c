@@ -570,7 +570,17 @@ void synced_readdir(fuse_req_t req, struct vs_fs *fs, struct vs_inode *dir,
 					   dir->parent ? dir->parent->ino
 						       : dir->ino,
 					   S_IFDIR, 2);
-		else {
+		else if (b->plus) {
+			struct vs_inode *c = dir->children[pos - 2];
+			struct fuse_entry_param e;
+
+			/* with its attributes: no LOOKUP follows; the kernel
+			 * counts the lookup of each entry it is given */
+			synced_entry(fs, c, &e);
+			ok = fs_dirbuf_add_plus(req, b, c->name, &e, pos + 1);
+			if (ok)
+				c->nlookup++;
+		} else {
 			struct vs_inode *c = dir->children[pos - 2];
 
 			ok = fs_dirbuf_add(req, b, c->name, c->ino,

@@ -42,6 +42,14 @@ struct vs_fs_config {
 	 * (ms; --save-quiet-ms), or at once by fsync, rename, chmod, its
 	 * last close when the kernel reports it, and the stop */
 	int save_quiet_ms;
+	/* no-open mode (--open-mode=none): OPEN and OPENDIR answered ENOSYS,
+	 * so the kernel sends neither them nor RELEASE for the life of the
+	 * mount and keeps pages and listings itself; requests come with
+	 * fh 0 and are served by inode. Without @journal (--read-only) files
+	 * are still opened, so that a write to a synced file is refused
+	 * with EROFS by its open (the kernel reports a WRITE's EROFS as
+	 * EIO); directories are not. */
+	bool no_open;
 };
 
 struct vs_fs;
