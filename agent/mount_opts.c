@@ -64,19 +64,20 @@ const char vs_mount_usage[] =
     "64 MiB)\n"
     "  --save-quiet-ms MS   save a written synced file once it has had no "
     "write\n"
-    "                       for MS ms (default 50; fsync, rename, chmod "
+    "                       for MS ms (default 20; fsync, rename, chmod "
     "and its\n"
     "                       last close when the kernel reports it save at "
     "once)\n"
-    "  --open-mode MODE     kernel (default): the kernel sends OPEN and "
+    "  --open-mode MODE     none (default): the kernel sends no OPEN or "
     "RELEASE\n"
-    "                       of every file and directory; none: it sends "
-    "neither\n"
     "                       and keeps pages and listings itself (warm "
     "reads at\n"
-    "                       local speed; files saved when quiet); "
-    "default\n"
-    "                       $VSYNC_OPEN_MODE or kernel\n"
+    "                       local speed; files saved when quiet); kernel: "
+    "it\n"
+    "                       sends OPEN and RELEASE of every file and "
+    "directory\n"
+    "                       (saves at the last close too); default\n"
+    "                       $VSYNC_OPEN_MODE or none\n"
     "  --cache-dir DIR      content cache and local-only files; default\n"
     "                       $VSYNC_CACHE_DIR or /var/cache/vsync; one running\n"
     "                       mount per cache dir (a second one exits 1)\n"
@@ -510,7 +511,7 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 		return fail(err, errlen,
 			    "--open-mode needs none or kernel, not '%s'",
 			    open_mode);
-	o->no_open = open_mode && strcmp(open_mode, "none") == 0;
+	o->no_open = !open_mode || strcmp(open_mode, "none") == 0;
 	if (o->log_format && strcmp(o->log_format, "logfmt") &&
 	    strcmp(o->log_format, "json"))
 		return fail(err, errlen,

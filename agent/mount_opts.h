@@ -15,7 +15,7 @@
  * smaller than four times this */
 #define VS_MOUNT_CACHE_MAX_DEFAULT (2LL << 30)
 /* --save-quiet-ms when not given (docs/benchmarks.md, "Save policy") */
-#define VS_MOUNT_SAVE_QUIET_MS_DEFAULT 50
+#define VS_MOUNT_SAVE_QUIET_MS_DEFAULT 20
 
 struct vs_mount_opts {
 	const char *project;
@@ -44,8 +44,8 @@ struct vs_mount_opts {
 	/* --save-quiet-ms: a written synced file is saved once it has had no
 	 * write for this long (fsync, rename, chmod, close save at once) */
 	int save_quiet_ms;
-	/* --open-mode none|kernel: none answers OPEN/OPENDIR with ENOSYS
-	 * (no-open mode, vsync/fs.h) */
+	/* --open-mode none|kernel (default none): none answers OPEN/OPENDIR
+	 * with ENOSYS (no-open mode, vsync/fs.h) */
 	bool no_open;
 	/* --cache-max: bytes of content objects kept in the cache dir; -1
 	 * when not given (the agent picks: VS_MOUNT_CACHE_MAX_DEFAULT or a

@@ -213,8 +213,9 @@ reqs() {
 	fi
 	conn=$(stat -c %d "$dir")
 	out=$VS_LOG_DIR/perf.$name.csv
+	# no workload: perf counts until SIGINT (with one it would wait for it)
 	perf stat -e fuse:fuse_request_send --filter "connection == $conn" -a -x, \
-		-o "$out" -- sleep 600 &
+		-o "$out" &
 	pid=$!
 	sleep 0.5 # perf attaches
 	work "$name" "$dir" >/dev/null

@@ -20,6 +20,9 @@
 #    and size of a remote edit, and a warm listing sees remote creations
 #    and deletions, as soon as the watcher's event for them has come;
 #  - the mount's log: no OPEN or OPENDIR after the first of each (-d).
+# Then the same cache dir mounted with --open-mode=kernel (the kernel
+# opens and releases files): reads, open(O_TRUNC) truncating, a save at
+# the last close committed, and the OPENs in its log.
 #
 # Needs /dev/fuse (else exit 77), PostgreSQL (started here).
 set -u
@@ -104,5 +107,15 @@ releases=$(grep -c 'opcode: RELEASE (' "$VS_MOUNT_LOG" || true)
 vs_check "at most one OPEN and one OPENDIR (ENOSYS), and no RELEASE of them" \
 	test "$opens" -le 1 -a "$opendirs" -le 1 -a "$releases" -le 1
 
+vs_umount "$MNT"
+
+# ---------------------------------------------------------------- kernel
+vs_mount n "$MNT" --cache-dir "$W/cache" --open-mode=kernel -d || exit 1
+vs_check_eq "kernel mode: a synced file reads" 'readme' "$(cat "$MNT/docs/README.md")"
+printf 'k' >"$MNT/src/a.txt"
+vs_check_eq "kernel mode: open(O_TRUNC) truncates" 'k' "$(cat "$MNT/src/a.txt")"
+vs_check "kernel mode: it is committed" vs_poll 10 committed src/a.txt k
+opens=$(grep -c 'opcode: OPEN (' "$VS_MOUNT_LOG" || true)
+vs_check "kernel mode: the kernel sends OPEN" test "$opens" -ge 2
 vs_umount "$MNT"
 vs_summary
