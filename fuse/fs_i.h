@@ -89,9 +89,10 @@ struct vs_fs {
 	size_t own_head, own_count;
 	int64_t own_newest;
 
-	/* the learned list: synced files in the order of their first open
-	 * while learning; protected by learn_lock. learn_until_ms is written
-	 * under it and atomic for the unlocked first look of every open. */
+	/* the learned list: synced files in the order of their first open or
+	 * read while learning; protected by learn_lock. learn_until_ms is
+	 * written under it and atomic for the unlocked first look of every
+	 * open. */
 	pthread_mutex_t learn_lock;
 	_Atomic int64_t learn_until_ms; /* monotonic; 0: not learning */
 	char **learned;

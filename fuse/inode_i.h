@@ -21,12 +21,12 @@
  * is published in the hashes and never change: they are read without the
  * lock while the kernel holds the inode (it sends no FORGET while a
  * request on it is running). Each inode's content fd has its own rwlock
- * (fd_lock): readers hold it shared while they read from the fd, open holds it
- * exclusive while it fetches (so a slow fetch of one file never blocks requests
- * on others) and the updater holds it exclusive to swap in new content, so an
- * fd is never closed under a reader. Lock order: fd_lock -> table->lock
- * (never the reverse). No lock is held across a kernel notification or a
- * call through the mountpoint.
+ * (fd_lock): readers hold it shared while they read from the fd, the first read
+ * holds it exclusive while it fetches (so a slow fetch of one file never blocks
+ * requests on others) and the updater holds it exclusive to swap in new
+ * content, so an fd is never closed under a reader. Lock order: fd_lock ->
+ * table->lock (never the reverse). No lock is held across a kernel notification
+ * or a call through the mountpoint.
  */
 #ifndef VSYNC_FUSE_INODE_I_H
 #define VSYNC_FUSE_INODE_I_H
@@ -48,7 +48,7 @@ struct vs_inode {
 	bool local;	     /* lives in the upper layer */
 	bool removed;	     /* synced, unlinked: freed at nlookup 0 */
 	bool replaced;	     /* removed: a new inode took its name */
-	atomic_bool learned; /* first open recorded (set under fs
+	atomic_bool learned; /* first open or read recorded (set under fs
 				learn_lock; read unlocked first) */
 	uint64_t nlookup;    /* kernel lookup count */
 
@@ -82,7 +82,7 @@ struct vs_inode {
 	 * the inode is freed; -1 until then. Set once (compare-and-swap). */
 	_Atomic int iofd;
 
-	/* synced files: verified content, opened on first open */
+	/* synced files: verified content, opened by the first read */
 	pthread_rwlock_t fd_lock;
 	int fd; /* -1 until opened; protected by fd_lock (local inodes:
 		   the O_PATH fd on the upper file, see the top) */

@@ -387,7 +387,7 @@ void synced_rename(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 	fuse_reply_err(req, -r);
 }
 
-/* While learning, note the first open of synced file @in. */
+/* While learning, note the first open or read of synced file @in. */
 static void learn_record(struct vs_fs *fs, struct vs_inode *in)
 {
 	char path[VS_PATH_MAX + 1];

@@ -77,7 +77,7 @@ int vs_fs_run(struct vs_fs *fs, struct fuse_args *args,
 
 /*
  * The learned list: record the synced files opened during the next
- * @seconds, in the order of their first open (at most 4096). Then
+ * @seconds, in the order of their first open or read (at most 4096). Then
  * vs_fs_learned() hands over the paths (a malloc'd array of malloc'd
  * strings; the caller frees) and stops recording.
  */

@@ -20,7 +20,7 @@
 # per directory: see the kernel-caching notes), once more on the mount
 # counting the FUSE requests the kernel sends to it (the fuse_request_send
 # tracepoint, counted by `perf stat` for this mount's connection only;
-# "-" without perf or tracefs), then ROUNDS times each, interleaved (mount
+# "-" without perf, root or a mounted tracefs), then ROUNDS times each, interleaved (mount
 # then local on odd rounds, local then mount on even); the table shows the
 # medians, their ratio and the requests of one warm pass:
 #   find        find . (every name)
@@ -200,7 +200,7 @@ ldir() { [[ $1 == vite ]] && echo "$W/local-ex" || echo "$W/local"; }
 HAVE_PERF=1
 if ! command -v perf >/dev/null 2>&1 ||
 	! perf stat -e fuse:fuse_request_send -a -x, -- true >/dev/null 2>&1; then
-	log "perf cannot count fuse:fuse_request_send (no perf, tracefs or rights): no request counts"
+	log "perf cannot count fuse:fuse_request_send (no perf, no rights, or tracefs not mounted: mount -t tracefs nodev /sys/kernel/tracing): no request counts"
 	HAVE_PERF=0
 fi
 reqs() {
