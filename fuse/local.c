@@ -495,7 +495,8 @@ void local_create(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 	if (fs_no_open_files(fs)) {
 		/* no RELEASE comes for this handle once the kernel knows
 		 * OPEN is not implemented: its fd serves as the inode's own
-		 * when it can read and write, and is closed otherwise */
+		 * when it reads and writes at any offset (not O_APPEND, not
+		 * O_DIRECT), and is closed otherwise */
 		struct vs_inode *in;
 		int none = -1;
 
@@ -503,7 +504,7 @@ void local_create(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		in = inode_table_get(&fs->table, e.ino);
 		pthread_mutex_unlock(&fs->table.lock);
 		if (!in || (fi->flags & O_ACCMODE) != O_RDWR ||
-		    (fi->flags & O_APPEND) ||
+		    (fi->flags & (O_APPEND | O_DIRECT)) ||
 		    !atomic_compare_exchange_strong(&in->iofd, &none, fd))
 			close(fd);
 		fi->fh = 0;
