@@ -107,6 +107,11 @@ struct vs_inode {
 	 * monotonic ms of its last write, 0 when not in it; protected by
 	 * the fs's dirty_lock */
 	int64_t dirty_ms;
+	/* ... and its last change made it empty (a creation, a truncation
+	 * to 0) with no write since: the write that usually follows at once
+	 * may be late on a loaded machine, so it waits longer
+	 * (FSW_EMPTY_QUIET_MS) before an empty version is saved */
+	bool dirty_empty;
 
 	struct vs_inode *hnext;	 /* ino hash chain */
 	struct vs_inode *lhnext; /* upper-ino hash chain (local only) */

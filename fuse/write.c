@@ -13,7 +13,8 @@
  *
  * The save policy. A file written is put in the set of dirty files
  * (fs_i.h) with the time of its last write; the saver thread saves it
- * once it has had no write for --save-quiet-ms. The save snapshots the
+ * once it has had no write for --save-quiet-ms (1 s when the last change
+ * left it empty: FSW_EMPTY_QUIET_MS). The save snapshots the
  * working copy under the inode's fd_lock, so it has the bytes as of that
  * quiet point, never a write half applied. Saved at once, as before:
  * fsync, a rename of the file, a chmod, the stop (fsw_save_all) and, when
@@ -88,6 +89,12 @@
 /* ... or as soon as the cache dir's file system has less room than this
  * (so that a write that cannot be saved fails with ENOSPC, as on disk) */
 #define FSW_WMEM_MIN_FREE ((uint64_t)256 << 20)
+/* a file made empty (created, truncated to 0) and not written since is
+ * saved after this long with no change, or the quiet period if longer:
+ * an open(O_TRUNC) or a creation is followed by its writes at once, but
+ * on a loaded machine the writer may not run again within the quiet
+ * period, and an empty version must not be published in between */
+#define FSW_EMPTY_QUIET_MS 1000
 /* fsync() waits this long for its commit before failing with EIO */
 #define FSW_FSYNC_TIMEOUT_MS 10000
 /* the updater waits at most this long for the committer to report the
@@ -279,8 +286,9 @@ int fsw_open_check(struct vs_fs *fs, struct vs_inode *in)
 /* ---- the set of dirty files and the saver (fs_i.h) ---- */
 
 /* Put @in in the set of dirty files, or note a new write of it: its
- * quiet period starts again. Called with in->fd_lock exclusive. */
-static void dirty_mark(struct vs_fs *fs, struct vs_inode *in)
+ * quiet period starts again (a longer one when the change left it
+ * @empty). Called with in->fd_lock exclusive. */
+static void dirty_mark(struct vs_fs *fs, struct vs_inode *in, bool empty)
 {
 	int64_t now = vs_mono_ms();
 	bool added = false;
@@ -308,6 +316,7 @@ static void dirty_mark(struct vs_fs *fs, struct vs_inode *in)
 		added = true;
 	}
 	in->dirty_ms = now ? now : 1;
+	in->dirty_empty = empty;
 	if (added && fs->ndirty == 1)
 		pthread_cond_signal(&fs->dirty_cond);
 	pthread_mutex_unlock(&fs->dirty_lock);
@@ -324,6 +333,18 @@ static void dirty_remove_locked(struct vs_fs *fs, struct vs_inode *in)
 		}
 	}
 	in->dirty_ms = 0;
+	in->dirty_empty = false;
+}
+
+/* When @in (in the set) is due for saving, for quiet period @quiet.
+ * dirty_lock held. */
+static int64_t dirty_due(const struct vs_inode *in, int quiet)
+{
+	int wait = in->dirty_empty && quiet < FSW_EMPTY_QUIET_MS
+		       ? FSW_EMPTY_QUIET_MS
+		       : quiet;
+
+	return in->dirty_ms + wait;
 }
 
 static void unpin(struct vs_fs *fs, struct vs_inode *in)
@@ -348,7 +369,7 @@ static void saver_save(struct vs_fs *fs, struct vs_inode *in, int quiet)
 
 	pthread_rwlock_wrlock(&in->fd_lock);
 	pthread_mutex_lock(&fs->dirty_lock);
-	due = in->dirty_ms && in->dirty_ms + quiet <= vs_mono_ms();
+	due = in->dirty_ms && dirty_due(in, quiet) <= vs_mono_ms();
 	if (due)
 		dirty_remove_locked(fs, in);
 	pthread_mutex_unlock(&fs->dirty_lock);
@@ -381,7 +402,7 @@ static void *saver_main(void *arg)
 			}
 		}
 		for (size_t i = 0; i < fs->ndirty; i++) {
-			int64_t at = fs->dirty[i]->dirty_ms + quiet;
+			int64_t at = dirty_due(fs->dirty[i], quiet);
 
 			if (at <= now && ndue < ndue_cap)
 				due[ndue++] = fs->dirty[i];
@@ -479,7 +500,7 @@ int fsw_write(struct vs_fs *fs, struct vs_inode *in, struct fuse_bufvec *buf,
 				in->size = (uint64_t)off + (uint64_t)n;
 			in->mtime_ns = now_ns();
 			pthread_mutex_unlock(&fs->table.lock);
-			dirty_mark(fs, in);
+			dirty_mark(fs, in, false);
 		}
 	}
 	if (r < 0 && !in->wfailed) {
@@ -690,7 +711,7 @@ int fsw_setattr(struct vs_fs *fs, struct vs_inode *in, const struct stat *attr,
 			pthread_mutex_unlock(&fs->table.lock);
 			/* saved when quiet (an open's O_TRUNC is followed by
 			 * its writes) */
-			dirty_mark(fs, in);
+			dirty_mark(fs, in, attr->st_size == 0);
 		}
 		pthread_rwlock_unlock(&in->fd_lock);
 		if (r < 0)
@@ -817,7 +838,7 @@ out_locked:
 	pthread_mutex_unlock(&fs->ns_lock);
 	if (r == 0 && kind == VS_KIND_FILE) {
 		pthread_rwlock_wrlock(&in->fd_lock);
-		dirty_mark(fs, in);
+		dirty_mark(fs, in, true);
 		pthread_rwlock_unlock(&in->fd_lock);
 	}
 	*out = in;
