@@ -62,6 +62,22 @@ const char vs_mount_usage[] =
     "container:<hostname>)\n"
     "  --max-file-size N    largest synced file written here (default "
     "64 MiB)\n"
+    "  --save-quiet-ms MS   save a written synced file once it has had no "
+    "write\n"
+    "                       for MS ms (default 20; fsync, rename, chmod "
+    "and its\n"
+    "                       last close when the kernel reports it save at "
+    "once)\n"
+    "  --open-mode MODE     none (default): the kernel sends no OPEN or "
+    "RELEASE\n"
+    "                       and keeps pages and listings itself (warm "
+    "reads at\n"
+    "                       local speed; files saved when quiet); kernel: "
+    "it\n"
+    "                       sends OPEN and RELEASE of every file and "
+    "directory\n"
+    "                       (saves at the last close too); default\n"
+    "                       $VSYNC_OPEN_MODE or none\n"
     "  --cache-dir DIR      content cache and local-only files; default\n"
     "                       $VSYNC_CACHE_DIR or /var/cache/vsync; one running\n"
     "                       mount per cache dir (a second one exits 1)\n"
@@ -134,6 +150,8 @@ enum {
 	OPT_READ_ONLY,
 	OPT_AT,
 	OPT_CACHE_MAX,
+	OPT_SAVE_QUIET_MS,
+	OPT_OPEN_MODE,
 };
 
 static const struct option long_opts[] = {
@@ -151,6 +169,8 @@ static const struct option long_opts[] = {
     {"learn-seconds", required_argument, NULL, OPT_LEARN_SECONDS},
     {"author", required_argument, NULL, OPT_AUTHOR},
     {"max-file-size", required_argument, NULL, OPT_MAX_FILE_SIZE},
+    {"save-quiet-ms", required_argument, NULL, OPT_SAVE_QUIET_MS},
+    {"open-mode", required_argument, NULL, OPT_OPEN_MODE},
     {"critical", required_argument, NULL, OPT_CRITICAL},
     {"local", required_argument, NULL, OPT_LOCAL},
     {"no-default-local", no_argument, NULL, OPT_NO_DEFAULT_LOCAL},
@@ -247,6 +267,7 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 			size_t errlen)
 {
 	bool default_local = true, writable_given = false;
+	const char *open_mode = NULL;
 	const char *extra[VS_MOUNT_MAX_LOCAL];
 	size_t n_extra = 0;
 	int npos = 0, c;
@@ -258,6 +279,7 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 	o->prefetch = 4;
 	o->learn_seconds = 10;
 	o->max_file_size = 64LL << 20;
+	o->save_quiet_ms = VS_MOUNT_SAVE_QUIET_MS_DEFAULT;
 	o->cache_max = -1;
 	o->writable = true;
 	opterr = 0;
@@ -307,6 +329,17 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 					    "'%s'",
 					    val);
 			o->max_file_size = v;
+			break;
+		case OPT_SAVE_QUIET_MS:
+			if (vs_parse_long(&v, val, 10, 1, 60000) < 0)
+				return fail(err, errlen,
+					    "--save-quiet-ms needs 1..60000 "
+					    "milliseconds, not '%s'",
+					    val);
+			o->save_quiet_ms = (int)v;
+			break;
+		case OPT_OPEN_MODE:
+			open_mode = val;
 			break;
 		case OPT_CACHE_MAX: {
 			uint64_t size;
@@ -470,7 +503,15 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 			o->cache_dir = getenv_fn("VSYNC_CACHE_DIR");
 		if (!o->log_format)
 			o->log_format = getenv_fn("VSYNC_LOG_FORMAT");
+		if (!open_mode)
+			open_mode = getenv_fn("VSYNC_OPEN_MODE");
 	}
+	if (open_mode && strcmp(open_mode, "none") &&
+	    strcmp(open_mode, "kernel"))
+		return fail(err, errlen,
+			    "--open-mode needs none or kernel, not '%s'",
+			    open_mode);
+	o->no_open = !open_mode || strcmp(open_mode, "none") == 0;
 	if (o->log_format && strcmp(o->log_format, "logfmt") &&
 	    strcmp(o->log_format, "json"))
 		return fail(err, errlen,

@@ -14,6 +14,8 @@
 /* --cache-max when not given, unless the cache dir's file system is
  * smaller than four times this */
 #define VS_MOUNT_CACHE_MAX_DEFAULT (2LL << 30)
+/* --save-quiet-ms when not given (docs/benchmarks.md, "Save policy") */
+#define VS_MOUNT_SAVE_QUIET_MS_DEFAULT 20
 
 struct vs_mount_opts {
 	const char *project;
@@ -39,6 +41,12 @@ struct vs_mount_opts {
 	const char *author; /* --author: recorded with local changes */
 	const char *verify_key;	 /* --verify-key, else VSYNC_VERIFY_KEY */
 	long long max_file_size; /* --max-file-size: bigger writes are EFBIG */
+	/* --save-quiet-ms: a written synced file is saved once it has had no
+	 * write for this long (fsync, rename, chmod, close save at once) */
+	int save_quiet_ms;
+	/* --open-mode none|kernel (default none): none answers OPEN/OPENDIR
+	 * with ENOSYS (no-open mode, vsync/fs.h) */
+	bool no_open;
 	/* --cache-max: bytes of content objects kept in the cache dir; -1
 	 * when not given (the agent picks: VS_MOUNT_CACHE_MAX_DEFAULT or a
 	 * quarter of the cache dir's file system), 0 unbounded */

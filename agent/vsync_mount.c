@@ -490,6 +490,7 @@ static int open_writable(const struct vs_mount_opts *o, struct vs_cache *cache,
 	cfg->cache = cache;
 	cfg->work_fd = wfd;
 	cfg->max_file_size = (uint64_t)o->max_file_size;
+	cfg->save_quiet_ms = o->save_quiet_ms;
 	return 0;
 }
 
@@ -1532,6 +1533,7 @@ int main(int argc, char **argv)
 	cfg.attr_timeout = o.cache_timeout;
 	cfg.foreground = true; /* daemonize() did the forking */
 	cfg.single_thread = o.single_thread;
+	cfg.no_open = o.no_open;
 	cfg.uid = getuid();
 	cfg.gid = getgid();
 	/* owners of synced paths: local metadata, never synced */

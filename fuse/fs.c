@@ -94,8 +94,27 @@ bool fs_dirbuf_add(fuse_req_t req, struct fs_dirbuf *b, const char *name,
 		   fuse_ino_t ino, mode_t type, off_t next)
 {
 	struct stat st = {.st_ino = ino, .st_mode = type};
-	size_t n = fuse_add_direntry(req, b->p + b->len, b->size - b->len, name,
-				     &st, next);
+	size_t n;
+
+	if (b->plus) {
+		/* ino 0: no attributes, no lookup counted */
+		struct fuse_entry_param e = {.attr = st};
+
+		return fs_dirbuf_add_plus(req, b, name, &e, next);
+	}
+	n = fuse_add_direntry(req, b->p + b->len, b->size - b->len, name, &st,
+			      next);
+	if (n > b->size - b->len)
+		return false;
+	b->len += n;
+	return true;
+}
+
+bool fs_dirbuf_add_plus(fuse_req_t req, struct fs_dirbuf *b, const char *name,
+			const struct fuse_entry_param *e, off_t next)
+{
+	size_t n = fuse_add_direntry_plus(req, b->p + b->len, b->size - b->len,
+					  name, e, next);
 
 	if (n > b->size - b->len)
 		return false;
@@ -436,6 +455,12 @@ static void vs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct vs_inode *in;
 	int r;
 
+	/* no-open mode: the kernel stops sending OPEN and RELEASE for the
+	 * life of the mount (fs.h) */
+	if (fs_no_open_files(fs)) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	r = resolve(fs, ino, &in);
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -472,9 +497,9 @@ static void vs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (resolve(fs, ino, &in) < 0)
 		fuse_reply_err(req, ESTALE);
 	else if (in->local)
-		local_read(req, size, off, fi);
+		local_read(req, in, size, off, fi);
 	else
-		synced_read(req, in, size, off);
+		synced_read(req, fs, in, size, off);
 }
 
 static void vs_write_buf(fuse_req_t req, fuse_ino_t ino,
@@ -487,7 +512,7 @@ static void vs_write_buf(fuse_req_t req, fuse_ino_t ino,
 	if (resolve(fs, ino, &in) < 0)
 		fuse_reply_err(req, ESTALE);
 	else if (in->local)
-		local_write_buf(req, in_buf, off, fi);
+		local_write_buf(req, in, in_buf, off, fi);
 	else
 		synced_write_buf(req, fs, in, in_buf, off);
 }
@@ -513,9 +538,9 @@ static void vs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	(void)fi;
 	/*
 	 * ENOSYS stops the kernel sending FLUSH for the life of the mount:
-	 * one round trip less in every close(). The commit points of synced
-	 * files are RELEASE (the last close, which close() does not wait
-	 * for), rename, fsync and chmod (write.c).
+	 * one round trip less in every close(). Synced files are saved by
+	 * the save policy of write.c (quiet period, fsync, rename, chmod,
+	 * RELEASE when it comes).
 	 */
 	fuse_reply_err(req, ENOSYS);
 }
@@ -529,7 +554,7 @@ static void vs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	if (resolve(fs, ino, &in) < 0)
 		fuse_reply_err(req, 0);
 	else if (in->local)
-		local_fsync(req, datasync, fi);
+		local_fsync(req, in, datasync, fi);
 	else
 		synced_fsync(req, fs, in);
 }
@@ -543,10 +568,8 @@ static void vs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 	/* never ENOSYS: the kernel would stop asking for every directory */
 	if (resolve(fs, ino, &in) < 0)
 		fuse_reply_err(req, 0);
-	else if (in->local && fi->fh)
-		local_fsyncdir(req, datasync, fi);
 	else if (in->local)
-		fuse_reply_err(req, 0);
+		local_fsyncdir(req, in, datasync, fi);
 	else
 		synced_fsyncdir(req, fs);
 }
@@ -558,6 +581,12 @@ static void vs_opendir(fuse_req_t req, fuse_ino_t ino,
 	struct vs_inode *in;
 	int r;
 
+	/* no-open mode: OPENDIR and RELEASEDIR stop too (libfuse would
+	 * answer success without this handler) */
+	if (fs->cfg.no_open) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	r = resolve(fs, ino, &in);
 	if (r == 0 && in->kind != VS_KIND_DIR)
 		r = -ENOTDIR;
@@ -569,11 +598,14 @@ static void vs_opendir(fuse_req_t req, fuse_ino_t ino,
 		synced_opendir(req, fi);
 }
 
-static void vs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
+/* readdir, or readdirplus (@plus): synced entries come with their
+ * attributes, so a cold listing costs one round trip, not one LOOKUP per
+ * entry besides */
+static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi, bool plus)
 {
 	struct vs_fs *fs = fs_of(req);
-	struct fs_dirbuf b = {.size = size};
+	struct fs_dirbuf b = {.size = size, .plus = plus};
 	struct vs_inode *in;
 
 	if (resolve(fs, ino, &in) < 0) {
@@ -586,11 +618,23 @@ static void vs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	if (in->local)
-		local_readdir(req, fi, &b, off);
+		local_readdir(req, in, fi, &b, off);
 	else
 		synced_readdir(req, fs, in, &b, off);
 	fuse_reply_buf(req, b.p, b.len);
 	free(b.p);
+}
+
+static void vs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	readdir_common(req, ino, size, off, fi, false);
+}
+
+static void vs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	readdir_common(req, ino, size, off, fi, true);
 }
 
 static void vs_releasedir(fuse_req_t req, fuse_ino_t ino,
@@ -643,11 +687,16 @@ static void vs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void vs_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct vs_fs *fs = userdata;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
-	/* O_TRUNC comes with the open (fsw_open), not as a setattr without
-	 * a handle, which would be journaled as a truncate(2) */
-	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+	/* O_TRUNC comes with the open (synced_open truncates), one round
+	 * trip less than a SETATTR after it; but with no OPEN it would not
+	 * come at all (open(O_TRUNC) would not truncate): then it comes as
+	 * a SETATTR of the size */
+	if (fs_no_open_files(fs))
+		conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+	else if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
@@ -700,6 +749,7 @@ static const struct fuse_lowlevel_ops vs_ops = {
     .fsync = vs_fsync,
     .opendir = vs_opendir,
     .readdir = vs_readdir,
+    .readdirplus = vs_readdirplus,
     .releasedir = vs_releasedir,
     .fsyncdir = vs_fsyncdir,
     .statfs = vs_statfs,
@@ -778,6 +828,15 @@ int vs_fs_new(struct vs_fs **out, const struct vs_fs_config *cfg,
 	pthread_mutex_init(&fs->own_lock, NULL);
 	pthread_mutex_init(&fs->ns_lock, NULL);
 	pthread_mutex_init(&fs->owner_lock, NULL);
+	pthread_mutex_init(&fs->dirty_lock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&fs->dirty_cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	r = inode_table_init(&fs->table);
 	if (r < 0) {
 		free(fs);
@@ -809,6 +868,9 @@ void vs_fs_free(struct vs_fs *fs)
 	pthread_mutex_destroy(&fs->own_lock);
 	pthread_mutex_destroy(&fs->ns_lock);
 	pthread_mutex_destroy(&fs->owner_lock);
+	pthread_mutex_destroy(&fs->dirty_lock);
+	pthread_cond_destroy(&fs->dirty_cond);
+	free(fs->dirty);
 	inode_table_release(&fs->table);
 	free(fs);
 }
@@ -835,6 +897,8 @@ int vs_fs_run(struct vs_fs *fs, struct fuse_args *args,
 	}
 	if (fuse_daemonize(fs->cfg.foreground) != 0)
 		goto out_unmount;
+	if (fsw_saver_start(fs) < 0)
+		goto out_unmount;
 	if (ready_cb)
 		ready_cb(cb_arg);
 	if (fs->cfg.single_thread)
@@ -842,7 +906,9 @@ int vs_fs_run(struct vs_fs *fs, struct fuse_args *args,
 	else
 		r = fuse_session_loop_mt(se, &loop);
 	r = r < 0 ? r : 0; /* a positive value is the signal that ended it */
-	/* no RELEASE comes for what is still open: save it now */
+	/* no RELEASE comes for what is still open, and what is dirty may not
+	 * be quiet yet: save it all now */
+	fsw_saver_stop(fs);
 	fsw_save_all(fs);
 	owner_flush(fs);
 out_unmount:

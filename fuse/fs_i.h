@@ -89,13 +89,33 @@ struct vs_fs {
 	size_t own_head, own_count;
 	int64_t own_newest;
 
-	/* the learned list: synced files in the order of their first open
-	 * while learning; protected by learn_lock. learn_until_ms is written
-	 * under it and atomic for the unlocked first look of every open. */
+	/* the learned list: synced files in the order of their first open or
+	 * read while learning; protected by learn_lock. learn_until_ms is
+	 * written under it and atomic for the unlocked first look of every
+	 * open. */
 	pthread_mutex_t learn_lock;
 	_Atomic int64_t learn_until_ms; /* monotonic; 0: not learning */
 	char **learned;
 	size_t nlearned;
+
+	/*
+	 * The save policy (write.c): the set of dirty files, synced files
+	 * written since their last save, each pinned (one lookup counted)
+	 * while in it and its inode's dirty_ms the monotonic ms of its last
+	 * write. The saver thread saves a file once it has had no write for
+	 * cfg.save_quiet_ms; fsync, rename, chmod, the stop and a RELEASE
+	 * (when the kernel sends one) save at once. dirty, ndirty,
+	 * dirty_cap, saver_stop and every inode's dirty_ms under dirty_lock,
+	 * taken inside fd_lock and outside table.lock; dirty_cond wakes the
+	 * saver (CLOCK_MONOTONIC).
+	 */
+	pthread_mutex_t dirty_lock;
+	pthread_cond_t dirty_cond;
+	struct vs_inode **dirty;
+	size_t ndirty, dirty_cap;
+	bool saver_stop;
+	bool saver_running; /* set and read by vs_fs_run's thread only */
+	pthread_t saver;
 
 	/* owners of synced paths (owner.c): owner_dirty and owner_saved_ms
 	 * under owner_lock; owner_any is set once any record exists */
@@ -106,6 +126,12 @@ struct vs_fs {
 };
 
 /* ---- shared by the handlers (fs.c) ---- */
+
+/* Are files served without OPEN (no-open mode, and writable: fs.h)? */
+static inline bool fs_no_open_files(const struct vs_fs *fs)
+{
+	return fs->cfg.no_open && fs->cfg.journal;
+}
 
 /* d_ino of a listed entry whose inode the kernel will look up itself */
 #define VS_UNKNOWN_INO 0xffffffffu
@@ -128,15 +154,21 @@ void fs_fill_entry(struct vs_fs *fs, struct fuse_entry_param *e,
  * resolution probes many names that do not exist. */
 void fs_reply_negative(fuse_req_t req, struct vs_fs *fs);
 
-/* A reply buffer for readdir. */
+/* A reply buffer for readdir, or readdirplus (@plus). */
 struct fs_dirbuf {
 	char *p;
 	size_t size, len;
+	bool plus;
 };
 
-/* Add one entry; false when the buffer is full. */
+/* Add one entry, with no attributes (readdirplus: none, so the kernel
+ * looks it up itself if it needs it); false when the buffer is full. */
 bool fs_dirbuf_add(fuse_req_t req, struct fs_dirbuf *b, const char *name,
 		   fuse_ino_t ino, mode_t type, off_t next);
+/* readdirplus: add one entry with its attributes; the kernel counts a
+ * lookup of e->ino when it is added (true). False when full. */
+bool fs_dirbuf_add_plus(fuse_req_t req, struct fs_dirbuf *b, const char *name,
+			const struct fuse_entry_param *e, off_t next);
 
 /* ---- the updater's own calls through the mountpoint (update.c): fs.c
  * hands them over once fs_own_request() says so; each replies. ---- */
@@ -157,12 +189,24 @@ void update_setattr(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 
 /* ---- writes to synced paths (fuse/write.c); all return 0 or -errno and
  * journal what they change. Callers hold no lock. ---- */
-int fsw_open(struct vs_fs *fs, struct vs_inode *in, int flags);
+/* An open for writing of @in (kernel open mode): -ESTALE for an inode a
+ * remote edit has just replaced, -EISDIR for a directory; sets nothing
+ * up (the working copy comes with the first write or truncation). */
+int fsw_open_check(struct vs_fs *fs, struct vs_inode *in);
+/* Make sure synced file @in has its content fd (fetched from the cache,
+ * Redis or PostgreSQL; nothing to do when it has a working copy or no
+ * content). Called with in->fd_lock exclusive. 0 or -errno. */
+int fsw_content(struct vs_fs *fs, struct vs_inode *in);
 int fsw_write(struct vs_fs *fs, struct vs_inode *in, struct fuse_bufvec *buf,
 	      off_t off, size_t *written);
 int fsw_setattr(struct vs_fs *fs, struct vs_inode *in, const struct stat *attr,
 		int valid);
-int fsw_flush(struct vs_fs *fs, struct vs_inode *in);
+/* Save @in now if it has unsaved writes: snapshot its working copy and
+ * journal it (committed behind). A failed write is not saved (0). */
+int fsw_save(struct vs_fs *fs, struct vs_inode *in);
+/* Start and stop the saver thread of the save policy (vs_fs_run). */
+int fsw_saver_start(struct vs_fs *fs);
+void fsw_saver_stop(struct vs_fs *fs);
 int fsw_fsync(struct vs_fs *fs, struct vs_inode *in);
 /* Wait until every journal entry this process appended is committed: 0,
  * or -EIO (not within the deadline, or refused). */
@@ -181,8 +225,9 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
  * the manifest, so a restart shows what close() returned for before it is
  * committed. 0 or -ENOMEM. */
 int fsw_overlay_journal(struct vs_fs *fs);
-/* At the stop: save (journal) every file with unsaved writes, such as one
- * still open for writing, whose release will not come. 0 or -ENOMEM. */
+/* At the stop (after fsw_saver_stop): save (journal) every file with
+ * unsaved writes, such as one still open for writing or not yet quiet,
+ * and empty the set of dirty files. 0 or -ENOMEM. */
 int fsw_save_all(struct vs_fs *fs);
 /*
  * Is change @seq one this process committed (so already in the tree)? For

@@ -39,6 +39,7 @@ static struct vs_inode *inode_new(struct vs_inode_table *t, const char *name,
 	in->kind = kind;
 	in->fd = -1;
 	in->wfd = -1;
+	in->iofd = -1;
 	in->ino = t->next_ino++;
 	pthread_rwlock_init(&in->fd_lock, NULL);
 	return in;
@@ -50,6 +51,8 @@ static void inode_free(struct vs_inode *in)
 		close(in->fd);
 	if (in->wfd >= 0)
 		close(in->wfd);
+	if (in->iofd >= 0)
+		close(in->iofd);
 	pthread_rwlock_destroy(&in->fd_lock);
 	free(in->children);
 	free(in->target);

@@ -21,12 +21,12 @@
  * is published in the hashes and never change: they are read without the
  * lock while the kernel holds the inode (it sends no FORGET while a
  * request on it is running). Each inode's content fd has its own rwlock
- * (fd_lock): readers hold it shared while they read from the fd, open holds it
- * exclusive while it fetches (so a slow fetch of one file never blocks requests
- * on others) and the updater holds it exclusive to swap in new content, so an
- * fd is never closed under a reader. Lock order: fd_lock -> table->lock
- * (never the reverse). No lock is held across a kernel notification or a
- * call through the mountpoint.
+ * (fd_lock): readers hold it shared while they read from the fd, the first read
+ * holds it exclusive while it fetches (so a slow fetch of one file never blocks
+ * requests on others) and the updater holds it exclusive to swap in new
+ * content, so an fd is never closed under a reader. Lock order: fd_lock ->
+ * table->lock (never the reverse). No lock is held across a kernel notification
+ * or a call through the mountpoint.
  */
 #ifndef VSYNC_FUSE_INODE_I_H
 #define VSYNC_FUSE_INODE_I_H
@@ -48,7 +48,7 @@ struct vs_inode {
 	bool local;	     /* lives in the upper layer */
 	bool removed;	     /* synced, unlinked: freed at nlookup 0 */
 	bool replaced;	     /* removed: a new inode took its name */
-	atomic_bool learned; /* first open recorded (set under fs
+	atomic_bool learned; /* first open or read recorded (set under fs
 				learn_lock; read unlocked first) */
 	uint64_t nlookup;    /* kernel lookup count */
 
@@ -76,8 +76,13 @@ struct vs_inode {
 	/* local: the upper file's st_dev and st_ino (its O_PATH fd is @fd) */
 	dev_t upper_dev;
 	ino_t upper_ino;
+	/* local files: the inode's own open fd on its upper file (O_RDWR,
+	 * or O_RDONLY where that is refused), opened at its first read or
+	 * write without a file handle (fh 0: no-open mode) and kept until
+	 * the inode is freed; -1 until then. Set once (compare-and-swap). */
+	_Atomic int iofd;
 
-	/* synced files: verified content, opened on first open */
+	/* synced files: verified content, opened by the first read */
 	pthread_rwlock_t fd_lock;
 	int fd; /* -1 until opened; protected by fd_lock (local inodes:
 		   the O_PATH fd on the upper file, see the top) */
@@ -98,6 +103,15 @@ struct vs_inode {
 	_Atomic uint64_t wgen, jgen;
 	uint64_t pending_lseq;
 	char pending_op[VS_UUID_BUFSZ];
+	/* in the set of dirty files (fs_i.h, the save policy): the
+	 * monotonic ms of its last write, 0 when not in it; protected by
+	 * the fs's dirty_lock */
+	int64_t dirty_ms;
+	/* ... and its last change made it empty (a creation, a truncation
+	 * to 0) with no write since: the write that usually follows at once
+	 * may be late on a loaded machine, so it waits longer
+	 * (FSW_EMPTY_QUIET_MS) before an empty version is saved */
+	bool dirty_empty;
 
 	struct vs_inode *hnext;	 /* ino hash chain */
 	struct vs_inode *lhnext; /* upper-ino hash chain (local only) */

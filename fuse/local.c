@@ -492,7 +492,25 @@ void local_create(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		fuse_reply_err(req, -r);
 		return;
 	}
-	fi->fh = (uint64_t)fd;
+	if (fs_no_open_files(fs)) {
+		/* no RELEASE comes for this handle once the kernel knows
+		 * OPEN is not implemented: its fd serves as the inode's own
+		 * when it reads and writes at any offset (not O_APPEND, not
+		 * O_DIRECT), and is closed otherwise */
+		struct vs_inode *in;
+		int none = -1;
+
+		pthread_mutex_lock(&fs->table.lock);
+		in = inode_table_get(&fs->table, e.ino);
+		pthread_mutex_unlock(&fs->table.lock);
+		if (!in || (fi->flags & O_ACCMODE) != O_RDWR ||
+		    (fi->flags & (O_APPEND | O_DIRECT)) ||
+		    !atomic_compare_exchange_strong(&in->iofd, &none, fd))
+			close(fd);
+		fi->fh = 0;
+	} else {
+		fi->fh = (uint64_t)fd;
+	}
 	fuse_reply_create(req, &e, fi);
 }
 
@@ -540,27 +558,75 @@ void local_open(fuse_req_t req, struct vs_inode *in, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
-void local_read(fuse_req_t req, size_t size, off_t off,
+/*
+ * The inode's own open fd on local file @in (inode_i.h, iofd), opened on
+ * first use: O_RDWR, or O_RDONLY where the upper layer refuses writing
+ * (a file being executed, a read-only one when the daemon is not root).
+ * An fd or -errno.
+ */
+static int local_iofd(struct vs_inode *in)
+{
+	char proc[PROC_FD_SIZE];
+	int fd = atomic_load(&in->iofd), none = -1;
+
+	if (fd >= 0)
+		return fd;
+	proc_fd(proc, in->fd);
+	fd = open(proc, O_RDWR | O_CLOEXEC);
+	if (fd < 0 && (errno == EACCES || errno == EPERM || errno == EROFS ||
+		       errno == ETXTBSY))
+		fd = open(proc, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fd_failed(-errno, "(an open local file)");
+	if (!atomic_compare_exchange_strong(&in->iofd, &none, fd)) {
+		close(fd); /* another request opened it first */
+		fd = none;
+	}
+	return fd;
+}
+
+/* The fd to serve a request on @in with: the handle's, or the inode's
+ * own (fh 0). An fd or -errno. */
+static int io_fd(struct vs_inode *in, struct fuse_file_info *fi)
+{
+	return fi && fi->fh ? (int)fi->fh : local_iofd(in);
+}
+
+void local_read(fuse_req_t req, struct vs_inode *in, size_t size, off_t off,
 		struct fuse_file_info *fi)
 {
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	int fd = io_fd(in, fi);
 
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = (int)fi->fh;
+	buf.buf[0].fd = fd;
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
-void local_write_buf(fuse_req_t req, struct fuse_bufvec *in_buf, off_t off,
+void local_write_buf(fuse_req_t req, struct vs_inode *in,
+		     struct fuse_bufvec *in_buf, off_t off,
 		     struct fuse_file_info *fi)
 {
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in_buf));
+	int fd = io_fd(in, fi);
 	ssize_t n;
 
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	out.buf[0].fd = (int)fi->fh;
+	out.buf[0].fd = fd;
 	out.buf[0].pos = off;
 	n = fuse_buf_copy(&out, in_buf, 0);
+	/* (EBADF: the inode's own fd is read-only, see local_iofd) */
+	if (n == -EBADF && !(fi && fi->fh))
+		n = -EACCES;
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -573,46 +639,41 @@ void local_release(fuse_req_t req, struct fuse_file_info *fi)
 	fuse_reply_err(req, 0);
 }
 
-void local_fsync(fuse_req_t req, int datasync, struct fuse_file_info *fi)
+void local_fsync(fuse_req_t req, struct vs_inode *in, int datasync,
+		 struct fuse_file_info *fi)
 {
+	int fd = fi->fh ? (int)fi->fh : atomic_load(&in->iofd);
 	int r = 0;
 
-	if (fi->fh)
-		r = (datasync ? fdatasync((int)fi->fh) : fsync((int)fi->fh)) < 0
-			? errno
-			: 0;
+	/* (no fd of its own yet: nothing was written without a handle) */
+	if (fd >= 0)
+		r = (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? errno : 0;
 	fuse_reply_err(req, r);
 }
 
-void local_opendir(fuse_req_t req, struct vs_inode *in,
-		   struct fuse_file_info *fi)
+/* Open local directory @in as a struct local_dir. 0 or -errno. */
+static int dir_open(struct vs_inode *in, struct local_dir **out)
 {
-	struct local_dir *d;
+	struct local_dir *d = calloc(1, sizeof(*d));
 	int r, fd;
 
-	d = calloc(1, sizeof(*d));
-	if (!d) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
+	if (!d)
+		return -ENOMEM;
 	fd = openat(in->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || !(d->dp = fdopendir(fd))) {
-		r = errno;
+		r = -errno;
 		if (fd >= 0)
 			close(fd);
 		free(d);
-		fuse_reply_err(req, r);
-		return;
+		return r;
 	}
-	fi->fh = (uint64_t)(uintptr_t)d;
-	fuse_reply_open(req, fi);
+	*out = d;
+	return 0;
 }
 
-void local_readdir(fuse_req_t req, struct fuse_file_info *fi,
-		   struct fs_dirbuf *b, off_t off)
+static void local_readdir_stream(fuse_req_t req, struct local_dir *d,
+				 struct fs_dirbuf *b, off_t off)
 {
-	struct local_dir *d = (struct local_dir *)(uintptr_t)fi->fh;
-
 	if (off != d->offset) {
 		seekdir(d->dp, off);
 		d->entry = NULL;
@@ -634,13 +695,51 @@ void local_readdir(fuse_req_t req, struct fuse_file_info *fi,
 	}
 }
 
-void local_fsyncdir(fuse_req_t req, int datasync, struct fuse_file_info *fi)
+void local_opendir(fuse_req_t req, struct vs_inode *in,
+		   struct fuse_file_info *fi)
+{
+	struct local_dir *d = NULL;
+	int r = dir_open(in, &d);
+
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)d;
+	fuse_reply_open(req, fi);
+}
+
+void local_readdir(fuse_req_t req, struct vs_inode *in,
+		   struct fuse_file_info *fi, struct fs_dirbuf *b, off_t off)
 {
 	struct local_dir *d = (struct local_dir *)(uintptr_t)fi->fh;
-	int fd = dirfd(d->dp);
 
-	fuse_reply_err(req,
-		       (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? errno : 0);
+	/* fh 0 (no-open mode): a stream for this request, from @off on
+	 * (the kernel caches the listing) */
+	if (!d) {
+		if (dir_open(in, &d) < 0)
+			return; /* an empty reply: the end */
+		local_readdir_stream(req, d, b, off);
+		closedir(d->dp);
+		free(d);
+		return;
+	}
+	local_readdir_stream(req, d, b, off);
+}
+
+void local_fsyncdir(fuse_req_t req, struct vs_inode *in, int datasync,
+		    struct fuse_file_info *fi)
+{
+	struct local_dir *d = (struct local_dir *)(uintptr_t)fi->fh;
+	int fd = d ? dirfd(d->dp)
+		   : openat(in->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r = fd < 0 ? errno : 0;
+
+	if (r == 0 && (datasync ? fdatasync(fd) : fsync(fd)) < 0)
+		r = errno;
+	if (!d && fd >= 0)
+		close(fd);
+	fuse_reply_err(req, r);
 }
 
 void local_releasedir(struct fuse_file_info *fi)

@@ -49,24 +49,29 @@ void local_rename(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		  const char *name, struct vs_inode *newparent,
 		  const char *newname, unsigned int flags);
 
-/* Open files: fi->fh is the upper file's descriptor */
+/* Open files: fi->fh is the upper file's descriptor, or 0 (no-open mode):
+ * then the inode's own fd serves (inode_i.h, iofd) */
 void local_open(fuse_req_t req, struct vs_inode *in, struct fuse_file_info *fi);
-void local_read(fuse_req_t req, size_t size, off_t off,
+void local_read(fuse_req_t req, struct vs_inode *in, size_t size, off_t off,
 		struct fuse_file_info *fi);
-void local_write_buf(fuse_req_t req, struct fuse_bufvec *in_buf, off_t off,
+void local_write_buf(fuse_req_t req, struct vs_inode *in,
+		     struct fuse_bufvec *in_buf, off_t off,
 		     struct fuse_file_info *fi);
 void local_release(fuse_req_t req, struct fuse_file_info *fi);
-void local_fsync(fuse_req_t req, int datasync, struct fuse_file_info *fi);
+void local_fsync(fuse_req_t req, struct vs_inode *in, int datasync,
+		 struct fuse_file_info *fi);
 
-/* Open directories: fi->fh is a struct local_dir (local.c) */
+/* Open directories: fi->fh is a struct local_dir (local.c), or 0 (no-open
+ * mode: each request reads the upper directory itself) */
 void local_opendir(fuse_req_t req, struct vs_inode *in,
 		   struct fuse_file_info *fi);
 /* Fill @b with the entries from @off on; the caller replies. */
-void local_readdir(fuse_req_t req, struct fuse_file_info *fi,
-		   struct fs_dirbuf *b, off_t off);
+void local_readdir(fuse_req_t req, struct vs_inode *in,
+		   struct fuse_file_info *fi, struct fs_dirbuf *b, off_t off);
 /* Close fi->fh; the caller replies. */
 void local_releasedir(struct fuse_file_info *fi);
-/* fsync(2) of an open local-only directory: fsync of the upper one */
-void local_fsyncdir(fuse_req_t req, int datasync, struct fuse_file_info *fi);
+/* fsync(2) of a local-only directory: fsync of the upper one */
+void local_fsyncdir(fuse_req_t req, struct vs_inode *in, int datasync,
+		    struct fuse_file_info *fi);
 
 #endif

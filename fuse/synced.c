@@ -7,7 +7,7 @@
  * the verified content cache; writes to them go through write.c (working
  * copies, the journal, the write-back) or, with --read-only, are refused
  * with EROFS. What is here answers the kernel: metadata from the table,
- * content from the cache (opened on first open), listings from the table
+ * content from the cache (opened on first read), listings from the table
  * plus the local-only names present in the upper layer at the same path;
  * write.c changes the tree and journals, and replies to no one.
  *
@@ -40,8 +40,9 @@
 
 /*
  * fi->fh of an open of a synced file that may write (not --read-only):
- * its RELEASE, the last close, is a commit point. Other opens of synced
- * files have fh 0.
+ * its RELEASE, the last close, saves at once (write.c, the save policy).
+ * Other opens of synced files have fh 0, and so has every request in
+ * no-open mode.
  */
 #define SYNCED_WRITER 1
 
@@ -161,10 +162,7 @@ void synced_setattr(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 		r = fsw_setattr(fs, in, attr, valid);
 	if (r == 0 && (valid & FUSE_SET_ATTR_MODE))
 		owner_dir_chmod(fs, in);
-	/* truncate(2) of a path: no close follows to journal it (an open's
-	 * O_TRUNC comes with the open, atomic_o_trunc) */
-	if (r == 0 && (valid & FUSE_SET_ATTR_SIZE) && !(fi && fi->fh))
-		r = fsw_flush(fs, in);
+	/* (a truncation is saved as a write is: when quiet, write.c) */
 	if (r == 0) {
 		/* any change of the inode's attributes is a status change */
 		struct timespec ts;
@@ -230,7 +228,7 @@ static void create_reply(fuse_req_t req, struct vs_fs *fs,
 	int r = fsw_create(fs, parent, name, kind, mode, target, &in);
 
 	if (r == 0 && kind == VS_KIND_FILE)
-		r = fsw_flush(fs, in); /* mknod: no close will follow */
+		r = fsw_save(fs, in); /* mknod: no close will follow */
 	if (r < 0 && !in) {
 		fuse_reply_err(req, -r);
 		return;
@@ -389,7 +387,7 @@ void synced_rename(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 	fuse_reply_err(req, -r);
 }
 
-/* While learning, note the first open of synced file @in. */
+/* While learning, note the first open or read of synced file @in. */
 static void learn_record(struct vs_fs *fs, struct vs_inode *in)
 {
 	char path[VS_PATH_MAX + 1];
@@ -443,61 +441,64 @@ int vs_fs_learned(struct vs_fs *fs, char ***paths, size_t *n)
 void synced_open(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 		 struct fuse_file_info *fi)
 {
-	char spath[VS_PATH_MAX + 1];
-	int r = 0, fd;
+	bool writer =
+	    (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
+	int r = 0;
 
-	if (in->kind == VS_KIND_DIR) {
+	/* nothing is set up here (write.c, DESIGN): content comes with the
+	 * first read, a working copy with the first write */
+	if (in->kind == VS_KIND_DIR)
 		r = -EISDIR;
-		goto fail;
+	else if (writer && !fs->cfg.journal)
+		r = -EROFS;
+	else if (writer)
+		r = fsw_open_check(fs, in);
+	if (r == 0 && (fi->flags & O_TRUNC)) {
+		/* atomic_o_trunc: the open's truncation comes with it */
+		struct stat st = {.st_size = 0};
+
+		r = fsw_setattr(fs, in, &st, FUSE_SET_ATTR_SIZE);
 	}
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-		/* (fsw_open: ESTALE for an inode a remote edit has just
-		 * replaced; a reader reads the old version whole) */
-		r = fs->cfg.journal ? fsw_open(fs, in, fi->flags) : -EROFS;
-		if (r < 0)
-			goto fail;
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
 	}
-	pthread_rwlock_wrlock(&in->fd_lock);
-	if (in->fd < 0 && in->wfd < 0 && in->hash[0]) {
-		pthread_mutex_lock(&fs->table.lock);
-		r = inode_path(in, spath, sizeof(spath));
-		pthread_mutex_unlock(&fs->table.lock);
-		if (r == 0)
-			r = vs_content_open(fs->cfg.content, in->hash, in->size,
-					    spath, &fd);
-		if (r == 0)
-			in->fd = fd;
-	}
-	pthread_rwlock_unlock(&in->fd_lock);
-	if (r < 0)
-		goto fail;
 	learn_record(fs, in);
-	fi->fh = 0;
-	if (fs->cfg.journal &&
-	    ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))) {
-		fi->fh = SYNCED_WRITER;
-	}
+	/* a writer's RELEASE is a save (the shortcut of the save policy) */
+	fi->fh = fs->cfg.journal && writer ? SYNCED_WRITER : 0;
 	fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
-	return;
-fail:
-	fuse_reply_err(req, -r);
 }
 
-void synced_read(fuse_req_t req, struct vs_inode *in, size_t size, off_t off)
+void synced_read(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
+		 size_t size, off_t off)
 {
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	int r = 0;
 
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].pos = off;
 	/* shared: the updater cannot swap (and close) the fd under us */
 	pthread_rwlock_rdlock(&in->fd_lock);
+	while (in->fd < 0 && in->wfd < 0 && in->hash[0] && r == 0) {
+		/* the first read fetches the content (exclusive, so one
+		 * fetch for all readers; then look again) */
+		pthread_rwlock_unlock(&in->fd_lock);
+		pthread_rwlock_wrlock(&in->fd_lock);
+		r = fsw_content(fs, in);
+		pthread_rwlock_unlock(&in->fd_lock);
+		pthread_rwlock_rdlock(&in->fd_lock);
+	}
 	buf.buf[0].fd = in->wfd >= 0 ? in->wfd : in->fd;
-	if (buf.buf[0].fd < 0)
-		fuse_reply_err(req, EIO);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else if (buf.buf[0].fd < 0)
+		fuse_reply_buf(req, NULL, 0); /* no content: empty */
 	else
 		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 	pthread_rwlock_unlock(&in->fd_lock);
+	if (r == 0)
+		learn_record(fs, in);
 }
 
 void synced_write_buf(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
@@ -517,7 +518,7 @@ void synced_release(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in)
 {
 	/* the last close of a synced file opened for writing: a commit point
 	 * (journaled; committed behind) */
-	int r = fsw_flush(fs, in);
+	int r = fsw_save(fs, in);
 
 	fuse_reply_err(req, -r);
 }
@@ -569,7 +570,17 @@ void synced_readdir(fuse_req_t req, struct vs_fs *fs, struct vs_inode *dir,
 					   dir->parent ? dir->parent->ino
 						       : dir->ino,
 					   S_IFDIR, 2);
-		else {
+		else if (b->plus) {
+			struct vs_inode *c = dir->children[pos - 2];
+			struct fuse_entry_param e;
+
+			/* with its attributes: no LOOKUP follows; the kernel
+			 * counts the lookup of each entry it is given */
+			synced_entry(fs, c, &e);
+			ok = fs_dirbuf_add_plus(req, b, c->name, &e, pos + 1);
+			if (ok)
+				c->nlookup++;
+		} else {
 			struct vs_inode *c = dir->children[pos - 2];
 
 			ok = fs_dirbuf_add(req, b, c->name, c->ino,

@@ -54,7 +54,10 @@ void synced_rename(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 /* Open files: fi->fh is SYNCED_WRITER (synced.c) or 0 */
 void synced_open(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 		 struct fuse_file_info *fi);
-void synced_read(fuse_req_t req, struct vs_inode *in, size_t size, off_t off);
+/* the content is fetched by the first read (EIO, or the deadline's
+ * error, when it cannot be had) */
+void synced_read(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
+		 size_t size, off_t off);
 void synced_write_buf(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 		      struct fuse_bufvec *in_buf, off_t off);
 /* the last close of an open that may have written (fi->fh set) */

@@ -3,28 +3,39 @@
  * committed behind.
  *
  * DESIGN
- * A synced file that is written gets a working copy (an O_TMPFILE in the
- * cache dir, filled from its content on first write unless truncated):
- * reads and writes go to it, the kernel sees it like any local file.
- * Commit points: the release of a descriptor that may have written (the
- * last close(2) of an open file; close() does not wait for it), a rename
- * of the file, fsync, a chmod and a truncate(2) of a path: the working
- * copy is snapshotted - it becomes a content object (linked into the
- * cache as it is, then frozen: the next write copies it to a new working
- * copy; or its bytes stored when it cannot be linked) and a WRITE entry
- * is appended to the journal. Neither is fsync'd there: a save costs no
- * disk wait, so close() waits neither for PostgreSQL nor for the disk,
- * and the saves of many files do not queue behind each other's fsyncs.
- * Durability is owed to fsync(2) only (and to the stop, fsw_save_all):
- * fsync snapshots and then waits until the committer has committed that
- * entry (EIO if it cannot within the deadline), so what fsync returned
- * for is in PostgreSQL; the committer syncs the journal in groups, with
- * the objects, for what waits (writeback.c, Durability), and what was
- * synced before a crash is replayed (journal.c, DURABILITY). FLUSH is not used
- * (fs.c answers ENOSYS: one round trip less per close). Saves of one path made
- * before the previous one is committed are chained (after_op), so they
- * never conflict with each other; at most one snapshot per open file,
- * however many writes.
+ * A synced file that is written gets a working copy (in memory, or an
+ * O_TMPFILE in the cache dir, filled from its content at the first write
+ * unless truncated): reads and writes go to it, the kernel sees it like
+ * any local file. Nothing is set up at open(2): the working copy comes
+ * with the first write or truncating setattr, the content with the first
+ * read (synced.c), so the mount works the same whether the kernel sends
+ * OPEN and RELEASE or not (no-open mode, fs.c).
+ *
+ * The save policy. A file written is put in the set of dirty files
+ * (fs_i.h) with the time of its last write; the saver thread saves it
+ * once it has had no write for --save-quiet-ms (1 s when the last change
+ * left it empty: FSW_EMPTY_QUIET_MS). The save snapshots the
+ * working copy under the inode's fd_lock, so it has the bytes as of that
+ * quiet point, never a write half applied. Saved at once, as before:
+ * fsync, a rename of the file, a chmod, the stop (fsw_save_all) and, when
+ * the kernel sends it, the RELEASE of a descriptor that may have written
+ * (the last close(2); close() does not wait for it). A snapshot makes
+ * the working copy a content object (linked into the cache as it is,
+ * then frozen: the next write copies it to a new working copy; or its
+ * bytes stored when it cannot be linked) and appends a WRITE entry to the
+ * journal. Neither is fsync'd there: a save costs no disk wait, so
+ * close() waits neither for PostgreSQL nor for the disk, and the saves of
+ * many files do not queue behind each other's fsyncs. Durability is owed
+ * to fsync(2) only (and to the stop): fsync snapshots and then waits
+ * until the committer has committed that entry (EIO if it cannot within
+ * the deadline), so what fsync returned for is in PostgreSQL; the
+ * committer syncs the journal in groups, with the objects, for what waits
+ * (writeback.c, Durability), and what was synced before a crash is
+ * replayed (journal.c, DURABILITY). FLUSH is not used (fs.c answers
+ * ENOSYS: one round trip less per close). Saves of one path made before
+ * the previous one is committed are chained (after_op), so they never
+ * conflict with each other; a save with nothing written since the last
+ * one journals nothing.
  *
  * Directories, symlinks, deletions and renames change the inode table at
  * once (the kernel sees the result immediately) and append one journal
@@ -36,13 +47,14 @@
  * committer's callback records the change seq of each of our entries.
  *
  * Locks, in this order: fd_lock exclusive to create or snapshot the
- * working copy and to swap content; ns_lock across a change of the synced
- * tree and its journal entry, and across a snapshot's path and its WRITE
- * entry (fs_i.h), so the journal's order is the tree's; the table lock for
- * metadata only, never across journal I/O (the snapshot copies the bytes
- * first and stores them before taking ns_lock). A snapshot only reserves
- * its entry's place under ns_lock (vs_journal_reserve: the journal's order
- * is still the tree's) and writes the entry after it; changes of the tree
+ * working copy and to swap content; dirty_lock around the set of dirty
+ * files; ns_lock across a change of the synced tree and its journal
+ * entry, and across a snapshot's path and its WRITE entry (fs_i.h), so
+ * the journal's order is the tree's; the table lock for metadata only,
+ * never across journal I/O (the snapshot copies the bytes first and
+ * stores them before taking ns_lock). A snapshot only reserves its
+ * entry's place under ns_lock (vs_journal_reserve: the journal's order is
+ * still the tree's) and writes the entry after it; changes of the tree
  * append under ns_lock (they undo the change if that fails). An entry is
  * renamed in its turn, so one appended under ns_lock may wait for a
  * snapshot's entry reserved before it, which needs no lock of ours.
@@ -78,6 +90,17 @@
 /* ... or as soon as the cache dir's file system has less room than this
  * (so that a write that cannot be saved fails with ENOSPC, as on disk) */
 #define FSW_WMEM_MIN_FREE ((uint64_t)256 << 20)
+/* a file made empty (created, truncated to 0) and not written since is
+ * saved after this long with no change, or the quiet period if longer:
+ * an open(O_TRUNC) or a creation is followed by its writes at once, but
+ * on a loaded machine the writer may not run again within the quiet
+ * period, and an empty version must not be published in between */
+#define FSW_EMPTY_QUIET_MS 1000
+/* a file one of whose writes failed (wfailed) goes back to its saved
+ * version after this long with no write when the kernel sends no
+ * RELEASE (no-open mode): the writer is taken to be done with it (see
+ * revert_locked) */
+#define FSW_FAILED_QUIET_MS 5000
 /* fsync() waits this long for its commit before failing with EIO, plus
  * what the file's bytes take at VS_MIN_RATE (vs_size_timeout_ms) */
 #define FSW_FSYNC_TIMEOUT_MS 10000
@@ -131,14 +154,12 @@ static int journal(struct vs_fs *fs, struct vs_jentry *e)
 	return 0;
 }
 
-/* Make sure @in has its content fd (clean files). Called with fd_lock
- * exclusive. */
-static int ensure_content(struct vs_fs *fs, struct vs_inode *in)
+int fsw_content(struct vs_fs *fs, struct vs_inode *in)
 {
 	char path[VS_PATH_MAX + 1];
 	int r, fd;
 
-	if (in->fd >= 0 || !in->hash[0])
+	if (in->fd >= 0 || in->wfd >= 0 || !in->hash[0])
 		return 0;
 	r = path_of(fs, in, path, sizeof(path));
 	if (r < 0)
@@ -229,7 +250,7 @@ static int working_copy(struct vs_fs *fs, struct vs_inode *in, bool empty)
 		loff_t in_off = 0, out_off = 0;
 
 		if (in->wfd < 0)
-			r = ensure_content(fs, in);
+			r = fsw_content(fs, in);
 		src = in->wfd >= 0 ? in->wfd : in->fd;
 		while (r == 0 && src >= 0) {
 			ssize_t n = copy_file_range(src, &in_off, fd, &out_off,
@@ -253,35 +274,216 @@ static int working_copy(struct vs_fs *fs, struct vs_inode *in, bool empty)
 	return 0;
 }
 
-int fsw_open(struct vs_fs *fs, struct vs_inode *in, int flags)
+int fsw_open_check(struct vs_fs *fs, struct vs_inode *in)
 {
-	int r;
+	bool replaced;
 
 	if (in->kind == VS_KIND_DIR)
 		return -EISDIR;
-	if ((flags & O_ACCMODE) == O_RDONLY && !(flags & O_TRUNC))
-		return 0;
-	pthread_rwlock_wrlock(&in->fd_lock);
-	pthread_mutex_lock(&fs->table.lock);
 	/* the kernel's dentry still names an inode a remote edit has just
 	 * replaced (the entry is invalidated right after): ESTALE makes it
 	 * look the name up again and open the new one - writes to the old
 	 * one would be saved nowhere */
-	r = in->replaced ? -ESTALE : 0;
+	pthread_mutex_lock(&fs->table.lock);
+	replaced = in->replaced;
 	pthread_mutex_unlock(&fs->table.lock);
-	/* (a frozen working copy is copied at the first write) */
-	if (r == 0 && ((flags & O_TRUNC) || in->wfd < 0))
-		r = working_copy(fs, in, flags & O_TRUNC);
-	if (r == 0 && (flags & O_TRUNC)) {
-		in->wfailed = false; /* rewritten whole from here */
-		pthread_mutex_lock(&fs->table.lock);
-		in->size = 0;
-		in->mtime_ns = now_ns();
-		pthread_mutex_unlock(&fs->table.lock);
-		in->wgen++;
+	return replaced ? -ESTALE : 0;
+}
+
+/* ---- the set of dirty files and the saver (fs_i.h) ---- */
+
+/* Put @in in the set of dirty files, or note a new write of it: its
+ * quiet period starts again (a longer one when the change left it
+ * @empty). Called with in->fd_lock exclusive. */
+static void dirty_mark(struct vs_fs *fs, struct vs_inode *in, bool empty)
+{
+	int64_t now = vs_mono_ms();
+	bool added = false;
+
+	pthread_mutex_lock(&fs->dirty_lock);
+	if (!in->dirty_ms && fs->ndirty == fs->dirty_cap) {
+		size_t c = fs->dirty_cap ? 2 * fs->dirty_cap : 64;
+		struct vs_inode **d = realloc(fs->dirty, c * sizeof(*d));
+
+		if (!d) {
+			/* saved at its release, rename, fsync or the stop */
+			pthread_mutex_unlock(&fs->dirty_lock);
+			vs_warn("no memory to track inode %llu for saving",
+				(unsigned long long)in->ino);
+			return;
+		}
+		fs->dirty = d;
+		fs->dirty_cap = c;
 	}
+	if (!in->dirty_ms) {
+		pthread_mutex_lock(&fs->table.lock);
+		in->nlookup++; /* pinned while in the set */
+		pthread_mutex_unlock(&fs->table.lock);
+		fs->dirty[fs->ndirty++] = in;
+		added = true;
+	}
+	in->dirty_ms = now ? now : 1;
+	in->dirty_empty = empty;
+	if (added && fs->ndirty == 1)
+		pthread_cond_signal(&fs->dirty_cond);
+	pthread_mutex_unlock(&fs->dirty_lock);
+}
+
+/* Take @in out of the set (dirty_lock held): it is unpinned by the
+ * caller once no lock is held. */
+static void dirty_remove_locked(struct vs_fs *fs, struct vs_inode *in)
+{
+	for (size_t i = 0; i < fs->ndirty; i++) {
+		if (fs->dirty[i] == in) {
+			fs->dirty[i] = fs->dirty[--fs->ndirty];
+			break;
+		}
+	}
+	in->dirty_ms = 0;
+	in->dirty_empty = false;
+}
+
+/* When @in (in the set) is due for saving, for quiet period @quiet.
+ * dirty_lock held. */
+static int64_t dirty_due(const struct vs_inode *in, int quiet)
+{
+	int wait = in->dirty_empty && quiet < FSW_EMPTY_QUIET_MS
+		       ? FSW_EMPTY_QUIET_MS
+		       : quiet;
+
+	if (atomic_load(&in->wfailed) && wait < FSW_FAILED_QUIET_MS)
+		wait = FSW_FAILED_QUIET_MS;
+
+	return in->dirty_ms + wait;
+}
+
+static void unpin(struct vs_fs *fs, struct vs_inode *in)
+{
+	pthread_mutex_lock(&fs->table.lock);
+	inode_forget(&fs->table, in, 1);
+	pthread_mutex_unlock(&fs->table.lock);
+}
+
+static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
+			   uint64_t *lseq);
+static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval);
+static void kernel_inval(struct vs_fs *fs, struct vs_inode *in);
+
+/*
+ * Save @in if it is still quiet: under its fd_lock no write can come
+ * between the look and the snapshot, so what is saved is the file as of
+ * its quiet point. @in is pinned by the set until taken out of it here.
+ * A file whose write failed is put back to its saved version instead
+ * (revert_locked; it is due after FSW_FAILED_QUIET_MS), and tried again
+ * later if that cannot be done now.
+ */
+static void saver_save(struct vs_fs *fs, struct vs_inode *in, int quiet)
+{
+	bool due, inval = false;
+	uint64_t lseq;
+	int r = 0;
+
+	pthread_rwlock_wrlock(&in->fd_lock);
+	pthread_mutex_lock(&fs->dirty_lock);
+	due = in->dirty_ms && dirty_due(in, quiet) <= vs_mono_ms();
+	if (due)
+		dirty_remove_locked(fs, in);
+	pthread_mutex_unlock(&fs->dirty_lock);
+	if (due && in->wfailed)
+		r = revert_locked(fs, in, &inval);
+	else if (due)
+		(void)snapshot_locked(fs, in, false, &lseq); /* logs */
+	if (r < 0 && r != -ECANCELED)
+		dirty_mark(fs, in, false); /* the backend is down: later */
 	pthread_rwlock_unlock(&in->fd_lock);
-	return r;
+	if (inval)
+		kernel_inval(fs, in);
+	if (due)
+		unpin(fs, in);
+}
+
+static void *saver_main(void *arg)
+{
+	struct vs_fs *fs = arg;
+	int quiet = fs->cfg.save_quiet_ms > 0 ? fs->cfg.save_quiet_ms : 1;
+	struct vs_inode **due = NULL;
+	size_t ndue_cap = 0;
+
+	pthread_mutex_lock(&fs->dirty_lock);
+	while (!fs->saver_stop) {
+		int64_t now = vs_mono_ms(), next = INT64_MAX;
+		size_t ndue = 0;
+
+		if (ndue_cap < fs->ndirty) {
+			struct vs_inode **d =
+			    realloc(due, fs->ndirty * sizeof(*d));
+
+			if (d) {
+				due = d;
+				ndue_cap = fs->ndirty;
+			}
+		}
+		for (size_t i = 0; i < fs->ndirty; i++) {
+			int64_t at = dirty_due(fs->dirty[i], quiet);
+
+			if (at <= now && ndue < ndue_cap)
+				due[ndue++] = fs->dirty[i];
+			else if (at < next)
+				next = at;
+		}
+		if (ndue) {
+			/* (still in the set, so pinned, until saved) */
+			pthread_mutex_unlock(&fs->dirty_lock);
+			for (size_t i = 0; i < ndue; i++)
+				saver_save(fs, due[i], quiet);
+			pthread_mutex_lock(&fs->dirty_lock);
+		} else if (next == INT64_MAX) {
+			pthread_cond_wait(&fs->dirty_cond, &fs->dirty_lock);
+		} else {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += (next - now) / 1000;
+			ts.tv_nsec += (long)((next - now) % 1000) * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&fs->dirty_cond, &fs->dirty_lock,
+					       &ts);
+		}
+	}
+	pthread_mutex_unlock(&fs->dirty_lock);
+	free(due);
+	return NULL;
+}
+
+int fsw_saver_start(struct vs_fs *fs)
+{
+	int r;
+
+	if (!fs->cfg.journal || fs->saver_running)
+		return 0;
+	fs->saver_stop = false;
+	r = pthread_create(&fs->saver, NULL, saver_main, fs);
+	if (r != 0) {
+		vs_error("cannot start the saver thread: %s", strerror(r));
+		return -r;
+	}
+	fs->saver_running = true;
+	return 0;
+}
+
+void fsw_saver_stop(struct vs_fs *fs)
+{
+	if (!fs->saver_running)
+		return;
+	pthread_mutex_lock(&fs->dirty_lock);
+	fs->saver_stop = true;
+	pthread_cond_signal(&fs->dirty_cond);
+	pthread_mutex_unlock(&fs->dirty_lock);
+	pthread_join(fs->saver, NULL);
+	fs->saver_running = false;
 }
 
 int fsw_write(struct vs_fs *fs, struct vs_inode *in, struct fuse_bufvec *buf,
@@ -320,6 +522,7 @@ int fsw_write(struct vs_fs *fs, struct vs_inode *in, struct fuse_bufvec *buf,
 				in->size = (uint64_t)off + (uint64_t)n;
 			in->mtime_ns = now_ns();
 			pthread_mutex_unlock(&fs->table.lock);
+			dirty_mark(fs, in, false);
 		}
 	}
 	if (r < 0 && !in->wfailed) {
@@ -330,6 +533,8 @@ int fsw_write(struct vs_fs *fs, struct vs_inode *in, struct fuse_bufvec *buf,
 			"it is truncated or rewritten",
 			strerror(-r), (unsigned long long)in->ino);
 	}
+	if (r < 0)
+		dirty_mark(fs, in, false); /* quiet from here: revert_locked */
 	pthread_rwlock_unlock(&in->fd_lock);
 	return r;
 }
@@ -455,11 +660,27 @@ static int snapshot(struct vs_fs *fs, struct vs_inode *in, bool force,
 	return r;
 }
 
+/* Drop the kernel's pages and attributes of @in (its bytes changed under
+ * it). No lock of @in held: an in-flight read may wait for one. */
+static void kernel_inval(struct vs_fs *fs, struct vs_inode *in)
+{
+	int e;
+
+	if (!fs->se)
+		return;
+	e = fuse_lowlevel_notify_inval_inode(fs->se, in->ino, 0, 0);
+	if (e < 0 && e != -ENOENT)
+		vs_warn("cannot invalidate inode %llu: %s",
+			(unsigned long long)in->ino, strerror(-e));
+}
+
 /*
  * A full disk. A write that failed (ENOSPC, EFBIG, EIO ...) left the
  * working copy of @in with bytes the writer did not mean (wfailed), and
  * the writer was told. Once the writer is done with the file (its last
- * close), unless it rewrote it whole since (O_TRUNC, truncate(2) to 0),
+ * close; with no RELEASE from the kernel, FSW_FAILED_QUIET_MS without a
+ * write: saver_save), unless it rewrote it whole since (O_TRUNC,
+ * truncate(2) to 0),
  * the file goes back to its last saved version: the working copy is
  * dropped (which frees its space), the content of @in->hash is opened
  * again (from the cache, else the backends) and the kernel's pages and
@@ -519,7 +740,7 @@ static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval)
 	return 0;
 }
 
-int fsw_flush(struct vs_fs *fs, struct vs_inode *in)
+int fsw_save(struct vs_fs *fs, struct vs_inode *in)
 {
 	uint64_t lseq;
 	bool inval = false;
@@ -535,13 +756,8 @@ int fsw_flush(struct vs_fs *fs, struct vs_inode *in)
 			    "version: %s; tried again at its next save point",
 			    (unsigned long long)in->ino, strerror(-r));
 	}
-	if (inval && fs->se) {
-		int e = fuse_lowlevel_notify_inval_inode(fs->se, in->ino, 0, 0);
-
-		if (e < 0 && e != -ENOENT)
-			vs_warn("cannot invalidate inode %llu: %s",
-				(unsigned long long)in->ino, strerror(-e));
-	}
+	if (inval)
+		kernel_inval(fs, in);
 	/* a failed write was reported by write(2): close() does not report
 	 * it again */
 	return r == -ECANCELED ? 0 : r;
@@ -614,6 +830,9 @@ int fsw_setattr(struct vs_fs *fs, struct vs_inode *in, const struct stat *attr,
 			in->size = (uint64_t)attr->st_size;
 			in->mtime_ns = now_ns();
 			pthread_mutex_unlock(&fs->table.lock);
+			/* saved when quiet (an open's O_TRUNC is followed by
+			 * its writes) */
+			dirty_mark(fs, in, attr->st_size == 0);
 		}
 		pthread_rwlock_unlock(&in->fd_lock);
 		if (r < 0)
@@ -726,8 +945,8 @@ out_locked:
 		r = journal_path(fs, VS_JOP_SYMLINK, path, NULL, target, 0777,
 				 NULL, NULL);
 	else if (r == 0)
-		in->wgen++; /* an empty file is a change too: saved at its
-			     * release */
+		in->wgen++; /* an empty file is a change too: saved when
+			     * quiet, or at its release */
 	if (r < 0 && in) {
 		/* not journaled: it must not exist here either */
 		pthread_mutex_lock(&fs->table.lock);
@@ -738,6 +957,11 @@ out_locked:
 		in = NULL;
 	}
 	pthread_mutex_unlock(&fs->ns_lock);
+	if (r == 0 && kind == VS_KIND_FILE) {
+		pthread_rwlock_wrlock(&in->fd_lock);
+		dirty_mark(fs, in, true);
+		pthread_rwlock_unlock(&in->fd_lock);
+	}
 	*out = in;
 	return r;
 }
@@ -1193,8 +1417,23 @@ int fsw_save_all(struct vs_fs *fs)
 		inode_forget(&fs->table, list[i], 1);
 	pthread_mutex_unlock(&fs->table.lock);
 	free(list);
+	/* all saved: the set of dirty files is empty (the saver stopped) */
+	for (;;) {
+		struct vs_inode *in = NULL;
+
+		pthread_mutex_lock(&fs->dirty_lock);
+		if (fs->ndirty) {
+			in = fs->dirty[fs->ndirty - 1];
+			dirty_remove_locked(fs, in);
+		}
+		pthread_mutex_unlock(&fs->dirty_lock);
+		if (!in)
+			break;
+		unpin(fs, in);
+	}
 	if (saved)
-		vs_info("saved %zu files still open for writing at the stop "
+		vs_info("saved %zu files still open for writing or not yet "
+			"quiet at the stop "
 			"(journaled; committed now or by the next mount)",
 			saved);
 	/* the stop owes durability to what is journaled (the saves made at
@@ -1292,14 +1531,8 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		close(old_fd);
 	if (old_wfd >= 0)
 		close(old_wfd);
-	if (clean && res->merged && fs->se) {
-		/* the bytes changed under the kernel: drop its pages */
-		int r = fuse_lowlevel_notify_inval_inode(fs->se, in->ino, 0, 0);
-
-		if (r < 0 && r != -ENOENT)
-			vs_warn("cannot invalidate '%s': %s", e->path,
-				strerror(-r));
-	}
+	if (clean && res->merged)
+		kernel_inval(fs, in); /* the bytes changed under the kernel */
 out:
 	pthread_mutex_lock(&fs->table.lock);
 	inode_forget(&fs->table, in, 1);

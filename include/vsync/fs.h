@@ -38,6 +38,18 @@ struct vs_fs_config {
 	struct vs_cache *cache;	    /* borrowed: content objects */
 	int work_fd;		    /* dir for working copies (O_TMPFILE) */
 	uint64_t max_file_size;	    /* bigger synced files: EFBIG */
+	/* a written file is saved once it has had no write for this long
+	 * (ms; --save-quiet-ms), or at once by fsync, rename, chmod, its
+	 * last close when the kernel reports it, and the stop */
+	int save_quiet_ms;
+	/* no-open mode (--open-mode=none): OPEN and OPENDIR answered ENOSYS,
+	 * so the kernel sends neither them nor RELEASE for the life of the
+	 * mount and keeps pages and listings itself; requests come with
+	 * fh 0 and are served by inode. Without @journal (--read-only) files
+	 * are still opened, so that a write to a synced file is refused
+	 * with EROFS by its open (the kernel reports a WRITE's EROFS as
+	 * EIO); directories are not. */
+	bool no_open;
 };
 
 struct vs_fs;
@@ -65,7 +77,7 @@ int vs_fs_run(struct vs_fs *fs, struct fuse_args *args,
 
 /*
  * The learned list: record the synced files opened during the next
- * @seconds, in the order of their first open (at most 4096). Then
+ * @seconds, in the order of their first open or read (at most 4096). Then
  * vs_fs_learned() hands over the paths (a malloc'd array of malloc'd
  * strings; the caller frees) and stops recording.
  */

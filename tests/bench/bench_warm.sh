@@ -17,9 +17,12 @@
 # (vsync-mount -f, PostgreSQL only: warm work never reaches a backend) and
 # copied to a local directory under the same /tmp. Each workload runs twice
 # on each side untimed (the first pass after a mount still costs a GETATTR
-# per directory: see the kernel-caching notes), then ROUNDS times each,
-# interleaved (mount then local on odd rounds, local then mount on even);
-# the table shows the medians and their ratio:
+# per directory: see the kernel-caching notes), once more on the mount
+# counting the FUSE requests the kernel sends to it (the fuse_request_send
+# tracepoint, counted by `perf stat` for this mount's connection only;
+# "-" without perf, root or a mounted tracefs), then ROUNDS times each, interleaved (mount
+# then local on odd rounds, local then mount on even); the table shows the
+# medians, their ratio and the requests of one warm pass:
 #   find        find . (every name)
 #   du -s       du -s . (every inode's attributes)
 #   ls -lR      ls -lR . (listings and attributes)
@@ -191,14 +194,46 @@ declare -A label=([find]="find" [du]="du -s" [lsR]="ls -lR" [read]="read all (ta
 mdir() { [[ $1 == vite ]] && echo "$W/mnt-ex" || echo "$MNT"; }
 ldir() { [[ $1 == vite ]] && echo "$W/local-ex" || echo "$W/local"; }
 
-declare -A TM=() TL=()
+# reqs NAME: run workload NAME on the mount once more, printing the FUSE
+# requests its mount's connection received meanwhile ("-" if perf cannot
+# count them).
+HAVE_PERF=1
+if ! command -v perf >/dev/null 2>&1 ||
+	! perf stat -e fuse:fuse_request_send -a -x, -- true >/dev/null 2>&1; then
+	log "perf cannot count fuse:fuse_request_send (no perf, no rights, or tracefs not mounted: mount -t tracefs nodev /sys/kernel/tracing): no request counts"
+	HAVE_PERF=0
+fi
+reqs() {
+	local name=$1 dir conn out pid n
+	dir=$(mdir "$name")
+	if ((!HAVE_PERF)); then
+		work "$name" "$dir" >/dev/null
+		echo -
+		return
+	fi
+	conn=$(stat -c %d "$dir")
+	out=$VS_LOG_DIR/perf.$name.csv
+	# no workload: perf counts until SIGINT (with one it would wait for it)
+	perf stat -e fuse:fuse_request_send --filter "connection == $conn" -a -x, \
+		-o "$out" &
+	pid=$!
+	sleep 0.5 # perf attaches
+	work "$name" "$dir" >/dev/null
+	kill -INT "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	n=$(awk -F, '$3 == "fuse:fuse_request_send" { print $1 }' "$out")
+	echo "${n:--}"
+}
+
+declare -A TM=() TL=() RQ=()
 for name in "${names[@]}"; do
 	for _ in 1 2; do
 		work "$name" "$(mdir "$name")" >/dev/null
 		work "$name" "$(ldir "$name")" >/dev/null
 	done
+	RQ[$name]=$(reqs "$name")
 done
-log "warmed twice; timing $ROUNDS rounds"
+log "warmed twice, requests counted; timing $ROUNDS rounds"
 for ((r = 1; r <= ROUNDS; r++)); do
 	for name in "${names[@]}"; do
 		if ((r % 2)); then
@@ -218,11 +253,13 @@ echo
 echo "warm workloads: $nfiles files ($FILES generated + $MODULES modules), $ROUNDS rounds interleaved, medians"
 echo "mount: vsync-mount -f ${MOUNT_OPTS[*]+${MOUNT_OPTS[*]} }(PostgreSQL only), $("$VSYNC_BUILD_DIR/agent/vsync-mount" --version 2>&1 | head -n 1)"
 echo "local: a copy on $(df -T "$W" | awk 'NR == 2 { print $2 }') under $W"
-printf '%-34s%12s%12s%14s  %s\n' workload "mount ms" "local ms" "mount/local" target
+printf '%-34s%12s%12s%14s%10s  %s\n' workload "mount ms" "local ms" "mount/local" "requests" target
 for name in "${names[@]}"; do
 	m=$(median <<<"${TM[$name]}")
 	l=$(median <<<"${TL[$name]}")
-	printf '%-34s%12s%12s%14s  %s\n' "${label[$name]}" "$m" "$l" \
-		"$(awk -v a="$m" -v b="$l" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')" "<= 1.10"
+	printf '%-34s%12s%12s%14s%10s  %s\n' "${label[$name]}" "$m" "$l" \
+		"$(awk -v a="$m" -v b="$l" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')" \
+		"${RQ[$name]}" "<= 1.10"
 done
+echo "(requests: FUSE requests sent to the mount during one warm pass, after two)"
 ((HAVE_NODE)) || echo "(node: skipped, no node)"

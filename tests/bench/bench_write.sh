@@ -6,7 +6,7 @@
 # reach a watcher in another. Not part of ctest.
 #
 # usage: tests/bench/bench_write.sh [-n FILES] [-r ROUNDS] [-m EDITS]
-#                                   [-w WARMUP] [-N] [-P]
+#                                   [-w WARMUP] [-N] [-P] [-o MOUNT-OPTION]...
 #
 #   -n FILES   files of the npm-install-like tree (default 1000)
 #   -r ROUNDS  timed rounds of the file workloads (default 3)
@@ -15,6 +15,8 @@
 #   -w WARMUP  uncounted warm-up edits per mode (default 20)
 #   -N         leave out the real `npm install`
 #   -P         leave out the PostgreSQL LISTEN mode of the latency part
+#   -o OPT     pass OPT to every vsync-mount (repeatable), e.g.
+#              -o --open-mode=none -o --save-quiet-ms=20
 #
 # One run, on throwaway PostgreSQL and Redis servers and one vsync-relay:
 #
@@ -80,12 +82,14 @@ EDITS=300
 WARMUP=20
 NPM=1
 PGMODE=1
+MOUNT_OPTS=()
 usage() {
-	echo "usage: $0 [-n FILES] [-r ROUNDS] [-m EDITS] [-w WARMUP] [-N] [-P]" >&2
+	echo "usage: $0 [-n FILES] [-r ROUNDS] [-m EDITS] [-w WARMUP] [-N] [-P] [-o MOUNT-OPTION]..." >&2
 	exit 2
 }
-while getopts 'n:r:m:w:NPh' opt; do
+while getopts 'n:r:m:w:NPo:h' opt; do
 	case $opt in
+	o) MOUNT_OPTS+=("$OPTARG") ;;
 	n) FILES=$OPTARG ;;
 	r) ROUNDS=$OPTARG ;;
 	m) EDITS=$OPTARG ;;
@@ -229,7 +233,7 @@ MNT=$W/mnt
 mkdir -p "$MNT" "$W/cache"
 vs_mount files "$MNT" --writable --author bench --pg "$VSYNC_PG_URL" \
 	--redis "$VSYNC_REDIS_URL" --cache-dir "$W/cache" \
-	--log-file "$VS_LOG_DIR/agent-files.log" || exit 1
+	--log-file "$VS_LOG_DIR/agent-files.log" ${MOUNT_OPTS[@]+"${MOUNT_OPTS[@]}"} || exit 1
 JOURNAL=$W/cache/projects/$FILES_ID/journal
 [[ -d $JOURNAL ]] || {
 	echo "bench_write: no journal at $JOURNAL" >&2
@@ -455,7 +459,8 @@ for mode in "${modes[@]}"; do
 		mkdir -p "$W/mnt-$mode-$s"
 		vs_mount edits "$W/mnt-$mode-$s" --writable --author "bench-$s" \
 			--pg "$VSYNC_PG_URL" "${margs[@]}" --cache-dir "$W/cache-$mode-$s" \
-			--log-file "$VS_LOG_DIR/agent-$mode-$s.log" || exit 1
+			--log-file "$VS_LOG_DIR/agent-$mode-$s.log" \
+			${MOUNT_OPTS[@]+"${MOUNT_OPTS[@]}"} || exit 1
 	done
 	export VSYNC_REDIS_URL=$redis_url
 	edits "$mode" "$W/mnt-$mode-a/b" "$W/mnt-$mode-b/b" "$EDITS" "$WARMUP" "$W/lat-$mode.json"
@@ -470,7 +475,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "-" && b > 0) printf "%.2f",
 
 echo
 echo "many small files: $FILES files (1-8 KiB, mkdir per package), $ROUNDS rounds interleaved, medians"
-echo "mount: vsync-mount --writable --redis, $("$VSYNC_BUILD_DIR/agent/vsync-mount" --version 2>&1 | head -n 1)"
+echo "mount: vsync-mount --writable --redis ${MOUNT_OPTS[*]+${MOUNT_OPTS[*]} }$("$VSYNC_BUILD_DIR/agent/vsync-mount" --version 2>&1 | head -n 1)"
 echo "local: a directory on $(df -T "$W" | awk 'NR == 2 { print $2 }') under $W (the cache dir's file system); $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 declare -A label=([create]="create $FILES files (perl)" [tar]="tar -x $FILES files" [npm]="npm install (container/example)")
 printf '%-34s%11s%12s%11s%14s%18s\n' workload "synced ms" "l-only ms" "local ms" "synced/local" "local-only/local"

@@ -29,6 +29,7 @@
  *  - the values of --critical (and its limit), --ready-file, --notify-fd,
  *    --control, --prefetch, --learn-seconds, --author, --max-file-size,
  *    --cache-max (default -1: the agent picks; suffixes; 0 unbounded),
+ *    --save-quiet-ms (default, range), --open-mode (none|kernel),
  *    --no-follow, and their invalid values;
  *  - a short error buffer stays NUL-terminated.
  */
@@ -47,6 +48,7 @@ struct fake_env {
 	const char *pg, *redis, *cache_dir;
 	const char *verify_key;
 	const char *log_format;
+	const char *open_mode;
 	int calls;
 };
 
@@ -75,6 +77,8 @@ static const char *fake_getenv(const char *name)
 		return env.verify_key;
 	if (strcmp(name, "VSYNC_LOG_FORMAT") == 0)
 		return env.log_format;
+	if (strcmp(name, "VSYNC_OPEN_MODE") == 0)
+		return env.open_mode;
 	return NULL;
 }
 
@@ -354,12 +358,13 @@ static void test_env_fallbacks(void **state)
 	check_str("redis://env", p.o.redis, "redis from VSYNC_REDIS_URL");
 	check_str("/env/cache", p.o.cache_dir,
 		  "cache dir from VSYNC_CACHE_DIR");
-	check_int(5, env.calls, "getenv calls");
+	check_int(6, env.calls, "getenv calls (VSYNC_OPEN_MODE too)");
 
 	/* options beat the environment */
 	env.calls = 0;
 	PARSE(&p, "--pg", "cli", "--redis=cli-r", "--cache-dir", "/cli",
-	      "--verify-key", "cli-k", "--log-format", "logfmt", "p", "m");
+	      "--verify-key", "cli-k", "--log-format", "logfmt", "--open-mode",
+	      "kernel", "p", "m");
 	check_ok(&p);
 	check_str("logfmt", p.o.log_format, "--log-format over the env");
 	check_str("cli-k", p.o.verify_key, "--verify-key over the env");
@@ -619,6 +624,64 @@ static void test_other_values(void **state)
 	check_fails(&p, "too many --critical globs");
 }
 
+static void test_save_policy(void **state)
+{
+	struct parsed p;
+
+	(void)state;
+	PARSE_NOENV(&p, "p", "m");
+	check_ok(&p);
+	check_int(VS_MOUNT_SAVE_QUIET_MS_DEFAULT, p.o.save_quiet_ms,
+		  "default --save-quiet-ms");
+	PARSE(&p, "--save-quiet-ms", "250", "p", "m");
+	check_ok(&p);
+	check_int(250, p.o.save_quiet_ms, "--save-quiet-ms 250");
+	PARSE(&p, "--save-quiet-ms=1", "p", "m");
+	check_ok(&p);
+	check_int(1, p.o.save_quiet_ms, "--save-quiet-ms=1");
+	PARSE(&p, "--save-quiet-ms", "0", "p", "m");
+	check_fails(&p, "--save-quiet-ms needs 1..60000 milliseconds, not "
+			"'0'");
+	PARSE(&p, "--save-quiet-ms=60001", "p", "m");
+	check_fails(&p, "--save-quiet-ms needs 1..60000 milliseconds, not "
+			"'60001'");
+	PARSE(&p, "--save-quiet-ms=soon", "p", "m");
+	check_fails(&p, "--save-quiet-ms needs 1..60000 milliseconds, not "
+			"'soon'");
+}
+
+static void test_open_mode(void **state)
+{
+	struct parsed p;
+
+	(void)state;
+	PARSE_NOENV(&p, "p", "m");
+	check_ok(&p);
+	check_bool(true, p.o.no_open, "default --open-mode: none");
+	PARSE(&p, "--open-mode", "kernel", "p", "m");
+	check_ok(&p);
+	check_bool(false, p.o.no_open, "--open-mode kernel");
+	PARSE(&p, "--open-mode", "none", "p", "m");
+	check_ok(&p);
+	check_bool(true, p.o.no_open, "--open-mode none");
+	PARSE(&p, "--open-mode=none", "--open-mode=kernel", "p", "m");
+	check_ok(&p);
+	check_bool(false, p.o.no_open, "the last --open-mode wins");
+	PARSE(&p, "--open-mode=never", "p", "m");
+	check_fails(&p, "--open-mode needs none or kernel, not 'never'");
+	env.open_mode = "kernel";
+	PARSE(&p, "p", "m");
+	check_ok(&p);
+	check_bool(false, p.o.no_open, "VSYNC_OPEN_MODE=kernel");
+	PARSE(&p, "--open-mode", "none", "p", "m");
+	check_ok(&p);
+	check_bool(true, p.o.no_open, "--open-mode over VSYNC_OPEN_MODE");
+	env.open_mode = "sometimes";
+	PARSE(&p, "p", "m");
+	check_fails(&p, "--open-mode needs none or kernel, not 'sometimes'");
+	env.open_mode = NULL;
+}
+
 static void test_missing_positionals(void **state)
 {
 	struct parsed p;
@@ -715,6 +778,8 @@ int main(void)
 	    T(test_at),
 	    T(test_getopt_forms),
 	    T(test_other_values),
+	    T(test_save_policy),
+	    T(test_open_mode),
 	    T(test_missing_positionals),
 	    T(test_unknown_options),
 	    T(test_help_version),
