@@ -12,7 +12,7 @@
 # message, where clang or its fuzzer runtime is missing.
 #
 # usage: tests/run.sh [CTEST ARGS...]     e.g. tests/run.sh -L unit
-#   VSYNC_FUZZ_SECONDS=N  time per fuzz target (default 20; 0 skips the step)
+#   VSYNC_FUZZ_SECONDS=N  time per fuzz target (default 10; 0 skips the step)
 
 set -euo pipefail
 
@@ -82,9 +82,9 @@ step "tests: ASan+UBSan build"
 cat "$logs/asan"
 ((rc_asan == 0)) || status=1
 
-step "fuzz: libFuzzer targets (build-fuzz/, ${VSYNC_FUZZ_SECONDS:-20}s each)"
+step "fuzz: libFuzzer targets (build-fuzz/, ${VSYNC_FUZZ_SECONDS:-10}s each)"
 fuzz="fuzz step skipped"
-if [[ ${VSYNC_FUZZ_SECONDS:-20} == 0 ]]; then
+if [[ ${VSYNC_FUZZ_SECONDS:-10} == 0 ]]; then
 	echo "fuzz: SKIPPED: VSYNC_FUZZ_SECONDS=0"
 else
 	rc=0

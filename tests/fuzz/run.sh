@@ -10,7 +10,7 @@
 # in build-fuzz/logs/<target>.log.
 #
 # usage: tests/fuzz/run.sh [TARGET...]      e.g. tests/fuzz/run.sh fuzz_blob
-#   VSYNC_FUZZ_SECONDS  time per target (default 20)
+#   VSYNC_FUZZ_SECONDS  time per target (default 10)
 #   VSYNC_FUZZ_JOBS     targets run at once (default: 2, at most nproc)
 #
 # Exits 0 when every target ran clean, 1 on a failure, 77 (skipped, with
@@ -20,7 +20,7 @@
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-seconds=${VSYNC_FUZZ_SECONDS:-20}
+seconds=${VSYNC_FUZZ_SECONDS:-10}
 jobs=${VSYNC_FUZZ_JOBS:-2}
 build=$root/build-fuzz
 ((jobs > $(nproc))) && jobs=$(nproc)
