@@ -35,6 +35,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/lib/servers.sh
 . "$here/../lib/servers.sh"
+# shellcheck source=tests/lib/bench.sh
+. "$here/../lib/bench.sh"
 
 MIB=256
 usage() {
@@ -61,12 +63,9 @@ vs_servers_start pg >/dev/null
 W=$VS_SERVERS_DIR/work
 mkdir -p "$W/src" "$W/local" "$W/mnt"
 CTL() { "$CTL_BIN" --pg "$VSYNC_PG_URL" -q "$@"; }
-log() { printf '# %s\n' "$*" >&2; }
-now_us() { echo "${EPOCHREALTIME/./}"; }
 BYTES=$((MIB * 1048576))
 # mbs US: MB/s of BYTES in US microseconds
 mbs() { awk -v b="$BYTES" -v t="$1" 'BEGIN { printf "%.1f", b / t }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.1f", a / b }'; }
 uncache() { dd if="$1" iflag=nocache count=0 status=none 2>/dev/null || true; }
 
 log "a $MIB MiB random file"

@@ -105,6 +105,8 @@ fi
 
 # shellcheck source=tests/lib/servers.sh
 . "$here/../lib/servers.sh"
+# shellcheck source=tests/lib/bench.sh
+. "$here/../lib/bench.sh"
 
 SIZES="1000 10000"
 ROUNDS=7
@@ -155,19 +157,8 @@ W=$VS_SERVERS_DIR/work
 VS_LOG_DIR=$W/logs
 mkdir -p "$VS_LOG_DIR"
 CTL() { timeout -k 5 600 "$VSYNC_BUILD_DIR/agent/vsyncctl" --pg "$VSYNC_PG_URL" -q "$@"; }
-log() { printf '# %s\n' "$*" >&2; }
 
 # ---------------------------------------------------------------- helpers
-
-ms_since() { # ms_since T0_US: milliseconds (1 decimal) since T0 (µs)
-	local now=${EPOCHREALTIME/./}
-	awk -v a="$1" -v b="$now" 'BEGIN { printf "%.1f", (b - a) / 1000 }'
-}
-
-# median / p99 of numbers on stdin
-median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit } m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.2f", m }'; }
-p99() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit } i = int(NR * 0.99 + 0.999999); if (i > NR) i = NR; printf "%.2f", v[i] }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
 
 # http_get HOSTPORT PATH: the body (status line in HTTP_STATUS).
 HTTP_STATUS=

@@ -31,6 +31,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/lib/servers.sh
 . "$here/../lib/servers.sh"
+# shellcheck source=tests/lib/bench.sh
+. "$here/../lib/bench.sh"
 
 MOUNTS=50
 FILES=1000
@@ -67,12 +69,9 @@ W=$VS_SERVERS_DIR/work
 VS_LOG_DIR=$W/logs
 mkdir -p "$VS_LOG_DIR"
 CTL() { timeout -k 5 600 "$VSYNC_BUILD_DIR/agent/vsyncctl" --pg "$VSYNC_PG_URL" -q "$@"; }
-log() { printf '# %s\n' "$*" >&2; }
 
 # p PCT: the PCT percentile of the numbers on stdin (nearest rank)
 p() { sort -n | awk -v p="$1" '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit } i = int(NR * p / 100 + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR; printf "%.1f", v[i] }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
-now_us() { echo "${EPOCHREALTIME/./}"; }
 sessions() { "$VS_PG_BIN/psql" -X -At -q "$VSYNC_PG_URL" -c "SELECT sum(sessions) FROM pg_stat_database"; }
 
 log "generating and importing a $FILES-file project"

@@ -28,6 +28,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/lib/servers.sh
 . "$here/../lib/servers.sh"
+# shellcheck source=tests/lib/bench.sh
+. "$here/../lib/bench.sh"
 
 MOUNTS=20
 SECS=60
@@ -64,7 +66,6 @@ W=$VS_SERVERS_DIR/work
 VS_LOG_DIR=$W/logs
 mkdir -p "$VS_LOG_DIR" "$W/tree/src"
 CTL() { timeout -k 5 120 "$VSYNC_BUILD_DIR/agent/vsyncctl" --pg "$VSYNC_PG_URL" -q "$@"; }
-log() { printf '# %s\n' "$*" >&2; }
 
 for ((i = 0; i < 50; i++)); do
 	printf 'export const v%d = 0;\n' "$i" >"$W/tree/src/f$i.js"

@@ -28,6 +28,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/lib/servers.sh
 . "$here/../lib/servers.sh"
+# shellcheck source=tests/lib/bench.sh
+. "$here/../lib/bench.sh"
 
 NFILES=18290
 TREE=
@@ -63,10 +65,6 @@ vs_servers_start pg >/dev/null
 W=$VS_SERVERS_DIR/work
 mkdir -p "$W"
 CTL() { "$CTL_BIN" --pg "$VSYNC_PG_URL" "${TIMEOUT[@]}" -q "$@"; }
-log() { printf '# %s\n' "$*" >&2; }
-now_us() { echo "${EPOCHREALTIME/./}"; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b - a) / 1e6 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.2f", a / b }'; }
 
 if [[ -z $TREE ]]; then
 	TREE=$W/tree

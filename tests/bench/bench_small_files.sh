@@ -35,6 +35,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/lib/servers.sh
 . "$here/../lib/servers.sh"
+# shellcheck source=tests/lib/bench.sh
+. "$here/../lib/bench.sh"
 
 FILES=1000
 ROUNDS=3
@@ -68,7 +70,6 @@ for b in vsync-mount vsyncctl; do
 	}
 done
 vs_deadline 1200
-log() { printf '# %s\n' "$*" >&2; }
 
 vs_servers_start pg >/dev/null
 W=$VS_SERVERS_DIR/work
@@ -77,8 +78,6 @@ mkdir -p "$VS_LOG_DIR" "$W/src" "$W/local"
 PSQL=$VS_PG_BIN/psql
 CTL() { timeout --foreground -k 5 120 "$VSYNC_BUILD_DIR/agent/vsyncctl" --pg "$VSYNC_PG_URL" -q "$@"; }
 sql() { timeout --foreground -k 5 60 "$PSQL" -X -At -q -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" -c "$1"; }
-now_us() { echo "${EPOCHREALTIME/./}"; }
-ms_since() { awk -v a="$1" -v b="$(now_us)" 'BEGIN { printf "%.1f\n", (b - a) / 1000 }'; }
 
 # gen.pl SEED FILES ROOT SYNC: write a tree of FILES files under ROOT
 # (which must exist), with an fsync per file when SYNC is 1; print the
@@ -240,8 +239,6 @@ vs_umount "$MNT"
 
 # ---------------------------------------------------------------- report
 
-median() { tr ' ' '\n' | { grep . || true; } | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit } m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.1f", m }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "-" && b > 0) printf "%.2f", a / b; else print "-" }'; }
 
 echo
 echo "small files: $FILES files (1-4 KiB, 20 a directory), $ROUNDS rounds interleaved, medians"

@@ -45,6 +45,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/lib/servers.sh
 . "$here/../lib/servers.sh"
+# shellcheck source=tests/lib/bench.sh
+. "$here/../lib/bench.sh"
 
 FILES=5000
 MODULES=2000
@@ -80,7 +82,6 @@ for b in vsync-mount vsyncctl; do
 	}
 done
 vs_deadline 3000
-log() { printf '# %s\n' "$*" >&2; }
 
 HAVE_NODE=0
 command -v node >/dev/null 2>&1 && HAVE_NODE=1
@@ -248,7 +249,6 @@ done
 
 # ---------------------------------------------------------------- report
 
-median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.2f", m }'; }
 echo
 echo "warm workloads: $nfiles files ($FILES generated + $MODULES modules), $ROUNDS rounds interleaved, medians"
 echo "mount: vsync-mount -f ${MOUNT_OPTS[*]+${MOUNT_OPTS[*]} }(PostgreSQL only), $("$VSYNC_BUILD_DIR/agent/vsync-mount" --version 2>&1 | head -n 1)"

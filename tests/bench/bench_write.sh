@@ -75,6 +75,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/lib/servers.sh
 . "$here/../lib/servers.sh"
+# shellcheck source=tests/lib/bench.sh
+. "$here/../lib/bench.sh"
 
 FILES=1000
 ROUNDS=3
@@ -118,7 +120,6 @@ for b in vsync-mount vsyncctl vsync-relay; do
 	}
 done
 vs_deadline 1200
-log() { printf '# %s\n' "$*" >&2; }
 # Commands run under `timeout --foreground`: plain timeout puts its command
 # in a process group of its own, which a Ctrl-C at the terminal misses (the
 # script would wait for it before cleaning up).
@@ -143,8 +144,6 @@ PSQL=$VS_PG_BIN/psql
 CTL() { timeout --foreground -k 5 120 "$VSYNC_BUILD_DIR/agent/vsyncctl" --pg "$VSYNC_PG_URL" -q "$@"; }
 sql() { timeout --foreground -k 5 60 "$PSQL" -X -At -q -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" -c "$1"; }
 # µs since the epoch
-now_us() { echo "${EPOCHREALTIME/./}"; }
-ms_since() { awk -v a="$1" -v b="$(now_us)" 'BEGIN { printf "%.1f\n", (b - a) / 1000 }'; }
 
 # ---------------------------------------------------------------- generator
 
@@ -470,8 +469,6 @@ done
 
 # ---------------------------------------------------------------- report
 
-median() { tr ' ' '\n' | { grep . || true; } | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit } m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.1f", m }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "-" && b > 0) printf "%.2f", a / b; else print "-" }'; }
 
 echo
 echo "many small files: $FILES files (1-8 KiB, mkdir per package), $ROUNDS rounds interleaved, medians"
