@@ -329,6 +329,19 @@ static void dirty_mark(struct vs_fs *fs, struct vs_inode *in, bool empty)
 	pthread_mutex_unlock(&fs->dirty_lock);
 }
 
+/* @in, whose write failed, is due for revert_locked at once (its writer
+ * closed it), not after FSW_FAILED_QUIET_MS. fd_lock exclusive. */
+static void dirty_mark_revert(struct vs_fs *fs, struct vs_inode *in)
+{
+	dirty_mark(fs, in, false);
+	pthread_mutex_lock(&fs->dirty_lock);
+	if (in->dirty_ms) {
+		in->dirty_ms -= FSW_FAILED_QUIET_MS;
+		pthread_cond_signal(&fs->dirty_cond);
+	}
+	pthread_mutex_unlock(&fs->dirty_lock);
+}
+
 /* Take @in out of the set (dirty_lock held): it is unpinned by the
  * caller once no lock is held. */
 static void dirty_remove_locked(struct vs_fs *fs, struct vs_inode *in)
@@ -678,8 +691,9 @@ static void kernel_inval(struct vs_fs *fs, struct vs_inode *in)
  * A full disk. A write that failed (ENOSPC, EFBIG, EIO ...) left the
  * working copy of @in with bytes the writer did not mean (wfailed), and
  * the writer was told. Once the writer is done with the file (its last
- * close; with no RELEASE from the kernel, FSW_FAILED_QUIET_MS without a
- * write: saver_save), unless it rewrote it whole since (O_TRUNC,
+ * close: fsw_save makes it due at once; with no RELEASE from the kernel,
+ * FSW_FAILED_QUIET_MS without a write), the saver thread (saver_save:
+ * never a request handler), unless it rewrote it whole since (O_TRUNC,
  * truncate(2) to 0),
  * the file goes back to its last saved version: the working copy is
  * dropped (which frees its space), the content of @in->hash is opened
@@ -743,24 +757,20 @@ static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval)
 int fsw_save(struct vs_fs *fs, struct vs_inode *in)
 {
 	uint64_t lseq;
-	bool inval = false;
 	int r = snapshot(fs, in, false, &lseq);
 
 	if (r == -ECANCELED) {
+		/* a failed write was reported by write(2): close() does not
+		 * report it again. Its writer is done with it: the saver puts
+		 * it back now (revert_locked), off the request path, since
+		 * that may fetch from the backends and notifies the kernel */
 		pthread_rwlock_wrlock(&in->fd_lock);
-		r = revert_locked(fs, in, &inval);
+		if (in->wfailed)
+			dirty_mark_revert(fs, in);
 		pthread_rwlock_unlock(&in->fd_lock);
-		if (r < 0 && r != -ECANCELED)
-			vs_warn(
-			    "cannot put inode %llu back to its saved "
-			    "version: %s; tried again at its next save point",
-			    (unsigned long long)in->ino, strerror(-r));
+		r = 0;
 	}
-	if (inval)
-		kernel_inval(fs, in);
-	/* a failed write was reported by write(2): close() does not report
-	 * it again */
-	return r == -ECANCELED ? 0 : r;
+	return r;
 }
 
 int fsw_fsync(struct vs_fs *fs, struct vs_inode *in)
