@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "vsync/log.h"
+#include "vsync/util.h"
 #include "vsync/banned.h"
 
 bool special_mode(mode_t mode)
@@ -67,17 +68,10 @@ static DIR *upper_dir(struct vs_fs *fs, struct vs_inode *dir, const char *name)
 {
 	char path[PATH_MAX];
 	DIR *d;
-	int fd;
 
 	if (fs_upper_path(fs, dir, name, path, sizeof(path)) < 0)
 		return NULL;
-	fd = openat(fs->cfg.upper_fd, path,
-		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	d = fdopendir(fd);
-	if (!d)
-		close(fd);
+	(void)vs_opendirat(fs->cfg.upper_fd, path, true, &d);
 	return d;
 }
 
@@ -106,36 +100,29 @@ bool special_dir_busy(struct vs_fs *fs, struct vs_inode *parent,
 	return busy;
 }
 
-/* Remove entry @name of directory @dirfd, and all it holds if it is a
+/* Remove entry @name of directory @at, and all it holds if it is a
  * directory (not following symlinks). 0 or -errno. */
-static int remove_tree_at(int dirfd, const char *name)
+static int remove_tree_at(int at, const char *name)
 {
 	struct dirent *de;
 	DIR *d;
 	int fd, r = 0;
 
-	if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT)
+	if (unlinkat(at, name, 0) == 0 || errno == ENOENT)
 		return 0;
 	if (errno != EISDIR)
 		return -errno;
-	fd = openat(dirfd, name,
-		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		r = -errno;
-		close(fd);
+	r = vs_opendirat(at, name, true, &d);
+	if (r < 0)
 		return r;
-	}
+	fd = dirfd(d);
 	while (r == 0 && (de = readdir(d))) {
 		if (strcmp(de->d_name, ".") != 0 &&
 		    strcmp(de->d_name, "..") != 0)
 			r = remove_tree_at(fd, de->d_name);
 	}
 	closedir(d);
-	if (r == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0 &&
-	    errno != ENOENT)
+	if (r == 0 && unlinkat(at, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
 		r = -errno;
 	return r;
 }

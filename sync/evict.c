@@ -58,6 +58,7 @@
 #include "vsync/journal.h"
 #include "vsync/log.h"
 #include "vsync/metrics.h"
+#include "vsync/util.h"
 #include "vsync/banned.h"
 
 static int cmp_atime(const void *a, const void *b)
@@ -144,15 +145,10 @@ static int scan_dir(struct vs_cache *c, unsigned i, struct scan *s)
 	int fd, r = 0;
 
 	snprintf(sub, sizeof(sub), "objects/%02x", i);
-	fd = openat(c->dir_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	dir = fdopendir(fd);
-	if (!dir) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
+	r = vs_opendirat(c->dir_fd, sub, false, &dir);
+	if (r < 0)
+		return r == -ENOENT ? 0 : r;
+	fd = dirfd(dir);
 	while (r == 0 && (d = readdir(dir))) {
 		if (strncmp(d->d_name, sub + 8, 2) != 0 ||
 		    !vs_hash_hex_valid(d->d_name))
@@ -194,15 +190,10 @@ static int scan_journals(struct vs_cache *c, struct scan *s)
 	DIR *dir;
 	int fd, r = 0;
 
-	fd = openat(c->dir_fd, "projects", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	dir = fdopendir(fd);
-	if (!dir) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
+	r = vs_opendirat(c->dir_fd, "projects", false, &dir);
+	if (r < 0)
+		return r == -ENOENT ? 0 : r;
+	fd = dirfd(dir);
 	while (r == 0 && (d = readdir(dir))) {
 		char jname[300];
 		int jfd;

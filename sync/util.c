@@ -8,6 +8,7 @@
 #include "vsync/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -307,6 +308,24 @@ uint64_t vs_jitter_rand(uint64_t *state)
 	x ^= x >> 27;
 	*state = x;
 	return x * 0x2545f4914f6cdd1dULL;
+}
+
+int vs_opendirat(int at, const char *path, bool nofollow, DIR **out)
+{
+	int r, fd = openat(at, path,
+			   O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+			       (nofollow ? O_NOFOLLOW : 0));
+
+	*out = NULL;
+	if (fd < 0)
+		return -errno;
+	*out = fdopendir(fd);
+	if (!*out) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return 0;
 }
 
 int vs_size_timeout_ms(int base_ms, uint64_t bytes)

@@ -12,6 +12,7 @@
 #ifndef VSYNC_UTIL_H
 #define VSYNC_UTIL_H
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -126,6 +127,11 @@ int vs_backoff_next(struct vs_backoff *b);
 /* The jitter of one step, pure: @bound_ms / 2 plus @rnd modulo
  * (@bound_ms / 2 + 1), so in [bound/2, bound]. */
 int vs_backoff_jitter(int bound_ms, uint64_t rnd);
+
+/* Open directory @path relative to @at as a stream in *@out, with
+ * O_NOFOLLOW when @nofollow (the directory fd is the stream's: closedir
+ * closes it). 0 or -errno (*@out NULL). */
+int vs_opendirat(int at, const char *path, bool nofollow, DIR **out);
 
 /*
  * Deadlines of calls that move content: a call that moves @bytes gets

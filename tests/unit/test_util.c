@@ -12,6 +12,9 @@
  *  - vs_backoff: every delay within [bound/2, bound] and never above
  *    max_ms, the bound doubling from min to max and staying there, reset;
  *    vs_backoff_jitter at its extremes; vs_jitter_rand never stuck at 0;
+ *  - vs_opendirat: a directory opened and listed, ENOENT, ENOTDIR on a
+ *    file and on a symlink with nofollow (as O_DIRECTORY|O_NOFOLLOW
+ *    answers), the symlink followed without it;
  *  - vs_size_timeout_ms: the base alone for no bytes, one second per
  *    VS_MIN_RATE bytes, a negative base as 0, INT_MAX at the top;
  *  - vs_write_in_full / vs_read_in_full / vs_pread_in_full on a pipe and
@@ -21,7 +24,10 @@
  *    vs_pread_fd_whole from offset 0 whatever the file offset; -EBADF on a
  *    closed descriptor, with *buf NULL.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -355,6 +361,46 @@ static void test_file_whole(void **state)
 	check_ret(-EBADF, vs_write_in_full(fd, "x", 1), "write closed fd");
 }
 
+/* ------------------------------------------------------------ dirs */
+
+static void test_opendirat(void **state)
+{
+	char tmpl[] = "/tmp/vsync-test-util.XXXXXX";
+	char *root = mkdtemp(tmpl);
+	struct dirent *de;
+	bool seen = false;
+	DIR *d = (DIR *)1;
+	int at;
+
+	(void)state;
+	assert_non_null(root);
+	at = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(at >= 0);
+	assert_int_equal(mkdirat(at, "sub", 0700), 0);
+	assert_int_equal(close(openat(at, "sub/f", O_CREAT | O_WRONLY, 0600)),
+			 0);
+	assert_int_equal(symlinkat("sub", at, "link"), 0);
+
+	check_ret(0, vs_opendirat(at, "sub", true, &d), "open sub");
+	while ((de = readdir(d)))
+		seen |= strcmp(de->d_name, "f") == 0;
+	check_bool(true, seen, "sub lists f");
+	closedir(d);
+	check_ret(-ENOENT, vs_opendirat(at, "none", false, &d), "missing");
+	check_ptr(NULL, d, "*out on failure");
+	check_ret(-ENOTDIR, vs_opendirat(at, "sub/f", false, &d), "a file");
+	check_ret(-ENOTDIR, vs_opendirat(at, "link", true, &d),
+		  "a symlink, nofollow");
+	check_ret(0, vs_opendirat(at, "link", false, &d), "a symlink followed");
+	closedir(d);
+
+	unlinkat(at, "link", 0);
+	unlinkat(at, "sub/f", 0);
+	unlinkat(at, "sub", AT_REMOVEDIR);
+	close(at);
+	rmdir(root);
+}
+
 /* ------------------------------------------------------------ deadlines */
 
 static void test_size_timeout(void **state)
@@ -384,6 +430,7 @@ int main(void)
 	    cmocka_unit_test(test_backoff_bounds),
 	    cmocka_unit_test(test_backoff_jitter),
 	    cmocka_unit_test(test_size_timeout),
+	    cmocka_unit_test(test_opendirat),
 	    cmocka_unit_test(test_pipe_whole),
 	    cmocka_unit_test(test_file_whole),
 	};
