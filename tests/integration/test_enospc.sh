@@ -5,7 +5,8 @@
 # Covers: a --writable mount whose cache dir is on a small tmpfs of its
 # own. The volume is filled by a file outside vsync; then, on the mount,
 # a synced file is rewritten (open with O_TRUNC, then write: the write
-# fails with ENOSPC, as on a full disk). Once its writer has closed it,
+# fails with ENOSPC, as on a full disk). Once its writer is done with it
+# (its close; in no-open mode 5 s without a write),
 # even before space returns, the file is back to PostgreSQL's version
 # (the write failed and was reported: nothing half written is saved or
 # left on the mount), vsync_writeback_total{outcome="reverted"} counts it
