@@ -17,7 +17,8 @@
  * left it empty: FSW_EMPTY_QUIET_MS). The save snapshots the
  * working copy under the inode's fd_lock, so it has the bytes as of that
  * quiet point, never a write half applied. Saved at once, as before:
- * fsync, a rename of the file, a chmod, the stop (fsw_save_all) and, when
+ * fsync, a rename of the file, a chmod (of a file with no save pending:
+ * otherwise the mode goes with that save), the stop (fsw_save_all) and, when
  * the kernel sends it, the RELEASE of a descriptor that may have written
  * (the last close(2); close() does not wait for it). A snapshot makes
  * the working copy a content object (linked into the cache as it is,
@@ -813,6 +814,30 @@ int fsw_fsyncdir(struct vs_fs *fs)
 	return r < 0 ? -EIO : 0;
 }
 
+/*
+ * A chmod of a file whose save is still pending (written, not yet quiet)
+ * goes with that save, which takes the mode at its snapshot: one version
+ * rather than two, and no save in the caller's system call. That is
+ * tar's and cp's pattern: create, write, fchmod. True when it did; a
+ * clean file, one being saved now or one whose write failed is saved at
+ * once by the caller, as before.
+ */
+static bool mode_joins_save(struct vs_fs *fs, struct vs_inode *in)
+{
+	bool pending, empty;
+
+	pthread_rwlock_wrlock(&in->fd_lock);
+	pthread_mutex_lock(&fs->dirty_lock);
+	/* a write not yet snapshotted: the saver's snapshot will be made */
+	pending = in->dirty_ms && !in->wfailed && in->wgen != in->jgen;
+	empty = in->dirty_empty;
+	pthread_mutex_unlock(&fs->dirty_lock);
+	if (pending)
+		dirty_mark(fs, in, empty);
+	pthread_rwlock_unlock(&in->fd_lock);
+	return pending;
+}
+
 int fsw_setattr(struct vs_fs *fs, struct vs_inode *in, const struct stat *attr,
 		int valid)
 {
@@ -866,7 +891,8 @@ int fsw_setattr(struct vs_fs *fs, struct vs_inode *in, const struct stat *attr,
 	}
 	pthread_mutex_unlock(&fs->table.lock);
 	/* a new mode is a change to commit; times are local only */
-	if ((valid & FUSE_SET_ATTR_MODE) && in->kind == VS_KIND_FILE)
+	if ((valid & FUSE_SET_ATTR_MODE) && in->kind == VS_KIND_FILE &&
+	    !mode_joins_save(fs, in))
 		r = snapshot(fs, in, true, &lseq);
 	return r == -ECANCELED ? 0 : r; /* saved with the next good save */
 }
