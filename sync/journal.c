@@ -50,11 +50,12 @@
  * share one, and the one who runs it does not hold the lock meanwhile.
  * The committer commits entries to PostgreSQL without waiting for their
  * local fsync (a committed entry is durable there, and its replay after a
- * crash is a no-op by its operation id); it syncs the journal when an
- * entry has to wait (PostgreSQL unreachable) and at least once a second
- * while it works, and fsync(2) on the mount waits for the commit. At
- * open, the entries found are taken as not durable (a stop by SIGKILL
- * leaves them in the page cache only) and the first sync covers them.
+ * crash is a no-op by its operation id, so a sync skips the object and
+ * the file of every entry committed before it started); it syncs the
+ * journal when an entry has to wait (PostgreSQL unreachable) and at least
+ * once a second while it works, and fsync(2) on the mount waits for the commit.
+ * At open, the entries found are taken as not durable (a stop by SIGKILL leaves
+ * them in the page cache only) and the first sync covers them.
  *
  * After a crash, the synced entries are there whole, with their objects.
  * Entries appended after the last sync may be there or not, whole or torn
@@ -144,6 +145,7 @@ struct vs_journal {
 struct unsynced {
 	uint64_t lseq;
 	char hash[VS_HASH_HEX_LEN + 1]; /* "" if it names no object */
+	bool done; /* committed since: nothing to make durable */
 };
 
 /* Files synced at once by sync_files() (two per entry at most). */
@@ -505,6 +507,7 @@ static void unsynced_add(struct vs_journal *j, const struct vs_jentry *e)
 	struct unsynced *u = &j->uns[j->nuns++];
 
 	u->lseq = e->lseq;
+	u->done = false;
 	memcpy(u->hash, e->op == VS_JOP_WRITE ? e->hash : "",
 	       e->op == VS_JOP_WRITE ? sizeof(u->hash) : 1);
 }
@@ -545,7 +548,7 @@ static int sync_files(int dir_fd, struct vs_cache *c,
 		bool fanout[256] = {false};
 
 		for (size_t i = at; i < at + m && r == 0 && c; i++) {
-			if (!items[i].hash[0])
+			if (!items[i].hash[0] || items[i].done)
 				continue;
 			vs_cache_object_name(name, items[i].hash);
 			r = sync_open(c->dir_fd, name, 0, fds, &nf);
@@ -554,6 +557,8 @@ static int sync_files(int dir_fd, struct vs_cache *c,
 		}
 		nobj = nf;
 		for (size_t i = at; i < at + m && r == 0; i++) {
+			if (items[i].done)
+				continue;
 			entry_name(name, items[i].lseq, "");
 			r = sync_open(dir_fd, name, O_NOFOLLOW, fds, &nf);
 		}
@@ -1069,6 +1074,25 @@ int vs_journal_peek(struct vs_journal *j, struct vs_jentry *e)
 	return r;
 }
 
+/* Entry @lseq is committed: if it waits for a sync, that sync has
+ * nothing to do for it (neither its object nor its file; see
+ * DURABILITY). The list is in lseq order. Lock held. */
+static void unsynced_done(struct vs_journal *j, uint64_t lseq)
+{
+	size_t lo = 0, hi = j->nuns;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (j->uns[mid].lseq < lseq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < j->nuns && j->uns[lo].lseq == lseq)
+		j->uns[lo].done = true;
+}
+
 int vs_journal_done(struct vs_journal *j, uint64_t lseq)
 {
 	char name[LSEQ_DIGITS + 5];
@@ -1102,6 +1126,7 @@ int vs_journal_done(struct vs_journal *j, uint64_t lseq)
 	}
 removed:
 	pending_remove(j, i);
+	unsynced_done(j, lseq);
 	reserve_make(j); /* taken when the disk was full: again if room */
 out:
 	pthread_mutex_unlock(&j->lock);
