@@ -835,12 +835,14 @@ static void mount_refresh(void *arg)
  * Register this agent in containers:{id}: a sorted set scored by expiry,
  * one member per agent, the JSON of vs_beat_format() (its applied seq and
  * state). The member changes with the state, so the previous one (@last)
- * is removed first; a reader keeps the newest member of each host:pid:mount
- * (an agent that died leaves one until its score passes). Only ZADD, ZREM
+ * is removed once the new one is there (a reader never finds the agent
+ * missing; it keeps the newest member of each host:pid:mount, and an
+ * agent that died leaves one until its score passes). False if Redis
+ * could not be told (the caller tries again soon). Only ZADD, ZREM
  * and EXPIRE on containers:{id}: what a container's Redis user may do
  * (docs/security.md).
  */
-static void presence(struct mount_ctx *ctx, struct vs_redis **rd, bool leave,
+static bool presence(struct mount_ctx *ctx, struct vs_redis **rd, bool leave,
 		     char last[VS_BEAT_MAX + 1], bool borrowed)
 {
 	char key[VS_REDIS_KEY_MAX], member[VS_BEAT_MAX + 1], score[32];
@@ -852,23 +854,23 @@ static void presence(struct mount_ctx *ctx, struct vs_redis **rd, bool leave,
 	redisReply *rep = NULL;
 
 	if (!ctx->o->redis || ctx->o->at) /* --at follows nothing */
-		return;
+		return true;
 	if (!*rd && (borrowed || vs_redis_open(rd, ctx->o->redis,
 					       ctx->o->timeout_ms) < 0)) {
 		vs_redis_free(*rd);
 		*rd = NULL;
-		return;
+		return false;
 	}
 	vs_redis_key_containers(key, ctx->id);
 	if (leave) {
 		if (last[0] && vs_redis_command(*rd, &rep, 3, rem, NULL) == 0)
 			freeReplyObject(rep);
-		return;
+		return true;
 	}
 	gethostname(b.host, sizeof(b.host) - 1);
 	snprintf(b.mount, sizeof(b.mount), "%s", ctx->o->mountpoint);
 	if (vs_status_snapshot_quick(&s, ctx->journal, false) < 0)
-		return;
+		return false;
 	b.seq = s.applied_seq;
 	b.head = s.head_seq;
 	b.state = s.state;
@@ -877,21 +879,21 @@ static void presence(struct mount_ctx *ctx, struct vs_redis **rd, bool leave,
 	b.lag_ms = s.lag_ms;
 	vs_status_snap_release(&s);
 	if (vs_beat_format(&b, member, sizeof(member)) < 0)
-		return;
+		return false;
 	snprintf(score, sizeof(score), "%lld", (long long)time(NULL) + 60);
+	if (vs_redis_command(*rd, &rep, 4, add, NULL) < 0)
+		goto fail;
+	freeReplyObject(rep);
 	if (last[0] && strcmp(last, member)) {
 		if (vs_redis_command(*rd, &rep, 3, rem, NULL) < 0)
 			goto fail;
 		freeReplyObject(rep);
 	}
-	if (vs_redis_command(*rd, &rep, 4, add, NULL) < 0)
-		goto fail;
-	freeReplyObject(rep);
 	memcpy(last, member, strlen(member) + 1);
 	if (vs_redis_command(*rd, &rep, 3, expire, NULL) < 0)
 		goto fail;
 	freeReplyObject(rep);
-	return;
+	return true;
 fail:
 	vs_debug("cannot refresh this agent in %s: %s", key,
 		 vs_redis_last_error(*rd));
@@ -899,22 +901,26 @@ fail:
 		vs_redis_free(*rd);
 		*rd = NULL;
 	}
+	return false;
 }
 
 /* The heartbeat on the keeper's own connection @rd (opened if NULL), or -
  * while the follower runs - on its connection (beat_borrowed); the last
  * member sent is shared, under beat_lock. */
-static void beat(struct mount_ctx *ctx, struct vs_redis **rd, bool leave)
+static bool beat(struct mount_ctx *ctx, struct vs_redis **rd, bool leave)
 {
+	bool ok;
+
 	pthread_mutex_lock(&ctx->beat_lock);
-	presence(ctx, rd, leave, ctx->beat_last, false);
+	ok = presence(ctx, rd, leave, ctx->beat_last, false);
 	pthread_mutex_unlock(&ctx->beat_lock);
+	return ok;
 }
 
 static void beat_borrowed(struct mount_ctx *ctx, struct vs_redis *rd)
 {
 	pthread_mutex_lock(&ctx->beat_lock);
-	presence(ctx, &rd, false, ctx->beat_last, true);
+	(void)presence(ctx, &rd, false, ctx->beat_last, true); /* next tick */
 	pthread_mutex_unlock(&ctx->beat_lock);
 }
 
@@ -935,6 +941,7 @@ static void *keeper_main(void *arg)
 	pthread_mutex_lock(&ctx->lock);
 	while (!ctx->stopping) {
 		int64_t now = vs_mono_ms(), due;
+		bool failed = false;
 		struct timespec ts;
 
 		due = last_beat +
@@ -962,7 +969,7 @@ static void *keeper_main(void *arg)
 			/* the Redis cursor, or PostgreSQL in PostgreSQL-only
 			 * mode (where the agent holds a connection anyway) */
 			read_head(ctx, &hr, !ctx->o->redis);
-			beat(ctx, &rd, false);
+			failed = !beat(ctx, &rd, false);
 		} else {
 			/* the follower reads the head and heartbeats on its
 			 * own connection (follower_tick): one per agent */
@@ -973,11 +980,13 @@ static void *keeper_main(void *arg)
 		}
 		last_beat = vs_mono_ms();
 		pthread_mutex_lock(&ctx->lock);
+		/* not told: again in KEEPER_BEAT_MIN_MS, not a period */
+		ctx->beat_soon = ctx->beat_soon || failed;
 	}
 	pthread_mutex_unlock(&ctx->lock);
 	if (!learned)
 		save_learned(ctx);
-	beat(ctx, &rd, true);
+	(void)beat(ctx, &rd, true);
 	vs_redis_free(rd);
 	head_reader_release(&hr);
 	return NULL;

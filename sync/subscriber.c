@@ -514,7 +514,9 @@ static void *sub_main(void *arg)
 	bool down = false, up = false;
 
 	vs_backoff_init(&backoff, SUB_BACKOFF_MIN_MS, SUB_BACKOFF_MAX_MS);
-	s->next_tick_ms = vs_mono_ms() + s->tick_ms;
+	/* the first tick at once: the agent's heartbeat (it may be the
+	 * first one: the keeper leaves them to the follower) */
+	s->next_tick_ms = vs_mono_ms();
 
 	while (!atomic_load(&s->stop)) {
 		int r = s->redis_url ? redis_step(s) : pg_step(s);
