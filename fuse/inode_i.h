@@ -100,6 +100,14 @@ struct vs_inode {
 	 * walk, vs_fs_dirty_walk, may read them under the table lock) */
 	atomic_bool wfailed; /* a write failed (EFBIG, ENOSPC ...): not
 			      * saved until truncated or rewritten whole */
+	/* while wfailed: the newest remote version that came meanwhile,
+	 * left unapplied (update.c), which the revert goes back to instead
+	 * of the last saved one (write.c, revert_locked); theirs_version 0:
+	 * none. Under the table lock. */
+	int64_t theirs_version, theirs_mtime_ns;
+	uint64_t theirs_size;
+	uint32_t theirs_mode;
+	char theirs_hash[VS_HASH_HEX_LEN + 1];
 	_Atomic uint64_t wgen, jgen;
 	uint64_t pending_lseq;
 	char pending_op[VS_UUID_BUFSZ];

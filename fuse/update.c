@@ -413,6 +413,17 @@ static int put_path(struct vs_fs *fs, const char *path,
 			"changes: left to the write-back to merge",
 			path, (long long)st->version);
 		vs_status_conflict(path); /* until the save is committed */
+		if (atomic_load(&in->wfailed) &&
+		    st->version > in->theirs_version) {
+			/* nothing of it will be saved: its revert takes this
+			 * version (write.c, revert_locked) */
+			in->theirs_version = st->version;
+			in->theirs_mtime_ns = st->mtime_ns;
+			in->theirs_size = st->size;
+			in->theirs_mode = st->mode & 07777;
+			memcpy(in->theirs_hash, st->hash,
+			       sizeof(in->theirs_hash));
+		}
 		act = APPLY_NONE;
 	}
 	old_ino = in->ino;

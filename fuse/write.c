@@ -81,6 +81,7 @@
 #include "vsync/journal.h"
 #include "vsync/log.h"
 #include "vsync/metrics.h"
+#include "vsync/status.h"
 #include "vsync/util.h"
 #include "vsync/writeback.h"
 #include "vsync/banned.h"
@@ -701,30 +702,45 @@ static void kernel_inval(struct vs_fs *fs, struct vs_inode *in)
  * again (from the cache, else the backends) and the kernel's pages and
  * attributes are invalidated. Nothing is journaled, so a half-written
  * file never reaches PostgreSQL, and the file is clean again: remote
- * edits of it apply as to any other (a remote version that came while
- * it was diverged is not fetched again: the next one applies). A file
+ * edits of it apply as to any other. A remote version that came while
+ * it was diverged (left unapplied: update.c records it as theirs) is
+ * what it goes back to instead, unless a save of it is still to be
+ * committed (the committer merges with that version then). A file
  * never saved (made here, its first write failed) has no version to go
  * back to: it stays as it is, not saved, until rewritten whole
- * (-ECANCELED). If the saved version cannot be had now (backend down),
- * the file stays diverged until its next save point. fd_lock exclusive;
- * *@inval: the kernel's caches of @in must be dropped (after the lock).
+ * (-ECANCELED). If the version cannot be had now (backend down, no room
+ * in the cache), the file stays diverged until its next save point.
+ * fd_lock exclusive; *@inval: the kernel's caches of @in must be dropped
+ * (after the lock).
  */
 static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval)
 {
-	char path[VS_PATH_MAX + 1];
+	char path[VS_PATH_MAX + 1], hash[VS_HASH_HEX_LEN + 1];
+	struct vs_manifest_entry theirs = {.version = 0};
 	struct stat st;
 	int r, fd = in->fd, wfd = -1;
 
 	if (!in->wfailed)
 		return 0;
-	if (!in->hash[0])
+	pthread_mutex_lock(&fs->table.lock);
+	if (in->theirs_version > in->version && !in->pending_op[0]) {
+		theirs.version = in->theirs_version;
+		theirs.mtime_ns = in->theirs_mtime_ns;
+		theirs.size = in->theirs_size;
+		theirs.mode = in->theirs_mode;
+		memcpy(theirs.hash, in->theirs_hash, sizeof(theirs.hash));
+	}
+	memcpy(hash, theirs.version ? theirs.hash : in->hash, sizeof(hash));
+	pthread_mutex_unlock(&fs->table.lock);
+	if (!hash[0])
 		return -ECANCELED;
 	if (path_of(fs, in, path, sizeof(path)) < 0)
 		snprintf(path, sizeof(path), "(ino %llu)",
 			 (unsigned long long)in->ino);
-	if (fd < 0) {
-		r = vs_content_open(fs->cfg.content, in->hash, in->size, path,
-				    &fd);
+	if (fd < 0 || theirs.version) {
+		r = vs_content_open(fs->cfg.content, hash,
+				    theirs.version ? theirs.size : in->size,
+				    path, &fd);
 		if (r < 0)
 			return r;
 	}
@@ -734,6 +750,8 @@ static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval)
 			close(fd);
 		return r;
 	}
+	if (in->fd >= 0 && in->fd != fd)
+		close(in->fd);
 	in->fd = fd;
 	wfd = in->wfd;
 	in->wfd = -1;
@@ -742,16 +760,31 @@ static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval)
 	in->jgen = in->wgen; /* nothing to save */
 	in->wfailed = false;
 	pthread_mutex_lock(&fs->table.lock);
+	if (theirs.version) {
+		memcpy(in->hash, theirs.hash, sizeof(in->hash));
+		in->version = theirs.version;
+		in->mode = theirs.mode;
+	}
+	in->theirs_version = 0;
 	in->size = (uint64_t)st.st_size;
-	in->mtime_ns = now_ns();
+	in->mtime_ns = theirs.version ? theirs.mtime_ns : now_ns();
 	pthread_mutex_unlock(&fs->table.lock);
 	if (wfd >= 0)
 		close(wfd);
 	*inval = true;
 	vs_metrics_writeback(VS_WB_REVERTED);
-	vs_warn("'%s': a write to it failed; its changes are dropped and it "
-		"is back to its last saved version",
-		path);
+	if (theirs.version) {
+		/* as PostgreSQL has it now: no longer diverged (the conflict
+		 * marked when the version was left unapplied included) */
+		vs_status_saved(path, NULL, 0, false);
+		vs_warn("'%s': a write to it failed; its changes are dropped "
+			"and it has the version committed meanwhile (v%lld)",
+			path, (long long)theirs.version);
+	} else {
+		vs_warn("'%s': a write to it failed; its changes are dropped "
+			"and it is back to its last saved version",
+			path);
+	}
 	return 0;
 }
 

@@ -15,6 +15,10 @@
 #   - a file written whole is saved;
 #   - a remote edit of the rewritten file (vsyncctl put) is applied on the
 #     mount, as for any clean file;
+#   - a file whose write failed while a remote edit of it was committed
+#     (kept diverged meanwhile by a writer that goes on writing) gets
+#     that remote version, not its last saved one, once its writer is
+#     done and the version can be fetched;
 #   - the mount equals PostgreSQL (vs_mount_equals_pg).
 #
 # Needs /dev/fuse (else exit 77), mount(2) of a tmpfs (else exit 77),
@@ -42,6 +46,7 @@ SRC=$W/src
 mkdir -p "$SRC/src"
 printf 'original A\n' >"$SRC/src/a.txt"
 printf 'original B\n' >"$SRC/src/b.txt"
+printf 'original C\n' >"$SRC/src/c.txt"
 vs_check "init and import" sh -c '"$1" -q init && "$1" -q import full "$2"' _ "$CTL" "$SRC"
 ctl() { timeout -k 5 60 "$CTL" -q "$@"; }
 
@@ -61,9 +66,11 @@ poll_check() {
 	if vs_poll "$secs" "$@"; then
 		vs_pass "$desc"
 	else
-		vs_fail "$desc: expected within $secs s, saw not (a.txt: '$(head -c 40 "$MNT/src/a.txt" | tr -c '[:print:]' '?')', diverged: '$(metric vsync_files_diverged)')"
+		vs_fail "$desc: expected within $secs s, saw not (a.txt: '$(head -c 40 "$MNT/src/a.txt" | tr -c '[:print:]' '?')', diverged: '$(metric vsync_files_diverged)', listed: $(listed))"
 	fi
 }
+# the diverged paths /status lists, on one line
+listed() { curl -s --max-time 2 "http://127.0.0.1:$PORT/status" | tr -d '\n' | grep -o '"diverged": *[[][^]]*[]]'; }
 diverged_is() { [[ "$(metric vsync_files_diverged)" == "$1" ]]; }
 reads() { [[ "$(cat "$MNT/$1" 2>/dev/null)" == "$2" ]]; }
 
@@ -89,8 +96,37 @@ poll_check "vsync_files_diverged is 0 again" 30 diverged_is 0
 vs_check_eq "vsync_writeback_total{outcome=\"reverted\"} counts it" 1 \
 	"$(metric 'vsync_writeback_total{outcome="reverted"}')"
 
+# ---------------------------------------------------------------- theirs
+# c.txt: its write fails; while its writer goes on writing (so it is not
+# reverted yet) a remote edit of it is committed, which the mount can
+# fetch once space returns and then leaves unapplied (local changes);
+# when the writer is done, the file goes back to that version, not to
+# 'original C'
+vs_check_eq "c.txt reads PostgreSQL's bytes" "original C" "$(cat "$MNT/src/c.txt")"
+if head -c 65536 /dev/urandom | dd of="$MNT/src/c.txt" bs=64k conv=fsync status=none 2>/dev/null; then
+	vs_fail "c.txt: a write on a full cache volume: expected ENOSPC, saw success"
+fi
+(
+	exec 5>>"$MNT/src/c.txt"
+	# (pacing the writer, not waiting for anything)
+	while [[ ! -e $W/stop-c ]]; do
+		printf x >&5 2>/dev/null
+		sleep 0.2
+	done
+) &
+WRITER=$!
+vs_on_exit sh -c 'touch "$1"; kill "$2" 2>/dev/null; true' _ "$W/stop-c" "$WRITER"
+printf 'remote C\n' >"$W/remote-c.txt"
+vs_check "a remote edit of c.txt is committed while its write failed" ctl put full src/c.txt "$W/remote-c.txt"
+
 # ---------------------------------------------------------------- space returns
 rm -f "$VOL/filler"
+
+poll_check "the remote edit of c.txt is left unapplied while it is diverged" 30 \
+	grep -q "'src/c.txt' changed remotely" "$W/mount.log"
+touch "$W/stop-c"
+wait "$WRITER"
+poll_check "c.txt has the remote version once its writer is done" 30 reads src/c.txt "remote C"
 
 vs_check "a file written whole after space returned is saved (fsync)" \
 	sh -c 'printf "written after\n" | dd of="$1" conv=fsync status=none' _ "$MNT/src/b.txt"
@@ -100,6 +136,9 @@ printf 'remote edit\n' >"$W/remote.txt"
 vs_check "a remote edit of a.txt is committed" ctl put full src/a.txt "$W/remote.txt"
 poll_check "the remote edit of a.txt is applied on the mount" 30 reads src/a.txt "remote edit"
 
+vs_check_eq "vsync_writeback_total{outcome=\"reverted\"} counts both" 2 \
+	"$(metric 'vsync_writeback_total{outcome="reverted"}')"
+poll_check "vsync_files_diverged is 0 at the end" 30 diverged_is 0
 vs_check "the mount equals PostgreSQL after the recovery" vs_mount_equals_pg full "$MNT"
 vs_umount "$MNT"
 vs_summary
