@@ -227,6 +227,37 @@ static void backfill_redis(struct vs_content *c, const char *hash,
 	pthread_mutex_unlock(&c->redis_lock);
 }
 
+static int chunk_sink(void *arg, const uint8_t *buf, size_t len)
+{
+	return vs_cache_writer_add(arg, buf, len);
+}
+
+/* Fetch content @hash stored in chunks from PostgreSQL into the cache,
+ * chunk by chunk (never whole in memory). -ENOENT if it is stored whole.
+ * Called with c->lock held and c->pg connected. */
+static int fetch_chunks_locked(struct vs_content *c, const char *hash,
+			       uint64_t size, const char *path)
+{
+	struct vs_cache_writer w;
+	int r;
+
+	r = vs_cache_writer_open(c->cache, &w);
+	if (r < 0)
+		return r;
+	r = vs_pg_chunks_fetch(c->pg, c->project_id, hash, size, c->timeout_ms,
+			       chunk_sink, &w);
+	if (r < 0) {
+		vs_cache_writer_abort(&w);
+		return r;
+	}
+	r = vs_cache_writer_commit(&w, hash);
+	if (r == -EBADMSG)
+		vs_error("refusing content of '%s' from PostgreSQL: its "
+			 "chunks do not make up checksum %s",
+			 path, hash);
+	return r;
+}
+
 /* Fetch @hash from PostgreSQL into the cache. Called with c->lock held. */
 static int fetch_locked(struct vs_content *c, const char *hash, uint64_t size,
 			const char *path)
@@ -249,9 +280,19 @@ static int fetch_locked(struct vs_content *c, const char *hash, uint64_t size,
 			return -EIO;
 		}
 	}
-	vs_pg_set_timeout(c->pg, fetch_timeout_ms(c, size));
-	r = vs_pg_blob_fetch(c->pg, c->project_id, hash, &buf, &len);
-	vs_pg_set_timeout(c->pg, c->timeout_ms);
+	r = -ENOENT;
+	if (size > VS_CHUNK_SIZE) {
+		r = fetch_chunks_locked(c, hash, size, path);
+		if (r == 0)
+			return 0;
+		if (r == -EBADMSG)
+			return -EIO;
+	}
+	if (r == -ENOENT) {
+		vs_pg_set_timeout(c->pg, fetch_timeout_ms(c, size));
+		r = vs_pg_blob_fetch(c->pg, c->project_id, hash, &buf, &len);
+		vs_pg_set_timeout(c->pg, c->timeout_ms);
+	}
 	if (r < 0) {
 		vs_warn("cannot fetch '%s' (%.12s): %s", path, hash,
 			vs_pg_last_error(c->pg)[0] ? vs_pg_last_error(c->pg)
@@ -534,6 +575,7 @@ int vs_content_fetch_many(struct vs_content *c, const char *const *hashes,
 			  size_t n)
 {
 	size_t *todo = malloc((n ? n : 1) * sizeof(*todo)), ntodo = 0;
+	size_t failed = 0;
 
 	if (!todo)
 		return -ENOMEM;
@@ -541,8 +583,20 @@ int vs_content_fetch_many(struct vs_content *c, const char *const *hashes,
 		bool has = vs_cache_has(c->cache, hashes[i]);
 
 		vs_metrics_cache(has);
-		if (!has)
+		if (has)
+			continue;
+		if (sizes[i] <= VS_CHUNK_SIZE) {
 			todo[ntodo++] = i;
+			continue;
+		}
+		/* large: on its own, chunk by chunk from PostgreSQL */
+		if (fetch_redis(c, hashes[i], sizes[i], paths[i]) == 0)
+			continue;
+		pthread_mutex_lock(&c->lock);
+		if (!vs_cache_has(c->cache, hashes[i]) &&
+		    fetch_locked(c, hashes[i], sizes[i], paths[i]) < 0)
+			failed++;
+		pthread_mutex_unlock(&c->lock);
 	}
 	if (ntodo && c->redis)
 		many_from_redis(c, hashes, sizes, paths, todo, &ntodo);
@@ -552,7 +606,7 @@ int vs_content_fetch_many(struct vs_content *c, const char *const *hashes,
 		pthread_mutex_unlock(&c->lock);
 	}
 	free(todo);
-	return (int)ntodo;
+	return (int)(ntodo + failed);
 }
 
 /* One record of a bundle: store it unless the cache has it. */
