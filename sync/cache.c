@@ -76,6 +76,7 @@ int vs_cache_init(struct vs_cache *c, const char *dir)
 		return r;
 	}
 	pthread_mutex_init(&c->evict_lock, NULL);
+	pthread_mutex_init(&c->fill_lock, NULL);
 	if ((r = mkdirat_p(c->dir_fd, "objects", 0700)) < 0 ||
 	    (r = mkdirat_p(c->dir_fd, "tmp", 0700)) < 0 ||
 	    (r = mkdirat_p(c->dir_fd, "projects", 0700)) < 0) {
@@ -93,6 +94,7 @@ int vs_cache_init(struct vs_cache *c, const char *dir)
 	return 0;
 fail:
 	pthread_mutex_destroy(&c->evict_lock);
+	pthread_mutex_destroy(&c->fill_lock);
 	close(c->dir_fd);
 	c->dir_fd = -1;
 	return r;
@@ -100,8 +102,10 @@ fail:
 
 void vs_cache_release(struct vs_cache *c)
 {
-	if (c->dir) /* initialised */
+	if (c->dir) { /* initialised */
 		pthread_mutex_destroy(&c->evict_lock);
+		pthread_mutex_destroy(&c->fill_lock);
+	}
 	free(c->pins);
 	c->pins = NULL;
 	c->npins = c->apins = 0;

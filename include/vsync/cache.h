@@ -44,6 +44,10 @@ struct vs_cache {
 	 * one (vs_cache_evict_object): an object a save has just made or
 	 * found is never removed under it */
 	pthread_mutex_t evict_lock;
+	/* one large object (over a chunk) fetched at a time, by whichever
+	 * of the mount's readers and prefetchers needs it first: the others
+	 * wait and find it made (content.c) */
+	pthread_mutex_t fill_lock;
 	/* estimate of the bytes of objects/ (allocated, st_blocks): added
 	 * to by stores and links, taken from by evictions, set by the
 	 * evictor's scans; may drift (other processes sharing the dir) */

@@ -7,7 +7,12 @@
 #
 # Covers: `vsyncctl import` stores it as chunks (its row's encoding is
 # 'chunks', 38 rows in vsync_chunks whose sizes add up); `vsyncctl cat`
-# (vsync_read_file) still returns it whole; a mount with an empty cache
+# (vsync_read_file) still returns it whole; `vsync-relay --once
+# --sign-key` puts its chunks in Redis with a signed index, and with
+# PostgreSQL stopped a verifying mount with an empty cache reads it from
+# there byte for byte, but not with the index's signature stripped, nor
+# with a piece changed (each piece is checked against the index); with
+# PostgreSQL back, a mount with an empty cache
 # dir reads it byte for byte, chunk by chunk; 6 bytes overwritten in the
 # middle with `dd conv=notrunc,fsync` on the mount are in PostgreSQL when
 # dd returns, as a new version stored in chunks, equal to a local copy
@@ -16,7 +21,7 @@
 # the log says why), never served.
 #
 # VS_BIGFILE_MIB overrides the size (default 300, the issue's figure).
-# Needs /dev/fuse (else exit 77) and PostgreSQL (started here).
+# Needs /dev/fuse (else exit 77), PostgreSQL and Redis (started here).
 set -u
 
 # shellcheck source=tests/lib/servers.sh
@@ -24,9 +29,12 @@ set -u
 
 vs_need_fuse
 CTL=$VSYNC_BUILD_DIR/agent/vsyncctl
+RELAY=$VSYNC_BUILD_DIR/agent/vsync-relay
 MIB=${VS_BIGFILE_MIB:-300}
 vs_deadline 900
-vs_pg_fixture || exit 1
+vs_servers_start all || exit 1
+export VS_LOG_DIR=$VS_SERVERS_DIR
+W=$VS_SERVERS_DIR/work
 
 mkdir -p "$W/src/assets" "$W/local"
 printf 'export const x = 1;\n' >"$W/src/index.js"
@@ -50,6 +58,60 @@ vs_check_eq "$nchunks chunks of it, $MIB MiB in all" "$nchunks|$((MIB << 20))" \
 		    WHERE project_id = '$ID' AND content_hash = '$want'")"
 vs_check_eq "vsyncctl cat returns it whole" "$want" \
 	"$("$CTL" cat big assets/big.bin | sha256sum | cut -d' ' -f1)"
+
+# ---------------------------------------------------------------- Redis
+VERIFY=$("$CTL" keygen "$W/relay.key")
+VERIFY=${VERIFY#VSYNC_VERIFY_KEY=}
+vs_check "relay --once --sign-key puts it in Redis" "$RELAY" --once --sign-key "$W/relay.key"
+IDX=$(vs_redis_cli GET "chunks:{$ID}:$want")
+# in Redis the pieces are of 1 MiB (VS_REDIS_CHUNK_SIZE)
+vs_check "its chunk index is signed, one SHA-256 a 1 MiB piece" \
+	test "${IDX:0:5}" = "sig1:" -a "${#IDX}" -eq $((5 + 88 + 1 + MIB * 64))
+vs_check_eq "its last piece is in Redis, 1 MiB (raw: random bytes do not shrink)" 1048577 \
+	"$(vs_redis_cli STRLEN "chunk:{$ID}:$want:$((MIB - 1))")"
+vs_check "PostgreSQL stopped" vs_pg_stop
+mkdir -p "$W/r1"
+if vs_mount big "$W/r1" --pg "$VSYNC_PG_URL" --redis "$VSYNC_REDIS_URL" \
+	--verify-key "$VERIFY" --cache-dir "$W/rc1" --prefetch 0; then
+	t0=$(vs_now_ms)
+	got=$(sha256sum <"$W/r1/assets/big.bin" | cut -d' ' -f1)
+	ms=$(($(vs_now_ms) - t0))
+	vs_check_eq "with PostgreSQL stopped, a cold mount reads it from Redis's chunks ($ms ms, $((MIB * 1000 / (ms ? ms : 1))) MiB/s)" \
+		"$want" "$got"
+	vs_umount "$W/r1"
+else
+	vs_fail "mount from Redis: expected it mounted, saw it exit"
+fi
+# an index not signed by the relay: refused, and with PostgreSQL stopped
+# the read fails rather than serve what it cannot verify
+vs_redis_cli SET "chunks:{$ID}:$want" "${IDX:94}" >/dev/null
+mkdir -p "$W/r2"
+if vs_mount big "$W/r2" --pg "$VSYNC_PG_URL" --redis "$VSYNC_REDIS_URL" \
+	--verify-key "$VERIFY" --cache-dir "$W/rc2" --prefetch 0; then
+	vs_check "an unsigned chunk index is not believed (EIO with PostgreSQL stopped)" \
+		sh -c '! cat "$1" >/dev/null 2>&1' _ "$W/r2/assets/big.bin"
+	vs_check "the log says why" grep -q "refusing the chunk index of 'assets/big.bin'" "$VS_MOUNT_LOG"
+	vs_umount "$W/r2"
+else
+	vs_fail "mount from Redis: expected it mounted, saw it exit"
+fi
+vs_redis_cli SET "chunks:{$ID}:$want" "$IDX" >/dev/null
+# a piece whose bytes are not the ones the signed index names: refused
+{ printf r; head -c 1048576 /dev/zero; } >"$W/zeros.piece"
+vs_redis_cli -x SET "chunk:{$ID}:$want:5" <"$W/zeros.piece" >/dev/null
+mkdir -p "$W/r3"
+if vs_mount big "$W/r3" --pg "$VSYNC_PG_URL" --redis "$VSYNC_REDIS_URL" \
+	--verify-key "$VERIFY" --cache-dir "$W/rc3" --prefetch 0; then
+	vs_check "a piece that does not match the index is not served (EIO with PostgreSQL stopped)" \
+		sh -c '! cat "$1" >/dev/null 2>&1' _ "$W/r3/assets/big.bin"
+	vs_check "the log says which piece" grep -q "refusing chunk 5 of 'assets/big.bin'" "$VS_MOUNT_LOG"
+	vs_umount "$W/r3"
+else
+	vs_fail "mount from Redis: expected it mounted, saw it exit"
+fi
+vs_check "PostgreSQL started again" vs_pg_start_again
+# no relay runs from here on: the mounts below read PostgreSQL alone
+unset VSYNC_REDIS_URL
 
 # ---------------------------------------------------------------- cold read
 mkdir -p "$W/m1"
