@@ -579,12 +579,19 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 		return -ENOMEM;
 	if (in->wfd < 0)
 		r = working_copy(fs, in, false); /* e.g. a chmod: same bytes */
-	if (r == 0) {
-		uint64_t max = fs->cfg.max_file_size;
-
+	if (r == 0 && in->wmem) {
+		/* a small copy in memory: read, hashed and stored at once */
 		r = vs_pread_fd_whole(&buf, &len, in->wfd,
-				      max && max < SIZE_MAX ? (size_t)max
-							    : SIZE_MAX);
+				      (size_t)FSW_WMEM_MAX);
+	} else if (r == 0) {
+		/* a file of any size: hashed and linked (or copied) from its
+		 * fd, never read whole into memory */
+		struct stat st;
+
+		if (fstat(in->wfd, &st) < 0)
+			r = -errno;
+		else
+			len = (size_t)st.st_size;
 	}
 	gen = in->wgen;
 	if (r == 0) {
@@ -606,9 +613,10 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 	 * cache - no copy, no new inode; it is frozen then (the next write
 	 * makes a new one) */
 	if (r == 0) {
-		r = vs_journal_put_content(
-		    fs->cfg.cache, buf, len,
-		    in->wfrozen || in->wmem ? -1 : in->wfd, e->hash);
+		r = in->wmem ? vs_journal_put_content(fs->cfg.cache, buf, len,
+						      -1, e->hash)
+			     : vs_journal_put_content_fd(fs->cfg.cache, in->wfd,
+							 !in->wfrozen, e->hash);
 		if (r == 1)
 			in->wfrozen = true;
 		pinned = r >= 0; /* kept from the evictor until journaled */

@@ -367,8 +367,14 @@ void vs_cache_writer_abort(struct vs_cache_writer *w)
 
 int vs_cache_writer_commit(struct vs_cache_writer *w, const char *hash)
 {
+	return vs_cache_writer_commit_open(w, hash, NULL);
+}
+
+int vs_cache_writer_commit_open(struct vs_cache_writer *w, const char *hash,
+				int *fd_out)
+{
 	char got[VS_HASH_HEX_LEN + 1];
-	int r = 0;
+	int r = 0, fd = -1;
 
 	if (!vs_hash_hex_valid(hash)) {
 		vs_cache_writer_abort(w);
@@ -380,11 +386,21 @@ int vs_cache_writer_commit(struct vs_cache_writer *w, const char *hash)
 	w->fd = -1;
 	if (r == 0 && strcmp(got, hash) != 0)
 		r = -EBADMSG;
+	/* opened before it is renamed: the bytes just checked, no second
+	 * hash at open (vs_cache_open) */
+	if (r == 0 && fd_out &&
+	    (fd = openat(w->c->dir_fd, w->tmp, O_RDONLY | O_CLOEXEC)) < 0)
+		r = -errno;
 	if (r < 0) {
 		unlinkat(w->c->dir_fd, w->tmp, 0);
 		return r;
 	}
-	return object_place(w->c, w->tmp, hash, w->len);
+	r = object_place(w->c, w->tmp, hash, w->len);
+	if (fd >= 0 && r < 0)
+		close(fd);
+	else if (fd >= 0)
+		*fd_out = fd;
+	return r;
 }
 
 int vs_cache_link(struct vs_cache *c, const char *hash, int fd)
@@ -672,4 +688,33 @@ int vs_cache_project_read(struct vs_cache *c, const char *project_id,
 	r = vs_read_fd_whole(buf, len, fd, CACHE_PROJECT_FILE_MAX);
 	close(fd);
 	return r;
+}
+
+int vs_cache_store_fd(struct vs_cache *c, const char *hash, int fd)
+{
+	struct vs_cache_writer w;
+	uint8_t *buf = malloc((size_t)1 << 20);
+	off_t off = 0;
+	ssize_t n;
+	int r;
+
+	if (!buf)
+		return -ENOMEM;
+	r = vs_cache_writer_open(c, &w);
+	while (r == 0) {
+		n = vs_pread_in_full(fd, buf, (size_t)1 << 20, off);
+		if (n <= 0) {
+			r = (int)n;
+			break;
+		}
+		r = vs_cache_writer_add(&w, buf, (size_t)n);
+		off += n;
+	}
+	free(buf);
+	if (r < 0) {
+		vs_cache_writer_abort(&w);
+		vs_warn("cannot store %s in the cache: %s", hash, strerror(-r));
+		return r;
+	}
+	return vs_cache_writer_commit(&w, hash);
 }

@@ -223,7 +223,7 @@ static int redis_chunks_index(struct vs_content *c, const char *hash,
  * each chunk checked against the index as it comes, the whole against
  * @hash at the end. 0 or -errno (then PostgreSQL). */
 static int fetch_redis_chunks(struct vs_content *c, const char *hash,
-			      uint64_t size, const char *path)
+			      uint64_t size, const char *path, int *fd_out)
 {
 	size_t n =
 	    (size_t)((size + VS_REDIS_CHUNK_SIZE - 1) / VS_REDIS_CHUNK_SIZE);
@@ -280,7 +280,7 @@ static int fetch_redis_chunks(struct vs_content *c, const char *hash,
 		vs_cache_writer_abort(&w);
 		return r;
 	}
-	r = vs_cache_writer_commit(&w, hash);
+	r = vs_cache_writer_commit_open(&w, hash, fd_out);
 	if (r == -EBADMSG) {
 		vs_metrics_redis_unverified();
 		vs_error("refusing content of '%s' from Redis: its chunks do "
@@ -293,7 +293,7 @@ static int fetch_redis_chunks(struct vs_content *c, const char *hash,
 /* Fetch @hash from Redis into the cache. 0, or -errno (the caller goes on
  * to PostgreSQL whatever it is). Called without redis_lock. */
 static int fetch_redis(struct vs_content *c, const char *hash, uint64_t size,
-		       const char *path)
+		       const char *path, int *fd_out)
 {
 	uint8_t *buf = NULL;
 	size_t len = 0;
@@ -302,7 +302,7 @@ static int fetch_redis(struct vs_content *c, const char *hash, uint64_t size,
 	if (!c->redis)
 		return -ENOENT;
 	if (size > VS_CHUNK_SIZE)
-		return fetch_redis_chunks(c, hash, size, path);
+		return fetch_redis_chunks(c, hash, size, path, fd_out);
 	pthread_mutex_lock(&c->redis_lock);
 	if (vs_mono_ms() < c->redis_retry_after_ms) {
 		pthread_mutex_unlock(&c->redis_lock);
@@ -357,7 +357,7 @@ static int chunk_sink(void *arg, const uint8_t *buf, size_t len)
  * chunk by chunk (never whole in memory). -ENOENT if it is stored whole.
  * Called with c->lock held and c->pg connected. */
 static int fetch_chunks_locked(struct vs_content *c, const char *hash,
-			       uint64_t size, const char *path)
+			       uint64_t size, const char *path, int *fd_out)
 {
 	struct vs_cache_writer w;
 	int r;
@@ -371,7 +371,7 @@ static int fetch_chunks_locked(struct vs_content *c, const char *hash,
 		vs_cache_writer_abort(&w);
 		return r;
 	}
-	r = vs_cache_writer_commit(&w, hash);
+	r = vs_cache_writer_commit_open(&w, hash, fd_out);
 	if (r == -EBADMSG)
 		vs_error("refusing content of '%s' from PostgreSQL: its "
 			 "chunks do not make up checksum %s",
@@ -381,7 +381,7 @@ static int fetch_chunks_locked(struct vs_content *c, const char *hash,
 
 /* Fetch @hash from PostgreSQL into the cache. Called with c->lock held. */
 static int fetch_locked(struct vs_content *c, const char *hash, uint64_t size,
-			const char *path)
+			const char *path, int *fd_out)
 {
 	uint8_t *buf = NULL;
 	size_t len = 0;
@@ -403,7 +403,7 @@ static int fetch_locked(struct vs_content *c, const char *hash, uint64_t size,
 	}
 	r = -ENOENT;
 	if (size > VS_CHUNK_SIZE) {
-		r = fetch_chunks_locked(c, hash, size, path);
+		r = fetch_chunks_locked(c, hash, size, path, fd_out);
 		if (r == 0)
 			return 0;
 		if (r == -EBADMSG)
@@ -475,16 +475,17 @@ static int open_missing(struct vs_content *c, const char *hash, uint64_t size,
 
 	/* Redis first, outside @lock: a PostgreSQL fetch of a big file
 	 * does not hold up Redis reads of others */
-	if (fetch_redis(c, hash, size, path) == 0 &&
-	    vs_cache_open(c->cache, hash, fd_out) == 0) {
+	*fd_out = -1;
+	if (fetch_redis(c, hash, size, path, fd_out) == 0 &&
+	    (*fd_out >= 0 || vs_cache_open(c->cache, hash, fd_out) == 0)) {
 		vs_metrics_fetch(VS_SRC_REDIS, size, vs_mono_us() - t0);
 		return 0;
 	}
 	pthread_mutex_lock(&c->lock);
 	r = vs_cache_open(c->cache, hash, fd_out);
 	if (r < 0) {
-		r = fetch_locked(c, hash, size, path);
-		if (r == 0)
+		r = fetch_locked(c, hash, size, path, fd_out);
+		if (r == 0 && *fd_out < 0)
 			r = vs_cache_open(c->cache, hash, fd_out);
 		if (r == 0)
 			vs_metrics_fetch(VS_SRC_PG, size, vs_mono_us() - t0);
@@ -735,9 +736,10 @@ int vs_content_fetch_many(struct vs_content *c, const char *const *hashes,
 		/* large: on its own, chunk by chunk, once (fill_lock) */
 		pthread_mutex_lock(&c->cache->fill_lock);
 		if (!vs_cache_has(c->cache, hashes[i]) &&
-		    fetch_redis(c, hashes[i], sizes[i], paths[i]) < 0) {
+		    fetch_redis(c, hashes[i], sizes[i], paths[i], NULL) < 0) {
 			pthread_mutex_lock(&c->lock);
-			if (fetch_locked(c, hashes[i], sizes[i], paths[i]) < 0)
+			if (fetch_locked(c, hashes[i], sizes[i], paths[i],
+					 NULL) < 0)
 				failed++;
 			pthread_mutex_unlock(&c->lock);
 		}

@@ -1244,28 +1244,48 @@ int vs_journal_oldest_ms(struct vs_journal *j, int64_t *ms)
 	return r;
 }
 
-int vs_journal_put_content(struct vs_cache *c, const void *buf, size_t len,
-			   int fd, char hash_out[VS_HASH_HEX_LEN + 1])
+/* The body of vs_journal_put_content(_fd) once the hash is known: pin,
+ * then link @link_fd, else store @buf (@len bytes) or, @buf NULL, copy
+ * @fd. */
+static int put_hashed(struct vs_cache *c, const char *hash, const void *buf,
+		      size_t len, int fd, int link_fd)
 {
-	int r = vs_sha256_hex(hash_out, buf, len);
+	int r;
 
 	/* pinned before it is there: the evictor cannot take it before the
 	 * entry that names it is in the journal (the caller unpins) */
-	if (r == 0)
-		r = vs_cache_pin(c, hash_out);
+	r = vs_cache_pin(c, hash);
 	if (r < 0)
 		return r;
 	/* not fsync'd here: vs_journal_sync() makes it durable before the
 	 * entry that names it (the journal knows the cache) */
-	if (fd >= 0) {
-		r = vs_cache_link(c, hash_out, fd);
+	if (link_fd >= 0) {
+		r = vs_cache_link(c, hash, link_fd);
 		if (r == 0)
 			return 1;
 		if (r == -EEXIST)
 			return 0; /* the same bytes are there */
 	}
-	r = vs_cache_store(c, hash_out, buf, len);
+	r = buf ? vs_cache_store(c, hash, buf, len)
+		: vs_cache_store_fd(c, hash, fd);
 	if (r < 0)
-		vs_cache_unpin(c, hash_out);
+		vs_cache_unpin(c, hash);
 	return r;
+}
+
+int vs_journal_put_content(struct vs_cache *c, const void *buf, size_t len,
+			   int fd, char hash_out[VS_HASH_HEX_LEN + 1])
+{
+	int r = vs_sha256_hex(hash_out, buf, len);
+
+	return r < 0 ? r : put_hashed(c, hash_out, buf, len, -1, fd);
+}
+
+int vs_journal_put_content_fd(struct vs_cache *c, int fd, bool linkable,
+			      char hash_out[VS_HASH_HEX_LEN + 1])
+{
+	int r = vs_sha256_fd_hex(hash_out, fd);
+
+	return r < 0 ? r
+		     : put_hashed(c, hash_out, NULL, 0, fd, linkable ? fd : -1);
 }

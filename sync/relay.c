@@ -1015,7 +1015,8 @@ static void delta_publish(struct relay *rl, const char *id, struct vs_change *c)
 	if ((c->op != VS_OP_CREATE && c->op != VS_OP_UPDATE &&
 	     c->op != VS_OP_ROLLBACK) ||
 	    c->state.kind != VS_KIND_FILE || c->state.size < RELAY_DELTA_MIN ||
-	    c->state.size > rl->cfg->blob_max || c->state.version < 2)
+	    c->state.size > rl->cfg->blob_max || c->state.version < 2 ||
+	    c->state.size > VS_CHUNK_SIZE) /* (both sides whole in memory) */
 		return;
 	snprintf(ver, sizeof(ver), "%" PRId64, c->state.version - 1);
 	r = vs_pg_exec(rl->pg, &res,

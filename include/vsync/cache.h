@@ -105,6 +105,10 @@ bool vs_cache_has(struct vs_cache *c, const char *hash);
 int vs_cache_store(struct vs_cache *c, const char *hash, const void *buf,
 		   size_t len);
 
+/* Store the bytes of @fd (pread from offset 0, 1 MiB at a time) as object
+ * @hash, checked as vs_cache_store does. */
+int vs_cache_store_fd(struct vs_cache *c, const char *hash, int fd);
+
 /*
  * An object written piece by piece (content too large to hold whole):
  * vs_cache_writer_open(), vs_cache_writer_add() for each piece in order,
@@ -123,6 +127,10 @@ struct vs_cache_writer {
 int vs_cache_writer_open(struct vs_cache *c, struct vs_cache_writer *w);
 int vs_cache_writer_add(struct vs_cache_writer *w, const void *buf, size_t len);
 int vs_cache_writer_commit(struct vs_cache_writer *w, const char *hash);
+/* The same, and *@fd_out (when not NULL) an fd of the object, read-only:
+ * its bytes were checked on the way in (no hash at vs_cache_open). */
+int vs_cache_writer_commit_open(struct vs_cache_writer *w, const char *hash,
+				int *fd_out);
 void vs_cache_writer_abort(struct vs_cache_writer *w);
 
 /*

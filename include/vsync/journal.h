@@ -144,6 +144,11 @@ int vs_journal_oldest_ms(struct vs_journal *j, int64_t *ms);
  */
 int vs_journal_put_content(struct vs_cache *c, const void *buf, size_t len,
 			   int fd, char hash_out[VS_HASH_HEX_LEN + 1]);
+/* The same for the bytes of @fd (read with pread from offset 0, never
+ * whole in memory: a file of any size): linked when @linkable, else
+ * copied (vs_cache_store_fd). */
+int vs_journal_put_content_fd(struct vs_cache *c, int fd, bool linkable,
+			      char hash_out[VS_HASH_HEX_LEN + 1]);
 
 /*
  * Pure: serialise / parse one entry (the file format, see journal.c).
