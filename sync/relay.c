@@ -45,7 +45,10 @@
  * the way, a recursive delete, a directory rename (the moved subtree's new
  * rows and the old paths' tombstones). So manifest:{P} always reflects
  * exactly the change in relay:{P}:cursor, with no snapshot rebuild and no
- * window where a newer manifest sits under an older cursor.
+ * window where a newer manifest sits under an older cursor. A batch of
+ * pure updates (in-place edits of files and symlinks: one row each, the
+ * one the feed row is read from) takes its rows from the feed itself and
+ * skips that query (feed_rows_only()).
  *
  * A change that fails validation (vs_change_parse(): bad path, kind, hash
  * ...) is logged and skipped: the script is run without the XADD, so its
@@ -983,8 +986,23 @@ static long buf_append(struct relay *rl, const char *s, size_t len)
 	return off;
 }
 
-/* Columns of vsync_change_feed() and vsync_change_rows(). */
-enum { FEED_SEQ, FEED_OP, FEED_NCOLS = 13 };
+/* Columns of vsync_change_feed(), in the order relay_project() asks. */
+enum {
+	FEED_SEQ,
+	FEED_OP,
+	FEED_PATH,
+	FEED_OLD_PATH,
+	FEED_KIND,
+	FEED_MODE,
+	FEED_SIZE,
+	FEED_HASH,
+	FEED_VERSION,
+	FEED_MTIME,
+	FEED_TARGET,
+	FEED_AUTHOR,
+	FEED_CONFLICT,
+	FEED_NCOLS
+};
 static const char *const feed_names[FEED_NCOLS] = {
     "seq",  "op",      "path",	   "old_path", "kind",	 "mode",     "size",
     "hash", "version", "mtime_ns", "target",   "author", "conflict",
@@ -1001,6 +1019,34 @@ enum {
 	ROW_MTIME,
 	ROW_TARGET,
 	ROW_NCOLS
+};
+
+/*
+ * Where the columns of a manifest row are in a result: a
+ * vsync_change_rows() result, or a vsync_change_feed() one whose rows are
+ * each the one live row its change produced (feed_rows_only()). The same
+ * values either way (the feed takes them from that very row), so the
+ * manifest value and its signature are the same bytes.
+ */
+struct row_cols {
+	int seq, path, deleted, kind, mode, size, hash, version, mtime, target;
+};
+static const struct row_cols rows_cols = {
+    ROW_SEQ,  ROW_PATH, ROW_DELETED, ROW_KIND,	ROW_MODE,
+    ROW_SIZE, ROW_HASH, ROW_VERSION, ROW_MTIME, ROW_TARGET,
+};
+static const struct row_cols feed_cols = {
+    FEED_SEQ,	 FEED_PATH,    -1 /* never a tombstone */,
+    FEED_KIND,	 FEED_MODE,    FEED_SIZE,
+    FEED_HASH,	 FEED_VERSION, FEED_MTIME,
+    FEED_TARGET,
+};
+
+/* The manifest delta of one change: rows [from, to) of @res. */
+struct change_rows {
+	PGresult *res;
+	const struct row_cols *col;
+	int from, to;
 };
 
 /* Append one argument. @len is the byte count; for a manifest value
@@ -1039,29 +1085,30 @@ static long value_add(struct relay *rl, const char *s, size_t len)
 	return (long)rl->nvals++;
 }
 
-/* Fill @e from row @i of a vsync_change_rows() result (a live row).
- * 0, or -EBADMSG for a row to leave out. */
-static int delta_entry(struct vs_manifest_entry *e, PGresult *rows, int i)
+/* Fill @e from live row @i of @rows (columns @col). 0, or -EBADMSG for a
+ * row to leave out. */
+static int delta_entry(struct vs_manifest_entry *e, PGresult *rows, int i,
+		       const struct row_cols *col)
 {
-	const char *hash = PQgetvalue(rows, i, ROW_HASH);
-	const char *target = PQgetvalue(rows, i, ROW_TARGET);
-	int tlen = PQgetlength(rows, i, ROW_TARGET);
+	const char *hash = PQgetvalue(rows, i, col->hash);
+	const char *target = PQgetvalue(rows, i, col->target);
+	int tlen = PQgetlength(rows, i, col->target);
 
 	memset(e, 0, sizeof(*e));
-	if (vs_kind_parse(PQgetvalue(rows, i, ROW_KIND), &e->kind) < 0)
+	if (vs_kind_parse(PQgetvalue(rows, i, col->kind), &e->kind) < 0)
 		return -EBADMSG;
 	e->mode =
-	    (uint32_t)strtoul(PQgetvalue(rows, i, ROW_MODE), NULL, 10) & 07777;
-	e->size = strtoull(PQgetvalue(rows, i, ROW_SIZE), NULL, 10);
-	e->version = strtoll(PQgetvalue(rows, i, ROW_VERSION), NULL, 10);
-	e->mtime_ns = strtoll(PQgetvalue(rows, i, ROW_MTIME), NULL, 10);
+	    (uint32_t)strtoul(PQgetvalue(rows, i, col->mode), NULL, 10) & 07777;
+	e->size = strtoull(PQgetvalue(rows, i, col->size), NULL, 10);
+	e->version = strtoll(PQgetvalue(rows, i, col->version), NULL, 10);
+	e->mtime_ns = strtoll(PQgetvalue(rows, i, col->mtime), NULL, 10);
 	if (e->kind == VS_KIND_DIR)
 		return 0;
 	if (!vs_hash_hex_valid(hash))
 		return -EBADMSG;
 	memcpy(e->hash, hash, VS_HASH_HEX_LEN + 1);
 	if (e->kind == VS_KIND_SYMLINK) {
-		if (PQgetisnull(rows, i, ROW_TARGET) || tlen == 0 ||
+		if (PQgetisnull(rows, i, col->target) || tlen == 0 ||
 		    tlen > VS_PATH_MAX || memchr(target, '\0', (size_t)tlen))
 			return -EBADMSG;
 		e->target = (char *)target;
@@ -1094,29 +1141,32 @@ static int entry_sign(struct relay *rl, const char *id, const char *path,
 }
 
 /*
- * Turn the vsync_change_rows() rows [from, to) (all of one change) into
- * manifest ops ("S" path value | "D" path) appended to the arguments.
- * A row that does not validate is logged and left out. 0 or -ENOMEM.
+ * Turn the rows of @d (all of one change) into manifest ops ("S" path
+ * value | "D" path) appended to the arguments. A row that does not
+ * validate is logged and left out. 0 or -ENOMEM.
  */
-static int delta_ops(struct relay *rl, const char *id, PGresult *rows, int from,
-		     int to, size_t *n, size_t *nops)
+static int delta_ops(struct relay *rl, const char *id,
+		     const struct change_rows *d, size_t *n, size_t *nops)
 {
 	char val[VS_RELAY_ENTRY_MAX + VS_SIGN_PREFIX_LEN + VS_SIGN_B64_LEN + 1];
+	const struct row_cols *col = d->col;
+	PGresult *rows = d->res;
 	struct vs_manifest_entry e;
 	const char *path;
 	long v;
 	int i, len, plen, r;
 
-	for (i = from; i < to; i++) {
-		path = PQgetvalue(rows, i, ROW_PATH);
-		plen = PQgetlength(rows, i, ROW_PATH);
+	for (i = d->from; i < d->to; i++) {
+		path = PQgetvalue(rows, i, col->path);
+		plen = PQgetlength(rows, i, col->path);
 		if (plen == 0 || vs_path_check(path, (size_t)plen) < 0) {
 			vs_error("project %s change %s: leaving out manifest "
 				 "row with invalid path '%.200s'",
-				 id, PQgetvalue(rows, i, ROW_SEQ), path);
+				 id, PQgetvalue(rows, i, col->seq), path);
 			continue;
 		}
-		if (PQgetvalue(rows, i, ROW_DELETED)[0] == 't') {
+		if (col->deleted >= 0 &&
+		    PQgetvalue(rows, i, col->deleted)[0] == 't') {
 			r = push(rl, n, "D", 1);
 			r = r ?: push(rl, n, path, (size_t)plen);
 			if (r < 0)
@@ -1124,7 +1174,7 @@ static int delta_ops(struct relay *rl, const char *id, PGresult *rows, int from,
 			(*nops)++;
 			continue;
 		}
-		len = delta_entry(&e, rows, i) < 0
+		len = delta_entry(&e, rows, i, col) < 0
 			  ? -1
 			  : vs_relay_entry_format(val, sizeof(val), &e);
 		if (len >= 0 && rl->cfg->sign_key)
@@ -1133,7 +1183,7 @@ static int delta_ops(struct relay *rl, const char *id, PGresult *rows, int from,
 		if (len < 0) {
 			vs_error("project %s change %s: leaving out manifest "
 				 "row of '%.200s': bad kind, hash or target",
-				 id, PQgetvalue(rows, i, ROW_SEQ), path);
+				 id, PQgetvalue(rows, i, col->seq), path);
 			continue;
 		}
 		v = value_add(rl, val, (size_t)len);
@@ -1150,12 +1200,12 @@ static int delta_ops(struct relay *rl, const char *id, PGresult *rows, int from,
 }
 
 /*
- * Publish change row @i of @feed (rows [from, to) of @rows are its
- * manifest delta). 0 or -errno (the round ends; nothing half-done stays:
- * the script is atomic and the cursor only moves with it).
+ * Publish change row @i of @feed (@d is its manifest delta). 0 or -errno
+ * (the round ends; nothing half-done stays: the script is atomic and the
+ * cursor only moves with it).
  */
 static int publish_change(struct relay *rl, const char *id, PGresult *feed,
-			  int i, PGresult *rows, int from, int to)
+			  int i, const struct change_rows *d)
 {
 	char keys[3][VS_REDIS_KEY_MAX], seq[24], maxlen[24], nf[16], nops_s[24],
 	    channel[64], why[256], mode[8], sig[VS_SIGN_B64_LEN + 1];
@@ -1175,11 +1225,11 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 		    PQgetisnull(feed, i, f) ? NULL : PQgetvalue(feed, i, f);
 		lens[f] = (size_t)PQgetlength(feed, i, f);
 	}
-	if (vals[5]) { /* mode: decimal from SQL, octal in the stream */
+	if (vals[FEED_MODE]) { /* mode: decimal from SQL, octal in the stream */
 		snprintf(mode, sizeof(mode), "%lo",
-			 strtoul(vals[5], NULL, 10) & 07777);
-		vals[5] = mode;
-		lens[5] = strlen(mode);
+			 strtoul(vals[FEED_MODE], NULL, 10) & 07777);
+		vals[FEED_MODE] = mode;
+		lens[FEED_MODE] = strlen(mode);
 	}
 	valid = vs_change_parse(&c, names, vals, lens, FEED_NCOLS, why,
 				sizeof(why)) == 0;
@@ -1206,9 +1256,9 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 			return -EIO;
 		}
 		/* change.h keeps the author of deletes out; the event has it */
-		if (vals[11] && !c.author[0])
+		if (vals[FEED_AUTHOR] && !c.author[0])
 			snprintf(c.author, sizeof(c.author), "%.*s",
-				 (int)lens[11], vals[11]);
+				 (int)lens[FEED_AUTHOR], vals[FEED_AUTHOR]);
 		r = vs_relay_event_json(rl->json, VS_RELAY_EVENT_MAX, &c, id);
 		if (r < 0) {
 			vs_error("project %s change %" PRId64
@@ -1269,7 +1319,7 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 	}
 	nops_at = n;
 	r = r ?: push(rl, &n, "", 0); /* the op count, set below */
-	r = r ?: delta_ops(rl, id, rows, from, to, &n, &nops);
+	r = r ?: delta_ops(rl, id, d, &n, &nops);
 	if (r < 0)
 		return r;
 	snprintf(nops_s, sizeof(nops_s), "%zu", nops);
@@ -1852,9 +1902,32 @@ static int relay_trees(struct relay *rl, bool all, int64_t *next_ms)
 }
 
 /*
- * Publish the changes of project @id after its cursor up to @change_seq
- * (the project's last committed change when we looked). 0, or -errno.
+ * Is every change of @feed a pure update: an edit of a live file or
+ * symlink in place (op "update", a kind of file or symlink, a hash)? Such
+ * a change stamps exactly one project_files row, the live one at its path
+ * (vsync__write_file() and vsync_import_batch() make an "update" only of
+ * a live file or symlink, whose parents are live directories already),
+ * and the feed row is read from that row: so the feed alone is the
+ * batch's manifest delta (feed_cols), and vsync_change_rows() - one
+ * round trip to PostgreSQL per batch - is not needed. Any other op
+ * (create, mkdir, delete, rename, rollback) may stamp more rows.
  */
+static bool feed_rows_only(PGresult *feed)
+{
+	int i, n = PQntuples(feed);
+	const char *kind;
+
+	for (i = 0; i < n; i++) {
+		kind = PQgetvalue(feed, i, FEED_KIND);
+		if (strcmp(PQgetvalue(feed, i, FEED_OP), "update") != 0 ||
+		    (strcmp(kind, "file") != 0 &&
+		     strcmp(kind, "symlink") != 0) ||
+		    PQgetisnull(feed, i, FEED_HASH))
+			return false;
+	}
+	return true;
+}
+
 /* Publish the changes of project @id after its cursor up to @change_seq
  * (with @hinted, a NOTIFY's word: the feed ending before it is no error);
  * *@fresh says whether Redis had nothing of it (no cursor: never relayed,
@@ -1865,8 +1938,10 @@ static int relay_project(struct relay *rl, const char *id, int64_t change_seq,
 	char after[24], upto[24], limit[16];
 	const char *v[3] = {id, after, limit};
 	PGresult *feed = NULL, *rows = NULL;
+	struct change_rows d;
 	int64_t cursor, last, s;
-	int r, i, j, from, nfeed, nrows;
+	bool rows_only;
+	int r, i, j, nfeed, nrows;
 
 	*fresh = false;
 	r = redis_cursor(rl, id, &cursor);
@@ -1900,7 +1975,8 @@ static int relay_project(struct relay *rl, const char *id, int64_t change_seq,
 		}
 		last = strtoll(PQgetvalue(feed, nfeed - 1, FEED_SEQ), NULL, 10);
 		snprintf(upto, sizeof(upto), "%" PRId64, last);
-		{
+		rows_only = feed_rows_only(feed);
+		if (!rows_only) {
 			const char *rv[3] = {id, after, upto};
 
 			r = vs_pg_exec(rl->pg, &rows,
@@ -1908,17 +1984,18 @@ static int relay_project(struct relay *rl, const char *id, int64_t change_seq,
 				       " size, hash, version, mtime_ns, target"
 				       " FROM vsync_change_rows($1, $2, $3)",
 				       3, rv, NULL, NULL, 0);
+			if (r < 0) {
+				r = pg_failed(rl, r, "read change rows");
+				goto out;
+			}
+			if (PQnfields(rows) != ROW_NCOLS) {
+				vs_error("unexpected columns from "
+					 "vsync_change_rows");
+				r = -EIO;
+				goto out;
+			}
 		}
-		if (r < 0) {
-			r = pg_failed(rl, r, "read change rows");
-			goto out;
-		}
-		nrows = PQntuples(rows);
-		if (PQnfields(rows) != ROW_NCOLS) {
-			vs_error("unexpected columns from vsync_change_rows");
-			r = -EIO;
-			goto out;
-		}
+		nrows = rows_only ? 0 : PQntuples(rows);
 		for (i = 0, j = 0; i < nfeed; i++) {
 			s = strtoll(PQgetvalue(feed, i, FEED_SEQ), NULL, 10);
 			if (s != cursor + 1) {
@@ -1929,16 +2006,23 @@ static int relay_project(struct relay *rl, const char *id, int64_t change_seq,
 				r = -EIO;
 				goto out;
 			}
-			while (j < nrows &&
-			       strtoll(PQgetvalue(rows, j, ROW_SEQ), NULL, 10) <
-				   s)
-				j++;
-			from = j;
-			while (j < nrows &&
-			       strtoll(PQgetvalue(rows, j, ROW_SEQ), NULL,
-				       10) == s)
-				j++;
-			r = publish_change(rl, id, feed, i, rows, from, j);
+			if (rows_only) {
+				d = (struct change_rows){feed, &feed_cols, i,
+							 i + 1};
+			} else {
+				while (j < nrows &&
+				       strtoll(PQgetvalue(rows, j, ROW_SEQ),
+					       NULL, 10) < s)
+					j++;
+				d = (struct change_rows){rows, &rows_cols, j,
+							 j};
+				while (j < nrows &&
+				       strtoll(PQgetvalue(rows, j, ROW_SEQ),
+					       NULL, 10) == s)
+					j++;
+				d.to = j;
+			}
+			r = publish_change(rl, id, feed, i, &d);
 			if (r < 0)
 				goto out;
 			relay_backend_up(rl, true);
