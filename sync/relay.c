@@ -14,10 +14,14 @@
  * a notification scans its project at once.
  *
  * Publishing change N of project P (publish_change()):
- *  1. its content goes to blob:{P}:<hash> unless it is there (EXPIRE
+ *  1. its content goes to blob:{P}:<hash>, the bytes checked against the
+ *     hash first: content of RELAY_FEED_CONTENT_MAX bytes or less came
+ *     with the change feed and is SET by the script of step 2 (no round
+ *     trip of its own); larger content is put unless it is there (EXPIRE
  *     answers that and refreshes the TTL in one round trip) or over
- *     --blob-max; the bytes are checked against the hash first;
+ *     --blob-max;
  *  2. ONE Lua script (RELAY_SCRIPT) does, atomically:
+ *       SET blob:{P}:<hash> (small content, step 1)
  *       XADD events:{P} MAXLEN ~ M N-0 <fields>
  *     and if Redis refuses the id (not above the stream's last one:
  *     another relay published N already, with the same script) it only
@@ -115,11 +119,19 @@
 #define RELAY_INLINE_MAX 1024
 /* files from this size on carry a delta against their previous version */
 #define RELAY_DELTA_MIN (64 * 1024)
+/* content up to this size is read with the change feed (column content)
+ * and SET by the publish script itself: no EXPIRE, no vsync_blob() query
+ * and no SET of its own per change (a batch of 500 changes brings at most
+ * 8 MiB of it) */
+#define RELAY_FEED_CONTENT_MAX (16 * 1024)
 
 /*
- * KEYS: events, manifest, cursor.
+ * KEYS: events, manifest, cursor [, blob].
  * ARGV: seq, maxlen, channel, json, publish (1/0), nfields, fields...,
- *       nops, then per op "S" path value | "D" path.
+ *       nops, then per op "S" path value | "D" path; with the blob key,
+ *       then its TTL (s, 0: none) and its value (encoded, blob.h), SET
+ *       first, whatever the script does next (the content is checked
+ *       against its hash already, so a second relay's SET is the same).
  * Returns 1 (published), 0 (already published by another relay: the
  * entry at <seq>-0 has exactly our fields, not counting delta_base and
  * data, which depend on what each relay could compute), 2 (skipped change
@@ -138,6 +150,13 @@ static const char RELAY_SCRIPT[] =
     "    end\n"
     "  end\n"
     "  return o\n"
+    "end\n"
+    "if KEYS[4] then\n"
+    "  if tonumber(ARGV[#ARGV - 1]) > 0 then\n"
+    "    redis.call('SET', KEYS[4], ARGV[#ARGV], 'EX', ARGV[#ARGV - 1])\n"
+    "  else\n"
+    "    redis.call('SET', KEYS[4], ARGV[#ARGV])\n"
+    "  end\n"
     "end\n"
     "local seq = tonumber(ARGV[1])\n"
     "local nf = tonumber(ARGV[6])\n"
@@ -440,6 +459,8 @@ struct relay {
 	char *json;   /* VS_RELAY_EVENT_MAX */
 	uint8_t *inl; /* the change's content when small (field "data") */
 	size_t inl_len;
+	uint8_t *blob; /* encoded content the script SETs, or NULL */
+	size_t blob_len;
 	/* name:{<name>} written since Redis was last (re)connected: the
 	 * project id and a hash of the name, open addressing */
 	struct relay_name {
@@ -782,6 +803,51 @@ static int blob_present(struct relay *rl, const char *id, const char *hash)
 	return r;
 }
 
+/*
+ * The content of change @c came with the feed (@hex: its bytea column as
+ * text, "\\x..."): check it against the hash and keep it, encoded, in
+ * rl->blob for the publish script to SET (and in rl->inl when small
+ * enough for the entry). Content that does not match is logged and left
+ * out. 0 or -ENOMEM.
+ */
+static int blob_from_feed(struct relay *rl, const char *id,
+			  const struct vs_change *c, const char *hex)
+{
+	char got[VS_HASH_HEX_LEN + 1];
+	uint8_t *buf;
+	size_t len = 0;
+	int r;
+
+	buf = PQunescapeBytea((const unsigned char *)hex, &len);
+	if (!buf)
+		return -ENOMEM;
+	r = vs_sha256_hex(got, buf, len);
+	if (r < 0)
+		goto out;
+	if (strcmp(got, c->state.hash) != 0) {
+		vs_error("change %" PRId64 " of %s: content of '%s' does not "
+			 "match its checksum %s; not cached",
+			 c->seq, id, c->path, c->state.hash);
+		goto out;
+	}
+	r = vs_blob_encode(&rl->blob, &rl->blob_len, buf, len,
+			   VS_BLOB_LZ4_THRESHOLD);
+	if (r < 0)
+		goto out;
+	if (len <= RELAY_INLINE_MAX) {
+		rl->inl = malloc(len ? len : 1);
+		if (!rl->inl) {
+			r = -ENOMEM;
+			goto out;
+		}
+		memcpy(rl->inl, buf, len);
+		rl->inl_len = len;
+	}
+out:
+	PQfreemem(buf);
+	return r;
+}
+
 /* Put the content of change @c into Redis unless there or too big.
  * Content PostgreSQL no longer has, or whose bytes do not match, is
  * logged and left out (agents then read PostgreSQL). Content put now of
@@ -1001,7 +1067,8 @@ enum {
 	FEED_TARGET,
 	FEED_AUTHOR,
 	FEED_CONFLICT,
-	FEED_NCOLS
+	FEED_NCOLS,		  /* the change's fields; then: */
+	FEED_CONTENT = FEED_NCOLS /* small content (bytea) or NULL */
 };
 static const char *const feed_names[FEED_NCOLS] = {
     "seq",  "op",      "path",	   "old_path", "kind",	 "mode",     "size",
@@ -1207,18 +1274,21 @@ static int delta_ops(struct relay *rl, const char *id,
 static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 			  int i, const struct change_rows *d)
 {
-	char keys[3][VS_REDIS_KEY_MAX], seq[24], maxlen[24], nf[16], nops_s[24],
-	    channel[64], why[256], mode[8], sig[VS_SIGN_B64_LEN + 1];
+	char keys[4][VS_REDIS_KEY_MAX], seq[24], maxlen[24], nf[16], nops_s[24],
+	    channel[64], why[256], mode[8], sig[VS_SIGN_B64_LEN + 1], ttl[16];
 	const char *names[FEED_NCOLS], *vals[FEED_NCOLS];
 	size_t lens[FEED_NCOLS], n, nops = 0, nops_at, k;
 	struct vs_change c;
 	redisReply *rep = NULL;
 	bool valid;
 	int r, f, nfields = 0, tries;
+	size_t nkeys;
 
 	rl->buf_len = 0;
 	free(rl->inl);
 	rl->inl = NULL;
+	free(rl->blob);
+	rl->blob = NULL;
 	for (f = 0; f < FEED_NCOLS; f++) {
 		names[f] = feed_names[f];
 		vals[f] =
@@ -1241,7 +1311,12 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 		if (c.seq <= 0)
 			return -EBADMSG; /* cannot even advance past it */
 	} else {
-		r = blob_publish(rl, id, &c, &rl->inl, &rl->inl_len);
+		/* content that came with the feed is SET by the script */
+		if (!PQgetisnull(feed, i, FEED_CONTENT))
+			r = blob_from_feed(rl, id, &c,
+					   PQgetvalue(feed, i, FEED_CONTENT));
+		else
+			r = blob_publish(rl, id, &c, &rl->inl, &rl->inl_len);
 		if (r < 0)
 			return r;
 		delta_publish(rl, id, &c);
@@ -1271,6 +1346,11 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 	vs_redis_key_events(keys[0], id);
 	vs_redis_key_manifest(keys[1], id);
 	vs_redis_key_cursor(keys[2], id);
+	nkeys = rl->blob ? 4 : 3;
+	if (rl->blob)
+		vs_redis_key_blob(keys[3], id, c.state.hash);
+	snprintf(ttl, sizeof(ttl), "%d",
+		 rl->cfg->blob_ttl_s > 0 ? rl->cfg->blob_ttl_s : 0);
 	snprintf(seq, sizeof(seq), "%" PRId64, c.seq);
 	snprintf(maxlen, sizeof(maxlen), "%ld", rl->cfg->stream_maxlen);
 	snprintf(channel, sizeof(channel), "project.%s.files", id);
@@ -1288,8 +1368,8 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 	n = 0;
 	r = push(rl, &n, "EVALSHA", 7);
 	r = r ?: push(rl, &n, "", 0); /* the script's sha, set below */
-	r = r ?: push(rl, &n, "3", 1);
-	for (k = 0; k < 3; k++)
+	r = r ?: push(rl, &n, nkeys == 4 ? "4" : "3", 1);
+	for (k = 0; k < nkeys; k++)
 		r = r ?: push(rl, &n, keys[k], strlen(keys[k]));
 	r = r ?: push(rl, &n, seq, strlen(seq));
 	r = r ?: push(rl, &n, maxlen, strlen(maxlen));
@@ -1320,6 +1400,10 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 	nops_at = n;
 	r = r ?: push(rl, &n, "", 0); /* the op count, set below */
 	r = r ?: delta_ops(rl, id, d, &n, &nops);
+	if (rl->blob) {
+		r = r ?: push(rl, &n, ttl, strlen(ttl));
+		r = r ?: push(rl, &n, (const char *)rl->blob, rl->blob_len);
+	}
 	if (r < 0)
 		return r;
 	snprintf(nops_s, sizeof(nops_s), "%zu", nops);
@@ -1935,8 +2019,8 @@ static bool feed_rows_only(PGresult *feed)
 static int relay_project(struct relay *rl, const char *id, int64_t change_seq,
 			 bool hinted, bool *fresh)
 {
-	char after[24], upto[24], limit[16];
-	const char *v[3] = {id, after, limit};
+	char after[24], upto[24], limit[16], cmax[24];
+	const char *v[4] = {id, after, limit, cmax};
 	PGresult *feed = NULL, *rows = NULL;
 	struct change_rows d;
 	int64_t cursor, last, s;
@@ -1949,16 +2033,25 @@ static int relay_project(struct relay *rl, const char *id, int64_t change_seq,
 		return r;
 	*fresh = cursor == 0 && change_seq > 0;
 	snprintf(limit, sizeof(limit), "%d", rl->cfg->batch);
+	snprintf(cmax, sizeof(cmax), "%" PRIu64,
+		 rl->cfg->blob_max < RELAY_FEED_CONTENT_MAX
+		     ? (uint64_t)rl->cfg->blob_max
+		     : (uint64_t)RELAY_FEED_CONTENT_MAX);
 	while (cursor < change_seq) {
 		if (relay_stopping(rl))
 			return 0;
 		snprintf(after, sizeof(after), "%" PRId64, cursor);
+		/* small content comes along (column content): no EXPIRE and
+		 * no vsync_blob() query per change for it */
 		r = vs_pg_exec(
 		    rl->pg, &feed,
 		    "SELECT seq, op, path, old_path, kind, mode, size,"
-		    " hash, version, mtime_ns, target, author, conflict"
+		    " hash, version, mtime_ns, target, author, conflict,"
+		    " CASE WHEN op <> 'delete' AND kind <> 'dir'"
+		    " AND hash IS NOT NULL AND size <= $4::bigint"
+		    " THEN vsync_blob($1, hash) END"
 		    " FROM vsync_change_feed($1, $2, $3)",
-		    3, v, NULL, NULL, 0);
+		    4, v, NULL, NULL, 0);
 		if (r < 0)
 			return pg_failed(rl, r, "read change feed");
 		nfeed = PQntuples(feed);
@@ -1966,7 +2059,7 @@ static int relay_project(struct relay *rl, const char *id, int64_t change_seq,
 			r = 0;
 			goto out;
 		}
-		if (nfeed == 0 || PQnfields(feed) != FEED_NCOLS) {
+		if (nfeed == 0 || PQnfields(feed) != FEED_NCOLS + 1) {
 			vs_error("project %s: change feed after %" PRId64
 				 " is empty, but the project is at %" PRId64,
 				 id, cursor, change_seq);
@@ -2249,6 +2342,7 @@ static void relay_release(struct relay *rl)
 	vs_redis_free(rl->redis);
 	free(rl->json);
 	free(rl->inl);
+	free(rl->blob);
 	free(rl->names);
 	for (size_t i = 0; i < rl->ntrees; i++)
 		free(rl->trees[i].index);
