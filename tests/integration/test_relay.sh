@@ -7,7 +7,8 @@
 # the number of changes and the ids are exactly 1-0..N-0; the fields of a
 # create; manifest:{id} equals vsync_manifest() entry for entry (paths and
 # values); blobs are there, raw ('r') or lz4 ('z'), a small one byte for
-# byte. Two relays at once while 200 puts happen, one of them killed with
+# byte, with a TTL both when they came with the change feed (16 KiB or
+# less, SET by the publish script) and when not. Two relays at once while 200 puts happen, one of them killed with
 # SIGKILL half-way and restarted: every seq exactly once, in order, no
 # gap, cursor = change_seq. Directory rename and recursive delete: the
 # manifest matches the tree again. PUBLISH: a subscriber sees the JSON
@@ -83,6 +84,8 @@ printf 'export const x = 1;\n' >"$SRC/src/lib/x.js"
 printf 'deep\n' >"$SRC/src/lib/deep/d.txt"
 for i in $(seq 1 400); do echo "line $i of a compressible file"; done >"$SRC/src/big.txt"
 head -c 3000 /dev/urandom >"$SRC/public/noise.bin"
+# over 16 KiB: not read with the change feed, put by EXPIRE, fetch and SET
+head -c 20000 /dev/urandom >"$SRC/public/large.bin"
 ln -s "src/main.js" "$SRC/link to main"
 vs_check "import" ctl import demo "$SRC"
 P=$(sql "SELECT id FROM projects WHERE name = 'demo'")
@@ -110,7 +113,7 @@ case " $entry " in
 *) vs_fail "create event has mtime_ns: saw '$entry'" ;;
 esac
 
-vs_check_eq "the manifest has the 11 live paths" 11 "$(redis_manifest "$P" | wc -l)"
+vs_check_eq "the manifest has the 12 live paths" 12 "$(redis_manifest "$P" | wc -l)"
 vs_check_eq "manifest:{id} = vsync_manifest()" "$(pg_manifest "$P")" "$(redis_manifest "$P")"
 vs_check_eq "a symlink's entry ends with its target" 1 \
 	"$(redis_manifest "$P" | grep -Ec $'^link to main\tsymlink 777 11 1 [0-9]+ [0-9a-f]{64} src/main.js$')"
@@ -131,6 +134,9 @@ vs_check_eq "a compressible blob is lz4 ('z')" z \
 	"$(rcli GET "blob:{$P}:$hash_big" | head -c 1)"
 ttl=$(rcli TTL "blob:{$P}:$hash_main")
 if ((ttl > 0 && ttl <= 86400)); then vs_pass "blobs have a TTL ($ttl s)"; else vs_fail "blob TTL: saw $ttl"; fi
+hash_large=$(sha256sum <"$SRC/public/large.bin" | cut -d' ' -f1)
+ttl=$(rcli TTL "blob:{$P}:$hash_large")
+if ((ttl > 0 && ttl <= 86400)); then vs_pass "a blob over 16 KiB has a TTL too ($ttl s)"; else vs_fail "TTL of the blob over 16 KiB: saw $ttl"; fi
 
 vs_check "a second --once publishes nothing new" "$RELAY" --once
 vs_check_eq "still $N entries" "$N" "$(rcli XLEN "events:{$P}")"
