@@ -803,17 +803,34 @@ static int blob_present(struct relay *rl, const char *id, const char *hash)
 	return r;
 }
 
+/* Does the content of change @c, @buf (@len bytes), match its hash? 1
+ * yes; 0 no (logged: it is left out of Redis); -errno. */
+static int content_matches(const char *id, const struct vs_change *c,
+			   const uint8_t *buf, size_t len)
+{
+	char got[VS_HASH_HEX_LEN + 1];
+	int r = vs_sha256_hex(got, buf, len);
+
+	if (r < 0)
+		return r;
+	if (strcmp(got, c->state.hash) == 0)
+		return 1;
+	vs_error("change %" PRId64 " of %s: content of '%s' does not "
+		 "match its checksum %s; not cached",
+		 c->seq, id, c->path, c->state.hash);
+	return 0;
+}
+
 /*
  * The content of change @c came with the feed (@hex: its bytea column as
  * text, "\\x..."): check it against the hash and keep it, encoded, in
  * rl->blob for the publish script to SET (and in rl->inl when small
  * enough for the entry). Content that does not match is logged and left
- * out. 0 or -ENOMEM.
+ * out. 0 or -errno (-ENOMEM).
  */
 static int blob_from_feed(struct relay *rl, const char *id,
 			  const struct vs_change *c, const char *hex)
 {
-	char got[VS_HASH_HEX_LEN + 1];
 	uint8_t *buf;
 	size_t len = 0;
 	int r;
@@ -821,15 +838,9 @@ static int blob_from_feed(struct relay *rl, const char *id,
 	buf = PQunescapeBytea((const unsigned char *)hex, &len);
 	if (!buf)
 		return -ENOMEM;
-	r = vs_sha256_hex(got, buf, len);
-	if (r < 0)
+	r = content_matches(id, c, buf, len);
+	if (r <= 0)
 		goto out;
-	if (strcmp(got, c->state.hash) != 0) {
-		vs_error("change %" PRId64 " of %s: content of '%s' does not "
-			 "match its checksum %s; not cached",
-			 c->seq, id, c->path, c->state.hash);
-		goto out;
-	}
 	r = vs_blob_encode(&rl->blob, &rl->blob_len, buf, len,
 			   VS_BLOB_LZ4_THRESHOLD);
 	if (r < 0)
@@ -857,7 +868,6 @@ static int blob_publish(struct relay *rl, const char *id,
 			const struct vs_change *c, uint8_t **inl,
 			size_t *inl_len)
 {
-	char got[VS_HASH_HEX_LEN + 1];
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	int r, tmo;
@@ -880,15 +890,9 @@ static int blob_publish(struct relay *rl, const char *id,
 	}
 	if (r < 0)
 		return pg_failed(rl, r, "fetch blob");
-	r = vs_sha256_hex(got, buf, len);
-	if (r < 0)
+	r = content_matches(id, c, buf, len);
+	if (r <= 0)
 		goto out;
-	if (strcmp(got, c->state.hash) != 0) {
-		vs_error("change %" PRId64 " of %s: content of '%s' does not "
-			 "match its checksum %s; not cached",
-			 c->seq, id, c->path, c->state.hash);
-		goto out;
-	}
 	vs_redis_set_timeout(rl->redis,
 			     vs_size_timeout_ms(rl->cfg->timeout_ms, len));
 	r = vs_redis_blob_put(rl->redis, id, c->state.hash, buf, len,
