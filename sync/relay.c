@@ -130,15 +130,18 @@
  * ARGV: seq, maxlen, channel, json, publish (1/0), nfields, fields...,
  *       nops, then per op "S" path value | "D" path; with the blob key,
  *       then its TTL (s, 0: none) and its value (encoded, blob.h), SET
- *       first, whatever the script does next (the content is checked
- *       against its hash already, so a second relay's SET is the same).
+ *       before anything else but the cursor check below, whatever the
+ *       script does next (the content is checked against its hash
+ *       already, so a second relay's SET is the same).
  * Returns 1 (published), 0 (already published by another relay: the
  * entry at <seq>-0 has exactly our fields, not counting delta_base and
  * data, which depend on what each relay could compute), 2 (skipped change
- * applied to the manifest) or 3 (published after removing forged entries:
+ * applied to the manifest), 3 (published after removing forged entries:
  * something other than a relay had put entries at or above <seq>-0; they are
  * deleted and the stream's last id moved back, so one forged entry cannot
- * block a project's stream).
+ * block a project's stream) or 4 (nothing done: the cursor is below
+ * <seq> - 1, so the relay's idea of it was wrong - Redis lost data, or
+ * someone reset it - and it must read the cursor again).
  */
 static const char RELAY_SCRIPT[] =
     "local function core(t, from, to)\n"
@@ -151,6 +154,10 @@ static const char RELAY_SCRIPT[] =
     "  end\n"
     "  return o\n"
     "end\n"
+    "local seq = tonumber(ARGV[1])\n"
+    "local nf = tonumber(ARGV[6])\n"
+    "local cur = tonumber(redis.call('GET', KEYS[3]) or '0') or 0\n"
+    "if cur < seq - 1 then return 4 end\n"
     "if KEYS[4] then\n"
     "  if tonumber(ARGV[#ARGV - 1]) > 0 then\n"
     "    redis.call('SET', KEYS[4], ARGV[#ARGV], 'EX', ARGV[#ARGV - 1])\n"
@@ -158,9 +165,6 @@ static const char RELAY_SCRIPT[] =
     "    redis.call('SET', KEYS[4], ARGV[#ARGV])\n"
     "  end\n"
     "end\n"
-    "local seq = tonumber(ARGV[1])\n"
-    "local nf = tonumber(ARGV[6])\n"
-    "local cur = tonumber(redis.call('GET', KEYS[3]) or '0')\n"
     "local ret = 2\n"
     "if ARGV[5] == '1' then\n"
     "  local x = {'XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], ARGV[1] .. '-0'}\n"
@@ -469,9 +473,13 @@ struct relay {
 	} * names;
 	size_t names_used, names_size; /* size: 0 or a power of two */
 	/* tree:{id} of each project seen (tree_note), rebuilt behind the
-	 * changes (relay_trees) */
+	 * changes (relay_trees), and the project's cursor */
 	struct relay_tree {
 		char id[VS_UUID_BUFSZ];
+		/* relay:{id}:cursor as this relay last read or set it, -1
+		 * unknown: a hinted round starts from it without a GET (the
+		 * script refuses a change above cursor + 1) */
+		int64_t cursor;
 		int64_t built;	 /* seq of the tree in Redis; -1 unknown */
 		int64_t want;	 /* the cursor: build at this seq */
 		int64_t last_ms; /* when this relay last built it */
@@ -534,8 +542,10 @@ static void names_forget(struct relay *rl)
 /* Forget which trees are in Redis, for the same reason. */
 static void trees_forget(struct relay *rl)
 {
-	for (size_t i = 0; i < rl->ntrees; i++)
+	for (size_t i = 0; i < rl->ntrees; i++) {
 		rl->trees[i].built = -1;
+		rl->trees[i].cursor = -1;
+	}
 }
 
 static void relay_backend_up(struct relay *rl, bool redis)
@@ -1271,9 +1281,10 @@ static int delta_ops(struct relay *rl, const char *id,
 }
 
 /*
- * Publish change row @i of @feed (@d is its manifest delta). 0 or -errno
- * (the round ends; nothing half-done stays: the script is atomic and the
- * cursor only moves with it).
+ * Publish change row @i of @feed (@d is its manifest delta). 0, -ESTALE
+ * (nothing done: the cursor in Redis is below the change before it; read
+ * it again) or -errno (the round ends; nothing half-done stays: the
+ * script is atomic and the cursor only moves with it).
  */
 static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 			  int i, const struct change_rows *d)
@@ -1454,8 +1465,14 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 		    " that no relay wrote (forged?); removed them and "
 		    "published change %" PRId64,
 		    id, c.seq, c.seq);
+	else if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 4) {
+		vs_info("project %s: the cursor in Redis is below change "
+			"%" PRId64 " - 1 (Redis lost data?); reading it again",
+			id, c.seq);
+		r = -ESTALE;
+	}
 	freeReplyObject(rep);
-	return 0;
+	return r;
 }
 
 /* ---- one project -----------------------------------------------------------
@@ -1476,52 +1493,87 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 
 static uint64_t fnv1a(const char *s);
 
-/* Note that project @id's stream is at @cursor. rl->trees is kept sorted
- * by id (a binary search per change; an insertion per new project). Best
- * effort: out of memory, its tree is only not rebuilt. */
-static void tree_note(struct relay *rl, const char *id, int64_t cursor)
+/* The entry of project @id in rl->trees, or NULL and in *@at where it
+ * goes. rl->trees is kept sorted by id (a binary search per change; an
+ * insertion per new project). */
+static struct relay_tree *tree_find(struct relay *rl, const char *id,
+				    size_t *at)
 {
 	size_t lo = 0, hi = rl->ntrees;
-	struct relay_tree *t;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 		int c = strcmp(rl->trees[mid].id, id);
 
-		if (c == 0) {
-			lo = hi = mid;
-			break;
-		}
+		if (c == 0)
+			return &rl->trees[mid];
 		if (c < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	if (lo == rl->ntrees || strcmp(rl->trees[lo].id, id)) {
-		if (rl->ntrees == rl->trees_alloc) {
-			size_t na = rl->trees_alloc ? 2 * rl->trees_alloc : 64;
-			struct relay_tree *g =
-			    realloc(rl->trees, na * sizeof(*g));
+	*at = lo;
+	return NULL;
+}
 
-			if (!g)
-				return;
-			rl->trees = g;
-			rl->trees_alloc = na;
-		}
-		memmove(&rl->trees[lo + 1], &rl->trees[lo],
-			(rl->ntrees - lo) * sizeof(*rl->trees));
-		rl->ntrees++;
-		t = &rl->trees[lo];
-		memset(t, 0, sizeof(*t));
-		snprintf(t->id, sizeof(t->id), "%s", id);
-		t->built = -1;
+/* The entry of project @id in rl->trees, added if new; NULL out of
+ * memory. */
+static struct relay_tree *tree_slot(struct relay *rl, const char *id)
+{
+	struct relay_tree *t;
+	size_t lo = 0;
+
+	t = tree_find(rl, id, &lo);
+	if (t)
+		return t;
+	if (rl->ntrees == rl->trees_alloc) {
+		size_t na = rl->trees_alloc ? 2 * rl->trees_alloc : 64;
+		struct relay_tree *g = realloc(rl->trees, na * sizeof(*g));
+
+		if (!g)
+			return NULL;
+		rl->trees = g;
+		rl->trees_alloc = na;
 	}
+	memmove(&rl->trees[lo + 1], &rl->trees[lo],
+		(rl->ntrees - lo) * sizeof(*rl->trees));
+	rl->ntrees++;
 	t = &rl->trees[lo];
-	if (cursor > t->want)
+	memset(t, 0, sizeof(*t));
+	snprintf(t->id, sizeof(t->id), "%s", id);
+	t->built = -1;
+	t->cursor = -1;
+	return t;
+}
+
+/* Note that project @id's stream is at @cursor. Best effort: out of
+ * memory, its tree is only not rebuilt. */
+static void tree_note(struct relay *rl, const char *id, int64_t cursor)
+{
+	struct relay_tree *t = tree_slot(rl, id);
+
+	if (t && cursor > t->want)
 		t->want = cursor;
 }
 
-/* The seq of the tree in Redis (0 if none) into t->built. */
+/* relay:{@id}:cursor as this relay last read or set it; -1 unknown. */
+static int64_t cursor_known(struct relay *rl, const char *id)
+{
+	size_t at;
+	struct relay_tree *t = tree_find(rl, id, &at);
+
+	return t ? t->cursor : -1;
+}
+
+/* Remember relay:{@id}:cursor as @cursor (-1: unknown). Best effort. */
+static void cursor_note(struct relay *rl, const char *id, int64_t cursor)
+{
+	struct relay_tree *t = tree_slot(rl, id);
+
+	if (t)
+		t->cursor = cursor;
+}
+
 static int tree_built(struct relay *rl, struct relay_tree *t)
 {
 	char key[VS_REDIS_KEY_MAX];
@@ -2016,26 +2068,21 @@ static bool feed_rows_only(PGresult *feed)
 	return true;
 }
 
-/* Publish the changes of project @id after its cursor up to @change_seq
- * (with @hinted, a NOTIFY's word: the feed ending before it is no error);
- * *@fresh says whether Redis had nothing of it (no cursor: never relayed,
- * or a Redis that lost its data). 0 or -errno. */
-static int relay_project(struct relay *rl, const char *id, int64_t change_seq,
-			 bool hinted, bool *fresh)
+/* Publish the changes of project @id after *@cursor up to @change_seq
+ * (with @hinted, a NOTIFY's word: the feed ending before it is no error),
+ * moving *@cursor along. 0, -ESTALE (the cursor in Redis is not
+ * *@cursor: read it again) or -errno. */
+static int relay_batches(struct relay *rl, const char *id, int64_t change_seq,
+			 bool hinted, int64_t *cursor_io)
 {
 	char after[24], upto[24], limit[16], cmax[24];
 	const char *v[4] = {id, after, limit, cmax};
 	PGresult *feed = NULL, *rows = NULL;
 	struct change_rows d;
-	int64_t cursor, last, s;
+	int64_t cursor = *cursor_io, last, s;
 	bool rows_only;
 	int r, i, j, nfeed, nrows;
 
-	*fresh = false;
-	r = redis_cursor(rl, id, &cursor);
-	if (r < 0)
-		return r;
-	*fresh = cursor == 0 && change_seq > 0;
 	snprintf(limit, sizeof(limit), "%d", rl->cfg->batch);
 	snprintf(cmax, sizeof(cmax), "%" PRIu64,
 		 rl->cfg->blob_max < RELAY_FEED_CONTENT_MAX
@@ -2123,7 +2170,7 @@ static int relay_project(struct relay *rl, const char *id, int64_t change_seq,
 			if (r < 0)
 				goto out;
 			relay_backend_up(rl, true);
-			cursor = s;
+			cursor = *cursor_io = s;
 			if (i + 1 < nfeed && relay_stopping(rl))
 				break;
 		}
@@ -2132,10 +2179,42 @@ static int relay_project(struct relay *rl, const char *id, int64_t change_seq,
 		feed = rows = NULL;
 	}
 	r = 0;
-	tree_note(rl, id, cursor);
 out:
 	PQclear(feed);
 	PQclear(rows);
+	return r;
+}
+
+/* Publish the changes of project @id after its cursor up to @change_seq
+ * (with @hinted, a NOTIFY's word: the feed ending before it is no error,
+ * and the cursor this relay last saw is taken without a GET - the
+ * publish script refuses a change above the cursor + 1, and the cursor is
+ * read then); *@fresh says whether Redis had nothing of it (no cursor:
+ * never relayed, or a Redis that lost its data). 0 or -errno. */
+static int relay_project(struct relay *rl, const char *id, int64_t change_seq,
+			 bool hinted, bool *fresh)
+{
+	int64_t cursor = hinted ? cursor_known(rl, id) : -1;
+	int r, tries;
+
+	*fresh = false;
+	for (tries = 0;; tries++) {
+		if (cursor < 0) {
+			r = redis_cursor(rl, id, &cursor);
+			if (r < 0)
+				return r;
+			*fresh = cursor == 0 && change_seq > 0;
+		}
+		r = relay_batches(rl, id, change_seq, hinted, &cursor);
+		if (r != -ESTALE || tries > 0)
+			break;
+		cursor = -1;
+	}
+	if (r == -ESTALE)
+		r = -EIO; /* twice in a row: start over (logged) */
+	cursor_note(rl, id, r == 0 ? cursor : -1);
+	if (r == 0)
+		tree_note(rl, id, cursor);
 	return r;
 }
 

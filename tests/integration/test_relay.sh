@@ -14,6 +14,9 @@
 # manifest matches the tree again. PUBLISH: a subscriber sees the JSON
 # event with its seq. Redis frozen (SIGSTOP) then resumed: the relay logs
 # one "unreachable" and one "back" line and catches up. SIGTERM: exit 0.
+# Redis losing a project's keys between two changes: the next NOTIFY's
+# round (which trusts the cursor the relay remembers) is refused by the
+# script, and the relay republishes the project from the cursor in Redis.
 # Inline content: the entry of a 4-byte file carries it (data), a 200 KiB
 # file's does not.
 # Deltas: a one-line edit of a 200 KiB file has delta_base = the previous
@@ -284,6 +287,31 @@ rc1=0 rc2=0
 wait "$R1" || rc1=$?
 wait "$R2" || rc2=$?
 vs_check_eq "SIGTERM: both relays exit 0" "0 0" "$rc1 $rc2"
+
+# ---------------------------------------------------------------- Redis lost the project, then a NOTIFY
+
+# A hinted round starts from the cursor the relay remembers, without a
+# GET; when Redis no longer has it, the publish script refuses the change
+# (the cursor is below it - 1) and the relay reads the cursor and publishes
+# the project again from there. No poll meanwhile (--poll-interval 10 min).
+vs_relay_start --poll-interval 600000 --timeout 2000
+R3=$VS_RELAY_PID
+printf 'before the loss\n' | ctl put demo lost/a.txt -
+vs_poll 30 caught_up "$P" || vs_fail "caught up before the loss"
+rcli DEL "relay:{$P}:cursor" "events:{$P}" "manifest:{$P}" >/dev/null
+printf 'after the loss\n' | ctl put demo lost/a.txt -
+N=$(project_seq "$P")
+if vs_poll 30 caught_up "$P"; then
+	vs_pass "Redis lost the project: the next change's NOTIFY republishes it up to $N"
+else
+	vs_fail "republished after the loss: expected cursor $N, saw '$(cursor "$P")'"
+fi
+vs_check_eq "every seq again, in order" "$(expected_ids "$N")" "$(stream_ids "$P")"
+vs_check_eq "manifest = vsync_manifest() after the loss" "$(pg_manifest "$P")" "$(redis_manifest "$P")"
+vs_check "the relay said why it read the cursor again" \
+	grep -q 'reading it again' "$VS_RELAY_LOG"
+kill -TERM "$R3"
+wait "$R3" || vs_fail "relay 3: expected exit 0 at SIGTERM"
 
 # ---------------------------------------------------------------- the mount's Redis tier
 #
