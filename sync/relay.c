@@ -8,7 +8,9 @@
  * connection that only LISTENs on 'file_changes' (its socket is what the
  * relay sleeps on), and a vs_redis. NOTIFY payloads are hints ("project X
  * changed"), never data: the relay reads vsync_change_feed() from the
- * project's cursor, which lives in Redis (relay:{id}:cursor). Every
+ * project's cursor, which lives in Redis (relay:{id}:cursor; a hinted
+ * round starts from the cursor this relay last read or set, without a
+ * GET: the script refuses a change above the cursor + 1). Every
  * project is scanned at start, after the LISTEN connection is (re)made
  * (notifications may have been lost meanwhile) and every poll interval;
  * a notification scans its project at once.
@@ -35,7 +37,10 @@
  *  number of relays: a relay starts at the cursor (everything up to it is
  *  in the stream, as the script moves both together) and goes up one
  *  change at a time; its XADD of N succeeds only if the stream ends
- *  below N, i.e. at N-1.
+ *  below N, i.e. at N-1. A remembered cursor (hinted rounds) is at most
+ *  the one in Redis - other relays only move it up - unless Redis lost
+ *  it, and then the script refuses the change (cursor below N-1) and the
+ *  relay reads the cursor.
  *
  * With a signing key (cfg->sign_key, sign.h) the entry carries a "sig"
  * field and each manifest value a "sig1:<base64> " prefix. Ed25519 is
