@@ -61,7 +61,7 @@ const char vs_mount_usage[] =
     "  --author NAME        author of local changes (default "
     "container:<hostname>)\n"
     "  --max-file-size N    largest synced file written here (default "
-    "64 MiB)\n"
+    "1 GiB)\n"
     "  --save-quiet-ms MS   save a written synced file once it has had no "
     "write\n"
     "                       for MS ms (default 20; fsync, rename, chmod "
@@ -278,7 +278,7 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 	o->notify_fd = -1;
 	o->prefetch = 4;
 	o->learn_seconds = 10;
-	o->max_file_size = 64LL << 20;
+	o->max_file_size = 1LL << 30;
 	o->save_quiet_ms = VS_MOUNT_SAVE_QUIET_MS_DEFAULT;
 	o->cache_max = -1;
 	o->writable = true;

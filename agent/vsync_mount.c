@@ -1149,6 +1149,7 @@ static void on_ready(void *arg)
 	    .arg = ctx,
 	    .bundles = ctx->bundles,
 	    .nbundles = ctx->nbundles,
+	    .verify = ctx->verify,
 	};
 	int r;
 
@@ -1533,6 +1534,7 @@ int main(int argc, char **argv)
 	r = vs_content_new(&content, &cache, o.pg, o.redis, id, o.timeout_ms);
 	if (r < 0)
 		goto out;
+	vs_content_set_verify(content, ctx.verify);
 
 	cfg.mountpoint = o.mountpoint;
 	cfg.local.names = o.local;

@@ -63,7 +63,7 @@ static void usage(FILE *f)
 	    "  --batch N            changes read per query (default 500)\n"
 	    "  --blob-max BYTES     larger content is not put in Redis; "
 	    "agents read\n"
-	    "                       it from PostgreSQL (default 67108864)\n"
+	    "                       it from PostgreSQL (default 1073741824)\n"
 	    "  --blob-ttl S         TTL of cached content (default 86400)\n"
 	    "  --stream-maxlen N    approximate length the events stream is "
 	    "trimmed\n"
@@ -143,7 +143,7 @@ int main(int argc, char **argv)
 	    .timeout_ms = 10000,
 	    .poll_interval_ms = 5000,
 	    .batch = 500,
-	    .blob_max = 64ull << 20,
+	    .blob_max = 1ull << 30,
 	    .blob_ttl_s = 86400,
 	    .stream_maxlen = 100000,
 	    .stop = &stop_requested,

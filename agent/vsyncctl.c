@@ -1187,6 +1187,74 @@ out:
 	return r;
 }
 
+/* File @e of the import, larger than a chunk (VS_CHUNK_SIZE): hashed,
+ * then sent chunk by chunk and named by vsync_write_chunked, never whole
+ * in memory, unless the project has it already. */
+static int imp_large(struct ctl *c, const struct imp *im,
+		     const struct imp_entry *e, PGresult *cur,
+		     struct imp_stats *s)
+{
+	char hex[VS_HASH_HEX_LEN + 1], mode[16], size[24];
+	const char *v[6] = {c->project_id, e->rel, hex, size, mode, c->author};
+	char *full = path_join(im->root, e->rel);
+	PGresult *res = NULL;
+	struct stat st;
+	int fd = -1, row, r;
+
+	if (!full)
+		return -ENOMEM;
+	fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	r = fd < 0 || fstat(fd, &st) < 0 ? -errno : 0;
+	if (r == 0)
+		r = vs_sha256_fd_hex(hex, fd);
+	if (r < 0) {
+		ctl_fail(0, "cannot read '%s': %s", full, strerror(-r));
+		r = r == -ENOMEM ? r : -ECANCELED;
+		goto out;
+	}
+	snprintf(mode, sizeof(mode), "%u", e->mode);
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)st.st_size);
+	row = row_find(cur, e->rel);
+	if (row >= 0 && !strcmp(PQgetvalue(cur, row, 1), "file") &&
+	    !strcmp(PQgetvalue(cur, row, 2), mode) &&
+	    !strcmp(PQgetvalue(cur, row, 3), hex)) {
+		s->unchanged++;
+		goto done;
+	}
+	r = vs_pg_chunks_put(c->pg, c->project_id, hex, fd,
+			     (uint64_t)st.st_size, c->timeout_ms);
+	if (r == -EBADMSG || r == -EIO) {
+		ctl_fail(0, "'%s' changed while it was imported", full);
+		r = -ECANCELED;
+		goto out;
+	}
+	if (r == 0)
+		r = ctl_query(c, &res,
+			      "SELECT content_hash FROM vsync_write_chunked("
+			      "$1::uuid, $2, $3, $4::bigint, $5::int, NULL,"
+			      " NULL, NULL, $6)",
+			      6, v);
+	if (r < 0)
+		goto out;
+	if (strcmp(PQgetvalue(res, 0, 0), hex)) {
+		ctl_fail(0, "'%s': the server stored sha256 %s, not %s", e->rel,
+			 PQgetvalue(res, 0, 0), hex);
+		r = -ECANCELED;
+		goto out;
+	}
+	s->files++;
+	s->bytes += (uint64_t)st.st_size;
+done:
+	s->done++;
+	s->done_bytes += (uint64_t)st.st_size;
+out:
+	PQclear(res);
+	if (fd >= 0)
+		close(fd);
+	free(full);
+	return r;
+}
+
 /* Write every entry of @im into the project, inside the caller's
  * transaction, batch by batch. -ECANCELED for a local failure (already
  * reported), else the backend's -errno. */
@@ -1206,10 +1274,17 @@ static int imp_apply(struct ctl *c, const struct imp *im, struct imp_stats *s)
 	if (r < 0)
 		return r;
 	for (i = 0; i < im->n && r == 0; i++) {
-		if (im->v[i].kind == VS_KIND_DIR)
+		if (im->v[i].kind == VS_KIND_DIR) {
 			r = imp_dir(&im->v[i], cur, &b, s);
-		else
+		} else if (im->v[i].kind == VS_KIND_FILE &&
+			   im->v[i].size > VS_CHUNK_SIZE) {
+			/* after the entries before it (its parents) */
+			r = imp_batch_flush(c, &b, s);
+			if (r == 0)
+				r = imp_large(c, im, &im->v[i], cur, s);
+		} else {
 			r = imp_file(im, &im->v[i], cur, &b, s);
+		}
 		if (r == 0 && (b.n >= IMP_BATCH_FILES ||
 			       b.bytes >= IMP_BATCH_BYTES || i + 1 == im->n))
 			r = imp_batch_flush(c, &b, s);

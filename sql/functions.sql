@@ -114,6 +114,50 @@ RETURNS bytea LANGUAGE sql STABLE AS $$
 		    ELSE convert_to(p_content, 'UTF8') END
 $$;
 
+-- The whole bytes of content @p_hash of project @p_project stored as
+-- (@p_content, @p_encoding): decoded, or its chunks joined in order for
+-- encoding 'chunks' (006_chunks.sql; at most 1 GB, PostgreSQL's limit of
+-- one value: a reader of larger content takes it chunk by chunk with
+-- vsync_chunk).
+CREATE OR REPLACE FUNCTION vsync__bytes(p_project uuid, p_hash text,
+					p_content text, p_encoding text)
+RETURNS bytea LANGUAGE sql STABLE AS $$
+	SELECT CASE WHEN p_encoding = 'chunks' THEN
+		(SELECT coalesce(string_agg(c.data, ''::bytea ORDER BY c.idx),
+				 ''::bytea)
+		   FROM vsync_chunks c
+		  WHERE c.project_id = p_project AND c.content_hash = p_hash)
+		ELSE vsync__decode(p_content, p_encoding) END
+$$;
+
+-- Raise 22023 unless the chunks of content @p_hash in project @p_project
+-- are all there: 0 .. n-1, 8 MiB each but the last, @p_size bytes in all.
+CREATE OR REPLACE FUNCTION vsync__check_chunks(p_project uuid, p_hash text,
+					       p_size bigint)
+RETURNS void LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	v_n bigint;
+	v_last int;
+	v_bytes bigint;
+	v_short bigint;
+BEGIN
+	-- (octet_length of a stored value reads its header, not its bytes)
+	SELECT count(*), coalesce(max(c.idx), -1),
+	       coalesce(sum(octet_length(c.data)), 0),
+	       count(*) FILTER (WHERE octet_length(c.data) <> 8388608)
+	  INTO v_n, v_last, v_bytes, v_short
+	  FROM vsync_chunks c
+	 WHERE c.project_id = p_project AND c.content_hash = p_hash;
+	IF p_size IS NULL OR p_size < 1 OR v_n = 0 OR v_last <> v_n - 1
+	   OR v_bytes <> p_size OR v_n <> (p_size + 8388607) / 8388608
+	   OR v_short > 1 THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = format('content %s is not stored whole: %s chunks (last %s), %s of %s bytes',
+					 p_hash, v_n, v_last, v_bytes,
+					 coalesce(p_size::text, 'NULL'));
+	END IF;
+END $$;
+
 -- Lock project @p_project for a change (until commit) and return its
 -- last change seq. 42501 for a project the session may not change, P0002
 -- for an unknown one.
@@ -233,12 +277,18 @@ END $$;
 
 -- Make @prev (the current row of @p_path, or NULL) history and insert the
 -- next version, made by change @p_seq. Content comes from @p_bytes, or is
--- copied from row @p_src (rename, rollback); dirs and tombstones have none.
+-- copied from row @p_src (rename, rollback), or is the chunks of
+-- @p_chunked_hash, @p_chunked_size bytes (checked by the caller); dirs and
+-- tombstones have none.
+DROP FUNCTION IF EXISTS vsync__put(uuid, text, vsync_entry, text, int,
+				    bytea, uuid, boolean, bigint, text);
 CREATE OR REPLACE FUNCTION vsync__put(p_project uuid, p_path text,
 				      prev vsync_entry, p_kind text,
 				      p_mode int, p_bytes bytea, p_src uuid,
 				      p_deleted boolean, p_seq bigint,
-				      p_author text)
+				      p_author text,
+				      p_chunked_hash text DEFAULT NULL,
+				      p_chunked_size bigint DEFAULT NULL)
 RETURNS vsync_entry LANGUAGE plpgsql AS $$
 DECLARE
 	r vsync_entry;
@@ -275,6 +325,16 @@ BEGIN
 		  FROM project_files s WHERE s.id = p_src;
 		SELECT s.content_hash, s.file_size INTO r.content_hash, r.file_size
 		  FROM project_files s WHERE s.id = p_src;
+	ELSIF p_bytes IS NULL AND p_chunked_hash IS NOT NULL THEN
+		r.content_hash := p_chunked_hash;
+		r.file_size := p_chunked_size;
+		INSERT INTO project_files (id, project_id, file_path, content,
+			content_hash, file_size, encoding, version,
+			parent_version_id, created_by, created_at, updated_at,
+			is_binary, kind, mode, is_deleted, seq)
+		VALUES (r.id, p_project, p_path, '', r.content_hash,
+			r.file_size, 'chunks', r.version, prev.id, v_who,
+			v_now, v_now, true, p_kind, p_mode, false, p_seq);
 	ELSE
 		v_utf8 := vsync__is_utf8(p_bytes);
 		r.content_hash := encode(sha256(p_bytes), 'hex');
@@ -694,7 +754,7 @@ CREATE OR REPLACE FUNCTION vsync_blob(p_project uuid, p_hash text)
 RETURNS bytea LANGUAGE plpgsql STABLE AS $$
 BEGIN
 	PERFORM vsync__access(p_project);
-	RETURN (SELECT vsync__decode(f.content, f.encoding)
+	RETURN (SELECT vsync__bytes(p_project, p_hash, f.content, f.encoding)
 		  FROM project_files f
 		 WHERE f.project_id = p_project AND f.content_hash = p_hash
 		 LIMIT 1);
@@ -710,7 +770,8 @@ LANGUAGE plpgsql STABLE AS $$
 BEGIN
 	PERFORM vsync__access(p_project);
 	RETURN QUERY
-	SELECT h.h, (SELECT vsync__decode(f.content, f.encoding)
+	SELECT h.h, (SELECT vsync__bytes(p_project, h.h, f.content,
+					  f.encoding)
 		       FROM project_files f
 		      WHERE f.project_id = p_project AND f.content_hash = h.h
 		      LIMIT 1)
@@ -749,7 +810,8 @@ BEGIN
 		RAISE EXCEPTION USING ERRCODE = 'P0006',
 			MESSAGE = format('is a directory: ''%s''', p_path);
 	END IF;
-	RETURN (SELECT vsync__decode(f.content, f.encoding)
+	RETURN (SELECT vsync__bytes(p_project, f.content_hash, f.content,
+				    f.encoding)
 		  FROM project_files f WHERE f.id = r.id);
 END $$;
 
@@ -919,12 +981,16 @@ END $$;
 -- The body of vsync_write_file, with @p_conflict: NULL, or the
 -- object {"based_on": B, "overwrote": C} recorded in operation_data under
 -- "conflict" (and so announced by vsync__record).
+DROP FUNCTION IF EXISTS vsync__write_file(uuid, text, bytea, int, int, uuid,
+					   text, text, jsonb);
 CREATE OR REPLACE FUNCTION vsync__write_file(p_project uuid, p_path text,
 					     p_content bytea, p_mode int,
 					     p_base_version int,
 					     p_operation_id uuid,
 					     p_author text, p_kind text,
-					     p_conflict jsonb)
+					     p_conflict jsonb,
+					     p_chunked_hash text DEFAULT NULL,
+					     p_chunked_size bigint DEFAULT NULL)
 RETURNS TABLE(seq bigint, version int, content_hash text)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -941,9 +1007,14 @@ BEGIN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = format('invalid kind ''%s'' (file or symlink)', p_kind);
 	END IF;
-	IF p_content IS NULL THEN
+	IF p_content IS NULL AND (p_chunked_hash IS NULL OR p_kind <> 'file') THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = format('no content for ''%s''', p_path);
+	END IF;
+	IF p_content IS NULL AND p_chunked_hash !~ '^[0-9a-f]{64}$' THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = format('invalid content hash ''%s'' for ''%s''',
+					 p_chunked_hash, p_path);
 	END IF;
 	IF p_kind = 'symlink' AND (octet_length(p_content) NOT BETWEEN 1 AND 4095
 			       OR NOT vsync__is_utf8(p_content)) THEN
@@ -968,8 +1039,13 @@ BEGIN
 	v_mode := coalesce(p_mode,
 			   CASE WHEN vsync__live(cur) THEN cur.mode END,
 			   CASE WHEN p_kind = 'symlink' THEN 511 ELSE 420 END);
+	IF p_content IS NULL THEN
+		PERFORM vsync__check_chunks(p_project, p_chunked_hash,
+					    p_chunked_size);
+	END IF;
 	r := vsync__put(p_project, p_path, cur, p_kind, v_mode, p_content,
-			NULL, false, b.new_seq, p_author);
+			NULL, false, b.new_seq, p_author, p_chunked_hash,
+			p_chunked_size);
 	v_type := CASE WHEN vsync__live(cur) THEN 'update' ELSE 'create' END;
 	PERFORM vsync__record(p_project, b.new_seq, v_op, v_type, p_path, NULL,
 			      r.version, r.content_hash, r.id, p_author,
@@ -1027,6 +1103,22 @@ CREATE OR REPLACE FUNCTION vsync_write_file_over(p_project uuid,
 RETURNS TABLE(seq bigint, version int, content_hash text)
 LANGUAGE plpgsql AS $$
 BEGIN
+	RETURN QUERY
+	SELECT w.seq, w.version, w.content_hash
+	  FROM vsync__write_file(p_project, p_path, p_content, p_mode,
+				 p_current_version, p_operation_id, p_author,
+				 p_kind,
+				 vsync__over(p_path, p_base_version,
+					     p_current_version)) w;
+END $$;
+
+-- The conflict record of a write of @p_path based on @p_base_version
+-- over @p_current_version (vsync_write_file_over); 22023 unless
+-- 0 <= @p_base_version < @p_current_version.
+CREATE OR REPLACE FUNCTION vsync__over(p_path text, p_base_version int,
+				       p_current_version int)
+RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
 	IF p_current_version IS NULL OR p_current_version < 1 THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
 			MESSAGE = format('invalid current version %s for ''%s'' (a live version, >= 1)',
@@ -1040,14 +1132,73 @@ BEGIN
 					 coalesce(p_base_version::text, 'NULL'),
 					 p_path, p_current_version - 1);
 	END IF;
+	RETURN jsonb_build_object('based_on', p_base_version,
+				  'overwrote', p_current_version);
+END $$;
+
+-- Store chunk @p_idx (0-based) of content @p_hash of project @p_project:
+-- 1 byte to 8 MiB (006_chunks.sql). A writer stores every chunk of a
+-- large file, then the version that names them with vsync_write_chunked,
+-- in one transaction. A chunk stored already with other bytes is
+-- replaced (the content hash names the whole file, which a reader checks:
+-- bytes that are wrong are never kept over right ones).
+CREATE OR REPLACE FUNCTION vsync_chunk_put(p_project uuid, p_hash text,
+					   p_idx int, p_data bytea)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM vsync__access(p_project);
+	IF p_hash IS NULL OR p_hash !~ '^[0-9a-f]{64}$' OR p_idx IS NULL
+	   OR p_idx < 0 OR p_data IS NULL
+	   OR octet_length(p_data) NOT BETWEEN 1 AND 8388608 THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = format('invalid chunk %s of content %s (%s bytes: 1 to 8388608)',
+					 p_idx, p_hash, octet_length(p_data));
+	END IF;
+	INSERT INTO vsync_chunks AS c (project_id, content_hash, idx, data)
+	VALUES (p_project, p_hash, p_idx, p_data)
+	ON CONFLICT (project_id, content_hash, idx) DO UPDATE
+	   SET data = EXCLUDED.data
+	 WHERE c.sha <> sha256(EXCLUDED.data);
+END $$;
+
+-- Write file @p_path with the content whose chunks were stored with
+-- vsync_chunk_put (@p_hash, @p_size bytes): vsync_write_file, or with
+-- @p_current_version not NULL vsync_write_file_over, for content stored
+-- in chunks. 22023 if a chunk is missing or the sizes do not add up.
+CREATE OR REPLACE FUNCTION vsync_write_chunked(p_project uuid, p_path text,
+					       p_hash text, p_size bigint,
+					       p_mode int, p_base_version int,
+					       p_current_version int,
+					       p_operation_id uuid,
+					       p_author text)
+RETURNS TABLE(seq bigint, version int, content_hash text)
+LANGUAGE plpgsql AS $$
+BEGIN
 	RETURN QUERY
 	SELECT w.seq, w.version, w.content_hash
-	  FROM vsync__write_file(p_project, p_path, p_content, p_mode,
-				 p_current_version, p_operation_id, p_author,
-				 p_kind,
-				 jsonb_build_object('based_on', p_base_version,
-						    'overwrote',
-						    p_current_version)) w;
+	  FROM vsync__write_file(p_project, p_path, NULL, p_mode,
+				 coalesce(p_current_version, p_base_version),
+				 p_operation_id, p_author, 'file',
+				 CASE WHEN p_current_version IS NOT NULL
+				      THEN vsync__over(p_path, p_base_version,
+						       p_current_version) END,
+				 p_hash, p_size) w;
+END $$;
+
+-- Chunk @p_idx of content @p_hash of project @p_project: its bytes and
+-- their SHA-256 (computed when it was stored). No row when there is no
+-- such chunk, also when the content is stored whole (a project_files
+-- row's encoding is not 'chunks'): read it with vsync_blob then.
+CREATE OR REPLACE FUNCTION vsync_chunk(p_project uuid, p_hash text,
+				       p_idx int)
+RETURNS TABLE(data bytea, sha bytea)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	PERFORM vsync__access(p_project);
+	RETURN QUERY
+	SELECT c.data, c.sha FROM vsync_chunks c
+	 WHERE c.project_id = p_project AND c.content_hash = p_hash
+	   AND c.idx = p_idx;
 END $$;
 
 -- Import a batch of entries (vsyncctl import; a platform's bulk upload):
@@ -1482,6 +1633,7 @@ DECLARE
 	container text[] := ARRAY[
 		'vsync_check_path', 'vsync_project_id', 'vsync_project_seq',
 		'vsync_write_file', 'vsync_write_file_over', 'vsync_mkdir',
+		'vsync_chunk_put', 'vsync_write_chunked', 'vsync_chunk',
 		'vsync_delete', 'vsync_rename', 'vsync_rollback',
 		'vsync_manifest', 'vsync_manifest_at', 'vsync_seq_at',
 		'vsync_blob', 'vsync_read_file',

@@ -98,28 +98,20 @@ int vs_blob_encode(uint8_t **out, size_t *out_len, const void *data, size_t len,
 	return 0;
 }
 
-int vs_blob_decode(uint8_t **out, size_t *out_len, const void *enc,
-		   size_t enc_len, size_t max_len)
+/* The length of the original of @enc (@enc_len bytes), checked against
+ * @max_len and the encoding. */
+static int blob_orig_len(const uint8_t *e, size_t enc_len, size_t max_len,
+			 size_t *orig_out)
 {
-	const uint8_t *e = enc;
 	uint64_t orig;
 	size_t clen;
-	uint8_t *p;
-	int n;
 
-	*out = NULL;
-	*out_len = 0;
 	if (enc_len < 1)
 		return -EBADMSG;
 	if (e[0] == BLOB_RAW) {
 		if (enc_len - 1 > max_len)
 			return -EFBIG;
-		p = malloc(enc_len > 1 ? enc_len - 1 : 1);
-		if (!p)
-			return -ENOMEM;
-		memcpy(p, e + 1, enc_len - 1);
-		*out = p;
-		*out_len = enc_len - 1;
+		*orig_out = enc_len - 1;
 		return 0;
 	}
 	if (e[0] != BLOB_LZ4 || enc_len <= BLOB_LZ4_HDR)
@@ -131,16 +123,54 @@ int vs_blob_decode(uint8_t **out, size_t *out_len, const void *enc,
 	if (orig > LZ4_MAX_INPUT_SIZE || clen > INT_MAX ||
 	    orig > (uint64_t)clen * BLOB_LZ4_MAX_RATIO + 16)
 		return -EBADMSG;
-	p = malloc(orig ? (size_t)orig : 1);
+	*orig_out = (size_t)orig;
+	return 0;
+}
+
+int vs_blob_decode_into(uint8_t *out, size_t cap, size_t *out_len,
+			const void *enc, size_t enc_len)
+{
+	const uint8_t *e = enc;
+	size_t orig;
+	int r, n;
+
+	*out_len = 0;
+	r = blob_orig_len(e, enc_len, cap, &orig);
+	if (r < 0)
+		return r;
+	if (e[0] == BLOB_RAW) {
+		memcpy(out, e + 1, orig);
+	} else {
+		n = LZ4_decompress_safe(
+		    (const char *)e + BLOB_LZ4_HDR, (char *)out,
+		    (int)(enc_len - BLOB_LZ4_HDR), (int)orig);
+		if (n < 0 || (size_t)n != orig)
+			return -EBADMSG;
+	}
+	*out_len = orig;
+	return 0;
+}
+
+int vs_blob_decode(uint8_t **out, size_t *out_len, const void *enc,
+		   size_t enc_len, size_t max_len)
+{
+	size_t orig;
+	uint8_t *p;
+	int r;
+
+	*out = NULL;
+	*out_len = 0;
+	r = blob_orig_len(enc, enc_len, max_len, &orig);
+	if (r < 0)
+		return r;
+	p = malloc(orig ? orig : 1);
 	if (!p)
 		return -ENOMEM;
-	n = LZ4_decompress_safe((const char *)e + BLOB_LZ4_HDR, (char *)p,
-				(int)clen, (int)orig);
-	if (n < 0 || (uint64_t)n != orig) {
+	r = vs_blob_decode_into(p, orig, out_len, enc, enc_len);
+	if (r < 0) {
 		free(p);
-		return -EBADMSG;
+		return r;
 	}
 	*out = p;
-	*out_len = (size_t)orig;
 	return 0;
 }

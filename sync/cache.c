@@ -76,6 +76,7 @@ int vs_cache_init(struct vs_cache *c, const char *dir)
 		return r;
 	}
 	pthread_mutex_init(&c->evict_lock, NULL);
+	pthread_mutex_init(&c->fill_lock, NULL);
 	if ((r = mkdirat_p(c->dir_fd, "objects", 0700)) < 0 ||
 	    (r = mkdirat_p(c->dir_fd, "tmp", 0700)) < 0 ||
 	    (r = mkdirat_p(c->dir_fd, "projects", 0700)) < 0) {
@@ -93,6 +94,7 @@ int vs_cache_init(struct vs_cache *c, const char *dir)
 	return 0;
 fail:
 	pthread_mutex_destroy(&c->evict_lock);
+	pthread_mutex_destroy(&c->fill_lock);
 	close(c->dir_fd);
 	c->dir_fd = -1;
 	return r;
@@ -100,8 +102,10 @@ fail:
 
 void vs_cache_release(struct vs_cache *c)
 {
-	if (c->dir) /* initialised */
+	if (c->dir) { /* initialised */
 		pthread_mutex_destroy(&c->evict_lock);
+		pthread_mutex_destroy(&c->fill_lock);
+	}
 	free(c->pins);
 	c->pins = NULL;
 	c->npins = c->apins = 0;
@@ -211,18 +215,27 @@ static void bytes_add(struct vs_cache *c, uint64_t n)
 
 /* Write @len bytes to a fresh file in tmp/, named into @tmp (64 bytes).
  * The file is removed on failure. */
-static int tmp_write(struct vs_cache *c, char tmp[64], const void *buf,
-		     size_t len)
+/* Create a fresh file in tmp/, named into @tmp (64 bytes): its fd or
+ * -errno. */
+static int tmp_create(struct vs_cache *c, char tmp[64])
 {
 	static unsigned counter;
-	int fd, r;
+	int fd;
 
 	snprintf(tmp, 64, "tmp/%d.%u", (int)getpid(),
 		 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
 	fd = openat(c->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 		    0600);
+	return fd < 0 ? -errno : fd;
+}
+
+static int tmp_write(struct vs_cache *c, char tmp[64], const void *buf,
+		     size_t len)
+{
+	int fd = tmp_create(c, tmp), r;
+
 	if (fd < 0)
-		return -errno;
+		return fd;
 	/* no fsync: every object is checked against its hash when opened
 	 * and the manifest is validated when parsed, so a file torn by a
 	 * crash is detected and fetched again; an fsync per object would
@@ -266,10 +279,34 @@ static int object_rename(struct vs_cache *c, const char *tmp, const char *name,
 	return r;
 }
 
+/* Make temp file @tmp (@len bytes, checked) object @hash; @tmp is removed
+ * on failure. */
+static int object_place(struct vs_cache *c, const char *tmp, const char *hash,
+			uint64_t len)
+{
+	char name[8 + 3 + VS_HASH_HEX_LEN + 1];
+	int r;
+
+	vs_cache_object_name(name, hash);
+	r = object_rename(c, tmp, name, len);
+	if (r == -ENOENT) {
+		/* its fan-out directory is not made yet (or was removed) */
+		name[10] = '\0'; /* "objects/ab" */
+		r = mkdirat_p(c->dir_fd, name, 0700);
+		vs_cache_object_name(name, hash);
+		if (r == 0)
+			r = object_rename(c, tmp, name, len);
+	}
+	if (r < 0) {
+		unlinkat(c->dir_fd, tmp, 0);
+		vs_warn("cannot store %s in the cache: %s", hash, strerror(-r));
+	}
+	return r;
+}
+
 int vs_cache_store(struct vs_cache *c, const char *hash, const void *buf,
 		   size_t len)
 {
-	char name[8 + 3 + VS_HASH_HEX_LEN + 1];
 	char got[VS_HASH_HEX_LEN + 1];
 	char tmp[64] = "";
 	int r;
@@ -281,23 +318,73 @@ int vs_cache_store(struct vs_cache *c, const char *hash, const void *buf,
 		return r;
 	if (strcmp(got, hash) != 0)
 		return -EBADMSG;
-	vs_cache_object_name(name, hash);
 	r = tmp_write(c, tmp, buf, len);
-	if (r == 0)
-		r = object_rename(c, tmp, name, len);
-	if (r == -ENOENT) {
-		/* its fan-out directory is not made yet (or was removed) */
-		name[10] = '\0'; /* "objects/ab" */
-		r = mkdirat_p(c->dir_fd, name, 0700);
-		vs_cache_object_name(name, hash);
-		if (r == 0)
-			r = object_rename(c, tmp, name, len);
-	}
-	if (r < 0 && tmp[0])
-		unlinkat(c->dir_fd, tmp, 0);
-	if (r < 0)
+	if (r < 0) {
 		vs_warn("cannot store %s in the cache: %s", hash, strerror(-r));
+		return r;
+	}
+	return object_place(c, tmp, hash, len);
+}
+
+int vs_cache_writer_open(struct vs_cache *c, struct vs_cache_writer *w)
+{
+	int r;
+
+	w->c = c;
+	w->len = 0;
+	w->fd = -1;
+	r = vs_sha256_init(&w->sha);
+	if (r < 0)
+		return r;
+	w->fd = tmp_create(c, w->tmp);
+	if (w->fd < 0) {
+		r = w->fd;
+		vs_sha256_release(&w->sha);
+	}
 	return r;
+}
+
+int vs_cache_writer_add(struct vs_cache_writer *w, const void *buf, size_t len)
+{
+	int r = vs_write_in_full(w->fd, buf, len);
+
+	if (r == 0) {
+		vs_sha256_update(&w->sha, buf, len);
+		w->len += len;
+	}
+	return r;
+}
+
+void vs_cache_writer_abort(struct vs_cache_writer *w)
+{
+	if (w->fd < 0)
+		return;
+	close(w->fd);
+	w->fd = -1;
+	unlinkat(w->c->dir_fd, w->tmp, 0);
+	vs_sha256_release(&w->sha);
+}
+
+int vs_cache_writer_commit(struct vs_cache_writer *w, const char *hash)
+{
+	char got[VS_HASH_HEX_LEN + 1];
+	int r = 0;
+
+	if (!vs_hash_hex_valid(hash)) {
+		vs_cache_writer_abort(w);
+		return -EINVAL;
+	}
+	vs_sha256_final_hex(&w->sha, got);
+	if (close(w->fd) < 0)
+		r = -errno;
+	w->fd = -1;
+	if (r == 0 && strcmp(got, hash) != 0)
+		r = -EBADMSG;
+	if (r < 0) {
+		unlinkat(w->c->dir_fd, w->tmp, 0);
+		return r;
+	}
+	return object_place(w->c, w->tmp, hash, w->len);
 }
 
 int vs_cache_link(struct vs_cache *c, const char *hash, int fd)

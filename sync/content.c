@@ -43,6 +43,7 @@
 #include "vsync/blob.h"
 #include "vsync/pg.h"
 #include "vsync/redis.h"
+#include "vsync/sign.h"
 #include "vsync/tree.h"
 #include "vsync/util.h"
 #include "vsync/banned.h"
@@ -63,6 +64,8 @@ struct vs_content {
 	pthread_mutex_t lock; /* protects pg, retry_after_ms */
 	struct vs_pg *pg;
 	int64_t retry_after_ms; /* monotonic; no connect attempt before it */
+
+	const struct vs_sign_key *verify; /* chunk indexes must be signed */
 
 	pthread_mutex_t redis_lock; /* protects redis, redis_retry_after_ms */
 	struct vs_redis *redis;
@@ -106,6 +109,11 @@ fail:
 	free(c->conninfo);
 	free(c);
 	return r;
+}
+
+void vs_content_set_verify(struct vs_content *c, const struct vs_sign_key *k)
+{
+	c->verify = k;
 }
 
 void vs_content_free(struct vs_content *c)
@@ -171,6 +179,117 @@ static void redis_failed_locked(struct vs_content *c, int r, const char *what,
 	}
 }
 
+/* GET the index of chunked content @hash (@n chunks): their SHA-256s into
+ * @shas, believed only if signed for it when the mount verifies. */
+static int redis_chunks_index(struct vs_content *c, const char *hash,
+			      uint64_t size, char *shas, size_t n,
+			      const char *path)
+{
+	char key[VS_REDIS_KEY_MAX];
+	const char *argv[2] = {"GET", key};
+	redisReply *rep = NULL;
+	int r;
+
+	vs_redis_key_chunks(key, c->project_id, hash);
+	pthread_mutex_lock(&c->redis_lock);
+	if (vs_mono_ms() < c->redis_retry_after_ms) {
+		pthread_mutex_unlock(&c->redis_lock);
+		return -EAGAIN;
+	}
+	r = vs_redis_command(c->redis, &rep, 2, argv, NULL);
+	if (r < 0)
+		redis_failed_locked(c, r, "read the chunks of", path, hash);
+	pthread_mutex_unlock(&c->redis_lock);
+	if (r < 0)
+		return r;
+	if (rep->type != REDIS_REPLY_STRING)
+		r = -ENOENT;
+	else if (vs_sign_chunks_decode(rep->str, rep->len, c->verify,
+				       c->project_id, hash, size, shas,
+				       n) < 0) {
+		vs_metrics_redis_unverified();
+		vs_error("refusing the chunk index of '%s' (%.12s) from "
+			 "Redis: %s; using PostgreSQL",
+			 path, hash,
+			 c->verify ? "not signed for it by the relay"
+				   : "malformed");
+		r = -EKEYREJECTED;
+	}
+	freeReplyObject(rep);
+	return r;
+}
+
+/* Fetch chunked content @hash (@size bytes) from Redis into the cache,
+ * each chunk checked against the index as it comes, the whole against
+ * @hash at the end. 0 or -errno (then PostgreSQL). */
+static int fetch_redis_chunks(struct vs_content *c, const char *hash,
+			      uint64_t size, const char *path)
+{
+	size_t n =
+	    (size_t)((size + VS_REDIS_CHUNK_SIZE - 1) / VS_REDIS_CHUNK_SIZE);
+	char *shas = malloc(n * VS_HASH_HEX_LEN), got[VS_HASH_HEX_LEN + 1];
+	uint8_t *buf = malloc(VS_REDIS_CHUNK_SIZE);
+	struct vs_cache_writer w;
+	uint64_t off = 0;
+	size_t len = 0;
+	int r;
+
+	r = shas && buf ? redis_chunks_index(c, hash, size, shas, n, path)
+			: -ENOMEM;
+	if (r == 0)
+		r = vs_cache_writer_open(c->cache, &w);
+	if (r < 0) {
+		free(shas);
+		free(buf);
+		return r;
+	}
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		size_t want_len = size - off < VS_REDIS_CHUNK_SIZE
+				      ? (size_t)(size - off)
+				      : VS_REDIS_CHUNK_SIZE;
+
+		pthread_mutex_lock(&c->redis_lock);
+		vs_redis_set_timeout(c->redis,
+				     fetch_timeout_ms(c, VS_REDIS_CHUNK_SIZE));
+		r = vs_redis_chunk_get(c->redis, c->project_id, hash,
+				       (unsigned)i, buf, VS_REDIS_CHUNK_SIZE,
+				       &len);
+		vs_redis_set_timeout(c->redis, c->timeout_ms);
+		if (r < 0)
+			redis_failed_locked(c, r, "read a chunk of", path,
+					    hash);
+		pthread_mutex_unlock(&c->redis_lock);
+		if (r < 0)
+			break;
+		if (len != want_len || vs_sha256_hex(got, buf, len) < 0 ||
+		    memcmp(got, shas + i * VS_HASH_HEX_LEN, VS_HASH_HEX_LEN)) {
+			vs_metrics_redis_unverified();
+			vs_error("refusing chunk %zu of '%s' (%.12s) from "
+				 "Redis: its bytes do not match the index; "
+				 "using PostgreSQL",
+				 i, path, hash);
+			r = -EBADMSG;
+		} else {
+			r = vs_cache_writer_add(&w, buf, len);
+			off += len;
+		}
+	}
+	free(shas);
+	free(buf);
+	if (r < 0) {
+		vs_cache_writer_abort(&w);
+		return r;
+	}
+	r = vs_cache_writer_commit(&w, hash);
+	if (r == -EBADMSG) {
+		vs_metrics_redis_unverified();
+		vs_error("refusing content of '%s' from Redis: its chunks do "
+			 "not make up checksum %s; using PostgreSQL",
+			 path, hash);
+	}
+	return r;
+}
+
 /* Fetch @hash from Redis into the cache. 0, or -errno (the caller goes on
  * to PostgreSQL whatever it is). Called without redis_lock. */
 static int fetch_redis(struct vs_content *c, const char *hash, uint64_t size,
@@ -182,6 +301,8 @@ static int fetch_redis(struct vs_content *c, const char *hash, uint64_t size,
 
 	if (!c->redis)
 		return -ENOENT;
+	if (size > VS_CHUNK_SIZE)
+		return fetch_redis_chunks(c, hash, size, path);
 	pthread_mutex_lock(&c->redis_lock);
 	if (vs_mono_ms() < c->redis_retry_after_ms) {
 		pthread_mutex_unlock(&c->redis_lock);
@@ -227,6 +348,37 @@ static void backfill_redis(struct vs_content *c, const char *hash,
 	pthread_mutex_unlock(&c->redis_lock);
 }
 
+static int chunk_sink(void *arg, const uint8_t *buf, size_t len)
+{
+	return vs_cache_writer_add(arg, buf, len);
+}
+
+/* Fetch content @hash stored in chunks from PostgreSQL into the cache,
+ * chunk by chunk (never whole in memory). -ENOENT if it is stored whole.
+ * Called with c->lock held and c->pg connected. */
+static int fetch_chunks_locked(struct vs_content *c, const char *hash,
+			       uint64_t size, const char *path)
+{
+	struct vs_cache_writer w;
+	int r;
+
+	r = vs_cache_writer_open(c->cache, &w);
+	if (r < 0)
+		return r;
+	r = vs_pg_chunks_fetch(c->pg, c->project_id, hash, size, c->timeout_ms,
+			       chunk_sink, &w);
+	if (r < 0) {
+		vs_cache_writer_abort(&w);
+		return r;
+	}
+	r = vs_cache_writer_commit(&w, hash);
+	if (r == -EBADMSG)
+		vs_error("refusing content of '%s' from PostgreSQL: its "
+			 "chunks do not make up checksum %s",
+			 path, hash);
+	return r;
+}
+
 /* Fetch @hash from PostgreSQL into the cache. Called with c->lock held. */
 static int fetch_locked(struct vs_content *c, const char *hash, uint64_t size,
 			const char *path)
@@ -249,9 +401,19 @@ static int fetch_locked(struct vs_content *c, const char *hash, uint64_t size,
 			return -EIO;
 		}
 	}
-	vs_pg_set_timeout(c->pg, fetch_timeout_ms(c, size));
-	r = vs_pg_blob_fetch(c->pg, c->project_id, hash, &buf, &len);
-	vs_pg_set_timeout(c->pg, c->timeout_ms);
+	r = -ENOENT;
+	if (size > VS_CHUNK_SIZE) {
+		r = fetch_chunks_locked(c, hash, size, path);
+		if (r == 0)
+			return 0;
+		if (r == -EBADMSG)
+			return -EIO;
+	}
+	if (r == -ENOENT) {
+		vs_pg_set_timeout(c->pg, fetch_timeout_ms(c, size));
+		r = vs_pg_blob_fetch(c->pg, c->project_id, hash, &buf, &len);
+		vs_pg_set_timeout(c->pg, c->timeout_ms);
+	}
 	if (r < 0) {
 		vs_warn("cannot fetch '%s' (%.12s): %s", path, hash,
 			vs_pg_last_error(c->pg)[0] ? vs_pg_last_error(c->pg)
@@ -277,6 +439,9 @@ static int fetch_locked(struct vs_content *c, const char *hash, uint64_t size,
 	return r == -EBADMSG ? -EIO : r;
 }
 
+static int open_missing(struct vs_content *c, const char *hash, uint64_t size,
+			const char *path, int *fd_out, uint64_t t0);
+
 int vs_content_open(struct vs_content *c, const char *hash, uint64_t size,
 		    const char *path, int *fd_out)
 {
@@ -289,6 +454,25 @@ int vs_content_open(struct vs_content *c, const char *hash, uint64_t size,
 		vs_metrics_fetch(VS_SRC_LOCAL, size, vs_mono_us() - t0);
 		return 0;
 	}
+	if (size > VS_CHUNK_SIZE) {
+		/* one fetch of a large file at a time (cache.h, fill_lock);
+		 * whoever waited finds it made */
+		pthread_mutex_lock(&c->cache->fill_lock);
+		r = vs_cache_open(c->cache, hash, fd_out);
+		if (r < 0)
+			r = open_missing(c, hash, size, path, fd_out, t0);
+		pthread_mutex_unlock(&c->cache->fill_lock);
+		return r;
+	}
+	return open_missing(c, hash, size, path, fd_out, t0);
+}
+
+/* vs_content_open of content the cache does not have. */
+static int open_missing(struct vs_content *c, const char *hash, uint64_t size,
+			const char *path, int *fd_out, uint64_t t0)
+{
+	int r;
+
 	/* Redis first, outside @lock: a PostgreSQL fetch of a big file
 	 * does not hold up Redis reads of others */
 	if (fetch_redis(c, hash, size, path) == 0 &&
@@ -534,6 +718,7 @@ int vs_content_fetch_many(struct vs_content *c, const char *const *hashes,
 			  size_t n)
 {
 	size_t *todo = malloc((n ? n : 1) * sizeof(*todo)), ntodo = 0;
+	size_t failed = 0;
 
 	if (!todo)
 		return -ENOMEM;
@@ -541,8 +726,22 @@ int vs_content_fetch_many(struct vs_content *c, const char *const *hashes,
 		bool has = vs_cache_has(c->cache, hashes[i]);
 
 		vs_metrics_cache(has);
-		if (!has)
+		if (has)
+			continue;
+		if (sizes[i] <= VS_CHUNK_SIZE) {
 			todo[ntodo++] = i;
+			continue;
+		}
+		/* large: on its own, chunk by chunk, once (fill_lock) */
+		pthread_mutex_lock(&c->cache->fill_lock);
+		if (!vs_cache_has(c->cache, hashes[i]) &&
+		    fetch_redis(c, hashes[i], sizes[i], paths[i]) < 0) {
+			pthread_mutex_lock(&c->lock);
+			if (fetch_locked(c, hashes[i], sizes[i], paths[i]) < 0)
+				failed++;
+			pthread_mutex_unlock(&c->lock);
+		}
+		pthread_mutex_unlock(&c->cache->fill_lock);
 	}
 	if (ntodo && c->redis)
 		many_from_redis(c, hashes, sizes, paths, todo, &ntodo);
@@ -552,7 +751,7 @@ int vs_content_fetch_many(struct vs_content *c, const char *const *hashes,
 		pthread_mutex_unlock(&c->lock);
 	}
 	free(todo);
-	return (int)ntodo;
+	return (int)(ntodo + failed);
 }
 
 /* One record of a bundle: store it unless the cache has it. */

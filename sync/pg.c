@@ -884,3 +884,206 @@ out:
 	PQclear(res);
 	return r;
 }
+
+int vs_pg_chunks_put(struct vs_pg *pg, const char *id, const char *hash, int fd,
+		     uint64_t size, int timeout_ms)
+{
+	char idx[16], got[VS_HASH_HEX_LEN + 1];
+	const char *v[4] = {id, hash, idx, NULL};
+	int lens[4] = {0}, fmts[4] = {0, 0, 0, 1};
+	uint8_t *buf = malloc(VS_CHUNK_SIZE);
+	struct vs_sha256 sha;
+	PGresult *res = NULL;
+	uint64_t off = 0;
+	int r;
+
+	if (!buf)
+		return -ENOMEM;
+	r = vs_sha256_init(&sha);
+	if (r < 0) {
+		free(buf);
+		return r;
+	}
+	for (unsigned i = 0; r == 0 && off < size; i++) {
+		size_t n = size - off < VS_CHUNK_SIZE ? (size_t)(size - off)
+						      : VS_CHUNK_SIZE;
+		ssize_t got_n = vs_pread_in_full(fd, buf, n, (off_t)off);
+
+		if (got_n < 0) {
+			r = (int)got_n;
+			break;
+		}
+		if ((size_t)got_n != n) {
+			r = -EIO;
+			break;
+		}
+		vs_sha256_update(&sha, buf, n);
+		snprintf(idx, sizeof(idx), "%u", i);
+		v[3] = (const char *)buf;
+		lens[3] = (int)n;
+		vs_pg_set_timeout(pg, vs_size_timeout_ms(timeout_ms, n));
+		r = vs_pg_exec(pg, &res,
+			       "SELECT vsync_chunk_put($1::uuid, $2, $3::int,"
+			       " $4::bytea)",
+			       4, v, lens, fmts, 0);
+		PQclear(res);
+		res = NULL;
+		off += n;
+	}
+	vs_pg_set_timeout(pg, timeout_ms);
+	vs_sha256_final_hex(&sha, got);
+	free(buf);
+	if (r == 0 && strcmp(got, hash) != 0) {
+		pg_set_error(pg, "content %.12s changed while it was sent",
+			     hash);
+		r = -EBADMSG;
+	}
+	return r;
+}
+
+/* Check chunk @i (@res: one row of data, sha) and hand it to @sink. */
+static int chunk_take(struct vs_pg *pg, const PGresult *res, unsigned i,
+		      const char *hash, uint64_t left,
+		      int (*sink)(void *arg, const uint8_t *buf, size_t len),
+		      void *arg)
+{
+	char hex[VS_HASH_HEX_LEN + 1], want[VS_HASH_HEX_LEN + 1];
+	size_t n;
+	int r;
+
+	if (PQntuples(res) != 1) {
+		pg_set_error(pg, "content %.12s has no chunk %u", hash, i);
+		return i == 0 ? -ENOENT : -EIO;
+	}
+	n = (size_t)PQgetlength(res, 0, 0);
+	if (PQgetlength(res, 0, 1) != VS_HASH_LEN || n == 0 || n > left ||
+	    (n != VS_CHUNK_SIZE && n != left)) {
+		pg_set_error(pg, "chunk %u of content %.12s has %zu bytes", i,
+			     hash, n);
+		return -EIO;
+	}
+	r = vs_sha256_hex(hex, PQgetvalue(res, 0, 0), n);
+	if (r < 0)
+		return r;
+	vs_hex_encode(want, (const uint8_t *)PQgetvalue(res, 0, 1),
+		      VS_HASH_LEN);
+	if (strcmp(want, hex) != 0) {
+		pg_set_error(pg, "chunk %u of content %.12s is corrupt", i,
+			     hash);
+		return -EIO;
+	}
+	return sink(arg, (const uint8_t *)PQgetvalue(res, 0, 0), n);
+}
+
+/* Read and drop what is left of the pipeline (after @res, freed here),
+ * up to its sync, and leave pipeline mode. 0, or -errno with the
+ * connection dropped. */
+static int pipeline_drain(struct vs_pg *pg, PGresult *res, int timeout_ms)
+{
+	int r = 0;
+
+	for (;;) {
+		PQclear(res);
+		r = pg_wait_results(pg, vs_mono_ms() + timeout_ms);
+		if (r < 0)
+			break;
+		res = PQgetResult(pg->conn);
+		if (res && PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
+			PQclear(res);
+			break;
+		}
+	}
+	if (r < 0 || !PQexitPipelineMode(pg->conn)) {
+		pg_drop(pg);
+		return r < 0 ? r : -EIO;
+	}
+	return 0;
+}
+
+int vs_pg_chunks_fetch(struct vs_pg *pg, const char *id, const char *hash,
+		       uint64_t size, int timeout_ms,
+		       int (*sink)(void *arg, const uint8_t *buf, size_t len),
+		       void *arg)
+{
+	unsigned n = (unsigned)((size + VS_CHUNK_SIZE - 1) / VS_CHUNK_SIZE);
+	int chunk_ms = vs_size_timeout_ms(timeout_ms, VS_CHUNK_SIZE);
+	char idx[16];
+	const char *v[3] = {id, hash, idx};
+	PGresult *res = NULL;
+	uint64_t off = 0;
+	int r;
+
+	if (size == 0 || size / VS_CHUNK_SIZE > 1u << 20)
+		return -EINVAL;
+	r = vs_pg_ensure(pg);
+	if (r < 0)
+		return r;
+	/* every chunk's query at once, in a pipeline: the server reads
+	 * chunk i + 1 while this side checks and writes chunk i */
+	if (!PQenterPipelineMode(pg->conn))
+		return pg_fail_result(pg, NULL);
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(idx, sizeof(idx), "%u", i);
+		if (!PQsendQueryParams(pg->conn,
+				       "SELECT data, sha FROM"
+				       " vsync_chunk($1::uuid, $2, $3::int)",
+				       3, NULL, v, NULL, NULL, 1)) {
+			r = pg_fail_result(pg, NULL);
+			goto fail;
+		}
+	}
+	if (!PQpipelineSync(pg->conn)) {
+		r = pg_fail_result(pg, NULL);
+		goto fail;
+	}
+	for (unsigned i = 0; i <= n; i++) {
+		/* one result per query (then NULL), then the sync's */
+		r = pg_wait_results(pg, vs_mono_ms() + chunk_ms);
+		if (r < 0)
+			goto fail;
+		res = PQgetResult(pg->conn);
+		if (i == n) {
+			if (PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
+				r = pg_fail_result(pg, res);
+				goto fail;
+			}
+			break;
+		}
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			r = pg_fail_result(pg, res);
+			goto fail;
+		}
+		r = chunk_take(pg, res, i, hash, size - off, sink, arg);
+		if (r == -ENOENT) /* stored whole: the rest is as short */
+			return pipeline_drain(pg, res, chunk_ms) < 0 ? -EIO : r;
+		if (r < 0)
+			goto fail;
+		off += (uint64_t)PQgetlength(res, 0, 0);
+		PQclear(res);
+		res = PQgetResult(pg->conn); /* the end of query i */
+		if (res) {
+			r = -EIO;
+			goto fail;
+		}
+	}
+	PQclear(res);
+	if (!PQexitPipelineMode(pg->conn)) {
+		pg_drop(pg);
+		return -EIO;
+	}
+	if (off != size) {
+		pg_set_error(
+		    pg, "content %.12s: chunks of %llu bytes, not %llu", hash,
+		    (unsigned long long)off, (unsigned long long)size);
+		return -EIO;
+	}
+	return 0;
+fail:
+	/* what is still in flight is not worth reading: start over on a
+	 * fresh connection next time */
+	PQclear(res);
+	if (r == -ETIMEDOUT)
+		pg_set_error(pg, "timed out after %d ms", chunk_ms);
+	pg_abandon(pg);
+	return r;
+}

@@ -275,6 +275,7 @@ static void *worker_main(void *arg)
 	if (vs_content_new(&c, p->cfg.cache, p->pg, p->redis, p->project_id,
 			   p->cfg.timeout_ms) < 0)
 		return NULL;
+	vs_content_set_verify(c, p->cfg.verify);
 	fetch_bundles(p, c);
 	while (!atomic_load(&p->stop)) {
 		size_t from = atomic_fetch_add(&p->next, PF_BATCH);
@@ -310,6 +311,7 @@ static void *lead_main(void *arg)
 	r = vs_content_new(&c, p->cfg.cache, p->pg, p->redis, p->project_id,
 			   p->cfg.timeout_ms);
 	if (r == 0) {
+		vs_content_set_verify(c, p->cfg.verify);
 		missing = fetch_range(p, c, 0, p->plan.ncritical);
 		vs_content_free(c);
 	} else {

@@ -572,6 +572,17 @@ void vs_redis_key_blob(char *out, const char *id, const char *hash)
 	snprintf(out, VS_REDIS_KEY_MAX, "blob:{%s}:%s", id, hash);
 }
 
+void vs_redis_key_chunk(char *out, const char *id, const char *hash,
+			unsigned idx)
+{
+	snprintf(out, VS_REDIS_KEY_MAX, "chunk:{%s}:%s:%u", id, hash, idx);
+}
+
+void vs_redis_key_chunks(char *out, const char *id, const char *hash)
+{
+	snprintf(out, VS_REDIS_KEY_MAX, "chunks:{%s}:%s", id, hash);
+}
+
 void vs_redis_key_delta(char *out, const char *id, const char *base,
 			const char *hash)
 {
@@ -614,17 +625,17 @@ bool vs_redis_project_name_valid(const char *name)
 	return true;
 }
 
-int vs_redis_blob_get(struct vs_redis *r, const char *id, const char *hash,
-		      size_t max_len, uint8_t **buf, size_t *len)
+/* GET @key, decoded (blob.h): the body of vs_redis_blob_get and
+ * vs_redis_chunk_get. */
+static int encoded_get(struct vs_redis *r, const char *key, size_t max_len,
+		       uint8_t **buf, size_t *len)
 {
-	char key[VS_REDIS_KEY_MAX];
 	const char *argv[2] = {"GET", key};
 	redisReply *rep = NULL;
 	int e;
 
 	*buf = NULL;
 	*len = 0;
-	vs_redis_key_blob(key, id, hash);
 	e = vs_redis_command(r, &rep, 2, argv, NULL);
 	if (e < 0)
 		return e;
@@ -646,10 +657,12 @@ int vs_redis_blob_get(struct vs_redis *r, const char *id, const char *hash,
 	return e;
 }
 
-int vs_redis_blob_put(struct vs_redis *r, const char *id, const char *hash,
-		      const void *buf, size_t len, int ttl_s)
+/* SET @key to @len bytes encoded (blob.h), with a TTL: the body of
+ * vs_redis_blob_put and vs_redis_chunk_put. */
+static int encoded_put(struct vs_redis *r, const char *key, const void *buf,
+		       size_t len, int ttl_s)
 {
-	char key[VS_REDIS_KEY_MAX], ttl[16];
+	char ttl[16];
 	const char *argv[5] = {"SET", key, NULL, "EX", ttl};
 	size_t argvlen[5];
 	redisReply *rep = NULL;
@@ -660,7 +673,6 @@ int vs_redis_blob_put(struct vs_redis *r, const char *id, const char *hash,
 	e = vs_blob_encode(&enc, &enc_len, buf, len, VS_BLOB_LZ4_THRESHOLD);
 	if (e < 0)
 		return e;
-	vs_redis_key_blob(key, id, hash);
 	snprintf(ttl, sizeof(ttl), "%d", ttl_s);
 	argv[2] = (const char *)enc;
 	for (i = 0; i < 5; i++)
@@ -669,6 +681,62 @@ int vs_redis_blob_put(struct vs_redis *r, const char *id, const char *hash,
 	reply_free(rep);
 	free(enc);
 	return e;
+}
+
+int vs_redis_blob_get(struct vs_redis *r, const char *id, const char *hash,
+		      size_t max_len, uint8_t **buf, size_t *len)
+{
+	char key[VS_REDIS_KEY_MAX];
+
+	vs_redis_key_blob(key, id, hash);
+	return encoded_get(r, key, max_len, buf, len);
+}
+
+int vs_redis_blob_put(struct vs_redis *r, const char *id, const char *hash,
+		      const void *buf, size_t len, int ttl_s)
+{
+	char key[VS_REDIS_KEY_MAX];
+
+	vs_redis_key_blob(key, id, hash);
+	return encoded_put(r, key, buf, len, ttl_s);
+}
+
+int vs_redis_chunk_get(struct vs_redis *r, const char *id, const char *hash,
+		       unsigned idx, uint8_t *buf, size_t cap, size_t *len)
+{
+	char key[VS_REDIS_KEY_MAX];
+	const char *argv[2] = {"GET", key};
+	redisReply *rep = NULL;
+	int e;
+
+	*len = 0;
+	vs_redis_key_chunk(key, id, hash, idx);
+	e = vs_redis_command(r, &rep, 2, argv, NULL);
+	if (e < 0)
+		return e;
+	if (rep->type == REDIS_REPLY_NIL) {
+		e = -ENOENT;
+	} else if (rep->type != REDIS_REPLY_STRING) {
+		redis_set_error(r, "unexpected reply type %d to GET %s",
+				rep->type, key);
+		e = -EIO;
+	} else {
+		e = vs_blob_decode_into(buf, cap, len, rep->str, rep->len);
+		if (e < 0)
+			redis_set_error(r, "%s does not decode into %zu bytes",
+					key, cap);
+	}
+	freeReplyObject(rep);
+	return e;
+}
+
+int vs_redis_chunk_put(struct vs_redis *r, const char *id, const char *hash,
+		       unsigned idx, const void *buf, size_t len, int ttl_s)
+{
+	char key[VS_REDIS_KEY_MAX];
+
+	vs_redis_key_chunk(key, id, hash, idx);
+	return encoded_put(r, key, buf, len, ttl_s);
 }
 
 /* ---- deltas ------------------------------------------------------------ */

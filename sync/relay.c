@@ -874,6 +874,138 @@ out:
 	return r;
 }
 
+/* Chunked content being put into Redis: vs_pg_chunks_fetch's sink. */
+struct chunk_pub {
+	struct relay *rl;
+	const char *id, *hash;
+	char *shas; /* the index: each piece's SHA-256 in hex */
+	size_t n, max;
+	struct vs_sha256 whole;
+	int redis_r; /* a failed SET (reported) */
+};
+
+/* A chunk from PostgreSQL: SET as its pieces of VS_REDIS_CHUNK_SIZE. */
+static int chunk_pub_sink(void *arg, const uint8_t *buf, size_t len)
+{
+	struct chunk_pub *cp = arg;
+	struct relay *rl = cp->rl;
+	char hex[VS_HASH_HEX_LEN + 1];
+	int r = 0;
+
+	vs_sha256_update(&cp->whole, buf, len);
+	vs_redis_set_timeout(
+	    rl->redis,
+	    vs_size_timeout_ms(rl->cfg->timeout_ms, VS_REDIS_CHUNK_SIZE));
+	for (size_t off = 0; r == 0 && off < len; off += VS_REDIS_CHUNK_SIZE) {
+		size_t n = len - off < VS_REDIS_CHUNK_SIZE
+			       ? len - off
+			       : VS_REDIS_CHUNK_SIZE;
+
+		if (cp->n == cp->max) {
+			r = -EIO; /* more bytes than the change's size */
+			break;
+		}
+		r = vs_sha256_hex(hex, buf + off, n);
+		if (r < 0)
+			break;
+		memcpy(cp->shas + cp->n * VS_HASH_HEX_LEN, hex,
+		       VS_HASH_HEX_LEN);
+		r = vs_redis_chunk_put(rl->redis, cp->id, cp->hash,
+				       (unsigned)cp->n, buf + off, n,
+				       rl->cfg->blob_ttl_s);
+		cp->n++;
+		if (r < 0)
+			cp->redis_r = redis_failed(rl, r, "SET chunk");
+	}
+	vs_redis_set_timeout(rl->redis, rl->cfg->timeout_ms);
+	return r;
+}
+
+/* Is the index of chunked content @hash in Redis? Refresh its TTL and
+ * its @n chunks' if so. 1, 0 or -errno. */
+static int chunks_present(struct relay *rl, const char *id, const char *hash,
+			  size_t n)
+{
+	char key[VS_REDIS_KEY_MAX], ttl[16];
+	const char *argv[3] = {"EXPIRE", key, ttl};
+	redisReply *rep = NULL;
+	int r;
+
+	snprintf(ttl, sizeof(ttl), "%d", rl->cfg->blob_ttl_s);
+	for (size_t i = 0; i <= n; i++) {
+		if (i == 0)
+			vs_redis_key_chunks(key, id, hash);
+		else
+			vs_redis_key_chunk(key, id, hash, (unsigned)(i - 1));
+		r = vs_redis_command(rl->redis, &rep, 3, argv, NULL);
+		if (r < 0)
+			return redis_failed(rl, r, "EXPIRE chunks");
+		r = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+		freeReplyObject(rep);
+		if (!r)
+			return 0;
+	}
+	return 1;
+}
+
+/* Put content @hash (@size bytes, over a chunk) of change @c into Redis
+ * as chunks, read chunk by chunk from PostgreSQL, then their index,
+ * signed, last: a mount that finds the index finds every chunk. Content
+ * whose chunks do not make up @hash gets no index. */
+static int chunks_publish(struct relay *rl, const char *id,
+			  const struct vs_change *c)
+{
+	const char *hash = c->state.hash;
+	uint64_t size = c->state.size;
+	size_t n =
+	    (size_t)((size + VS_REDIS_CHUNK_SIZE - 1) / VS_REDIS_CHUNK_SIZE);
+	struct chunk_pub cp = {rl, id, hash, NULL, 0, n, {0}, 0};
+	char key[VS_REDIS_KEY_MAX], ttl[16], got[VS_HASH_HEX_LEN + 1];
+	const char *argv[5] = {"SET", key, NULL, "EX", ttl};
+	size_t lens[5], vlen = 0;
+	uint8_t *val = NULL;
+	redisReply *rep = NULL;
+	int r;
+
+	r = chunks_present(rl, id, hash, n);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	cp.shas = malloc(n * VS_HASH_HEX_LEN);
+	if (!cp.shas || vs_sha256_init(&cp.whole) < 0) {
+		free(cp.shas);
+		return -ENOMEM;
+	}
+	r = vs_pg_chunks_fetch(rl->pg, id, hash, size,
+			       vs_pg_get_timeout(rl->pg), chunk_pub_sink, &cp);
+	vs_sha256_final_hex(&cp.whole, got);
+	if (r == -ENOENT) /* stored whole: mounts read PostgreSQL */
+		r = 0;
+	else if (r < 0 && !cp.redis_r)
+		r = pg_failed(rl, r, "fetch chunks");
+	else if (r == 0 && (cp.n != n || strcmp(got, hash) != 0))
+		vs_error("change %" PRId64 " of %s: the chunks of '%s' do not "
+			 "make up its checksum %s; not cached",
+			 c->seq, id, c->path, hash);
+	else if (r == 0)
+		r = vs_sign_chunks_encode(&val, &vlen, rl->cfg->sign_key, id,
+					  hash, size, cp.shas, n);
+	if (r == 0 && val) {
+		vs_redis_key_chunks(key, id, hash);
+		snprintf(ttl, sizeof(ttl), "%d", rl->cfg->blob_ttl_s);
+		argv[2] = (const char *)val;
+		for (int i = 0; i < 5; i++)
+			lens[i] = i == 2 ? vlen : strlen(argv[i]);
+		r = vs_redis_command(rl->redis, &rep, 5, argv, lens);
+		if (r < 0)
+			r = redis_failed(rl, r, "SET chunk index");
+		if (rep)
+			freeReplyObject(rep);
+	}
+	free(val);
+	free(cp.shas);
+	return r;
+}
+
 /* Put the content of change @c into Redis unless there or too big.
  * Content PostgreSQL no longer has, or whose bytes do not match, is
  * logged and left out (agents then read PostgreSQL). Content put now of
@@ -890,6 +1022,8 @@ static int blob_publish(struct relay *rl, const char *id,
 	if (c->op == VS_OP_DELETE || c->state.kind == VS_KIND_DIR ||
 	    !c->state.hash[0] || c->state.size > rl->cfg->blob_max)
 		return 0;
+	if (c->state.size > VS_CHUNK_SIZE)
+		return chunks_publish(rl, id, c);
 	r = blob_present(rl, id, c->state.hash);
 	if (r != 0)
 		return r < 0 ? r : 0;

@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "vsync/hash.h"
 #include "vsync/log.h"
 #include "vsync/banned.h"
 
@@ -460,4 +461,86 @@ int vs_sign_tree_verify(const struct vs_sign_key *k, const char *project_id,
 
 	return n < 0 ? -EBADMSG
 		     : vs_sign_verify(k, buf, (size_t)n, sig, siglen);
+}
+
+/* The message of a chunk index: at most 5 * 4 + 15 + 36 + 64 + 20 + 64. */
+static long chunks_msg(uint8_t *out, size_t size, const char *id,
+		       const char *hash, uint64_t size_bytes, const char *shas,
+		       size_t n)
+{
+	struct msg m = {out, size, 0, 0};
+	uint8_t d[32];
+	char hex[65];
+
+	if (!EVP_Digest(shas, n * VS_HASH_HEX_LEN, d, NULL, EVP_sha256(), NULL))
+		return -ENOMEM;
+	vs_hex_encode(hex, d, sizeof(d));
+	put_str(&m, "vsync-chunks-v1");
+	put_str(&m, id);
+	put_str(&m, hash);
+	put_u64(&m, size_bytes);
+	put_str(&m, hex);
+	return msg_end(&m);
+}
+
+int vs_sign_chunks_encode(uint8_t **out, size_t *out_len,
+			  const struct vs_sign_key *k, const char *id,
+			  const char *hash, uint64_t size, const char *shas,
+			  size_t n)
+{
+	char sig[VS_SIGN_B64_LEN + 1];
+	size_t head = k ? VS_SIGN_PREFIX_LEN + VS_SIGN_B64_LEN + 1 : 0;
+	uint8_t buf[256];
+	long mlen;
+	int r;
+
+	*out = NULL;
+	*out_len = 0;
+	if (k) {
+		mlen = chunks_msg(buf, sizeof(buf), id, hash, size, shas, n);
+		if (mlen < 0)
+			return (int)mlen;
+		r = vs_sign(k, buf, (size_t)mlen, sig);
+		if (r < 0)
+			return r;
+	}
+	*out = malloc(head + n * VS_HASH_HEX_LEN + 1);
+	if (!*out)
+		return -ENOMEM;
+	if (k) {
+		memcpy(*out, VS_SIGN_PREFIX, VS_SIGN_PREFIX_LEN);
+		memcpy(*out + VS_SIGN_PREFIX_LEN, sig, VS_SIGN_B64_LEN);
+		(*out)[head - 1] = ' ';
+	}
+	memcpy(*out + head, shas, n * VS_HASH_HEX_LEN);
+	*out_len = head + n * VS_HASH_HEX_LEN;
+	return 0;
+}
+
+int vs_sign_chunks_decode(const char *value, size_t len,
+			  const struct vs_sign_key *verify, const char *id,
+			  const char *hash, uint64_t size, char *shas, size_t n)
+{
+	const char *sig, *plain;
+	size_t plain_len;
+	uint8_t buf[256];
+	long mlen;
+
+	if (vs_sign_value_split(value, len, &sig, &plain, &plain_len) < 0 ||
+	    plain_len != n * VS_HASH_HEX_LEN)
+		return -EBADMSG;
+	if (verify) {
+		if (!sig)
+			return -EBADMSG;
+		mlen = chunks_msg(buf, sizeof(buf), id, hash, size, plain, n);
+		if (mlen < 0 || vs_sign_verify(verify, buf, (size_t)mlen, sig,
+					       VS_SIGN_B64_LEN) < 0)
+			return -EBADMSG;
+	}
+	for (size_t i = 0; i < n * VS_HASH_HEX_LEN; i++)
+		if (!((plain[i] >= '0' && plain[i] <= '9') ||
+		      (plain[i] >= 'a' && plain[i] <= 'f')))
+			return -EBADMSG;
+	memcpy(shas, plain, n * VS_HASH_HEX_LEN);
+	return 0;
 }

@@ -224,10 +224,14 @@ static void wb_advance(struct vs_writeback *wb, uint64_t upto, int gap_error,
 	pthread_mutex_unlock(&wb->lock);
 }
 
-/* Read cache object @hash whole into a malloc'd buffer. */
+/* Read cache object @hash whole into a malloc'd buffer; or, when it is
+ * larger than a chunk (VS_CHUNK_SIZE), leave *buf NULL and hand out its
+ * fd (*fd_out, the caller's) and size (wb_put_chunked). */
 static int wb_read_object(struct vs_writeback *wb, const char *hash,
-			  uint8_t **buf, size_t *len)
+			  uint8_t **buf, size_t *len, int *fd_out,
+			  uint64_t *size)
 {
+	struct stat st;
 	char *p = NULL;
 	int fd, r;
 
@@ -236,8 +240,17 @@ static int wb_read_object(struct vs_writeback *wb, const char *hash,
 	r = vs_cache_open(wb->cache, hash, &fd);
 	if (r < 0)
 		return r;
-	/* 1 GiB: PostgreSQL's largest field */
-	r = vs_pread_fd_whole(&p, len, fd, (size_t)1 << 30);
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	if ((uint64_t)st.st_size > VS_CHUNK_SIZE) {
+		*fd_out = fd;
+		*size = (uint64_t)st.st_size;
+		return 0;
+	}
+	r = vs_pread_fd_whole(&p, len, fd, VS_CHUNK_SIZE);
 	close(fd);
 	*buf = (uint8_t *)p;
 	return r;
@@ -261,6 +274,23 @@ static void fmt_int(char *buf, size_t size, int64_t v, bool null_if_neg,
 }
 
 /* ------------------------------------------------------------ SQL calls */
+
+/* Fill seq, version, hash of @res from write call result @pr (call result
+ * @r), and free @pr. 0 or -errno. */
+static int wb_put_result(int r, PGresult *pr, struct vs_wb_result *res)
+{
+	if (r == 0 && (PQntuples(pr) != 1 || PQnfields(pr) != 3 ||
+		       !vs_hash_hex_valid(PQgetvalue(pr, 0, 2))))
+		r = -EIO;
+	if (r == 0) {
+		res->seq = strtoll(PQgetvalue(pr, 0, 0), NULL, 10);
+		res->version = strtoll(PQgetvalue(pr, 0, 1), NULL, 10);
+		snprintf(res->hash, sizeof(res->hash), "%s",
+			 PQgetvalue(pr, 0, 2));
+	}
+	PQclear(pr);
+	return r;
+}
 
 /*
  * vsync_write_file (@current < 0) or vsync_write_file_over (@current >= 0:
@@ -311,18 +341,53 @@ static int wb_put(struct vs_writeback *wb, const struct vs_jentry *e,
 			       " $4::int, $5::int, $6::int, $7::uuid, $8, $9)",
 			       n, v, lens, fmts, 0);
 	vs_pg_set_timeout(wb->pg, wb->timeout_ms);
-	if (r < 0)
-		return r;
-	if (PQntuples(pr) != 1 || PQnfields(pr) != 3 ||
-	    !vs_hash_hex_valid(PQgetvalue(pr, 0, 2))) {
-		r = -EIO;
-		goto out;
-	}
-	res->seq = strtoll(PQgetvalue(pr, 0, 0), NULL, 10);
-	res->version = strtoll(PQgetvalue(pr, 0, 1), NULL, 10);
-	snprintf(res->hash, sizeof(res->hash), "%s", PQgetvalue(pr, 0, 2));
-out:
-	PQclear(pr);
+	return wb_put_result(r, pr, res);
+}
+
+/*
+ * wb_put for content too large to send whole: the @size bytes of cache
+ * object @fd (e->hash) go as chunks (vs_pg_chunks_put), then
+ * vsync_write_chunked names them, in one transaction (the batch's, or one
+ * of its own). 0 or -errno, as wb_put.
+ */
+static int wb_put_chunked(struct vs_writeback *wb, const struct vs_jentry *e,
+			  int fd, uint64_t size, int64_t base, int64_t current,
+			  struct vs_wb_result *res)
+{
+	char mode[16], sizebuf[24], basebuf[24], curbuf[24];
+	const char *v[9];
+	PGresult *pr = NULL;
+	bool own = !wb->in_batch;
+	int r = 0;
+
+	v[0] = wb->project_id;
+	v[1] = e->path;
+	v[2] = e->hash;
+	fmt_int(sizebuf, sizeof(sizebuf), (int64_t)size, false, &v[3]);
+	fmt_int(mode, sizeof(mode), e->mode, false, &v[4]);
+	if (e->mode == 0)
+		v[4] = NULL;
+	fmt_int(basebuf, sizeof(basebuf), base, true, &v[5]);
+	fmt_int(curbuf, sizeof(curbuf), current, true, &v[6]);
+	v[7] = e->op_id;
+	v[8] = wb->author;
+	if (own)
+		r = vs_pg_begin(wb->pg, NULL);
+	if (r == 0)
+		r = vs_pg_chunks_put(wb->pg, wb->project_id, e->hash, fd, size,
+				     wb->timeout_ms);
+	if (r == 0)
+		r = vs_pg_exec(wb->pg, &pr,
+			       "SELECT seq, version, content_hash FROM"
+			       " vsync_write_chunked($1::uuid, $2, $3,"
+			       " $4::bigint, $5::int, $6::int, $7::int,"
+			       " $8::uuid, $9)",
+			       9, v, NULL, NULL, 0);
+	r = wb_put_result(r, pr, res);
+	if (own && r == 0)
+		r = vs_pg_commit(wb->pg);
+	if (own && r < 0)
+		vs_pg_rollback(wb->pg);
 	return r;
 }
 
@@ -436,13 +501,28 @@ static void wb_cache_fill(struct vs_writeback *wb, const char *hash)
 /* ------------------------------------------------------------ conflicts */
 
 /*
- * A write of @e (content @ours) was refused as stale: its base is no
- * longer current. Merge or commit over, as the DESIGN says. 0 with @res
+ * The local side of a write: in memory (@ours, @ours_len), or, NULL, too
+ * large for that: cache object @fd of @size bytes (wb_put_chunked).
+ */
+static int wb_put_ours(struct vs_writeback *wb, const struct vs_jentry *e,
+		       const uint8_t *ours, size_t ours_len, int fd,
+		       uint64_t size, int64_t base, int64_t current,
+		       struct vs_wb_result *res)
+{
+	if (!ours)
+		return wb_put_chunked(wb, e, fd, size, base, current, res);
+	return wb_put(wb, e, ours, ours_len, base, current, res);
+}
+
+/*
+ * A write of @e (content @ours, or cache object @fd of @size bytes, as
+ * wb_put_ours) was refused as stale: its base is no longer current. Merge
+ * (content in memory only) or commit over, as the DESIGN says. 0 with @res
  * filled (res->error may be a refusal), or -errno to retry later.
  */
 static int wb_resolve(struct vs_writeback *wb, const struct vs_jentry *e,
-		      const uint8_t *ours, size_t ours_len,
-		      struct vs_wb_result *res)
+		      const uint8_t *ours, size_t ours_len, int fd,
+		      uint64_t size, struct vs_wb_result *res)
 {
 	struct wb_current cur = {0};
 	uint8_t *base = NULL;
@@ -456,7 +536,7 @@ static int wb_resolve(struct vs_writeback *wb, const struct vs_jentry *e,
 		free(merged);
 		base = NULL;
 		merged = NULL;
-		r = wb_current(wb, e->path, true, &cur);
+		r = wb_current(wb, e->path, ours != NULL, &cur);
 		if (r < 0)
 			goto out;
 		if (cur.live && !strcmp(cur.kind, "dir")) {
@@ -497,7 +577,8 @@ static int wb_resolve(struct vs_writeback *wb, const struct vs_jentry *e,
 			/* deleted (or never there) on the other side: the
 			 * local edit re-creates it; the deletion stays in
 			 * history */
-			r = wb_put(wb, e, ours, ours_len, 0, -1, res);
+			r = wb_put_ours(wb, e, ours, ours_len, fd, size, 0, -1,
+					res);
 			if (r == 0) {
 				res->conflict = 1;
 				vs_warn("conflict on '%s': local edit based on "
@@ -526,8 +607,8 @@ static int wb_resolve(struct vs_writeback *wb, const struct vs_jentry *e,
 					e->path, cur.version, res->version);
 			}
 		} else {
-			r = wb_put(wb, e, ours, ours_len, e->base_version,
-				   cur.version, res);
+			r = wb_put_ours(wb, e, ours, ours_len, fd, size,
+					e->base_version, cur.version, res);
 			if (r == 0) {
 				res->conflict = 1;
 				vs_warn("conflict on '%s': local edit based on "
@@ -582,8 +663,9 @@ static int wb_commit_put(struct vs_writeback *wb, const struct vs_jentry *e,
 	struct vs_jentry *chained = NULL;
 	uint8_t *buf = NULL;
 	size_t len = 0;
+	uint64_t size = 0;
 	int64_t after;
-	int r;
+	int fd = -1, r;
 
 	if (e->after_op[0]) {
 		/* a save made before the previous one was committed: its
@@ -599,7 +681,7 @@ static int wb_commit_put(struct vs_writeback *wb, const struct vs_jentry *e,
 	}
 
 	if (e->op == VS_JOP_WRITE) {
-		r = wb_read_object(wb, e->hash, &buf, &len);
+		r = wb_read_object(wb, e->hash, &buf, &len, &fd, &size);
 		if (r < 0) {
 			vs_error("cannot commit '%s': its content %.12s is "
 				 "not readable in the cache (%s); local edit "
@@ -618,9 +700,9 @@ static int wb_commit_put(struct vs_writeback *wb, const struct vs_jentry *e,
 		}
 		memcpy(buf, e->target, len);
 	}
-	r = wb_put(wb, e, buf, len, e->base_version, -1, res);
+	r = wb_put_ours(wb, e, buf, len, fd, size, e->base_version, -1, res);
 	if (r == -ESTALE && e->base_version >= 0 && !wb->in_batch)
-		r = wb_resolve(wb, e, buf, len, res);
+		r = wb_resolve(wb, e, buf, len, fd, size, res);
 	else if (r == 0 && e->op == VS_JOP_WRITE &&
 		 strcmp(res->hash, e->hash)) {
 		/* the first call of this op id committed other bytes:
@@ -629,6 +711,8 @@ static int wb_commit_put(struct vs_writeback *wb, const struct vs_jentry *e,
 		wb_cache_fill(wb, res->hash);
 	}
 	free(buf);
+	if (fd >= 0)
+		close(fd);
 	free(chained);
 	return r;
 }

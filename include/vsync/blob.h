@@ -21,5 +21,9 @@ int vs_blob_encode(uint8_t **out, size_t *out_len, const void *data, size_t len,
  * -EFBIG if the original is over @max_len. 0 and a malloc'd *out. */
 int vs_blob_decode(uint8_t **out, size_t *out_len, const void *enc,
 		   size_t enc_len, size_t max_len);
+/* The same into the caller's @out of @cap bytes: -EFBIG if the original
+ * is larger. */
+int vs_blob_decode_into(uint8_t *out, size_t cap, size_t *out_len,
+			const void *enc, size_t enc_len);
 
 #endif

@@ -44,6 +44,10 @@ struct vs_cache {
 	 * one (vs_cache_evict_object): an object a save has just made or
 	 * found is never removed under it */
 	pthread_mutex_t evict_lock;
+	/* one large object (over a chunk) fetched at a time, by whichever
+	 * of the mount's readers and prefetchers needs it first: the others
+	 * wait and find it made (content.c) */
+	pthread_mutex_t fill_lock;
 	/* estimate of the bytes of objects/ (allocated, st_blocks): added
 	 * to by stores and links, taken from by evictions, set by the
 	 * evictor's scans; may drift (other processes sharing the dir) */
@@ -100,6 +104,26 @@ bool vs_cache_has(struct vs_cache *c, const char *hash);
  */
 int vs_cache_store(struct vs_cache *c, const char *hash, const void *buf,
 		   size_t len);
+
+/*
+ * An object written piece by piece (content too large to hold whole):
+ * vs_cache_writer_open(), vs_cache_writer_add() for each piece in order,
+ * then vs_cache_writer_commit(), which checks the bytes against @hash
+ * (-EBADMSG if they differ) and renames them into place, or
+ * vs_cache_writer_abort(). Both end the writer and remove what was written
+ * unless it became the object.
+ */
+struct vs_cache_writer {
+	struct vs_cache *c;
+	char tmp[64];
+	int fd;
+	uint64_t len;
+	struct vs_sha256 sha;
+};
+int vs_cache_writer_open(struct vs_cache *c, struct vs_cache_writer *w);
+int vs_cache_writer_add(struct vs_cache_writer *w, const void *buf, size_t len);
+int vs_cache_writer_commit(struct vs_cache_writer *w, const char *hash);
+void vs_cache_writer_abort(struct vs_cache_writer *w);
 
 /*
  * Make open file @fd (an O_TMPFILE on the cache dir's file system, not

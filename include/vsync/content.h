@@ -26,6 +26,11 @@ int vs_content_new(struct vs_content **out, struct vs_cache *cache,
 		   const char *pg_conninfo, const char *redis_url,
 		   const char *project_id, int timeout_ms);
 void vs_content_free(struct vs_content *c);
+/* Believe the index of content stored in chunks in Redis only when @k
+ * (which must outlive @c) signed it; NULL (the default): any index, the
+ * chunks and the whole are checked against it and the hash anyway. */
+struct vs_sign_key;
+void vs_content_set_verify(struct vs_content *c, const struct vs_sign_key *k);
 
 /*
  * Store @len bytes that should be content @hash of @size bytes (a stream

@@ -188,4 +188,37 @@ int vs_pg_seq_at(struct vs_pg *pg, const char *id, const char *when,
 int vs_pg_blob_fetch(struct vs_pg *pg, const char *id, const char *hash,
 		     uint8_t **buf, size_t *len);
 
+/*
+ * Content larger than VS_CHUNK_SIZE is stored in PostgreSQL as chunks of
+ * that size, the last one shorter (sql/006_chunks.sql; the server takes
+ * chunks of up to 8 MiB). Such a file never travels, nor sits in memory,
+ * whole.
+ */
+#define VS_CHUNK_SIZE ((size_t)8 << 20)
+
+/*
+ * Store the @size bytes of @fd (read with pread from offset 0) as the
+ * chunks of content @hash of project @id (vsync_chunk_put, one statement
+ * a chunk, each with the deadline its bytes take from @timeout_ms), in
+ * the caller's transaction. The bytes read are hashed on the way:
+ * -EBADMSG if they are not @hash (the file changed, or is not what its
+ * name says), -EIO if @fd ends early; else 0 or the backend's -errno.
+ */
+int vs_pg_chunks_put(struct vs_pg *pg, const char *id, const char *hash, int fd,
+		     uint64_t size, int timeout_ms);
+
+/*
+ * Read the chunks of content @hash (@size bytes) of project @id in order,
+ * each checked against the SHA-256 the server stored with it, and hand
+ * each to @sink (a non-zero return stops and is returned). -ENOENT if the
+ * content has no chunks (it is stored whole: vs_pg_blob_fetch), -EIO if a
+ * chunk is missing, corrupt or the sizes disagree, else 0 or the
+ * backend's -errno. Does not check the whole against @hash (the caller
+ * does).
+ */
+int vs_pg_chunks_fetch(struct vs_pg *pg, const char *id, const char *hash,
+		       uint64_t size, int timeout_ms,
+		       int (*sink)(void *arg, const uint8_t *buf, size_t len),
+		       void *arg);
+
 #endif

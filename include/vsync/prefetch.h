@@ -66,10 +66,13 @@ struct vs_prefetch_config {
 	 * then the plan (what a bundle had is skipped) */
 	const struct vs_bundle_ref *bundles;
 	size_t nbundles;
+	/* --verify-key (vs_content_set_verify); NULL: none */
+	const struct vs_sign_key *verify;
 };
 
 struct vs_prefetch;
 struct vs_bundle_ref;
+struct vs_sign_key;
 
 /* Take over @plan (left empty) and start. 0 or -errno. */
 int vs_prefetch_start(struct vs_prefetch **out,

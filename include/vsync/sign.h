@@ -136,6 +136,26 @@ const char *vs_sign_field(const char *const *names, const char *const *values,
 			  const size_t *lengths, size_t n, size_t *len);
 
 /*
+ * The index of content @hash (@size bytes) of project @id stored in
+ * chunks (chunks:{id}:<hash>, docs/protocol.md "Chunks"): the SHA-256 of
+ * each chunk in hex, @n * 64 characters in @shas (no NUL), signed with
+ * "vsync-chunks-v1", project id, content hash, size, SHA-256 of that
+ * list. Encode: a malloc'd value, signed when @k is not NULL. Decode: 0
+ * and @shas (the caller's, @n * 64 bytes: n = chunks of @size) filled;
+ * -EBADMSG when the value does not hold that many lowercase hex digits,
+ * or (@verify given) is unsigned or not signed for exactly this content
+ * by that key.
+ */
+int vs_sign_chunks_encode(uint8_t **out, size_t *out_len,
+			  const struct vs_sign_key *k, const char *id,
+			  const char *hash, uint64_t size, const char *shas,
+			  size_t n);
+int vs_sign_chunks_decode(const char *value, size_t len,
+			  const struct vs_sign_key *verify, const char *id,
+			  const char *hash, uint64_t size, char *shas,
+			  size_t n);
+
+/*
  * Split a manifest:{id} value into its signature and the plain value
  * (vs_relay_entry_parse()'s input). Pure. A value without the prefix gets
  * *sig NULL and is returned whole; -EBADMSG when the prefix is there but

@@ -10,15 +10,16 @@
 #   -m MIB   size of the file (default 256; issue 14's cold-read row is a
 #            256 MiB file, its round-trip check 300 MiB)
 #
-# One throwaway PostgreSQL (Redis plays no part: files over the relay's
-# 64 MiB blob limit are served from PostgreSQL). Steps, each timed, each
-# beside its local reference:
+# One throwaway PostgreSQL and Redis. Steps, each timed, each beside its
+# local reference:
 #
 #   import     `vsyncctl import` of a directory holding the file, beside
 #              `cp` of it to local disk;
 #   cold read  `cat` of the file on a fresh mount (empty cache dir,
 #              --prefetch 0), beside `cat` of the local copy with the page
-#              cache dropped for it (POSIX_FADV_DONTNEED via dd);
+#              cache dropped for it (POSIX_FADV_DONTNEED via dd): once
+#              from PostgreSQL's chunks, once from Redis's (after
+#              `vsync-relay --once` put them there);
 #   edit       6 bytes overwritten in the middle with `dd conv=notrunc,fsync`
 #              on the mount (fsync returns once the new version is in
 #              PostgreSQL), beside the same on the local copy;
@@ -59,7 +60,9 @@ CTL_BIN=$VSYNC_BUILD_DIR/agent/vsyncctl
 }
 vs_deadline 3600
 
-vs_servers_start pg >/dev/null
+vs_servers_start all >/dev/null
+REDIS_URL=$VSYNC_REDIS_URL
+unset VSYNC_REDIS_URL # the mounts read PostgreSQL unless told
 W=$VS_SERVERS_DIR/work
 mkdir -p "$W/src" "$W/local" "$W/mnt"
 CTL() { "$CTL_BIN" --pg "$VSYNC_PG_URL" -q "$@"; }
@@ -94,6 +97,23 @@ cat "$W/mnt/big.bin" >/dev/null
 vs_read=$(($(now_us) - t0))
 cold_ok=no
 cmp -s "$W/mnt/big.bin" "$W/src/big.bin" && cold_ok=yes
+vs_umount "$W/mnt"
+
+# the same from Redis: the relay puts the chunks there (1 MiB pieces)
+t0=$(now_us)
+VSYNC_REDIS_URL=$REDIS_URL "$VSYNC_BUILD_DIR/agent/vsync-relay" --once 2>/dev/null
+log "vsync-relay --once put it in Redis in $((($(now_us) - t0) / 1000)) ms"
+vs_mount big "$W/mnt" --cache-dir "$W/cache-redis" --prefetch 0 \
+	--redis "$REDIS_URL" --max-file-size $((BYTES * 2)) \
+	--author bench >/dev/null
+uncache "$W/local/big.bin"
+t0=$(now_us)
+cat "$W/local/big.bin" >/dev/null
+local_read2=$(($(now_us) - t0))
+t0=$(now_us)
+cat "$W/mnt/big.bin" >/dev/null
+vs_read_redis=$(($(now_us) - t0))
+cmp -s "$W/mnt/big.bin" "$W/src/big.bin" || cold_ok=no
 
 edit() { printf 'EDITED' | dd of="$1" bs=1 seek=$((BYTES / 2)) conv=notrunc,fsync status=none; }
 t0=$(now_us)
@@ -113,7 +133,8 @@ vs_umount "$W/mnt"
 printf '\n%-34s %12s %12s %8s\n' "$MIB MiB file" "vsync MB/s" "local MB/s" "ratio"
 row() { printf '%-34s %12s %12s %8s\n' "$1" "$(mbs "$2")" "$(mbs "$3")" "$(ratio "$2" "$3")"; }
 row "import (vs cp + sync)" "$vs_import" "$local_import"
-row "cold read on a fresh mount" "$vs_read" "$local_read"
+row "cold read, fresh mount, PostgreSQL" "$vs_read" "$local_read"
+row "cold read, fresh mount, Redis" "$vs_read_redis" "$local_read2"
 row "edit 6 bytes + fsync (committed)" "$vs_edit" "$local_edit"
 printf '%-34s %12s %12s %8s\n' "vsyncctl cat of the new version" "$(mbs "$vs_back")" "-" "-"
 printf '\ncold read byte-identical: %s; the edit round-tripped through PostgreSQL: %s\n' \

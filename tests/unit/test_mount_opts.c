@@ -554,7 +554,7 @@ static void test_other_values(void **state)
 	check_int(4, p.o.prefetch, "default --prefetch");
 	check_int(10, p.o.learn_seconds, "default --learn-seconds");
 	check_ptr(NULL, p.o.author, "no --author by default");
-	check_int(64LL << 20, p.o.max_file_size, "default --max-file-size");
+	check_int(1LL << 30, p.o.max_file_size, "default --max-file-size");
 	check_int(-1, p.o.cache_max, "default --cache-max: the agent picks");
 
 	PARSE(&p, "--no-follow", "--critical", "src/*.ts", "--critical=*.json",

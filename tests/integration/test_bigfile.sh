@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+#
+# test_bigfile.sh - a file far larger than one chunk (300 MiB; chunks are
+# 8 MiB, include/vsync/pg.h VS_CHUNK_SIZE) round-trips byte-identical
+# through PostgreSQL's chunks (sql/006_chunks.sql): import, a cold mount's
+# first read, an edit saved with fsync(2), and a read back.
+#
+# Covers: `vsyncctl import` stores it as chunks (its row's encoding is
+# 'chunks', 38 rows in vsync_chunks whose sizes add up); `vsyncctl cat`
+# (vsync_read_file) still returns it whole; `vsync-relay --once
+# --sign-key` puts its chunks in Redis with a signed index, and with
+# PostgreSQL stopped a verifying mount with an empty cache reads it from
+# there byte for byte, but not with the index's signature stripped, nor
+# with a piece changed (each piece is checked against the index); with
+# PostgreSQL back, a mount with an empty cache
+# dir reads it byte for byte, chunk by chunk; 6 bytes overwritten in the
+# middle with `dd conv=notrunc,fsync` on the mount are in PostgreSQL when
+# dd returns, as a new version stored in chunks, equal to a local copy
+# edited the same way; a second cold mount reads the new version; a chunk
+# whose bytes were changed in PostgreSQL is refused (EIO to the reader,
+# the log says why), never served.
+#
+# VS_BIGFILE_MIB overrides the size (default 300, the issue's figure).
+# Needs /dev/fuse (else exit 77), PostgreSQL and Redis (started here).
+set -u
+
+# shellcheck source=tests/lib/servers.sh
+. "$(dirname "$0")/../lib/servers.sh"
+
+vs_need_fuse
+CTL=$VSYNC_BUILD_DIR/agent/vsyncctl
+RELAY=$VSYNC_BUILD_DIR/agent/vsync-relay
+MIB=${VS_BIGFILE_MIB:-300}
+vs_deadline 900
+vs_servers_start all || exit 1
+export VS_LOG_DIR=$VS_SERVERS_DIR
+W=$VS_SERVERS_DIR/work
+
+mkdir -p "$W/src/assets" "$W/local"
+printf 'export const x = 1;\n' >"$W/src/index.js"
+# random bytes: nothing for PostgreSQL or lz4 to compress
+head -c $((MIB << 20)) /dev/urandom >"$W/src/assets/big.bin"
+cp "$W/src/assets/big.bin" "$W/local/big.bin"
+want=$(sha256sum <"$W/src/assets/big.bin" | cut -d' ' -f1)
+nchunks=$(((MIB * 1048576 + 8388607) / 8388608))
+
+vs_check "vsyncctl init" "$CTL" -q init
+t0=$(vs_now_ms)
+vs_check "import of a $MIB MiB file" "$CTL" -q import big "$W/src"
+vs_log "import took $(($(vs_now_ms) - t0)) ms"
+ID=$(vs_sql "SELECT vsync_project_id('big')")
+vs_check_eq "its row is stored in chunks" "chunks|$want" \
+	"$(vs_sql "SELECT encoding, content_hash FROM project_files
+		    WHERE project_id = '$ID' AND file_path = 'assets/big.bin'
+		      AND is_current")"
+vs_check_eq "$nchunks chunks of it, $MIB MiB in all" "$nchunks|$((MIB << 20))" \
+	"$(vs_sql "SELECT count(*), sum(octet_length(data)) FROM vsync_chunks
+		    WHERE project_id = '$ID' AND content_hash = '$want'")"
+vs_check_eq "vsyncctl cat returns it whole" "$want" \
+	"$("$CTL" cat big assets/big.bin | sha256sum | cut -d' ' -f1)"
+
+# ---------------------------------------------------------------- Redis
+VERIFY=$("$CTL" keygen "$W/relay.key")
+VERIFY=${VERIFY#VSYNC_VERIFY_KEY=}
+vs_check "relay --once --sign-key puts it in Redis" "$RELAY" --once --sign-key "$W/relay.key"
+IDX=$(vs_redis_cli GET "chunks:{$ID}:$want")
+# in Redis the pieces are of 1 MiB (VS_REDIS_CHUNK_SIZE)
+vs_check "its chunk index is signed, one SHA-256 a 1 MiB piece" \
+	test "${IDX:0:5}" = "sig1:" -a "${#IDX}" -eq $((5 + 88 + 1 + MIB * 64))
+vs_check_eq "its last piece is in Redis, 1 MiB (raw: random bytes do not shrink)" 1048577 \
+	"$(vs_redis_cli STRLEN "chunk:{$ID}:$want:$((MIB - 1))")"
+vs_check "PostgreSQL stopped" vs_pg_stop
+mkdir -p "$W/r1"
+if vs_mount big "$W/r1" --pg "$VSYNC_PG_URL" --redis "$VSYNC_REDIS_URL" \
+	--verify-key "$VERIFY" --cache-dir "$W/rc1" --prefetch 0; then
+	t0=$(vs_now_ms)
+	got=$(sha256sum <"$W/r1/assets/big.bin" | cut -d' ' -f1)
+	ms=$(($(vs_now_ms) - t0))
+	vs_check_eq "with PostgreSQL stopped, a cold mount reads it from Redis's chunks ($ms ms, $((MIB * 1000 / (ms ? ms : 1))) MiB/s)" \
+		"$want" "$got"
+	vs_umount "$W/r1"
+else
+	vs_fail "mount from Redis: expected it mounted, saw it exit"
+fi
+# an index not signed by the relay: refused, and with PostgreSQL stopped
+# the read fails rather than serve what it cannot verify
+vs_redis_cli SET "chunks:{$ID}:$want" "${IDX:94}" >/dev/null
+mkdir -p "$W/r2"
+if vs_mount big "$W/r2" --pg "$VSYNC_PG_URL" --redis "$VSYNC_REDIS_URL" \
+	--verify-key "$VERIFY" --cache-dir "$W/rc2" --prefetch 0; then
+	vs_check "an unsigned chunk index is not believed (EIO with PostgreSQL stopped)" \
+		sh -c '! cat "$1" >/dev/null 2>&1' _ "$W/r2/assets/big.bin"
+	vs_check "the log says why" grep -q "refusing the chunk index of 'assets/big.bin'" "$VS_MOUNT_LOG"
+	vs_umount "$W/r2"
+else
+	vs_fail "mount from Redis: expected it mounted, saw it exit"
+fi
+vs_redis_cli SET "chunks:{$ID}:$want" "$IDX" >/dev/null
+# a piece whose bytes are not the ones the signed index names: refused
+{ printf r; head -c 1048576 /dev/zero; } >"$W/zeros.piece"
+vs_redis_cli -x SET "chunk:{$ID}:$want:5" <"$W/zeros.piece" >/dev/null
+mkdir -p "$W/r3"
+if vs_mount big "$W/r3" --pg "$VSYNC_PG_URL" --redis "$VSYNC_REDIS_URL" \
+	--verify-key "$VERIFY" --cache-dir "$W/rc3" --prefetch 0; then
+	vs_check "a piece that does not match the index is not served (EIO with PostgreSQL stopped)" \
+		sh -c '! cat "$1" >/dev/null 2>&1' _ "$W/r3/assets/big.bin"
+	vs_check "the log says which piece" grep -q "refusing chunk 5 of 'assets/big.bin'" "$VS_MOUNT_LOG"
+	vs_umount "$W/r3"
+else
+	vs_fail "mount from Redis: expected it mounted, saw it exit"
+fi
+vs_check "PostgreSQL started again" vs_pg_start_again
+# no relay runs from here on: the mounts below read PostgreSQL alone
+unset VSYNC_REDIS_URL
+
+# ---------------------------------------------------------------- cold read
+mkdir -p "$W/m1"
+if vs_mount big "$W/m1" --pg "$VSYNC_PG_URL" --cache-dir "$W/c1" --prefetch 0; then
+	t0=$(vs_now_ms)
+	got=$(sha256sum <"$W/m1/assets/big.bin" | cut -d' ' -f1)
+	ms=$(($(vs_now_ms) - t0))
+	vs_check_eq "a cold mount reads it byte for byte ($ms ms, $((MIB * 1000 / (ms ? ms : 1))) MiB/s)" \
+		"$want" "$got"
+
+	# ------------------------------------------------------------ edit
+	printf 'EDITED' | dd of="$W/local/big.bin" bs=1 seek=$((MIB << 19)) \
+		conv=notrunc status=none
+	vs_check "6 bytes overwritten in the middle, dd conv=notrunc,fsync" \
+		sh -c 'printf EDITED | dd of="$1" bs=1 seek="$2" conv=notrunc,fsync status=none' \
+		_ "$W/m1/assets/big.bin" $((MIB << 19))
+	want2=$(sha256sum <"$W/local/big.bin" | cut -d' ' -f1)
+	vs_check_eq "PostgreSQL has the new version when fsync returns, in chunks" \
+		"2|chunks|$want2" \
+		"$(vs_sql "SELECT version, encoding, content_hash FROM project_files
+			    WHERE project_id = '$ID' AND file_path = 'assets/big.bin'
+			      AND is_current")"
+	vs_check_eq "its bytes are the local copy's" "$want2" \
+		"$("$CTL" cat big assets/big.bin | sha256sum | cut -d' ' -f1)"
+	vs_umount "$W/m1"
+else
+	vs_fail "mount: expected it mounted, saw it exit"
+	want2=none
+fi
+
+mkdir -p "$W/m2"
+if vs_mount big "$W/m2" --pg "$VSYNC_PG_URL" --cache-dir "$W/c2" --prefetch 0; then
+	vs_check_eq "a second cold mount reads the new version" "$want2" \
+		"$(sha256sum <"$W/m2/assets/big.bin" | cut -d' ' -f1)"
+	vs_umount "$W/m2"
+else
+	vs_fail "second mount: expected it mounted, saw it exit"
+fi
+
+# ---------------------------------------------------------------- corrupt
+vs_sql "UPDATE vsync_chunks SET data = overlay(data placing '\\x00ff'::bytea from 100)
+	 WHERE project_id = '$ID' AND content_hash = '$want2' AND idx = 1" >/dev/null
+mkdir -p "$W/m3"
+if vs_mount big "$W/m3" --pg "$VSYNC_PG_URL" --cache-dir "$W/c3" --prefetch 0; then
+	if cat "$W/m3/assets/big.bin" >/dev/null 2>"$W/cat.err"; then
+		vs_fail "a corrupt chunk: expected the read refused, saw it served"
+	else
+		vs_check "a corrupt chunk is refused with EIO" grep -q "Input/output error" "$W/cat.err"
+	fi
+	vs_check "the log says why" grep -q "chunks do not make up checksum $want2" "$VS_MOUNT_LOG"
+	vs_check "the cache holds nothing of it" \
+		test ! -e "$W/c3/objects/${want2:0:2}/$want2"
+	vs_umount "$W/m3"
+else
+	vs_fail "third mount: expected it mounted, saw it exit"
+fi
+
+vs_summary
