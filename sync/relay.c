@@ -8,16 +8,22 @@
  * connection that only LISTENs on 'file_changes' (its socket is what the
  * relay sleeps on), and a vs_redis. NOTIFY payloads are hints ("project X
  * changed"), never data: the relay reads vsync_change_feed() from the
- * project's cursor, which lives in Redis (relay:{id}:cursor). Every
+ * project's cursor, which lives in Redis (relay:{id}:cursor; a hinted
+ * round starts from the cursor this relay last read or set, without a
+ * GET: the script refuses a change above the cursor + 1). Every
  * project is scanned at start, after the LISTEN connection is (re)made
  * (notifications may have been lost meanwhile) and every poll interval;
  * a notification scans its project at once.
  *
  * Publishing change N of project P (publish_change()):
- *  1. its content goes to blob:{P}:<hash> unless it is there (EXPIRE
+ *  1. its content goes to blob:{P}:<hash>, the bytes checked against the
+ *     hash first: content of RELAY_FEED_CONTENT_MAX bytes or less came
+ *     with the change feed and is SET by the script of step 2 (no round
+ *     trip of its own); larger content is put unless it is there (EXPIRE
  *     answers that and refreshes the TTL in one round trip) or over
- *     --blob-max; the bytes are checked against the hash first;
+ *     --blob-max;
  *  2. ONE Lua script (RELAY_SCRIPT) does, atomically:
+ *       SET blob:{P}:<hash> (small content, step 1)
  *       XADD events:{P} MAXLEN ~ M N-0 <fields>
  *     and if Redis refuses the id (not above the stream's last one:
  *     another relay published N already, with the same script) it only
@@ -31,7 +37,10 @@
  *  number of relays: a relay starts at the cursor (everything up to it is
  *  in the stream, as the script moves both together) and goes up one
  *  change at a time; its XADD of N succeeds only if the stream ends
- *  below N, i.e. at N-1.
+ *  below N, i.e. at N-1. A remembered cursor (hinted rounds) is at most
+ *  the one in Redis - other relays only move it up - unless Redis lost
+ *  it, and then the script refuses the change (cursor below N-1) and the
+ *  relay reads the cursor.
  *
  * With a signing key (cfg->sign_key, sign.h) the entry carries a "sig"
  * field and each manifest value a "sig1:<base64> " prefix. Ed25519 is
@@ -45,7 +54,10 @@
  * the way, a recursive delete, a directory rename (the moved subtree's new
  * rows and the old paths' tombstones). So manifest:{P} always reflects
  * exactly the change in relay:{P}:cursor, with no snapshot rebuild and no
- * window where a newer manifest sits under an older cursor.
+ * window where a newer manifest sits under an older cursor. A batch of
+ * pure updates (in-place edits of files and symlinks: one row each, the
+ * one the feed row is read from) takes its rows from the feed itself and
+ * skips that query (feed_rows_only()).
  *
  * A change that fails validation (vs_change_parse(): bad path, kind, hash
  * ...) is logged and skipped: the script is run without the XADD, so its
@@ -112,18 +124,29 @@
 #define RELAY_INLINE_MAX 1024
 /* files from this size on carry a delta against their previous version */
 #define RELAY_DELTA_MIN (64 * 1024)
+/* content up to this size is read with the change feed (column content)
+ * and SET by the publish script itself: no EXPIRE, no vsync_blob() query
+ * and no SET of its own per change (a batch of 500 changes brings at most
+ * 8 MiB of it) */
+#define RELAY_FEED_CONTENT_MAX (16 * 1024)
 
 /*
- * KEYS: events, manifest, cursor.
+ * KEYS: events, manifest, cursor [, blob].
  * ARGV: seq, maxlen, channel, json, publish (1/0), nfields, fields...,
- *       nops, then per op "S" path value | "D" path.
+ *       nops, then per op "S" path value | "D" path; with the blob key,
+ *       then its TTL (s, 0: none) and its value (encoded, blob.h), SET
+ *       before anything else but the cursor check below, whatever the
+ *       script does next (the content is checked against its hash
+ *       already, so a second relay's SET is the same).
  * Returns 1 (published), 0 (already published by another relay: the
  * entry at <seq>-0 has exactly our fields, not counting delta_base and
  * data, which depend on what each relay could compute), 2 (skipped change
- * applied to the manifest) or 3 (published after removing forged entries:
+ * applied to the manifest), 3 (published after removing forged entries:
  * something other than a relay had put entries at or above <seq>-0; they are
  * deleted and the stream's last id moved back, so one forged entry cannot
- * block a project's stream).
+ * block a project's stream) or 4 (nothing done: the cursor is below
+ * <seq> - 1, so the relay's idea of it was wrong - Redis lost data, or
+ * someone reset it - and it must read the cursor again).
  */
 static const char RELAY_SCRIPT[] =
     "local function core(t, from, to)\n"
@@ -138,7 +161,15 @@ static const char RELAY_SCRIPT[] =
     "end\n"
     "local seq = tonumber(ARGV[1])\n"
     "local nf = tonumber(ARGV[6])\n"
-    "local cur = tonumber(redis.call('GET', KEYS[3]) or '0')\n"
+    "local cur = tonumber(redis.call('GET', KEYS[3]) or '0') or 0\n"
+    "if cur < seq - 1 then return 4 end\n"
+    "if KEYS[4] then\n"
+    "  if tonumber(ARGV[#ARGV - 1]) > 0 then\n"
+    "    redis.call('SET', KEYS[4], ARGV[#ARGV], 'EX', ARGV[#ARGV - 1])\n"
+    "  else\n"
+    "    redis.call('SET', KEYS[4], ARGV[#ARGV])\n"
+    "  end\n"
+    "end\n"
     "local ret = 2\n"
     "if ARGV[5] == '1' then\n"
     "  local x = {'XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], ARGV[1] .. '-0'}\n"
@@ -437,6 +468,8 @@ struct relay {
 	char *json;   /* VS_RELAY_EVENT_MAX */
 	uint8_t *inl; /* the change's content when small (field "data") */
 	size_t inl_len;
+	uint8_t *blob; /* encoded content the script SETs, or NULL */
+	size_t blob_len;
 	/* name:{<name>} written since Redis was last (re)connected: the
 	 * project id and a hash of the name, open addressing */
 	struct relay_name {
@@ -445,9 +478,13 @@ struct relay {
 	} * names;
 	size_t names_used, names_size; /* size: 0 or a power of two */
 	/* tree:{id} of each project seen (tree_note), rebuilt behind the
-	 * changes (relay_trees) */
+	 * changes (relay_trees), and the project's cursor */
 	struct relay_tree {
 		char id[VS_UUID_BUFSZ];
+		/* relay:{id}:cursor as this relay last read or set it, -1
+		 * unknown: a hinted round starts from it without a GET (the
+		 * script refuses a change above cursor + 1) */
+		int64_t cursor;
 		int64_t built;	 /* seq of the tree in Redis; -1 unknown */
 		int64_t want;	 /* the cursor: build at this seq */
 		int64_t last_ms; /* when this relay last built it */
@@ -510,8 +547,10 @@ static void names_forget(struct relay *rl)
 /* Forget which trees are in Redis, for the same reason. */
 static void trees_forget(struct relay *rl)
 {
-	for (size_t i = 0; i < rl->ntrees; i++)
+	for (size_t i = 0; i < rl->ntrees; i++) {
 		rl->trees[i].built = -1;
+		rl->trees[i].cursor = -1;
+	}
 }
 
 static void relay_backend_up(struct relay *rl, bool redis)
@@ -779,6 +818,62 @@ static int blob_present(struct relay *rl, const char *id, const char *hash)
 	return r;
 }
 
+/* Does the content of change @c, @buf (@len bytes), match its hash? 1
+ * yes; 0 no (logged: it is left out of Redis); -errno. */
+static int content_matches(const char *id, const struct vs_change *c,
+			   const uint8_t *buf, size_t len)
+{
+	char got[VS_HASH_HEX_LEN + 1];
+	int r = vs_sha256_hex(got, buf, len);
+
+	if (r < 0)
+		return r;
+	if (strcmp(got, c->state.hash) == 0)
+		return 1;
+	vs_error("change %" PRId64 " of %s: content of '%s' does not "
+		 "match its checksum %s; not cached",
+		 c->seq, id, c->path, c->state.hash);
+	return 0;
+}
+
+/*
+ * The content of change @c came with the feed (@hex: its bytea column as
+ * text, "\\x..."): check it against the hash and keep it, encoded, in
+ * rl->blob for the publish script to SET (and in rl->inl when small
+ * enough for the entry). Content that does not match is logged and left
+ * out. 0 or -errno (-ENOMEM).
+ */
+static int blob_from_feed(struct relay *rl, const char *id,
+			  const struct vs_change *c, const char *hex)
+{
+	uint8_t *buf;
+	size_t len = 0;
+	int r;
+
+	buf = PQunescapeBytea((const unsigned char *)hex, &len);
+	if (!buf)
+		return -ENOMEM;
+	r = content_matches(id, c, buf, len);
+	if (r <= 0)
+		goto out;
+	r = vs_blob_encode(&rl->blob, &rl->blob_len, buf, len,
+			   VS_BLOB_LZ4_THRESHOLD);
+	if (r < 0)
+		goto out;
+	if (len <= RELAY_INLINE_MAX) {
+		rl->inl = malloc(len ? len : 1);
+		if (!rl->inl) {
+			r = -ENOMEM;
+			goto out;
+		}
+		memcpy(rl->inl, buf, len);
+		rl->inl_len = len;
+	}
+out:
+	PQfreemem(buf);
+	return r;
+}
+
 /* Chunked content being put into Redis: vs_pg_chunks_fetch's sink. */
 struct chunk_pub {
 	struct relay *rl;
@@ -920,7 +1015,6 @@ static int blob_publish(struct relay *rl, const char *id,
 			const struct vs_change *c, uint8_t **inl,
 			size_t *inl_len)
 {
-	char got[VS_HASH_HEX_LEN + 1];
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	int r, tmo;
@@ -945,15 +1039,9 @@ static int blob_publish(struct relay *rl, const char *id,
 	}
 	if (r < 0)
 		return pg_failed(rl, r, "fetch blob");
-	r = vs_sha256_hex(got, buf, len);
-	if (r < 0)
+	r = content_matches(id, c, buf, len);
+	if (r <= 0)
 		goto out;
-	if (strcmp(got, c->state.hash) != 0) {
-		vs_error("change %" PRId64 " of %s: content of '%s' does not "
-			 "match its checksum %s; not cached",
-			 c->seq, id, c->path, c->state.hash);
-		goto out;
-	}
 	vs_redis_set_timeout(rl->redis,
 			     vs_size_timeout_ms(rl->cfg->timeout_ms, len));
 	r = vs_redis_blob_put(rl->redis, id, c->state.hash, buf, len,
@@ -1118,8 +1206,24 @@ static long buf_append(struct relay *rl, const char *s, size_t len)
 	return off;
 }
 
-/* Columns of vsync_change_feed() and vsync_change_rows(). */
-enum { FEED_SEQ, FEED_OP, FEED_NCOLS = 13 };
+/* Columns of vsync_change_feed(), in the order relay_project() asks. */
+enum {
+	FEED_SEQ,
+	FEED_OP,
+	FEED_PATH,
+	FEED_OLD_PATH,
+	FEED_KIND,
+	FEED_MODE,
+	FEED_SIZE,
+	FEED_HASH,
+	FEED_VERSION,
+	FEED_MTIME,
+	FEED_TARGET,
+	FEED_AUTHOR,
+	FEED_CONFLICT,
+	FEED_NCOLS,		  /* the change's fields; then: */
+	FEED_CONTENT = FEED_NCOLS /* small content (bytea) or NULL */
+};
 static const char *const feed_names[FEED_NCOLS] = {
     "seq",  "op",      "path",	   "old_path", "kind",	 "mode",     "size",
     "hash", "version", "mtime_ns", "target",   "author", "conflict",
@@ -1136,6 +1240,34 @@ enum {
 	ROW_MTIME,
 	ROW_TARGET,
 	ROW_NCOLS
+};
+
+/*
+ * Where the columns of a manifest row are in a result: a
+ * vsync_change_rows() result, or a vsync_change_feed() one whose rows are
+ * each the one live row its change produced (feed_rows_only()). The same
+ * values either way (the feed takes them from that very row), so the
+ * manifest value and its signature are the same bytes.
+ */
+struct row_cols {
+	int seq, path, deleted, kind, mode, size, hash, version, mtime, target;
+};
+static const struct row_cols rows_cols = {
+    ROW_SEQ,  ROW_PATH, ROW_DELETED, ROW_KIND,	ROW_MODE,
+    ROW_SIZE, ROW_HASH, ROW_VERSION, ROW_MTIME, ROW_TARGET,
+};
+static const struct row_cols feed_cols = {
+    FEED_SEQ,	 FEED_PATH,    -1 /* never a tombstone */,
+    FEED_KIND,	 FEED_MODE,    FEED_SIZE,
+    FEED_HASH,	 FEED_VERSION, FEED_MTIME,
+    FEED_TARGET,
+};
+
+/* The manifest delta of one change: rows [from, to) of @res. */
+struct change_rows {
+	PGresult *res;
+	const struct row_cols *col;
+	int from, to;
 };
 
 /* Append one argument. @len is the byte count; for a manifest value
@@ -1174,29 +1306,30 @@ static long value_add(struct relay *rl, const char *s, size_t len)
 	return (long)rl->nvals++;
 }
 
-/* Fill @e from row @i of a vsync_change_rows() result (a live row).
- * 0, or -EBADMSG for a row to leave out. */
-static int delta_entry(struct vs_manifest_entry *e, PGresult *rows, int i)
+/* Fill @e from live row @i of @rows (columns @col). 0, or -EBADMSG for a
+ * row to leave out. */
+static int delta_entry(struct vs_manifest_entry *e, PGresult *rows, int i,
+		       const struct row_cols *col)
 {
-	const char *hash = PQgetvalue(rows, i, ROW_HASH);
-	const char *target = PQgetvalue(rows, i, ROW_TARGET);
-	int tlen = PQgetlength(rows, i, ROW_TARGET);
+	const char *hash = PQgetvalue(rows, i, col->hash);
+	const char *target = PQgetvalue(rows, i, col->target);
+	int tlen = PQgetlength(rows, i, col->target);
 
 	memset(e, 0, sizeof(*e));
-	if (vs_kind_parse(PQgetvalue(rows, i, ROW_KIND), &e->kind) < 0)
+	if (vs_kind_parse(PQgetvalue(rows, i, col->kind), &e->kind) < 0)
 		return -EBADMSG;
 	e->mode =
-	    (uint32_t)strtoul(PQgetvalue(rows, i, ROW_MODE), NULL, 10) & 07777;
-	e->size = strtoull(PQgetvalue(rows, i, ROW_SIZE), NULL, 10);
-	e->version = strtoll(PQgetvalue(rows, i, ROW_VERSION), NULL, 10);
-	e->mtime_ns = strtoll(PQgetvalue(rows, i, ROW_MTIME), NULL, 10);
+	    (uint32_t)strtoul(PQgetvalue(rows, i, col->mode), NULL, 10) & 07777;
+	e->size = strtoull(PQgetvalue(rows, i, col->size), NULL, 10);
+	e->version = strtoll(PQgetvalue(rows, i, col->version), NULL, 10);
+	e->mtime_ns = strtoll(PQgetvalue(rows, i, col->mtime), NULL, 10);
 	if (e->kind == VS_KIND_DIR)
 		return 0;
 	if (!vs_hash_hex_valid(hash))
 		return -EBADMSG;
 	memcpy(e->hash, hash, VS_HASH_HEX_LEN + 1);
 	if (e->kind == VS_KIND_SYMLINK) {
-		if (PQgetisnull(rows, i, ROW_TARGET) || tlen == 0 ||
+		if (PQgetisnull(rows, i, col->target) || tlen == 0 ||
 		    tlen > VS_PATH_MAX || memchr(target, '\0', (size_t)tlen))
 			return -EBADMSG;
 		e->target = (char *)target;
@@ -1229,29 +1362,32 @@ static int entry_sign(struct relay *rl, const char *id, const char *path,
 }
 
 /*
- * Turn the vsync_change_rows() rows [from, to) (all of one change) into
- * manifest ops ("S" path value | "D" path) appended to the arguments.
- * A row that does not validate is logged and left out. 0 or -ENOMEM.
+ * Turn the rows of @d (all of one change) into manifest ops ("S" path
+ * value | "D" path) appended to the arguments. A row that does not
+ * validate is logged and left out. 0 or -ENOMEM.
  */
-static int delta_ops(struct relay *rl, const char *id, PGresult *rows, int from,
-		     int to, size_t *n, size_t *nops)
+static int delta_ops(struct relay *rl, const char *id,
+		     const struct change_rows *d, size_t *n, size_t *nops)
 {
 	char val[VS_RELAY_ENTRY_MAX + VS_SIGN_PREFIX_LEN + VS_SIGN_B64_LEN + 1];
+	const struct row_cols *col = d->col;
+	PGresult *rows = d->res;
 	struct vs_manifest_entry e;
 	const char *path;
 	long v;
 	int i, len, plen, r;
 
-	for (i = from; i < to; i++) {
-		path = PQgetvalue(rows, i, ROW_PATH);
-		plen = PQgetlength(rows, i, ROW_PATH);
+	for (i = d->from; i < d->to; i++) {
+		path = PQgetvalue(rows, i, col->path);
+		plen = PQgetlength(rows, i, col->path);
 		if (plen == 0 || vs_path_check(path, (size_t)plen) < 0) {
 			vs_error("project %s change %s: leaving out manifest "
 				 "row with invalid path '%.200s'",
-				 id, PQgetvalue(rows, i, ROW_SEQ), path);
+				 id, PQgetvalue(rows, i, col->seq), path);
 			continue;
 		}
-		if (PQgetvalue(rows, i, ROW_DELETED)[0] == 't') {
+		if (col->deleted >= 0 &&
+		    PQgetvalue(rows, i, col->deleted)[0] == 't') {
 			r = push(rl, n, "D", 1);
 			r = r ?: push(rl, n, path, (size_t)plen);
 			if (r < 0)
@@ -1259,7 +1395,7 @@ static int delta_ops(struct relay *rl, const char *id, PGresult *rows, int from,
 			(*nops)++;
 			continue;
 		}
-		len = delta_entry(&e, rows, i) < 0
+		len = delta_entry(&e, rows, i, col) < 0
 			  ? -1
 			  : vs_relay_entry_format(val, sizeof(val), &e);
 		if (len >= 0 && rl->cfg->sign_key)
@@ -1268,7 +1404,7 @@ static int delta_ops(struct relay *rl, const char *id, PGresult *rows, int from,
 		if (len < 0) {
 			vs_error("project %s change %s: leaving out manifest "
 				 "row of '%.200s': bad kind, hash or target",
-				 id, PQgetvalue(rows, i, ROW_SEQ), path);
+				 id, PQgetvalue(rows, i, col->seq), path);
 			continue;
 		}
 		v = value_add(rl, val, (size_t)len);
@@ -1285,36 +1421,40 @@ static int delta_ops(struct relay *rl, const char *id, PGresult *rows, int from,
 }
 
 /*
- * Publish change row @i of @feed (rows [from, to) of @rows are its
- * manifest delta). 0 or -errno (the round ends; nothing half-done stays:
- * the script is atomic and the cursor only moves with it).
+ * Publish change row @i of @feed (@d is its manifest delta). 0, -ESTALE
+ * (nothing done: the cursor in Redis is below the change before it; read
+ * it again) or -errno (the round ends; nothing half-done stays: the
+ * script is atomic and the cursor only moves with it).
  */
 static int publish_change(struct relay *rl, const char *id, PGresult *feed,
-			  int i, PGresult *rows, int from, int to)
+			  int i, const struct change_rows *d)
 {
-	char keys[3][VS_REDIS_KEY_MAX], seq[24], maxlen[24], nf[16], nops_s[24],
-	    channel[64], why[256], mode[8], sig[VS_SIGN_B64_LEN + 1];
+	char keys[4][VS_REDIS_KEY_MAX], seq[24], maxlen[24], nf[16], nops_s[24],
+	    channel[64], why[256], mode[8], sig[VS_SIGN_B64_LEN + 1], ttl[16];
 	const char *names[FEED_NCOLS], *vals[FEED_NCOLS];
 	size_t lens[FEED_NCOLS], n, nops = 0, nops_at, k;
 	struct vs_change c;
 	redisReply *rep = NULL;
 	bool valid;
 	int r, f, nfields = 0, tries;
+	size_t nkeys;
 
 	rl->buf_len = 0;
 	free(rl->inl);
 	rl->inl = NULL;
+	free(rl->blob);
+	rl->blob = NULL;
 	for (f = 0; f < FEED_NCOLS; f++) {
 		names[f] = feed_names[f];
 		vals[f] =
 		    PQgetisnull(feed, i, f) ? NULL : PQgetvalue(feed, i, f);
 		lens[f] = (size_t)PQgetlength(feed, i, f);
 	}
-	if (vals[5]) { /* mode: decimal from SQL, octal in the stream */
+	if (vals[FEED_MODE]) { /* mode: decimal from SQL, octal in the stream */
 		snprintf(mode, sizeof(mode), "%lo",
-			 strtoul(vals[5], NULL, 10) & 07777);
-		vals[5] = mode;
-		lens[5] = strlen(mode);
+			 strtoul(vals[FEED_MODE], NULL, 10) & 07777);
+		vals[FEED_MODE] = mode;
+		lens[FEED_MODE] = strlen(mode);
 	}
 	valid = vs_change_parse(&c, names, vals, lens, FEED_NCOLS, why,
 				sizeof(why)) == 0;
@@ -1326,7 +1466,12 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 		if (c.seq <= 0)
 			return -EBADMSG; /* cannot even advance past it */
 	} else {
-		r = blob_publish(rl, id, &c, &rl->inl, &rl->inl_len);
+		/* content that came with the feed is SET by the script */
+		if (!PQgetisnull(feed, i, FEED_CONTENT))
+			r = blob_from_feed(rl, id, &c,
+					   PQgetvalue(feed, i, FEED_CONTENT));
+		else
+			r = blob_publish(rl, id, &c, &rl->inl, &rl->inl_len);
 		if (r < 0)
 			return r;
 		delta_publish(rl, id, &c);
@@ -1341,9 +1486,9 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 			return -EIO;
 		}
 		/* change.h keeps the author of deletes out; the event has it */
-		if (vals[11] && !c.author[0])
+		if (vals[FEED_AUTHOR] && !c.author[0])
 			snprintf(c.author, sizeof(c.author), "%.*s",
-				 (int)lens[11], vals[11]);
+				 (int)lens[FEED_AUTHOR], vals[FEED_AUTHOR]);
 		r = vs_relay_event_json(rl->json, VS_RELAY_EVENT_MAX, &c, id);
 		if (r < 0) {
 			vs_error("project %s change %" PRId64
@@ -1356,6 +1501,11 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 	vs_redis_key_events(keys[0], id);
 	vs_redis_key_manifest(keys[1], id);
 	vs_redis_key_cursor(keys[2], id);
+	nkeys = rl->blob ? 4 : 3;
+	if (rl->blob)
+		vs_redis_key_blob(keys[3], id, c.state.hash);
+	snprintf(ttl, sizeof(ttl), "%d",
+		 rl->cfg->blob_ttl_s > 0 ? rl->cfg->blob_ttl_s : 0);
 	snprintf(seq, sizeof(seq), "%" PRId64, c.seq);
 	snprintf(maxlen, sizeof(maxlen), "%ld", rl->cfg->stream_maxlen);
 	snprintf(channel, sizeof(channel), "project.%s.files", id);
@@ -1373,8 +1523,8 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 	n = 0;
 	r = push(rl, &n, "EVALSHA", 7);
 	r = r ?: push(rl, &n, "", 0); /* the script's sha, set below */
-	r = r ?: push(rl, &n, "3", 1);
-	for (k = 0; k < 3; k++)
+	r = r ?: push(rl, &n, nkeys == 4 ? "4" : "3", 1);
+	for (k = 0; k < nkeys; k++)
 		r = r ?: push(rl, &n, keys[k], strlen(keys[k]));
 	r = r ?: push(rl, &n, seq, strlen(seq));
 	r = r ?: push(rl, &n, maxlen, strlen(maxlen));
@@ -1404,7 +1554,11 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 	}
 	nops_at = n;
 	r = r ?: push(rl, &n, "", 0); /* the op count, set below */
-	r = r ?: delta_ops(rl, id, rows, from, to, &n, &nops);
+	r = r ?: delta_ops(rl, id, d, &n, &nops);
+	if (rl->blob) {
+		r = r ?: push(rl, &n, ttl, strlen(ttl));
+		r = r ?: push(rl, &n, (const char *)rl->blob, rl->blob_len);
+	}
 	if (r < 0)
 		return r;
 	snprintf(nops_s, sizeof(nops_s), "%zu", nops);
@@ -1451,8 +1605,14 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 		    " that no relay wrote (forged?); removed them and "
 		    "published change %" PRId64,
 		    id, c.seq, c.seq);
+	else if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 4) {
+		vs_info("project %s: the cursor in Redis is below change "
+			"%" PRId64 " - 1 (Redis lost data?); reading it again",
+			id, c.seq);
+		r = -ESTALE;
+	}
 	freeReplyObject(rep);
-	return 0;
+	return r;
 }
 
 /* ---- one project -----------------------------------------------------------
@@ -1473,52 +1633,87 @@ static int publish_change(struct relay *rl, const char *id, PGresult *feed,
 
 static uint64_t fnv1a(const char *s);
 
-/* Note that project @id's stream is at @cursor. rl->trees is kept sorted
- * by id (a binary search per change; an insertion per new project). Best
- * effort: out of memory, its tree is only not rebuilt. */
-static void tree_note(struct relay *rl, const char *id, int64_t cursor)
+/* The entry of project @id in rl->trees, or NULL and in *@at where it
+ * goes. rl->trees is kept sorted by id (a binary search per change; an
+ * insertion per new project). */
+static struct relay_tree *tree_find(struct relay *rl, const char *id,
+				    size_t *at)
 {
 	size_t lo = 0, hi = rl->ntrees;
-	struct relay_tree *t;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 		int c = strcmp(rl->trees[mid].id, id);
 
-		if (c == 0) {
-			lo = hi = mid;
-			break;
-		}
+		if (c == 0)
+			return &rl->trees[mid];
 		if (c < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	if (lo == rl->ntrees || strcmp(rl->trees[lo].id, id)) {
-		if (rl->ntrees == rl->trees_alloc) {
-			size_t na = rl->trees_alloc ? 2 * rl->trees_alloc : 64;
-			struct relay_tree *g =
-			    realloc(rl->trees, na * sizeof(*g));
+	*at = lo;
+	return NULL;
+}
 
-			if (!g)
-				return;
-			rl->trees = g;
-			rl->trees_alloc = na;
-		}
-		memmove(&rl->trees[lo + 1], &rl->trees[lo],
-			(rl->ntrees - lo) * sizeof(*rl->trees));
-		rl->ntrees++;
-		t = &rl->trees[lo];
-		memset(t, 0, sizeof(*t));
-		snprintf(t->id, sizeof(t->id), "%s", id);
-		t->built = -1;
+/* The entry of project @id in rl->trees, added if new; NULL out of
+ * memory. */
+static struct relay_tree *tree_slot(struct relay *rl, const char *id)
+{
+	struct relay_tree *t;
+	size_t lo = 0;
+
+	t = tree_find(rl, id, &lo);
+	if (t)
+		return t;
+	if (rl->ntrees == rl->trees_alloc) {
+		size_t na = rl->trees_alloc ? 2 * rl->trees_alloc : 64;
+		struct relay_tree *g = realloc(rl->trees, na * sizeof(*g));
+
+		if (!g)
+			return NULL;
+		rl->trees = g;
+		rl->trees_alloc = na;
 	}
+	memmove(&rl->trees[lo + 1], &rl->trees[lo],
+		(rl->ntrees - lo) * sizeof(*rl->trees));
+	rl->ntrees++;
 	t = &rl->trees[lo];
-	if (cursor > t->want)
+	memset(t, 0, sizeof(*t));
+	snprintf(t->id, sizeof(t->id), "%s", id);
+	t->built = -1;
+	t->cursor = -1;
+	return t;
+}
+
+/* Note that project @id's stream is at @cursor. Best effort: out of
+ * memory, its tree is only not rebuilt. */
+static void tree_note(struct relay *rl, const char *id, int64_t cursor)
+{
+	struct relay_tree *t = tree_slot(rl, id);
+
+	if (t && cursor > t->want)
 		t->want = cursor;
 }
 
-/* The seq of the tree in Redis (0 if none) into t->built. */
+/* relay:{@id}:cursor as this relay last read or set it; -1 unknown. */
+static int64_t cursor_known(struct relay *rl, const char *id)
+{
+	size_t at;
+	struct relay_tree *t = tree_find(rl, id, &at);
+
+	return t ? t->cursor : -1;
+}
+
+/* Remember relay:{@id}:cursor as @cursor (-1: unknown). Best effort. */
+static void cursor_note(struct relay *rl, const char *id, int64_t cursor)
+{
+	struct relay_tree *t = tree_slot(rl, id);
+
+	if (t)
+		t->cursor = cursor;
+}
+
 static int tree_built(struct relay *rl, struct relay_tree *t)
 {
 	char key[VS_REDIS_KEY_MAX];
@@ -1987,38 +2182,67 @@ static int relay_trees(struct relay *rl, bool all, int64_t *next_ms)
 }
 
 /*
- * Publish the changes of project @id after its cursor up to @change_seq
- * (the project's last committed change when we looked). 0, or -errno.
+ * Is every change of @feed a pure update: an edit of a live file or
+ * symlink in place (op "update", a kind of file or symlink, a hash)? Such
+ * a change stamps exactly one project_files row, the live one at its path
+ * (vsync__write_file() and vsync_import_batch() make an "update" only of
+ * a live file or symlink, whose parents are live directories already),
+ * and the feed row is read from that row: so the feed alone is the
+ * batch's manifest delta (feed_cols), and vsync_change_rows() - one
+ * round trip to PostgreSQL per batch - is not needed. Any other op
+ * (create, mkdir, delete, rename, rollback) may stamp more rows.
  */
-/* Publish the changes of project @id after its cursor up to @change_seq
- * (with @hinted, a NOTIFY's word: the feed ending before it is no error);
- * *@fresh says whether Redis had nothing of it (no cursor: never relayed,
- * or a Redis that lost its data). 0 or -errno. */
-static int relay_project(struct relay *rl, const char *id, int64_t change_seq,
-			 bool hinted, bool *fresh)
+static bool feed_rows_only(PGresult *feed)
 {
-	char after[24], upto[24], limit[16];
-	const char *v[3] = {id, after, limit};
-	PGresult *feed = NULL, *rows = NULL;
-	int64_t cursor, last, s;
-	int r, i, j, from, nfeed, nrows;
+	int i, n = PQntuples(feed);
+	const char *kind;
 
-	*fresh = false;
-	r = redis_cursor(rl, id, &cursor);
-	if (r < 0)
-		return r;
-	*fresh = cursor == 0 && change_seq > 0;
+	for (i = 0; i < n; i++) {
+		kind = PQgetvalue(feed, i, FEED_KIND);
+		if (strcmp(PQgetvalue(feed, i, FEED_OP), "update") != 0 ||
+		    (strcmp(kind, "file") != 0 &&
+		     strcmp(kind, "symlink") != 0) ||
+		    PQgetisnull(feed, i, FEED_HASH))
+			return false;
+	}
+	return true;
+}
+
+/* Publish the changes of project @id after *@cursor up to @change_seq
+ * (with @hinted, a NOTIFY's word: the feed ending before it is no error),
+ * moving *@cursor along. 0, -ESTALE (the cursor in Redis is not
+ * *@cursor: read it again) or -errno. */
+static int relay_batches(struct relay *rl, const char *id, int64_t change_seq,
+			 bool hinted, int64_t *cursor_io)
+{
+	char after[24], upto[24], limit[16], cmax[24];
+	const char *v[4] = {id, after, limit, cmax};
+	PGresult *feed = NULL, *rows = NULL;
+	struct change_rows d;
+	int64_t cursor = *cursor_io, last, s;
+	bool rows_only;
+	int r, i, j, nfeed, nrows;
+
 	snprintf(limit, sizeof(limit), "%d", rl->cfg->batch);
+	snprintf(cmax, sizeof(cmax), "%" PRIu64,
+		 rl->cfg->blob_max < RELAY_FEED_CONTENT_MAX
+		     ? (uint64_t)rl->cfg->blob_max
+		     : (uint64_t)RELAY_FEED_CONTENT_MAX);
 	while (cursor < change_seq) {
 		if (relay_stopping(rl))
 			return 0;
 		snprintf(after, sizeof(after), "%" PRId64, cursor);
+		/* small content comes along (column content): no EXPIRE and
+		 * no vsync_blob() query per change for it */
 		r = vs_pg_exec(
 		    rl->pg, &feed,
 		    "SELECT seq, op, path, old_path, kind, mode, size,"
-		    " hash, version, mtime_ns, target, author, conflict"
+		    " hash, version, mtime_ns, target, author, conflict,"
+		    " CASE WHEN op <> 'delete' AND kind <> 'dir'"
+		    " AND hash IS NOT NULL AND size <= $4::bigint"
+		    " THEN vsync_blob($1, hash) END"
 		    " FROM vsync_change_feed($1, $2, $3)",
-		    3, v, NULL, NULL, 0);
+		    4, v, NULL, NULL, 0);
 		if (r < 0)
 			return pg_failed(rl, r, "read change feed");
 		nfeed = PQntuples(feed);
@@ -2026,7 +2250,7 @@ static int relay_project(struct relay *rl, const char *id, int64_t change_seq,
 			r = 0;
 			goto out;
 		}
-		if (nfeed == 0 || PQnfields(feed) != FEED_NCOLS) {
+		if (nfeed == 0 || PQnfields(feed) != FEED_NCOLS + 1) {
 			vs_error("project %s: change feed after %" PRId64
 				 " is empty, but the project is at %" PRId64,
 				 id, cursor, change_seq);
@@ -2035,7 +2259,8 @@ static int relay_project(struct relay *rl, const char *id, int64_t change_seq,
 		}
 		last = strtoll(PQgetvalue(feed, nfeed - 1, FEED_SEQ), NULL, 10);
 		snprintf(upto, sizeof(upto), "%" PRId64, last);
-		{
+		rows_only = feed_rows_only(feed);
+		if (!rows_only) {
 			const char *rv[3] = {id, after, upto};
 
 			r = vs_pg_exec(rl->pg, &rows,
@@ -2043,17 +2268,18 @@ static int relay_project(struct relay *rl, const char *id, int64_t change_seq,
 				       " size, hash, version, mtime_ns, target"
 				       " FROM vsync_change_rows($1, $2, $3)",
 				       3, rv, NULL, NULL, 0);
+			if (r < 0) {
+				r = pg_failed(rl, r, "read change rows");
+				goto out;
+			}
+			if (PQnfields(rows) != ROW_NCOLS) {
+				vs_error("unexpected columns from "
+					 "vsync_change_rows");
+				r = -EIO;
+				goto out;
+			}
 		}
-		if (r < 0) {
-			r = pg_failed(rl, r, "read change rows");
-			goto out;
-		}
-		nrows = PQntuples(rows);
-		if (PQnfields(rows) != ROW_NCOLS) {
-			vs_error("unexpected columns from vsync_change_rows");
-			r = -EIO;
-			goto out;
-		}
+		nrows = rows_only ? 0 : PQntuples(rows);
 		for (i = 0, j = 0; i < nfeed; i++) {
 			s = strtoll(PQgetvalue(feed, i, FEED_SEQ), NULL, 10);
 			if (s != cursor + 1) {
@@ -2064,20 +2290,27 @@ static int relay_project(struct relay *rl, const char *id, int64_t change_seq,
 				r = -EIO;
 				goto out;
 			}
-			while (j < nrows &&
-			       strtoll(PQgetvalue(rows, j, ROW_SEQ), NULL, 10) <
-				   s)
-				j++;
-			from = j;
-			while (j < nrows &&
-			       strtoll(PQgetvalue(rows, j, ROW_SEQ), NULL,
-				       10) == s)
-				j++;
-			r = publish_change(rl, id, feed, i, rows, from, j);
+			if (rows_only) {
+				d = (struct change_rows){feed, &feed_cols, i,
+							 i + 1};
+			} else {
+				while (j < nrows &&
+				       strtoll(PQgetvalue(rows, j, ROW_SEQ),
+					       NULL, 10) < s)
+					j++;
+				d = (struct change_rows){rows, &rows_cols, j,
+							 j};
+				while (j < nrows &&
+				       strtoll(PQgetvalue(rows, j, ROW_SEQ),
+					       NULL, 10) == s)
+					j++;
+				d.to = j;
+			}
+			r = publish_change(rl, id, feed, i, &d);
 			if (r < 0)
 				goto out;
 			relay_backend_up(rl, true);
-			cursor = s;
+			cursor = *cursor_io = s;
 			if (i + 1 < nfeed && relay_stopping(rl))
 				break;
 		}
@@ -2086,10 +2319,42 @@ static int relay_project(struct relay *rl, const char *id, int64_t change_seq,
 		feed = rows = NULL;
 	}
 	r = 0;
-	tree_note(rl, id, cursor);
 out:
 	PQclear(feed);
 	PQclear(rows);
+	return r;
+}
+
+/* Publish the changes of project @id after its cursor up to @change_seq
+ * (with @hinted, a NOTIFY's word: the feed ending before it is no error,
+ * and the cursor this relay last saw is taken without a GET - the
+ * publish script refuses a change above the cursor + 1, and the cursor is
+ * read then); *@fresh says whether Redis had nothing of it (no cursor:
+ * never relayed, or a Redis that lost its data). 0 or -errno. */
+static int relay_project(struct relay *rl, const char *id, int64_t change_seq,
+			 bool hinted, bool *fresh)
+{
+	int64_t cursor = hinted ? cursor_known(rl, id) : -1;
+	int r, tries;
+
+	*fresh = false;
+	for (tries = 0;; tries++) {
+		if (cursor < 0) {
+			r = redis_cursor(rl, id, &cursor);
+			if (r < 0)
+				return r;
+			*fresh = cursor == 0 && change_seq > 0;
+		}
+		r = relay_batches(rl, id, change_seq, hinted, &cursor);
+		if (r != -ESTALE || tries > 0)
+			break;
+		cursor = -1;
+	}
+	if (r == -ESTALE)
+		r = -EIO; /* twice in a row: start over (logged) */
+	cursor_note(rl, id, r == 0 ? cursor : -1);
+	if (r == 0)
+		tree_note(rl, id, cursor);
 	return r;
 }
 
@@ -2300,6 +2565,7 @@ static void relay_release(struct relay *rl)
 	vs_redis_free(rl->redis);
 	free(rl->json);
 	free(rl->inl);
+	free(rl->blob);
 	free(rl->names);
 	for (size_t i = 0; i < rl->ntrees; i++)
 		free(rl->trees[i].index);

@@ -22,7 +22,8 @@
 #                  / writeFileSync returned → event
 # In the redis run a Redis client of the driver's own, blocked in XREAD on
 # the project's stream, notes when each change's entry reaches it, which
-# splits the path in two hops: send → entry read (PostgreSQL, the relay,
+# splits the path in hops: send → commit (psql and PostgreSQL: the write
+# itself), commit → entry read (the relay woken by NOTIFY, its queries,
 # XADD) and entry read → event (the mount reading, applying, the kernel).
 # Prints median and p99 of each, the misses (no event within 5 s) and the
 # stale reads, and the mount/local ratio and difference of the medians;
@@ -179,7 +180,7 @@ function waitEvent(name) {
 }
 
 async function main() {
-	const send = [], ack = [], toRedis = [], commitRedis = [], fromRedis = [];
+	const send = [], ack = [], sendAck = [], toRedis = [], commitRedis = [], fromRedis = [];
 	let missed = 0, stale = 0;
 	for (let k = 0; k < WARM + N; k++) {
 		const name = `f${k % 50}.js`, body = content(k);
@@ -215,6 +216,7 @@ async function main() {
 		if (seen !== body) stale++;
 		send.push(tEv - tSend);
 		ack.push(tEv - tAck);
+		sendAck.push(tAck - tSend);
 		if (tRedis !== null) {
 			toRedis.push(tRedis - tSend);
 			commitRedis.push(tRedis - tAck);
@@ -233,6 +235,7 @@ async function main() {
 		label, n: N, events: send.length, missed, stale,
 		send_p50: pct(send, 50), send_p99: pct(send, 99),
 		ack_p50: pct(ack, 50), ack_p99: pct(ack, 99),
+		send_ack_p50: pct(sendAck, 50), send_ack_p99: pct(sendAck, 99),
 		to_redis_p50: pct(toRedis, 50), to_redis_p99: pct(toRedis, 99),
 		commit_redis_p50: pct(commitRedis, 50), commit_redis_p99: pct(commitRedis, 99),
 		from_redis_p50: pct(fromRedis, 50), from_redis_p99: pct(fromRedis, 99),
@@ -328,6 +331,7 @@ for (const x of [r, p]) {
 }
 console.log('');
 console.log('hop by hop, redis run (ms)                      p50      p99');
+console.log(`send -> commit (psql printed the result)  ${f(r.send_ack_p50)} ${f(r.send_ack_p99)}`);
 console.log(`send -> stream entry read by a client      ${f(r.to_redis_p50)} ${f(r.to_redis_p99)}`);
 console.log(`commit -> stream entry read by a client    ${f(r.commit_redis_p50)} ${f(r.commit_redis_p99)}`);
 console.log(`stream entry read -> event on the mount    ${f(r.from_redis_p50)} ${f(r.from_redis_p99)}`);

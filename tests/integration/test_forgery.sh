@@ -21,6 +21,10 @@
 #      blob), a 99 TB st_size, a symlink retargeted to /etc/shadow, a name
 #      with a newline - are not shown by a new mount (empty cache): it
 #      falls back to PostgreSQL and shows PostgreSQL's tree.
+#   4. Pure updates: the manifest rows of a batch of in-place edits, which
+#      the relay takes from the change feed alone (no vsync_change_rows),
+#      are the same signed bytes as those the general path writes when
+#      the project is published again from scratch.
 #
 # Every wait polls with a deadline; every process and mount is stopped at
 # exit. Needs /dev/fuse (else exit 77).
@@ -230,6 +234,33 @@ vs_check "no name with a newline" sh -c '! ls -A "$1/src" | grep -q evil' _ "$W/
 pg_state >"$W/pg.state"
 mnt_state "$W/m2" >"$W/m2.state"
 vs_check "mount 2 equals PostgreSQL ($(wc -l <"$W/pg.state") entries)" cmp -s "$W/pg.state" "$W/m2.state"
+
+# ---------------------------------------------------------------- 4. pure updates: the same signed manifest rows
+
+mkdir -p "$W/tree4/d"
+for i in 1 2 3; do printf 'plain %d\n' "$i" >"$W/tree4/d/p$i.txt"; done
+ln -s d/p1.txt "$W/tree4/ln"
+vs_check "vsyncctl import plain" ctl import plain "$W/tree4"
+U4=$(sql "SELECT vsync_project_id('plain')")
+at_seq() { [[ "$(vs_redis_cli GET "relay:{$U4}:cursor")" == "$(sql "SELECT vsync_project_seq('$U4')")" ]]; }
+vs_check "the relay published project plain" vs_poll 20 at_seq
+# one transaction: the relay reads the three updates in one batch
+sql "BEGIN;
+     SELECT 1 FROM vsync_write_file('$U4', 'd/p1.txt', convert_to('edited 1', 'UTF8'), NULL, NULL, NULL, 't4', 'file');
+     SELECT 1 FROM vsync_write_file('$U4', 'd/p2.txt', convert_to('edited 2', 'UTF8'), 493, NULL, NULL, 't4', 'file');
+     SELECT 1 FROM vsync_write_file('$U4', 'ln', convert_to('d/p3.txt', 'UTF8'), NULL, NULL, NULL, 't4', 'symlink');
+     COMMIT;" >/dev/null
+vs_check_eq "three updates committed" "update update update" \
+	"$(sql "SELECT string_agg(op, ' ' ORDER BY seq) FROM vsync_change_feed('$U4', vsync_project_seq('$U4') - 3, NULL)")"
+vs_check "the relay published the updates" vs_poll 20 at_seq
+manifest4() { vs_redis_cli HGETALL "manifest:{$U4}" | paste - - | LC_ALL=C sort; }
+manifest4 >"$W/m4.fast"
+vs_check "the updated rows are signed" grep -q $'^d/p2.txt\tsig1:[^ ]* file 755 8 2 ' "$W/m4.fast"
+vs_redis_cli DEL "relay:{$U4}:cursor" "events:{$U4}" "manifest:{$U4}" >/dev/null
+vs_check "the relay published project plain again from scratch" vs_poll 30 at_seq
+manifest4 >"$W/m4.general"
+vs_check "pure updates: manifest rows from the feed = from vsync_change_rows ($(wc -l <"$W/m4.fast") rows)" \
+	cmp -s "$W/m4.fast" "$W/m4.general"
 
 for m in m1 m2; do
 	if vs_umount "$W/$m"; then

@@ -7,12 +7,16 @@
 # the number of changes and the ids are exactly 1-0..N-0; the fields of a
 # create; manifest:{id} equals vsync_manifest() entry for entry (paths and
 # values); blobs are there, raw ('r') or lz4 ('z'), a small one byte for
-# byte. Two relays at once while 200 puts happen, one of them killed with
+# byte, with a TTL both when they came with the change feed (16 KiB or
+# less, SET by the publish script) and when not. Two relays at once while 200 puts happen, one of them killed with
 # SIGKILL half-way and restarted: every seq exactly once, in order, no
 # gap, cursor = change_seq. Directory rename and recursive delete: the
 # manifest matches the tree again. PUBLISH: a subscriber sees the JSON
 # event with its seq. Redis frozen (SIGSTOP) then resumed: the relay logs
 # one "unreachable" and one "back" line and catches up. SIGTERM: exit 0.
+# Redis losing a project's keys between two changes: the next NOTIFY's
+# round (which trusts the cursor the relay remembers) is refused by the
+# script, and the relay republishes the project from the cursor in Redis.
 # Inline content: the entry of a 4-byte file carries it (data), a 200 KiB
 # file's does not.
 # Deltas: a one-line edit of a 200 KiB file has delta_base = the previous
@@ -83,6 +87,8 @@ printf 'export const x = 1;\n' >"$SRC/src/lib/x.js"
 printf 'deep\n' >"$SRC/src/lib/deep/d.txt"
 for i in $(seq 1 400); do echo "line $i of a compressible file"; done >"$SRC/src/big.txt"
 head -c 3000 /dev/urandom >"$SRC/public/noise.bin"
+# over 16 KiB: not read with the change feed, put by EXPIRE, fetch and SET
+head -c 20000 /dev/urandom >"$SRC/public/large.bin"
 ln -s "src/main.js" "$SRC/link to main"
 vs_check "import" ctl import demo "$SRC"
 P=$(sql "SELECT id FROM projects WHERE name = 'demo'")
@@ -110,7 +116,7 @@ case " $entry " in
 *) vs_fail "create event has mtime_ns: saw '$entry'" ;;
 esac
 
-vs_check_eq "the manifest has the 11 live paths" 11 "$(redis_manifest "$P" | wc -l)"
+vs_check_eq "the manifest has the 12 live paths" 12 "$(redis_manifest "$P" | wc -l)"
 vs_check_eq "manifest:{id} = vsync_manifest()" "$(pg_manifest "$P")" "$(redis_manifest "$P")"
 vs_check_eq "a symlink's entry ends with its target" 1 \
 	"$(redis_manifest "$P" | grep -Ec $'^link to main\tsymlink 777 11 1 [0-9]+ [0-9a-f]{64} src/main.js$')"
@@ -131,6 +137,9 @@ vs_check_eq "a compressible blob is lz4 ('z')" z \
 	"$(rcli GET "blob:{$P}:$hash_big" | head -c 1)"
 ttl=$(rcli TTL "blob:{$P}:$hash_main")
 if ((ttl > 0 && ttl <= 86400)); then vs_pass "blobs have a TTL ($ttl s)"; else vs_fail "blob TTL: saw $ttl"; fi
+hash_large=$(sha256sum <"$SRC/public/large.bin" | cut -d' ' -f1)
+ttl=$(rcli TTL "blob:{$P}:$hash_large")
+if ((ttl > 0 && ttl <= 86400)); then vs_pass "a blob over 16 KiB has a TTL too ($ttl s)"; else vs_fail "TTL of the blob over 16 KiB: saw $ttl"; fi
 
 vs_check "a second --once publishes nothing new" "$RELAY" --once
 vs_check_eq "still $N entries" "$N" "$(rcli XLEN "events:{$P}")"
@@ -278,6 +287,31 @@ rc1=0 rc2=0
 wait "$R1" || rc1=$?
 wait "$R2" || rc2=$?
 vs_check_eq "SIGTERM: both relays exit 0" "0 0" "$rc1 $rc2"
+
+# ---------------------------------------------------------------- Redis lost the project, then a NOTIFY
+
+# A hinted round starts from the cursor the relay remembers, without a
+# GET; when Redis no longer has it, the publish script refuses the change
+# (the cursor is below it - 1) and the relay reads the cursor and publishes
+# the project again from there. No poll meanwhile (--poll-interval 10 min).
+vs_relay_start --poll-interval 600000 --timeout 2000
+R3=$VS_RELAY_PID
+printf 'before the loss\n' | ctl put demo lost/a.txt -
+vs_poll 30 caught_up "$P" || vs_fail "caught up before the loss"
+rcli DEL "relay:{$P}:cursor" "events:{$P}" "manifest:{$P}" >/dev/null
+printf 'after the loss\n' | ctl put demo lost/a.txt -
+N=$(project_seq "$P")
+if vs_poll 30 caught_up "$P"; then
+	vs_pass "Redis lost the project: the next change's NOTIFY republishes it up to $N"
+else
+	vs_fail "republished after the loss: expected cursor $N, saw '$(cursor "$P")'"
+fi
+vs_check_eq "every seq again, in order" "$(expected_ids "$N")" "$(stream_ids "$P")"
+vs_check_eq "manifest = vsync_manifest() after the loss" "$(pg_manifest "$P")" "$(redis_manifest "$P")"
+vs_check "the relay said why it read the cursor again" \
+	grep -q 'reading it again' "$VS_RELAY_LOG"
+kill -TERM "$R3"
+wait "$R3" || vs_fail "relay 3: expected exit 0 at SIGTERM"
 
 # ---------------------------------------------------------------- the mount's Redis tier
 #
