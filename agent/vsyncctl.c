@@ -1194,8 +1194,9 @@ static int imp_large(struct ctl *c, const struct imp *im,
 		     const struct imp_entry *e, PGresult *cur,
 		     struct imp_stats *s)
 {
-	char hex[VS_HASH_HEX_LEN + 1], mode[16], size[24];
-	const char *v[6] = {c->project_id, e->rel, hex, size, mode, c->author};
+	char hex[VS_HASH_HEX_LEN + 1], mode[16], size[24], *shas = NULL;
+	const char *v[7] = {c->project_id, e->rel, hex,	     size,
+			    NULL,	   mode,   c->author};
 	char *full = path_join(im->root, e->rel);
 	PGresult *res = NULL;
 	struct stat st;
@@ -1222,7 +1223,8 @@ static int imp_large(struct ctl *c, const struct imp *im,
 		goto done;
 	}
 	r = vs_pg_chunks_put(c->pg, c->project_id, hex, fd,
-			     (uint64_t)st.st_size, c->timeout_ms);
+			     (uint64_t)st.st_size, c->timeout_ms, &shas);
+	v[4] = shas;
 	if (r == -EBADMSG || r == -EIO) {
 		ctl_fail(0, "'%s' changed while it was imported", full);
 		r = -ECANCELED;
@@ -1231,9 +1233,9 @@ static int imp_large(struct ctl *c, const struct imp *im,
 	if (r == 0)
 		r = ctl_query(c, &res,
 			      "SELECT content_hash FROM vsync_write_chunked("
-			      "$1::uuid, $2, $3, $4::bigint, $5::int, NULL,"
-			      " NULL, NULL, $6)",
-			      6, v);
+			      "$1::uuid, $2, $3, $4::bigint, $5::text[],"
+			      " $6::int, NULL, NULL, NULL, $7)",
+			      7, v);
 	if (r < 0)
 		goto out;
 	if (strcmp(PQgetvalue(res, 0, 0), hex)) {
@@ -1251,6 +1253,7 @@ out:
 	PQclear(res);
 	if (fd >= 0)
 		close(fd);
+	free(shas);
 	free(full);
 	return r;
 }

@@ -123,9 +123,11 @@ CREATE OR REPLACE FUNCTION vsync__bytes(p_project uuid, p_hash text,
 					p_content text, p_encoding text)
 RETURNS bytea LANGUAGE sql STABLE AS $$
 	SELECT CASE WHEN p_encoding = 'chunks' THEN
-		(SELECT coalesce(string_agg(c.data, ''::bytea ORDER BY c.idx),
+		(SELECT coalesce(string_agg(k.data, ''::bytea ORDER BY c.idx),
 				 ''::bytea)
-		   FROM vsync_chunks c
+		   FROM vsync_content_chunks c
+		   JOIN vsync_chunks k
+		     ON k.project_id = c.project_id AND k.sha = c.sha
 		  WHERE c.project_id = p_project AND c.content_hash = p_hash)
 		ELSE vsync__decode(p_content, p_encoding) END
 $$;
@@ -141,12 +143,10 @@ DECLARE
 	v_bytes bigint;
 	v_short bigint;
 BEGIN
-	-- (octet_length of a stored value reads its header, not its bytes)
-	SELECT count(*), coalesce(max(c.idx), -1),
-	       coalesce(sum(octet_length(c.data)), 0),
-	       count(*) FILTER (WHERE octet_length(c.data) <> 8388608)
+	SELECT count(*), coalesce(max(c.idx), -1), coalesce(sum(c.size), 0),
+	       count(*) FILTER (WHERE c.size <> 8388608)
 	  INTO v_n, v_last, v_bytes, v_short
-	  FROM vsync_chunks c
+	  FROM vsync_content_chunks c
 	 WHERE c.project_id = p_project AND c.content_hash = p_hash;
 	IF p_size IS NULL OR p_size < 1 OR v_n = 0 OR v_last <> v_n - 1
 	   OR v_bytes <> p_size OR v_n <> (p_size + 8388607) / 8388608
@@ -1136,44 +1136,81 @@ BEGIN
 				  'overwrote', p_current_version);
 END $$;
 
--- Store chunk @p_idx (0-based) of content @p_hash of project @p_project:
--- 1 byte to 8 MiB (006_chunks.sql). A writer stores every chunk of a
--- large file, then the version that names them with vsync_write_chunked,
--- in one transaction. A chunk stored already with other bytes is
--- replaced (the content hash names the whole file, which a reader checks:
--- bytes that are wrong are never kept over right ones).
-CREATE OR REPLACE FUNCTION vsync_chunk_put(p_project uuid, p_hash text,
-					   p_idx int, p_data bytea)
+-- Of the chunks named @p_shas (SHA-256 in hex), those project
+-- @p_project does not have: what a writer must store (vsync_chunk_put)
+-- before it names them.
+CREATE OR REPLACE FUNCTION vsync_chunks_missing(p_project uuid,
+						p_shas text[])
+RETURNS SETOF text LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	PERFORM vsync__access(p_project);
+	RETURN QUERY
+	SELECT DISTINCT x FROM unnest(p_shas) x
+	 WHERE NOT EXISTS (SELECT 1 FROM vsync_chunks k
+			    WHERE k.project_id = p_project AND k.sha = x);
+END $$;
+
+-- Store chunk @p_data (1 byte to 8 MiB) of project @p_project under its
+-- name @p_sha, the SHA-256 of its bytes in hex: 22023 if it is not (the
+-- server checks). A chunk there already is left as it is.
+CREATE OR REPLACE FUNCTION vsync_chunk_put(p_project uuid, p_sha text,
+					   p_data bytea)
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM vsync__access(p_project);
-	IF p_hash IS NULL OR p_hash !~ '^[0-9a-f]{64}$' OR p_idx IS NULL
-	   OR p_idx < 0 OR p_data IS NULL
-	   OR octet_length(p_data) NOT BETWEEN 1 AND 8388608 THEN
+	IF p_data IS NULL OR octet_length(p_data) NOT BETWEEN 1 AND 8388608
+	   OR p_sha IS NULL OR encode(sha256(p_data), 'hex') <> p_sha THEN
 		RAISE EXCEPTION USING ERRCODE = '22023',
-			MESSAGE = format('invalid chunk %s of content %s (%s bytes: 1 to 8388608)',
-					 p_idx, p_hash, octet_length(p_data));
+			MESSAGE = format('invalid chunk %s (%s bytes: 1 to 8388608, named by their SHA-256)',
+					 p_sha, octet_length(p_data));
 	END IF;
-	INSERT INTO vsync_chunks AS c (project_id, content_hash, idx, data)
-	VALUES (p_project, p_hash, p_idx, p_data)
-	ON CONFLICT (project_id, content_hash, idx) DO UPDATE
-	   SET data = EXCLUDED.data
-	 WHERE c.sha <> sha256(EXCLUDED.data);
+	INSERT INTO vsync_chunks (project_id, sha, data)
+	VALUES (p_project, p_sha, p_data)
+	ON CONFLICT (project_id, sha) DO NOTHING;
 END $$;
 
--- Write file @p_path with the content whose chunks were stored with
--- vsync_chunk_put (@p_hash, @p_size bytes): vsync_write_file, or with
--- @p_current_version not NULL vsync_write_file_over, for content stored
--- in chunks. 22023 if a chunk is missing or the sizes do not add up.
+-- Write file @p_path with content @p_hash of @p_size bytes made of the
+-- stored chunks @p_shas, in order (8 MiB each but the last):
+-- vsync_write_file, or with @p_current_version not NULL
+-- vsync_write_file_over, for content stored in chunks. 22023 if a chunk
+-- is missing or the sizes do not add up. The server does not hash the
+-- whole (it would read every chunk back): a reader checks it.
 CREATE OR REPLACE FUNCTION vsync_write_chunked(p_project uuid, p_path text,
 					       p_hash text, p_size bigint,
-					       p_mode int, p_base_version int,
+					       p_shas text[], p_mode int,
+					       p_base_version int,
 					       p_current_version int,
 					       p_operation_id uuid,
 					       p_author text)
 RETURNS TABLE(seq bigint, version int, content_hash text)
 LANGUAGE plpgsql AS $$
 BEGIN
+	PERFORM vsync__access(p_project);
+	IF p_hash IS NULL OR p_hash !~ '^[0-9a-f]{64}$' OR p_shas IS NULL
+	   OR cardinality(p_shas) = 0 THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = format('invalid chunked content %s for ''%s''',
+					 p_hash, p_path);
+	END IF;
+	IF EXISTS (SELECT 1 FROM unnest(p_shas) x
+		    WHERE NOT EXISTS (SELECT 1 FROM vsync_chunks k
+				       WHERE k.project_id = p_project
+					 AND k.sha = x)) THEN
+		RAISE EXCEPTION USING ERRCODE = '22023',
+			MESSAGE = format('content %s of ''%s'' names a chunk that is not stored',
+					 p_hash, p_path);
+	END IF;
+	-- the list of a content is the same whoever writes it (its bytes
+	-- cut at 8 MiB); the last writer's stands
+	DELETE FROM vsync_content_chunks c
+	 WHERE c.project_id = p_project AND c.content_hash = p_hash;
+	INSERT INTO vsync_content_chunks (project_id, content_hash, idx, sha,
+					  size)
+	SELECT p_project, p_hash, (x.i - 1)::int, x.sha,
+	       octet_length(k.data)
+	  FROM unnest(p_shas) WITH ORDINALITY AS x(sha, i)
+	  LEFT JOIN vsync_chunks k
+	    ON k.project_id = p_project AND k.sha = x.sha;
 	RETURN QUERY
 	SELECT w.seq, w.version, w.content_hash
 	  FROM vsync__write_file(p_project, p_path, NULL, p_mode,
@@ -1186,17 +1223,20 @@ BEGIN
 END $$;
 
 -- Chunk @p_idx of content @p_hash of project @p_project: its bytes and
--- their SHA-256 (computed when it was stored). No row when there is no
--- such chunk, also when the content is stored whole (a project_files
--- row's encoding is not 'chunks'): read it with vsync_blob then.
-CREATE OR REPLACE FUNCTION vsync_chunk(p_project uuid, p_hash text,
-				       p_idx int)
-RETURNS TABLE(data bytea, sha bytea)
+-- their SHA-256 in hex (checked when it was stored). No row when there
+-- is no such chunk, also when the content is stored whole (a
+-- project_files row's encoding is not 'chunks'): read it with vsync_blob
+-- then.
+DROP FUNCTION IF EXISTS vsync_chunk(uuid, text, int);
+CREATE FUNCTION vsync_chunk(p_project uuid, p_hash text, p_idx int)
+RETURNS TABLE(data bytea, sha text)
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
 	PERFORM vsync__access(p_project);
 	RETURN QUERY
-	SELECT c.data, c.sha FROM vsync_chunks c
+	SELECT k.data, k.sha::text
+	  FROM vsync_content_chunks c
+	  JOIN vsync_chunks k ON k.project_id = c.project_id AND k.sha = c.sha
 	 WHERE c.project_id = p_project AND c.content_hash = p_hash
 	   AND c.idx = p_idx;
 END $$;
@@ -1634,6 +1674,7 @@ DECLARE
 		'vsync_check_path', 'vsync_project_id', 'vsync_project_seq',
 		'vsync_write_file', 'vsync_write_file_over', 'vsync_mkdir',
 		'vsync_chunk_put', 'vsync_write_chunked', 'vsync_chunk',
+		'vsync_chunks_missing',
 		'vsync_delete', 'vsync_rename', 'vsync_rollback',
 		'vsync_manifest', 'vsync_manifest_at', 'vsync_seq_at',
 		'vsync_blob', 'vsync_read_file',

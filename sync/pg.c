@@ -885,59 +885,128 @@ out:
 	return r;
 }
 
-int vs_pg_chunks_put(struct vs_pg *pg, const char *id, const char *hash, int fd,
-		     uint64_t size, int timeout_ms)
+/* The SHA-256 (hex) of the chunks of the @size bytes of @fd into @shas
+ * (65 bytes each), and of the whole into @whole. */
+static int chunks_hash(int fd, uint64_t size, uint8_t *buf, char *shas,
+		       char whole[VS_HASH_HEX_LEN + 1])
 {
-	char idx[16], got[VS_HASH_HEX_LEN + 1];
-	const char *v[4] = {id, hash, idx, NULL};
-	int lens[4] = {0}, fmts[4] = {0, 0, 0, 1};
-	uint8_t *buf = malloc(VS_CHUNK_SIZE);
 	struct vs_sha256 sha;
-	PGresult *res = NULL;
 	uint64_t off = 0;
-	int r;
+	int r = vs_sha256_init(&sha);
 
-	if (!buf)
-		return -ENOMEM;
-	r = vs_sha256_init(&sha);
-	if (r < 0) {
-		free(buf);
-		return r;
-	}
 	for (unsigned i = 0; r == 0 && off < size; i++) {
 		size_t n = size - off < VS_CHUNK_SIZE ? (size_t)(size - off)
 						      : VS_CHUNK_SIZE;
-		ssize_t got_n = vs_pread_in_full(fd, buf, n, (off_t)off);
+		ssize_t got = vs_pread_in_full(fd, buf, n, (off_t)off);
 
-		if (got_n < 0) {
-			r = (int)got_n;
-			break;
-		}
-		if ((size_t)got_n != n) {
+		if (got < 0)
+			r = (int)got;
+		else if ((size_t)got != n)
 			r = -EIO;
-			break;
-		}
-		vs_sha256_update(&sha, buf, n);
-		snprintf(idx, sizeof(idx), "%u", i);
-		v[3] = (const char *)buf;
-		lens[3] = (int)n;
-		vs_pg_set_timeout(pg, vs_size_timeout_ms(timeout_ms, n));
-		r = vs_pg_exec(pg, &res,
-			       "SELECT vsync_chunk_put($1::uuid, $2, $3::int,"
-			       " $4::bytea)",
-			       4, v, lens, fmts, 0);
-		PQclear(res);
-		res = NULL;
+		else
+			r = vs_sha256_hex(
+			    shas + (size_t)i * (VS_HASH_HEX_LEN + 1), buf, n);
+		if (r == 0)
+			vs_sha256_update(&sha, buf, n);
 		off += n;
 	}
-	vs_pg_set_timeout(pg, timeout_ms);
-	vs_sha256_final_hex(&sha, got);
-	free(buf);
-	if (r == 0 && strcmp(got, hash) != 0) {
-		pg_set_error(pg, "content %.12s changed while it was sent",
+	if (r == 0)
+		vs_sha256_final_hex(&sha, whole);
+	else
+		vs_sha256_release(&sha);
+	return r;
+}
+
+int vs_pg_chunks_put(struct vs_pg *pg, const char *id, const char *hash, int fd,
+		     uint64_t size, int timeout_ms, char **shas_out)
+{
+	size_t n = (size_t)((size + VS_CHUNK_SIZE - 1) / VS_CHUNK_SIZE);
+	char *shas = malloc(n * (VS_HASH_HEX_LEN + 1) + 1);
+	char *arr = malloc(n * (VS_HASH_HEX_LEN + 1) + 3);
+	uint8_t *buf = malloc(VS_CHUNK_SIZE);
+	char whole[VS_HASH_HEX_LEN + 1];
+	const char *v[3] = {id, arr, NULL};
+	int lens[3] = {0}, fmts[3] = {0, 0, 1};
+	PGresult *res = NULL;
+	int r = 0;
+
+	*shas_out = NULL;
+	if (!shas || !arr || !buf || size == 0) {
+		r = size == 0 ? -EINVAL : -ENOMEM;
+		goto out;
+	}
+	/* first the names: the server is sent only the chunks it lacks (an
+	 * edit of a few bytes sends one) */
+	r = chunks_hash(fd, size, buf, shas, whole);
+	if (r == 0 && strcmp(whole, hash) != 0) {
+		pg_set_error(pg, "content %.12s changed while it was read",
 			     hash);
 		r = -EBADMSG;
 	}
+	if (r < 0)
+		goto out;
+	arr[0] = '{';
+	for (size_t i = 0; i < n; i++) {
+		memcpy(arr + 1 + i * (VS_HASH_HEX_LEN + 1),
+		       shas + i * (VS_HASH_HEX_LEN + 1), VS_HASH_HEX_LEN);
+		arr[1 + i * (VS_HASH_HEX_LEN + 1) + VS_HASH_HEX_LEN] =
+		    i + 1 < n ? ',' : '}';
+	}
+	arr[1 + n * (VS_HASH_HEX_LEN + 1)] = '\0';
+	vs_pg_set_timeout(pg, timeout_ms);
+	r = vs_pg_exec(pg, &res, "SELECT vsync_chunks_missing($1::uuid, $2)", 2,
+		       v, NULL, NULL, 0);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		const char *name = shas + i * (VS_HASH_HEX_LEN + 1);
+		uint64_t off = (uint64_t)i * VS_CHUNK_SIZE;
+		size_t len = size - off < VS_CHUNK_SIZE ? (size_t)(size - off)
+							: VS_CHUNK_SIZE;
+		char got[VS_HASH_HEX_LEN + 1];
+		bool missing = false;
+		ssize_t rd;
+
+		for (int k = 0; k < PQntuples(res) && !missing; k++)
+			missing = !strcmp(PQgetvalue(res, k, 0), name);
+		if (!missing)
+			continue;
+		rd = vs_pread_in_full(fd, buf, len, (off_t)off);
+		if (rd < 0 || (size_t)rd != len ||
+		    vs_sha256_hex(got, buf, len) < 0 || strcmp(got, name)) {
+			pg_set_error(pg,
+				     "content %.12s changed while it was "
+				     "sent",
+				     hash);
+			r = -EBADMSG;
+			break;
+		}
+		v[1] = name;
+		v[2] = (const char *)buf;
+		lens[2] = (int)len;
+		vs_pg_set_timeout(pg, vs_size_timeout_ms(timeout_ms, len));
+		{
+			PGresult *pr = NULL;
+
+			r = vs_pg_exec(pg, &pr,
+				       "SELECT vsync_chunk_put($1::uuid, $2,"
+				       " $3::bytea)",
+				       3, v, lens, fmts, 0);
+			PQclear(pr);
+		}
+		/* sent once, though named again further on */
+		for (int k = 0; k < PQntuples(res); k++)
+			if (!strcmp(PQgetvalue(res, k, 0), name))
+				PQgetvalue(res, k, 0)[0] = '\0';
+	}
+	vs_pg_set_timeout(pg, timeout_ms);
+	if (r == 0) {
+		*shas_out = arr;
+		arr = NULL;
+	}
+out:
+	PQclear(res);
+	free(arr);
+	free(shas);
+	free(buf);
 	return r;
 }
 
@@ -947,7 +1016,7 @@ static int chunk_take(struct vs_pg *pg, const PGresult *res, unsigned i,
 		      int (*sink)(void *arg, const uint8_t *buf, size_t len),
 		      void *arg)
 {
-	char hex[VS_HASH_HEX_LEN + 1], want[VS_HASH_HEX_LEN + 1];
+	char hex[VS_HASH_HEX_LEN + 1];
 	size_t n;
 	int r;
 
@@ -956,7 +1025,7 @@ static int chunk_take(struct vs_pg *pg, const PGresult *res, unsigned i,
 		return i == 0 ? -ENOENT : -EIO;
 	}
 	n = (size_t)PQgetlength(res, 0, 0);
-	if (PQgetlength(res, 0, 1) != VS_HASH_LEN || n == 0 || n > left ||
+	if (PQgetlength(res, 0, 1) != VS_HASH_HEX_LEN || n == 0 || n > left ||
 	    (n != VS_CHUNK_SIZE && n != left)) {
 		pg_set_error(pg, "chunk %u of content %.12s has %zu bytes", i,
 			     hash, n);
@@ -965,9 +1034,7 @@ static int chunk_take(struct vs_pg *pg, const PGresult *res, unsigned i,
 	r = vs_sha256_hex(hex, PQgetvalue(res, 0, 0), n);
 	if (r < 0)
 		return r;
-	vs_hex_encode(want, (const uint8_t *)PQgetvalue(res, 0, 1),
-		      VS_HASH_LEN);
-	if (strcmp(want, hex) != 0) {
+	if (memcmp(PQgetvalue(res, 0, 1), hex, VS_HASH_HEX_LEN) != 0) {
 		pg_set_error(pg, "chunk %u of content %.12s is corrupt", i,
 			     hash);
 		return -EIO;

@@ -354,8 +354,8 @@ static int wb_put_chunked(struct vs_writeback *wb, const struct vs_jentry *e,
 			  int fd, uint64_t size, int64_t base, int64_t current,
 			  struct vs_wb_result *res)
 {
-	char mode[16], sizebuf[24], basebuf[24], curbuf[24];
-	const char *v[9];
+	char mode[16], sizebuf[24], basebuf[24], curbuf[24], *shas = NULL;
+	const char *v[10];
 	PGresult *pr = NULL;
 	bool own = !wb->in_batch;
 	int r = 0;
@@ -364,25 +364,27 @@ static int wb_put_chunked(struct vs_writeback *wb, const struct vs_jentry *e,
 	v[1] = e->path;
 	v[2] = e->hash;
 	fmt_int(sizebuf, sizeof(sizebuf), (int64_t)size, false, &v[3]);
-	fmt_int(mode, sizeof(mode), e->mode, false, &v[4]);
+	fmt_int(mode, sizeof(mode), e->mode, false, &v[5]);
 	if (e->mode == 0)
-		v[4] = NULL;
-	fmt_int(basebuf, sizeof(basebuf), base, true, &v[5]);
-	fmt_int(curbuf, sizeof(curbuf), current, true, &v[6]);
-	v[7] = e->op_id;
-	v[8] = wb->author;
+		v[5] = NULL;
+	fmt_int(basebuf, sizeof(basebuf), base, true, &v[6]);
+	fmt_int(curbuf, sizeof(curbuf), current, true, &v[7]);
+	v[8] = e->op_id;
+	v[9] = wb->author;
 	if (own)
 		r = vs_pg_begin(wb->pg, NULL);
 	if (r == 0)
 		r = vs_pg_chunks_put(wb->pg, wb->project_id, e->hash, fd, size,
-				     wb->timeout_ms);
+				     wb->timeout_ms, &shas);
+	v[4] = shas;
 	if (r == 0)
 		r = vs_pg_exec(wb->pg, &pr,
 			       "SELECT seq, version, content_hash FROM"
 			       " vsync_write_chunked($1::uuid, $2, $3,"
-			       " $4::bigint, $5::int, $6::int, $7::int,"
-			       " $8::uuid, $9)",
-			       9, v, NULL, NULL, 0);
+			       " $4::bigint, $5::text[], $6::int, $7::int,"
+			       " $8::int, $9::uuid, $10)",
+			       10, v, NULL, NULL, 0);
+	free(shas);
 	r = wb_put_result(r, pr, res);
 	if (own && r == 0)
 		r = vs_pg_commit(wb->pg);

@@ -197,15 +197,18 @@ int vs_pg_blob_fetch(struct vs_pg *pg, const char *id, const char *hash,
 #define VS_CHUNK_SIZE ((size_t)8 << 20)
 
 /*
- * Store the @size bytes of @fd (read with pread from offset 0) as the
- * chunks of content @hash of project @id (vsync_chunk_put, one statement
- * a chunk, each with the deadline its bytes take from @timeout_ms), in
- * the caller's transaction. The bytes read are hashed on the way:
- * -EBADMSG if they are not @hash (the file changed, or is not what its
- * name says), -EIO if @fd ends early; else 0 or the backend's -errno.
+ * Store the @size bytes of @fd (read with pread from offset 0, chunk by
+ * chunk) as content @hash of project @id, in the caller's transaction:
+ * each chunk is hashed, the server is asked which it lacks
+ * (vsync_chunks_missing) and sent those alone (vsync_chunk_put, each with
+ * the deadline its bytes take from @timeout_ms). *@shas_out (malloc'd) is
+ * then the chunks' names as a PostgreSQL array literal, for
+ * vsync_write_chunked. -EBADMSG if the bytes are not @hash (the file
+ * changed, or is not what its name says), -EIO if @fd ends early; else 0
+ * or the backend's -errno.
  */
 int vs_pg_chunks_put(struct vs_pg *pg, const char *id, const char *hash, int fd,
-		     uint64_t size, int timeout_ms);
+		     uint64_t size, int timeout_ms, char **shas_out);
 
 /*
  * Read the chunks of content @hash (@size bytes) of project @id in order,

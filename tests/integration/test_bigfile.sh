@@ -6,7 +6,7 @@
 # first read, an edit saved with fsync(2), and a read back.
 #
 # Covers: `vsyncctl import` stores it as chunks (its row's encoding is
-# 'chunks', 38 rows in vsync_chunks whose sizes add up); `vsyncctl cat`
+# 'chunks', 38 chunks whose sizes add up); `vsyncctl cat`
 # (vsync_read_file) still returns it whole; `vsync-relay --once
 # --sign-key` puts its chunks in Redis with a signed index, and with
 # PostgreSQL stopped a verifying mount with an empty cache reads it from
@@ -15,10 +15,11 @@
 # PostgreSQL back, a mount with an empty cache
 # dir reads it byte for byte, chunk by chunk; 6 bytes overwritten in the
 # middle with `dd conv=notrunc,fsync` on the mount are in PostgreSQL when
-# dd returns, as a new version stored in chunks, equal to a local copy
-# edited the same way; a second cold mount reads the new version; a chunk
-# whose bytes were changed in PostgreSQL is refused (EIO to the reader,
-# the log says why), never served.
+# dd returns, as a new version stored in chunks (one new chunk: the rest
+# are shared with the first version), equal to a local copy edited the
+# same way; a second cold mount reads the new version; a chunk whose
+# bytes were changed in PostgreSQL is refused (EIO to the reader, the log
+# says which), never served.
 #
 # VS_BIGFILE_MIB overrides the size (default 300, the issue's figure).
 # Needs /dev/fuse (else exit 77), PostgreSQL and Redis (started here).
@@ -54,8 +55,9 @@ vs_check_eq "its row is stored in chunks" "chunks|$want" \
 		    WHERE project_id = '$ID' AND file_path = 'assets/big.bin'
 		      AND is_current")"
 vs_check_eq "$nchunks chunks of it, $MIB MiB in all" "$nchunks|$((MIB << 20))" \
-	"$(vs_sql "SELECT count(*), sum(octet_length(data)) FROM vsync_chunks
-		    WHERE project_id = '$ID' AND content_hash = '$want'")"
+	"$(vs_sql "SELECT count(*), sum(octet_length(k.data))
+		    FROM vsync_content_chunks c JOIN vsync_chunks k USING (project_id, sha)
+		    WHERE c.project_id = '$ID' AND c.content_hash = '$want'")"
 vs_check_eq "vsyncctl cat returns it whole" "$want" \
 	"$("$CTL" cat big assets/big.bin | sha256sum | cut -d' ' -f1)"
 
@@ -125,6 +127,7 @@ if vs_mount big "$W/m1" --pg "$VSYNC_PG_URL" --cache-dir "$W/c1" --prefetch 0; t
 	# ------------------------------------------------------------ edit
 	printf 'EDITED' | dd of="$W/local/big.bin" bs=1 seek=$((MIB << 19)) \
 		conv=notrunc status=none
+	stored=$(vs_sql "SELECT count(*) FROM vsync_chunks WHERE project_id = '$ID'")
 	vs_check "6 bytes overwritten in the middle, dd conv=notrunc,fsync" \
 		sh -c 'printf EDITED | dd of="$1" bs=1 seek="$2" conv=notrunc,fsync status=none' \
 		_ "$W/m1/assets/big.bin" $((MIB << 19))
@@ -136,6 +139,9 @@ if vs_mount big "$W/m1" --pg "$VSYNC_PG_URL" --cache-dir "$W/c1" --prefetch 0; t
 			      AND is_current")"
 	vs_check_eq "its bytes are the local copy's" "$want2" \
 		"$("$CTL" cat big assets/big.bin | sha256sum | cut -d' ' -f1)"
+	vs_check_eq "the edit stored one new chunk (the versions share the rest)" \
+		$((stored + 1)) \
+		"$(vs_sql "SELECT count(*) FROM vsync_chunks WHERE project_id = '$ID'")"
 	vs_umount "$W/m1"
 else
 	vs_fail "mount: expected it mounted, saw it exit"
@@ -153,7 +159,8 @@ fi
 
 # ---------------------------------------------------------------- corrupt
 vs_sql "UPDATE vsync_chunks SET data = overlay(data placing '\\x00ff'::bytea from 100)
-	 WHERE project_id = '$ID' AND content_hash = '$want2' AND idx = 1" >/dev/null
+	 WHERE project_id = '$ID' AND sha = (SELECT sha FROM vsync_content_chunks
+	     WHERE project_id = '$ID' AND content_hash = '$want2' AND idx = 1)" >/dev/null
 mkdir -p "$W/m3"
 if vs_mount big "$W/m3" --pg "$VSYNC_PG_URL" --cache-dir "$W/c3" --prefetch 0; then
 	if cat "$W/m3/assets/big.bin" >/dev/null 2>"$W/cat.err"; then
@@ -161,7 +168,7 @@ if vs_mount big "$W/m3" --pg "$VSYNC_PG_URL" --cache-dir "$W/c3" --prefetch 0; t
 	else
 		vs_check "a corrupt chunk is refused with EIO" grep -q "Input/output error" "$W/cat.err"
 	fi
-	vs_check "the log says why" grep -q "chunks do not make up checksum $want2" "$VS_MOUNT_LOG"
+	vs_check "the log says which chunk" grep -q "chunk 1 of content ${want2:0:12} is corrupt" "$VS_MOUNT_LOG"
 	vs_check "the cache holds nothing of it" \
 		test ! -e "$W/c3/objects/${want2:0:2}/$want2"
 	vs_umount "$W/m3"
