@@ -8,6 +8,7 @@
  * before the mount is one line naming the cause, and leaves no mount.
  */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -396,6 +397,15 @@ static void free_strings(char **v, size_t n)
 	free(v);
 }
 
+/*
+ * Every inode the kernel keeps holds an fd here (a local-only one its own
+ * O_PATH and read-write fds, a synced one read its content's): raise the
+ * soft limit to the hard one. And load libgcc_s now: glibc loads it at
+ * the first pthread_cancel or pthread_exit (libfuse's worker threads, at
+ * the stop), and aborts the process if it cannot - which it cannot once
+ * every fd is taken (seen: a mount out of fds aborted at its unmount, with
+ * its journal still holding what it had saved).
+ */
 static void raise_fd_limit(void)
 {
 	struct rlimit rl;
@@ -404,6 +414,8 @@ static void raise_fd_limit(void)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+	if (!dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_NODELETE))
+		vs_debug("cannot load libgcc_s.so.1: %s", dlerror());
 }
 
 /* What the mount's callbacks and threads need. */

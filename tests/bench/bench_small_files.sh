@@ -26,6 +26,10 @@
 #            calls (an editor's or a package manager's careful save; on the
 #            mount every fsync waits for its commit to PostgreSQL).
 #
+# Both also run in the mount's local-only node_modules/, a passthrough to
+# the cache dir: what the FUSE round trips alone cost on this machine,
+# beside which the synced path's own work (hashing, the journal) shows.
+#
 # Prints the medians, the ratios synced/local (target for tar -x: <= 3 x)
 # and the versions found. Environment: VSYNC_BUILD_DIR (default build/),
 # VS_KEEP_LOGS=1.
@@ -192,6 +196,7 @@ work() {
 	case $place in
 	synced) base=$MNT ;;
 	local) base=$W/local ;;
+	passthrough) base=$MNT/node_modules ;;
 	esac
 	dir=$base/$name$r
 	mkdir "$dir"
@@ -215,10 +220,15 @@ work() {
 
 # ---------------------------------------------------------------- runs
 
-declare -A T=() CM=() VER=() TX=()
+declare -A T=() CM=() VER=() TX=() pt=()
+mkdir "$MNT/node_modules" # local-only (the mount's default list)
 log "$FILES files, $ROUNDS rounds"
 for ((r = 1; r <= ROUNDS; r++)); do
-	if ((r % 2)); then places=(synced local); else places=(local synced); fi
+	if ((r % 2)); then
+		places=(synced local passthrough)
+	else
+		places=(passthrough local synced)
+	fi
 	for name in tar fsync; do
 		for place in "${places[@]}"; do
 			out=$(work "$name" "$place" "$r")
@@ -230,7 +240,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 				TX[$name]+="$x "
 				log "round $r $name synced: $t ms, committed $c ms, current/versions $v, transactions $x"
 			else
-				log "round $r $name local: $t ms"
+				log "round $r $name $place: $t ms"
 			fi
 		done
 	done
@@ -248,6 +258,7 @@ printf '%-30s%11s%10s%14s%15s%14s%8s  %s\n' workload "synced ms" "local ms" "syn
 for name in tar fsync; do
 	s=$(median <<<"${T[$name.synced]}")
 	l=$(median <<<"${T[$name.local]}")
+	pt[$name]=$(median <<<"${T[$name.passthrough]}")
 	c=$(median <<<"${CM[$name]}")
 	case $name in
 	tar) label="tar -x $FILES files" ;;
@@ -257,6 +268,15 @@ for name in tar fsync; do
 		"$(awk -v n="$FILES" -v m="$c" 'BEGIN { printf "%.0f", n * 1000 / m }')" \
 		"$(median <<<"${TX[$name]}" | cut -d. -f1)" \
 		"$(tr ' ' '\n' <<<"${VER[$name]}" | { grep . || true; } | sort | uniq -c | awk '{ printf "%s%d x %s", s, $1, $2; s = ", " }')"
+done
+echo
+echo "the FUSE floor: the same work in the mount's local-only node_modules/ (a"
+echo "passthrough to the cache dir: no content hashing, no journal, no"
+echo "PostgreSQL), medians:"
+for name in tar fsync; do
+	printf '  %-28s passthrough %9s ms  synced/passthrough %6s  passthrough/local %6s\n' \
+		"$name" "${pt[$name]}" "$(ratio "$(median <<<"${T[$name.synced]}")" "${pt[$name]}")" \
+		"$(ratio "${pt[$name]}" "$(median <<<"${T[$name.local]}")")"
 done
 echo "target: tar -x synced <= 3 x local, every file one version."
 echo "committed: from the start of the work until the journal was empty and"
