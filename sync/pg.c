@@ -967,6 +967,10 @@ int vs_pg_chunks_put(struct vs_pg *pg, const char *id, const char *hash, int fd,
 
 		for (int k = 0; k < PQntuples(res) && !missing; k++)
 			missing = !strcmp(PQgetvalue(res, k, 0), name);
+		/* sent once, though named again further on */
+		for (size_t j = 0; j < i && missing; j++)
+			missing =
+			    strcmp(shas + j * (VS_HASH_HEX_LEN + 1), name);
 		if (!missing)
 			continue;
 		rd = vs_pread_in_full(fd, buf, len, (off_t)off);
@@ -992,10 +996,6 @@ int vs_pg_chunks_put(struct vs_pg *pg, const char *id, const char *hash, int fd,
 				       3, v, lens, fmts, 0);
 			PQclear(pr);
 		}
-		/* sent once, though named again further on */
-		for (int k = 0; k < PQntuples(res); k++)
-			if (!strcmp(PQgetvalue(res, k, 0), name))
-				PQgetvalue(res, k, 0)[0] = '\0';
 	}
 	vs_pg_set_timeout(pg, timeout_ms);
 	if (r == 0) {

@@ -625,34 +625,49 @@ bool vs_redis_project_name_valid(const char *name)
 	return true;
 }
 
-/* GET @key, decoded (blob.h): the body of vs_redis_blob_get and
- * vs_redis_chunk_get. */
+/* GET @key: 0 and the string reply in *@rep (the caller frees it),
+ * -ENOENT when absent, -EIO (logged in the error) for another type, or
+ * the command's -errno. */
+static int get_string(struct vs_redis *r, const char *key, redisReply **rep)
+{
+	const char *argv[2] = {"GET", key};
+	int e;
+
+	*rep = NULL;
+	e = vs_redis_command(r, rep, 2, argv, NULL);
+	if (e < 0)
+		return e;
+	if ((*rep)->type == REDIS_REPLY_STRING)
+		return 0;
+	if ((*rep)->type == REDIS_REPLY_NIL) {
+		e = -ENOENT;
+	} else {
+		redis_set_error(r, "unexpected reply type %d to GET %s",
+				(*rep)->type, key);
+		e = -EIO;
+	}
+	freeReplyObject(*rep);
+	*rep = NULL;
+	return e;
+}
+
+/* GET @key, decoded (blob.h): the body of vs_redis_blob_get. */
 static int encoded_get(struct vs_redis *r, const char *key, size_t max_len,
 		       uint8_t **buf, size_t *len)
 {
-	const char *argv[2] = {"GET", key};
 	redisReply *rep = NULL;
 	int e;
 
 	*buf = NULL;
 	*len = 0;
-	e = vs_redis_command(r, &rep, 2, argv, NULL);
+	e = get_string(r, key, &rep);
 	if (e < 0)
 		return e;
-	if (rep->type == REDIS_REPLY_NIL) {
-		e = -ENOENT;
-	} else if (rep->type != REDIS_REPLY_STRING) {
-		redis_set_error(r, "unexpected reply type %d to GET %s",
-				rep->type, key);
-		e = -EIO;
-	} else {
-		e = vs_blob_decode(buf, len, rep->str, rep->len, max_len);
-		if (e == -EBADMSG)
-			redis_set_error(r, "%s does not decode", key);
-		else if (e == -EFBIG)
-			redis_set_error(r, "%s is larger than %zu bytes", key,
-					max_len);
-	}
+	e = vs_blob_decode(buf, len, rep->str, rep->len, max_len);
+	if (e == -EBADMSG)
+		redis_set_error(r, "%s does not decode", key);
+	else if (e == -EFBIG)
+		redis_set_error(r, "%s is larger than %zu bytes", key, max_len);
 	freeReplyObject(rep);
 	return e;
 }
@@ -705,27 +720,18 @@ int vs_redis_chunk_get(struct vs_redis *r, const char *id, const char *hash,
 		       unsigned idx, uint8_t *buf, size_t cap, size_t *len)
 {
 	char key[VS_REDIS_KEY_MAX];
-	const char *argv[2] = {"GET", key};
 	redisReply *rep = NULL;
 	int e;
 
 	*len = 0;
 	vs_redis_key_chunk(key, id, hash, idx);
-	e = vs_redis_command(r, &rep, 2, argv, NULL);
+	e = get_string(r, key, &rep);
 	if (e < 0)
 		return e;
-	if (rep->type == REDIS_REPLY_NIL) {
-		e = -ENOENT;
-	} else if (rep->type != REDIS_REPLY_STRING) {
-		redis_set_error(r, "unexpected reply type %d to GET %s",
-				rep->type, key);
-		e = -EIO;
-	} else {
-		e = vs_blob_decode_into(buf, cap, len, rep->str, rep->len);
-		if (e < 0)
-			redis_set_error(r, "%s does not decode into %zu bytes",
-					key, cap);
-	}
+	e = vs_blob_decode_into(buf, cap, len, rep->str, rep->len);
+	if (e < 0)
+		redis_set_error(r, "%s does not decode into %zu bytes", key,
+				cap);
 	freeReplyObject(rep);
 	return e;
 }
@@ -746,23 +752,16 @@ int vs_redis_delta_get(struct vs_redis *r, const char *id, const char *base,
 		       size_t *len)
 {
 	char key[VS_REDIS_KEY_MAX];
-	const char *argv[2] = {"GET", key};
 	redisReply *rep = NULL;
 	int e;
 
 	*buf = NULL;
 	*len = 0;
 	vs_redis_key_delta(key, id, base, hash);
-	e = vs_redis_command(r, &rep, 2, argv, NULL);
+	e = get_string(r, key, &rep);
 	if (e < 0)
 		return e;
-	if (rep->type == REDIS_REPLY_NIL) {
-		e = -ENOENT;
-	} else if (rep->type != REDIS_REPLY_STRING) {
-		redis_set_error(r, "unexpected reply type %d to GET %s",
-				rep->type, key);
-		e = -EIO;
-	} else if (rep->len > max_len) {
+	if (rep->len > max_len) {
 		redis_set_error(r, "%s is larger than %zu bytes", key, max_len);
 		e = -EFBIG;
 	} else {
@@ -976,23 +975,6 @@ void vs_redis_key_tree(char *out, const char *id)
 void vs_redis_key_bundle(char *out, const char *id, const char *bundle)
 {
 	snprintf(out, VS_REDIS_KEY_MAX, "bundle:{%s}:%.64s", id, bundle);
-}
-
-/* GET @key: 0 with a string reply in *rep (the caller frees it), -ENOENT
- * when the key holds none, or the command's error. */
-static int get_string(struct vs_redis *r, const char *key, redisReply **rep)
-{
-	const char *argv[] = {"GET", key};
-	int e;
-
-	*rep = NULL;
-	e = vs_redis_command(r, rep, 2, argv, NULL);
-	if (e == 0 && (*rep)->type != REDIS_REPLY_STRING) {
-		reply_free(*rep);
-		*rep = NULL;
-		e = -ENOENT;
-	}
-	return e;
 }
 
 int vs_redis_tree_load(struct vs_redis *r, const char *id,
