@@ -130,12 +130,20 @@ static int path_of(struct vs_fs *fs, struct vs_inode *in, char *buf,
 }
 
 /* Append @e to the journal (reserved already if e->lseq is set) and wake
- * the committer. */
+ * the committer. An entry not reserved that finds no room on the volume
+ * is tried once more after a reclaim (a reserved one keeps its place in
+ * the order only once: its caller tries again later). */
 static int journal(struct vs_fs *fs, struct vs_jentry *e)
 {
-	int r = e->lseq ? vs_journal_append_reserved(fs->cfg.journal, e)
-			: vs_journal_append(fs->cfg.journal, e);
+	bool reserved = e->lseq != 0;
+	int r = reserved ? vs_journal_append_reserved(fs->cfg.journal, e)
+			 : vs_journal_append(fs->cfg.journal, e);
 
+	if (!reserved && vs_cache_no_room(r) &&
+	    vs_cache_reclaim(fs->cfg.cache)) {
+		e->lseq = 0;
+		r = vs_journal_append(fs->cfg.journal, e);
+	}
 	if (r < 0) {
 		vs_error("cannot journal %s of '%s': %s",
 			 e->op == VS_JOP_DELETE ? "delete" : "change", e->path,
@@ -527,6 +535,8 @@ int fsw_write(struct vs_fs *fs, struct vs_inode *in, struct fuse_bufvec *buf,
 		out.buf[0].fd = in->wfd;
 		out.buf[0].pos = off;
 		n = fuse_buf_copy(&out, buf, 0);
+		if (vs_cache_no_room((int)n) && vs_cache_reclaim(fs->cfg.cache))
+			n = fuse_buf_copy(&out, buf, 0);
 		if (n < 0) {
 			r = (int)n;
 		} else {

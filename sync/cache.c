@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,6 +62,7 @@ int vs_cache_init(struct vs_cache *c, const char *dir)
 	c->pins = NULL;
 	c->npins = c->apins = 0;
 	c->over = NULL;
+	c->reclaim = NULL;
 	c->limit = 0;
 	atomic_init(&c->over_at, 0);
 	atomic_init(&c->bytes, 0);
@@ -213,8 +215,6 @@ static void bytes_add(struct vs_cache *c, uint64_t n)
 		c->over(c->over_arg);
 }
 
-/* Write @len bytes to a fresh file in tmp/, named into @tmp (64 bytes).
- * The file is removed on failure. */
 /* Create a fresh file in tmp/, named into @tmp (64 bytes): its fd or
  * -errno. */
 static int tmp_create(struct vs_cache *c, char tmp[64])
@@ -229,23 +229,28 @@ static int tmp_create(struct vs_cache *c, char tmp[64])
 	return fd < 0 ? -errno : fd;
 }
 
+/* Write @len bytes to a fresh file in tmp/, named into @tmp (64 bytes).
+ * The file is removed on failure; a volume with no room is reclaimed
+ * from (vs_cache_reclaim) and tried once more. */
 static int tmp_write(struct vs_cache *c, char tmp[64], const void *buf,
 		     size_t len)
 {
-	int fd = tmp_create(c, tmp), r;
+	int fd, r;
 
-	if (fd < 0)
-		return fd;
-	/* no fsync: every object is checked against its hash when opened
-	 * and the manifest is validated when parsed, so a file torn by a
-	 * crash is detected and fetched again; an fsync per object would
-	 * cost milliseconds on every first read */
-	r = vs_write_in_full(fd, buf, len);
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
-	if (r < 0)
-		unlinkat(c->dir_fd, tmp, 0);
-	return r;
+	for (int tries = 0;; tries++) {
+		fd = tmp_create(c, tmp);
+		r = fd;
+		if (fd >= 0) {
+			r = vs_write_in_full(fd, buf, len);
+			if (close(fd) < 0 && r == 0)
+				r = -errno;
+			if (r < 0)
+				unlinkat(c->dir_fd, tmp, 0);
+		}
+		if (!tries && vs_cache_no_room(r) && vs_cache_reclaim(c))
+			continue;
+		return r;
+	}
 }
 
 /* Write @len bytes to a fresh file in tmp/ and rename it to @dest (relative
@@ -304,11 +309,25 @@ static int object_place(struct vs_cache *c, const char *tmp, const char *hash,
 	return r;
 }
 
-int vs_cache_store(struct vs_cache *c, const char *hash, const void *buf,
-		   size_t len)
+/* Store checked bytes (vs_cache_store). */
+static int store_checked(struct vs_cache *c, const char *hash, const void *buf,
+			 size_t len)
+{
+	char tmp[64] = "";
+	int r;
+
+	r = tmp_write(c, tmp, buf, len);
+	if (r < 0) {
+		vs_warn("cannot store %s in the cache: %s", hash, strerror(-r));
+		return r;
+	}
+	return object_place(c, tmp, hash, len);
+}
+
+/* 0 if @len bytes at @buf hash to @hash; -EINVAL (not a hash), -EBADMSG. */
+static int check_bytes(const char *hash, const void *buf, size_t len)
 {
 	char got[VS_HASH_HEX_LEN + 1];
-	char tmp[64] = "";
 	int r;
 
 	if (!vs_hash_hex_valid(hash))
@@ -316,14 +335,59 @@ int vs_cache_store(struct vs_cache *c, const char *hash, const void *buf,
 	r = vs_sha256_hex(got, buf, len);
 	if (r < 0)
 		return r;
-	if (strcmp(got, hash) != 0)
-		return -EBADMSG;
-	r = tmp_write(c, tmp, buf, len);
+	return strcmp(got, hash) == 0 ? 0 : -EBADMSG;
+}
+
+int vs_cache_store(struct vs_cache *c, const char *hash, const void *buf,
+		   size_t len)
+{
+	int r = check_bytes(hash, buf, len);
+
+	return r < 0 ? r : store_checked(c, hash, buf, len);
+}
+
+/* A memfd holding @len bytes, sealed against any change: its fd or
+ * -errno. */
+static int memory_copy(const void *buf, size_t len)
+{
+	int fd, r;
+
+	fd = memfd_create("vsync-content", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -errno;
+	r = vs_write_in_full(fd, buf, len);
+	if (r == 0 &&
+	    fcntl(fd, F_ADD_SEALS,
+		  F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+		r = -errno;
 	if (r < 0) {
-		vs_warn("cannot store %s in the cache: %s", hash, strerror(-r));
+		close(fd);
 		return r;
 	}
-	return object_place(c, tmp, hash, len);
+	return fd;
+}
+
+int vs_cache_store_open(struct vs_cache *c, const char *hash, const void *buf,
+			size_t len, int *fd_out)
+{
+	int r = check_bytes(hash, buf, len);
+
+	if (!fd_out || r < 0)
+		return r < 0 ? r : store_checked(c, hash, buf, len);
+	*fd_out = -1;
+	r = store_checked(c, hash, buf, len);
+	if (r == 0)
+		return vs_cache_open(c, hash, fd_out);
+	if (!vs_cache_no_room(r) || len > VS_CACHE_MEM_MAX)
+		return r;
+	r = memory_copy(buf, len);
+	if (r < 0)
+		return r;
+	vs_warn("cache: no room on the cache dir's volume: %s (%zu bytes) "
+		"is kept in memory",
+		hash, len);
+	*fd_out = r;
+	return 0;
 }
 
 int vs_cache_writer_open(struct vs_cache *c, struct vs_cache_writer *w)
@@ -449,6 +513,17 @@ void vs_cache_watch(struct vs_cache *c, uint64_t limit, void (*over)(void *arg),
 	atomic_store(&c->over_at, limit);
 	c->over_arg = arg;
 	c->over = over;
+}
+
+void vs_cache_on_full(struct vs_cache *c, bool (*reclaim)(void *arg), void *arg)
+{
+	c->reclaim_arg = arg;
+	c->reclaim = reclaim;
+}
+
+bool vs_cache_reclaim(struct vs_cache *c)
+{
+	return c->reclaim && c->reclaim(c->reclaim_arg);
 }
 
 bool vs_cache_nearly_full(struct vs_cache *c)

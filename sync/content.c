@@ -318,7 +318,7 @@ static int fetch_redis(struct vs_content *c, const char *hash, uint64_t size,
 	pthread_mutex_unlock(&c->redis_lock);
 	if (r < 0)
 		return r;
-	r = vs_cache_store(c->cache, hash, buf, len);
+	r = vs_cache_store_open(c->cache, hash, buf, len, fd_out);
 	if (r == -EBADMSG)
 		vs_error("refusing content of '%s' from Redis: its bytes do "
 			 "not match checksum %s; using PostgreSQL",
@@ -428,7 +428,7 @@ static int fetch_locked(struct vs_content *c, const char *hash, uint64_t size,
 	if (len != size)
 		vs_warn("'%s': PostgreSQL sent %zu bytes, manifest says %llu",
 			path, len, (unsigned long long)size);
-	r = vs_cache_store(c->cache, hash, buf, len);
+	r = vs_cache_store_open(c->cache, hash, buf, len, fd_out);
 	if (r == -EBADMSG)
 		vs_error("refusing content of '%s' from PostgreSQL: its bytes "
 			 "do not match checksum %s",

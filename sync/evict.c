@@ -310,6 +310,11 @@ struct vs_evict {
 	pthread_cond_t cond;
 	bool stopping; /* under lock */
 	bool kicked;   /* under lock: the estimate went over the max */
+	/* one pass at a time: the thread's, or a reclaim's on a writer's
+	 * thread (evict_reclaim) */
+	pthread_mutex_t pass_lock;
+	int64_t reclaim_ms; /* under pass_lock: the last reclaim that freed
+			       nothing (monotonic ms), or 0 */
 };
 
 /* The cache's watch (vs_cache_watch): on a FUSE or fetch thread, quick. */
@@ -323,10 +328,54 @@ static void evict_kick(void *arg)
 	pthread_mutex_unlock(&ev->lock);
 }
 
+/* A reclaim that freed nothing is not tried again for this long: a volume
+ * filled by something else than objects would have every write pay a
+ * scan. */
+#define EVICT_RECLAIM_IDLE_MS 1000
+
+/*
+ * The cache's reclaim (vs_cache_on_full): a write to the volume found no
+ * room. A pass now, on the writer's thread, down to the low watermark, or
+ * by a tenth of the max when the objects are under it already: what is
+ * journaled, pinned or young stays, as always. true if it freed anything.
+ */
+static bool evict_reclaim(void *arg)
+{
+	struct vs_evict *ev = arg;
+	struct vs_evict_stats st;
+	uint64_t est, target;
+	int64_t now = vs_mono_ms();
+	bool freed = false;
+
+	pthread_mutex_lock(&ev->pass_lock);
+	if (ev->reclaim_ms && now - ev->reclaim_ms < EVICT_RECLAIM_IDLE_MS)
+		goto out;
+	est = vs_cache_bytes(ev->cfg.cache);
+	target = ev->low;
+	if (est <= ev->cfg.max)
+		target = est > ev->cfg.max / 10 ? est - ev->cfg.max / 10 : 0;
+	if (target > ev->low)
+		target = ev->low;
+	vs_warn("cache: no room on the cache dir's volume; evicting now");
+	if (vs_evict_run(ev->cfg.cache, target, target, ev->cfg.grace_ms,
+			 &st) == 0) {
+		vs_metrics_cache_evicted(st.evicted);
+		vs_metrics_cache_bytes(st.after);
+		freed = st.evicted > 0;
+	}
+	ev->reclaim_ms = freed ? 0 : vs_mono_ms();
+out:
+	pthread_mutex_unlock(&ev->pass_lock);
+	return freed;
+}
+
 /* A pass that stayed over the max is tried again after this (then after
  * twice as long each time it frees nothing): a scan of a big cache costs
  * CPU, and a tenth of the max stored meanwhile kicks one sooner. */
 #define EVICT_RETRY_MS 1000
+/* ... and at least this often: what a journal kept is evictable once it
+ * is committed, which no store announces */
+#define EVICT_RETRY_MAX_MS 10000
 /* Warn when a pass has stayed over the max this long. */
 #define EVICT_STUCK_WARN_MS 60000
 
@@ -346,8 +395,10 @@ static void evict_pass(struct vs_evict *ev, struct evict_state *s)
 	int64_t now;
 	int r;
 
+	pthread_mutex_lock(&ev->pass_lock);
 	r = vs_evict_run(ev->cfg.cache, ev->cfg.max, ev->low, ev->cfg.grace_ms,
 			 &st); /* logged */
+	pthread_mutex_unlock(&ev->pass_lock);
 	now = vs_mono_ms();
 	if (r == 0) {
 		vs_metrics_cache_evicted(st.evicted);
@@ -372,6 +423,8 @@ static void evict_pass(struct vs_evict *ev, struct evict_state *s)
 	vs_cache_watch_at(ev->cfg.cache, s->stuck_at + ev->cfg.max / 10);
 	s->stuck_wait =
 	    s->stuck_wait && !st.evicted ? 2 * s->stuck_wait : EVICT_RETRY_MS;
+	if (s->stuck_wait > EVICT_RETRY_MAX_MS)
+		s->stuck_wait = EVICT_RETRY_MAX_MS;
 	if (s->stuck_wait > ev->cfg.rescan_ms)
 		s->stuck_wait = ev->cfg.rescan_ms;
 	s->next_scan = now + s->stuck_wait;
@@ -443,11 +496,15 @@ int vs_evict_start(struct vs_evict **out, const struct vs_evict_config *cfg)
 		ev->cfg.rescan_ms = 60000;
 	ev->low = vs_evict_low(ev->cfg.max, ev->cfg.low_pct);
 	pthread_mutex_init(&ev->lock, NULL);
+	pthread_mutex_init(&ev->pass_lock, NULL);
 	pthread_cond_init(&ev->cond, NULL);
 	vs_cache_watch(ev->cfg.cache, ev->cfg.max, evict_kick, ev);
+	vs_cache_on_full(ev->cfg.cache, evict_reclaim, ev);
 	r = -pthread_create(&ev->thread, NULL, evict_main, ev);
 	if (r < 0) {
 		vs_cache_watch(ev->cfg.cache, 0, NULL, NULL);
+		vs_cache_on_full(ev->cfg.cache, NULL, NULL);
+		pthread_mutex_destroy(&ev->pass_lock);
 		pthread_cond_destroy(&ev->cond);
 		pthread_mutex_destroy(&ev->lock);
 		free(ev);
@@ -467,7 +524,9 @@ void vs_evict_stop(struct vs_evict *ev)
 	pthread_mutex_unlock(&ev->lock);
 	pthread_join(ev->thread, NULL);
 	vs_cache_watch(ev->cfg.cache, 0, NULL, NULL);
+	vs_cache_on_full(ev->cfg.cache, NULL, NULL);
 	pthread_cond_destroy(&ev->cond);
+	pthread_mutex_destroy(&ev->pass_lock);
 	pthread_mutex_destroy(&ev->lock);
 	free(ev);
 }

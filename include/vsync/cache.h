@@ -27,6 +27,7 @@
 #define VSYNC_CACHE_H
 
 #include <pthread.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -57,6 +58,9 @@ struct vs_cache {
 	void *over_arg;
 	uint64_t limit;
 	atomic_uint_least64_t over_at; /* vs_cache_watch_at */
+	/* vs_cache_on_full: set before other threads use the cache */
+	bool (*reclaim)(void *arg);
+	void *reclaim_arg;
 	/* under evict_lock: objects pinned by vs_cache_pin (a multiset) */
 	char (*pins)[VS_HASH_HEX_LEN + 1];
 	size_t npins, apins;
@@ -104,6 +108,18 @@ bool vs_cache_has(struct vs_cache *c, const char *hash);
  */
 int vs_cache_store(struct vs_cache *c, const char *hash, const void *buf,
 		   size_t len);
+
+/*
+ * vs_cache_store, and *@fd_out an fd of the bytes, read-only: the object's,
+ * or, when the cache dir's volume is full (ENOSPC or EDQUOT, even after
+ * vs_cache_reclaim) and @len is at most VS_CACHE_MEM_MAX, a memfd holding
+ * them (checked the same way; in memory, not in the cache), so that a
+ * read on a full disk still gets what it asked for. 0 or -errno. With
+ * @fd_out NULL, vs_cache_store.
+ */
+#define VS_CACHE_MEM_MAX ((size_t)8 << 20)
+int vs_cache_store_open(struct vs_cache *c, const char *hash, const void *buf,
+			size_t len, int *fd_out);
 
 /* Store the bytes of @fd (pread from offset 0, 1 MiB at a time) as object
  * @hash, checked as vs_cache_store does. */
@@ -159,6 +175,27 @@ void vs_cache_bytes_measured(struct vs_cache *c, uint64_t seen,
  */
 void vs_cache_watch(struct vs_cache *c, uint64_t limit, void (*over)(void *arg),
 		    void *arg);
+/*
+ * Call @reclaim(@arg) when a write to the cache dir's volume fails for
+ * want of room (vs_cache_reclaim): the evictor's pass on the writer's
+ * thread, true if it freed anything. Set (or cleared) only while no
+ * other thread uses the cache.
+ */
+void vs_cache_on_full(struct vs_cache *c, bool (*reclaim)(void *arg),
+		      void *arg);
+/*
+ * A write to the cache dir's volume (an object, a working copy, a journal
+ * entry) failed with ENOSPC or EDQUOT: make room now, on the caller's
+ * thread, by evicting what the evictor may (vs_cache_on_full). true if
+ * something was freed and the write is worth one more try; false without
+ * an evictor. Any thread.
+ */
+bool vs_cache_reclaim(struct vs_cache *c);
+/* Is @r -ENOSPC or -EDQUOT (the cache dir's volume has no room)? */
+static inline bool vs_cache_no_room(int r)
+{
+	return r == -ENOSPC || r == -EDQUOT;
+}
 /* Is the estimate at 90% of the watch's limit or more (what an eviction
  * pass brings it down to)? false without a watch. For work that only
  * fills the cache ahead of need (the prefetcher): past it, it would evict

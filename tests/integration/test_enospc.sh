@@ -20,6 +20,8 @@
 #     that remote version, not its last saved one, once its writer is
 #     done and the version can be fetched;
 #   - the mount equals PostgreSQL (vs_mount_equals_pg).
+# While the volume is full, a file created remotely (not local yet) reads
+# its bytes: they are kept in memory when the cache cannot store them.
 #
 # Needs /dev/fuse (else exit 77), mount(2) of a tmpfs (else exit 77),
 # PostgreSQL (started here).
@@ -118,6 +120,13 @@ WRITER=$!
 vs_on_exit sh -c 'touch "$1"; kill "$2" 2>/dev/null; true' _ "$W/stop-c" "$WRITER"
 printf 'remote C\n' >"$W/remote-c.txt"
 vs_check "a remote edit of c.txt is committed while its write failed" ctl put full src/c.txt "$W/remote-c.txt"
+
+# a file that is not local yet still reads on a full volume: its bytes
+# are kept in memory (vs_cache_store_open), not refused
+printf 'remote D\n' >"$W/remote-d.txt"
+vs_check "a file is created remotely while the volume is full" ctl put full src/d.txt "$W/remote-d.txt"
+poll_check "it reads PostgreSQL's bytes on the full volume" 30 reads src/d.txt "remote D"
+vs_check "its content is kept in memory (logged)" grep -q "is kept in memory" "$W/mount.log"
 
 # ---------------------------------------------------------------- space returns
 rm -f "$VOL/filler"

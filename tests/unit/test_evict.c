@@ -26,7 +26,10 @@
  * a fan-out dir and one in tmp/: the oldest unnamed objects are evicted down to
  * the low watermark, the journaled, young and stray ones stay, the estimate
  * equals what is left; a second run under the max evicts nothing; max 0 only
- * measures.
+ * measures;
+ *  - vs_cache_reclaim (an evictor's pass on a writer's thread, for a
+ *    volume with no room): false without an evictor; under the max, each
+ *    call evicts the oldest tenth of the max and says so.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -429,6 +432,31 @@ static void test_run(void **state)
 	vs_cache_unpin(&f->cache, f->hashes[2]);
 }
 
+static void test_reclaim(void **state)
+{
+	struct fixture *f = *state;
+	struct vs_evict_config ec = {
+	    .cache = &f->cache, .check_ms = 600000, .rescan_ms = 600000};
+	struct vs_evict *ev = NULL;
+
+	check_bool(false, vs_cache_reclaim(&f->cache), "no evictor: false");
+	/* 10 objects, 0 the oldest; 9 used just now */
+	for (int i = 0; i < 10; i++)
+		put_object(f, i, i == 9 ? 0 : (10 - i) * 3600);
+	/* the max is 20 objects: under it, a reclaim still frees a tenth
+	 * of the max (2 objects), the oldest */
+	ec.max = 20 * (vs_cache_bytes(&f->cache) / 10);
+	check_ret(0, vs_evict_start(&ev, &ec), "start");
+	check_bool(true, vs_cache_reclaim(&f->cache), "a reclaim freed room");
+	check_bool(false, present(f, 0) || present(f, 1), "the 2 oldest gone");
+	for (int i = 2; i < 10; i++)
+		check_bool(true, present(f, i), "object %d stays", i);
+	check_bool(true, vs_cache_reclaim(&f->cache), "and again");
+	check_bool(false, present(f, 2) || present(f, 3), "the next 2 gone");
+	vs_evict_stop(ev);
+	check_bool(false, vs_cache_reclaim(&f->cache), "stopped: false");
+}
+
 #define T(fn)                                                                  \
 	cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
 
@@ -442,6 +470,7 @@ int main(void)
 	    T(test_pins),
 	    T(test_watch),
 	    T(test_run),
+	    T(test_reclaim),
 	};
 
 	return cmocka_run_group_tests_name("evict", tests, NULL, NULL);
