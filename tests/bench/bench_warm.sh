@@ -4,13 +4,15 @@
 # local directory, as ratios mount/local. Not part of ctest.
 #
 # usage: tests/bench/bench_warm.sh [-n FILES] [-M MODULES] [-r ROUNDS] [-V]
-#                                  [-m MOUNT-OPTION]...
+#                                  [-T] [-m MOUNT-OPTION]...
 #
 #   -n FILES    generated project files (default 5000; the size mix of
 #               bench_coldstart.sh, which generates it)
 #   -M MODULES  CommonJS modules under lib/ for the node case (default 2000)
 #   -r ROUNDS   timed rounds (default 7)
 #   -V          leave out the Vite build
+#   -T          the local copy on a tmpfs of its own (issue 13's reference)
+#               rather than in /tmp's file system
 #   -m OPT      pass OPT to vsync-mount (repeatable), e.g. -m --read-only
 #
 # One run, on a throwaway PostgreSQL: the tree is imported and mounted
@@ -52,13 +54,15 @@ FILES=5000
 MODULES=2000
 ROUNDS=7
 VITE=1
+TMPFS=0
 MOUNT_OPTS=()
 usage() {
-	echo "usage: $0 [-n FILES] [-M MODULES] [-r ROUNDS] [-V] [-m MOUNT-OPTION]..." >&2
+	echo "usage: $0 [-n FILES] [-M MODULES] [-r ROUNDS] [-V] [-T] [-m MOUNT-OPTION]..." >&2
 	exit 2
 }
-while getopts 'n:M:r:Vm:h' opt; do
+while getopts 'n:M:r:VTm:h' opt; do
 	case $opt in
+	T) TMPFS=1 ;;
 	m) MOUNT_OPTS+=("$OPTARG") ;;
 	n) FILES=$OPTARG ;;
 	M) MODULES=$OPTARG ;;
@@ -137,7 +141,15 @@ CTL init
 t0=$(vs_now_ms)
 CTL import warm "$W/tree"
 log "imported in $(($(vs_now_ms) - t0)) ms"
-cp -a "$W/tree" "$W/local"
+if ((TMPFS)); then
+	mkdir -p "$W/local"
+	mount -t tmpfs -o size=4g,mode=0755 vsync-bench-local "$W/local" || exit 1
+	vs_on_exit umount -l "$W/local"
+	cp -a "$W/tree/." "$W/local"
+	log "the local copy is on a tmpfs"
+else
+	cp -a "$W/tree" "$W/local"
+fi
 MNT=$W/mnt
 mkdir -p "$MNT" "$W/cache"
 vs_mount warm "$MNT" --pg "$VSYNC_PG_URL" --cache-dir "$W/cache" ${MOUNT_OPTS[@]+"${MOUNT_OPTS[@]}"} || exit 1
@@ -252,7 +264,7 @@ done
 echo
 echo "warm workloads: $nfiles files ($FILES generated + $MODULES modules), $ROUNDS rounds interleaved, medians"
 echo "mount: vsync-mount -f ${MOUNT_OPTS[*]+${MOUNT_OPTS[*]} }(PostgreSQL only), $("$VSYNC_BUILD_DIR/agent/vsync-mount" --version 2>&1 | head -n 1)"
-echo "local: a copy on $(df -T "$W" | awk 'NR == 2 { print $2 }') under $W"
+echo "local: a copy on $(df -T "$W/local" | awk 'NR == 2 { print $2 }') under $W/local"
 printf '%-34s%12s%12s%14s%10s  %s\n' workload "mount ms" "local ms" "mount/local" "requests" target
 for name in "${names[@]}"; do
 	m=$(median <<<"${TM[$name]}")
