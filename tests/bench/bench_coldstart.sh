@@ -322,32 +322,45 @@ declare -A R_READY=() R_ALL=() R_CP=() R_INT=()
 : >"$W/lat.redis"
 : >"$W/lat.pg"
 : >"$W/lat.local"
-tree_local() { # tree_local N CACHE MNT
+# tree_local N CACHE MNT: wait until the whole tree is local; TREE_T1 is
+# when it was seen to be (before the check that counts the objects)
+tree_local() {
 	local n=$1 cache=$2 mnt=$3
 	if [[ $method == read ]]; then
 		tar -C "$mnt" -cf - . | cat >/dev/null
+		TREE_T1=$(now_us)
 		return
 	fi
-	vs_poll 120 prefetch_done "$cache" "$n" || {
+	if ! bench_poll 120 prefetch_pending_0; then
 		log "p$n: not all local after 120 s (pending=$(metric vsync_prefetch_pending), objects $(objects "$cache")/${OBJS[$n]})"
+		return 1
+	fi
+	TREE_T1=$(now_us)
+	prefetch_done "$cache" "$n" || {
+		log "p$n: the prefetch is done but the cache has $(objects "$cache") of ${OBJS[$n]} objects"
 		return 1
 	}
 }
+# (polled with builtins only: bench_poll)
+prefetch_pending_0() {
+	bench_metric "127.0.0.1:$CONTROL_PORT" vsync_prefetch_pending && [[ $METRIC == 0 ]]
+}
 prefetch_done() {
-	local pend
-	pend=$(metric vsync_prefetch_pending)
-	[[ $pend == 0 ]] || return 1
 	(($(objects "$1") >= OBJS[$2]))
 }
 
 for ((r = 1; r <= ROUNDS; r++)); do
 	for n in "${SIZES[@]}"; do
 		# local reference: copy the tree
+		# (each timed part starts with nothing left to write back from
+		# the one before: a sync, untimed)
 		rm -rf "$W/copy"
+		sync
 		t0=${EPOCHREALTIME/./}
 		cp -a "$W/tree$n" "$W/copy"
 		R_CP[$n]+="$(ms_since "$t0") "
 		rm -rf "$W/copy"
+		sync
 
 		mnt=$W/mnt.$n.$r cache=$W/cache.$n.$r
 		t0=${EPOCHREALTIME/./}
@@ -357,8 +370,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			http_get "127.0.0.1:$CONTROL_PORT" /readyz >/dev/null || true
 			log "p$n: /readyz right after vsync-mount returned: ${HTTP_STATUS:-none}"
 		fi
+		TREE_T1=
 		tree_local "$n" "$cache" "$mnt" || true
-		R_ALL[$n]+="$(ms_since "$t0") "
+		R_ALL[$n]+="$(awk -v a="$t0" -v b="${TREE_T1:-$(now_us)}" 'BEGIN { printf "%.1f", (b - a) / 1000 }') "
 		if [[ $method == prefetch ]]; then
 			http_get "127.0.0.1:$CONTROL_PORT" /metrics >"$W/metrics.txt" 2>/dev/null || true
 			R_INT[$n]+="$(awk '$1 == "vsync_time_to_ready_seconds" { printf "%.1f", $2 * 1000 }' "$W/metrics.txt") "

@@ -11,6 +11,16 @@
 #   median, p99       of the numbers on stdin (separated by spaces or
 #                     newlines), two decimals; "-" when there are none
 #   ratio A B         A / B, two decimals; "-" when either is "-" or B <= 0
+#   bench_metric HOSTPORT NAME
+#                     NAME's value from HOSTPORT's /metrics into METRIC
+#                     (1 if absent or unreachable), with bash builtins only
+#   bench_poll SECS CMD...
+#                     vs_poll without a process per try: CMD (a function
+#                     that forks nothing, e.g. bench_metric) every 20 ms
+#                     until it succeeds or SECS pass. A poller that forks
+#                     (curl, sleep, a subshell) every 20 ms takes a good
+#                     part of a core of a 2-core machine from the work
+#                     it measures.
 
 log() { printf '# %s\n' "$*" >&2; }
 
@@ -34,4 +44,42 @@ p99() {
 
 ratio() {
 	awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b <= 0) print "-"; else printf "%.2f", a / b }'
+}
+
+METRIC=
+bench_metric() {
+	local fd line
+	METRIC=
+	exec {fd}<>"/dev/tcp/${1%:*}/${1##*:}" 2>/dev/null || return 1
+	printf 'GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&"$fd"
+	while IFS= read -r -t 3 -u "$fd" line; do
+		line=${line%$'\r'}
+		if [[ $line == "$2 "* ]]; then
+			METRIC=${line#"$2 "}
+			break
+		fi
+	done
+	exec {fd}>&-
+	[[ -n $METRIC ]]
+}
+
+# a FIFO nobody writes: `read -t` on it waits without a process
+BENCH__NAP_FD=
+bench__nap() {
+	if [[ -z $BENCH__NAP_FD ]]; then
+		local f
+		f=$(mktemp -u "${TMPDIR:-/tmp}/vsync-bench-nap.XXXXXX")
+		mkfifo -m 600 "$f" && exec {BENCH__NAP_FD}<>"$f" && rm -f "$f"
+	fi
+	read -r -t "$1" -u "$BENCH__NAP_FD" _ || true
+}
+
+bench_poll() {
+	local deadline=$((${EPOCHREALTIME/./} + $1 * 1000000))
+	shift
+	while :; do
+		"$@" && return 0
+		((${EPOCHREALTIME/./} >= deadline)) && return 1
+		bench__nap 0.02
+	done
 }
