@@ -185,28 +185,22 @@ static int redis_chunks_index(struct vs_content *c, const char *hash,
 			      uint64_t size, char *shas, size_t n,
 			      const char *path)
 {
-	char key[VS_REDIS_KEY_MAX];
-	const char *argv[2] = {"GET", key};
 	redisReply *rep = NULL;
 	int r;
 
-	vs_redis_key_chunks(key, c->project_id, hash);
 	pthread_mutex_lock(&c->redis_lock);
 	if (vs_mono_ms() < c->redis_retry_after_ms) {
 		pthread_mutex_unlock(&c->redis_lock);
 		return -EAGAIN;
 	}
-	r = vs_redis_command(c->redis, &rep, 2, argv, NULL);
+	r = vs_redis_chunks_index_get(c->redis, c->project_id, hash, &rep);
 	if (r < 0)
 		redis_failed_locked(c, r, "read the chunks of", path, hash);
 	pthread_mutex_unlock(&c->redis_lock);
 	if (r < 0)
 		return r;
-	if (rep->type != REDIS_REPLY_STRING)
-		r = -ENOENT;
-	else if (vs_sign_chunks_decode(rep->str, rep->len, c->verify,
-				       c->project_id, hash, size, shas,
-				       n) < 0) {
+	if (vs_sign_chunks_decode(rep->str, rep->len, c->verify, c->project_id,
+				  hash, size, shas, n) < 0) {
 		vs_metrics_redis_unverified();
 		vs_error("refusing the chunk index of '%s' (%.12s) from "
 			 "Redis: %s; using PostgreSQL",

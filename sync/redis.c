@@ -747,6 +747,78 @@ int vs_redis_chunk_put(struct vs_redis *r, const char *id, const char *hash,
 
 /* ---- deltas ------------------------------------------------------------ */
 
+int vs_redis_chunks_index_get(struct vs_redis *r, const char *id,
+			      const char *hash, redisReply **rep)
+{
+	char key[VS_REDIS_KEY_MAX];
+
+	vs_redis_key_chunks(key, id, hash);
+	return get_string(r, key, rep);
+}
+
+int vs_redis_chunks_index_put(struct vs_redis *r, const char *id,
+			      const char *hash, const void *val, size_t len,
+			      int ttl_s)
+{
+	char key[VS_REDIS_KEY_MAX], ttl[16];
+	const char *argv[5] = {"SET", key, val, "EX", ttl};
+	size_t lens[5];
+	redisReply *rep = NULL;
+	int e;
+
+	vs_redis_key_chunks(key, id, hash);
+	snprintf(ttl, sizeof(ttl), "%d", ttl_s);
+	for (int i = 0; i < 5; i++)
+		lens[i] = i == 2 ? len : strlen(argv[i]);
+	e = vs_redis_command(r, &rep, ttl_s > 0 ? 5 : 3, argv, lens);
+	reply_free(rep);
+	return e;
+}
+
+/* EXPIRE each key in turn; 0 at the first one that is not there */
+#define CHUNKS_TOUCH_SCRIPT                                                    \
+	"for _, k in ipairs(KEYS) do "                                         \
+	"if redis.call('EXPIRE', k, ARGV[1]) == 0 then return 0 end end "      \
+	"return 1"
+
+int vs_redis_chunks_touch(struct vs_redis *r, const char *id, const char *hash,
+			  size_t n, int ttl_s)
+{
+	char nkeys[24], ttl[16], (*keys)[VS_REDIS_KEY_MAX] = NULL;
+	const char **argv = NULL;
+	redisReply *rep = NULL;
+	size_t argc = n + 5;
+	int e = -ENOMEM;
+
+	if (n > (1u << 20))
+		return -EINVAL;
+	keys = malloc((n + 1) * sizeof(*keys));
+	argv = malloc(argc * sizeof(*argv));
+	if (!keys || !argv)
+		goto out;
+	snprintf(nkeys, sizeof(nkeys), "%zu", n + 1);
+	snprintf(ttl, sizeof(ttl), "%d", ttl_s);
+	argv[0] = "EVAL";
+	argv[1] = CHUNKS_TOUCH_SCRIPT;
+	argv[2] = nkeys;
+	vs_redis_key_chunks(keys[0], id, hash);
+	argv[3] = keys[0];
+	for (size_t i = 0; i < n; i++) {
+		vs_redis_key_chunk(keys[i + 1], id, hash, (unsigned)i);
+		argv[4 + i] = keys[i + 1];
+	}
+	argv[argc - 1] = ttl;
+	e = vs_redis_command(r, &rep, (int)argc, argv, NULL);
+	if (e == 0)
+		e = rep->type == REDIS_REPLY_INTEGER ? rep->integer == 1
+						     : -EBADMSG;
+	reply_free(rep);
+out:
+	free(argv);
+	free(keys);
+	return e;
+}
+
 int vs_redis_delta_get(struct vs_redis *r, const char *id, const char *base,
 		       const char *hash, size_t max_len, uint8_t **buf,
 		       size_t *len)

@@ -921,31 +921,15 @@ static int chunk_pub_sink(void *arg, const uint8_t *buf, size_t len)
 	return r;
 }
 
-/* Is the index of chunked content @hash in Redis? Refresh its TTL and
- * its @n chunks' if so. 1, 0 or -errno. */
+/* Is the index of chunked content @hash in Redis, with its @n pieces?
+ * Their TTLs are refreshed if so (one round trip). 1, 0 or -errno. */
 static int chunks_present(struct relay *rl, const char *id, const char *hash,
 			  size_t n)
 {
-	char key[VS_REDIS_KEY_MAX], ttl[16];
-	const char *argv[3] = {"EXPIRE", key, ttl};
-	redisReply *rep = NULL;
-	int r;
+	int r =
+	    vs_redis_chunks_touch(rl->redis, id, hash, n, rl->cfg->blob_ttl_s);
 
-	snprintf(ttl, sizeof(ttl), "%d", rl->cfg->blob_ttl_s);
-	for (size_t i = 0; i <= n; i++) {
-		if (i == 0)
-			vs_redis_key_chunks(key, id, hash);
-		else
-			vs_redis_key_chunk(key, id, hash, (unsigned)(i - 1));
-		r = vs_redis_command(rl->redis, &rep, 3, argv, NULL);
-		if (r < 0)
-			return redis_failed(rl, r, "EXPIRE chunks");
-		r = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
-		freeReplyObject(rep);
-		if (!r)
-			return 0;
-	}
-	return 1;
+	return r < 0 ? redis_failed(rl, r, "EXPIRE chunks") : r;
 }
 
 /* Put content @hash (@size bytes, over a chunk) of change @c into Redis
@@ -960,11 +944,9 @@ static int chunks_publish(struct relay *rl, const char *id,
 	size_t n =
 	    (size_t)((size + VS_REDIS_CHUNK_SIZE - 1) / VS_REDIS_CHUNK_SIZE);
 	struct chunk_pub cp = {rl, id, hash, NULL, 0, n, {0}, 0};
-	char key[VS_REDIS_KEY_MAX], ttl[16], got[VS_HASH_HEX_LEN + 1];
-	const char *argv[5] = {"SET", key, NULL, "EX", ttl};
-	size_t lens[5], vlen = 0;
+	char got[VS_HASH_HEX_LEN + 1];
+	size_t vlen = 0;
 	uint8_t *val = NULL;
-	redisReply *rep = NULL;
 	int r;
 
 	r = chunks_present(rl, id, hash, n);
@@ -990,16 +972,10 @@ static int chunks_publish(struct relay *rl, const char *id,
 		r = vs_sign_chunks_encode(&val, &vlen, rl->cfg->sign_key, id,
 					  hash, size, cp.shas, n);
 	if (r == 0 && val) {
-		vs_redis_key_chunks(key, id, hash);
-		snprintf(ttl, sizeof(ttl), "%d", rl->cfg->blob_ttl_s);
-		argv[2] = (const char *)val;
-		for (int i = 0; i < 5; i++)
-			lens[i] = i == 2 ? vlen : strlen(argv[i]);
-		r = vs_redis_command(rl->redis, &rep, 5, argv, lens);
+		r = vs_redis_chunks_index_put(rl->redis, id, hash, val, vlen,
+					      rl->cfg->blob_ttl_s);
 		if (r < 0)
 			r = redis_failed(rl, r, "SET chunk index");
-		if (rep)
-			freeReplyObject(rep);
 	}
 	free(val);
 	free(cp.shas);

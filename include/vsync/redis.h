@@ -129,6 +129,23 @@ int vs_redis_chunk_get(struct vs_redis *r, const char *id, const char *hash,
 int vs_redis_chunk_put(struct vs_redis *r, const char *id, const char *hash,
 		       unsigned idx, const void *buf, size_t len, int ttl_s);
 
+/* The index of chunked content @hash (chunks:{id}:<hash>, signed by the
+ * relay: vs_sign_chunks_encode), as stored: 0 and the string reply in
+ * *@rep (reply_free/freeReplyObject it; the caller decodes and checks it
+ * with vs_sign_chunks_decode), -ENOENT when absent, -EIO for another
+ * type, or the command's -errno. */
+int vs_redis_chunks_index_get(struct vs_redis *r, const char *id,
+			      const char *hash, redisReply **rep);
+/* SET it to @len bytes of @val with a TTL (none if @ttl_s <= 0). */
+int vs_redis_chunks_index_put(struct vs_redis *r, const char *id,
+			      const char *hash, const void *val, size_t len,
+			      int ttl_s);
+/* Refresh the TTL of the index of @hash and of its @n pieces, in one
+ * round trip (a script): 1 if they are all there, 0 if one is missing
+ * (those before it are refreshed), or -errno. */
+int vs_redis_chunks_touch(struct vs_redis *r, const char *id, const char *hash,
+			  size_t n, int ttl_s);
+
 /* A delta (raw bytes, see delta.h): GET delta:{id}:<base>:<hash>.
  * -ENOENT when absent, -EFBIG when over @max_len bytes, -EIO. */
 int vs_redis_delta_get(struct vs_redis *r, const char *id, const char *base,
