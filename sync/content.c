@@ -347,11 +347,12 @@ static int chunk_sink(void *arg, const uint8_t *buf, size_t len)
 	return vs_cache_writer_add(arg, buf, len);
 }
 
-/* Fetch content @hash stored in chunks from PostgreSQL into the cache,
- * chunk by chunk (never whole in memory). -ENOENT if it is stored whole.
- * Called with c->lock held and c->pg connected. */
-static int fetch_chunks_locked(struct vs_content *c, const char *hash,
-			       uint64_t size, const char *path, int *fd_out)
+/* Fetch content @hash stored in chunks from PostgreSQL (@pg) into the
+ * cache, chunk by chunk (never whole in memory). -ENOENT if it is stored
+ * whole. */
+static int fetch_chunks(struct vs_content *c, struct vs_pg *pg,
+			const char *hash, uint64_t size, const char *path,
+			int *fd_out)
 {
 	struct vs_cache_writer w;
 	int r;
@@ -359,7 +360,7 @@ static int fetch_chunks_locked(struct vs_content *c, const char *hash,
 	r = vs_cache_writer_open(c->cache, &w);
 	if (r < 0)
 		return r;
-	r = vs_pg_chunks_fetch(c->pg, c->project_id, hash, size, c->timeout_ms,
+	r = vs_pg_chunks_fetch(pg, c->project_id, hash, size, c->timeout_ms,
 			       chunk_sink, &w);
 	if (r < 0) {
 		vs_cache_writer_abort(&w);
@@ -373,12 +374,58 @@ static int fetch_chunks_locked(struct vs_content *c, const char *hash,
 	return r;
 }
 
-/* Fetch @hash from PostgreSQL into the cache. Called with c->lock held. */
-static int fetch_locked(struct vs_content *c, const char *hash, uint64_t size,
-			const char *path, int *fd_out)
+/* Fetch @hash from PostgreSQL on @pg (connected) into the cache: in
+ * chunks when it is stored so, else whole (then put into Redis too when
+ * @backfill). 0 or -EIO (logged); *@drop when @pg is not worth keeping
+ * (a failure other than "no such content"). */
+static int fetch_on(struct vs_content *c, struct vs_pg *pg, const char *hash,
+		    uint64_t size, const char *path, int *fd_out, bool backfill,
+		    bool *drop)
 {
 	uint8_t *buf = NULL;
 	size_t len = 0;
+	int r = -ENOENT;
+
+	*drop = false;
+	if (size > VS_CHUNK_SIZE) {
+		r = fetch_chunks(c, pg, hash, size, path, fd_out);
+		if (r == 0)
+			return 0;
+		if (r == -EBADMSG)
+			return -EIO;
+	}
+	if (r == -ENOENT) {
+		vs_pg_set_timeout(pg, fetch_timeout_ms(c, size));
+		r = vs_pg_blob_fetch(pg, c->project_id, hash, &buf, &len);
+		vs_pg_set_timeout(pg, c->timeout_ms);
+	}
+	if (r < 0) {
+		vs_warn("cannot fetch '%s' (%.12s): %s", path, hash,
+			vs_pg_last_error(pg)[0] ? vs_pg_last_error(pg)
+						: strerror(-r));
+		*drop = r != -ENOENT; /* start over on a fresh connection */
+		return -EIO;
+	}
+	if (len != size)
+		vs_warn("'%s': PostgreSQL sent %zu bytes, manifest says %llu",
+			path, len, (unsigned long long)size);
+	r = vs_cache_store_open(c->cache, hash, buf, len, fd_out);
+	if (r == -EBADMSG)
+		vs_error("refusing content of '%s' from PostgreSQL: its bytes "
+			 "do not match checksum %s",
+			 path, hash);
+	else if (r == 0 && backfill)
+		backfill_redis(c, hash, buf, len, path);
+	free(buf);
+	return r == -EBADMSG ? -EIO : r;
+}
+
+/* Fetch @hash from PostgreSQL into the cache on the instance's
+ * connection. Called with c->lock held. */
+static int fetch_locked(struct vs_content *c, const char *hash, uint64_t size,
+			const char *path, int *fd_out)
+{
+	bool drop;
 	int r;
 
 	if (!c->conninfo)
@@ -395,42 +442,48 @@ static int fetch_locked(struct vs_content *c, const char *hash, uint64_t size,
 			return -EIO;
 		}
 	}
-	r = -ENOENT;
-	if (size > VS_CHUNK_SIZE) {
-		r = fetch_chunks_locked(c, hash, size, path, fd_out);
-		if (r == 0)
-			return 0;
-		if (r == -EBADMSG)
-			return -EIO;
+	r = fetch_on(c, c->pg, hash, size, path, fd_out, true, &drop);
+	if (drop) {
+		vs_pg_free(c->pg);
+		c->pg = NULL;
 	}
-	if (r == -ENOENT) {
-		vs_pg_set_timeout(c->pg, fetch_timeout_ms(c, size));
-		r = vs_pg_blob_fetch(c->pg, c->project_id, hash, &buf, &len);
-		vs_pg_set_timeout(c->pg, c->timeout_ms);
-	}
+	return r;
+}
+
+/*
+ * Fetch large content @hash (over a chunk) from PostgreSQL on a
+ * connection of its own, opened for it and closed after: a transfer of
+ * hundreds of MiB takes seconds, and on the instance's connection it
+ * would hold up every other first read from PostgreSQL (c->lock) that
+ * long. Called with the cache's fill_lock (one at a time per cache),
+ * without c->lock.
+ */
+static int fetch_large(struct vs_content *c, const char *hash, uint64_t size,
+		       const char *path, int *fd_out)
+{
+	struct vs_pg *pg = NULL;
+	bool drop;
+	int r;
+
+	if (!c->conninfo)
+		return -EIO;
+	pthread_mutex_lock(&c->lock);
+	r = vs_mono_ms() < c->retry_after_ms ? -EIO : 0;
+	pthread_mutex_unlock(&c->lock);
+	if (r < 0)
+		return r;
+	r = vs_pg_open(&pg, c->conninfo, c->timeout_ms);
 	if (r < 0) {
-		vs_warn("cannot fetch '%s' (%.12s): %s", path, hash,
-			vs_pg_last_error(c->pg)[0] ? vs_pg_last_error(c->pg)
-						   : strerror(-r));
-		if (r != -ENOENT) {
-			/* start over on a fresh connection next time */
-			vs_pg_free(c->pg);
-			c->pg = NULL;
-		}
+		pthread_mutex_lock(&c->lock);
+		c->retry_after_ms = vs_mono_ms() + VS_CONTENT_RETRY_MS;
+		pthread_mutex_unlock(&c->lock);
+		vs_warn("cannot fetch '%s': PostgreSQL unavailable: %s", path,
+			strerror(-r));
 		return -EIO;
 	}
-	if (len != size)
-		vs_warn("'%s': PostgreSQL sent %zu bytes, manifest says %llu",
-			path, len, (unsigned long long)size);
-	r = vs_cache_store_open(c->cache, hash, buf, len, fd_out);
-	if (r == -EBADMSG)
-		vs_error("refusing content of '%s' from PostgreSQL: its bytes "
-			 "do not match checksum %s",
-			 path, hash);
-	else if (r == 0)
-		backfill_redis(c, hash, buf, len, path);
-	free(buf);
-	return r == -EBADMSG ? -EIO : r;
+	r = fetch_on(c, pg, hash, size, path, fd_out, false, &drop);
+	vs_pg_free(pg);
+	return r;
 }
 
 static int open_missing(struct vs_content *c, const char *hash, uint64_t size,
@@ -475,6 +528,17 @@ static int open_missing(struct vs_content *c, const char *hash, uint64_t size,
 		vs_metrics_fetch(VS_SRC_REDIS, size, vs_mono_us() - t0);
 		return 0;
 	}
+	if (size > VS_CHUNK_SIZE) {
+		/* (under fill_lock: vs_content_open) */
+		r = fetch_large(c, hash, size, path, fd_out);
+		if (r == 0 && *fd_out < 0)
+			r = vs_cache_open(c->cache, hash, fd_out);
+		if (r == 0)
+			vs_metrics_fetch(VS_SRC_PG, size, vs_mono_us() - t0);
+		else
+			vs_metrics_backend_error(VS_BACKEND_PG);
+		goto out;
+	}
 	pthread_mutex_lock(&c->lock);
 	r = vs_cache_open(c->cache, hash, fd_out);
 	if (r < 0) {
@@ -487,6 +551,7 @@ static int open_missing(struct vs_content *c, const char *hash, uint64_t size,
 			vs_metrics_backend_error(VS_BACKEND_PG);
 	}
 	pthread_mutex_unlock(&c->lock);
+out:
 	if (r < 0 && r != -EIO) {
 		vs_warn("cannot open content of '%s': %s", path, strerror(-r));
 		r = r == -ENOMEM ? r : -EIO;
@@ -730,13 +795,9 @@ int vs_content_fetch_many(struct vs_content *c, const char *const *hashes,
 		/* large: on its own, chunk by chunk, once (fill_lock) */
 		pthread_mutex_lock(&c->cache->fill_lock);
 		if (!vs_cache_has(c->cache, hashes[i]) &&
-		    fetch_redis(c, hashes[i], sizes[i], paths[i], NULL) < 0) {
-			pthread_mutex_lock(&c->lock);
-			if (fetch_locked(c, hashes[i], sizes[i], paths[i],
-					 NULL) < 0)
-				failed++;
-			pthread_mutex_unlock(&c->lock);
-		}
+		    fetch_redis(c, hashes[i], sizes[i], paths[i], NULL) < 0 &&
+		    fetch_large(c, hashes[i], sizes[i], paths[i], NULL) < 0)
+			failed++;
 		pthread_mutex_unlock(&c->cache->fill_lock);
 	}
 	if (ntodo && c->redis)

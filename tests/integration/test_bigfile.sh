@@ -17,7 +17,9 @@
 # middle with `dd conv=notrunc,fsync` on the mount are in PostgreSQL when
 # dd returns, as a new version stored in chunks (one new chunk: the rest
 # are shared with the first version), equal to a local copy edited the
-# same way; a second cold mount reads the new version; a chunk whose
+# same way; a small file's first read from PostgreSQL returns while the
+# large one is still being fetched (not held up behind it); a second cold
+# mount reads the new version; a chunk whose
 # bytes were changed in PostgreSQL is refused (EIO to the reader, the log
 # says which), never served.
 #
@@ -39,6 +41,8 @@ W=$VS_SERVERS_DIR/work
 
 mkdir -p "$W/src/assets" "$W/local"
 printf 'export const x = 1;\n' >"$W/src/index.js"
+mkdir -p "$W/src/docs"
+printf 'not critical\n' >"$W/src/docs/notes.txt"
 # random bytes: nothing for PostgreSQL or lz4 to compress
 head -c $((MIB << 20)) /dev/urandom >"$W/src/assets/big.bin"
 cp "$W/src/assets/big.bin" "$W/local/big.bin"
@@ -119,7 +123,29 @@ unset VSYNC_REDIS_URL
 mkdir -p "$W/m1"
 if vs_mount big "$W/m1" --pg "$VSYNC_PG_URL" --cache-dir "$W/c1" --prefetch 0; then
 	t0=$(vs_now_ms)
-	got=$(sha256sum <"$W/m1/assets/big.bin" | cut -d' ' -f1)
+	sha256sum <"$W/m1/assets/big.bin" >"$W/m1.sum" &
+	bigpid=$!
+	vs_on_exit kill "$bigpid"
+	# while it is being fetched, a small file's first read, also from
+	# PostgreSQL, is not held up behind it (the large fetch has a
+	# connection of its own): the backend sending the chunks is stopped
+	# (SIGSTOP) meanwhile, so the large read cannot end first
+	chunk_backend() {
+		vs_sql "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND state = 'active' AND query LIKE '%vsync_chunk(%' LIMIT 1"
+	}
+	has_chunk_backend() { [[ -n $(chunk_backend) ]]; }
+	bpid=
+	vs_poll 60 has_chunk_backend && bpid=$(chunk_backend)
+	if [[ $bpid =~ ^[0-9]+$ ]] && kill -STOP "$bpid"; then
+		vs_on_exit kill -CONT "$bpid"
+		vs_check_eq "a small file's first read while the large one's backend is stopped" \
+			"not critical" "$(timeout -k 1 5 cat "$W/m1/docs/notes.txt")"
+		kill -CONT "$bpid"
+	else
+		vs_fail "no backend sending the chunks seen (pg_stat_activity)"
+	fi
+	wait "$bigpid"
+	got=$(cut -d' ' -f1 <"$W/m1.sum")
 	ms=$(($(vs_now_ms) - t0))
 	vs_check_eq "a cold mount reads it byte for byte ($ms ms, $((MIB * 1000 / (ms ? ms : 1))) MiB/s)" \
 		"$want" "$got"
