@@ -518,6 +518,7 @@ int vs_content_open(struct vs_content *c, const char *hash, uint64_t size,
 static int open_missing(struct vs_content *c, const char *hash, uint64_t size,
 			const char *path, int *fd_out, uint64_t t0)
 {
+	bool fetched = true;
 	int r;
 
 	/* Redis first, outside @lock: a PostgreSQL fetch of a big file
@@ -531,27 +532,24 @@ static int open_missing(struct vs_content *c, const char *hash, uint64_t size,
 	if (size > VS_CHUNK_SIZE) {
 		/* (under fill_lock: vs_content_open) */
 		r = fetch_large(c, hash, size, path, fd_out);
+	} else {
+		pthread_mutex_lock(&c->lock);
+		/* fetched meanwhile by one this waited for? */
+		r = vs_cache_open(c->cache, hash, fd_out);
+		if (r < 0)
+			r = fetch_locked(c, hash, size, path, fd_out);
+		else
+			fetched = false;
+		pthread_mutex_unlock(&c->lock);
+	}
+	if (fetched) {
 		if (r == 0 && *fd_out < 0)
 			r = vs_cache_open(c->cache, hash, fd_out);
 		if (r == 0)
 			vs_metrics_fetch(VS_SRC_PG, size, vs_mono_us() - t0);
 		else
 			vs_metrics_backend_error(VS_BACKEND_PG);
-		goto out;
 	}
-	pthread_mutex_lock(&c->lock);
-	r = vs_cache_open(c->cache, hash, fd_out);
-	if (r < 0) {
-		r = fetch_locked(c, hash, size, path, fd_out);
-		if (r == 0 && *fd_out < 0)
-			r = vs_cache_open(c->cache, hash, fd_out);
-		if (r == 0)
-			vs_metrics_fetch(VS_SRC_PG, size, vs_mono_us() - t0);
-		else
-			vs_metrics_backend_error(VS_BACKEND_PG);
-	}
-	pthread_mutex_unlock(&c->lock);
-out:
 	if (r < 0 && r != -EIO) {
 		vs_warn("cannot open content of '%s': %s", path, strerror(-r));
 		r = r == -ENOMEM ? r : -EIO;
