@@ -1416,14 +1416,66 @@ out:
 
 /* ---- reads ------------------------------------------------------------ */
 
+/* Where content read in chunks goes (out_chunks): an fd, and the SHA-256
+ * of what went there. */
+struct chunk_out {
+	int fd;
+	struct vs_sha256 sha;
+	int werr; /* a failed write: -errno */
+};
+
+static int chunk_out_write(void *arg, const uint8_t *buf, size_t len)
+{
+	struct chunk_out *k = arg;
+
+	vs_sha256_update(&k->sha, buf, len);
+	k->werr = vs_write_in_full(k->fd, buf, len);
+	return k->werr;
+}
+
+/*
+ * Write content @hash (@size bytes, stored in chunks) to @fd chunk by
+ * chunk (never whole in memory, nor in one value: no 1 GB limit), each
+ * chunk checked against its SHA-256 and the whole against @hash; @what
+ * names @fd in errors. -ENOENT if it is stored whole (nothing written),
+ * else an exit status (reported).
+ */
+static int out_chunks(struct ctl *c, int fd, const char *what, const char *hash,
+		      uint64_t size)
+{
+	struct chunk_out k = {.fd = fd, .werr = 0};
+	char got[VS_HASH_HEX_LEN + 1];
+	int r;
+
+	if (vs_sha256_init(&k.sha) < 0)
+		return ctl_fail(EXIT_ERR, "out of memory");
+	r = vs_pg_chunks_fetch(c->pg, c->project_id, hash, size, c->timeout_ms,
+			       chunk_out_write, &k);
+	vs_sha256_final_hex(&k.sha, got);
+	if (r == -ENOENT)
+		return r;
+	if (k.werr < 0)
+		return ctl_fail(EXIT_ERR, "cannot write %s: %s", what,
+				strerror(-k.werr));
+	if (r < 0)
+		return pg_failed(c, r);
+	if (strcmp(got, hash) != 0)
+		return ctl_fail(EXIT_ERR,
+				"%s: the chunks of content %.12s do not make "
+				"up its checksum",
+				what, hash);
+	return EXIT_OK;
+}
+
 static int cmd_cat(struct ctl *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"version", required_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
 	const char *version = NULL, *v[3];
+	char hash[VS_HASH_HEX_LEN + 1] = "";
 	PGresult *res = NULL;
-	uint64_t size;
-	long n;
+	uint64_t size, max = 0, want = 0;
+	long n, vn = 0;
 	int o, r;
 
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -1433,6 +1485,7 @@ static int cmd_cat(struct ctl *c, int argc, char **argv)
 			return ctl_fail(EXIT_INVALID, "invalid version '%s'",
 					optarg);
 		version = optarg;
+		vn = n;
 	}
 	if (argc - optind != 2)
 		return ctl_fail(
@@ -1444,17 +1497,45 @@ static int cmd_cat(struct ctl *c, int argc, char **argv)
 	v[0] = c->project_id;
 	v[1] = argv[optind + 1];
 	v[2] = version;
-	/* the deadline of the read is sized to the file (its largest
-	 * version: one cheap query for the size first) */
-	r = vs_pg_exec(
-	    c->pg, &res,
-	    "SELECT coalesce(max(size), 0) FROM vsync_history($1::uuid, $2)", 2,
-	    v, NULL, NULL, 0);
+	/* the versions first (one cheap query): the deadline of the read is
+	 * sized to the largest, and the one asked for (the last, without
+	 * --version), when it is a file stored in chunks, is streamed */
+	r = vs_pg_exec(c->pg, &res,
+		       "SELECT version, kind, size, content_hash, is_deleted"
+		       " FROM vsync_history($1::uuid, $2) ORDER BY version",
+		       2, v, NULL, NULL, 0);
 	if (r < 0)
 		return pg_failed(c, r);
-	r = vs_parse_u64(&size, PQgetvalue(res, 0, 0), 10, 0, UINT64_MAX);
+	for (int i = 0; i < PQntuples(res); i++) {
+		long ver = 0;
+		bool it = vn ? vs_parse_long(&ver, PQgetvalue(res, i, 0), 10, 1,
+					     INT_MAX) == 0 &&
+				   ver == vn
+			     : i == PQntuples(res) - 1;
+
+		if (vs_parse_u64(&size, PQgetvalue(res, i, 2), 10, 0,
+				 UINT64_MAX) < 0)
+			size = 0;
+		if (size > max)
+			max = size;
+		if (it && !strcmp(PQgetvalue(res, i, 1), "file") &&
+		    strcmp(PQgetvalue(res, i, 4), "t") != 0 &&
+		    size > VS_CHUNK_SIZE &&
+		    vs_hash_hex_valid(PQgetvalue(res, i, 3))) {
+			snprintf(hash, sizeof(hash), "%s",
+				 PQgetvalue(res, i, 3));
+			want = size;
+		}
+	}
 	PQclear(res);
-	vs_pg_set_timeout(c->pg, batch_timeout(c, r < 0 ? 0 : size));
+	if (hash[0]) {
+		r = out_chunks(c, STDOUT_FILENO, "to stdout", hash, want);
+		if (r != -ENOENT)
+			return r;
+	}
+	/* small, or stored whole; and every error (no such file or
+	 * version, a directory ...) as the server words it */
+	vs_pg_set_timeout(c->pg, batch_timeout(c, max));
 	r = vs_pg_exec(c->pg, &res,
 		       "SELECT vsync_read_file($1::uuid, $2, $3::int)", 3, v,
 		       NULL, NULL, 1);
@@ -1915,36 +1996,60 @@ static int cmd_status(struct ctl *c, int argc, char **argv)
 
 /* ---- export ----------------------------------------------------------- */
 
+/* Create file @e under @dir_fd (it must not exist): its fd, or -1 and an
+ * exit code in *@r (reported). */
+static int exp_create(int dir_fd, const struct vs_manifest_entry *e, int *r)
+{
+	int fd =
+	    openat(dir_fd, e->path,
+		   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		*r = ctl_fail(EXIT_ERR, "cannot write '%s': %s", e->path,
+			      strerror(errno));
+	return fd;
+}
+
+/* Give @fd, written whole, @e's mode and mtime, and close it. 0 or an
+ * exit code (reported). */
+static int exp_finish(int fd, const struct vs_manifest_entry *e)
+{
+	struct timespec ts[2];
+	int r = 0;
+
+	if (fchmod(fd, (mode_t)e->mode) < 0)
+		r = ctl_fail(EXIT_ERR, "cannot write '%s': %s", e->path,
+			     strerror(errno));
+	ts[0].tv_sec = ts[1].tv_sec = (time_t)(e->mtime_ns / 1000000000);
+	ts[0].tv_nsec = ts[1].tv_nsec = (long)(e->mtime_ns % 1000000000);
+	futimens(fd, ts);
+	close(fd);
+	return r;
+}
+
 /* Write file @e under @dir_fd with content @buf (@len bytes), verified
  * against its hash. 0 or an exit code (reported). */
 static int exp_file(int dir_fd, const struct vs_manifest_entry *e,
 		    const uint8_t *buf, size_t len)
 {
 	char hex[VS_HASH_HEX_LEN + 1];
-	struct timespec ts[2];
-	int fd = -1, r;
+	int fd, r;
 
 	r = vs_sha256_hex(hex, buf, len);
 	if (r == 0 && strcmp(hex, e->hash))
 		return ctl_fail(EXIT_ERR,
 				"'%s': content does not match sha256 %s",
 				e->path, e->hash);
-	fd = openat(dir_fd, e->path,
-		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 || vs_write_in_full(fd, buf, len) < 0 ||
-	    fchmod(fd, (mode_t)e->mode) < 0) {
+	fd = exp_create(dir_fd, e, &r);
+	if (fd < 0)
+		return r;
+	if (vs_write_in_full(fd, buf, len) < 0) {
 		r = ctl_fail(EXIT_ERR, "cannot write '%s': %s", e->path,
 			     strerror(errno));
-		goto out;
-	}
-	ts[0].tv_sec = ts[1].tv_sec = (time_t)(e->mtime_ns / 1000000000);
-	ts[0].tv_nsec = ts[1].tv_nsec = (long)(e->mtime_ns % 1000000000);
-	futimens(fd, ts);
-	r = 0;
-out:
-	if (fd >= 0)
 		close(fd);
-	return r;
+		return r;
+	}
+	return exp_finish(fd, e);
 }
 
 /* Fetch the contents of the @n files @v (one vsync_blobs() call, with a
@@ -2001,6 +2106,31 @@ out:
 	PQclear(res);
 	pgarr_release(&hashes);
 	return r;
+}
+
+/* Write file @e (stored in chunks) under @dir_fd chunk by chunk; one
+ * stored whole goes as a batch of its own. 0 or an exit code. */
+static int exp_large(struct ctl *c, int dir_fd,
+		     const struct vs_manifest_entry *e)
+{
+	char what[VS_PATH_MAX + 3];
+	int fd, r;
+
+	fd = exp_create(dir_fd, e, &r);
+	if (fd < 0)
+		return r;
+	snprintf(what, sizeof(what), "'%s'", e->path);
+	r = out_chunks(c, fd, what, e->hash, e->size);
+	if (r == -ENOENT) {
+		close(fd);
+		unlinkat(dir_fd, e->path, 0);
+		return exp_files(c, dir_fd, &e, 1, e->size);
+	}
+	if (r) {
+		close(fd);
+		return r;
+	}
+	return exp_finish(fd, e);
 }
 
 /* Create dir or symlink @e under @dir_fd (files go in batches). */
@@ -2084,9 +2214,13 @@ static int cmd_export(struct ctl *c, int argc, char **argv)
 			r = exp_entry(fd, e);
 			continue;
 		}
+		bytes += e->size;
+		if (e->size > VS_CHUNK_SIZE) {
+			r = exp_large(c, fd, e);
+			continue;
+		}
 		batch[nb++] = e;
 		bbytes += e->size;
-		bytes += e->size;
 		if (nb == IMP_BATCH_FILES || bbytes >= IMP_BATCH_BYTES) {
 			r = exp_files(c, fd, batch, nb, bbytes);
 			nb = 0;

@@ -7,7 +7,8 @@
 #
 # Covers: `vsyncctl import` stores it as chunks (its row's encoding is
 # 'chunks', 38 chunks whose sizes add up); `vsyncctl cat`
-# (vsync_read_file) still returns it whole; `vsync-relay --once
+# streams it whole, chunk by chunk (its peak RSS under 96 MiB), and so
+# does `vsyncctl export` into a file; `vsync-relay --once
 # --sign-key` puts its chunks in Redis with a signed index, and with
 # PostgreSQL stopped a verifying mount with an empty cache reads it from
 # there byte for byte, but not with the index's signature stripped, nor
@@ -62,8 +63,29 @@ vs_check_eq "$nchunks chunks of it, $MIB MiB in all" "$nchunks|$((MIB << 20))" \
 	"$(vs_sql "SELECT count(*), sum(octet_length(k.data))
 		    FROM vsync_content_chunks c JOIN vsync_chunks k USING (project_id, sha)
 		    WHERE c.project_id = '$ID' AND c.content_hash = '$want'")"
+# streamed chunk by chunk: its peak RSS stays far below the file (GNU
+# time's %M, KiB; ASan's quarantine of freed chunks kept small)
 vs_check_eq "vsyncctl cat returns it whole" "$want" \
-	"$("$CTL" cat big assets/big.bin | sha256sum | cut -d' ' -f1)"
+	"$(ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=8 \
+		/usr/bin/time -f %M -o "$W/cat.rss" "$CTL" cat big assets/big.bin |
+		sha256sum | cut -d' ' -f1)"
+rss=$(tail -n 1 "$W/cat.rss")
+if ((MIB >= 200)); then
+	vs_check "without holding it in memory (peak RSS $((rss / 1024)) MiB, under 96)" \
+		test "$rss" -lt $((96 << 10))
+fi
+vs_check "vsyncctl export of the project" env \
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=8 \
+	/usr/bin/time -f %M -o "$W/export.rss" "$CTL" -q export big "$W/export"
+vs_check_eq "writes it byte for byte" "$want" \
+	"$(sha256sum <"$W/export/assets/big.bin" | cut -d' ' -f1)"
+vs_check_eq "with its small files" "not critical" "$(cat "$W/export/docs/notes.txt")"
+rss=$(tail -n 1 "$W/export.rss")
+if ((MIB >= 200)); then
+	vs_check "chunk by chunk (peak RSS $((rss / 1024)) MiB, under 96)" \
+		test "$rss" -lt $((96 << 10))
+fi
+rm -rf "$W/export"
 
 # ---------------------------------------------------------------- Redis
 VERIFY=$("$CTL" keygen "$W/relay.key")
