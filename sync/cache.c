@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vsync/clock.h"
 #include "vsync/log.h"
 #include "vsync/util.h"
 #include "vsync/banned.h"
@@ -241,6 +242,11 @@ static int tmp_write(struct vs_cache *c, char tmp[64], const void *buf,
 		fd = tmp_create(c, tmp);
 		r = fd;
 		if (fd >= 0) {
+			/* no fsync: every object is checked against its hash
+			 * when opened and the manifest is validated when
+			 * parsed, so a file torn by a crash is detected and
+			 * fetched again; an fsync per object would cost
+			 * milliseconds on every first read */
 			r = vs_write_in_full(fd, buf, len);
 			if (close(fd) < 0 && r == 0)
 				r = -errno;
@@ -367,9 +373,15 @@ static int memory_copy(const void *buf, size_t len)
 	return fd;
 }
 
+/* content kept in memory is logged at most this often (a full volume
+ * would have every first read log it) */
+#define CACHE_MEM_WARN_MS 10000
+static atomic_int_least64_t mem_warned_ms;
+
 int vs_cache_store_open(struct vs_cache *c, const char *hash, const void *buf,
 			size_t len, int *fd_out)
 {
+	int_least64_t now, last;
 	int r = check_bytes(hash, buf, len);
 
 	if (!fd_out || r < 0)
@@ -383,9 +395,14 @@ int vs_cache_store_open(struct vs_cache *c, const char *hash, const void *buf,
 	r = memory_copy(buf, len);
 	if (r < 0)
 		return r;
-	vs_warn("cache: no room on the cache dir's volume: %s (%zu bytes) "
-		"is kept in memory",
-		hash, len);
+	now = vs_mono_ms();
+	last = atomic_load(&mem_warned_ms);
+	if ((!last || now - last >= CACHE_MEM_WARN_MS) &&
+	    atomic_compare_exchange_strong(&mem_warned_ms, &last, now))
+		vs_warn("cache: no room on the cache dir's volume: %s (%zu "
+			"bytes) is kept in memory (the next such line in "
+			"%d s at the earliest)",
+			hash, len, CACHE_MEM_WARN_MS / 1000);
 	*fd_out = r;
 	return 0;
 }
