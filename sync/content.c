@@ -221,7 +221,8 @@ static int fetch_redis_chunks(struct vs_content *c, const char *hash,
 {
 	size_t n =
 	    (size_t)((size + VS_REDIS_CHUNK_SIZE - 1) / VS_REDIS_CHUNK_SIZE);
-	char *shas = malloc(n * VS_HASH_HEX_LEN), got[VS_HASH_HEX_LEN + 1];
+	char *shas = malloc(n * VS_HASH_HEX_LEN), got[VS_HASH_HEX_LEN + 1],
+	     want[VS_HASH_HEX_LEN + 1];
 	uint8_t *buf = malloc(VS_REDIS_CHUNK_SIZE);
 	struct vs_cache_writer w;
 	uint64_t off = 0;
@@ -245,9 +246,10 @@ static int fetch_redis_chunks(struct vs_content *c, const char *hash,
 		pthread_mutex_lock(&c->redis_lock);
 		vs_redis_set_timeout(c->redis,
 				     fetch_timeout_ms(c, VS_REDIS_CHUNK_SIZE));
-		r = vs_redis_chunk_get(c->redis, c->project_id, hash,
-				       (unsigned)i, buf, VS_REDIS_CHUNK_SIZE,
-				       &len);
+		memcpy(want, shas + i * VS_HASH_HEX_LEN, VS_HASH_HEX_LEN);
+		want[VS_HASH_HEX_LEN] = '\0';
+		r = vs_redis_piece_get(c->redis, c->project_id, want, buf,
+				       VS_REDIS_CHUNK_SIZE, &len);
 		vs_redis_set_timeout(c->redis, c->timeout_ms);
 		if (r < 0)
 			redis_failed_locked(c, r, "read a chunk of", path,
@@ -256,7 +258,7 @@ static int fetch_redis_chunks(struct vs_content *c, const char *hash,
 		if (r < 0)
 			break;
 		if (len != want_len || vs_sha256_hex(got, buf, len) < 0 ||
-		    memcmp(got, shas + i * VS_HASH_HEX_LEN, VS_HASH_HEX_LEN)) {
+		    strcmp(got, want) != 0) {
 			vs_metrics_redis_unverified();
 			vs_error("refusing chunk %zu of '%s' (%.12s) from "
 				 "Redis: its bytes do not match the index; "

@@ -572,10 +572,9 @@ void vs_redis_key_blob(char *out, const char *id, const char *hash)
 	snprintf(out, VS_REDIS_KEY_MAX, "blob:{%s}:%s", id, hash);
 }
 
-void vs_redis_key_chunk(char *out, const char *id, const char *hash,
-			unsigned idx)
+void vs_redis_key_piece(char *out, const char *id, const char *sha)
 {
-	snprintf(out, VS_REDIS_KEY_MAX, "chunk:{%s}:%s:%u", id, hash, idx);
+	snprintf(out, VS_REDIS_KEY_MAX, "piece:{%s}:%s", id, sha);
 }
 
 void vs_redis_key_chunks(char *out, const char *id, const char *hash)
@@ -673,7 +672,7 @@ static int encoded_get(struct vs_redis *r, const char *key, size_t max_len,
 }
 
 /* SET @key to @len bytes encoded (blob.h), with a TTL: the body of
- * vs_redis_blob_put and vs_redis_chunk_put. */
+ * vs_redis_blob_put and vs_redis_piece_put. */
 static int encoded_put(struct vs_redis *r, const char *key, const void *buf,
 		       size_t len, int ttl_s)
 {
@@ -716,15 +715,17 @@ int vs_redis_blob_put(struct vs_redis *r, const char *id, const char *hash,
 	return encoded_put(r, key, buf, len, ttl_s);
 }
 
-int vs_redis_chunk_get(struct vs_redis *r, const char *id, const char *hash,
-		       unsigned idx, uint8_t *buf, size_t cap, size_t *len)
+/* ---- large content: pieces and their index ---------------------------- */
+
+int vs_redis_piece_get(struct vs_redis *r, const char *id, const char *sha,
+		       uint8_t *buf, size_t cap, size_t *len)
 {
 	char key[VS_REDIS_KEY_MAX];
 	redisReply *rep = NULL;
 	int e;
 
 	*len = 0;
-	vs_redis_key_chunk(key, id, hash, idx);
+	vs_redis_key_piece(key, id, sha);
 	e = get_string(r, key, &rep);
 	if (e < 0)
 		return e;
@@ -736,16 +737,32 @@ int vs_redis_chunk_get(struct vs_redis *r, const char *id, const char *hash,
 	return e;
 }
 
-int vs_redis_chunk_put(struct vs_redis *r, const char *id, const char *hash,
-		       unsigned idx, const void *buf, size_t len, int ttl_s)
+int vs_redis_piece_put(struct vs_redis *r, const char *id, const char *sha,
+		       const void *buf, size_t len, int ttl_s)
 {
 	char key[VS_REDIS_KEY_MAX];
 
-	vs_redis_key_chunk(key, id, hash, idx);
+	vs_redis_key_piece(key, id, sha);
 	return encoded_put(r, key, buf, len, ttl_s);
 }
 
-/* ---- deltas ------------------------------------------------------------ */
+int vs_redis_piece_touch(struct vs_redis *r, const char *id, const char *sha,
+			 int ttl_s)
+{
+	char key[VS_REDIS_KEY_MAX], ttl[16];
+	const char *argv[3] = {"EXPIRE", key, ttl};
+	redisReply *rep = NULL;
+	int e;
+
+	vs_redis_key_piece(key, id, sha);
+	snprintf(ttl, sizeof(ttl), "%d", ttl_s);
+	e = vs_redis_command(r, &rep, 3, argv, NULL);
+	if (e == 0)
+		e = rep->type == REDIS_REPLY_INTEGER ? rep->integer == 1
+						     : -EBADMSG;
+	reply_free(rep);
+	return e;
+}
 
 int vs_redis_chunks_index_get(struct vs_redis *r, const char *id,
 			      const char *hash, redisReply **rep)
@@ -782,8 +799,9 @@ int vs_redis_chunks_index_put(struct vs_redis *r, const char *id,
 	"return 1"
 
 int vs_redis_chunks_touch(struct vs_redis *r, const char *id, const char *hash,
-			  size_t n, int ttl_s)
+			  const char *shas, size_t n, int ttl_s)
 {
+	char sha[VS_HASH_HEX_LEN + 1];
 	char nkeys[24], ttl[16], (*keys)[VS_REDIS_KEY_MAX] = NULL;
 	const char **argv = NULL;
 	redisReply *rep = NULL;
@@ -804,7 +822,9 @@ int vs_redis_chunks_touch(struct vs_redis *r, const char *id, const char *hash,
 	vs_redis_key_chunks(keys[0], id, hash);
 	argv[3] = keys[0];
 	for (size_t i = 0; i < n; i++) {
-		vs_redis_key_chunk(keys[i + 1], id, hash, (unsigned)i);
+		memcpy(sha, shas + i * VS_HASH_HEX_LEN, VS_HASH_HEX_LEN);
+		sha[VS_HASH_HEX_LEN] = '\0';
+		vs_redis_key_piece(keys[i + 1], id, sha);
 		argv[4 + i] = keys[i + 1];
 	}
 	argv[argc - 1] = ttl;
@@ -818,6 +838,8 @@ out:
 	free(keys);
 	return e;
 }
+
+/* ---- deltas ------------------------------------------------------------ */
 
 int vs_redis_delta_get(struct vs_redis *r, const char *id, const char *base,
 		       const char *hash, size_t max_len, uint8_t **buf,

@@ -910,25 +910,53 @@ static int chunk_pub_sink(void *arg, const uint8_t *buf, size_t len)
 			break;
 		memcpy(cp->shas + cp->n * VS_HASH_HEX_LEN, hex,
 		       VS_HASH_HEX_LEN);
-		r = vs_redis_chunk_put(rl->redis, cp->id, cp->hash,
-				       (unsigned)cp->n, buf + off, n,
-				       rl->cfg->blob_ttl_s);
 		cp->n++;
+		/* a piece another version has put already is kept */
+		r = vs_redis_piece_touch(rl->redis, cp->id, hex,
+					 rl->cfg->blob_ttl_s);
+		if (r == 0)
+			r = vs_redis_piece_put(rl->redis, cp->id, hex,
+					       buf + off, n,
+					       rl->cfg->blob_ttl_s);
+		else if (r > 0)
+			r = 0;
 		if (r < 0)
-			cp->redis_r = redis_failed(rl, r, "SET chunk");
+			cp->redis_r = redis_failed(rl, r, "SET piece");
 	}
 	vs_redis_set_timeout(rl->redis, rl->cfg->timeout_ms);
 	return r;
 }
 
-/* Is the index of chunked content @hash in Redis, with its @n pieces?
- * Their TTLs are refreshed if so (one round trip). 1, 0 or -errno. */
+/* Is the index of chunked content @hash (@size bytes, @n pieces) in
+ * Redis, with its pieces? Their TTLs are refreshed if so (two round
+ * trips: the index, then one script). 1, 0 or -errno. The relay alone
+ * writes indexes and pieces (a container's Redis user may not), so the
+ * index is read without checking its signature. */
 static int chunks_present(struct relay *rl, const char *id, const char *hash,
-			  size_t n)
+			  uint64_t size, size_t n)
 {
-	int r =
-	    vs_redis_chunks_touch(rl->redis, id, hash, n, rl->cfg->blob_ttl_s);
+	redisReply *rep = NULL;
+	char *shas;
+	int r;
 
+	r = vs_redis_chunks_index_get(rl->redis, id, hash, &rep);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return redis_failed(rl, r, "GET chunk index");
+	shas = malloc(n * VS_HASH_HEX_LEN);
+	if (!shas) {
+		freeReplyObject(rep);
+		return -ENOMEM;
+	}
+	/* one this relay cannot read is put again */
+	r = vs_sign_chunks_decode(rep->str, rep->len, NULL, id, hash, size,
+				  shas, n) < 0
+		? 0
+		: vs_redis_chunks_touch(rl->redis, id, hash, shas, n,
+					rl->cfg->blob_ttl_s);
+	freeReplyObject(rep);
+	free(shas);
 	return r < 0 ? redis_failed(rl, r, "EXPIRE chunks") : r;
 }
 
@@ -949,7 +977,7 @@ static int chunks_publish(struct relay *rl, const char *id,
 	uint8_t *val = NULL;
 	int r;
 
-	r = chunks_present(rl, id, hash, n);
+	r = chunks_present(rl, id, hash, size, n);
 	if (r != 0)
 		return r < 0 ? r : 0;
 	cp.shas = malloc(n * VS_HASH_HEX_LEN);

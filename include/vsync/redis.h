@@ -96,16 +96,17 @@ int vs_redis_command_wake(struct vs_redis *r, redisReply **reply, int argc,
 #define VS_REDIS_KEY_MAX 200
 void vs_redis_key_manifest(char *out, const char *id);
 void vs_redis_key_blob(char *out, const char *id, const char *hash);
-/* chunk:{id}:<hash>:<idx>: piece @idx (VS_REDIS_CHUNK_SIZE bytes, the
- * last shorter) of content @hash, larger than a PostgreSQL chunk
- * (VS_CHUNK_SIZE, pg.h); chunks:{id}:<hash>: their index (the SHA-256 of
- * each, signed by the relay: docs/protocol.md, "Chunks"). Smaller than
- * PostgreSQL's: Redis sends a large value in 16 KiB blocks, 64 KiB an
- * event-loop turn, and an 8 MiB value took it 50-80 ms on the
+/* Content larger than a PostgreSQL chunk (VS_CHUNK_SIZE, pg.h) is put in
+ * pieces of VS_REDIS_CHUNK_SIZE bytes (the last shorter), each named by
+ * its own SHA-256: piece:{id}:<sha>, so that versions of a file share the
+ * pieces they have in common (an edit puts only the ones it changed);
+ * chunks:{id}:<hash>: the index of content @hash, its pieces' SHA-256s in
+ * order, signed by the relay (docs/protocol.md, "Chunks"). Smaller than
+ * PostgreSQL's chunks: Redis sends a large value in 16 KiB blocks, 64 KiB
+ * an event-loop turn, and an 8 MiB value took it 50-80 ms on the
  * development VM, 8 values of 1 MiB 35-45 ms. */
 #define VS_REDIS_CHUNK_SIZE ((size_t)1 << 20)
-void vs_redis_key_chunk(char *out, const char *id, const char *hash,
-			unsigned idx);
+void vs_redis_key_piece(char *out, const char *id, const char *sha);
 void vs_redis_key_chunks(char *out, const char *id, const char *hash);
 /* delta:{id}:<base>:<hash>: a librsync delta from content @base to @hash */
 void vs_redis_key_delta(char *out, const char *id, const char *base,
@@ -122,12 +123,16 @@ int vs_redis_blob_get(struct vs_redis *r, const char *id, const char *hash,
 int vs_redis_blob_put(struct vs_redis *r, const char *id, const char *hash,
 		      const void *buf, size_t len, int ttl_s);
 
-/* The same for piece @idx of content @hash (chunk:{id}:<hash>:<idx>),
- * decoded into the caller's @buf of @cap bytes (-EFBIG if larger). */
-int vs_redis_chunk_get(struct vs_redis *r, const char *id, const char *hash,
-		       unsigned idx, uint8_t *buf, size_t cap, size_t *len);
-int vs_redis_chunk_put(struct vs_redis *r, const char *id, const char *hash,
-		       unsigned idx, const void *buf, size_t len, int ttl_s);
+/* A piece (piece:{id}:<sha>), decoded into the caller's @buf of @cap
+ * bytes (-EFBIG if larger; not verified: the caller checks @sha). */
+int vs_redis_piece_get(struct vs_redis *r, const char *id, const char *sha,
+		       uint8_t *buf, size_t cap, size_t *len);
+/* SET it (encoded like a blob) with a TTL. */
+int vs_redis_piece_put(struct vs_redis *r, const char *id, const char *sha,
+		       const void *buf, size_t len, int ttl_s);
+/* Refresh its TTL: 1 if it is there, 0 if not, or -errno. */
+int vs_redis_piece_touch(struct vs_redis *r, const char *id, const char *sha,
+			 int ttl_s);
 
 /* The index of chunked content @hash (chunks:{id}:<hash>, signed by the
  * relay: vs_sign_chunks_encode), as stored: 0 and the string reply in
@@ -140,11 +145,12 @@ int vs_redis_chunks_index_get(struct vs_redis *r, const char *id,
 int vs_redis_chunks_index_put(struct vs_redis *r, const char *id,
 			      const char *hash, const void *val, size_t len,
 			      int ttl_s);
-/* Refresh the TTL of the index of @hash and of its @n pieces, in one
+/* Refresh the TTL of the index of @hash and of its @n pieces (@shas: n
+ * SHA-256s in hex, one after the other, as the index lists them), in one
  * round trip (a script): 1 if they are all there, 0 if one is missing
  * (those before it are refreshed), or -errno. */
 int vs_redis_chunks_touch(struct vs_redis *r, const char *id, const char *hash,
-			  size_t n, int ttl_s);
+			  const char *shas, size_t n, int ttl_s);
 
 /* A delta (raw bytes, see delta.h): GET delta:{id}:<base>:<hash>.
  * -ENOENT when absent, -EFBIG when over @max_len bytes, -EIO. */

@@ -5,24 +5,28 @@
 # through PostgreSQL's chunks (sql/006_chunks.sql): import, a cold mount's
 # first read, an edit saved with fsync(2), and a read back.
 #
-# Covers: `vsyncctl import` stores it as chunks (its row's encoding is
-# 'chunks', 38 chunks whose sizes add up); `vsyncctl cat`
-# streams it whole, chunk by chunk (its peak RSS under 96 MiB), and so
-# does `vsyncctl export` into a file; `vsync-relay --once
-# --sign-key` puts its chunks in Redis with a signed index, and with
-# PostgreSQL stopped a verifying mount with an empty cache reads it from
-# there byte for byte, but not with the index's signature stripped, nor
-# with a piece changed (each piece is checked against the index); with
-# PostgreSQL back, a mount with an empty cache
-# dir reads it byte for byte, chunk by chunk; 6 bytes overwritten in the
-# middle with `dd conv=notrunc,fsync` on the mount are in PostgreSQL when
-# dd returns, as a new version stored in chunks (one new chunk: the rest
-# are shared with the first version), equal to a local copy edited the
-# same way; a small file's first read from PostgreSQL returns while the
-# large one is still being fetched (not held up behind it); a second cold
-# mount reads the new version; a chunk whose
-# bytes were changed in PostgreSQL is refused (EIO to the reader, the log
-# says which), never served.
+# Covers:
+#   - `vsyncctl import` stores it as chunks (its row's encoding is
+#     'chunks', 38 chunks whose sizes add up);
+#   - `vsyncctl cat` streams it whole, chunk by chunk (its peak RSS under
+#     96 MiB), and so does `vsyncctl export` into a file;
+#   - `vsync-relay --once --sign-key` puts it in Redis as 1 MiB pieces
+#     named by their own SHA-256, with a signed index; with PostgreSQL
+#     stopped a verifying mount with an empty cache reads it from there
+#     byte for byte, but not with the index's signature stripped, nor with
+#     a piece changed (each piece is checked against the index);
+#   - with PostgreSQL back, a mount with an empty cache dir reads it byte
+#     for byte, chunk by chunk, and meanwhile a small file's first read
+#     from PostgreSQL returns with the large one's backend stopped (not
+#     held up behind it);
+#   - 6 bytes overwritten in the middle with `dd conv=notrunc,fsync` on
+#     the mount are in PostgreSQL when dd returns, as a new version stored
+#     in chunks (one new chunk: the rest are shared with the first
+#     version), equal to a local copy edited the same way; the relay puts
+#     one new piece of it in Redis (the rest are shared too);
+#   - a second cold mount reads the new version;
+#   - a chunk whose bytes were changed in PostgreSQL is refused (EIO to
+#     the reader, the log says which), never served.
 #
 # VS_BIGFILE_MIB overrides the size (default 300, the issue's figure).
 # Needs /dev/fuse (else exit 77), PostgreSQL and Redis (started here).
@@ -95,8 +99,12 @@ IDX=$(vs_redis_cli GET "chunks:{$ID}:$want")
 # in Redis the pieces are of 1 MiB (VS_REDIS_CHUNK_SIZE)
 vs_check "its chunk index is signed, one SHA-256 a 1 MiB piece" \
 	test "${IDX:0:5}" = "sig1:" -a "${#IDX}" -eq $((5 + 88 + 1 + MIB * 64))
+# piece i is piece:{id}:<its SHA-256>, the i-th of the index's list
+piece_key() { echo "piece:{$ID}:${IDX:$((94 + $1 * 64)):64}"; }
+pieces() { vs_redis_cli --scan --pattern "piece:{$ID}:*" | wc -l; }
 vs_check_eq "its last piece is in Redis, 1 MiB (raw: random bytes do not shrink)" 1048577 \
-	"$(vs_redis_cli STRLEN "chunk:{$ID}:$want:$((MIB - 1))")"
+	"$(vs_redis_cli STRLEN "$(piece_key $((MIB - 1)))")"
+vs_check_eq "$MIB pieces in all" "$MIB" "$(pieces)"
 vs_check "PostgreSQL stopped" vs_pg_stop
 mkdir -p "$W/r1"
 if vs_mount big "$W/r1" --pg "$VSYNC_PG_URL" --redis "$VSYNC_REDIS_URL" \
@@ -126,7 +134,7 @@ fi
 vs_redis_cli SET "chunks:{$ID}:$want" "$IDX" >/dev/null
 # a piece whose bytes are not the ones the signed index names: refused
 { printf r; head -c 1048576 /dev/zero; } >"$W/zeros.piece"
-vs_redis_cli -x SET "chunk:{$ID}:$want:5" <"$W/zeros.piece" >/dev/null
+vs_redis_cli -x SET "$(piece_key 5)" <"$W/zeros.piece" >/dev/null
 mkdir -p "$W/r3"
 if vs_mount big "$W/r3" --pg "$VSYNC_PG_URL" --redis "$VSYNC_REDIS_URL" \
 	--verify-key "$VERIFY" --cache-dir "$W/rc3" --prefetch 0; then
@@ -137,6 +145,7 @@ if vs_mount big "$W/r3" --pg "$VSYNC_PG_URL" --redis "$VSYNC_REDIS_URL" \
 else
 	vs_fail "mount from Redis: expected it mounted, saw it exit"
 fi
+vs_redis_cli DEL "$(piece_key 5)" >/dev/null
 vs_check "PostgreSQL started again" vs_pg_start_again
 # no relay runs from here on: the mounts below read PostgreSQL alone
 unset VSYNC_REDIS_URL
@@ -190,6 +199,17 @@ if vs_mount big "$W/m1" --pg "$VSYNC_PG_URL" --cache-dir "$W/c1" --prefetch 0; t
 	vs_check_eq "the edit stored one new chunk (the versions share the rest)" \
 		$((stored + 1)) \
 		"$(vs_sql "SELECT count(*) FROM vsync_chunks WHERE project_id = '$ID'")"
+	# in Redis too: the pieces are named by their own hash
+	redis_in() { vs_redis_cli INFO stats | tr -d '\r' | awk -F: '$1 == "total_net_input_bytes" { print $2 }'; }
+	in0=$(redis_in)
+	vs_check "relay --once puts the new version in Redis" "$RELAY" --once \
+		--sign-key "$W/relay.key" --redis "redis://127.0.0.1:$VS_REDIS_PORT"
+	in1=$(redis_in)
+	vs_check "with its signed index" test -n "$(vs_redis_cli GET "chunks:{$ID}:$want2")"
+	vs_check_eq "and one new piece (the 6 bytes' own: the rest are shared)" \
+		$((MIB + 1)) "$(pieces)"
+	vs_check "the relay sent Redis one piece, not the file ($(((in1 - in0) >> 10)) KiB, under 4 MiB)" \
+		test $((in1 - in0)) -lt $((4 << 20))
 	vs_umount "$W/m1"
 else
 	vs_fail "mount: expected it mounted, saw it exit"
