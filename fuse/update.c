@@ -360,12 +360,27 @@ static int put_path(struct vs_fs *fs, const char *path,
 	int r, fd = -1;
 
 	if (st->kind == VS_KIND_FILE) {
-		/* best effort: whatever it returns, vs_content_open() finds
+		char base[VS_HASH_HEX_LEN + 1] = "";
+
+		/* best effort: whatever they return, vs_content_open() finds
 		 * the content in the cache or fetches it in full */
-		if (delta_base && delta_base[0])
+		if (delta_base && delta_base[0]) {
 			(void)vs_content_prepare_delta(fs->cfg.content,
 						       delta_base, st->hash,
 						       st->size, path);
+		} else {
+			/* a large file travels in pieces: those it shares
+			 * with the version here are taken from the cache */
+			pthread_mutex_lock(&fs->table.lock);
+			in = inode_lookup_path(&fs->table, path);
+			if (in && in->kind == VS_KIND_FILE)
+				memcpy(base, in->hash, sizeof(base));
+			pthread_mutex_unlock(&fs->table.lock);
+			if (base[0])
+				(void)vs_content_prepare_pieces(fs->cfg.content,
+								base, st->hash,
+								st->size, path);
+		}
 		r = vs_content_open(fs->cfg.content, st->hash, st->size, path,
 				    &fd);
 		if (r < 0)

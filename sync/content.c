@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -213,11 +214,85 @@ static int redis_chunks_index(struct vs_content *c, const char *hash,
 	return r;
 }
 
+/* The pieces of a content the cache has (an earlier version of a large
+ * file): where each of them is in its object, by SHA-256. */
+struct base_piece {
+	char sha[VS_HASH_HEX_LEN + 1];
+	uint64_t off;
+	size_t len;
+};
+struct piece_base {
+	int fd; /* the object, read-only */
+	struct base_piece *v;
+	size_t n;
+	size_t reused;	  /* pieces taken from it (fetch_redis_chunks) */
+	uint64_t fetched; /* bytes read from Redis meanwhile */
+};
+
+static int cmp_base_piece(const void *a, const void *b)
+{
+	return strcmp(((const struct base_piece *)a)->sha,
+		      ((const struct base_piece *)b)->sha);
+}
+
+/* Hash the object on @fd (@size bytes) in pieces of VS_REDIS_CHUNK_SIZE
+ * into @b (sorted by SHA-256), using @buf (that many bytes). 0 or
+ * -errno. */
+static int piece_base_build(struct piece_base *b, int fd, uint64_t size,
+			    uint8_t *buf)
+{
+	size_t n =
+	    (size_t)((size + VS_REDIS_CHUNK_SIZE - 1) / VS_REDIS_CHUNK_SIZE);
+	uint64_t off = 0;
+
+	b->fd = fd;
+	b->n = 0;
+	b->reused = 0;
+	b->fetched = 0;
+	b->v = calloc(n ? n : 1, sizeof(*b->v));
+	if (!b->v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++, off += VS_REDIS_CHUNK_SIZE) {
+		size_t len = size - off < VS_REDIS_CHUNK_SIZE
+				 ? (size_t)(size - off)
+				 : VS_REDIS_CHUNK_SIZE;
+		ssize_t got = vs_pread_in_full(fd, buf, len, (off_t)off);
+
+		if (got != (ssize_t)len ||
+		    vs_sha256_hex(b->v[i].sha, buf, len) < 0)
+			return got < 0 ? (int)got : -EIO;
+		b->v[i].off = off;
+		b->v[i].len = len;
+		b->n++;
+	}
+	qsort(b->v, b->n, sizeof(*b->v), cmp_base_piece);
+	return 0;
+}
+
+/* Fill @buf with the piece @sha (@len bytes) from @b (NULL: none) if it
+ * has it: true, and the bytes still to be checked by the caller (the
+ * object is read again, not trusted to be as it was when hashed). */
+static bool piece_base_take(struct piece_base *b, const char *sha, size_t len,
+			    uint8_t *buf)
+{
+	struct base_piece key, *p;
+
+	if (!b || !b->n)
+		return false;
+	memcpy(key.sha, sha, sizeof(key.sha));
+	p = bsearch(&key, b->v, b->n, sizeof(*b->v), cmp_base_piece);
+	return p && p->len == len &&
+	       vs_pread_in_full(b->fd, buf, len, (off_t)p->off) == (ssize_t)len;
+}
+
 /* Fetch chunked content @hash (@size bytes) from Redis into the cache,
  * each chunk checked against the index as it comes, the whole against
- * @hash at the end. 0 or -errno (then PostgreSQL). */
+ * @hash at the end; the pieces @base (NULL: none) has are taken from it
+ * rather than from Redis (and checked the same way). 0 or -errno (then
+ * PostgreSQL). */
 static int fetch_redis_chunks(struct vs_content *c, const char *hash,
-			      uint64_t size, const char *path, int *fd_out)
+			      uint64_t size, const char *path, int *fd_out,
+			      struct piece_base *base)
 {
 	size_t n =
 	    (size_t)((size + VS_REDIS_CHUNK_SIZE - 1) / VS_REDIS_CHUNK_SIZE);
@@ -243,22 +318,39 @@ static int fetch_redis_chunks(struct vs_content *c, const char *hash,
 				      ? (size_t)(size - off)
 				      : VS_REDIS_CHUNK_SIZE;
 
-		pthread_mutex_lock(&c->redis_lock);
-		vs_redis_set_timeout(c->redis,
-				     fetch_timeout_ms(c, VS_REDIS_CHUNK_SIZE));
+		bool local;
+
 		memcpy(want, shas + i * VS_HASH_HEX_LEN, VS_HASH_HEX_LEN);
 		want[VS_HASH_HEX_LEN] = '\0';
-		r = vs_redis_piece_get(c->redis, c->project_id, want, buf,
-				       VS_REDIS_CHUNK_SIZE, &len);
-		vs_redis_set_timeout(c->redis, c->timeout_ms);
-		if (r < 0)
-			redis_failed_locked(c, r, "read a chunk of", path,
-					    hash);
-		pthread_mutex_unlock(&c->redis_lock);
-		if (r < 0)
-			break;
+		local = piece_base_take(base, want, want_len, buf);
+		if (local) {
+			len = want_len;
+		} else {
+			pthread_mutex_lock(&c->redis_lock);
+			vs_redis_set_timeout(
+			    c->redis, fetch_timeout_ms(c, VS_REDIS_CHUNK_SIZE));
+			r = vs_redis_piece_get(c->redis, c->project_id, want,
+					       buf, VS_REDIS_CHUNK_SIZE, &len);
+			vs_redis_set_timeout(c->redis, c->timeout_ms);
+			if (r < 0)
+				redis_failed_locked(c, r, "read a chunk of",
+						    path, hash);
+			pthread_mutex_unlock(&c->redis_lock);
+			if (r < 0)
+				break;
+			if (base)
+				base->fetched += len;
+		}
 		if (len != want_len || vs_sha256_hex(got, buf, len) < 0 ||
 		    strcmp(got, want) != 0) {
+			if (local) {
+				/* the earlier version's object changed since
+				 * it was hashed: this piece, and the rest,
+				 * from Redis */
+				base->n = 0;
+				i--;
+				continue;
+			}
 			vs_metrics_redis_unverified();
 			vs_error("refusing chunk %zu of '%s' (%.12s) from "
 				 "Redis: its bytes do not match the index; "
@@ -268,6 +360,8 @@ static int fetch_redis_chunks(struct vs_content *c, const char *hash,
 		} else {
 			r = vs_cache_writer_add(&w, buf, len);
 			off += len;
+			if (local)
+				base->reused++;
 		}
 	}
 	free(shas);
@@ -298,7 +392,7 @@ static int fetch_redis(struct vs_content *c, const char *hash, uint64_t size,
 	if (!c->redis)
 		return -ENOENT;
 	if (size > VS_CHUNK_SIZE)
-		return fetch_redis_chunks(c, hash, size, path, fd_out);
+		return fetch_redis_chunks(c, hash, size, path, fd_out, NULL);
 	pthread_mutex_lock(&c->redis_lock);
 	if (vs_mono_ms() < c->redis_retry_after_ms) {
 		pthread_mutex_unlock(&c->redis_lock);
@@ -556,6 +650,56 @@ static int open_missing(struct vs_content *c, const char *hash, uint64_t size,
 		vs_warn("cannot open content of '%s': %s", path, strerror(-r));
 		r = r == -ENOMEM ? r : -EIO;
 	}
+	return r;
+}
+
+int vs_content_prepare_pieces(struct vs_content *c, const char *base_hash,
+			      const char *hash, uint64_t size, const char *path)
+{
+	uint64_t t0 = vs_mono_us();
+	struct piece_base b = {.fd = -1};
+	uint8_t *buf = NULL;
+	struct stat st;
+	int r, fd = -1;
+
+	if (size <= VS_CHUNK_SIZE || !c->redis ||
+	    !vs_hash_hex_valid(base_hash) || !strcmp(base_hash, hash))
+		return -ENOENT;
+	/* one large fill at a time (cache.h, fill_lock) */
+	pthread_mutex_lock(&c->cache->fill_lock);
+	r = 0;
+	if (vs_cache_has(c->cache, hash))
+		goto out;
+	r = vs_cache_open(c->cache, base_hash, &fd);
+	if (r == 0 && fstat(fd, &st) < 0)
+		r = -errno;
+	if (r == 0 && (uint64_t)st.st_size <= VS_CHUNK_SIZE)
+		r = -ENOENT; /* not in pieces: nothing to share */
+	buf = r == 0 ? malloc(VS_REDIS_CHUNK_SIZE) : NULL;
+	if (r == 0 && !buf)
+		r = -ENOMEM;
+	if (r == 0)
+		r = piece_base_build(&b, fd, (uint64_t)st.st_size, buf);
+	if (r < 0) {
+		r = r == -ENOMEM ? r : -ENOENT;
+		goto out;
+	}
+	r = fetch_redis_chunks(c, hash, size, path, NULL, &b);
+	if (r == 0) {
+		vs_info("'%s': %zu of %llu pieces taken from the previous "
+			"version, %llu bytes from Redis",
+			path, b.reused,
+			(unsigned long long)((size + VS_REDIS_CHUNK_SIZE - 1) /
+					     VS_REDIS_CHUNK_SIZE),
+			(unsigned long long)b.fetched);
+		vs_metrics_fetch(VS_SRC_REDIS, b.fetched, vs_mono_us() - t0);
+	}
+out:
+	pthread_mutex_unlock(&c->cache->fill_lock);
+	if (fd >= 0)
+		close(fd);
+	free(b.v);
+	free(buf);
 	return r;
 }
 

@@ -75,6 +75,22 @@ int vs_content_prepare_delta(struct vs_content *c, const char *base_hash,
 			     const char *hash, uint64_t size, const char *path);
 
 /*
+ * Make large content @hash (@size bytes, over a chunk: it travels in
+ * pieces) local from Redis, taking the pieces it shares with content
+ * @base_hash (an earlier version of the file) from the cache rather than
+ * from Redis: an edit of a few bytes of a large file then costs the
+ * pieces it changed. Every piece is checked against the signed index and
+ * the whole against @hash, as vs_content_open() does. 0 (made, "pieces
+ * taken from the previous version" logged, the bytes from Redis counted
+ * as a Redis fetch; or the cache had it), -ENOENT (not large, no base in
+ * the cache, no Redis or no index there) or another -errno: the caller
+ * goes on with vs_content_open(), which fetches the full content.
+ */
+int vs_content_prepare_pieces(struct vs_content *c, const char *base_hash,
+			      const char *hash, uint64_t size,
+			      const char *path);
+
+/*
  * Make @n contents local in few round trips: what the cache lacks is read
  * with one Redis MGET, and what Redis lacks with one PostgreSQL query;
  * everything is verified before it is stored. Returns how many are still

@@ -23,7 +23,9 @@
 #     the mount are in PostgreSQL when dd returns, as a new version stored
 #     in chunks (one new chunk: the rest are shared with the first
 #     version), equal to a local copy edited the same way; the relay puts
-#     one new piece of it in Redis (the rest are shared too);
+#     one new piece of it in Redis (the rest are shared too), and a mount
+#     that follows through Redis with the file local gets the new version
+#     taking the unchanged pieces from its cache (one from Redis);
 #   - a second cold mount reads the new version;
 #   - a chunk whose bytes were changed in PostgreSQL is refused (EIO to
 #     the reader, the log says which), never served.
@@ -147,8 +149,28 @@ else
 fi
 vs_redis_cli DEL "$(piece_key 5)" >/dev/null
 vs_check "PostgreSQL started again" vs_pg_start_again
-# no relay runs from here on: the mounts below read PostgreSQL alone
+# the mounts below read PostgreSQL alone (but the follower)
 unset VSYNC_REDIS_URL
+
+# ---------------------------------------------------------------- follower
+# a mount that follows the project through Redis (a relay runs from here
+# on), with the file local before the edit below
+REDIS_URL=redis://127.0.0.1:$VS_REDIS_PORT
+FOLLOW=
+if VSYNC_REDIS_URL=$REDIS_URL vs_relay_start --sign-key "$W/relay.key"; then
+	mkdir -p "$W/f1"
+	if vs_mount big "$W/f1" --pg "$VSYNC_PG_URL" --redis "$REDIS_URL" \
+		--verify-key "$VERIFY" --cache-dir "$W/fc1" --prefetch 0; then
+		FOLLOW=$VS_MOUNT_LOG
+		vs_check_eq "a mount following through Redis has it local" "$want" \
+			"$(sha256sum <"$W/f1/assets/big.bin" | cut -d' ' -f1)"
+	else
+		vs_fail "following mount: expected it mounted, saw it exit"
+	fi
+else
+	vs_fail "relay: expected it running, saw it exit"
+fi
+redis_in() { vs_redis_cli INFO stats | tr -d '\r' | awk -F: '$1 == "total_net_input_bytes" { print $2 }'; }
 
 # ---------------------------------------------------------------- cold read
 mkdir -p "$W/m1"
@@ -185,6 +207,7 @@ if vs_mount big "$W/m1" --pg "$VSYNC_PG_URL" --cache-dir "$W/c1" --prefetch 0; t
 	printf 'EDITED' | dd of="$W/local/big.bin" bs=1 seek=$((MIB << 19)) \
 		conv=notrunc status=none
 	stored=$(vs_sql "SELECT count(*) FROM vsync_chunks WHERE project_id = '$ID'")
+	in0=$(redis_in)
 	vs_check "6 bytes overwritten in the middle, dd conv=notrunc,fsync" \
 		sh -c 'printf EDITED | dd of="$1" bs=1 seek="$2" conv=notrunc,fsync status=none' \
 		_ "$W/m1/assets/big.bin" $((MIB << 19))
@@ -199,17 +222,25 @@ if vs_mount big "$W/m1" --pg "$VSYNC_PG_URL" --cache-dir "$W/c1" --prefetch 0; t
 	vs_check_eq "the edit stored one new chunk (the versions share the rest)" \
 		$((stored + 1)) \
 		"$(vs_sql "SELECT count(*) FROM vsync_chunks WHERE project_id = '$ID'")"
-	# in Redis too: the pieces are named by their own hash
-	redis_in() { vs_redis_cli INFO stats | tr -d '\r' | awk -F: '$1 == "total_net_input_bytes" { print $2 }'; }
-	in0=$(redis_in)
-	vs_check "relay --once puts the new version in Redis" "$RELAY" --once \
-		--sign-key "$W/relay.key" --redis "redis://127.0.0.1:$VS_REDIS_PORT"
-	in1=$(redis_in)
-	vs_check "with its signed index" test -n "$(vs_redis_cli GET "chunks:{$ID}:$want2")"
-	vs_check_eq "and one new piece (the 6 bytes' own: the rest are shared)" \
-		$((MIB + 1)) "$(pieces)"
-	vs_check "the relay sent Redis one piece, not the file ($(((in1 - in0) >> 10)) KiB, under 4 MiB)" \
-		test $((in1 - in0)) -lt $((4 << 20))
+	# in Redis too: the pieces are named by their own hash, and the
+	# follower takes those it has from its cache
+	if [[ -n $FOLLOW ]]; then
+		f1_has() { [[ "$(sha256sum <"$W/f1/assets/big.bin" | cut -d' ' -f1)" == "$1" ]]; }
+		vs_check "the following mount gets the new version" vs_poll 120 f1_has "$want2"
+		in1=$(redis_in)
+		vs_check "with its signed index in Redis" test -n "$(vs_redis_cli GET "chunks:{$ID}:$want2")"
+		vs_check_eq "and one new piece (the 6 bytes' own: the rest are shared)" \
+			$((MIB + 1)) "$(pieces)"
+		vs_check "the relay sent Redis one piece or two, not the file ($(((in1 - in0) >> 10)) KiB, under 4 MiB)" \
+			test $((in1 - in0)) -lt $((4 << 20))
+		line=$(grep "'assets/big.bin': .* pieces taken from the previous version" "$FOLLOW" | tail -n 1)
+		vs_log "follower: ${line##*msg=}"
+		from_redis=$(sed -n 's/.*version, \([0-9]*\) bytes from Redis.*/\1/p' <<<"$line")
+		vs_check "the follower took the unchanged pieces from its cache, one from Redis (${from_redis:-?} bytes)" \
+			test -n "$from_redis" -a "${from_redis:-0}" -le $((2 << 20))
+		vs_umount "$W/f1"
+	fi
+	vs_relay_stop
 	vs_umount "$W/m1"
 else
 	vs_fail "mount: expected it mounted, saw it exit"
