@@ -368,9 +368,9 @@ static int put_path(struct vs_fs *fs, const char *path,
 			(void)vs_content_prepare_delta(fs->cfg.content,
 						       delta_base, st->hash,
 						       st->size, path);
-		} else {
-			/* a large file travels in pieces: those it shares
-			 * with the version here are taken from the cache */
+		} else if (vs_content_in_pieces(st->size)) {
+			/* those pieces it shares with the version here are
+			 * taken from the cache */
 			pthread_mutex_lock(&fs->table.lock);
 			in = inode_lookup_path(&fs->table, path);
 			if (in && in->kind == VS_KIND_FILE)

@@ -635,12 +635,9 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 	if (r == 0 && in->wmem) {
 		/* stored: the object replaces the copy in memory (frozen,
 		 * read-only: the next write copies it) */
-		char name[8 + 3 + VS_HASH_HEX_LEN + 1];
 		int fd;
 
-		vs_cache_object_name(name, e->hash);
-		fd = openat(fs->cfg.cache->dir_fd, name, O_RDONLY | O_CLOEXEC);
-		if (fd >= 0) {
+		if (vs_cache_open_unchecked(fs->cfg.cache, e->hash, &fd) == 0) {
 			close(in->wfd);
 			in->wfd = fd;
 			in->wmem = false;

@@ -161,12 +161,10 @@ void vs_cache_object_name(char out[8 + 3 + VS_HASH_HEX_LEN + 1],
 		 hash);
 }
 
-int vs_cache_open(struct vs_cache *c, const char *hash, int *fd_out)
+int vs_cache_open_unchecked(struct vs_cache *c, const char *hash, int *fd_out)
 {
 	char name[8 + 3 + VS_HASH_HEX_LEN + 1];
-	char got[VS_HASH_HEX_LEN + 1];
-	struct stat st;
-	int fd, r;
+	int fd;
 
 	if (!vs_hash_hex_valid(hash))
 		return -EINVAL;
@@ -174,6 +172,20 @@ int vs_cache_open(struct vs_cache *c, const char *hash, int *fd_out)
 	fd = openat(c->dir_fd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
+	*fd_out = fd;
+	return 0;
+}
+
+int vs_cache_open(struct vs_cache *c, const char *hash, int *fd_out)
+{
+	char name[8 + 3 + VS_HASH_HEX_LEN + 1];
+	char got[VS_HASH_HEX_LEN + 1];
+	struct stat st;
+	int fd, r;
+
+	r = vs_cache_open_unchecked(c, hash, &fd);
+	if (r < 0)
+		return r;
 	r = vs_sha256_fd_hex(got, fd);
 	if (r < 0) {
 		close(fd);
@@ -183,6 +195,7 @@ int vs_cache_open(struct vs_cache *c, const char *hash, int *fd_out)
 		vs_warn("cache object %s is corrupt (its bytes hash to %s): "
 			"removed, will fetch again",
 			hash, got);
+		vs_cache_object_name(name, hash);
 		unlinkat(c->dir_fd, name, 0);
 		close(fd);
 		return -EBADMSG;
@@ -315,9 +328,31 @@ static int object_place(struct vs_cache *c, const char *tmp, const char *hash,
 	return r;
 }
 
-/* Store checked bytes (vs_cache_store). */
+/* Make temp file @tmp (its @len bytes checked) object @hash and, with
+ * @fd_out (may be NULL), give an fd of it, read-only, opened before the
+ * rename: the bytes just checked, no second hash at open (vs_cache_open).
+ * @tmp is removed on failure. */
+static int place_open(struct vs_cache *c, const char *tmp, const char *hash,
+		      uint64_t len, int *fd_out)
+{
+	int fd = -1, r;
+
+	if (fd_out && (fd = openat(c->dir_fd, tmp, O_RDONLY | O_CLOEXEC)) < 0) {
+		r = -errno;
+		unlinkat(c->dir_fd, tmp, 0);
+		return r;
+	}
+	r = object_place(c, tmp, hash, len);
+	if (fd >= 0 && r < 0)
+		close(fd);
+	else if (fd >= 0)
+		*fd_out = fd;
+	return r;
+}
+
+/* Store checked bytes (vs_cache_store, vs_cache_store_open). */
 static int store_checked(struct vs_cache *c, const char *hash, const void *buf,
-			 size_t len)
+			 size_t len, int *fd_out)
 {
 	char tmp[64] = "";
 	int r;
@@ -327,7 +362,7 @@ static int store_checked(struct vs_cache *c, const char *hash, const void *buf,
 		vs_warn("cannot store %s in the cache: %s", hash, strerror(-r));
 		return r;
 	}
-	return object_place(c, tmp, hash, len);
+	return place_open(c, tmp, hash, len, fd_out);
 }
 
 /* 0 if @len bytes at @buf hash to @hash; -EINVAL (not a hash), -EBADMSG. */
@@ -349,7 +384,7 @@ int vs_cache_store(struct vs_cache *c, const char *hash, const void *buf,
 {
 	int r = check_bytes(hash, buf, len);
 
-	return r < 0 ? r : store_checked(c, hash, buf, len);
+	return r < 0 ? r : store_checked(c, hash, buf, len, NULL);
 }
 
 /* A memfd holding @len bytes, sealed against any change: its fd or
@@ -384,13 +419,12 @@ int vs_cache_store_open(struct vs_cache *c, const char *hash, const void *buf,
 	int_least64_t now, last;
 	int r = check_bytes(hash, buf, len);
 
-	if (!fd_out || r < 0)
-		return r < 0 ? r : store_checked(c, hash, buf, len);
-	*fd_out = -1;
-	r = store_checked(c, hash, buf, len);
-	if (r == 0)
-		return vs_cache_open(c, hash, fd_out);
-	if (!vs_cache_no_room(r) || len > VS_CACHE_MEM_MAX)
+	if (r < 0)
+		return r;
+	if (fd_out)
+		*fd_out = -1;
+	r = store_checked(c, hash, buf, len, fd_out);
+	if (!fd_out || !vs_cache_no_room(r) || len > VS_CACHE_MEM_MAX)
 		return r;
 	r = memory_copy(buf, len);
 	if (r < 0)
@@ -455,7 +489,7 @@ int vs_cache_writer_commit_open(struct vs_cache_writer *w, const char *hash,
 				int *fd_out)
 {
 	char got[VS_HASH_HEX_LEN + 1];
-	int r = 0, fd = -1;
+	int r = 0;
 
 	if (!vs_hash_hex_valid(hash)) {
 		vs_cache_writer_abort(w);
@@ -467,21 +501,11 @@ int vs_cache_writer_commit_open(struct vs_cache_writer *w, const char *hash,
 	w->fd = -1;
 	if (r == 0 && strcmp(got, hash) != 0)
 		r = -EBADMSG;
-	/* opened before it is renamed: the bytes just checked, no second
-	 * hash at open (vs_cache_open) */
-	if (r == 0 && fd_out &&
-	    (fd = openat(w->c->dir_fd, w->tmp, O_RDONLY | O_CLOEXEC)) < 0)
-		r = -errno;
 	if (r < 0) {
 		unlinkat(w->c->dir_fd, w->tmp, 0);
 		return r;
 	}
-	r = object_place(w->c, w->tmp, hash, w->len);
-	if (fd >= 0 && r < 0)
-		close(fd);
-	else if (fd >= 0)
-		*fd_out = fd;
-	return r;
+	return place_open(w->c, w->tmp, hash, w->len, fd_out);
 }
 
 int vs_cache_link(struct vs_cache *c, const char *hash, int fd)

@@ -285,6 +285,16 @@ static bool piece_base_take(struct piece_base *b, const char *sha, size_t len,
 	       vs_pread_in_full(b->fd, buf, len, (off_t)p->off) == (ssize_t)len;
 }
 
+/* Are @len bytes at @buf the @want_len bytes whose SHA-256 is @want? */
+static bool piece_is(const uint8_t *buf, size_t len, size_t want_len,
+		     const char *want)
+{
+	char got[VS_HASH_HEX_LEN + 1];
+
+	return len == want_len && vs_sha256_hex(got, buf, len) == 0 &&
+	       strcmp(got, want) == 0;
+}
+
 /* Fetch chunked content @hash (@size bytes) from Redis into the cache,
  * each chunk checked against the index as it comes, the whole against
  * @hash at the end; the pieces @base (NULL: none) has are taken from it
@@ -296,8 +306,7 @@ static int fetch_redis_chunks(struct vs_content *c, const char *hash,
 {
 	size_t n =
 	    (size_t)((size + VS_REDIS_CHUNK_SIZE - 1) / VS_REDIS_CHUNK_SIZE);
-	char *shas = malloc(n * VS_HASH_HEX_LEN), got[VS_HASH_HEX_LEN + 1],
-	     want[VS_HASH_HEX_LEN + 1];
+	char *shas = malloc(n * VS_HASH_HEX_LEN), want[VS_HASH_HEX_LEN + 1];
 	uint8_t *buf = malloc(VS_REDIS_CHUNK_SIZE);
 	struct vs_cache_writer w;
 	uint64_t off = 0;
@@ -318,39 +327,34 @@ static int fetch_redis_chunks(struct vs_content *c, const char *hash,
 				      ? (size_t)(size - off)
 				      : VS_REDIS_CHUNK_SIZE;
 
-		bool local;
-
 		memcpy(want, shas + i * VS_HASH_HEX_LEN, VS_HASH_HEX_LEN);
 		want[VS_HASH_HEX_LEN] = '\0';
-		local = piece_base_take(base, want, want_len, buf);
-		if (local) {
-			len = want_len;
-		} else {
-			pthread_mutex_lock(&c->redis_lock);
-			vs_redis_set_timeout(
-			    c->redis, fetch_timeout_ms(c, VS_REDIS_CHUNK_SIZE));
-			r = vs_redis_piece_get(c->redis, c->project_id, want,
-					       buf, VS_REDIS_CHUNK_SIZE, &len);
-			vs_redis_set_timeout(c->redis, c->timeout_ms);
-			if (r < 0)
-				redis_failed_locked(c, r, "read a chunk of",
-						    path, hash);
-			pthread_mutex_unlock(&c->redis_lock);
-			if (r < 0)
-				break;
-			if (base)
-				base->fetched += len;
-		}
-		if (len != want_len || vs_sha256_hex(got, buf, len) < 0 ||
-		    strcmp(got, want) != 0) {
-			if (local) {
-				/* the earlier version's object changed since
-				 * it was hashed: this piece, and the rest,
-				 * from Redis */
-				base->n = 0;
-				i--;
+		if (piece_base_take(base, want, want_len, buf)) {
+			if (piece_is(buf, want_len, want_len, want)) {
+				base->reused++;
+				r = vs_cache_writer_add(&w, buf, want_len);
+				off += want_len;
 				continue;
 			}
+			/* the earlier version's object changed since it was
+			 * hashed: this piece and the rest from Redis */
+			base->n = 0;
+		}
+		pthread_mutex_lock(&c->redis_lock);
+		vs_redis_set_timeout(c->redis,
+				     fetch_timeout_ms(c, VS_REDIS_CHUNK_SIZE));
+		r = vs_redis_piece_get(c->redis, c->project_id, want, buf,
+				       VS_REDIS_CHUNK_SIZE, &len);
+		vs_redis_set_timeout(c->redis, c->timeout_ms);
+		if (r < 0)
+			redis_failed_locked(c, r, "read a chunk of", path,
+					    hash);
+		pthread_mutex_unlock(&c->redis_lock);
+		if (r < 0)
+			break;
+		if (base)
+			base->fetched += len;
+		if (!piece_is(buf, len, want_len, want)) {
 			vs_metrics_redis_unverified();
 			vs_error("refusing chunk %zu of '%s' (%.12s) from "
 				 "Redis: its bytes do not match the index; "
@@ -360,8 +364,6 @@ static int fetch_redis_chunks(struct vs_content *c, const char *hash,
 		} else {
 			r = vs_cache_writer_add(&w, buf, len);
 			off += len;
-			if (local)
-				base->reused++;
 		}
 	}
 	free(shas);
@@ -653,6 +655,11 @@ static int open_missing(struct vs_content *c, const char *hash, uint64_t size,
 	return r;
 }
 
+bool vs_content_in_pieces(uint64_t size)
+{
+	return size > VS_CHUNK_SIZE;
+}
+
 int vs_content_prepare_pieces(struct vs_content *c, const char *base_hash,
 			      const char *hash, uint64_t size, const char *path)
 {
@@ -662,7 +669,7 @@ int vs_content_prepare_pieces(struct vs_content *c, const char *base_hash,
 	struct stat st;
 	int r, fd = -1;
 
-	if (size <= VS_CHUNK_SIZE || !c->redis ||
+	if (!vs_content_in_pieces(size) || !c->redis ||
 	    !vs_hash_hex_valid(base_hash) || !strcmp(base_hash, hash))
 		return -ENOENT;
 	/* one large fill at a time (cache.h, fill_lock) */
@@ -670,7 +677,9 @@ int vs_content_prepare_pieces(struct vs_content *c, const char *base_hash,
 	r = 0;
 	if (vs_cache_has(c->cache, hash))
 		goto out;
-	r = vs_cache_open(c->cache, base_hash, &fd);
+	/* not hashed whole here: each piece taken from it is checked
+	 * against the index, and the result against @hash */
+	r = vs_cache_open_unchecked(c->cache, base_hash, &fd);
 	if (r == 0 && fstat(fd, &st) < 0)
 		r = -errno;
 	if (r == 0 && (uint64_t)st.st_size <= VS_CHUNK_SIZE)

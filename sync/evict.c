@@ -310,12 +310,25 @@ struct vs_evict {
 	pthread_cond_t cond;
 	bool stopping; /* under lock */
 	bool kicked;   /* under lock: the estimate went over the max */
-	/* one pass at a time: the thread's, or a reclaim's on a writer's
-	 * thread (evict_reclaim) */
-	pthread_mutex_t pass_lock;
-	int64_t reclaim_ms; /* under pass_lock: the last reclaim that freed
-			       nothing (monotonic ms), or 0 */
+	/* reclaims (evict_reclaim), under lock: asked by writers, done by the
+	 * thread, which broadcasts @reclaimed after each */
+	pthread_cond_t reclaimed;
+	uint64_t reclaim_asked, reclaim_done;
+	bool reclaim_freed;	    /* by the last one done */
+	int64_t reclaim_idle_until; /* monotonic ms: none asked before */
 };
+
+/* @ts (CLOCK_REALTIME, the conds' clock) @ms from now. */
+static void evict_deadline(struct timespec *ts, int ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
 
 /* The cache's watch (vs_cache_watch): on a FUSE or fetch thread, quick. */
 static void evict_kick(void *arg)
@@ -328,45 +341,62 @@ static void evict_kick(void *arg)
 	pthread_mutex_unlock(&ev->lock);
 }
 
-/* A reclaim that freed nothing is not tried again for this long: a volume
- * filled by something else than objects would have every write pay a
- * scan. */
+/* A reclaim that freed nothing is not asked again for this long: a
+ * volume filled by something else than objects would have every write
+ * wait for a scan. */
 #define EVICT_RECLAIM_IDLE_MS 1000
+/* A writer waits this long at most for its reclaim. */
+#define EVICT_RECLAIM_WAIT_MS 5000
 
 /*
- * The cache's reclaim (vs_cache_on_full): a write to the volume found no
- * room. A pass now, on the writer's thread, down to the low watermark, or
- * by a tenth of the max when the objects are under it already: what is
- * journaled, pinned or young stays, as always. true if it freed anything.
+ * The cache's reclaim (vs_cache_on_full), called by a writer: a write
+ * to the volume found no room. Asks the evictor's thread for a pass
+ * (reclaim_pass) and waits for it, at most EVICT_RECLAIM_WAIT_MS; writers
+ * that ask during one pass share the next. true if it freed anything.
  */
 static bool evict_reclaim(void *arg)
 {
 	struct vs_evict *ev = arg;
-	struct vs_evict_stats st;
-	uint64_t est, target;
-	int64_t now = vs_mono_ms();
+	struct timespec ts;
+	uint64_t mine;
 	bool freed = false;
 
-	pthread_mutex_lock(&ev->pass_lock);
-	if (ev->reclaim_ms && now - ev->reclaim_ms < EVICT_RECLAIM_IDLE_MS)
+	evict_deadline(&ts, EVICT_RECLAIM_WAIT_MS);
+	pthread_mutex_lock(&ev->lock);
+	if (ev->stopping || vs_mono_ms() < ev->reclaim_idle_until)
 		goto out;
-	est = vs_cache_bytes(ev->cfg.cache);
-	target = ev->low;
+	mine = ++ev->reclaim_asked;
+	pthread_cond_signal(&ev->cond);
+	while (ev->reclaim_done < mine && !ev->stopping)
+		if (pthread_cond_timedwait(&ev->reclaimed, &ev->lock, &ts) ==
+		    ETIMEDOUT)
+			break;
+	freed = ev->reclaim_done >= mine && ev->reclaim_freed;
+out:
+	pthread_mutex_unlock(&ev->lock);
+	return freed;
+}
+
+/* A reclaim's pass, on the thread: down to the low watermark, or by a
+ * tenth of the max when the objects are under it already (what is
+ * journaled, pinned or young stays, as always). true if it freed
+ * anything. Called without ev->lock. */
+static bool reclaim_pass(struct vs_evict *ev)
+{
+	struct vs_evict_stats st;
+	uint64_t est = vs_cache_bytes(ev->cfg.cache), target = ev->low;
+
 	if (est <= ev->cfg.max)
 		target = est > ev->cfg.max / 10 ? est - ev->cfg.max / 10 : 0;
 	if (target > ev->low)
 		target = ev->low;
 	vs_warn("cache: no room on the cache dir's volume; evicting now");
-	if (vs_evict_run(ev->cfg.cache, target, target, ev->cfg.grace_ms,
-			 &st) == 0) {
-		vs_metrics_cache_evicted(st.evicted);
-		vs_metrics_cache_bytes(st.after);
-		freed = st.evicted > 0;
-	}
-	ev->reclaim_ms = freed ? 0 : vs_mono_ms();
-out:
-	pthread_mutex_unlock(&ev->pass_lock);
-	return freed;
+	if (vs_evict_run(ev->cfg.cache, target, target, ev->cfg.grace_ms, &st) <
+	    0)
+		return false;
+	vs_metrics_cache_evicted(st.evicted);
+	vs_metrics_cache_bytes(st.after);
+	return st.evicted > 0;
 }
 
 /* A pass that stayed over the max is tried again after this (then after
@@ -395,10 +425,8 @@ static void evict_pass(struct vs_evict *ev, struct evict_state *s)
 	int64_t now;
 	int r;
 
-	pthread_mutex_lock(&ev->pass_lock);
 	r = vs_evict_run(ev->cfg.cache, ev->cfg.max, ev->low, ev->cfg.grace_ms,
 			 &st); /* logged */
-	pthread_mutex_unlock(&ev->pass_lock);
 	now = vs_mono_ms();
 	if (r == 0) {
 		vs_metrics_cache_evicted(st.evicted);
@@ -451,6 +479,20 @@ static void *evict_main(void *arg)
 		struct timespec ts;
 
 		vs_metrics_cache_bytes(est);
+		if (ev->reclaim_asked > ev->reclaim_done) {
+			uint64_t asked = ev->reclaim_asked;
+			bool freed;
+
+			pthread_mutex_unlock(&ev->lock);
+			freed = reclaim_pass(ev);
+			pthread_mutex_lock(&ev->lock);
+			ev->reclaim_done = asked;
+			ev->reclaim_freed = freed;
+			ev->reclaim_idle_until =
+			    freed ? 0 : vs_mono_ms() + EVICT_RECLAIM_IDLE_MS;
+			pthread_cond_broadcast(&ev->reclaimed);
+			continue;
+		}
 		ev->kicked = false;
 		if (now >= s.next_scan ||
 		    (est > ev->cfg.max &&
@@ -460,14 +502,9 @@ static void *evict_main(void *arg)
 			pthread_mutex_lock(&ev->lock);
 			continue;
 		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += ev->cfg.check_ms / 1000;
-		ts.tv_nsec += (long)(ev->cfg.check_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		if (!ev->kicked && !ev->stopping)
+		evict_deadline(&ts, ev->cfg.check_ms);
+		if (!ev->kicked && !ev->stopping &&
+		    ev->reclaim_asked == ev->reclaim_done)
 			pthread_cond_timedwait(&ev->cond, &ev->lock, &ts);
 	}
 	pthread_mutex_unlock(&ev->lock);
@@ -496,15 +533,15 @@ int vs_evict_start(struct vs_evict **out, const struct vs_evict_config *cfg)
 		ev->cfg.rescan_ms = 60000;
 	ev->low = vs_evict_low(ev->cfg.max, ev->cfg.low_pct);
 	pthread_mutex_init(&ev->lock, NULL);
-	pthread_mutex_init(&ev->pass_lock, NULL);
 	pthread_cond_init(&ev->cond, NULL);
+	pthread_cond_init(&ev->reclaimed, NULL);
 	vs_cache_watch(ev->cfg.cache, ev->cfg.max, evict_kick, ev);
 	vs_cache_on_full(ev->cfg.cache, evict_reclaim, ev);
 	r = -pthread_create(&ev->thread, NULL, evict_main, ev);
 	if (r < 0) {
 		vs_cache_watch(ev->cfg.cache, 0, NULL, NULL);
 		vs_cache_on_full(ev->cfg.cache, NULL, NULL);
-		pthread_mutex_destroy(&ev->pass_lock);
+		pthread_cond_destroy(&ev->reclaimed);
 		pthread_cond_destroy(&ev->cond);
 		pthread_mutex_destroy(&ev->lock);
 		free(ev);
@@ -521,12 +558,13 @@ void vs_evict_stop(struct vs_evict *ev)
 	pthread_mutex_lock(&ev->lock);
 	ev->stopping = true;
 	pthread_cond_signal(&ev->cond);
+	pthread_cond_broadcast(&ev->reclaimed);
 	pthread_mutex_unlock(&ev->lock);
 	pthread_join(ev->thread, NULL);
 	vs_cache_watch(ev->cfg.cache, 0, NULL, NULL);
 	vs_cache_on_full(ev->cfg.cache, NULL, NULL);
+	pthread_cond_destroy(&ev->reclaimed);
 	pthread_cond_destroy(&ev->cond);
-	pthread_mutex_destroy(&ev->pass_lock);
 	pthread_mutex_destroy(&ev->lock);
 	free(ev);
 }

@@ -671,28 +671,52 @@ static int encoded_get(struct vs_redis *r, const char *key, size_t max_len,
 	return e;
 }
 
+int vs_redis_set_ex(struct vs_redis *r, const char *key, const void *val,
+		    size_t len, int ttl_s)
+{
+	char ttl[16];
+	const char *argv[5] = {"SET", key, val, "EX", ttl};
+	size_t lens[5];
+	redisReply *rep = NULL;
+	int e;
+
+	snprintf(ttl, sizeof(ttl), "%d", ttl_s);
+	for (int i = 0; i < 5; i++)
+		lens[i] = i == 2 ? len : strlen(argv[i]);
+	e = vs_redis_command(r, &rep, ttl_s > 0 ? 5 : 3, argv, lens);
+	reply_free(rep);
+	return e;
+}
+
+int vs_redis_expire(struct vs_redis *r, const char *key, int ttl_s)
+{
+	char ttl[16];
+	const char *argv[3] = {"EXPIRE", key, ttl};
+	redisReply *rep = NULL;
+	int e;
+
+	snprintf(ttl, sizeof(ttl), "%d", ttl_s);
+	e = vs_redis_command(r, &rep, 3, argv, NULL);
+	if (e == 0)
+		e = rep->type == REDIS_REPLY_INTEGER ? rep->integer == 1
+						     : -EBADMSG;
+	reply_free(rep);
+	return e;
+}
+
 /* SET @key to @len bytes encoded (blob.h), with a TTL: the body of
  * vs_redis_blob_put and vs_redis_piece_put. */
 static int encoded_put(struct vs_redis *r, const char *key, const void *buf,
 		       size_t len, int ttl_s)
 {
-	char ttl[16];
-	const char *argv[5] = {"SET", key, NULL, "EX", ttl};
-	size_t argvlen[5];
-	redisReply *rep = NULL;
 	uint8_t *enc = NULL;
 	size_t enc_len = 0;
-	int e, i;
+	int e;
 
 	e = vs_blob_encode(&enc, &enc_len, buf, len, VS_BLOB_LZ4_THRESHOLD);
 	if (e < 0)
 		return e;
-	snprintf(ttl, sizeof(ttl), "%d", ttl_s);
-	argv[2] = (const char *)enc;
-	for (i = 0; i < 5; i++)
-		argvlen[i] = i == 2 ? enc_len : strlen(argv[i]);
-	e = vs_redis_command(r, &rep, ttl_s > 0 ? 5 : 3, argv, argvlen);
-	reply_free(rep);
+	e = vs_redis_set_ex(r, key, enc, enc_len, ttl_s);
 	free(enc);
 	return e;
 }
@@ -749,19 +773,10 @@ int vs_redis_piece_put(struct vs_redis *r, const char *id, const char *sha,
 int vs_redis_piece_touch(struct vs_redis *r, const char *id, const char *sha,
 			 int ttl_s)
 {
-	char key[VS_REDIS_KEY_MAX], ttl[16];
-	const char *argv[3] = {"EXPIRE", key, ttl};
-	redisReply *rep = NULL;
-	int e;
+	char key[VS_REDIS_KEY_MAX];
 
 	vs_redis_key_piece(key, id, sha);
-	snprintf(ttl, sizeof(ttl), "%d", ttl_s);
-	e = vs_redis_command(r, &rep, 3, argv, NULL);
-	if (e == 0)
-		e = rep->type == REDIS_REPLY_INTEGER ? rep->integer == 1
-						     : -EBADMSG;
-	reply_free(rep);
-	return e;
+	return vs_redis_expire(r, key, ttl_s);
 }
 
 int vs_redis_chunks_index_get(struct vs_redis *r, const char *id,
@@ -777,19 +792,10 @@ int vs_redis_chunks_index_put(struct vs_redis *r, const char *id,
 			      const char *hash, const void *val, size_t len,
 			      int ttl_s)
 {
-	char key[VS_REDIS_KEY_MAX], ttl[16];
-	const char *argv[5] = {"SET", key, val, "EX", ttl};
-	size_t lens[5];
-	redisReply *rep = NULL;
-	int e;
+	char key[VS_REDIS_KEY_MAX];
 
 	vs_redis_key_chunks(key, id, hash);
-	snprintf(ttl, sizeof(ttl), "%d", ttl_s);
-	for (int i = 0; i < 5; i++)
-		lens[i] = i == 2 ? len : strlen(argv[i]);
-	e = vs_redis_command(r, &rep, ttl_s > 0 ? 5 : 3, argv, lens);
-	reply_free(rep);
-	return e;
+	return vs_redis_set_ex(r, key, val, len, ttl_s);
 }
 
 /* EXPIRE each key in turn; 0 at the first one that is not there */
@@ -874,19 +880,10 @@ int vs_redis_delta_get(struct vs_redis *r, const char *id, const char *base,
 int vs_redis_delta_put(struct vs_redis *r, const char *id, const char *base,
 		       const char *hash, const void *buf, size_t len, int ttl_s)
 {
-	char key[VS_REDIS_KEY_MAX], ttl[16];
-	const char *argv[5] = {"SET", key, buf, "EX", ttl};
-	size_t argvlen[5];
-	redisReply *rep = NULL;
-	int e, i;
+	char key[VS_REDIS_KEY_MAX];
 
 	vs_redis_key_delta(key, id, base, hash);
-	snprintf(ttl, sizeof(ttl), "%d", ttl_s);
-	for (i = 0; i < 5; i++)
-		argvlen[i] = i == 2 ? len : strlen(argv[i]);
-	e = vs_redis_command(r, &rep, ttl_s > 0 ? 5 : 3, argv, argvlen);
-	reply_free(rep);
-	return e;
+	return vs_redis_set_ex(r, key, buf, len, ttl_s);
 }
 
 /* ---- manifest and learned list ----------------------------------------- */
@@ -1148,16 +1145,9 @@ int vs_redis_learned_put(struct vs_redis *r, const char *id, const char *text,
 			 size_t len)
 {
 	char key[VS_REDIS_KEY_MAX];
-	const char *argv[] = {"SET", key, text};
-	size_t argvlen[] = {3, 0, len};
-	redisReply *rep = NULL;
-	int e;
 
 	vs_redis_key_learned(key, id);
-	argvlen[1] = strlen(key);
-	e = vs_redis_command(r, &rep, 3, argv, argvlen);
-	reply_free(rep);
-	return e;
+	return vs_redis_set_ex(r, key, text, len, 0);
 }
 
 int vs_redis_name_put(struct vs_redis *r, const char *name, const char *id,
@@ -1165,8 +1155,6 @@ int vs_redis_name_put(struct vs_redis *r, const char *name, const char *id,
 {
 	char key[VS_REDIS_KEY_MAX], sig[VS_SIGN_B64_LEN + 1];
 	char val[VS_SIGN_PREFIX_LEN + VS_SIGN_B64_LEN + 1 + VS_UUID_BUFSZ];
-	const char *argv[] = {"SET", key, val};
-	redisReply *rep = NULL;
 	int e;
 
 	if (!vs_redis_project_name_valid(name) || !vs_uuid_valid(id))
@@ -1180,9 +1168,7 @@ int vs_redis_name_put(struct vs_redis *r, const char *name, const char *id,
 		snprintf(val, sizeof(val), "%s", id);
 	}
 	vs_redis_key_name(key, name);
-	e = vs_redis_command(r, &rep, 3, argv, NULL);
-	reply_free(rep);
-	return e;
+	return vs_redis_set_ex(r, key, val, strlen(val), 0);
 }
 
 int vs_redis_name_get(struct vs_redis *r, const char *name,

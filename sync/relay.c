@@ -803,19 +803,12 @@ static int script_load(struct relay *rl)
 /* Is blob @hash of @id in Redis? (EXPIRE refreshes its TTL too.) */
 static int blob_present(struct relay *rl, const char *id, const char *hash)
 {
-	char key[VS_REDIS_KEY_MAX], ttl[16];
-	const char *argv[3] = {"EXPIRE", key, ttl};
-	redisReply *rep = NULL;
+	char key[VS_REDIS_KEY_MAX];
 	int r;
 
 	vs_redis_key_blob(key, id, hash);
-	snprintf(ttl, sizeof(ttl), "%d", rl->cfg->blob_ttl_s);
-	r = vs_redis_command(rl->redis, &rep, 3, argv, NULL);
-	if (r < 0)
-		return redis_failed(rl, r, "EXPIRE blob");
-	r = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
-	freeReplyObject(rep);
-	return r;
+	r = vs_redis_expire(rl->redis, key, rl->cfg->blob_ttl_s);
+	return r < 0 ? redis_failed(rl, r, "EXPIRE blob") : r;
 }
 
 /* Does the content of change @c, @buf (@len bytes), match its hash? 1
@@ -1886,9 +1879,7 @@ static bool bundle_reuse(struct relay *rl, const char *id,
 			 const struct vs_bundle_ref *old, size_t nold,
 			 const char *bid, struct vs_bundle_ref *ref)
 {
-	char key[VS_REDIS_KEY_MAX], ttl[16];
-	const char *argv[] = {"EXPIRE", key, ttl};
-	redisReply *rep = NULL;
+	char key[VS_REDIS_KEY_MAX];
 	bool ok = false;
 
 	for (size_t i = 0; i < nold && !ok; i++)
@@ -1899,12 +1890,7 @@ static bool bundle_reuse(struct relay *rl, const char *id,
 	if (!ok)
 		return false;
 	vs_redis_key_bundle(key, id, bid);
-	snprintf(ttl, sizeof(ttl), "%d", rl->cfg->blob_ttl_s);
-	ok = vs_redis_command(rl->redis, &rep, 3, argv, NULL) == 0 &&
-	     rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
-	if (rep)
-		freeReplyObject(rep);
-	return ok;
+	return vs_redis_expire(rl->redis, key, rl->cfg->blob_ttl_s) == 1;
 }
 
 /* Build and SET the bundle of candidates [from, to) into @ref: content
@@ -1915,13 +1901,11 @@ static int bundle_make(struct relay *rl, const char *id, const struct bcand *c,
 {
 	char *arr = malloc((to - from) * (VS_HASH_HEX_LEN + 1) + 3);
 	const char *v[2] = {id, arr};
-	char key[VS_REDIS_KEY_MAX], ttl[16], got[VS_HASH_HEX_LEN + 1];
-	const char *set[] = {"SET", key, NULL, "EX", ttl};
-	size_t lens[5], pos = 0, raw_len = 0, elen = 0, files = 0;
+	char key[VS_REDIS_KEY_MAX], got[VS_HASH_HEX_LEN + 1];
+	size_t pos = 0, raw_len = 0, elen = 0, files = 0;
 	uint8_t *raw = NULL, *enc = NULL;
 	struct vs_sha256 h;
 	PGresult *res = NULL;
-	redisReply *rep = NULL;
 	int r;
 
 	if (!arr)
@@ -1980,17 +1964,12 @@ static int bundle_make(struct relay *rl, const char *id, const struct bcand *c,
 		ref->files = (uint32_t)files;
 		ref->raw_len = raw_len;
 		vs_redis_key_bundle(key, id, ref->id);
-		snprintf(ttl, sizeof(ttl), "%d", rl->cfg->blob_ttl_s);
-		set[2] = (const char *)enc;
-		for (int i = 0; i < 5; i++)
-			lens[i] = i == 2 ? elen : strlen(set[i]);
-		r = vs_redis_command(rl->redis, &rep, 5, set, lens);
+		r = vs_redis_set_ex(rl->redis, key, enc, elen,
+				    rl->cfg->blob_ttl_s);
 		if (r < 0)
 			r = redis_failed(rl, r, "write bundle");
 	}
 out:
-	if (rep)
-		freeReplyObject(rep);
 	PQclear(res);
 	free(arr);
 	free(raw);
@@ -2003,12 +1982,9 @@ static void bundles_retire(struct relay *rl, const char *id,
 			   const struct vs_bundle_ref *old, size_t nold,
 			   const struct vs_bundle_ref *ref, size_t nref)
 {
-	char key[VS_REDIS_KEY_MAX], ttl[16];
-	const char *argv[] = {"EXPIRE", key, ttl};
+	char key[VS_REDIS_KEY_MAX];
 
-	snprintf(ttl, sizeof(ttl), "%d", RELAY_BUNDLE_GONE_S);
 	for (size_t i = 0; i < nold; i++) {
-		redisReply *rep = NULL;
 		bool kept = false;
 
 		for (size_t j = 0; j < nref && !kept; j++)
@@ -2016,8 +1992,7 @@ static void bundles_retire(struct relay *rl, const char *id,
 		if (kept)
 			continue;
 		vs_redis_key_bundle(key, id, old[i].id);
-		if (vs_redis_command(rl->redis, &rep, 3, argv, NULL) == 0)
-			freeReplyObject(rep);
+		(void)vs_redis_expire(rl->redis, key, RELAY_BUNDLE_GONE_S);
 	}
 }
 

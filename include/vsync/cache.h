@@ -98,6 +98,11 @@ void vs_cache_object_name(char out[8 + 3 + VS_HASH_HEX_LEN + 1],
  */
 int vs_cache_open(struct vs_cache *c, const char *hash, int *fd_out);
 
+/* Open object @hash read-only without checking its bytes, for a caller
+ * that has just made it or checks what it reads itself: 0 and *@fd_out,
+ * -ENOENT if absent, other -errno. */
+int vs_cache_open_unchecked(struct vs_cache *c, const char *hash, int *fd_out);
+
 /* Is object @hash present? (Not verified: vs_cache_open() does that.) */
 bool vs_cache_has(struct vs_cache *c, const char *hash);
 
@@ -110,11 +115,12 @@ int vs_cache_store(struct vs_cache *c, const char *hash, const void *buf,
 		   size_t len);
 
 /*
- * vs_cache_store, and *@fd_out an fd of the bytes, read-only: the object's,
- * or, when the cache dir's volume is full (ENOSPC or EDQUOT, even after
- * vs_cache_reclaim) and @len is at most VS_CACHE_MEM_MAX, a memfd holding
- * them (checked the same way; in memory, not in the cache), so that a
- * read on a full disk still gets what it asked for. 0 or -errno. With
+ * vs_cache_store, and *@fd_out an fd of the bytes, read-only: the object's
+ * (opened as it is made: not hashed again as vs_cache_open would), or, when the
+ * cache dir's volume is full (ENOSPC or EDQUOT, even after vs_cache_reclaim)
+ * and @len is at most VS_CACHE_MEM_MAX, a memfd holding them (checked the same
+ * way; in memory, not in the cache), so that a read on a full disk still gets
+ * what it asked for. 0 or -errno. With
  * @fd_out NULL, vs_cache_store.
  */
 #define VS_CACHE_MEM_MAX ((size_t)8 << 20)
@@ -177,18 +183,18 @@ void vs_cache_watch(struct vs_cache *c, uint64_t limit, void (*over)(void *arg),
 		    void *arg);
 /*
  * Call @reclaim(@arg) when a write to the cache dir's volume fails for
- * want of room (vs_cache_reclaim): the evictor's pass on the writer's
- * thread, true if it freed anything. Set (or cleared) only while no
- * other thread uses the cache.
+ * want of room (vs_cache_reclaim): the evictor's pass, waited for by the
+ * writer; true if it freed anything. Set (or cleared) only while no other
+ * thread uses the cache.
  */
 void vs_cache_on_full(struct vs_cache *c, bool (*reclaim)(void *arg),
 		      void *arg);
 /*
  * A write to the cache dir's volume (an object, a working copy, a journal
- * entry) failed with ENOSPC or EDQUOT: make room now, on the caller's
- * thread, by evicting what the evictor may (vs_cache_on_full). true if
- * something was freed and the write is worth one more try; false without
- * an evictor. Any thread.
+ * entry) failed with ENOSPC or EDQUOT: make room now by evicting what the
+ * evictor may (vs_cache_on_full; its thread scans, the caller waits a few
+ * seconds at most). true if something was freed and the write is worth
+ * one more try; false without an evictor. Any thread.
  */
 bool vs_cache_reclaim(struct vs_cache *c);
 /* Is @r -ENOSPC or -EDQUOT (the cache dir's volume has no room)? */

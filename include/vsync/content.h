@@ -10,6 +10,7 @@
 #ifndef VSYNC_CONTENT_H
 #define VSYNC_CONTENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -73,6 +74,10 @@ int vs_content_open(struct vs_content *c, const char *hash, uint64_t size,
  */
 int vs_content_prepare_delta(struct vs_content *c, const char *base_hash,
 			     const char *hash, uint64_t size, const char *path);
+
+/* Does content of @size bytes travel in pieces (over a PostgreSQL chunk,
+ * pg.h VS_CHUNK_SIZE), so that vs_content_prepare_pieces applies? */
+bool vs_content_in_pieces(uint64_t size);
 
 /*
  * Make large content @hash (@size bytes, over a chunk: it travels in

@@ -84,8 +84,8 @@ struct vs_evict;
 /*
  * Start the evictor's thread: a pass at once, then one whenever a store
  * takes the cache's estimate over the max (vs_cache_watch: the cache must
- * not be used by other threads yet), or rescan_ms has passed; and a pass
- * on a writer's thread when a write to the volume finds no room
+ * not be used by other threads yet), or rescan_ms has passed; and one a
+ * writer asks for and waits for when a write to the volume finds no room
  * (vs_cache_on_full, vs_cache_reclaim). Sets the
  * vsync_cache_bytes and vsync_cache_evictions_total metrics. 0 or -errno
  * (nothing started).

@@ -115,6 +115,14 @@ void vs_redis_key_events(char *out, const char *id);
 void vs_redis_key_cursor(char *out, const char *id);
 void vs_redis_key_containers(char *out, const char *id);
 
+/* SET @key to @len bytes of @val with a TTL of @ttl_s seconds (none if
+ * <= 0). 0 or -errno. */
+int vs_redis_set_ex(struct vs_redis *r, const char *key, const void *val,
+		    size_t len, int ttl_s);
+/* EXPIRE @key in @ttl_s seconds: 1 if it is there (its TTL refreshed), 0
+ * if not, or -errno. */
+int vs_redis_expire(struct vs_redis *r, const char *key, int ttl_s);
+
 /* Content: GET blob:{id}:<hash>, decoded (not verified: the caller checks
  * the hash). -ENOENT when absent, -EBADMSG when it does not decode. */
 int vs_redis_blob_get(struct vs_redis *r, const char *id, const char *hash,
