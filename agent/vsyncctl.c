@@ -1449,8 +1449,8 @@ static int out_chunks(struct ctl *c, int fd, const char *what, const char *hash,
 
 	if (vs_sha256_init(&k.sha) < 0)
 		return ctl_fail(EXIT_ERR, "out of memory");
-	r = vs_pg_chunks_fetch(c->pg, c->project_id, hash, size, c->timeout_ms,
-			       chunk_out_write, &k);
+	r = vs_pg_chunks_fetch(c->pg, c->project_id, hash, size, NULL,
+			       c->timeout_ms, chunk_out_write, &k);
 	vs_sha256_final_hex(&k.sha, got);
 	if (r == -ENOENT)
 		return r;

@@ -1241,6 +1241,23 @@ BEGIN
 	   AND c.idx = p_idx;
 END $$;
 
+-- The chunks of content @p_hash of project @p_project, in order: each
+-- one's index, name (its SHA-256 in hex) and size, without their bytes.
+-- No row when the content is stored whole. The relay reads it to put
+-- into Redis only the chunks it has not cut into pieces before.
+DROP FUNCTION IF EXISTS vsync_chunk_list(uuid, text);
+CREATE FUNCTION vsync_chunk_list(p_project uuid, p_hash text)
+RETURNS TABLE(idx int, sha text, size int)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	PERFORM vsync__access(p_project);
+	RETURN QUERY
+	SELECT c.idx, c.sha::text, c.size
+	  FROM vsync_content_chunks c
+	 WHERE c.project_id = p_project AND c.content_hash = p_hash
+	 ORDER BY c.idx;
+END $$;
+
 -- Import a batch of entries (vsyncctl import; a platform's bulk upload):
 -- path @p_paths[i] becomes a @p_kinds[i] ('file', 'symlink' or 'dir')
 -- with mode @p_modes[i] and, for files and symlinks, bytes

@@ -458,8 +458,8 @@ static int fetch_chunks(struct vs_content *c, struct vs_pg *pg,
 	r = vs_cache_writer_open(c->cache, &w);
 	if (r < 0)
 		return r;
-	r = vs_pg_chunks_fetch(pg, c->project_id, hash, size, c->timeout_ms,
-			       chunk_sink, &w);
+	r = vs_pg_chunks_fetch(pg, c->project_id, hash, size, NULL,
+			       c->timeout_ms, chunk_sink, &w);
 	if (r < 0) {
 		vs_cache_writer_abort(&w);
 		return r;

@@ -1067,8 +1067,52 @@ static int pipeline_drain(struct vs_pg *pg, PGresult *res, int timeout_ms)
 	return 0;
 }
 
+int vs_pg_chunks_list(struct vs_pg *pg, const char *id, const char *hash,
+		      uint64_t size, char *shas)
+{
+	size_t n = (size_t)((size + VS_CHUNK_SIZE - 1) / VS_CHUNK_SIZE);
+	const char *v[2] = {id, hash};
+	PGresult *res = NULL;
+	int r;
+
+	if (size == 0 || size / VS_CHUNK_SIZE > 1u << 20)
+		return -EINVAL;
+	r = vs_pg_exec(pg, &res,
+		       "SELECT idx, sha, size FROM"
+		       " vsync_chunk_list($1::uuid, $2)",
+		       2, v, NULL, NULL, 0);
+	if (r < 0)
+		return r;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return -ENOENT;
+	}
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		uint64_t want = size - i * VS_CHUNK_SIZE < VS_CHUNK_SIZE
+				    ? size - i * VS_CHUNK_SIZE
+				    : VS_CHUNK_SIZE;
+
+		/* exactly n chunks, cut at VS_CHUNK_SIZE, named by SHA-256s */
+		if ((size_t)PQntuples(res) != n ||
+		    strtoull(PQgetvalue(res, (int)i, 0), NULL, 10) != i ||
+		    strtoull(PQgetvalue(res, (int)i, 2), NULL, 10) != want ||
+		    !vs_hash_hex_valid(PQgetvalue(res, (int)i, 1))) {
+			pg_set_error(pg,
+				     "content %.12s: chunk list does not "
+				     "match its size %llu",
+				     hash, (unsigned long long)size);
+			r = -EIO;
+			break;
+		}
+		memcpy(shas + i * VS_HASH_HEX_LEN, PQgetvalue(res, (int)i, 1),
+		       VS_HASH_HEX_LEN);
+	}
+	PQclear(res);
+	return r;
+}
+
 int vs_pg_chunks_fetch(struct vs_pg *pg, const char *id, const char *hash,
-		       uint64_t size, int timeout_ms,
+		       uint64_t size, const bool *want, int timeout_ms,
 		       int (*sink)(void *arg, const uint8_t *buf, size_t len),
 		       void *arg)
 {
@@ -1077,7 +1121,8 @@ int vs_pg_chunks_fetch(struct vs_pg *pg, const char *id, const char *hash,
 	char idx[16];
 	const char *v[3] = {id, hash, idx};
 	PGresult *res = NULL;
-	uint64_t off = 0;
+	uint64_t off = 0, expect = 0;
+	unsigned nq = 0;
 	int r;
 
 	if (size == 0 || size / VS_CHUNK_SIZE > 1u << 20)
@@ -1090,6 +1135,12 @@ int vs_pg_chunks_fetch(struct vs_pg *pg, const char *id, const char *hash,
 	if (!PQenterPipelineMode(pg->conn))
 		return pg_fail_result(pg, NULL);
 	for (unsigned i = 0; i < n; i++) {
+		if (want && !want[i])
+			continue;
+		expect += size - (uint64_t)i * VS_CHUNK_SIZE < VS_CHUNK_SIZE
+			      ? size - (uint64_t)i * VS_CHUNK_SIZE
+			      : VS_CHUNK_SIZE;
+		nq++;
 		snprintf(idx, sizeof(idx), "%u", i);
 		if (!PQsendQueryParams(pg->conn,
 				       "SELECT data, sha FROM"
@@ -1103,13 +1154,15 @@ int vs_pg_chunks_fetch(struct vs_pg *pg, const char *id, const char *hash,
 		r = pg_fail_result(pg, NULL);
 		goto fail;
 	}
-	for (unsigned i = 0; i <= n; i++) {
+	for (unsigned i = 0, q = 0; q <= nq; i++) {
+		if (q < nq && want && !want[i])
+			continue;
 		/* one result per query (then NULL), then the sync's */
 		r = pg_wait_results(pg, vs_mono_ms() + chunk_ms);
 		if (r < 0)
 			goto fail;
 		res = PQgetResult(pg->conn);
-		if (i == n) {
+		if (q++ == nq) {
 			if (PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
 				r = pg_fail_result(pg, res);
 				goto fail;
@@ -1120,7 +1173,8 @@ int vs_pg_chunks_fetch(struct vs_pg *pg, const char *id, const char *hash,
 			r = pg_fail_result(pg, res);
 			goto fail;
 		}
-		r = chunk_take(pg, res, i, hash, size - off, sink, arg);
+		r = chunk_take(pg, res, i, hash,
+			       size - (uint64_t)i * VS_CHUNK_SIZE, sink, arg);
 		if (r == -ENOENT) /* stored whole: the rest is as short */
 			return pipeline_drain(pg, res, chunk_ms) < 0 ? -EIO : r;
 		if (r < 0)
@@ -1138,10 +1192,10 @@ int vs_pg_chunks_fetch(struct vs_pg *pg, const char *id, const char *hash,
 		pg_drop(pg);
 		return -EIO;
 	}
-	if (off != size) {
+	if (off != expect) {
 		pg_set_error(
 		    pg, "content %.12s: chunks of %llu bytes, not %llu", hash,
-		    (unsigned long long)off, (unsigned long long)size);
+		    (unsigned long long)off, (unsigned long long)expect);
 		return -EIO;
 	}
 	return 0;

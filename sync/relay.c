@@ -867,43 +867,108 @@ out:
 	return r;
 }
 
+/* Pieces of VS_REDIS_CHUNK_SIZE in a chunk of PostgreSQL's. */
+#define CHUNK_PIECES (VS_CHUNK_SIZE / VS_REDIS_CHUNK_SIZE)
+
 /* Chunked content being put into Redis: vs_pg_chunks_fetch's sink. */
 struct chunk_pub {
 	struct relay *rl;
-	const char *id, *hash;
-	char *shas; /* the index: each piece's SHA-256 in hex */
-	size_t n, max;
+	const char *id;
+	uint64_t size;
+	const char *names; /* the chunks' names, from PostgreSQL */
+	const bool *want;  /* the chunks fetched (the others are known) */
+	size_t k;	   /* the next chunk fetched */
+	char *shas;	   /* the index: each piece's SHA-256 in hex */
+	size_t n;	   /* its length in pieces */
 	struct vs_sha256 whole;
 	int redis_r; /* a failed SET (reported) */
 };
 
-/* A chunk from PostgreSQL: SET as its pieces of VS_REDIS_CHUNK_SIZE. */
+/* Is the index of chunked content @hash (@size bytes, @n pieces) in
+ * Redis, with its pieces? Their TTLs are refreshed if so (two round
+ * trips: the index, then one script), and the index is in @shas if not
+ * NULL. 1, 0 or -errno. The relay alone writes indexes and pieces (a
+ * container's Redis user may not), so the index is read without
+ * checking its signature. */
+static int chunks_present(struct relay *rl, const char *id, const char *hash,
+			  uint64_t size, size_t n, char *shas)
+{
+	redisReply *rep = NULL;
+	char *own = NULL;
+	int r;
+
+	r = vs_redis_chunks_index_get(rl->redis, id, hash, &rep);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return redis_failed(rl, r, "GET chunk index");
+	if (!shas && !(shas = own = malloc(n * VS_HASH_HEX_LEN))) {
+		freeReplyObject(rep);
+		return -ENOMEM;
+	}
+	/* one this relay cannot read is put again */
+	r = vs_sign_chunks_decode(rep->str, rep->len, NULL, id, hash, size,
+				  shas, n) < 0
+		? 0
+		: vs_redis_chunks_touch(rl->redis, id, hash, shas, n,
+					rl->cfg->blob_ttl_s);
+	freeReplyObject(rep);
+	free(own);
+	return r < 0 ? redis_failed(rl, r, "EXPIRE chunks") : r;
+}
+
+/* Sign and SET the index of content @hash (@size bytes): @n pieces. */
+static int chunks_index_publish(struct relay *rl, const char *id,
+				const char *hash, uint64_t size,
+				const char *shas, size_t n)
+{
+	uint8_t *val = NULL;
+	size_t vlen = 0;
+	int r;
+
+	r = vs_sign_chunks_encode(&val, &vlen, rl->cfg->sign_key, id, hash,
+				  size, shas, n);
+	if (r < 0)
+		return r;
+	r = vs_redis_chunks_index_put(rl->redis, id, hash, val, vlen,
+				      rl->cfg->blob_ttl_s);
+	free(val);
+	return r < 0 ? redis_failed(rl, r, "SET chunk index") : 0;
+}
+
+/* A chunk from PostgreSQL (checked against its name): SET as its pieces
+ * of VS_REDIS_CHUNK_SIZE, then its own index (chunks:{id}:<its name>),
+ * so that the next version that has it finds its pieces without reading
+ * it again. */
 static int chunk_pub_sink(void *arg, const uint8_t *buf, size_t len)
 {
 	struct chunk_pub *cp = arg;
 	struct relay *rl = cp->rl;
-	char hex[VS_HASH_HEX_LEN + 1];
+	char hex[VS_HASH_HEX_LEN + 1], name[VS_HASH_HEX_LEN + 1];
+	size_t first, i;
 	int r = 0;
 
+	while (cp->want && !cp->want[cp->k])
+		cp->k++;
+	first = cp->k * CHUNK_PIECES;
 	vs_sha256_update(&cp->whole, buf, len);
 	vs_redis_set_timeout(
 	    rl->redis,
 	    vs_size_timeout_ms(rl->cfg->timeout_ms, VS_REDIS_CHUNK_SIZE));
+	i = first;
 	for (size_t off = 0; r == 0 && off < len; off += VS_REDIS_CHUNK_SIZE) {
 		size_t n = len - off < VS_REDIS_CHUNK_SIZE
 			       ? len - off
 			       : VS_REDIS_CHUNK_SIZE;
 
-		if (cp->n == cp->max) {
+		if (i == cp->n) {
 			r = -EIO; /* more bytes than the change's size */
 			break;
 		}
 		r = vs_sha256_hex(hex, buf + off, n);
 		if (r < 0)
 			break;
-		memcpy(cp->shas + cp->n * VS_HASH_HEX_LEN, hex,
-		       VS_HASH_HEX_LEN);
-		cp->n++;
+		memcpy(cp->shas + i++ * VS_HASH_HEX_LEN, hex, VS_HASH_HEX_LEN);
 		/* a piece another version has put already is kept */
 		r = vs_redis_piece_touch(rl->redis, cp->id, hex,
 					 rl->cfg->blob_ttl_s);
@@ -917,46 +982,59 @@ static int chunk_pub_sink(void *arg, const uint8_t *buf, size_t len)
 			cp->redis_r = redis_failed(rl, r, "SET piece");
 	}
 	vs_redis_set_timeout(rl->redis, rl->cfg->timeout_ms);
+	if (r == 0) {
+		memcpy(name, cp->names + cp->k * VS_HASH_HEX_LEN,
+		       VS_HASH_HEX_LEN);
+		name[VS_HASH_HEX_LEN] = '\0';
+		r = chunks_index_publish(rl, cp->id, name, len,
+					 cp->shas + first * VS_HASH_HEX_LEN,
+					 i - first);
+		if (r < 0)
+			cp->redis_r = r;
+	}
+	cp->k++;
 	return r;
 }
 
-/* Is the index of chunked content @hash (@size bytes, @n pieces) in
- * Redis, with its pieces? Their TTLs are refreshed if so (two round
- * trips: the index, then one script). 1, 0 or -errno. The relay alone
- * writes indexes and pieces (a container's Redis user may not), so the
- * index is read without checking its signature. */
-static int chunks_present(struct relay *rl, const char *id, const char *hash,
-			  uint64_t size, size_t n)
+/* Which chunks of @cp must be read from PostgreSQL: those whose pieces
+ * are not in Redis with the chunk's own index (their pieces are then in
+ * the index, their TTLs refreshed). The number to read, or -errno. */
+static long chunks_wanted(struct chunk_pub *cp, bool *want, size_t nc)
 {
-	redisReply *rep = NULL;
-	char *shas;
-	int r;
+	char name[VS_HASH_HEX_LEN + 1];
+	long fetch = 0;
 
-	r = vs_redis_chunks_index_get(rl->redis, id, hash, &rep);
-	if (r == -ENOENT)
-		return 0;
-	if (r < 0)
-		return redis_failed(rl, r, "GET chunk index");
-	shas = malloc(n * VS_HASH_HEX_LEN);
-	if (!shas) {
-		freeReplyObject(rep);
-		return -ENOMEM;
+	for (size_t k = 0; k < nc; k++) {
+		uint64_t len = cp->size - k * VS_CHUNK_SIZE < VS_CHUNK_SIZE
+				   ? cp->size - k * VS_CHUNK_SIZE
+				   : VS_CHUNK_SIZE;
+		size_t np = (size_t)((len + VS_REDIS_CHUNK_SIZE - 1) /
+				     VS_REDIS_CHUNK_SIZE);
+		int r;
+
+		memcpy(name, cp->names + k * VS_HASH_HEX_LEN, VS_HASH_HEX_LEN);
+		name[VS_HASH_HEX_LEN] = '\0';
+		r = chunks_present(cp->rl, cp->id, name, len, np,
+				   cp->shas +
+				       k * CHUNK_PIECES * VS_HASH_HEX_LEN);
+		if (r < 0)
+			return r;
+		want[k] = r == 0;
+		fetch += r == 0;
 	}
-	/* one this relay cannot read is put again */
-	r = vs_sign_chunks_decode(rep->str, rep->len, NULL, id, hash, size,
-				  shas, n) < 0
-		? 0
-		: vs_redis_chunks_touch(rl->redis, id, hash, shas, n,
-					rl->cfg->blob_ttl_s);
-	freeReplyObject(rep);
-	free(shas);
-	return r < 0 ? redis_failed(rl, r, "EXPIRE chunks") : r;
+	return fetch;
 }
 
-/* Put content @hash (@size bytes, over a chunk) of change @c into Redis
- * as chunks, read chunk by chunk from PostgreSQL, then their index,
- * signed, last: a mount that finds the index finds every chunk. Content
- * whose chunks do not make up @hash gets no index. */
+/*
+ * Put content @hash (@size bytes, over a chunk) of change @c into Redis
+ * as pieces, then its index, signed, last: a mount that finds the index
+ * finds every piece. The chunks are listed from PostgreSQL first, and
+ * only those not cut into pieces before (each chunk's own index) are
+ * read: an edit of a few bytes of a large file reads one chunk. When
+ * every chunk is read, content whose chunks do not make up @hash gets no
+ * index; else the relay has not seen the whole, and the mounts' check
+ * of the whole (which they always make) stands alone.
+ */
 static int chunks_publish(struct relay *rl, const char *id,
 			  const struct vs_change *c)
 {
@@ -964,41 +1042,62 @@ static int chunks_publish(struct relay *rl, const char *id,
 	uint64_t size = c->state.size;
 	size_t n =
 	    (size_t)((size + VS_REDIS_CHUNK_SIZE - 1) / VS_REDIS_CHUNK_SIZE);
-	struct chunk_pub cp = {rl, id, hash, NULL, 0, n, {0}, 0};
-	char got[VS_HASH_HEX_LEN + 1];
-	size_t vlen = 0;
-	uint8_t *val = NULL;
+	size_t nc = (size_t)((size + VS_CHUNK_SIZE - 1) / VS_CHUNK_SIZE);
+	struct chunk_pub cp = {.rl = rl, .id = id, .size = size, .n = n};
+	char got[VS_HASH_HEX_LEN + 1], *names = NULL;
+	bool *want = NULL;
+	long fetch = 0;
 	int r;
 
-	r = chunks_present(rl, id, hash, size, n);
+	r = chunks_present(rl, id, hash, size, n, NULL);
 	if (r != 0)
 		return r < 0 ? r : 0;
 	cp.shas = malloc(n * VS_HASH_HEX_LEN);
-	if (!cp.shas || vs_sha256_init(&cp.whole) < 0) {
-		free(cp.shas);
-		return -ENOMEM;
+	names = malloc(nc * VS_HASH_HEX_LEN);
+	want = calloc(nc, sizeof(*want));
+	if (!cp.shas || !names || !want || vs_sha256_init(&cp.whole) < 0) {
+		r = -ENOMEM;
+		goto out;
 	}
-	r = vs_pg_chunks_fetch(rl->pg, id, hash, size,
-			       vs_pg_get_timeout(rl->pg), chunk_pub_sink, &cp);
-	vs_sha256_final_hex(&cp.whole, got);
-	if (r == -ENOENT) /* stored whole: mounts read PostgreSQL */
+	cp.names = names;
+	r = vs_pg_chunks_list(rl->pg, id, hash, size, names);
+	if (r == -ENOENT) { /* stored whole: mounts read PostgreSQL */
 		r = 0;
-	else if (r < 0 && !cp.redis_r)
+		goto out;
+	}
+	if (r < 0) {
+		r = pg_failed(rl, r, "list chunks");
+		goto out;
+	}
+	fetch = chunks_wanted(&cp, want, nc);
+	if (fetch < 0) {
+		r = (int)fetch;
+		goto out;
+	}
+	if (fetch > 0) {
+		cp.want = (size_t)fetch < nc ? want : NULL;
+		r = vs_pg_chunks_fetch(rl->pg, id, hash, size, cp.want,
+				       vs_pg_get_timeout(rl->pg),
+				       chunk_pub_sink, &cp);
+	}
+	vs_sha256_final_hex(&cp.whole, got);
+	if (r < 0 && !cp.redis_r)
 		r = pg_failed(rl, r, "fetch chunks");
-	else if (r == 0 && (cp.n != n || strcmp(got, hash) != 0))
+	if (r < 0)
+		goto out;
+	if ((size_t)fetch == nc && strcmp(got, hash) != 0) {
 		vs_error("change %" PRId64 " of %s: the chunks of '%s' do not "
 			 "make up its checksum %s; not cached",
 			 c->seq, id, c->path, hash);
-	else if (r == 0)
-		r = vs_sign_chunks_encode(&val, &vlen, rl->cfg->sign_key, id,
-					  hash, size, cp.shas, n);
-	if (r == 0 && val) {
-		r = vs_redis_chunks_index_put(rl->redis, id, hash, val, vlen,
-					      rl->cfg->blob_ttl_s);
-		if (r < 0)
-			r = redis_failed(rl, r, "SET chunk index");
+		goto out;
 	}
-	free(val);
+	vs_info("change %" PRId64 " of %s: '%s': %ld of %zu chunks read "
+		"from PostgreSQL, the others' pieces already in Redis",
+		c->seq, id, c->path, fetch, nc);
+	r = chunks_index_publish(rl, id, hash, size, cp.shas, n);
+out:
+	free(want);
+	free(names);
 	free(cp.shas);
 	return r;
 }

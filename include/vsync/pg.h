@@ -211,16 +211,27 @@ int vs_pg_chunks_put(struct vs_pg *pg, const char *id, const char *hash, int fd,
 		     uint64_t size, int timeout_ms, char **shas_out);
 
 /*
+ * The names of the chunks of content @hash (@size bytes) of project @id,
+ * without their bytes: into @shas, ceil(@size / VS_CHUNK_SIZE) SHA-256s in
+ * hex, back to back (no NULs). -ENOENT if the content is stored whole,
+ * -EIO if the server's list does not cut @size at VS_CHUNK_SIZE, else 0
+ * or the backend's -errno.
+ */
+int vs_pg_chunks_list(struct vs_pg *pg, const char *id, const char *hash,
+		      uint64_t size, char *shas);
+
+/*
  * Read the chunks of content @hash (@size bytes) of project @id in order,
  * each checked against the SHA-256 the server stored with it, and hand
- * each to @sink (a non-zero return stops and is returned). -ENOENT if the
+ * each to @sink (a non-zero return stops and is returned): all of them,
+ * or those whose @want[i] is true (@want: one per chunk). -ENOENT if the
  * content has no chunks (it is stored whole: vs_pg_blob_fetch), -EIO if a
  * chunk is missing, corrupt or the sizes disagree, else 0 or the
  * backend's -errno. Does not check the whole against @hash (the caller
  * does).
  */
 int vs_pg_chunks_fetch(struct vs_pg *pg, const char *id, const char *hash,
-		       uint64_t size, int timeout_ms,
+		       uint64_t size, const bool *want, int timeout_ms,
 		       int (*sink)(void *arg, const uint8_t *buf, size_t len),
 		       void *arg);
 

@@ -22,8 +22,9 @@
 #   - 6 bytes overwritten in the middle with `dd conv=notrunc,fsync` on
 #     the mount are in PostgreSQL when dd returns, as a new version stored
 #     in chunks (one new chunk: the rest are shared with the first
-#     version), equal to a local copy edited the same way; the relay puts
-#     one new piece of it in Redis (the rest are shared too), and a mount
+#     version), equal to a local copy edited the same way; the relay reads
+#     that one chunk from PostgreSQL and puts one new piece of it in
+#     Redis (the rest are shared too: it cut them before), and a mount
 #     that follows through Redis with the file local gets the new version
 #     taking the unchanged pieces from its cache (one from Redis);
 #   - a second cold mount reads the new version;
@@ -233,6 +234,10 @@ if vs_mount big "$W/m1" --pg "$VSYNC_PG_URL" --cache-dir "$W/c1" --prefetch 0; t
 			$((MIB + 1)) "$(pieces)"
 		vs_check "the relay sent Redis one piece or two, not the file ($(((in1 - in0) >> 10)) KiB, under 4 MiB)" \
 			test $((in1 - in0)) -lt $((4 << 20))
+		# chunk 0 is read again too: its piece 5 was removed above
+		nread=$((MIB / 16 == 0 ? 1 : 2))
+		vs_check "the relay read from PostgreSQL the changed chunk and the one missing a piece ($nread of $(((MIB + 7) / 8)))" \
+			grep -q "'assets/big.bin': $nread of $(((MIB + 7) / 8)) chunks read from PostgreSQL" "$VS_RELAY_LOG"
 		line=$(grep "'assets/big.bin': .* pieces taken from the previous version" "$FOLLOW" | tail -n 1)
 		vs_log "follower: ${line##*msg=}"
 		from_redis=$(sed -n 's/.*version, \([0-9]*\) bytes from Redis.*/\1/p' <<<"$line")
