@@ -622,7 +622,9 @@ run_mode() {
 			if vs_poll "$EVENT_WAIT" hot_current; then
 				vs_pass "$MODE: 30 quick edits: the last one is visible ($(ms_since_done) ms after they were committed)"
 			else
-				vs_fail "$MODE: 30 quick edits: expected the last version (sha $last) within ${EVENT_WAIT} s, saw sha $(sha256sum <"$mnt/src/hot.js" | cut -d' ' -f1)"
+				# the error itself if the name cannot be read (open or read
+				# failing is the case to diagnose), and what the directory holds
+				vs_fail "$MODE: 30 quick edits: expected the last version (sha $last) within ${EVENT_WAIT} s, saw: $({ sha256sum <"$mnt/src/hot.js" | cut -d' ' -f1; } 2>&1); in src/: $(ls -lin "$mnt/src" 2>&1 | tr '\n' ';')"
 			fi
 		fi
 		touch "$hot/stop"
