@@ -1087,15 +1087,14 @@ int vs_pg_chunks_list(struct vs_pg *pg, const char *id, const char *hash,
 		PQclear(res);
 		return -ENOENT;
 	}
-	for (size_t i = 0; r == 0 && i < n; i++) {
-		uint64_t want = size - i * VS_CHUNK_SIZE < VS_CHUNK_SIZE
-				    ? size - i * VS_CHUNK_SIZE
-				    : VS_CHUNK_SIZE;
-
-		/* exactly n chunks, cut at VS_CHUNK_SIZE, named by SHA-256s */
-		if ((size_t)PQntuples(res) != n ||
+	/* exactly n chunks, cut at VS_CHUNK_SIZE, named by SHA-256s */
+	if ((size_t)PQntuples(res) != n)
+		r = -EIO;
+	for (size_t i = 0; i < n; i++) {
+		if (r < 0 ||
 		    strtoull(PQgetvalue(res, (int)i, 0), NULL, 10) != i ||
-		    strtoull(PQgetvalue(res, (int)i, 2), NULL, 10) != want ||
+		    strtoull(PQgetvalue(res, (int)i, 2), NULL, 10) !=
+			vs_chunk_len(size, i) ||
 		    !vs_hash_hex_valid(PQgetvalue(res, (int)i, 1))) {
 			pg_set_error(pg,
 				     "content %.12s: chunk list does not "
@@ -1137,9 +1136,7 @@ int vs_pg_chunks_fetch(struct vs_pg *pg, const char *id, const char *hash,
 	for (unsigned i = 0; i < n; i++) {
 		if (want && !want[i])
 			continue;
-		expect += size - (uint64_t)i * VS_CHUNK_SIZE < VS_CHUNK_SIZE
-			      ? size - (uint64_t)i * VS_CHUNK_SIZE
-			      : VS_CHUNK_SIZE;
+		expect += vs_chunk_len(size, i);
 		nq++;
 		snprintf(idx, sizeof(idx), "%u", i);
 		if (!PQsendQueryParams(pg->conn,

@@ -887,9 +887,11 @@ struct chunk_pub {
 /* Is the index of chunked content @hash (@size bytes, @n pieces) in
  * Redis, with its pieces? Their TTLs are refreshed if so (two round
  * trips: the index, then one script), and the index is in @shas if not
- * NULL. 1, 0 or -errno. The relay alone writes indexes and pieces (a
- * container's Redis user may not), so the index is read without
- * checking its signature. */
+ * NULL. 1, 0 or -errno. The index is believed only with this relay's own
+ * signature (a signing relay's; an unsigned one trusts Redis, as its
+ * mounts do): a chunk's index goes into the index the relay signs for a
+ * new version, so what Redis holds must not be able to choose it. An
+ * index it cannot verify (another key's, altered) is put again. */
 static int chunks_present(struct relay *rl, const char *id, const char *hash,
 			  uint64_t size, size_t n, char *shas)
 {
@@ -906,9 +908,8 @@ static int chunks_present(struct relay *rl, const char *id, const char *hash,
 		freeReplyObject(rep);
 		return -ENOMEM;
 	}
-	/* one this relay cannot read is put again */
-	r = vs_sign_chunks_decode(rep->str, rep->len, NULL, id, hash, size,
-				  shas, n) < 0
+	r = vs_sign_chunks_decode(rep->str, rep->len, rl->cfg->sign_key, id,
+				  hash, size, shas, n) < 0
 		? 0
 		: vs_redis_chunks_touch(rl->redis, id, hash, shas, n,
 					rl->cfg->blob_ttl_s);
@@ -1005,9 +1006,7 @@ static long chunks_wanted(struct chunk_pub *cp, bool *want, size_t nc)
 	long fetch = 0;
 
 	for (size_t k = 0; k < nc; k++) {
-		uint64_t len = cp->size - k * VS_CHUNK_SIZE < VS_CHUNK_SIZE
-				   ? cp->size - k * VS_CHUNK_SIZE
-				   : VS_CHUNK_SIZE;
+		uint64_t len = vs_chunk_len(cp->size, k);
 		size_t np = (size_t)((len + VS_REDIS_CHUNK_SIZE - 1) /
 				     VS_REDIS_CHUNK_SIZE);
 		int r;

@@ -196,6 +196,14 @@ int vs_pg_blob_fetch(struct vs_pg *pg, const char *id, const char *hash,
  */
 #define VS_CHUNK_SIZE ((size_t)8 << 20)
 
+/* The length of chunk @i of content of @size bytes (i < the count). */
+static inline uint64_t vs_chunk_len(uint64_t size, uint64_t i)
+{
+	uint64_t rest = size - i * VS_CHUNK_SIZE;
+
+	return rest < VS_CHUNK_SIZE ? rest : VS_CHUNK_SIZE;
+}
+
 /*
  * Store the @size bytes of @fd (read with pread from offset 0, chunk by
  * chunk) as content @hash of project @id, in the caller's transaction:
