@@ -7,11 +7,12 @@
  * ../shared/notes/fuse-remote-changes.md, a change becomes visible as a
  * local save would:
  *  - edit: fetch and verify the new content, then save it as an editor's
- *    atomic save does (replace_path): create it under a temporary name
- *    beside the file through the mountpoint, then rename it over the file
- *    through the mountpoint. Watchers get IN_CREATE of the temporary name
- *    and IN_MOVED_FROM/IN_MOVED_TO of the file (what chokidar, and so
- *    Vite, takes for a save with no delay); readers have the old inode or
+ *    atomic save does (replace_path): put it into the table under a
+ *    temporary name beside the file, have the kernel look that name up
+ *    and push the bytes into its page cache, then rename it over the file
+ *    through the mountpoint. Watchers get IN_MOVED_FROM of the temporary
+ *    name and IN_MOVED_TO of the file (what chokidar, and so Vite, takes
+ *    for a save with no delay); readers have the old inode or
  *    the new one, each whole: never a mix of old and new bytes, nor an
  *    empty file. The rename's handler takes the old inode's fd_lock and
  *    replaces it only if it has no local changes and is older than the
@@ -52,6 +53,13 @@
 #include "vsync/log.h"
 #include "vsync/status.h"
 #include "vsync/banned.h"
+
+/*
+ * The largest new version whose bytes an edit pushes into the kernel's
+ * page cache (push_pages): source files, not bundles or media nobody may
+ * read.
+ */
+#define VS_PUSH_PAGES_MAX (256 * 1024)
 
 /* mountpoint + '/' + project path */
 #define VS_MNT_PATH_MAX (PATH_MAX + VS_PATH_MAX + 2)
@@ -159,6 +167,38 @@ static int delete_path(struct vs_fs *fs, const char *path)
 }
 
 /*
+ * Add @name, of state @st, to synced directory @dir (table lock): its
+ * content @fd (files; the inode takes it on success: no reader can hold
+ * fd_lock on a new inode), its @target (symlinks). -EEXIST if @dir has
+ * @name already.
+ */
+static int synced_new(struct vs_fs *fs, struct vs_inode *dir, const char *name,
+		      const struct vs_manifest_entry *st, const char *target,
+		      int fd, struct vs_inode **out)
+{
+	struct vs_inode *in;
+	int r;
+
+	if (inode_child_find(dir, name))
+		return -EEXIST;
+	r = inode_synced_child(&fs->table, dir, name, st->kind, &in);
+	if (r < 0)
+		return r;
+	in->mode = st->mode & 07777;
+	in->size = st->kind == VS_KIND_DIR ? 0 : st->size;
+	in->mtime_ns = st->mtime_ns;
+	in->version = st->version;
+	memcpy(in->hash, st->hash, sizeof(in->hash));
+	if (st->kind == VS_KIND_SYMLINK) {
+		in->target = strdup(target ? target : "");
+		in->size = strlen(target ? target : "");
+	}
+	in->fd = fd;
+	*out = in;
+	return 0;
+}
+
+/*
  * Create @path of state @st through the mountpoint, with content @fd
  * (files; consumed in every case).
  */
@@ -253,11 +293,112 @@ static bool local_changes(const struct vs_inode *in)
 }
 
 /*
+ * Put the new version @st (content @fd, consumed) of a file or symlink
+ * under name @tmp straight into the table, with no call through the
+ * mountpoint: replace_path's rename over the file is what watchers are to
+ * see, and a mknod would cost the kernel a LOOKUP and a MKNOD round trip
+ * before it. The inos of its parent and of itself in @parent_ino, @ino.
+ */
+static int place_path(struct vs_fs *fs, const char *tmp,
+		      const struct vs_manifest_entry *st, int fd,
+		      uint64_t *parent_ino, uint64_t *ino)
+{
+	char parent[VS_PATH_MAX + 1];
+	size_t parent_len;
+	const char *name = vs_path_basename(tmp, &parent_len);
+	struct vs_inode *dir, *in;
+	int r = -ESTALE;
+
+	memcpy(parent, tmp, parent_len);
+	parent[parent_len] = '\0';
+	pthread_mutex_lock(&fs->table.lock);
+	dir = inode_lookup_path(&fs->table, parent);
+	if (dir && dir->kind == VS_KIND_DIR && !dir->local)
+		r = synced_new(fs, dir, name, st, st->target, fd, &in);
+	if (r == 0) {
+		*parent_ino = dir->ino;
+		*ino = in->ino;
+	}
+	pthread_mutex_unlock(&fs->table.lock);
+	if (r < 0 && fd >= 0)
+		close(fd);
+	return r;
+}
+
+/* Take back what place_path put at @tmp (in directory @parent_ino): the
+ * kernel never saw it. */
+static void unplace_path(struct vs_fs *fs, uint64_t parent_ino, const char *tmp,
+			 uint64_t ino)
+{
+	size_t parent_len;
+	const char *name = vs_path_basename(tmp, &parent_len);
+	struct vs_inode *dir, *in = NULL;
+
+	pthread_mutex_lock(&fs->table.lock);
+	dir = inode_table_get(&fs->table, parent_ino);
+	if (dir)
+		in = inode_child_find(dir, name);
+	if (in && in->ino == ino)
+		inode_synced_remove(&fs->table, in);
+	pthread_mutex_unlock(&fs->table.lock);
+}
+
+/*
+ * Make the kernel look up @tmp (in directory @parent_ino), at @from
+ * through the mountpoint, before the rename: a page push needs the inode
+ * known to it, and the rename would make this LOOKUP anyway. A negative
+ * entry it kept for the name (someone looked for it before) is dropped and
+ * the lookup made again.
+ */
+static int show_path(struct vs_fs *fs, const char *from, const char *tmp,
+		     uint64_t parent_ino)
+{
+	size_t parent_len;
+	const char *name = vs_path_basename(tmp, &parent_len);
+	struct stat sb;
+
+	if (lstat(from, &sb) == 0)
+		return 0;
+	if (errno == ENOENT && fs->se &&
+	    fuse_lowlevel_notify_inval_entry(fs->se, parent_ino, name,
+					     strlen(name)) == 0 &&
+	    lstat(from, &sb) == 0) {
+		vs_debug("'%s': the kernel's negative entry dropped", tmp);
+		return 0;
+	}
+	return through_failed("lstat", tmp);
+}
+
+/*
+ * Put the @size bytes of @fd (a new version's checked content) in the
+ * page cache of inode @ino, which the kernel knows (show_path), as a local
+ * save leaves them: the watcher's read after the rename, and the dev
+ * server's, cost no READ round trip. Best effort: what is not pushed is
+ * read as before.
+ */
+static void push_pages(struct vs_fs *fs, uint64_t ino, int fd, uint64_t size)
+{
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	int r;
+
+	if (!fs->se)
+		return;
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = fd;
+	buf.buf[0].pos = 0;
+	r = fuse_lowlevel_notify_store(fs->se, ino, 0, &buf, 0);
+	if (r < 0)
+		vs_debug("page push of ino %llu: %s", (unsigned long long)ino,
+			 strerror(-r));
+}
+
+/*
  * Put the new version @st (content @fd, consumed) of the file or symlink
  * at @path, inode @old_ino now, in place as an editor's atomic save does:
- * made under a temporary name beside it, then renamed over it, both
- * through the mountpoint. Watchers see IN_CREATE of the temporary name,
- * then IN_MOVED_FROM and IN_MOVED_TO of @path (what Vite's watcher and
+ * put under a temporary name beside it (place_path, show_path,
+ * push_pages), then renamed over it through the mountpoint. Watchers see
+ * IN_MOVED_FROM of the temporary name and IN_MOVED_TO of @path (what
+ * Vite's watcher and
  * the others take for a save at once); a reader has the old inode or the
  * new one, each whole, never a mix or an empty file. The rename's handler
  * (update_rename) replaces @old_ino only if it still is at @path, with no
@@ -272,8 +413,8 @@ static int replace_path(struct vs_fs *fs, const char *path,
 	char tmp[VS_PATH_MAX + 1], from[VS_MNT_PATH_MAX], to[VS_MNT_PATH_MAX];
 	size_t plen;
 	enum vs_kind kind;
-	uint64_t ino;
-	int r, n = -1;
+	uint64_t ino, tmp_parent = 0, tmp_ino = 0;
+	int r, n = -1, push_fd;
 
 	(void)vs_path_basename(path, &plen);
 	for (unsigned int i = 0; i < 32 && n < 0; i++) {
@@ -299,7 +440,17 @@ static int replace_path(struct vs_fs *fs, const char *path,
 			path, strerror(-r));
 		return r;
 	}
-	r = create_path(fs, tmp, st, fd);
+	push_fd = st->kind == VS_KIND_FILE && st->size > 0 &&
+			  st->size <= VS_PUSH_PAGES_MAX && fd >= 0
+		      ? dup(fd)
+		      : -1;
+	r = place_path(fs, tmp, st, fd, &tmp_parent, &tmp_ino);
+	if (r == 0 && (r = show_path(fs, from, tmp, tmp_parent)) < 0)
+		unplace_path(fs, tmp_parent, tmp, tmp_ino);
+	if (r == 0 && push_fd >= 0)
+		push_pages(fs, tmp_ino, push_fd, st->size);
+	if (push_fd >= 0)
+		close(push_fd);
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&fs->table.lock);
@@ -568,28 +719,13 @@ void update_create(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
 			 name);
 		goto out;
 	}
-	if (inode_child_find(dir, name)) {
-		r = -EEXIST;
-		goto out;
-	}
-	r = inode_synced_child(&fs->table, dir, name, kind, &in);
+	r = synced_new(fs, dir, name, &p->st, p->target, p->fd, &in);
 	if (r < 0)
 		goto out;
-	in->mode = p->st.mode & 07777;
-	in->size = kind == VS_KIND_DIR ? 0 : p->st.size;
-	in->mtime_ns = p->st.mtime_ns;
-	in->version = p->st.version;
-	memcpy(in->hash, p->st.hash, sizeof(in->hash));
-	if (kind == VS_KIND_SYMLINK) {
-		in->target = strdup(p->target);
-		in->size = strlen(p->target);
-	}
-	in->fd = p->fd; /* no reader can hold fd_lock on a new inode */
 	p->fd = -1;
 	p->active = false;
 	in->nlookup++;
 	synced_entry(fs, in, &e);
-	r = 0;
 out:
 	pthread_mutex_unlock(&fs->table.lock);
 	if (r < 0)
