@@ -72,8 +72,12 @@
 #define SUB_BLOCK_MAX_MS	60000
 #define SUB_RECONNECT_SPREAD_MS 1000
 #define SUB_BATCH		256
-#define SUB_BACKOFF_MIN_MS	100
-#define SUB_BACKOFF_MAX_MS	5000
+/* PostgreSQL mode: content this small comes with the change feed, in its
+ * column SUB_FEED_CONTENT (the relay's limit, RELAY_FEED_CONTENT_MAX) */
+#define SUB_FEED_CONTENT	 13
+#define SUB_FEED_CONTENT_MAX_SQL "16384"
+#define SUB_BACKOFF_MIN_MS	 100
+#define SUB_BACKOFF_MAX_MS	 5000
 
 struct vs_sub {
 	char *pg_url, *redis_url;
@@ -200,6 +204,35 @@ static int row_to_change(PGresult *res, int row, struct vs_change *c, char *why,
 }
 
 /*
+ * Deliver change @c of feed row @row of @res, with the content the row
+ * carries in its column 13 (bytea as text; NULL: none) as @c's data:
+ * like a stream entry's, checked against the hash before use.
+ */
+static int deliver_with_content(struct vs_sub *s, struct vs_change *c,
+				const PGresult *res, int row)
+{
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	int r;
+
+	if (PQnfields(res) > SUB_FEED_CONTENT &&
+	    !PQgetisnull(res, row, SUB_FEED_CONTENT)) {
+		buf = PQunescapeBytea((const unsigned char *)PQgetvalue(
+					  res, row, SUB_FEED_CONTENT),
+				      &len);
+		if (buf) {
+			c->data = buf;
+			c->data_len = len;
+		}
+	}
+	r = deliver(s, c);
+	c->data = NULL;
+	c->data_len = 0;
+	PQfreemem(buf);
+	return r;
+}
+
+/*
  * Apply the changes after @applied up to @upto (INT64_MAX: all) from
  * PostgreSQL's change feed. 0 when done (even if the feed ended before
  * @upto), -errno on a backend failure or a failed apply.
@@ -227,12 +260,18 @@ static int feed_fill(struct vs_sub *s, int64_t upto)
 		r = pg_ensure(s);
 		if (r < 0)
 			break;
-		r = vs_pg_exec(s->pg, &res,
-			       "SELECT seq, op, path, old_path, kind, mode, "
-			       "size, hash, version, mtime_ns, target, author, "
-			       "conflict "
-			       "FROM vsync_change_feed($1, $2, $3)",
-			       3, v, NULL, NULL, 0);
+		/* small content comes along (column 13): no vsync_blob()
+		 * round trip per change for it */
+		r = vs_pg_exec(
+		    s->pg, &res,
+		    "SELECT seq, op, path, old_path, kind, mode, "
+		    "size, hash, version, mtime_ns, target, author, "
+		    "conflict, "
+		    "CASE WHEN op <> 'delete' AND kind = 'file' "
+		    "AND hash IS NOT NULL AND size <= " SUB_FEED_CONTENT_MAX_SQL
+		    " THEN vsync_blob($1, hash) END "
+		    "FROM vsync_change_feed($1, $2, $3)",
+		    3, v, NULL, NULL, 0);
 		if (r < 0) {
 			vs_warn("cannot read changes of project %s after "
 				"%s: %s",
@@ -257,7 +296,7 @@ static int feed_fill(struct vs_sub *s, int64_t upto)
 				    "change feed jumps from %lld to %" PRId64,
 				    (long long)atomic_load(&s->applied),
 				    c->seq);
-			r = deliver(s, c);
+			r = deliver_with_content(s, c, res, i);
 		}
 		PQclear(res);
 		res = NULL;
