@@ -36,7 +36,7 @@
 # `vsyncctl keygen`; VS_BENCH_SIGN=0 runs it unsigned.
 # Environment: VSYNC_BUILD_DIR (default build/), VS_KEEP_LOGS=1,
 # VS_BENCH_PERF=DIR: perf record -g the agent during the redis run into
-# DIR/agent.data.
+# DIR/agent.data, and during the pg run into DIR/agent-pg.data.
 
 set -euo pipefail
 
@@ -285,20 +285,25 @@ vs_relay_start "${sign_args[@]}"
 vs_mount bench "$W/mnt-redis" --pg "$VSYNC_PG_URL" --redis "$VSYNC_REDIS_URL" \
 	"${verify_args[@]}" --cache-dir "$W/cache-redis" --log-file "$VS_LOG_DIR/agent-redis.log"
 perf_pid=
-if [[ -n ${VS_BENCH_PERF:-} ]]; then
-	# where the agent's CPU goes: perf report -i $VS_BENCH_PERF/agent.data
+# where the agent's CPU goes: perf report -i $VS_BENCH_PERF/FILE
+perf_start() {
+	[[ -n ${VS_BENCH_PERF:-} ]] || return 0
 	mkdir -p "$VS_BENCH_PERF"
-	perf record -q -g -p "$VS_MOUNT_PID" -o "$VS_BENCH_PERF/agent.data" \
+	perf record -q -g -p "$VS_MOUNT_PID" -o "$VS_BENCH_PERF/$1" \
 		>/dev/null 2>&1 &
 	perf_pid=$!
-fi
+}
+perf_stop() {
+	[[ -n $perf_pid ]] || return 0
+	kill -INT "$perf_pid"
+	wait "$perf_pid" || true
+	perf_pid=
+}
+perf_start agent.data
 c0=$(cpu_ms "$VS_MOUNT_PID") r0=$(cpu_ms "$VS_RELAY_PID")
 run redis "$W/mnt-redis/b" remote "$VS_REDIS_PORT"
 c1=$(cpu_ms "$VS_MOUNT_PID") r1=$(cpu_ms "$VS_RELAY_PID")
-if [[ -n $perf_pid ]]; then
-	kill -INT "$perf_pid"
-	wait "$perf_pid" || true
-fi
+perf_stop
 echo "{\"agent_ms\": $((c1 - c0)), \"relay_ms\": $((r1 - r0))}" >"$W/redis.cpu"
 vs_umount "$W/mnt-redis"
 
@@ -307,9 +312,11 @@ unset VSYNC_REDIS_URL # PostgreSQL only: the mount must not find Redis in its en
 vs_mount bench "$W/mnt-pg" --pg "$VSYNC_PG_URL" --cache-dir "$W/cache-pg" \
 	--log-file "$VS_LOG_DIR/agent-pg.log"
 export VSYNC_REDIS_URL=$redis_url
+perf_start agent-pg.data
 c0=$(cpu_ms "$VS_MOUNT_PID")
 run pg "$W/mnt-pg/b" remote
 c1=$(cpu_ms "$VS_MOUNT_PID")
+perf_stop
 echo "{\"agent_ms\": $((c1 - c0))}" >"$W/pg.cpu"
 vs_umount "$W/mnt-pg"
 
