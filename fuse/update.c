@@ -499,18 +499,20 @@ static int chmod_path(struct vs_fs *fs, const char *path, mode_t mode)
  * in place, or create it (replacing something of another kind).
  * @delta_base (NULL or "": none) is the content the change's Redis delta
  * applies to: if we have it, the new content is made from the delta
- * (vs_content_prepare_delta()), else it is fetched in full.
+ * (vs_content_prepare_delta()), else it is fetched in full. @fd: the
+ * content of a file opened already (consumed), -1: open it here.
  */
 static int put_path(struct vs_fs *fs, const char *path,
-		    const struct vs_manifest_entry *st, const char *delta_base)
+		    const struct vs_manifest_entry *st, const char *delta_base,
+		    int fd)
 {
 	enum { APPLY_NONE, APPLY_MODE, APPLY_SAVE } act = APPLY_SAVE;
 	struct vs_inode *in;
 	uint64_t old_ino;
 	bool same_bytes;
-	int r, fd = -1;
+	int r;
 
-	if (st->kind == VS_KIND_FILE) {
+	if (st->kind == VS_KIND_FILE && fd < 0) {
 		char base[VS_HASH_HEX_LEN + 1] = "";
 
 		/* best effort: whatever they return, vs_content_open() finds
@@ -622,7 +624,7 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 		 * a directory's subtree cannot be guessed */
 		if (c->state.kind == VS_KIND_DIR)
 			return -ESTALE;
-		return put_path(fs, c->path, &c->state, NULL);
+		return put_path(fs, c->path, &c->state, NULL, -1);
 	}
 	if (strncmp(c->path, c->old_path, strlen(c->old_path)) == 0 &&
 	    c->path[strlen(c->old_path)] == '/')
@@ -644,12 +646,12 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 		special_dir_moved(fs, c->old_path, c->path);
 		return 0;
 	}
-	return put_path(fs, c->path, &c->state, NULL);
+	return put_path(fs, c->path, &c->state, NULL, -1);
 }
 
 int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 {
-	int r;
+	int r, fd = -1;
 
 	atomic_store(&fs->updater_tid, (int)gettid());
 	if (fsw_own_change(fs, c->seq)) {
@@ -684,13 +686,14 @@ int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 				return r;
 			return create_path(fs, c->path, &c->state, -1);
 		}
-		/* small content the entry carries: no round trip (best
-		 * effort; put_path() fetches what is still missing) */
+		/* small content the change carries: no round trip, and
+		 * the object it makes is opened once (best effort;
+		 * put_path() fetches what is still missing) */
 		if (c->data && c->state.kind == VS_KIND_FILE)
 			(void)vs_content_put(fs->cfg.content, c->state.hash,
 					     c->state.size, c->data,
-					     c->data_len, c->path);
-		return put_path(fs, c->path, &c->state, c->delta_base);
+					     c->data_len, c->path, &fd);
+		return put_path(fs, c->path, &c->state, c->delta_base, fd);
 	}
 }
 

@@ -131,16 +131,18 @@ void vs_content_free(struct vs_content *c)
 }
 
 int vs_content_put(struct vs_content *c, const char *hash, uint64_t size,
-		   const void *buf, size_t len, const char *path)
+		   const void *buf, size_t len, const char *path, int *fd_out)
 {
 	int r;
 
+	if (fd_out)
+		*fd_out = -1;
 	if (len != size)
 		r = -EBADMSG;
 	else if (vs_cache_has(c->cache, hash))
 		return 0;
 	else
-		r = vs_cache_store(c->cache, hash, buf, len);
+		r = vs_cache_store_open(c->cache, hash, buf, len, fd_out);
 	if (r == -EBADMSG)
 		vs_warn("content of '%s' given with its change does not match "
 			"%s (%zu bytes): fetching it",

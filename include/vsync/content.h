@@ -38,10 +38,13 @@ void vs_content_set_verify(struct vs_content *c, const struct vs_sign_key *k);
  * entry's inline "data") in the cache, after checking them against
  * @hash: 0, or -EBADMSG (logged, nothing stored), -ENOSPC ...; the
  * caller then goes on with vs_content_open(), which finds them or
- * fetches the content. @path is for the log line.
+ * fetches the content. @path is for the log line. With @fd_out, what
+ * was stored is also opened there, checked (as vs_cache_store_open(),
+ * in memory when the volume has no room); -1 when nothing was stored
+ * (the cache had it already, or an error).
  */
 int vs_content_put(struct vs_content *c, const char *hash, uint64_t size,
-		   const void *buf, size_t len, const char *path);
+		   const void *buf, size_t len, const char *path, int *fd_out);
 
 /*
  * Drop the Redis connection unless a fetch is using it (the next fetch
