@@ -207,6 +207,19 @@ if vs_mount big "$W/m1" --pg "$VSYNC_PG_URL" --cache-dir "$W/c1" --prefetch 0; t
 	# ------------------------------------------------------------ edit
 	printf 'EDITED' | dd of="$W/local/big.bin" bs=1 seek=$((MIB << 19)) \
 		conv=notrunc status=none
+	# the index of the last chunk (neither the edited one nor chunk 0)
+	# altered in Redis: its signature no longer matches, so the relay
+	# must read that chunk again rather than believe the list
+	nchunks=$(((MIB + 7) / 8)) last_key= last_idx=
+	if ((nchunks - 1 != 0 && nchunks - 1 != MIB / 16)); then
+		last_key="chunks:{$ID}:$(vs_sql "SELECT sha FROM vsync_content_chunks
+			WHERE project_id = '$ID' AND content_hash = '$want' AND idx = $((nchunks - 1))")"
+		last_idx=$(vs_redis_cli GET "$last_key")
+		vs_check "the last chunk's own index is in Redis, signed" test "${last_idx:0:5}" = "sig1:"
+		# its first piece named as its second: the list no longer
+		# has the signed digest
+		vs_redis_cli SET "$last_key" "${last_idx:0:94}${last_idx:158:64}${last_idx:158}" >/dev/null
+	fi
 	stored=$(vs_sql "SELECT count(*) FROM vsync_chunks WHERE project_id = '$ID'")
 	in0=$(redis_in)
 	vs_check "6 bytes overwritten in the middle, dd conv=notrunc,fsync" \
@@ -234,10 +247,16 @@ if vs_mount big "$W/m1" --pg "$VSYNC_PG_URL" --cache-dir "$W/c1" --prefetch 0; t
 			$((MIB + 1)) "$(pieces)"
 		vs_check "the relay sent Redis one piece or two, not the file ($(((in1 - in0) >> 10)) KiB, under 4 MiB)" \
 			test $((in1 - in0)) -lt $((4 << 20))
-		# chunk 0 is read again too: its piece 5 was removed above
+		# chunk 0 is read again too: its piece 5 was removed above;
+		# and the last, whose index was altered
 		nread=$((MIB / 16 == 0 ? 1 : 2))
-		vs_check "the relay read from PostgreSQL the changed chunk and the one missing a piece ($nread of $(((MIB + 7) / 8)))" \
-			grep -q "'assets/big.bin': $nread of $(((MIB + 7) / 8)) chunks read from PostgreSQL" "$VS_RELAY_LOG"
+		[[ -n $last_key ]] && nread=$((nread + 1))
+		vs_check "the relay read from PostgreSQL the changed chunk, the one missing a piece and the one whose index was altered ($nread of $nchunks)" \
+			grep -q "'assets/big.bin': $nread of $nchunks chunks read from PostgreSQL" "$VS_RELAY_LOG"
+		if [[ -n $last_key ]]; then
+			vs_check_eq "the altered index is put again, signed" "$last_idx" \
+				"$(vs_redis_cli GET "$last_key")"
+		fi
 		line=$(grep "'assets/big.bin': .* pieces taken from the previous version" "$FOLLOW" | tail -n 1)
 		vs_log "follower: ${line##*msg=}"
 		from_redis=$(sed -n 's/.*version, \([0-9]*\) bytes from Redis.*/\1/p' <<<"$line")
