@@ -190,8 +190,8 @@ static int synced_new(struct vs_fs *fs, struct vs_inode *dir, const char *name,
 	in->version = st->version;
 	memcpy(in->hash, st->hash, sizeof(in->hash));
 	if (st->kind == VS_KIND_SYMLINK) {
-		in->target = strdup(target ? target : "");
-		in->size = strlen(target ? target : "");
+		in->target = strdup(target);
+		in->size = strlen(target);
 	}
 	in->fd = fd;
 	*out = in;
@@ -314,7 +314,8 @@ static int place_path(struct vs_fs *fs, const char *tmp,
 	pthread_mutex_lock(&fs->table.lock);
 	dir = inode_lookup_path(&fs->table, parent);
 	if (dir && dir->kind == VS_KIND_DIR && !dir->local)
-		r = synced_new(fs, dir, name, st, st->target, fd, &in);
+		r = synced_new(fs, dir, name, st, st->target ? st->target : "",
+			       fd, &in);
 	if (r == 0) {
 		*parent_ino = dir->ino;
 		*ino = in->ino;

@@ -1067,6 +1067,25 @@ static int pipeline_drain(struct vs_pg *pg, PGresult *res, int timeout_ms)
 	return 0;
 }
 
+int vs_pg_feed(struct vs_pg *pg, const char *id, int64_t after, int limit,
+	       uint64_t content_max, PGresult **res_out)
+{
+	char a[24], l[16], cmax[24];
+	const char *v[4] = {id, a, l, cmax};
+
+	snprintf(a, sizeof(a), "%" PRId64, after);
+	snprintf(l, sizeof(l), "%d", limit);
+	snprintf(cmax, sizeof(cmax), "%" PRIu64, content_max);
+	return vs_pg_exec(pg, res_out,
+			  "SELECT seq, op, path, old_path, kind, mode, size,"
+			  " hash, version, mtime_ns, target, author, conflict,"
+			  " CASE WHEN op <> 'delete' AND kind <> 'dir'"
+			  " AND hash IS NOT NULL AND size <= $4::bigint"
+			  " THEN vsync_blob($1, hash) END"
+			  " FROM vsync_change_feed($1, $2, $3)",
+			  4, v, NULL, NULL, 0);
+}
+
 int vs_pg_chunks_list(struct vs_pg *pg, const char *id, const char *hash,
 		      uint64_t size, char *shas)
 {

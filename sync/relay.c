@@ -17,7 +17,7 @@
  *
  * Publishing change N of project P (publish_change()):
  *  1. its content goes to blob:{P}:<hash>, the bytes checked against the
- *     hash first: content of RELAY_FEED_CONTENT_MAX bytes or less came
+ *     hash first: content of VS_FEED_CONTENT_MAX bytes or less came
  *     with the change feed and is SET by the script of step 2 (no round
  *     trip of its own); larger content is put unless it is there (EXPIRE
  *     answers that and refreshes the TTL in one round trip) or over
@@ -124,11 +124,6 @@
 #define RELAY_INLINE_MAX 1024
 /* files from this size on carry a delta against their previous version */
 #define RELAY_DELTA_MIN (64 * 1024)
-/* content up to this size is read with the change feed (column content)
- * and SET by the publish script itself: no EXPIRE, no vsync_blob() query
- * and no SET of its own per change (a batch of 500 changes brings at most
- * 8 MiB of it) */
-#define RELAY_FEED_CONTENT_MAX (16 * 1024)
 
 /*
  * KEYS: events, manifest, cursor [, blob].
@@ -1319,6 +1314,7 @@ enum {
 	FEED_NCOLS,		  /* the change's fields; then: */
 	FEED_CONTENT = FEED_NCOLS /* small content (bytea) or NULL */
 };
+_Static_assert(FEED_CONTENT == VS_FEED_CONTENT, "vs_pg_feed's columns");
 static const char *const feed_names[FEED_NCOLS] = {
     "seq",  "op",      "path",	   "old_path", "kind",	 "mode",     "size",
     "hash", "version", "mtime_ns", "target",   "author", "conflict",
@@ -2292,34 +2288,23 @@ static bool feed_rows_only(PGresult *feed)
 static int relay_batches(struct relay *rl, const char *id, int64_t change_seq,
 			 bool hinted, int64_t *cursor_io)
 {
-	char after[24], upto[24], limit[16], cmax[24];
-	const char *v[4] = {id, after, limit, cmax};
+	char after[24], upto[24];
+	uint64_t cmax = rl->cfg->blob_max < VS_FEED_CONTENT_MAX
+			    ? (uint64_t)rl->cfg->blob_max
+			    : (uint64_t)VS_FEED_CONTENT_MAX;
 	PGresult *feed = NULL, *rows = NULL;
 	struct change_rows d;
 	int64_t cursor = *cursor_io, last, s;
 	bool rows_only;
 	int r, i, j, nfeed, nrows;
 
-	snprintf(limit, sizeof(limit), "%d", rl->cfg->batch);
-	snprintf(cmax, sizeof(cmax), "%" PRIu64,
-		 rl->cfg->blob_max < RELAY_FEED_CONTENT_MAX
-		     ? (uint64_t)rl->cfg->blob_max
-		     : (uint64_t)RELAY_FEED_CONTENT_MAX);
 	while (cursor < change_seq) {
 		if (relay_stopping(rl))
 			return 0;
 		snprintf(after, sizeof(after), "%" PRId64, cursor);
 		/* small content comes along (column content): no EXPIRE and
 		 * no vsync_blob() query per change for it */
-		r = vs_pg_exec(
-		    rl->pg, &feed,
-		    "SELECT seq, op, path, old_path, kind, mode, size,"
-		    " hash, version, mtime_ns, target, author, conflict,"
-		    " CASE WHEN op <> 'delete' AND kind <> 'dir'"
-		    " AND hash IS NOT NULL AND size <= $4::bigint"
-		    " THEN vsync_blob($1, hash) END"
-		    " FROM vsync_change_feed($1, $2, $3)",
-		    4, v, NULL, NULL, 0);
+		r = vs_pg_feed(rl->pg, id, cursor, rl->cfg->batch, cmax, &feed);
 		if (r < 0)
 			return pg_failed(rl, r, "read change feed");
 		nfeed = PQntuples(feed);

@@ -72,12 +72,8 @@
 #define SUB_BLOCK_MAX_MS	60000
 #define SUB_RECONNECT_SPREAD_MS 1000
 #define SUB_BATCH		256
-/* PostgreSQL mode: content this small comes with the change feed, in its
- * column SUB_FEED_CONTENT (the relay's limit, RELAY_FEED_CONTENT_MAX) */
-#define SUB_FEED_CONTENT	 13
-#define SUB_FEED_CONTENT_MAX_SQL "16384"
-#define SUB_BACKOFF_MIN_MS	 100
-#define SUB_BACKOFF_MAX_MS	 5000
+#define SUB_BACKOFF_MIN_MS	100
+#define SUB_BACKOFF_MAX_MS	5000
 
 struct vs_sub {
 	char *pg_url, *redis_url;
@@ -205,7 +201,7 @@ static int row_to_change(PGresult *res, int row, struct vs_change *c, char *why,
 
 /*
  * Deliver change @c of feed row @row of @res, with the content the row
- * carries in its column 13 (bytea as text; NULL: none) as @c's data:
+ * carries in its column VS_FEED_CONTENT (vs_pg_feed) as @c's data:
  * like a stream entry's, checked against the hash before use.
  */
 static int deliver_with_content(struct vs_sub *s, struct vs_change *c,
@@ -215,10 +211,10 @@ static int deliver_with_content(struct vs_sub *s, struct vs_change *c,
 	size_t len = 0;
 	int r;
 
-	if (PQnfields(res) > SUB_FEED_CONTENT &&
-	    !PQgetisnull(res, row, SUB_FEED_CONTENT)) {
+	if (PQnfields(res) > VS_FEED_CONTENT &&
+	    !PQgetisnull(res, row, VS_FEED_CONTENT)) {
 		buf = PQunescapeBytea((const unsigned char *)PQgetvalue(
-					  res, row, SUB_FEED_CONTENT),
+					  res, row, VS_FEED_CONTENT),
 				      &len);
 		if (buf) {
 			c->data = buf;
@@ -240,7 +236,7 @@ static int deliver_with_content(struct vs_sub *s, struct vs_change *c,
 static int feed_fill(struct vs_sub *s, int64_t upto)
 {
 	struct vs_change *c = malloc(sizeof(*c));
-	char why[256], after[24], limit[24];
+	char why[256];
 	PGresult *res = NULL;
 	int r = 0;
 
@@ -249,33 +245,23 @@ static int feed_fill(struct vs_sub *s, int64_t upto)
 	while (!atomic_load(&s->stop)) {
 		int64_t applied = atomic_load(&s->applied);
 		int64_t want = upto - applied;
-		const char *v[3] = {s->project_id, after, limit};
+		int limit = want > SUB_BATCH ? SUB_BATCH : (int)want;
 		int rows;
 
 		if (want <= 0)
 			break;
-		snprintf(after, sizeof(after), "%" PRId64, applied);
-		snprintf(limit, sizeof(limit), "%" PRId64,
-			 want > SUB_BATCH ? (int64_t)SUB_BATCH : want);
 		r = pg_ensure(s);
 		if (r < 0)
 			break;
-		/* small content comes along (column 13): no vsync_blob()
-		 * round trip per change for it */
-		r = vs_pg_exec(
-		    s->pg, &res,
-		    "SELECT seq, op, path, old_path, kind, mode, "
-		    "size, hash, version, mtime_ns, target, author, "
-		    "conflict, "
-		    "CASE WHEN op <> 'delete' AND kind = 'file' "
-		    "AND hash IS NOT NULL AND size <= " SUB_FEED_CONTENT_MAX_SQL
-		    " THEN vsync_blob($1, hash) END "
-		    "FROM vsync_change_feed($1, $2, $3)",
-		    3, v, NULL, NULL, 0);
+		/* small content comes along: no vsync_blob() round trip per
+		 * change for it */
+		r = vs_pg_feed(s->pg, s->project_id, applied, limit,
+			       VS_FEED_CONTENT_MAX, &res);
 		if (r < 0) {
 			vs_warn("cannot read changes of project %s after "
-				"%s: %s",
-				s->project_id, after, vs_pg_last_error(s->pg));
+				"%" PRId64 ": %s",
+				s->project_id, applied,
+				vs_pg_last_error(s->pg));
 			pg_reset(s);
 			break;
 		}
@@ -300,7 +286,7 @@ static int feed_fill(struct vs_sub *s, int64_t upto)
 		}
 		PQclear(res);
 		res = NULL;
-		if (r < 0 || rows < atoi(limit))
+		if (r < 0 || rows < limit)
 			break;
 	}
 	free(c);

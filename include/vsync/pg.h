@@ -90,6 +90,24 @@ int vs_pg_exec(struct vs_pg *pg, PGresult **res_out, const char *sql,
 	       int nparams, const char *const *values, const int *lengths,
 	       const int *formats, int binary_result);
 
+/* Content up to this size comes with the change feed (vs_pg_feed): a batch
+ * of 500 changes brings at most 8 MiB of it. */
+#define VS_FEED_CONTENT_MAX (16 * 1024)
+
+/*
+ * Read up to @limit changes of project @id after seq @after from
+ * vsync_change_feed, in seq order, into *@res_out (PQclear it): its 13
+ * columns, read by name (seq op path old_path kind mode size hash version
+ * mtime_ns target author conflict), then column VS_FEED_CONTENT: the
+ * content of a change that is no delete or directory and of at most
+ * @content_max bytes (vsync_blob in the same query: no round trip of its
+ * own), bytea as text, else NULL - unchecked: the caller checks it
+ * against the hash. 0 or -errno.
+ */
+#define VS_FEED_CONTENT 13
+int vs_pg_feed(struct vs_pg *pg, const char *id, int64_t after, int limit,
+	       uint64_t content_max, PGresult **res_out);
+
 /* Simple statements without parameters or results (BEGIN, COMMIT ...);
  * @sql may hold several statements (a migration file). 0 or the first
  * error as -errno. */
