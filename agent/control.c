@@ -541,6 +541,7 @@ static void *control_thread(void *arg)
 {
 	struct vs_control *c = arg;
 
+	pthread_setname_np(pthread_self(), "vs-control");
 	while (!atomic_load(&c->stop)) {
 		if (lws_service(c->ctx, 0) < 0) {
 			vs_warn("control endpoint on %s: service loop failed; "

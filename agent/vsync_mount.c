@@ -950,6 +950,7 @@ static void *keeper_main(void *arg)
 	struct head_reader hr = {0};
 	struct vs_redis *rd = NULL;
 
+	pthread_setname_np(pthread_self(), "vs-keeper");
 	pthread_mutex_lock(&ctx->lock);
 	while (!ctx->stopping) {
 		int64_t now = vs_mono_ms(), due;

@@ -432,6 +432,7 @@ static void *saver_main(void *arg)
 	struct vs_inode **due = NULL;
 	size_t ndue_cap = 0;
 
+	pthread_setname_np(pthread_self(), "vs-saver");
 	pthread_mutex_lock(&fs->dirty_lock);
 	while (!fs->saver_stop) {
 		int64_t now = vs_mono_ms(), next = INT64_MAX;

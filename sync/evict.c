@@ -472,6 +472,7 @@ static void *evict_main(void *arg)
 	struct vs_evict *ev = arg;
 	struct evict_state s = {0};
 
+	pthread_setname_np(pthread_self(), "vs-evict");
 	pthread_mutex_lock(&ev->lock);
 	while (!ev->stopping) {
 		int64_t now = vs_mono_ms();

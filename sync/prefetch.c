@@ -272,6 +272,7 @@ static void *worker_main(void *arg)
 	struct vs_content *c = NULL;
 	int64_t last = 0;
 
+	pthread_setname_np(pthread_self(), "vs-prefetch");
 	if (vs_content_new(&c, p->cfg.cache, p->pg, p->redis, p->project_id,
 			   p->cfg.timeout_ms) < 0)
 		return NULL;
@@ -308,6 +309,7 @@ static void *lead_main(void *arg)
 	struct vs_content *c = NULL;
 	int missing = 0, r;
 
+	pthread_setname_np(pthread_self(), "vs-prefetch-ld");
 	r = vs_content_new(&c, p->cfg.cache, p->pg, p->redis, p->project_id,
 			   p->cfg.timeout_ms);
 	if (r == 0) {

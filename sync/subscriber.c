@@ -538,6 +538,7 @@ static void *sub_main(void *arg)
 	struct vs_backoff backoff;
 	bool down = false, up = false;
 
+	pthread_setname_np(pthread_self(), "vs-follow");
 	vs_backoff_init(&backoff, SUB_BACKOFF_MIN_MS, SUB_BACKOFF_MAX_MS);
 	/* the first tick at once: the agent's heartbeat (it may be the
 	 * first one: the keeper leaves them to the follower) */

@@ -1108,6 +1108,7 @@ static void *wb_main(void *arg)
 	size_t nburst;
 	int r;
 
+	pthread_setname_np(pthread_self(), "vs-writeback");
 	while (!wb_stopping(wb)) {
 		r = vs_journal_peek(wb->journal, e);
 		if (r == -ENOENT) {

@@ -29,7 +29,9 @@
 # stale reads, and the mount/local ratio and difference of the medians;
 # then the CPU time the agent (and the relay) spent per applied change
 # (utime + stime of the process over the run, all its threads: applying
-# the change and serving the watcher's read of it).
+# the change and serving the watcher's read of it), and that of each
+# thread (the follower, vs-follow, which applies the change, against the
+# FUSE workers, which serve the requests the apply and the read send).
 # The first WARMUP edits (default 20) of each run are not counted.
 # The redis run signs and verifies (vsync-relay --sign-key, vsync-mount
 # --verify-key, docs/protocol.md "Signatures") when the build has
@@ -255,6 +257,26 @@ cpu_ms() {
 	echo $(((f[13] + f[14]) * 1000 / $(getconf CLK_TCK)))
 }
 
+# thread_us PID: {"NAME": µs, ...}, the CPU time of PID's live threads
+# summed by thread name (the agent names its own: vs-follow, vs-saver, ...;
+# libfuse's request workers keep vsync-mount), from
+# /proc/PID/task/*/schedstat (ns, exact); a thread that ended is not in it
+thread_us() {
+	local t comm ns rest sep=
+	local -A sum=()
+	for t in /proc/"$1"/task/*; do
+		read -r comm <"$t/comm" 2>/dev/null || continue
+		read -r ns rest <"$t/schedstat" 2>/dev/null || continue
+		sum[$comm]=$((${sum[$comm]:-0} + ns / 1000))
+	done
+	printf '{'
+	for comm in "${!sum[@]}"; do
+		printf '%s"%s": %d' "$sep" "$comm" "${sum[$comm]}"
+		sep=', '
+	done
+	printf '}'
+}
+
 # run LABEL DIR [remote [REDIS_PORT]]: with REDIS_PORT the driver also
 # notes when each change's stream entry reaches a client of its own
 run() {
@@ -300,11 +322,11 @@ perf_stop() {
 	perf_pid=
 }
 perf_start agent.data
-c0=$(cpu_ms "$VS_MOUNT_PID") r0=$(cpu_ms "$VS_RELAY_PID")
+c0=$(cpu_ms "$VS_MOUNT_PID") r0=$(cpu_ms "$VS_RELAY_PID") t0=$(thread_us "$VS_MOUNT_PID")
 run redis "$W/mnt-redis/b" remote "$VS_REDIS_PORT"
-c1=$(cpu_ms "$VS_MOUNT_PID") r1=$(cpu_ms "$VS_RELAY_PID")
+c1=$(cpu_ms "$VS_MOUNT_PID") r1=$(cpu_ms "$VS_RELAY_PID") t1=$(thread_us "$VS_MOUNT_PID")
 perf_stop
-echo "{\"agent_ms\": $((c1 - c0)), \"relay_ms\": $((r1 - r0))}" >"$W/redis.cpu"
+echo "{\"agent_ms\": $((c1 - c0)), \"relay_ms\": $((r1 - r0)), \"t0\": $t0, \"t1\": $t1}" >"$W/redis.cpu"
 vs_umount "$W/mnt-redis"
 
 redis_url=$VSYNC_REDIS_URL
@@ -313,11 +335,11 @@ vs_mount bench "$W/mnt-pg" --pg "$VSYNC_PG_URL" --cache-dir "$W/cache-pg" \
 	--log-file "$VS_LOG_DIR/agent-pg.log"
 export VSYNC_REDIS_URL=$redis_url
 perf_start agent-pg.data
-c0=$(cpu_ms "$VS_MOUNT_PID")
+c0=$(cpu_ms "$VS_MOUNT_PID") t0=$(thread_us "$VS_MOUNT_PID")
 run pg "$W/mnt-pg/b" remote
-c1=$(cpu_ms "$VS_MOUNT_PID")
+c1=$(cpu_ms "$VS_MOUNT_PID") t1=$(thread_us "$VS_MOUNT_PID")
 perf_stop
-echo "{\"agent_ms\": $((c1 - c0))}" >"$W/pg.cpu"
+echo "{\"agent_ms\": $((c1 - c0)), \"t0\": $t0, \"t1\": $t1}" >"$W/pg.cpu"
 vs_umount "$W/mnt-pg"
 
 WARMUP=$WARMUP node - "$W/local.json" "$W/redis.json" "$W/pg.json" "$W/redis.cpu" "$W/pg.cpu" <<'EOF'
@@ -347,6 +369,15 @@ const per = (ms) => (ms / (l.n + Number(process.env.WARMUP))).toFixed(3);
 console.log(`CPU per applied change (ms, all threads, over ${l.n} + warm-up edits; target for the agent: <= 0.1)`);
 console.log(`redis    agent ${per(rc.agent_ms)}  relay ${per(rc.relay_ms)}`);
 console.log(`pg       agent ${per(pc.agent_ms)}`);
+// the agent's share by thread (live threads, schedstat): which part of
+// the work a change costs - the follower applying it, or the FUSE
+// requests the apply and the watcher's read send
+const split = (c) => Object.keys(c.t1).filter((k) => c.t1[k] - (c.t0[k] || 0) > 0)
+	.sort((a, b) => (c.t1[b] - (c.t0[b] || 0)) - (c.t1[a] - (c.t0[a] || 0)))
+	.map((k) => [k === 'vsync-mount' ? 'FUSE workers' : k, per((c.t1[k] - (c.t0[k] || 0)) / 1000)])
+	.filter(([, ms]) => ms !== '0.000').map(([k, ms]) => `${k} ${ms}`).join(', ');
+console.log(`agent by thread, redis: ${split(rc)}`);
+console.log(`agent by thread, pg:    ${split(pc)}`);
 console.log('');
 console.log('local: in-place fs.writeFileSync; "commit" = writeFileSync returned.');
 console.log('redis/pg: one psql session, SELECT vsync_write_file per edit; "commit" = psql printed its result.');
