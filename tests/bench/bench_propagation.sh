@@ -372,9 +372,10 @@ console.log(`pg       agent ${per(pc.agent_ms)}`);
 // the agent's share by thread (live threads, schedstat): which part of
 // the work a change costs - the follower applying it, or the FUSE
 // requests the apply and the watcher's read send
-const split = (c) => Object.keys(c.t1).filter((k) => c.t1[k] - (c.t0[k] || 0) > 0)
-	.sort((a, b) => (c.t1[b] - (c.t0[b] || 0)) - (c.t1[a] - (c.t0[a] || 0)))
-	.map((k) => [k === 'vsync-mount' ? 'FUSE workers' : k, per((c.t1[k] - (c.t0[k] || 0)) / 1000)])
+const split = (c) => Object.entries(c.t1)
+	.map(([k, us]) => [k === 'vsync-mount' ? 'FUSE workers' : k, us - (c.t0[k] || 0)])
+	.sort((a, b) => b[1] - a[1])
+	.map(([k, us]) => [k, per(us / 1000)])
 	.filter(([, ms]) => ms !== '0.000').map(([k, ms]) => `${k} ${ms}`).join(', ');
 console.log(`agent by thread, redis: ${split(rc)}`);
 console.log(`agent by thread, pg:    ${split(pc)}`);
