@@ -652,9 +652,12 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 
 int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 {
+	static _Thread_local int tid; /* a syscall less per change */
 	int r, fd = -1;
 
-	atomic_store(&fs->updater_tid, (int)gettid());
+	if (!tid)
+		tid = (int)gettid();
+	atomic_store(&fs->updater_tid, tid);
 	if (fsw_own_change(fs, c->seq)) {
 		vs_debug("change %lld (%s '%s') is our own: the tree has it",
 			 (long long)c->seq, vs_change_op_name(c->op), c->path);

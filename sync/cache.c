@@ -60,6 +60,7 @@ int vs_cache_init(struct vs_cache *c, const char *dir)
 
 	c->dir = NULL;
 	c->dir_fd = -1;
+	c->pid = getpid();
 	c->pins = NULL;
 	c->npins = c->apins = 0;
 	c->over = NULL;
@@ -236,7 +237,7 @@ static int tmp_create(struct vs_cache *c, char tmp[64])
 	static unsigned counter;
 	int fd;
 
-	snprintf(tmp, 64, "tmp/%d.%u", (int)getpid(),
+	snprintf(tmp, 64, "tmp/%d.%u", (int)c->pid,
 		 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
 	fd = openat(c->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 		    0600);
@@ -288,17 +289,31 @@ static int atomic_write(struct vs_cache *c, int destdir, const char *dest,
 	return r;
 }
 
-/* Rename temp file @tmp to object @name, under evict_lock. */
+/*
+ * Rename temp file @tmp to object @name, under evict_lock. An object there
+ * already (the same bytes, or a copy torn by a crash) is replaced but not
+ * counted again: callers store without asking first whether it is there,
+ * which a store of new content (nearly every one) would pay a lookup for.
+ */
 static int object_rename(struct vs_cache *c, const char *tmp, const char *name,
 			 size_t len)
 {
+	bool added = true;
 	int r = 0;
 
 	pthread_mutex_lock(&c->evict_lock);
-	if (renameat(c->dir_fd, tmp, c->dir_fd, name) < 0)
+	if (renameat2(c->dir_fd, tmp, c->dir_fd, name, RENAME_NOREPLACE) < 0) {
 		r = -errno;
+		added = r != -EEXIST;
+		/* EINVAL: a volume with no RENAME_NOREPLACE */
+		if ((r == -EEXIST || r == -EINVAL) &&
+		    renameat(c->dir_fd, tmp, c->dir_fd, name) == 0)
+			r = 0;
+		else if (r == -EEXIST || r == -EINVAL)
+			r = -errno;
+	}
 	pthread_mutex_unlock(&c->evict_lock);
-	if (r == 0)
+	if (r == 0 && added)
 		bytes_add(c, est_bytes(len));
 	return r;
 }
@@ -734,7 +749,7 @@ int vs_cache_project_link(struct vs_cache *c, const char *name,
 	if (project_path(link, sizeof(link), name, NULL) < 0 ||
 	    strcmp(name, project_id) == 0)
 		return 0;
-	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", link, (int)getpid());
+	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", link, (int)c->pid);
 	unlinkat(c->dir_fd, tmp, 0);
 	if (symlinkat(project_id, c->dir_fd, tmp) < 0 ||
 	    renameat(c->dir_fd, tmp, c->dir_fd, link) < 0) {

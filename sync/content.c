@@ -137,10 +137,10 @@ int vs_content_put(struct vs_content *c, const char *hash, uint64_t size,
 
 	if (fd_out)
 		*fd_out = -1;
+	/* stored without asking first whether the cache has it: pushed
+	 * content is new nearly always, and the store's rename finds out */
 	if (len != size)
 		r = -EBADMSG;
-	else if (vs_cache_has(c->cache, hash))
-		return 0;
 	else
 		r = vs_cache_store_open(c->cache, hash, buf, len, fd_out);
 	if (r == -EBADMSG)

@@ -40,6 +40,7 @@
 struct vs_cache {
 	char *dir; /* owned */
 	int dir_fd;
+	pid_t pid; /* at init: the names of its temporary files */
 	/* held across the rename or link that puts an object in place, the
 	 * touch of one found there, and the evictor's check-and-unlink of
 	 * one (vs_cache_evict_object): an object a save has just made or

@@ -40,8 +40,8 @@ void vs_content_set_verify(struct vs_content *c, const struct vs_sign_key *k);
  * caller then goes on with vs_content_open(), which finds them or
  * fetches the content. @path is for the log line. With @fd_out, what
  * was stored is also opened there, checked (as vs_cache_store_open(),
- * in memory when the volume has no room); -1 when nothing was stored
- * (the cache had it already, or an error).
+ * in memory when the volume has no room); -1 on an error. A copy the
+ * cache had already is replaced by the checked bytes.
  */
 int vs_content_put(struct vs_content *c, const char *hash, uint64_t size,
 		   const void *buf, size_t len, const char *path, int *fd_out);

@@ -14,7 +14,8 @@
  *  - vs_cache_lock: a second lock refused with -EWOULDBLOCK naming the
  *    holder's pid, taken again once the first fd is closed;
  *  - store then open returns the stored bytes (also the empty object);
- *    storing twice; nothing left in tmp/; a fan-out dir removed since the
+ *    storing twice (counted once in the bytes estimate); nothing left in
+ *    tmp/; a fan-out dir removed since the
  *    init is made again;
  *  - vs_cache_link: an O_TMPFILE linked as the object (the same inode),
  *    -EEXIST when the object is there, a removed fan-out dir made again;
@@ -275,10 +276,18 @@ static void test_store_open(void **state)
 	check_ret(0, vs_cache_store(&f->cache, H_EMPTY, "", 0),
 		  "vs_cache_store(empty)");
 	check_object(f, H_EMPTY, "", 0);
-	/* storing an object again replaces it with the same bytes */
+	/* storing an object again replaces it with the same bytes, and
+	 * the estimate of the cache's bytes counts it once */
+	uint64_t bytes = atomic_load(&f->cache.bytes);
+
+	check_int(1, bytes > 0, "stores counted in the estimate");
 	check_ret(0, vs_cache_store(&f->cache, H_ABC, "abc", 3),
 		  "vs_cache_store(abc) again");
 	check_object(f, H_ABC, "abc", 3);
+	check_int(1, bytes == atomic_load(&f->cache.bytes),
+		  "the estimate after storing abc again (%llu, was %llu)",
+		  (unsigned long long)atomic_load(&f->cache.bytes),
+		  (unsigned long long)bytes);
 	check_int(0, count_entries(f, "tmp"), "files left in tmp/");
 	check_is_dir(f, "objects/ba"); /* made by the first store into it */
 	/* a fan-out dir removed since the init is made again */
