@@ -84,8 +84,10 @@ struct vs_inode {
 
 	/* synced files: verified content, opened by the first read */
 	pthread_rwlock_t fd_lock;
-	int fd; /* -1 until opened; protected by fd_lock (local inodes:
-		   the O_PATH fd on the upper file, see the top) */
+	int fd;		 /* -1 until opened; protected by fd_lock (local inodes:
+			    the O_PATH fd on the upper file, see the top) */
+	uint64_t fd_mem; /* synced: @fd is a memfd holding about this many
+			    bytes of memory, 0: not (inode_content_set) */
 
 	/* synced files written here (--writable), protected by fd_lock:
 	 * the working copy (an O_TMPFILE in the cache dir) while local
@@ -173,6 +175,17 @@ int inode_synced_child(struct vs_inode_table *t, struct vs_inode *dir,
  * there, of another kind) or -ENOMEM. */
 int inode_synced_at(struct vs_inode_table *t, const char *path,
 		    enum vs_kind kind, struct vs_inode **out);
+/*
+ * Make @fd the content fd of synced file @in (fd_lock exclusive, or an
+ * inode no reader can reach yet); the caller closes the one it had.
+ * @mem: @fd is a memfd of @in->size bytes, counted in inode_mem_bytes()
+ * while it is @in's content.
+ */
+void inode_content_set(struct vs_inode *in, int fd, bool mem);
+/* The memory the content of the process's inodes kept in memfds holds
+ * (about). */
+uint64_t inode_mem_bytes(void);
+
 /* Unlink synced @in from its directory; it is freed once the kernel has
  * forgotten it (at once if it never knew it). */
 void inode_synced_remove(struct vs_inode_table *t, struct vs_inode *in);

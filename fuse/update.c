@@ -61,6 +61,17 @@
  */
 #define VS_PUSH_PAGES_MAX (256 * 1024)
 
+/*
+ * The content a change carries (small: 1 KiB or less in a stream entry,
+ * 16 KiB in the PostgreSQL feed) is kept in a memfd rather than in a
+ * cache object while the memfds of the process hold less than this:
+ * making the object (create, write, rename on the cache dir's file
+ * system) was a fifth of a pushed change's CPU. Beyond it, content goes
+ * to the cache as before. A later mount fetches what only memory had on
+ * its first read.
+ */
+#define UPDATE_MEM_BYTES_MAX ((uint64_t)16 << 20)
+
 /* mountpoint + '/' + project path */
 #define VS_MNT_PATH_MAX (PATH_MAX + VS_PATH_MAX + 2)
 
@@ -169,8 +180,8 @@ static int delete_path(struct vs_fs *fs, const char *path)
 /*
  * Add @name, of state @st, to synced directory @dir (table lock): its
  * content @fd (files; the inode takes it on success: no reader can hold
- * fd_lock on a new inode), its @target (symlinks). -EEXIST if @dir has
- * @name already.
+ * fd_lock on a new inode; a memfd when pending.fd_mem says so), its
+ * @target (symlinks). -EEXIST if @dir has @name already.
  */
 static int synced_new(struct vs_fs *fs, struct vs_inode *dir, const char *name,
 		      const struct vs_manifest_entry *st, const char *target,
@@ -193,7 +204,7 @@ static int synced_new(struct vs_fs *fs, struct vs_inode *dir, const char *name,
 		in->target = strdup(target);
 		in->size = strlen(target);
 	}
-	in->fd = fd;
+	inode_content_set(in, fd, fs->pending.fd_mem);
 	*out = in;
 	return 0;
 }
@@ -654,6 +665,7 @@ int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 {
 	static _Thread_local int tid; /* a syscall less per change */
 	int r, fd = -1;
+	bool mem;
 
 	if (!tid)
 		tid = (int)gettid();
@@ -690,14 +702,23 @@ int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 				return r;
 			return create_path(fs, c->path, &c->state, -1);
 		}
-		/* small content the change carries: no round trip, and
-		 * the object it makes is opened once (best effort;
-		 * put_path() fetches what is still missing) */
+		/* small content the change carries: no round trip, kept
+		 * in memory while few inodes have theirs there, else put
+		 * in the cache and opened once (best effort; put_path()
+		 * fetches what is still missing) */
+		mem = inode_mem_bytes() < UPDATE_MEM_BYTES_MAX;
 		if (c->data && c->state.kind == VS_KIND_FILE)
 			(void)vs_content_put(fs->cfg.content, c->state.hash,
 					     c->state.size, c->data,
-					     c->data_len, c->path, &fd);
-		return put_path(fs, c->path, &c->state, c->delta_base, fd);
+					     c->data_len, c->path, mem, &fd);
+		pthread_mutex_lock(&fs->table.lock);
+		fs->pending.fd_mem = mem && fd >= 0; /* a memfd, then */
+		pthread_mutex_unlock(&fs->table.lock);
+		r = put_path(fs, c->path, &c->state, c->delta_base, fd);
+		pthread_mutex_lock(&fs->table.lock);
+		fs->pending.fd_mem = false;
+		pthread_mutex_unlock(&fs->table.lock);
+		return r;
 	}
 }
 

@@ -177,7 +177,7 @@ int fsw_content(struct vs_fs *fs, struct vs_inode *in)
 			 (unsigned long long)in->ino);
 	r = vs_content_open(fs->cfg.content, in->hash, in->size, path, &fd);
 	if (r == 0)
-		in->fd = fd;
+		inode_content_set(in, fd, false);
 	return r;
 }
 
@@ -205,12 +205,45 @@ static int working_copy_new(struct vs_fs *fs, bool *wmem)
 	return fd < 0 ? -errno : fd;
 }
 
+/*
+ * Copy all of @src, from its offset 0, to new file @dst, at its offset 0:
+ * copy_file_range (a reflink or a copy in the kernel on one file system),
+ * else sendfile (across file systems, where copy_file_range says EXDEV:
+ * a memfd's bytes to the cache dir). 0 or -errno.
+ */
+static int copy_all(int dst, int src)
+{
+	loff_t in_off = 0, out_off = 0;
+	off_t off = 0;
+	bool range = true;
+
+	for (;;) {
+		ssize_t n;
+
+		if (range) {
+			n = copy_file_range(src, &in_off, dst, &out_off,
+					    1 << 20, 0);
+			if (n < 0 && in_off == 0 &&
+			    (errno == EXDEV || errno == EINVAL ||
+			     errno == EOPNOTSUPP || errno == ENOSYS)) {
+				range = false;
+				continue;
+			}
+		} else {
+			n = sendfile(dst, src, &off, 1 << 20);
+		}
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return 0;
+	}
+}
+
 /* Move @in's working copy from memory to an O_TMPFILE in the cache dir
  * (it grows large). Called with fd_lock exclusive. 0 or -errno. */
 static int working_copy_to_disk(struct vs_fs *fs, struct vs_inode *in)
 {
 	struct stat st;
-	off_t off = 0;
 	int fd, r = 0;
 
 	fd = openat(fs->cfg.work_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
@@ -218,14 +251,8 @@ static int working_copy_to_disk(struct vs_fs *fs, struct vs_inode *in)
 		return -errno;
 	if (fstat(in->wfd, &st) < 0)
 		r = -errno;
-	while (r == 0 && off < st.st_size) {
-		ssize_t n = sendfile(fd, in->wfd, &off, 1 << 20);
-
-		if (n < 0)
-			r = -errno;
-		else if (n == 0)
-			break;
-	}
+	if (r == 0)
+		r = copy_all(fd, in->wfd);
 	if (r == 0 && ftruncate(fd, st.st_size) < 0)
 		r = -errno;
 	if (r < 0) {
@@ -257,20 +284,11 @@ static int working_copy(struct vs_fs *fs, struct vs_inode *in, bool empty)
 	if (fd < 0)
 		return empty ? fd : -errno;
 	if (!empty) {
-		loff_t in_off = 0, out_off = 0;
-
 		if (in->wfd < 0)
 			r = fsw_content(fs, in);
 		src = in->wfd >= 0 ? in->wfd : in->fd;
-		while (r == 0 && src >= 0) {
-			ssize_t n = copy_file_range(src, &in_off, fd, &out_off,
-						    1 << 20, 0);
-
-			if (n < 0)
-				r = -errno;
-			if (n <= 0)
-				break;
-		}
+		if (r == 0 && src >= 0)
+			r = copy_all(fd, src); /* in->fd: a memfd, maybe */
 		if (r < 0) {
 			close(fd);
 			return r;
@@ -768,7 +786,7 @@ static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval)
 	}
 	if (in->fd >= 0 && in->fd != fd)
 		close(in->fd);
-	in->fd = fd;
+	inode_content_set(in, fd, in->fd_mem && fd == in->fd);
 	wfd = in->wfd;
 	in->wfd = -1;
 	in->wfrozen = false;
@@ -1600,7 +1618,7 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 			in->size = (uint64_t)st.st_size; /* a merge differs */
 			old_fd = in->fd;
 			old_wfd = in->wfd;
-			in->fd = fd;
+			inode_content_set(in, fd, false);
 			in->wfd = -1;
 			in->wfrozen = false;
 			in->wmem = false;

@@ -456,6 +456,20 @@ int vs_cache_store_open(struct vs_cache *c, const char *hash, const void *buf,
 	return 0;
 }
 
+int vs_cache_memory_open(const char *hash, const void *buf, size_t len,
+			 int *fd_out)
+{
+	int r = check_bytes(hash, buf, len);
+
+	if (r < 0)
+		return r;
+	r = memory_copy(buf, len);
+	if (r < 0)
+		return r;
+	*fd_out = r;
+	return 0;
+}
+
 int vs_cache_writer_open(struct vs_cache *c, struct vs_cache_writer *w)
 {
 	int r;

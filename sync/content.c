@@ -131,7 +131,8 @@ void vs_content_free(struct vs_content *c)
 }
 
 int vs_content_put(struct vs_content *c, const char *hash, uint64_t size,
-		   const void *buf, size_t len, const char *path, int *fd_out)
+		   const void *buf, size_t len, const char *path, bool memory,
+		   int *fd_out)
 {
 	int r;
 
@@ -141,6 +142,8 @@ int vs_content_put(struct vs_content *c, const char *hash, uint64_t size,
 	 * content is new nearly always, and the store's rename finds out */
 	if (len != size)
 		r = -EBADMSG;
+	else if (fd_out && memory)
+		r = vs_cache_memory_open(hash, buf, len, fd_out);
 	else
 		r = vs_cache_store_open(c->cache, hash, buf, len, fd_out);
 	if (r == -EBADMSG)

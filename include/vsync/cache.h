@@ -125,6 +125,14 @@ int vs_cache_store(struct vs_cache *c, const char *hash, const void *buf,
  * @fd_out NULL, vs_cache_store.
  */
 #define VS_CACHE_MEM_MAX ((size_t)8 << 20)
+/*
+ * *@fd_out a memfd holding @len bytes, sealed, after checking them against
+ * @hash: content kept in memory and not stored in the cache (the cache
+ * fetches it again if it is asked for by hash). 0, -EINVAL (not a hash),
+ * -EBADMSG (the bytes do not match) or -errno.
+ */
+int vs_cache_memory_open(const char *hash, const void *buf, size_t len,
+			 int *fd_out);
 int vs_cache_store_open(struct vs_cache *c, const char *hash, const void *buf,
 			size_t len, int *fd_out);
 

@@ -41,10 +41,15 @@ void vs_content_set_verify(struct vs_content *c, const struct vs_sign_key *k);
  * fetches the content. @path is for the log line. With @fd_out, what
  * was stored is also opened there, checked (as vs_cache_store_open(),
  * in memory when the volume has no room); -1 on an error. A copy the
- * cache had already is replaced by the checked bytes.
+ * cache had already is replaced by the checked bytes. With @memory and
+ * @fd_out, the checked bytes are only put in a memfd there
+ * (vs_cache_memory_open), not in the cache: what the creation and
+ * rename of a cache object cost (a fifth of a pushed change's CPU) is
+ * saved, and the cache fetches the content if it is ever asked for it.
  */
 int vs_content_put(struct vs_content *c, const char *hash, uint64_t size,
-		   const void *buf, size_t len, const char *path, int *fd_out);
+		   const void *buf, size_t len, const char *path, bool memory,
+		   int *fd_out);
 
 /*
  * Drop the Redis connection unless a fetch is using it (the next fetch

@@ -29,7 +29,10 @@
  *    size with every inode still found;
  *  - inode_forget: a local inode freed at 0 with its fd closed, nothing
  *    else freed; the upper file looked up again gets a fresh inode;
- *    synced inodes never freed.
+ *    synced inodes never freed;
+ *  - inode_content_set: a memfd content counted in inode_mem_bytes() by
+ *    its pages and one more, once, until the inode has another fd or is
+ *    freed (its fd closed).
  *
  * Each case gets a fresh table and manifest from setup (teardown releases
  * both).
@@ -590,6 +593,37 @@ static void test_forget_synced_kept(void **state)
 	check_ptr(in, must_walk(f, "src/a.c"), "synced inode still in its dir");
 }
 
+/* Content kept in memory is counted while an inode has it, once. */
+static void test_content_in_memory(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t base = inode_mem_bytes();
+	struct vs_inode *in;
+	int fd = some_fd(), fd2 = some_fd();
+
+	add(f, VS_KIND_FILE, "src/a.c", 0644, 1, NULL);
+	build(f, NULL);
+	in = must_walk(f, "src/a.c");
+	in->size = 100;
+	inode_content_set(in, fd, true);
+	check_int(fd, in->fd, "the content fd set");
+	check_int(base + 8192, inode_mem_bytes(),
+		  "counted: a page of bytes and one for the memfd");
+	inode_content_set(in, fd, true);
+	check_int(base + 8192, inode_mem_bytes(), "the same memfd again");
+	inode_content_set(in, fd2, false); /* a cache object's, say */
+	close(fd);
+	check_int(base, inode_mem_bytes(), "once the inode has another fd");
+	fd = some_fd();
+	in->size = 5000;
+	inode_content_set(in, fd, true);
+	close(fd2);
+	check_int(base + 3 * 4096, inode_mem_bytes(), "two pages and one");
+	inode_synced_remove(&f->t, in); /* the kernel never knew it: freed */
+	check_int(base, inode_mem_bytes(), "once the inode is freed");
+	check_int(0, fd_open(fd), "its memfd closed with it");
+}
+
 /* The remove and rename rules every writer of the tree uses. */
 static void test_remove_and_rename_rules(void **state)
 {
@@ -656,6 +690,7 @@ int main(void)
 	    T(test_local_hash_grows),
 	    T(test_forget_local),
 	    T(test_forget_synced_kept),
+	    T(test_content_in_memory),
 	    T(test_remove_and_rename_rules),
 	};
 
