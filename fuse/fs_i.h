@@ -38,11 +38,9 @@ struct vs_pending {
 	char name[VS_NAME_MAX + 1];
 	struct vs_manifest_entry st; /* st.target points into @target */
 	char target[VS_PATH_MAX + 1];
-	int fd; /* verified content of a file, -1 otherwise; the handler
-		   takes it (sets -1) */
-	/* the content vs_fs_apply put in memory, not in the cache, is the
-	 * change's (create: @fd; replace: the one place_path takes) */
-	bool fd_mem;
+	int fd;	     /* verified content of a file, -1 otherwise; the handler
+			takes it (sets -1) */
+	bool fd_mem; /* @fd is a memfd (inode_content_set) */
 	/* a remote edit saved as a rename over the file (update.c,
 	 * replace_path): the inode it replaces and the edit's version; 0
 	 * when no such rename is under way */

@@ -45,7 +45,8 @@ static struct vs_inode *inode_new(struct vs_inode_table *t, const char *name,
 	return in;
 }
 
-/* memory the memfds inodes have as content hold (inode_content_set) */
+/* memory the memfds inodes have as content hold (inode_content_set);
+ * process-wide, not per table: vsync-mount runs one mount per process */
 static atomic_uint_least64_t mem_bytes;
 
 uint64_t inode_mem_bytes(void)

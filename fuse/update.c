@@ -180,12 +180,12 @@ static int delete_path(struct vs_fs *fs, const char *path)
 /*
  * Add @name, of state @st, to synced directory @dir (table lock): its
  * content @fd (files; the inode takes it on success: no reader can hold
- * fd_lock on a new inode; a memfd when pending.fd_mem says so), its
- * @target (symlinks). -EEXIST if @dir has @name already.
+ * fd_lock on a new inode; a memfd if @mem), its @target (symlinks).
+ * -EEXIST if @dir has @name already.
  */
 static int synced_new(struct vs_fs *fs, struct vs_inode *dir, const char *name,
 		      const struct vs_manifest_entry *st, const char *target,
-		      int fd, struct vs_inode **out)
+		      int fd, bool mem, struct vs_inode **out)
 {
 	struct vs_inode *in;
 	int r;
@@ -204,17 +204,17 @@ static int synced_new(struct vs_fs *fs, struct vs_inode *dir, const char *name,
 		in->target = strdup(target);
 		in->size = strlen(target);
 	}
-	inode_content_set(in, fd, fs->pending.fd_mem);
+	inode_content_set(in, fd, mem);
 	*out = in;
 	return 0;
 }
 
 /*
  * Create @path of state @st through the mountpoint, with content @fd
- * (files; consumed in every case).
+ * (files; consumed in every case; a memfd if @mem).
  */
 static int create_path(struct vs_fs *fs, const char *path,
-		       const struct vs_manifest_entry *st, int fd)
+		       const struct vs_manifest_entry *st, int fd, bool mem)
 {
 	struct vs_pending *p = &fs->pending;
 	char full[VS_MNT_PATH_MAX];
@@ -242,6 +242,7 @@ static int create_path(struct vs_fs *fs, const char *path,
 		 st->target ? st->target : "");
 	p->st.target = p->target;
 	p->fd = fd;
+	p->fd_mem = mem;
 	pthread_mutex_unlock(&fs->table.lock);
 
 	r = mnt_path(fs, path, full, sizeof(full));
@@ -262,6 +263,7 @@ static int create_path(struct vs_fs *fs, const char *path,
 	p->active = false;
 	fd = p->fd; /* left over if the handler did not take it */
 	p->fd = -1;
+	p->fd_mem = false;
 	pthread_mutex_unlock(&fs->table.lock);
 	if (fd >= 0)
 		close(fd);
@@ -289,7 +291,7 @@ static int ensure_parents(struct vs_fs *fs, const char *path, int64_t mtime_ns)
 			continue;
 		if (r == 0 && (r = delete_path(fs, prefix)) < 0)
 			return r;
-		r = create_path(fs, prefix, &dir, -1);
+		r = create_path(fs, prefix, &dir, -1, false);
 		if (r < 0)
 			return r;
 	}
@@ -311,7 +313,7 @@ static bool local_changes(const struct vs_inode *in)
  * before it. The inos of its parent and of itself in @parent_ino, @ino.
  */
 static int place_path(struct vs_fs *fs, const char *tmp,
-		      const struct vs_manifest_entry *st, int fd,
+		      const struct vs_manifest_entry *st, int fd, bool mem,
 		      uint64_t *parent_ino, uint64_t *ino)
 {
 	char parent[VS_PATH_MAX + 1];
@@ -326,7 +328,7 @@ static int place_path(struct vs_fs *fs, const char *tmp,
 	dir = inode_lookup_path(&fs->table, parent);
 	if (dir && dir->kind == VS_KIND_DIR && !dir->local)
 		r = synced_new(fs, dir, name, st, st->target ? st->target : "",
-			       fd, &in);
+			       fd, mem, &in);
 	if (r == 0) {
 		*parent_ino = dir->ino;
 		*ino = in->ino;
@@ -418,7 +420,7 @@ static void push_pages(struct vs_fs *fs, uint64_t ino, int fd, uint64_t size)
  * again and the change left to the write-back to merge.
  */
 static int replace_path(struct vs_fs *fs, const char *path,
-			const struct vs_manifest_entry *st, int fd,
+			const struct vs_manifest_entry *st, int fd, bool mem,
 			uint64_t old_ino)
 {
 	struct vs_pending *p = &fs->pending;
@@ -456,7 +458,7 @@ static int replace_path(struct vs_fs *fs, const char *path,
 			  st->size <= VS_PUSH_PAGES_MAX && fd >= 0
 		      ? dup(fd)
 		      : -1;
-	r = place_path(fs, tmp, st, fd, &tmp_parent, &tmp_ino);
+	r = place_path(fs, tmp, st, fd, mem, &tmp_parent, &tmp_ino);
 	if (r == 0 && (r = show_path(fs, from, tmp, tmp_parent)) < 0)
 		unplace_path(fs, tmp_parent, tmp, tmp_ino);
 	if (r == 0 && push_fd >= 0)
@@ -512,11 +514,12 @@ static int chmod_path(struct vs_fs *fs, const char *path, mode_t mode)
  * @delta_base (NULL or "": none) is the content the change's Redis delta
  * applies to: if we have it, the new content is made from the delta
  * (vs_content_prepare_delta()), else it is fetched in full. @fd: the
- * content of a file opened already (consumed), -1: open it here.
+ * content of a file opened already (consumed; a memfd if @mem), -1: open
+ * it here.
  */
 static int put_path(struct vs_fs *fs, const char *path,
 		    const struct vs_manifest_entry *st, const char *delta_base,
-		    int fd)
+		    int fd, bool mem)
 {
 	enum { APPLY_NONE, APPLY_MODE, APPLY_SAVE } act = APPLY_SAVE;
 	struct vs_inode *in;
@@ -550,6 +553,7 @@ static int put_path(struct vs_fs *fs, const char *path,
 				    &fd);
 		if (r < 0)
 			return r;
+		mem = false;
 	}
 	pthread_mutex_lock(&fs->table.lock);
 	in = inode_lookup_path(&fs->table, path);
@@ -561,11 +565,11 @@ static int put_path(struct vs_fs *fs, const char *path,
 				close(fd);
 			return r;
 		}
-		return create_path(fs, path, st, fd);
+		return create_path(fs, path, st, fd, mem);
 	}
 	if (!in) {
 		pthread_mutex_unlock(&fs->table.lock);
-		return create_path(fs, path, st, fd);
+		return create_path(fs, path, st, fd, mem);
 	}
 
 	/* an existing file or symlink */
@@ -621,7 +625,7 @@ static int put_path(struct vs_fs *fs, const char *path,
 	 * one. Swapping bytes in place could let a reader that fetched the
 	 * size just before the swap read the new bytes cut to the old length.
 	 */
-	return replace_path(fs, path, st, fd, old_ino);
+	return replace_path(fs, path, st, fd, mem, old_ino);
 }
 
 static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
@@ -636,7 +640,7 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 		 * a directory's subtree cannot be guessed */
 		if (c->state.kind == VS_KIND_DIR)
 			return -ESTALE;
-		return put_path(fs, c->path, &c->state, NULL, -1);
+		return put_path(fs, c->path, &c->state, NULL, -1, false);
 	}
 	if (strncmp(c->path, c->old_path, strlen(c->old_path)) == 0 &&
 	    c->path[strlen(c->old_path)] == '/')
@@ -658,14 +662,14 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 		special_dir_moved(fs, c->old_path, c->path);
 		return 0;
 	}
-	return put_path(fs, c->path, &c->state, NULL, -1);
+	return put_path(fs, c->path, &c->state, NULL, -1, false);
 }
 
 int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 {
 	static _Thread_local int tid; /* a syscall less per change */
 	int r, fd = -1;
-	bool mem;
+	bool mem = false;
 
 	if (!tid)
 		tid = (int)gettid();
@@ -700,25 +704,20 @@ int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 				return 0;
 			if ((r = delete_path(fs, c->path)) < 0)
 				return r;
-			return create_path(fs, c->path, &c->state, -1);
+			return create_path(fs, c->path, &c->state, -1, false);
 		}
 		/* small content the change carries: no round trip, kept
 		 * in memory while few inodes have theirs there, else put
 		 * in the cache and opened once (best effort; put_path()
 		 * fetches what is still missing) */
-		mem = inode_mem_bytes() < UPDATE_MEM_BYTES_MAX;
-		if (c->data && c->state.kind == VS_KIND_FILE)
+		if (c->data && c->state.kind == VS_KIND_FILE) {
+			mem = inode_mem_bytes() < UPDATE_MEM_BYTES_MAX;
 			(void)vs_content_put(fs->cfg.content, c->state.hash,
 					     c->state.size, c->data,
 					     c->data_len, c->path, mem, &fd);
-		pthread_mutex_lock(&fs->table.lock);
-		fs->pending.fd_mem = mem && fd >= 0; /* a memfd, then */
-		pthread_mutex_unlock(&fs->table.lock);
-		r = put_path(fs, c->path, &c->state, c->delta_base, fd);
-		pthread_mutex_lock(&fs->table.lock);
-		fs->pending.fd_mem = false;
-		pthread_mutex_unlock(&fs->table.lock);
-		return r;
+		}
+		return put_path(fs, c->path, &c->state, c->delta_base, fd,
+				mem && fd >= 0);
 	}
 }
 
@@ -747,7 +746,7 @@ void update_create(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
 			 name);
 		goto out;
 	}
-	r = synced_new(fs, dir, name, &p->st, p->target, p->fd, &in);
+	r = synced_new(fs, dir, name, &p->st, p->target, p->fd, p->fd_mem, &in);
 	if (r < 0)
 		goto out;
 	p->fd = -1;

@@ -303,13 +303,11 @@ static int object_rename(struct vs_cache *c, const char *tmp, const char *name,
 
 	pthread_mutex_lock(&c->evict_lock);
 	if (renameat2(c->dir_fd, tmp, c->dir_fd, name, RENAME_NOREPLACE) < 0) {
-		r = -errno;
-		added = r != -EEXIST;
-		/* EINVAL: a volume with no RENAME_NOREPLACE */
-		if ((r == -EEXIST || r == -EINVAL) &&
-		    renameat(c->dir_fd, tmp, c->dir_fd, name) == 0)
-			r = 0;
-		else if (r == -EEXIST || r == -EINVAL)
+		/* there already, or a volume with no RENAME_NOREPLACE */
+		bool retry = errno == EEXIST || errno == EINVAL;
+
+		added = errno != EEXIST;
+		if (!retry || renameat(c->dir_fd, tmp, c->dir_fd, name) < 0)
 			r = -errno;
 	}
 	pthread_mutex_unlock(&c->evict_lock);
