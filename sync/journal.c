@@ -32,10 +32,9 @@
  * An entry gets its lseq (vs_journal_reserve), is written without the
  * lock and without an fsync to a file kept from a done entry
  * ("free.<k>", see the pool below) or a new "<name>.tmp" (O_EXCL), and
- * renamed to <name>
- * under it (RENAME_NOREPLACE: an existing entry is never overwritten; a
- * reservation skips an lseq whose entry or temp file is there already,
- * made by another handle on the same directory, which vsync-mount's
+ * renamed to <name> under it (RENAME_NOREPLACE: an existing entry is never
+ * overwritten; a reservation skips an lseq whose entry or temp file is there
+ * already, made by another handle on the same directory, which vsync-mount's
  * cache-dir lock rules out) once every entry reserved before it is renamed
  * or given up (its turn: cond turn) by vs_journal_append[_reserved](). So
  * an append costs no disk wait: a save at close(2) returns at page-cache
@@ -78,6 +77,18 @@
  * each). Neither is fsync'd: if the rename is lost in a crash the entry
  * is replayed, a no-op. "free.*" files are never entries; those found at
  * open are pooled again.
+ *
+ * The pool is also the room kept for a full disk: vs_journal_keep_room
+ * (the committer's first step, off the mount's way to ready: 64 creates
+ * cost 1-3 ms) and done keep at least POOL_ROOM_FILES files in it, each
+ * with POOL_ROOM_BYTES allocated (pool_fill), and an entry is written over a
+ * pooled file's bytes, then cut to its length - never truncated to 0 first,
+ * which would give the room back for any writer on the volume to take. So an
+ * unlink, rename or mkdir (an entry well under POOL_ROOM_BYTES) is journaled,
+ * and can free space, when the cache dir's file system is full, as long as
+ * fewer than POOL_ROOM_FILES entries wait for the committer. A torn overwrite
+ * is an entry torn as above: its lseq line names the old entry, or its
+ * bytes do not parse.
  *
  * THREADS
  *
@@ -123,7 +134,6 @@ struct vs_journal {
 	uint64_t *pending; /* sorted ascending */
 	size_t n, alloc;
 	uint64_t next_lseq;
-	bool reserved; /* JOURNAL_RESERVE_NAME holds room for entries */
 	uint64_t *res; /* reserved lseqs not yet renamed, ascending */
 	size_t nres, ares;
 	pthread_cond_t turn;   /* res[0] changed */
@@ -140,6 +150,7 @@ struct vs_journal {
 	unsigned *pool;
 	size_t npool;
 	unsigned next_free;
+	bool room_short; /* pool_fill made fewer than POOL_ROOM_FILES */
 };
 
 struct unsynced {
@@ -154,11 +165,12 @@ struct unsynced {
 #define POOL_MAX    1024
 #define POOL_PREFIX "free."
 
-/* Room kept for entries when the disk fills: a metadata change (unlink,
- * rename, mkdir) can still be journaled - and so free space - when the
- * cache dir's file system is full. Not an entry name: scans skip it. */
-#define JOURNAL_RESERVE_NAME "reserve"
-#define JOURNAL_RESERVE_SIZE (256 * 1024)
+/* Pooled files kept at least, each with room for an entry allocated:
+ * the room journaling has on a full disk (see the pool above). */
+#define POOL_ROOM_FILES VS_JOURNAL_ROOM_ENTRIES
+#define POOL_ROOM_BYTES 4096
+/* What older versions kept that room in: removed at open. */
+#define JOURNAL_OLD_RESERVE "reserve"
 
 static const char *const op_names[] = {"write", "symlink", "mkdir", "delete",
 				       "rename"};
@@ -589,7 +601,8 @@ static int sync_files(int dir_fd, struct vs_cache *c,
 	return r;
 }
 
-/* A file "free.<k>" found at open: kept for reuse, or removed. */
+/* A file "free.<k>" found at open, or given back by an append that
+ * failed: kept for reuse, or removed. */
 static void pool_found(struct vs_journal *j, const char *name)
 {
 	const char *k = name + strlen(POOL_PREFIX);
@@ -624,18 +637,21 @@ static bool pool_take(struct vs_journal *j, char *out)
 }
 
 /* Open the file an entry is written to before its rename: a pooled one
- * (truncated) when there is one, else a new "<name>.tmp" (@tmp gets the
- * name used). An fd or -errno. */
-static int entry_create(struct vs_journal *j, uint64_t lseq, char *tmp)
+ * when there is one (*@pooled: its old bytes are there, to be written
+ * over and cut), else a new "<name>.tmp" (@tmp gets the name used). An fd
+ * or -errno. */
+static int entry_create(struct vs_journal *j, uint64_t lseq, char *tmp,
+			bool *pooled)
 {
 	int fd;
 
-	if (pool_take(j, tmp)) {
-		fd = openat(j->dir_fd, tmp,
-			    O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
+	*pooled = pool_take(j, tmp);
+	if (*pooled) {
+		fd = openat(j->dir_fd, tmp, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd >= 0)
 			return fd;
 		unlinkat(j->dir_fd, tmp, 0);
+		*pooled = false;
 	}
 	entry_name(tmp, lseq, ".tmp");
 	fd = openat(j->dir_fd, tmp,
@@ -727,23 +743,36 @@ out:
 	return r;
 }
 
-/* Make the reserve if it is not there (best effort). Called with the lock
+/* Top the pool up to POOL_ROOM_FILES files with room allocated (best
+ * effort: on a full disk, as many as fit; room_short says so, and the
+ * next done tries again). Files in use by pending entries come back at their
+ * done, so a pool short only for that is not topped up. Called with the lock
  * held, or before the journal is shared. */
-static void reserve_make(struct vs_journal *j)
+static void pool_fill(struct vs_journal *j)
 {
-	int fd;
+	char name[LSEQ_DIGITS + 5];
+	int fd, r;
 
-	if (j->reserved)
-		return;
-	fd = openat(j->dir_fd, JOURNAL_RESERVE_NAME,
-		    O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return;
-	if (posix_fallocate(fd, 0, JOURNAL_RESERVE_SIZE) == 0)
-		j->reserved = true;
-	close(fd);
-	if (!j->reserved)
-		unlinkat(j->dir_fd, JOURNAL_RESERVE_NAME, 0);
+	j->room_short = true;
+	while (j->npool < POOL_ROOM_FILES && j->next_free < UINT_MAX) {
+		snprintf(name, sizeof(name), POOL_PREFIX "%u", j->next_free);
+		fd = openat(j->dir_fd, name,
+			    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0 && errno == EEXIST) {
+			j->next_free++; /* not ours (another handle's) */
+			continue;
+		}
+		if (fd < 0)
+			return;
+		r = posix_fallocate(fd, 0, POOL_ROOM_BYTES);
+		close(fd);
+		if (r) {
+			unlinkat(j->dir_fd, name, 0);
+			return;
+		}
+		j->pool[j->npool++] = j->next_free++;
+	}
+	j->room_short = j->npool < POOL_ROOM_FILES;
 }
 
 int vs_journal_open(struct vs_journal **out, int dir_fd, struct vs_cache *cache)
@@ -794,7 +823,8 @@ int vs_journal_open(struct vs_journal **out, int dir_fd, struct vs_cache *cache)
 	}
 	j->renamed_upto = j->next_lseq - 1;
 	j->synced_upto = j->n ? j->pending[0] - 1 : j->renamed_upto;
-	reserve_make(j);
+	(void)unlinkat(dir_fd, JOURNAL_OLD_RESERVE, 0);
+	j->room_short = j->npool < POOL_ROOM_FILES; /* vs_journal_keep_room */
 	if (j->n)
 		vs_info("journal: %zu entr%s to replay (lseq %" PRIu64
 			"..%" PRIu64 ")",
@@ -886,7 +916,7 @@ int vs_journal_append(struct vs_journal *j, struct vs_jentry *e)
 int vs_journal_append_reserved(struct vs_journal *j, struct vs_jentry *e)
 {
 	char name[LSEQ_DIGITS + 5], tmp[LSEQ_DIGITS + 5];
-	bool renamed = false, locked = false;
+	bool renamed = false, locked = false, pooled;
 	char *buf = NULL;
 	int fd = -1, n, r;
 
@@ -906,23 +936,14 @@ int vs_journal_append_reserved(struct vs_journal *j, struct vs_jentry *e)
 	/* written without the lock, by appenders at the same time, and not
 	 * fsync'd (vs_journal_sync does that, for a group); the rename waits
 	 * for its turn (lseq order) */
-again:
-	fd = entry_create(j, e->lseq, tmp);
+	fd = entry_create(j, e->lseq, tmp, &pooled);
 	if (fd < 0) {
 		r = fd;
-		pthread_mutex_lock(&j->lock);
-		if (r == -ENOSPC && j->reserved) {
-			unlinkat(j->dir_fd, JOURNAL_RESERVE_NAME, 0);
-			j->reserved = false;
-			vs_warn("journal: the cache dir's disk is full; using "
-				"the room reserved for the journal");
-			pthread_mutex_unlock(&j->lock);
-			goto again;
-		}
-		locked = true;
 		goto out;
 	}
 	r = vs_write_in_full(fd, buf, (size_t)n);
+	if (r == 0 && pooled && ftruncate(fd, n) < 0)
+		r = -errno;
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
 	fd = -1;
@@ -940,20 +961,12 @@ again:
 		r = entry_publish(j->dir_fd, tmp, name);
 	renamed = r == 0;
 	if (r < 0) {
-		/* not durable: take it back, so a failed append is not
-		 * replayed later behind the caller's back */
-		unlinkat(j->dir_fd, renamed ? name : tmp, 0);
-		if (r == -ENOSPC && j->reserved && !renamed) {
-			/* the disk is full: the reserve makes room */
-			unlinkat(j->dir_fd, JOURNAL_RESERVE_NAME, 0);
-			j->reserved = false;
-			vs_warn("journal: the cache dir's disk is full; using "
-				"the room reserved for the journal");
-			r = 0;
-			pthread_mutex_unlock(&j->lock);
-			locked = false;
-			goto again;
-		}
+		/* not renamed, so never replayed behind the caller's back; a
+		 * pooled file goes back to the pool with its room */
+		if (pooled)
+			pool_found(j, tmp);
+		else
+			unlinkat(j->dir_fd, tmp, 0);
 		goto out;
 	}
 	j->pending[j->n++] = e->lseq;
@@ -964,6 +977,11 @@ out:
 		pthread_mutex_lock(&j->lock);
 	reservation_end(j, e->lseq, renamed);
 	pthread_mutex_unlock(&j->lock);
+	if (r == -ENOSPC)
+		vs_warn("journal: the cache dir's volume is full and the room "
+			"kept for %d entries is in use by entries waiting for "
+			"the committer",
+			POOL_ROOM_FILES);
 	free(buf);
 	return r;
 }
@@ -1127,10 +1145,19 @@ int vs_journal_done(struct vs_journal *j, uint64_t lseq)
 removed:
 	pending_remove(j, i);
 	unsynced_done(j, lseq);
-	reserve_make(j); /* taken when the disk was full: again if room */
+	if (j->room_short)
+		pool_fill(j); /* short of room at open: again if room now */
 out:
 	pthread_mutex_unlock(&j->lock);
 	return r;
+}
+
+void vs_journal_keep_room(struct vs_journal *j)
+{
+	pthread_mutex_lock(&j->lock);
+	if (j->room_short)
+		pool_fill(j);
+	pthread_mutex_unlock(&j->lock);
 }
 
 int vs_journal_each(struct vs_journal *j,

@@ -1109,6 +1109,7 @@ static void *wb_main(void *arg)
 	int r;
 
 	pthread_setname_np(pthread_self(), "vs-writeback");
+	vs_journal_keep_room(wb->journal);
 	while (!wb_stopping(wb)) {
 		r = vs_journal_peek(wb->journal, e);
 		if (r == -ENOENT) {

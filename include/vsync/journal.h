@@ -58,6 +58,11 @@ struct vs_jentry {
  * a buffer of this size always holds vs_jentry_format()'s output. */
 #define VS_JENTRY_MAX (3 * (VS_PATH_MAX + 32) + 512)
 
+/* Entries (of up to 4 KiB: every unlink, mkdir or rename of paths under
+ * about 1 KiB each) that can be journaled when the journal's volume is
+ * full: the room kept, in files allocated ahead, at open and after. */
+#define VS_JOURNAL_ROOM_ENTRIES 64
+
 struct vs_journal;
 struct vs_cache;
 
@@ -69,6 +74,11 @@ struct vs_cache;
 int vs_journal_open(struct vs_journal **out, int dir_fd,
 		    struct vs_cache *cache);
 void vs_journal_free(struct vs_journal *j);
+/* Make the room kept for a full disk (VS_JOURNAL_ROOM_ENTRIES) if it is
+ * not there yet: files created and allocated, 1-3 ms the first time, so
+ * not in vs_journal_open() (the mount's way to ready). Best effort; after
+ * a short one, each vs_journal_done() tries again. */
+void vs_journal_keep_room(struct vs_journal *j);
 
 /* Append @e (a fresh op_id is made if e->op_id is empty); sets e->lseq.
  * When it returns 0 the entry is written and renamed, in lseq order (a

@@ -21,7 +21,11 @@
 #     done and the version can be fetched;
 #   - the mount equals PostgreSQL (vs_mount_equals_pg).
 # While the volume is full, a file created remotely (not local yet) reads
-# its bytes: they are kept in memory when the cache cannot store them.
+# its bytes: they are kept in memory when the cache cannot store them;
+# and 12 unlinks, renames and mkdirs of synced paths succeed, each after
+# a filler took whatever room the one before freed (the journal's room
+# is its own, never given back to the volume), and are committed once
+# space returns.
 #
 # Needs /dev/fuse (else exit 77), mount(2) of a tmpfs (else exit 77),
 # PostgreSQL (started here).
@@ -49,6 +53,8 @@ mkdir -p "$SRC/src"
 printf 'original A\n' >"$SRC/src/a.txt"
 printf 'original B\n' >"$SRC/src/b.txt"
 printf 'original C\n' >"$SRC/src/c.txt"
+mkdir -p "$SRC/meta"
+for i in $(seq 1 12); do printf 'meta %s\n' "$i" >"$SRC/meta/m$i.txt"; done
 vs_check "init and import" sh -c '"$1" -q init && "$1" -q import full "$2"' _ "$CTL" "$SRC"
 ctl() { timeout -k 5 60 "$CTL" -q "$@"; }
 
@@ -133,7 +139,28 @@ vs_check "a file is created remotely while the volume is full" ctl put full src/
 poll_check "it reads PostgreSQL's bytes on the full volume" 30 cmp -s "$MNT/src/d.txt" "$W/remote-d.txt"
 vs_check "its content is kept in memory (logged)" grep -q "is kept in memory" "$W/mount.log"
 
+# ---------------------------------------------------------------- metadata
+# unlink, rename and mkdir of synced paths still work on the full volume,
+# again and again: each needs a journal entry, and whatever space one of
+# them frees is taken at once by a filler, as a busy writer would
+meta_ok=0
+for i in $(seq 1 12); do
+	dd if=/dev/zero of="$VOL/filler.$i" bs=4k status=none 2>/dev/null
+	case $((i % 3)) in
+	0) op=(rm "$MNT/meta/m$i.txt") ;;
+	1) op=(mv "$MNT/meta/m$i.txt" "$MNT/meta/moved$i.txt") ;;
+	2) op=(mkdir "$MNT/meta/d$i") ;;
+	esac
+	if "${op[@]}" 2>"$W/meta.err"; then
+		meta_ok=$((meta_ok + 1))
+	else
+		vs_log "on the full volume: ${op[*]}: $(cat "$W/meta.err")"
+	fi
+done
+vs_check_eq "12 unlinks, renames and mkdirs on the full volume, refilled after each, all succeed" 12 "$meta_ok"
+
 # ---------------------------------------------------------------- space returns
+rm -f "$VOL"/filler.*
 rm -f "$VOL/filler"
 
 poll_check "the remote edit of c.txt is left unapplied while it is diverged" 30 \
@@ -153,6 +180,7 @@ poll_check "the remote edit of a.txt is applied on the mount" 30 reads src/a.txt
 vs_check_eq "vsync_writeback_total{outcome=\"reverted\"} counts both" 2 \
 	"$(metric 'vsync_writeback_total{outcome="reverted"}')"
 poll_check "vsync_files_diverged is 0 at the end" 30 diverged_is 0
+poll_check "the metadata changes are committed once space returns" 30 vs_mount_equals_pg full "$MNT"
 vs_check "the mount equals PostgreSQL after the recovery" vs_mount_equals_pg full "$MNT"
 vs_umount "$MNT"
 vs_summary

@@ -37,13 +37,14 @@
  *    append that gives up leaves a gap and lets the next one go on;
  *  - a reopen counts the entries it finds as not durable until a sync;
  *  - the pool: a done entry's file ("free.<k>") is reused by the next
- *    append, survives a reopen, is never replayed;
+ *    append (written over and cut to the entry's length), survives a
+ *    reopen, is never replayed; vs_journal_keep_room makes
+ *    VS_JOURNAL_ROOM_ENTRIES of them with room allocated (what a full
+ *    disk leaves for entries);
  *  - with a cache: put_content links an O_TMPFILE as the object (1) or
  *    finds it there (0), the sync covers entries and objects and skips an
  *    object gone;
- *  - vs_journal_low_water, vs_journal_put_content, vs_uuid_random (v4);
- *  - the "reserve" file (room for entries when the disk is full; used by
- *    test_write_limits.sh) is made at open and is not an entry.
+ *  - vs_journal_low_water, vs_journal_put_content, vs_uuid_random (v4).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -585,11 +586,13 @@ static void test_group_sync(void **state)
 		  "synced after reopen and sync");
 }
 
-/* Files "free.<k>" in the journal dir. */
-static int count_pooled(struct fixture *f)
+/* Files "free.<k>" in the journal dir with @room bytes allocated at
+ * least. */
+static int count_pooled(struct fixture *f, off_t room)
 {
 	int fd = openat(f->dir_fd, ".", O_RDONLY | O_DIRECTORY);
 	struct dirent *de;
+	struct stat st;
 	DIR *d;
 	int n = 0;
 
@@ -597,46 +600,63 @@ static int count_pooled(struct fixture *f)
 	d = fdopendir(fd);
 	assert_non_null(d);
 	while ((de = readdir(d)))
-		n += !strncmp(de->d_name, "free.", 5);
+		n += !strncmp(de->d_name, "free.", 5) &&
+		     fstatat(f->dir_fd, de->d_name, &st, 0) == 0 &&
+		     (off_t)st.st_blocks * 512 >= room;
 	closedir(d);
 	return n;
 }
 
-/* A done entry's file is kept and reused by the next append (no inode
- * freed and made again), truncated; the pool survives a reopen and is
- * never replayed. */
+/* vs_journal_keep_room makes VS_JOURNAL_ROOM_ENTRIES files with room
+ * allocated; a done
+ * entry's file is kept and reused by the next append (no inode freed and
+ * made again), written over and cut to the new entry's length; the pool
+ * survives a reopen and is never replayed; past it, appends make new
+ * files. */
 static void test_pool(void **state)
 {
 	struct fixture *f = *state;
 	static const char long_path[] = "a/very/long/path/name/that/is/long.js";
+	const int room = VS_JOURNAL_ROOM_ENTRIES;
 
+	check_int(0, count_pooled(f, 0), "none made by open");
+	vs_journal_keep_room(f->j);
+	check_int(room, count_pooled(f, 0), "files with room made");
+	check_int(room, count_pooled(f, 4096), "each with 4 KiB allocated");
 	append_write(f, long_path, 1);
 	append_write(f, long_path, 2);
 	append_write(f, long_path, 3);
+	check_int(room - 3, count_pooled(f, 0), "pooled files taken");
+	check_int(0, count_files(f, ".tmp"), "temp files");
 	for (uint64_t l = 1; l <= 3; l++)
 		check_ret(0, vs_journal_done(f->j, l), "done %" PRIu64, l);
 	check_int(0, count_files(f, ""), "entries after done");
-	check_int(3, count_pooled(f), "files kept for reuse");
+	check_int(room, count_pooled(f, 0), "files kept for reuse");
 	append_write(f, "b", 4);
 	append_write(f, "c", 5);
-	check_int(1, count_pooled(f), "pooled files left");
+	check_int(room - 2, count_pooled(f, 0), "pooled files left");
 	check_int(2, count_files(f, ""), "entries");
 	check_int(0, count_files(f, ".tmp"), "temp files");
 	reopen(f);
 	check_int(2, vs_journal_pending(f->j), "pending after reopen");
-	check_int(1, count_pooled(f), "pool after reopen");
+	check_int(room - 2, count_pooled(f, 0), "pool after reopen");
+	vs_journal_keep_room(f->j); /* (a reopen cannot tell the 2 are
+				       pool files: they come back on top) */
+	check_int(room, count_pooled(f, 0), "topped up after reopen");
 	check_peek(f, 4, "b"); /* shorter than what the file held */
 	check_ret(0, vs_journal_done(f->j, 4), "done 4");
 	check_peek(f, 5, "c");
 	check_ret(0, vs_journal_done(f->j, 5), "done 5");
-	append_write(f, "d", 6);
-	append_write(f, "e", 7);
-	append_write(f, "f", 8);
-	append_write(f, "g", 9);
-	check_int(0, count_pooled(f), "pool used up");
+	check_int(room + 2, count_pooled(f, 0), "pool after done");
+	for (int i = 0; i < room + 4; i++)
+		append_write(f, "d", 6 + (uint64_t)i);
+	check_int(0, count_pooled(f, 0), "pool used up, and 2 new files");
 	check_int(0, count_files(f, ".tmp"), "temp files");
-	check_int(4, count_files(f, ""), "entries");
+	check_int(room + 4, count_files(f, ""), "entries");
 	check_int(0, count_files(f, ".bad"), "malformed");
+	reopen(f);
+	check_int(room + 4, vs_journal_pending(f->j), "every entry replayed");
+	check_int(0, count_files(f, ".bad"), "malformed after reopen");
 }
 
 /* With a cache: the content object is linked or stored without an fsync,
@@ -743,8 +763,6 @@ static void test_append_peek_done(void **state)
 	check_bool(0 != strcmp(opid, f->e.op_id), true, "op_ids differ");
 	check_int(3, vs_journal_pending(f->j), "pending");
 	check_int(3, count_files(f, ""), "entry files");
-	check_int(0, faccessat(f->dir_fd, "reserve", F_OK, 0),
-		  "the room reserved for a full disk exists");
 	check_int(0, count_files(f, ".tmp"), "temp files");
 
 	check_peek(f, 1, "a");
@@ -922,8 +940,8 @@ static void test_failed_append_leaves_nothing(void **state)
 		fd = open(gone, O_RDONLY | O_DIRECTORY);
 		assert_true(fd >= 0);
 		check_ret(0, vs_journal_open(&j, fd, NULL), "open on 'gone'");
-		assert_int_equal(0, unlinkat(fd, "reserve", 0));
-		assert_int_equal(0, rmdir(gone));
+		assert_int_equal(
+		    0, nftw(gone, rm_entry, 16, FTW_DEPTH | FTW_PHYS));
 		make_write(&f->e, "x", -1);
 		check_ret(-ENOENT, vs_journal_append(j, &f->e),
 			  "append in a removed dir");
