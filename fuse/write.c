@@ -150,6 +150,8 @@ static int journal(struct vs_fs *fs, struct vs_jentry *e)
 			 strerror(-r));
 		return r == -ENOSPC ? r : -EIO;
 	}
+	if (e->op == VS_JOP_DELETE)
+		vs_cache_room_changed(fs->cfg.cache); /* its object unused */
 	/* the range of entries this process appended (fs_i.h) */
 	for (uint64_t first = atomic_load(&fs->first_lseq);
 	     (!first || e->lseq < first) &&

@@ -583,15 +583,29 @@ void vs_cache_watch(struct vs_cache *c, uint64_t limit, void (*over)(void *arg),
 	c->over = over;
 }
 
-void vs_cache_on_full(struct vs_cache *c, bool (*reclaim)(void *arg), void *arg)
+void vs_cache_on_full(struct vs_cache *c, bool (*reclaim)(void *arg),
+		      void (*room)(void *arg), void *arg)
 {
 	c->reclaim_arg = arg;
 	c->reclaim = reclaim;
+	c->room = room;
 }
 
 bool vs_cache_reclaim(struct vs_cache *c)
 {
 	return c->reclaim && c->reclaim(c->reclaim_arg);
+}
+
+void vs_cache_room_changed(struct vs_cache *c)
+{
+	atomic_fetch_add(&c->room_gen, 1);
+	if (c->room)
+		c->room(c->reclaim_arg);
+}
+
+uint64_t vs_cache_room_gen(struct vs_cache *c)
+{
+	return atomic_load(&c->room_gen);
 }
 
 bool vs_cache_nearly_full(struct vs_cache *c)

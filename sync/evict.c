@@ -276,6 +276,8 @@ int vs_evict_run(struct vs_cache *c, uint64_t max, uint64_t low, int grace_ms,
 	clock_gettime(CLOCK_REALTIME, &now);
 	young_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec -
 		   (int64_t)grace_ms * 1000000;
+	for (size_t i = 0; i < s.n; i++)
+		st->young += s.items[i].atime_ns >= young_ns;
 	vs_evict_select(s.items, s.n, s.total, low, young_ns);
 	for (size_t i = 0; i < s.n; i++) {
 		uint64_t freed;
@@ -316,6 +318,10 @@ struct vs_evict {
 	uint64_t reclaim_asked, reclaim_done;
 	bool reclaim_freed;	    /* by the last one done */
 	int64_t reclaim_idle_until; /* monotonic ms: none asked before */
+	uint64_t reclaim_idle_gen;  /* ... unless the room_gen moved on */
+	int64_t reclaim_until;	    /* monotonic ms: the last writer waits */
+	/* the thread waits for vs_cache_room_changed (evict_room) */
+	atomic_bool room_waited;
 };
 
 /* @ts (CLOCK_REALTIME, the conds' clock) @ms from now. */
@@ -341,9 +347,10 @@ static void evict_kick(void *arg)
 	pthread_mutex_unlock(&ev->lock);
 }
 
-/* A reclaim that freed nothing is not asked again for this long: a
- * volume filled by something else than objects would have every write
- * wait for a scan. */
+/* A reclaim that freed nothing is not asked again for this long, unless
+ * something that may free room happened since (vs_cache_room_changed: a
+ * file removed, an entry committed): a volume filled by something else
+ * than objects would have every write wait for a scan. */
 #define EVICT_RECLAIM_IDLE_MS 1000
 /* A writer waits this long at most for its reclaim. */
 #define EVICT_RECLAIM_WAIT_MS 5000
@@ -363,9 +370,12 @@ static bool evict_reclaim(void *arg)
 
 	evict_deadline(&ts, EVICT_RECLAIM_WAIT_MS);
 	pthread_mutex_lock(&ev->lock);
-	if (ev->stopping || vs_mono_ms() < ev->reclaim_idle_until)
+	if (ev->stopping ||
+	    (vs_mono_ms() < ev->reclaim_idle_until &&
+	     vs_cache_room_gen(ev->cfg.cache) == ev->reclaim_idle_gen))
 		goto out;
 	mine = ++ev->reclaim_asked;
+	ev->reclaim_until = vs_mono_ms() + EVICT_RECLAIM_WAIT_MS;
 	pthread_cond_signal(&ev->cond);
 	while (ev->reclaim_done < mine && !ev->stopping)
 		if (pthread_cond_timedwait(&ev->reclaimed, &ev->lock, &ts) ==
@@ -377,11 +387,26 @@ out:
 	return freed;
 }
 
+/* The cache's room hook (vs_cache_on_full), on the thread of an unlink
+ * or a commit: quick, and a lock only while a reclaim waits for it. */
+static void evict_room(void *arg)
+{
+	struct vs_evict *ev = arg;
+
+	if (!atomic_load(&ev->room_waited))
+		return;
+	pthread_mutex_lock(&ev->lock);
+	pthread_cond_signal(&ev->cond);
+	pthread_mutex_unlock(&ev->lock);
+}
+
 /* A reclaim's pass, on the thread: down to the low watermark, or by a
  * tenth of the max when the objects are under it already (what is
  * journaled, pinned or young stays, as always). true if it freed
- * anything. Called without ev->lock. */
-static bool reclaim_pass(struct vs_evict *ev)
+ * anything; *@held: it stayed over its target with objects kept as
+ * unsaved data (journaled or pinned), which their commits will free, or
+ * young ones, which the grace period will. Called without ev->lock. */
+static bool reclaim_pass(struct vs_evict *ev, bool again, bool *held)
 {
 	struct vs_evict_stats st;
 	uint64_t est = vs_cache_bytes(ev->cfg.cache), target = ev->low;
@@ -390,10 +415,14 @@ static bool reclaim_pass(struct vs_evict *ev)
 		target = est > ev->cfg.max / 10 ? est - ev->cfg.max / 10 : 0;
 	if (target > ev->low)
 		target = ev->low;
-	vs_warn("cache: no room on the cache dir's volume; evicting now");
+	if (!again)
+		vs_warn("cache: no room on the cache dir's volume; evicting "
+			"now");
+	*held = false;
 	if (vs_evict_run(ev->cfg.cache, target, target, ev->cfg.grace_ms, &st) <
 	    0)
 		return false;
+	*held = st.after > target && (st.kept > 0 || st.young > 0);
 	vs_metrics_cache_evicted(st.evicted);
 	vs_metrics_cache_bytes(st.after);
 	return st.evicted > 0;
@@ -467,10 +496,27 @@ static void evict_pass(struct vs_evict *ev, struct evict_state *s)
 	}
 }
 
+/* Wait (ev->lock held) until the cache's room_gen moves on from @gen,
+ * the grace period has passed (young objects are evictable then), @left
+ * ms are up, or the evictor stops. */
+static void wait_room(struct vs_evict *ev, uint64_t gen, int64_t left)
+{
+	struct timespec ts;
+
+	evict_deadline(
+	    &ts, (int)(left < ev->cfg.grace_ms ? left : ev->cfg.grace_ms));
+	atomic_store(&ev->room_waited, true);
+	while (!ev->stopping && vs_cache_room_gen(ev->cfg.cache) == gen &&
+	       pthread_cond_timedwait(&ev->cond, &ev->lock, &ts) != ETIMEDOUT)
+		;
+	atomic_store(&ev->room_waited, false);
+}
+
 static void *evict_main(void *arg)
 {
 	struct vs_evict *ev = arg;
 	struct evict_state s = {0};
+	bool again = false; /* the reclaim under way passes again */
 
 	pthread_setname_np(pthread_self(), "vs-evict");
 	pthread_mutex_lock(&ev->lock);
@@ -482,15 +528,27 @@ static void *evict_main(void *arg)
 		vs_metrics_cache_bytes(est);
 		if (ev->reclaim_asked > ev->reclaim_done) {
 			uint64_t asked = ev->reclaim_asked;
-			bool freed;
+			uint64_t gen = vs_cache_room_gen(ev->cfg.cache);
+			bool freed, held;
+			int64_t left;
 
 			pthread_mutex_unlock(&ev->lock);
-			freed = reclaim_pass(ev);
+			freed = reclaim_pass(ev, again, &held);
 			pthread_mutex_lock(&ev->lock);
+			left = ev->reclaim_until - vs_mono_ms();
+			again = !freed && held && left > 0 && !ev->stopping;
+			if (again) {
+				/* what it kept is freed by its commit (of
+				 * files removed since, say): the pass again
+				 * then, while a writer waits */
+				wait_room(ev, gen, left);
+				continue;
+			}
 			ev->reclaim_done = asked;
 			ev->reclaim_freed = freed;
 			ev->reclaim_idle_until =
 			    freed ? 0 : vs_mono_ms() + EVICT_RECLAIM_IDLE_MS;
+			ev->reclaim_idle_gen = gen;
 			pthread_cond_broadcast(&ev->reclaimed);
 			continue;
 		}
@@ -537,11 +595,11 @@ int vs_evict_start(struct vs_evict **out, const struct vs_evict_config *cfg)
 	pthread_cond_init(&ev->cond, NULL);
 	pthread_cond_init(&ev->reclaimed, NULL);
 	vs_cache_watch(ev->cfg.cache, ev->cfg.max, evict_kick, ev);
-	vs_cache_on_full(ev->cfg.cache, evict_reclaim, ev);
+	vs_cache_on_full(ev->cfg.cache, evict_reclaim, evict_room, ev);
 	r = -pthread_create(&ev->thread, NULL, evict_main, ev);
 	if (r < 0) {
 		vs_cache_watch(ev->cfg.cache, 0, NULL, NULL);
-		vs_cache_on_full(ev->cfg.cache, NULL, NULL);
+		vs_cache_on_full(ev->cfg.cache, NULL, NULL, NULL);
 		pthread_cond_destroy(&ev->reclaimed);
 		pthread_cond_destroy(&ev->cond);
 		pthread_mutex_destroy(&ev->lock);
@@ -563,7 +621,7 @@ void vs_evict_stop(struct vs_evict *ev)
 	pthread_mutex_unlock(&ev->lock);
 	pthread_join(ev->thread, NULL);
 	vs_cache_watch(ev->cfg.cache, 0, NULL, NULL);
-	vs_cache_on_full(ev->cfg.cache, NULL, NULL);
+	vs_cache_on_full(ev->cfg.cache, NULL, NULL, NULL);
 	pthread_cond_destroy(&ev->reclaimed);
 	pthread_cond_destroy(&ev->cond);
 	pthread_mutex_destroy(&ev->lock);

@@ -1149,6 +1149,8 @@ removed:
 		pool_fill(j); /* short of room at open: again if room now */
 out:
 	pthread_mutex_unlock(&j->lock);
+	if (r == 0 && j->cache)
+		vs_cache_room_changed(j->cache); /* its object evictable */
 	return r;
 }
 

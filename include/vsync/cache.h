@@ -61,7 +61,9 @@ struct vs_cache {
 	atomic_uint_least64_t over_at; /* vs_cache_watch_at */
 	/* vs_cache_on_full: set before other threads use the cache */
 	bool (*reclaim)(void *arg);
+	void (*room)(void *arg);
 	void *reclaim_arg;
+	atomic_uint_least64_t room_gen; /* vs_cache_room_changed */
 	/* under evict_lock: objects pinned by vs_cache_pin (a multiset) */
 	char (*pins)[VS_HASH_HEX_LEN + 1];
 	size_t npins, apins;
@@ -193,11 +195,12 @@ void vs_cache_watch(struct vs_cache *c, uint64_t limit, void (*over)(void *arg),
 /*
  * Call @reclaim(@arg) when a write to the cache dir's volume fails for
  * want of room (vs_cache_reclaim): the evictor's pass, waited for by the
- * writer; true if it freed anything. Set (or cleared) only while no other
- * thread uses the cache.
+ * writer; true if it freed anything. Call @room(@arg) (may be NULL; quick,
+ * must not call the cache) on vs_cache_room_changed(). Set (or cleared)
+ * only while no other thread uses the cache.
  */
 void vs_cache_on_full(struct vs_cache *c, bool (*reclaim)(void *arg),
-		      void *arg);
+		      void (*room)(void *arg), void *arg);
 /*
  * A write to the cache dir's volume (an object, a working copy, a journal
  * entry) failed with ENOSPC or EDQUOT: make room now by evicting what the
@@ -206,6 +209,16 @@ void vs_cache_on_full(struct vs_cache *c, bool (*reclaim)(void *arg),
  * one more try; false without an evictor. Any thread.
  */
 bool vs_cache_reclaim(struct vs_cache *c);
+/*
+ * Something happened that may let a reclaim free what the last one could
+ * not: a file removed (its object no longer in use), an entry committed
+ * (its object no longer unsaved data). A reclaim that freed nothing makes
+ * writers skip the next ones for a while; this ends that wait. Any
+ * thread; an atomic add.
+ */
+void vs_cache_room_changed(struct vs_cache *c);
+/* How many times vs_cache_room_changed() was called. */
+uint64_t vs_cache_room_gen(struct vs_cache *c);
 /* Is @r -ENOSPC or -EDQUOT (the cache dir's volume has no room)? */
 static inline bool vs_cache_no_room(int r)
 {

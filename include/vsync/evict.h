@@ -51,6 +51,7 @@ struct vs_evict_stats {
 	uint64_t before, after; /* bytes of objects/ (measured, then left) */
 	size_t objects;		/* found */
 	size_t kept;		/* named by a journal entry */
+	size_t young; /* used within the grace period (none chosen then) */
 	size_t evicted;
 	uint64_t evicted_bytes;
 };
