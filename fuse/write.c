@@ -407,6 +407,36 @@ static void unpin(struct vs_fs *fs, struct vs_inode *in)
 	pthread_mutex_unlock(&fs->table.lock);
 }
 
+/*
+ * Synced file @in was just removed (unlinked, or renamed over); the
+ * caller pinned it (nlookup, table lock) before inode_synced_remove and
+ * holds no lock now. If it waits in the set of dirty files, it is due at
+ * once: nothing of a removed file is saved, and the saver's unpin lets
+ * its working copy go as soon as the kernel forgets it, so the room it
+ * holds on the cache volume returns now, not after the quiet period.
+ * Unpins @in.
+ */
+static void removed_unpin(struct vs_fs *fs, struct vs_inode *in)
+{
+	pthread_mutex_lock(&fs->dirty_lock);
+	if (in->dirty_ms) {
+		in->dirty_ms = 1; /* due long ago, whatever its wait */
+		pthread_cond_signal(&fs->dirty_cond);
+	}
+	pthread_mutex_unlock(&fs->dirty_lock);
+	unpin(fs, in);
+}
+
+/* Pin @in for removed_unpin() if it is a file the kernel or the set of
+ * dirty files holds (table lock): NULL if there is nothing to do. */
+static struct vs_inode *removed_pin(struct vs_inode *in)
+{
+	if (!in || in->kind != VS_KIND_FILE || !in->nlookup)
+		return NULL;
+	in->nlookup++;
+	return in;
+}
+
 static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 			   uint64_t *lseq);
 static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval);
@@ -422,7 +452,7 @@ static void kernel_inval(struct vs_fs *fs, struct vs_inode *in);
  */
 static void saver_save(struct vs_fs *fs, struct vs_inode *in, int quiet)
 {
-	bool due, inval = false;
+	bool due, removed, inval = false;
 	uint64_t lseq;
 	int r = 0;
 
@@ -432,7 +462,12 @@ static void saver_save(struct vs_fs *fs, struct vs_inode *in, int quiet)
 	if (due)
 		dirty_remove_locked(fs, in);
 	pthread_mutex_unlock(&fs->dirty_lock);
-	if (due && in->wfailed)
+	pthread_mutex_lock(&fs->table.lock);
+	removed = in->removed;
+	pthread_mutex_unlock(&fs->table.lock);
+	if (due && removed)
+		; /* nothing of it is saved, nor put back (removed_unpin) */
+	else if (due && in->wfailed)
 		r = revert_locked(fs, in, &inval);
 	else if (due)
 		(void)snapshot_locked(fs, in, false, &lseq); /* logs */
@@ -605,6 +640,12 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 		return 0;
 	if (in->wfailed)
 		return -ECANCELED; /* nothing half-written is committed */
+	pthread_mutex_lock(&fs->table.lock);
+	r = in->removed ? -ENOENT : 0;
+	pthread_mutex_unlock(&fs->table.lock);
+	if (r < 0)
+		return 0; /* unlinked: nothing to save, and no object made
+			     (checked again below: it may be meanwhile) */
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
@@ -1075,7 +1116,7 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	       bool dir)
 {
 	char path[VS_PATH_MAX + 1];
-	struct vs_inode *in;
+	struct vs_inode *in, *gone = NULL;
 	int r = 0;
 
 	/* journaled first: if that fails (ENOSPC), nothing changed (the
@@ -1097,12 +1138,16 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 
 		pthread_mutex_lock(&fs->table.lock);
 		cur = inode_child_find(parent, name);
-		if (cur && cur->kind == in->kind && !cur->nchildren)
+		if (cur && cur->kind == in->kind && !cur->nchildren) {
+			gone = removed_pin(cur);
 			inode_synced_remove(&fs->table, cur);
+		}
 		inode_dir_changed(parent, now_ns());
 		pthread_mutex_unlock(&fs->table.lock);
 	}
 	pthread_mutex_unlock(&fs->ns_lock);
+	if (gone)
+		removed_unpin(fs, gone);
 	return r;
 }
 
@@ -1146,7 +1191,7 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	       unsigned int flags)
 {
 	char from[VS_PATH_MAX + 1], to[VS_PATH_MAX + 1], op[VS_UUID_BUFSZ];
-	struct vs_inode *in, *old, *file = NULL;
+	struct vs_inode *in, *old, *file = NULL, *gone = NULL;
 	bool over_dir = false;
 	uint64_t lseq;
 	int r = 0;
@@ -1232,8 +1277,10 @@ out:
 		goto unlock;
 	pthread_mutex_lock(&fs->table.lock);
 	old = inode_child_find(newparent, newname);
-	if (old && old != in)
+	if (old && old != in) {
+		gone = removed_pin(old);
 		inode_synced_remove(&fs->table, old);
+	}
 	r = inode_synced_move(in, newparent, newname);
 	if (r == 0) {
 		int64_t now = now_ns();
@@ -1265,6 +1312,8 @@ unlock:
 	pthread_mutex_unlock(&fs->ns_lock);
 	if (file)
 		pthread_rwlock_unlock(&file->fd_lock);
+	if (gone)
+		removed_unpin(fs, gone);
 	return r;
 }
 
