@@ -249,7 +249,8 @@ pdir() {
 	esac
 }
 
-# No entry (a name of 20 digits; the journal's "reserve" file is not one).
+# No entry (a name of 20 digits; the journal's pooled "free.<k>" files are
+# not).
 journal_empty() {
 	local e
 	e=$(find "$JOURNAL" -mindepth 1 -maxdepth 1 -regextype posix-extended \

@@ -67,9 +67,9 @@ wb() {
 # field NAME: the value of NAME=... in $OUT.
 field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$OUT" | head -n 1; }
 
-# entries and temp files (not the "reserve", nor the done entries' files
-# kept for reuse, "free.<k>")
-journal_count() { find "$JOURNAL" -mindepth 1 -maxdepth 1 ! -name reserve ! -name 'free.*' | wc -l; }
+# entries and temp files (not the pooled files kept for reuse and as the
+# room for a full disk, "free.<k>")
+journal_count() { find "$JOURNAL" -mindepth 1 -maxdepth 1 ! -name 'free.*' | wc -l; }
 
 # lines N: a file of N numbered lines.
 lines() {

@@ -197,7 +197,7 @@ static int count_files(struct fixture *f, const char *suffix)
 
 		if (de->d_name[0] == '.')
 			continue;
-		/* "": entries (all digits; not the "reserve") */
+		/* "": entries (all digits; not "free.<k>") */
 		if (!*suffix ? strspn(de->d_name, "0123456789") == l
 			     : (l > sl && !strcmp(de->d_name + l - sl, suffix)))
 			n++;
