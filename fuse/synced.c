@@ -490,6 +490,10 @@ void synced_read(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 		pthread_rwlock_rdlock(&in->fd_lock);
 	}
 	buf.buf[0].fd = in->wfd >= 0 ? in->wfd : in->fd;
+	/* before the reply: once the read is answered, its reader may close
+	 * the file, and the kernel's FORGET free @in on another thread */
+	if (r == 0)
+		learn_record(fs, in);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else if (buf.buf[0].fd < 0)
@@ -497,8 +501,6 @@ void synced_read(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 	else
 		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 	pthread_rwlock_unlock(&in->fd_lock);
-	if (r == 0)
-		learn_record(fs, in);
 }
 
 void synced_write_buf(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
