@@ -465,6 +465,20 @@ void inode_forget(struct vs_inode_table *t, struct vs_inode *in, uint64_t n)
 	inode_free(in); /* closes a local inode's O_PATH fd */
 }
 
+void inode_pin(struct vs_inode_table *t, struct vs_inode *in)
+{
+	pthread_mutex_lock(&t->lock);
+	in->nlookup++;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void inode_unpin(struct vs_inode_table *t, struct vs_inode *in)
+{
+	pthread_mutex_lock(&t->lock);
+	inode_forget(t, in, 1);
+	pthread_mutex_unlock(&t->lock);
+}
+
 int inode_path(const struct vs_inode *in, char *buf, size_t size)
 {
 	const struct vs_inode *p;

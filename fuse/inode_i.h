@@ -150,6 +150,12 @@ struct vs_local_rules;
 int inode_table_build(struct vs_inode_table *t, const struct vs_manifest *m,
 		      const struct vs_local_rules *local);
 
+/* Count one lookup on @in, or drop it (inode_forget: may free @in), with
+ * t->lock taken here: a pin, so that @in outlives what the caller does
+ * meanwhile (a reply, after which the kernel may forget it). */
+void inode_pin(struct vs_inode_table *t, struct vs_inode *in);
+void inode_unpin(struct vs_inode_table *t, struct vs_inode *in);
+
 /* The following require t->lock held. */
 struct vs_inode *inode_table_get(struct vs_inode_table *t, uint64_t ino);
 struct vs_inode *inode_child_find(const struct vs_inode *dir, const char *name);

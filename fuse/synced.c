@@ -490,17 +490,25 @@ void synced_read(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 		pthread_rwlock_rdlock(&in->fd_lock);
 	}
 	buf.buf[0].fd = in->wfd >= 0 ? in->wfd : in->fd;
-	/* before the reply: once the read is answered, its reader may close
-	 * the file, and the kernel's FORGET free @in on another thread */
+	/* nothing of @in after the reply: once the read is answered, its
+	 * reader may close the file, and the kernel's FORGET free a removed
+	 * @in on another thread */
 	if (r == 0)
 		learn_record(fs, in);
-	if (r < 0)
-		fuse_reply_err(req, -r);
-	else if (buf.buf[0].fd < 0)
-		fuse_reply_buf(req, NULL, 0); /* no content: empty */
-	else
-		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	if (r < 0 || buf.buf[0].fd < 0) {
+		pthread_rwlock_unlock(&in->fd_lock);
+		if (r < 0)
+			fuse_reply_err(req, -r);
+		else
+			fuse_reply_buf(req, NULL, 0); /* no content: empty */
+		return;
+	}
+	/* the fd is spliced from during the reply (fd_lock keeps the updater
+	 * from swapping it): pinned until the lock is let go */
+	inode_pin(&fs->table, in);
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 	pthread_rwlock_unlock(&in->fd_lock);
+	inode_unpin(&fs->table, in);
 }
 
 void synced_write_buf(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,

@@ -838,9 +838,7 @@ out:
 	pthread_mutex_unlock(&fs->table.lock);
 	if (saved) {
 		pthread_rwlock_unlock(&saved->fd_lock);
-		pthread_mutex_lock(&fs->table.lock);
-		inode_forget(&fs->table, saved, 1); /* unpin */
-		pthread_mutex_unlock(&fs->table.lock);
+		inode_unpin(&fs->table, saved);
 	}
 	fuse_reply_err(req, -r);
 }

@@ -402,9 +402,7 @@ static int64_t dirty_due(const struct vs_inode *in, int quiet)
 
 static void unpin(struct vs_fs *fs, struct vs_inode *in)
 {
-	pthread_mutex_lock(&fs->table.lock);
-	inode_forget(&fs->table, in, 1);
-	pthread_mutex_unlock(&fs->table.lock);
+	inode_unpin(&fs->table, in);
 }
 
 /*
@@ -1688,7 +1686,5 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 	if (clean && res->merged)
 		kernel_inval(fs, in); /* the bytes changed under the kernel */
 out:
-	pthread_mutex_lock(&fs->table.lock);
-	inode_forget(&fs->table, in, 1);
-	pthread_mutex_unlock(&fs->table.lock);
+	unpin(fs, in);
 }
