@@ -222,6 +222,13 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	       struct vs_inode *newparent, const char *newname,
 	       unsigned int flags);
+/* Around inode_synced_remove() of a file, unlinked or renamed over: pin
+ * @in first (table lock held; NULL: nothing to do), then, with no lock
+ * held, fsw_removed_unpin() makes it due at once if it waits in the set
+ * of dirty files (nothing of a removed file is saved, and its working
+ * copy's room returns now) and unpins it. */
+struct vs_inode *fsw_removed_pin(struct vs_inode *in);
+void fsw_removed_unpin(struct vs_fs *fs, struct vs_inode *in);
 /* At start: apply the journal's pending entries to the tree built from
  * the manifest, so a restart shows what close() returned for before it is
  * committed. 0 or -ENOMEM. */

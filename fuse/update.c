@@ -764,7 +764,7 @@ out:
 void update_remove(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
 		   const char *name, bool dir)
 {
-	struct vs_inode *parent, *in = NULL;
+	struct vs_inode *parent, *in = NULL, *gone = NULL;
 	int r = 0;
 
 	pthread_mutex_lock(&fs->table.lock);
@@ -772,9 +772,13 @@ void update_remove(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
 	if (parent && !parent->local)
 		in = inode_child_find(parent, name);
 	r = inode_remove_check(in, dir);
-	if (r == 0)
+	if (r == 0) {
+		gone = fsw_removed_pin(in);
 		inode_synced_remove(&fs->table, in);
+	}
 	pthread_mutex_unlock(&fs->table.lock);
+	if (gone)
+		fsw_removed_unpin(fs, gone);
 	fuse_reply_err(req, -r);
 }
 
@@ -782,7 +786,8 @@ void update_rename(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
 		   const char *name, fuse_ino_t newparent_ino,
 		   const char *newname)
 {
-	struct vs_inode *parent, *newparent, *in = NULL, *old, *saved = NULL;
+	struct vs_inode *parent, *newparent, *in = NULL, *old, *saved = NULL,
+					     *gone = NULL;
 	int r = 0;
 
 	/* a remote edit's atomic save (replace_path): the inode it replaces
@@ -831,11 +836,15 @@ void update_rename(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
 		in->gid = old->gid;
 		old->replaced = true;
 	}
-	if (old)
+	if (old) {
+		gone = fsw_removed_pin(old);
 		inode_synced_remove(&fs->table, old);
+	}
 	r = inode_synced_move(in, newparent, newname);
 out:
 	pthread_mutex_unlock(&fs->table.lock);
+	if (gone)
+		fsw_removed_unpin(fs, gone);
 	if (saved) {
 		pthread_rwlock_unlock(&saved->fd_lock);
 		inode_unpin(&fs->table, saved);

@@ -405,16 +405,7 @@ static void unpin(struct vs_fs *fs, struct vs_inode *in)
 	inode_unpin(&fs->table, in);
 }
 
-/*
- * Synced file @in was just removed (unlinked, or renamed over); the
- * caller pinned it (nlookup, table lock) before inode_synced_remove and
- * holds no lock now. If it waits in the set of dirty files, it is due at
- * once: nothing of a removed file is saved, and the saver's unpin lets
- * its working copy go as soon as the kernel forgets it, so the room it
- * holds on the cache volume returns now, not after the quiet period.
- * Unpins @in.
- */
-static void removed_unpin(struct vs_fs *fs, struct vs_inode *in)
+void fsw_removed_unpin(struct vs_fs *fs, struct vs_inode *in)
 {
 	pthread_mutex_lock(&fs->dirty_lock);
 	if (in->dirty_ms) {
@@ -425,12 +416,10 @@ static void removed_unpin(struct vs_fs *fs, struct vs_inode *in)
 	unpin(fs, in);
 }
 
-/* Pin @in for removed_unpin() if it is a file the kernel or the set of
- * dirty files holds (table lock): NULL if there is nothing to do. */
-static struct vs_inode *removed_pin(struct vs_inode *in)
+struct vs_inode *fsw_removed_pin(struct vs_inode *in)
 {
 	if (!in || in->kind != VS_KIND_FILE || !in->nlookup)
-		return NULL;
+		return NULL; /* neither the kernel nor the set holds it */
 	in->nlookup++;
 	return in;
 }
@@ -464,7 +453,7 @@ static void saver_save(struct vs_fs *fs, struct vs_inode *in, int quiet)
 	removed = in->removed;
 	pthread_mutex_unlock(&fs->table.lock);
 	if (due && removed)
-		; /* nothing of it is saved, nor put back (removed_unpin) */
+		; /* nothing of it is saved, nor put back (fsw_removed_unpin) */
 	else if (due && in->wfailed)
 		r = revert_locked(fs, in, &inval);
 	else if (due)
@@ -1137,7 +1126,7 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 		pthread_mutex_lock(&fs->table.lock);
 		cur = inode_child_find(parent, name);
 		if (cur && cur->kind == in->kind && !cur->nchildren) {
-			gone = removed_pin(cur);
+			gone = fsw_removed_pin(cur);
 			inode_synced_remove(&fs->table, cur);
 		}
 		inode_dir_changed(parent, now_ns());
@@ -1145,7 +1134,7 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	}
 	pthread_mutex_unlock(&fs->ns_lock);
 	if (gone)
-		removed_unpin(fs, gone);
+		fsw_removed_unpin(fs, gone);
 	return r;
 }
 
@@ -1276,7 +1265,7 @@ out:
 	pthread_mutex_lock(&fs->table.lock);
 	old = inode_child_find(newparent, newname);
 	if (old && old != in) {
-		gone = removed_pin(old);
+		gone = fsw_removed_pin(old);
 		inode_synced_remove(&fs->table, old);
 	}
 	r = inode_synced_move(in, newparent, newname);
@@ -1311,7 +1300,7 @@ unlock:
 	if (file)
 		pthread_rwlock_unlock(&file->fd_lock);
 	if (gone)
-		removed_unpin(fs, gone);
+		fsw_removed_unpin(fs, gone);
 	return r;
 }
 
