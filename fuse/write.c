@@ -352,10 +352,14 @@ static void dirty_mark(struct vs_fs *fs, struct vs_inode *in, bool empty)
 		fs->dirty[fs->ndirty++] = in;
 		added = true;
 	}
+	/* the saver sleeps until the first file is due: wake it when that
+	 * may be sooner now - a first file, or one no longer empty (due after
+	 * the quiet period, no longer FSW_EMPTY_QUIET_MS: an open(O_TRUNC)
+	 * and its write waited a whole second for their save) */
+	if ((added && fs->ndirty == 1) || (in->dirty_empty && !empty))
+		pthread_cond_signal(&fs->dirty_cond);
 	in->dirty_ms = now ? now : 1;
 	in->dirty_empty = empty;
-	if (added && fs->ndirty == 1)
-		pthread_cond_signal(&fs->dirty_cond);
 	pthread_mutex_unlock(&fs->dirty_lock);
 }
 

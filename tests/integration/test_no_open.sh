@@ -14,6 +14,10 @@
 #    the truncation, never empty;
 #  - local-only files written, appended to and read with no handle;
 #  - a file written and kept open is committed once quiet (no close);
+#  - a file truncated by open(O_TRUNC) and then written is saved after
+#    the quiet period, while one only truncated waits its second (a
+#    truncation's 1 s wait once held the saver asleep for the file
+#    written after it too);
 #  - fsync() returns once PostgreSQL has the bytes;
 #  - a name looked up while missing (a cached negative entry) is found once
 #    a remote commit creates it; a warm reader of a file sees the bytes
@@ -43,6 +47,8 @@ mkdir -p "$SRC/src" "$SRC/docs"
 printf 'hello world\n' >"$SRC/src/a.txt"
 printf 'export const x = 1;\n' >"$SRC/src/m.js"
 printf 'readme\n' >"$SRC/docs/README.md"
+printf 'one\n' >"$SRC/docs/t1.txt"
+printf 'two\n' >"$SRC/docs/t2.txt"
 ln -s src/a.txt "$SRC/link"
 vs_check "init and import" sh -c '"$1" -q init && "$1" -q import n "$2"' _ "$CTL" "$SRC"
 
@@ -79,6 +85,15 @@ exec 7>"$MNT/docs/open.txt"
 printf 'kept open\n' >&7
 vs_check "a file kept open is committed once quiet" vs_poll 10 committed docs/open.txt 'kept open'
 exec 7>&-
+
+# t1 left empty (saved after 1 s); t2 truncated, then written at once:
+# saved after the quiet period, so committed while t1 still waits
+: >"$MNT/docs/t1.txt"
+printf 'rewritten\n' >"$MNT/docs/t2.txt"
+vs_check "a file written after its truncation is committed once quiet" \
+	vs_poll 10 committed docs/t2.txt rewritten
+vs_check_eq "meanwhile a file left empty still waits its second" one "$(pgcat docs/t1.txt)"
+vs_check "and is committed (empty) after it" vs_poll 10 committed docs/t1.txt ''
 
 vs_check "fsync returns once PostgreSQL has the bytes" sh -c \
 	'printf "synced\n" >"$1" && python3 -c "import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)" "$1" && [ "$("$2" -q cat n docs/fsync.txt)" = synced ]' \
