@@ -114,6 +114,10 @@ struct vs_fs {
 	pthread_cond_t dirty_cond;
 	struct vs_inode **dirty;
 	size_t ndirty, dirty_cap;
+	/* when the saver, asleep, wakes next (monotonic ms; INT64_MAX: only
+	 * when signalled; 0: it is awake, and looks at the set again before
+	 * it sleeps): a file due sooner signals dirty_cond */
+	int64_t saver_wake_ms;
 	bool saver_stop;
 	bool saver_running; /* set and read by vs_fs_run's thread only */
 	pthread_t saver;

@@ -322,13 +322,20 @@ int fsw_open_check(struct vs_fs *fs, struct vs_inode *in)
 
 /* ---- the set of dirty files and the saver (fs_i.h) ---- */
 
+/* The quiet period after which a file with no write is saved (ms). */
+static int saver_quiet(const struct vs_fs *fs)
+{
+	return fs->cfg.save_quiet_ms > 0 ? fs->cfg.save_quiet_ms : 1;
+}
+
+static int64_t dirty_due(const struct vs_inode *in, int quiet);
+
 /* Put @in in the set of dirty files, or note a new write of it: its
  * quiet period starts again (a longer one when the change left it
  * @empty). Called with in->fd_lock exclusive. */
 static void dirty_mark(struct vs_fs *fs, struct vs_inode *in, bool empty)
 {
 	int64_t now = vs_mono_ms();
-	bool added = false;
 
 	pthread_mutex_lock(&fs->dirty_lock);
 	if (!in->dirty_ms && fs->ndirty == fs->dirty_cap) {
@@ -350,16 +357,17 @@ static void dirty_mark(struct vs_fs *fs, struct vs_inode *in, bool empty)
 		in->nlookup++; /* pinned while in the set */
 		pthread_mutex_unlock(&fs->table.lock);
 		fs->dirty[fs->ndirty++] = in;
-		added = true;
 	}
-	/* the saver sleeps until the first file is due: wake it when that
-	 * may be sooner now - a first file, or one no longer empty (due after
-	 * the quiet period, no longer FSW_EMPTY_QUIET_MS: an open(O_TRUNC)
-	 * and its write waited a whole second for their save) */
-	if ((added && fs->ndirty == 1) || (in->dirty_empty && !empty))
-		pthread_cond_signal(&fs->dirty_cond);
 	in->dirty_ms = now ? now : 1;
 	in->dirty_empty = empty;
+	/* the saver sleeps until the first file it knows is due: wake it if
+	 * this one is due sooner - a first file, a new one while the others
+	 * wait longer, one no longer empty (FSW_EMPTY_QUIET_MS: an
+	 * open(O_TRUNC) and its write once waited a whole second) */
+	if (dirty_due(in, saver_quiet(fs)) < fs->saver_wake_ms) {
+		pthread_cond_signal(&fs->dirty_cond);
+		fs->saver_wake_ms = 0; /* it looks at the set again */
+	}
 	pthread_mutex_unlock(&fs->dirty_lock);
 }
 
@@ -474,7 +482,7 @@ static void saver_save(struct vs_fs *fs, struct vs_inode *in, int quiet)
 static void *saver_main(void *arg)
 {
 	struct vs_fs *fs = arg;
-	int quiet = fs->cfg.save_quiet_ms > 0 ? fs->cfg.save_quiet_ms : 1;
+	int quiet = saver_quiet(fs);
 	struct vs_inode **due = NULL;
 	size_t ndue_cap = 0;
 
@@ -508,7 +516,9 @@ static void *saver_main(void *arg)
 				saver_save(fs, due[i], quiet);
 			pthread_mutex_lock(&fs->dirty_lock);
 		} else if (next == INT64_MAX) {
+			fs->saver_wake_ms = INT64_MAX;
 			pthread_cond_wait(&fs->dirty_cond, &fs->dirty_lock);
+			fs->saver_wake_ms = 0;
 		} else {
 			struct timespec ts;
 
@@ -519,8 +529,10 @@ static void *saver_main(void *arg)
 				ts.tv_sec++;
 				ts.tv_nsec -= 1000000000;
 			}
+			fs->saver_wake_ms = next;
 			pthread_cond_timedwait(&fs->dirty_cond, &fs->dirty_lock,
 					       &ts);
+			fs->saver_wake_ms = 0;
 		}
 	}
 	pthread_mutex_unlock(&fs->dirty_lock);

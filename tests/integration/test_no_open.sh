@@ -17,7 +17,7 @@
 #  - a file truncated by open(O_TRUNC) and then written is saved after
 #    the quiet period, while one only truncated waits its second (a
 #    truncation's 1 s wait once held the saver asleep for the file
-#    written after it too);
+#    written after it too), and so is a file appended to meanwhile;
 #  - fsync() returns once PostgreSQL has the bytes;
 #  - a name looked up while missing (a cached negative entry) is found once
 #    a remote commit creates it; a warm reader of a file sees the bytes
@@ -49,6 +49,7 @@ printf 'export const x = 1;\n' >"$SRC/src/m.js"
 printf 'readme\n' >"$SRC/docs/README.md"
 printf 'one\n' >"$SRC/docs/t1.txt"
 printf 'two\n' >"$SRC/docs/t2.txt"
+printf 'three\n' >"$SRC/docs/t3.txt"
 ln -s src/a.txt "$SRC/link"
 vs_check "init and import" sh -c '"$1" -q init && "$1" -q import n "$2"' _ "$CTL" "$SRC"
 
@@ -94,6 +95,13 @@ vs_check "a file written after its truncation is committed once quiet" \
 	vs_poll 10 committed docs/t2.txt rewritten
 vs_check_eq "meanwhile a file left empty still waits its second" one "$(pgcat docs/t1.txt)"
 vs_check "and is committed (empty) after it" vs_poll 10 committed docs/t1.txt ''
+# t3 left empty; t2 appended to while t3 waits: saved once quiet too
+: >"$MNT/docs/t3.txt"
+printf 'more\n' >>"$MNT/docs/t2.txt"
+vs_check "a file appended to while another waits its second is committed once quiet" \
+	vs_poll 10 committed docs/t2.txt $'rewritten\nmore'
+vs_check_eq "meanwhile the other still waits" three "$(pgcat docs/t3.txt)"
+vs_check "and is committed after it" vs_poll 10 committed docs/t3.txt ''
 
 vs_check "fsync returns once PostgreSQL has the bytes" sh -c \
 	'printf "synced\n" >"$1" && python3 -c "import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)" "$1" && [ "$("$2" -q cat n docs/fsync.txt)" = synced ]' \
