@@ -122,6 +122,11 @@ struct vs_inode {
 	 * may be late on a loaded machine, so it waits longer
 	 * (FSW_EMPTY_QUIET_MS) before an empty version is saved */
 	bool dirty_empty;
+	/* ... or its last write ended at its end on a page boundary: a
+	 * streaming writer (cp, tar, a download, the kernel's write-back of
+	 * a large file) likely has more to come, so it waits
+	 * FSW_STREAM_QUIET_MS, not to publish a prefix at a pause */
+	bool dirty_stream;
 
 	struct vs_inode *hnext;	 /* ino hash chain */
 	struct vs_inode *lhnext; /* upper-ino hash chain (local only) */

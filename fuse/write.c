@@ -98,6 +98,13 @@
  * on a loaded machine the writer may not run again within the quiet
  * period, and an empty version must not be published in between */
 #define FSW_EMPTY_QUIET_MS 1000
+/* a file whose last write ended at its end on a page boundary (more
+ * likely follows: a streaming writer's buffer, the kernel's write-back
+ * of a large file in pages) is saved after this long with no change, or
+ * the quiet period if longer. A source file saved by an editor ends
+ * anywhere but there (its last page is partial), so it keeps the quiet
+ * period; a large file's prefix is not published at a writer's pause. */
+#define FSW_STREAM_QUIET_MS 250
 /* a file one of whose writes failed (wfailed) goes back to its saved
  * version after this long with no write when the kernel sends no
  * RELEASE (no-open mode): the writer is taken to be done with it (see
@@ -333,7 +340,8 @@ static int64_t dirty_due(const struct vs_inode *in, int quiet);
 /* Put @in in the set of dirty files, or note a new write of it: its
  * quiet period starts again (a longer one when the change left it
  * @empty). Called with in->fd_lock exclusive. */
-static void dirty_mark(struct vs_fs *fs, struct vs_inode *in, bool empty)
+static void dirty_mark_as(struct vs_fs *fs, struct vs_inode *in, bool empty,
+			  bool stream)
 {
 	int64_t now = vs_mono_ms();
 
@@ -360,6 +368,7 @@ static void dirty_mark(struct vs_fs *fs, struct vs_inode *in, bool empty)
 	}
 	in->dirty_ms = now ? now : 1;
 	in->dirty_empty = empty;
+	in->dirty_stream = stream;
 	/* the saver sleeps until the first file it knows is due: wake it if
 	 * this one is due sooner - a first file, a new one while the others
 	 * wait longer, one no longer empty (FSW_EMPTY_QUIET_MS: an
@@ -369,6 +378,12 @@ static void dirty_mark(struct vs_fs *fs, struct vs_inode *in, bool empty)
 		fs->saver_wake_ms = 0; /* it looks at the set again */
 	}
 	pthread_mutex_unlock(&fs->dirty_lock);
+}
+
+/* dirty_mark_as() for anything but a write: no more bytes expected. */
+static void dirty_mark(struct vs_fs *fs, struct vs_inode *in, bool empty)
+{
+	dirty_mark_as(fs, in, empty, false);
 }
 
 /* @in, whose write failed, is due for revert_locked at once (its writer
@@ -396,6 +411,7 @@ static void dirty_remove_locked(struct vs_fs *fs, struct vs_inode *in)
 	}
 	in->dirty_ms = 0;
 	in->dirty_empty = false;
+	in->dirty_stream = false;
 }
 
 /* When @in (in the set) is due for saving, for quiet period @quiet.
@@ -405,6 +421,9 @@ static int64_t dirty_due(const struct vs_inode *in, int quiet)
 	int wait = in->dirty_empty && quiet < FSW_EMPTY_QUIET_MS
 		       ? FSW_EMPTY_QUIET_MS
 		       : quiet;
+
+	if (in->dirty_stream && wait < FSW_STREAM_QUIET_MS)
+		wait = FSW_STREAM_QUIET_MS;
 
 	if (atomic_load(&in->wfailed) && wait < FSW_FAILED_QUIET_MS)
 		wait = FSW_FAILED_QUIET_MS;
@@ -599,14 +618,18 @@ int fsw_write(struct vs_fs *fs, struct vs_inode *in, struct fuse_bufvec *buf,
 		if (n < 0) {
 			r = (int)n;
 		} else {
+			uint64_t end = (uint64_t)off + (uint64_t)n;
+			bool stream;
+
 			*written = (size_t)n;
 			in->wgen++;
 			pthread_mutex_lock(&fs->table.lock);
-			if ((uint64_t)off + (uint64_t)n > in->size)
-				in->size = (uint64_t)off + (uint64_t)n;
+			if (end > in->size)
+				in->size = end;
+			stream = n > 0 && end == in->size && end % 4096 == 0;
 			in->mtime_ns = now_ns();
 			pthread_mutex_unlock(&fs->table.lock);
-			dirty_mark(fs, in, false);
+			dirty_mark_as(fs, in, false, stream);
 		}
 	}
 	if (r < 0 && !in->wfailed) {
