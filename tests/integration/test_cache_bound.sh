@@ -3,7 +3,7 @@
 # test_cache_bound.sh - the content cache stays under --cache-max (issue 14).
 #
 # Covers: a --writable mount with --cache-max 2M and a write loop of 200
-# saves of 64 KiB (12.5 MiB of distinct content, over six times the max)
+# saves of 65,000 bytes (12.4 MiB of distinct content, over six times the max)
 # spread over 8 files: once the loop is over and the saves are committed,
 # the content objects (regular files under objects/, st_blocks) come under
 # the max within the deadline, with no slack. While writing, objects/ is
@@ -14,7 +14,7 @@
 # vsync_cache_evictions_total > 0 and vsync_cache_bytes <= the max on
 # /metrics; the journal dir (projects/) is untouched by eviction.
 # Remounted on the same cache dir with --cache-max 256K (below the 8
-# current contents, 512 KiB) and no prefetch: current contents are
+# current contents, 508 KiB) and no prefetch: current contents are
 # evicted, then fetched again from PostgreSQL when read, and every file
 # still reads its latest bytes.
 #
@@ -32,7 +32,10 @@ vs_pg_fixture || exit 1
 MAX=$((2 * 1024 * 1024))
 NFILES=8
 NSAVES=200
-SIZE=65536
+# not a multiple of the page: a file whose write ends on a page boundary
+# waits 250 ms for its save (FSW_STREAM_QUIET_MS), and each file here is
+# rewritten every ~200 ms: each cp must be a save of its own
+SIZE=65000
 
 SRC=$W/src
 mkdir -p "$SRC/src"
@@ -102,7 +105,7 @@ vs_check "vsync_cache_bytes <= the max" vs_poll 10 gauge_ok
 vs_check "the journal dir is still there" test -d "$CACHE/projects/$(vs_sql "SELECT vsync_project_id('cb')")/journal"
 
 # ---------------------------------------------------------------- refetch
-# remounted with a bound below the 8 current contents (512 KiB): the
+# remounted with a bound below the 8 current contents (508 KiB): the
 # first pass evicts some of them (they are committed: PostgreSQL has
 # them), and reading the files fetches them again
 vs_check "unmount" vs_umount "$MNT"
