@@ -431,11 +431,6 @@ static int64_t dirty_due(const struct vs_inode *in, int quiet)
 	return in->dirty_ms + wait;
 }
 
-static void unpin(struct vs_fs *fs, struct vs_inode *in)
-{
-	inode_unpin(&fs->table, in);
-}
-
 void fsw_removed_unpin(struct vs_fs *fs, struct vs_inode *in)
 {
 	pthread_mutex_lock(&fs->dirty_lock);
@@ -444,7 +439,7 @@ void fsw_removed_unpin(struct vs_fs *fs, struct vs_inode *in)
 		pthread_cond_signal(&fs->dirty_cond);
 	}
 	pthread_mutex_unlock(&fs->dirty_lock);
-	unpin(fs, in);
+	inode_unpin(&fs->table, in);
 }
 
 struct vs_inode *fsw_removed_pin(struct vs_inode *in)
@@ -480,22 +475,24 @@ static void saver_save(struct vs_fs *fs, struct vs_inode *in, int quiet)
 	if (due)
 		dirty_remove_locked(fs, in);
 	pthread_mutex_unlock(&fs->dirty_lock);
-	pthread_mutex_lock(&fs->table.lock);
-	removed = in->removed;
-	pthread_mutex_unlock(&fs->table.lock);
-	if (due && removed)
-		; /* nothing of it is saved, nor put back (fsw_removed_unpin) */
-	else if (due && in->wfailed)
-		r = revert_locked(fs, in, &inval);
-	else if (due)
+	if (due && in->wfailed) {
+		/* a removed file is not put back (fsw_removed_unpin) */
+		pthread_mutex_lock(&fs->table.lock);
+		removed = in->removed;
+		pthread_mutex_unlock(&fs->table.lock);
+		if (!removed)
+			r = revert_locked(fs, in, &inval);
+	} else if (due) {
+		/* (a removed file: snapshot_locked saves nothing) */
 		(void)snapshot_locked(fs, in, false, &lseq); /* logs */
+	}
 	if (r < 0 && r != -ECANCELED)
 		dirty_mark(fs, in, false); /* the backend is down: later */
 	pthread_rwlock_unlock(&in->fd_lock);
 	if (inval)
 		kernel_inval(fs, in);
 	if (due)
-		unpin(fs, in);
+		inode_unpin(&fs->table, in);
 }
 
 static void *saver_main(void *arg)
@@ -1609,7 +1606,7 @@ int fsw_save_all(struct vs_fs *fs)
 		pthread_mutex_unlock(&fs->dirty_lock);
 		if (!in)
 			break;
-		unpin(fs, in);
+		inode_unpin(&fs->table, in);
 	}
 	if (saved)
 		vs_info("saved %zu files still open for writing or not yet "
@@ -1714,5 +1711,5 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 	if (clean && res->merged)
 		kernel_inval(fs, in); /* the bytes changed under the kernel */
 out:
-	unpin(fs, in);
+	inode_unpin(&fs->table, in);
 }
