@@ -8,15 +8,16 @@
  * local save would:
  *  - edit: fetch and verify the new content, then save it as an editor's
  *    atomic save does (replace_path): put it into the table under a
- *    temporary name beside the file, have the kernel look that name up
- *    and push the bytes into its page cache, then rename it over the file
- *    through the mountpoint. Watchers get IN_MOVED_FROM of the temporary
- *    name and IN_MOVED_TO of the file (what chokidar, and so Vite, takes
- *    for a save with no delay); readers have the old inode or
- *    the new one, each whole: never a mix of old and new bytes, nor an
- *    empty file. The rename's handler takes the old inode's fd_lock and
- *    replaces it only if it has no local changes and is older than the
- *    edit; else the temporary name goes again and the write-back merges.
+ *    temporary name beside the file, rename it over the file through the
+ *    mountpoint (the kernel looks the name up on the way), then push the
+ *    bytes into the new inode's page cache. Watchers get IN_MOVED_FROM
+ *    of the temporary name and IN_MOVED_TO of the file (what chokidar,
+ *    and so Vite, takes for a save with no delay); readers have the old
+ *    inode or the new one, each whole: never a mix of old and new bytes,
+ *    nor an empty file. The rename's handler takes the old inode's
+ *    fd_lock and replaces it only if it has no local changes and is
+ *    older than the edit; else the temporary name goes again and the
+ *    write-back merges.
  *    A change of mode alone is a chmod through the mountpoint
  *    (IN_ATTRIB).
  *  - create / mkdir / symlink: the metadata (and verified content fd) go
@@ -358,48 +359,50 @@ static void unplace_path(struct vs_fs *fs, uint64_t parent_ino, const char *tmp,
 }
 
 /*
- * Make the kernel look up @tmp (in directory @parent_ino), at @from
- * through the mountpoint, before the rename: a page push needs the inode
- * known to it, and the rename would make this LOOKUP anyway. A negative
- * entry it kept for the name (someone looked for it before) is dropped and
- * the lookup made again.
+ * Rename @from (temporary name @tmp in directory @parent_ino) to @to
+ * through the mountpoint: 0 or -errno. The kernel looks @tmp up on the
+ * way (a LOOKUP round trip). A negative entry it kept for the name
+ * (someone looked for it before) makes that ENOENT with no round trip:
+ * it is dropped, and the rename made again.
  */
-static int show_path(struct vs_fs *fs, const char *from, const char *tmp,
-		     uint64_t parent_ino)
+static int rename_placed(struct vs_fs *fs, const char *from, const char *to,
+			 const char *tmp, uint64_t parent_ino)
 {
 	size_t parent_len;
 	const char *name = vs_path_basename(tmp, &parent_len);
-	struct stat sb;
 
-	if (lstat(from, &sb) == 0)
+	if (rename(from, to) == 0)
 		return 0;
-	if (errno == ENOENT && fs->se &&
+	if (errno != ENOENT || !fs->se ||
 	    fuse_lowlevel_notify_inval_entry(fs->se, parent_ino, name,
-					     strlen(name)) == 0 &&
-	    lstat(from, &sb) == 0) {
-		vs_debug("'%s': the kernel's negative entry dropped", tmp);
-		return 0;
-	}
-	return through_failed("lstat", tmp);
+					     strlen(name)) < 0)
+		return -errno;
+	vs_debug("'%s': the kernel's negative entry dropped", tmp);
+	return rename(from, to) == 0 ? 0 : -errno;
 }
 
 /*
- * Put the @size bytes of @fd (a new version's checked content) in the
- * page cache of inode @ino, which the kernel knows (show_path), as a local
- * save leaves them: the watcher's read after the rename, and the dev
+ * Put a new version's @size checked bytes, @bytes or else those of @fd,
+ * in the page cache of inode @ino, which the kernel knows, as a local
+ * save leaves them: the watcher's read after the event, and the dev
  * server's, cost no READ round trip. Best effort: what is not pushed is
  * read as before.
  */
-static void push_pages(struct vs_fs *fs, uint64_t ino, int fd, uint64_t size)
+static void push_pages(struct vs_fs *fs, uint64_t ino, const void *bytes,
+		       int fd, uint64_t size)
 {
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 	int r;
 
 	if (!fs->se)
 		return;
-	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = fd;
-	buf.buf[0].pos = 0;
+	if (bytes) {
+		buf.buf[0].mem = (void *)bytes; /* only read */
+	} else {
+		buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		buf.buf[0].fd = fd;
+		buf.buf[0].pos = 0;
+	}
 	r = fuse_lowlevel_notify_store(fs->se, ino, 0, &buf, 0);
 	if (r < 0)
 		vs_debug("page push of ino %llu: %s", (unsigned long long)ino,
@@ -407,28 +410,31 @@ static void push_pages(struct vs_fs *fs, uint64_t ino, int fd, uint64_t size)
 }
 
 /*
- * Put the new version @st (content @fd, consumed) of the file or symlink
- * at @path, inode @old_ino now, in place as an editor's atomic save does:
- * put under a temporary name beside it (place_path, show_path,
- * push_pages), then renamed over it through the mountpoint. Watchers see
+ * Put the new version @st (content @fd, consumed; its checked bytes in
+ * @bytes too, or NULL) of the file or symlink at @path, inode @old_ino
+ * now, in place as an editor's atomic save does: put under a temporary
+ * name beside it (place_path), renamed over it through the mountpoint,
+ * its bytes then pushed into the page cache (push_pages). Watchers see
  * IN_MOVED_FROM of the temporary name and IN_MOVED_TO of @path (what
- * Vite's watcher and
- * the others take for a save at once); a reader has the old inode or the
- * new one, each whole, never a mix or an empty file. The rename's handler
- * (update_rename) replaces @old_ino only if it still is at @path, with no
- * local changes and older than @st; else the temporary name is removed
- * again and the change left to the write-back to merge.
+ * Vite's watcher and the others take for a save at once); a reader has
+ * the old inode or the new one, each whole, never a mix or an empty file;
+ * one that reads before the push has its bytes by READ, as before it.
+ * The rename's handler (update_rename) replaces @old_ino only if it still
+ * is at @path, with no local changes and older than @st; else the
+ * temporary name is removed again and the change left to the write-back
+ * to merge.
  */
 static int replace_path(struct vs_fs *fs, const char *path,
 			const struct vs_manifest_entry *st, int fd, bool mem,
-			uint64_t old_ino)
+			const void *bytes, uint64_t old_ino)
 {
 	struct vs_pending *p = &fs->pending;
 	char tmp[VS_PATH_MAX + 1], from[VS_MNT_PATH_MAX], to[VS_MNT_PATH_MAX];
 	size_t plen;
 	enum vs_kind kind;
 	uint64_t ino, tmp_parent = 0, tmp_ino = 0;
-	int r, n = -1, push_fd;
+	int r, n = -1, push_fd = -1;
+	bool push;
 
 	(void)vs_path_basename(path, &plen);
 	for (unsigned int i = 0; i < 32 && n < 0; i++) {
@@ -454,30 +460,35 @@ static int replace_path(struct vs_fs *fs, const char *path,
 			path, strerror(-r));
 		return r;
 	}
-	push_fd = st->kind == VS_KIND_FILE && st->size > 0 &&
-			  st->size <= VS_PUSH_PAGES_MAX && fd >= 0
-		      ? dup(fd)
-		      : -1;
+	push = st->kind == VS_KIND_FILE && st->size > 0 &&
+	       st->size <= VS_PUSH_PAGES_MAX && (bytes || fd >= 0);
+	if (push && !bytes && (push_fd = dup(fd)) < 0)
+		push = false;
 	r = place_path(fs, tmp, st, fd, mem, &tmp_parent, &tmp_ino);
-	if (r == 0 && (r = show_path(fs, from, tmp, tmp_parent)) < 0)
-		unplace_path(fs, tmp_parent, tmp, tmp_ino);
-	if (r == 0 && push_fd >= 0)
-		push_pages(fs, tmp_ino, push_fd, st->size);
-	if (push_fd >= 0)
-		close(push_fd);
-	if (r < 0)
+	if (r < 0) {
+		if (push_fd >= 0)
+			close(push_fd);
 		return r;
+	}
 	pthread_mutex_lock(&fs->table.lock);
 	p->replace_ino = old_ino;
 	p->replace_version = st->version;
 	pthread_mutex_unlock(&fs->table.lock);
-	r = rename(from, to) < 0 ? -errno : 0;
+	r = rename_placed(fs, from, to, tmp, tmp_parent);
 	pthread_mutex_lock(&fs->table.lock);
 	p->replace_ino = 0;
 	pthread_mutex_unlock(&fs->table.lock);
+	if (r == 0 && push)
+		push_pages(fs, tmp_ino, bytes, push_fd, st->size);
+	if (push_fd >= 0)
+		close(push_fd);
 	if (r == 0)
 		return 0;
-	if (unlink(from) < 0)
+	if (unlink(from) == 0)
+		; /* the handler took it out of the table */
+	else if (errno == ENOENT)
+		unplace_path(fs, tmp_parent, tmp, tmp_ino); /* never seen */
+	else
 		(void)through_failed("unlink", tmp);
 	if (r == -EBUSY) {
 		vs_info("'%s' changed remotely (v%lld) while it has local "
@@ -515,11 +526,11 @@ static int chmod_path(struct vs_fs *fs, const char *path, mode_t mode)
  * applies to: if we have it, the new content is made from the delta
  * (vs_content_prepare_delta()), else it is fetched in full. @fd: the
  * content of a file opened already (consumed; a memfd if @mem), -1: open
- * it here.
+ * it here; @bytes: its checked bytes in memory too, or NULL.
  */
 static int put_path(struct vs_fs *fs, const char *path,
 		    const struct vs_manifest_entry *st, const char *delta_base,
-		    int fd, bool mem)
+		    int fd, bool mem, const void *bytes)
 {
 	enum { APPLY_NONE, APPLY_MODE, APPLY_SAVE } act = APPLY_SAVE;
 	struct vs_inode *in;
@@ -554,6 +565,7 @@ static int put_path(struct vs_fs *fs, const char *path,
 		if (r < 0)
 			return r;
 		mem = false;
+		bytes = NULL;
 	}
 	pthread_mutex_lock(&fs->table.lock);
 	in = inode_lookup_path(&fs->table, path);
@@ -625,7 +637,7 @@ static int put_path(struct vs_fs *fs, const char *path,
 	 * one. Swapping bytes in place could let a reader that fetched the
 	 * size just before the swap read the new bytes cut to the old length.
 	 */
-	return replace_path(fs, path, st, fd, mem, old_ino);
+	return replace_path(fs, path, st, fd, mem, bytes, old_ino);
 }
 
 static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
@@ -640,7 +652,7 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 		 * a directory's subtree cannot be guessed */
 		if (c->state.kind == VS_KIND_DIR)
 			return -ESTALE;
-		return put_path(fs, c->path, &c->state, NULL, -1, false);
+		return put_path(fs, c->path, &c->state, NULL, -1, false, NULL);
 	}
 	if (strncmp(c->path, c->old_path, strlen(c->old_path)) == 0 &&
 	    c->path[strlen(c->old_path)] == '/')
@@ -662,7 +674,7 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 		special_dir_moved(fs, c->old_path, c->path);
 		return 0;
 	}
-	return put_path(fs, c->path, &c->state, NULL, -1, false);
+	return put_path(fs, c->path, &c->state, NULL, -1, false, NULL);
 }
 
 int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
@@ -716,8 +728,11 @@ int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 					     c->state.size, c->data,
 					     c->data_len, c->path, mem, &fd);
 		}
-		return put_path(fs, c->path, &c->state, c->delta_base, fd,
-				mem && fd >= 0);
+		/* once in @fd, the bytes are checked: its page push takes
+		 * them from here, not through a dup of @fd */
+		return put_path(
+		    fs, c->path, &c->state, c->delta_base, fd, mem && fd >= 0,
+		    fd >= 0 && c->data_len == c->state.size ? c->data : NULL);
 	}
 }
 
