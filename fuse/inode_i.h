@@ -127,6 +127,10 @@ struct vs_inode {
 	 * a large file) likely has more to come, so it waits
 	 * FSW_STREAM_QUIET_MS, not to publish a prefix at a pause */
 	bool dirty_stream;
+	/* ... or it is due at once, whatever its wait: removed while in the
+	 * set (fsw_removed_unpin), or its write failed and its writer
+	 * closed it (write.c, dirty_mark_revert); a new write clears it */
+	bool dirty_now;
 
 	struct vs_inode *hnext;	 /* ino hash chain */
 	struct vs_inode *lhnext; /* upper-ino hash chain (local only) */

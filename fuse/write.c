@@ -105,6 +105,11 @@
  * anywhere but there (its last page is partial), so it keeps the quiet
  * period; a large file's prefix is not published at a writer's pause. */
 #define FSW_STREAM_QUIET_MS 250
+/* that boundary: what stdio's and copy tools' buffers are multiples of
+ * (BUFSIZ 8192, cp's 128 KiB), and the kernel's write-back page on x86-64;
+ * the writers' unit rather than this machine's page size, hence a
+ * constant */
+#define FSW_STREAM_UNIT 4096
 /* a file one of whose writes failed (wfailed) goes back to its saved
  * version after this long with no write when the kernel sends no
  * RELEASE (no-open mode): the writer is taken to be done with it (see
@@ -369,6 +374,7 @@ static void dirty_mark_as(struct vs_fs *fs, struct vs_inode *in, bool empty,
 	in->dirty_ms = now ? now : 1;
 	in->dirty_empty = empty;
 	in->dirty_stream = stream;
+	in->dirty_now = false;
 	/* the saver sleeps until the first file it knows is due: wake it if
 	 * this one is due sooner - a first file, a new one while the others
 	 * wait longer, one no longer empty (FSW_EMPTY_QUIET_MS: an
@@ -393,8 +399,9 @@ static void dirty_mark_revert(struct vs_fs *fs, struct vs_inode *in)
 	dirty_mark(fs, in, false);
 	pthread_mutex_lock(&fs->dirty_lock);
 	if (in->dirty_ms) {
-		in->dirty_ms -= FSW_FAILED_QUIET_MS;
+		in->dirty_now = true;
 		pthread_cond_signal(&fs->dirty_cond);
+		fs->saver_wake_ms = 0;
 	}
 	pthread_mutex_unlock(&fs->dirty_lock);
 }
@@ -412,6 +419,7 @@ static void dirty_remove_locked(struct vs_fs *fs, struct vs_inode *in)
 	in->dirty_ms = 0;
 	in->dirty_empty = false;
 	in->dirty_stream = false;
+	in->dirty_now = false;
 }
 
 /* When @in (in the set) is due for saving, for quiet period @quiet.
@@ -422,6 +430,8 @@ static int64_t dirty_due(const struct vs_inode *in, int quiet)
 		       ? FSW_EMPTY_QUIET_MS
 		       : quiet;
 
+	if (in->dirty_now)
+		return in->dirty_ms;
 	if (in->dirty_stream && wait < FSW_STREAM_QUIET_MS)
 		wait = FSW_STREAM_QUIET_MS;
 
@@ -435,8 +445,9 @@ void fsw_removed_unpin(struct vs_fs *fs, struct vs_inode *in)
 {
 	pthread_mutex_lock(&fs->dirty_lock);
 	if (in->dirty_ms) {
-		in->dirty_ms = 1; /* due long ago, whatever its wait */
+		in->dirty_now = true;
 		pthread_cond_signal(&fs->dirty_cond);
+		fs->saver_wake_ms = 0;
 	}
 	pthread_mutex_unlock(&fs->dirty_lock);
 	inode_unpin(&fs->table, in);
@@ -623,7 +634,8 @@ int fsw_write(struct vs_fs *fs, struct vs_inode *in, struct fuse_bufvec *buf,
 			pthread_mutex_lock(&fs->table.lock);
 			if (end > in->size)
 				in->size = end;
-			stream = n > 0 && end == in->size && end % 4096 == 0;
+			stream = n > 0 && end == in->size &&
+				 end % FSW_STREAM_UNIT == 0;
 			in->mtime_ns = now_ns();
 			pthread_mutex_unlock(&fs->table.lock);
 			dirty_mark_as(fs, in, false, stream);
