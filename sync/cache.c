@@ -26,7 +26,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vsync/clock.h"
 #include "vsync/log.h"
 #include "vsync/util.h"
 #include "vsync/banned.h"
@@ -429,7 +428,6 @@ static atomic_int_least64_t mem_warned_ms;
 int vs_cache_store_open(struct vs_cache *c, const char *hash, const void *buf,
 			size_t len, int *fd_out)
 {
-	int_least64_t now, last;
 	int r = check_bytes(hash, buf, len);
 
 	if (r < 0)
@@ -442,10 +440,7 @@ int vs_cache_store_open(struct vs_cache *c, const char *hash, const void *buf,
 	r = memory_copy(buf, len);
 	if (r < 0)
 		return r;
-	now = vs_mono_ms();
-	last = atomic_load(&mem_warned_ms);
-	if ((!last || now - last >= CACHE_MEM_WARN_MS) &&
-	    atomic_compare_exchange_strong(&mem_warned_ms, &last, now))
+	if (vs_log_due(&mem_warned_ms, CACHE_MEM_WARN_MS))
 		vs_warn("cache: no room on the cache dir's volume: %s (%zu "
 			"bytes) is kept in memory (the next such line in "
 			"%d s at the earliest)",

@@ -169,6 +169,10 @@ struct unsynced {
  * the room journaling has on a full disk (see the pool above). */
 #define POOL_ROOM_FILES VS_JOURNAL_ROOM_ENTRIES
 #define POOL_ROOM_BYTES 4096
+/* a full volume's warning is logged at most this often: every appender
+ * would hit it (write.c logs each operation that fails) */
+#define JOURNAL_FULL_WARN_MS 10000
+static atomic_int_least64_t full_warned_ms;
 /* What older versions kept that room in: removed at open. */
 #define JOURNAL_OLD_RESERVE "reserve"
 
@@ -977,11 +981,12 @@ out:
 		pthread_mutex_lock(&j->lock);
 	reservation_end(j, e->lseq, renamed);
 	pthread_mutex_unlock(&j->lock);
-	if (r == -ENOSPC)
+	if (r == -ENOSPC && vs_log_due(&full_warned_ms, JOURNAL_FULL_WARN_MS))
 		vs_warn("journal: the cache dir's volume is full and the room "
 			"kept for %d entries is in use by entries waiting for "
-			"the committer",
-			POOL_ROOM_FILES);
+			"the committer (the next such line in %d s at the "
+			"earliest)",
+			POOL_ROOM_FILES, JOURNAL_FULL_WARN_MS / 1000);
 	free(buf);
 	return r;
 }

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vsync/clock.h"
 #include "vsync/json.h"
 #include "vsync/banned.h"
 
@@ -185,4 +186,12 @@ void vs_bug(const char *fmt, ...)
 	va_end(ap);
 	vs_error("internal error: %s", msg);
 	abort();
+}
+
+bool vs_log_due(atomic_int_least64_t *last, int every_ms)
+{
+	int_least64_t now = vs_mono_ms(), was = atomic_load(last);
+
+	return (!was || now - was >= every_ms) &&
+	       atomic_compare_exchange_strong(last, &was, now);
 }

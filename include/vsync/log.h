@@ -15,6 +15,8 @@
 #define VSYNC_LOG_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 
 enum vs_log_level {
 	VS_LOG_ERROR = 0,
@@ -50,6 +52,13 @@ void vs_vlog(enum vs_log_level level, const char *fmt, va_list ap)
 		if (vs_log_get_level() >= VS_LOG_DEBUG)                        \
 			vs_log(VS_LOG_DEBUG, __VA_ARGS__);                     \
 	} while (0)
+
+/*
+ * For a line that every request could log (a full volume, say): true at
+ * most once per @every_ms for the same @last (a static, 0 at first),
+ * across threads. The line should say when the next may come.
+ */
+bool vs_log_due(atomic_int_least64_t *last, int every_ms);
 
 /* Log "internal error: ..." and abort(): for states that cannot happen. */
 void vs_bug(const char *fmt, ...)

@@ -22,7 +22,9 @@
  *    from a writer thread) and a file (from the current offset, NUL
  *    appended, -EFBIG just over the limit, exactly the limit accepted);
  *    vs_pread_fd_whole from offset 0 whatever the file offset; -EBADF on a
- *    closed descriptor, with *buf NULL.
+ *    closed descriptor, with *buf NULL;
+ *  - vs_log_due (log.h): due the first time, not again at once, due once
+ *    the interval has passed since the last, and then not again.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -37,6 +39,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "vsync/clock.h"
+#include "vsync/log.h"
 #include "vsync/util.h"
 
 #include "unit_check.h"
@@ -419,6 +423,21 @@ static void test_size_timeout(void **state)
 		  "a base of INT_MAX stays there");
 }
 
+/* ------------------------------------------------------------ log lines */
+
+static void test_log_due(void **state)
+{
+	atomic_int_least64_t last = 0;
+
+	(void)state;
+	check_bool(true, vs_log_due(&last, 60000), "the first time: due");
+	check_bool(false, vs_log_due(&last, 60000), "at once again: not due");
+	atomic_store(&last, vs_mono_ms() - 60000);
+	check_bool(true, vs_log_due(&last, 60000),
+		   "the interval passed since the last: due");
+	check_bool(false, vs_log_due(&last, 60000), "and then not again");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -430,6 +449,7 @@ int main(void)
 	    cmocka_unit_test(test_backoff_bounds),
 	    cmocka_unit_test(test_backoff_jitter),
 	    cmocka_unit_test(test_size_timeout),
+	    cmocka_unit_test(test_log_due),
 	    cmocka_unit_test(test_opendirat),
 	    cmocka_unit_test(test_pipe_whole),
 	    cmocka_unit_test(test_file_whole),
