@@ -81,7 +81,7 @@
  * The pool is also the room kept for a full disk: vs_journal_keep_room
  * (the committer's first step, off the mount's way to ready: 64 creates
  * cost 1-3 ms) and done keep at least POOL_ROOM_FILES files in it, each
- * with POOL_ROOM_BYTES allocated (pool_fill), and an entry is written over a
+ * with POOL_ROOM_BYTES allocated, and an entry is written over a
  * pooled file's bytes, then cut to its length - never truncated to 0 first,
  * which would give the room back for any writer on the volume to take. So an
  * unlink, rename or mkdir (an entry well under POOL_ROOM_BYTES) is journaled,
@@ -96,7 +96,8 @@
  * reservations and the sync state (the unsynced list, synced_upto); it is
  * held across the file I/O of peek and done and the rename of append (not
  * across an entry's write), so lseq order is the order entries were
- * renamed and peek always sees the oldest. It is not held across the
+ * renamed and peek always sees the oldest. The pool's files are made
+ * with it free (vs_journal_keep_room). It is not held across the
  * fsyncs of vs_journal_sync(): one thread at a time runs them (syncing),
  * the others wait on cond synced and find their entry covered, or run the
  * next one. vs_journal_peek() does not sync (see DURABILITY).
@@ -150,7 +151,8 @@ struct vs_journal {
 	unsigned *pool;
 	size_t npool;
 	unsigned next_free;
-	bool room_short; /* pool_fill made fewer than POOL_ROOM_FILES */
+	bool room_short; /* vs_journal_keep_room made fewer than POOL_ROOM_FILES
+			  * (each done then tries again) */
 };
 
 struct unsynced {
@@ -749,34 +751,45 @@ out:
 
 /* Top the pool up to POOL_ROOM_FILES files with room allocated (best
  * effort: on a full disk, as many as fit; room_short says so, and the
- * next done tries again). Files in use by pending entries come back at their
- * done, so a pool short only for that is not topped up. Called with the lock
- * held, or before the journal is shared. */
-static void pool_fill(struct vs_journal *j)
+ * next done tries again). Files in use by pending entries come back at
+ * their done, so a pool short only for that is not topped up. Called
+ * without the lock: each name is taken, and each file pooled, under it,
+ * but the creates (1-3 ms for 64) are made with it free, so that
+ * appenders do not wait for them. */
+void vs_journal_keep_room(struct vs_journal *j)
 {
 	char name[LSEQ_DIGITS + 5];
+	unsigned k;
 	int fd, r;
 
-	j->room_short = true;
-	while (j->npool < POOL_ROOM_FILES && j->next_free < UINT_MAX) {
-		snprintf(name, sizeof(name), POOL_PREFIX "%u", j->next_free);
+	for (;;) {
+		pthread_mutex_lock(&j->lock);
+		if (j->npool >= POOL_ROOM_FILES || j->next_free == UINT_MAX)
+			break;
+		k = j->next_free++;
+		pthread_mutex_unlock(&j->lock);
+		snprintf(name, sizeof(name), POOL_PREFIX "%u", k);
 		fd = openat(j->dir_fd, name,
 			    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (fd < 0 && errno == EEXIST) {
-			j->next_free++; /* not ours (another handle's) */
-			continue;
+		if (fd < 0 && errno == EEXIST)
+			continue; /* not ours (another handle's) */
+		if (fd < 0) {
+			pthread_mutex_lock(&j->lock);
+			break;
 		}
-		if (fd < 0)
-			return;
 		r = posix_fallocate(fd, 0, POOL_ROOM_BYTES);
 		close(fd);
-		if (r) {
+		pthread_mutex_lock(&j->lock);
+		if (r || j->npool == POOL_MAX) {
+			/* no room; or done filled the pool meanwhile */
 			unlinkat(j->dir_fd, name, 0);
-			return;
+			break;
 		}
-		j->pool[j->npool++] = j->next_free++;
+		j->pool[j->npool++] = k;
+		pthread_mutex_unlock(&j->lock);
 	}
 	j->room_short = j->npool < POOL_ROOM_FILES;
+	pthread_mutex_unlock(&j->lock);
 }
 
 int vs_journal_open(struct vs_journal **out, int dir_fd, struct vs_cache *cache)
@@ -828,7 +841,6 @@ int vs_journal_open(struct vs_journal **out, int dir_fd, struct vs_cache *cache)
 	j->renamed_upto = j->next_lseq - 1;
 	j->synced_upto = j->n ? j->pending[0] - 1 : j->renamed_upto;
 	(void)unlinkat(dir_fd, JOURNAL_OLD_RESERVE, 0);
-	j->room_short = j->npool < POOL_ROOM_FILES; /* vs_journal_keep_room */
 	if (j->n)
 		vs_info("journal: %zu entr%s to replay (lseq %" PRIu64
 			"..%" PRIu64 ")",
@@ -1120,6 +1132,7 @@ int vs_journal_done(struct vs_journal *j, uint64_t lseq)
 {
 	char name[LSEQ_DIGITS + 5];
 	size_t i;
+	bool fill = false;
 	int r = 0;
 
 	pthread_mutex_lock(&j->lock);
@@ -1150,21 +1163,14 @@ int vs_journal_done(struct vs_journal *j, uint64_t lseq)
 removed:
 	pending_remove(j, i);
 	unsynced_done(j, lseq);
-	if (j->room_short)
-		pool_fill(j); /* short of room at open: again if room now */
+	fill = j->room_short; /* short of room before: again if room now */
 out:
 	pthread_mutex_unlock(&j->lock);
+	if (fill)
+		vs_journal_keep_room(j);
 	if (r == 0 && j->cache)
 		vs_cache_room_changed(j->cache); /* its object evictable */
 	return r;
-}
-
-void vs_journal_keep_room(struct vs_journal *j)
-{
-	pthread_mutex_lock(&j->lock);
-	if (j->room_short)
-		pool_fill(j);
-	pthread_mutex_unlock(&j->lock);
 }
 
 int vs_journal_each(struct vs_journal *j,
