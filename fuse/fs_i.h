@@ -43,9 +43,12 @@ struct vs_pending {
 	bool fd_mem; /* @fd is a memfd (inode_content_set) */
 	/* a remote edit saved as a rename over the file (update.c,
 	 * replace_path): the inode it replaces and the edit's version; 0
-	 * when no such rename is under way */
-	uint64_t replace_ino;
-	int64_t replace_version;
+	 * when no such rename is under way. Written by the updater only,
+	 * and read only by the handler of its own rename while it waits in
+	 * it: atomics, not under table.lock, which FUSE threads hold just
+	 * then for the old inode's FORGET and the watcher's lookups */
+	_Atomic uint64_t replace_ino;
+	_Atomic int64_t replace_version;
 };
 
 /* own changes remembered until they come back (fsw_own_change) */
@@ -57,7 +60,7 @@ struct vs_fs {
 	struct vs_inode_table table;
 	struct fuse_session *se;   /* set while mounted */
 	atomic_int updater_tid;	   /* thread applying remote changes, 0: none */
-	struct vs_pending pending; /* protected by table.lock */
+	struct vs_pending pending; /* table.lock, but replace_* (atomic) */
 
 	/*
 	 * --writable: this process's own changes, to skip when the change

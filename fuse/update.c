@@ -470,14 +470,10 @@ static int replace_path(struct vs_fs *fs, const char *path,
 			close(push_fd);
 		return r;
 	}
-	pthread_mutex_lock(&fs->table.lock);
-	p->replace_ino = old_ino;
-	p->replace_version = st->version;
-	pthread_mutex_unlock(&fs->table.lock);
+	atomic_store(&p->replace_version, st->version);
+	atomic_store(&p->replace_ino, old_ino);
 	r = rename_placed(fs, from, to, tmp, tmp_parent);
-	pthread_mutex_lock(&fs->table.lock);
-	p->replace_ino = 0;
-	pthread_mutex_unlock(&fs->table.lock);
+	atomic_store(&p->replace_ino, 0);
 	if (r == 0 && push)
 		push_pages(fs, tmp_ino, bytes, push_fd, st->size);
 	if (push_fd >= 0)
@@ -803,14 +799,16 @@ void update_rename(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
 {
 	struct vs_inode *parent, *newparent, *in = NULL, *old, *saved = NULL,
 					     *gone = NULL;
+	uint64_t replace_ino = atomic_load(&fs->pending.replace_ino);
+	int64_t replace_version = atomic_load(&fs->pending.replace_version);
 	int r = 0;
 
 	/* a remote edit's atomic save (replace_path): the inode it replaces
 	 * is pinned and its fd_lock taken (before the table lock, as
 	 * everywhere), so no local write is under way while it is judged */
 	pthread_mutex_lock(&fs->table.lock);
-	if (fs->pending.replace_ino) {
-		saved = inode_table_get(&fs->table, fs->pending.replace_ino);
+	if (replace_ino) {
+		saved = inode_table_get(&fs->table, replace_ino);
 		if (saved)
 			saved->nlookup++;
 	}
@@ -830,10 +828,9 @@ void update_rename(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
 	old = inode_child_find(newparent, newname);
 	if (old == in)
 		goto out;
-	if (fs->pending.replace_ino) {
+	if (replace_ino) {
 		if (!saved || old != saved || saved->removed ||
-		    (old->version > 0 &&
-		     fs->pending.replace_version <= old->version))
+		    (old->version > 0 && replace_version <= old->version))
 			r = -ESTALE; /* moved on meanwhile: a newer commit */
 		else if (local_changes(old))
 			r = -EBUSY; /* local changes: the write-back merges */
@@ -843,7 +840,7 @@ void update_rename(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
 	r = inode_rename_check(in, newparent, old, false);
 	if (r < 0)
 		goto out;
-	if (fs->pending.replace_ino) {
+	if (replace_ino) {
 		/* the new version keeps what is local to the mount; writes
 		 * through a descriptor of the old one are saved nowhere */
 		in->owned = old->owned;
