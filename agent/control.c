@@ -53,6 +53,18 @@
  * the connection's per-session data and is freed when sent or when the
  * connection closes first.
  *
+ * /status. hooks->status reads the backends (within their deadlines, a
+ * few seconds when one is down), so it runs on a thread of its own
+ * (status_main), never on the service thread: /healthz and /readyz
+ * answer meanwhile. A request takes a ticket (status_want, counted up
+ * under status_lock) and waits, with no headers written; the status
+ * thread runs the hook once for every ticket taken before the run
+ * started, publishes the body with the last such ticket (status_done)
+ * and wakes the service thread as an event does. Each connection whose
+ * ticket is covered then copies the body in its writable callback and
+ * answers as any request. Requests that come together share one run; a
+ * connection closed while it waits leaves nothing behind.
+ *
  * Logging. lws's own messages go through vs_log (errors and warnings as
  * warnings, the rest as debug). lws 4.1 built with LWS_MAX_SMP 1 formats
  * them in one static buffer, so only one thread of the process should run
@@ -107,6 +119,18 @@ struct vs_control {
 	struct vs_control_hooks hooks; /* read-only after start */
 	bool has_hooks;
 	char where[CONTROL_ADDR_MAX + 8]; /* "ADDR:PORT", for log lines */
+
+	/* /status (see DESIGN): the thread running hooks->status, and under
+	 * status_lock the tickets asked for and the last one run for, the
+	 * body of that run (malloc'd; NULL if it failed: status_err) */
+	pthread_t status_thread;
+	bool status_started;
+	pthread_mutex_t status_lock;
+	pthread_cond_t status_cond; /* a ticket taken, or stop */
+	uint64_t status_want, status_run, status_done;
+	char *status_body;
+	size_t status_len;
+	int status_err;
 };
 
 /* One HTTP connection's reply in progress (lws per-session data, zeroed by
@@ -114,6 +138,8 @@ struct vs_control {
 struct control_session {
 	char *body; /* malloc'd; NULL when there is nothing to send */
 	size_t len, off;
+	/* GET /status waiting for the status thread: its ticket, 0 none */
+	uint64_t status_ticket;
 	/* GET /events (WebSocket): the id of the last event sent, and a
 	 * gap to announce (events dropped from the ring before they were
 	 * sent: gap_to is the id to go on after) */
@@ -248,6 +274,7 @@ static void control_session_release(struct control_session *ss)
 	free(ss->body);
 	ss->body = NULL;
 	ss->len = ss->off = 0;
+	ss->status_ticket = 0;
 }
 
 /* Give @ss the reply @text (copied) with @status: @status, or -ENOMEM. */
@@ -262,8 +289,9 @@ static int control_reply(struct control_session *ss, int status,
 
 /*
  * Route one request: sets the body of @ss and its content type (*ctype)
- * and returns the status, or -ENOMEM when a body cannot be had (the
- * caller then closes the connection).
+ * and returns the status; 0 when the answer comes later (/status:
+ * status_answer), or -ENOMEM when a body cannot be had (the caller then
+ * closes the connection).
  */
 static int control_route(struct vs_control *c, struct lws *wsi, const char *uri,
 			 struct control_session *ss, const char **ctype)
@@ -293,16 +321,11 @@ static int control_route(struct vs_control *c, struct lws *wsi, const char *uri,
 				     "GET /events is a WebSocket: send "
 				     "Upgrade: websocket\n");
 	if (!strcmp(uri, "/status") && c->has_hooks) {
-		*ctype = "application/json";
-		ss->off = 0;
-		r = c->hooks.status(c->hooks.arg, &ss->body, &ss->len);
-		if (r == -ENOMEM)
-			return r;
-		if (r < 0) {
-			snprintf(text, sizeof(text), "{\"error\":%d}", -r);
-			return control_reply(ss, 500, text);
-		}
-		return 200;
+		pthread_mutex_lock(&c->status_lock);
+		ss->status_ticket = ++c->status_want;
+		pthread_cond_signal(&c->status_cond);
+		pthread_mutex_unlock(&c->status_lock);
+		return 0; /* answered by status_answer */
 	}
 	if (!strcmp(uri, "/metrics")) {
 		*ctype = "text/plain; version=0.0.4; charset=utf-8";
@@ -438,15 +461,124 @@ static void events_wake(void *arg)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* ------------------------------------------------------------ /status */
+
+/* Run hooks->status for the tickets taken (see DESIGN), until stop. */
+static void *status_main(void *arg)
+{
+	struct vs_control *c = arg;
+
+	pthread_setname_np(pthread_self(), "vs-status");
+	pthread_mutex_lock(&c->status_lock);
+	for (;;) {
+		uint64_t run;
+		char *body = NULL;
+		size_t len = 0;
+		int r;
+
+		while (!atomic_load(&c->stop) &&
+		       c->status_run == c->status_want)
+			pthread_cond_wait(&c->status_cond, &c->status_lock);
+		if (atomic_load(&c->stop))
+			break;
+		run = c->status_run = c->status_want;
+		pthread_mutex_unlock(&c->status_lock);
+		r = c->hooks.status(c->hooks.arg, &body, &len);
+		if (r < 0) {
+			free(body);
+			body = NULL;
+			len = 0;
+		}
+		pthread_mutex_lock(&c->status_lock);
+		free(c->status_body);
+		c->status_body = body;
+		c->status_len = len;
+		c->status_err = r < 0 ? r : 0;
+		c->status_done = run;
+		pthread_mutex_unlock(&c->status_lock);
+		events_wake(c); /* every connection gets a writable callback */
+		pthread_mutex_lock(&c->status_lock);
+	}
+	pthread_mutex_unlock(&c->status_lock);
+	return NULL;
+}
+
+/* Stop the status thread (a run under way ends first: its hook's
+ * deadlines bound it). */
+static void status_stop(struct vs_control *c)
+{
+	if (!c->status_started)
+		return;
+	pthread_mutex_lock(&c->status_lock);
+	pthread_cond_broadcast(&c->status_cond);
+	pthread_mutex_unlock(&c->status_lock);
+	pthread_join(c->status_thread, NULL);
+	c->status_started = false;
+}
+
+/* Write the headers of a reply of @len bytes with @status and @ctype:
+ * 0, or nonzero (close the connection). */
+static int control_headers(struct lws *wsi, int status, const char *ctype,
+			   size_t len)
+{
+	unsigned char buf[LWS_PRE + CONTROL_CHUNK];
+	unsigned char *start = buf + LWS_PRE, *p = start;
+	unsigned char *end = buf + sizeof(buf) - 1;
+
+	return lws_add_http_common_headers(wsi, (unsigned)status, ctype, len,
+					   &p, end) ||
+	       lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+					    (const unsigned char *)"no-store",
+					    8, &p, end) ||
+	       lws_finalize_write_http_header(wsi, start, &p, end);
+}
+
+/* A writable callback of a /status request that waits: once a run covers
+ * its ticket, take a copy of that run's body and write the headers. 1:
+ * answered (the body follows), 0: still waiting, -1: close. */
+static int status_answer(struct vs_control *c, struct lws *wsi,
+			 struct control_session *ss)
+{
+	char text[64];
+	int status = 200, err;
+
+	pthread_mutex_lock(&c->status_lock);
+	if (c->status_done < ss->status_ticket) {
+		pthread_mutex_unlock(&c->status_lock);
+		return 0;
+	}
+	err = c->status_err;
+	if (!err && (ss->body = malloc(c->status_len + 1))) {
+		memcpy(ss->body, c->status_body, c->status_len);
+		ss->len = c->status_len;
+	}
+	pthread_mutex_unlock(&c->status_lock);
+	ss->status_ticket = 0;
+	ss->off = 0;
+	if (err) {
+		snprintf(text, sizeof(text), "{\"error\":%d}", -err);
+		status = control_reply(ss, 500, text);
+	} else if (!ss->body) {
+		status = -ENOMEM;
+	}
+	if (status < 0) {
+		vs_warn("control endpoint: cannot answer '/status': %s",
+			strerror(-status));
+		return -1;
+	}
+	return control_headers(wsi, status, "application/json", ss->len) ? -1
+									 : 1;
+}
+
 /* lws calls this on the service thread for every event of a connection.
  * Returning nonzero closes the connection. */
 static int control_callback(struct lws *wsi, enum lws_callback_reasons reason,
 			    void *user, void *in, size_t len)
 {
+	struct vs_control *c = lws_context_user(lws_get_context(wsi));
 	struct control_session *ss = user;
 	unsigned char buf[LWS_PRE + CONTROL_CHUNK];
-	unsigned char *start = buf + LWS_PRE, *p = start;
-	unsigned char *end = buf + sizeof(buf) - 1;
+	unsigned char *start = buf + LWS_PRE;
 	const char *ctype;
 	size_t n;
 	int status;
@@ -454,25 +586,27 @@ static int control_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
 		control_session_release(ss); /* a previous keep-alive reply */
-		status = control_route(lws_context_user(lws_get_context(wsi)),
-				       wsi, in, ss, &ctype);
+		status = control_route(c, wsi, in, ss, &ctype);
 		if (status < 0) {
 			vs_warn("control endpoint: cannot answer '%s': %s",
 				(const char *)in, strerror(-status));
 			control_session_release(ss);
 			return -1;
 		}
-		if (lws_add_http_common_headers(wsi, (unsigned)status, ctype,
-						ss->len, &p, end) ||
-		    lws_add_http_header_by_token(
-			wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-			(const unsigned char *)"no-store", 8, &p, end) ||
-		    lws_finalize_write_http_header(wsi, start, &p, end))
+		if (status == 0)
+			return 0; /* /status: status_answer, later */
+		if (control_headers(wsi, status, ctype, ss->len))
 			return 1;
 		lws_callback_on_writable(wsi);
 		return 0;
 
 	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (ss->status_ticket) {
+			status = status_answer(c, wsi, ss);
+			if (status > 0)
+				lws_callback_on_writable(wsi);
+			return status < 0 ? -1 : 0;
+		}
 		if (!ss->body)
 			return 0;
 		n = ss->len - ss->off;
@@ -503,7 +637,6 @@ static int control_callback(struct lws *wsi, enum lws_callback_reasons reason,
 
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
 		/* a WebSocket upgrade: only GET /events, only in a mount */
-		struct vs_control *c = lws_context_user(lws_get_context(wsi));
 		char uri[64];
 
 		if (!c->has_hooks || !ss ||
@@ -586,6 +719,8 @@ int vs_control_start_with(struct vs_control **out, const char *addr,
 	if (!c)
 		return -ENOMEM;
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->status_lock, NULL);
+	pthread_cond_init(&c->status_cond, NULL);
 	if (hooks && hooks->status && hooks->ready) {
 		c->hooks = *hooks;
 		c->has_hooks = true;
@@ -645,11 +780,18 @@ int vs_control_start_with(struct vs_control **out, const char *addr,
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	r = -pthread_create(&c->thread, NULL, control_thread, c);
+	r = c->has_hooks
+		? -pthread_create(&c->status_thread, NULL, status_main, c)
+		: 0;
+	c->status_started = r == 0 && c->has_hooks;
+	if (r == 0)
+		r = -pthread_create(&c->thread, NULL, control_thread, c);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r < 0) {
-		vs_error("control endpoint: cannot start its thread: %s",
+		vs_error("control endpoint: cannot start its threads: %s",
 			 strerror(-r));
+		atomic_store(&c->stop, true);
+		status_stop(c);
 		goto fail;
 	}
 	if (c->has_hooks)
@@ -661,6 +803,8 @@ int vs_control_start_with(struct vs_control **out, const char *addr,
 fail:
 	if (c->ctx)
 		lws_context_destroy(c->ctx);
+	pthread_cond_destroy(&c->status_cond);
+	pthread_mutex_destroy(&c->status_lock);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 	return r;
@@ -767,11 +911,15 @@ void vs_control_stop(struct vs_control *c)
 	if (c->has_hooks)
 		vs_events_set_wake(NULL, NULL); /* no wake after this */
 	atomic_store(&c->stop, true);
+	status_stop(c);
 	pthread_mutex_lock(&c->lock);
 	if (c->ctx) /* NULL if the loop failed and already ended */
 		lws_cancel_service(c->ctx);
 	pthread_mutex_unlock(&c->lock);
 	pthread_join(c->thread, NULL);
+	free(c->status_body);
+	pthread_cond_destroy(&c->status_cond);
+	pthread_mutex_destroy(&c->status_lock);
 	pthread_mutex_destroy(&c->lock);
 	vs_debug("control endpoint on %s stopped", c->where);
 	free(c);

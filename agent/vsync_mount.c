@@ -461,7 +461,7 @@ struct mount_ctx {
 	bool stopping;	/* protected by lock */
 	bool beat_soon; /* protected by lock: a change was applied */
 	bool following; /* the follower was started (set before it is) */
-	/* the control endpoint's thread's own connections for /status */
+	/* the control endpoint's /status thread's own connections */
 	struct head_reader *ctl_reader;
 };
 
@@ -813,7 +813,7 @@ static bool mount_ready(void *arg, char *why, size_t whylen)
 	return true;
 }
 
-/* GET /status, on the control endpoint's thread: read the head now
+/* GET /status, on the control endpoint's /status thread: read the head now
  * (from PostgreSQL when there is one), then the snapshot. */
 static int mount_status(void *arg, char **body, size_t *len)
 {

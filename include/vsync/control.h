@@ -18,8 +18,11 @@
 
 struct vs_control;
 
-/* What the endpoint asks its owner; each is called on the endpoint's
- * thread (so it may keep connections of its own there), blocking it. */
+/* What the endpoint asks its owner. ready and refresh are called on the
+ * endpoint's service thread, blocking it: no backend calls there. status
+ * is called on a thread of its own, one call at a time (so it may keep
+ * connections of its own there): requests that come while it runs share
+ * the next call, and /healthz and /readyz answer meanwhile. */
 struct vs_control_hooks {
 	/* GET /status: a malloc'd JSON body. 0 or -errno (then 500). */
 	int (*status)(void *arg, char **body, size_t *len);

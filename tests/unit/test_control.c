@@ -19,14 +19,21 @@
  *  - a port held by another socket, or by a running endpoint, ->
  *    -EADDRINUSE;
  *  - vs_control_stop() returns within a second, with an idle client
- *    connection open; vs_control_stop(NULL); start/stop five times.
+ *    connection open; vs_control_stop(NULL); start/stop five times;
+ *  - with hooks, GET /status runs off the service thread: while the
+ *    status hook is held, /healthz and /readyz answer; two /status
+ *    requests that come while it runs share the next call (2 calls for
+ *    3 requests), each answered with the body of a call that started
+ *    after it; a failing hook gives 500 {"error":N}.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -582,6 +589,170 @@ static void test_restart(void **state)
 	}
 }
 
+/* ------------------------------------------------------------ /status */
+
+/* A status hook held at a gate: each call counts itself, waits for the
+ * gate to open, then answers {"call":N} (or @fail). */
+struct gate {
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	bool open;
+	int calls;
+	int fail;
+};
+
+static int gate_status(void *arg, char **body, size_t *len)
+{
+	struct gate *g = arg;
+	int n;
+
+	pthread_mutex_lock(&g->m);
+	n = ++g->calls;
+	pthread_cond_broadcast(&g->cv);
+	while (!g->open)
+		pthread_cond_wait(&g->cv, &g->m);
+	pthread_mutex_unlock(&g->m);
+	if (g->fail)
+		return g->fail;
+	*body = malloc(32);
+	if (!*body)
+		return -ENOMEM;
+	*len = (size_t)snprintf(*body, 32, "{\"call\":%d}", n);
+	return 0;
+}
+
+static bool gate_ready(void *arg, char *why, size_t whylen)
+{
+	(void)arg;
+	(void)why;
+	(void)whylen;
+	return true;
+}
+
+/* Wait (2 s at most) until the hook has been called @n times. */
+static void gate_wait_calls(struct gate *g, int n)
+{
+	long long deadline = now_ms() + DEADLINE_MS;
+
+	pthread_mutex_lock(&g->m);
+	while (g->calls < n && now_ms() < deadline) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 20 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&g->cv, &g->m, &ts);
+	}
+	pthread_mutex_unlock(&g->m);
+	check_bool(true, g->calls >= n, "status hook called %d times, want %d",
+		   g->calls, n);
+}
+
+static void gate_open(struct gate *g)
+{
+	pthread_mutex_lock(&g->m);
+	g->open = true;
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->m);
+}
+
+/* Send GET /status on a new connection; the answer is read later. */
+static int status_send(int port)
+{
+	int fd = connect_to("127.0.0.1", port);
+
+	if (fd < 0)
+		fail_msg("connect: %s", strerror(-fd));
+	send_all(fd, "GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+		     "Connection: close\r\n\r\n");
+	return fd;
+}
+
+static void status_read(int fd, int status, const char *body, const char *what)
+{
+	struct resp *r = resp_new();
+
+	read_response(fd, r, what);
+	check_int(status, r->status, "status of %s", what);
+	check_str(body, r->body, "body of %s", what);
+	check_int(r->body_len, r->content_length, "Content-Length of %s", what);
+	free(r);
+	close(fd);
+}
+
+/* The answer of a /status whose request came before call @min started:
+ * 200, from call @min or a later one. Which call, or fails. */
+static int status_read_call(int fd, int min, const char *what)
+{
+	struct resp *r = resp_new();
+	int call = 0;
+
+	read_response(fd, r, what);
+	check_int(200, r->status, "status of %s", what);
+	check_int(1, sscanf(r->body, "{\"call\":%d}", &call),
+		  "body of %s: \"%s\"", what, r->body);
+	check_bool(true, call >= min,
+		   "%s: answered from call %d, which started before it "
+		   "(want %d or later)",
+		   what, call, min);
+	check_int(r->body_len, r->content_length, "Content-Length of %s", what);
+	free(r);
+	close(fd);
+	return call;
+}
+
+static void test_status_off_thread(void **state)
+{
+	struct gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+			 false, 0, 0};
+	struct vs_control_hooks hooks = {
+	    .status = gate_status, .ready = gate_ready, .arg = &g};
+	struct vs_control *c = NULL;
+	int port, a, b, b2;
+
+	(void)state;
+	check_ret(0, vs_control_start_with(&c, "127.0.0.1:0", &hooks),
+		  "vs_control_start_with(127.0.0.1:0)");
+	port = vs_control_port(c);
+	a = status_send(port);
+	gate_wait_calls(&g, 1);
+	/* the hook is held: the service thread answers all the same */
+	check_get(port, "/healthz", 200, "ok\n");
+	check_get(port, "/readyz", 200, "ready\n");
+	b = status_send(port);
+	b2 = status_send(port);
+	check_get(port, "/healthz", 200, "ok\n"); /* both sent, served */
+	gate_open(&g);
+	/* the first may have the second call's answer: it started after
+	 * it too, and may have ended before the first was answered */
+	(void)status_read_call(a, 1, "the first /status");
+	check_int(2, status_read_call(b, 2, "a /status sent while it ran"),
+		  "the call that answered it");
+	check_int(2, status_read_call(b2, 2, "another sent meanwhile"),
+		  "the call that answered it (shared)");
+	check_int(2, g.calls, "calls of the status hook for 3 requests");
+	vs_control_stop(c);
+}
+
+static void test_status_error(void **state)
+{
+	struct gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+			 true, 0, -EIO};
+	struct vs_control_hooks hooks = {
+	    .status = gate_status, .ready = gate_ready, .arg = &g};
+	struct vs_control *c = NULL;
+
+	(void)state;
+	check_ret(0, vs_control_start_with(&c, "127.0.0.1:0", &hooks),
+		  "vs_control_start_with(127.0.0.1:0)");
+	status_read(status_send(vs_control_port(c)), 500, "{\"error\":5}",
+		    "/status of a failing hook");
+	vs_control_stop(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -602,6 +773,8 @@ int main(void)
 	    cmocka_unit_test(test_port_in_use),
 	    cmocka_unit_test(test_stop_is_prompt),
 	    cmocka_unit_test(test_restart),
+	    cmocka_unit_test(test_status_off_thread),
+	    cmocka_unit_test(test_status_error),
 	};
 
 	vs_log_set_prog("test_control");
