@@ -273,8 +273,11 @@ fi
 vs_redis_cli ZADD "containers:{$ID}" "$(($(date +%s) + 60))" '{"v":1,"host":"x\u0007y"}' >/dev/null
 vs_redis_cli ZADD "containers:{$ID}" "$(($(date +%s) + 60))" 'not json' >/dev/null
 F=$(fleet)
-vs_check_eq "malformed heartbeats ignored (still 2 containers)" 1 \
-	"$(grep -c '^containers 2 live, 0 behind$' <<<"$F")"
+if grep -q '^containers 2 live, [0-9]* behind$' <<<"$F"; then
+	vs_pass "malformed heartbeats ignored (still 2 containers)"
+else
+	vs_fail "malformed heartbeats: expected 'containers 2 live', saw: $F"
+fi
 vs_check_eq "and reported" 1 "$(grep -c 'ignored 2 malformed entries' <<<"$F")"
 
 # ---------------------------------------------------------------- refused
