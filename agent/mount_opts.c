@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vsync/cache.h"
 #include "vsync/path.h"
 #include "vsync/util.h"
 #include "vsync/banned.h"
@@ -88,6 +89,11 @@ const char vs_mount_usage[] =
     "                       quarter of the cache dir's file system if "
     "smaller;\n"
     "                       0: unbounded. Unsaved changes are never evicted\n"
+    "  --cache-mem-max SIZE when the cache dir's volume is full, keep up to "
+    "SIZE\n"
+    "                       of the content read in memory (default 128M); "
+    "past it\n"
+    "                       such reads fail (EIO) until room returns\n"
     "  --local NAME         also keep paths with a component NAME local "
     "(repeatable)\n"
     "  --no-default-local   drop the default local-only names\n"
@@ -150,6 +156,7 @@ enum {
 	OPT_READ_ONLY,
 	OPT_AT,
 	OPT_CACHE_MAX,
+	OPT_CACHE_MEM_MAX,
 	OPT_SAVE_QUIET_MS,
 	OPT_OPEN_MODE,
 };
@@ -160,6 +167,7 @@ static const struct option long_opts[] = {
     {"redis", required_argument, NULL, OPT_REDIS},
     {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
     {"cache-max", required_argument, NULL, OPT_CACHE_MAX},
+    {"cache-mem-max", required_argument, NULL, OPT_CACHE_MEM_MAX},
     {"log-file", required_argument, NULL, OPT_LOG_FILE},
     {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
     {"ready-file", required_argument, NULL, OPT_READY_FILE},
@@ -281,6 +289,7 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 	o->max_file_size = 1LL << 30;
 	o->save_quiet_ms = VS_MOUNT_SAVE_QUIET_MS_DEFAULT;
 	o->cache_max = -1;
+	o->cache_mem_max = VS_CACHE_MEM_TOTAL_DEFAULT;
 	o->writable = true;
 	opterr = 0;
 	optind = 0; /* glibc: start over (each call may see another argv) */
@@ -352,6 +361,15 @@ int vs_mount_opts_parse(struct vs_mount_opts *o, int argc, char **argv,
 			o->cache_max = (long long)size;
 			break;
 		}
+		case OPT_CACHE_MEM_MAX:
+			if (vs_parse_size(&o->cache_mem_max, val,
+					  (uint64_t)1 << 50) < 0)
+				return fail(
+				    err, errlen,
+				    "--cache-mem-max needs a size "
+				    "(bytes, or with K M G T), not '%s'",
+				    val);
+			break;
 		case OPT_CRITICAL:
 			if (o->n_critical == VS_MOUNT_MAX_CRITICAL)
 				return fail(err, errlen,

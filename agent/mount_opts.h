@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define VS_MOUNT_MAX_FUSE_OPTS 32
 #define VS_MOUNT_MAX_LOCAL     32
@@ -51,6 +52,9 @@ struct vs_mount_opts {
 	 * when not given (the agent picks: VS_MOUNT_CACHE_MAX_DEFAULT or a
 	 * quarter of the cache dir's file system), 0 unbounded */
 	long long cache_max;
+	/* --cache-mem-max: content kept in memory on a full cache volume
+	 * (struct vs_cache's mem_max) */
+	uint64_t cache_mem_max;
 	const char *critical[VS_MOUNT_MAX_CRITICAL + 1]; /* --critical GLOB */
 	size_t n_critical;
 	int timeout_ms;	      /* --timeout: every backend call's deadline */

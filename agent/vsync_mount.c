@@ -1497,6 +1497,7 @@ int main(int argc, char **argv)
 	o.mountpoint = mountpoint;
 	if (vs_cache_init(&cache, o.cache_dir) < 0)
 		goto out;
+	cache.mem_max = o.cache_mem_max;
 	if (!o.at && lock_cache_dir(&cache, "lock", &lock_fd) < 0)
 		goto out;
 	if (!o.at)

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "vsync/cache.h"
 #include "vsync/log.h"
 #include "vsync/path.h"
 #include "vsync/banned.h"
@@ -45,30 +46,21 @@ static struct vs_inode *inode_new(struct vs_inode_table *t, const char *name,
 	return in;
 }
 
-/* memory the memfds inodes have as content hold (inode_content_set);
- * process-wide, not per table: vsync-mount runs one mount per process */
-static atomic_uint_least64_t mem_bytes;
-
-uint64_t inode_mem_bytes(void)
-{
-	return atomic_load(&mem_bytes);
-}
-
 void inode_content_set(struct vs_inode *in, int fd, bool mem)
 {
 	if (mem && fd >= 0 && fd == in->fd)
 		return; /* the same memfd: counted already */
-	atomic_fetch_sub(&mem_bytes, in->fd_mem);
+	vs_cache_mem_hold(-(int64_t)in->fd_mem);
 	in->fd = fd;
 	/* its pages, and about a page for its tmpfs inode and file */
 	in->fd_mem =
 	    mem && fd >= 0 ? (in->size + 4095) / 4096 * 4096 + 4096 : 0;
-	atomic_fetch_add(&mem_bytes, in->fd_mem);
+	vs_cache_mem_hold((int64_t)in->fd_mem);
 }
 
 static void inode_free(struct vs_inode *in)
 {
-	atomic_fetch_sub(&mem_bytes, in->fd_mem);
+	vs_cache_mem_hold(-(int64_t)in->fd_mem);
 	if (in->fd >= 0)
 		close(in->fd);
 	if (in->wfd >= 0)

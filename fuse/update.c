@@ -49,6 +49,7 @@
 #include "fs_i.h"
 #include "special_i.h"
 #include "synced_i.h"
+#include "vsync/cache.h"
 #include "vsync/change.h"
 #include "vsync/content.h"
 #include "vsync/log.h"
@@ -65,7 +66,8 @@
 /*
  * The content a change carries (small: 1 KiB or less in a stream entry,
  * 16 KiB in the PostgreSQL feed) is kept in a memfd rather than in a
- * cache object while the memfds of the process hold less than this:
+ * cache object while the memfds of the process hold less than this (and
+ * than --cache-mem-max, struct vs_cache's mem_max):
  * making the object (create, write, rename on the cache dir's file
  * system) was a fifth of a pushed change's CPU. Beyond it, content goes
  * to the cache as before. A later mount fetches what only memory had on
@@ -560,7 +562,7 @@ static int put_path(struct vs_fs *fs, const char *path,
 				    &fd);
 		if (r < 0)
 			return r;
-		mem = false;
+		mem = vs_cache_fd_in_memory(fd);
 		bytes = NULL;
 	}
 	pthread_mutex_lock(&fs->table.lock);
@@ -719,7 +721,11 @@ int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 		 * in the cache and opened once (best effort; put_path()
 		 * fetches what is still missing) */
 		if (c->data && c->state.kind == VS_KIND_FILE) {
-			mem = inode_mem_bytes() < UPDATE_MEM_BYTES_MAX;
+			uint64_t cap = UPDATE_MEM_BYTES_MAX;
+
+			if (fs->cfg.cache && fs->cfg.cache->mem_max < cap)
+				cap = fs->cfg.cache->mem_max;
+			mem = vs_cache_mem_bytes() + c->data_len <= cap;
 			(void)vs_content_put(fs->cfg.content, c->state.hash,
 					     c->state.size, c->data,
 					     c->data_len, c->path, mem, &fd);

@@ -191,7 +191,7 @@ int fsw_content(struct vs_fs *fs, struct vs_inode *in)
 			 (unsigned long long)in->ino);
 	r = vs_content_open(fs->cfg.content, in->hash, in->size, path, &fd);
 	if (r == 0)
-		inode_content_set(in, fd, false);
+		inode_content_set(in, fd, vs_cache_fd_in_memory(fd));
 	return r;
 }
 
@@ -864,7 +864,8 @@ static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval)
 	}
 	if (in->fd >= 0 && in->fd != fd)
 		close(in->fd);
-	inode_content_set(in, fd, in->fd_mem && fd == in->fd);
+	inode_content_set(
+	    in, fd, fd == in->fd ? in->fd_mem > 0 : vs_cache_fd_in_memory(fd));
 	wfd = in->wfd;
 	in->wfd = -1;
 	in->wfrozen = false;

@@ -65,6 +65,7 @@ int vs_cache_init(struct vs_cache *c, const char *dir)
 	c->over = NULL;
 	c->reclaim = NULL;
 	c->limit = 0;
+	c->mem_max = VS_CACHE_MEM_TOTAL_DEFAULT;
 	atomic_init(&c->over_at, 0);
 	atomic_init(&c->bytes, 0);
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
@@ -423,7 +424,31 @@ static int memory_copy(const void *buf, size_t len)
 /* content kept in memory is logged at most this often (a full volume
  * would have every first read log it) */
 #define CACHE_MEM_WARN_MS 10000
-static atomic_int_least64_t mem_warned_ms;
+static atomic_int_least64_t mem_warned_ms, mem_full_warned_ms;
+
+/* the memfds held as content (vs_cache_mem_hold) */
+static atomic_int_least64_t mem_held;
+
+void vs_cache_mem_hold(int64_t delta)
+{
+	atomic_fetch_add(&mem_held, delta);
+}
+
+uint64_t vs_cache_mem_bytes(void)
+{
+	int64_t n = atomic_load(&mem_held);
+
+	return n > 0 ? (uint64_t)n : 0;
+}
+
+bool vs_cache_fd_in_memory(int fd)
+{
+	/* a file of a tmpfs cache dir has F_SEAL_SEAL alone; one on
+	 * another file system, no seals (EINVAL) */
+	int seals = fcntl(fd, F_GET_SEALS);
+
+	return seals >= 0 && (seals & F_SEAL_WRITE);
+}
 
 int vs_cache_store_open(struct vs_cache *c, const char *hash, const void *buf,
 			size_t len, int *fd_out)
@@ -437,6 +462,19 @@ int vs_cache_store_open(struct vs_cache *c, const char *hash, const void *buf,
 	r = store_checked(c, hash, buf, len, fd_out);
 	if (!fd_out || !vs_cache_no_room(r) || len > VS_CACHE_MEM_MAX)
 		return r;
+	if (vs_cache_mem_bytes() + len > c->mem_max) {
+		if (vs_log_due(&mem_full_warned_ms, CACHE_MEM_WARN_MS))
+			vs_warn(
+			    "cache: no room on the cache dir's volume, and "
+			    "the content kept in memory (%llu bytes) is at "
+			    "--cache-mem-max (%llu): %s (%zu bytes) cannot "
+			    "be read until room returns (the next such line "
+			    "in %d s at the earliest)",
+			    (unsigned long long)vs_cache_mem_bytes(),
+			    (unsigned long long)c->mem_max, hash, len,
+			    CACHE_MEM_WARN_MS / 1000);
+		return r;
+	}
 	r = memory_copy(buf, len);
 	if (r < 0)
 		return r;

@@ -64,6 +64,11 @@ struct vs_cache {
 	void (*room)(void *arg);
 	void *reclaim_arg;
 	atomic_uint_least64_t room_gen; /* vs_cache_room_changed */
+	/* vs_cache_store_open keeps content in memory only while the
+	 * memfds held (vs_cache_mem_bytes) stay within this many bytes
+	 * (VS_CACHE_MEM_TOTAL_DEFAULT unless set before other threads use
+	 * the cache; --cache-mem-max) */
+	uint64_t mem_max;
 	/* under evict_lock: objects pinned by vs_cache_pin (a multiset) */
 	char (*pins)[VS_HASH_HEX_LEN + 1];
 	size_t npins, apins;
@@ -123,10 +128,13 @@ int vs_cache_store(struct vs_cache *c, const char *hash, const void *buf,
  * cache dir's volume is full (ENOSPC or EDQUOT, even after vs_cache_reclaim)
  * and @len is at most VS_CACHE_MEM_MAX, a memfd holding them (checked the same
  * way; in memory, not in the cache), so that a read on a full disk still gets
- * what it asked for. 0 or -errno. With
- * @fd_out NULL, vs_cache_store.
+ * what it asked for, as long as the memfds held stay within @c->mem_max
+ * (vs_cache_mem_bytes; beyond it, the volume's error: the read fails until
+ * room returns, rather than the process growing without bound). 0 or
+ * -errno. With @fd_out NULL, vs_cache_store.
  */
-#define VS_CACHE_MEM_MAX ((size_t)8 << 20)
+#define VS_CACHE_MEM_MAX	   ((size_t)8 << 20)
+#define VS_CACHE_MEM_TOTAL_DEFAULT ((uint64_t)128 << 20)
 /*
  * *@fd_out a memfd holding @len bytes, sealed, after checking them against
  * @hash: content kept in memory and not stored in the cache (the cache
@@ -137,6 +145,19 @@ int vs_cache_memory_open(const char *hash, const void *buf, size_t len,
 			 int *fd_out);
 int vs_cache_store_open(struct vs_cache *c, const char *hash, const void *buf,
 			size_t len, int *fd_out);
+
+/*
+ * Content kept in memfds (vs_cache_store_open on a full volume,
+ * vs_cache_memory_open): whoever holds such an fd as content counts its
+ * memory, vs_cache_mem_hold(+bytes) while it holds it and (-bytes) when
+ * it lets it go; vs_cache_mem_bytes() is the sum, process-wide (one
+ * mount per process). Any thread; atomic.
+ */
+void vs_cache_mem_hold(int64_t delta);
+uint64_t vs_cache_mem_bytes(void);
+/* Is @fd content the cache made in memory (a sealed memfd), not an
+ * object on its volume? */
+bool vs_cache_fd_in_memory(int fd);
 
 /* Store the bytes of @fd (pread from offset 0, 1 MiB at a time) as object
  * @hash, checked as vs_cache_store does. */

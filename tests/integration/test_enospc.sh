@@ -21,7 +21,10 @@
 #     done and the version can be fetched;
 #   - the mount equals PostgreSQL (vs_mount_equals_pg).
 # While the volume is full, a file created remotely (not local yet) reads
-# its bytes: they are kept in memory when the cache cannot store them;
+# its bytes: they are kept in memory when the cache cannot store them,
+# up to --cache-mem-max (96 KiB here): a 100 KiB one past it is not
+# applied while the volume is full (logged), and reads its bytes once
+# space returns;
 # and 12 unlinks, renames and mkdirs of synced paths succeed, each after
 # a filler took whatever room the one before freed (the journal's room
 # is its own, never given back to the volume), and are committed once
@@ -63,6 +66,7 @@ MNT=$W/mnt
 PORT=$(vs_free_port)
 mkdir -p "$MNT"
 vs_mount full "$MNT" --cache-dir "$CACHE" --writable --cache-max 16M \
+	--cache-mem-max 96K \
 	--control "127.0.0.1:$PORT" --log-file "$W/mount.log" || exit 1
 vs_logs_on_failure "$W/mount.log"
 
@@ -138,6 +142,15 @@ vs_check "a remote edit of c.txt is committed while its write failed" ctl put fu
 vs_check "a file is created remotely while the volume is full" ctl put full src/d.txt "$W/remote-d.txt"
 poll_check "it reads PostgreSQL's bytes on the full volume" 30 cmp -s "$MNT/src/d.txt" "$W/remote-d.txt"
 vs_check "its content is kept in memory (logged)" grep -q "is kept in memory" "$W/mount.log"
+head -c 102400 /dev/urandom >"$W/remote-e.txt"
+vs_check "a 100-KiB file is created remotely while the volume is full" ctl put full src/e.txt "$W/remote-e.txt"
+poll_check "past --cache-mem-max its content is not kept in memory (logged)" 30 \
+	grep -q "is at --cache-mem-max" "$W/mount.log"
+if cmp -s "$MNT/src/e.txt" "$W/remote-e.txt" 2>/dev/null; then
+	vs_fail "e.txt: expected no bytes while the volume is full past --cache-mem-max, saw them"
+else
+	vs_pass "e.txt does not read as its bytes while the volume is full"
+fi
 
 # ---------------------------------------------------------------- metadata
 # unlink, rename and mkdir of synced paths still work on the full volume,
@@ -168,6 +181,7 @@ poll_check "the remote edit of c.txt is left unapplied while it is diverged" 30 
 touch "$W/stop-c"
 wait "$WRITER"
 poll_check "c.txt has the remote version once its writer is done" 30 reads src/c.txt "remote C"
+poll_check "e.txt reads its bytes once space returned" 30 cmp -s "$MNT/src/e.txt" "$W/remote-e.txt"
 
 vs_check "a file written whole after space returned is saved (fsync)" \
 	sh -c 'printf "written after\n" | dd of="$1" conv=fsync status=none' _ "$MNT/src/b.txt"

@@ -19,6 +19,9 @@
  *    init is made again;
  *  - vs_cache_link: an O_TMPFILE linked as the object (the same inode),
  *    -EEXIST when the object is there, a removed fan-out dir made again;
+ *  - vs_cache_memory_open: a sealed memfd of the bytes, which
+ *    vs_cache_fd_in_memory tells from an object's fd; the content held in
+ *    memory counted by vs_cache_mem_hold, and its default bound;
  *  - store with bytes that do not match the hash -> -EBADMSG and nothing
  *    written (no object, nothing in tmp/); a
  *    malformed hash -> -EINVAL for store and open;
@@ -299,6 +302,35 @@ static void test_store_open(void **state)
 		  "vs_cache_store(abc) without its fan-out dir");
 	check_object(f, H_ABC, "abc", 3);
 	check_int(0, count_entries(f, "tmp"), "files left in tmp/");
+}
+
+static void test_memory(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t base = vs_cache_mem_bytes();
+	char buf[4];
+	int mfd = -1, ofd = -1;
+
+	check_int(1, f->cache.mem_max == VS_CACHE_MEM_TOTAL_DEFAULT,
+		  "mem_max defaults to VS_CACHE_MEM_TOTAL_DEFAULT");
+	check_ret(0, vs_cache_memory_open(H_ABC, "abc", 3, &mfd),
+		  "vs_cache_memory_open(abc)");
+	check_int(3, (int)pread(mfd, buf, sizeof(buf), 0), "its bytes");
+	check_int(0, memcmp(buf, "abc", 3), "abc");
+	check_int(1, vs_cache_fd_in_memory(mfd), "a memfd is in memory");
+	check_int(-1, (int)write(mfd, "x", 1), "and sealed against writes");
+	check_int(0, count_entries(f, "tmp"), "nothing written to the dir");
+	check_ret(-EBADMSG, vs_cache_memory_open(H_ABC, "abd", 3, &ofd),
+		  "vs_cache_memory_open of bytes that do not match");
+	check_ret(0, vs_cache_store_open(&f->cache, H_ABC, "abc", 3, &ofd),
+		  "vs_cache_store_open(abc) with room");
+	check_int(0, vs_cache_fd_in_memory(ofd), "an object is not in memory");
+	vs_cache_mem_hold(8192);
+	check_int(1, vs_cache_mem_bytes() == base + 8192, "8192 held");
+	vs_cache_mem_hold(-8192);
+	check_int(1, vs_cache_mem_bytes() == base, "and let go");
+	close(mfd);
+	close(ofd);
 }
 
 static void test_link(void **state)
@@ -616,6 +648,7 @@ int main(void)
 	    T(test_init_failure),
 	    T(test_lock),
 	    T(test_store_open),
+	    T(test_memory),
 	    T(test_link),
 	    T(test_store_wrong_hash),
 	    T(test_bad_hash_string),

@@ -30,7 +30,7 @@
  *  - inode_forget: a local inode freed at 0 with its fd closed, nothing
  *    else freed; the upper file looked up again gets a fresh inode;
  *    synced inodes never freed;
- *  - inode_content_set: a memfd content counted in inode_mem_bytes() by
+ *  - inode_content_set: a memfd content counted in vs_cache_mem_bytes() by
  *    its pages and one more, once, until the inode has another fd or is
  *    freed (its fd closed).
  *
@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "inode_i.h"
+#include "vsync/cache.h"
 #include "vsync/log.h"
 #include "vsync/manifest.h"
 #include "vsync/path.h"
@@ -597,7 +598,7 @@ static void test_forget_synced_kept(void **state)
 static void test_content_in_memory(void **state)
 {
 	struct fixture *f = *state;
-	uint64_t base = inode_mem_bytes();
+	uint64_t base = vs_cache_mem_bytes();
 	struct vs_inode *in;
 	int fd = some_fd(), fd2 = some_fd();
 
@@ -607,20 +608,20 @@ static void test_content_in_memory(void **state)
 	in->size = 100;
 	inode_content_set(in, fd, true);
 	check_int(fd, in->fd, "the content fd set");
-	check_int(base + 8192, inode_mem_bytes(),
+	check_int(base + 8192, vs_cache_mem_bytes(),
 		  "counted: a page of bytes and one for the memfd");
 	inode_content_set(in, fd, true);
-	check_int(base + 8192, inode_mem_bytes(), "the same memfd again");
+	check_int(base + 8192, vs_cache_mem_bytes(), "the same memfd again");
 	inode_content_set(in, fd2, false); /* a cache object's, say */
 	close(fd);
-	check_int(base, inode_mem_bytes(), "once the inode has another fd");
+	check_int(base, vs_cache_mem_bytes(), "once the inode has another fd");
 	fd = some_fd();
 	in->size = 5000;
 	inode_content_set(in, fd, true);
 	close(fd2);
-	check_int(base + 3 * 4096, inode_mem_bytes(), "two pages and one");
+	check_int(base + 3 * 4096, vs_cache_mem_bytes(), "two pages and one");
 	inode_synced_remove(&f->t, in); /* the kernel never knew it: freed */
-	check_int(base, inode_mem_bytes(), "once the inode is freed");
+	check_int(base, vs_cache_mem_bytes(), "once the inode is freed");
 	check_int(0, fd_open(fd), "its memfd closed with it");
 }
 

@@ -29,6 +29,7 @@
  *  - the values of --critical (and its limit), --ready-file, --notify-fd,
  *    --control, --prefetch, --learn-seconds, --author, --max-file-size,
  *    --cache-max (default -1: the agent picks; suffixes; 0 unbounded),
+ *    --cache-mem-max (default VS_CACHE_MEM_TOTAL_DEFAULT; suffixes),
  *    --save-quiet-ms (default, range), --open-mode (none|kernel),
  *    --no-follow, and their invalid values;
  *  - a short error buffer stays NUL-terminated.
@@ -38,6 +39,7 @@
 #include <string.h>
 
 #include "mount_opts.h"
+#include "vsync/cache.h"
 #include "vsync/path.h"
 
 #include "unit_check.h"
@@ -556,6 +558,8 @@ static void test_other_values(void **state)
 	check_ptr(NULL, p.o.author, "no --author by default");
 	check_int(1LL << 30, p.o.max_file_size, "default --max-file-size");
 	check_int(-1, p.o.cache_max, "default --cache-max: the agent picks");
+	check_int(1, p.o.cache_mem_max == VS_CACHE_MEM_TOTAL_DEFAULT,
+		  "default --cache-mem-max");
 
 	PARSE(&p, "--no-follow", "--critical", "src/*.ts", "--critical=*.json",
 	      "--ready-file", "/run/ready", "--notify-fd=3", "--control",
@@ -587,6 +591,13 @@ static void test_other_values(void **state)
 	check_fails(&p,
 		    "--cache-max needs a size (bytes, or with K M G T), not "
 		    "'lots'");
+	PARSE(&p, "--cache-mem-max", "96K", "p", "m");
+	check_ok(&p);
+	check_int(96 << 10, (long long)p.o.cache_mem_max,
+		  "--cache-mem-max 96K");
+	PARSE(&p, "--cache-mem-max=x", "p", "m");
+	check_fails(&p, "--cache-mem-max needs a size (bytes, or with K M G "
+			"T), not 'x'");
 	PARSE(&p, "--cache-max=-1", "p", "m");
 	check_fails(&p,
 		    "--cache-max needs a size (bytes, or with K M G T), not "
