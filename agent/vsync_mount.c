@@ -400,20 +400,35 @@ static void free_strings(char **v, size_t n)
 /*
  * Every inode the kernel keeps holds an fd here (a local-only one its own
  * O_PATH and read-write fds, a synced one read its content's): raise the
- * soft limit to the hard one. And load libgcc_s now: glibc loads it at
- * the first pthread_cancel or pthread_exit (libfuse's worker threads, at
- * the stop), and aborts the process if it cannot - which it cannot once
- * every fd is taken (seen: a mount out of fds aborted at its unmount, with
- * its journal still holding what it had saved).
+ * soft limit to the hard one, and say so when that is below
+ * MOUNT_FD_LIMIT_LOW (the hard limit is the operator's: it is not raised
+ * here; container/entrypoint.sh raises it as root). And load libgcc_s
+ * now: glibc loads it at the first pthread_cancel or pthread_exit
+ * (libfuse's worker threads, at the stop), and aborts the process if it
+ * cannot - which it cannot once every fd is taken (seen: a mount out of
+ * fds aborted at its unmount, with its journal still holding what it had
+ * saved).
  */
+#define MOUNT_FD_LIMIT_LOW 65536
+
 static void raise_fd_limit(void)
 {
 	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			getrlimit(RLIMIT_NOFILE, &rl);
 	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+	    rl.rlim_cur < MOUNT_FD_LIMIT_LOW)
+		vs_warn("open files limited to %llu: every local-only file "
+			"the kernel keeps cached (node_modules/ ...) holds an "
+			"fd, about two once written, and a lookup past the "
+			"limit fails with EMFILE; raise the hard RLIMIT_NOFILE "
+			"(ulimit -Hn as root, docker run --ulimit nofile=, "
+			"systemd LimitNOFILE=)",
+			(unsigned long long)rl.rlim_cur);
 	if (!dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_NODELETE))
 		vs_debug("cannot load libgcc_s.so.1: %s", dlerror());
 }

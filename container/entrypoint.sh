@@ -56,7 +56,9 @@
 #                        cache dir for this user, then run everything as it
 #                        (setpriv); empty: stay as the current user
 #
-# Order of events: check /dev/fuse; start `vsync-mount -f` (in its own
+# Order of events: check /dev/fuse; as root, raise the hard limit of open
+# files to fs.nr_open (vsync-mount holds an fd per cached local-only file)
+# and drop to VSYNC_USER; start `vsync-mount -f` (in its own
 # session, so a terminal's ^C reaches only this script); wait for the ready
 # file (failing at once if vsync-mount exits first, or after the timeout);
 # cd into the mount; install dependencies; start the dev server in its own
@@ -186,6 +188,24 @@ if is_mounted "$mnt"; then
 fi
 
 # ---------------------------------------------------------------- privileges
+
+# Every local-only file the kernel keeps cached (node_modules/ ...) holds
+# an fd of vsync-mount's (docs/architecture.md), and a VM's init may leave
+# the hard limit of open files at 4096. As root, raise the hard limit to
+# the kernel's ceiling (fs.nr_open) before dropping to VSYNC_USER:
+# vsync-mount raises its own soft limit to it; the dev server and npm keep
+# the soft limit they had.
+if ((EUID == 0)); then
+	nr_open=$(cat /proc/sys/fs/nr_open 2>/dev/null || true)
+	hard=$(ulimit -Hn)
+	if [[ $nr_open =~ ^[0-9]+$ && $hard =~ ^[0-9]+$ ]] && ((nr_open > hard)); then
+		if ulimit -Hn "$nr_open" 2>/dev/null; then
+			log "hard limit of open files raised from $hard to $nr_open (vsync-mount holds an fd per cached local-only file)"
+		else
+			log "cannot raise the hard limit of open files above $hard (no CAP_SYS_RESOURCE?); vsync-mount warns if that is low"
+		fi
+	fi
+fi
 
 if ((EUID == 0)) && [[ -n ${VSYNC_USER:-} ]]; then
 	if ! id -u "$VSYNC_USER" >/dev/null 2>&1; then

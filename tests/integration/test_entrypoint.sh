@@ -11,6 +11,9 @@
 #     dependencies were installed first (npm install --no-package-lock in the
 #     mount, into the local-only node_modules/)
 #   - `entrypoint.sh --healthcheck` answers 0 from /readyz while it runs
+#   - run as root, it raises the hard limit of open files to fs.nr_open
+#     (where the test could, logged): vsync-mount runs with soft = hard =
+#     that limit, the dev server keeps the test's soft limit
 #   - SIGTERM to the entrypoint: the dev server gets TERM (and its group is
 #     gone), the project is unmounted, vsync-mount has exited, the entrypoint
 #     exits 0, all within 15 s
@@ -84,6 +87,7 @@ read -r _ _ pgid _ <<<"$stat"
 	echo "pid=$$"
 	echo "pgid=$pgid"
 	echo "pg_url=${VSYNC_PG_URL:+set}"
+	echo "nofile_soft=$(ulimit -Sn)"
 	echo "args=$*"
 } >"$out.tmp"
 cp package.json "$out.package.json" 2>"$out.err" || true
@@ -207,6 +211,18 @@ vs_check "node_modules/ (local-only) was filled through the mount" \
 	test -f "$MNT/node_modules/fake-dep/index.js"
 vs_check "entrypoint.sh --healthcheck: /readyz answers 200" \
 	env VSYNC_CONTROL="127.0.0.1:$PORT" "$ENTRY" --healthcheck
+# the open-file limits: what this shell could raise its hard limit to
+nr_open=$(cat /proc/sys/fs/nr_open)
+want_hard=$( (ulimit -Hn "$nr_open" 2>/dev/null && ulimit -Hn) || ulimit -Hn)
+mpid=$(mount_pid || true)
+got=$(awk '/^Max open files/ { print $4 " " $5 }' "/proc/${mpid:-0}/limits" 2>/dev/null)
+vs_check_eq "vsync-mount's open-file limit: soft and hard at $want_hard" \
+	"$want_hard $want_hard" "$got"
+if [[ $want_hard != "$(ulimit -Hn)" ]]; then
+	vs_check "the raise is logged" grep -q "hard limit of open files raised" "$ENTRY_LOG"
+fi
+vs_check_eq "the dev server keeps the soft limit it was given" \
+	"$(ulimit -Sn)" "$(val nofile_soft "$DEV_OUT")"
 
 sleeper=$(val sleeper "$DEV_OUT")
 t0=$(vs_now_ms)
