@@ -549,7 +549,8 @@ static int status_answer(struct vs_control *c, struct lws *wsi,
 	}
 	err = c->status_err;
 	if (!err && (ss->body = malloc(c->status_len + 1))) {
-		memcpy(ss->body, c->status_body, c->status_len);
+		if (c->status_len) /* (a hook may give an empty NULL body) */
+			memcpy(ss->body, c->status_body, c->status_len);
 		ss->len = c->status_len;
 	}
 	pthread_mutex_unlock(&c->status_lock);

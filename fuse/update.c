@@ -729,6 +729,10 @@ int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 			(void)vs_content_put(fs->cfg.content, c->state.hash,
 					     c->state.size, c->data,
 					     c->data_len, c->path, mem, &fd);
+			/* past the cap, a full volume may still have put
+			 * the bytes in memory (vs_cache_store_open) */
+			if (!mem && fd >= 0)
+				mem = vs_cache_fd_in_memory(fd);
 		}
 		/* once in @fd, the bytes are checked: its page push takes
 		 * them from here, not through a dup of @fd */

@@ -830,7 +830,8 @@ static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval)
 	char path[VS_PATH_MAX + 1], hash[VS_HASH_HEX_LEN + 1];
 	struct vs_manifest_entry theirs = {.version = 0};
 	struct stat st;
-	int r, fd = in->fd, wfd = -1;
+	int r, fd = in->fd, wfd = -1, old_fd;
+	bool mem;
 
 	if (!in->wfailed)
 		return 0;
@@ -862,10 +863,8 @@ static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval)
 			close(fd);
 		return r;
 	}
-	if (in->fd >= 0 && in->fd != fd)
-		close(in->fd);
-	inode_content_set(
-	    in, fd, fd == in->fd ? in->fd_mem > 0 : vs_cache_fd_in_memory(fd));
+	old_fd = in->fd;
+	mem = fd == old_fd ? in->fd_mem > 0 : vs_cache_fd_in_memory(fd);
 	wfd = in->wfd;
 	in->wfd = -1;
 	in->wfrozen = false;
@@ -882,6 +881,11 @@ static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval)
 	in->size = (uint64_t)st.st_size;
 	in->mtime_ns = theirs.version ? theirs.mtime_ns : now_ns();
 	pthread_mutex_unlock(&fs->table.lock);
+	/* after the size: a memfd is counted by the content's, not by the
+	 * failed working copy's */
+	inode_content_set(in, fd, mem);
+	if (old_fd >= 0 && old_fd != fd)
+		close(old_fd);
 	if (wfd >= 0)
 		close(wfd);
 	*inval = true;

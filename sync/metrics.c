@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vsync/cache.h"
 #include "vsync/log.h"
 #include "vsync/banned.h"
 
@@ -444,6 +445,12 @@ int vs_metrics_render(char **out, size_t *len)
 		   "them; bounded by --cache-max.");
 	mbuf_printf(&m, "vsync_cache_bytes %" PRIu64 "\n",
 		    (uint64_t)GET(reg.cache_bytes));
+	put_header(&m, "vsync_cache_memory_bytes", "gauge",
+		   "Bytes of content kept in memory instead of the cache dir "
+		   "(small content pushed changes carry, and what a full "
+		   "volume could not store); bounded by --cache-mem-max.");
+	mbuf_printf(&m, "vsync_cache_memory_bytes %" PRIu64 "\n",
+		    vs_cache_mem_bytes());
 	put_header(&m, "vsync_cache_evictions_total", "counter",
 		   "Content objects removed from the cache to stay under "
 		   "--cache-max (least recently used first).");

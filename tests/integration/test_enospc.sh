@@ -21,8 +21,11 @@
 #     done and the version can be fetched;
 #   - the mount equals PostgreSQL (vs_mount_equals_pg).
 # While the volume is full, a file created remotely (not local yet) reads
-# its bytes: they are kept in memory when the cache cannot store them,
-# up to --cache-mem-max (96 KiB here): a 100 KiB one past it is not
+# its bytes: they are kept in memory when the cache cannot store them
+# (counted in vsync_cache_memory_bytes), up to --cache-mem-max (20 MiB
+# here): three files of 5.5 MiB are, then the small content of a remote
+# edit, past the 16 MiB pushed content may keep in memory of its own,
+# is kept there too and counted; a 4 MiB file past the bound is not
 # applied while the volume is full (logged), and reads its bytes once
 # space returns;
 # and 12 unlinks, renames and mkdirs of synced paths succeed, each after
@@ -66,7 +69,7 @@ MNT=$W/mnt
 PORT=$(vs_free_port)
 mkdir -p "$MNT"
 vs_mount full "$MNT" --cache-dir "$CACHE" --writable --cache-max 16M \
-	--cache-mem-max 96K \
+	--cache-mem-max 20M \
 	--control "127.0.0.1:$PORT" --log-file "$W/mount.log" || exit 1
 vs_logs_on_failure "$W/mount.log"
 
@@ -142,8 +145,37 @@ vs_check "a remote edit of c.txt is committed while its write failed" ctl put fu
 vs_check "a file is created remotely while the volume is full" ctl put full src/d.txt "$W/remote-d.txt"
 poll_check "it reads PostgreSQL's bytes on the full volume" 30 cmp -s "$MNT/src/d.txt" "$W/remote-d.txt"
 vs_check "its content is kept in memory (logged)" grep -q "is kept in memory" "$W/mount.log"
-head -c 102400 /dev/urandom >"$W/remote-e.txt"
-vs_check "a 100-KiB file is created remotely while the volume is full" ctl put full src/e.txt "$W/remote-e.txt"
+mem=$(metric vsync_cache_memory_bytes)
+if [[ $mem =~ ^[0-9]+$ ]] && ((mem >= 20480)); then
+	vs_pass "vsync_cache_memory_bytes counts it ($mem)"
+else
+	vs_fail "vsync_cache_memory_bytes: expected >= 20480, saw '$mem'"
+fi
+for g in 1 2 3; do
+	head -c 5767168 /dev/urandom >"$W/remote-g$g.bin"
+	vs_check "a 5.5-MiB file g$g is created remotely while the volume is full" \
+		ctl put full "src/g$g.bin" "$W/remote-g$g.bin"
+done
+for g in 1 2 3; do
+	poll_check "g$g reads its bytes on the full volume" 30 cmp -s "$MNT/src/g$g.bin" "$W/remote-g$g.bin"
+done
+mem=$(metric vsync_cache_memory_bytes)
+if [[ $mem =~ ^[0-9]+$ ]] && ((mem > 16 << 20)); then
+	vs_pass "vsync_cache_memory_bytes is past 16 MiB ($mem)"
+else
+	vs_fail "vsync_cache_memory_bytes: expected > 16 MiB, saw '$mem'"
+fi
+printf 'small remote\n' >"$W/remote-f.txt"
+vs_check "a small file is created remotely" ctl put full src/f.txt "$W/remote-f.txt"
+poll_check "it reads its bytes on the full volume" 30 reads src/f.txt "small remote"
+mem2=$(metric vsync_cache_memory_bytes)
+if [[ $mem2 =~ ^[0-9]+$ ]] && ((mem2 >= mem + 4096)); then
+	vs_pass "its content in memory is counted too ($mem -> $mem2)"
+else
+	vs_fail "vsync_cache_memory_bytes after the small file: expected >= $mem + 4096, saw '$mem2'"
+fi
+head -c 4194304 /dev/urandom >"$W/remote-e.txt"
+vs_check "a 4-MiB file is created remotely while the volume is full" ctl put full src/e.txt "$W/remote-e.txt"
 poll_check "past --cache-mem-max its content is not kept in memory (logged)" 30 \
 	grep -q "is at --cache-mem-max" "$W/mount.log"
 if cmp -s "$MNT/src/e.txt" "$W/remote-e.txt" 2>/dev/null; then
