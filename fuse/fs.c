@@ -81,6 +81,18 @@ void fs_fill_entry(struct vs_fs *fs, struct fuse_entry_param *e,
 	e->entry_timeout = fs->cfg.entry_timeout;
 }
 
+void fs_inval_inode(struct vs_fs *fs, uint64_t ino)
+{
+	int e;
+
+	if (!fs->se)
+		return;
+	e = fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
+	if (e < 0 && e != -ENOENT)
+		vs_warn("cannot invalidate inode %llu: %s",
+			(unsigned long long)ino, strerror(-e));
+}
+
 void fs_reply_negative(fuse_req_t req, struct vs_fs *fs)
 {
 	struct fuse_entry_param e;

@@ -162,6 +162,11 @@ void fs_fill_entry(struct vs_fs *fs, struct fuse_entry_param *e,
  * resolution probes many names that do not exist. */
 void fs_reply_negative(fuse_req_t req, struct vs_fs *fs);
 
+/* Drop the kernel's pages and attributes of inode @ino (its bytes changed
+ * under it). Never from a request handler of @ino's; no lock of the inode
+ * held: an in-flight read may wait for one. */
+void fs_inval_inode(struct vs_fs *fs, uint64_t ino);
+
 /* A reply buffer for readdir, or readdirplus (@plus). */
 struct fs_dirbuf {
 	char *p;

@@ -411,6 +411,21 @@ static void push_pages(struct vs_fs *fs, uint64_t ino, const void *bytes,
 			 strerror(-r));
 }
 
+/* The write generation of inode @ino (wgen: bumped by every local write
+ * and truncate), or UINT64_MAX once it is gone. */
+static uint64_t placed_wgen(struct vs_fs *fs, uint64_t ino)
+{
+	struct vs_inode *in;
+	uint64_t gen = UINT64_MAX;
+
+	pthread_mutex_lock(&fs->table.lock);
+	in = inode_table_get(&fs->table, ino);
+	if (in)
+		gen = atomic_load(&in->wgen);
+	pthread_mutex_unlock(&fs->table.lock);
+	return gen;
+}
+
 /*
  * Put the new version @st (content @fd, consumed; its checked bytes in
  * @bytes too, or NULL) of the file or symlink at @path, inode @old_ino
@@ -420,7 +435,9 @@ static void push_pages(struct vs_fs *fs, uint64_t ino, const void *bytes,
  * IN_MOVED_FROM of the temporary name and IN_MOVED_TO of @path (what
  * Vite's watcher and the others take for a save at once); a reader has
  * the old inode or the new one, each whole, never a mix or an empty file;
- * one that reads before the push has its bytes by READ, as before it.
+ * one that reads before the push has its bytes by READ, as before it. A
+ * local write to the new inode between the rename and the push has the
+ * kernel's pages of it dropped after the push (placed_wgen).
  * The rename's handler (update_rename) replaces @old_ino only if it still
  * is at @path, with no local changes and older than @st; else the
  * temporary name is removed again and the change left to the write-back
@@ -434,7 +451,7 @@ static int replace_path(struct vs_fs *fs, const char *path,
 	char tmp[VS_PATH_MAX + 1], from[VS_MNT_PATH_MAX], to[VS_MNT_PATH_MAX];
 	size_t plen;
 	enum vs_kind kind;
-	uint64_t ino, tmp_parent = 0, tmp_ino = 0;
+	uint64_t ino, tmp_parent = 0, tmp_ino = 0, gen = 0;
 	int r, n = -1, push_fd = -1;
 	bool push;
 
@@ -472,12 +489,21 @@ static int replace_path(struct vs_fs *fs, const char *path,
 			close(push_fd);
 		return r;
 	}
+	if (push)
+		gen = placed_wgen(fs, tmp_ino);
 	atomic_store(&p->replace_version, st->version);
 	atomic_store(&p->replace_ino, old_ino);
 	r = rename_placed(fs, from, to, tmp, tmp_parent);
 	atomic_store(&p->replace_ino, 0);
-	if (r == 0 && push)
+	if (r == 0 && push) {
 		push_pages(fs, tmp_ino, bytes, push_fd, st->size);
+		/* a local write or truncate between the rename and the push
+		 * may have had its pages overwritten by it (the push waited
+		 * for a write's pages, so the write is counted by now):
+		 * drop them, and read what the file has */
+		if (placed_wgen(fs, tmp_ino) != gen)
+			fs_inval_inode(fs, tmp_ino);
+	}
 	if (push_fd >= 0)
 		close(push_fd);
 	if (r == 0)

@@ -464,7 +464,6 @@ struct vs_inode *fsw_removed_pin(struct vs_inode *in)
 static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 			   uint64_t *lseq);
 static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval);
-static void kernel_inval(struct vs_fs *fs, struct vs_inode *in);
 
 /*
  * Save @in if it is still quiet: under its fd_lock no write can come
@@ -501,7 +500,7 @@ static void saver_save(struct vs_fs *fs, struct vs_inode *in, int quiet)
 		dirty_mark(fs, in, false); /* the backend is down: later */
 	pthread_rwlock_unlock(&in->fd_lock);
 	if (inval)
-		kernel_inval(fs, in);
+		fs_inval_inode(fs, in->ino);
 	if (due)
 		inode_unpin(&fs->table, in);
 }
@@ -785,20 +784,6 @@ static int snapshot(struct vs_fs *fs, struct vs_inode *in, bool force,
 	r = snapshot_locked(fs, in, force, lseq);
 	pthread_rwlock_unlock(&in->fd_lock);
 	return r;
-}
-
-/* Drop the kernel's pages and attributes of @in (its bytes changed under
- * it). No lock of @in held: an in-flight read may wait for one. */
-static void kernel_inval(struct vs_fs *fs, struct vs_inode *in)
-{
-	int e;
-
-	if (!fs->se)
-		return;
-	e = fuse_lowlevel_notify_inval_inode(fs->se, in->ino, 0, 0);
-	if (e < 0 && e != -ENOENT)
-		vs_warn("cannot invalidate inode %llu: %s",
-			(unsigned long long)in->ino, strerror(-e));
 }
 
 /*
@@ -1726,7 +1711,8 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 	if (old_wfd >= 0)
 		close(old_wfd);
 	if (clean && res->merged)
-		kernel_inval(fs, in); /* the bytes changed under the kernel */
+		fs_inval_inode(
+		    fs, in->ino); /* the bytes changed under the kernel */
 out:
 	inode_unpin(&fs->table, in);
 }

@@ -26,7 +26,7 @@ VS_DEB_PACKAGES=(
 	redis-server libhiredis-dev stunnel4 openssl
 	libwebsockets-dev liblz4-dev libssl-dev libjansson-dev
 	libcmocka-dev libgit2-dev librsync-dev
-	inotify-tools perl util-linux procps curl coreutils iproute2 git time
+	inotify-tools perl util-linux procps curl coreutils iproute2 git time gdb
 	clang-format
 )
 
