@@ -372,13 +372,15 @@ static int rename_placed(struct vs_fs *fs, const char *from, const char *to,
 {
 	size_t parent_len;
 	const char *name = vs_path_basename(tmp, &parent_len);
+	int e;
 
 	if (rename(from, to) == 0)
 		return 0;
-	if (errno != ENOENT || !fs->se ||
+	e = errno; /* the rename's, whatever the notify leaves in errno */
+	if (e != ENOENT || !fs->se ||
 	    fuse_lowlevel_notify_inval_entry(fs->se, parent_ino, name,
 					     strlen(name)) < 0)
-		return -errno;
+		return -e;
 	vs_debug("'%s': the kernel's negative entry dropped", tmp);
 	return rename(from, to) == 0 ? 0 : -errno;
 }
