@@ -38,9 +38,8 @@ struct vs_pending {
 	char name[VS_NAME_MAX + 1];
 	struct vs_manifest_entry st; /* st.target points into @target */
 	char target[VS_PATH_MAX + 1];
-	int fd;	     /* verified content of a file, -1 otherwise; the handler
-			takes it (sets -1) */
-	bool fd_mem; /* @fd is a memfd (inode_content_set) */
+	int fd; /* verified content of a file, -1 otherwise; the handler
+		   takes it (sets -1) */
 	/* a remote edit saved as a rename over the file (update.c,
 	 * replace_path): the inode it replaces and the edit's version; 0
 	 * when no such rename is under way. Written by the updater only,

@@ -46,10 +46,13 @@ static struct vs_inode *inode_new(struct vs_inode_table *t, const char *name,
 	return in;
 }
 
-void inode_content_set(struct vs_inode *in, int fd, bool mem)
+void inode_content_set(struct vs_inode *in, int fd)
 {
-	if (mem && fd >= 0 && fd == in->fd)
-		return; /* the same memfd: counted already */
+	bool mem;
+
+	if (fd >= 0 && fd == in->fd)
+		return; /* the same fd: counted already if it is a memfd */
+	mem = fd >= 0 && vs_cache_fd_in_memory(fd);
 	vs_cache_mem_hold(-(int64_t)in->fd_mem);
 	in->fd = fd;
 	/* its pages, and about a page for its tmpfs inode and file */

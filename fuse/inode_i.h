@@ -193,10 +193,11 @@ int inode_synced_at(struct vs_inode_table *t, const char *path,
 /*
  * Make @fd the content fd of synced file @in (fd_lock exclusive, or an
  * inode no reader can reach yet); the caller closes the one it had.
- * @mem: @fd is a memfd of @in->size bytes, counted in vs_cache_mem_bytes()
- * while it is @in's content.
+ * Content the cache made in memory (vs_cache_fd_in_memory: a sealed memfd
+ * of @in->size bytes) is counted in vs_cache_mem_bytes() while it is
+ * @in's content.
  */
-void inode_content_set(struct vs_inode *in, int fd, bool mem);
+void inode_content_set(struct vs_inode *in, int fd);
 
 /* Unlink synced @in from its directory; it is freed once the kernel has
  * forgotten it (at once if it never knew it). */

@@ -183,12 +183,12 @@ static int delete_path(struct vs_fs *fs, const char *path)
 /*
  * Add @name, of state @st, to synced directory @dir (table lock): its
  * content @fd (files; the inode takes it on success: no reader can hold
- * fd_lock on a new inode; a memfd if @mem), its @target (symlinks).
+ * fd_lock on a new inode), its @target (symlinks).
  * -EEXIST if @dir has @name already.
  */
 static int synced_new(struct vs_fs *fs, struct vs_inode *dir, const char *name,
 		      const struct vs_manifest_entry *st, const char *target,
-		      int fd, bool mem, struct vs_inode **out)
+		      int fd, struct vs_inode **out)
 {
 	struct vs_inode *in;
 	int r;
@@ -207,17 +207,17 @@ static int synced_new(struct vs_fs *fs, struct vs_inode *dir, const char *name,
 		in->target = strdup(target);
 		in->size = strlen(target);
 	}
-	inode_content_set(in, fd, mem);
+	inode_content_set(in, fd);
 	*out = in;
 	return 0;
 }
 
 /*
  * Create @path of state @st through the mountpoint, with content @fd
- * (files; consumed in every case; a memfd if @mem).
+ * (files; consumed in every case).
  */
 static int create_path(struct vs_fs *fs, const char *path,
-		       const struct vs_manifest_entry *st, int fd, bool mem)
+		       const struct vs_manifest_entry *st, int fd)
 {
 	struct vs_pending *p = &fs->pending;
 	char full[VS_MNT_PATH_MAX];
@@ -245,7 +245,6 @@ static int create_path(struct vs_fs *fs, const char *path,
 		 st->target ? st->target : "");
 	p->st.target = p->target;
 	p->fd = fd;
-	p->fd_mem = mem;
 	pthread_mutex_unlock(&fs->table.lock);
 
 	r = mnt_path(fs, path, full, sizeof(full));
@@ -266,7 +265,6 @@ static int create_path(struct vs_fs *fs, const char *path,
 	p->active = false;
 	fd = p->fd; /* left over if the handler did not take it */
 	p->fd = -1;
-	p->fd_mem = false;
 	pthread_mutex_unlock(&fs->table.lock);
 	if (fd >= 0)
 		close(fd);
@@ -294,7 +292,7 @@ static int ensure_parents(struct vs_fs *fs, const char *path, int64_t mtime_ns)
 			continue;
 		if (r == 0 && (r = delete_path(fs, prefix)) < 0)
 			return r;
-		r = create_path(fs, prefix, &dir, -1, false);
+		r = create_path(fs, prefix, &dir, -1);
 		if (r < 0)
 			return r;
 	}
@@ -316,7 +314,7 @@ static bool local_changes(const struct vs_inode *in)
  * before it. The inos of its parent and of itself in @parent_ino, @ino.
  */
 static int place_path(struct vs_fs *fs, const char *tmp,
-		      const struct vs_manifest_entry *st, int fd, bool mem,
+		      const struct vs_manifest_entry *st, int fd,
 		      uint64_t *parent_ino, uint64_t *ino)
 {
 	char parent[VS_PATH_MAX + 1];
@@ -331,7 +329,7 @@ static int place_path(struct vs_fs *fs, const char *tmp,
 	dir = inode_lookup_path(&fs->table, parent);
 	if (dir && dir->kind == VS_KIND_DIR && !dir->local)
 		r = synced_new(fs, dir, name, st, st->target ? st->target : "",
-			       fd, mem, &in);
+			       fd, &in);
 	if (r == 0) {
 		*parent_ino = dir->ino;
 		*ino = in->ino;
@@ -446,7 +444,7 @@ static uint64_t placed_wgen(struct vs_fs *fs, uint64_t ino)
  * to merge.
  */
 static int replace_path(struct vs_fs *fs, const char *path,
-			const struct vs_manifest_entry *st, int fd, bool mem,
+			const struct vs_manifest_entry *st, int fd,
 			const void *bytes, uint64_t old_ino)
 {
 	struct vs_pending *p = &fs->pending;
@@ -485,7 +483,7 @@ static int replace_path(struct vs_fs *fs, const char *path,
 	       st->size <= VS_PUSH_PAGES_MAX && (bytes || fd >= 0);
 	if (push && !bytes && (push_fd = dup(fd)) < 0)
 		push = false;
-	r = place_path(fs, tmp, st, fd, mem, &tmp_parent, &tmp_ino);
+	r = place_path(fs, tmp, st, fd, &tmp_parent, &tmp_ino);
 	if (r < 0) {
 		if (push_fd >= 0)
 			close(push_fd);
@@ -551,12 +549,12 @@ static int chmod_path(struct vs_fs *fs, const char *path, mode_t mode)
  * @delta_base (NULL or "": none) is the content the change's Redis delta
  * applies to: if we have it, the new content is made from the delta
  * (vs_content_prepare_delta()), else it is fetched in full. @fd: the
- * content of a file opened already (consumed; a memfd if @mem), -1: open
+ * content of a file opened already (consumed), -1: open
  * it here; @bytes: its checked bytes in memory too, or NULL.
  */
 static int put_path(struct vs_fs *fs, const char *path,
 		    const struct vs_manifest_entry *st, const char *delta_base,
-		    int fd, bool mem, const void *bytes)
+		    int fd, const void *bytes)
 {
 	enum { APPLY_NONE, APPLY_MODE, APPLY_SAVE } act = APPLY_SAVE;
 	struct vs_inode *in;
@@ -590,7 +588,6 @@ static int put_path(struct vs_fs *fs, const char *path,
 				    &fd);
 		if (r < 0)
 			return r;
-		mem = vs_cache_fd_in_memory(fd);
 		bytes = NULL;
 	}
 	pthread_mutex_lock(&fs->table.lock);
@@ -603,11 +600,11 @@ static int put_path(struct vs_fs *fs, const char *path,
 				close(fd);
 			return r;
 		}
-		return create_path(fs, path, st, fd, mem);
+		return create_path(fs, path, st, fd);
 	}
 	if (!in) {
 		pthread_mutex_unlock(&fs->table.lock);
-		return create_path(fs, path, st, fd, mem);
+		return create_path(fs, path, st, fd);
 	}
 
 	/* an existing file or symlink */
@@ -663,7 +660,7 @@ static int put_path(struct vs_fs *fs, const char *path,
 	 * one. Swapping bytes in place could let a reader that fetched the
 	 * size just before the swap read the new bytes cut to the old length.
 	 */
-	return replace_path(fs, path, st, fd, mem, bytes, old_ino);
+	return replace_path(fs, path, st, fd, bytes, old_ino);
 }
 
 static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
@@ -678,7 +675,7 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 		 * a directory's subtree cannot be guessed */
 		if (c->state.kind == VS_KIND_DIR)
 			return -ESTALE;
-		return put_path(fs, c->path, &c->state, NULL, -1, false, NULL);
+		return put_path(fs, c->path, &c->state, NULL, -1, NULL);
 	}
 	if (strncmp(c->path, c->old_path, strlen(c->old_path)) == 0 &&
 	    c->path[strlen(c->old_path)] == '/')
@@ -700,14 +697,13 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 		special_dir_moved(fs, c->old_path, c->path);
 		return 0;
 	}
-	return put_path(fs, c->path, &c->state, NULL, -1, false, NULL);
+	return put_path(fs, c->path, &c->state, NULL, -1, NULL);
 }
 
 int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 {
 	static _Thread_local int tid; /* a syscall less per change */
 	int r, fd = -1;
-	bool mem = false;
 
 	if (!tid)
 		tid = (int)gettid();
@@ -742,7 +738,7 @@ int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 				return 0;
 			if ((r = delete_path(fs, c->path)) < 0)
 				return r;
-			return create_path(fs, c->path, &c->state, -1, false);
+			return create_path(fs, c->path, &c->state, -1);
 		}
 		/* small content the change carries: no round trip, kept
 		 * in memory while few inodes have theirs there, else put
@@ -753,19 +749,15 @@ int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 
 			if (fs->cfg.cache && fs->cfg.cache->mem_max < cap)
 				cap = fs->cfg.cache->mem_max;
-			mem = vs_cache_mem_bytes() + c->data_len <= cap;
-			(void)vs_content_put(fs->cfg.content, c->state.hash,
-					     c->state.size, c->data,
-					     c->data_len, c->path, mem, &fd);
-			/* past the cap, a full volume may still have put
-			 * the bytes in memory (vs_cache_store_open) */
-			if (!mem && fd >= 0)
-				mem = vs_cache_fd_in_memory(fd);
+			(void)vs_content_put(
+			    fs->cfg.content, c->state.hash, c->state.size,
+			    c->data, c->data_len, c->path,
+			    vs_cache_mem_bytes() + c->data_len <= cap, &fd);
 		}
 		/* once in @fd, the bytes are checked: its page push takes
 		 * them from here, not through a dup of @fd */
 		return put_path(
-		    fs, c->path, &c->state, c->delta_base, fd, mem && fd >= 0,
+		    fs, c->path, &c->state, c->delta_base, fd,
 		    fd >= 0 && c->data_len == c->state.size ? c->data : NULL);
 	}
 }
@@ -795,7 +787,7 @@ void update_create(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
 			 name);
 		goto out;
 	}
-	r = synced_new(fs, dir, name, &p->st, p->target, p->fd, p->fd_mem, &in);
+	r = synced_new(fs, dir, name, &p->st, p->target, p->fd, &in);
 	if (r < 0)
 		goto out;
 	p->fd = -1;

@@ -191,7 +191,7 @@ int fsw_content(struct vs_fs *fs, struct vs_inode *in)
 			 (unsigned long long)in->ino);
 	r = vs_content_open(fs->cfg.content, in->hash, in->size, path, &fd);
 	if (r == 0)
-		inode_content_set(in, fd, vs_cache_fd_in_memory(fd));
+		inode_content_set(in, fd);
 	return r;
 }
 
@@ -816,7 +816,6 @@ static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval)
 	struct vs_manifest_entry theirs = {.version = 0};
 	struct stat st;
 	int r, fd = in->fd, wfd = -1, old_fd;
-	bool mem;
 
 	if (!in->wfailed)
 		return 0;
@@ -849,7 +848,6 @@ static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval)
 		return r;
 	}
 	old_fd = in->fd;
-	mem = fd == old_fd ? in->fd_mem > 0 : vs_cache_fd_in_memory(fd);
 	wfd = in->wfd;
 	in->wfd = -1;
 	in->wfrozen = false;
@@ -868,7 +866,7 @@ static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval)
 	pthread_mutex_unlock(&fs->table.lock);
 	/* after the size: a memfd is counted by the content's, not by the
 	 * failed working copy's */
-	inode_content_set(in, fd, mem);
+	inode_content_set(in, fd);
 	if (old_fd >= 0 && old_fd != fd)
 		close(old_fd);
 	if (wfd >= 0)
@@ -1694,7 +1692,7 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 			in->size = (uint64_t)st.st_size; /* a merge differs */
 			old_fd = in->fd;
 			old_wfd = in->wfd;
-			inode_content_set(in, fd, false);
+			inode_content_set(in, fd);
 			in->wfd = -1;
 			in->wfrozen = false;
 			in->wmem = false;
@@ -1711,8 +1709,8 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 	if (old_wfd >= 0)
 		close(old_wfd);
 	if (clean && res->merged)
-		fs_inval_inode(
-		    fs, in->ino); /* the bytes changed under the kernel */
+		/* the bytes changed under the kernel */
+		fs_inval_inode(fs, in->ino);
 out:
 	inode_unpin(&fs->table, in);
 }

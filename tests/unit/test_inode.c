@@ -30,9 +30,10 @@
  *  - inode_forget: a local inode freed at 0 with its fd closed, nothing
  *    else freed; the upper file looked up again gets a fresh inode;
  *    synced inodes never freed;
- *  - inode_content_set: a memfd content counted in vs_cache_mem_bytes() by
- *    its pages and one more, once, until the inode has another fd or is
- *    freed (its fd closed).
+ *  - inode_content_set: content the cache keeps in memory (a sealed memfd)
+ *    counted in vs_cache_mem_bytes() by its pages and one more, once,
+ *    until the inode has another fd or is freed (its fd closed); any
+ *    other fd not counted.
  *
  * Each case gets a fresh table and manifest from setup (teardown releases
  * both).
@@ -205,6 +206,19 @@ static int some_fd(void)
 
 	if (fd < 0)
 		fail_msg("open /dev/null: %s", strerror(errno));
+	return fd;
+}
+
+/* A memfd the cache makes for content it keeps in memory (sealed). */
+static int memory_fd(void)
+{
+	int fd = -1,
+	    r = vs_cache_memory_open("e3b0c44298fc1c149afbf4c8996fb92427ae41e46"
+				     "49b934ca495991b7852b855",
+				     "", 0, &fd);
+
+	if (r < 0)
+		fail_msg("vs_cache_memory_open: %s", strerror(-r));
 	return fd;
 }
 
@@ -600,24 +614,24 @@ static void test_content_in_memory(void **state)
 	struct fixture *f = *state;
 	uint64_t base = vs_cache_mem_bytes();
 	struct vs_inode *in;
-	int fd = some_fd(), fd2 = some_fd();
+	int fd = memory_fd(), fd2 = some_fd();
 
 	add(f, VS_KIND_FILE, "src/a.c", 0644, 1, NULL);
 	build(f, NULL);
 	in = must_walk(f, "src/a.c");
 	in->size = 100;
-	inode_content_set(in, fd, true);
+	inode_content_set(in, fd);
 	check_int(fd, in->fd, "the content fd set");
 	check_int(base + 8192, vs_cache_mem_bytes(),
 		  "counted: a page of bytes and one for the memfd");
-	inode_content_set(in, fd, true);
+	inode_content_set(in, fd);
 	check_int(base + 8192, vs_cache_mem_bytes(), "the same memfd again");
-	inode_content_set(in, fd2, false); /* a cache object's, say */
+	inode_content_set(in, fd2); /* not in memory: a cache object's, say */
 	close(fd);
 	check_int(base, vs_cache_mem_bytes(), "once the inode has another fd");
-	fd = some_fd();
+	fd = memory_fd();
 	in->size = 5000;
-	inode_content_set(in, fd, true);
+	inode_content_set(in, fd);
 	close(fd2);
 	check_int(base + 3 * 4096, vs_cache_mem_bytes(), "two pages and one");
 	inode_synced_remove(&f->t, in); /* the kernel never knew it: freed */
