@@ -120,7 +120,8 @@ struct vs_control {
 	bool has_hooks;
 	char where[CONTROL_ADDR_MAX + 8]; /* "ADDR:PORT", for log lines */
 
-	/* /status (see DESIGN): the thread running hooks->status, and under
+	/* /status (the top of this file): the thread running hooks->status,
+	 * and under
 	 * status_lock the tickets asked for and the last one run for, the
 	 * body of that run (malloc'd; NULL if it failed: status_err) */
 	pthread_t status_thread;
@@ -463,7 +464,8 @@ static void events_wake(void *arg)
 
 /* ------------------------------------------------------------ /status */
 
-/* Run hooks->status for the tickets taken (see DESIGN), until stop. */
+/* Run hooks->status for the tickets taken (the top of this file), until
+ * stop. */
 static void *status_main(void *arg)
 {
 	struct vs_control *c = arg;
