@@ -21,10 +21,7 @@ set -u
 . "$(dirname "$0")/../lib/servers.sh"
 
 vs_need_fuse
-if ! command -v git >/dev/null 2>&1; then
-	echo "SKIP: git is not installed"
-	exit 77
-fi
+vs_need_cmd git "the repository this test works in"
 CTL=$VSYNC_BUILD_DIR/agent/vsyncctl
 vs_deadline 180
 vs_pg_fixture || exit 1

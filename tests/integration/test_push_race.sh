@@ -27,10 +27,7 @@ set -u
 . "$(dirname "$0")/../lib/servers.sh"
 
 vs_need_fuse
-if ! command -v gdb >/dev/null 2>&1; then
-	echo "SKIP: no gdb (Debian package gdb) to stop vsync-mount at its page push"
-	exit 77
-fi
+vs_need_cmd gdb "Debian package gdb: it stops vsync-mount at its page push"
 CTL=$VSYNC_BUILD_DIR/agent/vsyncctl
 vs_deadline 180
 vs_pg_fixture || exit 1

@@ -26,11 +26,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/../lib/servers.sh"
 
 vs_need_fuse
-if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1 ||
-	! command -v curl >/dev/null 2>&1; then
-	echo "SKIP: npm, node or curl is not installed (needed to run Vite)"
-	exit 77
-fi
+for c in npm node curl; do
+	vs_need_cmd "$c" "needed to run Vite"
+done
 export npm_config_cache=${VS_NPM_CACHE:-$HOME/.npm}
 export npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
 if ! timeout -k 2 20 npm ping >/dev/null 2>&1; then

@@ -5,7 +5,7 @@
 # Source it from a bash script (`. tests/lib/servers.sh`); it works with or
 # without `set -euo pipefail` in the caller: every function returns its
 # status instead of relying on errexit, and none of them exits the shell
-# except vs_need_fuse (exit 77 = skip) and the signal traps.
+# except vs_need_fuse and vs_need_cmd (exit 77 = skip) and the signal traps.
 #
 # Servers
 #   vs_servers_start pg|redis|all
@@ -82,6 +82,7 @@
 #   vs_deadline SECS     send SIGTERM to this script after SECS (a watchdog
 #                        so the exit cleanup runs before ctest's kill).
 #   vs_need_fuse         exit 77 with "SKIP: ..." if FUSE cannot be used.
+#   vs_need_cmd CMD WHAT exit 77 with "SKIP: ..." if CMD is not on PATH.
 #   vs_poll SECS CMD...  re-run CMD until it succeeds; 1 on timeout.
 #   vs_now_ms            milliseconds since the epoch.
 #   vs_is_mounted DIR    DIR is a mount point per /proc/mounts (no stat(2),
@@ -271,6 +272,14 @@ vs_need_fuse() {
 	fi
 	if ! command -v fusermount3 >/dev/null 2>&1; then
 		echo "SKIP: /dev/fuse not available (fusermount3 is not installed)"
+		exit 77
+	fi
+}
+
+# vs_need_cmd CMD WHAT: exit 77 (a skip), saying so, unless CMD is on PATH.
+vs_need_cmd() {
+	if ! command -v "$1" >/dev/null 2>&1; then
+		echo "SKIP: no $1 ($2)"
 		exit 77
 	fi
 }
