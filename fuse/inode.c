@@ -585,6 +585,18 @@ int inode_synced_move(struct vs_inode *in, struct vs_inode *dir,
 	return 0;
 }
 
+void inode_forget_versions(struct vs_inode *dir)
+{
+	for (size_t i = 0; i < dir->nchildren; i++) {
+		struct vs_inode *c = dir->children[i];
+
+		if (c->kind == VS_KIND_DIR)
+			inode_forget_versions(c);
+		else
+			c->version = -1;
+	}
+}
+
 struct vs_inode *inode_lookup_path(struct vs_inode_table *t, const char *path)
 {
 	struct vs_inode *in = t->root;

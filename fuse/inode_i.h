@@ -229,6 +229,13 @@ int inode_rename_check(const struct vs_inode *in,
  * 0 or -ENOMEM (then nothing changed). */
 int inode_synced_move(struct vs_inode *in, struct vs_inode *dir,
 		      const char *name);
+/* Files under directory @dir, just moved (by a local rename or a remote
+ * one), have new versions at their new paths in PostgreSQL (1, or one
+ * above a deleted file's there), unknown here: version -1, so their next
+ * saves are committed unconditionally rather than refused as based on a
+ * version the path never had, and any remote version of them is newer.
+ * Table lock held. */
+void inode_forget_versions(struct vs_inode *dir);
 /* The synced inode at project path @path ("" = root), or NULL. */
 struct vs_inode *inode_lookup_path(struct vs_inode_table *t, const char *path);
 /* Drop @n lookups; frees a local or removed inode that reaches 0 (a

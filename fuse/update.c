@@ -663,14 +663,39 @@ static int put_path(struct vs_fs *fs, const char *path,
 	return replace_path(fs, path, st, fd, bytes, old_ino);
 }
 
+/*
+ * Inode @ino, just moved to @path by a remote rename, takes the versions
+ * PostgreSQL numbers at its new path (versions are per path: a file
+ * renamed to a fresh path is at v1 there): @version, the rename's, for a
+ * file or symlink; for a directory, unknown (-1) for the files under it,
+ * as after a local rename. Keeping the old path's version would make
+ * every later change of the new path up to it look old (ignored) and the
+ * next local save be based on a version the path never had.
+ */
+static void moved_versions(struct vs_fs *fs, const char *path, uint64_t ino,
+			   int64_t version)
+{
+	struct vs_inode *in;
+
+	pthread_mutex_lock(&fs->table.lock);
+	in = inode_lookup_path(&fs->table, path);
+	if (in && in->ino == ino) {
+		if (in->kind == VS_KIND_DIR)
+			inode_forget_versions(in);
+		else
+			in->version = version;
+	}
+	pthread_mutex_unlock(&fs->table.lock);
+}
+
 static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 {
 	char from[VS_MNT_PATH_MAX], to[VS_MNT_PATH_MAX];
 	enum vs_kind kind;
-	uint64_t ino;
+	uint64_t ino, src_ino;
 	int r;
 
-	if (stat_path(fs, c->old_path, &kind, &ino) < 0) {
+	if (stat_path(fs, c->old_path, &kind, &src_ino) < 0) {
 		/* we never had the source: a file can still be put in place,
 		 * a directory's subtree cannot be guessed */
 		if (c->state.kind == VS_KIND_DIR)
@@ -692,6 +717,7 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 		return r;
 	if (rename(from, to) < 0)
 		return through_failed("rename", c->path);
+	moved_versions(fs, c->path, src_ino, c->state.version);
 	if (c->state.kind == VS_KIND_DIR) {
 		/* its local entries go with it, as with a local rename */
 		special_dir_moved(fs, c->old_path, c->path);
@@ -713,9 +739,11 @@ int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 			 (long long)c->seq, vs_change_op_name(c->op), c->path);
 		return 0;
 	}
-	if (vs_path_is_local(&fs->cfg.local, c->path) ||
-	    (c->op == VS_OP_RENAME &&
-	     vs_path_is_local(&fs->cfg.local, c->old_path))) {
+	if (vs_path_is_local(&fs->cfg.local, c->path)) {
+		if (c->op == VS_OP_RENAME &&
+		    !vs_path_is_local(&fs->cfg.local, c->old_path))
+			/* moved out of the synced tree: gone from it */
+			return delete_path(fs, c->old_path);
 		vs_info("change %lld to local-only path '%s' ignored",
 			(long long)c->seq, c->path);
 		return 0;
@@ -724,7 +752,16 @@ int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 	case VS_OP_DELETE:
 		return delete_path(fs, c->path);
 	case VS_OP_RENAME:
-		return apply_rename(fs, c);
+		/* moved in from a local-only path: a file is put in place
+		 * (its content comes by its hash); a directory's subtree
+		 * cannot be guessed */
+		if (!vs_path_is_local(&fs->cfg.local, c->old_path))
+			return apply_rename(fs, c);
+		if (c->state.kind == VS_KIND_DIR)
+			return -ESTALE;
+		r = ensure_parents(fs, c->path, c->state.mtime_ns);
+		return r < 0 ? r
+			     : put_path(fs, c->path, &c->state, NULL, -1, NULL);
 	default:
 		r = ensure_parents(fs, c->path, c->state.mtime_ns);
 		if (r < 0)

@@ -1174,25 +1174,6 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	return r;
 }
 
-/*
- * Files under directory @dir, just moved, have new versions at their new
- * paths in PostgreSQL (1, or one above a deleted file's there), unknown
- * here: their next saves are committed unconditionally (version -1)
- * rather than refused as based on a version the path never had. Caller
- * holds table.lock.
- */
-static void forget_versions(struct vs_inode *dir)
-{
-	for (size_t i = 0; i < dir->nchildren; i++) {
-		struct vs_inode *c = dir->children[i];
-
-		if (c->kind == VS_KIND_DIR)
-			forget_versions(c);
-		else
-			c->version = -1;
-	}
-}
-
 /* The length of the longest path under @in, relative to it with a
  * leading '/' ("/a/b": 4), 0 for a leaf. Table locked. */
 static size_t subtree_len(const struct vs_inode *in)
@@ -1313,7 +1294,7 @@ out:
 		in->ctime_ns = now; /* a rename changes the inode's status */
 	}
 	if (r == 0 && in->kind == VS_KIND_DIR)
-		forget_versions(in);
+		inode_forget_versions(in);
 	pthread_mutex_unlock(&fs->table.lock);
 	if (r < 0) {
 		vs_error("rename of '%s' to '%s' is journaled but the tree "

@@ -599,6 +599,60 @@ run_mode() {
 		expect_nw "rename a directory" "$mnt" rdir2 rename dir
 	fi
 
+	# --- edits after a rename: PostgreSQL numbers versions per path (a
+	# file renamed to a fresh path is v1 there), so the mount must not keep
+	# the old path's version (v2 here) and take later edits for old ones
+	printf 'ren v1\n' >"$C/ren1"
+	printf 'ren v2, longer\n' >"$C/ren2"
+	printf 'ren after the rename\n' >"$C/ren3"
+	printf 'renx v1\n' >"$C/renx1"
+	printf 'renx v2, longer\n' >"$C/renx2"
+	printf 'renx after the directory rename\n' >"$C/renx3"
+	if ctl put "$P" lib/ren.js "$C/ren1" && ctl put "$P" lib/ren.js "$C/ren2" &&
+		ctl mv "$P" lib/ren.js lib/ren2.js &&
+		ctl put "$P" rendir/x.js "$C/renx1" && ctl put "$P" rendir/x.js "$C/renx2" &&
+		ctl mv "$P" rendir rendir2 &&
+		vs_poll 10 cmp -s "$mnt/rendir2/x.js" "$C/renx2"; then
+		if change ctl put "$P" lib/ren2.js "$C/ren3"; then
+			expect_ino "edit after a file rename" "MOVED_TO $mnt/lib/ren2.js"
+			check_cat "edit after a file rename" "$mnt/lib/ren2.js" "$C/ren3"
+		fi
+		if change ctl put "$P" rendir2/x.js "$C/renx3"; then
+			expect_ino "edit after a directory rename" "MOVED_TO $mnt/rendir2/x.js"
+			check_cat "edit after a directory rename" "$mnt/rendir2/x.js" "$C/renx3"
+		fi
+		# and a local save there is based on the new path's version
+		printf 'saved in the mount after the rename\n' >"$C/ren4"
+		cp "$C/ren4" "$mnt/lib/ren2.js"
+		ren_saved() { [[ "$(ctl cat "$P" lib/ren2.js 2>/dev/null)" == "$(cat "$C/ren4")" ]]; }
+		if vs_poll 10 ren_saved; then
+			vs_pass "$MODE: local save after a remote rename reaches PostgreSQL"
+		else
+			vs_fail "$MODE: local save after a remote rename: expected PostgreSQL to have '$(cat "$C/ren4")' within 10 s, saw '$(ctl cat "$P" lib/ren2.js 2>&1 | head -c 80)' (log: $(grep -F ren2.js "$VS_MOUNT_LOG" | tail -n 2 | tr '\n' ' '))"
+		fi
+	else
+		vs_fail "$MODE: edits after a rename: setup (two puts and a rename, applied) failed"
+	fi
+
+	# --- renames across the local-only boundary (build/ is local-only)
+	printf 'moved out\n' >"$C/out"
+	printf 'moved in\n' >"$C/in"
+	if ctl put "$P" src/out.js "$C/out" && ctl put "$P" build/in.js "$C/in" &&
+		vs_poll 10 cmp -s "$mnt/src/out.js" "$C/out"; then
+		if change ctl mv "$P" src/out.js build/out.js; then
+			expect_ino "rename into a local-only path" "DELETE $mnt/src/out.js"
+			check_gone "rename into a local-only path" "$mnt/src/out.js"
+		fi
+		if change ctl mv "$P" build/in.js src/in.js; then
+			expect_ino "rename from a local-only path" "CREATE $mnt/src/in.js|MOVED_TO $mnt/src/in.js"
+			check_cat "rename from a local-only path" "$mnt/src/in.js" "$C/in"
+		fi
+	else
+		vs_fail "$MODE: renames across the local-only boundary: setup failed"
+	fi
+	# (the mount does not show build/: the whole-mount check below would)
+	ctl rm -r "$P" build || vs_fail "$MODE: rm -r build: failed"
+
 	# --- 30 quick edits of one file while a reader loops on it
 	if [[ -n "$HAVE_NODE" ]]; then
 		local hot=$W/hot-$MODE sqlf last
