@@ -116,22 +116,34 @@ static int through_failed(const char *call, const char *path)
 	return r;
 }
 
-static int delete_path(struct vs_fs *fs, const char *path);
-
-/* Delete everything under directory @path (children first). */
-static int delete_children(struct vs_fs *fs, const char *path)
+/* Has synced file @in local changes not committed yet? (table lock) A
+ * working copy whose bytes are committed is none. */
+static bool local_changes(const struct vs_inode *in)
 {
+	return in->wgen != in->jgen || in->pending_op[0];
+}
+
+static int delete_tree(struct vs_fs *fs, const char *path, bool keep,
+		       bool *kept);
+
+/* Delete everything under directory @path (children first); with @keep,
+ * what delete_tree keeps stays, and *@kept tells whether anything did. */
+static int delete_children(struct vs_fs *fs, const char *path, bool keep,
+			   bool *kept)
+{
+	size_t skip = 0; /* children kept, before the next one (sorted) */
+
 	for (;;) {
 		struct vs_inode *dir;
 		char *child = NULL;
-		bool empty;
+		bool empty, child_kept = false;
 		int r;
 
 		pthread_mutex_lock(&fs->table.lock);
 		dir = inode_lookup_path(&fs->table, path);
-		empty = !dir || !dir->nchildren;
+		empty = !dir || dir->nchildren <= skip;
 		if (!empty) {
-			const char *name = dir->children[0]->name;
+			const char *name = dir->children[skip]->name;
 			size_t n = strlen(path) + strlen(name) + 2;
 
 			child = malloc(n);
@@ -143,27 +155,60 @@ static int delete_children(struct vs_fs *fs, const char *path)
 			return 0;
 		if (!child)
 			return -ENOMEM;
-		r = delete_path(fs, child);
+		r = delete_tree(fs, child, keep, &child_kept);
 		free(child);
 		if (r < 0)
 			return r;
+		if (child_kept) {
+			*kept = true;
+			skip++;
+		}
 	}
 }
 
-/* Remove @path (a whole subtree for a directory) through the mountpoint. */
-static int delete_path(struct vs_fs *fs, const char *path)
+/*
+ * Remove @path (a whole subtree for a directory) through the mountpoint.
+ * With @keep (a remote deletion), a file with local changes not committed
+ * yet stays, and so do the directories above it (*@kept): its save
+ * re-creates it in PostgreSQL over the deletion (a conflict the
+ * write-back records), which the mount then shows as it does now.
+ * Removing it would lose those writes, and the save's commit, the mount's
+ * own, would never bring the file back.
+ */
+static int delete_tree(struct vs_fs *fs, const char *path, bool keep,
+		       bool *kept)
 {
 	char full[VS_MNT_PATH_MAX];
+	struct vs_inode *in;
 	enum vs_kind kind;
-	uint64_t ino;
+	bool busy = false, sub_kept = false;
 	int r;
 
-	if (stat_path(fs, path, &kind, &ino) < 0)
+	pthread_mutex_lock(&fs->table.lock);
+	in = inode_lookup_path(&fs->table, path);
+	if (in) {
+		kind = in->kind;
+		busy = keep && kind != VS_KIND_DIR && local_changes(in);
+	}
+	pthread_mutex_unlock(&fs->table.lock);
+	if (!in)
 		return 0; /* already gone */
+	if (busy) {
+		vs_info("'%s' deleted remotely while it has local changes: "
+			"kept (its save re-creates it)",
+			path);
+		vs_status_conflict(path); /* until the save is committed */
+		*kept = true;
+		return 0;
+	}
 	if (kind == VS_KIND_DIR) {
-		r = delete_children(fs, path);
+		r = delete_children(fs, path, keep, &sub_kept);
 		if (r < 0)
 			return r;
+		if (sub_kept) {
+			*kept = true;
+			return 0;
+		}
 	}
 	r = mnt_path(fs, path, full, sizeof(full));
 	if (r < 0)
@@ -175,9 +220,18 @@ static int delete_path(struct vs_fs *fs, const char *path)
 		special_dir_clear(fs, path);
 		return 0;
 	}
-	if (kind != VS_KIND_DIR && unlink(full) < 0)
+	if (unlink(full) < 0)
 		return through_failed("unlink", path);
 	return 0;
+}
+
+/* Remove @path (a whole subtree for a directory) through the mountpoint,
+ * whatever it holds: to make room for what replaces it. */
+static int delete_path(struct vs_fs *fs, const char *path)
+{
+	bool kept = false;
+
+	return delete_tree(fs, path, false, &kept);
 }
 
 /*
@@ -297,13 +351,6 @@ static int ensure_parents(struct vs_fs *fs, const char *path, int64_t mtime_ns)
 			return r;
 	}
 	return 0;
-}
-
-/* Has synced file @in local changes not committed yet? (table lock) A
- * working copy whose bytes are committed is none. */
-static bool local_changes(const struct vs_inode *in)
-{
-	return in->wgen != in->jgen || in->pending_op[0];
 }
 
 /*
@@ -741,16 +788,22 @@ int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 	}
 	if (vs_path_is_local(&fs->cfg.local, c->path)) {
 		if (c->op == VS_OP_RENAME &&
-		    !vs_path_is_local(&fs->cfg.local, c->old_path))
+		    !vs_path_is_local(&fs->cfg.local, c->old_path)) {
 			/* moved out of the synced tree: gone from it */
-			return delete_path(fs, c->old_path);
+			bool kept = false;
+
+			return delete_tree(fs, c->old_path, true, &kept);
+		}
 		vs_info("change %lld to local-only path '%s' ignored",
 			(long long)c->seq, c->path);
 		return 0;
 	}
 	switch (c->op) {
-	case VS_OP_DELETE:
-		return delete_path(fs, c->path);
+	case VS_OP_DELETE: {
+		bool kept = false;
+
+		return delete_tree(fs, c->path, true, &kept);
+	}
 	case VS_OP_RENAME:
 		/* moved in from a local-only path: a file is put in place
 		 * (its content comes by its hash); a directory's subtree

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+#
+# test_remote_delete.sh - a remote deletion of a file with local changes
+# not saved yet keeps the file, and its save re-creates it in PostgreSQL.
+#
+# Covers: with a long quiet period (--save-quiet-ms 4000) a written file
+# is dirty for seconds. `vsyncctl rm` of it, and `rm -r` of a directory
+# holding one dirty file and one clean one, arrive meanwhile: the dirty
+# files stay in the mount with their local bytes (so does the directory
+# above one), the clean one goes, and the log says why. Once the quiet
+# period ends, the saves re-create both files in PostgreSQL with the
+# local bytes (a conflict over the deletion), and the mount shows what
+# PostgreSQL has. Before, the mount removed the dirty files: the writes
+# made after were lost and PostgreSQL's re-created file never came back
+# to the mount (the mount's own change).
+#
+# Needs /dev/fuse (else exit 77), PostgreSQL (started here).
+set -u
+# shellcheck source=tests/lib/servers.sh
+. "$(dirname "$0")/../lib/servers.sh"
+
+vs_need_fuse
+CTL=$VSYNC_BUILD_DIR/agent/vsyncctl
+vs_deadline 120
+vs_pg_fixture || exit 1
+ctl() { timeout -k 5 60 "$CTL" -q "$@"; }
+
+SRC=$W/src
+mkdir -p "$SRC/src/d"
+printf 'a v1\n' >"$SRC/src/a.js"
+printf 'b v1\n' >"$SRC/src/d/b.js"
+printf 'c v1\n' >"$SRC/src/d/c.js"
+printf 'keep\n' >"$SRC/src/other.js"
+vs_check "vsyncctl init" ctl init
+vs_check "import" ctl import rd "$SRC"
+MNT=$W/mnt
+mkdir -p "$MNT"
+if ! vs_mount rd "$MNT" --cache-dir "$W/cache" --writable \
+	--save-quiet-ms 4000; then
+	vs_fail "mount: expected it mounted, saw none (log: $VS_MOUNT_LOG)"
+	vs_summary
+	exit 1
+fi
+
+# local writes, not saved for the next 4 s
+printf 'a local edit\n' >>"$MNT/src/a.js"
+printf 'b local edit\n' >>"$MNT/src/d/b.js"
+vs_check "vsyncctl rm of a dirty file" ctl rm rd src/a.js
+vs_check "vsyncctl rm -r of a directory holding a dirty file" ctl rm -r rd src/d
+
+kept_logged() {
+	grep -q "'src/a.js' deleted remotely while it has local changes: kept" "$VS_MOUNT_LOG" &&
+		grep -q "'src/d/b.js' deleted remotely while it has local changes: kept" "$VS_MOUNT_LOG"
+}
+vs_check "the mount says both dirty files were kept" vs_poll 10 kept_logged
+vs_check "the clean file under the deleted directory is gone" \
+	vs_poll 10 test ! -e "$MNT/src/d/c.js"
+vs_check_eq "the dirty file keeps its local bytes" \
+	"$(printf 'a v1\na local edit')" "$(cat "$MNT/src/a.js" 2>&1)"
+vs_check_eq "the dirty file under the deleted directory keeps its bytes" \
+	"$(printf 'b v1\nb local edit')" "$(cat "$MNT/src/d/b.js" 2>&1)"
+vs_check "an unrelated file stays" test -f "$MNT/src/other.js"
+
+# the saves re-create them in PostgreSQL, with the local bytes
+saved() { # PATH EXPECTED
+	[[ "$(ctl cat rd "$1" 2>/dev/null)" == "$2" ]]
+}
+vs_check "PostgreSQL re-created src/a.js with the local bytes" \
+	vs_poll 20 saved src/a.js "$(printf 'a v1\na local edit')"
+vs_check "PostgreSQL re-created src/d/b.js with the local bytes" \
+	vs_poll 20 saved src/d/b.js "$(printf 'b v1\nb local edit')"
+vs_check "PostgreSQL no longer has src/d/c.js" \
+	bash -c "! '$CTL' -q cat rd src/d/c.js >/dev/null 2>&1"
+vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
+
+vs_umount "$MNT"
+vs_summary
