@@ -131,6 +131,15 @@ struct vs_inode {
 	 * set (fsw_removed_unpin), or its write failed and its writer
 	 * closed it (write.c, dirty_mark_revert); a new write clears it */
 	bool dirty_now;
+	/* its last save (or revert) failed (no room on the cache volume,
+	 * the backend down ...): it is tried again after at least this
+	 * long (ms, doubled at each failure, bounded), or sooner once the
+	 * volume has more room than @save_retry_room (bytes free at the
+	 * failure); 0: no failure since its last save. Set under both
+	 * fd_lock and the dirty_lock, read under either (write.c,
+	 * dirty_mark_retry) */
+	uint32_t save_retry_ms;
+	uint64_t save_retry_room;
 
 	struct vs_inode *hnext;	 /* ino hash chain */
 	struct vs_inode *lhnext; /* upper-ino hash chain (local only) */

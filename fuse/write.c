@@ -115,6 +115,12 @@
  * RELEASE (no-open mode): the writer is taken to be done with it (see
  * revert_locked) */
 #define FSW_FAILED_QUIET_MS 5000
+/* a file whose save failed (no room on the cache volume ...) is tried
+ * again after this long, doubled at each failure up to the max; sooner
+ * (but not more often than the min) once the cache volume has more room
+ * than at the failure (dirty_mark_retry) */
+#define FSW_RETRY_MIN_MS 1000
+#define FSW_RETRY_MAX_MS 30000
 /* fsync() waits this long for its commit before failing with EIO, plus
  * what the file's bytes take at VS_MIN_RATE (vs_size_timeout_ms) */
 #define FSW_FSYNC_TIMEOUT_MS 10000
@@ -195,13 +201,20 @@ int fsw_content(struct vs_fs *fs, struct vs_inode *in)
 	return r;
 }
 
-/* Room for working copies in memory (see FSW_WMEM_MIN_FREE)? */
-static bool wmem_room(struct vs_fs *fs)
+/* The bytes free on the cache dir's volume (0 if it cannot be told). */
+static uint64_t volume_room(struct vs_fs *fs)
 {
 	struct statvfs sv;
 
-	return fstatvfs(fs->cfg.work_fd, &sv) == 0 &&
-	       (uint64_t)sv.f_bavail * sv.f_frsize >= FSW_WMEM_MIN_FREE;
+	return fstatvfs(fs->cfg.work_fd, &sv) == 0
+		   ? (uint64_t)sv.f_bavail * sv.f_frsize
+		   : 0;
+}
+
+/* Room for working copies in memory (see FSW_WMEM_MIN_FREE)? */
+static bool wmem_room(struct vs_fs *fs)
+{
+	return volume_room(fs) >= FSW_WMEM_MIN_FREE;
 }
 
 /* A new, empty working copy: in memory (a memfd: making one costs no
@@ -406,6 +419,36 @@ static void dirty_mark_revert(struct vs_fs *fs, struct vs_inode *in)
 	pthread_mutex_unlock(&fs->dirty_lock);
 }
 
+/* @in's save (or revert) just failed (saver_save): back in the set, due
+ * again after a backoff (FSW_RETRY_MIN_MS, doubled at each failure up to
+ * FSW_RETRY_MAX_MS), or sooner once the volume has more room than now
+ * (saver_main). No RELEASE may come (no-open mode), and no write: without
+ * this the change would wait for the unmount. fd_lock exclusive. */
+static void dirty_mark_retry(struct vs_fs *fs, struct vs_inode *in)
+{
+	uint64_t room = volume_room(fs);
+
+	pthread_mutex_lock(&fs->dirty_lock);
+	in->save_retry_ms = !in->save_retry_ms ? FSW_RETRY_MIN_MS
+			    : in->save_retry_ms >= FSW_RETRY_MAX_MS / 2
+				? FSW_RETRY_MAX_MS
+				: 2 * in->save_retry_ms;
+	in->save_retry_room = room;
+	pthread_mutex_unlock(&fs->dirty_lock);
+	dirty_mark(fs, in, false);
+}
+
+/* @in was saved (or reverted): no backoff for its next save. fd_lock
+ * exclusive. */
+static void dirty_retry_clear(struct vs_fs *fs, struct vs_inode *in)
+{
+	if (!in->save_retry_ms)
+		return;
+	pthread_mutex_lock(&fs->dirty_lock);
+	in->save_retry_ms = 0;
+	pthread_mutex_unlock(&fs->dirty_lock);
+}
+
 /* Take @in out of the set (dirty_lock held): it is unpinned by the
  * caller once no lock is held. */
 static void dirty_remove_locked(struct vs_fs *fs, struct vs_inode *in)
@@ -437,6 +480,8 @@ static int64_t dirty_due(const struct vs_inode *in, int quiet)
 
 	if (atomic_load(&in->wfailed) && wait < FSW_FAILED_QUIET_MS)
 		wait = FSW_FAILED_QUIET_MS;
+	if ((int64_t)in->save_retry_ms > wait)
+		wait = (int)in->save_retry_ms; /* its save failed */
 
 	return in->dirty_ms + wait;
 }
@@ -470,8 +515,8 @@ static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval);
  * between the look and the snapshot, so what is saved is the file as of
  * its quiet point. @in is pinned by the set until taken out of it here.
  * A file whose write failed is put back to its saved version instead
- * (revert_locked; it is due after FSW_FAILED_QUIET_MS), and tried again
- * later if that cannot be done now.
+ * (revert_locked; it is due after FSW_FAILED_QUIET_MS). A save or revert
+ * that cannot be done now is tried again later (dirty_mark_retry).
  */
 static void saver_save(struct vs_fs *fs, struct vs_inode *in, int quiet)
 {
@@ -494,10 +539,12 @@ static void saver_save(struct vs_fs *fs, struct vs_inode *in, int quiet)
 			r = revert_locked(fs, in, &inval);
 	} else if (due) {
 		/* (a removed file: snapshot_locked saves nothing) */
-		(void)snapshot_locked(fs, in, false, &lseq); /* logs */
+		r = snapshot_locked(fs, in, false, &lseq); /* logs */
 	}
 	if (r < 0 && r != -ECANCELED)
-		dirty_mark(fs, in, false); /* the backend is down: later */
+		dirty_mark_retry(fs, in); /* no room, backend down: later */
+	else if (due)
+		dirty_retry_clear(fs, in);
 	pthread_rwlock_unlock(&in->fd_lock);
 	if (inval)
 		fs_inval_inode(fs, in->ino);
@@ -516,6 +563,7 @@ static void *saver_main(void *arg)
 	pthread_mutex_lock(&fs->dirty_lock);
 	while (!fs->saver_stop) {
 		int64_t now = vs_mono_ms(), next = INT64_MAX;
+		uint64_t room = UINT64_MAX; /* volume_room(), once if needed */
 		size_t ndue = 0;
 
 		if (ndue_cap < fs->ndirty) {
@@ -528,10 +576,25 @@ static void *saver_main(void *arg)
 			}
 		}
 		for (size_t i = 0; i < fs->ndirty; i++) {
-			int64_t at = dirty_due(fs->dirty[i], quiet);
+			struct vs_inode *in = fs->dirty[i];
+			int64_t at = dirty_due(in, quiet);
 
+			if (at > now && in->save_retry_ms) {
+				/* its save failed: once a second, due at once
+				 * if the volume has more room than then */
+				if (now >= in->dirty_ms + FSW_RETRY_MIN_MS) {
+					if (room == UINT64_MAX)
+						room = volume_room(fs);
+					if (room > in->save_retry_room) {
+						in->dirty_now = true;
+						at = in->dirty_ms;
+					}
+				}
+				if (at > now && now + FSW_RETRY_MIN_MS < next)
+					next = now + FSW_RETRY_MIN_MS;
+			}
 			if (at <= now && ndue < ndue_cap)
-				due[ndue++] = fs->dirty[i];
+				due[ndue++] = in;
 			else if (at < next)
 				next = at;
 		}
@@ -760,6 +823,7 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 		in->pending_lseq = e->lseq;
 		memcpy(in->pending_op, e->op_id, sizeof(in->pending_op));
 		*lseq = e->lseq;
+		dirty_retry_clear(fs, in); /* saved (by fsync, a rename ...) */
 	}
 	if (r < 0 && r != -ENOENT)
 		vs_warn("cannot save local changes of inode %llu%s%s%s: %s",

@@ -20,6 +20,9 @@
 #     that remote version, not its last saved one, once its writer is
 #     done and the version can be fetched;
 #   - the mount equals PostgreSQL (vs_mount_equals_pg).
+# A file written while its volume had room, whose save at its quiet point
+# finds the volume full (a second volume, room for working copies in
+# memory), is saved once room returns, though no write or close follows.
 # While the volume is full, a file created remotely (not local yet) reads
 # its bytes: they are kept in memory when the cache cannot store them
 # (counted in vsync_cache_memory_bytes), up to --cache-mem-max (20 MiB
@@ -229,4 +232,38 @@ poll_check "vsync_files_diverged is 0 at the end" 30 diverged_is 0
 poll_check "the metadata changes are committed once space returns" 30 vs_mount_equals_pg full "$MNT"
 vs_check "the mount equals PostgreSQL after the recovery" vs_mount_equals_pg full "$MNT"
 vs_umount "$MNT"
+
+# ---------------------------------------------------------------- a failed save
+# a save that fails is tried again: b.txt is rewritten while its volume
+# (a second one, with room for a working copy in memory: 256 MiB) has
+# room, and the volume fills before its quiet point, so the save finds no
+# room. Nothing else happens to the file (no RELEASE in no-open mode, no
+# write, no close): once the filler is removed, PostgreSQL gets the edit.
+VOL2=$(mktemp -d "${TMPDIR:-/tmp}/vsync-enospc2.XXXXXX")
+if mount -t tmpfs -o size=272m,mode=0700 vsync-enospc2 "$VOL2"; then
+	vs_on_exit sh -c 'umount -l "$1" 2>/dev/null; rmdir "$1"' _ "$VOL2"
+	vs_mount full "$MNT" --cache-dir "$VOL2/cache" --writable \
+		--save-quiet-ms 4000 --log-file "$W/mount2.log" || exit 1
+	vs_logs_on_failure "$W/mount2.log"
+	saved_is() { [[ "$(ctl cat full src/b.txt)" == "$1" ]]; }
+	printf 'saved once room returns\n' >"$MNT/src/b.txt"
+	dd if=/dev/zero of="$VOL2/filler" bs=1M status=none 2>/dev/null
+	if vs_poll 30 grep -q "cannot save local changes" "$W/mount2.log"; then
+		vs_pass "b.txt's save on the full volume fails (logged)"
+	else
+		vs_fail "b.txt's save on the full volume: expected a failure logged within 30 s, saw none"
+	fi
+	vs_check_eq "PostgreSQL has not b.txt's edit yet" "written after" "$(ctl cat full src/b.txt)"
+	rm -f "$VOL2/filler"
+	if vs_poll 30 saved_is "saved once room returns"; then
+		vs_pass "b.txt's edit is saved once room returns, with no write or close"
+	else
+		vs_fail "b.txt's edit after room returned: expected in PostgreSQL within 30 s, saw '$(ctl cat full src/b.txt)'"
+	fi
+	vs_check_eq "the mount reads b.txt's edit" "saved once room returns" "$(cat "$MNT/src/b.txt")"
+	vs_umount "$MNT"
+else
+	rmdir "$VOL2"
+	vs_fail "cannot mount a second tmpfs for the cache volume"
+fi
 vs_summary
