@@ -6,6 +6,7 @@
 #include "inode_i.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -61,8 +62,21 @@ void inode_content_set(struct vs_inode *in, int fd)
 	vs_cache_mem_hold((int64_t)in->fd_mem);
 }
 
+/* Take @in out of the table's list of inodes with a pending op. */
+static void pending_unlink(struct vs_inode *in)
+{
+	if (!in->pprev)
+		return;
+	*in->pprev = in->pnext;
+	if (in->pnext)
+		in->pnext->pprev = in->pprev;
+	in->pnext = NULL;
+	in->pprev = NULL;
+}
+
 static void inode_free(struct vs_inode *in)
 {
+	pending_unlink(in); /* (forgotten before its commit) */
 	vs_cache_mem_hold(-(int64_t)in->fd_mem);
 	if (in->fd >= 0)
 		close(in->fd);
@@ -595,6 +609,34 @@ void inode_forget_versions(struct vs_inode *dir)
 		else
 			c->version = -1;
 	}
+}
+
+void inode_pending_set(struct vs_inode_table *t, struct vs_inode *in,
+		       const char *op, uint64_t lseq)
+{
+	if (!op || !op[0]) {
+		in->pending_op[0] = '\0';
+		in->pending_lseq = 0;
+		pending_unlink(in);
+		return;
+	}
+	snprintf(in->pending_op, sizeof(in->pending_op), "%s", op);
+	in->pending_lseq = lseq;
+	if (in->pprev)
+		return;
+	in->pnext = t->pending;
+	if (in->pnext)
+		in->pnext->pprev = &in->pnext;
+	in->pprev = &t->pending;
+	t->pending = in;
+}
+
+struct vs_inode *inode_pending_find(struct vs_inode_table *t, const char *op)
+{
+	for (struct vs_inode *in = t->pending; in; in = in->pnext)
+		if (strcmp(in->pending_op, op) == 0)
+			return in;
+	return NULL;
 }
 
 struct vs_inode *inode_lookup_path(struct vs_inode_table *t, const char *path)

@@ -111,8 +111,15 @@ struct vs_inode {
 	uint32_t theirs_mode;
 	char theirs_hash[VS_HASH_HEX_LEN + 1];
 	_Atomic uint64_t wgen, jgen;
+	/* the journal entry (a save or rename of it) not yet committed, and
+	 * its op id ("": none). Set and cleared with inode_pending_set only,
+	 * under fd_lock and the table lock (read under either): @pnext and
+	 * @pprev link it into the table's list of inodes with one while
+	 * set, so that the commit finds it whatever its path has become
+	 * (inode_pending_find) */
 	uint64_t pending_lseq;
 	char pending_op[VS_UUID_BUFSZ];
+	struct vs_inode *pnext, **pprev;
 	/* in the set of dirty files (fs_i.h, the save policy): the
 	 * monotonic ms of its last write, 0 when not in it; protected by
 	 * the fs's dirty_lock */
@@ -153,6 +160,7 @@ struct vs_inode_table {
 	struct vs_inode **lht; /* local inodes by upper_dev/upper_ino */
 	size_t lht_size, lcount;
 	uint64_t next_ino;
+	struct vs_inode *pending; /* inodes with a pending_op (pnext) */
 };
 
 int inode_table_init(struct vs_inode_table *t);
@@ -167,6 +175,15 @@ void inode_table_release(struct vs_inode_table *t);
 struct vs_local_rules;
 int inode_table_build(struct vs_inode_table *t, const struct vs_manifest *m,
 		      const struct vs_local_rules *local);
+
+/* Set @in's pending op to @op (NULL or "": none) and @lseq, and keep the
+ * table's list of inodes with one. t->lock held. */
+void inode_pending_set(struct vs_inode_table *t, struct vs_inode *in,
+		       const char *op, uint64_t lseq);
+/* The inode whose pending op is @op, or NULL: for the commit of an entry
+ * whose path no longer names it (a parent directory renamed since). A
+ * walk of the inodes with a pending op. t->lock held. */
+struct vs_inode *inode_pending_find(struct vs_inode_table *t, const char *op);
 
 /* Count one lookup on @in, or drop it (inode_forget: may free @in), with
  * t->lock taken here: a pin, so that @in outlives what the caller does

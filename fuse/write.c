@@ -820,8 +820,9 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 		/* journaled (durable with the committer's next sync, or
 		 * fsync's): the next save is chained after it */
 		in->jgen = gen;
-		in->pending_lseq = e->lseq;
-		memcpy(in->pending_op, e->op_id, sizeof(in->pending_op));
+		pthread_mutex_lock(&fs->table.lock);
+		inode_pending_set(&fs->table, in, e->op_id, e->lseq);
+		pthread_mutex_unlock(&fs->table.lock);
 		*lseq = e->lseq;
 		dirty_retry_clear(fs, in); /* saved (by fsync, a rename ...) */
 	}
@@ -1373,8 +1374,9 @@ out:
 		 * and vs_fs_committed() takes that version. A save still
 		 * pending under the old path is committed there first, and
 		 * the rename moves it. */
-		memcpy(file->pending_op, op, sizeof(file->pending_op));
-		file->pending_lseq = lseq;
+		pthread_mutex_lock(&fs->table.lock);
+		inode_pending_set(&fs->table, file, op, lseq);
+		pthread_mutex_unlock(&fs->table.lock);
 	}
 unlock:
 	pthread_mutex_unlock(&fs->ns_lock);
@@ -1438,8 +1440,7 @@ static int overlay_apply(struct vs_inode_table *t, const struct vs_jentry *e)
 		in->mtime_ns = now_ns();
 		/* not committed: the next save chains after it, the updater
 		 * leaves the file alone, the commit makes it clean */
-		memcpy(in->pending_op, e->op_id, sizeof(in->pending_op));
-		in->pending_lseq = e->lseq;
+		inode_pending_set(t, in, e->op_id, e->lseq);
 		return 0;
 	case VS_JOP_MKDIR:
 		r = inode_synced_at(t, e->path, VS_KIND_DIR, &in);
@@ -1469,11 +1470,8 @@ static int overlay_apply(struct vs_inode_table *t, const struct vs_jentry *e)
 		if (old)
 			inode_synced_remove(t, old);
 		r = inode_synced_move(in, dir, name);
-		if (r == 0 && in->kind != VS_KIND_DIR) {
-			memcpy(in->pending_op, e->op_id,
-			       sizeof(in->pending_op));
-			in->pending_lseq = e->lseq;
-		}
+		if (r == 0 && in->kind != VS_KIND_DIR)
+			inode_pending_set(t, in, e->op_id, e->lseq);
 		return r;
 	}
 	return 1;
@@ -1673,7 +1671,7 @@ void vs_fs_set_writeback(struct vs_fs *fs, struct vs_writeback *wb)
 void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		     const struct vs_wb_result *res)
 {
-	struct vs_inode *in;
+	struct vs_inode *in, *moved;
 	int fd = -1, old_fd = -1, old_wfd = -1;
 	bool clean = false;
 
@@ -1692,6 +1690,15 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		return;
 	pthread_mutex_lock(&fs->table.lock);
 	in = inode_lookup_path(&fs->table, e->path);
+	/* the file whose entry this is, wherever it is now: its parent
+	 * directory may have been renamed since the entry was journaled
+	 * (the path then names nothing, or another file). Its version at
+	 * the new path is not known here (forget_versions) */
+	moved = !in || strcmp(in->pending_op, e->op_id) != 0
+		    ? inode_pending_find(&fs->table, e->op_id)
+		    : NULL;
+	if (moved)
+		in = moved;
 	if (in && in->kind != VS_KIND_DIR)
 		in->nlookup++; /* pinned: not freed while we use it */
 	else
@@ -1706,9 +1713,8 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		pthread_rwlock_wrlock(&in->fd_lock);
 		pthread_mutex_lock(&fs->table.lock);
 		if (strcmp(in->pending_op, e->op_id) == 0) {
-			in->pending_op[0] = '\0';
-			in->pending_lseq = 0;
-			if (!res->error && res->version > 0)
+			inode_pending_set(&fs->table, in, NULL, 0);
+			if (!res->error && res->version > 0 && !moved)
 				in->version = res->version;
 		}
 		pthread_mutex_unlock(&fs->table.lock);
@@ -1724,9 +1730,9 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 	/* only the file whose save (or rename) this was: the path may name
 	 * another one by now (vim: renamed to a backup, a new file made) */
 	if (strcmp(in->pending_op, e->op_id) == 0) {
-		in->pending_op[0] = '\0';
-		in->pending_lseq = 0;
-		in->version = res->version;
+		inode_pending_set(&fs->table, in, NULL, 0);
+		if (!moved)
+			in->version = res->version;
 		/* nothing written since this snapshot: serve what PostgreSQL
 		 * now has (for a merge, that includes the other edit) */
 		struct stat st;

@@ -22,7 +22,9 @@
 # default, without --writable) from its saved manifest: the mount shows
 # the changes at once; PostgreSQL started again: they are committed.
 # 20 saves of one file while PostgreSQL is down are committed as one
-# version. A file still open for writing when the agent gets SIGTERM is
+# version. A save journaled while PostgreSQL is down, then its directory
+# renamed: once committed, a remote edit of the file at its new path is
+# applied on the mount. A file still open for writing when the agent gets SIGTERM is
 # saved.
 #
 # Needs /dev/fuse (else exit 77), PostgreSQL (started here).
@@ -264,20 +266,35 @@ vs_umount "$MNT"
 vs_mount w "$MNT" --cache-dir "$W/cache" --author test-container || exit 1
 printf 'save 0\n' >"$MNT/burst.txt"
 sync "$MNT/burst.txt"
+mkdir "$MNT/dm"
+printf 'dm one\n' >"$MNT/dm/f.txt"
+sync "$MNT/dm/f.txt"
 vs_check "PostgreSQL stopped" vs_pg_stop
+# bytes_journaled BYTES: a save of BYTES is in the journal
+bytes_journaled() {
+	grep -qs "^hash=$(printf '%s' "$1" | sha256sum | cut -d' ' -f1)\$" \
+		"$W/cache/projects/$ID/journal/"[0-9]*
+}
 for i in $(seq 1 20); do printf 'save %d\n' "$i" >"$MNT/burst.txt"; done
 # each save is journaled at its release, after its close (a release that
 # comes after the next open and write journals that save's bytes: fewer
 # entries, the last one the last save's)
-last_save_journaled() {
-	grep -qs "^hash=$(printf 'save 20\n' | sha256sum | cut -d' ' -f1)\$" \
-		"$W/cache/projects/$ID/journal/"[0-9]*
-}
-vs_check "the 20 saves are journaled (the last one's bytes)" vs_poll 10 last_save_journaled
+vs_check "the 20 saves are journaled (the last one's bytes)" vs_poll 10 bytes_journaled $'save 20\n'
+# a save journaled, then its directory renamed before the save is
+# committed: the commit must still find the file (at its new path), or
+# it stays "with local changes" for good and remote edits of it are
+# never applied
+printf 'saved before its directory moved\n' >"$MNT/dm/f.txt"
+vs_check "f.txt's save is journaled" vs_poll 10 bytes_journaled $'saved before its directory moved\n'
+mv "$MNT/dm" "$MNT/dm2"
 vs_check "PostgreSQL started again" vs_pg_start_again
 vs_check "the last of 20 saves made while PostgreSQL was down is committed" vs_poll 15 committed burst.txt 'save 20'
 vs_check_eq "as one version (the saves are coalesced)" 2 \
 	"$(vs_sql "SELECT count(*) FROM project_files WHERE project_id = '$ID' AND file_path = 'burst.txt'")"
+vs_check "the save and the directory's rename are committed" vs_poll 15 committed dm2/f.txt 'saved before its directory moved'
+printf 'remote after the move\n' | "$CTL" -q put w dm2/f.txt -
+reads_f() { [[ "$(cat "$MNT/dm2/f.txt")" == 'remote after the move' ]]; }
+vs_check "a remote edit of it at its new path is applied on the mount" vs_poll 15 reads_f
 vs_umount "$MNT"
 
 # ---------------------------------------------------------------- open at the stop

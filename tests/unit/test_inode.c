@@ -33,7 +33,11 @@
  *  - inode_content_set: content the cache keeps in memory (a sealed memfd)
  *    counted in vs_cache_mem_bytes() by its pages and one more, once,
  *    until the inode has another fd or is freed (its fd closed); any
- *    other fd not counted.
+ *    other fd not counted;
+ *  - inode_pending_set / inode_pending_find: the inode whose pending op
+ *    is the one asked is found whatever its path has become (its
+ *    directory moved), a cleared, replaced or unknown op finds nothing,
+ *    and an inode freed with its op set leaves the list.
  *
  * Each case gets a fresh table and manifest from setup (teardown releases
  * both).
@@ -639,6 +643,45 @@ static void test_content_in_memory(void **state)
 	check_int(0, fd_open(fd), "its memfd closed with it");
 }
 
+/* The commit finds the inode of its op wherever it is (write.c,
+ * vs_fs_committed). */
+static void test_pending_index(void **state)
+{
+	struct fixture *f = *state;
+	struct vs_inode *a, *b, *c, *dir;
+
+	add(f, VS_KIND_FILE, "d/a.c", 0644, 1, NULL);
+	add(f, VS_KIND_FILE, "d/b.c", 0644, 1, NULL);
+	add(f, VS_KIND_FILE, "c.c", 0644, 1, NULL);
+	build(f, NULL);
+	a = must_walk(f, "d/a.c");
+	b = must_walk(f, "d/b.c");
+	c = must_walk(f, "c.c");
+	dir = must_walk(f, "d");
+	check_ptr(NULL, inode_pending_find(&f->t, "op-a"), "none pending");
+	inode_pending_set(&f->t, a, "op-a", 7);
+	inode_pending_set(&f->t, b, "op-b", 8);
+	inode_pending_set(&f->t, c, "op-c", 9);
+	check_int(0, inode_synced_move(dir, f->t.root, "e"), "d moved to e");
+	check_ptr(NULL, inode_lookup_path(&f->t, "d/a.c"), "d/a.c is gone");
+	check_ptr(a, inode_pending_find(&f->t, "op-a"), "a found by its op");
+	check_int(7, a->pending_lseq, "its lseq");
+	check_ptr(b, inode_pending_find(&f->t, "op-b"), "b found by its op");
+	check_ptr(c, inode_pending_find(&f->t, "op-c"), "c found by its op");
+	inode_pending_set(&f->t, b, "op-b2", 10); /* a later save */
+	check_ptr(NULL, inode_pending_find(&f->t, "op-b"), "b's old op");
+	check_ptr(b, inode_pending_find(&f->t, "op-b2"), "b's new op");
+	inode_pending_set(&f->t, a, NULL, 0); /* committed */
+	check_ptr(NULL, inode_pending_find(&f->t, "op-a"), "a's op cleared");
+	check_int(0, a->pending_op[0], "a has no pending op");
+	inode_synced_remove(&f->t, c); /* the kernel never knew it: freed */
+	check_ptr(NULL, inode_pending_find(&f->t, "op-c"), "c freed");
+	check_ptr(b, inode_pending_find(&f->t, "op-b2"), "b still found");
+	inode_pending_set(&f->t, b, "", 0);
+	check_ptr(NULL, f->t.pending, "the list is empty");
+	check_ptr(NULL, inode_pending_find(&f->t, "nope"), "an unknown op");
+}
+
 /* The remove and rename rules every writer of the tree uses. */
 static void test_remove_and_rename_rules(void **state)
 {
@@ -707,6 +750,7 @@ int main(void)
 	    T(test_forget_synced_kept),
 	    T(test_content_in_memory),
 	    T(test_remove_and_rename_rules),
+	    T(test_pending_index),
 	};
 
 	/* the build logs one line per skipped entry: keep the output short */
