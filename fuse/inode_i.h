@@ -101,7 +101,8 @@ struct vs_inode {
 	/* (wfailed, wgen and jgen are atomic so that the sync state's
 	 * walk, vs_fs_dirty_walk, may read them under the table lock) */
 	atomic_bool wfailed; /* a write failed (EFBIG, ENOSPC ...): not
-			      * saved until truncated or rewritten whole */
+			      * saved until truncated to 0 (rewritten
+			      * whole: O_TRUNC, truncate(2) to 0) */
 	/* while wfailed: the newest remote version that came meanwhile,
 	 * left unapplied (update.c), which the revert goes back to instead
 	 * of the last saved one (write.c, revert_locked); theirs_version 0:

@@ -708,7 +708,7 @@ int fsw_write(struct vs_fs *fs, struct vs_inode *in, struct fuse_bufvec *buf,
 		 * meant: it is not saved until rewritten */
 		in->wfailed = true;
 		vs_warn("a write failed (%s): inode %llu is not saved until "
-			"it is truncated or rewritten",
+			"it is truncated to 0 or rewritten whole",
 			strerror(-r), (unsigned long long)in->ino);
 	}
 	if (r < 0)
@@ -1057,7 +1057,11 @@ int fsw_setattr(struct vs_fs *fs, struct vs_inode *in, const struct stat *attr,
 		if (r == 0 && ftruncate(in->wfd, attr->st_size) < 0)
 			r = -errno;
 		if (r == 0) {
-			in->wfailed = false; /* the writer chose the bytes */
+			/* truncated to 0, the file is rewritten whole: the
+			 * writer chooses all its bytes again. Any other size
+			 * keeps what the failed write left (revert_locked) */
+			if (attr->st_size == 0)
+				in->wfailed = false;
 			in->wgen++;
 			pthread_mutex_lock(&fs->table.lock);
 			in->size = (uint64_t)attr->st_size;

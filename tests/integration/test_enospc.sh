@@ -10,7 +10,9 @@
 # even before space returns, the file is back to PostgreSQL's version
 # (the write failed and was reported: nothing half written is saved or
 # left on the mount), vsync_writeback_total{outcome="reverted"} counts it
-# and vsync_files_diverged is 0. Once the filler is removed (space
+# and vsync_files_diverged is 0. So is a file whose write failed and
+# which was then truncated to a size other than 0 (only a truncation to
+# 0 rewrites it whole). Once the filler is removed (space
 # returns), within the deadline:
 #   - a file written whole is saved;
 #   - a remote edit of the rewritten file (vsyncctl put) is applied on the
@@ -62,6 +64,7 @@ mkdir -p "$SRC/src"
 printf 'original A\n' >"$SRC/src/a.txt"
 printf 'original B\n' >"$SRC/src/b.txt"
 printf 'original C\n' >"$SRC/src/c.txt"
+printf 'original H\n' >"$SRC/src/h.txt"
 mkdir -p "$SRC/meta"
 for i in $(seq 1 12); do printf 'meta %s\n' "$i" >"$SRC/meta/m$i.txt"; done
 vs_check "init and import" sh -c '"$1" -q init && "$1" -q import full "$2"' _ "$CTL" "$SRC"
@@ -112,6 +115,20 @@ poll_check "a.txt is back to PostgreSQL's version once its writer closed it" 30 
 vs_check_eq "a.txt's size is PostgreSQL's again" 11 "$(stat -c %s "$MNT/src/a.txt")"
 poll_check "vsync_files_diverged is 0 again" 30 diverged_is 0
 vs_check_eq "vsync_writeback_total{outcome=\"reverted\"} counts it" 1 \
+	"$(metric 'vsync_writeback_total{outcome="reverted"}')"
+
+# h.txt: rewritten (O_TRUNC), its write fails, then truncated to 5 bytes
+# (not to 0: the failed write's bytes, here none, are what it keeps). It
+# is not rewritten whole, so it is still not saved: it goes back to
+# PostgreSQL's version, as a.txt did (before, any truncation made it
+# savable: 5 NUL bytes were committed)
+if head -c 65536 /dev/urandom | dd of="$MNT/src/h.txt" bs=64k conv=fsync status=none 2>/dev/null; then
+	vs_fail "h.txt: a write on a full cache volume: expected ENOSPC, saw success"
+fi
+vs_check "h.txt is truncated to 5 bytes after its failed write" truncate -s 5 "$MNT/src/h.txt"
+poll_check "h.txt is back to PostgreSQL's version, not saved truncated" 30 reads src/h.txt "original H"
+vs_check_eq "PostgreSQL keeps h.txt's version" "original H" "$(ctl cat full src/h.txt)"
+vs_check_eq "vsync_writeback_total{outcome=\"reverted\"} counts h.txt" 2 \
 	"$(metric 'vsync_writeback_total{outcome="reverted"}')"
 
 # ---------------------------------------------------------------- theirs
@@ -226,7 +243,7 @@ printf 'remote edit\n' >"$W/remote.txt"
 vs_check "a remote edit of a.txt is committed" ctl put full src/a.txt "$W/remote.txt"
 poll_check "the remote edit of a.txt is applied on the mount" 30 reads src/a.txt "remote edit"
 
-vs_check_eq "vsync_writeback_total{outcome=\"reverted\"} counts both" 2 \
+vs_check_eq "vsync_writeback_total{outcome=\"reverted\"} counts all three" 3 \
 	"$(metric 'vsync_writeback_total{outcome="reverted"}')"
 poll_check "vsync_files_diverged is 0 at the end" 30 diverged_is 0
 poll_check "the metadata changes are committed once space returns" 30 vs_mount_equals_pg full "$MNT"
