@@ -126,6 +126,19 @@ static bool local_changes(const struct vs_inode *in)
 static int delete_tree(struct vs_fs *fs, const char *path, bool keep,
 		       bool *kept);
 
+/* Is @path a file or symlink with local changes not committed yet? */
+static bool busy_file(struct vs_fs *fs, const char *path)
+{
+	struct vs_inode *in;
+	bool busy;
+
+	pthread_mutex_lock(&fs->table.lock);
+	in = inode_lookup_path(&fs->table, path);
+	busy = in && in->kind != VS_KIND_DIR && local_changes(in);
+	pthread_mutex_unlock(&fs->table.lock);
+	return busy;
+}
+
 /* Delete everything under directory @path (children first); with @keep,
  * what delete_tree keeps stays, and *@kept tells whether anything did. */
 static int delete_children(struct vs_fs *fs, const char *path, bool keep,
@@ -179,21 +192,14 @@ static int delete_tree(struct vs_fs *fs, const char *path, bool keep,
 		       bool *kept)
 {
 	char full[VS_MNT_PATH_MAX];
-	struct vs_inode *in;
 	enum vs_kind kind;
-	bool busy = false, sub_kept = false;
+	uint64_t ino;
+	bool sub_kept = false;
 	int r;
 
-	pthread_mutex_lock(&fs->table.lock);
-	in = inode_lookup_path(&fs->table, path);
-	if (in) {
-		kind = in->kind;
-		busy = keep && kind != VS_KIND_DIR && local_changes(in);
-	}
-	pthread_mutex_unlock(&fs->table.lock);
-	if (!in)
+	if (stat_path(fs, path, &kind, &ino) < 0)
 		return 0; /* already gone */
-	if (busy) {
+	if (keep && busy_file(fs, path)) {
 		vs_info("'%s' deleted remotely while it has local changes: "
 			"kept (its save re-creates it)",
 			path);
@@ -755,6 +761,16 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 	r = ensure_parents(fs, c->path, c->state.mtime_ns);
 	if (r < 0)
 		return r;
+	if (kind != VS_KIND_DIR && busy_file(fs, c->old_path)) {
+		/* local changes not committed yet: the file stays, its save
+		 * re-creates the old path over the move (a conflict), and
+		 * the new path gets the version moved there */
+		vs_info("'%s' moved remotely to '%s' while it has local "
+			"changes: kept (its save re-creates it)",
+			c->old_path, c->path);
+		vs_status_conflict(c->old_path);
+		return put_path(fs, c->path, &c->state, NULL, -1, NULL);
+	}
 	if (stat_path(fs, c->path, &kind, &ino) == 0 &&
 	    (kind == VS_KIND_DIR || c->state.kind == VS_KIND_DIR) &&
 	    (r = delete_path(fs, c->path)) < 0)

@@ -1697,7 +1697,7 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 	/* the file whose entry this is, wherever it is now: its parent
 	 * directory may have been renamed since the entry was journaled
 	 * (the path then names nothing, or another file). Its version at
-	 * the new path is not known here (forget_versions) */
+	 * the new path is not known here (inode_forget_versions) */
 	moved = !in || strcmp(in->pending_op, e->op_id) != 0
 		    ? inode_pending_find(&fs->table, e->op_id)
 		    : NULL;

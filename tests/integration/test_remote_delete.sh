@@ -5,10 +5,12 @@
 #
 # Covers: with a long quiet period (--save-quiet-ms 4000) a written file
 # is dirty for seconds. `vsyncctl rm` of it, and `rm -r` of a directory
-# holding one dirty file and one clean one, arrive meanwhile: the dirty
+# holding one dirty file and one clean one, and `vsyncctl mv` of a dirty
+# file, arrive meanwhile: the dirty
 # files stay in the mount with their local bytes (so does the directory
-# above one), the clean one goes, and the log says why. Once the quiet
-# period ends, the saves re-create both files in PostgreSQL with the
+# above one), the clean one goes, the move's new path gets the committed
+# bytes, and the log says why. Once the quiet period ends, the saves
+# re-create the three files at their old paths in PostgreSQL with the
 # local bytes (a conflict over the deletion), and the mount shows what
 # PostgreSQL has. Before, the mount removed the dirty files: the writes
 # made after were lost and PostgreSQL's re-created file never came back
@@ -31,6 +33,7 @@ printf 'a v1\n' >"$SRC/src/a.js"
 printf 'b v1\n' >"$SRC/src/d/b.js"
 printf 'c v1\n' >"$SRC/src/d/c.js"
 printf 'keep\n' >"$SRC/src/other.js"
+printf 'r v1\n' >"$SRC/src/r.js"
 vs_check "vsyncctl init" ctl init
 vs_check "import" ctl import rd "$SRC"
 MNT=$W/mnt
@@ -45,14 +48,17 @@ fi
 # local writes, not saved for the next 4 s
 printf 'a local edit\n' >>"$MNT/src/a.js"
 printf 'b local edit\n' >>"$MNT/src/d/b.js"
+printf 'r local edit\n' >>"$MNT/src/r.js"
 vs_check "vsyncctl rm of a dirty file" ctl rm rd src/a.js
 vs_check "vsyncctl rm -r of a directory holding a dirty file" ctl rm -r rd src/d
+vs_check "vsyncctl mv of a dirty file" ctl mv rd src/r.js src/r2.js
 
 kept_logged() {
 	grep -q "'src/a.js' deleted remotely while it has local changes: kept" "$VS_MOUNT_LOG" &&
-		grep -q "'src/d/b.js' deleted remotely while it has local changes: kept" "$VS_MOUNT_LOG"
+		grep -q "'src/d/b.js' deleted remotely while it has local changes: kept" "$VS_MOUNT_LOG" &&
+		grep -q "'src/r.js' moved remotely to 'src/r2.js' while it has local changes: kept" "$VS_MOUNT_LOG"
 }
-vs_check "the mount says both dirty files were kept" vs_poll 10 kept_logged
+vs_check "the mount says the three dirty files were kept" vs_poll 10 kept_logged
 vs_check "the clean file under the deleted directory is gone" \
 	vs_poll 10 test ! -e "$MNT/src/d/c.js"
 vs_check_eq "the dirty file keeps its local bytes" \
@@ -60,6 +66,10 @@ vs_check_eq "the dirty file keeps its local bytes" \
 vs_check_eq "the dirty file under the deleted directory keeps its bytes" \
 	"$(printf 'b v1\nb local edit')" "$(cat "$MNT/src/d/b.js" 2>&1)"
 vs_check "an unrelated file stays" test -f "$MNT/src/other.js"
+vs_check_eq "the dirty file moved remotely stays with its local bytes" \
+	"$(printf 'r v1\nr local edit')" "$(cat "$MNT/src/r.js" 2>&1)"
+vs_check_eq "the new path of the move has the committed bytes" \
+	"r v1" "$(cat "$MNT/src/r2.js" 2>&1)"
 
 # the saves re-create them in PostgreSQL, with the local bytes
 saved() { # PATH EXPECTED
@@ -69,6 +79,9 @@ vs_check "PostgreSQL re-created src/a.js with the local bytes" \
 	vs_poll 20 saved src/a.js "$(printf 'a v1\na local edit')"
 vs_check "PostgreSQL re-created src/d/b.js with the local bytes" \
 	vs_poll 20 saved src/d/b.js "$(printf 'b v1\nb local edit')"
+vs_check "PostgreSQL re-created src/r.js with the local bytes" \
+	vs_poll 20 saved src/r.js "$(printf 'r v1\nr local edit')"
+vs_check "PostgreSQL keeps the moved version at src/r2.js" saved src/r2.js "r v1"
 vs_check "PostgreSQL no longer has src/d/c.js" \
 	bash -c "! '$CTL' -q cat rd src/d/c.js >/dev/null 2>&1"
 vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
