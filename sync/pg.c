@@ -35,6 +35,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "vsync/hash.h"
 #include "vsync/log.h"
 #include "vsync/path.h"
@@ -539,27 +541,59 @@ int vs_pg_listen(struct vs_pg *pg, const char *channel)
 	return vs_pg_cmd(pg, sql);
 }
 
-/* Drain the notifications libpq has read; return how many. */
-static int pg_drain_notifies(struct vs_pg *pg)
+int vs_pg_notify_parse(const char *payload, char id[VS_UUID_BUFSZ],
+		       int64_t *seq)
 {
+	json_t *v = json_loads(payload, JSON_REJECT_DUPLICATES, NULL);
+	json_t *pid = json_object_get(v, "project_id");
+	json_t *s = json_object_get(v, "seq");
+	int r = -EBADMSG;
+
+	*seq = 0;
+	if (!json_is_object(v) || !json_is_string(pid) ||
+	    json_string_length(pid) != VS_UUID_LEN ||
+	    !vs_uuid_valid(json_string_value(pid)) ||
+	    json_object_size(v) != (s ? 2u : 1u))
+		goto out;
+	if (s) {
+		if (!json_is_integer(s) || json_integer_value(s) < 1)
+			goto out;
+		*seq = (int64_t)json_integer_value(s);
+	}
+	memcpy(id, json_string_value(pid), VS_UUID_BUFSZ);
+	r = 0;
+out:
+	json_decref(v);
+	return r;
+}
+
+/* Drain the notifications libpq has read; return how many are for
+ * @project_id (all of them if NULL). */
+static int pg_drain_notifies(struct vs_pg *pg, const char *project_id)
+{
+	char id[VS_UUID_BUFSZ];
 	PGnotify *n;
+	int64_t seq;
 	int count = 0;
 
 	while ((n = PQnotifies(pg->conn))) {
+		if (!project_id ||
+		    (vs_pg_notify_parse(n->extra, id, &seq) == 0 &&
+		     strcmp(id, project_id) == 0))
+			count++;
 		PQfreemem(n);
-		count++;
 	}
 	return count;
 }
 
-int vs_pg_wait_notify(struct vs_pg *pg, int timeout_ms)
+int vs_pg_wait_notify(struct vs_pg *pg, const char *project_id, int timeout_ms)
 {
 	int64_t deadline = vs_mono_ms() + timeout_ms;
 	int count, r;
 
 	if (!pg->conn)
 		return -ECONNRESET;
-	count = pg_drain_notifies(pg);
+	count = pg_drain_notifies(pg, project_id);
 	while (count == 0) {
 		r = pg_wait(pg->conn, true, false, deadline);
 		if (r == -ETIMEDOUT)
@@ -571,7 +605,7 @@ int vs_pg_wait_notify(struct vs_pg *pg, int timeout_ms)
 			pg_drop(pg);
 			return -ECONNRESET;
 		}
-		count = pg_drain_notifies(pg);
+		count = pg_drain_notifies(pg, project_id);
 	}
 	return count;
 }

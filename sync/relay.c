@@ -13,7 +13,13 @@
  * GET: the script refuses a change above the cursor + 1). Every
  * project is scanned at start, after the LISTEN connection is (re)made
  * (notifications may have been lost meanwhile) and every poll interval;
- * a notification scans its project at once.
+ * a notification scans its project at once. Any role may NOTIFY on the
+ * channel, so a payload that is not a hint (vs_pg_notify_parse()) is
+ * ignored, a project this relay has not relayed is asked for before
+ * anything is read or kept for it, and hints beyond RELAY_PENDING_MAX
+ * projects at once cost at most one extra full scan per poll interval:
+ * a flood of NOTIFYs never makes the relay rescan every tenant's project
+ * in a loop.
  *
  * Publishing change N of project P (publish_change()):
  *  1. its content goes to blob:{P}:<hash>, the bytes checked against the
@@ -445,9 +451,18 @@ struct relay {
 	bool pg_down, redis_down;
 	bool full_scan; /* scan every project next */
 	int64_t next_poll_ms;
+	/* hints were lost (more than RELAY_PENDING_MAX projects at once):
+	 * a full scan finds their changes, but at most one such scan per
+	 * poll interval (any role may NOTIFY, so a flood is cheap), the last
+	 * one at @overflow_ms */
+	bool overflow;
+	int64_t overflow_ms;
+	uint64_t full_scans;	/* logged at debug, "full scan N" */
+	uint64_t junk_notifies; /* payloads ignored: not a hint */
 	char pending[RELAY_PENDING_MAX][VS_UUID_BUFSZ];
 	int64_t pending_seq[RELAY_PENDING_MAX]; /* the highest seq hinted */
 	int npending;
+	bool pending_known_only; /* every pending project is known */
 	sigset_t wait_mask; /* the caller's mask without the stop signals */
 	struct vs_backoff backoff; /* between failed rounds */
 	/* per change scratch, reused */
@@ -668,6 +683,8 @@ fail:
 	return r < 0 ? r : -ECONNREFUSED;
 }
 
+static bool project_known(struct relay *rl, const char *id);
+
 static void pending_add(struct relay *rl, const char *id, int64_t seq)
 {
 	int i;
@@ -680,50 +697,36 @@ static void pending_add(struct relay *rl, const char *id, int64_t seq)
 		}
 	}
 	if (rl->npending == RELAY_PENDING_MAX) {
-		rl->full_scan = true;
+		/* the scan comes with the poll, or sooner if none came
+		 * because of an overflow within the last poll interval */
+		int64_t at = rl->overflow_ms + rl->cfg->poll_interval_ms;
+
+		if (at < rl->next_poll_ms)
+			rl->next_poll_ms = at;
+		if (!rl->overflow)
+			vs_debug("hints of more than %d projects at once: "
+				 "a full scan in %" PRId64 " ms at most",
+				 RELAY_PENDING_MAX,
+				 rl->next_poll_ms - vs_mono_ms());
+		rl->overflow = true;
+		/* a project this relay has relayed goes before one it has
+		 * not (an id anyone could have made up): a flood of such ids
+		 * does not hold a real change back until that scan */
+		if (rl->pending_known_only || !project_known(rl, id))
+			return;
+		for (i = 0; i < rl->npending; i++) {
+			if (!project_known(rl, rl->pending[i])) {
+				rl->pending_seq[i] = seq;
+				memcpy(rl->pending[i], id, VS_UUID_BUFSZ);
+				return;
+			}
+		}
+		rl->pending_known_only = true;
 		return;
 	}
+	rl->pending_known_only = false;
 	rl->pending_seq[rl->npending] = seq;
 	memcpy(rl->pending[rl->npending++], id, VS_UUID_BUFSZ);
-}
-
-/* The project id of a NOTIFY payload (a hint), or false; *@seq its
- * "seq" (0: none or malformed). */
-static bool hint_project(const char *payload, char id[VS_UUID_BUFSZ],
-			 int64_t *seq)
-{
-	const char *p = strstr(payload, "\"seq\"");
-	int i;
-
-	*seq = 0;
-	if (p) {
-		p += strlen("\"seq\"");
-		while (*p == ' ' || *p == ':')
-			p++;
-		for (i = 0; i < 18 && *p >= '0' && *p <= '9'; i++, p++)
-			*seq = *seq * 10 + (*p - '0');
-		if (i == 0 || i == 18 || (*p != ',' && *p != '}' && *p != ' '))
-			*seq = 0;
-	}
-	p = strstr(payload, "\"project_id\"");
-
-	if (!p)
-		return false;
-	p += strlen("\"project_id\"");
-	while (*p == ' ' || *p == ':')
-		p++;
-	if (*p++ != '"')
-		return false;
-	for (i = 0; i < VS_UUID_LEN; i++) {
-		char ch = p[i];
-
-		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
-		      ch == '-'))
-			return false;
-		id[i] = ch;
-	}
-	id[VS_UUID_LEN] = '\0';
-	return p[VS_UUID_LEN] == '"';
 }
 
 /* Read what arrived on the LISTEN connection. 0 or -ECONNREFUSED. */
@@ -739,10 +742,16 @@ static int listen_drain(struct relay *rl)
 		return -ECONNREFUSED;
 	}
 	while ((n = PQnotifies(rl->listen))) {
-		if (hint_project(n->extra, id, &seq))
+		/* any role may NOTIFY: junk names no change (and the poll
+		 * would find one it meant), so it costs nothing */
+		if (vs_pg_notify_parse(n->extra, id, &seq) == 0) {
 			pending_add(rl, id, seq);
-		else
-			rl->full_scan = true;
+		} else {
+			rl->junk_notifies++;
+			vs_debug("NOTIFY ignored: its payload is not a hint "
+				 "(%zu bytes; %" PRIu64 " so far)",
+				 strlen(n->extra), rl->junk_notifies);
+		}
 		PQfreemem(n);
 	}
 	return 0;
@@ -1787,6 +1796,14 @@ static void tree_note(struct relay *rl, const char *id, int64_t cursor)
 		t->want = cursor;
 }
 
+/* Has this relay relayed project @id (since it started)? */
+static bool project_known(struct relay *rl, const char *id)
+{
+	size_t at;
+
+	return tree_find(rl, id, &at) != NULL;
+}
+
 /* relay:{@id}:cursor as this relay last read or set it; -1 unknown. */
 static int64_t cursor_known(struct relay *rl, const char *id)
 {
@@ -2572,8 +2589,10 @@ static int relay_scan_pending(struct relay *rl)
 		int64_t hint = rl->pending_seq[rl->npending - 1];
 
 		/* the NOTIFY's seq spares a query per change; the name is
-		 * asked for only when it may be news */
-		if (hint > 0) {
+		 * asked for only when it may be news. A project this relay
+		 * has not relayed yet is asked for first: new, or a name
+		 * anyone could have sent (no GET, no state kept for it) */
+		if (hint > 0 && project_known(rl, id)) {
 			r = relay_project(rl, id, hint, true, &fresh);
 			if (r == 0 && (fresh || !names_known(rl, id))) {
 				r = project_seq(rl, id, &seq, name);
@@ -2604,6 +2623,7 @@ static int relay_init(struct relay *rl, const struct vs_relay_config *cfg)
 
 	memset(rl, 0, sizeof(*rl));
 	rl->cfg = cfg;
+	rl->overflow_ms = INT64_MIN / 2; /* no overflow yet: a scan at once */
 	vs_backoff_init(&rl->backoff, RELAY_BACKOFF_MIN_MS,
 			RELAY_BACKOFF_MAX_MS);
 	sigprocmask(SIG_SETMASK, NULL, &cur);
@@ -2683,7 +2703,13 @@ int vs_relay_run(const struct vs_relay_config *cfg)
 			r = listen_drain(&rl);
 		now = vs_mono_ms();
 		if (r == 0 && (rl.full_scan || now >= rl.next_poll_ms)) {
-			rl.full_scan = false;
+			vs_debug("full scan %" PRIu64 " (%s)", ++rl.full_scans,
+				 rl.full_scan  ? "start, reconnect or retry"
+				 : rl.overflow ? "hints overflowed"
+					       : "poll");
+			if (rl.overflow)
+				rl.overflow_ms = now;
+			rl.full_scan = rl.overflow = false;
 			r = relay_scan_all(&rl);
 			if (r < 0)
 				rl.full_scan = true;

@@ -32,7 +32,10 @@
  *    the relay has replaced the forged entry).
  *  - PostgreSQL mode: LISTEN file_changes; on each wake-up (or every
  *    second) read the change feed after @applied. NOTIFY payloads are only
- *    wake-ups: the feed is the data.
+ *    wake-ups: the feed is the data. Only a payload naming this project
+ *    wakes the follower (vs_pg_wait_notify()): any role may NOTIFY on
+ *    the channel, and a flood of other projects' or junk payloads must
+ *    not cost a feed query each, on every mount.
  * A failing backend is retried with exponential backoff (100 ms .. 5 s)
  * and jitter; a Redis connection that was up and dropped is retried
  * after a random delay of 0..SUB_RECONNECT_SPREAD_MS first, so that
@@ -518,7 +521,9 @@ static int pg_step(struct vs_sub *s)
 		return r;
 	if (!s->pg)
 		return -ECONNRESET;
-	r = vs_pg_wait_notify(s->pg, SUB_BLOCK_MS);
+	/* another project's NOTIFY, or junk (any role may send one), is
+	 * no reason to query: only this project's ends the wait early */
+	r = vs_pg_wait_notify(s->pg, s->project_id, SUB_BLOCK_MS);
 	if (r < 0) {
 		pg_reset(s);
 		return r;

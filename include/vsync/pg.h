@@ -151,11 +151,23 @@ const char *vs_pg_last_state(const struct vs_pg *pg);
  * A LISTEN does not survive a reconnect: vs_pg_wait_notify() returns
  * -ECONNRESET when the connection was lost, and the caller listens again.
  * vs_pg_wait_notify() waits up to @timeout_ms and returns the number of
- * notifications drained (0 on timeout) or -errno; payloads are only hints
- * and are not returned.
+ * notifications drained that are for @project_id (vs_pg_notify_parse();
+ * every one if @project_id is NULL): 0 on timeout, or -errno. Any role
+ * may NOTIFY on any channel, so the others - another project's, or junk -
+ * are dropped without ending the wait early. Payloads are only hints and
+ * are not returned.
  */
 int vs_pg_listen(struct vs_pg *pg, const char *channel);
-int vs_pg_wait_notify(struct vs_pg *pg, int timeout_ms);
+int vs_pg_wait_notify(struct vs_pg *pg, const char *project_id, int timeout_ms);
+/*
+ * The project id and seq of a payload on file_changes, exactly
+ * {"project_id": "<uuid>", "seq": N} (docs/protocol.md, "NOTIFY"; "seq"
+ * may be missing: *@seq is then 0). 0, or -EBADMSG for anything else
+ * (another member, a malformed id, a seq below 1, not JSON): any role can
+ * send one, so such a payload is junk and names nothing.
+ */
+int vs_pg_notify_parse(const char *payload, char id[VS_UUID_BUFSZ],
+		       int64_t *seq);
 
 /* Resolve a project name or UUID to its UUID. -ENOENT if unknown. */
 /*

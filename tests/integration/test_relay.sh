@@ -22,6 +22,9 @@
 # Deltas: a one-line edit of a 200 KiB file has delta_base = the previous
 # content's hash and a small delta:{P}:<base>:<new> (with a TTL); a new
 # file and a small file's edit have no delta_base.
+# Junk NOTIFYs from a container's role (malformed, made-up projects, more
+# than the relay keeps hints for): at most one full scan more for five
+# bursts, and a real change after each still published within 5 s.
 #
 # Needs: $VSYNC_BUILD_DIR/agent/{vsyncctl,vsync-relay} (ctest sets it).
 set -u
@@ -312,6 +315,84 @@ vs_check "the relay said why it read the cursor again" \
 	grep -q 'reading it again' "$VS_RELAY_LOG"
 kill -TERM "$R3"
 wait "$R3" || vs_fail "relay 3: expected exit 0 at SIGTERM"
+
+# ---------------------------------------------------------------- junk NOTIFYs
+#
+# Any role may NOTIFY on file_changes, and that cannot be revoked: here a
+# container's own role (vsyncctl grant) sends bursts of 300 malformed
+# payloads and 1000 well-formed ones naming made-up projects - more
+# projects at once than the relay keeps hints for - and one naming a
+# real other project at a seq far ahead. Each burst is followed by a real
+# change. The relay polls every 10 min only, so what publishes the change
+# is its NOTIFY; its "full scan N" debug lines (one at start) may grow by
+# one at most (one scan for lost hints per poll interval, should a burst
+# bring more than 256 at once: libpq hands them over in smaller reads
+# here), however many bursts come.
+
+vs_check "import a second project" ctl import other "$SRC"
+O=$(sql "SELECT id FROM projects WHERE name = 'other'")
+CPG=$(eval "$("$CTL" grant "$P")" && echo "$VSYNC_PG_URL")
+vs_relay_start -v --poll-interval 600000 --timeout 2000
+R4=$VS_RELAY_PID
+full_scans() { grep -c 'full scan' "$VS_RELAY_LOG"; }
+ignored() { grep -q "; $1 so far)" "$VS_RELAY_LOG"; }
+vs_poll 30 caught_up "$O" || vs_fail "the second project published"
+vs_poll 30 caught_up "$P" || vs_fail "caught up before the junk"
+scans0=$(full_scans)
+vs_check_eq "one full scan at start" 1 "$scans0"
+junk() {
+	"$PSQL" -X -q -v ON_ERROR_STOP=1 "$CPG" -c "DO \$\$ BEGIN
+		FOR i IN 1..300 LOOP
+			PERFORM pg_notify('file_changes', 'junk' || i);
+		END LOOP;
+		FOR i IN 1..1000 LOOP
+			PERFORM pg_notify('file_changes', json_build_object(
+				'project_id', md5(random()::text)::uuid,
+				'seq', i)::text);
+		END LOOP;
+		PERFORM pg_notify('file_changes', json_build_object(
+			'project_id', '$O'::uuid, 'seq', 1000000)::text);
+	END \$\$" >/dev/null
+}
+# every command Redis runs meanwhile: a full scan GETs each project's
+# cursor, and a hinted round of a project the relay has not seen (a
+# made-up one) did too; a hinted round of a known project does not
+MON=$W/monitor.out
+timeout 240 redis-cli -h 127.0.0.1 -p "$VS_REDIS_PORT" MONITOR >"$MON" 2>&1 &
+MONPID=$!
+vs_on_exit "kill $MONPID 2>/dev/null; wait $MONPID 2>/dev/null; true"
+vs_poll 10 grep -q OK "$MON" || vs_log "MONITOR not ready"
+slow=0
+for b in 1 2 3 4 5; do
+	junk || vs_fail "junk NOTIFYs $b as the container's role"
+	printf 'after burst %d\n' "$b" | ctl put demo junk/after.txt -
+	vs_poll 5 caught_up "$P" || slow=$((slow + 1))
+done
+vs_check_eq "a real change after each burst is published within 5 s" 0 "$slow"
+vs_poll 30 ignored 1500 || vs_fail "the relay ignored the 1500 malformed payloads"
+kill "$MONPID" 2>/dev/null
+wait "$MONPID" 2>/dev/null
+# (the script reads the cursor too, and caught_up P's: not counted)
+gets=$(grep '"GET" "relay:{' "$MON" | grep -v ' \[0 lua\] ' | grep -vc "relay:{$P}")
+if ((gets <= 1)); then
+	vs_pass "5 bursts of junk NOTIFYs: $gets GETs of other cursors"
+else
+	vs_fail "5 bursts of junk NOTIFYs: $gets GETs of other cursors (at most 1: one full scan)"
+	grep '"GET" "relay:{' "$MON" | grep -v ' \[0 lua\] ' | grep -v "relay:{$P}" | head -n 5
+fi
+scans=$(full_scans)
+if ((scans - scans0 <= 1)); then
+	vs_pass "5 bursts of junk NOTIFYs: $((scans - scans0)) full scans more"
+else
+	vs_fail "5 bursts of junk NOTIFYs: $((scans - scans0)) full scans more (at most 1)"
+	grep 'full scan' "$VS_RELAY_LOG" | tail -n 5
+fi
+vs_check_eq "the project named at a seq ahead is still caught up" \
+	"$(project_seq "$O")" "$(cursor "$O")"
+vs_check_eq "stream complete after the junk" "$(expected_ids "$(project_seq "$P")")" \
+	"$(stream_ids "$P")"
+kill -TERM "$R4"
+wait "$R4" || vs_fail "relay 4: expected exit 0 at SIGTERM"
 
 # ---------------------------------------------------------------- the mount's Redis tier
 #

@@ -10,13 +10,19 @@
  *  - parse rejecting what the cache format would not take back: a symlink
  *    target with a NUL, or longer than VS_PATH_MAX (found by
  *    tests/fuzz/fuzz_relay_entry), or a size over INT64_MAX (an off_t),
- *    also behind leading white space.
+ *    also behind leading white space;
+ *  - the NOTIFY payload a relay or a PostgreSQL-mode mount acts on
+ *    (vs_pg_notify_parse(), sync/pg.c): exactly PostgreSQL's
+ *    json_build_object('project_id', P, 'seq', N)::text; anything else any
+ *    role can send on the channel (junk, a member more, an upper-case or
+ *    short id, seq 0, a seq over int64) is not a hint.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "vsync/path.h"
+#include "vsync/pg.h"
 #include "vsync/relay.h"
 
 #include "unit_check.h"
@@ -125,12 +131,74 @@ static void test_size(void **state)
 		  "parse of size '\\t-1'");
 }
 
+#define PID "0b6f3a1c-2d4e-4f5a-8b9c-0d1e2f3a4b5c"
+
+static void test_notify_payload(void **state)
+{
+	static const char *const junk[] = {
+	    "",
+	    "x",
+	    "junk1",
+	    "null",
+	    "42",
+	    "\"" PID "\"",
+	    "[\"" PID "\", 1]",
+	    "{}",
+	    "{\"seq\" : 3}",
+	    "{\"project_id\" : null, \"seq\" : 3}",
+	    "{\"project_id\" : 7, \"seq\" : 3}",
+	    "{\"project_id\" : \"0B6F3A1C-2D4E-4F5A-8B9C-0D1E2F3A4B5C\"}",
+	    "{\"project_id\" : \"0b6f3a1c2d4e4f5a8b9c0d1e2f3a4b5c\"}",
+	    "{\"project_id\" : \"0b6f3a1c-2d4e-4f5a-8b9c-0d1e2f3a4b5\"}",
+	    "{\"project_id\" : \"" PID "x\"}",
+	    "{\"project_id\" : \"0b6f3a1c-2d4e-4f5a-8b9c-0d1e2f3a4b5\\u0000\"}",
+	    "{\"project_id\" : \"" PID "\", \"seq\" : 0}",
+	    "{\"project_id\" : \"" PID "\", \"seq\" : -1}",
+	    "{\"project_id\" : \"" PID "\", \"seq\" : \"3\"}",
+	    "{\"project_id\" : \"" PID "\", \"seq\" : 3.5}",
+	    "{\"project_id\" : \"" PID "\", \"seq\" : 99999999999999999999}",
+	    "{\"project_id\" : \"" PID "\", \"seq\" : 3, \"x\" : 1}",
+	    "{\"project_id\" : \"" PID "\", \"project_id\" : \"" PID "\"}",
+	    "{\"project_id\" : \"" PID "\", \"seq\" : 3} junk",
+	    "{\"project_id\" : \"" PID "\", \"seq\" : 3",
+	    "junk {\"project_id\" : \"" PID "\", \"seq\" : 3}",
+	};
+	char id[VS_UUID_BUFSZ];
+	int64_t seq;
+
+	(void)state;
+	/* PostgreSQL's json_build_object(...)::text, as sql/functions.sql */
+	check_ret(0,
+		  vs_pg_notify_parse(
+		      "{\"project_id\" : \"" PID "\", \"seq\" : 42}", id, &seq),
+		  "parse of the payload vsync__record sends");
+	check_str(PID, id, "its project id");
+	check_int(42, seq, "its seq");
+	check_ret(0,
+		  vs_pg_notify_parse("{\"seq\":9223372036854775807,"
+				     "\"project_id\":\"" PID "\"}",
+				     id, &seq),
+		  "parse of a compact payload, seq first");
+	check_int(INT64_MAX, seq, "seq INT64_MAX");
+	check_ret(0,
+		  vs_pg_notify_parse("{\"project_id\":\"" PID "\"}", id, &seq),
+		  "parse of a payload without seq");
+	check_int(0, seq, "no seq: 0");
+	for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++) {
+		seq = 5;
+		check_ret(-EBADMSG, vs_pg_notify_parse(junk[i], id, &seq),
+			  "parse of junk payload '%s'", junk[i]);
+		check_int(0, seq, "seq of junk payload '%s'", junk[i]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_round_trip),
 	    cmocka_unit_test(test_symlink_target),
 	    cmocka_unit_test(test_size),
+	    cmocka_unit_test(test_notify_payload),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
