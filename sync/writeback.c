@@ -169,11 +169,16 @@ static const char *const op_verbs[] = {"write", "symlink", "mkdir", "delete",
  * answer of PostgreSQL's is judged by its SQLSTATE (vs_pg_verdict); with
  * no answer (a connection refused or lost, a deadline) it is for now, and
  * so is a lack of memory here. Any other local failure is for good.
+ * -EAGAIN is wb_resolve's own verdict (the version kept moving under every
+ * round: the SQLSTATE left is the P0004 it was resolving, not a refusal),
+ * and it is never the errno of a refusal's SQLSTATE, so it is judged first.
  */
 static bool wb_retry(struct vs_writeback *wb, int r)
 {
 	const char *state = vs_pg_last_state(wb->pg);
 
+	if (r == -EAGAIN)
+		return true;
 	if (*state)
 		return vs_pg_verdict(state) == VS_PG_RETRY;
 	switch (-r) {

@@ -14,6 +14,9 @@
 #     readable with `cat --version`, the conflict in vsync_conflicts();
 #     (these two need vsync_write_file_over; skipped with a line if the
 #     schema does not have it);
+#   - a version that moves under every round of the resolution (a trigger
+#     refusing every write as stale): the entry stays journaled, is not
+#     dropped, and is committed by a replay once the path is quiet;
 #   - a crash before the commit (append-only) then replay commits it, and a
 #     replay of the same entry again (a crash after the commit, before the
 #     entry was removed) changes nothing: one file_operations row for the
@@ -165,6 +168,32 @@ if ((HAVE_004)); then
 else
 	vs_log "SKIP conflict checks: vsync_write_file_over is not in the schema"
 fi
+
+# ---------------------------------------------------------------- a version that keeps moving
+
+# Another writer commits between every round of the resolution (merge, or
+# commit over): here, deterministically, a trigger refuses every write of
+# the path as stale (P0004, as vsync_write_file does). After its rounds the
+# committer backs off and tries again: the entry stays journaled, the
+# local edit is not dropped; once the path is quiet, it is committed.
+printf 'h1\nh2\n' >"$W/h1"
+vs_check "put src/hot.js v1" ctl -q put wbtest src/hot.js "$W/h1"
+sql "CREATE FUNCTION hot_stale() RETURNS trigger LANGUAGE plpgsql AS
+	\$\$BEGIN RAISE EXCEPTION USING ERRCODE = 'P0004',
+	MESSAGE = 'hot.js moved (test)'; END\$\$"
+sql "CREATE TRIGGER hot_stale BEFORE INSERT ON project_files FOR EACH ROW
+	WHEN (NEW.file_path = 'src/hot.js') EXECUTE FUNCTION hot_stale()"
+printf 'h1\nh2 local\n' >"$W/h2"
+WB_WAIT_MS=3000 wb write src/hot.js "$W/h2" 1
+vs_check_eq "moving version: not refused, still journaled (exit 5)" \
+	"5 error=-110 (ETIMEDOUT) pending=1" "$RC $OUT"
+vs_check_eq "moving version: entry kept" 1 "$(journal_count)"
+sql "DROP TRIGGER hot_stale ON project_files"
+sql "DROP FUNCTION hot_stale()"
+wb replay
+vs_check_eq "moving version: replay once quiet" "0 pending=0" "$RC $(tail -n 1 <<<"$OUT")"
+vs_check_eq "moving version: the local edit committed" "$(cat "$W/h2")" \
+	"$(ctl cat wbtest src/hot.js)"
 
 # ---------------------------------------------------------------- crash and replay
 
