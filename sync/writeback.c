@@ -40,13 +40,14 @@
  *  - for good (SQLSTATE classes 21, 22, 23, 54, P0 and the like: invalid
  *    path, a parent that is a file, is a directory, name too long, a server
  *    limit, mkdir over a file, rename of a missing source; or a content
- *    object missing from the cache): logged with the reason and SQLSTATE
- *    before the path, counted (vsync_writeback_total{outcome="refused"}),
- *    reported to the callback and to vs_wb_wait() as -errno, and that
- *    entry dropped; the entries behind it go on;
+ *    object missing from the cache, or whose bytes fail its hash): logged with
+ * the reason and SQLSTATE before the path, counted
+ * (vsync_writeback_total{outcome="refused"}), reported to the callback and to
+ * vs_wb_wait() as -errno, and that entry dropped; the entries behind it go on;
  *  - for now (no answer: connection refused or lost, deadline passed; the
  *    server's own state: serialization failure, deadlock, resources,
- *    credentials, a schema not initialised; out of memory): the entry
+ *    credentials, a schema not initialised; out of memory or of file
+ *    descriptors, a read error of the content object): the entry
  *    stays journaled and is retried after a backoff that doubles from
  *    100 ms to 5 s with jitter (the sleep ends early only for vs_wb_stop).
  *    The first failure is logged once as a warning, the return to service
@@ -168,16 +169,19 @@ static const char *const op_verbs[] = {"write", "symlink", "mkdir", "delete",
  * Is failure @r of the entry in flight for now (retry) or for good? An
  * answer of PostgreSQL's is judged by its SQLSTATE (vs_pg_verdict); with
  * no answer (a connection refused or lost, a deadline) it is for now, and
- * so is a lack of memory here. Any other local failure is for good.
- * -EAGAIN is wb_resolve's own verdict (the version kept moving under every
- * round: the SQLSTATE left is the P0004 it was resolving, not a refusal),
- * and it is never the errno of a refusal's SQLSTATE, so it is judged first.
+ * so is a lack of memory or file descriptors or an I/O error here. Any
+ * other local failure is for good.
+ * -EAGAIN, -ENOMEM, -EMFILE and -ENFILE are judged first: the SQLSTATE
+ * left on the connection is not theirs (an earlier call's). -EAGAIN is
+ * wb_resolve's own verdict (the version kept moving under every round:
+ * the SQLSTATE left is the P0004 it was resolving, not a refusal); the
+ * only SQLSTATEs it stands for (40, 53, 55P03) are retried as well.
  */
 static bool wb_retry(struct vs_writeback *wb, int r)
 {
 	const char *state = vs_pg_last_state(wb->pg);
 
-	if (r == -EAGAIN)
+	if (r == -EAGAIN || r == -ENOMEM || r == -EMFILE || r == -ENFILE)
 		return true;
 	if (*state)
 		return vs_pg_verdict(state) == VS_PG_RETRY;
@@ -186,9 +190,7 @@ static bool wb_retry(struct vs_writeback *wb, int r)
 	case ECONNRESET:
 	case ETIMEDOUT:
 	case EIO:
-	case EAGAIN:
 	case EACCES:
-	case ENOMEM:
 		return true;
 	default:
 		return false;
@@ -689,14 +691,20 @@ static int wb_commit_put(struct vs_writeback *wb, const struct vs_jentry *e,
 
 	if (e->op == VS_JOP_WRITE) {
 		r = wb_read_object(wb, e->hash, &buf, &len, &fd, &size);
-		if (r < 0) {
+		if (r == -ENOENT || r == -EBADMSG) {
+			/* missing, or bytes that are not its hash: lost */
 			vs_error("cannot commit '%s': its content %.12s is "
-				 "not readable in the cache (%s); local edit "
-				 "dropped",
+				 "not in the cache (%s); local edit dropped",
 				 e->path, e->hash, strerror(-r));
 			res->error = -EIO;
 			free(chained);
 			return 0;
+		}
+		if (r < 0) {
+			/* out of fds or memory, a read error: not the
+			 * object's fault; wb_retry judges */
+			free(chained);
+			return r;
 		}
 	} else {
 		len = strlen(e->target);

@@ -21,6 +21,8 @@
 #     replay of the same entry again (a crash after the commit, before the
 #     entry was removed) changes nothing: one file_operations row for the
 #     op id, one version;
+#   - out of file descriptors (EMFILE) at the open of the content object:
+#     the entry waits, and is committed once descriptors are back;
 #   - PostgreSQL stopped: the entry stays journaled and the wait times out
 #     with ETIMEDOUT; PostgreSQL started again: replay commits it;
 #   - mkdir (twice: the second is done as is), mkdir over a file refused
@@ -232,6 +234,30 @@ wb replay
 vs_check "torn object: the entry is refused" grep -q "committed lseq=.* op=write path=src/t.js .*error=-" <<<"$OUT"
 vs_check "torn object: nothing committed" sh -c '! "$1" -q cat wbtest src/t.js >/dev/null 2>&1' _ "$CTL"
 vs_check_eq "torn object: journal empty" 0 "$(journal_count)"
+
+# out of file descriptors (EMFILE) when the committer opens the content
+# object: not the object's fault, so the entry waits and is committed
+# later, not dropped. The save is chained after a committed one, so the
+# committer's first call connects to PostgreSQL (its socket takes the one
+# spare descriptor) before it opens the object.
+echo "e1" >"$W/e1"
+wb append-only write src/e.js "$W/e1"
+op=$(field op_id)
+wb replay
+vs_check_eq "EMFILE: first save committed" "e1" "$(ctl cat wbtest src/e.js)"
+echo "e2" >"$W/e2"
+wb append-only write src/e.js "$W/e2" -1 "$op"
+vs_check_eq "EMFILE: chained save journaled" 0 "$RC"
+WB_SPARE_FDS=1 WB_WAIT_MS=2000 wb replay
+vs_check_eq "EMFILE: the entry waits (exit 5, pending=1)" "5 pending=1" \
+	"$RC $(tail -n 1 <<<"$OUT")"
+vs_check "EMFILE: the object open failed for want of descriptors" grep -q \
+	"cannot commit write now: Too many open files.*'src/e.js'" "$W/wb.log"
+vs_check_eq "EMFILE: still e1 in PostgreSQL" "e1" "$(ctl cat wbtest src/e.js)"
+wb replay
+vs_check_eq "EMFILE: with descriptors again, replay commits it" "0 pending=0" \
+	"$RC $(tail -n 1 <<<"$OUT")"
+vs_check_eq "EMFILE: the local edit committed" "e2" "$(ctl cat wbtest src/e.js)"
 
 # ---------------------------------------------------------------- backend down
 

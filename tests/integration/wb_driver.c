@@ -3,7 +3,10 @@
  * (journal.h, writeback.h), for tests/integration/test_writeback.sh.
  *
  *   wb_driver CACHE_DIR JOURNAL_DIR PROJECT_UUID COMMAND ...
- *     write PATH FILE [BASE_VERSION]   FILE into the cache, a WRITE entry,
+ *     write PATH FILE [BASE [AFTER]]   FILE into the cache, a WRITE entry
+ *                                      (based on version BASE, -1: none;
+ *                                      chained after op id AFTER, a save
+ *                                      made before that one committed),
  *                                      commit it and wait for the result
  *     symlink PATH TARGET [BASE]       a SYMLINK entry, committed
  *     mkdir PATH | delete PATH         MKDIR / DELETE entry, committed
@@ -15,7 +18,10 @@
  *                                      wait until it is empty
  *
  * PostgreSQL from $VSYNC_PG_URL. $WB_WAIT_MS bounds the wait (default
- * 10000), $WB_TIMEOUT_MS each backend call (default 2000).
+ * 10000), $WB_TIMEOUT_MS each backend call (default 2000). $WB_SPARE_FDS=N
+ * sets RLIMIT_NOFILE, before the committer starts, to N more than the
+ * file descriptors open then: the process runs out of them as a busy
+ * agent does (EMFILE).
  *
  * Output (stdout): for a committed entry
  *   "seq=S version=V merged=0|1 conflict=0|1 hash=H"; for a refusal or a
@@ -30,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,7 +54,8 @@ static int usage(void)
 {
 	fprintf(stderr,
 		"usage: wb_driver CACHE_DIR JOURNAL_DIR PROJECT_UUID COMMAND\n"
-		"  write PATH FILE [BASE] | symlink PATH TARGET [BASE] |\n"
+		"  write PATH FILE [BASE [AFTER_OP]] | symlink PATH TARGET "
+		"[BASE] |\n"
 		"  mkdir PATH | delete PATH | rename OLD NEW |\n"
 		"  append-only COMMAND ... | replay\n");
 	return 2;
@@ -121,7 +129,7 @@ static int make_entry(struct vs_cache *cache, struct vs_jentry *e, int argc,
 
 	memset(e, 0, sizeof(*e));
 	e->base_version = -1;
-	if (!strcmp(cmd, "write") && (argc == 3 || argc == 4)) {
+	if (!strcmp(cmd, "write") && argc >= 3 && argc <= 5) {
 		struct stat st;
 
 		e->op = VS_JOP_WRITE;
@@ -136,8 +144,13 @@ static int make_entry(struct vs_cache *cache, struct vs_jentry *e, int argc,
 			return r;
 		e->size = len;
 		e->mode = st.st_mode & 07777;
-		if (argc == 4)
+		if (argc >= 4)
 			e->base_version = strtoll(argv[3], NULL, 10);
+		if (argc == 5) {
+			if (!vs_uuid_valid(argv[4]))
+				return 2;
+			memcpy(e->after_op, argv[4], VS_UUID_BUFSZ);
+		}
 		return copy_path(e->path, argv[1]);
 	}
 	if (!strcmp(cmd, "symlink") && (argc == 3 || argc == 4)) {
@@ -161,6 +174,22 @@ static int make_entry(struct vs_cache *cache, struct vs_jentry *e, int argc,
 		return copy_path(e->path, argv[2]);
 	}
 	return 2;
+}
+
+/* RLIMIT_NOFILE such that exactly @spare descriptors are free below it
+ * (the kernel hands out the lowest free one). 0 or -errno. */
+static int limit_fds(int spare)
+{
+	struct rlimit rl;
+	int fd, nfree = 0;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return -errno;
+	for (fd = 0; (rlim_t)fd < rl.rlim_cur; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && nfree++ == spare)
+			break;
+	rl.rlim_cur = (rlim_t)fd;
+	return setrlimit(RLIMIT_NOFILE, &rl) < 0 ? -errno : 0;
 }
 
 int main(int argc, char **argv)
@@ -236,6 +265,11 @@ int main(int argc, char **argv)
 	cfg.cache = &cache;
 	cfg.journal = journal;
 	cfg.committed = replay ? on_committed : on_committed_keep;
+	if (getenv("WB_SPARE_FDS") &&
+	    (r = limit_fds(env_int("WB_SPARE_FDS", 0))) < 0) {
+		fprintf(stderr, "wb_driver: setrlimit: %s\n", strerror(-r));
+		goto out;
+	}
 	r = vs_wb_start(&wb, &cfg);
 	if (r < 0) {
 		fprintf(stderr, "wb_driver: cannot start: %s\n", strerror(-r));
