@@ -1201,7 +1201,12 @@ BEGIN
 					 p_hash, p_path);
 	END IF;
 	-- the list of a content is the same whoever writes it (its bytes
-	-- cut at 8 MiB); the last writer's stands
+	-- cut at 8 MiB); the last writer's stands. The project lock first
+	-- (vsync__write_file takes it again): a writer of the same content
+	-- in another transaction then waits for its commit and replaces its
+	-- list, instead of inserting beside its uncommitted rows and failing
+	-- on the primary key (23505, refused for good)
+	PERFORM vsync__lock_project(p_project);
 	DELETE FROM vsync_content_chunks c
 	 WHERE c.project_id = p_project AND c.content_hash = p_hash;
 	INSERT INTO vsync_content_chunks (project_id, content_hash, idx, sha,

@@ -25,6 +25,8 @@
 #     the entry waits, and is committed once descriptors are back;
 #   - PostgreSQL stopped: the entry stays journaled and the wait times out
 #     with ETIMEDOUT; PostgreSQL started again: replay commits it;
+#   - two transactions writing the same chunked content at once
+#     (vsync_write_chunked): the second waits for the first, then succeeds;
 #   - mkdir (twice: the second is done as is), mkdir over a file refused
 #     (EEXIST), delete (and of a missing path: done), rename, rename of a
 #     missing source refused (ENOENT), a path PostgreSQL refuses (a newline)
@@ -278,6 +280,49 @@ wb replay
 vs_check_eq "PostgreSQL back: replay exit" 0 "$RC"
 vs_check_eq "PostgreSQL back: committed" "d content" "$(ctl cat wbtest src/d.js)"
 vs_check_eq "PostgreSQL back: journal empty" 0 "$(journal_count)"
+
+# ---------------------------------------------------------------- chunked writes racing
+
+# Two transactions write the same large content (the same hash, so the
+# same chunk list in vsync_content_chunks) to two paths at once: the first
+# holds its transaction open after vsync_write_chunked, the second must
+# wait for it and then succeed, not fail on the list's primary key
+# (23505, refused for good: the save would be dropped).
+printf 'race chunk' >"$W/rc"
+rh=$(sha "$W/rc")
+wc_call() { # PATH: the vsync_write_chunked call of content $rh
+	echo "SELECT version FROM vsync_write_chunked('$PID', '$1', '$rh', 10,
+		ARRAY['$rh'], NULL, NULL, NULL, NULL, 'test');"
+}
+sql "SELECT vsync_chunk_put('$PID', '$rh', '\\x$(xxd -p "$W/rc")'::bytea)" >/dev/null
+mkfifo "$W/race1.in"
+"$PSQL" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" <"$W/race1.in" \
+	>"$W/race1.out" 2>&1 &
+race1=$!
+exec 7>"$W/race1.in"
+vs_on_exit "exec 7>&-; kill $race1 2>/dev/null; wait $race1 2>/dev/null"
+echo "BEGIN; $(wc_call race_a.bin) SELECT 'held';" >&7
+vs_check "chunked race: first transaction holds its write" \
+	vs_poll 10 grep -qx held "$W/race1.out"
+PGAPPNAME=race2 "$PSQL" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" \
+	-c "$(wc_call race_b.bin)" >"$W/race2.out" 2>&1 &
+race2=$!
+vs_on_exit "kill $race2 2>/dev/null; wait $race2 2>/dev/null; :"
+race2_waits() {
+	[[ "$(sql "SELECT wait_event_type FROM pg_stat_activity WHERE application_name = 'race2'")" == Lock ]]
+}
+vs_check "chunked race: the second waits for the first" vs_poll 10 race2_waits
+echo "COMMIT;" >&7
+exec 7>&-
+wait "$race1"
+vs_check_eq "chunked race: the first committed" 0 "$?"
+wait "$race2"
+vs_check_eq "chunked race: the second succeeded too (no 23505)" "0 1" \
+	"$? $(cat "$W/race2.out")"
+vs_check_eq "chunked race: both paths have the content" "$rh $rh" \
+	"$(sql "SELECT string_agg(content_hash, ' ') FROM vsync_manifest('$PID') WHERE path LIKE 'race_%'")"
+vs_check_eq "chunked race: one chunk list" "0|$rh|10" \
+	"$(sql "SELECT * FROM vsync_chunk_list('$PID', '$rh')")"
 
 # ---------------------------------------------------------------- other ops
 
