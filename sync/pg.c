@@ -8,8 +8,10 @@
  * PQconnectStartParams/PQconnectPoll and every statement is sent with
  * PQsendQuery[Params] and waited for with poll(2), so no call outlives its
  * deadline (the timeout given at open, counted per call). When a deadline
- * passes in the middle of a query the query is cancelled (PQcancel), the
- * connection is dropped and -ETIMEDOUT returned; the next call reconnects.
+ * passes in the middle of a query the connection is dropped and
+ * -ETIMEDOUT returned at once; the next call reconnects. The query is
+ * cancelled (PQcancel) from a detached thread (pg_abandon): PQcancel
+ * itself has no deadline.
  *
  * A connection dropped while a transaction was open loses that
  * transaction. So that a caller cannot go on issuing the rest of its
@@ -20,7 +22,8 @@
  * Server errors become errno in exactly one place, vs_pg_errno(). The
  * primary message of the last failure is kept for vs_pg_last_error().
  *
- * Not thread-safe: a struct vs_pg belongs to one thread at a time.
+ * Not thread-safe: a struct vs_pg belongs to one thread at a time (the
+ * cancel thread owns only its PGcancel, never the struct vs_pg).
  */
 #include "vsync/clock.h"
 #include "vsync/pg.h"
@@ -28,6 +31,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -368,15 +373,44 @@ int vs_pg_ensure(struct vs_pg *pg)
 
 /* ---- queries ----------------------------------------------------------- */
 
-/* Cancel the running query (best effort) and drop the connection. */
+/* Send cancel request @arg (a PGcancel, owned) and free it: the body of
+ * a detached thread, as PQcancel has no deadline. */
+static void *pg_cancel_main(void *arg)
+{
+	PGcancel *c = arg;
+	char buf[256];
+
+	if (!PQcancel(c, buf, sizeof(buf)))
+		vs_debug("cannot cancel query: %s", buf);
+	PQfreeCancel(c);
+	return NULL;
+}
+
+/*
+ * Cancel the running query (best effort) and drop the connection at once.
+ * The cancel is a new connection to the server that PQcancel waits on
+ * with no deadline (a frozen server, dropped packets: for ever), so it is
+ * sent by a detached thread that owns the PGcancel and ends with it; the
+ * caller never waits. The thread takes no signal (all blocked).
+ */
 static void pg_abandon(struct vs_pg *pg)
 {
-	char buf[256];
 	PGcancel *c = PQgetCancel(pg->conn);
+	sigset_t all, old;
+	pthread_attr_t a;
+	pthread_t t;
+	int r = ENOMEM;
 
-	if (c) {
-		if (!PQcancel(c, buf, sizeof(buf)))
-			vs_debug("cannot cancel query: %s", buf);
+	if (c && pthread_attr_init(&a) == 0) {
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		r = pthread_create(&t, &a, pg_cancel_main, c);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		pthread_attr_destroy(&a);
+	}
+	if (c && r) {
+		vs_debug("cannot cancel query: %s", strerror(r));
 		PQfreeCancel(c);
 	}
 	pg_drop(pg);

@@ -25,6 +25,9 @@
 #     the entry waits, and is committed once descriptors are back;
 #   - PostgreSQL stopped: the entry stays journaled and the wait times out
 #     with ETIMEDOUT; PostgreSQL started again: replay commits it;
+#   - PostgreSQL frozen (SIGSTOP) during the committer's query: the
+#     driver returns after its wait (the query's cancel does not hold the
+#     committer), the entry stays journaled, and is committed once thawed;
 #   - two transactions writing the same chunked content at once
 #     (vsync_write_chunked): the second waits for the first, then succeeds;
 #   - mkdir (twice: the second is done as is), mkdir over a file refused
@@ -63,6 +66,29 @@ export WB_TIMEOUT_MS=1000
 ctl() { "$CTL" "$@"; }
 sql() { "$PSQL" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" -c "$1"; }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# held_begin NAME SQL: a psql session runs "BEGIN; SQL" and keeps the
+# transaction open (input: the fifo $W/NAME.in on fd $HELD_FD; pid
+# $HELD_PID; output $W/NAME.out). 0 once SQL has run. One at a time;
+# not in a subshell (vs_check): the session would end with it.
+held_begin() {
+	mkfifo "$W/$1.in"
+	"$PSQL" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" <"$W/$1.in" \
+		>"$W/$1.out" 2>&1 &
+	HELD_PID=$!
+	exec {HELD_FD}>"$W/$1.in"
+	vs_on_exit "exec $HELD_FD>&-; kill $HELD_PID 2>/dev/null; wait $HELD_PID 2>/dev/null; :"
+	echo "BEGIN; $2 SELECT 'held';" >&"$HELD_FD"
+	vs_poll 10 grep -qx held "$W/$1.out"
+}
+
+# held_commit: COMMIT the held transaction, end its session; psql's exit
+# status.
+held_commit() {
+	echo "COMMIT;" >&"$HELD_FD"
+	exec {HELD_FD}>&-
+	wait "$HELD_PID"
+}
 
 # wb ARGS...: run the driver; its stdout in $OUT, exit status in $RC.
 wb() {
@@ -281,6 +307,48 @@ vs_check_eq "PostgreSQL back: replay exit" 0 "$RC"
 vs_check_eq "PostgreSQL back: committed" "d content" "$(ctl cat wbtest src/d.js)"
 vs_check_eq "PostgreSQL back: journal empty" 0 "$(journal_count)"
 
+# ---------------------------------------------------------------- backend frozen
+
+# PostgreSQL frozen (SIGSTOP: a hung host, a VM paused) in the middle of
+# the committer's query: the deadline passes, the query is abandoned, and
+# its cancel (a new connection to the frozen server, no deadline in libpq)
+# must not hold the committer: the wait ends, the driver stops and exits.
+# The query is made to be in flight by a lock another session holds.
+held_begin hold "SELECT 1 FROM projects WHERE id = '$PID' FOR UPDATE;"
+vs_check_eq "frozen: project locked by another session" 0 "$?"
+echo "f content" >"$W/f"
+t0=$(vs_now_ms)
+WB_WAIT_MS=2000 "$WB" "$CACHE" "$JOURNAL" "$PID" write src/f.js "$W/f" \
+	>"$W/frozen.out" 2>>"$W/wb.log" &
+frozen=$!
+vs_on_exit "kill -KILL $frozen 2>/dev/null; wait $frozen 2>/dev/null; :"
+commit_waits() {
+	[[ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'vsync' AND wait_event_type = 'Lock'")" == 1 ]]
+}
+vs_check "frozen: the committer's write waits for the lock" vs_poll 10 commit_waits
+pm=$(head -n 1 "$VS_PG_DATA/postmaster.pid")
+pg_pids="$pm $(ps -o pid= --ppid "$pm" | tr '\n' ' ')"
+# shellcheck disable=SC2086 # a list of pids
+vs_on_exit "kill -CONT $pg_pids 2>/dev/null; :"
+# shellcheck disable=SC2086
+kill -STOP $pg_pids
+frozen_gone() { ! kill -0 "$frozen" 2>/dev/null; }
+vs_check "frozen: the driver returns (wait 2 s, deadline 1 s), not hung" \
+	vs_poll 10 frozen_gone
+t1=$(vs_now_ms)
+frozen_gone || kill -KILL "$frozen" # hung: the check above failed
+wait "$frozen"
+rc=$?
+vs_check "frozen: returned within 8 s ($((t1 - t0)) ms)" test $((t1 - t0)) -lt 8000
+vs_check_eq "frozen: wait timed out, entry journaled" \
+	"5 error=-110 (ETIMEDOUT) pending=1" "$rc $(cat "$W/frozen.out")"
+# shellcheck disable=SC2086
+kill -CONT $pg_pids
+held_commit
+wb replay
+vs_check_eq "frozen: thawed, replay commits it" "0 pending=0" "$RC $(tail -n 1 <<<"$OUT")"
+vs_check_eq "frozen: committed" "f content" "$(ctl cat wbtest src/f.js)"
+
 # ---------------------------------------------------------------- chunked writes racing
 
 # Two transactions write the same large content (the same hash, so the
@@ -295,15 +363,8 @@ wc_call() { # PATH: the vsync_write_chunked call of content $rh
 		ARRAY['$rh'], NULL, NULL, NULL, NULL, 'test');"
 }
 sql "SELECT vsync_chunk_put('$PID', '$rh', '\\x$(xxd -p "$W/rc")'::bytea)" >/dev/null
-mkfifo "$W/race1.in"
-"$PSQL" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" <"$W/race1.in" \
-	>"$W/race1.out" 2>&1 &
-race1=$!
-exec 7>"$W/race1.in"
-vs_on_exit "exec 7>&-; kill $race1 2>/dev/null; wait $race1 2>/dev/null"
-echo "BEGIN; $(wc_call race_a.bin) SELECT 'held';" >&7
-vs_check "chunked race: first transaction holds its write" \
-	vs_poll 10 grep -qx held "$W/race1.out"
+held_begin race1 "$(wc_call race_a.bin)"
+vs_check_eq "chunked race: first transaction holds its write" 0 "$?"
 PGAPPNAME=race2 "$PSQL" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" \
 	-c "$(wc_call race_b.bin)" >"$W/race2.out" 2>&1 &
 race2=$!
@@ -312,9 +373,7 @@ race2_waits() {
 	[[ "$(sql "SELECT wait_event_type FROM pg_stat_activity WHERE application_name = 'race2'")" == Lock ]]
 }
 vs_check "chunked race: the second waits for the first" vs_poll 10 race2_waits
-echo "COMMIT;" >&7
-exec 7>&-
-wait "$race1"
+held_commit
 vs_check_eq "chunked race: the first committed" 0 "$?"
 wait "$race2"
 vs_check_eq "chunked race: the second succeeded too (no 23505)" "0 1" \
