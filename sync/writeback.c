@@ -65,10 +65,14 @@
  * was behind, or while PostgreSQL was down), only the newest is committed,
  * based on what the first one was based on (its base version or
  * after_op). The older entries are finished with it (their fsync waiters
- * see its result). If any op of the burst is in PostgreSQL already (a
- * crash after a commit, before its entry left the journal), the entries
- * are committed one by one instead: the newest on the first one's base
- * would undo what the committed ones changed.
+ * see its result). If an op of the burst is in PostgreSQL already (a
+ * crash after a commit, before its entry left the journal), the burst
+ * ends at the newest such op: it holds what the older saves changed (it
+ * was their burst's newest, or they were committed one by one before it),
+ * so they are finished with it as superseded, its commit is a no-op by
+ * its op id, and the saves after it are chained after it. Committing the
+ * older ones again would put them over it (a merge or a conflict), and
+ * the version it made would no longer be the current one.
  *
  * Batches. When the oldest entry is not the start of a burst, it and up
  * to WB_BATCH_MAX - 1 entries right behind it (consecutive lseqs) that
@@ -960,10 +964,10 @@ static int wb_burst_next(void *arg, const struct vs_jentry *e)
 	return 0;
 }
 
-/* Is any op of the burst (wb->burst_ops[0..n)) in PostgreSQL already (a
- * crash after a commit, before its entry left the journal)? 1, 0, or
- * -errno. */
-static int wb_burst_recorded(struct vs_writeback *wb, size_t n)
+/* Which is the newest op of the burst (wb->burst_ops[0..n)) that is in
+ * PostgreSQL already (a crash after a commit, before its entry left the
+ * journal)? 1 with its index in *newest, 0 if none, or -errno. */
+static int wb_burst_recorded(struct vs_writeback *wb, size_t n, size_t *newest)
 {
 	char ids[WB_BURST_MAX * VS_UUID_BUFSZ + 3], *p = ids;
 	const char *v[2] = {wb->project_id, ids};
@@ -978,24 +982,50 @@ static int wb_burst_recorded(struct vs_writeback *wb, size_t n)
 	}
 	*p = '\0';
 	r = vs_pg_exec(wb->pg, &pr,
-		       "SELECT count(*) FROM vsync_operations($1::uuid,"
-		       " $2::uuid[])",
+		       "SELECT max(u.i) FROM unnest($2::uuid[])"
+		       " WITH ORDINALITY AS u(id, i)"
+		       " JOIN vsync_operations($1::uuid, $2::uuid[]) o"
+		       " ON o.operation_id = u.id",
 		       2, v, NULL, NULL, 0);
 	if (r < 0)
 		return r;
-	r = PQntuples(pr) == 1 && strtoll(PQgetvalue(pr, 0, 0), NULL, 10) > 0;
+	r = PQntuples(pr) == 1 && !PQgetisnull(pr, 0, 0);
+	if (r)
+		*newest = (size_t)strtoull(PQgetvalue(pr, 0, 0), NULL, 10) - 1;
 	PQclear(pr);
 	return r;
+}
+
+struct wb_entry_ctx {
+	uint64_t lseq;
+	struct vs_jentry *out;
+};
+
+static int wb_entry_next(void *arg, const struct vs_jentry *e)
+{
+	struct wb_entry_ctx *c = arg;
+
+	if (e->lseq != c->lseq)
+		return 0;
+	*c->out = *e;
+	return 1;
 }
 
 /*
  * The saves of @e's path chained right behind @e (see Bursts): their
  * number (0: none), the lseqs from @e's on in wb->burst, the newest in
- * wb->last.
+ * wb->last. When an op of them is in PostgreSQL already, the burst ends
+ * at the newest such op (then in wb->last): it holds what the saves
+ * before it changed (it was their burst's newest, or they were committed
+ * one by one before it), so they are finished with it, whose commit is a
+ * no-op by op id; the saves after it are chained after it.
  */
 static size_t wb_burst(struct vs_writeback *wb, const struct vs_jentry *e)
 {
 	struct wb_burst_ctx c = {wb, e, e->op_id, 1};
+	struct wb_entry_ctx ec = {0, &wb->last};
+	size_t newest = 0;
+	int r;
 
 	if (e->op != VS_JOP_WRITE)
 		return 0;
@@ -1003,11 +1033,16 @@ static size_t wb_burst(struct vs_writeback *wb, const struct vs_jentry *e)
 	memcpy(wb->burst_ops[0], e->op_id, sizeof(wb->burst_ops[0]));
 	if (vs_journal_each(wb->journal, wb_burst_next, &c) < 0 || c.n < 2)
 		return 0;
-	/* one of them committed already: one by one, as journaled (the
-	 * newest on the first one's base would undo what it changed) */
-	if (wb_burst_recorded(wb, c.n) != 0)
+	r = wb_burst_recorded(wb, c.n, &newest);
+	if (r == 0)
+		return c.n - 1;
+	if (r < 0 || newest == 0)
+		return 0; /* one by one: the first, then the rest */
+	ec.lseq = wb->burst[newest];
+	if (newest < c.n - 1 &&
+	    vs_journal_each(wb->journal, wb_entry_next, &ec) != 1)
 		return 0;
-	return c.n - 1;
+	return newest;
 }
 
 struct wb_batch_ctx {

@@ -21,6 +21,9 @@
 #     replay of the same entry again (a crash after the commit, before the
 #     entry was removed) changes nothing: one file_operations row for the
 #     op id, one version;
+#   - a crash after a burst of saves was committed as its newest, before
+#     its entries left the journal: the replay finishes the older ones
+#     (no new version, no conflict), also with a save journaled behind it;
 #   - out of file descriptors (EMFILE) at the open of the content object:
 #     the entry waits, and is committed once descriptors are back;
 #   - PostgreSQL stopped: the entry stays journaled and the wait times out
@@ -250,6 +253,54 @@ vs_check_eq "second replay: one file_operations row for the op id" 1 \
 vs_check_eq "second replay: still one version" 1 \
 	"$(ctl log wbtest src/c.js | wc -l)"
 vs_check_eq "second replay: journal empty" 0 "$(journal_count)"
+
+# A burst (saves of one path, each chained after the one before) is
+# committed as its newest op on the first one's base; a crash before its
+# entries left the journal leaves them all there. The replay must finish
+# the older ones as superseded, not commit them over the newest (which
+# would leave PostgreSQL at an older save than the mount's).
+burst_save() { # NAME [BASE AFTER_OP]: journal a save of src/burst.js
+	echo "burst $1" >"$W/burst.$1"
+	wb append-only write src/burst.js "$W/burst.$1" "${@:2}"
+	field op_id
+}
+burst_keep() { # copy the journal's entries aside (what a crash leaves)
+	rm -rf "$W/burst.copy"
+	mkdir "$W/burst.copy"
+	find "$JOURNAL" -maxdepth 1 -regextype egrep -regex '.*/[0-9]{20}' \
+		-exec cp -p {} "$W/burst.copy/" \;
+}
+burst_state() { # content|versions|conflicts of src/burst.js
+	echo "$(ctl cat wbtest src/burst.js)|$(ctl log wbtest src/burst.js | wc -l)|$(sql "select count(*) from vsync_conflicts('$PID', 'src/burst.js')")"
+}
+echo "burst 0" >"$W/burst.0"
+wb write src/burst.js "$W/burst.0"
+op=$(burst_save a 1)
+op=$(burst_save b -1 "$op")
+op=$(burst_save c -1 "$op")
+burst_keep
+wb replay
+vs_check_eq "burst: a, b, c committed as c (v2)" "burst c|2|0" "$(burst_state)"
+cp -p "$W/burst.copy/"* "$JOURNAL/" # the crash: all three still there
+wb replay
+vs_check_eq "burst after a crash: replay exit" "0 pending=0" \
+	"$RC $(tail -n 1 <<<"$OUT")"
+vs_check_eq "burst after a crash: still c, no new version, no conflict" \
+	"burst c|2|0" "$(burst_state)"
+# the newest op in PostgreSQL is in the middle of the journaled chain: a
+# crash after d and e were committed as e, with f saved behind them
+op=$(burst_save d -1 "$op")
+op=$(burst_save e -1 "$op")
+burst_keep
+wb replay
+vs_check_eq "burst: d, e committed as e (v3)" "burst e|3|0" "$(burst_state)"
+cp -p "$W/burst.copy/"* "$JOURNAL/"
+burst_save f -1 "$op" >/dev/null
+wb replay
+vs_check_eq "burst after a crash, a save behind: replay exit" "0 pending=0" \
+	"$RC $(tail -n 1 <<<"$OUT")"
+vs_check_eq "burst after a crash, a save behind: f after e (v4), no conflict" \
+	"burst f|4|0" "$(burst_state)"
 
 # a crash before the journal's sync: the entry survived, its content
 # object did not (torn; nothing fsync'd either): refused, never committed
