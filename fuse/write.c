@@ -1734,15 +1734,21 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 	/* only the file whose save (or rename) this was: the path may name
 	 * another one by now (vim: renamed to a backup, a new file made) */
 	if (strcmp(in->pending_op, e->op_id) == 0) {
-		inode_pending_set(&fs->table, in, NULL, 0);
-		if (!moved)
-			in->version = res->version;
+		struct stat st;
 		/* nothing written since this snapshot: serve what PostgreSQL
 		 * now has (for a merge, that includes the other edit) */
-		struct stat st;
+		bool take = e->op == VS_JOP_WRITE && in->wgen == in->jgen &&
+			    fd >= 0 && fstat(fd, &st) == 0;
 
-		if (e->op == VS_JOP_WRITE && in->wgen == in->jgen && fd >= 0 &&
-		    fstat(fd, &st) == 0) {
+		inode_pending_set(&fs->table, in, NULL, 0);
+		/* a merge's version holds another writer's edit: the next
+		 * save is based on it only if the file takes its bytes; a
+		 * file written since keeps the version its own bytes are
+		 * based on, so that save is merged in turn rather than
+		 * committed over the other edit */
+		if (!moved && (!res->merged || take))
+			in->version = res->version;
+		if (take) {
 			memcpy(in->hash, res->hash, sizeof(in->hash));
 			in->size = (uint64_t)st.st_size; /* a merge differs */
 			old_fd = in->fd;

@@ -121,6 +121,7 @@
 #define WB_REFUSALS	  256  /* refusals remembered for vs_wb_wait() */
 #define WB_RESOLVE_TRIES  5    /* merge/conflict rounds before backing off */
 #define WB_BURST_MAX	  64   /* saves of one file committed as one */
+#define WB_MERGED_MAX	  16   /* merged saves remembered (wb_merged_*) */
 #define WB_BATCH_MAX	  64   /* entries committed in one transaction */
 #define WB_SYNC_MS	  1000 /* the journal synced at least this often */
 
@@ -153,6 +154,13 @@ struct vs_writeback {
 	struct vs_wb_result *batch_res;
 	bool in_batch; /* committing a batch: no resolution, no logging */
 	size_t solo;   /* entries to commit one by one (a batch failed) */
+	/* the newest saves committed as a merge, and the version their own
+	 * bytes were based on (wb_merged_note); ring index = n % max */
+	struct {
+		char op[VS_UUID_BUFSZ];
+		int64_t base;
+	} merged[WB_MERGED_MAX];
+	size_t nmerged;
 
 	pthread_mutex_t lock;
 	pthread_cond_t wake; /* committer: kicked, stop */
@@ -670,6 +678,39 @@ static int wb_op_version(struct vs_writeback *wb, const char *op_id,
 	return r;
 }
 
+/*
+ * A save committed as a merge (@op, whose own bytes were based on
+ * @base): the version it made holds another writer's edit that the saves
+ * chained after it (after_op) do not have in their bytes. Such a save is
+ * based on @base, not on that version (wb_commit_put), so it is stale and
+ * merged in turn; based on the merge, it would be committed over it and
+ * the other edit lost. Remembered by this process only: a save chained
+ * after a merge made before a restart is based on the merge.
+ */
+static void wb_merged_note(struct vs_writeback *wb, const char *op,
+			   int64_t base)
+{
+	size_t i = wb->nmerged++ % WB_MERGED_MAX;
+
+	memcpy(wb->merged[i].op, op, sizeof(wb->merged[i].op));
+	wb->merged[i].base = base;
+}
+
+/* The version the bytes of merged save @op were based on: 0 and *@base,
+ * or -ENOENT if it is not one this process merged (lately). */
+static int wb_merged_base(const struct vs_writeback *wb, const char *op,
+			  int64_t *base)
+{
+	size_t n = wb->nmerged < WB_MERGED_MAX ? wb->nmerged : WB_MERGED_MAX;
+
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(wb->merged[i].op, op) == 0) {
+			*base = wb->merged[i].base;
+			return 0;
+		}
+	return -ENOENT;
+}
+
 static int wb_commit_put(struct vs_writeback *wb, const struct vs_jentry *e,
 			 struct vs_wb_result *res)
 {
@@ -682,8 +723,12 @@ static int wb_commit_put(struct vs_writeback *wb, const struct vs_jentry *e,
 
 	if (e->after_op[0]) {
 		/* a save made before the previous one was committed: its
-		 * base is what that one produced, not a conflict with it */
-		r = wb_op_version(wb, e->after_op, &after);
+		 * base is what that one produced, not a conflict with it
+		 * (unless that was a merge: then what its bytes were based
+		 * on, and this one is merged too) */
+		r = wb_merged_base(wb, e->after_op, &after);
+		if (r == -ENOENT)
+			r = wb_op_version(wb, e->after_op, &after);
 		if (r < 0 && r != -ENOENT)
 			return r;
 		if (r == 0 && (chained = malloc(sizeof(*chained)))) {
@@ -729,6 +774,8 @@ static int wb_commit_put(struct vs_writeback *wb, const struct vs_jentry *e,
 		res->merged = 1;
 		wb_cache_fill(wb, res->hash);
 	}
+	if (r == 0 && res->merged && !res->error)
+		wb_merged_note(wb, e->op_id, e->base_version);
 	free(buf);
 	if (fd >= 0)
 		close(fd);

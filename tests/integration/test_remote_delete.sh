@@ -15,6 +15,10 @@
 # PostgreSQL has. Before, the mount removed the dirty files: the writes
 # made after were lost and PostgreSQL's re-created file never came back
 # to the mount (the mount's own change).
+# Then a local save merged with a remote edit while the file was written
+# again (PostgreSQL stopped meanwhile, so the merge comes after the
+# second write): the second save is merged in turn, and PostgreSQL and
+# the mount end with all three edits, no conflict.
 #
 # Needs /dev/fuse (else exit 77), PostgreSQL (started here).
 set -u
@@ -85,6 +89,36 @@ vs_check "PostgreSQL keeps the moved version at src/r2.js" saved src/r2.js "r v1
 vs_check "PostgreSQL no longer has src/d/c.js" \
 	bash -c "! '$CTL' -q cat rd src/d/c.js >/dev/null 2>&1"
 vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
+
+# --- a save merged with a remote edit while the file was written again:
+# the next save is based on the version its own bytes are based on, not
+# on the merge's (which holds the remote edit its bytes lack), so it is
+# merged in turn and the remote edit stays
+ID=$(vs_sql "SELECT vsync_project_id('rd')")
+for i in 1 2 3 4 5 6 7 8 9; do echo "line $i"; done >"$W/m1"
+cp "$W/m1" "$MNT/src/m.js"
+vs_check "m.js committed" vs_poll 20 saved src/m.js "$(cat "$W/m1")"
+# (written in place, as cp does: sed -i would rename, a save at once)
+sed 's/^line 5$/line 5 local/' "$W/m1" >"$W/mA"
+cp "$W/mA" "$MNT/src/m.js" # dirty for 4 s
+sed 's/^line 2$/line 2 remote/' "$W/m1" >"$W/m_remote"
+vs_check "a remote edit of the dirty file" ctl put rd src/m.js "$W/m_remote"
+vs_check "PostgreSQL stopped" vs_pg_stop
+bytes_journaled() {
+	grep -qs "^hash=$(sha256sum <"$1" | cut -d' ' -f1)\$" \
+		"$W/cache/projects/$ID/journal/"[0-9]*
+}
+vs_check "the first local save is journaled" vs_poll 15 bytes_journaled "$W/mA"
+sed 's/^line 8$/line 8 local/' "$W/mA" >"$W/mB"
+cp "$W/mB" "$MNT/src/m.js" # written again
+vs_check "PostgreSQL started again" vs_pg_start_again
+sed -e 's/^line 2$/line 2 remote/' -e 's/^line 5$/line 5 local/' \
+	-e 's/^line 8$/line 8 local/' "$W/m1" >"$W/m_want"
+vs_check "both local saves merged with the remote edit" \
+	vs_poll 30 saved src/m.js "$(cat "$W/m_want")"
+vs_check_eq "no conflict recorded" 0 \
+	"$(vs_sql "SELECT count(*) FROM vsync_conflicts('$ID', 'src/m.js')")"
+vs_check "the mount reads the merge" vs_poll 10 cmp -s "$MNT/src/m.js" "$W/m_want"
 
 vs_umount "$MNT"
 vs_summary

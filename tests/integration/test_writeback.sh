@@ -302,6 +302,32 @@ vs_check_eq "burst after a crash, a save behind: replay exit" "0 pending=0" \
 vs_check_eq "burst after a crash, a save behind: f after e (v4), no conflict" \
 	"burst f|4|0" "$(burst_state)"
 
+# A save chained after one that was committed as a merge (another
+# writer's edit came between): its bytes lack that edit, so it is merged
+# in turn, not committed on the merge's version (which would drop the
+# other edit with no conflict). A save of another file comes between the
+# two, so they are not one burst.
+lines 10 >"$W/m1"
+wb write src/m.js "$W/m1"
+lines 10 | sed 's/^line 2$/line 2 remote/' >"$W/m_remote"
+ctl -q put wbtest src/m.js "$W/m_remote"
+lines 10 | sed 's/^line 5$/line 5 local/' >"$W/mA"
+wb append-only write src/m.js "$W/mA" 1
+op=$(field op_id)
+echo "between" >"$W/m_between"
+wb append-only write src/m_between.js "$W/m_between"
+sed 's/^line 9$/line 9 local/' "$W/mA" >"$W/mB"
+wb append-only write src/m.js "$W/mB" 1 "$op"
+wb replay
+vs_check_eq "merge, then a chained save: replay exit" "0 pending=0" \
+	"$RC $(tail -n 1 <<<"$OUT")"
+lines 10 | sed -e 's/^line 2$/line 2 remote/' -e 's/^line 5$/line 5 local/' \
+	-e 's/^line 9$/line 9 local/' >"$W/m_want"
+vs_check_eq "merge, then a chained save: the other writer's edit stays" \
+	"$(cat "$W/m_want")" "$(ctl cat wbtest src/m.js)"
+vs_check_eq "merge, then a chained save: both saves merged, no conflict" \
+	"2 0" "$(grep -c "op=write path=src/m.js .*merged=1 conflict=0 error=0" <<<"$OUT") $(sql "select count(*) from vsync_conflicts('$PID', 'src/m.js')")"
+
 # a crash before the journal's sync: the entry survived, its content
 # object did not (torn; nothing fsync'd either): refused, never committed
 echo "t content" >"$W/t"
