@@ -61,6 +61,12 @@ struct vs_inode {
 	bool atime_set;
 	int64_t version;
 	char hash[VS_HASH_HEX_LEN + 1];
+	/* the bytes of the newest save of the file (journaled, or committed
+	 * without the file taking them: written since) when @hash does not
+	 * have them yet, "" otherwise: what a failed write reverts to
+	 * (write.c, revert_locked). Under fd_lock. */
+	char saved_hash[VS_HASH_HEX_LEN + 1];
+	uint64_t saved_size;
 	char *target; /* symlink target */
 	/* owner kept per mount, never synced (owner.c); !owned: the
 	 * mount's owner */

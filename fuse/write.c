@@ -820,6 +820,8 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 		/* journaled (durable with the committer's next sync, or
 		 * fsync's): the next save is chained after it */
 		in->jgen = gen;
+		memcpy(in->saved_hash, e->hash, sizeof(in->saved_hash));
+		in->saved_size = e->size;
 		pthread_mutex_lock(&fs->table.lock);
 		inode_pending_set(&fs->table, in, e->op_id, e->lseq);
 		pthread_mutex_unlock(&fs->table.lock);
@@ -880,6 +882,7 @@ static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval)
 	char path[VS_PATH_MAX + 1], hash[VS_HASH_HEX_LEN + 1];
 	struct vs_manifest_entry theirs = {.version = 0};
 	struct stat st;
+	bool saved;
 	int r, fd = in->fd, wfd = -1, old_fd;
 
 	if (!in->wfailed)
@@ -892,16 +895,24 @@ static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval)
 		theirs.mode = in->theirs_mode;
 		memcpy(theirs.hash, in->theirs_hash, sizeof(theirs.hash));
 	}
-	memcpy(hash, theirs.version ? theirs.hash : in->hash, sizeof(hash));
+	/* the newest save, not the bytes before it, unless theirs */
+	saved = !theirs.version && in->saved_hash[0];
+	memcpy(hash,
+	       theirs.version ? theirs.hash
+	       : saved	      ? in->saved_hash
+			      : in->hash,
+	       sizeof(hash));
 	pthread_mutex_unlock(&fs->table.lock);
 	if (!hash[0])
 		return -ECANCELED;
 	if (path_of(fs, in, path, sizeof(path)) < 0)
 		snprintf(path, sizeof(path), "(ino %llu)",
 			 (unsigned long long)in->ino);
-	if (fd < 0 || theirs.version) {
+	if (fd < 0 || theirs.version || saved) {
 		r = vs_content_open(fs->cfg.content, hash,
-				    theirs.version ? theirs.size : in->size,
+				    theirs.version ? theirs.size
+				    : saved	   ? in->saved_size
+						   : in->size,
 				    path, &fd);
 		if (r < 0)
 			return r;
@@ -924,7 +935,10 @@ static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval)
 		memcpy(in->hash, theirs.hash, sizeof(in->hash));
 		in->version = theirs.version;
 		in->mode = theirs.mode;
+	} else if (saved) {
+		memcpy(in->hash, in->saved_hash, sizeof(in->hash));
 	}
+	in->saved_hash[0] = '\0';
 	in->theirs_version = 0;
 	in->size = (uint64_t)st.st_size;
 	in->mtime_ns = theirs.version ? theirs.mtime_ns : now_ns();
@@ -1748,7 +1762,10 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		 * committed over the other edit */
 		if (!moved && (!res->merged || take))
 			in->version = res->version;
+		if (res->error)
+			in->saved_hash[0] = '\0'; /* never PostgreSQL's */
 		if (take) {
+			in->saved_hash[0] = '\0';
 			memcpy(in->hash, res->hash, sizeof(in->hash));
 			in->size = (uint64_t)st.st_size; /* a merge differs */
 			old_fd = in->fd;

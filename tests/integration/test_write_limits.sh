@@ -8,7 +8,8 @@
 #   - --max-file-size: a write past the limit (sequential, and one write at
 #     a far offset) is EFBIG; truncate past it is EFBIG; a file whose write
 #     failed is not committed (not even its first part), fsync on it is
-#     EIO; rewritten whole it is committed again;
+#     EIO; rewritten whole it is committed again; a write that fails
+#     after a save not yet committed reverts the file to that save;
 #   - a full cache dir (a 8 MiB tmpfs): a large write is ENOSPC, nothing of
 #     it reaches PostgreSQL; rm -rf of the files works on the full volume;
 #     once space is freed, writes are committed again;
@@ -95,6 +96,34 @@ printf 'rewritten\n' >"$MNT/big.bin"
 sync "$MNT/big.bin"
 vs_check_eq "rewritten whole, it is committed" rewritten "$(pgcat big.bin)"
 vs_check "the refusal is logged" grep -q "past the 1048576-byte limit" "$VS_MOUNT_LOG"
+
+# A write fails after a save that is not committed yet (PostgreSQL
+# stopped): the file goes back to that save, the newest, whether the save
+# is committed before the revert or after it; not to the bytes before it
+# (which the mount then served while PostgreSQL had the save, and a later
+# edit was committed on top of them, dropping the save).
+printf 'AAAA\n' >"$MNT/src/rv.txt"
+sync "$MNT/src/rv.txt"
+vs_check "rv.txt committed" committed src/rv.txt AAAA
+vs_check "PostgreSQL stopped" vs_pg_stop
+printf 'BBBB\n' >"$MNT/src/rv.txt"
+rv_journaled() {
+	grep -qs "^hash=$(printf 'BBBB\n' | sha256sum | cut -d' ' -f1)\$" \
+		"$SMALL/cache/projects/$ID/journal/"[0-9]*
+}
+vs_check "its save is journaled" vs_poll 10 rv_journaled
+printf 'C' | dd of="$MNT/src/rv.txt" bs=1 conv=notrunc status=none
+expect_errno "a write past the limit after that save is EFBIG" "File too large" \
+	dd if=/dev/zero of="$MNT/src/rv.txt" bs=1 count=1 seek=2M conv=notrunc status=none
+vs_check "PostgreSQL started again" vs_pg_start_again
+vs_check "PostgreSQL has the save" vs_poll 30 committed src/rv.txt BBBB
+rv_reverted() { [[ "$(cat "$MNT/src/rv.txt" 2>/dev/null)" == BBBB ]]; }
+vs_check "the file goes back to its newest save, not to the bytes before it" \
+	vs_poll 20 rv_reverted
+printf 'EEEE\n' >>"$MNT/src/rv.txt"
+sync "$MNT/src/rv.txt"
+vs_check_eq "a later edit is committed on top of that save" \
+	"$(printf 'BBBB\nEEEE')" "$(pgcat src/rv.txt)"
 
 # ---------------------------------------------------------------- ENOSPC
 mkdir "$MNT/full"
