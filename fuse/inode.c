@@ -42,6 +42,7 @@ static struct vs_inode *inode_new(struct vs_inode_table *t, const char *name,
 	in->fd = -1;
 	in->wfd = -1;
 	in->iofd = -1;
+	in->rofd = -1;
 	in->ino = t->next_ino++;
 	pthread_rwlock_init(&in->fd_lock, NULL);
 	return in;
@@ -84,6 +85,8 @@ static void inode_free(struct vs_inode *in)
 		close(in->wfd);
 	if (in->iofd >= 0)
 		close(in->iofd);
+	if (in->rofd >= 0)
+		close(in->rofd);
 	pthread_rwlock_destroy(&in->fd_lock);
 	free(in->children);
 	free(in->target);

@@ -82,11 +82,14 @@ struct vs_inode {
 	/* local: the upper file's st_dev and st_ino (its O_PATH fd is @fd) */
 	dev_t upper_dev;
 	ino_t upper_ino;
-	/* local files: the inode's own open fd on its upper file (O_RDWR,
-	 * or O_RDONLY where that is refused), opened at its first read or
-	 * write without a file handle (fh 0: no-open mode) and kept until
-	 * the inode is freed; -1 until then. Set once (compare-and-swap). */
-	_Atomic int iofd;
+	/* local files: the inode's own open fds on its upper file, opened
+	 * at its first read or write without a file handle (fh 0: no-open
+	 * mode) and kept until the inode is freed; -1 until then. Each set
+	 * once (compare-and-swap): @iofd O_RDWR; @rofd O_RDONLY, only
+	 * where O_RDWR is refused (a read-only file when the daemon is not
+	 * root, one being executed), for reads: a write tries O_RDWR
+	 * again (the file may have been made writable since). */
+	_Atomic int iofd, rofd;
 
 	/* synced files: verified content, opened by the first read */
 	pthread_rwlock_t fd_lock;

@@ -456,16 +456,20 @@ void local_create(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 	struct fuse_entry_param e;
 	struct local_at at;
 	bool created = false;
-	int r, fd = -1, pfd = -1;
+	int r, fd = -1, pfd = -1, flags = fi->flags & ~O_NOFOLLOW;
 
+	/* no-open mode: the fd made here becomes the inode's own, which
+	 * reads too; a file made here may be opened for both whatever its
+	 * mode (0444 included: cp, tar), and a later open(2) of it could
+	 * not be, by a daemon that is not root */
+	if (fs_no_open_files(fs) && (flags & O_ACCMODE) == O_WRONLY)
+		flags = (flags & ~O_ACCMODE) | O_RDWR;
 	r = at_entry(fs, parent, name, true, &at);
 	if (r == 0) {
 		/* exclusively first: only a file made here is given to the
 		 * caller, never one that was there already */
 		fd = openat(at.dirfd, at.name,
-			    (fi->flags & ~O_NOFOLLOW) | O_CREAT | O_EXCL |
-				O_CLOEXEC,
-			    mode);
+			    flags | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 		created = fd >= 0;
 		if (fd < 0 && errno == EEXIST && !(fi->flags & O_EXCL))
 			fd = openat(at.dirfd, at.name,
@@ -503,7 +507,8 @@ void local_create(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		pthread_mutex_lock(&fs->table.lock);
 		in = inode_table_get(&fs->table, e.ino);
 		pthread_mutex_unlock(&fs->table.lock);
-		if (!in || (fi->flags & O_ACCMODE) != O_RDWR ||
+		if (!in ||
+		    ((created ? flags : fi->flags) & O_ACCMODE) != O_RDWR ||
 		    (fi->flags & (O_APPEND | O_DIRECT)) ||
 		    !atomic_compare_exchange_strong(&in->iofd, &none, fd))
 			close(fd);
@@ -558,45 +563,56 @@ void local_open(fuse_req_t req, struct vs_inode *in, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
-/*
- * The inode's own open fd on local file @in (inode_i.h, iofd), opened on
- * first use: O_RDWR, or O_RDONLY where the upper layer refuses writing
- * (a file being executed, a read-only one when the daemon is not root).
- * An fd or -errno.
- */
-static int local_iofd(struct vs_inode *in)
+/* Open @in's upper file with @flags into slot @slot, once: the slot's fd
+ * or -errno. */
+static int iofd_open(struct vs_inode *in, _Atomic int *slot, int flags)
 {
 	char proc[PROC_FD_SIZE];
-	int fd = atomic_load(&in->iofd), none = -1;
+	int fd = atomic_load(slot), none = -1;
 
 	if (fd >= 0)
 		return fd;
-	proc_fd(proc, in->fd);
-	fd = open(proc, O_RDWR | O_CLOEXEC);
-	if (fd < 0 && (errno == EACCES || errno == EPERM || errno == EROFS ||
-		       errno == ETXTBSY))
-		fd = open(proc, O_RDONLY | O_CLOEXEC);
+	fd = open(proc_fd(proc, in->fd), flags | O_CLOEXEC);
 	if (fd < 0)
-		return fd_failed(-errno, "(an open local file)");
-	if (!atomic_compare_exchange_strong(&in->iofd, &none, fd)) {
+		return -errno;
+	if (!atomic_compare_exchange_strong(slot, &none, fd)) {
 		close(fd); /* another request opened it first */
 		fd = none;
 	}
 	return fd;
 }
 
+/*
+ * The inode's own open fd on local file @in (inode_i.h, iofd, rofd),
+ * opened on first use: O_RDWR; for a read, O_RDONLY where the upper layer
+ * refuses writing (a file being executed, a read-only one when the daemon
+ * is not root). A write where O_RDWR is refused gets that errno (EACCES,
+ * ETXTBSY ...), and tries again at the next write: a read-only fd is
+ * never what a write is served with. An fd or -errno.
+ */
+static int local_iofd(struct vs_inode *in, bool write)
+{
+	int fd = iofd_open(in, &in->iofd, O_RDWR);
+
+	if (fd >= 0 || write ||
+	    (fd != -EACCES && fd != -EPERM && fd != -EROFS && fd != -ETXTBSY))
+		return fd < 0 ? fd_failed(fd, "(an open local file)") : fd;
+	fd = iofd_open(in, &in->rofd, O_RDONLY);
+	return fd < 0 ? fd_failed(fd, "(an open local file)") : fd;
+}
+
 /* The fd to serve a request on @in with: the handle's, or the inode's
  * own (fh 0). An fd or -errno. */
-static int io_fd(struct vs_inode *in, struct fuse_file_info *fi)
+static int io_fd(struct vs_inode *in, struct fuse_file_info *fi, bool write)
 {
-	return fi && fi->fh ? (int)fi->fh : local_iofd(in);
+	return fi && fi->fh ? (int)fi->fh : local_iofd(in, write);
 }
 
 void local_read(fuse_req_t req, struct vs_inode *in, size_t size, off_t off,
 		struct fuse_file_info *fi)
 {
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
-	int fd = io_fd(in, fi);
+	int fd = io_fd(in, fi, false);
 
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
@@ -613,7 +629,7 @@ void local_write_buf(fuse_req_t req, struct vs_inode *in,
 		     struct fuse_file_info *fi)
 {
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in_buf));
-	int fd = io_fd(in, fi);
+	int fd = io_fd(in, fi, true);
 	ssize_t n;
 
 	if (fd < 0) {
@@ -624,9 +640,6 @@ void local_write_buf(fuse_req_t req, struct vs_inode *in,
 	out.buf[0].fd = fd;
 	out.buf[0].pos = off;
 	n = fuse_buf_copy(&out, in_buf, 0);
-	/* (EBADF: the inode's own fd is read-only, see local_iofd) */
-	if (n == -EBADF && !(fi && fi->fh))
-		n = -EACCES;
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else

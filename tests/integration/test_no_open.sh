@@ -26,7 +26,10 @@
 #  - the mount's log: no OPEN or OPENDIR after the first of each (-d).
 # Then the same cache dir mounted with --open-mode=kernel (the kernel
 # opens and releases files): reads, open(O_TRUNC) truncating, a save at
-# the last close committed, and the OPENs in its log.
+# the last close committed, and the OPENs in its log. Then no-open mode
+# again with a daemon that is not root: a local-only file created 0444
+# is written through its descriptor, and a read-only file read, made
+# writable and written (EACCES both, before).
 #
 # Needs /dev/fuse (else exit 77), PostgreSQL (started here).
 set -u
@@ -140,5 +143,29 @@ vs_check_eq "kernel mode: open(O_TRUNC) truncates" 'k' "$(cat "$MNT/src/a.txt")"
 vs_check "kernel mode: it is committed" vs_poll 10 committed src/a.txt k
 opens=$(grep -c 'opcode: OPEN (' "$VS_MOUNT_LOG" || true)
 vs_check "kernel mode: the kernel sends OPEN" test "$opens" -ge 2
+vs_umount "$MNT"
+
+# A daemon that is not root (the container's entrypoint drops to
+# VSYNC_USER; here root without CAP_DAC_OVERRIDE stands in for it), in
+# no-open mode: a local-only file created read-only and written through
+# the same descriptor (cp, tar, node-tar with a 0444 entry), and one
+# read while read-only, then made writable and written.
+VS_MOUNT_WRAP=(setpriv --bounding-set -dac_override,-dac_read_search)
+vs_mount n "$MNT" --cache-dir "$W/cache" --open-mode=none || exit 1
+VS_MOUNT_WRAP=()
+mkdir -p "$MNT/node_modules/ro"
+vs_check "not root: a file created 0444 is written through its descriptor" \
+	sh -c 'umask 0222 && printf "data\n" >"$1"' _ "$MNT/node_modules/ro/f"
+vs_check_eq "not root: and it has the bytes" "data" "$(cat "$MNT/node_modules/ro/f" 2>&1)"
+# (made read-only in the upper layer, as an earlier mount left it: the
+# mount's first open of it is then for reading only)
+printf 'q\n' >"$W/cache/projects/$ID/local/node_modules/ro/q"
+chmod 0444 "$W/cache/projects/$ID/local/node_modules/ro/q"
+vs_check_eq "not root: a read-only file reads" "q" "$(cat "$MNT/node_modules/ro/q" 2>&1)"
+chmod 0644 "$MNT/node_modules/ro/q"
+vs_check "not root: made writable again, it is written" \
+	sh -c 'printf "more\n" >>"$1"' _ "$MNT/node_modules/ro/q"
+vs_check_eq "not root: with the bytes appended" "$(printf 'q\nmore')" \
+	"$(cat "$MNT/node_modules/ro/q" 2>&1)"
 vs_umount "$MNT"
 vs_summary

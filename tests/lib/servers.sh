@@ -342,7 +342,9 @@ vs_mount() {
 	: "${VS_LOG_DIR:=${VS_SERVERS_DIR:-${TMPDIR:-/tmp}}}"
 	VS_MOUNT_SEQ=$((${VS_MOUNT_SEQ:-0} + 1))
 	VS_MOUNT_LOG=$VS_LOG_DIR/mount.$VS_MOUNT_SEQ.log
-	"$bin" "$project" "$mnt" -f "$@" >"$VS_MOUNT_LOG" 2>&1 </dev/null &
+	# VS_MOUNT_WRAP: an array of words to run vsync-mount under (setpriv)
+	${VS_MOUNT_WRAP[@]+"${VS_MOUNT_WRAP[@]}"} "$bin" "$project" "$mnt" -f "$@" \
+		>"$VS_MOUNT_LOG" 2>&1 </dev/null &
 	pid=$!
 	# shellcheck disable=SC2034 # for the caller
 	VS_MOUNT_PID=$pid
