@@ -8,10 +8,10 @@
  * PQconnectStartParams/PQconnectPoll and every statement is sent with
  * PQsendQuery[Params] and waited for with poll(2), so no call outlives its
  * deadline (the timeout given at open, counted per call). When a deadline
- * passes in the middle of a query the connection is dropped and
- * -ETIMEDOUT returned at once; the next call reconnects. The query is
- * cancelled (PQcancel) from a detached thread (pg_abandon): PQcancel
- * itself has no deadline.
+ * passes in the middle of a query the query is cancelled (PQcancel) from a
+ * detached thread, waited for PG_CANCEL_WAIT_MS at most (pg_abandon:
+ * PQcancel itself has no deadline), the connection is dropped and
+ * -ETIMEDOUT returned; the next call reconnects.
  *
  * A connection dropped while a transaction was open loses that
  * transaction. So that a caller cannot go on issuing the rest of its
@@ -373,46 +373,114 @@ int vs_pg_ensure(struct vs_pg *pg)
 
 /* ---- queries ----------------------------------------------------------- */
 
-/* Send cancel request @arg (a PGcancel, owned) and free it: the body of
- * a detached thread, as PQcancel has no deadline. */
+/* How long the caller of a query past its deadline waits for the cancel
+ * to be delivered (pg_abandon) */
+#define PG_CANCEL_WAIT_MS 1000
+
+/* A cancel request on its way (pg_abandon): shared by the caller and the
+ * thread that sends it; the last to let go frees it. */
+struct pg_cancel {
+	PGcancel *c;
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* CLOCK_MONOTONIC */
+	bool done;	     /* sent (or failed) */
+	int refs;
+};
+
+static void pg_cancel_put(struct pg_cancel *pc)
+{
+	bool last;
+
+	pthread_mutex_lock(&pc->lock);
+	last = --pc->refs == 0;
+	pthread_mutex_unlock(&pc->lock);
+	if (!last)
+		return;
+	PQfreeCancel(pc->c);
+	pthread_cond_destroy(&pc->cond);
+	pthread_mutex_destroy(&pc->lock);
+	free(pc);
+}
+
+/* Send cancel request @arg (a struct pg_cancel): the body of a detached
+ * thread, as PQcancel has no deadline. */
 static void *pg_cancel_main(void *arg)
 {
-	PGcancel *c = arg;
+	struct pg_cancel *pc = arg;
 	char buf[256];
 
-	if (!PQcancel(c, buf, sizeof(buf)))
+	if (!PQcancel(pc->c, buf, sizeof(buf)))
 		vs_debug("cannot cancel query: %s", buf);
-	PQfreeCancel(c);
+	pthread_mutex_lock(&pc->lock);
+	pc->done = true;
+	pthread_cond_signal(&pc->cond);
+	pthread_mutex_unlock(&pc->lock);
+	pg_cancel_put(pc);
 	return NULL;
 }
 
+/* A cancel request for @pg's running query, or NULL. */
+static struct pg_cancel *pg_cancel_new(struct vs_pg *pg)
+{
+	struct pg_cancel *pc = calloc(1, sizeof(*pc));
+	pthread_condattr_t ca;
+
+	if (!pc)
+		return NULL;
+	pc->c = PQgetCancel(pg->conn);
+	if (!pc->c || pthread_condattr_init(&ca) != 0) {
+		PQfreeCancel(pc->c);
+		free(pc);
+		return NULL;
+	}
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&pc->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&pc->lock, NULL);
+	pc->refs = 2; /* the caller's and the thread's */
+	return pc;
+}
+
 /*
- * Cancel the running query (best effort) and drop the connection at once.
+ * Cancel the running query (best effort) and drop the connection.
  * The cancel is a new connection to the server that PQcancel waits on
  * with no deadline (a frozen server, dropped packets: for ever), so it is
- * sent by a detached thread that owns the PGcancel and ends with it; the
- * caller never waits. The thread takes no signal (all blocked).
+ * sent by a detached thread (taking no signal: all blocked), and the
+ * caller waits for it PG_CANCEL_WAIT_MS at most: long enough that a
+ * server that answers has the query cancelled before the caller goes on
+ * (or exits: vsyncctl's timed-out write must not commit later), never
+ * for ever.
  */
 static void pg_abandon(struct vs_pg *pg)
 {
-	PGcancel *c = PQgetCancel(pg->conn);
+	struct pg_cancel *pc = pg_cancel_new(pg);
+	struct timespec ts;
 	sigset_t all, old;
 	pthread_attr_t a;
 	pthread_t t;
 	int r = ENOMEM;
 
-	if (c && pthread_attr_init(&a) == 0) {
+	if (pc && pthread_attr_init(&a) == 0) {
 		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 		sigfillset(&all);
 		pthread_sigmask(SIG_SETMASK, &all, &old);
-		r = pthread_create(&t, &a, pg_cancel_main, c);
+		r = pthread_create(&t, &a, pg_cancel_main, pc);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		pthread_attr_destroy(&a);
 	}
-	if (c && r) {
+	if (pc && r) {
 		vs_debug("cannot cancel query: %s", strerror(r));
-		PQfreeCancel(c);
+		pc->refs = 1; /* no thread */
+	} else if (pc) {
+		vs_mono_ts(&ts, vs_mono_ms() + PG_CANCEL_WAIT_MS);
+		pthread_mutex_lock(&pc->lock);
+		while (!pc->done && pthread_cond_timedwait(&pc->cond, &pc->lock,
+							   &ts) != ETIMEDOUT)
+			;
+		pthread_mutex_unlock(&pc->lock);
 	}
+	if (pc)
+		pg_cancel_put(pc);
 	pg_drop(pg);
 }
 

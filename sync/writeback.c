@@ -209,12 +209,6 @@ static bool wb_retry(struct vs_writeback *wb, int r)
 	}
 }
 
-static void deadline_ts(struct timespec *ts, int64_t at_ms)
-{
-	ts->tv_sec = at_ms / 1000;
-	ts->tv_nsec = (at_ms % 1000) * 1000000;
-}
-
 /*
  * Every lseq up to @upto is finished: entry @self with @self_error (0:
  * committed), any other lseq above the old watermark with @gap_error (an
@@ -933,7 +927,7 @@ static void wb_sleep(struct vs_writeback *wb, int64_t until_ms, bool kick)
 {
 	struct timespec ts;
 
-	deadline_ts(&ts, until_ms);
+	vs_mono_ts(&ts, until_ms);
 	pthread_mutex_lock(&wb->lock);
 	while (!wb->stop && !(kick && wb->kicked) && vs_mono_ms() < until_ms)
 		pthread_cond_timedwait(&wb->wake, &wb->lock, &ts);
@@ -1388,7 +1382,7 @@ int vs_wb_wait(struct vs_writeback *wb, uint64_t lseq, int timeout_ms)
 	struct timespec ts;
 	int r = 0;
 
-	deadline_ts(&ts, until);
+	vs_mono_ts(&ts, until);
 	pthread_mutex_lock(&wb->lock);
 	while (lseq > wb->done_upto) {
 		if (vs_mono_ms() >= until) {

@@ -27,6 +27,15 @@ static inline uint64_t vs_mono_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
+/* @ts = monotonic millisecond @at_ms (a vs_mono_ms() time), for
+ * pthread_cond_timedwait() on a condition variable made with
+ * pthread_condattr_setclock(CLOCK_MONOTONIC). */
+static inline void vs_mono_ts(struct timespec *ts, int64_t at_ms)
+{
+	ts->tv_sec = (time_t)(at_ms / 1000);
+	ts->tv_nsec = (long)(at_ms % 1000) * 1000000L;
+}
+
 /* Milliseconds since the epoch on CLOCK_REALTIME (jumps with the wall
  * clock: only for comparing with other machines' timestamps). */
 static inline int64_t vs_wall_ms(void)

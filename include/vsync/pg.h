@@ -3,9 +3,10 @@
  *
  * Every call has a deadline (the timeout given at open, per call): the
  * connection is made with PQconnectStart/PQconnectPoll and queries are sent
- * asynchronously and waited for with poll(2); on expiry the connection is
- * reset and -ETIMEDOUT returned at once, and the query is cancelled from a
- * detached thread (PQcancel has no deadline of its own). A struct vs_pg
+ * asynchronously and waited for with poll(2); on expiry the query is
+ * cancelled from a detached thread (PQcancel has no deadline of its own),
+ * waited for 1 s at most, then the connection is reset and -ETIMEDOUT
+ * returned. A struct vs_pg
  * belongs to one thread at a time (callers serialise).
  *
  * Errors: 0 or -errno. PostgreSQL errors are turned into errno in exactly
