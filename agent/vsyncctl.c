@@ -2010,14 +2010,22 @@ static int exp_create(int dir_fd, const struct vs_manifest_entry *e, int *r)
 	return fd;
 }
 
-/* Give @fd, written whole, @e's mode and mtime, and close it. 0 or an
- * exit code (reported). */
+/* The permission bits of @mode, without setuid, setgid and sticky: a
+ * container chooses the modes it stores, and an export (often as root)
+ * must not recreate a setuid binary it wrote. */
+static mode_t exp_mode(uint32_t mode)
+{
+	return (mode_t)(mode & 0777);
+}
+
+/* Give @fd, written whole, @e's permission bits (exp_mode) and mtime,
+ * and close it. 0 or an exit code (reported). */
 static int exp_finish(int fd, const struct vs_manifest_entry *e)
 {
 	struct timespec ts[2];
 	int r = 0;
 
-	if (fchmod(fd, (mode_t)e->mode) < 0)
+	if (fchmod(fd, exp_mode(e->mode)) < 0)
 		r = ctl_fail(EXIT_ERR, "cannot write '%s': %s", e->path,
 			     strerror(errno));
 	ts[0].tv_sec = ts[1].tv_sec = (time_t)(e->mtime_ns / 1000000000);
@@ -2233,7 +2241,7 @@ static int cmd_export(struct ctl *c, int argc, char **argv)
 	/* directory modes last: a read-only directory is filled first */
 	for (i = m.n; i-- > 0 && !r;)
 		if (m.entries[i].kind == VS_KIND_DIR &&
-		    fchmodat(fd, m.entries[i].path, (mode_t)m.entries[i].mode,
+		    fchmodat(fd, m.entries[i].path, exp_mode(m.entries[i].mode),
 			     0) < 0)
 			r = ctl_fail(EXIT_ERR, "cannot chmod '%s': %s",
 				     m.entries[i].path, strerror(errno));
@@ -2309,6 +2317,9 @@ static void usage(FILE *f)
 	    "again\n"
 	    "  export PROJECT DIR                write the tree into an empty "
 	    "DIR\n"
+	    "                                    (permission bits only: no "
+	    "setuid,\n"
+	    "                                    setgid or sticky bit)\n"
 	    "  status PROJECT                    id, change seq, files, "
 	    "bytes;\n"
 	    "                                    with --redis its live "

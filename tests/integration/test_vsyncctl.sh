@@ -117,6 +117,24 @@ vs_check_eq "exported symlink" "public/logo.png" "$(readlink "$OUT/logo-link")"
 vs_check "PNG byte-exact" cmp "$SRC/public/logo.png" "$OUT/public/logo.png"
 expect_exit "export into a non-empty dir refused" 6 ctl export demo "$OUT"
 
+# a writer chooses the modes it stores (0..07777): the export applies the
+# permission bits only, never setuid, setgid or sticky (an export as root
+# would otherwise recreate a container's setuid binary)
+SP=$(sql "select vsync_project_id('demo')")
+sql "select seq from vsync_write_file('$SP', 'special/suid', convert_to('x', 'UTF8'),
+	2541, NULL, NULL, 'evil')" >/dev/null # 04755
+sql "select seq from vsync_mkdir('$SP', 'special/sgid', 1533, NULL, 'evil')" >/dev/null # 02775
+sql "select seq from vsync_mkdir('$SP', 'special/sticky', 1023, NULL, 'evil')" >/dev/null # 01777
+vs_check "export of special modes" ctl -q export demo "$W/out-special"
+vs_check_eq "an exported file has no setuid bit" "755" \
+	"$(stat -c %a "$W/out-special/special/suid")"
+vs_check_eq "an exported dir has no setgid bit" "775" \
+	"$(stat -c %a "$W/out-special/special/sgid")"
+vs_check_eq "an exported dir has no sticky bit" "777" \
+	"$(stat -c %a "$W/out-special/special/sticky")"
+ctl -q rm -r demo special
+rm -rf "$W/out-special"
+
 # ---------------------------------------------------------------- bulk import
 
 # a few thousand files in batches, at the default deadline: the tree in
