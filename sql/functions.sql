@@ -1174,7 +1174,13 @@ END $$;
 -- vsync_write_file, or with @p_current_version not NULL
 -- vsync_write_file_over, for content stored in chunks. 22023 if a chunk
 -- is missing or the sizes do not add up. The server does not hash the
--- whole (it would read every chunk back): a reader checks it.
+-- whole (it would read every chunk back): a reader checks it. Only when
+-- a version of the project names @p_hash already and its chunk list is
+-- not @p_shas (none, or another) does the server hash the new list:
+-- it replaces the old one if its bytes are @p_hash, else 22023. A
+-- writer can therefore not change what committed versions (history
+-- included) read, and an honest writer is not locked out by a forged
+-- list (the cut is fixed, so one content has one list).
 CREATE OR REPLACE FUNCTION vsync_write_chunked(p_project uuid, p_path text,
 					       p_hash text, p_size bigint,
 					       p_shas text[], p_mode int,
@@ -1184,6 +1190,9 @@ CREATE OR REPLACE FUNCTION vsync_write_chunked(p_project uuid, p_path text,
 					       p_author text)
 RETURNS TABLE(seq bigint, version int, content_hash text)
 LANGUAGE plpgsql AS $$
+DECLARE
+	v_old text[];
+	v_keep boolean := false;
 BEGIN
 	PERFORM vsync__access(p_project);
 	IF p_hash IS NULL OR p_hash !~ '^[0-9a-f]{64}$' OR p_shas IS NULL
@@ -1201,21 +1210,47 @@ BEGIN
 					 p_hash, p_path);
 	END IF;
 	-- the list of a content is the same whoever writes it (its bytes
-	-- cut at 8 MiB); the last writer's stands. The project lock first
-	-- (vsync__write_file takes it again): a writer of the same content
-	-- in another transaction then waits for its commit and replaces its
-	-- list, instead of inserting beside its uncommitted rows and failing
-	-- on the primary key (23505, refused for good)
+	-- cut at 8 MiB). The project lock first (vsync__write_file takes it
+	-- again): a writer of the same content in another transaction then
+	-- waits for its commit and finds its list, instead of inserting
+	-- beside its uncommitted rows and failing on the primary key (23505,
+	-- refused for good)
 	PERFORM vsync__lock_project(p_project);
-	DELETE FROM vsync_content_chunks c
+	SELECT array_agg(c.sha::text ORDER BY c.idx) INTO v_old
+	  FROM vsync_content_chunks c
 	 WHERE c.project_id = p_project AND c.content_hash = p_hash;
-	INSERT INTO vsync_content_chunks (project_id, content_hash, idx, sha,
-					  size)
-	SELECT p_project, p_hash, (x.i - 1)::int, x.sha,
-	       octet_length(k.data)
-	  FROM unnest(p_shas) WITH ORDINALITY AS x(sha, i)
-	  LEFT JOIN vsync_chunks k
-	    ON k.project_id = p_project AND k.sha = x.sha;
+	IF v_old IS NOT DISTINCT FROM p_shas THEN
+		v_keep := true; -- a retry, or a second writer of it
+	ELSIF EXISTS (SELECT 1 FROM project_files f
+		       WHERE f.project_id = p_project
+			 AND f.content_hash = p_hash) THEN
+		-- committed versions read the old list (or their whole
+		-- bytes): only the list of exactly @p_hash may stand
+		-- in for it (sha256() takes one value: at most 1 GB, 127
+		-- chunks)
+		IF cardinality(p_shas) > 127 OR
+		   (SELECT encode(sha256(string_agg(k.data, ''::bytea
+						     ORDER BY x.i)), 'hex')
+		      FROM unnest(p_shas) WITH ORDINALITY AS x(sha, i)
+		      JOIN vsync_chunks k
+			ON k.project_id = p_project AND k.sha = x.sha)
+		   IS DISTINCT FROM p_hash THEN
+			RAISE EXCEPTION USING ERRCODE = '22023',
+				MESSAGE = format('content %s of ''%s'' is stored already, in other chunks',
+						 p_hash, p_path);
+		END IF;
+	END IF;
+	IF NOT v_keep THEN
+		DELETE FROM vsync_content_chunks c
+		 WHERE c.project_id = p_project AND c.content_hash = p_hash;
+		INSERT INTO vsync_content_chunks (project_id, content_hash,
+						  idx, sha, size)
+		SELECT p_project, p_hash, (x.i - 1)::int, x.sha,
+		       octet_length(k.data)
+		  FROM unnest(p_shas) WITH ORDINALITY AS x(sha, i)
+		  LEFT JOIN vsync_chunks k
+		    ON k.project_id = p_project AND k.sha = x.sha;
+	END IF;
 	RETURN QUERY
 	SELECT w.seq, w.version, w.content_hash
 	  FROM vsync__write_file(p_project, p_path, NULL, p_mode,

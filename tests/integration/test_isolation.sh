@@ -23,6 +23,9 @@
 #     without PostgreSQL), not name:{projb}, and writes neither;
 #   - vsync-relay runs with its own credentials (`vsyncctl grant --relay`)
 #     and signs; A's mount verifies with the key its grant carries.
+#   - A cannot replace the chunk list of a large content that a version
+#     names (22023; the version still reads its bytes); the same list, or
+#     the true list of content A named with wrong chunks, is taken;
 #
 # Needs /dev/fuse (else exit 77); starts PostgreSQL, Redis and vsync-relay.
 set -u
@@ -205,6 +208,66 @@ if [[ -s $W/mount-a.pid ]]; then
 		sh -c '! grep -qi "unverified\|not using the manifest" "$1"' _ "$VS_LOG_DIR/mount.1.log"
 	vs_umount "$MA"
 fi
+
+# ---------------------------------------------------------------- chunk lists
+# as CREDS-FILE SQL, printing the SQLSTATE of an error ("ERROR:  22023: ...")
+as_state() {
+	(
+		# shellcheck disable=SC1090
+		. "$1"
+		"$PSQL" -X -At -w -v VERBOSITY=verbose "$VSYNC_PG_URL" -c "$2" 2>&1 | head -n 1
+	)
+}
+# content of 9,000,000 bytes in two chunks (8 MiB, 611,392 bytes) of
+# bytes $1 and $2 (hex): the SQL of a chunk; the names of both chunks and
+# the hash of the whole
+chunk_sql() { echo "decode(repeat('$1', $2), 'hex')"; }
+big_content() { # BYTE0 BYTE1
+	local c0 c1
+	c0=$(chunk_sql "$1" 8388608)
+	c1=$(chunk_sql "$2" 611392)
+	vs_sql "SELECT encode(sha256($c0), 'hex'), encode(sha256($c1), 'hex'),
+		       encode(sha256($c0 || $c1), 'hex')" | tr '|' ' '
+}
+write_chunked() { # CREDS-FILE|admin PATH HASH S0 S1 AUTHOR
+	local q="SELECT version FROM vsync_write_chunked('$A', '$2', '$3', 9000000,
+		ARRAY['$4', '$5'], NULL, NULL, NULL, NULL, '$6')"
+	if [[ $1 == admin ]]; then vs_sql "$q" 2>&1; else as_state "$1" "$q"; fi
+}
+read_hash() { # PATH [VERSION]
+	vs_sql "SELECT encode(sha256(vsync_read_file('$A', '$1', ${2:-NULL})), 'hex')"
+}
+read -r OWN_S0 OWN_S1 OWN_H <<<"$(big_content ab cd)"
+read -r EVIL_S0 EVIL_S1 _ <<<"$(big_content 00 00)"
+vs_sql "SELECT vsync_chunk_put('$A', '$OWN_S0', $(chunk_sql ab 8388608)),
+	       vsync_chunk_put('$A', '$OWN_S1', $(chunk_sql cd 611392))" >/dev/null
+as "$W/a.env" "SELECT vsync_chunk_put('$A', '$EVIL_S0', $(chunk_sql 00 8388608)),
+		      vsync_chunk_put('$A', '$EVIL_S1', $(chunk_sql 00 611392))" >/dev/null
+vs_check_eq "the owner writes a chunked file" 1 \
+	"$(write_chunked admin assets/video.bin "$OWN_H" "$OWN_S0" "$OWN_S1" owner)"
+out=$(write_chunked "$W/a.env" tmp/x.bin "$OWN_H" "$EVIL_S0" "$EVIL_S1" evil)
+vs_check "A naming the owner's content with other chunks is refused with 22023 ($out)" \
+	grep -q "^ERROR:  22023:" <<<"$out"
+vs_check_eq "the committed version still reads its own bytes" "$OWN_H" \
+	"$(read_hash assets/video.bin 1)"
+vs_check_eq "and its chunk list is unchanged" "$OWN_S0 $OWN_S1" \
+	"$(vs_sql "SELECT string_agg(sha, ' ' ORDER BY idx) FROM vsync_chunk_list('$A', '$OWN_H')")"
+vs_check_eq "A writing the same content with the same chunks succeeds" 1 \
+	"$(write_chunked "$W/a.env" tmp/copy.bin "$OWN_H" "$OWN_S0" "$OWN_S1" a)"
+vs_check_eq "and so does a retry of the owner's write" 1 \
+	"$(write_chunked admin assets/copy.bin "$OWN_H" "$OWN_S0" "$OWN_S1" owner)"
+# content no version names yet: A's list (wrong bytes) is taken, then the
+# owner's true list replaces it (the server checks it against the hash)
+read -r TWO_S0 TWO_S1 TWO_H <<<"$(big_content ef 01)"
+vs_sql "SELECT vsync_chunk_put('$A', '$TWO_S0', $(chunk_sql ef 8388608)),
+	       vsync_chunk_put('$A', '$TWO_S1', $(chunk_sql 01 611392))" >/dev/null
+vs_check_eq "A names content no version has with its own chunks" 1 \
+	"$(write_chunked "$W/a.env" tmp/first.bin "$TWO_H" "$EVIL_S0" "$EVIL_S1" evil)"
+vs_check_eq "the owner's true chunks of it are not refused" 1 \
+	"$(write_chunked admin assets/two.bin "$TWO_H" "$TWO_S0" "$TWO_S1" owner)"
+vs_check_eq "and every version of that content reads its bytes" "$TWO_H $TWO_H" \
+	"$(read_hash assets/two.bin) $(read_hash tmp/first.bin)"
+for p in assets tmp; do vs_sql "SELECT seq FROM vsync_delete('$A', '$p', NULL, NULL, 'test', true)" >/dev/null; done
 
 # ---------------------------------------------------------------- revoke
 vs_check "revoke A" ctl -q revoke proja
