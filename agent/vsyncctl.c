@@ -2531,21 +2531,35 @@ static int revoke_redis(const char *admin_url, int timeout_ms, const char *id)
 	return rc;
 }
 
+/* What a grant's conninfo sets for its sessions: connection options
+ * override the role's own defaults, which the role itself can change
+ * (ALTER ROLE CURRENT_USER SET ...) for every container of the project;
+ * a read-only default would make every write fail. */
+#define GRANT_PG_OPTIONS " options='-c default_transaction_read_only=off'"
+
 /* Print the shell lines of a grant to @user with @password (Redis: the
  * URL made, or "" for none). 0 or an exit code. */
 static int grant_print(struct ctl *c, const char *project, const char *user,
 		       const char *password, const char *redis_url,
 		       const char *expires)
 {
-	char *conninfo = NULL;
+	char *conninfo = NULL, *full = NULL;
 	int r = vs_pg_conninfo_as(c->pg, user, password, &conninfo);
+	size_t n;
 
 	if (r < 0)
 		return ctl_fail(EXIT_ERR, "cannot write the conninfo: %s",
 				strerror(-r));
+	n = strlen(conninfo) + sizeof(GRANT_PG_OPTIONS);
+	full = malloc(n);
+	if (!full) {
+		free(conninfo);
+		return ctl_fail(EXIT_ERR, "out of memory");
+	}
+	snprintf(full, n, "%s%s", conninfo, GRANT_PG_OPTIONS);
 	if (project)
 		print_shell_var("VSYNC_PROJECT", project);
-	print_shell_var("VSYNC_PG_URL", conninfo);
+	print_shell_var("VSYNC_PG_URL", full);
 	if (redis_url[0])
 		print_shell_var("VSYNC_REDIS_URL", redis_url);
 	if (project && getenv("VSYNC_VERIFY_KEY"))
@@ -2556,6 +2570,7 @@ static int grant_print(struct ctl *c, const char *project, const char *user,
 		fprintf(stderr, "vsyncctl: no Redis given (--redis or "
 				"$VSYNC_REDIS_URL): PostgreSQL credentials "
 				"only\n");
+	free(full);
 	free(conninfo);
 	return EXIT_OK;
 }

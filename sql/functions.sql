@@ -1627,9 +1627,11 @@ END $$;
 -- Create, or rotate, the login role of @p_project's containers: role
 -- vsync_c_<project id without dashes>, member of vsync_container, with
 -- password @p_password, valid for @p_ttl (NULL: until revoked); record it
--- in vsync_grants. A rotation changes the password and the expiry; the
--- sessions already open stay (revoke ends them). P0002 if the project is
--- unknown.
+-- in vsync_grants. A rotation changes the password and the expiry, and
+-- drops the role's own settings (a container can ALTER ROLE
+-- CURRENT_USER SET default_transaction_read_only = on, or any other
+-- setting, for every container of the project); the sessions already
+-- open stay (revoke ends them). P0002 if the project is unknown.
 CREATE OR REPLACE FUNCTION vsync_grant(p_project uuid, p_password text,
 				       p_ttl interval)
 RETURNS TABLE(role name, expires_at timestamptz)
@@ -1638,6 +1640,7 @@ DECLARE
 	v_role name := 'vsync_c_' || replace(p_project::text, '-', '');
 	v_until timestamptz := CASE WHEN p_ttl IS NULL THEN NULL
 				    ELSE now() + p_ttl END;
+	v_db name;
 BEGIN
 	IF NOT EXISTS (SELECT 1 FROM projects p WHERE p.id = p_project) THEN
 		RAISE EXCEPTION USING ERRCODE = 'P0002',
@@ -1658,6 +1661,14 @@ BEGIN
 	EXECUTE format('ALTER ROLE %I LOGIN INHERIT PASSWORD %L VALID UNTIL %L',
 		       v_role, p_password,
 		       coalesce(v_until::text, 'infinity'));
+	EXECUTE format('ALTER ROLE %I RESET ALL', v_role);
+	FOR v_db IN SELECT d.datname FROM pg_db_role_setting s
+		      JOIN pg_database d ON d.oid = s.setdatabase
+		     WHERE s.setrole = (SELECT r.oid FROM pg_roles r
+					 WHERE r.rolname = v_role) LOOP
+		EXECUTE format('ALTER ROLE %I IN DATABASE %I RESET ALL',
+			       v_role, v_db);
+	END LOOP;
 	-- its privileges are vsync_container's, and nothing else
 	IF NOT pg_has_role(v_role, 'vsync_container', 'MEMBER') THEN
 		EXECUTE format('GRANT vsync_container TO %I', v_role);

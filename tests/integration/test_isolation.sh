@@ -23,6 +23,8 @@
 #     without PostgreSQL), not name:{projb}, and writes neither;
 #   - vsync-relay runs with its own credentials (`vsyncctl grant --relay`)
 #     and signs; A's mount verifies with the key its grant carries.
+#   - A's role setting its own defaults (read-only) breaks no write
+#     through the grant's conninfo, and a re-grant drops them;
 #   - A cannot replace the chunk list of a large content that a version
 #     names (22023; the version still reads its bytes); the same list, or
 #     the true list of content A named with wrong chunks, is taken;
@@ -268,6 +270,33 @@ vs_check_eq "the owner's true chunks of it are not refused" 1 \
 vs_check_eq "and every version of that content reads its bytes" "$TWO_H $TWO_H" \
 	"$(read_hash assets/two.bin) $(read_hash tmp/first.bin)"
 for p in assets tmp; do vs_sql "SELECT seq FROM vsync_delete('$A', '$p', NULL, NULL, 'test', true)" >/dev/null; done
+
+# ---------------------------------------------------------------- role settings
+# A's role can set its own defaults, for every container of A: a
+# read-only default makes their writes fail. The grant's conninfo
+# overrides it (connection options), and a re-grant drops the settings.
+# as_url URL SQL: one statement with conninfo URL
+as_url() { "$PSQL" -X -At -w "$1" -c "$2" 2>&1 | head -n 1; }
+write_sql() { echo "SELECT seq FROM vsync_write_file('$A', 'src/$1', '\\x41'::bytea, NULL, NULL, NULL, 'a')"; }
+A_URL=$(. "$W/a.env" && echo "$VSYNC_PG_URL")
+DB=$(vs_sql "SELECT current_database()")
+vs_check_eq "A sets its role's default read-only" "ALTER ROLE" \
+	"$(as "$W/a.env" "ALTER ROLE CURRENT_USER SET default_transaction_read_only = on")"
+vs_check_eq "and in its database" "ALTER ROLE" \
+	"$(as "$W/a.env" "ALTER ROLE CURRENT_USER IN DATABASE \"$DB\" SET default_transaction_read_only = on")"
+out=$(as_url "${A_URL% options=*}" "$(write_sql ro1.txt)")
+vs_check "without the grant's options, A's writes are refused ($out)" grep -q "read-only transaction" <<<"$out"
+out=$(as "$W/a.env" "$(write_sql ro2.txt)")
+vs_check "the grant's conninfo overrides the role's default ($out)" grep -qx "[0-9][0-9]*" <<<"$out"
+vs_check "re-grant A" sh -c '"$1" --pg "$2" --redis "$3" grant proja >"$4"' \
+	_ "$CTL" "$ADMIN_PG" "$ADMIN_REDIS" "$W/a.env"
+vs_check_eq "the re-grant dropped the role's settings" 0 \
+	"$(vs_sql "SELECT count(*) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname = 'vsync_c_${A//-/}'")"
+out=$(as "$W/a.env" "$(write_sql ro3.txt)")
+vs_check "a write through the new conninfo succeeds ($out)" grep -qx "[0-9][0-9]*" <<<"$out"
+A_URL=$(. "$W/a.env" && echo "$VSYNC_PG_URL")
+out=$(as_url "${A_URL% options=*}" "$(write_sql ro4.txt)")
+vs_check "and without its options too ($out)" grep -qx "[0-9][0-9]*" <<<"$out"
 
 # ---------------------------------------------------------------- revoke
 vs_check "revoke A" ctl -q revoke proja
