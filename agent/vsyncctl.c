@@ -80,24 +80,62 @@ struct ctl {
 static const char *const default_excludes[] = {"node_modules", ".git", "dist",
 					       NULL};
 
+/* ---- text a writer chose ---------------------------------------------- */
+
+/* Room for a path or symlink target (4095 bytes) with every byte escaped. */
+#define PRINTABLE_BUFSZ (4 * 4096 + 4)
+
+/*
+ * @s as plain text for a terminal, into @buf (@size bytes, at least 4):
+ * each control character (C0, DEL, and C1 as UTF-8: U+0080..U+009F) as
+ * \xNN per byte, so an author, path or symlink target that a writer
+ * chose can neither move the cursor nor forge a line. Cut, ending in
+ * "...", when it does not fit. Returns @buf.
+ */
+static const char *ctl_printable(char *buf, size_t size, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = 0;
+
+	for (; *p; p++) {
+		bool c0 = *p < 0x20 || *p == 0x7f;
+		bool c1 = p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f;
+		size_t need = c0 ? 4 : c1 ? 8 : 1;
+
+		if (n + need + 4 > size) {
+			memcpy(buf + n, "...", 3);
+			n += 3;
+			break;
+		}
+		if (c1) {
+			snprintf(buf + n, 9, "\\x%02x\\x%02x", p[0], p[1]);
+			p++;
+		} else if (c0) {
+			snprintf(buf + n, 5, "\\x%02x", p[0]);
+		} else {
+			buf[n] = (char)*p;
+		}
+		n += need;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
 /* ---- errors ------------------------------------------------------------ */
 
 static int ctl_fail(int code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static int ctl_fail(int code, const char *fmt, ...)
 {
-	char msg[1024];
+	char msg[1024], line[4 * sizeof(msg)];
 	va_list ap;
-	char *p;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	/* one line, whatever a path or server message holds */
-	for (p = msg; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
-	fprintf(stderr, "vsyncctl: %s\n", msg);
+	fprintf(stderr, "vsyncctl: %s\n",
+		ctl_printable(line, sizeof(line), msg));
 	return code;
 }
 
@@ -1581,13 +1619,16 @@ static int cmd_ls(struct ctl *c, int argc, char **argv)
 		return pg_failed(c, r);
 	for (i = 0; i < m.n; i++) {
 		const struct vs_manifest_entry *e = &m.entries[i];
+		char path[PRINTABLE_BUFSZ], target[PRINTABLE_BUFSZ];
 
 		if (!under(e->path, prefix))
 			continue;
 		printf("%-7s %04o %10" PRIu64 " v%-4" PRId64 " %s%s%s\n",
 		       vs_kind_name(e->kind), (unsigned)e->mode, e->size,
-		       e->version, e->path, e->target ? " -> " : "",
-		       e->target ? e->target : "");
+		       e->version, ctl_printable(path, sizeof(path), e->path),
+		       e->target ? " -> " : "",
+		       ctl_printable(target, sizeof(target),
+				     e->target ? e->target : ""));
 		shown++;
 	}
 	vs_manifest_release(&m);
@@ -1619,9 +1660,12 @@ static int log_path(struct ctl *c, const char *path)
 		const char *hash = PQgetvalue(res, i, 4);
 		const char *kind = PQgetvalue(res, i, 5);
 		bool deleted = !strcmp(PQgetvalue(res, i, 6), "t");
+		char author[PRINTABLE_BUFSZ];
 
 		printf("v%-4s %-16s %s %10s %-12.12s seq %s%s%s%s\n",
-		       PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+		       PQgetvalue(res, i, 0),
+		       ctl_printable(author, sizeof(author),
+				     PQgetvalue(res, i, 1)),
 		       PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
 		       *hash ? hash : "-", PQgetvalue(res, i, 7),
 		       strcmp(kind, "file") ? " " : "",
@@ -1650,13 +1694,21 @@ static int log_project(struct ctl *c, const char *limit)
 	    2, v);
 	if (r < 0)
 		return pg_failed(c, r);
-	for (i = 0; i < PQntuples(res); i++)
-		printf("seq %-6s %-8s %-5s %-16s %s %s%s%s\n",
-		       PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-		       PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
-		       PQgetvalue(res, i, 4), PQgetvalue(res, i, 6),
-		       *PQgetvalue(res, i, 6) ? " -> " : "",
-		       PQgetvalue(res, i, 5));
+	for (i = 0; i < PQntuples(res); i++) {
+		char author[PRINTABLE_BUFSZ], from[PRINTABLE_BUFSZ],
+		    path[PRINTABLE_BUFSZ];
+
+		printf(
+		    "seq %-6s %-8s %-5s %-16s %s %s%s%s\n",
+		    PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+		    PQgetvalue(res, i, 2),
+		    ctl_printable(author, sizeof(author),
+				  PQgetvalue(res, i, 3)),
+		    PQgetvalue(res, i, 4),
+		    ctl_printable(from, sizeof(from), PQgetvalue(res, i, 6)),
+		    *PQgetvalue(res, i, 6) ? " -> " : "",
+		    ctl_printable(path, sizeof(path), PQgetvalue(res, i, 5)));
+	}
 	PQclear(res);
 	return EXIT_OK;
 }
@@ -1699,19 +1751,22 @@ static int diff_print(void *arg, enum vs_diff what,
 {
 	struct diff_counts *dc = arg;
 	const struct vs_manifest_entry *e = new ? new : old;
+	char path[PRINTABLE_BUFSZ], t1[PRINTABLE_BUFSZ], t2[PRINTABLE_BUFSZ];
 
 	dc->n[what]++;
+	ctl_printable(path, sizeof(path), e->path);
 	if (what == VS_DIFF_ADDED || what == VS_DIFF_DELETED) {
-		printf("%c %s (%s", what == VS_DIFF_ADDED ? 'A' : 'D', e->path,
+		printf("%c %s (%s", what == VS_DIFF_ADDED ? 'A' : 'D', path,
 		       vs_kind_name(e->kind));
 		if (e->kind == VS_KIND_FILE)
 			printf(", %" PRIu64 " bytes", e->size);
 		if (e->target)
-			printf(" -> %s", e->target);
+			printf(" -> %s",
+			       ctl_printable(t2, sizeof(t2), e->target));
 		printf(")\n");
 		return 0;
 	}
-	printf("M %s (", e->path);
+	printf("M %s (", path);
 	if (old->kind != new->kind)
 		printf("%s -> %s", vs_kind_name(old->kind),
 		       vs_kind_name(new->kind));
@@ -1720,8 +1775,10 @@ static int diff_print(void *arg, enum vs_diff what,
 		       " bytes",
 		       old->version, new->version, old->size, new->size);
 	else if (new->target)
-		printf("-> %s => -> %s", old->target ? old->target : "",
-		       new->target);
+		printf("-> %s => -> %s",
+		       ctl_printable(t1, sizeof(t1),
+				     old->target ? old->target : ""),
+		       ctl_printable(t2, sizeof(t2), new->target));
 	if (old->kind == new->kind && old->mode != new->mode)
 		printf("%smode %04o -> %04o",
 		       strcmp(old->hash, new->hash) ? ", " : "",

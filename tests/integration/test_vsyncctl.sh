@@ -9,7 +9,9 @@
 # files at the default deadline, recorded as the per-file path would; binary put/cat round trips (also 50 MB);
 # conflicts (--base), invalid paths, unknown projects, idempotent retries
 # (--op-id), rm, mv of a directory, rollback, log; the exit statuses; the
-# change sequence being gap-free; deadlines (a blocked call times out).
+# change sequence being gap-free; deadlines (a blocked call times out);
+# a writer's special mode bits not exported; a writer's author and
+# symlink target printed with control characters escaped.
 #
 # Needs: $VSYNC_BUILD_DIR/agent/vsyncctl (ctest sets VSYNC_BUILD_DIR).
 set -u
@@ -273,6 +275,25 @@ vs_check_eq "a re-created file continues the numbering" "v3" \
 	"$(ctl ls demo lib/a.js | awk '{print $4}')"
 vs_check_eq "project log lists recent operations" "5" \
 	"$(ctl log -n 5 demo | grep -c '^seq ')"
+
+# the author and a symlink's target are the writer's text: printed with
+# control characters escaped (ESC, CR, C1 CSI), never raw to a terminal
+SP=$(sql "select vsync_project_id('demo')")
+sql "select seq from vsync_write_file('$SP', 'esc.txt', convert_to('x', 'UTF8'),
+	NULL, NULL, NULL, E'\\r\\x1b[2K\\x1b[1Aeve\\u009b2J')" >/dev/null
+sql "select seq from vsync_write_file('$SP', 'esc-link', convert_to(E'a\\x1b]0;t\\x07b', 'UTF8'),
+	NULL, NULL, NULL, 'test', 'symlink')" >/dev/null
+want='\x0d\x1b[2K\x1b[1Aeve\xc2\x9b2J'
+vs_check_eq "log PATH prints the author escaped" "$want" \
+	"$(ctl log demo esc.txt | awk '{print $2}')"
+vs_check_eq "log -n prints the author escaped" "$want" \
+	"$(ctl log -n 2 demo | grep ' esc.txt$' | awk '{print $5}')"
+vs_check_eq "ls prints a symlink's target escaped" 'a\x1b]0;t\x07b' \
+	"$(ctl ls demo esc-link | awk '{print $7}')"
+vs_check "no control character reaches the output" sh -c \
+	'! { "$1" log -n 3 demo; "$1" log demo esc.txt; "$1" ls demo esc-link; } | LC_ALL=C grep -q "[[:cntrl:]]"' _ "$CTL"
+ctl -q rm demo esc.txt
+ctl -q rm demo esc-link
 
 # ---------------------------------------------------------------- invariants
 
