@@ -227,8 +227,10 @@ static void scan_release(struct scan *s)
 	free(s->keep);
 }
 
-int vs_evict_run(struct vs_cache *c, uint64_t max, uint64_t low, int grace_ms,
-		 struct vs_evict_stats *st)
+/* vs_evict_run, for any @max: 0 is a bound too (a reclaim's, with the
+ * objects under a tenth of the max: whatever is evictable goes). */
+static int evict_run(struct vs_cache *c, uint64_t max, uint64_t low,
+		     int grace_ms, struct vs_evict_stats *st)
 {
 	struct scan s = {0};
 	struct timespec now;
@@ -249,7 +251,7 @@ int vs_evict_run(struct vs_cache *c, uint64_t max, uint64_t low, int grace_ms,
 	vs_cache_bytes_measured(c, seen, s.total);
 	st->before = st->after = s.total;
 	st->objects = s.n;
-	if (!max || s.total <= max)
+	if (s.total <= max)
 		goto out;
 	/* pinned now (saves between their object and their entry), then
 	 * the journals: a save whose entry the journal scan misses was
@@ -300,6 +302,12 @@ int vs_evict_run(struct vs_cache *c, uint64_t max, uint64_t low, int grace_ms,
 out:
 	scan_release(&s);
 	return r;
+}
+
+int vs_evict_run(struct vs_cache *c, uint64_t max, uint64_t low, int grace_ms,
+		 struct vs_evict_stats *st)
+{
+	return evict_run(c, max ? max : UINT64_MAX, low, grace_ms, st);
 }
 
 /* ---------------------------------------------------------------- thread */
@@ -401,8 +409,9 @@ static void evict_room(void *arg)
 }
 
 /* A reclaim's pass, on the thread: down to the low watermark, or by a
- * tenth of the max when the objects are under it already (what is
- * journaled, pinned or young stays, as always). true if it freed
+ * tenth of the max when the objects are under it already, and all of
+ * them when they are under a tenth of the max (what is journaled,
+ * pinned or young stays, as always). true if it freed
  * anything; *@held: it stayed over its target with objects kept as
  * unsaved data (journaled or pinned), which their commits will free, or
  * young ones, which the grace period will. Called without ev->lock. */
@@ -419,8 +428,10 @@ static bool reclaim_pass(struct vs_evict *ev, bool again, bool *held)
 		vs_warn("cache: no room on the cache dir's volume; evicting "
 			"now");
 	*held = false;
-	if (vs_evict_run(ev->cfg.cache, target, target, ev->cfg.grace_ms, &st) <
-	    0)
+	/* a target of 0 is one (not vs_evict_run's "no bound"): the
+	 * volume is full of something else (local-only files), and every
+	 * object evicted is room for the write that waits */
+	if (evict_run(ev->cfg.cache, target, target, ev->cfg.grace_ms, &st) < 0)
 		return false;
 	*held = st.after > target && (st.kept > 0 || st.young > 0);
 	vs_metrics_cache_evicted(st.evicted);

@@ -59,9 +59,10 @@ struct vs_evict_stats {
 /*
  * One pass: measure objects/ (sets the cache's estimate), and when it is
  * over @max, evict down to @low (LRU; what is kept or used within the
- * last @grace_ms stays). 0 and @st; -errno when objects/ or a journal
- * cannot be read (then nothing is removed: a journal that cannot be read
- * might name anything). Logs one line when it evicted something.
+ * last @grace_ms stays); @max 0 is no bound: it only measures. 0 and @st;
+ * -errno when objects/ or a journal cannot be read (then nothing is removed: a
+ * journal that cannot be read might name anything). Logs one line when it
+ * evicted something.
  */
 int vs_evict_run(struct vs_cache *c, uint64_t max, uint64_t low, int grace_ms,
 		 struct vs_evict_stats *st);

@@ -104,8 +104,10 @@ vs_check "the cache volume is full" sh -c '! dd if=/dev/zero of="$1/filler2" bs=
 rm -f "$VOL/filler2"
 
 # an editor's non-atomic save: O_TRUNC, then a write bigger than what is
-# left (64 KiB; memory working copies are not used on a nearly full disk)
-rewrite() { head -c 65536 /dev/urandom | dd of="$MNT/src/a.txt" bs=64k conv=fsync status=none; }
+# left (256 KiB, more than the reclaim it asks for can free by evicting
+# every object, 16 small ones; memory working copies are not used on a
+# nearly full disk)
+rewrite() { head -c 262144 /dev/urandom | dd of="$MNT/src/a.txt" bs=64k conv=fsync status=none; }
 if rewrite 2>"$W/rewrite.err"; then
 	vs_fail "a write on a full cache volume: expected ENOSPC, saw success"
 else
@@ -122,7 +124,7 @@ vs_check_eq "vsync_writeback_total{outcome=\"reverted\"} counts it" 1 \
 # is not rewritten whole, so it is still not saved: it goes back to
 # PostgreSQL's version, as a.txt did (before, any truncation made it
 # savable: 5 NUL bytes were committed)
-if head -c 65536 /dev/urandom | dd of="$MNT/src/h.txt" bs=64k conv=fsync status=none 2>/dev/null; then
+if head -c 262144 /dev/urandom | dd of="$MNT/src/h.txt" bs=64k conv=fsync status=none 2>/dev/null; then
 	vs_fail "h.txt: a write on a full cache volume: expected ENOSPC, saw success"
 fi
 vs_check "h.txt is truncated to 5 bytes after its failed write" truncate -s 5 "$MNT/src/h.txt"
@@ -138,7 +140,7 @@ vs_check_eq "vsync_writeback_total{outcome=\"reverted\"} counts h.txt" 2 \
 # when the writer is done, the file goes back to that version, not to
 # 'original C'
 vs_check_eq "c.txt reads PostgreSQL's bytes" "original C" "$(cat "$MNT/src/c.txt")"
-if head -c 65536 /dev/urandom | dd of="$MNT/src/c.txt" bs=64k conv=fsync status=none 2>/dev/null; then
+if head -c 262144 /dev/urandom | dd of="$MNT/src/c.txt" bs=64k conv=fsync status=none 2>/dev/null; then
 	vs_fail "c.txt: a write on a full cache volume: expected ENOSPC, saw success"
 fi
 (

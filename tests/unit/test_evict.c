@@ -29,7 +29,9 @@
  * measures;
  *  - vs_cache_reclaim (an evictor's pass on a writer's thread, for a
  *    volume with no room): false without an evictor; under the max, each
- *    call evicts the oldest tenth of the max and says so;
+ *    call evicts the oldest tenth of the max and says so; under a tenth
+ *    of the max (a volume full of other files), it evicts every object
+ *    but the pinned and the young ones;
  *  - a reclaim whose pass finds every object journaled waits: once the
  *    entries are committed (vs_journal_done, which calls
  *    vs_cache_room_changed) it passes again and frees them.
@@ -461,6 +463,31 @@ static void test_reclaim(void **state)
 	check_bool(false, vs_cache_reclaim(&f->cache), "stopped: false");
 }
 
+static void test_reclaim_small(void **state)
+{
+	struct fixture *f = *state;
+	struct vs_evict_config ec = {
+	    .cache = &f->cache, .check_ms = 600000, .rescan_ms = 600000};
+	struct vs_evict *ev = NULL;
+
+	/* 10 objects, 0 the oldest, 9 used just now; 8 pinned */
+	for (int i = 0; i < 10; i++)
+		put_object(f, i, i == 9 ? 0 : (10 - i) * 3600);
+	check_ret(0, vs_cache_pin(&f->cache, f->hashes[8]), "pin object 8");
+	/* a max far over them (objects/ under a tenth of it): the volume
+	 * is full of other files, and what can go goes */
+	ec.max = 1000 * vs_cache_bytes(&f->cache);
+	check_ret(0, vs_evict_start(&ev, &ec), "start");
+	check_bool(true, vs_cache_reclaim(&f->cache),
+		   "a reclaim under a tenth of the max freed room");
+	for (int i = 0; i < 8; i++)
+		check_bool(false, present(f, i), "object %d evicted", i);
+	check_bool(true, present(f, 8), "the pinned one stays");
+	check_bool(true, present(f, 9), "the one used just now stays");
+	vs_evict_stop(ev);
+	vs_cache_unpin(&f->cache, f->hashes[8]);
+}
+
 static void *reclaim_thread(void *arg)
 {
 	struct fixture *f = arg;
@@ -551,6 +578,7 @@ int main(void)
 	    T(test_watch),
 	    T(test_run),
 	    T(test_reclaim),
+	    T(test_reclaim_small),
 	    T(test_reclaim_waits),
 	};
 
