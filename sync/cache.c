@@ -512,6 +512,8 @@ int vs_cache_writer_open(struct vs_cache *c, struct vs_cache_writer *w)
 	if (r < 0)
 		return r;
 	w->fd = tmp_create(c, w->tmp);
+	if (vs_cache_no_room(w->fd) && vs_cache_reclaim(c))
+		w->fd = tmp_create(c, w->tmp);
 	if (w->fd < 0) {
 		r = w->fd;
 		vs_sha256_release(&w->sha);
@@ -523,6 +525,14 @@ int vs_cache_writer_add(struct vs_cache_writer *w, const void *buf, size_t len)
 {
 	int r = vs_write_in_full(w->fd, buf, len);
 
+	/* no room: as tmp_write, a reclaim (vs_cache_reclaim) and the piece
+	 * again from its start (part of it may be written); again while a
+	 * reclaim frees something (a piece, 8 MiB from PostgreSQL, may need
+	 * more than one frees) */
+	while (vs_cache_no_room(r) && vs_cache_reclaim(w->c))
+		r = lseek(w->fd, (off_t)w->len, SEEK_SET) < 0
+			? -errno
+			: vs_write_in_full(w->fd, buf, len);
 	if (r == 0) {
 		vs_sha256_update(&w->sha, buf, len);
 		w->len += len;

@@ -169,7 +169,9 @@ int vs_cache_store_fd(struct vs_cache *c, const char *hash, int fd);
  * then vs_cache_writer_commit(), which checks the bytes against @hash
  * (-EBADMSG if they differ) and renames them into place, or
  * vs_cache_writer_abort(). Both end the writer and remove what was written
- * unless it became the object.
+ * unless it became the object. An open or add that finds the volume with
+ * no room asks for a reclaim (vs_cache_reclaim) and, when it freed
+ * something, tries again (an add: while reclaims free something).
  */
 struct vs_cache_writer {
 	struct vs_cache *c;

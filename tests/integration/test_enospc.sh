@@ -37,6 +37,10 @@
 # a filler took whatever room the one before freed (the journal's room
 # is its own, never given back to the volume), and are committed once
 # space returns.
+# On a third volume, full but holding evictable objects (files read by an
+# earlier mount, --cache-max 40M), the first read of a synced 12-MiB file
+# (stored in chunks) gets its bytes: its fetch (through the streaming
+# writer of content over 8 MiB) has objects evicted for it.
 #
 # Needs /dev/fuse (else exit 77), mount(2) of a tmpfs (else exit 77),
 # PostgreSQL (started here).
@@ -284,5 +288,46 @@ if mount -t tmpfs -o size=272m,mode=0700 vsync-enospc2 "$VOL2"; then
 else
 	rmdir "$VOL2"
 	vs_fail "cannot mount a second tmpfs for the cache volume"
+fi
+
+# ---------------------------------------------------------------- a large read
+# content over 8 MiB (imported: stored in chunks) is fetched through the
+# cache's streaming writer, never whole in memory (so never kept in memory
+# on a full volume): on a full volume holding evictable objects, the
+# writer asks for reclaims as a small store does, and the first read of
+# a synced 12-MiB file gets its bytes (before: EIO). A first mount (no
+# prefetch) of project "big" reads its four small files (20.5 MiB of
+# objects, no longer open once it is unmounted); the volume is filled; a
+# second mount reads the 12-MiB file. --cache-max 40M: a reclaim evicts a
+# tenth of it (one object), so what the reclaims of other writes free
+# (the mount's own files) is not enough: the read needs its own.
+VOL3=$(mktemp -d "${TMPDIR:-/tmp}/vsync-enospc3.XXXXXX")
+if mount -t tmpfs -o size=48m,mode=0700 vsync-enospc3 "$VOL3"; then
+	vs_on_exit sh -c 'umount -l "$1" 2>/dev/null; rmdir "$1"' _ "$VOL3"
+	SRC3=$W/src3
+	mkdir -p "$SRC3"
+	for k in 1 2 3; do head -c 5767168 /dev/urandom >"$SRC3/k$k.bin"; done
+	head -c 4194304 /dev/urandom >"$SRC3/k4.bin"
+	head -c 12582912 /dev/urandom >"$SRC3/big.bin"
+	vs_check "project big is imported" ctl import big "$SRC3"
+	vs_mount big "$MNT" --cache-dir "$VOL3/cache" --cache-max 40M \
+		--prefetch 0 --log-file "$W/mount3.log" || exit 1
+	vs_logs_on_failure "$W/mount3.log"
+	for k in 1 2 3 4; do
+		vs_check "k$k.bin is read into the cache" cmp -s "$MNT/k$k.bin" "$SRC3/k$k.bin"
+	done
+	vs_umount "$MNT"
+	dd if=/dev/zero of="$VOL3/filler" bs=64k status=none 2>/dev/null
+	vs_check "the third cache volume is full" sh -c '! dd if=/dev/zero of="$1/filler2" bs=4k count=1 status=none 2>/dev/null' _ "$VOL3"
+	rm -f "$VOL3/filler2"
+	vs_mount big "$MNT" --cache-dir "$VOL3/cache" --cache-max 40M \
+		--prefetch 0 --log-file "$W/mount4.log" || exit 1
+	vs_logs_on_failure "$W/mount4.log"
+	vs_check "the 12-MiB file reads its bytes on the full volume (objects evicted for it)" \
+		cmp "$MNT/big.bin" "$SRC3/big.bin"
+	vs_umount "$MNT"
+else
+	rmdir "$VOL3"
+	vs_fail "cannot mount a third tmpfs for the cache volume"
 fi
 vs_summary
