@@ -162,17 +162,56 @@ void vs_cache_object_name(char out[8 + 3 + VS_HASH_HEX_LEN + 1],
 		 hash);
 }
 
+/* Object @name (relative to the cache dir) is not a regular file (a FIFO,
+ * a device, a symlink: planted by whatever can write the cache dir):
+ * removed as a corrupt object is, unless a store put a file there since
+ * (stores rename under evict_lock). -EBADMSG. */
+static int not_a_file(struct vs_cache *c, const char *name, const char *hash)
+{
+	struct stat st;
+
+	vs_warn("cache object %s is not a regular file: removed, will fetch "
+		"again",
+		hash);
+	pthread_mutex_lock(&c->evict_lock);
+	if (fstatat(c->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    !S_ISREG(st.st_mode))
+		unlinkat(c->dir_fd, name,
+			 S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0);
+	pthread_mutex_unlock(&c->evict_lock);
+	return -EBADMSG;
+}
+
 int vs_cache_open_unchecked(struct vs_cache *c, const char *hash, int *fd_out)
 {
 	char name[8 + 3 + VS_HASH_HEX_LEN + 1];
-	int fd;
+	struct stat st;
+	int fd, fl, r;
 
 	if (!vs_hash_hex_valid(hash))
 		return -EINVAL;
 	vs_cache_object_name(name, hash);
-	fd = openat(c->dir_fd, name, O_RDONLY | O_CLOEXEC);
+	/* never a symlink (O_NOFOLLOW: ELOOP), and no wait for a writer of
+	 * a FIFO (O_NONBLOCK): only a regular file is an object */
+	fd = openat(c->dir_fd, name,
+		    O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
-		return -errno;
+		return errno == ELOOP ? not_a_file(c, name, hash) : -errno;
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return not_a_file(c, name, hash);
+	}
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
 	*fd_out = fd;
 	return 0;
 }

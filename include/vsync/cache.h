@@ -102,13 +102,15 @@ void vs_cache_object_name(char out[8 + 3 + VS_HASH_HEX_LEN + 1],
 /*
  * Open object @hash read-only and check its bytes against the name.
  * 0 and *fd_out on success; -ENOENT if absent; -EBADMSG if the bytes do not
- * match (the bad object is removed and a warning logged); other -errno.
+ * match or it is not a regular file (a symlink, a FIFO: never followed nor
+ * waited on; the bad object is removed and a warning logged); other -errno.
  */
 int vs_cache_open(struct vs_cache *c, const char *hash, int *fd_out);
 
 /* Open object @hash read-only without checking its bytes, for a caller
  * that has just made it or checks what it reads itself: 0 and *@fd_out,
- * -ENOENT if absent, other -errno. */
+ * -ENOENT if absent, -EBADMSG if it is not a regular file (removed, as by
+ * vs_cache_open), other -errno. */
 int vs_cache_open_unchecked(struct vs_cache *c, const char *hash, int *fd_out);
 
 /* Is object @hash present? (Not verified: vs_cache_open() does that.) */

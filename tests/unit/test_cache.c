@@ -29,6 +29,10 @@
  *  - a corrupted object on disk (one byte overwritten, or truncated) ->
  *    -EBADMSG, the object is removed, the next open says -ENOENT and the
  *    object can be stored again;
+ *  - a FIFO or a symlink to /dev/zero at an object's name: vs_cache_open
+ *    and vs_cache_open_unchecked return -EBADMSG at once (no wait for a
+ *    writer, no endless hash), the name is removed, and a store then
+ *    makes the object;
  *  - vs_cache_project_dir creating projects/<uuid> and a sub dir, and
  *    rejecting ids with '/', a leading '.', or empty;
  *  - vs_cache_project_link / vs_cache_project_resolve by name, relinking
@@ -41,10 +45,12 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <dirent.h>
 
@@ -471,6 +477,73 @@ static void test_corrupt_object(void **state)
 	check_object(f, H_ABC, "abc", 3);
 }
 
+struct open_call {
+	struct vs_cache *cache;
+	bool unchecked;
+	int r, fd;
+};
+
+static void *open_thread(void *arg)
+{
+	struct open_call *o = arg;
+
+	o->r = o->unchecked ? vs_cache_open_unchecked(o->cache, H_ABC, &o->fd)
+			    : vs_cache_open(o->cache, H_ABC, &o->fd);
+	return NULL;
+}
+
+/* vs_cache_open (or _unchecked) of H_ABC on a thread: its result, or a
+ * failure when it has not returned within 5 s (it hangs: the thread is
+ * left behind, the process ends with the test). */
+static int open_within(struct fixture *f, bool unchecked)
+{
+	struct open_call o = {&f->cache, unchecked, 1, -1};
+	struct timespec ts;
+	pthread_t t;
+
+	assert_int_equal(0, pthread_create(&t, NULL, open_thread, &o));
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 5;
+	if (pthread_timedjoin_np(t, NULL, &ts) != 0)
+		fail_msg("vs_cache_open%s has not returned within 5 s",
+			 unchecked ? "_unchecked" : "");
+	if (o.fd >= 0)
+		close(o.fd);
+	return o.r;
+}
+
+static void test_not_a_file(void **state)
+{
+	struct fixture *f = *state;
+	char name[8 + 3 + VS_HASH_HEX_LEN + 1];
+
+	vs_cache_object_name(name, H_ABC);
+	/* the fan-out dir, as a store would make it */
+	check_ret(0, vs_cache_store(&f->cache, H_ABC, "abc", 3), "store");
+	for (int kind = 0; kind < 4; kind++) {
+		const char *what =
+		    kind % 2 ? "a symlink to /dev/zero" : "a FIFO";
+		bool unchecked = kind >= 2;
+
+		check_int(0, unlinkat(f->cache.dir_fd, name, 0), "unlink");
+		if (kind % 2)
+			check_int(0,
+				  symlinkat("/dev/zero", f->cache.dir_fd, name),
+				  "symlink");
+		else
+			check_int(0, mkfifoat(f->cache.dir_fd, name, 0600),
+				  "mkfifo");
+		check_ret(-EBADMSG, open_within(f, unchecked),
+			  "open%s of %s at an object's name",
+			  unchecked ? "_unchecked" : "", what);
+		check_absent(f, name);
+		/* fetched again: stored and opened as any object */
+		check_ret(0, vs_cache_store(&f->cache, H_ABC, "abc", 3),
+			  "store after %s was removed", what);
+		check_object(f, H_ABC, "abc", 3);
+	}
+}
+
 /* ------------------------------------------------------------ projects */
 
 static void test_project_dir(void **state)
@@ -654,6 +727,7 @@ int main(void)
 	    T(test_bad_hash_string),
 	    T(test_open_missing),
 	    T(test_corrupt_object),
+	    T(test_not_a_file),
 	    T(test_project_dir),
 	    T(test_project_link_resolve),
 	    T(test_project_write_read),
