@@ -15,8 +15,11 @@
  */
 #include "vsync/cache.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +54,92 @@ static int mkdirat_p(int dirfd, const char *name, mode_t mode)
 	if (mkdirat(dirfd, name, mode) < 0 && errno != EEXIST)
 		return -errno;
 	return 0;
+}
+
+/* When process @pid started (CLOCK_REALTIME, ns; to the clock tick), or
+ * -1 if it does not run (or /proc cannot tell). */
+static int64_t proc_start_ns(pid_t pid)
+{
+	char path[32], buf[512], *p;
+	unsigned long long ticks;
+	struct timespec real, boot;
+	ssize_t n;
+	long hz = sysconf(_SC_CLK_TCK);
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0 || hz <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* after "pid (comm)" (comm may hold anything): state is field 3,
+	 * starttime field 22, in clock ticks since boot */
+	p = strrchr(buf, ')');
+	for (int field = 2; p && field < 22; field++)
+		p = strchr(p + 1, ' ');
+	if (!p || sscanf(p + 1, "%llu", &ticks) != 1)
+		return -1;
+	clock_gettime(CLOCK_REALTIME, &real);
+	clock_gettime(CLOCK_BOOTTIME, &boot);
+	return (int64_t)real.tv_sec * 1000000000 + real.tv_nsec -
+	       ((int64_t)boot.tv_sec * 1000000000 + boot.tv_nsec) +
+	       (int64_t)(ticks / (unsigned long long)hz) * 1000000000 +
+	       (int64_t)(ticks % (unsigned long long)hz) * 1000000000 / hz;
+}
+
+/*
+ * Remove the temporary files (tmp/<pid>.<n>, tmp_create) of processes
+ * that are gone: a process killed while it wrote one (a large fetch: as
+ * big as the content) leaves it, and nothing else ever removes it. The
+ * dir may be shared (a mount --at, another process of this cache dir),
+ * so a file whose process runs is left alone, unless it is older than
+ * that process by more than a second: then the pid is another process's
+ * now (a container's restarted agent often has the pid of the one
+ * before, this process's own included). Anything else in tmp/ is not
+ * ours: left. Best effort; logged when it removed something.
+ */
+static void tmp_sweep(struct vs_cache *c)
+{
+	uint64_t bytes = 0;
+	size_t removed = 0;
+	struct dirent *d;
+	struct stat st;
+	DIR *dir;
+
+	if (vs_opendirat(c->dir_fd, "tmp", true, &dir) < 0)
+		return;
+	while ((d = readdir(dir))) {
+		unsigned long pid, n;
+		int64_t start, mtime;
+		int len = 0;
+
+		if (sscanf(d->d_name, "%lu.%lu%n", &pid, &n, &len) != 2 ||
+		    (size_t)len != strlen(d->d_name) || !pid ||
+		    pid > INT32_MAX || !isdigit((unsigned char)d->d_name[0]) ||
+		    fstatat(dirfd(dir), d->d_name, &st, AT_SYMLINK_NOFOLLOW) <
+			0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		start = proc_start_ns((pid_t)pid);
+		mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 +
+			st.st_mtim.tv_nsec;
+		if (start >= 0 && mtime + 1000000000 >= start)
+			continue; /* its process runs */
+		if (unlinkat(dirfd(dir), d->d_name, 0) == 0) {
+			removed++;
+			bytes += (uint64_t)st.st_blocks * 512;
+		}
+	}
+	closedir(dir);
+	if (removed)
+		vs_info("cache: removed %zu temporary file%s (%llu bytes) left "
+			"in '%s/tmp' by processes that are gone",
+			removed, removed == 1 ? "" : "s",
+			(unsigned long long)bytes, c->dir);
 }
 
 int vs_cache_init(struct vs_cache *c, const char *dir)
@@ -95,6 +184,7 @@ int vs_cache_init(struct vs_cache *c, const char *dir)
 		r = -ENOMEM;
 		goto fail;
 	}
+	tmp_sweep(c);
 	return 0;
 fail:
 	pthread_mutex_destroy(&c->evict_lock);

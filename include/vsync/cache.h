@@ -6,7 +6,9 @@
  *                                      dir; holds its pid
  *   <dir>/objects/<h0h1>/<64-hex>      verified content, named by SHA-256
  *                                      (the 256 <h0h1> made at init)
- *   <dir>/tmp/                         files being written (renamed in)
+ *   <dir>/tmp/                         files being written (renamed in),
+ *                                      <pid>.<n>; those of a process that
+ *                                      is gone are removed at init
  *   <dir>/projects/<uuid>/manifest     last manifest seen (vs_manifest format)
  *   <dir>/projects/<uuid>/local/       local-only upper layer (node_modules
  * ...) <dir>/projects/<name> -> <uuid>    symlink, so a remount by name works
@@ -74,8 +76,9 @@ struct vs_cache {
 	size_t npins, apins;
 };
 
-/* Create the layout under @dir if missing. 0 or -errno (the dir is
- * unusable); on failure nothing is held. */
+/* Create the layout under @dir if missing, and remove the temporary files
+ * of processes that are gone (killed while writing one). 0 or -errno (the
+ * dir is unusable); on failure nothing is held. */
 int vs_cache_init(struct vs_cache *c, const char *dir);
 void vs_cache_release(struct vs_cache *c);
 

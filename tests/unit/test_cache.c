@@ -33,6 +33,10 @@
  *    and vs_cache_open_unchecked return -EBADMSG at once (no wait for a
  *    writer, no endless hash), the name is removed, and a store then
  *    makes the object;
+ *  - vs_cache_init removes the temp files tmp/<pid>.<n> of processes that
+ *    are gone, and those older than the running process of their pid (a
+ *    pid reused, this one's included); a running process's file of now
+ *    and other names in tmp/ stay;
  *  - vs_cache_project_dir creating projects/<uuid> and a sub dir, and
  *    rejecting ids with '/', a leading '.', or empty;
  *  - vs_cache_project_link / vs_cache_project_resolve by name, relinking
@@ -50,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <dirent.h>
@@ -544,6 +549,80 @@ static void test_not_a_file(void **state)
 	}
 }
 
+/* tmp/<name> in @f's cache, modified @age_s seconds ago (-1: at the
+ * epoch's first hour). */
+static void tmp_file(struct fixture *f, const char *name, int age_s)
+{
+	struct timespec ts[2];
+	char rel[64];
+	int fd;
+
+	snprintf(rel, sizeof(rel), "tmp/%s", name);
+	fd = openat(f->cache.dir_fd, rel, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, "partial", 7) != 7)
+		fail_msg("make %s: %s", rel, strerror(errno));
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec = age_s < 0 ? 3600 : ts[0].tv_sec - age_s;
+	ts[1] = ts[0];
+	if (futimens(fd, ts) < 0)
+		fail_msg("set the mtime of %s: %s", rel, strerror(errno));
+	close(fd);
+}
+
+static bool tmp_present(struct fixture *f, const char *name)
+{
+	char rel[64];
+
+	snprintf(rel, sizeof(rel), "tmp/%s", name);
+	return cache_lstat(f, rel, NULL) == 0;
+}
+
+static void test_tmp_sweep(void **state)
+{
+	struct fixture *f = *state;
+	char dead[32], old_mine[32], mine[32], parent[32], parent_old[32];
+	pid_t child;
+
+	/* a pid that ran and is gone */
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0)
+		_exit(0);
+	assert_int_equal(child, waitpid(child, NULL, 0));
+	snprintf(dead, sizeof(dead), "%d.1", (int)child);
+	tmp_file(f, dead, 0);
+	/* this pid: one written before this process started (an earlier
+	 * process with the same pid), one of now */
+	snprintf(old_mine, sizeof(old_mine), "%d.7", (int)getpid());
+	tmp_file(f, old_mine, -1);
+	snprintf(mine, sizeof(mine), "%d.8", (int)getpid());
+	tmp_file(f, mine, 0);
+	/* a running process sharing the dir (a mount --at): its file of
+	 * now stays, one older than the process goes */
+	snprintf(parent, sizeof(parent), "%d.3", (int)getppid());
+	tmp_file(f, parent, 0);
+	snprintf(parent_old, sizeof(parent_old), "%d.4", (int)getppid());
+	tmp_file(f, parent_old, -1);
+	/* not a temp file of the cache: never touched */
+	tmp_file(f, "partial", -1);
+	tmp_file(f, "12.x", -1);
+
+	/* the next start */
+	vs_cache_release(&f->cache);
+	check_ret(0, vs_cache_init(&f->cache, f->dir), "init again");
+	check_bool(false, tmp_present(f, dead),
+		   "a gone process's file removed");
+	check_bool(false, tmp_present(f, old_mine),
+		   "a file of this pid older than this process removed");
+	check_bool(true, tmp_present(f, mine), "this process's file stays");
+	check_bool(true, tmp_present(f, parent),
+		   "a running process's file stays");
+	check_bool(false, tmp_present(f, parent_old),
+		   "a file older than the process of its pid removed");
+	check_bool(true, tmp_present(f, "partial"), "other names stay");
+	check_bool(true, tmp_present(f, "12.x"), "other names stay (12.x)");
+}
+
 /* ------------------------------------------------------------ projects */
 
 static void test_project_dir(void **state)
@@ -728,6 +807,7 @@ int main(void)
 	    T(test_open_missing),
 	    T(test_corrupt_object),
 	    T(test_not_a_file),
+	    T(test_tmp_sweep),
 	    T(test_project_dir),
 	    T(test_project_link_resolve),
 	    T(test_project_write_read),
