@@ -1176,8 +1176,9 @@ END $$;
 -- is missing or the sizes do not add up. The server does not hash the
 -- whole (it would read every chunk back): a reader checks it. Only when
 -- a version of the project names @p_hash already and its chunk list is
--- not @p_shas (none, or another) does the server hash the new list:
--- it replaces the old one if its bytes are @p_hash, else 22023. A
+-- not @p_shas (none, or another) does the server hash the new list (of
+-- 8 chunks at most): it replaces the old one if its bytes are @p_hash,
+-- else 22023. A
 -- writer can therefore not change what committed versions (history
 -- included) read, and an honest writer is not locked out by a forged
 -- list (the cut is fixed, so one content has one list).
@@ -1226,9 +1227,11 @@ BEGIN
 			 AND f.content_hash = p_hash) THEN
 		-- committed versions read the old list (or their whole
 		-- bytes): only the list of exactly @p_hash may stand
-		-- in for it (sha256() takes one value: at most 1 GB, 127
-		-- chunks)
-		IF cardinality(p_shas) > 127 OR
+		-- in for it, hashed here for content of 8 chunks (64 MiB)
+		-- at most: the bytes are put together in memory, which a
+		-- container must not be able to make 1 GB on the shared
+		-- server (past that the stored list stands)
+		IF cardinality(p_shas) > 8 OR
 		   (SELECT encode(sha256(string_agg(k.data, ''::bytea
 						     ORDER BY x.i)), 'hex')
 		      FROM unnest(p_shas) WITH ORDINALITY AS x(sha, i)
