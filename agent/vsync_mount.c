@@ -352,41 +352,27 @@ out:
 
 /*
  * The learned list of the project: from Redis (what any container learned
- * last), else the cache dir. Lines that are not valid paths are dropped.
- * Returns a malloc'd array of malloc'd paths in *out (NULL, 0 if none).
+ * last), else the cache dir. Parsed by vs_learned_parse(): bounded (any
+ * container of the project can write it), lines that are not valid paths
+ * dropped. Returns a malloc'd array of malloc'd paths in *out (NULL, 0 if
+ * none).
  */
 static void load_learned(const struct vs_mount_opts *o, struct vs_cache *cache,
 			 const char *id, char ***out, size_t *n)
 {
 	struct vs_redis *rd = NULL;
-	char *text = NULL, *line, *save = NULL;
-	size_t len = 0, cap = 0;
+	char *text = NULL;
+	size_t len = 0;
 
 	*out = NULL;
 	*n = 0;
 	if (o->redis && vs_redis_open(&rd, o->redis, o->timeout_ms) == 0)
-		vs_redis_learned_get(rd, id, &text);
+		vs_redis_learned_get(rd, id, &text, &len);
 	vs_redis_free(rd);
 	if (!text &&
 	    vs_cache_project_read(cache, id, "learned", &text, &len) < 0)
 		return;
-	for (line = strtok_r(text, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
-		char **grown;
-
-		if (vs_path_check(line, strlen(line)) < 0 || !line[0])
-			continue;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 64;
-			grown = realloc(*out, cap * sizeof(*grown));
-			if (!grown)
-				break;
-			*out = grown;
-		}
-		if (!((*out)[*n] = strdup(line)))
-			break;
-		(*n)++;
-	}
+	(void)vs_learned_parse(text, len, out, n);
 	free(text);
 }
 

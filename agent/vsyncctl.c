@@ -2522,10 +2522,10 @@ static int grant_redis(const char *admin_url, int timeout_ms, const char *id,
 		/* what vsync-mount sends, nothing more (no KEYS or SCAN: they
 		 * list every project's keys whatever the key patterns say) */
 		static const char *const cmds[] = {
-		    "+auth",   "+hello",    "+ping",	"+select",  "+quit",
-		    "+get",    "+mget",	    "+set",	"+hgetall", "+xread",
-		    "+multi",  "+exec",	    "+discard", "+zadd",    "+zrem",
-		    "+expire", "+subscribe"};
+		    "+auth",  "+hello",	   "+ping",	"+select",  "+quit",
+		    "+get",   "+getrange", "+mget",	"+set",	    "+hgetall",
+		    "+xread", "+multi",	   "+exec",	"+discard", "+zadd",
+		    "+zrem",  "+expire",   "+subscribe"};
 
 		argv[n++] = chan;
 		for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)

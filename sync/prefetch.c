@@ -89,20 +89,156 @@ static int ranked_cmp(const void *a, const void *b)
 	return strcmp(x->e->path, y->e->path);
 }
 
-/* Is @path in a directory that holds a critical file? */
-static bool near_critical(const struct ranked *r, size_t n, const char *path)
+/* ---- the learned list (pure) ------------------------------------------ */
+
+size_t vs_learned_cut(const char *text, size_t len)
 {
-	size_t plen;
+	const char *nl;
 
-	vs_path_basename(path, &plen);
-	for (size_t i = 0; i < n && r[i].tier <= 1; i++) {
-		size_t clen;
+	if (len <= VS_LEARN_BYTES_MAX)
+		return len;
+	nl = memrchr(text, '\n', VS_LEARN_BYTES_MAX);
+	return nl ? (size_t)(nl - text) + 1 : 0;
+}
 
-		vs_path_basename(r[i].e->path, &clen);
-		if (clen == plen && strncmp(path, r[i].e->path, plen) == 0)
-			return true;
+void vs_learned_free(char **paths, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(paths[i]);
+	free(paths);
+}
+
+int vs_learned_parse(const char *text, size_t len, char ***paths, size_t *n)
+{
+	const char *end, *line, *nl;
+	char **v = NULL;
+	size_t k = 0, cap = 0;
+
+	*paths = NULL;
+	*n = 0;
+	if (!text)
+		return 0;
+	end = text + vs_learned_cut(text, len);
+	for (line = text; line < end && k < VS_LEARN_MAX; line = nl + 1) {
+		size_t l;
+
+		nl = memchr(line, '\n', (size_t)(end - line));
+		if (!nl)
+			nl = end;
+		l = (size_t)(nl - line);
+		if (!l || vs_path_check(line, l) < 0)
+			continue;
+		if (k == cap) {
+			char **g;
+
+			cap = cap ? 2 * cap : 64;
+			g = realloc(v, cap * sizeof(*g));
+			if (!g)
+				goto nomem;
+			v = g;
+		}
+		if (!(v[k] = strndup(line, l)))
+			goto nomem;
+		k++;
 	}
-	return false;
+	*paths = v;
+	*n = k;
+	return 0;
+nomem:
+	vs_learned_free(v, k);
+	return -ENOMEM;
+}
+
+/* qsort_r/bsearch need the array: positions compare by path, then by
+ * position (so the first of equal paths sorts first). */
+static int learned_pos_cmp(const void *a, const void *b, void *arg)
+{
+	const char *const *paths = arg;
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	int c = strcmp(paths[x], paths[y]);
+
+	return c ? c : (x < y ? -1 : x > y);
+}
+
+int vs_learned_index_build(struct vs_learned_index *x, const char *const *paths,
+			   size_t n)
+{
+	size_t w = 0;
+
+	memset(x, 0, sizeof(*x));
+	if (n > VS_LEARN_MAX)
+		n = VS_LEARN_MAX;
+	if (!n)
+		return 0;
+	x->sorted = malloc(n * sizeof(*x->sorted));
+	if (!x->sorted)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		x->sorted[i] = i;
+	qsort_r(x->sorted, n, sizeof(*x->sorted), learned_pos_cmp,
+		(void *)paths);
+	/* keep the first position of each path */
+	for (size_t i = 0; i < n; i++)
+		if (!w || strcmp(paths[x->sorted[w - 1]], paths[x->sorted[i]]))
+			x->sorted[w++] = x->sorted[i];
+	x->paths = paths;
+	x->n = w;
+	return 0;
+}
+
+long vs_learned_index_find(const struct vs_learned_index *x, const char *path)
+{
+	size_t lo = 0, hi = x->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(path, x->paths[x->sorted[mid]]);
+
+		if (!c)
+			return (long)x->sorted[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return -1;
+}
+
+void vs_learned_index_release(struct vs_learned_index *x)
+{
+	free(x->sorted);
+	memset(x, 0, sizeof(*x));
+}
+
+/* ---- the plan (pure), continued ---------------------------------------- */
+
+/* The directory part of @path (what precedes its last '/'): its length. */
+static size_t dir_len(const char *path)
+{
+	size_t blen;
+
+	vs_path_basename(path, &blen);
+	return blen;
+}
+
+/* Directories of critical files, sorted, for near_critical(). */
+static int dir_cmp(const void *a, const void *b)
+{
+	const struct vs_manifest_entry
+	    *x = *(const struct vs_manifest_entry *const *)a,
+	    *y = *(const struct vs_manifest_entry *const *)b;
+	size_t xl = dir_len(x->path), yl = dir_len(y->path);
+	int c = memcmp(x->path, y->path, xl < yl ? xl : yl);
+
+	return c ? c : (xl < yl ? -1 : xl > yl);
+}
+
+/* Is @path in a directory that holds a critical file? @dirs: one
+ * critical entry per directory, sorted by dir_cmp. */
+static bool near_critical(const struct vs_manifest_entry *const *dirs, size_t n,
+			  const struct vs_manifest_entry *e)
+{
+	return n && bsearch(&e, dirs, n, sizeof(*dirs), dir_cmp);
 }
 
 int vs_prefetch_plan_build(struct vs_prefetch_plan *p,
@@ -111,37 +247,54 @@ int vs_prefetch_plan_build(struct vs_prefetch_plan *p,
 			   size_t nlearned, const struct vs_local_rules *local)
 {
 	struct ranked *r = calloc(m->n ? m->n : 1, sizeof(*r));
-	size_t n = 0, ncrit = 0;
+	const struct vs_manifest_entry **dirs = NULL;
+	struct vs_learned_index lx;
+	size_t n = 0, ncrit = 0, ndirs = 0;
 
 	memset(p, 0, sizeof(*p));
-	if (!r)
+	if (!r || vs_learned_index_build(&lx, learned, nlearned) < 0) {
+		free(r);
 		return -ENOMEM;
+	}
 	for (size_t i = 0; i < m->n; i++) {
 		const struct vs_manifest_entry *e = &m->entries[i];
+		long k;
 
 		if (e->kind != VS_KIND_FILE || vs_path_is_local(local, e->path))
 			continue;
 		r[n].e = e;
 		r[n].tier = 3;
-		for (size_t k = 0; k < nlearned; k++)
-			if (strcmp(learned[k], e->path) == 0) {
-				r[n].tier = 0;
-				r[n].order = k;
-				break;
-			}
+		k = vs_learned_index_find(&lx, e->path);
+		if (k >= 0) {
+			r[n].tier = 0;
+			r[n].order = (size_t)k;
+		}
 		if (r[n].tier == 3 &&
 		    (glob_match(vs_critical_default_globs, e->path) ||
 		     glob_match(globs, e->path)))
 			r[n].tier = 1;
 		n++;
 	}
-	/* critical first, so near_critical() can scan them */
+	vs_learned_index_release(&lx);
+	/* critical first, then one of them per directory, sorted */
 	qsort(r, n, sizeof(*r), ranked_cmp);
 	while (ncrit < n && r[ncrit].tier <= 1)
 		ncrit++;
+	dirs = malloc((ncrit ? ncrit : 1) * sizeof(*dirs));
+	if (!dirs) {
+		free(r);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < ncrit; i++)
+		dirs[i] = r[i].e;
+	qsort(dirs, ncrit, sizeof(*dirs), dir_cmp);
+	for (size_t i = 0; i < ncrit; i++)
+		if (!ndirs || dir_cmp(&dirs[ndirs - 1], &dirs[i]))
+			dirs[ndirs++] = dirs[i];
 	for (size_t i = ncrit; i < n; i++)
-		if (near_critical(r, ncrit, r[i].e->path))
+		if (near_critical(dirs, ndirs, r[i].e))
 			r[i].tier = 2;
+	free(dirs);
 	qsort(r + ncrit, n - ncrit, sizeof(*r), ranked_cmp);
 
 	p->items = calloc(n ? n : 1, sizeof(*p->items));

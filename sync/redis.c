@@ -22,6 +22,7 @@
  */
 #include "vsync/redis.h"
 #include "vsync/path.h"
+#include "vsync/prefetch.h"
 #include "vsync/relay.h"
 
 #include <ctype.h>
@@ -650,6 +651,36 @@ static int get_string(struct vs_redis *r, const char *key, redisReply **rep)
 	return e;
 }
 
+/* GETRANGE @key 0 @max-1: at most @max bytes of the value (Redis cuts
+ * it, so a value of any size costs no more), in a string reply *@rep
+ * (the caller frees it; "" when the key is absent), or the command's
+ * -errno (-EIO for another type). */
+static int get_prefix(struct vs_redis *r, const char *key, size_t max,
+		      redisReply **rep)
+{
+	char end[24];
+	const char *argv[4] = {"GETRANGE", key, "0", end};
+	int e;
+
+	*rep = NULL;
+	if (!max)
+		return -EINVAL;
+	if (max - 1 > (size_t)INT64_MAX)
+		snprintf(end, sizeof(end), "-1");
+	else
+		snprintf(end, sizeof(end), "%zu", max - 1);
+	e = vs_redis_command(r, rep, 4, argv, NULL);
+	if (e < 0)
+		return e;
+	if ((*rep)->type == REDIS_REPLY_STRING)
+		return 0;
+	redis_set_error(r, "unexpected reply type %d to GETRANGE %s",
+			(*rep)->type, key);
+	freeReplyObject(*rep);
+	*rep = NULL;
+	return -EIO;
+}
+
 /* GET @key, decoded (blob.h): the body of vs_redis_blob_get. */
 static int encoded_get(struct vs_redis *r, const char *key, size_t max_len,
 		       uint8_t **buf, size_t *len)
@@ -1126,19 +1157,32 @@ int vs_redis_tree_put(struct vs_redis *r, const char *id, int64_t seq,
 	return e;
 }
 
-int vs_redis_learned_get(struct vs_redis *r, const char *id, char **text)
+int vs_redis_learned_get(struct vs_redis *r, const char *id, char **text,
+			 size_t *len)
 {
 	char key[VS_REDIS_KEY_MAX];
 	redisReply *rep = NULL;
 	int e;
 
+	*text = NULL;
+	*len = 0;
 	vs_redis_key_learned(key, id);
-	e = get_string(r, key, &rep);
+	/* one byte over the bound: vs_learned_cut() then sees that the
+	 * value is longer and keeps its complete lines only */
+	e = get_prefix(r, key, VS_LEARN_BYTES_MAX + 1, &rep);
 	if (e < 0)
 		return e;
-	*text = strndup(rep->str, rep->len);
+	if (!rep->len) {
+		e = -ENOENT;
+	} else if (!(*text = malloc(rep->len + 1))) {
+		e = -ENOMEM;
+	} else {
+		memcpy(*text, rep->str, rep->len);
+		(*text)[rep->len] = '\0';
+		*len = rep->len;
+	}
 	reply_free(rep);
-	return *text ? 0 : -ENOMEM;
+	return e;
 }
 
 int vs_redis_learned_put(struct vs_redis *r, const char *id, const char *text,
@@ -1147,7 +1191,7 @@ int vs_redis_learned_put(struct vs_redis *r, const char *id, const char *text,
 	char key[VS_REDIS_KEY_MAX];
 
 	vs_redis_key_learned(key, id);
-	return vs_redis_set_ex(r, key, text, len, 0);
+	return vs_redis_set_ex(r, key, text, vs_learned_cut(text, len), 0);
 }
 
 int vs_redis_name_put(struct vs_redis *r, const char *name, const char *id,

@@ -1905,51 +1905,45 @@ static int bundle_order(struct relay *rl, const char *id,
 			const struct vs_manifest *m, struct bcand **out,
 			size_t *n)
 {
-	char *learned = NULL, **lines = NULL, *save = NULL, *l;
-	size_t nl = 0, al = 0, k = 0;
+	char *text = NULL, **lines = NULL;
+	size_t tlen = 0, nl = 0, k = 0;
+	struct vs_learned_index lx;
 	struct bcand *c;
 
 	*out = NULL;
 	*n = 0;
-	vs_redis_learned_get(rl->redis, id, &learned); /* none: fine */
-	for (l = learned ? strtok_r(learned, "\n", &save) : NULL; l;
-	     l = strtok_r(NULL, "\n", &save)) {
-		if (nl == al) {
-			char **g =
-			    realloc(lines, (al ? 2 * al : 64) * sizeof(*g));
-
-			if (!g)
-				break;
-			lines = g;
-			al = al ? 2 * al : 64;
-		}
-		lines[nl++] = l;
-	}
+	/* none, or unreadable: fine. Bounded (any container of the project
+	 * writes it), and matched in O(log lines) per file: this thread
+	 * serves every project. */
+	if (vs_redis_learned_get(rl->redis, id, &text, &tlen) == 0)
+		(void)vs_learned_parse(text, tlen, &lines, &nl);
+	free(text);
 	c = calloc(m->n ? m->n : 1, sizeof(*c));
-	if (!c) {
-		free(lines);
-		free(learned);
+	if (!c ||
+	    vs_learned_index_build(&lx, (const char *const *)lines, nl) < 0) {
+		free(c);
+		vs_learned_free(lines, nl);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < m->n; i++) {
 		const struct vs_manifest_entry *e = &m->entries[i];
+		long j;
 
 		if (e->kind != VS_KIND_FILE || e->size > VS_BUNDLE_FILE_MAX ||
 		    !vs_hash_hex_valid(e->hash))
 			continue;
 		c[k] = (struct bcand){.e = e, .tier = 2, .pos = i};
-		for (size_t j = 0; j < nl; j++)
-			if (!strcmp(lines[j], e->path)) {
-				c[k].tier = 0;
-				c[k].order = j;
-				break;
-			}
+		j = vs_learned_index_find(&lx, e->path);
+		if (j >= 0) {
+			c[k].tier = 0;
+			c[k].order = (size_t)j;
+		}
 		if (c[k].tier == 2 && critical_glob(e->path))
 			c[k].tier = 1;
 		k++;
 	}
-	free(lines);
-	free(learned);
+	vs_learned_index_release(&lx);
+	vs_learned_free(lines, nl);
 	/* one per content: the first in bundle order */
 	qsort(c, k, sizeof(*c), bcand_cmp);
 	for (size_t i = 0; i < k; i++)

@@ -42,9 +42,50 @@ struct vs_prefetch_plan {
 extern const char *const vs_critical_default_globs[];
 
 /*
+ * The learned list (learned:{id} in Redis, "learned" in the cache dir):
+ * the paths a mount read first, one a line ending in '\n', as
+ * fuse/synced.c records them: at most VS_LEARN_MAX paths (that file's
+ * own define must stay equal). Any container of the project can write it,
+ * so a reader takes at most VS_LEARN_BYTES_MAX bytes of it (a mount's
+ * list fits unless its paths average over 255 bytes; a longer value is cut
+ * after its last complete line within the bound) and at most VS_LEARN_MAX
+ * valid paths; the writer (vs_redis_learned_put) stores no more.
+ */
+#define VS_LEARN_MAX	   4096
+#define VS_LEARN_BYTES_MAX ((size_t)1 << 20)
+
+/* How much of @len bytes of learned text to keep: all of it up to
+ * VS_LEARN_BYTES_MAX, else up to its last '\n' within that bound (0 if
+ * there is none). Pure. */
+size_t vs_learned_cut(const char *text, size_t len);
+
+/* Parse learned text: its first VS_LEARN_MAX lines that are valid,
+ * non-empty paths (vs_path_check), in order, from what vs_learned_cut()
+ * keeps. A malloc'd array of malloc'd strings in *@paths (NULL, 0 if
+ * none); 0 or -ENOMEM (then none). Free with vs_learned_free(). */
+int vs_learned_parse(const char *text, size_t len, char ***paths, size_t *n);
+void vs_learned_free(char **paths, size_t n);
+
+/* The position of each path in a learned list, for lookups in O(log n):
+ * the first VS_LEARN_MAX entries of @paths (not copied: they must outlive
+ * the index), a repeated path at its first position. */
+struct vs_learned_index {
+	const char *const *paths;
+	size_t *sorted; /* positions, sorted by path */
+	size_t n;
+};
+int vs_learned_index_build(struct vs_learned_index *x, const char *const *paths,
+			   size_t n);
+/* @path's position in the list, or -1 if it is not in it. */
+long vs_learned_index_find(const struct vs_learned_index *x, const char *path);
+void vs_learned_index_release(struct vs_learned_index *x);
+
+/*
  * Build the plan from @m: files only, local-only paths skipped. @globs
  * (NULL-terminated, may be NULL) add to the defaults; @learned lists paths
- * in first-read order (unknown ones are ignored). 0 or -ENOMEM (then @p is
+ * in first-read order (unknown ones are ignored; only the first
+ * VS_LEARN_MAX count, so at most that many files are critical for being
+ * learned). 0 or -ENOMEM (then @p is
  * empty).
  */
 int vs_prefetch_plan_build(struct vs_prefetch_plan *p,

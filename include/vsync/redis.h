@@ -229,9 +229,14 @@ int vs_redis_name_get(struct vs_redis *r, const char *name,
 bool vs_redis_project_name_valid(const char *name);
 
 /* learned:{id}: the paths the last cold mount read first, newline-
- * separated. get: malloc'd NUL-terminated text, -ENOENT if none. */
+ * separated (prefetch.h, "The learned list"). get: at most
+ * VS_LEARN_BYTES_MAX + 1 bytes of it (GETRANGE: a longer value costs no
+ * more; vs_learned_parse() keeps its complete lines within the bound) as
+ * malloc'd NUL-terminated text of *@len bytes, -ENOENT if none. put:
+ * stores what vs_learned_cut() keeps. */
 void vs_redis_key_learned(char *out, const char *id);
-int vs_redis_learned_get(struct vs_redis *r, const char *id, char **text);
+int vs_redis_learned_get(struct vs_redis *r, const char *id, char **text,
+			 size_t *len);
 int vs_redis_learned_put(struct vs_redis *r, const char *id, const char *text,
 			 size_t len);
 

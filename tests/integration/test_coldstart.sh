@@ -9,7 +9,8 @@
 # yet is fetched on first read with the right bytes; with prefetch on, the
 # whole tree becomes local; the files read first are recorded (learned
 # list, in Redis and the cache dir) and the next cold mount fetches them
-# before ready; Redis flushed -> the mount still comes up (from
+# before ready; a learned list of a million lines in Redis: the mount is
+# ready within 10 s and takes only its first 4096 paths; Redis flushed -> the mount still comes up (from
 # PostgreSQL) and serves; corrupted Redis blobs (bad checksum, truncated
 # lz4) are detected, logged, and the right bytes come from PostgreSQL; a
 # daemon that cannot start exits non-zero and leaves no mount.
@@ -127,6 +128,32 @@ vs_check "learned file lib/a/m7.js was fetched before ready" has_object "$C2" "$
 vs_check "learned file lib/b/o3.txt was fetched before ready" has_object "$C2" "$h3"
 vs_check "a file nobody read (lib/a/m9.js) was not" sh -c '! test -e "$1"' _ "$C2/objects/${h9:0:2}/$h9"
 vs_check "unmount" vs__cleanup_mount "$M2" "$DAEMON_PID"
+
+# ---------------------------------------------------------------- hostile learned list
+# learned:{id} is any container's of the project to write: a million lines
+# (about 9 MB). The mount reads at most VS_LEARN_BYTES_MAX (1 MiB) of it
+# and keeps its first VS_LEARN_MAX (4096) paths: lib/b/o8.txt, first, is
+# fetched before ready, lib/b/o9.txt, after 4096 other paths, is not. The
+# mount is still ready at once (its plan was lines x files).
+{
+	echo lib/b/o8.txt
+	seq 1 4096 | sed 's|^|x/|'
+	echo lib/b/o9.txt
+	seq 4097 1000000 | sed 's|^|x/|'
+} >"$W/learned.txt"
+vs_check "store a 1M-line learned list" sh -c 'redis-cli -h 127.0.0.1 -p "$1" -x SET "learned:{$2}" <"$3" | grep -q OK' \
+	_ "$VS_REDIS_PORT" "$ID" "$W/learned.txt"
+C7=$W/cache7
+M7=$W/mnt7
+daemon_mount "$M7" "$ID" --cache-dir "$C7" --prefetch 0 --log-file "$W/mount7.log"
+vs_check_eq "a cold mount with a 1M-line learned list is ready" 0 "$rc"
+vs_log "mount with the hostile learned list -> ready in $ms ms"
+vs_check "... within 10 s" test "$ms" -lt 10000
+h8=$(sha256sum "$SRC/lib/b/o8.txt" | cut -c1-64)
+ho9=$(sha256sum "$SRC/lib/b/o9.txt" | cut -c1-64)
+vs_check "the first learned path was fetched before ready" has_object "$C7" "$h8"
+vs_check "a path after the first 4096 was not" sh -c '! test -e "$1"' _ "$C7/objects/${ho9:0:2}/$ho9"
+vs_check "unmount" vs__cleanup_mount "$M7" "$DAEMON_PID"
 
 # ---------------------------------------------------------------- prefetch
 C3=$W/cache3

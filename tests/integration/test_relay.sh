@@ -25,6 +25,9 @@
 # Junk NOTIFYs from a container's role (malformed, made-up projects, more
 # than the relay keeps hints for): at most one full scan more for five
 # bursts, and a real change after each still published within 5 s.
+# A container's learned list of 300,000 lines for a project of 3000
+# files: the relay's bundle build of it holds up no other project's change
+# for more than 3 s.
 #
 # Needs: $VSYNC_BUILD_DIR/agent/{vsyncctl,vsync-relay} (ctest sets it).
 set -u
@@ -391,6 +394,48 @@ vs_check_eq "the project named at a seq ahead is still caught up" \
 	"$(project_seq "$O")" "$(cursor "$O")"
 vs_check_eq "stream complete after the junk" "$(expected_ids "$(project_seq "$P")")" \
 	"$(stream_ids "$P")"
+
+# A hostile learned list: learned:{P} is any container of P's to write,
+# and the relay, which serves every project from one thread, orders P's
+# bundles by it at each tree build of P. 300,000 lines (63 MB) that share
+# a 200-byte directory with the 3000 files of the project must not hold
+# up another project's changes (it took lines x files: seconds each).
+WIDE=$W/wide
+D=$(printf 'd%.0s' $(seq 1 200))
+mkdir -p "$WIDE/$D"
+for i in $(seq 1 3000); do printf '%d\n' "$i" >"$WIDE/$D/f$i.txt"; done
+vs_check "import a project of 3000 files" ctl import wide "$WIDE"
+WID=$(sql "SELECT id FROM projects WHERE name = 'wide'")
+vs_poll 60 caught_up "$WID" || vs_fail "the wide project published"
+CREDIS=$(eval "$("$CTL" grant "$WID")" && echo "$VSYNC_REDIS_URL")
+seq 1 300000 | sed "s|^|$D/x|" >"$W/learned.txt"
+vs_check "a container of the project stores a 300k-line learned list" \
+	sh -c 'redis-cli -u "$1" --no-auth-warning -x SET "learned:{$2}" <"$3" | grep -q OK' \
+	_ "$CREDIS" "$WID" "$W/learned.txt"
+bundles() { rcli KEYS "bundle:{$1}:*" | wc -l; }
+tree_seq() { rcli GETRANGE "tree:{$1}" 0 40 | awk '{ print $3 }'; }
+tree_built() { [[ "$(tree_seq "$1")" == "$(project_seq "$1")" ]]; }
+vs_poll 30 tree_built "$WID" || vs_fail "the wide project's tree is built"
+NB0=$(bundles "$WID")
+# a change of the wide project, then one of the other, until the relay has
+# rebuilt the wide project's bundles (with a tree build, at most every
+# 10 s: a new bundle holds new.txt), and once after: each change of the
+# other project is published within 3 s
+slow=0 rounds=0 t_end=$(($(vs_now_ms) + 40000))
+while :; do
+	built=0
+	(($(bundles "$WID") > NB0)) && built=1
+	printf 'round %d\n' "$rounds" | ctl put wide "$D/new.txt" -
+	printf 'round %d\n' "$rounds" | ctl put demo hostile/after.txt -
+	t0=$(vs_now_ms)
+	vs_poll 3 caught_up "$P" || slow=$((slow + 1))
+	vs_log "round $rounds: demo's change published in $(($(vs_now_ms) - t0)) ms"
+	rounds=$((rounds + 1))
+	((built || $(vs_now_ms) > t_end)) && break
+done
+vs_check "the relay rebuilt the bundles of the project with the hostile list" \
+	test "$(bundles "$WID")" -gt "$NB0"
+vs_check_eq "another project's changes published within 3 s meanwhile ($rounds rounds)" 0 "$slow"
 kill -TERM "$R4"
 wait "$R4" || vs_fail "relay 4: expected exit 0 at SIGTERM"
 
