@@ -775,18 +775,13 @@ out:
 	return r;
 }
 
-/* Store what one MGET reply element holds for item @i. 0 if stored. */
-static int store_redis_value(struct vs_content *c, const redisReply *v,
-			     const char *hash, uint64_t size, const char *path)
+/* Store what Redis had for one item: @r its vs_redis_blob_get_many()
+ * result, @buf of @len bytes. 0 if stored. */
+static int store_redis_value(struct vs_content *c, int r, const uint8_t *buf,
+			     size_t len, const char *hash, const char *path)
 {
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	int r;
-
-	if (v->type != REDIS_REPLY_STRING)
-		return -ENOENT;
-	r = vs_blob_decode(&buf, &len, v->str, v->len,
-			   size > SIZE_MAX ? SIZE_MAX : (size_t)size);
+	if (r == -ENOENT || r == -EIO)
+		return r;
 	if (r < 0) {
 		vs_warn("redis: corrupt blob of '%s' (%.12s): %s; using "
 			"PostgreSQL",
@@ -798,30 +793,31 @@ static int store_redis_value(struct vs_content *c, const redisReply *v,
 		vs_error("refusing content of '%s' from Redis: its bytes do "
 			 "not match checksum %s; using PostgreSQL",
 			 path, hash);
-	free(buf);
 	return r;
 }
 
-/* One MGET for the items of @todo (indices into the arrays); clears the
- * entries it stored. */
+/* One round trip for the items of @todo (indices into the arrays), each
+ * value read only up to its item's size (a container can store a huge
+ * value under a real file's key); clears the entries it stored. */
 static void many_from_redis(struct vs_content *c, const char *const *hashes,
 			    const uint64_t *sizes, const char *const *paths,
 			    size_t *todo, size_t *ntodo)
 {
-	const char **argv = calloc(*ntodo + 1, sizeof(*argv));
-	char *keys = malloc(*ntodo * VS_REDIS_KEY_MAX);
-	redisReply *rep = NULL;
+	size_t n = *ntodo, kept = 0;
+	const char **h = calloc(n + 1, sizeof(*h));
+	size_t *max = calloc(n + 1, sizeof(*max)),
+	       *lens = calloc(n + 1, sizeof(*lens));
+	uint8_t **bufs = calloc(n + 1, sizeof(*bufs));
+	int *res = calloc(n + 1, sizeof(*res));
 	uint64_t t0 = vs_mono_us(), total = 0;
-	size_t kept = 0;
 	int r = -ENOMEM;
 
-	if (!argv || !keys)
+	if (!h || !max || !lens || !bufs || !res)
 		goto out;
-	argv[0] = "MGET";
-	for (size_t i = 0; i < *ntodo; i++) {
-		vs_redis_key_blob(keys + i * VS_REDIS_KEY_MAX, c->project_id,
-				  hashes[todo[i]]);
-		argv[i + 1] = keys + i * VS_REDIS_KEY_MAX;
+	for (size_t i = 0; i < n; i++) {
+		h[i] = hashes[todo[i]];
+		max[i] = sizes[todo[i]] > SIZE_MAX ? SIZE_MAX
+						   : (size_t)sizes[todo[i]];
 		total += sizes[todo[i]];
 	}
 	pthread_mutex_lock(&c->redis_lock);
@@ -830,31 +826,40 @@ static void many_from_redis(struct vs_content *c, const char *const *hashes,
 		goto out;
 	}
 	vs_redis_set_timeout(c->redis, fetch_timeout_ms(c, total));
-	r = vs_redis_command(c->redis, &rep, (int)*ntodo + 1, argv, NULL);
+	r = vs_redis_blob_get_many(c->redis, c->project_id, h, max, n, bufs,
+				   lens, res);
 	vs_redis_set_timeout(c->redis, c->timeout_ms);
 	if (r < 0) {
 		redis_failed_locked(c, r, "read", "(critical set)", "");
 		vs_metrics_backend_error(VS_BACKEND_REDIS);
 	}
+	for (size_t i = 0; r == 0 && i < n; i++)
+		if (res[i] == -EIO) { /* an error reply: logged once */
+			redis_failed_locked(c, -EIO, "read", "(critical set)",
+					    "");
+			break;
+		}
 	pthread_mutex_unlock(&c->redis_lock);
-	if (r < 0 || rep->type != REDIS_REPLY_ARRAY || rep->elements != *ntodo)
+	if (r < 0)
 		goto out;
-	for (size_t i = 0; i < *ntodo; i++) {
+	for (size_t i = 0; i < n; i++) {
 		size_t k = todo[i];
 
-		if (store_redis_value(c, rep->element[i], hashes[k], sizes[k],
+		if (store_redis_value(c, res[i], bufs[i], lens[i], hashes[k],
 				      paths[k]) == 0)
 			vs_metrics_fetch(VS_SRC_REDIS, sizes[k],
-					 (vs_mono_us() - t0) / *ntodo);
+					 (vs_mono_us() - t0) / n);
 		else
 			todo[kept++] = k;
+		free(bufs[i]);
 	}
 	*ntodo = kept;
 out:
-	if (rep)
-		freeReplyObject(rep);
-	free(keys);
-	free(argv);
+	free(h);
+	free(max);
+	free(lens);
+	free(bufs);
+	free(res);
 }
 
 /* One query for the items of @todo; clears the entries it stored. Called

@@ -4,7 +4,7 @@
  *
  * DESIGN
  * vs_prefetch_start() starts one thread. It fetches the critical set in
- * batches of PF_BATCH (one Redis MGET, then one PostgreSQL query for the
+ * batches of PF_BATCH (one Redis round trip, then one PostgreSQL query for the
  * rest: vs_content_fetch_many), calls cfg->ready, then starts the other
  * workers; every worker takes the next batch of the plan from a shared
  * atomic cursor. Each worker owns a struct vs_content (its own Redis and
@@ -14,7 +14,8 @@
  * bundle each at a time (one GET for up to VS_BUNDLE_RAW_MAX bytes of
  * small files), then the plan, where the files the bundles had are
  * skipped by the cache check; a bundle that is gone, tampered or corrupt
- * leaves its files to the plan (one MGET per batch, as without bundles).
+ * leaves its files to the plan (one round trip per batch, as without
+ * bundles).
  * @stop is checked between batches, and so is the cache: the workers stop
  * (logged once) when it is nearly full (vs_cache_nearly_full), so that a
  * tree bigger than --cache-max is not fetched only to be evicted; the

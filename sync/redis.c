@@ -288,29 +288,35 @@ void vs_redis_disconnect(struct vs_redis *r)
 
 /* Run a command on the connected context; the reply or -errno. Drops the
  * context on any connection-level failure. */
+/* The connection failed (@sys_err: errno then): keep the reason, drop
+ * it, and return the -errno. */
+static int redis_conn_failed(struct vs_redis *r, int sys_err)
+{
+	int e = redis_errno(r->ctx->err ? r->ctx->err : REDIS_ERR_IO, sys_err,
+			    NULL);
+
+	if (e == ETIMEDOUT)
+		redis_set_error(r, "%s: timed out after %d ms", r->desc,
+				r->timeout_ms);
+	else
+		redis_set_error(r, "%s: %s", r->desc,
+				r->ctx->errstr[0] ? r->ctx->errstr
+						  : "connection lost");
+	vs_redis_disconnect(r);
+	return -e;
+}
+
 static int redis_run(struct vs_redis *r, redisReply **reply, int argc,
 		     const char **argv, const size_t *argvlen)
 {
 	redisReply *rep;
-	int sys_err, e;
+	int e;
 
 	*reply = NULL;
 	errno = 0;
 	rep = redisCommandArgv(r->ctx, argc, argv, argvlen);
-	sys_err = errno;
-	if (!rep) {
-		e = redis_errno(r->ctx->err ? r->ctx->err : REDIS_ERR_IO,
-				sys_err, NULL);
-		if (e == ETIMEDOUT)
-			redis_set_error(r, "%s: timed out after %d ms", r->desc,
-					r->timeout_ms);
-		else
-			redis_set_error(r, "%s: %s", r->desc,
-					r->ctx->errstr[0] ? r->ctx->errstr
-							  : "connection lost");
-		vs_redis_disconnect(r);
-		return -e;
-	}
+	if (!rep)
+		return redis_conn_failed(r, errno);
 	if (rep->type == REDIS_REPLY_ERROR) {
 		e = redis_errno(0, 0, rep->str);
 		redis_set_error(r, "%.*s", (int)rep->len, rep->str);
@@ -681,7 +687,42 @@ static int get_prefix(struct vs_redis *r, const char *key, size_t max,
 	return -EIO;
 }
 
-/* GET @key, decoded (blob.h): the body of vs_redis_blob_get. */
+/* How much of an encoded value (blob.h) of content of at most @max_len
+ * bytes to read: its largest encoding (1 + @max_len: lz4 is used only
+ * when smaller than raw), and one byte more to tell a longer value. */
+static size_t encoded_read_max(size_t max_len)
+{
+	return max_len > SIZE_MAX - 2 ? SIZE_MAX : max_len + 2;
+}
+
+/* Decode what get_prefix() read of @key into *@buf (malloc'd): -ENOENT
+ * for "" (absent), -EFBIG when longer than any encoding of @max_len
+ * bytes (it was cut), -EBADMSG when it does not decode; the reason kept
+ * in @r's error. */
+static int encoded_decode(struct vs_redis *r, const char *key,
+			  const redisReply *rep, size_t max_len, uint8_t **buf,
+			  size_t *len)
+{
+	int e;
+
+	*buf = NULL;
+	*len = 0;
+	if (!rep->len)
+		return -ENOENT;
+	if (rep->len >= encoded_read_max(max_len) && max_len < SIZE_MAX - 2)
+		e = -EFBIG;
+	else
+		e = vs_blob_decode(buf, len, rep->str, rep->len, max_len);
+	if (e == -EBADMSG)
+		redis_set_error(r, "%s does not decode", key);
+	else if (e == -EFBIG)
+		redis_set_error(r, "%s is larger than %zu bytes", key, max_len);
+	return e;
+}
+
+/* GETRANGE @key, bounded for content of at most @max_len bytes, decoded
+ * (blob.h): the body of vs_redis_blob_get. A value of any size costs no
+ * more than the largest encoding of @max_len bytes. */
 static int encoded_get(struct vs_redis *r, const char *key, size_t max_len,
 		       uint8_t **buf, size_t *len)
 {
@@ -690,15 +731,84 @@ static int encoded_get(struct vs_redis *r, const char *key, size_t max_len,
 
 	*buf = NULL;
 	*len = 0;
-	e = get_string(r, key, &rep);
+	e = get_prefix(r, key, encoded_read_max(max_len), &rep);
 	if (e < 0)
 		return e;
-	e = vs_blob_decode(buf, len, rep->str, rep->len, max_len);
-	if (e == -EBADMSG)
-		redis_set_error(r, "%s does not decode", key);
-	else if (e == -EFBIG)
-		redis_set_error(r, "%s is larger than %zu bytes", key, max_len);
+	e = encoded_decode(r, key, rep, max_len, buf, len);
 	freeReplyObject(rep);
+	return e;
+}
+
+int vs_redis_blob_get_many(struct vs_redis *r, const char *id,
+			   const char *const *hashes, const size_t *max_lens,
+			   size_t n, uint8_t **bufs, size_t *lens, int *res)
+{
+	char *keys = malloc((n ? n : 1) * VS_REDIS_KEY_MAX), end[24];
+	const char *argv[4] = {"GETRANGE", NULL, "0", end};
+	redisReply *rep;
+	size_t got = 0;
+	int e;
+
+	for (size_t i = 0; i < n; i++) {
+		bufs[i] = NULL;
+		lens[i] = 0;
+		res[i] = -EIO;
+	}
+	if (!keys)
+		return -ENOMEM;
+	e = vs_redis_ensure(r);
+	if (e < 0)
+		goto out;
+	/* pipelined: every GETRANGE sent, then their replies read in turn */
+	for (size_t i = 0; i < n; i++) {
+		size_t max = encoded_read_max(max_lens[i]);
+
+		vs_redis_key_blob(keys + i * VS_REDIS_KEY_MAX, id, hashes[i]);
+		argv[1] = keys + i * VS_REDIS_KEY_MAX;
+		if (max - 1 > (size_t)INT64_MAX)
+			snprintf(end, sizeof(end), "-1");
+		else
+			snprintf(end, sizeof(end), "%zu", max - 1);
+		if (redisAppendCommandArgv(r->ctx, 4, argv, NULL) != REDIS_OK)
+			goto io_error;
+	}
+	for (got = 0; got < n; got++) {
+		const char *key = keys + got * VS_REDIS_KEY_MAX;
+		void *v = NULL;
+
+		errno = 0;
+		if (redisGetReply(r->ctx, &v) != REDIS_OK || !v)
+			goto io_error;
+		rep = v;
+		if (rep->type == REDIS_REPLY_STRING) {
+			res[got] = encoded_decode(r, key, rep, max_lens[got],
+						  &bufs[got], &lens[got]);
+		} else {
+			if (rep->type == REDIS_REPLY_ERROR)
+				redis_set_error(r, "%.*s", (int)rep->len,
+						rep->str);
+			else
+				redis_set_error(r,
+						"unexpected reply type %d to "
+						"GETRANGE %s",
+						rep->type, key);
+			res[got] = -EIO;
+		}
+		freeReplyObject(rep);
+	}
+	e = 0;
+	goto out;
+io_error:
+	e = redis_conn_failed(r, errno);
+	for (size_t i = 0; i < got; i++) {
+		free(bufs[i]);
+		bufs[i] = NULL;
+		lens[i] = 0;
+	}
+out:
+	for (size_t i = 0; i < n && e < 0; i++)
+		res[i] = e;
+	free(keys);
 	return e;
 }
 
@@ -781,9 +891,13 @@ int vs_redis_piece_get(struct vs_redis *r, const char *id, const char *sha,
 
 	*len = 0;
 	vs_redis_key_piece(key, id, sha);
-	e = get_string(r, key, &rep);
+	e = get_prefix(r, key, encoded_read_max(cap), &rep);
 	if (e < 0)
 		return e;
+	if (!rep->len) {
+		freeReplyObject(rep);
+		return -ENOENT;
+	}
 	e = vs_blob_decode_into(buf, cap, len, rep->str, rep->len);
 	if (e < 0)
 		redis_set_error(r, "%s does not decode into %zu bytes", key,
@@ -889,14 +1003,18 @@ int vs_redis_delta_get(struct vs_redis *r, const char *id, const char *base,
 	*buf = NULL;
 	*len = 0;
 	vs_redis_key_delta(key, id, base, hash);
-	e = get_string(r, key, &rep);
+	/* one byte over @max_len: enough to tell a longer value */
+	e = get_prefix(r, key, max_len < SIZE_MAX ? max_len + 1 : max_len,
+		       &rep);
 	if (e < 0)
 		return e;
-	if (rep->len > max_len) {
+	if (!rep->len) {
+		e = -ENOENT;
+	} else if (rep->len > max_len) {
 		redis_set_error(r, "%s is larger than %zu bytes", key, max_len);
 		e = -EFBIG;
 	} else {
-		*buf = malloc(rep->len ? rep->len : 1);
+		*buf = malloc(rep->len);
 		if (!*buf) {
 			e = -ENOMEM;
 		} else {

@@ -105,7 +105,9 @@ int vs_content_prepare_pieces(struct vs_content *c, const char *base_hash,
 
 /*
  * Make @n contents local in few round trips: what the cache lacks is read
- * with one Redis MGET, and what Redis lacks with one PostgreSQL query;
+ * in one Redis round trip (pipelined GETRANGEs, each value read only up to
+ * its expected size: vs_redis_blob_get_many), and what Redis lacks with
+ * one PostgreSQL query;
  * everything is verified before it is stored. Returns how many are still
  * missing (0: all local), or -ENOMEM. @paths are for log lines.
  */

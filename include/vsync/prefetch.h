@@ -10,7 +10,7 @@
  * directories of critical files first, then smaller before larger.
  *
  * The runner: one thread fetches the critical set in one batch (one Redis
- * MGET, one PostgreSQL query for what Redis lacks), calls ready(), then N
+ * round trip, one PostgreSQL query for what Redis lacks), calls ready(), then N
  * workers fetch the rest with their own backend connections, so a read
  * through the mount (which uses the mount's own connections) never queues
  * behind them.

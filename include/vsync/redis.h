@@ -123,16 +123,28 @@ int vs_redis_set_ex(struct vs_redis *r, const char *key, const void *val,
  * if not, or -errno. */
 int vs_redis_expire(struct vs_redis *r, const char *key, int ttl_s);
 
-/* Content: GET blob:{id}:<hash>, decoded (not verified: the caller checks
- * the hash). -ENOENT when absent, -EBADMSG when it does not decode. */
+/* Content: blob:{id}:<hash>, decoded (not verified: the caller checks
+ * the hash). Any container of the project can write it, so only as much
+ * of the value is read (GETRANGE) as an encoding of @max_len bytes takes,
+ * and one byte more: a longer value costs no more than that. -ENOENT when
+ * absent, -EFBIG when longer, -EBADMSG when it does not decode. */
 int vs_redis_blob_get(struct vs_redis *r, const char *id, const char *hash,
 		      size_t max_len, uint8_t **buf, size_t *len);
+/* vs_redis_blob_get() of @n blobs (@hashes[i], at most @max_lens[i]
+ * bytes) in one round trip (pipelined GETRANGEs, each bounded the same
+ * way): @res[i] is its result (-EIO for an error reply, e.g. NOPERM), with
+ * @bufs[i] (malloc'd) and @lens[i] when 0. Returns 0, or the connection's
+ * -errno (then every @res[i] is that, and no buffer is set). */
+int vs_redis_blob_get_many(struct vs_redis *r, const char *id,
+			   const char *const *hashes, const size_t *max_lens,
+			   size_t n, uint8_t **bufs, size_t *lens, int *res);
 /* SET blob:{id}:<hash> (encoded, lz4 above the threshold) with a TTL. */
 int vs_redis_blob_put(struct vs_redis *r, const char *id, const char *hash,
 		      const void *buf, size_t len, int ttl_s);
 
 /* A piece (piece:{id}:<sha>), decoded into the caller's @buf of @cap
- * bytes (-EFBIG if larger; not verified: the caller checks @sha). */
+ * bytes (-EFBIG if larger; not verified: the caller checks @sha); read
+ * bounded like a blob. */
 int vs_redis_piece_get(struct vs_redis *r, const char *id, const char *sha,
 		       uint8_t *buf, size_t cap, size_t *len);
 /* SET it (encoded like a blob) with a TTL. */
@@ -160,8 +172,9 @@ int vs_redis_chunks_index_put(struct vs_redis *r, const char *id,
 int vs_redis_chunks_touch(struct vs_redis *r, const char *id, const char *hash,
 			  const char *shas, size_t n, int ttl_s);
 
-/* A delta (raw bytes, see delta.h): GET delta:{id}:<base>:<hash>.
- * -ENOENT when absent, -EFBIG when over @max_len bytes, -EIO. */
+/* A delta (raw bytes, see delta.h): delta:{id}:<base>:<hash>, of which
+ * at most @max_len + 1 bytes are read (GETRANGE: containers write
+ * deltas). -ENOENT when absent, -EFBIG when over @max_len bytes, -EIO. */
 int vs_redis_delta_get(struct vs_redis *r, const char *id, const char *base,
 		       const char *hash, size_t max_len, uint8_t **buf,
 		       size_t *len);

@@ -25,6 +25,11 @@
 #      the relay takes from the change feed alone (no vsync_change_rows),
 #      are the same signed bytes as those the general path writes when
 #      the project is published again from scratch.
+#   5. Size: 150 MB that a container stored under the blob key of a real
+#      5-byte file is refused (read no further than the file's encoding)
+#      and the file read from PostgreSQL, in the critical set's batch and
+#      on a first read, with the mount's peak memory (VmHWM) growing by
+#      under 100 MB.
 #
 # Every wait polls with a deadline; every process and mount is stopped at
 # exit. Needs /dev/fuse (else exit 77).
@@ -262,7 +267,66 @@ manifest4 >"$W/m4.general"
 vs_check "pure updates: manifest rows from the feed = from vsync_change_rows ($(wc -l <"$W/m4.fast") rows)" \
 	cmp -s "$W/m4.fast" "$W/m4.general"
 
-for m in m1 m2; do
+# ---------------------------------------------------------------- 5. a huge value under a real file's blob key
+#
+# A container can SET blob:{P}:<hash of a real file> to anything. Readers
+# take no more of it than the file's encoding (GETRANGE), refuse it, and
+# read the file from PostgreSQL, without the mount's memory growing by
+# the value's size: once in the critical set's batch (--critical), once
+# on a first read.
+
+H1=$(sha256sum <"$W/tree/src/f1.txt" | cut -d' ' -f1)
+CRED=$(ctl --redis "$VSYNC_REDIS_URL" grant "$P")
+C_REDIS=$(eval "$CRED" && echo "$VSYNC_REDIS_URL")
+big_set() {
+	{ printf r; head -c 150000000 /dev/zero; } |
+		redis-cli -u "$C_REDIS" --no-auth-warning -x SET "blob:{$UUID}:$H1" | grep -q OK
+}
+vs_check "a container stores 150 MB under the blob key of src/f1.txt" big_set
+hwm_kb() { awk '$1 == "VmHWM:" { print $2 }' "/proc/$1/status"; }
+mkdir -p "$W/m3" "$W/c3" "$W/m4" "$W/c4"
+vs_redis_cli DEL "learned:{$UUID}" >/dev/null
+if vs_mount "$UUID" "$W/m3" --pg "$VSYNC_PG_URL" --redis "$C_REDIS" \
+	--verify-key "$VERIFY" --cache-dir "$W/c3" --prefetch 0 \
+	--critical src/f1.txt --ready-file "$W/ready3" \
+	--log-file "$VS_LOG_DIR/m3.log"; then
+	vs_check "mount 3 is ready" vs_poll 60 test -e "$W/ready3"
+	hwm=$(hwm_kb "$VS_MOUNT_PID")
+	vs_log "mount 3 (huge blob in its critical set): VmHWM $hwm kB at ready"
+	vs_check "critical set: under 100 MB of peak memory at ready (saw $hwm kB)" \
+		test "$hwm" -lt 100000
+	vs_check "critical set: src/f1.txt has PostgreSQL's bytes" \
+		cmp "$W/m3/src/f1.txt" "$W/tree/src/f1.txt"
+	vs_check "critical set: the value is refused, logged" \
+		grep -q "corrupt blob of 'src/f1.txt'" "$VS_LOG_DIR/m3.log"
+else
+	vs_fail "mount 3 with the container's Redis user: expected $W/m3 mounted"
+fi
+# no learned list (mount 3 saves one at the latest when unmounted):
+# src/f1.txt is read on its own, not in a batch; and the value again
+# (mount 3 put the right one back after reading PostgreSQL)
+vs_check "unmount mount 3" vs_umount "$W/m3"
+vs_redis_cli DEL "learned:{$UUID}" >/dev/null
+vs_check "the container stores the 150 MB again" big_set
+if vs_mount "$UUID" "$W/m4" --pg "$VSYNC_PG_URL" --redis "$C_REDIS" \
+	--verify-key "$VERIFY" --cache-dir "$W/c4" --prefetch 0 \
+	--ready-file "$W/ready4" --log-file "$VS_LOG_DIR/m4.log"; then
+	vs_check "mount 4 is ready" vs_poll 60 test -e "$W/ready4"
+	hwm0=$(hwm_kb "$VS_MOUNT_PID")
+	vs_check "first read: src/f1.txt has PostgreSQL's bytes" \
+		cmp "$W/m4/src/f1.txt" "$W/tree/src/f1.txt"
+	hwm=$(hwm_kb "$VS_MOUNT_PID")
+	vs_log "mount 4: VmHWM $hwm0 kB at ready, $hwm kB after the read"
+	vs_check "first read: peak memory grew by under 100 MB ($hwm0 -> $hwm kB)" \
+		test $((hwm - hwm0)) -lt 100000
+	vs_check "first read: the value is refused, logged" \
+		grep -q "larger than" "$VS_LOG_DIR/m4.log"
+else
+	vs_fail "mount 4 with the container's Redis user: expected $W/m4 mounted"
+fi
+vs_redis_cli DEL "blob:{$UUID}:$H1" >/dev/null
+
+for m in m1 m2 m3 m4; do
 	if vs_umount "$W/$m"; then
 		vs_pass "unmounted $m"
 	else
