@@ -36,6 +36,7 @@
 #include "vsync/clock.h"
 #include "vsync/content.h"
 #include "vsync/log.h"
+#include "vsync/prefetch.h"
 #include "vsync/banned.h"
 
 /*
@@ -45,8 +46,6 @@
  * no-open mode.
  */
 #define SYNCED_WRITER 1
-
-#define VS_LEARN_MAX 4096
 
 static mode_t kind_type(enum vs_kind k)
 {

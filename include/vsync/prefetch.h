@@ -44,12 +44,11 @@ extern const char *const vs_critical_default_globs[];
 /*
  * The learned list (learned:{id} in Redis, "learned" in the cache dir):
  * the paths a mount read first, one a line ending in '\n', as
- * fuse/synced.c records them: at most VS_LEARN_MAX paths (that file's
- * own define must stay equal). Any container of the project can write it,
- * so a reader takes at most VS_LEARN_BYTES_MAX bytes of it (a mount's
- * list fits unless its paths average over 255 bytes; a longer value is cut
- * after its last complete line within the bound) and at most VS_LEARN_MAX
- * valid paths; the writer (vs_redis_learned_put) stores no more.
+ * fuse/synced.c records them: at most VS_LEARN_MAX paths. Any container of the
+ * project can write it, so a reader takes at most VS_LEARN_BYTES_MAX bytes of
+ * it (a mount's list fits unless its paths average over 255 bytes; a longer
+ * value is cut after its last complete line within the bound) and at most
+ * VS_LEARN_MAX valid paths; the writer (vs_redis_learned_put) stores no more.
  */
 #define VS_LEARN_MAX	   4096
 #define VS_LEARN_BYTES_MAX ((size_t)1 << 20)
