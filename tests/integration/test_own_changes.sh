@@ -76,7 +76,7 @@ run_mode() {
 	mkdir -p "$mnt" "$cache"
 	vs_check "$mode: import" "$CTL" -q --pg "$VSYNC_PG_URL" import "$p" "$SRC"
 	id=$(vs_sql "SELECT vsync_project_id('$p')")
-	port=$((30000 + RANDOM % 20000))
+	port=$(vs_free_port)
 	args=(--pg "$VSYNC_PG_URL" --cache-dir "$cache" --control "127.0.0.1:$port" --author own-test)
 	if [[ $mode == redis ]]; then
 		args+=(--redis "$VSYNC_REDIS_URL")

@@ -228,7 +228,7 @@ vs_check_eq "a save of the renamed file merges with a remote edit made after the
 vs_umount "$MNT"
 
 # ---------------------------------------------------------------- restart with uncommitted changes
-CPORT=$((30000 + RANDOM % 20000))
+CPORT=$(vs_free_port)
 vs_mount w "$MNT" --cache-dir "$W/cache" --author test-container --control "127.0.0.1:$CPORT" || exit 1
 cat "$MNT/docs/README.md" "$MNT/run.sh" >/dev/null
 vs_check "PostgreSQL stopped" vs_pg_stop
