@@ -303,7 +303,8 @@ int vs_cache_project_resolve(struct vs_cache *c, const char *name,
 /* Atomically replace projects/<uuid>/<file> with @len bytes. */
 int vs_cache_project_write(struct vs_cache *c, const char *project_id,
 			   const char *file, const void *buf, size_t len);
-/* Read projects/<uuid>/<file> into a malloc'd buffer. -ENOENT if absent. */
+/* Read projects/<uuid>/<file> into a malloc'd buffer. -ENOENT if absent,
+ * -EBADMSG if it is not a regular file (never followed or waited on). */
 int vs_cache_project_read(struct vs_cache *c, const char *project_id,
 			  const char *file, char **buf, size_t *len);
 

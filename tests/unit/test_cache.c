@@ -497,21 +497,28 @@ static void *open_thread(void *arg)
 	return NULL;
 }
 
-/* vs_cache_open (or _unchecked) of H_ABC on a thread: its result, or a
- * failure when it has not returned within 5 s (it hangs: the thread is
- * left behind, the process ends with the test). */
-static int open_within(struct fixture *f, bool unchecked)
+/* Run @fn(@arg) on a thread and wait 5 s at most: a failure naming
+ * @what when it has not returned (it hangs: the thread is left behind,
+ * the process ends with the test). */
+static void run_within(void *(*fn)(void *), void *arg, const char *what)
 {
-	struct open_call o = {&f->cache, unchecked, 1, -1};
 	struct timespec ts;
 	pthread_t t;
 
-	assert_int_equal(0, pthread_create(&t, NULL, open_thread, &o));
+	assert_int_equal(0, pthread_create(&t, NULL, fn, arg));
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += 5;
 	if (pthread_timedjoin_np(t, NULL, &ts) != 0)
-		fail_msg("vs_cache_open%s has not returned within 5 s",
-			 unchecked ? "_unchecked" : "");
+		fail_msg("%s has not returned within 5 s", what);
+}
+
+/* vs_cache_open (or _unchecked) of H_ABC, within 5 s: its result. */
+static int open_within(struct fixture *f, bool unchecked)
+{
+	struct open_call o = {&f->cache, unchecked, 1, -1};
+
+	run_within(open_thread, &o,
+		   unchecked ? "vs_cache_open_unchecked" : "vs_cache_open");
 	if (o.fd >= 0)
 		close(o.fd);
 	return o.r;
@@ -741,6 +748,32 @@ static void check_read(struct fixture *f, const char *file, const char *want,
 	free(buf);
 }
 
+struct project_read_call {
+	struct vs_cache *cache;
+	const char *file;
+	int r;
+};
+
+static void *project_read_thread(void *arg)
+{
+	struct project_read_call *o = arg;
+	char *buf = NULL;
+	size_t len = 0;
+
+	o->r = vs_cache_project_read(o->cache, PROJECT, o->file, &buf, &len);
+	free(buf);
+	return NULL;
+}
+
+/* vs_cache_project_read of @file, within 5 s: its result. */
+static int project_read_within(struct fixture *f, const char *file)
+{
+	struct project_read_call o = {&f->cache, file, 1};
+
+	run_within(project_read_thread, &o, "vs_cache_project_read");
+	return o.r;
+}
+
 static void test_project_write_read(void **state)
 {
 	static const char bin[] = "vsync-manifest 1\n\0\x01\xff\n";
@@ -787,6 +820,13 @@ static void test_project_write_read(void **state)
 		  vs_cache_project_write(&f->cache, "../x", "manifest", "a", 1),
 		  "vs_cache_project_write to project \"../x\"");
 	free(big);
+	/* a FIFO planted at a project file: refused at once, not waited on
+	 * (a mount's start read it) */
+	check_int(
+	    0, mkfifoat(f->cache.dir_fd, "projects/" PROJECT "/learned", 0600),
+	    "mkfifo projects/<id>/learned");
+	check_ret(-EBADMSG, project_read_within(f, "learned"),
+		  "vs_cache_project_read of a FIFO");
 }
 
 #define T(fn)                                                                  \
