@@ -286,8 +286,6 @@ void vs_redis_disconnect(struct vs_redis *r)
 	}
 }
 
-/* Run a command on the connected context; the reply or -errno. Drops the
- * context on any connection-level failure. */
 /* The connection failed (@sys_err: errno then): keep the reason, drop
  * it, and return the -errno. */
 static int redis_conn_failed(struct vs_redis *r, int sys_err)
@@ -306,6 +304,8 @@ static int redis_conn_failed(struct vs_redis *r, int sys_err)
 	return -e;
 }
 
+/* Run a command on the connected context; the reply or -errno. Drops the
+ * context on any connection-level failure. */
 static int redis_run(struct vs_redis *r, redisReply **reply, int argc,
 		     const char **argv, const size_t *argvlen)
 {
@@ -661,6 +661,16 @@ static int get_string(struct vs_redis *r, const char *key, redisReply **rep)
  * it, so a value of any size costs no more), in a string reply *@rep
  * (the caller frees it; "" when the key is absent), or the command's
  * -errno (-EIO for another type). */
+/* GETRANGE's end argument for the first @max (> 0) bytes: "-1" (to the
+ * end) past what Redis takes as a number. */
+static void range_end(char end[24], size_t max)
+{
+	if (max - 1 > (size_t)INT64_MAX)
+		snprintf(end, 24, "-1");
+	else
+		snprintf(end, 24, "%zu", max - 1);
+}
+
 static int get_prefix(struct vs_redis *r, const char *key, size_t max,
 		      redisReply **rep)
 {
@@ -671,10 +681,7 @@ static int get_prefix(struct vs_redis *r, const char *key, size_t max,
 	*rep = NULL;
 	if (!max)
 		return -EINVAL;
-	if (max - 1 > (size_t)INT64_MAX)
-		snprintf(end, sizeof(end), "-1");
-	else
-		snprintf(end, sizeof(end), "%zu", max - 1);
+	range_end(end, max);
 	e = vs_redis_command(r, rep, 4, argv, NULL);
 	if (e < 0)
 		return e;
@@ -761,14 +768,9 @@ int vs_redis_blob_get_many(struct vs_redis *r, const char *id,
 		goto out;
 	/* pipelined: every GETRANGE sent, then their replies read in turn */
 	for (size_t i = 0; i < n; i++) {
-		size_t max = encoded_read_max(max_lens[i]);
-
 		vs_redis_key_blob(keys + i * VS_REDIS_KEY_MAX, id, hashes[i]);
 		argv[1] = keys + i * VS_REDIS_KEY_MAX;
-		if (max - 1 > (size_t)INT64_MAX)
-			snprintf(end, sizeof(end), "-1");
-		else
-			snprintf(end, sizeof(end), "%zu", max - 1);
+		range_end(end, encoded_read_max(max_lens[i]));
 		if (redisAppendCommandArgv(r->ctx, 4, argv, NULL) != REDIS_OK)
 			goto io_error;
 	}
