@@ -305,7 +305,12 @@ fi
 # no learned list (mount 3 saves one at the latest when unmounted):
 # src/f1.txt is read on its own, not in a batch; and the value again
 # (mount 3 put the right one back after reading PostgreSQL)
+# (every other mount first: each saves its learned list, mount 2's
+# holding src/f1.txt, at the latest when unmounted, which could land
+# after the DEL and make the file critical in mount 4, read in a batch)
 vs_check "unmount mount 3" vs_umount "$W/m3"
+vs_check "unmount mount 1" vs_umount "$W/m1"
+vs_check "unmount mount 2" vs_umount "$W/m2"
 vs_redis_cli DEL "learned:{$UUID}" >/dev/null
 vs_check "the container stores the 150 MB again" big_set
 if vs_mount "$UUID" "$W/m4" --pg "$VSYNC_PG_URL" --redis "$C_REDIS" \
