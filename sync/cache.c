@@ -272,41 +272,6 @@ static int not_a_file(struct vs_cache *c, const char *name, const char *hash)
 	return -EBADMSG;
 }
 
-/*
- * Open @name (relative to the cache dir) for reading, only if it is a
- * regular file: never through a symlink (O_NOFOLLOW), never waiting for
- * a writer of a FIFO (O_NONBLOCK, cleared once it is known to be a file).
- * Whatever can write the cache dir may have put anything there. 0 and
- * *@fd_out, 1 if it is not a regular file, or -errno.
- */
-static int open_regular(struct vs_cache *c, const char *name, int *fd_out)
-{
-	struct stat st;
-	int fd, fl, r;
-
-	fd = openat(c->dir_fd, name,
-		    O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	if (fd < 0)
-		return errno == ELOOP ? 1 : -errno;
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return 1;
-	}
-	fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	*fd_out = fd;
-	return 0;
-}
-
 int vs_cache_open_unchecked(struct vs_cache *c, const char *hash, int *fd_out)
 {
 	char name[8 + 3 + VS_HASH_HEX_LEN + 1];
@@ -315,7 +280,7 @@ int vs_cache_open_unchecked(struct vs_cache *c, const char *hash, int *fd_out)
 	if (!vs_hash_hex_valid(hash))
 		return -EINVAL;
 	vs_cache_object_name(name, hash);
-	r = open_regular(c, name, fd_out);
+	r = vs_open_regular(c->dir_fd, name, O_RDONLY, fd_out);
 	return r == 1 ? not_a_file(c, name, hash) : r;
 }
 
@@ -1025,7 +990,7 @@ int vs_cache_project_read(struct vs_cache *c, const char *project_id,
 	if (r < 0)
 		return r;
 	/* (a FIFO planted there would hold the mount's start for ever) */
-	r = open_regular(c, path, &fd);
+	r = vs_open_regular(c->dir_fd, path, O_RDONLY, &fd);
 	if (r == 1) {
 		vs_warn("cache: '%s' is not a regular file: ignored", path);
 		return -EBADMSG;

@@ -414,14 +414,14 @@ static int entry_read(int dir_fd, const char *name, struct vs_jentry *e)
 	size_t got = 0;
 	int fd, r;
 
-	fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ELOOP ? -EBADMSG : -errno;
+	r = vs_open_regular(dir_fd, name, O_RDONLY, &fd);
+	if (r != 0)
+		return r == 1 ? -EBADMSG : r;
 	if (fstat(fd, &st) < 0) {
 		r = -errno;
 		goto out;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_size > VS_JENTRY_MAX) {
+	if (st.st_size > VS_JENTRY_MAX) {
 		r = -EBADMSG;
 		goto out;
 	}
@@ -532,14 +532,15 @@ static void unsynced_add(struct vs_journal *j, const struct vs_jentry *e)
 
 /* Start writing back the bytes of the file at @name (relative to
  * @dir_fd): its fd into fds[*n], or nothing if it is gone (an entry done
- * since, an object a check removed). 0 or -errno. */
-static int sync_open(int dir_fd, const char *name, int flags, int *fds,
-		     size_t *n)
+ * since, an object a check removed) or is not a file of ours any more
+ * (a FIFO or a symlink put in its place: whatever did that could as
+ * well have removed it). 0 or -errno. */
+static int sync_open(int dir_fd, const char *name, int *fds, size_t *n)
 {
-	int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | flags);
+	int fd, r = vs_open_regular(dir_fd, name, O_RDONLY, &fd);
 
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
+	if (r != 0)
+		return r == 1 || r == -ENOENT ? 0 : r;
 	/* all of a group's data first, so that the fsyncs below find it
 	 * written and share the file system's commits */
 	sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
@@ -569,7 +570,7 @@ static int sync_files(int dir_fd, struct vs_cache *c,
 			if (!items[i].hash[0] || items[i].done)
 				continue;
 			vs_cache_object_name(name, items[i].hash);
-			r = sync_open(c->dir_fd, name, 0, fds, &nf);
+			r = sync_open(c->dir_fd, name, fds, &nf);
 			fanout[strtoul((char[3]){name[8], name[9], '\0'}, NULL,
 				       16)] = true;
 		}
@@ -578,7 +579,7 @@ static int sync_files(int dir_fd, struct vs_cache *c,
 			if (items[i].done)
 				continue;
 			entry_name(name, items[i].lseq, "");
-			r = sync_open(dir_fd, name, O_NOFOLLOW, fds, &nf);
+			r = sync_open(dir_fd, name, fds, &nf);
 		}
 		for (size_t i = 0; i < nobj && r == 0; i++)
 			if (fsync(fds[i]) < 0)
@@ -653,8 +654,7 @@ static int entry_create(struct vs_journal *j, uint64_t lseq, char *tmp,
 
 	*pooled = pool_take(j, tmp);
 	if (*pooled) {
-		fd = openat(j->dir_fd, tmp, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd >= 0)
+		if (vs_open_regular(j->dir_fd, tmp, O_WRONLY, &fd) == 0)
 			return fd;
 		unlinkat(j->dir_fd, tmp, 0);
 		*pooled = false;

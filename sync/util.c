@@ -328,6 +328,34 @@ int vs_opendirat(int at, const char *path, bool nofollow, DIR **out)
 	return 0;
 }
 
+int vs_open_regular(int at, const char *path, int mode, int *fd_out)
+{
+	struct stat st;
+	int fd, fl, r;
+
+	fd = openat(at, path,
+		    (mode & O_ACCMODE) | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return errno == ELOOP || errno == ENXIO ? 1 : -errno;
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return 1;
+	}
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
 int vs_size_timeout_ms(int base_ms, uint64_t bytes)
 {
 	uint64_t ms = bytes / VS_MIN_RATE * 1000 +

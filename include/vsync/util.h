@@ -134,6 +134,17 @@ int vs_backoff_jitter(int bound_ms, uint64_t rnd);
 int vs_opendirat(int at, const char *path, bool nofollow, DIR **out);
 
 /*
+ * Open @path relative to @at with access mode @mode (O_RDONLY, O_WRONLY
+ * or O_RDWR), only if it is a regular file: never through a symlink
+ * (O_NOFOLLOW), never waiting for the other end of a FIFO (O_NONBLOCK,
+ * cleared once it is known to be a file). For a directory that whatever
+ * runs in the container can write. 0 and *@fd_out, 1 if it is not a
+ * regular file (a symlink or a FIFO without a reader included), or
+ * -errno (-ENOENT if there is nothing).
+ */
+int vs_open_regular(int at, const char *path, int mode, int *fd_out);
+
+/*
  * Deadlines of calls that move content: a call that moves @bytes gets
  * @base_ms plus the time the bytes take at VS_MIN_RATE, so a big file is
  * not cut off on a slow or busy server while a stalled one still is.

@@ -497,21 +497,6 @@ static void *open_thread(void *arg)
 	return NULL;
 }
 
-/* Run @fn(@arg) on a thread and wait 5 s at most: a failure naming
- * @what when it has not returned (it hangs: the thread is left behind,
- * the process ends with the test). */
-static void run_within(void *(*fn)(void *), void *arg, const char *what)
-{
-	struct timespec ts;
-	pthread_t t;
-
-	assert_int_equal(0, pthread_create(&t, NULL, fn, arg));
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += 5;
-	if (pthread_timedjoin_np(t, NULL, &ts) != 0)
-		fail_msg("%s has not returned within 5 s", what);
-}
-
 /* vs_cache_open (or _unchecked) of H_ABC, within 5 s: its result. */
 static int open_within(struct fixture *f, bool unchecked)
 {

@@ -833,6 +833,85 @@ static void test_malformed_moved_aside(void **state)
 	append_write(f, "d", 8);
 }
 
+struct fifo_call {
+	struct fixture *f;
+	int step, r;
+};
+
+/* One step of test_not_a_file, run where it may hang. */
+static void *fifo_step(void *arg)
+{
+	struct fifo_call *c = arg;
+	struct fixture *f = c->f;
+
+	if (c->step == 0) {
+		c->r = vs_journal_open(&f->j, f->dir_fd, NULL);
+	} else if (c->step == 1) {
+		make_write(&f->e, "c", -1);
+		c->r = vs_journal_append(f->j, &f->e);
+	} else {
+		c->r = vs_journal_sync(f->j, 0);
+	}
+	return NULL;
+}
+
+static int fifo_within(struct fixture *f, int step, const char *what)
+{
+	struct fifo_call c = {f, step, 1};
+
+	run_within(fifo_step, &c, what);
+	return c.r;
+}
+
+/* Whatever runs in the container can write the journal directory: a
+ * FIFO put at an entry's name, a pooled file's or an entry not synced
+ * yet never holds the journal (no open waits for the FIFO's other end).
+ * The entry is moved aside as malformed, the pooled file replaced, the
+ * sync skips it. */
+static void test_not_a_file(void **state)
+{
+	struct fixture *f = *state;
+	char name[NAME_MAX + 1];
+	DIR *d;
+	struct dirent *de;
+
+	append_write(f, "a", 1);
+	append_write(f, "b", 2);
+	vs_journal_free(f->j);
+	f->j = NULL;
+	check_int(0, unlinkat(f->dir_fd, "00000000000000000002", 0), "unlink");
+	check_int(0, mkfifoat(f->dir_fd, "00000000000000000002", 0600),
+		  "mkfifo at entry 2");
+	check_ret(0, fifo_within(f, 0, "vs_journal_open"),
+		  "open with a FIFO at an entry's name");
+	check_int(1, vs_journal_pending(f->j), "pending (1)");
+	check_ret(0, faccessat(f->dir_fd, "00000000000000000002.bad", F_OK, 0),
+		  "the FIFO moved to .bad");
+	/* every pooled file a FIFO (none has a reader) */
+	vs_journal_keep_room(f->j);
+	d = fdopendir(dup(f->dir_fd));
+	assert_non_null(d);
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, "free.", 5) != 0)
+			continue;
+		snprintf(name, sizeof(name), "%s", de->d_name);
+		check_int(0, unlinkat(f->dir_fd, name, 0), "unlink %s", name);
+		check_int(0, mkfifoat(f->dir_fd, name, 0600), "mkfifo %s",
+			  name);
+	}
+	closedir(d);
+	check_ret(0, fifo_within(f, 1, "vs_journal_append"),
+		  "append with FIFOs in the pool");
+	check_int(3, f->e.lseq, "lseq of the append");
+	check_peek(f, 1, "a");
+	/* an entry not synced yet, then a FIFO in its place */
+	check_int(0, unlinkat(f->dir_fd, "00000000000000000003", 0), "unlink");
+	check_int(0, mkfifoat(f->dir_fd, "00000000000000000003", 0600),
+		  "mkfifo at entry 3");
+	check_ret(0, fifo_within(f, 2, "vs_journal_sync"),
+		  "sync with a FIFO at an entry's name");
+}
+
 struct collected {
 	char paths[8][16];
 	uint64_t lseqs[8];
@@ -1016,6 +1095,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_put_content, fixture_setup,
 					    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_pool, fixture_setup,
+					    fixture_teardown),
+	    cmocka_unit_test_setup_teardown(test_not_a_file, fixture_setup,
 					    fixture_teardown),
 	    cmocka_unit_test_setup_teardown(test_sync_objects, fixture_setup,
 					    fixture_teardown),

@@ -12,12 +12,14 @@
 #ifndef VSYNC_UNIT_CHECK_H
 #define VSYNC_UNIT_CHECK_H
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -105,5 +107,20 @@ unit_what(char *buf, size_t size, const char *fmt, ...)
 			fail_msg("%s: expected %p, got %p", what_, w_, g_);    \
 		}                                                              \
 	} while (0)
+
+/* Run @fn(@arg) on a thread and wait 5 s at most: a failure naming
+ * @what when it has not returned (it hangs: the thread is left behind,
+ * the process ends with the test). For a call that must not block. */
+static inline void run_within(void *(*fn)(void *), void *arg, const char *what)
+{
+	struct timespec ts;
+	pthread_t t;
+
+	assert_int_equal(0, pthread_create(&t, NULL, fn, arg));
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 5;
+	if (pthread_timedjoin_np(t, NULL, &ts) != 0)
+		fail_msg("%s has not returned within 5 s", what);
+}
 
 #endif
