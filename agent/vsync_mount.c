@@ -44,6 +44,7 @@
 #include "vsync/sign.h"
 #include "vsync/status.h"
 #include "vsync/tree.h"
+#include "vsync/util.h"
 #include "vsync/events.h"
 #include "vsync/evict.h"
 #include "vsync/banned.h"
@@ -1103,7 +1104,7 @@ static void write_control_file(struct mount_ctx *ctx)
 	const char *spec = ctx->o->control, *colon = strrchr(spec, ':');
 	char text[4096 + 128], host[80] = "127.0.0.1",
 			       tmp[sizeof(ctx->control_file) + 8];
-	int n, fd;
+	int n, r;
 
 	if (colon && colon > spec && (size_t)(colon - spec) < sizeof(host))
 		snprintf(host, sizeof(host), "%.*s", (int)(colon - spec), spec);
@@ -1116,16 +1117,12 @@ static void write_control_file(struct mount_ctx *ctx)
 	if (n < 0 || (size_t)n >= sizeof(text))
 		return;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", ctx->control_file);
-	fd = openat(ctx->cache->dir_fd, tmp,
-		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || vs_write_in_full(fd, text, (size_t)n) < 0 ||
-	    renameat(ctx->cache->dir_fd, tmp, ctx->cache->dir_fd,
-		     ctx->control_file) < 0)
+	r = vs_write_file_at(ctx->cache->dir_fd, tmp, ctx->control_file, text,
+			     (size_t)n, 0644);
+	if (r < 0)
 		vs_warn("cannot write '%s/%s' (vsync-mount --status will not "
 			"find this mount): %s",
-			ctx->cache->dir, ctx->control_file, strerror(errno));
-	if (fd >= 0)
-		close(fd);
+			ctx->cache->dir, ctx->control_file, strerror(-r));
 }
 
 static void remove_control_file(struct mount_ctx *ctx)
@@ -1299,9 +1296,11 @@ static bool control_names(const char *path, const char *real, char *addr,
 	char *text = NULL, *nl;
 	size_t len = 0;
 	bool found = false;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = -1;
 
-	if (fd >= 0 && vs_read_fd_whole(&text, &len, fd, 8192) == 0 &&
+	/* (a FIFO there would hold --status for ever) */
+	if (vs_open_regular(AT_FDCWD, path, O_RDONLY, &fd) == 0 &&
+	    vs_read_fd_whole(&text, &len, fd, 8192) == 0 &&
 	    (nl = strchr(text, '\n')) && (size_t)(nl - text) < addrlen) {
 		char *mp = nl + 1, *end = strchr(mp, '\n');
 

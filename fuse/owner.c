@@ -78,11 +78,15 @@ int owner_load(struct vs_fs *fs)
 
 	if (fs->cfg.meta_fd < 0)
 		return 0;
-	fd = openat(fs->cfg.meta_fd, OWNER_FILE, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0; /* none yet (other errors: logged below) */
-	r = vs_read_fd_whole(&buf, &len, fd, OWNER_FILE_MAX);
-	close(fd);
+	r = vs_open_regular(fs->cfg.meta_fd, OWNER_FILE, O_RDONLY, &fd);
+	if (r == -ENOENT)
+		return 0; /* none yet */
+	if (r == 1)
+		r = -EBADMSG; /* not a regular file */
+	if (r == 0) {
+		r = vs_read_fd_whole(&buf, &len, fd, OWNER_FILE_MAX);
+		close(fd);
+	}
 	if (r < 0) {
 		vs_warn("cannot read the owners of synced paths: %s; they "
 			"show as the mount's",
@@ -155,7 +159,7 @@ static int owner_save(struct vs_fs *fs)
 	char *path = malloc(VS_PATH_MAX + 1), *buf = NULL;
 	size_t len = 0;
 	FILE *out = NULL;
-	int fd = -1, r = -ENOMEM;
+	int r = -ENOMEM;
 
 	if (!path)
 		goto out;
@@ -171,20 +175,8 @@ static int owner_save(struct vs_fs *fs)
 	out = NULL;
 	if (r < 0)
 		goto out;
-	fd = openat(fs->cfg.meta_fd, OWNER_TMP,
-		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		r = -errno;
-		goto out;
-	}
-	r = vs_write_in_full(fd, buf, len);
-	if (r == 0 && close(fd) < 0)
-		r = -errno;
-	else if (r < 0)
-		close(fd);
-	if (r == 0 && renameat(fs->cfg.meta_fd, OWNER_TMP, fs->cfg.meta_fd,
-			       OWNER_FILE) < 0)
-		r = -errno;
+	r = vs_write_file_at(fs->cfg.meta_fd, OWNER_TMP, OWNER_FILE, buf, len,
+			     0600);
 out:
 	if (out)
 		fclose(out);

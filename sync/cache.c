@@ -346,8 +346,16 @@ static int tmp_create(struct vs_cache *c, char tmp[64])
 
 	snprintf(tmp, 64, "tmp/%d.%u", (int)c->pid,
 		 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
-	fd = openat(c->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-		    0600);
+	/* always a new file: one put at this name (a FIFO would hold the
+	 * open for ever) is removed, once */
+	for (int tries = 0; tries < 2; tries++) {
+		fd = openat(
+		    c->dir_fd, tmp,
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0 || errno != EEXIST ||
+		    (unlinkat(c->dir_fd, tmp, 0) < 0 && errno != ENOENT))
+			break;
+	}
 	return fd < 0 ? -errno : fd;
 }
 
@@ -457,10 +465,9 @@ static int place_open(struct vs_cache *c, const char *tmp, const char *hash,
 {
 	int fd = -1, r;
 
-	if (fd_out && (fd = openat(c->dir_fd, tmp, O_RDONLY | O_CLOEXEC)) < 0) {
-		r = -errno;
+	if (fd_out && (r = vs_open_regular(c->dir_fd, tmp, O_RDONLY, &fd))) {
 		unlinkat(c->dir_fd, tmp, 0);
-		return r;
+		return r == 1 ? -EBADMSG : r;
 	}
 	r = object_place(c, tmp, hash, len);
 	if (fd >= 0 && r < 0)

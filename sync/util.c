@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -354,6 +355,27 @@ int vs_open_regular(int at, const char *path, int mode, int *fd_out)
 	}
 	*fd_out = fd;
 	return 0;
+}
+
+int vs_write_file_at(int at, const char *tmp, const char *name, const void *buf,
+		     size_t len, mode_t mode)
+{
+	int fd, r;
+
+	if (unlinkat(at, tmp, 0) < 0 && errno != ENOENT)
+		return -errno;
+	fd = openat(at, tmp,
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -errno;
+	r = vs_write_in_full(fd, buf, len);
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && renameat(at, tmp, at, name) < 0)
+		r = -errno;
+	if (r < 0)
+		unlinkat(at, tmp, 0);
+	return r;
 }
 
 int vs_size_timeout_ms(int base_ms, uint64_t bytes)

@@ -145,6 +145,17 @@ int vs_opendirat(int at, const char *path, bool nofollow, DIR **out);
 int vs_open_regular(int at, const char *path, int mode, int *fd_out);
 
 /*
+ * Write @len bytes of @buf to @name in directory @at (mode @mode, less
+ * the umask) through the temporary name @tmp beside it, renamed over
+ * @name, so that a reader finds the old file or the new one whole. @tmp
+ * is always a new file: whatever was there (a FIFO, a symlink someone
+ * put there) is removed first, and nothing is opened through it. Not
+ * synced. 0 or -errno (@tmp removed).
+ */
+int vs_write_file_at(int at, const char *tmp, const char *name, const void *buf,
+		     size_t len, mode_t mode);
+
+/*
  * Deadlines of calls that move content: a call that moves @bytes gets
  * @base_ms plus the time the bytes take at VS_MIN_RATE, so a big file is
  * not cut off on a slow or busy server while a stalled one still is.

@@ -229,6 +229,46 @@ static void test_save(void **state)
 	free(text);
 }
 
+struct owner_call {
+	struct fixture *f;
+	bool save;
+};
+
+static void *owner_thread(void *arg)
+{
+	struct owner_call *c = arg;
+
+	if (c->save)
+		owner_dir_chmod(c->f->fs, at(c->f, "src/lib"));
+	else
+		mount_fs(c->f);
+	return NULL;
+}
+
+/* The meta dir is in the cache dir, which whatever runs in the
+ * container can write: a FIFO at the owners file's name holds neither
+ * the mount's start (it is ignored) nor a save (a new file is made). */
+static void test_not_a_file(void **state)
+{
+	struct fixture *f = *state;
+	struct owner_call c = {f, false};
+	char *text;
+
+	check_int(0, mkfifoat(f->meta_fd, "owners", 0600), "mkfifo owners");
+	run_within(owner_thread, &c, "the load of the owners file");
+	check_bool(false, atomic_load(&f->fs->owner_any), "nothing loaded");
+	check_int(0, unlinkat(f->meta_fd, "owners", 0), "unlink");
+	check_int(0, mkfifoat(f->meta_fd, "owners.tmp", 0600),
+		  "mkfifo owners.tmp");
+	at(f, "src/lib")->mode = 0711;
+	c.save = true;
+	run_within(owner_thread, &c, "a save of the owners file");
+	text = get_owners(f);
+	check_str("vsync-owners 1\n- - 711 src/lib\n", text,
+		  "the owners file saved");
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -237,6 +277,7 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_load_none, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_save, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_not_a_file, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

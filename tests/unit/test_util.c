@@ -405,6 +405,90 @@ static void test_opendirat(void **state)
 	rmdir(root);
 }
 
+struct regular_call {
+	int at, op, r, fd;
+};
+
+static void *regular_thread(void *arg)
+{
+	struct regular_call *c = arg;
+
+	c->fd = -1;
+	if (c->op == 0)
+		c->r = vs_open_regular(c->at, "fifo", O_RDONLY, &c->fd);
+	else if (c->op == 1)
+		c->r = vs_open_regular(c->at, "fifo", O_WRONLY, &c->fd);
+	else
+		c->r = vs_write_file_at(c->at, "fifo", "out", "new\n", 4, 0600);
+	return NULL;
+}
+
+static int regular_within(int at, int op, const char *what)
+{
+	struct regular_call c = {at, op, 99, -1};
+
+	run_within(regular_thread, &c, what);
+	if (c.fd >= 0)
+		close(c.fd);
+	return c.r;
+}
+
+/* vs_open_regular opens a regular file only, and never waits for the
+ * other end of a FIFO; vs_write_file_at writes through a new temporary
+ * file, whatever was at its name (a FIFO, a symlink to a file of
+ * someone else's). */
+static void test_regular(void **state)
+{
+	char tmpl[] = "/tmp/vsync-test-util.XXXXXX";
+	char *root = mkdtemp(tmpl), *buf = NULL;
+	struct stat st;
+	size_t len = 0;
+	int at, fd = -1;
+
+	(void)state;
+	assert_non_null(root);
+	at = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(at >= 0);
+	assert_int_equal(close(openat(at, "f", O_CREAT | O_WRONLY, 0600)), 0);
+	assert_int_equal(symlinkat("f", at, "link"), 0);
+	assert_int_equal(mkfifoat(at, "fifo", 0600), 0);
+
+	check_ret(0, vs_open_regular(at, "f", O_RDONLY, &fd), "a file");
+	check_bool(true, fd >= 0, "its fd");
+	check_int(O_RDONLY, fcntl(fd, F_GETFL) & (O_ACCMODE | O_NONBLOCK),
+		  "read-only, O_NONBLOCK cleared");
+	close(fd);
+	check_ret(1, vs_open_regular(at, "link", O_RDONLY, &fd), "a symlink");
+	check_ret(-ENOENT, vs_open_regular(at, "none", O_RDONLY, &fd),
+		  "nothing");
+	check_ret(1, vs_open_regular(at, ".", O_RDONLY, &fd), "a directory");
+	check_ret(1, regular_within(at, 0, "open of a FIFO"),
+		  "a FIFO, read-only");
+	check_ret(1, regular_within(at, 1, "open of a FIFO"),
+		  "a FIFO, write-only (no reader)");
+
+	check_ret(0, regular_within(at, 2, "vs_write_file_at"),
+		  "write through a FIFO's name");
+	check_ret(0, vs_open_regular(at, "out", O_RDONLY, &fd), "open out");
+	check_ret(0, vs_read_fd_whole(&buf, &len, fd, 64), "read out");
+	check_str("new\n", buf, "out");
+	close(fd);
+	free(buf);
+	check_int(-1, faccessat(at, "fifo", F_OK, AT_SYMLINK_NOFOLLOW),
+		  "no temporary file left");
+	assert_int_equal(symlinkat("f", at, "fifo"), 0);
+	check_ret(0, vs_write_file_at(at, "fifo", "out", "x", 1, 0600),
+		  "write through a symlink's name");
+	check_ret(0, fstatat(at, "f", &st, 0), "stat f");
+	check_int(0, st.st_size, "the symlink's target untouched");
+
+	unlinkat(at, "link", 0);
+	unlinkat(at, "f", 0);
+	unlinkat(at, "out", 0);
+	close(at);
+	rmdir(root);
+}
+
 /* ------------------------------------------------------------ deadlines */
 
 static void test_size_timeout(void **state)
@@ -451,6 +535,7 @@ int main(void)
 	    cmocka_unit_test(test_size_timeout),
 	    cmocka_unit_test(test_log_due),
 	    cmocka_unit_test(test_opendirat),
+	    cmocka_unit_test(test_regular),
 	    cmocka_unit_test(test_pipe_whole),
 	    cmocka_unit_test(test_file_whole),
 	};
