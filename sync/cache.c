@@ -338,54 +338,73 @@ static void bytes_add(struct vs_cache *c, uint64_t n)
 }
 
 /* Create a fresh file in tmp/, named into @tmp (64 bytes): its fd or
- * -errno. */
+ * -errno. A volume with no room is reclaimed from as room_write does. */
 static int tmp_create(struct vs_cache *c, char tmp[64])
 {
 	static unsigned counter;
 	int fd;
 
-	snprintf(tmp, 64, "tmp/%d.%u", (int)c->pid,
-		 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
-	/* always a new file: one put at this name (a FIFO would hold the
-	 * open for ever) is removed, once */
-	for (int tries = 0; tries < 2; tries++) {
-		fd = openat(
-		    c->dir_fd, tmp,
-		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd >= 0 || errno != EEXIST ||
-		    (unlinkat(c->dir_fd, tmp, 0) < 0 && errno != ENOENT))
-			break;
-	}
-	return fd < 0 ? -errno : fd;
+	do {
+		snprintf(tmp, 64, "tmp/%d.%u", (int)c->pid,
+			 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+		/* always a new file: one put at this name (a FIFO would hold
+		 * the open for ever) is removed, once */
+		for (int tries = 0; tries < 2; tries++) {
+			fd = openat(c->dir_fd, tmp,
+				    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+					O_CLOEXEC,
+				    0600);
+			if (fd >= 0 || errno != EEXIST ||
+			    (unlinkat(c->dir_fd, tmp, 0) < 0 &&
+			     errno != ENOENT))
+				break;
+		}
+		if (fd < 0)
+			fd = -errno;
+	} while (vs_cache_no_room(fd) && vs_cache_reclaim(c));
+	return fd;
 }
 
-/* Write @len bytes to a fresh file in tmp/, named into @tmp (64 bytes).
- * The file is removed on failure; a volume with no room is reclaimed
- * from (vs_cache_reclaim) and tried once more. */
+/*
+ * Write @len bytes to @fd, a file of tmp/ whose position is @off. A volume
+ * with no room (ENOSPC, EDQUOT) is reclaimed from (vs_cache_reclaim) and
+ * the bytes written again from @off (part of them may be written) as long
+ * as a reclaim frees something: one frees a tenth of --cache-max, which
+ * may be less than they need. 0 or -errno (the volume's, once a reclaim
+ * frees nothing).
+ */
+static int room_write(struct vs_cache *c, int fd, off_t off, const void *buf,
+		      size_t len)
+{
+	int r = vs_write_in_full(fd, buf, len);
+
+	while (vs_cache_no_room(r) && vs_cache_reclaim(c))
+		r = lseek(fd, off, SEEK_SET) < 0
+			? -errno
+			: vs_write_in_full(fd, buf, len);
+	return r;
+}
+
+/* Write @len bytes to a fresh file in tmp/, named into @tmp (64 bytes),
+ * making room as room_write does. The file is removed on failure. */
 static int tmp_write(struct vs_cache *c, char tmp[64], const void *buf,
 		     size_t len)
 {
 	int fd, r;
 
-	for (int tries = 0;; tries++) {
-		fd = tmp_create(c, tmp);
-		r = fd;
-		if (fd >= 0) {
-			/* no fsync: every object is checked against its hash
-			 * when opened and the manifest is validated when
-			 * parsed, so a file torn by a crash is detected and
-			 * fetched again; an fsync per object would cost
-			 * milliseconds on every first read */
-			r = vs_write_in_full(fd, buf, len);
-			if (close(fd) < 0 && r == 0)
-				r = -errno;
-			if (r < 0)
-				unlinkat(c->dir_fd, tmp, 0);
-		}
-		if (!tries && vs_cache_no_room(r) && vs_cache_reclaim(c))
-			continue;
-		return r;
-	}
+	fd = tmp_create(c, tmp);
+	if (fd < 0)
+		return fd;
+	/* no fsync: every object is checked against its hash when opened
+	 * and the manifest is validated when parsed, so a file torn by a
+	 * crash is detected and fetched again; an fsync per object would
+	 * cost milliseconds on every first read */
+	r = room_write(c, fd, 0, buf, len);
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r < 0)
+		unlinkat(c->dir_fd, tmp, 0);
+	return r;
 }
 
 /* Write @len bytes to a fresh file in tmp/ and rename it to @dest (relative
@@ -626,8 +645,6 @@ int vs_cache_writer_open(struct vs_cache *c, struct vs_cache_writer *w)
 	if (r < 0)
 		return r;
 	w->fd = tmp_create(c, w->tmp);
-	if (vs_cache_no_room(w->fd) && vs_cache_reclaim(c))
-		w->fd = tmp_create(c, w->tmp);
 	if (w->fd < 0) {
 		r = w->fd;
 		vs_sha256_release(&w->sha);
@@ -637,16 +654,11 @@ int vs_cache_writer_open(struct vs_cache *c, struct vs_cache_writer *w)
 
 int vs_cache_writer_add(struct vs_cache_writer *w, const void *buf, size_t len)
 {
-	int r = vs_write_in_full(w->fd, buf, len);
-
-	/* no room: as tmp_write, a reclaim (vs_cache_reclaim) and the piece
-	 * again from its start (part of it may be written); again while a
+	/* no room: a reclaim and the piece again from its start, while a
 	 * reclaim frees something (a piece, 8 MiB from PostgreSQL, may need
 	 * more than one frees) */
-	while (vs_cache_no_room(r) && vs_cache_reclaim(w->c))
-		r = lseek(w->fd, (off_t)w->len, SEEK_SET) < 0
-			? -errno
-			: vs_write_in_full(w->fd, buf, len);
+	int r = room_write(w->c, w->fd, (off_t)w->len, buf, len);
+
 	if (r == 0) {
 		vs_sha256_update(&w->sha, buf, len);
 		w->len += len;

@@ -122,7 +122,9 @@ bool vs_cache_has(struct vs_cache *c, const char *hash);
 /*
  * Store @len bytes as object @hash after checking that they hash to it:
  * -EBADMSG if not (nothing written). Written to tmp/ then renamed, so a
- * reader never sees a partial object. 0 or -errno (-ENOSPC ...).
+ * reader never sees a partial object. A volume with no room is reclaimed
+ * from (vs_cache_reclaim) and written again, as long as a reclaim frees
+ * something. 0 or -errno (-ENOSPC ...).
  */
 int vs_cache_store(struct vs_cache *c, const char *hash, const void *buf,
 		   size_t len);
@@ -175,8 +177,8 @@ int vs_cache_store_fd(struct vs_cache *c, const char *hash, int fd);
  * (-EBADMSG if they differ) and renames them into place, or
  * vs_cache_writer_abort(). Both end the writer and remove what was written
  * unless it became the object. An open or add that finds the volume with
- * no room asks for a reclaim (vs_cache_reclaim) and, when it freed
- * something, tries again (an add: while reclaims free something).
+ * no room asks for a reclaim (vs_cache_reclaim) and tries again, as long
+ * as a reclaim frees something (as vs_cache_store does).
  */
 struct vs_cache_writer {
 	struct vs_cache *c;

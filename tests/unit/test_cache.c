@@ -29,6 +29,11 @@
  *  - a corrupted object on disk (one byte overwritten, or truncated) ->
  *    -EBADMSG, the object is removed, the next open says -ENOENT and the
  *    object can be stored again;
+ *  - a store or a streaming write on a full volume (a 256-KiB tmpfs in a
+ *    mount namespace of the test's own, as root or in a user namespace,
+ *    else skipped) asks for reclaims and writes again while one frees
+ *    something: 48 KiB where each frees 32 KiB takes two; more than all
+ *    of them free fails with -ENOSPC, nothing left in tmp/;
  *  - a FIFO or a symlink to /dev/zero at an object's name: vs_cache_open
  *    and vs_cache_open_unchecked return -EBADMSG at once (no wait for a
  *    writer, no endless hash), the name is removed, and a store then
@@ -50,9 +55,11 @@
 #include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -482,6 +489,202 @@ static void test_corrupt_object(void **state)
 	check_object(f, H_ABC, "abc", 3);
 }
 
+/* ------------------------------------------------------------ no room */
+
+/* the volume of test_reclaim_loop: 64 pages; a ballast file holds 8 of
+ * them, an object needs 12 (more than one reclaim frees, less than two) */
+#define ROOM_VOL      "size=256k,mode=0700"
+#define ROOM_BALLAST  (32 * 1024)
+#define ROOM_OBJECT   (48 * 1024)
+#define ROOM_NBALLAST 4
+
+/* The reclaim of test_reclaim_loop: removes the next ballast file of
+ * @arg's volume; false (nothing freed) once there is none left. */
+struct ballast {
+	char dir[96]; /* the volume: "<the fixture's tmp>/vol" */
+	int left, calls;
+};
+
+static bool drop_ballast(void *arg)
+{
+	struct ballast *b = arg;
+	char path[128];
+
+	b->calls++;
+	if (!b->left)
+		return false;
+	snprintf(path, sizeof(path), "%s/ballast%d", b->dir, --b->left);
+	return unlink(path) == 0;
+}
+
+#define CHILD_CHECK(cond, ...)                                                 \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, __VA_ARGS__);                          \
+			fputc('\n', stderr);                                   \
+			_exit(1);                                              \
+		}                                                              \
+	} while (0)
+
+/* Fill @path with @len bytes of @byte, or until the volume is full
+ * (@len 0): 0, or -errno. */
+static int fill_file(const char *path, size_t len, char byte)
+{
+	char buf[4096];
+	size_t done = 0;
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int r = 0;
+
+	if (fd < 0)
+		return -errno;
+	memset(buf, byte, sizeof(buf));
+	while (!len || done < len) {
+		ssize_t n = write(fd, buf, sizeof(buf));
+
+		if (n < 0) {
+			r = len ? -errno : 0; /* full: what was asked */
+			break;
+		}
+		done += (size_t)n;
+	}
+	close(fd);
+	return r;
+}
+
+/* Write @s to @path: 0 or -1. */
+static int put_proc(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : write(fd, s, strlen(s));
+
+	if (fd >= 0)
+		close(fd);
+	return n == (ssize_t)strlen(s) ? 0 : -1;
+}
+
+/* A mount namespace of this process's own: as root, or in a user
+ * namespace of its own (mapped to this user). 0 or -1. */
+static int own_mount_ns(void)
+{
+	char map[64];
+	unsigned uid = (unsigned)getuid(), gid = (unsigned)getgid();
+
+	if (unshare(CLONE_NEWNS) == 0)
+		return 0;
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
+		return -1;
+	snprintf(map, sizeof(map), "%u %u 1", uid, uid);
+	if (put_proc("/proc/self/setgroups", "deny") < 0 ||
+	    put_proc("/proc/self/uid_map", map) < 0)
+		return -1;
+	snprintf(map, sizeof(map), "%u %u 1", gid, gid);
+	return put_proc("/proc/self/gid_map", map);
+}
+
+/* The body of test_reclaim_loop, in a child with a mount namespace of its
+ * own (the tmpfs goes with it): exit 0, 77 (cannot mount), 1 (a failure,
+ * on stderr). */
+static void reclaim_loop_child(const char *tmp)
+{
+	static char obj[ROOM_OBJECT], big[4 * ROOM_BALLAST];
+	char vol[96], dir[128], path[160];
+	char hash[VS_HASH_HEX_LEN + 1];
+	struct ballast b = {.left = ROOM_NBALLAST};
+	struct vs_cache c;
+	struct vs_cache_writer w;
+	int fd, r;
+
+	snprintf(vol, sizeof(vol), "%s/vol", tmp);
+	if (mkdir(vol, 0700) < 0 || own_mount_ns() < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("vsync-test-cache", vol, "tmpfs", 0, ROOM_VOL) < 0)
+		_exit(77);
+	snprintf(b.dir, sizeof(b.dir), "%s", vol);
+	snprintf(dir, sizeof(dir), "%s/cache", vol);
+	CHILD_CHECK(vs_cache_init(&c, dir) == 0, "vs_cache_init");
+	for (int i = 0; i < ROOM_NBALLAST; i++) {
+		snprintf(path, sizeof(path), "%s/ballast%d", vol, i);
+		CHILD_CHECK(fill_file(path, ROOM_BALLAST, 'b') == 0,
+			    "ballast %d", i);
+	}
+	snprintf(path, sizeof(path), "%s/filler", vol);
+	CHILD_CHECK(fill_file(path, 0, 'f') == 0, "filler");
+	vs_cache_on_full(&c, drop_ballast, NULL, &b);
+
+	/* a store that needs two reclaims */
+	memset(obj, 'o', sizeof(obj));
+	CHILD_CHECK(vs_sha256_hex(hash, obj, sizeof(obj)) == 0, "hash");
+	r = vs_cache_store(&c, hash, obj, sizeof(obj));
+	CHILD_CHECK(r == 0,
+		    "vs_cache_store of %d KiB on a full volume, where a "
+		    "reclaim frees %d KiB: %s after %d reclaim(s)",
+		    ROOM_OBJECT / 1024, ROOM_BALLAST / 1024, strerror(-r),
+		    b.calls);
+	CHILD_CHECK(b.calls == 2, "reclaims asked: %d, not 2", b.calls);
+	CHILD_CHECK(vs_cache_open(&c, hash, &fd) == 0, "open the object");
+	close(fd);
+
+	/* the streaming writer: the same (one reclaim is enough here) */
+	memset(obj, 'w', sizeof(obj));
+	CHILD_CHECK(vs_sha256_hex(hash, obj, sizeof(obj)) == 0, "hash");
+	CHILD_CHECK(vs_cache_writer_open(&c, &w) == 0, "writer_open");
+	r = vs_cache_writer_add(&w, obj, sizeof(obj));
+	CHILD_CHECK(r == 0, "vs_cache_writer_add on a full volume: %s",
+		    strerror(-r));
+	CHILD_CHECK(vs_cache_writer_commit(&w, hash) == 0, "writer_commit");
+
+	/* more than the reclaims can free: the volume's error, nothing
+	 * left in tmp/ */
+	memset(big, 'g', sizeof(big));
+	CHILD_CHECK(vs_sha256_hex(hash, big, sizeof(big)) == 0, "hash");
+	b.calls = 0;
+	r = vs_cache_store(&c, hash, big, sizeof(big));
+	CHILD_CHECK(r == -ENOSPC, "a store too big for the volume: %s",
+		    strerror(-r));
+	CHILD_CHECK(b.left == 0 && b.calls == 2,
+		    "reclaims until one freed nothing: %d calls, %d left",
+		    b.calls, b.left);
+	CHILD_CHECK(vs_cache_open(&c, hash, &fd) == -ENOENT, "no object");
+	snprintf(path, sizeof(path), "%s/tmp", dir);
+	fd = open(path, O_RDONLY | O_DIRECTORY);
+	CHILD_CHECK(fd >= 0, "open tmp/");
+	{
+		DIR *d = fdopendir(fd);
+		struct dirent *de;
+
+		while (d && (de = readdir(d)))
+			CHILD_CHECK(de->d_name[0] == '.', "left in tmp/: %s",
+				    de->d_name);
+		if (d)
+			closedir(d);
+	}
+	vs_cache_release(&c);
+	_exit(0);
+}
+
+/* A write to a full volume asks for reclaims, and writes again, as long
+ * as one frees something: a store of 48 KiB where each frees 32 KiB
+ * needs two (before: one, then ENOSPC). A tmpfs of 256 KiB, mounted in a
+ * child's own mount namespace (root, or an unprivileged user namespace;
+ * else skipped). */
+static void test_reclaim_loop(void **state)
+{
+	struct fixture *f = *state;
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		reclaim_loop_child(f->tmp);
+	assert_int_equal(pid, waitpid(pid, &status, 0));
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
+		skip(); /* no mount namespace, no tmpfs */
+	check_bool(true, WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		   "the store on a full volume (the child's stderr says "
+		   "what failed)");
+}
+
 struct open_call {
 	struct vs_cache *cache;
 	bool unchecked;
@@ -868,6 +1071,7 @@ int main(void)
 	    T(test_bad_hash_string),
 	    T(test_open_missing),
 	    T(test_corrupt_object),
+	    T(test_reclaim_loop),
 	    T(test_not_a_file),
 	    T(test_tmp_not_a_file),
 	    T(test_tmp_sweep),
