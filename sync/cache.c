@@ -337,16 +337,23 @@ static void bytes_add(struct vs_cache *c, uint64_t n)
 		c->over(c->over_arg);
 }
 
+/* A fresh name in tmp/, into @tmp (64 bytes): "tmp/<pid>.<n>". */
+static void tmp_name(struct vs_cache *c, char tmp[64])
+{
+	static unsigned counter;
+
+	snprintf(tmp, 64, "tmp/%d.%u", (int)c->pid,
+		 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+}
+
 /* Create a fresh file in tmp/, named into @tmp (64 bytes): its fd or
  * -errno. A volume with no room is reclaimed from as room_write does. */
 static int tmp_create(struct vs_cache *c, char tmp[64])
 {
-	static unsigned counter;
 	int fd;
 
 	do {
-		snprintf(tmp, 64, "tmp/%d.%u", (int)c->pid,
-			 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+		tmp_name(c, tmp);
 		/* always a new file: one put at this name (a FIFO would hold
 		 * the open for ever) is removed, once */
 		for (int tries = 0; tries < 2; tries++) {
@@ -704,9 +711,50 @@ int vs_cache_writer_commit_open(struct vs_cache_writer *w, const char *hash,
 	return place_open(w->c, w->tmp, hash, w->len, fd_out);
 }
 
+/*
+ * Object @name (of @hash) was found there as a file (fstat @want) whose
+ * bytes hash to @hash was linked as it: 1 if it does not hold them (not a
+ * regular file, another size, or, the same size, bytes that do not hash
+ * to @hash: vs_cache_open, which removes it then), 0 if it does, or
+ * -errno. A torn or planted object must not be taken for the save's.
+ */
+static int object_differs(struct vs_cache *c, const char *name,
+			  const char *hash, const struct stat *want)
+{
+	struct stat st;
+	int fd, r;
+
+	if (fstatat(c->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 1 : -errno;
+	if (!S_ISREG(st.st_mode) || st.st_size != want->st_size)
+		return 1;
+	r = vs_cache_open(c, hash, &fd);
+	if (r == 0)
+		close(fd);
+	return r == -EBADMSG || r == -ENOENT ? 1 : r;
+}
+
+/* Make @fd (/proc path @proc, @len bytes) object @name in place of what
+ * is there: linked at a temp name, renamed over it. */
+static int link_over(struct vs_cache *c, const char *proc, const char *name,
+		     uint64_t len)
+{
+	char tmp[64];
+	int r;
+
+	tmp_name(c, tmp);
+	if (linkat(AT_FDCWD, proc, c->dir_fd, tmp, AT_SYMLINK_FOLLOW) < 0)
+		return -errno;
+	r = object_rename(c, tmp, name, len);
+	if (r < 0)
+		unlinkat(c->dir_fd, tmp, 0);
+	return r;
+}
+
 int vs_cache_link(struct vs_cache *c, const char *hash, int fd)
 {
 	char name[8 + 3 + VS_HASH_HEX_LEN + 1], proc[40];
+	struct stat st;
 	int r;
 
 	if (!vs_hash_hex_valid(hash))
@@ -715,8 +763,6 @@ int vs_cache_link(struct vs_cache *c, const char *hash, int fd)
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	/* the name appears with every byte in place: no temp name needed */
 	for (int tries = 0; tries < 2; tries++) {
-		struct stat st;
-
 		pthread_mutex_lock(&c->evict_lock);
 		r = linkat(AT_FDCWD, proc, c->dir_fd, name,
 			   AT_SYMLINK_FOLLOW) == 0
@@ -740,7 +786,19 @@ int vs_cache_link(struct vs_cache *c, const char *hash, int fd)
 		if (r < 0)
 			break;
 	}
-	return r;
+	if (r != -EEXIST)
+		return r;
+	/* there already: kept if it holds these bytes, else (torn by a
+	 * crash, planted by whatever can write the cache dir) replaced */
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	r = object_differs(c, name, hash, &st);
+	if (r <= 0)
+		return r < 0 ? r : -EEXIST;
+	vs_warn("cache object %s does not hold the bytes a save of it does "
+		"(torn or planted): replaced by them",
+		hash);
+	return link_over(c, proc, name, (uint64_t)st.st_size);
 }
 
 void vs_cache_watch(struct vs_cache *c, uint64_t limit, void (*over)(void *arg),

@@ -200,8 +200,10 @@ void vs_cache_writer_abort(struct vs_cache_writer *w);
  * Make open file @fd (an O_TMPFILE on the cache dir's file system, not
  * made with O_EXCL) object @hash by linking it into place: no copy. The
  * caller vouches that its bytes hash to @hash (not checked) and must not
- * write @fd again. 0; -EEXIST if the object is there already (@fd is
- * untouched); other -errno (EXDEV, no /proc ...): store a copy instead.
+ * write @fd again. 0; -EEXIST if the object is there already, holding
+ * those bytes (its size, then its hash checked; @fd is untouched); one
+ * that does not (torn by a crash, planted in the cache dir) is replaced
+ * by @fd (0); other -errno (EXDEV, no /proc ...): store a copy instead.
  */
 int vs_cache_link(struct vs_cache *c, const char *hash, int fd);
 

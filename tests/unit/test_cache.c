@@ -19,6 +19,8 @@
  *    init is made again;
  *  - vs_cache_link: an O_TMPFILE linked as the object (the same inode),
  *    -EEXIST when the object is there, a removed fan-out dir made again;
+ *    an object there that is not those bytes (longer, truncated, the same
+ *    size with other bytes, a FIFO) replaced by the file linked;
  *  - vs_cache_memory_open: a sealed memfd of the bytes, which
  *    vs_cache_fd_in_memory tells from an object's fd; the content held in
  *    memory counted by vs_cache_mem_hold, and its default bound;
@@ -390,6 +392,60 @@ static void test_link(void **state)
 	check_int(0, count_entries(f, "tmp"), "files left in tmp/");
 	close(fd);
 	close(fd2);
+}
+
+/* An object at H_ABC's name that is not "abc" (a torn copy, or one
+ * planted by whatever can write the cache dir): a link of "abc" as
+ * H_ABC replaces it, and a read gets "abc". */
+static void test_link_over_wrong(void **state)
+{
+	static const char *const what[] = {"a longer file", "a truncated one",
+					   "the same size, other bytes",
+					   "a FIFO"};
+	struct fixture *f = *state;
+	char name[8 + 3 + VS_HASH_HEX_LEN + 1];
+	struct stat a, b;
+	int fd, planted, r;
+
+	vs_cache_object_name(name, H_ABC);
+	check_int(0, mkdirat(f->cache.dir_fd, "objects/ba", 0700),
+		  "mkdir objects/ba");
+	for (int kind = 0; kind < 4; kind++) {
+		unlinkat(f->cache.dir_fd, name, 0);
+		if (kind == 3) {
+			check_int(0, mkfifoat(f->cache.dir_fd, name, 0600),
+				  "mkfifo");
+		} else {
+			static const char *const bytes[] = {"abcX", "ab",
+							    "abX"};
+
+			planted = openat(f->cache.dir_fd, name,
+					 O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+			check_bool(true, planted >= 0, "plant %s", what[kind]);
+			check_int(
+			    (int)strlen(bytes[kind]),
+			    write(planted, bytes[kind], strlen(bytes[kind])),
+			    "write %s", what[kind]);
+			close(planted);
+		}
+		fd = openat(f->cache.dir_fd, "tmp",
+			    O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (fd < 0)
+			skip(); /* a file system without O_TMPFILE */
+		check_int(3, write(fd, "abc", 3), "write abc");
+		r = vs_cache_link(&f->cache, H_ABC, fd);
+		/* what a read gets first: before, the planted bytes */
+		check_object(f, H_ABC, "abc", 3);
+		check_ret(0, r, "vs_cache_link over %s at the object's name",
+			  what[kind]);
+		check_int(0, fstat(fd, &a), "fstat");
+		check_ret(0, cache_lstat(f, name, &b), "lstat object");
+		check_bool(true, a.st_ino == b.st_ino,
+			   "the object is the file linked (over %s)",
+			   what[kind]);
+		check_int(0, count_entries(f, "tmp"), "files left in tmp/");
+		close(fd);
+	}
 }
 
 static void test_store_wrong_hash(void **state)
@@ -1067,6 +1123,7 @@ int main(void)
 	    T(test_store_open),
 	    T(test_memory),
 	    T(test_link),
+	    T(test_link_over_wrong),
 	    T(test_store_wrong_hash),
 	    T(test_bad_hash_string),
 	    T(test_open_missing),
