@@ -2395,6 +2395,10 @@ static void usage(FILE *f)
 	    "  revoke PROJECT                    end them (roles, sessions, "
 	    "Redis\n"
 	    "                                    user)\n"
+	    "  revoke --expired                  end every grant whose --ttl "
+	    "has\n"
+	    "                                    passed (run it from a "
+	    "timer)\n"
 	    "  keygen FILE                       a new signing key pair: the "
 	    "private\n"
 	    "                                    key to FILE (for vsync-relay "
@@ -2588,6 +2592,80 @@ static int revoke_redis(const char *admin_url, int timeout_ms, const char *id)
 	return rc;
 }
 
+/* Does ACL GETUSER reply @u list password hash @hash (NULL: any)? */
+static bool acl_has_password(const redisReply *u, const char *hash)
+{
+	for (size_t i = 0;
+	     u && u->type == REDIS_REPLY_ARRAY && i + 1 < u->elements; i += 2) {
+		const redisReply *k = u->element[i], *v = u->element[i + 1];
+
+		if (k->type != REDIS_REPLY_STRING ||
+		    strcmp(k->str, "passwords") != 0 ||
+		    v->type != REDIS_REPLY_ARRAY)
+			continue;
+		for (size_t j = 0; j < v->elements; j++)
+			if (!hash ||
+			    (v->element[j]->type == REDIS_REPLY_STRING &&
+			     !strcmp(v->element[j]->str, hash)))
+				return true;
+	}
+	return false;
+}
+
+/* End an expired grant of @id on the Redis of @admin_url: remove the
+ * password whose SHA-256 is @hash from its user, and drop the user (and
+ * so its connections) when no password is left. A grant made since has
+ * another password and keeps its user. @hash "": a grant from before
+ * hashes were kept, the user is dropped (revoke_redis). 0, or an exit
+ * code with the reason printed. */
+static int revoke_redis_expired(const char *admin_url, int timeout_ms,
+				const char *id, const char *hash)
+{
+	char user[64], del_pass[VS_HASH_HEX_LEN + 2];
+	const char *get[] = {"ACL", "GETUSER", user};
+	const char *del[] = {"ACL", "SETUSER", user, del_pass};
+	const char *drop[] = {"ACL", "DELUSER", user};
+	struct vs_redis *r = NULL;
+	redisReply *reply = NULL;
+	int rc;
+
+	if (!*hash)
+		return revoke_redis(admin_url, timeout_ms, id);
+	redis_container_user(user, sizeof(user), id);
+	snprintf(del_pass, sizeof(del_pass), "!%s", hash);
+	rc = vs_redis_open(&r, admin_url, timeout_ms);
+	if (rc < 0)
+		return ctl_fail(EXIT_BACKEND, "cannot connect to Redis: %s",
+				r ? vs_redis_last_error(r) : strerror(-rc));
+	rc = vs_redis_command(r, &reply, 3, get, NULL);
+	if (rc == 0 && acl_has_password(reply, hash)) {
+		freeReplyObject(reply);
+		reply = NULL;
+		rc = vs_redis_command(r, &reply, 4, del, NULL);
+		if (rc == 0) {
+			freeReplyObject(reply);
+			reply = NULL;
+			rc = vs_redis_command(r, &reply, 3, get, NULL);
+		}
+		/* (no password left: no grant of the project now) */
+		if (rc == 0 && reply->type == REDIS_REPLY_ARRAY &&
+		    !acl_has_password(reply, NULL)) {
+			freeReplyObject(reply);
+			reply = NULL;
+			rc = vs_redis_command(r, &reply, 3, drop, NULL);
+		}
+	}
+	if (reply)
+		freeReplyObject(reply);
+	if (rc < 0)
+		rc = ctl_fail(EXIT_BACKEND,
+			      "cannot end the expired password of Redis user "
+			      "%s: %s",
+			      user, vs_redis_last_error(r));
+	vs_redis_free(r);
+	return rc;
+}
+
 /* What a grant's conninfo sets for its sessions: connection options
  * override the role's own defaults, which the role itself can change
  * (ALTER ROLE CURRENT_USER SET ...) for every container of the project;
@@ -2732,14 +2810,62 @@ static int cmd_grant(struct ctl *c, int argc, char **argv)
 	return r;
 }
 
+/* revoke --expired: every grant whose --ttl has passed. */
+static int revoke_expired(struct ctl *c)
+{
+	PGresult *res = NULL;
+	bool redis = c->redis_url && *c->redis_url;
+	int r, n, rc = EXIT_OK;
+
+	r = ctl_connect(c);
+	if (r)
+		return r;
+	r = ctl_query(c, &res,
+		      "SELECT project_id, coalesce(secret_sha256, '')"
+		      " FROM vsync_revoke_expired()",
+		      0, NULL);
+	if (r < 0)
+		return pg_failed(c, r);
+	n = PQntuples(res);
+	/* the rows are gone: every Redis user is tried, the first failure
+	 * is the exit status (a re-run finds no row to retry it by, so it
+	 * says which project: `revoke PROJECT` ends that one) */
+	for (int i = 0; redis && i < n; i++) {
+		const char *id = PQgetvalue(res, i, 0);
+
+		r = revoke_redis_expired(c->redis_url, c->timeout_ms, id,
+					 PQgetvalue(res, i, 1));
+		if (r) {
+			fprintf(stderr,
+				"vsyncctl: the Redis user of %s is left on: "
+				"`vsyncctl revoke %s` ends it\n",
+				id, id);
+			if (rc == EXIT_OK)
+				rc = r;
+		}
+	}
+	if (!c->quiet) {
+		for (int i = 0; i < n; i++)
+			printf("revoked the expired grant of %s\n",
+			       PQgetvalue(res, i, 0));
+		printf("%d expired grant%s revoked%s\n", n, n == 1 ? "" : "s",
+		       redis ? "" : " (PostgreSQL only: no --redis)");
+	}
+	PQclear(res);
+	return rc;
+}
+
 static int cmd_revoke(struct ctl *c, int argc, char **argv)
 {
 	const char *v[1];
 	PGresult *res = NULL;
 	int r, n;
 
-	if (argc != 2)
-		return ctl_fail(EXIT_USAGE, "usage: vsyncctl revoke PROJECT");
+	if (argc == 2 && !strcmp(argv[1], "--expired"))
+		return revoke_expired(c);
+	if (argc != 2 || argv[1][0] == '-')
+		return ctl_fail(EXIT_USAGE, "usage: vsyncctl revoke PROJECT | "
+					    "revoke --expired");
 	r = ctl_project(c, argv[1]);
 	if (r)
 		return r;

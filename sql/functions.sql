@@ -1676,11 +1676,14 @@ BEGIN
 	IF NOT pg_has_role(v_role, 'vsync_container', 'MEMBER') THEN
 		EXECUTE format('GRANT vsync_container TO %I', v_role);
 	END IF;
-	INSERT INTO vsync_grants AS g (role, project_id, expires_at)
-	VALUES (v_role, p_project, v_until)
+	INSERT INTO vsync_grants AS g (role, project_id, expires_at,
+				       secret_sha256)
+	VALUES (v_role, p_project, v_until,
+		encode(sha256(convert_to(p_password, 'UTF8')), 'hex'))
 	ON CONFLICT ON CONSTRAINT vsync_grants_pkey
 	DO UPDATE SET project_id = EXCLUDED.project_id,
-		      expires_at = EXCLUDED.expires_at, created_at = now();
+		      expires_at = EXCLUDED.expires_at, created_at = now(),
+		      secret_sha256 = EXCLUDED.secret_sha256;
 	RETURN QUERY SELECT v_role, v_until;
 END $$;
 
@@ -1704,6 +1707,22 @@ BEGIN
 	RETURN 'vsync_relay'::name;
 END $$;
 
+-- Drop login role @p_role of a grant (its row is the caller's to
+-- delete): no more logins, its sessions terminated. Whether there was
+-- one to drop.
+CREATE OR REPLACE FUNCTION vsync__drop_grant_role(p_role name)
+RETURNS boolean LANGUAGE plpgsql SECURITY INVOKER AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = p_role) THEN
+		RETURN false;
+	END IF;
+	EXECUTE format('ALTER ROLE %I NOLOGIN', p_role);
+	PERFORM pg_terminate_backend(a.pid)
+	   FROM pg_stat_activity a WHERE a.usename = p_role;
+	EXECUTE format('DROP ROLE %I', p_role);
+	RETURN true;
+END $$;
+
 -- End the credentials of @p_project's containers: their sessions are
 -- terminated, their roles dropped, their grants deleted. The number of
 -- roles dropped (0: there were none).
@@ -1713,18 +1732,36 @@ DECLARE
 	g record;
 	n int := 0;
 BEGIN
-	FOR g IN SELECT x.role FROM vsync_grants x
-		  WHERE x.project_id = p_project LOOP
-		DELETE FROM vsync_grants x WHERE x.role = g.role;
-		IF EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = g.role) THEN
-			EXECUTE format('ALTER ROLE %I NOLOGIN', g.role);
-			PERFORM pg_terminate_backend(a.pid)
-			   FROM pg_stat_activity a WHERE a.usename = g.role;
-			EXECUTE format('DROP ROLE %I', g.role);
+	FOR g IN DELETE FROM vsync_grants x WHERE x.project_id = p_project
+		 RETURNING x.role LOOP
+		IF vsync__drop_grant_role(g.role) THEN
 			n := n + 1;
 		END IF;
 	END LOOP;
 	RETURN n;
+END $$;
+
+-- End every grant whose time to live (`vsyncctl grant --ttl`) has
+-- passed, as vsync_revoke does: its row, its role, the role's sessions
+-- (VALID UNTIL refuses new logins only). Returns each one ended, with the
+-- SHA-256 of its password, which is its Redis user's too: vsyncctl
+-- removes that password, never one a grant made since has set (NULL for
+-- a grant made before the column: the Redis user is dropped). A grant
+-- renewed meanwhile is not expired any more, and stays.
+CREATE OR REPLACE FUNCTION vsync_revoke_expired()
+RETURNS TABLE(project_id uuid, role name, secret_sha256 text)
+LANGUAGE plpgsql SECURITY INVOKER AS $$
+DECLARE
+	g record;
+BEGIN
+	FOR g IN DELETE FROM vsync_grants x WHERE x.expires_at <= now()
+		 RETURNING x.project_id, x.role, x.secret_sha256 LOOP
+		PERFORM vsync__drop_grant_role(g.role);
+		project_id := g.project_id;
+		role := g.role;
+		secret_sha256 := g.secret_sha256;
+		RETURN NEXT;
+	END LOOP;
 END $$;
 
 -- ---------------------------------------------------------------------
@@ -1765,7 +1802,7 @@ BEGIN
 		IF f.name NOT LIKE 'vsync\_\_%'
 		   AND f.name NOT IN ('vsync_path_key', 'vsync_path_prefix',
 				      'vsync_grant', 'vsync_grant_relay',
-				      'vsync_revoke') THEN
+				      'vsync_revoke', 'vsync_revoke_expired') THEN
 			EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER'
 				       ' SET search_path = %I, pg_temp',
 				       f.sig, current_schema());
@@ -1773,7 +1810,7 @@ BEGIN
 		-- (grants make roles: a superuser's, nobody else's)
 		IF f.name NOT LIKE 'vsync\_\_%'
 		   AND f.name NOT IN ('vsync_grant', 'vsync_grant_relay',
-				      'vsync_revoke') THEN
+				      'vsync_revoke', 'vsync_revoke_expired') THEN
 			EXECUTE format('GRANT EXECUTE ON FUNCTION %s'
 				       ' TO vsync_service', f.sig);
 		END IF;

@@ -19,6 +19,9 @@
 #   - a wrong password is refused; after `vsyncctl revoke A` the
 #     credentials no longer log in (PostgreSQL, Redis), B's still do;
 #   - a grant with --ttl expires: the role's VALID UNTIL is set;
+#     `vsyncctl revoke --expired` ends an expired grant (role, sessions,
+#     Redis user and connections) and no other, and never a Redis
+#     password that a grant of the same project set since;
 #   - A's Redis user reads the relay's name:{proja} (to mount by name
 #     without PostgreSQL), not name:{projb}, and writes neither;
 #   - vsync-relay runs with its own credentials (`vsyncctl grant --relay`)
@@ -305,5 +308,57 @@ vs_check "A's PostgreSQL role no longer logs in ($out)" grep -q "password authen
 out=$(redis_as "$W/a.env" PING)
 vs_check "A's Redis user no longer logs in ($out)" grep -qi "WRONGPASS\|invalid\|NOAUTH" <<<"$out"
 vs_check_eq "B's credentials still work" 3 "$(as "$W/b.env" "SELECT count(*) FROM vsync_manifest('$B')")"
+
+# ---------------------------------------------------------------- revoke --expired
+# C's grant lives 1 s; a session of each kind is open when it expires
+# (VALID UNTIL refuses new logins only, Redis has no expiry at all)
+mkdir -p "$W/srcC"
+echo c >"$W/srcC/c.txt"
+vs_check "import C" "$CTL" --pg "$ADMIN_PG" -q import projc "$W/srcC"
+C=$(vs_sql "SELECT vsync_project_id('projc')")
+vs_check "grant C (--ttl 1s)" sh -c '"$1" --pg "$2" --redis "$3" grant projc --ttl 1s >"$4"' \
+	_ "$CTL" "$ADMIN_PG" "$ADMIN_REDIS" "$W/c.env"
+(
+	. "$W/c.env"
+	exec "$PSQL" -X -At -w "$VSYNC_PG_URL" -c "SELECT pg_sleep(600)"
+) >"$W/c.psql" 2>&1 &
+c_psql=$!
+redis_as "$W/c.env" SUBSCRIBE "project.$C.changes" >"$W/c.sub" &
+c_sub=$!
+vs_on_exit "kill $c_psql $c_sub 2>/dev/null"
+c_sessions() { (($(vs_sql "SELECT count(*) FROM pg_stat_activity WHERE usename = 'vsync_c_${C//-/}'") >= 1)); }
+expired_grants() { (($(vs_sql "SELECT count(*) FROM vsync_grants WHERE expires_at <= now()") == $1)); }
+vs_check "C's PostgreSQL session is open" vs_poll 10 c_sessions
+vs_check "C's Redis subscription is open" vs_poll 10 grep -q "^subscribe" "$W/c.sub"
+vs_check "C's grant expires" vs_poll 10 expired_grants 1
+out=$(ctl revoke --expired 2>&1)
+vs_check "revoke --expired ends C's grant only ($out)" grep -qx "1 expired grant revoked" <<<"$out"
+vs_check "and says whose" grep -qx "revoked the expired grant of $C" <<<"$out"
+vs_wait_exit "$c_psql" 10
+vs_check "C's open PostgreSQL session was ended ($VS_EXIT_RC)" test "$VS_EXIT_RC" -ne 124
+vs_wait_exit "$c_sub" 10
+vs_check "C's open Redis connection was closed ($VS_EXIT_RC)" test "$VS_EXIT_RC" -ne 124
+vs_check_eq "C's role is dropped" 0 "$(vs_sql "SELECT count(*) FROM pg_roles WHERE rolname = 'vsync_c_${C//-/}'")"
+out=$(redis_as "$W/c.env" PING)
+vs_check "C's Redis user no longer logs in ($out)" grep -qi "WRONGPASS\|invalid\|NOAUTH" <<<"$out"
+vs_check_eq "B's grant (2 h) is left: PostgreSQL" 3 "$(as "$W/b.env" "SELECT count(*) FROM vsync_manifest('$B')")"
+vs_check_eq "and Redis" PONG "$(redis_as "$W/b.env" PING)"
+out=$(ctl revoke --expired 2>&1)
+vs_check "a second run finds none ($out)" grep -qx "0 expired grants revoked" <<<"$out"
+
+# A grant of C made again while a sweep runs: the sweep's PostgreSQL
+# part took the expired row (here: the new row made to look expired,
+# with the old password's hash), then the new grant set its Redis
+# password. The sweep removes the expired password, not the new one.
+vs_check "grant C (--ttl 1s) again" sh -c '"$1" --pg "$2" --redis "$3" grant projc --ttl 1s >"$4"' \
+	_ "$CTL" "$ADMIN_PG" "$ADMIN_REDIS" "$W/c2.env"
+old_hash=$(vs_sql "SELECT secret_sha256 FROM vsync_grants WHERE project_id = '$C'")
+vs_check "the grant keeps its password's SHA-256" grep -qx "[0-9a-f]\{64\}" <<<"$old_hash"
+vs_check "grant C (no --ttl)" sh -c '"$1" --pg "$2" --redis "$3" grant projc >"$4"' \
+	_ "$CTL" "$ADMIN_PG" "$ADMIN_REDIS" "$W/c3.env"
+vs_sql "UPDATE vsync_grants SET expires_at = now() - interval '1 s', secret_sha256 = '$old_hash' WHERE project_id = '$C'" >/dev/null
+out=$(ctl revoke --expired 2>&1)
+vs_check "revoke --expired takes the row ($out)" grep -qx "1 expired grant revoked" <<<"$out"
+vs_check_eq "the new grant's Redis password still logs in" PONG "$(redis_as "$W/c3.env" PING)"
 
 vs_summary
