@@ -21,7 +21,10 @@
 # file's does not.
 # Deltas: a one-line edit of a 200 KiB file has delta_base = the previous
 # content's hash and a small delta:{P}:<base>:<new> (with a TTL); a new
-# file and a small file's edit have no delta_base.
+# file and a small file's edit have no delta_base. Two signing relays,
+# one of which puts no deltas, so that their entries' signatures differ:
+# neither takes the other's entries for forged ones, and each event is
+# published once.
 # Junk NOTIFYs from a container's role (malformed, made-up projects, more
 # than the relay keeps hints for): at most one full scan more for five
 # bursts, and a real change after each still published within 5 s.
@@ -66,9 +69,10 @@ expected_ids() {
 	printf '%s' "$out"
 }
 # manifest:{P} as sorted "path<TAB>value" lines.
+# (a signing relay's values start with "sig1:<signature> ": left out)
 redis_manifest() {
 	rcli EVAL "local r = redis.call('HGETALL', KEYS[1]) local o = {} for i = 1, #r, 2 do o[#o + 1] = r[i] .. '\t' .. r[i + 1] end return table.concat(o, '\n')" 1 "manifest:{$1}" |
-		LC_ALL=C sort
+		sed 's/\tsig1:[^ ]* /\t/' | LC_ALL=C sort
 }
 # vsync_manifest() in the same format (docs/protocol.md, "Redis").
 pg_manifest() {
@@ -250,6 +254,45 @@ case $ev in
 esac
 dups=$(grep -c '"seq":'"$N"'}' "$SUB_OUT")
 vs_check_eq "the event was published once" 1 "$dups"
+
+# ---------------------------------------------------------------- two signing relays, different deltas
+
+# A relay that puts no delta (here: --blob-max below the file, so it
+# neither reads the contents nor puts one) signs its entry without
+# delta_base, so its signature differs from that of a relay that puts
+# one. The one that comes second must take the other's entry as
+# published (the cursor is past it), not as forged: removing entries
+# and moving the stream back republishes every change after it, and
+# each republished event is a second hot reload in every container.
+"$CTL" keygen "$W/relay.key" >/dev/null || vs_fail "keygen"
+vs_relay_start --poll-interval 200 --timeout 2000 --sign-key "$W/relay.key"
+R5=$VS_RELAY_PID
+R5_LOG=$VS_RELAY_LOG
+vs_relay_start --poll-interval 200 --timeout 2000 --sign-key "$W/relay.key" --blob-max 65536
+R6=$VS_RELAY_PID
+R6_LOG=$VS_RELAY_LOG
+SUB2_OUT=$W/sub2.out
+timeout 240 redis-cli -h 127.0.0.1 -p "$VS_REDIS_PORT" SUBSCRIBE "project.$P.files" >"$SUB2_OUT" 2>&1 &
+SUB2=$!
+vs_on_exit "kill $SUB2 2>/dev/null; wait $SUB2 2>/dev/null; true"
+vs_poll 10 grep -q "project.$P.files" "$SUB2_OUT" || vs_log "subscriber not ready"
+first=$(($(project_seq "$P") + 1))
+# 40 one-line edits of a 200 KiB file, each its own change (a delta each)
+for ((i = 1; i <= 40; i++)); do
+	printf "SELECT 1 FROM vsync_write_file('%s'::uuid, 'src/large.js', convert_to(repeat(E'export const a = 1; // a line of a large file\\n', 4400) || 'edit %d', 'UTF8'), NULL, NULL, NULL, 'test_relay', 'file');\n" "$P" "$i"
+done | timeout -k 5 120 "$PSQL" -X -q -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" >/dev/null ||
+	vs_fail "40 edits of large.js"
+N=$(project_seq "$P")
+vs_check "two relays with different deltas catch up to $N" vs_poll 60 caught_up "$P"
+vs_check_eq "every seq exactly once, in order" "$(expected_ids "$N")" "$(stream_ids "$P")"
+vs_check_eq "some entries carry a delta_base" 1 "$( (for ((s = first; s <= N; s++)); do entry_field "$P" "$s" delta_base; done) | grep -c . | awk '{ print ($1 > 0) }')"
+forged=$(cat "$R5_LOG" "$R6_LOG" | grep -c 'forged')
+vs_check_eq "neither relay took the other's entries for forged ones" 0 "$forged"
+vs_poll 10 grep -q '"seq":'"$N"'}' "$SUB2_OUT" || vs_log "no event of seq $N yet"
+dups=$(grep -o '"seq":[0-9]*}' "$SUB2_OUT" | sort | uniq -d | wc -l)
+vs_check_eq "each change's event was published once" 0 "$dups"
+vs_relay_stop "$R5"
+vs_relay_stop "$R6"
 
 # ---------------------------------------------------------------- directories
 
