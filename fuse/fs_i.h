@@ -53,6 +53,25 @@ struct vs_pending {
 /* own changes remembered until they come back (fsw_own_change) */
 #define VS_OWN_MAX 4096
 
+/*
+ * A save or rename of a file committed by this process (vs_fs_committed),
+ * remembered for the updater: a remote change committed before it and
+ * applied after it (the updater applies a change once the committer has
+ * reported ours up to it) must not move or remove the file, which
+ * PostgreSQL has at its path here (update.c). What the path had before it
+ * is what that change moved: the version the save was based on (@version
+ * 0: none, a file made here or moved there).
+ */
+#define VS_LANDED_MAX 64
+struct vs_landed {
+	uint64_t ino; /* 0: a free slot */
+	int64_t seq;  /* the change the commit became */
+	int64_t version;
+	int64_t mtime_ns;
+	uint32_t mode;
+	char hash[VS_HASH_HEX_LEN + 1];
+};
+
 struct vs_fs {
 	struct vs_fs_config cfg;
 	struct vs_writeback *wb; /* set once, after the fork */
@@ -91,6 +110,9 @@ struct vs_fs {
 	int64_t own_seqs[VS_OWN_MAX];
 	size_t own_head, own_count;
 	int64_t own_newest;
+	/* the newest commits of ours (a ring; under table.lock) */
+	struct vs_landed landed[VS_LANDED_MAX];
+	size_t landed_next;
 
 	/* the learned list: synced files in the order of their first open or
 	 * read while learning; protected by learn_lock. learn_until_ms is
@@ -254,5 +276,10 @@ int fsw_save_all(struct vs_fs *fs);
  * committer has reported what may have become @seq.
  */
 bool fsw_own_change(struct vs_fs *fs, int64_t seq);
+/* For the updater (table lock held): was a save or rename of file @ino
+ * committed after change @seq (the first such one in *@out)? Only the
+ * newest VS_LANDED_MAX commits are remembered. */
+bool fsw_landed_after(struct vs_fs *fs, uint64_t ino, int64_t seq,
+		      struct vs_landed *out);
 
 #endif

@@ -620,6 +620,7 @@ void inode_pending_set(struct vs_inode_table *t, struct vs_inode *in,
 	if (!op || !op[0]) {
 		in->pending_op[0] = '\0';
 		in->pending_lseq = 0;
+		in->pending_moved = false;
 		pending_unlink(in);
 		return;
 	}

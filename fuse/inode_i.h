@@ -129,6 +129,10 @@ struct vs_inode {
 	 * (inode_pending_find) */
 	uint64_t pending_lseq;
 	char pending_op[VS_UUID_BUFSZ];
+	/* a rename of it is among them: PostgreSQL does not have it at its
+	 * path yet (set with the rename's pending op, cleared with the last
+	 * one; same locks) */
+	bool pending_moved;
 	struct vs_inode *pnext, **pprev;
 	/* in the set of dirty files (fs_i.h, the save policy): the
 	 * monotonic ms of its last write, 0 when not in it; protected by

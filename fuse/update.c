@@ -28,7 +28,9 @@
  *    mountpoint (IN_DELETE, IN_MOVED_FROM/IN_MOVED_TO). What the upper
  *    layer holds under a removed or renamed synced directory (local-only
  *    names such as node_modules, FIFOs, sockets) is removed or moved with
- *    it (special.c), as rm -r or mv would do on a disk.
+ *    it (special.c), as rm -r or mv would do on a disk. A file with
+ *    local changes not committed yet stays where it is (keeps), and so do
+ *    the directories above it: its save goes to that path.
  * No lock is held across a notification or a call through the mountpoint:
  * those are served by other FUSE threads (the loop is multithreaded).
  *
@@ -123,25 +125,80 @@ static bool local_changes(const struct vs_inode *in)
 	return in->wgen != in->jgen || in->pending_op[0];
 }
 
-static int delete_tree(struct vs_fs *fs, const char *path, bool keep,
+static int delete_tree(struct vs_fs *fs, const char *path, int64_t keep,
 		       bool *kept);
 
-/* Is @path a file or symlink with local changes not committed yet? */
-static bool busy_file(struct vs_fs *fs, const char *path)
+/*
+ * Must file or symlink @in stay where it is, whatever remote change @seq
+ * does to its path (table lock)? So it must while it has local changes
+ * not committed yet (their save goes to the path it has), and when a save
+ * or rename of it was committed after @seq (PostgreSQL has it at that
+ * path: @seq came first, and is applied now). What the path had before
+ * them in PostgreSQL, which @seq moved, in *@was (files only; version 0:
+ * nothing), and its seq that commit's (0: not committed yet).
+ */
+static bool keeps(struct vs_fs *fs, const struct vs_inode *in, int64_t seq,
+		  struct vs_landed *was)
+{
+	*was = (struct vs_landed){.ino = in->ino};
+	if (in->kind == VS_KIND_DIR)
+		return false;
+	if (fsw_landed_after(fs, in->ino, seq, was))
+		return true;
+	if (!local_changes(in))
+		return false;
+	if (in->kind != VS_KIND_FILE || in->version == 0 || in->pending_moved)
+		return true; /* PostgreSQL has nothing of it at this path */
+	if (atomic_load(&in->wfailed) && in->theirs_version > in->version) {
+		/* a remote version left unapplied (update.c, put_path) */
+		was->version = in->theirs_version;
+		was->mtime_ns = in->theirs_mtime_ns;
+		was->mode = in->theirs_mode;
+		memcpy(was->hash, in->theirs_hash, sizeof(was->hash));
+		return true;
+	}
+	was->version = in->version;
+	was->mtime_ns = in->mtime_ns;
+	was->mode = in->mode;
+	memcpy(was->hash, in->hash, sizeof(was->hash));
+	return true;
+}
+
+/* Must @path, a file or symlink, stay whatever remote change @seq does to
+ * it (keeps)? */
+static bool busy_file(struct vs_fs *fs, const char *path, int64_t seq,
+		      struct vs_landed *was)
 {
 	struct vs_inode *in;
 	bool busy;
 
 	pthread_mutex_lock(&fs->table.lock);
 	in = inode_lookup_path(&fs->table, path);
-	busy = in && in->kind != VS_KIND_DIR && local_changes(in);
+	busy = in && keeps(fs, in, seq, was);
 	pthread_mutex_unlock(&fs->table.lock);
 	return busy;
 }
 
+/* Does directory @dir hold a file that must stay whatever remote change
+ * @seq does to it (keeps)? (table lock) */
+static bool tree_keeps(struct vs_fs *fs, const struct vs_inode *dir,
+		       int64_t seq)
+{
+	struct vs_landed was;
+
+	for (size_t i = 0; i < dir->nchildren; i++) {
+		const struct vs_inode *c = dir->children[i];
+
+		if (c->kind == VS_KIND_DIR ? tree_keeps(fs, c, seq)
+					   : keeps(fs, c, seq, &was))
+			return true;
+	}
+	return false;
+}
+
 /* Delete everything under directory @path (children first); with @keep,
  * what delete_tree keeps stays, and *@kept tells whether anything did. */
-static int delete_children(struct vs_fs *fs, const char *path, bool keep,
+static int delete_children(struct vs_fs *fs, const char *path, int64_t keep,
 			   bool *kept)
 {
 	size_t skip = 0; /* children kept, before the next one (sorted) */
@@ -181,17 +238,18 @@ static int delete_children(struct vs_fs *fs, const char *path, bool keep,
 
 /*
  * Remove @path (a whole subtree for a directory) through the mountpoint.
- * With @keep (a remote deletion), a file with local changes not committed
- * yet stays, and so do the directories above it (*@kept): its save
- * re-creates it in PostgreSQL over the deletion (a conflict the
- * write-back records), which the mount then shows as it does now.
- * Removing it would lose those writes, and the save's commit, the mount's
- * own, would never bring the file back.
+ * With @keep, the seq of a remote deletion (0: none), a file with local
+ * changes not committed yet stays (keeps), and so do the directories
+ * above it (*@kept): its save re-creates it in PostgreSQL over the
+ * deletion (a conflict the write-back records), which the mount then
+ * shows as it does now. Removing it would lose those writes, and the
+ * save's commit, the mount's own, would never bring the file back.
  */
-static int delete_tree(struct vs_fs *fs, const char *path, bool keep,
+static int delete_tree(struct vs_fs *fs, const char *path, int64_t keep,
 		       bool *kept)
 {
 	char full[VS_MNT_PATH_MAX];
+	struct vs_landed was;
 	enum vs_kind kind;
 	uint64_t ino;
 	bool sub_kept = false;
@@ -199,11 +257,12 @@ static int delete_tree(struct vs_fs *fs, const char *path, bool keep,
 
 	if (stat_path(fs, path, &kind, &ino) < 0)
 		return 0; /* already gone */
-	if (keep && busy_file(fs, path)) {
+	if (keep && busy_file(fs, path, keep, &was)) {
 		vs_info("'%s' deleted remotely while it has local changes: "
 			"kept (its save re-creates it)",
 			path);
-		vs_status_conflict(path); /* until the save is committed */
+		if (!was.seq) /* until the save is committed */
+			vs_status_conflict(path);
 		*kept = true;
 		return 0;
 	}
@@ -237,7 +296,7 @@ static int delete_path(struct vs_fs *fs, const char *path)
 {
 	bool kept = false;
 
-	return delete_tree(fs, path, false, &kept);
+	return delete_tree(fs, path, 0, &kept);
 }
 
 /*
@@ -741,11 +800,179 @@ static void moved_versions(struct vs_fs *fs, const char *path, uint64_t ino,
 	pthread_mutex_unlock(&fs->table.lock);
 }
 
+/*
+ * The committed content @was->hash of file inode @ino: from the cache,
+ * else the inode's own content while it still is that version (content
+ * that came with a change may live in memory only). 0 and an fd, or
+ * -ENOENT.
+ */
+static int committed_fd(struct vs_fs *fs, uint64_t ino,
+			const struct vs_landed *was, int *fd)
+{
+	struct vs_inode *in;
+
+	if (fs->cfg.cache && vs_cache_open(fs->cfg.cache, was->hash, fd) == 0)
+		return 0;
+	*fd = -1;
+	pthread_mutex_lock(&fs->table.lock);
+	in = inode_table_get(&fs->table, ino);
+	if (in)
+		in->nlookup++; /* pinned: not freed while we use it */
+	pthread_mutex_unlock(&fs->table.lock);
+	if (!in)
+		return -ENOENT;
+	pthread_rwlock_rdlock(&in->fd_lock);
+	pthread_mutex_lock(&fs->table.lock);
+	if (in->fd >= 0 && strcmp(in->hash, was->hash) == 0)
+		*fd = fcntl(in->fd, F_DUPFD_CLOEXEC, 0);
+	pthread_mutex_unlock(&fs->table.lock);
+	pthread_rwlock_unlock(&in->fd_lock);
+	inode_unpin(&fs->table, in);
+	return *fd >= 0 ? 0 : -ENOENT;
+}
+
+/*
+ * File @old_path (inode @ino) stays where it is (keeps) while a remote
+ * change moved it to @path: its save re-creates the old path over the
+ * move (a conflict), and @path gets the version the change moved there,
+ * @moved (the change's state), or else @was (version 0: nothing, the
+ * file was never committed at @old_path).
+ */
+static int keep_moved(struct vs_fs *fs, const char *old_path, uint64_t ino,
+		      const char *path, const struct vs_manifest_entry *moved,
+		      const struct vs_landed *was)
+{
+	struct vs_manifest_entry st = {.kind = VS_KIND_FILE,
+				       .mode = was->mode,
+				       .version = -1, /* unknown: moved */
+				       .mtime_ns = was->mtime_ns};
+	struct stat sb;
+	int fd, r;
+
+	vs_info("'%s' moved remotely to '%s' while it has local changes: "
+		"kept (its save re-creates it)",
+		old_path, path);
+	if (!was->seq)
+		vs_status_conflict(old_path); /* until the save is committed */
+	if (moved)
+		return put_path(fs, path, moved, NULL, -1, NULL);
+	if (!was->version)
+		return 0;
+	memcpy(st.hash, was->hash, sizeof(st.hash));
+	r = committed_fd(fs, ino, was, &fd);
+	if (r == 0 && fstat(fd, &sb) < 0) {
+		r = -errno;
+		close(fd);
+	}
+	if (r < 0) {
+		vs_warn("'%s': its committed version is not here: not shown "
+			"(%s)",
+			path, strerror(-r));
+		return 0;
+	}
+	st.size = (uint64_t)sb.st_size;
+	return put_path(fs, path, &st, NULL, fd, NULL);
+}
+
+static int split_dir(struct vs_fs *fs, int64_t seq, const char *from,
+		     const char *to, const struct vs_manifest_entry *st);
+
+/*
+ * @from/@name, under a directory remote change @seq moved to @to while
+ * files under it must stay (keeps): a file that must stays, and @to/@name
+ * gets its committed version; a directory holding one is split in turn;
+ * the rest moves.
+ */
+static int split_entry(struct vs_fs *fs, int64_t seq, const char *from,
+		       const char *to, const char *name)
+{
+	char src[VS_PATH_MAX + 1], dst[VS_PATH_MAX + 1];
+	char full_src[VS_MNT_PATH_MAX], full_dst[VS_MNT_PATH_MAX];
+	struct vs_manifest_entry dir = {.kind = VS_KIND_DIR};
+	struct vs_landed was;
+	struct vs_inode *in;
+	bool split = false, keep = false;
+	uint64_t ino = 0;
+	int n, r;
+
+	n = snprintf(src, sizeof(src), "%s/%s", from, name);
+	if (n < 0 || (size_t)n >= sizeof(src))
+		return -ENAMETOOLONG;
+	n = snprintf(dst, sizeof(dst), "%s/%s", to, name);
+	if (n < 0 || (size_t)n >= sizeof(dst))
+		return -ENAMETOOLONG;
+	pthread_mutex_lock(&fs->table.lock);
+	in = inode_lookup_path(&fs->table, src);
+	if (in) {
+		ino = in->ino;
+		if (in->kind == VS_KIND_DIR) {
+			split = tree_keeps(fs, in, seq);
+			dir.mode = in->mode;
+			dir.mtime_ns = in->mtime_ns;
+			dir.version = in->version;
+		} else {
+			keep = keeps(fs, in, seq, &was);
+		}
+	}
+	pthread_mutex_unlock(&fs->table.lock);
+	if (!in)
+		return 0; /* gone meanwhile */
+	if (split)
+		return split_dir(fs, seq, src, dst, &dir);
+	if (keep)
+		return keep_moved(fs, src, ino, dst, NULL, &was);
+	if ((r = mnt_path(fs, src, full_src, sizeof(full_src))) < 0 ||
+	    (r = mnt_path(fs, dst, full_dst, sizeof(full_dst))) < 0)
+		return r;
+	if (rename(full_src, full_dst) < 0)
+		return through_failed("rename", dst);
+	moved_versions(fs, dst, ino, -1);
+	return 0;
+}
+
+/*
+ * Directory @from, moved to @to (state @st) by remote change @seq, holds
+ * files that must stay (keeps): @to is made, and every entry of @from
+ * goes there (split_entry) but those files, which stay with the
+ * directories above them. Their saves re-create them at @from in
+ * PostgreSQL; @to has the versions the change moved, as PostgreSQL has.
+ */
+static int split_dir(struct vs_fs *fs, int64_t seq, const char *from,
+		     const char *to, const struct vs_manifest_entry *st)
+{
+	struct vs_inode *dir;
+	char **names = NULL;
+	size_t n = 0;
+	int r = create_path(fs, to, st, -1);
+
+	/* the names now: the loop moves them away */
+	pthread_mutex_lock(&fs->table.lock);
+	dir = inode_lookup_path(&fs->table, from);
+	if (r == 0 && dir && dir->nchildren) {
+		names = calloc(dir->nchildren, sizeof(*names));
+		if (!names)
+			r = -ENOMEM;
+		for (; r == 0 && n < dir->nchildren; n++)
+			if (!(names[n] = strdup(dir->children[n]->name)))
+				r = -ENOMEM;
+	}
+	pthread_mutex_unlock(&fs->table.lock);
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = split_entry(fs, seq, from, to, names[i]);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return r;
+}
+
 static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 {
 	char from[VS_MNT_PATH_MAX], to[VS_MNT_PATH_MAX];
+	struct vs_landed was;
+	struct vs_inode *in;
 	enum vs_kind kind;
 	uint64_t ino, src_ino;
+	bool split = false;
 	int r;
 
 	if (stat_path(fs, c->old_path, &kind, &src_ino) < 0) {
@@ -761,20 +988,27 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 	r = ensure_parents(fs, c->path, c->state.mtime_ns);
 	if (r < 0)
 		return r;
-	if (kind != VS_KIND_DIR && busy_file(fs, c->old_path)) {
-		/* local changes not committed yet: the file stays, its save
-		 * re-creates the old path over the move (a conflict), and
-		 * the new path gets the version moved there */
-		vs_info("'%s' moved remotely to '%s' while it has local "
-			"changes: kept (its save re-creates it)",
-			c->old_path, c->path);
-		vs_status_conflict(c->old_path);
-		return put_path(fs, c->path, &c->state, NULL, -1, NULL);
+	if (kind != VS_KIND_DIR && busy_file(fs, c->old_path, c->seq, &was))
+		return keep_moved(fs, c->old_path, src_ino, c->path, &c->state,
+				  &was);
+	if (kind == VS_KIND_DIR) {
+		pthread_mutex_lock(&fs->table.lock);
+		in = inode_lookup_path(&fs->table, c->old_path);
+		split = in && tree_keeps(fs, in, c->seq);
+		pthread_mutex_unlock(&fs->table.lock);
 	}
 	if (stat_path(fs, c->path, &kind, &ino) == 0 &&
 	    (kind == VS_KIND_DIR || c->state.kind == VS_KIND_DIR) &&
 	    (r = delete_path(fs, c->path)) < 0)
 		return r;
+	if (split) {
+		/* files under it must stay, as a file renamed does (above):
+		 * the rest moves, the new path has what PostgreSQL has */
+		r = split_dir(fs, c->seq, c->old_path, c->path, &c->state);
+		/* its local entries go with it, as with a local rename */
+		special_dir_moved(fs, c->old_path, c->path);
+		return r;
+	}
 	if ((r = mnt_path(fs, c->old_path, from, sizeof(from))) < 0 ||
 	    (r = mnt_path(fs, c->path, to, sizeof(to))) < 0)
 		return r;
@@ -808,7 +1042,7 @@ int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 			/* moved out of the synced tree: gone from it */
 			bool kept = false;
 
-			return delete_tree(fs, c->old_path, true, &kept);
+			return delete_tree(fs, c->old_path, c->seq, &kept);
 		}
 		vs_info("change %lld to local-only path '%s' ignored",
 			(long long)c->seq, c->path);
@@ -818,7 +1052,7 @@ int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 	case VS_OP_DELETE: {
 		bool kept = false;
 
-		return delete_tree(fs, c->path, true, &kept);
+		return delete_tree(fs, c->path, c->seq, &kept);
 	}
 	case VS_OP_RENAME:
 		/* moved in from a local-only path: a file is put in place

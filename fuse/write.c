@@ -1394,6 +1394,7 @@ out:
 		 * the rename moves it. */
 		pthread_mutex_lock(&fs->table.lock);
 		inode_pending_set(&fs->table, file, op, lseq);
+		file->pending_moved = true;
 		pthread_mutex_unlock(&fs->table.lock);
 	}
 unlock:
@@ -1488,8 +1489,10 @@ static int overlay_apply(struct vs_inode_table *t, const struct vs_jentry *e)
 		if (old)
 			inode_synced_remove(t, old);
 		r = inode_synced_move(in, dir, name);
-		if (r == 0 && in->kind != VS_KIND_DIR)
+		if (r == 0 && in->kind != VS_KIND_DIR) {
 			inode_pending_set(t, in, e->op_id, e->lseq);
+			in->pending_moved = true;
+		}
 		return r;
 	}
 	return 1;
@@ -1681,6 +1684,45 @@ int fsw_save_all(struct vs_fs *fs)
 	return r;
 }
 
+/*
+ * Remember that a save (@saved) or rename of file @in, at the path it has,
+ * became change @seq, and what the path had before: the version the save
+ * was based on (table lock).
+ */
+static void landed_note(struct vs_fs *fs, const struct vs_inode *in,
+			int64_t seq, bool saved)
+{
+	struct vs_landed *l = &fs->landed[fs->landed_next];
+
+	if (seq <= 0)
+		return;
+	fs->landed_next = (fs->landed_next + 1) % VS_LANDED_MAX;
+	*l = (struct vs_landed){.ino = in->ino, .seq = seq};
+	if (saved && in->kind == VS_KIND_FILE && in->version != 0) {
+		l->version = in->version;
+		l->mtime_ns = in->mtime_ns;
+		l->mode = in->mode;
+		memcpy(l->hash, in->hash, sizeof(l->hash));
+	}
+}
+
+bool fsw_landed_after(struct vs_fs *fs, uint64_t ino, int64_t seq,
+		      struct vs_landed *out)
+{
+	const struct vs_landed *first = NULL;
+
+	for (size_t i = 0; i < VS_LANDED_MAX; i++) {
+		const struct vs_landed *l = &fs->landed[i];
+
+		if (l->ino == ino && l->seq > seq &&
+		    (!first || l->seq < first->seq))
+			first = l;
+	}
+	if (first)
+		*out = *first;
+	return first != NULL;
+}
+
 void vs_fs_set_writeback(struct vs_fs *fs, struct vs_writeback *wb)
 {
 	fs->wb = wb;
@@ -1731,6 +1773,8 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		pthread_rwlock_wrlock(&in->fd_lock);
 		pthread_mutex_lock(&fs->table.lock);
 		if (strcmp(in->pending_op, e->op_id) == 0) {
+			if (!res->error && !moved)
+				landed_note(fs, in, res->seq, false);
 			inode_pending_set(&fs->table, in, NULL, 0);
 			if (!res->error && res->version > 0 && !moved)
 				in->version = res->version;
@@ -1754,6 +1798,8 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		bool take = e->op == VS_JOP_WRITE && in->wgen == in->jgen &&
 			    fd >= 0 && fstat(fd, &st) == 0;
 
+		if (!res->error && !moved)
+			landed_note(fs, in, res->seq, true);
 		inode_pending_set(&fs->table, in, NULL, 0);
 		/* a merge's version holds another writer's edit: the next
 		 * save is based on it only if the file takes its bytes; a

@@ -38,6 +38,12 @@ printf 'b v1\n' >"$SRC/src/d/b.js"
 printf 'c v1\n' >"$SRC/src/d/c.js"
 printf 'keep\n' >"$SRC/src/other.js"
 printf 'r v1\n' >"$SRC/src/r.js"
+mkdir -p "$SRC/src/mv/sub" "$SRC/src/mv/deep"
+printf 'j v1\n' >"$SRC/src/mv/j.js"
+printf 'c v1\n' >"$SRC/src/mv/c.js"
+printf 'k v1\n' >"$SRC/src/mv/sub/k.js"
+printf 's v1\n' >"$SRC/src/mv/sub/s.js"
+printf 'x v1\n' >"$SRC/src/mv/deep/x.js"
 vs_check "vsyncctl init" ctl init
 vs_check "import" ctl import rd "$SRC"
 MNT=$W/mnt
@@ -119,6 +125,61 @@ vs_check "both local saves merged with the remote edit" \
 vs_check_eq "no conflict recorded" 0 \
 	"$(vs_sql "SELECT count(*) FROM vsync_conflicts('$ID', 'src/m.js')")"
 vs_check "the mount reads the merge" vs_poll 10 cmp -s "$MNT/src/m.js" "$W/m_want"
+
+# --- a remote rename of a directory holding files with local changes
+printf 'j local edit\n' >>"$MNT/src/mv/j.js" # journaled in 4 s
+# the rename, made and not committed yet: it holds the project's row, so
+# the committer's save of j.js waits for it and lands just after it
+mkfifo "$W/rename.in"
+"$VS_PG_BIN/psql" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" \
+	<"$W/rename.in" >"$W/rename.out" 2>&1 &
+RENAME_PID=$!
+exec 7>"$W/rename.in"
+vs_on_exit "exec 7>&-; kill $RENAME_PID 2>/dev/null; wait $RENAME_PID 2>/dev/null; true"
+echo "BEGIN; SELECT vsync_rename('$ID', 'src/mv', 'src/mv2', NULL, NULL, 'test');" >&7
+vs_check "the remote rename is made" vs_poll 10 grep -qx '[0-9][0-9]*' "$W/rename.out"
+printf 'j v1\nj local edit\n' >"$W/j_local"
+vs_check "the save of src/mv/j.js is journaled" \
+	vs_poll 15 bytes_journaled "$W/j_local"
+save_waits() {
+	[[ "$(vs_sql "SELECT count(*) FROM pg_stat_activity
+		WHERE wait_event_type = 'Lock'")" -ge 1 ]]
+}
+vs_check "its commit waits for the rename" vs_poll 15 save_waits
+printf 'k local edit\n' >>"$MNT/src/mv/sub/k.js" # not saved for 4 s
+echo "COMMIT;" >&7
+exec 7>&-
+wait "$RENAME_PID"
+vs_check_eq "the remote rename is committed" 0 "$?"
+
+dir_kept_logged() {
+	grep -q "'src/mv/j.js' moved remotely to 'src/mv2/j.js' while it has local changes: kept" "$VS_MOUNT_LOG" &&
+		grep -q "'src/mv/sub/k.js' moved remotely to 'src/mv2/sub/k.js' while it has local changes: kept" "$VS_MOUNT_LOG"
+}
+vs_check "the mount says the two files with local changes were kept" \
+	vs_poll 10 dir_kept_logged
+vs_check "the clean files moved with the directory" \
+	vs_poll 10 test -f "$MNT/src/mv2/c.js" -a -f "$MNT/src/mv2/sub/s.js" \
+	-a -f "$MNT/src/mv2/deep/x.js"
+vs_check "the clean files are gone from the old directory" \
+	test ! -e "$MNT/src/mv/c.js" -a ! -e "$MNT/src/mv/sub/s.js" \
+	-a ! -e "$MNT/src/mv/deep"
+vs_check_eq "the journaled file stays with its local bytes" \
+	"$(printf 'j v1\nj local edit')" "$(cat "$MNT/src/mv/j.js" 2>&1)"
+vs_check_eq "the file not saved yet stays with its local bytes" \
+	"$(printf 'k v1\nk local edit')" "$(cat "$MNT/src/mv/sub/k.js" 2>&1)"
+vs_check_eq "the new directory has the committed bytes of the first" \
+	"j v1" "$(cat "$MNT/src/mv2/j.js" 2>&1)"
+vs_check_eq "the new directory has the committed bytes of the second" \
+	"k v1" "$(cat "$MNT/src/mv2/sub/k.js" 2>&1)"
+vs_check "PostgreSQL re-created src/mv/j.js with the local bytes" \
+	vs_poll 20 saved src/mv/j.js "$(printf 'j v1\nj local edit')"
+vs_check "PostgreSQL re-created src/mv/sub/k.js with the local bytes" \
+	vs_poll 20 saved src/mv/sub/k.js "$(printf 'k v1\nk local edit')"
+vs_check "PostgreSQL keeps the moved versions" \
+	bash -c "[[ \"\$('$CTL' -q cat rd src/mv2/j.js)\" == 'j v1' &&
+		\"\$('$CTL' -q cat rd src/mv2/sub/k.js)\" == 'k v1' ]]"
+vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
 
 vs_umount "$MNT"
 vs_summary
