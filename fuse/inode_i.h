@@ -64,7 +64,9 @@ struct vs_inode {
 	/* the bytes of the newest save of the file (journaled, or committed
 	 * without the file taking them: written since) when @hash does not
 	 * have them yet, "" otherwise: what a failed write reverts to
-	 * (write.c, revert_locked). Under fd_lock. */
+	 * (write.c, revert_locked); with no save pending, the bytes of
+	 * @version unless that save was merged (update.c, keeps). Set under
+	 * fd_lock and the table lock (read under either). */
 	char saved_hash[VS_HASH_HEX_LEN + 1];
 	uint64_t saved_size;
 	char *target; /* symlink target */

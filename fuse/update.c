@@ -160,7 +160,13 @@ static bool keeps(struct vs_fs *fs, const struct vs_inode *in, int64_t seq,
 	was->version = in->version;
 	was->mtime_ns = in->mtime_ns;
 	was->mode = in->mode;
-	memcpy(was->hash, in->hash, sizeof(was->hash));
+	/* a save committed without the file taking its bytes (written
+	 * since, write.c vs_fs_committed): the version is that save's, its
+	 * bytes saved_hash, not hash (the version before it) */
+	memcpy(was->hash,
+	       !in->pending_op[0] && in->saved_hash[0] ? in->saved_hash
+						       : in->hash,
+	       sizeof(was->hash));
 	return true;
 }
 

@@ -820,9 +820,9 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 		/* journaled (durable with the committer's next sync, or
 		 * fsync's): the next save is chained after it */
 		in->jgen = gen;
+		pthread_mutex_lock(&fs->table.lock);
 		memcpy(in->saved_hash, e->hash, sizeof(in->saved_hash));
 		in->saved_size = e->size;
-		pthread_mutex_lock(&fs->table.lock);
 		inode_pending_set(&fs->table, in, e->op_id, e->lseq);
 		pthread_mutex_unlock(&fs->table.lock);
 		*lseq = e->lseq;

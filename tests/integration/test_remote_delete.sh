@@ -27,7 +27,7 @@ set -u
 
 vs_need_fuse
 CTL=$VSYNC_BUILD_DIR/agent/vsyncctl
-vs_deadline 120
+vs_deadline 180
 vs_pg_fixture || exit 1
 ctl() { timeout -k 5 60 "$CTL" -q "$@"; }
 
@@ -44,6 +44,10 @@ printf 'c v1\n' >"$SRC/src/mv/c.js"
 printf 'k v1\n' >"$SRC/src/mv/sub/k.js"
 printf 's v1\n' >"$SRC/src/mv/sub/s.js"
 printf 'x v1\n' >"$SRC/src/mv/deep/x.js"
+mkdir -p "$SRC/src/hv"
+printf 'h v1\n' >"$SRC/src/hv/h.js"
+printf 'c v1\n' >"$SRC/src/hv/c.js"
+printf 'o v1\n' >"$SRC/src/o.js"
 vs_check "vsyncctl init" ctl init
 vs_check "import" ctl import rd "$SRC"
 MNT=$W/mnt
@@ -126,16 +130,22 @@ vs_check_eq "no conflict recorded" 0 \
 	"$(vs_sql "SELECT count(*) FROM vsync_conflicts('$ID', 'src/m.js')")"
 vs_check "the mount reads the merge" vs_poll 10 cmp -s "$MNT/src/m.js" "$W/m_want"
 
+# NAME: a psql session fed through fd 7 (until `exec 7>&-`), its output
+# in $W/NAME.out, its pid in HELD_PID
+held_psql() {
+	mkfifo "$W/$1.in"
+	"$VS_PG_BIN/psql" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" \
+		<"$W/$1.in" >"$W/$1.out" 2>&1 &
+	HELD_PID=$!
+	exec 7>"$W/$1.in"
+	vs_on_exit "exec 7>&-; kill $HELD_PID 2>/dev/null; wait $HELD_PID 2>/dev/null; true"
+}
+
 # --- a remote rename of a directory holding files with local changes
 printf 'j local edit\n' >>"$MNT/src/mv/j.js" # journaled in 4 s
 # the rename, made and not committed yet: it holds the project's row, so
 # the committer's save of j.js waits for it and lands just after it
-mkfifo "$W/rename.in"
-"$VS_PG_BIN/psql" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" \
-	<"$W/rename.in" >"$W/rename.out" 2>&1 &
-RENAME_PID=$!
-exec 7>"$W/rename.in"
-vs_on_exit "exec 7>&-; kill $RENAME_PID 2>/dev/null; wait $RENAME_PID 2>/dev/null; true"
+held_psql rename
 echo "BEGIN; SELECT vsync_rename('$ID', 'src/mv', 'src/mv2', NULL, NULL, 'test');" >&7
 vs_check "the remote rename is made" vs_poll 10 grep -qx '[0-9][0-9]*' "$W/rename.out"
 printf 'j v1\nj local edit\n' >"$W/j_local"
@@ -149,7 +159,7 @@ vs_check "its commit waits for the rename" vs_poll 15 save_waits
 printf 'k local edit\n' >>"$MNT/src/mv/sub/k.js" # not saved for 4 s
 echo "COMMIT;" >&7
 exec 7>&-
-wait "$RENAME_PID"
+wait "$HELD_PID"
 vs_check_eq "the remote rename is committed" 0 "$?"
 
 dir_kept_logged() {
@@ -180,6 +190,31 @@ vs_check "PostgreSQL keeps the moved versions" \
 	bash -c "[[ \"\$('$CTL' -q cat rd src/mv2/j.js)\" == 'j v1' &&
 		\"\$('$CTL' -q cat rd src/mv2/sub/k.js)\" == 'k v1' ]]"
 vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
+
+# --- a file whose save was committed without the file taking its bytes
+# (written again meanwhile), under a directory renamed remotely: the new
+# path gets that save's bytes (PostgreSQL's), not the version before it
+held_psql hold
+# an unrelated change holds the project's row: the save waits for it
+echo "BEGIN; SELECT vsync_rename('$ID', 'src/o.js', 'src/o2.js', NULL, NULL, 'test');" >&7
+vs_check "an unrelated change holds the project's row" \
+	vs_poll 10 grep -qx '[0-9][0-9]*' "$W/hold.out"
+printf 'h save\n' >>"$MNT/src/hv/h.js" # journaled in 4 s
+printf 'h v1\nh save\n' >"$W/h_saved"
+vs_check "the save of src/hv/h.js is journaled" \
+	vs_poll 15 bytes_journaled "$W/h_saved"
+vs_check "its commit waits" vs_poll 15 save_waits
+printf 'h again\n' >>"$MNT/src/hv/h.js" # written again: dirty for 4 s
+echo "COMMIT;" >&7
+exec 7>&-
+wait "$HELD_PID"
+vs_check "the save is committed" vs_poll 10 saved src/hv/h.js "$(cat "$W/h_saved")"
+vs_check "a remote rename of its directory" ctl mv rd src/hv src/hv2
+vs_check "the rename is applied" vs_poll 10 test -f "$MNT/src/hv2/c.js"
+vs_check_eq "the new path shows the committed save" \
+	"$(cat "$W/h_saved")" "$(cat "$MNT/src/hv2/h.js" 2>&1)"
+vs_check "the mount shows what PostgreSQL has (the save re-creates the old path)" \
+	vs_poll 20 vs_mount_equals_pg rd "$MNT"
 
 vs_umount "$MNT"
 vs_summary
