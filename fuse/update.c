@@ -897,8 +897,9 @@ static int split_entry(struct vs_fs *fs, int64_t seq, const char *from,
 	struct vs_manifest_entry dir = {.kind = VS_KIND_DIR};
 	struct vs_landed was;
 	struct vs_inode *in;
-	bool split = false, keep = false;
-	uint64_t ino = 0;
+	enum vs_kind kind = VS_KIND_FILE, dkind;
+	bool split = false, keep = false, left = false;
+	uint64_t ino = 0, dino;
 	int n, r;
 
 	n = snprintf(src, sizeof(src), "%s/%s", from, name);
@@ -911,6 +912,7 @@ static int split_entry(struct vs_fs *fs, int64_t seq, const char *from,
 	in = inode_lookup_path(&fs->table, src);
 	if (in) {
 		ino = in->ino;
+		kind = in->kind;
 		if (in->kind == VS_KIND_DIR) {
 			split = tree_keeps(fs, in, seq);
 			dir.mode = in->mode;
@@ -923,6 +925,19 @@ static int split_entry(struct vs_fs *fs, int64_t seq, const char *from,
 	pthread_mutex_unlock(&fs->table.lock);
 	if (!in)
 		return 0; /* gone meanwhile */
+	if (stat_path(fs, dst, &dkind, &dino) == 0) {
+		/* what a remote delete kept at @to (apply_rename): a
+		 * directory takes the entries in turn; files with local
+		 * changes stay, and what PostgreSQL moved over them is not
+		 * shown (their saves go there: a conflict) */
+		if (kind == VS_KIND_DIR && dkind == VS_KIND_DIR)
+			r = split_dir(fs, seq, src, dst, &dir);
+		else if (keep)
+			return 0;
+		else
+			r = 0;
+		return r < 0 ? r : delete_tree(fs, src, seq, &left);
+	}
 	if (split)
 		return split_dir(fs, seq, src, dst, &dir);
 	if (keep)
@@ -949,7 +964,12 @@ static int split_dir(struct vs_fs *fs, int64_t seq, const char *from,
 	struct vs_inode *dir;
 	char **names = NULL;
 	size_t n = 0;
-	int r = create_path(fs, to, st, -1);
+	enum vs_kind kind;
+	uint64_t ino;
+	/* (there: what a remote delete kept, apply_rename) */
+	int r = stat_path(fs, to, &kind, &ino) == 0 && kind == VS_KIND_DIR
+		    ? 0
+		    : create_path(fs, to, st, -1);
 
 	/* the names now: the loop moves them away */
 	pthread_mutex_lock(&fs->table.lock);
@@ -978,7 +998,7 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 	struct vs_inode *in;
 	enum vs_kind kind;
 	uint64_t ino, src_ino;
-	bool split = false;
+	bool split = false, dst_kept = false, left = false;
 	int r;
 
 	if (stat_path(fs, c->old_path, &kind, &src_ino) < 0) {
@@ -1003,16 +1023,31 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 		split = in && tree_keeps(fs, in, c->seq);
 		pthread_mutex_unlock(&fs->table.lock);
 	}
+	/* PostgreSQL moves nothing over a directory: one here is what a
+	 * remote delete left, files with local changes under it (their
+	 * saves re-create them), which stay (delete_tree) */
 	if (stat_path(fs, c->path, &kind, &ino) == 0 &&
 	    (kind == VS_KIND_DIR || c->state.kind == VS_KIND_DIR) &&
-	    (r = delete_path(fs, c->path)) < 0)
+	    (r = delete_tree(fs, c->path, c->seq, &dst_kept)) < 0)
 		return r;
-	if (split) {
-		/* files under it must stay, as a file renamed does (above):
-		 * the rest moves, the new path has what PostgreSQL has */
+	if (dst_kept && (kind != VS_KIND_DIR || c->state.kind != VS_KIND_DIR)) {
+		/* a file over one of them, or a directory over a file
+		 * kept: what stays wins here, the move is not shown */
+		vs_warn("'%s' moved remotely to '%s', where local changes "
+			"stay: not shown there",
+			c->old_path, c->path);
+		return delete_tree(fs, c->old_path, c->seq, &left);
+	}
+	if (split || dst_kept) {
+		/* files under it must stay, as a file renamed does (above),
+		 * or under the directory it moves to: the rest moves, the
+		 * new path has what PostgreSQL has but for those */
 		r = split_dir(fs, c->seq, c->old_path, c->path, &c->state);
 		/* its local entries go with it, as with a local rename */
 		special_dir_moved(fs, c->old_path, c->path);
+		/* (what is left of it, merged into the kept one) */
+		if (r == 0 && dst_kept)
+			r = delete_tree(fs, c->old_path, c->seq, &left);
 		return r;
 	}
 	if ((r = mnt_path(fs, c->old_path, from, sizeof(from))) < 0 ||

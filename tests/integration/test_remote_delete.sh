@@ -27,7 +27,7 @@ set -u
 
 vs_need_fuse
 CTL=$VSYNC_BUILD_DIR/agent/vsyncctl
-vs_deadline 180
+vs_deadline 240
 vs_pg_fixture || exit 1
 ctl() { timeout -k 5 60 "$CTL" -q "$@"; }
 
@@ -48,6 +48,10 @@ mkdir -p "$SRC/src/hv"
 printf 'h v1\n' >"$SRC/src/hv/h.js"
 printf 'c v1\n' >"$SRC/src/hv/c.js"
 printf 'o v1\n' >"$SRC/src/o.js"
+mkdir -p "$SRC/src/ke/sub" "$SRC/src/kd/sub"
+printf 'g v1\n' >"$SRC/src/ke/sub/g.js"
+printf 'h v1\n' >"$SRC/src/kd/h.js"
+printf 'i v1\n' >"$SRC/src/kd/sub/i.js"
 vs_check "vsyncctl init" ctl init
 vs_check "import" ctl import rd "$SRC"
 MNT=$W/mnt
@@ -215,6 +219,24 @@ vs_check_eq "the new path shows the committed save" \
 	"$(cat "$W/h_saved")" "$(cat "$MNT/src/hv2/h.js" 2>&1)"
 vs_check "the mount shows what PostgreSQL has (the save re-creates the old path)" \
 	vs_poll 20 vs_mount_equals_pg rd "$MNT"
+
+# --- a remote rename of a directory to a path that a remote delete left
+# in the mount (a file under it with local changes, kept): the file stays
+# with its local bytes, the moved entries join it
+printf 'g local edit\n' >>"$MNT/src/ke/sub/g.js" # dirty for 4 s
+vs_check "vsyncctl rm -r of its directory" ctl rm -r rd src/ke
+vs_check "the dirty file is kept" vs_poll 10 grep -q \
+	"'src/ke/sub/g.js' deleted remotely while it has local changes: kept" \
+	"$VS_MOUNT_LOG"
+vs_check "vsyncctl mv of another directory to that path" ctl mv rd src/kd src/ke
+vs_check "the moved entries are there" \
+	vs_poll 10 test -f "$MNT/src/ke/h.js" -a -f "$MNT/src/ke/sub/i.js"
+vs_check "the old directory is gone" test ! -e "$MNT/src/kd"
+vs_check_eq "the kept file keeps its local bytes" \
+	"$(printf 'g v1\ng local edit')" "$(cat "$MNT/src/ke/sub/g.js" 2>&1)"
+vs_check "PostgreSQL re-created src/ke/sub/g.js with the local bytes" \
+	vs_poll 20 saved src/ke/sub/g.js "$(printf 'g v1\ng local edit')"
+vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
 
 vs_umount "$MNT"
 vs_summary
