@@ -883,17 +883,25 @@ static int keep_moved(struct vs_fs *fs, const char *old_path, uint64_t ino,
 static int split_dir(struct vs_fs *fs, int64_t seq, const char *from,
 		     const char *to, const struct vs_manifest_entry *st);
 
+/* split_entry's paths: on the heap, as it recurses once per level of the
+ * tree (with split_dir), and the tree may be as deep as VS_PATH_MAX
+ * allows: these on the stack overflowed the updater's at ~330 levels */
+struct split_paths {
+	char src[VS_PATH_MAX + 1], dst[VS_PATH_MAX + 1];
+	char full_src[VS_MNT_PATH_MAX], full_dst[VS_MNT_PATH_MAX];
+};
+
 /*
  * @from/@name, under a directory remote change @seq moved to @to while
  * files under it must stay (keeps): a file that must stays, and @to/@name
  * gets its committed version; a directory holding one is split in turn;
  * the rest moves.
  */
-static int split_entry(struct vs_fs *fs, int64_t seq, const char *from,
-		       const char *to, const char *name)
+static int split_entry_in(struct vs_fs *fs, int64_t seq, const char *from,
+			  const char *to, const char *name,
+			  struct split_paths *p)
 {
-	char src[VS_PATH_MAX + 1], dst[VS_PATH_MAX + 1];
-	char full_src[VS_MNT_PATH_MAX], full_dst[VS_MNT_PATH_MAX];
+	char *src = p->src, *dst = p->dst;
 	struct vs_manifest_entry dir = {.kind = VS_KIND_DIR};
 	struct vs_landed was;
 	struct vs_inode *in;
@@ -902,11 +910,11 @@ static int split_entry(struct vs_fs *fs, int64_t seq, const char *from,
 	uint64_t ino = 0, dino;
 	int n, r;
 
-	n = snprintf(src, sizeof(src), "%s/%s", from, name);
-	if (n < 0 || (size_t)n >= sizeof(src))
+	n = snprintf(src, sizeof(p->src), "%s/%s", from, name);
+	if (n < 0 || (size_t)n >= sizeof(p->src))
 		return -ENAMETOOLONG;
-	n = snprintf(dst, sizeof(dst), "%s/%s", to, name);
-	if (n < 0 || (size_t)n >= sizeof(dst))
+	n = snprintf(dst, sizeof(p->dst), "%s/%s", to, name);
+	if (n < 0 || (size_t)n >= sizeof(p->dst))
 		return -ENAMETOOLONG;
 	pthread_mutex_lock(&fs->table.lock);
 	in = inode_lookup_path(&fs->table, src);
@@ -942,13 +950,26 @@ static int split_entry(struct vs_fs *fs, int64_t seq, const char *from,
 		return split_dir(fs, seq, src, dst, &dir);
 	if (keep)
 		return keep_moved(fs, src, ino, dst, NULL, &was);
-	if ((r = mnt_path(fs, src, full_src, sizeof(full_src))) < 0 ||
-	    (r = mnt_path(fs, dst, full_dst, sizeof(full_dst))) < 0)
+	if ((r = mnt_path(fs, src, p->full_src, sizeof(p->full_src))) < 0 ||
+	    (r = mnt_path(fs, dst, p->full_dst, sizeof(p->full_dst))) < 0)
 		return r;
-	if (rename(full_src, full_dst) < 0)
+	if (rename(p->full_src, p->full_dst) < 0)
 		return through_failed("rename", dst);
 	moved_versions(fs, dst, ino, -1);
 	return 0;
+}
+
+static int split_entry(struct vs_fs *fs, int64_t seq, const char *from,
+		       const char *to, const char *name)
+{
+	struct split_paths *p = malloc(sizeof(*p));
+	int r;
+
+	if (!p)
+		return -ENOMEM;
+	r = split_entry_in(fs, seq, from, to, name, p);
+	free(p);
+	return r;
 }
 
 /*

@@ -52,6 +52,10 @@ mkdir -p "$SRC/src/ke/sub" "$SRC/src/kd/sub"
 printf 'g v1\n' >"$SRC/src/ke/sub/g.js"
 printf 'h v1\n' >"$SRC/src/kd/h.js"
 printf 'i v1\n' >"$SRC/src/kd/sub/i.js"
+DEEP=src/dp$(printf '/a%.0s' $(seq 1 400)) # 400 levels
+mkdir -p "$SRC/$DEEP"
+printf 'f v1\n' >"$SRC/$DEEP/f.js"
+printf 'c v1\n' >"$SRC/src/dp/c.js"
 vs_check "vsyncctl init" ctl init
 vs_check "import" ctl import rd "$SRC"
 MNT=$W/mnt
@@ -237,6 +241,16 @@ vs_check_eq "the kept file keeps its local bytes" \
 vs_check "PostgreSQL re-created src/ke/sub/g.js with the local bytes" \
 	vs_poll 20 saved src/ke/sub/g.js "$(printf 'g v1\ng local edit')"
 vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
+
+# --- the same four hundred levels down: the split recurses once a level
+# (it overflowed the updater's stack: the mount died)
+printf 'f local edit\n' >>"$MNT/$DEEP/f.js" # dirty for 4 s
+vs_check "vsyncctl mv of a deep directory" ctl mv rd src/dp src/dp2
+vs_check "the rest of it moved" vs_poll 10 test -f "$MNT/src/dp2/c.js"
+vs_check_eq "the deep file stays with its local bytes" \
+	"$(printf 'f v1\nf local edit')" "$(cat "$MNT/$DEEP/f.js" 2>&1)"
+vs_check_eq "the new path has its committed bytes" \
+	"f v1" "$(cat "$MNT/src/dp2/${DEEP#src/dp/}/f.js" 2>&1)"
 
 vs_umount "$MNT"
 vs_summary
