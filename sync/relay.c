@@ -33,8 +33,9 @@
  *       XADD events:{P} MAXLEN ~ M N-0 <fields>
  *     and if Redis refuses the id (not above the stream's last one:
  *     another relay published N already, with the same script, and the
- *     cursor is at N or past it) it returns 0; with the cursor below N,
- *     no relay wrote the entries from N on, and they are replaced.
+ *     cursor is at N or past it) it returns 0; with the cursor below N
+ *     (its key lost) an entry with our fields is taken as published, and
+ *     anything else at N or above was written by no relay and replaced.
  *     Otherwise it
  *     applies the change's rows to manifest:{P} (HSET / HDEL), SETs the
  *     cursor to N and PUBLISHes the JSON event on project.P.files.
@@ -146,16 +147,29 @@
  * Returns 1 (published), 0 (already published by another relay: the
  * cursor is at <seq> or past it, and only this script moves it, with its
  * XADD; the entry is not compared with ours, which may differ in what
- * each relay could compute - delta_base, data - and so in the signature),
- * 2 (skipped change applied to the manifest), 3 (published after removing
- * forged entries: the stream held entries at or above <seq>-0 with the
- * cursor below <seq>, so no relay wrote them; they are deleted and the
- * stream's last id moved back, so one forged entry cannot block a
- * project's stream) or 4 (nothing done: the cursor is below <seq> - 1,
- * so the relay's idea of it was wrong - Redis lost data, or someone reset
- * it - and it must read the cursor again).
+ * each relay could compute - delta_base, data - and so in the signature.
+ * Or, with the cursor below <seq> - a cursor key lost, say evicted - the
+ * entry at <seq>-0 has exactly our fields but those two and the
+ * signature over them: the cursor is raised to <seq>), 2 (skipped change
+ * applied to the manifest), 3 (published after removing forged entries: the
+ * stream held other entries at or above <seq>-0 with the cursor below <seq>, so
+ * no relay wrote them; they are deleted and the stream's last id moved back, so
+ * one forged entry cannot block a project's stream) or 4 (nothing done: the
+ * cursor is below <seq> - 1, so the relay's idea of it was wrong - Redis lost
+ * data, or someone reset it - and it must read the cursor again).
  */
 static const char RELAY_SCRIPT[] =
+    "local function core(t, from, to)\n"
+    "  local o = {}\n"
+    "  for k = from, to, 2 do\n"
+    "    if t[k] ~= 'delta_base' and t[k] ~= 'data' and t[k] ~= 'sig' "
+    "then\n"
+    "      o[#o + 1] = t[k]\n"
+    "      o[#o + 1] = t[k + 1]\n"
+    "    end\n"
+    "  end\n"
+    "  return o\n"
+    "end\n"
     "local seq = tonumber(ARGV[1])\n"
     "local nf = tonumber(ARGV[6])\n"
     "local cur = tonumber(redis.call('GET', KEYS[3]) or '0') or 0\n"
@@ -178,6 +192,21 @@ static const char RELAY_SCRIPT[] =
     "    end\n"
     "    if cur >= seq then return 0 end\n"
     "    local id = ARGV[1] .. '-0'\n"
+    "    local e = redis.call('XRANGE', KEYS[1], id, id)\n"
+    "    local same = #e == 1\n"
+    "    if same then\n"
+    "      local a = core(e[1][2], 1, #e[1][2])\n"
+    "      local b = core(ARGV, 7, 6 + nf)\n"
+    "      same = #a == #b\n"
+    "      for k = 1, #a do\n"
+    "        if not same then break end\n"
+    "        same = a[k] == b[k]\n"
+    "      end\n"
+    "    end\n"
+    "    if same then\n"
+    "      redis.call('SET', KEYS[3], ARGV[1])\n"
+    "      return 0\n"
+    "    end\n"
     "    local bad = redis.call('XRANGE', KEYS[1], id, '+')\n"
     "    for _, it in ipairs(bad) do redis.call('XDEL', KEYS[1], it[1]) end\n"
     "    redis.pcall('XSETID', KEYS[1], (seq - 1) .. '-0')\n"
