@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 #
-# test_bigfile.sh - a file far larger than one chunk (300 MiB; chunks are
+# test_bigfile.sh - a file far larger than one chunk (128 MiB; chunks are
 # 8 MiB, include/vsync/pg.h VS_CHUNK_SIZE) round-trips byte-identical
 # through PostgreSQL's chunks (sql/006_chunks.sql): import, a cold mount's
 # first read, an edit saved with fsync(2), and a read back.
 #
 # Covers:
 #   - `vsyncctl import` stores it as chunks (its row's encoding is
-#     'chunks', 38 chunks whose sizes add up);
+#     'chunks', 16 chunks whose sizes add up);
 #   - `vsyncctl cat` streams it whole, chunk by chunk (its peak RSS under
 #     96 MiB), and so does `vsyncctl export` into a file;
 #   - `vsync-relay --once --sign-key` puts it in Redis as 1 MiB pieces
@@ -31,7 +31,12 @@
 #   - a chunk whose bytes were changed in PostgreSQL is refused (EIO to
 #     the reader, the log says which), never served.
 #
-# VS_BIGFILE_MIB overrides the size (default 300, the issue's figure).
+# VS_BIGFILE_MIB overrides the size (default 128: 16 chunks, 128 pieces;
+# the issue's figure was 300 MiB, but every path here is chunk by chunk,
+# the same for 16 chunks as for 38, and the RSS bound of 96 MiB needs
+# only a file larger than it: a cat or export holding the file whole
+# peaked at twice its size, docs/benchmarks.md). The RSS checks are made
+# from 128 MiB up.
 # Needs /dev/fuse (else exit 77), PostgreSQL and Redis (started here).
 set -u
 
@@ -41,7 +46,7 @@ set -u
 vs_need_fuse
 CTL=$VSYNC_BUILD_DIR/agent/vsyncctl
 RELAY=$VSYNC_BUILD_DIR/agent/vsync-relay
-MIB=${VS_BIGFILE_MIB:-300}
+MIB=${VS_BIGFILE_MIB:-128}
 vs_deadline 900
 vs_servers_start all || exit 1
 export VS_LOG_DIR=$VS_SERVERS_DIR
@@ -77,7 +82,7 @@ vs_check_eq "vsyncctl cat returns it whole" "$want" \
 		/usr/bin/time -f %M -o "$W/cat.rss" "$CTL" cat big assets/big.bin |
 		sha256sum | cut -d' ' -f1)"
 rss=$(tail -n 1 "$W/cat.rss")
-if ((MIB >= 200)); then
+if ((MIB >= 128)); then
 	vs_check "without holding it in memory (peak RSS $((rss / 1024)) MiB, under 96)" \
 		test "$rss" -lt $((96 << 10))
 fi
@@ -88,7 +93,7 @@ vs_check_eq "writes it byte for byte" "$want" \
 	"$(sha256sum <"$W/export/assets/big.bin" | cut -d' ' -f1)"
 vs_check_eq "with its small files" "not critical" "$(cat "$W/export/docs/notes.txt")"
 rss=$(tail -n 1 "$W/export.rss")
-if ((MIB >= 200)); then
+if ((MIB >= 128)); then
 	vs_check "chunk by chunk (peak RSS $((rss / 1024)) MiB, under 96)" \
 		test "$rss" -lt $((96 << 10))
 fi
