@@ -12,7 +12,7 @@
 #   -b BIG_MB  size of big/random.bin in MiB (default 50; 0 leaves it out)
 #   DIR        must not exist, or be empty
 #
-# Uses only bash and coreutils (no python: a fresh Debian has none). The
+# Uses only bash, coreutils and awk (no python: a fresh Debian has none). The
 # text files are deterministic; the binary ones come from /dev/urandom.
 # Prints one summary line.
 
@@ -72,21 +72,14 @@ rand() {
 	count=$((count + 1))
 }
 
-# A block of text to cut file contents from (ASCII, so ${base:o:n} counts
-# bytes whatever the locale).
-base=
-for ((l = 0; l < 1200; l++)); do
-	base+="line $l: the quick brown fox jumps over the lazy dog; const v$l = $((l * 7919 % 100003));"$'\n'
-done
-base_len=${#base}
-
 # ---------------------------------------------------------------- bulk
 
 exts=(js ts jsx css json md txt html)
 unames=("café" "naïve-日本語" "🚀-rocket" "Ωmega" "straße" "emoji-😀-face"
 	"mixed ümlaut ñ" "한국어" "עברית" "العربية" "Ünïcödé-dir" "中文目录")
-for ((i = 0; i < nfiles; i++)); do
-	depth=$((1 + i % 10))
+# bulk_dir I: the directory of generated file I, in $path.
+bulk_dir() {
+	local i=$1 k depth=$((1 + $1 % 10))
 	path=src
 	for ((k = 1; k < depth; k++)); do
 		path+="/lvl$k-$(((i / (k + 1)) % 3))"
@@ -94,16 +87,44 @@ for ((i = 0; i < nfiles; i++)); do
 	if ((i % 50 == 7)); then
 		path+="/${unames[(i / 50) % ${#unames[@]}]}"
 	fi
+}
+# Every directory first, in one mkdir, then every file by one awk: a
+# mkdir a directory (a fork and an exec each) and bash's ${base:o:n}
+# (which copies the whole 100 KiB block at each use) took most of the
+# time of a few thousand files.
+for ((i = 0; i < nfiles; i++)); do
+	bulk_dir "$i"
+	made[$path]=1
+done
+((nfiles == 0)) || mkdir -p -- "${!made[@]}"
+# awk gets "I<TAB>PATH" (PATH empty-I.EXT: an empty file). Its block of
+# text to cut file contents from: 1200 ASCII lines; file I is its header
+# and SIZE bytes from OFF, both from I.
+for ((i = 0; i < nfiles; i++)); do
+	bulk_dir "$i"
 	ext=${exts[i % ${#exts[@]}]}
 	if ((i % 97 == 3)); then
-		put "$path/empty-$i.$ext" ""
-		continue
+		printf '%d\t%s\n' "$i" "$path/empty-$i.$ext"
+	else
+		printf '%d\t%s\n' "$i" "$path/file-$i.$ext"
 	fi
-	size=$(((i * 7919) % 6000))
-	off=$(((i * 131) % (base_len - 6000)))
-	put "$path/file-$i.$ext" "// file $i of $nfiles
-${base:off:size}"
-done
+done | awk -F '\t' -v n="$nfiles" '
+BEGIN {
+	for (l = 0; l < 1200; l++)
+		base = base sprintf("line %d: the quick brown fox jumps over the lazy dog; const v%d = %d;\n", l, l, (l * 7919) % 100003)
+}
+{
+	f = "./" $2
+	if ($2 ~ /\/empty-[0-9]+\.[a-z]+$/) {
+		printf "" >f
+	} else {
+		size = ($1 * 7919) % 6000
+		off = ($1 * 131) % (length(base) - 6000)
+		printf "// file %d of %d\n%s", $1, n, substr(base, off + 1, size) >f
+	}
+	close(f)
+}'
+count=$((count + nfiles))
 
 # ---------------------------------------------------------------- specials
 
