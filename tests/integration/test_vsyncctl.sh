@@ -319,15 +319,18 @@ vs_check_eq "one current row per path" "0" \
 	"$(sql "select count(*) from (select file_path from project_files
 		 where is_current group by project_id, file_path having count(*) > 1) d")"
 
-# a call blocked by another session's lock hits its deadline
+# a call blocked by another session's lock hits its deadline; the lock
+# is held until the write has given up (the locker's backend is then
+# ended, which releases it: no fixed sleep to wait out)
 "$PSQL" -X -q "$VSYNC_PG_URL" -c "begin; select 1 from projects
-	where name = 'demo' for update; select pg_sleep(3); commit" \
+	where name = 'demo' for update; select pg_sleep(60); commit" \
 	>/dev/null 2>&1 &
 locker=$!
 vs_on_exit "kill $locker 2>/dev/null; wait $locker 2>/dev/null; true"
+locker_pids="select pid from pg_stat_activity
+	where query like '%pg_sleep(60)%' and pid <> pg_backend_pid()"
 locker_waiting() {
-	[[ $(sql "select count(*) from pg_stat_activity
-		  where query like '%pg_sleep(3)%' and pid <> pg_backend_pid()") == 1 ]]
+	[[ $(sql "select count(*) from ($locker_pids) l") == 1 ]]
 }
 vs_poll 5 locker_waiting
 t0=$(vs_now_ms)
@@ -339,6 +342,7 @@ if ((t1 - t0 < 2500)); then
 else
 	vs_fail "timeout honoured: expected < 2500 ms, saw $((t1 - t0)) ms"
 fi
+sql "select pg_terminate_backend(pid) from ($locker_pids) l" >/dev/null
 wait "$locker" 2>/dev/null
 expect_exit "the timed-out write was not committed" 3 ctl cat demo blocked.txt
 
