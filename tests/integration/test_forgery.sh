@@ -278,9 +278,34 @@ vs_check "pure updates: manifest rows from the feed = from vsync_change_rows ($(
 H1=$(sha256sum <"$W/tree/src/f1.txt" | cut -d' ' -f1)
 CRED=$(ctl --redis "$VSYNC_REDIS_URL" grant "$P")
 C_REDIS=$(eval "$CRED" && echo "$VSYNC_REDIS_URL")
+# big_set: the container's SET, as RESP on a socket of bash's own
+# (/dev/tcp; redis-cli -x reads its stdin 1 KiB at a time, 8-10 s for the
+# 150 MB, and --pipe ends with an ECHO the container may not send)
+resp() { # resp ARG...: one command on fd 9
+	local a
+	printf '*%d\r\n' $# >&9
+	for a; do printf '$%d\r\n%s\r\n' "${#a}" "$a" >&9; done
+}
+resp_ok() {
+	local reply
+	read -r -t 60 -u 9 reply && [[ $reply == "+OK"$'\r' ]]
+}
 big_set() {
-	{ printf r; head -c 150000000 /dev/zero; } |
-		redis-cli -u "$C_REDIS" --no-auth-warning -x SET "blob:{$UUID}:$H1" | grep -q OK
+	local key="blob:{$UUID}:$H1" a up hp db=0
+	a=${C_REDIS#redis://}
+	up=${a%@*} hp=${a##*@}
+	if [[ $hp == */* ]]; then
+		db=${hp#*/} hp=${hp%%/*}
+	fi
+	exec 9<>"/dev/tcp/${hp%:*}/${hp##*:}" || return 1
+	resp AUTH "${up%%:*}" "${up#*:}" && resp_ok &&
+		resp SELECT "$db" && resp_ok &&
+		printf '*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\nr' \
+			"${#key}" "$key" 150000001 >&9 &&
+		head -c 150000000 /dev/zero >&9 && printf '\r\n' >&9 && resp_ok
+	local rc=$?
+	exec 9>&-
+	return "$rc"
 }
 vs_check "a container stores 150 MB under the blob key of src/f1.txt" big_set
 hwm_kb() { awk '$1 == "VmHWM:" { print $2 }' "/proc/$1/status"; }
