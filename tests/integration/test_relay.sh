@@ -318,9 +318,12 @@ vs_check_eq "rename event" "rename src/lib src/moved" \
 
 # ---------------------------------------------------------------- Redis frozen
 
+# frozen until both relays (R1, R2: each scans every 200 ms) have given
+# up on it (their --timeout, 2 s) and said so
+relays_saw_down() { (($(cat "$VS_LOG_DIR"/relay.*.log | grep -c 'redis unreachable') >= 2)); }
 kill -STOP "$VS_REDIS_PID"
 printf 'while frozen\n' | ctl put demo frozen.txt -
-sleep 3
+vs_poll 10 relays_saw_down || vs_log "the two relays did not both say Redis was unreachable within 10 s"
 kill -CONT "$VS_REDIS_PID"
 N=$(project_seq "$P")
 vs_poll 30 caught_up "$P" || vs_fail "caught up after Redis froze"
