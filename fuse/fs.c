@@ -876,6 +876,7 @@ void vs_fs_free(struct vs_fs *fs)
 	for (size_t i = 0; i < fs->nlearned; i++)
 		free(fs->learned[i]);
 	free(fs->learned);
+	free(fs->landed);
 	pthread_mutex_destroy(&fs->learn_lock);
 	pthread_mutex_destroy(&fs->own_lock);
 	pthread_mutex_destroy(&fs->ns_lock);

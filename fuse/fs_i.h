@@ -62,7 +62,6 @@ struct vs_pending {
  * is what that change moved: the version the save was based on (@version
  * 0: none, a file made here or moved there).
  */
-#define VS_LANDED_MAX 64
 struct vs_landed {
 	uint64_t ino; /* 0: a free slot */
 	int64_t seq;  /* the change the commit became */
@@ -110,9 +109,13 @@ struct vs_fs {
 	int64_t own_seqs[VS_OWN_MAX];
 	size_t own_head, own_count;
 	int64_t own_newest;
-	/* the newest commits of ours (a ring; under table.lock) */
-	struct vs_landed landed[VS_LANDED_MAX];
-	size_t landed_next;
+	/* the commits of ours after the change the updater applies now,
+	 * landed_applied (those up to it can never matter again: changes
+	 * are applied in seq order); grown as needed, pruned as changes are
+	 * applied. Under table.lock. */
+	struct vs_landed *landed;
+	size_t nlanded, landed_cap;
+	int64_t landed_applied;
 
 	/* the learned list: synced files in the order of their first open or
 	 * read while learning; protected by learn_lock. learn_until_ms is
@@ -277,9 +280,12 @@ int fsw_save_all(struct vs_fs *fs);
  */
 bool fsw_own_change(struct vs_fs *fs, int64_t seq);
 /* For the updater (table lock held): was a save or rename of file @ino
- * committed after change @seq (the first such one in *@out)? Only the
- * newest VS_LANDED_MAX commits are remembered. */
+ * committed after change @seq (the first such one in *@out)? @seq is the
+ * change applied now, or a later one (fsw_landed_prune). */
 bool fsw_landed_after(struct vs_fs *fs, uint64_t ino, int64_t seq,
 		      struct vs_landed *out);
+/* The updater applies change @seq now (table lock held): the commits of
+ * ours up to it are forgotten, and no later one up to it is remembered. */
+void fsw_landed_prune(struct vs_fs *fs, int64_t seq);
 
 #endif

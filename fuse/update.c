@@ -1093,6 +1093,11 @@ int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 	if (!tid)
 		tid = (int)gettid();
 	atomic_store(&fs->updater_tid, tid);
+	/* changes come in seq order: our commits up to this one can never
+	 * keep a file from it or a later one (keeps) */
+	pthread_mutex_lock(&fs->table.lock);
+	fsw_landed_prune(fs, c->seq);
+	pthread_mutex_unlock(&fs->table.lock);
 	if (fsw_own_change(fs, c->seq)) {
 		vs_debug("change %lld (%s '%s') is our own: the tree has it",
 			 (long long)c->seq, vs_change_op_name(c->op), c->path);

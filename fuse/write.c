@@ -1687,16 +1687,36 @@ int fsw_save_all(struct vs_fs *fs)
 /*
  * Remember that a save (@saved) or rename of file @in, at the path it has,
  * became change @seq, and what the path had before: the version the save
- * was based on (table lock).
+ * was based on (table lock). A commit the updater is past already is not
+ * kept; the others are until it is (fsw_landed_prune).
  */
 static void landed_note(struct vs_fs *fs, const struct vs_inode *in,
 			int64_t seq, bool saved)
 {
-	struct vs_landed *l = &fs->landed[fs->landed_next];
+	struct vs_landed *l;
 
-	if (seq <= 0)
+	if (seq <= 0 || seq <= fs->landed_applied)
 		return;
-	fs->landed_next = (fs->landed_next + 1) % VS_LANDED_MAX;
+	if (fs->nlanded == fs->landed_cap) {
+		size_t cap = fs->landed_cap ? 2 * fs->landed_cap : 16;
+		struct vs_landed *n = realloc(fs->landed, cap * sizeof(*n));
+
+		if (!n && !fs->nlanded)
+			return;
+		if (!n) {
+			/* the oldest goes: a remote change still to apply
+			 * may then move or remove that file */
+			vs_warn("out of memory: a commit of ours before change "
+				"%lld is forgotten",
+				(long long)fs->landed[0].seq);
+			memmove(fs->landed, fs->landed + 1,
+				--fs->nlanded * sizeof(*fs->landed));
+		} else {
+			fs->landed = n;
+			fs->landed_cap = cap;
+		}
+	}
+	l = &fs->landed[fs->nlanded++];
 	*l = (struct vs_landed){.ino = in->ino, .seq = seq};
 	if (saved && in->kind == VS_KIND_FILE && in->version != 0) {
 		l->version = in->version;
@@ -1711,7 +1731,7 @@ bool fsw_landed_after(struct vs_fs *fs, uint64_t ino, int64_t seq,
 {
 	const struct vs_landed *first = NULL;
 
-	for (size_t i = 0; i < VS_LANDED_MAX; i++) {
+	for (size_t i = 0; i < fs->nlanded; i++) {
 		const struct vs_landed *l = &fs->landed[i];
 
 		if (l->ino == ino && l->seq > seq &&
@@ -1721,6 +1741,25 @@ bool fsw_landed_after(struct vs_fs *fs, uint64_t ino, int64_t seq,
 	if (first)
 		*out = *first;
 	return first != NULL;
+}
+
+void fsw_landed_prune(struct vs_fs *fs, int64_t seq)
+{
+	size_t n = 0;
+
+	if (seq <= fs->landed_applied)
+		return;
+	fs->landed_applied = seq;
+	for (size_t i = 0; i < fs->nlanded; i++)
+		if (fs->landed[i].seq > seq)
+			fs->landed[n++] = fs->landed[i];
+	fs->nlanded = n;
+	if (n == 0 && fs->landed_cap > 64) {
+		/* (a burst is over: its room goes back) */
+		free(fs->landed);
+		fs->landed = NULL;
+		fs->landed_cap = 0;
+	}
 }
 
 void vs_fs_set_writeback(struct vs_fs *fs, struct vs_writeback *wb)

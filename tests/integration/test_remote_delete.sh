@@ -56,6 +56,9 @@ DEEP=src/dp$(printf '/a%.0s' $(seq 1 400)) # 400 levels
 mkdir -p "$SRC/$DEEP"
 printf 'f v1\n' >"$SRC/$DEEP/f.js"
 printf 'c v1\n' >"$SRC/src/dp/c.js"
+mkdir -p "$SRC/src/lg" "$SRC/src/many"
+printf 'l v1\n' >"$SRC/src/lg/l.js"
+printf 'c v1\n' >"$SRC/src/lg/c.js"
 vs_check "vsyncctl init" ctl init
 vs_check "import" ctl import rd "$SRC"
 MNT=$W/mnt
@@ -251,6 +254,50 @@ vs_check_eq "the deep file stays with its local bytes" \
 	"$(printf 'f v1\nf local edit')" "$(cat "$MNT/$DEEP/f.js" 2>&1)"
 vs_check_eq "the new path has its committed bytes" \
 	"f v1" "$(cat "$MNT/src/dp2/${DEEP#src/dp/}/f.js" 2>&1)"
+
+# PATH: does PostgreSQL have it (a live entry)?
+pg_has() {
+	[[ "$(vs_sql "SELECT count(*) FROM project_files WHERE project_id = '$ID'
+		AND file_path = '$1' AND is_current AND NOT is_deleted")" == 1 ]]
+}
+# The updater held back: DIR, an empty directory made here, has a bind
+# mount on it, so the remote rm -r of it fails in the mount (rmdir: EBUSY)
+# and is retried until release_updater DIR unmounts it; the changes after
+# it wait.
+hold_updater() { # DIR
+	mkdir "$MNT/$1" && vs_poll 15 pg_has "$1" || return 1
+	mkdir -p "$W/hold" && mount --bind "$W/hold" "$MNT/$1" || return 1
+	vs_on_exit "umount $(printf '%q' "$MNT/$1") 2>/dev/null; true"
+	ctl rm -r rd "$1" && vs_poll 10 grep -q \
+		"'$1'): Device or resource busy; will retry" "$VS_MOUNT_LOG"
+}
+release_updater() { # DIR
+	umount "$MNT/$1" && vs_poll 20 test ! -e "$MNT/$1"
+}
+
+# --- a save that lands after a remote rename of its directory, followed
+# by more than 64 commits of ours before the updater applies the rename
+# (it is held back): the file still stays at its old path, where
+# PostgreSQL has it (the mount remembered only its newest 64 commits)
+vs_check "the updater is held back" hold_updater src/blk1
+vs_check "a remote rename of a directory" ctl mv rd src/lg src/lg2
+printf 'l local edit\n' >>"$MNT/src/lg/l.js" # saved in 4 s, after the rename
+vs_check "the save lands after the rename" \
+	vs_poll 20 saved src/lg/l.js "$(printf 'l v1\nl local edit')"
+for i in $(seq 1 70); do printf 'n %s\n' "$i" >"$MNT/src/many/n$i.js"; done
+many_saved() {
+	[[ "$(vs_sql "SELECT count(*) FROM project_files WHERE project_id = '$ID'
+		AND file_path LIKE 'src/many/n%' AND is_current
+		AND NOT is_deleted")" == 70 ]]
+}
+vs_check "70 more saves land" vs_poll 30 many_saved
+vs_check "the updater goes on" release_updater src/blk1
+vs_check "the rename is applied" vs_poll 20 test -f "$MNT/src/lg2/c.js"
+vs_check_eq "the saved file stays at its old path" \
+	"$(printf 'l v1\nl local edit')" "$(cat "$MNT/src/lg/l.js" 2>&1)"
+vs_check_eq "the new path has the version the rename moved" \
+	"l v1" "$(cat "$MNT/src/lg2/l.js" 2>&1)"
+vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
 
 vs_umount "$MNT"
 vs_summary
