@@ -75,8 +75,13 @@ struct vs_fs {
 	struct vs_fs_config cfg;
 	struct vs_writeback *wb; /* set once, after the fork */
 	struct vs_inode_table table;
-	struct fuse_session *se;   /* set while mounted */
-	atomic_int updater_tid;	   /* thread applying remote changes, 0: none */
+	struct fuse_session *se; /* set while mounted */
+	atomic_int updater_tid;	 /* thread applying remote changes, 0: none */
+	/* the remote rename whose directory split (update.c, apply_rename)
+	 * failed part-way, 0: none; and whether it merged into a directory a
+	 * remote delete left. The updater's own: no lock. */
+	int64_t split_seq;
+	bool split_dst_kept;
 	struct vs_pending pending; /* table.lock, but replace_* (atomic) */
 
 	/*

@@ -1019,7 +1019,7 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 	struct vs_inode *in;
 	enum vs_kind kind;
 	uint64_t ino, src_ino;
-	bool split = false, dst_kept = false, left = false;
+	bool split = false, dst_kept = false, left = false, resumed;
 	int r;
 
 	if (stat_path(fs, c->old_path, &kind, &src_ino) < 0) {
@@ -1044,10 +1044,19 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 		split = in && tree_keeps(fs, in, c->seq);
 		pthread_mutex_unlock(&fs->table.lock);
 	}
+	/* a split of this change that failed part-way (retried): what is at
+	 * the new path is what it moved there, and stays; the split goes on
+	 * into it (split_entry takes what is there) */
+	resumed = fs->split_seq == c->seq;
+	if (resumed) {
+		vs_info("change %lld: the split of '%s' into '%s' goes on",
+			(long long)c->seq, c->old_path, c->path);
+		dst_kept = fs->split_dst_kept;
+	}
 	/* PostgreSQL moves nothing over a directory: one here is what a
 	 * remote delete left, files with local changes under it (their
 	 * saves re-create them), which stay (delete_tree) */
-	if (stat_path(fs, c->path, &kind, &ino) == 0 &&
+	if (!resumed && stat_path(fs, c->path, &kind, &ino) == 0 &&
 	    (kind == VS_KIND_DIR || c->state.kind == VS_KIND_DIR) &&
 	    (r = delete_tree(fs, c->path, c->seq, &dst_kept)) < 0)
 		return r;
@@ -1059,7 +1068,7 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 			c->old_path, c->path);
 		return delete_tree(fs, c->old_path, c->seq, &left);
 	}
-	if (split || dst_kept) {
+	if (split || dst_kept || resumed) {
 		/* files under it must stay, as a file renamed does (above),
 		 * or under the directory it moves to: the rest moves, the
 		 * new path has what PostgreSQL has but for those */
@@ -1069,6 +1078,10 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 		/* (what is left of it, merged into the kept one) */
 		if (r == 0 && dst_kept)
 			r = delete_tree(fs, c->old_path, c->seq, &left);
+		/* not atomic: a failure part-way leaves entries moved, which
+		 * the retry must not take for leftovers at the new path */
+		fs->split_seq = r < 0 ? c->seq : 0;
+		fs->split_dst_kept = dst_kept;
 		return r;
 	}
 	if ((r = mnt_path(fs, c->old_path, from, sizeof(from))) < 0 ||

@@ -59,6 +59,9 @@ printf 'c v1\n' >"$SRC/src/dp/c.js"
 mkdir -p "$SRC/src/lg" "$SRC/src/many"
 printf 'l v1\n' >"$SRC/src/lg/l.js"
 printf 'c v1\n' >"$SRC/src/lg/c.js"
+mkdir -p "$SRC/src/sp/m"
+for f in a b z; do printf '%s v1\n' "$f" >"$SRC/src/sp/$f.js"; done
+printf 'q v1\n' >"$SRC/src/sp/m/q.js"
 vs_check "vsyncctl init" ctl init
 vs_check "import" ctl import rd "$SRC"
 MNT=$W/mnt
@@ -297,6 +300,33 @@ vs_check_eq "the saved file stays at its old path" \
 	"$(printf 'l v1\nl local edit')" "$(cat "$MNT/src/lg/l.js" 2>&1)"
 vs_check_eq "the new path has the version the rename moved" \
 	"l v1" "$(cat "$MNT/src/lg2/l.js" 2>&1)"
+vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
+
+# --- a directory split that fails part-way (a clean subdirectory cannot
+# be moved: a bind mount on it) is retried: what it moved to the new path
+# stays there (the retry took it for what a remote delete left there and
+# removed it: gone from the mount, which PostgreSQL has)
+printf 'b local edit\n' >>"$MNT/src/sp/b.js" # dirty for 4 s
+mkdir -p "$W/hold_m" && cp "$SRC/src/sp/m/q.js" "$W/hold_m/"
+vs_check "a bind mount on src/sp/m" mount --bind "$W/hold_m" "$MNT/src/sp/m"
+vs_on_exit "umount $(printf '%q' "$MNT/src/sp/m") 2>/dev/null; true"
+vs_check "vsyncctl mv of its directory" ctl mv rd src/sp src/sp2
+split_failed() { # TIMES
+	(($(grep -c "'src/sp2'): Device or resource busy; will retry" \
+		"$VS_MOUNT_LOG") >= $1))
+}
+vs_check "the split fails part-way, and is retried" vs_poll 15 split_failed 2
+vs_check "the bind mount goes" umount "$MNT/src/sp/m"
+vs_check "the split is done" vs_poll 20 test -f "$MNT/src/sp2/z.js" \
+	-a -f "$MNT/src/sp2/m/q.js"
+vs_check_eq "the entry moved before the failure is still there" \
+	"a v1" "$(cat "$MNT/src/sp2/a.js" 2>&1)"
+vs_check_eq "the dirty file stays with its local bytes" \
+	"$(printf 'b v1\nb local edit')" "$(cat "$MNT/src/sp/b.js" 2>&1)"
+vs_check_eq "its new path has its committed bytes" \
+	"b v1" "$(cat "$MNT/src/sp2/b.js" 2>&1)"
+vs_check "PostgreSQL re-created src/sp/b.js with the local bytes" \
+	vs_poll 20 saved src/sp/b.js "$(printf 'b v1\nb local edit')"
 vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
 
 vs_umount "$MNT"
