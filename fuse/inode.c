@@ -620,7 +620,7 @@ void inode_pending_set(struct vs_inode_table *t, struct vs_inode *in,
 	if (!op || !op[0]) {
 		in->pending_op[0] = '\0';
 		in->pending_lseq = 0;
-		in->pending_moved = false;
+		in->pending_moved = 0;
 		pending_unlink(in);
 		return;
 	}
@@ -639,6 +639,16 @@ struct vs_inode *inode_pending_find(struct vs_inode_table *t, const char *op)
 {
 	for (struct vs_inode *in = t->pending; in; in = in->pnext)
 		if (strcmp(in->pending_op, op) == 0)
+			return in;
+	return NULL;
+}
+
+struct vs_inode *inode_moved_find(struct vs_inode_table *t, uint64_t lseq)
+{
+	if (!lseq)
+		return NULL;
+	for (struct vs_inode *in = t->pending; in; in = in->pnext)
+		if (in->pending_moved == lseq)
 			return in;
 	return NULL;
 }

@@ -131,10 +131,12 @@ struct vs_inode {
 	 * (inode_pending_find) */
 	uint64_t pending_lseq;
 	char pending_op[VS_UUID_BUFSZ];
-	/* a rename of it is among them: PostgreSQL does not have it at its
-	 * path yet (set with the rename's pending op, cleared with the last
-	 * one; same locks) */
-	bool pending_moved;
+	/* the lseq of the newest rename of it among them, 0: none:
+	 * PostgreSQL does not have it at its path yet (set with the rename's
+	 * pending op; cleared when that rename is committed, even with a
+	 * later op pending (inode_moved_find), or with the last op; same
+	 * locks) */
+	uint64_t pending_moved;
 	struct vs_inode *pnext, **pprev;
 	/* in the set of dirty files (fs_i.h, the save policy): the
 	 * monotonic ms of its last write, 0 when not in it; protected by
@@ -200,6 +202,10 @@ void inode_pending_set(struct vs_inode_table *t, struct vs_inode *in,
  * whose path no longer names it (a parent directory renamed since). A
  * walk of the inodes with a pending op. t->lock held. */
 struct vs_inode *inode_pending_find(struct vs_inode_table *t, const char *op);
+/* The inode whose pending rename (pending_moved) is journal entry @lseq,
+ * whatever op of it is pending now (a save after the rename); NULL if
+ * none. */
+struct vs_inode *inode_moved_find(struct vs_inode_table *t, uint64_t lseq);
 
 /* Count one lookup on @in, or drop it (inode_forget: may free @in), with
  * t->lock taken here: a pin, so that @in outlives what the caller does

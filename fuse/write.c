@@ -1394,7 +1394,7 @@ out:
 		 * the rename moves it. */
 		pthread_mutex_lock(&fs->table.lock);
 		inode_pending_set(&fs->table, file, op, lseq);
-		file->pending_moved = true;
+		file->pending_moved = lseq;
 		pthread_mutex_unlock(&fs->table.lock);
 	}
 unlock:
@@ -1491,7 +1491,7 @@ static int overlay_apply(struct vs_inode_table *t, const struct vs_jentry *e)
 		r = inode_synced_move(in, dir, name);
 		if (r == 0 && in->kind != VS_KIND_DIR) {
 			inode_pending_set(t, in, e->op_id, e->lseq);
-			in->pending_moved = true;
+			in->pending_moved = e->lseq;
 		}
 		return r;
 	}
@@ -1798,6 +1798,19 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		    : NULL;
 	if (moved)
 		in = moved;
+	else if (e->op == VS_JOP_RENAME &&
+		 (!in || strcmp(in->pending_op, e->op_id) != 0) &&
+		 (moved = inode_moved_find(&fs->table, e->lseq))) {
+		/* the file this rename moved, saved since (that save is its
+		 * pending op): PostgreSQL has it at its path now, as nothing
+		 * there before the rename (a save of it committed later is
+		 * based on what the rename moved, landed_note) */
+		if (!res->error)
+			landed_note(fs, moved, res->seq, false);
+		moved->pending_moved = 0;
+		pthread_mutex_unlock(&fs->table.lock);
+		return;
+	}
 	if (in && in->kind != VS_KIND_DIR)
 		in->nlookup++; /* pinned: not freed while we use it */
 	else
@@ -1812,7 +1825,7 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		pthread_rwlock_wrlock(&in->fd_lock);
 		pthread_mutex_lock(&fs->table.lock);
 		if (strcmp(in->pending_op, e->op_id) == 0) {
-			if (!res->error && !moved)
+			if (!res->error)
 				landed_note(fs, in, res->seq, false);
 			inode_pending_set(&fs->table, in, NULL, 0);
 			if (!res->error && res->version > 0 && !moved)
@@ -1837,8 +1850,9 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		bool take = e->op == VS_JOP_WRITE && in->wgen == in->jgen &&
 			    fd >= 0 && fstat(fd, &st) == 0;
 
-		if (!res->error && !moved)
-			landed_note(fs, in, res->seq, true);
+		/* (moved since: what its path had before is not known) */
+		if (!res->error)
+			landed_note(fs, in, res->seq, !moved);
 		inode_pending_set(&fs->table, in, NULL, 0);
 		/* a merge's version holds another writer's edit: the next
 		 * save is based on it only if the file takes its bytes; a

@@ -62,6 +62,10 @@ printf 'c v1\n' >"$SRC/src/lg/c.js"
 mkdir -p "$SRC/src/sp/m"
 for f in a b z; do printf '%s v1\n' "$f" >"$SRC/src/sp/$f.js"; done
 printf 'q v1\n' >"$SRC/src/sp/m/q.js"
+mkdir -p "$SRC/src/b1" "$SRC/src/b2"
+printf 'x v1\n' >"$SRC/src/b1/x.js"
+printf 'c v1\n' >"$SRC/src/b2/c.js"
+printf 'o4 v1\n' >"$SRC/src/o4.js"
 vs_check "vsyncctl init" ctl init
 vs_check "import" ctl import rd "$SRC"
 MNT=$W/mnt
@@ -300,6 +304,37 @@ vs_check_eq "the saved file stays at its old path" \
 	"$(printf 'l v1\nl local edit')" "$(cat "$MNT/src/lg/l.js" 2>&1)"
 vs_check_eq "the new path has the version the rename moved" \
 	"l v1" "$(cat "$MNT/src/lg2/l.js" 2>&1)"
+vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
+
+# --- a file moved here into a directory and saved, both committed after
+# a remote rename of that directory (the updater held back meanwhile):
+# PostgreSQL never had the file under the directory's new path, so the
+# mount shows nothing there (only the save was remembered, with the
+# version the file had before its move: a copy appeared there)
+vs_check "the updater is held back" hold_updater src/blk2
+vs_check "a remote rename of a directory" ctl mv rd src/b2 src/b3
+held_psql hold2
+# an unrelated change holds the project's row: the commits wait
+echo "BEGIN; SELECT vsync_rename('$ID', 'src/o4.js', 'src/o5.js', NULL, NULL, 'test');" >&7
+vs_check "an unrelated change holds the project's row" \
+	vs_poll 10 grep -qx '[0-9][0-9]*' "$W/hold2.out"
+vs_check "a local move into the directory" mv "$MNT/src/b1/x.js" "$MNT/src/b2/x.js"
+printf 'x local edit\n' >>"$MNT/src/b2/x.js" # journaled in 4 s
+printf 'x v1\nx local edit\n' >"$W/x_saved"
+vs_check "its save is journaled behind the move" \
+	vs_poll 15 bytes_journaled "$W/x_saved"
+echo "COMMIT;" >&7
+exec 7>&-
+wait "$HELD_PID"
+vs_check "the move and the save land after the rename" \
+	vs_poll 20 saved src/b2/x.js "$(cat "$W/x_saved")"
+vs_check "the updater goes on" release_updater src/blk2
+vs_check "the rename is applied" vs_poll 20 test -f "$MNT/src/b3/c.js"
+vs_check_eq "the moved file stays with its local bytes" \
+	"$(cat "$W/x_saved")" "$(cat "$MNT/src/b2/x.js" 2>&1)"
+vs_check "PostgreSQL has nothing at src/b3/x.js" \
+	bash -c "! '$CTL' -q cat rd src/b3/x.js >/dev/null 2>&1"
+vs_check "nor does the mount" test ! -e "$MNT/src/b3/x.js"
 vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
 
 # --- a directory split that fails part-way (a clean subdirectory cannot

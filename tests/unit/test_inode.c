@@ -37,7 +37,10 @@
  *  - inode_pending_set / inode_pending_find: the inode whose pending op
  *    is the one asked is found whatever its path has become (its
  *    directory moved), a cleared, replaced or unknown op finds nothing,
- *    and an inode freed with its op set leaves the list.
+ *    and an inode freed with its op set leaves the list;
+ *  - inode_moved_find: a file renamed and then saved (the save its pending
+ *    op) is found by the rename's lseq, not by another entry's, and not
+ *    once its last op is cleared (which clears pending_moved).
  *
  * Each case gets a fresh table and manifest from setup (teardown releases
  * both).
@@ -682,6 +685,34 @@ static void test_pending_index(void **state)
 	check_ptr(NULL, inode_pending_find(&f->t, "nope"), "an unknown op");
 }
 
+/* A rename committed while a save after it is the file's pending op
+ * finds the file by the rename's lseq (write.c, vs_fs_committed). */
+static void test_moved_index(void **state)
+{
+	struct fixture *f = *state;
+	struct vs_inode *a, *b;
+
+	add(f, VS_KIND_FILE, "d/a.c", 0644, 1, NULL);
+	add(f, VS_KIND_FILE, "d/b.c", 0644, 1, NULL);
+	build(f, NULL);
+	a = must_walk(f, "d/a.c");
+	b = must_walk(f, "d/b.c");
+	check_ptr(NULL, inode_moved_find(&f->t, 0), "lseq 0: none");
+	inode_pending_set(&f->t, a, "op-ra", 7); /* a renamed */
+	a->pending_moved = 7;
+	inode_pending_set(&f->t, b, "op-wb", 8);
+	inode_pending_set(&f->t, a, "op-wa", 9); /* then saved */
+	check_int(7, (long long)a->pending_moved, "the save keeps it");
+	check_ptr(NULL, inode_pending_find(&f->t, "op-ra"), "not by op");
+	check_ptr(a, inode_moved_find(&f->t, 7), "a found by its rename");
+	check_ptr(NULL, inode_moved_find(&f->t, 8), "b's save is no rename");
+	check_ptr(NULL, inode_moved_find(&f->t, 9), "nor is a's");
+	inode_pending_set(&f->t, a, NULL, 0); /* its last op committed */
+	check_int(0, (long long)a->pending_moved, "cleared with it");
+	check_ptr(NULL, inode_moved_find(&f->t, 7), "none any more");
+	inode_pending_set(&f->t, b, NULL, 0);
+}
+
 /* The remove and rename rules every writer of the tree uses. */
 static void test_remove_and_rename_rules(void **state)
 {
@@ -751,6 +782,7 @@ int main(void)
 	    T(test_content_in_memory),
 	    T(test_remove_and_rename_rules),
 	    T(test_pending_index),
+	    T(test_moved_index),
 	};
 
 	/* the build logs one line per skipped entry: keep the output short */
