@@ -254,7 +254,7 @@ static int delete_children(struct vs_fs *fs, const char *path, int64_t keep,
 static int delete_tree(struct vs_fs *fs, const char *path, int64_t keep,
 		       bool *kept)
 {
-	char full[VS_MNT_PATH_MAX];
+	char *full;
 	struct vs_landed was;
 	enum vs_kind kind;
 	uint64_t ino;
@@ -281,19 +281,23 @@ static int delete_tree(struct vs_fs *fs, const char *path, int64_t keep,
 			return 0;
 		}
 	}
-	r = mnt_path(fs, path, full, sizeof(full));
-	if (r < 0)
-		return r;
-	if (kind == VS_KIND_DIR) {
+	/* (on the heap, and only now: this recurses once per level of the
+	 * tree, which may be as deep as VS_PATH_MAX allows; a mountpoint
+	 * path in each frame overflowed the updater's stack at ~1000) */
+	full = malloc(VS_MNT_PATH_MAX);
+	if (!full)
+		return -ENOMEM;
+	r = mnt_path(fs, path, full, VS_MNT_PATH_MAX);
+	if (r == 0 && kind == VS_KIND_DIR) {
 		if (rmdir(full) < 0)
-			return through_failed("rmdir", path);
-		/* its local entries go with it */
-		special_dir_clear(fs, path);
-		return 0;
+			r = through_failed("rmdir", path);
+		else /* its local entries go with it */
+			special_dir_clear(fs, path);
+	} else if (r == 0 && unlink(full) < 0) {
+		r = through_failed("unlink", path);
 	}
-	if (unlink(full) < 0)
-		return through_failed("unlink", path);
-	return 0;
+	free(full);
+	return r;
 }
 
 /* Remove @path (a whole subtree for a directory) through the mountpoint,

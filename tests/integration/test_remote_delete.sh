@@ -66,6 +66,10 @@ mkdir -p "$SRC/src/b1" "$SRC/src/b2"
 printf 'x v1\n' >"$SRC/src/b1/x.js"
 printf 'c v1\n' >"$SRC/src/b2/c.js"
 printf 'o4 v1\n' >"$SRC/src/o4.js"
+DEEPER=src/dq$(printf '/a%.0s' $(seq 1 1100)) # 1100 levels
+mkdir -p "$SRC/$DEEPER"
+printf 'e v1\n' >"$SRC/$DEEPER/e.js"
+printf 'c v1\n' >"$SRC/src/dq/c.js"
 vs_check "vsyncctl init" ctl init
 vs_check "import" ctl import rd "$SRC"
 MNT=$W/mnt
@@ -363,6 +367,18 @@ vs_check_eq "its new path has its committed bytes" \
 vs_check "PostgreSQL re-created src/sp/b.js with the local bytes" \
 	vs_poll 20 saved src/sp/b.js "$(printf 'b v1\nb local edit')"
 vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
+
+# --- a remote rm -r of a directory with a file with local changes eleven
+# hundred levels down: the deletion recurses once a level (its frames
+# held a mountpoint path each, 8 KB: the updater's stack overflowed, the
+# mount died)
+printf 'e local edit\n' >>"$MNT/$DEEPER/e.js" # dirty for 4 s
+vs_check "vsyncctl rm -r of a deep directory" ctl rm -r rd src/dq
+vs_check "the rest of it is gone" vs_poll 10 test ! -e "$MNT/src/dq/c.js"
+vs_check_eq "the deep file stays with its local bytes" \
+	"$(printf 'e v1\ne local edit')" "$(cat "$MNT/$DEEPER/e.js" 2>&1)"
+vs_check "PostgreSQL re-creates it with the local bytes" \
+	vs_poll 20 saved "$DEEPER/e.js" "$(printf 'e v1\ne local edit')"
 
 vs_umount "$MNT"
 vs_summary
