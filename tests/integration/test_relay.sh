@@ -211,11 +211,17 @@ vs_relay_start --poll-interval 200 --timeout 2000
 R1=$VS_RELAY_PID
 vs_relay_start --poll-interval 200 --timeout 2000
 R2=$VS_RELAY_PID
+# subscribe OUT: a subscriber of project.$P.files writing to OUT (ended
+# at exit), once it is subscribed
+subscribe() {
+	local pid
+	timeout 240 redis-cli -h 127.0.0.1 -p "$VS_REDIS_PORT" SUBSCRIBE "project.$P.files" >"$1" 2>&1 &
+	pid=$!
+	vs_on_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null; true"
+	vs_poll 10 grep -q "project.$P.files" "$1" || vs_log "subscriber not ready"
+}
 SUB_OUT=$W/sub.out
-timeout 240 redis-cli -h 127.0.0.1 -p "$VS_REDIS_PORT" SUBSCRIBE "project.$P.files" >"$SUB_OUT" 2>&1 &
-SUB=$!
-vs_on_exit "kill $SUB 2>/dev/null; wait $SUB 2>/dev/null; true"
-vs_poll 10 grep -q "project.$P.files" "$SUB_OUT" || vs_log "subscriber not ready"
+subscribe "$SUB_OUT"
 
 # puts FROM TO: writes FROM..TO (v<i> into src/gen/f<i % 17>.txt), each
 # its own committed change, from one psql session (a vsyncctl per write
@@ -272,10 +278,7 @@ vs_relay_start --poll-interval 200 --timeout 2000 --sign-key "$W/relay.key" --bl
 R6=$VS_RELAY_PID
 R6_LOG=$VS_RELAY_LOG
 SUB2_OUT=$W/sub2.out
-timeout 240 redis-cli -h 127.0.0.1 -p "$VS_REDIS_PORT" SUBSCRIBE "project.$P.files" >"$SUB2_OUT" 2>&1 &
-SUB2=$!
-vs_on_exit "kill $SUB2 2>/dev/null; wait $SUB2 2>/dev/null; true"
-vs_poll 10 grep -q "project.$P.files" "$SUB2_OUT" || vs_log "subscriber not ready"
+subscribe "$SUB2_OUT"
 deltas_before=$(rcli --scan --pattern "delta:{$P}:*" | wc -l)
 # 40 one-line edits of a 200 KiB file, each its own change (a delta each)
 for ((i = 1; i <= 40; i++)); do
