@@ -16,6 +16,9 @@
 # Needs: $VSYNC_BUILD_DIR/agent/vsyncctl (ctest sets VSYNC_BUILD_DIR).
 set -u
 
+# every command of vsyncctl runs here: in the ASan build, with its leaks
+# checked at exit (servers.sh turns that off elsewhere)
+VS_CTL_LEAKS=1
 # shellcheck source=tests/lib/servers.sh
 . "$(dirname "$0")/../lib/servers.sh"
 

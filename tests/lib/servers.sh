@@ -84,7 +84,9 @@
 #                        so the exit cleanup runs before ctest's kill).
 #   vs_need_fuse         exit 77 with "SKIP: ..." if FUSE cannot be used.
 #   vs_need_cmd CMD WHAT exit 77 with "SKIP: ..." if CMD is not on PATH.
-#   vs_poll SECS CMD...  re-run CMD until it succeeds; 1 on timeout.
+#   vs_poll SECS CMD...  re-run CMD until it succeeds (naps of 5 to 50 ms
+#                        in between); 1 on timeout.
+#   vs_nap MS            sleep MS milliseconds without forking.
 #   vs_now_ms            milliseconds since the epoch.
 #   vs_is_mounted DIR    DIR is a mount point per /proc/mounts (no stat(2),
 #                        so a hung FUSE daemon cannot hang the caller).
@@ -114,9 +116,22 @@ VS_REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 : "${VSYNC_BUILD_DIR:=$VS_REPO_ROOT/build}"
 export VSYNC_BUILD_DIR
 
+# vsyncctl is a tool in every integration test but test_vsyncctl.sh (which
+# sets VS_CTL_LEAKS=1 before sourcing this file), run hundreds of times a
+# test: in the ASan build, LeakSanitizer's check at exit costs each run
+# 50 ms of CPU, a tenth of the whole suite's. Its leaks are checked in
+# test_vsyncctl.sh, which runs every command; tests/lib/asan-vsyncctl.opts
+# turns the check off elsewhere (ASan reads it for the binary named
+# vsyncctl only; the daemons keep theirs).
+if [[ ${VS_CTL_LEAKS:-0} != 1 && $VS_REPO_ROOT != *:* ]]; then
+	export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}include_if_exists=$VS_REPO_ROOT/tests/lib/asan-%b.opts"
+fi
+
 VS_PASSED=0
 VS_FAILED=0
 VS_LAST_OK=1
+VS_LAST_CHECK_MS=${EPOCHREALTIME/./}
+VS_LAST_CHECK_MS=$((VS_LAST_CHECK_MS / 1000))
 VS_EXIT_CMDS=()
 VS_EXIT_TRAP_SET=
 declare -A VS_MOUNT_PIDS=()
@@ -135,11 +150,14 @@ vs_now_ms() {
 # Run the registered cleanups, newest first. Failures are reported, not
 # fatal: every cleanup gets its chance.
 vs__run_exit() {
-	local rc=$? i
+	local rc=$? i t
 	set +e
 	trap - EXIT
 	for ((i = ${#VS_EXIT_CMDS[@]} - 1; i >= 0; i--)); do
+		t=${EPOCHREALTIME/./}
 		eval "${VS_EXIT_CMDS[i]}" || vs_log "cleanup failed: ${VS_EXIT_CMDS[i]}"
+		t=$(((${EPOCHREALTIME/./} - t) / 1000))
+		((t < 1000)) || vs_log "cleanup took $t ms: ${VS_EXIT_CMDS[i]}"
 	done
 	VS_EXIT_CMDS=()
 	exit "$rc"
@@ -202,33 +220,63 @@ vs_deadline() {
 	vs_on_exit "kill $wd 2>/dev/null; wait $wd 2>/dev/null"
 }
 
+# vs_nap MS: sleep MS milliseconds without a fork: `read -t` on a pipe this
+# shell holds both ends of, which never has data nor reaches EOF (a
+# poll's naps would otherwise fork a sleep(1) 50 times a second).
+vs_nap() {
+	if [[ -z "${VS_NAP_FD:-}" ]] || ! { true >&"$VS_NAP_FD"; } 2>/dev/null; then
+		exec {VS_NAP_FD}<> <(:)
+	fi
+	local t
+	printf -v t '%d.%03d' $(($1 / 1000)) $(($1 % 1000))
+	read -r -t "$t" -u "$VS_NAP_FD" || true
+}
+
+# vs_poll SECS CMD...: re-run CMD until it succeeds, naps of 5 ms doubling
+# to 50 ms in between (most conditions hold at once or within a few ms; a
+# slow one is not re-checked more than 20 times a second, so that polling
+# does not take the CPU the code under test needs).
 vs_poll() {
-	local timeout=$1 deadline
+	local t=${EPOCHREALTIME/./} deadline nap=5
+	deadline=$((t / 1000 + $1 * 1000))
 	shift
-	deadline=$(($(vs_now_ms) + timeout * 1000))
 	while :; do
 		if "$@"; then
 			return 0
 		fi
-		if (($(vs_now_ms) >= deadline)); then
+		t=${EPOCHREALTIME/./}
+		if ((t / 1000 >= deadline)); then
 			return 1
 		fi
-		sleep 0.02
+		vs_nap "$nap"
+		((nap < 50)) && nap=$((nap * 2 > 50 ? 50 : nap * 2))
 	done
 }
 
 # ---------------------------------------------------------------- results
 
+# vs__took: set VS_TOOK to the time since the last check ended (or the
+# script began), as " [1.2 s]", so that a slow step shows in the output
+vs__took() {
+	local t=${EPOCHREALTIME/./} ms
+	t=$((t / 1000))
+	ms=$((t - VS_LAST_CHECK_MS))
+	VS_LAST_CHECK_MS=$t
+	printf -v VS_TOOK ' [%d.%d s]' $((ms / 1000)) $((ms % 1000 / 100))
+}
+
 vs_pass() {
 	VS_PASSED=$((VS_PASSED + 1))
 	VS_LAST_OK=1
-	printf 'ok - %s\n' "$*"
+	vs__took
+	printf 'ok - %s%s\n' "$*" "$VS_TOOK"
 }
 
 vs_fail() {
 	VS_FAILED=$((VS_FAILED + 1))
 	VS_LAST_OK=0
-	printf 'not ok - %s\n' "$*"
+	vs__took
+	printf 'not ok - %s%s\n' "$*" "$VS_TOOK"
 }
 
 vs_last_ok() {
@@ -368,7 +416,7 @@ vs_mount() {
 			vs__cleanup_mount "$mnt" "$pid"
 			return 1
 		fi
-		sleep 0.02
+		vs_nap 20
 	done
 }
 
@@ -436,6 +484,32 @@ vs__pg_ready() {
 		-t 1 2>/dev/null
 }
 
+# vs__pg_initdb DATA LOG: make DATA a fresh cluster (superuser postgres,
+# trust, UTF8, C locale). initdb runs once per build dir and PostgreSQL
+# version, into $VSYNC_BUILD_DIR/tests/pg-template-VERSION (made under a
+# temporary name, then renamed, so two runs at once never see half of
+# one); each cluster after is a copy of it: a copy costs a fifth of the
+# CPU of an initdb, which every integration test would pay.
+vs__pg_initdb() {
+	local data=$1 log=$2 tmpl tmp
+	tmpl=$VSYNC_BUILD_DIR/tests/pg-template-${VS_PG_BIN//[^0-9]/}
+	if [[ ! -f "$tmpl/PG_VERSION" ]]; then
+		mkdir -p "$VSYNC_BUILD_DIR/tests" || return 1
+		tmp=$(mktemp -d "$tmpl.XXXXXX") || return 1
+		((EUID == 0)) && chown postgres: "$tmp"
+		if ! vs__as_postgres "$VS_PG_BIN/initdb" -D "$tmp" -U postgres \
+			-A trust -E UTF8 --no-locale --no-sync >"$log" 2>&1; then
+			echo "vs_servers_start: initdb failed:" >&2
+			tail -n 20 "$log" >&2
+			rm -rf "$tmp"
+			return 1
+		fi
+		# a run that lost the race keeps the winner's template
+		mv -T "$tmp" "$tmpl" 2>/dev/null || rm -rf "$tmp"
+	fi
+	cp -a "$tmpl/." "$data/"
+}
+
 vs__pg_start() {
 	local dir=$VS_SERVERS_DIR data run log
 	if ! vs__pg_bin; then
@@ -451,12 +525,7 @@ vs__pg_start() {
 		chown postgres: "$data" "$run" "$log" || return 1
 	fi
 	chmod 0700 "$data"
-	if ! vs__as_postgres "$VS_PG_BIN/initdb" -D "$data" -U postgres \
-		-A trust -E UTF8 --no-locale --no-sync >"$dir/initdb.log" 2>&1; then
-		echo "vs_servers_start: initdb failed:" >&2
-		tail -n 20 "$dir/initdb.log" >&2
-		return 1
-	fi
+	vs__pg_initdb "$data" "$dir/initdb.log" || return 1
 	cat >>"$data/postgresql.conf" <<EOF || return 1
 # vsync tests: private, unix socket only, no durability.
 listen_addresses = ''
@@ -601,7 +670,7 @@ vs__redis_start() {
 			if vs__pid_gone "$pid"; then
 				break # bind failed: try another port
 			fi
-			sleep 0.02
+			vs_nap 20
 		done
 		if ((st == 0)); then
 			VS_REDIS_PID=$pid
@@ -724,7 +793,7 @@ vs_relay_start() {
 	# up as an exit within a moment; a running relay is not waited for.
 	local deadline=$(($(vs_now_ms) + 300))
 	while ! vs__pid_gone "$pid" && (($(vs_now_ms) < deadline)); do
-		sleep 0.02
+		vs_nap 20
 	done
 	if vs__pid_gone "$pid"; then
 		echo "vs_relay_start: vsync-relay exited at once; log:" >&2
