@@ -122,7 +122,8 @@ export VSYNC_BUILD_DIR
 # 50 ms of CPU, a tenth of the whole suite's. Its leaks are checked in
 # test_vsyncctl.sh, which runs every command; tests/lib/asan-vsyncctl.opts
 # turns the check off elsewhere (ASan reads it for the binary named
-# vsyncctl only; the daemons keep theirs).
+# vsyncctl only; the daemons keep theirs). The file holds flags only: ASan
+# takes no comments there.
 if [[ ${VS_CTL_LEAKS:-0} != 1 && $VS_REPO_ROOT != *:* ]]; then
 	export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}include_if_exists=$VS_REPO_ROOT/tests/lib/asan-%b.opts"
 fi
