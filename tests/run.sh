@@ -4,9 +4,10 @@
 # build a plain build (build/) and an ASan+UBSan build (build-asan/), and run
 # every unit and integration test in both with ctest (the two suites side
 # by side; VSYNC_TEST_SERIAL=1 runs them in turn), after the source checks
-# of tests/lint/lint.sh (clang-format, banned.h), then the fuzz step: each
+# of tests/lint/lint.sh (clang-format, banned.h), and the fuzz step: each
 # libFuzzer target of tests/fuzz/ for a bounded time (tests/fuzz/run.sh;
-# clang, its own build-fuzz/). Exits non-zero if anything fails.
+# clang, its own build-fuzz/), once the plain suite is done, beside the
+# ASan suite's last tests. Exits non-zero if anything fails.
 # Integration tests start their own throwaway PostgreSQL and Redis and skip
 # (exit 77) where /dev/fuse is missing; the fuzz step is skipped, with a
 # message, where clang or its fuzzer runtime is missing.
@@ -40,9 +41,11 @@ step "lint: clang-format, banned.h (tests/lint/lint.sh)"
 "$root/tests/lint/lint.sh" || status=1
 
 # The two builds' suites run side by side (each test of a suite after the
-# other, RUN_SERIAL): a test spends most of its time waiting on servers,
+# other, RUN_SERIAL): a test spends much of its time waiting on servers,
 # mounts and child processes, so two at once fill 2 cores without
-# starving either. Each suite's output is shown whole when both are done.
+# starving either. The plain suite ends first (the ASan one is about a
+# sixth longer): the fuzz step runs then, beside the ASan suite's last
+# tests. Each step's output is shown whole, in order, when all are done.
 # VSYNC_TEST_SERIAL=1 runs them one after the other, as on one core.
 suite() { # suite BUILD_DIR LOG [CTEST ARGS...]
 	local dir=$1 log=$2
@@ -53,6 +56,13 @@ suite() { # suite BUILD_DIR LOG [CTEST ARGS...]
 		export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 		ctest --output-on-failure --timeout 600 "$@"
 	) >"$log" 2>&1
+}
+fuzz() { # fuzz LOG: the fuzz step; its exit status (77: skipped)
+	if [[ ${VSYNC_FUZZ_SECONDS:-10} == 0 ]]; then
+		echo "fuzz: SKIPPED: VSYNC_FUZZ_SECONDS=0" >"$1"
+		return 77
+	fi
+	"$root/tests/fuzz/run.sh" >"$1" 2>&1
 }
 logs=$(mktemp -d "${TMPDIR:-/tmp}/vsync-suites.XXXXXX")
 pids=()
@@ -65,6 +75,7 @@ trap end_suites EXIT
 if [[ ${VSYNC_TEST_SERIAL:-0} == 1 ]] || (($(nproc) < 2)); then
 	suite build "$logs/plain" "$@" && rc_plain=0 || rc_plain=$?
 	suite build-asan "$logs/asan" "$@" && rc_asan=0 || rc_asan=$?
+	fuzz "$logs/fuzz" && rc_fuzz=0 || rc_fuzz=$?
 else
 	suite build "$logs/plain" "$@" &
 	pid_plain=$!
@@ -72,6 +83,8 @@ else
 	pid_asan=$!
 	pids=("$pid_plain" "$pid_asan")
 	wait "$pid_plain" && rc_plain=0 || rc_plain=$?
+	pids=("$pid_asan")
+	fuzz "$logs/fuzz" && rc_fuzz=0 || rc_fuzz=$?
 	wait "$pid_asan" && rc_asan=0 || rc_asan=$?
 	pids=()
 fi
@@ -83,15 +96,10 @@ cat "$logs/asan"
 ((rc_asan == 0)) || status=1
 
 step "fuzz: libFuzzer targets (build-fuzz/, ${VSYNC_FUZZ_SECONDS:-10}s each)"
+cat "$logs/fuzz"
 fuzz="fuzz step skipped"
-if [[ ${VSYNC_FUZZ_SECONDS:-10} == 0 ]]; then
-	echo "fuzz: SKIPPED: VSYNC_FUZZ_SECONDS=0"
-else
-	rc=0
-	"$root/tests/fuzz/run.sh" || rc=$?
-	((rc == 0)) && fuzz="fuzz targets clean"
-	((rc == 0 || rc == 77)) || status=1
-fi
+((rc_fuzz == 0)) && fuzz="fuzz targets clean"
+((rc_fuzz == 0 || rc_fuzz == 77)) || status=1
 
 if ((status == 0)); then
 	step "all tests passed in both builds; $fuzz"
