@@ -40,9 +40,10 @@
 #   vs_sql SQL           one statement on the test's PostgreSQL: rows
 #                        unaligned, fields separated by '|'.
 #   vs_mount_equals_pg PROJECT MNT
-#                        every regular file under MNT (node_modules/ left
-#                        out) has the bytes PostgreSQL has for it (one
-#                        `vsyncctl export PROJECT`; absent there: empty).
+#                        MNT (node_modules/ left out) holds what PostgreSQL
+#                        has, no more, no less: files byte for byte,
+#                        directories, symlinks' targets (one `vsyncctl
+#                        export PROJECT`, one diff -r).
 #   vs_servers_env       print `export NAME=value` lines for the above.
 #
 # TLS (tests/integration/test_tls.sh; the default servers above stay plain)
@@ -605,26 +606,18 @@ vs_sql() {
 }
 
 vs_mount_equals_pg() {
-	local project=$1 mnt=$2 p exp rc=0
-	# one export (one connection) rather than a vsyncctl cat a file (a
-	# connection each, ~0.2 s on a busy machine); a path the export lacks
-	# reads as empty, as a failed cat did. cmp: byte for byte, NULs and
-	# trailing newlines included.
+	local project=$1 mnt=$2 exp rc=0
+	# one export (one connection) and one diff(1), both ways: every file,
+	# directory and symlink PostgreSQL has is on the mount with the same
+	# bytes or target, and the mount has nothing else (node_modules/ left
+	# out). The last difference seen is kept in $VS_SERVERS_DIR/equals.last.
 	exp=$(mktemp -d "${VS_SERVERS_DIR:-${TMPDIR:-/tmp}}/equals.XXXXXX") || return 1
-	if "$VSYNC_BUILD_DIR/agent/vsyncctl" -q export "$project" "$exp/t" >/dev/null 2>&1; then
-		while IFS= read -r p; do
-			if [[ -L "$exp/t/$p" ]]; then
-				rc=1
-			elif [[ -f "$exp/t/$p" ]]; then
-				cmp -s "$exp/t/$p" "$mnt/$p" || rc=1
-			else
-				cmp -s /dev/null "$mnt/$p" || rc=1
-			fi
-			((rc == 0)) || break
-		done < <(cd "$mnt" && find . -path ./node_modules -prune -o -type f -print | sed 's|^\./||')
+	if "$VSYNC_BUILD_DIR/agent/vsyncctl" -q export "$project" "$exp/t" >"$exp/out" 2>&1; then
+		diff -rq --no-dereference -x node_modules "$exp/t" "$mnt" >"$exp/out" 2>&1 || rc=1
 	else
 		rc=1
 	fi
+	((rc == 0)) || cp "$exp/out" "${VS_SERVERS_DIR:-$exp}/equals.last" 2>/dev/null
 	rm -rf "$exp"
 	return "$rc"
 }
