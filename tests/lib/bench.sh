@@ -15,12 +15,12 @@
 #                     NAME's value from HOSTPORT's /metrics into METRIC
 #                     (1 if absent or unreachable), with bash builtins only
 #   bench_poll SECS CMD...
-#                     vs_poll without a process per try: CMD (a function
-#                     that forks nothing, e.g. bench_metric) every 20 ms
-#                     until it succeeds or SECS pass. A poller that forks
-#                     (curl, sleep, a subshell) every 20 ms takes a good
-#                     part of a core of a 2-core machine from the work
-#                     it measures.
+#                     vs_poll with naps of at most 20 ms, for a CMD whose
+#                     success is timed (a function that forks nothing,
+#                     e.g. bench_metric): vs_poll forks nothing itself. A
+#                     poller that forks (curl, sleep, a subshell) every
+#                     20 ms takes a good part of a core of a 2-core
+#                     machine from the work it measures.
 
 log() { printf '# %s\n' "$*" >&2; }
 
@@ -63,23 +63,4 @@ bench_metric() {
 	[[ -n $METRIC ]]
 }
 
-# a FIFO nobody writes: `read -t` on it waits without a process
-BENCH__NAP_FD=
-bench__nap() {
-	if [[ -z $BENCH__NAP_FD ]]; then
-		local f
-		f=$(mktemp -u "${TMPDIR:-/tmp}/vsync-bench-nap.XXXXXX")
-		mkfifo -m 600 "$f" && exec {BENCH__NAP_FD}<>"$f" && rm -f "$f"
-	fi
-	read -r -t "$1" -u "$BENCH__NAP_FD" _ || true
-}
-
-bench_poll() {
-	local deadline=$((${EPOCHREALTIME/./} + $1 * 1000000))
-	shift
-	while :; do
-		"$@" && return 0
-		((${EPOCHREALTIME/./} >= deadline)) && return 1
-		bench__nap 0.02
-	done
-}
+bench_poll() { VS_POLL_NAP_MAX=20 vs_poll "$@"; }

@@ -85,8 +85,9 @@
 #                        so the exit cleanup runs before ctest's kill).
 #   vs_need_fuse         exit 77 with "SKIP: ..." if FUSE cannot be used.
 #   vs_need_cmd CMD WHAT exit 77 with "SKIP: ..." if CMD is not on PATH.
-#   vs_poll SECS CMD...  re-run CMD until it succeeds (naps of 5 to 50 ms
-#                        in between); 1 on timeout.
+#   vs_poll SECS CMD...  re-run CMD until it succeeds (naps of 5 ms up to
+#                        $VS_POLL_NAP_MAX, default 50, in between); 1 on
+#                        timeout.
 #   vs_nap MS            sleep MS milliseconds without forking.
 #   vs_now_ms            milliseconds since the epoch.
 #   vs_is_mounted DIR    DIR is a mount point per /proc/mounts (no stat(2),
@@ -226,20 +227,19 @@ vs_deadline() {
 # shell holds both ends of, which never has data nor reaches EOF (a
 # poll's naps would otherwise fork a sleep(1) 50 times a second).
 vs_nap() {
-	if [[ -z "${VS_NAP_FD:-}" ]] || ! { true >&"$VS_NAP_FD"; } 2>/dev/null; then
-		exec {VS_NAP_FD}<> <(:)
-	fi
+	[[ -n "${VS_NAP_FD:-}" ]] || exec {VS_NAP_FD}<> <(:)
 	local t
 	printf -v t '%d.%03d' $(($1 / 1000)) $(($1 % 1000))
 	read -r -t "$t" -u "$VS_NAP_FD" || true
 }
 
 # vs_poll SECS CMD...: re-run CMD until it succeeds, naps of 5 ms doubling
-# to 50 ms in between (most conditions hold at once or within a few ms; a
-# slow one is not re-checked more than 20 times a second, so that polling
-# does not take the CPU the code under test needs).
+# to VS_POLL_NAP_MAX ms (default 50) in between (most conditions hold at
+# once or within a few ms; a slow one is not re-checked more than 20
+# times a second, so that polling does not take the CPU the code under
+# test needs).
 vs_poll() {
-	local t=${EPOCHREALTIME/./} deadline nap=5
+	local t=${EPOCHREALTIME/./} deadline nap=5 max=${VS_POLL_NAP_MAX:-50}
 	deadline=$((t / 1000 + $1 * 1000))
 	shift
 	while :; do
@@ -251,7 +251,7 @@ vs_poll() {
 			return 1
 		fi
 		vs_nap "$nap"
-		((nap < 50)) && nap=$((nap * 2 > 50 ? 50 : nap * 2))
+		((nap < max)) && nap=$((nap * 2 > max ? max : nap * 2))
 	done
 }
 
@@ -617,7 +617,8 @@ vs_mount_equals_pg() {
 	else
 		rc=1
 	fi
-	((rc == 0)) || cp "$exp/out" "${VS_SERVERS_DIR:-$exp}/equals.last" 2>/dev/null
+	((rc == 0)) || [[ -z "${VS_SERVERS_DIR:-}" ]] ||
+		cp "$exp/out" "$VS_SERVERS_DIR/equals.last" 2>/dev/null
 	rm -rf "$exp"
 	return "$rc"
 }
