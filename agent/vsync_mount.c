@@ -963,13 +963,7 @@ static void *keeper_main(void *arg)
 		if (!learned && learn_at < due)
 			due = learn_at;
 		if (last_beat && now < due) {
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += (due - now) / 1000;
-			ts.tv_nsec += (long)((due - now) % 1000) * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
+			vs_mono_ts(&ts, due);
 			pthread_cond_timedwait(&ctx->cond, &ctx->lock, &ts);
 			continue;
 		}
@@ -1441,7 +1435,7 @@ int main(int argc, char **argv)
 	ctx.start_ms = vs_mono_ms();
 	pthread_mutex_init(&ctx.lock, NULL);
 	pthread_mutex_init(&ctx.beat_lock, NULL);
-	pthread_cond_init(&ctx.cond, NULL);
+	vs_cond_init_mono(&ctx.cond);
 	if (vs_mount_opts_parse(&o, argc, argv, env_get, err, sizeof(err)) <
 	    0) {
 		fprintf(stderr, "vsync-mount: %s\n%s", err, vs_mount_usage);

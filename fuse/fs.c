@@ -38,6 +38,7 @@
 #include "owner_i.h"
 #include "special_i.h"
 #include "synced_i.h"
+#include "vsync/clock.h"
 #include "vsync/log.h"
 #include "vsync/banned.h"
 
@@ -841,14 +842,7 @@ int vs_fs_new(struct vs_fs **out, const struct vs_fs_config *cfg,
 	pthread_mutex_init(&fs->ns_lock, NULL);
 	pthread_mutex_init(&fs->owner_lock, NULL);
 	pthread_mutex_init(&fs->dirty_lock, NULL);
-	{
-		pthread_condattr_t ca;
-
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&fs->dirty_cond, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	vs_cond_init_mono(&fs->dirty_cond);
 	r = inode_table_init(&fs->table);
 	if (r < 0) {
 		free(fs);

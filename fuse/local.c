@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "local_i.h"
+#include "vsync/clock.h"
 #include "vsync/log.h"
 #include "vsync/banned.h"
 
@@ -360,12 +361,10 @@ static void reply_made(fuse_req_t req, struct vs_fs *fs,
 	} else if (!parent->local) {
 		/* a special node or a local-only name made in a synced
 		 * directory changes its entries, as a disk's mtime says */
-		struct timespec ts;
+		int64_t now = vs_wall_ns();
 
-		clock_gettime(CLOCK_REALTIME, &ts);
 		pthread_mutex_lock(&fs->table.lock);
-		inode_dir_changed(parent,
-				  (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+		inode_dir_changed(parent, now);
 		pthread_mutex_unlock(&fs->table.lock);
 	}
 	if (fd >= 0)

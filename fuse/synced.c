@@ -164,11 +164,10 @@ void synced_setattr(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 	/* (a truncation is saved as a write is: when quiet, write.c) */
 	if (r == 0) {
 		/* any change of the inode's attributes is a status change */
-		struct timespec ts;
+		int64_t now = vs_wall_ns();
 
-		clock_gettime(CLOCK_REALTIME, &ts);
 		pthread_mutex_lock(&fs->table.lock);
-		in->ctime_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+		in->ctime_ns = now;
 		pthread_mutex_unlock(&fs->table.lock);
 	}
 	if (r < 0)

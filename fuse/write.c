@@ -128,14 +128,6 @@
  * entries in flight before deciding whether a change is ours */
 #define FSW_OWN_WAIT_MS 2000
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static int path_of(struct vs_fs *fs, struct vs_inode *in, char *buf,
 		   size_t size)
 {
@@ -611,13 +603,7 @@ static void *saver_main(void *arg)
 		} else {
 			struct timespec ts;
 
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += (next - now) / 1000;
-			ts.tv_nsec += (long)((next - now) % 1000) * 1000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
+			vs_mono_ts(&ts, next);
 			fs->saver_wake_ms = next;
 			pthread_cond_timedwait(&fs->dirty_cond, &fs->dirty_lock,
 					       &ts);
@@ -698,7 +684,7 @@ int fsw_write(struct vs_fs *fs, struct vs_inode *in, struct fuse_bufvec *buf,
 				in->size = end;
 			stream = n > 0 && end == in->size &&
 				 end % FSW_STREAM_UNIT == 0;
-			in->mtime_ns = now_ns();
+			in->mtime_ns = vs_wall_ns();
 			pthread_mutex_unlock(&fs->table.lock);
 			dirty_mark_as(fs, in, false, stream);
 		}
@@ -941,7 +927,7 @@ static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval)
 	in->saved_hash[0] = '\0';
 	in->theirs_version = 0;
 	in->size = (uint64_t)st.st_size;
-	in->mtime_ns = theirs.version ? theirs.mtime_ns : now_ns();
+	in->mtime_ns = theirs.version ? theirs.mtime_ns : vs_wall_ns();
 	pthread_mutex_unlock(&fs->table.lock);
 	/* after the size: a memfd is counted by the content's, not by the
 	 * failed working copy's */
@@ -1079,7 +1065,7 @@ int fsw_setattr(struct vs_fs *fs, struct vs_inode *in, const struct stat *attr,
 			in->wgen++;
 			pthread_mutex_lock(&fs->table.lock);
 			in->size = (uint64_t)attr->st_size;
-			in->mtime_ns = now_ns();
+			in->mtime_ns = vs_wall_ns();
 			pthread_mutex_unlock(&fs->table.lock);
 			/* saved when quiet (an open's O_TRUNC is followed by
 			 * its writes) */
@@ -1093,12 +1079,12 @@ int fsw_setattr(struct vs_fs *fs, struct vs_inode *in, const struct stat *attr,
 	if (valid & FUSE_SET_ATTR_MODE)
 		in->mode = attr->st_mode & 07777;
 	if (valid & FUSE_SET_ATTR_MTIME_NOW)
-		in->mtime_ns = now_ns();
+		in->mtime_ns = vs_wall_ns();
 	else if (valid & FUSE_SET_ATTR_MTIME)
 		in->mtime_ns = (int64_t)attr->st_mtim.tv_sec * 1000000000 +
 			       attr->st_mtim.tv_nsec;
 	if (valid & FUSE_SET_ATTR_ATIME_NOW) {
-		in->atime_ns = now_ns();
+		in->atime_ns = vs_wall_ns();
 		in->atime_set = true;
 	} else if (valid & FUSE_SET_ATTR_ATIME) {
 		in->atime_ns = (int64_t)attr->st_atim.tv_sec * 1000000000 +
@@ -1170,7 +1156,7 @@ int fsw_create(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	if (r < 0)
 		goto out_locked;
 	in->mode = mode & 07777;
-	in->mtime_ns = now_ns();
+	in->mtime_ns = vs_wall_ns();
 	inode_dir_changed(parent, in->mtime_ns);
 	in->version = 0; /* not in PostgreSQL yet */
 	in->wfd = wfd;
@@ -1248,7 +1234,7 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 			gone = fsw_removed_pin(cur);
 			inode_synced_remove(&fs->table, cur);
 		}
-		inode_dir_changed(parent, now_ns());
+		inode_dir_changed(parent, vs_wall_ns());
 		pthread_mutex_unlock(&fs->table.lock);
 	}
 	pthread_mutex_unlock(&fs->ns_lock);
@@ -1370,7 +1356,7 @@ out:
 	}
 	r = inode_synced_move(in, newparent, newname);
 	if (r == 0) {
-		int64_t now = now_ns();
+		int64_t now = vs_wall_ns();
 
 		inode_dir_changed(parent, now);
 		inode_dir_changed(newparent, now);
@@ -1456,7 +1442,7 @@ static int overlay_apply(struct vs_inode_table *t, const struct vs_jentry *e)
 		memcpy(in->hash, e->hash, sizeof(in->hash));
 		in->size = e->size;
 		in->mode = e->mode & 07777;
-		in->mtime_ns = now_ns();
+		in->mtime_ns = vs_wall_ns();
 		/* not committed: the next save chains after it, the updater
 		 * leaves the file alone, the commit makes it clean */
 		inode_pending_set(t, in, e->op_id, e->lseq);

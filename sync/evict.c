@@ -233,7 +233,6 @@ static int evict_run(struct vs_cache *c, uint64_t max, uint64_t low,
 		     int grace_ms, struct vs_evict_stats *st)
 {
 	struct scan s = {0};
-	struct timespec now;
 	uint64_t seen;
 	int64_t young_ns;
 	int r = 0;
@@ -275,9 +274,7 @@ static int evict_run(struct vs_cache *c, uint64_t max, uint64_t low,
 				       sizeof(*s.keep), cmp_hash) != NULL;
 		st->kept += s.items[i].keep;
 	}
-	clock_gettime(CLOCK_REALTIME, &now);
-	young_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec -
-		   (int64_t)grace_ms * 1000000;
+	young_ns = vs_wall_ns() - (int64_t)grace_ms * 1000000;
 	for (size_t i = 0; i < s.n; i++)
 		st->young += s.items[i].atime_ns >= young_ns;
 	vs_evict_select(s.items, s.n, s.total, low, young_ns);
@@ -332,16 +329,10 @@ struct vs_evict {
 	atomic_bool room_waited;
 };
 
-/* @ts (CLOCK_REALTIME, the conds' clock) @ms from now. */
+/* @ts (CLOCK_MONOTONIC, the conds' clock) @ms from now. */
 static void evict_deadline(struct timespec *ts, int ms)
 {
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
+	vs_mono_ts(ts, vs_mono_ms() + ms);
 }
 
 /* The cache's watch (vs_cache_watch): on a FUSE or fetch thread, quick. */
@@ -603,8 +594,8 @@ int vs_evict_start(struct vs_evict **out, const struct vs_evict_config *cfg)
 		ev->cfg.rescan_ms = 60000;
 	ev->low = vs_evict_low(ev->cfg.max, ev->cfg.low_pct);
 	pthread_mutex_init(&ev->lock, NULL);
-	pthread_cond_init(&ev->cond, NULL);
-	pthread_cond_init(&ev->reclaimed, NULL);
+	vs_cond_init_mono(&ev->cond);
+	vs_cond_init_mono(&ev->reclaimed);
 	vs_cache_watch(ev->cfg.cache, ev->cfg.max, evict_kick, ev);
 	vs_cache_on_full(ev->cfg.cache, evict_reclaim, evict_room, ev);
 	r = -pthread_create(&ev->thread, NULL, evict_main, ev);

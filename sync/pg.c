@@ -423,19 +423,15 @@ static void *pg_cancel_main(void *arg)
 static struct pg_cancel *pg_cancel_new(struct vs_pg *pg)
 {
 	struct pg_cancel *pc = calloc(1, sizeof(*pc));
-	pthread_condattr_t ca;
 
 	if (!pc)
 		return NULL;
 	pc->c = PQgetCancel(pg->conn);
-	if (!pc->c || pthread_condattr_init(&ca) != 0) {
+	if (!pc->c || vs_cond_init_mono(&pc->cond) != 0) {
 		PQfreeCancel(pc->c);
 		free(pc);
 		return NULL;
 	}
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&pc->cond, &ca);
-	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&pc->lock, NULL);
 	pc->refs = 2; /* the caller's and the thread's */
 	return pc;

@@ -1310,7 +1310,6 @@ static void wb_free(struct vs_writeback *wb)
 int vs_wb_start(struct vs_writeback **out, const struct vs_wb_config *cfg)
 {
 	struct vs_writeback *wb;
-	pthread_condattr_t ca;
 	int r;
 
 	*out = NULL;
@@ -1350,12 +1349,9 @@ int vs_wb_start(struct vs_writeback **out, const struct vs_wb_config *cfg)
 		return r;
 	}
 	wb->done_upto = vs_journal_low_water(wb->journal) - 1;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_mutex_init(&wb->lock, NULL);
-	pthread_cond_init(&wb->wake, &ca);
-	pthread_cond_init(&wb->done, &ca);
-	pthread_condattr_destroy(&ca);
+	vs_cond_init_mono(&wb->wake);
+	vs_cond_init_mono(&wb->done);
 	r = pthread_create(&wb->thread, NULL, wb_main, wb);
 	if (r) {
 		pthread_cond_destroy(&wb->wake);

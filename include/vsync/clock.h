@@ -6,6 +6,7 @@
 #ifndef VSYNC_CLOCK_H
 #define VSYNC_CLOCK_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -36,6 +37,23 @@ static inline void vs_mono_ts(struct timespec *ts, int64_t at_ms)
 	ts->tv_nsec = (long)(at_ms % 1000) * 1000000L;
 }
 
+/* @cond, made to time its waits on CLOCK_MONOTONIC (deadlines from
+ * vs_mono_ts), so that a step of the wall clock (NTP setting it at boot)
+ * neither stretches nor cuts them. 0 or an errno. */
+static inline int vs_cond_init_mono(pthread_cond_t *cond)
+{
+	pthread_condattr_t ca;
+	int r = pthread_condattr_init(&ca);
+
+	if (r)
+		return r;
+	r = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (!r)
+		r = pthread_cond_init(cond, &ca);
+	pthread_condattr_destroy(&ca);
+	return r;
+}
+
 /* Milliseconds since the epoch on CLOCK_REALTIME (jumps with the wall
  * clock: only for comparing with other machines' timestamps). */
 static inline int64_t vs_wall_ms(void)
@@ -44,6 +62,16 @@ static inline int64_t vs_wall_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Nanoseconds since the epoch on CLOCK_REALTIME: the times a file shows
+ * (mtime, ctime), which compare with other machines' and the kernel's. */
+static inline int64_t vs_wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 #endif

@@ -522,6 +522,40 @@ static void test_log_due(void **state)
 	check_bool(false, vs_log_due(&last, 60000), "and then not again");
 }
 
+/* ---------------------------------------------------------------- clocks */
+
+/* A condition made by vs_cond_init_mono waits until a vs_mono_ts deadline:
+ * on a wall-clock condition that deadline (the time since boot) is long
+ * past, and the wait would end at once. */
+static void test_cond_mono(void **state)
+{
+	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cond;
+	struct timespec ts;
+	int64_t start, waited, before, ns, after;
+	int r;
+
+	(void)state;
+	check_int(0, vs_cond_init_mono(&cond), "made");
+	pthread_mutex_lock(&lock);
+	start = vs_mono_ms();
+	vs_mono_ts(&ts, start + 100);
+	do
+		r = pthread_cond_timedwait(&cond, &lock, &ts);
+	while (r == 0); /* a spurious wake-up */
+	waited = vs_mono_ms() - start;
+	pthread_mutex_unlock(&lock);
+	pthread_cond_destroy(&cond);
+	check_int(ETIMEDOUT, r, "the wait timed out");
+	check_bool(true, waited >= 99,
+		   "it waited until the monotonic deadline (100 ms)");
+	before = vs_wall_ms();
+	ns = vs_wall_ns();
+	after = vs_wall_ms();
+	check_bool(true, before <= ns / 1000000 && ns / 1000000 <= after,
+		   "vs_wall_ns is the wall clock");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -534,6 +568,7 @@ int main(void)
 	    cmocka_unit_test(test_backoff_jitter),
 	    cmocka_unit_test(test_size_timeout),
 	    cmocka_unit_test(test_log_due),
+	    cmocka_unit_test(test_cond_mono),
 	    cmocka_unit_test(test_opendirat),
 	    cmocka_unit_test(test_regular),
 	    cmocka_unit_test(test_pipe_whole),
