@@ -377,6 +377,12 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Is @p in @v, @n strings sorted by cmp_str? */
+static bool sorted_has(char *const *v, size_t n, const char *p)
+{
+	return n && bsearch(&p, v, n, sizeof(*v), cmp_str) != NULL;
+}
+
 static int div_add(struct vs_status_snap *s, const char *path,
 		   enum vs_div_reason reason, int error)
 {
@@ -452,6 +458,7 @@ static int snapshot(struct vs_status_snap *s, struct vs_journal *j, bool ready,
 	vs_status_dirty_walk walk;
 	void *walk_arg;
 	struct mark *marks = NULL;
+	char **mpaths = NULL; /* the marks' paths, sorted */
 	size_t nmarks = 0;
 	int64_t oldest = 0;
 	int r = 0;
@@ -498,6 +505,16 @@ static int snapshot(struct vs_status_snap *s, struct vs_journal *j, bool ready,
 	pthread_mutex_unlock(&st.lock);
 	if (r < 0)
 		goto out;
+	/* each path below is looked up in the marks and the journal's
+	 * paths: sorted, so a snapshot of many unsaved files stays n log n */
+	if (nmarks && !(mpaths = malloc(nmarks * sizeof(*mpaths)))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < nmarks; i++)
+		mpaths[i] = marks[i].path;
+	if (nmarks > 1)
+		qsort(mpaths, nmarks, sizeof(*mpaths), cmp_str);
 
 	if (j) {
 		s->pending = vs_journal_pending(j);
@@ -521,13 +538,9 @@ static int snapshot(struct vs_status_snap *s, struct vs_journal *j, bool ready,
 	for (size_t i = 0; i < nmarks && r == 0; i++)
 		r = div_add(s, marks[i].path, marks[i].reason, marks[i].error);
 	for (size_t i = 0; i < jp.n && r == 0; i++) {
-		bool marked = false;
-
 		if (i > 0 && !strcmp(jp.v[i], jp.v[i - 1]))
 			continue;
-		for (size_t k = 0; k < nmarks && !marked; k++)
-			marked = !strcmp(marks[k].path, jp.v[i]);
-		if (!marked)
+		if (!sorted_has(mpaths, nmarks, jp.v[i]))
 			r = div_add(s, jp.v[i], VS_DIV_UNSAVED, 0);
 	}
 	if (!list) { /* each pending entry counted as one file */
@@ -540,13 +553,8 @@ static int snapshot(struct vs_status_snap *s, struct vs_journal *j, bool ready,
 	if (r == 0)
 		r = dirty.err;
 	for (size_t i = 0; i < dirty.n && r == 0; i++) {
-		bool listed = false;
-
-		for (size_t k = 0; k < nmarks && !listed; k++)
-			listed = !strcmp(marks[k].path, dirty.path[i]);
-		for (size_t k = 0; k < jp.n && !listed; k++)
-			listed = !strcmp(jp.v[k], dirty.path[i]);
-		if (listed)
+		if (sorted_has(mpaths, nmarks, dirty.path[i]) ||
+		    sorted_has(jp.v, jp.n, dirty.path[i]))
 			continue; /* counted above, with its telling reason */
 		if (list) {
 			r = div_add(s, dirty.path[i],
@@ -565,6 +573,7 @@ static int snapshot(struct vs_status_snap *s, struct vs_journal *j, bool ready,
 	vs_metrics_sync_state(s->head_seq, (int64_t)s->ndiverged,
 			      s->oldest_save_ms > 0 ? s->oldest_save_ms : 0);
 out:
+	free(mpaths);
 	for (size_t i = 0; i < nmarks; i++)
 		free(marks[i].path);
 	free(marks);

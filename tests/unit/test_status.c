@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -190,6 +191,53 @@ static void test_registry(void **state)
 	vs_status_snap_release(&s);
 }
 
+/* The dirty walk of test_dirty: "f<i>.js" for i < DIRTY_N, every fifth
+ * one's last write failed. */
+#define DIRTY_N 3000
+static int dirty_walk(void *arg, vs_status_dirty_cb cb, void *ctx)
+{
+	char path[32];
+
+	(void)arg;
+	for (int i = 0; i < DIRTY_N; i++) {
+		snprintf(path, sizeof(path), "f%d.js", i);
+		cb(ctx, path, i % 5 == 0);
+	}
+	return 0;
+}
+
+/* Each file counts once, with its most telling reason: a mark's over the
+ * dirty walk's, among thousands of each. */
+static void test_dirty(void **state)
+{
+	struct vs_status_snap s;
+	char path[32];
+	size_t marked = 0, failed = 0;
+
+	(void)state;
+	vs_status_head(1, "postgres", 0, 0, vs_wall_ms());
+	vs_status_set_applied(1);
+	for (int i = 0; i < DIRTY_N; i += 3) { /* every third: a conflict */
+		snprintf(path, sizeof(path), "f%d.js", i);
+		vs_status_conflict(path);
+		marked++;
+	}
+	vs_status_conflict("elsewhere.js"); /* a mark the walk does not see */
+	for (int i = 0; i < DIRTY_N; i++)
+		failed += i % 3 != 0 && i % 5 == 0;
+	vs_status_set_dirty_walk(dirty_walk, NULL);
+	snapshot(&s);
+	check_int(DIRTY_N + 1, s.ndiverged, "every file once");
+	check_int(marked + 1, s.div_count[VS_DIV_CONFLICT], "conflicts");
+	check_int(failed, s.div_count[VS_DIV_FAILED],
+		  "failed writes with no mark");
+	check_int(DIRTY_N - marked - failed, s.div_count[VS_DIV_UNSAVED],
+		  "unsaved, with no mark");
+	check_int(VS_STATE_DIVERGED, s.state, "diverged");
+	vs_status_snap_release(&s);
+	vs_status_set_dirty_walk(NULL, NULL);
+}
+
 static void line_of(const struct vs_status_snap *s, const char *want)
 {
 	char *json = NULL, line[512];
@@ -326,6 +374,7 @@ int main(void)
 	    cmocka_unit_test(test_state),
 	    cmocka_unit_test(test_lag),
 	    cmocka_unit_test_setup(test_registry, reset_setup),
+	    cmocka_unit_test_setup(test_dirty, reset_setup),
 	    cmocka_unit_test(test_json_line),
 	    cmocka_unit_test(test_json_text),
 	    cmocka_unit_test(test_beat),
