@@ -113,7 +113,8 @@ struct vs_inode {
 	 * walk, vs_fs_dirty_walk, may read them under the table lock) */
 	atomic_bool wfailed; /* a write failed (EFBIG, ENOSPC ...): not
 			      * saved until truncated to 0 (rewritten
-			      * whole: O_TRUNC, truncate(2) to 0) */
+			      * whole: O_TRUNC, truncate(2) to 0) or
+			      * reverted (write.c, revert_locked) */
 	/* while wfailed: the newest remote version that came meanwhile,
 	 * left unapplied (update.c), which the revert goes back to instead
 	 * of the last saved one (write.c, revert_locked); theirs_version 0:

@@ -507,8 +507,9 @@ static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval);
  * between the look and the snapshot, so what is saved is the file as of
  * its quiet point. @in is pinned by the set until taken out of it here.
  * A file whose write failed is put back to its saved version instead
- * (revert_locked; it is due after FSW_FAILED_QUIET_MS). A save or revert
- * that cannot be done now is tried again later (dirty_mark_retry).
+ * (revert_locked; it is due after FSW_FAILED_QUIET_MS), or, never saved,
+ * made empty and saved so. A save or revert that cannot be done now is
+ * tried again later (dirty_mark_retry).
  */
 static void saver_save(struct vs_fs *fs, struct vs_inode *in, int quiet)
 {
@@ -529,11 +530,15 @@ static void saver_save(struct vs_fs *fs, struct vs_inode *in, int quiet)
 		pthread_mutex_unlock(&fs->table.lock);
 		if (!removed)
 			r = revert_locked(fs, in, &inval);
+		/* a file never saved, now empty as created: saved (a file
+		 * reverted to a version has nothing to save) */
+		if (r == 0 && !in->wfailed && in->wgen != in->jgen)
+			r = snapshot_locked(fs, in, false, &lseq); /* logs */
 	} else if (due) {
 		/* (a removed file: snapshot_locked saves nothing) */
 		r = snapshot_locked(fs, in, false, &lseq); /* logs */
 	}
-	if (r < 0 && r != -ECANCELED)
+	if (r < 0)
 		dirty_mark_retry(fs, in); /* no room, backend down: later */
 	else if (due)
 		dirty_retry_clear(fs, in);
@@ -839,6 +844,40 @@ static int snapshot(struct vs_fs *fs, struct vs_inode *in, bool force,
 	return r;
 }
 
+/* revert_locked of a file never saved: a new, empty working copy (the
+ * failed one dropped, which frees its space), size 0, and a change to
+ * save (wgen): saver_save saves it at once, so that the file its
+ * creation made reaches PostgreSQL. fd_lock exclusive. */
+static int revert_to_created(struct vs_fs *fs, struct vs_inode *in,
+			     const char *path, bool *inval)
+{
+	bool wmem;
+	int fd = working_copy_new(fs, &wmem), old_fd = in->fd, wfd = in->wfd;
+
+	if (fd < 0)
+		return fd; /* no room even for that: tried again later */
+	in->wfd = fd;
+	in->wfrozen = false;
+	in->wmem = wmem;
+	in->wfailed = false;
+	in->wgen++; /* the empty file is a change to save */
+	pthread_mutex_lock(&fs->table.lock);
+	in->size = 0;
+	in->mtime_ns = vs_wall_ns();
+	pthread_mutex_unlock(&fs->table.lock);
+	inode_content_set(in, -1); /* (none: it has no version) */
+	if (old_fd >= 0)
+		close(old_fd);
+	if (wfd >= 0)
+		close(wfd);
+	*inval = true;
+	vs_metrics_writeback(VS_WB_REVERTED);
+	vs_warn("'%s': a write to it failed; its changes are dropped and, "
+		"never saved before, it is now empty, as created",
+		path);
+	return 0;
+}
+
 /*
  * A full disk. A write that failed (ENOSPC, EFBIG, EIO ...) left the
  * working copy of @in with bytes the writer did not mean (wfailed), and
@@ -856,12 +895,13 @@ static int snapshot(struct vs_fs *fs, struct vs_inode *in, bool force,
  * it was diverged (left unapplied: update.c records it as theirs) is
  * what it goes back to instead, unless a save of it is still to be
  * committed (the committer merges with that version then). A file
- * never saved (made here, its first write failed) has no version to go
- * back to: it stays as it is, not saved, until rewritten whole
- * (-ECANCELED). If the version cannot be had now (backend down, no room
- * in the cache), the file stays diverged until its next save point.
- * fd_lock exclusive; *@inval: the kernel's caches of @in must be dropped
- * (after the lock).
+ * never saved (made here, no save of it journaled, no remote version)
+ * goes back to the empty file its creation made (revert_to_created:
+ * then saved, so PostgreSQL has the file, as a local disk keeps a file
+ * whose write failed; the creation is kept, the failed writes dropped).
+ * If the version cannot be had now (backend down, no room in the cache),
+ * the file stays diverged until its next save point. fd_lock exclusive;
+ * *@inval: the kernel's caches of @in must be dropped (after the lock).
  */
 static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval)
 {
@@ -889,11 +929,11 @@ static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval)
 			      : in->hash,
 	       sizeof(hash));
 	pthread_mutex_unlock(&fs->table.lock);
-	if (!hash[0])
-		return -ECANCELED;
 	if (path_of(fs, in, path, sizeof(path)) < 0)
 		snprintf(path, sizeof(path), "(ino %llu)",
 			 (unsigned long long)in->ino);
+	if (!hash[0])
+		return revert_to_created(fs, in, path, inval);
 	if (fd < 0 || theirs.version || saved) {
 		r = vs_content_open(fs->cfg.content, hash,
 				    theirs.version ? theirs.size
