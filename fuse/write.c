@@ -698,8 +698,9 @@ int fsw_write(struct vs_fs *fs, struct vs_inode *in, struct fuse_bufvec *buf,
 		/* what is in the working copy now is not what the writer
 		 * meant: it is not saved until rewritten */
 		in->wfailed = true;
-		vs_warn("a write failed (%s): inode %llu is not saved until "
-			"it is truncated to 0 or rewritten whole",
+		vs_warn("a write failed (%s): inode %llu is not saved; once "
+			"its writer is done (closed, or quiet) it goes back to "
+			"its last saved version, unless rewritten whole first",
 			strerror(-r), (unsigned long long)in->ino);
 	}
 	if (r < 0)
