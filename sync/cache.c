@@ -252,10 +252,52 @@ void vs_cache_object_name(char out[8 + 3 + VS_HASH_HEX_LEN + 1],
 		 hash);
 }
 
+/* Add @n to the estimate; crossing the watch's limit calls it. */
+static void bytes_add(struct vs_cache *c, uint64_t n)
+{
+	uint64_t now = atomic_fetch_add(&c->bytes, n) + n;
+
+	uint64_t at = atomic_load(&c->over_at);
+
+	if (c->over && now > at && now - n <= at)
+		c->over(c->over_arg);
+}
+
+/* Take @n off the estimate, never below 0. */
+static void bytes_sub(struct vs_cache *c, uint64_t n)
+{
+	uint64_t cur = atomic_load(&c->bytes);
+
+	while (!atomic_compare_exchange_weak(&c->bytes, &cur,
+					     cur > n ? cur - n : 0))
+		;
+}
+
+/* Remove object @name, a regular file that @fd is open on (corrupt), and
+ * take what it allocates off the estimate; not if the name is another
+ * file's now (a store put the object there since: stores rename under
+ * evict_lock). */
+static void object_remove(struct vs_cache *c, const char *name, int fd)
+{
+	struct stat st, at;
+	bool removed;
+
+	if (fstat(fd, &st) < 0)
+		return;
+	pthread_mutex_lock(&c->evict_lock);
+	removed = fstatat(c->dir_fd, name, &at, AT_SYMLINK_NOFOLLOW) == 0 &&
+		  at.st_dev == st.st_dev && at.st_ino == st.st_ino &&
+		  unlinkat(c->dir_fd, name, 0) == 0;
+	pthread_mutex_unlock(&c->evict_lock);
+	if (removed)
+		bytes_sub(c, (uint64_t)at.st_blocks * 512);
+}
+
 /* Object @name (relative to the cache dir) is not a regular file (a FIFO,
  * a device, a symlink: planted by whatever can write the cache dir):
  * removed as a corrupt object is, unless a store put a file there since
- * (stores rename under evict_lock). -EBADMSG. */
+ * (stores rename under evict_lock); the estimate never counted it (the
+ * evictor measures regular files only). -EBADMSG. */
 static int not_a_file(struct vs_cache *c, const char *name, const char *hash)
 {
 	struct stat st;
@@ -304,7 +346,7 @@ int vs_cache_open(struct vs_cache *c, const char *hash, int *fd_out)
 			"removed, will fetch again",
 			hash, got);
 		vs_cache_object_name(name, hash);
-		unlinkat(c->dir_fd, name, 0);
+		object_remove(c, name, fd);
 		close(fd);
 		return -EBADMSG;
 	}
@@ -324,17 +366,6 @@ bool vs_cache_has(struct vs_cache *c, const char *hash)
 		return false;
 	vs_cache_object_name(name, hash);
 	return faccessat(c->dir_fd, name, F_OK, 0) == 0;
-}
-
-/* Add @n to the estimate; crossing the watch's limit calls it. */
-static void bytes_add(struct vs_cache *c, uint64_t n)
-{
-	uint64_t now = atomic_fetch_add(&c->bytes, n) + n;
-
-	uint64_t at = atomic_load(&c->over_at);
-
-	if (c->over && now > at && now - n <= at)
-		c->over(c->over_arg);
 }
 
 /* A fresh name in tmp/, into @tmp (64 bytes): "tmp/<pid>.<n>". */
@@ -432,28 +463,35 @@ static int atomic_write(struct vs_cache *c, int destdir, const char *dest,
 
 /*
  * Rename temp file @tmp to object @name, under evict_lock. An object there
- * already (the same bytes, or a copy torn by a crash) is replaced but not
- * counted again: callers store without asking first whether it is there,
- * which a store of new content (nearly every one) would pay a lookup for.
+ * already (the same bytes, a copy torn by a crash, one planted) is
+ * replaced, and what it allocated taken off the estimate: callers store
+ * without asking first whether it is there, which a store of new content
+ * (nearly every one) would pay a lookup for.
  */
 static int object_rename(struct vs_cache *c, const char *tmp, const char *name,
 			 size_t len)
 {
-	bool added = true;
+	uint64_t old = 0, add = est_bytes(len);
+	struct stat st;
 	int r = 0;
 
 	pthread_mutex_lock(&c->evict_lock);
 	if (renameat2(c->dir_fd, tmp, c->dir_fd, name, RENAME_NOREPLACE) < 0) {
 		/* there already, or a volume with no RENAME_NOREPLACE */
-		bool retry = errno == EEXIST || errno == EINVAL;
-
-		added = errno != EEXIST;
-		if (!retry || renameat(c->dir_fd, tmp, c->dir_fd, name) < 0)
+		if (errno != EEXIST && errno != EINVAL)
+			r = -errno;
+		else if (fstatat(c->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) ==
+			     0 &&
+			 S_ISREG(st.st_mode))
+			old = (uint64_t)st.st_blocks * 512;
+		if (r == 0 && renameat(c->dir_fd, tmp, c->dir_fd, name) < 0)
 			r = -errno;
 	}
 	pthread_mutex_unlock(&c->evict_lock);
-	if (r == 0 && added)
-		bytes_add(c, est_bytes(len));
+	if (r == 0 && add >= old)
+		bytes_add(c, add - old);
+	else if (r == 0)
+		bytes_sub(c, old - add);
 	return r;
 }
 
@@ -927,7 +965,6 @@ int vs_cache_evict_object(struct vs_cache *c, const char *hash,
 {
 	char name[8 + 3 + VS_HASH_HEX_LEN + 1];
 	struct stat st;
-	uint64_t cur;
 	int r = 0;
 
 	*freed = 0;
@@ -949,11 +986,7 @@ int vs_cache_evict_object(struct vs_cache *c, const char *hash,
 	if (r < 0)
 		return r;
 	*freed = (uint64_t)st.st_blocks * 512;
-	/* take it off the estimate, never below 0 */
-	cur = atomic_load(&c->bytes);
-	while (!atomic_compare_exchange_weak(&c->bytes, &cur,
-					     cur > *freed ? cur - *freed : 0))
-		;
+	bytes_sub(c, *freed);
 	return 0;
 }
 

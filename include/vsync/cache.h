@@ -53,8 +53,10 @@ struct vs_cache {
 	 * wait and find it made (content.c) */
 	pthread_mutex_t fill_lock;
 	/* estimate of the bytes of objects/ (allocated, st_blocks): added
-	 * to by stores and links, taken from by evictions, set by the
-	 * evictor's scans; may drift (other processes sharing the dir) */
+	 * to by stores and links (less the object they replace), taken
+	 * from by evictions and the removal of a corrupt object, set by
+	 * the evictor's scans; may drift (other processes sharing the
+	 * dir) */
 	atomic_uint_least64_t bytes;
 	/* vs_cache_watch: set before other threads use the cache */
 	void (*over)(void *arg);

@@ -17,6 +17,10 @@
  *    storing twice (counted once in the bytes estimate); nothing left in
  *    tmp/; a fan-out dir removed since the
  *    init is made again;
+ *  - the bytes estimate equals what the objects allocate (what the
+ *    evictor's scan measures) after a store or a link over an object
+ *    that is not those bytes (64 KiB of others: taken off) and after
+ *    vs_cache_open removed a corrupt object;
  *  - vs_cache_link: an O_TMPFILE linked as the object (the same inode),
  *    -EEXIST when the object is there, a removed fan-out dir made again;
  *    an object there that is not those bytes (longer, truncated, the same
@@ -179,6 +183,47 @@ static int count_entries(struct fixture *f, const char *rel)
 	return n;
 }
 
+/* What the evictor's scan measures: the bytes allocated (st_blocks) to
+ * the regular files at objects/<h0h1>/<name>. */
+static uint64_t objects_bytes(struct fixture *f)
+{
+	uint64_t sum = 0;
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	int fd;
+
+	for (unsigned i = 0; i < 256; i++) {
+		char sub[16];
+
+		snprintf(sub, sizeof(sub), "objects/%02x", i);
+		fd = openat(f->cache.dir_fd, sub, O_RDONLY | O_DIRECTORY);
+		if (fd < 0)
+			continue;
+		d = fdopendir(fd);
+		assert_non_null(d);
+		while ((de = readdir(d)))
+			if (fstatat(dirfd(d), de->d_name, &st,
+				    AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISREG(st.st_mode))
+				sum += (uint64_t)st.st_blocks * 512;
+		closedir(d);
+	}
+	return sum;
+}
+
+/* The cache's estimate is what its objects allocate. */
+static void check_bytes(struct fixture *f, const char *when)
+{
+	uint64_t want = objects_bytes(f), got = vs_cache_bytes(&f->cache);
+
+	if (got != want)
+		fail_msg("the cache's bytes %s: expected %llu (its objects), "
+			 "got %llu",
+			 when, (unsigned long long)want,
+			 (unsigned long long)got);
+}
+
 /* Read the whole of @fd from offset 0 into @buf (at most @size bytes). */
 static size_t read_fd(int fd, char *buf, size_t size)
 {
@@ -291,6 +336,7 @@ static void test_lock(void **state)
 static void test_store_open(void **state)
 {
 	struct fixture *f = *state;
+	int fd;
 
 	check_ret(0, vs_cache_store(&f->cache, H_ABC, "abc", 3),
 		  "vs_cache_store(abc)");
@@ -311,6 +357,19 @@ static void test_store_open(void **state)
 		  "the estimate after storing abc again (%llu, was %llu)",
 		  (unsigned long long)atomic_load(&f->cache.bytes),
 		  (unsigned long long)bytes);
+	check_bytes(f, "after storing abc again");
+	/* one that is not those bytes (64 KiB planted, counted as the
+	 * evictor's scan counts it) is replaced and taken off */
+	fd = openat(f->cache.dir_fd, "objects/ba/" H_ABC,
+		    O_WRONLY | O_TRUNC | O_CLOEXEC);
+	check_bool(true, fd >= 0, "open the object to plant");
+	check_int(0, fallocate(fd, 0, 0, 64 * 1024), "plant 64 KiB");
+	close(fd);
+	vs_cache_bytes_set(&f->cache, objects_bytes(f));
+	check_ret(0, vs_cache_store(&f->cache, H_ABC, "abc", 3),
+		  "vs_cache_store(abc) over 64 KiB of other bytes");
+	check_object(f, H_ABC, "abc", 3);
+	check_bytes(f, "after a store over 64 KiB of other bytes");
 	check_int(0, count_entries(f, "tmp"), "files left in tmp/");
 	check_is_dir(f, "objects/ba"); /* made by the first store into it */
 	/* a fan-out dir removed since the init is made again */
@@ -426,8 +485,16 @@ static void test_link_over_wrong(void **state)
 			    (int)strlen(bytes[kind]),
 			    write(planted, bytes[kind], strlen(bytes[kind])),
 			    "write %s", what[kind]);
+			/* the longer one, by 64 KiB: its blocks are not
+			 * those of "abc" */
+			if (kind == 0)
+				check_int(0,
+					  fallocate(planted, 0, 4, 64 * 1024),
+					  "grow %s", what[kind]);
 			close(planted);
 		}
+		/* counted, as the evictor's scan counts what it finds */
+		vs_cache_bytes_set(&f->cache, objects_bytes(f));
 		fd = openat(f->cache.dir_fd, "tmp",
 			    O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 		if (fd < 0)
@@ -443,6 +510,7 @@ static void test_link_over_wrong(void **state)
 		check_bool(true, a.st_ino == b.st_ino,
 			   "the object is the file linked (over %s)",
 			   what[kind]);
+		check_bytes(f, what[kind]);
 		check_int(0, count_entries(f, "tmp"), "files left in tmp/");
 		close(fd);
 	}
@@ -536,6 +604,7 @@ static void test_corrupt_object(void **state)
 		check_ret(-EBADMSG, vs_cache_open(&f->cache, H_ABC, &fd),
 			  "vs_cache_open of an object with a byte %s", how);
 		check_absent(f, name);
+		check_bytes(f, "after a corrupt object was removed");
 		check_ret(-ENOENT, vs_cache_open(&f->cache, H_ABC, &fd),
 			  "vs_cache_open after a %s object was removed", how);
 	}
