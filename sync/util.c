@@ -331,30 +331,38 @@ int vs_opendirat(int at, const char *path, bool nofollow, DIR **out)
 
 int vs_open_regular(int at, const char *path, int mode, int *fd_out)
 {
+	char proc[32];
 	struct stat st;
-	int fd, fl, r;
+	int pfd, fd, r = 0;
 
-	fd = openat(at, path,
-		    (mode & O_ACCMODE) | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	/* O_PATH opens nothing: no device's open (a tape rewound, a
+	 * terminal made controlling), no wait for a FIFO's other end */
+	pfd = openat(at, path, O_PATH | O_CLOEXEC | O_NOFOLLOW);
+	if (pfd < 0)
+		return errno == ELOOP ? 1 : -errno;
+	if (fstat(pfd, &st) < 0)
+		r = -errno;
+	else if (!S_ISREG(st.st_mode))
+		r = 1; /* a symlink (O_NOFOLLOW: itself), a device, ... */
+	if (r != 0) {
+		close(pfd);
+		return r;
+	}
+	/* the same inode, a regular file, opened with @mode: whatever is
+	 * at @path now does not matter. O_NONBLOCK as before (a lease
+	 * held on it: EWOULDBLOCK, not a wait for its break), cleared. */
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+	fd = open(proc, (mode & O_ACCMODE) | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
-		return errno == ELOOP || errno == ENXIO ? 1 : -errno;
-	if (fstat(fd, &st) < 0) {
+		r = -errno;
+	close(pfd);
+	if (r == 0 && fcntl(fd, F_SETFL, 0) < 0) {
 		r = -errno;
 		close(fd);
-		return r;
 	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return 1;
-	}
-	fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	*fd_out = fd;
-	return 0;
+	if (r == 0)
+		*fd_out = fd;
+	return r;
 }
 
 int vs_write_file_at(int at, const char *tmp, const char *name, const void *buf,

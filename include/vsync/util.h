@@ -135,12 +135,14 @@ int vs_opendirat(int at, const char *path, bool nofollow, DIR **out);
 
 /*
  * Open @path relative to @at with access mode @mode (O_RDONLY, O_WRONLY
- * or O_RDWR), only if it is a regular file: never through a symlink
- * (O_NOFOLLOW), never waiting for the other end of a FIFO (O_NONBLOCK,
- * cleared once it is known to be a file). For a directory that whatever
- * runs in the container can write. 0 and *@fd_out, 1 if it is not a
- * regular file (a symlink or a FIFO without a reader included), or
- * -errno (-ENOENT if there is nothing).
+ * or O_RDWR: no other flag, no O_CREAT), only if it is a regular file:
+ * never through a symlink (O_NOFOLLOW), and nothing else is ever opened
+ * (a device's open has side effects, a FIFO's waits): an O_PATH fd is
+ * checked with fstat, then that inode opened through /proc/self/fd
+ * (O_NONBLOCK, cleared). For a directory that whatever runs in the
+ * container can write. 0 and *@fd_out, 1 if it is not a regular file (a
+ * symlink, a FIFO, a device, a directory), or -errno (-ENOENT if there
+ * is nothing).
  */
 int vs_open_regular(int at, const char *path, int mode, int *fd_out);
 

@@ -343,8 +343,10 @@ vs_check_eq "torn object: journal empty" 0 "$(journal_count)"
 # out of file descriptors (EMFILE) when the committer opens the content
 # object: not the object's fault, so the entry waits and is committed
 # later, not dropped. The save is chained after a committed one, so the
-# committer's first call connects to PostgreSQL (its socket takes the one
-# spare descriptor) before it opens the object.
+# committer's first call connects to PostgreSQL before it opens the
+# object. Two spare descriptors: a cache-dir file is opened through an
+# O_PATH fd first (vs_open_regular: two at once), which the journal
+# entry's read has, and the object's, after the socket took one, has not.
 echo "e1" >"$W/e1"
 wb append-only write src/e.js "$W/e1"
 op=$(field op_id)
@@ -353,7 +355,7 @@ vs_check_eq "EMFILE: first save committed" "e1" "$(ctl cat wbtest src/e.js)"
 echo "e2" >"$W/e2"
 wb append-only write src/e.js "$W/e2" -1 "$op"
 vs_check_eq "EMFILE: chained save journaled" 0 "$RC"
-WB_SPARE_FDS=1 WB_WAIT_MS=2000 wb replay
+WB_SPARE_FDS=2 WB_WAIT_MS=2000 wb replay
 vs_check_eq "EMFILE: the entry waits (exit 5, pending=1)" "5 pending=1" \
 	"$RC $(tail -n 1 <<<"$OUT")"
 vs_check "EMFILE: the object open failed for want of descriptors" grep -q \

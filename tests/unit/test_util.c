@@ -24,12 +24,17 @@
  *    vs_pread_fd_whole from offset 0 whatever the file offset; -EBADF on a
  *    closed descriptor, with *buf NULL;
  *  - vs_log_due (log.h): due the first time, not again at once, due once
- *    the interval has passed since the last, and then not again.
+ *    the interval has passed since the last, and then not again;
+ *  - vs_open_regular: a character device node (/dev/null's numbers,
+ *    mknod: as root, else skipped) refused (1) without being opened (no
+ *    IN_OPEN on it), read-only and write-only.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -489,6 +494,54 @@ static void test_regular(void **state)
 	rmdir(root);
 }
 
+/* vs_open_regular refuses a device node without opening it: an open of
+ * one can do anything (a tape rewinds, a terminal becomes the process's
+ * controlling one). inotify tells an open (IN_OPEN) from a look (O_PATH
+ * and fstat: none). */
+static void test_regular_device(void **state)
+{
+	char tmpl[] = "/tmp/vsync-test-util.XXXXXX";
+	char *root = mkdtemp(tmpl), buf[4096];
+	struct stat st;
+	int at, in, fd = -1;
+	ssize_t n;
+
+	(void)state;
+	assert_non_null(root);
+	at = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(at >= 0);
+	assert_int_equal(stat("/dev/null", &st), 0);
+	if (mknodat(at, "dev", S_IFCHR | 0600, st.st_rdev) < 0) {
+		close(at);
+		rmdir(root);
+		skip(); /* not root (CAP_MKNOD) */
+	}
+	in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	assert_true(in >= 0);
+	snprintf(buf, sizeof(buf), "%s/dev", root);
+	assert_true(inotify_add_watch(in, buf, IN_OPEN) >= 0);
+
+	check_ret(1, vs_open_regular(at, "dev", O_RDONLY, &fd),
+		  "a character device, read-only");
+	check_ret(1, vs_open_regular(at, "dev", O_WRONLY, &fd),
+		  "a character device, write-only");
+	check_int(-1, fd, "no fd given");
+	n = read(in, buf, sizeof(buf));
+	check_int(-1, (int)n, "IN_OPEN events on the device node (%zd bytes)",
+		  n);
+	/* and the watch does see an open */
+	fd = openat(at, "dev", O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	close(fd);
+	check_bool(true, read(in, buf, sizeof(buf)) > 0,
+		   "IN_OPEN of a real open seen");
+
+	close(in);
+	unlinkat(at, "dev", 0);
+	close(at);
+	rmdir(root);
+}
+
 /* ------------------------------------------------------------ deadlines */
 
 static void test_size_timeout(void **state)
@@ -571,6 +624,7 @@ int main(void)
 	    cmocka_unit_test(test_cond_mono),
 	    cmocka_unit_test(test_opendirat),
 	    cmocka_unit_test(test_regular),
+	    cmocka_unit_test(test_regular_device),
 	    cmocka_unit_test(test_pipe_whole),
 	    cmocka_unit_test(test_file_whole),
 	};
