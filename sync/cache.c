@@ -38,6 +38,8 @@
 #define CACHE_PROJECT_FILE_MAX ((size_t)1 << 30)
 /* An open moves an object's atime when it is older than this. */
 #define CACHE_TOUCH_S 60
+/* Slots of the objects this process linked or checked (c->known). */
+#define CACHE_KNOWN 1024
 
 static const struct timespec touch_now[2] = {{.tv_nsec = UTIME_NOW},
 					     {.tv_nsec = UTIME_OMIT}};
@@ -153,6 +155,7 @@ int vs_cache_init(struct vs_cache *c, const char *dir)
 	c->npins = c->apins = 0;
 	c->over = NULL;
 	c->reclaim = NULL;
+	c->known = NULL;
 	c->limit = 0;
 	c->mem_max = VS_CACHE_MEM_TOTAL_DEFAULT;
 	atomic_init(&c->over_at, 0);
@@ -184,6 +187,8 @@ int vs_cache_init(struct vs_cache *c, const char *dir)
 		r = -ENOMEM;
 		goto fail;
 	}
+	/* none (no memory): a link that finds an object hashes it */
+	c->known = calloc(CACHE_KNOWN, sizeof(*c->known));
 	tmp_sweep(c);
 	return 0;
 fail:
@@ -203,6 +208,8 @@ void vs_cache_release(struct vs_cache *c)
 	free(c->pins);
 	c->pins = NULL;
 	c->npins = c->apins = 0;
+	free(c->known);
+	c->known = NULL;
 	if (c->dir_fd >= 0)
 		close(c->dir_fd);
 	c->dir_fd = -1;
@@ -750,25 +757,118 @@ int vs_cache_writer_commit_open(struct vs_cache_writer *w, const char *hash,
 }
 
 /*
+ * Objects this process knows to hold their bytes: one it linked (the
+ * caller of vs_cache_link vouches for them) or hashed, with the inode as
+ * it was then. The cache dir is writable by what runs in the container,
+ * so a name is never trusted: only the same inode (st_dev, st_ino) with
+ * the same st_ctim, which any change to the inode moves (a write, a
+ * truncation, a link, a chmod, a utimensat) and nothing can set back; a
+ * crash, which may tear an object, ends the process and its table.
+ * Called with evict_lock.
+ */
+static struct vs_cache_known *known_slot(struct vs_cache *c, const char *hash)
+{
+	unsigned long i =
+	    strtoul((char[4]){hash[0], hash[1], hash[2], '\0'}, NULL, 16);
+
+	return c->known ? &c->known[i % CACHE_KNOWN] : NULL;
+}
+
+/* @k: file @st as it is. */
+static void known_fill(struct vs_cache_known *k, const struct stat *st)
+{
+	k->dev = st->st_dev;
+	k->ino = st->st_ino;
+	k->size = st->st_size;
+	k->ctime = st->st_ctim;
+}
+
+/* Is @st the regular file @k was filled from, unchanged since? */
+static bool known_unchanged(const struct vs_cache_known *k,
+			    const struct stat *st)
+{
+	return S_ISREG(st->st_mode) && k->dev == st->st_dev &&
+	       k->ino == st->st_ino && k->size == st->st_size &&
+	       k->ctime.tv_sec == st->st_ctim.tv_sec &&
+	       k->ctime.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+/* Object @hash is file @st, which holds its bytes. */
+static void known_put(struct vs_cache *c, const char *hash,
+		      const struct stat *st)
+{
+	struct vs_cache_known *k = known_slot(c, hash);
+
+	if (!k)
+		return;
+	memcpy(k->hash, hash, VS_HASH_HEX_LEN + 1);
+	known_fill(k, st);
+}
+
+/* Is @st (object @hash's now) the file known_put recorded, unchanged? */
+static bool known_same(struct vs_cache *c, const char *hash,
+		       const struct stat *st)
+{
+	const struct vs_cache_known *k = known_slot(c, hash);
+
+	return k && memcmp(k->hash, hash, VS_HASH_HEX_LEN) == 0 &&
+	       known_unchanged(k, st);
+}
+
+/*
+ * Object @name (of @hash) was found there by a link: touched (used now:
+ * the save journals it next). True if it is a file this process knows to
+ * hold the bytes (known_same), unchanged up to the touch, which moves its
+ * st_ctim: recorded again after it, if the name is still that inode.
+ * Called with evict_lock.
+ */
+static bool touch_found(struct vs_cache *c, const char *name, const char *hash)
+{
+	struct stat st, now;
+	bool same = fstatat(c->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    known_same(c, hash, &st);
+
+	utimensat(c->dir_fd, name, touch_now, 0);
+	if (!same)
+		return false;
+	same = fstatat(c->dir_fd, name, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       now.st_dev == st.st_dev && now.st_ino == st.st_ino &&
+	       now.st_size == st.st_size;
+	if (same)
+		known_put(c, hash, &now);
+	return same;
+}
+
+/*
  * Object @name (of @hash) was found there as a file (fstat @want) whose
  * bytes hash to @hash was linked as it: 1 if it does not hold them (not a
  * regular file, another size, or, the same size, bytes that do not hash
- * to @hash: vs_cache_open, which removes it then), 0 if it does, or
- * -errno. A torn or planted object must not be taken for the save's.
+ * to @hash: vs_cache_open, which removes it then), 0 if it does (known
+ * from then on, if it did not change while hashed), or -errno. A torn or
+ * planted object must not be taken for the save's.
  */
 static int object_differs(struct vs_cache *c, const char *name,
 			  const char *hash, const struct stat *want)
 {
-	struct stat st;
+	struct vs_cache_known was;
+	struct stat st, now;
 	int fd, r;
 
 	if (fstatat(c->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? 1 : -errno;
 	if (!S_ISREG(st.st_mode) || st.st_size != want->st_size)
 		return 1;
+	known_fill(&was, &st);
 	r = vs_cache_open(c, hash, &fd);
-	if (r == 0)
+	if (r == 0) {
+		/* the inode hashed is the one stat'd, and its st_ctim did
+		 * not move: those bytes were there from before the hash */
+		pthread_mutex_lock(&c->evict_lock);
+		if (fstat(fd, &now) == 0 && known_unchanged(&was, &now))
+			known_put(c, hash, &now);
+		pthread_mutex_unlock(&c->evict_lock);
 		close(fd);
+	}
 	return r == -EBADMSG || r == -ENOENT ? 1 : r;
 }
 
@@ -792,6 +892,7 @@ static int link_over(struct vs_cache *c, const char *proc, const char *name,
 int vs_cache_link(struct vs_cache *c, const char *hash, int fd)
 {
 	char name[8 + 3 + VS_HASH_HEX_LEN + 1], proc[40];
+	bool known = false, linked = false;
 	struct stat st;
 	int r;
 
@@ -806,12 +907,15 @@ int vs_cache_link(struct vs_cache *c, const char *hash, int fd)
 			   AT_SYMLINK_FOLLOW) == 0
 			? 0
 			: -errno;
+		/* linked: these bytes, as the caller vouches */
+		if (r == 0 && (linked = fstat(fd, &st) == 0))
+			known_put(c, hash, &st);
 		/* there already: used now (the caller journals it next) */
 		if (r == -EEXIST)
-			utimensat(c->dir_fd, name, touch_now, 0);
+			known = touch_found(c, name, hash);
 		pthread_mutex_unlock(&c->evict_lock);
 		if (r == 0) {
-			if (fstat(fd, &st) == 0)
+			if (linked)
 				bytes_add(c, (uint64_t)st.st_blocks * 512);
 			return 0;
 		}
@@ -824,8 +928,8 @@ int vs_cache_link(struct vs_cache *c, const char *hash, int fd)
 		if (r < 0)
 			break;
 	}
-	if (r != -EEXIST)
-		return r;
+	if (r != -EEXIST || known)
+		return r; /* (known: this process linked or hashed it) */
 	/* there already: kept if it holds these bytes, else (torn by a
 	 * crash, planted by whatever can write the cache dir) replaced */
 	if (fstat(fd, &st) < 0)

@@ -35,9 +35,19 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "vsync/hash.h"
 #include "vsync/util.h"
+
+/* An object as this process knew it to hold its bytes (cache.c). */
+struct vs_cache_known {
+	char hash[VS_HASH_HEX_LEN + 1]; /* "" for an empty slot */
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec ctime; /* any change to the inode moves it */
+};
 
 struct vs_cache {
 	char *dir; /* owned */
@@ -76,6 +86,11 @@ struct vs_cache {
 	/* under evict_lock: objects pinned by vs_cache_pin (a multiset) */
 	char (*pins)[VS_HASH_HEX_LEN + 1];
 	size_t npins, apins;
+	/* under evict_lock (may be NULL: no memory): objects this process
+	 * linked or checked, one slot per hash prefix, as they were then,
+	 * so that a link that finds one unchanged need not hash it again
+	 * (vs_cache_link) */
+	struct vs_cache_known *known;
 };
 
 /* Create the layout under @dir if missing, and remove the temporary files
@@ -203,9 +218,11 @@ void vs_cache_writer_abort(struct vs_cache_writer *w);
  * made with O_EXCL) object @hash by linking it into place: no copy. The
  * caller vouches that its bytes hash to @hash (not checked) and must not
  * write @fd again. 0; -EEXIST if the object is there already, holding
- * those bytes (its size, then its hash checked; @fd is untouched); one
- * that does not (torn by a crash, planted in the cache dir) is replaced
- * by @fd (0); other -errno (EXDEV, no /proc ...): store a copy instead.
+ * those bytes (@fd is untouched): an object this process linked or
+ * hashed, unchanged since (the same inode and st_ctim), is taken as it
+ * is, any other has its size, then its hash checked; one that does not
+ * hold them (torn by a crash, planted in the cache dir) is replaced by
+ * @fd (0); other -errno (EXDEV, no /proc ...): store a copy instead.
  */
 int vs_cache_link(struct vs_cache *c, const char *hash, int fd);
 

@@ -24,7 +24,10 @@
  *  - vs_cache_link: an O_TMPFILE linked as the object (the same inode),
  *    -EEXIST when the object is there, a removed fan-out dir made again;
  *    an object there that is not those bytes (longer, truncated, the same
- *    size with other bytes, a FIFO) replaced by the file linked;
+ *    size with other bytes, a FIFO) replaced by the file linked; one this
+ *    process linked or hashed, unchanged, taken without an open (no
+ *    IN_OPEN), one changed since (written in place, replaced at its
+ *    name) hashed and replaced;
  *  - vs_cache_memory_open: a sealed memfd of the bytes, which
  *    vs_cache_fd_in_memory tells from an object's fd; the content held in
  *    memory counted by vs_cache_mem_hold, and its default bound;
@@ -65,6 +68,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -514,6 +518,130 @@ static void test_link_over_wrong(void **state)
 		check_int(0, count_entries(f, "tmp"), "files left in tmp/");
 		close(fd);
 	}
+}
+
+/* An O_TMPFILE in the cache's tmp/ holding @s, or -1 (none there). */
+static int tmpfile_of(struct fixture *f, const char *s)
+{
+	int fd = openat(f->cache.dir_fd, "tmp", O_TMPFILE | O_RDWR | O_CLOEXEC,
+			0600);
+
+	if (fd >= 0)
+		check_int((int)strlen(s), write(fd, s, strlen(s)), "write %s",
+			  s);
+	return fd;
+}
+
+/* Put @s at @name, a new file (what was there removed). */
+static void plant(struct fixture *f, const char *name, const char *s)
+{
+	int fd;
+
+	unlinkat(f->cache.dir_fd, name, 0);
+	fd = openat(f->cache.dir_fd, name,
+		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	check_bool(true, fd >= 0, "plant %s", s);
+	check_int((int)strlen(s), write(fd, s, strlen(s)), "write %s", s);
+	close(fd);
+}
+
+/* An inotify fd watching object @name for opens. */
+static int watch_opens(struct fixture *f, const char *name)
+{
+	char path[PATH_MAX + 128]; /* the cache dir, '/', the name */
+	int in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+
+	assert_true(in >= 0);
+	snprintf(path, sizeof(path), "%s/%s", f->dir, name);
+	assert_true(inotify_add_watch(in, path, IN_OPEN) >= 0);
+	return in;
+}
+
+/* The opens seen by watch_opens's @in since; closes it. */
+static int opens_seen(int in)
+{
+	char buf[4096];
+	ssize_t n = read(in, buf, sizeof(buf));
+	int opens = 0;
+
+	for (char *p = buf; n > 0 && p < buf + n;) {
+		const struct inotify_event *e = (const void *)p;
+
+		opens += (e->mask & IN_OPEN) != 0;
+		p += sizeof(*e) + e->len;
+	}
+	close(in);
+	return opens;
+}
+
+/* A link of "abc" as H_ABC: 0 or -errno; skipped without O_TMPFILE. */
+static int link_abc(struct fixture *f)
+{
+	int fd = tmpfile_of(f, "abc"), r;
+
+	if (fd < 0)
+		skip(); /* a file system without O_TMPFILE */
+	r = vs_cache_link(&f->cache, H_ABC, fd);
+	close(fd);
+	return r;
+}
+
+/* A link that finds an object this process linked or hashed, unchanged
+ * since, takes it without reading it (a save of the same bytes twice
+ * hashes them once: no open of the object); one changed in any way (its
+ * bytes written in place, another file at its name) is hashed and, not
+ * those bytes, replaced. */
+static void test_link_known(void **state)
+{
+	struct fixture *f = *state;
+	char name[8 + 3 + VS_HASH_HEX_LEN + 1];
+	struct timespec now, end;
+	struct stat st;
+	int in, w;
+
+	vs_cache_object_name(name, H_ABC);
+	check_ret(0, link_abc(f), "link abc");
+	in = watch_opens(f, name);
+	check_ret(-EEXIST, link_abc(f), "link abc again");
+	check_int(0, opens_seen(in), "opens of the object it linked");
+	check_ret(-EEXIST, link_abc(f), "link abc a third time");
+
+	/* its bytes written in place, the same size: once the clock moved
+	 * past its st_ctim (a kernel without multigrain timestamps keeps
+	 * a tick's changes at one st_ctim) */
+	check_ret(0, cache_lstat(f, name, &st), "lstat object");
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec++;
+	do {
+		clock_gettime(CLOCK_REALTIME_COARSE, &now);
+		if (now.tv_sec > st.st_ctim.tv_sec ||
+		    (now.tv_sec == st.st_ctim.tv_sec &&
+		     now.tv_nsec > st.st_ctim.tv_nsec))
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while (now.tv_sec < end.tv_sec ||
+		 (now.tv_sec == end.tv_sec && now.tv_nsec < end.tv_nsec));
+	w = openat(f->cache.dir_fd, name, O_WRONLY | O_CLOEXEC);
+	check_bool(true, w >= 0, "open the object for writing");
+	check_int(1, pwrite(w, "X", 1, 1), "write X in place");
+	close(w);
+	check_ret(0, link_abc(f), "link over bytes written in place");
+	check_object(f, H_ABC, "abc", 3);
+
+	/* another file at its name, the same size */
+	plant(f, name, "abX");
+	check_ret(0, link_abc(f), "link over another file at the name");
+	check_object(f, H_ABC, "abc", 3);
+
+	/* one put there with the right bytes: hashed once, then known */
+	plant(f, name, "abc");
+	in = watch_opens(f, name);
+	check_ret(-EEXIST, link_abc(f), "link over a planted abc");
+	check_bool(true, opens_seen(in) > 0, "a planted object is hashed");
+	in = watch_opens(f, name);
+	check_ret(-EEXIST, link_abc(f), "link over it again");
+	check_int(0, opens_seen(in), "opens of the object it hashed");
+	check_int(0, count_entries(f, "tmp"), "files left in tmp/");
 }
 
 static void test_store_wrong_hash(void **state)
@@ -1193,6 +1321,7 @@ int main(void)
 	    T(test_memory),
 	    T(test_link),
 	    T(test_link_over_wrong),
+	    T(test_link_known),
 	    T(test_store_wrong_hash),
 	    T(test_bad_hash_string),
 	    T(test_open_missing),
