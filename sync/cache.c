@@ -828,7 +828,7 @@ static bool touch_found(struct vs_cache *c, const char *name, const char *hash)
 	bool same = fstatat(c->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 		    known_same(c, hash, &st);
 
-	utimensat(c->dir_fd, name, touch_now, 0);
+	utimensat(c->dir_fd, name, touch_now, AT_SYMLINK_NOFOLLOW);
 	if (!same)
 		return false;
 	same = fstatat(c->dir_fd, name, &now, AT_SYMLINK_NOFOLLOW) == 0 &&

@@ -532,6 +532,43 @@ static int tmpfile_of(struct fixture *f, const char *s)
 	return fd;
 }
 
+/* A symlink planted at H_ABC's name, to a file outside the cache: a link
+ * of "abc" finds it there (EEXIST), replaces it, and neither touches nor
+ * opens what it points to. */
+static void test_link_symlink(void **state)
+{
+	static const struct timespec old[2] = {{.tv_sec = 1000000},
+					       {.tv_sec = 1000000}};
+	struct fixture *f = *state;
+	char name[8 + 3 + VS_HASH_HEX_LEN + 1], outside[PATH_MAX + 16];
+	struct stat st;
+	int fd, out;
+
+	snprintf(outside, sizeof(outside), "%s/outside", f->tmp);
+	out = open(outside, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	check_bool(true, out >= 0, "create %s", outside);
+	check_int(3, write(out, "xyz", 3), "write outside");
+	check_int(0, futimens(out, old), "age outside");
+	close(out);
+	vs_cache_object_name(name, H_ABC);
+	check_int(0, mkdirat(f->cache.dir_fd, "objects/ba", 0700),
+		  "mkdir objects/ba");
+	check_int(0, symlinkat(outside, f->cache.dir_fd, name),
+		  "plant a symlink");
+	fd = tmpfile_of(f, "abc");
+	if (fd < 0)
+		skip(); /* a file system without O_TMPFILE */
+	check_ret(0, vs_cache_link(&f->cache, H_ABC, fd),
+		  "vs_cache_link over a symlink");
+	close(fd);
+	check_object(f, H_ABC, "abc", 3);
+	check_int(0, stat(outside, &st), "stat outside");
+	check_int(1000000, st.st_atim.tv_sec, "its atime is untouched");
+	check_int(1000000, st.st_mtim.tv_sec, "its mtime is untouched");
+	check_int(3, st.st_size, "its size is untouched");
+	unlink(outside);
+}
+
 /* Put @s at @name, a new file (what was there removed). */
 static void plant(struct fixture *f, const char *name, const char *s)
 {
@@ -1322,6 +1359,7 @@ int main(void)
 	    T(test_link),
 	    T(test_link_over_wrong),
 	    T(test_link_known),
+	    T(test_link_symlink),
 	    T(test_store_wrong_hash),
 	    T(test_bad_hash_string),
 	    T(test_open_missing),
