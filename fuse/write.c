@@ -1300,13 +1300,26 @@ static size_t subtree_len(const struct vs_inode *in)
 	return max;
 }
 
+/* Has PostgreSQL never had file @in (made here, nothing of it journaled,
+ * no version of it known: what revert_locked makes empty)? fd_lock held. */
+static bool never_saved(struct vs_fs *fs, struct vs_inode *in)
+{
+	bool never;
+
+	pthread_mutex_lock(&fs->table.lock);
+	never = in->version == 0 && !in->pending_op[0] && !in->saved_hash[0] &&
+		!in->hash[0] && !in->theirs_version;
+	pthread_mutex_unlock(&fs->table.lock);
+	return never;
+}
+
 int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	       struct vs_inode *newparent, const char *newname,
 	       unsigned int flags)
 {
 	char from[VS_PATH_MAX + 1], to[VS_PATH_MAX + 1], op[VS_UUID_BUFSZ];
 	struct vs_inode *in, *old, *file = NULL, *gone = NULL;
-	bool over_dir = false;
+	bool over_dir = false, unsaved = false;
 	uint64_t lseq;
 	int r = 0;
 
@@ -1330,8 +1343,12 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 		 * over the original right after close(), whose RELEASE may
 		 * come later) */
 		r = snapshot_locked(fs, file, false, &lseq);
-		if (r == -ECANCELED)
-			r = 0; /* a failed write: still not saved */
+		if (r == -ECANCELED) {
+			/* a failed write: still not saved. If it is all the
+			 * file ever had, PostgreSQL has no file to move */
+			r = 0;
+			unsaved = never_saved(fs, file);
+		}
 		if (r < 0) {
 			pthread_rwlock_unlock(&file->fd_lock);
 			return r;
@@ -1380,11 +1397,13 @@ out:
 	if (r < 0 || !in || old == in)
 		goto unlock;
 	/* PostgreSQL moves a directory only to a free path: the empty one
-	 * replaced goes first */
-	if (over_dir)
+	 * replaced goes first. A file PostgreSQL never had (unsaved) moves
+	 * in the tree alone: what it replaces is deleted there, and the file
+	 * is saved at its new path once reverted (revert_locked: empty) */
+	if (over_dir || (unsaved && old))
 		r = journal_path(fs, VS_JOP_DELETE, to, NULL, NULL, 0, NULL,
 				 NULL);
-	if (r == 0)
+	if (r == 0 && !unsaved)
 		r = journal_path(fs, VS_JOP_RENAME, to, from, NULL, 0, op,
 				 &lseq);
 	if (r < 0)
@@ -1412,7 +1431,7 @@ out:
 			 from, to, strerror(-r));
 		goto unlock;
 	}
-	if (file) {
+	if (file && !unsaved) {
 		/* the next save of this file is based on the version the
 		 * rename makes at the new path (not on one of the old path,
 		 * nor unconditional): it names the rename as its after_op,

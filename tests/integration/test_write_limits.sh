@@ -104,7 +104,7 @@ vs_check "a later file is committed (the committer is not stuck)" committed smal
 # made, the empty file, and that is saved (write.c, revert_locked): the
 # failed writes are dropped, the creation is kept, as on a local disk
 pg_size() {
-	vs_sql "SELECT file_size FROM project_files WHERE project_id = '$ID' AND file_path = '$1' AND kind = 'file' AND NOT is_deleted"
+	vs_sql "SELECT file_size FROM project_files WHERE project_id = '$ID' AND file_path = '$1' AND kind = 'file' AND is_current AND NOT is_deleted"
 }
 empty_in_pg() { [[ "$(pg_size "$1")" == 0 ]]; }
 vs_check "far.bin (its one write refused) ends in PostgreSQL, empty" \
@@ -115,6 +115,24 @@ vs_check_eq "no version of either holds the failed writes' bytes" 0 \
 	"$(vs_sql "SELECT count(*) FROM project_files WHERE project_id = '$ID' AND file_path IN ('far.bin', 'part.bin') AND file_size > 0")"
 vs_check "both are empty on the mount" sh -c \
 	'test -f "$1/far.bin" && test ! -s "$1/far.bin" && test -f "$1/part.bin" && test ! -s "$1/part.bin"' _ "$MNT"
+# A new file whose only writes failed, renamed over a committed file
+# before its close (a rename is a save point): PostgreSQL never had it,
+# so the rename moves nothing there (a RENAME of it was refused for good,
+# and the file it replaced came back over it); the replaced file is
+# deleted there and the renamed one saved at its new name, empty.
+printf 'old\n' >"$MNT/over.bin"
+sync "$MNT/over.bin"
+vs_check "over.bin is committed" vs_poll 10 committed over.bin old
+vs_check "a new file, its write refused, renamed over over.bin before its close" \
+	perl -e 'open(my $f, ">", $ARGV[0]) or die "$!\n";
+		syswrite($f, "a" x 1048576) == 1048576 or die "$!\n";
+		defined(syswrite($f, "x")) and die "written past the limit\n";
+		rename($ARGV[0], $ARGV[1]) or die "rename: $!\n"; close($f)' \
+	"$MNT/new.bin" "$MNT/over.bin"
+vs_check "over.bin ends in PostgreSQL empty" vs_poll 20 empty_in_pg over.bin
+vs_check "over.bin is empty on the mount" sh -c 'test -f "$1" && test ! -s "$1"' _ "$MNT/over.bin"
+vs_check "new.bin is not in PostgreSQL" gone new.bin
+vs_check "no rename of new.bin was refused" sh -c '! grep -q "refused.*new\.bin" "$1"' _ "$VS_MOUNT_LOG"
 vs_check "the revert to empty is logged" grep -q "now empty, as created" "$VS_MOUNT_LOG"
 vs_check_eq "the truncated file is unchanged" keep "$(pgcat src/keep.txt)"
 printf 'rewritten\n' >"$MNT/big.bin"
@@ -250,7 +268,7 @@ vs_check "rm -rf of the tree with the 4096-byte path" rm -rf "$MNT/src/$long"
 vs_check "its removal is committed" vs_poll 10 gone "$edge/$last76"
 
 # ---------------------------------------------------------------- the end
-# (far.bin and part.bin included: empty on both sides)
+# (far.bin, part.bin and over.bin included: empty on both sides)
 equal_tree() { vs_mount_equals_pg l "$MNT"; }
 vs_check "the mount equals PostgreSQL" vs_poll 15 equal_tree
 vs_umount "$MNT"
