@@ -400,8 +400,83 @@ static int create_path(struct vs_fs *fs, const char *path,
 	return r;
 }
 
-/* Make sure every directory leading to @path exists (mode 0755). */
-static int ensure_parents(struct vs_fs *fs, const char *path, int64_t mtime_ns)
+static void moved_versions(struct vs_fs *fs, const char *path, uint64_t ino,
+			   int64_t version);
+
+/*
+ * File @path (inode @ino), with local changes not committed yet, stands
+ * where a remote change puts a directory, or something of another kind:
+ * PostgreSQL refuses its save there (a directory), and removing it would
+ * lose the writes. It is moved aside, beside it, to a free name
+ * "<path>.vsync-conflict[-N]" through the mountpoint (the updater's own
+ * rename: nothing journaled), where PostgreSQL has nothing: its save
+ * creates that path. 0, 1 if no such name is free (left where it is), or
+ * -errno.
+ */
+static int keep_aside(struct vs_fs *fs, const char *path, uint64_t ino)
+{
+	char aside[VS_PATH_MAX + 1], from[VS_MNT_PATH_MAX], to[VS_MNT_PATH_MAX];
+	enum vs_kind kind;
+	uint64_t other;
+	int n = -1, r;
+
+	for (unsigned int i = 0; i < 16 && n < 0; i++) {
+		n = i ? snprintf(aside, sizeof(aside), "%s.vsync-conflict-%u",
+				 path, i)
+		      : snprintf(aside, sizeof(aside), "%s.vsync-conflict",
+				 path);
+		if (n < 0 || (size_t)n >= sizeof(aside) ||
+		    vs_path_is_local(&fs->cfg.local, aside) ||
+		    stat_path(fs, aside, &kind, &other) == 0)
+			n = -1;
+	}
+	if (n < 0)
+		return 1;
+	if ((r = mnt_path(fs, path, from, sizeof(from))) < 0 ||
+	    (r = mnt_path(fs, aside, to, sizeof(to))) < 0)
+		return r;
+	if (rename(from, to) < 0)
+		return through_failed("rename", aside);
+	moved_versions(fs, aside, ino, 0); /* its save creates it */
+	vs_warn("'%s' replaced remotely while it has local changes: moved "
+		"to '%s' (its save creates it there)",
+		path, aside);
+	vs_status_conflict(aside); /* until the save is committed */
+	return 0;
+}
+
+/*
+ * Make room at @path for what remote change @seq puts there: remove it
+ * (a whole subtree for a directory), but a file that must stay (keeps):
+ * one with local changes not committed yet goes aside (keep_aside), one
+ * a commit of ours after @seq put there stays (PostgreSQL has it there,
+ * over @seq). 0, 1 if something stays at @path (the change is left
+ * unapplied there), or -errno.
+ */
+static int make_room(struct vs_fs *fs, const char *path, int64_t seq)
+{
+	struct vs_landed was;
+	enum vs_kind kind;
+	uint64_t ino;
+	int r;
+
+	if (stat_path(fs, path, &kind, &ino) == 0 && kind != VS_KIND_DIR &&
+	    busy_file(fs, path, seq, &was)) {
+		r = was.seq ? 1 : keep_aside(fs, path, ino);
+		if (r == 1)
+			vs_warn("'%s' replaced remotely while it has local "
+				"changes: kept, the change is not shown",
+				path);
+		return r;
+	}
+	return delete_path(fs, path);
+}
+
+/* Make sure every directory leading to @path exists (mode 0755), for
+ * remote change @seq. 0, 1 if a file that must stay is in the way
+ * (make_room), or -errno. */
+static int ensure_parents(struct vs_fs *fs, const char *path, int64_t seq,
+			  int64_t mtime_ns)
 {
 	struct vs_manifest_entry dir = {.kind = VS_KIND_DIR,
 					.mode = 0755,
@@ -419,7 +494,7 @@ static int ensure_parents(struct vs_fs *fs, const char *path, int64_t mtime_ns)
 		r = stat_path(fs, prefix, &kind, &ino);
 		if (r == 0 && kind == VS_KIND_DIR)
 			continue;
-		if (r == 0 && (r = delete_path(fs, prefix)) < 0)
+		if (r == 0 && (r = make_room(fs, prefix, seq)) != 0)
 			return r;
 		r = create_path(fs, prefix, &dir, -1);
 		if (r < 0)
@@ -1036,9 +1111,9 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 	if (strncmp(c->path, c->old_path, strlen(c->old_path)) == 0 &&
 	    c->path[strlen(c->old_path)] == '/')
 		return -ESTALE; /* into itself: the database refuses this */
-	r = ensure_parents(fs, c->path, c->state.mtime_ns);
-	if (r < 0)
-		return r;
+	r = ensure_parents(fs, c->path, c->seq, c->state.mtime_ns);
+	if (r != 0)
+		return r < 0 ? r : 0;
 	if (kind != VS_KIND_DIR && busy_file(fs, c->old_path, c->seq, &was))
 		return keep_moved(fs, c->old_path, src_ino, c->path, &c->state,
 				  &was);
@@ -1146,13 +1221,14 @@ int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 			return apply_rename(fs, c);
 		if (c->state.kind == VS_KIND_DIR)
 			return -ESTALE;
-		r = ensure_parents(fs, c->path, c->state.mtime_ns);
-		return r < 0 ? r
-			     : put_path(fs, c->path, &c->state, NULL, -1, NULL);
+		r = ensure_parents(fs, c->path, c->seq, c->state.mtime_ns);
+		return r != 0
+			   ? (r < 0 ? r : 0)
+			   : put_path(fs, c->path, &c->state, NULL, -1, NULL);
 	default:
-		r = ensure_parents(fs, c->path, c->state.mtime_ns);
-		if (r < 0)
-			return r;
+		r = ensure_parents(fs, c->path, c->seq, c->state.mtime_ns);
+		if (r != 0)
+			return r < 0 ? r : 0;
 		if (c->state.kind == VS_KIND_DIR) {
 			enum vs_kind kind;
 			uint64_t ino;
@@ -1160,8 +1236,8 @@ int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 			if (stat_path(fs, c->path, &kind, &ino) == 0 &&
 			    kind == VS_KIND_DIR)
 				return 0;
-			if ((r = delete_path(fs, c->path)) < 0)
-				return r;
+			if ((r = make_room(fs, c->path, c->seq)) != 0)
+				return r < 0 ? r : 0;
 			return create_path(fs, c->path, &c->state, -1);
 		}
 		/* small content the change carries: no round trip, kept

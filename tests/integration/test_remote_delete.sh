@@ -70,6 +70,8 @@ DEEPER=src/dq$(printf '/a%.0s' $(seq 1 1100)) # 1100 levels
 mkdir -p "$SRC/$DEEPER"
 printf 'e v1\n' >"$SRC/$DEEPER/e.js"
 printf 'c v1\n' >"$SRC/src/dq/c.js"
+printf 'fb v1\n' >"$SRC/src/fb"
+printf 'fc v1\n' >"$SRC/src/fc"
 vs_check "vsyncctl init" ctl init
 vs_check "import" ctl import rd "$SRC"
 MNT=$W/mnt
@@ -397,6 +399,34 @@ vs_check_eq "the deep file stays with its local bytes" \
 save_now "$DEEPER/e.js"
 vs_check "PostgreSQL re-creates it with the local bytes" \
 	vs_poll 20 saved "$DEEPER/e.js" "$(printf 'e v1\ne local edit')"
+
+# --- a file with local changes replaced remotely by a directory (rm,
+# then a file under its path; rm, then mkdir): PostgreSQL refuses its
+# save there, and making the directory removed it with its writes (lost
+# everywhere). It goes aside, beside it, and its save creates that path.
+printf 'fb local edit\n' >>"$MNT/src/fb" # dirty for 4 s
+printf 'fc local edit\n' >>"$MNT/src/fc"
+vs_check "vsyncctl rm of the first dirty file" ctl rm rd src/fb
+printf 'x remote\n' >"$W/fb_x"
+vs_check "vsyncctl put of a file under its path" ctl put rd src/fb/x.js "$W/fb_x"
+vs_check "vsyncctl rm of the second dirty file" ctl rm rd src/fc
+vs_check "vsyncctl mkdir at its path" ctl mkdir rd src/fc
+vs_check "the file under the new directory is there" \
+	vs_poll 10 test -f "$MNT/src/fb/x.js"
+vs_check "the new directory is there" vs_poll 10 test -d "$MNT/src/fc"
+vs_check_eq "the first dirty file is aside with its local bytes" \
+	"$(printf 'fb v1\nfb local edit')" "$(cat "$MNT/src/fb.vsync-conflict" 2>&1)"
+vs_check_eq "the second dirty file is aside with its local bytes" \
+	"$(printf 'fc v1\nfc local edit')" "$(cat "$MNT/src/fc.vsync-conflict" 2>&1)"
+vs_check "the mount says so" grep -q \
+	"'src/fb' replaced remotely while it has local changes: moved to 'src/fb.vsync-conflict'" \
+	"$VS_MOUNT_LOG"
+save_now src/fb.vsync-conflict src/fc.vsync-conflict
+vs_check "PostgreSQL has the first file's local bytes aside" \
+	vs_poll 20 saved src/fb.vsync-conflict "$(printf 'fb v1\nfb local edit')"
+vs_check "PostgreSQL has the second file's local bytes aside" \
+	vs_poll 20 saved src/fc.vsync-conflict "$(printf 'fc v1\nfc local edit')"
+vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
 
 vs_umount "$MNT"
 vs_summary
