@@ -643,6 +643,12 @@ struct vs_inode *inode_pending_find(struct vs_inode_table *t, const char *op)
 	return NULL;
 }
 
+const char *inode_committed_hash(const struct vs_inode *in)
+{
+	return !in->pending_op[0] && in->saved_hash[0] ? in->saved_hash
+						       : in->hash;
+}
+
 struct vs_inode *inode_moved_find(struct vs_inode_table *t, uint64_t lseq)
 {
 	if (!lseq)

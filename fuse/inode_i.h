@@ -138,6 +138,13 @@ struct vs_inode {
 	 * later op pending (inode_moved_find), or with the last op; same
 	 * locks) */
 	uint64_t pending_moved;
+	/* what PostgreSQL had at the path that rename moved it to, a file
+	 * it replaced (inode_committed_*): its version there (0: nothing,
+	 * or not known), mtime, mode and bytes, for the rename's record
+	 * (write.c, landed_note). Set with pending_moved; same locks. */
+	int64_t over_version, over_mtime_ns;
+	uint32_t over_mode;
+	char over_hash[VS_HASH_HEX_LEN + 1];
 	struct vs_inode *pnext, **pprev;
 	/* in the set of dirty files (fs_i.h, the save policy): the
 	 * monotonic ms of its last write, 0 when not in it; protected by
@@ -207,6 +214,11 @@ struct vs_inode *inode_pending_find(struct vs_inode_table *t, const char *op);
  * whatever op of it is pending now (a save after the rename); NULL if
  * none. */
 struct vs_inode *inode_moved_find(struct vs_inode_table *t, uint64_t lseq);
+/* The bytes PostgreSQL has for synced file @in at in->version, while no
+ * op of it is pending: those of a save committed without the file taking
+ * them (written since, write.c vs_fs_committed: saved_hash), else
+ * in->hash. t->lock held. */
+const char *inode_committed_hash(const struct vs_inode *in);
 
 /* Count one lookup on @in, or drop it (inode_forget: may free @in), with
  * t->lock taken here: a pin, so that @in outlives what the caller does

@@ -163,10 +163,7 @@ static bool keeps(struct vs_fs *fs, const struct vs_inode *in, int64_t seq,
 	/* a save committed without the file taking its bytes (written
 	 * since, write.c vs_fs_committed): the version is that save's, its
 	 * bytes saved_hash, not hash (the version before it) */
-	memcpy(was->hash,
-	       !in->pending_op[0] && in->saved_hash[0] ? in->saved_hash
-						       : in->hash,
-	       sizeof(was->hash));
+	memcpy(was->hash, inode_committed_hash(in), sizeof(was->hash));
 	return true;
 }
 

@@ -1319,6 +1319,7 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 {
 	char from[VS_PATH_MAX + 1], to[VS_PATH_MAX + 1], op[VS_UUID_BUFSZ];
 	struct vs_inode *in, *old, *file = NULL, *gone = NULL;
+	struct vs_landed over = {0}; /* a file it replaces (version 0: none) */
 	bool over_dir = false, unsaved = false;
 	uint64_t lseq;
 	int r = 0;
@@ -1392,6 +1393,16 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 		r = -ENAMETOOLONG;
 	if (r == 0 && old)
 		over_dir = old->kind == VS_KIND_DIR;
+	/* a committed file replaced: PostgreSQL's version of it is what
+	 * the new path had before the rename (not known with an op of it
+	 * pending) */
+	if (r == 0 && old && old != in && old->kind == VS_KIND_FILE &&
+	    old->version > 0 && !old->pending_op[0]) {
+		over.version = old->version;
+		over.mtime_ns = old->mtime_ns;
+		over.mode = old->mode;
+		memcpy(over.hash, inode_committed_hash(old), sizeof(over.hash));
+	}
 out:
 	pthread_mutex_unlock(&fs->table.lock);
 	if (r < 0 || !in || old == in)
@@ -1441,6 +1452,10 @@ out:
 		pthread_mutex_lock(&fs->table.lock);
 		inode_pending_set(&fs->table, file, op, lseq);
 		file->pending_moved = lseq;
+		file->over_version = over.version;
+		file->over_mtime_ns = over.mtime_ns;
+		file->over_mode = over.mode;
+		memcpy(file->over_hash, over.hash, sizeof(file->over_hash));
 		pthread_mutex_unlock(&fs->table.lock);
 	}
 unlock:
@@ -1538,6 +1553,7 @@ static int overlay_apply(struct vs_inode_table *t, const struct vs_jentry *e)
 		if (r == 0 && in->kind != VS_KIND_DIR) {
 			inode_pending_set(t, in, e->op_id, e->lseq);
 			in->pending_moved = e->lseq;
+			in->over_version = 0; /* not known */
 		}
 		return r;
 	}
@@ -1731,13 +1747,14 @@ int fsw_save_all(struct vs_fs *fs)
 }
 
 /*
- * Remember that a save (@saved) or rename of file @in, at the path it has,
- * became change @seq, and what the path had before: the version the save
- * was based on (table lock). A commit the updater is past already is not
- * kept; the others are until it is (fsw_landed_prune).
+ * Remember that a save (@saved) or rename (journal entry @e) of file @in,
+ * at the path it has, became change @seq, and what the path had before:
+ * the version the save was based on, or the file the rename replaced
+ * (over_version) (table lock). A commit the updater is past already is
+ * not kept; the others are until it is (fsw_landed_prune).
  */
 static void landed_note(struct vs_fs *fs, const struct vs_inode *in,
-			int64_t seq, bool saved)
+			const struct vs_jentry *e, int64_t seq, bool saved)
 {
 	struct vs_landed *l;
 
@@ -1769,6 +1786,12 @@ static void landed_note(struct vs_fs *fs, const struct vs_inode *in,
 		l->mtime_ns = in->mtime_ns;
 		l->mode = in->mode;
 		memcpy(l->hash, in->hash, sizeof(l->hash));
+	} else if (!saved && e->op == VS_JOP_RENAME &&
+		   in->pending_moved == e->lseq && in->over_version > 0) {
+		l->version = in->over_version;
+		l->mtime_ns = in->over_mtime_ns;
+		l->mode = in->over_mode;
+		memcpy(l->hash, in->over_hash, sizeof(l->hash));
 	}
 }
 
@@ -1848,11 +1871,12 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		 (!in || strcmp(in->pending_op, e->op_id) != 0) &&
 		 (moved = inode_moved_find(&fs->table, e->lseq))) {
 		/* the file this rename moved, saved since (that save is its
-		 * pending op): PostgreSQL has it at its path now, as nothing
-		 * there before the rename (a save of it committed later is
-		 * based on what the rename moved, landed_note) */
+		 * pending op): PostgreSQL has it at its path now, over
+		 * nothing there before the rename or the file it replaced (a
+		 * save of it committed later is based on what the rename
+		 * moved, landed_note) */
 		if (!res->error)
-			landed_note(fs, moved, res->seq, false);
+			landed_note(fs, moved, e, res->seq, false);
 		moved->pending_moved = 0;
 		pthread_mutex_unlock(&fs->table.lock);
 		return;
@@ -1872,7 +1896,7 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		pthread_mutex_lock(&fs->table.lock);
 		if (strcmp(in->pending_op, e->op_id) == 0) {
 			if (!res->error)
-				landed_note(fs, in, res->seq, false);
+				landed_note(fs, in, e, res->seq, false);
 			inode_pending_set(&fs->table, in, NULL, 0);
 			if (!res->error && res->version > 0 && !moved)
 				in->version = res->version;
@@ -1898,7 +1922,7 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 
 		/* (moved since: what its path had before is not known) */
 		if (!res->error)
-			landed_note(fs, in, res->seq, !moved);
+			landed_note(fs, in, e, res->seq, !moved);
 		inode_pending_set(&fs->table, in, NULL, 0);
 		/* a merge's version holds another writer's edit: the next
 		 * save is based on it only if the file takes its bytes; a

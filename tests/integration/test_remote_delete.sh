@@ -72,6 +72,10 @@ printf 'e v1\n' >"$SRC/$DEEPER/e.js"
 printf 'c v1\n' >"$SRC/src/dq/c.js"
 printf 'fb v1\n' >"$SRC/src/fb"
 printf 'fc v1\n' >"$SRC/src/fc"
+mkdir -p "$SRC/src/od"
+printf 'b v1\n' >"$SRC/src/od/b.js"
+printf 'c v1\n' >"$SRC/src/od/c.js"
+printf 'oa v1\n' >"$SRC/src/oa.js"
 vs_check "vsyncctl init" ctl init
 vs_check "import" ctl import rd "$SRC"
 MNT=$W/mnt
@@ -426,6 +430,25 @@ vs_check "PostgreSQL has the first file's local bytes aside" \
 	vs_poll 20 saved src/fb.vsync-conflict "$(printf 'fb v1\nfb local edit')"
 vs_check "PostgreSQL has the second file's local bytes aside" \
 	vs_poll 20 saved src/fc.vsync-conflict "$(printf 'fc v1\nfc local edit')"
+vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
+
+# --- a local rename over an existing file, committed after a remote
+# rename of its directory (the updater held back): the file stays at its
+# path, where PostgreSQL has it, and the directory's new path gets the
+# version the remote rename moved (the rename's record said the path had
+# nothing before it: the new path was left without the file)
+vs_check "the updater is held back" hold_updater src/blk3
+vs_check "a remote rename of a directory" ctl mv rd src/od src/od2
+vs_check "a local rename over a file in it" \
+	mv "$MNT/src/oa.js" "$MNT/src/od/b.js"
+vs_check "the local rename lands after the remote one" \
+	vs_poll 20 saved src/od/b.js "oa v1"
+vs_check "the updater goes on" release_updater src/blk3
+vs_check "the remote rename is applied" vs_poll 20 test -f "$MNT/src/od2/c.js"
+vs_check_eq "the renamed file stays at its path" \
+	"oa v1" "$(cat "$MNT/src/od/b.js" 2>&1)"
+vs_check_eq "the new path has the version the remote rename moved" \
+	"b v1" "$(cat "$MNT/src/od2/b.js" 2>&1)"
 vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
 
 vs_umount "$MNT"
