@@ -69,6 +69,13 @@ struct vs_inode {
 	 * fd_lock and the table lock (read under either). */
 	char saved_hash[VS_HASH_HEX_LEN + 1];
 	uint64_t saved_size;
+	/* the bytes of the version the pending save is based on, @version
+	 * (that of the first save of a chain of them) when @hash does not
+	 * have them: a save committed before it without the file taking
+	 * its bytes (inode_committed_hash when it was journaled); "":
+	 * @hash's. For its record (write.c, landed_note). Same locks as
+	 * saved_hash. */
+	char base_hash[VS_HASH_HEX_LEN + 1];
 	char *target; /* symlink target */
 	/* owner kept per mount, never synced (owner.c); !owned: the
 	 * mount's owner */

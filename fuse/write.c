@@ -813,6 +813,13 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 		 * fsync's): the next save is chained after it */
 		in->jgen = gen;
 		pthread_mutex_lock(&fs->table.lock);
+		/* (chained after a save: based on what that one is; after a
+		 * rename: on the version it makes, with hash's bytes) */
+		if (!in->pending_op[0])
+			memcpy(in->base_hash, inode_committed_hash(in),
+			       sizeof(in->base_hash));
+		else if (in->pending_moved)
+			in->base_hash[0] = '\0';
 		memcpy(in->saved_hash, e->hash, sizeof(in->saved_hash));
 		in->saved_size = e->size;
 		inode_pending_set(&fs->table, in, e->op_id, e->lseq);
@@ -1785,7 +1792,10 @@ static void landed_note(struct vs_fs *fs, const struct vs_inode *in,
 		l->version = in->version;
 		l->mtime_ns = in->mtime_ns;
 		l->mode = in->mode;
-		memcpy(l->hash, in->hash, sizeof(l->hash));
+		/* (a save before it committed without the file taking its
+		 * bytes: in->version is that one's, hash the one before) */
+		memcpy(l->hash, in->base_hash[0] ? in->base_hash : in->hash,
+		       sizeof(l->hash));
 	} else if (!saved && e->op == VS_JOP_RENAME &&
 		   in->pending_moved == e->lseq && in->over_version > 0) {
 		l->version = in->over_version;

@@ -76,6 +76,10 @@ mkdir -p "$SRC/src/od"
 printf 'b v1\n' >"$SRC/src/od/b.js"
 printf 'c v1\n' >"$SRC/src/od/c.js"
 printf 'oa v1\n' >"$SRC/src/oa.js"
+mkdir -p "$SRC/src/w"
+printf 'w v1\n' >"$SRC/src/w/w.js"
+printf 'c v1\n' >"$SRC/src/w/c.js"
+printf 'o6 v1\n' >"$SRC/src/o6.js"
 vs_check "vsyncctl init" ctl init
 vs_check "import" ctl import rd "$SRC"
 MNT=$W/mnt
@@ -449,6 +453,37 @@ vs_check_eq "the renamed file stays at its path" \
 	"oa v1" "$(cat "$MNT/src/od/b.js" 2>&1)"
 vs_check_eq "the new path has the version the remote rename moved" \
 	"b v1" "$(cat "$MNT/src/od2/b.js" 2>&1)"
+vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
+
+# --- a save committed without the file taking its bytes (written again
+# meanwhile), then another save committed after a remote rename of its
+# directory (the updater held back): the file stays at its path, and the
+# new path gets the first save's bytes, which PostgreSQL moved there (the
+# second save's record named the version before the first one's bytes)
+vs_check "the updater is held back" hold_updater src/blk4
+held_psql hold3
+# an unrelated change holds the project's row: the first save waits
+echo "BEGIN; SELECT vsync_rename('$ID', 'src/o6.js', 'src/o7.js', NULL, NULL, 'test');" >&7
+vs_check "an unrelated change holds the project's row" \
+	vs_poll 10 grep -qx '[0-9][0-9]*' "$W/hold3.out"
+printf 'w save\n' >>"$MNT/src/w/w.js" # journaled in 4 s
+printf 'w v1\nw save\n' >"$W/w_saved"
+vs_check "the first save is journaled" vs_poll 15 bytes_journaled "$W/w_saved"
+vs_check "its commit waits" vs_poll 15 save_waits
+printf 'w again\n' >>"$MNT/src/w/w.js" # written again: not taken
+echo "COMMIT;" >&7
+exec 7>&-
+wait "$HELD_PID"
+vs_check "the first save is committed" vs_poll 10 saved src/w/w.js "$(cat "$W/w_saved")"
+printf 'w third\n' >>"$MNT/src/w/w.js" # dirty for 4 s more
+vs_check "a remote rename of its directory" ctl mv rd src/w src/w2
+save_now src/w/w.js
+vs_check "the second save lands after the rename" \
+	vs_poll 20 saved src/w/w.js "$(printf 'w v1\nw save\nw again\nw third')"
+vs_check "the updater goes on" release_updater src/blk4
+vs_check "the rename is applied" vs_poll 20 test -f "$MNT/src/w2/c.js"
+vs_check_eq "the new path has the first save's bytes" \
+	"$(cat "$W/w_saved")" "$(cat "$MNT/src/w2/w.js" 2>&1)"
 vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
 
 vs_umount "$MNT"
