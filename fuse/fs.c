@@ -82,6 +82,25 @@ void fs_fill_entry(struct vs_fs *fs, struct fuse_entry_param *e,
 	e->entry_timeout = fs->cfg.entry_timeout;
 }
 
+/* content fds closed by one fs_fds_reclaim: enough that a reader of a
+ * whole tree does not pass the table every few files */
+#define FS_FDS_RECLAIM 1024
+
+bool fs_fds_reclaim(struct vs_fs *fs, struct vs_inode *keep)
+{
+	static atomic_int_least64_t told;
+	size_t n = inode_content_reclaim(&fs->table, keep, FS_FDS_RECLAIM);
+
+	if (vs_log_due(&told, 60000))
+		vs_warn("out of file descriptors: closed %zu content fds of "
+			"files not read lately (opened again at their next "
+			"read); each file read holds one while the kernel "
+			"keeps it cached: raise the hard RLIMIT_NOFILE "
+			"(logged once a minute)",
+			n);
+	return n > 0;
+}
+
 void fs_inval_inode(struct vs_fs *fs, uint64_t ino)
 {
 	int e;
@@ -510,7 +529,7 @@ static void vs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (resolve(fs, ino, &in) < 0)
 		fuse_reply_err(req, ESTALE);
 	else if (in->local)
-		local_read(req, in, size, off, fi);
+		local_read(req, fs, in, size, off, fi);
 	else
 		synced_read(req, fs, in, size, off);
 }
@@ -525,7 +544,7 @@ static void vs_write_buf(fuse_req_t req, fuse_ino_t ino,
 	if (resolve(fs, ino, &in) < 0)
 		fuse_reply_err(req, ESTALE);
 	else if (in->local)
-		local_write_buf(req, in, in_buf, off, fi);
+		local_write_buf(req, fs, in, in_buf, off, fi);
 	else
 		synced_write_buf(req, fs, in, in_buf, off);
 }

@@ -20,6 +20,7 @@
 #define VSYNC_FUSE_FS_I_H
 
 #include <fuse_lowlevel.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/types.h>
@@ -182,6 +183,19 @@ bool fs_own_request(struct vs_fs *fs, fuse_req_t req);
  */
 int fs_upper_path(struct vs_fs *fs, struct vs_inode *in, const char *name,
 		  char *buf, size_t size);
+
+/*
+ * Is -errno @r "out of fds" (EMFILE, ENFILE)? Then fs_fds_reclaim may
+ * make room: it closes the content fds of synced files not read lately
+ * (inode_content_reclaim; @keep, whose fd_lock the caller may hold, is
+ * skipped), logs it now and then, and tells whether it closed any (try
+ * once more then).
+ */
+static inline bool fs_fds_out(int r)
+{
+	return r == -EMFILE || r == -ENFILE;
+}
+bool fs_fds_reclaim(struct vs_fs *fs, struct vs_inode *keep);
 
 /* An entry of inode @ino with attributes @st and the mount's timeouts. */
 void fs_fill_entry(struct vs_fs *fs, struct fuse_entry_param *e,

@@ -659,6 +659,46 @@ struct vs_inode *inode_moved_find(struct vs_inode_table *t, uint64_t lseq)
 	return NULL;
 }
 
+/* Close @in's content fd if it may go (inode_content_reclaim; t->lock
+ * held, then its fd_lock tried: never waited for, against the lock
+ * order). */
+static bool content_reclaim_one(struct vs_inode *in, struct vs_inode *keep)
+{
+	bool closed = false;
+
+	if (in == keep || in->local || in->kind != VS_KIND_FILE ||
+	    atomic_exchange(&in->fd_used, false) ||
+	    pthread_rwlock_trywrlock(&in->fd_lock) != 0)
+		return false;
+	if (in->fd >= 0 && in->wfd < 0 && !in->fd_mem) {
+		close(in->fd);
+		inode_content_set(in, -1);
+		closed = true;
+	}
+	pthread_rwlock_unlock(&in->fd_lock);
+	return closed;
+}
+
+size_t inode_content_reclaim(struct vs_inode_table *t, struct vs_inode *keep,
+			     size_t max)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&t->lock);
+	/* twice round at most: the first may only take the second
+	 * chances away */
+	for (size_t k = 0; k < 2 * t->ht_size && n < max; k++) {
+		size_t i = (t->reclaim_at + k) % t->ht_size;
+
+		for (struct vs_inode *in = t->ht[i]; in && n < max;
+		     in = in->hnext)
+			n += content_reclaim_one(in, keep);
+		t->reclaim_at = (i + 1) % t->ht_size;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
 struct vs_inode *inode_lookup_path(struct vs_inode_table *t, const char *path)
 {
 	struct vs_inode *in = t->root;

@@ -106,6 +106,9 @@ struct vs_inode {
 			    the O_PATH fd on the upper file, see the top) */
 	uint64_t fd_mem; /* synced: @fd is a memfd holding about this many
 			    bytes of memory, 0: not (inode_content_set) */
+	/* synced: a read used @fd since the last inode_content_reclaim pass
+	 * (set by reads, cleared by the pass: a second chance) */
+	atomic_bool fd_used;
 
 	/* synced files written here (--writable), protected by fd_lock:
 	 * the working copy (an O_TMPFILE in the cache dir) while local
@@ -194,9 +197,22 @@ struct vs_inode_table {
 	size_t lht_size, lcount;
 	uint64_t next_ino;
 	struct vs_inode *pending; /* inodes with a pending_op (pnext) */
+	size_t reclaim_at;	  /* inode_content_reclaim's next bucket */
 };
 
 int inode_table_init(struct vs_inode_table *t);
+/*
+ * Out of fds (EMFILE, ENFILE): close the content fds of up to @max synced
+ * files that no read used since the pass before (fd_used: a second
+ * chance) and that nothing holds now (their fd_lock taken without
+ * waiting); their next read opens the content again (fsw_content). A
+ * memfd (fd_mem: the only copy of a pushed edit's bytes, not reopened
+ * from the cache) and a file written here (wfd) keep theirs, as does
+ * @keep (its caller holds its fd_lock). Takes t->lock: the caller holds
+ * no table lock. How many were closed.
+ */
+size_t inode_content_reclaim(struct vs_inode_table *t, struct vs_inode *keep,
+			     size_t max);
 /* Frees every inode and closes their fds. */
 void inode_table_release(struct vs_inode_table *t);
 

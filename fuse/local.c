@@ -179,15 +179,33 @@ static int fd_failed(int r, const char *name)
 	return r;
 }
 
+/* openat(@dirfd, @name, @flags, @mode), once more when out of fds and
+ * fs_fds_reclaim made room. An fd or -errno. */
+static int open_room(struct vs_fs *fs, int dirfd, const char *name, int flags,
+		     mode_t mode)
+{
+	int fd = openat(dirfd, name, flags, mode);
+
+	if (fd < 0)
+		fd = -errno;
+	if (fs_fds_out(fd) && fs_fds_reclaim(fs, NULL)) {
+		fd = openat(dirfd, name, flags, mode);
+		if (fd < 0)
+			fd = -errno;
+	}
+	return fd;
+}
+
 /* The entry of @at (one lookup counted). 0 or -errno. */
 static int lookup_at(struct vs_fs *fs, const struct local_at *at,
 		     struct fuse_entry_param *e)
 {
-	int fd = openat(at->dirfd, at->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int fd = open_room(fs, at->dirfd, at->name,
+			   O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
 	int r;
 
 	if (fd < 0)
-		return fd_failed(-errno, at->name);
+		return fd_failed(fd, at->name);
 	r = entry_of_fd(fs, &fd, e);
 	if (fd >= 0)
 		close(fd);
@@ -350,8 +368,9 @@ static void reply_made(fuse_req_t req, struct vs_fs *fs,
 	struct fuse_entry_param e;
 	int r, fd;
 
-	fd = openat(at->dirfd, at->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	r = fd < 0 ? fd_failed(-errno, at->name) : 0;
+	fd = open_room(fs, at->dirfd, at->name, O_PATH | O_NOFOLLOW | O_CLOEXEC,
+		       0);
+	r = fd < 0 ? fd_failed(fd, at->name) : 0;
 	if (r == 0)
 		r = own_by_caller(req, fs, parent, fd);
 	if (r == 0)
@@ -467,20 +486,22 @@ void local_create(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 	if (r == 0) {
 		/* exclusively first: only a file made here is given to the
 		 * caller, never one that was there already */
-		fd = openat(at.dirfd, at.name,
-			    flags | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+		fd = open_room(fs, at.dirfd, at.name,
+			       flags | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 		created = fd >= 0;
-		if (fd < 0 && errno == EEXIST && !(fi->flags & O_EXCL))
-			fd = openat(at.dirfd, at.name,
-				    (fi->flags & ~(O_NOFOLLOW | O_CREAT)) |
-					O_CLOEXEC);
+		if (fd == -EEXIST && !(fi->flags & O_EXCL))
+			fd = open_room(fs, at.dirfd, at.name,
+				       (fi->flags & ~(O_NOFOLLOW | O_CREAT)) |
+					   O_CLOEXEC,
+				       0);
 		if (fd < 0)
-			r = -errno;
+			r = fd;
 	}
 	/* the inode's O_PATH fd: on the file opened, whatever its name
 	 * became since */
-	if (r == 0 && (pfd = open(proc_fd(proc, fd), O_PATH | O_CLOEXEC)) < 0)
-		r = fd_failed(-errno, at.name);
+	if (r == 0 && (pfd = open_room(fs, AT_FDCWD, proc_fd(proc, fd),
+				       O_PATH | O_CLOEXEC, 0)) < 0)
+		r = fd_failed(pfd, at.name);
 	if (r == 0 && created)
 		r = own_by_caller(req, fs, parent, pfd);
 	if (r == 0)
@@ -564,16 +585,18 @@ void local_open(fuse_req_t req, struct vs_inode *in, struct fuse_file_info *fi)
 
 /* Open @in's upper file with @flags into slot @slot, once: the slot's fd
  * or -errno. */
-static int iofd_open(struct vs_inode *in, _Atomic int *slot, int flags)
+static int iofd_open(struct vs_fs *fs, struct vs_inode *in, _Atomic int *slot,
+		     int flags)
 {
 	char proc[PROC_FD_SIZE];
 	int fd = atomic_load(slot), none = -1;
 
 	if (fd >= 0)
 		return fd;
-	fd = open(proc_fd(proc, in->fd), flags | O_CLOEXEC);
+	fd = open_room(fs, AT_FDCWD, proc_fd(proc, in->fd), flags | O_CLOEXEC,
+		       0);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (!atomic_compare_exchange_strong(slot, &none, fd)) {
 		close(fd); /* another request opened it first */
 		fd = none;
@@ -589,29 +612,30 @@ static int iofd_open(struct vs_inode *in, _Atomic int *slot, int flags)
  * ETXTBSY ...), and tries again at the next write: a read-only fd is
  * never what a write is served with. An fd or -errno.
  */
-static int local_iofd(struct vs_inode *in, bool write)
+static int local_iofd(struct vs_fs *fs, struct vs_inode *in, bool write)
 {
-	int fd = iofd_open(in, &in->iofd, O_RDWR);
+	int fd = iofd_open(fs, in, &in->iofd, O_RDWR);
 
 	if (fd >= 0 || write ||
 	    (fd != -EACCES && fd != -EPERM && fd != -EROFS && fd != -ETXTBSY))
 		return fd < 0 ? fd_failed(fd, "(an open local file)") : fd;
-	fd = iofd_open(in, &in->rofd, O_RDONLY);
+	fd = iofd_open(fs, in, &in->rofd, O_RDONLY);
 	return fd < 0 ? fd_failed(fd, "(an open local file)") : fd;
 }
 
 /* The fd to serve a request on @in with: the handle's, or the inode's
  * own (fh 0). An fd or -errno. */
-static int io_fd(struct vs_inode *in, struct fuse_file_info *fi, bool write)
+static int io_fd(struct vs_fs *fs, struct vs_inode *in,
+		 struct fuse_file_info *fi, bool write)
 {
-	return fi && fi->fh ? (int)fi->fh : local_iofd(in, write);
+	return fi && fi->fh ? (int)fi->fh : local_iofd(fs, in, write);
 }
 
-void local_read(fuse_req_t req, struct vs_inode *in, size_t size, off_t off,
-		struct fuse_file_info *fi)
+void local_read(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
+		size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
-	int fd = io_fd(in, fi, false);
+	int fd = io_fd(fs, in, fi, false);
 
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
@@ -623,12 +647,12 @@ void local_read(fuse_req_t req, struct vs_inode *in, size_t size, off_t off,
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
-void local_write_buf(fuse_req_t req, struct vs_inode *in,
+void local_write_buf(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 		     struct fuse_bufvec *in_buf, off_t off,
 		     struct fuse_file_info *fi)
 {
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in_buf));
-	int fd = io_fd(in, fi, true);
+	int fd = io_fd(fs, in, fi, true);
 	ssize_t n;
 
 	if (fd < 0) {

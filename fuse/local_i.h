@@ -52,9 +52,9 @@ void local_rename(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 /* Open files: fi->fh is the upper file's descriptor, or 0 (no-open mode):
  * then the inode's own fd serves (inode_i.h, iofd) */
 void local_open(fuse_req_t req, struct vs_inode *in, struct fuse_file_info *fi);
-void local_read(fuse_req_t req, struct vs_inode *in, size_t size, off_t off,
-		struct fuse_file_info *fi);
-void local_write_buf(fuse_req_t req, struct vs_inode *in,
+void local_read(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
+		size_t size, off_t off, struct fuse_file_info *fi);
+void local_write_buf(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 		     struct fuse_bufvec *in_buf, off_t off,
 		     struct fuse_file_info *fi);
 void local_release(fuse_req_t req, struct fuse_file_info *fi);

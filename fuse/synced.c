@@ -488,6 +488,9 @@ void synced_read(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 		pthread_rwlock_rdlock(&in->fd_lock);
 	}
 	buf.buf[0].fd = in->wfd >= 0 ? in->wfd : in->fd;
+	/* used: kept by the next fd reclaim (inode_content_reclaim) */
+	if (!atomic_load_explicit(&in->fd_used, memory_order_relaxed))
+		atomic_store_explicit(&in->fd_used, true, memory_order_relaxed);
 	/* nothing of @in after the reply: once the read is answered, its
 	 * reader may close the file, and the kernel's FORGET free a removed
 	 * @in on another thread */

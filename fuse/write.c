@@ -188,6 +188,9 @@ int fsw_content(struct vs_fs *fs, struct vs_inode *in)
 		snprintf(path, sizeof(path), "(ino %llu)",
 			 (unsigned long long)in->ino);
 	r = vs_content_open(fs->cfg.content, in->hash, in->size, path, &fd);
+	if (fs_fds_out(r) && fs_fds_reclaim(fs, in))
+		r = vs_content_open(fs->cfg.content, in->hash, in->size, path,
+				    &fd);
 	if (r == 0)
 		inode_content_set(in, fd);
 	return r;
@@ -215,13 +218,20 @@ static bool wmem_room(struct vs_fs *fs)
  * which. An fd or -errno. */
 static int working_copy_new(struct vs_fs *fs, bool *wmem)
 {
-	int fd = wmem_room(fs) ? memfd_create("vsync-wc", MFD_CLOEXEC) : -1;
+	for (int tries = 0;; tries++) {
+		int fd =
+		    wmem_room(fs) ? memfd_create("vsync-wc", MFD_CLOEXEC) : -1;
 
-	*wmem = fd >= 0;
-	if (fd < 0)
-		fd = openat(fs->cfg.work_fd, ".",
-			    O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	return fd < 0 ? -errno : fd;
+		*wmem = fd >= 0;
+		if (fd < 0)
+			fd = openat(fs->cfg.work_fd, ".",
+				    O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			return fd;
+		fd = -errno;
+		if (tries || !fs_fds_out(fd) || !fs_fds_reclaim(fs, NULL))
+			return fd;
+	}
 }
 
 /*

@@ -655,7 +655,9 @@ static int open_missing(struct vs_content *c, const char *hash, uint64_t size,
 	}
 	if (r < 0 && r != -EIO) {
 		vs_warn("cannot open content of '%s': %s", path, strerror(-r));
-		r = r == -ENOMEM ? r : -EIO;
+		/* out of memory or fds: the caller may make room */
+		if (r != -ENOMEM && r != -EMFILE && r != -ENFILE)
+			r = -EIO;
 	}
 	return r;
 }

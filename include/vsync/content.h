@@ -64,7 +64,8 @@ void vs_content_redis_idle(struct vs_content *c);
  * then put into Redis, best effort), verified, stored in the cache, then
  * opened. A Redis failure never fails the read: PostgreSQL is tried. Errors:
  * -EIO when the content cannot be had (backend down, timed out, or bytes that
- * do not match: logged), -ENOMEM.
+ * do not match: logged), -ENOMEM, -EMFILE or -ENFILE (out of fds here: the
+ * caller may close some and try again).
  * @path is only used in log lines.
  */
 int vs_content_open(struct vs_content *c, const char *hash, uint64_t size,

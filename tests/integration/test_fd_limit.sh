@@ -6,8 +6,12 @@
 # Every inode the kernel keeps holds an fd in the mount (a local-only one
 # its O_PATH and read-write fds, a synced one read its content's), so a
 # tree larger than RLIMIT_NOFILE allows can use them all (the mount raises
-# its soft limit to the hard one; here the hard one is 400). Covers: the
-# files made before are saved and served; what needs an fd then fails
+# its soft limit to the hard one; here the hard one is 400). Covers: 600
+# synced files read (twice) all get their bytes, the content fds of files
+# not read lately being closed when the fds run out, and the log says so;
+# local-only files, whose fds cannot be closed, are then made until the
+# fds run out; the files made before are saved and served; what needs an
+# fd then fails
 # with EMFILE, and the log says why, once; a SIGTERM then stops the mount
 # with status 0 - before, glibc aborted it (status 134: "libgcc_s.so.1
 # must be installed for pthread_cancel to work": libfuse's threads end
@@ -23,8 +27,9 @@ vs_need_fuse
 CTL=$VSYNC_BUILD_DIR/agent/vsyncctl
 vs_deadline 300
 vs_pg_fixture || exit 1
-mkdir -p "$W/src" "$W/mnt"
+mkdir -p "$W/src/many" "$W/mnt"
 printf '{}\n' >"$W/src/package.json"
+for i in $(seq 1 600); do printf 'file %d\n' "$i" >"$W/src/many/f$i.txt"; done
 vs_check "vsyncctl init" "$CTL" -q init
 vs_check "import" "$CTL" -q import p "$W/src"
 
@@ -35,6 +40,24 @@ if ! vs_mount p "$W/mnt" --pg "$VSYNC_PG_URL" --cache-dir "$W/cache"; then
 	exit 1
 fi
 PID=$VS_MOUNT_PID
+# 600 synced files read, each holding its content's fd while the kernel
+# keeps it cached: past the 400, the fds of files not read lately are
+# closed (opened again at their next read)
+read_all() {
+	local i line
+	for ((i = 1; i <= 600; i++)); do
+		read -r line <"$W/mnt/many/f$i.txt" && [[ $line == "file $i" ]] ||
+			return 1
+	done
+}
+vs_check "600 synced files read with 400 fds: each has its bytes" read_all
+# the kernel's pages of the first 100 dropped, so that their reads reach
+# the mount again, where their fds were closed
+for ((i = 1; i <= 100; i++)); do
+	dd if="$W/mnt/many/f$i.txt" iflag=nocache count=0 status=none
+done
+vs_check "and read again, from the mount" read_all
+vs_check "the log says fds were closed" grep -q "out of file descriptors: closed" "$VS_MOUNT_LOG"
 printf 'saved\n' >"$W/mnt/first.txt"
 vs_check "a synced file saved with fsync before the fds run out" \
 	python3 -c 'import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)' "$W/mnt/first.txt"
