@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
@@ -1594,6 +1595,7 @@ int main(int argc, char **argv)
 		goto out;
 	ctx.ncritical = ctx.plan.ncritical;
 	vs_manifest_release(&m); /* the inode table has what it needs */
+	malloc_trim(0); /* the heap pages the manifest held, given back */
 
 	if (fuse_opt_add_arg(&args, argv[0]) != 0 ||
 	    fuse_opt_add_arg(&args, "-o") != 0 ||

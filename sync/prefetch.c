@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <fnmatch.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -457,6 +458,15 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* The plan of @p, fetched (or left to first reads): its items (the
+ * paths and hashes of the whole tree, about 140 bytes a file) are freed,
+ * and the heap's free pages given back. No worker runs. */
+static void plan_done(struct vs_prefetch *p)
+{
+	vs_prefetch_plan_release(&p->plan);
+	malloc_trim(0);
+}
+
 static void *lead_main(void *arg)
 {
 	struct vs_prefetch *p = arg;
@@ -481,6 +491,7 @@ static void *lead_main(void *arg)
 	p->cfg.ready(p->cfg.arg, (size_t)missing);
 	if (p->cfg.workers <= 0 || atomic_load(&p->stop)) {
 		vs_metrics_prefetch_pending(0);
+		plan_done(p);
 		return NULL;
 	}
 	for (int i = 1; i < p->cfg.workers && i < PF_MAX_WORKERS; i++) {
@@ -490,6 +501,11 @@ static void *lead_main(void *arg)
 		p->nworkers++;
 	}
 	worker_main(p);
+	/* every batch taken: the plan is done with once they are */
+	for (int i = 0; i < p->nworkers; i++)
+		pthread_join(p->workers[i], NULL);
+	p->nworkers = 0; /* (vs_prefetch_stop joins the lead first) */
+	plan_done(p);
 	return NULL;
 }
 
