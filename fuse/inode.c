@@ -75,6 +75,20 @@ static void pending_unlink(struct vs_inode *in)
 	in->pprev = NULL;
 }
 
+const struct vs_inode_save inode_save_none;
+
+struct vs_inode_save *inode_save_get(struct vs_inode *in)
+{
+	struct vs_inode_save *s = inode_save(in);
+
+	if (s)
+		return s;
+	s = calloc(1, sizeof(*s));
+	if (s) /* (readers without the table lock load it: acquire) */
+		atomic_store_explicit(&in->save, s, memory_order_release);
+	return s;
+}
+
 static void inode_free(struct vs_inode *in)
 {
 	pending_unlink(in); /* (forgotten before its commit) */
@@ -88,6 +102,7 @@ static void inode_free(struct vs_inode *in)
 	if (in->rofd >= 0)
 		close(in->rofd);
 	pthread_rwlock_destroy(&in->fd_lock);
+	free(inode_save(in));
 	free(in->children);
 	free(in->target);
 	free(in->name);
@@ -645,8 +660,9 @@ struct vs_inode *inode_pending_find(struct vs_inode_table *t, const char *op)
 
 const char *inode_committed_hash(const struct vs_inode *in)
 {
-	return !in->pending_op[0] && in->saved_hash[0] ? in->saved_hash
-						       : in->hash;
+	const char *saved = inode_save_r(in)->saved_hash;
+
+	return !in->pending_op[0] && saved[0] ? saved : in->hash;
 }
 
 struct vs_inode *inode_moved_find(struct vs_inode_table *t, uint64_t lseq)

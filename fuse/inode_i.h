@@ -40,6 +40,49 @@
 
 #include "vsync/manifest.h"
 
+/*
+ * The state of a file's saves, its failed writes and its renames, which a
+ * file never written or renamed on this mount does not use: kept apart
+ * (vs_inode.save) so that an inode does not carry it. An inode gets one
+ * the first time one of its fields is set (inode_save_get, table lock
+ * held), and keeps it until the inode is freed; without one, each field
+ * reads as zero ("", 0: inode_save_r). The locks named below are those of
+ * the inode, as are @hash, @version, wfailed and pending_moved.
+ */
+struct vs_inode_save {
+	/* the bytes of the newest save of the file (journaled, or committed
+	 * without the file taking them: written since) when @hash does not
+	 * have them yet, "" otherwise: what a failed write reverts to
+	 * (write.c, revert_locked); with no save pending, the bytes of
+	 * @version unless that save was merged (update.c, keeps). Set under
+	 * fd_lock and the table lock (read under either). */
+	char saved_hash[VS_HASH_HEX_LEN + 1];
+	uint64_t saved_size;
+	/* the bytes of the version the pending save is based on, @version
+	 * (that of the first save of a chain of them) when @hash does not
+	 * have them: a save committed before it without the file taking
+	 * its bytes (inode_committed_hash when it was journaled); "":
+	 * @hash's. For its record (write.c, landed_note). Same locks as
+	 * saved_hash. */
+	char base_hash[VS_HASH_HEX_LEN + 1];
+	/* while wfailed: the newest remote version that came meanwhile,
+	 * left unapplied (update.c), which the revert goes back to instead
+	 * of the last saved one (write.c, revert_locked); theirs_version 0:
+	 * none. Under the table lock. */
+	int64_t theirs_version, theirs_mtime_ns;
+	uint64_t theirs_size;
+	uint32_t theirs_mode;
+	char theirs_hash[VS_HASH_HEX_LEN + 1];
+	/* what PostgreSQL had at the path that rename moved it to, a file
+	 * it replaced (inode_committed_*): its version there (0: nothing,
+	 * or not known), mtime, mode and bytes, for the rename's record
+	 * (write.c, landed_note). Set with pending_moved; same locks as
+	 * it (fd_lock and the table lock). */
+	int64_t over_version, over_mtime_ns;
+	uint32_t over_mode;
+	char over_hash[VS_HASH_HEX_LEN + 1];
+};
+
 struct vs_inode {
 	uint64_t ino;
 	struct vs_inode *parent; /* NULL for the root and local inodes */
@@ -61,21 +104,6 @@ struct vs_inode {
 	bool atime_set;
 	int64_t version;
 	char hash[VS_HASH_HEX_LEN + 1];
-	/* the bytes of the newest save of the file (journaled, or committed
-	 * without the file taking them: written since) when @hash does not
-	 * have them yet, "" otherwise: what a failed write reverts to
-	 * (write.c, revert_locked); with no save pending, the bytes of
-	 * @version unless that save was merged (update.c, keeps). Set under
-	 * fd_lock and the table lock (read under either). */
-	char saved_hash[VS_HASH_HEX_LEN + 1];
-	uint64_t saved_size;
-	/* the bytes of the version the pending save is based on, @version
-	 * (that of the first save of a chain of them) when @hash does not
-	 * have them: a save committed before it without the file taking
-	 * its bytes (inode_committed_hash when it was journaled); "":
-	 * @hash's. For its record (write.c, landed_note). Same locks as
-	 * saved_hash. */
-	char base_hash[VS_HASH_HEX_LEN + 1];
 	char *target; /* symlink target */
 	/* owner kept per mount, never synced (owner.c); !owned: the
 	 * mount's owner */
@@ -125,14 +153,6 @@ struct vs_inode {
 			      * saved until truncated to 0 (rewritten
 			      * whole: O_TRUNC, truncate(2) to 0) or
 			      * reverted (write.c, revert_locked) */
-	/* while wfailed: the newest remote version that came meanwhile,
-	 * left unapplied (update.c), which the revert goes back to instead
-	 * of the last saved one (write.c, revert_locked); theirs_version 0:
-	 * none. Under the table lock. */
-	int64_t theirs_version, theirs_mtime_ns;
-	uint64_t theirs_size;
-	uint32_t theirs_mode;
-	char theirs_hash[VS_HASH_HEX_LEN + 1];
 	_Atomic uint64_t wgen, jgen;
 	/* the journal entry (a save or rename of it) not yet committed, and
 	 * its op id ("": none). Set and cleared with inode_pending_set only,
@@ -148,13 +168,6 @@ struct vs_inode {
 	 * later op pending (inode_moved_find), or with the last op; same
 	 * locks) */
 	uint64_t pending_moved;
-	/* what PostgreSQL had at the path that rename moved it to, a file
-	 * it replaced (inode_committed_*): its version there (0: nothing,
-	 * or not known), mtime, mode and bytes, for the rename's record
-	 * (write.c, landed_note). Set with pending_moved; same locks. */
-	int64_t over_version, over_mtime_ns;
-	uint32_t over_mode;
-	char over_hash[VS_HASH_HEX_LEN + 1];
 	struct vs_inode *pnext, **pprev;
 	/* in the set of dirty files (fs_i.h, the save policy): the
 	 * monotonic ms of its last write, 0 when not in it; protected by
@@ -184,6 +197,12 @@ struct vs_inode {
 	uint32_t save_retry_ms;
 	uint64_t save_retry_room;
 
+	/* its save state (struct vs_inode_save), NULL until it needs one:
+	 * set once (release) under the table lock, read with inode_save or
+	 * inode_save_r (acquire) under the lock its fields need, freed with
+	 * the inode */
+	_Atomic(struct vs_inode_save *) save;
+
 	struct vs_inode *hnext;	 /* ino hash chain */
 	struct vs_inode *lhnext; /* upper-ino hash chain (local only) */
 };
@@ -199,6 +218,26 @@ struct vs_inode_table {
 	struct vs_inode *pending; /* inodes with a pending_op (pnext) */
 	size_t reclaim_at;	  /* inode_content_reclaim's next bucket */
 };
+
+/* @in's save state, NULL if it has none yet (its fields are all zero). */
+static inline struct vs_inode_save *inode_save(const struct vs_inode *in)
+{
+	return atomic_load_explicit(&in->save, memory_order_acquire);
+}
+
+/* For reading: @in's save state, or one that is all zero (never NULL). */
+extern const struct vs_inode_save inode_save_none;
+static inline const struct vs_inode_save *
+inode_save_r(const struct vs_inode *in)
+{
+	const struct vs_inode_save *s = inode_save(in);
+
+	return s ? s : &inode_save_none;
+}
+
+/* For writing a field of it: @in's save state, made (all zero) if it has
+ * none; NULL on ENOMEM. t->lock held. */
+struct vs_inode_save *inode_save_get(struct vs_inode *in);
 
 int inode_table_init(struct vs_inode_table *t);
 /*

@@ -140,6 +140,8 @@ static int delete_tree(struct vs_fs *fs, const char *path, int64_t keep,
 static bool keeps(struct vs_fs *fs, const struct vs_inode *in, int64_t seq,
 		  struct vs_landed *was)
 {
+	const struct vs_inode_save *theirs;
+
 	*was = (struct vs_landed){.ino = in->ino};
 	if (in->kind == VS_KIND_DIR)
 		return false;
@@ -149,12 +151,13 @@ static bool keeps(struct vs_fs *fs, const struct vs_inode *in, int64_t seq,
 		return false;
 	if (in->kind != VS_KIND_FILE || in->version == 0 || in->pending_moved)
 		return true; /* PostgreSQL has nothing of it at this path */
-	if (atomic_load(&in->wfailed) && in->theirs_version > in->version) {
+	theirs = inode_save_r(in);
+	if (atomic_load(&in->wfailed) && theirs->theirs_version > in->version) {
 		/* a remote version left unapplied (update.c, put_path) */
-		was->version = in->theirs_version;
-		was->mtime_ns = in->theirs_mtime_ns;
-		was->mode = in->theirs_mode;
-		memcpy(was->hash, in->theirs_hash, sizeof(was->hash));
+		was->version = theirs->theirs_version;
+		was->mtime_ns = theirs->theirs_mtime_ns;
+		was->mode = theirs->theirs_mode;
+		memcpy(was->hash, theirs->theirs_hash, sizeof(was->hash));
 		return true;
 	}
 	was->version = in->version;
@@ -753,7 +756,7 @@ static int put_path(struct vs_fs *fs, const char *path,
 	enum { APPLY_NONE, APPLY_MODE, APPLY_SAVE } act = APPLY_SAVE;
 	struct vs_inode *in;
 	uint64_t old_ino;
-	bool same_bytes;
+	bool same_bytes, nomem = false;
 	int r;
 
 	if (st->kind == VS_KIND_FILE && fd < 0) {
@@ -827,15 +830,21 @@ static int put_path(struct vs_fs *fs, const char *path,
 			path, (long long)st->version);
 		vs_status_conflict(path); /* until the save is committed */
 		if (atomic_load(&in->wfailed) &&
-		    st->version > in->theirs_version) {
+		    st->version > inode_save_r(in)->theirs_version) {
 			/* nothing of it will be saved: its revert takes this
 			 * version (write.c, revert_locked) */
-			in->theirs_version = st->version;
-			in->theirs_mtime_ns = st->mtime_ns;
-			in->theirs_size = st->size;
-			in->theirs_mode = st->mode & 07777;
-			memcpy(in->theirs_hash, st->hash,
-			       sizeof(in->theirs_hash));
+			struct vs_inode_save *s = inode_save_get(in);
+
+			if (s) {
+				s->theirs_version = st->version;
+				s->theirs_mtime_ns = st->mtime_ns;
+				s->theirs_size = st->size;
+				s->theirs_mode = st->mode & 07777;
+				memcpy(s->theirs_hash, st->hash,
+				       sizeof(s->theirs_hash));
+			} else {
+				nomem = true;
+			}
 		}
 		act = APPLY_NONE;
 	}
@@ -843,6 +852,8 @@ static int put_path(struct vs_fs *fs, const char *path,
 	pthread_mutex_unlock(&fs->table.lock);
 	if (act != APPLY_SAVE && fd >= 0)
 		close(fd);
+	if (nomem)
+		return -ENOMEM;
 	if (act == APPLY_MODE)
 		return chmod_path(fs, path, st->mode);
 	if (act == APPLY_NONE)

@@ -728,10 +728,11 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 			   uint64_t *lseq)
 {
 	struct vs_jentry *e;
+	struct vs_inode_save *save;
 	char *buf = NULL;
 	uint64_t gen;
 	size_t len = 0;
-	bool pinned = false;
+	bool pinned = false, removed;
 	int r = 0;
 
 	*lseq = in->pending_lseq;
@@ -740,11 +741,16 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 	if (in->wfailed)
 		return -ECANCELED; /* nothing half-written is committed */
 	pthread_mutex_lock(&fs->table.lock);
-	r = in->removed ? -ENOENT : 0;
+	removed = in->removed;
+	/* where the save is recorded (saved_hash ...), had before anything
+	 * is journaled */
+	save = removed ? NULL : inode_save_get(in);
 	pthread_mutex_unlock(&fs->table.lock);
-	if (r < 0)
+	if (removed)
 		return 0; /* unlinked: nothing to save, and no object made
 			     (checked again below: it may be meanwhile) */
+	if (!save)
+		return -ENOMEM;
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
@@ -826,12 +832,12 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 		/* (chained after a save: based on what that one is; after a
 		 * rename: on the version it makes, with hash's bytes) */
 		if (!in->pending_op[0])
-			memcpy(in->base_hash, inode_committed_hash(in),
-			       sizeof(in->base_hash));
+			memcpy(save->base_hash, inode_committed_hash(in),
+			       sizeof(save->base_hash));
 		else if (in->pending_moved)
-			in->base_hash[0] = '\0';
-		memcpy(in->saved_hash, e->hash, sizeof(in->saved_hash));
-		in->saved_size = e->size;
+			save->base_hash[0] = '\0';
+		memcpy(save->saved_hash, e->hash, sizeof(save->saved_hash));
+		save->saved_size = e->size;
 		inode_pending_set(&fs->table, in, e->op_id, e->lseq);
 		pthread_mutex_unlock(&fs->table.lock);
 		*lseq = e->lseq;
@@ -925,6 +931,8 @@ static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval)
 {
 	char path[VS_PATH_MAX + 1], hash[VS_HASH_HEX_LEN + 1];
 	struct vs_manifest_entry theirs = {.version = 0};
+	const struct vs_inode_save *save;
+	struct vs_inode_save *clear;
 	struct stat st;
 	bool saved;
 	int r, fd = in->fd, wfd = -1, old_fd;
@@ -932,18 +940,19 @@ static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval)
 	if (!in->wfailed)
 		return 0;
 	pthread_mutex_lock(&fs->table.lock);
-	if (in->theirs_version > in->version && !in->pending_op[0]) {
-		theirs.version = in->theirs_version;
-		theirs.mtime_ns = in->theirs_mtime_ns;
-		theirs.size = in->theirs_size;
-		theirs.mode = in->theirs_mode;
-		memcpy(theirs.hash, in->theirs_hash, sizeof(theirs.hash));
+	save = inode_save_r(in);
+	if (save->theirs_version > in->version && !in->pending_op[0]) {
+		theirs.version = save->theirs_version;
+		theirs.mtime_ns = save->theirs_mtime_ns;
+		theirs.size = save->theirs_size;
+		theirs.mode = save->theirs_mode;
+		memcpy(theirs.hash, save->theirs_hash, sizeof(theirs.hash));
 	}
 	/* the newest save, not the bytes before it, unless theirs */
-	saved = !theirs.version && in->saved_hash[0];
+	saved = !theirs.version && save->saved_hash[0];
 	memcpy(hash,
 	       theirs.version ? theirs.hash
-	       : saved	      ? in->saved_hash
+	       : saved	      ? save->saved_hash
 			      : in->hash,
 	       sizeof(hash));
 	pthread_mutex_unlock(&fs->table.lock);
@@ -955,7 +964,7 @@ static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval)
 	if (fd < 0 || theirs.version || saved) {
 		r = vs_content_open(fs->cfg.content, hash,
 				    theirs.version ? theirs.size
-				    : saved	   ? in->saved_size
+				    : saved	   ? save->saved_size
 						   : in->size,
 				    path, &fd);
 		if (r < 0)
@@ -980,10 +989,13 @@ static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval)
 		in->version = theirs.version;
 		in->mode = theirs.mode;
 	} else if (saved) {
-		memcpy(in->hash, in->saved_hash, sizeof(in->hash));
+		memcpy(in->hash, save->saved_hash, sizeof(in->hash));
 	}
-	in->saved_hash[0] = '\0';
-	in->theirs_version = 0;
+	clear = inode_save(in); /* (none: both read as 0 already) */
+	if (clear) {
+		clear->saved_hash[0] = '\0';
+		clear->theirs_version = 0;
+	}
 	in->size = (uint64_t)st.st_size;
 	in->mtime_ns = theirs.version ? theirs.mtime_ns : vs_wall_ns();
 	pthread_mutex_unlock(&fs->table.lock);
@@ -1324,8 +1336,9 @@ static bool never_saved(struct vs_fs *fs, struct vs_inode *in)
 	bool never;
 
 	pthread_mutex_lock(&fs->table.lock);
-	never = in->version == 0 && !in->pending_op[0] && !in->saved_hash[0] &&
-		!in->hash[0] && !in->theirs_version;
+	never = in->version == 0 && !in->pending_op[0] &&
+		!inode_save_r(in)->saved_hash[0] && !in->hash[0] &&
+		!inode_save_r(in)->theirs_version;
 	pthread_mutex_unlock(&fs->table.lock);
 	return never;
 }
@@ -1420,6 +1433,10 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 		over.mode = old->mode;
 		memcpy(over.hash, inode_committed_hash(old), sizeof(over.hash));
 	}
+	/* where it is recorded (over_version ...), had before anything is
+	 * journaled */
+	if (r == 0 && file && !unsaved && over.version && !inode_save_get(file))
+		r = -ENOMEM;
 out:
 	pthread_mutex_unlock(&fs->table.lock);
 	if (r < 0 || !in || old == in)
@@ -1466,13 +1483,20 @@ out:
 		 * and vs_fs_committed() takes that version. A save still
 		 * pending under the old path is committed there first, and
 		 * the rename moves it. */
+		struct vs_inode_save *save;
+
 		pthread_mutex_lock(&fs->table.lock);
 		inode_pending_set(&fs->table, file, op, lseq);
 		file->pending_moved = lseq;
-		file->over_version = over.version;
-		file->over_mtime_ns = over.mtime_ns;
-		file->over_mode = over.mode;
-		memcpy(file->over_hash, over.hash, sizeof(file->over_hash));
+		/* (none: over.version is 0, as it reads) */
+		save = inode_save(file);
+		if (save) {
+			save->over_version = over.version;
+			save->over_mtime_ns = over.mtime_ns;
+			save->over_mode = over.mode;
+			memcpy(save->over_hash, over.hash,
+			       sizeof(save->over_hash));
+		}
 		pthread_mutex_unlock(&fs->table.lock);
 	}
 unlock:
@@ -1569,8 +1593,11 @@ static int overlay_apply(struct vs_inode_table *t, const struct vs_jentry *e)
 		r = inode_synced_move(in, dir, name);
 		if (r == 0 && in->kind != VS_KIND_DIR) {
 			inode_pending_set(t, in, e->op_id, e->lseq);
+			struct vs_inode_save *save = inode_save(in);
+
 			in->pending_moved = e->lseq;
-			in->over_version = 0; /* not known */
+			if (save) /* (none: it reads as 0) */
+				save->over_version = 0; /* not known */
 		}
 		return r;
 	}
@@ -1773,6 +1800,7 @@ int fsw_save_all(struct vs_fs *fs)
 static void landed_note(struct vs_fs *fs, const struct vs_inode *in,
 			const struct vs_jentry *e, int64_t seq, bool saved)
 {
+	const struct vs_inode_save *save = inode_save_r(in);
 	struct vs_landed *l;
 
 	if (seq <= 0 || seq <= fs->landed_applied)
@@ -1804,14 +1832,14 @@ static void landed_note(struct vs_fs *fs, const struct vs_inode *in,
 		l->mode = in->mode;
 		/* (a save before it committed without the file taking its
 		 * bytes: in->version is that one's, hash the one before) */
-		memcpy(l->hash, in->base_hash[0] ? in->base_hash : in->hash,
+		memcpy(l->hash, save->base_hash[0] ? save->base_hash : in->hash,
 		       sizeof(l->hash));
 	} else if (!saved && e->op == VS_JOP_RENAME &&
-		   in->pending_moved == e->lseq && in->over_version > 0) {
-		l->version = in->over_version;
-		l->mtime_ns = in->over_mtime_ns;
-		l->mode = in->over_mode;
-		memcpy(l->hash, in->over_hash, sizeof(l->hash));
+		   in->pending_moved == e->lseq && save->over_version > 0) {
+		l->version = save->over_version;
+		l->mtime_ns = save->over_mtime_ns;
+		l->mode = save->over_mode;
+		memcpy(l->hash, save->over_hash, sizeof(l->hash));
 	}
 }
 
@@ -1951,10 +1979,11 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		 * committed over the other edit */
 		if (!moved && (!res->merged || take))
 			in->version = res->version;
-		if (res->error)
-			in->saved_hash[0] = '\0'; /* never PostgreSQL's */
+		/* (saved_hash: never PostgreSQL's after an error; the file's
+		 * bytes if it takes them. No save state: "" already) */
+		if ((res->error || take) && inode_save(in))
+			inode_save(in)->saved_hash[0] = '\0';
 		if (take) {
-			in->saved_hash[0] = '\0';
 			memcpy(in->hash, res->hash, sizeof(in->hash));
 			in->size = (uint64_t)st.st_size; /* a merge differs */
 			old_fd = in->fd;
