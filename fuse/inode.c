@@ -66,13 +66,15 @@ void inode_content_set(struct vs_inode *in, int fd)
 /* Take @in out of the table's list of inodes with a pending op. */
 static void pending_unlink(struct vs_inode *in)
 {
-	if (!in->pprev)
+	struct vs_inode_save *s = inode_save(in);
+
+	if (!s || !s->pprev)
 		return;
-	*in->pprev = in->pnext;
-	if (in->pnext)
-		in->pnext->pprev = in->pprev;
-	in->pnext = NULL;
-	in->pprev = NULL;
+	*s->pprev = s->pnext;
+	if (s->pnext)
+		inode_save(s->pnext)->pprev = s->pprev;
+	s->pnext = NULL;
+	s->pprev = NULL;
 }
 
 const struct vs_inode_save inode_save_none;
@@ -629,48 +631,57 @@ void inode_forget_versions(struct vs_inode *dir)
 	}
 }
 
-void inode_pending_set(struct vs_inode_table *t, struct vs_inode *in,
-		       const char *op, uint64_t lseq)
+int inode_pending_set(struct vs_inode_table *t, struct vs_inode *in,
+		      const char *op, uint64_t lseq)
 {
+	struct vs_inode_save *s;
+
 	if (!op || !op[0]) {
-		in->pending_op[0] = '\0';
-		in->pending_lseq = 0;
-		in->pending_moved = 0;
+		s = inode_save(in);
+		if (!s) /* (none pending already) */
+			return 0;
+		s->pending_op[0] = '\0';
+		s->pending_lseq = 0;
+		s->pending_moved = 0;
 		pending_unlink(in);
-		return;
+		return 0;
 	}
-	snprintf(in->pending_op, sizeof(in->pending_op), "%s", op);
-	in->pending_lseq = lseq;
-	if (in->pprev)
-		return;
-	in->pnext = t->pending;
-	if (in->pnext)
-		in->pnext->pprev = &in->pnext;
-	in->pprev = &t->pending;
+	s = inode_save_get(in);
+	if (!s)
+		return -ENOMEM;
+	snprintf(s->pending_op, sizeof(s->pending_op), "%s", op);
+	s->pending_lseq = lseq;
+	if (s->pprev)
+		return 0;
+	s->pnext = t->pending;
+	if (s->pnext)
+		inode_save(s->pnext)->pprev = &s->pnext;
+	s->pprev = &t->pending;
 	t->pending = in;
+	return 0;
 }
 
 struct vs_inode *inode_pending_find(struct vs_inode_table *t, const char *op)
 {
-	for (struct vs_inode *in = t->pending; in; in = in->pnext)
-		if (strcmp(in->pending_op, op) == 0)
+	for (struct vs_inode *in = t->pending; in; in = inode_save(in)->pnext)
+		if (strcmp(inode_save(in)->pending_op, op) == 0)
 			return in;
 	return NULL;
 }
 
 const char *inode_committed_hash(const struct vs_inode *in)
 {
-	const char *saved = inode_save_r(in)->saved_hash;
+	const struct vs_inode_save *s = inode_save_r(in);
 
-	return !in->pending_op[0] && saved[0] ? saved : in->hash;
+	return !s->pending_op[0] && s->saved_hash[0] ? s->saved_hash : in->hash;
 }
 
 struct vs_inode *inode_moved_find(struct vs_inode_table *t, uint64_t lseq)
 {
 	if (!lseq)
 		return NULL;
-	for (struct vs_inode *in = t->pending; in; in = in->pnext)
-		if (in->pending_moved == lseq)
+	for (struct vs_inode *in = t->pending; in; in = inode_save(in)->pnext)
+		if (inode_save(in)->pending_moved == lseq)
 			return in;
 	return NULL;
 }

@@ -47,9 +47,25 @@
  * the first time one of its fields is set (inode_save_get, table lock
  * held), and keeps it until the inode is freed; without one, each field
  * reads as zero ("", 0: inode_save_r). The locks named below are those of
- * the inode, as are @hash, @version, wfailed and pending_moved.
+ * the inode, as are @hash, @version and wfailed. An inode in the table's
+ * list of those with a pending op (pnext) always has one.
  */
 struct vs_inode_save {
+	/* the journal entry (a save or rename of it) not yet committed, and
+	 * its op id ("": none). Set and cleared with inode_pending_set only,
+	 * under fd_lock and the table lock (read under either): pnext and
+	 * pprev link its inode into the table's list of inodes with one while
+	 * set, so that the commit finds it whatever its path has become
+	 * (inode_pending_find) */
+	uint64_t pending_lseq;
+	char pending_op[VS_UUID_BUFSZ];
+	/* the lseq of the newest rename of it among them, 0: none:
+	 * PostgreSQL does not have it at its path yet (set with the rename's
+	 * pending op; cleared when that rename is committed, even with a
+	 * later op pending (inode_moved_find), or with the last op; same
+	 * locks) */
+	uint64_t pending_moved;
+	struct vs_inode *pnext, **pprev;
 	/* the bytes of the newest save of the file (journaled, or committed
 	 * without the file taking them: written since) when @hash does not
 	 * have them yet, "" otherwise: what a failed write reverts to
@@ -140,8 +156,9 @@ struct vs_inode {
 
 	/* synced files written here (--writable), protected by fd_lock:
 	 * the working copy (an O_TMPFILE in the cache dir) while local
-	 * changes exist, its write generation, the generation last
-	 * journaled, and the journal operation not yet committed */
+	 * changes exist, its write generation and the generation last
+	 * journaled (the journal operation not yet committed is in its
+	 * save state: pending_op) */
 	int wfd;
 	bool wfrozen; /* wfd is a cache object (a save made it one):
 		       * copied to a new working copy before a write */
@@ -154,21 +171,6 @@ struct vs_inode {
 			      * whole: O_TRUNC, truncate(2) to 0) or
 			      * reverted (write.c, revert_locked) */
 	_Atomic uint64_t wgen, jgen;
-	/* the journal entry (a save or rename of it) not yet committed, and
-	 * its op id ("": none). Set and cleared with inode_pending_set only,
-	 * under fd_lock and the table lock (read under either): @pnext and
-	 * @pprev link it into the table's list of inodes with one while
-	 * set, so that the commit finds it whatever its path has become
-	 * (inode_pending_find) */
-	uint64_t pending_lseq;
-	char pending_op[VS_UUID_BUFSZ];
-	/* the lseq of the newest rename of it among them, 0: none:
-	 * PostgreSQL does not have it at its path yet (set with the rename's
-	 * pending op; cleared when that rename is committed, even with a
-	 * later op pending (inode_moved_find), or with the last op; same
-	 * locks) */
-	uint64_t pending_moved;
-	struct vs_inode *pnext, **pprev;
 	/* in the set of dirty files (fs_i.h, the save policy): the
 	 * monotonic ms of its last write, 0 when not in it; protected by
 	 * the fs's dirty_lock */
@@ -215,7 +217,7 @@ struct vs_inode_table {
 	struct vs_inode **lht; /* local inodes by upper_dev/upper_ino */
 	size_t lht_size, lcount;
 	uint64_t next_ino;
-	struct vs_inode *pending; /* inodes with a pending_op (pnext) */
+	struct vs_inode *pending; /* inodes with a pending_op (save->pnext) */
 	size_t reclaim_at;	  /* inode_content_reclaim's next bucket */
 };
 
@@ -265,9 +267,11 @@ int inode_table_build(struct vs_inode_table *t, const struct vs_manifest *m,
 		      const struct vs_local_rules *local);
 
 /* Set @in's pending op to @op (NULL or "": none) and @lseq, and keep the
- * table's list of inodes with one. t->lock held. */
-void inode_pending_set(struct vs_inode_table *t, struct vs_inode *in,
-		       const char *op, uint64_t lseq);
+ * table's list of inodes with one. 0, or -ENOMEM if @in has no save state
+ * yet (inode_save_get) and none can be had: then nothing changed. t->lock
+ * held. */
+int inode_pending_set(struct vs_inode_table *t, struct vs_inode *in,
+		      const char *op, uint64_t lseq);
 /* The inode whose pending op is @op, or NULL: for the commit of an entry
  * whose path no longer names it (a parent directory renamed since). A
  * walk of the inodes with a pending op. t->lock held. */

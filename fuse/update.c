@@ -122,7 +122,7 @@ static int through_failed(const char *call, const char *path)
  * working copy whose bytes are committed is none. */
 static bool local_changes(const struct vs_inode *in)
 {
-	return in->wgen != in->jgen || in->pending_op[0];
+	return in->wgen != in->jgen || inode_save_r(in)->pending_op[0];
 }
 
 static int delete_tree(struct vs_fs *fs, const char *path, int64_t keep,
@@ -140,7 +140,7 @@ static int delete_tree(struct vs_fs *fs, const char *path, int64_t keep,
 static bool keeps(struct vs_fs *fs, const struct vs_inode *in, int64_t seq,
 		  struct vs_landed *was)
 {
-	const struct vs_inode_save *theirs;
+	const struct vs_inode_save *save;
 
 	*was = (struct vs_landed){.ino = in->ino};
 	if (in->kind == VS_KIND_DIR)
@@ -149,15 +149,15 @@ static bool keeps(struct vs_fs *fs, const struct vs_inode *in, int64_t seq,
 		return true;
 	if (!local_changes(in))
 		return false;
-	if (in->kind != VS_KIND_FILE || in->version == 0 || in->pending_moved)
+	save = inode_save_r(in);
+	if (in->kind != VS_KIND_FILE || in->version == 0 || save->pending_moved)
 		return true; /* PostgreSQL has nothing of it at this path */
-	theirs = inode_save_r(in);
-	if (atomic_load(&in->wfailed) && theirs->theirs_version > in->version) {
+	if (atomic_load(&in->wfailed) && save->theirs_version > in->version) {
 		/* a remote version left unapplied (update.c, put_path) */
-		was->version = theirs->theirs_version;
-		was->mtime_ns = theirs->theirs_mtime_ns;
-		was->mode = theirs->theirs_mode;
-		memcpy(was->hash, theirs->theirs_hash, sizeof(was->hash));
+		was->version = save->theirs_version;
+		was->mtime_ns = save->theirs_mtime_ns;
+		was->mode = save->theirs_mode;
+		memcpy(was->hash, save->theirs_hash, sizeof(was->hash));
 		return true;
 	}
 	was->version = in->version;

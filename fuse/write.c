@@ -735,7 +735,7 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 	bool pinned = false, removed;
 	int r = 0;
 
-	*lseq = in->pending_lseq;
+	*lseq = inode_save_r(in)->pending_lseq;
 	if ((in->wgen == in->jgen && !force) || in->kind != VS_KIND_FILE)
 		return 0;
 	if (in->wfailed)
@@ -780,8 +780,8 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 		e->size = len;
 		/* version -1: unknown here (moved with its directory); a
 		 * save still pending was one of the old path */
-		if (in->pending_op[0] && in->version >= 0)
-			memcpy(e->after_op, in->pending_op,
+		if (save->pending_op[0] && in->version >= 0)
+			memcpy(e->after_op, save->pending_op,
 			       sizeof(e->after_op));
 		e->base_version = in->version;
 	}
@@ -831,14 +831,15 @@ static int snapshot_locked(struct vs_fs *fs, struct vs_inode *in, bool force,
 		pthread_mutex_lock(&fs->table.lock);
 		/* (chained after a save: based on what that one is; after a
 		 * rename: on the version it makes, with hash's bytes) */
-		if (!in->pending_op[0])
+		if (!save->pending_op[0])
 			memcpy(save->base_hash, inode_committed_hash(in),
 			       sizeof(save->base_hash));
-		else if (in->pending_moved)
+		else if (save->pending_moved)
 			save->base_hash[0] = '\0';
 		memcpy(save->saved_hash, e->hash, sizeof(save->saved_hash));
 		save->saved_size = e->size;
-		inode_pending_set(&fs->table, in, e->op_id, e->lseq);
+		/* (cannot fail: it has its save state) */
+		(void)inode_pending_set(&fs->table, in, e->op_id, e->lseq);
 		pthread_mutex_unlock(&fs->table.lock);
 		*lseq = e->lseq;
 		dirty_retry_clear(fs, in); /* saved (by fsync, a rename ...) */
@@ -941,7 +942,7 @@ static int revert_locked(struct vs_fs *fs, struct vs_inode *in, bool *inval)
 		return 0;
 	pthread_mutex_lock(&fs->table.lock);
 	save = inode_save_r(in);
-	if (save->theirs_version > in->version && !in->pending_op[0]) {
+	if (save->theirs_version > in->version && !save->pending_op[0]) {
 		theirs.version = save->theirs_version;
 		theirs.mtime_ns = save->theirs_mtime_ns;
 		theirs.size = save->theirs_size;
@@ -1336,7 +1337,7 @@ static bool never_saved(struct vs_fs *fs, struct vs_inode *in)
 	bool never;
 
 	pthread_mutex_lock(&fs->table.lock);
-	never = in->version == 0 && !in->pending_op[0] &&
+	never = in->version == 0 && !inode_save_r(in)->pending_op[0] &&
 		!inode_save_r(in)->saved_hash[0] && !in->hash[0] &&
 		!inode_save_r(in)->theirs_version;
 	pthread_mutex_unlock(&fs->table.lock);
@@ -1427,15 +1428,15 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	 * the new path had before the rename (not known with an op of it
 	 * pending) */
 	if (r == 0 && old && old != in && old->kind == VS_KIND_FILE &&
-	    old->version > 0 && !old->pending_op[0]) {
+	    old->version > 0 && !inode_save_r(old)->pending_op[0]) {
 		over.version = old->version;
 		over.mtime_ns = old->mtime_ns;
 		over.mode = old->mode;
 		memcpy(over.hash, inode_committed_hash(old), sizeof(over.hash));
 	}
-	/* where it is recorded (over_version ...), had before anything is
-	 * journaled */
-	if (r == 0 && file && !unsaved && over.version && !inode_save_get(file))
+	/* where it is recorded (pending_op, over_version ...), had before
+	 * anything is journaled */
+	if (r == 0 && file && !unsaved && !inode_save_get(file))
 		r = -ENOMEM;
 out:
 	pthread_mutex_unlock(&fs->table.lock);
@@ -1483,20 +1484,15 @@ out:
 		 * and vs_fs_committed() takes that version. A save still
 		 * pending under the old path is committed there first, and
 		 * the rename moves it. */
-		struct vs_inode_save *save;
+		struct vs_inode_save *save = inode_save(file); /* had above */
 
 		pthread_mutex_lock(&fs->table.lock);
-		inode_pending_set(&fs->table, file, op, lseq);
-		file->pending_moved = lseq;
-		/* (none: over.version is 0, as it reads) */
-		save = inode_save(file);
-		if (save) {
-			save->over_version = over.version;
-			save->over_mtime_ns = over.mtime_ns;
-			save->over_mode = over.mode;
-			memcpy(save->over_hash, over.hash,
-			       sizeof(save->over_hash));
-		}
+		(void)inode_pending_set(&fs->table, file, op, lseq);
+		save->pending_moved = lseq;
+		save->over_version = over.version;
+		save->over_mtime_ns = over.mtime_ns;
+		save->over_mode = over.mode;
+		memcpy(save->over_hash, over.hash, sizeof(save->over_hash));
 		pthread_mutex_unlock(&fs->table.lock);
 	}
 unlock:
@@ -1561,8 +1557,7 @@ static int overlay_apply(struct vs_inode_table *t, const struct vs_jentry *e)
 		in->mtime_ns = vs_wall_ns();
 		/* not committed: the next save chains after it, the updater
 		 * leaves the file alone, the commit makes it clean */
-		inode_pending_set(t, in, e->op_id, e->lseq);
-		return 0;
+		return inode_pending_set(t, in, e->op_id, e->lseq);
 	case VS_JOP_MKDIR:
 		r = inode_synced_at(t, e->path, VS_KIND_DIR, &in);
 		if (r == 0)
@@ -1591,13 +1586,11 @@ static int overlay_apply(struct vs_inode_table *t, const struct vs_jentry *e)
 		if (old)
 			inode_synced_remove(t, old);
 		r = inode_synced_move(in, dir, name);
+		if (r == 0 && in->kind != VS_KIND_DIR)
+			r = inode_pending_set(t, in, e->op_id, e->lseq);
 		if (r == 0 && in->kind != VS_KIND_DIR) {
-			inode_pending_set(t, in, e->op_id, e->lseq);
-			struct vs_inode_save *save = inode_save(in);
-
-			in->pending_moved = e->lseq;
-			if (save) /* (none: it reads as 0) */
-				save->over_version = 0; /* not known */
+			inode_save(in)->pending_moved = e->lseq;
+			inode_save(in)->over_version = 0; /* not known */
 		}
 		return r;
 	}
@@ -1835,7 +1828,7 @@ static void landed_note(struct vs_fs *fs, const struct vs_inode *in,
 		memcpy(l->hash, save->base_hash[0] ? save->base_hash : in->hash,
 		       sizeof(l->hash));
 	} else if (!saved && e->op == VS_JOP_RENAME &&
-		   in->pending_moved == e->lseq && save->over_version > 0) {
+		   save->pending_moved == e->lseq && save->over_version > 0) {
 		l->version = save->over_version;
 		l->mtime_ns = save->over_mtime_ns;
 		l->mode = save->over_mode;
@@ -1910,13 +1903,13 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 	 * directory may have been renamed since the entry was journaled
 	 * (the path then names nothing, or another file). Its version at
 	 * the new path is not known here (inode_forget_versions) */
-	moved = !in || strcmp(in->pending_op, e->op_id) != 0
+	moved = !in || strcmp(inode_save_r(in)->pending_op, e->op_id) != 0
 		    ? inode_pending_find(&fs->table, e->op_id)
 		    : NULL;
 	if (moved)
 		in = moved;
 	else if (e->op == VS_JOP_RENAME &&
-		 (!in || strcmp(in->pending_op, e->op_id) != 0) &&
+		 (!in || strcmp(inode_save_r(in)->pending_op, e->op_id) != 0) &&
 		 (moved = inode_moved_find(&fs->table, e->lseq))) {
 		/* the file this rename moved, saved since (that save is its
 		 * pending op): PostgreSQL has it at its path now, over
@@ -1925,7 +1918,7 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		 * moved, landed_note) */
 		if (!res->error)
 			landed_note(fs, moved, e, res->seq, false);
-		moved->pending_moved = 0;
+		inode_save(moved)->pending_moved = 0; /* (listed: it has one) */
 		pthread_mutex_unlock(&fs->table.lock);
 		return;
 	}
@@ -1942,7 +1935,7 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		 * was refused: the updater may replace it again) */
 		pthread_rwlock_wrlock(&in->fd_lock);
 		pthread_mutex_lock(&fs->table.lock);
-		if (strcmp(in->pending_op, e->op_id) == 0) {
+		if (strcmp(inode_save_r(in)->pending_op, e->op_id) == 0) {
 			if (!res->error)
 				landed_note(fs, in, e, res->seq, false);
 			inode_pending_set(&fs->table, in, NULL, 0);
@@ -1961,7 +1954,7 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 	pthread_mutex_lock(&fs->table.lock);
 	/* only the file whose save (or rename) this was: the path may name
 	 * another one by now (vim: renamed to a backup, a new file made) */
-	if (strcmp(in->pending_op, e->op_id) == 0) {
+	if (strcmp(inode_save_r(in)->pending_op, e->op_id) == 0) {
 		struct stat st;
 		/* nothing written since this snapshot: serve what PostgreSQL
 		 * now has (for a merge, that includes the other edit) */

@@ -668,7 +668,7 @@ static void test_pending_index(void **state)
 	check_int(0, inode_synced_move(dir, f->t.root, "e"), "d moved to e");
 	check_ptr(NULL, inode_lookup_path(&f->t, "d/a.c"), "d/a.c is gone");
 	check_ptr(a, inode_pending_find(&f->t, "op-a"), "a found by its op");
-	check_int(7, a->pending_lseq, "its lseq");
+	check_int(7, inode_save_r(a)->pending_lseq, "its lseq");
 	check_ptr(b, inode_pending_find(&f->t, "op-b"), "b found by its op");
 	check_ptr(c, inode_pending_find(&f->t, "op-c"), "c found by its op");
 	inode_pending_set(&f->t, b, "op-b2", 10); /* a later save */
@@ -676,7 +676,7 @@ static void test_pending_index(void **state)
 	check_ptr(b, inode_pending_find(&f->t, "op-b2"), "b's new op");
 	inode_pending_set(&f->t, a, NULL, 0); /* committed */
 	check_ptr(NULL, inode_pending_find(&f->t, "op-a"), "a's op cleared");
-	check_int(0, a->pending_op[0], "a has no pending op");
+	check_int(0, inode_save_r(a)->pending_op[0], "a has no pending op");
 	inode_synced_remove(&f->t, c); /* the kernel never knew it: freed */
 	check_ptr(NULL, inode_pending_find(&f->t, "op-c"), "c freed");
 	check_ptr(b, inode_pending_find(&f->t, "op-b2"), "b still found");
@@ -699,16 +699,18 @@ static void test_moved_index(void **state)
 	b = must_walk(f, "d/b.c");
 	check_ptr(NULL, inode_moved_find(&f->t, 0), "lseq 0: none");
 	inode_pending_set(&f->t, a, "op-ra", 7); /* a renamed */
-	a->pending_moved = 7;
+	inode_save(a)->pending_moved = 7;
 	inode_pending_set(&f->t, b, "op-wb", 8);
 	inode_pending_set(&f->t, a, "op-wa", 9); /* then saved */
-	check_int(7, (long long)a->pending_moved, "the save keeps it");
+	check_int(7, (long long)inode_save_r(a)->pending_moved,
+		  "the save keeps it");
 	check_ptr(NULL, inode_pending_find(&f->t, "op-ra"), "not by op");
 	check_ptr(a, inode_moved_find(&f->t, 7), "a found by its rename");
 	check_ptr(NULL, inode_moved_find(&f->t, 8), "b's save is no rename");
 	check_ptr(NULL, inode_moved_find(&f->t, 9), "nor is a's");
 	inode_pending_set(&f->t, a, NULL, 0); /* its last op committed */
-	check_int(0, (long long)a->pending_moved, "cleared with it");
+	check_int(0, (long long)inode_save_r(a)->pending_moved,
+		  "cleared with it");
 	check_ptr(NULL, inode_moved_find(&f->t, 7), "none any more");
 	inode_pending_set(&f->t, b, NULL, 0);
 }
