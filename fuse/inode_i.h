@@ -112,21 +112,21 @@ struct vs_inode {
 	uint64_t nlookup;    /* kernel lookup count */
 
 	/* synced metadata */
-	uint32_t mode; /* permission bits */
 	uint64_t size;
 	int64_t mtime_ns;
 	int64_t ctime_ns; /* synced: status change, if after mtime_ns */
 	int64_t atime_ns; /* set by utimensat (local only); else mtime */
-	bool atime_set;
 	int64_t version;
 	char hash[VS_HASH_HEX_LEN + 1];
-	char *target; /* symlink target */
+	bool atime_set;
 	/* owner kept per mount, never synced (owner.c); !owned: the
 	 * mount's owner */
 	bool owned;
-	uint32_t uid, gid;
 	bool dir_mode_local; /* a directory's chmod, kept there too (the
 				mode of a directory is not synced) */
+	uint32_t mode;	     /* permission bits */
+	char *target;	     /* symlink target */
+	uint32_t uid, gid;   /* owned: its owner */
 
 	/* synced directories: children sorted by name */
 	struct vs_inode **children;
@@ -145,14 +145,11 @@ struct vs_inode {
 	_Atomic int iofd, rofd;
 
 	/* synced files: verified content, opened by the first read */
-	pthread_rwlock_t fd_lock;
-	int fd;		 /* -1 until opened; protected by fd_lock (local inodes:
-			    the O_PATH fd on the upper file, see the top) */
 	uint64_t fd_mem; /* synced: @fd is a memfd holding about this many
 			    bytes of memory, 0: not (inode_content_set) */
-	/* synced: a read used @fd since the last inode_content_reclaim pass
-	 * (set by reads, cleared by the pass: a second chance) */
-	atomic_bool fd_used;
+	pthread_rwlock_t fd_lock;
+	int fd; /* -1 until opened; protected by fd_lock (local inodes:
+		   the O_PATH fd on the upper file, see the top) */
 
 	/* synced files written here (--writable), protected by fd_lock:
 	 * the working copy (an O_TMPFILE in the cache dir) while local
@@ -160,17 +157,20 @@ struct vs_inode {
 	 * journaled (the journal operation not yet committed is in its
 	 * save state: pending_op) */
 	int wfd;
+	/* (wfailed, wgen and jgen are atomic so that the sync state's
+	 * walk, vs_fs_dirty_walk, may read them under the table lock) */
+	_Atomic uint64_t wgen, jgen;
 	bool wfrozen; /* wfd is a cache object (a save made it one):
 		       * copied to a new working copy before a write */
 	bool wmem;    /* wfd is a memfd (a new or truncated file, small so
 		       * far): no inode on the cache dir's disk until saved */
-	/* (wfailed, wgen and jgen are atomic so that the sync state's
-	 * walk, vs_fs_dirty_walk, may read them under the table lock) */
 	atomic_bool wfailed; /* a write failed (EFBIG, ENOSPC ...): not
 			      * saved until truncated to 0 (rewritten
 			      * whole: O_TRUNC, truncate(2) to 0) or
 			      * reverted (write.c, revert_locked) */
-	_Atomic uint64_t wgen, jgen;
+	/* synced: a read used @fd since the last inode_content_reclaim pass
+	 * (set by reads, cleared by the pass: a second chance) */
+	atomic_bool fd_used;
 	/* in the set of dirty files (fs_i.h, the save policy): the
 	 * monotonic ms of its last write, 0 when not in it; protected by
 	 * the fs's dirty_lock */
