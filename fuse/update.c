@@ -441,6 +441,9 @@ static int keep_aside(struct vs_fs *fs, const char *path, uint64_t ino)
 	vs_warn("'%s' replaced remotely while it has local changes: moved "
 		"to '%s' (its save creates it there)",
 		path, aside);
+	/* the conflict its remote delete marked at @path goes with it (no
+	 * save of it comes there now to clear it) */
+	vs_status_saved(path, NULL, 0, false);
 	vs_status_conflict(aside); /* until the save is committed */
 	return 0;
 }

@@ -84,8 +84,9 @@ vs_check "vsyncctl init" ctl init
 vs_check "import" ctl import rd "$SRC"
 MNT=$W/mnt
 mkdir -p "$MNT"
+PORT=$(vs_free_port) || exit 1
 if ! vs_mount rd "$MNT" --cache-dir "$W/cache" --writable \
-	--save-quiet-ms 4000; then
+	--save-quiet-ms 4000 --control "127.0.0.1:$PORT"; then
 	vs_fail "mount: expected it mounted, saw none (log: $VS_MOUNT_LOG)"
 	vs_summary
 	exit 1
@@ -434,6 +435,13 @@ vs_check "PostgreSQL has the first file's local bytes aside" \
 	vs_poll 20 saved src/fb.vsync-conflict "$(printf 'fb v1\nfb local edit')"
 vs_check "PostgreSQL has the second file's local bytes aside" \
 	vs_poll 20 saved src/fc.vsync-conflict "$(printf 'fc v1\nfc local edit')"
+# the conflicts the remote deletes marked went aside with the files: once
+# their saves are committed, no divergence is left
+in_sync() {
+	curl -s --max-time 5 "http://127.0.0.1:$PORT/status" |
+		grep -q '"in_sync":true'
+}
+vs_check "the mount is in sync again (GET /status)" vs_poll 10 in_sync
 vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
 
 # --- a local rename over an existing file, committed after a remote
