@@ -179,6 +179,22 @@ bool special_readdir(fuse_req_t req, struct vs_fs *fs, struct vs_inode *dir,
 	return ok;
 }
 
+/* Is @parent/@name an entry of the upper layer that is not a special
+ * node (a local-only one, by its name), and @to not a local-only name?
+ * Moved to @to, it would sit in a synced directory where no listing
+ * shows it (special_readdir lists special nodes, and local-only names). */
+static bool local_entry_hidden(struct vs_fs *fs, struct vs_inode *parent,
+			       const char *name, const char *to)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	return !vs_name_is_local(&fs->cfg.local, to, strlen(to)) &&
+	       fs_upper_path(fs, parent, name, path, sizeof(path)) == 0 &&
+	       fstatat(fs->cfg.upper_fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       !special_mode(st.st_mode);
+}
+
 void special_rename(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		    const char *name, struct vs_inode *newparent,
 		    const char *newname, unsigned int flags)
@@ -202,6 +218,12 @@ void special_rename(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		if (dst && (flags & RENAME_NOREPLACE))
 			r = -EEXIST;
 		else if (dst && (flags & RENAME_EXCHANGE))
+			r = -EXDEV;
+		/* a local-only entry moves only to a local-only name (as
+		 * between a local-only and a synced path) */
+		else if (local_entry_hidden(fs, parent, name, newname) ||
+			 ((flags & RENAME_EXCHANGE) &&
+			  local_entry_hidden(fs, newparent, newname, name)))
 			r = -EXDEV;
 		else if (dst && dst_kind == VS_KIND_DIR)
 			r = -EISDIR;

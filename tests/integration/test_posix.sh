@@ -123,6 +123,25 @@ conf "local-only dir" "$MNT/node_modules/conf"
 vs_check "local-only dir: hard links work" grep -qx 'ok link' <<<"$CONF_OUT"
 conf "local-only dir" "$MNT/node_modules/conf" "${NAMED[@]}"
 conf "synced <-> local-only" -x "$MNT/cross" "$MNT/node_modules/cross"
+# RENAME_EXCHANGE (renameat2) of a local-only entry with a FIFO in a
+# synced directory: the entry would take the FIFO's synced name, where no
+# listing shows it. EXDEV, as between a local-only and a synced path.
+mkdir -p "$MNT/xchg/node_modules"
+printf 'kept\n' >"$MNT/xchg/node_modules/f"
+mkfifo "$MNT/xchg/p"
+exchange() {
+	perl -e 'require "syscall.ph";
+		print syscall(&SYS_renameat2, -100, $ARGV[0], -100, $ARGV[1], 2) == 0
+			? "exchanged" : "$!"' "$1" "$2"
+}
+vs_check_eq "RENAME_EXCHANGE of a local-only dir with a FIFO: EXDEV" \
+	"Invalid cross-device link" "$(exchange "$MNT/xchg/node_modules" "$MNT/xchg/p")"
+vs_check_eq "RENAME_EXCHANGE of the FIFO with the local-only dir: EXDEV" \
+	"Invalid cross-device link" "$(exchange "$MNT/xchg/p" "$MNT/xchg/node_modules")"
+vs_check "both stay where they were, listed" sh -c \
+	'test "$(ls "$1")" = "$(printf "node_modules\np")" && test "$(cat "$1/node_modules/f")" = kept && test -p "$1/p"' \
+	_ "$MNT/xchg"
+rm -rf "$MNT/xchg"
 
 # ---------------------------------------------------------------- PostgreSQL
 # One line per entry under DIR: kind and path; a file's mode and sha256; a
