@@ -216,22 +216,26 @@ static bool wmem_room(struct vs_fs *fs)
  * inode on the cache dir's file system, whose allocator can take a
  * millisecond per file) or, failing that, an O_TMPFILE. *wmem tells
  * which. An fd or -errno. */
+static int working_copy_open(struct vs_fs *fs, bool *wmem)
+{
+	int fd = wmem_room(fs) ? memfd_create("vsync-wc", MFD_CLOEXEC) : -1;
+
+	*wmem = fd >= 0;
+	if (fd < 0)
+		fd = openat(fs->cfg.work_fd, ".",
+			    O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	return fd < 0 ? -errno : fd;
+}
+
+/* working_copy_open, once more when out of fds and fs_fds_reclaim made
+ * room (as every open of the mount's: fsw_content, local.c open_room) */
 static int working_copy_new(struct vs_fs *fs, bool *wmem)
 {
-	for (int tries = 0;; tries++) {
-		int fd =
-		    wmem_room(fs) ? memfd_create("vsync-wc", MFD_CLOEXEC) : -1;
+	int fd = working_copy_open(fs, wmem);
 
-		*wmem = fd >= 0;
-		if (fd < 0)
-			fd = openat(fs->cfg.work_fd, ".",
-				    O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-		if (fd >= 0)
-			return fd;
-		fd = -errno;
-		if (tries || !fs_fds_out(fd) || !fs_fds_reclaim(fs, NULL))
-			return fd;
-	}
+	if (fs_fds_out(fd) && fs_fds_reclaim(fs, NULL))
+		fd = working_copy_open(fs, wmem);
+	return fd;
 }
 
 /*
@@ -1334,12 +1338,13 @@ static size_t subtree_len(const struct vs_inode *in)
  * no version of it known: what revert_locked makes empty)? fd_lock held. */
 static bool never_saved(struct vs_fs *fs, struct vs_inode *in)
 {
+	const struct vs_inode_save *save;
 	bool never;
 
 	pthread_mutex_lock(&fs->table.lock);
-	never = in->version == 0 && !inode_save_r(in)->pending_op[0] &&
-		!inode_save_r(in)->saved_hash[0] && !in->hash[0] &&
-		!inode_save_r(in)->theirs_version;
+	save = inode_save_r(in);
+	never = in->version == 0 && !in->hash[0] && !save->pending_op[0] &&
+		!save->saved_hash[0] && !save->theirs_version;
 	pthread_mutex_unlock(&fs->table.lock);
 	return never;
 }
