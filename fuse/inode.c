@@ -44,7 +44,6 @@ static struct vs_inode *inode_new(struct vs_inode_table *t, const char *name,
 	in->iofd = -1;
 	in->rofd = -1;
 	in->ino = t->next_ino++;
-	pthread_rwlock_init(&in->fd_lock, NULL);
 	return in;
 }
 
@@ -103,7 +102,6 @@ static void inode_free(struct vs_inode *in)
 		close(in->iofd);
 	if (in->rofd >= 0)
 		close(in->rofd);
-	pthread_rwlock_destroy(&in->fd_lock);
 	free(inode_save(in));
 	free(in->children);
 	free(in->target);
@@ -167,6 +165,8 @@ int inode_table_init(struct vs_inode_table *t)
 {
 	memset(t, 0, sizeof(*t));
 	pthread_mutex_init(&t->lock, NULL);
+	for (size_t i = 0; i < INODE_FD_LOCKS; i++)
+		pthread_rwlock_init(&t->fd_locks[i], NULL);
 	t->next_ino = 1;
 	t->ht_size = HT_INITIAL;
 	t->lht_size = HT_INITIAL;
@@ -185,6 +185,8 @@ nomem:
 	free(t->ht);
 	free(t->lht);
 	pthread_mutex_destroy(&t->lock);
+	for (size_t i = 0; i < INODE_FD_LOCKS; i++)
+		pthread_rwlock_destroy(&t->fd_locks[i]);
 	return -ENOMEM;
 }
 
@@ -201,6 +203,8 @@ void inode_table_release(struct vs_inode_table *t)
 	free(t->ht);
 	free(t->lht);
 	pthread_mutex_destroy(&t->lock);
+	for (size_t i = 0; i < INODE_FD_LOCKS; i++)
+		pthread_rwlock_destroy(&t->fd_locks[i]);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -689,20 +693,21 @@ struct vs_inode *inode_moved_find(struct vs_inode_table *t, uint64_t lseq)
 /* Close @in's content fd if it may go (inode_content_reclaim; t->lock
  * held, then its fd_lock tried: never waited for, against the lock
  * order). */
-static bool content_reclaim_one(struct vs_inode *in, struct vs_inode *keep)
+static bool content_reclaim_one(struct vs_inode_table *t, struct vs_inode *in,
+				struct vs_inode *keep)
 {
 	bool closed = false;
 
 	if (in == keep || in->local || in->kind != VS_KIND_FILE ||
 	    atomic_exchange(&in->fd_used, false) ||
-	    pthread_rwlock_trywrlock(&in->fd_lock) != 0)
+	    pthread_rwlock_trywrlock(inode_fd_lock(t, in)) != 0)
 		return false;
 	if (in->fd >= 0 && in->wfd < 0 && !in->fd_mem) {
 		close(in->fd);
 		inode_content_set(in, -1);
 		closed = true;
 	}
-	pthread_rwlock_unlock(&in->fd_lock);
+	pthread_rwlock_unlock(inode_fd_lock(t, in));
 	return closed;
 }
 
@@ -719,7 +724,7 @@ size_t inode_content_reclaim(struct vs_inode_table *t, struct vs_inode *keep,
 
 		for (struct vs_inode *in = t->ht[i]; in && n < max;
 		     in = in->hnext)
-			n += content_reclaim_one(in, keep);
+			n += content_reclaim_one(t, in, keep);
 		t->reclaim_at = (i + 1) % t->ht_size;
 	}
 	pthread_mutex_unlock(&t->lock);
