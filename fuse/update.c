@@ -30,7 +30,9 @@
  *    names such as node_modules, FIFOs, sockets) is removed or moved with
  *    it (special.c), as rm -r or mv would do on a disk. A file with
  *    local changes not committed yet stays where it is (keeps), and so do
- *    the directories above it: its save goes to that path.
+ *    the directories above it: its save goes to that path. A change that
+ *    puts something of another kind there moves it aside, with those
+ *    directories (make_room, keep_aside): its save goes to that name.
  * No lock is held across a notification or a call through the mountpoint:
  * those are served by other FUSE threads (the loop is multithreaded).
  *
@@ -186,17 +188,19 @@ static bool busy_file(struct vs_fs *fs, const char *path, int64_t seq,
 }
 
 /* Does directory @dir hold a file that must stay whatever remote change
- * @seq does to it (keeps)? (table lock) */
+ * @seq does to it (keeps)? With @landed, one that does because a commit
+ * of ours after @seq put it there. (table lock) */
 static bool tree_keeps(struct vs_fs *fs, const struct vs_inode *dir,
-		       int64_t seq)
+		       int64_t seq, bool landed)
 {
 	struct vs_landed was;
 
 	for (size_t i = 0; i < dir->nchildren; i++) {
 		const struct vs_inode *c = dir->children[i];
 
-		if (c->kind == VS_KIND_DIR ? tree_keeps(fs, c, seq)
-					   : keeps(fs, c, seq, &was))
+		if (c->kind == VS_KIND_DIR
+			? tree_keeps(fs, c, seq, landed)
+			: keeps(fs, c, seq, &was) && (!landed || was.seq))
 			return true;
 	}
 	return false;
@@ -410,13 +414,18 @@ static void moved_versions(struct vs_fs *fs, const char *path, uint64_t ino,
  * lose the writes. It is moved aside, beside it, to a free name
  * "<path>.vsync-conflict[-N]" through the mountpoint (the updater's own
  * rename: nothing journaled), where PostgreSQL has nothing: its save
- * creates that path. 0, 1 if no such name is free (left where it is), or
- * -errno.
+ * creates that path. So is a directory (@kind) that still holds such
+ * files (and the directories above them: delete_tree kept them) where a
+ * remote change puts a file or symlink: PostgreSQL refuses their saves
+ * under a file; moved, they are saved at their new paths (versions not
+ * known: moved_versions), and so are their conflict marks.
+ * 0, 1 if no such name is free (left where it is), or -errno.
  */
-static int keep_aside(struct vs_fs *fs, const char *path, uint64_t ino)
+static int keep_aside(struct vs_fs *fs, const char *path, enum vs_kind kind,
+		      uint64_t ino)
 {
 	char aside[VS_PATH_MAX + 1], from[VS_MNT_PATH_MAX], to[VS_MNT_PATH_MAX];
-	enum vs_kind kind;
+	enum vs_kind other_kind;
 	uint64_t other;
 	int n = -1, r;
 
@@ -427,7 +436,7 @@ static int keep_aside(struct vs_fs *fs, const char *path, uint64_t ino)
 				 path);
 		if (n < 0 || (size_t)n >= sizeof(aside) ||
 		    vs_path_is_local(&fs->cfg.local, aside) ||
-		    stat_path(fs, aside, &kind, &other) == 0)
+		    stat_path(fs, aside, &other_kind, &other) == 0)
 			n = -1;
 	}
 	if (n < 0)
@@ -437,42 +446,68 @@ static int keep_aside(struct vs_fs *fs, const char *path, uint64_t ino)
 		return r;
 	if (rename(from, to) < 0)
 		return through_failed("rename", aside);
+	/* the conflicts its remote delete marked at @path (under it) go
+	 * with it: no save comes there now to clear them */
+	vs_status_moved(path, aside);
+	if (kind == VS_KIND_DIR) {
+		moved_versions(fs, aside, ino, -1);
+		special_dir_moved(fs, path, aside); /* as mv would */
+		vs_warn("'%s' replaced remotely while files under it have "
+			"local changes: moved to '%s' (their saves create "
+			"them there)",
+			path, aside);
+		return 0;
+	}
 	moved_versions(fs, aside, ino, 0); /* its save creates it */
 	vs_warn("'%s' replaced remotely while it has local changes: moved "
 		"to '%s' (its save creates it there)",
 		path, aside);
-	/* the conflict its remote delete marked at @path goes with it (no
-	 * save of it comes there now to clear it) */
-	vs_status_saved(path, NULL, 0, false);
 	vs_status_conflict(aside); /* until the save is committed */
 	return 0;
 }
 
 /*
- * Make room at @path for what remote change @seq puts there: remove it
- * (a whole subtree for a directory), but a file that must stay (keeps):
- * one with local changes not committed yet goes aside (keep_aside), one
- * a commit of ours after @seq put there stays (PostgreSQL has it there,
- * over @seq). 0, 1 if something stays at @path (the change is left
- * unapplied there), or -errno.
+ * Make room at @path for what remote change @seq puts there (something of
+ * another kind than what is there): remove it (a whole subtree for a
+ * directory), but files that must stay (keeps), at @path or under it
+ * (delete_tree keeps those, and the directories above them): ones with
+ * local changes not committed yet go aside, @path with them
+ * (keep_aside); one a commit of ours after @seq put there stays
+ * (PostgreSQL has it there, over @seq), and so does what is at @path.
+ * 0, 1 if something stays at @path (the change is left unapplied there:
+ * what stays wins), or -errno.
  */
 static int make_room(struct vs_fs *fs, const char *path, int64_t seq)
 {
 	struct vs_landed was;
+	struct vs_inode *in;
 	enum vs_kind kind;
 	uint64_t ino;
+	bool kept = false, landed;
 	int r;
 
-	if (stat_path(fs, path, &kind, &ino) == 0 && kind != VS_KIND_DIR &&
-	    busy_file(fs, path, seq, &was)) {
-		r = was.seq ? 1 : keep_aside(fs, path, ino);
-		if (r == 1)
-			vs_warn("'%s' replaced remotely while it has local "
-				"changes: kept, the change is not shown",
-				path);
-		return r;
+	if (stat_path(fs, path, &kind, &ino) < 0)
+		return 0;
+	if (kind == VS_KIND_DIR) {
+		r = delete_tree(fs, path, seq, &kept);
+		if (r < 0 || !kept)
+			return r;
+		pthread_mutex_lock(&fs->table.lock);
+		in = inode_lookup_path(&fs->table, path);
+		landed = in && tree_keeps(fs, in, seq, true);
+		pthread_mutex_unlock(&fs->table.lock);
+	} else if (busy_file(fs, path, seq, &was)) {
+		landed = was.seq != 0;
+	} else {
+		return delete_path(fs, path);
 	}
-	return delete_path(fs, path);
+	r = landed ? 1 : keep_aside(fs, path, kind, ino);
+	if (r == 1)
+		vs_warn("'%s' replaced remotely while %s local changes: kept, "
+			"the change is not shown",
+			path,
+			kind == VS_KIND_DIR ? "files under it have" : "it has");
+	return r;
 }
 
 /* Make sure every directory leading to @path exists (mode 0755), for
@@ -744,15 +779,16 @@ static int chmod_path(struct vs_fs *fs, const char *path, mode_t mode)
 }
 
 /*
- * Put state @st at @path: swap the content of an existing file or symlink
- * in place, or create it (replacing something of another kind).
+ * Put state @st at @path, for remote change @seq: swap the content of an
+ * existing file or symlink in place, or create it (replacing something
+ * of another kind: make_room, which may leave the change unapplied).
  * @delta_base (NULL or "": none) is the content the change's Redis delta
  * applies to: if we have it, the new content is made from the delta
  * (vs_content_prepare_delta()), else it is fetched in full. @fd: the
  * content of a file opened already (consumed), -1: open
  * it here; @bytes: its checked bytes in memory too, or NULL.
  */
-static int put_path(struct vs_fs *fs, const char *path,
+static int put_path(struct vs_fs *fs, const char *path, int64_t seq,
 		    const struct vs_manifest_entry *st, const char *delta_base,
 		    int fd, const void *bytes)
 {
@@ -794,11 +830,11 @@ static int put_path(struct vs_fs *fs, const char *path,
 	in = inode_lookup_path(&fs->table, path);
 	if (in && in->kind != st->kind) {
 		pthread_mutex_unlock(&fs->table.lock);
-		r = delete_path(fs, path);
-		if (r < 0) {
+		r = make_room(fs, path, seq);
+		if (r != 0) {
 			if (fd >= 0)
 				close(fd);
-			return r;
+			return r < 0 ? r : 0;
 		}
 		return create_path(fs, path, st, fd);
 	}
@@ -928,14 +964,15 @@ static int committed_fd(struct vs_fs *fs, uint64_t ino,
 }
 
 /*
- * File @old_path (inode @ino) stays where it is (keeps) while a remote
- * change moved it to @path: its save re-creates the old path over the
+ * File @old_path (inode @ino) stays where it is (keeps) while remote
+ * change @seq moved it to @path: its save re-creates the old path over the
  * move (a conflict), and @path gets the version the change moved there,
  * @moved (the change's state), or else @was (version 0: nothing, the
  * file was never committed at @old_path).
  */
-static int keep_moved(struct vs_fs *fs, const char *old_path, uint64_t ino,
-		      const char *path, const struct vs_manifest_entry *moved,
+static int keep_moved(struct vs_fs *fs, int64_t seq, const char *old_path,
+		      uint64_t ino, const char *path,
+		      const struct vs_manifest_entry *moved,
 		      const struct vs_landed *was)
 {
 	struct vs_manifest_entry st = {.kind = VS_KIND_FILE,
@@ -951,7 +988,7 @@ static int keep_moved(struct vs_fs *fs, const char *old_path, uint64_t ino,
 	if (!was->seq)
 		vs_status_conflict(old_path); /* until the save is committed */
 	if (moved)
-		return put_path(fs, path, moved, NULL, -1, NULL);
+		return put_path(fs, path, seq, moved, NULL, -1, NULL);
 	if (!was->version)
 		return 0;
 	memcpy(st.hash, was->hash, sizeof(st.hash));
@@ -967,7 +1004,7 @@ static int keep_moved(struct vs_fs *fs, const char *old_path, uint64_t ino,
 		return 0;
 	}
 	st.size = (uint64_t)sb.st_size;
-	return put_path(fs, path, &st, NULL, fd, NULL);
+	return put_path(fs, path, seq, &st, NULL, fd, NULL);
 }
 
 static int split_dir(struct vs_fs *fs, int64_t seq, const char *from,
@@ -1012,7 +1049,7 @@ static int split_entry_in(struct vs_fs *fs, int64_t seq, const char *from,
 		ino = in->ino;
 		kind = in->kind;
 		if (in->kind == VS_KIND_DIR) {
-			split = tree_keeps(fs, in, seq);
+			split = tree_keeps(fs, in, seq, false);
 			dir.mode = in->mode;
 			dir.mtime_ns = in->mtime_ns;
 			dir.version = in->version;
@@ -1039,7 +1076,7 @@ static int split_entry_in(struct vs_fs *fs, int64_t seq, const char *from,
 	if (split)
 		return split_dir(fs, seq, src, dst, &dir);
 	if (keep)
-		return keep_moved(fs, src, ino, dst, NULL, &was);
+		return keep_moved(fs, seq, src, ino, dst, NULL, &was);
 	if ((r = mnt_path(fs, src, p->full_src, sizeof(p->full_src))) < 0 ||
 	    (r = mnt_path(fs, dst, p->full_dst, sizeof(p->full_dst))) < 0)
 		return r;
@@ -1117,7 +1154,7 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 		 * a directory's subtree cannot be guessed */
 		if (c->state.kind == VS_KIND_DIR)
 			return -ESTALE;
-		return put_path(fs, c->path, &c->state, NULL, -1, NULL);
+		return put_path(fs, c->path, c->seq, &c->state, NULL, -1, NULL);
 	}
 	if (strncmp(c->path, c->old_path, strlen(c->old_path)) == 0 &&
 	    c->path[strlen(c->old_path)] == '/')
@@ -1126,12 +1163,12 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 	if (r != 0)
 		return r < 0 ? r : 0;
 	if (kind != VS_KIND_DIR && busy_file(fs, c->old_path, c->seq, &was))
-		return keep_moved(fs, c->old_path, src_ino, c->path, &c->state,
-				  &was);
+		return keep_moved(fs, c->seq, c->old_path, src_ino, c->path,
+				  &c->state, &was);
 	if (kind == VS_KIND_DIR) {
 		pthread_mutex_lock(&fs->table.lock);
 		in = inode_lookup_path(&fs->table, c->old_path);
-		split = in && tree_keeps(fs, in, c->seq);
+		split = in && tree_keeps(fs, in, c->seq, false);
 		pthread_mutex_unlock(&fs->table.lock);
 	}
 	/* a split of this change that failed part-way (retried): what is at
@@ -1185,7 +1222,7 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 		special_dir_moved(fs, c->old_path, c->path);
 		return 0;
 	}
-	return put_path(fs, c->path, &c->state, NULL, -1, NULL);
+	return put_path(fs, c->path, c->seq, &c->state, NULL, -1, NULL);
 }
 
 int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
@@ -1233,9 +1270,9 @@ int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 		if (c->state.kind == VS_KIND_DIR)
 			return -ESTALE;
 		r = ensure_parents(fs, c->path, c->seq, c->state.mtime_ns);
-		return r != 0
-			   ? (r < 0 ? r : 0)
-			   : put_path(fs, c->path, &c->state, NULL, -1, NULL);
+		return r != 0 ? (r < 0 ? r : 0)
+			      : put_path(fs, c->path, c->seq, &c->state, NULL,
+					 -1, NULL);
 	default:
 		r = ensure_parents(fs, c->path, c->seq, c->state.mtime_ns);
 		if (r != 0)
@@ -1268,7 +1305,7 @@ int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 		/* once in @fd, the bytes are checked: its page push takes
 		 * them from here, not through a dup of @fd */
 		return put_path(
-		    fs, c->path, &c->state, c->delta_base, fd,
+		    fs, c->path, c->seq, &c->state, c->delta_base, fd,
 		    fd >= 0 && c->data_len == c->state.size ? c->data : NULL);
 	}
 }

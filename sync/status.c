@@ -244,6 +244,29 @@ void vs_status_conflict(const char *path)
 	pthread_mutex_unlock(&st.lock);
 }
 
+void vs_status_moved(const char *path, const char *to)
+{
+	size_t n = strlen(path), len;
+	char *p;
+
+	pthread_mutex_lock(&st.lock);
+	mark_clear(to, true, VS_DIV_COUNT);
+	for (size_t i = 0; i < st.nmarks; i++) {
+		struct mark *m = &st.marks[i];
+
+		if (!path_under(m->path, path))
+			continue;
+		len = strlen(to) + strlen(m->path + n) + 1;
+		p = malloc(len);
+		if (!p)
+			continue; /* left at the old path (still shown) */
+		snprintf(p, len, "%s%s", to, m->path + n);
+		free(m->path);
+		m->path = p;
+	}
+	pthread_mutex_unlock(&st.lock);
+}
+
 void vs_status_saved(const char *path, const char *old_path, int error,
 		     bool is_delete)
 {

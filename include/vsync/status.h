@@ -134,6 +134,10 @@ void vs_status_head_failed(const char *why);
 void vs_status_remote(const char *path, const char *old_path);
 /* @path changed remotely while it has a local edit pending. */
 void vs_status_conflict(const char *path);
+/* What is at @path (a file, or a directory and what is under it) was
+ * moved to @to by the updater itself (update.c, keep_aside): their marks
+ * go with it (those at @to before are dropped). */
+void vs_status_moved(const char *path, const char *to);
 /* A journal entry about @path (@old_path: a rename's source, else NULL)
  * ended: committed (@error 0), or refused for good (-errno). Clears the
  * marks of both paths; a refusal marks @path VS_DIV_REFUSED (except a

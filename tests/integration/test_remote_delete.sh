@@ -19,6 +19,9 @@
 # again (PostgreSQL stopped meanwhile, so the merge comes after the
 # second write): the second save is merged in turn, and PostgreSQL and
 # the mount end with all three edits, no conflict.
+# A dirty file replaced remotely by a directory or a symlink, and a
+# directory a remote rm -r left for a dirty file replaced by a file, go
+# aside to NAME.vsync-conflict, where their saves put them in PostgreSQL.
 #
 # Needs /dev/fuse (else exit 77), PostgreSQL (started here).
 set -u
@@ -80,6 +83,10 @@ mkdir -p "$SRC/src/w"
 printf 'w v1\n' >"$SRC/src/w/w.js"
 printf 'c v1\n' >"$SRC/src/w/c.js"
 printf 'o6 v1\n' >"$SRC/src/o6.js"
+printf 'sl v1\n' >"$SRC/src/sl"
+mkdir -p "$SRC/src/kf"
+printf 'f v1\n' >"$SRC/src/kf/f.js"
+printf 'c v1\n' >"$SRC/src/kf/c.js"
 vs_check "vsyncctl init" ctl init
 vs_check "import" ctl import rd "$SRC"
 MNT=$W/mnt
@@ -441,6 +448,45 @@ in_sync() {
 	curl -s --max-time 5 "http://127.0.0.1:$PORT/status" |
 		grep -q '"in_sync":true'
 }
+vs_check "the mount is in sync again (GET /status)" vs_poll 10 in_sync
+vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
+
+# --- a file with local changes replaced remotely by a symlink (rm, then a
+# symlink at its path), and a directory holding one, kept by a remote
+# rm -r, replaced by a file (a put at its path): making room for the
+# change removed the file, or the whole directory, with the writes (lost
+# everywhere). The file goes aside as above, and so does the directory
+# (with what it still holds: the files that must stay and the
+# directories above them); their saves create those paths, under which
+# PostgreSQL has nothing, and the change is shown.
+printf 'sl local edit\n' >>"$MNT/src/sl" # dirty for 4 s
+printf 'f local edit\n' >>"$MNT/src/kf/f.js"
+vs_check "vsyncctl rm of the dirty file" ctl rm rd src/sl
+vs_check "a symlink at its path (SQL)" vs_sql "SELECT seq FROM vsync_write_file('$ID',
+	'src/sl', convert_to('other.js', 'UTF8'), NULL, NULL, NULL, 'test', 'symlink')"
+vs_check "vsyncctl rm -r of a directory holding a dirty file" ctl rm -r rd src/kf
+printf 'kf remote\n' >"$W/kf"
+vs_check "vsyncctl put of a file at the directory's path" ctl put rd src/kf "$W/kf"
+vs_check "the symlink is there" vs_poll 10 test -L "$MNT/src/sl"
+vs_check "the file is there" vs_poll 10 test -f "$MNT/src/kf"
+vs_check_eq "the symlink's target" other.js "$(readlink "$MNT/src/sl" 2>&1)"
+vs_check_eq "the file's bytes" "kf remote" "$(cat "$MNT/src/kf" 2>&1)"
+vs_check_eq "the dirty file is aside with its local bytes" \
+	"$(printf 'sl v1\nsl local edit')" "$(cat "$MNT/src/sl.vsync-conflict" 2>&1)"
+vs_check_eq "the dirty file under the directory is aside with it" \
+	"$(printf 'f v1\nf local edit')" "$(cat "$MNT/src/kf.vsync-conflict/f.js" 2>&1)"
+vs_check "the clean file under it is gone" \
+	test ! -e "$MNT/src/kf.vsync-conflict/c.js"
+aside_logged() {
+	grep -q "'src/sl' replaced remotely while it has local changes: moved to 'src/sl.vsync-conflict'" "$VS_MOUNT_LOG" &&
+		grep -q "'src/kf' replaced remotely while files under it have local changes: moved to 'src/kf.vsync-conflict'" "$VS_MOUNT_LOG"
+}
+vs_check "the mount says so" aside_logged
+save_now src/sl.vsync-conflict src/kf.vsync-conflict/f.js
+vs_check "PostgreSQL has the file's local bytes aside" \
+	vs_poll 20 saved src/sl.vsync-conflict "$(printf 'sl v1\nsl local edit')"
+vs_check "PostgreSQL has the local bytes of the file under the directory aside" \
+	vs_poll 20 saved src/kf.vsync-conflict/f.js "$(printf 'f v1\nf local edit')"
 vs_check "the mount is in sync again (GET /status)" vs_poll 10 in_sync
 vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
 

@@ -189,6 +189,24 @@ static void test_registry(void **state)
 	check_int(0, s.ndiverged, "nothing left");
 	check_int(VS_STATE_IN_SYNC, s.state, "in sync again");
 	vs_status_snap_release(&s);
+
+	/* moved aside by the updater (update.c, keep_aside): the marks of
+	 * the path and under it go with it, the saves there clear them */
+	vs_status_conflict("k");
+	vs_status_conflict("k/a/x.js");
+	vs_status_conflict("kx.js");
+	vs_status_saved("k.c/old.js", NULL, -EINVAL, false);
+	vs_status_moved("k", "k.c");
+	snapshot(&s);
+	check_int(3, s.ndiverged, "moved, and what was at k.c dropped");
+	vs_status_snap_release(&s);
+	vs_status_saved("k.c", NULL, 0, false);
+	vs_status_saved("k.c/a/x.js", NULL, 0, false);
+	snapshot(&s);
+	check_int(1, s.ndiverged, "the saves at the new paths clear them");
+	check_str("kx.js", s.div[0].path, "a sibling's mark stays");
+	vs_status_snap_release(&s);
+	vs_status_saved("kx.js", NULL, 0, false);
 }
 
 /* The dirty walk of test_dirty: "f<i>.js" for i < DIRTY_N, every fifth
