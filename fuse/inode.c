@@ -26,10 +26,13 @@ static size_t hash_u64(uint64_t v, size_t size)
 	return (size_t)(v & (size - 1));
 }
 
+/* A new inode, local (with its struct vs_inode_local) or synced. */
 static struct vs_inode *inode_new(struct vs_inode_table *t, const char *name,
-				  enum vs_kind kind)
+				  enum vs_kind kind, bool local)
 {
-	struct vs_inode *in = calloc(1, sizeof(*in));
+	struct vs_inode *in =
+	    calloc(1, local ? sizeof(struct vs_inode_with_local)
+			    : sizeof(struct vs_inode));
 
 	if (!in)
 		return NULL;
@@ -39,10 +42,13 @@ static struct vs_inode *inode_new(struct vs_inode_table *t, const char *name,
 		return NULL;
 	}
 	in->kind = kind;
+	in->local = local;
 	in->fd = -1;
 	in->wfd = -1;
-	in->iofd = -1;
-	in->rofd = -1;
+	if (local) {
+		inode_local(in)->iofd = -1;
+		inode_local(in)->rofd = -1;
+	}
 	in->ino = t->next_ino++;
 	return in;
 }
@@ -98,10 +104,10 @@ static void inode_free(struct vs_inode *in)
 		close(in->fd);
 	if (in->wfd >= 0)
 		close(in->wfd);
-	if (in->iofd >= 0)
-		close(in->iofd);
-	if (in->rofd >= 0)
-		close(in->rofd);
+	if (in->local && inode_local(in)->iofd >= 0)
+		close(inode_local(in)->iofd);
+	if (in->local && inode_local(in)->rofd >= 0)
+		close(inode_local(in)->rofd);
 	free(inode_save(in));
 	free(in->children);
 	free(in->target);
@@ -174,7 +180,7 @@ int inode_table_init(struct vs_inode_table *t)
 	t->lht = calloc(t->lht_size, sizeof(*t->lht));
 	if (!t->ht || !t->lht)
 		goto nomem;
-	t->root = inode_new(t, "", VS_KIND_DIR);
+	t->root = inode_new(t, "", VS_KIND_DIR, false);
 	if (!t->root)
 		goto nomem;
 	ht_insert(t, t->root); /* cannot fail: the table is empty */
@@ -289,7 +295,7 @@ int inode_synced_child(struct vs_inode_table *t, struct vs_inode *dir,
 		*out = in;
 		return 0;
 	}
-	in = inode_new(t, name, kind);
+	in = inode_new(t, name, kind, false);
 	if (!in)
 		return -ENOMEM;
 	in->mode = kind == VS_KIND_DIR ? 0755 : 0644;
@@ -409,8 +415,9 @@ struct vs_inode *inode_local_find(struct vs_inode_table *t, dev_t dev,
 {
 	struct vs_inode *in = t->lht[lhash(dev, ino, t->lht_size)];
 
-	while (in && (in->upper_ino != ino || in->upper_dev != dev))
-		in = in->lhnext;
+	while (in && (inode_local(in)->upper_ino != ino ||
+		      inode_local(in)->upper_dev != dev))
+		in = inode_local(in)->lhnext;
 	return in;
 }
 
@@ -430,10 +437,11 @@ static void lht_grow(struct vs_inode_table *t)
 		struct vs_inode *in = t->lht[i], *next;
 
 		for (; in; in = next) {
-			size_t h = lhash(in->upper_dev, in->upper_ino, size);
+			struct vs_inode_local *lo = inode_local(in);
+			size_t h = lhash(lo->upper_dev, lo->upper_ino, size);
 
-			next = in->lhnext;
-			in->lhnext = lht[h];
+			next = lo->lhnext;
+			lo->lhnext = lht[h];
 			lht[h] = in;
 		}
 	}
@@ -454,12 +462,11 @@ struct vs_inode *inode_local_get(struct vs_inode_table *t, dev_t dev, ino_t ino,
 	}
 	lht_grow(t);
 	h = lhash(dev, ino, t->lht_size);
-	in = inode_new(t, "", kind);
+	in = inode_new(t, "", kind, true);
 	if (!in)
 		return NULL;
-	in->local = true;
-	in->upper_dev = dev;
-	in->upper_ino = ino;
+	inode_local(in)->upper_dev = dev;
+	inode_local(in)->upper_ino = ino;
 	if (ht_insert(t, in) < 0) {
 		inode_free(in);
 		return NULL;
@@ -467,7 +474,7 @@ struct vs_inode *inode_local_get(struct vs_inode_table *t, dev_t dev, ino_t ino,
 	in->fd = *fd;
 	*fd = -1;
 	in->nlookup = 1;
-	in->lhnext = t->lht[h];
+	inode_local(in)->lhnext = t->lht[h];
 	t->lht[h] = in;
 	t->lcount++;
 	return in;
@@ -485,13 +492,15 @@ void inode_forget(struct vs_inode_table *t, struct vs_inode *in, uint64_t n)
 	if (in->nlookup > 0 || !(in->local || in->removed))
 		return;
 	if (in->local) {
-		p = &t->lht[lhash(in->upper_dev, in->upper_ino, t->lht_size)];
+		struct vs_inode_local *lo = inode_local(in);
+
+		p = &t->lht[lhash(lo->upper_dev, lo->upper_ino, t->lht_size)];
 		while (*p && *p != in)
-			p = &(*p)->lhnext;
+			p = &inode_local(*p)->lhnext;
 		if (!*p)
 			vs_bug("local inode %llu missing from the table",
 			       (unsigned long long)in->ino);
-		*p = in->lhnext;
+		*p = lo->lhnext;
 		t->lcount--;
 	}
 	ht_remove(t, in);

@@ -137,18 +137,6 @@ struct vs_inode {
 	struct vs_inode **children;
 	size_t nchildren, children_alloc;
 
-	/* local: the upper file's st_dev and st_ino (its O_PATH fd is @fd) */
-	dev_t upper_dev;
-	ino_t upper_ino;
-	/* local files: the inode's own open fds on its upper file, opened
-	 * at its first read or write without a file handle (fh 0: no-open
-	 * mode) and kept until the inode is freed; -1 until then. Each set
-	 * once (compare-and-swap): @iofd O_RDWR; @rofd O_RDONLY, only
-	 * where O_RDWR is refused (a read-only file when the daemon is not
-	 * root, one being executed), for reads: a write tries O_RDWR
-	 * again (the file may have been made writable since). */
-	_Atomic int iofd, rofd;
-
 	/* synced files: verified content, opened by the first read */
 	uint64_t fd_mem; /* synced: @fd is a memfd holding about this many
 			    bytes of memory, 0: not (inode_content_set) */
@@ -209,9 +197,36 @@ struct vs_inode {
 	 * the inode */
 	_Atomic(struct vs_inode_save *) save;
 
-	struct vs_inode *hnext;	 /* ino hash chain */
-	struct vs_inode *lhnext; /* upper-ino hash chain (local only) */
+	struct vs_inode *hnext; /* ino hash chain */
 };
+
+/* What only a local inode has: allocated with it, right after it (a
+ * synced inode, most of a tree, goes without); inode_local. */
+struct vs_inode_local {
+	/* the upper file's st_dev and st_ino (its O_PATH fd is in->fd) */
+	dev_t upper_dev;
+	ino_t upper_ino;
+	/* local files: the inode's own open fds on its upper file, opened
+	 * at its first read or write without a file handle (fh 0: no-open
+	 * mode) and kept until the inode is freed; -1 until then. Each set
+	 * once (compare-and-swap): @iofd O_RDWR; @rofd O_RDONLY, only
+	 * where O_RDWR is refused (a read-only file when the daemon is not
+	 * root, one being executed), for reads: a write tries O_RDWR
+	 * again (the file may have been made writable since). */
+	_Atomic int iofd, rofd;
+	struct vs_inode *lhnext; /* upper-ino hash chain */
+};
+
+struct vs_inode_with_local {
+	struct vs_inode in;
+	struct vs_inode_local local;
+};
+
+/* Local inode @in's own fields (in->local only). */
+static inline struct vs_inode_local *inode_local(struct vs_inode *in)
+{
+	return &((struct vs_inode_with_local *)in)->local;
+}
 
 #define INODE_FD_LOCKS 4096 /* a power of two */
 

@@ -530,7 +530,8 @@ void local_create(fuse_req_t req, struct vs_fs *fs, struct vs_inode *parent,
 		if (!in ||
 		    ((created ? flags : fi->flags) & O_ACCMODE) != O_RDWR ||
 		    (fi->flags & (O_APPEND | O_DIRECT)) ||
-		    !atomic_compare_exchange_strong(&in->iofd, &none, fd))
+		    !atomic_compare_exchange_strong(&inode_local(in)->iofd,
+						    &none, fd))
 			close(fd);
 		fi->fh = 0;
 	} else {
@@ -614,12 +615,12 @@ static int iofd_open(struct vs_fs *fs, struct vs_inode *in, _Atomic int *slot,
  */
 static int local_iofd(struct vs_fs *fs, struct vs_inode *in, bool write)
 {
-	int fd = iofd_open(fs, in, &in->iofd, O_RDWR);
+	int fd = iofd_open(fs, in, &inode_local(in)->iofd, O_RDWR);
 
 	if (fd >= 0 || write ||
 	    (fd != -EACCES && fd != -EPERM && fd != -EROFS && fd != -ETXTBSY))
 		return fd < 0 ? fd_failed(fd, "(an open local file)") : fd;
-	fd = iofd_open(fs, in, &in->rofd, O_RDONLY);
+	fd = iofd_open(fs, in, &inode_local(in)->rofd, O_RDONLY);
 	return fd < 0 ? fd_failed(fd, "(an open local file)") : fd;
 }
 
@@ -678,7 +679,7 @@ void local_release(fuse_req_t req, struct fuse_file_info *fi)
 void local_fsync(fuse_req_t req, struct vs_inode *in, int datasync,
 		 struct fuse_file_info *fi)
 {
-	int fd = fi->fh ? (int)fi->fh : atomic_load(&in->iofd);
+	int fd = fi->fh ? (int)fi->fh : atomic_load(&inode_local(in)->iofd);
 	int r = 0;
 
 	/* (no fd of its own yet: nothing was written without a handle) */

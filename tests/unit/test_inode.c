@@ -513,8 +513,8 @@ static void test_local_get_reuse(void **state)
 	check_int(-1, fd, "the fd given, taken by the new inode");
 	check_bool(true, nm->fd >= 0 && fd_open(nm->fd),
 		   "the inode holds an open fd (%d)", nm->fd);
-	check_int(5, nm->upper_dev, "upper dev");
-	check_int(100, nm->upper_ino, "upper ino");
+	check_int(5, inode_local(nm)->upper_dev, "upper dev");
+	check_int(100, inode_local(nm)->upper_ino, "upper ino");
 	check_ptr(NULL, nm->parent, "a local inode has no parent");
 	check_int(1, nm->nlookup, "lookups of a new inode");
 	check_ptr(nm, inode_table_get(&f->t, nm->ino), "inode_table_get");
