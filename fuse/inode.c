@@ -60,12 +60,12 @@ void inode_content_set(struct vs_inode *in, int fd)
 	if (fd >= 0 && fd == in->fd)
 		return; /* the same fd: counted already if it is a memfd */
 	mem = fd >= 0 && vs_cache_fd_in_memory(fd);
-	vs_cache_mem_hold(-(int64_t)in->fd_mem);
+	vs_cache_mem_hold(-(int64_t)in->fd_mem * 4096);
 	in->fd = fd;
 	/* its pages, and about a page for its tmpfs inode and file */
 	in->fd_mem =
-	    mem && fd >= 0 ? (in->size + 4095) / 4096 * 4096 + 4096 : 0;
-	vs_cache_mem_hold((int64_t)in->fd_mem);
+	    mem && fd >= 0 ? (uint32_t)((in->size + 4095) / 4096 + 1) : 0;
+	vs_cache_mem_hold((int64_t)in->fd_mem * 4096);
 }
 
 /* Take @in out of the table's list of inodes with a pending op. */
@@ -99,7 +99,7 @@ struct vs_inode_save *inode_save_get(struct vs_inode *in)
 static void inode_free(struct vs_inode *in)
 {
 	pending_unlink(in); /* (forgotten before its commit) */
-	vs_cache_mem_hold(-(int64_t)in->fd_mem);
+	vs_cache_mem_hold(-(int64_t)in->fd_mem * 4096);
 	if (in->fd >= 0)
 		close(in->fd);
 	if (in->wfd >= 0)
@@ -109,8 +109,8 @@ static void inode_free(struct vs_inode *in)
 	if (in->local && inode_local(in)->rofd >= 0)
 		close(inode_local(in)->rofd);
 	free(inode_save(in));
-	free(in->children);
-	free(in->target);
+	free(in->kind == VS_KIND_DIR ? (void *)in->children
+				     : (void *)in->target);
 	free(in->name);
 	free(in);
 }
@@ -258,14 +258,16 @@ static int child_reserve(struct vs_inode *dir)
 {
 	if (dir->nchildren == dir->children_alloc) {
 		size_t alloc =
-		    dir->children_alloc ? dir->children_alloc * 2 : 4;
-		struct vs_inode **p =
-		    realloc(dir->children, alloc * sizeof(*p));
+		    dir->children_alloc ? (size_t)dir->children_alloc * 2 : 4;
+		struct vs_inode **p;
 
+		if (alloc > UINT32_MAX)
+			return -ENOMEM;
+		p = realloc(dir->children, alloc * sizeof(*p));
 		if (!p)
 			return -ENOMEM;
 		dir->children = p;
-		dir->children_alloc = alloc;
+		dir->children_alloc = (uint32_t)alloc;
 	}
 	return 0;
 }

@@ -130,16 +130,17 @@ struct vs_inode {
 	bool dir_mode_local; /* a directory's chmod, kept there too (the
 				mode of a directory is not synced) */
 	uint32_t mode;	     /* permission bits */
-	char *target;	     /* symlink target */
-	uint32_t uid, gid;   /* owned: its owner */
-
-	/* synced directories: children sorted by name */
-	struct vs_inode **children;
-	size_t nchildren, children_alloc;
+	union {
+		/* synced directories: children sorted by name */
+		struct vs_inode **children;
+		char *target; /* symlinks: the target */
+	};
+	uint32_t nchildren, children_alloc; /* (directories) */
+	uint32_t uid, gid;		    /* owned: its owner */
 
 	/* synced files: verified content, opened by the first read */
-	uint64_t fd_mem; /* synced: @fd is a memfd holding about this many
-			    bytes of memory, 0: not (inode_content_set) */
+	uint32_t fd_mem; /* synced: @fd is a memfd holding about this many
+			    pages of memory, 0: not (inode_content_set) */
 	int fd;		 /* -1 until opened; protected by fd_lock (local inodes:
 			    the O_PATH fd on the upper file, see the top) */
 
@@ -149,9 +150,6 @@ struct vs_inode {
 	 * journaled (the journal operation not yet committed is in its
 	 * save state: pending_op) */
 	int wfd;
-	/* (wfailed, wgen and jgen are atomic so that the sync state's
-	 * walk, vs_fs_dirty_walk, may read them under the table lock) */
-	_Atomic uint64_t wgen, jgen;
 	bool wfrozen; /* wfd is a cache object (a save made it one):
 		       * copied to a new working copy before a write */
 	bool wmem;    /* wfd is a memfd (a new or truncated file, small so
@@ -163,6 +161,9 @@ struct vs_inode {
 	/* synced: a read used @fd since the last inode_content_reclaim pass
 	 * (set by reads, cleared by the pass: a second chance) */
 	atomic_bool fd_used;
+	/* (wfailed, wgen and jgen are atomic so that the sync state's
+	 * walk, vs_fs_dirty_walk, may read them under the table lock) */
+	_Atomic uint64_t wgen, jgen;
 	/* in the set of dirty files (fs_i.h, the save policy): the
 	 * monotonic ms of its last write, 0 when not in it; protected by
 	 * the fs's dirty_lock */
