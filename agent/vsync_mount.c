@@ -1039,8 +1039,10 @@ static void on_committed(void *arg, const struct vs_jentry *e,
 			 const struct vs_wb_result *res)
 {
 	struct mount_ctx *ctx = arg;
+	/* refused where the file no longer is, saved again where it is: no
+	 * divergence at the path refused (its save clears the aside's) */
+	bool again = vs_fs_committed(ctx->fs, e, res);
 
-	vs_fs_committed(ctx->fs, e, res);
 	if (res->error)
 		vs_events_refused(jop_name(e->op), e->path, res->error);
 	else if (res->seq > 0)
@@ -1049,7 +1051,7 @@ static void on_committed(void *arg, const struct vs_jentry *e,
 	if (!res->error && res->conflict)
 		vs_events_conflict(e->path, res->seq, res->version - 1, true);
 	vs_status_saved(e->path, e->op == VS_JOP_RENAME ? e->old_path : NULL,
-			res->error, e->op == VS_JOP_DELETE);
+			again ? 0 : res->error, e->op == VS_JOP_DELETE);
 	beat_soon(ctx);
 }
 

@@ -1882,12 +1882,12 @@ void vs_fs_set_writeback(struct vs_fs *fs, struct vs_writeback *wb)
 	fs->wb = wb;
 }
 
-void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
+bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		     const struct vs_wb_result *res)
 {
 	struct vs_inode *in, *moved;
 	int fd = -1, old_fd = -1, old_wfd = -1;
-	bool clean = false;
+	bool clean = false, again = false;
 
 	if (res->error) {
 		vs_error("local change to '%s' was refused by PostgreSQL: %s; "
@@ -1901,7 +1901,7 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 	    e->lseq >= atomic_load(&fs->first_lseq))
 		own_push(fs, res->seq);
 	if (e->op != VS_JOP_WRITE && e->op != VS_JOP_RENAME)
-		return;
+		return false;
 	pthread_mutex_lock(&fs->table.lock);
 	in = inode_lookup_path(&fs->table, e->path);
 	/* the file whose entry this is, wherever it is now: its parent
@@ -1925,7 +1925,7 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 			landed_note(fs, moved, e, res->seq, false);
 		inode_save(moved)->pending_moved = 0; /* (listed: it has one) */
 		pthread_mutex_unlock(&fs->table.lock);
-		return;
+		return false;
 	}
 	if (in && in->kind != VS_KIND_DIR)
 		in->nlookup++; /* pinned: not freed while we use it */
@@ -1933,8 +1933,10 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		in = NULL;
 	pthread_mutex_unlock(&fs->table.lock);
 	if (!in)
-		return;
+		return false;
 	if (e->op == VS_JOP_RENAME || in->kind != VS_KIND_FILE || res->error) {
+		char now[VS_PATH_MAX + 1];
+
 		/* a renamed file: the version at its new path, and it is
 		 * clean again unless saved since (so is a file whose change
 		 * was refused: the updater may replace it again) */
@@ -1946,8 +1948,24 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 			inode_pending_set(&fs->table, in, NULL, 0);
 			if (!res->error && res->version > 0 && !moved)
 				in->version = res->version;
+			/* but a save refused because its path became a
+			 * directory (or a parent a file), of a file moved
+			 * since (aside: update.c, keep_aside): its bytes
+			 * are saved again at the path it has now */
+			again =
+			    moved && e->op == VS_JOP_WRITE &&
+			    (res->error == -EISDIR || res->error == -ENOTDIR) &&
+			    in->kind == VS_KIND_FILE && !in->removed &&
+			    inode_path(in, now, sizeof(now)) == 0;
 		}
 		pthread_mutex_unlock(&fs->table.lock);
+		if (again) {
+			in->wgen++; /* a change to save (the saver's) */
+			dirty_mark(fs, in, false);
+			vs_warn("the local edit of '%s' is saved at '%s', "
+				"where the file is now",
+				e->path, now);
+		}
 		pthread_rwlock_unlock(inode_fd_lock(&fs->table, in));
 		goto out;
 	}
@@ -2007,4 +2025,5 @@ void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		fs_inval_inode(fs, in->ino);
 out:
 	inode_unpin(&fs->table, in);
+	return again;
 }

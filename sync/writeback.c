@@ -560,7 +560,8 @@ static int wb_resolve(struct vs_writeback *wb, const struct vs_jentry *e,
 			vs_error(
 			    "conflict on '%s': local edit based on v%" PRId64
 			    " cannot be committed: it is a directory "
-			    "now (v%" PRId64 "); local edit dropped",
+			    "now (v%" PRId64 "); local edit not committed "
+			    "there",
 			    e->path, e->base_version, cur.version);
 			goto out;
 		}

@@ -92,8 +92,10 @@ struct vs_wb_result;
 void vs_fs_set_writeback(struct vs_fs *fs, struct vs_writeback *wb);
 /* A journal entry was committed (or refused): called by the write-back on
  * its thread. Updates the inode's version and, when the local copy has
- * not changed since, serves the committed content again. */
-void vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
+ * not changed since, serves the committed content again. True if it was a
+ * save refused at a path the file has left (a directory there now), whose
+ * bytes are saved again at the file's path now. */
+bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		     const struct vs_wb_result *res);
 
 /*

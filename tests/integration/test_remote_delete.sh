@@ -22,6 +22,9 @@
 # A dirty file replaced remotely by a directory or a symlink, and a
 # directory a remote rm -r left for a dirty file replaced by a file, go
 # aside to NAME.vsync-conflict, where their saves put them in PostgreSQL.
+# Last, a file replaced remotely by a directory while its save is
+# journaled and held back (not committed): the save PostgreSQL refuses at
+# the old path is made again aside, and the mount ends in sync.
 #
 # Needs /dev/fuse (else exit 77), PostgreSQL (started here).
 set -u
@@ -538,6 +541,49 @@ vs_check "the updater goes on" release_updater src/blk4
 vs_check "the rename is applied" vs_poll 20 test -f "$MNT/src/w2/c.js"
 vs_check_eq "the new path has the first save's bytes" \
 	"$(cat "$W/w_saved")" "$(cat "$MNT/src/w2/w.js" 2>&1)"
+vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
+
+# --- the same, with the file's save journaled before the remote change
+# and committed after it: PostgreSQL refuses that save at the old path (a
+# directory now), and it was dropped with its bytes (on the mount only,
+# aside, and /status said refused). It is saved again where the file is.
+# The save is held back: the file is larger than a chunk (8 MiB), and a
+# session holds the chunk table, which only the committer's chunk waits
+# for (the remote changes go on)
+printf 'fe v1\n' >"$W/fe_v1"
+vs_check "a file in PostgreSQL" ctl put rd src/fe "$W/fe_v1"
+vs_check "the mount has it" vs_poll 10 cmp -s "$MNT/src/fe" "$W/fe_v1"
+held_psql chunks
+echo "BEGIN; LOCK TABLE vsync_chunks IN SHARE MODE; SELECT 'held';" >&7
+vs_check "a session holds the chunk table" \
+	vs_poll 10 grep -qx held "$W/chunks.out"
+seq 1 1500000 >"$W/fe_local" # 10 MB: two chunks
+cp "$W/fe_local" "$MNT/src/fe" # journaled in 4 s
+vs_check "the save of src/fe is journaled" \
+	vs_poll 15 bytes_journaled "$W/fe_local"
+vs_check "its commit waits" vs_poll 15 save_waits
+vs_check "vsyncctl rm of the journaled file" ctl rm rd src/fe
+printf 'x remote\n' >"$W/fe_x"
+vs_check "vsyncctl put of a file under its path" ctl put rd src/fe/x.js "$W/fe_x"
+vs_check "the file under the new directory is there" \
+	vs_poll 10 test -f "$MNT/src/fe/x.js"
+vs_check "the journaled file is aside with its local bytes" \
+	cmp -s "$MNT/src/fe.vsync-conflict" "$W/fe_local"
+echo "COMMIT;" >&7
+exec 7>&-
+wait "$HELD_PID"
+saved_as() { # PATH FILE
+	ctl cat rd "$1" 2>/dev/null | cmp -s - "$2"
+}
+vs_check "PostgreSQL refuses the save at the old path" vs_poll 30 grep -q \
+	"local change to 'src/fe' was refused by PostgreSQL" "$VS_MOUNT_LOG"
+vs_check "the mount says it saves the edit aside" grep -q \
+	"local edit of 'src/fe' is saved at 'src/fe.vsync-conflict'" \
+	"$VS_MOUNT_LOG"
+vs_check "PostgreSQL has the local bytes aside" \
+	vs_poll 30 saved_as src/fe.vsync-conflict "$W/fe_local"
+vs_check "PostgreSQL has the remote directory" saved src/fe/x.js "x remote"
+vs_check "the mount is in sync again (GET /status)" vs_poll 10 in_sync
 vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
 
 vs_umount "$MNT"
