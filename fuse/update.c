@@ -31,8 +31,9 @@
  *    it (special.c), as rm -r or mv would do on a disk. A file with
  *    local changes not committed yet stays where it is (keeps), and so do
  *    the directories above it: its save goes to that path. A change that
- *    puts something of another kind there moves it aside, with those
- *    directories (make_room, keep_aside): its save goes to that name.
+ *    puts something of another kind there, or renames another file onto
+ *    it, moves it aside, with those directories (make_room, keep_aside):
+ *    its save goes to that name.
  * No lock is held across a notification or a call through the mountpoint:
  * those are served by other FUSE threads (the loop is multithreaded).
  *
@@ -185,6 +186,21 @@ static bool busy_file(struct vs_fs *fs, const char *path, int64_t seq,
 	busy = in && keeps(fs, in, seq, was);
 	pthread_mutex_unlock(&fs->table.lock);
 	return busy;
+}
+
+/* Is an op on file @path (a save, a rename to it) journaled, not committed
+ * yet? Its commit lands there after any remote change applied now. */
+static bool op_journaled(struct vs_fs *fs, const char *path)
+{
+	struct vs_inode *in;
+	bool journaled;
+
+	pthread_mutex_lock(&fs->table.lock);
+	in = inode_lookup_path(&fs->table, path);
+	journaled =
+	    in && in->kind != VS_KIND_DIR && inode_save_r(in)->pending_op[0];
+	pthread_mutex_unlock(&fs->table.lock);
+	return journaled;
 }
 
 /* Does directory @dir hold a file that must stay whatever remote change
@@ -468,12 +484,13 @@ static int keep_aside(struct vs_fs *fs, const char *path, enum vs_kind kind,
 
 /*
  * Make room at @path for what remote change @seq puts there (something of
- * another kind than what is there): remove it (a whole subtree for a
- * directory), but files that must stay (keeps), at @path or under it
- * (delete_tree keeps those, and the directories above them): ones with
- * local changes not committed yet go aside, @path with them
- * (keep_aside); one a commit of ours after @seq put there stays
- * (PostgreSQL has it there, over @seq), and so does what is at @path.
+ * another kind than what is there, or a file renamed over it): remove
+ * it (a whole subtree for a directory), but files that must stay
+ * (keeps), at @path or under it (delete_tree keeps those, and the
+ * directories above them): ones with local changes not committed yet go
+ * aside, @path with them (keep_aside); one a commit of ours after @seq
+ * put there stays (PostgreSQL has it there, over @seq), and so does what
+ * is at @path.
  * 0, 1 if something stays at @path (the change is left unapplied there:
  * what stays wins), or -errno.
  */
@@ -1187,6 +1204,21 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 	    (kind == VS_KIND_DIR || c->state.kind == VS_KIND_DIR) &&
 	    (r = delete_tree(fs, c->path, c->seq, &dst_kept)) < 0)
 		return r;
+	/* a file over a file (PostgreSQL allows it) that must stay (keeps):
+	 * one with local changes goes aside (make_room, which may leave it
+	 * instead), but one with an op journaled stays: that op is
+	 * committed at its path after this change, over it (which stays in
+	 * history: a conflict the write-back records), as a commit of ours
+	 * after the change is */
+	if (!resumed && !dst_kept && c->state.kind != VS_KIND_DIR &&
+	    busy_file(fs, c->path, c->seq, &was)) {
+		if (!was.seq && op_journaled(fs, c->path))
+			dst_kept = true;
+		else if ((r = make_room(fs, c->path, c->seq)) != 0)
+			return r < 0 ? r
+				     : delete_tree(fs, c->old_path, c->seq,
+						   &left);
+	}
 	if (dst_kept && (kind != VS_KIND_DIR || c->state.kind != VS_KIND_DIR)) {
 		/* a file over one of them, or a directory over a file
 		 * kept: what stays wins here, the move is not shown */

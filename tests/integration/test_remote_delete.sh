@@ -22,6 +22,10 @@
 # A dirty file replaced remotely by a directory or a symlink, and a
 # directory a remote rm -r left for a dirty file replaced by a file, go
 # aside to NAME.vsync-conflict, where their saves put them in PostgreSQL.
+# So does a dirty file a remote rename moves another file onto (the
+# rename's handler removed it with its writes), and the rename is shown;
+# one whose save is journaled already stays, as that save is committed
+# there over the rename.
 # Last, a file replaced remotely by a directory while its save is
 # journaled and held back (not committed): the save PostgreSQL refuses at
 # the old path is made again aside, and the mount ends in sync.
@@ -90,6 +94,11 @@ printf 'sl v1\n' >"$SRC/src/sl"
 mkdir -p "$SRC/src/kf"
 printf 'f v1\n' >"$SRC/src/kf/f.js"
 printf 'c v1\n' >"$SRC/src/kf/c.js"
+printf 'rx v1\n' >"$SRC/src/rx.js"
+printf 'ry v1\n' >"$SRC/src/ry.js"
+printf 'qx v1\n' >"$SRC/src/qx.js"
+printf 'qy v1\n' >"$SRC/src/qy.js"
+printf 'o8 v1\n' >"$SRC/src/o8.js"
 vs_check "vsyncctl init" ctl init
 vs_check "import" ctl import rd "$SRC"
 MNT=$W/mnt
@@ -541,6 +550,61 @@ vs_check "the updater goes on" release_updater src/blk4
 vs_check "the rename is applied" vs_poll 20 test -f "$MNT/src/w2/c.js"
 vs_check_eq "the new path has the first save's bytes" \
 	"$(cat "$W/w_saved")" "$(cat "$MNT/src/w2/w.js" 2>&1)"
+vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
+
+# --- a remote rename of a file onto a file with local changes (mv over
+# an existing file: PostgreSQL allows it): the rename's handler removed
+# the file with its writes (lost everywhere). It goes aside as above, and
+# the rename is shown.
+printf 'rx local edit\n' >>"$MNT/src/rx.js" # dirty for 4 s
+vs_check "vsyncctl mv of a file onto the dirty file" ctl mv rd src/ry.js src/rx.js
+vs_check "the rename is applied" vs_poll 10 test ! -e "$MNT/src/ry.js"
+vs_check_eq "the new path has the moved file's bytes" \
+	"ry v1" "$(cat "$MNT/src/rx.js" 2>&1)"
+vs_check_eq "the dirty file is aside with its local bytes" \
+	"$(printf 'rx v1\nrx local edit')" "$(cat "$MNT/src/rx.js.vsync-conflict" 2>&1)"
+vs_check "the mount says so" grep -q \
+	"'src/rx.js' replaced remotely while it has local changes: moved to 'src/rx.js.vsync-conflict'" \
+	"$VS_MOUNT_LOG"
+save_now src/rx.js.vsync-conflict
+vs_check "PostgreSQL has the local bytes aside" \
+	vs_poll 20 saved src/rx.js.vsync-conflict "$(printf 'rx v1\nrx local edit')"
+vs_check "PostgreSQL keeps the moved file at the new path" saved src/rx.js "ry v1"
+vs_check "the mount is in sync again (GET /status)" vs_poll 10 in_sync
+vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
+
+# --- the same with the dirty file's save journaled, its commit waiting
+# (the project's row held), when the updater applies the rename (held
+# back until then): that save is committed at the path over the rename,
+# so the file stays there, and the rename is not shown there (the mount
+# showed the moved file, PostgreSQL the save)
+vs_check "the updater is held back" hold_updater src/blk5
+vs_check "vsyncctl mv of a file onto another" ctl mv rd src/qy.js src/qx.js
+held_psql hold4
+# an unrelated change holds the project's row: the save waits
+echo "BEGIN; SELECT vsync_rename('$ID', 'src/o8.js', 'src/o9.js', NULL, NULL, 'test');" >&7
+vs_check "an unrelated change holds the project's row" \
+	vs_poll 10 grep -qx '[0-9][0-9]*' "$W/hold4.out"
+printf 'qx local edit\n' >>"$MNT/src/qx.js" # journaled in 4 s
+printf 'qx v1\nqx local edit\n' >"$W/qx_saved"
+vs_check "its save is journaled" vs_poll 15 bytes_journaled "$W/qx_saved"
+vs_check "its commit waits" vs_poll 15 save_waits
+vs_check "the updater goes on" release_updater src/blk5
+vs_check "the rename is applied" vs_poll 20 test ! -e "$MNT/src/qy.js"
+vs_check "the mount says so" vs_poll 10 grep -q \
+	"'src/qy.js' moved remotely to 'src/qx.js', where local changes stay: not shown there" \
+	"$VS_MOUNT_LOG"
+vs_check_eq "the file stays with its local bytes" \
+	"$(cat "$W/qx_saved")" "$(cat "$MNT/src/qx.js" 2>&1)"
+echo "COMMIT;" >&7
+exec 7>&-
+wait "$HELD_PID"
+vs_check_eq "the unrelated change is committed" 0 "$?"
+vs_check "PostgreSQL has the save at the path" \
+	vs_poll 20 saved src/qx.js "$(cat "$W/qx_saved")"
+vs_check_eq "the moved file stays in its history" \
+	"qy v1" "$(ctl cat rd src/qx.js --version 2 2>&1)"
+vs_check "the mount is in sync again (GET /status)" vs_poll 10 in_sync
 vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
 
 # --- the same, with the file's save journaled before the remote change
