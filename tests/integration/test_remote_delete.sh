@@ -607,8 +607,9 @@ vs_check_eq "the moved file stays in its history" \
 vs_check "the mount is in sync again (GET /status)" vs_poll 10 in_sync
 vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
 
-# --- the same, with the file's save journaled before the remote change
-# and committed after it: PostgreSQL refuses that save at the old path (a
+# --- a file with local changes replaced remotely by a directory (as
+# above), its save journaled before the remote change and committed
+# after it: PostgreSQL refuses that save at the old path (a
 # directory now), and it was dropped with its bytes (on the mount only,
 # aside, and /status said refused). It is saved again where the file is.
 # The save is held back: the file is larger than a chunk (8 MiB), and a
