@@ -60,7 +60,7 @@ vs_check "and read again, from the mount" read_all
 vs_check "the log says fds were closed" grep -q "out of file descriptors: closed" "$VS_MOUNT_LOG"
 printf 'saved\n' >"$W/mnt/first.txt"
 vs_check "a synced file saved with fsync before the fds run out" \
-	python3 -c 'import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)' "$W/mnt/first.txt"
+	vs_fsync "$W/mnt/first.txt"
 mkdir -p "$W/mnt/node_modules/a"
 n=0
 for i in $(seq 1 600); do

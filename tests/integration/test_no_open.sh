@@ -106,9 +106,11 @@ vs_check "a file appended to while another waits its second is committed once qu
 vs_check_eq "meanwhile the other still waits" three "$(pgcat docs/t3.txt)"
 vs_check "and is committed after it" vs_poll 10 committed docs/t3.txt ''
 
-vs_check "fsync returns once PostgreSQL has the bytes" sh -c \
-	'printf "synced\n" >"$1" && python3 -c "import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)" "$1" && [ "$("$2" -q cat n docs/fsync.txt)" = synced ]' \
-	_ "$MNT/docs/fsync.txt" "$CTL"
+fsync_saves() {
+	printf 'synced\n' >"$MNT/docs/fsync.txt" && vs_fsync "$MNT/docs/fsync.txt" &&
+		[ "$("$CTL" -q cat n docs/fsync.txt)" = synced ]
+}
+vs_check "fsync returns once PostgreSQL has the bytes" fsync_saves
 
 # ------------------------------------------------------- remote changes
 put() { printf '%s' "$2" >"$W/put.tmp" && ctl put n "$1" "$W/put.tmp"; }

@@ -350,30 +350,27 @@ wait "$locker" 2>/dev/null
 expect_exit "the timed-out write was not committed" 3 ctl cat demo blocked.txt
 
 # a server that accepts but never answers: the connect deadline holds
-if command -v python3 >/dev/null 2>&1; then
-	python3 -c '
-import socket, sys, time
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-s.listen(8)
-print(s.getsockname()[1], flush=True)
-time.sleep(30)
+perl -MIO::Socket::INET -e '
+$| = 1;
+my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0,
+		       Listen => 8) or die "$!\n";
+print $s->sockport, "\n";
+sleep 30;
 ' >"$W/mute.port" &
-	mute=$!
-	vs_on_exit "kill $mute 2>/dev/null; wait $mute 2>/dev/null; true"
-	vs_poll 5 test -s "$W/mute.port"
-	port=$(cat "$W/mute.port")
-	t0=$(vs_now_ms)
-	expect_exit "connecting to a mute server times out" 5 \
-		ctl --timeout 400 --pg "host=127.0.0.1 port=$port user=postgres sslmode=disable" status demo
-	t1=$(vs_now_ms)
-	if ((t1 - t0 < 2500)); then
-		vs_pass "connect deadline honoured ($((t1 - t0)) ms for 400 ms)"
-	else
-		vs_fail "connect deadline honoured: expected < 2500 ms, saw $((t1 - t0)) ms"
-	fi
-	kill "$mute" 2>/dev/null
-	wait "$mute" 2>/dev/null
+mute=$!
+vs_on_exit "kill $mute 2>/dev/null; wait $mute 2>/dev/null; true"
+vs_poll 5 test -s "$W/mute.port"
+port=$(cat "$W/mute.port")
+t0=$(vs_now_ms)
+expect_exit "connecting to a mute server times out" 5 \
+	ctl --timeout 400 --pg "host=127.0.0.1 port=$port user=postgres sslmode=disable" status demo
+t1=$(vs_now_ms)
+if ((t1 - t0 < 2500)); then
+	vs_pass "connect deadline honoured ($((t1 - t0)) ms for 400 ms)"
+else
+	vs_fail "connect deadline honoured: expected < 2500 ms, saw $((t1 - t0)) ms"
 fi
+kill "$mute" 2>/dev/null
+wait "$mute" 2>/dev/null
 
 vs_summary

@@ -126,12 +126,11 @@ vs_check "and a write after its save" vs_poll 10 committed src/small.txt "$(prin
 mkdir "$MNT/fsd"
 printf 'x\n' >"$MNT/fsd/a.txt"
 mv "$MNT/fsd/a.txt" "$MNT/fsd/b.txt"
-fsync_dir() { perl -MFcntl -MIO::Handle -e 'sysopen(my $h, $ARGV[0], O_RDONLY) or die "$!\n"; $h->sync or die "$!\n"' "$1"; }
-vs_check "fsync of a synced directory" fsync_dir "$MNT/fsd"
+vs_check "fsync of a synced directory" vs_fsync "$MNT/fsd"
 vs_check "then the rename is in PostgreSQL (not polled)" sh -c \
 	'"$1" -q cat w fsd/b.txt >/dev/null 2>&1 && ! "$1" -q cat w fsd/a.txt >/dev/null 2>&1' _ "$CTL"
 mkdir -p "$MNT/node_modules/fsd"
-vs_check "fsync of a local-only directory" fsync_dir "$MNT/node_modules/fsd"
+vs_check "fsync of a local-only directory" vs_fsync "$MNT/node_modules/fsd"
 
 printf 'still here\n' >"$MNT/src/open.txt"
 exec 3<"$MNT/src/open.txt"

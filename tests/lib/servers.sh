@@ -150,6 +150,13 @@ vs_now_ms() {
 	printf '%s\n' "$((t / 1000))"
 }
 
+# fsync(2) of PATH (a file or a directory) through a read-only fd, as an
+# editor's or a build tool's durable save does; fails with fsync's errno.
+vs_fsync() { # PATH
+	perl -MFcntl -MIO::Handle -e \
+		'sysopen(my $h, $ARGV[0], O_RDONLY) or die "$!\n"; $h->sync or die "$!\n"' "$1"
+}
+
 # Run the registered cleanups, newest first. Failures are reported, not
 # fatal: every cleanup gets its chance.
 vs__run_exit() {
