@@ -340,20 +340,25 @@ static int synced_new(struct vs_fs *fs, struct vs_inode *dir, const char *name,
 		      int fd, struct vs_inode **out)
 {
 	struct vs_inode *in;
+	char *link = NULL;
 	int r;
 
 	if (inode_child_find(dir, name))
 		return -EEXIST;
+	if (st->kind == VS_KIND_SYMLINK && !(link = strdup(target)))
+		return -ENOMEM;
 	r = inode_synced_child(&fs->table, dir, name, st->kind, &in);
-	if (r < 0)
+	if (r < 0) {
+		free(link);
 		return r;
+	}
 	in->mode = st->mode & 07777;
 	in->size = st->kind == VS_KIND_DIR ? 0 : st->size;
 	in->mtime_ns = st->mtime_ns;
 	in->version = st->version;
 	memcpy(in->hash, st->hash, sizeof(in->hash));
 	if (st->kind == VS_KIND_SYMLINK) {
-		in->target = strdup(target);
+		in->target = link;
 		in->size = strlen(target);
 	}
 	inode_content_set(in, fd);

@@ -1206,7 +1206,7 @@ int fsw_create(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	       enum vs_kind kind, mode_t mode, const char *target,
 	       struct vs_inode **out)
 {
-	char path[VS_PATH_MAX + 1];
+	char path[VS_PATH_MAX + 1], *link = NULL;
 	struct vs_inode *in = NULL;
 	bool wmem = false;
 	int r, wfd = -1;
@@ -1215,6 +1215,8 @@ int fsw_create(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 		wfd = working_copy_new(fs, &wmem);
 		if (wfd < 0)
 			return wfd;
+	} else if (kind == VS_KIND_SYMLINK && !(link = strdup(target))) {
+		return -ENOMEM;
 	}
 	pthread_mutex_lock(&fs->ns_lock);
 	pthread_mutex_lock(&fs->table.lock);
@@ -1238,7 +1240,8 @@ int fsw_create(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	in->wmem = wmem;
 	wfd = -1;
 	if (kind == VS_KIND_SYMLINK) {
-		in->target = strdup(target);
+		in->target = link;
+		link = NULL;
 		in->size = strlen(target);
 		in->mode = 0777;
 		/* what PostgreSQL will say, so the change coming back from
@@ -1249,6 +1252,7 @@ int fsw_create(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	r = inode_path(in, path, sizeof(path));
 out_locked:
 	pthread_mutex_unlock(&fs->table.lock);
+	free(link);
 	if (wfd >= 0)
 		close(wfd);
 	if (r == 0 && kind == VS_KIND_DIR)
