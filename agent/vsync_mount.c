@@ -1438,8 +1438,11 @@ int main(int argc, char **argv)
 	 * large arrays are freed, it would rise past libfuse's receive
 	 * buffers (1 MiB and a page per worker) and put them in the workers'
 	 * arenas, whose pages stay resident (about 4 MB for 4 workers).
-	 * Mapped on their own, they hold only the pages requests touch. */
-	mallopt(M_MMAP_THRESHOLD, 1 << 20);
+	 * Mapped on their own, they hold only the pages requests touch.
+	 * Just over 1 MiB: the daemon's own buffers of exactly 1 MiB (the
+	 * cache's copy buffer, a chunk's) stay in the heap and are reused,
+	 * not mapped and unmapped at every save or fetch. */
+	mallopt(M_MMAP_THRESHOLD, (1 << 20) + 1);
 	vs_manifest_init(&m);
 	ctx.start_ms = vs_mono_ms();
 	pthread_mutex_init(&ctx.lock, NULL);
