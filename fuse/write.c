@@ -1953,11 +1953,16 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 			if (!res->error && res->version > 0 && !moved)
 				in->version = res->version;
 			/* but a save refused because its path became a
-			 * directory (or a parent a file), of a file moved
-			 * since (aside: update.c, keep_aside): its bytes
-			 * are saved again at the path it has now */
+			 * directory (or a parent a file) stays a local
+			 * change, saved again: of a file moved since
+			 * (aside: update.c, keep_aside), at the path it
+			 * has now; of one still there (the updater has not
+			 * applied that remote change yet), after the retry
+			 * backoff, so that the remote change keeps it and
+			 * moves it aside rather than deleting it as clean
+			 * (refused again until then) */
 			again =
-			    moved && e->op == VS_JOP_WRITE &&
+			    e->op == VS_JOP_WRITE &&
 			    (res->error == -EISDIR || res->error == -ENOTDIR) &&
 			    in->kind == VS_KIND_FILE && !in->removed &&
 			    inode_path(in, now, sizeof(now)) == 0;
@@ -1965,10 +1970,19 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		pthread_mutex_unlock(&fs->table.lock);
 		if (again) {
 			in->wgen++; /* a change to save (the saver's) */
-			dirty_mark(fs, in, false);
-			vs_warn("the local edit of '%s' is saved at '%s', "
-				"where the file is now",
-				e->path, now);
+			if (moved) {
+				dirty_mark(fs, in, false);
+				vs_warn("the local edit of '%s' is saved at "
+					"'%s', where the file is now",
+					e->path, now);
+			} else {
+				dirty_mark_retry(fs, in);
+				vs_warn("the local edit of '%s' stays a local "
+					"change, saved again where the file is "
+					"once the remote change there is "
+					"applied",
+					e->path);
+			}
 		}
 		pthread_rwlock_unlock(inode_fd_lock(&fs->table, in));
 		goto out;

@@ -93,8 +93,10 @@ void vs_fs_set_writeback(struct vs_fs *fs, struct vs_writeback *wb);
 /* A journal entry was committed (or refused): called by the write-back on
  * its thread. Updates the inode's version and, when the local copy has
  * not changed since, serves the committed content again. True if it was a
- * save refused at a path the file has left (a directory there now), whose
- * bytes are saved again at the file's path now. */
+ * save refused because its path is a directory (or a parent a file) in
+ * PostgreSQL: the file stays a local change, saved again at the path it
+ * has now if it has left that one, else after the retry backoff (the
+ * remote change, once applied, moves it aside: update.c, keep_aside). */
 bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		     const struct vs_wb_result *res);
 

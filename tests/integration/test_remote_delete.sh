@@ -28,7 +28,8 @@
 # there over the rename.
 # Last, a file replaced remotely by a directory while its save is
 # journaled and held back (not committed): the save PostgreSQL refuses at
-# the old path is made again aside, and the mount ends in sync.
+# the old path is made again aside, and the mount ends in sync; so is one
+# refused before the updater applies the remote change (held back).
 #
 # Needs /dev/fuse (else exit 77), PostgreSQL (started here).
 set -u
@@ -37,7 +38,7 @@ set -u
 
 vs_need_fuse
 CTL=$VSYNC_BUILD_DIR/agent/vsyncctl
-vs_deadline 240
+vs_deadline 300
 vs_pg_fixture || exit 1
 ctl() { timeout -k 5 60 "$CTL" -q "$@"; }
 
@@ -648,6 +649,47 @@ vs_check "the mount says it saves the edit aside" grep -q \
 vs_check "PostgreSQL has the local bytes aside" \
 	vs_poll 30 saved_as src/fe.vsync-conflict "$W/fe_local"
 vs_check "PostgreSQL has the remote directory" saved src/fe/x.js "x remote"
+vs_check "the mount is in sync again (GET /status)" vs_poll 10 in_sync
+vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
+
+# --- the same, with the refusal first: the remote rm and put are
+# committed, and the save refused, before the updater applies them (it is
+# held back). The file was still at the refused path, so it counted as
+# clean then, and the updater's rm deleted it with its bytes (PostgreSQL
+# never had them). It stays a local change: the remote change moves it
+# aside, where its save is made.
+printf 'ff v1\n' >"$W/ff_v1"
+vs_check "a file in PostgreSQL" ctl put rd src/ff "$W/ff_v1"
+vs_check "the mount has it" vs_poll 10 cmp -s "$MNT/src/ff" "$W/ff_v1"
+vs_check "the updater is held back" hold_updater src/blk5
+vs_check "vsyncctl rm of the file" ctl rm rd src/ff
+printf 'x remote\n' >"$W/ff_x"
+vs_check "vsyncctl put of a file under its path" ctl put rd src/ff/x.js "$W/ff_x"
+printf 'ff local edit\n' >>"$MNT/src/ff"
+printf 'ff v1\nff local edit\n' >"$W/ff_local"
+save_now src/ff # journaled at once, refused: src/ff is a directory there
+vs_check "PostgreSQL refuses the save" vs_poll 30 grep -q \
+	"local change to 'src/ff' was refused by PostgreSQL" "$VS_MOUNT_LOG"
+vs_check "the mount says the edit stays a local change" grep -q \
+	"local edit of 'src/ff' stays a local change" "$VS_MOUNT_LOG"
+refused_n() { # N: was the save of src/ff refused N times or more?
+	[[ "$(grep -c "local change to 'src/ff' was refused" "$VS_MOUNT_LOG")" -ge "$1" ]]
+}
+vs_check "saved again there, after the quiet period: refused again" \
+	vs_poll 20 refused_n 2
+vs_check "the mount has not applied the remote change yet" \
+	cmp -s "$MNT/src/ff" "$W/ff_local"
+vs_check "the updater goes on" release_updater src/blk5
+vs_check "the file under the new directory is there" \
+	vs_poll 20 test -f "$MNT/src/ff/x.js"
+vs_check "the refused file is aside with its local bytes" \
+	cmp -s "$MNT/src/ff.vsync-conflict" "$W/ff_local"
+vs_check "PostgreSQL has the local bytes aside" \
+	vs_poll 30 saved_as src/ff.vsync-conflict "$W/ff_local"
+vs_check "PostgreSQL has the remote directory" saved src/ff/x.js "x remote"
+# saved again after the backoff (and quiet period), not at once in a loop
+refused_few() { ! refused_n 5; }
+vs_check "the save was refused only a few times" refused_few
 vs_check "the mount is in sync again (GET /status)" vs_poll 10 in_sync
 vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
 
