@@ -26,6 +26,49 @@ static size_t hash_u64(uint64_t v, size_t size)
 	return (size_t)(v & (size - 1));
 }
 
+#ifndef NDEBUG
+/* the inode whose fd_lock this thread holds (inode_fd_rdlock), NULL */
+static _Thread_local const struct vs_inode *fd_held;
+#endif
+
+/* (a build without NDEBUG) Is this thread free to take @in's fd_lock? */
+static void fd_lock_check(const struct vs_inode *in)
+{
+#ifndef NDEBUG
+	if (fd_held)
+		vs_bug("fd_lock of inode %llu taken while holding that of "
+		       "inode %llu (they may be one lock)",
+		       (unsigned long long)in->ino,
+		       (unsigned long long)fd_held->ino);
+	fd_held = in;
+#else
+	(void)in;
+#endif
+}
+
+void inode_fd_rdlock(struct vs_inode_table *t, const struct vs_inode *in)
+{
+	fd_lock_check(in);
+	pthread_rwlock_rdlock(inode_fd_lock(t, in));
+}
+
+void inode_fd_wrlock(struct vs_inode_table *t, const struct vs_inode *in)
+{
+	fd_lock_check(in);
+	pthread_rwlock_wrlock(inode_fd_lock(t, in));
+}
+
+void inode_fd_unlock(struct vs_inode_table *t, const struct vs_inode *in)
+{
+#ifndef NDEBUG
+	if (fd_held != in)
+		vs_bug("fd_lock of inode %llu let go, not held",
+		       (unsigned long long)in->ino);
+	fd_held = NULL;
+#endif
+	pthread_rwlock_unlock(inode_fd_lock(t, in));
+}
+
 /* A new inode, local (with its struct vs_inode_local) or synced. */
 static struct vs_inode *inode_new(struct vs_inode_table *t, const char *name,
 				  enum vs_kind kind, bool local)

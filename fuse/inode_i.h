@@ -251,6 +251,14 @@ static inline pthread_rwlock_t *inode_fd_lock(struct vs_inode_table *t,
 	return &t->fd_locks[in->ino & (INODE_FD_LOCKS - 1)];
 }
 
+/* Take @in's fd_lock shared, or exclusive, and let it go. A thread holds
+ * one inode's fd_lock at most (LOCKING: two may share one); a build
+ * without NDEBUG (the sanitizer build) checks it, and aborts (vs_bug)
+ * where a second is taken. Only inode_content_reclaim tries another's. */
+void inode_fd_rdlock(struct vs_inode_table *t, const struct vs_inode *in);
+void inode_fd_wrlock(struct vs_inode_table *t, const struct vs_inode *in);
+void inode_fd_unlock(struct vs_inode_table *t, const struct vs_inode *in);
+
 /* @in's save state, NULL if it has none yet (its fields are all zero). */
 static inline struct vs_inode_save *inode_save(const struct vs_inode *in)
 {

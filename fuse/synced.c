@@ -477,15 +477,15 @@ void synced_read(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].pos = off;
 	/* shared: the updater cannot swap (and close) the fd under us */
-	pthread_rwlock_rdlock(inode_fd_lock(&fs->table, in));
+	inode_fd_rdlock(&fs->table, in);
 	while (in->fd < 0 && in->wfd < 0 && in->hash[0] && r == 0) {
 		/* the first read fetches the content (exclusive, so one
 		 * fetch for all readers; then look again) */
-		pthread_rwlock_unlock(inode_fd_lock(&fs->table, in));
-		pthread_rwlock_wrlock(inode_fd_lock(&fs->table, in));
+		inode_fd_unlock(&fs->table, in);
+		inode_fd_wrlock(&fs->table, in);
 		r = fsw_content(fs, in);
-		pthread_rwlock_unlock(inode_fd_lock(&fs->table, in));
-		pthread_rwlock_rdlock(inode_fd_lock(&fs->table, in));
+		inode_fd_unlock(&fs->table, in);
+		inode_fd_rdlock(&fs->table, in);
 	}
 	buf.buf[0].fd = in->wfd >= 0 ? in->wfd : in->fd;
 	/* used: kept by the next fd reclaim (inode_content_reclaim) */
@@ -497,7 +497,7 @@ void synced_read(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 	if (r == 0)
 		learn_record(fs, in);
 	if (r < 0 || buf.buf[0].fd < 0) {
-		pthread_rwlock_unlock(inode_fd_lock(&fs->table, in));
+		inode_fd_unlock(&fs->table, in);
 		if (r < 0)
 			fuse_reply_err(req, -r);
 		else
@@ -508,7 +508,7 @@ void synced_read(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 	 * from swapping it): pinned until the lock is let go */
 	inode_pin(&fs->table, in);
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
-	pthread_rwlock_unlock(inode_fd_lock(&fs->table, in));
+	inode_fd_unlock(&fs->table, in);
 	inode_unpin(&fs->table, in);
 }
 

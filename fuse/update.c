@@ -975,12 +975,12 @@ static int committed_fd(struct vs_fs *fs, uint64_t ino,
 	pthread_mutex_unlock(&fs->table.lock);
 	if (!in)
 		return -ENOENT;
-	pthread_rwlock_rdlock(inode_fd_lock(&fs->table, in));
+	inode_fd_rdlock(&fs->table, in);
 	pthread_mutex_lock(&fs->table.lock);
 	if (in->fd >= 0 && strcmp(in->hash, was->hash) == 0)
 		*fd = fcntl(in->fd, F_DUPFD_CLOEXEC, 0);
 	pthread_mutex_unlock(&fs->table.lock);
-	pthread_rwlock_unlock(inode_fd_lock(&fs->table, in));
+	inode_fd_unlock(&fs->table, in);
 	inode_unpin(&fs->table, in);
 	return *fd >= 0 ? 0 : -ENOENT;
 }
@@ -1429,7 +1429,7 @@ void update_rename(fuse_req_t req, struct vs_fs *fs, fuse_ino_t parent_ino,
 	}
 	pthread_mutex_unlock(&fs->table.lock);
 	if (saved)
-		pthread_rwlock_wrlock(inode_fd_lock(&fs->table, saved));
+		inode_fd_wrlock(&fs->table, saved);
 
 	pthread_mutex_lock(&fs->table.lock);
 	parent = inode_table_get(&fs->table, parent_ino);
@@ -1473,7 +1473,7 @@ out:
 	if (gone)
 		fsw_removed_unpin(fs, gone);
 	if (saved) {
-		pthread_rwlock_unlock(inode_fd_lock(&fs->table, saved));
+		inode_fd_unlock(&fs->table, saved);
 		inode_unpin(&fs->table, saved);
 	}
 	fuse_reply_err(req, -r);

@@ -531,7 +531,7 @@ static void saver_save(struct vs_fs *fs, struct vs_inode *in, int quiet)
 	uint64_t lseq;
 	int r = 0;
 
-	pthread_rwlock_wrlock(inode_fd_lock(&fs->table, in));
+	inode_fd_wrlock(&fs->table, in);
 	pthread_mutex_lock(&fs->dirty_lock);
 	due = in->dirty_ms && dirty_due(in, quiet) <= vs_mono_ms();
 	if (due)
@@ -556,7 +556,7 @@ static void saver_save(struct vs_fs *fs, struct vs_inode *in, int quiet)
 		dirty_mark_retry(fs, in); /* no room, backend down: later */
 	else if (due)
 		dirty_retry_clear(fs, in);
-	pthread_rwlock_unlock(inode_fd_lock(&fs->table, in));
+	inode_fd_unlock(&fs->table, in);
 	if (inval)
 		fs_inval_inode(fs, in->ino);
 	if (due)
@@ -669,7 +669,7 @@ int fsw_write(struct vs_fs *fs, struct vs_inode *in, struct fuse_bufvec *buf,
 	ssize_t n;
 	int r = 0;
 
-	pthread_rwlock_wrlock(inode_fd_lock(&fs->table, in));
+	inode_fd_wrlock(&fs->table, in);
 	if (fs->cfg.max_file_size &&
 	    (uint64_t)off + fuse_buf_size(buf) > fs->cfg.max_file_size) {
 		vs_warn("refusing a write past the %llu-byte limit (inode "
@@ -719,7 +719,7 @@ int fsw_write(struct vs_fs *fs, struct vs_inode *in, struct fuse_bufvec *buf,
 	}
 	if (r < 0)
 		dirty_mark(fs, in, false); /* quiet from here: revert_locked */
-	pthread_rwlock_unlock(inode_fd_lock(&fs->table, in));
+	inode_fd_unlock(&fs->table, in);
 	return r;
 }
 
@@ -867,9 +867,9 @@ static int snapshot(struct vs_fs *fs, struct vs_inode *in, bool force,
 {
 	int r;
 
-	pthread_rwlock_wrlock(inode_fd_lock(&fs->table, in));
+	inode_fd_wrlock(&fs->table, in);
 	r = snapshot_locked(fs, in, force, lseq);
-	pthread_rwlock_unlock(inode_fd_lock(&fs->table, in));
+	inode_fd_unlock(&fs->table, in);
 	return r;
 }
 
@@ -1038,10 +1038,10 @@ int fsw_save(struct vs_fs *fs, struct vs_inode *in)
 		 * report it again. Its writer is done with it: the saver puts
 		 * it back now (revert_locked), off the request path, since
 		 * that may fetch from the backends and notifies the kernel */
-		pthread_rwlock_wrlock(inode_fd_lock(&fs->table, in));
+		inode_fd_wrlock(&fs->table, in);
 		if (in->wfailed)
 			dirty_mark_revert(fs, in);
-		pthread_rwlock_unlock(inode_fd_lock(&fs->table, in));
+		inode_fd_unlock(&fs->table, in);
 		r = 0;
 	}
 	return r;
@@ -1099,7 +1099,7 @@ static bool mode_joins_save(struct vs_fs *fs, struct vs_inode *in)
 {
 	bool pending, empty;
 
-	pthread_rwlock_wrlock(inode_fd_lock(&fs->table, in));
+	inode_fd_wrlock(&fs->table, in);
 	pthread_mutex_lock(&fs->dirty_lock);
 	/* a write not yet snapshotted: the saver's snapshot will be made */
 	pending = in->dirty_ms && !in->wfailed && in->wgen != in->jgen;
@@ -1107,7 +1107,7 @@ static bool mode_joins_save(struct vs_fs *fs, struct vs_inode *in)
 	pthread_mutex_unlock(&fs->dirty_lock);
 	if (pending)
 		dirty_mark(fs, in, empty);
-	pthread_rwlock_unlock(inode_fd_lock(&fs->table, in));
+	inode_fd_unlock(&fs->table, in);
 	return pending;
 }
 
@@ -1125,7 +1125,7 @@ int fsw_setattr(struct vs_fs *fs, struct vs_inode *in, const struct stat *attr,
 		if (fs->cfg.max_file_size &&
 		    (uint64_t)attr->st_size > fs->cfg.max_file_size)
 			return -EFBIG;
-		pthread_rwlock_wrlock(inode_fd_lock(&fs->table, in));
+		inode_fd_wrlock(&fs->table, in);
 		r = working_copy(fs, in, attr->st_size == 0);
 		if (r == 0 && in->wmem && attr->st_size > FSW_WMEM_MAX)
 			r = working_copy_to_disk(fs, in);
@@ -1146,7 +1146,7 @@ int fsw_setattr(struct vs_fs *fs, struct vs_inode *in, const struct stat *attr,
 			 * its writes) */
 			dirty_mark(fs, in, attr->st_size == 0);
 		}
-		pthread_rwlock_unlock(inode_fd_lock(&fs->table, in));
+		inode_fd_unlock(&fs->table, in);
 		if (r < 0)
 			return r;
 	}
@@ -1275,9 +1275,9 @@ out_locked:
 	}
 	pthread_mutex_unlock(&fs->ns_lock);
 	if (r == 0 && kind == VS_KIND_FILE) {
-		pthread_rwlock_wrlock(inode_fd_lock(&fs->table, in));
+		inode_fd_wrlock(&fs->table, in);
 		dirty_mark(fs, in, true);
-		pthread_rwlock_unlock(inode_fd_lock(&fs->table, in));
+		inode_fd_unlock(&fs->table, in);
 	}
 	*out = in;
 	return r;
@@ -1378,7 +1378,7 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 		file = in;
 	pthread_mutex_unlock(&fs->table.lock);
 	if (file) {
-		pthread_rwlock_wrlock(inode_fd_lock(&fs->table, file));
+		inode_fd_wrlock(&fs->table, file);
 		/* a rename is a commit point: what was written under the old
 		 * name is saved there first (an editor's temp file renamed
 		 * over the original right after close(), whose RELEASE may
@@ -1391,7 +1391,7 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 			unsaved = never_saved(fs, file);
 		}
 		if (r < 0) {
-			pthread_rwlock_unlock(inode_fd_lock(&fs->table, file));
+			inode_fd_unlock(&fs->table, file);
 			return r;
 		}
 	}
@@ -1507,7 +1507,7 @@ out:
 unlock:
 	pthread_mutex_unlock(&fs->ns_lock);
 	if (file)
-		pthread_rwlock_unlock(inode_fd_lock(&fs->table, file));
+		inode_fd_unlock(&fs->table, file);
 	if (gone)
 		fsw_removed_unpin(fs, gone);
 	return r;
@@ -1944,7 +1944,7 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		/* a renamed file: the version at its new path, and it is
 		 * clean again unless saved since (so is a file whose change
 		 * was refused: the updater may replace it again) */
-		pthread_rwlock_wrlock(inode_fd_lock(&fs->table, in));
+		inode_fd_wrlock(&fs->table, in);
 		pthread_mutex_lock(&fs->table.lock);
 		if (strcmp(inode_save_r(in)->pending_op, e->op_id) == 0) {
 			if (!res->error)
@@ -1984,14 +1984,14 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 					e->path);
 			}
 		}
-		pthread_rwlock_unlock(inode_fd_lock(&fs->table, in));
+		inode_fd_unlock(&fs->table, in);
 		goto out;
 	}
 	/* the committed content, to serve once the working copy goes */
 	if (e->op == VS_JOP_WRITE &&
 	    vs_cache_open(fs->cfg.cache, res->hash, &fd) < 0)
 		fd = -1;
-	pthread_rwlock_wrlock(inode_fd_lock(&fs->table, in));
+	inode_fd_wrlock(&fs->table, in);
 	pthread_mutex_lock(&fs->table.lock);
 	/* only the file whose save (or rename) this was: the path may name
 	 * another one by now (vim: renamed to a backup, a new file made) */
@@ -2031,7 +2031,7 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		}
 	}
 	pthread_mutex_unlock(&fs->table.lock);
-	pthread_rwlock_unlock(inode_fd_lock(&fs->table, in));
+	inode_fd_unlock(&fs->table, in);
 	if (fd >= 0)
 		close(fd);
 	if (old_fd >= 0)

@@ -40,16 +40,21 @@
  *    and an inode freed with its op set leaves the list;
  *  - inode_moved_find: a file renamed and then saved (the save its pending
  *    op) is found by the rename's lseq, not by another entry's, and not
- *    once its last op is cleared (which clears pending_moved).
+ *    once its last op is cleared (which clears pending_moved);
+ *  - fd_locks: taken and let go one after the other, fine; a second
+ *    inode's taken while one is held aborts (builds without NDEBUG: the
+ *    sanitizer build), as two inodes may share one lock.
  *
  * Each case gets a fresh table and manifest from setup (teardown releases
  * both).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "inode_i.h"
@@ -762,6 +767,45 @@ static void test_remove_and_rename_rules(void **state)
 		  "nothing to move");
 }
 
+/* fd_locks: one held by a thread at a time (inode_i.h, LOCKING); a build
+ * without NDEBUG aborts where a second is taken, as two inodes may share
+ * one lock (a deadlock then). */
+static void test_fd_lock_one_held(void **state)
+{
+	struct fixture *f = *state;
+	struct vs_inode *a, *b;
+	int status = 0;
+	pid_t pid;
+
+	add(f, VS_KIND_FILE, "a.txt", 0644, 1, NULL);
+	add(f, VS_KIND_FILE, "b.txt", 0644, 1, NULL);
+	build(f, NULL);
+	a = must_walk(f, "a.txt");
+	b = must_walk(f, "b.txt");
+	/* one after the other: fine */
+	inode_fd_rdlock(&f->t, a);
+	inode_fd_unlock(&f->t, a);
+	inode_fd_wrlock(&f->t, b);
+	inode_fd_unlock(&f->t, b);
+	inode_fd_rdlock(&f->t, a);
+	inode_fd_unlock(&f->t, a);
+#ifdef NDEBUG
+	skip(); /* (not checked in this build) */
+#endif
+	pid = fork();
+	check_bool(true, pid >= 0, "fork");
+	if (pid == 0) {
+		inode_fd_rdlock(&f->t, a);
+		inode_fd_rdlock(&f->t, b); /* aborts */
+		_exit(0);
+	}
+	check_int(pid, waitpid(pid, &status, 0), "waitpid");
+	check_bool(true, WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+		   "a second inode's fd_lock taken while one is held aborts "
+		   "(status %#x)",
+		   status);
+}
+
 #define T(fn)                                                                  \
 	cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
 
@@ -785,6 +829,7 @@ int main(void)
 	    T(test_remove_and_rename_rules),
 	    T(test_pending_index),
 	    T(test_moved_index),
+	    T(test_fd_lock_one_held),
 	};
 
 	/* the build logs one line per skipped entry: keep the output short */
