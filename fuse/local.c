@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "local_i.h"
+#include "owner_i.h"
 #include "vsync/clock.h"
 #include "vsync/log.h"
 #include "vsync/banned.h"
@@ -322,14 +323,44 @@ void local_readlink(fuse_req_t req, struct vs_inode *in)
 }
 
 /*
+ * The chown of a new non-directory @fd (by own_by_caller) cleared the
+ * set-id bits of its mode @made (S_ISGID only if group executable) that
+ * its caller's creation on a disk keeps: put them back. S_ISUID always
+ * (the caller owns the file), S_ISGID if the file's group @gid is one of
+ * the caller's (else the kernel strips it at creation, as it did for
+ * this request already when the directory is setgid). 0 or -errno.
+ */
+static int setid_back(fuse_req_t req, int fd, mode_t made, gid_t gid)
+{
+	char proc[PROC_FD_SIZE];
+	mode_t keep = made & S_ISUID;
+	struct stat st;
+
+	if ((made & S_ISGID) && owner_caller_in_group(req, gid))
+		keep |= S_ISGID;
+	if (!keep)
+		return 0;
+	if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if ((st.st_mode & keep) == keep)
+		return 0;
+	/* following the /proc link reaches the inode itself */
+	if (fchmodat(AT_FDCWD, proc_fd(proc, fd), (st.st_mode & 07777) | keep,
+		     0) < 0)
+		return -errno;
+	return 0;
+}
+
+/*
  * Give the upper file that @fd (O_PATH or open) is on, just created in
  * @parent for @req, to its caller, as a local disk does: the daemon runs
  * as root and would own everything. The group is the caller's, or the
  * directory's where that is setgid (the upper file system made a new
  * directory there setgid already). Nothing to do when the daemon is not
  * root (it cannot give files away, and a caller other than it only
- * reaches the mount with allow_other). 0 or -errno; on failure the
- * caller removes what it created.
+ * reaches the mount with allow_other). The set-id bits the chown clears
+ * are put back where the caller's own creation keeps them (setid_back).
+ * 0 or -errno; on failure the caller removes what it created.
  */
 static int own_by_caller(fuse_req_t req, struct vs_fs *fs,
 			 struct vs_inode *parent, int fd)
@@ -350,10 +381,11 @@ static int own_by_caller(fuse_req_t req, struct vs_fs *fs,
 		r = fstatat(fs->cfg.upper_fd, dir, &st, 0);
 	if (r == 0 && (st.st_mode & S_ISGID))
 		gid = st.st_gid;
-	if (fchownat(fd, "", ctx->uid, gid,
+	if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ||
+	    fchownat(fd, "", ctx->uid, gid,
 		     AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
-	return 0;
+	return setid_back(req, fd, st.st_mode, gid);
 }
 
 /*

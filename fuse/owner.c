@@ -205,8 +205,7 @@ static void owner_touch(struct vs_fs *fs, bool force)
 	pthread_mutex_unlock(&fs->owner_lock);
 }
 
-/* Is @gid one of the groups of @req's caller? */
-static bool caller_in_group(fuse_req_t req, gid_t gid)
+bool owner_caller_in_group(fuse_req_t req, gid_t gid)
 {
 	gid_t groups[64];
 	int n;
@@ -237,7 +236,7 @@ int owner_chown(fuse_req_t req, struct vs_fs *fs, struct vs_inode *in,
 	 * group to one it is in */
 	if (ctx->uid != 0 &&
 	    (ctx->uid != uid || new_uid != uid ||
-	     (new_gid != gid && !caller_in_group(req, new_gid))))
+	     (new_gid != gid && !owner_caller_in_group(req, new_gid))))
 		return -EPERM;
 	pthread_mutex_lock(&fs->table.lock);
 	in->uid = new_uid;

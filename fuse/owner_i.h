@@ -21,6 +21,9 @@
  * -ENOMEM. */
 int owner_load(struct vs_fs *fs);
 
+/* Is @gid the gid or one of the supplementary groups of @req's caller? */
+bool owner_caller_in_group(fuse_req_t req, gid_t gid);
+
 /*
  * chown(2) of synced @in by the caller of @req: UID and/or GID of @valid
  * from @attr, with the checks of a local disk (root may do anything; the

@@ -13,7 +13,8 @@
 # directory; reading is allowed. In a world-writable local-only directory
 # nobody's new file, directory, symlink and FIFO belong to nobody
 # (uid and gid), as on the disk; new modes follow the caller's umask only
-# (0 and 027), not the daemon's.
+# (0 and 027), not the daemon's, and keep the set-id bits a disk keeps
+# (setuid; setgid where the file's group is the caller's).
 #
 # Needs /dev/fuse and root (else exit 77); starts PostgreSQL.
 set -u
@@ -103,6 +104,32 @@ same "umask 0: a new file is 0666, a new dir 0777" \
 	'umask 0; touch "$D/node_modules/shared/u0" && mkdir "$D/node_modules/shared/d0" && stat -c %a "$D/node_modules/shared/u0" "$D/node_modules/shared/d0"'
 same "umask 027: 0640 and 0750" \
 	'umask 027; touch "$D/node_modules/shared/u1" && mkdir "$D/node_modules/shared/d1" && stat -c %a "$D/node_modules/shared/u1" "$D/node_modules/shared/d1"'
+# set-id bits of a new file are the caller's to keep, as on the disk:
+# setuid always (it owns the file), setgid where the file's group is one
+# of the caller's (else a setgid directory's group strips it, if group
+# executable); giving the daemon's new file to its caller must not clear
+# them. mkdirs: sg_own setgid with nobody's group, sg_root with root's.
+for d in "$REF" "$MNT"; do
+	mkdir "$d/node_modules/sg_own" "$d/node_modules/sg_root"
+	chgrp "$NOBODY_GID" "$d/node_modules/sg_own"
+	chmod 3777 "$d/node_modules/sg_own" "$d/node_modules/sg_root"
+done
+# mk DIR NAME MODE: open(O_CREAT|O_EXCL, MODE) as is
+mk='mk() { perl -MFcntl -e "sysopen(F, \$ARGV[0], O_CREAT|O_EXCL|O_WRONLY, oct \$ARGV[1]) or die \"\$!\n\"" "$D/node_modules/$1/$2" "$3"; }'
+same "umask 0: open(O_CREAT) keeps 04755, 02755, 06745" \
+	"$mk"'; umask 0; mk shared s1 04755 && mk shared s2 02755 && mk shared s3 06745 && stat -c %a "$D/node_modules/shared/"s[123]'
+same "umask 027: open(O_CREAT, 06755) gives 6750" \
+	"$mk"'; umask 027; mk shared s4 06755 && stat -c %a "$D/node_modules/shared/s4"'
+same "install -m 4755 gives 4755" \
+	'umask 022; install -m 4755 /dev/null "$D/node_modules/shared/s5" && stat -c %a "$D/node_modules/shared/s5"'
+same "mkdir -m 2775 keeps setgid" \
+	'umask 0; mkdir -m 2775 "$D/node_modules/shared/s6" && stat -c %a "$D/node_modules/shared/s6"'
+same "in a setgid dir of nobody's group: 02755 kept" \
+	"$mk"'; umask 0; mk sg_own s1 02755 && mk sg_own s2 06755 && stat -c "%a %G" "$D/node_modules/sg_own/"s[12]'
+same "in a setgid dir of root's group: 02755 loses setgid, 02745 keeps it" \
+	"$mk"'; umask 0; mk sg_root s1 06755 && mk sg_root s2 02745 && stat -c "%a %G" "$D/node_modules/sg_root/"s[12]'
+same "chmod 4755 and 2755 of its own file" \
+	'umask 0; touch "$D/node_modules/shared/s7" && chmod 4755 "$D/node_modules/shared/s7" && stat -c %a "$D/node_modules/shared/s7" && chmod 2755 "$D/node_modules/shared/s7" && stat -c %a "$D/node_modules/shared/s7"'
 vs_check_eq "as root, umask 0: a synced file is 0666 as on the disk" \
 	"$(umask 0 && touch "$REF/src/u2.js" && stat -c %a "$REF/src/u2.js")" \
 	"$(umask 0 && touch "$MNT/src/u2.js" && stat -c %a "$MNT/src/u2.js")"
