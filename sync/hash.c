@@ -5,8 +5,10 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include "vsync/banned.h"
 
@@ -116,4 +118,14 @@ void vs_hex_encode(char *out, const uint8_t *in, size_t len)
 		out[2 * i + 1] = digits[in[i] & 15];
 	}
 	out[2 * len] = '\0';
+}
+
+int vs_hex_decode(uint8_t *out, size_t len, const char *hex)
+{
+	size_t got = 0;
+
+	if (strlen(hex) != 2 * len ||
+	    OPENSSL_hexstr2buf_ex(out, len, &got, hex, '\0') != 1 || got != len)
+		return -EINVAL;
+	return 0;
 }

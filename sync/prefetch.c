@@ -251,7 +251,7 @@ int vs_prefetch_plan_build(struct vs_prefetch_plan *p,
 	struct ranked *r = calloc(m->n ? m->n : 1, sizeof(*r));
 	const struct vs_manifest_entry **dirs = NULL;
 	struct vs_learned_index lx;
-	size_t n = 0, ncrit = 0, ndirs = 0;
+	size_t n = 0, ncrit = 0, ndirs = 0, total = 0;
 
 	memset(p, 0, sizeof(*p));
 	if (!r || vs_learned_index_build(&lx, learned, nlearned) < 0) {
@@ -299,35 +299,48 @@ int vs_prefetch_plan_build(struct vs_prefetch_plan *p,
 	free(dirs);
 	qsort(r + ncrit, n - ncrit, sizeof(*r), ranked_cmp);
 
-	p->items = calloc(n ? n : 1, sizeof(*p->items));
-	if (!p->items) {
-		free(r);
-		return -ENOMEM;
-	}
 	for (size_t i = 0; i < n; i++) {
-		struct vs_prefetch_item *it = &p->items[i];
+		size_t len = strlen(r[i].e->path) + 1;
 
-		memcpy(it->hash, r[i].e->hash, sizeof(it->hash));
-		it->size = r[i].e->size;
-		it->path = strdup(r[i].e->path);
-		if (!it->path) {
-			p->n = i;
-			vs_prefetch_plan_release(p);
+		if (len > UINT32_MAX - total) { /* offsets are 32-bit */
 			free(r);
 			return -ENOMEM;
 		}
+		total += len;
 	}
-	p->n = n;
-	p->ncritical = ncrit;
+	p->items = calloc(n ? n : 1, sizeof(*p->items));
+	p->paths = malloc(total ? total : 1);
+	if (!p->items || !p->paths) {
+		vs_prefetch_plan_release(p);
+		free(r);
+		return -ENOMEM;
+	}
+	total = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct vs_prefetch_item *it = &p->items[p->n];
+		size_t len;
+
+		/* (the manifest's producer checks hashes; a file left out
+		 * is fetched at its first read) */
+		if (vs_hex_decode(it->sha, sizeof(it->sha), r[i].e->hash) < 0)
+			continue;
+		len = strlen(r[i].e->path) + 1;
+		it->size = r[i].e->size;
+		it->path = (uint32_t)total;
+		memcpy(p->paths + total, r[i].e->path, len);
+		total += len;
+		if (i < ncrit)
+			p->ncritical++;
+		p->n++;
+	}
 	free(r);
 	return 0;
 }
 
 void vs_prefetch_plan_release(struct vs_prefetch_plan *p)
 {
-	for (size_t i = 0; i < p->n; i++)
-		free(p->items[i].path);
 	free(p->items);
+	free(p->paths);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -359,6 +372,7 @@ struct vs_prefetch {
 static int fetch_range(struct vs_prefetch *p, struct vs_content *c, size_t from,
 		       size_t to)
 {
+	char hex[PF_BATCH][VS_HASH_HEX_LEN + 1];
 	const char *hashes[PF_BATCH], *paths[PF_BATCH];
 	uint64_t sizes[PF_BATCH];
 	size_t n = 0;
@@ -367,8 +381,9 @@ static int fetch_range(struct vs_prefetch *p, struct vs_content *c, size_t from,
 	for (size_t i = from; i < to; i++) {
 		struct vs_prefetch_item *it = &p->plan.items[i];
 
-		hashes[n] = it->hash;
-		paths[n] = it->path;
+		vs_hex_encode(hex[n], it->sha, sizeof(it->sha));
+		hashes[n] = hex[n];
+		paths[n] = vs_prefetch_item_path(&p->plan, it);
 		sizes[n] = it->size;
 		atomic_fetch_add(&p->bytes, it->size);
 		if (++n == PF_BATCH || i + 1 == to) {
@@ -459,7 +474,7 @@ static void *worker_main(void *arg)
 }
 
 /* The plan of @p, fetched (or left to first reads): its items (the
- * paths and hashes of the whole tree, about 140 bytes a file) are freed,
+ * paths and hashes of the whole tree, about 90 bytes a file) are freed,
  * and the heap's free pages given back. No worker runs. */
 static void plan_done(struct vs_prefetch *p)
 {

@@ -37,4 +37,8 @@ bool vs_hash_hex_valid(const char *s);
 /* Bytes -> lowercase hex; @out must hold 2*len+1. */
 void vs_hex_encode(char *out, const uint8_t *in, size_t len);
 
+/* Hex (exactly 2*@len digits, then NUL) -> @len bytes in @out (OpenSSL's
+ * OPENSSL_hexstr2buf_ex). 0, or -EINVAL for anything else. */
+int vs_hex_decode(uint8_t *out, size_t len, const char *hex);
+
 #endif

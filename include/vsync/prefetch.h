@@ -27,16 +27,27 @@
 
 struct vs_cache;
 
+/* One file of the plan: 48 bytes, its path in the plan's one buffer (a
+ * plan of 50,000 files is held while they are fetched, beside the tree) */
 struct vs_prefetch_item {
-	char hash[VS_HASH_HEX_LEN + 1];
+	uint8_t sha[VS_HASH_LEN]; /* the content's SHA-256 */
 	uint64_t size;
-	char *path; /* owned */
+	uint32_t path; /* offset in the plan's paths */
 };
 
 struct vs_prefetch_plan {
 	struct vs_prefetch_item *items; /* critical first, then the rest */
+	char *paths;			/* every item's path, NUL-terminated */
 	size_t n, ncritical;
 };
+
+/* The path of @it, an item of @p. */
+static inline const char *
+vs_prefetch_item_path(const struct vs_prefetch_plan *p,
+		      const struct vs_prefetch_item *it)
+{
+	return p->paths + it->path;
+}
 
 /* The default critical globs (fnmatch, case-insensitive). */
 extern const char *const vs_critical_default_globs[];

@@ -13,7 +13,9 @@
  *    -EBADF on a closed descriptor;
  *  - vs_hash_hex_valid: lowercase accepted; uppercase, 63 and 65 chars,
  *    non-hex characters and the empty string rejected;
- *  - vs_hex_encode: known bytes, every byte value, zero length.
+ *  - vs_hex_encode: known bytes, every byte value, zero length;
+ *  - vs_hex_decode: the inverse of vs_hex_encode for every byte value;
+ *    short, long, odd and non-hex text rejected with -EINVAL.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -296,10 +298,35 @@ static void test_hex_encode(void **state)
 	check_int(512, strlen(out), "length of 256 encoded bytes");
 }
 
+static void test_hex_decode(void **state)
+{
+	uint8_t all[256], back[256], two[2];
+	char hex[2 * 256 + 1];
+
+	(void)state;
+	for (int i = 0; i < 256; i++)
+		all[i] = (uint8_t)i;
+	vs_hex_encode(hex, all, sizeof(all));
+	check_ret(0, vs_hex_decode(back, sizeof(back), hex),
+		  "vs_hex_decode of every byte value");
+	if (memcmp(all, back, sizeof(all)) != 0)
+		fail_msg("vs_hex_decode is not the inverse of vs_hex_encode");
+	check_ret(0, vs_hex_decode(two, 2, "abff"), "vs_hex_decode(\"abff\")");
+	check_int(0xab, two[0], "first byte");
+	check_int(0xff, two[1], "second byte");
+	check_ret(-EINVAL, vs_hex_decode(two, 2, "abf"),
+		  "3 digits for 2 bytes");
+	check_ret(-EINVAL, vs_hex_decode(two, 2, "abfff"), "5 digits");
+	check_ret(-EINVAL, vs_hex_decode(two, 2, "abcdef"), "6 digits");
+	check_ret(-EINVAL, vs_hex_decode(two, 2, "abgf"), "not hex");
+	check_ret(-EINVAL, vs_hex_decode(two, 2, ""), "empty");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_known_vectors),
+	    cmocka_unit_test(test_hex_decode),
 	    cmocka_unit_test(test_incremental_splits),
 	    cmocka_unit_test(test_incremental_million),
 	    cmocka_unit_test(test_release_without_final),

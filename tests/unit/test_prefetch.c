@@ -151,12 +151,21 @@ static void test_plan_order(void **state)
 		  "plan");
 	check_int(6, p.n, "files");
 	check_int(3, p.ncritical, "critical: 2 learned, 1 glob");
-	check_str("lib/z.js", p.items[0].path, "learned first, in order");
-	check_str("lib/y.js", p.items[1].path, "second learned");
-	check_str("src/index.ts", p.items[2].path, "critical glob");
-	check_str("src/near.js", p.items[3].path, "next to a critical file");
-	check_str("other/small.js", p.items[4].path, "then smaller first");
-	check_str("other/big.js", p.items[5].path, "larger last");
+	check_str("lib/z.js", vs_prefetch_item_path(&p, &p.items[0]),
+		  "learned first, in order");
+	check_str("lib/y.js", vs_prefetch_item_path(&p, &p.items[1]),
+		  "second learned");
+	check_str("src/index.ts", vs_prefetch_item_path(&p, &p.items[2]),
+		  "critical glob");
+	check_str("src/near.js", vs_prefetch_item_path(&p, &p.items[3]),
+		  "next to a critical file");
+	check_str("other/small.js", vs_prefetch_item_path(&p, &p.items[4]),
+		  "then smaller first");
+	check_str("other/big.js", vs_prefetch_item_path(&p, &p.items[5]),
+		  "larger last");
+	check_int(50, p.items[5].size, "its size");
+	for (size_t i = 0; i < sizeof(p.items[5].sha); i++)
+		check_int(0xaa, p.items[5].sha[i], "its hash, in bytes");
 	vs_prefetch_plan_release(&p);
 	vs_manifest_release(&m);
 }
@@ -196,8 +205,10 @@ static void test_plan_bounds(void **state)
 		   (unsigned long long)(vs_mono_ms() - t0));
 	check_int(VS_LEARN_MAX, p.ncritical,
 		  "at most VS_LEARN_MAX files critical for being learned");
-	check_str("d0/f0.ts", p.items[0].path, "learned order");
-	check_str("d4095/f4095.ts", p.items[VS_LEARN_MAX - 1].path,
+	check_str("d0/f0.ts", vs_prefetch_item_path(&p, &p.items[0]),
+		  "learned order");
+	check_str("d4095/f4095.ts",
+		  vs_prefetch_item_path(&p, &p.items[VS_LEARN_MAX - 1]),
 		  "the last critical one");
 	vs_prefetch_plan_release(&p);
 	vs_manifest_release(&m);
