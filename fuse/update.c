@@ -31,9 +31,9 @@
  *    it (special.c), as rm -r or mv would do on a disk. A file with
  *    local changes not committed yet stays where it is (keeps), and so do
  *    the directories above it: its save goes to that path. A change that
- *    puts something of another kind there, or renames another file onto
- *    it, moves it aside, with those directories (make_room, keep_aside):
- *    its save goes to that name.
+ *    puts something of another kind there (a directory renamed there
+ *    too), or renames another file onto it, moves it aside, with those
+ *    directories (make_room, keep_aside): its save goes to that name.
  * No lock is held across a notification or a call through the mountpoint:
  * those are served by other FUSE threads (the loop is multithreaded).
  *
@@ -489,13 +489,13 @@ static int keep_aside(struct vs_fs *fs, const char *path, enum vs_kind kind,
 
 /*
  * Make room at @path for what remote change @seq puts there (something of
- * another kind than what is there, or a file renamed over it): remove
- * it (a whole subtree for a directory), but files that must stay
- * (keeps), at @path or under it (delete_tree keeps those, and the
- * directories above them): ones with local changes not committed yet go
- * aside, @path with them (keep_aside); one a commit of ours after @seq
- * put there stays (PostgreSQL has it there, over @seq), and so does what
- * is at @path.
+ * another kind than what is there, made or renamed there, or a file
+ * renamed over it): remove it (a whole subtree for a directory), but
+ * files that must stay (keeps), at @path or under it (delete_tree keeps
+ * those, and the directories above them): ones with local changes not
+ * committed yet go aside, @path with them (keep_aside); one a commit of
+ * ours after @seq put there stays (PostgreSQL has it there, over @seq),
+ * and so does what is at @path.
  * 0, 1 if something stays at @path (the change is left unapplied there:
  * what stays wins), or -errno.
  */
@@ -1204,11 +1204,19 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 	}
 	/* PostgreSQL moves nothing over a directory: one here is what a
 	 * remote delete left, files with local changes under it (their
-	 * saves re-create them), which stay (delete_tree) */
-	if (!resumed && stat_path(fs, c->path, &kind, &ino) == 0 &&
-	    (kind == VS_KIND_DIR || c->state.kind == VS_KIND_DIR) &&
-	    (r = delete_tree(fs, c->path, c->seq, &dst_kept)) < 0)
-		return r;
+	 * saves re-create them), which stay (delete_tree); nor a directory
+	 * over anything: a file here is one PostgreSQL does not have, which
+	 * makes room as for a remote mkdir (make_room: one with local
+	 * changes goes aside, even with an op journaled: PostgreSQL
+	 * refuses that op at a directory, and it is made again aside) */
+	if (!resumed && stat_path(fs, c->path, &kind, &ino) == 0) {
+		if (kind != VS_KIND_DIR && c->state.kind == VS_KIND_DIR)
+			dst_kept = (r = make_room(fs, c->path, c->seq)) == 1;
+		else if (kind == VS_KIND_DIR)
+			r = delete_tree(fs, c->path, c->seq, &dst_kept);
+		if (r < 0)
+			return r;
+	}
 	/* a file over a file (PostgreSQL allows it) that must stay (keeps):
 	 * one with local changes goes aside (make_room, which may leave it
 	 * instead), but one with an op journaled stays: that op is

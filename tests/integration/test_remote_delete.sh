@@ -30,6 +30,9 @@
 # journaled and held back (not committed): the save PostgreSQL refuses at
 # the old path is made again aside, and the mount ends in sync; so is one
 # refused before the updater applies the remote change (held back).
+# And a remote rename of a directory onto a file with local changes (one
+# PostgreSQL no longer has, one it never had, one whose save is
+# journaled) moves the file aside as a remote mkdir there does.
 #
 # Needs /dev/fuse (else exit 77), PostgreSQL (started here).
 set -u
@@ -38,7 +41,7 @@ set -u
 
 vs_need_fuse
 CTL=$VSYNC_BUILD_DIR/agent/vsyncctl
-vs_deadline 300
+vs_deadline 420
 vs_pg_fixture || exit 1
 ctl() { timeout -k 5 60 "$CTL" -q "$@"; }
 
@@ -100,6 +103,13 @@ printf 'ry v1\n' >"$SRC/src/ry.js"
 printf 'qx v1\n' >"$SRC/src/qx.js"
 printf 'qy v1\n' >"$SRC/src/qy.js"
 printf 'o8 v1\n' >"$SRC/src/o8.js"
+printf 'gd v1\n' >"$SRC/src/gd"
+printf 'gj v1\n' >"$SRC/src/gj"
+mkdir -p "$SRC/src/gs" "$SRC/src/gt" "$SRC/src/gk"
+printf 'x v1\n' >"$SRC/src/gs/x.js"
+printf 'y v1\n' >"$SRC/src/gt/y.js"
+printf 'z v1\n' >"$SRC/src/gk/z.js"
+printf 'o10 v1\n' >"$SRC/src/o10.js"
 vs_check "vsyncctl init" ctl init
 vs_check "import" ctl import rd "$SRC"
 MNT=$W/mnt
@@ -641,13 +651,18 @@ wait "$HELD_PID"
 saved_as() { # PATH FILE
 	ctl cat rd "$1" 2>/dev/null | cmp -s - "$2"
 }
-vs_check "PostgreSQL refuses the save at the old path" vs_poll 30 grep -q \
-	"local change to 'src/fe' was refused by PostgreSQL" "$VS_MOUNT_LOG"
-vs_check "the mount says it saves the edit aside" grep -q \
-	"local edit of 'src/fe' is saved at 'src/fe.vsync-conflict'" \
-	"$VS_MOUNT_LOG"
-vs_check "PostgreSQL has the local bytes aside" \
-	vs_poll 30 saved_as src/fe.vsync-conflict "$W/fe_local"
+# NAME FILE: the save of src/NAME, refused there (a directory now), is
+# made again aside, where PostgreSQL gets FILE's bytes
+resaved_aside() {
+	vs_check "PostgreSQL refuses the save at the old path" vs_poll 30 grep -q \
+		"local change to 'src/$1' was refused by PostgreSQL" "$VS_MOUNT_LOG"
+	vs_check "the mount says it saves the edit aside" grep -q \
+		"local edit of 'src/$1' is saved at 'src/$1.vsync-conflict'" \
+		"$VS_MOUNT_LOG"
+	vs_check "PostgreSQL has the local bytes aside" \
+		vs_poll 30 saved_as "src/$1.vsync-conflict" "$2"
+}
+resaved_aside fe "$W/fe_local"
 vs_check "PostgreSQL has the remote directory" saved src/fe/x.js "x remote"
 vs_check "the mount is in sync again (GET /status)" vs_poll 10 in_sync
 vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
@@ -692,6 +707,76 @@ refused_few() { ! refused_n 5; }
 vs_check "the save was refused only a few times" refused_few
 vs_check "the mount is in sync again (GET /status)" vs_poll 10 in_sync
 vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
+
+# --- a remote rename of a directory onto a file with local changes
+# (PostgreSQL moves a directory only where it has nothing: a file removed
+# remotely and kept here, a file made here and not saved yet): the file
+# stayed and the rename was not shown there, so the mount had a file
+# where PostgreSQL has a directory, and the file's save was refused there
+# again and again. It goes aside, as for a remote mkdir there.
+printf 'gd local edit\n' >>"$MNT/src/gd" # dirty for 4 s
+printf 'gn local\n' >"$MNT/src/gn"       # new, not saved for 4 s
+vs_check "vsyncctl rm of the dirty file" ctl rm rd src/gd
+vs_check "vsyncctl mv of a directory to its path" ctl mv rd src/gs src/gd
+vs_check "vsyncctl mv of a directory to the new file's path" \
+	ctl mv rd src/gt src/gn
+vs_check "the moved directories are there" \
+	vs_poll 10 test -f "$MNT/src/gd/x.js" -a -f "$MNT/src/gn/y.js"
+vs_check "the old directories are gone" \
+	test ! -e "$MNT/src/gs" -a ! -e "$MNT/src/gt"
+vs_check_eq "the dirty file is aside with its local bytes" \
+	"$(printf 'gd v1\ngd local edit')" "$(cat "$MNT/src/gd.vsync-conflict" 2>&1)"
+vs_check_eq "the new file is aside with its bytes" \
+	"gn local" "$(cat "$MNT/src/gn.vsync-conflict" 2>&1)"
+dir_over_logged() {
+	grep -q "'src/gd' replaced remotely while it has local changes: moved to 'src/gd.vsync-conflict'" "$VS_MOUNT_LOG" &&
+		grep -q "'src/gn' replaced remotely while it has local changes: moved to 'src/gn.vsync-conflict'" "$VS_MOUNT_LOG"
+}
+vs_check "the mount says so" dir_over_logged
+save_now src/gd.vsync-conflict src/gn.vsync-conflict
+vs_check "PostgreSQL has the dirty file's local bytes aside" \
+	vs_poll 20 saved src/gd.vsync-conflict "$(printf 'gd v1\ngd local edit')"
+vs_check "PostgreSQL has the new file aside" \
+	vs_poll 20 saved src/gn.vsync-conflict "gn local"
+vs_check "PostgreSQL has the moved directories" \
+	bash -c "[[ \"\$('$CTL' -q cat rd src/gd/x.js)\" == 'x v1' &&
+		\"\$('$CTL' -q cat rd src/gn/y.js)\" == 'y v1' ]]"
+vs_check "the mount is in sync again (GET /status)" vs_poll 10 in_sync
+vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
+
+# --- the same with the file's save journaled, its commit waiting (the
+# project's row held), when the updater applies the rename (held back
+# until then): PostgreSQL refuses that save at the directory, so the file
+# goes aside all the same, where the save is made again (it stayed, and
+# its save was refused at the directory for ever)
+vs_check "the updater is held back" hold_updater src/blk6
+vs_check "vsyncctl rm of a file" ctl rm rd src/gj
+vs_check "vsyncctl mv of a directory to its path" ctl mv rd src/gk src/gj
+held_psql hold5
+# an unrelated change holds the project's row: the save waits
+echo "BEGIN; SELECT vsync_rename('$ID', 'src/o10.js', 'src/o11.js', NULL, NULL, 'test');" >&7
+vs_check "an unrelated change holds the project's row" \
+	vs_poll 10 grep -qx '[0-9][0-9]*' "$W/hold5.out"
+printf 'gj local edit\n' >>"$MNT/src/gj" # journaled in 4 s
+printf 'gj v1\ngj local edit\n' >"$W/gj_saved"
+vs_check "its save is journaled" vs_poll 15 bytes_journaled "$W/gj_saved"
+vs_check "its commit waits" vs_poll 15 save_waits
+vs_check "the updater goes on" release_updater src/blk6
+vs_check "the rename is applied" vs_poll 20 test -f "$MNT/src/gj/z.js"
+vs_check "the journaled file is aside with its local bytes" \
+	cmp -s "$MNT/src/gj.vsync-conflict" "$W/gj_saved"
+echo "COMMIT;" >&7
+exec 7>&-
+wait "$HELD_PID"
+vs_check_eq "the unrelated change is committed" 0 "$?"
+resaved_aside gj "$W/gj_saved"
+vs_check "PostgreSQL has the moved directory" saved src/gj/z.js "z v1"
+vs_check "the mount is in sync again (GET /status)" vs_poll 10 in_sync
+vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
+gj_refused_once() {
+	[[ "$(grep -c "local change to 'src/gj' was refused" "$VS_MOUNT_LOG")" == 1 ]]
+}
+vs_check "the save was refused once" gj_refused_once
 
 vs_umount "$MNT"
 vs_summary
