@@ -44,6 +44,7 @@
 #include <sys/types.h>
 
 #include "vsync/manifest.h"
+#include "vsync/util.h"
 
 /*
  * The state of a file's saves, its failed writes and its renames, which a
@@ -102,6 +103,11 @@ struct vs_inode_save {
 	int64_t over_version, over_mtime_ns;
 	uint32_t over_mode;
 	char over_hash[VS_HASH_HEX_LEN + 1];
+	/* the wait before a save refused at a directory is made again
+	 * where the file stays (write.c, dirty_mark_refused): grows at each
+	 * refusal, starts over once a save of it is committed; all zero
+	 * until its first refusal. Under fd_lock (exclusive). */
+	struct vs_backoff refused;
 };
 
 struct vs_inode {

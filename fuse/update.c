@@ -460,8 +460,14 @@ static int keep_aside(struct vs_fs *fs, const char *path, enum vs_kind kind,
 		    stat_path(fs, aside, &other_kind, &other) == 0)
 			n = -1;
 	}
-	if (n < 0)
+	if (n < 0) {
+		vs_warn("'%s' cannot be moved aside: '%s.vsync-conflict' and "
+			"'-1' to '-15' are taken (or too long): its local "
+			"changes stay there, not synced (their save is "
+			"refused there, and tried again less and less often)",
+			path, path);
 		return 1;
+	}
 	if ((r = mnt_path(fs, path, from, sizeof(from))) < 0 ||
 	    (r = mnt_path(fs, aside, to, sizeof(to))) < 0)
 		return r;

@@ -425,6 +425,19 @@ static void dirty_mark_revert(struct vs_fs *fs, struct vs_inode *in)
 	pthread_mutex_unlock(&fs->dirty_lock);
 }
 
+/* @in back in the set, due again after @ms at least, or sooner once the
+ * cache volume has more room than @room (saver_main; UINT64_MAX: never
+ * sooner). fd_lock exclusive. */
+static void dirty_mark_after(struct vs_fs *fs, struct vs_inode *in, uint32_t ms,
+			     uint64_t room)
+{
+	pthread_mutex_lock(&fs->dirty_lock);
+	in->save_retry_ms = ms;
+	in->save_retry_room = room;
+	pthread_mutex_unlock(&fs->dirty_lock);
+	dirty_mark(fs, in, false);
+}
+
 /* @in's save (or revert) just failed (saver_save): back in the set, due
  * again after a backoff (FSW_RETRY_MIN_MS, doubled at each failure up to
  * FSW_RETRY_MAX_MS), or sooner once the volume has more room than now
@@ -432,16 +445,31 @@ static void dirty_mark_revert(struct vs_fs *fs, struct vs_inode *in)
  * this the change would wait for the unmount. fd_lock exclusive. */
 static void dirty_mark_retry(struct vs_fs *fs, struct vs_inode *in)
 {
-	uint64_t room = volume_room(fs);
+	dirty_mark_after(fs, in,
+			 !in->save_retry_ms ? FSW_RETRY_MIN_MS
+			 : in->save_retry_ms >= FSW_RETRY_MAX_MS / 2
+			     ? FSW_RETRY_MAX_MS
+			     : 2 * in->save_retry_ms,
+			 volume_room(fs));
+}
 
-	pthread_mutex_lock(&fs->dirty_lock);
-	in->save_retry_ms = !in->save_retry_ms ? FSW_RETRY_MIN_MS
-			    : in->save_retry_ms >= FSW_RETRY_MAX_MS / 2
-				? FSW_RETRY_MAX_MS
-				: 2 * in->save_retry_ms;
-	in->save_retry_room = room;
-	pthread_mutex_unlock(&fs->dirty_lock);
-	dirty_mark(fs, in, false);
+/* @in's save was refused where the file stays a local change (its path
+ * a directory in PostgreSQL: vs_fs_committed): back in the set, due
+ * again after its refusal backoff (vs_backoff, in its save state, which
+ * a snapshot does not reset, unlike save_retry_ms: FSW_RETRY_MIN_MS
+ * doubled at each refusal up to FSW_RETRY_MAX_MS), never sooner (room on
+ * the volume changes nothing). The wait (ms). fd_lock exclusive, a
+ * pending op just cleared (so it has a save state). */
+static int dirty_mark_refused(struct vs_fs *fs, struct vs_inode *in)
+{
+	struct vs_backoff *b = &inode_save(in)->refused;
+	int ms;
+
+	if (!b->next_ms)
+		vs_backoff_init(b, FSW_RETRY_MIN_MS, FSW_RETRY_MAX_MS);
+	ms = vs_backoff_next(b);
+	dirty_mark_after(fs, in, (uint32_t)ms, UINT64_MAX);
+	return ms;
 }
 
 /* @in was saved (or reverted): no backoff for its next save. fd_lock
@@ -590,7 +618,8 @@ static void *saver_main(void *arg)
 			struct vs_inode *in = fs->dirty[i];
 			int64_t at = dirty_due(in, quiet);
 
-			if (at > now && in->save_retry_ms) {
+			if (at > now && in->save_retry_ms &&
+			    in->save_retry_room != UINT64_MAX) {
 				/* its save failed: once a second, due at once
 				 * if the volume has more room than then */
 				if (now >= in->dirty_ms + FSW_RETRY_MIN_MS) {
@@ -1947,8 +1976,10 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		inode_fd_wrlock(&fs->table, in);
 		pthread_mutex_lock(&fs->table.lock);
 		if (strcmp(inode_save_r(in)->pending_op, e->op_id) == 0) {
-			if (!res->error)
+			if (!res->error) {
 				landed_note(fs, in, e, res->seq, false);
+				vs_backoff_reset(&inode_save(in)->refused);
+			}
 			inode_pending_set(&fs->table, in, NULL, 0);
 			if (!res->error && res->version > 0 && !moved)
 				in->version = res->version;
@@ -1957,8 +1988,9 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 			 * change, saved again: of a file moved since
 			 * (aside: update.c, keep_aside), at the path it
 			 * has now; of one still there (the updater has not
-			 * applied that remote change yet), after the retry
-			 * backoff, so that the remote change keeps it and
+			 * applied that remote change yet, or could not move
+			 * the file aside), after a backoff that grows at
+			 * each refusal, so that the remote change keeps it and
 			 * moves it aside rather than deleting it as clean
 			 * (refused again until then) */
 			again =
@@ -1976,12 +2008,15 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 					"'%s', where the file is now",
 					e->path, now);
 			} else {
-				dirty_mark_retry(fs, in);
+				int ms = dirty_mark_refused(fs, in);
+
 				vs_warn("the local edit of '%s' stays a local "
 					"change, saved again where the file is "
 					"once the remote change there is "
-					"applied",
-					e->path);
+					"applied (next try in %d.%d s, later "
+					"after each refusal, up to %d s)",
+					e->path, ms / 1000, ms % 1000 / 100,
+					FSW_RETRY_MAX_MS / 1000);
 			}
 		}
 		inode_fd_unlock(&fs->table, in);
@@ -2003,8 +2038,10 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 			    fd >= 0 && fstat(fd, &st) == 0;
 
 		/* (moved since: what its path had before is not known) */
-		if (!res->error)
+		if (!res->error) {
 			landed_note(fs, in, e, res->seq, !moved);
+			vs_backoff_reset(&inode_save(in)->refused);
+		}
 		inode_pending_set(&fs->table, in, NULL, 0);
 		/* a merge's version holds another writer's edit: the next
 		 * save is based on it only if the file takes its bytes; a

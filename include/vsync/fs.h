@@ -95,8 +95,10 @@ void vs_fs_set_writeback(struct vs_fs *fs, struct vs_writeback *wb);
  * not changed since, serves the committed content again. True if it was a
  * save refused because its path is a directory (or a parent a file) in
  * PostgreSQL: the file stays a local change, saved again at the path it
- * has now if it has left that one, else after the retry backoff (the
- * remote change, once applied, moves it aside: update.c, keep_aside). */
+ * has now if it has left that one, else after a wait that grows at each
+ * refusal (the remote change, once applied, moves it aside: update.c,
+ * keep_aside; with no free name there it stays, refused less and less
+ * often). */
 bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		     const struct vs_wb_result *res);
 

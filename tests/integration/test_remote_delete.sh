@@ -32,7 +32,9 @@
 # refused before the updater applies the remote change (held back).
 # And a remote rename of a directory onto a file with local changes (one
 # PostgreSQL no longer has, one it never had, one whose save is
-# journaled) moves the file aside as a remote mkdir there does.
+# journaled) moves the file aside as a remote mkdir there does. One with
+# no free name beside it stays, and its save is refused less and less
+# often.
 #
 # Needs /dev/fuse (else exit 77), PostgreSQL (started here).
 set -u
@@ -110,6 +112,9 @@ printf 'x v1\n' >"$SRC/src/gs/x.js"
 printf 'y v1\n' >"$SRC/src/gt/y.js"
 printf 'z v1\n' >"$SRC/src/gk/z.js"
 printf 'o10 v1\n' >"$SRC/src/o10.js"
+printf 'gz v1\n' >"$SRC/src/gz"
+printf 'taken\n' >"$SRC/src/gz.vsync-conflict"
+for i in $(seq 1 15); do printf 'taken\n' >"$SRC/src/gz.vsync-conflict-$i"; done
 vs_check "vsyncctl init" ctl init
 vs_check "import" ctl import rd "$SRC"
 MNT=$W/mnt
@@ -777,6 +782,39 @@ gj_refused_once() {
 	[[ "$(grep -c "local change to 'src/gj' was refused" "$VS_MOUNT_LOG")" == 1 ]]
 }
 vs_check "the save was refused once" gj_refused_once
+
+# --- a file with local changes where a remote change puts a directory,
+# with no free name beside it (NAME.vsync-conflict and -1 to -15 taken):
+# it stays with its bytes, its save refused there. The wait between two
+# refusals never grew (a second, or the quiet period: a snapshot cleared
+# it), nor did the log say why the file stayed
+printf 'gz local edit\n' >>"$MNT/src/gz" # dirty for 4 s
+printf 'gz v1\ngz local edit\n' >"$W/gz_local"
+vs_check "vsyncctl rm of the dirty file" ctl rm rd src/gz
+vs_check "vsyncctl mkdir at its path" ctl mkdir rd src/gz
+vs_check "the mount says it cannot move it aside" vs_poll 10 grep -q \
+	"'src/gz' cannot be moved aside: 'src/gz.vsync-conflict' and '-1' to '-15' are taken" \
+	"$VS_MOUNT_LOG"
+vs_check "nor show the change" grep -q \
+	"'src/gz' replaced remotely while it has local changes: kept, the change is not shown" \
+	"$VS_MOUNT_LOG"
+gz_refusals() { # the time of each refusal of src/gz's save (ms in the day)
+	sed -n "s/^ts=[0-9-]*T\([0-9]*\):\([0-9]*\):\([0-9.]*\)Z.*local change to 'src\/gz' was refused.*/\1 \2 \3/p" \
+		"$VS_MOUNT_LOG" | awk '{ printf "%d\n", ($1 * 3600 + $2 * 60 + $3) * 1000 }'
+}
+refused_gz() { # N: refused N times or more?
+	(($(gz_refusals | wc -l) >= $1))
+}
+vs_check "its save is refused, again and again" vs_poll 60 refused_gz 6
+# waits up to 1, 2, 4, 8, 16 s (at least half of it, and the quiet period)
+gz_waits_grow() {
+	gz_refusals | awk 'NR == 5 { t = $1 } NR == 6 { exit !($1 - t >= 7000) }'
+}
+vs_check "the sixth refusal comes 7 s or more after the fifth" gz_waits_grow
+vs_check "the mount says when it tries again" grep -q \
+	"local edit of 'src/gz' stays a local change.*(next try in [0-9.]* s, later after each refusal, up to 30 s)" \
+	"$VS_MOUNT_LOG"
+vs_check "the file keeps its local bytes" cmp -s "$MNT/src/gz" "$W/gz_local"
 
 vs_umount "$MNT"
 vs_summary
