@@ -47,7 +47,8 @@
  *  - for now (no answer: connection refused or lost, deadline passed; the
  *    server's own state: serialization failure, deadlock, resources,
  *    credentials, a schema not initialised; out of memory or of file
- *    descriptors, a read error of the content object): the entry
+ *    descriptors, any local failure to read the content object or to
+ *    store a merge's bytes, such as a full cache volume): the entry
  *    stays journaled and is retried after a backoff that doubles from
  *    100 ms to 5 s with jitter (the sleep ends early only for vs_wb_stop).
  *    The first failure is logged once as a warning, the return to service
@@ -152,8 +153,9 @@ struct vs_writeback {
 	char burst_ops[WB_BURST_MAX][VS_UUID_BUFSZ]; /* and their op ids */
 	struct vs_jentry *batch; /* WB_BATCH_MAX entries (wb_batch) */
 	struct vs_wb_result *batch_res;
-	bool in_batch; /* committing a batch: no resolution, no logging */
-	size_t solo;   /* entries to commit one by one (a batch failed) */
+	bool in_batch;	   /* committing a batch: no resolution, no logging */
+	bool local_failed; /* what failed is a step here, not PostgreSQL */
+	size_t solo;	   /* entries to commit one by one (a batch failed) */
 	/* the newest saves committed as a merge, and the version their own
 	 * bytes were based on (wb_merged_note); ring index = n % max */
 	struct {
@@ -181,8 +183,13 @@ static const char *const op_verbs[] = {"write", "symlink", "mkdir", "delete",
  * Is failure @r of the entry in flight for now (retry) or for good? An
  * answer of PostgreSQL's is judged by its SQLSTATE (vs_pg_verdict); with
  * no answer (a connection refused or lost, a deadline) it is for now, and
- * so is a lack of memory or file descriptors or an I/O error here. Any
- * other local failure is for good.
+ * so is a lack of memory or file descriptors or an I/O error here. So is
+ * any failure of a local step on the content (wb->local_failed: its read
+ * from the cache, the store of a merge's bytes): a full or read-only
+ * cache volume, an I/O error; the bytes are not PostgreSQL's to refuse,
+ * and the SQLSTATE left on the connection, if any, is an earlier call's.
+ * Any other local failure (such as content too large to send) is for
+ * good.
  * -EAGAIN, -ENOMEM, -EMFILE and -ENFILE are judged first: the SQLSTATE
  * left on the connection is not theirs (an earlier call's). -EAGAIN is
  * wb_resolve's own verdict (the version kept moving under every round:
@@ -193,7 +200,8 @@ static bool wb_retry(struct vs_writeback *wb, int r)
 {
 	const char *state = vs_pg_last_state(wb->pg);
 
-	if (r == -EAGAIN || r == -ENOMEM || r == -EMFILE || r == -ENFILE)
+	if (wb->local_failed || r == -EAGAIN || r == -ENOMEM || r == -EMFILE ||
+	    r == -ENFILE)
 		return true;
 	if (*state)
 		return vs_pg_verdict(state) == VS_PG_RETRY;
@@ -608,12 +616,17 @@ static int wb_resolve(struct vs_writeback *wb, const struct vs_jentry *e,
 		} else if (m == VS_MERGE_CLEAN) {
 			char hash[VS_HASH_HEX_LEN + 1];
 
+			/* stored first, so the mount can serve what it
+			 * commits (vs_fs_committed): no room for it is this
+			 * machine's failure, retried (wb_retry) */
 			r = vs_sha256_hex(hash, merged, merged_len);
-			if (r < 0)
+			if (r == 0)
+				r = vs_cache_store(wb->cache, hash, merged,
+						   merged_len);
+			if (r < 0) {
+				wb->local_failed = true;
 				goto out;
-			r = vs_cache_store(wb->cache, hash, merged, merged_len);
-			if (r < 0)
-				goto out;
+			}
 			r = wb_put(wb, e, (const uint8_t *)merged, merged_len,
 				   cur.version, -1, res);
 			if (r == 0) {
@@ -746,7 +759,8 @@ static int wb_commit_put(struct vs_writeback *wb, const struct vs_jentry *e,
 		}
 		if (r < 0) {
 			/* out of fds or memory, a read error: not the
-			 * object's fault; wb_retry judges */
+			 * object's fault; retried (wb_retry) */
+			wb->local_failed = true;
 			free(chained);
 			return r;
 		}
@@ -879,6 +893,7 @@ static int wb_commit(struct vs_writeback *wb, const struct vs_jentry *e,
 
 	memset(res, 0, sizeof(*res));
 	res->lseq = e->lseq;
+	wb->local_failed = false;
 	switch (e->op) {
 	case VS_JOP_WRITE:
 	case VS_JOP_SYMLINK:

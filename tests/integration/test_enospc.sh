@@ -25,6 +25,11 @@
 # A file written while its volume had room, whose save at its quiet point
 # finds the volume full (a second volume, room for working copies in
 # memory), is saved once room returns, though no write or close follows.
+# On that volume, a save journaled while PostgreSQL is down, then made
+# stale by a remote edit of another line, is merged once PostgreSQL is
+# back while the volume is full: the merge's bytes find no room, the save
+# is not refused (kept journaled), and once room returns PostgreSQL and
+# the mount have both edits.
 # While the volume is full, a file created remotely (not local yet) reads
 # its bytes: they are kept in memory when the cache cannot store them
 # (counted in vsync_cache_memory_bytes), up to --cache-mem-max (20 MiB
@@ -284,6 +289,44 @@ if mount -t tmpfs -o size=272m,mode=0700 vsync-enospc2 "$VOL2"; then
 		vs_fail "b.txt's edit after room returned: expected in PostgreSQL within 30 s, saw '$(ctl cat full src/b.txt)'"
 	fi
 	vs_check_eq "the mount reads b.txt's edit" "saved once room returns" "$(cat "$MNT/src/b.txt")"
+
+	# a save merged on a full volume: m.txt is edited on the mount (line
+	# 5) and remotely (line 2); its save is journaled while PostgreSQL is
+	# down; the volume fills; PostgreSQL comes back and the save, stale,
+	# is merged, but the merge's bytes find no room in the cache. That is
+	# not a refusal by PostgreSQL: the save stays journaled (before: it
+	# was dropped as refused and the file made clean, the local edit
+	# lost) and is committed, merged, once room returns.
+	ID=$(vs_sql "select id from projects where name = 'full'")
+	for i in $(seq 1 10); do echo "line $i"; done >"$W/m1"
+	sed 's/^line 5$/line 5 local/' "$W/m1" >"$W/m_local"
+	sed 's/^line 2$/line 2 remote/' "$W/m1" >"$W/m_remote"
+	sed -e 's/^line 2$/line 2 remote/' -e 's/^line 5$/line 5 local/' "$W/m1" >"$W/m_want"
+	vs_check "m.txt is created remotely" ctl put full src/m.txt "$W/m1"
+	poll_check "the mount reads m.txt" 30 cmp -s "$MNT/src/m.txt" "$W/m1"
+	cp "$W/m_local" "$MNT/src/m.txt" # saved at its quiet point, 4 s on
+	vs_check "a remote edit of m.txt" ctl put full src/m.txt "$W/m_remote"
+	vs_check "PostgreSQL stopped" vs_pg_stop
+	m_journaled() {
+		grep -qs "^hash=$(sha256sum <"$W/m_local" | cut -d' ' -f1)\$" \
+			"$VOL2/cache/projects/$ID/journal/"[0-9]*
+	}
+	poll_check "m.txt's local save is journaled" 30 m_journaled
+	dd if=/dev/zero of="$VOL2/filler" bs=1M status=none 2>/dev/null
+	vs_check "PostgreSQL started again" vs_pg_start_again
+	m_refused() { grep -q "local change to 'src/m.txt' was refused" "$W/mount2.log"; }
+	if vs_poll 15 m_refused; then
+		vs_fail "m.txt's merge on the full volume: expected it kept journaled, saw it refused"
+	else
+		vs_pass "m.txt's merge on the full volume is not refused (kept journaled)"
+	fi
+	vs_check_eq "PostgreSQL has the remote edit only meanwhile" "$(cat "$W/m_remote")" \
+		"$(ctl cat full src/m.txt)"
+	rm -f "$VOL2/filler"
+	m_saved() { [[ "$(ctl cat full src/m.txt)" == "$(cat "$W/m_want")" ]]; }
+	poll_check "m.txt's save is committed, merged, once room returns" 30 m_saved
+	poll_check "the mount reads the merge" 30 cmp -s "$MNT/src/m.txt" "$W/m_want"
+	poll_check "the mount equals PostgreSQL" 30 vs_mount_equals_pg full "$MNT"
 	vs_umount "$MNT"
 else
 	rmdir "$VOL2"

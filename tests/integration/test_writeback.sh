@@ -26,6 +26,10 @@
 #     (no new version, no conflict), also with a save journaled behind it;
 #   - out of file descriptors (EMFILE) at the open of the content object:
 #     the entry waits, and is committed once descriptors are back;
+#   - a stale save merged on a full cache volume (a tmpfs, skipped if it
+#     cannot be mounted): the store of the merged bytes fails with ENOSPC,
+#     the entry waits (not refused), and is committed merged once room
+#     returns;
 #   - PostgreSQL stopped: the entry stays journaled and the wait times out
 #     with ETIMEDOUT; PostgreSQL started again: replay commits it;
 #   - PostgreSQL frozen (SIGSTOP) during the committer's query: the
@@ -546,6 +550,57 @@ vs_check_eq "long path: mkdir committed" 0 "$RC"
 wb write "$long/f.txt" "$W/g1"
 vs_check_eq "long path: a file under it committed" 0 "$RC"
 vs_check_eq "long path: read back" "g1" "$(ctl cat wbtest "$long/f.txt")"
+
+# ---------------------------------------------------------------- full cache
+# A stale save is merged, and the merged bytes are stored in the cache
+# before they are committed. On a full cache volume (a tmpfs of its own,
+# filled) that store fails with ENOSPC: a failure of this machine, not a
+# refusal by PostgreSQL, so the entry stays journaled and is committed,
+# merged, once room returns (before: dropped as "refused for good", the
+# local edit lost).
+VOLW=$(mktemp -d "${TMPDIR:-/tmp}/vsync-wbfull.XXXXXX")
+if mount -t tmpfs -o size=2m,mode=0700 vsync-wbfull "$VOLW" 2>/dev/null; then
+	vs_on_exit sh -c 'umount -l "$1" 2>/dev/null; rmdir "$1"' _ "$VOLW"
+	wb_full() { CACHE=$VOLW/cache wb "$@"; }
+	lines 10 >"$W/f1"
+	wb_full write src/full.js "$W/f1"
+	v1=$(field version)
+	vs_check_eq "full cache: v1 committed" "0 1" "$RC $v1"
+	sed 's/^line 2$/line 2 theirs/' "$W/f1" >"$W/f2"
+	vs_check "full cache: put v2 (another writer)" \
+		ctl -q put wbtest src/full.js "$W/f2" --base "$v1"
+	sed 's/^line 9$/line 9 ours/' "$W/f1" >"$W/f3"
+	wb_full append-only write src/full.js "$W/f3" "$v1"
+	vs_check_eq "full cache: a save based on v1 journaled" 0 "$RC"
+	dd if=/dev/zero of="$VOLW/filler" bs=4k status=none 2>/dev/null
+	vs_check "full cache: the volume is full" \
+		sh -c '! dd if=/dev/zero of="$1/filler2" bs=4k count=1 status=none 2>/dev/null' _ "$VOLW"
+	rm -f "$VOLW/filler2"
+	WB_WAIT_MS=2000 wb_full replay
+	vs_check_eq "full cache: the merge waits (exit 5, pending=1)" "5 pending=1" \
+		"$RC $(tail -n 1 <<<"$OUT")"
+	vs_check "full cache: kept journaled, logged as this machine's failure" grep -q \
+		"cannot commit write now: No space left on device.*'src/full.js'" "$W/wb.log"
+	vs_check "full cache: not reported as refused" \
+		sh -c '! grep -q "refused for good.*src/full.js" "$1"' _ "$W/wb.log"
+	vs_check_eq "full cache: PostgreSQL still has v2" "$(cat "$W/f2")" \
+		"$(ctl cat wbtest src/full.js)"
+	rm -f "$VOLW/filler"
+	wb_full replay
+	vs_check_eq "full cache: room again, replay commits it" "0 pending=0" \
+		"$RC $(tail -n 1 <<<"$OUT")"
+	vs_check "full cache: committed as a merge" \
+		grep -q "op=write path=src/full.js .* merged=1 conflict=0 error=0\$" <<<"$OUT"
+	sed 's/^line 9$/line 9 ours/' "$W/f2" >"$W/fm"
+	vs_check_eq "full cache: PostgreSQL has both edits" "$(cat "$W/fm")" \
+		"$(ctl cat wbtest src/full.js)"
+	h=$(sha "$W/fm")
+	vs_check "full cache: the merged bytes in the cache" \
+		cmp -s "$W/fm" "$VOLW/cache/objects/${h:0:2}/$h"
+else
+	rmdir "$VOLW"
+	vs_log "SKIP full cache checks: cannot mount a tmpfs (needs CAP_SYS_ADMIN)"
+fi
 
 if ((VS_FAILED > 0)); then
 	echo "--- wb_driver log (last 40 lines):"
