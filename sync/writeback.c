@@ -74,6 +74,9 @@
  * its op id, and the saves after it are chained after it. Committing the
  * older ones again would put them over it (a merge or a conflict), and
  * the version it made would no longer be the current one.
+ * If the newest is refused (its content object lost, say) and no op of
+ * the burst is in PostgreSQL, nothing was committed: the saves are then
+ * committed one by one (wb->burst_off), so only the refused one is lost.
  *
  * Batches. When the oldest entry is not the start of a burst, it and up
  * to WB_BATCH_MAX - 1 entries right behind it (consecutive lseqs) that
@@ -150,6 +153,7 @@ struct vs_writeback {
 	struct vs_jentry e; /* the entry in flight (large: not on the stack) */
 	struct vs_jentry last; /* the newest save of a burst (wb_burst) */
 	uint64_t burst[WB_BURST_MAX]; /* the lseqs of that burst */
+	uint64_t burst_off; /* saves up to this lseq: one by one (wb_main) */
 	char burst_ops[WB_BURST_MAX][VS_UUID_BUFSZ]; /* and their op ids */
 	struct vs_jentry *batch; /* WB_BATCH_MAX entries (wb_batch) */
 	struct vs_wb_result *batch_res;
@@ -1075,16 +1079,19 @@ static int wb_entry_next(void *arg, const struct vs_jentry *e)
  * at the newest such op (then in wb->last): it holds what the saves
  * before it changed (it was their burst's newest, or they were committed
  * one by one before it), so they are finished with it, whose commit is a
- * no-op by op id; the saves after it are chained after it.
+ * no-op by op id; the saves after it are chained after it. *@recorded:
+ * whether it ends so. None from @e up to wb->burst_off (wb_main).
  */
-static size_t wb_burst(struct vs_writeback *wb, const struct vs_jentry *e)
+static size_t wb_burst(struct vs_writeback *wb, const struct vs_jentry *e,
+		       bool *recorded)
 {
 	struct wb_burst_ctx c = {wb, e, e->op_id, 1};
 	struct wb_entry_ctx ec = {0, &wb->last};
 	size_t newest = 0;
 	int r;
 
-	if (e->op != VS_JOP_WRITE)
+	*recorded = false;
+	if (e->op != VS_JOP_WRITE || e->lseq <= wb->burst_off)
 		return 0;
 	wb->burst[0] = e->lseq;
 	memcpy(wb->burst_ops[0], e->op_id, sizeof(wb->burst_ops[0]));
@@ -1095,6 +1102,7 @@ static size_t wb_burst(struct vs_writeback *wb, const struct vs_jentry *e)
 		return c.n - 1;
 	if (r < 0 || newest == 0)
 		return 0; /* one by one: the first, then the rest */
+	*recorded = true;
 	ec.lseq = wb->burst[newest];
 	if (newest < c.n - 1 &&
 	    vs_journal_each(wb->journal, wb_entry_next, &ec) != 1)
@@ -1211,6 +1219,7 @@ static void *wb_main(void *arg)
 	struct vs_jentry *e = &wb->e;
 	struct vs_wb_result res;
 	size_t nburst;
+	bool recorded;
 	int r;
 
 	pthread_setname_np(pthread_self(), "vs-writeback");
@@ -1234,7 +1243,7 @@ static void *wb_main(void *arg)
 		wb_advance(wb, e->lseq - 1, -EIO, 0, 0);
 		if (vs_mono_ms() - wb->synced_ms >= WB_SYNC_MS)
 			wb_sync(wb); /* a backlog: durable behind the commits */
-		nburst = wb_burst(wb, e);
+		nburst = wb_burst(wb, e, &recorded);
 		if (!nburst && (r = wb_batch(wb, e)) > 0) {
 			r = wb_batch_finish(wb, (size_t)r);
 			if (r < 0) {
@@ -1262,6 +1271,16 @@ static void *wb_main(void *arg)
 		if (r < 0) {
 			wb_failed(wb, e, r);
 			wb_backoff(wb);
+			continue;
+		}
+		if (nburst && res.error && !recorded) {
+			/* the newest save was refused (its content lost, a
+			 * path refused ...), nothing committed: the older
+			 * ones, whose bytes may be fine, one by one */
+			vs_debug("write-back: the %zu saves of '%s' are "
+				 "committed one by one",
+				 nburst + 1, e->path);
+			wb->burst_off = e->lseq;
 			continue;
 		}
 		for (size_t i = 0; i < nburst; i++) {

@@ -24,6 +24,8 @@
 #   - a crash after a burst of saves was committed as its newest, before
 #     its entries left the journal: the replay finishes the older ones
 #     (no new version, no conflict), also with a save journaled behind it;
+#   - a burst whose newest save lost its content object: the older saves
+#     are committed one by one, only the newest is refused;
 #   - out of file descriptors (EMFILE) at the open of the content object:
 #     the entry waits, and is committed once descriptors are back;
 #   - a stale save merged on a full cache volume (a tmpfs, skipped if it
@@ -343,6 +345,28 @@ wb replay
 vs_check "torn object: the entry is refused" grep -q "committed lseq=.* op=write path=src/t.js .*error=-" <<<"$OUT"
 vs_check "torn object: nothing committed" sh -c '! "$1" -q cat wbtest src/t.js >/dev/null 2>&1' _ "$CTL"
 vs_check_eq "torn object: journal empty" 0 "$(journal_count)"
+
+# a burst whose newest save lost its content object (torn): only that
+# save is lost; the older ones, whose bytes are fine, are committed one by
+# one (before: the burst was finished as refused with its newest)
+echo "torn burst 0" >"$W/tb.0"
+wb write src/tb.js "$W/tb.0"
+tb_save() { # NAME [BASE AFTER_OP]: journal a save of src/tb.js
+	echo "torn burst $1" >"$W/tb.$1"
+	wb append-only write src/tb.js "$W/tb.$1" "${@:2}"
+	field op_id
+}
+op=$(tb_save a 1)
+op=$(tb_save b -1 "$op")
+tb_save c -1 "$op" >/dev/null
+h=$(sha256sum <"$W/tb.c" | cut -d' ' -f1)
+: >"$CACHE/objects/${h:0:2}/$h"
+wb replay
+vs_check_eq "torn burst: replay exit" "0 pending=0" "$RC $(tail -n 1 <<<"$OUT")"
+vs_check_eq "torn burst: a and b committed, c refused" "0 0 -5" \
+	"$(sed -n 's/^committed .* path=src\/tb.js .* error=\(-*[0-9]*\)$/\1/p' <<<"$OUT" | xargs)"
+vs_check_eq "torn burst: PostgreSQL has b, after a (v3)" "torn burst b|3" \
+	"$(ctl cat wbtest src/tb.js)|$(ctl log wbtest src/tb.js | wc -l)"
 
 # out of file descriptors (EMFILE) when the committer opens the content
 # object: not the object's fault, so the entry waits and is committed
