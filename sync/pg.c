@@ -1106,8 +1106,17 @@ int vs_pg_chunks_put(struct vs_pg *pg, const char *id, const char *hash, int fd,
 		if (!missing)
 			continue;
 		rd = vs_pread_in_full(fd, buf, len, (off_t)off);
-		if (rd < 0 || (size_t)rd != len ||
-		    vs_sha256_hex(got, buf, len) < 0 || strcmp(got, name)) {
+		if (rd < 0) {
+			/* this machine's failure, not the content's: an
+			 * I/O error, which the committer retries */
+			pg_set_error(pg, "cannot read content %.12s: %s", hash,
+				     strerror((int)-rd));
+			r = -EIO;
+			break;
+		}
+		if ((size_t)rd == len && (r = vs_sha256_hex(got, buf, len)) < 0)
+			break; /* (out of memory) */
+		if ((size_t)rd != len || strcmp(got, name)) {
 			pg_set_error(pg,
 				     "content %.12s changed while it was "
 				     "sent",

@@ -244,8 +244,10 @@ static inline uint64_t vs_chunk_len(uint64_t size, uint64_t i)
  * the deadline its bytes take from @timeout_ms). *@shas_out (malloc'd) is
  * then the chunks' names as a PostgreSQL array literal, for
  * vsync_write_chunked. -EBADMSG if the bytes are not @hash (the file
- * changed, or is not what its name says), -EIO if @fd ends early; else 0
- * or the backend's -errno.
+ * changed, or is not what its name says), -EIO if @fd ends early before
+ * it is hashed or a read of it fails (this machine's failure, not the
+ * content's: the committer retries it), -ENOMEM; else 0 or the backend's
+ * -errno.
  */
 int vs_pg_chunks_put(struct vs_pg *pg, const char *id, const char *hash, int fd,
 		     uint64_t size, int timeout_ms, char **shas_out);
