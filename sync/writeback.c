@@ -51,8 +51,9 @@
  *    store a merge's bytes, such as a full cache volume): the entry
  *    stays journaled and is retried after a backoff that doubles from
  *    100 ms to 5 s with jitter (the sleep ends early only for vs_wb_stop).
- *    The first failure is logged once as a warning, the return to service
- *    once as info.
+ *    The first failure is logged once as a warning (again if the cause
+ *    moves between PostgreSQL and a local step: wb_failed), the return to
+ *    service once as info.
  *  A stale base on a write (SQLSTATE P0004) is not a failure: the three
  *  versions are fetched and merged (merge.h); a clean merge is committed on
  *  top of the current version, otherwise the local content is committed
@@ -147,7 +148,8 @@ struct vs_writeback {
 
 	/* committer thread only */
 	struct vs_pg *pg;
-	bool down; /* "cannot commit" logged, not yet recovered */
+	bool down;	 /* "cannot commit" logged, not yet recovered */
+	bool down_local; /* what it logged was local_failed (wb_failed) */
 	struct vs_backoff backoff;
 	int64_t synced_ms;  /* when the journal was last synced */
 	struct vs_jentry e; /* the entry in flight (large: not on the stack) */
@@ -980,18 +982,29 @@ static void wb_backoff(struct vs_writeback *wb)
 	wb_sleep(wb, vs_mono_ms() + vs_backoff_next(&wb->backoff), false);
 }
 
+/* A failure to retry: logged as a warning when the write-back was
+ * working, or failing on the other side (a local step, such as a full
+ * cache volume, after PostgreSQL came back, or the other way round: an
+ * operator sees both); each retry after that at debug. */
 static void wb_failed(struct vs_writeback *wb, const struct vs_jentry *e, int r)
 {
-	if (!wb->down) {
+	if (!wb->down || wb->local_failed != wb->down_local) {
 		size_t n = vs_journal_pending(wb->journal);
 
+		/* (a local step's failure is not PostgreSQL's: whatever
+		 * error the connection has is an earlier call's) */
 		vs_warn("write-back: cannot commit %s now: %s (%s%s%s); "
 			"%zu entr%s kept journaled, retrying: '%s'",
-			op_verbs[e->op], strerror(-r), vs_pg_last_error(wb->pg),
-			*vs_pg_last_state(wb->pg) ? ", SQLSTATE " : "",
-			vs_pg_last_state(wb->pg), n, n == 1 ? "y" : "ies",
-			e->path);
+			op_verbs[e->op], strerror(-r),
+			wb->local_failed ? "the content in the cache"
+					 : vs_pg_last_error(wb->pg),
+			!wb->local_failed && *vs_pg_last_state(wb->pg)
+			    ? ", SQLSTATE "
+			    : "",
+			wb->local_failed ? "" : vs_pg_last_state(wb->pg), n,
+			n == 1 ? "y" : "ies", e->path);
 		wb->down = true;
+		wb->down_local = wb->local_failed;
 	} else {
 		vs_debug("write-back: retry of '%s' failed: %s", e->path,
 			 strerror(-r));
