@@ -127,6 +127,8 @@
 /* the updater waits at most this long for the committer to report the
  * entries in flight before deciding whether a change is ours */
 #define FSW_OWN_WAIT_MS 2000
+/* what vs_fs_committed logs it did: three paths and some words */
+#define FSW_WHAT_MAX (3 * VS_PATH_MAX + 128)
 
 static int path_of(struct vs_fs *fs, struct vs_inode *in, char *buf,
 		   size_t size)
@@ -1203,11 +1205,13 @@ int fsw_setattr(struct vs_fs *fs, struct vs_inode *in, const struct stat *attr,
 	return r == -ECANCELED ? 0 : r; /* saved with the next good save */
 }
 
-/* Journal an entry about @path (mkdir, symlink, delete, rename); its op id
- * and lseq into @op_out and @lseq_out when not NULL. */
+/* Journal an entry about @path (mkdir, symlink, delete, rename), based on
+ * @base_version (-1: none); its op id and lseq into @op_out and @lseq_out
+ * when not NULL. */
 static int journal_path(struct vs_fs *fs, enum vs_jop op, const char *path,
 			const char *old_path, const char *target, uint32_t mode,
-			char op_out[VS_UUID_BUFSZ], uint64_t *lseq_out)
+			int64_t base_version, char op_out[VS_UUID_BUFSZ],
+			uint64_t *lseq_out)
 {
 	struct vs_jentry *e = calloc(1, sizeof(*e));
 	int r;
@@ -1215,7 +1219,7 @@ static int journal_path(struct vs_fs *fs, enum vs_jop op, const char *path,
 	if (!e)
 		return -ENOMEM;
 	e->op = op;
-	e->base_version = -1;
+	e->base_version = base_version;
 	e->mode = mode & 07777;
 	snprintf(e->path, sizeof(e->path), "%s", path);
 	if (old_path)
@@ -1285,11 +1289,11 @@ out_locked:
 	if (wfd >= 0)
 		close(wfd);
 	if (r == 0 && kind == VS_KIND_DIR)
-		r = journal_path(fs, VS_JOP_MKDIR, path, NULL, NULL, mode, NULL,
-				 NULL);
+		r = journal_path(fs, VS_JOP_MKDIR, path, NULL, NULL, mode, -1,
+				 NULL, NULL);
 	else if (r == 0 && kind == VS_KIND_SYMLINK)
 		r = journal_path(fs, VS_JOP_SYMLINK, path, NULL, target, 0777,
-				 NULL, NULL);
+				 -1, NULL, NULL);
 	else if (r == 0)
 		in->wgen++; /* an empty file is a change too: saved when
 			     * quiet, or at its release */
@@ -1329,8 +1333,8 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 		r = inode_path(in, path, sizeof(path));
 	pthread_mutex_unlock(&fs->table.lock);
 	if (r == 0)
-		r = journal_path(fs, VS_JOP_DELETE, path, NULL, NULL, 0, NULL,
-				 NULL);
+		r = journal_path(fs, VS_JOP_DELETE, path, NULL, NULL, 0, -1,
+				 NULL, NULL);
 	if (r == 0) {
 		/* what is there now: a remote edit may have put a new inode
 		 * in its place meanwhile (the DELETE covers it too) */
@@ -1380,6 +1384,17 @@ static bool never_saved(struct vs_fs *fs, struct vs_inode *in)
 		!save->saved_hash[0] && !save->theirs_version;
 	pthread_mutex_unlock(&fs->table.lock);
 	return never;
+}
+
+/* The version of file @in a rename of it journaled now moves from its
+ * path (save.from_version): its own, unless a save of it is pending (then
+ * not known: 0). Table locked. */
+static int64_t moved_from_version(const struct vs_inode *in)
+{
+	return in->kind == VS_KIND_FILE && in->version > 0 &&
+		       !inode_save_r(in)->pending_op[0]
+		   ? in->version
+		   : 0;
 }
 
 int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
@@ -1485,10 +1500,10 @@ out:
 	 * in the tree alone: what it replaces is deleted there, and the file
 	 * is saved at its new path once reverted (revert_locked: empty) */
 	if (over_dir || (unsaved && old))
-		r = journal_path(fs, VS_JOP_DELETE, to, NULL, NULL, 0, NULL,
+		r = journal_path(fs, VS_JOP_DELETE, to, NULL, NULL, 0, -1, NULL,
 				 NULL);
 	if (r == 0 && !unsaved)
-		r = journal_path(fs, VS_JOP_RENAME, to, from, NULL, 0, op,
+		r = journal_path(fs, VS_JOP_RENAME, to, from, NULL, 0, -1, op,
 				 &lseq);
 	if (r < 0)
 		goto unlock;
@@ -1525,6 +1540,7 @@ out:
 		struct vs_inode_save *save = inode_save(file); /* had above */
 
 		pthread_mutex_lock(&fs->table.lock);
+		save->from_version = moved_from_version(file);
 		(void)inode_pending_set(&fs->table, file, op, lseq);
 		save->pending_moved = lseq;
 		save->over_version = over.version;
@@ -1566,6 +1582,7 @@ static int overlay_apply(struct vs_inode_table *t, const struct vs_jentry *e)
 {
 	struct vs_inode *in = NULL, *dir, *old;
 	const char *name;
+	int64_t from;
 	int r;
 
 	switch (e->op) {
@@ -1623,12 +1640,14 @@ static int overlay_apply(struct vs_inode_table *t, const struct vs_jentry *e)
 			return 1;
 		if (old)
 			inode_synced_remove(t, old);
+		from = moved_from_version(in);
 		r = inode_synced_move(in, dir, name);
 		if (r == 0 && in->kind != VS_KIND_DIR)
 			r = inode_pending_set(t, in, e->op_id, e->lseq);
 		if (r == 0 && in->kind != VS_KIND_DIR) {
 			inode_save(in)->pending_moved = e->lseq;
 			inode_save(in)->over_version = 0; /* not known */
+			inode_save(in)->from_version = from;
 		}
 		return r;
 	}
@@ -1915,12 +1934,55 @@ void vs_fs_set_writeback(struct vs_fs *fs, struct vs_writeback *wb)
 	fs->wb = wb;
 }
 
+/* Was rename @e of a file refused because its target is a directory in
+ * PostgreSQL, or a parent of it a file? */
+static bool rename_refused_at_dir(const struct vs_jentry *e,
+				  const struct vs_wb_result *res)
+{
+	return e->op == VS_JOP_RENAME &&
+	       (res->error == -EEXIST || res->error == -EISDIR ||
+		res->error == -ENOTDIR);
+}
+
+/*
+ * Rename @e of a file was refused (rename_refused_at_dir): the file is
+ * saved where it is now (vs_fs_committed), and its old path, which the
+ * mount no longer has, is deleted in PostgreSQL, as the rename would have
+ * done: a DELETE based on the version the rename moved (@from; 0: not
+ * known, unconditional as the rename). Not if the mount has something
+ * there again (made since, or a remote change applied there): that one
+ * stays. What was done, for the log, into @what.
+ */
+static void rename_refused_delete(struct vs_fs *fs, const struct vs_jentry *e,
+				  int64_t from, char *what, size_t size)
+{
+	bool there;
+	int r = 0;
+
+	pthread_mutex_lock(&fs->ns_lock);
+	pthread_mutex_lock(&fs->table.lock);
+	there = inode_lookup_path(&fs->table, e->old_path) != NULL;
+	pthread_mutex_unlock(&fs->table.lock);
+	if (!there)
+		r = journal_path(fs, VS_JOP_DELETE, e->old_path, NULL, NULL, 0,
+				 from > 0 ? from : -1, NULL, NULL);
+	pthread_mutex_unlock(&fs->ns_lock);
+	snprintf(what, size,
+		 "the rename of '%s' to '%s' is refused there (a directory, or "
+		 "a file above it): '%s' %s",
+		 e->old_path, e->path, e->old_path,
+		 there	  ? "stays (the mount has it again)"
+		 : r == 0 ? "is deleted there"
+			  : "stays there (its delete not journaled)");
+}
+
 bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		     const struct vs_wb_result *res)
 {
 	struct vs_inode *in, *moved;
 	int fd = -1, old_fd = -1, old_wfd = -1;
-	bool clean = false, again = false;
+	bool clean = false, again = false, undone = false;
+	int64_t from = 0;
 
 	if (res->error) {
 		vs_error("local change to '%s' was refused by PostgreSQL: %s; "
@@ -1956,9 +2018,22 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		 * moved, landed_note) */
 		if (!res->error)
 			landed_note(fs, moved, e, res->seq, false);
+		/* refused at a directory: that save is refused there too,
+		 * and made again where the file is (below, for its WRITE);
+		 * its old path goes */
+		undone = rename_refused_at_dir(e, res) &&
+			 moved->kind == VS_KIND_FILE && !moved->removed;
+		from = inode_save(moved)->from_version;
 		inode_save(moved)->pending_moved = 0; /* (listed: it has one) */
 		pthread_mutex_unlock(&fs->table.lock);
-		return false;
+		if (undone) {
+			char what[FSW_WHAT_MAX];
+
+			rename_refused_delete(fs, e, from, what, sizeof(what));
+			vs_warn("%s, the save made since follows the file",
+				what);
+		}
+		return undone;
 	}
 	if (in && in->kind != VS_KIND_DIR)
 		in->nlookup++; /* pinned: not freed while we use it */
@@ -1968,7 +2043,8 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 	if (!in)
 		return false;
 	if (e->op == VS_JOP_RENAME || in->kind != VS_KIND_FILE || res->error) {
-		char now[VS_PATH_MAX + 1];
+		char now[VS_PATH_MAX + 1], what[FSW_WHAT_MAX];
+		int ms = 0;
 
 		/* a renamed file: the version at its new path, and it is
 		 * clean again unless saved since (so is a file whose change
@@ -1980,6 +2056,7 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 				landed_note(fs, in, e, res->seq, false);
 				vs_backoff_reset(&inode_save(in)->refused);
 			}
+			from = inode_save_r(in)->from_version;
 			inode_pending_set(&fs->table, in, NULL, 0);
 			if (!res->error && res->version > 0 && !moved)
 				in->version = res->version;
@@ -1992,34 +2069,44 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 			 * the file aside), after a backoff that grows at
 			 * each refusal, so that the remote change keeps it and
 			 * moves it aside rather than deleting it as clean
-			 * (refused again until then) */
-			again =
-			    e->op == VS_JOP_WRITE &&
-			    (res->error == -EISDIR || res->error == -ENOTDIR) &&
-			    in->kind == VS_KIND_FILE && !in->removed &&
-			    inode_path(in, now, sizeof(now)) == 0;
+			 * (refused again until then). So is a file whose
+			 * rename is refused so: what the user did, as far
+			 * as PostgreSQL allows (its old path deleted there,
+			 * rename_refused_delete) */
+			undone = rename_refused_at_dir(e, res);
+			again = (undone || (e->op == VS_JOP_WRITE &&
+					    (res->error == -EISDIR ||
+					     res->error == -ENOTDIR))) &&
+				in->kind == VS_KIND_FILE && !in->removed &&
+				inode_path(in, now, sizeof(now)) == 0;
 		}
 		pthread_mutex_unlock(&fs->table.lock);
 		if (again) {
 			in->wgen++; /* a change to save (the saver's) */
-			if (moved) {
+			if (moved)
 				dirty_mark(fs, in, false);
-				vs_warn("the local edit of '%s' is saved at "
-					"'%s', where the file is now",
-					e->path, now);
-			} else {
-				int ms = dirty_mark_refused(fs, in);
-
-				vs_warn("the local edit of '%s' stays a local "
-					"change, saved again where the file is "
-					"once the remote change there is "
-					"applied (next try in %d.%d s, later "
-					"after each refusal, up to %d s)",
-					e->path, ms / 1000, ms % 1000 / 100,
-					FSW_RETRY_MAX_MS / 1000);
-			}
+			else
+				ms = dirty_mark_refused(fs, in);
 		}
 		inode_fd_unlock(&fs->table, in);
+		if (again && undone) {
+			rename_refused_delete(fs, e, from, what, sizeof(what));
+			snprintf(what + strlen(what),
+				 sizeof(what) - strlen(what), ", the file");
+		} else
+			snprintf(what, sizeof(what), "the local edit of '%s'",
+				 e->path);
+		if (again && moved)
+			vs_warn("%s is saved at '%s', where the file is now",
+				what, now);
+		else if (again)
+			vs_warn(
+			    "%s stays a local change, saved again where "
+			    "the file is once the remote change there is "
+			    "applied (next try in %d.%d s, later after each "
+			    "refusal, up to %d s)",
+			    what, ms / 1000, ms % 1000 / 100,
+			    FSW_RETRY_MAX_MS / 1000);
 		goto out;
 	}
 	/* the committed content, to serve once the working copy goes */

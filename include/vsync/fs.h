@@ -98,7 +98,9 @@ void vs_fs_set_writeback(struct vs_fs *fs, struct vs_writeback *wb);
  * has now if it has left that one, else after a wait that grows at each
  * refusal (the remote change, once applied, moves it aside: update.c,
  * keep_aside; with no free name there it stays, refused less and less
- * often). */
+ * often). So for a rename of a file refused so: the file is saved where
+ * it is, and its old path deleted in PostgreSQL (a DELETE journaled, unless
+ * the mount has something there again). */
 bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		     const struct vs_wb_result *res);
 

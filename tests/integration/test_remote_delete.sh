@@ -32,9 +32,12 @@
 # refused before the updater applies the remote change (held back).
 # And a remote rename of a directory onto a file with local changes (one
 # PostgreSQL no longer has, one it never had, one whose save is
-# journaled) moves the file aside as a remote mkdir there does. One with
-# no free name beside it stays, and its save is refused less and less
-# often.
+# journaled) moves the file aside as a remote mkdir there does. A local
+# mv of a synced file to a path a remote change makes a directory (mkdir,
+# a directory moved there) before the rename is committed: the file goes
+# aside, PostgreSQL refuses the rename, and the file is saved aside and
+# its old path deleted there. One with no free name beside it stays, and
+# its save is refused less and less often.
 #
 # Needs /dev/fuse (else exit 77), PostgreSQL (started here).
 set -u
@@ -43,7 +46,7 @@ set -u
 
 vs_need_fuse
 CTL=$VSYNC_BUILD_DIR/agent/vsyncctl
-vs_deadline 420
+vs_deadline 480
 vs_pg_fixture || exit 1
 ctl() { timeout -k 5 60 "$CTL" -q "$@"; }
 
@@ -115,6 +118,11 @@ printf 'o10 v1\n' >"$SRC/src/o10.js"
 printf 'gz v1\n' >"$SRC/src/gz"
 printf 'taken\n' >"$SRC/src/gz.vsync-conflict"
 for i in $(seq 1 15); do printf 'taken\n' >"$SRC/src/gz.vsync-conflict-$i"; done
+printf 'mx v1\n' >"$SRC/src/mx"
+printf 'my v1\n' >"$SRC/src/my"
+mkdir -p "$SRC/src/mr"
+printf 'z v1\n' >"$SRC/src/mr/z.js"
+printf 'o12 v1\n' >"$SRC/src/o12.js"
 vs_check "vsyncctl init" ctl init
 vs_check "import" ctl import rd "$SRC"
 MNT=$W/mnt
@@ -782,6 +790,62 @@ gj_refused_once() {
 	[[ "$(grep -c "local change to 'src/gj' was refused" "$VS_MOUNT_LOG")" == 1 ]]
 }
 vs_check "the save was refused once" gj_refused_once
+
+# --- a local mv of a synced file, journaled and not committed yet (the
+# project's row held), to a path where a remote change puts a directory
+# (a remote mkdir there; a remote rename of a directory there, the file
+# written after the mv, its save chained after the rename): the updater
+# moves the file aside, PostgreSQL refuses the rename (a directory is
+# there). The rename was dropped: the file aside stayed clean, never
+# saved, and PostgreSQL kept the old path, which the mount no longer had.
+# What the user did is carried out as far as PostgreSQL allows: the file
+# is saved aside, the old path deleted there
+vs_check "the updater is held back" hold_updater src/blk7
+vs_check "vsyncctl mkdir at the path a file is moved to" ctl mkdir rd src/mp
+vs_check "vsyncctl mv of a directory to the path another is moved to" \
+	ctl mv rd src/mr src/mq
+held_psql hold6
+echo "BEGIN; SELECT vsync_rename('$ID', 'src/o12.js', 'src/o13.js', NULL, NULL, 'test');" >&7
+vs_check "an unrelated change holds the project's row" \
+	vs_poll 10 grep -qx '[0-9][0-9]*' "$W/hold6.out"
+vs_check "a local mv of a synced file" mv "$MNT/src/mx" "$MNT/src/mp"
+vs_check "a local mv of another" mv "$MNT/src/my" "$MNT/src/mq"
+printf 'my local edit\n' >>"$MNT/src/mq" # journaled in 4 s
+printf 'my v1\nmy local edit\n' >"$W/my_saved"
+vs_check "its save is journaled" vs_poll 15 bytes_journaled "$W/my_saved"
+vs_check "their commits wait" vs_poll 15 save_waits
+vs_check "the updater goes on" release_updater src/blk7
+vs_check "the remote changes are applied" \
+	vs_poll 20 test -d "$MNT/src/mp" -a -f "$MNT/src/mq/z.js"
+vs_check_eq "the first moved file is aside" \
+	"mx v1" "$(cat "$MNT/src/mp.vsync-conflict" 2>&1)"
+vs_check "the second is aside with its local bytes" \
+	cmp -s "$MNT/src/mq.vsync-conflict" "$W/my_saved"
+echo "COMMIT;" >&7
+exec 7>&-
+wait "$HELD_PID"
+vs_check_eq "the unrelated change is committed" 0 "$?"
+renames_refused() {
+	grep -q "rename refused for good: .*'src/mx' -> 'src/mp'" "$VS_MOUNT_LOG" &&
+		grep -q "rename refused for good: .*'src/my' -> 'src/mq'" "$VS_MOUNT_LOG"
+}
+vs_check "PostgreSQL refuses the renames" vs_poll 30 renames_refused
+renames_carried_logged() {
+	grep -q "rename of 'src/mx' to 'src/mp' is refused .*: 'src/mx' is deleted there, the file is saved at 'src/mp.vsync-conflict'" "$VS_MOUNT_LOG" &&
+		grep -q "rename of 'src/my' to 'src/mq' is refused .*: 'src/my' is deleted there" "$VS_MOUNT_LOG"
+}
+vs_check "the mount says it carries the renames out aside" \
+	vs_poll 10 renames_carried_logged
+vs_check "PostgreSQL has the first file aside" \
+	vs_poll 30 saved src/mp.vsync-conflict "mx v1"
+vs_check "PostgreSQL has the second's local bytes aside" \
+	vs_poll 30 saved_as src/mq.vsync-conflict "$W/my_saved"
+old_gone() { ! pg_has src/mx && ! pg_has src/my; }
+vs_check "PostgreSQL no longer has the old paths" vs_poll 30 old_gone
+dirs_there() { pg_has src/mp && saved src/mq/z.js "z v1"; }
+vs_check "PostgreSQL has the remote directories" dirs_there
+vs_check "the mount is in sync again (GET /status)" vs_poll 10 in_sync
+vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
 
 # --- a file with local changes where a remote change puts a directory,
 # with no free name beside it (NAME.vsync-conflict and -1 to -15 taken):
