@@ -83,6 +83,9 @@
 /* mountpoint + '/' + project path */
 #define VS_MNT_PATH_MAX (PATH_MAX + VS_PATH_MAX + 2)
 
+/* the names keep_aside tries: NAME.vsync-conflict, then -1 to -(N - 1) */
+#define UPDATE_ASIDE_NAMES 16
+
 /*
  * The absolute path of project path @path through the mountpoint. No fd on
  * the mount is kept open: it would make `fusermount3 -u` fail with EBUSY.
@@ -450,7 +453,7 @@ static int keep_aside(struct vs_fs *fs, const char *path, enum vs_kind kind,
 	uint64_t other;
 	int n = -1, r;
 
-	for (unsigned int i = 0; i < 16 && n < 0; i++) {
+	for (unsigned int i = 0; i < UPDATE_ASIDE_NAMES && n < 0; i++) {
 		n = i ? snprintf(aside, sizeof(aside), "%s.vsync-conflict-%u",
 				 path, i)
 		      : snprintf(aside, sizeof(aside), "%s.vsync-conflict",
@@ -462,10 +465,10 @@ static int keep_aside(struct vs_fs *fs, const char *path, enum vs_kind kind,
 	}
 	if (n < 0) {
 		vs_warn("'%s' cannot be moved aside: '%s.vsync-conflict' and "
-			"'-1' to '-15' are taken (or too long): its local "
+			"'-1' to '-%d' are taken (or too long): its local "
 			"changes stay there, not synced (their save is "
 			"refused there, and tried again less and less often)",
-			path, path);
+			path, path, UPDATE_ASIDE_NAMES - 1);
 		return 1;
 	}
 	if ((r = mnt_path(fs, path, from, sizeof(from))) < 0 ||

@@ -2023,7 +2023,7 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		 * its old path goes */
 		undone = rename_refused_at_dir(e, res) &&
 			 moved->kind == VS_KIND_FILE && !moved->removed;
-		from = inode_save(moved)->from_version;
+		from = inode_save_r(moved)->from_version;
 		inode_save(moved)->pending_moved = 0; /* (listed: it has one) */
 		pthread_mutex_unlock(&fs->table.lock);
 		if (undone) {
@@ -2089,17 +2089,22 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 				ms = dirty_mark_refused(fs, in);
 		}
 		inode_fd_unlock(&fs->table, in);
-		if (again && undone) {
+		if (!again)
+			goto out;
+		if (undone) {
+			size_t n;
+
 			rename_refused_delete(fs, e, from, what, sizeof(what));
-			snprintf(what + strlen(what),
-				 sizeof(what) - strlen(what), ", the file");
-		} else
+			n = strlen(what);
+			snprintf(what + n, sizeof(what) - n, ", the file");
+		} else {
 			snprintf(what, sizeof(what), "the local edit of '%s'",
 				 e->path);
-		if (again && moved)
+		}
+		if (moved)
 			vs_warn("%s is saved at '%s', where the file is now",
 				what, now);
-		else if (again)
+		else
 			vs_warn(
 			    "%s stays a local change, saved again where "
 			    "the file is once the remote change there is "
