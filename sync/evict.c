@@ -514,6 +514,11 @@ static void wait_room(struct vs_evict *ev, uint64_t gen, int64_t left)
 	atomic_store(&ev->room_waited, false);
 }
 
+bool vs_evict_waiting_room(struct vs_evict *ev)
+{
+	return atomic_load(&ev->room_waited);
+}
+
 static void *evict_main(void *arg)
 {
 	struct vs_evict *ev = arg;

@@ -95,5 +95,9 @@ struct vs_evict;
 int vs_evict_start(struct vs_evict **out, const struct vs_evict_config *cfg);
 /* Stop the thread (a pass under way finishes) and free. NULL is fine. */
 void vs_evict_stop(struct vs_evict *ev);
+/* true while a reclaim's pass found the room held by unsaved (journaled
+ * or pinned) or young objects and waits for a commit or unlink to free
+ * it (vs_cache_room_changed) */
+bool vs_evict_waiting_room(struct vs_evict *ev);
 
 #endif

@@ -495,18 +495,37 @@ static void *reclaim_thread(void *arg)
 	return vs_cache_reclaim(&f->cache) ? arg : NULL;
 }
 
-/* Poll (deadline 5 s) until the cache's estimate is not @was: a pass has
- * measured objects/. */
-static bool measured_since(struct fixture *f, uint64_t was)
+/* Poll (deadline 5 s) until @cond(@arg). */
+static bool poll_until(bool (*cond)(void *), void *arg)
 {
 	struct timespec ts = {0, 1000000};
 
 	for (int i = 0; i < 5000; i++) {
-		if (vs_cache_bytes(&f->cache) != was)
+		if (cond(arg))
 			return true;
 		nanosleep(&ts, NULL);
 	}
 	return false;
+}
+
+static uint64_t measured_was;
+
+static bool bytes_moved(void *arg)
+{
+	return vs_cache_bytes(&((struct fixture *)arg)->cache) != measured_was;
+}
+
+/* Poll until the cache's estimate is not @was: a pass has measured
+ * objects/. */
+static bool measured_since(struct fixture *f, uint64_t was)
+{
+	measured_was = was;
+	return poll_until(bytes_moved, f);
+}
+
+static bool waits_room(void *arg)
+{
+	return vs_evict_waiting_room(arg);
 }
 
 static void test_reclaim_waits(void **state)
@@ -552,6 +571,10 @@ static void test_reclaim_waits(void **state)
 	assert_int_equal(0, pthread_create(&t, NULL, reclaim_thread, f));
 	check_bool(true, measured_since(f, total + 1),
 		   "the reclaim's pass measured");
+	/* the pass has read the journals (the commits below must not race
+	 * its scan) and waits for room: nothing was evictable */
+	check_bool(true, poll_until(waits_room, ev),
+		   "the reclaim waits for a commit");
 	for (int i = 0; i < 4; i++)
 		check_bool(true, present(f, i), "journaled object %d kept", i);
 	for (uint64_t l = 1; l <= 4; l++)
