@@ -86,7 +86,8 @@
 #   vs_need_fuse         exit 77 with "SKIP: ..." if FUSE cannot be used.
 #   vs_need_cmd CMD WHAT exit 77 with "SKIP: ..." if CMD is not on PATH.
 #   vs_poll SECS CMD...  re-run CMD until it succeeds (naps of 5 ms up to
-#                        $VS_POLL_NAP_MAX, default 50, in between); 1 on
+#                        $VS_POLL_NAP_MAX, default 50, in between, and at
+#                        least twice what CMD took, up to 250 ms); 1 on
 #                        timeout.
 #   vs_nap MS            sleep MS milliseconds without forking.
 #   vs_now_ms            milliseconds since the epoch.
@@ -244,12 +245,16 @@ vs_nap() {
 # to VS_POLL_NAP_MAX ms (default 50) in between (most conditions hold at
 # once or within a few ms; a slow one is not re-checked more than 20
 # times a second, so that polling does not take the CPU the code under
-# test needs).
+# test needs). A nap is at least twice what CMD took, up to 250 ms: a
+# CMD that starts a process (a vsyncctl of the ASan build takes 90 ms of
+# CPU to start, and a PostgreSQL backend to connect to) then takes a
+# third of a core while it waits, not most of one.
 vs_poll() {
-	local t=${EPOCHREALTIME/./} deadline nap=5 max=${VS_POLL_NAP_MAX:-50}
+	local t=${EPOCHREALTIME/./} t0 deadline nap=5 max=${VS_POLL_NAP_MAX:-50}
 	deadline=$((t / 1000 + $1 * 1000))
 	shift
 	while :; do
+		t0=${EPOCHREALTIME/./}
 		if "$@"; then
 			return 0
 		fi
@@ -257,7 +262,9 @@ vs_poll() {
 		if ((t / 1000 >= deadline)); then
 			return 1
 		fi
-		vs_nap "$nap"
+		t0=$(((t - t0) / 500)) # twice what CMD took, in ms, up to 250
+		((t0 < 250)) || t0=250
+		vs_nap "$((t0 > nap ? t0 : nap))"
 		((nap < max)) && nap=$((nap * 2 > max ? max : nap * 2))
 	done
 }
