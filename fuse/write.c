@@ -1981,7 +1981,7 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 {
 	struct vs_inode *in, *moved;
 	int fd = -1, old_fd = -1, old_wfd = -1;
-	bool clean = false, again = false, undone = false;
+	bool clean = false, again = false, undone = false, gone = false;
 	int64_t from = 0;
 
 	if (res->error) {
@@ -2074,16 +2074,26 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 			 * as PostgreSQL allows (its old path deleted there,
 			 * rename_refused_delete) */
 			undone = rename_refused_at_dir(e, res);
-			again = (undone || (e->op == VS_JOP_WRITE &&
-					    (res->error == -EISDIR ||
-					     res->error == -ENOTDIR))) &&
+			/* a rename refused because PostgreSQL no longer has
+			 * the file (deleted remotely before it was
+			 * committed): the file stays where the user put it,
+			 * a new file there, saved (as a save of a file
+			 * deleted remotely re-creates it) */
+			gone = e->op == VS_JOP_RENAME &&
+			       res->error == -ENOENT && !moved;
+			again = (undone || gone ||
+				 (e->op == VS_JOP_WRITE &&
+				  (res->error == -EISDIR ||
+				   res->error == -ENOTDIR))) &&
 				in->kind == VS_KIND_FILE && !in->removed &&
 				inode_path(in, now, sizeof(now)) == 0;
+			if (again && gone)
+				in->version = 0; /* none at its path */
 		}
 		pthread_mutex_unlock(&fs->table.lock);
 		if (again) {
 			in->wgen++; /* a change to save (the saver's) */
-			if (moved)
+			if (moved || gone)
 				dirty_mark(fs, in, false);
 			else
 				ms = dirty_mark_refused(fs, in);
@@ -2091,6 +2101,13 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		inode_fd_unlock(&fs->table, in);
 		if (!again)
 			goto out;
+		if (gone) {
+			vs_warn("the rename of '%s' to '%s' is refused there: "
+				"'%s' was deleted there first; the file is "
+				"saved at '%s', where it is",
+				e->old_path, e->path, e->old_path, now);
+			goto out;
+		}
 		if (undone) {
 			size_t n;
 

@@ -36,8 +36,10 @@
 # mv of a synced file to a path a remote change makes a directory (mkdir,
 # a directory moved there) before the rename is committed: the file goes
 # aside, PostgreSQL refuses the rename, and the file is saved aside and
-# its old path deleted there. One with no free name beside it stays, and
-# its save is refused less and less often.
+# its old path deleted there. One whose old path a remote delete removes
+# first is saved at its new path (PostgreSQL refuses the rename: no such
+# file). One with no free name beside it stays, and its save is refused
+# less and less often.
 #
 # Needs /dev/fuse (else exit 77), PostgreSQL (started here).
 set -u
@@ -123,6 +125,7 @@ printf 'my v1\n' >"$SRC/src/my"
 mkdir -p "$SRC/src/mr"
 printf 'z v1\n' >"$SRC/src/mr/z.js"
 printf 'o12 v1\n' >"$SRC/src/o12.js"
+printf 'nx v1\n' >"$SRC/src/nx"
 vs_check "vsyncctl init" ctl init
 vs_check "import" ctl import rd "$SRC"
 MNT=$W/mnt
@@ -855,6 +858,35 @@ old_gone() { ! pg_has src/mx && ! pg_has src/my; }
 vs_check "PostgreSQL no longer has the old paths" vs_poll 30 old_gone
 dirs_there() { pg_has src/mp && saved src/mq/z.js "z v1"; }
 vs_check "PostgreSQL has the remote directories" dirs_there
+vs_check "the mount is in sync again (GET /status)" vs_poll 10 in_sync
+vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
+
+# --- a local mv of a synced file, journaled and not committed yet, whose
+# old path a remote change deletes first: PostgreSQL refuses the rename
+# (no such file). It was dropped: the mount had the file at its new
+# path, clean, PostgreSQL had nothing there, for ever. It is saved where
+# it is, a new file there
+held_psql hold7
+# the remote delete holds the project's row: the rename waits for it
+echo "BEGIN; SELECT vsync_delete('$ID', 'src/nx', NULL, NULL, 'test');" >&7
+vs_check "a remote delete holds the project's row" \
+	vs_poll 10 grep -qx '[0-9][0-9]*' "$W/hold7.out"
+vs_check "a local mv of the file" mv "$MNT/src/nx" "$MNT/src/np"
+vs_check "its commit waits" vs_poll 15 save_waits
+echo "COMMIT;" >&7
+exec 7>&-
+wait "$HELD_PID"
+vs_check_eq "the remote delete is committed" 0 "$?"
+vs_check "PostgreSQL refuses the rename" vs_poll 30 grep -q \
+	"rename refused for good: .*'src/nx' -> 'src/np'" "$VS_MOUNT_LOG"
+vs_check "the mount says it saves the file where it is" vs_poll 10 grep -q \
+	"the rename of 'src/nx' to 'src/np' is refused there: 'src/nx' was deleted there first; the file is saved at 'src/np', where it is" \
+	"$VS_MOUNT_LOG"
+save_now src/np
+vs_check "PostgreSQL has the file at its new path" \
+	vs_poll 30 saved src/np "nx v1"
+nx_gone() { ! pg_has src/nx; }
+vs_check "PostgreSQL has nothing at the old path" nx_gone
 vs_check "the mount is in sync again (GET /status)" vs_poll 10 in_sync
 vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
 
