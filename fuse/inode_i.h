@@ -103,12 +103,6 @@ struct vs_inode_save {
 	int64_t over_version, over_mtime_ns;
 	uint32_t over_mode;
 	char over_hash[VS_HASH_HEX_LEN + 1];
-	/* the version of it that rename moved from its old path (0: not
-	 * known: a save of it was pending, or none committed), which a
-	 * DELETE of that path is based on should PostgreSQL refuse the
-	 * rename (write.c, vs_fs_committed). Set with pending_moved; same
-	 * locks. */
-	int64_t from_version;
 	/* the wait before a save refused at a directory is made again
 	 * where the file stays (write.c, dirty_mark_refused): grows at each
 	 * refusal, starts over once a save of it is committed; all zero

@@ -1387,14 +1387,14 @@ static bool never_saved(struct vs_fs *fs, struct vs_inode *in)
 }
 
 /* The version of file @in a rename of it journaled now moves from its
- * path (save.from_version): its own, unless a save of it is pending (then
- * not known: 0). Table locked. */
+ * path, for the RENAME entry's base_version: its own, unless a save of it
+ * is pending (then not known: -1). Table locked. */
 static int64_t moved_from_version(const struct vs_inode *in)
 {
 	return in->kind == VS_KIND_FILE && in->version > 0 &&
 		       !inode_save_r(in)->pending_op[0]
 		   ? in->version
-		   : 0;
+		   : -1;
 }
 
 int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
@@ -1405,6 +1405,7 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	struct vs_inode *in, *old, *file = NULL, *gone = NULL;
 	struct vs_landed over = {0}; /* a file it replaces (version 0: none) */
 	bool over_dir = false, unsaved = false;
+	int64_t moved = -1; /* the version it moves (-1: not known) */
 	uint64_t lseq;
 	int r = 0;
 
@@ -1491,6 +1492,8 @@ int fsw_rename(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	 * anything is journaled */
 	if (r == 0 && file && !unsaved && !inode_save_get(file))
 		r = -ENOMEM;
+	if (r == 0 && file)
+		moved = moved_from_version(file);
 out:
 	pthread_mutex_unlock(&fs->table.lock);
 	if (r < 0 || !in || old == in)
@@ -1503,8 +1506,8 @@ out:
 		r = journal_path(fs, VS_JOP_DELETE, to, NULL, NULL, 0, -1, NULL,
 				 NULL);
 	if (r == 0 && !unsaved)
-		r = journal_path(fs, VS_JOP_RENAME, to, from, NULL, 0, -1, op,
-				 &lseq);
+		r = journal_path(fs, VS_JOP_RENAME, to, from, NULL, 0, moved,
+				 op, &lseq);
 	if (r < 0)
 		goto unlock;
 	pthread_mutex_lock(&fs->table.lock);
@@ -1540,7 +1543,6 @@ out:
 		struct vs_inode_save *save = inode_save(file); /* had above */
 
 		pthread_mutex_lock(&fs->table.lock);
-		save->from_version = moved_from_version(file);
 		(void)inode_pending_set(&fs->table, file, op, lseq);
 		save->pending_moved = lseq;
 		save->over_version = over.version;
@@ -1582,7 +1584,6 @@ static int overlay_apply(struct vs_inode_table *t, const struct vs_jentry *e)
 {
 	struct vs_inode *in = NULL, *dir, *old;
 	const char *name;
-	int64_t from;
 	int r;
 
 	switch (e->op) {
@@ -1640,14 +1641,12 @@ static int overlay_apply(struct vs_inode_table *t, const struct vs_jentry *e)
 			return 1;
 		if (old)
 			inode_synced_remove(t, old);
-		from = moved_from_version(in);
 		r = inode_synced_move(in, dir, name);
 		if (r == 0 && in->kind != VS_KIND_DIR)
 			r = inode_pending_set(t, in, e->op_id, e->lseq);
 		if (r == 0 && in->kind != VS_KIND_DIR) {
 			inode_save(in)->pending_moved = e->lseq;
 			inode_save(in)->over_version = 0; /* not known */
-			inode_save(in)->from_version = from;
 		}
 		return r;
 	}
@@ -1948,13 +1947,13 @@ static bool rename_refused_at_dir(const struct vs_jentry *e,
  * Rename @e of a file was refused (rename_refused_at_dir): the file is
  * saved where it is now (vs_fs_committed), and its old path, which the
  * mount no longer has, is deleted in PostgreSQL, as the rename would have
- * done: a DELETE based on the version the rename moved (@from; 0: not
- * known, unconditional as the rename). Not if the mount has something
- * there again (made since, or a remote change applied there): that one
- * stays. What was done, for the log, into @what.
+ * done: a DELETE based on the version the rename moved (its entry's
+ * base_version; -1: not known, unconditional as the rename). Not if the
+ * mount has something there again (made since, or a remote change applied
+ * there): that one stays. What was done, for the log, into @what.
  */
 static void rename_refused_delete(struct vs_fs *fs, const struct vs_jentry *e,
-				  int64_t from, char *what, size_t size)
+				  char *what, size_t size)
 {
 	bool there;
 	int r = 0;
@@ -1965,7 +1964,7 @@ static void rename_refused_delete(struct vs_fs *fs, const struct vs_jentry *e,
 	pthread_mutex_unlock(&fs->table.lock);
 	if (!there)
 		r = journal_path(fs, VS_JOP_DELETE, e->old_path, NULL, NULL, 0,
-				 from > 0 ? from : -1, NULL, NULL);
+				 e->base_version, NULL, NULL);
 	pthread_mutex_unlock(&fs->ns_lock);
 	snprintf(what, size,
 		 "the rename of '%s' to '%s' is refused there (a directory, or "
@@ -1976,13 +1975,24 @@ static void rename_refused_delete(struct vs_fs *fs, const struct vs_jentry *e,
 			  : "stays there (its delete not journaled)");
 }
 
+/* Rename @e of a file was refused (rename_refused_at_dir), and the file
+ * is no longer in the mount (deleted here since): its old path is deleted
+ * in PostgreSQL all the same (rename_refused_delete), and logged. */
+static void rename_refused_gone(struct vs_fs *fs, const struct vs_jentry *e)
+{
+	char what[FSW_WHAT_MAX];
+
+	rename_refused_delete(fs, e, what, sizeof(what));
+	vs_warn("%s; the file was deleted here since", what);
+}
+
 bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		     const struct vs_wb_result *res)
 {
 	struct vs_inode *in, *moved;
 	int fd = -1, old_fd = -1, old_wfd = -1;
 	bool clean = false, again = false, undone = false, gone = false;
-	int64_t from = 0;
+	bool dropped = false;
 
 	if (res->error) {
 		vs_error("local change to '%s' was refused by PostgreSQL: %s; "
@@ -2023,13 +2033,12 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		 * its old path goes */
 		undone = rename_refused_at_dir(e, res) &&
 			 moved->kind == VS_KIND_FILE && !moved->removed;
-		from = inode_save_r(moved)->from_version;
 		inode_save(moved)->pending_moved = 0; /* (listed: it has one) */
 		pthread_mutex_unlock(&fs->table.lock);
 		if (undone) {
 			char what[FSW_WHAT_MAX];
 
-			rename_refused_delete(fs, e, from, what, sizeof(what));
+			rename_refused_delete(fs, e, what, sizeof(what));
 			vs_warn("%s, the save made since follows the file",
 				what);
 		}
@@ -2040,8 +2049,17 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 	else
 		in = NULL;
 	pthread_mutex_unlock(&fs->table.lock);
-	if (!in)
-		return false;
+	if (!in) {
+		/* refused at a directory, the file it moved no longer in
+		 * the mount (deleted here since): its old path goes all the
+		 * same, as the rename would have done. Only with the version
+		 * it moved known, which only a file's rename records: the
+		 * entry does not say whether it moved a directory */
+		if (!rename_refused_at_dir(e, res) || e->base_version <= 0)
+			return false;
+		rename_refused_gone(fs, e);
+		return true;
+	}
 	if (e->op == VS_JOP_RENAME || in->kind != VS_KIND_FILE || res->error) {
 		char now[VS_PATH_MAX + 1], what[FSW_WHAT_MAX];
 		int ms = 0;
@@ -2056,7 +2074,6 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 				landed_note(fs, in, e, res->seq, false);
 				vs_backoff_reset(&inode_save(in)->refused);
 			}
-			from = inode_save_r(in)->from_version;
 			inode_pending_set(&fs->table, in, NULL, 0);
 			if (!res->error && res->version > 0 && !moved)
 				in->version = res->version;
@@ -2089,6 +2106,7 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 				inode_path(in, now, sizeof(now)) == 0;
 			if (again && gone)
 				in->version = 0; /* none at its path */
+			dropped = undone && in->removed;
 		}
 		pthread_mutex_unlock(&fs->table.lock);
 		if (again) {
@@ -2099,6 +2117,8 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 				ms = dirty_mark_refused(fs, in);
 		}
 		inode_fd_unlock(&fs->table, in);
+		if (dropped)
+			rename_refused_gone(fs, e);
 		if (!again)
 			goto out;
 		if (gone) {
@@ -2111,7 +2131,7 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		if (undone) {
 			size_t n;
 
-			rename_refused_delete(fs, e, from, what, sizeof(what));
+			rename_refused_delete(fs, e, what, sizeof(what));
 			n = strlen(what);
 			snprintf(what + n, sizeof(what) - n, ", the file");
 		} else {
@@ -2189,5 +2209,5 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		fs_inval_inode(fs, in->ino);
 out:
 	inode_unpin(&fs->table, in);
-	return again;
+	return again || dropped;
 }

@@ -43,7 +43,10 @@ struct vs_jentry {
 	char old_path[VS_PATH_MAX + 1]; /* rename */
 	char target[VS_PATH_MAX + 1];	/* symlink */
 	uint32_t mode;
-	int64_t base_version; /* -1: none (unconditional) */
+	/* -1: none (unconditional). A RENAME's is the version of the file
+	 * it moves, when known (-1 for a directory), for the mount: the
+	 * rename itself is committed unconditionally */
+	int64_t base_version;
 	/* WRITE/SYMLINK: when not "", the base is the version that journal
 	 * operation @after_op produced (a chain of local saves of one path
 	 * journaled before the previous one was committed); look it up in

@@ -38,8 +38,9 @@
 # aside, PostgreSQL refuses the rename, and the file is saved aside and
 # its old path deleted there. One whose old path a remote delete removes
 # first is saved at its new path (PostgreSQL refuses the rename: no such
-# file). One with no free name beside it stays, and its save is refused
-# less and less often.
+# file); one refused at a directory and deleted here since has its old
+# path deleted there all the same. One with no free name beside it stays,
+# and its save is refused less and less often.
 #
 # Needs /dev/fuse (else exit 77), PostgreSQL (started here).
 set -u
@@ -126,6 +127,10 @@ mkdir -p "$SRC/src/mr"
 printf 'z v1\n' >"$SRC/src/mr/z.js"
 printf 'o12 v1\n' >"$SRC/src/o12.js"
 printf 'nx v1\n' >"$SRC/src/nx"
+printf 'kx v1\n' >"$SRC/src/kx"
+printf 'o14 v1\n' >"$SRC/src/o14.js"
+mkdir -p "$SRC/src/kq"
+printf 'z v1\n' >"$SRC/src/kq/z.js"
 vs_check "vsyncctl init" ctl init
 vs_check "import" ctl import rd "$SRC"
 MNT=$W/mnt
@@ -887,6 +892,41 @@ vs_check "PostgreSQL has the file at its new path" \
 	vs_poll 30 saved src/np "nx v1"
 nx_gone() { ! pg_has src/nx; }
 vs_check "PostgreSQL has nothing at the old path" nx_gone
+vs_check "the mount is in sync again (GET /status)" vs_poll 10 in_sync
+vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
+
+# --- a local mv of a synced file into a directory that a remote change
+# has made a file (rm -r, then a file there: committed first, the updater
+# held back), then a local rm of it, both journaled and not committed yet
+# (the project's row held): PostgreSQL refuses the rename (a parent is a
+# file), and the file is no longer in the mount. PostgreSQL kept its old
+# path, which the mount did not have, for ever. It is deleted there, as
+# the rename would have done
+vs_check "the updater is held back" hold_updater src/blk8
+vs_check "vsyncctl rm -r of a directory" ctl rm -r rd src/kq
+printf 'kq remote\n' >"$W/kq_file"
+vs_check "vsyncctl put of a file at its path" ctl put rd src/kq "$W/kq_file"
+held_psql hold8
+# an unrelated change holds the project's row: the rename and rm wait
+echo "BEGIN; SELECT vsync_rename('$ID', 'src/o14.js', 'src/o15.js', NULL, NULL, 'test');" >&7
+vs_check "an unrelated change holds the project's row" \
+	vs_poll 10 grep -qx '[0-9][0-9]*' "$W/hold8.out"
+vs_check "a local mv of a file into the directory" mv "$MNT/src/kx" "$MNT/src/kq/kp"
+vs_check "a local rm of it" rm "$MNT/src/kq/kp"
+vs_check "their commits wait" vs_poll 15 save_waits
+echo "COMMIT;" >&7
+exec 7>&-
+wait "$HELD_PID"
+vs_check_eq "the unrelated change is committed" 0 "$?"
+vs_check "PostgreSQL refuses the rename" vs_poll 30 grep -q \
+	"rename refused for good: .*'src/kx' -> 'src/kq/kp'" "$VS_MOUNT_LOG"
+vs_check "the mount says it deletes the old path there" vs_poll 10 grep -q \
+	"the rename of 'src/kx' to 'src/kq/kp' is refused there (a directory, or a file above it): 'src/kx' is deleted there; the file was deleted here since" \
+	"$VS_MOUNT_LOG"
+kx_gone() { ! pg_has src/kx; }
+vs_check "PostgreSQL no longer has the old path" vs_poll 30 kx_gone
+vs_check "the updater goes on" release_updater src/blk8
+vs_check "the remote changes are applied" vs_poll 20 test -f "$MNT/src/kq"
 vs_check "the mount is in sync again (GET /status)" vs_poll 10 in_sync
 vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
 
