@@ -244,6 +244,15 @@ held_psql() {
 	exec 7>"$W/$1.in"
 	vs_on_exit "exec 7>&-; kill $HELD_PID 2>/dev/null; wait $HELD_PID 2>/dev/null; true"
 }
+# commit_held [DESC]: COMMIT the held_psql session and wait for it; with
+# DESC, check that it committed (psql's exit status 0)
+commit_held() {
+	local rc=0
+	echo "COMMIT;" >&7
+	exec 7>&-
+	wait "$HELD_PID" || rc=$?
+	(($# == 0)) || vs_check_eq "$1" 0 "$rc"
+}
 
 # --- a remote rename of a directory holding files with local changes
 printf 'j local edit\n' >>"$MNT/src/mv/j.js" # saved after the rename
@@ -262,10 +271,7 @@ save_waits() {
 }
 vs_check "its commit waits for the rename" vs_poll 15 save_waits
 printf 'k local edit\n' >>"$MNT/src/mv/sub/k.js" # not saved for 4 s
-echo "COMMIT;" >&7
-exec 7>&-
-wait "$HELD_PID"
-vs_check_eq "the remote rename is committed" 0 "$?"
+commit_held "the remote rename is committed"
 
 dir_kept_logged() {
 	grep -q "'src/mv/j.js' moved remotely to 'src/mv2/j.js' while it has local changes: kept" "$VS_MOUNT_LOG" &&
@@ -311,9 +317,7 @@ vs_check "the save of src/hv/h.js is journaled" \
 	vs_poll 15 bytes_journaled "$W/h_saved"
 vs_check "its commit waits" vs_poll 15 save_waits
 printf 'h again\n' >>"$MNT/src/hv/h.js" # written again: dirty for 4 s
-echo "COMMIT;" >&7
-exec 7>&-
-wait "$HELD_PID"
+commit_held
 vs_check "the save is committed" vs_poll 10 saved src/hv/h.js "$(cat "$W/h_saved")"
 vs_check "a remote rename of its directory" ctl mv rd src/hv src/hv2
 vs_check "the rename is applied" vs_poll 10 test -f "$MNT/src/hv2/c.js"
@@ -357,6 +361,8 @@ pg_has() {
 	[[ "$(vs_sql "SELECT count(*) FROM project_files WHERE project_id = '$ID'
 		AND file_path = '$1' AND is_current AND NOT is_deleted")" == 1 ]]
 }
+# PATH: has PostgreSQL no live entry there?
+pg_lacks() { ! pg_has "$1"; }
 # The updater held back: DIR, an empty directory made here, has a bind
 # mount on it, so the remote rm -r of it fails in the mount (rmdir: EBUSY)
 # and is retried until release_updater DIR unmounts it; the changes after
@@ -416,9 +422,7 @@ save_bg src/b2/x.js
 printf 'x v1\nx local edit\n' >"$W/x_saved"
 vs_check "its save is journaled behind the move" \
 	vs_poll 15 bytes_journaled "$W/x_saved"
-echo "COMMIT;" >&7
-exec 7>&-
-wait "$HELD_PID"
+commit_held
 vs_check "the move and the save land after the rename" \
 	vs_poll 20 saved src/b2/x.js "$(cat "$W/x_saved")"
 vs_check "the updater goes on" release_updater src/blk2
@@ -580,9 +584,7 @@ printf 'w v1\nw save\n' >"$W/w_saved"
 vs_check "the first save is journaled" vs_poll 15 bytes_journaled "$W/w_saved"
 vs_check "its commit waits" vs_poll 15 save_waits
 printf 'w again\n' >>"$MNT/src/w/w.js" # written again: not taken
-echo "COMMIT;" >&7
-exec 7>&-
-wait "$HELD_PID"
+commit_held
 vs_check "the first save is committed" vs_poll 10 saved src/w/w.js "$(cat "$W/w_saved")"
 printf 'w third\n' >>"$MNT/src/w/w.js" # dirty for 4 s more
 vs_check "a remote rename of its directory" ctl mv rd src/w src/w2
@@ -639,10 +641,7 @@ vs_check "the mount says so" vs_poll 10 grep -q \
 	"$VS_MOUNT_LOG"
 vs_check_eq "the file stays with its local bytes" \
 	"$(cat "$W/qx_saved")" "$(cat "$MNT/src/qx.js" 2>&1)"
-echo "COMMIT;" >&7
-exec 7>&-
-wait "$HELD_PID"
-vs_check_eq "the unrelated change is committed" 0 "$?"
+commit_held "the unrelated change is committed"
 vs_check "PostgreSQL has the save at the path" \
 	vs_poll 20 saved src/qx.js "$(cat "$W/qx_saved")"
 vs_check_eq "the moved file stays in its history" \
@@ -677,9 +676,7 @@ vs_check "the file under the new directory is there" \
 	vs_poll 10 test -f "$MNT/src/fe/x.js"
 vs_check "the journaled file is aside with its local bytes" \
 	cmp -s "$MNT/src/fe.vsync-conflict" "$W/fe_local"
-echo "COMMIT;" >&7
-exec 7>&-
-wait "$HELD_PID"
+commit_held
 saved_as() { # PATH FILE
 	ctl cat rd "$1" 2>/dev/null | cmp -s - "$2"
 }
@@ -797,10 +794,7 @@ vs_check "the updater goes on" release_updater src/blk6
 vs_check "the rename is applied" vs_poll 20 test -f "$MNT/src/gj/z.js"
 vs_check "the journaled file is aside with its local bytes" \
 	cmp -s "$MNT/src/gj.vsync-conflict" "$W/gj_saved"
-echo "COMMIT;" >&7
-exec 7>&-
-wait "$HELD_PID"
-vs_check_eq "the unrelated change is committed" 0 "$?"
+commit_held "the unrelated change is committed"
 resaved_aside gj "$W/gj_saved"
 vs_check "PostgreSQL has the moved directory" saved src/gj/z.js "z v1"
 vs_check "the mount is in sync again (GET /status)" vs_poll 10 in_sync
@@ -840,10 +834,7 @@ vs_check_eq "the first moved file is aside" \
 	"mx v1" "$(cat "$MNT/src/mp.vsync-conflict" 2>&1)"
 vs_check "the second is aside with its local bytes" \
 	cmp -s "$MNT/src/mq.vsync-conflict" "$W/my_saved"
-echo "COMMIT;" >&7
-exec 7>&-
-wait "$HELD_PID"
-vs_check_eq "the unrelated change is committed" 0 "$?"
+commit_held "the unrelated change is committed"
 renames_refused() {
 	grep -q "rename refused for good: .*'src/mx' -> 'src/mp'" "$VS_MOUNT_LOG" &&
 		grep -q "rename refused for good: .*'src/my' -> 'src/mq'" "$VS_MOUNT_LOG"
@@ -878,10 +869,7 @@ vs_check "a remote delete holds the project's row" \
 	vs_poll 10 grep -qx '[0-9][0-9]*' "$W/hold7.out"
 vs_check "a local mv of the file" mv "$MNT/src/nx" "$MNT/src/np"
 vs_check "its commit waits" vs_poll 15 save_waits
-echo "COMMIT;" >&7
-exec 7>&-
-wait "$HELD_PID"
-vs_check_eq "the remote delete is committed" 0 "$?"
+commit_held "the remote delete is committed"
 vs_check "PostgreSQL refuses the rename" vs_poll 30 grep -q \
 	"rename refused for good: .*'src/nx' -> 'src/np'" "$VS_MOUNT_LOG"
 vs_check "the mount says it saves the file where it is" vs_poll 10 grep -q \
@@ -890,8 +878,7 @@ vs_check "the mount says it saves the file where it is" vs_poll 10 grep -q \
 save_now src/np
 vs_check "PostgreSQL has the file at its new path" \
 	vs_poll 30 saved src/np "nx v1"
-nx_gone() { ! pg_has src/nx; }
-vs_check "PostgreSQL has nothing at the old path" nx_gone
+vs_check "PostgreSQL has nothing at the old path" pg_lacks src/nx
 vs_check "the mount is in sync again (GET /status)" vs_poll 10 in_sync
 vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
 
@@ -914,17 +901,13 @@ vs_check "an unrelated change holds the project's row" \
 vs_check "a local mv of a file into the directory" mv "$MNT/src/kx" "$MNT/src/kq/kp"
 vs_check "a local rm of it" rm "$MNT/src/kq/kp"
 vs_check "their commits wait" vs_poll 15 save_waits
-echo "COMMIT;" >&7
-exec 7>&-
-wait "$HELD_PID"
-vs_check_eq "the unrelated change is committed" 0 "$?"
+commit_held "the unrelated change is committed"
 vs_check "PostgreSQL refuses the rename" vs_poll 30 grep -q \
 	"rename refused for good: .*'src/kx' -> 'src/kq/kp'" "$VS_MOUNT_LOG"
 vs_check "the mount says it deletes the old path there" vs_poll 10 grep -q \
 	"the rename of 'src/kx' to 'src/kq/kp' is refused there (a directory, or a file above it): 'src/kx' is deleted there; the file was deleted here since" \
 	"$VS_MOUNT_LOG"
-kx_gone() { ! pg_has src/kx; }
-vs_check "PostgreSQL no longer has the old path" vs_poll 30 kx_gone
+vs_check "PostgreSQL no longer has the old path" vs_poll 30 pg_lacks src/kx
 vs_check "the updater goes on" release_updater src/blk8
 vs_check "the remote changes are applied" vs_poll 20 test -f "$MNT/src/kq"
 vs_check "the mount is in sync again (GET /status)" vs_poll 10 in_sync
