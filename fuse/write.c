@@ -2096,8 +2096,7 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 			 * committed): the file stays where the user put it,
 			 * a new file there, saved (as a save of a file
 			 * deleted remotely re-creates it) */
-			gone = e->op == VS_JOP_RENAME &&
-			       res->error == -ENOENT && !moved;
+			gone = e->op == VS_JOP_RENAME && res->error == -ENOENT;
 			again = (undone || gone ||
 				 (e->op == VS_JOP_WRITE &&
 				  (res->error == -EISDIR ||
@@ -2106,6 +2105,8 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 				inode_path(in, now, sizeof(now)) == 0;
 			if (again && gone)
 				in->version = 0; /* none at its path */
+			/* (here the mount knows it was a file: the old path
+			 * goes without a known version too, as above) */
 			dropped = undone && in->removed;
 		}
 		pthread_mutex_unlock(&fs->table.lock);

@@ -101,7 +101,8 @@ void vs_fs_set_writeback(struct vs_fs *fs, struct vs_writeback *wb);
  * often). So for a rename of a file refused so: the file is saved where
  * it is, and its old path deleted in PostgreSQL (a DELETE journaled, unless
  * the mount has something there again; so it is for a file deleted here
- * since, with the version the rename moved known); and for one refused
+ * since, unless the mount forgot it and the version the rename moved is
+ * not known); and for one refused
  * because its old path was deleted there first: the file is saved where
  * it is, a new file there. */
 bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
