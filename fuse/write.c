@@ -2030,12 +2030,16 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 			landed_note(fs, moved, e, res->seq, false);
 		/* refused at a directory: that save is refused there too,
 		 * and made again where the file is (below, for its WRITE);
-		 * its old path goes */
+		 * its old path goes, as it does for a file deleted here
+		 * since */
 		undone = rename_refused_at_dir(e, res) &&
-			 moved->kind == VS_KIND_FILE && !moved->removed;
+			 moved->kind == VS_KIND_FILE;
+		dropped = undone && moved->removed;
 		inode_save(moved)->pending_moved = 0; /* (listed: it has one) */
 		pthread_mutex_unlock(&fs->table.lock);
-		if (undone) {
+		if (dropped) {
+			rename_refused_gone(fs, e);
+		} else if (undone) {
 			char what[FSW_WHAT_MAX];
 
 			rename_refused_delete(fs, e, what, sizeof(what));
