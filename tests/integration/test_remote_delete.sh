@@ -234,23 +234,11 @@ vs_check_eq "no conflict recorded" 0 \
 	"$(vs_sql "SELECT count(*) FROM vsync_conflicts('$ID', 'src/m.js')")"
 vs_check "the mount reads the merge" vs_poll 10 cmp -s "$MNT/src/m.js" "$W/m_want"
 
-# NAME: a psql session fed through fd 7 (until `exec 7>&-`), its output
-# in $W/NAME.out, its pid in HELD_PID
-held_psql() {
-	mkfifo "$W/$1.in"
-	"$VS_PG_BIN/psql" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" \
-		<"$W/$1.in" >"$W/$1.out" 2>&1 &
-	HELD_PID=$!
-	exec 7>"$W/$1.in"
-	vs_on_exit "exec 7>&-; kill $HELD_PID 2>/dev/null; wait $HELD_PID 2>/dev/null; true"
-}
-# commit_held [DESC]: COMMIT the held_psql session and wait for it; with
-# DESC, check that it committed (psql's exit status 0)
+# commit_held [DESC]: COMMIT the held transaction (vs_held_begin) and
+# wait for it; with DESC, check that it committed (psql's exit status 0)
 commit_held() {
 	local rc=0
-	echo "COMMIT;" >&7
-	exec 7>&-
-	wait "$HELD_PID" || rc=$?
+	vs_held_commit || rc=$?
 	(($# == 0)) || vs_check_eq "$1" 0 "$rc"
 }
 
@@ -258,18 +246,13 @@ commit_held() {
 printf 'j local edit\n' >>"$MNT/src/mv/j.js" # saved after the rename
 # the rename, made and not committed yet: it holds the project's row, so
 # the committer's save of j.js waits for it and lands just after it
-held_psql rename
-echo "BEGIN; SELECT vsync_rename('$ID', 'src/mv', 'src/mv2', NULL, NULL, 'test');" >&7
+vs_held_begin rename "SELECT vsync_rename('$ID', 'src/mv', 'src/mv2', NULL, NULL, 'test');"
 vs_check "the remote rename is made" vs_poll 10 grep -qx '[0-9][0-9]*' "$W/rename.out"
 save_bg src/mv/j.js
 printf 'j v1\nj local edit\n' >"$W/j_local"
 vs_check "the save of src/mv/j.js is journaled" \
 	vs_poll 15 bytes_journaled "$W/j_local"
-save_waits() {
-	[[ "$(vs_sql "SELECT count(*) FROM pg_stat_activity
-		WHERE wait_event_type = 'Lock'")" -ge 1 ]]
-}
-vs_check "its commit waits for the rename" vs_poll 15 save_waits
+vs_check "its commit waits for the rename" vs_poll 15 vs_pg_lock_waits
 printf 'k local edit\n' >>"$MNT/src/mv/sub/k.js" # not saved for 4 s
 commit_held "the remote rename is committed"
 
@@ -306,16 +289,15 @@ vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd 
 # --- a file whose save was committed without the file taking its bytes
 # (written again meanwhile), under a directory renamed remotely: the new
 # path gets that save's bytes (PostgreSQL's), not the version before it
-held_psql hold
 # an unrelated change holds the project's row: the save waits for it
-echo "BEGIN; SELECT vsync_rename('$ID', 'src/o.js', 'src/o2.js', NULL, NULL, 'test');" >&7
+vs_held_begin hold "SELECT vsync_rename('$ID', 'src/o.js', 'src/o2.js', NULL, NULL, 'test');"
 vs_check "an unrelated change holds the project's row" \
 	vs_poll 10 grep -qx '[0-9][0-9]*' "$W/hold.out"
 printf 'h save\n' >>"$MNT/src/hv/h.js" # journaled in 4 s
 printf 'h v1\nh save\n' >"$W/h_saved"
 vs_check "the save of src/hv/h.js is journaled" \
 	vs_poll 15 bytes_journaled "$W/h_saved"
-vs_check "its commit waits" vs_poll 15 save_waits
+vs_check "its commit waits" vs_poll 15 vs_pg_lock_waits
 printf 'h again\n' >>"$MNT/src/hv/h.js" # written again: dirty for 4 s
 commit_held
 vs_check "the save is committed" vs_poll 10 saved src/hv/h.js "$(cat "$W/h_saved")"
@@ -411,9 +393,8 @@ vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd 
 # version the file had before its move: a copy appeared there)
 vs_check "the updater is held back" hold_updater src/blk2
 vs_check "a remote rename of a directory" ctl mv rd src/b2 src/b3
-held_psql hold2
 # an unrelated change holds the project's row: the commits wait
-echo "BEGIN; SELECT vsync_rename('$ID', 'src/o4.js', 'src/o5.js', NULL, NULL, 'test');" >&7
+vs_held_begin hold2 "SELECT vsync_rename('$ID', 'src/o4.js', 'src/o5.js', NULL, NULL, 'test');"
 vs_check "an unrelated change holds the project's row" \
 	vs_poll 10 grep -qx '[0-9][0-9]*' "$W/hold2.out"
 vs_check "a local move into the directory" mv "$MNT/src/b1/x.js" "$MNT/src/b2/x.js"
@@ -574,15 +555,14 @@ vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd 
 # new path gets the first save's bytes, which PostgreSQL moved there (the
 # second save's record named the version before the first one's bytes)
 vs_check "the updater is held back" hold_updater src/blk4
-held_psql hold3
 # an unrelated change holds the project's row: the first save waits
-echo "BEGIN; SELECT vsync_rename('$ID', 'src/o6.js', 'src/o7.js', NULL, NULL, 'test');" >&7
+vs_held_begin hold3 "SELECT vsync_rename('$ID', 'src/o6.js', 'src/o7.js', NULL, NULL, 'test');"
 vs_check "an unrelated change holds the project's row" \
 	vs_poll 10 grep -qx '[0-9][0-9]*' "$W/hold3.out"
 printf 'w save\n' >>"$MNT/src/w/w.js" # journaled in 4 s
 printf 'w v1\nw save\n' >"$W/w_saved"
 vs_check "the first save is journaled" vs_poll 15 bytes_journaled "$W/w_saved"
-vs_check "its commit waits" vs_poll 15 save_waits
+vs_check "its commit waits" vs_poll 15 vs_pg_lock_waits
 printf 'w again\n' >>"$MNT/src/w/w.js" # written again: not taken
 commit_held
 vs_check "the first save is committed" vs_poll 10 saved src/w/w.js "$(cat "$W/w_saved")"
@@ -625,15 +605,14 @@ vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd 
 # showed the moved file, PostgreSQL the save)
 vs_check "the updater is held back" hold_updater src/blk5
 vs_check "vsyncctl mv of a file onto another" ctl mv rd src/qy.js src/qx.js
-held_psql hold4
 # an unrelated change holds the project's row: the save waits
-echo "BEGIN; SELECT vsync_rename('$ID', 'src/o8.js', 'src/o9.js', NULL, NULL, 'test');" >&7
+vs_held_begin hold4 "SELECT vsync_rename('$ID', 'src/o8.js', 'src/o9.js', NULL, NULL, 'test');"
 vs_check "an unrelated change holds the project's row" \
 	vs_poll 10 grep -qx '[0-9][0-9]*' "$W/hold4.out"
 printf 'qx local edit\n' >>"$MNT/src/qx.js" # journaled in 4 s
 printf 'qx v1\nqx local edit\n' >"$W/qx_saved"
 vs_check "its save is journaled" vs_poll 15 bytes_journaled "$W/qx_saved"
-vs_check "its commit waits" vs_poll 15 save_waits
+vs_check "its commit waits" vs_poll 15 vs_pg_lock_waits
 vs_check "the updater goes on" release_updater src/blk5
 vs_check "the rename is applied" vs_poll 20 test ! -e "$MNT/src/qy.js"
 vs_check "the mount says so" vs_poll 10 grep -q \
@@ -660,15 +639,14 @@ vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd 
 printf 'fe v1\n' >"$W/fe_v1"
 vs_check "a file in PostgreSQL" ctl put rd src/fe "$W/fe_v1"
 vs_check "the mount has it" vs_poll 10 cmp -s "$MNT/src/fe" "$W/fe_v1"
-held_psql chunks
-echo "BEGIN; LOCK TABLE vsync_chunks IN SHARE MODE; SELECT 'held';" >&7
+vs_held_begin chunks "LOCK TABLE vsync_chunks IN SHARE MODE;"
 vs_check "a session holds the chunk table" \
 	vs_poll 10 grep -qx held "$W/chunks.out"
 seq 1 1500000 >"$W/fe_local" # 10 MB: two chunks
 cp "$W/fe_local" "$MNT/src/fe" # journaled in 4 s
 vs_check "the save of src/fe is journaled" \
 	vs_poll 15 bytes_journaled "$W/fe_local"
-vs_check "its commit waits" vs_poll 15 save_waits
+vs_check "its commit waits" vs_poll 15 vs_pg_lock_waits
 vs_check "vsyncctl rm of the journaled file" ctl rm rd src/fe
 printf 'x remote\n' >"$W/fe_x"
 vs_check "vsyncctl put of a file under its path" ctl put rd src/fe/x.js "$W/fe_x"
@@ -781,15 +759,14 @@ vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd 
 vs_check "the updater is held back" hold_updater src/blk6
 vs_check "vsyncctl rm of a file" ctl rm rd src/gj
 vs_check "vsyncctl mv of a directory to its path" ctl mv rd src/gk src/gj
-held_psql hold5
 # an unrelated change holds the project's row: the save waits
-echo "BEGIN; SELECT vsync_rename('$ID', 'src/o10.js', 'src/o11.js', NULL, NULL, 'test');" >&7
+vs_held_begin hold5 "SELECT vsync_rename('$ID', 'src/o10.js', 'src/o11.js', NULL, NULL, 'test');"
 vs_check "an unrelated change holds the project's row" \
 	vs_poll 10 grep -qx '[0-9][0-9]*' "$W/hold5.out"
 printf 'gj local edit\n' >>"$MNT/src/gj" # journaled in 4 s
 printf 'gj v1\ngj local edit\n' >"$W/gj_saved"
 vs_check "its save is journaled" vs_poll 15 bytes_journaled "$W/gj_saved"
-vs_check "its commit waits" vs_poll 15 save_waits
+vs_check "its commit waits" vs_poll 15 vs_pg_lock_waits
 vs_check "the updater goes on" release_updater src/blk6
 vs_check "the rename is applied" vs_poll 20 test -f "$MNT/src/gj/z.js"
 vs_check "the journaled file is aside with its local bytes" \
@@ -817,8 +794,7 @@ vs_check "the updater is held back" hold_updater src/blk7
 vs_check "vsyncctl mkdir at the path a file is moved to" ctl mkdir rd src/mp
 vs_check "vsyncctl mv of a directory to the path another is moved to" \
 	ctl mv rd src/mr src/mq
-held_psql hold6
-echo "BEGIN; SELECT vsync_rename('$ID', 'src/o12.js', 'src/o13.js', NULL, NULL, 'test');" >&7
+vs_held_begin hold6 "SELECT vsync_rename('$ID', 'src/o12.js', 'src/o13.js', NULL, NULL, 'test');"
 vs_check "an unrelated change holds the project's row" \
 	vs_poll 10 grep -qx '[0-9][0-9]*' "$W/hold6.out"
 vs_check "a local mv of a synced file" mv "$MNT/src/mx" "$MNT/src/mp"
@@ -826,7 +802,7 @@ vs_check "a local mv of another" mv "$MNT/src/my" "$MNT/src/mq"
 printf 'my local edit\n' >>"$MNT/src/mq" # journaled in 4 s
 printf 'my v1\nmy local edit\n' >"$W/my_saved"
 vs_check "its save is journaled" vs_poll 15 bytes_journaled "$W/my_saved"
-vs_check "their commits wait" vs_poll 15 save_waits
+vs_check "their commits wait" vs_poll 15 vs_pg_lock_waits
 vs_check "the updater goes on" release_updater src/blk7
 vs_check "the remote changes are applied" \
 	vs_poll 20 test -d "$MNT/src/mp" -a -f "$MNT/src/mq/z.js"
@@ -862,13 +838,12 @@ vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd 
 # (no such file). It was dropped: the mount had the file at its new
 # path, clean, PostgreSQL had nothing there, for ever. It is saved where
 # it is, a new file there
-held_psql hold7
 # the remote delete holds the project's row: the rename waits for it
-echo "BEGIN; SELECT vsync_delete('$ID', 'src/nx', NULL, NULL, 'test');" >&7
+vs_held_begin hold7 "SELECT vsync_delete('$ID', 'src/nx', NULL, NULL, 'test');"
 vs_check "a remote delete holds the project's row" \
 	vs_poll 10 grep -qx '[0-9][0-9]*' "$W/hold7.out"
 vs_check "a local mv of the file" mv "$MNT/src/nx" "$MNT/src/np"
-vs_check "its commit waits" vs_poll 15 save_waits
+vs_check "its commit waits" vs_poll 15 vs_pg_lock_waits
 commit_held "the remote delete is committed"
 vs_check "PostgreSQL refuses the rename" vs_poll 30 grep -q \
 	"rename refused for good: .*'src/nx' -> 'src/np'" "$VS_MOUNT_LOG"
@@ -893,14 +868,13 @@ vs_check "the updater is held back" hold_updater src/blk8
 vs_check "vsyncctl rm -r of a directory" ctl rm -r rd src/kq
 printf 'kq remote\n' >"$W/kq_file"
 vs_check "vsyncctl put of a file at its path" ctl put rd src/kq "$W/kq_file"
-held_psql hold8
 # an unrelated change holds the project's row: the rename and rm wait
-echo "BEGIN; SELECT vsync_rename('$ID', 'src/o14.js', 'src/o15.js', NULL, NULL, 'test');" >&7
+vs_held_begin hold8 "SELECT vsync_rename('$ID', 'src/o14.js', 'src/o15.js', NULL, NULL, 'test');"
 vs_check "an unrelated change holds the project's row" \
 	vs_poll 10 grep -qx '[0-9][0-9]*' "$W/hold8.out"
 vs_check "a local mv of a file into the directory" mv "$MNT/src/kx" "$MNT/src/kq/kp"
 vs_check "a local rm of it" rm "$MNT/src/kq/kp"
-vs_check "their commits wait" vs_poll 15 save_waits
+vs_check "their commits wait" vs_poll 15 vs_pg_lock_waits
 commit_held "the unrelated change is committed"
 vs_check "PostgreSQL refuses the rename" vs_poll 30 grep -q \
 	"rename refused for good: .*'src/kx' -> 'src/kq/kp'" "$VS_MOUNT_LOG"

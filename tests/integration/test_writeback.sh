@@ -76,29 +76,6 @@ ctl() { "$CTL" "$@"; }
 sql() { "$PSQL" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" -c "$1"; }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
-# held_begin NAME SQL: a psql session runs "BEGIN; SQL" and keeps the
-# transaction open (input: the fifo $W/NAME.in on fd $HELD_FD; pid
-# $HELD_PID; output $W/NAME.out). 0 once SQL has run. One at a time;
-# not in a subshell (vs_check): the session would end with it.
-held_begin() {
-	mkfifo "$W/$1.in"
-	"$PSQL" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" <"$W/$1.in" \
-		>"$W/$1.out" 2>&1 &
-	HELD_PID=$!
-	exec {HELD_FD}>"$W/$1.in"
-	vs_on_exit "exec $HELD_FD>&-; kill $HELD_PID 2>/dev/null; wait $HELD_PID 2>/dev/null; :"
-	echo "BEGIN; $2 SELECT 'held';" >&"$HELD_FD"
-	vs_poll 10 grep -qx held "$W/$1.out"
-}
-
-# held_commit: COMMIT the held transaction, end its session; psql's exit
-# status.
-held_commit() {
-	echo "COMMIT;" >&"$HELD_FD"
-	exec {HELD_FD}>&-
-	wait "$HELD_PID"
-}
-
 # wb ARGS...: run the driver; its stdout in $OUT, exit status in $RC.
 wb() {
 	RC=0
@@ -421,7 +398,7 @@ vs_check_eq "PostgreSQL back: journal empty" 0 "$(journal_count)"
 # its cancel (a new connection to the frozen server, no deadline in libpq)
 # must not hold the committer: the wait ends, the driver stops and exits.
 # The query is made to be in flight by a lock another session holds.
-held_begin hold "SELECT 1 FROM projects WHERE id = '$PID' FOR UPDATE;"
+vs_held_begin hold "SELECT 1 FROM projects WHERE id = '$PID' FOR UPDATE;"
 vs_check_eq "frozen: project locked by another session" 0 "$?"
 echo "f content" >"$W/f"
 t0=$(vs_now_ms)
@@ -451,7 +428,7 @@ vs_check_eq "frozen: wait timed out, entry journaled" \
 	"5 error=-110 (ETIMEDOUT) pending=1" "$rc $(cat "$W/frozen.out")"
 # shellcheck disable=SC2086
 kill -CONT $pg_pids
-held_commit
+vs_held_commit
 wb replay
 vs_check_eq "frozen: thawed, replay commits it" "0 pending=0" "$RC $(tail -n 1 <<<"$OUT")"
 vs_check_eq "frozen: committed" "f content" "$(ctl cat wbtest src/f.js)"
@@ -470,7 +447,7 @@ wc_call() { # PATH: the vsync_write_chunked call of content $rh
 		ARRAY['$rh'], NULL, NULL, NULL, NULL, 'test');"
 }
 sql "SELECT vsync_chunk_put('$PID', '$rh', '\\x$(xxd -p "$W/rc")'::bytea)" >/dev/null
-held_begin race1 "$(wc_call race_a.bin)"
+vs_held_begin race1 "$(wc_call race_a.bin)"
 vs_check_eq "chunked race: first transaction holds its write" 0 "$?"
 PGAPPNAME=race2 "$PSQL" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" \
 	-c "$(wc_call race_b.bin)" >"$W/race2.out" 2>&1 &
@@ -480,7 +457,7 @@ race2_waits() {
 	[[ "$(sql "SELECT wait_event_type FROM pg_stat_activity WHERE application_name = 'race2'")" == Lock ]]
 }
 vs_check "chunked race: the second waits for the first" vs_poll 10 race2_waits
-held_commit
+vs_held_commit
 vs_check_eq "chunked race: the first committed" 0 "$?"
 wait "$race2"
 vs_check_eq "chunked race: the second succeeded too (no 23505)" "0 1" \

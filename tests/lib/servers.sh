@@ -615,6 +615,36 @@ vs_pg_fixture() {
 	mkdir -p "$W"
 }
 
+# vs_held_begin NAME SQL: a psql session runs "BEGIN; SQL" and keeps the
+# transaction open (input: the fifo $W/NAME.in on fd $VS_HELD_FD; pid
+# $VS_HELD_PID; output $W/NAME.out). 0 once SQL has run. One at a time;
+# not in a subshell (vs_check): the session would end with it.
+vs_held_begin() {
+	mkfifo "$W/$1.in" || return 1
+	"$VS_PG_BIN/psql" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" \
+		<"$W/$1.in" >"$W/$1.out" 2>&1 &
+	VS_HELD_PID=$!
+	exec {VS_HELD_FD}>"$W/$1.in"
+	vs_on_exit "exec $VS_HELD_FD>&-; kill $VS_HELD_PID 2>/dev/null; wait $VS_HELD_PID 2>/dev/null; :"
+	echo "BEGIN; $2 SELECT 'held';" >&"$VS_HELD_FD"
+	vs_poll 10 grep -qx held "$W/$1.out"
+}
+
+# vs_held_commit: COMMIT the held transaction, end its session; psql's
+# exit status.
+vs_held_commit() {
+	echo "COMMIT;" >&"$VS_HELD_FD"
+	exec {VS_HELD_FD}>&-
+	wait "$VS_HELD_PID"
+}
+
+# vs_pg_lock_waits: does a session wait for a lock (a commit held back by
+# vs_held_begin)?
+vs_pg_lock_waits() {
+	[[ "$(vs_sql "SELECT count(*) FROM pg_stat_activity
+		WHERE wait_event_type = 'Lock'")" -ge 1 ]]
+}
+
 vs_sql() {
 	"$VS_PG_BIN/psql" -X -At -v ON_ERROR_STOP=1 "$VSYNC_PG_URL" -c "$1"
 }
