@@ -1042,6 +1042,9 @@ static void on_committed(void *arg, const struct vs_jentry *e,
 	/* refused where the file no longer is, saved again where it is: no
 	 * divergence at the path refused (its save clears the aside's) */
 	bool again = vs_fs_committed(ctx->fs, e, res);
+	/* nor is a delete overtaken by someone else's change there: the
+	 * mount gets that change */
+	bool overtaken = vs_wb_delete_overtaken(e, res->error);
 
 	if (res->error)
 		vs_events_refused(jop_name(e->op), e->path, res->error);
@@ -1051,7 +1054,8 @@ static void on_committed(void *arg, const struct vs_jentry *e,
 	if (!res->error && res->conflict)
 		vs_events_conflict(e->path, res->seq, res->version - 1, true);
 	vs_status_saved(e->path, e->op == VS_JOP_RENAME ? e->old_path : NULL,
-			again ? 0 : res->error, e->op == VS_JOP_DELETE);
+			again || overtaken ? 0 : res->error,
+			e->op == VS_JOP_DELETE);
 	beat_soon(ctx);
 }
 

@@ -856,6 +856,7 @@ int vs_fs_new(struct vs_fs **out, const struct vs_fs_config *cfg,
 		return -ENOMEM;
 	fs->cfg = *cfg;
 	fs->pending.fd = -1;
+	atomic_init(&fs->seen_seq, m->seq);
 	pthread_mutex_init(&fs->learn_lock, NULL);
 	pthread_mutex_init(&fs->own_lock, NULL);
 	pthread_mutex_init(&fs->ns_lock, NULL);

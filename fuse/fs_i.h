@@ -78,6 +78,10 @@ struct vs_fs {
 	struct vs_inode_table table;
 	struct fuse_session *se; /* set while mounted */
 	atomic_int updater_tid;	 /* thread applying remote changes, 0: none */
+	/* the newest change the updater has taken up (the manifest's at
+	 * first): a delete made here is of what the mount had up to it
+	 * (write.c, fsw_remove; update.c, vs_fs_apply) */
+	atomic_int_least64_t seen_seq;
 	/* the remote rename whose directory split (update.c, apply_rename)
 	 * failed part-way, 0: none; and whether it merged into a directory a
 	 * remote delete left. The updater's own: no lock. */

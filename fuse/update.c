@@ -1279,7 +1279,30 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 	return put_path(fs, c->path, c->seq, &c->state, NULL, -1, NULL);
 }
 
+static int fs_apply(struct vs_fs *fs, const struct vs_change *c);
+
+/*
+ * The change is taken up before it is applied: a delete made here from
+ * now on is of the path as it is with the change (fsw_remove), which the
+ * change does not bring back (a file it replaces, deleted meanwhile, is
+ * left: replace_path). Taken back if it is to be applied again later
+ * (-EIO): a delete made meanwhile is of what the mount shows without it,
+ * and the change brings the path back when applied.
+ */
 int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
+{
+	int64_t prior = atomic_load(&fs->seen_seq);
+	int r;
+
+	if (c->seq > prior)
+		atomic_store(&fs->seen_seq, c->seq);
+	r = fs_apply(fs, c);
+	if (r == -EIO && c->seq > prior)
+		atomic_store(&fs->seen_seq, prior); /* (one updater thread) */
+	return r;
+}
+
+static int fs_apply(struct vs_fs *fs, const struct vs_change *c)
 {
 	static _Thread_local int tid; /* a syscall less per change */
 	int r, fd = -1;

@@ -1210,8 +1210,8 @@ int fsw_setattr(struct vs_fs *fs, struct vs_inode *in, const struct stat *attr,
  * when not NULL. */
 static int journal_path(struct vs_fs *fs, enum vs_jop op, const char *path,
 			const char *old_path, const char *target, uint32_t mode,
-			int64_t base_version, char op_out[VS_UUID_BUFSZ],
-			uint64_t *lseq_out)
+			int64_t base_version, int64_t seen_seq,
+			char op_out[VS_UUID_BUFSZ], uint64_t *lseq_out)
 {
 	struct vs_jentry *e = calloc(1, sizeof(*e));
 	int r;
@@ -1220,6 +1220,7 @@ static int journal_path(struct vs_fs *fs, enum vs_jop op, const char *path,
 		return -ENOMEM;
 	e->op = op;
 	e->base_version = base_version;
+	e->seen_seq = seen_seq;
 	e->mode = mode & 07777;
 	snprintf(e->path, sizeof(e->path), "%s", path);
 	if (old_path)
@@ -1290,10 +1291,10 @@ out_locked:
 		close(wfd);
 	if (r == 0 && kind == VS_KIND_DIR)
 		r = journal_path(fs, VS_JOP_MKDIR, path, NULL, NULL, mode, -1,
-				 NULL, NULL);
+				 0, NULL, NULL);
 	else if (r == 0 && kind == VS_KIND_SYMLINK)
 		r = journal_path(fs, VS_JOP_SYMLINK, path, NULL, target, 0777,
-				 -1, NULL, NULL);
+				 -1, 0, NULL, NULL);
 	else if (r == 0)
 		in->wgen++; /* an empty file is a change too: saved when
 			     * quiet, or at its release */
@@ -1332,9 +1333,11 @@ int fsw_remove(struct vs_fs *fs, struct vs_inode *parent, const char *name,
 	if (r == 0)
 		r = inode_path(in, path, sizeof(path));
 	pthread_mutex_unlock(&fs->table.lock);
+	/* of what the mount has: someone else's change the updater takes
+	 * up after this stays (vsync_delete's p_seen_seq) */
 	if (r == 0)
 		r = journal_path(fs, VS_JOP_DELETE, path, NULL, NULL, 0, -1,
-				 NULL, NULL);
+				 atomic_load(&fs->seen_seq), NULL, NULL);
 	if (r == 0) {
 		/* what is there now: a remote edit may have put a new inode
 		 * in its place meanwhile (the DELETE covers it too) */
@@ -1503,10 +1506,10 @@ out:
 	 * in the tree alone: what it replaces is deleted there, and the file
 	 * is saved at its new path once reverted (revert_locked: empty) */
 	if (over_dir || (unsaved && old))
-		r = journal_path(fs, VS_JOP_DELETE, to, NULL, NULL, 0, -1, NULL,
-				 NULL);
+		r = journal_path(fs, VS_JOP_DELETE, to, NULL, NULL, 0, -1,
+				 atomic_load(&fs->seen_seq), NULL, NULL);
 	if (r == 0 && !unsaved)
-		r = journal_path(fs, VS_JOP_RENAME, to, from, NULL, 0, moved,
+		r = journal_path(fs, VS_JOP_RENAME, to, from, NULL, 0, moved, 0,
 				 op, &lseq);
 	if (r < 0)
 		goto unlock;
@@ -1964,7 +1967,7 @@ static void rename_refused_delete(struct vs_fs *fs, const struct vs_jentry *e,
 	pthread_mutex_unlock(&fs->table.lock);
 	if (!there)
 		r = journal_path(fs, VS_JOP_DELETE, e->old_path, NULL, NULL, 0,
-				 e->base_version, NULL, NULL);
+				 e->base_version, 0, NULL, NULL);
 	pthread_mutex_unlock(&fs->ns_lock);
 	snprintf(what, size,
 		 "the rename of '%s' to '%s' is refused there (a directory, or "
@@ -1994,7 +1997,7 @@ bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 	bool clean = false, again = false, undone = false, gone = false;
 	bool dropped = false;
 
-	if (res->error) {
+	if (res->error && !vs_wb_delete_overtaken(e, res->error)) {
 		vs_error("local change to '%s' was refused by PostgreSQL: %s; "
 			 "it is not synced",
 			 e->path, strerror(-res->error));

@@ -502,19 +502,28 @@ BEGIN
 END $$;
 
 -- Delete @p_path (a tombstone version). P0002 if missing, P0007 for a
--- non-empty directory unless @p_recursive.
+-- non-empty directory unless @p_recursive. With @p_seen_seq, the caller
+-- deletes what it had up to change @p_seen_seq (a mount: the newest
+-- change it had applied): P0004 if anyone else (an author other than
+-- @p_author) changed the path, or anything still under it, after that
+-- change. Their work stays.
+DROP FUNCTION IF EXISTS vsync_delete(uuid, text, int, uuid, text, boolean);
 CREATE OR REPLACE FUNCTION vsync_delete(p_project uuid, p_path text,
 					p_base_version int,
 					p_operation_id uuid, p_author text,
-					p_recursive boolean DEFAULT false)
+					p_recursive boolean DEFAULT false,
+					p_seen_seq bigint DEFAULT NULL)
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
 	v_op uuid := coalesce(p_operation_id, gen_random_uuid());
+	v_who text := coalesce(p_author, session_user);
 	b record;
 	cur vsync_entry;
 	ch vsync_entry;
 	r vsync_entry;
 	n int := 0;
+	v_path text;
+	v_seq bigint;
 BEGIN
 	PERFORM vsync_check_path(p_path);
 	b := vsync__begin_change(p_project, v_op);
@@ -527,6 +536,30 @@ BEGIN
 			MESSAGE = format('no such file or directory: ''%s''', p_path);
 	END IF;
 	PERFORM vsync__check_base(p_path, cur, p_base_version);
+	IF p_seen_seq IS NOT NULL THEN
+		SELECT f.file_path, f.seq INTO v_path, v_seq
+		  FROM project_files f
+		 WHERE f.id = cur.id AND f.seq > p_seen_seq
+		   AND f.created_by <> v_who;
+		IF v_path IS NULL AND cur.kind = 'dir' THEN
+			SELECT f.file_path, f.seq INTO v_path, v_seq
+			  FROM project_files f
+			 WHERE f.project_id = p_project AND f.is_current
+			   AND NOT f.is_deleted
+			   AND vsync_path_prefix(f.file_path)
+			       BETWEEN vsync_path_prefix(p_path || '/')
+				   AND vsync_path_prefix(p_path || '0')
+			   AND f.file_path >= p_path || '/'
+			   AND f.file_path < p_path || '0'
+			   AND f.seq > p_seen_seq AND f.created_by <> v_who
+			 LIMIT 1;
+		END IF;
+		IF v_path IS NOT NULL THEN
+			RAISE EXCEPTION USING ERRCODE = 'P0004',
+				MESSAGE = format('conflict: ''%s'' changed by another writer in change %s, after %s',
+						 v_path, v_seq, p_seen_seq);
+		END IF;
+	END IF;
 	IF cur.kind = 'dir' THEN
 		FOR ch IN SELECT * FROM vsync__children(p_project, p_path) LOOP
 			IF NOT coalesce(p_recursive, false) THEN

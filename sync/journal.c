@@ -14,6 +14,9 @@
  *   mode=0644                 4 octal digits
  *   base=-1                   -1 (none) or 0..2147483647
  *   after_op=<uuid>|(empty)   write/symlink: base on what that op made
+ *   seen=1234                 delete only, and only when > 0: the newest
+ *                             change the mount had applied (an entry
+ *                             without it deletes unconditionally)
  *   size=123                  write: the content's length; else 0
  *   hash=<64 hex>             write: the content object; else empty
  *   path=10:src/a b.js        <length>:<bytes>, then '\n'
@@ -199,7 +202,8 @@ static int entry_check(const struct vs_jentry *e)
 	if ((unsigned)e->op > VS_JOP_RENAME || !vs_uuid_valid(e->op_id) ||
 	    (e->after_op[0] && !vs_uuid_valid(e->after_op)) ||
 	    !path_valid(e->path) || e->mode > 07777 || e->base_version < -1 ||
-	    e->base_version > INT32_MAX || e->size > (uint64_t)INT64_MAX)
+	    e->base_version > INT32_MAX || e->size > (uint64_t)INT64_MAX ||
+	    e->seen_seq < 0 || (e->seen_seq && e->op != VS_JOP_DELETE))
 		return -EINVAL;
 	if (write != (e->hash[0] != '\0') ||
 	    (write && !vs_hash_hex_valid(e->hash)) || (!write && e->size))
@@ -223,17 +227,20 @@ static int entry_check(const struct vs_jentry *e)
 
 int vs_jentry_format(char *out, size_t size, const struct vs_jentry *e)
 {
+	char seen[32] = "";
 	int n;
 
 	if (entry_check(e) < 0)
 		return -EINVAL;
+	if (e->seen_seq > 0)
+		snprintf(seen, sizeof(seen), "seen=%" PRId64 "\n", e->seen_seq);
 	n = snprintf(out, size,
 		     HEADER "lseq=%" PRIu64 "\nop=%s\nop_id=%s\nmode=%04o\n"
-			    "base=%" PRId64 "\nafter_op=%s\nsize=%" PRIu64
+			    "base=%" PRId64 "\nafter_op=%s\n%ssize=%" PRIu64
 			    "\nhash=%s\n"
 			    "path=%zu:%s\nold_path=%zu:%s\ntarget=%zu:%s\n",
 		     e->lseq, op_names[e->op], e->op_id, (unsigned)e->mode,
-		     e->base_version, e->after_op, e->size, e->hash,
+		     e->base_version, e->after_op, seen, e->size, e->hash,
 		     strlen(e->path), e->path, strlen(e->old_path), e->old_path,
 		     strlen(e->target), e->target);
 	if (n < 0)
@@ -354,8 +361,14 @@ int vs_jentry_parse(struct vs_jentry *e, const char *buf, size_t len)
 			return -EBADMSG;
 		e->base_version = (int64_t)v;
 	}
-	if (!take_line(&c, "after_op", e->after_op, sizeof(e->after_op)) ||
-	    !take_key(&c, "size") || !take_u64(&c, '\n', INT64_MAX, &e->size) ||
+	if (!take_line(&c, "after_op", e->after_op, sizeof(e->after_op)))
+		return -EBADMSG;
+	if (take_key(&c, "seen")) { /* (never 0: absent then) */
+		if (!take_u64(&c, '\n', INT64_MAX, &v) || v == 0)
+			return -EBADMSG;
+		e->seen_seq = (int64_t)v;
+	}
+	if (!take_key(&c, "size") || !take_u64(&c, '\n', INT64_MAX, &e->size) ||
 	    !take_line(&c, "hash", e->hash, sizeof(e->hash)) ||
 	    !take_string(&c, "path", e->path) ||
 	    !take_string(&c, "old_path", e->old_path) ||

@@ -838,22 +838,41 @@ static int wb_commit_mkdir(struct vs_writeback *wb, const struct vs_jentry *e,
 	return -EEXIST;
 }
 
+/*
+ * A delete made in the mount carries the newest change it had taken up
+ * then (seen_seq): PostgreSQL deletes the path and what is under it only
+ * if nobody else changed any of it after that change (P0004 otherwise).
+ * Such a refusal is not a failure: someone else's work is there, which
+ * the mount did not have when the path was deleted here; it stays, and
+ * comes to the mount as their change does. An entry without seen_seq
+ * deletes whatever is there.
+ */
 static int wb_commit_delete(struct vs_writeback *wb, const struct vs_jentry *e,
 			    struct vs_wb_result *res)
 {
-	char base[24];
-	const char *v[5] = {wb->project_id, e->path, NULL, e->op_id,
-			    wb->author};
+	char base[24], seen[24];
+	const char *v[6] = {wb->project_id, e->path,	NULL,
+			    e->op_id,	    wb->author, NULL};
 	PGresult *pr = NULL;
 	int r;
 
 	fmt_int(base, sizeof(base), e->base_version, true, &v[2]);
+	fmt_int(seen, sizeof(seen), e->seen_seq > 0 ? e->seen_seq : -1, true,
+		&v[5]);
 	r = vs_pg_exec(wb->pg, &pr,
 		       "SELECT vsync_delete($1::uuid, $2, $3::int, $4::uuid,"
-		       " $5, true)",
-		       5, v, NULL, NULL, 0);
+		       " $5, true, $6::bigint)",
+		       6, v, NULL, NULL, 0);
 	if (r == -ENOENT && !wb->in_batch)
 		return 0; /* already gone */
+	if (r == -ESTALE && e->seen_seq > 0 && !wb->in_batch) {
+		vs_warn("write-back: delete not made: changed there since it "
+			"was deleted here (%s); what PostgreSQL has stays: "
+			"'%s'",
+			vs_pg_last_error(wb->pg), e->path);
+		res->error = r;
+		return 0;
+	}
 	if (r < 0)
 		return r;
 	res->seq =

@@ -53,6 +53,12 @@ struct vs_jentry {
 	 * file_operations by operation id. Takes precedence over
 	 * base_version. */
 	char after_op[VS_UUID_BUFSZ];
+	/* DELETE: when > 0, the newest change the mount had applied when
+	 * the path was deleted here: what someone else changed there after
+	 * it stays (vsync_delete's p_seen_seq); 0: delete whatever is there
+	 * (entries of older versions, and deletes the mount makes for
+	 * PostgreSQL's sake) */
+	int64_t seen_seq;
 	char hash[VS_HASH_HEX_LEN + 1]; /* write: content object */
 	uint64_t size;
 };

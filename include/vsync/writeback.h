@@ -16,6 +16,8 @@
 #ifndef VSYNC_WRITEBACK_H
 #define VSYNC_WRITEBACK_H
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "vsync/journal.h"
@@ -33,6 +35,15 @@ struct vs_wb_result {
 	int merged;   /* 1: a three-way merge was committed */
 	int conflict; /* 1: committed over a concurrent edit */
 };
+
+/* Was DELETE @e refused with @error (vs_wb_result) because someone else
+ * changed the path there after what the mount had when it was deleted
+ * here (seen_seq)? That change stays, and comes to the mount as any
+ * remote change: both sides end with it, no divergence. */
+static inline bool vs_wb_delete_overtaken(const struct vs_jentry *e, int error)
+{
+	return e->op == VS_JOP_DELETE && e->seen_seq > 0 && error == -ESTALE;
+}
 
 struct vs_wb_config {
 	const char *pg;

@@ -274,6 +274,10 @@ static void test_round_trip(void **state)
 	e->mode = 0;
 	e->base_version = 7;
 	round_trip(e, "delete");
+	e->base_version = -1;
+	e->seen_seq = INT64_MAX;
+	round_trip(e, "delete with the newest change seen");
+	e->seen_seq = 0;
 
 	e->op = VS_JOP_RENAME;
 	e->base_version = -1;
@@ -312,6 +316,31 @@ static void test_exact_text(void **state)
 		  "old_path=0:\n"
 		  "target=0:\n",
 		  buf, "formatted entry");
+
+	/* a delete's seen line comes after after_op, only when set */
+	memset(&f->e, 0, sizeof(f->e));
+	set_str(f->e.op_id, OPID);
+	f->e.op = VS_JOP_DELETE;
+	f->e.base_version = -1;
+	f->e.seen_seq = 1234;
+	f->e.lseq = 43;
+	set_str(f->e.path, "src");
+	check_int(0 < vs_jentry_format(buf, sizeof(buf), &f->e), 1,
+		  "format of a delete");
+	check_str("vsync-journal 1\n"
+		  "lseq=43\n"
+		  "op=delete\n"
+		  "op_id=" OPID "\n"
+		  "mode=0000\n"
+		  "base=-1\n"
+		  "after_op=\n"
+		  "seen=1234\n"
+		  "size=0\n"
+		  "hash=\n"
+		  "path=3:src\n"
+		  "old_path=0:\n"
+		  "target=0:\n",
+		  buf, "formatted delete");
 }
 
 static void test_format_rejects(void **state)
@@ -353,6 +382,10 @@ static void test_format_rejects(void **state)
 	REJECT("an unknown op", e->op = (enum vs_jop)5);
 	REJECT("a mkdir with a hash", e->op = VS_JOP_MKDIR);
 	REJECT("a delete with a size", (e->op = VS_JOP_DELETE, e->hash[0] = 0));
+	REJECT("a write with a seen change", e->seen_seq = 5);
+	REJECT("a delete with a negative seen change",
+	       (e->op = VS_JOP_DELETE, e->hash[0] = 0, e->size = 0,
+		e->seen_seq = -1));
 	REJECT("a symlink without a target",
 	       (e->op = VS_JOP_SYMLINK, e->hash[0] = 0, e->size = 0));
 	REJECT("a rename without old_path",
@@ -416,6 +449,9 @@ static void test_parse_rejects(void **state)
 	    {"after_op=\n", "after_op=0f8fad5b-d9cb-469?-a165-70867728950e\n",
 	     "a malformed after_op"},
 	    {"after_op=\n", "after_op=" OPID "x\n", "a long after_op"},
+	    {"after_op=\n", "after_op=\nseen=5\n", "a seen change on a write"},
+	    {"after_op=\n", "after_op=\nseen=0\n", "a seen change of 0"},
+	    {"size=3\n", "size=3\nseen=5\n", "a seen change after size"},
 	    {"mode=0644\n", "mode=644\n", "a 3-digit mode"},
 	    {"mode=0644\n", "mode=0648\n", "a non-octal mode"},
 	    {"mode=0644\n", "mode=10644\n", "a 5-digit mode"},
