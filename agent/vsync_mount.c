@@ -1042,9 +1042,11 @@ static void on_committed(void *arg, const struct vs_jentry *e,
 	/* refused where the file no longer is, saved again where it is: no
 	 * divergence at the path refused (its save clears the aside's) */
 	bool again = vs_fs_committed(ctx->fs, e, res);
-	/* nor is a delete overtaken by someone else's change there: the
-	 * mount gets that change */
-	bool overtaken = vs_wb_delete_overtaken(e, res->error);
+	/* nor is a delete overtaken by someone else's change there once the
+	 * mount has that change; until then the refusal is shown (cleared
+	 * when the updater applies it: vs_status_remote) */
+	bool overtaken = vs_wb_delete_overtaken(e, res->error) &&
+			 vs_fs_has_path(ctx->fs, e->path);
 
 	if (res->error)
 		vs_events_refused(jop_name(e->op), e->path, res->error);

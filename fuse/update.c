@@ -1286,8 +1286,9 @@ static int fs_apply(struct vs_fs *fs, const struct vs_change *c);
  * now on is of the path as it is with the change (fsw_remove), which the
  * change does not bring back (a file it replaces, deleted meanwhile, is
  * left: replace_path). Taken back if it is to be applied again later
- * (-EIO): a delete made meanwhile is of what the mount shows without it,
- * and the change brings the path back when applied.
+ * (any failure but -ESTALE, which skips it: vs_sub's deliver): a delete
+ * made meanwhile is of what the mount shows without it, and the change
+ * brings the path back when applied.
  */
 int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 {
@@ -1297,7 +1298,7 @@ int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 	if (c->seq > prior)
 		atomic_store(&fs->seen_seq, c->seq);
 	r = fs_apply(fs, c);
-	if (r == -EIO && c->seq > prior)
+	if (r < 0 && r != -ESTALE && c->seq > prior)
 		atomic_store(&fs->seen_seq, prior); /* (one updater thread) */
 	return r;
 }

@@ -1989,6 +1989,16 @@ static void rename_refused_gone(struct vs_fs *fs, const struct vs_jentry *e)
 	vs_warn("%s; the file was deleted here since", what);
 }
 
+bool vs_fs_has_path(struct vs_fs *fs, const char *path)
+{
+	bool there;
+
+	pthread_mutex_lock(&fs->table.lock);
+	there = inode_lookup_path(&fs->table, path) != NULL;
+	pthread_mutex_unlock(&fs->table.lock);
+	return there;
+}
+
 bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,
 		     const struct vs_wb_result *res)
 {

@@ -228,10 +228,27 @@ void vs_status_head_failed(const char *why)
 	pthread_mutex_unlock(&st.lock);
 }
 
+/* Under st.lock: drop the marks of deletes overtaken by a change there
+ * (refused with -ESTALE) at directories above @path: a remote change under
+ * one is what the mount was to get. */
+static void overtaken_clear_above(const char *path)
+{
+	for (size_t i = 0; i < st.nmarks;) {
+		const struct mark *m = &st.marks[i];
+
+		if (m->reason == VS_DIV_REFUSED && m->error == -ESTALE &&
+		    strcmp(m->path, path) && path_under(path, m->path))
+			mark_drop(i);
+		else
+			i++;
+	}
+}
+
 void vs_status_remote(const char *path, const char *old_path)
 {
 	pthread_mutex_lock(&st.lock);
 	mark_clear(path, true, VS_DIV_CONFLICT);
+	overtaken_clear_above(path);
 	if (old_path && old_path[0])
 		mark_clear(old_path, true, VS_DIV_CONFLICT);
 	pthread_mutex_unlock(&st.lock);

@@ -119,6 +119,9 @@ int vs_fs_dirty_walk(void *arg,
 		     void (*cb)(void *ctx, const char *path, bool failed),
 		     void *ctx);
 
+/* Has the mounted tree something at synced @path now? */
+bool vs_fs_has_path(struct vs_fs *fs, const char *path);
+
 struct vs_change;
 /*
  * Apply one remote change to the mounted tree so that readers and

@@ -130,7 +130,10 @@ void vs_status_head_failed(const char *why);
 
 /* A remote change about @path (and @old_path for a rename, else NULL)
  * was applied: marks of those paths and of what is under them are
- * cleared, except VS_DIV_CONFLICT (the local edit is still pending). */
+ * cleared, except VS_DIV_CONFLICT (the local edit is still pending); so
+ * are those of deletes overtaken by a change there (VS_DIV_REFUSED with
+ * -ESTALE, writeback.h vs_wb_delete_overtaken) at directories above
+ * @path. */
 void vs_status_remote(const char *path, const char *old_path);
 /* @path changed remotely while it has a local edit pending. */
 void vs_status_conflict(const char *path);

@@ -190,6 +190,20 @@ static void test_registry(void **state)
 	check_int(VS_STATE_IN_SYNC, s.state, "in sync again");
 	vs_status_snap_release(&s);
 
+	/* a delete overtaken by a change there (ESTALE) is shown until the
+	 * updater applies a change at the path or under it */
+	vs_status_saved("od", NULL, -ESTALE, true);
+	vs_status_saved("of.js", NULL, -ESTALE, true);
+	vs_status_remote("odx/y.js", NULL);
+	snapshot(&s);
+	check_int(2, s.ndiverged, "overtaken deletes");
+	vs_status_snap_release(&s);
+	vs_status_remote("od/new.js", NULL);
+	vs_status_remote("of.js", NULL);
+	snapshot(&s);
+	check_int(0, s.ndiverged, "their changes applied");
+	vs_status_snap_release(&s);
+
 	/* moved aside by the updater (update.c, keep_aside): the marks of
 	 * the path and under it go with it, the saves there clear them */
 	vs_status_conflict("k");
