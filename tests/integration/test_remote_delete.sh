@@ -74,9 +74,10 @@ mkdir -p "$SRC/src/ke/sub" "$SRC/src/kd/sub"
 printf 'g v1\n' >"$SRC/src/ke/sub/g.js"
 printf 'h v1\n' >"$SRC/src/kd/h.js"
 printf 'i v1\n' >"$SRC/src/kd/sub/i.js"
+# (the deep trees are put where their sections use them, and removed
+# after: every vs_mount_equals_pg walks them, about 1 s for 1,100 levels)
 DEEP=src/dp$(printf '/a%.0s' $(seq 1 400)) # 400 levels
-mkdir -p "$SRC/$DEEP"
-printf 'f v1\n' >"$SRC/$DEEP/f.js"
+mkdir -p "$SRC/src/dp"
 printf 'c v1\n' >"$SRC/src/dp/c.js"
 mkdir -p "$SRC/src/lg" "$SRC/src/many"
 printf 'l v1\n' >"$SRC/src/lg/l.js"
@@ -89,8 +90,7 @@ printf 'x v1\n' >"$SRC/src/b1/x.js"
 printf 'c v1\n' >"$SRC/src/b2/c.js"
 printf 'o4 v1\n' >"$SRC/src/o4.js"
 DEEPER=src/dq$(printf '/a%.0s' $(seq 1 1100)) # 1100 levels
-mkdir -p "$SRC/$DEEPER"
-printf 'e v1\n' >"$SRC/$DEEPER/e.js"
+mkdir -p "$SRC/src/dq"
 printf 'c v1\n' >"$SRC/src/dq/c.js"
 printf 'fb v1\n' >"$SRC/src/fb"
 printf 'fc v1\n' >"$SRC/src/fc"
@@ -330,6 +330,9 @@ vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd 
 
 # --- the same four hundred levels down: the split recurses once a level
 # (it overflowed the updater's stack: the mount died)
+printf 'f v1\n' >"$W/f_v1"
+vs_check "a file four hundred levels down" ctl put rd "$DEEP/f.js" "$W/f_v1"
+vs_check "the mount has it" vs_poll 20 test -f "$MNT/$DEEP/f.js"
 printf 'f local edit\n' >>"$MNT/$DEEP/f.js" # dirty for 4 s
 vs_check "vsyncctl mv of a deep directory" ctl mv rd src/dp src/dp2
 vs_check "the rest of it moved" vs_poll 10 test -f "$MNT/src/dp2/c.js"
@@ -442,11 +445,19 @@ save_now src/sp/b.js
 vs_check "PostgreSQL re-created src/sp/b.js with the local bytes" \
 	vs_poll 20 saved src/sp/b.js "$(printf 'b v1\nb local edit')"
 vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
+rm_deep() { ctl rm -r rd src/dp && ctl rm -r rd src/dp2; }
+vs_check "the deep trees removed" rm_deep
+vs_check "from the mount too" \
+	vs_poll 20 test ! -e "$MNT/src/dp" -a ! -e "$MNT/src/dp2"
 
 # --- a remote rm -r of a directory with a file with local changes eleven
 # hundred levels down: the deletion recurses once a level (its frames
 # held a mountpoint path each, 8 KB: the updater's stack overflowed, the
 # mount died)
+printf 'e v1\n' >"$W/e_v1"
+vs_check "a file eleven hundred levels down" \
+	ctl put rd "$DEEPER/e.js" "$W/e_v1"
+vs_check "the mount has it" vs_poll 30 test -f "$MNT/$DEEPER/e.js"
 printf 'e local edit\n' >>"$MNT/$DEEPER/e.js" # dirty for 4 s
 vs_check "vsyncctl rm -r of a deep directory" ctl rm -r rd src/dq
 vs_check "the rest of it is gone" vs_poll 10 test ! -e "$MNT/src/dq/c.js"
@@ -455,6 +466,8 @@ vs_check_eq "the deep file stays with its local bytes" \
 save_now "$DEEPER/e.js"
 vs_check "PostgreSQL re-creates it with the local bytes" \
 	vs_poll 20 saved "$DEEPER/e.js" "$(printf 'e v1\ne local edit')"
+vs_check "the deep tree removed" ctl rm -r rd src/dq
+vs_check "from the mount too" vs_poll 20 test ! -e "$MNT/src/dq"
 
 # --- a file with local changes replaced remotely by a directory (rm,
 # then a file under its path; rm, then mkdir): PostgreSQL refuses its
