@@ -829,6 +829,13 @@ static int put_path(struct vs_fs *fs, const char *path, int64_t seq,
 	bool same_bytes, nomem = false;
 	int r;
 
+	/* while its content is fetched, the change is not taken up yet: a
+	 * delete made here meanwhile is of what the mount shows without it
+	 * (the change brings the path back). It is again below, at the
+	 * look at the path (vs_fs_apply: the updater's mark) */
+	if (st->kind == VS_KIND_FILE && fd < 0 &&
+	    atomic_load(&fs->seen_seq) == seq)
+		atomic_store(&fs->seen_seq, seq - 1);
 	if (st->kind == VS_KIND_FILE && fd < 0) {
 		char base[VS_HASH_HEX_LEN + 1] = "";
 
@@ -858,6 +865,12 @@ static int put_path(struct vs_fs *fs, const char *path, int64_t seq,
 		bytes = NULL;
 	}
 	pthread_mutex_lock(&fs->table.lock);
+	/* taken up where the path is looked at: a delete that removes it
+	 * from the table after this is of it with the change (which then
+	 * leaves the path: replace_path), one that removed it before is of
+	 * what the mount showed without it (the change brings it back) */
+	if (atomic_load(&fs->seen_seq) == seq - 1)
+		atomic_store(&fs->seen_seq, seq);
 	in = inode_lookup_path(&fs->table, path);
 	if (in && in->kind != st->kind) {
 		pthread_mutex_unlock(&fs->table.lock);
@@ -1282,13 +1295,14 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 static int fs_apply(struct vs_fs *fs, const struct vs_change *c);
 
 /*
- * The change is taken up before it is applied: a delete made here from
- * now on is of the path as it is with the change (fsw_remove), which the
- * change does not bring back (a file it replaces, deleted meanwhile, is
- * left: replace_path). Taken back if it is to be applied again later
- * (any failure but -ESTALE, which skips it: vs_sub's deliver): a delete
- * made meanwhile is of what the mount shows without it, and the change
- * brings the path back when applied.
+ * The change is taken up before it is applied (a file whose content is
+ * fetched first: once fetched, where put_path looks at the path): a
+ * delete made here from then on is of the path as it is with the change
+ * (fsw_remove), which the change does not bring back (a file it
+ * replaces, deleted meanwhile, is left: replace_path). Taken back if it
+ * is to be applied again later (any failure but -ESTALE, which skips it:
+ * vs_sub's deliver): a delete made meanwhile is of what the mount shows
+ * without it, and the change brings the path back when applied.
  */
 int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 {
