@@ -58,19 +58,13 @@ if ! vs_mount ld "$MNT" --cache-dir "$W/cache" --writable \
 fi
 
 # PATH: has PostgreSQL a live entry there?
-pg_has() {
-	[[ "$(vs_sql "SELECT count(*) FROM project_files WHERE project_id = '$ID'
-		AND file_path = '$1' AND is_current AND NOT is_deleted")" == 1 ]]
-}
+pg_has() { vs_pg_has "$ID" "$1"; }
 pg_lacks() { ! pg_has "$1"; }
 # PATH: the log says the delete of PATH was not made
 not_made() {
 	grep -F "delete not made: " "$VS_MOUNT_LOG" | grep -qF "'$1'\""
 }
-in_sync() {
-	curl -s --max-time 5 "http://127.0.0.1:$PORT/status" |
-		grep -q '"in_sync":true'
-}
+in_sync() { vs_in_sync "$PORT"; }
 # DESC SQL: the remote change SQL, made and held; the local command
 # after it (the rest of the arguments) waits to be committed after it
 # (the held session is not in a subshell: vs_check would end it)
@@ -128,10 +122,7 @@ vs_check "the mount shows what PostgreSQL has" \
 
 # --- no remote change in between: a file deleted while its save is
 # journaled, not committed (an unrelated change holds the project's row)
-bytes_journaled() {
-	grep -qs "^hash=$(sha256sum <"$1" | cut -d' ' -f1)\$" \
-		"$W/cache/projects/$ID/journal/"[0-9]*
-}
+bytes_journaled() { vs_journaled "$W/cache" "$ID" "$1"; }
 rc=0
 vs_held_begin hold \
 	"SELECT seq FROM vsync_write_file('$ID', 'src/other.js', convert_to('o', 'UTF8'), NULL, NULL, NULL, 'other');" ||

@@ -217,10 +217,7 @@ cp "$W/mA" "$MNT/src/m.js" # dirty for 4 s
 sed 's/^line 2$/line 2 remote/' "$W/m1" >"$W/m_remote"
 vs_check "a remote edit of the dirty file" ctl put rd src/m.js "$W/m_remote"
 vs_check "PostgreSQL stopped" vs_pg_stop
-bytes_journaled() {
-	grep -qs "^hash=$(sha256sum <"$1" | cut -d' ' -f1)\$" \
-		"$W/cache/projects/$ID/journal/"[0-9]*
-}
+bytes_journaled() { vs_journaled "$W/cache" "$ID" "$1"; }
 vs_check "the first local save is journaled" vs_poll 15 bytes_journaled "$W/mA"
 sed 's/^line 8$/line 8 local/' "$W/mA" >"$W/mB"
 cp "$W/mB" "$MNT/src/m.js" # written again
@@ -342,10 +339,7 @@ vs_check_eq "the new path has its committed bytes" \
 	"f v1" "$(cat "$MNT/src/dp2/${DEEP#src/dp/}/f.js" 2>&1)"
 
 # PATH: does PostgreSQL have it (a live entry)?
-pg_has() {
-	[[ "$(vs_sql "SELECT count(*) FROM project_files WHERE project_id = '$ID'
-		AND file_path = '$1' AND is_current AND NOT is_deleted")" == 1 ]]
-}
+pg_has() { vs_pg_has "$ID" "$1"; }
 # PATH: has PostgreSQL no live entry there?
 pg_lacks() { ! pg_has "$1"; }
 # The updater held back: DIR, an empty directory made here, has a bind
@@ -497,10 +491,7 @@ vs_check "PostgreSQL has the second file's local bytes aside" \
 	vs_poll 20 saved src/fc.vsync-conflict "$(printf 'fc v1\nfc local edit')"
 # the conflicts the remote deletes marked went aside with the files: once
 # their saves are committed, no divergence is left
-in_sync() {
-	curl -s --max-time 5 "http://127.0.0.1:$PORT/status" |
-		grep -q '"in_sync":true'
-}
+in_sync() { vs_in_sync "$PORT"; }
 vs_check "the mount is in sync again (GET /status)" vs_poll 10 in_sync
 vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd "$MNT"
 

@@ -638,6 +638,26 @@ vs_held_commit() {
 	wait "$VS_HELD_PID"
 }
 
+# vs_pg_has PROJECT_ID PATH: has PostgreSQL a live entry at PATH?
+vs_pg_has() {
+	[[ "$(vs_sql "SELECT count(*) FROM project_files WHERE project_id = '$1'
+		AND file_path = '$2' AND is_current AND NOT is_deleted")" == 1 ]]
+}
+
+# vs_journaled CACHE_DIR PROJECT_ID FILE: does an entry of the mount's
+# journal name FILE's bytes (a save of them journaled, not committed yet)?
+vs_journaled() {
+	grep -qs "^hash=$(sha256sum <"$3" | cut -d' ' -f1)\$" \
+		"$1/projects/$2/journal/"[0-9]*
+}
+
+# vs_in_sync PORT: does the mount's control endpoint on PORT say that it
+# is in sync with PostgreSQL (GET /status)?
+vs_in_sync() {
+	curl -s --max-time 5 "http://127.0.0.1:$1/status" |
+		grep -q '"in_sync":true'
+}
+
 # vs_pg_lock_waits: does a session wait for a lock (a commit held back by
 # vs_held_begin)?
 vs_pg_lock_waits() {
