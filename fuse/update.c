@@ -819,6 +819,24 @@ static int chmod_path(struct vs_fs *fs, const char *path, mode_t mode)
  * content of a file opened already (consumed), -1: open
  * it here; @bytes: its checked bytes in memory too, or NULL.
  */
+/*
+ * Take change @seq up (fs->seen_seq, the updater's mark): a delete made
+ * here from now on is of the tree with it (fsw_remove), and PostgreSQL
+ * deletes it with the rest; one made before is of the tree without it,
+ * and PostgreSQL refuses it if the change is someone else's. So a change
+ * is taken up where the updater looks at what it changes: a file's under
+ * the table lock a delete needs to remove the file (put_path), after its
+ * content is fetched. A delete is then either of the file with the
+ * change (which, finding the file gone, leaves it: replace_path) or
+ * without it (the change brings the path back). Given back when the
+ * change is to be applied again (vs_fs_apply).
+ */
+static void take_up(struct vs_fs *fs, int64_t seq)
+{
+	if (seq > atomic_load(&fs->seen_seq))
+		atomic_store(&fs->seen_seq, seq); /* (one updater thread) */
+}
+
 static int put_path(struct vs_fs *fs, const char *path, int64_t seq,
 		    const struct vs_manifest_entry *st, const char *delta_base,
 		    int fd, const void *bytes)
@@ -829,13 +847,6 @@ static int put_path(struct vs_fs *fs, const char *path, int64_t seq,
 	bool same_bytes, nomem = false;
 	int r;
 
-	/* while its content is fetched, the change is not taken up yet: a
-	 * delete made here meanwhile is of what the mount shows without it
-	 * (the change brings the path back). It is again below, at the
-	 * look at the path (vs_fs_apply: the updater's mark) */
-	if (st->kind == VS_KIND_FILE && fd < 0 &&
-	    atomic_load(&fs->seen_seq) == seq)
-		atomic_store(&fs->seen_seq, seq - 1);
 	if (st->kind == VS_KIND_FILE && fd < 0) {
 		char base[VS_HASH_HEX_LEN + 1] = "";
 
@@ -865,12 +876,7 @@ static int put_path(struct vs_fs *fs, const char *path, int64_t seq,
 		bytes = NULL;
 	}
 	pthread_mutex_lock(&fs->table.lock);
-	/* taken up where the path is looked at: a delete that removes it
-	 * from the table after this is of it with the change (which then
-	 * leaves the path: replace_path), one that removed it before is of
-	 * what the mount showed without it (the change brings it back) */
-	if (atomic_load(&fs->seen_seq) == seq - 1)
-		atomic_store(&fs->seen_seq, seq);
+	take_up(fs, seq); /* where the path is looked at, content in hand */
 	in = inode_lookup_path(&fs->table, path);
 	if (in && in->kind != st->kind) {
 		pthread_mutex_unlock(&fs->table.lock);
@@ -1294,25 +1300,16 @@ static int apply_rename(struct vs_fs *fs, const struct vs_change *c)
 
 static int fs_apply(struct vs_fs *fs, const struct vs_change *c);
 
-/*
- * The change is taken up before it is applied (a file whose content is
- * fetched first: once fetched, where put_path looks at the path): a
- * delete made here from then on is of the path as it is with the change
- * (fsw_remove), which the change does not bring back (a file it
- * replaces, deleted meanwhile, is left: replace_path). Taken back if it
- * is to be applied again later (any failure but -ESTALE, which skips it:
- * vs_sub's deliver): a delete made meanwhile is of what the mount shows
- * without it, and the change brings the path back when applied.
- */
+/* A change that fails, to be applied again later (all but -ESTALE,
+ * which skips it: vs_sub's deliver), is given back (take_up): a delete
+ * made meanwhile is of what the mount shows without it, and the change
+ * brings the path back when applied. */
 int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 {
 	int64_t prior = atomic_load(&fs->seen_seq);
-	int r;
+	int r = fs_apply(fs, c);
 
-	if (c->seq > prior)
-		atomic_store(&fs->seen_seq, c->seq);
-	r = fs_apply(fs, c);
-	if (r < 0 && r != -ESTALE && c->seq > prior)
+	if (r < 0 && r != -ESTALE)
 		atomic_store(&fs->seen_seq, prior); /* (one updater thread) */
 	return r;
 }
@@ -1320,6 +1317,7 @@ int vs_fs_apply(struct vs_fs *fs, const struct vs_change *c)
 static int fs_apply(struct vs_fs *fs, const struct vs_change *c)
 {
 	static _Thread_local int tid; /* a syscall less per change */
+	bool own, put;
 	int r, fd = -1;
 
 	if (!tid)
@@ -1330,7 +1328,15 @@ static int fs_apply(struct vs_fs *fs, const struct vs_change *c)
 	pthread_mutex_lock(&fs->table.lock);
 	fsw_landed_prune(fs, c->seq);
 	pthread_mutex_unlock(&fs->table.lock);
-	if (fsw_own_change(fs, c->seq)) {
+	/* taken up here (take_up), but a file or symlink put in place once
+	 * its content is in hand (put_path) */
+	own = fsw_own_change(fs, c->seq);
+	put = c->op != VS_OP_DELETE && c->op != VS_OP_RENAME &&
+	      c->state.kind != VS_KIND_DIR &&
+	      !vs_path_is_local(&fs->cfg.local, c->path);
+	if (own || !put)
+		take_up(fs, c->seq);
+	if (own) {
 		vs_debug("change %lld (%s '%s') is our own: the tree has it",
 			 (long long)c->seq, vs_change_op_name(c->op), c->path);
 		return 0;

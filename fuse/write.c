@@ -1946,6 +1946,16 @@ static bool rename_refused_at_dir(const struct vs_jentry *e,
 		res->error == -ENOTDIR);
 }
 
+bool vs_fs_has_path(struct vs_fs *fs, const char *path)
+{
+	bool there;
+
+	pthread_mutex_lock(&fs->table.lock);
+	there = inode_lookup_path(&fs->table, path) != NULL;
+	pthread_mutex_unlock(&fs->table.lock);
+	return there;
+}
+
 /*
  * Rename @e of a file was refused (rename_refused_at_dir): the file is
  * saved where it is now (vs_fs_committed), and its old path, which the
@@ -1962,9 +1972,7 @@ static void rename_refused_delete(struct vs_fs *fs, const struct vs_jentry *e,
 	int r = 0;
 
 	pthread_mutex_lock(&fs->ns_lock);
-	pthread_mutex_lock(&fs->table.lock);
-	there = inode_lookup_path(&fs->table, e->old_path) != NULL;
-	pthread_mutex_unlock(&fs->table.lock);
+	there = vs_fs_has_path(fs, e->old_path);
 	if (!there)
 		r = journal_path(fs, VS_JOP_DELETE, e->old_path, NULL, NULL, 0,
 				 e->base_version, 0, NULL, NULL);
@@ -1987,16 +1995,6 @@ static void rename_refused_gone(struct vs_fs *fs, const struct vs_jentry *e)
 
 	rename_refused_delete(fs, e, what, sizeof(what));
 	vs_warn("%s; the file was deleted here since", what);
-}
-
-bool vs_fs_has_path(struct vs_fs *fs, const char *path)
-{
-	bool there;
-
-	pthread_mutex_lock(&fs->table.lock);
-	there = inode_lookup_path(&fs->table, path) != NULL;
-	pthread_mutex_unlock(&fs->table.lock);
-	return there;
 }
 
 bool vs_fs_committed(struct vs_fs *fs, const struct vs_jentry *e,

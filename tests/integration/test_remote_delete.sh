@@ -231,6 +231,19 @@ vs_check_eq "no conflict recorded" 0 \
 	"$(vs_sql "SELECT count(*) FROM vsync_conflicts('$ID', 'src/m.js')")"
 vs_check "the mount reads the merge" vs_poll 10 cmp -s "$MNT/src/m.js" "$W/m_want"
 
+# held NAME DESC SQL: SQL (a remote change) made in a held transaction
+# (vs_held_begin): it holds the project's row, so the mount's commits
+# wait for it; DESC checks that it returned its change's seq
+held() {
+	vs_held_begin "$1" "$3"
+	vs_check "$2" vs_poll 10 grep -qx '[0-9][0-9]*' "$W/$1.out"
+}
+# hold_row NAME FROM TO: the same with an unrelated change, a remote
+# rename of FROM to TO
+hold_row() {
+	held "$1" "an unrelated change holds the project's row" \
+		"SELECT vsync_rename('$ID', '$2', '$3', NULL, NULL, 'test');"
+}
 # commit_held [DESC]: COMMIT the held transaction (vs_held_begin) and
 # wait for it; with DESC, check that it committed (psql's exit status 0)
 commit_held() {
@@ -243,8 +256,8 @@ commit_held() {
 printf 'j local edit\n' >>"$MNT/src/mv/j.js" # saved after the rename
 # the rename, made and not committed yet: it holds the project's row, so
 # the committer's save of j.js waits for it and lands just after it
-vs_held_begin rename "SELECT vsync_rename('$ID', 'src/mv', 'src/mv2', NULL, NULL, 'test');"
-vs_check "the remote rename is made" vs_poll 10 grep -qx '[0-9][0-9]*' "$W/rename.out"
+held rename "the remote rename is made" \
+	"SELECT vsync_rename('$ID', 'src/mv', 'src/mv2', NULL, NULL, 'test');"
 save_bg src/mv/j.js
 printf 'j v1\nj local edit\n' >"$W/j_local"
 vs_check "the save of src/mv/j.js is journaled" \
@@ -287,9 +300,7 @@ vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd 
 # (written again meanwhile), under a directory renamed remotely: the new
 # path gets that save's bytes (PostgreSQL's), not the version before it
 # an unrelated change holds the project's row: the save waits for it
-vs_held_begin hold "SELECT vsync_rename('$ID', 'src/o.js', 'src/o2.js', NULL, NULL, 'test');"
-vs_check "an unrelated change holds the project's row" \
-	vs_poll 10 grep -qx '[0-9][0-9]*' "$W/hold.out"
+hold_row hold src/o.js src/o2.js
 printf 'h save\n' >>"$MNT/src/hv/h.js" # journaled in 4 s
 printf 'h v1\nh save\n' >"$W/h_saved"
 vs_check "the save of src/hv/h.js is journaled" \
@@ -391,9 +402,7 @@ vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd 
 vs_check "the updater is held back" hold_updater src/blk2
 vs_check "a remote rename of a directory" ctl mv rd src/b2 src/b3
 # an unrelated change holds the project's row: the commits wait
-vs_held_begin hold2 "SELECT vsync_rename('$ID', 'src/o4.js', 'src/o5.js', NULL, NULL, 'test');"
-vs_check "an unrelated change holds the project's row" \
-	vs_poll 10 grep -qx '[0-9][0-9]*' "$W/hold2.out"
+hold_row hold2 src/o4.js src/o5.js
 vs_check "a local move into the directory" mv "$MNT/src/b1/x.js" "$MNT/src/b2/x.js"
 printf 'x local edit\n' >>"$MNT/src/b2/x.js"
 save_bg src/b2/x.js
@@ -560,9 +569,7 @@ vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd 
 # second save's record named the version before the first one's bytes)
 vs_check "the updater is held back" hold_updater src/blk4
 # an unrelated change holds the project's row: the first save waits
-vs_held_begin hold3 "SELECT vsync_rename('$ID', 'src/o6.js', 'src/o7.js', NULL, NULL, 'test');"
-vs_check "an unrelated change holds the project's row" \
-	vs_poll 10 grep -qx '[0-9][0-9]*' "$W/hold3.out"
+hold_row hold3 src/o6.js src/o7.js
 printf 'w save\n' >>"$MNT/src/w/w.js" # journaled in 4 s
 printf 'w v1\nw save\n' >"$W/w_saved"
 vs_check "the first save is journaled" vs_poll 15 bytes_journaled "$W/w_saved"
@@ -610,9 +617,7 @@ vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd 
 vs_check "the updater is held back" hold_updater src/blk5
 vs_check "vsyncctl mv of a file onto another" ctl mv rd src/qy.js src/qx.js
 # an unrelated change holds the project's row: the save waits
-vs_held_begin hold4 "SELECT vsync_rename('$ID', 'src/o8.js', 'src/o9.js', NULL, NULL, 'test');"
-vs_check "an unrelated change holds the project's row" \
-	vs_poll 10 grep -qx '[0-9][0-9]*' "$W/hold4.out"
+hold_row hold4 src/o8.js src/o9.js
 printf 'qx local edit\n' >>"$MNT/src/qx.js" # journaled in 4 s
 printf 'qx v1\nqx local edit\n' >"$W/qx_saved"
 vs_check "its save is journaled" vs_poll 15 bytes_journaled "$W/qx_saved"
@@ -764,9 +769,7 @@ vs_check "the updater is held back" hold_updater src/blk6
 vs_check "vsyncctl rm of a file" ctl rm rd src/gj
 vs_check "vsyncctl mv of a directory to its path" ctl mv rd src/gk src/gj
 # an unrelated change holds the project's row: the save waits
-vs_held_begin hold5 "SELECT vsync_rename('$ID', 'src/o10.js', 'src/o11.js', NULL, NULL, 'test');"
-vs_check "an unrelated change holds the project's row" \
-	vs_poll 10 grep -qx '[0-9][0-9]*' "$W/hold5.out"
+hold_row hold5 src/o10.js src/o11.js
 printf 'gj local edit\n' >>"$MNT/src/gj" # journaled in 4 s
 printf 'gj v1\ngj local edit\n' >"$W/gj_saved"
 vs_check "its save is journaled" vs_poll 15 bytes_journaled "$W/gj_saved"
@@ -798,9 +801,7 @@ vs_check "the updater is held back" hold_updater src/blk7
 vs_check "vsyncctl mkdir at the path a file is moved to" ctl mkdir rd src/mp
 vs_check "vsyncctl mv of a directory to the path another is moved to" \
 	ctl mv rd src/mr src/mq
-vs_held_begin hold6 "SELECT vsync_rename('$ID', 'src/o12.js', 'src/o13.js', NULL, NULL, 'test');"
-vs_check "an unrelated change holds the project's row" \
-	vs_poll 10 grep -qx '[0-9][0-9]*' "$W/hold6.out"
+hold_row hold6 src/o12.js src/o13.js
 vs_check "a local mv of a synced file" mv "$MNT/src/mx" "$MNT/src/mp"
 vs_check "a local mv of another" mv "$MNT/src/my" "$MNT/src/mq"
 printf 'my local edit\n' >>"$MNT/src/mq" # journaled in 4 s
@@ -843,9 +844,8 @@ vs_check "the mount shows what PostgreSQL has" vs_poll 10 vs_mount_equals_pg rd 
 # path, clean, PostgreSQL had nothing there, for ever. It is saved where
 # it is, a new file there
 # the remote delete holds the project's row: the rename waits for it
-vs_held_begin hold7 "SELECT vsync_delete('$ID', 'src/nx', NULL, NULL, 'test');"
-vs_check "a remote delete holds the project's row" \
-	vs_poll 10 grep -qx '[0-9][0-9]*' "$W/hold7.out"
+held hold7 "a remote delete holds the project's row" \
+	"SELECT vsync_delete('$ID', 'src/nx', NULL, NULL, 'test');"
 vs_check "a local mv of the file" mv "$MNT/src/nx" "$MNT/src/np"
 vs_check "its commit waits" vs_poll 15 vs_pg_lock_waits
 commit_held "the remote delete is committed"
@@ -873,9 +873,7 @@ vs_check "vsyncctl rm -r of a directory" ctl rm -r rd src/kq
 printf 'kq remote\n' >"$W/kq_file"
 vs_check "vsyncctl put of a file at its path" ctl put rd src/kq "$W/kq_file"
 # an unrelated change holds the project's row: the rename and rm wait
-vs_held_begin hold8 "SELECT vsync_rename('$ID', 'src/o14.js', 'src/o15.js', NULL, NULL, 'test');"
-vs_check "an unrelated change holds the project's row" \
-	vs_poll 10 grep -qx '[0-9][0-9]*' "$W/hold8.out"
+hold_row hold8 src/o14.js src/o15.js
 vs_check "a local mv of a file into the directory" mv "$MNT/src/kx" "$MNT/src/kq/kp"
 vs_check "a local rm of it" rm "$MNT/src/kq/kp"
 vs_check "their commits wait" vs_poll 15 vs_pg_lock_waits
